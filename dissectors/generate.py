@@ -1,0 +1,156 @@
+"""Render protocols into Lua dissectors and the field reference, through templates/."""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Dict, List, Sequence
+
+import jinja2
+
+from .model import FieldDef, Model
+from .protocol import Protocol
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+REPO_DIR = PACKAGE_DIR.parent
+LUA_DIR = PACKAGE_DIR / "lua"
+DOCS_PATH = REPO_DIR / "docs" / "fields.md"
+
+
+def template_dir() -> Path:
+    """templates/ in a checkout; the copy installed as dissectors/_templates otherwise."""
+    for d in (REPO_DIR / "templates", PACKAGE_DIR / "_templates"):
+        if (d / "decoders.lua.j2").exists():
+            return d
+    raise FileNotFoundError("templates/ not found beside the dissectors package")
+
+
+def protocols() -> List[Protocol]:
+    from . import rsvd
+
+    return [rsvd.PROTOCOL]
+
+
+def lua_str(s) -> str:
+    """A Lua string literal; escapes keep generated files ASCII."""
+    out = []
+    for ch in str(s):
+        if ch in '\\"':
+            out.append("\\" + ch)
+        elif ch == "\n":
+            out.append("\\n")
+        elif 32 <= ord(ch) < 127:
+            out.append(ch)
+        else:
+            out.extend("\\%d" % b for b in ch.encode("utf-8"))
+    return '"' + "".join(out) + '"'
+
+
+def _env() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(template_dir())), undefined=jinja2.StrictUndefined,
+                             keep_trailing_newline=True, trim_blocks=False, lstrip_blocks=False)
+    env.filters["lua_str"] = lua_str
+    return env
+
+
+BINDING_FIELDS = {
+    # Fields the SMB2 binding adds to every message it decodes.
+    "smb2": lambda p: [
+        FieldDef(abbrev="%s.fsctl" % p.name, label="FSCTL", ftype="uint32", base="HEX",
+                 values={e.function: e.name for e in p.ioctls},
+                 desc="The SMB2 IOCTL function whose buffer holds this message", spec="MS-SMB2 2.2.31",
+                 structure="(binding)"),
+        FieldDef(abbrev="%s.is_response" % p.name, label="Is response", ftype="bool", base="NONE",
+                 desc="Set when the buffer is a response (IOCTL output or a CREATE response context)",
+                 spec="MS-SMB2 2.2.1", structure="(binding)"),
+    ],
+}
+
+
+def build_model(p: Protocol) -> Model:
+    model = Model(p.name, p.spec, p.messages)
+    for fd in BINDING_FIELDS[p.binding](p):
+        model.add_field(fd)
+    return model
+
+
+def render_lua(p: Protocol, model: Model = None) -> str:
+    model = model or build_model(p)
+
+    def summary(msg) -> str:
+        s = p.summaries.get(msg.abbrev) if msg is not None else None
+        if s is None:
+            return "nil"
+        f = model.fields[s.field]
+        return "{ %s, %s }" % (lua_str(s.path), model.value_table(f.values))
+
+    fields = list(model.fields.values())
+    template = _env().get_template("%s_binding.lua.j2" % p.binding)
+    # Value tables are numbered as fields are rendered, so render once to fill them.
+    template.render(proto=p, model=model, fields=fields, summary=summary)
+    return template.render(proto=p, model=model, fields=fields, summary=summary)
+
+
+def render_docs(ps: Sequence[Protocol]) -> str:
+    sections = []
+    for p in ps:
+        model = build_model(p)
+        by_structure: Dict[str, List[FieldDef]] = {}
+        for f in model.fields.values():
+            by_structure.setdefault(f.structure, []).append(f)
+        sections.append(dict(proto=p, model=model, by_structure=by_structure))
+    return _env().get_template("fields.md.j2").render(sections=sections)
+
+
+def outputs() -> Dict[Path, str]:
+    ps = protocols()
+    files = {LUA_DIR / ("%s.lua" % p.name): render_lua(p) for p in ps}
+    files[DOCS_PATH] = render_docs(ps)
+    return files
+
+
+def write() -> List[Path]:
+    written = []
+    for path, text in outputs().items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists() or path.read_text() != text:
+            path.write_text(text)
+        written.append(path)
+    return written
+
+
+def stale() -> List[Path]:
+    """Committed outputs that differ from a fresh render (docs only in a checkout)."""
+    bad = []
+    for path, text in outputs().items():
+        if path == DOCS_PATH and not (REPO_DIR / "templates").exists():
+            continue
+        if not path.exists() or path.read_text() != text:
+            bad.append(path)
+    return bad
+
+
+def personal_plugin_dir() -> Path:
+    """Wireshark's personal Lua plugin folder (Help > About > Folders)."""
+    if sys.platform.startswith("win"):
+        return Path(os.environ.get("APPDATA", str(Path.home()))) / "Wireshark" / "plugins"
+    config = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(config) / "wireshark" / "plugins"
+
+
+def install(dest: Path = None) -> List[Path]:
+    dest = Path(dest) if dest else personal_plugin_dir()
+    dest.mkdir(parents=True, exist_ok=True)
+    copied = []
+    for p in protocols():
+        src = LUA_DIR / ("%s.lua" % p.name)
+        if not src.exists():
+            raise FileNotFoundError("%s is missing; run python -m dissectors first" % src)
+        shutil.copyfile(src, dest / src.name)
+        copied.append(dest / src.name)
+    return copied
+
+
+def lua_paths() -> List[Path]:
+    return [LUA_DIR / ("%s.lua" % p.name) for p in protocols()]

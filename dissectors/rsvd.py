@@ -1,0 +1,482 @@
+"""MS-RSVD (Remote Shared Virtual Disk Protocol) structures, after the spec's §2.2 tables.
+
+Field names are the spec's. Where the seed revision (v1, ../shared/specs/MS-RSVD.md)
+and what Windows sends disagree, both layouts are declared as `Variants` and the
+bytes pick one; each such place says so in a comment and in docs/fields.md:
+
+- GET_INITIAL_INFO/FILE_INFO (2.2.5.3, 2.2.5.4): 20 bytes in the seed; Windows
+  sends 24, with a 4-byte Reserved before VirtualSize (natural alignment of the
+  64-bit field). Wireshark's built-in rsvd decodes the 24-byte form.
+- SVHDX_OPEN_DEVICE_CONTEXT (2.2.5.2): the seed's variable-length form; Windows
+  sends 168 bytes (v1: OpenRequestId added, InitiatorHostName a fixed 126-byte
+  buffer) or 192 bytes (v2: five disk-property fields appended).
+- SRB_STATUS response (2.2.5.8): a 4-byte StatusKey in the seed; newer revisions and
+  Windows use a 1-byte StatusKey followed at once by SrbStatus, ScsiStatus and
+  SenseInfoExLength. The seed form has three zero bytes after the key.
+- SHARED_VIRTUAL_DISK_SUPPORT response (2.2.5.16): 2+2 bytes in the seed, 4+4 on
+  Windows (and in Wireshark's SMB2 dissector).
+- VALIDATE_DISK (2.2.5.13, 2.2.5.14): header only in the seed; Windows sends 56
+  reserved bytes in the request and a 1-byte IsValidDisk in the response.
+"""
+from __future__ import annotations
+
+from construct import (
+    Bytes,
+    Enum,
+    FlagsEnum,
+    GreedyBytes,
+    Hex,
+    Int8ul,
+    Int16ul,
+    Int32ul,
+    Int64ul,
+    Struct,
+    Switch,
+    this,
+)
+
+from .wire import (
+    BOOLEAN8,
+    Guid,
+    Otherwise,
+    PeekZero,
+    Present,
+    RemainingIs,
+    Utf16String,
+    Variant,
+    Variants,
+    message,
+)
+
+SPEC = "MS-RSVD"
+
+# 2.2.1 Constants
+RSVD_ECP_CONTEXT_VERSION_1 = 0x00000001
+RSVD_ECP_CONTEXT_VERSION_2 = 0x00000002  # Windows Server 2016+, not in the seed
+RSVD_CDB_GENERIC_LENGTH = 0x10
+RSVD_SCSI_SENSE_BUFFER_SIZE = 0x14
+RSVD_MAXIMUM_NAME_LENGTH = 0x3F
+FSCTL_SVHDX_SYNC_TUNNEL_REQUEST = 0x00090304
+FSCTL_SVHDX_ASYNC_TUNNEL_REQUEST = 0x00090364  # MS-SMB2 2.2.31; absent from the seed's table
+FSCTL_QUERY_SHARED_VIRTUAL_DISK_SUPPORT = 0x00090300
+SMB_CCF_APP_INSTANCE_EA_NAME = "ClusteredApplicationInstance"
+APP_TRAFFIC_TYPE_EA_NAME = "ApplicationTrafficType"
+# The SMB2 create context name of SVHDX_OPEN_DEVICE_CONTEXT (MS-SMB2 2.2.13.2),
+# as the 16 bytes on the wire; v1 and v2 share it and differ by Version.
+SVHDX_OPEN_DEVICE_CONTEXT_TAG = bytes.fromhex("9CCBCF9E04C1E643980E158DA1F6EC83")
+SHARED_VIRTUAL_DISK_SUFFIX = ":SharedVirtualDisk"
+
+CONSTANTS = {
+    "RSVD_ECP_CONTEXT_VERSION_1": RSVD_ECP_CONTEXT_VERSION_1,
+    "RSVD_CDB_GENERIC_LENGTH": RSVD_CDB_GENERIC_LENGTH,
+    "RSVD_SCSI_SENSE_BUFFER_SIZE": RSVD_SCSI_SENSE_BUFFER_SIZE,
+    "RSVD_MAXIMUM_NAME_LENGTH": RSVD_MAXIMUM_NAME_LENGTH,
+    "FSCTL_SVHDX_SYNC_TUNNEL_REQUEST": FSCTL_SVHDX_SYNC_TUNNEL_REQUEST,
+    "FSCTL_SVHDX_ASYNC_TUNNEL_REQUEST": FSCTL_SVHDX_ASYNC_TUNNEL_REQUEST,
+    "FSCTL_QUERY_SHARED_VIRTUAL_DISK_SUPPORT": FSCTL_QUERY_SHARED_VIRTUAL_DISK_SUPPORT,
+    "SMB_CCF_APP_INSTANCE_EA_NAME": SMB_CCF_APP_INSTANCE_EA_NAME,
+    "APP_TRAFFIC_TYPE_EA_NAME": APP_TRAFFIC_TYPE_EA_NAME,
+}
+
+# 2.2.2 Operation Codes (v1), then the v2 codes Windows Server 2016+ sends.
+OPERATION_CODES_V1 = dict(
+    RSVD_TUNNEL_GET_FILE_INFO_OPERATION=0x02001001,
+    RSVD_TUNNEL_SCSI_OPERATION=0x02001002,
+    RSVD_TUNNEL_CHECK_CONNECTION_STATUS_OPERATION=0x02001003,
+    RSVD_TUNNEL_SRB_STATUS_OPERATION=0x02001004,
+    RSVD_TUNNEL_GET_DISK_INFO_OPERATION=0x02001005,
+    RSVD_TUNNEL_VALIDATE_DISK_OPERATION=0x02001006,
+)
+OPERATION_CODES_V2 = dict(
+    RSVD_TUNNEL_META_OPERATION_START=0x02002101,
+    RSVD_TUNNEL_META_OPERATION_QUERY_PROGRESS=0x02002002,
+    RSVD_TUNNEL_VHDSET_QUERY_INFORMATION=0x02002005,
+    RSVD_TUNNEL_DELETE_SNAPSHOT=0x02002006,
+    RSVD_TUNNEL_CHANGE_TRACKING_GET_PARAMETERS=0x02002008,
+    RSVD_TUNNEL_CHANGE_TRACKING_START=0x02002009,
+    RSVD_TUNNEL_CHANGE_TRACKING_STOP=0x0200200A,
+    RSVD_TUNNEL_QUERY_VIRTUAL_DISK_CHANGES=0x0200200C,
+    RSVD_TUNNEL_QUERY_SAFE_SIZE=0x0200200D,
+)
+OPERATION_CODES = {**OPERATION_CODES_V1, **OPERATION_CODES_V2}
+
+# 2.2.3 Error Code. STATUS_SVHDX_ERROR_STORED is used by §3.2.5.3-4 (ORed with a
+# one-byte StatusKey) but missing from the seed's table.
+ERROR_CODES = dict(
+    STATUS_SVHDX_ERROR_STORED=0xC05C0000,
+    STATUS_SVHDX_ERROR_NOT_AVAILABLE=0xC05CFF00,
+    STATUS_SVHDX_UNIT_ATTENTION_AVAILABLE=0xC05CFF01,
+    STATUS_SVHDX_UNIT_ATTENTION_CAPACITY_DATA_CHANGED=0xC05CFF02,
+    STATUS_SVHDX_UNIT_ATTENTION_RESERVATIONS_PREEMPTED=0xC05CFF03,
+    STATUS_SVHDX_UNIT_ATTENTION_RESERVATIONS_RELEASED=0xC05CFF04,
+    STATUS_SVHDX_UNIT_ATTENTION_REGISTRATIONS_PREEMPTED=0xC05CFF05,
+    STATUS_SVHDX_UNIT_ATTENTION_OPERATING_DEFINITION_CHANGED=0xC05CFF06,
+    STATUS_SVHDX_RESERVATION_CONFLICT=0xC05CFF07,
+    STATUS_SVHDX_WRONG_FILE_TYPE=0xC05CFF08,
+    STATUS_SVHDX_VERSION_MISMATCH=0xC05CFF09,
+)
+STATUS_SVHDX_ERROR_STORED_MASK = 0xFFFFFF00
+# NTSTATUS values the header's Status carries besides the RSVD ones.
+NT_STATUS = dict(
+    STATUS_SUCCESS=0x00000000,
+    STATUS_PENDING=0x00000103,
+    STATUS_INVALID_PARAMETER=0xC000000D,
+    STATUS_NOT_SUPPORTED=0xC00000BB,
+    STATUS_INVALID_DEVICE_REQUEST=0xC0000010,
+    STATUS_ACCESS_DENIED=0xC0000022,
+    **ERROR_CODES,
+)
+
+# 2.2.4 SCSI command descriptor block flags. NO_DATA_TRANSFER (0) and
+# UNSPECIFIED_DIRECTION (DATA_IN|DATA_OUT) are combinations, not bits.
+SRB_FLAGS = dict(
+    SRB_FLAGS_QUEUE_ACTION_ENABLE=0x00000002,
+    SRB_FLAGS_DISABLE_DISCONNECT=0x00000004,
+    SRB_FLAGS_DISABLE_SYNCH_TRANSFER=0x00000008,
+    SRB_FLAGS_BYPASS_FROZEN_QUEUE=0x00000010,
+    SRB_FLAGS_DISABLE_AUTOSENSE=0x00000020,
+    SRB_FLAGS_DATA_IN=0x00000040,
+    SRB_FLAGS_DATA_OUT=0x00000080,
+    SRB_FLAGS_NO_QUEUE_FREEZE=0x00000100,
+    SRB_FLAGS_ADAPTER_CACHE_ENABLE=0x00000200,
+    SRB_FLAGS_FREE_SENSE_BUFFER=0x00000400,
+    SRB_FLAGS_D3_PROCESSING=0x00000800,
+    SRB_FLAGS_IS_ACTIVE=0x00001000,
+    SRB_FLAGS_ALLOCATED_FROM_ZONE=0x00002000,
+    SRB_FLAGS_SGLIST_FROM_POOL=0x00004000,
+    SRB_FLAGS_BYPASS_LOCKED_QUEUE=0x00008000,
+    SRB_FLAGS_NO_KEEP_AWAKE=0x00010000,
+    SRB_FLAGS_PORT_DRIVER_ALLOCSENSE=0x00020000,
+    SRB_FLAGS_PORT_DRIVER_SENSEHASPORT=0x00040000,
+    SRB_FLAGS_DONT_START_NEXT_PACKET=0x00080000,
+)
+SRB_FLAGS_NO_DATA_TRANSFER = 0x00000000
+SRB_FLAGS_UNSPECIFIED_DIRECTION = SRB_FLAGS["SRB_FLAGS_DATA_IN"] | SRB_FLAGS["SRB_FLAGS_DATA_OUT"]
+
+# DataIn: §2.2.5.11 says TRUE means "store the data onto the disk", §3.1.4.9 says
+# TRUE means Data-in (receive from the server). Windows follows §3.1.4.9, with the
+# values of SCSI_PASS_THROUGH.DataIn, so those names are used.
+DATA_IN = dict(SCSI_IOCTL_DATA_OUT=0, SCSI_IOCTL_DATA_IN=1, SCSI_IOCTL_DATA_UNSPECIFIED=2)
+
+DISK_TYPE = dict(VHD_TYPE_FIXED=0x00000002, VHD_TYPE_DYNAMIC=0x00000003)
+# 0x04 VHDSET is what Windows reports for a .vhds; not in the seed.
+DISK_FORMAT = dict(VIRTUAL_STORAGE_TYPE_DEVICE_VHDX=0x00000003, VIRTUAL_STORAGE_TYPE_DEVICE_VHDSET=0x00000004)
+HANDLE_STATE = dict(HandleStateNone=0x0000, HandleStateFileShared=0x0001, HandleStateShared=0x0003)
+ORIGINATOR_FLAGS = dict(SVHDX_ORIGINATOR_PVHDPARSER=0x00000001, SVHDX_ORIGINATOR_VHDMP=0x00000004)
+
+
+# 2.2.5.1
+SVHDX_TUNNEL_OPERATION_HEADER = message(
+    "SVHDX_TUNNEL_OPERATION_HEADER", "header", "2.2.5.1",
+    "OperationCode" / Enum(Int32ul, **OPERATION_CODES)
+    * "The command code of this packet; one of the values of section 2.2.2.",
+    "Status" / Enum(Int32ul, **NT_STATUS)
+    * "The client SHOULD set this field to zero; in a response, the NTSTATUS of the operation.",
+    "RequestId" / Hex(Int64ul)
+    * "A value that uniquely identifies an operation request and response for all requests sent by this client.",
+    doc="The header of every RSVD tunnel operation.",
+)
+
+_OPEN_CONTEXT_COMMON = (
+    "Version" / Int32ul
+    * "The version of the create context: the highest protocol version supported (1.7).",
+    "HasInitiatorId" / BOOLEAN8()
+    * "A Boolean value, where zero represents FALSE and nonzero represents TRUE.",
+    "Reserved" / Bytes(3) * "MUST be set to zero when sent and MUST be ignored on receipt.",
+    "InitiatorId" / Guid() * "A GUID that optionally identifies the initiator of the open request.",
+    "Flags" / Hex(Int32ul) * "Reserved. The client SHOULD set this field to 0x00000000.",
+    "OriginatorFlags" / Enum(Int32ul, **ORIGINATOR_FLAGS)
+    * "Which component originated the operation. MUST be set to 0x00000001.",
+)
+_HOST_NAME_LENGTH = (
+    "InitiatorHostNameLength" / Int16ul
+    * "The length, in bytes, of the InitiatorHostName, including the null termination."
+)
+_OPEN_REQUEST_ID = (
+    "OpenRequestId" / Hex(Int64ul)
+    * "Windows form only: a 64-bit value assigned by the client; the server ignores it."
+)
+_V2_TAIL = (
+    "VirtualDiskPropertiesInitialized" / Int32ul * "Version 2 only: nonzero when the server filled in the disk properties.",
+    "ServerServiceVersion" / Int32ul * "Version 2 only: the server's RSVD protocol version.",
+    "VirtualSectorSize" / Int32ul * "Version 2 only: the virtual disk's logical sector size.",
+    "PhysicalSectorSize" / Int32ul * "Version 2 only: the virtual disk's physical sector size.",
+    "VirtualSize" / Int64ul * "Version 2 only: the virtual disk's size in bytes.",
+)
+_HOST_NAME = "InitiatorHostName" / Utf16String(this.InitiatorHostNameLength) * (
+    "A null-terminated UTF-16 computer name on which the initiator resides (at most 126 bytes)."
+)
+_HOST_NAME_126 = "InitiatorHostName" / Utf16String(126) * (
+    "A null-terminated UTF-16 computer name on which the initiator resides, in a fixed 126-byte buffer."
+)
+
+# 2.2.5.2
+SVHDX_OPEN_DEVICE_CONTEXT = message(
+    "SVHDX_OPEN_DEVICE_CONTEXT", "open_device_context", "2.2.5.2",
+    Variants(
+        Variant("windows_v2", RemainingIs(192),
+                Struct(*_OPEN_CONTEXT_COMMON, _OPEN_REQUEST_ID, _HOST_NAME_LENGTH, _HOST_NAME_126, *_V2_TAIL),
+                "Windows SVHDX_OPEN_DEVICE_CONTEXT_V2, 192 bytes"),
+        Variant("windows_v1", RemainingIs(168),
+                Struct(*_OPEN_CONTEXT_COMMON, _OPEN_REQUEST_ID, _HOST_NAME_LENGTH, _HOST_NAME_126),
+                "Windows SVHDX_OPEN_DEVICE_CONTEXT, 168 bytes (OpenRequestId, fixed 126-byte name)"),
+        Variant("seed", Otherwise(),
+                Struct(*_OPEN_CONTEXT_COMMON, _HOST_NAME_LENGTH, _HOST_NAME),
+                "MS-RSVD v1 seed layout, variable-length InitiatorHostName"),
+    ),
+    doc="The SMB2 create context the client sends to open a shared virtual disk.",
+)
+
+
+def _file_info(name, abbrev, spec, client_note):
+    seed = Struct(
+        "ServerVersion" / Int32ul * "The current version of the protocol running on the server.",
+        "SectorSize" / Int32ul * ("The sector size of the shared virtual disk." + client_note),
+        "PhysicalSectorSize" / Int32ul * ("The physical sector size of the shared virtual disk." + client_note),
+        "VirtualSize" / Int64ul * ("The virtual size of the shared virtual disk." + client_note),
+    )
+    windows = Struct(
+        *seed.subcons[:3],
+        "Reserved" / Hex(Int32ul) * "Windows form only: padding that aligns VirtualSize; not in the seed.",
+        seed.subcons[3],
+    )
+    return message(
+        name, abbrev, spec,
+        Variants(
+            Variant("windows", RemainingIs(24), windows, "Windows, 24 bytes with Reserved before VirtualSize"),
+            Variant("seed", Otherwise(), seed, "MS-RSVD v1 seed layout, 20 bytes"),
+        ),
+    )
+
+
+# 2.2.5.3, 2.2.5.4 (RSVD_TUNNEL_GET_FILE_INFO_OPERATION, called GET_INITIAL_INFO by Windows)
+SVHDX_TUNNEL_FILE_INFO_REQUEST = _file_info(
+    "SVHDX_TUNNEL_FILE_INFO_REQUEST", "file_info_request", "2.2.5.3",
+    " In a request the client SHOULD set it to zero.")
+SVHDX_TUNNEL_FILE_INFO_RESPONSE = _file_info(
+    "SVHDX_TUNNEL_FILE_INFO_RESPONSE", "file_info_response", "2.2.5.4", "")
+
+# 2.2.5.5, 2.2.5.6, 2.2.5.13, 2.2.5.15: header only.
+SVHDX_TUNNEL_CHECK_CONNECTION_REQUEST = message(
+    "SVHDX_TUNNEL_CHECK_CONNECTION_REQUEST", "check_connection_request", "2.2.5.5",
+    doc="Only the header; MUST NOT contain any payload.")
+SVHDX_TUNNEL_CHECK_CONNECTION_RESPONSE = message(
+    "SVHDX_TUNNEL_CHECK_CONNECTION_RESPONSE", "check_connection_response", "2.2.5.6",
+    doc="Only the header; MUST NOT contain any payload.")
+
+# 2.2.5.7. Windows declares StatusKey as one byte followed by 27 reserved bytes;
+# with the key below 256 both readings are the same bytes.
+SVHDX_TUNNEL_SRB_STATUS_REQUEST = message(
+    "SVHDX_TUNNEL_SRB_STATUS_REQUEST", "srb_status_request", "2.2.5.7",
+    "StatusKey" / Int32ul
+    * "The least significant bytes of the status code the server gave for the failed request.",
+    "SrbStatus" / Hex(Int8ul) * "Reserved; the client MUST set it to zero.",
+    "ScsiStatus" / Hex(Int8ul) * "Reserved; the client MUST set it to zero.",
+    "SenseInfoExLength" / Int8ul * "Reserved; the client MUST set it to zero.",
+    "Reserved" / Hex(Int8ul) * "MUST be set to zero.",
+    "SenseDataEx" / Bytes(RSVD_SCSI_SENSE_BUFFER_SIZE) * "Reserved; the client MUST set it to zero.",
+)
+
+# 2.2.5.8
+SVHDX_TUNNEL_SRB_STATUS_RESPONSE = message(
+    "SVHDX_TUNNEL_SRB_STATUS_RESPONSE", "srb_status_response", "2.2.5.8",
+    Variants(
+        Variant("seed", PeekZero(1, 3), Struct(
+            "StatusKey" / Int32ul * "The status key value given by the client for the failed request.",
+            "SrbStatus" / Hex(Int8ul) * "The SRB status the server reports for the failed request.",
+            "ScsiStatus" / Hex(Int8ul) * "The SCSI status that was returned by the shared virtual disk.",
+            "SenseInfoExLength" / Int8ul * "The length, in bytes, of the sense data in SenseDataEx.",
+            "Reserved" / Hex(Int8ul) * "MUST be set to zero.",
+            "SenseDataEx" / Bytes(RSVD_SCSI_SENSE_BUFFER_SIZE) * "The sense data.",
+        ), "MS-RSVD v1 seed layout: 4-byte StatusKey"),
+        Variant("windows", Otherwise(), Struct(
+            "StatusKey" / Int8ul * "Windows form: a 1-byte status key.",
+            "SrbStatus" / Hex(Int8ul) * "The SRB status; bit 0x80 flags auto-generated sense data.",
+            "ScsiStatus" / Hex(Int8ul) * "The SCSI status that was returned by the shared virtual disk.",
+            "SenseInfoExLength" / Int8ul * "The length, in bytes, of the sense data in SenseDataEx.",
+            "SenseDataEx" / Bytes(this.SenseInfoExLength) * "The sense data.",
+            "Padding" / GreedyBytes * "Bytes after the sense data, up to the end of the buffer.",
+        ), "Windows layout: 1-byte StatusKey, no Reserved"),
+    ),
+)
+
+# 2.2.5.9. The seed's §2.2.5.10 says this answers VALIDATE_DISK; it answers GET_DISK_INFO.
+SVHDX_TUNNEL_DISK_INFO_REQUEST = message(
+    "SVHDX_TUNNEL_DISK_INFO_REQUEST", "disk_info_request", "2.2.5.9",
+    "Reserved1" / Hex(Int64ul) * "The client MUST set this field to zero.",
+    "BlockSize" / Int32ul * "The client MUST set this field to zero.",
+    "LinkageID" / Guid() * "The client MUST set this field to zero.",
+    "IsMounted" / BOOLEAN8() * "The client MUST set this field to zero.",
+    "Is4kAligned" / BOOLEAN8() * "The client MUST set this field to zero.",
+    "Reserved2" / Hex(Int16ul) * "The client MUST set this field to zero.",
+    "FileSize" / Int64ul * "The client MUST set this field to zero.",
+    "VirtualDiskId" / Guid() * "Reserved; the client MUST set this field to zero.",
+)
+
+# 2.2.5.10
+SVHDX_TUNNEL_DISK_INFO_RESPONSE = message(
+    "SVHDX_TUNNEL_DISK_INFO_RESPONSE", "disk_info_response", "2.2.5.10",
+    "DiskType" / Enum(Int32ul, **DISK_TYPE) * "The type of the disk.",
+    "DiskFormat" / Enum(Int32ul, **DISK_FORMAT) * "The format of the disk.",
+    "BlockSize" / Int32ul * "The disk block size in bytes.",
+    "LinkageID" / Guid() * "A GUID that specifies the linkage identification of the disk.",
+    "IsMounted" / BOOLEAN8() * "TRUE when the disk is mounted and ready for read or write operations.",
+    "Is4kAligned" / BOOLEAN8() * "TRUE when the disk sectors are aligned to 4 kilobytes.",
+    "Reserved" / Hex(Int16ul) * "MUST be reserved; the client SHOULD set it to zero.",
+    "FileSize" / Int64ul * "The size of the shared virtual disk, in bytes.",
+    "VirtualDiskId" / Guid() * "A GUID that specifies the identification of the disk.",
+)
+
+# 2.2.5.11
+SVHDX_TUNNEL_SCSI_REQUEST = message(
+    "SVHDX_TUNNEL_SCSI_REQUEST", "scsi_request", "2.2.5.11",
+    "Length" / Int16ul * "The size, in bytes, of the SVHDX_TUNNEL_SCSI_REQUEST structure (36).",
+    "Reserved1" / Hex(Int16ul) * "The client SHOULD set this field to zero.",
+    "CdbLength" / Int8ul * "The length, in bytes, of the SCSI CDB; at most RSVD_CDB_GENERIC_LENGTH (16).",
+    "SenseInfoExLength" / Int8ul
+    * "The length, in bytes, of the request sense data buffer; at most RSVD_SCSI_SENSE_BUFFER_SIZE (20).",
+    "DataIn" / Enum(Int8ul, **DATA_IN) * "The CDB data-transfer direction.",
+    "Reserved2" / Hex(Int8ul) * "MUST be set to 0x00.",
+    "SrbFlags" / FlagsEnum(Int32ul, **SRB_FLAGS) * "Options of the SCSI request (2.2.4).",
+    "DataTransferLength" / Int32ul * "The length, in bytes, of the additional data in DataBuffer.",
+    "CDBBuffer" / Bytes(RSVD_CDB_GENERIC_LENGTH) * "The SCSI command descriptor block.",
+    "Reserved3" / Hex(Int32ul) * "SHOULD be set to 0x00000000.",
+    # The spec sizes DataBuffer by DataTransferLength, but for Data-in the client sends
+    # the expected length and no buffer (3.1.4.9: "set this field to empty").
+    "DataBuffer" / GreedyBytes * "The additional data: DataTransferLength bytes for Data-out, else empty.",
+)
+
+# 2.2.5.12. The seed's prose says SrbFlags is 1 byte; its table and Windows use 4.
+SVHDX_TUNNEL_SCSI_RESPONSE = message(
+    "SVHDX_TUNNEL_SCSI_RESPONSE", "scsi_response", "2.2.5.12",
+    "Length" / Int16ul * "The size, in bytes, of the SVHDX_TUNNEL_SCSI_RESPONSE structure.",
+    "SrbStatus" / Hex(Int8ul) * "The SRB status of the request (SPC-3 4.18).",
+    "ScsiStatus" / Hex(Int8ul) * "The SCSI status that was returned by the target device.",
+    "CdbLength" / Int8ul * "The length, in bytes, of the SCSI command descriptor block.",
+    "SenseInfoExLength" / Int8ul * "The length, in bytes, of the sense data in SenseDataEx.",
+    "DataIn" / Enum(Int8ul, **DATA_IN) * "The CDB data-transfer direction, echoed from the request.",
+    "Reserved" / Hex(Int8ul) * "MUST be set to zero.",
+    "SrbFlags" / FlagsEnum(Int32ul, **SRB_FLAGS) * "Options of the SCSI response (2.2.4).",
+    "DataTransferLength" / Int32ul * "The length, in bytes, of the additional data in DataBuffer.",
+    "SenseDataEx" / Bytes(RSVD_SCSI_SENSE_BUFFER_SIZE) * "The sense data.",
+    # As in the request: Data-out answers carry the count and no buffer.
+    "DataBuffer" / GreedyBytes * "The additional data: DataTransferLength bytes for Data-in, else empty.",
+)
+
+# 2.2.5.13, 2.2.5.14: header only in the seed; see the module docstring.
+SVHDX_TUNNEL_VALIDATE_DISK_REQUEST = message(
+    "SVHDX_TUNNEL_VALIDATE_DISK_REQUEST", "validate_disk_request", "2.2.5.13",
+    "Reserved" / GreedyBytes * "Windows form only: 56 reserved bytes; the seed has no payload.",
+)
+SVHDX_TUNNEL_VALIDATE_DISK_RESPONSE = message(
+    "SVHDX_TUNNEL_VALIDATE_DISK_RESPONSE", "validate_disk_response", "2.2.5.14",
+    "IsValidDisk" / BOOLEAN8() * "Windows form only: TRUE when the disk is valid; the seed has no payload.",
+    "Padding" / GreedyBytes * "Bytes after IsValidDisk, up to the end of the buffer.",
+)
+
+# 2.2.5.15: the seed says "only the header"; Windows sends an empty input buffer.
+SVHDX_SHARED_VIRTUAL_DISK_SUPPORT_REQUEST = message(
+    "SVHDX_SHARED_VIRTUAL_DISK_SUPPORT_REQUEST", "support_request", "2.2.5.15",
+    "Header" / Present(SVHDX_TUNNEL_OPERATION_HEADER.struct),
+)
+
+# 2.2.5.16
+SVHDX_SHARED_VIRTUAL_DISK_SUPPORT_RESPONSE = message(
+    "SVHDX_SHARED_VIRTUAL_DISK_SUPPORT_RESPONSE", "support_response", "2.2.5.16",
+    Variants(
+        Variant("windows", RemainingIs(8), Struct(
+            "SharedVirtualDiskSupport" / Hex(Int32ul) * "Whether the server supports shared virtual disks; MUST be 0x0001.",
+            "SharedVirtualDiskHandleState" / Enum(Int32ul, **HANDLE_STATE) * "The state of the shared virtual disk Open.",
+        ), "Windows and MS-SMB2: 4-byte fields"),
+        Variant("seed", Otherwise(), Struct(
+            "SharedVirtualDiskSupport" / Hex(Int16ul) * "Whether the server supports shared virtual disks; MUST be 0x0001.",
+            "SharedVirtualDiskHandleState" / Enum(Int16ul, **HANDLE_STATE) * "The state of the shared virtual disk Open.",
+        ), "MS-RSVD v1 seed layout: 2-byte fields"),
+    ),
+)
+
+# Tunnel operations: the header, then the payload its OperationCode names.
+REQUEST_PAYLOADS = {
+    "RSVD_TUNNEL_GET_FILE_INFO_OPERATION": SVHDX_TUNNEL_FILE_INFO_REQUEST,
+    "RSVD_TUNNEL_SCSI_OPERATION": SVHDX_TUNNEL_SCSI_REQUEST,
+    "RSVD_TUNNEL_CHECK_CONNECTION_STATUS_OPERATION": SVHDX_TUNNEL_CHECK_CONNECTION_REQUEST,
+    "RSVD_TUNNEL_SRB_STATUS_OPERATION": SVHDX_TUNNEL_SRB_STATUS_REQUEST,
+    "RSVD_TUNNEL_GET_DISK_INFO_OPERATION": SVHDX_TUNNEL_DISK_INFO_REQUEST,
+    "RSVD_TUNNEL_VALIDATE_DISK_OPERATION": SVHDX_TUNNEL_VALIDATE_DISK_REQUEST,
+}
+RESPONSE_PAYLOADS = {
+    "RSVD_TUNNEL_GET_FILE_INFO_OPERATION": SVHDX_TUNNEL_FILE_INFO_RESPONSE,
+    "RSVD_TUNNEL_SCSI_OPERATION": SVHDX_TUNNEL_SCSI_RESPONSE,
+    "RSVD_TUNNEL_CHECK_CONNECTION_STATUS_OPERATION": SVHDX_TUNNEL_CHECK_CONNECTION_RESPONSE,
+    "RSVD_TUNNEL_SRB_STATUS_OPERATION": SVHDX_TUNNEL_SRB_STATUS_RESPONSE,
+    "RSVD_TUNNEL_GET_DISK_INFO_OPERATION": SVHDX_TUNNEL_DISK_INFO_RESPONSE,
+    "RSVD_TUNNEL_VALIDATE_DISK_OPERATION": SVHDX_TUNNEL_VALIDATE_DISK_RESPONSE,
+}
+
+_UNDECODED = "Body" / GreedyBytes * "A payload this dissector does not decode (unknown or v2 OperationCode)."
+
+TUNNEL_REQUEST = message(
+    "SVHDX tunnel request", "tunnel_request", "2.2.5.1",
+    "Header" / SVHDX_TUNNEL_OPERATION_HEADER.struct,
+    "Payload" / Switch(this.Header.OperationCode,
+                       {k: m.struct for k, m in REQUEST_PAYLOADS.items()}, default=Struct(_UNDECODED)),
+    doc="An FSCTL_SVHDX_SYNC/ASYNC_TUNNEL_REQUEST input buffer.",
+)
+# A failed operation comes back as the bare header (3.2.5.5.1), hence Present.
+TUNNEL_RESPONSE = message(
+    "SVHDX tunnel response", "tunnel_response", "2.2.5.1",
+    "Header" / SVHDX_TUNNEL_OPERATION_HEADER.struct,
+    "Payload" / Present(Switch(this.Header.OperationCode,
+                               {k: m.struct for k, m in RESPONSE_PAYLOADS.items()}, default=Struct(_UNDECODED))),
+    doc="An FSCTL_SVHDX_SYNC/ASYNC_TUNNEL_REQUEST output buffer.",
+)
+
+STRUCTURES = [
+    SVHDX_TUNNEL_OPERATION_HEADER,
+    SVHDX_OPEN_DEVICE_CONTEXT,
+    SVHDX_TUNNEL_FILE_INFO_REQUEST,
+    SVHDX_TUNNEL_FILE_INFO_RESPONSE,
+    SVHDX_TUNNEL_CHECK_CONNECTION_REQUEST,
+    SVHDX_TUNNEL_CHECK_CONNECTION_RESPONSE,
+    SVHDX_TUNNEL_SRB_STATUS_REQUEST,
+    SVHDX_TUNNEL_SRB_STATUS_RESPONSE,
+    SVHDX_TUNNEL_DISK_INFO_REQUEST,
+    SVHDX_TUNNEL_DISK_INFO_RESPONSE,
+    SVHDX_TUNNEL_SCSI_REQUEST,
+    SVHDX_TUNNEL_SCSI_RESPONSE,
+    SVHDX_TUNNEL_VALIDATE_DISK_REQUEST,
+    SVHDX_TUNNEL_VALIDATE_DISK_RESPONSE,
+    SVHDX_SHARED_VIRTUAL_DISK_SUPPORT_REQUEST,
+    SVHDX_SHARED_VIRTUAL_DISK_SUPPORT_RESPONSE,
+]
+MESSAGES = STRUCTURES + [TUNNEL_REQUEST, TUNNEL_RESPONSE]
+
+
+# -- how the messages reach the dissector -------------------------------------------
+from .protocol import CreateContextEntry, IoctlEntry, Protocol, Summary  # noqa: E402
+
+PROTOCOL = Protocol(
+    name="msrsvd",
+    title="MS-RSVD Remote Shared Virtual Disk (generated)",
+    spec=SPEC,
+    module=__name__,
+    structures=STRUCTURES,
+    messages=MESSAGES,
+    binding="smb2",
+    ioctls=[
+        IoctlEntry(FSCTL_SVHDX_SYNC_TUNNEL_REQUEST, "FSCTL_SVHDX_SYNC_TUNNEL_REQUEST", TUNNEL_REQUEST, TUNNEL_RESPONSE),
+        IoctlEntry(FSCTL_SVHDX_ASYNC_TUNNEL_REQUEST, "FSCTL_SVHDX_ASYNC_TUNNEL_REQUEST", TUNNEL_REQUEST,
+                   TUNNEL_RESPONSE),
+        IoctlEntry(FSCTL_QUERY_SHARED_VIRTUAL_DISK_SUPPORT, "FSCTL_QUERY_SHARED_VIRTUAL_DISK_SUPPORT",
+                   SVHDX_SHARED_VIRTUAL_DISK_SUPPORT_REQUEST, SVHDX_SHARED_VIRTUAL_DISK_SUPPORT_RESPONSE),
+    ],
+    create_contexts=[
+        CreateContextEntry(SVHDX_OPEN_DEVICE_CONTEXT_TAG, "SVHDX_OPEN_DEVICE_CONTEXT", SVHDX_OPEN_DEVICE_CONTEXT),
+    ],
+    summaries={
+        "tunnel_request": Summary("Header.OperationCode", "msrsvd.header.operation_code"),
+        "tunnel_response": Summary("Header.OperationCode", "msrsvd.header.operation_code"),
+    },
+    constants=CONSTANTS,
+    notes=[" ".join(b.split()) for b in __doc__.split("\n- ")[1:]],
+)

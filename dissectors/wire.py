@@ -1,0 +1,253 @@
+"""Wire-format vocabulary that construct lacks, shared by every protocol definition.
+
+Each class here parses and builds in Python like any construct, and the generator
+(`dissectors.generator`) knows how to turn it into Lua. Protocol modules use only
+these and construct's own Struct, integers, Hex, Enum, FlagsEnum, Bytes, Array and
+Switch, so the generator never needs to know a protocol.
+"""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field as dc_field
+from typing import Any, Dict, Iterable, List, Optional, Tuple
+
+from construct import (
+    Adapter,
+    Bytes,
+    Construct,
+    Container,
+    ExplicitError,
+    Renamed,
+    Struct,
+    Subconstruct,
+    evaluate,
+    stream_read,
+    stream_tell,
+    stream_seek,
+    stream_write,
+)
+
+__all__ = [
+    "Guid",
+    "Utf16String",
+    "Present",
+    "Variants",
+    "Variant",
+    "RemainingIs",
+    "PeekZero",
+    "Otherwise",
+    "message",
+    "Message",
+    "Field",
+    "BOOLEAN8",
+    "stream_remaining",
+]
+
+
+def stream_remaining(stream) -> int:
+    """Bytes left in a seekable stream; the wire equivalent of Lua's `lim - off`."""
+    here = stream.tell()
+    stream.seek(0, 2)
+    end = stream.tell()
+    stream.seek(here)
+    return end - here
+
+
+class Guid(Adapter):
+    """A 16-byte GUID in Microsoft's mixed-endian layout (MS-DTYP 2.3.4.2); Lua: FT_GUID."""
+
+    def __init__(self):
+        super().__init__(Bytes(16))
+
+    def _decode(self, obj, context, path):
+        return uuid.UUID(bytes_le=bytes(obj))
+
+    def _encode(self, obj, context, path):
+        if isinstance(obj, str):
+            obj = uuid.UUID(obj)
+        return obj.bytes_le
+
+
+class Utf16String(Construct):
+    """UTF-16LE text in a buffer of `length` bytes (an int or a `this.` expression).
+
+    The value is the text up to the first NUL, so a NUL-terminated name in a fixed
+    buffer (MS-RSVD's InitiatorHostName) and an exact-length string both read
+    naturally. Building pads with NULs to `length`.
+    """
+
+    def __init__(self, length):
+        super().__init__()
+        self.length = length
+
+    def _length(self, context):
+        n = evaluate(self.length, context)
+        if n < 0:
+            raise ExplicitError("negative string length %d" % n)
+        return n
+
+    def _parse(self, stream, context, path):
+        raw = stream_read(stream, self._length(context), path)
+        text = raw[: len(raw) - (len(raw) % 2)].decode("utf-16-le", errors="replace")
+        return text.split("\x00", 1)[0]
+
+    def _build(self, obj, stream, context, path):
+        n = self._length(context)
+        raw = obj.encode("utf-16-le")
+        if len(raw) > n:
+            raise ExplicitError("string of %d bytes does not fit in %d" % (len(raw), n), path=path)
+        stream_write(stream, raw + b"\x00" * (n - len(raw)), n, path)
+        return obj
+
+    def _sizeof(self, context, path):
+        return self._length(context)
+
+
+class Present(Subconstruct):
+    """`subcon` when bytes remain, else None.
+
+    RSVD servers answer a failed tunnel operation with the bare header (§3.2.5.5.1),
+    so response payloads are present only when the buffer goes on.
+    """
+
+    def _parse(self, stream, context, path):
+        if stream_remaining(stream) == 0:
+            return None
+        return self.subcon._parsereport(stream, context, path)
+
+    def _build(self, obj, stream, context, path):
+        if obj is None:
+            return None
+        return self.subcon._build(obj, stream, context, path)
+
+
+# Predicates that pick a layout variant. Each has a Python `test` and a Lua
+# rendering in the generator; keep the two in step.
+@dataclass(frozen=True)
+class RemainingIs:
+    """The rest of the buffer is exactly `size` bytes."""
+
+    size: int
+
+    def test(self, stream) -> bool:
+        return stream_remaining(stream) == self.size
+
+
+@dataclass(frozen=True)
+class PeekZero:
+    """Bytes [offset, offset+size) from here exist and are all zero."""
+
+    offset: int
+    size: int
+
+    def test(self, stream) -> bool:
+        here = stream.tell()
+        if stream_remaining(stream) < self.offset + self.size:
+            return False
+        stream.seek(here + self.offset)
+        data = stream.read(self.size)
+        stream.seek(here)
+        return data == b"\x00" * self.size
+
+
+@dataclass(frozen=True)
+class Otherwise:
+    """Always true; put it last."""
+
+    def test(self, stream) -> bool:
+        return True
+
+
+@dataclass
+class Variant:
+    name: str
+    when: Any
+    subcon: Construct
+    note: str = ""
+
+
+class Variants(Construct):
+    """One of several layouts of the same message, chosen by looking at the bytes.
+
+    Used where the seed spec and what Windows sends disagree; the parse result
+    carries `_variant` (the chosen variant's name), and building needs it too.
+    """
+
+    def __init__(self, *variants: Variant):
+        super().__init__()
+        self.variants = list(variants)
+
+    def _choose(self, stream) -> Variant:
+        for v in self.variants:
+            if v.when.test(stream):
+                return v
+        raise ExplicitError("no layout variant matches")
+
+    def _parse(self, stream, context, path):
+        v = self._choose(stream)
+        obj = v.subcon._parsereport(stream, context, path)
+        obj["_variant"] = v.name
+        return obj
+
+    def _build(self, obj, stream, context, path):
+        name = obj.get("_variant", self.variants[0].name)
+        for v in self.variants:
+            if v.name == name:
+                return v.subcon._build(obj, stream, context, path)
+        raise ExplicitError("unknown layout variant %r" % name, path=path)
+
+
+@dataclass
+class Message:
+    """A named structure from a spec table: what the generator turns into a subtree.
+
+    abbrev is the middle part of the field names (`msrsvd.<abbrev>.<field>`),
+    spec the section whose table the Struct follows.
+    """
+
+    name: str
+    abbrev: str
+    spec: str
+    struct: Struct
+    doc: str = ""
+
+    # Python parse/build go straight to the construct.
+    def parse(self, data: bytes, **kw):
+        return self.struct.parse(data, **kw)
+
+    def build(self, obj, **kw) -> bytes:
+        return self.struct.build(obj, **kw)
+
+    def sizeof(self, **kw) -> int:
+        return self.struct.sizeof(**kw)
+
+
+def message(name: str, abbrev: str, spec: str, *fields, doc: str = "") -> Message:
+    """Declare a spec structure. A lone `Variants` stands for the whole structure."""
+    if len(fields) == 1 and isinstance(fields[0], Variants):
+        struct = fields[0]
+    else:
+        struct = Struct(*fields)
+    return Message(name=name, abbrev=abbrev, spec=spec, struct=struct, doc=doc)
+
+
+@dataclass
+class Field:
+    """Display hints the construct tree cannot carry. Attach with `hint(...)`."""
+
+    display: Optional[str] = None  # "dec", "hex", "dec_hex", "hex_dec"
+    spec: Optional[str] = None
+
+
+def hint(subcon: Construct, **kw) -> Construct:
+    """Attach display hints (e.g. spec section of one field) to a subcon."""
+    subcon.wshint = Field(**kw)
+    return subcon
+
+
+# A one-byte BOOLEAN as MS-DTYP defines it. Shown with value names rather than as
+# FT_BOOLEAN so a value other than 0 or 1 stays visible (§3.2.5.1 rejects those).
+def BOOLEAN8():
+    from construct import Enum, Int8ul
+
+    return Enum(Int8ul, FALSE=0, TRUE=1)
