@@ -29,7 +29,7 @@ from construct import (
 from construct import evaluate
 from construct.expr import BinExpr, Path
 
-from .wire import Guid, Message, Otherwise, PeekZero, Present, RemainingIs, Utf16String, Variants
+from .wire import Guid, IfEquals, Message, Otherwise, PeekZero, Present, RemainingIs, Utf16String, Variants, int_value
 
 _INT_FT = {1: "uint8", 2: "uint16", 4: "uint32", 8: "uint64"}
 _FMT_SIZE = {"B": 1, "H": 2, "I": 4, "L": 4, "Q": 8}
@@ -122,6 +122,13 @@ class PresentStep:
 
 
 @dataclass
+class IfStep:
+    cond: str
+    then: list
+    otherwise: list
+
+
+@dataclass
 class VariantsStep:
     layout: FieldDef
     choices: List[Tuple[str, str, str, str]]  # (Lua condition, decoder, variant name, note)
@@ -134,6 +141,7 @@ class Decoder:
     tree_field: Optional[FieldDef]
     steps: list
     owner: str  # message abbrev whose fields these are
+    label: str = ""  # how expert items name it: "SVHDX_TUNNEL_SCSI_REQUEST (MS-RSVD 2.2.5.11)"
 
 
 class Model:
@@ -169,7 +177,7 @@ class Model:
             if id(sc) in seen:
                 return
             seen.add(id(sc))
-            for attr in ("length", "keyfunc", "count"):
+            for attr in ("length", "keyfunc", "count", "key"):
                 expr_names(getattr(sc, attr, None))
             if isinstance(sc, Struct):
                 for s in sc.subcons:
@@ -182,6 +190,8 @@ class Model:
                     visit(v.subcon, seen)
             if hasattr(sc, "subcon"):
                 visit(sc.subcon, seen)
+            if getattr(sc, "otherwise", None) is not None:
+                visit(sc.otherwise, seen)
 
         seen = set()
         for m in self.messages:
@@ -243,7 +253,8 @@ class Model:
         tree = self.add_field(FieldDef(
             abbrev="%s.%s" % (self.proto, msg.abbrev), label=msg.name, ftype="none", desc=msg.doc or msg.name,
             spec="%s %s" % (self.spec, msg.spec), structure=msg.name))
-        dec = Decoder(name=name, message=msg, tree_field=tree, steps=[], owner=msg.abbrev)
+        dec = Decoder(name=name, message=msg, tree_field=tree, steps=[], owner=msg.abbrev,
+                      label="%s (%s %s)" % (msg.name, self.spec, msg.spec))
         self.decoders[name] = dec  # registered first, so recursion terminates
         dec.steps = self.steps_for(msg.struct, msg)
         return name
@@ -256,7 +267,8 @@ class Model:
             return None
         self._anon += 1
         name = "d_%s_%s%d" % (owner.abbrev, hint, self._anon)
-        dec = Decoder(name=name, message=None, tree_field=None, steps=[], owner=owner.abbrev)
+        dec = Decoder(name=name, message=None, tree_field=None, steps=[], owner=owner.abbrev,
+                      label="%s (%s %s)" % (owner.name, self.spec, owner.spec))
         self.decoders[name] = dec
         dec.steps = self.steps_for(sc, owner)
         return name
@@ -357,6 +369,11 @@ class Model:
             return self.switch_step(inner, owner, capture, name)
         if isinstance(inner, Present):
             return PresentStep(steps=[self.variable_step(name, doc, inner.subcon, owner, capture)])
+        if isinstance(inner, IfEquals):
+            return IfStep(cond="%s == %d" % (self.expr(inner.key), inner.value),
+                          then=[self.variable_step(name, doc, inner.subcon, owner, capture)],
+                          otherwise=[self.variable_step(name, doc, inner.otherwise, owner, capture)]
+                          if inner.otherwise is not None else [])
         raise NotImplementedError("%s: %s" % (name, type(inner).__name__))
 
     def switch_step(self, sw: Switch, owner: Message, capture, name) -> SwitchStep:
@@ -411,8 +428,8 @@ def common_prefix(names: List[str]) -> str:
 def _plain(v):
     if v is None:
         return None
-    if hasattr(v, "int") and isinstance(v, str):  # EnumIntegerString
-        return v.int
+    if isinstance(v, str) and hasattr(v, "intvalue"):  # EnumIntegerString
+        return v.intvalue
     if isinstance(v, (bytes, bytearray)):
         return bytes(v)
     if isinstance(v, uuid.UUID):
@@ -453,6 +470,11 @@ def _flatten_item(model, name, inner, owner, v, out, ctx):
         if v is not None:
             _flatten_item(model, name, inner.subcon, owner, v, out, ctx)
         return
+    if isinstance(inner, IfEquals):
+        sc = inner._pick(ctx)
+        if sc is not None:
+            _flatten_item(model, name, sc, owner, v, out, ctx)
+        return
     if isinstance(inner, Switch):
         # The chosen case is a message (its own subtree) or an anonymous struct.
         key = evaluate(inner.keyfunc, ctx)
@@ -472,4 +494,8 @@ def _flatten_item(model, name, inner, owner, v, out, ctx):
         for flag, mask in inner.flags.items():
             out.append(("%s.%s" % (abbrev, snake(flag[len(prefix):])), bool(v.get(flag))))
         return
+    if isinstance(inner, Utf16String) and evaluate(inner.length, ctx) == 0:
+        return  # the dissector shows no empty string
+    if (inner is GreedyBytes or isinstance(inner, Bytes)) and v == b"":
+        return  # nor empty variable-length bytes
     out.append((abbrev, _plain(v)))

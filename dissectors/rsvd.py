@@ -17,6 +17,15 @@ bytes pick one; each such place says so in a comment and in docs/fields.md:
   Windows (and in Wireshark's SMB2 dissector).
 - VALIDATE_DISK (2.2.5.13, 2.2.5.14): header only in the seed; Windows sends 56
   reserved bytes in the request and a 1-byte IsValidDisk in the response.
+- SCSI DataBuffer (2.2.5.11, 2.2.5.12): the seed sizes it by DataTransferLength, but
+  a Data-in request (and a Data-out response) carries the length and no buffer
+  (3.1.4.9 "set this field to empty"), so DataBuffer runs to the end of the buffer.
+- DataIn (2.2.5.11): the seed's 2.2.5.11 says TRUE means "store onto the disk",
+  its 3.1.4.9 says TRUE means Data-in; Windows uses SCSI_PASS_THROUGH's values
+  (0 out, 1 in, 2 unspecified), and those names are shown.
+- SCSI_RESPONSE SrbFlags (2.2.5.12): the seed's prose says 1 byte, its table 4; 4.
+- STATUS_SVHDX_ERROR_STORED 0xC05C0000 (ORed with a StatusKey, 3.2.5.3-4) is used
+  by the seed but missing from its 2.2.3 table; it is named here.
 """
 from __future__ import annotations
 
@@ -38,6 +47,7 @@ from construct import (
 from .wire import (
     BOOLEAN8,
     Guid,
+    IfEquals,
     Otherwise,
     PeekZero,
     Present,
@@ -366,12 +376,22 @@ SVHDX_TUNNEL_SCSI_RESPONSE = message(
 # 2.2.5.13, 2.2.5.14: header only in the seed; see the module docstring.
 SVHDX_TUNNEL_VALIDATE_DISK_REQUEST = message(
     "SVHDX_TUNNEL_VALIDATE_DISK_REQUEST", "validate_disk_request", "2.2.5.13",
-    "Reserved" / GreedyBytes * "Windows form only: 56 reserved bytes; the seed has no payload.",
+    Variants(
+        Variant("seed", RemainingIs(0), Struct(), "MS-RSVD v1 seed layout: the header only"),
+        Variant("windows", Otherwise(), Struct(
+            "Reserved" / GreedyBytes * "Windows form only: 56 reserved bytes.",
+        ), "Windows layout: 56 reserved bytes after the header"),
+    ),
 )
 SVHDX_TUNNEL_VALIDATE_DISK_RESPONSE = message(
     "SVHDX_TUNNEL_VALIDATE_DISK_RESPONSE", "validate_disk_response", "2.2.5.14",
-    "IsValidDisk" / BOOLEAN8() * "Windows form only: TRUE when the disk is valid; the seed has no payload.",
-    "Padding" / GreedyBytes * "Bytes after IsValidDisk, up to the end of the buffer.",
+    Variants(
+        Variant("seed", RemainingIs(0), Struct(), "MS-RSVD v1 seed layout: the header only"),
+        Variant("windows", Otherwise(), Struct(
+            "IsValidDisk" / BOOLEAN8() * "Windows form only: TRUE when the disk is valid.",
+            "Padding" / GreedyBytes * "Bytes after IsValidDisk, up to the end of the buffer.",
+        ), "Windows layout: a 1-byte IsValidDisk after the header"),
+    ),
 )
 
 # 2.2.5.15: the seed says "only the header"; Windows sends an empty input buffer.
@@ -422,12 +442,15 @@ TUNNEL_REQUEST = message(
                        {k: m.struct for k, m in REQUEST_PAYLOADS.items()}, default=Struct(_UNDECODED)),
     doc="An FSCTL_SVHDX_SYNC/ASYNC_TUNNEL_REQUEST input buffer.",
 )
-# A failed operation comes back as the bare header (3.2.5.5.1), hence Present.
+# A failed operation comes back as the bare header (3.2.5.5.1-6): the payload is
+# there only with STATUS_SUCCESS; anything after a failure's header is shown raw.
 TUNNEL_RESPONSE = message(
     "SVHDX tunnel response", "tunnel_response", "2.2.5.1",
     "Header" / SVHDX_TUNNEL_OPERATION_HEADER.struct,
-    "Payload" / Present(Switch(this.Header.OperationCode,
-                               {k: m.struct for k, m in RESPONSE_PAYLOADS.items()}, default=Struct(_UNDECODED))),
+    "Payload" / IfEquals(this.Header.Status, NT_STATUS["STATUS_SUCCESS"],
+                         Switch(this.Header.OperationCode,
+                                {k: m.struct for k, m in RESPONSE_PAYLOADS.items()}, default=Struct(_UNDECODED)),
+                         Struct(_UNDECODED)),
     doc="An FSCTL_SVHDX_SYNC/ASYNC_TUNNEL_REQUEST output buffer.",
 )
 

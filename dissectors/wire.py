@@ -31,6 +31,8 @@ __all__ = [
     "Guid",
     "Utf16String",
     "Present",
+    "IfEquals",
+    "int_value",
     "Variants",
     "Variant",
     "RemainingIs",
@@ -119,6 +121,36 @@ class Present(Subconstruct):
         if obj is None:
             return None
         return self.subcon._build(obj, stream, context, path)
+
+
+def int_value(v) -> int:
+    """An integer, or an Enum's parsed value (EnumIntegerString), as an int."""
+    return getattr(v, "intvalue", v)
+
+
+class IfEquals(Subconstruct):
+    """`subcon` when `key` (a `this.` expression) equals `value`, else `otherwise`.
+
+    Unlike construct's If, it compares Enum-parsed values by number, so the same
+    definition parses and builds whether callers use names or integers.
+    """
+
+    def __init__(self, key, value: int, subcon, otherwise=None):
+        super().__init__(subcon)
+        self.key, self.value, self.otherwise = key, value, otherwise
+
+    def _pick(self, context):
+        if int_value(evaluate(self.key, context)) == self.value:
+            return self.subcon
+        return self.otherwise
+
+    def _parse(self, stream, context, path):
+        sc = self._pick(context)
+        return None if sc is None else sc._parsereport(stream, context, path)
+
+    def _build(self, obj, stream, context, path):
+        sc = self._pick(context)
+        return None if sc is None else sc._build(obj, stream, context, path)
 
 
 # Predicates that pick a layout variant. Each has a Python `test` and a Lua

@@ -94,7 +94,7 @@ class RsvdClient:
         req = dict(Length=36, Reserved1=0, CdbLength=cdb_len, SenseInfoExLength=rsvd.RSVD_SCSI_SENSE_BUFFER_SIZE,
                    DataIn=direction, Reserved2=0, SrbFlags=_flags(srb), DataTransferLength=length,
                    CDBBuffer=cdb_bytes, Reserved3=0, DataBuffer=out)
-        resp = None if status else dict(
+        resp = dict(Body=b"") if status else dict(
             Length=36, SrbStatus=srb_status, ScsiStatus=scsi_status, CdbLength=cdb_len,
             SenseInfoExLength=len(sense), DataIn=direction, Reserved=0, SrbFlags=_flags(srb),
             DataTransferLength=len(returned) if data_in else length,
@@ -174,21 +174,31 @@ def pr_out_params(key: int, sa_key: int, aptpl: bool = False) -> bytes:
 
 
 def open_disk(c: RsvdClient, name: str, context: bytes, resp_context: Optional[bytes], file_id: bytes,
-              initiator: uuid.UUID, handle_state_resp: bytes) -> None:
+              initiator: uuid.UUID, handle_state_resp: bytes, support_input: bytes = b"",
+              compound: bool = True) -> None:
     """CREATE name:SharedVirtualDisk, compounded with the shared-disk-support FSCTL (§3.1.4.2, §3.1.4.11)."""
     create = Pdu(smb2.CREATE, smb2.create_request(
         name + rsvd.SHARED_VIRTUAL_DISK_SUFFIX,
         smb2.FILE_NO_INTERMEDIATE_BUFFERING | smb2.FILE_NON_DIRECTORY_FILE,
         [smb2.create_context(rsvd.SVHDX_OPEN_DEVICE_CONTEXT_TAG, context),
          smb2.create_context(b"ExtA", app_instance_eas(initiator))]))
-    query = Pdu(smb2.IOCTL, smb2.ioctl_request(rsvd.FSCTL_QUERY_SHARED_VIRTUAL_DISK_SUPPORT, RELATED_FILE_ID, b"",
-                                                max_output=8), flags=smb2.FLAGS_RELATED_OPERATIONS)
+    query = Pdu(smb2.IOCTL, smb2.ioctl_request(rsvd.FSCTL_QUERY_SHARED_VIRTUAL_DISK_SUPPORT, RELATED_FILE_ID,
+                                                support_input, max_output=8), flags=smb2.FLAGS_RELATED_OPERATIONS)
     resp_ctx = [smb2.create_context(rsvd.SVHDX_OPEN_DEVICE_CONTEXT_TAG, resp_context)] if resp_context else []
-    c.smb.exchange([create, query], [
-        Pdu(smb2.CREATE, smb2.create_response(file_id, DISK_SIZE // 16, resp_ctx)),
-        Pdu(smb2.IOCTL, smb2.ioctl_response(rsvd.FSCTL_QUERY_SHARED_VIRTUAL_DISK_SUPPORT, file_id,
-                                            handle_state_resp), flags=smb2.FLAGS_RELATED_OPERATIONS),
-    ], think_us=2500)
+    created = Pdu(smb2.CREATE, smb2.create_response(file_id, DISK_SIZE // 16, resp_ctx))
+    answer = Pdu(smb2.IOCTL, smb2.ioctl_response(rsvd.FSCTL_QUERY_SHARED_VIRTUAL_DISK_SUPPORT, file_id,
+                                                 handle_state_resp))
+    if compound:
+        answer.flags = smb2.FLAGS_RELATED_OPERATIONS
+        c.smb.exchange([create, query], [created, answer], think_us=2500)
+    else:
+        # Wireshark's SMB2 dissector stops at a seed-layout context it cannot read,
+        # which would hide the rest of a compound; send the FSCTL on its own.
+        c.smb.exchange([create], [created], think_us=2500)
+        query.body = smb2.ioctl_request(rsvd.FSCTL_QUERY_SHARED_VIRTUAL_DISK_SUPPORT, file_id, support_input,
+                                        max_output=8)
+        query.flags = 0
+        c.smb.exchange([query], [answer])
 
 
 def node1(cap: Capture, server) -> None:
@@ -201,14 +211,17 @@ def node1(cap: Capture, server) -> None:
     smb.tree_connect(r"\\sofs\vhdx", 1)
     open_disk(c, "disk.vhdx", open_context_seed("NODE1", NODE1_ID), None, fid, NODE1_ID,
               rsvd.SVHDX_SHARED_VIRTUAL_DISK_SUPPORT_RESPONSE.build(dict(
-                  _variant="seed", SharedVirtualDiskSupport=1, SharedVirtualDiskHandleState="HandleStateShared")))
+                  _variant="seed", SharedVirtualDiskSupport=1, SharedVirtualDiskHandleState="HandleStateShared")),
+              # §2.2.5.15 read literally: the request carries a bare header.
+              support_input=rsvd.SVHDX_SHARED_VIRTUAL_DISK_SUPPORT_REQUEST.build(dict(
+                  Header=dict(OperationCode=0, Status=0, RequestId=0))), compound=False)
     c.tunnel("RSVD_TUNNEL_GET_FILE_INFO_OPERATION",
              dict(_variant="seed", ServerVersion=0, SectorSize=0, PhysicalSectorSize=0, VirtualSize=0),
              dict(_variant="seed", ServerVersion=1, SectorSize=SECTOR, PhysicalSectorSize=4096,
                   VirtualSize=DISK_SIZE), file_id=fid)
     c.tunnel("RSVD_TUNNEL_CHECK_CONNECTION_STATUS_OPERATION", {}, {}, file_id=fid)
     c.tunnel("RSVD_TUNNEL_GET_DISK_INFO_OPERATION", DISK_INFO_REQUEST, disk_info_response(), file_id=fid)
-    c.tunnel("RSVD_TUNNEL_VALIDATE_DISK_OPERATION", dict(Reserved=b""), None, file_id=fid)
+    c.tunnel("RSVD_TUNNEL_VALIDATE_DISK_OPERATION", dict(_variant="seed"), dict(_variant="seed"), file_id=fid)
     c.scsi(cdb(0x12, 0, 0, 0, 36, 0), 6, data_in=True, length=36, returned=INQUIRY_DATA, file_id=fid)
     c.scsi(cdb(0x9E, 0x10, *([0] * 8), 0, 0, 0, 32, 0, 0), 16, data_in=True, length=32,
            returned=read_capacity16_data(), file_id=fid)
@@ -262,8 +275,8 @@ def node2(cap: Capture, server) -> None:
              VirtualSize=DISK_SIZE), file_id=fid)
     cc_q, cc_r = c.tunnel_pdus("RSVD_TUNNEL_CHECK_CONNECTION_STATUS_OPERATION", {}, {}, file_id=fid)
     smb.exchange([fi_q, cc_q], [fi_r, cc_r])
-    c.tunnel("RSVD_TUNNEL_VALIDATE_DISK_OPERATION", dict(Reserved=bytes(56)),
-             dict(IsValidDisk="TRUE", Padding=b""), file_id=fid)
+    c.tunnel("RSVD_TUNNEL_VALIDATE_DISK_OPERATION", dict(_variant="windows", Reserved=bytes(56)),
+             dict(_variant="windows", IsValidDisk="TRUE", Padding=b""), file_id=fid)
     c.tunnel("RSVD_TUNNEL_GET_DISK_INFO_OPERATION", DISK_INFO_REQUEST, disk_info_response(), file_id=fid)
     c.scsi(cdb(0x12, 0, 0, 0, 36, 0), 6, data_in=True, length=36, returned=INQUIRY_DATA, file_id=fid)
     # A large READ(10) through the async tunnel: STATUS_PENDING first, then 64 KiB.
@@ -305,3 +318,46 @@ def shared_disk() -> bytes:
 
 
 SCENARIOS = {"rsvd_shared_disk": shared_disk}
+
+
+def malformed() -> bytes:
+    """Hostile and truncated RSVD buffers: each must give expert info, never a Lua error."""
+    cap = Capture()
+    server = host(0x10, "10.0.0.20")
+    smb = start(cap, host(3, "10.0.0.13"), server, 49703)
+    c = RsvdClient(smb, request_id=50)
+    fid = bytes.fromhex("0400000000000000" "0d00000000000000")
+    smb.negotiate()
+    smb.session_setup(0x0000040000000009)
+    smb.tree_connect(r"\\sofs\vhdx", 1)
+    # A seed open context whose InitiatorHostNameLength points far past the buffer.
+    ctx = bytearray(open_context_seed("NODE3", NODE1_ID))
+    ctx[32:34] = (4000).to_bytes(2, "little")
+    open_disk(c, "disk.vhdx", bytes(ctx), None, fid, NODE1_ID,
+              rsvd.SVHDX_SHARED_VIRTUAL_DISK_SUPPORT_RESPONSE.build(dict(
+                  _variant="windows", SharedVirtualDiskSupport=1, SharedVirtualDiskHandleState="HandleStateShared")))
+
+    def raw_ioctl(req: bytes, resp: bytes) -> None:
+        smb.exchange([Pdu(smb2.IOCTL, smb2.ioctl_request(SYNC, fid, req))],
+                     [Pdu(smb2.IOCTL, smb2.ioctl_response(SYNC, fid, resp))])
+
+    hdr = rsvd.SVHDX_TUNNEL_OPERATION_HEADER
+    # 1. A request cut inside the header; 2. a file-info answer cut after 12 bytes.
+    good = hdr.build(dict(OperationCode="RSVD_TUNNEL_GET_FILE_INFO_OPERATION", Status=0, RequestId=50))
+    raw_ioctl(good[:10], good + bytes(20)[:12])
+    # 3. A SCSI request cut inside its fixed part.
+    scsi = hdr.build(dict(OperationCode="RSVD_TUNNEL_SCSI_OPERATION", Status=0, RequestId=51))
+    raw_ioctl(scsi + bytes([36, 0, 0, 0, 10, 20, 1]), scsi)
+    # 4. A Windows-layout SRB_STATUS answer whose SenseInfoExLength overruns the buffer.
+    srb = hdr.build(dict(OperationCode="RSVD_TUNNEL_SRB_STATUS_OPERATION", Status=0, RequestId=52))
+    raw_ioctl(srb + rsvd.SVHDX_TUNNEL_SRB_STATUS_REQUEST.build(dict(StatusKey=3, **SRB_STATUS_REQUEST)),
+              srb + bytes([3, 0x84, 0x02, 0xF0]) + fixed_sense(0x05, 0x24, 0x00))
+    # 5. An OperationCode no revision defines: the body is shown undecoded.
+    unknown = (0x02009999).to_bytes(4, "little") + bytes(4) + (53).to_bytes(8, "little")
+    raw_ioctl(unknown + b"\xde\xad\xbe\xef", unknown)
+    smb.close(fid)
+    smb.flow.close()
+    return cap.pcapng()
+
+
+SCENARIOS["rsvd_malformed"] = malformed

@@ -214,9 +214,11 @@ F.scsi_response__data_transfer_length = ProtoField.uint32("msrsvd.scsi_response.
 F.scsi_response__sense_data_ex = ProtoField.bytes("msrsvd.scsi_response.sense_data_ex", "SenseDataEx", base.NONE, "The sense data. [MS-RSVD 2.2.5.12]")
 F.scsi_response__data_buffer = ProtoField.bytes("msrsvd.scsi_response.data_buffer", "DataBuffer", base.NONE, "The additional data: DataTransferLength bytes for Data-in, else empty. [MS-RSVD 2.2.5.12]")
 F.validate_disk_request = ProtoField.none("msrsvd.validate_disk_request", "SVHDX_TUNNEL_VALIDATE_DISK_REQUEST", "SVHDX_TUNNEL_VALIDATE_DISK_REQUEST")
-F.validate_disk_request__reserved = ProtoField.bytes("msrsvd.validate_disk_request.reserved", "Reserved", base.NONE, "Windows form only: 56 reserved bytes; the seed has no payload. [MS-RSVD 2.2.5.13]")
+F.validate_disk_request__layout = ProtoField.string("msrsvd.validate_disk_request.layout", "Layout", base.UNICODE, "Which of the known layouts of SVHDX_TUNNEL_VALIDATE_DISK_REQUEST these bytes follow [MS-RSVD 2.2.5.13]")
+F.validate_disk_request__reserved = ProtoField.bytes("msrsvd.validate_disk_request.reserved", "Reserved", base.NONE, "Windows form only: 56 reserved bytes. [MS-RSVD 2.2.5.13]")
 F.validate_disk_response = ProtoField.none("msrsvd.validate_disk_response", "SVHDX_TUNNEL_VALIDATE_DISK_RESPONSE", "SVHDX_TUNNEL_VALIDATE_DISK_RESPONSE")
-F.validate_disk_response__is_valid_disk = ProtoField.uint8("msrsvd.validate_disk_response.is_valid_disk", "IsValidDisk", base.HEX, VS3, nil, "Windows form only: TRUE when the disk is valid; the seed has no payload. [MS-RSVD 2.2.5.14]")
+F.validate_disk_response__layout = ProtoField.string("msrsvd.validate_disk_response.layout", "Layout", base.UNICODE, "Which of the known layouts of SVHDX_TUNNEL_VALIDATE_DISK_RESPONSE these bytes follow [MS-RSVD 2.2.5.14]")
+F.validate_disk_response__is_valid_disk = ProtoField.uint8("msrsvd.validate_disk_response.is_valid_disk", "IsValidDisk", base.HEX, VS3, nil, "Windows form only: TRUE when the disk is valid. [MS-RSVD 2.2.5.14]")
 F.validate_disk_response__padding = ProtoField.bytes("msrsvd.validate_disk_response.padding", "Padding", base.NONE, "Bytes after IsValidDisk, up to the end of the buffer. [MS-RSVD 2.2.5.14]")
 F.support_request = ProtoField.none("msrsvd.support_request", "SVHDX_SHARED_VIRTUAL_DISK_SUPPORT_REQUEST", "SVHDX_SHARED_VIRTUAL_DISK_SUPPORT_REQUEST")
 F.support_response = ProtoField.none("msrsvd.support_response", "SVHDX_SHARED_VIRTUAL_DISK_SUPPORT_RESPONSE", "SVHDX_SHARED_VIRTUAL_DISK_SUPPORT_RESPONSE")
@@ -280,14 +282,14 @@ D.d_header = function(tvb, tree, off, lim, pinfo)
   local t = tree:add(F.header, tvb(off, lim > off and lim - off or 0))
   if lim - off >= 16 then
     do local r = tvb(off + 0, 4); t:add_le(F.header__operation_code, r); v.OperationCode = r:le_uint() end
-    t:add_le(F.header__status, tvb(off + 4, 4))
+    do local r = tvb(off + 4, 4); t:add_le(F.header__status, r); v.Status = r:le_uint() end
     t:add_le(F.header__request_id, tvb(off + 8, 8))
     off = off + 16
   else
     if lim - off >= 4 then do local r = tvb(off + 0, 4); t:add_le(F.header__operation_code, r); v.OperationCode = r:le_uint() end end
-    if lim - off >= 8 then t:add_le(F.header__status, tvb(off + 4, 4)) end
+    if lim - off >= 8 then do local r = tvb(off + 4, 4); t:add_le(F.header__status, r); v.Status = r:le_uint() end end
     if lim - off >= 16 then t:add_le(F.header__request_id, tvb(off + 8, 8)) end
-    return short(t, off, lim, 16, "SVHDX_TUNNEL_OPERATION_HEADER")
+    return short(t, off, lim, 16, "SVHDX_TUNNEL_OPERATION_HEADER (MS-RSVD 2.2.5.1)"), v
   end
   t:set_len(off - start)
   return off, v
@@ -311,9 +313,9 @@ D.d_open_device_context = function(tvb, tree, off, lim, pinfo)
     end
     if fn then
       local o, sub = fn(tvb, t, off, lim, pinfo)
-      if not o then return nil end
+      for k, x in pairs(sub or {}) do v[k] = x end
+      if not o then return nil, v end
       off = o
-      for k, x in pairs(sub) do v[k] = x end
     end
   end
   t:set_len(off - start)
@@ -342,12 +344,12 @@ D.d_open_device_context_windows_v2_1 = function(tvb, tree, off, lim, pinfo)
     if lim - off >= 32 then t:add_le(F.open_device_context__originator_flags, tvb(off + 28, 4)) end
     if lim - off >= 40 then t:add_le(F.open_device_context__open_request_id, tvb(off + 32, 8)) end
     if lim - off >= 42 then do local r = tvb(off + 40, 2); t:add_le(F.open_device_context__initiator_host_name_length, r); v.InitiatorHostNameLength = r:le_uint() end end
-    return short(t, off, lim, 42, "open_device_context")
+    return short(t, off, lim, 42, "SVHDX_OPEN_DEVICE_CONTEXT (MS-RSVD 2.2.5.2)"), v
   end
   do
     local n = 126
     if n > lim - off then
-      return long_length(t, off, lim, n, "open_device_context.InitiatorHostName")
+      return long_length(t, off, lim, n, "SVHDX_OPEN_DEVICE_CONTEXT (MS-RSVD 2.2.5.2).InitiatorHostName"), v
     end
     if n > 0 then
       local r = tvb(off, n)
@@ -368,7 +370,7 @@ D.d_open_device_context_windows_v2_1 = function(tvb, tree, off, lim, pinfo)
     if lim - off >= 12 then t:add_le(F.open_device_context__virtual_sector_size, tvb(off + 8, 4)) end
     if lim - off >= 16 then t:add_le(F.open_device_context__physical_sector_size, tvb(off + 12, 4)) end
     if lim - off >= 24 then t:add_le(F.open_device_context__virtual_size, tvb(off + 16, 8)) end
-    return short(t, off, lim, 24, "open_device_context")
+    return short(t, off, lim, 24, "SVHDX_OPEN_DEVICE_CONTEXT (MS-RSVD 2.2.5.2)"), v
   end
   return off, v
 end
@@ -395,12 +397,12 @@ D.d_open_device_context_windows_v1_2 = function(tvb, tree, off, lim, pinfo)
     if lim - off >= 32 then t:add_le(F.open_device_context__originator_flags, tvb(off + 28, 4)) end
     if lim - off >= 40 then t:add_le(F.open_device_context__open_request_id, tvb(off + 32, 8)) end
     if lim - off >= 42 then do local r = tvb(off + 40, 2); t:add_le(F.open_device_context__initiator_host_name_length, r); v.InitiatorHostNameLength = r:le_uint() end end
-    return short(t, off, lim, 42, "open_device_context")
+    return short(t, off, lim, 42, "SVHDX_OPEN_DEVICE_CONTEXT (MS-RSVD 2.2.5.2)"), v
   end
   do
     local n = 126
     if n > lim - off then
-      return long_length(t, off, lim, n, "open_device_context.InitiatorHostName")
+      return long_length(t, off, lim, n, "SVHDX_OPEN_DEVICE_CONTEXT (MS-RSVD 2.2.5.2).InitiatorHostName"), v
     end
     if n > 0 then
       local r = tvb(off, n)
@@ -431,12 +433,12 @@ D.d_open_device_context_seed_3 = function(tvb, tree, off, lim, pinfo)
     if lim - off >= 28 then t:add_le(F.open_device_context__flags, tvb(off + 24, 4)) end
     if lim - off >= 32 then t:add_le(F.open_device_context__originator_flags, tvb(off + 28, 4)) end
     if lim - off >= 34 then do local r = tvb(off + 32, 2); t:add_le(F.open_device_context__initiator_host_name_length, r); v.InitiatorHostNameLength = r:le_uint() end end
-    return short(t, off, lim, 34, "open_device_context")
+    return short(t, off, lim, 34, "SVHDX_OPEN_DEVICE_CONTEXT (MS-RSVD 2.2.5.2)"), v
   end
   do
     local n = v.InitiatorHostNameLength
     if n > lim - off then
-      return long_length(t, off, lim, n, "open_device_context.InitiatorHostName")
+      return long_length(t, off, lim, n, "SVHDX_OPEN_DEVICE_CONTEXT (MS-RSVD 2.2.5.2).InitiatorHostName"), v
     end
     if n > 0 then
       local r = tvb(off, n)
@@ -462,9 +464,9 @@ D.d_file_info_request = function(tvb, tree, off, lim, pinfo)
     end
     if fn then
       local o, sub = fn(tvb, t, off, lim, pinfo)
-      if not o then return nil end
+      for k, x in pairs(sub or {}) do v[k] = x end
+      if not o then return nil, v end
       off = o
-      for k, x in pairs(sub) do v[k] = x end
     end
   end
   t:set_len(off - start)
@@ -487,7 +489,7 @@ D.d_file_info_request_windows_4 = function(tvb, tree, off, lim, pinfo)
     if lim - off >= 12 then t:add_le(F.file_info_request__physical_sector_size, tvb(off + 8, 4)) end
     if lim - off >= 16 then t:add_le(F.file_info_request__reserved, tvb(off + 12, 4)) end
     if lim - off >= 24 then t:add_le(F.file_info_request__virtual_size, tvb(off + 16, 8)) end
-    return short(t, off, lim, 24, "file_info_request")
+    return short(t, off, lim, 24, "SVHDX_TUNNEL_FILE_INFO_REQUEST (MS-RSVD 2.2.5.3)"), v
   end
   return off, v
 end
@@ -506,7 +508,7 @@ D.d_file_info_request_seed_5 = function(tvb, tree, off, lim, pinfo)
     if lim - off >= 8 then t:add_le(F.file_info_request__sector_size, tvb(off + 4, 4)) end
     if lim - off >= 12 then t:add_le(F.file_info_request__physical_sector_size, tvb(off + 8, 4)) end
     if lim - off >= 20 then t:add_le(F.file_info_request__virtual_size, tvb(off + 12, 8)) end
-    return short(t, off, lim, 20, "file_info_request")
+    return short(t, off, lim, 20, "SVHDX_TUNNEL_FILE_INFO_REQUEST (MS-RSVD 2.2.5.3)"), v
   end
   return off, v
 end
@@ -526,9 +528,9 @@ D.d_file_info_response = function(tvb, tree, off, lim, pinfo)
     end
     if fn then
       local o, sub = fn(tvb, t, off, lim, pinfo)
-      if not o then return nil end
+      for k, x in pairs(sub or {}) do v[k] = x end
+      if not o then return nil, v end
       off = o
-      for k, x in pairs(sub) do v[k] = x end
     end
   end
   t:set_len(off - start)
@@ -551,7 +553,7 @@ D.d_file_info_response_windows_6 = function(tvb, tree, off, lim, pinfo)
     if lim - off >= 12 then t:add_le(F.file_info_response__physical_sector_size, tvb(off + 8, 4)) end
     if lim - off >= 16 then t:add_le(F.file_info_response__reserved, tvb(off + 12, 4)) end
     if lim - off >= 24 then t:add_le(F.file_info_response__virtual_size, tvb(off + 16, 8)) end
-    return short(t, off, lim, 24, "file_info_response")
+    return short(t, off, lim, 24, "SVHDX_TUNNEL_FILE_INFO_RESPONSE (MS-RSVD 2.2.5.4)"), v
   end
   return off, v
 end
@@ -570,7 +572,7 @@ D.d_file_info_response_seed_7 = function(tvb, tree, off, lim, pinfo)
     if lim - off >= 8 then t:add_le(F.file_info_response__sector_size, tvb(off + 4, 4)) end
     if lim - off >= 12 then t:add_le(F.file_info_response__physical_sector_size, tvb(off + 8, 4)) end
     if lim - off >= 20 then t:add_le(F.file_info_response__virtual_size, tvb(off + 12, 8)) end
-    return short(t, off, lim, 20, "file_info_response")
+    return short(t, off, lim, 20, "SVHDX_TUNNEL_FILE_INFO_RESPONSE (MS-RSVD 2.2.5.4)"), v
   end
   return off, v
 end
@@ -610,7 +612,7 @@ D.d_srb_status_request = function(tvb, tree, off, lim, pinfo)
     if lim - off >= 7 then do local r = tvb(off + 6, 1); t:add_le(F.srb_status_request__sense_info_ex_length, r); v.SenseInfoExLength = r:le_uint() end end
     if lim - off >= 8 then t:add_le(F.srb_status_request__reserved, tvb(off + 7, 1)) end
     if lim - off >= 28 then t:add(F.srb_status_request__sense_data_ex, tvb(off + 8, 20)) end
-    return short(t, off, lim, 28, "SVHDX_TUNNEL_SRB_STATUS_REQUEST")
+    return short(t, off, lim, 28, "SVHDX_TUNNEL_SRB_STATUS_REQUEST (MS-RSVD 2.2.5.7)"), v
   end
   t:set_len(off - start)
   return off, v
@@ -631,9 +633,9 @@ D.d_srb_status_response = function(tvb, tree, off, lim, pinfo)
     end
     if fn then
       local o, sub = fn(tvb, t, off, lim, pinfo)
-      if not o then return nil end
+      for k, x in pairs(sub or {}) do v[k] = x end
+      if not o then return nil, v end
       off = o
-      for k, x in pairs(sub) do v[k] = x end
     end
   end
   t:set_len(off - start)
@@ -658,7 +660,7 @@ D.d_srb_status_response_seed_8 = function(tvb, tree, off, lim, pinfo)
     if lim - off >= 7 then do local r = tvb(off + 6, 1); t:add_le(F.srb_status_response__sense_info_ex_length, r); v.SenseInfoExLength = r:le_uint() end end
     if lim - off >= 8 then t:add_le(F.srb_status_response__reserved, tvb(off + 7, 1)) end
     if lim - off >= 28 then t:add(F.srb_status_response__sense_data_ex, tvb(off + 8, 20)) end
-    return short(t, off, lim, 28, "srb_status_response")
+    return short(t, off, lim, 28, "SVHDX_TUNNEL_SRB_STATUS_RESPONSE (MS-RSVD 2.2.5.8)"), v
   end
   return off, v
 end
@@ -677,13 +679,13 @@ D.d_srb_status_response_windows_9 = function(tvb, tree, off, lim, pinfo)
     if lim - off >= 2 then t:add_le(F.srb_status_response__srb_status, tvb(off + 1, 1)) end
     if lim - off >= 3 then t:add_le(F.srb_status_response__scsi_status, tvb(off + 2, 1)) end
     if lim - off >= 4 then do local r = tvb(off + 3, 1); t:add_le(F.srb_status_response__sense_info_ex_length, r); v.SenseInfoExLength = r:le_uint() end end
-    return short(t, off, lim, 4, "srb_status_response")
+    return short(t, off, lim, 4, "SVHDX_TUNNEL_SRB_STATUS_RESPONSE (MS-RSVD 2.2.5.8)"), v
   end
   do
     local n = v.SenseInfoExLength
     if n > lim - off then
       if lim > off then t:add(F.srb_status_response__sense_data_ex, tvb(off, lim - off)) end
-      return long_length(t, off, lim, n, "srb_status_response.SenseDataEx")
+      return long_length(t, off, lim, n, "SVHDX_TUNNEL_SRB_STATUS_RESPONSE (MS-RSVD 2.2.5.8).SenseDataEx"), v
     end
     if n > 0 then t:add(F.srb_status_response__sense_data_ex, tvb(off, n)); off = off + n end
   end
@@ -691,7 +693,7 @@ D.d_srb_status_response_windows_9 = function(tvb, tree, off, lim, pinfo)
     local n = lim - off
     if n > lim - off then
       if lim > off then t:add(F.srb_status_response__padding, tvb(off, lim - off)) end
-      return long_length(t, off, lim, n, "srb_status_response.Padding")
+      return long_length(t, off, lim, n, "SVHDX_TUNNEL_SRB_STATUS_RESPONSE (MS-RSVD 2.2.5.8).Padding"), v
     end
     if n > 0 then t:add(F.srb_status_response__padding, tvb(off, n)); off = off + n end
   end
@@ -721,7 +723,7 @@ D.d_disk_info_request = function(tvb, tree, off, lim, pinfo)
     if lim - off >= 32 then t:add_le(F.disk_info_request__reserved2, tvb(off + 30, 2)) end
     if lim - off >= 40 then t:add_le(F.disk_info_request__file_size, tvb(off + 32, 8)) end
     if lim - off >= 56 then t:add_le(F.disk_info_request__virtual_disk_id, tvb(off + 40, 16)) end
-    return short(t, off, lim, 56, "SVHDX_TUNNEL_DISK_INFO_REQUEST")
+    return short(t, off, lim, 56, "SVHDX_TUNNEL_DISK_INFO_REQUEST (MS-RSVD 2.2.5.9)"), v
   end
   t:set_len(off - start)
   return off, v
@@ -752,7 +754,7 @@ D.d_disk_info_response = function(tvb, tree, off, lim, pinfo)
     if lim - off >= 32 then t:add_le(F.disk_info_response__reserved, tvb(off + 30, 2)) end
     if lim - off >= 40 then t:add_le(F.disk_info_response__file_size, tvb(off + 32, 8)) end
     if lim - off >= 56 then t:add_le(F.disk_info_response__virtual_disk_id, tvb(off + 40, 16)) end
-    return short(t, off, lim, 56, "SVHDX_TUNNEL_DISK_INFO_RESPONSE")
+    return short(t, off, lim, 56, "SVHDX_TUNNEL_DISK_INFO_RESPONSE (MS-RSVD 2.2.5.10)"), v
   end
   t:set_len(off - start)
   return off, v
@@ -785,13 +787,13 @@ D.d_scsi_request = function(tvb, tree, off, lim, pinfo)
     if lim - off >= 16 then t:add_le(F.scsi_request__data_transfer_length, tvb(off + 12, 4)) end
     if lim - off >= 32 then t:add(F.scsi_request__cdb_buffer, tvb(off + 16, 16)) end
     if lim - off >= 36 then t:add_le(F.scsi_request__reserved3, tvb(off + 32, 4)) end
-    return short(t, off, lim, 36, "SVHDX_TUNNEL_SCSI_REQUEST")
+    return short(t, off, lim, 36, "SVHDX_TUNNEL_SCSI_REQUEST (MS-RSVD 2.2.5.11)"), v
   end
   do
     local n = lim - off
     if n > lim - off then
       if lim > off then t:add(F.scsi_request__data_buffer, tvb(off, lim - off)) end
-      return long_length(t, off, lim, n, "SVHDX_TUNNEL_SCSI_REQUEST.DataBuffer")
+      return long_length(t, off, lim, n, "SVHDX_TUNNEL_SCSI_REQUEST (MS-RSVD 2.2.5.11).DataBuffer"), v
     end
     if n > 0 then t:add(F.scsi_request__data_buffer, tvb(off, n)); off = off + n end
   end
@@ -826,13 +828,13 @@ D.d_scsi_response = function(tvb, tree, off, lim, pinfo)
     if lim - off >= 12 then do local r = tvb(off + 8, 4); local b = t:add_le(F.scsi_response__srb_flags, r) b:add_le(F.scsi_response__srb_flags__queue_action_enable, r); b:add_le(F.scsi_response__srb_flags__disable_disconnect, r); b:add_le(F.scsi_response__srb_flags__disable_synch_transfer, r); b:add_le(F.scsi_response__srb_flags__bypass_frozen_queue, r); b:add_le(F.scsi_response__srb_flags__disable_autosense, r); b:add_le(F.scsi_response__srb_flags__data_in, r); b:add_le(F.scsi_response__srb_flags__data_out, r); b:add_le(F.scsi_response__srb_flags__no_queue_freeze, r); b:add_le(F.scsi_response__srb_flags__adapter_cache_enable, r); b:add_le(F.scsi_response__srb_flags__free_sense_buffer, r); b:add_le(F.scsi_response__srb_flags__d3_processing, r); b:add_le(F.scsi_response__srb_flags__is_active, r); b:add_le(F.scsi_response__srb_flags__allocated_from_zone, r); b:add_le(F.scsi_response__srb_flags__sglist_from_pool, r); b:add_le(F.scsi_response__srb_flags__bypass_locked_queue, r); b:add_le(F.scsi_response__srb_flags__no_keep_awake, r); b:add_le(F.scsi_response__srb_flags__port_driver_allocsense, r); b:add_le(F.scsi_response__srb_flags__port_driver_sensehasport, r); b:add_le(F.scsi_response__srb_flags__dont_start_next_packet, r); end end
     if lim - off >= 16 then t:add_le(F.scsi_response__data_transfer_length, tvb(off + 12, 4)) end
     if lim - off >= 36 then t:add(F.scsi_response__sense_data_ex, tvb(off + 16, 20)) end
-    return short(t, off, lim, 36, "SVHDX_TUNNEL_SCSI_RESPONSE")
+    return short(t, off, lim, 36, "SVHDX_TUNNEL_SCSI_RESPONSE (MS-RSVD 2.2.5.12)"), v
   end
   do
     local n = lim - off
     if n > lim - off then
       if lim > off then t:add(F.scsi_response__data_buffer, tvb(off, lim - off)) end
-      return long_length(t, off, lim, n, "SVHDX_TUNNEL_SCSI_RESPONSE.DataBuffer")
+      return long_length(t, off, lim, n, "SVHDX_TUNNEL_SCSI_RESPONSE (MS-RSVD 2.2.5.12).DataBuffer"), v
     end
     if n > 0 then t:add(F.scsi_response__data_buffer, tvb(off, n)); off = off + n end
   end
@@ -845,14 +847,36 @@ D.d_validate_disk_request = function(tvb, tree, off, lim, pinfo)
   local start = off
   local t = tree:add(F.validate_disk_request, tvb(off, lim > off and lim - off or 0))
   do
+    local fn
+    if lim - off == 0 then
+      t:add(F.validate_disk_request__layout, "seed: MS-RSVD v1 seed layout: the header only"):set_generated()
+      fn = false
+    elseif true then
+      t:add(F.validate_disk_request__layout, "windows: Windows layout: 56 reserved bytes after the header"):set_generated()
+      fn = D.d_validate_disk_request_windows_10
+    end
+    if fn then
+      local o, sub = fn(tvb, t, off, lim, pinfo)
+      for k, x in pairs(sub or {}) do v[k] = x end
+      if not o then return nil, v end
+      off = o
+    end
+  end
+  t:set_len(off - start)
+  return off, v
+end
+
+D.d_validate_disk_request_windows_10 = function(tvb, tree, off, lim, pinfo)
+  local v = {}
+  local t = tree
+  do
     local n = lim - off
     if n > lim - off then
       if lim > off then t:add(F.validate_disk_request__reserved, tvb(off, lim - off)) end
-      return long_length(t, off, lim, n, "SVHDX_TUNNEL_VALIDATE_DISK_REQUEST.Reserved")
+      return long_length(t, off, lim, n, "SVHDX_TUNNEL_VALIDATE_DISK_REQUEST (MS-RSVD 2.2.5.13).Reserved"), v
     end
     if n > 0 then t:add(F.validate_disk_request__reserved, tvb(off, n)); off = off + n end
   end
-  t:set_len(off - start)
   return off, v
 end
 
@@ -860,22 +884,44 @@ D.d_validate_disk_response = function(tvb, tree, off, lim, pinfo)
   local v = {}
   local start = off
   local t = tree:add(F.validate_disk_response, tvb(off, lim > off and lim - off or 0))
+  do
+    local fn
+    if lim - off == 0 then
+      t:add(F.validate_disk_response__layout, "seed: MS-RSVD v1 seed layout: the header only"):set_generated()
+      fn = false
+    elseif true then
+      t:add(F.validate_disk_response__layout, "windows: Windows layout: a 1-byte IsValidDisk after the header"):set_generated()
+      fn = D.d_validate_disk_response_windows_11
+    end
+    if fn then
+      local o, sub = fn(tvb, t, off, lim, pinfo)
+      for k, x in pairs(sub or {}) do v[k] = x end
+      if not o then return nil, v end
+      off = o
+    end
+  end
+  t:set_len(off - start)
+  return off, v
+end
+
+D.d_validate_disk_response_windows_11 = function(tvb, tree, off, lim, pinfo)
+  local v = {}
+  local t = tree
   if lim - off >= 1 then
     t:add_le(F.validate_disk_response__is_valid_disk, tvb(off + 0, 1))
     off = off + 1
   else
     if lim - off >= 1 then t:add_le(F.validate_disk_response__is_valid_disk, tvb(off + 0, 1)) end
-    return short(t, off, lim, 1, "SVHDX_TUNNEL_VALIDATE_DISK_RESPONSE")
+    return short(t, off, lim, 1, "SVHDX_TUNNEL_VALIDATE_DISK_RESPONSE (MS-RSVD 2.2.5.14)"), v
   end
   do
     local n = lim - off
     if n > lim - off then
       if lim > off then t:add(F.validate_disk_response__padding, tvb(off, lim - off)) end
-      return long_length(t, off, lim, n, "SVHDX_TUNNEL_VALIDATE_DISK_RESPONSE.Padding")
+      return long_length(t, off, lim, n, "SVHDX_TUNNEL_VALIDATE_DISK_RESPONSE (MS-RSVD 2.2.5.14).Padding"), v
     end
     if n > 0 then t:add(F.validate_disk_response__padding, tvb(off, n)); off = off + n end
   end
-  t:set_len(off - start)
   return off, v
 end
 
@@ -886,8 +932,8 @@ D.d_support_request = function(tvb, tree, off, lim, pinfo)
   if lim > off then
     do
       local o, sub = D.d_header(tvb, t, off, lim, pinfo)
-      if not o then return nil end
-      off = o; v.Header = sub
+      v.Header = sub; if not o then return nil, v end
+      off = o
     end
   end
   t:set_len(off - start)
@@ -902,23 +948,23 @@ D.d_support_response = function(tvb, tree, off, lim, pinfo)
     local fn
     if lim - off == 8 then
       t:add(F.support_response__layout, "windows: Windows and MS-SMB2: 4-byte fields"):set_generated()
-      fn = D.d_support_response_windows_10
+      fn = D.d_support_response_windows_12
     elseif true then
       t:add(F.support_response__layout, "seed: MS-RSVD v1 seed layout: 2-byte fields"):set_generated()
-      fn = D.d_support_response_seed_11
+      fn = D.d_support_response_seed_13
     end
     if fn then
       local o, sub = fn(tvb, t, off, lim, pinfo)
-      if not o then return nil end
+      for k, x in pairs(sub or {}) do v[k] = x end
+      if not o then return nil, v end
       off = o
-      for k, x in pairs(sub) do v[k] = x end
     end
   end
   t:set_len(off - start)
   return off, v
 end
 
-D.d_support_response_windows_10 = function(tvb, tree, off, lim, pinfo)
+D.d_support_response_windows_12 = function(tvb, tree, off, lim, pinfo)
   local v = {}
   local t = tree
   if lim - off >= 8 then
@@ -928,12 +974,12 @@ D.d_support_response_windows_10 = function(tvb, tree, off, lim, pinfo)
   else
     if lim - off >= 4 then t:add_le(F.support_response__shared_virtual_disk_support, tvb(off + 0, 4)) end
     if lim - off >= 8 then t:add_le(F.support_response__shared_virtual_disk_handle_state, tvb(off + 4, 4)) end
-    return short(t, off, lim, 8, "support_response")
+    return short(t, off, lim, 8, "SVHDX_SHARED_VIRTUAL_DISK_SUPPORT_RESPONSE (MS-RSVD 2.2.5.16)"), v
   end
   return off, v
 end
 
-D.d_support_response_seed_11 = function(tvb, tree, off, lim, pinfo)
+D.d_support_response_seed_13 = function(tvb, tree, off, lim, pinfo)
   local v = {}
   local t = tree
   if lim - off >= 4 then
@@ -943,7 +989,7 @@ D.d_support_response_seed_11 = function(tvb, tree, off, lim, pinfo)
   else
     if lim - off >= 2 then t:add_le(F.support_response__shared_virtual_disk_support, tvb(off + 0, 2)) end
     if lim - off >= 4 then t:add_le(F.support_response__shared_virtual_disk_handle_state, tvb(off + 2, 2)) end
-    return short(t, off, lim, 4, "support_response")
+    return short(t, off, lim, 4, "SVHDX_SHARED_VIRTUAL_DISK_SUPPORT_RESPONSE (MS-RSVD 2.2.5.16)"), v
   end
   return off, v
 end
@@ -954,8 +1000,8 @@ D.d_tunnel_request = function(tvb, tree, off, lim, pinfo)
   local t = tree:add(F.tunnel_request, tvb(off, lim > off and lim - off or 0))
   do
     local o, sub = D.d_header(tvb, t, off, lim, pinfo)
-    if not o then return nil end
-    off = o; v.Header = sub
+    v.Header = sub; if not o then return nil, v end
+    off = o
   end
   do
     local key, fn = v.Header.OperationCode, nil
@@ -965,10 +1011,10 @@ D.d_tunnel_request = function(tvb, tree, off, lim, pinfo)
     elseif key == 0x02001004 then fn = D.d_srb_status_request
     elseif key == 0x02001005 then fn = D.d_disk_info_request
     elseif key == 0x02001006 then fn = D.d_validate_disk_request
-    else fn = D.d_tunnel_request_payload_default_12 end
+    else fn = D.d_tunnel_request_payload_default_14 end
     if fn then
       local o, sub = fn(tvb, t, off, lim, pinfo)
-      if not o then return nil end
+      if not o then return nil, v end
       off = o
     end
   end
@@ -976,14 +1022,14 @@ D.d_tunnel_request = function(tvb, tree, off, lim, pinfo)
   return off, v
 end
 
-D.d_tunnel_request_payload_default_12 = function(tvb, tree, off, lim, pinfo)
+D.d_tunnel_request_payload_default_14 = function(tvb, tree, off, lim, pinfo)
   local v = {}
   local t = tree
   do
     local n = lim - off
     if n > lim - off then
       if lim > off then t:add(F.tunnel_request__body, tvb(off, lim - off)) end
-      return long_length(t, off, lim, n, "tunnel_request.Body")
+      return long_length(t, off, lim, n, "SVHDX tunnel request (MS-RSVD 2.2.5.1).Body"), v
     end
     if n > 0 then t:add(F.tunnel_request__body, tvb(off, n)); off = off + n end
   end
@@ -996,10 +1042,10 @@ D.d_tunnel_response = function(tvb, tree, off, lim, pinfo)
   local t = tree:add(F.tunnel_response, tvb(off, lim > off and lim - off or 0))
   do
     local o, sub = D.d_header(tvb, t, off, lim, pinfo)
-    if not o then return nil end
-    off = o; v.Header = sub
+    v.Header = sub; if not o then return nil, v end
+    off = o
   end
-  if lim > off then
+  if v.Header.Status == 0 then
     do
       local key, fn = v.Header.OperationCode, nil
       if key == 0x02001001 then fn = D.d_file_info_response
@@ -1008,26 +1054,46 @@ D.d_tunnel_response = function(tvb, tree, off, lim, pinfo)
       elseif key == 0x02001004 then fn = D.d_srb_status_response
       elseif key == 0x02001005 then fn = D.d_disk_info_response
       elseif key == 0x02001006 then fn = D.d_validate_disk_response
-      else fn = D.d_tunnel_response_payload_default_13 end
+      else fn = D.d_tunnel_response_payload_default_15 end
       if fn then
         local o, sub = fn(tvb, t, off, lim, pinfo)
-        if not o then return nil end
+        if not o then return nil, v end
         off = o
       end
+    end
+  else
+    do
+      local o, sub = D.d_tunnel_response_payload_16(tvb, t, off, lim, pinfo)
+      if not o then return nil, v end
+      off = o
     end
   end
   t:set_len(off - start)
   return off, v
 end
 
-D.d_tunnel_response_payload_default_13 = function(tvb, tree, off, lim, pinfo)
+D.d_tunnel_response_payload_default_15 = function(tvb, tree, off, lim, pinfo)
   local v = {}
   local t = tree
   do
     local n = lim - off
     if n > lim - off then
       if lim > off then t:add(F.tunnel_response__body, tvb(off, lim - off)) end
-      return long_length(t, off, lim, n, "tunnel_response.Body")
+      return long_length(t, off, lim, n, "SVHDX tunnel response (MS-RSVD 2.2.5.1).Body"), v
+    end
+    if n > 0 then t:add(F.tunnel_response__body, tvb(off, n)); off = off + n end
+  end
+  return off, v
+end
+
+D.d_tunnel_response_payload_16 = function(tvb, tree, off, lim, pinfo)
+  local v = {}
+  local t = tree
+  do
+    local n = lim - off
+    if n > lim - off then
+      if lim > off then t:add(F.tunnel_response__body, tvb(off, lim - off)) end
+      return long_length(t, off, lim, n, "SVHDX tunnel response (MS-RSVD 2.2.5.1).Body"), v
     end
     if n > 0 then t:add(F.tunnel_response__body, tvb(off, n)); off = off + n end
   end
@@ -1062,12 +1128,14 @@ local CONTEXTS = {
   ["9CCBCF9E04C1E643980E158DA1F6EC83"] = { "SVHDX_OPEN_DEVICE_CONTEXT", D.d_open_device_context },
 }
 
--- `b < a` holds when a ends before b starts; it raises when they lie in different
--- data sources (e.g. a reassembled PDU and the frame), which pcall turns into false.
-local function lt(b, a) return b < a end
+-- `b <= a` holds when a lies before b (4.0 compares starts, later versions ends;
+-- for fields that do not overlap both mean "a comes first"). It raises when they lie
+-- in different data sources (a reassembled PDU and the frame): pcall makes that false.
+-- (`<` is no use: it is strict, and a create-context tag ends where its data begins.)
+local function le(b, a) return b <= a end
 local function after(b, a)
-  local ok, yes = pcall(lt, b, a)
-  return ok and yes
+  local ok, yes = pcall(le, b, a)
+  return ok and yes == true
 end
 
 -- The last of `fis` that ends before `fi` starts, in the same data source.

@@ -1,0 +1,111 @@
+"""Run real tshark with the generated plugins and collect what it decoded."""
+from __future__ import annotations
+
+import functools
+import json
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+from dissectors import generate
+
+TSHARK = shutil.which("tshark")
+
+
+def tshark_cmd(pcap: Path, *args: str, lua: bool = True) -> List[str]:
+    if TSHARK is None:
+        raise RuntimeError("tshark is not installed: apt-get install -y tshark")
+    cmd = [TSHARK, "-n", "-r", str(pcap)]
+    if lua:
+        for p in generate.lua_paths():
+            cmd += ["-X", "lua_script:%s" % p]
+    return cmd + list(args)
+
+
+def run(pcap: Path, *args: str, lua: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(tshark_cmd(pcap, *args, lua=lua), capture_output=True, text=True, timeout=300)
+
+
+@dataclass
+class Decoded:
+    """One message our dissector decoded: its top field, its bytes, and its fields."""
+
+    frame: int
+    abbrev: str  # e.g. "tunnel_request"
+    raw: bytes
+    is_response: bool
+    fields: Dict[str, List]  # field name -> values, as tshark printed them
+
+
+def _collect(node, out: Dict[str, List]) -> None:
+    for key, value in node.items():
+        if key.endswith("_raw"):
+            continue
+        if key.endswith("_tree"):  # the children of a field that has a value (flag bits)
+            _collect(value, out)
+            continue
+        items = value if isinstance(value, list) else [value]
+        for item in items:
+            if isinstance(item, dict):
+                out.setdefault(key, []).append("")
+                _collect(item, out)
+            else:
+                out.setdefault(key, []).append(item)
+
+
+@functools.lru_cache(maxsize=None)
+def messages(pcap: Path, proto: str = "msrsvd") -> List[Decoded]:
+    res = run(pcap, "-T", "json", "-x", "--no-duplicate-keys", "-J", "frame " + proto)
+    assert res.returncode == 0, res.stderr
+    out = []
+    for pkt in json.loads(res.stdout or "[]"):
+        layers = pkt["_source"]["layers"]
+        frame = int(layers["frame"]["frame.number"])
+        items = layers.get(proto)
+        raws = layers.get(proto + "_raw")
+        if items is None:
+            continue
+        if isinstance(items, dict):
+            items = [items]
+        for item in items:
+            tops = [k for k in item if not k.endswith("_raw") and k.count(".") == 1
+                    and k not in ("%s.fsctl" % proto, "%s.is_response" % proto)]
+            for top in tops:
+                raw_hex = item[top + "_raw"][0]
+                fields: Dict[str, List] = {}
+                _collect({top: item[top]}, fields)
+                out.append(Decoded(frame=frame, abbrev=top.split(".", 1)[1], raw=bytes.fromhex(raw_hex),
+                                   is_response=item.get("%s.is_response" % proto) == "1", fields=fields))
+    return out
+
+
+def field_values(pcap: Path, fields: Sequence[str], *extra: str, lua: bool = True) -> List[Dict[str, List[str]]]:
+    """Per frame, every occurrence of each field (tshark -T fields)."""
+    args = ["-T", "fields", "-E", "occurrence=a", "-E", "aggregator=|", "-e", "frame.number"]
+    for f in fields:
+        args += ["-e", f]
+    res = run(pcap, *extra, *args, lua=lua)
+    assert res.returncode == 0, res.stderr
+    rows = []
+    for line in res.stdout.splitlines():
+        cols = line.split("\t")
+        row = {"frame.number": cols[0]}
+        for f, c in zip(fields, cols[1:]):
+            row[f] = c.split("|") if c else []
+        rows.append(row)
+    return rows
+
+
+def normalize(ftype: str, text: str):
+    """A tshark-printed value as the Python value construct parses."""
+    if ftype.startswith("uint"):
+        return int(text, 0)
+    if ftype == "bool":
+        return text in ("1", "True", "true")
+    if ftype == "bytes":
+        return bytes.fromhex(text.replace(":", ""))
+    if ftype == "none":
+        return None
+    return text
