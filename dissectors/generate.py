@@ -55,16 +55,9 @@ def _env() -> jinja2.Environment:
 
 
 BINDING_FIELDS = {
-    # Fields the SMB2 binding adds to every message it decodes.
-    "smb2": lambda p: [
-        FieldDef(abbrev="%s.fsctl" % p.name, label="FSCTL", ftype="uint32", base="HEX",
-                 values={e.function: e.name for e in p.ioctls},
-                 desc="The SMB2 IOCTL function whose buffer holds this message", spec="MS-SMB2 2.2.31",
-                 structure="(binding)"),
-        FieldDef(abbrev="%s.is_response" % p.name, label="Is response", ftype="bool", base="NONE",
-                 desc="Set when the buffer is a response (IOCTL output or a CREATE response context)",
-                 spec="MS-SMB2 2.2.1", structure="(binding)"),
-    ],
+    # Fields a binding adds beside the messages' own (none yet: smb2.ioctl.function and
+    # smb2.flags.response already say which FSCTL and which direction).
+    "smb2": lambda p: [],
 }
 
 
@@ -83,7 +76,8 @@ def render_lua(p: Protocol, model: Model = None) -> str:
         if s is None:
             return "nil"
         f = model.fields[s.field]
-        return "{ %s, %s }" % (lua_str(s.path), model.value_table(f.values))
+        path = ", ".join(lua_str(part) for part in s.path.split("."))
+        return "{ { %s }, %s }" % (path, model.value_table(f.values))
 
     fields = list(model.fields.values())
     template = _env().get_template("%s_binding.lua.j2" % p.binding)

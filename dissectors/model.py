@@ -143,6 +143,13 @@ class Decoder:
     owner: str  # message abbrev whose fields these are
     label: str = ""  # how expert items name it: "SVHDX_TUNNEL_SCSI_REQUEST (MS-RSVD 2.2.5.11)"
 
+    @property
+    def fixed_size(self) -> Optional[int]:
+        """The byte size when every step is fixed, so the subtree needs no set_len."""
+        if all(isinstance(s, Run) for s in self.steps):
+            return sum(s.size for s in self.steps)
+        return None
+
 
 class Model:
     """Everything the templates need for one protocol."""
@@ -492,7 +499,8 @@ def _flatten_item(model, name, inner, owner, v, out, ctx):
         out.append((abbrev, total))
         prefix = common_prefix(list(inner.flags))
         for flag, mask in inner.flags.items():
-            out.append(("%s.%s" % (abbrev, snake(flag[len(prefix):])), bool(v.get(flag))))
+            if v.get(flag):  # the dissector shows set bits only
+                out.append(("%s.%s" % (abbrev, snake(flag[len(prefix):])), True))
         return
     if isinstance(inner, Utf16String) and evaluate(inner.length, ctx) == 0:
         return  # the dissector shows no empty string

@@ -35,7 +35,6 @@ class Decoded:
     frame: int
     abbrev: str  # e.g. "tunnel_request"
     raw: bytes
-    is_response: bool
     fields: Dict[str, List]  # field name -> values, as tshark printed them
 
 
@@ -70,14 +69,13 @@ def messages(pcap: Path, proto: str = "msrsvd") -> List[Decoded]:
         if isinstance(items, dict):
             items = [items]
         for item in items:
-            tops = [k for k in item if not k.endswith("_raw") and k.count(".") == 1
-                    and k not in ("%s.fsctl" % proto, "%s.is_response" % proto)]
+            tops = [k for k in item if not k.endswith("_raw") and k.count(".") == 1]
             for top in tops:
                 raw_hex = item[top + "_raw"][0]
                 fields: Dict[str, List] = {}
                 _collect({top: item[top]}, fields)
                 out.append(Decoded(frame=frame, abbrev=top.split(".", 1)[1], raw=bytes.fromhex(raw_hex),
-                                   is_response=item.get("%s.is_response" % proto) == "1", fields=fields))
+                                   fields=fields))
     return out
 
 

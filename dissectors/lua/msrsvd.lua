@@ -73,11 +73,6 @@ local VS8 = {
   [0x00000001] = "HandleStateFileShared",
   [0x00000003] = "HandleStateShared",
 }
-local VS9 = {
-  [0x00090300] = "FSCTL_QUERY_SHARED_VIRTUAL_DISK_SUPPORT",
-  [0x00090304] = "FSCTL_SVHDX_SYNC_TUNNEL_REQUEST",
-  [0x00090364] = "FSCTL_SVHDX_ASYNC_TUNNEL_REQUEST",
-}
 
 local F = {}
 F.header = ProtoField.none("msrsvd.header", "SVHDX_TUNNEL_OPERATION_HEADER", "The header of every RSVD tunnel operation.")
@@ -229,8 +224,11 @@ F.tunnel_request = ProtoField.none("msrsvd.tunnel_request", "SVHDX tunnel reques
 F.tunnel_request__body = ProtoField.bytes("msrsvd.tunnel_request.body", "Body", base.NONE, "A payload this dissector does not decode (unknown or v2 OperationCode). [MS-RSVD 2.2.5.1]")
 F.tunnel_response = ProtoField.none("msrsvd.tunnel_response", "SVHDX tunnel response", "An FSCTL_SVHDX_SYNC/ASYNC_TUNNEL_REQUEST output buffer.")
 F.tunnel_response__body = ProtoField.bytes("msrsvd.tunnel_response.body", "Body", base.NONE, "A payload this dissector does not decode (unknown or v2 OperationCode). [MS-RSVD 2.2.5.1]")
-F.fsctl = ProtoField.uint32("msrsvd.fsctl", "FSCTL", base.HEX, VS9, nil, "The SMB2 IOCTL function whose buffer holds this message [MS-SMB2 2.2.31]")
-F.is_response = ProtoField.bool("msrsvd.is_response", "Is response", NONE, nil, 0x00000000, "Set when the buffer is a response (IOCTL output or a CREATE response context)")
+
+-- Flag masks with their bit fields, for flag_bits().
+local BITS = {}
+BITS.scsi_request__srb_flags = { 0x00000002, F.scsi_request__srb_flags__queue_action_enable, 0x00000004, F.scsi_request__srb_flags__disable_disconnect, 0x00000008, F.scsi_request__srb_flags__disable_synch_transfer, 0x00000010, F.scsi_request__srb_flags__bypass_frozen_queue, 0x00000020, F.scsi_request__srb_flags__disable_autosense, 0x00000040, F.scsi_request__srb_flags__data_in, 0x00000080, F.scsi_request__srb_flags__data_out, 0x00000100, F.scsi_request__srb_flags__no_queue_freeze, 0x00000200, F.scsi_request__srb_flags__adapter_cache_enable, 0x00000400, F.scsi_request__srb_flags__free_sense_buffer, 0x00000800, F.scsi_request__srb_flags__d3_processing, 0x00001000, F.scsi_request__srb_flags__is_active, 0x00002000, F.scsi_request__srb_flags__allocated_from_zone, 0x00004000, F.scsi_request__srb_flags__sglist_from_pool, 0x00008000, F.scsi_request__srb_flags__bypass_locked_queue, 0x00010000, F.scsi_request__srb_flags__no_keep_awake, 0x00020000, F.scsi_request__srb_flags__port_driver_allocsense, 0x00040000, F.scsi_request__srb_flags__port_driver_sensehasport, 0x00080000, F.scsi_request__srb_flags__dont_start_next_packet, }
+BITS.scsi_response__srb_flags = { 0x00000002, F.scsi_response__srb_flags__queue_action_enable, 0x00000004, F.scsi_response__srb_flags__disable_disconnect, 0x00000008, F.scsi_response__srb_flags__disable_synch_transfer, 0x00000010, F.scsi_response__srb_flags__bypass_frozen_queue, 0x00000020, F.scsi_response__srb_flags__disable_autosense, 0x00000040, F.scsi_response__srb_flags__data_in, 0x00000080, F.scsi_response__srb_flags__data_out, 0x00000100, F.scsi_response__srb_flags__no_queue_freeze, 0x00000200, F.scsi_response__srb_flags__adapter_cache_enable, 0x00000400, F.scsi_response__srb_flags__free_sense_buffer, 0x00000800, F.scsi_response__srb_flags__d3_processing, 0x00001000, F.scsi_response__srb_flags__is_active, 0x00002000, F.scsi_response__srb_flags__allocated_from_zone, 0x00004000, F.scsi_response__srb_flags__sglist_from_pool, 0x00008000, F.scsi_response__srb_flags__bypass_locked_queue, 0x00010000, F.scsi_response__srb_flags__no_keep_awake, 0x00020000, F.scsi_response__srb_flags__port_driver_allocsense, 0x00040000, F.scsi_response__srb_flags__port_driver_sensehasport, 0x00080000, F.scsi_response__srb_flags__dont_start_next_packet, }
 
 local field_list = {}
 for _, f in pairs(F) do field_list[#field_list + 1] = f end
@@ -268,6 +266,14 @@ local function utf16z(r)
   return s
 end
 
+-- Only the set bits of a flags field get an item: a 32-bit field with 19 named
+-- flags would otherwise cost 19 tree items per message (see bench/lua_overhead.py).
+local function flag_bits(b, r, x, bits)
+  for i = 1, #bits, 2 do
+    if x % (bits[i] * 2) >= bits[i] then b:add_le(bits[i + 1], r) end
+  end
+end
+
 local function peek_zero(tvb, o, n, lim)
   if o + n > lim then return false end
   for i = o, o + n - 1 do
@@ -278,8 +284,7 @@ end
 
 D.d_header = function(tvb, tree, off, lim, pinfo)
   local v = {}
-  local start = off
-  local t = tree:add(F.header, tvb(off, lim > off and lim - off or 0))
+  local t = tree:add(F.header, tvb(off, lim - off >= 16 and 16 or lim - off))
   if lim - off >= 16 then
     do local r = tvb(off + 0, 4); t:add_le(F.header__operation_code, r); v.OperationCode = r:le_uint() end
     do local r = tvb(off + 4, 4); t:add_le(F.header__status, r); v.Status = r:le_uint() end
@@ -291,7 +296,6 @@ D.d_header = function(tvb, tree, off, lim, pinfo)
     if lim - off >= 16 then t:add_le(F.header__request_id, tvb(off + 8, 8)) end
     return short(t, off, lim, 16, "SVHDX_TUNNEL_OPERATION_HEADER (MS-RSVD 2.2.5.1)"), v
   end
-  t:set_len(off - start)
   return off, v
 end
 
@@ -579,24 +583,19 @@ end
 
 D.d_check_connection_request = function(tvb, tree, off, lim, pinfo)
   local v = {}
-  local start = off
-  local t = tree:add(F.check_connection_request, tvb(off, lim > off and lim - off or 0))
-  t:set_len(off - start)
+  local t = tree:add(F.check_connection_request, tvb(off, lim - off >= 0 and 0 or lim - off))
   return off, v
 end
 
 D.d_check_connection_response = function(tvb, tree, off, lim, pinfo)
   local v = {}
-  local start = off
-  local t = tree:add(F.check_connection_response, tvb(off, lim > off and lim - off or 0))
-  t:set_len(off - start)
+  local t = tree:add(F.check_connection_response, tvb(off, lim - off >= 0 and 0 or lim - off))
   return off, v
 end
 
 D.d_srb_status_request = function(tvb, tree, off, lim, pinfo)
   local v = {}
-  local start = off
-  local t = tree:add(F.srb_status_request, tvb(off, lim > off and lim - off or 0))
+  local t = tree:add(F.srb_status_request, tvb(off, lim - off >= 28 and 28 or lim - off))
   if lim - off >= 28 then
     t:add_le(F.srb_status_request__status_key, tvb(off + 0, 4))
     t:add_le(F.srb_status_request__srb_status, tvb(off + 4, 1))
@@ -614,7 +613,6 @@ D.d_srb_status_request = function(tvb, tree, off, lim, pinfo)
     if lim - off >= 28 then t:add(F.srb_status_request__sense_data_ex, tvb(off + 8, 20)) end
     return short(t, off, lim, 28, "SVHDX_TUNNEL_SRB_STATUS_REQUEST (MS-RSVD 2.2.5.7)"), v
   end
-  t:set_len(off - start)
   return off, v
 end
 
@@ -702,8 +700,7 @@ end
 
 D.d_disk_info_request = function(tvb, tree, off, lim, pinfo)
   local v = {}
-  local start = off
-  local t = tree:add(F.disk_info_request, tvb(off, lim > off and lim - off or 0))
+  local t = tree:add(F.disk_info_request, tvb(off, lim - off >= 56 and 56 or lim - off))
   if lim - off >= 56 then
     t:add_le(F.disk_info_request__reserved1, tvb(off + 0, 8))
     t:add_le(F.disk_info_request__block_size, tvb(off + 8, 4))
@@ -725,14 +722,12 @@ D.d_disk_info_request = function(tvb, tree, off, lim, pinfo)
     if lim - off >= 56 then t:add_le(F.disk_info_request__virtual_disk_id, tvb(off + 40, 16)) end
     return short(t, off, lim, 56, "SVHDX_TUNNEL_DISK_INFO_REQUEST (MS-RSVD 2.2.5.9)"), v
   end
-  t:set_len(off - start)
   return off, v
 end
 
 D.d_disk_info_response = function(tvb, tree, off, lim, pinfo)
   local v = {}
-  local start = off
-  local t = tree:add(F.disk_info_response, tvb(off, lim > off and lim - off or 0))
+  local t = tree:add(F.disk_info_response, tvb(off, lim - off >= 56 and 56 or lim - off))
   if lim - off >= 56 then
     t:add_le(F.disk_info_response__disk_type, tvb(off + 0, 4))
     t:add_le(F.disk_info_response__disk_format, tvb(off + 4, 4))
@@ -756,7 +751,6 @@ D.d_disk_info_response = function(tvb, tree, off, lim, pinfo)
     if lim - off >= 56 then t:add_le(F.disk_info_response__virtual_disk_id, tvb(off + 40, 16)) end
     return short(t, off, lim, 56, "SVHDX_TUNNEL_DISK_INFO_RESPONSE (MS-RSVD 2.2.5.10)"), v
   end
-  t:set_len(off - start)
   return off, v
 end
 
@@ -771,7 +765,7 @@ D.d_scsi_request = function(tvb, tree, off, lim, pinfo)
     do local r = tvb(off + 5, 1); t:add_le(F.scsi_request__sense_info_ex_length, r); v.SenseInfoExLength = r:le_uint() end
     t:add_le(F.scsi_request__data_in, tvb(off + 6, 1))
     t:add_le(F.scsi_request__reserved2, tvb(off + 7, 1))
-    do local r = tvb(off + 8, 4); local b = t:add_le(F.scsi_request__srb_flags, r) b:add_le(F.scsi_request__srb_flags__queue_action_enable, r); b:add_le(F.scsi_request__srb_flags__disable_disconnect, r); b:add_le(F.scsi_request__srb_flags__disable_synch_transfer, r); b:add_le(F.scsi_request__srb_flags__bypass_frozen_queue, r); b:add_le(F.scsi_request__srb_flags__disable_autosense, r); b:add_le(F.scsi_request__srb_flags__data_in, r); b:add_le(F.scsi_request__srb_flags__data_out, r); b:add_le(F.scsi_request__srb_flags__no_queue_freeze, r); b:add_le(F.scsi_request__srb_flags__adapter_cache_enable, r); b:add_le(F.scsi_request__srb_flags__free_sense_buffer, r); b:add_le(F.scsi_request__srb_flags__d3_processing, r); b:add_le(F.scsi_request__srb_flags__is_active, r); b:add_le(F.scsi_request__srb_flags__allocated_from_zone, r); b:add_le(F.scsi_request__srb_flags__sglist_from_pool, r); b:add_le(F.scsi_request__srb_flags__bypass_locked_queue, r); b:add_le(F.scsi_request__srb_flags__no_keep_awake, r); b:add_le(F.scsi_request__srb_flags__port_driver_allocsense, r); b:add_le(F.scsi_request__srb_flags__port_driver_sensehasport, r); b:add_le(F.scsi_request__srb_flags__dont_start_next_packet, r); end
+    do local r = tvb(off + 8, 4); local b, x = t:add_le(F.scsi_request__srb_flags, r), r:le_uint(); flag_bits(b, r, x, BITS.scsi_request__srb_flags) end
     t:add_le(F.scsi_request__data_transfer_length, tvb(off + 12, 4))
     t:add(F.scsi_request__cdb_buffer, tvb(off + 16, 16))
     t:add_le(F.scsi_request__reserved3, tvb(off + 32, 4))
@@ -783,7 +777,7 @@ D.d_scsi_request = function(tvb, tree, off, lim, pinfo)
     if lim - off >= 6 then do local r = tvb(off + 5, 1); t:add_le(F.scsi_request__sense_info_ex_length, r); v.SenseInfoExLength = r:le_uint() end end
     if lim - off >= 7 then t:add_le(F.scsi_request__data_in, tvb(off + 6, 1)) end
     if lim - off >= 8 then t:add_le(F.scsi_request__reserved2, tvb(off + 7, 1)) end
-    if lim - off >= 12 then do local r = tvb(off + 8, 4); local b = t:add_le(F.scsi_request__srb_flags, r) b:add_le(F.scsi_request__srb_flags__queue_action_enable, r); b:add_le(F.scsi_request__srb_flags__disable_disconnect, r); b:add_le(F.scsi_request__srb_flags__disable_synch_transfer, r); b:add_le(F.scsi_request__srb_flags__bypass_frozen_queue, r); b:add_le(F.scsi_request__srb_flags__disable_autosense, r); b:add_le(F.scsi_request__srb_flags__data_in, r); b:add_le(F.scsi_request__srb_flags__data_out, r); b:add_le(F.scsi_request__srb_flags__no_queue_freeze, r); b:add_le(F.scsi_request__srb_flags__adapter_cache_enable, r); b:add_le(F.scsi_request__srb_flags__free_sense_buffer, r); b:add_le(F.scsi_request__srb_flags__d3_processing, r); b:add_le(F.scsi_request__srb_flags__is_active, r); b:add_le(F.scsi_request__srb_flags__allocated_from_zone, r); b:add_le(F.scsi_request__srb_flags__sglist_from_pool, r); b:add_le(F.scsi_request__srb_flags__bypass_locked_queue, r); b:add_le(F.scsi_request__srb_flags__no_keep_awake, r); b:add_le(F.scsi_request__srb_flags__port_driver_allocsense, r); b:add_le(F.scsi_request__srb_flags__port_driver_sensehasport, r); b:add_le(F.scsi_request__srb_flags__dont_start_next_packet, r); end end
+    if lim - off >= 12 then do local r = tvb(off + 8, 4); local b, x = t:add_le(F.scsi_request__srb_flags, r), r:le_uint(); flag_bits(b, r, x, BITS.scsi_request__srb_flags) end end
     if lim - off >= 16 then t:add_le(F.scsi_request__data_transfer_length, tvb(off + 12, 4)) end
     if lim - off >= 32 then t:add(F.scsi_request__cdb_buffer, tvb(off + 16, 16)) end
     if lim - off >= 36 then t:add_le(F.scsi_request__reserved3, tvb(off + 32, 4)) end
@@ -813,7 +807,7 @@ D.d_scsi_response = function(tvb, tree, off, lim, pinfo)
     do local r = tvb(off + 5, 1); t:add_le(F.scsi_response__sense_info_ex_length, r); v.SenseInfoExLength = r:le_uint() end
     t:add_le(F.scsi_response__data_in, tvb(off + 6, 1))
     t:add_le(F.scsi_response__reserved, tvb(off + 7, 1))
-    do local r = tvb(off + 8, 4); local b = t:add_le(F.scsi_response__srb_flags, r) b:add_le(F.scsi_response__srb_flags__queue_action_enable, r); b:add_le(F.scsi_response__srb_flags__disable_disconnect, r); b:add_le(F.scsi_response__srb_flags__disable_synch_transfer, r); b:add_le(F.scsi_response__srb_flags__bypass_frozen_queue, r); b:add_le(F.scsi_response__srb_flags__disable_autosense, r); b:add_le(F.scsi_response__srb_flags__data_in, r); b:add_le(F.scsi_response__srb_flags__data_out, r); b:add_le(F.scsi_response__srb_flags__no_queue_freeze, r); b:add_le(F.scsi_response__srb_flags__adapter_cache_enable, r); b:add_le(F.scsi_response__srb_flags__free_sense_buffer, r); b:add_le(F.scsi_response__srb_flags__d3_processing, r); b:add_le(F.scsi_response__srb_flags__is_active, r); b:add_le(F.scsi_response__srb_flags__allocated_from_zone, r); b:add_le(F.scsi_response__srb_flags__sglist_from_pool, r); b:add_le(F.scsi_response__srb_flags__bypass_locked_queue, r); b:add_le(F.scsi_response__srb_flags__no_keep_awake, r); b:add_le(F.scsi_response__srb_flags__port_driver_allocsense, r); b:add_le(F.scsi_response__srb_flags__port_driver_sensehasport, r); b:add_le(F.scsi_response__srb_flags__dont_start_next_packet, r); end
+    do local r = tvb(off + 8, 4); local b, x = t:add_le(F.scsi_response__srb_flags, r), r:le_uint(); flag_bits(b, r, x, BITS.scsi_response__srb_flags) end
     t:add_le(F.scsi_response__data_transfer_length, tvb(off + 12, 4))
     t:add(F.scsi_response__sense_data_ex, tvb(off + 16, 20))
     off = off + 36
@@ -825,7 +819,7 @@ D.d_scsi_response = function(tvb, tree, off, lim, pinfo)
     if lim - off >= 6 then do local r = tvb(off + 5, 1); t:add_le(F.scsi_response__sense_info_ex_length, r); v.SenseInfoExLength = r:le_uint() end end
     if lim - off >= 7 then t:add_le(F.scsi_response__data_in, tvb(off + 6, 1)) end
     if lim - off >= 8 then t:add_le(F.scsi_response__reserved, tvb(off + 7, 1)) end
-    if lim - off >= 12 then do local r = tvb(off + 8, 4); local b = t:add_le(F.scsi_response__srb_flags, r) b:add_le(F.scsi_response__srb_flags__queue_action_enable, r); b:add_le(F.scsi_response__srb_flags__disable_disconnect, r); b:add_le(F.scsi_response__srb_flags__disable_synch_transfer, r); b:add_le(F.scsi_response__srb_flags__bypass_frozen_queue, r); b:add_le(F.scsi_response__srb_flags__disable_autosense, r); b:add_le(F.scsi_response__srb_flags__data_in, r); b:add_le(F.scsi_response__srb_flags__data_out, r); b:add_le(F.scsi_response__srb_flags__no_queue_freeze, r); b:add_le(F.scsi_response__srb_flags__adapter_cache_enable, r); b:add_le(F.scsi_response__srb_flags__free_sense_buffer, r); b:add_le(F.scsi_response__srb_flags__d3_processing, r); b:add_le(F.scsi_response__srb_flags__is_active, r); b:add_le(F.scsi_response__srb_flags__allocated_from_zone, r); b:add_le(F.scsi_response__srb_flags__sglist_from_pool, r); b:add_le(F.scsi_response__srb_flags__bypass_locked_queue, r); b:add_le(F.scsi_response__srb_flags__no_keep_awake, r); b:add_le(F.scsi_response__srb_flags__port_driver_allocsense, r); b:add_le(F.scsi_response__srb_flags__port_driver_sensehasport, r); b:add_le(F.scsi_response__srb_flags__dont_start_next_packet, r); end end
+    if lim - off >= 12 then do local r = tvb(off + 8, 4); local b, x = t:add_le(F.scsi_response__srb_flags, r), r:le_uint(); flag_bits(b, r, x, BITS.scsi_response__srb_flags) end end
     if lim - off >= 16 then t:add_le(F.scsi_response__data_transfer_length, tvb(off + 12, 4)) end
     if lim - off >= 36 then t:add(F.scsi_response__sense_data_ex, tvb(off + 16, 20)) end
     return short(t, off, lim, 36, "SVHDX_TUNNEL_SCSI_RESPONSE (MS-RSVD 2.2.5.12)"), v
@@ -1113,11 +1107,11 @@ local IOCTL = {
   [0x00090304] = { "FSCTL_SVHDX_SYNC_TUNNEL_REQUEST",
     D.d_tunnel_request,
     D.d_tunnel_response,
-    { "Header.OperationCode", VS1 }, { "Header.OperationCode", VS1 } },
+    { { "Header", "OperationCode" }, VS1 }, { { "Header", "OperationCode" }, VS1 } },
   [0x00090364] = { "FSCTL_SVHDX_ASYNC_TUNNEL_REQUEST",
     D.d_tunnel_request,
     D.d_tunnel_response,
-    { "Header.OperationCode", VS1 }, { "Header.OperationCode", VS1 } },
+    { { "Header", "OperationCode" }, VS1 }, { { "Header", "OperationCode" }, VS1 } },
   [0x00090300] = { "FSCTL_QUERY_SHARED_VIRTUAL_DISK_SUPPORT",
     D.d_support_request,
     D.d_support_response,
@@ -1153,8 +1147,6 @@ local function decode(fn, fi, tree, pinfo, what, is_response, code, summary)
   if not r or r:len() == 0 then return nil end
   local b = r:tvb()
   local top = tree:add(proto, r)
-  if code then top:add(F.fsctl, code):set_generated() end
-  top:add(F.is_response, is_response):set_generated()
   local ok, off, v = pcall(fn, b, top, 0, b:len(), pinfo)
   if not ok then
     top:add_proto_expert_info(E.internal, tostring(off))
@@ -1163,7 +1155,7 @@ local function decode(fn, fi, tree, pinfo, what, is_response, code, summary)
   local text = what
   if summary and v then
     local x = v
-    for part in summary[1]:gmatch("[^.]+") do x = x and x[part] end
+    for i = 1, #summary[1] do x = x and x[summary[1][i]] end
     if x then text = (summary[2][x] or string.format("0x%08X", x)) end
   end
   text = text .. (is_response and " Response" or " Request")
@@ -1172,11 +1164,11 @@ local function decode(fn, fi, tree, pinfo, what, is_response, code, summary)
 end
 
 function proto.dissector(tvb, pinfo, tree)
-  local ins, outs, datas = { FX_IN() }, { FX_OUT() }, { FX_CONTEXT_DATA() }
-  if #ins == 0 and #outs == 0 and #datas == 0 then return end
+  local funcs, datas = { FX_FUNCTION() }, { FX_CONTEXT_DATA() }
+  if #funcs == 0 and #datas == 0 then return end
   local shown = {}
-  if #ins > 0 or #outs > 0 then
-    local funcs = { FX_FUNCTION() }
+  if #funcs > 0 then
+    local ins, outs = { FX_IN() }, { FX_OUT() }
     for pass = 1, 2 do
       local list, is_response = (pass == 1) and ins or outs, pass == 2
       for i = 1, #list do
