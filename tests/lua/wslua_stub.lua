@@ -1,0 +1,123 @@
+-- A stand-in for the part of Wireshark's Lua API the generated decoders use, so they can
+-- run under any Lua interpreter (5.2, 5.3, 5.4). Usage:
+--   lua5.x wslua_stub.lua PLUGIN.lua < messages
+-- where each input line is "<decoder> <hex bytes>"; for each it prints the items the
+-- decoder added ("<field>\t<value>"), then "end". It runs the real generated file; only
+-- Wireshark's side is imitated, and only as far as the decoders need.
+
+local plugin = arg[1]
+
+local function byte_at(s, i) return s:byte(i + 1) end
+
+local function le_uint(s, off, len)
+  local x = 0
+  for i = len - 1, 0, -1 do x = x * 256 + byte_at(s, off + i) end
+  return x
+end
+
+-- UTF-16LE to UTF-8 (basic plane is enough for host names).
+local function utf16le(s, off, len)
+  local out = {}
+  for i = off, off + len - 2, 2 do
+    local c = le_uint(s, i, 2)
+    if c < 0x80 then out[#out + 1] = string.char(c)
+    elseif c < 0x800 then out[#out + 1] = string.char(0xC0 + math.floor(c / 64), 0x80 + c % 64)
+    else out[#out + 1] = string.char(0xE0 + math.floor(c / 4096), 0x80 + math.floor(c / 64) % 64, 0x80 + c % 64) end
+  end
+  return table.concat(out)
+end
+
+local Range = {}
+Range.__index = Range
+function Range:le_uint() return le_uint(self.s, self.off, self.len) end
+function Range:uint()
+  local x = 0
+  for i = 0, self.len - 1 do x = x * 256 + byte_at(self.s, self.off + i) end
+  return x
+end
+function Range:le_ustring() return utf16le(self.s, self.off, self.len) end
+function Range:len() return self.len end
+function Range:hex()
+  local out = {}
+  for i = 0, self.len - 1 do out[#out + 1] = string.format("%02x", byte_at(self.s, self.off + i)) end
+  return table.concat(out)
+end
+
+local function new_tvb(s)
+  local tvb = { s = s }
+  setmetatable(tvb, { __call = function(t, off, len)
+    if off < 0 or len < 0 or off + len > #s then error(string.format("range %d+%d out of %d bytes", off, len, #s)) end
+    return setmetatable({ s = s, off = off, len = len }, Range)
+  end })
+  function tvb:len() return #s end
+  return tvb
+end
+
+local out = {}
+
+local function guid(r)
+  local h = r:hex()
+  local function swap(x) local t = {} for i = #x - 1, 1, -2 do t[#t + 1] = x:sub(i, i + 1) end return table.concat(t) end
+  return swap(h:sub(1, 8)) .. "-" .. swap(h:sub(9, 12)) .. "-" .. swap(h:sub(13, 16)) .. "-" ..
+    h:sub(17, 20) .. "-" .. h:sub(21, 32)
+end
+
+local function value_of(f, r, v)
+  if v ~= nil then return tostring(v) end
+  if f.kind == "uint64" then
+    local h = {}
+    for i = r.len - 1, 0, -1 do h[#h + 1] = string.format("%02x", byte_at(r.s, r.off + i)) end
+    return "0x" .. table.concat(h)
+  elseif f.kind:match("^uint") then return string.format("%d", r:le_uint())
+  elseif f.kind == "bool" then
+    return (math.floor(r:le_uint() / f.mask) % 2 == 1) and "true" or "false"
+  elseif f.kind == "guid" then return guid(r)
+  elseif f.kind == "bytes" then return r:hex()
+  end
+  return ""
+end
+
+local Item = {}
+Item.__index = Item
+local function add(self, f, r, v)
+  if getmetatable(r) ~= Range then r, v = nil, r end
+  out[#out + 1] = f.abbrev .. "\t" .. value_of(f, r, v)
+  return setmetatable({}, Item)
+end
+Item.add, Item.add_le = add, add
+function Item:set_generated() return self end
+function Item:set_len() end
+function Item:append_text() end
+function Item:add_proto_expert_info(e, text) out[#out + 1] = "expert\t" .. text end
+
+local function field(kind)
+  return function(abbrev, name, a, b, c)
+    local mask = (kind == "bool") and c or nil
+    return { abbrev = abbrev, kind = kind, mask = mask }
+  end
+end
+
+ProtoField = {}
+for _, k in ipairs({ "none", "bool", "uint8", "uint16", "uint32", "uint64", "guid", "bytes", "string" }) do
+  ProtoField[k] = field(k)
+end
+base = { DEC = 1, HEX = 2, NONE = 0, UNICODE = 0 }
+expert = { group = { MALFORMED = 1 }, severity = { ERROR = 1 } }
+ProtoExpert = { new = function(abbrev) return { abbrev = abbrev } end }
+Field = { new = function() return function() end end }
+function Proto(name) return { name = name } end
+function register_postdissector() end
+
+local f = assert(io.open(plugin, "rb"))
+local text = f:read("*a")
+f:close()
+local D = assert(load(text .. "\nreturn D", "=" .. plugin))()
+
+for line in io.lines() do
+  local name, hex = line:match("^(%S+)%s+(%x*)$")
+  local s = hex:gsub("%x%x", function(x) return string.char(tonumber(x, 16)) end)
+  out = {}
+  local ok, err = pcall(D[name], new_tvb(s), setmetatable({}, Item), 0, #s, {})
+  if not ok then out[#out + 1] = "error\t" .. tostring(err) end
+  io.write(table.concat(out, "\n"), "\nend\n")
+end
