@@ -31,11 +31,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dissectors import generate, rsvd  # noqa: E402
-from samples import smb2  # noqa: E402
-from samples.conversation import start  # noqa: E402
+from dissectors import generate  # noqa: E402
 from samples.network import Capture, host  # noqa: E402
-from samples.rsvd_scenarios import INQUIRY_DATA, RsvdClient, cdb, pattern  # noqa: E402
+from samples.rsvd_scenarios import INQUIRY_DATA, cdb, connect, pattern  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
 
@@ -45,11 +43,8 @@ def build_trace(packets: int) -> bytes:
     server = host(0x10, "10.0.0.20")
     clients = []
     for i in range(4):
-        smb = start(cap, host(0x20 + i, "10.0.1.%d" % (11 + i)), server, 50000 + i)
-        smb.negotiate()
-        smb.session_setup(0x0000040000000100 + i)
-        smb.tree_connect(r"\\sofs\vhdx", 1)
-        clients.append((RsvdClient(smb, request_id=1), bytes([i + 1]) + bytes(7) + bytes([0x20 + i]) + bytes(7)))
+        c = connect(cap, host(0x20 + i, "10.0.1.%d" % (11 + i)), server, 50000 + i, 0x0000040000000100 + i, 1)
+        clients.append((c, bytes([i + 1]) + bytes(7) + bytes([0x20 + i]) + bytes(7)))
     data4k = pattern(4096, 9)
     fi = dict(_variant="windows", ServerVersion=0, SectorSize=0, PhysicalSectorSize=0, Reserved=0, VirtualSize=0)
     fo = dict(_variant="windows", ServerVersion=2, SectorSize=512, PhysicalSectorSize=4096, Reserved=0,

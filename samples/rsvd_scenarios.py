@@ -107,6 +107,21 @@ class RsvdClient:
                         think_us=think_us)
 
 
+def connect(cap: Capture, client, server, cport: int, session_id: int, request_id: int) -> RsvdClient:
+    """TCP handshake, NEGOTIATE (3.0.2), SESSION_SETUP and TREE_CONNECT to \\sofs\vhdx."""
+    smb = start(cap, client, server, cport)
+    smb.negotiate()
+    smb.session_setup(session_id)
+    smb.tree_connect(r"\\sofs\vhdx", 1)
+    return RsvdClient(smb, request_id=request_id)
+
+
+def support_answer(layout: str, state: str) -> bytes:
+    """An SVHDX_SHARED_VIRTUAL_DISK_SUPPORT_RESPONSE in the seed or Windows layout."""
+    return rsvd.SVHDX_SHARED_VIRTUAL_DISK_SUPPORT_RESPONSE.build(dict(
+        _variant=layout, SharedVirtualDiskSupport=1, SharedVirtualDiskHandleState=state))
+
+
 def open_context_seed(host_name: str, initiator: uuid.UUID) -> bytes:
     name = host_name.encode("utf-16-le") + b"\x00\x00"
     return rsvd.SVHDX_OPEN_DEVICE_CONTEXT.build(dict(
@@ -203,15 +218,11 @@ def open_disk(c: RsvdClient, name: str, context: bytes, resp_context: Optional[b
 
 def node1(cap: Capture, server) -> None:
     """The seed-layout initiator: a full §3.1.4 session, every tunnel operation and the sense-error flow."""
-    smb = start(cap, host(1, "10.0.0.11"), server, 49701)
-    c = RsvdClient(smb, request_id=1)
+    c = connect(cap, host(1, "10.0.0.11"), server, 49701, 0x0000040000000001, request_id=1)
+    smb = c.smb
     fid = bytes.fromhex("0100000000000000" "0a00000000000000")
-    smb.negotiate()
-    smb.session_setup(0x0000040000000001)
-    smb.tree_connect(r"\\sofs\vhdx", 1)
     open_disk(c, "disk.vhdx", open_context_seed("NODE1", NODE1_ID), None, fid, NODE1_ID,
-              rsvd.SVHDX_SHARED_VIRTUAL_DISK_SUPPORT_RESPONSE.build(dict(
-                  _variant="seed", SharedVirtualDiskSupport=1, SharedVirtualDiskHandleState="HandleStateShared")),
+              support_answer("seed", "HandleStateShared"),
               # §2.2.5.15 read literally: the request carries a bare header.
               support_input=rsvd.SVHDX_SHARED_VIRTUAL_DISK_SUPPORT_REQUEST.build(dict(
                   Header=dict(OperationCode=0, Status=0, RequestId=0))), compound=False)
@@ -252,12 +263,9 @@ def node1(cap: Capture, server) -> None:
 
 def node2(cap: Capture, server) -> None:
     """The Windows-layout initiator: v2 open, async SCSI, compounded tunnels, a second disk."""
-    smb = start(cap, host(2, "10.0.0.12"), server, 49702)
-    c = RsvdClient(smb, request_id=1000)
+    c = connect(cap, host(2, "10.0.0.12"), server, 49702, 0x0000040000000005, request_id=1000)
+    smb = c.smb
     fid = bytes.fromhex("0200000000000000" "0b00000000000000")
-    smb.negotiate()
-    smb.session_setup(0x0000040000000005)
-    smb.tree_connect(r"\\sofs\vhdx", 1)
     props = dict(VirtualDiskPropertiesInitialized=1, ServerServiceVersion=2, VirtualSectorSize=SECTOR,
                  PhysicalSectorSize=4096, VirtualSize=DISK_SIZE)
     open_disk(c, "disk.vhdx", open_context_windows("NODE2.cluster.example", NODE2_ID, version=2,
@@ -265,8 +273,7 @@ def node2(cap: Capture, server) -> None:
               open_context_windows("NODE2.cluster.example", NODE2_ID, version=2, open_request_id=0x1234,
                                    props=props),
               fid, NODE2_ID,
-              rsvd.SVHDX_SHARED_VIRTUAL_DISK_SUPPORT_RESPONSE.build(dict(
-                  _variant="windows", SharedVirtualDiskSupport=1, SharedVirtualDiskHandleState="HandleStateShared")))
+              support_answer("windows", "HandleStateShared"))
     # Two tunnel operations in one compound request, answered by one compound response.
     fi_q, fi_r = c.tunnel_pdus(
         "RSVD_TUNNEL_GET_FILE_INFO_OPERATION",
@@ -297,9 +304,7 @@ def node2(cap: Capture, server) -> None:
     fid2 = bytes.fromhex("0300000000000000" "0c00000000000000")
     open_disk(c, "witness.vhdx", open_context_windows("NODE2", NODE2_ID, version=1, open_request_id=0x1235),
               None, fid2, NODE2_ID,
-              rsvd.SVHDX_SHARED_VIRTUAL_DISK_SUPPORT_RESPONSE.build(dict(
-                  _variant="windows", SharedVirtualDiskSupport=1,
-                  SharedVirtualDiskHandleState="HandleStateFileShared")))
+              support_answer("windows", "HandleStateFileShared"))
     c.tunnel("RSVD_TUNNEL_CHECK_CONNECTION_STATUS_OPERATION", {}, {}, file_id=fid2)
     smb.close(fid2)
     smb.close(fid)
@@ -324,18 +329,14 @@ def malformed() -> bytes:
     """Hostile and truncated RSVD buffers: each must give expert info, never a Lua error."""
     cap = Capture()
     server = host(0x10, "10.0.0.20")
-    smb = start(cap, host(3, "10.0.0.13"), server, 49703)
-    c = RsvdClient(smb, request_id=50)
+    c = connect(cap, host(3, "10.0.0.13"), server, 49703, 0x0000040000000009, request_id=50)
+    smb = c.smb
     fid = bytes.fromhex("0400000000000000" "0d00000000000000")
-    smb.negotiate()
-    smb.session_setup(0x0000040000000009)
-    smb.tree_connect(r"\\sofs\vhdx", 1)
     # A seed open context whose InitiatorHostNameLength points far past the buffer.
     ctx = bytearray(open_context_seed("NODE3", NODE1_ID))
     ctx[32:34] = (4000).to_bytes(2, "little")
     open_disk(c, "disk.vhdx", bytes(ctx), None, fid, NODE1_ID,
-              rsvd.SVHDX_SHARED_VIRTUAL_DISK_SUPPORT_RESPONSE.build(dict(
-                  _variant="windows", SharedVirtualDiskSupport=1, SharedVirtualDiskHandleState="HandleStateShared")))
+              support_answer("windows", "HandleStateShared"))
 
     def raw_ioctl(req: bytes, resp: bytes) -> None:
         smb.exchange([Pdu(smb2.IOCTL, smb2.ioctl_request(SYNC, fid, req))],

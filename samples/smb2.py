@@ -41,7 +41,7 @@ SMB2_0_IOCTL_IS_FSCTL = 0x00000001
 HEADER_SIZE = 64
 
 # 2.2.1.2 SMB2 Packet Header - SYNC; 2.2.1.1 - ASYNC (AsyncId replaces Reserved/TreeId)
-SyncHeader = Struct(
+_HEADER_START = (
     "ProtocolId" / Const(b"\xfeSMB"),
     "StructureSize" / Const(64, Int16ul),
     "CreditCharge" / Int16ul,
@@ -51,25 +51,10 @@ SyncHeader = Struct(
     "Flags" / Int32ul,
     "NextCommand" / Int32ul,
     "MessageId" / Int64ul,
-    "Reserved" / Int32ul,
-    "TreeId" / Int32ul,
-    "SessionId" / Int64ul,
-    "Signature" / Bytes(16),
 )
-AsyncHeader = Struct(
-    "ProtocolId" / Const(b"\xfeSMB"),
-    "StructureSize" / Const(64, Int16ul),
-    "CreditCharge" / Int16ul,
-    "Status" / Int32ul,
-    "Command" / Int16ul,
-    "Credit" / Int16ul,
-    "Flags" / Int32ul,
-    "NextCommand" / Int32ul,
-    "MessageId" / Int64ul,
-    "AsyncId" / Int64ul,
-    "SessionId" / Int64ul,
-    "Signature" / Bytes(16),
-)
+_HEADER_END = ("SessionId" / Int64ul, "Signature" / Bytes(16))
+SyncHeader = Struct(*_HEADER_START, "Reserved" / Int32ul, "TreeId" / Int32ul, *_HEADER_END)
+AsyncHeader = Struct(*_HEADER_START, "AsyncId" / Int64ul, *_HEADER_END)
 
 
 def header(command: int, message_id: int, *, status: int = 0, flags: int = 0, tree_id: int = 0,
