@@ -9,7 +9,7 @@ from typing import Dict, List, Sequence
 
 import jinja2
 
-from .model import FieldDef, Model
+from .model import ARRAY_CAP, FieldDef, Model
 from .protocol import Protocol
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -82,8 +82,9 @@ def render_lua(p: Protocol, model: Model = None) -> str:
     fields = list(model.fields.values())
     template = _env().get_template("%s_binding.lua.j2" % p.binding)
     # Value tables are numbered as fields are rendered, so render once to fill them.
-    template.render(proto=p, model=model, fields=fields, summary=summary)
-    return template.render(proto=p, model=model, fields=fields, summary=summary)
+    kw = dict(proto=p, model=model, fields=fields, summary=summary, cap=ARRAY_CAP)
+    template.render(**kw)
+    return template.render(**kw)
 
 
 def render_docs(ps: Sequence[Protocol]) -> str:

@@ -3,9 +3,10 @@
 This module knows construct and `dissectors.wire`, never a protocol. It produces
 
 - `FieldDef`s: one per Wireshark field (name, type, base, value names, bits, doc);
-- `Decoder`s: one per `Message`, a list of steps the Lua templates render;
+- `Decoder`s: one per `Message` (and per anonymous struct), lists of steps the Lua
+  templates render;
 - `flatten()`: the same walk over a Python parse result, giving the (field name,
-  value) pairs the Lua dissector reports, for the differential tests.
+  value) pairs the Lua dissector reports, in order, for the differential tests.
 """
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ import operator
 import re
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from construct import (
+    Array,
     Bytes,
+    BytesInteger,
     Enum,
     FlagsEnum,
     FormatField,
@@ -25,14 +28,33 @@ from construct import (
     Renamed,
     Struct,
     Switch,
+    Transformed,
+    evaluate,
 )
-from construct import evaluate
+from construct.core import BitsInteger, Padded, Pass
 from construct.expr import BinExpr, Path
 
-from .wire import Guid, IfEquals, Message, Otherwise, PeekZero, Present, RemainingIs, Utf16String, Variants, int_value
+from .wire import (
+    Guid,
+    IfEquals,
+    Message,
+    Otherwise,
+    Overlay,
+    PeekZero,
+    Present,
+    RemainingIs,
+    Utf16String,
+    Variants,
+    int_value,
+)
 
-_INT_FT = {1: "uint8", 2: "uint16", 4: "uint32", 8: "uint64"}
 _FMT_SIZE = {"B": 1, "H": 2, "I": 4, "L": 4, "Q": 8}
+INT_TYPES = ("uint8", "uint16", "uint24", "uint32", "uint64")
+ARRAY_CAP = 4096  # the most elements an array shows; the buffer bounds it anyway
+
+
+def int_ftype(size: int) -> str:
+    return {1: "uint8", 2: "uint16", 3: "uint24", 4: "uint32"}.get(size, "uint64")
 
 
 def snake(name: str) -> str:
@@ -52,7 +74,7 @@ def lua_key(abbrev: str) -> str:
 class FieldDef:
     abbrev: str
     label: str
-    ftype: str  # uint8/16/32/64, guid, bytes, string, bool, none
+    ftype: str  # uint8/16/24/32/64, guid, bytes, string, bool, none
     base: str = "NONE"  # DEC, HEX, NONE; for bool, the parent width
     values: Optional[Dict[int, str]] = None
     mask: int = 0
@@ -60,18 +82,21 @@ class FieldDef:
     spec: str = ""
     structure: str = ""
     bits: List["FieldDef"] = field(default_factory=list)
-    note: str = ""  # where the seed and Windows differ
 
     @property
     def key(self) -> str:
         return lua_key(self.abbrev)
 
-    @property
-    def size(self) -> int:
-        return {"uint8": 1, "uint16": 2, "uint32": 4, "uint64": 8}.get(self.ftype, 0)
-
 
 # -- decode steps -----------------------------------------------------------------
+@dataclass
+class BitChild:
+    f: FieldDef
+    name: str
+    shift: int
+    width: int
+
+
 @dataclass
 class Scalar:
     """A fixed-size item at a constant offset from the cursor."""
@@ -79,7 +104,11 @@ class Scalar:
     f: FieldDef
     rel: int
     size: int
-    capture: Optional[str] = None  # Lua lvalue to store the integer value in
+    endian: str = "le"  # "le" or "be"
+    capture: Optional[str] = None  # Lua lvalue to store the value in
+    children: List[BitChild] = field(default_factory=list)  # bit fields of a BitStruct
+    capture_children: bool = False
+    flags: bool = False  # a FlagsEnum: show its set bits
 
 
 @dataclass
@@ -104,14 +133,29 @@ class VarString:
 
 @dataclass
 class Call:
-    decoder: str  # Lua function name
+    decoder: str
     capture: Optional[str]
+
+
+@dataclass
+class OverlayStep:
+    size: int
+    decoder: str
+    capture: Optional[str]
+
+
+@dataclass
+class ArrayStep:
+    count: Optional[str]  # None: as many as fit
+    element: Any  # a Scalar (rel 0) or a decoder name
+    size: int  # element size when fixed, else 0
+    label: str
 
 
 @dataclass
 class SwitchStep:
     on: str
-    cases: List[Tuple[int, Optional[str]]]  # value -> decoder name (None: nothing to decode)
+    cases: List[Tuple[int, Optional[str]]]
     default: Optional[str]
     capture: Optional[str]
 
@@ -131,17 +175,17 @@ class IfStep:
 @dataclass
 class VariantsStep:
     layout: FieldDef
-    choices: List[Tuple[str, str, str, str]]  # (Lua condition, decoder, variant name, note)
+    choices: List[Tuple[str, Optional[str], str, str]]  # (Lua condition, decoder, variant name, note)
 
 
 @dataclass
 class Decoder:
-    name: str  # Lua function name
-    message: Optional[Message]  # None for an anonymous struct inlined under a message
+    name: str
+    message: Optional[Message]
     tree_field: Optional[FieldDef]
     steps: list
-    owner: str  # message abbrev whose fields these are
-    label: str = ""  # how expert items name it: "SVHDX_TUNNEL_SCSI_REQUEST (MS-RSVD 2.2.5.11)"
+    owner: str
+    label: str = ""
 
     @property
     def fixed_size(self) -> Optional[int]:
@@ -151,10 +195,15 @@ class Decoder:
         return None
 
 
+def citation(proto_spec: str, msg: Message) -> str:
+    """'MS-RSVD 2.2.5.1' for a bare section; a full citation ('SPC-3 6.4') as it is."""
+    return "%s %s" % (proto_spec, msg.spec) if msg.spec[:1].isdigit() else msg.spec
+
+
 class Model:
     """Everything the templates need for one protocol."""
 
-    def __init__(self, proto: str, spec: str, messages: Sequence[Message]):
+    def __init__(self, proto: str, spec: str, messages: Sequence[Message], captures: Iterable[str] = ()):
         self.proto = proto
         self.spec = spec
         self.messages = list(messages)
@@ -162,7 +211,7 @@ class Model:
         self.decoders: Dict[str, Decoder] = {}
         self.value_tables: Dict[Tuple, str] = {}
         self._by_struct = {id(m.struct): m for m in self.messages}
-        self._captured = self._referenced_names()
+        self._captured = self._referenced_names() | set(captures)
         self._anon = 0
         for m in self.messages:
             self.decoder_for(m)
@@ -181,29 +230,27 @@ class Model:
                 expr_names(e.rhs)
 
         def visit(sc, seen):
-            if id(sc) in seen:
+            if sc is None or id(sc) in seen:
                 return
             seen.add(id(sc))
             for attr in ("length", "keyfunc", "count", "key"):
                 expr_names(getattr(sc, attr, None))
-            if isinstance(sc, Struct):
-                for s in sc.subcons:
-                    visit(s, seen)
+            for s in getattr(sc, "subcons", []):
+                visit(s, seen)
             if isinstance(sc, Switch):
                 for c in list(sc.cases.values()) + [sc.default]:
                     visit(c, seen)
             if isinstance(sc, Variants):
                 for v in sc.variants:
                     visit(v.subcon, seen)
-            if hasattr(sc, "subcon"):
-                visit(sc.subcon, seen)
-            if getattr(sc, "otherwise", None) is not None:
-                visit(sc.otherwise, seen)
+            visit(getattr(sc, "subcon", None), seen)
+            visit(getattr(sc, "otherwise", None), seen)
 
         seen = set()
         for m in self.messages:
             visit(m.struct, seen)
         names.discard(None)
+        names.discard("_params")
         return names
 
     def value_table(self, values: Dict[int, str]) -> str:
@@ -217,51 +264,63 @@ class Model:
         if have is None:
             self.fields[fd.abbrev] = fd
             return fd
-        if have.ftype != fd.ftype:
-            ints = ("uint8", "uint16", "uint32", "uint64")
-            if have.ftype in ints and fd.ftype in ints:
-                # One name, two widths (seed vs Windows layout): keep the wider type.
-                if ints.index(fd.ftype) > ints.index(have.ftype):
-                    have.ftype = fd.ftype
-                if fd.desc and fd.desc not in have.desc:
-                    have.desc = have.desc + " / " + fd.desc
-                return have
-            raise ValueError("field %s declared as %s and %s" % (fd.abbrev, have.ftype, fd.ftype))
+        same_shape = have.ftype == fd.ftype and have.mask == fd.mask
+        if not same_shape and have.ftype in INT_TYPES and fd.ftype in INT_TYPES and not have.mask and not fd.mask:
+            # One name, two widths (seed vs Windows layout, CDB sizes): keep the wider type.
+            if INT_TYPES.index(fd.ftype) > INT_TYPES.index(have.ftype):
+                have.ftype = fd.ftype
+            same_shape = True
+        if not same_shape:
+            raise ValueError("field %s declared as %s/%#x and %s/%#x" % (
+                fd.abbrev, have.ftype, have.mask, fd.ftype, fd.mask))
+        if fd.values:
+            have.values = {**(have.values or {}), **fd.values}
         if fd.desc and fd.desc not in have.desc:
             have.desc = have.desc + " / " + fd.desc
         return have
 
-    def expr(self, e) -> str:
-        """A construct `this` expression as Lua over the captured-values table `v`."""
+    def expr(self, e, owner: Optional[Message] = None) -> str:
+        """A construct `this` expression as Lua over the captured values `v` (and `ctx`)."""
+        if isinstance(e, bool):
+            return "true" if e else "false"
         if isinstance(e, int):
             return str(e)
+        if isinstance(e, str):
+            mapping = self._enum_values(owner) if owner is not None else {}
+            if e not in mapping:
+                raise NotImplementedError("string %r in an expression is not an enum name" % e)
+            return str(mapping[e])
         if isinstance(e, Path):
             parts = []
             p = e
             while p is not None and p._Path__field is not None:
                 parts.append(p._Path__field)
                 p = p._Path__parent
-            return "v." + ".".join(reversed(parts))
+            parts.reverse()
+            if parts[0] == "_params":
+                return "get(ctx, %s)" % ", ".join('"%s"' % x for x in parts[1:])
+            return "v." + ".".join(parts)
         if isinstance(e, BinExpr):
-            ops = {operator.add: "+", operator.sub: "-", operator.mul: "*", operator.floordiv: "//"}
-            op = ops.get(e.op)
-            if op is None:
+            ops = {operator.add: "+", operator.sub: "-", operator.mul: "*", operator.mod: "%",
+                   operator.eq: "==", operator.ne: "~=", operator.lt: "<", operator.gt: ">",
+                   operator.le: "<=", operator.ge: ">="}
+            if e.op is operator.floordiv:
+                return "math.floor((%s) / (%s))" % (self.expr(e.lhs, owner), self.expr(e.rhs, owner))
+            if e.op not in ops:
                 raise NotImplementedError("expression operator %r" % e.op)
-            if op == "//":
-                return "math.floor((%s) / (%s))" % (self.expr(e.lhs), self.expr(e.rhs))
-            return "(%s %s %s)" % (self.expr(e.lhs), op, self.expr(e.rhs))
+            return "(%s %s %s)" % (self.expr(e.lhs, owner), ops[e.op], self.expr(e.rhs, owner))
         raise NotImplementedError("expression %r" % (e,))
 
     # -- the walk ----------------------------------------------------------------
     def decoder_for(self, msg: Message) -> str:
-        name = "d_" + msg.abbrev
+        name = "d_" + msg.abbrev.replace(".", "_")
         if name in self.decoders:
             return name
         tree = self.add_field(FieldDef(
             abbrev="%s.%s" % (self.proto, msg.abbrev), label=msg.name, ftype="none", desc=msg.doc or msg.name,
-            spec="%s %s" % (self.spec, msg.spec), structure=msg.name))
+            spec=citation(self.spec, msg), structure=msg.name))
         dec = Decoder(name=name, message=msg, tree_field=tree, steps=[], owner=msg.abbrev,
-                      label="%s (%s %s)" % (msg.name, self.spec, msg.spec))
+                      label="%s (%s)" % (msg.name, citation(self.spec, msg)))
         self.decoders[name] = dec  # registered first, so recursion terminates
         dec.steps = self.steps_for(msg.struct, msg)
         return name
@@ -272,20 +331,24 @@ class Model:
             return self.decoder_for(self._by_struct[id(sc)])
         if isinstance(sc, Struct) and not sc.subcons:
             return None
+        if sc is Pass:
+            return None
         self._anon += 1
-        name = "d_%s_%s%d" % (owner.abbrev, hint, self._anon)
+        name = "d_%s_%s%d" % (owner.abbrev.replace(".", "_"), hint, self._anon)
         dec = Decoder(name=name, message=None, tree_field=None, steps=[], owner=owner.abbrev,
-                      label="%s (%s %s)" % (owner.name, self.spec, owner.spec))
+                      label="%s (%s)" % (owner.name, citation(self.spec, owner)))
         self.decoders[name] = dec
+        if not isinstance(sc, (Struct, Variants)):
+            sc = Struct("Value" / sc)
         dec.steps = self.steps_for(sc, owner)
         return name
 
     def steps_for(self, sc, owner: Message) -> list:
         if isinstance(sc, Variants):
             layout = self.add_field(FieldDef(
-                abbrev="%s.%s.layout" % (self.proto, owner.abbrev), label="Layout", ftype="string",
+                abbrev="%s.%s.layout" % (self.proto, owner.namespace), label="Layout", ftype="string",
                 desc="Which of the known layouts of %s these bytes follow" % owner.name,
-                spec="%s %s" % (self.spec, owner.spec), structure=owner.name))
+                spec=citation(self.spec, owner), structure=owner.name))
             choices = []
             for v in sc.variants:
                 dec = self.anonymous_decoder(v.subcon, owner, v.name + "_")
@@ -305,12 +368,14 @@ class Model:
 
         for sub in sc.subcons:
             name, doc, inner = unwrap(sub)
+            if inner is Pass:
+                continue
             capture = ("v." + name) if name in self._captured else None
-            fixed = self.fixed_field(name, doc, inner, owner)
-            if fixed is not None:
-                fd, size = fixed
-                run.append(Scalar(f=fd, rel=rel, size=size, capture=capture if fd.ftype.startswith("uint") else None))
-                rel += size
+            scalar = self.scalar(name, doc, inner, owner, capture)
+            if scalar is not None:
+                scalar.rel = rel
+                run.append(scalar)
+                rel += scalar.size
                 continue
             flush()
             steps.append(self.variable_step(name, doc, inner, owner, capture))
@@ -328,23 +393,26 @@ class Model:
 
     def _field(self, owner: Message, name: str, doc: str, **kw) -> FieldDef:
         return self.add_field(FieldDef(
-            abbrev="%s.%s.%s" % (self.proto, owner.abbrev, snake(name)), label=name, desc=doc or name,
-            spec="%s %s" % (self.spec, owner.spec), structure=owner.name, **kw))
+            abbrev="%s.%s.%s" % (self.proto, owner.namespace, snake(name)), label=name, desc=doc or name,
+            spec=citation(self.spec, owner), structure=owner.name, **kw))
 
-    def fixed_field(self, name, doc, inner, owner) -> Optional[Tuple[FieldDef, int]]:
+    def scalar(self, name, doc, inner, owner, capture) -> Optional[Scalar]:
+        """A fixed-size item, or None when `inner` is variable."""
         base = "DEC"
         if isinstance(inner, Hex):
             base, inner = "HEX", inner.subcon
-        if isinstance(inner, FormatField):
-            size = _FMT_SIZE[inner.fmtstr[-1]]
-            return self._field(owner, name, doc, ftype=_INT_FT[size], base=base), size
-        if isinstance(inner, Enum) and isinstance(inner.subcon, FormatField):
-            size = _FMT_SIZE[inner.subcon.fmtstr[-1]]
+        values = None
+        if isinstance(inner, Enum):
             values = {int(k): str(v) for k, v in inner.decmapping.items()}
-            return self._field(owner, name, doc, ftype=_INT_FT[size], base="HEX", values=values), size
-        if isinstance(inner, FlagsEnum) and isinstance(inner.subcon, FormatField):
-            size = _FMT_SIZE[inner.subcon.fmtstr[-1]]
-            fd = self._field(owner, name, doc, ftype=_INT_FT[size], base="HEX")
+            base, inner = "HEX", inner.subcon
+        integer = int_shape(inner)
+        if integer is not None and not isinstance(inner, FlagsEnum):
+            size, endian = integer
+            fd = self._field(owner, name, doc, ftype=int_ftype(size), base=base, values=values)
+            return Scalar(f=fd, rel=0, size=size, endian=endian, capture=capture)
+        if isinstance(inner, FlagsEnum):
+            size, endian = int_shape(inner.subcon)
+            fd = self._field(owner, name, doc, ftype=int_ftype(size), base="HEX")
             if not fd.bits:
                 prefix = common_prefix(list(inner.flags))
                 for flag, mask in inner.flags.items():
@@ -352,22 +420,55 @@ class Model:
                         abbrev="%s.%s" % (fd.abbrev, snake(flag[len(prefix):])), label=flag, ftype="bool",
                         base=str(size * 8), mask=mask, desc="%s (0x%08X)" % (flag, mask), spec=fd.spec,
                         structure=fd.structure)))
-            return fd, size
+            return Scalar(f=fd, rel=0, size=size, endian=endian, capture=capture, flags=True)
+        if is_bitstruct(inner):
+            return self.bitstruct(name, doc, inner, owner, capture)
         if isinstance(inner, Guid):
-            return self._field(owner, name, doc, ftype="guid"), 16
+            return Scalar(f=self._field(owner, name, doc, ftype="guid"), rel=0, size=16)
         if isinstance(inner, Bytes) and isinstance(inner.length, int):
-            return self._field(owner, name, doc, ftype="bytes"), inner.length
-        if isinstance(inner, Utf16String) and isinstance(inner.length, int):
-            return None  # strings take the variable path (they need their NUL trimmed)
+            return Scalar(f=self._field(owner, name, doc, ftype="bytes"), rel=0, size=inner.length)
         return None
+
+    def bitstruct(self, name, doc, inner, owner, capture) -> Scalar:
+        """A BitStruct: one big-endian integer shown whole, its bit fields masked beneath."""
+        subs = inner.subcon.subcons
+        widths = [bit_width(unwrap(s)[2]) for s in subs]
+        total = sum(widths)
+        if total % 8:
+            raise NotImplementedError("%s: %d bits is not whole bytes" % (name, total))
+        size = total // 8
+        parent = self._field(owner, name, doc, ftype=int_ftype(size), base="HEX")
+        children = []
+        shift = total
+        for sub, width in zip(subs, widths):
+            cname, cdoc, cinner = unwrap(sub)
+            shift -= width
+            if cname is None:
+                continue  # Padding
+            mask = ((1 << width) - 1) << shift
+            values = None
+            if isinstance(cinner, Enum):
+                values = {int(k): str(v) for k, v in cinner.decmapping.items()}
+            if width == 1 and values is None:
+                f = FieldDef(abbrev="%s.%s" % (parent.abbrev, snake(cname)), label=cname, ftype="bool",
+                             base=str(total), mask=mask, desc=cdoc or cname, spec=parent.spec,
+                             structure=parent.structure)
+            else:
+                f = FieldDef(abbrev="%s.%s" % (parent.abbrev, snake(cname)), label=cname, ftype=int_ftype(size),
+                             base="HEX" if values else "DEC", values=values, mask=mask, desc=cdoc or cname,
+                             spec=parent.spec, structure=parent.structure)
+            children.append(BitChild(f=self.add_field(f), name=cname, shift=shift, width=width))
+        wanted = capture is not None or any(c.name in self._captured for c in children)
+        return Scalar(f=parent, rel=0, size=size, endian="be", capture=("v." + name) if wanted else None,
+                      children=children, capture_children=wanted)
 
     def variable_step(self, name, doc, inner, owner, capture):
         if inner is GreedyBytes:
             return VarBytes(f=self._field(owner, name, doc, ftype="bytes"), length=None)
         if isinstance(inner, Bytes):
-            return VarBytes(f=self._field(owner, name, doc, ftype="bytes"), length=self.expr(inner.length))
+            return VarBytes(f=self._field(owner, name, doc, ftype="bytes"), length=self.expr(inner.length, owner))
         if isinstance(inner, Utf16String):
-            return VarString(f=self._field(owner, name, doc, ftype="string"), length=self.expr(inner.length))
+            return VarString(f=self._field(owner, name, doc, ftype="string"), length=self.expr(inner.length, owner))
         if id(inner) in self._by_struct:
             return Call(decoder=self.decoder_for(self._by_struct[id(inner)]), capture=capture)
         if isinstance(inner, (Struct, Variants)):
@@ -377,16 +478,25 @@ class Model:
         if isinstance(inner, Present):
             return PresentStep(steps=[self.variable_step(name, doc, inner.subcon, owner, capture)])
         if isinstance(inner, IfEquals):
-            return IfStep(cond="%s == %d" % (self.expr(inner.key), inner.value),
+            return IfStep(cond="%s == %d" % (self.expr(inner.key, owner), inner.value),
                           then=[self.variable_step(name, doc, inner.subcon, owner, capture)],
                           otherwise=[self.variable_step(name, doc, inner.otherwise, owner, capture)]
                           if inner.otherwise is not None else [])
+        if isinstance(inner, Overlay):
+            return OverlayStep(size=inner.size, decoder=self.anonymous_decoder(inner.subcon, owner, snake(name) + "_"),
+                               capture=capture)
+        if isinstance(inner, Array):
+            count = None if inner.count is None else self.expr(inner.count, owner)
+            el = self.scalar(name, doc, inner.subcon, owner, None)
+            if el is not None:
+                return ArrayStep(count=count, element=el, size=el.size, label=name)
+            return ArrayStep(count=count, element=self.anonymous_decoder(inner.subcon, owner, snake(name) + "_"),
+                             size=0, label=name)
         raise NotImplementedError("%s: %s" % (name, type(inner).__name__))
 
     def switch_step(self, sw: Switch, owner: Message, capture, name) -> SwitchStep:
-        on = self.expr(sw.keyfunc)
-        # Keys may be Enum names; the walk needs their integers.
-        mapping = self._enum_for(sw.keyfunc, owner)
+        on = self.expr(sw.keyfunc, owner)
+        mapping = self._enum_values(owner)
         cases = []
         for k, sc in sw.cases.items():
             value = mapping[k] if isinstance(k, str) else int(k)
@@ -394,22 +504,33 @@ class Model:
         default = self.anonymous_decoder(sw.default, owner, snake(name) + "_default_") if sw.default is not None else None
         return SwitchStep(on=on, cases=sorted(cases), default=default, capture=capture)
 
-    def _enum_for(self, keyfunc, owner) -> Dict[str, int]:
-        mapping: Dict[str, int] = {}
+    def _enum_values(self, owner: Message) -> Dict[str, int]:
+        """Every Enum name in the protocol; switch keys and comparisons may use names."""
+        if not hasattr(self, "_enum_cache"):
+            mapping: Dict[str, int] = {}
 
-        def scan(sc, seen):
-            if id(sc) in seen:
-                return
-            seen.add(id(sc))
-            if isinstance(sc, Enum):
-                mapping.update({k: int(v) for k, v in sc.encmapping.items()})
-            for s in getattr(sc, "subcons", []):
-                scan(s, seen)
-            if hasattr(sc, "subcon"):
-                scan(sc.subcon, seen)
+            def scan(sc, seen):
+                if sc is None or id(sc) in seen:
+                    return
+                seen.add(id(sc))
+                if isinstance(sc, Enum):
+                    mapping.update({k: int(v) for k, v in sc.encmapping.items()})
+                for s in getattr(sc, "subcons", []):
+                    scan(s, seen)
+                if isinstance(sc, Switch):
+                    for c in list(sc.cases.values()) + [sc.default]:
+                        scan(c, seen)
+                if isinstance(sc, Variants):
+                    for v in sc.variants:
+                        scan(v.subcon, seen)
+                scan(getattr(sc, "subcon", None), seen)
+                scan(getattr(sc, "otherwise", None), seen)
 
-        scan(owner.struct, set())
-        return mapping
+            seen = set()
+            for m in self.messages:
+                scan(m.struct, seen)
+            self._enum_cache = mapping
+        return self._enum_cache
 
 
 def unwrap(sc) -> Tuple[str, str, Any]:
@@ -419,6 +540,34 @@ def unwrap(sc) -> Tuple[str, str, Any]:
         doc = doc or (sc.docs or "")
         sc = sc.subcon
     return name, doc, sc
+
+
+def int_shape(sc) -> Optional[Tuple[int, str]]:
+    """(size, 'le'/'be') of a whole-byte integer construct, else None."""
+    if isinstance(sc, FlagsEnum):
+        return int_shape(sc.subcon)
+    if isinstance(sc, FormatField) and sc.fmtstr[-1] in _FMT_SIZE:
+        return _FMT_SIZE[sc.fmtstr[-1]], ("be" if sc.fmtstr[0] == ">" else "le")
+    if isinstance(sc, BytesInteger) and isinstance(sc.length, int) and not sc.signed:
+        return sc.length, ("le" if sc.swapped else "be")
+    return None
+
+
+def is_bitstruct(sc) -> bool:
+    return isinstance(sc, Transformed) and isinstance(sc.subcon, Struct) and all(
+        bit_width(unwrap(s)[2]) is not None for s in sc.subcon.subcons)
+
+
+def bit_width(sc) -> Optional[int]:
+    if isinstance(sc, Enum):
+        sc = sc.subcon
+    if isinstance(sc, BitsInteger) and isinstance(sc.length, int):
+        return sc.length
+    if type(sc).__name__ == "Flag" or sc.__class__.__name__ == "FlagClass":
+        return 1
+    if isinstance(sc, Padded) and isinstance(sc.length, int):
+        return sc.length
+    return None
 
 
 def common_prefix(names: List[str]) -> str:
@@ -457,21 +606,25 @@ def _flatten_struct(model, sc, owner, value, out, top=False):
     if isinstance(sc, Variants):
         name = value["_variant"]
         v = next(v for v in sc.variants if v.name == name)
-        out.append(("%s.%s.layout" % (model.proto, owner.abbrev), name))
+        out.append(("%s.%s.layout" % (model.proto, owner.namespace), name))
         _flatten_struct(model, v.subcon, owner, value, out)
+        return
+    if not isinstance(sc, Struct):
+        _flatten_item(model, "Value", sc, owner, value, out, value)
         return
     for sub in sc.subcons:
         name, doc, inner = unwrap(sub)
+        if inner is Pass:
+            continue
         _flatten_item(model, name, inner, owner, value[name], out, value)
 
 
 def _flatten_item(model, name, inner, owner, v, out, ctx):
-    abbrev = "%s.%s.%s" % (model.proto, owner.abbrev, snake(name))
+    abbrev = "%s.%s.%s" % (model.proto, owner.namespace, snake(name))
     if isinstance(inner, Hex):
         inner = inner.subcon
     if id(inner) in model._by_struct:
-        m = model._by_struct[id(inner)]
-        _flatten_struct(model, inner, m, v, out)
+        _flatten_struct(model, inner, model._by_struct[id(inner)], v, out)
         return
     if isinstance(inner, Present):
         if v is not None:
@@ -482,10 +635,15 @@ def _flatten_item(model, name, inner, owner, v, out, ctx):
         if sc is not None:
             _flatten_item(model, name, sc, owner, v, out, ctx)
         return
+    if isinstance(inner, Overlay):
+        if v is not None:
+            _flatten_item(model, name, inner.subcon, owner, v, out, ctx)
+        return
     if isinstance(inner, Switch):
-        # The chosen case is a message (its own subtree) or an anonymous struct.
         key = evaluate(inner.keyfunc, ctx)
         sc = inner.cases.get(key, inner.default)
+        if sc is None or sc is Pass:
+            return
         if id(sc) in model._by_struct:
             _flatten_struct(model, sc, model._by_struct[id(sc)], v, out)
         else:
@@ -494,6 +652,13 @@ def _flatten_item(model, name, inner, owner, v, out, ctx):
     if isinstance(inner, (Struct, Variants)):
         _flatten_struct(model, inner, owner, v, out)
         return
+    if isinstance(inner, Array):
+        for el in v:
+            if id(inner.subcon) in model._by_struct or isinstance(inner.subcon, (Struct, Variants)):
+                _flatten_item(model, name, inner.subcon, owner, el, out, ctx)
+            else:
+                out.append((abbrev, _plain(el)))
+        return
     if isinstance(inner, FlagsEnum):
         total = sum(mask for flag, mask in inner.flags.items() if v.get(flag))
         out.append((abbrev, total))
@@ -501,6 +666,23 @@ def _flatten_item(model, name, inner, owner, v, out, ctx):
         for flag, mask in inner.flags.items():
             if v.get(flag):  # the dissector shows set bits only
                 out.append(("%s.%s" % (abbrev, snake(flag[len(prefix):])), True))
+        return
+    if is_bitstruct(inner):
+        subs = inner.subcon.subcons
+        widths = [bit_width(unwrap(s)[2]) for s in subs]
+        whole, shift = 0, sum(widths)
+        parts = []
+        for sub, width in zip(subs, widths):
+            cname, _, cinner = unwrap(sub)
+            shift -= width
+            if cname is None:
+                continue
+            x = int_value(v[cname])
+            whole |= int(x) << shift
+            parts.append(("%s.%s" % (abbrev, snake(cname)), bool(x) if width == 1 and not isinstance(cinner, Enum)
+                          else int(x)))
+        out.append((abbrev, whole))
+        out.extend(parts)
         return
     if isinstance(inner, Utf16String) and evaluate(inner.length, ctx) == 0:
         return  # the dissector shows no empty string

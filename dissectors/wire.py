@@ -31,6 +31,7 @@ __all__ = [
     "Guid",
     "Utf16String",
     "Present",
+    "Overlay",
     "IfEquals",
     "int_value",
     "Variants",
@@ -229,12 +230,46 @@ class Variants(Construct):
         raise ExplicitError("unknown layout variant %r" % name, path=path)
 
 
+class Overlay(Subconstruct):
+    """`subcon` read from the next `size` bytes without consuming them.
+
+    For a buffer that the spec names as one field but that has a structure of its own
+    (MS-RSVD's CDBBuffer holds a SCSI CDB; SenseDataEx holds sense data): the field
+    stays as the spec names it, and the overlay shows what it means.
+    """
+
+    def __init__(self, size: int, subcon):
+        super().__init__(subcon)
+        self.size = size
+
+    def _parse(self, stream, context, path):
+        here = stream.tell()
+        data = stream.read(self.size)
+        stream.seek(here)
+        try:
+            return self.subcon.parse(data, **_params(context))
+        except Exception:  # a region that does not parse simply has no overlay
+            return None
+
+    def _build(self, obj, stream, context, path):
+        return obj
+
+    def _sizeof(self, context, path):
+        return 0
+
+
+def _params(context) -> dict:
+    p = getattr(context, "_params", None) or {}
+    return {k: v for k, v in p.items() if not k.startswith("_")}
+
+
 @dataclass
 class Message:
     """A named structure from a spec table: what the generator turns into a subtree.
 
-    abbrev is the middle part of the field names (`msrsvd.<abbrev>.<field>`),
-    spec the section whose table the Struct follows.
+    abbrev names its subtree field (`msrsvd.<abbrev>`) and, unless `prefix` is given,
+    the middle part of its fields' names (`msrsvd.<abbrev>.<field>`); spec is the
+    section whose table the Struct follows, or a full citation ("SPC-3 6.4").
     """
 
     name: str
@@ -242,6 +277,11 @@ class Message:
     spec: str
     struct: Struct
     doc: str = ""
+    prefix: Optional[str] = None  # shared field namespace, e.g. every CDB under "scsi.cdb"
+
+    @property
+    def namespace(self) -> str:
+        return self.prefix or self.abbrev
 
     # Python parse/build go straight to the construct.
     def parse(self, data: bytes, **kw):
@@ -254,13 +294,13 @@ class Message:
         return self.struct.sizeof(**kw)
 
 
-def message(name: str, abbrev: str, spec: str, *fields, doc: str = "") -> Message:
+def message(name: str, abbrev: str, spec: str, *fields, doc: str = "", prefix: Optional[str] = None) -> Message:
     """Declare a spec structure. A lone `Variants` stands for the whole structure."""
     if len(fields) == 1 and isinstance(fields[0], Variants):
         struct = fields[0]
     else:
         struct = Struct(*fields)
-    return Message(name=name, abbrev=abbrev, spec=spec, struct=struct, doc=doc)
+    return Message(name=name, abbrev=abbrev, spec=spec, struct=struct, doc=doc, prefix=prefix)
 
 
 @dataclass

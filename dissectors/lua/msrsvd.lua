@@ -268,10 +268,21 @@ end
 
 -- Only the set bits of a flags field get an item: a 32-bit field with 19 named
 -- flags would otherwise cost 19 tree items per message (see bench/lua_overhead.py).
-local function flag_bits(b, r, x, bits)
+local function flag_bits(b, r, x, bits, le)
   for i = 1, #bits, 2 do
-    if x % (bits[i] * 2) >= bits[i] then b:add_le(bits[i + 1], r) end
+    if x % (bits[i] * 2) >= bits[i] then
+      if le then b:add_le(bits[i + 1], r) else b:add(bits[i + 1], r) end
+    end
   end
+end
+
+-- ctx.a.b.c, or nil as soon as a step is missing (ctx carries the matched request).
+local function get(t, ...)
+  for i = 1, select("#", ...) do
+    if type(t) ~= "table" then return nil end
+    t = t[select(i, ...)]
+  end
+  return t
 end
 
 local function peek_zero(tvb, o, n, lim)
@@ -282,7 +293,7 @@ local function peek_zero(tvb, o, n, lim)
   return true
 end
 
-D.d_header = function(tvb, tree, off, lim, pinfo)
+D.d_header = function(tvb, tree, off, lim, pinfo, ctx)
   local v = {}
   local t = tree:add(F.header, tvb(off, lim - off >= 16 and 16 or lim - off))
   if lim - off >= 16 then
@@ -299,7 +310,7 @@ D.d_header = function(tvb, tree, off, lim, pinfo)
   return off, v
 end
 
-D.d_open_device_context = function(tvb, tree, off, lim, pinfo)
+D.d_open_device_context = function(tvb, tree, off, lim, pinfo, ctx)
   local v = {}
   local start = off
   local t = tree:add(F.open_device_context, tvb(off, lim > off and lim - off or 0))
@@ -316,7 +327,7 @@ D.d_open_device_context = function(tvb, tree, off, lim, pinfo)
       fn = D.d_open_device_context_seed_3
     end
     if fn then
-      local o, sub = fn(tvb, t, off, lim, pinfo)
+      local o, sub = fn(tvb, t, off, lim, pinfo, ctx)
       for k, x in pairs(sub or {}) do v[k] = x end
       if not o then return nil, v end
       off = o
@@ -326,7 +337,7 @@ D.d_open_device_context = function(tvb, tree, off, lim, pinfo)
   return off, v
 end
 
-D.d_open_device_context_windows_v2_1 = function(tvb, tree, off, lim, pinfo)
+D.d_open_device_context_windows_v2_1 = function(tvb, tree, off, lim, pinfo, ctx)
   local v = {}
   local t = tree
   if lim - off >= 42 then
@@ -379,7 +390,7 @@ D.d_open_device_context_windows_v2_1 = function(tvb, tree, off, lim, pinfo)
   return off, v
 end
 
-D.d_open_device_context_windows_v1_2 = function(tvb, tree, off, lim, pinfo)
+D.d_open_device_context_windows_v1_2 = function(tvb, tree, off, lim, pinfo, ctx)
   local v = {}
   local t = tree
   if lim - off >= 42 then
@@ -417,7 +428,7 @@ D.d_open_device_context_windows_v1_2 = function(tvb, tree, off, lim, pinfo)
   return off, v
 end
 
-D.d_open_device_context_seed_3 = function(tvb, tree, off, lim, pinfo)
+D.d_open_device_context_seed_3 = function(tvb, tree, off, lim, pinfo, ctx)
   local v = {}
   local t = tree
   if lim - off >= 34 then
@@ -453,7 +464,7 @@ D.d_open_device_context_seed_3 = function(tvb, tree, off, lim, pinfo)
   return off, v
 end
 
-D.d_file_info_request = function(tvb, tree, off, lim, pinfo)
+D.d_file_info_request = function(tvb, tree, off, lim, pinfo, ctx)
   local v = {}
   local start = off
   local t = tree:add(F.file_info_request, tvb(off, lim > off and lim - off or 0))
@@ -467,7 +478,7 @@ D.d_file_info_request = function(tvb, tree, off, lim, pinfo)
       fn = D.d_file_info_request_seed_5
     end
     if fn then
-      local o, sub = fn(tvb, t, off, lim, pinfo)
+      local o, sub = fn(tvb, t, off, lim, pinfo, ctx)
       for k, x in pairs(sub or {}) do v[k] = x end
       if not o then return nil, v end
       off = o
@@ -477,7 +488,7 @@ D.d_file_info_request = function(tvb, tree, off, lim, pinfo)
   return off, v
 end
 
-D.d_file_info_request_windows_4 = function(tvb, tree, off, lim, pinfo)
+D.d_file_info_request_windows_4 = function(tvb, tree, off, lim, pinfo, ctx)
   local v = {}
   local t = tree
   if lim - off >= 24 then
@@ -498,7 +509,7 @@ D.d_file_info_request_windows_4 = function(tvb, tree, off, lim, pinfo)
   return off, v
 end
 
-D.d_file_info_request_seed_5 = function(tvb, tree, off, lim, pinfo)
+D.d_file_info_request_seed_5 = function(tvb, tree, off, lim, pinfo, ctx)
   local v = {}
   local t = tree
   if lim - off >= 20 then
@@ -517,7 +528,7 @@ D.d_file_info_request_seed_5 = function(tvb, tree, off, lim, pinfo)
   return off, v
 end
 
-D.d_file_info_response = function(tvb, tree, off, lim, pinfo)
+D.d_file_info_response = function(tvb, tree, off, lim, pinfo, ctx)
   local v = {}
   local start = off
   local t = tree:add(F.file_info_response, tvb(off, lim > off and lim - off or 0))
@@ -531,7 +542,7 @@ D.d_file_info_response = function(tvb, tree, off, lim, pinfo)
       fn = D.d_file_info_response_seed_7
     end
     if fn then
-      local o, sub = fn(tvb, t, off, lim, pinfo)
+      local o, sub = fn(tvb, t, off, lim, pinfo, ctx)
       for k, x in pairs(sub or {}) do v[k] = x end
       if not o then return nil, v end
       off = o
@@ -541,7 +552,7 @@ D.d_file_info_response = function(tvb, tree, off, lim, pinfo)
   return off, v
 end
 
-D.d_file_info_response_windows_6 = function(tvb, tree, off, lim, pinfo)
+D.d_file_info_response_windows_6 = function(tvb, tree, off, lim, pinfo, ctx)
   local v = {}
   local t = tree
   if lim - off >= 24 then
@@ -562,7 +573,7 @@ D.d_file_info_response_windows_6 = function(tvb, tree, off, lim, pinfo)
   return off, v
 end
 
-D.d_file_info_response_seed_7 = function(tvb, tree, off, lim, pinfo)
+D.d_file_info_response_seed_7 = function(tvb, tree, off, lim, pinfo, ctx)
   local v = {}
   local t = tree
   if lim - off >= 20 then
@@ -581,19 +592,19 @@ D.d_file_info_response_seed_7 = function(tvb, tree, off, lim, pinfo)
   return off, v
 end
 
-D.d_check_connection_request = function(tvb, tree, off, lim, pinfo)
+D.d_check_connection_request = function(tvb, tree, off, lim, pinfo, ctx)
   local v = {}
   local t = tree:add(F.check_connection_request, tvb(off, lim - off >= 0 and 0 or lim - off))
   return off, v
 end
 
-D.d_check_connection_response = function(tvb, tree, off, lim, pinfo)
+D.d_check_connection_response = function(tvb, tree, off, lim, pinfo, ctx)
   local v = {}
   local t = tree:add(F.check_connection_response, tvb(off, lim - off >= 0 and 0 or lim - off))
   return off, v
 end
 
-D.d_srb_status_request = function(tvb, tree, off, lim, pinfo)
+D.d_srb_status_request = function(tvb, tree, off, lim, pinfo, ctx)
   local v = {}
   local t = tree:add(F.srb_status_request, tvb(off, lim - off >= 28 and 28 or lim - off))
   if lim - off >= 28 then
@@ -616,7 +627,7 @@ D.d_srb_status_request = function(tvb, tree, off, lim, pinfo)
   return off, v
 end
 
-D.d_srb_status_response = function(tvb, tree, off, lim, pinfo)
+D.d_srb_status_response = function(tvb, tree, off, lim, pinfo, ctx)
   local v = {}
   local start = off
   local t = tree:add(F.srb_status_response, tvb(off, lim > off and lim - off or 0))
@@ -630,7 +641,7 @@ D.d_srb_status_response = function(tvb, tree, off, lim, pinfo)
       fn = D.d_srb_status_response_windows_9
     end
     if fn then
-      local o, sub = fn(tvb, t, off, lim, pinfo)
+      local o, sub = fn(tvb, t, off, lim, pinfo, ctx)
       for k, x in pairs(sub or {}) do v[k] = x end
       if not o then return nil, v end
       off = o
@@ -640,7 +651,7 @@ D.d_srb_status_response = function(tvb, tree, off, lim, pinfo)
   return off, v
 end
 
-D.d_srb_status_response_seed_8 = function(tvb, tree, off, lim, pinfo)
+D.d_srb_status_response_seed_8 = function(tvb, tree, off, lim, pinfo, ctx)
   local v = {}
   local t = tree
   if lim - off >= 28 then
@@ -663,7 +674,7 @@ D.d_srb_status_response_seed_8 = function(tvb, tree, off, lim, pinfo)
   return off, v
 end
 
-D.d_srb_status_response_windows_9 = function(tvb, tree, off, lim, pinfo)
+D.d_srb_status_response_windows_9 = function(tvb, tree, off, lim, pinfo, ctx)
   local v = {}
   local t = tree
   if lim - off >= 4 then
@@ -698,7 +709,7 @@ D.d_srb_status_response_windows_9 = function(tvb, tree, off, lim, pinfo)
   return off, v
 end
 
-D.d_disk_info_request = function(tvb, tree, off, lim, pinfo)
+D.d_disk_info_request = function(tvb, tree, off, lim, pinfo, ctx)
   local v = {}
   local t = tree:add(F.disk_info_request, tvb(off, lim - off >= 56 and 56 or lim - off))
   if lim - off >= 56 then
@@ -725,7 +736,7 @@ D.d_disk_info_request = function(tvb, tree, off, lim, pinfo)
   return off, v
 end
 
-D.d_disk_info_response = function(tvb, tree, off, lim, pinfo)
+D.d_disk_info_response = function(tvb, tree, off, lim, pinfo, ctx)
   local v = {}
   local t = tree:add(F.disk_info_response, tvb(off, lim - off >= 56 and 56 or lim - off))
   if lim - off >= 56 then
@@ -754,7 +765,7 @@ D.d_disk_info_response = function(tvb, tree, off, lim, pinfo)
   return off, v
 end
 
-D.d_scsi_request = function(tvb, tree, off, lim, pinfo)
+D.d_scsi_request = function(tvb, tree, off, lim, pinfo, ctx)
   local v = {}
   local start = off
   local t = tree:add(F.scsi_request, tvb(off, lim > off and lim - off or 0))
@@ -765,7 +776,7 @@ D.d_scsi_request = function(tvb, tree, off, lim, pinfo)
     do local r = tvb(off + 5, 1); t:add_le(F.scsi_request__sense_info_ex_length, r); v.SenseInfoExLength = r:le_uint() end
     t:add_le(F.scsi_request__data_in, tvb(off + 6, 1))
     t:add_le(F.scsi_request__reserved2, tvb(off + 7, 1))
-    do local r = tvb(off + 8, 4); local b, x = t:add_le(F.scsi_request__srb_flags, r), r:le_uint(); flag_bits(b, r, x, BITS.scsi_request__srb_flags) end
+    do local r = tvb(off + 8, 4); local x = r:le_uint(); flag_bits(t:add_le(F.scsi_request__srb_flags, r), r, x, BITS.scsi_request__srb_flags, true) end
     t:add_le(F.scsi_request__data_transfer_length, tvb(off + 12, 4))
     t:add(F.scsi_request__cdb_buffer, tvb(off + 16, 16))
     t:add_le(F.scsi_request__reserved3, tvb(off + 32, 4))
@@ -777,7 +788,7 @@ D.d_scsi_request = function(tvb, tree, off, lim, pinfo)
     if lim - off >= 6 then do local r = tvb(off + 5, 1); t:add_le(F.scsi_request__sense_info_ex_length, r); v.SenseInfoExLength = r:le_uint() end end
     if lim - off >= 7 then t:add_le(F.scsi_request__data_in, tvb(off + 6, 1)) end
     if lim - off >= 8 then t:add_le(F.scsi_request__reserved2, tvb(off + 7, 1)) end
-    if lim - off >= 12 then do local r = tvb(off + 8, 4); local b, x = t:add_le(F.scsi_request__srb_flags, r), r:le_uint(); flag_bits(b, r, x, BITS.scsi_request__srb_flags) end end
+    if lim - off >= 12 then do local r = tvb(off + 8, 4); local x = r:le_uint(); flag_bits(t:add_le(F.scsi_request__srb_flags, r), r, x, BITS.scsi_request__srb_flags, true) end end
     if lim - off >= 16 then t:add_le(F.scsi_request__data_transfer_length, tvb(off + 12, 4)) end
     if lim - off >= 32 then t:add(F.scsi_request__cdb_buffer, tvb(off + 16, 16)) end
     if lim - off >= 36 then t:add_le(F.scsi_request__reserved3, tvb(off + 32, 4)) end
@@ -795,7 +806,7 @@ D.d_scsi_request = function(tvb, tree, off, lim, pinfo)
   return off, v
 end
 
-D.d_scsi_response = function(tvb, tree, off, lim, pinfo)
+D.d_scsi_response = function(tvb, tree, off, lim, pinfo, ctx)
   local v = {}
   local start = off
   local t = tree:add(F.scsi_response, tvb(off, lim > off and lim - off or 0))
@@ -807,7 +818,7 @@ D.d_scsi_response = function(tvb, tree, off, lim, pinfo)
     do local r = tvb(off + 5, 1); t:add_le(F.scsi_response__sense_info_ex_length, r); v.SenseInfoExLength = r:le_uint() end
     t:add_le(F.scsi_response__data_in, tvb(off + 6, 1))
     t:add_le(F.scsi_response__reserved, tvb(off + 7, 1))
-    do local r = tvb(off + 8, 4); local b, x = t:add_le(F.scsi_response__srb_flags, r), r:le_uint(); flag_bits(b, r, x, BITS.scsi_response__srb_flags) end
+    do local r = tvb(off + 8, 4); local x = r:le_uint(); flag_bits(t:add_le(F.scsi_response__srb_flags, r), r, x, BITS.scsi_response__srb_flags, true) end
     t:add_le(F.scsi_response__data_transfer_length, tvb(off + 12, 4))
     t:add(F.scsi_response__sense_data_ex, tvb(off + 16, 20))
     off = off + 36
@@ -819,7 +830,7 @@ D.d_scsi_response = function(tvb, tree, off, lim, pinfo)
     if lim - off >= 6 then do local r = tvb(off + 5, 1); t:add_le(F.scsi_response__sense_info_ex_length, r); v.SenseInfoExLength = r:le_uint() end end
     if lim - off >= 7 then t:add_le(F.scsi_response__data_in, tvb(off + 6, 1)) end
     if lim - off >= 8 then t:add_le(F.scsi_response__reserved, tvb(off + 7, 1)) end
-    if lim - off >= 12 then do local r = tvb(off + 8, 4); local b, x = t:add_le(F.scsi_response__srb_flags, r), r:le_uint(); flag_bits(b, r, x, BITS.scsi_response__srb_flags) end end
+    if lim - off >= 12 then do local r = tvb(off + 8, 4); local x = r:le_uint(); flag_bits(t:add_le(F.scsi_response__srb_flags, r), r, x, BITS.scsi_response__srb_flags, true) end end
     if lim - off >= 16 then t:add_le(F.scsi_response__data_transfer_length, tvb(off + 12, 4)) end
     if lim - off >= 36 then t:add(F.scsi_response__sense_data_ex, tvb(off + 16, 20)) end
     return short(t, off, lim, 36, "SVHDX_TUNNEL_SCSI_RESPONSE (MS-RSVD 2.2.5.12)"), v
@@ -836,7 +847,7 @@ D.d_scsi_response = function(tvb, tree, off, lim, pinfo)
   return off, v
 end
 
-D.d_validate_disk_request = function(tvb, tree, off, lim, pinfo)
+D.d_validate_disk_request = function(tvb, tree, off, lim, pinfo, ctx)
   local v = {}
   local start = off
   local t = tree:add(F.validate_disk_request, tvb(off, lim > off and lim - off or 0))
@@ -850,7 +861,7 @@ D.d_validate_disk_request = function(tvb, tree, off, lim, pinfo)
       fn = D.d_validate_disk_request_windows_10
     end
     if fn then
-      local o, sub = fn(tvb, t, off, lim, pinfo)
+      local o, sub = fn(tvb, t, off, lim, pinfo, ctx)
       for k, x in pairs(sub or {}) do v[k] = x end
       if not o then return nil, v end
       off = o
@@ -860,7 +871,7 @@ D.d_validate_disk_request = function(tvb, tree, off, lim, pinfo)
   return off, v
 end
 
-D.d_validate_disk_request_windows_10 = function(tvb, tree, off, lim, pinfo)
+D.d_validate_disk_request_windows_10 = function(tvb, tree, off, lim, pinfo, ctx)
   local v = {}
   local t = tree
   do
@@ -874,7 +885,7 @@ D.d_validate_disk_request_windows_10 = function(tvb, tree, off, lim, pinfo)
   return off, v
 end
 
-D.d_validate_disk_response = function(tvb, tree, off, lim, pinfo)
+D.d_validate_disk_response = function(tvb, tree, off, lim, pinfo, ctx)
   local v = {}
   local start = off
   local t = tree:add(F.validate_disk_response, tvb(off, lim > off and lim - off or 0))
@@ -888,7 +899,7 @@ D.d_validate_disk_response = function(tvb, tree, off, lim, pinfo)
       fn = D.d_validate_disk_response_windows_11
     end
     if fn then
-      local o, sub = fn(tvb, t, off, lim, pinfo)
+      local o, sub = fn(tvb, t, off, lim, pinfo, ctx)
       for k, x in pairs(sub or {}) do v[k] = x end
       if not o then return nil, v end
       off = o
@@ -898,7 +909,7 @@ D.d_validate_disk_response = function(tvb, tree, off, lim, pinfo)
   return off, v
 end
 
-D.d_validate_disk_response_windows_11 = function(tvb, tree, off, lim, pinfo)
+D.d_validate_disk_response_windows_11 = function(tvb, tree, off, lim, pinfo, ctx)
   local v = {}
   local t = tree
   if lim - off >= 1 then
@@ -919,13 +930,13 @@ D.d_validate_disk_response_windows_11 = function(tvb, tree, off, lim, pinfo)
   return off, v
 end
 
-D.d_support_request = function(tvb, tree, off, lim, pinfo)
+D.d_support_request = function(tvb, tree, off, lim, pinfo, ctx)
   local v = {}
   local start = off
   local t = tree:add(F.support_request, tvb(off, lim > off and lim - off or 0))
   if lim > off then
     do
-      local o, sub = D.d_header(tvb, t, off, lim, pinfo)
+      local o, sub = D.d_header(tvb, t, off, lim, pinfo, ctx)
       v.Header = sub; if not o then return nil, v end
       off = o
     end
@@ -934,7 +945,7 @@ D.d_support_request = function(tvb, tree, off, lim, pinfo)
   return off, v
 end
 
-D.d_support_response = function(tvb, tree, off, lim, pinfo)
+D.d_support_response = function(tvb, tree, off, lim, pinfo, ctx)
   local v = {}
   local start = off
   local t = tree:add(F.support_response, tvb(off, lim > off and lim - off or 0))
@@ -948,7 +959,7 @@ D.d_support_response = function(tvb, tree, off, lim, pinfo)
       fn = D.d_support_response_seed_13
     end
     if fn then
-      local o, sub = fn(tvb, t, off, lim, pinfo)
+      local o, sub = fn(tvb, t, off, lim, pinfo, ctx)
       for k, x in pairs(sub or {}) do v[k] = x end
       if not o then return nil, v end
       off = o
@@ -958,7 +969,7 @@ D.d_support_response = function(tvb, tree, off, lim, pinfo)
   return off, v
 end
 
-D.d_support_response_windows_12 = function(tvb, tree, off, lim, pinfo)
+D.d_support_response_windows_12 = function(tvb, tree, off, lim, pinfo, ctx)
   local v = {}
   local t = tree
   if lim - off >= 8 then
@@ -973,7 +984,7 @@ D.d_support_response_windows_12 = function(tvb, tree, off, lim, pinfo)
   return off, v
 end
 
-D.d_support_response_seed_13 = function(tvb, tree, off, lim, pinfo)
+D.d_support_response_seed_13 = function(tvb, tree, off, lim, pinfo, ctx)
   local v = {}
   local t = tree
   if lim - off >= 4 then
@@ -988,12 +999,12 @@ D.d_support_response_seed_13 = function(tvb, tree, off, lim, pinfo)
   return off, v
 end
 
-D.d_tunnel_request = function(tvb, tree, off, lim, pinfo)
+D.d_tunnel_request = function(tvb, tree, off, lim, pinfo, ctx)
   local v = {}
   local start = off
   local t = tree:add(F.tunnel_request, tvb(off, lim > off and lim - off or 0))
   do
-    local o, sub = D.d_header(tvb, t, off, lim, pinfo)
+    local o, sub = D.d_header(tvb, t, off, lim, pinfo, ctx)
     v.Header = sub; if not o then return nil, v end
     off = o
   end
@@ -1007,7 +1018,7 @@ D.d_tunnel_request = function(tvb, tree, off, lim, pinfo)
     elseif key == 0x02001006 then fn = D.d_validate_disk_request
     else fn = D.d_tunnel_request_payload_default_14 end
     if fn then
-      local o, sub = fn(tvb, t, off, lim, pinfo)
+      local o, sub = fn(tvb, t, off, lim, pinfo, ctx)
       if not o then return nil, v end
       off = o
     end
@@ -1016,7 +1027,7 @@ D.d_tunnel_request = function(tvb, tree, off, lim, pinfo)
   return off, v
 end
 
-D.d_tunnel_request_payload_default_14 = function(tvb, tree, off, lim, pinfo)
+D.d_tunnel_request_payload_default_14 = function(tvb, tree, off, lim, pinfo, ctx)
   local v = {}
   local t = tree
   do
@@ -1030,12 +1041,12 @@ D.d_tunnel_request_payload_default_14 = function(tvb, tree, off, lim, pinfo)
   return off, v
 end
 
-D.d_tunnel_response = function(tvb, tree, off, lim, pinfo)
+D.d_tunnel_response = function(tvb, tree, off, lim, pinfo, ctx)
   local v = {}
   local start = off
   local t = tree:add(F.tunnel_response, tvb(off, lim > off and lim - off or 0))
   do
-    local o, sub = D.d_header(tvb, t, off, lim, pinfo)
+    local o, sub = D.d_header(tvb, t, off, lim, pinfo, ctx)
     v.Header = sub; if not o then return nil, v end
     off = o
   end
@@ -1050,14 +1061,14 @@ D.d_tunnel_response = function(tvb, tree, off, lim, pinfo)
       elseif key == 0x02001006 then fn = D.d_validate_disk_response
       else fn = D.d_tunnel_response_payload_default_15 end
       if fn then
-        local o, sub = fn(tvb, t, off, lim, pinfo)
+        local o, sub = fn(tvb, t, off, lim, pinfo, ctx)
         if not o then return nil, v end
         off = o
       end
     end
   else
     do
-      local o, sub = D.d_tunnel_response_payload_16(tvb, t, off, lim, pinfo)
+      local o, sub = D.d_tunnel_response_payload_16(tvb, t, off, lim, pinfo, ctx)
       if not o then return nil, v end
       off = o
     end
@@ -1066,7 +1077,7 @@ D.d_tunnel_response = function(tvb, tree, off, lim, pinfo)
   return off, v
 end
 
-D.d_tunnel_response_payload_default_15 = function(tvb, tree, off, lim, pinfo)
+D.d_tunnel_response_payload_default_15 = function(tvb, tree, off, lim, pinfo, ctx)
   local v = {}
   local t = tree
   do
@@ -1080,7 +1091,7 @@ D.d_tunnel_response_payload_default_15 = function(tvb, tree, off, lim, pinfo)
   return off, v
 end
 
-D.d_tunnel_response_payload_16 = function(tvb, tree, off, lim, pinfo)
+D.d_tunnel_response_payload_16 = function(tvb, tree, off, lim, pinfo, ctx)
   local v = {}
   local t = tree
   do
@@ -1142,12 +1153,12 @@ local function preceding(fis, fi)
   return best
 end
 
-local function decode(fn, fi, tree, pinfo, what, is_response, code, summary)
+local function decode(fn, fi, tree, pinfo, what, is_response, code, summary, ctx)
   local r = fi.range
   if not r or r:len() == 0 then return nil end
   local b = r:tvb()
   local top = tree:add(proto, r)
-  local ok, off, v = pcall(fn, b, top, 0, b:len(), pinfo)
+  local ok, off, v = pcall(fn, b, top, 0, b:len(), pinfo, ctx)
   if not ok then
     top:add_proto_expert_info(E.internal, tostring(off))
     return what
