@@ -18,6 +18,8 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from construct import (
     Array,
+    FixedSized,
+    GreedyRange,
     Bytes,
     BytesInteger,
     Enum,
@@ -35,6 +37,8 @@ from construct.core import BitsInteger, Padded, Pass
 from construct.expr import BinExpr, Path
 
 from .wire import (
+    Ascii,
+    BitField,
     Guid,
     IfEquals,
     Message,
@@ -109,6 +113,18 @@ class Scalar:
     children: List[BitChild] = field(default_factory=list)  # bit fields of a BitStruct
     capture_children: bool = False
     flags: bool = False  # a FlagsEnum: show its set bits
+    bitfield: Optional[Tuple[int, int]] = None  # (divisor, modulus) of a BitField value
+
+
+@dataclass
+class RunOverlay:
+    """An Overlay inside a run: decoded at cursor + rel when the whole run is present."""
+
+    rel: int
+    size: int  # 0: it consumes nothing
+    decoder: Optional[str]
+    capture: Optional[str]
+    overlay_size: int = 0  # the bytes it reads
 
 
 @dataclass
@@ -153,6 +169,15 @@ class ArrayStep:
 
 
 @dataclass
+class FixedStep:
+    """A sub-structure confined to the next `length` bytes, which it consumes whole."""
+
+    length: str
+    decoder: Optional[str]
+    label: str
+
+
+@dataclass
 class SwitchStep:
     on: str
     cases: List[Tuple[int, Optional[str]]]
@@ -186,6 +211,7 @@ class Decoder:
     steps: list
     owner: str
     label: str = ""
+    shares_values: bool = False  # wraps a bare Switch: its expressions read the caller's values
 
     @property
     def fixed_size(self) -> Optional[int]:
@@ -340,6 +366,7 @@ class Model:
         self.decoders[name] = dec
         if not isinstance(sc, (Struct, Variants)):
             sc = Struct("Value" / sc)
+            dec.shares_values = True
         dec.steps = self.steps_for(sc, owner)
         return name
 
@@ -371,6 +398,10 @@ class Model:
             if inner is Pass:
                 continue
             capture = ("v." + name) if name in self._captured else None
+            if isinstance(inner, Overlay) and inner.size is not None:
+                run.append(RunOverlay(rel=rel, size=0, decoder=self.anonymous_decoder(
+                    inner.subcon, owner, snake(name) + "_"), capture=capture, overlay_size=inner.size))
+                continue
             scalar = self.scalar(name, doc, inner, owner, capture)
             if scalar is not None:
                 scalar.rel = rel
@@ -423,6 +454,14 @@ class Model:
             return Scalar(f=fd, rel=0, size=size, endian=endian, capture=capture, flags=True)
         if is_bitstruct(inner):
             return self.bitstruct(name, doc, inner, owner, capture)
+        if isinstance(inner, BitField):
+            values = {v: k for k, v in inner.values.items()} or None
+            fd = self._field(owner, name, doc, ftype=int_ftype(inner.total // 8), base="HEX" if values else "DEC",
+                             values=values, mask=inner.mask)
+            return Scalar(f=fd, rel=0, size=inner.total // 8, endian="be", capture=capture,
+                          bitfield=(2 ** inner.shift, 2 ** inner.width))
+        if isinstance(inner, Ascii) and isinstance(inner.length, int):
+            return Scalar(f=self._field(owner, name, doc, ftype="string", base="ASCII"), rel=0, size=inner.length)
         if isinstance(inner, Guid):
             return Scalar(f=self._field(owner, name, doc, ftype="guid"), rel=0, size=16)
         if isinstance(inner, Bytes) and isinstance(inner.length, int):
@@ -482,6 +521,15 @@ class Model:
                           then=[self.variable_step(name, doc, inner.subcon, owner, capture)],
                           otherwise=[self.variable_step(name, doc, inner.otherwise, owner, capture)]
                           if inner.otherwise is not None else [])
+        if isinstance(inner, FixedSized):
+            return FixedStep(length=self.expr(inner.length, owner),
+                             decoder=self.anonymous_decoder(inner.subcon, owner, snake(name) + "_"), label=name)
+        if isinstance(inner, GreedyRange):
+            el = self.scalar(name, doc, inner.subcon, owner, None)
+            if el is not None:
+                return ArrayStep(count=None, element=el, size=el.size, label=name)
+            return ArrayStep(count=None, element=self.anonymous_decoder(inner.subcon, owner, snake(name) + "_"),
+                             size=0, label=name)
         if isinstance(inner, Overlay):
             return OverlayStep(size=inner.size, decoder=self.anonymous_decoder(inner.subcon, owner, snake(name) + "_"),
                                capture=capture)
@@ -508,13 +556,21 @@ class Model:
         """Every Enum name in the protocol; switch keys and comparisons may use names."""
         if not hasattr(self, "_enum_cache"):
             mapping: Dict[str, int] = {}
+            conflicts = set()
 
             def scan(sc, seen):
                 if sc is None or id(sc) in seen:
                     return
                 seen.add(id(sc))
+                names = {}
                 if isinstance(sc, Enum):
-                    mapping.update({k: int(v) for k, v in sc.encmapping.items()})
+                    names = {k: int(v) for k, v in sc.encmapping.items()}
+                if isinstance(sc, BitField):
+                    names = sc.values
+                for k, v in names.items():
+                    if mapping.get(k, v) != v:
+                        conflicts.add(k)
+                    mapping[k] = v
                 for s in getattr(sc, "subcons", []):
                     scan(s, seen)
                 if isinstance(sc, Switch):
@@ -529,6 +585,8 @@ class Model:
             seen = set()
             for m in self.messages:
                 scan(m.struct, seen)
+            for k in conflicts:  # a name two enums give different values: never guess
+                del mapping[k]
             self._enum_cache = mapping
         return self._enum_cache
 
@@ -560,6 +618,8 @@ def is_bitstruct(sc) -> bool:
 
 def bit_width(sc) -> Optional[int]:
     if isinstance(sc, Enum):
+        sc = sc.subcon
+    if isinstance(sc, Hex):
         sc = sc.subcon
     if isinstance(sc, BitsInteger) and isinstance(sc.length, int):
         return sc.length
@@ -652,7 +712,10 @@ def _flatten_item(model, name, inner, owner, v, out, ctx):
     if isinstance(inner, (Struct, Variants)):
         _flatten_struct(model, inner, owner, v, out)
         return
-    if isinstance(inner, Array):
+    if isinstance(inner, FixedSized):
+        _flatten_item(model, name, inner.subcon, owner, v, out, ctx)
+        return
+    if isinstance(inner, (Array, GreedyRange)):
         for el in v:
             if id(inner.subcon) in model._by_struct or isinstance(inner.subcon, (Struct, Variants)):
                 _flatten_item(model, name, inner.subcon, owner, el, out, ctx)

@@ -30,8 +30,11 @@ bytes pick one; each such place says so in a comment and in docs/fields.md:
 from __future__ import annotations
 
 from construct import (
+    BitsInteger,
+    BitStruct,
     Bytes,
     Enum,
+    Flag,
     FlagsEnum,
     GreedyBytes,
     Hex,
@@ -44,8 +47,10 @@ from construct import (
     this,
 )
 
+from . import scsi
 from .wire import (
     BOOLEAN8,
+    Overlay,
     Guid,
     IfEquals,
     Otherwise,
@@ -167,6 +172,15 @@ SRB_FLAGS_UNSPECIFIED_DIRECTION = SRB_FLAGS["SRB_FLAGS_DATA_IN"] | SRB_FLAGS["SR
 # TRUE means Data-in (receive from the server). Windows follows §3.1.4.9, with the
 # values of SCSI_PASS_THROUGH.DataIn, so those names are used.
 DATA_IN = dict(SCSI_IOCTL_DATA_OUT=0, SCSI_IOCTL_DATA_IN=1, SCSI_IOCTL_DATA_UNSPECIFIED=2)
+
+def SRB_STATUS_BYTE():
+    """SrbStatus: Windows' SRB status in the low six bits, two flag bits above."""
+    return BitStruct(
+        "AutosenseValid" / Flag * "SRB_STATUS_AUTOSENSE_VALID (0x80): sense data was returned.",
+        "QueueFrozen" / Flag * "SRB_STATUS_QUEUE_FROZEN (0x40).",
+        "Status" / Enum(BitsInteger(6), **scsi.SRB_STATUS) * "The SRB status.",
+    )
+
 
 DISK_TYPE = dict(VHD_TYPE_FIXED=0x00000002, VHD_TYPE_DYNAMIC=0x00000003)
 # 0x04 VHDSET is what Windows reports for a .vhds; not in the seed.
@@ -293,17 +307,19 @@ SVHDX_TUNNEL_SRB_STATUS_RESPONSE = message(
     Variants(
         Variant("seed", PeekZero(1, 3), Struct(
             "StatusKey" / Int32ul * "The status key value given by the client for the failed request.",
-            "SrbStatus" / Hex(Int8ul) * "The SRB status the server reports for the failed request.",
-            "ScsiStatus" / Hex(Int8ul) * "The SCSI status that was returned by the shared virtual disk.",
+            "SrbStatus" / SRB_STATUS_BYTE() * "The SRB status the server reports for the failed request.",
+            "ScsiStatus" / Enum(Int8ul, **scsi.SCSI_STATUS) * "The SCSI status returned by the shared virtual disk.",
             "SenseInfoExLength" / Int8ul * "The length, in bytes, of the sense data in SenseDataEx.",
             "Reserved" / Hex(Int8ul) * "MUST be set to zero.",
+            "Sense" / Overlay(RSVD_SCSI_SENSE_BUFFER_SIZE, scsi.SENSE_DATA.struct),
             "SenseDataEx" / Bytes(RSVD_SCSI_SENSE_BUFFER_SIZE) * "The sense data.",
         ), "MS-RSVD v1 seed layout: 4-byte StatusKey"),
         Variant("windows", Otherwise(), Struct(
             "StatusKey" / Int8ul * "Windows form: a 1-byte status key.",
-            "SrbStatus" / Hex(Int8ul) * "The SRB status; bit 0x80 flags auto-generated sense data.",
-            "ScsiStatus" / Hex(Int8ul) * "The SCSI status that was returned by the shared virtual disk.",
+            "SrbStatus" / SRB_STATUS_BYTE() * "The SRB status; bit 0x80 flags auto-generated sense data.",
+            "ScsiStatus" / Enum(Int8ul, **scsi.SCSI_STATUS) * "The SCSI status returned by the shared virtual disk.",
             "SenseInfoExLength" / Int8ul * "The length, in bytes, of the sense data in SenseDataEx.",
+            "Sense" / Overlay(None, scsi.SENSE_DATA.struct),
             "SenseDataEx" / Bytes(this.SenseInfoExLength) * "The sense data.",
             "Padding" / GreedyBytes * "Bytes after the sense data, up to the end of the buffer.",
         ), "Windows layout: 1-byte StatusKey, no Reserved"),
@@ -349,8 +365,10 @@ SVHDX_TUNNEL_SCSI_REQUEST = message(
     "Reserved2" / Hex(Int8ul) * "MUST be set to 0x00.",
     "SrbFlags" / FlagsEnum(Int32ul, **SRB_FLAGS) * "Options of the SCSI request (2.2.4).",
     "DataTransferLength" / Int32ul * "The length, in bytes, of the additional data in DataBuffer.",
+    "Cdb" / Overlay(RSVD_CDB_GENERIC_LENGTH, scsi.SCSI_CDB.struct),
     "CDBBuffer" / Bytes(RSVD_CDB_GENERIC_LENGTH) * "The SCSI command descriptor block.",
     "Reserved3" / Hex(Int32ul) * "SHOULD be set to 0x00000000.",
+    "Data" / Overlay(None, scsi.REQUEST_DATA),
     # The spec sizes DataBuffer by DataTransferLength, but for Data-in the client sends
     # the expected length and no buffer (3.1.4.9: "set this field to empty").
     "DataBuffer" / GreedyBytes * "The additional data: DataTransferLength bytes for Data-out, else empty.",
@@ -360,15 +378,17 @@ SVHDX_TUNNEL_SCSI_REQUEST = message(
 SVHDX_TUNNEL_SCSI_RESPONSE = message(
     "SVHDX_TUNNEL_SCSI_RESPONSE", "scsi_response", "2.2.5.12",
     "Length" / Int16ul * "The size, in bytes, of the SVHDX_TUNNEL_SCSI_RESPONSE structure.",
-    "SrbStatus" / Hex(Int8ul) * "The SRB status of the request (SPC-3 4.18).",
-    "ScsiStatus" / Hex(Int8ul) * "The SCSI status that was returned by the target device.",
+    "SrbStatus" / SRB_STATUS_BYTE() * "The SRB status of the request (SPC-3 4.18).",
+    "ScsiStatus" / Enum(Int8ul, **scsi.SCSI_STATUS) * "The SCSI status that was returned by the target device.",
     "CdbLength" / Int8ul * "The length, in bytes, of the SCSI command descriptor block.",
     "SenseInfoExLength" / Int8ul * "The length, in bytes, of the sense data in SenseDataEx.",
     "DataIn" / Enum(Int8ul, **DATA_IN) * "The CDB data-transfer direction, echoed from the request.",
     "Reserved" / Hex(Int8ul) * "MUST be set to zero.",
     "SrbFlags" / FlagsEnum(Int32ul, **SRB_FLAGS) * "Options of the SCSI response (2.2.4).",
     "DataTransferLength" / Int32ul * "The length, in bytes, of the additional data in DataBuffer.",
+    "Sense" / Overlay(RSVD_SCSI_SENSE_BUFFER_SIZE, scsi.SENSE_DATA.struct),
     "SenseDataEx" / Bytes(RSVD_SCSI_SENSE_BUFFER_SIZE) * "The sense data.",
+    "Data" / Overlay(None, scsi.RESPONSE_DATA),
     # As in the request: Data-out answers carry the count and no buffer.
     "DataBuffer" / GreedyBytes * "The additional data: DataTransferLength bytes for Data-in, else empty.",
 )
@@ -472,7 +492,7 @@ STRUCTURES = [
     SVHDX_SHARED_VIRTUAL_DISK_SUPPORT_REQUEST,
     SVHDX_SHARED_VIRTUAL_DISK_SUPPORT_RESPONSE,
 ]
-MESSAGES = STRUCTURES + [TUNNEL_REQUEST, TUNNEL_RESPONSE]
+MESSAGES = STRUCTURES + [TUNNEL_REQUEST, TUNNEL_RESPONSE] + scsi.STRUCTURES
 
 
 # -- how the messages reach the dissector -------------------------------------------

@@ -32,6 +32,8 @@ __all__ = [
     "Utf16String",
     "Present",
     "Overlay",
+    "BitField",
+    "Ascii",
     "IfEquals",
     "int_value",
     "Variants",
@@ -230,6 +232,53 @@ class Variants(Construct):
         raise ExplicitError("unknown layout variant %r" % name, path=path)
 
 
+class BitField(Adapter):
+    """One value in some bits of a 1-4 byte big-endian integer, the rest of which is
+    reserved: `BitField(8, 3, 5)` is the low five bits of a byte (SCSI CDBs are full of
+    these). With `values`, names as an Enum would; decoded names are EnumIntegerStrings.
+    """
+
+    def __init__(self, total: int, lead: int, width: int, values: Optional[Dict[str, int]] = None):
+        from construct import BytesInteger
+
+        super().__init__(BytesInteger(total // 8))
+        self.total, self.lead, self.width = total, lead, width
+        self.shift = total - lead - width
+        self.mask = ((1 << width) - 1) << self.shift
+        self.values = dict(values or {})
+        self.decmapping = {v: k for k, v in self.values.items()}
+
+    def _decode(self, obj, context, path):
+        from construct import EnumIntegerString
+
+        x = (obj & self.mask) >> self.shift
+        return EnumIntegerString.new(x, self.decmapping[x]) if x in self.decmapping else x
+
+    def _encode(self, obj, context, path):
+        x = self.values[obj] if isinstance(obj, str) and not hasattr(obj, "intvalue") else int_value(obj)
+        return (int(x) << self.shift) & self.mask
+
+
+class Ascii(Construct):
+    """Space-padded ASCII text in `length` bytes (SCSI INQUIRY data); trailing spaces kept."""
+
+    def __init__(self, length):
+        super().__init__()
+        self.length = length
+
+    def _parse(self, stream, context, path):
+        raw = stream_read(stream, evaluate(self.length, context), path)
+        return raw.split(b"\x00", 1)[0].decode("ascii", errors="replace")
+
+    def _build(self, obj, stream, context, path):
+        n = evaluate(self.length, context)
+        stream_write(stream, obj.encode("ascii").ljust(n, b" ")[:n], n, path)
+        return obj
+
+    def _sizeof(self, context, path):
+        return evaluate(self.length, context)
+
+
 class Overlay(Subconstruct):
     """`subcon` read from the next `size` bytes without consuming them.
 
@@ -238,16 +287,19 @@ class Overlay(Subconstruct):
     stays as the spec names it, and the overlay shows what it means.
     """
 
-    def __init__(self, size: int, subcon):
+    def __init__(self, size: Optional[int], subcon):
         super().__init__(subcon)
-        self.size = size
+        self.size = size  # None: to the end of the buffer
+        self.flagbuildnone = True  # it writes nothing, so building needs no value for it
 
     def _parse(self, stream, context, path):
+        import io
+
         here = stream.tell()
-        data = stream.read(self.size)
+        data = stream.read() if self.size is None else stream.read(self.size)
         stream.seek(here)
-        try:
-            return self.subcon.parse(data, **_params(context))
+        try:  # in the enclosing context, so `this` sees the fields around the overlay
+            return self.subcon._parsereport(io.BytesIO(data), context, path)
         except Exception:  # a region that does not parse simply has no overlay
             return None
 
@@ -256,11 +308,6 @@ class Overlay(Subconstruct):
 
     def _sizeof(self, context, path):
         return 0
-
-
-def _params(context) -> dict:
-    p = getattr(context, "_params", None) or {}
-    return {k: v for k, v in p.items() if not k.startswith("_")}
 
 
 @dataclass

@@ -29,6 +29,11 @@ SRB_STATUS_ERROR_AUTOSENSE = 0x84  # SRB_STATUS_ERROR with SRB_STATUS_AUTOSENSE_
 SCSI_GOOD, SCSI_CHECK_CONDITION = 0x00, 0x02
 
 
+def srb_bits(byte: int) -> dict:
+    """An SrbStatus byte as the definitions' bit fields."""
+    return dict(AutosenseValid=bool(byte & 0x80), QueueFrozen=bool(byte & 0x40), Status=byte & 0x3F)
+
+
 def _flags(mask: int) -> dict:
     return {name: bool(mask & bit) for name, bit in rsvd.SRB_FLAGS.items()}
 
@@ -95,7 +100,7 @@ class RsvdClient:
                    DataIn=direction, Reserved2=0, SrbFlags=_flags(srb), DataTransferLength=length,
                    CDBBuffer=cdb_bytes, Reserved3=0, DataBuffer=out)
         resp = dict(Body=b"") if status else dict(
-            Length=36, SrbStatus=srb_status, ScsiStatus=scsi_status, CdbLength=cdb_len,
+            Length=36, SrbStatus=srb_bits(srb_status), ScsiStatus=scsi_status, CdbLength=cdb_len,
             SenseInfoExLength=len(sense), DataIn=direction, Reserved=0, SrbFlags=_flags(srb),
             DataTransferLength=len(returned) if data_in else length,
             SenseDataEx=sense.ljust(20, b"\x00"), DataBuffer=returned)
@@ -252,7 +257,7 @@ def node1(cap: Capture, server) -> None:
     smb.exchange([Pdu(smb2.WRITE, smb2.write_request(fid, 1 << 20, pattern(8192, 4)))],
                  [Pdu(smb2.WRITE, smb2.error_response(), status=rsvd.ERROR_CODES["STATUS_SVHDX_ERROR_STORED"] | key)])
     c.tunnel("RSVD_TUNNEL_SRB_STATUS_OPERATION", dict(StatusKey=key, **SRB_STATUS_REQUEST),
-             dict(_variant="seed", StatusKey=key, SrbStatus=SRB_STATUS_ERROR_AUTOSENSE,
+             dict(_variant="seed", StatusKey=key, SrbStatus=srb_bits(SRB_STATUS_ERROR_AUTOSENSE),
                   ScsiStatus=SCSI_CHECK_CONDITION, SenseInfoExLength=18, Reserved=0,
                   SenseDataEx=fixed_sense(0x03, 0x0C, 0x00).ljust(20, b"\x00")), file_id=fid)
     smb.close(fid)
@@ -297,7 +302,7 @@ def node2(cap: Capture, server) -> None:
     smb.exchange([Pdu(smb2.READ, smb2.read_request(fid, 2 << 20, 4096))],
                  [Pdu(smb2.READ, smb2.error_response(), status=rsvd.ERROR_CODES["STATUS_SVHDX_ERROR_STORED"] | key)])
     c.tunnel("RSVD_TUNNEL_SRB_STATUS_OPERATION", dict(StatusKey=key, **SRB_STATUS_REQUEST),
-             dict(_variant="windows", StatusKey=key, SrbStatus=SRB_STATUS_ERROR_AUTOSENSE,
+             dict(_variant="windows", StatusKey=key, SrbStatus=srb_bits(SRB_STATUS_ERROR_AUTOSENSE),
                   ScsiStatus=SCSI_CHECK_CONDITION, SenseInfoExLength=18,
                   SenseDataEx=fixed_sense(0x06, 0x2A, 0x03), Padding=bytes(6)), file_id=fid)
     # A second disk opened with the 168-byte Windows v1 context.

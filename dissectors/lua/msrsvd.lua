@@ -56,19 +56,206 @@ local VS4 = {
   [0x00000004] = "SVHDX_ORIGINATOR_VHDMP",
 }
 local VS5 = {
+  [0x00000000] = "SRB_STATUS_PENDING",
+  [0x00000001] = "SRB_STATUS_SUCCESS",
+  [0x00000002] = "SRB_STATUS_ABORTED",
+  [0x00000003] = "SRB_STATUS_ABORT_FAILED",
+  [0x00000004] = "SRB_STATUS_ERROR",
+  [0x00000005] = "SRB_STATUS_BUSY",
+  [0x00000006] = "SRB_STATUS_INVALID_REQUEST",
+  [0x00000007] = "SRB_STATUS_INVALID_PATH_ID",
+  [0x00000008] = "SRB_STATUS_NO_DEVICE",
+  [0x00000009] = "SRB_STATUS_TIMEOUT",
+  [0x0000000A] = "SRB_STATUS_SELECTION_TIMEOUT",
+  [0x0000000B] = "SRB_STATUS_COMMAND_TIMEOUT",
+  [0x0000000D] = "SRB_STATUS_MESSAGE_REJECTED",
+  [0x0000000E] = "SRB_STATUS_BUS_RESET",
+  [0x0000000F] = "SRB_STATUS_PARITY_ERROR",
+  [0x00000010] = "SRB_STATUS_REQUEST_SENSE_FAILED",
+  [0x00000011] = "SRB_STATUS_NO_HBA",
+  [0x00000012] = "SRB_STATUS_DATA_OVERRUN",
+  [0x00000013] = "SRB_STATUS_UNEXPECTED_BUS_FREE",
+  [0x00000014] = "SRB_STATUS_PHASE_SEQUENCE_FAILURE",
+  [0x00000015] = "SRB_STATUS_BAD_SRB_BLOCK_LENGTH",
+  [0x00000016] = "SRB_STATUS_REQUEST_FLUSHED",
+  [0x00000020] = "SRB_STATUS_INVALID_LUN",
+  [0x00000021] = "SRB_STATUS_INVALID_TARGET_ID",
+  [0x00000022] = "SRB_STATUS_BAD_FUNCTION",
+  [0x00000023] = "SRB_STATUS_ERROR_RECOVERY",
+  [0x00000024] = "SRB_STATUS_NOT_POWERED",
+  [0x00000025] = "SRB_STATUS_LINK_DOWN",
+  [0x00000026] = "SRB_STATUS_INSUFFICIENT_RESOURCES",
+  [0x00000027] = "SRB_STATUS_THROTTLED_REQUEST",
+  [0x00000030] = "SRB_STATUS_INTERNAL_ERROR",
+}
+local VS6 = {
+  [0x00000000] = "GOOD",
+  [0x00000002] = "CHECK_CONDITION",
+  [0x00000004] = "CONDITION_MET",
+  [0x00000008] = "BUSY",
+  [0x00000010] = "INTERMEDIATE",
+  [0x00000014] = "INTERMEDIATE_CONDITION_MET",
+  [0x00000018] = "RESERVATION_CONFLICT",
+  [0x00000022] = "COMMAND_TERMINATED",
+  [0x00000028] = "TASK_SET_FULL",
+  [0x00000030] = "ACA_ACTIVE",
+  [0x00000040] = "TASK_ABORTED",
+}
+local VS7 = {
+  [0x00000070] = "CURRENT_FIXED",
+  [0x00000071] = "DEFERRED_FIXED",
+  [0x00000072] = "CURRENT_DESCRIPTOR",
+  [0x00000073] = "DEFERRED_DESCRIPTOR",
+}
+local VS8 = {
+  [0x00000000] = "NO_SENSE",
+  [0x00000001] = "RECOVERED_ERROR",
+  [0x00000002] = "NOT_READY",
+  [0x00000003] = "MEDIUM_ERROR",
+  [0x00000004] = "HARDWARE_ERROR",
+  [0x00000005] = "ILLEGAL_REQUEST",
+  [0x00000006] = "UNIT_ATTENTION",
+  [0x00000007] = "DATA_PROTECT",
+  [0x00000008] = "BLANK_CHECK",
+  [0x00000009] = "VENDOR_SPECIFIC",
+  [0x0000000A] = "COPY_ABORTED",
+  [0x0000000B] = "ABORTED_COMMAND",
+  [0x0000000D] = "VOLUME_OVERFLOW",
+  [0x0000000E] = "MISCOMPARE",
+}
+local VS9 = {
+  [0x00000000] = "NO ADDITIONAL SENSE INFORMATION",
+  [0x00000400] = "LOGICAL UNIT NOT READY, CAUSE NOT REPORTABLE",
+  [0x00000401] = "LOGICAL UNIT IS IN PROCESS OF BECOMING READY",
+  [0x00000402] = "LOGICAL UNIT NOT READY, INITIALIZING COMMAND REQUIRED",
+  [0x00000403] = "LOGICAL UNIT NOT READY, MANUAL INTERVENTION REQUIRED",
+  [0x00000404] = "LOGICAL UNIT NOT READY, FORMAT IN PROGRESS",
+  [0x0000040A] = "LOGICAL UNIT NOT ACCESSIBLE, ASYMMETRIC ACCESS STATE TRANSITION",
+  [0x0000040B] = "LOGICAL UNIT NOT ACCESSIBLE, TARGET PORT IN STANDBY STATE",
+  [0x0000040C] = "LOGICAL UNIT NOT ACCESSIBLE, TARGET PORT IN UNAVAILABLE STATE",
+  [0x00000800] = "LOGICAL UNIT COMMUNICATION FAILURE",
+  [0x00000C00] = "WRITE ERROR",
+  [0x00001100] = "UNRECOVERED READ ERROR",
+  [0x00001A00] = "PARAMETER LIST LENGTH ERROR",
+  [0x00002000] = "INVALID COMMAND OPERATION CODE",
+  [0x00002100] = "LOGICAL BLOCK ADDRESS OUT OF RANGE",
+  [0x00002400] = "INVALID FIELD IN CDB",
+  [0x00002500] = "LOGICAL UNIT NOT SUPPORTED",
+  [0x00002600] = "INVALID FIELD IN PARAMETER LIST",
+  [0x00002700] = "WRITE PROTECTED",
+  [0x00002800] = "NOT READY TO READY CHANGE, MEDIUM MAY HAVE CHANGED",
+  [0x00002900] = "POWER ON, RESET, OR BUS DEVICE RESET OCCURRED",
+  [0x00002901] = "POWER ON OCCURRED",
+  [0x00002902] = "SCSI BUS RESET OCCURRED",
+  [0x00002903] = "BUS DEVICE RESET FUNCTION OCCURRED",
+  [0x00002904] = "DEVICE INTERNAL RESET",
+  [0x00002907] = "I_T NEXUS LOSS OCCURRED",
+  [0x00002A00] = "PARAMETERS CHANGED",
+  [0x00002A01] = "MODE PARAMETERS CHANGED",
+  [0x00002A02] = "LOG PARAMETERS CHANGED",
+  [0x00002A03] = "RESERVATIONS PREEMPTED",
+  [0x00002A04] = "RESERVATIONS RELEASED",
+  [0x00002A05] = "REGISTRATIONS PREEMPTED",
+  [0x00002A06] = "ASYMMETRIC ACCESS STATE CHANGED",
+  [0x00002A09] = "CAPACITY DATA HAS CHANGED",
+  [0x00002C00] = "COMMAND SEQUENCE ERROR",
+  [0x00002F00] = "COMMANDS CLEARED BY ANOTHER INITIATOR",
+  [0x00003A00] = "MEDIUM NOT PRESENT",
+  [0x00003F01] = "MICROCODE HAS BEEN CHANGED",
+  [0x00003F03] = "INQUIRY DATA HAS CHANGED",
+  [0x00003F0E] = "REPORTED LUNS DATA HAS CHANGED",
+  [0x00004400] = "INTERNAL TARGET FAILURE",
+  [0x00004700] = "SCSI PARITY ERROR",
+  [0x00004B00] = "DATA PHASE ERROR",
+  [0x00005500] = "SYSTEM RESOURCE FAILURE",
+  [0x00005D00] = "FAILURE PREDICTION THRESHOLD EXCEEDED",
+}
+local VS10 = {
   [0x00000002] = "VHD_TYPE_FIXED",
   [0x00000003] = "VHD_TYPE_DYNAMIC",
 }
-local VS6 = {
+local VS11 = {
   [0x00000003] = "VIRTUAL_STORAGE_TYPE_DEVICE_VHDX",
   [0x00000004] = "VIRTUAL_STORAGE_TYPE_DEVICE_VHDSET",
 }
-local VS7 = {
+local VS12 = {
   [0x00000000] = "SCSI_IOCTL_DATA_OUT",
   [0x00000001] = "SCSI_IOCTL_DATA_IN",
   [0x00000002] = "SCSI_IOCTL_DATA_UNSPECIFIED",
 }
-local VS8 = {
+local VS13 = {
+  [0x00000000] = "TEST_UNIT_READY",
+  [0x00000003] = "REQUEST_SENSE",
+  [0x00000008] = "READ_6",
+  [0x0000000A] = "WRITE_6",
+  [0x00000012] = "INQUIRY",
+  [0x00000015] = "MODE_SELECT_6",
+  [0x00000016] = "RESERVE_6",
+  [0x00000017] = "RELEASE_6",
+  [0x0000001A] = "MODE_SENSE_6",
+  [0x0000001B] = "START_STOP_UNIT",
+  [0x0000001D] = "SEND_DIAGNOSTIC",
+  [0x0000001E] = "PREVENT_ALLOW_MEDIUM_REMOVAL",
+  [0x00000025] = "READ_CAPACITY_10",
+  [0x00000028] = "READ_10",
+  [0x0000002A] = "WRITE_10",
+  [0x0000002F] = "VERIFY_10",
+  [0x00000035] = "SYNCHRONIZE_CACHE_10",
+  [0x0000003B] = "WRITE_BUFFER",
+  [0x0000003C] = "READ_BUFFER",
+  [0x00000041] = "WRITE_SAME_10",
+  [0x00000042] = "UNMAP",
+  [0x0000004D] = "LOG_SENSE",
+  [0x00000055] = "MODE_SELECT_10",
+  [0x0000005A] = "MODE_SENSE_10",
+  [0x0000005E] = "PERSISTENT_RESERVE_IN",
+  [0x0000005F] = "PERSISTENT_RESERVE_OUT",
+  [0x00000083] = "EXTENDED_COPY",
+  [0x00000084] = "RECEIVE_COPY_RESULTS",
+  [0x00000088] = "READ_16",
+  [0x00000089] = "COMPARE_AND_WRITE",
+  [0x0000008A] = "WRITE_16",
+  [0x0000008F] = "VERIFY_16",
+  [0x00000091] = "SYNCHRONIZE_CACHE_16",
+  [0x00000093] = "WRITE_SAME_16",
+  [0x0000009E] = "SERVICE_ACTION_IN_16",
+  [0x000000A0] = "REPORT_LUNS",
+  [0x000000A3] = "MAINTENANCE_IN",
+  [0x000000A8] = "READ_12",
+  [0x000000AA] = "WRITE_12",
+}
+local VS14 = {
+  [0x00000010] = "READ_CAPACITY_16",
+  [0x00000012] = "GET_LBA_STATUS",
+}
+local VS15 = {
+  [0x00000000] = "REGISTER",
+  [0x00000001] = "RESERVE",
+  [0x00000002] = "RELEASE",
+  [0x00000003] = "CLEAR",
+  [0x00000004] = "PREEMPT",
+  [0x00000005] = "PREEMPT_AND_ABORT",
+  [0x00000006] = "REGISTER_AND_IGNORE_EXISTING_KEY",
+  [0x00000007] = "REGISTER_AND_MOVE",
+}
+local VS16 = {
+  [0x00000000] = "LU_SCOPE",
+}
+local VS17 = {
+  [0x00000001] = "WRITE_EXCLUSIVE",
+  [0x00000003] = "EXCLUSIVE_ACCESS",
+  [0x00000005] = "WRITE_EXCLUSIVE_REGISTRANTS_ONLY",
+  [0x00000006] = "EXCLUSIVE_ACCESS_REGISTRANTS_ONLY",
+  [0x00000007] = "WRITE_EXCLUSIVE_ALL_REGISTRANTS",
+  [0x00000008] = "EXCLUSIVE_ACCESS_ALL_REGISTRANTS",
+}
+local VS18 = {
+  [0x00000000] = "CURRENT",
+  [0x00000001] = "CHANGEABLE",
+  [0x00000002] = "DEFAULT",
+  [0x00000003] = "SAVED",
+}
+local VS19 = {
   [0x00000000] = "HandleStateNone",
   [0x00000001] = "HandleStateFileShared",
   [0x00000003] = "HandleStateShared",
@@ -122,9 +309,31 @@ F.srb_status_response = ProtoField.none("msrsvd.srb_status_response", "SVHDX_TUN
 F.srb_status_response__layout = ProtoField.string("msrsvd.srb_status_response.layout", "Layout", base.UNICODE, "Which of the known layouts of SVHDX_TUNNEL_SRB_STATUS_RESPONSE these bytes follow [MS-RSVD 2.2.5.8]")
 F.srb_status_response__status_key = ProtoField.uint32("msrsvd.srb_status_response.status_key", "StatusKey", base.DEC, nil, nil, "The status key value given by the client for the failed request. / Windows form: a 1-byte status key. [MS-RSVD 2.2.5.8]")
 F.srb_status_response__srb_status = ProtoField.uint8("msrsvd.srb_status_response.srb_status", "SrbStatus", base.HEX, nil, nil, "The SRB status the server reports for the failed request. / The SRB status; bit 0x80 flags auto-generated sense data. [MS-RSVD 2.2.5.8]")
-F.srb_status_response__scsi_status = ProtoField.uint8("msrsvd.srb_status_response.scsi_status", "ScsiStatus", base.HEX, nil, nil, "The SCSI status that was returned by the shared virtual disk. [MS-RSVD 2.2.5.8]")
+F.srb_status_response__srb_status__autosense_valid = ProtoField.bool("msrsvd.srb_status_response.srb_status.autosense_valid", "AutosenseValid", 8, nil, 0x00000080, "SRB_STATUS_AUTOSENSE_VALID (0x80): sense data was returned.")
+F.srb_status_response__srb_status__queue_frozen = ProtoField.bool("msrsvd.srb_status_response.srb_status.queue_frozen", "QueueFrozen", 8, nil, 0x00000040, "SRB_STATUS_QUEUE_FROZEN (0x40).")
+F.srb_status_response__srb_status__status = ProtoField.uint8("msrsvd.srb_status_response.srb_status.status", "Status", base.HEX, VS5, 0x3F, "The SRB status. [MS-RSVD 2.2.5.8]")
+F.srb_status_response__scsi_status = ProtoField.uint8("msrsvd.srb_status_response.scsi_status", "ScsiStatus", base.HEX, VS6, nil, "The SCSI status returned by the shared virtual disk. [MS-RSVD 2.2.5.8]")
 F.srb_status_response__sense_info_ex_length = ProtoField.uint8("msrsvd.srb_status_response.sense_info_ex_length", "SenseInfoExLength", base.DEC, nil, nil, "The length, in bytes, of the sense data in SenseDataEx. [MS-RSVD 2.2.5.8]")
 F.srb_status_response__reserved = ProtoField.uint8("msrsvd.srb_status_response.reserved", "Reserved", base.HEX, nil, nil, "MUST be set to zero. [MS-RSVD 2.2.5.8]")
+F.scsi__sense = ProtoField.none("msrsvd.scsi.sense", "Sense data", "Sense data in fixed (0x70/0x71) or descriptor (0x72/0x73) format.")
+F.scsi__sense__response_code = ProtoField.uint8("msrsvd.scsi.sense.response_code", "ResponseCode", base.HEX, nil, nil, "ResponseCode [SPC-3 4.5]")
+F.scsi__sense__response_code__valid = ProtoField.bool("msrsvd.scsi.sense.response_code.valid", "VALID", 8, nil, 0x00000080, "INFORMATION is valid (fixed format).")
+F.scsi__sense__response_code__code = ProtoField.uint8("msrsvd.scsi.sense.response_code.code", "Code", base.HEX, VS7, 0x7F, "Fixed or descriptor format. [SPC-3 4.5]")
+F.scsi__sense__obsolete = ProtoField.bytes("msrsvd.scsi.sense.obsolete", "Obsolete", base.NONE, "Obsolete [SPC-3 4.5]")
+F.scsi__sense__key_flags = ProtoField.uint8("msrsvd.scsi.sense.key_flags", "KeyFlags", base.HEX, nil, nil, "KeyFlags [SPC-3 4.5]")
+F.scsi__sense__key_flags__filemark = ProtoField.bool("msrsvd.scsi.sense.key_flags.filemark", "FILEMARK", 8, nil, 0x00000080, "FILEMARK")
+F.scsi__sense__key_flags__eom = ProtoField.bool("msrsvd.scsi.sense.key_flags.eom", "EOM", 8, nil, 0x00000040, "EOM")
+F.scsi__sense__key_flags__ili = ProtoField.bool("msrsvd.scsi.sense.key_flags.ili", "ILI", 8, nil, 0x00000020, "Incorrect length indicator.")
+F.scsi__sense__key_flags__sense_key = ProtoField.uint8("msrsvd.scsi.sense.key_flags.sense_key", "SenseKey", base.HEX, VS8, 0xF, "The sense key. [SPC-3 4.5]")
+F.scsi__sense__information = ProtoField.uint32("msrsvd.scsi.sense.information", "Information", base.HEX, nil, nil, "Command-specific information, e.g. the failing LBA. [SPC-3 4.5]")
+F.scsi__sense__additional_sense_length = ProtoField.uint8("msrsvd.scsi.sense.additional_sense_length", "AdditionalSenseLength", base.DEC, nil, nil, "Bytes that follow (10 for the 18-byte form). / Bytes of sense data descriptors that follow. [SPC-3 4.5]")
+F.scsi__sense__command_specific_information = ProtoField.uint32("msrsvd.scsi.sense.command_specific_information", "CommandSpecificInformation", base.HEX, nil, nil, "CommandSpecificInformation [SPC-3 4.5]")
+F.scsi__sense__additional_sense = ProtoField.uint16("msrsvd.scsi.sense.additional_sense", "AdditionalSense", base.HEX, VS9, nil, "ADDITIONAL SENSE CODE and QUALIFIER (ASC << 8 | ASCQ). [SPC-3 4.5]")
+F.scsi__sense__field_replaceable_unit_code = ProtoField.uint8("msrsvd.scsi.sense.field_replaceable_unit_code", "FieldReplaceableUnitCode", base.HEX, nil, nil, "FieldReplaceableUnitCode [SPC-3 4.5]")
+F.scsi__sense__sense_key_specific = ProtoField.bytes("msrsvd.scsi.sense.sense_key_specific", "SenseKeySpecific", base.NONE, "SKSV and the sense-key specific bytes. [SPC-3 4.5]")
+F.scsi__sense__sense_key = ProtoField.uint8("msrsvd.scsi.sense.sense_key", "SenseKey", base.HEX, VS8, 0xF, "The sense key. [SPC-3 4.5]")
+F.scsi__sense__reserved = ProtoField.bytes("msrsvd.scsi.sense.reserved", "Reserved", base.NONE, "Reserved [SPC-3 4.5]")
+F.scsi__sense__descriptors = ProtoField.bytes("msrsvd.scsi.sense.descriptors", "Descriptors", base.NONE, "Sense data descriptors, not decoded further. [SPC-3 4.5]")
 F.srb_status_response__sense_data_ex = ProtoField.bytes("msrsvd.srb_status_response.sense_data_ex", "SenseDataEx", base.NONE, "The sense data. [MS-RSVD 2.2.5.8]")
 F.srb_status_response__padding = ProtoField.bytes("msrsvd.srb_status_response.padding", "Padding", base.NONE, "Bytes after the sense data, up to the end of the buffer. [MS-RSVD 2.2.5.8]")
 F.disk_info_request = ProtoField.none("msrsvd.disk_info_request", "SVHDX_TUNNEL_DISK_INFO_REQUEST", "SVHDX_TUNNEL_DISK_INFO_REQUEST")
@@ -137,8 +346,8 @@ F.disk_info_request__reserved2 = ProtoField.uint16("msrsvd.disk_info_request.res
 F.disk_info_request__file_size = ProtoField.uint64("msrsvd.disk_info_request.file_size", "FileSize", base.DEC, nil, nil, "The client MUST set this field to zero. [MS-RSVD 2.2.5.9]")
 F.disk_info_request__virtual_disk_id = ProtoField.guid("msrsvd.disk_info_request.virtual_disk_id", "VirtualDiskId", "Reserved; the client MUST set this field to zero. [MS-RSVD 2.2.5.9]")
 F.disk_info_response = ProtoField.none("msrsvd.disk_info_response", "SVHDX_TUNNEL_DISK_INFO_RESPONSE", "SVHDX_TUNNEL_DISK_INFO_RESPONSE")
-F.disk_info_response__disk_type = ProtoField.uint32("msrsvd.disk_info_response.disk_type", "DiskType", base.HEX, VS5, nil, "The type of the disk. [MS-RSVD 2.2.5.10]")
-F.disk_info_response__disk_format = ProtoField.uint32("msrsvd.disk_info_response.disk_format", "DiskFormat", base.HEX, VS6, nil, "The format of the disk. [MS-RSVD 2.2.5.10]")
+F.disk_info_response__disk_type = ProtoField.uint32("msrsvd.disk_info_response.disk_type", "DiskType", base.HEX, VS10, nil, "The type of the disk. [MS-RSVD 2.2.5.10]")
+F.disk_info_response__disk_format = ProtoField.uint32("msrsvd.disk_info_response.disk_format", "DiskFormat", base.HEX, VS11, nil, "The format of the disk. [MS-RSVD 2.2.5.10]")
 F.disk_info_response__block_size = ProtoField.uint32("msrsvd.disk_info_response.block_size", "BlockSize", base.DEC, nil, nil, "The disk block size in bytes. [MS-RSVD 2.2.5.10]")
 F.disk_info_response__linkage_id = ProtoField.guid("msrsvd.disk_info_response.linkage_id", "LinkageID", "A GUID that specifies the linkage identification of the disk. [MS-RSVD 2.2.5.10]")
 F.disk_info_response__is_mounted = ProtoField.uint8("msrsvd.disk_info_response.is_mounted", "IsMounted", base.HEX, VS3, nil, "TRUE when the disk is mounted and ready for read or write operations. [MS-RSVD 2.2.5.10]")
@@ -151,7 +360,7 @@ F.scsi_request__length = ProtoField.uint16("msrsvd.scsi_request.length", "Length
 F.scsi_request__reserved1 = ProtoField.uint16("msrsvd.scsi_request.reserved1", "Reserved1", base.HEX, nil, nil, "The client SHOULD set this field to zero. [MS-RSVD 2.2.5.11]")
 F.scsi_request__cdb_length = ProtoField.uint8("msrsvd.scsi_request.cdb_length", "CdbLength", base.DEC, nil, nil, "The length, in bytes, of the SCSI CDB; at most RSVD_CDB_GENERIC_LENGTH (16). [MS-RSVD 2.2.5.11]")
 F.scsi_request__sense_info_ex_length = ProtoField.uint8("msrsvd.scsi_request.sense_info_ex_length", "SenseInfoExLength", base.DEC, nil, nil, "The length, in bytes, of the request sense data buffer; at most RSVD_SCSI_SENSE_BUFFER_SIZE (20). [MS-RSVD 2.2.5.11]")
-F.scsi_request__data_in = ProtoField.uint8("msrsvd.scsi_request.data_in", "DataIn", base.HEX, VS7, nil, "The CDB data-transfer direction. [MS-RSVD 2.2.5.11]")
+F.scsi_request__data_in = ProtoField.uint8("msrsvd.scsi_request.data_in", "DataIn", base.HEX, VS12, nil, "The CDB data-transfer direction. [MS-RSVD 2.2.5.11]")
 F.scsi_request__reserved2 = ProtoField.uint8("msrsvd.scsi_request.reserved2", "Reserved2", base.HEX, nil, nil, "MUST be set to 0x00. [MS-RSVD 2.2.5.11]")
 F.scsi_request__srb_flags = ProtoField.uint32("msrsvd.scsi_request.srb_flags", "SrbFlags", base.HEX, nil, nil, "Options of the SCSI request (2.2.4). [MS-RSVD 2.2.5.11]")
 F.scsi_request__srb_flags__queue_action_enable = ProtoField.bool("msrsvd.scsi_request.srb_flags.queue_action_enable", "SRB_FLAGS_QUEUE_ACTION_ENABLE", 32, nil, 0x00000002, "SRB_FLAGS_QUEUE_ACTION_ENABLE (0x00000002)")
@@ -174,16 +383,116 @@ F.scsi_request__srb_flags__port_driver_allocsense = ProtoField.bool("msrsvd.scsi
 F.scsi_request__srb_flags__port_driver_sensehasport = ProtoField.bool("msrsvd.scsi_request.srb_flags.port_driver_sensehasport", "SRB_FLAGS_PORT_DRIVER_SENSEHASPORT", 32, nil, 0x00040000, "SRB_FLAGS_PORT_DRIVER_SENSEHASPORT (0x00040000)")
 F.scsi_request__srb_flags__dont_start_next_packet = ProtoField.bool("msrsvd.scsi_request.srb_flags.dont_start_next_packet", "SRB_FLAGS_DONT_START_NEXT_PACKET", 32, nil, 0x00080000, "SRB_FLAGS_DONT_START_NEXT_PACKET (0x00080000)")
 F.scsi_request__data_transfer_length = ProtoField.uint32("msrsvd.scsi_request.data_transfer_length", "DataTransferLength", base.DEC, nil, nil, "The length, in bytes, of the additional data in DataBuffer. [MS-RSVD 2.2.5.11]")
+F.scsi__cdb = ProtoField.none("msrsvd.scsi.cdb", "SCSI CDB", "The command descriptor block in CDBBuffer, decoded by its OPERATION CODE.")
+F.scsi__cdb__operation_code = ProtoField.uint8("msrsvd.scsi.cdb.operation_code", "OperationCode", base.HEX, VS13, nil, "The SCSI command. [SPC-3 4.3]")
+F.scsi__test_unit_ready = ProtoField.none("msrsvd.scsi.test_unit_ready", "TEST UNIT READY", "TEST UNIT READY")
+F.scsi__cdb__reserved = ProtoField.bytes("msrsvd.scsi.cdb.reserved", "Reserved", base.NONE, "Reserved [SPC-3 6.33]")
+F.scsi__cdb__control = ProtoField.uint8("msrsvd.scsi.cdb.control", "Control", base.HEX, nil, nil, "The CONTROL byte (SAM-3 5.2). [SPC-3 6.33]")
+F.scsi__rw6 = ProtoField.none("msrsvd.scsi.rw6", "READ(6)/WRITE(6)", "READ(6)/WRITE(6)")
+F.scsi__rw__address = ProtoField.uint24("msrsvd.scsi.rw.address", "Address", base.HEX, nil, nil, "Address [SBC-3 5.7]")
+F.scsi__rw__address__logical_block_address = ProtoField.uint24("msrsvd.scsi.rw.address.logical_block_address", "LogicalBlockAddress", base.DEC, nil, 0x1FFFFF, "The first logical block. [SBC-3 5.7]")
+F.scsi__rw__transfer_length = ProtoField.uint32("msrsvd.scsi.rw.transfer_length", "TransferLength", base.DEC, nil, nil, "Blocks to transfer (0 means 256). / The number of logical blocks to transfer. [SBC-3 5.7]")
+F.scsi__rw__control = ProtoField.uint8("msrsvd.scsi.rw.control", "Control", base.HEX, nil, nil, "The CONTROL byte (SAM-3 5.2). [SBC-3 5.7]")
+F.scsi__rw10 = ProtoField.none("msrsvd.scsi.rw10", "READ(10)/WRITE(10)", "READ(10)/WRITE(10)")
+F.scsi__rw__flags = ProtoField.uint8("msrsvd.scsi.rw.flags", "Flags", base.HEX, nil, nil, "Byte 1 of READ/WRITE(10/12/16). [SBC-3 5.8]")
+F.scsi__rw__flags__rd_wr_protect = ProtoField.uint8("msrsvd.scsi.rw.flags.rd_wr_protect", "RdWrProtect", base.DEC, nil, 0xE0, "RDPROTECT or WRPROTECT: protection information checking. [SBC-3 5.8]")
+F.scsi__rw__flags__dpo = ProtoField.bool("msrsvd.scsi.rw.flags.dpo", "DPO", 8, nil, 0x00000010, "Disable page out.")
+F.scsi__rw__flags__fua = ProtoField.bool("msrsvd.scsi.rw.flags.fua", "FUA", 8, nil, 0x00000008, "Force unit access.")
+F.scsi__rw__flags__fua_nv = ProtoField.bool("msrsvd.scsi.rw.flags.fua_nv", "FUA_NV", 8, nil, 0x00000002, "Force unit access, non-volatile cache.")
+F.scsi__rw__logical_block_address = ProtoField.uint64("msrsvd.scsi.rw.logical_block_address", "LogicalBlockAddress", base.DEC, nil, nil, "The first logical block. [SBC-3 5.8]")
+F.scsi__rw__group_number = ProtoField.uint8("msrsvd.scsi.rw.group_number", "GroupNumber", base.DEC, nil, 0x1F, "The group number. [SBC-3 5.8]")
+F.scsi__rw12 = ProtoField.none("msrsvd.scsi.rw12", "READ(12)/WRITE(12)", "READ(12)/WRITE(12)")
+F.scsi__rw16 = ProtoField.none("msrsvd.scsi.rw16", "READ(16)/WRITE(16)", "READ(16)/WRITE(16)")
+F.scsi__sync10 = ProtoField.none("msrsvd.scsi.sync10", "SYNCHRONIZE CACHE(10)", "SYNCHRONIZE CACHE(10)")
+F.scsi__rw__sync_flags = ProtoField.uint8("msrsvd.scsi.rw.sync_flags", "SyncFlags", base.HEX, nil, nil, "SyncFlags [SBC-3 5.18]")
+F.scsi__rw__sync_flags__sync_nv = ProtoField.bool("msrsvd.scsi.rw.sync_flags.sync_nv", "SYNC_NV", 8, nil, 0x00000004, "SYNC_NV")
+F.scsi__rw__sync_flags__immed = ProtoField.bool("msrsvd.scsi.rw.sync_flags.immed", "IMMED", 8, nil, 0x00000002, "IMMED")
+F.scsi__rw__number_of_logical_blocks = ProtoField.uint32("msrsvd.scsi.rw.number_of_logical_blocks", "NumberOfLogicalBlocks", base.DEC, nil, nil, "Blocks to synchronize (0: to the end). / Blocks to write. [SBC-3 5.18]")
+F.scsi__sync16 = ProtoField.none("msrsvd.scsi.sync16", "SYNCHRONIZE CACHE(16)", "SYNCHRONIZE CACHE(16)")
+F.scsi__write_same10 = ProtoField.none("msrsvd.scsi.write_same10", "WRITE SAME(10)", "WRITE SAME(10)")
+F.scsi__rw__write_same_flags = ProtoField.uint8("msrsvd.scsi.rw.write_same_flags", "WriteSameFlags", base.HEX, nil, nil, "WriteSameFlags [SBC-3 5.38]")
+F.scsi__rw__write_same_flags__wr_protect = ProtoField.uint8("msrsvd.scsi.rw.write_same_flags.wr_protect", "WrProtect", base.DEC, nil, 0xE0, "WrProtect [SBC-3 5.38]")
+F.scsi__rw__write_same_flags__anchor = ProtoField.bool("msrsvd.scsi.rw.write_same_flags.anchor", "ANCHOR", 8, nil, 0x00000010, "ANCHOR")
+F.scsi__rw__write_same_flags__unmap = ProtoField.bool("msrsvd.scsi.rw.write_same_flags.unmap", "UNMAP", 8, nil, 0x00000008, "UNMAP")
+F.scsi__write_same16 = ProtoField.none("msrsvd.scsi.write_same16", "WRITE SAME(16)", "WRITE SAME(16)")
+F.scsi__inquiry_cdb = ProtoField.none("msrsvd.scsi.inquiry_cdb", "INQUIRY", "INQUIRY")
+F.scsi__inquiry__flags = ProtoField.uint8("msrsvd.scsi.inquiry.flags", "Flags", base.HEX, nil, nil, "Flags [SPC-3 6.4]")
+F.scsi__inquiry__flags__cmd_dt = ProtoField.bool("msrsvd.scsi.inquiry.flags.cmd_dt", "CmdDt", 8, nil, 0x00000002, "Obsolete.")
+F.scsi__inquiry__flags__evpd = ProtoField.bool("msrsvd.scsi.inquiry.flags.evpd", "EVPD", 8, nil, 0x00000001, "Return the vital product data page PAGE CODE.")
+F.scsi__inquiry__page_code = ProtoField.uint8("msrsvd.scsi.inquiry.page_code", "PageCode", base.HEX, nil, nil, "The VPD page to return when EVPD is set. / The VPD page. [SPC-3 6.4]")
+F.scsi__inquiry__allocation_length = ProtoField.uint16("msrsvd.scsi.inquiry.allocation_length", "AllocationLength", base.DEC, nil, nil, "Bytes the initiator has room for. [SPC-3 6.4]")
+F.scsi__inquiry__control = ProtoField.uint8("msrsvd.scsi.inquiry.control", "Control", base.HEX, nil, nil, "The CONTROL byte (SAM-3 5.2). [SPC-3 6.4]")
+F.scsi__read_capacity10_cdb = ProtoField.none("msrsvd.scsi.read_capacity10_cdb", "READ CAPACITY(10)", "READ CAPACITY(10)")
+F.scsi__capacity__reserved = ProtoField.bytes("msrsvd.scsi.capacity.reserved", "Reserved", base.NONE, "Reserved [SBC-3 5.12]")
+F.scsi__capacity__logical_block_address = ProtoField.uint64("msrsvd.scsi.capacity.logical_block_address", "LogicalBlockAddress", base.DEC, nil, nil, "Obsolete; zero. / Obsolete for READ CAPACITY(16); zero. [SBC-3 5.12]")
+F.scsi__capacity__reserved2 = ProtoField.bytes("msrsvd.scsi.capacity.reserved2", "Reserved2", base.NONE, "Reserved2 [SBC-3 5.12]")
+F.scsi__capacity__pmi = ProtoField.uint8("msrsvd.scsi.capacity.pmi", "PMI", base.DEC, nil, 0x1, "Obsolete; zero. [SBC-3 5.12]")
+F.scsi__capacity__control = ProtoField.uint8("msrsvd.scsi.capacity.control", "Control", base.HEX, nil, nil, "The CONTROL byte (SAM-3 5.2). [SBC-3 5.12]")
+F.scsi__service_action_in16 = ProtoField.none("msrsvd.scsi.service_action_in16", "SERVICE ACTION IN(16)", "SERVICE ACTION IN(16)")
+F.scsi__capacity__service_action = ProtoField.uint8("msrsvd.scsi.capacity.service_action", "ServiceAction", base.HEX, VS14, 0x1F, "0x10: READ CAPACITY(16). [SBC-3 5.13]")
+F.scsi__capacity__allocation_length = ProtoField.uint32("msrsvd.scsi.capacity.allocation_length", "AllocationLength", base.DEC, nil, nil, "Bytes the initiator has room for. [SBC-3 5.13]")
+F.scsi__pr_in = ProtoField.none("msrsvd.scsi.pr_in", "PERSISTENT RESERVE IN", "PERSISTENT RESERVE IN")
+F.scsi__pr__service_action = ProtoField.uint8("msrsvd.scsi.pr.service_action", "ServiceAction", base.HEX, VS15, 0x1F, "What to read. / What to do. [SPC-3 6.11]")
+F.scsi__pr__reserved = ProtoField.bytes("msrsvd.scsi.pr.reserved", "Reserved", base.NONE, "Reserved [SPC-3 6.11]")
+F.scsi__pr__allocation_length = ProtoField.uint16("msrsvd.scsi.pr.allocation_length", "AllocationLength", base.DEC, nil, nil, "Bytes the initiator has room for. [SPC-3 6.11]")
+F.scsi__pr__control = ProtoField.uint8("msrsvd.scsi.pr.control", "Control", base.HEX, nil, nil, "The CONTROL byte (SAM-3 5.2). [SPC-3 6.11]")
+F.scsi__pr_out = ProtoField.none("msrsvd.scsi.pr_out", "PERSISTENT RESERVE OUT", "PERSISTENT RESERVE OUT")
+F.scsi__pr__scope_type = ProtoField.uint8("msrsvd.scsi.pr.scope_type", "ScopeType", base.HEX, nil, nil, "ScopeType [SPC-3 6.12]")
+F.scsi__pr__scope_type__scope = ProtoField.uint8("msrsvd.scsi.pr.scope_type.scope", "Scope", base.HEX, VS16, 0xF0, "The reservation scope. [SPC-3 6.12]")
+F.scsi__pr__scope_type__type = ProtoField.uint8("msrsvd.scsi.pr.scope_type.type", "Type", base.HEX, VS17, 0xF, "The reservation type. [SPC-3 6.12]")
+F.scsi__pr__parameter_list_length = ProtoField.uint32("msrsvd.scsi.pr.parameter_list_length", "ParameterListLength", base.DEC, nil, nil, "Bytes of parameter list in the data (24 for most actions). [SPC-3 6.12]")
+F.scsi__report_luns_cdb = ProtoField.none("msrsvd.scsi.report_luns_cdb", "REPORT LUNS", "REPORT LUNS")
+F.scsi__report_luns__reserved = ProtoField.bytes("msrsvd.scsi.report_luns.reserved", "Reserved", base.NONE, "Reserved [SPC-3 6.21]")
+F.scsi__report_luns__select_report = ProtoField.uint8("msrsvd.scsi.report_luns.select_report", "SelectReport", base.HEX, nil, nil, "Which LUNs to report. [SPC-3 6.21]")
+F.scsi__report_luns__reserved2 = ProtoField.bytes("msrsvd.scsi.report_luns.reserved2", "Reserved2", base.NONE, "Reserved2 [SPC-3 6.21]")
+F.scsi__report_luns__allocation_length = ProtoField.uint32("msrsvd.scsi.report_luns.allocation_length", "AllocationLength", base.DEC, nil, nil, "Bytes the initiator has room for. [SPC-3 6.21]")
+F.scsi__report_luns__reserved3 = ProtoField.bytes("msrsvd.scsi.report_luns.reserved3", "Reserved3", base.NONE, "Reserved3 [SPC-3 6.21]")
+F.scsi__report_luns__control = ProtoField.uint8("msrsvd.scsi.report_luns.control", "Control", base.HEX, nil, nil, "The CONTROL byte (SAM-3 5.2). [SPC-3 6.21]")
+F.scsi__mode_sense6 = ProtoField.none("msrsvd.scsi.mode_sense6", "MODE SENSE(6)", "MODE SENSE(6)")
+F.scsi__mode_sense__dbd = ProtoField.uint8("msrsvd.scsi.mode_sense.dbd", "Dbd", base.HEX, nil, nil, "Dbd [SPC-3 6.9]")
+F.scsi__mode_sense__dbd__dbd = ProtoField.bool("msrsvd.scsi.mode_sense.dbd.dbd", "DBD", 8, nil, 0x00000008, "Disable block descriptors.")
+F.scsi__mode_sense__page = ProtoField.uint8("msrsvd.scsi.mode_sense.page", "Page", base.HEX, nil, nil, "Page [SPC-3 6.9]")
+F.scsi__mode_sense__page__pc = ProtoField.uint8("msrsvd.scsi.mode_sense.page.pc", "PC", base.HEX, VS18, 0xC0, "Page control: which values to return. [SPC-3 6.9]")
+F.scsi__mode_sense__page__page_code = ProtoField.uint8("msrsvd.scsi.mode_sense.page.page_code", "PageCode", base.DEC, nil, 0x3F, "The mode page (0x3F: all pages). [SPC-3 6.9]")
+F.scsi__mode_sense__subpage_code = ProtoField.uint8("msrsvd.scsi.mode_sense.subpage_code", "SubpageCode", base.HEX, nil, nil, "The mode subpage. [SPC-3 6.9]")
+F.scsi__mode_sense__allocation_length = ProtoField.uint16("msrsvd.scsi.mode_sense.allocation_length", "AllocationLength", base.DEC, nil, nil, "Bytes the initiator has room for. [SPC-3 6.9]")
+F.scsi__mode_sense__control = ProtoField.uint8("msrsvd.scsi.mode_sense.control", "Control", base.HEX, nil, nil, "The CONTROL byte (SAM-3 5.2). [SPC-3 6.9]")
+F.scsi__mode_sense10 = ProtoField.none("msrsvd.scsi.mode_sense10", "MODE SENSE(10)", "MODE SENSE(10)")
+F.scsi__mode_sense__dbd__llbaa = ProtoField.bool("msrsvd.scsi.mode_sense.dbd.llbaa", "LLBAA", 8, nil, 0x00000010, "Long LBA accepted.")
+F.scsi__mode_sense__reserved = ProtoField.bytes("msrsvd.scsi.mode_sense.reserved", "Reserved", base.NONE, "Reserved [SPC-3 6.10]")
+F.scsi__unmap_cdb = ProtoField.none("msrsvd.scsi.unmap_cdb", "UNMAP", "UNMAP")
+F.scsi__unmap__anchor = ProtoField.uint8("msrsvd.scsi.unmap.anchor", "Anchor", base.DEC, nil, 0x1, "ANCHOR: anchor the blocks rather than deallocate. [SBC-3 5.28]")
+F.scsi__unmap__reserved = ProtoField.bytes("msrsvd.scsi.unmap.reserved", "Reserved", base.NONE, "Reserved [SBC-3 5.28]")
+F.scsi__unmap__group_number = ProtoField.uint8("msrsvd.scsi.unmap.group_number", "GroupNumber", base.DEC, nil, 0x1F, "The group number. [SBC-3 5.28]")
+F.scsi__unmap__parameter_list_length = ProtoField.uint16("msrsvd.scsi.unmap.parameter_list_length", "ParameterListLength", base.DEC, nil, nil, "Bytes of UNMAP parameter list in the data. [SBC-3 5.28]")
+F.scsi__unmap__control = ProtoField.uint8("msrsvd.scsi.unmap.control", "Control", base.HEX, nil, nil, "The CONTROL byte (SAM-3 5.2). [SBC-3 5.28]")
 F.scsi_request__cdb_buffer = ProtoField.bytes("msrsvd.scsi_request.cdb_buffer", "CDBBuffer", base.NONE, "The SCSI command descriptor block. [MS-RSVD 2.2.5.11]")
 F.scsi_request__reserved3 = ProtoField.uint32("msrsvd.scsi_request.reserved3", "Reserved3", base.HEX, nil, nil, "SHOULD be set to 0x00000000. [MS-RSVD 2.2.5.11]")
+F.scsi__pr_out_parameters = ProtoField.none("msrsvd.scsi.pr_out_parameters", "PERSISTENT RESERVE OUT parameter list", "PERSISTENT RESERVE OUT parameter list")
+F.scsi__pr__reservation_key = ProtoField.uint64("msrsvd.scsi.pr.reservation_key", "ReservationKey", base.HEX, nil, nil, "The I_T nexus's reservation key. / A registered reservation key. / The key of the reservation holder. [SPC-3 6.12.3]")
+F.scsi__pr__service_action_reservation_key = ProtoField.uint64("msrsvd.scsi.pr.service_action_reservation_key", "ServiceActionReservationKey", base.HEX, nil, nil, "The new key (REGISTER) or the key to preempt (PREEMPT). [SPC-3 6.12.3]")
+F.scsi__pr__obsolete = ProtoField.bytes("msrsvd.scsi.pr.obsolete", "Obsolete", base.NONE, "Obsolete [SPC-3 6.12.3]")
+F.scsi__pr__parameter_flags = ProtoField.uint8("msrsvd.scsi.pr.parameter_flags", "ParameterFlags", base.HEX, nil, nil, "ParameterFlags [SPC-3 6.12.3]")
+F.scsi__pr__parameter_flags__spec_i_pt = ProtoField.bool("msrsvd.scsi.pr.parameter_flags.spec_i_pt", "SPEC_I_PT", 8, nil, 0x00000008, "Specify initiator ports.")
+F.scsi__pr__parameter_flags__all_tg_pt = ProtoField.bool("msrsvd.scsi.pr.parameter_flags.all_tg_pt", "ALL_TG_PT", 8, nil, 0x00000004, "All target ports.")
+F.scsi__pr__parameter_flags__aptpl = ProtoField.bool("msrsvd.scsi.pr.parameter_flags.aptpl", "APTPL", 8, nil, 0x00000001, "Activate persist through power loss.")
+F.scsi__pr__obsolete2 = ProtoField.bytes("msrsvd.scsi.pr.obsolete2", "Obsolete2", base.NONE, "Obsolete2 [SPC-3 6.12.3]")
+F.scsi__unmap_parameters = ProtoField.none("msrsvd.scsi.unmap_parameters", "UNMAP parameter list", "UNMAP parameter list")
+F.scsi__unmap__data_length = ProtoField.uint16("msrsvd.scsi.unmap.data_length", "DataLength", base.DEC, nil, nil, "Bytes that follow. [SBC-3 5.28.2]")
+F.scsi__unmap__block_descriptor_data_length = ProtoField.uint16("msrsvd.scsi.unmap.block_descriptor_data_length", "BlockDescriptorDataLength", base.DEC, nil, nil, "Bytes of block descriptors. [SBC-3 5.28.2]")
+F.scsi__unmap__unmap_logical_block_address = ProtoField.uint64("msrsvd.scsi.unmap.unmap_logical_block_address", "UnmapLogicalBlockAddress", base.DEC, nil, nil, "The first block to unmap. [SBC-3 5.28.2]")
+F.scsi__unmap__number_of_logical_blocks = ProtoField.uint32("msrsvd.scsi.unmap.number_of_logical_blocks", "NumberOfLogicalBlocks", base.DEC, nil, nil, "How many blocks. [SBC-3 5.28.2]")
 F.scsi_request__data_buffer = ProtoField.bytes("msrsvd.scsi_request.data_buffer", "DataBuffer", base.NONE, "The additional data: DataTransferLength bytes for Data-out, else empty. [MS-RSVD 2.2.5.11]")
 F.scsi_response = ProtoField.none("msrsvd.scsi_response", "SVHDX_TUNNEL_SCSI_RESPONSE", "SVHDX_TUNNEL_SCSI_RESPONSE")
 F.scsi_response__length = ProtoField.uint16("msrsvd.scsi_response.length", "Length", base.DEC, nil, nil, "The size, in bytes, of the SVHDX_TUNNEL_SCSI_RESPONSE structure. [MS-RSVD 2.2.5.12]")
 F.scsi_response__srb_status = ProtoField.uint8("msrsvd.scsi_response.srb_status", "SrbStatus", base.HEX, nil, nil, "The SRB status of the request (SPC-3 4.18). [MS-RSVD 2.2.5.12]")
-F.scsi_response__scsi_status = ProtoField.uint8("msrsvd.scsi_response.scsi_status", "ScsiStatus", base.HEX, nil, nil, "The SCSI status that was returned by the target device. [MS-RSVD 2.2.5.12]")
+F.scsi_response__srb_status__autosense_valid = ProtoField.bool("msrsvd.scsi_response.srb_status.autosense_valid", "AutosenseValid", 8, nil, 0x00000080, "SRB_STATUS_AUTOSENSE_VALID (0x80): sense data was returned.")
+F.scsi_response__srb_status__queue_frozen = ProtoField.bool("msrsvd.scsi_response.srb_status.queue_frozen", "QueueFrozen", 8, nil, 0x00000040, "SRB_STATUS_QUEUE_FROZEN (0x40).")
+F.scsi_response__srb_status__status = ProtoField.uint8("msrsvd.scsi_response.srb_status.status", "Status", base.HEX, VS5, 0x3F, "The SRB status. [MS-RSVD 2.2.5.12]")
+F.scsi_response__scsi_status = ProtoField.uint8("msrsvd.scsi_response.scsi_status", "ScsiStatus", base.HEX, VS6, nil, "The SCSI status that was returned by the target device. [MS-RSVD 2.2.5.12]")
 F.scsi_response__cdb_length = ProtoField.uint8("msrsvd.scsi_response.cdb_length", "CdbLength", base.DEC, nil, nil, "The length, in bytes, of the SCSI command descriptor block. [MS-RSVD 2.2.5.12]")
 F.scsi_response__sense_info_ex_length = ProtoField.uint8("msrsvd.scsi_response.sense_info_ex_length", "SenseInfoExLength", base.DEC, nil, nil, "The length, in bytes, of the sense data in SenseDataEx. [MS-RSVD 2.2.5.12]")
-F.scsi_response__data_in = ProtoField.uint8("msrsvd.scsi_response.data_in", "DataIn", base.HEX, VS7, nil, "The CDB data-transfer direction, echoed from the request. [MS-RSVD 2.2.5.12]")
+F.scsi_response__data_in = ProtoField.uint8("msrsvd.scsi_response.data_in", "DataIn", base.HEX, VS12, nil, "The CDB data-transfer direction, echoed from the request. [MS-RSVD 2.2.5.12]")
 F.scsi_response__reserved = ProtoField.uint8("msrsvd.scsi_response.reserved", "Reserved", base.HEX, nil, nil, "MUST be set to zero. [MS-RSVD 2.2.5.12]")
 F.scsi_response__srb_flags = ProtoField.uint32("msrsvd.scsi_response.srb_flags", "SrbFlags", base.HEX, nil, nil, "Options of the SCSI response (2.2.4). [MS-RSVD 2.2.5.12]")
 F.scsi_response__srb_flags__queue_action_enable = ProtoField.bool("msrsvd.scsi_response.srb_flags.queue_action_enable", "SRB_FLAGS_QUEUE_ACTION_ENABLE", 32, nil, 0x00000002, "SRB_FLAGS_QUEUE_ACTION_ENABLE (0x00000002)")
@@ -207,6 +516,71 @@ F.scsi_response__srb_flags__port_driver_sensehasport = ProtoField.bool("msrsvd.s
 F.scsi_response__srb_flags__dont_start_next_packet = ProtoField.bool("msrsvd.scsi_response.srb_flags.dont_start_next_packet", "SRB_FLAGS_DONT_START_NEXT_PACKET", 32, nil, 0x00080000, "SRB_FLAGS_DONT_START_NEXT_PACKET (0x00080000)")
 F.scsi_response__data_transfer_length = ProtoField.uint32("msrsvd.scsi_response.data_transfer_length", "DataTransferLength", base.DEC, nil, nil, "The length, in bytes, of the additional data in DataBuffer. [MS-RSVD 2.2.5.12]")
 F.scsi_response__sense_data_ex = ProtoField.bytes("msrsvd.scsi_response.sense_data_ex", "SenseDataEx", base.NONE, "The sense data. [MS-RSVD 2.2.5.12]")
+F.scsi__inquiry_data = ProtoField.none("msrsvd.scsi.inquiry_data", "Standard INQUIRY data", "Standard INQUIRY data")
+F.scsi__inquiry__device = ProtoField.uint8("msrsvd.scsi.inquiry.device", "Device", base.HEX, nil, nil, "Device / Peripheral qualifier and device type. [SPC-3 6.4.2]")
+F.scsi__inquiry__device__peripheral_qualifier = ProtoField.uint8("msrsvd.scsi.inquiry.device.peripheral_qualifier", "PeripheralQualifier", base.DEC, nil, 0xE0, "0: the device is connected. [SPC-3 6.4.2]")
+F.scsi__inquiry__device__peripheral_device_type = ProtoField.uint8("msrsvd.scsi.inquiry.device.peripheral_device_type", "PeripheralDeviceType", base.DEC, nil, 0x1F, "0: direct access block device. [SPC-3 6.4.2]")
+F.scsi__inquiry__removable = ProtoField.uint8("msrsvd.scsi.inquiry.removable", "Removable", base.DEC, nil, 0x80, "RMB: removable medium. [SPC-3 6.4.2]")
+F.scsi__inquiry__version = ProtoField.uint8("msrsvd.scsi.inquiry.version", "Version", base.HEX, nil, nil, "The SPC version claimed (0x05: SPC-3, 0x06: SPC-4). [SPC-3 6.4.2]")
+F.scsi__inquiry__format = ProtoField.uint8("msrsvd.scsi.inquiry.format", "Format", base.HEX, nil, nil, "NormACA, HiSup and RESPONSE DATA FORMAT (2). [SPC-3 6.4.2]")
+F.scsi__inquiry__additional_length = ProtoField.uint8("msrsvd.scsi.inquiry.additional_length", "AdditionalLength", base.DEC, nil, nil, "Bytes that follow. [SPC-3 6.4.2]")
+F.scsi__inquiry__capability_flags = ProtoField.bytes("msrsvd.scsi.inquiry.capability_flags", "CapabilityFlags", base.NONE, "Bytes 5-7: SCCS...PROTECT, BQUE...ADDR16, WBUS16...CMDQUE. [SPC-3 6.4.2]")
+F.scsi__inquiry__vendor_identification = ProtoField.string("msrsvd.scsi.inquiry.vendor_identification", "VendorIdentification", base.ASCII, "T10 vendor identification. [SPC-3 6.4.2]")
+F.scsi__inquiry__product_identification = ProtoField.string("msrsvd.scsi.inquiry.product_identification", "ProductIdentification", base.ASCII, "Product identification. [SPC-3 6.4.2]")
+F.scsi__inquiry__product_revision_level = ProtoField.string("msrsvd.scsi.inquiry.product_revision_level", "ProductRevisionLevel", base.ASCII, "Product revision level. [SPC-3 6.4.2]")
+F.scsi__vpd_page = ProtoField.none("msrsvd.scsi.vpd_page", "VPD page", "VPD page")
+F.scsi__inquiry__page_length = ProtoField.uint16("msrsvd.scsi.inquiry.page_length", "PageLength", base.DEC, nil, nil, "Bytes of page data. [SPC-3 7.6]")
+F.scsi__inquiry__page_data = ProtoField.bytes("msrsvd.scsi.inquiry.page_data", "PageData", base.NONE, "The page, not decoded further. [SPC-3 7.6]")
+F.scsi__read_capacity10_data = ProtoField.none("msrsvd.scsi.read_capacity10_data", "READ CAPACITY(10) data", "READ CAPACITY(10) data")
+F.scsi__capacity__returned_logical_block_address = ProtoField.uint64("msrsvd.scsi.capacity.returned_logical_block_address", "ReturnedLogicalBlockAddress", base.DEC, nil, nil, "The last logical block (0xFFFFFFFF: use READ CAPACITY(16)). / The last logical block. [SBC-3 5.12.2]")
+F.scsi__capacity__logical_block_length = ProtoField.uint32("msrsvd.scsi.capacity.logical_block_length", "LogicalBlockLength", base.DEC, nil, nil, "Bytes per logical block. [SBC-3 5.12.2]")
+F.scsi__read_capacity16_data = ProtoField.none("msrsvd.scsi.read_capacity16_data", "READ CAPACITY(16) data", "READ CAPACITY(16) data")
+F.scsi__capacity__protection = ProtoField.uint8("msrsvd.scsi.capacity.protection", "Protection", base.HEX, nil, nil, "Protection [SBC-3 5.13.2]")
+F.scsi__capacity__protection__p_type = ProtoField.uint8("msrsvd.scsi.capacity.protection.p_type", "P_TYPE", base.DEC, nil, 0xE, "Protection type. [SBC-3 5.13.2]")
+F.scsi__capacity__protection__prot_en = ProtoField.bool("msrsvd.scsi.capacity.protection.prot_en", "PROT_EN", 8, nil, 0x00000001, "Protection enabled.")
+F.scsi__capacity__exponents = ProtoField.uint8("msrsvd.scsi.capacity.exponents", "Exponents", base.HEX, nil, nil, "Exponents [SBC-3 5.13.2]")
+F.scsi__capacity__exponents__p_i_exponent = ProtoField.uint8("msrsvd.scsi.capacity.exponents.p_i_exponent", "P_I_EXPONENT", base.DEC, nil, 0xF0, "P_I_EXPONENT [SBC-3 5.13.2]")
+F.scsi__capacity__exponents__logical_blocks_per_physical_block_exponent = ProtoField.uint8("msrsvd.scsi.capacity.exponents.logical_blocks_per_physical_block_exponent", "LogicalBlocksPerPhysicalBlockExponent", base.DEC, nil, 0xF, "2^n logical blocks per physical block. [SBC-3 5.13.2]")
+F.scsi__capacity__provisioning = ProtoField.uint16("msrsvd.scsi.capacity.provisioning", "Provisioning", base.HEX, nil, nil, "Provisioning [SBC-3 5.13.2]")
+F.scsi__capacity__provisioning__lbpme = ProtoField.bool("msrsvd.scsi.capacity.provisioning.lbpme", "LBPME", 16, nil, 0x00008000, "Logical block provisioning management enabled.")
+F.scsi__capacity__provisioning__lbprz = ProtoField.bool("msrsvd.scsi.capacity.provisioning.lbprz", "LBPRZ", 16, nil, 0x00004000, "Unmapped blocks read as zero.")
+F.scsi__capacity__provisioning__lowest_aligned_logical_block_address = ProtoField.uint16("msrsvd.scsi.capacity.provisioning.lowest_aligned_logical_block_address", "LowestAlignedLogicalBlockAddress", base.DEC, nil, 0x3FFF, "LowestAlignedLogicalBlockAddress [SBC-3 5.13.2]")
+F.scsi__pr_read_keys = ProtoField.none("msrsvd.scsi.pr_read_keys", "PERSISTENT RESERVE IN READ KEYS data", "PERSISTENT RESERVE IN READ KEYS data")
+F.scsi__pr__p_rgeneration = ProtoField.uint32("msrsvd.scsi.pr.p_rgeneration", "PRgeneration", base.HEX, nil, nil, "Bumped by every PERSISTENT RESERVE OUT that changes registrations. [SPC-3 6.11.2]")
+F.scsi__pr__additional_length = ProtoField.uint32("msrsvd.scsi.pr.additional_length", "AdditionalLength", base.DEC, nil, nil, "Bytes of keys that follow. / 16 when a reservation is held, else 0. / Bytes of descriptors that follow. [SPC-3 6.11.2]")
+F.scsi__pr_read_reservation = ProtoField.none("msrsvd.scsi.pr_read_reservation", "PERSISTENT RESERVE IN READ RESERVATION data", "PERSISTENT RESERVE IN READ RESERVATION data")
+F.scsi__pr_capabilities = ProtoField.none("msrsvd.scsi.pr_capabilities", "PERSISTENT RESERVE IN REPORT CAPABILITIES data", "PERSISTENT RESERVE IN REPORT CAPABILITIES data")
+F.scsi__pr__length = ProtoField.uint16("msrsvd.scsi.pr.length", "Length", base.DEC, nil, nil, "8. [SPC-3 6.11.4]")
+F.scsi__pr__capabilities = ProtoField.uint8("msrsvd.scsi.pr.capabilities", "Capabilities", base.HEX, nil, nil, "Capabilities [SPC-3 6.11.4]")
+F.scsi__pr__capabilities__crh = ProtoField.bool("msrsvd.scsi.pr.capabilities.crh", "CRH", 8, nil, 0x00000010, "Compatible reservation handling.")
+F.scsi__pr__capabilities__sip_c = ProtoField.bool("msrsvd.scsi.pr.capabilities.sip_c", "SIP_C", 8, nil, 0x00000008, "SPEC_I_PT capable.")
+F.scsi__pr__capabilities__atp_c = ProtoField.bool("msrsvd.scsi.pr.capabilities.atp_c", "ATP_C", 8, nil, 0x00000004, "ALL_TG_PT capable.")
+F.scsi__pr__capabilities__ptpl_c = ProtoField.bool("msrsvd.scsi.pr.capabilities.ptpl_c", "PTPL_C", 8, nil, 0x00000001, "Persist through power loss capable.")
+F.scsi__pr__state = ProtoField.uint8("msrsvd.scsi.pr.state", "State", base.HEX, nil, nil, "State [SPC-3 6.11.4]")
+F.scsi__pr__state__tmv = ProtoField.bool("msrsvd.scsi.pr.state.tmv", "TMV", 8, nil, 0x00000080, "The type mask is valid.")
+F.scsi__pr__state__ptpl_a = ProtoField.bool("msrsvd.scsi.pr.state.ptpl_a", "PTPL_A", 8, nil, 0x00000001, "Persist through power loss active.")
+F.scsi__pr__persistent_reservation_type_mask = ProtoField.uint16("msrsvd.scsi.pr.persistent_reservation_type_mask", "PersistentReservationTypeMask", base.HEX, nil, nil, "The reservation types supported. [SPC-3 6.11.4]")
+F.scsi__pr_full_status = ProtoField.none("msrsvd.scsi.pr_full_status", "PERSISTENT RESERVE IN READ FULL STATUS data", "PERSISTENT RESERVE IN READ FULL STATUS data")
+F.scsi__pr__holder = ProtoField.uint8("msrsvd.scsi.pr.holder", "Holder", base.HEX, nil, nil, "Holder [SPC-3 6.11.5]")
+F.scsi__pr__holder__all_tg_pt = ProtoField.bool("msrsvd.scsi.pr.holder.all_tg_pt", "ALL_TG_PT", 8, nil, 0x00000002, "Registered on all target ports.")
+F.scsi__pr__holder__r_holder = ProtoField.bool("msrsvd.scsi.pr.holder.r_holder", "R_HOLDER", 8, nil, 0x00000001, "This registrant holds the reservation.")
+F.scsi__pr__reserved2 = ProtoField.bytes("msrsvd.scsi.pr.reserved2", "Reserved2", base.NONE, "Reserved2 [SPC-3 6.11.5]")
+F.scsi__pr__relative_target_port_identifier = ProtoField.uint16("msrsvd.scsi.pr.relative_target_port_identifier", "RelativeTargetPortIdentifier", base.DEC, nil, nil, "The target port of the I_T nexus. [SPC-3 6.11.5]")
+F.scsi__pr__additional_descriptor_length = ProtoField.uint32("msrsvd.scsi.pr.additional_descriptor_length", "AdditionalDescriptorLength", base.DEC, nil, nil, "Bytes of TransportID. [SPC-3 6.11.5]")
+F.scsi__pr__transport_id = ProtoField.bytes("msrsvd.scsi.pr.transport_id", "TransportID", base.NONE, "The initiator's TransportID. [SPC-3 6.11.5]")
+F.scsi__report_luns_data = ProtoField.none("msrsvd.scsi.report_luns_data", "REPORT LUNS parameter data", "REPORT LUNS parameter data")
+F.scsi__report_luns__lun_list_length = ProtoField.uint32("msrsvd.scsi.report_luns.lun_list_length", "LunListLength", base.DEC, nil, nil, "Bytes of LUNs that follow. [SPC-3 6.21]")
+F.scsi__report_luns__lun = ProtoField.uint64("msrsvd.scsi.report_luns.lun", "Lun", base.HEX, nil, nil, "A logical unit number. [SPC-3 6.21]")
+F.scsi__mode_header6 = ProtoField.none("msrsvd.scsi.mode_header6", "MODE SENSE(6) parameter header", "MODE SENSE(6) parameter header")
+F.scsi__mode_sense__mode_data_length = ProtoField.uint16("msrsvd.scsi.mode_sense.mode_data_length", "ModeDataLength", base.DEC, nil, nil, "Bytes that follow. [SPC-3 7.4.3]")
+F.scsi__mode_sense__medium_type = ProtoField.uint8("msrsvd.scsi.mode_sense.medium_type", "MediumType", base.HEX, nil, nil, "0 for direct access devices. [SPC-3 7.4.3]")
+F.scsi__mode_sense__device_specific_parameter = ProtoField.uint8("msrsvd.scsi.mode_sense.device_specific_parameter", "DeviceSpecificParameter", base.HEX, nil, nil, "DeviceSpecificParameter [SPC-3 7.4.3]")
+F.scsi__mode_sense__device_specific_parameter__wp = ProtoField.bool("msrsvd.scsi.mode_sense.device_specific_parameter.wp", "WP", 8, nil, 0x00000080, "Write protected.")
+F.scsi__mode_sense__device_specific_parameter__dpofua = ProtoField.bool("msrsvd.scsi.mode_sense.device_specific_parameter.dpofua", "DPOFUA", 8, nil, 0x00000010, "DPO and FUA supported.")
+F.scsi__mode_sense__block_descriptor_length = ProtoField.uint16("msrsvd.scsi.mode_sense.block_descriptor_length", "BlockDescriptorLength", base.DEC, nil, nil, "Bytes of block descriptors. [SPC-3 7.4.3]")
+F.scsi__mode_sense__mode_pages = ProtoField.bytes("msrsvd.scsi.mode_sense.mode_pages", "ModePages", base.NONE, "Block descriptors and mode pages, not decoded further. [SPC-3 7.4.3]")
+F.scsi__mode_header10 = ProtoField.none("msrsvd.scsi.mode_header10", "MODE SENSE(10) parameter header", "MODE SENSE(10) parameter header")
+F.scsi__mode_sense__long_lba = ProtoField.uint8("msrsvd.scsi.mode_sense.long_lba", "LongLba", base.DEC, nil, 0x1, "LONGLBA: 16-byte block descriptors. [SPC-3 7.4.3]")
 F.scsi_response__data_buffer = ProtoField.bytes("msrsvd.scsi_response.data_buffer", "DataBuffer", base.NONE, "The additional data: DataTransferLength bytes for Data-in, else empty. [MS-RSVD 2.2.5.12]")
 F.validate_disk_request = ProtoField.none("msrsvd.validate_disk_request", "SVHDX_TUNNEL_VALIDATE_DISK_REQUEST", "SVHDX_TUNNEL_VALIDATE_DISK_REQUEST")
 F.validate_disk_request__layout = ProtoField.string("msrsvd.validate_disk_request.layout", "Layout", base.UNICODE, "Which of the known layouts of SVHDX_TUNNEL_VALIDATE_DISK_REQUEST these bytes follow [MS-RSVD 2.2.5.13]")
@@ -219,7 +593,7 @@ F.support_request = ProtoField.none("msrsvd.support_request", "SVHDX_SHARED_VIRT
 F.support_response = ProtoField.none("msrsvd.support_response", "SVHDX_SHARED_VIRTUAL_DISK_SUPPORT_RESPONSE", "SVHDX_SHARED_VIRTUAL_DISK_SUPPORT_RESPONSE")
 F.support_response__layout = ProtoField.string("msrsvd.support_response.layout", "Layout", base.UNICODE, "Which of the known layouts of SVHDX_SHARED_VIRTUAL_DISK_SUPPORT_RESPONSE these bytes follow [MS-RSVD 2.2.5.16]")
 F.support_response__shared_virtual_disk_support = ProtoField.uint32("msrsvd.support_response.shared_virtual_disk_support", "SharedVirtualDiskSupport", base.HEX, nil, nil, "Whether the server supports shared virtual disks; MUST be 0x0001. [MS-RSVD 2.2.5.16]")
-F.support_response__shared_virtual_disk_handle_state = ProtoField.uint32("msrsvd.support_response.shared_virtual_disk_handle_state", "SharedVirtualDiskHandleState", base.HEX, VS8, nil, "The state of the shared virtual disk Open. [MS-RSVD 2.2.5.16]")
+F.support_response__shared_virtual_disk_handle_state = ProtoField.uint32("msrsvd.support_response.shared_virtual_disk_handle_state", "SharedVirtualDiskHandleState", base.HEX, VS19, nil, "The state of the shared virtual disk Open. [MS-RSVD 2.2.5.16]")
 F.tunnel_request = ProtoField.none("msrsvd.tunnel_request", "SVHDX tunnel request", "An FSCTL_SVHDX_SYNC/ASYNC_TUNNEL_REQUEST input buffer.")
 F.tunnel_request__body = ProtoField.bytes("msrsvd.tunnel_request.body", "Body", base.NONE, "A payload this dissector does not decode (unknown or v2 OperationCode). [MS-RSVD 2.2.5.1]")
 F.tunnel_response = ProtoField.none("msrsvd.tunnel_response", "SVHDX tunnel response", "An FSCTL_SVHDX_SYNC/ASYNC_TUNNEL_REQUEST output buffer.")
@@ -293,7 +667,7 @@ local function peek_zero(tvb, o, n, lim)
   return true
 end
 
-D.d_header = function(tvb, tree, off, lim, pinfo, ctx)
+D.d_header = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree:add(F.header, tvb(off, lim - off >= 16 and 16 or lim - off))
   if lim - off >= 16 then
@@ -310,7 +684,7 @@ D.d_header = function(tvb, tree, off, lim, pinfo, ctx)
   return off, v
 end
 
-D.d_open_device_context = function(tvb, tree, off, lim, pinfo, ctx)
+D.d_open_device_context = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local start = off
   local t = tree:add(F.open_device_context, tvb(off, lim > off and lim - off or 0))
@@ -327,7 +701,7 @@ D.d_open_device_context = function(tvb, tree, off, lim, pinfo, ctx)
       fn = D.d_open_device_context_seed_3
     end
     if fn then
-      local o, sub = fn(tvb, t, off, lim, pinfo, ctx)
+      local o, sub = fn(tvb, t, off, lim, pinfo, ctx, v)
       for k, x in pairs(sub or {}) do v[k] = x end
       if not o then return nil, v end
       off = o
@@ -337,7 +711,7 @@ D.d_open_device_context = function(tvb, tree, off, lim, pinfo, ctx)
   return off, v
 end
 
-D.d_open_device_context_windows_v2_1 = function(tvb, tree, off, lim, pinfo, ctx)
+D.d_open_device_context_windows_v2_1 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree
   if lim - off >= 42 then
@@ -345,7 +719,7 @@ D.d_open_device_context_windows_v2_1 = function(tvb, tree, off, lim, pinfo, ctx)
     t:add_le(F.open_device_context__has_initiator_id, tvb(off + 4, 1))
     t:add(F.open_device_context__reserved, tvb(off + 5, 3))
     t:add_le(F.open_device_context__initiator_id, tvb(off + 8, 16))
-    t:add_le(F.open_device_context__flags, tvb(off + 24, 4))
+    do local r = tvb(off + 24, 4); t:add_le(F.open_device_context__flags, r); v.Flags = r:le_uint() end
     t:add_le(F.open_device_context__originator_flags, tvb(off + 28, 4))
     t:add_le(F.open_device_context__open_request_id, tvb(off + 32, 8))
     do local r = tvb(off + 40, 2); t:add_le(F.open_device_context__initiator_host_name_length, r); v.InitiatorHostNameLength = r:le_uint() end
@@ -355,7 +729,7 @@ D.d_open_device_context_windows_v2_1 = function(tvb, tree, off, lim, pinfo, ctx)
     if lim - off >= 5 then t:add_le(F.open_device_context__has_initiator_id, tvb(off + 4, 1)) end
     if lim - off >= 8 then t:add(F.open_device_context__reserved, tvb(off + 5, 3)) end
     if lim - off >= 24 then t:add_le(F.open_device_context__initiator_id, tvb(off + 8, 16)) end
-    if lim - off >= 28 then t:add_le(F.open_device_context__flags, tvb(off + 24, 4)) end
+    if lim - off >= 28 then do local r = tvb(off + 24, 4); t:add_le(F.open_device_context__flags, r); v.Flags = r:le_uint() end end
     if lim - off >= 32 then t:add_le(F.open_device_context__originator_flags, tvb(off + 28, 4)) end
     if lim - off >= 40 then t:add_le(F.open_device_context__open_request_id, tvb(off + 32, 8)) end
     if lim - off >= 42 then do local r = tvb(off + 40, 2); t:add_le(F.open_device_context__initiator_host_name_length, r); v.InitiatorHostNameLength = r:le_uint() end end
@@ -390,7 +764,7 @@ D.d_open_device_context_windows_v2_1 = function(tvb, tree, off, lim, pinfo, ctx)
   return off, v
 end
 
-D.d_open_device_context_windows_v1_2 = function(tvb, tree, off, lim, pinfo, ctx)
+D.d_open_device_context_windows_v1_2 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree
   if lim - off >= 42 then
@@ -398,7 +772,7 @@ D.d_open_device_context_windows_v1_2 = function(tvb, tree, off, lim, pinfo, ctx)
     t:add_le(F.open_device_context__has_initiator_id, tvb(off + 4, 1))
     t:add(F.open_device_context__reserved, tvb(off + 5, 3))
     t:add_le(F.open_device_context__initiator_id, tvb(off + 8, 16))
-    t:add_le(F.open_device_context__flags, tvb(off + 24, 4))
+    do local r = tvb(off + 24, 4); t:add_le(F.open_device_context__flags, r); v.Flags = r:le_uint() end
     t:add_le(F.open_device_context__originator_flags, tvb(off + 28, 4))
     t:add_le(F.open_device_context__open_request_id, tvb(off + 32, 8))
     do local r = tvb(off + 40, 2); t:add_le(F.open_device_context__initiator_host_name_length, r); v.InitiatorHostNameLength = r:le_uint() end
@@ -408,7 +782,7 @@ D.d_open_device_context_windows_v1_2 = function(tvb, tree, off, lim, pinfo, ctx)
     if lim - off >= 5 then t:add_le(F.open_device_context__has_initiator_id, tvb(off + 4, 1)) end
     if lim - off >= 8 then t:add(F.open_device_context__reserved, tvb(off + 5, 3)) end
     if lim - off >= 24 then t:add_le(F.open_device_context__initiator_id, tvb(off + 8, 16)) end
-    if lim - off >= 28 then t:add_le(F.open_device_context__flags, tvb(off + 24, 4)) end
+    if lim - off >= 28 then do local r = tvb(off + 24, 4); t:add_le(F.open_device_context__flags, r); v.Flags = r:le_uint() end end
     if lim - off >= 32 then t:add_le(F.open_device_context__originator_flags, tvb(off + 28, 4)) end
     if lim - off >= 40 then t:add_le(F.open_device_context__open_request_id, tvb(off + 32, 8)) end
     if lim - off >= 42 then do local r = tvb(off + 40, 2); t:add_le(F.open_device_context__initiator_host_name_length, r); v.InitiatorHostNameLength = r:le_uint() end end
@@ -428,7 +802,7 @@ D.d_open_device_context_windows_v1_2 = function(tvb, tree, off, lim, pinfo, ctx)
   return off, v
 end
 
-D.d_open_device_context_seed_3 = function(tvb, tree, off, lim, pinfo, ctx)
+D.d_open_device_context_seed_3 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree
   if lim - off >= 34 then
@@ -436,7 +810,7 @@ D.d_open_device_context_seed_3 = function(tvb, tree, off, lim, pinfo, ctx)
     t:add_le(F.open_device_context__has_initiator_id, tvb(off + 4, 1))
     t:add(F.open_device_context__reserved, tvb(off + 5, 3))
     t:add_le(F.open_device_context__initiator_id, tvb(off + 8, 16))
-    t:add_le(F.open_device_context__flags, tvb(off + 24, 4))
+    do local r = tvb(off + 24, 4); t:add_le(F.open_device_context__flags, r); v.Flags = r:le_uint() end
     t:add_le(F.open_device_context__originator_flags, tvb(off + 28, 4))
     do local r = tvb(off + 32, 2); t:add_le(F.open_device_context__initiator_host_name_length, r); v.InitiatorHostNameLength = r:le_uint() end
     off = off + 34
@@ -445,7 +819,7 @@ D.d_open_device_context_seed_3 = function(tvb, tree, off, lim, pinfo, ctx)
     if lim - off >= 5 then t:add_le(F.open_device_context__has_initiator_id, tvb(off + 4, 1)) end
     if lim - off >= 8 then t:add(F.open_device_context__reserved, tvb(off + 5, 3)) end
     if lim - off >= 24 then t:add_le(F.open_device_context__initiator_id, tvb(off + 8, 16)) end
-    if lim - off >= 28 then t:add_le(F.open_device_context__flags, tvb(off + 24, 4)) end
+    if lim - off >= 28 then do local r = tvb(off + 24, 4); t:add_le(F.open_device_context__flags, r); v.Flags = r:le_uint() end end
     if lim - off >= 32 then t:add_le(F.open_device_context__originator_flags, tvb(off + 28, 4)) end
     if lim - off >= 34 then do local r = tvb(off + 32, 2); t:add_le(F.open_device_context__initiator_host_name_length, r); v.InitiatorHostNameLength = r:le_uint() end end
     return short(t, off, lim, 34, "SVHDX_OPEN_DEVICE_CONTEXT (MS-RSVD 2.2.5.2)"), v
@@ -464,7 +838,7 @@ D.d_open_device_context_seed_3 = function(tvb, tree, off, lim, pinfo, ctx)
   return off, v
 end
 
-D.d_file_info_request = function(tvb, tree, off, lim, pinfo, ctx)
+D.d_file_info_request = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local start = off
   local t = tree:add(F.file_info_request, tvb(off, lim > off and lim - off or 0))
@@ -478,7 +852,7 @@ D.d_file_info_request = function(tvb, tree, off, lim, pinfo, ctx)
       fn = D.d_file_info_request_seed_5
     end
     if fn then
-      local o, sub = fn(tvb, t, off, lim, pinfo, ctx)
+      local o, sub = fn(tvb, t, off, lim, pinfo, ctx, v)
       for k, x in pairs(sub or {}) do v[k] = x end
       if not o then return nil, v end
       off = o
@@ -488,7 +862,7 @@ D.d_file_info_request = function(tvb, tree, off, lim, pinfo, ctx)
   return off, v
 end
 
-D.d_file_info_request_windows_4 = function(tvb, tree, off, lim, pinfo, ctx)
+D.d_file_info_request_windows_4 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree
   if lim - off >= 24 then
@@ -509,7 +883,7 @@ D.d_file_info_request_windows_4 = function(tvb, tree, off, lim, pinfo, ctx)
   return off, v
 end
 
-D.d_file_info_request_seed_5 = function(tvb, tree, off, lim, pinfo, ctx)
+D.d_file_info_request_seed_5 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree
   if lim - off >= 20 then
@@ -528,7 +902,7 @@ D.d_file_info_request_seed_5 = function(tvb, tree, off, lim, pinfo, ctx)
   return off, v
 end
 
-D.d_file_info_response = function(tvb, tree, off, lim, pinfo, ctx)
+D.d_file_info_response = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local start = off
   local t = tree:add(F.file_info_response, tvb(off, lim > off and lim - off or 0))
@@ -542,7 +916,7 @@ D.d_file_info_response = function(tvb, tree, off, lim, pinfo, ctx)
       fn = D.d_file_info_response_seed_7
     end
     if fn then
-      local o, sub = fn(tvb, t, off, lim, pinfo, ctx)
+      local o, sub = fn(tvb, t, off, lim, pinfo, ctx, v)
       for k, x in pairs(sub or {}) do v[k] = x end
       if not o then return nil, v end
       off = o
@@ -552,7 +926,7 @@ D.d_file_info_response = function(tvb, tree, off, lim, pinfo, ctx)
   return off, v
 end
 
-D.d_file_info_response_windows_6 = function(tvb, tree, off, lim, pinfo, ctx)
+D.d_file_info_response_windows_6 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree
   if lim - off >= 24 then
@@ -573,7 +947,7 @@ D.d_file_info_response_windows_6 = function(tvb, tree, off, lim, pinfo, ctx)
   return off, v
 end
 
-D.d_file_info_response_seed_7 = function(tvb, tree, off, lim, pinfo, ctx)
+D.d_file_info_response_seed_7 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree
   if lim - off >= 20 then
@@ -592,19 +966,19 @@ D.d_file_info_response_seed_7 = function(tvb, tree, off, lim, pinfo, ctx)
   return off, v
 end
 
-D.d_check_connection_request = function(tvb, tree, off, lim, pinfo, ctx)
+D.d_check_connection_request = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree:add(F.check_connection_request, tvb(off, lim - off >= 0 and 0 or lim - off))
   return off, v
 end
 
-D.d_check_connection_response = function(tvb, tree, off, lim, pinfo, ctx)
+D.d_check_connection_response = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree:add(F.check_connection_response, tvb(off, lim - off >= 0 and 0 or lim - off))
   return off, v
 end
 
-D.d_srb_status_request = function(tvb, tree, off, lim, pinfo, ctx)
+D.d_srb_status_request = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree:add(F.srb_status_request, tvb(off, lim - off >= 28 and 28 or lim - off))
   if lim - off >= 28 then
@@ -627,7 +1001,7 @@ D.d_srb_status_request = function(tvb, tree, off, lim, pinfo, ctx)
   return off, v
 end
 
-D.d_srb_status_response = function(tvb, tree, off, lim, pinfo, ctx)
+D.d_srb_status_response = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local start = off
   local t = tree:add(F.srb_status_response, tvb(off, lim > off and lim - off or 0))
@@ -638,10 +1012,10 @@ D.d_srb_status_response = function(tvb, tree, off, lim, pinfo, ctx)
       fn = D.d_srb_status_response_seed_8
     elseif true then
       t:add(F.srb_status_response__layout, "windows: Windows layout: 1-byte StatusKey, no Reserved"):set_generated()
-      fn = D.d_srb_status_response_windows_9
+      fn = D.d_srb_status_response_windows_13
     end
     if fn then
-      local o, sub = fn(tvb, t, off, lim, pinfo, ctx)
+      local o, sub = fn(tvb, t, off, lim, pinfo, ctx, v)
       for k, x in pairs(sub or {}) do v[k] = x end
       if not o then return nil, v end
       off = o
@@ -651,20 +1025,21 @@ D.d_srb_status_response = function(tvb, tree, off, lim, pinfo, ctx)
   return off, v
 end
 
-D.d_srb_status_response_seed_8 = function(tvb, tree, off, lim, pinfo, ctx)
+D.d_srb_status_response_seed_8 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree
   if lim - off >= 28 then
     t:add_le(F.srb_status_response__status_key, tvb(off + 0, 4))
-    t:add_le(F.srb_status_response__srb_status, tvb(off + 4, 1))
+    do local r = tvb(off + 4, 1); local b = t:add(F.srb_status_response__srb_status, r); b:add(F.srb_status_response__srb_status__autosense_valid, r); b:add(F.srb_status_response__srb_status__queue_frozen, r); b:add(F.srb_status_response__srb_status__status, r); local x = r:uint(); v.SrbStatus = { AutosenseValid = math.floor(x / 128) % 2, QueueFrozen = math.floor(x / 64) % 2, Status = math.floor(x / 1) % 64, } end
     t:add_le(F.srb_status_response__scsi_status, tvb(off + 5, 1))
     do local r = tvb(off + 6, 1); t:add_le(F.srb_status_response__sense_info_ex_length, r); v.SenseInfoExLength = r:le_uint() end
     t:add_le(F.srb_status_response__reserved, tvb(off + 7, 1))
+    do local _, sub = D.d_scsi_sense(tvb, t, off + 8, math.min(lim, off + 8 + 20), pinfo, ctx, v) end
     t:add(F.srb_status_response__sense_data_ex, tvb(off + 8, 20))
     off = off + 28
   else
     if lim - off >= 4 then t:add_le(F.srb_status_response__status_key, tvb(off + 0, 4)) end
-    if lim - off >= 5 then t:add_le(F.srb_status_response__srb_status, tvb(off + 4, 1)) end
+    if lim - off >= 5 then do local r = tvb(off + 4, 1); local b = t:add(F.srb_status_response__srb_status, r); b:add(F.srb_status_response__srb_status__autosense_valid, r); b:add(F.srb_status_response__srb_status__queue_frozen, r); b:add(F.srb_status_response__srb_status__status, r); local x = r:uint(); v.SrbStatus = { AutosenseValid = math.floor(x / 128) % 2, QueueFrozen = math.floor(x / 64) % 2, Status = math.floor(x / 1) % 64, } end end
     if lim - off >= 6 then t:add_le(F.srb_status_response__scsi_status, tvb(off + 5, 1)) end
     if lim - off >= 7 then do local r = tvb(off + 6, 1); t:add_le(F.srb_status_response__sense_info_ex_length, r); v.SenseInfoExLength = r:le_uint() end end
     if lim - off >= 8 then t:add_le(F.srb_status_response__reserved, tvb(off + 7, 1)) end
@@ -674,21 +1049,161 @@ D.d_srb_status_response_seed_8 = function(tvb, tree, off, lim, pinfo, ctx)
   return off, v
 end
 
-D.d_srb_status_response_windows_9 = function(tvb, tree, off, lim, pinfo, ctx)
+D.d_scsi_sense = function(tvb, tree, off, lim, pinfo, ctx, pv)
+  local v = {}
+  local start = off
+  local t = tree:add(F.scsi__sense, tvb(off, lim > off and lim - off or 0))
+  if lim - off >= 1 then
+    do local r = tvb(off + 0, 1); local b = t:add(F.scsi__sense__response_code, r); b:add(F.scsi__sense__response_code__valid, r); b:add(F.scsi__sense__response_code__code, r); local x = r:uint(); v.ResponseCode = { VALID = math.floor(x / 128) % 2, Code = math.floor(x / 1) % 128, } end
+    off = off + 1
+  else
+    if lim - off >= 1 then do local r = tvb(off + 0, 1); local b = t:add(F.scsi__sense__response_code, r); b:add(F.scsi__sense__response_code__valid, r); b:add(F.scsi__sense__response_code__code, r); local x = r:uint(); v.ResponseCode = { VALID = math.floor(x / 128) % 2, Code = math.floor(x / 1) % 128, } end end
+    return short(t, off, lim, 1, "Sense data (SPC-3 4.5)"), v
+  end
+  do
+    local key, fn = v.ResponseCode.Code, nil
+    if key == 0x00000070 then fn = D.d_scsi_sense_format_9
+    elseif key == 0x00000071 then fn = D.d_scsi_sense_format_10
+    elseif key == 0x00000072 then fn = D.d_scsi_sense_format_11
+    elseif key == 0x00000073 then fn = D.d_scsi_sense_format_12
+    else fn = false end
+    if fn then
+      local o, sub = fn(tvb, t, off, lim, pinfo, ctx, v)
+      if not o then return nil, v end
+      off = o
+    end
+  end
+  t:set_len(off - start)
+  return off, v
+end
+
+D.d_scsi_sense_format_9 = function(tvb, tree, off, lim, pinfo, ctx, pv)
+  local v = {}
+  local t = tree
+  if lim - off >= 17 then
+    t:add(F.scsi__sense__obsolete, tvb(off + 0, 1))
+    do local r = tvb(off + 1, 1); local b = t:add(F.scsi__sense__key_flags, r); b:add(F.scsi__sense__key_flags__filemark, r); b:add(F.scsi__sense__key_flags__eom, r); b:add(F.scsi__sense__key_flags__ili, r); b:add(F.scsi__sense__key_flags__sense_key, r) end
+    t:add(F.scsi__sense__information, tvb(off + 2, 4))
+    do local r = tvb(off + 6, 1); t:add(F.scsi__sense__additional_sense_length, r); v.AdditionalSenseLength = r:uint() end
+    t:add(F.scsi__sense__command_specific_information, tvb(off + 7, 4))
+    t:add(F.scsi__sense__additional_sense, tvb(off + 11, 2))
+    t:add(F.scsi__sense__field_replaceable_unit_code, tvb(off + 13, 1))
+    t:add(F.scsi__sense__sense_key_specific, tvb(off + 14, 3))
+    off = off + 17
+  else
+    if lim - off >= 1 then t:add(F.scsi__sense__obsolete, tvb(off + 0, 1)) end
+    if lim - off >= 2 then do local r = tvb(off + 1, 1); local b = t:add(F.scsi__sense__key_flags, r); b:add(F.scsi__sense__key_flags__filemark, r); b:add(F.scsi__sense__key_flags__eom, r); b:add(F.scsi__sense__key_flags__ili, r); b:add(F.scsi__sense__key_flags__sense_key, r) end end
+    if lim - off >= 6 then t:add(F.scsi__sense__information, tvb(off + 2, 4)) end
+    if lim - off >= 7 then do local r = tvb(off + 6, 1); t:add(F.scsi__sense__additional_sense_length, r); v.AdditionalSenseLength = r:uint() end end
+    if lim - off >= 11 then t:add(F.scsi__sense__command_specific_information, tvb(off + 7, 4)) end
+    if lim - off >= 13 then t:add(F.scsi__sense__additional_sense, tvb(off + 11, 2)) end
+    if lim - off >= 14 then t:add(F.scsi__sense__field_replaceable_unit_code, tvb(off + 13, 1)) end
+    if lim - off >= 17 then t:add(F.scsi__sense__sense_key_specific, tvb(off + 14, 3)) end
+    return short(t, off, lim, 17, "Sense data (SPC-3 4.5)"), v
+  end
+  return off, v
+end
+
+D.d_scsi_sense_format_10 = function(tvb, tree, off, lim, pinfo, ctx, pv)
+  local v = {}
+  local t = tree
+  if lim - off >= 17 then
+    t:add(F.scsi__sense__obsolete, tvb(off + 0, 1))
+    do local r = tvb(off + 1, 1); local b = t:add(F.scsi__sense__key_flags, r); b:add(F.scsi__sense__key_flags__filemark, r); b:add(F.scsi__sense__key_flags__eom, r); b:add(F.scsi__sense__key_flags__ili, r); b:add(F.scsi__sense__key_flags__sense_key, r) end
+    t:add(F.scsi__sense__information, tvb(off + 2, 4))
+    do local r = tvb(off + 6, 1); t:add(F.scsi__sense__additional_sense_length, r); v.AdditionalSenseLength = r:uint() end
+    t:add(F.scsi__sense__command_specific_information, tvb(off + 7, 4))
+    t:add(F.scsi__sense__additional_sense, tvb(off + 11, 2))
+    t:add(F.scsi__sense__field_replaceable_unit_code, tvb(off + 13, 1))
+    t:add(F.scsi__sense__sense_key_specific, tvb(off + 14, 3))
+    off = off + 17
+  else
+    if lim - off >= 1 then t:add(F.scsi__sense__obsolete, tvb(off + 0, 1)) end
+    if lim - off >= 2 then do local r = tvb(off + 1, 1); local b = t:add(F.scsi__sense__key_flags, r); b:add(F.scsi__sense__key_flags__filemark, r); b:add(F.scsi__sense__key_flags__eom, r); b:add(F.scsi__sense__key_flags__ili, r); b:add(F.scsi__sense__key_flags__sense_key, r) end end
+    if lim - off >= 6 then t:add(F.scsi__sense__information, tvb(off + 2, 4)) end
+    if lim - off >= 7 then do local r = tvb(off + 6, 1); t:add(F.scsi__sense__additional_sense_length, r); v.AdditionalSenseLength = r:uint() end end
+    if lim - off >= 11 then t:add(F.scsi__sense__command_specific_information, tvb(off + 7, 4)) end
+    if lim - off >= 13 then t:add(F.scsi__sense__additional_sense, tvb(off + 11, 2)) end
+    if lim - off >= 14 then t:add(F.scsi__sense__field_replaceable_unit_code, tvb(off + 13, 1)) end
+    if lim - off >= 17 then t:add(F.scsi__sense__sense_key_specific, tvb(off + 14, 3)) end
+    return short(t, off, lim, 17, "Sense data (SPC-3 4.5)"), v
+  end
+  return off, v
+end
+
+D.d_scsi_sense_format_11 = function(tvb, tree, off, lim, pinfo, ctx, pv)
+  local v = {}
+  local t = tree
+  if lim - off >= 7 then
+    t:add(F.scsi__sense__sense_key, tvb(off + 0, 1))
+    t:add(F.scsi__sense__additional_sense, tvb(off + 1, 2))
+    t:add(F.scsi__sense__reserved, tvb(off + 3, 3))
+    do local r = tvb(off + 6, 1); t:add(F.scsi__sense__additional_sense_length, r); v.AdditionalSenseLength = r:uint() end
+    off = off + 7
+  else
+    if lim - off >= 1 then t:add(F.scsi__sense__sense_key, tvb(off + 0, 1)) end
+    if lim - off >= 3 then t:add(F.scsi__sense__additional_sense, tvb(off + 1, 2)) end
+    if lim - off >= 6 then t:add(F.scsi__sense__reserved, tvb(off + 3, 3)) end
+    if lim - off >= 7 then do local r = tvb(off + 6, 1); t:add(F.scsi__sense__additional_sense_length, r); v.AdditionalSenseLength = r:uint() end end
+    return short(t, off, lim, 7, "Sense data (SPC-3 4.5)"), v
+  end
+  do
+    local n = v.AdditionalSenseLength
+    if n > lim - off then
+      if lim > off then t:add(F.scsi__sense__descriptors, tvb(off, lim - off)) end
+      return long_length(t, off, lim, n, "Sense data (SPC-3 4.5).Descriptors"), v
+    end
+    if n > 0 then t:add(F.scsi__sense__descriptors, tvb(off, n)); off = off + n end
+  end
+  return off, v
+end
+
+D.d_scsi_sense_format_12 = function(tvb, tree, off, lim, pinfo, ctx, pv)
+  local v = {}
+  local t = tree
+  if lim - off >= 7 then
+    t:add(F.scsi__sense__sense_key, tvb(off + 0, 1))
+    t:add(F.scsi__sense__additional_sense, tvb(off + 1, 2))
+    t:add(F.scsi__sense__reserved, tvb(off + 3, 3))
+    do local r = tvb(off + 6, 1); t:add(F.scsi__sense__additional_sense_length, r); v.AdditionalSenseLength = r:uint() end
+    off = off + 7
+  else
+    if lim - off >= 1 then t:add(F.scsi__sense__sense_key, tvb(off + 0, 1)) end
+    if lim - off >= 3 then t:add(F.scsi__sense__additional_sense, tvb(off + 1, 2)) end
+    if lim - off >= 6 then t:add(F.scsi__sense__reserved, tvb(off + 3, 3)) end
+    if lim - off >= 7 then do local r = tvb(off + 6, 1); t:add(F.scsi__sense__additional_sense_length, r); v.AdditionalSenseLength = r:uint() end end
+    return short(t, off, lim, 7, "Sense data (SPC-3 4.5)"), v
+  end
+  do
+    local n = v.AdditionalSenseLength
+    if n > lim - off then
+      if lim > off then t:add(F.scsi__sense__descriptors, tvb(off, lim - off)) end
+      return long_length(t, off, lim, n, "Sense data (SPC-3 4.5).Descriptors"), v
+    end
+    if n > 0 then t:add(F.scsi__sense__descriptors, tvb(off, n)); off = off + n end
+  end
+  return off, v
+end
+
+D.d_srb_status_response_windows_13 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree
   if lim - off >= 4 then
     t:add_le(F.srb_status_response__status_key, tvb(off + 0, 1))
-    t:add_le(F.srb_status_response__srb_status, tvb(off + 1, 1))
+    do local r = tvb(off + 1, 1); local b = t:add(F.srb_status_response__srb_status, r); b:add(F.srb_status_response__srb_status__autosense_valid, r); b:add(F.srb_status_response__srb_status__queue_frozen, r); b:add(F.srb_status_response__srb_status__status, r); local x = r:uint(); v.SrbStatus = { AutosenseValid = math.floor(x / 128) % 2, QueueFrozen = math.floor(x / 64) % 2, Status = math.floor(x / 1) % 64, } end
     t:add_le(F.srb_status_response__scsi_status, tvb(off + 2, 1))
     do local r = tvb(off + 3, 1); t:add_le(F.srb_status_response__sense_info_ex_length, r); v.SenseInfoExLength = r:le_uint() end
     off = off + 4
   else
     if lim - off >= 1 then t:add_le(F.srb_status_response__status_key, tvb(off + 0, 1)) end
-    if lim - off >= 2 then t:add_le(F.srb_status_response__srb_status, tvb(off + 1, 1)) end
+    if lim - off >= 2 then do local r = tvb(off + 1, 1); local b = t:add(F.srb_status_response__srb_status, r); b:add(F.srb_status_response__srb_status__autosense_valid, r); b:add(F.srb_status_response__srb_status__queue_frozen, r); b:add(F.srb_status_response__srb_status__status, r); local x = r:uint(); v.SrbStatus = { AutosenseValid = math.floor(x / 128) % 2, QueueFrozen = math.floor(x / 64) % 2, Status = math.floor(x / 1) % 64, } end end
     if lim - off >= 3 then t:add_le(F.srb_status_response__scsi_status, tvb(off + 2, 1)) end
     if lim - off >= 4 then do local r = tvb(off + 3, 1); t:add_le(F.srb_status_response__sense_info_ex_length, r); v.SenseInfoExLength = r:le_uint() end end
     return short(t, off, lim, 4, "SVHDX_TUNNEL_SRB_STATUS_RESPONSE (MS-RSVD 2.2.5.8)"), v
+  end
+  do
+    local _, sub = D.d_scsi_sense(tvb, t, off, lim, pinfo, ctx, v)
+    
   end
   do
     local n = v.SenseInfoExLength
@@ -709,7 +1224,7 @@ D.d_srb_status_response_windows_9 = function(tvb, tree, off, lim, pinfo, ctx)
   return off, v
 end
 
-D.d_disk_info_request = function(tvb, tree, off, lim, pinfo, ctx)
+D.d_disk_info_request = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree:add(F.disk_info_request, tvb(off, lim - off >= 56 and 56 or lim - off))
   if lim - off >= 56 then
@@ -736,7 +1251,7 @@ D.d_disk_info_request = function(tvb, tree, off, lim, pinfo, ctx)
   return off, v
 end
 
-D.d_disk_info_response = function(tvb, tree, off, lim, pinfo, ctx)
+D.d_disk_info_response = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree:add(F.disk_info_response, tvb(off, lim - off >= 56 and 56 or lim - off))
   if lim - off >= 56 then
@@ -765,7 +1280,7 @@ D.d_disk_info_response = function(tvb, tree, off, lim, pinfo, ctx)
   return off, v
 end
 
-D.d_scsi_request = function(tvb, tree, off, lim, pinfo, ctx)
+D.d_scsi_request = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local start = off
   local t = tree:add(F.scsi_request, tvb(off, lim > off and lim - off or 0))
@@ -778,6 +1293,7 @@ D.d_scsi_request = function(tvb, tree, off, lim, pinfo, ctx)
     t:add_le(F.scsi_request__reserved2, tvb(off + 7, 1))
     do local r = tvb(off + 8, 4); local x = r:le_uint(); flag_bits(t:add_le(F.scsi_request__srb_flags, r), r, x, BITS.scsi_request__srb_flags, true) end
     t:add_le(F.scsi_request__data_transfer_length, tvb(off + 12, 4))
+    do local _, sub = D.d_scsi_cdb(tvb, t, off + 16, math.min(lim, off + 16 + 16), pinfo, ctx, v); if sub ~= v then v.Cdb = sub end end
     t:add(F.scsi_request__cdb_buffer, tvb(off + 16, 16))
     t:add_le(F.scsi_request__reserved3, tvb(off + 32, 4))
     off = off + 36
@@ -795,6 +1311,10 @@ D.d_scsi_request = function(tvb, tree, off, lim, pinfo, ctx)
     return short(t, off, lim, 36, "SVHDX_TUNNEL_SCSI_REQUEST (MS-RSVD 2.2.5.11)"), v
   end
   do
+    local _, sub = D.d_scsi_request_data_14(tvb, t, off, lim, pinfo, ctx, v)
+    
+  end
+  do
     local n = lim - off
     if n > lim - off then
       if lim > off then t:add(F.scsi_request__data_buffer, tvb(off, lim - off)) end
@@ -806,13 +1326,522 @@ D.d_scsi_request = function(tvb, tree, off, lim, pinfo, ctx)
   return off, v
 end
 
-D.d_scsi_response = function(tvb, tree, off, lim, pinfo, ctx)
+D.d_scsi_cdb = function(tvb, tree, off, lim, pinfo, ctx, pv)
+  local v = {}
+  local start = off
+  local t = tree:add(F.scsi__cdb, tvb(off, lim > off and lim - off or 0))
+  if lim - off >= 1 then
+    do local r = tvb(off + 0, 1); t:add(F.scsi__cdb__operation_code, r); v.OperationCode = r:uint() end
+    off = off + 1
+  else
+    if lim - off >= 1 then do local r = tvb(off + 0, 1); t:add(F.scsi__cdb__operation_code, r); v.OperationCode = r:uint() end end
+    return short(t, off, lim, 1, "SCSI CDB (SPC-3 4.3)"), v
+  end
+  do
+    local key, fn = v.OperationCode, nil
+    if key == 0x00000000 then fn = D.d_scsi_test_unit_ready
+    elseif key == 0x00000008 then fn = D.d_scsi_rw6
+    elseif key == 0x0000000A then fn = D.d_scsi_rw6
+    elseif key == 0x00000012 then fn = D.d_scsi_inquiry_cdb
+    elseif key == 0x0000001A then fn = D.d_scsi_mode_sense6
+    elseif key == 0x00000025 then fn = D.d_scsi_read_capacity10_cdb
+    elseif key == 0x00000028 then fn = D.d_scsi_rw10
+    elseif key == 0x0000002A then fn = D.d_scsi_rw10
+    elseif key == 0x0000002F then fn = D.d_scsi_rw10
+    elseif key == 0x00000035 then fn = D.d_scsi_sync10
+    elseif key == 0x00000041 then fn = D.d_scsi_write_same10
+    elseif key == 0x00000042 then fn = D.d_scsi_unmap_cdb
+    elseif key == 0x0000005A then fn = D.d_scsi_mode_sense10
+    elseif key == 0x0000005E then fn = D.d_scsi_pr_in
+    elseif key == 0x0000005F then fn = D.d_scsi_pr_out
+    elseif key == 0x00000088 then fn = D.d_scsi_rw16
+    elseif key == 0x0000008A then fn = D.d_scsi_rw16
+    elseif key == 0x0000008F then fn = D.d_scsi_rw16
+    elseif key == 0x00000091 then fn = D.d_scsi_sync16
+    elseif key == 0x00000093 then fn = D.d_scsi_write_same16
+    elseif key == 0x0000009E then fn = D.d_scsi_service_action_in16
+    elseif key == 0x000000A0 then fn = D.d_scsi_report_luns_cdb
+    elseif key == 0x000000A8 then fn = D.d_scsi_rw12
+    elseif key == 0x000000AA then fn = D.d_scsi_rw12
+    else fn = false end
+    if fn then
+      local o, sub = fn(tvb, t, off, lim, pinfo, ctx, v)
+      if sub ~= v then v.Fields = sub end; if not o then return nil, v end
+      off = o
+    end
+  end
+  t:set_len(off - start)
+  return off, v
+end
+
+D.d_scsi_test_unit_ready = function(tvb, tree, off, lim, pinfo, ctx, pv)
+  local v = {}
+  local t = tree:add(F.scsi__test_unit_ready, tvb(off, lim - off >= 5 and 5 or lim - off))
+  if lim - off >= 5 then
+    t:add(F.scsi__cdb__reserved, tvb(off + 0, 4))
+    t:add(F.scsi__cdb__control, tvb(off + 4, 1))
+    off = off + 5
+  else
+    if lim - off >= 4 then t:add(F.scsi__cdb__reserved, tvb(off + 0, 4)) end
+    if lim - off >= 5 then t:add(F.scsi__cdb__control, tvb(off + 4, 1)) end
+    return short(t, off, lim, 5, "TEST UNIT READY (SPC-3 6.33)"), v
+  end
+  return off, v
+end
+
+D.d_scsi_rw6 = function(tvb, tree, off, lim, pinfo, ctx, pv)
+  local v = {}
+  local t = tree:add(F.scsi__rw6, tvb(off, lim - off >= 5 and 5 or lim - off))
+  if lim - off >= 5 then
+    do local r = tvb(off + 0, 3); local b = t:add(F.scsi__rw__address, r); b:add(F.scsi__rw__address__logical_block_address, r) end
+    t:add(F.scsi__rw__transfer_length, tvb(off + 3, 1))
+    t:add(F.scsi__rw__control, tvb(off + 4, 1))
+    off = off + 5
+  else
+    if lim - off >= 3 then do local r = tvb(off + 0, 3); local b = t:add(F.scsi__rw__address, r); b:add(F.scsi__rw__address__logical_block_address, r) end end
+    if lim - off >= 4 then t:add(F.scsi__rw__transfer_length, tvb(off + 3, 1)) end
+    if lim - off >= 5 then t:add(F.scsi__rw__control, tvb(off + 4, 1)) end
+    return short(t, off, lim, 5, "READ(6)/WRITE(6) (SBC-3 5.7)"), v
+  end
+  return off, v
+end
+
+D.d_scsi_rw10 = function(tvb, tree, off, lim, pinfo, ctx, pv)
+  local v = {}
+  local t = tree:add(F.scsi__rw10, tvb(off, lim - off >= 9 and 9 or lim - off))
+  if lim - off >= 9 then
+    do local r = tvb(off + 0, 1); local b = t:add(F.scsi__rw__flags, r); b:add(F.scsi__rw__flags__rd_wr_protect, r); b:add(F.scsi__rw__flags__dpo, r); b:add(F.scsi__rw__flags__fua, r); b:add(F.scsi__rw__flags__fua_nv, r); local x = r:uint(); v.Flags = { RdWrProtect = math.floor(x / 32) % 8, DPO = math.floor(x / 16) % 2, FUA = math.floor(x / 8) % 2, FUA_NV = math.floor(x / 2) % 2, } end
+    t:add(F.scsi__rw__logical_block_address, tvb(off + 1, 4))
+    t:add(F.scsi__rw__group_number, tvb(off + 5, 1))
+    t:add(F.scsi__rw__transfer_length, tvb(off + 6, 2))
+    t:add(F.scsi__rw__control, tvb(off + 8, 1))
+    off = off + 9
+  else
+    if lim - off >= 1 then do local r = tvb(off + 0, 1); local b = t:add(F.scsi__rw__flags, r); b:add(F.scsi__rw__flags__rd_wr_protect, r); b:add(F.scsi__rw__flags__dpo, r); b:add(F.scsi__rw__flags__fua, r); b:add(F.scsi__rw__flags__fua_nv, r); local x = r:uint(); v.Flags = { RdWrProtect = math.floor(x / 32) % 8, DPO = math.floor(x / 16) % 2, FUA = math.floor(x / 8) % 2, FUA_NV = math.floor(x / 2) % 2, } end end
+    if lim - off >= 5 then t:add(F.scsi__rw__logical_block_address, tvb(off + 1, 4)) end
+    if lim - off >= 6 then t:add(F.scsi__rw__group_number, tvb(off + 5, 1)) end
+    if lim - off >= 8 then t:add(F.scsi__rw__transfer_length, tvb(off + 6, 2)) end
+    if lim - off >= 9 then t:add(F.scsi__rw__control, tvb(off + 8, 1)) end
+    return short(t, off, lim, 9, "READ(10)/WRITE(10) (SBC-3 5.8)"), v
+  end
+  return off, v
+end
+
+D.d_scsi_rw12 = function(tvb, tree, off, lim, pinfo, ctx, pv)
+  local v = {}
+  local t = tree:add(F.scsi__rw12, tvb(off, lim - off >= 11 and 11 or lim - off))
+  if lim - off >= 11 then
+    do local r = tvb(off + 0, 1); local b = t:add(F.scsi__rw__flags, r); b:add(F.scsi__rw__flags__rd_wr_protect, r); b:add(F.scsi__rw__flags__dpo, r); b:add(F.scsi__rw__flags__fua, r); b:add(F.scsi__rw__flags__fua_nv, r); local x = r:uint(); v.Flags = { RdWrProtect = math.floor(x / 32) % 8, DPO = math.floor(x / 16) % 2, FUA = math.floor(x / 8) % 2, FUA_NV = math.floor(x / 2) % 2, } end
+    t:add(F.scsi__rw__logical_block_address, tvb(off + 1, 4))
+    t:add(F.scsi__rw__transfer_length, tvb(off + 5, 4))
+    t:add(F.scsi__rw__group_number, tvb(off + 9, 1))
+    t:add(F.scsi__rw__control, tvb(off + 10, 1))
+    off = off + 11
+  else
+    if lim - off >= 1 then do local r = tvb(off + 0, 1); local b = t:add(F.scsi__rw__flags, r); b:add(F.scsi__rw__flags__rd_wr_protect, r); b:add(F.scsi__rw__flags__dpo, r); b:add(F.scsi__rw__flags__fua, r); b:add(F.scsi__rw__flags__fua_nv, r); local x = r:uint(); v.Flags = { RdWrProtect = math.floor(x / 32) % 8, DPO = math.floor(x / 16) % 2, FUA = math.floor(x / 8) % 2, FUA_NV = math.floor(x / 2) % 2, } end end
+    if lim - off >= 5 then t:add(F.scsi__rw__logical_block_address, tvb(off + 1, 4)) end
+    if lim - off >= 9 then t:add(F.scsi__rw__transfer_length, tvb(off + 5, 4)) end
+    if lim - off >= 10 then t:add(F.scsi__rw__group_number, tvb(off + 9, 1)) end
+    if lim - off >= 11 then t:add(F.scsi__rw__control, tvb(off + 10, 1)) end
+    return short(t, off, lim, 11, "READ(12)/WRITE(12) (SBC-3 5.9)"), v
+  end
+  return off, v
+end
+
+D.d_scsi_rw16 = function(tvb, tree, off, lim, pinfo, ctx, pv)
+  local v = {}
+  local t = tree:add(F.scsi__rw16, tvb(off, lim - off >= 15 and 15 or lim - off))
+  if lim - off >= 15 then
+    do local r = tvb(off + 0, 1); local b = t:add(F.scsi__rw__flags, r); b:add(F.scsi__rw__flags__rd_wr_protect, r); b:add(F.scsi__rw__flags__dpo, r); b:add(F.scsi__rw__flags__fua, r); b:add(F.scsi__rw__flags__fua_nv, r); local x = r:uint(); v.Flags = { RdWrProtect = math.floor(x / 32) % 8, DPO = math.floor(x / 16) % 2, FUA = math.floor(x / 8) % 2, FUA_NV = math.floor(x / 2) % 2, } end
+    t:add(F.scsi__rw__logical_block_address, tvb(off + 1, 8))
+    t:add(F.scsi__rw__transfer_length, tvb(off + 9, 4))
+    t:add(F.scsi__rw__group_number, tvb(off + 13, 1))
+    t:add(F.scsi__rw__control, tvb(off + 14, 1))
+    off = off + 15
+  else
+    if lim - off >= 1 then do local r = tvb(off + 0, 1); local b = t:add(F.scsi__rw__flags, r); b:add(F.scsi__rw__flags__rd_wr_protect, r); b:add(F.scsi__rw__flags__dpo, r); b:add(F.scsi__rw__flags__fua, r); b:add(F.scsi__rw__flags__fua_nv, r); local x = r:uint(); v.Flags = { RdWrProtect = math.floor(x / 32) % 8, DPO = math.floor(x / 16) % 2, FUA = math.floor(x / 8) % 2, FUA_NV = math.floor(x / 2) % 2, } end end
+    if lim - off >= 9 then t:add(F.scsi__rw__logical_block_address, tvb(off + 1, 8)) end
+    if lim - off >= 13 then t:add(F.scsi__rw__transfer_length, tvb(off + 9, 4)) end
+    if lim - off >= 14 then t:add(F.scsi__rw__group_number, tvb(off + 13, 1)) end
+    if lim - off >= 15 then t:add(F.scsi__rw__control, tvb(off + 14, 1)) end
+    return short(t, off, lim, 15, "READ(16)/WRITE(16) (SBC-3 5.10)"), v
+  end
+  return off, v
+end
+
+D.d_scsi_sync10 = function(tvb, tree, off, lim, pinfo, ctx, pv)
+  local v = {}
+  local t = tree:add(F.scsi__sync10, tvb(off, lim - off >= 9 and 9 or lim - off))
+  if lim - off >= 9 then
+    do local r = tvb(off + 0, 1); local b = t:add(F.scsi__rw__sync_flags, r); b:add(F.scsi__rw__sync_flags__sync_nv, r); b:add(F.scsi__rw__sync_flags__immed, r) end
+    t:add(F.scsi__rw__logical_block_address, tvb(off + 1, 4))
+    t:add(F.scsi__rw__group_number, tvb(off + 5, 1))
+    t:add(F.scsi__rw__number_of_logical_blocks, tvb(off + 6, 2))
+    t:add(F.scsi__rw__control, tvb(off + 8, 1))
+    off = off + 9
+  else
+    if lim - off >= 1 then do local r = tvb(off + 0, 1); local b = t:add(F.scsi__rw__sync_flags, r); b:add(F.scsi__rw__sync_flags__sync_nv, r); b:add(F.scsi__rw__sync_flags__immed, r) end end
+    if lim - off >= 5 then t:add(F.scsi__rw__logical_block_address, tvb(off + 1, 4)) end
+    if lim - off >= 6 then t:add(F.scsi__rw__group_number, tvb(off + 5, 1)) end
+    if lim - off >= 8 then t:add(F.scsi__rw__number_of_logical_blocks, tvb(off + 6, 2)) end
+    if lim - off >= 9 then t:add(F.scsi__rw__control, tvb(off + 8, 1)) end
+    return short(t, off, lim, 9, "SYNCHRONIZE CACHE(10) (SBC-3 5.18)"), v
+  end
+  return off, v
+end
+
+D.d_scsi_sync16 = function(tvb, tree, off, lim, pinfo, ctx, pv)
+  local v = {}
+  local t = tree:add(F.scsi__sync16, tvb(off, lim - off >= 15 and 15 or lim - off))
+  if lim - off >= 15 then
+    do local r = tvb(off + 0, 1); local b = t:add(F.scsi__rw__sync_flags, r); b:add(F.scsi__rw__sync_flags__sync_nv, r); b:add(F.scsi__rw__sync_flags__immed, r) end
+    t:add(F.scsi__rw__logical_block_address, tvb(off + 1, 8))
+    t:add(F.scsi__rw__number_of_logical_blocks, tvb(off + 9, 4))
+    t:add(F.scsi__rw__group_number, tvb(off + 13, 1))
+    t:add(F.scsi__rw__control, tvb(off + 14, 1))
+    off = off + 15
+  else
+    if lim - off >= 1 then do local r = tvb(off + 0, 1); local b = t:add(F.scsi__rw__sync_flags, r); b:add(F.scsi__rw__sync_flags__sync_nv, r); b:add(F.scsi__rw__sync_flags__immed, r) end end
+    if lim - off >= 9 then t:add(F.scsi__rw__logical_block_address, tvb(off + 1, 8)) end
+    if lim - off >= 13 then t:add(F.scsi__rw__number_of_logical_blocks, tvb(off + 9, 4)) end
+    if lim - off >= 14 then t:add(F.scsi__rw__group_number, tvb(off + 13, 1)) end
+    if lim - off >= 15 then t:add(F.scsi__rw__control, tvb(off + 14, 1)) end
+    return short(t, off, lim, 15, "SYNCHRONIZE CACHE(16) (SBC-3 5.19)"), v
+  end
+  return off, v
+end
+
+D.d_scsi_write_same10 = function(tvb, tree, off, lim, pinfo, ctx, pv)
+  local v = {}
+  local t = tree:add(F.scsi__write_same10, tvb(off, lim - off >= 9 and 9 or lim - off))
+  if lim - off >= 9 then
+    do local r = tvb(off + 0, 1); local b = t:add(F.scsi__rw__write_same_flags, r); b:add(F.scsi__rw__write_same_flags__wr_protect, r); b:add(F.scsi__rw__write_same_flags__anchor, r); b:add(F.scsi__rw__write_same_flags__unmap, r) end
+    t:add(F.scsi__rw__logical_block_address, tvb(off + 1, 4))
+    t:add(F.scsi__rw__group_number, tvb(off + 5, 1))
+    t:add(F.scsi__rw__number_of_logical_blocks, tvb(off + 6, 2))
+    t:add(F.scsi__rw__control, tvb(off + 8, 1))
+    off = off + 9
+  else
+    if lim - off >= 1 then do local r = tvb(off + 0, 1); local b = t:add(F.scsi__rw__write_same_flags, r); b:add(F.scsi__rw__write_same_flags__wr_protect, r); b:add(F.scsi__rw__write_same_flags__anchor, r); b:add(F.scsi__rw__write_same_flags__unmap, r) end end
+    if lim - off >= 5 then t:add(F.scsi__rw__logical_block_address, tvb(off + 1, 4)) end
+    if lim - off >= 6 then t:add(F.scsi__rw__group_number, tvb(off + 5, 1)) end
+    if lim - off >= 8 then t:add(F.scsi__rw__number_of_logical_blocks, tvb(off + 6, 2)) end
+    if lim - off >= 9 then t:add(F.scsi__rw__control, tvb(off + 8, 1)) end
+    return short(t, off, lim, 9, "WRITE SAME(10) (SBC-3 5.38)"), v
+  end
+  return off, v
+end
+
+D.d_scsi_write_same16 = function(tvb, tree, off, lim, pinfo, ctx, pv)
+  local v = {}
+  local t = tree:add(F.scsi__write_same16, tvb(off, lim - off >= 15 and 15 or lim - off))
+  if lim - off >= 15 then
+    do local r = tvb(off + 0, 1); local b = t:add(F.scsi__rw__write_same_flags, r); b:add(F.scsi__rw__write_same_flags__wr_protect, r); b:add(F.scsi__rw__write_same_flags__anchor, r); b:add(F.scsi__rw__write_same_flags__unmap, r) end
+    t:add(F.scsi__rw__logical_block_address, tvb(off + 1, 8))
+    t:add(F.scsi__rw__number_of_logical_blocks, tvb(off + 9, 4))
+    t:add(F.scsi__rw__group_number, tvb(off + 13, 1))
+    t:add(F.scsi__rw__control, tvb(off + 14, 1))
+    off = off + 15
+  else
+    if lim - off >= 1 then do local r = tvb(off + 0, 1); local b = t:add(F.scsi__rw__write_same_flags, r); b:add(F.scsi__rw__write_same_flags__wr_protect, r); b:add(F.scsi__rw__write_same_flags__anchor, r); b:add(F.scsi__rw__write_same_flags__unmap, r) end end
+    if lim - off >= 9 then t:add(F.scsi__rw__logical_block_address, tvb(off + 1, 8)) end
+    if lim - off >= 13 then t:add(F.scsi__rw__number_of_logical_blocks, tvb(off + 9, 4)) end
+    if lim - off >= 14 then t:add(F.scsi__rw__group_number, tvb(off + 13, 1)) end
+    if lim - off >= 15 then t:add(F.scsi__rw__control, tvb(off + 14, 1)) end
+    return short(t, off, lim, 15, "WRITE SAME(16) (SBC-3 5.40)"), v
+  end
+  return off, v
+end
+
+D.d_scsi_inquiry_cdb = function(tvb, tree, off, lim, pinfo, ctx, pv)
+  local v = {}
+  local t = tree:add(F.scsi__inquiry_cdb, tvb(off, lim - off >= 5 and 5 or lim - off))
+  if lim - off >= 5 then
+    do local r = tvb(off + 0, 1); local b = t:add(F.scsi__inquiry__flags, r); b:add(F.scsi__inquiry__flags__cmd_dt, r); b:add(F.scsi__inquiry__flags__evpd, r); local x = r:uint(); v.Flags = { CmdDt = math.floor(x / 2) % 2, EVPD = math.floor(x / 1) % 2, } end
+    t:add(F.scsi__inquiry__page_code, tvb(off + 1, 1))
+    t:add(F.scsi__inquiry__allocation_length, tvb(off + 2, 2))
+    t:add(F.scsi__inquiry__control, tvb(off + 4, 1))
+    off = off + 5
+  else
+    if lim - off >= 1 then do local r = tvb(off + 0, 1); local b = t:add(F.scsi__inquiry__flags, r); b:add(F.scsi__inquiry__flags__cmd_dt, r); b:add(F.scsi__inquiry__flags__evpd, r); local x = r:uint(); v.Flags = { CmdDt = math.floor(x / 2) % 2, EVPD = math.floor(x / 1) % 2, } end end
+    if lim - off >= 2 then t:add(F.scsi__inquiry__page_code, tvb(off + 1, 1)) end
+    if lim - off >= 4 then t:add(F.scsi__inquiry__allocation_length, tvb(off + 2, 2)) end
+    if lim - off >= 5 then t:add(F.scsi__inquiry__control, tvb(off + 4, 1)) end
+    return short(t, off, lim, 5, "INQUIRY (SPC-3 6.4)"), v
+  end
+  return off, v
+end
+
+D.d_scsi_read_capacity10_cdb = function(tvb, tree, off, lim, pinfo, ctx, pv)
+  local v = {}
+  local t = tree:add(F.scsi__read_capacity10_cdb, tvb(off, lim - off >= 9 and 9 or lim - off))
+  if lim - off >= 9 then
+    t:add(F.scsi__capacity__reserved, tvb(off + 0, 1))
+    t:add(F.scsi__capacity__logical_block_address, tvb(off + 1, 4))
+    t:add(F.scsi__capacity__reserved2, tvb(off + 5, 2))
+    t:add(F.scsi__capacity__pmi, tvb(off + 7, 1))
+    t:add(F.scsi__capacity__control, tvb(off + 8, 1))
+    off = off + 9
+  else
+    if lim - off >= 1 then t:add(F.scsi__capacity__reserved, tvb(off + 0, 1)) end
+    if lim - off >= 5 then t:add(F.scsi__capacity__logical_block_address, tvb(off + 1, 4)) end
+    if lim - off >= 7 then t:add(F.scsi__capacity__reserved2, tvb(off + 5, 2)) end
+    if lim - off >= 8 then t:add(F.scsi__capacity__pmi, tvb(off + 7, 1)) end
+    if lim - off >= 9 then t:add(F.scsi__capacity__control, tvb(off + 8, 1)) end
+    return short(t, off, lim, 9, "READ CAPACITY(10) (SBC-3 5.12)"), v
+  end
+  return off, v
+end
+
+D.d_scsi_service_action_in16 = function(tvb, tree, off, lim, pinfo, ctx, pv)
+  local v = {}
+  local t = tree:add(F.scsi__service_action_in16, tvb(off, lim - off >= 15 and 15 or lim - off))
+  if lim - off >= 15 then
+    do local r = tvb(off + 0, 1); t:add(F.scsi__capacity__service_action, r); v.ServiceAction = math.floor(r:uint() / 1) % 32 end
+    t:add(F.scsi__capacity__logical_block_address, tvb(off + 1, 8))
+    t:add(F.scsi__capacity__allocation_length, tvb(off + 9, 4))
+    t:add(F.scsi__capacity__pmi, tvb(off + 13, 1))
+    t:add(F.scsi__capacity__control, tvb(off + 14, 1))
+    off = off + 15
+  else
+    if lim - off >= 1 then do local r = tvb(off + 0, 1); t:add(F.scsi__capacity__service_action, r); v.ServiceAction = math.floor(r:uint() / 1) % 32 end end
+    if lim - off >= 9 then t:add(F.scsi__capacity__logical_block_address, tvb(off + 1, 8)) end
+    if lim - off >= 13 then t:add(F.scsi__capacity__allocation_length, tvb(off + 9, 4)) end
+    if lim - off >= 14 then t:add(F.scsi__capacity__pmi, tvb(off + 13, 1)) end
+    if lim - off >= 15 then t:add(F.scsi__capacity__control, tvb(off + 14, 1)) end
+    return short(t, off, lim, 15, "SERVICE ACTION IN(16) (SBC-3 5.13)"), v
+  end
+  return off, v
+end
+
+D.d_scsi_pr_in = function(tvb, tree, off, lim, pinfo, ctx, pv)
+  local v = {}
+  local t = tree:add(F.scsi__pr_in, tvb(off, lim - off >= 9 and 9 or lim - off))
+  if lim - off >= 9 then
+    do local r = tvb(off + 0, 1); t:add(F.scsi__pr__service_action, r); v.ServiceAction = math.floor(r:uint() / 1) % 32 end
+    t:add(F.scsi__pr__reserved, tvb(off + 1, 5))
+    t:add(F.scsi__pr__allocation_length, tvb(off + 6, 2))
+    t:add(F.scsi__pr__control, tvb(off + 8, 1))
+    off = off + 9
+  else
+    if lim - off >= 1 then do local r = tvb(off + 0, 1); t:add(F.scsi__pr__service_action, r); v.ServiceAction = math.floor(r:uint() / 1) % 32 end end
+    if lim - off >= 6 then t:add(F.scsi__pr__reserved, tvb(off + 1, 5)) end
+    if lim - off >= 8 then t:add(F.scsi__pr__allocation_length, tvb(off + 6, 2)) end
+    if lim - off >= 9 then t:add(F.scsi__pr__control, tvb(off + 8, 1)) end
+    return short(t, off, lim, 9, "PERSISTENT RESERVE IN (SPC-3 6.11)"), v
+  end
+  return off, v
+end
+
+D.d_scsi_pr_out = function(tvb, tree, off, lim, pinfo, ctx, pv)
+  local v = {}
+  local t = tree:add(F.scsi__pr_out, tvb(off, lim - off >= 9 and 9 or lim - off))
+  if lim - off >= 9 then
+    do local r = tvb(off + 0, 1); t:add(F.scsi__pr__service_action, r); v.ServiceAction = math.floor(r:uint() / 1) % 32 end
+    do local r = tvb(off + 1, 1); local b = t:add(F.scsi__pr__scope_type, r); b:add(F.scsi__pr__scope_type__scope, r); b:add(F.scsi__pr__scope_type__type, r) end
+    t:add(F.scsi__pr__reserved, tvb(off + 2, 2))
+    t:add(F.scsi__pr__parameter_list_length, tvb(off + 4, 4))
+    t:add(F.scsi__pr__control, tvb(off + 8, 1))
+    off = off + 9
+  else
+    if lim - off >= 1 then do local r = tvb(off + 0, 1); t:add(F.scsi__pr__service_action, r); v.ServiceAction = math.floor(r:uint() / 1) % 32 end end
+    if lim - off >= 2 then do local r = tvb(off + 1, 1); local b = t:add(F.scsi__pr__scope_type, r); b:add(F.scsi__pr__scope_type__scope, r); b:add(F.scsi__pr__scope_type__type, r) end end
+    if lim - off >= 4 then t:add(F.scsi__pr__reserved, tvb(off + 2, 2)) end
+    if lim - off >= 8 then t:add(F.scsi__pr__parameter_list_length, tvb(off + 4, 4)) end
+    if lim - off >= 9 then t:add(F.scsi__pr__control, tvb(off + 8, 1)) end
+    return short(t, off, lim, 9, "PERSISTENT RESERVE OUT (SPC-3 6.12)"), v
+  end
+  return off, v
+end
+
+D.d_scsi_report_luns_cdb = function(tvb, tree, off, lim, pinfo, ctx, pv)
+  local v = {}
+  local t = tree:add(F.scsi__report_luns_cdb, tvb(off, lim - off >= 11 and 11 or lim - off))
+  if lim - off >= 11 then
+    t:add(F.scsi__report_luns__reserved, tvb(off + 0, 1))
+    t:add(F.scsi__report_luns__select_report, tvb(off + 1, 1))
+    t:add(F.scsi__report_luns__reserved2, tvb(off + 2, 3))
+    t:add(F.scsi__report_luns__allocation_length, tvb(off + 5, 4))
+    t:add(F.scsi__report_luns__reserved3, tvb(off + 9, 1))
+    t:add(F.scsi__report_luns__control, tvb(off + 10, 1))
+    off = off + 11
+  else
+    if lim - off >= 1 then t:add(F.scsi__report_luns__reserved, tvb(off + 0, 1)) end
+    if lim - off >= 2 then t:add(F.scsi__report_luns__select_report, tvb(off + 1, 1)) end
+    if lim - off >= 5 then t:add(F.scsi__report_luns__reserved2, tvb(off + 2, 3)) end
+    if lim - off >= 9 then t:add(F.scsi__report_luns__allocation_length, tvb(off + 5, 4)) end
+    if lim - off >= 10 then t:add(F.scsi__report_luns__reserved3, tvb(off + 9, 1)) end
+    if lim - off >= 11 then t:add(F.scsi__report_luns__control, tvb(off + 10, 1)) end
+    return short(t, off, lim, 11, "REPORT LUNS (SPC-3 6.21)"), v
+  end
+  return off, v
+end
+
+D.d_scsi_mode_sense6 = function(tvb, tree, off, lim, pinfo, ctx, pv)
+  local v = {}
+  local t = tree:add(F.scsi__mode_sense6, tvb(off, lim - off >= 5 and 5 or lim - off))
+  if lim - off >= 5 then
+    do local r = tvb(off + 0, 1); local b = t:add(F.scsi__mode_sense__dbd, r); b:add(F.scsi__mode_sense__dbd__dbd, r) end
+    do local r = tvb(off + 1, 1); local b = t:add(F.scsi__mode_sense__page, r); b:add(F.scsi__mode_sense__page__pc, r); b:add(F.scsi__mode_sense__page__page_code, r) end
+    t:add(F.scsi__mode_sense__subpage_code, tvb(off + 2, 1))
+    t:add(F.scsi__mode_sense__allocation_length, tvb(off + 3, 1))
+    t:add(F.scsi__mode_sense__control, tvb(off + 4, 1))
+    off = off + 5
+  else
+    if lim - off >= 1 then do local r = tvb(off + 0, 1); local b = t:add(F.scsi__mode_sense__dbd, r); b:add(F.scsi__mode_sense__dbd__dbd, r) end end
+    if lim - off >= 2 then do local r = tvb(off + 1, 1); local b = t:add(F.scsi__mode_sense__page, r); b:add(F.scsi__mode_sense__page__pc, r); b:add(F.scsi__mode_sense__page__page_code, r) end end
+    if lim - off >= 3 then t:add(F.scsi__mode_sense__subpage_code, tvb(off + 2, 1)) end
+    if lim - off >= 4 then t:add(F.scsi__mode_sense__allocation_length, tvb(off + 3, 1)) end
+    if lim - off >= 5 then t:add(F.scsi__mode_sense__control, tvb(off + 4, 1)) end
+    return short(t, off, lim, 5, "MODE SENSE(6) (SPC-3 6.9)"), v
+  end
+  return off, v
+end
+
+D.d_scsi_mode_sense10 = function(tvb, tree, off, lim, pinfo, ctx, pv)
+  local v = {}
+  local t = tree:add(F.scsi__mode_sense10, tvb(off, lim - off >= 9 and 9 or lim - off))
+  if lim - off >= 9 then
+    do local r = tvb(off + 0, 1); local b = t:add(F.scsi__mode_sense__dbd, r); b:add(F.scsi__mode_sense__dbd__llbaa, r); b:add(F.scsi__mode_sense__dbd__dbd, r) end
+    do local r = tvb(off + 1, 1); local b = t:add(F.scsi__mode_sense__page, r); b:add(F.scsi__mode_sense__page__pc, r); b:add(F.scsi__mode_sense__page__page_code, r) end
+    t:add(F.scsi__mode_sense__subpage_code, tvb(off + 2, 1))
+    t:add(F.scsi__mode_sense__reserved, tvb(off + 3, 3))
+    t:add(F.scsi__mode_sense__allocation_length, tvb(off + 6, 2))
+    t:add(F.scsi__mode_sense__control, tvb(off + 8, 1))
+    off = off + 9
+  else
+    if lim - off >= 1 then do local r = tvb(off + 0, 1); local b = t:add(F.scsi__mode_sense__dbd, r); b:add(F.scsi__mode_sense__dbd__llbaa, r); b:add(F.scsi__mode_sense__dbd__dbd, r) end end
+    if lim - off >= 2 then do local r = tvb(off + 1, 1); local b = t:add(F.scsi__mode_sense__page, r); b:add(F.scsi__mode_sense__page__pc, r); b:add(F.scsi__mode_sense__page__page_code, r) end end
+    if lim - off >= 3 then t:add(F.scsi__mode_sense__subpage_code, tvb(off + 2, 1)) end
+    if lim - off >= 6 then t:add(F.scsi__mode_sense__reserved, tvb(off + 3, 3)) end
+    if lim - off >= 8 then t:add(F.scsi__mode_sense__allocation_length, tvb(off + 6, 2)) end
+    if lim - off >= 9 then t:add(F.scsi__mode_sense__control, tvb(off + 8, 1)) end
+    return short(t, off, lim, 9, "MODE SENSE(10) (SPC-3 6.10)"), v
+  end
+  return off, v
+end
+
+D.d_scsi_unmap_cdb = function(tvb, tree, off, lim, pinfo, ctx, pv)
+  local v = {}
+  local t = tree:add(F.scsi__unmap_cdb, tvb(off, lim - off >= 9 and 9 or lim - off))
+  if lim - off >= 9 then
+    t:add(F.scsi__unmap__anchor, tvb(off + 0, 1))
+    t:add(F.scsi__unmap__reserved, tvb(off + 1, 4))
+    t:add(F.scsi__unmap__group_number, tvb(off + 5, 1))
+    t:add(F.scsi__unmap__parameter_list_length, tvb(off + 6, 2))
+    t:add(F.scsi__unmap__control, tvb(off + 8, 1))
+    off = off + 9
+  else
+    if lim - off >= 1 then t:add(F.scsi__unmap__anchor, tvb(off + 0, 1)) end
+    if lim - off >= 5 then t:add(F.scsi__unmap__reserved, tvb(off + 1, 4)) end
+    if lim - off >= 6 then t:add(F.scsi__unmap__group_number, tvb(off + 5, 1)) end
+    if lim - off >= 8 then t:add(F.scsi__unmap__parameter_list_length, tvb(off + 6, 2)) end
+    if lim - off >= 9 then t:add(F.scsi__unmap__control, tvb(off + 8, 1)) end
+    return short(t, off, lim, 9, "UNMAP (SBC-3 5.28)"), v
+  end
+  return off, v
+end
+
+D.d_scsi_request_data_14 = function(tvb, tree, off, lim, pinfo, ctx, pv)
+  local v = pv or {}
+  local t = tree
+  do
+    local key, fn = v.Cdb.OperationCode, nil
+    if key == 0x00000042 then fn = D.d_scsi_unmap_parameters
+    elseif key == 0x0000005F then fn = D.d_scsi_pr_out_parameters
+    else fn = false end
+    if fn then
+      local o, sub = fn(tvb, t, off, lim, pinfo, ctx, v)
+      if not o then return nil, v end
+      off = o
+    end
+  end
+  return off, v
+end
+
+D.d_scsi_pr_out_parameters = function(tvb, tree, off, lim, pinfo, ctx, pv)
+  local v = {}
+  local t = tree:add(F.scsi__pr_out_parameters, tvb(off, lim - off >= 24 and 24 or lim - off))
+  if lim - off >= 24 then
+    t:add(F.scsi__pr__reservation_key, tvb(off + 0, 8))
+    t:add(F.scsi__pr__service_action_reservation_key, tvb(off + 8, 8))
+    t:add(F.scsi__pr__obsolete, tvb(off + 16, 4))
+    do local r = tvb(off + 20, 1); local b = t:add(F.scsi__pr__parameter_flags, r); b:add(F.scsi__pr__parameter_flags__spec_i_pt, r); b:add(F.scsi__pr__parameter_flags__all_tg_pt, r); b:add(F.scsi__pr__parameter_flags__aptpl, r) end
+    t:add(F.scsi__pr__reserved, tvb(off + 21, 1))
+    t:add(F.scsi__pr__obsolete2, tvb(off + 22, 2))
+    off = off + 24
+  else
+    if lim - off >= 8 then t:add(F.scsi__pr__reservation_key, tvb(off + 0, 8)) end
+    if lim - off >= 16 then t:add(F.scsi__pr__service_action_reservation_key, tvb(off + 8, 8)) end
+    if lim - off >= 20 then t:add(F.scsi__pr__obsolete, tvb(off + 16, 4)) end
+    if lim - off >= 21 then do local r = tvb(off + 20, 1); local b = t:add(F.scsi__pr__parameter_flags, r); b:add(F.scsi__pr__parameter_flags__spec_i_pt, r); b:add(F.scsi__pr__parameter_flags__all_tg_pt, r); b:add(F.scsi__pr__parameter_flags__aptpl, r) end end
+    if lim - off >= 22 then t:add(F.scsi__pr__reserved, tvb(off + 21, 1)) end
+    if lim - off >= 24 then t:add(F.scsi__pr__obsolete2, tvb(off + 22, 2)) end
+    return short(t, off, lim, 24, "PERSISTENT RESERVE OUT parameter list (SPC-3 6.12.3)"), v
+  end
+  return off, v
+end
+
+D.d_scsi_unmap_parameters = function(tvb, tree, off, lim, pinfo, ctx, pv)
+  local v = {}
+  local start = off
+  local t = tree:add(F.scsi__unmap_parameters, tvb(off, lim > off and lim - off or 0))
+  if lim - off >= 8 then
+    t:add(F.scsi__unmap__data_length, tvb(off + 0, 2))
+    do local r = tvb(off + 2, 2); t:add(F.scsi__unmap__block_descriptor_data_length, r); v.BlockDescriptorDataLength = r:uint() end
+    t:add(F.scsi__unmap__reserved, tvb(off + 4, 4))
+    off = off + 8
+  else
+    if lim - off >= 2 then t:add(F.scsi__unmap__data_length, tvb(off + 0, 2)) end
+    if lim - off >= 4 then do local r = tvb(off + 2, 2); t:add(F.scsi__unmap__block_descriptor_data_length, r); v.BlockDescriptorDataLength = r:uint() end end
+    if lim - off >= 8 then t:add(F.scsi__unmap__reserved, tvb(off + 4, 4)) end
+    return short(t, off, lim, 8, "UNMAP parameter list (SBC-3 5.28.2)"), v
+  end
+  do
+    local n, i = math.floor((v.BlockDescriptorDataLength) / (16)), 0
+    while i < n do
+      if i >= 4096 then
+        t:add_proto_expert_info(E.length, string.format("%s: only the first %d of %d elements are shown", "UNMAP parameter list (SBC-3 5.28.2).Descriptors", i, n))
+        break
+      end
+      if off >= lim then
+        return long_length(t, off, lim, n - i, "UNMAP parameter list (SBC-3 5.28.2).Descriptors elements"), v
+      end
+      local o = D.d_scsi_unmap_parameters_descriptors_15(tvb, t, off, lim, pinfo, ctx, v)
+      if not o then return nil, v end
+      if o == off then break end
+      off = o
+      i = i + 1
+    end
+  end
+  t:set_len(off - start)
+  return off, v
+end
+
+D.d_scsi_unmap_parameters_descriptors_15 = function(tvb, tree, off, lim, pinfo, ctx, pv)
+  local v = {}
+  local t = tree
+  if lim - off >= 16 then
+    t:add(F.scsi__unmap__unmap_logical_block_address, tvb(off + 0, 8))
+    t:add(F.scsi__unmap__number_of_logical_blocks, tvb(off + 8, 4))
+    t:add(F.scsi__unmap__reserved, tvb(off + 12, 4))
+    off = off + 16
+  else
+    if lim - off >= 8 then t:add(F.scsi__unmap__unmap_logical_block_address, tvb(off + 0, 8)) end
+    if lim - off >= 12 then t:add(F.scsi__unmap__number_of_logical_blocks, tvb(off + 8, 4)) end
+    if lim - off >= 16 then t:add(F.scsi__unmap__reserved, tvb(off + 12, 4)) end
+    return short(t, off, lim, 16, "UNMAP parameter list (SBC-3 5.28.2)"), v
+  end
+  return off, v
+end
+
+D.d_scsi_response = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local start = off
   local t = tree:add(F.scsi_response, tvb(off, lim > off and lim - off or 0))
   if lim - off >= 36 then
     t:add_le(F.scsi_response__length, tvb(off + 0, 2))
-    t:add_le(F.scsi_response__srb_status, tvb(off + 2, 1))
+    do local r = tvb(off + 2, 1); local b = t:add(F.scsi_response__srb_status, r); b:add(F.scsi_response__srb_status__autosense_valid, r); b:add(F.scsi_response__srb_status__queue_frozen, r); b:add(F.scsi_response__srb_status__status, r); local x = r:uint(); v.SrbStatus = { AutosenseValid = math.floor(x / 128) % 2, QueueFrozen = math.floor(x / 64) % 2, Status = math.floor(x / 1) % 64, } end
     t:add_le(F.scsi_response__scsi_status, tvb(off + 3, 1))
     t:add_le(F.scsi_response__cdb_length, tvb(off + 4, 1))
     do local r = tvb(off + 5, 1); t:add_le(F.scsi_response__sense_info_ex_length, r); v.SenseInfoExLength = r:le_uint() end
@@ -820,11 +1849,12 @@ D.d_scsi_response = function(tvb, tree, off, lim, pinfo, ctx)
     t:add_le(F.scsi_response__reserved, tvb(off + 7, 1))
     do local r = tvb(off + 8, 4); local x = r:le_uint(); flag_bits(t:add_le(F.scsi_response__srb_flags, r), r, x, BITS.scsi_response__srb_flags, true) end
     t:add_le(F.scsi_response__data_transfer_length, tvb(off + 12, 4))
+    do local _, sub = D.d_scsi_sense(tvb, t, off + 16, math.min(lim, off + 16 + 20), pinfo, ctx, v) end
     t:add(F.scsi_response__sense_data_ex, tvb(off + 16, 20))
     off = off + 36
   else
     if lim - off >= 2 then t:add_le(F.scsi_response__length, tvb(off + 0, 2)) end
-    if lim - off >= 3 then t:add_le(F.scsi_response__srb_status, tvb(off + 2, 1)) end
+    if lim - off >= 3 then do local r = tvb(off + 2, 1); local b = t:add(F.scsi_response__srb_status, r); b:add(F.scsi_response__srb_status__autosense_valid, r); b:add(F.scsi_response__srb_status__queue_frozen, r); b:add(F.scsi_response__srb_status__status, r); local x = r:uint(); v.SrbStatus = { AutosenseValid = math.floor(x / 128) % 2, QueueFrozen = math.floor(x / 64) % 2, Status = math.floor(x / 1) % 64, } end end
     if lim - off >= 4 then t:add_le(F.scsi_response__scsi_status, tvb(off + 3, 1)) end
     if lim - off >= 5 then t:add_le(F.scsi_response__cdb_length, tvb(off + 4, 1)) end
     if lim - off >= 6 then do local r = tvb(off + 5, 1); t:add_le(F.scsi_response__sense_info_ex_length, r); v.SenseInfoExLength = r:le_uint() end end
@@ -834,6 +1864,10 @@ D.d_scsi_response = function(tvb, tree, off, lim, pinfo, ctx)
     if lim - off >= 16 then t:add_le(F.scsi_response__data_transfer_length, tvb(off + 12, 4)) end
     if lim - off >= 36 then t:add(F.scsi_response__sense_data_ex, tvb(off + 16, 20)) end
     return short(t, off, lim, 36, "SVHDX_TUNNEL_SCSI_RESPONSE (MS-RSVD 2.2.5.12)"), v
+  end
+  do
+    local _, sub = D.d_scsi_response_data_16(tvb, t, off, lim, pinfo, ctx, v)
+    
   end
   do
     local n = lim - off
@@ -847,7 +1881,449 @@ D.d_scsi_response = function(tvb, tree, off, lim, pinfo, ctx)
   return off, v
 end
 
-D.d_validate_disk_request = function(tvb, tree, off, lim, pinfo, ctx)
+D.d_scsi_response_data_16 = function(tvb, tree, off, lim, pinfo, ctx, pv)
+  local v = pv or {}
+  local t = tree
+  do
+    local key, fn = get(ctx, "request", "Payload", "Cdb", "OperationCode"), nil
+    if key == 0x00000012 then fn = D.d_scsi_response_value_17
+    elseif key == 0x0000001A then fn = D.d_scsi_mode_header6
+    elseif key == 0x00000025 then fn = D.d_scsi_read_capacity10_data
+    elseif key == 0x0000005A then fn = D.d_scsi_mode_header10
+    elseif key == 0x0000005E then fn = D.d_scsi_response_value_19
+    elseif key == 0x0000009E then fn = D.d_scsi_response_value_18
+    elseif key == 0x000000A0 then fn = D.d_scsi_report_luns_data
+    else fn = false end
+    if fn then
+      local o, sub = fn(tvb, t, off, lim, pinfo, ctx, v)
+      if not o then return nil, v end
+      off = o
+    end
+  end
+  return off, v
+end
+
+D.d_scsi_response_value_17 = function(tvb, tree, off, lim, pinfo, ctx, pv)
+  local v = pv or {}
+  local t = tree
+  do
+    local key, fn = get(ctx, "request", "Payload", "Cdb", "Fields", "Flags", "EVPD"), nil
+    if key == 0x00000000 then fn = D.d_scsi_inquiry_data
+    elseif key == 0x00000001 then fn = D.d_scsi_vpd_page
+    else fn = false end
+    if fn then
+      local o, sub = fn(tvb, t, off, lim, pinfo, ctx, v)
+      if not o then return nil, v end
+      off = o
+    end
+  end
+  return off, v
+end
+
+D.d_scsi_inquiry_data = function(tvb, tree, off, lim, pinfo, ctx, pv)
+  local v = {}
+  local t = tree:add(F.scsi__inquiry_data, tvb(off, lim - off >= 36 and 36 or lim - off))
+  if lim - off >= 36 then
+    do local r = tvb(off + 0, 1); local b = t:add(F.scsi__inquiry__device, r); b:add(F.scsi__inquiry__device__peripheral_qualifier, r); b:add(F.scsi__inquiry__device__peripheral_device_type, r) end
+    t:add(F.scsi__inquiry__removable, tvb(off + 1, 1))
+    t:add(F.scsi__inquiry__version, tvb(off + 2, 1))
+    t:add(F.scsi__inquiry__format, tvb(off + 3, 1))
+    do local r = tvb(off + 4, 1); t:add(F.scsi__inquiry__additional_length, r); v.AdditionalLength = r:uint() end
+    t:add(F.scsi__inquiry__capability_flags, tvb(off + 5, 3))
+    do local r = tvb(off + 8, 8); t:add(F.scsi__inquiry__vendor_identification, r, r:string()) end
+    do local r = tvb(off + 16, 16); t:add(F.scsi__inquiry__product_identification, r, r:string()) end
+    do local r = tvb(off + 32, 4); t:add(F.scsi__inquiry__product_revision_level, r, r:string()) end
+    off = off + 36
+  else
+    if lim - off >= 1 then do local r = tvb(off + 0, 1); local b = t:add(F.scsi__inquiry__device, r); b:add(F.scsi__inquiry__device__peripheral_qualifier, r); b:add(F.scsi__inquiry__device__peripheral_device_type, r) end end
+    if lim - off >= 2 then t:add(F.scsi__inquiry__removable, tvb(off + 1, 1)) end
+    if lim - off >= 3 then t:add(F.scsi__inquiry__version, tvb(off + 2, 1)) end
+    if lim - off >= 4 then t:add(F.scsi__inquiry__format, tvb(off + 3, 1)) end
+    if lim - off >= 5 then do local r = tvb(off + 4, 1); t:add(F.scsi__inquiry__additional_length, r); v.AdditionalLength = r:uint() end end
+    if lim - off >= 8 then t:add(F.scsi__inquiry__capability_flags, tvb(off + 5, 3)) end
+    if lim - off >= 16 then do local r = tvb(off + 8, 8); t:add(F.scsi__inquiry__vendor_identification, r, r:string()) end end
+    if lim - off >= 32 then do local r = tvb(off + 16, 16); t:add(F.scsi__inquiry__product_identification, r, r:string()) end end
+    if lim - off >= 36 then do local r = tvb(off + 32, 4); t:add(F.scsi__inquiry__product_revision_level, r, r:string()) end end
+    return short(t, off, lim, 36, "Standard INQUIRY data (SPC-3 6.4.2)"), v
+  end
+  return off, v
+end
+
+D.d_scsi_vpd_page = function(tvb, tree, off, lim, pinfo, ctx, pv)
+  local v = {}
+  local start = off
+  local t = tree:add(F.scsi__vpd_page, tvb(off, lim > off and lim - off or 0))
+  if lim - off >= 4 then
+    t:add(F.scsi__inquiry__device, tvb(off + 0, 1))
+    t:add(F.scsi__inquiry__page_code, tvb(off + 1, 1))
+    t:add(F.scsi__inquiry__page_length, tvb(off + 2, 2))
+    off = off + 4
+  else
+    if lim - off >= 1 then t:add(F.scsi__inquiry__device, tvb(off + 0, 1)) end
+    if lim - off >= 2 then t:add(F.scsi__inquiry__page_code, tvb(off + 1, 1)) end
+    if lim - off >= 4 then t:add(F.scsi__inquiry__page_length, tvb(off + 2, 2)) end
+    return short(t, off, lim, 4, "VPD page (SPC-3 7.6)"), v
+  end
+  do
+    local n = lim - off
+    if n > lim - off then
+      if lim > off then t:add(F.scsi__inquiry__page_data, tvb(off, lim - off)) end
+      return long_length(t, off, lim, n, "VPD page (SPC-3 7.6).PageData"), v
+    end
+    if n > 0 then t:add(F.scsi__inquiry__page_data, tvb(off, n)); off = off + n end
+  end
+  t:set_len(off - start)
+  return off, v
+end
+
+D.d_scsi_read_capacity10_data = function(tvb, tree, off, lim, pinfo, ctx, pv)
+  local v = {}
+  local t = tree:add(F.scsi__read_capacity10_data, tvb(off, lim - off >= 8 and 8 or lim - off))
+  if lim - off >= 8 then
+    t:add(F.scsi__capacity__returned_logical_block_address, tvb(off + 0, 4))
+    t:add(F.scsi__capacity__logical_block_length, tvb(off + 4, 4))
+    off = off + 8
+  else
+    if lim - off >= 4 then t:add(F.scsi__capacity__returned_logical_block_address, tvb(off + 0, 4)) end
+    if lim - off >= 8 then t:add(F.scsi__capacity__logical_block_length, tvb(off + 4, 4)) end
+    return short(t, off, lim, 8, "READ CAPACITY(10) data (SBC-3 5.12.2)"), v
+  end
+  return off, v
+end
+
+D.d_scsi_response_value_18 = function(tvb, tree, off, lim, pinfo, ctx, pv)
+  local v = pv or {}
+  local t = tree
+  do
+    local key, fn = get(ctx, "request", "Payload", "Cdb", "Fields", "ServiceAction"), nil
+    if key == 0x00000010 then fn = D.d_scsi_read_capacity16_data
+    else fn = false end
+    if fn then
+      local o, sub = fn(tvb, t, off, lim, pinfo, ctx, v)
+      if not o then return nil, v end
+      off = o
+    end
+  end
+  return off, v
+end
+
+D.d_scsi_read_capacity16_data = function(tvb, tree, off, lim, pinfo, ctx, pv)
+  local v = {}
+  local t = tree:add(F.scsi__read_capacity16_data, tvb(off, lim - off >= 32 and 32 or lim - off))
+  if lim - off >= 32 then
+    t:add(F.scsi__capacity__returned_logical_block_address, tvb(off + 0, 8))
+    t:add(F.scsi__capacity__logical_block_length, tvb(off + 8, 4))
+    do local r = tvb(off + 12, 1); local b = t:add(F.scsi__capacity__protection, r); b:add(F.scsi__capacity__protection__p_type, r); b:add(F.scsi__capacity__protection__prot_en, r) end
+    do local r = tvb(off + 13, 1); local b = t:add(F.scsi__capacity__exponents, r); b:add(F.scsi__capacity__exponents__p_i_exponent, r); b:add(F.scsi__capacity__exponents__logical_blocks_per_physical_block_exponent, r) end
+    do local r = tvb(off + 14, 2); local b = t:add(F.scsi__capacity__provisioning, r); b:add(F.scsi__capacity__provisioning__lbpme, r); b:add(F.scsi__capacity__provisioning__lbprz, r); b:add(F.scsi__capacity__provisioning__lowest_aligned_logical_block_address, r) end
+    t:add(F.scsi__capacity__reserved, tvb(off + 16, 16))
+    off = off + 32
+  else
+    if lim - off >= 8 then t:add(F.scsi__capacity__returned_logical_block_address, tvb(off + 0, 8)) end
+    if lim - off >= 12 then t:add(F.scsi__capacity__logical_block_length, tvb(off + 8, 4)) end
+    if lim - off >= 13 then do local r = tvb(off + 12, 1); local b = t:add(F.scsi__capacity__protection, r); b:add(F.scsi__capacity__protection__p_type, r); b:add(F.scsi__capacity__protection__prot_en, r) end end
+    if lim - off >= 14 then do local r = tvb(off + 13, 1); local b = t:add(F.scsi__capacity__exponents, r); b:add(F.scsi__capacity__exponents__p_i_exponent, r); b:add(F.scsi__capacity__exponents__logical_blocks_per_physical_block_exponent, r) end end
+    if lim - off >= 16 then do local r = tvb(off + 14, 2); local b = t:add(F.scsi__capacity__provisioning, r); b:add(F.scsi__capacity__provisioning__lbpme, r); b:add(F.scsi__capacity__provisioning__lbprz, r); b:add(F.scsi__capacity__provisioning__lowest_aligned_logical_block_address, r) end end
+    if lim - off >= 32 then t:add(F.scsi__capacity__reserved, tvb(off + 16, 16)) end
+    return short(t, off, lim, 32, "READ CAPACITY(16) data (SBC-3 5.13.2)"), v
+  end
+  return off, v
+end
+
+D.d_scsi_response_value_19 = function(tvb, tree, off, lim, pinfo, ctx, pv)
+  local v = pv or {}
+  local t = tree
+  do
+    local key, fn = get(ctx, "request", "Payload", "Cdb", "Fields", "ServiceAction"), nil
+    if key == 0x00000000 then fn = D.d_scsi_pr_read_keys
+    elseif key == 0x00000001 then fn = D.d_scsi_pr_read_reservation
+    elseif key == 0x00000002 then fn = D.d_scsi_pr_capabilities
+    elseif key == 0x00000003 then fn = D.d_scsi_pr_full_status
+    else fn = false end
+    if fn then
+      local o, sub = fn(tvb, t, off, lim, pinfo, ctx, v)
+      if not o then return nil, v end
+      off = o
+    end
+  end
+  return off, v
+end
+
+D.d_scsi_pr_read_keys = function(tvb, tree, off, lim, pinfo, ctx, pv)
+  local v = {}
+  local start = off
+  local t = tree:add(F.scsi__pr_read_keys, tvb(off, lim > off and lim - off or 0))
+  if lim - off >= 8 then
+    t:add(F.scsi__pr__p_rgeneration, tvb(off + 0, 4))
+    do local r = tvb(off + 4, 4); t:add(F.scsi__pr__additional_length, r); v.AdditionalLength = r:uint() end
+    off = off + 8
+  else
+    if lim - off >= 4 then t:add(F.scsi__pr__p_rgeneration, tvb(off + 0, 4)) end
+    if lim - off >= 8 then do local r = tvb(off + 4, 4); t:add(F.scsi__pr__additional_length, r); v.AdditionalLength = r:uint() end end
+    return short(t, off, lim, 8, "PERSISTENT RESERVE IN READ KEYS data (SPC-3 6.11.2)"), v
+  end
+  do
+    local n, i = math.floor((v.AdditionalLength) / (8)), 0
+    while i < n do
+      if i >= 4096 then
+        t:add_proto_expert_info(E.length, string.format("%s: only the first %d of %d elements are shown", "PERSISTENT RESERVE IN READ KEYS data (SPC-3 6.11.2).ReservationKey", i, n))
+        break
+      end
+      if lim - off < 8 then
+        return long_length(t, off, lim, (n - i) * 8, "PERSISTENT RESERVE IN READ KEYS data (SPC-3 6.11.2).ReservationKey"), v
+      end
+      t:add(F.scsi__pr__reservation_key, tvb(off + 0, 8))
+      off = off + 8
+      i = i + 1
+    end
+  end
+  t:set_len(off - start)
+  return off, v
+end
+
+D.d_scsi_pr_read_reservation = function(tvb, tree, off, lim, pinfo, ctx, pv)
+  local v = {}
+  local start = off
+  local t = tree:add(F.scsi__pr_read_reservation, tvb(off, lim > off and lim - off or 0))
+  if lim - off >= 8 then
+    t:add(F.scsi__pr__p_rgeneration, tvb(off + 0, 4))
+    do local r = tvb(off + 4, 4); t:add(F.scsi__pr__additional_length, r); v.AdditionalLength = r:uint() end
+    off = off + 8
+  else
+    if lim - off >= 4 then t:add(F.scsi__pr__p_rgeneration, tvb(off + 0, 4)) end
+    if lim - off >= 8 then do local r = tvb(off + 4, 4); t:add(F.scsi__pr__additional_length, r); v.AdditionalLength = r:uint() end end
+    return short(t, off, lim, 8, "PERSISTENT RESERVE IN READ RESERVATION data (SPC-3 6.11.3)"), v
+  end
+  if v.AdditionalLength == 16 then
+    do
+      local o, sub = D.d_scsi_pr_read_reservation_reservation_20(tvb, t, off, lim, pinfo, ctx, v)
+      if not o then return nil, v end
+      off = o
+    end
+  end
+  t:set_len(off - start)
+  return off, v
+end
+
+D.d_scsi_pr_read_reservation_reservation_20 = function(tvb, tree, off, lim, pinfo, ctx, pv)
+  local v = {}
+  local t = tree
+  if lim - off >= 16 then
+    t:add(F.scsi__pr__reservation_key, tvb(off + 0, 8))
+    t:add(F.scsi__pr__obsolete, tvb(off + 8, 4))
+    t:add(F.scsi__pr__reserved, tvb(off + 12, 1))
+    do local r = tvb(off + 13, 1); local b = t:add(F.scsi__pr__scope_type, r); b:add(F.scsi__pr__scope_type__scope, r); b:add(F.scsi__pr__scope_type__type, r) end
+    t:add(F.scsi__pr__obsolete2, tvb(off + 14, 2))
+    off = off + 16
+  else
+    if lim - off >= 8 then t:add(F.scsi__pr__reservation_key, tvb(off + 0, 8)) end
+    if lim - off >= 12 then t:add(F.scsi__pr__obsolete, tvb(off + 8, 4)) end
+    if lim - off >= 13 then t:add(F.scsi__pr__reserved, tvb(off + 12, 1)) end
+    if lim - off >= 14 then do local r = tvb(off + 13, 1); local b = t:add(F.scsi__pr__scope_type, r); b:add(F.scsi__pr__scope_type__scope, r); b:add(F.scsi__pr__scope_type__type, r) end end
+    if lim - off >= 16 then t:add(F.scsi__pr__obsolete2, tvb(off + 14, 2)) end
+    return short(t, off, lim, 16, "PERSISTENT RESERVE IN READ RESERVATION data (SPC-3 6.11.3)"), v
+  end
+  return off, v
+end
+
+D.d_scsi_pr_capabilities = function(tvb, tree, off, lim, pinfo, ctx, pv)
+  local v = {}
+  local t = tree:add(F.scsi__pr_capabilities, tvb(off, lim - off >= 8 and 8 or lim - off))
+  if lim - off >= 8 then
+    t:add(F.scsi__pr__length, tvb(off + 0, 2))
+    do local r = tvb(off + 2, 1); local b = t:add(F.scsi__pr__capabilities, r); b:add(F.scsi__pr__capabilities__crh, r); b:add(F.scsi__pr__capabilities__sip_c, r); b:add(F.scsi__pr__capabilities__atp_c, r); b:add(F.scsi__pr__capabilities__ptpl_c, r) end
+    do local r = tvb(off + 3, 1); local b = t:add(F.scsi__pr__state, r); b:add(F.scsi__pr__state__tmv, r); b:add(F.scsi__pr__state__ptpl_a, r) end
+    t:add(F.scsi__pr__persistent_reservation_type_mask, tvb(off + 4, 2))
+    t:add(F.scsi__pr__reserved, tvb(off + 6, 2))
+    off = off + 8
+  else
+    if lim - off >= 2 then t:add(F.scsi__pr__length, tvb(off + 0, 2)) end
+    if lim - off >= 3 then do local r = tvb(off + 2, 1); local b = t:add(F.scsi__pr__capabilities, r); b:add(F.scsi__pr__capabilities__crh, r); b:add(F.scsi__pr__capabilities__sip_c, r); b:add(F.scsi__pr__capabilities__atp_c, r); b:add(F.scsi__pr__capabilities__ptpl_c, r) end end
+    if lim - off >= 4 then do local r = tvb(off + 3, 1); local b = t:add(F.scsi__pr__state, r); b:add(F.scsi__pr__state__tmv, r); b:add(F.scsi__pr__state__ptpl_a, r) end end
+    if lim - off >= 6 then t:add(F.scsi__pr__persistent_reservation_type_mask, tvb(off + 4, 2)) end
+    if lim - off >= 8 then t:add(F.scsi__pr__reserved, tvb(off + 6, 2)) end
+    return short(t, off, lim, 8, "PERSISTENT RESERVE IN REPORT CAPABILITIES data (SPC-3 6.11.4)"), v
+  end
+  return off, v
+end
+
+D.d_scsi_pr_full_status = function(tvb, tree, off, lim, pinfo, ctx, pv)
+  local v = {}
+  local start = off
+  local t = tree:add(F.scsi__pr_full_status, tvb(off, lim > off and lim - off or 0))
+  if lim - off >= 8 then
+    t:add(F.scsi__pr__p_rgeneration, tvb(off + 0, 4))
+    do local r = tvb(off + 4, 4); t:add(F.scsi__pr__additional_length, r); v.AdditionalLength = r:uint() end
+    off = off + 8
+  else
+    if lim - off >= 4 then t:add(F.scsi__pr__p_rgeneration, tvb(off + 0, 4)) end
+    if lim - off >= 8 then do local r = tvb(off + 4, 4); t:add(F.scsi__pr__additional_length, r); v.AdditionalLength = r:uint() end end
+    return short(t, off, lim, 8, "PERSISTENT RESERVE IN READ FULL STATUS data (SPC-3 6.11.5)"), v
+  end
+  do
+    local n = v.AdditionalLength
+    if n > lim - off then
+      return long_length(t, off, lim, n, "PERSISTENT RESERVE IN READ FULL STATUS data (SPC-3 6.11.5).Descriptors"), v
+    end
+    D.d_scsi_pr_full_status_descriptors_21(tvb, t, off, off + n, pinfo, ctx, v)
+    off = off + n
+  end
+  t:set_len(off - start)
+  return off, v
+end
+
+D.d_scsi_pr_full_status_descriptors_21 = function(tvb, tree, off, lim, pinfo, ctx, pv)
+  local v = pv or {}
+  local t = tree
+  do
+    local n, i = math.huge, 0
+    while i < n do
+      if off >= lim then break end
+      if i >= 4096 then
+        t:add_proto_expert_info(E.length, string.format("%s: only the first %d of %d elements are shown", "PERSISTENT RESERVE IN READ FULL STATUS data (SPC-3 6.11.5).Value", i, n))
+        break
+      end
+      if off >= lim then
+        return long_length(t, off, lim, n - i, "PERSISTENT RESERVE IN READ FULL STATUS data (SPC-3 6.11.5).Value elements"), v
+      end
+      local o = D.d_scsi_pr_full_status_value_22(tvb, t, off, lim, pinfo, ctx, v)
+      if not o then return nil, v end
+      if o == off then break end
+      off = o
+      i = i + 1
+    end
+  end
+  return off, v
+end
+
+D.d_scsi_pr_full_status_value_22 = function(tvb, tree, off, lim, pinfo, ctx, pv)
+  local v = {}
+  local t = tree
+  if lim - off >= 24 then
+    t:add(F.scsi__pr__reservation_key, tvb(off + 0, 8))
+    t:add(F.scsi__pr__reserved, tvb(off + 8, 4))
+    do local r = tvb(off + 12, 1); local b = t:add(F.scsi__pr__holder, r); b:add(F.scsi__pr__holder__all_tg_pt, r); b:add(F.scsi__pr__holder__r_holder, r) end
+    do local r = tvb(off + 13, 1); local b = t:add(F.scsi__pr__scope_type, r); b:add(F.scsi__pr__scope_type__scope, r); b:add(F.scsi__pr__scope_type__type, r) end
+    t:add(F.scsi__pr__reserved2, tvb(off + 14, 4))
+    t:add(F.scsi__pr__relative_target_port_identifier, tvb(off + 18, 2))
+    do local r = tvb(off + 20, 4); t:add(F.scsi__pr__additional_descriptor_length, r); v.AdditionalDescriptorLength = r:uint() end
+    off = off + 24
+  else
+    if lim - off >= 8 then t:add(F.scsi__pr__reservation_key, tvb(off + 0, 8)) end
+    if lim - off >= 12 then t:add(F.scsi__pr__reserved, tvb(off + 8, 4)) end
+    if lim - off >= 13 then do local r = tvb(off + 12, 1); local b = t:add(F.scsi__pr__holder, r); b:add(F.scsi__pr__holder__all_tg_pt, r); b:add(F.scsi__pr__holder__r_holder, r) end end
+    if lim - off >= 14 then do local r = tvb(off + 13, 1); local b = t:add(F.scsi__pr__scope_type, r); b:add(F.scsi__pr__scope_type__scope, r); b:add(F.scsi__pr__scope_type__type, r) end end
+    if lim - off >= 18 then t:add(F.scsi__pr__reserved2, tvb(off + 14, 4)) end
+    if lim - off >= 20 then t:add(F.scsi__pr__relative_target_port_identifier, tvb(off + 18, 2)) end
+    if lim - off >= 24 then do local r = tvb(off + 20, 4); t:add(F.scsi__pr__additional_descriptor_length, r); v.AdditionalDescriptorLength = r:uint() end end
+    return short(t, off, lim, 24, "PERSISTENT RESERVE IN READ FULL STATUS data (SPC-3 6.11.5)"), v
+  end
+  do
+    local n = v.AdditionalDescriptorLength
+    if n > lim - off then
+      if lim > off then t:add(F.scsi__pr__transport_id, tvb(off, lim - off)) end
+      return long_length(t, off, lim, n, "PERSISTENT RESERVE IN READ FULL STATUS data (SPC-3 6.11.5).TransportID"), v
+    end
+    if n > 0 then t:add(F.scsi__pr__transport_id, tvb(off, n)); off = off + n end
+  end
+  return off, v
+end
+
+D.d_scsi_report_luns_data = function(tvb, tree, off, lim, pinfo, ctx, pv)
+  local v = {}
+  local start = off
+  local t = tree:add(F.scsi__report_luns_data, tvb(off, lim > off and lim - off or 0))
+  if lim - off >= 8 then
+    do local r = tvb(off + 0, 4); t:add(F.scsi__report_luns__lun_list_length, r); v.LunListLength = r:uint() end
+    t:add(F.scsi__report_luns__reserved, tvb(off + 4, 4))
+    off = off + 8
+  else
+    if lim - off >= 4 then do local r = tvb(off + 0, 4); t:add(F.scsi__report_luns__lun_list_length, r); v.LunListLength = r:uint() end end
+    if lim - off >= 8 then t:add(F.scsi__report_luns__reserved, tvb(off + 4, 4)) end
+    return short(t, off, lim, 8, "REPORT LUNS parameter data (SPC-3 6.21)"), v
+  end
+  do
+    local n, i = math.floor((v.LunListLength) / (8)), 0
+    while i < n do
+      if i >= 4096 then
+        t:add_proto_expert_info(E.length, string.format("%s: only the first %d of %d elements are shown", "REPORT LUNS parameter data (SPC-3 6.21).Lun", i, n))
+        break
+      end
+      if lim - off < 8 then
+        return long_length(t, off, lim, (n - i) * 8, "REPORT LUNS parameter data (SPC-3 6.21).Lun"), v
+      end
+      t:add(F.scsi__report_luns__lun, tvb(off + 0, 8))
+      off = off + 8
+      i = i + 1
+    end
+  end
+  t:set_len(off - start)
+  return off, v
+end
+
+D.d_scsi_mode_header6 = function(tvb, tree, off, lim, pinfo, ctx, pv)
+  local v = {}
+  local start = off
+  local t = tree:add(F.scsi__mode_header6, tvb(off, lim > off and lim - off or 0))
+  if lim - off >= 4 then
+    t:add(F.scsi__mode_sense__mode_data_length, tvb(off + 0, 1))
+    t:add(F.scsi__mode_sense__medium_type, tvb(off + 1, 1))
+    do local r = tvb(off + 2, 1); local b = t:add(F.scsi__mode_sense__device_specific_parameter, r); b:add(F.scsi__mode_sense__device_specific_parameter__wp, r); b:add(F.scsi__mode_sense__device_specific_parameter__dpofua, r) end
+    t:add(F.scsi__mode_sense__block_descriptor_length, tvb(off + 3, 1))
+    off = off + 4
+  else
+    if lim - off >= 1 then t:add(F.scsi__mode_sense__mode_data_length, tvb(off + 0, 1)) end
+    if lim - off >= 2 then t:add(F.scsi__mode_sense__medium_type, tvb(off + 1, 1)) end
+    if lim - off >= 3 then do local r = tvb(off + 2, 1); local b = t:add(F.scsi__mode_sense__device_specific_parameter, r); b:add(F.scsi__mode_sense__device_specific_parameter__wp, r); b:add(F.scsi__mode_sense__device_specific_parameter__dpofua, r) end end
+    if lim - off >= 4 then t:add(F.scsi__mode_sense__block_descriptor_length, tvb(off + 3, 1)) end
+    return short(t, off, lim, 4, "MODE SENSE(6) parameter header (SPC-3 7.4.3)"), v
+  end
+  do
+    local n = lim - off
+    if n > lim - off then
+      if lim > off then t:add(F.scsi__mode_sense__mode_pages, tvb(off, lim - off)) end
+      return long_length(t, off, lim, n, "MODE SENSE(6) parameter header (SPC-3 7.4.3).ModePages"), v
+    end
+    if n > 0 then t:add(F.scsi__mode_sense__mode_pages, tvb(off, n)); off = off + n end
+  end
+  t:set_len(off - start)
+  return off, v
+end
+
+D.d_scsi_mode_header10 = function(tvb, tree, off, lim, pinfo, ctx, pv)
+  local v = {}
+  local start = off
+  local t = tree:add(F.scsi__mode_header10, tvb(off, lim > off and lim - off or 0))
+  if lim - off >= 8 then
+    t:add(F.scsi__mode_sense__mode_data_length, tvb(off + 0, 2))
+    t:add(F.scsi__mode_sense__medium_type, tvb(off + 2, 1))
+    do local r = tvb(off + 3, 1); local b = t:add(F.scsi__mode_sense__device_specific_parameter, r); b:add(F.scsi__mode_sense__device_specific_parameter__wp, r); b:add(F.scsi__mode_sense__device_specific_parameter__dpofua, r) end
+    t:add(F.scsi__mode_sense__long_lba, tvb(off + 4, 1))
+    t:add(F.scsi__mode_sense__reserved, tvb(off + 5, 1))
+    t:add(F.scsi__mode_sense__block_descriptor_length, tvb(off + 6, 2))
+    off = off + 8
+  else
+    if lim - off >= 2 then t:add(F.scsi__mode_sense__mode_data_length, tvb(off + 0, 2)) end
+    if lim - off >= 3 then t:add(F.scsi__mode_sense__medium_type, tvb(off + 2, 1)) end
+    if lim - off >= 4 then do local r = tvb(off + 3, 1); local b = t:add(F.scsi__mode_sense__device_specific_parameter, r); b:add(F.scsi__mode_sense__device_specific_parameter__wp, r); b:add(F.scsi__mode_sense__device_specific_parameter__dpofua, r) end end
+    if lim - off >= 5 then t:add(F.scsi__mode_sense__long_lba, tvb(off + 4, 1)) end
+    if lim - off >= 6 then t:add(F.scsi__mode_sense__reserved, tvb(off + 5, 1)) end
+    if lim - off >= 8 then t:add(F.scsi__mode_sense__block_descriptor_length, tvb(off + 6, 2)) end
+    return short(t, off, lim, 8, "MODE SENSE(10) parameter header (SPC-3 7.4.3)"), v
+  end
+  do
+    local n = lim - off
+    if n > lim - off then
+      if lim > off then t:add(F.scsi__mode_sense__mode_pages, tvb(off, lim - off)) end
+      return long_length(t, off, lim, n, "MODE SENSE(10) parameter header (SPC-3 7.4.3).ModePages"), v
+    end
+    if n > 0 then t:add(F.scsi__mode_sense__mode_pages, tvb(off, n)); off = off + n end
+  end
+  t:set_len(off - start)
+  return off, v
+end
+
+D.d_validate_disk_request = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local start = off
   local t = tree:add(F.validate_disk_request, tvb(off, lim > off and lim - off or 0))
@@ -858,10 +2334,10 @@ D.d_validate_disk_request = function(tvb, tree, off, lim, pinfo, ctx)
       fn = false
     elseif true then
       t:add(F.validate_disk_request__layout, "windows: Windows layout: 56 reserved bytes after the header"):set_generated()
-      fn = D.d_validate_disk_request_windows_10
+      fn = D.d_validate_disk_request_windows_23
     end
     if fn then
-      local o, sub = fn(tvb, t, off, lim, pinfo, ctx)
+      local o, sub = fn(tvb, t, off, lim, pinfo, ctx, v)
       for k, x in pairs(sub or {}) do v[k] = x end
       if not o then return nil, v end
       off = o
@@ -871,7 +2347,7 @@ D.d_validate_disk_request = function(tvb, tree, off, lim, pinfo, ctx)
   return off, v
 end
 
-D.d_validate_disk_request_windows_10 = function(tvb, tree, off, lim, pinfo, ctx)
+D.d_validate_disk_request_windows_23 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree
   do
@@ -885,7 +2361,7 @@ D.d_validate_disk_request_windows_10 = function(tvb, tree, off, lim, pinfo, ctx)
   return off, v
 end
 
-D.d_validate_disk_response = function(tvb, tree, off, lim, pinfo, ctx)
+D.d_validate_disk_response = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local start = off
   local t = tree:add(F.validate_disk_response, tvb(off, lim > off and lim - off or 0))
@@ -896,10 +2372,10 @@ D.d_validate_disk_response = function(tvb, tree, off, lim, pinfo, ctx)
       fn = false
     elseif true then
       t:add(F.validate_disk_response__layout, "windows: Windows layout: a 1-byte IsValidDisk after the header"):set_generated()
-      fn = D.d_validate_disk_response_windows_11
+      fn = D.d_validate_disk_response_windows_24
     end
     if fn then
-      local o, sub = fn(tvb, t, off, lim, pinfo, ctx)
+      local o, sub = fn(tvb, t, off, lim, pinfo, ctx, v)
       for k, x in pairs(sub or {}) do v[k] = x end
       if not o then return nil, v end
       off = o
@@ -909,7 +2385,7 @@ D.d_validate_disk_response = function(tvb, tree, off, lim, pinfo, ctx)
   return off, v
 end
 
-D.d_validate_disk_response_windows_11 = function(tvb, tree, off, lim, pinfo, ctx)
+D.d_validate_disk_response_windows_24 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree
   if lim - off >= 1 then
@@ -930,14 +2406,14 @@ D.d_validate_disk_response_windows_11 = function(tvb, tree, off, lim, pinfo, ctx
   return off, v
 end
 
-D.d_support_request = function(tvb, tree, off, lim, pinfo, ctx)
+D.d_support_request = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local start = off
   local t = tree:add(F.support_request, tvb(off, lim > off and lim - off or 0))
   if lim > off then
     do
-      local o, sub = D.d_header(tvb, t, off, lim, pinfo, ctx)
-      v.Header = sub; if not o then return nil, v end
+      local o, sub = D.d_header(tvb, t, off, lim, pinfo, ctx, v)
+      if sub ~= v then v.Header = sub end; if not o then return nil, v end
       off = o
     end
   end
@@ -945,7 +2421,7 @@ D.d_support_request = function(tvb, tree, off, lim, pinfo, ctx)
   return off, v
 end
 
-D.d_support_response = function(tvb, tree, off, lim, pinfo, ctx)
+D.d_support_response = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local start = off
   local t = tree:add(F.support_response, tvb(off, lim > off and lim - off or 0))
@@ -953,13 +2429,13 @@ D.d_support_response = function(tvb, tree, off, lim, pinfo, ctx)
     local fn
     if lim - off == 8 then
       t:add(F.support_response__layout, "windows: Windows and MS-SMB2: 4-byte fields"):set_generated()
-      fn = D.d_support_response_windows_12
+      fn = D.d_support_response_windows_25
     elseif true then
       t:add(F.support_response__layout, "seed: MS-RSVD v1 seed layout: 2-byte fields"):set_generated()
-      fn = D.d_support_response_seed_13
+      fn = D.d_support_response_seed_26
     end
     if fn then
-      local o, sub = fn(tvb, t, off, lim, pinfo, ctx)
+      local o, sub = fn(tvb, t, off, lim, pinfo, ctx, v)
       for k, x in pairs(sub or {}) do v[k] = x end
       if not o then return nil, v end
       off = o
@@ -969,7 +2445,7 @@ D.d_support_response = function(tvb, tree, off, lim, pinfo, ctx)
   return off, v
 end
 
-D.d_support_response_windows_12 = function(tvb, tree, off, lim, pinfo, ctx)
+D.d_support_response_windows_25 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree
   if lim - off >= 8 then
@@ -984,7 +2460,7 @@ D.d_support_response_windows_12 = function(tvb, tree, off, lim, pinfo, ctx)
   return off, v
 end
 
-D.d_support_response_seed_13 = function(tvb, tree, off, lim, pinfo, ctx)
+D.d_support_response_seed_26 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree
   if lim - off >= 4 then
@@ -999,13 +2475,13 @@ D.d_support_response_seed_13 = function(tvb, tree, off, lim, pinfo, ctx)
   return off, v
 end
 
-D.d_tunnel_request = function(tvb, tree, off, lim, pinfo, ctx)
+D.d_tunnel_request = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local start = off
   local t = tree:add(F.tunnel_request, tvb(off, lim > off and lim - off or 0))
   do
-    local o, sub = D.d_header(tvb, t, off, lim, pinfo, ctx)
-    v.Header = sub; if not o then return nil, v end
+    local o, sub = D.d_header(tvb, t, off, lim, pinfo, ctx, v)
+    if sub ~= v then v.Header = sub end; if not o then return nil, v end
     off = o
   end
   do
@@ -1016,10 +2492,10 @@ D.d_tunnel_request = function(tvb, tree, off, lim, pinfo, ctx)
     elseif key == 0x02001004 then fn = D.d_srb_status_request
     elseif key == 0x02001005 then fn = D.d_disk_info_request
     elseif key == 0x02001006 then fn = D.d_validate_disk_request
-    else fn = D.d_tunnel_request_payload_default_14 end
+    else fn = D.d_tunnel_request_payload_default_27 end
     if fn then
-      local o, sub = fn(tvb, t, off, lim, pinfo, ctx)
-      if not o then return nil, v end
+      local o, sub = fn(tvb, t, off, lim, pinfo, ctx, v)
+      if sub ~= v then v.Payload = sub end; if not o then return nil, v end
       off = o
     end
   end
@@ -1027,7 +2503,7 @@ D.d_tunnel_request = function(tvb, tree, off, lim, pinfo, ctx)
   return off, v
 end
 
-D.d_tunnel_request_payload_default_14 = function(tvb, tree, off, lim, pinfo, ctx)
+D.d_tunnel_request_payload_default_27 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree
   do
@@ -1041,13 +2517,13 @@ D.d_tunnel_request_payload_default_14 = function(tvb, tree, off, lim, pinfo, ctx
   return off, v
 end
 
-D.d_tunnel_response = function(tvb, tree, off, lim, pinfo, ctx)
+D.d_tunnel_response = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local start = off
   local t = tree:add(F.tunnel_response, tvb(off, lim > off and lim - off or 0))
   do
-    local o, sub = D.d_header(tvb, t, off, lim, pinfo, ctx)
-    v.Header = sub; if not o then return nil, v end
+    local o, sub = D.d_header(tvb, t, off, lim, pinfo, ctx, v)
+    if sub ~= v then v.Header = sub end; if not o then return nil, v end
     off = o
   end
   if v.Header.Status == 0 then
@@ -1059,17 +2535,17 @@ D.d_tunnel_response = function(tvb, tree, off, lim, pinfo, ctx)
       elseif key == 0x02001004 then fn = D.d_srb_status_response
       elseif key == 0x02001005 then fn = D.d_disk_info_response
       elseif key == 0x02001006 then fn = D.d_validate_disk_response
-      else fn = D.d_tunnel_response_payload_default_15 end
+      else fn = D.d_tunnel_response_payload_default_28 end
       if fn then
-        local o, sub = fn(tvb, t, off, lim, pinfo, ctx)
-        if not o then return nil, v end
+        local o, sub = fn(tvb, t, off, lim, pinfo, ctx, v)
+        if sub ~= v then v.Payload = sub end; if not o then return nil, v end
         off = o
       end
     end
   else
     do
-      local o, sub = D.d_tunnel_response_payload_16(tvb, t, off, lim, pinfo, ctx)
-      if not o then return nil, v end
+      local o, sub = D.d_tunnel_response_payload_29(tvb, t, off, lim, pinfo, ctx, v)
+      if sub ~= v then v.Payload = sub end; if not o then return nil, v end
       off = o
     end
   end
@@ -1077,7 +2553,7 @@ D.d_tunnel_response = function(tvb, tree, off, lim, pinfo, ctx)
   return off, v
 end
 
-D.d_tunnel_response_payload_default_15 = function(tvb, tree, off, lim, pinfo, ctx)
+D.d_tunnel_response_payload_default_28 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree
   do
@@ -1091,7 +2567,7 @@ D.d_tunnel_response_payload_default_15 = function(tvb, tree, off, lim, pinfo, ct
   return off, v
 end
 
-D.d_tunnel_response_payload_16 = function(tvb, tree, off, lim, pinfo, ctx)
+D.d_tunnel_response_payload_29 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree
   do

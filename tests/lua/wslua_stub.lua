@@ -37,6 +37,10 @@ function Range:uint()
 end
 function Range:le_ustring() return utf16le(self.s, self.off, self.len) end
 function Range:len() return self.len end
+function Range:string()
+  local t = self.s:sub(self.off + 1, self.off + self.len)
+  return (t:match("^[^%z]*"))
+end
 function Range:hex()
   local out = {}
   for i = 0, self.len - 1 do out[#out + 1] = string.format("%02x", byte_at(self.s, self.off + i)) end
@@ -62,29 +66,46 @@ local function guid(r)
     h:sub(17, 20) .. "-" .. h:sub(21, 32)
 end
 
-local function value_of(f, r, v)
+-- A masked field shows (x & mask) >> shift; masks here are contiguous bits.
+local function masked(x, mask)
+  local low = 1
+  while mask % (low * 2) < low do low = low * 2 end
+  return math.floor(x / low) % math.floor(mask / low + 1)
+end
+
+local function value_of(f, r, v, le)
   if v ~= nil then return tostring(v) end
+  local x
   if f.kind == "uint64" then
     local h = {}
-    for i = r.len - 1, 0, -1 do h[#h + 1] = string.format("%02x", byte_at(r.s, r.off + i)) end
+    for i = 0, r.len - 1 do
+      local j = le and (r.len - 1 - i) or i
+      h[#h + 1] = string.format("%02x", byte_at(r.s, r.off + j))
+    end
     return "0x" .. table.concat(h)
-  elseif f.kind:match("^uint") then return string.format("%d", r:le_uint())
-  elseif f.kind == "bool" then
-    return (math.floor(r:le_uint() / f.mask) % 2 == 1) and "true" or "false"
+  end
+  if f.kind:match("^uint") or f.kind == "bool" then
+    x = le and r:le_uint() or r:uint()
+    if f.mask then x = masked(x, f.mask) end
+    if f.kind == "bool" then return x ~= 0 and "true" or "false" end
+    return string.format("%d", x)
   elseif f.kind == "guid" then return guid(r)
   elseif f.kind == "bytes" then return r:hex()
+  elseif f.kind == "string" then return r:string()
   end
   return ""
 end
 
 local Item = {}
 Item.__index = Item
-local function add(self, f, r, v)
-  if getmetatable(r) ~= Range then r, v = nil, r end
-  out[#out + 1] = f.abbrev .. "\t" .. value_of(f, r, v)
-  return setmetatable({}, Item)
+local function adder(le)
+  return function(self, f, r, v)
+    if getmetatable(r) ~= Range then r, v = nil, r end
+    out[#out + 1] = f.abbrev .. "\t" .. value_of(f, r, v, le)
+    return setmetatable({}, Item)
+  end
 end
-Item.add, Item.add_le = add, add
+Item.add, Item.add_le = adder(false), adder(true)
 function Item:set_generated() return self end
 function Item:set_len() end
 function Item:append_text() end
@@ -92,16 +113,17 @@ function Item:add_proto_expert_info(e, text) out[#out + 1] = "expert\t" .. text 
 
 local function field(kind)
   return function(abbrev, name, a, b, c)
-    local mask = (kind == "bool") and c or nil
+    local mask = c
+    if kind == "none" or kind == "guid" or kind == "bytes" or kind == "string" then mask = nil end
     return { abbrev = abbrev, kind = kind, mask = mask }
   end
 end
 
 ProtoField = {}
-for _, k in ipairs({ "none", "bool", "uint8", "uint16", "uint32", "uint64", "guid", "bytes", "string" }) do
+for _, k in ipairs({ "none", "bool", "uint8", "uint16", "uint24", "uint32", "uint64", "guid", "bytes", "string" }) do
   ProtoField[k] = field(k)
 end
-base = { DEC = 1, HEX = 2, NONE = 0, UNICODE = 0 }
+base = { DEC = 1, HEX = 2, NONE = 0, UNICODE = 0, ASCII = 0 }
 expert = { group = { MALFORMED = 1 }, severity = { ERROR = 1 } }
 ProtoExpert = { new = function(abbrev) return { abbrev = abbrev } end }
 Field = { new = function() return function() end end }

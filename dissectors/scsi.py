@@ -1,0 +1,533 @@
+"""SCSI as RSVD tunnels it: command names, statuses, sense data, CDBs and their data.
+
+Names and layouts follow SPC-3 (T10/1416-D) and SBC-3; MS-RSVD refers to SPC-3 for
+the SCSI it carries. Everything here is shared with Python (tests, samples, analyzer)
+and generated into the Lua dissector; none of it is typed into a template.
+
+Field namespaces: `scsi.cdb` (every CDB's common fields), `scsi.rw` (block commands),
+`scsi.inquiry`, `scsi.capacity`, `scsi.pr` (persistent reservations, both directions),
+`scsi.report_luns`, `scsi.mode_sense`, `scsi.unmap`, `scsi.sense`.
+"""
+from __future__ import annotations
+
+from construct import (
+    BitsInteger,
+    BitStruct,
+    Bytes,
+    Enum,
+    FixedSized,
+    Flag,
+    GreedyBytes,
+    GreedyRange,
+    Array,
+    Hex,
+    Int8ub,
+    Int16ub,
+    Int32ub,
+    Int64ub,
+    Padding,
+    Pass,
+    Struct,
+    Switch,
+    this,
+)
+
+from .wire import Ascii, BitField, IfEquals, message
+
+# SPC-3 / SBC-3 operation codes (SPC-3 Annex D.3.1).
+OPERATION_CODES = dict(
+    TEST_UNIT_READY=0x00,
+    REQUEST_SENSE=0x03,
+    READ_6=0x08,
+    WRITE_6=0x0A,
+    INQUIRY=0x12,
+    MODE_SELECT_6=0x15,
+    RESERVE_6=0x16,
+    RELEASE_6=0x17,
+    MODE_SENSE_6=0x1A,
+    START_STOP_UNIT=0x1B,
+    SEND_DIAGNOSTIC=0x1D,
+    PREVENT_ALLOW_MEDIUM_REMOVAL=0x1E,
+    READ_CAPACITY_10=0x25,
+    READ_10=0x28,
+    WRITE_10=0x2A,
+    VERIFY_10=0x2F,
+    SYNCHRONIZE_CACHE_10=0x35,
+    WRITE_BUFFER=0x3B,
+    READ_BUFFER=0x3C,
+    WRITE_SAME_10=0x41,
+    UNMAP=0x42,
+    LOG_SENSE=0x4D,
+    MODE_SELECT_10=0x55,
+    MODE_SENSE_10=0x5A,
+    PERSISTENT_RESERVE_IN=0x5E,
+    PERSISTENT_RESERVE_OUT=0x5F,
+    EXTENDED_COPY=0x83,
+    RECEIVE_COPY_RESULTS=0x84,
+    READ_16=0x88,
+    COMPARE_AND_WRITE=0x89,
+    WRITE_16=0x8A,
+    VERIFY_16=0x8F,
+    SYNCHRONIZE_CACHE_16=0x91,
+    WRITE_SAME_16=0x93,
+    SERVICE_ACTION_IN_16=0x9E,
+    REPORT_LUNS=0xA0,
+    MAINTENANCE_IN=0xA3,
+    READ_12=0xA8,
+    WRITE_12=0xAA,
+)
+
+# SAM-3 5.3.1 status codes.
+SCSI_STATUS = dict(
+    GOOD=0x00,
+    CHECK_CONDITION=0x02,
+    CONDITION_MET=0x04,
+    BUSY=0x08,
+    INTERMEDIATE=0x10,
+    INTERMEDIATE_CONDITION_MET=0x14,
+    RESERVATION_CONFLICT=0x18,
+    COMMAND_TERMINATED=0x22,
+    TASK_SET_FULL=0x28,
+    ACA_ACTIVE=0x30,
+    TASK_ABORTED=0x40,
+)
+
+# Windows srb.h: the low six bits of SrbStatus; 0x80 and 0x40 are flags.
+SRB_STATUS = dict(
+    SRB_STATUS_PENDING=0x00,
+    SRB_STATUS_SUCCESS=0x01,
+    SRB_STATUS_ABORTED=0x02,
+    SRB_STATUS_ABORT_FAILED=0x03,
+    SRB_STATUS_ERROR=0x04,
+    SRB_STATUS_BUSY=0x05,
+    SRB_STATUS_INVALID_REQUEST=0x06,
+    SRB_STATUS_INVALID_PATH_ID=0x07,
+    SRB_STATUS_NO_DEVICE=0x08,
+    SRB_STATUS_TIMEOUT=0x09,
+    SRB_STATUS_SELECTION_TIMEOUT=0x0A,
+    SRB_STATUS_COMMAND_TIMEOUT=0x0B,
+    SRB_STATUS_MESSAGE_REJECTED=0x0D,
+    SRB_STATUS_BUS_RESET=0x0E,
+    SRB_STATUS_PARITY_ERROR=0x0F,
+    SRB_STATUS_REQUEST_SENSE_FAILED=0x10,
+    SRB_STATUS_NO_HBA=0x11,
+    SRB_STATUS_DATA_OVERRUN=0x12,
+    SRB_STATUS_UNEXPECTED_BUS_FREE=0x13,
+    SRB_STATUS_PHASE_SEQUENCE_FAILURE=0x14,
+    SRB_STATUS_BAD_SRB_BLOCK_LENGTH=0x15,
+    SRB_STATUS_REQUEST_FLUSHED=0x16,
+    SRB_STATUS_INVALID_LUN=0x20,
+    SRB_STATUS_INVALID_TARGET_ID=0x21,
+    SRB_STATUS_BAD_FUNCTION=0x22,
+    SRB_STATUS_ERROR_RECOVERY=0x23,
+    SRB_STATUS_NOT_POWERED=0x24,
+    SRB_STATUS_LINK_DOWN=0x25,
+    SRB_STATUS_INSUFFICIENT_RESOURCES=0x26,
+    SRB_STATUS_THROTTLED_REQUEST=0x27,
+    SRB_STATUS_INTERNAL_ERROR=0x30,
+)
+
+# SPC-3 4.5.6, table 27.
+SENSE_KEYS = dict(
+    NO_SENSE=0x0,
+    RECOVERED_ERROR=0x1,
+    NOT_READY=0x2,
+    MEDIUM_ERROR=0x3,
+    HARDWARE_ERROR=0x4,
+    ILLEGAL_REQUEST=0x5,
+    UNIT_ATTENTION=0x6,
+    DATA_PROTECT=0x7,
+    BLANK_CHECK=0x8,
+    VENDOR_SPECIFIC=0x9,
+    COPY_ABORTED=0xA,
+    ABORTED_COMMAND=0xB,
+    VOLUME_OVERFLOW=0xD,
+    MISCOMPARE=0xE,
+)
+
+# SPC-3 4.5.6, table 28: ASC << 8 | ASCQ, the ones shared-disk clusters meet and more.
+ASC_ASCQ = {
+    "NO ADDITIONAL SENSE INFORMATION": 0x0000,
+    "LOGICAL UNIT NOT READY, CAUSE NOT REPORTABLE": 0x0400,
+    "LOGICAL UNIT IS IN PROCESS OF BECOMING READY": 0x0401,
+    "LOGICAL UNIT NOT READY, INITIALIZING COMMAND REQUIRED": 0x0402,
+    "LOGICAL UNIT NOT READY, MANUAL INTERVENTION REQUIRED": 0x0403,
+    "LOGICAL UNIT NOT READY, FORMAT IN PROGRESS": 0x0404,
+    "LOGICAL UNIT NOT ACCESSIBLE, ASYMMETRIC ACCESS STATE TRANSITION": 0x040A,
+    "LOGICAL UNIT NOT ACCESSIBLE, TARGET PORT IN STANDBY STATE": 0x040B,
+    "LOGICAL UNIT NOT ACCESSIBLE, TARGET PORT IN UNAVAILABLE STATE": 0x040C,
+    "LOGICAL UNIT COMMUNICATION FAILURE": 0x0800,
+    "WRITE ERROR": 0x0C00,
+    "UNRECOVERED READ ERROR": 0x1100,
+    "PARAMETER LIST LENGTH ERROR": 0x1A00,
+    "INVALID COMMAND OPERATION CODE": 0x2000,
+    "LOGICAL BLOCK ADDRESS OUT OF RANGE": 0x2100,
+    "INVALID FIELD IN CDB": 0x2400,
+    "LOGICAL UNIT NOT SUPPORTED": 0x2500,
+    "INVALID FIELD IN PARAMETER LIST": 0x2600,
+    "WRITE PROTECTED": 0x2700,
+    "NOT READY TO READY CHANGE, MEDIUM MAY HAVE CHANGED": 0x2800,
+    "POWER ON, RESET, OR BUS DEVICE RESET OCCURRED": 0x2900,
+    "POWER ON OCCURRED": 0x2901,
+    "SCSI BUS RESET OCCURRED": 0x2902,
+    "BUS DEVICE RESET FUNCTION OCCURRED": 0x2903,
+    "DEVICE INTERNAL RESET": 0x2904,
+    "I_T NEXUS LOSS OCCURRED": 0x2907,
+    "PARAMETERS CHANGED": 0x2A00,
+    "MODE PARAMETERS CHANGED": 0x2A01,
+    "LOG PARAMETERS CHANGED": 0x2A02,
+    "RESERVATIONS PREEMPTED": 0x2A03,
+    "RESERVATIONS RELEASED": 0x2A04,
+    "REGISTRATIONS PREEMPTED": 0x2A05,
+    "ASYMMETRIC ACCESS STATE CHANGED": 0x2A06,
+    "CAPACITY DATA HAS CHANGED": 0x2A09,
+    "COMMAND SEQUENCE ERROR": 0x2C00,
+    "COMMANDS CLEARED BY ANOTHER INITIATOR": 0x2F00,
+    "MEDIUM NOT PRESENT": 0x3A00,
+    "MICROCODE HAS BEEN CHANGED": 0x3F01,
+    "INQUIRY DATA HAS CHANGED": 0x3F03,
+    "REPORTED LUNS DATA HAS CHANGED": 0x3F0E,
+    "INTERNAL TARGET FAILURE": 0x4400,
+    "SCSI PARITY ERROR": 0x4700,
+    "DATA PHASE ERROR": 0x4B00,
+    "SYSTEM RESOURCE FAILURE": 0x5500,
+    "FAILURE PREDICTION THRESHOLD EXCEEDED": 0x5D00,
+}
+
+PR_IN_SERVICE_ACTIONS = dict(READ_KEYS=0x00, READ_RESERVATION=0x01, REPORT_CAPABILITIES=0x02,
+                             READ_FULL_STATUS=0x03)
+PR_OUT_SERVICE_ACTIONS = dict(REGISTER=0x00, RESERVE=0x01, RELEASE=0x02, CLEAR=0x03, PREEMPT=0x04,
+                              PREEMPT_AND_ABORT=0x05, REGISTER_AND_IGNORE_EXISTING_KEY=0x06,
+                              REGISTER_AND_MOVE=0x07)
+PR_TYPES = dict(WRITE_EXCLUSIVE=0x1, EXCLUSIVE_ACCESS=0x3, WRITE_EXCLUSIVE_REGISTRANTS_ONLY=0x5,
+                EXCLUSIVE_ACCESS_REGISTRANTS_ONLY=0x6, WRITE_EXCLUSIVE_ALL_REGISTRANTS=0x7,
+                EXCLUSIVE_ACCESS_ALL_REGISTRANTS=0x8)
+PR_SCOPES = dict(LU_SCOPE=0x0)
+SERVICE_ACTION_IN_16 = dict(READ_CAPACITY_16=0x10, GET_LBA_STATUS=0x12)
+RESPONSE_CODES = dict(CURRENT_FIXED=0x70, DEFERRED_FIXED=0x71, CURRENT_DESCRIPTOR=0x72, DEFERRED_DESCRIPTOR=0x73)
+PAGE_CONTROL = dict(CURRENT=0, CHANGEABLE=1, DEFAULT=2, SAVED=3)
+
+_CONTROL = "Control" / Hex(Int8ub) * "The CONTROL byte (SAM-3 5.2)."
+
+# -- CDBs -------------------------------------------------------------------------------
+# The fields after OPERATION CODE; the first byte is read once, in SCSI_CDB.
+_RW_FLAGS = "Flags" / BitStruct(
+    "RdWrProtect" / BitsInteger(3) * "RDPROTECT or WRPROTECT: protection information checking.",
+    "DPO" / Flag * "Disable page out.",
+    "FUA" / Flag * "Force unit access.",
+    Padding(1),
+    "FUA_NV" / Flag * "Force unit access, non-volatile cache.",
+    Padding(1),
+) * "Byte 1 of READ/WRITE(10/12/16)."
+
+RW6 = message("READ(6)/WRITE(6)", "scsi.rw6", "SBC-3 5.7", "Address" / BitStruct(
+    Padding(3), "LogicalBlockAddress" / BitsInteger(21) * "The first logical block."),
+    "TransferLength" / Int8ub * "Blocks to transfer (0 means 256).", _CONTROL, prefix="scsi.rw")
+RW10 = message("READ(10)/WRITE(10)", "scsi.rw10", "SBC-3 5.8", _RW_FLAGS,
+               "LogicalBlockAddress" / Int32ub * "The first logical block.",
+               "GroupNumber" / BitField(8, 3, 5) * "The group number.",
+               "TransferLength" / Int16ub * "The number of logical blocks to transfer.", _CONTROL, prefix="scsi.rw")
+RW12 = message("READ(12)/WRITE(12)", "scsi.rw12", "SBC-3 5.9", _RW_FLAGS,
+               "LogicalBlockAddress" / Int32ub * "The first logical block.",
+               "TransferLength" / Int32ub * "The number of logical blocks to transfer.",
+               "GroupNumber" / BitField(8, 3, 5) * "The group number.", _CONTROL, prefix="scsi.rw")
+RW16 = message("READ(16)/WRITE(16)", "scsi.rw16", "SBC-3 5.10", _RW_FLAGS,
+               "LogicalBlockAddress" / Int64ub * "The first logical block.",
+               "TransferLength" / Int32ub * "The number of logical blocks to transfer.",
+               "GroupNumber" / BitField(8, 3, 5) * "The group number.", _CONTROL, prefix="scsi.rw")
+SYNC10 = message("SYNCHRONIZE CACHE(10)", "scsi.sync10", "SBC-3 5.18",
+                 "SyncFlags" / BitStruct(Padding(5), "SYNC_NV" / Flag, "IMMED" / Flag, Padding(1)),
+                 "LogicalBlockAddress" / Int32ub * "The first logical block.",
+                 "GroupNumber" / BitField(8, 3, 5) * "The group number.",
+                 "NumberOfLogicalBlocks" / Int16ub * "Blocks to synchronize (0: to the end).", _CONTROL,
+                 prefix="scsi.rw")
+SYNC16 = message("SYNCHRONIZE CACHE(16)", "scsi.sync16", "SBC-3 5.19",
+                 "SyncFlags" / BitStruct(Padding(5), "SYNC_NV" / Flag, "IMMED" / Flag, Padding(1)),
+                 "LogicalBlockAddress" / Int64ub * "The first logical block.",
+                 "NumberOfLogicalBlocks" / Int32ub * "Blocks to synchronize (0: to the end).",
+                 "GroupNumber" / BitField(8, 3, 5) * "The group number.", _CONTROL, prefix="scsi.rw")
+_WRITE_SAME_FLAGS = "WriteSameFlags" / BitStruct(
+    "WrProtect" / BitsInteger(3), "ANCHOR" / Flag, "UNMAP" / Flag, Padding(2), Padding(1))
+WRITE_SAME10 = message("WRITE SAME(10)", "scsi.write_same10", "SBC-3 5.38", _WRITE_SAME_FLAGS,
+                       "LogicalBlockAddress" / Int32ub * "The first logical block.",
+                       "GroupNumber" / BitField(8, 3, 5) * "The group number.",
+                       "NumberOfLogicalBlocks" / Int16ub * "Blocks to write.", _CONTROL, prefix="scsi.rw")
+WRITE_SAME16 = message("WRITE SAME(16)", "scsi.write_same16", "SBC-3 5.40", _WRITE_SAME_FLAGS,
+                       "LogicalBlockAddress" / Int64ub * "The first logical block.",
+                       "NumberOfLogicalBlocks" / Int32ub * "Blocks to write.",
+                       "GroupNumber" / BitField(8, 3, 5) * "The group number.", _CONTROL, prefix="scsi.rw")
+INQUIRY_CDB = message("INQUIRY", "scsi.inquiry_cdb", "SPC-3 6.4",
+                      "Flags" / BitStruct(Padding(6), "CmdDt" / Flag * "Obsolete.",
+                                          "EVPD" / Flag * "Return the vital product data page PAGE CODE."),
+                      "PageCode" / Hex(Int8ub) * "The VPD page to return when EVPD is set.",
+                      "AllocationLength" / Int16ub * "Bytes the initiator has room for.", _CONTROL,
+                      prefix="scsi.inquiry")
+READ_CAPACITY10_CDB = message("READ CAPACITY(10)", "scsi.read_capacity10_cdb", "SBC-3 5.12",
+                              "Reserved" / Bytes(1), "LogicalBlockAddress" / Int32ub * "Obsolete; zero.",
+                              "Reserved2" / Bytes(2), "PMI" / BitField(8, 7, 1) * "Obsolete; zero.", _CONTROL,
+                              prefix="scsi.capacity")
+SERVICE_ACTION_IN16_CDB = message(
+    "SERVICE ACTION IN(16)", "scsi.service_action_in16", "SBC-3 5.13",
+    "ServiceAction" / BitField(8, 3, 5, SERVICE_ACTION_IN_16) * "0x10: READ CAPACITY(16).",
+    "LogicalBlockAddress" / Int64ub * "Obsolete for READ CAPACITY(16); zero.",
+    "AllocationLength" / Int32ub * "Bytes the initiator has room for.",
+    "PMI" / BitField(8, 7, 1) * "Obsolete; zero.", _CONTROL, prefix="scsi.capacity")
+PR_IN_CDB = message("PERSISTENT RESERVE IN", "scsi.pr_in", "SPC-3 6.11",
+                    "ServiceAction" / BitField(8, 3, 5, PR_IN_SERVICE_ACTIONS) * "What to read.",
+                    "Reserved" / Bytes(5),
+                    "AllocationLength" / Int16ub * "Bytes the initiator has room for.", _CONTROL, prefix="scsi.pr")
+PR_OUT_CDB = message("PERSISTENT RESERVE OUT", "scsi.pr_out", "SPC-3 6.12",
+                     "ServiceAction" / BitField(8, 3, 5, PR_OUT_SERVICE_ACTIONS) * "What to do.",
+                     "ScopeType" / BitStruct(
+                         "Scope" / Enum(BitsInteger(4), **PR_SCOPES) * "The reservation scope.",
+                         "Type" / Enum(BitsInteger(4), **PR_TYPES) * "The reservation type."),
+                     "Reserved" / Bytes(2),
+                     "ParameterListLength" / Int32ub * "Bytes of parameter list in the data (24 for most actions).",
+                     _CONTROL, prefix="scsi.pr")
+REPORT_LUNS_CDB = message("REPORT LUNS", "scsi.report_luns_cdb", "SPC-3 6.21",
+                          "Reserved" / Bytes(1), "SelectReport" / Hex(Int8ub) * "Which LUNs to report.",
+                          "Reserved2" / Bytes(3), "AllocationLength" / Int32ub * "Bytes the initiator has room for.",
+                          "Reserved3" / Bytes(1), _CONTROL, prefix="scsi.report_luns")
+_MODE_SENSE_PAGE = "Page" / BitStruct(
+    "PC" / Enum(BitsInteger(2), **PAGE_CONTROL) * "Page control: which values to return.",
+    "PageCode" / Hex(BitsInteger(6)) * "The mode page (0x3F: all pages).")
+MODE_SENSE6_CDB = message("MODE SENSE(6)", "scsi.mode_sense6", "SPC-3 6.9",
+                          "Dbd" / BitStruct(Padding(4), "DBD" / Flag * "Disable block descriptors.", Padding(3)),
+                          _MODE_SENSE_PAGE, "SubpageCode" / Hex(Int8ub) * "The mode subpage.",
+                          "AllocationLength" / Int8ub * "Bytes the initiator has room for.", _CONTROL,
+                          prefix="scsi.mode_sense")
+MODE_SENSE10_CDB = message("MODE SENSE(10)", "scsi.mode_sense10", "SPC-3 6.10",
+                           "Dbd" / BitStruct(Padding(3), "LLBAA" / Flag * "Long LBA accepted.",
+                                             "DBD" / Flag * "Disable block descriptors.", Padding(3)),
+                           _MODE_SENSE_PAGE, "SubpageCode" / Hex(Int8ub) * "The mode subpage.",
+                           "Reserved" / Bytes(3),
+                           "AllocationLength" / Int16ub * "Bytes the initiator has room for.", _CONTROL,
+                           prefix="scsi.mode_sense")
+UNMAP_CDB = message("UNMAP", "scsi.unmap_cdb", "SBC-3 5.28",
+                    "Anchor" / BitField(8, 7, 1) * "ANCHOR: anchor the blocks rather than deallocate.",
+                    "Reserved" / Bytes(4), "GroupNumber" / BitField(8, 3, 5) * "The group number.",
+                    "ParameterListLength" / Int16ub * "Bytes of UNMAP parameter list in the data.", _CONTROL,
+                    prefix="scsi.unmap")
+TEST_UNIT_READY_CDB = message("TEST UNIT READY", "scsi.test_unit_ready", "SPC-3 6.33",
+                              "Reserved" / Bytes(4), _CONTROL, prefix="scsi.cdb")
+
+SCSI_CDB = message(
+    "SCSI CDB", "scsi.cdb", "SPC-3 4.3",
+    "OperationCode" / Enum(Int8ub, **OPERATION_CODES) * "The SCSI command.",
+    "Fields" / Switch(this.OperationCode, {
+        "TEST_UNIT_READY": TEST_UNIT_READY_CDB.struct,
+        "READ_6": RW6.struct, "WRITE_6": RW6.struct,
+        "READ_10": RW10.struct, "WRITE_10": RW10.struct, "VERIFY_10": RW10.struct,
+        "READ_12": RW12.struct, "WRITE_12": RW12.struct,
+        "READ_16": RW16.struct, "WRITE_16": RW16.struct, "VERIFY_16": RW16.struct,
+        "SYNCHRONIZE_CACHE_10": SYNC10.struct, "SYNCHRONIZE_CACHE_16": SYNC16.struct,
+        "WRITE_SAME_10": WRITE_SAME10.struct, "WRITE_SAME_16": WRITE_SAME16.struct,
+        "INQUIRY": INQUIRY_CDB.struct,
+        "READ_CAPACITY_10": READ_CAPACITY10_CDB.struct,
+        "SERVICE_ACTION_IN_16": SERVICE_ACTION_IN16_CDB.struct,
+        "PERSISTENT_RESERVE_IN": PR_IN_CDB.struct,
+        "PERSISTENT_RESERVE_OUT": PR_OUT_CDB.struct,
+        "REPORT_LUNS": REPORT_LUNS_CDB.struct,
+        "MODE_SENSE_6": MODE_SENSE6_CDB.struct,
+        "MODE_SENSE_10": MODE_SENSE10_CDB.struct,
+        "UNMAP": UNMAP_CDB.struct,
+    }, default=Pass),
+    doc="The command descriptor block in CDBBuffer, decoded by its OPERATION CODE.",
+)
+
+# -- data sent with a command (Data-out) ---------------------------------------------------
+PR_OUT_PARAMETERS = message(
+    "PERSISTENT RESERVE OUT parameter list", "scsi.pr_out_parameters", "SPC-3 6.12.3",
+    "ReservationKey" / Hex(Int64ub) * "The I_T nexus's reservation key.",
+    "ServiceActionReservationKey" / Hex(Int64ub) * "The new key (REGISTER) or the key to preempt (PREEMPT).",
+    "Obsolete" / Bytes(4),
+    "ParameterFlags" / BitStruct(Padding(4), "SPEC_I_PT" / Flag * "Specify initiator ports.",
+                                 "ALL_TG_PT" / Flag * "All target ports.", Padding(1),
+                                 "APTPL" / Flag * "Activate persist through power loss."),
+    "Reserved" / Bytes(1), "Obsolete2" / Bytes(2),
+    prefix="scsi.pr")
+UNMAP_PARAMETERS = message(
+    "UNMAP parameter list", "scsi.unmap_parameters", "SBC-3 5.28.2",
+    "DataLength" / Int16ub * "Bytes that follow.",
+    "BlockDescriptorDataLength" / Int16ub * "Bytes of block descriptors.",
+    "Reserved" / Bytes(4),
+    "Descriptors" / Array(this.BlockDescriptorDataLength // 16, Struct(
+        "UnmapLogicalBlockAddress" / Int64ub * "The first block to unmap.",
+        "NumberOfLogicalBlocks" / Int32ub * "How many blocks.",
+        "Reserved" / Bytes(4))),
+    prefix="scsi.unmap")
+
+# -- data returned (Data-in) ----------------------------------------------------------------
+INQUIRY_DATA = message(
+    "Standard INQUIRY data", "scsi.inquiry_data", "SPC-3 6.4.2",
+    "Device" / BitStruct("PeripheralQualifier" / BitsInteger(3) * "0: the device is connected.",
+                         "PeripheralDeviceType" / BitsInteger(5) * "0: direct access block device."),
+    "Removable" / BitField(8, 0, 1) * "RMB: removable medium.",
+    "Version" / Hex(Int8ub) * "The SPC version claimed (0x05: SPC-3, 0x06: SPC-4).",
+    "Format" / Hex(Int8ub) * "NormACA, HiSup and RESPONSE DATA FORMAT (2).",
+    "AdditionalLength" / Int8ub * "Bytes that follow.",
+    "CapabilityFlags" / Bytes(3) * "Bytes 5-7: SCCS...PROTECT, BQUE...ADDR16, WBUS16...CMDQUE.",
+    "VendorIdentification" / Ascii(8) * "T10 vendor identification.",
+    "ProductIdentification" / Ascii(16) * "Product identification.",
+    "ProductRevisionLevel" / Ascii(4) * "Product revision level.",
+    prefix="scsi.inquiry")
+VPD_PAGE = message(
+    "VPD page", "scsi.vpd_page", "SPC-3 7.6",
+    "Device" / Hex(Int8ub) * "Peripheral qualifier and device type.",
+    "PageCode" / Hex(Int8ub) * "The VPD page.",
+    "PageLength" / Int16ub * "Bytes of page data.",
+    "PageData" / GreedyBytes * "The page, not decoded further.",
+    prefix="scsi.inquiry")
+READ_CAPACITY10_DATA = message(
+    "READ CAPACITY(10) data", "scsi.read_capacity10_data", "SBC-3 5.12.2",
+    "ReturnedLogicalBlockAddress" / Int32ub * "The last logical block (0xFFFFFFFF: use READ CAPACITY(16)).",
+    "LogicalBlockLength" / Int32ub * "Bytes per logical block.", prefix="scsi.capacity")
+READ_CAPACITY16_DATA = message(
+    "READ CAPACITY(16) data", "scsi.read_capacity16_data", "SBC-3 5.13.2",
+    "ReturnedLogicalBlockAddress" / Int64ub * "The last logical block.",
+    "LogicalBlockLength" / Int32ub * "Bytes per logical block.",
+    "Protection" / BitStruct(Padding(4), "P_TYPE" / BitsInteger(3) * "Protection type.",
+                             "PROT_EN" / Flag * "Protection enabled."),
+    "Exponents" / BitStruct("P_I_EXPONENT" / BitsInteger(4),
+                            "LogicalBlocksPerPhysicalBlockExponent" / BitsInteger(4)
+                            * "2^n logical blocks per physical block."),
+    "Provisioning" / BitStruct("LBPME" / Flag * "Logical block provisioning management enabled.",
+                               "LBPRZ" / Flag * "Unmapped blocks read as zero.",
+                               "LowestAlignedLogicalBlockAddress" / BitsInteger(14)),
+    "Reserved" / Bytes(16), prefix="scsi.capacity")
+PR_IN_READ_KEYS = message(
+    "PERSISTENT RESERVE IN READ KEYS data", "scsi.pr_read_keys", "SPC-3 6.11.2",
+    "PRgeneration" / Hex(Int32ub) * "Bumped by every PERSISTENT RESERVE OUT that changes registrations.",
+    "AdditionalLength" / Int32ub * "Bytes of keys that follow.",
+    "ReservationKey" / Array(this.AdditionalLength // 8, Hex(Int64ub)) * "A registered reservation key.",
+    prefix="scsi.pr")
+PR_IN_READ_RESERVATION = message(
+    "PERSISTENT RESERVE IN READ RESERVATION data", "scsi.pr_read_reservation", "SPC-3 6.11.3",
+    "PRgeneration" / Hex(Int32ub) * "Bumped by every PERSISTENT RESERVE OUT that changes registrations.",
+    "AdditionalLength" / Int32ub * "16 when a reservation is held, else 0.",
+    "Reservation" / IfEquals(this.AdditionalLength, 16, Struct(
+        "ReservationKey" / Hex(Int64ub) * "The key of the reservation holder.",
+        "Obsolete" / Bytes(4), "Reserved" / Bytes(1),
+        "ScopeType" / BitStruct("Scope" / Enum(BitsInteger(4), **PR_SCOPES) * "The reservation scope.",
+                                "Type" / Enum(BitsInteger(4), **PR_TYPES) * "The reservation type."),
+        "Obsolete2" / Bytes(2))),
+    prefix="scsi.pr")
+PR_IN_REPORT_CAPABILITIES = message(
+    "PERSISTENT RESERVE IN REPORT CAPABILITIES data", "scsi.pr_capabilities", "SPC-3 6.11.4",
+    "Length" / Int16ub * "8.",
+    "Capabilities" / BitStruct(Padding(3), "CRH" / Flag * "Compatible reservation handling.",
+                               "SIP_C" / Flag * "SPEC_I_PT capable.", "ATP_C" / Flag * "ALL_TG_PT capable.",
+                               Padding(1), "PTPL_C" / Flag * "Persist through power loss capable."),
+    "State" / BitStruct("TMV" / Flag * "The type mask is valid.", Padding(6),
+                        "PTPL_A" / Flag * "Persist through power loss active."),
+    "PersistentReservationTypeMask" / Hex(Int16ub) * "The reservation types supported.",
+    "Reserved" / Bytes(2), prefix="scsi.pr")
+PR_FULL_STATUS_DESCRIPTOR = Struct(
+    "ReservationKey" / Hex(Int64ub) * "A registered reservation key.",
+    "Reserved" / Bytes(4),
+    "Holder" / BitStruct(Padding(6), "ALL_TG_PT" / Flag * "Registered on all target ports.",
+                         "R_HOLDER" / Flag * "This registrant holds the reservation."),
+    "ScopeType" / BitStruct("Scope" / Enum(BitsInteger(4), **PR_SCOPES) * "The reservation scope.",
+                            "Type" / Enum(BitsInteger(4), **PR_TYPES) * "The reservation type."),
+    "Reserved2" / Bytes(4),
+    "RelativeTargetPortIdentifier" / Int16ub * "The target port of the I_T nexus.",
+    "AdditionalDescriptorLength" / Int32ub * "Bytes of TransportID.",
+    "TransportID" / Bytes(this.AdditionalDescriptorLength) * "The initiator's TransportID.",
+)
+PR_IN_READ_FULL_STATUS = message(
+    "PERSISTENT RESERVE IN READ FULL STATUS data", "scsi.pr_full_status", "SPC-3 6.11.5",
+    "PRgeneration" / Hex(Int32ub) * "Bumped by every PERSISTENT RESERVE OUT that changes registrations.",
+    "AdditionalLength" / Int32ub * "Bytes of descriptors that follow.",
+    "Descriptors" / FixedSized(this.AdditionalLength, GreedyRange(PR_FULL_STATUS_DESCRIPTOR)),
+    prefix="scsi.pr")
+REPORT_LUNS_DATA = message(
+    "REPORT LUNS parameter data", "scsi.report_luns_data", "SPC-3 6.21",
+    "LunListLength" / Int32ub * "Bytes of LUNs that follow.",
+    "Reserved" / Bytes(4),
+    "Lun" / Array(this.LunListLength // 8, Hex(Int64ub)) * "A logical unit number.",
+    prefix="scsi.report_luns")
+MODE_PARAMETER_HEADER6 = message(
+    "MODE SENSE(6) parameter header", "scsi.mode_header6", "SPC-3 7.4.3",
+    "ModeDataLength" / Int8ub * "Bytes that follow.",
+    "MediumType" / Hex(Int8ub) * "0 for direct access devices.",
+    "DeviceSpecificParameter" / BitStruct("WP" / Flag * "Write protected.", Padding(2),
+                                          "DPOFUA" / Flag * "DPO and FUA supported.", Padding(4)),
+    "BlockDescriptorLength" / Int8ub * "Bytes of block descriptors.",
+    "ModePages" / GreedyBytes * "Block descriptors and mode pages, not decoded further.",
+    prefix="scsi.mode_sense")
+MODE_PARAMETER_HEADER10 = message(
+    "MODE SENSE(10) parameter header", "scsi.mode_header10", "SPC-3 7.4.3",
+    "ModeDataLength" / Int16ub * "Bytes that follow.",
+    "MediumType" / Hex(Int8ub) * "0 for direct access devices.",
+    "DeviceSpecificParameter" / BitStruct("WP" / Flag * "Write protected.", Padding(2),
+                                          "DPOFUA" / Flag * "DPO and FUA supported.", Padding(4)),
+    "LongLba" / BitField(8, 7, 1) * "LONGLBA: 16-byte block descriptors.",
+    "Reserved" / Bytes(1),
+    "BlockDescriptorLength" / Int16ub * "Bytes of block descriptors.",
+    "ModePages" / GreedyBytes * "Block descriptors and mode pages, not decoded further.",
+    prefix="scsi.mode_sense")
+
+# -- sense data (SPC-3 4.5) ------------------------------------------------------------------
+_ADDITIONAL_SENSE = "AdditionalSense" / Enum(Int16ub, **ASC_ASCQ) * (
+    "ADDITIONAL SENSE CODE and QUALIFIER (ASC << 8 | ASCQ).")
+FIXED_SENSE = Struct(
+    "KeyFlags" / BitStruct("FILEMARK" / Flag, "EOM" / Flag, "ILI" / Flag * "Incorrect length indicator.",
+                           Padding(1), "SenseKey" / Enum(BitsInteger(4), **SENSE_KEYS) * "The sense key."),
+    "Information" / Hex(Int32ub) * "Command-specific information, e.g. the failing LBA.",
+    "AdditionalSenseLength" / Int8ub * "Bytes that follow (10 for the 18-byte form).",
+    "CommandSpecificInformation" / Hex(Int32ub),
+    _ADDITIONAL_SENSE,
+    "FieldReplaceableUnitCode" / Hex(Int8ub),
+    "SenseKeySpecific" / Bytes(3) * "SKSV and the sense-key specific bytes.",
+)
+DESCRIPTOR_SENSE = Struct(
+    "SenseKey" / BitField(8, 4, 4, SENSE_KEYS) * "The sense key.",
+    _ADDITIONAL_SENSE,
+    "Reserved" / Bytes(3),
+    "AdditionalSenseLength" / Int8ub * "Bytes of sense data descriptors that follow.",
+    "Descriptors" / Bytes(this.AdditionalSenseLength) * "Sense data descriptors, not decoded further.",
+)
+SENSE_DATA = message(
+    "Sense data", "scsi.sense", "SPC-3 4.5",
+    "ResponseCode" / BitStruct("VALID" / Flag * "INFORMATION is valid (fixed format).",
+                               "Code" / Enum(BitsInteger(7), **RESPONSE_CODES) * "Fixed or descriptor format."),
+    "Format" / Switch(this.ResponseCode.Code, {
+        "CURRENT_FIXED": Struct("Obsolete" / Bytes(1), *FIXED_SENSE.subcons),
+        "DEFERRED_FIXED": Struct("Obsolete" / Bytes(1), *FIXED_SENSE.subcons),
+        "CURRENT_DESCRIPTOR": DESCRIPTOR_SENSE,
+        "DEFERRED_DESCRIPTOR": DESCRIPTOR_SENSE,
+    }, default=Pass),
+    doc="Sense data in fixed (0x70/0x71) or descriptor (0x72/0x73) format.",
+)
+
+STRUCTURES = [
+    SCSI_CDB, TEST_UNIT_READY_CDB, RW6, RW10, RW12, RW16, SYNC10, SYNC16, WRITE_SAME10, WRITE_SAME16,
+    INQUIRY_CDB, READ_CAPACITY10_CDB, SERVICE_ACTION_IN16_CDB, PR_IN_CDB, PR_OUT_CDB, REPORT_LUNS_CDB,
+    MODE_SENSE6_CDB, MODE_SENSE10_CDB, UNMAP_CDB, PR_OUT_PARAMETERS, UNMAP_PARAMETERS, INQUIRY_DATA, VPD_PAGE,
+    READ_CAPACITY10_DATA, READ_CAPACITY16_DATA, PR_IN_READ_KEYS, PR_IN_READ_RESERVATION, PR_IN_REPORT_CAPABILITIES,
+    PR_IN_READ_FULL_STATUS, REPORT_LUNS_DATA, MODE_PARAMETER_HEADER6, MODE_PARAMETER_HEADER10, SENSE_DATA,
+]
+
+# What a command's data buffer holds, by OPERATION CODE (Data-out in the request).
+REQUEST_DATA = Switch(this.Cdb.OperationCode, {
+    "PERSISTENT_RESERVE_OUT": PR_OUT_PARAMETERS.struct,
+    "UNMAP": UNMAP_PARAMETERS.struct,
+}, default=Pass)
+
+# And what the response's buffer holds, by the matched request's CDB (Data-in).
+_REQ_CDB = this._params.request.Payload.Cdb
+RESPONSE_DATA = Switch(_REQ_CDB.OperationCode, {
+    "INQUIRY": Switch(_REQ_CDB.Fields.Flags.EVPD, {0: INQUIRY_DATA.struct, 1: VPD_PAGE.struct}, default=Pass),
+    "READ_CAPACITY_10": READ_CAPACITY10_DATA.struct,
+    "SERVICE_ACTION_IN_16": Switch(_REQ_CDB.Fields.ServiceAction, {
+        "READ_CAPACITY_16": READ_CAPACITY16_DATA.struct}, default=Pass),
+    "PERSISTENT_RESERVE_IN": Switch(_REQ_CDB.Fields.ServiceAction, {
+        "READ_KEYS": PR_IN_READ_KEYS.struct,
+        "READ_RESERVATION": PR_IN_READ_RESERVATION.struct,
+        "REPORT_CAPABILITIES": PR_IN_REPORT_CAPABILITIES.struct,
+        "READ_FULL_STATUS": PR_IN_READ_FULL_STATUS.struct,
+    }, default=Pass),
+    "REPORT_LUNS": REPORT_LUNS_DATA.struct,
+    "MODE_SENSE_6": MODE_PARAMETER_HEADER6.struct,
+    "MODE_SENSE_10": MODE_PARAMETER_HEADER10.struct,
+}, default=Pass)
