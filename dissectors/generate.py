@@ -9,7 +9,7 @@ from typing import Dict, List, Sequence
 
 import jinja2
 
-from .model import ARRAY_CAP, FieldDef, Model
+from .model import ARRAY_CAP, FieldDef, Model, static_offset
 from .protocol import Protocol
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -54,11 +54,23 @@ def _env() -> jinja2.Environment:
     return env
 
 
-BINDING_FIELDS = {
-    # Fields a binding adds beside the messages' own (none yet: smb2.ioctl.function and
-    # smb2.flags.response already say which FSCTL and which direction).
-    "smb2": lambda p: [],
-}
+def _smb2_fields(p: Protocol) -> List[FieldDef]:
+    """Fields the SMB2 binding adds beside the messages' own: the exchange links."""
+    if not any(e.transaction for e in p.ioctls):
+        return []
+    spec = next(e.transaction.spec for e in p.ioctls if e.transaction)
+    return [
+        FieldDef(abbrev="%s.response_in" % p.name, label="Response in", ftype="framenum", base="RESPONSE",
+                 desc="The frame that answers this request (same TCP stream, SMB2 session and id)",
+                 spec=spec, structure="(exchanges)"),
+        FieldDef(abbrev="%s.request_in" % p.name, label="Request in", ftype="framenum", base="REQUEST",
+                 desc="The frame of the request this answers", spec=spec, structure="(exchanges)"),
+        FieldDef(abbrev="%s.time" % p.name, label="Response time", ftype="relative_time",
+                 desc="Time from the request to this response", spec=spec, structure="(exchanges)"),
+    ]
+
+
+BINDING_FIELDS = {"smb2": _smb2_fields}
 
 
 def build_model(p: Protocol) -> Model:
@@ -79,10 +91,19 @@ def render_lua(p: Protocol, model: Model = None) -> str:
         path = ", ".join(lua_str(part) for part in s.path.split("."))
         return "{ { %s }, %s }" % (path, model.value_table(f.values))
 
+    def transaction(entry) -> str:
+        tx = getattr(entry, "transaction", None)
+        if tx is None:
+            return "nil"
+        offset, size = static_offset(entry.request, tx.id_path)
+        if static_offset(entry.response, tx.id_path) != (offset, size):
+            raise ValueError("%s: %s sits at different offsets in request and response" % (entry.name, tx.id_path))
+        return "{ %d, %d, %s }" % (offset, size, lua_str(tx.spec))
+
     fields = list(model.fields.values())
     template = _env().get_template("%s_binding.lua.j2" % p.binding)
     # Value tables are numbered as fields are rendered, so render once to fill them.
-    kw = dict(proto=p, model=model, fields=fields, summary=summary, cap=ARRAY_CAP)
+    kw = dict(proto=p, model=model, fields=fields, summary=summary, transaction=transaction, cap=ARRAY_CAP)
     template.render(**kw)
     return template.render(**kw)
 

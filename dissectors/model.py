@@ -591,6 +591,21 @@ class Model:
         return self._enum_cache
 
 
+def static_offset(msg: Message, path: str) -> Tuple[int, int]:
+    """(offset, size) of a fixed-position field, e.g. "Header.RequestId" in a tunnel message."""
+    sc, offset = msg.struct, 0
+    for part in path.split("."):
+        for sub in sc.subcons:
+            name, _, inner = unwrap(sub)
+            if name == part:
+                sc = inner
+                break
+            offset += inner.sizeof()
+        else:
+            raise KeyError("%s has no field %s" % (msg.name, path))
+    return offset, sc.sizeof()
+
+
 def unwrap(sc) -> Tuple[str, str, Any]:
     name, doc = None, ""
     while isinstance(sc, Renamed):
@@ -653,72 +668,89 @@ def _plain(v):
     return v
 
 
-def flatten(model: Model, msg: Message, value) -> List[Tuple[str, Any]]:
-    """(field name, value) pairs in the order the Lua dissector adds them."""
+def flatten(model: Model, msg: Message, value, **params) -> List[Tuple[str, Any]]:
+    """(field name, value) pairs in the order the Lua dissector adds them.
+
+    `params` are the parse's keyword arguments (e.g. request=...), which expressions
+    read as `this._params`.
+    """
+    from construct import Container
+
     out: List[Tuple[str, Any]] = []
-    _flatten_struct(model, msg.struct, msg, value, out, top=True)
+    _flatten_struct(model, msg.struct, msg, value, out, top=True, params=Container(params))
     return out
 
 
-def _flatten_struct(model, sc, owner, value, out, top=False):
+def _eval(expr, ctx, params):
+    from construct import Container
+
+    view = Container(ctx) if isinstance(ctx, dict) else Container()
+    view._params = params
+    try:
+        return evaluate(expr, view)
+    except (KeyError, AttributeError, TypeError):
+        return None  # a missing request or field: the dissector takes the default too
+
+
+def _flatten_struct(model, sc, owner, value, out, top=False, params=None):
     if top or id(sc) in model._by_struct:
         out.append(("%s.%s" % (model.proto, owner.abbrev), None))
     if isinstance(sc, Variants):
         name = value["_variant"]
         v = next(v for v in sc.variants if v.name == name)
         out.append(("%s.%s.layout" % (model.proto, owner.namespace), name))
-        _flatten_struct(model, v.subcon, owner, value, out)
+        _flatten_struct(model, v.subcon, owner, value, out, params=params)
         return
     if not isinstance(sc, Struct):
-        _flatten_item(model, "Value", sc, owner, value, out, value)
+        _flatten_item(model, "Value", sc, owner, value, out, value, params)
         return
     for sub in sc.subcons:
         name, doc, inner = unwrap(sub)
         if inner is Pass:
             continue
-        _flatten_item(model, name, inner, owner, value[name], out, value)
+        _flatten_item(model, name, inner, owner, value[name], out, value, params)
 
 
-def _flatten_item(model, name, inner, owner, v, out, ctx):
+def _flatten_item(model, name, inner, owner, v, out, ctx, params=None):
     abbrev = "%s.%s.%s" % (model.proto, owner.namespace, snake(name))
     if isinstance(inner, Hex):
         inner = inner.subcon
     if id(inner) in model._by_struct:
-        _flatten_struct(model, inner, model._by_struct[id(inner)], v, out)
+        _flatten_struct(model, inner, model._by_struct[id(inner)], v, out, params=params)
         return
     if isinstance(inner, Present):
         if v is not None:
-            _flatten_item(model, name, inner.subcon, owner, v, out, ctx)
+            _flatten_item(model, name, inner.subcon, owner, v, out, ctx, params)
         return
     if isinstance(inner, IfEquals):
         sc = inner._pick(ctx)
         if sc is not None:
-            _flatten_item(model, name, sc, owner, v, out, ctx)
+            _flatten_item(model, name, sc, owner, v, out, ctx, params)
         return
     if isinstance(inner, Overlay):
         if v is not None:
-            _flatten_item(model, name, inner.subcon, owner, v, out, ctx)
+            _flatten_item(model, name, inner.subcon, owner, v, out, ctx, params)
         return
     if isinstance(inner, Switch):
-        key = evaluate(inner.keyfunc, ctx)
+        key = _eval(inner.keyfunc, ctx, params)
         sc = inner.cases.get(key, inner.default)
         if sc is None or sc is Pass:
             return
         if id(sc) in model._by_struct:
-            _flatten_struct(model, sc, model._by_struct[id(sc)], v, out)
+            _flatten_struct(model, sc, model._by_struct[id(sc)], v, out, params=params)
         else:
-            _flatten_struct(model, sc, owner, v, out)
+            _flatten_struct(model, sc, owner, v, out, params=params)
         return
     if isinstance(inner, (Struct, Variants)):
-        _flatten_struct(model, inner, owner, v, out)
+        _flatten_struct(model, inner, owner, v, out, params=params)
         return
     if isinstance(inner, FixedSized):
-        _flatten_item(model, name, inner.subcon, owner, v, out, ctx)
+        _flatten_item(model, name, inner.subcon, owner, v, out, ctx, params)
         return
     if isinstance(inner, (Array, GreedyRange)):
         for el in v:
             if id(inner.subcon) in model._by_struct or isinstance(inner.subcon, (Struct, Variants)):
-                _flatten_item(model, name, inner.subcon, owner, el, out, ctx)
+                _flatten_item(model, name, inner.subcon, owner, el, out, ctx, params)
             else:
                 out.append((abbrev, _plain(el)))
         return

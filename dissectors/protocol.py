@@ -13,6 +13,20 @@ from .wire import Message
 
 
 @dataclass
+class Transaction:
+    """Requests and responses that pair up by an id the client assigns.
+
+    id_path is the field (a path from the message's top, fixed offset) that carries
+    the id; the binding keys exchanges by transport, session and that id, links the
+    two frames, and hands the request's values to the response's decoder as
+    `this._params.request`.
+    """
+
+    id_path: str  # e.g. "Header.RequestId"
+    spec: str  # the section that makes the id unique, cited in expert items
+
+
+@dataclass
 class IoctlEntry:
     """An SMB2 IOCTL/FSCTL whose input and output buffers hold our messages."""
 
@@ -20,6 +34,7 @@ class IoctlEntry:
     name: str
     request: Optional[Message]
     response: Optional[Message]
+    transaction: Optional[Transaction] = None
 
 
 @dataclass

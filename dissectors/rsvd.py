@@ -496,7 +496,10 @@ MESSAGES = STRUCTURES + [TUNNEL_REQUEST, TUNNEL_RESPONSE] + scsi.STRUCTURES
 
 
 # -- how the messages reach the dissector -------------------------------------------
-from .protocol import CreateContextEntry, IoctlEntry, Protocol, Summary  # noqa: E402
+from .protocol import CreateContextEntry, IoctlEntry, Protocol, Summary, Transaction  # noqa: E402
+
+# §3.1.4.1: every tunnel operation carries the client's RequestIdentifier, unique per client.
+TUNNEL_TRANSACTION = Transaction(id_path="Header.RequestId", spec="MS-RSVD 3.1.4.1")
 
 PROTOCOL = Protocol(
     name="msrsvd",
@@ -507,9 +510,10 @@ PROTOCOL = Protocol(
     messages=MESSAGES,
     binding="smb2",
     ioctls=[
-        IoctlEntry(FSCTL_SVHDX_SYNC_TUNNEL_REQUEST, "FSCTL_SVHDX_SYNC_TUNNEL_REQUEST", TUNNEL_REQUEST, TUNNEL_RESPONSE),
+        IoctlEntry(FSCTL_SVHDX_SYNC_TUNNEL_REQUEST, "FSCTL_SVHDX_SYNC_TUNNEL_REQUEST", TUNNEL_REQUEST, TUNNEL_RESPONSE,
+                   TUNNEL_TRANSACTION),
         IoctlEntry(FSCTL_SVHDX_ASYNC_TUNNEL_REQUEST, "FSCTL_SVHDX_ASYNC_TUNNEL_REQUEST", TUNNEL_REQUEST,
-                   TUNNEL_RESPONSE),
+                   TUNNEL_RESPONSE, TUNNEL_TRANSACTION),
         IoctlEntry(FSCTL_QUERY_SHARED_VIRTUAL_DISK_SUPPORT, "FSCTL_QUERY_SHARED_VIRTUAL_DISK_SUPPORT",
                    SVHDX_SHARED_VIRTUAL_DISK_SUPPORT_REQUEST, SVHDX_SHARED_VIRTUAL_DISK_SUPPORT_RESPONSE),
     ],

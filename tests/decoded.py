@@ -36,6 +36,7 @@ class Decoded:
     abbrev: str  # e.g. "tunnel_request"
     raw: bytes
     fields: Dict[str, List]  # field name -> values, as tshark printed them
+    request_in: Optional[int] = None  # for a response: the frame of its request
 
 
 def _collect(node, out: Dict[str, List]) -> None:
@@ -55,6 +56,12 @@ def _collect(node, out: Dict[str, List]) -> None:
 
 
 @functools.lru_cache(maxsize=None)
+def _message_fields(proto: str) -> set:
+    p = next(p for p in generate.protocols() if p.name == proto)
+    return {"%s.%s" % (proto, m.abbrev) for m in p.messages}
+
+
+@functools.lru_cache(maxsize=None)
 def messages(pcap: Path, proto: str = "msrsvd") -> List[Decoded]:
     res = run(pcap, "-T", "json", "-x", "--no-duplicate-keys", "-J", "frame " + proto)
     assert res.returncode == 0, res.stderr
@@ -69,14 +76,26 @@ def messages(pcap: Path, proto: str = "msrsvd") -> List[Decoded]:
         if isinstance(items, dict):
             items = [items]
         for item in items:
-            tops = [k for k in item if not k.endswith("_raw") and k.count(".") == 1]
+            tops = [k for k in item if k in _message_fields(proto)]
             for top in tops:
                 raw_hex = item[top + "_raw"][0]
                 fields: Dict[str, List] = {}
                 _collect({top: item[top]}, fields)
+                link = item.get("%s.request_in" % proto)
                 out.append(Decoded(frame=frame, abbrev=top.split(".", 1)[1], raw=bytes.fromhex(raw_hex),
-                                   fields=fields))
+                                   fields=fields, request_in=int(link) if link else None))
     return out
+
+
+def request_of(pcap: Path, d: Decoded, proto: str = "msrsvd") -> Optional[Decoded]:
+    """The request message a response answers: in the linked frame, with the same id."""
+    if d.request_in is None:
+        return None
+    rid = d.fields.get("%s.header.request_id" % proto)
+    for m in messages(pcap, proto):
+        if m.frame == d.request_in and m.fields.get("%s.header.request_id" % proto) == rid:
+            return m
+    return None
 
 
 def field_values(pcap: Path, fields: Sequence[str], *extra: str, lua: bool = True) -> List[Dict[str, List[str]]]:

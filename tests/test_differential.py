@@ -4,7 +4,7 @@ from collections import defaultdict
 import pytest
 
 import samples
-from decoded import messages, normalize
+from decoded import messages, normalize, request_of
 from dissectors import generate, rsvd
 from dissectors.model import flatten
 from dissectors.wire import Variants
@@ -14,9 +14,15 @@ BY_ABBREV = {m.abbrev: m for m in rsvd.PROTOCOL.messages}
 WELL_FORMED = [samples.path("rsvd_shared_disk")]
 
 
-def python_view(msg, raw):
+def params(pcap, d):
+    """A response's parse gets its matched request, as the dissector's does."""
+    req = request_of(pcap, d)
+    return {"request": BY_ABBREV[req.abbrev].parse(req.raw)} if req else {}
+
+
+def python_view(msg, raw, kw):
     out = defaultdict(list)
-    for name, value in flatten(MODEL, msg, msg.parse(raw)):
+    for name, value in flatten(MODEL, msg, msg.parse(raw, **kw), **kw):
         out[name].append(value)
     return dict(out)
 
@@ -38,7 +44,7 @@ def test_every_field_matches_python(pcap):
     assert len(decoded) >= 40
     for d in decoded:
         msg = BY_ABBREV[d.abbrev]
-        assert lua_view(d) == python_view(msg, d.raw), "frame %d %s" % (d.frame, d.abbrev)
+        assert lua_view(d) == python_view(msg, d.raw, params(pcap, d)), "frame %d %s" % (d.frame, d.abbrev)
 
 
 def _all_layouts(msg):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import samples
-from decoded import messages
+from decoded import messages, request_of
 from dissectors import generate, rsvd
 from dissectors.model import flatten
 
@@ -20,11 +20,10 @@ MODEL = generate.build_model(rsvd.PROTOCOL)
 BY_ABBREV = {m.abbrev: m for m in rsvd.PROTOCOL.messages}
 
 
-def expected(msg, raw):
-    out = []
-    for name, value in flatten(MODEL, msg, msg.parse(raw)):
-        out.append((name, value))
-    return out
+def expected(pcap, d):
+    req = request_of(pcap, d)
+    kw = {"request": BY_ABBREV[req.abbrev].parse(req.raw)} if req else {}
+    return list(flatten(MODEL, BY_ABBREV[d.abbrev], BY_ABBREV[d.abbrev].parse(d.raw, **kw), **kw))
 
 
 def parse_stub(block):
@@ -58,8 +57,13 @@ def test_decoders_under_lua(version):
     lua = shutil.which("lua" + version)
     if lua is None:
         pytest.skip("lua%s not installed (apt-get install lua%s)" % (version, version))
-    decoded = messages(samples.path("rsvd_shared_disk"))
-    stdin = "".join("d_%s %s\n" % (d.abbrev, d.raw.hex()) for d in decoded)
+    pcap = samples.path("rsvd_shared_disk")
+    decoded = messages(pcap)
+    lines = []
+    for d in decoded:
+        req = request_of(pcap, d)
+        lines.append("d_%s %s%s\n" % (d.abbrev, d.raw.hex(), (" d_%s %s" % (req.abbrev, req.raw.hex())) if req else ""))
+    stdin = "".join(lines)
     res = subprocess.run([lua, str(STUB), str(generate.lua_paths()[0])], input=stdin, capture_output=True,
                          text=True, timeout=120)
     assert res.returncode == 0, res.stderr
@@ -72,7 +76,7 @@ def test_decoders_under_lua(version):
             block.append(line)
     assert len(blocks) == len(decoded)
     for d, b in zip(decoded, blocks):
-        assert parse_stub(b) == expected(BY_ABBREV[d.abbrev], d.raw), "frame %d %s" % (d.frame, d.abbrev)
+        assert parse_stub(b) == expected(samples.path("rsvd_shared_disk"), d), "frame %d %s" % (d.frame, d.abbrev)
 
 
 @pytest.mark.parametrize("version", ["5.2", "5.4"])

@@ -598,6 +598,9 @@ F.tunnel_request = ProtoField.none("msrsvd.tunnel_request", "SVHDX tunnel reques
 F.tunnel_request__body = ProtoField.bytes("msrsvd.tunnel_request.body", "Body", base.NONE, "A payload this dissector does not decode (unknown or v2 OperationCode). [MS-RSVD 2.2.5.1]")
 F.tunnel_response = ProtoField.none("msrsvd.tunnel_response", "SVHDX tunnel response", "An FSCTL_SVHDX_SYNC/ASYNC_TUNNEL_REQUEST output buffer.")
 F.tunnel_response__body = ProtoField.bytes("msrsvd.tunnel_response.body", "Body", base.NONE, "A payload this dissector does not decode (unknown or v2 OperationCode). [MS-RSVD 2.2.5.1]")
+F.response_in = ProtoField.framenum("msrsvd.response_in", "Response in", base.NONE, frametype.RESPONSE, 0, "The frame that answers this request (same TCP stream, SMB2 session and id)")
+F.request_in = ProtoField.framenum("msrsvd.request_in", "Request in", base.NONE, frametype.REQUEST, 0, "The frame of the request this answers")
+F.time = ProtoField.relative_time("msrsvd.time", "Response time", "Time from the request to this response")
 
 -- Flag masks with their bit fields, for flag_bits().
 local BITS = {}
@@ -615,8 +618,12 @@ local E = {
     expert.group.MALFORMED, expert.severity.ERROR),
   internal = ProtoExpert.new("msrsvd.internal_error", "Dissector error (please report)",
     expert.group.MALFORMED, expert.severity.ERROR),
+  unanswered = ProtoExpert.new("msrsvd.unanswered", "Request never answered in this capture",
+    expert.group.SEQUENCE, expert.severity.WARN),
+  duplicate = ProtoExpert.new("msrsvd.duplicate_id", "Request id reused while in flight",
+    expert.group.SEQUENCE, expert.severity.WARN),
 }
-proto.experts = { E.short, E.length, E.internal }
+proto.experts = { E.short, E.length, E.internal, E.unanswered, E.duplicate }
 
 local D = {}
 
@@ -2589,20 +2596,22 @@ local FX_OUT = Field.new("smb2.ioctl.out")
 local FX_TAG = Field.new("smb2.tag")
 local FX_CONTEXT_DATA = Field.new("smb2.create.chain_data")
 local FX_RESPONSE = Field.new("smb2.flags.response")
+local FX_STREAM = Field.new("tcp.stream")
+local FX_SESSION = Field.new("smb2.sesid")
 
 local IOCTL = {
   [0x00090304] = { "FSCTL_SVHDX_SYNC_TUNNEL_REQUEST",
     D.d_tunnel_request,
     D.d_tunnel_response,
-    { { "Header", "OperationCode" }, VS1 }, { { "Header", "OperationCode" }, VS1 } },
+    { { "Header", "OperationCode" }, VS1 }, { { "Header", "OperationCode" }, VS1 }, { 8, 8, "MS-RSVD 3.1.4.1" } },
   [0x00090364] = { "FSCTL_SVHDX_ASYNC_TUNNEL_REQUEST",
     D.d_tunnel_request,
     D.d_tunnel_response,
-    { { "Header", "OperationCode" }, VS1 }, { { "Header", "OperationCode" }, VS1 } },
+    { { "Header", "OperationCode" }, VS1 }, { { "Header", "OperationCode" }, VS1 }, { 8, 8, "MS-RSVD 3.1.4.1" } },
   [0x00090300] = { "FSCTL_QUERY_SHARED_VIRTUAL_DISK_SUPPORT",
     D.d_support_request,
     D.d_support_response,
-    nil, nil },
+    nil, nil, nil },
 }
 
 local CONTEXTS = {
@@ -2631,13 +2640,12 @@ end
 
 local function decode(fn, fi, tree, pinfo, what, is_response, code, summary, ctx)
   local r = fi.range
-  if not r or r:len() == 0 then return nil end
   local b = r:tvb()
   local top = tree:add(proto, r)
   local ok, off, v = pcall(fn, b, top, 0, b:len(), pinfo, ctx)
   if not ok then
     top:add_proto_expert_info(E.internal, tostring(off))
-    return what
+    return what, top, nil
   end
   local text = what
   if summary and v then
@@ -2647,7 +2655,50 @@ local function decode(fn, fi, tree, pinfo, what, is_response, code, summary, ctx
   end
   text = text .. (is_response and " Response" or " Request")
   top:append_text(", " .. text)
-  return text
+  return text, top, v
+end
+
+-- Exchanges: a request and its response, keyed by TCP stream, SMB2 session and the
+-- message's own id. The first pass records them; later passes (tshark -2, a GUI
+-- click) find them again by frame and message number.
+local EXCHANGES, AT = {}, {}
+function proto.init()
+  EXCHANGES, AT = {}, {}
+end
+
+local function exchange(key, pinfo, is_response, slot)
+  if pinfo.visited then return AT[slot] end
+  local x
+  if is_response then
+    x = EXCHANGES[key]
+    if x and not x.resp then x.resp = pinfo.number end
+  else
+    local old = EXCHANGES[key]
+    x = { req = pinfo.number, time = pinfo.rel_ts, id = key }
+    if old and not old.resp then x.dup = old.req end
+    EXCHANGES[key] = x
+  end
+  AT[slot] = x
+  return x
+end
+
+local function show_exchange(x, top, pinfo, is_response, spec)
+  if is_response then
+    top:add(F.request_in, x.req):set_generated()
+    local d = pinfo.rel_ts - x.time
+    local secs = math.floor(d)
+    top:add(F.time, NSTime.new(secs, math.floor((d - secs) * 1e9 + 0.5))):set_generated()
+    return
+  end
+  if x.resp then
+    top:add(F.response_in, x.resp):set_generated()
+  elseif pinfo.visited then
+    top:add_proto_expert_info(E.unanswered, "No response to this request in the capture [" .. spec .. "]")
+  end
+  if x.dup then
+    top:add_proto_expert_info(E.duplicate, string.format(
+      "The same id is still awaiting its response to frame %d [%s]", x.dup, spec))
+  end
 end
 
 function proto.dissector(tvb, pinfo, tree)
@@ -2656,6 +2707,7 @@ function proto.dissector(tvb, pinfo, tree)
   local shown = {}
   if #funcs > 0 then
     local ins, outs = { FX_IN() }, { FX_OUT() }
+    local stream, sessions = FX_STREAM(), nil
     for pass = 1, 2 do
       local list, is_response = (pass == 1) and ins or outs, pass == 2
       for i = 1, #list do
@@ -2664,8 +2716,22 @@ function proto.dissector(tvb, pinfo, tree)
         local e = fn and IOCTL[fn.value]
         local dfn = e and (is_response and e[3] or e[2])
         if dfn and fi.len > 0 then
-          shown[#shown + 1] = decode(dfn, fi, tree, pinfo, e[1], is_response, fn.value,
-            is_response and e[5] or e[4])
+          local tx, x, ctx = e[6], nil, nil
+          if tx and fi.len >= tx[1] + tx[2] then
+            sessions = sessions or { FX_SESSION() }
+            local sid = preceding(sessions, fi)
+            local key = (stream and stream.value or -1) .. ":" .. (sid and tostring(sid.value) or "") .. ":" ..
+              tostring(fi.range:range(tx[1], tx[2]):le_uint64())
+            x = exchange(key, pinfo, is_response, pinfo.number .. "/" .. #shown)
+            if is_response and x then ctx = { request = x.v } end
+          end
+          local text, top, v = decode(dfn, fi, tree, pinfo, e[1], is_response, fn.value,
+            is_response and e[5] or e[4], ctx)
+          shown[#shown + 1] = text
+          if x then
+            if not is_response and not pinfo.visited then x.v = v end
+            show_exchange(x, top, pinfo, is_response, tx[3])
+          end
         end
       end
     end

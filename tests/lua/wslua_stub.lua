@@ -120,11 +120,15 @@ local function field(kind)
 end
 
 ProtoField = {}
-for _, k in ipairs({ "none", "bool", "uint8", "uint16", "uint24", "uint32", "uint64", "guid", "bytes", "string" }) do
+for _, k in ipairs({ "none", "bool", "uint8", "uint16", "uint24", "uint32", "uint64", "guid", "bytes", "string",
+                    "framenum", "relative_time" }) do
   ProtoField[k] = field(k)
 end
 base = { DEC = 1, HEX = 2, NONE = 0, UNICODE = 0, ASCII = 0 }
-expert = { group = { MALFORMED = 1 }, severity = { ERROR = 1 } }
+expert = { group = { MALFORMED = 1, SEQUENCE = 2, PROTOCOL = 3, RESPONSE_CODE = 4 },
+           severity = { ERROR = 1, WARN = 2, NOTE = 3, CHAT = 4 } }
+frametype = { NONE = 0, REQUEST = 1, RESPONSE = 2 }
+NSTime = { new = function(s, ns) return { s = s, ns = ns } end }
 ProtoExpert = { new = function(abbrev) return { abbrev = abbrev } end }
 Field = { new = function() return function() end end }
 function Proto(name) return { name = name } end
@@ -135,11 +139,23 @@ local text = f:read("*a")
 f:close()
 local D = assert(load(text .. "\nreturn D", "=" .. plugin))()
 
+local function bytes_of(hex)
+  return (hex:gsub("%x%x", function(x) return string.char(tonumber(x, 16)) end))
+end
+
+-- "<decoder> <hex> [<request decoder> <request hex>]": a response may come with the
+-- request it answers, whose values reach its decoder as ctx.request (as in the binding).
 for line in io.lines() do
-  local name, hex = line:match("^(%S+)%s+(%x*)$")
-  local s = hex:gsub("%x%x", function(x) return string.char(tonumber(x, 16)) end)
+  local name, hex, rname, rhex = line:match("^(%S+)%s+(%x*)%s*(%S*)%s*(%x*)$")
+  local ctx = nil
+  if rname ~= "" then
+    local r = bytes_of(rhex)
+    local _, _, rv = pcall(D[rname], new_tvb(r), setmetatable({}, Item), 0, #r, {}, nil)
+    ctx = { request = rv }
+  end
+  local s = bytes_of(hex)
   out = {}
-  local ok, err = pcall(D[name], new_tvb(s), setmetatable({}, Item), 0, #s, {})
+  local ok, err = pcall(D[name], new_tvb(s), setmetatable({}, Item), 0, #s, {}, ctx)
   if not ok then out[#out + 1] = "error\t" .. tostring(err) end
   io.write(table.concat(out, "\n"), "\nend\n")
 end
