@@ -39,6 +39,8 @@ from construct.expr import BinExpr, Path
 from .wire import (
     Ascii,
     BitField,
+    Checked,
+    Rule,
     Guid,
     IfEquals,
     Message,
@@ -94,11 +96,22 @@ class FieldDef:
 
 # -- decode steps -----------------------------------------------------------------
 @dataclass
+class Check:
+    """A Rule as Lua: when `cond` holds, add an expert item whose text names the value."""
+
+    kind: str  # "malformed" or "warning"
+    cond: str
+    message: str  # one %s: the value (by name where it has one)
+    arg: str
+
+
+@dataclass
 class BitChild:
     f: FieldDef
     name: str
     shift: int
     width: int
+    checks: List[Check] = field(default_factory=list)
 
 
 @dataclass
@@ -114,6 +127,7 @@ class Scalar:
     capture_children: bool = False
     flags: bool = False  # a FlagsEnum: show its set bits
     bitfield: Optional[Tuple[int, int]] = None  # (divisor, modulus) of a BitField value
+    checks: List[Check] = field(default_factory=list)
 
 
 @dataclass
@@ -397,13 +411,17 @@ class Model:
             name, doc, inner = unwrap(sub)
             if inner is Pass:
                 continue
-            capture = ("v." + name) if name in self._captured else None
+            rules = rules_of(sub)
+            capture = ("v." + name) if (name in self._captured or rules) else None
             if isinstance(inner, Overlay) and inner.size is not None:
                 run.append(RunOverlay(rel=rel, size=0, decoder=self.anonymous_decoder(
                     inner.subcon, owner, snake(name) + "_"), capture=capture, overlay_size=inner.size))
                 continue
             scalar = self.scalar(name, doc, inner, owner, capture)
+            if rules and scalar is None:
+                raise NotImplementedError("%s: rules on a variable-size field" % name)
             if scalar is not None:
+                scalar.checks = [self.check(r, scalar.capture, scalar.f, owner) for r in rules]
                 scalar.rel = rel
                 run.append(scalar)
                 rel += scalar.size
@@ -412,6 +430,34 @@ class Model:
             steps.append(self.variable_step(name, doc, inner, owner, capture))
         flush()
         return steps
+
+    def check(self, rule: Rule, x: str, f: FieldDef, owner: Message) -> Check:
+        names = f.values or {}
+
+        def num(v):
+            return Rule._num(v, names)
+
+        def shown(v):
+            v = num(v)
+            return "%s (%#x)" % (names[v], v) if v in names else str(v)
+
+        arg = ("%s[%s] or string.format(\"0x%%X\", %s)" % (self.value_table(names), x, x)) if names else "tostring(%s)" % x
+        label = "%s %s" % (owner.name, f.label)
+        tail = " [%s]" % rule.spec
+        vals = [num(v) for v in rule.values]
+        if rule.test == "equals":
+            return Check(rule.kind, "%s ~= %d" % (x, vals[0]), "%s is %%s; it must be %s%s" % (label, shown(vals[0]), tail), arg)
+        if rule.test == "at_most":
+            return Check(rule.kind, "%s > %d" % (x, vals[0]), "%s is %%s; at most %d is allowed%s" % (label, vals[0], tail), arg)
+        if rule.test == "one_of":
+            return Check(rule.kind, "not (%s)" % " or ".join("%s == %d" % (x, v) for v in vals),
+                         "%s is %%s; it must be one of %s%s" % (label, ", ".join(shown(v) for v in vals), tail), arg)
+        if rule.test == "known":
+            return Check(rule.kind, "%s[%s] == nil" % (self.value_table(names), x),
+                         "%s %%s is not defined by the specification%s" % (label, tail), arg)
+        if rule.test == "is":
+            return Check(rule.kind, " or ".join("%s == %d" % (x, v) for v in vals), rule.text + tail, arg)
+        raise NotImplementedError(rule.test)
 
     def condition(self, when) -> str:
         if isinstance(when, RemainingIs):
@@ -481,6 +527,7 @@ class Model:
         shift = total
         for sub, width in zip(subs, widths):
             cname, cdoc, cinner = unwrap(sub)
+            crules = rules_of(sub)
             shift -= width
             if cname is None:
                 continue  # Padding
@@ -496,8 +543,10 @@ class Model:
                 f = FieldDef(abbrev="%s.%s" % (parent.abbrev, snake(cname)), label=cname, ftype=int_ftype(size),
                              base="HEX" if values else "DEC", values=values, mask=mask, desc=cdoc or cname,
                              spec=parent.spec, structure=parent.structure)
-            children.append(BitChild(f=self.add_field(f), name=cname, shift=shift, width=width))
-        wanted = capture is not None or any(c.name in self._captured for c in children)
+            child = BitChild(f=self.add_field(f), name=cname, shift=shift, width=width)
+            child.checks = [self.check(r, "v.%s.%s" % (name, cname), child.f, owner) for r in crules]
+            children.append(child)
+        wanted = capture is not None or any(c.name in self._captured or c.checks for c in children)
         return Scalar(f=parent, rel=0, size=size, endian="be", capture=("v." + name) if wanted else None,
                       children=children, capture_children=wanted)
 
@@ -608,11 +657,21 @@ def static_offset(msg: Message, path: str) -> Tuple[int, int]:
 
 def unwrap(sc) -> Tuple[str, str, Any]:
     name, doc = None, ""
-    while isinstance(sc, Renamed):
-        name = name or sc.name
-        doc = doc or (sc.docs or "")
+    while isinstance(sc, (Renamed, Checked)):
+        if isinstance(sc, Renamed):
+            name = name or sc.name
+            doc = doc or (sc.docs or "")
         sc = sc.subcon
     return name, doc, sc
+
+
+def rules_of(sc) -> List[Rule]:
+    rules = []
+    while isinstance(sc, (Renamed, Checked)):
+        if isinstance(sc, Checked):
+            rules.extend(sc.rules)
+        sc = sc.subcon
+    return rules
 
 
 def int_shape(sc) -> Optional[Tuple[int, str]]:

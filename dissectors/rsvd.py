@@ -50,6 +50,12 @@ from construct import (
 from . import scsi
 from .wire import (
     BOOLEAN8,
+    Checked,
+    must_be_at_most,
+    must_be_known,
+    must_be_one_of,
+    must_equal,
+    warn_when,
     Overlay,
     Guid,
     IfEquals,
@@ -189,29 +195,43 @@ HANDLE_STATE = dict(HandleStateNone=0x0000, HandleStateFileShared=0x0001, Handle
 ORIGINATOR_FLAGS = dict(SVHDX_ORIGINATOR_PVHDPARSER=0x00000001, SVHDX_ORIGINATOR_VHDMP=0x00000004)
 
 
+UNIT_ATTENTIONS = [k for k in ERROR_CODES if k.startswith("STATUS_SVHDX_UNIT_ATTENTION_")]
+
 # 2.2.5.1
 SVHDX_TUNNEL_OPERATION_HEADER = message(
     "SVHDX_TUNNEL_OPERATION_HEADER", "header", "2.2.5.1",
-    "OperationCode" / Enum(Int32ul, **OPERATION_CODES)
+    "OperationCode" / Checked(Enum(Int32ul, **OPERATION_CODES), must_be_known("MS-RSVD 2.2.2, 3.2.5.5"))
     * "The command code of this packet; one of the values of section 2.2.2.",
-    "Status" / Enum(Int32ul, **NT_STATUS)
-    * "The client SHOULD set this field to zero; in a response, the NTSTATUS of the operation.",
+    "Status" / Checked(
+        Enum(Int32ul, **NT_STATUS),
+        warn_when(["STATUS_SVHDX_RESERVATION_CONFLICT"], "MS-RSVD 3.2.5.4",
+                  "%s: a persistent reservation held by another initiator denied the operation"),
+        warn_when(UNIT_ATTENTIONS, "MS-RSVD 2.2.3", "%s: the disk reports a unit attention"),
+        warn_when(["STATUS_SVHDX_VERSION_MISMATCH"], "MS-RSVD 3.2.5.5", "%s: the server does not know the OperationCode"),
+        warn_when(["STATUS_SVHDX_WRONG_FILE_TYPE"], "MS-RSVD 2.2.3", "%s: the file is not a shared virtual disk"),
+        warn_when(["STATUS_SVHDX_ERROR_NOT_AVAILABLE"], "MS-RSVD 3.2.5.5.3",
+                  "%s: no sense data is stored under the StatusKey"),
+    ) * "The client SHOULD set this field to zero; in a response, the NTSTATUS of the operation.",
     "RequestId" / Hex(Int64ul)
     * "A value that uniquely identifies an operation request and response for all requests sent by this client.",
     doc="The header of every RSVD tunnel operation.",
 )
 
-_OPEN_CONTEXT_COMMON = (
-    "Version" / Int32ul
-    * "The version of the create context: the highest protocol version supported (1.7).",
-    "HasInitiatorId" / BOOLEAN8()
-    * "A Boolean value, where zero represents FALSE and nonzero represents TRUE.",
-    "Reserved" / Bytes(3) * "MUST be set to zero when sent and MUST be ignored on receipt.",
-    "InitiatorId" / Guid() * "A GUID that optionally identifies the initiator of the open request.",
-    "Flags" / Hex(Int32ul) * "Reserved. The client SHOULD set this field to 0x00000000.",
-    "OriginatorFlags" / Enum(Int32ul, **ORIGINATOR_FLAGS)
-    * "Which component originated the operation. MUST be set to 0x00000001.",
-)
+def _open_context_common(version: int):
+    """The fields every layout of SVHDX_OPEN_DEVICE_CONTEXT starts with (2.2.5.2)."""
+    return (
+        "Version" / Checked(Int32ul, must_equal(version, "MS-RSVD 3.2.5.1"))
+        * "The version of the create context: the highest protocol version supported (1.7).",
+        "HasInitiatorId" / Checked(BOOLEAN8(), must_be_one_of(0, 1, spec="MS-RSVD 3.2.5.1"))
+        * "A Boolean value, where zero represents FALSE and nonzero represents TRUE.",
+        "Reserved" / Bytes(3) * "MUST be set to zero when sent and MUST be ignored on receipt.",
+        "InitiatorId" / Guid() * "A GUID that optionally identifies the initiator of the open request.",
+        "Flags" / Hex(Int32ul) * "Reserved. The client SHOULD set this field to 0x00000000.",
+        "OriginatorFlags" / Checked(Enum(Int32ul, **ORIGINATOR_FLAGS), must_equal(1, "MS-RSVD 2.2.5.2"))
+        * "Which component originated the operation. MUST be set to 0x00000001.",
+    )
+
+
 _HOST_NAME_LENGTH = (
     "InitiatorHostNameLength" / Int16ul
     * "The length, in bytes, of the InitiatorHostName, including the null termination."
@@ -239,13 +259,13 @@ SVHDX_OPEN_DEVICE_CONTEXT = message(
     "SVHDX_OPEN_DEVICE_CONTEXT", "open_device_context", "2.2.5.2",
     Variants(
         Variant("windows_v2", RemainingIs(192),
-                Struct(*_OPEN_CONTEXT_COMMON, _OPEN_REQUEST_ID, _HOST_NAME_LENGTH, _HOST_NAME_126, *_V2_TAIL),
+                Struct(*_open_context_common(2), _OPEN_REQUEST_ID, _HOST_NAME_LENGTH, _HOST_NAME_126, *_V2_TAIL),
                 "Windows SVHDX_OPEN_DEVICE_CONTEXT_V2, 192 bytes"),
         Variant("windows_v1", RemainingIs(168),
-                Struct(*_OPEN_CONTEXT_COMMON, _OPEN_REQUEST_ID, _HOST_NAME_LENGTH, _HOST_NAME_126),
+                Struct(*_open_context_common(1), _OPEN_REQUEST_ID, _HOST_NAME_LENGTH, _HOST_NAME_126),
                 "Windows SVHDX_OPEN_DEVICE_CONTEXT, 168 bytes (OpenRequestId, fixed 126-byte name)"),
         Variant("seed", Otherwise(),
-                Struct(*_OPEN_CONTEXT_COMMON, _HOST_NAME_LENGTH, _HOST_NAME),
+                Struct(*_open_context_common(1), _HOST_NAME_LENGTH, _HOST_NAME),
                 "MS-RSVD v1 seed layout, variable-length InitiatorHostName"),
     ),
     doc="The SMB2 create context the client sends to open a shared virtual disk.",
@@ -308,7 +328,7 @@ SVHDX_TUNNEL_SRB_STATUS_RESPONSE = message(
         Variant("seed", PeekZero(1, 3), Struct(
             "StatusKey" / Int32ul * "The status key value given by the client for the failed request.",
             "SrbStatus" / SRB_STATUS_BYTE() * "The SRB status the server reports for the failed request.",
-            "ScsiStatus" / Enum(Int8ul, **scsi.SCSI_STATUS) * "The SCSI status returned by the shared virtual disk.",
+            "ScsiStatus" / scsi.SCSI_STATUS_CHECKED() * "The SCSI status returned by the shared virtual disk.",
             "SenseInfoExLength" / Int8ul * "The length, in bytes, of the sense data in SenseDataEx.",
             "Reserved" / Hex(Int8ul) * "MUST be set to zero.",
             "Sense" / Overlay(RSVD_SCSI_SENSE_BUFFER_SIZE, scsi.SENSE_DATA.struct),
@@ -317,7 +337,7 @@ SVHDX_TUNNEL_SRB_STATUS_RESPONSE = message(
         Variant("windows", Otherwise(), Struct(
             "StatusKey" / Int8ul * "Windows form: a 1-byte status key.",
             "SrbStatus" / SRB_STATUS_BYTE() * "The SRB status; bit 0x80 flags auto-generated sense data.",
-            "ScsiStatus" / Enum(Int8ul, **scsi.SCSI_STATUS) * "The SCSI status returned by the shared virtual disk.",
+            "ScsiStatus" / scsi.SCSI_STATUS_CHECKED() * "The SCSI status returned by the shared virtual disk.",
             "SenseInfoExLength" / Int8ul * "The length, in bytes, of the sense data in SenseDataEx.",
             "Sense" / Overlay(None, scsi.SENSE_DATA.struct),
             "SenseDataEx" / Bytes(this.SenseInfoExLength) * "The sense data.",
@@ -356,10 +376,12 @@ SVHDX_TUNNEL_DISK_INFO_RESPONSE = message(
 # 2.2.5.11
 SVHDX_TUNNEL_SCSI_REQUEST = message(
     "SVHDX_TUNNEL_SCSI_REQUEST", "scsi_request", "2.2.5.11",
-    "Length" / Int16ul * "The size, in bytes, of the SVHDX_TUNNEL_SCSI_REQUEST structure (36).",
+    "Length" / Checked(Int16ul, must_equal(36, "MS-RSVD 3.2.5.5.5"))
+    * "The size, in bytes, of the SVHDX_TUNNEL_SCSI_REQUEST structure (36).",
     "Reserved1" / Hex(Int16ul) * "The client SHOULD set this field to zero.",
-    "CdbLength" / Int8ul * "The length, in bytes, of the SCSI CDB; at most RSVD_CDB_GENERIC_LENGTH (16).",
-    "SenseInfoExLength" / Int8ul
+    "CdbLength" / Checked(Int8ul, must_be_at_most(RSVD_CDB_GENERIC_LENGTH, "MS-RSVD 2.2.5.11, 3.2.5.5.5"))
+    * "The length, in bytes, of the SCSI CDB; at most RSVD_CDB_GENERIC_LENGTH (16).",
+    "SenseInfoExLength" / Checked(Int8ul, must_be_at_most(RSVD_SCSI_SENSE_BUFFER_SIZE, "MS-RSVD 2.2.5.11"))
     * "The length, in bytes, of the request sense data buffer; at most RSVD_SCSI_SENSE_BUFFER_SIZE (20).",
     "DataIn" / Enum(Int8ul, **DATA_IN) * "The CDB data-transfer direction.",
     "Reserved2" / Hex(Int8ul) * "MUST be set to 0x00.",
@@ -379,7 +401,7 @@ SVHDX_TUNNEL_SCSI_RESPONSE = message(
     "SVHDX_TUNNEL_SCSI_RESPONSE", "scsi_response", "2.2.5.12",
     "Length" / Int16ul * "The size, in bytes, of the SVHDX_TUNNEL_SCSI_RESPONSE structure.",
     "SrbStatus" / SRB_STATUS_BYTE() * "The SRB status of the request (SPC-3 4.18).",
-    "ScsiStatus" / Enum(Int8ul, **scsi.SCSI_STATUS) * "The SCSI status that was returned by the target device.",
+    "ScsiStatus" / scsi.SCSI_STATUS_CHECKED() * "The SCSI status that was returned by the target device.",
     "CdbLength" / Int8ul * "The length, in bytes, of the SCSI command descriptor block.",
     "SenseInfoExLength" / Int8ul * "The length, in bytes, of the sense data in SenseDataEx.",
     "DataIn" / Enum(Int8ul, **DATA_IN) * "The CDB data-transfer direction, echoed from the request.",

@@ -32,7 +32,7 @@ from construct import (
     this,
 )
 
-from .wire import Ascii, BitField, IfEquals, message
+from .wire import Ascii, BitField, Checked, IfEquals, message, warn_when
 
 # SPC-3 / SBC-3 operation codes (SPC-3 Annex D.3.1).
 OPERATION_CODES = dict(
@@ -91,6 +91,17 @@ SCSI_STATUS = dict(
     ACA_ACTIVE=0x30,
     TASK_ABORTED=0x40,
 )
+
+def SCSI_STATUS_CHECKED():
+    """A SCSI status byte with the statuses an engineer wants flagged."""
+    return Checked(
+        Enum(Int8ub, **SCSI_STATUS),
+        warn_when(["CHECK_CONDITION"], "SAM-3 5.3.1", "SCSI status %s: the sense data says why"),
+        warn_when(["RESERVATION_CONFLICT"], "SPC-3 5.6.1", "SCSI status %s: another initiator holds the reservation"),
+        warn_when(["BUSY", "TASK_SET_FULL", "ACA_ACTIVE", "TASK_ABORTED", "COMMAND_TERMINATED"], "SAM-3 5.3.1",
+                  "SCSI status %s"),
+    )
+
 
 # Windows srb.h: the low six bits of SrbStatus; 0x80 and 0x40 are flags.
 SRB_STATUS = dict(
@@ -193,6 +204,19 @@ ASC_ASCQ = {
     "SYSTEM RESOURCE FAILURE": 0x5500,
     "FAILURE PREDICTION THRESHOLD EXCEEDED": 0x5D00,
 }
+
+# Sense keys and additional sense codes that mean something happened to the disk.
+_SENSE_KEY_RULE = warn_when([k for k in SENSE_KEYS if k not in ("NO_SENSE", "RECOVERED_ERROR")], "SPC-3 4.5.6",
+                            "Sense key %s")
+_ASC_RULE = warn_when([
+    "POWER ON, RESET, OR BUS DEVICE RESET OCCURRED", "POWER ON OCCURRED", "SCSI BUS RESET OCCURRED",
+    "BUS DEVICE RESET FUNCTION OCCURRED", "DEVICE INTERNAL RESET", "I_T NEXUS LOSS OCCURRED",
+    "RESERVATIONS PREEMPTED", "RESERVATIONS RELEASED", "REGISTRATIONS PREEMPTED", "CAPACITY DATA HAS CHANGED",
+    "REPORTED LUNS DATA HAS CHANGED", "MEDIUM NOT PRESENT", "LOGICAL UNIT NOT SUPPORTED",
+    "INVALID COMMAND OPERATION CODE", "INVALID FIELD IN CDB", "LOGICAL UNIT NOT READY, CAUSE NOT REPORTABLE",
+    "LOGICAL UNIT IS IN PROCESS OF BECOMING READY", "LOGICAL UNIT NOT READY, INITIALIZING COMMAND REQUIRED",
+    "LOGICAL UNIT NOT READY, MANUAL INTERVENTION REQUIRED",
+], "SPC-3 4.5.6", "Additional sense: %s")
 
 PR_IN_SERVICE_ACTIONS = dict(READ_KEYS=0x00, READ_RESERVATION=0x01, REPORT_CAPABILITIES=0x02,
                              READ_FULL_STATUS=0x03)
@@ -468,11 +492,12 @@ MODE_PARAMETER_HEADER10 = message(
     prefix="scsi.mode_sense")
 
 # -- sense data (SPC-3 4.5) ------------------------------------------------------------------
-_ADDITIONAL_SENSE = "AdditionalSense" / Enum(Int16ub, **ASC_ASCQ) * (
+_ADDITIONAL_SENSE = "AdditionalSense" / Checked(Enum(Int16ub, **ASC_ASCQ), _ASC_RULE) * (
     "ADDITIONAL SENSE CODE and QUALIFIER (ASC << 8 | ASCQ).")
 FIXED_SENSE = Struct(
     "KeyFlags" / BitStruct("FILEMARK" / Flag, "EOM" / Flag, "ILI" / Flag * "Incorrect length indicator.",
-                           Padding(1), "SenseKey" / Enum(BitsInteger(4), **SENSE_KEYS) * "The sense key."),
+                           Padding(1), "SenseKey" / Checked(Enum(BitsInteger(4), **SENSE_KEYS), _SENSE_KEY_RULE)
+                           * "The sense key."),
     "Information" / Hex(Int32ub) * "Command-specific information, e.g. the failing LBA.",
     "AdditionalSenseLength" / Int8ub * "Bytes that follow (10 for the 18-byte form).",
     "CommandSpecificInformation" / Hex(Int32ub),
@@ -481,7 +506,7 @@ FIXED_SENSE = Struct(
     "SenseKeySpecific" / Bytes(3) * "SKSV and the sense-key specific bytes.",
 )
 DESCRIPTOR_SENSE = Struct(
-    "SenseKey" / BitField(8, 4, 4, SENSE_KEYS) * "The sense key.",
+    "SenseKey" / Checked(BitField(8, 4, 4, SENSE_KEYS), _SENSE_KEY_RULE) * "The sense key.",
     _ADDITIONAL_SENSE,
     "Reserved" / Bytes(3),
     "AdditionalSenseLength" / Int8ub * "Bytes of sense data descriptors that follow.",

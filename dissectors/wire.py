@@ -32,6 +32,13 @@ __all__ = [
     "Utf16String",
     "Present",
     "Overlay",
+    "Checked",
+    "Rule",
+    "must_equal",
+    "must_be_at_most",
+    "must_be_one_of",
+    "must_be_known",
+    "warn_when",
     "BitField",
     "Ascii",
     "IfEquals",
@@ -154,6 +161,79 @@ class IfEquals(Subconstruct):
     def _build(self, obj, stream, context, path):
         sc = self._pick(context)
         return None if sc is None else sc._build(obj, stream, context, path)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What the spec says a field's value must (or should not) be.
+
+    kind "malformed": a violation makes the message malformed (expert error);
+    kind "warning": the value is legal but worth flagging (expert warning).
+    test: "equals", "at_most", "one_of" (values), "known" (has a value name),
+    "is" (warn when the value is one of `values`). `text` may hold one %s, filled
+    with the value's name. Names in `values` are resolved through the field's Enum.
+    """
+
+    kind: str
+    test: str
+    values: Tuple = ()
+    text: str = ""
+    spec: str = ""
+
+    def violated(self, value, names: Optional[Dict[int, str]] = None) -> bool:
+        x = int_value(value)
+        vals = [self._num(v, names) for v in self.values]
+        if self.test == "equals":
+            return x != vals[0]
+        if self.test == "at_most":
+            return x > vals[0]
+        if self.test == "one_of":
+            return x not in vals
+        if self.test == "known":
+            return not (names and x in names)
+        if self.test == "is":
+            return x in vals
+        raise ValueError(self.test)
+
+    @staticmethod
+    def _num(v, names):
+        if isinstance(v, str):
+            return next(k for k, n in (names or {}).items() if n == v)
+        return v
+
+
+def must_equal(value, spec: str, text: str = "must be %s") -> Rule:
+    return Rule("malformed", "equals", (value,), text, spec)
+
+
+def must_be_at_most(value, spec: str, text: str = "must be at most %s") -> Rule:
+    return Rule("malformed", "at_most", (value,), text, spec)
+
+
+def must_be_one_of(*values, spec: str, text: str = "must be one of %s") -> Rule:
+    return Rule("malformed", "one_of", tuple(values), text, spec)
+
+
+def must_be_known(spec: str, text: str = "is not a value the specification defines") -> Rule:
+    return Rule("malformed", "known", (), text, spec)
+
+
+def warn_when(values, spec: str, text: str) -> Rule:
+    return Rule("warning", "is", tuple(values), text, spec)
+
+
+class Checked(Subconstruct):
+    """`subcon` unchanged, with the Rules its value is held to (expert info in Lua)."""
+
+    def __init__(self, subcon, *rules: Rule):
+        super().__init__(subcon)
+        self.rules = list(rules)
+
+    def _parse(self, stream, context, path):
+        return self.subcon._parsereport(stream, context, path)
+
+    def _build(self, obj, stream, context, path):
+        return self.subcon._build(obj, stream, context, path)
 
 
 # Predicates that pick a layout variant. Each has a Python `test` and a Lua

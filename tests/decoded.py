@@ -41,7 +41,7 @@ class Decoded:
 
 def _collect(node, out: Dict[str, List]) -> None:
     for key, value in node.items():
-        if key.endswith("_raw"):
+        if key.endswith("_raw") or key.startswith("_ws."):  # bytes, and expert items (tested apart)
             continue
         if key.endswith("_tree"):  # the children of a field that has a value (flag bits)
             _collect(value, out)

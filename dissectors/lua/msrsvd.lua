@@ -56,39 +56,6 @@ local VS4 = {
   [0x00000004] = "SVHDX_ORIGINATOR_VHDMP",
 }
 local VS5 = {
-  [0x00000000] = "SRB_STATUS_PENDING",
-  [0x00000001] = "SRB_STATUS_SUCCESS",
-  [0x00000002] = "SRB_STATUS_ABORTED",
-  [0x00000003] = "SRB_STATUS_ABORT_FAILED",
-  [0x00000004] = "SRB_STATUS_ERROR",
-  [0x00000005] = "SRB_STATUS_BUSY",
-  [0x00000006] = "SRB_STATUS_INVALID_REQUEST",
-  [0x00000007] = "SRB_STATUS_INVALID_PATH_ID",
-  [0x00000008] = "SRB_STATUS_NO_DEVICE",
-  [0x00000009] = "SRB_STATUS_TIMEOUT",
-  [0x0000000A] = "SRB_STATUS_SELECTION_TIMEOUT",
-  [0x0000000B] = "SRB_STATUS_COMMAND_TIMEOUT",
-  [0x0000000D] = "SRB_STATUS_MESSAGE_REJECTED",
-  [0x0000000E] = "SRB_STATUS_BUS_RESET",
-  [0x0000000F] = "SRB_STATUS_PARITY_ERROR",
-  [0x00000010] = "SRB_STATUS_REQUEST_SENSE_FAILED",
-  [0x00000011] = "SRB_STATUS_NO_HBA",
-  [0x00000012] = "SRB_STATUS_DATA_OVERRUN",
-  [0x00000013] = "SRB_STATUS_UNEXPECTED_BUS_FREE",
-  [0x00000014] = "SRB_STATUS_PHASE_SEQUENCE_FAILURE",
-  [0x00000015] = "SRB_STATUS_BAD_SRB_BLOCK_LENGTH",
-  [0x00000016] = "SRB_STATUS_REQUEST_FLUSHED",
-  [0x00000020] = "SRB_STATUS_INVALID_LUN",
-  [0x00000021] = "SRB_STATUS_INVALID_TARGET_ID",
-  [0x00000022] = "SRB_STATUS_BAD_FUNCTION",
-  [0x00000023] = "SRB_STATUS_ERROR_RECOVERY",
-  [0x00000024] = "SRB_STATUS_NOT_POWERED",
-  [0x00000025] = "SRB_STATUS_LINK_DOWN",
-  [0x00000026] = "SRB_STATUS_INSUFFICIENT_RESOURCES",
-  [0x00000027] = "SRB_STATUS_THROTTLED_REQUEST",
-  [0x00000030] = "SRB_STATUS_INTERNAL_ERROR",
-}
-local VS6 = {
   [0x00000000] = "GOOD",
   [0x00000002] = "CHECK_CONDITION",
   [0x00000004] = "CONDITION_MET",
@@ -101,13 +68,7 @@ local VS6 = {
   [0x00000030] = "ACA_ACTIVE",
   [0x00000040] = "TASK_ABORTED",
 }
-local VS7 = {
-  [0x00000070] = "CURRENT_FIXED",
-  [0x00000071] = "DEFERRED_FIXED",
-  [0x00000072] = "CURRENT_DESCRIPTOR",
-  [0x00000073] = "DEFERRED_DESCRIPTOR",
-}
-local VS8 = {
+local VS6 = {
   [0x00000000] = "NO_SENSE",
   [0x00000001] = "RECOVERED_ERROR",
   [0x00000002] = "NOT_READY",
@@ -123,7 +84,7 @@ local VS8 = {
   [0x0000000D] = "VOLUME_OVERFLOW",
   [0x0000000E] = "MISCOMPARE",
 }
-local VS9 = {
+local VS7 = {
   [0x00000000] = "NO ADDITIONAL SENSE INFORMATION",
   [0x00000400] = "LOGICAL UNIT NOT READY, CAUSE NOT REPORTABLE",
   [0x00000401] = "LOGICAL UNIT IS IN PROCESS OF BECOMING READY",
@@ -169,6 +130,45 @@ local VS9 = {
   [0x00004B00] = "DATA PHASE ERROR",
   [0x00005500] = "SYSTEM RESOURCE FAILURE",
   [0x00005D00] = "FAILURE PREDICTION THRESHOLD EXCEEDED",
+}
+local VS8 = {
+  [0x00000000] = "SRB_STATUS_PENDING",
+  [0x00000001] = "SRB_STATUS_SUCCESS",
+  [0x00000002] = "SRB_STATUS_ABORTED",
+  [0x00000003] = "SRB_STATUS_ABORT_FAILED",
+  [0x00000004] = "SRB_STATUS_ERROR",
+  [0x00000005] = "SRB_STATUS_BUSY",
+  [0x00000006] = "SRB_STATUS_INVALID_REQUEST",
+  [0x00000007] = "SRB_STATUS_INVALID_PATH_ID",
+  [0x00000008] = "SRB_STATUS_NO_DEVICE",
+  [0x00000009] = "SRB_STATUS_TIMEOUT",
+  [0x0000000A] = "SRB_STATUS_SELECTION_TIMEOUT",
+  [0x0000000B] = "SRB_STATUS_COMMAND_TIMEOUT",
+  [0x0000000D] = "SRB_STATUS_MESSAGE_REJECTED",
+  [0x0000000E] = "SRB_STATUS_BUS_RESET",
+  [0x0000000F] = "SRB_STATUS_PARITY_ERROR",
+  [0x00000010] = "SRB_STATUS_REQUEST_SENSE_FAILED",
+  [0x00000011] = "SRB_STATUS_NO_HBA",
+  [0x00000012] = "SRB_STATUS_DATA_OVERRUN",
+  [0x00000013] = "SRB_STATUS_UNEXPECTED_BUS_FREE",
+  [0x00000014] = "SRB_STATUS_PHASE_SEQUENCE_FAILURE",
+  [0x00000015] = "SRB_STATUS_BAD_SRB_BLOCK_LENGTH",
+  [0x00000016] = "SRB_STATUS_REQUEST_FLUSHED",
+  [0x00000020] = "SRB_STATUS_INVALID_LUN",
+  [0x00000021] = "SRB_STATUS_INVALID_TARGET_ID",
+  [0x00000022] = "SRB_STATUS_BAD_FUNCTION",
+  [0x00000023] = "SRB_STATUS_ERROR_RECOVERY",
+  [0x00000024] = "SRB_STATUS_NOT_POWERED",
+  [0x00000025] = "SRB_STATUS_LINK_DOWN",
+  [0x00000026] = "SRB_STATUS_INSUFFICIENT_RESOURCES",
+  [0x00000027] = "SRB_STATUS_THROTTLED_REQUEST",
+  [0x00000030] = "SRB_STATUS_INTERNAL_ERROR",
+}
+local VS9 = {
+  [0x00000070] = "CURRENT_FIXED",
+  [0x00000071] = "DEFERRED_FIXED",
+  [0x00000072] = "CURRENT_DESCRIPTOR",
+  [0x00000073] = "DEFERRED_DESCRIPTOR",
 }
 local VS10 = {
   [0x00000002] = "VHD_TYPE_FIXED",
@@ -311,27 +311,27 @@ F.srb_status_response__status_key = ProtoField.uint32("msrsvd.srb_status_respons
 F.srb_status_response__srb_status = ProtoField.uint8("msrsvd.srb_status_response.srb_status", "SrbStatus", base.HEX, nil, nil, "The SRB status the server reports for the failed request. / The SRB status; bit 0x80 flags auto-generated sense data. [MS-RSVD 2.2.5.8]")
 F.srb_status_response__srb_status__autosense_valid = ProtoField.bool("msrsvd.srb_status_response.srb_status.autosense_valid", "AutosenseValid", 8, nil, 0x00000080, "SRB_STATUS_AUTOSENSE_VALID (0x80): sense data was returned.")
 F.srb_status_response__srb_status__queue_frozen = ProtoField.bool("msrsvd.srb_status_response.srb_status.queue_frozen", "QueueFrozen", 8, nil, 0x00000040, "SRB_STATUS_QUEUE_FROZEN (0x40).")
-F.srb_status_response__srb_status__status = ProtoField.uint8("msrsvd.srb_status_response.srb_status.status", "Status", base.HEX, VS5, 0x3F, "The SRB status. [MS-RSVD 2.2.5.8]")
-F.srb_status_response__scsi_status = ProtoField.uint8("msrsvd.srb_status_response.scsi_status", "ScsiStatus", base.HEX, VS6, nil, "The SCSI status returned by the shared virtual disk. [MS-RSVD 2.2.5.8]")
+F.srb_status_response__srb_status__status = ProtoField.uint8("msrsvd.srb_status_response.srb_status.status", "Status", base.HEX, VS8, 0x3F, "The SRB status. [MS-RSVD 2.2.5.8]")
+F.srb_status_response__scsi_status = ProtoField.uint8("msrsvd.srb_status_response.scsi_status", "ScsiStatus", base.HEX, VS5, nil, "The SCSI status returned by the shared virtual disk. [MS-RSVD 2.2.5.8]")
 F.srb_status_response__sense_info_ex_length = ProtoField.uint8("msrsvd.srb_status_response.sense_info_ex_length", "SenseInfoExLength", base.DEC, nil, nil, "The length, in bytes, of the sense data in SenseDataEx. [MS-RSVD 2.2.5.8]")
 F.srb_status_response__reserved = ProtoField.uint8("msrsvd.srb_status_response.reserved", "Reserved", base.HEX, nil, nil, "MUST be set to zero. [MS-RSVD 2.2.5.8]")
 F.scsi__sense = ProtoField.none("msrsvd.scsi.sense", "Sense data", "Sense data in fixed (0x70/0x71) or descriptor (0x72/0x73) format.")
 F.scsi__sense__response_code = ProtoField.uint8("msrsvd.scsi.sense.response_code", "ResponseCode", base.HEX, nil, nil, "ResponseCode [SPC-3 4.5]")
 F.scsi__sense__response_code__valid = ProtoField.bool("msrsvd.scsi.sense.response_code.valid", "VALID", 8, nil, 0x00000080, "INFORMATION is valid (fixed format).")
-F.scsi__sense__response_code__code = ProtoField.uint8("msrsvd.scsi.sense.response_code.code", "Code", base.HEX, VS7, 0x7F, "Fixed or descriptor format. [SPC-3 4.5]")
+F.scsi__sense__response_code__code = ProtoField.uint8("msrsvd.scsi.sense.response_code.code", "Code", base.HEX, VS9, 0x7F, "Fixed or descriptor format. [SPC-3 4.5]")
 F.scsi__sense__obsolete = ProtoField.bytes("msrsvd.scsi.sense.obsolete", "Obsolete", base.NONE, "Obsolete [SPC-3 4.5]")
 F.scsi__sense__key_flags = ProtoField.uint8("msrsvd.scsi.sense.key_flags", "KeyFlags", base.HEX, nil, nil, "KeyFlags [SPC-3 4.5]")
 F.scsi__sense__key_flags__filemark = ProtoField.bool("msrsvd.scsi.sense.key_flags.filemark", "FILEMARK", 8, nil, 0x00000080, "FILEMARK")
 F.scsi__sense__key_flags__eom = ProtoField.bool("msrsvd.scsi.sense.key_flags.eom", "EOM", 8, nil, 0x00000040, "EOM")
 F.scsi__sense__key_flags__ili = ProtoField.bool("msrsvd.scsi.sense.key_flags.ili", "ILI", 8, nil, 0x00000020, "Incorrect length indicator.")
-F.scsi__sense__key_flags__sense_key = ProtoField.uint8("msrsvd.scsi.sense.key_flags.sense_key", "SenseKey", base.HEX, VS8, 0xF, "The sense key. [SPC-3 4.5]")
+F.scsi__sense__key_flags__sense_key = ProtoField.uint8("msrsvd.scsi.sense.key_flags.sense_key", "SenseKey", base.HEX, VS6, 0xF, "The sense key. [SPC-3 4.5]")
 F.scsi__sense__information = ProtoField.uint32("msrsvd.scsi.sense.information", "Information", base.HEX, nil, nil, "Command-specific information, e.g. the failing LBA. [SPC-3 4.5]")
 F.scsi__sense__additional_sense_length = ProtoField.uint8("msrsvd.scsi.sense.additional_sense_length", "AdditionalSenseLength", base.DEC, nil, nil, "Bytes that follow (10 for the 18-byte form). / Bytes of sense data descriptors that follow. [SPC-3 4.5]")
 F.scsi__sense__command_specific_information = ProtoField.uint32("msrsvd.scsi.sense.command_specific_information", "CommandSpecificInformation", base.HEX, nil, nil, "CommandSpecificInformation [SPC-3 4.5]")
-F.scsi__sense__additional_sense = ProtoField.uint16("msrsvd.scsi.sense.additional_sense", "AdditionalSense", base.HEX, VS9, nil, "ADDITIONAL SENSE CODE and QUALIFIER (ASC << 8 | ASCQ). [SPC-3 4.5]")
+F.scsi__sense__additional_sense = ProtoField.uint16("msrsvd.scsi.sense.additional_sense", "AdditionalSense", base.HEX, VS7, nil, "ADDITIONAL SENSE CODE and QUALIFIER (ASC << 8 | ASCQ). [SPC-3 4.5]")
 F.scsi__sense__field_replaceable_unit_code = ProtoField.uint8("msrsvd.scsi.sense.field_replaceable_unit_code", "FieldReplaceableUnitCode", base.HEX, nil, nil, "FieldReplaceableUnitCode [SPC-3 4.5]")
 F.scsi__sense__sense_key_specific = ProtoField.bytes("msrsvd.scsi.sense.sense_key_specific", "SenseKeySpecific", base.NONE, "SKSV and the sense-key specific bytes. [SPC-3 4.5]")
-F.scsi__sense__sense_key = ProtoField.uint8("msrsvd.scsi.sense.sense_key", "SenseKey", base.HEX, VS8, 0xF, "The sense key. [SPC-3 4.5]")
+F.scsi__sense__sense_key = ProtoField.uint8("msrsvd.scsi.sense.sense_key", "SenseKey", base.HEX, VS6, 0xF, "The sense key. [SPC-3 4.5]")
 F.scsi__sense__reserved = ProtoField.bytes("msrsvd.scsi.sense.reserved", "Reserved", base.NONE, "Reserved [SPC-3 4.5]")
 F.scsi__sense__descriptors = ProtoField.bytes("msrsvd.scsi.sense.descriptors", "Descriptors", base.NONE, "Sense data descriptors, not decoded further. [SPC-3 4.5]")
 F.srb_status_response__sense_data_ex = ProtoField.bytes("msrsvd.srb_status_response.sense_data_ex", "SenseDataEx", base.NONE, "The sense data. [MS-RSVD 2.2.5.8]")
@@ -488,8 +488,8 @@ F.scsi_response__length = ProtoField.uint16("msrsvd.scsi_response.length", "Leng
 F.scsi_response__srb_status = ProtoField.uint8("msrsvd.scsi_response.srb_status", "SrbStatus", base.HEX, nil, nil, "The SRB status of the request (SPC-3 4.18). [MS-RSVD 2.2.5.12]")
 F.scsi_response__srb_status__autosense_valid = ProtoField.bool("msrsvd.scsi_response.srb_status.autosense_valid", "AutosenseValid", 8, nil, 0x00000080, "SRB_STATUS_AUTOSENSE_VALID (0x80): sense data was returned.")
 F.scsi_response__srb_status__queue_frozen = ProtoField.bool("msrsvd.scsi_response.srb_status.queue_frozen", "QueueFrozen", 8, nil, 0x00000040, "SRB_STATUS_QUEUE_FROZEN (0x40).")
-F.scsi_response__srb_status__status = ProtoField.uint8("msrsvd.scsi_response.srb_status.status", "Status", base.HEX, VS5, 0x3F, "The SRB status. [MS-RSVD 2.2.5.12]")
-F.scsi_response__scsi_status = ProtoField.uint8("msrsvd.scsi_response.scsi_status", "ScsiStatus", base.HEX, VS6, nil, "The SCSI status that was returned by the target device. [MS-RSVD 2.2.5.12]")
+F.scsi_response__srb_status__status = ProtoField.uint8("msrsvd.scsi_response.srb_status.status", "Status", base.HEX, VS8, 0x3F, "The SRB status. [MS-RSVD 2.2.5.12]")
+F.scsi_response__scsi_status = ProtoField.uint8("msrsvd.scsi_response.scsi_status", "ScsiStatus", base.HEX, VS5, nil, "The SCSI status that was returned by the target device. [MS-RSVD 2.2.5.12]")
 F.scsi_response__cdb_length = ProtoField.uint8("msrsvd.scsi_response.cdb_length", "CdbLength", base.DEC, nil, nil, "The length, in bytes, of the SCSI command descriptor block. [MS-RSVD 2.2.5.12]")
 F.scsi_response__sense_info_ex_length = ProtoField.uint8("msrsvd.scsi_response.sense_info_ex_length", "SenseInfoExLength", base.DEC, nil, nil, "The length, in bytes, of the sense data in SenseDataEx. [MS-RSVD 2.2.5.12]")
 F.scsi_response__data_in = ProtoField.uint8("msrsvd.scsi_response.data_in", "DataIn", base.HEX, VS12, nil, "The CDB data-transfer direction, echoed from the request. [MS-RSVD 2.2.5.12]")
@@ -618,12 +618,16 @@ local E = {
     expert.group.MALFORMED, expert.severity.ERROR),
   internal = ProtoExpert.new("msrsvd.internal_error", "Dissector error (please report)",
     expert.group.MALFORMED, expert.severity.ERROR),
+  bad_value = ProtoExpert.new("msrsvd.malformed.value", "A field breaks a MUST of the specification",
+    expert.group.MALFORMED, expert.severity.ERROR),
+  status = ProtoExpert.new("msrsvd.status", "A status worth attention",
+    expert.group.RESPONSE_CODE, expert.severity.WARN),
   unanswered = ProtoExpert.new("msrsvd.unanswered", "Request never answered in this capture",
     expert.group.SEQUENCE, expert.severity.WARN),
   duplicate = ProtoExpert.new("msrsvd.duplicate_id", "Request id reused while in flight",
     expert.group.SEQUENCE, expert.severity.WARN),
 }
-proto.experts = { E.short, E.length, E.internal, E.unanswered, E.duplicate }
+proto.experts = { E.short, E.length, E.internal, E.bad_value, E.status, E.unanswered, E.duplicate }
 
 local D = {}
 
@@ -681,6 +685,12 @@ D.d_header = function(tvb, tree, off, lim, pinfo, ctx, pv)
     do local r = tvb(off + 0, 4); t:add_le(F.header__operation_code, r); v.OperationCode = r:le_uint() end
     do local r = tvb(off + 4, 4); t:add_le(F.header__status, r); v.Status = r:le_uint() end
     t:add_le(F.header__request_id, tvb(off + 8, 8))
+    if VS1[v.OperationCode] == nil then t:add_proto_expert_info(E.bad_value, string.format("SVHDX_TUNNEL_OPERATION_HEADER OperationCode %s is not defined by the specification [MS-RSVD 2.2.2, 3.2.5.5]", VS1[v.OperationCode] or string.format("0x%X", v.OperationCode))) end
+    if v.Status == 3227320071 then t:add_proto_expert_info(E.status, string.format("%s: a persistent reservation held by another initiator denied the operation [MS-RSVD 3.2.5.4]", VS2[v.Status] or string.format("0x%X", v.Status))) end
+    if v.Status == 3227320065 or v.Status == 3227320066 or v.Status == 3227320067 or v.Status == 3227320068 or v.Status == 3227320069 or v.Status == 3227320070 then t:add_proto_expert_info(E.status, string.format("%s: the disk reports a unit attention [MS-RSVD 2.2.3]", VS2[v.Status] or string.format("0x%X", v.Status))) end
+    if v.Status == 3227320073 then t:add_proto_expert_info(E.status, string.format("%s: the server does not know the OperationCode [MS-RSVD 3.2.5.5]", VS2[v.Status] or string.format("0x%X", v.Status))) end
+    if v.Status == 3227320072 then t:add_proto_expert_info(E.status, string.format("%s: the file is not a shared virtual disk [MS-RSVD 2.2.3]", VS2[v.Status] or string.format("0x%X", v.Status))) end
+    if v.Status == 3227320064 then t:add_proto_expert_info(E.status, string.format("%s: no sense data is stored under the StatusKey [MS-RSVD 3.2.5.5.3]", VS2[v.Status] or string.format("0x%X", v.Status))) end
     off = off + 16
   else
     if lim - off >= 4 then do local r = tvb(off + 0, 4); t:add_le(F.header__operation_code, r); v.OperationCode = r:le_uint() end end
@@ -722,22 +732,25 @@ D.d_open_device_context_windows_v2_1 = function(tvb, tree, off, lim, pinfo, ctx,
   local v = {}
   local t = tree
   if lim - off >= 42 then
-    t:add_le(F.open_device_context__version, tvb(off + 0, 4))
-    t:add_le(F.open_device_context__has_initiator_id, tvb(off + 4, 1))
+    do local r = tvb(off + 0, 4); t:add_le(F.open_device_context__version, r); v.Version = r:le_uint() end
+    do local r = tvb(off + 4, 1); t:add_le(F.open_device_context__has_initiator_id, r); v.HasInitiatorId = r:le_uint() end
     t:add(F.open_device_context__reserved, tvb(off + 5, 3))
     t:add_le(F.open_device_context__initiator_id, tvb(off + 8, 16))
     do local r = tvb(off + 24, 4); t:add_le(F.open_device_context__flags, r); v.Flags = r:le_uint() end
-    t:add_le(F.open_device_context__originator_flags, tvb(off + 28, 4))
+    do local r = tvb(off + 28, 4); t:add_le(F.open_device_context__originator_flags, r); v.OriginatorFlags = r:le_uint() end
     t:add_le(F.open_device_context__open_request_id, tvb(off + 32, 8))
     do local r = tvb(off + 40, 2); t:add_le(F.open_device_context__initiator_host_name_length, r); v.InitiatorHostNameLength = r:le_uint() end
+    if v.Version ~= 2 then t:add_proto_expert_info(E.bad_value, string.format("SVHDX_OPEN_DEVICE_CONTEXT Version is %s; it must be 2 [MS-RSVD 3.2.5.1]", tostring(v.Version))) end
+    if not (v.HasInitiatorId == 0 or v.HasInitiatorId == 1) then t:add_proto_expert_info(E.bad_value, string.format("SVHDX_OPEN_DEVICE_CONTEXT HasInitiatorId is %s; it must be one of FALSE (0x0), TRUE (0x1) [MS-RSVD 3.2.5.1]", VS3[v.HasInitiatorId] or string.format("0x%X", v.HasInitiatorId))) end
+    if v.OriginatorFlags ~= 1 then t:add_proto_expert_info(E.bad_value, string.format("SVHDX_OPEN_DEVICE_CONTEXT OriginatorFlags is %s; it must be SVHDX_ORIGINATOR_PVHDPARSER (0x1) [MS-RSVD 2.2.5.2]", VS4[v.OriginatorFlags] or string.format("0x%X", v.OriginatorFlags))) end
     off = off + 42
   else
-    if lim - off >= 4 then t:add_le(F.open_device_context__version, tvb(off + 0, 4)) end
-    if lim - off >= 5 then t:add_le(F.open_device_context__has_initiator_id, tvb(off + 4, 1)) end
+    if lim - off >= 4 then do local r = tvb(off + 0, 4); t:add_le(F.open_device_context__version, r); v.Version = r:le_uint() end end
+    if lim - off >= 5 then do local r = tvb(off + 4, 1); t:add_le(F.open_device_context__has_initiator_id, r); v.HasInitiatorId = r:le_uint() end end
     if lim - off >= 8 then t:add(F.open_device_context__reserved, tvb(off + 5, 3)) end
     if lim - off >= 24 then t:add_le(F.open_device_context__initiator_id, tvb(off + 8, 16)) end
     if lim - off >= 28 then do local r = tvb(off + 24, 4); t:add_le(F.open_device_context__flags, r); v.Flags = r:le_uint() end end
-    if lim - off >= 32 then t:add_le(F.open_device_context__originator_flags, tvb(off + 28, 4)) end
+    if lim - off >= 32 then do local r = tvb(off + 28, 4); t:add_le(F.open_device_context__originator_flags, r); v.OriginatorFlags = r:le_uint() end end
     if lim - off >= 40 then t:add_le(F.open_device_context__open_request_id, tvb(off + 32, 8)) end
     if lim - off >= 42 then do local r = tvb(off + 40, 2); t:add_le(F.open_device_context__initiator_host_name_length, r); v.InitiatorHostNameLength = r:le_uint() end end
     return short(t, off, lim, 42, "SVHDX_OPEN_DEVICE_CONTEXT (MS-RSVD 2.2.5.2)"), v
@@ -775,22 +788,25 @@ D.d_open_device_context_windows_v1_2 = function(tvb, tree, off, lim, pinfo, ctx,
   local v = {}
   local t = tree
   if lim - off >= 42 then
-    t:add_le(F.open_device_context__version, tvb(off + 0, 4))
-    t:add_le(F.open_device_context__has_initiator_id, tvb(off + 4, 1))
+    do local r = tvb(off + 0, 4); t:add_le(F.open_device_context__version, r); v.Version = r:le_uint() end
+    do local r = tvb(off + 4, 1); t:add_le(F.open_device_context__has_initiator_id, r); v.HasInitiatorId = r:le_uint() end
     t:add(F.open_device_context__reserved, tvb(off + 5, 3))
     t:add_le(F.open_device_context__initiator_id, tvb(off + 8, 16))
     do local r = tvb(off + 24, 4); t:add_le(F.open_device_context__flags, r); v.Flags = r:le_uint() end
-    t:add_le(F.open_device_context__originator_flags, tvb(off + 28, 4))
+    do local r = tvb(off + 28, 4); t:add_le(F.open_device_context__originator_flags, r); v.OriginatorFlags = r:le_uint() end
     t:add_le(F.open_device_context__open_request_id, tvb(off + 32, 8))
     do local r = tvb(off + 40, 2); t:add_le(F.open_device_context__initiator_host_name_length, r); v.InitiatorHostNameLength = r:le_uint() end
+    if v.Version ~= 1 then t:add_proto_expert_info(E.bad_value, string.format("SVHDX_OPEN_DEVICE_CONTEXT Version is %s; it must be 1 [MS-RSVD 3.2.5.1]", tostring(v.Version))) end
+    if not (v.HasInitiatorId == 0 or v.HasInitiatorId == 1) then t:add_proto_expert_info(E.bad_value, string.format("SVHDX_OPEN_DEVICE_CONTEXT HasInitiatorId is %s; it must be one of FALSE (0x0), TRUE (0x1) [MS-RSVD 3.2.5.1]", VS3[v.HasInitiatorId] or string.format("0x%X", v.HasInitiatorId))) end
+    if v.OriginatorFlags ~= 1 then t:add_proto_expert_info(E.bad_value, string.format("SVHDX_OPEN_DEVICE_CONTEXT OriginatorFlags is %s; it must be SVHDX_ORIGINATOR_PVHDPARSER (0x1) [MS-RSVD 2.2.5.2]", VS4[v.OriginatorFlags] or string.format("0x%X", v.OriginatorFlags))) end
     off = off + 42
   else
-    if lim - off >= 4 then t:add_le(F.open_device_context__version, tvb(off + 0, 4)) end
-    if lim - off >= 5 then t:add_le(F.open_device_context__has_initiator_id, tvb(off + 4, 1)) end
+    if lim - off >= 4 then do local r = tvb(off + 0, 4); t:add_le(F.open_device_context__version, r); v.Version = r:le_uint() end end
+    if lim - off >= 5 then do local r = tvb(off + 4, 1); t:add_le(F.open_device_context__has_initiator_id, r); v.HasInitiatorId = r:le_uint() end end
     if lim - off >= 8 then t:add(F.open_device_context__reserved, tvb(off + 5, 3)) end
     if lim - off >= 24 then t:add_le(F.open_device_context__initiator_id, tvb(off + 8, 16)) end
     if lim - off >= 28 then do local r = tvb(off + 24, 4); t:add_le(F.open_device_context__flags, r); v.Flags = r:le_uint() end end
-    if lim - off >= 32 then t:add_le(F.open_device_context__originator_flags, tvb(off + 28, 4)) end
+    if lim - off >= 32 then do local r = tvb(off + 28, 4); t:add_le(F.open_device_context__originator_flags, r); v.OriginatorFlags = r:le_uint() end end
     if lim - off >= 40 then t:add_le(F.open_device_context__open_request_id, tvb(off + 32, 8)) end
     if lim - off >= 42 then do local r = tvb(off + 40, 2); t:add_le(F.open_device_context__initiator_host_name_length, r); v.InitiatorHostNameLength = r:le_uint() end end
     return short(t, off, lim, 42, "SVHDX_OPEN_DEVICE_CONTEXT (MS-RSVD 2.2.5.2)"), v
@@ -813,21 +829,24 @@ D.d_open_device_context_seed_3 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree
   if lim - off >= 34 then
-    t:add_le(F.open_device_context__version, tvb(off + 0, 4))
-    t:add_le(F.open_device_context__has_initiator_id, tvb(off + 4, 1))
+    do local r = tvb(off + 0, 4); t:add_le(F.open_device_context__version, r); v.Version = r:le_uint() end
+    do local r = tvb(off + 4, 1); t:add_le(F.open_device_context__has_initiator_id, r); v.HasInitiatorId = r:le_uint() end
     t:add(F.open_device_context__reserved, tvb(off + 5, 3))
     t:add_le(F.open_device_context__initiator_id, tvb(off + 8, 16))
     do local r = tvb(off + 24, 4); t:add_le(F.open_device_context__flags, r); v.Flags = r:le_uint() end
-    t:add_le(F.open_device_context__originator_flags, tvb(off + 28, 4))
+    do local r = tvb(off + 28, 4); t:add_le(F.open_device_context__originator_flags, r); v.OriginatorFlags = r:le_uint() end
     do local r = tvb(off + 32, 2); t:add_le(F.open_device_context__initiator_host_name_length, r); v.InitiatorHostNameLength = r:le_uint() end
+    if v.Version ~= 1 then t:add_proto_expert_info(E.bad_value, string.format("SVHDX_OPEN_DEVICE_CONTEXT Version is %s; it must be 1 [MS-RSVD 3.2.5.1]", tostring(v.Version))) end
+    if not (v.HasInitiatorId == 0 or v.HasInitiatorId == 1) then t:add_proto_expert_info(E.bad_value, string.format("SVHDX_OPEN_DEVICE_CONTEXT HasInitiatorId is %s; it must be one of FALSE (0x0), TRUE (0x1) [MS-RSVD 3.2.5.1]", VS3[v.HasInitiatorId] or string.format("0x%X", v.HasInitiatorId))) end
+    if v.OriginatorFlags ~= 1 then t:add_proto_expert_info(E.bad_value, string.format("SVHDX_OPEN_DEVICE_CONTEXT OriginatorFlags is %s; it must be SVHDX_ORIGINATOR_PVHDPARSER (0x1) [MS-RSVD 2.2.5.2]", VS4[v.OriginatorFlags] or string.format("0x%X", v.OriginatorFlags))) end
     off = off + 34
   else
-    if lim - off >= 4 then t:add_le(F.open_device_context__version, tvb(off + 0, 4)) end
-    if lim - off >= 5 then t:add_le(F.open_device_context__has_initiator_id, tvb(off + 4, 1)) end
+    if lim - off >= 4 then do local r = tvb(off + 0, 4); t:add_le(F.open_device_context__version, r); v.Version = r:le_uint() end end
+    if lim - off >= 5 then do local r = tvb(off + 4, 1); t:add_le(F.open_device_context__has_initiator_id, r); v.HasInitiatorId = r:le_uint() end end
     if lim - off >= 8 then t:add(F.open_device_context__reserved, tvb(off + 5, 3)) end
     if lim - off >= 24 then t:add_le(F.open_device_context__initiator_id, tvb(off + 8, 16)) end
     if lim - off >= 28 then do local r = tvb(off + 24, 4); t:add_le(F.open_device_context__flags, r); v.Flags = r:le_uint() end end
-    if lim - off >= 32 then t:add_le(F.open_device_context__originator_flags, tvb(off + 28, 4)) end
+    if lim - off >= 32 then do local r = tvb(off + 28, 4); t:add_le(F.open_device_context__originator_flags, r); v.OriginatorFlags = r:le_uint() end end
     if lim - off >= 34 then do local r = tvb(off + 32, 2); t:add_le(F.open_device_context__initiator_host_name_length, r); v.InitiatorHostNameLength = r:le_uint() end end
     return short(t, off, lim, 34, "SVHDX_OPEN_DEVICE_CONTEXT (MS-RSVD 2.2.5.2)"), v
   end
@@ -1038,16 +1057,19 @@ D.d_srb_status_response_seed_8 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   if lim - off >= 28 then
     t:add_le(F.srb_status_response__status_key, tvb(off + 0, 4))
     do local r = tvb(off + 4, 1); local b = t:add(F.srb_status_response__srb_status, r); b:add(F.srb_status_response__srb_status__autosense_valid, r); b:add(F.srb_status_response__srb_status__queue_frozen, r); b:add(F.srb_status_response__srb_status__status, r); local x = r:uint(); v.SrbStatus = { AutosenseValid = math.floor(x / 128) % 2, QueueFrozen = math.floor(x / 64) % 2, Status = math.floor(x / 1) % 64, } end
-    t:add_le(F.srb_status_response__scsi_status, tvb(off + 5, 1))
+    do local r = tvb(off + 5, 1); t:add(F.srb_status_response__scsi_status, r); v.ScsiStatus = r:uint() end
     do local r = tvb(off + 6, 1); t:add_le(F.srb_status_response__sense_info_ex_length, r); v.SenseInfoExLength = r:le_uint() end
     t:add_le(F.srb_status_response__reserved, tvb(off + 7, 1))
     do local _, sub = D.d_scsi_sense(tvb, t, off + 8, math.min(lim, off + 8 + 20), pinfo, ctx, v) end
     t:add(F.srb_status_response__sense_data_ex, tvb(off + 8, 20))
+    if v.ScsiStatus == 2 then t:add_proto_expert_info(E.status, string.format("SCSI status %s: the sense data says why [SAM-3 5.3.1]", VS5[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
+    if v.ScsiStatus == 24 then t:add_proto_expert_info(E.status, string.format("SCSI status %s: another initiator holds the reservation [SPC-3 5.6.1]", VS5[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
+    if v.ScsiStatus == 8 or v.ScsiStatus == 40 or v.ScsiStatus == 48 or v.ScsiStatus == 64 or v.ScsiStatus == 34 then t:add_proto_expert_info(E.status, string.format("SCSI status %s [SAM-3 5.3.1]", VS5[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
     off = off + 28
   else
     if lim - off >= 4 then t:add_le(F.srb_status_response__status_key, tvb(off + 0, 4)) end
     if lim - off >= 5 then do local r = tvb(off + 4, 1); local b = t:add(F.srb_status_response__srb_status, r); b:add(F.srb_status_response__srb_status__autosense_valid, r); b:add(F.srb_status_response__srb_status__queue_frozen, r); b:add(F.srb_status_response__srb_status__status, r); local x = r:uint(); v.SrbStatus = { AutosenseValid = math.floor(x / 128) % 2, QueueFrozen = math.floor(x / 64) % 2, Status = math.floor(x / 1) % 64, } end end
-    if lim - off >= 6 then t:add_le(F.srb_status_response__scsi_status, tvb(off + 5, 1)) end
+    if lim - off >= 6 then do local r = tvb(off + 5, 1); t:add(F.srb_status_response__scsi_status, r); v.ScsiStatus = r:uint() end end
     if lim - off >= 7 then do local r = tvb(off + 6, 1); t:add_le(F.srb_status_response__sense_info_ex_length, r); v.SenseInfoExLength = r:le_uint() end end
     if lim - off >= 8 then t:add_le(F.srb_status_response__reserved, tvb(off + 7, 1)) end
     if lim - off >= 28 then t:add(F.srb_status_response__sense_data_ex, tvb(off + 8, 20)) end
@@ -1089,21 +1111,23 @@ D.d_scsi_sense_format_9 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local t = tree
   if lim - off >= 17 then
     t:add(F.scsi__sense__obsolete, tvb(off + 0, 1))
-    do local r = tvb(off + 1, 1); local b = t:add(F.scsi__sense__key_flags, r); b:add(F.scsi__sense__key_flags__filemark, r); b:add(F.scsi__sense__key_flags__eom, r); b:add(F.scsi__sense__key_flags__ili, r); b:add(F.scsi__sense__key_flags__sense_key, r) end
+    do local r = tvb(off + 1, 1); local b = t:add(F.scsi__sense__key_flags, r); b:add(F.scsi__sense__key_flags__filemark, r); b:add(F.scsi__sense__key_flags__eom, r); b:add(F.scsi__sense__key_flags__ili, r); b:add(F.scsi__sense__key_flags__sense_key, r); local x = r:uint(); v.KeyFlags = { FILEMARK = math.floor(x / 128) % 2, EOM = math.floor(x / 64) % 2, ILI = math.floor(x / 32) % 2, SenseKey = math.floor(x / 1) % 16, } end
     t:add(F.scsi__sense__information, tvb(off + 2, 4))
     do local r = tvb(off + 6, 1); t:add(F.scsi__sense__additional_sense_length, r); v.AdditionalSenseLength = r:uint() end
     t:add(F.scsi__sense__command_specific_information, tvb(off + 7, 4))
-    t:add(F.scsi__sense__additional_sense, tvb(off + 11, 2))
+    do local r = tvb(off + 11, 2); t:add(F.scsi__sense__additional_sense, r); v.AdditionalSense = r:uint() end
     t:add(F.scsi__sense__field_replaceable_unit_code, tvb(off + 13, 1))
     t:add(F.scsi__sense__sense_key_specific, tvb(off + 14, 3))
+    if v.KeyFlags.SenseKey == 2 or v.KeyFlags.SenseKey == 3 or v.KeyFlags.SenseKey == 4 or v.KeyFlags.SenseKey == 5 or v.KeyFlags.SenseKey == 6 or v.KeyFlags.SenseKey == 7 or v.KeyFlags.SenseKey == 8 or v.KeyFlags.SenseKey == 9 or v.KeyFlags.SenseKey == 10 or v.KeyFlags.SenseKey == 11 or v.KeyFlags.SenseKey == 13 or v.KeyFlags.SenseKey == 14 then t:add_proto_expert_info(E.status, string.format("Sense key %s [SPC-3 4.5.6]", VS6[v.KeyFlags.SenseKey] or string.format("0x%X", v.KeyFlags.SenseKey))) end
+    if v.AdditionalSense == 10496 or v.AdditionalSense == 10497 or v.AdditionalSense == 10498 or v.AdditionalSense == 10499 or v.AdditionalSense == 10500 or v.AdditionalSense == 10503 or v.AdditionalSense == 10755 or v.AdditionalSense == 10756 or v.AdditionalSense == 10757 or v.AdditionalSense == 10761 or v.AdditionalSense == 16142 or v.AdditionalSense == 14848 or v.AdditionalSense == 9472 or v.AdditionalSense == 8192 or v.AdditionalSense == 9216 or v.AdditionalSense == 1024 or v.AdditionalSense == 1025 or v.AdditionalSense == 1026 or v.AdditionalSense == 1027 then t:add_proto_expert_info(E.status, string.format("Additional sense: %s [SPC-3 4.5.6]", VS7[v.AdditionalSense] or string.format("0x%X", v.AdditionalSense))) end
     off = off + 17
   else
     if lim - off >= 1 then t:add(F.scsi__sense__obsolete, tvb(off + 0, 1)) end
-    if lim - off >= 2 then do local r = tvb(off + 1, 1); local b = t:add(F.scsi__sense__key_flags, r); b:add(F.scsi__sense__key_flags__filemark, r); b:add(F.scsi__sense__key_flags__eom, r); b:add(F.scsi__sense__key_flags__ili, r); b:add(F.scsi__sense__key_flags__sense_key, r) end end
+    if lim - off >= 2 then do local r = tvb(off + 1, 1); local b = t:add(F.scsi__sense__key_flags, r); b:add(F.scsi__sense__key_flags__filemark, r); b:add(F.scsi__sense__key_flags__eom, r); b:add(F.scsi__sense__key_flags__ili, r); b:add(F.scsi__sense__key_flags__sense_key, r); local x = r:uint(); v.KeyFlags = { FILEMARK = math.floor(x / 128) % 2, EOM = math.floor(x / 64) % 2, ILI = math.floor(x / 32) % 2, SenseKey = math.floor(x / 1) % 16, } end end
     if lim - off >= 6 then t:add(F.scsi__sense__information, tvb(off + 2, 4)) end
     if lim - off >= 7 then do local r = tvb(off + 6, 1); t:add(F.scsi__sense__additional_sense_length, r); v.AdditionalSenseLength = r:uint() end end
     if lim - off >= 11 then t:add(F.scsi__sense__command_specific_information, tvb(off + 7, 4)) end
-    if lim - off >= 13 then t:add(F.scsi__sense__additional_sense, tvb(off + 11, 2)) end
+    if lim - off >= 13 then do local r = tvb(off + 11, 2); t:add(F.scsi__sense__additional_sense, r); v.AdditionalSense = r:uint() end end
     if lim - off >= 14 then t:add(F.scsi__sense__field_replaceable_unit_code, tvb(off + 13, 1)) end
     if lim - off >= 17 then t:add(F.scsi__sense__sense_key_specific, tvb(off + 14, 3)) end
     return short(t, off, lim, 17, "Sense data (SPC-3 4.5)"), v
@@ -1116,21 +1140,23 @@ D.d_scsi_sense_format_10 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local t = tree
   if lim - off >= 17 then
     t:add(F.scsi__sense__obsolete, tvb(off + 0, 1))
-    do local r = tvb(off + 1, 1); local b = t:add(F.scsi__sense__key_flags, r); b:add(F.scsi__sense__key_flags__filemark, r); b:add(F.scsi__sense__key_flags__eom, r); b:add(F.scsi__sense__key_flags__ili, r); b:add(F.scsi__sense__key_flags__sense_key, r) end
+    do local r = tvb(off + 1, 1); local b = t:add(F.scsi__sense__key_flags, r); b:add(F.scsi__sense__key_flags__filemark, r); b:add(F.scsi__sense__key_flags__eom, r); b:add(F.scsi__sense__key_flags__ili, r); b:add(F.scsi__sense__key_flags__sense_key, r); local x = r:uint(); v.KeyFlags = { FILEMARK = math.floor(x / 128) % 2, EOM = math.floor(x / 64) % 2, ILI = math.floor(x / 32) % 2, SenseKey = math.floor(x / 1) % 16, } end
     t:add(F.scsi__sense__information, tvb(off + 2, 4))
     do local r = tvb(off + 6, 1); t:add(F.scsi__sense__additional_sense_length, r); v.AdditionalSenseLength = r:uint() end
     t:add(F.scsi__sense__command_specific_information, tvb(off + 7, 4))
-    t:add(F.scsi__sense__additional_sense, tvb(off + 11, 2))
+    do local r = tvb(off + 11, 2); t:add(F.scsi__sense__additional_sense, r); v.AdditionalSense = r:uint() end
     t:add(F.scsi__sense__field_replaceable_unit_code, tvb(off + 13, 1))
     t:add(F.scsi__sense__sense_key_specific, tvb(off + 14, 3))
+    if v.KeyFlags.SenseKey == 2 or v.KeyFlags.SenseKey == 3 or v.KeyFlags.SenseKey == 4 or v.KeyFlags.SenseKey == 5 or v.KeyFlags.SenseKey == 6 or v.KeyFlags.SenseKey == 7 or v.KeyFlags.SenseKey == 8 or v.KeyFlags.SenseKey == 9 or v.KeyFlags.SenseKey == 10 or v.KeyFlags.SenseKey == 11 or v.KeyFlags.SenseKey == 13 or v.KeyFlags.SenseKey == 14 then t:add_proto_expert_info(E.status, string.format("Sense key %s [SPC-3 4.5.6]", VS6[v.KeyFlags.SenseKey] or string.format("0x%X", v.KeyFlags.SenseKey))) end
+    if v.AdditionalSense == 10496 or v.AdditionalSense == 10497 or v.AdditionalSense == 10498 or v.AdditionalSense == 10499 or v.AdditionalSense == 10500 or v.AdditionalSense == 10503 or v.AdditionalSense == 10755 or v.AdditionalSense == 10756 or v.AdditionalSense == 10757 or v.AdditionalSense == 10761 or v.AdditionalSense == 16142 or v.AdditionalSense == 14848 or v.AdditionalSense == 9472 or v.AdditionalSense == 8192 or v.AdditionalSense == 9216 or v.AdditionalSense == 1024 or v.AdditionalSense == 1025 or v.AdditionalSense == 1026 or v.AdditionalSense == 1027 then t:add_proto_expert_info(E.status, string.format("Additional sense: %s [SPC-3 4.5.6]", VS7[v.AdditionalSense] or string.format("0x%X", v.AdditionalSense))) end
     off = off + 17
   else
     if lim - off >= 1 then t:add(F.scsi__sense__obsolete, tvb(off + 0, 1)) end
-    if lim - off >= 2 then do local r = tvb(off + 1, 1); local b = t:add(F.scsi__sense__key_flags, r); b:add(F.scsi__sense__key_flags__filemark, r); b:add(F.scsi__sense__key_flags__eom, r); b:add(F.scsi__sense__key_flags__ili, r); b:add(F.scsi__sense__key_flags__sense_key, r) end end
+    if lim - off >= 2 then do local r = tvb(off + 1, 1); local b = t:add(F.scsi__sense__key_flags, r); b:add(F.scsi__sense__key_flags__filemark, r); b:add(F.scsi__sense__key_flags__eom, r); b:add(F.scsi__sense__key_flags__ili, r); b:add(F.scsi__sense__key_flags__sense_key, r); local x = r:uint(); v.KeyFlags = { FILEMARK = math.floor(x / 128) % 2, EOM = math.floor(x / 64) % 2, ILI = math.floor(x / 32) % 2, SenseKey = math.floor(x / 1) % 16, } end end
     if lim - off >= 6 then t:add(F.scsi__sense__information, tvb(off + 2, 4)) end
     if lim - off >= 7 then do local r = tvb(off + 6, 1); t:add(F.scsi__sense__additional_sense_length, r); v.AdditionalSenseLength = r:uint() end end
     if lim - off >= 11 then t:add(F.scsi__sense__command_specific_information, tvb(off + 7, 4)) end
-    if lim - off >= 13 then t:add(F.scsi__sense__additional_sense, tvb(off + 11, 2)) end
+    if lim - off >= 13 then do local r = tvb(off + 11, 2); t:add(F.scsi__sense__additional_sense, r); v.AdditionalSense = r:uint() end end
     if lim - off >= 14 then t:add(F.scsi__sense__field_replaceable_unit_code, tvb(off + 13, 1)) end
     if lim - off >= 17 then t:add(F.scsi__sense__sense_key_specific, tvb(off + 14, 3)) end
     return short(t, off, lim, 17, "Sense data (SPC-3 4.5)"), v
@@ -1142,14 +1168,16 @@ D.d_scsi_sense_format_11 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree
   if lim - off >= 7 then
-    t:add(F.scsi__sense__sense_key, tvb(off + 0, 1))
-    t:add(F.scsi__sense__additional_sense, tvb(off + 1, 2))
+    do local r = tvb(off + 0, 1); t:add(F.scsi__sense__sense_key, r); v.SenseKey = math.floor(r:uint() / 1) % 16 end
+    do local r = tvb(off + 1, 2); t:add(F.scsi__sense__additional_sense, r); v.AdditionalSense = r:uint() end
     t:add(F.scsi__sense__reserved, tvb(off + 3, 3))
     do local r = tvb(off + 6, 1); t:add(F.scsi__sense__additional_sense_length, r); v.AdditionalSenseLength = r:uint() end
+    if v.SenseKey == 2 or v.SenseKey == 3 or v.SenseKey == 4 or v.SenseKey == 5 or v.SenseKey == 6 or v.SenseKey == 7 or v.SenseKey == 8 or v.SenseKey == 9 or v.SenseKey == 10 or v.SenseKey == 11 or v.SenseKey == 13 or v.SenseKey == 14 then t:add_proto_expert_info(E.status, string.format("Sense key %s [SPC-3 4.5.6]", VS6[v.SenseKey] or string.format("0x%X", v.SenseKey))) end
+    if v.AdditionalSense == 10496 or v.AdditionalSense == 10497 or v.AdditionalSense == 10498 or v.AdditionalSense == 10499 or v.AdditionalSense == 10500 or v.AdditionalSense == 10503 or v.AdditionalSense == 10755 or v.AdditionalSense == 10756 or v.AdditionalSense == 10757 or v.AdditionalSense == 10761 or v.AdditionalSense == 16142 or v.AdditionalSense == 14848 or v.AdditionalSense == 9472 or v.AdditionalSense == 8192 or v.AdditionalSense == 9216 or v.AdditionalSense == 1024 or v.AdditionalSense == 1025 or v.AdditionalSense == 1026 or v.AdditionalSense == 1027 then t:add_proto_expert_info(E.status, string.format("Additional sense: %s [SPC-3 4.5.6]", VS7[v.AdditionalSense] or string.format("0x%X", v.AdditionalSense))) end
     off = off + 7
   else
-    if lim - off >= 1 then t:add(F.scsi__sense__sense_key, tvb(off + 0, 1)) end
-    if lim - off >= 3 then t:add(F.scsi__sense__additional_sense, tvb(off + 1, 2)) end
+    if lim - off >= 1 then do local r = tvb(off + 0, 1); t:add(F.scsi__sense__sense_key, r); v.SenseKey = math.floor(r:uint() / 1) % 16 end end
+    if lim - off >= 3 then do local r = tvb(off + 1, 2); t:add(F.scsi__sense__additional_sense, r); v.AdditionalSense = r:uint() end end
     if lim - off >= 6 then t:add(F.scsi__sense__reserved, tvb(off + 3, 3)) end
     if lim - off >= 7 then do local r = tvb(off + 6, 1); t:add(F.scsi__sense__additional_sense_length, r); v.AdditionalSenseLength = r:uint() end end
     return short(t, off, lim, 7, "Sense data (SPC-3 4.5)"), v
@@ -1169,14 +1197,16 @@ D.d_scsi_sense_format_12 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree
   if lim - off >= 7 then
-    t:add(F.scsi__sense__sense_key, tvb(off + 0, 1))
-    t:add(F.scsi__sense__additional_sense, tvb(off + 1, 2))
+    do local r = tvb(off + 0, 1); t:add(F.scsi__sense__sense_key, r); v.SenseKey = math.floor(r:uint() / 1) % 16 end
+    do local r = tvb(off + 1, 2); t:add(F.scsi__sense__additional_sense, r); v.AdditionalSense = r:uint() end
     t:add(F.scsi__sense__reserved, tvb(off + 3, 3))
     do local r = tvb(off + 6, 1); t:add(F.scsi__sense__additional_sense_length, r); v.AdditionalSenseLength = r:uint() end
+    if v.SenseKey == 2 or v.SenseKey == 3 or v.SenseKey == 4 or v.SenseKey == 5 or v.SenseKey == 6 or v.SenseKey == 7 or v.SenseKey == 8 or v.SenseKey == 9 or v.SenseKey == 10 or v.SenseKey == 11 or v.SenseKey == 13 or v.SenseKey == 14 then t:add_proto_expert_info(E.status, string.format("Sense key %s [SPC-3 4.5.6]", VS6[v.SenseKey] or string.format("0x%X", v.SenseKey))) end
+    if v.AdditionalSense == 10496 or v.AdditionalSense == 10497 or v.AdditionalSense == 10498 or v.AdditionalSense == 10499 or v.AdditionalSense == 10500 or v.AdditionalSense == 10503 or v.AdditionalSense == 10755 or v.AdditionalSense == 10756 or v.AdditionalSense == 10757 or v.AdditionalSense == 10761 or v.AdditionalSense == 16142 or v.AdditionalSense == 14848 or v.AdditionalSense == 9472 or v.AdditionalSense == 8192 or v.AdditionalSense == 9216 or v.AdditionalSense == 1024 or v.AdditionalSense == 1025 or v.AdditionalSense == 1026 or v.AdditionalSense == 1027 then t:add_proto_expert_info(E.status, string.format("Additional sense: %s [SPC-3 4.5.6]", VS7[v.AdditionalSense] or string.format("0x%X", v.AdditionalSense))) end
     off = off + 7
   else
-    if lim - off >= 1 then t:add(F.scsi__sense__sense_key, tvb(off + 0, 1)) end
-    if lim - off >= 3 then t:add(F.scsi__sense__additional_sense, tvb(off + 1, 2)) end
+    if lim - off >= 1 then do local r = tvb(off + 0, 1); t:add(F.scsi__sense__sense_key, r); v.SenseKey = math.floor(r:uint() / 1) % 16 end end
+    if lim - off >= 3 then do local r = tvb(off + 1, 2); t:add(F.scsi__sense__additional_sense, r); v.AdditionalSense = r:uint() end end
     if lim - off >= 6 then t:add(F.scsi__sense__reserved, tvb(off + 3, 3)) end
     if lim - off >= 7 then do local r = tvb(off + 6, 1); t:add(F.scsi__sense__additional_sense_length, r); v.AdditionalSenseLength = r:uint() end end
     return short(t, off, lim, 7, "Sense data (SPC-3 4.5)"), v
@@ -1198,13 +1228,16 @@ D.d_srb_status_response_windows_13 = function(tvb, tree, off, lim, pinfo, ctx, p
   if lim - off >= 4 then
     t:add_le(F.srb_status_response__status_key, tvb(off + 0, 1))
     do local r = tvb(off + 1, 1); local b = t:add(F.srb_status_response__srb_status, r); b:add(F.srb_status_response__srb_status__autosense_valid, r); b:add(F.srb_status_response__srb_status__queue_frozen, r); b:add(F.srb_status_response__srb_status__status, r); local x = r:uint(); v.SrbStatus = { AutosenseValid = math.floor(x / 128) % 2, QueueFrozen = math.floor(x / 64) % 2, Status = math.floor(x / 1) % 64, } end
-    t:add_le(F.srb_status_response__scsi_status, tvb(off + 2, 1))
+    do local r = tvb(off + 2, 1); t:add(F.srb_status_response__scsi_status, r); v.ScsiStatus = r:uint() end
     do local r = tvb(off + 3, 1); t:add_le(F.srb_status_response__sense_info_ex_length, r); v.SenseInfoExLength = r:le_uint() end
+    if v.ScsiStatus == 2 then t:add_proto_expert_info(E.status, string.format("SCSI status %s: the sense data says why [SAM-3 5.3.1]", VS5[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
+    if v.ScsiStatus == 24 then t:add_proto_expert_info(E.status, string.format("SCSI status %s: another initiator holds the reservation [SPC-3 5.6.1]", VS5[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
+    if v.ScsiStatus == 8 or v.ScsiStatus == 40 or v.ScsiStatus == 48 or v.ScsiStatus == 64 or v.ScsiStatus == 34 then t:add_proto_expert_info(E.status, string.format("SCSI status %s [SAM-3 5.3.1]", VS5[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
     off = off + 4
   else
     if lim - off >= 1 then t:add_le(F.srb_status_response__status_key, tvb(off + 0, 1)) end
     if lim - off >= 2 then do local r = tvb(off + 1, 1); local b = t:add(F.srb_status_response__srb_status, r); b:add(F.srb_status_response__srb_status__autosense_valid, r); b:add(F.srb_status_response__srb_status__queue_frozen, r); b:add(F.srb_status_response__srb_status__status, r); local x = r:uint(); v.SrbStatus = { AutosenseValid = math.floor(x / 128) % 2, QueueFrozen = math.floor(x / 64) % 2, Status = math.floor(x / 1) % 64, } end end
-    if lim - off >= 3 then t:add_le(F.srb_status_response__scsi_status, tvb(off + 2, 1)) end
+    if lim - off >= 3 then do local r = tvb(off + 2, 1); t:add(F.srb_status_response__scsi_status, r); v.ScsiStatus = r:uint() end end
     if lim - off >= 4 then do local r = tvb(off + 3, 1); t:add_le(F.srb_status_response__sense_info_ex_length, r); v.SenseInfoExLength = r:le_uint() end end
     return short(t, off, lim, 4, "SVHDX_TUNNEL_SRB_STATUS_RESPONSE (MS-RSVD 2.2.5.8)"), v
   end
@@ -1292,9 +1325,9 @@ D.d_scsi_request = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local start = off
   local t = tree:add(F.scsi_request, tvb(off, lim > off and lim - off or 0))
   if lim - off >= 36 then
-    t:add_le(F.scsi_request__length, tvb(off + 0, 2))
+    do local r = tvb(off + 0, 2); t:add_le(F.scsi_request__length, r); v.Length = r:le_uint() end
     t:add_le(F.scsi_request__reserved1, tvb(off + 2, 2))
-    t:add_le(F.scsi_request__cdb_length, tvb(off + 4, 1))
+    do local r = tvb(off + 4, 1); t:add_le(F.scsi_request__cdb_length, r); v.CdbLength = r:le_uint() end
     do local r = tvb(off + 5, 1); t:add_le(F.scsi_request__sense_info_ex_length, r); v.SenseInfoExLength = r:le_uint() end
     t:add_le(F.scsi_request__data_in, tvb(off + 6, 1))
     t:add_le(F.scsi_request__reserved2, tvb(off + 7, 1))
@@ -1303,11 +1336,14 @@ D.d_scsi_request = function(tvb, tree, off, lim, pinfo, ctx, pv)
     do local _, sub = D.d_scsi_cdb(tvb, t, off + 16, math.min(lim, off + 16 + 16), pinfo, ctx, v); if sub ~= v then v.Cdb = sub end end
     t:add(F.scsi_request__cdb_buffer, tvb(off + 16, 16))
     t:add_le(F.scsi_request__reserved3, tvb(off + 32, 4))
+    if v.Length ~= 36 then t:add_proto_expert_info(E.bad_value, string.format("SVHDX_TUNNEL_SCSI_REQUEST Length is %s; it must be 36 [MS-RSVD 3.2.5.5.5]", tostring(v.Length))) end
+    if v.CdbLength > 16 then t:add_proto_expert_info(E.bad_value, string.format("SVHDX_TUNNEL_SCSI_REQUEST CdbLength is %s; at most 16 is allowed [MS-RSVD 2.2.5.11, 3.2.5.5.5]", tostring(v.CdbLength))) end
+    if v.SenseInfoExLength > 20 then t:add_proto_expert_info(E.bad_value, string.format("SVHDX_TUNNEL_SCSI_REQUEST SenseInfoExLength is %s; at most 20 is allowed [MS-RSVD 2.2.5.11]", tostring(v.SenseInfoExLength))) end
     off = off + 36
   else
-    if lim - off >= 2 then t:add_le(F.scsi_request__length, tvb(off + 0, 2)) end
+    if lim - off >= 2 then do local r = tvb(off + 0, 2); t:add_le(F.scsi_request__length, r); v.Length = r:le_uint() end end
     if lim - off >= 4 then t:add_le(F.scsi_request__reserved1, tvb(off + 2, 2)) end
-    if lim - off >= 5 then t:add_le(F.scsi_request__cdb_length, tvb(off + 4, 1)) end
+    if lim - off >= 5 then do local r = tvb(off + 4, 1); t:add_le(F.scsi_request__cdb_length, r); v.CdbLength = r:le_uint() end end
     if lim - off >= 6 then do local r = tvb(off + 5, 1); t:add_le(F.scsi_request__sense_info_ex_length, r); v.SenseInfoExLength = r:le_uint() end end
     if lim - off >= 7 then t:add_le(F.scsi_request__data_in, tvb(off + 6, 1)) end
     if lim - off >= 8 then t:add_le(F.scsi_request__reserved2, tvb(off + 7, 1)) end
@@ -1849,7 +1885,7 @@ D.d_scsi_response = function(tvb, tree, off, lim, pinfo, ctx, pv)
   if lim - off >= 36 then
     t:add_le(F.scsi_response__length, tvb(off + 0, 2))
     do local r = tvb(off + 2, 1); local b = t:add(F.scsi_response__srb_status, r); b:add(F.scsi_response__srb_status__autosense_valid, r); b:add(F.scsi_response__srb_status__queue_frozen, r); b:add(F.scsi_response__srb_status__status, r); local x = r:uint(); v.SrbStatus = { AutosenseValid = math.floor(x / 128) % 2, QueueFrozen = math.floor(x / 64) % 2, Status = math.floor(x / 1) % 64, } end
-    t:add_le(F.scsi_response__scsi_status, tvb(off + 3, 1))
+    do local r = tvb(off + 3, 1); t:add(F.scsi_response__scsi_status, r); v.ScsiStatus = r:uint() end
     t:add_le(F.scsi_response__cdb_length, tvb(off + 4, 1))
     do local r = tvb(off + 5, 1); t:add_le(F.scsi_response__sense_info_ex_length, r); v.SenseInfoExLength = r:le_uint() end
     t:add_le(F.scsi_response__data_in, tvb(off + 6, 1))
@@ -1858,11 +1894,14 @@ D.d_scsi_response = function(tvb, tree, off, lim, pinfo, ctx, pv)
     t:add_le(F.scsi_response__data_transfer_length, tvb(off + 12, 4))
     do local _, sub = D.d_scsi_sense(tvb, t, off + 16, math.min(lim, off + 16 + 20), pinfo, ctx, v) end
     t:add(F.scsi_response__sense_data_ex, tvb(off + 16, 20))
+    if v.ScsiStatus == 2 then t:add_proto_expert_info(E.status, string.format("SCSI status %s: the sense data says why [SAM-3 5.3.1]", VS5[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
+    if v.ScsiStatus == 24 then t:add_proto_expert_info(E.status, string.format("SCSI status %s: another initiator holds the reservation [SPC-3 5.6.1]", VS5[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
+    if v.ScsiStatus == 8 or v.ScsiStatus == 40 or v.ScsiStatus == 48 or v.ScsiStatus == 64 or v.ScsiStatus == 34 then t:add_proto_expert_info(E.status, string.format("SCSI status %s [SAM-3 5.3.1]", VS5[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
     off = off + 36
   else
     if lim - off >= 2 then t:add_le(F.scsi_response__length, tvb(off + 0, 2)) end
     if lim - off >= 3 then do local r = tvb(off + 2, 1); local b = t:add(F.scsi_response__srb_status, r); b:add(F.scsi_response__srb_status__autosense_valid, r); b:add(F.scsi_response__srb_status__queue_frozen, r); b:add(F.scsi_response__srb_status__status, r); local x = r:uint(); v.SrbStatus = { AutosenseValid = math.floor(x / 128) % 2, QueueFrozen = math.floor(x / 64) % 2, Status = math.floor(x / 1) % 64, } end end
-    if lim - off >= 4 then t:add_le(F.scsi_response__scsi_status, tvb(off + 3, 1)) end
+    if lim - off >= 4 then do local r = tvb(off + 3, 1); t:add(F.scsi_response__scsi_status, r); v.ScsiStatus = r:uint() end end
     if lim - off >= 5 then t:add_le(F.scsi_response__cdb_length, tvb(off + 4, 1)) end
     if lim - off >= 6 then do local r = tvb(off + 5, 1); t:add_le(F.scsi_response__sense_info_ex_length, r); v.SenseInfoExLength = r:le_uint() end end
     if lim - off >= 7 then t:add_le(F.scsi_response__data_in, tvb(off + 6, 1)) end
