@@ -59,7 +59,25 @@ def _smb2_fields(p: Protocol) -> List[FieldDef]:
     if not any(e.transaction for e in p.ioctls):
         return []
     spec = next(e.transaction.spec for e in p.ioctls if e.transaction)
-    return [
+    fields = []
+    if p.stored_errors:
+        spec = p.stored_errors.spec
+        fields += [
+            FieldDef(abbrev="%s.sense.status_key" % p.name, label="StatusKey", ftype="uint8", base="DEC",
+                     desc="The key under which the server stored this failure's sense data", spec=spec,
+                     structure="(stored errors)"),
+            FieldDef(abbrev="%s.sense.retrieved_in" % p.name, label="Retrieved in", ftype="framenum",
+                     base="RESPONSE", desc="The request that fetched this stored error", spec=spec,
+                     structure="(stored errors)"),
+            FieldDef(abbrev="%s.sense.error_in" % p.name, label="Error in", ftype="framenum", base="REQUEST",
+                     desc="The failed response whose stored error this request fetches", spec=spec,
+                     structure="(stored errors)"),
+        ]
+    if p.shared_opens:
+        fields.append(FieldDef(abbrev="%s.open.name" % p.name, label="Opened as", ftype="string", base="UNICODE",
+                               desc="The file name of the CREATE that carried the context",
+                               spec=p.shared_opens.spec, structure="(stored errors)"))
+    return fields + [
         FieldDef(abbrev="%s.response_in" % p.name, label="Response in", ftype="framenum", base="RESPONSE",
                  desc="The frame that answers this request (same TCP stream, SMB2 session and id)",
                  spec=spec, structure="(exchanges)"),
@@ -74,7 +92,7 @@ BINDING_FIELDS = {"smb2": _smb2_fields}
 
 
 def build_model(p: Protocol) -> Model:
-    model = Model(p.name, p.spec, p.messages)
+    model = Model(p.name, p.spec, p.messages, captures=p.captures())
     for fd in BINDING_FIELDS[p.binding](p):
         model.add_field(fd)
     return model
@@ -103,7 +121,11 @@ def render_lua(p: Protocol, model: Model = None) -> str:
     fields = list(model.fields.values())
     template = _env().get_template("%s_binding.lua.j2" % p.binding)
     # Value tables are numbered as fields are rendered, so render once to fill them.
-    kw = dict(proto=p, model=model, fields=fields, summary=summary, transaction=transaction, cap=ARRAY_CAP)
+    def lua_path(path: str) -> str:
+        return "{ %s }" % ", ".join(lua_str(part) for part in path.split("."))
+
+    kw = dict(proto=p, model=model, fields=fields, summary=summary, transaction=transaction, lua_path=lua_path,
+              cap=ARRAY_CAP)
     template.render(**kw)
     return template.render(**kw)
 

@@ -27,6 +27,35 @@ class Transaction:
 
 
 @dataclass
+class SharedOpens:
+    """Opens that count as ours: a CREATE carrying `context_tag`; the name must end in `name_suffix`."""
+
+    context_tag: bytes
+    name_suffix: str
+    spec: str
+
+
+@dataclass
+class StoredErrors:
+    """Errors the server keeps under a small key for the client to fetch later.
+
+    A response whose status is `base | key` (key = status & ~mask) on one of the
+    SharedOpens stores an error: an SMB2 READ or WRITE response, or a message whose
+    `status_path` says so. A request whose `retrieve_op` at `op_path` names it fetches
+    it back by `key_path`. The binding links the two and flags errors never fetched
+    (before CLOSE or the end of the capture) and fetches of keys never stored.
+    """
+
+    base: int
+    mask: int
+    status_path: str  # in the response message, e.g. "Header.Status"
+    op_path: str  # in the request message, e.g. "Header.OperationCode"
+    retrieve_op: int
+    key_path: str  # e.g. "Payload.StatusKey"
+    spec: str
+
+
+@dataclass
 class IoctlEntry:
     """An SMB2 IOCTL/FSCTL whose input and output buffers hold our messages."""
 
@@ -66,5 +95,15 @@ class Protocol:
     ioctls: List[IoctlEntry] = field(default_factory=list)
     create_contexts: List[CreateContextEntry] = field(default_factory=list)
     summaries: Dict[str, Summary] = field(default_factory=dict)  # message abbrev -> Summary
+    shared_opens: Optional[SharedOpens] = None
+    stored_errors: Optional[StoredErrors] = None
     constants: Dict[str, object] = field(default_factory=dict)
     notes: List[str] = field(default_factory=list)  # seed vs Windows differences, for the reference
+
+    def captures(self) -> List[str]:
+        """Names whose values the binding reads from decoders' results."""
+        paths = []
+        if self.stored_errors:
+            e = self.stored_errors
+            paths += [e.status_path, e.op_path, e.key_path]
+        return sorted({part for p in paths for part in p.split(".")})

@@ -518,7 +518,15 @@ MESSAGES = STRUCTURES + [TUNNEL_REQUEST, TUNNEL_RESPONSE] + scsi.STRUCTURES
 
 
 # -- how the messages reach the dissector -------------------------------------------
-from .protocol import CreateContextEntry, IoctlEntry, Protocol, Summary, Transaction  # noqa: E402
+from .protocol import (  # noqa: E402
+    CreateContextEntry,
+    IoctlEntry,
+    Protocol,
+    SharedOpens,
+    StoredErrors,
+    Summary,
+    Transaction,
+)
 
 # §3.1.4.1: every tunnel operation carries the client's RequestIdentifier, unique per client.
 TUNNEL_TRANSACTION = Transaction(id_path="Header.RequestId", spec="MS-RSVD 3.1.4.1")
@@ -546,6 +554,15 @@ PROTOCOL = Protocol(
         "tunnel_request": Summary("Header.OperationCode", "msrsvd.header.operation_code"),
         "tunnel_response": Summary("Header.OperationCode", "msrsvd.header.operation_code"),
     },
+    shared_opens=SharedOpens(SVHDX_OPEN_DEVICE_CONTEXT_TAG, SHARED_VIRTUAL_DISK_SUFFIX, "MS-RSVD 3.1.4.2, 3.2.5.1"),
+    # §3.2.5.3-4: a failed READ or WRITE (or tunnel operation) returns
+    # STATUS_SVHDX_ERROR_STORED | StatusKey; §3.1.5.3-4: the client fetches it with
+    # RSVD_TUNNEL_SRB_STATUS_OPERATION; §3.2.5.5.3: an unknown key gets ERROR_NOT_AVAILABLE.
+    stored_errors=StoredErrors(
+        base=ERROR_CODES["STATUS_SVHDX_ERROR_STORED"], mask=STATUS_SVHDX_ERROR_STORED_MASK,
+        status_path="Header.Status", op_path="Header.OperationCode",
+        retrieve_op=OPERATION_CODES["RSVD_TUNNEL_SRB_STATUS_OPERATION"], key_path="Payload.StatusKey",
+        spec="MS-RSVD 3.1.5.3, 3.1.5.4, 3.2.5.5.3"),
     constants=CONSTANTS,
     notes=[" ".join(b.split()) for b in __doc__.split("\n- ")[1:]],
 )

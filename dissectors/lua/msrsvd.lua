@@ -598,6 +598,10 @@ F.tunnel_request = ProtoField.none("msrsvd.tunnel_request", "SVHDX tunnel reques
 F.tunnel_request__body = ProtoField.bytes("msrsvd.tunnel_request.body", "Body", base.NONE, "A payload this dissector does not decode (unknown or v2 OperationCode). [MS-RSVD 2.2.5.1]")
 F.tunnel_response = ProtoField.none("msrsvd.tunnel_response", "SVHDX tunnel response", "An FSCTL_SVHDX_SYNC/ASYNC_TUNNEL_REQUEST output buffer.")
 F.tunnel_response__body = ProtoField.bytes("msrsvd.tunnel_response.body", "Body", base.NONE, "A payload this dissector does not decode (unknown or v2 OperationCode). [MS-RSVD 2.2.5.1]")
+F.sense__status_key = ProtoField.uint8("msrsvd.sense.status_key", "StatusKey", base.DEC, nil, nil, "The key under which the server stored this failure's sense data [MS-RSVD 3.1.5.3, 3.1.5.4, 3.2.5.5.3]")
+F.sense__retrieved_in = ProtoField.framenum("msrsvd.sense.retrieved_in", "Retrieved in", base.NONE, frametype.RESPONSE, 0, "The request that fetched this stored error")
+F.sense__error_in = ProtoField.framenum("msrsvd.sense.error_in", "Error in", base.NONE, frametype.REQUEST, 0, "The failed response whose stored error this request fetches")
+F.open__name = ProtoField.string("msrsvd.open.name", "Opened as", base.UNICODE, "The file name of the CREATE that carried the context [MS-RSVD 3.1.4.2, 3.2.5.1]")
 F.response_in = ProtoField.framenum("msrsvd.response_in", "Response in", base.NONE, frametype.RESPONSE, 0, "The frame that answers this request (same TCP stream, SMB2 session and id)")
 F.request_in = ProtoField.framenum("msrsvd.request_in", "Request in", base.NONE, frametype.REQUEST, 0, "The frame of the request this answers")
 F.time = ProtoField.relative_time("msrsvd.time", "Response time", "Time from the request to this response")
@@ -626,8 +630,15 @@ local E = {
     expert.group.SEQUENCE, expert.severity.WARN),
   duplicate = ProtoExpert.new("msrsvd.duplicate_id", "Request id reused while in flight",
     expert.group.SEQUENCE, expert.severity.WARN),
+  not_retrieved = ProtoExpert.new("msrsvd.sense.not_retrieved", "Stored error never retrieved",
+    expert.group.SEQUENCE, expert.severity.WARN),
+  unknown_key = ProtoExpert.new("msrsvd.sense.unknown_key", "Retrieval of a key never stored",
+    expert.group.SEQUENCE, expert.severity.WARN),
+  open_name = ProtoExpert.new("msrsvd.malformed.open_name", "Open context on a name without the suffix",
+    expert.group.MALFORMED, expert.severity.ERROR),
 }
-proto.experts = { E.short, E.length, E.internal, E.bad_value, E.status, E.unanswered, E.duplicate }
+proto.experts = { E.short, E.length, E.internal, E.bad_value, E.status, E.unanswered, E.duplicate,
+  E.not_retrieved, E.unknown_key, E.open_name }
 
 local D = {}
 
@@ -1008,7 +1019,7 @@ D.d_srb_status_request = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree:add(F.srb_status_request, tvb(off, lim - off >= 28 and 28 or lim - off))
   if lim - off >= 28 then
-    t:add_le(F.srb_status_request__status_key, tvb(off + 0, 4))
+    do local r = tvb(off + 0, 4); t:add_le(F.srb_status_request__status_key, r); v.StatusKey = r:le_uint() end
     t:add_le(F.srb_status_request__srb_status, tvb(off + 4, 1))
     t:add_le(F.srb_status_request__scsi_status, tvb(off + 5, 1))
     do local r = tvb(off + 6, 1); t:add_le(F.srb_status_request__sense_info_ex_length, r); v.SenseInfoExLength = r:le_uint() end
@@ -1016,7 +1027,7 @@ D.d_srb_status_request = function(tvb, tree, off, lim, pinfo, ctx, pv)
     t:add(F.srb_status_request__sense_data_ex, tvb(off + 8, 20))
     off = off + 28
   else
-    if lim - off >= 4 then t:add_le(F.srb_status_request__status_key, tvb(off + 0, 4)) end
+    if lim - off >= 4 then do local r = tvb(off + 0, 4); t:add_le(F.srb_status_request__status_key, r); v.StatusKey = r:le_uint() end end
     if lim - off >= 5 then t:add_le(F.srb_status_request__srb_status, tvb(off + 4, 1)) end
     if lim - off >= 6 then t:add_le(F.srb_status_request__scsi_status, tvb(off + 5, 1)) end
     if lim - off >= 7 then do local r = tvb(off + 6, 1); t:add_le(F.srb_status_request__sense_info_ex_length, r); v.SenseInfoExLength = r:le_uint() end end
@@ -1055,7 +1066,7 @@ D.d_srb_status_response_seed_8 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree
   if lim - off >= 28 then
-    t:add_le(F.srb_status_response__status_key, tvb(off + 0, 4))
+    do local r = tvb(off + 0, 4); t:add_le(F.srb_status_response__status_key, r); v.StatusKey = r:le_uint() end
     do local r = tvb(off + 4, 1); local b = t:add(F.srb_status_response__srb_status, r); b:add(F.srb_status_response__srb_status__autosense_valid, r); b:add(F.srb_status_response__srb_status__queue_frozen, r); b:add(F.srb_status_response__srb_status__status, r); local x = r:uint(); v.SrbStatus = { AutosenseValid = math.floor(x / 128) % 2, QueueFrozen = math.floor(x / 64) % 2, Status = math.floor(x / 1) % 64, } end
     do local r = tvb(off + 5, 1); t:add(F.srb_status_response__scsi_status, r); v.ScsiStatus = r:uint() end
     do local r = tvb(off + 6, 1); t:add_le(F.srb_status_response__sense_info_ex_length, r); v.SenseInfoExLength = r:le_uint() end
@@ -1067,7 +1078,7 @@ D.d_srb_status_response_seed_8 = function(tvb, tree, off, lim, pinfo, ctx, pv)
     if v.ScsiStatus == 8 or v.ScsiStatus == 40 or v.ScsiStatus == 48 or v.ScsiStatus == 64 or v.ScsiStatus == 34 then t:add_proto_expert_info(E.status, string.format("SCSI status %s [SAM-3 5.3.1]", VS5[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
     off = off + 28
   else
-    if lim - off >= 4 then t:add_le(F.srb_status_response__status_key, tvb(off + 0, 4)) end
+    if lim - off >= 4 then do local r = tvb(off + 0, 4); t:add_le(F.srb_status_response__status_key, r); v.StatusKey = r:le_uint() end end
     if lim - off >= 5 then do local r = tvb(off + 4, 1); local b = t:add(F.srb_status_response__srb_status, r); b:add(F.srb_status_response__srb_status__autosense_valid, r); b:add(F.srb_status_response__srb_status__queue_frozen, r); b:add(F.srb_status_response__srb_status__status, r); local x = r:uint(); v.SrbStatus = { AutosenseValid = math.floor(x / 128) % 2, QueueFrozen = math.floor(x / 64) % 2, Status = math.floor(x / 1) % 64, } end end
     if lim - off >= 6 then do local r = tvb(off + 5, 1); t:add(F.srb_status_response__scsi_status, r); v.ScsiStatus = r:uint() end end
     if lim - off >= 7 then do local r = tvb(off + 6, 1); t:add_le(F.srb_status_response__sense_info_ex_length, r); v.SenseInfoExLength = r:le_uint() end end
@@ -1226,7 +1237,7 @@ D.d_srb_status_response_windows_13 = function(tvb, tree, off, lim, pinfo, ctx, p
   local v = {}
   local t = tree
   if lim - off >= 4 then
-    t:add_le(F.srb_status_response__status_key, tvb(off + 0, 1))
+    do local r = tvb(off + 0, 1); t:add_le(F.srb_status_response__status_key, r); v.StatusKey = r:le_uint() end
     do local r = tvb(off + 1, 1); local b = t:add(F.srb_status_response__srb_status, r); b:add(F.srb_status_response__srb_status__autosense_valid, r); b:add(F.srb_status_response__srb_status__queue_frozen, r); b:add(F.srb_status_response__srb_status__status, r); local x = r:uint(); v.SrbStatus = { AutosenseValid = math.floor(x / 128) % 2, QueueFrozen = math.floor(x / 64) % 2, Status = math.floor(x / 1) % 64, } end
     do local r = tvb(off + 2, 1); t:add(F.srb_status_response__scsi_status, r); v.ScsiStatus = r:uint() end
     do local r = tvb(off + 3, 1); t:add_le(F.srb_status_response__sense_info_ex_length, r); v.SenseInfoExLength = r:le_uint() end
@@ -1235,7 +1246,7 @@ D.d_srb_status_response_windows_13 = function(tvb, tree, off, lim, pinfo, ctx, p
     if v.ScsiStatus == 8 or v.ScsiStatus == 40 or v.ScsiStatus == 48 or v.ScsiStatus == 64 or v.ScsiStatus == 34 then t:add_proto_expert_info(E.status, string.format("SCSI status %s [SAM-3 5.3.1]", VS5[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
     off = off + 4
   else
-    if lim - off >= 1 then t:add_le(F.srb_status_response__status_key, tvb(off + 0, 1)) end
+    if lim - off >= 1 then do local r = tvb(off + 0, 1); t:add_le(F.srb_status_response__status_key, r); v.StatusKey = r:le_uint() end end
     if lim - off >= 2 then do local r = tvb(off + 1, 1); local b = t:add(F.srb_status_response__srb_status, r); b:add(F.srb_status_response__srb_status__autosense_valid, r); b:add(F.srb_status_response__srb_status__queue_frozen, r); b:add(F.srb_status_response__srb_status__status, r); local x = r:uint(); v.SrbStatus = { AutosenseValid = math.floor(x / 128) % 2, QueueFrozen = math.floor(x / 64) % 2, Status = math.floor(x / 1) % 64, } end end
     if lim - off >= 3 then do local r = tvb(off + 2, 1); t:add(F.srb_status_response__scsi_status, r); v.ScsiStatus = r:uint() end end
     if lim - off >= 4 then do local r = tvb(off + 3, 1); t:add_le(F.srb_status_response__sense_info_ex_length, r); v.SenseInfoExLength = r:le_uint() end end
@@ -2700,10 +2711,14 @@ end
 -- Exchanges: a request and its response, keyed by TCP stream, SMB2 session and the
 -- message's own id. The first pass records them; later passes (tshark -2, a GUI
 -- click) find them again by frame and message number.
-local EXCHANGES, AT = {}, {}
+-- State that lives for one capture; proto.init (write-only in wslua) resets it all.
+local RESETS = {}
 function proto.init()
-  EXCHANGES, AT = {}, {}
+  for i = 1, #RESETS do RESETS[i]() end
 end
+
+local EXCHANGES, AT = {}, {}
+RESETS[#RESETS + 1] = function() EXCHANGES, AT = {}, {} end
 
 local function exchange(key, pinfo, is_response, slot)
   if pinfo.visited then return AT[slot] end
@@ -2739,14 +2754,165 @@ local function show_exchange(x, top, pinfo, is_response, spec)
       "The same id is still awaiting its response to frame %d [%s]", x.dup, spec))
   end
 end
+-- Stored errors (MS-RSVD 3.1.5.3, 3.1.5.4, 3.2.5.5.3): a response with status 0xC05C0000 | key on an
+-- open made with the 9CCBCF9E04C1E643980E158DA1F6EC83 context stores an error; a request with
+-- Header.OperationCode == 0x02001004 fetches it by Payload.StatusKey.
+local FX_CMD = Field.new("smb2.cmd")
+local FX_MSGID = Field.new("smb2.msg_id")
+local FX_NTSTATUS = Field.new("smb2.nt_status")
+local FX_FID = Field.new("smb2.fid")
+local FX_FILENAME = Field.new("smb2.filename")
+local STORED_BASE, STORED_KEYS = 0xC05C0000, 256
+local SUFFIX, OUR_TAG = ":SharedVirtualDisk", "9CCBCF9E04C1E643980E158DA1F6EC83"
+local CMD_CREATE, CMD_CLOSE, CMD_READ, CMD_WRITE = 5, 6, 8, 9
 
-function proto.dissector(tvb, pinfo, tree)
+local OPENS, CREATES, IO, STORED, SEEN = {}, {}, {}, {}, {}
+RESETS[#RESETS + 1] = function() OPENS, CREATES, IO, STORED, SEEN = {}, {}, {}, {}, {} end
+
+local function stored_key(status)
+  local key = status and (status - STORED_BASE)
+  if key and key >= 0 and key < STORED_KEYS then return key end
+  return nil
+end
+
+local function path(v, p)
+  for i = 1, #p do v = type(v) == "table" and v[p[i]] or nil end
+  return v
+end
+
+-- The index of the SMB2 PDU (its smb2.cmd) that a field belongs to.
+local function pdu_of(cmds, fi)
+  if #cmds == 1 then return 1 end
+  local idx
+  for i = 1, #cmds do
+    if after(fi, cmds[i]) then idx = i end
+  end
+  return idx
+end
+
+-- An error stored under `key` on open `okey` (stream:fid), answered in this frame.
+local function store_error(okey, key, pinfo, slot)
+  if not pinfo.visited then
+    local e = { frame = pinfo.number, key = key, open = okey, name = OPENS[okey] }
+    STORED[okey .. ":" .. key] = e
+    SEEN[slot] = e
+  end
+  return SEEN[slot]
+end
+
+local function show_stored(e, item, pinfo)
+  item:add(F.sense__status_key, e.key):set_generated()
+  if e.name then item:add(F.open__name, e.name):set_generated() end
+  if e.retrieved then
+    item:add(F.sense__retrieved_in, e.retrieved):set_generated()
+  elseif pinfo.visited then
+    item:add_proto_expert_info(E.not_retrieved, string.format(
+      "StatusKey %d is never retrieved with RSVD_TUNNEL_SRB_STATUS_OPERATION before %s [MS-RSVD 3.1.5.3, 3.1.5.4, 3.2.5.5.3]", e.key,
+      e.closed and ("the CLOSE in frame " .. e.closed) or "the end of the capture"))
+  end
+end
+
+local function fetch_error(okey, key, pinfo, slot)
+  if not pinfo.visited then
+    local e = STORED[okey .. ":" .. key]
+    if e and not e.retrieved then e.retrieved = pinfo.number end
+    SEEN[slot] = e or false
+  end
+  return SEEN[slot]
+end
+
+-- SMB2 CREATE, CLOSE, READ and WRITE: which opens are ours, and errors stored on them.
+local function track_smb2(cmds, tree, pinfo, stream)
+  local wanted = false
+  for i = 1, #cmds do
+    local c = cmds[i].value
+    if c == CMD_CREATE or c == CMD_CLOSE or c == CMD_READ or c == CMD_WRITE then wanted = true end
+  end
+  if not wanted then return end
+  local per = {}
+  for i = 1, #cmds do per[i] = { cmd = cmds[i].value } end
+  local function attach(list, key, conv)
+    for j = 1, #list do
+      local i = pdu_of(cmds, list[j])
+      if i and per[i][key] == nil then per[i][key] = conv(list[j]) end
+    end
+  end
+  local function value(f) return f.value end
+  attach({ FX_RESPONSE() }, "resp", value)
+  attach({ FX_MSGID() }, "msgid", function(f) return tostring(f.value) end)
+  attach({ FX_NTSTATUS() }, "status", function(f) return f end)
+  attach({ FX_FID() }, "fid", function(f) return tostring(f.range:bytes()) end)  -- FT_GUID has no .value on 4.0
+  attach({ FX_FILENAME() }, "name", function(f) return f end)
+  attach({ FX_TAG() }, "ours", function(f) return f.range and tostring(f.range:bytes()) == OUR_TAG or nil end)
+  for i = 1, #per do
+    local p = per[i]
+    local mkey = stream .. ":" .. (p.msgid or "?")
+    if p.cmd == CMD_CREATE and not p.resp and p.ours and p.name then
+      local name = p.name.value
+      if not pinfo.visited then CREATES[mkey] = name end
+      if name:sub(-#SUFFIX):lower() ~= SUFFIX:lower() then
+        local item = tree:add(proto, p.name.range)
+        item:add_proto_expert_info(E.open_name, string.format(
+          "CREATE of \"%s\" carries the open context, but the name does not end in %s [MS-RSVD 3.1.4.2, 3.2.5.1]", name, SUFFIX))
+      end
+    elseif p.cmd == CMD_CREATE and p.resp and p.fid and not pinfo.visited then
+      if CREATES[mkey] and p.status and p.status.value == 0 then OPENS[stream .. ":" .. p.fid] = CREATES[mkey] end
+    elseif p.cmd == CMD_CLOSE and not p.resp and p.fid and not pinfo.visited then
+      local okey = stream .. ":" .. p.fid
+      for _, e in pairs(STORED) do
+        if e.open == okey and not e.retrieved and not e.closed then e.closed = pinfo.number end
+      end
+    elseif (p.cmd == CMD_READ or p.cmd == CMD_WRITE) and not p.resp and p.fid then
+      if not pinfo.visited and OPENS[stream .. ":" .. p.fid] then IO[mkey] = stream .. ":" .. p.fid end
+    elseif (p.cmd == CMD_READ or p.cmd == CMD_WRITE) and p.resp and p.status then
+      local key = stored_key(p.status.value)
+      if key and (pinfo.visited or IO[mkey]) then
+        local e = store_error(IO[mkey], key, pinfo, pinfo.number .. "/s" .. i)
+        if e then
+          local item = tree:add(proto, p.status.range)
+          item:append_text(string.format(", STATUS_SVHDX_ERROR_STORED | %d on %s", key, p.cmd == CMD_READ and "READ" or "WRITE"))
+          show_stored(e, item, pinfo)
+        end
+      end
+    end
+  end
+end
+
+-- After a tunnel message is decoded: errors stored in its header, and retrievals.
+local STATUS_PATH, OP_PATH, KEY_PATH = { "Header", "Status" }, { "Header", "OperationCode" }, { "Payload", "StatusKey" }
+local function stored_in_message(v, top, pinfo, is_response, okey, slot)
+  if not okey or not v then return end
+  if is_response then
+    local key = stored_key(path(v, STATUS_PATH))
+    if key then
+      local e = store_error(okey, key, pinfo, slot)
+      if e then show_stored(e, top, pinfo) end
+    end
+  elseif path(v, OP_PATH) == 0x02001004 then
+    local key = path(v, KEY_PATH)
+    if key == nil then return end
+    local e = fetch_error(okey, key, pinfo, slot)
+    if e then
+      top:add(F.sense__error_in, e.frame):set_generated()
+      if e.name then top:add(F.open__name, e.name):set_generated() end
+    else
+      top:add_proto_expert_info(E.unknown_key, string.format(
+        "No error was stored under StatusKey %d on this open in the capture [MS-RSVD 3.1.5.3, 3.1.5.4, 3.2.5.5.3]", key))
+    end
+  end
+end
+
+local function dissect(tvb, pinfo, tree)
+  local cmds = { FX_CMD() }
+  if #cmds == 0 then return end
+  local stream_fi = FX_STREAM()
+  track_smb2(cmds, tree, pinfo, stream_fi and stream_fi.value or -1)
   local funcs, datas = { FX_FUNCTION() }, { FX_CONTEXT_DATA() }
   if #funcs == 0 and #datas == 0 then return end
   local shown = {}
   if #funcs > 0 then
     local ins, outs = { FX_IN() }, { FX_OUT() }
-    local stream, sessions = FX_STREAM(), nil
+    local stream, sessions, fids = FX_STREAM(), nil, nil
     for pass = 1, 2 do
       local list, is_response = (pass == 1) and ins or outs, pass == 2
       for i = 1, #list do
@@ -2771,6 +2937,12 @@ function proto.dissector(tvb, pinfo, tree)
             if not is_response and not pinfo.visited then x.v = v end
             show_exchange(x, top, pinfo, is_response, tx[3])
           end
+          if tx then
+            fids = fids or { FX_FID() }
+            local fid = preceding(fids, fi)
+            stored_in_message(v, top, pinfo, is_response, fid and ((stream and stream.value or -1) .. ":" .. tostring(fid.range:bytes())),
+              pinfo.number .. "/m" .. #shown)
+          end
         end
       end
     end
@@ -2790,6 +2962,14 @@ function proto.dissector(tvb, pinfo, tree)
   if #shown > 0 then
     pinfo.cols.protocol = "MSRSVD"
     pinfo.cols.info:append(" [" .. table.concat(shown, "; ") .. "]")
+  end
+end
+
+-- Whatever goes wrong, the user gets an expert item, never a "Lua Error".
+function proto.dissector(tvb, pinfo, tree)
+  local ok, err = pcall(dissect, tvb, pinfo, tree)
+  if not ok then
+    tree:add(proto, tvb(0, 0)):add_proto_expert_info(E.internal, tostring(err))
   end
 end
 
