@@ -457,6 +457,95 @@ SVHDX_SHARED_VIRTUAL_DISK_SUPPORT_RESPONSE = message(
     ),
 )
 
+# -- RSVD v2 (Windows Server 2016+; not in the seed) --------------------------------
+# Layouts as Wireshark's packet-rsvd.c decodes them; bodies no public source lays out
+# (change tracking, QUERY_VIRTUAL_DISK_CHANGES, ExtractVHD) are shown as not decoded.
+V2_SPEC = "MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)"
+META_OPERATION_TYPES = dict(SvhdxMetaOperationTypeResize=0, SvhdxMetaOperationTypeCreateSnapshot=1,
+                            SvhdxMetaOperationTypeOptimize=2, SvhdxMetaOperationTypeExtractVHD=3,
+                            SvhdxMetaOperationTypeConvertToVHDSet=4, SvhdxMetaOperationTypeApplySnapshot=5)
+SNAPSHOT_TYPES = dict(SvhdxSnapshotTypeVM=1, SvhdxSnapshotTypeCDP=3, SvhdxSnapshotTypeWriteable=4)
+SNAPSHOT_STAGES = dict(SvhdxSnapshotStageInvalid=0, SvhdxSnapshotStageInitialize=1, SvhdxSnapshotStageBlockIO=2,
+                       SvhdxSnapshotStageSwitchObjectStore=3, SvhdxSnapshotStageUnblockIO=4,
+                       SvhdxSnapshotStageFinalize=5)
+VHDSET_INFORMATION_TYPES = dict(SvhdxVHDSetInformationTypeSnapshotList=0x02,
+                                SvhdxVHDSetInformationTypeSnapshotEntry=0x05,
+                                SvhdxVHDSetInformationTypeOptimizeNeeded=0x08,
+                                SvhdxVHDSetInformationTypeCdpSnapshotRoot=0x09,
+                                SvhdxVHDSetInformationTypeCdpSnapshotActiveList=0x0A,
+                                SvhdxVHDSetInformationTypeCdpSnapshotInactiveList=0x0C)
+_NOT_DECODED = "BodyNotDecoded" / GreedyBytes * "A body whose layout is not publicly documented; not decoded."
+_BOOL32 = lambda: Enum(Int32ul, FALSE=0, TRUE=1)  # noqa: E731
+
+META_OPERATION_START_REQUEST = message(
+    "SVHDX_META_OPERATION_START_REQUEST", "meta_operation_start", V2_SPEC,
+    "TransactionId" / Guid() * "Identifies the meta-operation in later QUERY_PROGRESS requests.",
+    "OperationType" / Enum(Int32ul, **META_OPERATION_TYPES) * "Which meta-operation to start.",
+    "Padding" / Hex(Int32ul) * "Alignment.",
+    "Parameters" / Switch(this.OperationType, {
+        "SvhdxMetaOperationTypeResize": Struct(
+            "NewSize" / Int64ul * "The new virtual size in bytes.",
+            "ExpandOnly" / BOOLEAN8() * "The size may only grow.",
+            "AllowUnsafeVirtualSize" / BOOLEAN8() * "The size may drop below the data the disk holds.",
+            "ShrinkToMinimumSafeSize" / BOOLEAN8() * "Shrink to the data the disk holds.",
+            "Reserved" / Hex(Int8ul)),
+        "SvhdxMetaOperationTypeCreateSnapshot": Struct(
+            "SnapshotType" / Enum(Int32ul, **SNAPSHOT_TYPES) * "The kind of snapshot.",
+            "SnapshotFlags" / FlagsEnum(Int32ul, SVHDX_SNAPSHOT_DISK_FLAG_ENABLE_CHANGE_TRACKING=1)
+            * "Snapshot options.",
+            "Stage1" / Enum(Int32ul, **SNAPSHOT_STAGES), "Stage2" / Enum(Int32ul, **SNAPSHOT_STAGES),
+            "Stage3" / Enum(Int32ul, **SNAPSHOT_STAGES), "Stage4" / Enum(Int32ul, **SNAPSHOT_STAGES),
+            "Stage5" / Enum(Int32ul, **SNAPSHOT_STAGES), "Stage6" / Enum(Int32ul, **SNAPSHOT_STAGES),
+            "SnapshotId" / Guid() * "The snapshot's identifier.",
+            "ParametersPayloadSize" / Int32ul * "Bytes of further parameters.",
+            _NOT_DECODED),
+        "SvhdxMetaOperationTypeOptimize": Struct(),
+        "SvhdxMetaOperationTypeConvertToVHDSet": Struct(
+            "DestinationVhdSetNameLength" / Int32ul * "Bytes of DestinationVhdSetName.",
+            "DestinationVhdSetName" / Utf16String(this.DestinationVhdSetNameLength) * "The new VHD set's name."),
+        "SvhdxMetaOperationTypeApplySnapshot": Struct(
+            "SnapshotType" / Enum(Int32ul, **SNAPSHOT_TYPES) * "The kind of snapshot.",
+            "SnapshotId" / Guid() * "The snapshot to apply."),
+    }, default=Struct(_NOT_DECODED)),
+)
+META_OPERATION_QUERY_PROGRESS_REQUEST = message(
+    "SVHDX_META_OPERATION_QUERY_PROGRESS_REQUEST", "query_progress_request", V2_SPEC,
+    "TransactionId" / Guid() * "The meta-operation whose progress is asked.")
+META_OPERATION_QUERY_PROGRESS_RESPONSE = message(
+    "SVHDX_META_OPERATION_QUERY_PROGRESS_RESPONSE", "query_progress_response", V2_SPEC,
+    "CurrentProgressValue" / Int64ul * "Work done so far.",
+    "CompleteValue" / Int64ul * "Work to do in all.")
+VHDSET_QUERY_INFORMATION_REQUEST = message(
+    "SVHDX_VHDSET_QUERY_INFORMATION_REQUEST", "vhdset_query_request", V2_SPEC,
+    "VHDSetInformationType" / Enum(Int32ul, **VHDSET_INFORMATION_TYPES) * "What to return.",
+    "SnapshotType" / Enum(Int32ul, **SNAPSHOT_TYPES) * "The kind of snapshot.",
+    "SnapshotId" / Guid() * "The snapshot asked about.")
+VHDSET_QUERY_INFORMATION_RESPONSE = message(
+    "SVHDX_VHDSET_QUERY_INFORMATION_RESPONSE", "vhdset_query_response", V2_SPEC,
+    "VHDSetInformationType" / Enum(Int32ul, **VHDSET_INFORMATION_TYPES) * "What this answer holds.",
+    "Information" / Switch(this.VHDSetInformationType, {
+        "SvhdxVHDSetInformationTypeSnapshotEntry": Struct(
+            "Padding" / Hex(Int32ul),
+            "SnapshotCreationTime" / Hex(Int64ul) * "When the snapshot was taken (FILETIME).",
+            "SnapshotType" / Enum(Int32ul, **SNAPSHOT_TYPES) * "The kind of snapshot.",
+            "IsValidSnapshot" / _BOOL32() * "TRUE when the snapshot is valid.",
+            "SnapshotId" / Guid() * "The snapshot.",
+            "ParentSnapshotId" / Guid() * "Its parent.",
+            "LogFileId" / Guid() * "Its log file."),
+    }, default=Struct(_NOT_DECODED)),
+)
+DELETE_SNAPSHOT_REQUEST = message(
+    "SVHDX_TUNNEL_DELETE_SNAPSHOT_REQUEST", "delete_snapshot_request", V2_SPEC,
+    "SnapshotId" / Guid() * "The snapshot to delete.",
+    "PersistReference" / _BOOL32() * "Keep a reference to the snapshot.",
+    "SnapshotType" / Enum(Int32ul, **SNAPSHOT_TYPES) * "The kind of snapshot.")
+QUERY_SAFE_SIZE_RESPONSE = message(
+    "SVHDX_TUNNEL_QUERY_SAFE_SIZE_RESPONSE", "query_safe_size_response", V2_SPEC,
+    "SafeVirtualSize" / Int64ul * "The smallest size the disk can shrink to without losing data.")
+V2_STRUCTURES = [META_OPERATION_START_REQUEST, META_OPERATION_QUERY_PROGRESS_REQUEST,
+                 META_OPERATION_QUERY_PROGRESS_RESPONSE, VHDSET_QUERY_INFORMATION_REQUEST,
+                 VHDSET_QUERY_INFORMATION_RESPONSE, DELETE_SNAPSHOT_REQUEST, QUERY_SAFE_SIZE_RESPONSE]
+
 # Tunnel operations: the header, then the payload its OperationCode names.
 REQUEST_PAYLOADS = {
     "RSVD_TUNNEL_GET_FILE_INFO_OPERATION": SVHDX_TUNNEL_FILE_INFO_REQUEST,
@@ -465,6 +554,10 @@ REQUEST_PAYLOADS = {
     "RSVD_TUNNEL_SRB_STATUS_OPERATION": SVHDX_TUNNEL_SRB_STATUS_REQUEST,
     "RSVD_TUNNEL_GET_DISK_INFO_OPERATION": SVHDX_TUNNEL_DISK_INFO_REQUEST,
     "RSVD_TUNNEL_VALIDATE_DISK_OPERATION": SVHDX_TUNNEL_VALIDATE_DISK_REQUEST,
+    "RSVD_TUNNEL_META_OPERATION_START": META_OPERATION_START_REQUEST,
+    "RSVD_TUNNEL_META_OPERATION_QUERY_PROGRESS": META_OPERATION_QUERY_PROGRESS_REQUEST,
+    "RSVD_TUNNEL_VHDSET_QUERY_INFORMATION": VHDSET_QUERY_INFORMATION_REQUEST,
+    "RSVD_TUNNEL_DELETE_SNAPSHOT": DELETE_SNAPSHOT_REQUEST,
 }
 RESPONSE_PAYLOADS = {
     "RSVD_TUNNEL_GET_FILE_INFO_OPERATION": SVHDX_TUNNEL_FILE_INFO_RESPONSE,
@@ -473,9 +566,12 @@ RESPONSE_PAYLOADS = {
     "RSVD_TUNNEL_SRB_STATUS_OPERATION": SVHDX_TUNNEL_SRB_STATUS_RESPONSE,
     "RSVD_TUNNEL_GET_DISK_INFO_OPERATION": SVHDX_TUNNEL_DISK_INFO_RESPONSE,
     "RSVD_TUNNEL_VALIDATE_DISK_OPERATION": SVHDX_TUNNEL_VALIDATE_DISK_RESPONSE,
+    "RSVD_TUNNEL_META_OPERATION_QUERY_PROGRESS": META_OPERATION_QUERY_PROGRESS_RESPONSE,
+    "RSVD_TUNNEL_VHDSET_QUERY_INFORMATION": VHDSET_QUERY_INFORMATION_RESPONSE,
+    "RSVD_TUNNEL_QUERY_SAFE_SIZE": QUERY_SAFE_SIZE_RESPONSE,
 }
 
-_UNDECODED = "Body" / GreedyBytes * "A payload this dissector does not decode (unknown or v2 OperationCode)."
+_UNDECODED = "BodyNotDecoded" / GreedyBytes * "A payload with no known layout (unknown OperationCode, or a v2 body no public source lays out)."
 
 TUNNEL_REQUEST = message(
     "SVHDX tunnel request", "tunnel_request", "2.2.5.1",
@@ -514,7 +610,7 @@ STRUCTURES = [
     SVHDX_SHARED_VIRTUAL_DISK_SUPPORT_REQUEST,
     SVHDX_SHARED_VIRTUAL_DISK_SUPPORT_RESPONSE,
 ]
-MESSAGES = STRUCTURES + [TUNNEL_REQUEST, TUNNEL_RESPONSE] + scsi.STRUCTURES
+MESSAGES = STRUCTURES + [TUNNEL_REQUEST, TUNNEL_RESPONSE] + V2_STRUCTURES + scsi.STRUCTURES
 
 
 # -- how the messages reach the dissector -------------------------------------------

@@ -99,7 +99,7 @@ class RsvdClient:
         req = dict(Length=36, Reserved1=0, CdbLength=cdb_len, SenseInfoExLength=rsvd.RSVD_SCSI_SENSE_BUFFER_SIZE,
                    DataIn=direction, Reserved2=0, SrbFlags=_flags(srb), DataTransferLength=length,
                    CDBBuffer=cdb_bytes, Reserved3=0, DataBuffer=out)
-        resp = dict(Body=b"") if status else dict(
+        resp = dict(BodyNotDecoded=b"") if status else dict(
             Length=36, SrbStatus=srb_bits(srb_status), ScsiStatus=scsi_status, CdbLength=cdb_len,
             SenseInfoExLength=len(sense), DataIn=direction, Reserved=0, SrbFlags=_flags(srb),
             DataTransferLength=len(returned) if data_in else length,

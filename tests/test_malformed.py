@@ -22,11 +22,11 @@ def test_expert_items():
 def test_partial_decode_still_shows_what_fits():
     rows = {int(r["frame.number"]): r for r in field_values(
         PCAP, ["msrsvd.header.operation_code", "msrsvd.file_info_response.sector_size",
-               "msrsvd.scsi_request.cdb_length", "msrsvd.tunnel_request.body"])}
+               "msrsvd.scsi_request.cdb_length", "msrsvd.tunnel_request.body_not_decoded"])}
     assert rows[12]["msrsvd.header.operation_code"] == ["0x02001001"]  # 10 of 16 header bytes
     assert rows[13]["msrsvd.file_info_response.sector_size"] == ["0"]
     assert rows[14]["msrsvd.scsi_request.cdb_length"] == ["10"]
-    assert rows[18]["msrsvd.tunnel_request.body"] == ["deadbeef"]  # unknown OperationCode
+    assert rows[18]["msrsvd.tunnel_request.body_not_decoded"] == ["deadbeef"]  # unknown OperationCode
 
 
 def test_info_column_names_the_operation_even_when_cut():

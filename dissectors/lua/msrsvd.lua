@@ -260,6 +260,35 @@ local VS19 = {
   [0x00000001] = "HandleStateFileShared",
   [0x00000003] = "HandleStateShared",
 }
+local VS20 = {
+  [0x00000000] = "SvhdxMetaOperationTypeResize",
+  [0x00000001] = "SvhdxMetaOperationTypeCreateSnapshot",
+  [0x00000002] = "SvhdxMetaOperationTypeOptimize",
+  [0x00000003] = "SvhdxMetaOperationTypeExtractVHD",
+  [0x00000004] = "SvhdxMetaOperationTypeConvertToVHDSet",
+  [0x00000005] = "SvhdxMetaOperationTypeApplySnapshot",
+}
+local VS21 = {
+  [0x00000001] = "SvhdxSnapshotTypeVM",
+  [0x00000003] = "SvhdxSnapshotTypeCDP",
+  [0x00000004] = "SvhdxSnapshotTypeWriteable",
+}
+local VS22 = {
+  [0x00000000] = "SvhdxSnapshotStageInvalid",
+  [0x00000001] = "SvhdxSnapshotStageInitialize",
+  [0x00000002] = "SvhdxSnapshotStageBlockIO",
+  [0x00000003] = "SvhdxSnapshotStageSwitchObjectStore",
+  [0x00000004] = "SvhdxSnapshotStageUnblockIO",
+  [0x00000005] = "SvhdxSnapshotStageFinalize",
+}
+local VS23 = {
+  [0x00000002] = "SvhdxVHDSetInformationTypeSnapshotList",
+  [0x00000005] = "SvhdxVHDSetInformationTypeSnapshotEntry",
+  [0x00000008] = "SvhdxVHDSetInformationTypeOptimizeNeeded",
+  [0x00000009] = "SvhdxVHDSetInformationTypeCdpSnapshotRoot",
+  [0x0000000A] = "SvhdxVHDSetInformationTypeCdpSnapshotActiveList",
+  [0x0000000C] = "SvhdxVHDSetInformationTypeCdpSnapshotInactiveList",
+}
 
 local F = {}
 F.header = ProtoField.none("msrsvd.header", "SVHDX_TUNNEL_OPERATION_HEADER", "The header of every RSVD tunnel operation.")
@@ -595,9 +624,57 @@ F.support_response__layout = ProtoField.string("msrsvd.support_response.layout",
 F.support_response__shared_virtual_disk_support = ProtoField.uint32("msrsvd.support_response.shared_virtual_disk_support", "SharedVirtualDiskSupport", base.HEX, nil, nil, "Whether the server supports shared virtual disks; MUST be 0x0001. [MS-RSVD 2.2.5.16]")
 F.support_response__shared_virtual_disk_handle_state = ProtoField.uint32("msrsvd.support_response.shared_virtual_disk_handle_state", "SharedVirtualDiskHandleState", base.HEX, VS19, nil, "The state of the shared virtual disk Open. [MS-RSVD 2.2.5.16]")
 F.tunnel_request = ProtoField.none("msrsvd.tunnel_request", "SVHDX tunnel request", "An FSCTL_SVHDX_SYNC/ASYNC_TUNNEL_REQUEST input buffer.")
-F.tunnel_request__body = ProtoField.bytes("msrsvd.tunnel_request.body", "Body", base.NONE, "A payload this dissector does not decode (unknown or v2 OperationCode). [MS-RSVD 2.2.5.1]")
+F.meta_operation_start = ProtoField.none("msrsvd.meta_operation_start", "SVHDX_META_OPERATION_START_REQUEST", "SVHDX_META_OPERATION_START_REQUEST")
+F.meta_operation_start__transaction_id = ProtoField.guid("msrsvd.meta_operation_start.transaction_id", "TransactionId", "Identifies the meta-operation in later QUERY_PROGRESS requests. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
+F.meta_operation_start__operation_type = ProtoField.uint32("msrsvd.meta_operation_start.operation_type", "OperationType", base.HEX, VS20, nil, "Which meta-operation to start. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
+F.meta_operation_start__padding = ProtoField.uint32("msrsvd.meta_operation_start.padding", "Padding", base.HEX, nil, nil, "Alignment. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
+F.meta_operation_start__new_size = ProtoField.uint64("msrsvd.meta_operation_start.new_size", "NewSize", base.DEC, nil, nil, "The new virtual size in bytes. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
+F.meta_operation_start__expand_only = ProtoField.uint8("msrsvd.meta_operation_start.expand_only", "ExpandOnly", base.HEX, VS3, nil, "The size may only grow. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
+F.meta_operation_start__allow_unsafe_virtual_size = ProtoField.uint8("msrsvd.meta_operation_start.allow_unsafe_virtual_size", "AllowUnsafeVirtualSize", base.HEX, VS3, nil, "The size may drop below the data the disk holds. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
+F.meta_operation_start__shrink_to_minimum_safe_size = ProtoField.uint8("msrsvd.meta_operation_start.shrink_to_minimum_safe_size", "ShrinkToMinimumSafeSize", base.HEX, VS3, nil, "Shrink to the data the disk holds. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
+F.meta_operation_start__reserved = ProtoField.uint8("msrsvd.meta_operation_start.reserved", "Reserved", base.HEX, nil, nil, "Reserved [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
+F.meta_operation_start__snapshot_type = ProtoField.uint32("msrsvd.meta_operation_start.snapshot_type", "SnapshotType", base.HEX, VS21, nil, "The kind of snapshot. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
+F.meta_operation_start__snapshot_flags = ProtoField.uint32("msrsvd.meta_operation_start.snapshot_flags", "SnapshotFlags", base.HEX, nil, nil, "Snapshot options. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
+F.meta_operation_start__snapshot_flags__svhdx_snapshot_disk_flag_enable_change_tracking = ProtoField.bool("msrsvd.meta_operation_start.snapshot_flags.svhdx_snapshot_disk_flag_enable_change_tracking", "SVHDX_SNAPSHOT_DISK_FLAG_ENABLE_CHANGE_TRACKING", 32, nil, 0x00000001, "SVHDX_SNAPSHOT_DISK_FLAG_ENABLE_CHANGE_TRACKING (0x00000001)")
+F.meta_operation_start__stage1 = ProtoField.uint32("msrsvd.meta_operation_start.stage1", "Stage1", base.HEX, VS22, nil, "Stage1 [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
+F.meta_operation_start__stage2 = ProtoField.uint32("msrsvd.meta_operation_start.stage2", "Stage2", base.HEX, VS22, nil, "Stage2 [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
+F.meta_operation_start__stage3 = ProtoField.uint32("msrsvd.meta_operation_start.stage3", "Stage3", base.HEX, VS22, nil, "Stage3 [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
+F.meta_operation_start__stage4 = ProtoField.uint32("msrsvd.meta_operation_start.stage4", "Stage4", base.HEX, VS22, nil, "Stage4 [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
+F.meta_operation_start__stage5 = ProtoField.uint32("msrsvd.meta_operation_start.stage5", "Stage5", base.HEX, VS22, nil, "Stage5 [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
+F.meta_operation_start__stage6 = ProtoField.uint32("msrsvd.meta_operation_start.stage6", "Stage6", base.HEX, VS22, nil, "Stage6 [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
+F.meta_operation_start__snapshot_id = ProtoField.guid("msrsvd.meta_operation_start.snapshot_id", "SnapshotId", "The snapshot's identifier. / The snapshot to apply. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
+F.meta_operation_start__parameters_payload_size = ProtoField.uint32("msrsvd.meta_operation_start.parameters_payload_size", "ParametersPayloadSize", base.DEC, nil, nil, "Bytes of further parameters. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
+F.meta_operation_start__body_not_decoded = ProtoField.bytes("msrsvd.meta_operation_start.body_not_decoded", "BodyNotDecoded", base.NONE, "A body whose layout is not publicly documented; not decoded. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
+F.meta_operation_start__destination_vhd_set_name_length = ProtoField.uint32("msrsvd.meta_operation_start.destination_vhd_set_name_length", "DestinationVhdSetNameLength", base.DEC, nil, nil, "Bytes of DestinationVhdSetName. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
+F.meta_operation_start__destination_vhd_set_name = ProtoField.string("msrsvd.meta_operation_start.destination_vhd_set_name", "DestinationVhdSetName", base.UNICODE, "The new VHD set's name. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
+F.query_progress_request = ProtoField.none("msrsvd.query_progress_request", "SVHDX_META_OPERATION_QUERY_PROGRESS_REQUEST", "SVHDX_META_OPERATION_QUERY_PROGRESS_REQUEST")
+F.query_progress_request__transaction_id = ProtoField.guid("msrsvd.query_progress_request.transaction_id", "TransactionId", "The meta-operation whose progress is asked. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
+F.vhdset_query_request = ProtoField.none("msrsvd.vhdset_query_request", "SVHDX_VHDSET_QUERY_INFORMATION_REQUEST", "SVHDX_VHDSET_QUERY_INFORMATION_REQUEST")
+F.vhdset_query_request__vhd_set_information_type = ProtoField.uint32("msrsvd.vhdset_query_request.vhd_set_information_type", "VHDSetInformationType", base.HEX, VS23, nil, "What to return. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
+F.vhdset_query_request__snapshot_type = ProtoField.uint32("msrsvd.vhdset_query_request.snapshot_type", "SnapshotType", base.HEX, VS21, nil, "The kind of snapshot. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
+F.vhdset_query_request__snapshot_id = ProtoField.guid("msrsvd.vhdset_query_request.snapshot_id", "SnapshotId", "The snapshot asked about. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
+F.delete_snapshot_request = ProtoField.none("msrsvd.delete_snapshot_request", "SVHDX_TUNNEL_DELETE_SNAPSHOT_REQUEST", "SVHDX_TUNNEL_DELETE_SNAPSHOT_REQUEST")
+F.delete_snapshot_request__snapshot_id = ProtoField.guid("msrsvd.delete_snapshot_request.snapshot_id", "SnapshotId", "The snapshot to delete. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
+F.delete_snapshot_request__persist_reference = ProtoField.uint32("msrsvd.delete_snapshot_request.persist_reference", "PersistReference", base.HEX, VS3, nil, "Keep a reference to the snapshot. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
+F.delete_snapshot_request__snapshot_type = ProtoField.uint32("msrsvd.delete_snapshot_request.snapshot_type", "SnapshotType", base.HEX, VS21, nil, "The kind of snapshot. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
+F.tunnel_request__body_not_decoded = ProtoField.bytes("msrsvd.tunnel_request.body_not_decoded", "BodyNotDecoded", base.NONE, "A payload with no known layout (unknown OperationCode, or a v2 body no public source lays out). [MS-RSVD 2.2.5.1]")
 F.tunnel_response = ProtoField.none("msrsvd.tunnel_response", "SVHDX tunnel response", "An FSCTL_SVHDX_SYNC/ASYNC_TUNNEL_REQUEST output buffer.")
-F.tunnel_response__body = ProtoField.bytes("msrsvd.tunnel_response.body", "Body", base.NONE, "A payload this dissector does not decode (unknown or v2 OperationCode). [MS-RSVD 2.2.5.1]")
+F.query_progress_response = ProtoField.none("msrsvd.query_progress_response", "SVHDX_META_OPERATION_QUERY_PROGRESS_RESPONSE", "SVHDX_META_OPERATION_QUERY_PROGRESS_RESPONSE")
+F.query_progress_response__current_progress_value = ProtoField.uint64("msrsvd.query_progress_response.current_progress_value", "CurrentProgressValue", base.DEC, nil, nil, "Work done so far. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
+F.query_progress_response__complete_value = ProtoField.uint64("msrsvd.query_progress_response.complete_value", "CompleteValue", base.DEC, nil, nil, "Work to do in all. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
+F.vhdset_query_response = ProtoField.none("msrsvd.vhdset_query_response", "SVHDX_VHDSET_QUERY_INFORMATION_RESPONSE", "SVHDX_VHDSET_QUERY_INFORMATION_RESPONSE")
+F.vhdset_query_response__vhd_set_information_type = ProtoField.uint32("msrsvd.vhdset_query_response.vhd_set_information_type", "VHDSetInformationType", base.HEX, VS23, nil, "What this answer holds. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
+F.vhdset_query_response__padding = ProtoField.uint32("msrsvd.vhdset_query_response.padding", "Padding", base.HEX, nil, nil, "Padding [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
+F.vhdset_query_response__snapshot_creation_time = ProtoField.uint64("msrsvd.vhdset_query_response.snapshot_creation_time", "SnapshotCreationTime", base.HEX, nil, nil, "When the snapshot was taken (FILETIME). [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
+F.vhdset_query_response__snapshot_type = ProtoField.uint32("msrsvd.vhdset_query_response.snapshot_type", "SnapshotType", base.HEX, VS21, nil, "The kind of snapshot. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
+F.vhdset_query_response__is_valid_snapshot = ProtoField.uint32("msrsvd.vhdset_query_response.is_valid_snapshot", "IsValidSnapshot", base.HEX, VS3, nil, "TRUE when the snapshot is valid. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
+F.vhdset_query_response__snapshot_id = ProtoField.guid("msrsvd.vhdset_query_response.snapshot_id", "SnapshotId", "The snapshot. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
+F.vhdset_query_response__parent_snapshot_id = ProtoField.guid("msrsvd.vhdset_query_response.parent_snapshot_id", "ParentSnapshotId", "Its parent. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
+F.vhdset_query_response__log_file_id = ProtoField.guid("msrsvd.vhdset_query_response.log_file_id", "LogFileId", "Its log file. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
+F.vhdset_query_response__body_not_decoded = ProtoField.bytes("msrsvd.vhdset_query_response.body_not_decoded", "BodyNotDecoded", base.NONE, "A body whose layout is not publicly documented; not decoded. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
+F.query_safe_size_response = ProtoField.none("msrsvd.query_safe_size_response", "SVHDX_TUNNEL_QUERY_SAFE_SIZE_RESPONSE", "SVHDX_TUNNEL_QUERY_SAFE_SIZE_RESPONSE")
+F.query_safe_size_response__safe_virtual_size = ProtoField.uint64("msrsvd.query_safe_size_response.safe_virtual_size", "SafeVirtualSize", base.DEC, nil, nil, "The smallest size the disk can shrink to without losing data. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
+F.tunnel_response__body_not_decoded = ProtoField.bytes("msrsvd.tunnel_response.body_not_decoded", "BodyNotDecoded", base.NONE, "A payload with no known layout (unknown OperationCode, or a v2 body no public source lays out). [MS-RSVD 2.2.5.1]")
 F.sense__status_key = ProtoField.uint8("msrsvd.sense.status_key", "StatusKey", base.DEC, nil, nil, "The key under which the server stored this failure's sense data [MS-RSVD 3.1.5.3, 3.1.5.4, 3.2.5.5.3]")
 F.sense__retrieved_in = ProtoField.framenum("msrsvd.sense.retrieved_in", "Retrieved in", base.NONE, frametype.RESPONSE, 0, "The request that fetched this stored error")
 F.sense__error_in = ProtoField.framenum("msrsvd.sense.error_in", "Error in", base.NONE, frametype.REQUEST, 0, "The failed response whose stored error this request fetches")
@@ -610,6 +687,7 @@ F.time = ProtoField.relative_time("msrsvd.time", "Response time", "Time from the
 local BITS = {}
 BITS.scsi_request__srb_flags = { 0x00000002, F.scsi_request__srb_flags__queue_action_enable, 0x00000004, F.scsi_request__srb_flags__disable_disconnect, 0x00000008, F.scsi_request__srb_flags__disable_synch_transfer, 0x00000010, F.scsi_request__srb_flags__bypass_frozen_queue, 0x00000020, F.scsi_request__srb_flags__disable_autosense, 0x00000040, F.scsi_request__srb_flags__data_in, 0x00000080, F.scsi_request__srb_flags__data_out, 0x00000100, F.scsi_request__srb_flags__no_queue_freeze, 0x00000200, F.scsi_request__srb_flags__adapter_cache_enable, 0x00000400, F.scsi_request__srb_flags__free_sense_buffer, 0x00000800, F.scsi_request__srb_flags__d3_processing, 0x00001000, F.scsi_request__srb_flags__is_active, 0x00002000, F.scsi_request__srb_flags__allocated_from_zone, 0x00004000, F.scsi_request__srb_flags__sglist_from_pool, 0x00008000, F.scsi_request__srb_flags__bypass_locked_queue, 0x00010000, F.scsi_request__srb_flags__no_keep_awake, 0x00020000, F.scsi_request__srb_flags__port_driver_allocsense, 0x00040000, F.scsi_request__srb_flags__port_driver_sensehasport, 0x00080000, F.scsi_request__srb_flags__dont_start_next_packet, }
 BITS.scsi_response__srb_flags = { 0x00000002, F.scsi_response__srb_flags__queue_action_enable, 0x00000004, F.scsi_response__srb_flags__disable_disconnect, 0x00000008, F.scsi_response__srb_flags__disable_synch_transfer, 0x00000010, F.scsi_response__srb_flags__bypass_frozen_queue, 0x00000020, F.scsi_response__srb_flags__disable_autosense, 0x00000040, F.scsi_response__srb_flags__data_in, 0x00000080, F.scsi_response__srb_flags__data_out, 0x00000100, F.scsi_response__srb_flags__no_queue_freeze, 0x00000200, F.scsi_response__srb_flags__adapter_cache_enable, 0x00000400, F.scsi_response__srb_flags__free_sense_buffer, 0x00000800, F.scsi_response__srb_flags__d3_processing, 0x00001000, F.scsi_response__srb_flags__is_active, 0x00002000, F.scsi_response__srb_flags__allocated_from_zone, 0x00004000, F.scsi_response__srb_flags__sglist_from_pool, 0x00008000, F.scsi_response__srb_flags__bypass_locked_queue, 0x00010000, F.scsi_response__srb_flags__no_keep_awake, 0x00020000, F.scsi_response__srb_flags__port_driver_allocsense, 0x00040000, F.scsi_response__srb_flags__port_driver_sensehasport, 0x00080000, F.scsi_response__srb_flags__dont_start_next_packet, }
+BITS.meta_operation_start__snapshot_flags = { 0x00000001, F.meta_operation_start__snapshot_flags__svhdx_snapshot_disk_flag_enable_change_tracking, }
 
 local field_list = {}
 for _, f in pairs(F) do field_list[#field_list + 1] = f end
@@ -2549,7 +2627,11 @@ D.d_tunnel_request = function(tvb, tree, off, lim, pinfo, ctx, pv)
     elseif key == 0x02001004 then fn = D.d_srb_status_request
     elseif key == 0x02001005 then fn = D.d_disk_info_request
     elseif key == 0x02001006 then fn = D.d_validate_disk_request
-    else fn = D.d_tunnel_request_payload_default_27 end
+    elseif key == 0x02002002 then fn = D.d_query_progress_request
+    elseif key == 0x02002005 then fn = D.d_vhdset_query_request
+    elseif key == 0x02002006 then fn = D.d_delete_snapshot_request
+    elseif key == 0x02002101 then fn = D.d_meta_operation_start
+    else fn = D.d_tunnel_request_payload_default_32 end
     if fn then
       local o, sub = fn(tvb, t, off, lim, pinfo, ctx, v)
       if sub ~= v then v.Payload = sub end; if not o then return nil, v end
@@ -2560,16 +2642,209 @@ D.d_tunnel_request = function(tvb, tree, off, lim, pinfo, ctx, pv)
   return off, v
 end
 
-D.d_tunnel_request_payload_default_27 = function(tvb, tree, off, lim, pinfo, ctx, pv)
+D.d_meta_operation_start = function(tvb, tree, off, lim, pinfo, ctx, pv)
+  local v = {}
+  local start = off
+  local t = tree:add(F.meta_operation_start, tvb(off, lim > off and lim - off or 0))
+  if lim - off >= 24 then
+    t:add_le(F.meta_operation_start__transaction_id, tvb(off + 0, 16))
+    do local r = tvb(off + 16, 4); t:add_le(F.meta_operation_start__operation_type, r); v.OperationType = r:le_uint() end
+    t:add_le(F.meta_operation_start__padding, tvb(off + 20, 4))
+    off = off + 24
+  else
+    if lim - off >= 16 then t:add_le(F.meta_operation_start__transaction_id, tvb(off + 0, 16)) end
+    if lim - off >= 20 then do local r = tvb(off + 16, 4); t:add_le(F.meta_operation_start__operation_type, r); v.OperationType = r:le_uint() end end
+    if lim - off >= 24 then t:add_le(F.meta_operation_start__padding, tvb(off + 20, 4)) end
+    return short(t, off, lim, 24, "SVHDX_META_OPERATION_START_REQUEST (MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c))"), v
+  end
+  do
+    local key, fn = v.OperationType, nil
+    if key == 0x00000000 then fn = D.d_meta_operation_start_parameters_27
+    elseif key == 0x00000001 then fn = D.d_meta_operation_start_parameters_28
+    elseif key == 0x00000002 then fn = false
+    elseif key == 0x00000004 then fn = D.d_meta_operation_start_parameters_29
+    elseif key == 0x00000005 then fn = D.d_meta_operation_start_parameters_30
+    else fn = D.d_meta_operation_start_parameters_default_31 end
+    if fn then
+      local o, sub = fn(tvb, t, off, lim, pinfo, ctx, v)
+      if not o then return nil, v end
+      off = o
+    end
+  end
+  t:set_len(off - start)
+  return off, v
+end
+
+D.d_meta_operation_start_parameters_27 = function(tvb, tree, off, lim, pinfo, ctx, pv)
+  local v = {}
+  local t = tree
+  if lim - off >= 12 then
+    t:add_le(F.meta_operation_start__new_size, tvb(off + 0, 8))
+    t:add_le(F.meta_operation_start__expand_only, tvb(off + 8, 1))
+    t:add_le(F.meta_operation_start__allow_unsafe_virtual_size, tvb(off + 9, 1))
+    t:add_le(F.meta_operation_start__shrink_to_minimum_safe_size, tvb(off + 10, 1))
+    t:add_le(F.meta_operation_start__reserved, tvb(off + 11, 1))
+    off = off + 12
+  else
+    if lim - off >= 8 then t:add_le(F.meta_operation_start__new_size, tvb(off + 0, 8)) end
+    if lim - off >= 9 then t:add_le(F.meta_operation_start__expand_only, tvb(off + 8, 1)) end
+    if lim - off >= 10 then t:add_le(F.meta_operation_start__allow_unsafe_virtual_size, tvb(off + 9, 1)) end
+    if lim - off >= 11 then t:add_le(F.meta_operation_start__shrink_to_minimum_safe_size, tvb(off + 10, 1)) end
+    if lim - off >= 12 then t:add_le(F.meta_operation_start__reserved, tvb(off + 11, 1)) end
+    return short(t, off, lim, 12, "SVHDX_META_OPERATION_START_REQUEST (MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c))"), v
+  end
+  return off, v
+end
+
+D.d_meta_operation_start_parameters_28 = function(tvb, tree, off, lim, pinfo, ctx, pv)
+  local v = {}
+  local t = tree
+  if lim - off >= 52 then
+    t:add_le(F.meta_operation_start__snapshot_type, tvb(off + 0, 4))
+    do local r = tvb(off + 4, 4); local x = r:le_uint(); flag_bits(t:add_le(F.meta_operation_start__snapshot_flags, r), r, x, BITS.meta_operation_start__snapshot_flags, true) end
+    t:add_le(F.meta_operation_start__stage1, tvb(off + 8, 4))
+    t:add_le(F.meta_operation_start__stage2, tvb(off + 12, 4))
+    t:add_le(F.meta_operation_start__stage3, tvb(off + 16, 4))
+    t:add_le(F.meta_operation_start__stage4, tvb(off + 20, 4))
+    t:add_le(F.meta_operation_start__stage5, tvb(off + 24, 4))
+    t:add_le(F.meta_operation_start__stage6, tvb(off + 28, 4))
+    t:add_le(F.meta_operation_start__snapshot_id, tvb(off + 32, 16))
+    t:add_le(F.meta_operation_start__parameters_payload_size, tvb(off + 48, 4))
+    off = off + 52
+  else
+    if lim - off >= 4 then t:add_le(F.meta_operation_start__snapshot_type, tvb(off + 0, 4)) end
+    if lim - off >= 8 then do local r = tvb(off + 4, 4); local x = r:le_uint(); flag_bits(t:add_le(F.meta_operation_start__snapshot_flags, r), r, x, BITS.meta_operation_start__snapshot_flags, true) end end
+    if lim - off >= 12 then t:add_le(F.meta_operation_start__stage1, tvb(off + 8, 4)) end
+    if lim - off >= 16 then t:add_le(F.meta_operation_start__stage2, tvb(off + 12, 4)) end
+    if lim - off >= 20 then t:add_le(F.meta_operation_start__stage3, tvb(off + 16, 4)) end
+    if lim - off >= 24 then t:add_le(F.meta_operation_start__stage4, tvb(off + 20, 4)) end
+    if lim - off >= 28 then t:add_le(F.meta_operation_start__stage5, tvb(off + 24, 4)) end
+    if lim - off >= 32 then t:add_le(F.meta_operation_start__stage6, tvb(off + 28, 4)) end
+    if lim - off >= 48 then t:add_le(F.meta_operation_start__snapshot_id, tvb(off + 32, 16)) end
+    if lim - off >= 52 then t:add_le(F.meta_operation_start__parameters_payload_size, tvb(off + 48, 4)) end
+    return short(t, off, lim, 52, "SVHDX_META_OPERATION_START_REQUEST (MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c))"), v
+  end
+  do
+    local n = lim - off
+    if n > lim - off then
+      if lim > off then t:add(F.meta_operation_start__body_not_decoded, tvb(off, lim - off)) end
+      return long_length(t, off, lim, n, "SVHDX_META_OPERATION_START_REQUEST (MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)).BodyNotDecoded"), v
+    end
+    if n > 0 then t:add(F.meta_operation_start__body_not_decoded, tvb(off, n)); off = off + n end
+  end
+  return off, v
+end
+
+D.d_meta_operation_start_parameters_29 = function(tvb, tree, off, lim, pinfo, ctx, pv)
+  local v = {}
+  local t = tree
+  if lim - off >= 4 then
+    do local r = tvb(off + 0, 4); t:add_le(F.meta_operation_start__destination_vhd_set_name_length, r); v.DestinationVhdSetNameLength = r:le_uint() end
+    off = off + 4
+  else
+    if lim - off >= 4 then do local r = tvb(off + 0, 4); t:add_le(F.meta_operation_start__destination_vhd_set_name_length, r); v.DestinationVhdSetNameLength = r:le_uint() end end
+    return short(t, off, lim, 4, "SVHDX_META_OPERATION_START_REQUEST (MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c))"), v
+  end
+  do
+    local n = v.DestinationVhdSetNameLength
+    if n > lim - off then
+      return long_length(t, off, lim, n, "SVHDX_META_OPERATION_START_REQUEST (MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)).DestinationVhdSetName"), v
+    end
+    if n > 0 then
+      local r = tvb(off, n)
+      t:add(F.meta_operation_start__destination_vhd_set_name, r, utf16z(r))
+      off = off + n
+    end
+  end
+  return off, v
+end
+
+D.d_meta_operation_start_parameters_30 = function(tvb, tree, off, lim, pinfo, ctx, pv)
+  local v = {}
+  local t = tree
+  if lim - off >= 20 then
+    t:add_le(F.meta_operation_start__snapshot_type, tvb(off + 0, 4))
+    t:add_le(F.meta_operation_start__snapshot_id, tvb(off + 4, 16))
+    off = off + 20
+  else
+    if lim - off >= 4 then t:add_le(F.meta_operation_start__snapshot_type, tvb(off + 0, 4)) end
+    if lim - off >= 20 then t:add_le(F.meta_operation_start__snapshot_id, tvb(off + 4, 16)) end
+    return short(t, off, lim, 20, "SVHDX_META_OPERATION_START_REQUEST (MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c))"), v
+  end
+  return off, v
+end
+
+D.d_meta_operation_start_parameters_default_31 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree
   do
     local n = lim - off
     if n > lim - off then
-      if lim > off then t:add(F.tunnel_request__body, tvb(off, lim - off)) end
-      return long_length(t, off, lim, n, "SVHDX tunnel request (MS-RSVD 2.2.5.1).Body"), v
+      if lim > off then t:add(F.meta_operation_start__body_not_decoded, tvb(off, lim - off)) end
+      return long_length(t, off, lim, n, "SVHDX_META_OPERATION_START_REQUEST (MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)).BodyNotDecoded"), v
     end
-    if n > 0 then t:add(F.tunnel_request__body, tvb(off, n)); off = off + n end
+    if n > 0 then t:add(F.meta_operation_start__body_not_decoded, tvb(off, n)); off = off + n end
+  end
+  return off, v
+end
+
+D.d_query_progress_request = function(tvb, tree, off, lim, pinfo, ctx, pv)
+  local v = {}
+  local t = tree:add(F.query_progress_request, tvb(off, lim - off >= 16 and 16 or lim - off))
+  if lim - off >= 16 then
+    t:add_le(F.query_progress_request__transaction_id, tvb(off + 0, 16))
+    off = off + 16
+  else
+    if lim - off >= 16 then t:add_le(F.query_progress_request__transaction_id, tvb(off + 0, 16)) end
+    return short(t, off, lim, 16, "SVHDX_META_OPERATION_QUERY_PROGRESS_REQUEST (MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c))"), v
+  end
+  return off, v
+end
+
+D.d_vhdset_query_request = function(tvb, tree, off, lim, pinfo, ctx, pv)
+  local v = {}
+  local t = tree:add(F.vhdset_query_request, tvb(off, lim - off >= 24 and 24 or lim - off))
+  if lim - off >= 24 then
+    do local r = tvb(off + 0, 4); t:add_le(F.vhdset_query_request__vhd_set_information_type, r); v.VHDSetInformationType = r:le_uint() end
+    t:add_le(F.vhdset_query_request__snapshot_type, tvb(off + 4, 4))
+    t:add_le(F.vhdset_query_request__snapshot_id, tvb(off + 8, 16))
+    off = off + 24
+  else
+    if lim - off >= 4 then do local r = tvb(off + 0, 4); t:add_le(F.vhdset_query_request__vhd_set_information_type, r); v.VHDSetInformationType = r:le_uint() end end
+    if lim - off >= 8 then t:add_le(F.vhdset_query_request__snapshot_type, tvb(off + 4, 4)) end
+    if lim - off >= 24 then t:add_le(F.vhdset_query_request__snapshot_id, tvb(off + 8, 16)) end
+    return short(t, off, lim, 24, "SVHDX_VHDSET_QUERY_INFORMATION_REQUEST (MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c))"), v
+  end
+  return off, v
+end
+
+D.d_delete_snapshot_request = function(tvb, tree, off, lim, pinfo, ctx, pv)
+  local v = {}
+  local t = tree:add(F.delete_snapshot_request, tvb(off, lim - off >= 24 and 24 or lim - off))
+  if lim - off >= 24 then
+    t:add_le(F.delete_snapshot_request__snapshot_id, tvb(off + 0, 16))
+    t:add_le(F.delete_snapshot_request__persist_reference, tvb(off + 16, 4))
+    t:add_le(F.delete_snapshot_request__snapshot_type, tvb(off + 20, 4))
+    off = off + 24
+  else
+    if lim - off >= 16 then t:add_le(F.delete_snapshot_request__snapshot_id, tvb(off + 0, 16)) end
+    if lim - off >= 20 then t:add_le(F.delete_snapshot_request__persist_reference, tvb(off + 16, 4)) end
+    if lim - off >= 24 then t:add_le(F.delete_snapshot_request__snapshot_type, tvb(off + 20, 4)) end
+    return short(t, off, lim, 24, "SVHDX_TUNNEL_DELETE_SNAPSHOT_REQUEST (MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c))"), v
+  end
+  return off, v
+end
+
+D.d_tunnel_request_payload_default_32 = function(tvb, tree, off, lim, pinfo, ctx, pv)
+  local v = {}
+  local t = tree
+  do
+    local n = lim - off
+    if n > lim - off then
+      if lim > off then t:add(F.tunnel_request__body_not_decoded, tvb(off, lim - off)) end
+      return long_length(t, off, lim, n, "SVHDX tunnel request (MS-RSVD 2.2.5.1).BodyNotDecoded"), v
+    end
+    if n > 0 then t:add(F.tunnel_request__body_not_decoded, tvb(off, n)); off = off + n end
   end
   return off, v
 end
@@ -2592,7 +2867,10 @@ D.d_tunnel_response = function(tvb, tree, off, lim, pinfo, ctx, pv)
       elseif key == 0x02001004 then fn = D.d_srb_status_response
       elseif key == 0x02001005 then fn = D.d_disk_info_response
       elseif key == 0x02001006 then fn = D.d_validate_disk_response
-      else fn = D.d_tunnel_response_payload_default_28 end
+      elseif key == 0x02002002 then fn = D.d_query_progress_response
+      elseif key == 0x02002005 then fn = D.d_vhdset_query_response
+      elseif key == 0x0200200D then fn = D.d_query_safe_size_response
+      else fn = D.d_tunnel_response_payload_default_35 end
       if fn then
         local o, sub = fn(tvb, t, off, lim, pinfo, ctx, v)
         if sub ~= v then v.Payload = sub end; if not o then return nil, v end
@@ -2601,7 +2879,7 @@ D.d_tunnel_response = function(tvb, tree, off, lim, pinfo, ctx, pv)
     end
   else
     do
-      local o, sub = D.d_tunnel_response_payload_29(tvb, t, off, lim, pinfo, ctx, v)
+      local o, sub = D.d_tunnel_response_payload_36(tvb, t, off, lim, pinfo, ctx, v)
       if sub ~= v then v.Payload = sub end; if not o then return nil, v end
       off = o
     end
@@ -2610,30 +2888,122 @@ D.d_tunnel_response = function(tvb, tree, off, lim, pinfo, ctx, pv)
   return off, v
 end
 
-D.d_tunnel_response_payload_default_28 = function(tvb, tree, off, lim, pinfo, ctx, pv)
+D.d_query_progress_response = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
-  local t = tree
-  do
-    local n = lim - off
-    if n > lim - off then
-      if lim > off then t:add(F.tunnel_response__body, tvb(off, lim - off)) end
-      return long_length(t, off, lim, n, "SVHDX tunnel response (MS-RSVD 2.2.5.1).Body"), v
-    end
-    if n > 0 then t:add(F.tunnel_response__body, tvb(off, n)); off = off + n end
+  local t = tree:add(F.query_progress_response, tvb(off, lim - off >= 16 and 16 or lim - off))
+  if lim - off >= 16 then
+    t:add_le(F.query_progress_response__current_progress_value, tvb(off + 0, 8))
+    t:add_le(F.query_progress_response__complete_value, tvb(off + 8, 8))
+    off = off + 16
+  else
+    if lim - off >= 8 then t:add_le(F.query_progress_response__current_progress_value, tvb(off + 0, 8)) end
+    if lim - off >= 16 then t:add_le(F.query_progress_response__complete_value, tvb(off + 8, 8)) end
+    return short(t, off, lim, 16, "SVHDX_META_OPERATION_QUERY_PROGRESS_RESPONSE (MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c))"), v
   end
   return off, v
 end
 
-D.d_tunnel_response_payload_29 = function(tvb, tree, off, lim, pinfo, ctx, pv)
+D.d_vhdset_query_response = function(tvb, tree, off, lim, pinfo, ctx, pv)
+  local v = {}
+  local start = off
+  local t = tree:add(F.vhdset_query_response, tvb(off, lim > off and lim - off or 0))
+  if lim - off >= 4 then
+    do local r = tvb(off + 0, 4); t:add_le(F.vhdset_query_response__vhd_set_information_type, r); v.VHDSetInformationType = r:le_uint() end
+    off = off + 4
+  else
+    if lim - off >= 4 then do local r = tvb(off + 0, 4); t:add_le(F.vhdset_query_response__vhd_set_information_type, r); v.VHDSetInformationType = r:le_uint() end end
+    return short(t, off, lim, 4, "SVHDX_VHDSET_QUERY_INFORMATION_RESPONSE (MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c))"), v
+  end
+  do
+    local key, fn = v.VHDSetInformationType, nil
+    if key == 0x00000005 then fn = D.d_vhdset_query_response_information_33
+    else fn = D.d_vhdset_query_response_information_default_34 end
+    if fn then
+      local o, sub = fn(tvb, t, off, lim, pinfo, ctx, v)
+      if not o then return nil, v end
+      off = o
+    end
+  end
+  t:set_len(off - start)
+  return off, v
+end
+
+D.d_vhdset_query_response_information_33 = function(tvb, tree, off, lim, pinfo, ctx, pv)
+  local v = {}
+  local t = tree
+  if lim - off >= 68 then
+    t:add_le(F.vhdset_query_response__padding, tvb(off + 0, 4))
+    t:add_le(F.vhdset_query_response__snapshot_creation_time, tvb(off + 4, 8))
+    t:add_le(F.vhdset_query_response__snapshot_type, tvb(off + 12, 4))
+    t:add_le(F.vhdset_query_response__is_valid_snapshot, tvb(off + 16, 4))
+    t:add_le(F.vhdset_query_response__snapshot_id, tvb(off + 20, 16))
+    t:add_le(F.vhdset_query_response__parent_snapshot_id, tvb(off + 36, 16))
+    t:add_le(F.vhdset_query_response__log_file_id, tvb(off + 52, 16))
+    off = off + 68
+  else
+    if lim - off >= 4 then t:add_le(F.vhdset_query_response__padding, tvb(off + 0, 4)) end
+    if lim - off >= 12 then t:add_le(F.vhdset_query_response__snapshot_creation_time, tvb(off + 4, 8)) end
+    if lim - off >= 16 then t:add_le(F.vhdset_query_response__snapshot_type, tvb(off + 12, 4)) end
+    if lim - off >= 20 then t:add_le(F.vhdset_query_response__is_valid_snapshot, tvb(off + 16, 4)) end
+    if lim - off >= 36 then t:add_le(F.vhdset_query_response__snapshot_id, tvb(off + 20, 16)) end
+    if lim - off >= 52 then t:add_le(F.vhdset_query_response__parent_snapshot_id, tvb(off + 36, 16)) end
+    if lim - off >= 68 then t:add_le(F.vhdset_query_response__log_file_id, tvb(off + 52, 16)) end
+    return short(t, off, lim, 68, "SVHDX_VHDSET_QUERY_INFORMATION_RESPONSE (MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c))"), v
+  end
+  return off, v
+end
+
+D.d_vhdset_query_response_information_default_34 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree
   do
     local n = lim - off
     if n > lim - off then
-      if lim > off then t:add(F.tunnel_response__body, tvb(off, lim - off)) end
-      return long_length(t, off, lim, n, "SVHDX tunnel response (MS-RSVD 2.2.5.1).Body"), v
+      if lim > off then t:add(F.vhdset_query_response__body_not_decoded, tvb(off, lim - off)) end
+      return long_length(t, off, lim, n, "SVHDX_VHDSET_QUERY_INFORMATION_RESPONSE (MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)).BodyNotDecoded"), v
     end
-    if n > 0 then t:add(F.tunnel_response__body, tvb(off, n)); off = off + n end
+    if n > 0 then t:add(F.vhdset_query_response__body_not_decoded, tvb(off, n)); off = off + n end
+  end
+  return off, v
+end
+
+D.d_query_safe_size_response = function(tvb, tree, off, lim, pinfo, ctx, pv)
+  local v = {}
+  local t = tree:add(F.query_safe_size_response, tvb(off, lim - off >= 8 and 8 or lim - off))
+  if lim - off >= 8 then
+    t:add_le(F.query_safe_size_response__safe_virtual_size, tvb(off + 0, 8))
+    off = off + 8
+  else
+    if lim - off >= 8 then t:add_le(F.query_safe_size_response__safe_virtual_size, tvb(off + 0, 8)) end
+    return short(t, off, lim, 8, "SVHDX_TUNNEL_QUERY_SAFE_SIZE_RESPONSE (MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c))"), v
+  end
+  return off, v
+end
+
+D.d_tunnel_response_payload_default_35 = function(tvb, tree, off, lim, pinfo, ctx, pv)
+  local v = {}
+  local t = tree
+  do
+    local n = lim - off
+    if n > lim - off then
+      if lim > off then t:add(F.tunnel_response__body_not_decoded, tvb(off, lim - off)) end
+      return long_length(t, off, lim, n, "SVHDX tunnel response (MS-RSVD 2.2.5.1).BodyNotDecoded"), v
+    end
+    if n > 0 then t:add(F.tunnel_response__body_not_decoded, tvb(off, n)); off = off + n end
+  end
+  return off, v
+end
+
+D.d_tunnel_response_payload_36 = function(tvb, tree, off, lim, pinfo, ctx, pv)
+  local v = {}
+  local t = tree
+  do
+    local n = lim - off
+    if n > lim - off then
+      if lim > off then t:add(F.tunnel_response__body_not_decoded, tvb(off, lim - off)) end
+      return long_length(t, off, lim, n, "SVHDX tunnel response (MS-RSVD 2.2.5.1).BodyNotDecoded"), v
+    end
+    if n > 0 then t:add(F.tunnel_response__body_not_decoded, tvb(off, n)); off = off + n end
   end
   return off, v
 end
