@@ -5,10 +5,11 @@
 """
 from pathlib import Path
 
+from .rsvd_cluster import SCENARIOS as _CLUSTER
 from .rsvd_scenarios import SCENARIOS as _RSVD
 
 SAMPLES_DIR = Path(__file__).resolve().parent
-SCENARIOS = {**_RSVD}
+SCENARIOS = {**_RSVD, **_CLUSTER}
 
 
 def path(name: str) -> Path:

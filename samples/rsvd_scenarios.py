@@ -67,8 +67,8 @@ class RsvdClient:
         return rid
 
     def tunnel_pdus(self, op: str, req_payload, resp_payload, *, file_id: bytes, status: int = 0,
-                    fsctl: int = SYNC):
-        rid = self._next_id()
+                    fsctl: int = SYNC, request_id: Optional[int] = None):
+        rid = self._next_id() if request_id is None else request_id
         req = rsvd.TUNNEL_REQUEST.build(dict(
             Header=dict(OperationCode=op, Status=0, RequestId=rid), Payload=req_payload or {}))
         resp = rsvd.TUNNEL_RESPONSE.build(dict(

@@ -59,10 +59,11 @@ def test_decoders_under_lua(version):
     lua = shutil.which("lua" + version)
     if lua is None:
         pytest.skip("lua%s not installed (apt-get install lua%s)" % (version, version))
-    pcap = samples.path("rsvd_shared_disk")
-    decoded = messages(pcap)
+    pairs = [(pcap, d) for pcap in (samples.path("rsvd_shared_disk"), samples.path("rsvd_cluster_events"))
+             for d in messages(pcap)]
+    decoded = [d for _, d in pairs]
     lines = []
-    for d in decoded:
+    for pcap, d in pairs:
         req = request_of(pcap, d)
         lines.append("d_%s %s%s\n" % (d.abbrev, d.raw.hex(), (" d_%s %s" % (req.abbrev, req.raw.hex())) if req else ""))
     stdin = "".join(lines)
@@ -77,8 +78,8 @@ def test_decoders_under_lua(version):
         else:
             block.append(line)
     assert len(blocks) == len(decoded)
-    for d, b in zip(decoded, blocks):
-        assert parse_stub(b) == expected(samples.path("rsvd_shared_disk"), d), "frame %d %s" % (d.frame, d.abbrev)
+    for (pcap, d), b in zip(pairs, blocks):
+        assert parse_stub(b) == expected(pcap, d), "%s frame %d %s" % (pcap.stem, d.frame, d.abbrev)
 
 
 @pytest.mark.parametrize("version", ["5.2", "5.4"])

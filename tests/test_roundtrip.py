@@ -5,38 +5,73 @@ import samples
 from decoded import messages
 from dissectors import rsvd
 
-PAYLOADS = {"tunnel_request": rsvd.REQUEST_PAYLOADS, "tunnel_response": rsvd.RESPONSE_PAYLOADS}
+
+from construct import Array, GreedyRange, Struct, Switch
+from construct.core import Pass
+
+from decoded import request_of
+from dissectors import generate
+from dissectors.model import unwrap
+from dissectors.wire import IfEquals, Overlay, Present, Variants
+
+MODEL = generate.build_model(rsvd.PROTOCOL)
 BY_ABBREV = {m.abbrev: m for m in rsvd.PROTOCOL.messages}
+SAMPLES = [samples.path("rsvd_shared_disk"), samples.path("rsvd_cluster_events")]
+
+
+def sub_messages(sc, value, ctx, params):
+    """(message, value, params) for every spec structure inside a parsed value."""
+    m = MODEL._by_struct.get(id(sc))
+    if m is not None and value is not None:
+        yield m, value, params
+    if isinstance(sc, Variants):
+        sc = next(v.subcon for v in sc.variants if v.name == value["_variant"])
+    if isinstance(sc, Struct):
+        for sub in sc.subcons:
+            name, _, inner = unwrap(sub)
+            if name is not None and inner is not Pass:
+                yield from sub_messages(inner, value.get(name), value, params)
+    elif isinstance(sc, (Present, Overlay)) and value is not None:
+        yield from sub_messages(sc.subcon, value, ctx, params)
+    elif isinstance(sc, IfEquals):
+        picked = sc._pick(ctx)
+        if picked is not None:
+            yield from sub_messages(picked, value, ctx, params)
+    elif isinstance(sc, Switch) and value is not None:
+        from dissectors.model import _eval
+        from construct import Container
+        case = sc.cases.get(_eval(sc.keyfunc, ctx, Container(params)), sc.default)
+        yield from sub_messages(case, value, ctx, params)
+    elif isinstance(sc, (Array, GreedyRange)) and value is not None:
+        for el in value:
+            yield from sub_messages(sc.subcon, el, ctx, params)
 
 
 def instances():
-    """(structure, parsed value) for every structure found in the well-formed sample."""
-    out = []
-    for d in messages(samples.path("rsvd_shared_disk")):
-        msg = BY_ABBREV[d.abbrev]
-        parsed = msg.parse(d.raw)
-        out.append((msg, parsed))
-        if d.abbrev in PAYLOADS:
-            out.append((rsvd.SVHDX_TUNNEL_OPERATION_HEADER, parsed.Header))
-            if parsed.Payload is not None and int(parsed.Header.Status.intvalue) == 0:
-                out.append((PAYLOADS[d.abbrev][str(parsed.Header.OperationCode)], parsed.Payload))
-    return out
+    """(structure, parsed value, parse params) for every structure found in the samples."""
+    for pcap in SAMPLES:
+        for d in messages(pcap):
+            req = request_of(pcap, d)
+            params = {"request": BY_ABBREV[req.abbrev].parse(req.raw)} if req else {}
+            msg = BY_ABBREV[d.abbrev]
+            yield from sub_messages(msg.struct, msg.parse(d.raw, **params), None, params)
 
 
 def test_messages_rebuild_to_the_same_bytes():
-    for d in messages(samples.path("rsvd_shared_disk")):
-        msg = BY_ABBREV[d.abbrev]
-        assert msg.build(msg.parse(d.raw)) == d.raw, (d.frame, d.abbrev)
+    for pcap in SAMPLES:
+        for d in messages(pcap):
+            msg = BY_ABBREV[d.abbrev]
+            assert msg.build(msg.parse(d.raw)) == d.raw, (d.frame, d.abbrev)
 
 
 def test_every_structure_round_trips():
     seen = set()
-    for msg, value in instances():
-        again = msg.parse(msg.build(value))
+    for msg, value, params in instances():
+        again = msg.parse(msg.build(value, **params), **params)
         assert again == value, msg.name
         assert again.get("_variant") == value.get("_variant"), msg.name
         seen.add(msg.name)
-    assert seen >= {m.name for m in rsvd.STRUCTURES}
+    assert seen == {m.name for m in rsvd.PROTOCOL.messages}
 
 
 @pytest.mark.parametrize("size,variant", [(20, "seed"), (24, "windows")])

@@ -1330,7 +1330,7 @@ D.d_srb_status_response_windows_13 = function(tvb, tree, off, lim, pinfo, ctx, p
     if lim - off >= 4 then do local r = tvb(off + 3, 1); t:add_le(F.srb_status_response__sense_info_ex_length, r); v.SenseInfoExLength = r:le_uint() end end
     return short(t, off, lim, 4, "SVHDX_TUNNEL_SRB_STATUS_RESPONSE (MS-RSVD 2.2.5.8)"), v
   end
-  do
+  if lim > off then
     local _, sub = D.d_scsi_sense(tvb, t, off, lim, pinfo, ctx, v)
     
   end
@@ -1442,7 +1442,7 @@ D.d_scsi_request = function(tvb, tree, off, lim, pinfo, ctx, pv)
     if lim - off >= 36 then t:add_le(F.scsi_request__reserved3, tvb(off + 32, 4)) end
     return short(t, off, lim, 36, "SVHDX_TUNNEL_SCSI_REQUEST (MS-RSVD 2.2.5.11)"), v
   end
-  do
+  if lim > off then
     local _, sub = D.d_scsi_request_data_14(tvb, t, off, lim, pinfo, ctx, v)
     
   end
@@ -2000,7 +2000,7 @@ D.d_scsi_response = function(tvb, tree, off, lim, pinfo, ctx, pv)
     if lim - off >= 36 then t:add(F.scsi_response__sense_data_ex, tvb(off + 16, 20)) end
     return short(t, off, lim, 36, "SVHDX_TUNNEL_SCSI_RESPONSE (MS-RSVD 2.2.5.12)"), v
   end
-  do
+  if lim > off then
     local _, sub = D.d_scsi_response_data_16(tvb, t, off, lim, pinfo, ctx, v)
     
   end
@@ -3090,17 +3090,20 @@ end
 local EXCHANGES, AT = {}, {}
 RESETS[#RESETS + 1] = function() EXCHANGES, AT = {}, {} end
 
+-- EXCHANGES[key] holds the requests still waiting, oldest first: a response answers
+-- the oldest, so a reused id pairs each request with its own answer.
 local function exchange(key, pinfo, is_response, slot)
   if pinfo.visited then return AT[slot] end
+  local waiting = EXCHANGES[key]
   local x
   if is_response then
-    x = EXCHANGES[key]
-    if x and not x.resp then x.resp = pinfo.number end
+    x = waiting and table.remove(waiting, 1)
+    if x then x.resp = pinfo.number end
   else
-    local old = EXCHANGES[key]
-    x = { req = pinfo.number, time = pinfo.rel_ts, id = key }
-    if old and not old.resp then x.dup = old.req end
-    EXCHANGES[key] = x
+    x = { req = pinfo.number, time = pinfo.rel_ts }
+    if waiting and #waiting > 0 then x.dup = waiting[#waiting].req end
+    if not waiting then waiting = {}; EXCHANGES[key] = waiting end
+    waiting[#waiting + 1] = x
   end
   AT[slot] = x
   return x
