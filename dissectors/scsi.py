@@ -421,13 +421,13 @@ READ_CAPACITY16_DATA = message(
     "Reserved" / Bytes(16), prefix="scsi.capacity")
 PR_IN_READ_KEYS = message(
     "PERSISTENT RESERVE IN READ KEYS data", "scsi.pr_read_keys", "SPC-3 6.11.2",
-    "PRgeneration" / Hex(Int32ub) * "Bumped by every PERSISTENT RESERVE OUT that changes registrations.",
+    "PrGeneration" / Hex(Int32ub) * "Bumped by every PERSISTENT RESERVE OUT that changes registrations.",
     "AdditionalLength" / Int32ub * "Bytes of keys that follow.",
     "ReservationKey" / Array(this.AdditionalLength // 8, Hex(Int64ub)) * "A registered reservation key.",
     prefix="scsi.pr")
 PR_IN_READ_RESERVATION = message(
     "PERSISTENT RESERVE IN READ RESERVATION data", "scsi.pr_read_reservation", "SPC-3 6.11.3",
-    "PRgeneration" / Hex(Int32ub) * "Bumped by every PERSISTENT RESERVE OUT that changes registrations.",
+    "PrGeneration" / Hex(Int32ub) * "Bumped by every PERSISTENT RESERVE OUT that changes registrations.",
     "AdditionalLength" / Int32ub * "16 when a reservation is held, else 0.",
     "Reservation" / IfEquals(this.AdditionalLength, 16, Struct(
         "ReservationKey" / Hex(Int64ub) * "The key of the reservation holder.",
@@ -460,7 +460,7 @@ PR_FULL_STATUS_DESCRIPTOR = Struct(
 )
 PR_IN_READ_FULL_STATUS = message(
     "PERSISTENT RESERVE IN READ FULL STATUS data", "scsi.pr_full_status", "SPC-3 6.11.5",
-    "PRgeneration" / Hex(Int32ub) * "Bumped by every PERSISTENT RESERVE OUT that changes registrations.",
+    "PrGeneration" / Hex(Int32ub) * "Bumped by every PERSISTENT RESERVE OUT that changes registrations.",
     "AdditionalLength" / Int32ub * "Bytes of descriptors that follow.",
     "Descriptors" / FixedSized(this.AdditionalLength, GreedyRange(PR_FULL_STATUS_DESCRIPTOR)),
     prefix="scsi.pr")

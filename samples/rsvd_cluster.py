@@ -66,7 +66,7 @@ def arbitration(n1: RsvdClient, f1: bytes, n2: RsvdClient, f2: bytes) -> None:
     pr_out(n2, f2, "REGISTER", 0, K2)
     pr_out(n1, f1, "RESERVE", K1, 0)
     pr_in(n2, f2, "READ_RESERVATION", scsi.PR_IN_READ_RESERVATION.build(dict(
-        PRgeneration=2, AdditionalLength=16, Reservation=dict(
+        PrGeneration=2, AdditionalLength=16, Reservation=dict(
             ReservationKey=K1, Obsolete=bytes(4), Reserved=b"\x00",
             ScopeType=dict(Scope="LU_SCOPE", Type=PR_TYPE), Obsolete2=bytes(2)))))
     n2.scsi(cdb("WRITE_10", Flags=dict(RdWrProtect=0, DPO=False, FUA=True, FUA_NV=False), LogicalBlockAddress=2048,
@@ -82,14 +82,14 @@ def arbitration(n1: RsvdClient, f1: bytes, n2: RsvdClient, f2: bytes) -> None:
     n1.tunnel("RSVD_TUNNEL_CHECK_CONNECTION_STATUS_OPERATION", {}, dict(BodyNotDecoded=b""), file_id=f1,
               status=rsvd.ERROR_CODES["STATUS_SVHDX_UNIT_ATTENTION_REGISTRATIONS_PREEMPTED"])
     pr_in(n2, f2, "READ_FULL_STATUS", scsi.PR_IN_READ_FULL_STATUS.build(dict(
-        PRgeneration=4, AdditionalLength=24 + 8, Descriptors=[dict(
+        PrGeneration=4, AdditionalLength=24 + 8, Descriptors=[dict(
             ReservationKey=K2, Reserved=bytes(4), Holder=dict(ALL_TG_PT=False, R_HOLDER=True),
             ScopeType=dict(Scope="LU_SCOPE", Type=PR_TYPE), Reserved2=bytes(4), RelativeTargetPortIdentifier=1,
             AdditionalDescriptorLength=8, TransportID=bytes.fromhex("0500000000000000"))])))
     pr_in(n2, f2, "REPORT_CAPABILITIES", scsi.PR_IN_REPORT_CAPABILITIES.build(dict(
         Length=8, Capabilities=dict(CRH=False, SIP_C=False, ATP_C=True, PTPL_C=True),
         State=dict(TMV=True, PTPL_A=True), PersistentReservationTypeMask=0xEA01, Reserved=bytes(2))))
-    pr_in(n2, f2, "READ_KEYS", scsi.PR_IN_READ_KEYS.build(dict(PRgeneration=4, AdditionalLength=8,
+    pr_in(n2, f2, "READ_KEYS", scsi.PR_IN_READ_KEYS.build(dict(PrGeneration=4, AdditionalLength=8,
                                                                 ReservationKey=[K2])))
 
 

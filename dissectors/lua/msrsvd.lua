@@ -575,7 +575,7 @@ F.scsi__capacity__provisioning__lbpme = ProtoField.bool("msrsvd.scsi.capacity.pr
 F.scsi__capacity__provisioning__lbprz = ProtoField.bool("msrsvd.scsi.capacity.provisioning.lbprz", "LBPRZ", 16, nil, 0x00004000, "Unmapped blocks read as zero.")
 F.scsi__capacity__provisioning__lowest_aligned_logical_block_address = ProtoField.uint16("msrsvd.scsi.capacity.provisioning.lowest_aligned_logical_block_address", "LowestAlignedLogicalBlockAddress", base.DEC, nil, 0x3FFF, "LowestAlignedLogicalBlockAddress [SBC-3 5.13.2]")
 F.scsi__pr_read_keys = ProtoField.none("msrsvd.scsi.pr_read_keys", "PERSISTENT RESERVE IN READ KEYS data", "PERSISTENT RESERVE IN READ KEYS data")
-F.scsi__pr__p_rgeneration = ProtoField.uint32("msrsvd.scsi.pr.p_rgeneration", "PRgeneration", base.HEX, nil, nil, "Bumped by every PERSISTENT RESERVE OUT that changes registrations. [SPC-3 6.11.2]")
+F.scsi__pr__pr_generation = ProtoField.uint32("msrsvd.scsi.pr.pr_generation", "PrGeneration", base.HEX, nil, nil, "Bumped by every PERSISTENT RESERVE OUT that changes registrations. [SPC-3 6.11.2]")
 F.scsi__pr__additional_length = ProtoField.uint32("msrsvd.scsi.pr.additional_length", "AdditionalLength", base.DEC, nil, nil, "Bytes of keys that follow. / 16 when a reservation is held, else 0. / Bytes of descriptors that follow. [SPC-3 6.11.2]")
 F.scsi__pr_read_reservation = ProtoField.none("msrsvd.scsi.pr_read_reservation", "PERSISTENT RESERVE IN READ RESERVATION data", "PERSISTENT RESERVE IN READ RESERVATION data")
 F.scsi__pr_capabilities = ProtoField.none("msrsvd.scsi.pr_capabilities", "PERSISTENT RESERVE IN REPORT CAPABILITIES data", "PERSISTENT RESERVE IN REPORT CAPABILITIES data")
@@ -2189,11 +2189,11 @@ D.d_scsi_pr_read_keys = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local start = off
   local t = tree:add(F.scsi__pr_read_keys, tvb(off, lim > off and lim - off or 0))
   if lim - off >= 8 then
-    t:add(F.scsi__pr__p_rgeneration, tvb(off + 0, 4))
+    t:add(F.scsi__pr__pr_generation, tvb(off + 0, 4))
     do local r = tvb(off + 4, 4); t:add(F.scsi__pr__additional_length, r); v.AdditionalLength = r:uint() end
     off = off + 8
   else
-    if lim - off >= 4 then t:add(F.scsi__pr__p_rgeneration, tvb(off + 0, 4)) end
+    if lim - off >= 4 then t:add(F.scsi__pr__pr_generation, tvb(off + 0, 4)) end
     if lim - off >= 8 then do local r = tvb(off + 4, 4); t:add(F.scsi__pr__additional_length, r); v.AdditionalLength = r:uint() end end
     return short(t, off, lim, 8, "PERSISTENT RESERVE IN READ KEYS data (SPC-3 6.11.2)"), v
   end
@@ -2221,11 +2221,11 @@ D.d_scsi_pr_read_reservation = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local start = off
   local t = tree:add(F.scsi__pr_read_reservation, tvb(off, lim > off and lim - off or 0))
   if lim - off >= 8 then
-    t:add(F.scsi__pr__p_rgeneration, tvb(off + 0, 4))
+    t:add(F.scsi__pr__pr_generation, tvb(off + 0, 4))
     do local r = tvb(off + 4, 4); t:add(F.scsi__pr__additional_length, r); v.AdditionalLength = r:uint() end
     off = off + 8
   else
-    if lim - off >= 4 then t:add(F.scsi__pr__p_rgeneration, tvb(off + 0, 4)) end
+    if lim - off >= 4 then t:add(F.scsi__pr__pr_generation, tvb(off + 0, 4)) end
     if lim - off >= 8 then do local r = tvb(off + 4, 4); t:add(F.scsi__pr__additional_length, r); v.AdditionalLength = r:uint() end end
     return short(t, off, lim, 8, "PERSISTENT RESERVE IN READ RESERVATION data (SPC-3 6.11.3)"), v
   end
@@ -2287,11 +2287,11 @@ D.d_scsi_pr_full_status = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local start = off
   local t = tree:add(F.scsi__pr_full_status, tvb(off, lim > off and lim - off or 0))
   if lim - off >= 8 then
-    t:add(F.scsi__pr__p_rgeneration, tvb(off + 0, 4))
+    t:add(F.scsi__pr__pr_generation, tvb(off + 0, 4))
     do local r = tvb(off + 4, 4); t:add(F.scsi__pr__additional_length, r); v.AdditionalLength = r:uint() end
     off = off + 8
   else
-    if lim - off >= 4 then t:add(F.scsi__pr__p_rgeneration, tvb(off + 0, 4)) end
+    if lim - off >= 4 then t:add(F.scsi__pr__pr_generation, tvb(off + 0, 4)) end
     if lim - off >= 8 then do local r = tvb(off + 4, 4); t:add(F.scsi__pr__additional_length, r); v.AdditionalLength = r:uint() end end
     return short(t, off, lim, 8, "PERSISTENT RESERVE IN READ FULL STATUS data (SPC-3 6.11.5)"), v
   end

@@ -1,0 +1,136 @@
+"""What the dissector means, not just what it shows: names, links, SCSI data, experts.
+
+Every value here was put on the wire by samples/rsvd_cluster.py or rsvd_scenarios.py
+and is read back through real tshark with the generated plugin.
+"""
+import re
+
+import pytest
+
+import samples
+from decoded import field_values, run
+
+CLUSTER = samples.path("rsvd_cluster_events")
+SHARED = samples.path("rsvd_shared_disk")
+K1, K2 = 0x4E4F444531000001, 0x4E4F444532000002
+
+
+def ours(pcap, *extra):
+    """(frame, expert text) for our expert items, which all cite a spec section."""
+    rows = field_values(pcap, ["_ws.expert.message"], *extra, "-Y", "msrsvd")
+    return [(int(r["frame.number"]), m) for r in rows for m in r["_ws.expert.message"]
+            if re.search(r"\[(MS-RSVD|SPC-3|SAM-3) [^]]+\]$", m)]
+
+
+def verbose(pcap, frame, two_pass=True):
+    res = run(pcap, *(["-2"] if two_pass else []), "-O", "msrsvd", "-Y", "frame.number == %d" % frame)
+    assert res.returncode == 0, res.stderr
+    return res.stdout[res.stdout.index("MS-RSVD Remote Shared Virtual Disk"):]
+
+
+def test_cluster_experts_in_two_pass_mode():
+    assert ours(CLUSTER, "-2") == [
+        (42, "SCSI status RESERVATION_CONFLICT: another initiator holds the reservation [SPC-3 5.6.1]"),
+        (46, "Sense key UNIT_ATTENTION [SPC-3 4.5.6]"),
+        (46, "Additional sense: RESERVATIONS PREEMPTED [SPC-3 4.5.6]"),
+        (46, "SCSI status CHECK_CONDITION: the sense data says why [SAM-3 5.3.1]"),
+        (48, "STATUS_SVHDX_UNIT_ATTENTION_REGISTRATIONS_PREEMPTED: the disk reports a unit attention [MS-RSVD 2.2.3]"),
+        (92, "Sense key ILLEGAL_REQUEST [SPC-3 4.5.6]"),
+        (92, "Additional sense: INVALID FIELD IN CDB [SPC-3 4.5.6]"),
+        (92, "SCSI status CHECK_CONDITION: the sense data says why [SAM-3 5.3.1]"),
+        (108, "StatusKey 5 is never retrieved with RSVD_TUNNEL_SRB_STATUS_OPERATION before the CLOSE in frame 119 "
+              "[MS-RSVD 3.1.5.3, 3.1.5.4, 3.2.5.5.3]"),
+        (109, "No error was stored under StatusKey 9 on this open in the capture [MS-RSVD 3.1.5.3, 3.1.5.4, 3.2.5.5.3]"),
+        (110, "STATUS_SVHDX_ERROR_NOT_AVAILABLE: no sense data is stored under the StatusKey [MS-RSVD 3.2.5.5.3]"),
+        (111, "SVHDX_TUNNEL_SCSI_REQUEST Length is 40; it must be 36 [MS-RSVD 3.2.5.5.5]"),
+        (111, "SVHDX_TUNNEL_SCSI_REQUEST CdbLength is 20; at most 16 is allowed [MS-RSVD 2.2.5.11, 3.2.5.5.5]"),
+        (111, "SVHDX_TUNNEL_SCSI_REQUEST SenseInfoExLength is 32; at most 20 is allowed [MS-RSVD 2.2.5.11]"),
+        (114, "The same id is still awaiting its response to frame 113 [MS-RSVD 3.1.4.1]"),
+        (117, 'CREATE of "other.vhdx" carries the open context, but the name does not end in :SharedVirtualDisk '
+              "[MS-RSVD 3.1.4.2, 3.2.5.1]"),
+        (126, "No response to this request in the capture [MS-RSVD 3.1.4.1]"),
+    ]
+
+
+def test_findings_that_need_the_whole_capture_wait_for_two_pass():
+    one = [m for _, m in ours(CLUSTER)]
+    assert not any(m.startswith("No response") or "never retrieved" in m for m in one)
+    assert any(m.startswith("The same id") for m in one)  # known as soon as the second request arrives
+
+
+def test_shared_disk_experts():
+    assert ours(SHARED, "-2") == [
+        (12, "SVHDX_TUNNEL_OPERATION_HEADER OperationCode 0x0 is not defined by the specification [MS-RSVD 2.2.2, 3.2.5.5]"),
+        (102, "Sense key MEDIUM_ERROR [SPC-3 4.5.6]"),
+        (102, "SCSI status CHECK_CONDITION: the sense data says why [SAM-3 5.3.1]"),
+        (182, "STATUS_SVHDX_RESERVATION_CONFLICT: a persistent reservation held by another initiator denied the operation "
+              "[MS-RSVD 3.2.5.4]"),
+        (186, "SCSI status CHECK_CONDITION: the sense data says why [SAM-3 5.3.1]"),
+        (186, "Sense key UNIT_ATTENTION [SPC-3 4.5.6]"),
+        (186, "Additional sense: RESERVATIONS PREEMPTED [SPC-3 4.5.6]"),
+    ]
+
+
+def test_request_response_links_and_times():
+    rows = {int(r["frame.number"]): r for r in field_values(
+        CLUSTER, ["msrsvd.request_in", "msrsvd.response_in", "msrsvd.time"], "-2", "-Y", "msrsvd")}
+    assert rows[31]["msrsvd.response_in"] == ["32"] and rows[32]["msrsvd.request_in"] == ["31"]
+    assert 0 < float(rows[32]["msrsvd.time"][0]) < 0.01
+    # The async-style pair with a reused RequestId: each request gets its own answer.
+    assert rows[113]["msrsvd.response_in"] == ["115"] and rows[114]["msrsvd.response_in"] == ["116"]
+    assert rows[126]["msrsvd.response_in"] == []
+    # 64 KiB over many segments: the link lands on the frame that completes the reassembly.
+    assert rows[73]["msrsvd.response_in"] == ["76"]
+
+
+def test_stored_error_links():
+    rows = {int(r["frame.number"]): r for r in field_values(
+        SHARED, ["msrsvd.sense.status_key", "msrsvd.sense.retrieved_in", "msrsvd.sense.error_in", "msrsvd.open.name"],
+        "-2", "-Y", "msrsvd.sense.status_key || msrsvd.sense.error_in")}
+    assert {f: (r["msrsvd.sense.status_key"], r["msrsvd.sense.retrieved_in"], r["msrsvd.sense.error_in"])
+            for f, r in rows.items()} == {
+        100: (["1"], ["101"], []), 101: ([], [], ["100"]),
+        184: (["7"], ["185"], []), 185: ([], [], ["184"]),
+    }
+    assert all(r["msrsvd.open.name"] == ["disk.vhdx:SharedVirtualDisk"] for r in rows.values())
+
+
+def test_reservation_keys_are_filterable():
+    frames = field_values(CLUSTER, [], "-Y", "msrsvd.scsi.pr.reservation_key == 0x%x" % K1)
+    assert [int(r["frame.number"]) for r in frames] == [35, 38]
+    holder = field_values(CLUSTER, ["msrsvd.scsi.pr.reservation_key"], "-Y", "msrsvd.scsi.pr.holder.r_holder == 1")
+    assert [r["msrsvd.scsi.pr.reservation_key"] for r in holder] == [["0x%016x" % K2]]
+
+
+@pytest.mark.parametrize("frame,lines", [
+    (31, ["OperationCode: PERSISTENT_RESERVE_OUT (0x5f)", "ServiceAction: REGISTER (0x00)",
+          "Type: WRITE_EXCLUSIVE_REGISTRANTS_ONLY (0x5)", "ServiceActionReservationKey: 0x%016x" % K1,
+          "1 = APTPL: True"]),
+    (38, ["PERSISTENT RESERVE IN READ RESERVATION data", "ReservationKey: 0x%016x" % K1,
+          "PrGeneration: 0x00000002"]),
+    (42, ["ScsiStatus: RESERVATION_CONFLICT (0x18)", "Status: SRB_STATUS_ERROR (0x04)"]),
+    (43, ["ServiceAction: PREEMPT (0x04)", "ReservationKey: 0x%016x" % K2]),
+    (46, ["AutosenseValid: True", "Code: CURRENT_FIXED (0x70)", "SenseKey: UNIT_ATTENTION (0x6)",
+          "AdditionalSense: RESERVATIONS PREEMPTED (0x2a03)"]),
+    (50, ["READ FULL STATUS data", "R_HOLDER: True", "RelativeTargetPortIdentifier: 1"]),
+    (52, ["PTPL_C: True", "PersistentReservationTypeMask: 0xea01"]),
+    (62, ["ReturnedLogicalBlockAddress: 4294967295", "LogicalBlockLength: 512"]),
+    (64, ["READ CAPACITY(16) data", "ReturnedLogicalBlockAddress: 134217727"]),
+    (67, ["UnmapLogicalBlockAddress: 1048576", "NumberOfLogicalBlocks: 2048"]),
+    (69, ["WRITE SAME(16)", ".... 1... = UNMAP: True", "NumberOfLogicalBlocks: 4096"]),
+    (72, ["VPD page", "PageCode: 0x83"]),
+    (73, ["READ(16)", "LogicalBlockAddress: 8589934592", "TransferLength: 8"]),
+    (83, ["READ(6)/WRITE(6)", "LogicalBlockAddress: 64"]),
+    (90, ["MODE SENSE(6) parameter header", "DPOFUA: True"]),
+    (92, ["Code: CURRENT_DESCRIPTOR (0x72)", "SenseKey: ILLEGAL_REQUEST (0x5)",
+          "AdditionalSense: INVALID FIELD IN CDB (0x2400)"]),
+    (94, ["SafeVirtualSize: 51539607552"]),
+    (95, ["OperationType: SvhdxMetaOperationTypeResize (0x00000000)", "NewSize: 137438953472"]),
+    (98, ["CurrentProgressValue: 50", "CompleteValue: 100"]),
+    (100, ["SnapshotType: SvhdxSnapshotTypeVM (0x00000001)", "IsValidSnapshot: TRUE (0x00000001)"]),
+    (103, ["RSVD_TUNNEL_CHANGE_TRACKING_START (0x02002009)", "BodyNotDecoded: 00000000000000000000000000000000"]),
+])
+def test_names_in_the_tree(frame, lines):
+    text = verbose(CLUSTER, frame)
+    for line in lines:
+        assert line in text, (frame, line)
