@@ -358,9 +358,24 @@ def malformed() -> bytes:
     srb = hdr.build(dict(OperationCode="RSVD_TUNNEL_SRB_STATUS_OPERATION", Status=0, RequestId=52))
     raw_ioctl(srb + rsvd.SVHDX_TUNNEL_SRB_STATUS_REQUEST.build(dict(StatusKey=3, **SRB_STATUS_REQUEST)),
               srb + bytes([3, 0x84, 0x02, 0xF0]) + fixed_sense(0x05, 0x24, 0x00))
-    # 5. An OperationCode no revision defines: the body is shown undecoded.
+    # 5. An OperationCode no revision defines: the body is shown undecoded, and the
+    # server answers STATUS_SVHDX_VERSION_MISMATCH (3.2.5.5).
     unknown = (0x02009999).to_bytes(4, "little") + bytes(4) + (53).to_bytes(8, "little")
-    raw_ioctl(unknown + b"\xde\xad\xbe\xef", unknown)
+    mismatch = (0x02009999).to_bytes(4, "little") + rsvd.ERROR_CODES["STATUS_SVHDX_VERSION_MISMATCH"].to_bytes(
+        4, "little") + (53).to_bytes(8, "little")
+    raw_ioctl(unknown + b"\xde\xad\xbe\xef", mismatch)
+    # 6. A file that is not a shared virtual disk: STATUS_SVHDX_WRONG_FILE_TYPE (2.2.3).
+    c.tunnel("RSVD_TUNNEL_GET_DISK_INFO_OPERATION", DISK_INFO_REQUEST, dict(BodyNotDecoded=b""), file_id=fid,
+             status=rsvd.ERROR_CODES["STATUS_SVHDX_WRONG_FILE_TYPE"])
+    # 7. A Windows v1 open context breaking three MUSTs: Version 3, HasInitiatorId 2,
+    # OriginatorFlags SVHDX_ORIGINATOR_VHDMP (3.2.5.1, 2.2.5.2).
+    bad = bytearray(open_context_windows("NODE3", NODE1_ID, version=1, open_request_id=0x3001))
+    bad[0:4] = (3).to_bytes(4, "little")
+    bad[4] = 2
+    bad[28:32] = (4).to_bytes(4, "little")
+    fid2 = bytes.fromhex("0500000000000000" "0e00000000000000")
+    open_disk(c, "quorum.vhdx", bytes(bad), None, fid2, NODE1_ID, support_answer("windows", "HandleStateShared"))
+    smb.close(fid2)
     smb.close(fid)
     smb.flow.close()
     return cap.pcapng()
