@@ -83,7 +83,7 @@ MODES = {
 
 CUTS = {
     # Lines of the generated plugin a cut-down copy returns at (see --breakdown).
-    "extract": ("  local r = fi.range\n", "  do return nil end\n"),
+    "extract": ("  local r = fi.range\n", "  do return what end\n"),
     "wrapper": ("  local top = tree:add(proto, r)\n", "  local top = tree:add(proto, r)\n  do return what end\n"),
 }
 

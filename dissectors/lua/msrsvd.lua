@@ -3306,11 +3306,11 @@ local function dissect(tvb, pinfo, tree)
           local text, top, v = decode(dfn, fi, tree, pinfo, e[1], is_response, fn.value,
             is_response and e[5] or e[4], ctx)
           shown[#shown + 1] = text
-          if x then
+          if x and top then
             if not is_response and not pinfo.visited then x.v = v end
             show_exchange(x, top, pinfo, is_response, tx[3])
           end
-          if tx then
+          if tx and top then
             fids = fids or { FX_FID() }
             local fid = preceding(fids, fi)
             stored_in_message(v, top, pinfo, is_response, fid and ((stream and stream.value or -1) .. ":" .. tostring(fid.range:bytes())),
