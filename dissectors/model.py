@@ -51,6 +51,7 @@ from .wire import (
     RemainingIs,
     Utf16String,
     Variants,
+    When,
     int_value,
 )
 
@@ -139,6 +140,7 @@ class RunOverlay:
     decoder: Optional[str]
     capture: Optional[str]
     overlay_size: int = 0  # the bytes it reads
+    cond: Optional[str] = None  # Lua condition from a When around the Overlay
 
 
 @dataclass
@@ -250,6 +252,8 @@ class Model:
         self.fields: Dict[str, FieldDef] = {}
         self.decoders: Dict[str, Decoder] = {}
         self.value_tables: Dict[Tuple, str] = {}
+        self.rules: List[Tuple[FieldDef, Rule, Check]] = []  # for the reference
+        self.request_paths: List[Tuple[str, ...]] = []  # what responses read of their request
         self._by_struct = {id(m.struct): m for m in self.messages}
         self._captured = self._referenced_names() | set(captures)
         self._anon = 0
@@ -273,7 +277,7 @@ class Model:
             if sc is None or id(sc) in seen:
                 return
             seen.add(id(sc))
-            for attr in ("length", "keyfunc", "count", "key"):
+            for attr in ("length", "keyfunc", "count", "key", "cond"):
                 expr_names(getattr(sc, attr, None))
             for s in getattr(sc, "subcons", []):
                 visit(s, seen)
@@ -338,7 +342,12 @@ class Model:
                 p = p._Path__parent
             parts.reverse()
             if parts[0] == "_params":
-                return "get(ctx, %s)" % ", ".join('"%s"' % x for x in parts[1:])
+                if len(parts) < 3 or parts[1] != "request":
+                    raise NotImplementedError("only this._params.request.<path> is known: %r" % (e,))
+                path = tuple(parts[2:])
+                if path not in self.request_paths:
+                    self.request_paths.append(path)
+                return "reqval(ctx, %d)" % (self.request_paths.index(path) + 1)
             return "v." + ".".join(parts)
         if isinstance(e, BinExpr):
             ops = {operator.add: "+", operator.sub: "-", operator.mul: "*", operator.mod: "%",
@@ -413,9 +422,12 @@ class Model:
                 continue
             rules = rules_of(sub)
             capture = ("v." + name) if (name in self._captured or rules) else None
+            cond = None
+            if isinstance(inner, When) and isinstance(inner.subcon, Overlay) and inner.subcon.size is not None:
+                cond, inner = self.expr(inner.cond, owner), inner.subcon  # stays in the run
             if isinstance(inner, Overlay) and inner.size is not None:
                 run.append(RunOverlay(rel=rel, size=0, decoder=self.anonymous_decoder(
-                    inner.subcon, owner, snake(name) + "_"), capture=capture, overlay_size=inner.size))
+                    inner.subcon, owner, snake(name) + "_"), capture=capture, overlay_size=inner.size, cond=cond))
                 continue
             scalar = self.scalar(name, doc, inner, owner, capture)
             if rules and scalar is None:
@@ -432,6 +444,12 @@ class Model:
         return steps
 
     def check(self, rule: Rule, x: str, f: FieldDef, owner: Message) -> Check:
+        c = self._check(rule, x, f, owner)
+        if not any(have is f and r == rule for have, r, _ in self.rules):
+            self.rules.append((f, rule, c))
+        return c
+
+    def _check(self, rule: Rule, x: str, f: FieldDef, owner: Message) -> Check:
         names = f.values or {}
 
         def num(v):
@@ -570,6 +588,9 @@ class Model:
                           then=[self.variable_step(name, doc, inner.subcon, owner, capture)],
                           otherwise=[self.variable_step(name, doc, inner.otherwise, owner, capture)]
                           if inner.otherwise is not None else [])
+        if isinstance(inner, When):
+            return IfStep(cond=self.expr(inner.cond, owner),
+                          then=[self.variable_step(name, doc, inner.subcon, owner, capture)], otherwise=[])
         if isinstance(inner, FixedSized):
             return FixedStep(length=self.expr(inner.length, owner),
                              decoder=self.anonymous_decoder(inner.subcon, owner, snake(name) + "_"), label=name)
@@ -786,6 +807,10 @@ def _flatten_item(model, name, inner, owner, v, out, ctx, params=None):
         if sc is not None:
             _flatten_item(model, name, sc, owner, v, out, ctx, params)
         return
+    if isinstance(inner, When):
+        if v is not None:
+            _flatten_item(model, name, inner.subcon, owner, v, out, ctx, params)
+        return
     if isinstance(inner, Overlay):
         if v is not None:
             _flatten_item(model, name, inner.subcon, owner, v, out, ctx, params)
@@ -833,8 +858,11 @@ def _flatten_item(model, name, inner, owner, v, out, ctx, params=None):
                 continue
             x = int_value(v[cname])
             whole |= int(x) << shift
-            parts.append(("%s.%s" % (abbrev, snake(cname)), bool(x) if width == 1 and not isinstance(cinner, Enum)
-                          else int(x)))
+            if width == 1 and not isinstance(cinner, Enum):
+                if x:  # flag bits show when set, as FlagsEnum bits do
+                    parts.append(("%s.%s" % (abbrev, snake(cname)), True))
+            else:
+                parts.append(("%s.%s" % (abbrev, snake(cname)), int(x)))
         out.append((abbrev, whole))
         out.extend(parts)
         return

@@ -57,6 +57,7 @@ from .wire import (
     must_equal,
     warn_when,
     Overlay,
+    When,
     Guid,
     IfEquals,
     Otherwise,
@@ -331,7 +332,7 @@ SVHDX_TUNNEL_SRB_STATUS_RESPONSE = message(
             "ScsiStatus" / scsi.SCSI_STATUS_CHECKED() * "The SCSI status returned by the shared virtual disk.",
             "SenseInfoExLength" / Int8ul * "The length, in bytes, of the sense data in SenseDataEx.",
             "Reserved" / Hex(Int8ul) * "MUST be set to zero.",
-            "Sense" / Overlay(RSVD_SCSI_SENSE_BUFFER_SIZE, scsi.SENSE_DATA.struct),
+            "Sense" / When(this.SenseInfoExLength > 0, Overlay(RSVD_SCSI_SENSE_BUFFER_SIZE, scsi.SENSE_DATA.struct)),
             "SenseDataEx" / Bytes(RSVD_SCSI_SENSE_BUFFER_SIZE) * "The sense data.",
         ), "MS-RSVD v1 seed layout: 4-byte StatusKey"),
         Variant("windows", Otherwise(), Struct(
@@ -339,7 +340,7 @@ SVHDX_TUNNEL_SRB_STATUS_RESPONSE = message(
             "SrbStatus" / SRB_STATUS_BYTE() * "The SRB status; bit 0x80 flags auto-generated sense data.",
             "ScsiStatus" / scsi.SCSI_STATUS_CHECKED() * "The SCSI status returned by the shared virtual disk.",
             "SenseInfoExLength" / Int8ul * "The length, in bytes, of the sense data in SenseDataEx.",
-            "Sense" / Overlay(None, scsi.SENSE_DATA.struct),
+            "Sense" / When(this.SenseInfoExLength > 0, Overlay(None, scsi.SENSE_DATA.struct)),
             "SenseDataEx" / Bytes(this.SenseInfoExLength) * "The sense data.",
             "Padding" / GreedyBytes * "Bytes after the sense data, up to the end of the buffer.",
         ), "Windows layout: 1-byte StatusKey, no Reserved"),
@@ -408,7 +409,8 @@ SVHDX_TUNNEL_SCSI_RESPONSE = message(
     "Reserved" / Hex(Int8ul) * "MUST be set to zero.",
     "SrbFlags" / FlagsEnum(Int32ul, **SRB_FLAGS) * "Options of the SCSI response (2.2.4).",
     "DataTransferLength" / Int32ul * "The length, in bytes, of the additional data in DataBuffer.",
-    "Sense" / Overlay(RSVD_SCSI_SENSE_BUFFER_SIZE, scsi.SENSE_DATA.struct),
+    # Sense data only when there is some: a GOOD response's SenseDataEx is all zero.
+    "Sense" / When(this.SenseInfoExLength > 0, Overlay(RSVD_SCSI_SENSE_BUFFER_SIZE, scsi.SENSE_DATA.struct)),
     "SenseDataEx" / Bytes(RSVD_SCSI_SENSE_BUFFER_SIZE) * "The sense data.",
     "Data" / Overlay(None, scsi.RESPONSE_DATA),
     # As in the request: Data-out answers carry the count and no buffer.

@@ -32,6 +32,7 @@ __all__ = [
     "Utf16String",
     "Present",
     "Overlay",
+    "When",
     "Checked",
     "Rule",
     "must_equal",
@@ -161,6 +162,22 @@ class IfEquals(Subconstruct):
     def _build(self, obj, stream, context, path):
         sc = self._pick(context)
         return None if sc is None else sc._build(obj, stream, context, path)
+
+
+class When(Subconstruct):
+    """`subcon` when `cond` (a construct expression over plain integers, e.g.
+    `this.SenseInfoExLength > 0`) holds, else nothing. For Enum values use IfEquals."""
+
+    def __init__(self, cond, subcon):
+        super().__init__(subcon)
+        self.cond = cond
+        self.flagbuildnone = getattr(subcon, "flagbuildnone", False)
+
+    def _parse(self, stream, context, path):
+        return self.subcon._parsereport(stream, context, path) if evaluate(self.cond, context) else None
+
+    def _build(self, obj, stream, context, path):
+        return self.subcon._build(obj, stream, context, path) if evaluate(self.cond, context) else None
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from construct.core import Pass
 from decoded import request_of
 from dissectors import generate
 from dissectors.model import unwrap
-from dissectors.wire import IfEquals, Overlay, Present, Variants
+from dissectors.wire import IfEquals, Overlay, Present, Variants, When
 
 MODEL = generate.build_model(rsvd.PROTOCOL)
 BY_ABBREV = {m.abbrev: m for m in rsvd.PROTOCOL.messages}
@@ -31,7 +31,7 @@ def sub_messages(sc, value, ctx, params):
             name, _, inner = unwrap(sub)
             if name is not None and inner is not Pass:
                 yield from sub_messages(inner, value.get(name), value, params)
-    elif isinstance(sc, (Present, Overlay)) and value is not None:
+    elif isinstance(sc, (Present, Overlay, When)) and value is not None:
         yield from sub_messages(sc.subcon, value, ctx, params)
     elif isinstance(sc, IfEquals):
         picked = sc._pick(ctx)

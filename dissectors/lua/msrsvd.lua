@@ -750,13 +750,81 @@ local function flag_bits(b, r, x, bits, le)
   end
 end
 
--- ctx.a.b.c, or nil as soon as a step is missing (ctx carries the matched request).
-local function get(t, ...)
-  for i = 1, select("#", ...) do
-    if type(t) ~= "table" then return nil end
-    t = t[select(i, ...)]
+-- What responses read of their request (the generator lists the paths). The binding
+-- keeps them flat, REQVAL[path index][request slot], so nothing per request lingers for
+-- the garbage collector to walk; a table ctx (tests) carries the request's values whole.
+local REQ_PATHS = {
+  { "Payload", "Cdb", "OperationCode" },
+  { "Payload", "Cdb", "Fields", "Flags", "EVPD" },
+  { "Payload", "Cdb", "Fields", "ServiceAction" },
+}
+-- History: numbers by slot (frame * 16 + message number) that must outlive the first
+-- pass, for tshark -2 and GUI revisits. In wslua every packet gets slower as the live Lua
+-- heap grows (bench/lua_overhead.py measured it), so only the last few buckets of 256
+-- frames stay tables; older ones are packed into strings, which the collector does not
+-- walk, and a revisit unpacks one bucket at a time.
+local BUCKET = 4096
+local History = {}
+History.__index = History
+
+local function new_history()
+  return setmetatable({ hot = {}, cold = {}, newest = -1 }, History)
+end
+
+local function pack_bucket(b)
+  local parts = {}
+  for k, v in pairs(b) do parts[#parts + 1] = string.format("%d=%.17g", k, v) end
+  return table.concat(parts, ";")
+end
+
+local function unpack_bucket(s)
+  local b = {}
+  for k, v in s:gmatch("(%d+)=([^;]+)") do b[tonumber(k)] = tonumber(v) end  -- our own numbers, not wire values
+  return b
+end
+
+function History:put(k, v)
+  local i = math.floor(k / BUCKET)
+  local b = self.hot[i]
+  if not b then
+    b = self.cold[i] and unpack_bucket(self.cold[i]) or {}
+    self.cold[i], self.cache_i = nil, nil
+    self.hot[i] = b
+    if i > self.newest then
+      self.newest = i
+      for j, old in pairs(self.hot) do  -- cool what the capture has left behind
+        if j < i then self.cold[j] = pack_bucket(old); self.hot[j] = nil end
+      end
+    end
   end
-  return t
+  b[k] = v
+end
+
+function History:get(k)
+  local i = math.floor(k / BUCKET)
+  local b = self.hot[i]
+  if b then return b[k] end
+  local c = self.cold[i]
+  if not c then return nil end
+  if self.cache_i ~= i then self.cache_i, self.cache = i, unpack_bucket(c) end
+  return self.cache[k]
+end
+
+local REQVAL = {}
+for i = 1, #REQ_PATHS do REQVAL[i] = new_history() end
+
+local function walk(v, path)
+  for i = 1, #path do
+    if type(v) ~= "table" then return nil end
+    v = v[path[i]]
+  end
+  return v
+end
+
+local function reqval(ctx, i)
+  if type(ctx) == "number" then return REQVAL[i]:get(ctx) end
+  if type(ctx) == "table" then return walk(ctx.request, REQ_PATHS[i]) end
+  return nil
 end
 
 local function peek_zero(tvb, o, n, lim)
@@ -1145,11 +1213,11 @@ D.d_srb_status_response_seed_8 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local t = tree
   if lim - off >= 28 then
     do local r = tvb(off + 0, 4); t:add_le(F.srb_status_response__status_key, r); v.StatusKey = r:le_uint() end
-    do local r = tvb(off + 4, 1); local b = t:add(F.srb_status_response__srb_status, r); b:add(F.srb_status_response__srb_status__autosense_valid, r); b:add(F.srb_status_response__srb_status__queue_frozen, r); b:add(F.srb_status_response__srb_status__status, r); local x = r:uint(); v.SrbStatus = { AutosenseValid = math.floor(x / 128) % 2, QueueFrozen = math.floor(x / 64) % 2, Status = math.floor(x / 1) % 64, } end
+    do local r = tvb(off + 4, 1); local b, x = t:add(F.srb_status_response__srb_status, r), r:uint(); if x % 256 >= 128 then b:add(F.srb_status_response__srb_status__autosense_valid, r) end; if x % 128 >= 64 then b:add(F.srb_status_response__srb_status__queue_frozen, r) end; b:add(F.srb_status_response__srb_status__status, r); v.SrbStatus = { AutosenseValid = math.floor(x / 128) % 2, QueueFrozen = math.floor(x / 64) % 2, Status = math.floor(x / 1) % 64, } end
     do local r = tvb(off + 5, 1); t:add(F.srb_status_response__scsi_status, r); v.ScsiStatus = r:uint() end
     do local r = tvb(off + 6, 1); t:add_le(F.srb_status_response__sense_info_ex_length, r); v.SenseInfoExLength = r:le_uint() end
     t:add_le(F.srb_status_response__reserved, tvb(off + 7, 1))
-    do local _, sub = D.d_scsi_sense(tvb, t, off + 8, math.min(lim, off + 8 + 20), pinfo, ctx, v) end
+    if (v.SenseInfoExLength > 0) then local _, sub = D.d_scsi_sense(tvb, t, off + 8, math.min(lim, off + 8 + 20), pinfo, ctx, v) end
     t:add(F.srb_status_response__sense_data_ex, tvb(off + 8, 20))
     if v.ScsiStatus == 2 then t:add_proto_expert_info(E.status, string.format("SCSI status %s: the sense data says why [SAM-3 5.3.1]", VS5[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
     if v.ScsiStatus == 24 then t:add_proto_expert_info(E.status, string.format("SCSI status %s: another initiator holds the reservation [SPC-3 5.6.1]", VS5[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
@@ -1157,7 +1225,7 @@ D.d_srb_status_response_seed_8 = function(tvb, tree, off, lim, pinfo, ctx, pv)
     off = off + 28
   else
     if lim - off >= 4 then do local r = tvb(off + 0, 4); t:add_le(F.srb_status_response__status_key, r); v.StatusKey = r:le_uint() end end
-    if lim - off >= 5 then do local r = tvb(off + 4, 1); local b = t:add(F.srb_status_response__srb_status, r); b:add(F.srb_status_response__srb_status__autosense_valid, r); b:add(F.srb_status_response__srb_status__queue_frozen, r); b:add(F.srb_status_response__srb_status__status, r); local x = r:uint(); v.SrbStatus = { AutosenseValid = math.floor(x / 128) % 2, QueueFrozen = math.floor(x / 64) % 2, Status = math.floor(x / 1) % 64, } end end
+    if lim - off >= 5 then do local r = tvb(off + 4, 1); local b, x = t:add(F.srb_status_response__srb_status, r), r:uint(); if x % 256 >= 128 then b:add(F.srb_status_response__srb_status__autosense_valid, r) end; if x % 128 >= 64 then b:add(F.srb_status_response__srb_status__queue_frozen, r) end; b:add(F.srb_status_response__srb_status__status, r); v.SrbStatus = { AutosenseValid = math.floor(x / 128) % 2, QueueFrozen = math.floor(x / 64) % 2, Status = math.floor(x / 1) % 64, } end end
     if lim - off >= 6 then do local r = tvb(off + 5, 1); t:add(F.srb_status_response__scsi_status, r); v.ScsiStatus = r:uint() end end
     if lim - off >= 7 then do local r = tvb(off + 6, 1); t:add_le(F.srb_status_response__sense_info_ex_length, r); v.SenseInfoExLength = r:le_uint() end end
     if lim - off >= 8 then t:add_le(F.srb_status_response__reserved, tvb(off + 7, 1)) end
@@ -1172,10 +1240,10 @@ D.d_scsi_sense = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local start = off
   local t = tree:add(F.scsi__sense, tvb(off, lim > off and lim - off or 0))
   if lim - off >= 1 then
-    do local r = tvb(off + 0, 1); local b = t:add(F.scsi__sense__response_code, r); b:add(F.scsi__sense__response_code__valid, r); b:add(F.scsi__sense__response_code__code, r); local x = r:uint(); v.ResponseCode = { VALID = math.floor(x / 128) % 2, Code = math.floor(x / 1) % 128, } end
+    do local r = tvb(off + 0, 1); local b, x = t:add(F.scsi__sense__response_code, r), r:uint(); if x % 256 >= 128 then b:add(F.scsi__sense__response_code__valid, r) end; b:add(F.scsi__sense__response_code__code, r); v.ResponseCode = { VALID = math.floor(x / 128) % 2, Code = math.floor(x / 1) % 128, } end
     off = off + 1
   else
-    if lim - off >= 1 then do local r = tvb(off + 0, 1); local b = t:add(F.scsi__sense__response_code, r); b:add(F.scsi__sense__response_code__valid, r); b:add(F.scsi__sense__response_code__code, r); local x = r:uint(); v.ResponseCode = { VALID = math.floor(x / 128) % 2, Code = math.floor(x / 1) % 128, } end end
+    if lim - off >= 1 then do local r = tvb(off + 0, 1); local b, x = t:add(F.scsi__sense__response_code, r), r:uint(); if x % 256 >= 128 then b:add(F.scsi__sense__response_code__valid, r) end; b:add(F.scsi__sense__response_code__code, r); v.ResponseCode = { VALID = math.floor(x / 128) % 2, Code = math.floor(x / 1) % 128, } end end
     return short(t, off, lim, 1, "Sense data (SPC-3 4.5)"), v
   end
   do
@@ -1200,7 +1268,7 @@ D.d_scsi_sense_format_9 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local t = tree
   if lim - off >= 17 then
     t:add(F.scsi__sense__obsolete, tvb(off + 0, 1))
-    do local r = tvb(off + 1, 1); local b = t:add(F.scsi__sense__key_flags, r); b:add(F.scsi__sense__key_flags__filemark, r); b:add(F.scsi__sense__key_flags__eom, r); b:add(F.scsi__sense__key_flags__ili, r); b:add(F.scsi__sense__key_flags__sense_key, r); local x = r:uint(); v.KeyFlags = { FILEMARK = math.floor(x / 128) % 2, EOM = math.floor(x / 64) % 2, ILI = math.floor(x / 32) % 2, SenseKey = math.floor(x / 1) % 16, } end
+    do local r = tvb(off + 1, 1); local b, x = t:add(F.scsi__sense__key_flags, r), r:uint(); if x % 256 >= 128 then b:add(F.scsi__sense__key_flags__filemark, r) end; if x % 128 >= 64 then b:add(F.scsi__sense__key_flags__eom, r) end; if x % 64 >= 32 then b:add(F.scsi__sense__key_flags__ili, r) end; b:add(F.scsi__sense__key_flags__sense_key, r); v.KeyFlags = { FILEMARK = math.floor(x / 128) % 2, EOM = math.floor(x / 64) % 2, ILI = math.floor(x / 32) % 2, SenseKey = math.floor(x / 1) % 16, } end
     t:add(F.scsi__sense__information, tvb(off + 2, 4))
     do local r = tvb(off + 6, 1); t:add(F.scsi__sense__additional_sense_length, r); v.AdditionalSenseLength = r:uint() end
     t:add(F.scsi__sense__command_specific_information, tvb(off + 7, 4))
@@ -1212,7 +1280,7 @@ D.d_scsi_sense_format_9 = function(tvb, tree, off, lim, pinfo, ctx, pv)
     off = off + 17
   else
     if lim - off >= 1 then t:add(F.scsi__sense__obsolete, tvb(off + 0, 1)) end
-    if lim - off >= 2 then do local r = tvb(off + 1, 1); local b = t:add(F.scsi__sense__key_flags, r); b:add(F.scsi__sense__key_flags__filemark, r); b:add(F.scsi__sense__key_flags__eom, r); b:add(F.scsi__sense__key_flags__ili, r); b:add(F.scsi__sense__key_flags__sense_key, r); local x = r:uint(); v.KeyFlags = { FILEMARK = math.floor(x / 128) % 2, EOM = math.floor(x / 64) % 2, ILI = math.floor(x / 32) % 2, SenseKey = math.floor(x / 1) % 16, } end end
+    if lim - off >= 2 then do local r = tvb(off + 1, 1); local b, x = t:add(F.scsi__sense__key_flags, r), r:uint(); if x % 256 >= 128 then b:add(F.scsi__sense__key_flags__filemark, r) end; if x % 128 >= 64 then b:add(F.scsi__sense__key_flags__eom, r) end; if x % 64 >= 32 then b:add(F.scsi__sense__key_flags__ili, r) end; b:add(F.scsi__sense__key_flags__sense_key, r); v.KeyFlags = { FILEMARK = math.floor(x / 128) % 2, EOM = math.floor(x / 64) % 2, ILI = math.floor(x / 32) % 2, SenseKey = math.floor(x / 1) % 16, } end end
     if lim - off >= 6 then t:add(F.scsi__sense__information, tvb(off + 2, 4)) end
     if lim - off >= 7 then do local r = tvb(off + 6, 1); t:add(F.scsi__sense__additional_sense_length, r); v.AdditionalSenseLength = r:uint() end end
     if lim - off >= 11 then t:add(F.scsi__sense__command_specific_information, tvb(off + 7, 4)) end
@@ -1229,7 +1297,7 @@ D.d_scsi_sense_format_10 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local t = tree
   if lim - off >= 17 then
     t:add(F.scsi__sense__obsolete, tvb(off + 0, 1))
-    do local r = tvb(off + 1, 1); local b = t:add(F.scsi__sense__key_flags, r); b:add(F.scsi__sense__key_flags__filemark, r); b:add(F.scsi__sense__key_flags__eom, r); b:add(F.scsi__sense__key_flags__ili, r); b:add(F.scsi__sense__key_flags__sense_key, r); local x = r:uint(); v.KeyFlags = { FILEMARK = math.floor(x / 128) % 2, EOM = math.floor(x / 64) % 2, ILI = math.floor(x / 32) % 2, SenseKey = math.floor(x / 1) % 16, } end
+    do local r = tvb(off + 1, 1); local b, x = t:add(F.scsi__sense__key_flags, r), r:uint(); if x % 256 >= 128 then b:add(F.scsi__sense__key_flags__filemark, r) end; if x % 128 >= 64 then b:add(F.scsi__sense__key_flags__eom, r) end; if x % 64 >= 32 then b:add(F.scsi__sense__key_flags__ili, r) end; b:add(F.scsi__sense__key_flags__sense_key, r); v.KeyFlags = { FILEMARK = math.floor(x / 128) % 2, EOM = math.floor(x / 64) % 2, ILI = math.floor(x / 32) % 2, SenseKey = math.floor(x / 1) % 16, } end
     t:add(F.scsi__sense__information, tvb(off + 2, 4))
     do local r = tvb(off + 6, 1); t:add(F.scsi__sense__additional_sense_length, r); v.AdditionalSenseLength = r:uint() end
     t:add(F.scsi__sense__command_specific_information, tvb(off + 7, 4))
@@ -1241,7 +1309,7 @@ D.d_scsi_sense_format_10 = function(tvb, tree, off, lim, pinfo, ctx, pv)
     off = off + 17
   else
     if lim - off >= 1 then t:add(F.scsi__sense__obsolete, tvb(off + 0, 1)) end
-    if lim - off >= 2 then do local r = tvb(off + 1, 1); local b = t:add(F.scsi__sense__key_flags, r); b:add(F.scsi__sense__key_flags__filemark, r); b:add(F.scsi__sense__key_flags__eom, r); b:add(F.scsi__sense__key_flags__ili, r); b:add(F.scsi__sense__key_flags__sense_key, r); local x = r:uint(); v.KeyFlags = { FILEMARK = math.floor(x / 128) % 2, EOM = math.floor(x / 64) % 2, ILI = math.floor(x / 32) % 2, SenseKey = math.floor(x / 1) % 16, } end end
+    if lim - off >= 2 then do local r = tvb(off + 1, 1); local b, x = t:add(F.scsi__sense__key_flags, r), r:uint(); if x % 256 >= 128 then b:add(F.scsi__sense__key_flags__filemark, r) end; if x % 128 >= 64 then b:add(F.scsi__sense__key_flags__eom, r) end; if x % 64 >= 32 then b:add(F.scsi__sense__key_flags__ili, r) end; b:add(F.scsi__sense__key_flags__sense_key, r); v.KeyFlags = { FILEMARK = math.floor(x / 128) % 2, EOM = math.floor(x / 64) % 2, ILI = math.floor(x / 32) % 2, SenseKey = math.floor(x / 1) % 16, } end end
     if lim - off >= 6 then t:add(F.scsi__sense__information, tvb(off + 2, 4)) end
     if lim - off >= 7 then do local r = tvb(off + 6, 1); t:add(F.scsi__sense__additional_sense_length, r); v.AdditionalSenseLength = r:uint() end end
     if lim - off >= 11 then t:add(F.scsi__sense__command_specific_information, tvb(off + 7, 4)) end
@@ -1316,7 +1384,7 @@ D.d_srb_status_response_windows_13 = function(tvb, tree, off, lim, pinfo, ctx, p
   local t = tree
   if lim - off >= 4 then
     do local r = tvb(off + 0, 1); t:add_le(F.srb_status_response__status_key, r); v.StatusKey = r:le_uint() end
-    do local r = tvb(off + 1, 1); local b = t:add(F.srb_status_response__srb_status, r); b:add(F.srb_status_response__srb_status__autosense_valid, r); b:add(F.srb_status_response__srb_status__queue_frozen, r); b:add(F.srb_status_response__srb_status__status, r); local x = r:uint(); v.SrbStatus = { AutosenseValid = math.floor(x / 128) % 2, QueueFrozen = math.floor(x / 64) % 2, Status = math.floor(x / 1) % 64, } end
+    do local r = tvb(off + 1, 1); local b, x = t:add(F.srb_status_response__srb_status, r), r:uint(); if x % 256 >= 128 then b:add(F.srb_status_response__srb_status__autosense_valid, r) end; if x % 128 >= 64 then b:add(F.srb_status_response__srb_status__queue_frozen, r) end; b:add(F.srb_status_response__srb_status__status, r); v.SrbStatus = { AutosenseValid = math.floor(x / 128) % 2, QueueFrozen = math.floor(x / 64) % 2, Status = math.floor(x / 1) % 64, } end
     do local r = tvb(off + 2, 1); t:add(F.srb_status_response__scsi_status, r); v.ScsiStatus = r:uint() end
     do local r = tvb(off + 3, 1); t:add_le(F.srb_status_response__sense_info_ex_length, r); v.SenseInfoExLength = r:le_uint() end
     if v.ScsiStatus == 2 then t:add_proto_expert_info(E.status, string.format("SCSI status %s: the sense data says why [SAM-3 5.3.1]", VS5[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
@@ -1325,14 +1393,16 @@ D.d_srb_status_response_windows_13 = function(tvb, tree, off, lim, pinfo, ctx, p
     off = off + 4
   else
     if lim - off >= 1 then do local r = tvb(off + 0, 1); t:add_le(F.srb_status_response__status_key, r); v.StatusKey = r:le_uint() end end
-    if lim - off >= 2 then do local r = tvb(off + 1, 1); local b = t:add(F.srb_status_response__srb_status, r); b:add(F.srb_status_response__srb_status__autosense_valid, r); b:add(F.srb_status_response__srb_status__queue_frozen, r); b:add(F.srb_status_response__srb_status__status, r); local x = r:uint(); v.SrbStatus = { AutosenseValid = math.floor(x / 128) % 2, QueueFrozen = math.floor(x / 64) % 2, Status = math.floor(x / 1) % 64, } end end
+    if lim - off >= 2 then do local r = tvb(off + 1, 1); local b, x = t:add(F.srb_status_response__srb_status, r), r:uint(); if x % 256 >= 128 then b:add(F.srb_status_response__srb_status__autosense_valid, r) end; if x % 128 >= 64 then b:add(F.srb_status_response__srb_status__queue_frozen, r) end; b:add(F.srb_status_response__srb_status__status, r); v.SrbStatus = { AutosenseValid = math.floor(x / 128) % 2, QueueFrozen = math.floor(x / 64) % 2, Status = math.floor(x / 1) % 64, } end end
     if lim - off >= 3 then do local r = tvb(off + 2, 1); t:add(F.srb_status_response__scsi_status, r); v.ScsiStatus = r:uint() end end
     if lim - off >= 4 then do local r = tvb(off + 3, 1); t:add_le(F.srb_status_response__sense_info_ex_length, r); v.SenseInfoExLength = r:le_uint() end end
     return short(t, off, lim, 4, "SVHDX_TUNNEL_SRB_STATUS_RESPONSE (MS-RSVD 2.2.5.8)"), v
   end
-  if lim > off then
-    local _, sub = D.d_scsi_sense(tvb, t, off, lim, pinfo, ctx, v)
-    
+  if (v.SenseInfoExLength > 0) then
+    if lim > off then
+      local _, sub = D.d_scsi_sense(tvb, t, off, lim, pinfo, ctx, v)
+      
+    end
   end
   do
     local n = v.SenseInfoExLength
@@ -1525,12 +1595,12 @@ D.d_scsi_rw6 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree:add(F.scsi__rw6, tvb(off, lim - off >= 5 and 5 or lim - off))
   if lim - off >= 5 then
-    do local r = tvb(off + 0, 3); local b = t:add(F.scsi__rw__address, r); b:add(F.scsi__rw__address__logical_block_address, r) end
+    do local r = tvb(off + 0, 3); local b, x = t:add(F.scsi__rw__address, r), r:uint(); b:add(F.scsi__rw__address__logical_block_address, r) end
     t:add(F.scsi__rw__transfer_length, tvb(off + 3, 1))
     t:add(F.scsi__rw__control, tvb(off + 4, 1))
     off = off + 5
   else
-    if lim - off >= 3 then do local r = tvb(off + 0, 3); local b = t:add(F.scsi__rw__address, r); b:add(F.scsi__rw__address__logical_block_address, r) end end
+    if lim - off >= 3 then do local r = tvb(off + 0, 3); local b, x = t:add(F.scsi__rw__address, r), r:uint(); b:add(F.scsi__rw__address__logical_block_address, r) end end
     if lim - off >= 4 then t:add(F.scsi__rw__transfer_length, tvb(off + 3, 1)) end
     if lim - off >= 5 then t:add(F.scsi__rw__control, tvb(off + 4, 1)) end
     return short(t, off, lim, 5, "READ(6)/WRITE(6) (SBC-3 5.7)"), v
@@ -1542,14 +1612,14 @@ D.d_scsi_rw10 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree:add(F.scsi__rw10, tvb(off, lim - off >= 9 and 9 or lim - off))
   if lim - off >= 9 then
-    do local r = tvb(off + 0, 1); local b = t:add(F.scsi__rw__flags, r); b:add(F.scsi__rw__flags__rd_wr_protect, r); b:add(F.scsi__rw__flags__dpo, r); b:add(F.scsi__rw__flags__fua, r); b:add(F.scsi__rw__flags__fua_nv, r); local x = r:uint(); v.Flags = { RdWrProtect = math.floor(x / 32) % 8, DPO = math.floor(x / 16) % 2, FUA = math.floor(x / 8) % 2, FUA_NV = math.floor(x / 2) % 2, } end
+    do local r = tvb(off + 0, 1); local b, x = t:add(F.scsi__rw__flags, r), r:uint(); b:add(F.scsi__rw__flags__rd_wr_protect, r); if x % 32 >= 16 then b:add(F.scsi__rw__flags__dpo, r) end; if x % 16 >= 8 then b:add(F.scsi__rw__flags__fua, r) end; if x % 4 >= 2 then b:add(F.scsi__rw__flags__fua_nv, r) end; v.Flags = { RdWrProtect = math.floor(x / 32) % 8, DPO = math.floor(x / 16) % 2, FUA = math.floor(x / 8) % 2, FUA_NV = math.floor(x / 2) % 2, } end
     t:add(F.scsi__rw__logical_block_address, tvb(off + 1, 4))
     t:add(F.scsi__rw__group_number, tvb(off + 5, 1))
     t:add(F.scsi__rw__transfer_length, tvb(off + 6, 2))
     t:add(F.scsi__rw__control, tvb(off + 8, 1))
     off = off + 9
   else
-    if lim - off >= 1 then do local r = tvb(off + 0, 1); local b = t:add(F.scsi__rw__flags, r); b:add(F.scsi__rw__flags__rd_wr_protect, r); b:add(F.scsi__rw__flags__dpo, r); b:add(F.scsi__rw__flags__fua, r); b:add(F.scsi__rw__flags__fua_nv, r); local x = r:uint(); v.Flags = { RdWrProtect = math.floor(x / 32) % 8, DPO = math.floor(x / 16) % 2, FUA = math.floor(x / 8) % 2, FUA_NV = math.floor(x / 2) % 2, } end end
+    if lim - off >= 1 then do local r = tvb(off + 0, 1); local b, x = t:add(F.scsi__rw__flags, r), r:uint(); b:add(F.scsi__rw__flags__rd_wr_protect, r); if x % 32 >= 16 then b:add(F.scsi__rw__flags__dpo, r) end; if x % 16 >= 8 then b:add(F.scsi__rw__flags__fua, r) end; if x % 4 >= 2 then b:add(F.scsi__rw__flags__fua_nv, r) end; v.Flags = { RdWrProtect = math.floor(x / 32) % 8, DPO = math.floor(x / 16) % 2, FUA = math.floor(x / 8) % 2, FUA_NV = math.floor(x / 2) % 2, } end end
     if lim - off >= 5 then t:add(F.scsi__rw__logical_block_address, tvb(off + 1, 4)) end
     if lim - off >= 6 then t:add(F.scsi__rw__group_number, tvb(off + 5, 1)) end
     if lim - off >= 8 then t:add(F.scsi__rw__transfer_length, tvb(off + 6, 2)) end
@@ -1563,14 +1633,14 @@ D.d_scsi_rw12 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree:add(F.scsi__rw12, tvb(off, lim - off >= 11 and 11 or lim - off))
   if lim - off >= 11 then
-    do local r = tvb(off + 0, 1); local b = t:add(F.scsi__rw__flags, r); b:add(F.scsi__rw__flags__rd_wr_protect, r); b:add(F.scsi__rw__flags__dpo, r); b:add(F.scsi__rw__flags__fua, r); b:add(F.scsi__rw__flags__fua_nv, r); local x = r:uint(); v.Flags = { RdWrProtect = math.floor(x / 32) % 8, DPO = math.floor(x / 16) % 2, FUA = math.floor(x / 8) % 2, FUA_NV = math.floor(x / 2) % 2, } end
+    do local r = tvb(off + 0, 1); local b, x = t:add(F.scsi__rw__flags, r), r:uint(); b:add(F.scsi__rw__flags__rd_wr_protect, r); if x % 32 >= 16 then b:add(F.scsi__rw__flags__dpo, r) end; if x % 16 >= 8 then b:add(F.scsi__rw__flags__fua, r) end; if x % 4 >= 2 then b:add(F.scsi__rw__flags__fua_nv, r) end; v.Flags = { RdWrProtect = math.floor(x / 32) % 8, DPO = math.floor(x / 16) % 2, FUA = math.floor(x / 8) % 2, FUA_NV = math.floor(x / 2) % 2, } end
     t:add(F.scsi__rw__logical_block_address, tvb(off + 1, 4))
     t:add(F.scsi__rw__transfer_length, tvb(off + 5, 4))
     t:add(F.scsi__rw__group_number, tvb(off + 9, 1))
     t:add(F.scsi__rw__control, tvb(off + 10, 1))
     off = off + 11
   else
-    if lim - off >= 1 then do local r = tvb(off + 0, 1); local b = t:add(F.scsi__rw__flags, r); b:add(F.scsi__rw__flags__rd_wr_protect, r); b:add(F.scsi__rw__flags__dpo, r); b:add(F.scsi__rw__flags__fua, r); b:add(F.scsi__rw__flags__fua_nv, r); local x = r:uint(); v.Flags = { RdWrProtect = math.floor(x / 32) % 8, DPO = math.floor(x / 16) % 2, FUA = math.floor(x / 8) % 2, FUA_NV = math.floor(x / 2) % 2, } end end
+    if lim - off >= 1 then do local r = tvb(off + 0, 1); local b, x = t:add(F.scsi__rw__flags, r), r:uint(); b:add(F.scsi__rw__flags__rd_wr_protect, r); if x % 32 >= 16 then b:add(F.scsi__rw__flags__dpo, r) end; if x % 16 >= 8 then b:add(F.scsi__rw__flags__fua, r) end; if x % 4 >= 2 then b:add(F.scsi__rw__flags__fua_nv, r) end; v.Flags = { RdWrProtect = math.floor(x / 32) % 8, DPO = math.floor(x / 16) % 2, FUA = math.floor(x / 8) % 2, FUA_NV = math.floor(x / 2) % 2, } end end
     if lim - off >= 5 then t:add(F.scsi__rw__logical_block_address, tvb(off + 1, 4)) end
     if lim - off >= 9 then t:add(F.scsi__rw__transfer_length, tvb(off + 5, 4)) end
     if lim - off >= 10 then t:add(F.scsi__rw__group_number, tvb(off + 9, 1)) end
@@ -1584,14 +1654,14 @@ D.d_scsi_rw16 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree:add(F.scsi__rw16, tvb(off, lim - off >= 15 and 15 or lim - off))
   if lim - off >= 15 then
-    do local r = tvb(off + 0, 1); local b = t:add(F.scsi__rw__flags, r); b:add(F.scsi__rw__flags__rd_wr_protect, r); b:add(F.scsi__rw__flags__dpo, r); b:add(F.scsi__rw__flags__fua, r); b:add(F.scsi__rw__flags__fua_nv, r); local x = r:uint(); v.Flags = { RdWrProtect = math.floor(x / 32) % 8, DPO = math.floor(x / 16) % 2, FUA = math.floor(x / 8) % 2, FUA_NV = math.floor(x / 2) % 2, } end
+    do local r = tvb(off + 0, 1); local b, x = t:add(F.scsi__rw__flags, r), r:uint(); b:add(F.scsi__rw__flags__rd_wr_protect, r); if x % 32 >= 16 then b:add(F.scsi__rw__flags__dpo, r) end; if x % 16 >= 8 then b:add(F.scsi__rw__flags__fua, r) end; if x % 4 >= 2 then b:add(F.scsi__rw__flags__fua_nv, r) end; v.Flags = { RdWrProtect = math.floor(x / 32) % 8, DPO = math.floor(x / 16) % 2, FUA = math.floor(x / 8) % 2, FUA_NV = math.floor(x / 2) % 2, } end
     t:add(F.scsi__rw__logical_block_address, tvb(off + 1, 8))
     t:add(F.scsi__rw__transfer_length, tvb(off + 9, 4))
     t:add(F.scsi__rw__group_number, tvb(off + 13, 1))
     t:add(F.scsi__rw__control, tvb(off + 14, 1))
     off = off + 15
   else
-    if lim - off >= 1 then do local r = tvb(off + 0, 1); local b = t:add(F.scsi__rw__flags, r); b:add(F.scsi__rw__flags__rd_wr_protect, r); b:add(F.scsi__rw__flags__dpo, r); b:add(F.scsi__rw__flags__fua, r); b:add(F.scsi__rw__flags__fua_nv, r); local x = r:uint(); v.Flags = { RdWrProtect = math.floor(x / 32) % 8, DPO = math.floor(x / 16) % 2, FUA = math.floor(x / 8) % 2, FUA_NV = math.floor(x / 2) % 2, } end end
+    if lim - off >= 1 then do local r = tvb(off + 0, 1); local b, x = t:add(F.scsi__rw__flags, r), r:uint(); b:add(F.scsi__rw__flags__rd_wr_protect, r); if x % 32 >= 16 then b:add(F.scsi__rw__flags__dpo, r) end; if x % 16 >= 8 then b:add(F.scsi__rw__flags__fua, r) end; if x % 4 >= 2 then b:add(F.scsi__rw__flags__fua_nv, r) end; v.Flags = { RdWrProtect = math.floor(x / 32) % 8, DPO = math.floor(x / 16) % 2, FUA = math.floor(x / 8) % 2, FUA_NV = math.floor(x / 2) % 2, } end end
     if lim - off >= 9 then t:add(F.scsi__rw__logical_block_address, tvb(off + 1, 8)) end
     if lim - off >= 13 then t:add(F.scsi__rw__transfer_length, tvb(off + 9, 4)) end
     if lim - off >= 14 then t:add(F.scsi__rw__group_number, tvb(off + 13, 1)) end
@@ -1605,14 +1675,14 @@ D.d_scsi_sync10 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree:add(F.scsi__sync10, tvb(off, lim - off >= 9 and 9 or lim - off))
   if lim - off >= 9 then
-    do local r = tvb(off + 0, 1); local b = t:add(F.scsi__rw__sync_flags, r); b:add(F.scsi__rw__sync_flags__sync_nv, r); b:add(F.scsi__rw__sync_flags__immed, r) end
+    do local r = tvb(off + 0, 1); local b, x = t:add(F.scsi__rw__sync_flags, r), r:uint(); if x % 8 >= 4 then b:add(F.scsi__rw__sync_flags__sync_nv, r) end; if x % 4 >= 2 then b:add(F.scsi__rw__sync_flags__immed, r) end end
     t:add(F.scsi__rw__logical_block_address, tvb(off + 1, 4))
     t:add(F.scsi__rw__group_number, tvb(off + 5, 1))
     t:add(F.scsi__rw__number_of_logical_blocks, tvb(off + 6, 2))
     t:add(F.scsi__rw__control, tvb(off + 8, 1))
     off = off + 9
   else
-    if lim - off >= 1 then do local r = tvb(off + 0, 1); local b = t:add(F.scsi__rw__sync_flags, r); b:add(F.scsi__rw__sync_flags__sync_nv, r); b:add(F.scsi__rw__sync_flags__immed, r) end end
+    if lim - off >= 1 then do local r = tvb(off + 0, 1); local b, x = t:add(F.scsi__rw__sync_flags, r), r:uint(); if x % 8 >= 4 then b:add(F.scsi__rw__sync_flags__sync_nv, r) end; if x % 4 >= 2 then b:add(F.scsi__rw__sync_flags__immed, r) end end end
     if lim - off >= 5 then t:add(F.scsi__rw__logical_block_address, tvb(off + 1, 4)) end
     if lim - off >= 6 then t:add(F.scsi__rw__group_number, tvb(off + 5, 1)) end
     if lim - off >= 8 then t:add(F.scsi__rw__number_of_logical_blocks, tvb(off + 6, 2)) end
@@ -1626,14 +1696,14 @@ D.d_scsi_sync16 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree:add(F.scsi__sync16, tvb(off, lim - off >= 15 and 15 or lim - off))
   if lim - off >= 15 then
-    do local r = tvb(off + 0, 1); local b = t:add(F.scsi__rw__sync_flags, r); b:add(F.scsi__rw__sync_flags__sync_nv, r); b:add(F.scsi__rw__sync_flags__immed, r) end
+    do local r = tvb(off + 0, 1); local b, x = t:add(F.scsi__rw__sync_flags, r), r:uint(); if x % 8 >= 4 then b:add(F.scsi__rw__sync_flags__sync_nv, r) end; if x % 4 >= 2 then b:add(F.scsi__rw__sync_flags__immed, r) end end
     t:add(F.scsi__rw__logical_block_address, tvb(off + 1, 8))
     t:add(F.scsi__rw__number_of_logical_blocks, tvb(off + 9, 4))
     t:add(F.scsi__rw__group_number, tvb(off + 13, 1))
     t:add(F.scsi__rw__control, tvb(off + 14, 1))
     off = off + 15
   else
-    if lim - off >= 1 then do local r = tvb(off + 0, 1); local b = t:add(F.scsi__rw__sync_flags, r); b:add(F.scsi__rw__sync_flags__sync_nv, r); b:add(F.scsi__rw__sync_flags__immed, r) end end
+    if lim - off >= 1 then do local r = tvb(off + 0, 1); local b, x = t:add(F.scsi__rw__sync_flags, r), r:uint(); if x % 8 >= 4 then b:add(F.scsi__rw__sync_flags__sync_nv, r) end; if x % 4 >= 2 then b:add(F.scsi__rw__sync_flags__immed, r) end end end
     if lim - off >= 9 then t:add(F.scsi__rw__logical_block_address, tvb(off + 1, 8)) end
     if lim - off >= 13 then t:add(F.scsi__rw__number_of_logical_blocks, tvb(off + 9, 4)) end
     if lim - off >= 14 then t:add(F.scsi__rw__group_number, tvb(off + 13, 1)) end
@@ -1647,14 +1717,14 @@ D.d_scsi_write_same10 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree:add(F.scsi__write_same10, tvb(off, lim - off >= 9 and 9 or lim - off))
   if lim - off >= 9 then
-    do local r = tvb(off + 0, 1); local b = t:add(F.scsi__rw__write_same_flags, r); b:add(F.scsi__rw__write_same_flags__wr_protect, r); b:add(F.scsi__rw__write_same_flags__anchor, r); b:add(F.scsi__rw__write_same_flags__unmap, r) end
+    do local r = tvb(off + 0, 1); local b, x = t:add(F.scsi__rw__write_same_flags, r), r:uint(); b:add(F.scsi__rw__write_same_flags__wr_protect, r); if x % 32 >= 16 then b:add(F.scsi__rw__write_same_flags__anchor, r) end; if x % 16 >= 8 then b:add(F.scsi__rw__write_same_flags__unmap, r) end end
     t:add(F.scsi__rw__logical_block_address, tvb(off + 1, 4))
     t:add(F.scsi__rw__group_number, tvb(off + 5, 1))
     t:add(F.scsi__rw__number_of_logical_blocks, tvb(off + 6, 2))
     t:add(F.scsi__rw__control, tvb(off + 8, 1))
     off = off + 9
   else
-    if lim - off >= 1 then do local r = tvb(off + 0, 1); local b = t:add(F.scsi__rw__write_same_flags, r); b:add(F.scsi__rw__write_same_flags__wr_protect, r); b:add(F.scsi__rw__write_same_flags__anchor, r); b:add(F.scsi__rw__write_same_flags__unmap, r) end end
+    if lim - off >= 1 then do local r = tvb(off + 0, 1); local b, x = t:add(F.scsi__rw__write_same_flags, r), r:uint(); b:add(F.scsi__rw__write_same_flags__wr_protect, r); if x % 32 >= 16 then b:add(F.scsi__rw__write_same_flags__anchor, r) end; if x % 16 >= 8 then b:add(F.scsi__rw__write_same_flags__unmap, r) end end end
     if lim - off >= 5 then t:add(F.scsi__rw__logical_block_address, tvb(off + 1, 4)) end
     if lim - off >= 6 then t:add(F.scsi__rw__group_number, tvb(off + 5, 1)) end
     if lim - off >= 8 then t:add(F.scsi__rw__number_of_logical_blocks, tvb(off + 6, 2)) end
@@ -1668,14 +1738,14 @@ D.d_scsi_write_same16 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree:add(F.scsi__write_same16, tvb(off, lim - off >= 15 and 15 or lim - off))
   if lim - off >= 15 then
-    do local r = tvb(off + 0, 1); local b = t:add(F.scsi__rw__write_same_flags, r); b:add(F.scsi__rw__write_same_flags__wr_protect, r); b:add(F.scsi__rw__write_same_flags__anchor, r); b:add(F.scsi__rw__write_same_flags__unmap, r) end
+    do local r = tvb(off + 0, 1); local b, x = t:add(F.scsi__rw__write_same_flags, r), r:uint(); b:add(F.scsi__rw__write_same_flags__wr_protect, r); if x % 32 >= 16 then b:add(F.scsi__rw__write_same_flags__anchor, r) end; if x % 16 >= 8 then b:add(F.scsi__rw__write_same_flags__unmap, r) end end
     t:add(F.scsi__rw__logical_block_address, tvb(off + 1, 8))
     t:add(F.scsi__rw__number_of_logical_blocks, tvb(off + 9, 4))
     t:add(F.scsi__rw__group_number, tvb(off + 13, 1))
     t:add(F.scsi__rw__control, tvb(off + 14, 1))
     off = off + 15
   else
-    if lim - off >= 1 then do local r = tvb(off + 0, 1); local b = t:add(F.scsi__rw__write_same_flags, r); b:add(F.scsi__rw__write_same_flags__wr_protect, r); b:add(F.scsi__rw__write_same_flags__anchor, r); b:add(F.scsi__rw__write_same_flags__unmap, r) end end
+    if lim - off >= 1 then do local r = tvb(off + 0, 1); local b, x = t:add(F.scsi__rw__write_same_flags, r), r:uint(); b:add(F.scsi__rw__write_same_flags__wr_protect, r); if x % 32 >= 16 then b:add(F.scsi__rw__write_same_flags__anchor, r) end; if x % 16 >= 8 then b:add(F.scsi__rw__write_same_flags__unmap, r) end end end
     if lim - off >= 9 then t:add(F.scsi__rw__logical_block_address, tvb(off + 1, 8)) end
     if lim - off >= 13 then t:add(F.scsi__rw__number_of_logical_blocks, tvb(off + 9, 4)) end
     if lim - off >= 14 then t:add(F.scsi__rw__group_number, tvb(off + 13, 1)) end
@@ -1689,13 +1759,13 @@ D.d_scsi_inquiry_cdb = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree:add(F.scsi__inquiry_cdb, tvb(off, lim - off >= 5 and 5 or lim - off))
   if lim - off >= 5 then
-    do local r = tvb(off + 0, 1); local b = t:add(F.scsi__inquiry__flags, r); b:add(F.scsi__inquiry__flags__cmd_dt, r); b:add(F.scsi__inquiry__flags__evpd, r); local x = r:uint(); v.Flags = { CmdDt = math.floor(x / 2) % 2, EVPD = math.floor(x / 1) % 2, } end
+    do local r = tvb(off + 0, 1); local b, x = t:add(F.scsi__inquiry__flags, r), r:uint(); if x % 4 >= 2 then b:add(F.scsi__inquiry__flags__cmd_dt, r) end; if x % 2 >= 1 then b:add(F.scsi__inquiry__flags__evpd, r) end; v.Flags = { CmdDt = math.floor(x / 2) % 2, EVPD = math.floor(x / 1) % 2, } end
     t:add(F.scsi__inquiry__page_code, tvb(off + 1, 1))
     t:add(F.scsi__inquiry__allocation_length, tvb(off + 2, 2))
     t:add(F.scsi__inquiry__control, tvb(off + 4, 1))
     off = off + 5
   else
-    if lim - off >= 1 then do local r = tvb(off + 0, 1); local b = t:add(F.scsi__inquiry__flags, r); b:add(F.scsi__inquiry__flags__cmd_dt, r); b:add(F.scsi__inquiry__flags__evpd, r); local x = r:uint(); v.Flags = { CmdDt = math.floor(x / 2) % 2, EVPD = math.floor(x / 1) % 2, } end end
+    if lim - off >= 1 then do local r = tvb(off + 0, 1); local b, x = t:add(F.scsi__inquiry__flags, r), r:uint(); if x % 4 >= 2 then b:add(F.scsi__inquiry__flags__cmd_dt, r) end; if x % 2 >= 1 then b:add(F.scsi__inquiry__flags__evpd, r) end; v.Flags = { CmdDt = math.floor(x / 2) % 2, EVPD = math.floor(x / 1) % 2, } end end
     if lim - off >= 2 then t:add(F.scsi__inquiry__page_code, tvb(off + 1, 1)) end
     if lim - off >= 4 then t:add(F.scsi__inquiry__allocation_length, tvb(off + 2, 2)) end
     if lim - off >= 5 then t:add(F.scsi__inquiry__control, tvb(off + 4, 1)) end
@@ -1770,14 +1840,14 @@ D.d_scsi_pr_out = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local t = tree:add(F.scsi__pr_out, tvb(off, lim - off >= 9 and 9 or lim - off))
   if lim - off >= 9 then
     do local r = tvb(off + 0, 1); t:add(F.scsi__pr__service_action, r); v.ServiceAction = math.floor(r:uint() / 1) % 32 end
-    do local r = tvb(off + 1, 1); local b = t:add(F.scsi__pr__scope_type, r); b:add(F.scsi__pr__scope_type__scope, r); b:add(F.scsi__pr__scope_type__type, r) end
+    do local r = tvb(off + 1, 1); local b, x = t:add(F.scsi__pr__scope_type, r), r:uint(); b:add(F.scsi__pr__scope_type__scope, r); b:add(F.scsi__pr__scope_type__type, r) end
     t:add(F.scsi__pr__reserved, tvb(off + 2, 2))
     t:add(F.scsi__pr__parameter_list_length, tvb(off + 4, 4))
     t:add(F.scsi__pr__control, tvb(off + 8, 1))
     off = off + 9
   else
     if lim - off >= 1 then do local r = tvb(off + 0, 1); t:add(F.scsi__pr__service_action, r); v.ServiceAction = math.floor(r:uint() / 1) % 32 end end
-    if lim - off >= 2 then do local r = tvb(off + 1, 1); local b = t:add(F.scsi__pr__scope_type, r); b:add(F.scsi__pr__scope_type__scope, r); b:add(F.scsi__pr__scope_type__type, r) end end
+    if lim - off >= 2 then do local r = tvb(off + 1, 1); local b, x = t:add(F.scsi__pr__scope_type, r), r:uint(); b:add(F.scsi__pr__scope_type__scope, r); b:add(F.scsi__pr__scope_type__type, r) end end
     if lim - off >= 4 then t:add(F.scsi__pr__reserved, tvb(off + 2, 2)) end
     if lim - off >= 8 then t:add(F.scsi__pr__parameter_list_length, tvb(off + 4, 4)) end
     if lim - off >= 9 then t:add(F.scsi__pr__control, tvb(off + 8, 1)) end
@@ -1813,15 +1883,15 @@ D.d_scsi_mode_sense6 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree:add(F.scsi__mode_sense6, tvb(off, lim - off >= 5 and 5 or lim - off))
   if lim - off >= 5 then
-    do local r = tvb(off + 0, 1); local b = t:add(F.scsi__mode_sense__dbd, r); b:add(F.scsi__mode_sense__dbd__dbd, r) end
-    do local r = tvb(off + 1, 1); local b = t:add(F.scsi__mode_sense__page, r); b:add(F.scsi__mode_sense__page__pc, r); b:add(F.scsi__mode_sense__page__page_code, r) end
+    do local r = tvb(off + 0, 1); local b, x = t:add(F.scsi__mode_sense__dbd, r), r:uint(); if x % 16 >= 8 then b:add(F.scsi__mode_sense__dbd__dbd, r) end end
+    do local r = tvb(off + 1, 1); local b, x = t:add(F.scsi__mode_sense__page, r), r:uint(); b:add(F.scsi__mode_sense__page__pc, r); b:add(F.scsi__mode_sense__page__page_code, r) end
     t:add(F.scsi__mode_sense__subpage_code, tvb(off + 2, 1))
     t:add(F.scsi__mode_sense__allocation_length, tvb(off + 3, 1))
     t:add(F.scsi__mode_sense__control, tvb(off + 4, 1))
     off = off + 5
   else
-    if lim - off >= 1 then do local r = tvb(off + 0, 1); local b = t:add(F.scsi__mode_sense__dbd, r); b:add(F.scsi__mode_sense__dbd__dbd, r) end end
-    if lim - off >= 2 then do local r = tvb(off + 1, 1); local b = t:add(F.scsi__mode_sense__page, r); b:add(F.scsi__mode_sense__page__pc, r); b:add(F.scsi__mode_sense__page__page_code, r) end end
+    if lim - off >= 1 then do local r = tvb(off + 0, 1); local b, x = t:add(F.scsi__mode_sense__dbd, r), r:uint(); if x % 16 >= 8 then b:add(F.scsi__mode_sense__dbd__dbd, r) end end end
+    if lim - off >= 2 then do local r = tvb(off + 1, 1); local b, x = t:add(F.scsi__mode_sense__page, r), r:uint(); b:add(F.scsi__mode_sense__page__pc, r); b:add(F.scsi__mode_sense__page__page_code, r) end end
     if lim - off >= 3 then t:add(F.scsi__mode_sense__subpage_code, tvb(off + 2, 1)) end
     if lim - off >= 4 then t:add(F.scsi__mode_sense__allocation_length, tvb(off + 3, 1)) end
     if lim - off >= 5 then t:add(F.scsi__mode_sense__control, tvb(off + 4, 1)) end
@@ -1834,16 +1904,16 @@ D.d_scsi_mode_sense10 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree:add(F.scsi__mode_sense10, tvb(off, lim - off >= 9 and 9 or lim - off))
   if lim - off >= 9 then
-    do local r = tvb(off + 0, 1); local b = t:add(F.scsi__mode_sense__dbd, r); b:add(F.scsi__mode_sense__dbd__llbaa, r); b:add(F.scsi__mode_sense__dbd__dbd, r) end
-    do local r = tvb(off + 1, 1); local b = t:add(F.scsi__mode_sense__page, r); b:add(F.scsi__mode_sense__page__pc, r); b:add(F.scsi__mode_sense__page__page_code, r) end
+    do local r = tvb(off + 0, 1); local b, x = t:add(F.scsi__mode_sense__dbd, r), r:uint(); if x % 32 >= 16 then b:add(F.scsi__mode_sense__dbd__llbaa, r) end; if x % 16 >= 8 then b:add(F.scsi__mode_sense__dbd__dbd, r) end end
+    do local r = tvb(off + 1, 1); local b, x = t:add(F.scsi__mode_sense__page, r), r:uint(); b:add(F.scsi__mode_sense__page__pc, r); b:add(F.scsi__mode_sense__page__page_code, r) end
     t:add(F.scsi__mode_sense__subpage_code, tvb(off + 2, 1))
     t:add(F.scsi__mode_sense__reserved, tvb(off + 3, 3))
     t:add(F.scsi__mode_sense__allocation_length, tvb(off + 6, 2))
     t:add(F.scsi__mode_sense__control, tvb(off + 8, 1))
     off = off + 9
   else
-    if lim - off >= 1 then do local r = tvb(off + 0, 1); local b = t:add(F.scsi__mode_sense__dbd, r); b:add(F.scsi__mode_sense__dbd__llbaa, r); b:add(F.scsi__mode_sense__dbd__dbd, r) end end
-    if lim - off >= 2 then do local r = tvb(off + 1, 1); local b = t:add(F.scsi__mode_sense__page, r); b:add(F.scsi__mode_sense__page__pc, r); b:add(F.scsi__mode_sense__page__page_code, r) end end
+    if lim - off >= 1 then do local r = tvb(off + 0, 1); local b, x = t:add(F.scsi__mode_sense__dbd, r), r:uint(); if x % 32 >= 16 then b:add(F.scsi__mode_sense__dbd__llbaa, r) end; if x % 16 >= 8 then b:add(F.scsi__mode_sense__dbd__dbd, r) end end end
+    if lim - off >= 2 then do local r = tvb(off + 1, 1); local b, x = t:add(F.scsi__mode_sense__page, r), r:uint(); b:add(F.scsi__mode_sense__page__pc, r); b:add(F.scsi__mode_sense__page__page_code, r) end end
     if lim - off >= 3 then t:add(F.scsi__mode_sense__subpage_code, tvb(off + 2, 1)) end
     if lim - off >= 6 then t:add(F.scsi__mode_sense__reserved, tvb(off + 3, 3)) end
     if lim - off >= 8 then t:add(F.scsi__mode_sense__allocation_length, tvb(off + 6, 2)) end
@@ -1898,7 +1968,7 @@ D.d_scsi_pr_out_parameters = function(tvb, tree, off, lim, pinfo, ctx, pv)
     t:add(F.scsi__pr__reservation_key, tvb(off + 0, 8))
     t:add(F.scsi__pr__service_action_reservation_key, tvb(off + 8, 8))
     t:add(F.scsi__pr__obsolete, tvb(off + 16, 4))
-    do local r = tvb(off + 20, 1); local b = t:add(F.scsi__pr__parameter_flags, r); b:add(F.scsi__pr__parameter_flags__spec_i_pt, r); b:add(F.scsi__pr__parameter_flags__all_tg_pt, r); b:add(F.scsi__pr__parameter_flags__aptpl, r) end
+    do local r = tvb(off + 20, 1); local b, x = t:add(F.scsi__pr__parameter_flags, r), r:uint(); if x % 16 >= 8 then b:add(F.scsi__pr__parameter_flags__spec_i_pt, r) end; if x % 8 >= 4 then b:add(F.scsi__pr__parameter_flags__all_tg_pt, r) end; if x % 2 >= 1 then b:add(F.scsi__pr__parameter_flags__aptpl, r) end end
     t:add(F.scsi__pr__reserved, tvb(off + 21, 1))
     t:add(F.scsi__pr__obsolete2, tvb(off + 22, 2))
     off = off + 24
@@ -1906,7 +1976,7 @@ D.d_scsi_pr_out_parameters = function(tvb, tree, off, lim, pinfo, ctx, pv)
     if lim - off >= 8 then t:add(F.scsi__pr__reservation_key, tvb(off + 0, 8)) end
     if lim - off >= 16 then t:add(F.scsi__pr__service_action_reservation_key, tvb(off + 8, 8)) end
     if lim - off >= 20 then t:add(F.scsi__pr__obsolete, tvb(off + 16, 4)) end
-    if lim - off >= 21 then do local r = tvb(off + 20, 1); local b = t:add(F.scsi__pr__parameter_flags, r); b:add(F.scsi__pr__parameter_flags__spec_i_pt, r); b:add(F.scsi__pr__parameter_flags__all_tg_pt, r); b:add(F.scsi__pr__parameter_flags__aptpl, r) end end
+    if lim - off >= 21 then do local r = tvb(off + 20, 1); local b, x = t:add(F.scsi__pr__parameter_flags, r), r:uint(); if x % 16 >= 8 then b:add(F.scsi__pr__parameter_flags__spec_i_pt, r) end; if x % 8 >= 4 then b:add(F.scsi__pr__parameter_flags__all_tg_pt, r) end; if x % 2 >= 1 then b:add(F.scsi__pr__parameter_flags__aptpl, r) end end end
     if lim - off >= 22 then t:add(F.scsi__pr__reserved, tvb(off + 21, 1)) end
     if lim - off >= 24 then t:add(F.scsi__pr__obsolete2, tvb(off + 22, 2)) end
     return short(t, off, lim, 24, "PERSISTENT RESERVE OUT parameter list (SPC-3 6.12.3)"), v
@@ -1973,7 +2043,7 @@ D.d_scsi_response = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local t = tree:add(F.scsi_response, tvb(off, lim > off and lim - off or 0))
   if lim - off >= 36 then
     t:add_le(F.scsi_response__length, tvb(off + 0, 2))
-    do local r = tvb(off + 2, 1); local b = t:add(F.scsi_response__srb_status, r); b:add(F.scsi_response__srb_status__autosense_valid, r); b:add(F.scsi_response__srb_status__queue_frozen, r); b:add(F.scsi_response__srb_status__status, r); local x = r:uint(); v.SrbStatus = { AutosenseValid = math.floor(x / 128) % 2, QueueFrozen = math.floor(x / 64) % 2, Status = math.floor(x / 1) % 64, } end
+    do local r = tvb(off + 2, 1); local b, x = t:add(F.scsi_response__srb_status, r), r:uint(); if x % 256 >= 128 then b:add(F.scsi_response__srb_status__autosense_valid, r) end; if x % 128 >= 64 then b:add(F.scsi_response__srb_status__queue_frozen, r) end; b:add(F.scsi_response__srb_status__status, r); v.SrbStatus = { AutosenseValid = math.floor(x / 128) % 2, QueueFrozen = math.floor(x / 64) % 2, Status = math.floor(x / 1) % 64, } end
     do local r = tvb(off + 3, 1); t:add(F.scsi_response__scsi_status, r); v.ScsiStatus = r:uint() end
     t:add_le(F.scsi_response__cdb_length, tvb(off + 4, 1))
     do local r = tvb(off + 5, 1); t:add_le(F.scsi_response__sense_info_ex_length, r); v.SenseInfoExLength = r:le_uint() end
@@ -1981,7 +2051,7 @@ D.d_scsi_response = function(tvb, tree, off, lim, pinfo, ctx, pv)
     t:add_le(F.scsi_response__reserved, tvb(off + 7, 1))
     do local r = tvb(off + 8, 4); local x = r:le_uint(); flag_bits(t:add_le(F.scsi_response__srb_flags, r), r, x, BITS.scsi_response__srb_flags, true) end
     t:add_le(F.scsi_response__data_transfer_length, tvb(off + 12, 4))
-    do local _, sub = D.d_scsi_sense(tvb, t, off + 16, math.min(lim, off + 16 + 20), pinfo, ctx, v) end
+    if (v.SenseInfoExLength > 0) then local _, sub = D.d_scsi_sense(tvb, t, off + 16, math.min(lim, off + 16 + 20), pinfo, ctx, v) end
     t:add(F.scsi_response__sense_data_ex, tvb(off + 16, 20))
     if v.ScsiStatus == 2 then t:add_proto_expert_info(E.status, string.format("SCSI status %s: the sense data says why [SAM-3 5.3.1]", VS5[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
     if v.ScsiStatus == 24 then t:add_proto_expert_info(E.status, string.format("SCSI status %s: another initiator holds the reservation [SPC-3 5.6.1]", VS5[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
@@ -1989,7 +2059,7 @@ D.d_scsi_response = function(tvb, tree, off, lim, pinfo, ctx, pv)
     off = off + 36
   else
     if lim - off >= 2 then t:add_le(F.scsi_response__length, tvb(off + 0, 2)) end
-    if lim - off >= 3 then do local r = tvb(off + 2, 1); local b = t:add(F.scsi_response__srb_status, r); b:add(F.scsi_response__srb_status__autosense_valid, r); b:add(F.scsi_response__srb_status__queue_frozen, r); b:add(F.scsi_response__srb_status__status, r); local x = r:uint(); v.SrbStatus = { AutosenseValid = math.floor(x / 128) % 2, QueueFrozen = math.floor(x / 64) % 2, Status = math.floor(x / 1) % 64, } end end
+    if lim - off >= 3 then do local r = tvb(off + 2, 1); local b, x = t:add(F.scsi_response__srb_status, r), r:uint(); if x % 256 >= 128 then b:add(F.scsi_response__srb_status__autosense_valid, r) end; if x % 128 >= 64 then b:add(F.scsi_response__srb_status__queue_frozen, r) end; b:add(F.scsi_response__srb_status__status, r); v.SrbStatus = { AutosenseValid = math.floor(x / 128) % 2, QueueFrozen = math.floor(x / 64) % 2, Status = math.floor(x / 1) % 64, } end end
     if lim - off >= 4 then do local r = tvb(off + 3, 1); t:add(F.scsi_response__scsi_status, r); v.ScsiStatus = r:uint() end end
     if lim - off >= 5 then t:add_le(F.scsi_response__cdb_length, tvb(off + 4, 1)) end
     if lim - off >= 6 then do local r = tvb(off + 5, 1); t:add_le(F.scsi_response__sense_info_ex_length, r); v.SenseInfoExLength = r:le_uint() end end
@@ -2020,7 +2090,7 @@ D.d_scsi_response_data_16 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = pv or {}
   local t = tree
   do
-    local key, fn = get(ctx, "request", "Payload", "Cdb", "OperationCode"), nil
+    local key, fn = reqval(ctx, 1), nil
     if key == 0x00000012 then fn = D.d_scsi_response_value_17
     elseif key == 0x0000001A then fn = D.d_scsi_mode_header6
     elseif key == 0x00000025 then fn = D.d_scsi_read_capacity10_data
@@ -2042,7 +2112,7 @@ D.d_scsi_response_value_17 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = pv or {}
   local t = tree
   do
-    local key, fn = get(ctx, "request", "Payload", "Cdb", "Fields", "Flags", "EVPD"), nil
+    local key, fn = reqval(ctx, 2), nil
     if key == 0x00000000 then fn = D.d_scsi_inquiry_data
     elseif key == 0x00000001 then fn = D.d_scsi_vpd_page
     else fn = false end
@@ -2059,7 +2129,7 @@ D.d_scsi_inquiry_data = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree:add(F.scsi__inquiry_data, tvb(off, lim - off >= 36 and 36 or lim - off))
   if lim - off >= 36 then
-    do local r = tvb(off + 0, 1); local b = t:add(F.scsi__inquiry__device, r); b:add(F.scsi__inquiry__device__peripheral_qualifier, r); b:add(F.scsi__inquiry__device__peripheral_device_type, r) end
+    do local r = tvb(off + 0, 1); local b, x = t:add(F.scsi__inquiry__device, r), r:uint(); b:add(F.scsi__inquiry__device__peripheral_qualifier, r); b:add(F.scsi__inquiry__device__peripheral_device_type, r) end
     t:add(F.scsi__inquiry__removable, tvb(off + 1, 1))
     t:add(F.scsi__inquiry__version, tvb(off + 2, 1))
     t:add(F.scsi__inquiry__format, tvb(off + 3, 1))
@@ -2070,7 +2140,7 @@ D.d_scsi_inquiry_data = function(tvb, tree, off, lim, pinfo, ctx, pv)
     do local r = tvb(off + 32, 4); t:add(F.scsi__inquiry__product_revision_level, r, r:string()) end
     off = off + 36
   else
-    if lim - off >= 1 then do local r = tvb(off + 0, 1); local b = t:add(F.scsi__inquiry__device, r); b:add(F.scsi__inquiry__device__peripheral_qualifier, r); b:add(F.scsi__inquiry__device__peripheral_device_type, r) end end
+    if lim - off >= 1 then do local r = tvb(off + 0, 1); local b, x = t:add(F.scsi__inquiry__device, r), r:uint(); b:add(F.scsi__inquiry__device__peripheral_qualifier, r); b:add(F.scsi__inquiry__device__peripheral_device_type, r) end end
     if lim - off >= 2 then t:add(F.scsi__inquiry__removable, tvb(off + 1, 1)) end
     if lim - off >= 3 then t:add(F.scsi__inquiry__version, tvb(off + 2, 1)) end
     if lim - off >= 4 then t:add(F.scsi__inquiry__format, tvb(off + 3, 1)) end
@@ -2130,7 +2200,7 @@ D.d_scsi_response_value_18 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = pv or {}
   local t = tree
   do
-    local key, fn = get(ctx, "request", "Payload", "Cdb", "Fields", "ServiceAction"), nil
+    local key, fn = reqval(ctx, 3), nil
     if key == 0x00000010 then fn = D.d_scsi_read_capacity16_data
     else fn = false end
     if fn then
@@ -2148,17 +2218,17 @@ D.d_scsi_read_capacity16_data = function(tvb, tree, off, lim, pinfo, ctx, pv)
   if lim - off >= 32 then
     t:add(F.scsi__capacity__returned_logical_block_address, tvb(off + 0, 8))
     t:add(F.scsi__capacity__logical_block_length, tvb(off + 8, 4))
-    do local r = tvb(off + 12, 1); local b = t:add(F.scsi__capacity__protection, r); b:add(F.scsi__capacity__protection__p_type, r); b:add(F.scsi__capacity__protection__prot_en, r) end
-    do local r = tvb(off + 13, 1); local b = t:add(F.scsi__capacity__exponents, r); b:add(F.scsi__capacity__exponents__p_i_exponent, r); b:add(F.scsi__capacity__exponents__logical_blocks_per_physical_block_exponent, r) end
-    do local r = tvb(off + 14, 2); local b = t:add(F.scsi__capacity__provisioning, r); b:add(F.scsi__capacity__provisioning__lbpme, r); b:add(F.scsi__capacity__provisioning__lbprz, r); b:add(F.scsi__capacity__provisioning__lowest_aligned_logical_block_address, r) end
+    do local r = tvb(off + 12, 1); local b, x = t:add(F.scsi__capacity__protection, r), r:uint(); b:add(F.scsi__capacity__protection__p_type, r); if x % 2 >= 1 then b:add(F.scsi__capacity__protection__prot_en, r) end end
+    do local r = tvb(off + 13, 1); local b, x = t:add(F.scsi__capacity__exponents, r), r:uint(); b:add(F.scsi__capacity__exponents__p_i_exponent, r); b:add(F.scsi__capacity__exponents__logical_blocks_per_physical_block_exponent, r) end
+    do local r = tvb(off + 14, 2); local b, x = t:add(F.scsi__capacity__provisioning, r), r:uint(); if x % 65536 >= 32768 then b:add(F.scsi__capacity__provisioning__lbpme, r) end; if x % 32768 >= 16384 then b:add(F.scsi__capacity__provisioning__lbprz, r) end; b:add(F.scsi__capacity__provisioning__lowest_aligned_logical_block_address, r) end
     t:add(F.scsi__capacity__reserved, tvb(off + 16, 16))
     off = off + 32
   else
     if lim - off >= 8 then t:add(F.scsi__capacity__returned_logical_block_address, tvb(off + 0, 8)) end
     if lim - off >= 12 then t:add(F.scsi__capacity__logical_block_length, tvb(off + 8, 4)) end
-    if lim - off >= 13 then do local r = tvb(off + 12, 1); local b = t:add(F.scsi__capacity__protection, r); b:add(F.scsi__capacity__protection__p_type, r); b:add(F.scsi__capacity__protection__prot_en, r) end end
-    if lim - off >= 14 then do local r = tvb(off + 13, 1); local b = t:add(F.scsi__capacity__exponents, r); b:add(F.scsi__capacity__exponents__p_i_exponent, r); b:add(F.scsi__capacity__exponents__logical_blocks_per_physical_block_exponent, r) end end
-    if lim - off >= 16 then do local r = tvb(off + 14, 2); local b = t:add(F.scsi__capacity__provisioning, r); b:add(F.scsi__capacity__provisioning__lbpme, r); b:add(F.scsi__capacity__provisioning__lbprz, r); b:add(F.scsi__capacity__provisioning__lowest_aligned_logical_block_address, r) end end
+    if lim - off >= 13 then do local r = tvb(off + 12, 1); local b, x = t:add(F.scsi__capacity__protection, r), r:uint(); b:add(F.scsi__capacity__protection__p_type, r); if x % 2 >= 1 then b:add(F.scsi__capacity__protection__prot_en, r) end end end
+    if lim - off >= 14 then do local r = tvb(off + 13, 1); local b, x = t:add(F.scsi__capacity__exponents, r), r:uint(); b:add(F.scsi__capacity__exponents__p_i_exponent, r); b:add(F.scsi__capacity__exponents__logical_blocks_per_physical_block_exponent, r) end end
+    if lim - off >= 16 then do local r = tvb(off + 14, 2); local b, x = t:add(F.scsi__capacity__provisioning, r), r:uint(); if x % 65536 >= 32768 then b:add(F.scsi__capacity__provisioning__lbpme, r) end; if x % 32768 >= 16384 then b:add(F.scsi__capacity__provisioning__lbprz, r) end; b:add(F.scsi__capacity__provisioning__lowest_aligned_logical_block_address, r) end end
     if lim - off >= 32 then t:add(F.scsi__capacity__reserved, tvb(off + 16, 16)) end
     return short(t, off, lim, 32, "READ CAPACITY(16) data (SBC-3 5.13.2)"), v
   end
@@ -2169,7 +2239,7 @@ D.d_scsi_response_value_19 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = pv or {}
   local t = tree
   do
-    local key, fn = get(ctx, "request", "Payload", "Cdb", "Fields", "ServiceAction"), nil
+    local key, fn = reqval(ctx, 3), nil
     if key == 0x00000000 then fn = D.d_scsi_pr_read_keys
     elseif key == 0x00000001 then fn = D.d_scsi_pr_read_reservation
     elseif key == 0x00000002 then fn = D.d_scsi_pr_capabilities
@@ -2247,14 +2317,14 @@ D.d_scsi_pr_read_reservation_reservation_20 = function(tvb, tree, off, lim, pinf
     t:add(F.scsi__pr__reservation_key, tvb(off + 0, 8))
     t:add(F.scsi__pr__obsolete, tvb(off + 8, 4))
     t:add(F.scsi__pr__reserved, tvb(off + 12, 1))
-    do local r = tvb(off + 13, 1); local b = t:add(F.scsi__pr__scope_type, r); b:add(F.scsi__pr__scope_type__scope, r); b:add(F.scsi__pr__scope_type__type, r) end
+    do local r = tvb(off + 13, 1); local b, x = t:add(F.scsi__pr__scope_type, r), r:uint(); b:add(F.scsi__pr__scope_type__scope, r); b:add(F.scsi__pr__scope_type__type, r) end
     t:add(F.scsi__pr__obsolete2, tvb(off + 14, 2))
     off = off + 16
   else
     if lim - off >= 8 then t:add(F.scsi__pr__reservation_key, tvb(off + 0, 8)) end
     if lim - off >= 12 then t:add(F.scsi__pr__obsolete, tvb(off + 8, 4)) end
     if lim - off >= 13 then t:add(F.scsi__pr__reserved, tvb(off + 12, 1)) end
-    if lim - off >= 14 then do local r = tvb(off + 13, 1); local b = t:add(F.scsi__pr__scope_type, r); b:add(F.scsi__pr__scope_type__scope, r); b:add(F.scsi__pr__scope_type__type, r) end end
+    if lim - off >= 14 then do local r = tvb(off + 13, 1); local b, x = t:add(F.scsi__pr__scope_type, r), r:uint(); b:add(F.scsi__pr__scope_type__scope, r); b:add(F.scsi__pr__scope_type__type, r) end end
     if lim - off >= 16 then t:add(F.scsi__pr__obsolete2, tvb(off + 14, 2)) end
     return short(t, off, lim, 16, "PERSISTENT RESERVE IN READ RESERVATION data (SPC-3 6.11.3)"), v
   end
@@ -2266,15 +2336,15 @@ D.d_scsi_pr_capabilities = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local t = tree:add(F.scsi__pr_capabilities, tvb(off, lim - off >= 8 and 8 or lim - off))
   if lim - off >= 8 then
     t:add(F.scsi__pr__length, tvb(off + 0, 2))
-    do local r = tvb(off + 2, 1); local b = t:add(F.scsi__pr__capabilities, r); b:add(F.scsi__pr__capabilities__crh, r); b:add(F.scsi__pr__capabilities__sip_c, r); b:add(F.scsi__pr__capabilities__atp_c, r); b:add(F.scsi__pr__capabilities__ptpl_c, r) end
-    do local r = tvb(off + 3, 1); local b = t:add(F.scsi__pr__state, r); b:add(F.scsi__pr__state__tmv, r); b:add(F.scsi__pr__state__ptpl_a, r) end
+    do local r = tvb(off + 2, 1); local b, x = t:add(F.scsi__pr__capabilities, r), r:uint(); if x % 32 >= 16 then b:add(F.scsi__pr__capabilities__crh, r) end; if x % 16 >= 8 then b:add(F.scsi__pr__capabilities__sip_c, r) end; if x % 8 >= 4 then b:add(F.scsi__pr__capabilities__atp_c, r) end; if x % 2 >= 1 then b:add(F.scsi__pr__capabilities__ptpl_c, r) end end
+    do local r = tvb(off + 3, 1); local b, x = t:add(F.scsi__pr__state, r), r:uint(); if x % 256 >= 128 then b:add(F.scsi__pr__state__tmv, r) end; if x % 2 >= 1 then b:add(F.scsi__pr__state__ptpl_a, r) end end
     t:add(F.scsi__pr__persistent_reservation_type_mask, tvb(off + 4, 2))
     t:add(F.scsi__pr__reserved, tvb(off + 6, 2))
     off = off + 8
   else
     if lim - off >= 2 then t:add(F.scsi__pr__length, tvb(off + 0, 2)) end
-    if lim - off >= 3 then do local r = tvb(off + 2, 1); local b = t:add(F.scsi__pr__capabilities, r); b:add(F.scsi__pr__capabilities__crh, r); b:add(F.scsi__pr__capabilities__sip_c, r); b:add(F.scsi__pr__capabilities__atp_c, r); b:add(F.scsi__pr__capabilities__ptpl_c, r) end end
-    if lim - off >= 4 then do local r = tvb(off + 3, 1); local b = t:add(F.scsi__pr__state, r); b:add(F.scsi__pr__state__tmv, r); b:add(F.scsi__pr__state__ptpl_a, r) end end
+    if lim - off >= 3 then do local r = tvb(off + 2, 1); local b, x = t:add(F.scsi__pr__capabilities, r), r:uint(); if x % 32 >= 16 then b:add(F.scsi__pr__capabilities__crh, r) end; if x % 16 >= 8 then b:add(F.scsi__pr__capabilities__sip_c, r) end; if x % 8 >= 4 then b:add(F.scsi__pr__capabilities__atp_c, r) end; if x % 2 >= 1 then b:add(F.scsi__pr__capabilities__ptpl_c, r) end end end
+    if lim - off >= 4 then do local r = tvb(off + 3, 1); local b, x = t:add(F.scsi__pr__state, r), r:uint(); if x % 256 >= 128 then b:add(F.scsi__pr__state__tmv, r) end; if x % 2 >= 1 then b:add(F.scsi__pr__state__ptpl_a, r) end end end
     if lim - off >= 6 then t:add(F.scsi__pr__persistent_reservation_type_mask, tvb(off + 4, 2)) end
     if lim - off >= 8 then t:add(F.scsi__pr__reserved, tvb(off + 6, 2)) end
     return short(t, off, lim, 8, "PERSISTENT RESERVE IN REPORT CAPABILITIES data (SPC-3 6.11.4)"), v
@@ -2337,8 +2407,8 @@ D.d_scsi_pr_full_status_value_22 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   if lim - off >= 24 then
     t:add(F.scsi__pr__reservation_key, tvb(off + 0, 8))
     t:add(F.scsi__pr__reserved, tvb(off + 8, 4))
-    do local r = tvb(off + 12, 1); local b = t:add(F.scsi__pr__holder, r); b:add(F.scsi__pr__holder__all_tg_pt, r); b:add(F.scsi__pr__holder__r_holder, r) end
-    do local r = tvb(off + 13, 1); local b = t:add(F.scsi__pr__scope_type, r); b:add(F.scsi__pr__scope_type__scope, r); b:add(F.scsi__pr__scope_type__type, r) end
+    do local r = tvb(off + 12, 1); local b, x = t:add(F.scsi__pr__holder, r), r:uint(); if x % 4 >= 2 then b:add(F.scsi__pr__holder__all_tg_pt, r) end; if x % 2 >= 1 then b:add(F.scsi__pr__holder__r_holder, r) end end
+    do local r = tvb(off + 13, 1); local b, x = t:add(F.scsi__pr__scope_type, r), r:uint(); b:add(F.scsi__pr__scope_type__scope, r); b:add(F.scsi__pr__scope_type__type, r) end
     t:add(F.scsi__pr__reserved2, tvb(off + 14, 4))
     t:add(F.scsi__pr__relative_target_port_identifier, tvb(off + 18, 2))
     do local r = tvb(off + 20, 4); t:add(F.scsi__pr__additional_descriptor_length, r); v.AdditionalDescriptorLength = r:uint() end
@@ -2346,8 +2416,8 @@ D.d_scsi_pr_full_status_value_22 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   else
     if lim - off >= 8 then t:add(F.scsi__pr__reservation_key, tvb(off + 0, 8)) end
     if lim - off >= 12 then t:add(F.scsi__pr__reserved, tvb(off + 8, 4)) end
-    if lim - off >= 13 then do local r = tvb(off + 12, 1); local b = t:add(F.scsi__pr__holder, r); b:add(F.scsi__pr__holder__all_tg_pt, r); b:add(F.scsi__pr__holder__r_holder, r) end end
-    if lim - off >= 14 then do local r = tvb(off + 13, 1); local b = t:add(F.scsi__pr__scope_type, r); b:add(F.scsi__pr__scope_type__scope, r); b:add(F.scsi__pr__scope_type__type, r) end end
+    if lim - off >= 13 then do local r = tvb(off + 12, 1); local b, x = t:add(F.scsi__pr__holder, r), r:uint(); if x % 4 >= 2 then b:add(F.scsi__pr__holder__all_tg_pt, r) end; if x % 2 >= 1 then b:add(F.scsi__pr__holder__r_holder, r) end end end
+    if lim - off >= 14 then do local r = tvb(off + 13, 1); local b, x = t:add(F.scsi__pr__scope_type, r), r:uint(); b:add(F.scsi__pr__scope_type__scope, r); b:add(F.scsi__pr__scope_type__type, r) end end
     if lim - off >= 18 then t:add(F.scsi__pr__reserved2, tvb(off + 14, 4)) end
     if lim - off >= 20 then t:add(F.scsi__pr__relative_target_port_identifier, tvb(off + 18, 2)) end
     if lim - off >= 24 then do local r = tvb(off + 20, 4); t:add(F.scsi__pr__additional_descriptor_length, r); v.AdditionalDescriptorLength = r:uint() end end
@@ -2403,13 +2473,13 @@ D.d_scsi_mode_header6 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   if lim - off >= 4 then
     t:add(F.scsi__mode_sense__mode_data_length, tvb(off + 0, 1))
     t:add(F.scsi__mode_sense__medium_type, tvb(off + 1, 1))
-    do local r = tvb(off + 2, 1); local b = t:add(F.scsi__mode_sense__device_specific_parameter, r); b:add(F.scsi__mode_sense__device_specific_parameter__wp, r); b:add(F.scsi__mode_sense__device_specific_parameter__dpofua, r) end
+    do local r = tvb(off + 2, 1); local b, x = t:add(F.scsi__mode_sense__device_specific_parameter, r), r:uint(); if x % 256 >= 128 then b:add(F.scsi__mode_sense__device_specific_parameter__wp, r) end; if x % 32 >= 16 then b:add(F.scsi__mode_sense__device_specific_parameter__dpofua, r) end end
     t:add(F.scsi__mode_sense__block_descriptor_length, tvb(off + 3, 1))
     off = off + 4
   else
     if lim - off >= 1 then t:add(F.scsi__mode_sense__mode_data_length, tvb(off + 0, 1)) end
     if lim - off >= 2 then t:add(F.scsi__mode_sense__medium_type, tvb(off + 1, 1)) end
-    if lim - off >= 3 then do local r = tvb(off + 2, 1); local b = t:add(F.scsi__mode_sense__device_specific_parameter, r); b:add(F.scsi__mode_sense__device_specific_parameter__wp, r); b:add(F.scsi__mode_sense__device_specific_parameter__dpofua, r) end end
+    if lim - off >= 3 then do local r = tvb(off + 2, 1); local b, x = t:add(F.scsi__mode_sense__device_specific_parameter, r), r:uint(); if x % 256 >= 128 then b:add(F.scsi__mode_sense__device_specific_parameter__wp, r) end; if x % 32 >= 16 then b:add(F.scsi__mode_sense__device_specific_parameter__dpofua, r) end end end
     if lim - off >= 4 then t:add(F.scsi__mode_sense__block_descriptor_length, tvb(off + 3, 1)) end
     return short(t, off, lim, 4, "MODE SENSE(6) parameter header (SPC-3 7.4.3)"), v
   end
@@ -2432,7 +2502,7 @@ D.d_scsi_mode_header10 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   if lim - off >= 8 then
     t:add(F.scsi__mode_sense__mode_data_length, tvb(off + 0, 2))
     t:add(F.scsi__mode_sense__medium_type, tvb(off + 2, 1))
-    do local r = tvb(off + 3, 1); local b = t:add(F.scsi__mode_sense__device_specific_parameter, r); b:add(F.scsi__mode_sense__device_specific_parameter__wp, r); b:add(F.scsi__mode_sense__device_specific_parameter__dpofua, r) end
+    do local r = tvb(off + 3, 1); local b, x = t:add(F.scsi__mode_sense__device_specific_parameter, r), r:uint(); if x % 256 >= 128 then b:add(F.scsi__mode_sense__device_specific_parameter__wp, r) end; if x % 32 >= 16 then b:add(F.scsi__mode_sense__device_specific_parameter__dpofua, r) end end
     t:add(F.scsi__mode_sense__long_lba, tvb(off + 4, 1))
     t:add(F.scsi__mode_sense__reserved, tvb(off + 5, 1))
     t:add(F.scsi__mode_sense__block_descriptor_length, tvb(off + 6, 2))
@@ -2440,7 +2510,7 @@ D.d_scsi_mode_header10 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   else
     if lim - off >= 2 then t:add(F.scsi__mode_sense__mode_data_length, tvb(off + 0, 2)) end
     if lim - off >= 3 then t:add(F.scsi__mode_sense__medium_type, tvb(off + 2, 1)) end
-    if lim - off >= 4 then do local r = tvb(off + 3, 1); local b = t:add(F.scsi__mode_sense__device_specific_parameter, r); b:add(F.scsi__mode_sense__device_specific_parameter__wp, r); b:add(F.scsi__mode_sense__device_specific_parameter__dpofua, r) end end
+    if lim - off >= 4 then do local r = tvb(off + 3, 1); local b, x = t:add(F.scsi__mode_sense__device_specific_parameter, r), r:uint(); if x % 256 >= 128 then b:add(F.scsi__mode_sense__device_specific_parameter__wp, r) end; if x % 32 >= 16 then b:add(F.scsi__mode_sense__device_specific_parameter__dpofua, r) end end end
     if lim - off >= 5 then t:add(F.scsi__mode_sense__long_lba, tvb(off + 4, 1)) end
     if lim - off >= 6 then t:add(F.scsi__mode_sense__reserved, tvb(off + 5, 1)) end
     if lim - off >= 8 then t:add(F.scsi__mode_sense__block_descriptor_length, tvb(off + 6, 2)) end
@@ -3087,44 +3157,62 @@ function proto.init()
   for i = 1, #RESETS do RESETS[i]() end
 end
 
-local EXCHANGES, AT = {}, {}
-RESETS[#RESETS + 1] = function() EXCHANGES, AT = {}, {} end
+-- Exchanges by slot: requests still waiting per key (oldest first), and what each
+-- slot learned, kept in Histories (see the decoders' runtime).
+local PENDING, REQ_OF, RESP_OF, DUP_OF, RTT
+local function reset_exchanges()
+  PENDING = {}
+  REQ_OF, RESP_OF, DUP_OF, RTT = new_history(), new_history(), new_history(), new_history()
+  for i = 1, #REQ_PATHS do REQVAL[i] = new_history() end
+end
+reset_exchanges()
+RESETS[#RESETS + 1] = reset_exchanges
+local function put(h, k, v) h:put(k, v) end
+local function get_slot(h, k) return h:get(k) end
 
--- EXCHANGES[key] holds the requests still waiting, oldest first: a response answers
--- the oldest, so a reused id pairs each request with its own answer.
 local function exchange(key, pinfo, is_response, slot)
-  if pinfo.visited then return AT[slot] end
-  local waiting = EXCHANGES[key]
-  local x
+  if pinfo.visited then return end
+  local waiting = PENDING[key]
   if is_response then
-    x = waiting and table.remove(waiting, 1)
-    if x then x.resp = pinfo.number end
+    local r = waiting and table.remove(waiting, 1)
+    if r then
+      put(RESP_OF, r[1], pinfo.number)
+      put(REQ_OF, slot, r[1])
+      put(RTT, slot, pinfo.rel_ts - r[2])
+      if #waiting == 0 then PENDING[key] = nil end
+    end
   else
-    x = { req = pinfo.number, time = pinfo.rel_ts }
-    if waiting and #waiting > 0 then x.dup = waiting[#waiting].req end
-    if not waiting then waiting = {}; EXCHANGES[key] = waiting end
-    waiting[#waiting + 1] = x
+    if waiting and #waiting > 0 then put(DUP_OF, slot, waiting[#waiting][1]) end
+    if not waiting then waiting = {}; PENDING[key] = waiting end
+    waiting[#waiting + 1] = { slot, pinfo.rel_ts }  -- the send time lives only while waiting
   end
-  AT[slot] = x
-  return x
 end
 
-local function show_exchange(x, top, pinfo, is_response, spec)
+local function remember_request(v, slot)
+  for i = 1, #REQ_PATHS do put(REQVAL[i], slot, walk(v, REQ_PATHS[i])) end
+end
+
+local function show_exchange(slot, top, pinfo, is_response, spec)
   if is_response then
-    top:add(F.request_in, x.req):set_generated()
-    local d = pinfo.rel_ts - x.time
-    local secs = math.floor(d)
-    top:add(F.time, NSTime.new(secs, math.floor((d - secs) * 1e9 + 0.5))):set_generated()
+    local r = get_slot(REQ_OF, slot)
+    if r then
+      top:add(F.request_in, math.floor(r / 16)):set_generated()
+      local d = get_slot(RTT, slot)
+      local secs = math.floor(d)
+      top:add(F.time, NSTime.new(secs, math.floor((d - secs) * 1e9 + 0.5))):set_generated()
+    end
     return
   end
-  if x.resp then
-    top:add(F.response_in, x.resp):set_generated()
+  local resp = get_slot(RESP_OF, slot)
+  if resp then
+    top:add(F.response_in, resp):set_generated()
   elseif pinfo.visited then
     top:add_proto_expert_info(E.unanswered, "No response to this request in the capture [" .. spec .. "]")
   end
-  if x.dup then
+  local dup = get_slot(DUP_OF, slot)
+  if dup then
     top:add_proto_expert_info(E.duplicate, string.format(
-      "The same id is still awaiting its response to frame %d [%s]", x.dup, spec))
+      "The same id is still awaiting its response to frame %d [%s]", math.floor(dup / 16), spec))
   end
 end
 -- Stored errors (MS-RSVD 3.1.5.3, 3.1.5.4, 3.2.5.5.3): a response with status 0xC05C0000 | key on an
@@ -3195,13 +3283,15 @@ local function fetch_error(okey, key, pinfo, slot)
 end
 
 -- SMB2 CREATE, CLOSE, READ and WRITE: which opens are ours, and errors stored on them.
-local function track_smb2(cmds, tree, pinfo, stream)
+local function track_smb2(cmds, tree, pinfo)
   local wanted = false
   for i = 1, #cmds do
     local c = cmds[i].value
     if c == CMD_CREATE or c == CMD_CLOSE or c == CMD_READ or c == CMD_WRITE then wanted = true end
   end
   if not wanted then return end
+  local stream_fi = FX_STREAM()
+  local stream = stream_fi and stream_fi.value or -1
   local per = {}
   for i = 1, #cmds do per[i] = { cmd = cmds[i].value } end
   local function attach(list, key, conv)
@@ -3278,14 +3368,13 @@ end
 local function dissect(tvb, pinfo, tree)
   local cmds = { FX_CMD() }
   if #cmds == 0 then return end
-  local stream_fi = FX_STREAM()
-  track_smb2(cmds, tree, pinfo, stream_fi and stream_fi.value or -1)
+  track_smb2(cmds, tree, pinfo)
   local funcs, datas = { FX_FUNCTION() }, { FX_CONTEXT_DATA() }
   if #funcs == 0 and #datas == 0 then return end
   local shown = {}
   if #funcs > 0 then
     local ins, outs = { FX_IN() }, { FX_OUT() }
-    local stream, sessions, fids = FX_STREAM(), nil, nil
+    local stream, sessions, fids = nil, nil, nil
     for pass = 1, 2 do
       local list, is_response = (pass == 1) and ins or outs, pass == 2
       for i = 1, #list do
@@ -3294,27 +3383,29 @@ local function dissect(tvb, pinfo, tree)
         local e = fn and IOCTL[fn.value]
         local dfn = e and (is_response and e[3] or e[2])
         if dfn and fi.len > 0 then
-          local tx, x, ctx = e[6], nil, nil
+          local tx, slot, ctx = e[6], nil, nil
           if tx and fi.len >= tx[1] + tx[2] then
+            stream = stream or FX_STREAM() or false
             sessions = sessions or { FX_SESSION() }
             local sid = preceding(sessions, fi)
             local key = (stream and stream.value or -1) .. ":" .. (sid and tostring(sid.value) or "") .. ":" ..
               tostring(fi.range:range(tx[1], tx[2]):le_uint64())
-            x = exchange(key, pinfo, is_response, pinfo.number .. "/" .. #shown)
-            if is_response and x then ctx = { request = x.v } end
+            slot = pinfo.number * 16 + #shown
+            exchange(key, pinfo, is_response, slot)
+            if is_response then ctx = get_slot(REQ_OF, slot) end
           end
           local text, top, v = decode(dfn, fi, tree, pinfo, e[1], is_response, fn.value,
             is_response and e[5] or e[4], ctx)
           shown[#shown + 1] = text
-          if x and top then
-            if not is_response and not pinfo.visited then x.v = v end
-            show_exchange(x, top, pinfo, is_response, tx[3])
+          if slot and top then
+            if not is_response and not pinfo.visited then remember_request(v, slot) end
+            show_exchange(slot, top, pinfo, is_response, tx[3])
           end
           if tx and top then
             fids = fids or { FX_FID() }
             local fid = preceding(fids, fi)
             stored_in_message(v, top, pinfo, is_response, fid and ((stream and stream.value or -1) .. ":" .. tostring(fid.range:bytes())),
-              pinfo.number .. "/m" .. #shown)
+              slot)
           end
         end
       end
