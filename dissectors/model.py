@@ -262,6 +262,7 @@ class Model:
 
     # -- helpers ---------------------------------------------------------------
     def _referenced_names(self) -> set:
+        """Every field name an expression mentions: those values must be captured in Lua."""
         names = set()
 
         def expr_names(e):
@@ -273,26 +274,9 @@ class Model:
                 expr_names(e.lhs)
                 expr_names(e.rhs)
 
-        def visit(sc, seen):
-            if sc is None or id(sc) in seen:
-                return
-            seen.add(id(sc))
+        for sc in iter_constructs(m.struct for m in self.messages):
             for attr in ("length", "keyfunc", "count", "key", "cond"):
                 expr_names(getattr(sc, attr, None))
-            for s in getattr(sc, "subcons", []):
-                visit(s, seen)
-            if isinstance(sc, Switch):
-                for c in list(sc.cases.values()) + [sc.default]:
-                    visit(c, seen)
-            if isinstance(sc, Variants):
-                for v in sc.variants:
-                    visit(v.subcon, seen)
-            visit(getattr(sc, "subcon", None), seen)
-            visit(getattr(sc, "otherwise", None), seen)
-
-        seen = set()
-        for m in self.messages:
-            visit(m.struct, seen)
         names.discard(None)
         names.discard("_params")
         return names
@@ -623,42 +607,45 @@ class Model:
         return SwitchStep(on=on, cases=sorted(cases), default=default, capture=capture)
 
     def _enum_values(self, owner: Message) -> Dict[str, int]:
-        """Every Enum name in the protocol; switch keys and comparisons may use names."""
+        """Every Enum and BitField value name in the protocol; switch keys and comparisons
+        may use names. A name two enums give different values is left out, never guessed."""
         if not hasattr(self, "_enum_cache"):
             mapping: Dict[str, int] = {}
             conflicts = set()
-
-            def scan(sc, seen):
-                if sc is None or id(sc) in seen:
-                    return
-                seen.add(id(sc))
+            for sc in iter_constructs(m.struct for m in self.messages):
                 names = {}
                 if isinstance(sc, Enum):
                     names = {k: int(v) for k, v in sc.encmapping.items()}
-                if isinstance(sc, BitField):
+                elif isinstance(sc, BitField):
                     names = sc.values
                 for k, v in names.items():
                     if mapping.get(k, v) != v:
                         conflicts.add(k)
                     mapping[k] = v
-                for s in getattr(sc, "subcons", []):
-                    scan(s, seen)
-                if isinstance(sc, Switch):
-                    for c in list(sc.cases.values()) + [sc.default]:
-                        scan(c, seen)
-                if isinstance(sc, Variants):
-                    for v in sc.variants:
-                        scan(v.subcon, seen)
-                scan(getattr(sc, "subcon", None), seen)
-                scan(getattr(sc, "otherwise", None), seen)
-
-            seen = set()
-            for m in self.messages:
-                scan(m.struct, seen)
-            for k in conflicts:  # a name two enums give different values: never guess
+            for k in conflicts:
                 del mapping[k]
             self._enum_cache = mapping
         return self._enum_cache
+
+
+def iter_constructs(roots) -> Iterator:
+    """Each construct reachable from `roots` once: struct fields, switch cases, variants,
+    wrapped subcons and alternatives."""
+    seen = set()
+    stack = list(roots)
+    while stack:
+        sc = stack.pop()
+        if sc is None or id(sc) in seen:
+            continue
+        seen.add(id(sc))
+        yield sc
+        stack.extend(getattr(sc, "subcons", []))
+        if isinstance(sc, Switch):
+            stack.extend(list(sc.cases.values()) + [sc.default])
+        if isinstance(sc, Variants):
+            stack.extend(v.subcon for v in sc.variants)
+        stack.append(getattr(sc, "subcon", None))
+        stack.append(getattr(sc, "otherwise", None))
 
 
 def static_offset(msg: Message, path: str) -> Tuple[int, int]:
