@@ -134,3 +134,11 @@ def test_names_in_the_tree(frame, lines):
     text = verbose(CLUSTER, frame)
     for line in lines:
         assert line in text, (frame, line)
+
+
+def test_two_pass_without_a_filter_still_links_responses():
+    """tshark -2 with no display filter builds no tree in its first pass, so the plugin sees
+    nothing there; the second pass must still link each response to its request."""
+    rows = field_values(CLUSTER, ["msrsvd.request_in"], "-2")
+    linked = {int(r["frame.number"]): r["msrsvd.request_in"] for r in rows if r["msrsvd.request_in"]}
+    assert linked[32] == ["31"] and linked[115] == ["113"] and len(linked) >= 40

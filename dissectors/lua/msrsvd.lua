@@ -3159,10 +3159,13 @@ end
 
 -- Exchanges by slot: requests still waiting per key (oldest first), and what each
 -- slot learned, kept in Histories (see the decoders' runtime).
-local PENDING, REQ_OF, RESP_OF, DUP_OF, RTT
+-- SEEN_AT records which slots (and frames) have been through the first look. That is
+-- not always pinfo.visited: tshark -2 without a display filter builds no tree in its
+-- first pass, so a postdissector sees nothing until the second, already "visited" one.
+local PENDING, REQ_OF, RESP_OF, DUP_OF, RTT, SEEN_AT
 local function reset_exchanges()
   PENDING = {}
-  REQ_OF, RESP_OF, DUP_OF, RTT = new_history(), new_history(), new_history(), new_history()
+  REQ_OF, RESP_OF, DUP_OF, RTT, SEEN_AT = new_history(), new_history(), new_history(), new_history(), new_history()
   for i = 1, #REQ_PATHS do REQVAL[i] = new_history() end
 end
 reset_exchanges()
@@ -3170,8 +3173,15 @@ RESETS[#RESETS + 1] = reset_exchanges
 local function put(h, k, v) h:put(k, v) end
 local function get_slot(h, k) return h:get(k) end
 
-local function exchange(key, pinfo, is_response, slot)
-  if pinfo.visited then return end
+-- True the first time a slot is seen (then it is recorded), false on a revisit.
+local function first_look(slot)
+  if SEEN_AT:get(slot) then return false end
+  SEEN_AT:put(slot, 1)
+  return true
+end
+
+local function exchange(key, pinfo, is_response, slot, fresh)
+  if not fresh then return end
   local waiting = PENDING[key]
   if is_response then
     local r = waiting and table.remove(waiting, 1)
@@ -3192,7 +3202,7 @@ local function remember_request(v, slot)
   for i = 1, #REQ_PATHS do put(REQVAL[i], slot, walk(v, REQ_PATHS[i])) end
 end
 
-local function show_exchange(slot, top, pinfo, is_response, spec)
+local function show_exchange(slot, top, pinfo, is_response, spec, fresh)
   if is_response then
     local r = get_slot(REQ_OF, slot)
     if r then
@@ -3206,7 +3216,7 @@ local function show_exchange(slot, top, pinfo, is_response, spec)
   local resp = get_slot(RESP_OF, slot)
   if resp then
     top:add(F.response_in, resp):set_generated()
-  elseif pinfo.visited then
+  elseif not fresh then
     top:add_proto_expert_info(E.unanswered, "No response to this request in the capture [" .. spec .. "]")
   end
   local dup = get_slot(DUP_OF, slot)
@@ -3253,20 +3263,21 @@ end
 
 -- An error stored under `key` on open `okey` (stream:fid), answered in this frame.
 local function store_error(okey, key, pinfo, slot)
-  if not pinfo.visited then
+  if SEEN[slot] == nil then
     local e = { frame = pinfo.number, key = key, open = okey, name = OPENS[okey] }
     STORED[okey .. ":" .. key] = e
     SEEN[slot] = e
+    return e, true
   end
-  return SEEN[slot]
+  return SEEN[slot], false
 end
 
-local function show_stored(e, item, pinfo)
+local function show_stored(e, item, pinfo, fresh)
   item:add(F.sense__status_key, e.key):set_generated()
   if e.name then item:add(F.open__name, e.name):set_generated() end
   if e.retrieved then
     item:add(F.sense__retrieved_in, e.retrieved):set_generated()
-  elseif pinfo.visited then
+  elseif not fresh then
     item:add_proto_expert_info(E.not_retrieved, string.format(
       "StatusKey %d is never retrieved with RSVD_TUNNEL_SRB_STATUS_OPERATION before %s [MS-RSVD 3.1.5.3, 3.1.5.4, 3.2.5.5.3]", e.key,
       e.closed and ("the CLOSE in frame " .. e.closed) or "the end of the capture"))
@@ -3274,7 +3285,7 @@ local function show_stored(e, item, pinfo)
 end
 
 local function fetch_error(okey, key, pinfo, slot)
-  if not pinfo.visited then
+  if SEEN[slot] == nil then
     local e = STORED[okey .. ":" .. key]
     if e and not e.retrieved then e.retrieved = pinfo.number end
     SEEN[slot] = e or false
@@ -3292,6 +3303,7 @@ local function track_smb2(cmds, tree, pinfo)
   if not wanted then return end
   local stream_fi = FX_STREAM()
   local stream = stream_fi and stream_fi.value or -1
+  local fresh = first_look(pinfo.number * 16 + 15)  -- slot 15: this frame's SMB2 bookkeeping
   local per = {}
   for i = 1, #cmds do per[i] = { cmd = cmds[i].value } end
   local function attach(list, key, conv)
@@ -3312,29 +3324,29 @@ local function track_smb2(cmds, tree, pinfo)
     local mkey = stream .. ":" .. (p.msgid or "?")
     if p.cmd == CMD_CREATE and not p.resp and p.ours and p.name then
       local name = p.name.value
-      if not pinfo.visited then CREATES[mkey] = name end
+      if fresh then CREATES[mkey] = name end
       if name:sub(-#SUFFIX):lower() ~= SUFFIX:lower() then
         local item = tree:add(proto, p.name.range)
         item:add_proto_expert_info(E.open_name, string.format(
           "CREATE of \"%s\" carries the open context, but the name does not end in %s [MS-RSVD 3.1.4.2, 3.2.5.1]", name, SUFFIX))
       end
-    elseif p.cmd == CMD_CREATE and p.resp and p.fid and not pinfo.visited then
+    elseif p.cmd == CMD_CREATE and p.resp and p.fid and fresh then
       if CREATES[mkey] and p.status and p.status.value == 0 then OPENS[stream .. ":" .. p.fid] = CREATES[mkey] end
-    elseif p.cmd == CMD_CLOSE and not p.resp and p.fid and not pinfo.visited then
+    elseif p.cmd == CMD_CLOSE and not p.resp and p.fid and fresh then
       local okey = stream .. ":" .. p.fid
       for _, e in pairs(STORED) do
         if e.open == okey and not e.retrieved and not e.closed then e.closed = pinfo.number end
       end
     elseif (p.cmd == CMD_READ or p.cmd == CMD_WRITE) and not p.resp and p.fid then
-      if not pinfo.visited and OPENS[stream .. ":" .. p.fid] then IO[mkey] = stream .. ":" .. p.fid end
+      if fresh and OPENS[stream .. ":" .. p.fid] then IO[mkey] = stream .. ":" .. p.fid end
     elseif (p.cmd == CMD_READ or p.cmd == CMD_WRITE) and p.resp and p.status then
       local key = stored_key(p.status.value)
-      if key and (pinfo.visited or IO[mkey]) then
-        local e = store_error(IO[mkey], key, pinfo, pinfo.number .. "/s" .. i)
+      if key and (IO[mkey]) then
+        local e, new = store_error(IO[mkey], key, pinfo, pinfo.number .. "/s" .. i)
         if e then
           local item = tree:add(proto, p.status.range)
           item:append_text(string.format(", STATUS_SVHDX_ERROR_STORED | %d on %s", key, p.cmd == CMD_READ and "READ" or "WRITE"))
-          show_stored(e, item, pinfo)
+          show_stored(e, item, pinfo, new)
         end
       end
     end
@@ -3348,8 +3360,8 @@ local function stored_in_message(v, top, pinfo, is_response, okey, slot)
   if is_response then
     local key = stored_key(path(v, STATUS_PATH))
     if key then
-      local e = store_error(okey, key, pinfo, slot)
-      if e then show_stored(e, top, pinfo) end
+      local e, new = store_error(okey, key, pinfo, slot)
+      if e then show_stored(e, top, pinfo, new) end
     end
   elseif path(v, OP_PATH) == 0x02001004 then
     local key = path(v, KEY_PATH)
@@ -3383,7 +3395,7 @@ local function dissect(tvb, pinfo, tree)
         local e = fn and IOCTL[fn.value]
         local dfn = e and (is_response and e[3] or e[2])
         if dfn and fi.len > 0 then
-          local tx, slot, ctx = e[6], nil, nil
+          local tx, slot, ctx, fresh = e[6], nil, nil, false
           if tx and fi.len >= tx[1] + tx[2] then
             stream = stream or FX_STREAM() or false
             sessions = sessions or { FX_SESSION() }
@@ -3391,15 +3403,16 @@ local function dissect(tvb, pinfo, tree)
             local key = (stream and stream.value or -1) .. ":" .. (sid and tostring(sid.value) or "") .. ":" ..
               tostring(fi.range:range(tx[1], tx[2]):le_uint64())
             slot = pinfo.number * 16 + #shown
-            exchange(key, pinfo, is_response, slot)
+            fresh = first_look(slot)
+            exchange(key, pinfo, is_response, slot, fresh)
             if is_response then ctx = get_slot(REQ_OF, slot) end
           end
           local text, top, v = decode(dfn, fi, tree, pinfo, e[1], is_response, fn.value,
             is_response and e[5] or e[4], ctx)
           shown[#shown + 1] = text
           if slot and top then
-            if not is_response and not pinfo.visited then remember_request(v, slot) end
-            show_exchange(slot, top, pinfo, is_response, tx[3])
+            if not is_response and fresh then remember_request(v, slot) end
+            show_exchange(slot, top, pinfo, is_response, tx[3], fresh)
           end
           if tx and top then
             fids = fids or { FX_FID() }
