@@ -51,7 +51,6 @@ __all__ = [
     "Otherwise",
     "message",
     "Message",
-    "Field",
     "BOOLEAN8",
     "stream_remaining",
 ]
@@ -445,20 +444,6 @@ def message(name: str, abbrev: str, spec: str, *fields, doc: str = "", prefix: O
     else:
         struct = Struct(*fields)
     return Message(name=name, abbrev=abbrev, spec=spec, struct=struct, doc=doc, prefix=prefix)
-
-
-@dataclass
-class Field:
-    """Display hints the construct tree cannot carry. Attach with `hint(...)`."""
-
-    display: Optional[str] = None  # "dec", "hex", "dec_hex", "hex_dec"
-    spec: Optional[str] = None
-
-
-def hint(subcon: Construct, **kw) -> Construct:
-    """Attach display hints (e.g. spec section of one field) to a subcon."""
-    subcon.wshint = Field(**kw)
-    return subcon
 
 
 # A one-byte BOOLEAN as MS-DTYP defines it. Shown with value names rather than as

@@ -3128,7 +3128,7 @@ local function preceding(fis, fi)
   return best
 end
 
-local function decode(fn, fi, tree, pinfo, what, is_response, code, summary, ctx)
+local function decode(fn, fi, tree, pinfo, what, is_response, summary, ctx)
   local r = fi.range
   local b = r:tvb()
   local top = tree:add(proto, r)
@@ -3407,8 +3407,7 @@ local function dissect(tvb, pinfo, tree)
             exchange(key, pinfo, is_response, slot, fresh)
             if is_response then ctx = get_slot(REQ_OF, slot) end
           end
-          local text, top, v = decode(dfn, fi, tree, pinfo, e[1], is_response, fn.value,
-            is_response and e[5] or e[4], ctx)
+          local text, top, v = decode(dfn, fi, tree, pinfo, e[1], is_response, is_response and e[5] or e[4], ctx)
           shown[#shown + 1] = text
           if slot and top then
             if not is_response and fresh then remember_request(v, slot) end
