@@ -141,6 +141,7 @@ class RunOverlay:
     capture: Optional[str]
     overlay_size: int = 0  # the bytes it reads
     cond: Optional[str] = None  # Lua condition from a When around the Overlay
+    option: Optional[str] = None  # the plugin preference that enables it
 
 
 @dataclass
@@ -174,6 +175,7 @@ class OverlayStep:
     size: int
     decoder: str
     capture: Optional[str]
+    option: Optional[str] = None
 
 
 @dataclass
@@ -411,7 +413,8 @@ class Model:
                 cond, inner = self.expr(inner.cond, owner), inner.subcon  # stays in the run
             if isinstance(inner, Overlay) and inner.size is not None:
                 run.append(RunOverlay(rel=rel, size=0, decoder=self.anonymous_decoder(
-                    inner.subcon, owner, snake(name) + "_"), capture=capture, overlay_size=inner.size, cond=cond))
+                    inner.subcon, owner, snake(name) + "_"), capture=capture, overlay_size=inner.size, cond=cond,
+                    option=inner.option))
                 continue
             scalar = self.scalar(name, doc, inner, owner, capture)
             if rules and scalar is None:
@@ -586,7 +589,7 @@ class Model:
                              size=0, label=name)
         if isinstance(inner, Overlay):
             return OverlayStep(size=inner.size, decoder=self.anonymous_decoder(inner.subcon, owner, snake(name) + "_"),
-                               capture=capture)
+                               capture=capture, option=inner.option)
         if isinstance(inner, Array):
             count = None if inner.count is None else self.expr(inner.count, owner)
             el = self.scalar(name, doc, inner.subcon, owner, None)

@@ -84,6 +84,16 @@ class Summary:
 
 
 @dataclass
+class Option:
+    """A Wireshark preference of the generated plugin (`-o <proto>.<name>:FALSE`)."""
+
+    name: str
+    title: str
+    description: str
+    default: bool = True
+
+
+@dataclass
 class Protocol:
     name: str  # Wireshark protocol name, e.g. "msrsvd"
     title: str
@@ -95,6 +105,7 @@ class Protocol:
     ioctls: List[IoctlEntry] = field(default_factory=list)
     create_contexts: List[CreateContextEntry] = field(default_factory=list)
     summaries: Dict[str, Summary] = field(default_factory=dict)  # message abbrev -> Summary
+    options: List[Option] = field(default_factory=list)  # "exchanges" switches the binding's tracking
     shared_opens: Optional[SharedOpens] = None
     stored_errors: Optional[StoredErrors] = None
     constants: Dict[str, object] = field(default_factory=dict)

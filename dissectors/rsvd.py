@@ -332,7 +332,7 @@ SVHDX_TUNNEL_SRB_STATUS_RESPONSE = message(
             "ScsiStatus" / scsi.SCSI_STATUS_CHECKED() * "The SCSI status returned by the shared virtual disk.",
             "SenseInfoExLength" / Int8ul * "The length, in bytes, of the sense data in SenseDataEx.",
             "Reserved" / Hex(Int8ul) * "MUST be set to zero.",
-            "Sense" / When(this.SenseInfoExLength > 0, Overlay(RSVD_SCSI_SENSE_BUFFER_SIZE, scsi.SENSE_DATA.struct)),
+            "Sense" / When(this.SenseInfoExLength > 0, Overlay(RSVD_SCSI_SENSE_BUFFER_SIZE, scsi.SENSE_DATA.struct, option="scsi")),
             "SenseDataEx" / Bytes(RSVD_SCSI_SENSE_BUFFER_SIZE) * "The sense data.",
         ), "MS-RSVD v1 seed layout: 4-byte StatusKey"),
         Variant("windows", Otherwise(), Struct(
@@ -340,7 +340,7 @@ SVHDX_TUNNEL_SRB_STATUS_RESPONSE = message(
             "SrbStatus" / SRB_STATUS_BYTE() * "The SRB status; bit 0x80 flags auto-generated sense data.",
             "ScsiStatus" / scsi.SCSI_STATUS_CHECKED() * "The SCSI status returned by the shared virtual disk.",
             "SenseInfoExLength" / Int8ul * "The length, in bytes, of the sense data in SenseDataEx.",
-            "Sense" / When(this.SenseInfoExLength > 0, Overlay(None, scsi.SENSE_DATA.struct)),
+            "Sense" / When(this.SenseInfoExLength > 0, Overlay(None, scsi.SENSE_DATA.struct, option="scsi")),
             "SenseDataEx" / Bytes(this.SenseInfoExLength) * "The sense data.",
             "Padding" / GreedyBytes * "Bytes after the sense data, up to the end of the buffer.",
         ), "Windows layout: 1-byte StatusKey, no Reserved"),
@@ -388,10 +388,10 @@ SVHDX_TUNNEL_SCSI_REQUEST = message(
     "Reserved2" / Hex(Int8ul) * "MUST be set to 0x00.",
     "SrbFlags" / FlagsEnum(Int32ul, **SRB_FLAGS) * "Options of the SCSI request (2.2.4).",
     "DataTransferLength" / Int32ul * "The length, in bytes, of the additional data in DataBuffer.",
-    "Cdb" / Overlay(RSVD_CDB_GENERIC_LENGTH, scsi.SCSI_CDB.struct),
+    "Cdb" / Overlay(RSVD_CDB_GENERIC_LENGTH, scsi.SCSI_CDB.struct, option="scsi"),
     "CDBBuffer" / Bytes(RSVD_CDB_GENERIC_LENGTH) * "The SCSI command descriptor block.",
     "Reserved3" / Hex(Int32ul) * "SHOULD be set to 0x00000000.",
-    "Data" / Overlay(None, scsi.REQUEST_DATA),
+    "Data" / Overlay(None, scsi.REQUEST_DATA, option="scsi"),
     # The spec sizes DataBuffer by DataTransferLength, but for Data-in the client sends
     # the expected length and no buffer (3.1.4.9: "set this field to empty").
     "DataBuffer" / GreedyBytes * "The additional data: DataTransferLength bytes for Data-out, else empty.",
@@ -410,9 +410,9 @@ SVHDX_TUNNEL_SCSI_RESPONSE = message(
     "SrbFlags" / FlagsEnum(Int32ul, **SRB_FLAGS) * "Options of the SCSI response (2.2.4).",
     "DataTransferLength" / Int32ul * "The length, in bytes, of the additional data in DataBuffer.",
     # Sense data only when there is some: a GOOD response's SenseDataEx is all zero.
-    "Sense" / When(this.SenseInfoExLength > 0, Overlay(RSVD_SCSI_SENSE_BUFFER_SIZE, scsi.SENSE_DATA.struct)),
+    "Sense" / When(this.SenseInfoExLength > 0, Overlay(RSVD_SCSI_SENSE_BUFFER_SIZE, scsi.SENSE_DATA.struct, option="scsi")),
     "SenseDataEx" / Bytes(RSVD_SCSI_SENSE_BUFFER_SIZE) * "The sense data.",
-    "Data" / Overlay(None, scsi.RESPONSE_DATA),
+    "Data" / Overlay(None, scsi.RESPONSE_DATA, option="scsi"),
     # As in the request: Data-out answers carry the count and no buffer.
     "DataBuffer" / GreedyBytes * "The additional data: DataTransferLength bytes for Data-in, else empty.",
 )
@@ -619,6 +619,7 @@ MESSAGES = STRUCTURES + [TUNNEL_REQUEST, TUNNEL_RESPONSE] + V2_STRUCTURES + scsi
 from .protocol import (  # noqa: E402
     CreateContextEntry,
     IoctlEntry,
+    Option,
     Protocol,
     SharedOpens,
     StoredErrors,
@@ -652,6 +653,12 @@ PROTOCOL = Protocol(
         "tunnel_request": Summary("Header.OperationCode", "msrsvd.header.operation_code"),
         "tunnel_response": Summary("Header.OperationCode", "msrsvd.header.operation_code"),
     },
+    options=[
+        Option("scsi", "Decode SCSI", "Decode CDBs, SCSI data and sense data inside tunnel operations "
+               "(off: much faster on large captures)"),
+        Option("exchanges", "Track exchanges", "Link requests and responses, and stored errors to their "
+               "retrieval (off: faster, no links)"),
+    ],
     shared_opens=SharedOpens(SVHDX_OPEN_DEVICE_CONTEXT_TAG, SHARED_VIRTUAL_DISK_SUFFIX, "MS-RSVD 3.1.4.2, 3.2.5.1"),
     # §3.2.5.3-4: a failed READ or WRITE (or tunnel operation) returns
     # STATUS_SVHDX_ERROR_STORED | StatusKey; §3.1.5.3-4: the client fetches it with

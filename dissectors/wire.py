@@ -383,9 +383,10 @@ class Overlay(Subconstruct):
     stays as the spec names it, and the overlay shows what it means.
     """
 
-    def __init__(self, size: Optional[int], subcon):
+    def __init__(self, size: Optional[int], subcon, option: Optional[str] = None):
         super().__init__(subcon)
         self.size = size  # None: to the end of the buffer
+        self.option = option  # a Protocol option that can switch the dissector's reading off
         self.flagbuildnone = True  # it writes nothing, so building needs no value for it
 
     def _parse(self, stream, context, path):

@@ -142,3 +142,15 @@ def test_two_pass_without_a_filter_still_links_responses():
     rows = field_values(CLUSTER, ["msrsvd.request_in"], "-2")
     linked = {int(r["frame.number"]): r["msrsvd.request_in"] for r in rows if r["msrsvd.request_in"]}
     assert linked[32] == ["31"] and linked[115] == ["113"] and len(linked) >= 40
+
+
+def test_preferences_switch_off_the_costly_layers():
+    """-o msrsvd.scsi:FALSE keeps RSVD and drops SCSI; -o msrsvd.exchanges:FALSE drops the links."""
+    fields = ["msrsvd.header.request_id", "msrsvd.scsi.cdb.operation_code", "msrsvd.request_in"]
+    full = field_values(CLUSTER, fields, "-Y", "msrsvd")
+    lean = field_values(CLUSTER, fields, "-o", "msrsvd.scsi:FALSE", "-o", "msrsvd.exchanges:FALSE", "-Y", "msrsvd")
+    ids = lambda rows: {r["frame.number"]: r["msrsvd.header.request_id"] for r in rows if r["msrsvd.header.request_id"]}
+    assert ids(lean) == ids(full)
+    assert any(r["msrsvd.scsi.cdb.operation_code"] for r in full)
+    assert any(r["msrsvd.request_in"] for r in full)
+    assert not any(r["msrsvd.scsi.cdb.operation_code"] or r["msrsvd.request_in"] for r in lean)

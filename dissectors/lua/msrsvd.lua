@@ -718,6 +718,17 @@ local E = {
 proto.experts = { E.short, E.length, E.internal, E.bad_value, E.status, E.unanswered, E.duplicate,
   E.not_retrieved, E.unknown_key, E.open_name }
 
+-- Preferences (Edit > Preferences > Protocols, or tshark -o msrsvd.<name>:FALSE).
+local OPT = {}
+proto.prefs.scsi = Pref.bool("Decode SCSI", true, "Decode CDBs, SCSI data and sense data inside tunnel operations (off: much faster on large captures)")
+proto.prefs.exchanges = Pref.bool("Track exchanges", true, "Link requests and responses, and stored errors to their retrieval (off: faster, no links)")
+local function read_prefs()
+  OPT.scsi = proto.prefs.scsi
+  OPT.exchanges = proto.prefs.exchanges
+end
+read_prefs()
+function proto.prefs_changed() read_prefs() end
+
 local D = {}
 
 -- The bytes ran out before `need` more; show what fitted, then say so.
@@ -1217,7 +1228,7 @@ D.d_srb_status_response_seed_8 = function(tvb, tree, off, lim, pinfo, ctx, pv)
     do local r = tvb(off + 5, 1); t:add(F.srb_status_response__scsi_status, r); v.ScsiStatus = r:uint() end
     do local r = tvb(off + 6, 1); t:add_le(F.srb_status_response__sense_info_ex_length, r); v.SenseInfoExLength = r:le_uint() end
     t:add_le(F.srb_status_response__reserved, tvb(off + 7, 1))
-    if (v.SenseInfoExLength > 0) then local _, sub = D.d_scsi_sense(tvb, t, off + 8, math.min(lim, off + 8 + 20), pinfo, ctx, v) end
+    if OPT.scsi and (v.SenseInfoExLength > 0) then local _, sub = D.d_scsi_sense(tvb, t, off + 8, math.min(lim, off + 8 + 20), pinfo, ctx, v) end
     t:add(F.srb_status_response__sense_data_ex, tvb(off + 8, 20))
     if v.ScsiStatus == 2 then t:add_proto_expert_info(E.status, string.format("SCSI status %s: the sense data says why [SAM-3 5.3.1]", VS5[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
     if v.ScsiStatus == 24 then t:add_proto_expert_info(E.status, string.format("SCSI status %s: another initiator holds the reservation [SPC-3 5.6.1]", VS5[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
@@ -1399,7 +1410,7 @@ D.d_srb_status_response_windows_13 = function(tvb, tree, off, lim, pinfo, ctx, p
     return short(t, off, lim, 4, "SVHDX_TUNNEL_SRB_STATUS_RESPONSE (MS-RSVD 2.2.5.8)"), v
   end
   if (v.SenseInfoExLength > 0) then
-    if lim > off then
+    if OPT.scsi and lim > off then
       local _, sub = D.d_scsi_sense(tvb, t, off, lim, pinfo, ctx, v)
       
     end
@@ -1492,7 +1503,7 @@ D.d_scsi_request = function(tvb, tree, off, lim, pinfo, ctx, pv)
     t:add_le(F.scsi_request__reserved2, tvb(off + 7, 1))
     do local r = tvb(off + 8, 4); local x = r:le_uint(); flag_bits(t:add_le(F.scsi_request__srb_flags, r), r, x, BITS.scsi_request__srb_flags, true) end
     t:add_le(F.scsi_request__data_transfer_length, tvb(off + 12, 4))
-    do local _, sub = D.d_scsi_cdb(tvb, t, off + 16, math.min(lim, off + 16 + 16), pinfo, ctx, v); if sub ~= v then v.Cdb = sub end end
+    if OPT.scsi then local _, sub = D.d_scsi_cdb(tvb, t, off + 16, math.min(lim, off + 16 + 16), pinfo, ctx, v); if sub ~= v then v.Cdb = sub end end
     t:add(F.scsi_request__cdb_buffer, tvb(off + 16, 16))
     t:add_le(F.scsi_request__reserved3, tvb(off + 32, 4))
     if v.Length ~= 36 then t:add_proto_expert_info(E.bad_value, string.format("SVHDX_TUNNEL_SCSI_REQUEST Length is %s; it must be 36 [MS-RSVD 3.2.5.5.5]", tostring(v.Length))) end
@@ -1512,7 +1523,7 @@ D.d_scsi_request = function(tvb, tree, off, lim, pinfo, ctx, pv)
     if lim - off >= 36 then t:add_le(F.scsi_request__reserved3, tvb(off + 32, 4)) end
     return short(t, off, lim, 36, "SVHDX_TUNNEL_SCSI_REQUEST (MS-RSVD 2.2.5.11)"), v
   end
-  if lim > off then
+  if OPT.scsi and lim > off then
     local _, sub = D.d_scsi_request_data_14(tvb, t, off, lim, pinfo, ctx, v)
     
   end
@@ -2051,7 +2062,7 @@ D.d_scsi_response = function(tvb, tree, off, lim, pinfo, ctx, pv)
     t:add_le(F.scsi_response__reserved, tvb(off + 7, 1))
     do local r = tvb(off + 8, 4); local x = r:le_uint(); flag_bits(t:add_le(F.scsi_response__srb_flags, r), r, x, BITS.scsi_response__srb_flags, true) end
     t:add_le(F.scsi_response__data_transfer_length, tvb(off + 12, 4))
-    if (v.SenseInfoExLength > 0) then local _, sub = D.d_scsi_sense(tvb, t, off + 16, math.min(lim, off + 16 + 20), pinfo, ctx, v) end
+    if OPT.scsi and (v.SenseInfoExLength > 0) then local _, sub = D.d_scsi_sense(tvb, t, off + 16, math.min(lim, off + 16 + 20), pinfo, ctx, v) end
     t:add(F.scsi_response__sense_data_ex, tvb(off + 16, 20))
     if v.ScsiStatus == 2 then t:add_proto_expert_info(E.status, string.format("SCSI status %s: the sense data says why [SAM-3 5.3.1]", VS5[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
     if v.ScsiStatus == 24 then t:add_proto_expert_info(E.status, string.format("SCSI status %s: another initiator holds the reservation [SPC-3 5.6.1]", VS5[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
@@ -2070,7 +2081,7 @@ D.d_scsi_response = function(tvb, tree, off, lim, pinfo, ctx, pv)
     if lim - off >= 36 then t:add(F.scsi_response__sense_data_ex, tvb(off + 16, 20)) end
     return short(t, off, lim, 36, "SVHDX_TUNNEL_SCSI_RESPONSE (MS-RSVD 2.2.5.12)"), v
   end
-  if lim > off then
+  if OPT.scsi and lim > off then
     local _, sub = D.d_scsi_response_data_16(tvb, t, off, lim, pinfo, ctx, v)
     
   end
@@ -3380,7 +3391,7 @@ end
 local function dissect(tvb, pinfo, tree)
   local cmds = { FX_CMD() }
   if #cmds == 0 then return end
-  track_smb2(cmds, tree, pinfo)
+  if OPT.exchanges ~= false then track_smb2(cmds, tree, pinfo) end
   local funcs, datas = { FX_FUNCTION() }, { FX_CONTEXT_DATA() }
   if #funcs == 0 and #datas == 0 then return end
   local shown = {}
@@ -3396,7 +3407,7 @@ local function dissect(tvb, pinfo, tree)
         local dfn = e and (is_response and e[3] or e[2])
         if dfn and fi.len > 0 then
           local tx, slot, ctx, fresh = e[6], nil, nil, false
-          if tx and fi.len >= tx[1] + tx[2] then
+          if tx and OPT.exchanges and fi.len >= tx[1] + tx[2] then
             stream = stream or FX_STREAM() or false
             sessions = sessions or { FX_SESSION() }
             local sid = preceding(sessions, fi)

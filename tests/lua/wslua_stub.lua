@@ -131,7 +131,8 @@ frametype = { NONE = 0, REQUEST = 1, RESPONSE = 2 }
 NSTime = { new = function(s, ns) return { s = s, ns = ns } end }
 ProtoExpert = { new = function(abbrev) return { abbrev = abbrev } end }
 Field = { new = function() return function() end end }
-function Proto(name) return { name = name } end
+function Proto(name) return { name = name, prefs = {} } end
+Pref = { bool = function(title, default) return default end }
 function register_postdissector() end
 
 local f = assert(io.open(plugin, "rb"))
