@@ -56,6 +56,6 @@ def test_no_version_specific_lua():
         assert not re.search(r"(?<![.\w])unpack\(", text)
         # tonumber appears once, unpacking the dissector's own history; never on a wire value.
         assert [line.strip() for line in text.splitlines() if "tonumber(" in line] == [
-            'for k, v in s:gmatch("(%d+)=([^;]+)") do b[tonumber(k)] = tonumber(v) end  '
+            'for k, v in s:gmatch("(%d+):(-?%d+)") do b[base + tonumber(k)] = tonumber(v) end  '
             '-- our own numbers, not wire values']
         assert not re.search(r"tonumber\([^)]*uint64", text)

@@ -778,47 +778,55 @@ local BUCKET = 4096
 local History = {}
 History.__index = History
 
-local function new_history()
-  return setmetatable({ hot = {}, cold = {}, newest = -1 }, History)
+-- relative: store v - k (a value close to its key, such as the slot of the matching
+-- message, packs into a few digits). Values are integers.
+local function new_history(relative)
+  return setmetatable({ hot = {}, cold = {}, newest = -1, rel = relative and 1 or 0 }, History)
 end
 
-local function pack_bucket(b)
+local function pack_bucket(b, base)
   local parts = {}
-  for k, v in pairs(b) do parts[#parts + 1] = string.format("%d=%.17g", k, v) end
+  for k, v in pairs(b) do parts[#parts + 1] = string.format("%d:%d", k - base, v) end
   return table.concat(parts, ";")
 end
 
-local function unpack_bucket(s)
+local function unpack_bucket(s, base)
   local b = {}
-  for k, v in s:gmatch("(%d+)=([^;]+)") do b[tonumber(k)] = tonumber(v) end  -- our own numbers, not wire values
+  for k, v in s:gmatch("(%d+):(-?%d+)") do b[base + tonumber(k)] = tonumber(v) end  -- our own numbers, not wire values
   return b
 end
 
 function History:put(k, v)
+  if v == nil then return end
   local i = math.floor(k / BUCKET)
   local b = self.hot[i]
   if not b then
-    b = self.cold[i] and unpack_bucket(self.cold[i]) or {}
+    b = self.cold[i] and unpack_bucket(self.cold[i], i * BUCKET) or {}
     self.cold[i], self.cache_i = nil, nil
     self.hot[i] = b
     if i > self.newest then
       self.newest = i
-      for j, old in pairs(self.hot) do  -- cool what the capture has left behind
-        if j < i then self.cold[j] = pack_bucket(old); self.hot[j] = nil end
+      for j, old in pairs(self.hot) do  -- pack what the capture has left behind
+        if j < i then self.cold[j] = pack_bucket(old, j * BUCKET); self.hot[j] = nil end
       end
     end
   end
-  b[k] = v
+  b[k] = v - self.rel * k
 end
 
 function History:get(k)
   local i = math.floor(k / BUCKET)
   local b = self.hot[i]
-  if b then return b[k] end
-  local c = self.cold[i]
-  if not c then return nil end
-  if self.cache_i ~= i then self.cache_i, self.cache = i, unpack_bucket(c) end
-  return self.cache[k]
+  local v
+  if b then
+    v = b[k]
+  else
+    local c = self.cold[i]
+    if not c then return nil end
+    if self.cache_i ~= i then self.cache_i, self.cache = i, unpack_bucket(c, i * BUCKET) end
+    v = self.cache[k]
+  end
+  return v and (v + self.rel * k)
 end
 
 local REQVAL = {}
@@ -3170,24 +3178,32 @@ end
 
 -- Exchanges by slot: requests still waiting per key (oldest first), and what each
 -- slot learned, kept in Histories (see the decoders' runtime).
--- SEEN_AT records which slots (and frames) have been through the first look. That is
--- not always pinfo.visited: tshark -2 without a display filter builds no tree in its
--- first pass, so a postdissector sees nothing until the second, already "visited" one.
-local PENDING, REQ_OF, RESP_OF, DUP_OF, RTT, SEEN_AT
+-- First looks happen in capture order (the first pass, or the second when tshark -2
+-- has no display filter and so builds no tree in its first), so a watermark tells a
+-- first look from a revisit without remembering every slot.
+local PENDING, REQ_OF, RESP_OF, DUP_OF, RTT, FRONT, FRONT_FRAME
 local function reset_exchanges()
-  PENDING = {}
-  REQ_OF, RESP_OF, DUP_OF, RTT, SEEN_AT = new_history(), new_history(), new_history(), new_history(), new_history()
-  for i = 1, #REQ_PATHS do REQVAL[i] = new_history() end
+  PENDING, FRONT, FRONT_FRAME = {}, -1, -1
+  -- REQ_OF: response slot -> request slot; RESP_OF: request slot -> response slot;
+  -- DUP_OF: request slot -> the earlier one; RTT: response slot -> nanoseconds.
+  REQ_OF, RESP_OF, DUP_OF, RTT = new_history(true), new_history(true), new_history(true), new_history(false)
+  for i = 1, #REQ_PATHS do REQVAL[i] = new_history(false) end
 end
 reset_exchanges()
 RESETS[#RESETS + 1] = reset_exchanges
 local function put(h, k, v) h:put(k, v) end
 local function get_slot(h, k) return h:get(k) end
 
--- True the first time a slot is seen (then it is recorded), false on a revisit.
+-- True the first time a slot is seen, false on a revisit.
 local function first_look(slot)
-  if SEEN_AT:get(slot) then return false end
-  SEEN_AT:put(slot, 1)
+  if slot <= FRONT then return false end
+  FRONT = slot
+  return true
+end
+
+local function first_look_frame(frame)
+  if frame <= FRONT_FRAME then return false end
+  FRONT_FRAME = frame
   return true
 end
 
@@ -3197,9 +3213,9 @@ local function exchange(key, pinfo, is_response, slot, fresh)
   if is_response then
     local r = waiting and table.remove(waiting, 1)
     if r then
-      put(RESP_OF, r[1], pinfo.number)
+      put(RESP_OF, r[1], slot)
       put(REQ_OF, slot, r[1])
-      put(RTT, slot, pinfo.rel_ts - r[2])
+      put(RTT, slot, math.floor((pinfo.rel_ts - r[2]) * 1e9 + 0.5))
       if #waiting == 0 then PENDING[key] = nil end
     end
   else
@@ -3218,15 +3234,15 @@ local function show_exchange(slot, top, pinfo, is_response, spec, fresh)
     local r = get_slot(REQ_OF, slot)
     if r then
       top:add(F.request_in, math.floor(r / 16)):set_generated()
-      local d = get_slot(RTT, slot)
-      local secs = math.floor(d)
-      top:add(F.time, NSTime.new(secs, math.floor((d - secs) * 1e9 + 0.5))):set_generated()
+      local ns = get_slot(RTT, slot)
+      local secs = math.floor(ns / 1e9)
+      top:add(F.time, NSTime.new(secs, ns - secs * 1e9)):set_generated()
     end
     return
   end
   local resp = get_slot(RESP_OF, slot)
   if resp then
-    top:add(F.response_in, resp):set_generated()
+    top:add(F.response_in, math.floor(resp / 16)):set_generated()
   elseif not fresh then
     top:add_proto_expert_info(E.unanswered, "No response to this request in the capture [" .. spec .. "]")
   end
@@ -3314,7 +3330,7 @@ local function track_smb2(cmds, tree, pinfo)
   if not wanted then return end
   local stream_fi = FX_STREAM()
   local stream = stream_fi and stream_fi.value or -1
-  local fresh = first_look(pinfo.number * 16 + 15)  -- slot 15: this frame's SMB2 bookkeeping
+  local fresh = first_look_frame(pinfo.number)
   local per = {}
   for i = 1, #cmds do per[i] = { cmd = cmds[i].value } end
   local function attach(list, key, conv)
