@@ -8,6 +8,7 @@ segments, INQUIRY, GET_FILE_INFO, CHECK_CONNECTION_STATUS), then times tshark ov
 - builtin:  the built-in rsvd dissector, no Lua;
 - ours:     our msrsvd.lua, built-in rsvd disabled;
 - baseline: neither (SMB2 dissection only);
+- lean:     ours with -o msrsvd.scsi:FALSE -o msrsvd.exchanges:FALSE;
 
 each in two output modes: `fields` (-T fields -e frame.number, dissection without
 printing a tree) and `tree` (-V to /dev/null, every item built and printed).
@@ -74,6 +75,9 @@ CONFIGS = {
     "builtin": [],
     "ours": ["--disable-protocol", "rsvd"] + [a for p in generate.lua_paths() for a in ("-X", "lua_script:%s" % p)],
     "baseline": ["--disable-protocol", "rsvd"],
+    # ours with the plugin's costly layers off (its preferences)
+    "lean": ["--disable-protocol", "rsvd", "-o", "msrsvd.scsi:FALSE", "-o", "msrsvd.exchanges:FALSE"]
+    + [a for p in generate.lua_paths() for a in ("-X", "lua_script:%s" % p)],
 }
 MODES = {
     "fields": ["-T", "fields", "-e", "frame.number"],
@@ -154,6 +158,7 @@ def main(argv=None) -> int:
                if "%s/%s" % (mode, c) in results["seconds"]}
         results["ratios"][mode] = {
             "ours/builtin": med["ours"] / med["builtin"],
+            "lean/builtin": med["lean"] / med["builtin"],
             "ours/baseline": med["ours"] / med["baseline"],
             "builtin/baseline": med["builtin"] / med["baseline"],
         }
