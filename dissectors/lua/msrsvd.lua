@@ -3167,20 +3167,17 @@ local function decode(fn, fi, tree, pinfo, what, is_response, summary, ctx)
   return text, top, v
 end
 
--- Exchanges: a request and its response, keyed by TCP stream, SMB2 session and the
--- message's own id. The first pass records them; later passes (tshark -2, a GUI
--- click) find them again by frame and message number.
 -- State that lives for one capture; proto.init (write-only in wslua) resets it all.
 local RESETS = {}
 function proto.init()
   for i = 1, #RESETS do RESETS[i]() end
 end
 
--- Exchanges by slot: requests still waiting per key (oldest first), and what each
--- slot learned, kept in Histories (see the decoders' runtime).
--- First looks happen in capture order (the first pass, or the second when tshark -2
--- has no display filter and so builds no tree in its first), so a watermark tells a
--- first look from a revisit without remembering every slot.
+-- Exchanges: a request and its response, keyed by TCP stream, SMB2 session and the
+-- message's own id. Requests wait in PENDING per key, oldest first; what each slot
+-- (frame * 16 + message number) learned is kept in Histories for revisits. First looks
+-- happen in capture order (the first pass, or the second when tshark -2 has no display
+-- filter and builds no tree in its first), so a watermark tells them from revisits.
 local PENDING, REQ_OF, RESP_OF, DUP_OF, RTT, FRONT, FRONT_FRAME
 local function reset_exchanges()
   PENDING, FRONT, FRONT_FRAME = {}, -1, -1
@@ -3191,10 +3188,7 @@ local function reset_exchanges()
 end
 reset_exchanges()
 RESETS[#RESETS + 1] = reset_exchanges
-local function put(h, k, v) h:put(k, v) end
-local function get_slot(h, k) return h:get(k) end
 
--- True the first time a slot is seen, false on a revisit.
 local function first_look(slot)
   if slot <= FRONT then return false end
   FRONT = slot
@@ -3213,40 +3207,40 @@ local function exchange(key, pinfo, is_response, slot, fresh)
   if is_response then
     local r = waiting and table.remove(waiting, 1)
     if r then
-      put(RESP_OF, r[1], slot)
-      put(REQ_OF, slot, r[1])
-      put(RTT, slot, math.floor((pinfo.rel_ts - r[2]) * 1e9 + 0.5))
+      RESP_OF:put(r[1], slot)
+      REQ_OF:put(slot, r[1])
+      RTT:put(slot, math.floor((pinfo.rel_ts - r[2]) * 1e9 + 0.5))
       if #waiting == 0 then PENDING[key] = nil end
     end
   else
-    if waiting and #waiting > 0 then put(DUP_OF, slot, waiting[#waiting][1]) end
+    if waiting and #waiting > 0 then DUP_OF:put(slot, waiting[#waiting][1]) end
     if not waiting then waiting = {}; PENDING[key] = waiting end
     waiting[#waiting + 1] = { slot, pinfo.rel_ts }  -- the send time lives only while waiting
   end
 end
 
 local function remember_request(v, slot)
-  for i = 1, #REQ_PATHS do put(REQVAL[i], slot, walk(v, REQ_PATHS[i])) end
+  for i = 1, #REQ_PATHS do REQVAL[i]:put(slot, walk(v, REQ_PATHS[i])) end
 end
 
 local function show_exchange(slot, top, pinfo, is_response, spec, fresh)
   if is_response then
-    local r = get_slot(REQ_OF, slot)
+    local r = REQ_OF:get(slot)
     if r then
       top:add(F.request_in, math.floor(r / 16)):set_generated()
-      local ns = get_slot(RTT, slot)
+      local ns = RTT:get(slot)
       local secs = math.floor(ns / 1e9)
       top:add(F.time, NSTime.new(secs, ns - secs * 1e9)):set_generated()
     end
     return
   end
-  local resp = get_slot(RESP_OF, slot)
+  local resp = RESP_OF:get(slot)
   if resp then
     top:add(F.response_in, math.floor(resp / 16)):set_generated()
   elseif not fresh then
     top:add_proto_expert_info(E.unanswered, "No response to this request in the capture [" .. spec .. "]")
   end
-  local dup = get_slot(DUP_OF, slot)
+  local dup = DUP_OF:get(slot)
   if dup then
     top:add_proto_expert_info(E.duplicate, string.format(
       "The same id is still awaiting its response to frame %d [%s]", math.floor(dup / 16), spec))
@@ -3432,7 +3426,7 @@ local function dissect(tvb, pinfo, tree)
             slot = pinfo.number * 16 + #shown
             fresh = first_look(slot)
             exchange(key, pinfo, is_response, slot, fresh)
-            if is_response then ctx = get_slot(REQ_OF, slot) end
+            if is_response then ctx = REQ_OF:get(slot) end
           end
           local text, top, v = decode(dfn, fi, tree, pinfo, e[1], is_response, is_response and e[5] or e[4], ctx)
           shown[#shown + 1] = text
