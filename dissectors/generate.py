@@ -95,6 +95,9 @@ def build_model(p: Protocol) -> Model:
     model = Model(p.name, p.spec, p.messages, captures=p.captures())
     for fd in BINDING_FIELDS[p.binding](p):
         model.add_field(fd)
+    for fd in model.fields.values():  # number every value table before the template lists them
+        if fd.values:
+            model.value_table(fd.values)
     return model
 
 
@@ -120,13 +123,12 @@ def render_lua(p: Protocol, model: Model = None) -> str:
 
     fields = list(model.fields.values())
     template = _env().get_template("%s_binding.lua.j2" % p.binding)
-    # Value tables are numbered as fields are rendered, so render once to fill them.
+
     def lua_path(path: str) -> str:
         return "{ %s }" % ", ".join(lua_str(part) for part in path.split("."))
 
     kw = dict(proto=p, model=model, fields=fields, summary=summary, transaction=transaction, lua_path=lua_path,
               cap=ARRAY_CAP)
-    template.render(**kw)
     return template.render(**kw)
 
 

@@ -788,7 +788,7 @@ def _flatten_item(model, name, inner, owner, v, out, ctx, params=None):
     if id(inner) in model._by_struct:
         _flatten_struct(model, inner, model._by_struct[id(inner)], v, out, params=params)
         return
-    if isinstance(inner, Present):
+    if isinstance(inner, (Present, When, Overlay)):  # parsed to None when absent
         if v is not None:
             _flatten_item(model, name, inner.subcon, owner, v, out, ctx, params)
         return
@@ -796,14 +796,6 @@ def _flatten_item(model, name, inner, owner, v, out, ctx, params=None):
         sc = inner._pick(ctx)
         if sc is not None:
             _flatten_item(model, name, sc, owner, v, out, ctx, params)
-        return
-    if isinstance(inner, When):
-        if v is not None:
-            _flatten_item(model, name, inner.subcon, owner, v, out, ctx, params)
-        return
-    if isinstance(inner, Overlay):
-        if v is not None:
-            _flatten_item(model, name, inner.subcon, owner, v, out, ctx, params)
         return
     if isinstance(inner, Switch):
         key = _eval(inner.keyfunc, ctx, params)
