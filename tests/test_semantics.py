@@ -3,6 +3,7 @@
 Every value here was put on the wire by samples/rsvd_cluster.py or rsvd_scenarios.py
 and is read back through real tshark with the generated plugin.
 """
+import functools
 import re
 
 import pytest
@@ -22,10 +23,18 @@ def ours(pcap, *extra):
             if re.search(r"\[(MS-RSVD|SPC-3|SAM-3) [^]]+\]$", m)]
 
 
-def verbose(pcap, frame, two_pass=True):
-    res = run(pcap, *(["-2"] if two_pass else []), "-O", "msrsvd", "-Y", "frame.number == %d" % frame)
+@functools.lru_cache(maxsize=None)
+def _verbose_frames(pcap):
+    """One two-pass `-O msrsvd` run of the capture, split into frames."""
+    res = run(pcap, "-2", "-O", "msrsvd")
     assert res.returncode == 0, res.stderr
-    return res.stdout[res.stdout.index("MS-RSVD Remote Shared Virtual Disk"):]
+    parts = re.split(r"^Frame (\d+): ", res.stdout, flags=re.M)
+    return {int(n): text for n, text in zip(parts[1::2], parts[2::2])}
+
+
+def verbose(pcap, frame):
+    text = _verbose_frames(pcap)[frame]
+    return text[text.index("MS-RSVD Remote Shared Virtual Disk"):]
 
 
 def test_cluster_experts_in_two_pass_mode():
