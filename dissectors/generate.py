@@ -27,9 +27,9 @@ def template_dir() -> Path:
 
 
 def protocols() -> List[Protocol]:
-    from . import rsvd
+    from . import csvp, rsvd
 
-    return [rsvd.PROTOCOL]
+    return [rsvd.PROTOCOL, csvp.PROTOCOL]
 
 
 def lua_str(s) -> str:
@@ -88,13 +88,55 @@ def _smb2_fields(p: Protocol) -> List[FieldDef]:
     ]
 
 
-BINDING_FIELDS = {"smb2": _smb2_fields}
+def _dcerpc_fields(p: Protocol) -> List[FieldDef]:
+    """What the DCE/RPC binding shows of every call, sealed or not."""
+    spec = "MS-RPCE 2.2.2"
+    levels = {0: "default", 1: "none", 2: "connect", 3: "call", 4: "packet", 5: "packet integrity",
+              6: "packet privacy"}
+    return [
+        FieldDef(abbrev="%s.interface" % p.name, label="Interface", ftype="string", desc="The interface of the "
+                 "presentation context the call used (from the bind this dissector tracked)", spec=spec,
+                 structure="(calls)"),
+        FieldDef(abbrev="%s.method" % p.name, label="Method", ftype="string", desc="The method the opnum names",
+                 spec=spec, structure="(calls)"),
+        FieldDef(abbrev="%s.opnum" % p.name, label="Opnum", ftype="uint16", base="DEC", desc="The request's opnum",
+                 spec=spec, structure="(calls)"),
+        FieldDef(abbrev="%s.context_id" % p.name, label="Context ID", ftype="uint16", base="DEC",
+                 desc="The presentation context of the call", spec=spec, structure="(calls)"),
+        FieldDef(abbrev="%s.auth_level" % p.name, label="Auth level", ftype="uint8", base="DEC", values=levels,
+                 desc="The call's authentication level: its own verifier's, else its connection's, else none", spec="MS-RPCE 2.2.1.1.8",
+                 structure="(calls)"),
+        FieldDef(abbrev="%s.encrypted" % p.name, label="Stub encrypted", ftype="bool", base="NONE",
+                 desc="The stub is sealed and Wireshark had no key to decrypt it", spec=spec, structure="(calls)"),
+        FieldDef(abbrev="%s.fault_status" % p.name, label="Fault status", ftype="uint32", base="HEX",
+                 values=p.hresults, desc="The status of the fault PDU that ended the call", spec="MS-RPCE 2.2.2.11",
+                 structure="(calls)"),
+        FieldDef(abbrev="%s.response_in" % p.name, label="Response in", ftype="framenum", base="RESPONSE",
+                 desc="The frame that answers this request (same TCP stream and call_id)", spec=spec,
+                 structure="(calls)"),
+        FieldDef(abbrev="%s.request_in" % p.name, label="Request in", ftype="framenum", base="REQUEST",
+                 desc="The frame of the request this answers", spec=spec, structure="(calls)"),
+        FieldDef(abbrev="%s.time" % p.name, label="Response time", ftype="relative_time",
+                 desc="Time from the request to this response", spec=spec, structure="(calls)"),
+    ]
+
+
+BINDING_FIELDS = {"smb2": _smb2_fields, "dcerpc": _dcerpc_fields}
+
+
+def build_ndr_model(p: Protocol, model: Model):
+    from .ndr_model import NdrModel
+
+    orpcthis, orpcthat = p.orpc or (None, None)
+    return NdrModel(model, list(p.interfaces), orpcthis, orpcthat, p.hresults)
 
 
 def build_model(p: Protocol) -> Model:
     model = Model(p.name, p.spec, p.messages, captures=p.captures())
     for fd in BINDING_FIELDS[p.binding](p):
         model.add_field(fd)
+    if p.binding == "dcerpc":
+        model.ndr = build_ndr_model(p, model)
     for fd in model.fields.values():  # number every value table before the template lists them
         if fd.values:
             model.value_table(fd.values)
@@ -129,6 +171,13 @@ def render_lua(p: Protocol, model: Model = None) -> str:
 
     kw = dict(proto=p, model=model, fields=fields, summary=summary, transaction=transaction, lua_path=lua_path,
               cap=ARRAY_CAP)
+    if p.binding == "dcerpc":
+        from .ndr import MAX_ELEMENTS
+
+        stubs = {}
+        for s in model.ndr.stubs:
+            stubs.setdefault((s.interface.name, s.method.opnum), [None, None])[s.direction == "response"] = s
+        kw.update(stubs=stubs, max_elements=MAX_ELEMENTS, hresults=p.hresults)
     return template.render(**kw)
 
 

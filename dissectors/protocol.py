@@ -110,6 +110,12 @@ class Protocol:
     stored_errors: Optional[StoredErrors] = None
     constants: Dict[str, object] = field(default_factory=dict)
     notes: List[str] = field(default_factory=list)  # seed vs Windows differences, for the reference
+    # binding "dcerpc": RPC interfaces (dissectors.ndr_idl.Interface), DCOM's ORPCTHIS/ORPCTHAT,
+    # the HRESULT names the spec lists, and the Protocol column text
+    interfaces: Sequence = ()
+    orpc: Optional[tuple] = None
+    hresults: Dict[int, str] = field(default_factory=dict)
+    short_title: str = ""
 
     def captures(self) -> List[str]:
         """Names whose values the binding reads from decoders' results."""

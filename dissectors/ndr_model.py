@@ -1,0 +1,266 @@
+"""The generator's view of NDR: interfaces expanded into field definitions and decode nodes.
+
+Each method's request and response parameter list is expanded, per use, into a tree
+of `Node`s: one per NDR construct, each naming the Wireshark field it fills
+(`<proto>.<method>.<param>[.<member>...]`). The dcerpc binding template renders the
+nodes as Lua tables that a small NDR interpreter walks with the same deferral rules
+as `dissectors.ndr`; `flatten()` walks the same nodes over a Python parse, giving the
+values the dissector must show. Byte buffers with a packed layout inside call the
+decoders `dissectors.model` generates for those messages.
+
+The plumbing of NDR (referent ids, counts, discriminants, BSTR and SAFEARRAY headers)
+goes into shared fields (`<proto>.ndr.*`, `<proto>.bstr.*`, `<proto>.safearray.*`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple
+
+from . import ndr
+from .model import FieldDef, Model, citation, flatten as flatten_message, snake
+from .ndr_idl import Interface, Method
+
+MAX_ELEMENTS = ndr.MAX_ELEMENTS
+
+
+@dataclass
+class Node:
+    kind: str  # prim, guid, struct, union, ptr, carray, wstr, fwstr, bstr, safearray, params
+    f: Optional[FieldDef] = None
+    size: int = 0  # prim: bytes; fwstr: units
+    align: int = 1
+    signed: bool = False
+    members: List["Node"] = field(default_factory=list)
+    arms: List[Tuple[int, "Node"]] = field(default_factory=list)
+    switch_size: int = 0
+    element: Optional["Node"] = None
+    ref: bool = False  # a [ref] pointer (never NULL)
+    top: bool = False  # a top-level [ref] pointer: no wire form
+    varying: bool = False
+    conformant: bool = False  # a struct whose last member's count is hoisted
+    decoder: Optional[str] = None  # a byte buffer's packed content
+    content: Any = None  # the content's Message, for flatten
+    sf_type: int = 0
+    min_size: int = 1
+    name: str = ""  # the IDL member name, for Python values
+    flags: Optional[Dict[str, int]] = None
+
+
+@dataclass
+class Stub:
+    interface: Interface
+    method: Method
+    direction: str  # "request" or "response"
+    node: Node
+    params: ndr.Params
+
+
+class NdrModel:
+    """Fields and nodes for every method of `interfaces`; the fields join `model`'s."""
+
+    def __init__(self, model: Model, interfaces: List[Interface], orpcthis=None, orpcthat=None,
+                 hresult_names: Dict[int, str] = None):
+        self.model = model
+        self.proto = model.proto
+        self.spec = model.spec
+        self.interfaces = interfaces
+        self.hresult = ndr.Prim("I", "HRESULT", values=hresult_names or {})
+        self.stubs: List[Stub] = []
+        self.generic = self._generic_fields()
+        for itf in interfaces:
+            for m in itf.methods:
+                if not m.used_on_wire:
+                    continue
+                for direction in ("request", "response"):
+                    params = (m.request(orpcthis if itf.dcom else None) if direction == "request"
+                              else m.response(orpcthat if itf.dcom else None, self.hresult))
+                    self.stubs.append(Stub(itf, m, direction, self._params(itf, m, direction, params), params))
+
+    # -- fields ----------------------------------------------------------------------
+    def _add(self, abbrev, label, ftype, base="NONE", values=None, desc="", spec="", structure="", mask=0):
+        return self.model.add_field(FieldDef(abbrev=abbrev, label=label, ftype=ftype, base=base, values=values,
+                                             mask=mask, desc=desc or label, spec=spec, structure=structure))
+
+    def _generic_fields(self) -> Dict[str, FieldDef]:
+        p, g = self.proto, {}
+        rpce, oaut = "MS-RPCE 2.2.5 / C706 14", "MS-OAUT"
+        for key, label, ftype, base, values, spec in [
+            ("ndr.referent_id", "Referent ID", "uint32", "HEX", None, rpce),
+            ("ndr.max_count", "Max count", "uint32", "DEC", None, rpce),
+            ("ndr.offset", "Offset", "uint32", "DEC", None, rpce),
+            ("ndr.actual_count", "Actual count", "uint32", "DEC", None, rpce),
+            ("ndr.switch", "Union discriminant", "uint32", "DEC", None, rpce),
+            ("bstr.flags", "fFlags (byte length)", "uint32", "DEC", None, oaut + " 2.2.23.2"),
+            ("bstr.size", "clSize", "uint32", "DEC", None, oaut + " 2.2.23.2"),
+            ("safearray", "SAFEARRAY", "none", "NONE", None, oaut + " 2.2.30.10"),
+            ("safearray.c_dims", "cDims", "uint16", "DEC", None, oaut + " 2.2.30.10"),
+            ("safearray.f_features", "fFeatures", "uint16", "HEX", None, oaut + " 2.2.30.10"),
+            ("safearray.cb_elements", "cbElements", "uint32", "DEC", None, oaut + " 2.2.30.10"),
+            ("safearray.c_locks", "cLocks", "uint32", "DEC", None, oaut + " 2.2.30.10"),
+            ("safearray.sf_type", "sfType", "uint32", "HEX", ndr.SF_TYPES, oaut + " 2.2.30.10"),
+            ("safearray.size", "Size", "uint32", "DEC", None, oaut + " 2.2.30.10"),
+            ("safearray.c_elements", "cElements", "uint32", "DEC", None, oaut + " 2.2.30.1"),
+            ("safearray.l_lbound", "lLbound", "int32", "DEC", None, oaut + " 2.2.30.1"),
+            ("brecord", "wireBRECORD", "none", "NONE", None, oaut + " 2.2.28.2.1"),
+            ("brecord.flags", "fFlags", "uint32", "HEX", None, oaut + " 2.2.28.2.1"),
+            ("brecord.size", "clSize", "uint32", "DEC", None, oaut + " 2.2.28.2.1"),
+            ("brecord.rec_info", "pRecInfo (OBJREF)", "bytes", "NONE", None, oaut + " 2.2.28.2.1"),
+        ]:
+            g[key] = self._add("%s.%s" % (p, key), label, ftype, base, values, spec=spec, structure="(NDR)")
+        bits = []
+        for name, mask in ndr.FADF.items():
+            bits.append(self._add("%s.safearray.f_features.%s" % (p, snake(name[5:].title().replace("_", ""))),
+                                  name, "bool", base="16", mask=mask, spec=oaut + " 2.2.30.10",
+                                  structure="(NDR)"))
+        g["safearray.f_features"].bits = bits
+        return g
+
+    def _prim_field(self, t: ndr.Prim, abbrev, label, spec, structure) -> FieldDef:
+        ftype = ("int%d" if t.signed else "uint%d") % (8 * t.size)
+        base = "HEX" if (t.values or t.flags or t.idl == "HRESULT") else "DEC"
+        f = self._add(abbrev, label, ftype, base, t.values or None, spec=spec, structure=structure)
+        if t.flags and not f.bits:
+            f.bits = [self._add("%s.%s" % (abbrev, snake(name.lower().title().replace("_", ""))), name, "bool",
+                                base=str(8 * t.size), mask=mask, spec=spec, structure=structure)
+                      for name, mask in t.flags.items()]
+        return f
+
+    # -- expansion ---------------------------------------------------------------------
+    def _params(self, itf: Interface, m: Method, direction: str, params: ndr.Params) -> Node:
+        spec = "%s %s" % (self.spec, m.spec)
+        prefix = "%s.%s" % (self.proto, snake(m.name))
+        item = self._add(prefix, m.name, "none", desc="%s.%s %s stub" % (itf.name, m.name, direction), spec=spec,
+                         structure="%s.%s" % (itf.name, m.name))
+        node = Node("params", f=item)
+        for name, t, _ in params.members:
+            if name == "ReturnValue":
+                abbrev = "%s.hresult" % self.proto
+            else:
+                abbrev = "%s.%s" % (prefix, snake(name))
+            child = self.expand(t, abbrev, name, spec, "%s.%s" % (itf.name, m.name), top=True)
+            child.name = name
+            node.members.append(child)
+        return node
+
+    def expand(self, t, abbrev: str, label: str, spec: str, structure: str, top: bool = False) -> Node:
+        if isinstance(t, ndr.Prim):
+            return Node("prim", f=self._prim_field(t, abbrev, label, spec, structure), size=t.size, align=t.size,
+                        signed=t.signed, min_size=t.size, flags=t.flags)
+        if isinstance(t, ndr.GuidType):
+            return Node("guid", f=self._add(abbrev, label, "guid", spec=spec, structure=structure), align=4,
+                        min_size=16)
+        if isinstance(t, ndr.Struct):
+            sspec = citation(self.spec, t) if not t.spec.startswith("MS-") else t.spec
+            if getattr(t, "shared", False):
+                abbrev = "%s.%s" % (self.proto, snake(t.name).replace("_", ""))
+                structure = t.name
+                spec = sspec
+            item = self._add(abbrev, label, "none", desc="%s (%s)" % (t.name, sspec), spec=sspec, structure=structure)
+            node = Node("struct", f=item, align=t.align, conformant=t.conformant, min_size=t.min_size)
+            for name, sub, _ in t.members:
+                if name is None:  # an anonymous union: its arms' fields join the struct's
+                    node.members.append(self._union(sub, abbrev, spec, structure))
+                    continue
+                child = self.expand(sub, "%s.%s" % (abbrev, snake(name)), name, spec, structure)
+                child.name = name
+                node.members.append(child)
+            return node
+        if isinstance(t, ndr.Pointer):
+            inner = self.expand(t.subcon, abbrev, label, spec, structure)
+            return Node("ptr", element=inner, ref=t.kind == "ref", top=top and t.kind == "ref", align=4, min_size=4)
+        if isinstance(t, ndr.ConfArray):
+            if t.is_bytes:
+                f = self._add(abbrev, label, "bytes", spec=spec, structure=structure)
+                return Node("carray", f=f, varying=t.varying, size=1, align=4, min_size=4,
+                            decoder=self.model.decoder_for(t.content) if t.content is not None else None,
+                            content=t.content)
+            el = self.expand(t.element, abbrev, label, spec, structure)
+            return Node("carray", element=el, varying=t.varying, align=4, min_size=4)
+        if isinstance(t, ndr.WString):
+            return Node("wstr", f=self._add(abbrev, label, "string", spec=spec, structure=structure), align=4,
+                        min_size=12)
+        if isinstance(t, ndr.FixedWString):
+            return Node("fwstr", f=self._add(abbrev, label, "string", spec=spec, structure=structure), size=t.n,
+                        align=2, min_size=2 * t.n)
+        if isinstance(t, ndr.Bstr):
+            return Node("bstr", f=self._add(abbrev, label, "string", spec=spec, structure=structure), align=4,
+                        min_size=4)
+        if isinstance(t, ndr.SafeArray):
+            if t.sf_type == 0x10:
+                el = Node("carray", f=self._add(abbrev, label, "bytes", spec=spec, structure=structure), size=1,
+                          decoder=self.model.decoder_for(t.content) if t.content is not None else None,
+                          content=t.content)
+            else:
+                el = self.expand(t.element, abbrev, label, spec, structure)
+            return Node("safearray", element=el, sf_type=t.sf_type, align=4, min_size=4,
+                        size=t.unit.size if t.unit is not None else 0)
+        raise NotImplementedError("NDR type %r" % (t,))
+
+    def _union(self, u: ndr.Union, prefix: str, spec: str, structure: str) -> Node:
+        node = Node("union", align=u.align, switch_size=u.switch_type.size, min_size=u.switch_type.size)
+        for value, (name, t, _) in sorted(u.cases.items()):
+            child = self.expand(t, "%s.%s" % (prefix, snake(name)), name, spec, structure)
+            child.name = name
+            node.arms.append((value, child))
+        return node
+
+
+# -- the Python view of the same fields ------------------------------------------------------
+def flatten(nm: NdrModel, stub: Stub, value) -> List[Tuple[str, Any]]:
+    """(field, value) pairs the dissector shows for a parsed stub, NDR plumbing left out."""
+    out: List[Tuple[str, Any]] = [(stub.node.f.abbrev, None)]
+    for child in stub.node.members:
+        _flat(nm, child, value.get(child.name), out)
+    return out
+
+
+def _flat(nm, node: Node, v, out):
+    k = node.kind
+    if k == "prim":
+        out.append((node.f.abbrev, v))
+        if node.flags:
+            for bit in node.f.bits:
+                if v & bit.mask:
+                    out.append((bit.abbrev, True))
+    elif k in ("guid", "wstr", "fwstr"):
+        out.append((node.f.abbrev, v))
+    elif k == "bstr":
+        if v is not None:
+            out.append((node.f.abbrev, v))
+    elif k == "struct":
+        out.append((node.f.abbrev, None))
+        for m in node.members:
+            if m.kind == "union":
+                for value, arm in m.arms:
+                    if arm.name in v:
+                        _flat(nm, arm, v[arm.name], out)
+            else:
+                _flat(nm, m, v[m.name], out)
+    elif k == "ptr":
+        if v is not None:
+            _flat(nm, node.element, v, out)
+    elif k == "carray":
+        if node.f is not None:  # bytes
+            if len(v):
+                out.append((node.f.abbrev, bytes(v)))
+                if node.content is not None:
+                    try:
+                        out.extend(flatten_message(nm.model, node.content, node.content.parse(bytes(v))))
+                    except Exception:  # noqa: BLE001 - a malformed buffer shows what parsed, as the Lua does
+                        pass
+        else:
+            for x in v:
+                _flat(nm, node.element, x, out)
+    elif k == "safearray":
+        if v is None:
+            return
+        out.append(("%s.safearray" % nm.proto, None))
+        if node.sf_type == 0x10:
+            _flat(nm, node.element, v, out)
+        else:
+            for x in v:
+                if node.sf_type == 0x24:
+                    out.append(("%s.brecord" % nm.proto, None))
+                _flat(nm, node.element, x, out)
+    else:
+        raise NotImplementedError(k)
