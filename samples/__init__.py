@@ -5,11 +5,12 @@
 """
 from pathlib import Path
 
+from .csvp_scenarios import SCENARIOS as _CLUSPREP
 from .rsvd_cluster import SCENARIOS as _CLUSTER
 from .rsvd_scenarios import SCENARIOS as _RSVD
 
 SAMPLES_DIR = Path(__file__).resolve().parent
-SCENARIOS = {**_RSVD, **_CLUSTER}
+SCENARIOS = {**_RSVD, **_CLUSTER, **_CLUSPREP}
 
 
 def path(name: str) -> Path:

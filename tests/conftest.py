@@ -10,6 +10,8 @@ import samples  # noqa: E402
 from decoded import TSHARK  # noqa: E402
 
 SAMPLES = sorted(samples.path(n) for n in samples.SCENARIOS)
+RSVD_SAMPLES = [p for p in SAMPLES if p.stem.startswith("rsvd_")]
+CLUSPREP_SAMPLES = [p for p in SAMPLES if p.stem.startswith("clusprep_")]
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -20,5 +22,6 @@ def require_tshark():
 
 
 def pytest_generate_tests(metafunc):
-    if "sample" in metafunc.fixturenames:
-        metafunc.parametrize("sample", SAMPLES, ids=[p.stem for p in SAMPLES])
+    for name, paths in (("sample", SAMPLES), ("rsvd_sample", RSVD_SAMPLES), ("clusprep_sample", CLUSPREP_SAMPLES)):
+        if name in metafunc.fixturenames:
+            metafunc.parametrize(name, paths, ids=[p.stem for p in paths])

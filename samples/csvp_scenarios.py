@@ -1,0 +1,294 @@
+"""ClusPrep (MS-CSVP) captures: what Test-Cluster and cluster setup send, built from
+dissectors/csvp.py.
+
+- clusprep_storage: the §4.1 flow, then what storage validation does with a shared
+  disk: persistent reservations, arbitration sectors with raw I/O, online with
+  partitions, NTFS and file-system name checks, a file written, verified and
+  deleted, offline and stop defense, GetDsms, GetUniqueIds(3) and DiskGetProps3 with
+  every string present, and the rest of IClusterStorage3 over an alter_context. It
+  also has a response in three fragments and faults (the opnums not used on the wire).
+- clusprep_network: the §4.2 flow, GetIpConfigSerialized with its SAFEARRAY(byte)
+  holding an ADAPTERLIST2, ProcessAddRoutes/GetAddRoutesStatus with BSTRs and
+  SAFEARRAYs of BSTR, ULONG and records, and IClusterFirewall's enumeration.
+- clusprep_setup: §4.3 (IClusterSetup), IClusterCleanup, IClusterLog and
+  IClusterUpdate, one connection each, with a plain one-item bind.
+- clusprep_sealed: storage calls at PKT_PRIVACY with NTLMSSP, as Windows sends them;
+  `-o ntlmssp.nt_password:<samples.ntlmssp password>` lets Wireshark decrypt them.
+
+Every request carries the interface's IPID as its object UUID and starts with
+ORPCTHIS; every response starts with ORPCTHAT and ends with the HRESULT.
+"""
+from __future__ import annotations
+
+import uuid
+from typing import Dict, Optional
+
+from dissectors import csvp, dcom, ndr
+from dissectors.ndr import members
+from dissectors.ndr_idl import Interface
+from . import csvp_payloads as P
+from . import dcerpc, ntlmssp
+from .network import Capture, host
+
+CLIENT = host(0x31, "10.0.0.31")  # the node running Test-Cluster
+NODE1 = host(0x11, "10.0.0.11")
+NODE2 = host(0x12, "10.0.0.12")
+CAUSALITY = "3e7a1a5c-0c1f-4c8e-9e43-6a7d2f0e9b01"
+
+S_OK = 0
+DISK_GUID = "6f1d0c2e-5b3a-4e7f-9a21-c4d8e2f71a30"
+DISK = dict(DiskIdType="CprepIdGuid", DiskGuid=DISK_GUID)
+MBR_DISK = dict(DiskIdType="CprepIdSignature", DiskSignature=0x5A3C9E71)
+NUMBERED_DISK = dict(DiskIdType="CprepIdNumber", DeviceNumber=2)
+
+
+def ipid(n: int) -> uuid.UUID:
+    """IPIDs as the server's OXID resolver hands them out (fixed for determinism)."""
+    return uuid.UUID("0000%04x-0b1c-0000-7c3e-9f04a2d61e55" % n)
+
+
+def orpcthis(extensions: bool = False) -> dict:
+    ext = None
+    if extensions:  # an ORPC_EXTENT as Windows adds for error information (MS-DCOM 2.2.21.1)
+        ext = dict(size=1, reserved=0, extent=[
+            dict(id="f1f19680-4d2a-11ce-a66a-0020af6e72f4", size=8, data=b"\x00\x00\x00\x00\x01\x00\x00\x00"),
+            None])
+    return dict(version=dict(MajorVersion=5, MinorVersion=7), flags=0, reserved1=0, cid=CAUSALITY,
+                extensions=ext)
+
+
+def orpcthat() -> dict:
+    return dict(flags=0, extensions=None)
+
+
+class ClusPrepClient:
+    """DCOM calls on one RPC connection: each interface on its presentation context and IPID."""
+
+    def __init__(self, conn: dcerpc.RpcConnection):
+        self.conn = conn
+        self.ctx: Dict[str, int] = {}
+        self.ipid: Dict[str, uuid.UUID] = {}
+        self._next_ctx = 0
+
+    def _items(self, itf: Interface, dcom_style: bool):
+        abstract = dcerpc.syntax(itf.uuid, *itf.version)
+        ctx = self._next_ctx
+        self.ctx[itf.name] = ctx
+        self.ipid[itf.name] = ipid(0x100 + len(self.ipid))
+        if not dcom_style:
+            self._next_ctx += 1
+            return [dcerpc.ContextItem(ctx, abstract, (dcerpc.NDR32,))]
+        # What Windows offers: NDR32, NDR64, and bind-time feature negotiation.
+        self._next_ctx += 3
+        return [dcerpc.ContextItem(ctx, abstract, (dcerpc.NDR32,)),
+                dcerpc.ContextItem(ctx + 1, abstract, (dcerpc.NDR64,)),
+                dcerpc.ContextItem(ctx + 2, abstract, (dcerpc.bind_time_features(),))]
+
+    def bind(self, itf: Interface, dcom_style: bool = True, **kw):
+        return self.conn.bind(self._items(itf, dcom_style), **kw)
+
+    def alter_context(self, itf: Interface, dcom_style: bool = True, **kw):
+        return self.conn.alter_context(self._items(itf, dcom_style), **kw)
+
+    def call(self, itf: Interface, name: str, ins: Optional[dict] = None, outs: Optional[dict] = None,
+             hresult: int = S_OK, fault: Optional[int] = None, max_frag: Optional[int] = None,
+             extensions: bool = False, opnum: Optional[int] = None):
+        m = next(m for m in itf.methods if m.name == name)
+        request = m.request(dcom.ORPCTHIS).build(dict(ORPCthis=orpcthis(extensions), **(ins or {})))
+        response = b""
+        if fault is None:
+            values = {name: ndr.zero(t) for name, t, _ in members(m.out)}  # what a failed call leaves
+            values.update(outs or {})
+            response = m.response(dcom.ORPCTHAT).build(dict(ORPCthat=orpcthat(), ReturnValue=hresult, **values))
+        return self.conn.call(self.ctx[itf.name], m.opnum if opnum is None else opnum, request, response,
+                              object_uuid=self.ipid[itf.name], fault_status=fault, max_frag=max_frag)
+
+
+def _text(n: int) -> bytes:
+    """Deterministic file contents, as validation writes and reads back."""
+    return bytes((i * 37 + 11) % 256 for i in range(n))
+
+
+def disk_props() -> dict:
+    return dict(DiskNumber=2, DiskId=DISK, DiskBusType="BusTypeSas", StackType="DiskStackStorPort",
+                ScsiAddress=dict(Length=8, PortNumber=3, PathId=0, TargetId=1, Lun=0), DiskIsClusterable=1,
+                AdapterDesc="Microsoft Storage Spaces Controller", NumPaths=2,
+                Flags=0x00002000 | 0x00008000 | 0x00080000)
+
+
+def disk_props_ex() -> dict:
+    return dict(DiskNumber=2, DiskId=DISK, DiskBusType="BusTypeSas", StackType="DiskStackStorPort",
+                ScsiAddress=dict(Length=8, PortNumber=3, PathId=0, TargetId=1, Lun=0), DiskIsClusterable=1,
+                AdapterDesc="Microsoft Storage Spaces Controller", pwszFriendlyName="Cluster Disk 1",
+                NumPaths=2, Flags=0x00002000 | 0x00008000 | 0x00080000, ExtendedFlags=0x00000001,
+                pwszPoolName="Pool01", pwszPage83Id="60014055ee5c8e1b4a5d6c7e8f901234",
+                pwszSerialNumber="6VPBT0NQ", guidPoolId="9b6c1a2e-3d4f-4a5b-8c7d-0e1f2a3b4c5d")
+
+
+def storage() -> bytes:
+    cap = Capture()
+    c = ClusPrepClient(dcerpc.start(cap, CLIENT, NODE1, 50211))
+    S2, S3 = csvp.IClusterStorage2, csvp.IClusterStorage3
+    c.bind(S2)
+    # §4.1: prepare, find the disk, attach, arbitrate, online
+    c.call(S2, "CprepPrepareNode", outs=dict(pulMajorVersion=10, pulMinorVersion=0, pdwCPrepVersion=0x0005),
+           extensions=True)
+    c.call(S2, "CprepPrepareNodePhase2", dict(AttachDisksOnSystemBus=1), dict(pulNumDisks=3))
+    c.call(S2, "CprepDiskGetProps", dict(DiskId=NUMBERED_DISK), dict(DiskProps=disk_props()))
+    c.call(S2, "CprepDiskAttach", dict(DiskId=DISK))
+    c.call(S2, "CprepDiskVerifyUnique", dict(DiskId=DISK))
+    c.call(S2, "CprepDiskGetUniqueIds", dict(DiskId=DISK, cbData=512),
+           dict(pbData=P.device_id_descriptor(), pcbDataOut=len(P.device_id_descriptor()),
+                pcbNeeded=len(P.device_id_descriptor())))
+    c.call(S2, "CprepDiskGetDsms", dict(Size=1024),
+           dict(pReserved=len(P.registered_dsms()), RegisteredDsms=P.registered_dsms()))
+    c.call(S2, "CprepDiskIsPRPresent", dict(DiskId=DISK), dict(Present=0))
+    # persistent reservation tests
+    for name in ("CprepDiskPRRegister", "CprepDiskPRReserve", "CprepDiskPRPreempt", "CprepDiskPRRelease",
+                 "CprepDiskPRClear", "CprepDiskPRUnRegister"):
+        c.call(S2, name, dict(DiskId=DISK))
+    c.call(S2, "CprepDiskPRArbitrate", dict(DiskId=DISK))
+    # arbitration sectors and raw I/O on them
+    c.call(S2, "CprepDiskGetArbSectors", dict(DiskId=DISK), dict(SectorX=11, SectorY=12))
+    c.call(S2, "CprepDiskRawWrite", dict(DiskId=DISK, ulSector=11, cbData=512, pbData=_text(512)),
+           dict(pcbDataWritten=512, ulLatency=3))
+    c.call(S2, "CprepDiskRawRead", dict(DiskId=DISK, ulSector=11, cbData=512),
+           dict(pbData=_text(512), pcbDataRead=512, ulLatency=2))
+    c.call(S2, "CprepDiskRawRead", dict(DiskId=DISK, ulSector=12, cbData=512),
+           dict(pbData=_text(512)[:100], pcbDataRead=100, ulLatency=2), max_frag=160)  # three fragments
+    # online, partitions, file system
+    c.call(S2, "CprepDiskOnline", dict(DiskId=DISK), dict(MaxPartitionNumber=2))
+    c.call(S2, "CprepDiskIsOnline", dict(DiskId=DISK))
+    c.call(S2, "CprepDiskSetOnline", dict(DiskId=DISK))
+    c.call(S2, "CprepDiskIsReadable", dict(DiskId=DISK))
+    c.call(S2, "CprepDiskDiskPartitionIsNtfs", dict(DiskId=DISK, ulPartition=1))
+    c.call(S2, "CprepDiskGetFSName", dict(DiskId=DISK, Partition=1), dict(FsName="NTFS"))
+    name, data = "ClusPrepTest.txt", _text(300)
+    c.call(S2, "CprepDiskWriteFileData", dict(DiskId=DISK, ulPartition=1, FileName=name, cbDataIn=len(data),
+                                              DataIn=data))
+    c.call(S2, "CprepDiskVerifyFileData", dict(DiskId=DISK, ulPartition=1, FileName=name, cbDataIn=len(data),
+                                               DataIn=data))
+    c.call(S2, "CprepDiskDeleteFile", dict(DiskId=DISK, ulPartition=1, FileName=name))
+    c.call(S2, "CprepDiskOffline", dict(DiskId=DISK))
+    c.call(S2, "CprepDiskStopDefense", dict(DiskId=DISK))
+    c.call(S2, "CprepDiskGetProps", dict(DiskId=MBR_DISK), hresult=0x80070002)  # not found
+    # the opnums the IDL reserves (§3.2.4): a server faults them (nca_s_op_rng_error)
+    for m in S2.methods:
+        if not m.used_on_wire:
+            c.call(S2, m.name, fault=0x1C010002)
+    # IClusterStorage3 on the same object, over an alter_context
+    c.alter_context(S3)
+    c.call(S3, "CprepCheckNetFtBindings3")
+    c.call(S3, "CprepIsNodeClustered3", outs=dict(pbIsClusterNode=0))
+    c.call(S3, "CprepDiskGetUniqueIds3", dict(DiskId=DISK),
+           dict(ppbDeviceIdHeader=P.device_id_descriptor(), pcbDihSize=len(P.device_id_descriptor()),
+                ppDeviceDescriptor=P.device_descriptor(), pcbDdSize=len(P.device_descriptor())))
+    c.call(S3, "CprepDiskGetProps3", dict(DiskId=DISK), dict(pDiskProps=disk_props_ex()))
+    c.call(S3, "CprepDiskIsReadOnly3", dict(DiskId=DISK), dict(pbReadOnly=0))
+    k1, k2 = 0x0000B10C00000001, 0x0000B10C00000002
+    c.call(S3, "CprepDiskPRRegister3", dict(DiskId=DISK, OldPrKey=0, NewPrKey=k1))
+    c.call(S3, "CprepDiskFindKey3", dict(DiskId=DISK, Key=k1), dict(pbFound=1))
+    c.call(S3, "CprepDiskPRReserve3", dict(DiskId=DISK, Key=k1))
+    c.call(S3, "CprepDiskIsPRPresent3", dict(DiskId=DISK, Key=k1))
+    c.call(S3, "CprepDiskPRPreempt3", dict(DiskId=DISK, OwnerKey=k1, NewKey=k2))
+    c.call(S3, "CprepDiskPRRelease3", dict(DiskId=DISK, Key=k2))
+    c.call(S3, "CprepDiskPRClear3", dict(DiskId=DISK, Key=k2))
+    c.call(S3, "CprepCsvTestSetup3", dict(TestShareGuid="2d5c7a10-8e4b-4f3a-b1c2-d3e4f5a6b7c8",
+                                          Reserved=""))
+    shares = ["\\\\NODE1\\ClusPrepShare$-2d5c7a10", "\\\\NODE1\\ClusPrepShare$-2d5c7a11"]
+    c.call(S3, "CprepCreateNewSmbShares3", outs=dict(ppwszSharePaths=shares, pdwNumberOfPaths=len(shares)))
+    c.call(S3, "CprepConnectToNewSmbShares3", dict(ppwszSharePaths=shares, dwNumberOfPaths=len(shares)))
+    c.conn.close()
+    return cap.pcapng()
+
+
+def network() -> bytes:
+    cap = Capture()
+    c = ClusPrepClient(dcerpc.start(cap, CLIENT, NODE2, 50212))
+    N, FW = csvp.IClusterNetwork2, csvp.IClusterFirewall
+    c.bind(N)
+    # §4.2
+    c.call(N, "InitializeNode", dict(RequestUDPPort=3343),
+           dict(BoundUDPPort=3343, NodeMajorVersion=10, NodeMinorVersion=0, ClusprepVersion=5))
+    c.call(N, "GetIpConfigSerialized", dict(ApplyClusterFilter=0),
+           dict(Data=P.adapterlist2(), pcbOut=len(P.adapterlist2())))
+    c.call(N, "SendRTMessage", dict(SourceIPAddress="10.0.0.12", DestIPAddress="10.0.0.11", DestPort=3343,
+                                    AddressFamily="AF_INET", MessageSize=1024, Timeout=5000),
+           dict(RTElapsedTime=1))
+    c.call(N, "QueryFirewallConfiguration", outs=dict(serverRulesEnabled=1, mgmtRulesEnabled=1))
+    route = dict(remoteVirtualIP="fe80::5efe:a00:b",
+                 localUnicastIPs=["10.0.0.12", "172.16.0.12"],
+                 remoteUnicastIPs=["10.0.0.11", "172.16.0.11"],
+                 indices=[1, 2])
+    c.call(N, "ProcessAddRoutes", dict(request=dict(remoteVirtualIP="fe80::5efe:a00:b", nodeRouteInfos=[route])))
+    c.call(N, "GetAddRoutesStatus", outs=dict(reply=dict(
+        indices=[1, 2], replies=[dict(packetLoss=0, status="UP"), dict(packetLoss=40, status="UP_DOWN")],
+        routeUnavailable=0)))
+    c.call(N, "ProcessAddRoutes", dict(request=dict(remoteVirtualIP="fe80::5efe:a00:b", nodeRouteInfos=[route])))
+    c.call(N, "CancelAddRoutesRequest")
+    c.call(N, "Opnum10Reserved", fault=0x1C010002)  # §3.6.4: reserved
+    c.call(N, "CleanupNode")
+    # IClusterFirewall on its own object
+    c.alter_context(FW, dcom_style=False)
+    c.call(FW, "InitializeAdapterConfiguration", outs=dict(cRetAdapters=2))
+    for i, (adapter, profile) in enumerate([("8d1c6e0a-2b3f-4c5d-9e8f-0a1b2c3d4e5f", "ClusterNetworkProfilePrivate"),
+                                            ("1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d",
+                                             "ClusterNetworkProfileDomainAuthenticated")]):
+        c.call(FW, "GetNextAdapterFirewallConfiguration", dict(idx=i),
+               dict(adapterId=adapter, adapterProfile=profile, serverRulesEnabled=1, managementRulesEnabled=1,
+                    commonRulesEnabled=1))
+    c.conn.close()
+    return cap.pcapng()
+
+
+def setup() -> bytes:
+    cap = Capture()
+    port = 50300
+    for itf, calls in [
+        (csvp.IClusterSetup, [
+            ("ConfigSvcSecret", dict(SecretBLOB="Gx7#kP2m!vQ9$wR4"), None),
+            ("RetrieveSvcSecret", None, dict(SecretBLOB="Gx7#kP2m!vQ9$wR4")),
+            ("RetrieveHostLabel", None, dict(HostLabel="NODE2.corp.contoso.com")),
+        ]),
+        (csvp.IClusterCleanup, [
+            ("CleanUpEvictedNode", dict(DelayBeforeCleanup=0, TimeOut=60000, Flags=0), None),
+            ("ClearPR", dict(DeviceNumber=2), None),
+        ]),
+        (csvp.IClusterLog, [
+            ("GenerateClusterLog", None, dict(LogFilePath="C:\\Windows\\Cluster\\Reports\\Cluster.log")),
+            ("GenerateTimeSpanLog", dict(SpanMinutes=15),
+             dict(LogFilePath="C:\\Windows\\Cluster\\Reports\\Cluster-15min.log")),
+        ]),
+        (csvp.IClusterUpdate, [
+            ("GetUpdates", None, dict(UpdateCount=2, updates="<updates><update id=\"KB5031364\"/>"
+                                                            "<update id=\"KB5032198\"/></updates>")),
+            ("Count", None, dict(Count=2)),
+        ]),
+    ]:
+        c = ClusPrepClient(dcerpc.start(cap, CLIENT, NODE2, port))
+        port += 1
+        c.bind(itf, dcom_style=False)  # a plain bind: one item, NDR32 only
+        for name, ins, outs in calls:
+            c.call(itf, name, ins, outs)
+        c.conn.close()
+    return cap.pcapng()
+
+
+def sealed() -> bytes:
+    cap = Capture()
+    c = ClusPrepClient(dcerpc.start(cap, CLIENT, NODE1, 50213))
+    S2 = csvp.IClusterStorage2
+    c.bind(S2, ntlm=ntlmssp.Handshake(), level=dcerpc.RPC_C_AUTHN_LEVEL_PKT_PRIVACY)
+    c.call(S2, "CprepPrepareNode", outs=dict(pulMajorVersion=10, pulMinorVersion=0, pdwCPrepVersion=5))
+    c.call(S2, "CprepPrepareNodePhase2", dict(AttachDisksOnSystemBus=1), dict(pulNumDisks=3))
+    c.call(S2, "CprepDiskGetProps", dict(DiskId=NUMBERED_DISK), dict(DiskProps=disk_props()))
+    c.call(S2, "CprepDiskAttach", dict(DiskId=DISK))
+    c.call(S2, "CprepDiskPRArbitrate", dict(DiskId=DISK))
+    c.call(S2, "CprepDiskOnline", dict(DiskId=DISK), dict(MaxPartitionNumber=2))
+    c.call(S2, "CprepDiskOffline", dict(DiskId=DISK))
+    c.conn.close()
+    return cap.pcapng()
+
+
+SCENARIOS = {"clusprep_storage": storage, "clusprep_network": network, "clusprep_setup": setup,
+             "clusprep_sealed": sealed}
