@@ -65,8 +65,11 @@ def int_ftype(size: int) -> str:
 
 
 def snake(name: str) -> str:
-    """Spec name to field-name part: RequestId -> request_id, Is4kAligned -> is_4k_aligned."""
-    s = re.sub(r"(?<=[a-z])(?=\d+[a-z])", "_", name)
+    """Spec name to field-name part: RequestId -> request_id, Is4kAligned -> is_4k_aligned,
+    localUnicastIPs -> local_unicast_ips, ConnectedToiSCSI -> connected_to_iscsi."""
+    s = name.replace("iSCSI", "Iscsi")
+    s = re.sub(r"([A-Z]{2,})s(?=[A-Z]|$)", lambda m: m.group(1).capitalize() + "s", s)  # plural acronyms
+    s = re.sub(r"(?<=[a-z])(?=\d+[a-z])", "_", s)
     s = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", s)
     s = re.sub(r"([a-z\d])([A-Z])", r"\1_\2", s)
     return s.lower()

@@ -1,0 +1,97 @@
+"""ClusPrep on real tshark: every parameter the Lua shows equals the Python parse of the same
+stub, every method of every interface appears in a sample, and sealed calls keep their
+sequence."""
+from collections import defaultdict
+
+import pytest
+
+import samples
+from clusprep_decoded import MODEL, NDR, calls, lua_view, stub_def
+from dissectors import csvp
+from dissectors.ndr_model import flatten
+
+PLAIN = [samples.path(n) for n in ("clusprep_storage", "clusprep_network", "clusprep_setup")]
+SEALED = samples.path("clusprep_sealed")
+
+
+def python_view(call):
+    stub = stub_def(call)
+    out = defaultdict(list)
+    for name, value in flatten(NDR, stub, stub.params.parse(call.raw)):
+        if not name.startswith(("clusprep.safearray", "clusprep.brecord")):
+            out[name].append(value)
+    return dict(out)
+
+
+@pytest.mark.parametrize("pcap,decrypt", [(p, False) for p in PLAIN] + [(SEALED, True)],
+                         ids=[p.stem for p in PLAIN] + ["clusprep_sealed-decrypted"])
+def test_every_parameter_matches_python(pcap, decrypt):
+    not_on_wire = {m.name for i in csvp.INTERFACES for m in i.methods if not m.used_on_wire}
+    decoded = [c for c in calls(pcap, decrypt) if c.direction != "fault" and c.method not in not_on_wire]
+    assert len(decoded) >= 14
+    for c in decoded:
+        assert c.raw is not None, "frame %d: stub not decoded" % c.frame
+        assert lua_view(c) == python_view(c), "frame %d %s %s" % (c.frame, c.method, c.direction)
+
+
+def test_every_method_of_every_interface_is_in_a_sample():
+    seen = defaultdict(set)
+    for pcap in PLAIN:
+        for c in calls(pcap):
+            seen[(c.interface, c.method)].add(c.direction)
+    missing = []
+    for itf in csvp.INTERFACES:
+        for m in itf.methods:
+            want = {"request", "response"} if m.used_on_wire else {"request", "fault"}
+            if not want <= seen[(itf.name, m.name)]:
+                missing.append("%s.%s %s" % (itf.name, m.name, sorted(want - seen[(itf.name, m.name)])))
+    assert not missing
+    assert sum(len(i.methods) for i in csvp.INTERFACES) == 71  # 36 + 15 + 9 + 2 + 3 + 2 + 2 + 2
+
+
+def test_every_structure_is_decoded_from_a_sample():
+    names = set()
+    for pcap in PLAIN:
+        for c in calls(pcap):
+            names.update(c.fields)
+    for s in csvp.STRUCTURES:
+        assert any(n.endswith("." + s.name.lower().replace("_", "")) or s.name in MODEL.fields.get(n).desc
+                   for n in names if MODEL.fields.get(n) is not None and MODEL.fields[n].ftype == "none"), s.name
+    packed = {m.abbrev for m in csvp.PROTOCOL.structures}
+    shown = {n.split(".")[1] for n in names if n.split(".")[1] in packed}
+    assert shown >= packed - {"adapterlist", "adapter"}  # the Windows Server 2008 form is tested apart
+
+
+def test_sealed_calls_keep_their_sequence():
+    sealed = calls(SEALED)
+    clear = calls(SEALED, decrypt=True)
+    assert [(c.method, c.direction) for c in sealed] == [(c.method, c.direction) for c in clear]
+    assert [c.method for c in sealed if c.direction == "request"] == [
+        "CprepPrepareNode", "CprepPrepareNodePhase2", "CprepDiskGetProps", "CprepDiskAttach", "CprepDiskPRArbitrate",
+        "CprepDiskOnline", "CprepDiskOffline"]
+    for c in sealed:
+        assert c.raw is None and c.top["clusprep.encrypted"] == "1" and c.top["clusprep.auth_level"] == "6"
+        assert "clusprep.request_in" in c.top or c.direction == "request"
+
+
+def test_values_a_reader_checks_by_eye():
+    """A few decoded values pinned outright, so a shared mistake in both views still fails."""
+    by = {(c.method, c.direction): c for c in calls(samples.path("clusprep_storage"))}
+    props = by[("CprepDiskGetProps3", "response")].fields
+    assert props["clusprep.cprep_disk_get_props3.p_disk_props.pwsz_friendly_name"] == ["Cluster Disk 1"]
+    assert props["clusprep.cprep_disk_get_props3.p_disk_props.pwsz_page83_id"] == ["60014055ee5c8e1b4a5d6c7e8f901234"]
+    assert props["clusprep.cprep_disk_get_props3.p_disk_props.disk_id.disk_guid"] == [
+        "6f1d0c2e-5b3a-4e7f-9a21-c4d8e2f71a30"]
+    assert props["clusprep.hresult"] == ["0x00000000"]
+    shares = by[("CprepCreateNewSmbShares3", "response")].fields
+    assert shares["clusprep.cprep_create_new_smb_shares3.ppwsz_share_paths"] == [
+        "\\\\NODE1\\ClusPrepShare$-2d5c7a10", "\\\\NODE1\\ClusPrepShare$-2d5c7a11"]
+    raw = by[("CprepDiskRawRead", "request")]
+    assert raw.fields["clusprep.cprep_disk_raw_read.disk_id.disk_id_type"] == ["0x0001"]
+    net = {(c.method, c.direction): c for c in calls(samples.path("clusprep_network"))}
+    routes = net[("ProcessAddRoutes", "request")].fields
+    assert routes["clusprep.process_add_routes.request.node_route_infos.local_unicast_ips"] == [
+        "10.0.0.12", "172.16.0.12"]
+    assert routes["clusprep.process_add_routes.request.node_route_infos.indices"] == ["1", "2"]
+    status = net[("GetAddRoutesStatus", "response")].fields
+    assert status["clusprep.get_add_routes_status.reply.replies.status"] == ["0x0001", "0x0002"]
