@@ -96,3 +96,51 @@ def test_malformed_input_under_lua(version):
     assert res.returncode == 0, res.stderr
     assert "error\t" not in res.stdout
     assert res.stdout.count("expert\t") == len(cases) - 1  # all but the full 52-byte request
+
+
+def _run_stubs(lua, lines):
+    res = subprocess.run([lua, str(STUB), str(generate.LUA_DIR / "clusprep.lua")], input="".join(lines),
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    blocks, block = [], []
+    for line in res.stdout.splitlines():
+        if line == "end":
+            blocks.append(block)
+            block = []
+        else:
+            block.append(line)
+    return blocks
+
+
+@pytest.mark.parametrize("version", ["5.2", "5.3", "5.4"])
+def test_ndr_interpreter_under_lua(version):
+    """clusprep's NDR interpreter on every stub of the plain samples, against the Python parse."""
+    from clusprep_decoded import MODEL as CMODEL, NDR, PLUMBING, calls, normalize, stub_def
+    from dissectors.ndr_model import flatten as ndr_flatten
+
+    lua = shutil.which("lua" + version)
+    if lua is None:
+        pytest.skip("lua%s not installed (apt-get install lua%s)" % (version, version))
+    todo = [c for name in ("clusprep_storage", "clusprep_network", "clusprep_setup")
+            for c in calls(samples.path(name)) if c.raw is not None]
+    lines = ["stub %s %d %s %s\n" % (stub_def(c).interface.uuid.lower(), stub_def(c).method.opnum, c.direction,
+                                     c.raw.hex()) for c in todo]
+    blocks = _run_stubs(lua, lines)
+    assert len(blocks) == len(todo) >= 100
+    for c, block in zip(todo, blocks):
+        got = {}
+        for line in block:
+            name, _, text = line.partition("\t")
+            assert name != "error" and name != "expert", "%s: %s" % (c.method, line)
+            if name.startswith(PLUMBING):
+                continue
+            f = CMODEL.fields[name]
+            value = (text == "true") if f.ftype == "bool" else (
+                int(text, 16) if f.ftype == "uint64" else normalize(f.ftype, text))
+            got.setdefault(name, []).append(value)
+        want = {}
+        stub = stub_def(c)
+        for name, value in ndr_flatten(NDR, stub, stub.params.parse(c.raw)):
+            if not name.startswith(("clusprep.safearray", "clusprep.brecord")):
+                want.setdefault(name, []).append(value)
+        assert got == want, "frame %d %s %s" % (c.frame, c.method, c.direction)

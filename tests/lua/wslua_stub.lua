@@ -1,8 +1,9 @@
 -- A stand-in for the part of Wireshark's Lua API the generated decoders use, so they can
 -- run under any Lua interpreter (5.2, 5.3, 5.4). Usage:
 --   lua5.x wslua_stub.lua PLUGIN.lua < messages
--- where each input line is "<decoder> <hex bytes>"; for each it prints the items the
--- decoder added ("<field>\t<value>"), then "end". It runs the real generated file; only
+-- where each input line is "<decoder> <hex bytes>" (msrsvd) or "stub <interface uuid>
+-- <opnum> request|response <hex>" (clusprep's NDR interpreter); for each it prints the
+-- items added ("<field>\t<value>"), then "end". It runs the real generated file; only
 -- Wireshark's side is imitated, and only as far as the decoders need.
 
 local plugin = arg[1]
@@ -36,6 +37,12 @@ function Range:uint()
   return x
 end
 function Range:le_ustring() return utf16le(self.s, self.off, self.len) end
+function Range:le_int()
+  local x = le_uint(self.s, self.off, self.len)
+  local top = 2 ^ (8 * self.len)
+  if x >= top / 2 then x = x - top end
+  return x
+end
 function Range:len() return self.len end
 function Range:string()
   local t = self.s:sub(self.off + 1, self.off + self.len)
@@ -50,12 +57,15 @@ end
 local function new_tvb(s)
   local tvb = { s = s }
   setmetatable(tvb, { __call = function(t, off, len)
+    if off == nil then off, len = 0, #s end
     if off < 0 or len < 0 or off + len > #s then error(string.format("range %d+%d out of %d bytes", off, len, #s)) end
     return setmetatable({ s = s, off = off, len = len }, Range)
   end })
   function tvb:len() return #s end
+  function tvb:range(off, len) return tvb(off, len) end
   return tvb
 end
+function Range:tvb() return new_tvb(self.s:sub(self.off + 1, self.off + self.len)) end
 
 local out = {}
 
@@ -84,6 +94,7 @@ local function value_of(f, r, v, le)
     end
     return "0x" .. table.concat(h)
   end
+  if f.kind:match("^int") then return string.format("%d", r:le_int()) end
   if f.kind:match("^uint") or f.kind == "bool" then
     x = le and r:le_uint() or r:uint()
     if f.mask then x = masked(x, f.mask) end
@@ -120,12 +131,13 @@ local function field(kind)
 end
 
 ProtoField = {}
-for _, k in ipairs({ "none", "bool", "uint8", "uint16", "uint24", "uint32", "uint64", "guid", "bytes", "string",
+for _, k in ipairs({ "none", "bool", "uint8", "uint16", "uint24", "uint32", "uint64", "int8", "int16", "int32",
+                    "int64", "guid", "bytes", "string",
                     "framenum", "relative_time" }) do
   ProtoField[k] = field(k)
 end
 base = { DEC = 1, HEX = 2, NONE = 0, UNICODE = 0, ASCII = 0 }
-expert = { group = { MALFORMED = 1, SEQUENCE = 2, PROTOCOL = 3, RESPONSE_CODE = 4 },
+expert = { group = { MALFORMED = 1, SEQUENCE = 2, PROTOCOL = 3, RESPONSE_CODE = 4, SECURITY = 5 },
            severity = { ERROR = 1, WARN = 2, NOTE = 3, CHAT = 4 } }
 frametype = { NONE = 0, REQUEST = 1, RESPONSE = 2 }
 NSTime = { new = function(s, ns) return { s = s, ns = ns } end }
@@ -138,7 +150,11 @@ function register_postdissector() end
 local f = assert(io.open(plugin, "rb"))
 local text = f:read("*a")
 f:close()
-local D = assert(load(text .. "\nreturn D", "=" .. plugin))()
+-- The chunk's locals are in scope at its end: hand back the decoders (and, in a dcerpc
+-- plugin, the NDR interpreter and its method tables).
+local has_ndr = text:find("local function ndr_decode", 1, true) ~= nil
+local D, ndr_decode, STUBS = assert(load(text .. (has_ndr and "\nreturn D, ndr_decode, STUBS" or "\nreturn D"),
+  "=" .. plugin))()
 
 local function bytes_of(hex)
   return (hex:gsub("%x%x", function(x) return string.char(tonumber(x, 16)) end))
@@ -147,6 +163,16 @@ end
 -- "<decoder> <hex> [<request decoder> <request hex>]": a response may come with the
 -- request it answers, whose values reach its decoder as ctx.request (as in the binding).
 for line in io.lines() do
+  local uuid, opnum, dir, shex = line:match("^stub (%S+) (%d+) (%a+) (%x*)$")
+  if uuid then
+    local s = bytes_of(shex)
+    out = {}
+    local nodes = STUBS[uuid][tonumber(opnum)][dir == "request" and 2 or 3]
+    local ok, err = pcall(ndr_decode, new_tvb(s), setmetatable({}, Item), nodes, {})
+    if not ok then out[#out + 1] = "error\t" .. tostring(err) end
+    io.write(table.concat(out, "\n"), "\nend\n")
+    goto continue
+  end
   local name, hex, rname, rhex = line:match("^(%S+)%s+(%x*)%s*(%S*)%s*(%x*)$")
   local ctx = nil
   if rname ~= "" then
@@ -159,4 +185,5 @@ for line in io.lines() do
   local ok, err = pcall(D[name], new_tvb(s), setmetatable({}, Item), 0, #s, {}, ctx)
   if not ok then out[#out + 1] = "error\t" .. tostring(err) end
   io.write(table.concat(out, "\n"), "\nend\n")
+  ::continue::
 end
