@@ -189,7 +189,10 @@ def render_docs(ps: Sequence[Protocol]) -> str:
         for f in model.fields.values():
             by_structure.setdefault(f.structure, []).append(f)
         sections.append(dict(proto=p, model=model, by_structure=by_structure))
-    return _env().get_template("fields.md.j2").render(sections=sections)
+    from .model import snake
+    from .ndr import MAX_ELEMENTS
+
+    return _env().get_template("fields.md.j2").render(sections=sections, snake=snake, max_elements=MAX_ELEMENTS)
 
 
 def outputs() -> Dict[Path, str]:

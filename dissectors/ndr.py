@@ -591,8 +591,10 @@ class SafeArray(NdrType):
         for _ in range(dims):
             r.num("I", "cElements")
             r.num("i", "lLbound")
-        if ref == 0:
-            return None if self.sf_type != 0x10 else b""
+        if ref == 0:  # aBstr and aRecord are [ref]; the sized arrays' data pointers [unique]
+            if self.sf_type in (0x08, 0x24):
+                raise NdrError("NDR: the SAFEARRAY's [ref] element array pointer is NULL")
+            return b"" if self.sf_type == 0x10 else []
         n = r.num("I", "max_count")
         if n != size:
             raise NdrError("SAFEARRAY Size %d differs from its array's max_count %d" % (size, n))

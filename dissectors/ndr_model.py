@@ -33,6 +33,7 @@ class Node:
     members: List["Node"] = field(default_factory=list)
     arms: List[Tuple[int, "Node"]] = field(default_factory=list)
     switch_size: int = 0
+    on: int = 0  # a union: the 1-based index, in its struct, of the member it switches on
     element: Optional["Node"] = None
     ref: bool = False  # a [ref] pointer (never NULL)
     top: bool = False  # a top-level [ref] pointer: no wire form
@@ -43,6 +44,7 @@ class Node:
     sf_type: int = 0
     min_size: int = 1
     name: str = ""  # the IDL member name, for Python values
+    label: str = ""
     flags: Optional[Dict[str, int]] = None
 
 
@@ -143,6 +145,11 @@ class NdrModel:
         return node
 
     def expand(self, t, abbrev: str, label: str, spec: str, structure: str, top: bool = False) -> Node:
+        node = self._expand(t, abbrev, label, spec, structure, top)
+        node.label = label  # names the parameter in expert items
+        return node
+
+    def _expand(self, t, abbrev: str, label: str, spec: str, structure: str, top: bool = False) -> Node:
         if isinstance(t, ndr.Prim):
             return Node("prim", f=self._prim_field(t, abbrev, label, spec, structure), size=t.size, align=t.size,
                         signed=t.signed, min_size=t.size, flags=t.flags)
@@ -157,9 +164,13 @@ class NdrModel:
                 spec = sspec
             item = self._add(abbrev, label, "none", desc="%s (%s)" % (t.name, sspec), spec=sspec, structure=structure)
             node = Node("struct", f=item, align=t.align, conformant=t.conformant, min_size=t.min_size)
+            names = [name for name, _, _ in t.members]
             for name, sub, _ in t.members:
                 if name is None:  # an anonymous union: its arms' fields join the struct's
-                    node.members.append(self._union(sub, abbrev, spec, structure))
+                    u = self._union(sub, abbrev, spec, structure)
+                    u.on = names.index(sub.on) + 1
+                    u.label = label
+                    node.members.append(u)
                     continue
                 child = self.expand(sub, "%s.%s" % (abbrev, snake(name)), name, spec, structure)
                 child.name = name

@@ -104,6 +104,28 @@ class ClusPrepClient:
                               object_uuid=self.ipid[itf.name], fault_status=fault, max_frag=max_frag)
 
 
+    def raw(self, itf: Interface, name: str, request: bytes, response: Optional[bytes] = None,
+            fault: Optional[int] = None, opnum: Optional[int] = None):
+        """A call whose stubs are given as bytes (the malformed sample patches built ones)."""
+        m = next(m for m in itf.methods if m.name == name)
+        return self.conn.call(self.ctx[itf.name], m.opnum if opnum is None else opnum, request, response or b"",
+                              object_uuid=self.ipid[itf.name], fault_status=fault)
+
+    def stubs(self, itf: Interface, name: str, ins: Optional[dict] = None, outs: Optional[dict] = None):
+        """The well-formed request and response stubs of a call, to patch."""
+        m = next(m for m in itf.methods if m.name == name)
+        values = {n: ndr.zero(t) for n, t, _ in members(m.out)}
+        values.update(outs or {})
+        return (m.request(dcom.ORPCTHIS).build(dict(ORPCthis=orpcthis(), **(ins or {}))),
+                m.response(dcom.ORPCTHAT).build(dict(ORPCthat=orpcthat(), ReturnValue=S_OK, **values)))
+
+
+def _patch(stub: bytes, offset: int, old: int, new: int, size: int = 4) -> bytes:
+    """Overwrite one little-endian field, checking it held what the layout says it holds."""
+    assert int.from_bytes(stub[offset:offset + size], "little") == old, (offset, stub[offset:offset + size].hex())
+    return stub[:offset] + new.to_bytes(size, "little") + stub[offset + size:]
+
+
 def _text(n: int) -> bytes:
     """Deterministic file contents, as validation writes and reads back."""
     return bytes((i * 37 + 11) % 256 for i in range(n))
@@ -290,5 +312,63 @@ def sealed() -> bytes:
     return cap.pcapng()
 
 
+# Offsets below: ORPCTHIS is 32 bytes, ORPCTHAT 8, a GUID CPREP_DISKID 20 (2+2+16).
+MALFORMED_CASES = {  # method -> (direction, the expert the dissector must raise)
+    "CprepDiskRawWrite": ("request", "length"),
+    "CprepDiskGetProps": ("response", "short"),
+    "CprepDiskAttach": ("request", "ndr"),
+    "CprepDiskOnline": ("request", "ndr"),
+    "CprepDiskWriteFileData": ("request", "ndr"),
+    "CprepDiskIsOnline": ("response", "trailing"),
+    "CprepDiskOffline": ("request", "short"),
+    "CprepCreateNewSmbShares3": ("response", "length"),
+    "GetIpConfigSerialized": ("response", "ndr"),
+    "SendRTMessage": ("request", "ndr"),
+}
+
+
+def malformed() -> bytes:
+    """One bad stub per call, each of a kind a fuzzer or a broken peer sends: hostile counts,
+    truncation, a union arm that does not exist or disagrees with its switch, a string or
+    BSTR longer than its bound, the wrong SAFEARRAY type, trailing bytes, an opnum the
+    interface does not define. The dissector must flag each and carry on."""
+    cap = Capture()
+    c = ClusPrepClient(dcerpc.start(cap, CLIENT, NODE1, 50250))
+    S2, S3, N = csvp.IClusterStorage2, csvp.IClusterStorage3, csvp.IClusterNetwork2
+    c.bind(S2)
+    req, resp = c.stubs(S2, "CprepDiskRawWrite", dict(DiskId=DISK, ulSector=11, cbData=16, pbData=_text(16)),
+                        dict(pcbDataWritten=16))
+    c.raw(S2, "CprepDiskRawWrite", _patch(req, 60, 16, 0x7FFFFFF0), resp)  # max_count of pbData
+    req, resp = c.stubs(S2, "CprepDiskGetProps", dict(DiskId=NUMBERED_DISK), dict(DiskProps=disk_props()))
+    c.raw(S2, "CprepDiskGetProps", req, resp[:60])
+    req, resp = c.stubs(S2, "CprepDiskAttach", dict(DiskId=MBR_DISK))
+    req = _patch(_patch(req, 32, 0, 7, 2), 34, 0, 7, 2)  # DiskIdType and discriminant: no such arm
+    c.raw(S2, "CprepDiskAttach", req, resp)
+    req, resp = c.stubs(S2, "CprepDiskOnline", dict(DiskId=DISK), dict(MaxPartitionNumber=2))
+    c.raw(S2, "CprepDiskOnline", _patch(req, 34, 1, 0, 2), resp)  # discriminant disagrees with DiskIdType
+    req, resp = c.stubs(S2, "CprepDiskWriteFileData", dict(DiskId=DISK, ulPartition=1, FileName="a.txt",
+                                                            cbDataIn=4, DataIn=b"abcd"))
+    c.raw(S2, "CprepDiskWriteFileData", _patch(req, 64, 6, 11), resp)  # actual_count past max_count
+    req, resp = c.stubs(S2, "CprepDiskIsOnline", dict(DiskId=DISK))
+    c.raw(S2, "CprepDiskIsOnline", req, resp + bytes(8))
+    req, resp = c.stubs(S2, "CprepDiskOffline", dict(DiskId=DISK))
+    c.raw(S2, "CprepDiskOffline", req[:40], resp)  # cut inside the DiskId
+    c.raw(S2, "CprepDiskIsReadable", req[:52], fault=0x1C010002, opnum=40)  # IClusterStorage2 has 3-38
+    c.alter_context(S3)
+    req, resp = c.stubs(S3, "CprepCreateNewSmbShares3", outs=dict(ppwszSharePaths=["\\\\NODE1\\s"],
+                                                                   pdwNumberOfPaths=1))
+    c.raw(S3, "CprepCreateNewSmbShares3", req, _patch(resp, 12, 1, 1_000_000))  # the array's max_count
+    c.alter_context(N)
+    req, resp = c.stubs(N, "GetIpConfigSerialized", dict(ApplyClusterFilter=0),
+                        dict(Data=P.adapterlist2(), pcbOut=len(P.adapterlist2())))
+    c.raw(N, "GetIpConfigSerialized", req, _patch(resp, 28, 0x10, 0x03))  # sfType SF_I4, not SF_I1
+    req, resp = c.stubs(N, "SendRTMessage", dict(SourceIPAddress="10.0.0.12", DestIPAddress="10.0.0.11",
+                                                 DestPort=3343, AddressFamily="AF_INET", MessageSize=1024,
+                                                 Timeout=5000), dict(RTElapsedTime=1))
+    c.raw(N, "SendRTMessage", _patch(req, 44, 9, 19), resp)  # the BSTR's clSize past its max_count
+    c.conn.close()
+    return cap.pcapng()
+
+
 SCENARIOS = {"clusprep_storage": storage, "clusprep_network": network, "clusprep_setup": setup,
-             "clusprep_sealed": sealed}
+             "clusprep_sealed": sealed, "clusprep_malformed": malformed}

@@ -1,0 +1,53 @@
+"""Bad ClusPrep stubs: each gets the expert item its fault deserves, the call is still shown,
+and Python's parse of the same bytes refuses them too. (No Lua error on any sample is
+tested in test_lua_health.py; the cases are built in samples/csvp_scenarios.py.)"""
+import pytest
+
+import samples
+from clusprep_decoded import calls, stub_def
+from dissectors.ndr import NdrError
+from samples.csvp_scenarios import MALFORMED_CASES
+
+PCAP = samples.path("clusprep_malformed")
+EXPERT = {"length": "clusprep.malformed.length", "short": "clusprep.malformed.short",
+          "ndr": "clusprep.malformed.ndr", "trailing": "clusprep.trailing"}
+
+
+def experts(node, out):
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k.startswith("clusprep.") and k.count(".") >= 1 and k.split(".")[1] in (
+                    "malformed", "trailing", "unknown_opnum"):
+                out.append(k)
+            experts(v, out)
+    elif isinstance(node, list):
+        for v in node:
+            experts(v, out)
+    return out
+
+
+@pytest.mark.parametrize("method", sorted(MALFORMED_CASES))
+def test_each_bad_stub_gets_its_expert(method):
+    direction, kind = MALFORMED_CASES[method]
+    [call] = [c for c in calls(PCAP) if c.method == method and c.direction == direction]
+    found = experts(call.top, [])
+    assert found == [EXPERT[kind]], found
+    assert call.top["clusprep.interface"].startswith("ICluster")
+    if kind != "trailing":
+        with pytest.raises(NdrError):
+            stub_def(call).params.parse(call.raw)
+
+
+def test_the_good_half_of_each_call_still_decodes():
+    for method, (direction, _) in MALFORMED_CASES.items():
+        other = "response" if direction == "request" else "request"
+        [call] = [c for c in calls(PCAP) if c.method == method and c.direction == other]
+        assert experts(call.top, []) == [], method
+        stub_def(call).params.parse(call.raw)
+
+
+def test_an_opnum_the_interface_lacks():
+    [req] = [c for c in calls(PCAP) if c.method == "opnum 40" and c.direction == "request"]
+    assert experts(req.top, []) == ["clusprep.unknown_opnum"]
+    [fault] = [c for c in calls(PCAP) if c.method == "opnum 40" and c.direction == "fault"]
+    assert fault.top["clusprep.fault_status"] == "0x1c010002"
