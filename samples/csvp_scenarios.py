@@ -92,7 +92,7 @@ class ClusPrepClient:
 
     def call(self, itf: Interface, name: str, ins: Optional[dict] = None, outs: Optional[dict] = None,
              hresult: int = S_OK, fault: Optional[int] = None, max_frag: Optional[int] = None,
-             extensions: bool = False, opnum: Optional[int] = None):
+             extensions: bool = False, opnum: Optional[int] = None, together: bool = False):
         m = next(m for m in itf.methods if m.name == name)
         request = m.request(dcom.ORPCTHIS).build(dict(ORPCthis=orpcthis(extensions), **(ins or {})))
         response = b""
@@ -101,7 +101,8 @@ class ClusPrepClient:
             values.update(outs or {})
             response = m.response(dcom.ORPCTHAT).build(dict(ORPCthat=orpcthat(), ReturnValue=hresult, **values))
         return self.conn.call(self.ctx[itf.name], m.opnum if opnum is None else opnum, request, response,
-                              object_uuid=self.ipid[itf.name], fault_status=fault, max_frag=max_frag)
+                              object_uuid=self.ipid[itf.name], fault_status=fault, max_frag=max_frag,
+                              together=together)
 
 
     def raw(self, itf: Interface, name: str, request: bytes, response: Optional[bytes] = None,
@@ -177,7 +178,9 @@ def storage() -> bytes:
     c.call(S2, "CprepDiskRawRead", dict(DiskId=DISK, ulSector=11, cbData=512),
            dict(pbData=_text(512), pcbDataRead=512, ulLatency=2))
     c.call(S2, "CprepDiskRawRead", dict(DiskId=DISK, ulSector=12, cbData=512),
-           dict(pbData=_text(512)[:100], pcbDataRead=100, ulLatency=2), max_frag=160)  # three fragments
+           dict(pbData=_text(512)[:100], pcbDataRead=100, ulLatency=2), max_frag=72)  # three fragments
+    c.call(S2, "CprepDiskRawRead", dict(DiskId=DISK, ulSector=12, cbData=512),
+           dict(pbData=_text(512)[:200], pcbDataRead=200, ulLatency=2), max_frag=128, together=True)  # one segment
     # online, partitions, file system
     c.call(S2, "CprepDiskOnline", dict(DiskId=DISK), dict(MaxPartitionNumber=2))
     c.call(S2, "CprepDiskIsOnline", dict(DiskId=DISK))

@@ -358,7 +358,12 @@ class RpcConnection:
     server_signer: Optional[ntlmssp.Signer] = None
     handshakes: List[ntlmssp.Handshake] = field(default_factory=list)
 
-    def _send(self, from_client: bool, pdus: Sequence[bytes]) -> List[int]:
+    def _send(self, from_client: bool, pdus: Sequence[bytes], together: bool = False) -> List[int]:
+        if together:  # one TCP send: small fragments share segments, as a real stack coalesces them
+            if not from_client:
+                self.flow.cap.tick(self.think_us)
+            self.flow.send(from_client, b"".join(pdus), gap_us=200)
+            return [len(self.flow.cap.frames)] * len(pdus)
         frames = []
         for n, p in enumerate(pdus):
             if n == 0 and not from_client:
@@ -420,8 +425,9 @@ class RpcConnection:
 
     def call(self, ctx_id: int, opnum: int, request_stub: bytes, response_stub: bytes = b"", *,
              object_uuid: Optional[uuid.UUID] = None, fault_status: Optional[int] = None,
-             max_frag: Optional[int] = None) -> Call:
-        """One request and its response (or fault), each fragmented to max_frag (default max_xmit_frag)."""
+             max_frag: Optional[int] = None, together: bool = False) -> Call:
+        """One request and its response (or fault), each fragmented to max_frag (default max_xmit_frag);
+        `together` sends the response's fragments in one TCP send."""
         call_id = self._take_call_id()
         frag = max_frag or self.max_xmit_frag
         prot = self._protection(self.client_signer)
@@ -434,7 +440,7 @@ class RpcConnection:
             prot = self._protection(self.server_signer)
             resps = fragmented(response, response_stub, frag, ResponseHead.sizeof(), bool(prot),
                                call_id=call_id, ctx_id=ctx_id, **prot)
-            call.response_frames = self._send(False, resps)
+            call.response_frames = self._send(False, resps, together)
         return call
 
     def close(self) -> None:

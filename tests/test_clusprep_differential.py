@@ -95,3 +95,18 @@ def test_values_a_reader_checks_by_eye():
     assert routes["clusprep.process_add_routes.request.node_route_infos.indices"] == ["1", "2"]
     status = net[("GetAddRoutesStatus", "response")].fields
     assert status["clusprep.get_add_routes_status.reply.replies.status"] == ["0x0001", "0x0002"]
+
+
+def test_fragmented_stubs_are_decoded_once_on_the_last_fragment():
+    """RawRead's responses: one whole PDU, three fragments in three frames, and three fragments
+    sharing one TCP segment (so one frame carries three stub_data fields)."""
+    from decoded import field_values
+
+    reads = [c for c in calls(samples.path("clusprep_storage"))
+             if c.method == "CprepDiskRawRead" and c.direction == "response"]
+    assert [len(bytes.fromhex(c.fields["clusprep.cprep_disk_raw_read.pb_data"][0].replace(":", "")))
+            for c in reads] == [512, 100, 200]
+    frags = {int(r["frame.number"]): r["dcerpc.cn_flags"]
+             for r in field_values(samples.path("clusprep_storage"), ["dcerpc.cn_flags"])}
+    assert frags[reads[1].frame] == ["0x02"] and frags[reads[1].frame - 2] == ["0x01"]
+    assert frags[reads[2].frame] == ["0x01", "0x00", "0x02"]

@@ -2440,10 +2440,16 @@ local function first_look(pinfo)
   if not stream then return out end
   stream = stream.value
   local ptypes, call_ids, ctx_ids = all(FX.ptype), all(FX.call), all(FX.ctx)
-  local opnums, lasts, abstracts = all(FX.opnum), all(FX.last), all(FX.abstract)
+  local lasts, abstracts = all(FX.last), all(FX.abstract)
+  local opnums = {}  -- requests' own; a response shows its request's opnum as a generated field
+  for _, fi in ipairs(all(FX.opnum)) do
+    if not fi.generated then opnums[#opnums + 1] = fi end
+  end
   local ntrans, trans, results, ack_trans = all(FX.ntrans), all(FX.trans), all(FX.result), all(FX.ack_trans)
   local levels, statuses = all(FX.level), all(FX.status)
-  local ci, oi, ai, ti, ri, si = 1, 1, 1, 1, 1, 1
+  -- q counts request and response PDUs: each carries one stub_data (a fragment's own bytes,
+  -- or on the last fragment the reassembled stub), in PDU order.
+  local ci, oi, ai, ti, ri, q = 1, 1, 1, 1, 1, 0
   for p = 1, #ptypes do
     local pt = ptypes[p].value
     local call = call_ids[p] and call_ids[p].value
@@ -2476,6 +2482,7 @@ local function first_look(pinfo)
       end
       pending_binds[key] = nil
     elseif pt == PT.request then
+      q = q + 1
       local ctx = ctx_ids[ci] and ctx_ids[ci].value
       ci = ci + 1
       local opnum = opnums[oi] and opnums[oi].value
@@ -2484,18 +2491,17 @@ local function first_look(pinfo)
       local uuid = ctx and contexts[stream .. ":" .. ctx]
       if uuid and STUBS[uuid] and last then
         calls[key] = { pinfo.number, uuid, opnum, all(FX.time)[1].value, nil, levels[1] and levels[1].value or conn_levels[stream] or 1, ctx }
-        out[#out + 1] = { key, "request", si }
-        si = si + 1
+        out[#out + 1] = { key, "request", q }
       end
     elseif pt == PT.response or pt == PT.fault then
       ci = ci + 1
+      if pt == PT.response then q = q + 1 end
       local last = lasts[p] and lasts[p].value
       local c = calls[key]
       if c and (last or pt == PT.fault) and not c[5] then
         c[5] = pinfo.number
         c[8] = all(FX.time)[1].value
-        out[#out + 1] = { key, pt == PT.fault and "fault" or "response", si }
-        if pt ~= PT.fault then si = si + 1 end
+        out[#out + 1] = { key, pt == PT.fault and "fault" or "response", q }
       end
     end
   end
