@@ -330,12 +330,16 @@ MALFORMED_CASES = {  # method -> (direction, the expert the dissector must raise
 }
 
 
+REJECTED_CONTEXT_CALL = []  # the call_id malformed() sends on a rejected context
+
+
 def malformed() -> bytes:
     """One bad stub per call, each of a kind a fuzzer or a broken peer sends: hostile counts,
     truncation, a union arm that does not exist or disagrees with its switch, a string or
     BSTR longer than its bound, the wrong SAFEARRAY type, trailing bytes, an opnum the
     interface does not define. The dissector must flag each and carry on."""
     cap = Capture()
+    REJECTED_CONTEXT_CALL.clear()
     c = ClusPrepClient(dcerpc.start(cap, CLIENT, NODE1, 50250))
     S2, S3, N = csvp.IClusterStorage2, csvp.IClusterStorage3, csvp.IClusterNetwork2
     c.bind(S2)
@@ -357,6 +361,10 @@ def malformed() -> bytes:
     req, resp = c.stubs(S2, "CprepDiskOffline", dict(DiskId=DISK))
     c.raw(S2, "CprepDiskOffline", req[:40], resp)  # cut inside the DiskId
     c.raw(S2, "CprepDiskIsReadable", req[:52], fault=0x1C010002, opnum=40)  # IClusterStorage2 has 3-38
+    # a call on the NDR64 context the server rejected: not a context this dissector decodes
+    req, resp = c.stubs(S2, "CprepDiskIsOnline", dict(DiskId=DISK))
+    REJECTED_CONTEXT_CALL.append(c.conn.call(c.ctx["IClusterStorage2"] + 1, 34, req, resp,
+                                             object_uuid=c.ipid["IClusterStorage2"]).call_id)
     c.alter_context(S3)
     req, resp = c.stubs(S3, "CprepCreateNewSmbShares3", outs=dict(ppwszSharePaths=["\\\\NODE1\\s"],
                                                                    pdwNumberOfPaths=1))

@@ -51,3 +51,17 @@ def test_an_opnum_the_interface_lacks():
     assert experts(req.top, []) == ["clusprep.unknown_opnum"]
     [fault] = [c for c in calls(PCAP) if c.method == "opnum 40" and c.direction == "fault"]
     assert fault.top["clusprep.fault_status"] == "0x1c010002"
+
+
+def test_a_rejected_context_is_not_decoded():
+    """The DCOM-style bind offers NDR64 on context 1; the server rejects it, so a call there is
+    not ClusPrep to this dissector (only accepted NDR32 contexts are tracked)."""
+    from decoded import field_values
+    from samples.csvp_scenarios import REJECTED_CONTEXT_CALL, malformed
+
+    malformed()
+    [call_id] = REJECTED_CONTEXT_CALL
+    rows = [r for r in field_values(PCAP, ["dcerpc.cn_call_id", "dcerpc.cn_ctx_id", "clusprep.method"])
+            if r["dcerpc.cn_call_id"] == [str(call_id)]]
+    assert len(rows) == 2 and all(r["dcerpc.cn_ctx_id"] == ["1"] and r["clusprep.method"] == [] for r in rows)
+    assert any(r["clusprep.method"] for r in field_values(PCAP, ["clusprep.method"]))

@@ -2407,7 +2407,7 @@ STUBS["e3c9b851-c442-432b-8fc6-a7faafc09d3b"] = {
 local FX = {}
 for key, name in pairs({ stream = "tcp.stream", ptype = "dcerpc.pkt_type", call = "dcerpc.cn_call_id",
     ctx = "dcerpc.cn_ctx_id", opnum = "dcerpc.opnum", last = "dcerpc.cn_flags.last_frag",
-    abstract = "dcerpc.cn_bind_to_uuid", ntrans = "dcerpc.cn_num_trans_items", trans = "dcerpc.cn_bind_trans_id",
+    abstract = "dcerpc.cn_bind_to_uuid", nitems = "dcerpc.cn_num_ctx_items", ntrans = "dcerpc.cn_num_trans_items", trans = "dcerpc.cn_bind_trans_id",
     result = "dcerpc.cn_ack_result", ack_trans = "dcerpc.cn_ack_trans_id", level = "dcerpc.auth_level",
     stub = "dcerpc.stub_data", sealed = "dcerpc.encrypted_stub_data", decrypted = "dcerpc.decrypted_stub_data",
     status = "dcerpc.cn_status", object = "dcerpc.obj_id", time = "frame.time" }) do
@@ -2449,7 +2449,8 @@ local function first_look(pinfo)
   local levels, statuses = all(FX.level), all(FX.status)
   -- q counts request and response PDUs: each carries one stub_data (a fragment's own bytes,
   -- or on the last fragment the reassembled stub), in PDU order.
-  local ci, oi, ai, ti, ri, q = 1, 1, 1, 1, 1, 0
+  local nitems = all(FX.nitems)
+  local ci, oi, ai, ti, ri, bi, q = 1, 1, 1, 1, 1, 1, 0
   for p = 1, #ptypes do
     local pt = ptypes[p].value
     local call = call_ids[p] and call_ids[p].value
@@ -2457,7 +2458,9 @@ local function first_look(pinfo)
     if pt == PT.bind or pt == PT.alter then
       -- items: ctx ids and abstract syntaxes one each, transfer syntaxes ntrans each
       local items = {}
-      while ci <= #ctx_ids and ai <= #abstracts and #items < #abstracts do
+      local count = nitems[bi] and nitems[bi].value or 0
+      bi = bi + 1
+      while #items < count and ci <= #ctx_ids and ai <= #abstracts do
         local n = ntrans[ai] and ntrans[ai].value or 1
         local ndr32 = false
         for _ = 1, n do
@@ -2466,7 +2469,6 @@ local function first_look(pinfo)
         end
         items[#items + 1] = { ctx_ids[ci].value, str(abstracts[ai]), ndr32 }
         ci, ai = ci + 1, ai + 1
-        if ptypes[p + 1] and ai > #abstracts then break end
       end
       pending_binds[key] = items
       -- the level a CONNECT-level context authenticates the connection with; PDUs carry none
