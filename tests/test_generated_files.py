@@ -37,3 +37,10 @@ def test_install_copies_plugins(tmp_path):
     assert res.returncode == 0, res.stderr
     for p in generate.lua_paths():
         assert (tmp_path / p.name).read_text() == p.read_text()
+
+
+def test_the_field_reference_covers_every_field():
+    text = generate.DOCS_PATH.read_text()
+    for p in generate.protocols():
+        missing = [f for f in generate.build_model(p).fields if "`%s`" % f not in text]
+        assert not missing, (p.name, missing[:5])

@@ -66,17 +66,7 @@ def test_decoders_under_lua(version):
     for pcap, d in pairs:
         req = request_of(pcap, d)
         lines.append("d_%s %s%s\n" % (d.abbrev, d.raw.hex(), (" d_%s %s" % (req.abbrev, req.raw.hex())) if req else ""))
-    stdin = "".join(lines)
-    res = subprocess.run([lua, str(STUB), str(generate.lua_paths()[0])], input=stdin, capture_output=True,
-                         text=True, timeout=120)
-    assert res.returncode == 0, res.stderr
-    blocks, block = [], []
-    for line in res.stdout.splitlines():
-        if line == "end":
-            blocks.append(block)
-            block = []
-        else:
-            block.append(line)
+    blocks = run_stub(lua, generate.LUA_DIR / "msrsvd.lua", lines)
     assert len(blocks) == len(decoded)
     for (pcap, d), b in zip(pairs, blocks):
         assert parse_stub(b) == expected(pcap, d), "%s frame %d %s" % (pcap.stem, d.frame, d.abbrev)
@@ -98,8 +88,9 @@ def test_malformed_input_under_lua(version):
     assert res.stdout.count("expert\t") == len(cases) - 1  # all but the full 52-byte request
 
 
-def _run_stubs(lua, lines):
-    res = subprocess.run([lua, str(STUB), str(generate.LUA_DIR / "clusprep.lua")], input="".join(lines),
+def run_stub(lua, plugin, lines):
+    """The items wslua_stub.lua printed for each input line, one list per line."""
+    res = subprocess.run([lua, str(STUB), str(plugin)], input="".join(lines),
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     blocks, block = [], []
@@ -125,7 +116,7 @@ def test_ndr_interpreter_under_lua(version):
             for c in calls(samples.path(name)) if c.raw is not None]
     lines = ["stub %s %d %s %s\n" % (stub_def(c).interface.uuid.lower(), stub_def(c).method.opnum, c.direction,
                                      c.raw.hex()) for c in todo]
-    blocks = _run_stubs(lua, lines)
+    blocks = run_stub(lua, generate.LUA_DIR / "clusprep.lua", lines)
     assert len(blocks) == len(todo) >= 100
     for c, block in zip(todo, blocks):
         got = {}
