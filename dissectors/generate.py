@@ -16,6 +16,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_DIR = PACKAGE_DIR.parent
 LUA_DIR = PACKAGE_DIR / "lua"
 DOCS_PATH = REPO_DIR / "docs" / "fields.md"
+RAW_CAP = 128  # bytes of a message the export preference hands the analyzer: headers, CDB, sense, PR data
 
 
 def template_dir() -> Path:
@@ -77,6 +78,15 @@ def _smb2_fields(p: Protocol) -> List[FieldDef]:
         fields.append(FieldDef(abbrev="%s.open.name" % p.name, label="Opened as", ftype="string", base="UNICODE",
                                desc="The file name of the CREATE that carried the context",
                                spec=p.shared_opens.spec, structure="(stored errors)"))
+    if any(o.name == "export" for o in p.options):
+        fields += [
+            FieldDef(abbrev="%s.raw" % p.name, label="Message bytes", ftype="bytes",
+                     desc="With the export preference: the first %d bytes of a message, for the analyzer" % RAW_CAP,
+                     spec=spec, structure="(export)"),
+            FieldDef(abbrev="%s.raw.smb2_index" % p.name, label="SMB2 message number", ftype="uint8", base="DEC",
+                     desc="With the export preference, in a compound frame: which SMB2 message (1-based) carried it",
+                     spec=spec, structure="(export)"),
+        ]
     return fields + [
         FieldDef(abbrev="%s.response_in" % p.name, label="Response in", ftype="framenum", base="RESPONSE",
                  desc="The frame that answers this request (same TCP stream, SMB2 session and id)",
@@ -170,7 +180,7 @@ def render_lua(p: Protocol, model: Model = None) -> str:
         return "{ %s }" % ", ".join(lua_str(part) for part in path.split("."))
 
     kw = dict(proto=p, model=model, fields=fields, summary=summary, transaction=transaction, lua_path=lua_path,
-              cap=ARRAY_CAP)
+              cap=ARRAY_CAP, raw_cap=RAW_CAP)
     if p.binding == "dcerpc":
         from .ndr import MAX_ELEMENTS
 

@@ -658,6 +658,8 @@ PROTOCOL = Protocol(
                "(off: much faster on large captures)"),
         Option("exchanges", "Track exchanges", "Link requests and responses, and stored errors to their "
                "retrieval (off: faster, no links)"),
+        Option("export", "Export for the analyzer", "Instead of decoding, add each message's first bytes "
+               "(msrsvd.raw) and its SMB2 message number (msrsvd.raw.smb2_index), for `analyze`", default=False),
     ],
     shared_opens=SharedOpens(SVHDX_OPEN_DEVICE_CONTEXT_TAG, SHARED_VIRTUAL_DISK_SUFFIX, "MS-RSVD 3.1.4.2, 3.2.5.1"),
     # §3.2.5.3-4: a failed READ or WRITE (or tunnel operation) returns

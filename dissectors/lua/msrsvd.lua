@@ -679,6 +679,8 @@ F.sense__status_key = ProtoField.uint8("msrsvd.sense.status_key", "StatusKey", b
 F.sense__retrieved_in = ProtoField.framenum("msrsvd.sense.retrieved_in", "Retrieved in", base.NONE, frametype.RESPONSE, 0, "The request that fetched this stored error")
 F.sense__error_in = ProtoField.framenum("msrsvd.sense.error_in", "Error in", base.NONE, frametype.REQUEST, 0, "The failed response whose stored error this request fetches")
 F.open__name = ProtoField.string("msrsvd.open.name", "Opened as", base.UNICODE, "The file name of the CREATE that carried the context [MS-RSVD 3.1.4.2, 3.2.5.1]")
+F.raw = ProtoField.bytes("msrsvd.raw", "Message bytes", base.NONE, "With the export preference: the first 128 bytes of a message, for the analyzer [MS-RSVD 3.1.5.3, 3.1.5.4, 3.2.5.5.3]")
+F.raw__smb2_index = ProtoField.uint8("msrsvd.raw.smb2_index", "SMB2 message number", base.DEC, nil, nil, "With the export preference, in a compound frame: which SMB2 message (1-based) carried it [MS-RSVD 3.1.5.3, 3.1.5.4, 3.2.5.5.3]")
 F.response_in = ProtoField.framenum("msrsvd.response_in", "Response in", base.NONE, frametype.RESPONSE, 0, "The frame that answers this request (same TCP stream, SMB2 session and id)")
 F.request_in = ProtoField.framenum("msrsvd.request_in", "Request in", base.NONE, frametype.REQUEST, 0, "The frame of the request this answers")
 F.time = ProtoField.relative_time("msrsvd.time", "Response time", "Time from the request to this response")
@@ -722,9 +724,11 @@ proto.experts = { E.short, E.length, E.internal, E.bad_value, E.status, E.unansw
 local OPT = {}
 proto.prefs.scsi = Pref.bool("Decode SCSI", true, "Decode CDBs, SCSI data and sense data inside tunnel operations (off: much faster on large captures)")
 proto.prefs.exchanges = Pref.bool("Track exchanges", true, "Link requests and responses, and stored errors to their retrieval (off: faster, no links)")
+proto.prefs.export = Pref.bool("Export for the analyzer", false, "Instead of decoding, add each message's first bytes (msrsvd.raw) and its SMB2 message number (msrsvd.raw.smb2_index), for `analyze`")
 local function read_prefs()
   OPT.scsi = proto.prefs.scsi
   OPT.exchanges = proto.prefs.exchanges
+  OPT.export = proto.prefs.export
 end
 read_prefs()
 function proto.prefs_changed() read_prefs() end
@@ -3397,8 +3401,54 @@ local function stored_in_message(v, top, pinfo, is_response, okey, slot)
     end
   end
 end
+-- The export preference, for `analyze`: no decoding, only each message's first bytes and
+-- the number of the SMB2 message (in a compound frame) that carried it; the analyzer decodes the
+-- bytes with the same definitions, and takes the SMB2 headers from Wireshark's fields.
+local FX_CMD_ALL = Field.new("smb2.cmd")
+local RAW_CAP = 128
+local CMD_IOCTL, CMD_CREATE_ = 11, 5
+local function export(tree)
+  local cmds = { FX_CMD_ALL() }
+  local n = #cmds
+  if n == 0 then return end
+  local ioctl, create = false, false
+  for i = 1, n do
+    local c = cmds[i].value
+    if c == CMD_IOCTL then ioctl = true elseif c == CMD_CREATE_ then create = true end
+  end
+  if not (ioctl or create) then return end
+  local function add(fi)
+    local len = fi.len
+    if len <= 0 then return end
+    tree:add(F.raw, fi.range:range(0, len < RAW_CAP and len or RAW_CAP))
+    if n > 1 then  -- a compound: say which SMB2 message (single messages are number 1)
+      local idx = 1
+      for i = 1, n do
+        if after(fi, cmds[i]) then idx = i end
+      end
+      tree:add(F.raw__smb2_index, idx)
+    end
+  end
+  if ioctl then
+    local funcs = { FX_FUNCTION() }
+    for _, list in ipairs({ { FX_IN() }, { FX_OUT() } }) do
+      for i = 1, #list do
+        local fn = preceding(funcs, list[i])
+        if fn and IOCTL[fn.value] then add(list[i]) end
+      end
+    end
+  end
+  if create then
+    local datas, tags = { FX_CONTEXT_DATA() }, { FX_TAG() }
+    for i = 1, #datas do
+      local tag = preceding(tags, datas[i])
+      if tag and tag.range and CONTEXTS[tostring(tag.range:bytes())] then add(datas[i]) end
+    end
+  end
+end
 
 local function dissect(tvb, pinfo, tree)
+  if OPT.export then return export(tree) end
   local cmds = { FX_CMD() }
   if #cmds == 0 then return end
   if OPT.exchanges ~= false then track_smb2(cmds, tree, pinfo) end
