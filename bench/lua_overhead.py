@@ -27,6 +27,7 @@ import statistics
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,7 +35,8 @@ sys.path.insert(0, str(ROOT))
 
 from dissectors import generate  # noqa: E402
 from samples.network import Capture, host  # noqa: E402
-from samples.rsvd_scenarios import INQUIRY_DATA, cdb, connect, pattern  # noqa: E402
+from samples.rsvd_scenarios import (INQUIRY_DATA, cdb, connect, open_context_windows, open_disk,  # noqa: E402
+                                    pattern, support_answer)
 
 OUT = ROOT / "bench" / "out"
 
@@ -45,7 +47,11 @@ def build_trace(packets: int) -> bytes:
     clients = []
     for i in range(4):
         c = connect(cap, host(0x20 + i, "10.0.1.%d" % (11 + i)), server, 50000 + i, 0x0000040000000100 + i, 1)
-        clients.append((c, bytes([i + 1]) + bytes(7) + bytes([0x20 + i]) + bytes(7)))
+        fid = bytes([i + 1]) + bytes(7) + bytes([0x20 + i]) + bytes(7)
+        initiator = uuid.UUID(int=0x4E4F4445 << 96 | i)
+        open_disk(c, "disk.vhdx", open_context_windows("NODE%d" % (i + 1), initiator, version=1, open_request_id=i),
+                  None, fid, initiator, support_answer("windows", "HandleStateShared"))
+        clients.append((c, fid))
     data4k = pattern(4096, 9)
     fi = dict(_variant="windows", ServerVersion=0, SectorSize=0, PhysicalSectorSize=0, Reserved=0, VirtualSize=0)
     fo = dict(_variant="windows", ServerVersion=2, SectorSize=512, PhysicalSectorSize=4096, Reserved=0,

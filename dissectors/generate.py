@@ -16,7 +16,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_DIR = PACKAGE_DIR.parent
 LUA_DIR = PACKAGE_DIR / "lua"
 DOCS_PATH = REPO_DIR / "docs" / "fields.md"
-RAW_CAP = 128  # bytes of a message the export preference hands the analyzer: headers, CDB, sense, PR data
+RAW_CAP = 160  # bytes of an IOCTL buffer the export preference hands the analyzer: headers, CDB, sense, PR data
 
 
 def template_dir() -> Path:
@@ -81,7 +81,7 @@ def _smb2_fields(p: Protocol) -> List[FieldDef]:
     if any(o.name == "export" for o in p.options):
         fields += [
             FieldDef(abbrev="%s.raw" % p.name, label="Message bytes", ftype="bytes",
-                     desc="With the export preference: the first %d bytes of a message, for the analyzer" % RAW_CAP,
+                     desc="With the export preference: a message's bytes for the analyzer (an IOCTL buffer's first %d)" % RAW_CAP,
                      spec=spec, structure="(export)"),
             FieldDef(abbrev="%s.raw.smb2_index" % p.name, label="SMB2 message number", ftype="uint8", base="DEC",
                      desc="With the export preference, in a compound frame: which SMB2 message (1-based) carried it",
@@ -111,13 +111,20 @@ def _dcerpc_fields(p: Protocol) -> List[FieldDef]:
                  spec=spec, structure="(calls)"),
         FieldDef(abbrev="%s.opnum" % p.name, label="Opnum", ftype="uint16", base="DEC", desc="The request's opnum",
                  spec=spec, structure="(calls)"),
+        FieldDef(abbrev="%s.call_id" % p.name, label="Call ID", ftype="uint32", base="DEC",
+                 desc="The call_id that pairs the request with its response", spec=spec, structure="(calls)"),
+        FieldDef(abbrev="%s.direction" % p.name, label="Direction", ftype="uint8", base="DEC",
+                 values={0: "request", 1: "response", 2: "fault"}, desc="Which PDU of the call this is",
+                 spec=spec, structure="(calls)"),
         FieldDef(abbrev="%s.context_id" % p.name, label="Context ID", ftype="uint16", base="DEC",
                  desc="The presentation context of the call", spec=spec, structure="(calls)"),
         FieldDef(abbrev="%s.auth_level" % p.name, label="Auth level", ftype="uint8", base="DEC", values=levels,
                  desc="The call's authentication level: its own verifier's, else its connection's, else none", spec="MS-RPCE 2.2.1.1.8",
                  structure="(calls)"),
         FieldDef(abbrev="%s.encrypted" % p.name, label="Stub encrypted", ftype="bool", base="NONE",
-                 desc="The stub is sealed and Wireshark had no key to decrypt it", spec=spec, structure="(calls)"),
+                 desc="True when the stub is sealed and Wireshark had no key to decrypt it", spec=spec, structure="(calls)"),
+        FieldDef(abbrev="%s.stub" % p.name, label="Stub", ftype="bytes", desc="The stub as decoded (reassembled, "
+                 "decrypted), hidden in the tree; `analyze` reads it", spec=spec, structure="(calls)"),
         FieldDef(abbrev="%s.fault_status" % p.name, label="Fault status", ftype="uint32", base="HEX",
                  values=p.hresults, desc="The status of the fault PDU that ended the call", spec="MS-RPCE 2.2.2.11",
                  structure="(calls)"),

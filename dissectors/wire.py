@@ -251,6 +251,10 @@ class Checked(Subconstruct):
     def _build(self, obj, stream, context, path):
         return self.subcon._build(obj, stream, context, path)
 
+    def _emitparse(self, code):
+        # The rules are for the dissector; compiled parsing is the subcon's own.
+        return self.subcon._compileparse(code)
+
 
 # Predicates that pick a layout variant. Each has a Python `test` and a Lua
 # rendering in the generator; keep the two in step.

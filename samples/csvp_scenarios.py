@@ -92,7 +92,7 @@ class ClusPrepClient:
 
     def call(self, itf: Interface, name: str, ins: Optional[dict] = None, outs: Optional[dict] = None,
              hresult: int = S_OK, fault: Optional[int] = None, max_frag: Optional[int] = None,
-             extensions: bool = False, opnum: Optional[int] = None, together: bool = False):
+             extensions: bool = False, opnum: Optional[int] = None, together: bool = False, answered: bool = True):
         m = next(m for m in itf.methods if m.name == name)
         request = m.request(dcom.ORPCTHIS).build(dict(ORPCthis=orpcthis(extensions), **(ins or {})))
         response = b""
@@ -102,7 +102,7 @@ class ClusPrepClient:
             response = m.response(dcom.ORPCTHAT).build(dict(ORPCthat=orpcthat(), ReturnValue=hresult, **values))
         return self.conn.call(self.ctx[itf.name], m.opnum if opnum is None else opnum, request, response,
                               object_uuid=self.ipid[itf.name], fault_status=fault, max_frag=max_frag,
-                              together=together)
+                              together=together, answered=answered)
 
 
     def raw(self, itf: Interface, name: str, request: bytes, response: Optional[bytes] = None,

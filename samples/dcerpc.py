@@ -425,15 +425,17 @@ class RpcConnection:
 
     def call(self, ctx_id: int, opnum: int, request_stub: bytes, response_stub: bytes = b"", *,
              object_uuid: Optional[uuid.UUID] = None, fault_status: Optional[int] = None,
-             max_frag: Optional[int] = None, together: bool = False) -> Call:
+             max_frag: Optional[int] = None, together: bool = False, answered: bool = True) -> Call:
         """One request and its response (or fault), each fragmented to max_frag (default max_xmit_frag);
-        `together` sends the response's fragments in one TCP send."""
+        `together` sends the response's fragments in one TCP send; `answered=False` sends no response."""
         call_id = self._take_call_id()
         frag = max_frag or self.max_xmit_frag
         prot = self._protection(self.client_signer)
         reqs = fragmented(request, request_stub, frag, RequestHead.sizeof() + (16 if object_uuid else 0),
                           bool(prot), call_id=call_id, ctx_id=ctx_id, opnum=opnum, object_uuid=object_uuid, **prot)
         call = Call(call_id, self._send(True, reqs), [])
+        if not answered:  # the capture ends before the server answers
+            return call
         if fault_status is not None:
             call.response_frames = self._send(False, [fault(call_id, ctx_id, fault_status)])
         else:

@@ -114,6 +114,11 @@ local VS9 = {
   [0x00000010] = "BusTypeSpaces",
 }
 local VS10 = {
+  [0x00000000] = "request",
+  [0x00000001] = "response",
+  [0x00000002] = "fault",
+}
+local VS11 = {
   [0x00000000] = "default",
   [0x00000001] = "none",
   [0x00000002] = "connect",
@@ -122,7 +127,7 @@ local VS10 = {
   [0x00000005] = "packet integrity",
   [0x00000006] = "packet privacy",
 }
-local VS11 = {
+local VS12 = {
   [0x00000000] = "S_OK",
   [0x00000001] = "S_FALSE",
   [0x00000005] = "ERROR_ACCESS_DENIED",
@@ -151,7 +156,7 @@ local VS11 = {
   [0x800707DE] = "ERROR_DUPLICATE_TAG",
   [0x8007139F] = "ERROR_INVALID_STATE",
 }
-local VS12 = {
+local VS13 = {
   [0x00000002] = "SF_I2",
   [0x00000003] = "SF_I4",
   [0x00000008] = "SF_BSTR",
@@ -163,23 +168,23 @@ local VS12 = {
   [0x00000024] = "SF_RECORD",
   [0x0000800D] = "SF_HAVEIID",
 }
-local VS13 = {
+local VS14 = {
   [0x00000000] = "CprepIdSignature",
   [0x00000001] = "CprepIdGuid",
   [0x00000FA0] = "CprepIdNumber",
   [0x00001388] = "CprepIdUnknown",
 }
-local VS14 = {
+local VS15 = {
   [0x00000000] = "DiskStackScsiPort",
   [0x00000001] = "DiskStackStorPort",
   [0x00000002] = "DiskStackFullPort",
 }
-local VS15 = {
+local VS16 = {
   [0x00000000] = "DOWN",
   [0x00000001] = "UP",
   [0x00000002] = "UP_DOWN",
 }
-local VS16 = {
+local VS17 = {
   [0x00000000] = "ClusterNetworkProfilePublic",
   [0x00000001] = "ClusterNetworkProfilePrivate",
   [0x00000002] = "ClusterNetworkProfileDomainAuthenticated",
@@ -301,10 +306,13 @@ F.ip_config_data__leading_length = ProtoField.uint16("clusprep.ip_config_data.le
 F.interface = ProtoField.string("clusprep.interface", "Interface", base.UNICODE, "The interface of the presentation context the call used (from the bind this dissector tracked) [MS-RPCE 2.2.2]")
 F.method = ProtoField.string("clusprep.method", "Method", base.UNICODE, "The method the opnum names [MS-RPCE 2.2.2]")
 F.opnum = ProtoField.uint16("clusprep.opnum", "Opnum", base.DEC, nil, nil, "The request's opnum [MS-RPCE 2.2.2]")
+F.call_id = ProtoField.uint32("clusprep.call_id", "Call ID", base.DEC, nil, nil, "The call_id that pairs the request with its response [MS-RPCE 2.2.2]")
+F.direction = ProtoField.uint8("clusprep.direction", "Direction", base.DEC, VS10, nil, "Which PDU of the call this is [MS-RPCE 2.2.2]")
 F.context_id = ProtoField.uint16("clusprep.context_id", "Context ID", base.DEC, nil, nil, "The presentation context of the call [MS-RPCE 2.2.2]")
-F.auth_level = ProtoField.uint8("clusprep.auth_level", "Auth level", base.DEC, VS10, nil, "The call's authentication level: its own verifier's, else its connection's, else none [MS-RPCE 2.2.1.1.8]")
-F.encrypted = ProtoField.bool("clusprep.encrypted", "Stub encrypted", NONE, nil, 0x00000000, "The stub is sealed and Wireshark had no key to decrypt it")
-F.fault_status = ProtoField.uint32("clusprep.fault_status", "Fault status", base.HEX, VS11, nil, "The status of the fault PDU that ended the call [MS-RPCE 2.2.2.11]")
+F.auth_level = ProtoField.uint8("clusprep.auth_level", "Auth level", base.DEC, VS11, nil, "The call's authentication level: its own verifier's, else its connection's, else none [MS-RPCE 2.2.1.1.8]")
+F.encrypted = ProtoField.bool("clusprep.encrypted", "Stub encrypted", NONE, nil, 0x00000000, "True when the stub is sealed and Wireshark had no key to decrypt it")
+F.stub = ProtoField.bytes("clusprep.stub", "Stub", base.NONE, "The stub as decoded (reassembled, decrypted), hidden in the tree; `analyze` reads it [MS-RPCE 2.2.2]")
+F.fault_status = ProtoField.uint32("clusprep.fault_status", "Fault status", base.HEX, VS12, nil, "The status of the fault PDU that ended the call [MS-RPCE 2.2.2.11]")
 F.response_in = ProtoField.framenum("clusprep.response_in", "Response in", base.NONE, frametype.RESPONSE, 0, "The frame that answers this request (same TCP stream and call_id)")
 F.request_in = ProtoField.framenum("clusprep.request_in", "Request in", base.NONE, frametype.REQUEST, 0, "The frame of the request this answers")
 F.time = ProtoField.relative_time("clusprep.time", "Response time", "Time from the request to this response")
@@ -320,7 +328,7 @@ F.safearray__c_dims = ProtoField.uint16("clusprep.safearray.c_dims", "cDims", ba
 F.safearray__f_features = ProtoField.uint16("clusprep.safearray.f_features", "fFeatures", base.HEX, nil, nil, "fFeatures [MS-OAUT 2.2.30.10]")
 F.safearray__cb_elements = ProtoField.uint32("clusprep.safearray.cb_elements", "cbElements", base.DEC, nil, nil, "cbElements [MS-OAUT 2.2.30.10]")
 F.safearray__c_locks = ProtoField.uint32("clusprep.safearray.c_locks", "cLocks", base.DEC, nil, nil, "cLocks [MS-OAUT 2.2.30.10]")
-F.safearray__sf_type = ProtoField.uint32("clusprep.safearray.sf_type", "sfType", base.HEX, VS12, nil, "sfType [MS-OAUT 2.2.30.10]")
+F.safearray__sf_type = ProtoField.uint32("clusprep.safearray.sf_type", "sfType", base.HEX, VS13, nil, "sfType [MS-OAUT 2.2.30.10]")
 F.safearray__size = ProtoField.uint32("clusprep.safearray.size", "Size", base.DEC, nil, nil, "Size [MS-OAUT 2.2.30.10]")
 F.safearray__c_elements = ProtoField.uint32("clusprep.safearray.c_elements", "cElements", base.DEC, nil, nil, "cElements [MS-OAUT 2.2.30.1]")
 F.safearray__l_lbound = ProtoField.int32("clusprep.safearray.l_lbound", "lLbound", base.DEC, nil, nil, "lLbound [MS-OAUT 2.2.30.1]")
@@ -360,7 +368,7 @@ F.orpcextent__id = ProtoField.guid("clusprep.orpcextent.id", "id", "id [MS-DCOM 
 F.orpcextent__size = ProtoField.uint32("clusprep.orpcextent.size", "size", base.DEC, nil, nil, "size [MS-DCOM 2.2.21.4]")
 F.orpcextent__data = ProtoField.bytes("clusprep.orpcextent.data", "data", base.NONE, "data [MS-DCOM 2.2.21.4]")
 F.cprep_disk_raw_read__disk_id = ProtoField.none("clusprep.cprep_disk_raw_read.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_raw_read__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_raw_read.disk_id.disk_id_type", "DiskIdType", base.HEX, VS13, nil, "DiskIdType [MS-CSVP 3.2.4.1]")
+F.cprep_disk_raw_read__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_raw_read.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.2.4.1]")
 F.cprep_disk_raw_read__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_raw_read.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.2.4.1]")
 F.cprep_disk_raw_read__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_raw_read.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.2.4.1]")
 F.cprep_disk_raw_read__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_raw_read.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.2.4.1]")
@@ -372,10 +380,10 @@ F.orpcthat__flags = ProtoField.uint32("clusprep.orpcthat.flags", "flags", base.D
 F.cprep_disk_raw_read__pb_data = ProtoField.bytes("clusprep.cprep_disk_raw_read.pb_data", "pbData", base.NONE, "pbData [MS-CSVP 3.2.4.1]")
 F.cprep_disk_raw_read__pcb_data_read = ProtoField.uint32("clusprep.cprep_disk_raw_read.pcb_data_read", "pcbDataRead", base.DEC, nil, nil, "pcbDataRead [MS-CSVP 3.2.4.1]")
 F.cprep_disk_raw_read__ul_latency = ProtoField.uint32("clusprep.cprep_disk_raw_read.ul_latency", "ulLatency", base.DEC, nil, nil, "ulLatency [MS-CSVP 3.2.4.1]")
-F.hresult = ProtoField.uint32("clusprep.hresult", "ReturnValue", base.HEX, VS11, nil, "ReturnValue [MS-CSVP 3.2.4.1]")
+F.hresult = ProtoField.uint32("clusprep.hresult", "ReturnValue", base.HEX, VS12, nil, "ReturnValue [MS-CSVP 3.2.4.1]")
 F.cprep_disk_raw_write = ProtoField.none("clusprep.cprep_disk_raw_write", "CprepDiskRawWrite", "IClusterStorage2.CprepDiskRawWrite request stub / IClusterStorage2.CprepDiskRawWrite response stub")
 F.cprep_disk_raw_write__disk_id = ProtoField.none("clusprep.cprep_disk_raw_write.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_raw_write__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_raw_write.disk_id.disk_id_type", "DiskIdType", base.HEX, VS13, nil, "DiskIdType [MS-CSVP 3.2.4.2]")
+F.cprep_disk_raw_write__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_raw_write.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.2.4.2]")
 F.cprep_disk_raw_write__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_raw_write.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.2.4.2]")
 F.cprep_disk_raw_write__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_raw_write.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.2.4.2]")
 F.cprep_disk_raw_write__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_raw_write.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.2.4.2]")
@@ -394,7 +402,7 @@ F.cprep_prepare_node_phase2__attach_disks_on_system_bus = ProtoField.uint32("clu
 F.cprep_prepare_node_phase2__pul_num_disks = ProtoField.uint32("clusprep.cprep_prepare_node_phase2.pul_num_disks", "pulNumDisks", base.DEC, nil, nil, "pulNumDisks [MS-CSVP 3.2.4.4]")
 F.cprep_disk_get_props = ProtoField.none("clusprep.cprep_disk_get_props", "CprepDiskGetProps", "IClusterStorage2.CprepDiskGetProps request stub / IClusterStorage2.CprepDiskGetProps response stub")
 F.cprep_disk_get_props__disk_id = ProtoField.none("clusprep.cprep_disk_get_props.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_get_props__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_get_props.disk_id.disk_id_type", "DiskIdType", base.HEX, VS13, nil, "DiskIdType [MS-CSVP 3.2.4.5]")
+F.cprep_disk_get_props__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_get_props.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.2.4.5]")
 F.cprep_disk_get_props__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_get_props.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.2.4.5]")
 F.cprep_disk_get_props__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_get_props.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.2.4.5]")
 F.cprep_disk_get_props__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_get_props.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.2.4.5]")
@@ -402,13 +410,13 @@ F.cprep_disk_get_props__disk_id__junk = ProtoField.uint32("clusprep.cprep_disk_g
 F.cprep_disk_get_props__disk_props = ProtoField.none("clusprep.cprep_disk_get_props.disk_props", "DiskProps", "DISK_PROPS (MS-CSVP 2.2.5)")
 F.cprep_disk_get_props__disk_props__disk_number = ProtoField.uint32("clusprep.cprep_disk_get_props.disk_props.disk_number", "DiskNumber", base.DEC, nil, nil, "DiskNumber [MS-CSVP 3.2.4.5]")
 F.cprep_disk_get_props__disk_props__disk_id = ProtoField.none("clusprep.cprep_disk_get_props.disk_props.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_get_props__disk_props__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_get_props.disk_props.disk_id.disk_id_type", "DiskIdType", base.HEX, VS13, nil, "DiskIdType [MS-CSVP 3.2.4.5]")
+F.cprep_disk_get_props__disk_props__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_get_props.disk_props.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.2.4.5]")
 F.cprep_disk_get_props__disk_props__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_get_props.disk_props.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.2.4.5]")
 F.cprep_disk_get_props__disk_props__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_get_props.disk_props.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.2.4.5]")
 F.cprep_disk_get_props__disk_props__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_get_props.disk_props.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.2.4.5]")
 F.cprep_disk_get_props__disk_props__disk_id__junk = ProtoField.uint32("clusprep.cprep_disk_get_props.disk_props.disk_id.junk", "Junk", base.DEC, nil, nil, "Junk [MS-CSVP 3.2.4.5]")
 F.cprep_disk_get_props__disk_props__disk_bus_type = ProtoField.uint32("clusprep.cprep_disk_get_props.disk_props.disk_bus_type", "DiskBusType", base.HEX, VS9, nil, "DiskBusType [MS-CSVP 3.2.4.5]")
-F.cprep_disk_get_props__disk_props__stack_type = ProtoField.uint16("clusprep.cprep_disk_get_props.disk_props.stack_type", "StackType", base.HEX, VS14, nil, "StackType [MS-CSVP 3.2.4.5]")
+F.cprep_disk_get_props__disk_props__stack_type = ProtoField.uint16("clusprep.cprep_disk_get_props.disk_props.stack_type", "StackType", base.HEX, VS15, nil, "StackType [MS-CSVP 3.2.4.5]")
 F.cprep_disk_get_props__disk_props__scsi_address = ProtoField.none("clusprep.cprep_disk_get_props.disk_props.scsi_address", "ScsiAddress", "CPREP_SCSI_ADDRESS (MS-CSVP 2.2.4)")
 F.cprep_disk_get_props__disk_props__scsi_address__length = ProtoField.uint32("clusprep.cprep_disk_get_props.disk_props.scsi_address.length", "Length", base.DEC, nil, nil, "Length [MS-CSVP 3.2.4.5]")
 F.cprep_disk_get_props__disk_props__scsi_address__port_number = ProtoField.uint8("clusprep.cprep_disk_get_props.disk_props.scsi_address.port_number", "PortNumber", base.DEC, nil, nil, "PortNumber [MS-CSVP 3.2.4.5]")
@@ -450,14 +458,14 @@ F.cprep_disk_get_props__disk_props__flags__disk_pool_drive_not_testable = ProtoF
 F.cprep_disk_get_props__disk_props__flags__disk_pool_clustered = ProtoField.bool("clusprep.cprep_disk_get_props.disk_props.flags.disk_pool_clustered", "DISK_POOL_CLUSTERED", 32, nil, 0x80000000, "DISK_POOL_CLUSTERED")
 F.cprep_disk_stop_defense = ProtoField.none("clusprep.cprep_disk_stop_defense", "CprepDiskStopDefense", "IClusterStorage2.CprepDiskStopDefense request stub / IClusterStorage2.CprepDiskStopDefense response stub")
 F.cprep_disk_stop_defense__disk_id = ProtoField.none("clusprep.cprep_disk_stop_defense.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_stop_defense__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_stop_defense.disk_id.disk_id_type", "DiskIdType", base.HEX, VS13, nil, "DiskIdType [MS-CSVP 3.2.4.6]")
+F.cprep_disk_stop_defense__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_stop_defense.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.2.4.6]")
 F.cprep_disk_stop_defense__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_stop_defense.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.2.4.6]")
 F.cprep_disk_stop_defense__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_stop_defense.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.2.4.6]")
 F.cprep_disk_stop_defense__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_stop_defense.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.2.4.6]")
 F.cprep_disk_stop_defense__disk_id__junk = ProtoField.uint32("clusprep.cprep_disk_stop_defense.disk_id.junk", "Junk", base.DEC, nil, nil, "Junk [MS-CSVP 3.2.4.6]")
 F.cprep_disk_online = ProtoField.none("clusprep.cprep_disk_online", "CprepDiskOnline", "IClusterStorage2.CprepDiskOnline request stub / IClusterStorage2.CprepDiskOnline response stub")
 F.cprep_disk_online__disk_id = ProtoField.none("clusprep.cprep_disk_online.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_online__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_online.disk_id.disk_id_type", "DiskIdType", base.HEX, VS13, nil, "DiskIdType [MS-CSVP 3.2.4.7]")
+F.cprep_disk_online__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_online.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.2.4.7]")
 F.cprep_disk_online__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_online.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.2.4.7]")
 F.cprep_disk_online__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_online.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.2.4.7]")
 F.cprep_disk_online__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_online.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.2.4.7]")
@@ -465,14 +473,14 @@ F.cprep_disk_online__disk_id__junk = ProtoField.uint32("clusprep.cprep_disk_onli
 F.cprep_disk_online__max_partition_number = ProtoField.uint32("clusprep.cprep_disk_online.max_partition_number", "MaxPartitionNumber", base.DEC, nil, nil, "MaxPartitionNumber [MS-CSVP 3.2.4.7]")
 F.cprep_disk_verify_unique = ProtoField.none("clusprep.cprep_disk_verify_unique", "CprepDiskVerifyUnique", "IClusterStorage2.CprepDiskVerifyUnique request stub / IClusterStorage2.CprepDiskVerifyUnique response stub")
 F.cprep_disk_verify_unique__disk_id = ProtoField.none("clusprep.cprep_disk_verify_unique.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_verify_unique__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_verify_unique.disk_id.disk_id_type", "DiskIdType", base.HEX, VS13, nil, "DiskIdType [MS-CSVP 3.2.4.8]")
+F.cprep_disk_verify_unique__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_verify_unique.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.2.4.8]")
 F.cprep_disk_verify_unique__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_verify_unique.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.2.4.8]")
 F.cprep_disk_verify_unique__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_verify_unique.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.2.4.8]")
 F.cprep_disk_verify_unique__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_verify_unique.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.2.4.8]")
 F.cprep_disk_verify_unique__disk_id__junk = ProtoField.uint32("clusprep.cprep_disk_verify_unique.disk_id.junk", "Junk", base.DEC, nil, nil, "Junk [MS-CSVP 3.2.4.8]")
 F.cprep_disk_write_file_data = ProtoField.none("clusprep.cprep_disk_write_file_data", "CprepDiskWriteFileData", "IClusterStorage2.CprepDiskWriteFileData request stub / IClusterStorage2.CprepDiskWriteFileData response stub")
 F.cprep_disk_write_file_data__disk_id = ProtoField.none("clusprep.cprep_disk_write_file_data.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_write_file_data__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_write_file_data.disk_id.disk_id_type", "DiskIdType", base.HEX, VS13, nil, "DiskIdType [MS-CSVP 3.2.4.9]")
+F.cprep_disk_write_file_data__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_write_file_data.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.2.4.9]")
 F.cprep_disk_write_file_data__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_write_file_data.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.2.4.9]")
 F.cprep_disk_write_file_data__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_write_file_data.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.2.4.9]")
 F.cprep_disk_write_file_data__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_write_file_data.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.2.4.9]")
@@ -483,7 +491,7 @@ F.cprep_disk_write_file_data__cb_data_in = ProtoField.uint32("clusprep.cprep_dis
 F.cprep_disk_write_file_data__data_in = ProtoField.bytes("clusprep.cprep_disk_write_file_data.data_in", "DataIn", base.NONE, "DataIn [MS-CSVP 3.2.4.9]")
 F.cprep_disk_verify_file_data = ProtoField.none("clusprep.cprep_disk_verify_file_data", "CprepDiskVerifyFileData", "IClusterStorage2.CprepDiskVerifyFileData request stub / IClusterStorage2.CprepDiskVerifyFileData response stub")
 F.cprep_disk_verify_file_data__disk_id = ProtoField.none("clusprep.cprep_disk_verify_file_data.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_verify_file_data__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_verify_file_data.disk_id.disk_id_type", "DiskIdType", base.HEX, VS13, nil, "DiskIdType [MS-CSVP 3.2.4.10]")
+F.cprep_disk_verify_file_data__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_verify_file_data.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.2.4.10]")
 F.cprep_disk_verify_file_data__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_verify_file_data.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.2.4.10]")
 F.cprep_disk_verify_file_data__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_verify_file_data.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.2.4.10]")
 F.cprep_disk_verify_file_data__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_verify_file_data.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.2.4.10]")
@@ -494,7 +502,7 @@ F.cprep_disk_verify_file_data__cb_data_in = ProtoField.uint32("clusprep.cprep_di
 F.cprep_disk_verify_file_data__data_in = ProtoField.bytes("clusprep.cprep_disk_verify_file_data.data_in", "DataIn", base.NONE, "DataIn [MS-CSVP 3.2.4.10]")
 F.cprep_disk_delete_file = ProtoField.none("clusprep.cprep_disk_delete_file", "CprepDiskDeleteFile", "IClusterStorage2.CprepDiskDeleteFile request stub / IClusterStorage2.CprepDiskDeleteFile response stub")
 F.cprep_disk_delete_file__disk_id = ProtoField.none("clusprep.cprep_disk_delete_file.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_delete_file__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_delete_file.disk_id.disk_id_type", "DiskIdType", base.HEX, VS13, nil, "DiskIdType [MS-CSVP 3.2.4.11]")
+F.cprep_disk_delete_file__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_delete_file.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.2.4.11]")
 F.cprep_disk_delete_file__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_delete_file.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.2.4.11]")
 F.cprep_disk_delete_file__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_delete_file.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.2.4.11]")
 F.cprep_disk_delete_file__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_delete_file.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.2.4.11]")
@@ -503,14 +511,14 @@ F.cprep_disk_delete_file__ul_partition = ProtoField.uint32("clusprep.cprep_disk_
 F.cprep_disk_delete_file__file_name = ProtoField.string("clusprep.cprep_disk_delete_file.file_name", "FileName", base.UNICODE, "FileName [MS-CSVP 3.2.4.11]")
 F.cprep_disk_offline = ProtoField.none("clusprep.cprep_disk_offline", "CprepDiskOffline", "IClusterStorage2.CprepDiskOffline request stub / IClusterStorage2.CprepDiskOffline response stub")
 F.cprep_disk_offline__disk_id = ProtoField.none("clusprep.cprep_disk_offline.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_offline__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_offline.disk_id.disk_id_type", "DiskIdType", base.HEX, VS13, nil, "DiskIdType [MS-CSVP 3.2.4.12]")
+F.cprep_disk_offline__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_offline.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.2.4.12]")
 F.cprep_disk_offline__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_offline.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.2.4.12]")
 F.cprep_disk_offline__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_offline.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.2.4.12]")
 F.cprep_disk_offline__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_offline.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.2.4.12]")
 F.cprep_disk_offline__disk_id__junk = ProtoField.uint32("clusprep.cprep_disk_offline.disk_id.junk", "Junk", base.DEC, nil, nil, "Junk [MS-CSVP 3.2.4.12]")
 F.cprep_disk_get_unique_ids = ProtoField.none("clusprep.cprep_disk_get_unique_ids", "CprepDiskGetUniqueIds", "IClusterStorage2.CprepDiskGetUniqueIds request stub / IClusterStorage2.CprepDiskGetUniqueIds response stub")
 F.cprep_disk_get_unique_ids__disk_id = ProtoField.none("clusprep.cprep_disk_get_unique_ids.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_get_unique_ids__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_get_unique_ids.disk_id.disk_id_type", "DiskIdType", base.HEX, VS13, nil, "DiskIdType [MS-CSVP 3.2.4.13]")
+F.cprep_disk_get_unique_ids__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_get_unique_ids.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.2.4.13]")
 F.cprep_disk_get_unique_ids__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_get_unique_ids.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.2.4.13]")
 F.cprep_disk_get_unique_ids__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_get_unique_ids.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.2.4.13]")
 F.cprep_disk_get_unique_ids__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_get_unique_ids.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.2.4.13]")
@@ -521,49 +529,49 @@ F.cprep_disk_get_unique_ids__pcb_data_out = ProtoField.uint32("clusprep.cprep_di
 F.cprep_disk_get_unique_ids__pcb_needed = ProtoField.uint32("clusprep.cprep_disk_get_unique_ids.pcb_needed", "pcbNeeded", base.DEC, nil, nil, "pcbNeeded [MS-CSVP 3.2.4.13]")
 F.cprep_disk_attach = ProtoField.none("clusprep.cprep_disk_attach", "CprepDiskAttach", "IClusterStorage2.CprepDiskAttach request stub / IClusterStorage2.CprepDiskAttach response stub")
 F.cprep_disk_attach__disk_id = ProtoField.none("clusprep.cprep_disk_attach.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_attach__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_attach.disk_id.disk_id_type", "DiskIdType", base.HEX, VS13, nil, "DiskIdType [MS-CSVP 3.2.4.14]")
+F.cprep_disk_attach__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_attach.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.2.4.14]")
 F.cprep_disk_attach__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_attach.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.2.4.14]")
 F.cprep_disk_attach__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_attach.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.2.4.14]")
 F.cprep_disk_attach__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_attach.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.2.4.14]")
 F.cprep_disk_attach__disk_id__junk = ProtoField.uint32("clusprep.cprep_disk_attach.disk_id.junk", "Junk", base.DEC, nil, nil, "Junk [MS-CSVP 3.2.4.14]")
 F.cprep_disk_pr_arbitrate = ProtoField.none("clusprep.cprep_disk_pr_arbitrate", "CprepDiskPRArbitrate", "IClusterStorage2.CprepDiskPRArbitrate request stub / IClusterStorage2.CprepDiskPRArbitrate response stub")
 F.cprep_disk_pr_arbitrate__disk_id = ProtoField.none("clusprep.cprep_disk_pr_arbitrate.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_pr_arbitrate__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_pr_arbitrate.disk_id.disk_id_type", "DiskIdType", base.HEX, VS13, nil, "DiskIdType [MS-CSVP 3.2.4.15]")
+F.cprep_disk_pr_arbitrate__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_pr_arbitrate.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.2.4.15]")
 F.cprep_disk_pr_arbitrate__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_pr_arbitrate.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.2.4.15]")
 F.cprep_disk_pr_arbitrate__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_pr_arbitrate.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.2.4.15]")
 F.cprep_disk_pr_arbitrate__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_pr_arbitrate.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.2.4.15]")
 F.cprep_disk_pr_arbitrate__disk_id__junk = ProtoField.uint32("clusprep.cprep_disk_pr_arbitrate.disk_id.junk", "Junk", base.DEC, nil, nil, "Junk [MS-CSVP 3.2.4.15]")
 F.cprep_disk_pr_register = ProtoField.none("clusprep.cprep_disk_pr_register", "CprepDiskPRRegister", "IClusterStorage2.CprepDiskPRRegister request stub / IClusterStorage2.CprepDiskPRRegister response stub")
 F.cprep_disk_pr_register__disk_id = ProtoField.none("clusprep.cprep_disk_pr_register.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_pr_register__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_pr_register.disk_id.disk_id_type", "DiskIdType", base.HEX, VS13, nil, "DiskIdType [MS-CSVP 3.2.4.16]")
+F.cprep_disk_pr_register__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_pr_register.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.2.4.16]")
 F.cprep_disk_pr_register__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_pr_register.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.2.4.16]")
 F.cprep_disk_pr_register__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_pr_register.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.2.4.16]")
 F.cprep_disk_pr_register__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_pr_register.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.2.4.16]")
 F.cprep_disk_pr_register__disk_id__junk = ProtoField.uint32("clusprep.cprep_disk_pr_register.disk_id.junk", "Junk", base.DEC, nil, nil, "Junk [MS-CSVP 3.2.4.16]")
 F.cprep_disk_pr_un_register = ProtoField.none("clusprep.cprep_disk_pr_un_register", "CprepDiskPRUnRegister", "IClusterStorage2.CprepDiskPRUnRegister request stub / IClusterStorage2.CprepDiskPRUnRegister response stub")
 F.cprep_disk_pr_un_register__disk_id = ProtoField.none("clusprep.cprep_disk_pr_un_register.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_pr_un_register__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_pr_un_register.disk_id.disk_id_type", "DiskIdType", base.HEX, VS13, nil, "DiskIdType [MS-CSVP 3.2.4.17]")
+F.cprep_disk_pr_un_register__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_pr_un_register.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.2.4.17]")
 F.cprep_disk_pr_un_register__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_pr_un_register.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.2.4.17]")
 F.cprep_disk_pr_un_register__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_pr_un_register.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.2.4.17]")
 F.cprep_disk_pr_un_register__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_pr_un_register.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.2.4.17]")
 F.cprep_disk_pr_un_register__disk_id__junk = ProtoField.uint32("clusprep.cprep_disk_pr_un_register.disk_id.junk", "Junk", base.DEC, nil, nil, "Junk [MS-CSVP 3.2.4.17]")
 F.cprep_disk_pr_reserve = ProtoField.none("clusprep.cprep_disk_pr_reserve", "CprepDiskPRReserve", "IClusterStorage2.CprepDiskPRReserve request stub / IClusterStorage2.CprepDiskPRReserve response stub")
 F.cprep_disk_pr_reserve__disk_id = ProtoField.none("clusprep.cprep_disk_pr_reserve.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_pr_reserve__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_pr_reserve.disk_id.disk_id_type", "DiskIdType", base.HEX, VS13, nil, "DiskIdType [MS-CSVP 3.2.4.18]")
+F.cprep_disk_pr_reserve__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_pr_reserve.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.2.4.18]")
 F.cprep_disk_pr_reserve__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_pr_reserve.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.2.4.18]")
 F.cprep_disk_pr_reserve__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_pr_reserve.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.2.4.18]")
 F.cprep_disk_pr_reserve__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_pr_reserve.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.2.4.18]")
 F.cprep_disk_pr_reserve__disk_id__junk = ProtoField.uint32("clusprep.cprep_disk_pr_reserve.disk_id.junk", "Junk", base.DEC, nil, nil, "Junk [MS-CSVP 3.2.4.18]")
 F.cprep_disk_pr_release = ProtoField.none("clusprep.cprep_disk_pr_release", "CprepDiskPRRelease", "IClusterStorage2.CprepDiskPRRelease request stub / IClusterStorage2.CprepDiskPRRelease response stub")
 F.cprep_disk_pr_release__disk_id = ProtoField.none("clusprep.cprep_disk_pr_release.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_pr_release__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_pr_release.disk_id.disk_id_type", "DiskIdType", base.HEX, VS13, nil, "DiskIdType [MS-CSVP 3.2.4.19]")
+F.cprep_disk_pr_release__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_pr_release.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.2.4.19]")
 F.cprep_disk_pr_release__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_pr_release.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.2.4.19]")
 F.cprep_disk_pr_release__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_pr_release.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.2.4.19]")
 F.cprep_disk_pr_release__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_pr_release.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.2.4.19]")
 F.cprep_disk_pr_release__disk_id__junk = ProtoField.uint32("clusprep.cprep_disk_pr_release.disk_id.junk", "Junk", base.DEC, nil, nil, "Junk [MS-CSVP 3.2.4.19]")
 F.cprep_disk_disk_partition_is_ntfs = ProtoField.none("clusprep.cprep_disk_disk_partition_is_ntfs", "CprepDiskDiskPartitionIsNtfs", "IClusterStorage2.CprepDiskDiskPartitionIsNtfs request stub / IClusterStorage2.CprepDiskDiskPartitionIsNtfs response stub")
 F.cprep_disk_disk_partition_is_ntfs__disk_id = ProtoField.none("clusprep.cprep_disk_disk_partition_is_ntfs.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_disk_partition_is_ntfs__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_disk_partition_is_ntfs.disk_id.disk_id_type", "DiskIdType", base.HEX, VS13, nil, "DiskIdType [MS-CSVP 3.2.4.20]")
+F.cprep_disk_disk_partition_is_ntfs__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_disk_partition_is_ntfs.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.2.4.20]")
 F.cprep_disk_disk_partition_is_ntfs__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_disk_partition_is_ntfs.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.2.4.20]")
 F.cprep_disk_disk_partition_is_ntfs__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_disk_partition_is_ntfs.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.2.4.20]")
 F.cprep_disk_disk_partition_is_ntfs__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_disk_partition_is_ntfs.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.2.4.20]")
@@ -571,7 +579,7 @@ F.cprep_disk_disk_partition_is_ntfs__disk_id__junk = ProtoField.uint32("clusprep
 F.cprep_disk_disk_partition_is_ntfs__ul_partition = ProtoField.uint32("clusprep.cprep_disk_disk_partition_is_ntfs.ul_partition", "ulPartition", base.DEC, nil, nil, "ulPartition [MS-CSVP 3.2.4.20]")
 F.cprep_disk_get_arb_sectors = ProtoField.none("clusprep.cprep_disk_get_arb_sectors", "CprepDiskGetArbSectors", "IClusterStorage2.CprepDiskGetArbSectors request stub / IClusterStorage2.CprepDiskGetArbSectors response stub")
 F.cprep_disk_get_arb_sectors__disk_id = ProtoField.none("clusprep.cprep_disk_get_arb_sectors.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_get_arb_sectors__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_get_arb_sectors.disk_id.disk_id_type", "DiskIdType", base.HEX, VS13, nil, "DiskIdType [MS-CSVP 3.2.4.21]")
+F.cprep_disk_get_arb_sectors__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_get_arb_sectors.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.2.4.21]")
 F.cprep_disk_get_arb_sectors__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_get_arb_sectors.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.2.4.21]")
 F.cprep_disk_get_arb_sectors__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_get_arb_sectors.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.2.4.21]")
 F.cprep_disk_get_arb_sectors__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_get_arb_sectors.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.2.4.21]")
@@ -580,7 +588,7 @@ F.cprep_disk_get_arb_sectors__sector_x = ProtoField.uint32("clusprep.cprep_disk_
 F.cprep_disk_get_arb_sectors__sector_y = ProtoField.uint32("clusprep.cprep_disk_get_arb_sectors.sector_y", "SectorY", base.DEC, nil, nil, "SectorY [MS-CSVP 3.2.4.21]")
 F.cprep_disk_is_pr_present = ProtoField.none("clusprep.cprep_disk_is_pr_present", "CprepDiskIsPRPresent", "IClusterStorage2.CprepDiskIsPRPresent request stub / IClusterStorage2.CprepDiskIsPRPresent response stub")
 F.cprep_disk_is_pr_present__disk_id = ProtoField.none("clusprep.cprep_disk_is_pr_present.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_is_pr_present__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_is_pr_present.disk_id.disk_id_type", "DiskIdType", base.HEX, VS13, nil, "DiskIdType [MS-CSVP 3.2.4.22]")
+F.cprep_disk_is_pr_present__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_is_pr_present.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.2.4.22]")
 F.cprep_disk_is_pr_present__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_is_pr_present.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.2.4.22]")
 F.cprep_disk_is_pr_present__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_is_pr_present.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.2.4.22]")
 F.cprep_disk_is_pr_present__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_is_pr_present.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.2.4.22]")
@@ -588,35 +596,35 @@ F.cprep_disk_is_pr_present__disk_id__junk = ProtoField.uint32("clusprep.cprep_di
 F.cprep_disk_is_pr_present__present = ProtoField.uint32("clusprep.cprep_disk_is_pr_present.present", "Present", base.DEC, nil, nil, "Present [MS-CSVP 3.2.4.22]")
 F.cprep_disk_pr_preempt = ProtoField.none("clusprep.cprep_disk_pr_preempt", "CprepDiskPRPreempt", "IClusterStorage2.CprepDiskPRPreempt request stub / IClusterStorage2.CprepDiskPRPreempt response stub")
 F.cprep_disk_pr_preempt__disk_id = ProtoField.none("clusprep.cprep_disk_pr_preempt.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_pr_preempt__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_pr_preempt.disk_id.disk_id_type", "DiskIdType", base.HEX, VS13, nil, "DiskIdType [MS-CSVP 3.2.4.23]")
+F.cprep_disk_pr_preempt__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_pr_preempt.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.2.4.23]")
 F.cprep_disk_pr_preempt__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_pr_preempt.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.2.4.23]")
 F.cprep_disk_pr_preempt__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_pr_preempt.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.2.4.23]")
 F.cprep_disk_pr_preempt__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_pr_preempt.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.2.4.23]")
 F.cprep_disk_pr_preempt__disk_id__junk = ProtoField.uint32("clusprep.cprep_disk_pr_preempt.disk_id.junk", "Junk", base.DEC, nil, nil, "Junk [MS-CSVP 3.2.4.23]")
 F.cprep_disk_pr_clear = ProtoField.none("clusprep.cprep_disk_pr_clear", "CprepDiskPRClear", "IClusterStorage2.CprepDiskPRClear request stub / IClusterStorage2.CprepDiskPRClear response stub")
 F.cprep_disk_pr_clear__disk_id = ProtoField.none("clusprep.cprep_disk_pr_clear.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_pr_clear__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_pr_clear.disk_id.disk_id_type", "DiskIdType", base.HEX, VS13, nil, "DiskIdType [MS-CSVP 3.2.4.24]")
+F.cprep_disk_pr_clear__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_pr_clear.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.2.4.24]")
 F.cprep_disk_pr_clear__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_pr_clear.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.2.4.24]")
 F.cprep_disk_pr_clear__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_pr_clear.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.2.4.24]")
 F.cprep_disk_pr_clear__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_pr_clear.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.2.4.24]")
 F.cprep_disk_pr_clear__disk_id__junk = ProtoField.uint32("clusprep.cprep_disk_pr_clear.disk_id.junk", "Junk", base.DEC, nil, nil, "Junk [MS-CSVP 3.2.4.24]")
 F.cprep_disk_is_online = ProtoField.none("clusprep.cprep_disk_is_online", "CprepDiskIsOnline", "IClusterStorage2.CprepDiskIsOnline request stub / IClusterStorage2.CprepDiskIsOnline response stub")
 F.cprep_disk_is_online__disk_id = ProtoField.none("clusprep.cprep_disk_is_online.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_is_online__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_is_online.disk_id.disk_id_type", "DiskIdType", base.HEX, VS13, nil, "DiskIdType [MS-CSVP 3.2.4.25]")
+F.cprep_disk_is_online__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_is_online.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.2.4.25]")
 F.cprep_disk_is_online__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_is_online.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.2.4.25]")
 F.cprep_disk_is_online__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_is_online.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.2.4.25]")
 F.cprep_disk_is_online__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_is_online.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.2.4.25]")
 F.cprep_disk_is_online__disk_id__junk = ProtoField.uint32("clusprep.cprep_disk_is_online.disk_id.junk", "Junk", base.DEC, nil, nil, "Junk [MS-CSVP 3.2.4.25]")
 F.cprep_disk_set_online = ProtoField.none("clusprep.cprep_disk_set_online", "CprepDiskSetOnline", "IClusterStorage2.CprepDiskSetOnline request stub / IClusterStorage2.CprepDiskSetOnline response stub")
 F.cprep_disk_set_online__disk_id = ProtoField.none("clusprep.cprep_disk_set_online.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_set_online__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_set_online.disk_id.disk_id_type", "DiskIdType", base.HEX, VS13, nil, "DiskIdType [MS-CSVP 3.2.4.26]")
+F.cprep_disk_set_online__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_set_online.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.2.4.26]")
 F.cprep_disk_set_online__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_set_online.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.2.4.26]")
 F.cprep_disk_set_online__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_set_online.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.2.4.26]")
 F.cprep_disk_set_online__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_set_online.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.2.4.26]")
 F.cprep_disk_set_online__disk_id__junk = ProtoField.uint32("clusprep.cprep_disk_set_online.disk_id.junk", "Junk", base.DEC, nil, nil, "Junk [MS-CSVP 3.2.4.26]")
 F.cprep_disk_get_fs_name = ProtoField.none("clusprep.cprep_disk_get_fs_name", "CprepDiskGetFSName", "IClusterStorage2.CprepDiskGetFSName request stub / IClusterStorage2.CprepDiskGetFSName response stub")
 F.cprep_disk_get_fs_name__disk_id = ProtoField.none("clusprep.cprep_disk_get_fs_name.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_get_fs_name__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_get_fs_name.disk_id.disk_id_type", "DiskIdType", base.HEX, VS13, nil, "DiskIdType [MS-CSVP 3.2.4.27]")
+F.cprep_disk_get_fs_name__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_get_fs_name.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.2.4.27]")
 F.cprep_disk_get_fs_name__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_get_fs_name.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.2.4.27]")
 F.cprep_disk_get_fs_name__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_get_fs_name.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.2.4.27]")
 F.cprep_disk_get_fs_name__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_get_fs_name.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.2.4.27]")
@@ -625,7 +633,7 @@ F.cprep_disk_get_fs_name__partition = ProtoField.uint32("clusprep.cprep_disk_get
 F.cprep_disk_get_fs_name__fs_name = ProtoField.string("clusprep.cprep_disk_get_fs_name.fs_name", "FsName", base.UNICODE, "FsName [MS-CSVP 3.2.4.27]")
 F.cprep_disk_is_readable = ProtoField.none("clusprep.cprep_disk_is_readable", "CprepDiskIsReadable", "IClusterStorage2.CprepDiskIsReadable request stub / IClusterStorage2.CprepDiskIsReadable response stub")
 F.cprep_disk_is_readable__disk_id = ProtoField.none("clusprep.cprep_disk_is_readable.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_is_readable__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_is_readable.disk_id.disk_id_type", "DiskIdType", base.HEX, VS13, nil, "DiskIdType [MS-CSVP 3.2.4.28]")
+F.cprep_disk_is_readable__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_is_readable.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.2.4.28]")
 F.cprep_disk_is_readable__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_is_readable.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.2.4.28]")
 F.cprep_disk_is_readable__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_is_readable.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.2.4.28]")
 F.cprep_disk_is_readable__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_is_readable.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.2.4.28]")
@@ -636,7 +644,7 @@ F.cprep_disk_get_dsms__p_reserved = ProtoField.uint32("clusprep.cprep_disk_get_d
 F.cprep_disk_get_dsms__registered_dsms = ProtoField.bytes("clusprep.cprep_disk_get_dsms.registered_dsms", "RegisteredDsms", base.NONE, "RegisteredDsms [MS-CSVP 3.2.4.29]")
 F.cprep_disk_get_unique_ids3 = ProtoField.none("clusprep.cprep_disk_get_unique_ids3", "CprepDiskGetUniqueIds3", "IClusterStorage3.CprepDiskGetUniqueIds3 request stub / IClusterStorage3.CprepDiskGetUniqueIds3 response stub")
 F.cprep_disk_get_unique_ids3__disk_id = ProtoField.none("clusprep.cprep_disk_get_unique_ids3.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_get_unique_ids3__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_get_unique_ids3.disk_id.disk_id_type", "DiskIdType", base.HEX, VS13, nil, "DiskIdType [MS-CSVP 3.4.4.1]")
+F.cprep_disk_get_unique_ids3__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_get_unique_ids3.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.4.4.1]")
 F.cprep_disk_get_unique_ids3__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_get_unique_ids3.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.4.4.1]")
 F.cprep_disk_get_unique_ids3__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_get_unique_ids3.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.4.4.1]")
 F.cprep_disk_get_unique_ids3__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_get_unique_ids3.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.4.4.1]")
@@ -659,7 +667,7 @@ F.cprep_connect_to_new_smb_shares3__ppwsz_share_paths = ProtoField.string("clusp
 F.cprep_connect_to_new_smb_shares3__dw_number_of_paths = ProtoField.uint32("clusprep.cprep_connect_to_new_smb_shares3.dw_number_of_paths", "dwNumberOfPaths", base.DEC, nil, nil, "dwNumberOfPaths [MS-CSVP 3.4.4.6]")
 F.cprep_disk_get_props3 = ProtoField.none("clusprep.cprep_disk_get_props3", "CprepDiskGetProps3", "IClusterStorage3.CprepDiskGetProps3 request stub / IClusterStorage3.CprepDiskGetProps3 response stub")
 F.cprep_disk_get_props3__disk_id = ProtoField.none("clusprep.cprep_disk_get_props3.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_get_props3__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_get_props3.disk_id.disk_id_type", "DiskIdType", base.HEX, VS13, nil, "DiskIdType [MS-CSVP 3.4.4.7]")
+F.cprep_disk_get_props3__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_get_props3.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.4.4.7]")
 F.cprep_disk_get_props3__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_get_props3.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.4.4.7]")
 F.cprep_disk_get_props3__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_get_props3.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.4.4.7]")
 F.cprep_disk_get_props3__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_get_props3.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.4.4.7]")
@@ -667,13 +675,13 @@ F.cprep_disk_get_props3__disk_id__junk = ProtoField.uint32("clusprep.cprep_disk_
 F.cprep_disk_get_props3__p_disk_props = ProtoField.none("clusprep.cprep_disk_get_props3.p_disk_props", "pDiskProps", "DISK_PROPS_EX (MS-CSVP 2.2.6)")
 F.cprep_disk_get_props3__p_disk_props__disk_number = ProtoField.uint32("clusprep.cprep_disk_get_props3.p_disk_props.disk_number", "DiskNumber", base.DEC, nil, nil, "DiskNumber [MS-CSVP 3.4.4.7]")
 F.cprep_disk_get_props3__p_disk_props__disk_id = ProtoField.none("clusprep.cprep_disk_get_props3.p_disk_props.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_get_props3__p_disk_props__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_get_props3.p_disk_props.disk_id.disk_id_type", "DiskIdType", base.HEX, VS13, nil, "DiskIdType [MS-CSVP 3.4.4.7]")
+F.cprep_disk_get_props3__p_disk_props__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_get_props3.p_disk_props.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.4.4.7]")
 F.cprep_disk_get_props3__p_disk_props__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_get_props3.p_disk_props.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.4.4.7]")
 F.cprep_disk_get_props3__p_disk_props__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_get_props3.p_disk_props.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.4.4.7]")
 F.cprep_disk_get_props3__p_disk_props__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_get_props3.p_disk_props.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.4.4.7]")
 F.cprep_disk_get_props3__p_disk_props__disk_id__junk = ProtoField.uint32("clusprep.cprep_disk_get_props3.p_disk_props.disk_id.junk", "Junk", base.DEC, nil, nil, "Junk [MS-CSVP 3.4.4.7]")
 F.cprep_disk_get_props3__p_disk_props__disk_bus_type = ProtoField.uint32("clusprep.cprep_disk_get_props3.p_disk_props.disk_bus_type", "DiskBusType", base.HEX, VS9, nil, "DiskBusType [MS-CSVP 3.4.4.7]")
-F.cprep_disk_get_props3__p_disk_props__stack_type = ProtoField.uint16("clusprep.cprep_disk_get_props3.p_disk_props.stack_type", "StackType", base.HEX, VS14, nil, "StackType [MS-CSVP 3.4.4.7]")
+F.cprep_disk_get_props3__p_disk_props__stack_type = ProtoField.uint16("clusprep.cprep_disk_get_props3.p_disk_props.stack_type", "StackType", base.HEX, VS15, nil, "StackType [MS-CSVP 3.4.4.7]")
 F.cprep_disk_get_props3__p_disk_props__scsi_address = ProtoField.none("clusprep.cprep_disk_get_props3.p_disk_props.scsi_address", "ScsiAddress", "CPREP_SCSI_ADDRESS (MS-CSVP 2.2.4)")
 F.cprep_disk_get_props3__p_disk_props__scsi_address__length = ProtoField.uint32("clusprep.cprep_disk_get_props3.p_disk_props.scsi_address.length", "Length", base.DEC, nil, nil, "Length [MS-CSVP 3.4.4.7]")
 F.cprep_disk_get_props3__p_disk_props__scsi_address__port_number = ProtoField.uint8("clusprep.cprep_disk_get_props3.p_disk_props.scsi_address.port_number", "PortNumber", base.DEC, nil, nil, "PortNumber [MS-CSVP 3.4.4.7]")
@@ -723,7 +731,7 @@ F.cprep_disk_get_props3__p_disk_props__pwsz_serial_number = ProtoField.string("c
 F.cprep_disk_get_props3__p_disk_props__guid_pool_id = ProtoField.guid("clusprep.cprep_disk_get_props3.p_disk_props.guid_pool_id", "guidPoolId", "guidPoolId [MS-CSVP 3.4.4.7]")
 F.cprep_disk_is_read_only3 = ProtoField.none("clusprep.cprep_disk_is_read_only3", "CprepDiskIsReadOnly3", "IClusterStorage3.CprepDiskIsReadOnly3 request stub / IClusterStorage3.CprepDiskIsReadOnly3 response stub")
 F.cprep_disk_is_read_only3__disk_id = ProtoField.none("clusprep.cprep_disk_is_read_only3.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_is_read_only3__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_is_read_only3.disk_id.disk_id_type", "DiskIdType", base.HEX, VS13, nil, "DiskIdType [MS-CSVP 3.4.4.8]")
+F.cprep_disk_is_read_only3__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_is_read_only3.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.4.4.8]")
 F.cprep_disk_is_read_only3__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_is_read_only3.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.4.4.8]")
 F.cprep_disk_is_read_only3__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_is_read_only3.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.4.4.8]")
 F.cprep_disk_is_read_only3__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_is_read_only3.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.4.4.8]")
@@ -731,7 +739,7 @@ F.cprep_disk_is_read_only3__disk_id__junk = ProtoField.uint32("clusprep.cprep_di
 F.cprep_disk_is_read_only3__pb_read_only = ProtoField.uint8("clusprep.cprep_disk_is_read_only3.pb_read_only", "pbReadOnly", base.DEC, nil, nil, "pbReadOnly [MS-CSVP 3.4.4.8]")
 F.cprep_disk_pr_register3 = ProtoField.none("clusprep.cprep_disk_pr_register3", "CprepDiskPRRegister3", "IClusterStorage3.CprepDiskPRRegister3 request stub / IClusterStorage3.CprepDiskPRRegister3 response stub")
 F.cprep_disk_pr_register3__disk_id = ProtoField.none("clusprep.cprep_disk_pr_register3.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_pr_register3__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_pr_register3.disk_id.disk_id_type", "DiskIdType", base.HEX, VS13, nil, "DiskIdType [MS-CSVP 3.4.4.9]")
+F.cprep_disk_pr_register3__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_pr_register3.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.4.4.9]")
 F.cprep_disk_pr_register3__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_pr_register3.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.4.4.9]")
 F.cprep_disk_pr_register3__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_pr_register3.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.4.4.9]")
 F.cprep_disk_pr_register3__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_pr_register3.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.4.4.9]")
@@ -740,7 +748,7 @@ F.cprep_disk_pr_register3__old_pr_key = ProtoField.uint64("clusprep.cprep_disk_p
 F.cprep_disk_pr_register3__new_pr_key = ProtoField.uint64("clusprep.cprep_disk_pr_register3.new_pr_key", "NewPrKey", base.DEC, nil, nil, "NewPrKey [MS-CSVP 3.4.4.9]")
 F.cprep_disk_find_key3 = ProtoField.none("clusprep.cprep_disk_find_key3", "CprepDiskFindKey3", "IClusterStorage3.CprepDiskFindKey3 request stub / IClusterStorage3.CprepDiskFindKey3 response stub")
 F.cprep_disk_find_key3__disk_id = ProtoField.none("clusprep.cprep_disk_find_key3.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_find_key3__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_find_key3.disk_id.disk_id_type", "DiskIdType", base.HEX, VS13, nil, "DiskIdType [MS-CSVP 3.4.4.10]")
+F.cprep_disk_find_key3__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_find_key3.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.4.4.10]")
 F.cprep_disk_find_key3__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_find_key3.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.4.4.10]")
 F.cprep_disk_find_key3__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_find_key3.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.4.4.10]")
 F.cprep_disk_find_key3__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_find_key3.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.4.4.10]")
@@ -749,7 +757,7 @@ F.cprep_disk_find_key3__key = ProtoField.uint64("clusprep.cprep_disk_find_key3.k
 F.cprep_disk_find_key3__pb_found = ProtoField.uint8("clusprep.cprep_disk_find_key3.pb_found", "pbFound", base.DEC, nil, nil, "pbFound [MS-CSVP 3.4.4.10]")
 F.cprep_disk_pr_preempt3 = ProtoField.none("clusprep.cprep_disk_pr_preempt3", "CprepDiskPRPreempt3", "IClusterStorage3.CprepDiskPRPreempt3 request stub / IClusterStorage3.CprepDiskPRPreempt3 response stub")
 F.cprep_disk_pr_preempt3__disk_id = ProtoField.none("clusprep.cprep_disk_pr_preempt3.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_pr_preempt3__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_pr_preempt3.disk_id.disk_id_type", "DiskIdType", base.HEX, VS13, nil, "DiskIdType [MS-CSVP 3.4.4.11]")
+F.cprep_disk_pr_preempt3__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_pr_preempt3.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.4.4.11]")
 F.cprep_disk_pr_preempt3__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_pr_preempt3.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.4.4.11]")
 F.cprep_disk_pr_preempt3__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_pr_preempt3.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.4.4.11]")
 F.cprep_disk_pr_preempt3__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_pr_preempt3.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.4.4.11]")
@@ -758,7 +766,7 @@ F.cprep_disk_pr_preempt3__owner_key = ProtoField.uint64("clusprep.cprep_disk_pr_
 F.cprep_disk_pr_preempt3__new_key = ProtoField.uint64("clusprep.cprep_disk_pr_preempt3.new_key", "NewKey", base.DEC, nil, nil, "NewKey [MS-CSVP 3.4.4.11]")
 F.cprep_disk_pr_reserve3 = ProtoField.none("clusprep.cprep_disk_pr_reserve3", "CprepDiskPRReserve3", "IClusterStorage3.CprepDiskPRReserve3 request stub / IClusterStorage3.CprepDiskPRReserve3 response stub")
 F.cprep_disk_pr_reserve3__disk_id = ProtoField.none("clusprep.cprep_disk_pr_reserve3.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_pr_reserve3__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_pr_reserve3.disk_id.disk_id_type", "DiskIdType", base.HEX, VS13, nil, "DiskIdType [MS-CSVP 3.4.4.12]")
+F.cprep_disk_pr_reserve3__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_pr_reserve3.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.4.4.12]")
 F.cprep_disk_pr_reserve3__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_pr_reserve3.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.4.4.12]")
 F.cprep_disk_pr_reserve3__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_pr_reserve3.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.4.4.12]")
 F.cprep_disk_pr_reserve3__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_pr_reserve3.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.4.4.12]")
@@ -766,7 +774,7 @@ F.cprep_disk_pr_reserve3__disk_id__junk = ProtoField.uint32("clusprep.cprep_disk
 F.cprep_disk_pr_reserve3__key = ProtoField.uint64("clusprep.cprep_disk_pr_reserve3.key", "Key", base.DEC, nil, nil, "Key [MS-CSVP 3.4.4.12]")
 F.cprep_disk_is_pr_present3 = ProtoField.none("clusprep.cprep_disk_is_pr_present3", "CprepDiskIsPRPresent3", "IClusterStorage3.CprepDiskIsPRPresent3 request stub / IClusterStorage3.CprepDiskIsPRPresent3 response stub")
 F.cprep_disk_is_pr_present3__disk_id = ProtoField.none("clusprep.cprep_disk_is_pr_present3.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_is_pr_present3__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_is_pr_present3.disk_id.disk_id_type", "DiskIdType", base.HEX, VS13, nil, "DiskIdType [MS-CSVP 3.4.4.13]")
+F.cprep_disk_is_pr_present3__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_is_pr_present3.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.4.4.13]")
 F.cprep_disk_is_pr_present3__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_is_pr_present3.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.4.4.13]")
 F.cprep_disk_is_pr_present3__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_is_pr_present3.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.4.4.13]")
 F.cprep_disk_is_pr_present3__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_is_pr_present3.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.4.4.13]")
@@ -774,7 +782,7 @@ F.cprep_disk_is_pr_present3__disk_id__junk = ProtoField.uint32("clusprep.cprep_d
 F.cprep_disk_is_pr_present3__key = ProtoField.uint64("clusprep.cprep_disk_is_pr_present3.key", "Key", base.DEC, nil, nil, "Key [MS-CSVP 3.4.4.13]")
 F.cprep_disk_pr_release3 = ProtoField.none("clusprep.cprep_disk_pr_release3", "CprepDiskPRRelease3", "IClusterStorage3.CprepDiskPRRelease3 request stub / IClusterStorage3.CprepDiskPRRelease3 response stub")
 F.cprep_disk_pr_release3__disk_id = ProtoField.none("clusprep.cprep_disk_pr_release3.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_pr_release3__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_pr_release3.disk_id.disk_id_type", "DiskIdType", base.HEX, VS13, nil, "DiskIdType [MS-CSVP 3.4.4.14]")
+F.cprep_disk_pr_release3__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_pr_release3.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.4.4.14]")
 F.cprep_disk_pr_release3__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_pr_release3.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.4.4.14]")
 F.cprep_disk_pr_release3__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_pr_release3.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.4.4.14]")
 F.cprep_disk_pr_release3__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_pr_release3.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.4.4.14]")
@@ -782,7 +790,7 @@ F.cprep_disk_pr_release3__disk_id__junk = ProtoField.uint32("clusprep.cprep_disk
 F.cprep_disk_pr_release3__key = ProtoField.uint64("clusprep.cprep_disk_pr_release3.key", "Key", base.DEC, nil, nil, "Key [MS-CSVP 3.4.4.14]")
 F.cprep_disk_pr_clear3 = ProtoField.none("clusprep.cprep_disk_pr_clear3", "CprepDiskPRClear3", "IClusterStorage3.CprepDiskPRClear3 request stub / IClusterStorage3.CprepDiskPRClear3 response stub")
 F.cprep_disk_pr_clear3__disk_id = ProtoField.none("clusprep.cprep_disk_pr_clear3.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_pr_clear3__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_pr_clear3.disk_id.disk_id_type", "DiskIdType", base.HEX, VS13, nil, "DiskIdType [MS-CSVP 3.4.4.15]")
+F.cprep_disk_pr_clear3__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_pr_clear3.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.4.4.15]")
 F.cprep_disk_pr_clear3__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_pr_clear3.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.4.4.15]")
 F.cprep_disk_pr_clear3__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_pr_clear3.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.4.4.15]")
 F.cprep_disk_pr_clear3__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_pr_clear3.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.4.4.15]")
@@ -823,7 +831,7 @@ F.get_add_routes_status__reply = ProtoField.none("clusprep.get_add_routes_status
 F.get_add_routes_status__reply__indices = ProtoField.uint32("clusprep.get_add_routes_status.reply.indices", "indices", base.DEC, nil, nil, "indices [MS-CSVP 3.6.4.7]")
 F.get_add_routes_status__reply__replies = ProtoField.none("clusprep.get_add_routes_status.reply.replies", "replies", "ROUTE_LOSS_AND_STATE (MS-CSVP 2.2.21)")
 F.get_add_routes_status__reply__replies__packet_loss = ProtoField.uint32("clusprep.get_add_routes_status.reply.replies.packet_loss", "packetLoss", base.DEC, nil, nil, "packetLoss [MS-CSVP 3.6.4.7]")
-F.get_add_routes_status__reply__replies__status = ProtoField.uint16("clusprep.get_add_routes_status.reply.replies.status", "status", base.HEX, VS15, nil, "status [MS-CSVP 3.6.4.7]")
+F.get_add_routes_status__reply__replies__status = ProtoField.uint16("clusprep.get_add_routes_status.reply.replies.status", "status", base.HEX, VS16, nil, "status [MS-CSVP 3.6.4.7]")
 F.get_add_routes_status__reply__route_unavailable = ProtoField.uint8("clusprep.get_add_routes_status.reply.route_unavailable", "routeUnavailable", base.DEC, nil, nil, "routeUnavailable [MS-CSVP 3.6.4.7]")
 F.cancel_add_routes_request = ProtoField.none("clusprep.cancel_add_routes_request", "CancelAddRoutesRequest", "IClusterNetwork2.CancelAddRoutesRequest request stub / IClusterNetwork2.CancelAddRoutesRequest response stub")
 F.clean_up_evicted_node = ProtoField.none("clusprep.clean_up_evicted_node", "CleanUpEvictedNode", "IClusterCleanup.CleanUpEvictedNode request stub / IClusterCleanup.CleanUpEvictedNode response stub")
@@ -848,7 +856,7 @@ F.initialize_adapter_configuration__c_ret_adapters = ProtoField.uint32("clusprep
 F.get_next_adapter_firewall_configuration = ProtoField.none("clusprep.get_next_adapter_firewall_configuration", "GetNextAdapterFirewallConfiguration", "IClusterFirewall.GetNextAdapterFirewallConfiguration request stub / IClusterFirewall.GetNextAdapterFirewallConfiguration response stub")
 F.get_next_adapter_firewall_configuration__idx = ProtoField.uint32("clusprep.get_next_adapter_firewall_configuration.idx", "idx", base.DEC, nil, nil, "idx [MS-CSVP 3.14.4.2]")
 F.get_next_adapter_firewall_configuration__adapter_id = ProtoField.guid("clusprep.get_next_adapter_firewall_configuration.adapter_id", "adapterId", "adapterId [MS-CSVP 3.14.4.2]")
-F.get_next_adapter_firewall_configuration__adapter_profile = ProtoField.uint16("clusprep.get_next_adapter_firewall_configuration.adapter_profile", "adapterProfile", base.HEX, VS16, nil, "adapterProfile [MS-CSVP 3.14.4.2]")
+F.get_next_adapter_firewall_configuration__adapter_profile = ProtoField.uint16("clusprep.get_next_adapter_firewall_configuration.adapter_profile", "adapterProfile", base.HEX, VS17, nil, "adapterProfile [MS-CSVP 3.14.4.2]")
 F.get_next_adapter_firewall_configuration__server_rules_enabled = ProtoField.int8("clusprep.get_next_adapter_firewall_configuration.server_rules_enabled", "serverRulesEnabled", base.DEC, nil, nil, "serverRulesEnabled [MS-CSVP 3.14.4.2]")
 F.get_next_adapter_firewall_configuration__management_rules_enabled = ProtoField.int8("clusprep.get_next_adapter_firewall_configuration.management_rules_enabled", "managementRulesEnabled", base.DEC, nil, nil, "managementRulesEnabled [MS-CSVP 3.14.4.2]")
 F.get_next_adapter_firewall_configuration__common_rules_enabled = ProtoField.int8("clusprep.get_next_adapter_firewall_configuration.common_rules_enabled", "commonRulesEnabled", base.DEC, nil, nil, "commonRulesEnabled [MS-CSVP 3.14.4.2]")
@@ -2415,6 +2423,7 @@ for key, name in pairs({ stream = "tcp.stream", ptype = "dcerpc.pkt_type", call 
 end
 
 local NDR32 = "8a885d04-1ceb-11c9-9fe8-08002b104860"
+local DIRECTION = { request = 0, response = 1, fault = 2 }
 local PT = { request = 0, response = 2, fault = 3, bind = 11, bind_ack = 12, alter = 14, alter_resp = 15 }
 
 local pending_binds = {}  -- "stream:call" -> { {ctx, abstract, ndr32}, ... }, until the ack
@@ -2492,7 +2501,7 @@ local function first_look(pinfo)
       local last = lasts[p] and lasts[p].value
       local uuid = ctx and contexts[stream .. ":" .. ctx]
       if uuid and STUBS[uuid] and last then
-        calls[key] = { pinfo.number, uuid, opnum, all(FX.time)[1].value, nil, levels[1] and levels[1].value or conn_levels[stream] or 1, ctx }
+        calls[key] = { pinfo.number, uuid, opnum, all(FX.time)[1].value, nil, levels[1] and levels[1].value or conn_levels[stream] or 1, ctx, nil, call }
         out[#out + 1] = { key, "request", q }
       end
     elseif pt == PT.response or pt == PT.fault then
@@ -2528,6 +2537,8 @@ local function show(tree, pinfo, item)
   top:add(F.method, method):set_generated()
   top:add(F.opnum, opnum):set_generated()
   top:add(F.context_id, c[7]):set_generated()
+  top:add(F.call_id, c[9]):set_generated()
+  top:add(F.direction, DIRECTION[dir]):set_generated()
   top:add(F.auth_level, c[6]):set_generated()
   if dir == "request" then
     if c[5] then top:add(F.response_in, c[5]):set_generated() end
@@ -2552,9 +2563,10 @@ local function show(tree, pinfo, item)
   end
   local fi = stub_of(si)
   local nodes = entry and entry[dir == "request" and 2 or 3]
+  local sealed = not fi and #all(FX.sealed) > 0
+  top:add(F.encrypted, sealed):set_generated()
   if not fi then
-    if #all(FX.sealed) > 0 then
-      top:add(F.encrypted, true):set_generated()
+    if sealed then
       top:add_proto_expert_info(E.sealed)
       text = text .. " (sealed)"
     end
@@ -2562,18 +2574,20 @@ local function show(tree, pinfo, item)
   end
   if not nodes then return text end
   local r = fi.range
+  top:add(F.stub, r):set_hidden()  -- the bytes decoded, for `analyze`; the tree shows them parsed
   local st = ndr_decode(r:tvb(), top, nodes, pinfo)
   if dir == "response" and st and st.hresult then
     text = text .. string.format(" 0x%08X", st.hresult)
     if st.hresult >= 0x80000000 then
       top:add_proto_expert_info(E.failed, string.format("%s returned %s", method,
-        VS11[st.hresult] or string.format("0x%08X", st.hresult)))
+        VS12[st.hresult] or string.format("0x%08X", st.hresult)))
     end
   end
   return text
 end
 
 function proto.dissector(tvb, pinfo, tree)
+  if seen[pinfo.number] == nil and not FX.ptype() then return end  -- no DCE/RPC here: the cheap way out
   local ok, err = pcall(function()
     -- A frame is looked at once, the first time its DCE/RPC fields are there: tshark -2
     -- builds no tree (and so no fields) in its first pass unless a filter asks for one.

@@ -679,7 +679,7 @@ F.sense__status_key = ProtoField.uint8("msrsvd.sense.status_key", "StatusKey", b
 F.sense__retrieved_in = ProtoField.framenum("msrsvd.sense.retrieved_in", "Retrieved in", base.NONE, frametype.RESPONSE, 0, "The request that fetched this stored error")
 F.sense__error_in = ProtoField.framenum("msrsvd.sense.error_in", "Error in", base.NONE, frametype.REQUEST, 0, "The failed response whose stored error this request fetches")
 F.open__name = ProtoField.string("msrsvd.open.name", "Opened as", base.UNICODE, "The file name of the CREATE that carried the context [MS-RSVD 3.1.4.2, 3.2.5.1]")
-F.raw = ProtoField.bytes("msrsvd.raw", "Message bytes", base.NONE, "With the export preference: the first 128 bytes of a message, for the analyzer [MS-RSVD 3.1.5.3, 3.1.5.4, 3.2.5.5.3]")
+F.raw = ProtoField.bytes("msrsvd.raw", "Message bytes", base.NONE, "With the export preference: a message's bytes for the analyzer (an IOCTL buffer's first 160) [MS-RSVD 3.1.5.3, 3.1.5.4, 3.2.5.5.3]")
 F.raw__smb2_index = ProtoField.uint8("msrsvd.raw.smb2_index", "SMB2 message number", base.DEC, nil, nil, "With the export preference, in a compound frame: which SMB2 message (1-based) carried it [MS-RSVD 3.1.5.3, 3.1.5.4, 3.2.5.5.3]")
 F.response_in = ProtoField.framenum("msrsvd.response_in", "Response in", base.NONE, frametype.RESPONSE, 0, "The frame that answers this request (same TCP stream, SMB2 session and id)")
 F.request_in = ProtoField.framenum("msrsvd.request_in", "Request in", base.NONE, frametype.REQUEST, 0, "The frame of the request this answers")
@@ -3405,44 +3405,43 @@ end
 -- the number of the SMB2 message (in a compound frame) that carried it; the analyzer decodes the
 -- bytes with the same definitions, and takes the SMB2 headers from Wireshark's fields.
 local FX_CMD_ALL = Field.new("smb2.cmd")
-local RAW_CAP = 128
-local CMD_IOCTL, CMD_CREATE_ = 11, 5
+local RAW_CAP = 160
 local function export(tree)
-  local cmds = { FX_CMD_ALL() }
-  local n = #cmds
-  if n == 0 then return end
-  local ioctl, create = false, false
-  for i = 1, n do
-    local c = cmds[i].value
-    if c == CMD_IOCTL then ioctl = true elseif c == CMD_CREATE_ then create = true end
-  end
-  if not (ioctl or create) then return end
-  local function add(fi)
+  if not FX_FUNCTION() and not FX_TAG() then return end  -- most frames: no table built
+  local funcs, tags = { FX_FUNCTION() }, { FX_TAG() }
+  local nf, nt = #funcs, #tags
+  if nf == 0 and nt == 0 then return end
+  -- Only a frame that may hold several SMB2 messages pays for their numbers; a single
+  -- message is number 1, which the analyzer assumes when no number is given.
+  local cmds = (nf > 1 or (nt > 0 and nf > 0)) and { FX_CMD_ALL() } or nil
+  local function add(fi, cap)
     local len = fi.len
     if len <= 0 then return end
-    tree:add(F.raw, fi.range:range(0, len < RAW_CAP and len or RAW_CAP))
-    if n > 1 then  -- a compound: say which SMB2 message (single messages are number 1)
+    tree:add(F.raw, (cap and len > cap) and fi.range:range(0, cap) or fi.range)
+    if cmds and #cmds > 1 then
       local idx = 1
-      for i = 1, n do
+      for i = 1, #cmds do
         if after(fi, cmds[i]) then idx = i end
       end
       tree:add(F.raw__smb2_index, idx)
     end
   end
-  if ioctl then
-    local funcs = { FX_FUNCTION() }
-    for _, list in ipairs({ { FX_IN() }, { FX_OUT() } }) do
-      for i = 1, #list do
-        local fn = preceding(funcs, list[i])
-        if fn and IOCTL[fn.value] then add(list[i]) end
-      end
+  if nf > 0 then
+    local ins, outs = { FX_IN() }, { FX_OUT() }
+    for i = 1, #ins do
+      local fn = preceding(funcs, ins[i])
+      if fn and IOCTL[fn.value] then add(ins[i], RAW_CAP) end
+    end
+    for i = 1, #outs do
+      local fn = preceding(funcs, outs[i])
+      if fn and IOCTL[fn.value] then add(outs[i], RAW_CAP) end
     end
   end
-  if create then
-    local datas, tags = { FX_CONTEXT_DATA() }, { FX_TAG() }
+  if nt > 0 then
+    local datas = { FX_CONTEXT_DATA() }
     for i = 1, #datas do
       local tag = preceding(tags, datas[i])
-      if tag and tag.range and CONTEXTS[tostring(tag.range:bytes())] then add(datas[i]) end
+      if tag and tag.range and CONTEXTS[tostring(tag.range:bytes())] then add(datas[i], nil) end  -- whole: layouts go by length
     end
   end
 end

@@ -1,0 +1,51 @@
+"""The pandas view: analyzer.load(path) runs the CLI's pipeline and keeps its tables."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+from .pipeline import CaptureResult, analyze_capture
+from .source import find_tshark
+from .tables import Tables
+
+
+class Capture:
+    """One analyzed capture: DataFrames of its sessions, operations, SCSI commands, ClusPrep
+    calls and findings, plus the raw result (`result`) the reports are made from."""
+
+    def __init__(self, result: CaptureResult, tables: Tables):
+        self.result = result
+        self._tables = tables
+
+    @property
+    def sessions(self):
+        return self._tables.frame("sessions")
+
+    @property
+    def rsvd_operations(self):
+        return self._tables.frame("rsvd_operations")
+
+    @property
+    def scsi_commands(self):
+        return self._tables.frame("scsi_commands")
+
+    @property
+    def clusprep_calls(self):
+        return self._tables.frame("clusprep_calls")
+
+    @property
+    def findings(self):
+        import pandas as pd
+
+        rows = [f.as_dict() for f in self.result.findings]
+        return pd.DataFrame(rows, columns=["rule", "severity", "spec", "frames", "message", "subject"])
+
+    def __repr__(self) -> str:
+        return "<Capture %s: %d packets, %d findings>" % (self.result.path.name, self.result.packets,
+                                                          len(self.result.findings))
+
+
+def load(path, tshark: Optional[str] = None) -> Capture:
+    tables = Tables()
+    result = analyze_capture(Path(path), find_tshark(tshark), tables)
+    return Capture(result, tables)

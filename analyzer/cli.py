@@ -1,0 +1,94 @@
+"""`analyze CAPTURE [CAPTURE...]`: RSVD sessions, ClusPrep call sequences and the spec rules
+they break, as text or JSON, with tables for pandas and spreadsheets.
+
+Exit codes: 0 when nothing at or above --fail-on was found, 1 when something was, 2 for a
+usage or input error (missing tshark, missing file, not a capture).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+from .findings import SEVERITIES
+from .pipeline import analyze_capture
+from .report import to_json, to_text, write_output
+from .source import CaptureError, find_tshark
+from .tables import Tables
+
+
+class _Progress:
+    """A rich progress line on stderr with packets/s, only when stderr is a terminal."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.progress = None
+
+    def __enter__(self):
+        if self.enabled:
+            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+            self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"),
+                                     TextColumn("{task.completed:,} packets"),
+                                     TextColumn("{task.fields[rate]:,.0f} packets/s"), TimeElapsedColumn(),
+                                     transient=True)
+            self.progress.__enter__()
+        return self
+
+    def task(self, name: str):
+        if self.progress is None:
+            return None
+        import time
+
+        tid = self.progress.add_task(name, total=None, rate=0.0)
+        start = time.monotonic()
+
+        def update(n: int) -> None:
+            elapsed = max(time.monotonic() - start, 1e-6)
+            self.progress.update(tid, completed=n, rate=n / elapsed)
+
+        return update
+
+    def __exit__(self, *exc):
+        if self.progress is not None:
+            self.progress.__exit__(*exc)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    ap = argparse.ArgumentParser(prog="analyze", description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("captures", nargs="+", metavar="CAPTURE", help="pcap or pcapng files")
+    ap.add_argument("--format", choices=("text", "json"), default="text")
+    ap.add_argument("--output", metavar="DIR", help="write findings.jsonl and the tables as CSV and Parquet here")
+    ap.add_argument("--fail-on", choices=("error", "warning", "never"), default="error",
+                    help="exit 1 when a finding this severe or worse exists (default: error)")
+    ap.add_argument("--tshark", metavar="PATH", help="the tshark to run (default: found like pyshark does)")
+    args = ap.parse_args(argv)
+    try:
+        tshark = find_tshark(args.tshark)
+        outdir = Path(args.output) if args.output else None
+        results = []
+        with _Progress(sys.stderr.isatty()) as progress:
+            for i, cap in enumerate(args.captures):
+                tables = Tables(outdir / Path(cap).stem if outdir and len(args.captures) > 1 else outdir, keep=False)
+                try:
+                    results.append(analyze_capture(Path(cap), tshark, tables, progress.task(Path(cap).name)))
+                finally:
+                    tables.close()
+    except CaptureError as e:
+        print("analyze: %s" % e, file=sys.stderr)
+        return 2
+    if outdir is not None:
+        write_output(outdir, results, tshark.version_text)
+    text = to_json(results, tshark.version_text) if args.format == "json" else to_text(results, tshark.version_text)
+    sys.stdout.write(text + ("\n" if not text.endswith("\n") else ""))
+    if args.fail_on == "never":
+        return 0
+    worst = SEVERITIES.index(args.fail_on)
+    found = any(SEVERITIES.index(f.severity) <= worst for r in results for f in r.findings)
+    return 1 if found else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,212 @@
+"""ClusPrep reconstruction: TCP connection -> bind contexts -> interface and DCOM object -> calls.
+
+The clusprep plugin names every call on a context it saw accepted and hands over the stub;
+this module pairs requests with responses by call_id, decodes both stubs with the NDR
+definitions, and tracks binds itself for what the plugin cannot name (calls on contexts
+whose bind the capture missed). A conversation is one TCP connection. IClusterStorage2 and
+IClusterStorage3 are one object (one CLSID), so their state is kept per (connection,
+coclass), not per IPID.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+from . import decoding
+from .events import RpcCall, RpcPdu
+from .findings import Bus
+from .tables import Tables
+
+PKT_PRIVACY = 6
+BIND, BIND_ACK, ALTER, ALTER_RESP, REQUEST = 11, 12, 14, 15, 0
+COCLASS = {"IClusterStorage2": "ClusterStorage2", "IClusterStorage3": "ClusterStorage2",
+           "IClusterNetwork2": "ClusterNetwork2", "IClusterCleanup": "ClusterCleanup",
+           "IClusterSetup": "ClusterSetup", "IClusterLog": "ClusterLog", "IClusterFirewall": "ClusterFirewall",
+           "IClusterUpdate": "ClusterUpdate"}
+MAX_SEQUENCE = 10_000  # calls kept per conversation for the report; the table has them all
+
+
+@dataclass
+class Conversation:
+    stream: int
+    client: str
+    server: str
+    interfaces: List[str] = field(default_factory=list)
+    sequence: List[tuple] = field(default_factory=list)  # (frame, interface, method, result, latency ms)
+    calls: int = 0
+    sealed: bool = False
+    bind_levels: List[Tuple[int, Optional[int]]] = field(default_factory=list)  # (frame, auth level)
+
+    @property
+    def id(self) -> str:
+        return "%s -> %s (stream %d)" % (self.client, self.server, self.stream)
+
+
+@dataclass
+class Call:
+    conversation: Conversation
+    interface: str
+    method: str
+    opnum: int
+    call_id: int
+    request_frame: int
+    time: float
+    auth_level: int
+    encrypted: bool
+    request: object = None  # decoded [in] parameters, or None (sealed, or not decodable)
+    response: object = None  # decoded [out] parameters and ReturnValue
+    response_frame: Optional[int] = None
+    response_time: Optional[float] = None
+    fault_status: Optional[int] = None
+    used_on_wire: bool = True
+
+    @property
+    def coclass(self) -> Tuple[int, str]:
+        return (self.conversation.stream, COCLASS.get(self.interface, self.interface))
+
+    @property
+    def hresult(self) -> Optional[int]:
+        return int(self.response.ReturnValue) if self.response is not None else None
+
+    @property
+    def succeeded(self) -> Optional[bool]:
+        """True or False when the result is known; for a sealed answer, None."""
+        if self.fault_status is not None:
+            return False
+        if self.hresult is not None:
+            return self.hresult < 0x80000000
+        return None
+
+    @property
+    def answered_ok(self) -> bool:
+        """What sequence rules assume: known success, or an answer they cannot read that is no fault."""
+        return self.succeeded is True or (self.succeeded is None and self.response_frame is not None)
+
+    @property
+    def readable(self) -> bool:
+        return self.request is not None
+
+    @property
+    def disk(self) -> Optional[str]:
+        if self.request is None or "DiskId" not in self.request:
+            return None
+        d = self.request.DiskId
+        kind = int(d.DiskIdType)
+        if kind == 0:
+            return "signature 0x%08X" % d.DiskSignature
+        if kind == 1:
+            return "GUID %s" % d.DiskGuid
+        if kind == 0xFA0:
+            return "device %d" % d.DeviceNumber
+        return "unknown id"
+
+    def param(self, name: str, default=None):
+        for v in (self.request, self.response):
+            if v is not None and name in v:
+                return v[name]
+        return default
+
+    @property
+    def result_text(self) -> str:
+        if self.fault_status is not None:
+            return "fault %s" % decoding.HRESULTS.get(self.fault_status, "0x%08X" % self.fault_status)
+        if self.hresult is not None:
+            return decoding.HRESULTS.get(self.hresult, "0x%08X" % self.hresult)
+        if self.response_frame is None:
+            return "unanswered"
+        return "sealed"
+
+    @property
+    def latency_ms(self) -> Optional[float]:
+        return None if self.response_time is None else (self.response_time - self.time) * 1000.0
+
+    @property
+    def subject(self) -> str:
+        return self.conversation.id
+
+
+class ClusPrepTracker:
+    def __init__(self, bus: Bus, tables: Tables):
+        self.bus = bus
+        self.tables = tables
+        self.conversations: Dict[int, Conversation] = {}
+        self.pending: Dict[Tuple[int, int], Call] = {}
+        self.binds: Dict[Tuple[int, int], List[int]] = {}  # (stream, call_id) -> context ids offered
+        self.bound: set = set()  # (stream, ctx) offered in a bind or alter_context the capture holds
+
+    def conversation(self, stream: int, src: str, dst: str, from_client: bool) -> Conversation:
+        c = self.conversations.get(stream)
+        if c is None:
+            client, server = (src, dst) if from_client else (dst, src)
+            c = Conversation(stream, client, server)
+            self.conversations[stream] = c
+        return c
+
+    def pdu(self, p: RpcPdu, src: str, dst: str) -> None:
+        if p.ptype in (BIND, ALTER):
+            conv = self.conversation(p.stream, src, dst, True)
+            self.binds[(p.stream, p.call_id)] = list(p.ctx_ids)
+            for ctx in p.ctx_ids:
+                self.bound.add((p.stream, ctx))
+            conv.bind_levels.append((p.frame, p.auth_level))
+            self.bus.emit("rpc_bind", conv, p)
+        elif p.ptype in (BIND_ACK, ALTER_RESP):
+            self.binds.pop((p.stream, p.call_id), None)
+        elif p.ptype == REQUEST:
+            for ctx in p.ctx_ids:
+                if (p.stream, ctx) not in self.bound:
+                    conv = self.conversation(p.stream, src, dst, True)
+                    self.bus.emit("rpc_unknown_context", conv, p, ctx)
+
+    def call(self, e: RpcCall, src: str, dst: str) -> None:
+        conv = self.conversation(e.stream, src, dst, e.direction == "request")
+        key = (e.stream, e.call_id)
+        if e.direction == "request":
+            itf = decoding.INTERFACES.get(e.interface)
+            m = itf.method(e.opnum) if itf else None
+            c = Call(conv, e.interface, e.method, e.opnum, e.call_id, e.frame, e.time, e.auth_level, e.encrypted,
+                     used_on_wire=bool(m and m.used_on_wire))
+            if e.interface not in conv.interfaces:
+                conv.interfaces.append(e.interface)
+            conv.sealed |= e.encrypted
+            if e.stub is not None and c.used_on_wire:
+                c.request, err = decoding.clusprep_stub(e.interface, e.method, "request", e.stub)
+                if err:
+                    self.bus.emit("call_malformed", c, e.frame, err)
+            self.pending[key] = c
+            self.bus.emit("call_request", c)
+            return
+        c = self.pending.pop(key, None)
+        if c is None:
+            return
+        c.response_frame, c.response_time = e.frame, e.time
+        c.encrypted |= e.encrypted
+        conv.sealed |= e.encrypted
+        if e.direction == "fault":
+            c.fault_status = e.fault_status
+        elif e.stub is not None and c.used_on_wire:
+            c.response, err = decoding.clusprep_stub(c.interface, c.method, "response", e.stub)
+            if err:
+                self.bus.emit("call_malformed", c, e.frame, err)
+        self.done(c)
+
+    def done(self, c: Call) -> None:
+        conv = c.conversation
+        conv.calls += 1
+        if len(conv.sequence) < MAX_SEQUENCE:
+            conv.sequence.append((c.request_frame, c.interface, c.method, c.result_text,
+                                  round(c.latency_ms, 3) if c.latency_ms is not None else None))
+        self.bus.emit("call", c)
+        self.tables.add("clusprep_calls", dict(
+            conversation=conv.id, stream=conv.stream, request_frame=c.request_frame,
+            response_frame=c.response_frame or "", time=c.time, interface=c.interface, method=c.method,
+            opnum=c.opnum, call_id=c.call_id, auth_level=c.auth_level, encrypted=c.encrypted, result=c.result_text,
+            hresult="0x%08X" % c.hresult if c.hresult is not None else "",
+            fault_status="0x%08X" % c.fault_status if c.fault_status is not None else "", disk=c.disk or "",
+            latency_ms=round(c.latency_ms, 3) if c.latency_ms is not None else ""))
+
+    def finish_capture(self) -> None:
+        for c in self.pending.values():
+            self.bus.emit("unanswered_call", c)
+            self.done(c)
+        self.pending.clear()

@@ -1,0 +1,237 @@
+"""Typed events: what one frame of tshark output says, per SMB2 message and per RPC PDU.
+
+tshark lists a frame's values field by field; a compound SMB2 frame lists several
+messages' values in one column. Fields every message header carries line up one per
+message; fields only some commands carry are handed to those commands' messages in
+order (CARRIERS, checked against tshark 4.0's output on the samples). A frame whose
+counts do not match keeps those fields unset rather than guessing.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+from .source import AGGREGATOR, COL
+
+# SMB2 commands (MS-SMB2 2.2.1)
+NEGOTIATE, SESSION_SETUP, LOGOFF, TREE_CONNECT, TREE_DISCONNECT, CREATE, CLOSE, FLUSH, READ, WRITE, LOCK, IOCTL = range(12)
+COMMAND_NAMES = ["NEGOTIATE", "SESSION_SETUP", "LOGOFF", "TREE_CONNECT", "TREE_DISCONNECT", "CREATE", "CLOSE",
+                 "FLUSH", "READ", "WRITE", "LOCK", "IOCTL", "CANCEL", "ECHO", "QUERY_DIRECTORY", "CHANGE_NOTIFY",
+                 "QUERY_INFO", "SET_INFO", "OPLOCK_BREAK"]
+STATUS_PENDING = 0x00000103
+
+# Which (command, is_response) messages carry each per-command field, once each.
+_FID_REQUESTS = {CLOSE, FLUSH, READ, WRITE, LOCK, IOCTL, 14, 15, 16, 17, 18}
+CARRIERS = {
+    "smb2.fid": lambda cmd, resp, status: (cmd in _FID_REQUESTS and not resp) or (resp and cmd in (CREATE, 18))
+    or (resp and cmd == IOCTL and _has_body(status)),
+    "smb2.ioctl.function": lambda cmd, resp, status: cmd == IOCTL and (not resp or _has_body(status)),
+    "smb2.filename": lambda cmd, resp, status: cmd == CREATE and not resp,
+    "smb.create_options": lambda cmd, resp, status: cmd == CREATE and not resp,
+    "smb2.nt_status": lambda cmd, resp, status: resp,
+}
+
+
+def _has_body(status: Optional[int]) -> bool:
+    """An error response (MS-SMB2 2.2.2) has no command body; these statuses keep the body."""
+    return status is not None and (status < 0x80000000 and status != STATUS_PENDING or status == 0x80000005)
+
+
+@dataclass
+class Smb2Message:
+    frame: int
+    time: float
+    stream: int
+    index: int  # 1-based position in a compound frame
+    command: int
+    is_response: bool
+    msg_id: int
+    session_id: int
+    tree_id: Optional[int]
+    status: Optional[int] = None
+    file_id: Optional[str] = None
+    function: Optional[int] = None
+    dialect: Optional[int] = None
+    filename: Optional[str] = None
+    tree: Optional[str] = None
+    create_options: Optional[int] = None
+    raw: List[bytes] = field(default_factory=list)  # RSVD messages and create contexts, as exported
+
+
+@dataclass
+class Endpoints:
+    client: str  # "ip:port" of the side that opened the connection, as first seen
+    server: str
+
+
+@dataclass
+class RpcPdu:
+    """A DCE/RPC PDU the clusprep plugin did not name: binds, acks, and requests on unknown contexts."""
+
+    frame: int
+    time: float
+    stream: int
+    ptype: int
+    call_id: int
+    ctx_ids: List[int]
+    auth_level: Optional[int]
+    ack_results: List[int]
+
+
+@dataclass
+class RpcCall:
+    """A ClusPrep PDU the plugin named: request, response or fault."""
+
+    frame: int
+    time: float
+    stream: int
+    interface: str
+    method: str
+    opnum: int
+    context_id: int
+    call_id: int
+    direction: str  # request, response, fault
+    auth_level: int
+    encrypted: bool
+    object_id: Optional[str]
+    fault_status: Optional[int] = None
+    stub: Optional[bytes] = None
+
+
+DIRECTIONS = {"0": "request", "1": "response", "2": "fault"}
+
+
+def _split(text: str) -> List[str]:
+    return text.split(AGGREGATOR) if text else []
+
+
+def _int(text: str) -> int:
+    return int(text, 0)
+
+
+@dataclass
+class Frame:
+    number: int
+    time: float
+    stream: Optional[int]
+    src: str
+    dst: str
+    smb2: List[Smb2Message]
+    rpc: List[RpcPdu]
+    calls: List[RpcCall]
+
+
+def frame_of(cols: List[str]) -> Optional[Frame]:
+    """The events of one tshark line; None for a frame with neither SMB2 nor DCE/RPC."""
+    cmds = cols[COL["smb2.cmd"]]
+    ptypes = cols[COL["dcerpc.pkt_type"]]
+    if not cmds and not ptypes:
+        return None
+    stream = cols[COL["tcp.stream"]]
+    src = (cols[COL["ip.src"]] or cols[COL["ipv6.src"]]) + ":" + cols[COL["tcp.srcport"]]
+    dst = (cols[COL["ip.dst"]] or cols[COL["ipv6.dst"]]) + ":" + cols[COL["tcp.dstport"]]
+    f = Frame(int(cols[0]), float(cols[1]), int(stream) if stream else None, src, dst, [], [], [])
+    if cmds:
+        f.smb2 = _smb2(f, cols, _split(cmds))
+    if ptypes:
+        f.calls = _calls(f, cols)
+        if len(f.calls) < len(_split(ptypes)):
+            f.rpc = _rpc(f, cols, [int(p) for p in _split(ptypes)])
+    return f
+
+
+def _smb2(f: Frame, cols: List[str], cmds: List[str]) -> List[Smb2Message]:
+    n = len(cmds)
+    resp = _split(cols[COL["smb2.flags.response"]])
+    mids = _split(cols[COL["smb2.msg_id"]])
+    sids = _split(cols[COL["smb2.sesid"]])
+    tids = _split(cols[COL["smb2.tid"]])
+    out = []
+    for i in range(n):
+        out.append(Smb2Message(
+            frame=f.number, time=f.time, stream=f.stream, index=i + 1, command=int(cmds[i]),
+            is_response=i < len(resp) and resp[i] in ("1", "True"),
+            msg_id=int(mids[i]) if i < len(mids) else -1,
+            session_id=_int(sids[i]) if i < len(sids) else 0,
+            tree_id=_int(tids[i]) if len(tids) == n else None))
+    statuses = _split(cols[COL["smb2.nt_status"]])
+    responses = [m for m in out if m.is_response]
+    if len(statuses) == len(responses):
+        for m, s in zip(responses, statuses):
+            m.status = _int(s)
+    for name, attr, conv in (("smb2.fid", "file_id", str), ("smb2.ioctl.function", "function", _int),
+                             ("smb2.filename", "filename", str), ("smb.create_options", "create_options", _int)):
+        values = _split(cols[COL[name]])
+        if not values:
+            continue
+        carriers = [m for m in out if CARRIERS[name](m.command, m.is_response, m.status)]
+        if len(carriers) == len(values):
+            for m, v in zip(carriers, values):
+                setattr(m, attr, conv(v))
+        elif n == 1:
+            setattr(out[0], attr, conv(values[0]))
+    dialects = _split(cols[COL["smb2.dialect"]])
+    for m in out:
+        if m.command == NEGOTIATE and m.is_response and dialects and n == 1:
+            m.dialect = _int(dialects[-1])
+    trees = _split(cols[COL["smb2.tree"]])
+    for m in out:
+        if m.command == TREE_CONNECT and not m.is_response and trees and n == 1:
+            m.tree = trees[0]
+    raws = _split(cols[COL["msrsvd.raw"]])
+    if raws:
+        idx = _split(cols[COL["msrsvd.raw.smb2_index"]])
+        if len(idx) == len(raws):
+            for hexbytes, i in zip(raws, idx):
+                if 1 <= int(i) <= n:
+                    out[int(i) - 1].raw.append(bytes.fromhex(hexbytes))
+        else:
+            # The plugin numbers messages only where a frame may hold several; otherwise the
+            # buffers belong to the frame's IOCTLs (or, without one, its CREATEs), in order.
+            targets = [m for m in out if m.command == IOCTL] or [m for m in out if m.command == CREATE] or out[:1]
+            for m, hexbytes in zip(targets, raws):
+                m.raw.append(bytes.fromhex(hexbytes))
+    return out
+
+
+def _calls(f: Frame, cols: List[str]) -> List[RpcCall]:
+    methods = _split(cols[COL["clusprep.method"]])
+    if not methods:
+        return []
+    n = len(methods)
+
+    def column(name):
+        v = _split(cols[COL[name]])
+        return v if len(v) == n else [None] * n
+
+    itfs, opnums, ctxs = column("clusprep.interface"), column("clusprep.opnum"), column("clusprep.context_id")
+    levels, sealed = column("clusprep.auth_level"), column("clusprep.encrypted")
+    call_ids, dirs = column("clusprep.call_id"), column("clusprep.direction")
+    objects = _split(cols[COL["dcerpc.obj_id"]])
+    calls = []
+    for i in range(n):
+        calls.append(RpcCall(
+            frame=f.number, time=f.time, stream=f.stream, interface=itfs[i] or "", method=methods[i],
+            opnum=int(opnums[i] or -1), context_id=int(ctxs[i] or -1), call_id=int(call_ids[i] or -1),
+            direction=DIRECTIONS.get(dirs[i], "request"), auth_level=int(levels[i] or 0),
+            encrypted=sealed[i] in ("1", "True"), object_id=objects[0] if len(objects) == 1 else None))
+    faults = _split(cols[COL["clusprep.fault_status"]])
+    for c, s in zip([c for c in calls if c.direction == "fault"], faults):
+        c.fault_status = _int(s)
+    stubs = _split(cols[COL["clusprep.stub"]])
+    for c, s in zip([c for c in calls if c.direction != "fault" and not c.encrypted], stubs):
+        c.stub = bytes.fromhex(s)
+    return calls
+
+
+def _rpc(f: Frame, cols: List[str], ptypes: List[int]) -> List[RpcPdu]:
+    """Only single-PDU frames: binds and acks travel alone, and a stray request is one PDU."""
+    if len(ptypes) != 1:
+        return []
+    call_ids = _split(cols[COL["dcerpc.cn_call_id"]])
+    level = _split(cols[COL["dcerpc.auth_level"]])
+    return [RpcPdu(frame=f.number, time=f.time, stream=f.stream, ptype=ptypes[0],
+                   call_id=int(call_ids[0]) if call_ids else -1,
+                   ctx_ids=[int(x) for x in _split(cols[COL["dcerpc.cn_ctx_id"]])],
+                   auth_level=int(level[0]) if level else None,
+                   ack_results=[int(x) for x in _split(cols[COL["dcerpc.cn_ack_result"]])])]

@@ -1,0 +1,88 @@
+"""Findings, rules and the bus that carries reconstruction events to them (the Zeek shape:
+events flow one way, into small rules, into reports)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, Iterable, List, Optional
+
+SEVERITIES = ("error", "warning", "info")  # MUST, SHOULD or suspicious, for information
+MAX_FINDINGS_PER_RULE = 1000  # a flood is reported, then counted, not hoarded
+
+
+@dataclass
+class Finding:
+    rule: str
+    severity: str
+    spec: str
+    frames: List[int]
+    message: str
+    subject: str
+
+    def as_dict(self) -> dict:
+        return dict(rule=self.rule, severity=self.severity, spec=self.spec, frames=self.frames,
+                    message=self.message, subject=self.subject)
+
+
+class Rule:
+    """One spec rule: an id, a severity, the section it enforces, and handlers named after the
+    events it needs (on_<event>). `needs_stub`: it reads parameters or return values, so a
+    sealed conversation leaves it not evaluated."""
+
+    id = ""
+    severity = "error"
+    spec = ""
+    title = ""
+    needs_stub = False
+
+    def __init__(self, sink: "Findings"):
+        self.sink = sink
+
+    def report(self, frames: Iterable[int], message: str, subject: str) -> None:
+        self.sink.add(Finding(self.id, self.severity, self.spec, sorted(set(int(f) for f in frames)), message, subject))
+
+
+class Findings:
+    def __init__(self):
+        self.items: List[Finding] = []
+        self.per_rule: Dict[str, int] = {}
+        self.suppressed: Dict[str, int] = {}
+
+    def add(self, f: Finding) -> None:
+        n = self.per_rule.get(f.rule, 0)
+        self.per_rule[f.rule] = n + 1
+        if n >= MAX_FINDINGS_PER_RULE:
+            self.suppressed[f.rule] = self.suppressed.get(f.rule, 0) + 1
+            return
+        self.items.append(f)
+
+    def sorted(self) -> List[Finding]:
+        order = {s: i for i, s in enumerate(SEVERITIES)}
+        return sorted(self.items, key=lambda f: (order[f.severity], f.frames[:1] or [0], f.rule, f.subject))
+
+
+class Bus:
+    """Delivers each reconstruction event to the rules that handle it, in registration order."""
+
+    def __init__(self, rules: List[Rule]):
+        self.rules = rules
+        self._handlers: Dict[str, list] = {}
+
+    def emit(self, event: str, *args) -> None:
+        hs = self._handlers.get(event)
+        if hs is None:
+            hs = [getattr(r, "on_" + event) for r in self.rules if hasattr(r, "on_" + event)]
+            self._handlers[event] = hs
+        for h in hs:
+            h(*args)
+
+
+@dataclass
+class NotEvaluated:
+    """Rules a sealed conversation kept from running: they need parameters or results."""
+
+    conversation: str
+    rules: List[str] = field(default_factory=list)
+    reason: str = "not evaluated (sealed): the stubs are encrypted (PKT_PRIVACY) and no key was given"
+
+    def as_dict(self) -> dict:
+        return dict(conversation=self.conversation, rules=self.rules, reason=self.reason)

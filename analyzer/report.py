@@ -1,0 +1,90 @@
+"""Reports: the text a person reads, the JSON a script reads, and the files --output writes."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import List
+
+from .findings import SEVERITIES
+from .pipeline import CaptureResult
+
+
+def document(results: List[CaptureResult], tshark_version: str) -> dict:
+    """The JSON document: captures, rsvd_sessions, clusprep_sequences, findings, rules_not_evaluated."""
+    several = len(results) > 1
+    doc = dict(captures=[], rsvd_sessions=[], clusprep_sequences=[], findings=[], rules_not_evaluated=[])
+    for r in results:
+        doc["captures"].append(dict(path=str(r.path), packets=r.packets, truncated=r.truncated,
+                                    seconds=round(r.seconds, 3), tshark=tshark_version,
+                                    tshark_messages=r.tshark_errors))
+        tag = (lambda d: dict(d, capture=r.path.name)) if several else (lambda d: d)
+        doc["rsvd_sessions"] += [tag(s) for s in r.rsvd_sessions]
+        doc["clusprep_sequences"] += [tag(s) for s in r.clusprep_sequences]
+        doc["findings"] += [tag(f.as_dict()) for f in r.findings]
+        doc["rules_not_evaluated"] += [tag(n.as_dict()) for n in r.not_evaluated]
+    return doc
+
+
+def to_json(results: List[CaptureResult], tshark_version: str) -> str:
+    return json.dumps(document(results, tshark_version), indent=2, sort_keys=False, default=str)
+
+
+def _ms(x) -> str:
+    return "-" if x is None else ("%.3f ms" % x)
+
+
+def to_text(results: List[CaptureResult], tshark_version: str) -> str:
+    out: List[str] = []
+    for r in results:
+        out.append("Capture %s: %d packets%s (tshark %s, %.1f s)" % (
+            r.path, r.packets, ", TRUNCATED" if r.truncated else "", tshark_version, r.seconds))
+        out.append("")
+        if r.rsvd_sessions:
+            out.append("RSVD opens (%d)" % len(r.rsvd_sessions))
+            for s in r.rsvd_sessions:
+                who = s["initiator_host"] or "-"
+                if s["initiator_id"]:
+                    who += " (initiator %s)" % s["initiator_id"]
+                out.append("  %s  %s -> %s  %s" % (s["open_id"], s["client"], s["server"], s["file_name"]))
+                out.append("    initiator %s, context %s v%s, frames %s-%s" % (
+                    who, s["context_layout"] or "-", s["context_version"] if s["context_version"] is not None else "-",
+                    s["create_frame"], s["close_frame"] or "end"))
+                mix = ", ".join("%s %d" % kv for kv in sorted(s["scsi_opcodes"].items(), key=lambda kv: -kv[1]))
+                out.append("    %d tunnel operations, %d SCSI (%s), %d READ, %d WRITE, %d errors; latency p50 %s, "
+                           "p99 %s" % (s["operations"], s["scsi_commands"], mix or "none", s["reads"], s["writes"],
+                                       s["errors"], _ms(s["latency_p50_ms"]), _ms(s["latency_p99_ms"])))
+            out.append("")
+        if r.clusprep_sequences:
+            out.append("ClusPrep conversations (%d)" % len(r.clusprep_sequences))
+            for c in r.clusprep_sequences:
+                out.append("  %s: %s%s, %d calls" % (c["conversation"], ", ".join(c["interfaces"]) or "-",
+                                                    " (sealed)" if c["sealed"] else "", c["calls"]))
+                for call in c["sequence"]:
+                    out.append("    %6d  %-18s %-38s %-28s %s" % (call["frame"], call["interface"], call["method"],
+                                                                  call["result"], _ms(call["latency_ms"])))
+            out.append("")
+        for n in r.not_evaluated:
+            out.append("Not evaluated (sealed) for %s: %s" % (n.conversation, ", ".join(n.rules)))
+        if r.not_evaluated:
+            out.append("")
+        counts = {s: sum(1 for f in r.findings if f.severity == s) for s in SEVERITIES}
+        out.append("Findings: %d errors, %d warnings, %d info" % (counts["error"], counts["warning"], counts["info"]))
+        for sev in SEVERITIES:
+            items = [f for f in r.findings if f.severity == sev]
+            if not items:
+                continue
+            out.append("  %s" % sev.upper())
+            for f in items:
+                frames = ",".join(str(x) for x in f.frames) or "-"
+                out.append("    [%s] frames %s: %s (%s) [%s]" % (f.rule, frames, f.message, f.subject, f.spec))
+        out.append("")
+    return "\n".join(out)
+
+
+def write_output(directory: Path, results: List[CaptureResult], tshark_version: str) -> None:
+    """findings.jsonl beside the tables (CSV and Parquet) that Tables already wrote."""
+    directory.mkdir(parents=True, exist_ok=True)
+    doc = document(results, tshark_version)
+    with open(directory / "findings.jsonl", "w", encoding="utf-8") as f:
+        for item in doc["findings"]:
+            f.write(json.dumps(item, default=str) + "\n")

@@ -1,0 +1,388 @@
+"""RSVD reconstruction: TCP connection -> SMB2 session -> tree -> open (FileId) -> tunnel
+operations, SCSI commands, READ/WRITE and stored errors.
+
+It consumes Smb2Message events in capture order, decodes the exported RSVD bytes with the
+definitions (analyzer.decoding), keeps what later messages need, and emits what it learns
+to the rules (Bus) and the tables. Memory stays bounded by what is in flight: an operation
+is forgotten once answered; per open only counters and a compact latency array are kept.
+"""
+from __future__ import annotations
+
+from array import array
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+from dissectors import rsvd
+
+from . import decoding
+from .events import CLOSE, CREATE, IOCTL, NEGOTIATE, READ, SESSION_SETUP, TREE_CONNECT, WRITE, Smb2Message
+from .findings import Bus
+from .tables import Tables
+
+STORED_BASE = rsvd.ERROR_CODES["STATUS_SVHDX_ERROR_STORED"]
+STORED_KEYS = 0x100 - 0  # StatusKey is the low byte
+SRB_STATUS_OP = "RSVD_TUNNEL_SRB_STATUS_OPERATION"
+SCSI_OP = "RSVD_TUNNEL_SCSI_OPERATION"
+INFO_OPS = {"RSVD_TUNNEL_GET_FILE_INFO_OPERATION", "RSVD_TUNNEL_GET_DISK_INFO_OPERATION"}
+SUFFIX = rsvd.SHARED_VIRTUAL_DISK_SUFFIX
+FILE_NO_INTERMEDIATE_BUFFERING = 0x00000008
+CONTEXT_TAG = rsvd.SVHDX_OPEN_DEVICE_CONTEXT_TAG
+MAX_LATENCIES = 1 << 18  # per open: 1 MiB of float32
+
+
+def stored_key(status: Optional[int]) -> Optional[int]:
+    if status is None:
+        return None
+    key = status - STORED_BASE
+    return key if 0 <= key < STORED_KEYS else None
+
+
+@dataclass
+class Connection:
+    stream: int
+    client: str
+    server: str
+    dialect: Optional[int] = None
+    last_request_id: Optional[int] = None
+    last_request_frame: int = 0
+
+
+@dataclass
+class CreateRequest:
+    frame: int
+    time: float
+    name: str
+    create_options: Optional[int]
+    context: object  # the decoded SVHDX_OPEN_DEVICE_CONTEXT, or None
+    context_error: Optional[str]
+    session_id: int
+    tree_id: Optional[int]
+
+
+@dataclass
+class Open:
+    id: str  # "stream:FileId"
+    stream: int
+    client: str
+    server: str
+    session_id: int
+    tree: str
+    name: str
+    create_frame: int
+    context: object
+    create_options: Optional[int]
+    close_frame: Optional[int] = None
+    operations: int = 0
+    scsi: int = 0
+    reads: int = 0
+    writes: int = 0
+    errors: int = 0
+    info_seen: bool = False
+    scsi_seen: bool = False
+    opcodes: Dict[str, int] = field(default_factory=dict)
+    latencies: array = field(default_factory=lambda: array("f"))  # milliseconds
+    _seen: int = 0
+    _stride: int = 1
+
+    def add_latency(self, ms: float) -> None:
+        """Exact up to MAX_LATENCIES samples per open; past that every other one is kept, so a
+        long capture costs bounded memory and its percentiles stay representative."""
+        self._seen += 1
+        if self._seen % self._stride:
+            return
+        self.latencies.append(ms)
+        if len(self.latencies) >= MAX_LATENCIES:
+            self.latencies = self.latencies[::2]
+            self._stride *= 2
+
+    @property
+    def layout(self) -> str:
+        return self.context.get("_variant", "") if self.context is not None else ""
+
+    @property
+    def initiator_host(self) -> str:
+        return str(self.context.get("InitiatorHostName", "")) if self.context is not None else ""
+
+    @property
+    def initiator_id(self) -> str:
+        if self.context is None or not decoding.int_of(self.context.get("HasInitiatorId", 0)):
+            return ""
+        return str(self.context.get("InitiatorId", ""))
+
+    @property
+    def initiator(self) -> str:
+        host = self.initiator_host or self.client
+        return "%s (%s)" % (host, self.initiator_id) if self.initiator_id else host
+
+    @property
+    def disk(self) -> Tuple[str, str]:
+        return (self.server.rsplit(":", 1)[0], self.name.lower())
+
+
+@dataclass
+class Operation:
+    """One tunnel operation (or SMB2 READ/WRITE on a shared open), request to response."""
+
+    kind: str  # the tunnel OperationCode name, or SMB2_READ / SMB2_WRITE
+    stream: int
+    open: Optional[Open]
+    request_frame: int
+    time: float
+    request_id: Optional[int] = None
+    function: Optional[int] = None  # the FSCTL of a tunnel operation
+    request: object = None  # decoded request
+    response: object = None
+    response_frame: Optional[int] = None
+    response_time: Optional[float] = None
+    status: Optional[int] = None
+    status_name: str = ""
+
+    @property
+    def latency_ms(self) -> Optional[float]:
+        if self.response_time is None:
+            return None
+        return (self.response_time - self.time) * 1000.0
+
+    @property
+    def subject(self) -> str:
+        return self.open.id if self.open else "stream %d" % self.stream
+
+
+@dataclass
+class StoredError:
+    open: Open
+    key: int
+    frame: int
+    operation: str
+    retrieved_frame: Optional[int] = None
+
+
+class RsvdTracker:
+    def __init__(self, bus: Bus, tables: Tables):
+        self.bus = bus
+        self.tables = tables
+        self.connections: Dict[int, Connection] = {}
+        self.trees: Dict[Tuple[int, int], str] = {}
+        self.creates: Dict[Tuple[int, int], CreateRequest] = {}
+        self.opens: Dict[str, Open] = {}
+        self.closed: Dict[str, Open] = {}
+        self.io: Dict[Tuple[int, int], Operation] = {}  # SMB2 READ/WRITE in flight, by (stream, msg_id)
+        self.tunnels: Dict[Tuple[int, int], Operation] = {}  # tunnel IOCTLs in flight, by (stream, msg_id)
+        self.stored: Dict[Tuple[str, int], StoredError] = {}
+        self.tree_requests: Dict[Tuple[int, int], str] = {}
+
+    # -- per message -------------------------------------------------------------------
+    def connection(self, m: Smb2Message, src: str, dst: str) -> Connection:
+        c = self.connections.get(m.stream)
+        if c is None:
+            client, server = (dst, src) if m.is_response else (src, dst)
+            c = Connection(m.stream, client, server)
+            self.connections[m.stream] = c
+        return c
+
+    def message(self, m: Smb2Message, src: str, dst: str) -> None:
+        conn = self.connection(m, src, dst)
+        cmd = m.command
+        if cmd == NEGOTIATE:
+            if m.is_response and m.dialect is not None:
+                conn.dialect = m.dialect
+        elif cmd == TREE_CONNECT:
+            key = (m.stream, m.msg_id)
+            if not m.is_response and m.tree:
+                self.tree_requests[key] = m.tree
+            elif m.is_response and key in self.tree_requests and m.tree_id is not None and m.status == 0:
+                self.trees[(m.stream, m.tree_id)] = self.tree_requests.pop(key)
+        elif cmd == CREATE:
+            self.create(m, conn)
+        elif cmd == CLOSE:
+            if not m.is_response and m.file_id:
+                o = self.opens.pop("%d:%s" % (m.stream, m.file_id), None)
+                if o is not None:
+                    o.close_frame = m.frame
+                    self.closed[o.id] = o
+                    self.bus.emit("rsvd_close", o, m.frame)
+        elif cmd in (READ, WRITE):
+            self.read_write(m)
+        elif cmd == IOCTL:
+            self.ioctl(m, conn)
+
+    def create(self, m: Smb2Message, conn: Connection) -> None:
+        key = (m.stream, m.msg_id)
+        if not m.is_response:
+            if not m.raw:
+                return  # not a shared-disk open
+            ctx, err = decoding.open_context(m.raw[0])
+            req = CreateRequest(m.frame, m.time, m.filename or "", m.create_options, ctx, err, m.session_id,
+                                m.tree_id)
+            self.creates[key] = req
+            self.bus.emit("rsvd_create", req, conn)
+            return
+        req = self.creates.pop(key, None)
+        if req is None or m.status != 0 or not m.file_id:
+            return
+        tree = self.trees.get((m.stream, req.tree_id), "") if req.tree_id is not None else ""
+        o = Open(id="%d:%s" % (m.stream, m.file_id), stream=m.stream, client=conn.client, server=conn.server,
+                 session_id=req.session_id, tree=tree, name=req.name, create_frame=req.frame, context=req.context,
+                 create_options=req.create_options)
+        self.opens[o.id] = o
+        self.bus.emit("rsvd_open", o, conn, m.frame)
+
+    def read_write(self, m: Smb2Message) -> None:
+        key = (m.stream, m.msg_id)
+        kind = "SMB2_READ" if m.command == READ else "SMB2_WRITE"
+        if not m.is_response:
+            okey = "%d:%s" % (m.stream, m.file_id)
+            o = self.opens.get(okey)
+            if o is None and okey in self.closed:
+                self.bus.emit("rsvd_after_close", self.closed[okey], m.frame, kind)
+                return
+            if o is not None:
+                self.io[key] = Operation(kind, m.stream, o, m.frame, m.time)
+            return
+        if m.status == 0x103:  # STATUS_PENDING: the final answer comes later
+            return
+        op = self.io.pop(key, None)
+        if op is None:
+            return
+        self.finish(op, m.frame, m.time, m.status, None)
+
+    def ioctl(self, m: Smb2Message, conn: Connection) -> None:
+        key = (m.stream, m.msg_id)
+        if not m.is_response:
+            if decoding.is_rsvd_ioctl(m.function) and decoding.has_transaction(m.function):
+                for raw in m.raw[:1]:
+                    self.tunnel_request(m, conn, raw)
+            return
+        if m.status == 0x103:  # STATUS_PENDING: the final answer comes later
+            return
+        # SMB2 pairs by MessageId (RequestId is RSVD's own); an error response carries no CtlCode
+        op = self.tunnels.pop(key, None)
+        if op is None:
+            return
+        if not m.raw:
+            # an SMB2-level error with no output buffer (STATUS_SVHDX_ERROR_STORED | key among them)
+            self.finish(op, m.frame, m.time, m.status, None)
+            return
+        value, err = decoding.rsvd_message(m.function or op.function, True, m.raw[0], request=op.request)
+        if value is None:
+            self.bus.emit("rsvd_malformed", m, err, op.open)
+            return
+        op.response = value
+        self.finish(op, m.frame, m.time, decoding.int_of(value.Header.Status), value)
+
+    def tunnel_request(self, m: Smb2Message, conn: Connection, raw: bytes) -> None:
+        value, err = decoding.rsvd_message(m.function, False, raw)
+        okey = "%d:%s" % (m.stream, m.file_id)
+        o = self.opens.get(okey) if m.file_id else None
+        if value is None:
+            self.bus.emit("rsvd_malformed", m, err, o)
+            return
+        op = Operation(str(value.Header.OperationCode), m.stream, o, m.frame, m.time,
+                       request_id=int(value.Header.RequestId), request=value, function=m.function)
+        if o is None and okey in self.closed:
+            self.bus.emit("rsvd_after_close", self.closed[okey], m.frame, op.kind)
+        self.tunnels[(m.stream, m.msg_id)] = op
+        self.bus.emit("rsvd_request", op, conn)
+        conn.last_request_id, conn.last_request_frame = op.request_id, m.frame
+        if o is not None:
+            o.operations += 1
+            if op.kind in INFO_OPS:
+                o.info_seen = True
+            if op.kind == SCSI_OP:
+                o.scsi_seen = True
+        if op.kind == SRB_STATUS_OP and o is not None and "StatusKey" in value.Payload:
+            key = decoding.int_of(value.Payload.StatusKey)
+            e = self.stored.get((o.id, key))
+            if e is not None and e.retrieved_frame is None:
+                e.retrieved_frame = m.frame
+            self.bus.emit("rsvd_retrieval", op, key, e)
+
+    def finish(self, op: Operation, frame: int, time: float, status: Optional[int], value) -> None:
+        op.response_frame, op.response_time, op.status = frame, time, status
+        names = {v: k for k, v in rsvd.NT_STATUS.items()}
+        names.update({v: k for k, v in rsvd.ERROR_CODES.items()})
+        key = stored_key(status)
+        op.status_name = ("STATUS_SVHDX_ERROR_STORED|%d" % key) if key is not None else names.get(
+            status, "0x%08X" % status if status is not None else "")
+        o = op.open
+        if o is not None:
+            if op.kind == "SMB2_READ":
+                o.reads += 1
+            elif op.kind == "SMB2_WRITE":
+                o.writes += 1
+            if status:
+                o.errors += 1
+            if op.latency_ms is not None:
+                o.add_latency(op.latency_ms)
+        if key is not None and o is not None:
+            e = StoredError(o, key, frame, op.kind)
+            self.stored[(o.id, key)] = e
+            self.bus.emit("rsvd_stored_error", e, op)
+        self.bus.emit("rsvd_response", op)
+        self.tables.add("rsvd_operations", dict(
+            open_id=o.id if o else "", stream=op.stream, request_frame=op.request_frame, response_frame=frame,
+            time=op.time, operation=op.kind, request_id=op.request_id if op.request_id is not None else "",
+            status=op.status_name, latency_ms=round(op.latency_ms, 3) if op.latency_ms is not None else ""))
+        if op.kind == SCSI_OP and op.request is not None:
+            self.scsi_row(op, value)
+
+    def scsi_row(self, op: Operation, value) -> None:
+        req = op.request.Payload
+        cdb = req.get("Cdb")
+        opcode = str(cdb.OperationCode) if cdb is not None else ""
+        fields = cdb.Fields if cdb is not None and isinstance(cdb.get("Fields"), dict) else {}
+        resp = value.Payload if value is not None and isinstance(value.get("Payload"), dict) else {}
+        sense = resp.get("Sense") if resp else None
+        key, asc = sense_of(sense)
+        srb = resp.get("SrbStatus") if resp else None
+        o = op.open
+        if o is not None:
+            o.scsi += 1
+            o.opcodes[opcode] = o.opcodes.get(opcode, 0) + 1
+        self.tables.add("scsi_commands", dict(
+            open_id=o.id if o else "", stream=op.stream, request_frame=op.request_frame,
+            response_frame=op.response_frame, time=op.time, opcode=opcode,
+            service_action=str(fields.get("ServiceAction", "")) if fields else "",
+            lba=fields.get("LogicalBlockAddress", "") if fields else "",
+            blocks=fields.get("TransferLength", "") if fields else "",
+            data_in=str(req.get("DataIn", "")), transfer_length=req.get("DataTransferLength", ""),
+            srb_status=str(srb.Status) if srb is not None else "",
+            scsi_status=str(resp.get("ScsiStatus", "")) if resp else "",
+            sense_key=key, additional_sense=asc,
+            latency_ms=round(op.latency_ms, 3) if op.latency_ms is not None else ""))
+
+    # -- the end -----------------------------------------------------------------------
+    def finish_capture(self) -> None:
+        for op in list(self.tunnels.values()) + list(self.io.values()):
+            self.bus.emit("rsvd_unanswered", op)
+        for o in list(self.opens.values()) + list(self.closed.values()):
+            self.bus.emit("rsvd_open_summary", o)
+            lat = sorted(o.latencies)
+            self.tables.add("sessions", dict(
+                open_id=o.id, stream=o.stream, client=o.client, server=o.server, session_id="0x%016X" % o.session_id,
+                tree=o.tree, file_name=o.name, create_frame=o.create_frame, close_frame=o.close_frame or "",
+                context_layout=o.layout, context_version=o.context.get("Version", "") if o.context is not None else "",
+                initiator_host=o.initiator_host, initiator_id=o.initiator_id, operations=o.operations,
+                scsi_commands=o.scsi, reads=o.reads, writes=o.writes, errors=o.errors,
+                latency_p50_ms=round(percentile(lat, 50), 3) if lat else "",
+                latency_p99_ms=round(percentile(lat, 99), 3) if lat else ""))
+
+
+def percentile(sorted_values, p: float) -> float:
+    """Nearest-rank percentile of an ascending sequence."""
+    if not sorted_values:
+        return 0.0
+    k = max(0, min(len(sorted_values) - 1, int(round(p / 100.0 * len(sorted_values) + 0.5)) - 1))
+    return float(sorted_values[k])
+
+
+def sense_of(sense) -> Tuple[str, str]:
+    """(sense key, additional sense) names from a decoded SENSE_DATA, fixed or descriptor."""
+    if not sense:
+        return "", ""
+    fmt = sense.get("Format") or {}
+    key = fmt.get("SenseKey")
+    if key is None and isinstance(fmt.get("KeyFlags"), dict):
+        key = fmt["KeyFlags"].get("SenseKey")
+    asc = fmt.get("AdditionalSense")
+    return (str(key) if key is not None else "", str(asc) if asc is not None else "")

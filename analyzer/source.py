@@ -1,0 +1,152 @@
+"""Capture source: tshark, found and version-checked through pyshark, run with the generated
+plugins, streaming only the fields the analyzer needs.
+
+Why two ways in (measured by bench/analyze_throughput.py): pyshark's packet objects are what
+notebooks want (`packets()`), but parsing its XML runs at about 220 packets/s, so the batch
+path reads `tshark -T fields` line by line instead. The msrsvd plugin runs with its export
+preference: it hands over each RSVD message's first bytes (`msrsvd.raw`), which the analyzer
+decodes with the same definitions the plugin was generated from; the clusprep plugin names
+each call and hands over the stub it decoded (`clusprep.stub`).
+"""
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, List, Optional
+
+from dissectors import generate
+
+MIN_TSHARK = (4, 0)
+INSTALL_HINT = "install it (DEBIAN_FRONTEND=noninteractive apt-get install -y tshark) or pass --tshark PATH"
+
+# The fields of one output line, in order. Per-frame lists use AGGREGATOR.
+FIELDS = [
+    "frame.number", "frame.time_epoch", "tcp.stream", "ip.src", "ip.dst", "ipv6.src", "ipv6.dst",
+    "tcp.srcport", "tcp.dstport",
+    # SMB2: once per message header, or once per message of the commands that carry them
+    "smb2.cmd", "smb2.flags.response", "smb2.msg_id", "smb2.sesid", "smb2.tid", "smb2.nt_status", "smb2.fid",
+    "smb2.ioctl.function", "smb2.dialect", "smb2.filename", "smb2.tree", "smb.create_options",
+    "msrsvd.raw", "msrsvd.raw.smb2_index",
+    # DCE/RPC: binds (for contexts the plugin never saw) and requests
+    "dcerpc.pkt_type", "dcerpc.cn_call_id", "dcerpc.cn_ctx_id", "dcerpc.auth_level", "dcerpc.cn_ack_result",
+    "dcerpc.obj_id",
+    # ClusPrep: once per call the plugin recognised
+    "clusprep.interface", "clusprep.method", "clusprep.opnum", "clusprep.context_id", "clusprep.auth_level",
+    "clusprep.encrypted", "clusprep.call_id", "clusprep.direction", "clusprep.fault_status", "clusprep.stub",
+]
+COL = {name: i for i, name in enumerate(FIELDS)}
+AGGREGATOR = "\x1f"  # never in a file name or a share path
+
+PREFERENCES = ["-o", "msrsvd.export:TRUE", "-o", "msrsvd.scsi:FALSE", "-o", "msrsvd.exchanges:FALSE"]
+
+
+class CaptureError(Exception):
+    """A problem the user can fix, with the fix in the message (exit code 2)."""
+
+
+@dataclass
+class Tshark:
+    path: str
+    version: tuple
+
+    @property
+    def version_text(self) -> str:
+        return ".".join(str(x) for x in self.version)
+
+
+def find_tshark(path: Optional[str] = None) -> Tshark:
+    """pyshark's discovery (PATH and the usual install places) and its version check."""
+    from pyshark.tshark.tshark import TSharkNotFoundException, get_process_path, get_tshark_version
+
+    try:
+        found = get_process_path(tshark_path=path)
+    except TSharkNotFoundException:
+        raise CaptureError("tshark not found: " + INSTALL_HINT) from None
+    if path and not Path(found).exists():
+        raise CaptureError("tshark not found at %s: %s" % (path, INSTALL_HINT))
+    try:
+        v = get_tshark_version(found)
+    except (OSError, subprocess.SubprocessError, ValueError) as e:
+        raise CaptureError("cannot run %s (%s): %s" % (found, e, INSTALL_HINT)) from None
+    version = tuple(int(x) for x in str(v).split(".")[:3])
+    if version[:2] < MIN_TSHARK:
+        raise CaptureError("tshark %s is too old; the plugins need 4.0 or later: %s" % (v, INSTALL_HINT))
+    return Tshark(found, version)
+
+
+_MAGICS = {b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d", b"\x0a\x0d\x0d\x0a"}
+
+
+def check_capture(path: Path) -> None:
+    if not path.exists():
+        raise CaptureError("%s: no such file" % path)
+    if path.is_dir():
+        raise CaptureError("%s is a directory; give a .pcap or .pcapng file" % path)
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic not in _MAGICS:
+        raise CaptureError("%s is not a capture file (pcap or pcapng); save it from Wireshark or convert it "
+                           "with editcap" % path)
+
+
+def plugin_args() -> List[str]:
+    args = []
+    for p in generate.lua_paths():
+        if not p.exists():
+            raise CaptureError("%s is missing: run python -m dissectors" % p)
+        args += ["-X", "lua_script:%s" % p]
+    return args
+
+
+def command(tshark: Tshark, path: Path) -> List[str]:
+    cmd = [tshark.path, "-n", "-r", str(path), *plugin_args(), "--disable-protocol", "rsvd", *PREFERENCES,
+           "-T", "fields", "-E", "separator=\t", "-E", "occurrence=a", "-E", "aggregator=" + AGGREGATOR,
+           "-E", "quote=n"]
+    for f in FIELDS:
+        cmd += ["-e", f]
+    return cmd
+
+
+@dataclass
+class Run:
+    """One tshark run over a capture: rows as they come, then how it ended."""
+
+    tshark: Tshark
+    path: Path
+    truncated: bool = False
+    errors: List[str] = field(default_factory=list)
+    frames: int = 0
+
+    def rows(self) -> Iterator[List[str]]:
+        proc = subprocess.Popen(command(self.tshark, self.path), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, encoding="utf-8", errors="replace", bufsize=1 << 20)
+        try:
+            for line in proc.stdout:
+                cols = line.rstrip("\n").split("\t")
+                if len(cols) != len(FIELDS):
+                    continue
+                self.frames += 1
+                yield cols
+        finally:
+            proc.stdout.close()
+            stderr = proc.stderr.read()
+            proc.stderr.close()
+            code = proc.wait()
+        for line in stderr.splitlines():
+            if "cut short in the middle of a packet" in line or "appears to be damaged or corrupt" in line:
+                self.truncated = True
+            elif line.strip() and "Running as user" not in line and "Dissector bug" not in line:
+                self.errors.append(line.strip())
+        if code != 0 and not self.truncated and self.frames == 0:
+            raise CaptureError("tshark could not read %s: %s" % (self.path, "; ".join(self.errors) or "exit %d" % code))
+
+
+def packets(path, display_filter: Optional[str] = None, tshark_path: Optional[str] = None):
+    """pyshark packets with both plugins loaded, for notebooks (slow: about 220 packets/s)."""
+    import pyshark
+
+    tshark = find_tshark(tshark_path)
+    check_capture(Path(path))
+    return pyshark.FileCapture(str(path), display_filter=display_filter, tshark_path=tshark.path,
+                               custom_parameters=plugin_args())
