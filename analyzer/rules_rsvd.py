@@ -238,7 +238,7 @@ class VersionMismatch(Rule):
             self.report([op.request_frame], "OperationCode 0x%08X is not defined" % int(op.kind), op.subject)
 
     def on_rsvd_response(self, op: Operation):
-        if op.status == VERSION_MISMATCH:
+        if op.status == VERSION_MISMATCH and not op.kind.isdigit():  # an unknown code is reported once, above
             what = "OperationCode 0x%08X" % int(op.kind) if op.kind.isdigit() else op.kind
             self.report([op.request_frame, op.response_frame], "%s answered STATUS_SVHDX_VERSION_MISMATCH" % what,
                         op.subject)

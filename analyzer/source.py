@@ -10,6 +10,7 @@ each call and hands over the stub it decoded (`clusprep.stub`).
 """
 from __future__ import annotations
 
+import os
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,12 +60,13 @@ def find_tshark(path: Optional[str] = None) -> Tshark:
     """pyshark's discovery (PATH and the usual install places) and its version check."""
     from pyshark.tshark.tshark import TSharkNotFoundException, get_process_path, get_tshark_version
 
+    if path and not (Path(path).is_file() and os.access(path, os.X_OK)):
+        # pyshark would quietly fall back to the PATH; a path the user named must be that tshark
+        raise CaptureError("tshark not found at %s: %s" % (path, INSTALL_HINT))
     try:
         found = get_process_path(tshark_path=path)
     except TSharkNotFoundException:
         raise CaptureError("tshark not found: " + INSTALL_HINT) from None
-    if path and not Path(found).exists():
-        raise CaptureError("tshark not found at %s: %s" % (path, INSTALL_HINT))
     try:
         v = get_tshark_version(found)
     except (OSError, subprocess.SubprocessError, ValueError) as e:

@@ -1,0 +1,170 @@
+"""`analyze` end to end on the samples, through real tshark: exact findings, every rule both
+ways, the JSON document, exit codes, input errors, --output files and the pandas API."""
+import json
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import analyzer
+import samples
+from analyzer.pipeline import RULE_CLASSES
+from analyzer.tables import COLUMNS
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = sorted(samples.path(n) for n in samples.SCENARIOS)
+
+
+def analyze(*args):
+    return subprocess.run([sys.executable, "-m", "analyzer", *map(str, args)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+
+
+def run_json(pcap):
+    res = analyze("--format", "json", "--fail-on", "never", pcap)
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout)
+
+
+def expected(pcap):
+    return json.loads(pcap.with_suffix("").with_suffix(".expected.json").read_text())["findings"]
+
+
+def key(f):
+    return (f["rule"], f["severity"], tuple(f["frames"]))
+
+
+@pytest.mark.parametrize("pcap", SAMPLES, ids=lambda p: p.stem)
+def test_findings_are_exactly_the_expected_ones(pcap):
+    doc = run_json(pcap)
+    assert Counter(key(f) for f in doc["findings"]) == Counter(key(f) for f in expected(pcap))
+
+
+def test_every_sample_has_expectations():
+    for p in SAMPLES:
+        assert p.with_suffix("").with_suffix(".expected.json").exists(), p
+
+
+def test_every_rule_fires_somewhere_and_stays_quiet_elsewhere():
+    """Each rule fires in a sample and is silent in another sample of its own protocol."""
+    fired = {p.stem: {f["rule"] for f in expected(p)} for p in SAMPLES}
+    for cls in RULE_CLASSES:
+        family = cls.id.split(".")[0]
+        own = [s for s in fired if s.startswith(family + "_")] if family != "capture" else list(fired)
+        assert any(cls.id in fired[s] for s in own), "%s fires in no sample" % cls.id
+        assert any(cls.id not in fired[s] for s in own), "%s fires in every %s sample" % (cls.id, family)
+
+
+def test_rules_have_ids_severities_and_sections():
+    ids = [cls.id for cls in RULE_CLASSES]
+    assert len(ids) == len(set(ids))
+    for cls in RULE_CLASSES:
+        assert cls.severity in ("error", "warning", "info") and cls.spec and cls.title, cls.id
+        assert cls.spec.split()[0] in ("MS-RSVD", "MS-VSOD", "MS-CSVP", "MS-RPCE", "pcapng"), cls.id
+
+
+def test_the_json_document():
+    doc = run_json(samples.path("rsvd_cluster_events"))
+    assert list(doc) == ["captures", "rsvd_sessions", "clusprep_sequences", "findings", "rules_not_evaluated"]
+    for f in doc["findings"]:
+        assert set(f) == {"rule", "severity", "spec", "frames", "message", "subject"}
+        assert f["frames"] == sorted(f["frames"]) and all(isinstance(x, int) for x in f["frames"])
+    [cap] = doc["captures"]
+    assert cap["packets"] == 126 and not cap["truncated"] and cap["tshark"].startswith("4.")
+    sessions = {s["initiator_host"]: s for s in doc["rsvd_sessions"]}
+    assert sessions["NODE2"]["scsi_opcodes"]["PERSISTENT_RESERVE_IN"] == 4
+    assert sessions["NODE1"]["context_layout"] == "windows_v2" and sessions["NODE1"]["latency_p50_ms"] == 0.6
+    conflict = next(f for f in doc["findings"] if f["rule"] == "rsvd.reservation_conflict")
+    assert "held by NODE1" in conflict["message"] and "0x4E4F444531000001" in conflict["message"]
+
+
+def test_clusprep_sequences_and_sealed_rules_not_evaluated():
+    doc = run_json(samples.path("clusprep_sealed"))
+    [seq] = doc["clusprep_sequences"]
+    assert seq["sealed"] and [c["method"] for c in seq["sequence"]] == [
+        "CprepPrepareNode", "CprepPrepareNodePhase2", "CprepDiskGetProps", "CprepDiskAttach", "CprepDiskPRArbitrate",
+        "CprepDiskOnline", "CprepDiskOffline"]
+    assert {c["result"] for c in seq["sequence"]} == {"sealed"}
+    [ne] = doc["rules_not_evaluated"]
+    needs = {cls.id for cls in RULE_CLASSES if cls.needs_stub}
+    assert set(ne["rules"]) == needs and ne["conversation"] == seq["conversation"]
+    assert "clusprep.disk_not_attached" in needs and "clusprep.prepare_node_not_first" not in needs
+    plain = run_json(samples.path("clusprep_storage"))
+    assert plain["rules_not_evaluated"] == []
+    calls = plain["clusprep_sequences"][0]["sequence"]
+    assert calls[0]["method"] == "CprepPrepareNode" and calls[0]["result"] == "S_OK"
+
+
+def test_text_report():
+    res = analyze(samples.path("rsvd_cluster_events"))
+    assert res.returncode == 1  # errors found, --fail-on error by default
+    out = res.stdout
+    assert "RSVD opens (2)" in out and "initiator NODE2 (initiator 66666666-7777-4888-9999-aaaaaaaaaaaa)" in out
+    assert "PERSISTENT_RESERVE_IN 4" in out and "latency p50 0.600 ms" in out
+    assert out.index("  ERROR") < out.index("  WARNING") < out.index("  INFO")
+    assert "[rsvd.sense_not_retrieved] frames 108,119:" in out and "[MS-RSVD 3.1.5.3, 3.1.5.4]" in out
+    clus = analyze(samples.path("clusprep_network")).stdout
+    assert "ClusPrep conversations (1)" in clus and "GetIpConfigSerialized" in clus
+
+
+@pytest.mark.parametrize("name,fail_on,code", [
+    ("rsvd_shared_disk", "error", 0),  # warnings and info only
+    ("rsvd_shared_disk", "warning", 1),
+    ("rsvd_malformed", "error", 1),
+    ("rsvd_malformed", "never", 0),
+    ("clusprep_sealed", "warning", 0),  # nothing at all
+])
+def test_exit_codes(name, fail_on, code):
+    assert analyze("--fail-on", fail_on, samples.path(name)).returncode == code
+
+
+def test_input_errors_are_one_line_with_a_remedy(tmp_path):
+    missing = analyze(tmp_path / "nope.pcapng")
+    assert missing.returncode == 2 and missing.stderr.strip().count("\n") == 0 and "no such file" in missing.stderr
+    text = tmp_path / "notes.pcapng"
+    text.write_text("not a capture\n")
+    res = analyze(text)
+    assert res.returncode == 2 and "not a capture file" in res.stderr and "editcap" in res.stderr
+    res = analyze("--tshark", tmp_path / "no-tshark", samples.path("rsvd_shared_disk"))
+    assert res.returncode == 2 and "tshark not found" in res.stderr and "apt-get install" in res.stderr
+    assert "Traceback" not in missing.stderr + res.stderr
+    assert analyze("--format", "xml", samples.path("rsvd_shared_disk")).returncode == 2  # usage
+
+
+def test_truncated_capture_is_analyzed_as_far_as_it_goes():
+    doc = run_json(samples.path("rsvd_truncated"))
+    assert doc["captures"][0]["truncated"] and doc["captures"][0]["packets"] == 199
+    assert [f["frames"] for f in doc["findings"] if f["rule"] == "capture.truncated"] == [[199]]
+    assert len(doc["rsvd_sessions"]) == 3
+
+
+def test_output_directory(tmp_path):
+    res = analyze("--format", "json", "--output", tmp_path, samples.path("rsvd_cluster_events"))
+    assert res.returncode == 1
+    doc = json.loads(res.stdout)
+    lines = [json.loads(x) for x in (tmp_path / "findings.jsonl").read_text().splitlines()]
+    assert lines == doc["findings"]
+    for table, cols in COLUMNS.items():
+        csv = pd.read_csv(tmp_path / (table + ".csv"))
+        parquet = pd.read_parquet(tmp_path / (table + ".parquet"))
+        assert list(csv.columns) == cols and list(parquet.columns) == cols and len(csv) == len(parquet), table
+    scsi = pd.read_parquet(tmp_path / "scsi_commands.parquet")
+    assert len(scsi) == 30 and (scsi.opcode == "PERSISTENT_RESERVE_IN").sum() == 4
+    ops = pd.read_csv(tmp_path / "rsvd_operations.csv")
+    assert set(ops.operation) >= {"RSVD_TUNNEL_SCSI_OPERATION", "RSVD_TUNNEL_SRB_STATUS_OPERATION", "SMB2_WRITE"}
+
+
+def test_pandas_api_matches_the_cli():
+    cap = analyzer.load(samples.path("clusprep_storage"))
+    calls = cap.clusprep_calls
+    assert list(calls.columns) == COLUMNS["clusprep_calls"] and len(calls) == 54
+    assert calls[calls.method == "CprepDiskGetProps3"].disk.tolist() == ["GUID 6f1d0c2e-5b3a-4e7f-9a21-c4d8e2f71a30"]
+    assert (calls.result == "fault nca_s_op_rng_error").sum() == 7
+    cli = run_json(samples.path("clusprep_storage"))
+    assert cap.findings[["rule", "frames"]].values.tolist() == [[f["rule"], f["frames"]] for f in cli["findings"]]
+    rsvd = analyzer.load(samples.path("rsvd_shared_disk"))
+    assert len(rsvd.sessions) == 3 and set(rsvd.sessions.context_layout) == {"seed", "windows_v2", "windows_v1"}
+    assert len(rsvd.scsi_commands) == 9 and rsvd.rsvd_operations.latency_ms.notna().all()
