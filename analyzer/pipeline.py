@@ -65,7 +65,7 @@ def analyze_capture(path: Path, tshark: Tshark, tables: Tables,
             clusprep_tracker.call(c, f.src, f.dst)
     if progress is not None:
         progress(n)
-    rsvd_tracker.finish_capture()
+    sessions = rsvd_tracker.finish_capture()
     clusprep_tracker.finish_capture()
     bus.emit("finish")
     result = CaptureResult(path=path, packets=run.frames, truncated=run.truncated, tshark_errors=run.errors)
@@ -77,7 +77,7 @@ def analyze_capture(path: Path, tshark: Tshark, tables: Tables,
         result.findings.append(Finding(rule_id, next(r.severity for r in rules if r.id == rule_id),
                                        next(r.spec for r in rules if r.id == rule_id), [],
                                        "%d more findings of this rule not listed" % extra, path.name))
-    result.rsvd_sessions = _sessions(rsvd_tracker, tables)
+    result.rsvd_sessions = sessions
     result.clusprep_sequences = [dict(conversation=c.id, stream=c.stream, client=c.client, server=c.server,
                                       interfaces=c.interfaces, sealed=c.sealed, calls=c.calls,
                                       sequence=[dict(frame=s[0], interface=s[1], method=s[2], result=s[3],
@@ -87,23 +87,6 @@ def analyze_capture(path: Path, tshark: Tshark, tables: Tables,
     result.not_evaluated = [NotEvaluated(c.id, needs) for c in clusprep_tracker.conversations.values() if c.sealed]
     result.seconds = time.monotonic() - started
     return result
-
-
-def _sessions(tracker: RsvdTracker, tables: Tables) -> List[dict]:
-    out = []
-    for o in sorted(list(tracker.opens.values()) + list(tracker.closed.values()), key=lambda o: o.create_frame):
-        lat = sorted(o.latencies)
-        from .rsvd_sessions import percentile
-
-        out.append(dict(
-            open_id=o.id, client=o.client, server=o.server, file_name=o.name, tree=o.tree,
-            initiator_host=o.initiator_host, initiator_id=o.initiator_id, context_layout=o.layout,
-            context_version=o.context.get("Version") if o.context is not None else None,
-            create_frame=o.create_frame, close_frame=o.close_frame, operations=o.operations, scsi_commands=o.scsi,
-            reads=o.reads, writes=o.writes, errors=o.errors, scsi_opcodes=dict(sorted(o.opcodes.items())),
-            latency_p50_ms=round(percentile(lat, 50), 3) if lat else None,
-            latency_p99_ms=round(percentile(lat, 99), 3) if lat else None))
-    return out
 
 
 __all__ = ["analyze_capture", "CaptureResult", "CaptureError", "RULE_CLASSES"]

@@ -352,20 +352,24 @@ class RsvdTracker:
             latency_ms=round(op.latency_ms, 3) if op.latency_ms is not None else ""))
 
     # -- the end -----------------------------------------------------------------------
-    def finish_capture(self) -> None:
+    def finish_capture(self) -> List[dict]:
+        """Report what never got an answer; one summary per open (also the sessions table)."""
         for op in list(self.tunnels.values()) + list(self.io.values()):
             self.bus.emit("rsvd_unanswered", op)
-        for o in list(self.opens.values()) + list(self.closed.values()):
-            self.bus.emit("rsvd_open_summary", o)
+        out = []
+        for o in sorted(list(self.opens.values()) + list(self.closed.values()), key=lambda o: o.create_frame):
             lat = sorted(o.latencies)
-            self.tables.add("sessions", dict(
+            s = dict(
                 open_id=o.id, stream=o.stream, client=o.client, server=o.server, session_id="0x%016X" % o.session_id,
-                tree=o.tree, file_name=o.name, create_frame=o.create_frame, close_frame=o.close_frame or "",
-                context_layout=o.layout, context_version=o.context.get("Version", "") if o.context is not None else "",
+                tree=o.tree, file_name=o.name, create_frame=o.create_frame, close_frame=o.close_frame,
+                context_layout=o.layout, context_version=o.context.get("Version") if o.context is not None else None,
                 initiator_host=o.initiator_host, initiator_id=o.initiator_id, operations=o.operations,
                 scsi_commands=o.scsi, reads=o.reads, writes=o.writes, errors=o.errors,
-                latency_p50_ms=round(percentile(lat, 50), 3) if lat else "",
-                latency_p99_ms=round(percentile(lat, 99), 3) if lat else ""))
+                latency_p50_ms=round(percentile(lat, 50), 3) if lat else None,
+                latency_p99_ms=round(percentile(lat, 99), 3) if lat else None)
+            self.tables.add("sessions", s)
+            out.append(dict(s, scsi_opcodes=dict(sorted(o.opcodes.items()))))
+        return out
 
 
 def percentile(sorted_values, p: float) -> float:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from decoded import _collect, run
+from decoded import _collect, normalize, run
 from dissectors import csvp, generate
 from samples import ntlmssp
 
@@ -61,18 +61,6 @@ def calls(pcap: Path, decrypt: bool = False) -> List[Call]:
             out.append(Call(int(layers["frame"]["frame.number"]), item["clusprep.interface"], method, direction,
                             raw, fields, item))
     return out
-
-
-def normalize(ftype: str, text: str):
-    if ftype.startswith(("uint", "int")):
-        return int(text, 0)
-    if ftype == "bool":
-        return text in ("1", "True", "true")
-    if ftype == "bytes":
-        return bytes.fromhex(text.replace(":", ""))
-    if ftype == "none":
-        return None
-    return text
 
 
 def lua_view(call: Call) -> Dict[str, List]:

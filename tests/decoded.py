@@ -117,7 +117,7 @@ def field_values(pcap: Path, fields: Sequence[str], *extra: str, lua: bool = Tru
 
 def normalize(ftype: str, text: str):
     """A tshark-printed value as the Python value construct parses."""
-    if ftype.startswith("uint"):
+    if ftype.startswith(("uint", "int")):
         return int(text, 0)
     if ftype == "bool":
         return text in ("1", "True", "true")
