@@ -168,3 +168,9 @@ def test_pandas_api_matches_the_cli():
     rsvd = analyzer.load(samples.path("rsvd_shared_disk"))
     assert len(rsvd.sessions) == 3 and set(rsvd.sessions.context_layout) == {"seed", "windows_v2", "windows_v1"}
     assert len(rsvd.scsi_commands) == 9 and rsvd.rsvd_operations.latency_ms.notna().all()
+
+
+def test_the_readme_lists_every_rule():
+    text = (ROOT / "README.md").read_text()
+    for cls in RULE_CLASSES:
+        assert "| `%s` | %s | %s |" % (cls.id, cls.severity, cls.spec) in text, cls.id
