@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional, Tuple
 
-from construct import ConstructError
-
 from dissectors import csvp, generate, rsvd
 from dissectors.ndr import NdrError
 
@@ -78,7 +76,7 @@ def _scsi_fast(is_response: bool, raw: bytes, request: Any):
     from construct import Container
 
     header = _view("header").parse(raw)
-    if decoding_int(header.OperationCode) != _SCSI_OP:
+    if int_of(header.OperationCode) != _SCSI_OP:
         return None
     if not is_response:
         payload = _view("scsi_request").parse(raw[16:])
@@ -87,7 +85,7 @@ def _scsi_fast(is_response: bool, raw: bytes, request: Any):
             return None
         payload.Data = None
     else:
-        if decoding_int(header.Status) != 0:
+        if int_of(header.Status) != 0:
             return None  # a failure's payload is not a SCSI response
         cdb = request.Payload.get("Cdb") if request is not None else None
         if cdb is None or str(cdb.OperationCode) in _FULL_CDBS:
@@ -96,10 +94,6 @@ def _scsi_fast(is_response: bool, raw: bytes, request: Any):
         payload.Sense = _view("sense").parse(payload.SenseDataEx) if payload.SenseInfoExLength > 0 else None
         payload.Data = None
     return Container(Header=header, Payload=payload)
-
-
-def decoding_int(value) -> int:
-    return int(getattr(value, "intvalue", value))
 
 
 def rsvd_message(function: int, is_response: bool, raw: bytes, request: Any = None) -> Tuple[Any, Optional[str]]:
@@ -153,7 +147,7 @@ def clusprep_stub(interface: str, method: str, direction: str, raw: bytes) -> Tu
         return None, None
     try:
         return stub.params.parse(raw), None
-    except (NdrError, ConstructError, ValueError, IndexError) as err:
+    except (NdrError, ValueError, IndexError, KeyError, TypeError) as err:
         return None, "%s %s stub does not parse: %s" % (method, direction, str(err).splitlines()[0][:160])
 
 

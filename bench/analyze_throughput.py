@@ -59,6 +59,9 @@ def main(argv=None) -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--keep", action="store_true", help="reuse bench/out/rsvd_heavy.pcapng if it exists")
     ap.add_argument("--pyshark-packets", type=int, default=2000)
+    ap.add_argument("--breakdown", action="store_true",
+                    help="also time the analyzer's tshark command without plugins, with an empty Lua "
+                         "postdissector, and with the msrsvd plugin alone")
     args = ap.parse_args(argv)
     tshark = find_tshark()
     OUT.mkdir(parents=True, exist_ok=True)
@@ -68,12 +71,41 @@ def main(argv=None) -> int:
     packets = subprocess.run([tshark.path, "-n", "-r", str(pcap), "-T", "fields", "-e", "frame.number"],
                              capture_output=True, text=True).stdout.count("\n")
     runs = {"tshark": [], "tshark+plugins": [], "export": [], "analyze": []}
+    export = command(tshark, pcap)
+    lua = [a for a in plugin_args() if a != "-X"]
+    if args.breakdown:
+        empty = OUT / "empty_postdissector.lua"
+        empty.write_text('local p = Proto("emptypost", "empty")\nfunction p.dissector() end\nregister_postdissector(p)\n')
+        plain = []  # the analyzer's command without plugins, their preferences, or their fields
+        skip = False
+        for a in export:
+            if skip:
+                skip = False
+            elif a == "-X" or a in lua:
+                continue
+            elif a == "-o":
+                skip = True
+            elif a.startswith(("msrsvd.", "clusprep.")):
+                plain.pop()  # the "-e" before it
+            else:
+                plain.append(a)
+        head = plain[:4]  # tshark -n -r FILE
+        variants = {
+            "fields, no plugins": plain,
+            "fields, one empty postdissector": head + ["-X", "lua_script:%s" % empty] + plain[4:],
+            "fields, msrsvd export only": head + ["-X", lua[0], "-o", "msrsvd.export:TRUE"] + plain[4:],
+        }
+        for k in variants:
+            runs[k] = []
     rss = []
     for _ in range(args.runs):
+        if args.breakdown:
+            for k, cmd in variants.items():
+                runs[k].append(timed(cmd))
         runs["tshark"].append(timed([tshark.path, "-n", "-r", str(pcap), "-T", "fields", "-e", "frame.number"]))
         runs["tshark+plugins"].append(timed([tshark.path, "-n", "-r", str(pcap), *plugin_args(), "-T", "fields",
                                              "-e", "frame.number"]))
-        runs["export"].append(timed(command(tshark, pcap)))
+        runs["export"].append(timed(export))
         res = subprocess.run([sys.executable, "-c", DRIVER, "--format", "json", "--fail-on", "never", str(pcap)],
                              cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         line = [ln for ln in res.stderr.splitlines() if ln.startswith("BENCH ")][-1].split()
@@ -103,7 +135,7 @@ def main(argv=None) -> int:
         "analyzer_peak_rss_mb": max(rss),
     }
     for k, v in runs.items():
-        print("%-15s median %6.2f s  (%s)" % (k, med[k], ", ".join("%.2f" % x for x in v)))
+        print("%-32s median %6.2f s  (%s)" % (k, med[k], ", ".join("%.2f" % x for x in v)))
     print("analyze / tshark         %.2f   (goal <= 1.5)" % result["ratios"]["analyze/tshark"])
     print("analyze / tshark+plugins %.2f" % result["ratios"]["analyze/tshark+plugins"])
     print("analyze: %.0f packets/s; pyshark XML: %.0f packets/s" % (result["analyze_packets_per_second"], pyshark_rate))
