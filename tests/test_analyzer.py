@@ -174,3 +174,21 @@ def test_the_readme_lists_every_rule():
     text = (ROOT / "README.md").read_text()
     for cls in RULE_CLASSES:
         assert "| `%s` | %s | %s |" % (cls.id, cls.severity, cls.spec) in text, cls.id
+
+
+def test_pyshark_packets_carry_the_plugins_layers():
+    """analyzer.source.packets(): pyshark objects for notebooks, with both plugins loaded."""
+    from analyzer.source import packets
+
+    cap = packets(samples.path("clusprep_storage"), display_filter="clusprep")
+    try:
+        p = next(iter(cap))
+        assert int(p.number) == 6 and p.clusprep.get_field_value("method") == "CprepPrepareNode"
+    finally:
+        cap.close()
+    cap = packets(samples.path("rsvd_shared_disk"), display_filter="msrsvd")
+    try:
+        p = next(iter(cap))
+        assert p.msrsvd.get_field_value("open_device_context_initiator_host_name") == "NODE1"
+    finally:
+        cap.close()
