@@ -18,7 +18,7 @@ from .findings import Bus
 from .tables import Tables
 
 PKT_PRIVACY = 6
-BIND, BIND_ACK, ALTER, ALTER_RESP, REQUEST = 11, 12, 14, 15, 0
+BIND, ALTER, REQUEST = 11, 14, 0
 COCLASS = {"IClusterStorage2": "ClusterStorage2", "IClusterStorage3": "ClusterStorage2",
            "IClusterNetwork2": "ClusterNetwork2", "IClusterCleanup": "ClusterCleanup",
            "IClusterSetup": "ClusterSetup", "IClusterLog": "ClusterLog", "IClusterFirewall": "ClusterFirewall",
@@ -43,6 +43,41 @@ class Conversation:
 
 
 @dataclass
+class DiskState:
+    """What the calls so far did to one ClusPrepDisk of one object (§3.2.1), as the client sees it."""
+
+    attached: bool = False
+    owned: bool = False
+    online: bool = False
+    partitions: Optional[int] = None  # MaxPartitionNumber from the last CprepDiskOnline
+    verified: set = field(default_factory=set)  # partitions checked with IsNtfs or GetFSName
+    seen: set = field(default_factory=set)  # methods that succeeded on it (PR*3 as PR*)
+
+    def after(self, c: "Call") -> None:
+        m = base_method(c.method)
+        self.seen.add(m)
+        if m == "CprepDiskAttach":
+            self.attached = True
+        elif m == "CprepDiskPRArbitrate":
+            self.owned = True
+        elif m == "CprepDiskStopDefense":
+            self.owned = False
+        elif m in ("CprepDiskOnline", "CprepDiskSetOnline"):
+            self.online = True
+            if m == "CprepDiskOnline":
+                self.partitions = c.param("MaxPartitionNumber")
+        elif m == "CprepDiskOffline":
+            self.online = False
+        elif m in ("CprepDiskDiskPartitionIsNtfs", "CprepDiskGetFSName"):
+            self.verified.add(c.param("ulPartition", c.param("Partition")))
+
+
+def base_method(method: str) -> str:
+    """CprepDiskPRRegister3 -> CprepDiskPRRegister: the PR calls of both interfaces go together."""
+    return method[:-1] if method.endswith("3") and method.startswith("CprepDiskPR") else method
+
+
+@dataclass
 class Call:
     conversation: Conversation
     interface: str
@@ -59,6 +94,7 @@ class Call:
     response_time: Optional[float] = None
     fault_status: Optional[int] = None
     used_on_wire: bool = True
+    disk_state: Optional[DiskState] = None  # the state of its disk before it, when its stub names one
 
     @property
     def coclass(self) -> Tuple[int, str]:
@@ -131,8 +167,8 @@ class ClusPrepTracker:
         self.tables = tables
         self.conversations: Dict[int, Conversation] = {}
         self.pending: Dict[Tuple[int, int], Call] = {}
-        self.binds: Dict[Tuple[int, int], List[int]] = {}  # (stream, call_id) -> context ids offered
         self.bound: set = set()  # (stream, ctx) offered in a bind or alter_context the capture holds
+        self.disks: Dict[Tuple, DiskState] = {}  # (stream, coclass, disk)
 
     def conversation(self, stream: int, src: str, dst: str, from_client: bool) -> Conversation:
         c = self.conversations.get(stream)
@@ -145,13 +181,10 @@ class ClusPrepTracker:
     def pdu(self, p: RpcPdu, src: str, dst: str) -> None:
         if p.ptype in (BIND, ALTER):
             conv = self.conversation(p.stream, src, dst, True)
-            self.binds[(p.stream, p.call_id)] = list(p.ctx_ids)
             for ctx in p.ctx_ids:
                 self.bound.add((p.stream, ctx))
             conv.bind_levels.append((p.frame, p.auth_level))
             self.bus.emit("rpc_bind", conv, p)
-        elif p.ptype in (BIND_ACK, ALTER_RESP):
-            self.binds.pop((p.stream, p.call_id), None)
         elif p.ptype == REQUEST:
             for ctx in p.ctx_ids:
                 if (p.stream, ctx) not in self.bound:
@@ -192,11 +225,17 @@ class ClusPrepTracker:
 
     def done(self, c: Call) -> None:
         conv = c.conversation
+        state = self.disks.setdefault(c.coclass + (c.disk,), DiskState()) if c.disk is not None else None
+        if state is not None:
+            c.disk_state = DiskState(state.attached, state.owned, state.online, state.partitions,
+                                     set(state.verified), set(state.seen))
         conv.calls += 1
         if len(conv.sequence) < MAX_SEQUENCE:
             conv.sequence.append((c.request_frame, c.interface, c.method, c.result_text,
                                   round(c.latency_ms, 3) if c.latency_ms is not None else None))
         self.bus.emit("call", c)
+        if state is not None and c.succeeded:
+            state.after(c)
         self.tables.add("clusprep_calls", dict(
             conversation=conv.id, stream=conv.stream, request_frame=c.request_frame,
             response_frame=c.response_frame or "", time=c.time, interface=c.interface, method=c.method,

@@ -9,7 +9,7 @@ counts do not match keeps those fields unset rather than guessing.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import List, Optional
 
 from .source import AGGREGATOR, COL
 
@@ -59,12 +59,6 @@ class Smb2Message:
 
 
 @dataclass
-class Endpoints:
-    client: str  # "ip:port" of the side that opened the connection, as first seen
-    server: str
-
-
-@dataclass
 class RpcPdu:
     """A DCE/RPC PDU the clusprep plugin did not name: binds, acks, and requests on unknown contexts."""
 
@@ -75,7 +69,6 @@ class RpcPdu:
     call_id: int
     ctx_ids: List[int]
     auth_level: Optional[int]
-    ack_results: List[int]
 
 
 @dataclass
@@ -233,5 +226,4 @@ def _rpc(f: Frame, cols: List[str], ptypes: List[int]) -> List[RpcPdu]:
     return [RpcPdu(frame=f.number, time=f.time, stream=f.stream, ptype=ptypes[0],
                    call_id=int(call_ids[0]) if call_ids else -1,
                    ctx_ids=[int(x) for x in _split(cols[COL["dcerpc.cn_ctx_id"]])],
-                   auth_level=int(level[0]) if level else None,
-                   ack_results=[int(x) for x in _split(cols[COL["dcerpc.cn_ack_result"]])])]
+                   auth_level=int(level[0]) if level else None)]

@@ -3,7 +3,7 @@ events flow one way, into small rules, into reports)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Optional
+from typing import Dict, Iterable, List
 
 SEVERITIES = ("error", "warning", "info")  # MUST, SHOULD or suspicious, for information
 MAX_FINDINGS_PER_RULE = 1000  # a flood is reported, then counted, not hoarded

@@ -15,7 +15,7 @@ from typing import Dict, List, Optional, Tuple
 from dissectors import rsvd
 
 from . import decoding
-from .events import CLOSE, CREATE, IOCTL, NEGOTIATE, READ, SESSION_SETUP, TREE_CONNECT, WRITE, Smb2Message
+from .events import CLOSE, CREATE, IOCTL, NEGOTIATE, READ, TREE_CONNECT, WRITE, Smb2Message
 from .findings import Bus
 from .tables import Tables
 
@@ -27,6 +27,9 @@ INFO_OPS = {"RSVD_TUNNEL_GET_FILE_INFO_OPERATION", "RSVD_TUNNEL_GET_DISK_INFO_OP
 SUFFIX = rsvd.SHARED_VIRTUAL_DISK_SUFFIX
 FILE_NO_INTERMEDIATE_BUFFERING = 0x00000008
 MAX_LATENCIES = 1 << 18  # per open: 1 MiB of float32
+
+
+STATUS_NAMES = {v: k for k, v in {**rsvd.NT_STATUS, **rsvd.ERROR_CODES}.items()}
 
 
 def stored_key(status: Optional[int]) -> Optional[int]:
@@ -298,10 +301,8 @@ class RsvdTracker:
 
     def finish(self, op: Operation, frame: int, time: float, status: Optional[int], value) -> None:
         op.response_frame, op.response_time, op.status = frame, time, status
-        names = {v: k for k, v in rsvd.NT_STATUS.items()}
-        names.update({v: k for k, v in rsvd.ERROR_CODES.items()})
         key = stored_key(status)
-        op.status_name = ("STATUS_SVHDX_ERROR_STORED|%d" % key) if key is not None else names.get(
+        op.status_name = ("STATUS_SVHDX_ERROR_STORED|%d" % key) if key is not None else STATUS_NAMES.get(
             status, "0x%08X" % status if status is not None else "")
         o = op.open
         if o is not None:

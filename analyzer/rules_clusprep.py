@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Dict, List, Set, Tuple
 
-from .clusprep_sequences import PKT_PRIVACY, Call, Conversation
+from .clusprep_sequences import PKT_PRIVACY, Call, Conversation, DiskState, base_method
 from .findings import Rule
 
 # §3.2.4 and §3.4.4: what each method requires of the ClusPrepDisk it names
@@ -26,11 +26,6 @@ PARTITION = {"CprepDiskWriteFileData": "ulPartition", "CprepDiskVerifyFileData":
 FILE_ACCESS = {"CprepDiskWriteFileData", "CprepDiskVerifyFileData", "CprepDiskDeleteFile"}
 STORAGE = {"IClusterStorage2", "IClusterStorage3"}
 REJECTED_STATE = {0x80070548: "ERROR_INVALID_SERVER_STATE", 0x8007139F: "ERROR_INVALID_STATE"}
-
-
-def _base(method: str) -> str:
-    """CprepDiskPRRegister3 -> CprepDiskPRRegister: the PR calls of both interfaces go together."""
-    return method[:-1] if method.endswith("3") and method.startswith("CprepDiskPR") else method
 
 
 class PrepareNodeNotFirst(Rule):
@@ -80,111 +75,79 @@ class Phase2BadArgument(Rule):
                         % c.param("AttachDisksOnSystemBus"), c.subject)
 
 
-class DiskState(Rule):
-    """Shared per-disk state: attached, owned (arbitrated), online, offline, partitions."""
+class DiskRule(Rule):
+    """A rule over one disk's state before a call (kept once, by the reconstruction)."""
 
     needs_stub = True
 
-    def __init__(self, sink):
-        super().__init__(sink)
-        self.state: Dict[Tuple, Dict[str, object]] = {}
-
-    def disk(self, c: Call) -> Dict[str, object]:
-        return self.state.setdefault((c.coclass, c.disk), {})
-
     def on_call(self, c: Call):
-        if c.interface not in STORAGE or c.disk is None:
-            return
-        d = self.disk(c)
-        self.check(c, d)
-        if c.succeeded:
-            self.update(c, d)
+        if c.interface in STORAGE and c.disk_state is not None:
+            self.check(c, c.disk_state)
 
-    def check(self, c: Call, d: dict):
-        pass
-
-    def update(self, c: Call, d: dict):
-        m = _base(c.method)
-        d.setdefault("seen", set()).add(m)
-        if m == "CprepDiskAttach":
-            d["attached"] = True
-        elif m == "CprepDiskPRArbitrate":
-            d["owned"] = True
-        elif m == "CprepDiskStopDefense":
-            d["owned"] = False
-        elif m in ("CprepDiskOnline", "CprepDiskSetOnline"):
-            d["online"] = True
-            if m == "CprepDiskOnline":
-                d["partitions"] = c.param("MaxPartitionNumber")
-        elif m == "CprepDiskOffline":
-            d["online"] = False
-            d["offline"] = True
-        elif m in ("CprepDiskDiskPartitionIsNtfs", "CprepDiskGetFSName"):
-            d.setdefault("verified", set()).add(c.param(PARTITION[m]))
+    def check(self, c: Call, d: DiskState):
+        raise NotImplementedError
 
 
-class DiskNotAttached(DiskState):
+class DiskNotAttached(DiskRule):
     id, severity, spec = "clusprep.disk_not_attached", "error", "MS-CSVP 3.2.4, 3.3.4.2"
     title = "CprepDiskAttach comes before the methods that need an attached disk"
 
     def check(self, c, d):
-        if c.method in NEEDS_ATTACH and not d.get("attached"):
+        if c.method in NEEDS_ATTACH and not d.attached:
             self.report([c.request_frame], "%s on disk %s, which no CprepDiskAttach attached" % (c.method, c.disk),
                         c.subject)
 
 
-class DiskNotOwned(DiskState):
+class DiskNotOwned(DiskRule):
     id, severity, spec = "clusprep.disk_not_owned", "error", "MS-CSVP 3.2.4"
     title = "CprepDiskPRArbitrate comes before StopDefense, Online and SetOnline"
 
     def check(self, c, d):
-        if c.method in OWNED and not d.get("owned"):
+        if c.method in OWNED and not d.owned:
             self.report([c.request_frame], "%s on disk %s without a prior CprepDiskPRArbitrate" % (c.method, c.disk),
                         c.subject)
 
 
-class DiskNotOnline(DiskState):
+class DiskNotOnline(DiskRule):
     id, severity, spec = "clusprep.disk_not_online", "error", "MS-CSVP 3.2.4, 3.3.4.4"
     title = "The disk is online for partition and file-system methods"
 
     def check(self, c, d):
-        if c.method in ONLINE and not d.get("online"):
+        if c.method in ONLINE and not d.online:
             self.report([c.request_frame], "%s on disk %s, which is not online" % (c.method, c.disk), c.subject)
 
 
-class StopDefenseOrder(DiskState):
+class StopDefenseOrder(DiskRule):
     id, severity, spec = "clusprep.stop_defense_order", "error", "MS-CSVP 3.3.4.6"
     title = "CprepDiskPRArbitrate and CprepDiskOffline come before CprepDiskStopDefense"
 
     def check(self, c, d):
         if c.method == "CprepDiskStopDefense":
-            seen = d.get("seen", set())
-            missing = [m for m in ("CprepDiskPRArbitrate", "CprepDiskOffline") if m not in seen]
+            missing = [m for m in ("CprepDiskPRArbitrate", "CprepDiskOffline") if m not in d.seen]
             if missing:
                 self.report([c.request_frame], "CprepDiskStopDefense on disk %s without %s before it"
                             % (c.disk, " and ".join(missing)), c.subject)
 
 
-class PrSequence(DiskState):
+class PrSequence(DiskRule):
     id, severity, spec = "clusprep.pr_sequence", "warning", "MS-CSVP 3.3.4.6"
     title = "Register before UnRegister and Reserve; Reserve before Preempt and Release"
     BEFORE = {"CprepDiskPRUnRegister": "CprepDiskPRRegister", "CprepDiskPRReserve": "CprepDiskPRRegister",
               "CprepDiskPRPreempt": "CprepDiskPRReserve", "CprepDiskPRRelease": "CprepDiskPRReserve"}
 
     def check(self, c, d):
-        m = _base(c.method)
-        need = self.BEFORE.get(m)
-        if need and need not in d.get("seen", set()):
+        need = self.BEFORE.get(base_method(c.method))
+        if need and need not in d.seen:
             self.report([c.request_frame], "%s on disk %s before any %s" % (c.method, c.disk, need), c.subject)
 
 
-class PartitionOutOfRange(DiskState):
+class PartitionOutOfRange(DiskRule):
     id, severity, spec = "clusprep.partition_out_of_range", "warning", "MS-CSVP 3.3.4.4"
     title = "Partitions are 1 to the MaxPartitionNumber CprepDiskOnline returned"
 
     def check(self, c, d):
         name = PARTITION.get(c.method)
-        top = d.get("partitions")
+        top = d.partitions
         if name is None or top is None:
             return
         p = c.param(name)
@@ -193,22 +156,22 @@ class PartitionOutOfRange(DiskState):
                         % (c.method, c.disk, p, top), c.subject)
 
 
-class FsAccessUnverified(DiskState):
+class FsAccessUnverified(DiskRule):
     id, severity, spec = "clusprep.fs_access_unverified", "warning", "MS-CSVP 3.3.4.5"
     title = "IsNtfs or GetFSName before file access on a partition"
 
     def check(self, c, d):
-        if c.method in FILE_ACCESS and c.param("ulPartition") not in d.get("verified", set()):
+        if c.method in FILE_ACCESS and c.param("ulPartition") not in d.verified:
             self.report([c.request_frame], "%s on disk %s partition %d, never checked with CprepDiskDiskPartitionIsNtfs "
                         "or CprepDiskGetFSName" % (c.method, c.disk, c.param("ulPartition")), c.subject)
 
 
-class RawIoWithoutArbSectors(DiskState):
+class RawIoWithoutArbSectors(DiskRule):
     id, severity, spec = "clusprep.raw_io_without_arb_sectors", "warning", "MS-CSVP 3.3.4.3"
     title = "CprepDiskGetArbSectors before raw sector I/O"
 
     def check(self, c, d):
-        if c.method in ("CprepDiskRawRead", "CprepDiskRawWrite") and "CprepDiskGetArbSectors" not in d.get("seen", set()):
+        if c.method in ("CprepDiskRawRead", "CprepDiskRawWrite") and "CprepDiskGetArbSectors" not in d.seen:
             self.report([c.request_frame], "%s of sector %d on disk %s without a prior CprepDiskGetArbSectors"
                         % (c.method, c.param("ulSector"), c.disk), c.subject)
 

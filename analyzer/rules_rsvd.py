@@ -7,9 +7,9 @@ from dissectors import rsvd
 
 from . import decoding
 from .findings import Rule
-from .rsvd_sessions import SCSI_OP, SRB_STATUS_OP, SUFFIX, FILE_NO_INTERMEDIATE_BUFFERING, Open, Operation, sense_of
+from .rsvd_sessions import (FILE_NO_INTERMEDIATE_BUFFERING, SCSI_OP, SRB_STATUS_OP, STATUS_NAMES, SUFFIX, Open, Operation,
+                            sense_of)
 
-STATUS = {v: k for k, v in {**rsvd.NT_STATUS, **rsvd.ERROR_CODES}.items()}
 UNIT_ATTENTIONS = {rsvd.ERROR_CODES[k] for k in rsvd.UNIT_ATTENTIONS}
 RESERVATION_CONFLICT = rsvd.ERROR_CODES["STATUS_SVHDX_RESERVATION_CONFLICT"]
 VERSION_MISMATCH = rsvd.ERROR_CODES["STATUS_SVHDX_VERSION_MISMATCH"]
@@ -219,7 +219,7 @@ class UnitAttention(Rule):
 
     def on_rsvd_response(self, op: Operation):
         if op.status in UNIT_ATTENTIONS:
-            self.report([op.request_frame, op.response_frame], "%s answered %s" % (op.kind, STATUS[op.status]),
+            self.report([op.request_frame, op.response_frame], "%s answered %s" % (op.kind, STATUS_NAMES[op.status]),
                         op.subject)
             return
         resp = op.response.get("Payload") if isinstance(op.response, dict) else None

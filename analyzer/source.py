@@ -30,8 +30,7 @@ FIELDS = [
     "smb2.ioctl.function", "smb2.dialect", "smb2.filename", "smb2.tree", "smb.create_options",
     "msrsvd.raw", "msrsvd.raw.smb2_index",
     # DCE/RPC: binds (for contexts the plugin never saw) and requests
-    "dcerpc.pkt_type", "dcerpc.cn_call_id", "dcerpc.cn_ctx_id", "dcerpc.auth_level", "dcerpc.cn_ack_result",
-    "dcerpc.obj_id",
+    "dcerpc.pkt_type", "dcerpc.cn_call_id", "dcerpc.cn_ctx_id", "dcerpc.auth_level", "dcerpc.obj_id",
     # ClusPrep: once per call the plugin recognised
     "clusprep.interface", "clusprep.method", "clusprep.opnum", "clusprep.context_id", "clusprep.auth_level",
     "clusprep.encrypted", "clusprep.call_id", "clusprep.direction", "clusprep.fault_status", "clusprep.stub",

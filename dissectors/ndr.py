@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import struct as _struct
 import uuid
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from construct import Construct, Container, ExplicitError, Renamed, SizeofError
 
@@ -585,7 +585,6 @@ class SafeArray(NdrType):
         if c_dims != dims:
             raise NdrError("SAFEARRAY cDims %d differs from its conformance %d" % (c_dims, dims))
         size = r.num("I", "Size")
-        box = {}
         ref = r.num("I", "referent id")
         r.count(dims, 8, "SAFEARRAY bounds")
         for _ in range(dims):

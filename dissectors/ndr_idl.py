@@ -6,7 +6,7 @@ interface (`object` in the IDL) prefixes ORPCTHIS and ORPCTHAT.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import List, Optional, Sequence
 
 from .ndr import Params, Prim

@@ -181,10 +181,9 @@ class NdrModel:
             return Node("ptr", element=inner, ref=t.kind == "ref", top=top and t.kind == "ref", align=4, min_size=4)
         if isinstance(t, ndr.ConfArray):
             if t.is_bytes:
-                f = self._add(abbrev, label, "bytes", spec=spec, structure=structure)
-                return Node("carray", f=f, varying=t.varying, size=1, align=4, min_size=4,
-                            decoder=self.model.decoder_for(t.content) if t.content is not None else None,
-                            content=t.content)
+                node = self._bytes(t.content, abbrev, label, spec, structure)
+                node.varying, node.align, node.min_size = t.varying, 4, 4
+                return node
             el = self.expand(t.element, abbrev, label, spec, structure)
             return Node("carray", element=el, varying=t.varying, align=4, min_size=4)
         if isinstance(t, ndr.WString):
@@ -198,14 +197,17 @@ class NdrModel:
                         min_size=4)
         if isinstance(t, ndr.SafeArray):
             if t.sf_type == 0x10:
-                el = Node("carray", f=self._add(abbrev, label, "bytes", spec=spec, structure=structure), size=1,
-                          decoder=self.model.decoder_for(t.content) if t.content is not None else None,
-                          content=t.content)
+                el = self._bytes(t.content, abbrev, label, spec, structure)
             else:
                 el = self.expand(t.element, abbrev, label, spec, structure)
             return Node("safearray", element=el, sf_type=t.sf_type, align=4, min_size=4,
                         size=t.unit.size if t.unit is not None else 0)
         raise NotImplementedError("NDR type %r" % (t,))
+
+    def _bytes(self, content, abbrev, label, spec, structure) -> Node:
+        """A byte array: one bytes field, and the packed layout inside it when there is one."""
+        return Node("carray", f=self._add(abbrev, label, "bytes", spec=spec, structure=structure), size=1,
+                    decoder=self.model.decoder_for(content) if content is not None else None, content=content)
 
     def _union(self, u: ndr.Union, prefix: str, spec: str, structure: str) -> Node:
         node = Node("union", align=u.align, switch_size=u.switch_type.size, min_size=u.switch_type.size)

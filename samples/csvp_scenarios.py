@@ -94,12 +94,9 @@ class ClusPrepClient:
              hresult: int = S_OK, fault: Optional[int] = None, max_frag: Optional[int] = None,
              extensions: bool = False, opnum: Optional[int] = None, together: bool = False, answered: bool = True):
         m = next(m for m in itf.methods if m.name == name)
-        request = m.request(dcom.ORPCTHIS).build(dict(ORPCthis=orpcthis(extensions), **(ins or {})))
-        response = b""
-        if fault is None:
-            values = {name: ndr.zero(t) for name, t, _ in members(m.out)}  # what a failed call leaves
-            values.update(outs or {})
-            response = m.response(dcom.ORPCTHAT).build(dict(ORPCthat=orpcthat(), ReturnValue=hresult, **values))
+        request, response = self.stubs(itf, name, ins, outs, hresult, extensions)
+        if fault is not None:
+            response = b""
         return self.conn.call(self.ctx[itf.name], m.opnum if opnum is None else opnum, request, response,
                               object_uuid=self.ipid[itf.name], fault_status=fault, max_frag=max_frag,
                               together=together, answered=answered)
@@ -112,13 +109,15 @@ class ClusPrepClient:
         return self.conn.call(self.ctx[itf.name], m.opnum if opnum is None else opnum, request, response or b"",
                               object_uuid=self.ipid[itf.name], fault_status=fault)
 
-    def stubs(self, itf: Interface, name: str, ins: Optional[dict] = None, outs: Optional[dict] = None):
-        """The well-formed request and response stubs of a call, to patch."""
+    def stubs(self, itf: Interface, name: str, ins: Optional[dict] = None, outs: Optional[dict] = None,
+              hresult: int = S_OK, extensions: bool = False):
+        """The request and response stubs of a call; [out] parameters not given are what a
+        failed call leaves (zeros, NULL pointers)."""
         m = next(m for m in itf.methods if m.name == name)
         values = {n: ndr.zero(t) for n, t, _ in members(m.out)}
         values.update(outs or {})
-        return (m.request(dcom.ORPCTHIS).build(dict(ORPCthis=orpcthis(), **(ins or {}))),
-                m.response(dcom.ORPCTHAT).build(dict(ORPCthat=orpcthat(), ReturnValue=S_OK, **values)))
+        return (m.request(dcom.ORPCTHIS).build(dict(ORPCthis=orpcthis(extensions), **(ins or {}))),
+                m.response(dcom.ORPCTHAT).build(dict(ORPCthat=orpcthat(), ReturnValue=hresult, **values)))
 
 
 def _patch(stub: bytes, offset: int, old: int, new: int, size: int = 4) -> bytes:

@@ -17,8 +17,7 @@ from dissectors import rsvd
 from . import smb2
 from .conversation import Pdu, start
 from .network import Capture, host
-from .rsvd_scenarios import (DISK_SIZE, INQUIRY_DATA, RsvdClient, app_instance_eas, cdb, open_context_windows,
-                             support_answer)
+from .rsvd_scenarios import DISK_SIZE, INQUIRY_DATA, RsvdClient, app_instance_eas, cdb, open_context_windows
 
 NODE3_ID = uuid.UUID("3c3c3c3c-1111-4222-8333-444455556666")
 STATUS_FILE_CLOSED = 0xC0000128

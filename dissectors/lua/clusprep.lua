@@ -2519,7 +2519,7 @@ local function first_look(pinfo)
   return out
 end
 
-local function stub_of(i, dir_sealed)
+local function stub_of(i)
   local stubs = all(FX.stub)
   if #stubs == 0 then stubs = all(FX.decrypted) end
   return stubs[i]
