@@ -3131,22 +3131,25 @@ local CONTEXTS = {
   ["9CCBCF9E04C1E643980E158DA1F6EC83"] = { "SVHDX_OPEN_DEVICE_CONTEXT", D.d_open_device_context },
 }
 
--- `b <= a` holds when a lies before b (4.0 compares starts, later versions ends;
--- for fields that do not overlap both mean "a comes first"). It raises when they lie
--- in different data sources (a reassembled PDU and the frame): pcall makes that false.
--- (`<` is no use: it is strict, and a create-context tag ends where its data begins.)
-local function le(b, a) return b <= a end
-local function after(b, a)
-  local ok, yes = pcall(le, b, a)
-  return ok and yes == true
+-- Which field comes first is decided by data source and start offset, which mean the same
+-- on every Wireshark version. (Comparing FieldInfo objects with `<=` does not: the answer
+-- flipped between 4.0 and 4.6.) `<=` still serves one purpose: it raises when the two
+-- fields lie in different data sources (a reassembled PDU and the frame), on every version.
+local function le(a, b) return a <= b end
+local function same_source(a, b)
+  return (pcall(le, a, b))
+end
+-- a starts at or before b, in the same data source.
+local function before(a, b)
+  return a.offset <= b.offset and same_source(a, b)
 end
 
--- The last of `fis` that ends before `fi` starts, in the same data source.
+-- The last of `fis` that starts before `fi`, in the same data source.
 local function preceding(fis, fi)
   if #fis == 1 then return fis[1] end
   local best
   for i = 1, #fis do
-    if after(fi, fis[i]) then best = fis[i] end
+    if before(fis[i], fi) then best = fis[i] end
   end
   return best
 end
@@ -3250,17 +3253,52 @@ local function show_exchange(slot, top, pinfo, is_response, spec, fresh)
       "The same id is still awaiting its response to frame %d [%s]", math.floor(dup / 16), spec))
   end
 end
+
+-- SMB2 PDUs in a frame -------------------------------------------------------------
+local FX_CMD = Field.new("smb2.cmd")
+local CMD_CREATE = 5
+
+-- The index of the SMB2 PDU (its smb2.cmd) that a field belongs to. A PDU starts 12 bytes
+-- before its Command; items Wireshark generates for a PDU (4.6's [File Id] filename) sit at
+-- that start with length 0.
+local function pdu_of(cmds, fi)
+  if #cmds == 1 then return 1 end
+  local idx
+  for i = 1, #cmds do
+    if cmds[i].offset - 12 <= fi.offset and same_source(cmds[i], fi) then idx = i end
+  end
+  return idx
+end
+
+-- The file name of the CREATE request whose Command is `cmd`, and its range, read where the
+-- request's NameOffset and NameLength (MS-SMB2 2.2.13: 108 and 110 bytes into the PDU) point.
+-- Wireshark's own fields are no use here: 4.6 shows smb2.filename, and even the name's
+-- smb2.olb.* items, in a request only once its response has been seen.
+local function create_name(cmd)
+  local hdr, src = cmd.offset - 12, cmd.source
+  if hdr < 0 or hdr + 112 > src:len() then return nil end
+  local noff, nlen = src:range(hdr + 108, 2):le_uint(), src:range(hdr + 110, 2):le_uint()
+  if nlen == 0 or noff < 64 or hdr + noff + nlen > src:len() then return nil end
+  local r = src:range(hdr + noff, nlen)
+  return r:le_ustring(), r
+end
+
+-- Whether the PDU whose Command is `cmd` is a response: its smb2.flags.response, 4 bytes on.
+local function pdu_is_response(cmd, flags)
+  for i = 1, #flags do
+    if flags[i].offset == cmd.offset + 4 and same_source(flags[i], cmd) then return flags[i].value == true end
+  end
+  return false
+end
 -- Stored errors (MS-RSVD 3.1.5.3, 3.1.5.4, 3.2.5.5.3): a response with status 0xC05C0000 | key on an
 -- open made with the 9CCBCF9E04C1E643980E158DA1F6EC83 context stores an error; a request with
 -- Header.OperationCode == 0x02001004 fetches it by Payload.StatusKey.
-local FX_CMD = Field.new("smb2.cmd")
 local FX_MSGID = Field.new("smb2.msg_id")
 local FX_NTSTATUS = Field.new("smb2.nt_status")
 local FX_FID = Field.new("smb2.fid")
-local FX_FILENAME = Field.new("smb2.filename")
 local STORED_BASE, STORED_KEYS = 0xC05C0000, 256
 local SUFFIX, OUR_TAG = ":SharedVirtualDisk", "9CCBCF9E04C1E643980E158DA1F6EC83"
-local CMD_CREATE, CMD_CLOSE, CMD_READ, CMD_WRITE = 5, 6, 8, 9
+local CMD_CLOSE, CMD_READ, CMD_WRITE = 6, 8, 9
 
 local OPENS, CREATES, IO, STORED, SEEN = {}, {}, {}, {}, {}
 RESETS[#RESETS + 1] = function() OPENS, CREATES, IO, STORED, SEEN = {}, {}, {}, {}, {} end
@@ -3274,16 +3312,6 @@ end
 local function path(v, p)
   for i = 1, #p do v = type(v) == "table" and v[p[i]] or nil end
   return v
-end
-
--- The index of the SMB2 PDU (its smb2.cmd) that a field belongs to.
-local function pdu_of(cmds, fi)
-  if #cmds == 1 then return 1 end
-  local idx
-  for i = 1, #cmds do
-    if after(fi, cmds[i]) then idx = i end
-  end
-  return idx
 end
 
 -- An error stored under `key` on open `okey` (stream:fid), answered in this frame.
@@ -3342,16 +3370,16 @@ local function track_smb2(cmds, tree, pinfo)
   attach({ FX_MSGID() }, "msgid", function(f) return tostring(f.value) end)
   attach({ FX_NTSTATUS() }, "status", function(f) return f end)
   attach({ FX_FID() }, "fid", function(f) return tostring(f.range:bytes()) end)  -- FT_GUID has no .value on 4.0
-  attach({ FX_FILENAME() }, "name", function(f) return f end)
   attach({ FX_TAG() }, "ours", function(f) return f.range and tostring(f.range:bytes()) == OUR_TAG or nil end)
   for i = 1, #per do
     local p = per[i]
     local mkey = stream .. ":" .. (p.msgid or "?")
-    if p.cmd == CMD_CREATE and not p.resp and p.ours and p.name then
-      local name = p.name.value
+    local name, name_range
+    if p.cmd == CMD_CREATE and not p.resp and p.ours then name, name_range = create_name(cmds[i]) end
+    if name then
       if fresh then CREATES[mkey] = name end
       if name:sub(-#SUFFIX):lower() ~= SUFFIX:lower() then
-        local item = tree:add(proto, p.name.range)
+        local item = tree:add(proto, name_range)
         item:add_proto_expert_info(E.open_name, string.format(
           "CREATE of \"%s\" carries the open context, but the name does not end in %s [MS-RSVD 3.1.4.2, 3.2.5.1]", name, SUFFIX))
       end
@@ -3404,7 +3432,6 @@ end
 -- The export preference, for `analyze`: no decoding, only each message's first bytes and
 -- the number of the SMB2 message (in a compound frame) that carried it; the analyzer decodes the
 -- bytes with the same definitions, and takes the SMB2 headers from Wireshark's fields.
-local FX_CMD_ALL = Field.new("smb2.cmd")
 local RAW_CAP = 160
 local function export(tree)
   if not FX_FUNCTION() and not FX_TAG() then return end  -- most frames: no table built
@@ -3413,7 +3440,7 @@ local function export(tree)
   if nf == 0 and nt == 0 then return end
   -- Only a frame that may hold several SMB2 messages pays for their numbers; a single
   -- message is number 1, which the analyzer assumes when no number is given.
-  local cmds = (nf > 1 or (nt > 0 and nf > 0)) and { FX_CMD_ALL() } or nil
+  local cmds = (nf > 1 or (nt > 0 and nf > 0)) and { FX_CMD() } or nil
   local function add(fi, cap)
     local len = fi.len
     if len <= 0 then return end
@@ -3421,7 +3448,7 @@ local function export(tree)
     if cmds and #cmds > 1 then
       local idx = 1
       for i = 1, #cmds do
-        if after(fi, cmds[i]) then idx = i end
+        if before(cmds[i], fi) then idx = i end
       end
       tree:add(F.raw__smb2_index, idx)
     end
@@ -3439,9 +3466,21 @@ local function export(tree)
   end
   if nt > 0 then
     local datas = { FX_CONTEXT_DATA() }
+    local all, flags, named = cmds or { FX_CMD() }, { FX_RESPONSE() }, {}
     for i = 1, #datas do
       local tag = preceding(tags, datas[i])
-      if tag and tag.range and CONTEXTS[tostring(tag.range:bytes())] then add(datas[i], nil) end  -- whole: layouts go by length
+      if tag and tag.range and CONTEXTS[tostring(tag.range:bytes())] then
+        add(datas[i], nil)  -- whole: layouts go by length
+        -- The name of the CREATE request that carries the context, once per request
+        -- (the analyzer's smb2.filename is missing there on 4.6).
+        local idx = pdu_of(all, datas[i])
+        local cmd = idx and all[idx]
+        if cmd and cmd.value == CMD_CREATE and not named[idx] and not pdu_is_response(cmd, flags) then
+          named[idx] = true
+          local name = create_name(cmd)
+          if name then tree:add(F.open__name, name) end
+        end
+      end
     end
   end
 end
