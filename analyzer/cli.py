@@ -63,7 +63,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--output", metavar="DIR", help="write findings.jsonl and the tables as CSV and Parquet here")
     ap.add_argument("--fail-on", choices=("error", "warning", "never"), default="error",
                     help="exit 1 when a finding this severe or worse exists (default: error)")
-    ap.add_argument("--tshark", metavar="PATH", help="the tshark to run (default: found like pyshark does)")
+    ap.add_argument("--tshark", metavar="PATH", help="the tshark to run (default: tshark on the PATH, else the usual install places)")
     args = ap.parse_args(argv)
     try:
         tshark = find_tshark(args.tshark)

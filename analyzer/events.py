@@ -26,7 +26,6 @@ CARRIERS = {
     "smb2.fid": lambda cmd, resp, status: (cmd in _FID_REQUESTS and not resp) or (resp and cmd in (CREATE, 18))
     or (resp and cmd == IOCTL and _has_body(status)),
     "smb2.ioctl.function": lambda cmd, resp, status: cmd == IOCTL and (not resp or _has_body(status)),
-    "smb2.filename": lambda cmd, resp, status: cmd == CREATE and not resp,
     "smb.create_options": lambda cmd, resp, status: cmd == CREATE and not resp,
     "smb2.nt_status": lambda cmd, resp, status: resp,
 }
@@ -153,7 +152,7 @@ def _smb2(f: Frame, cols: List[str], cmds: List[str]) -> List[Smb2Message]:
         for m, s in zip(responses, statuses):
             m.status = _int(s)
     for name, attr, conv in (("smb2.fid", "file_id", str), ("smb2.ioctl.function", "function", _int),
-                             ("smb2.filename", "filename", str), ("smb.create_options", "create_options", _int)):
+                             ("smb.create_options", "create_options", _int)):
         values = _split(cols[COL[name]])
         if not values:
             continue
@@ -184,6 +183,11 @@ def _smb2(f: Frame, cols: List[str], cmds: List[str]) -> List[Smb2Message]:
             targets = [m for m in out if m.command == IOCTL] or [m for m in out if m.command == CREATE] or out[:1]
             for m, hexbytes in zip(targets, raws):
                 m.raw.append(bytes.fromhex(hexbytes))
+    names = _split(cols[COL["msrsvd.open.name"]])
+    if names:  # one per CREATE request that carries an open context, in order
+        creates = [m for m in out if m.command == CREATE and not m.is_response and m.raw]
+        for m, name in zip(creates, names) if len(creates) == len(names) else ():
+            m.filename = name
     return out
 
 

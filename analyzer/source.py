@@ -1,4 +1,4 @@
-"""Capture source: tshark, found and version-checked through pyshark, run with the generated
+"""Capture source: tshark, found and version-checked, run with the generated
 plugins, streaming only the fields the analyzer needs.
 
 Why two ways in (measured by bench/analyze_throughput.py): pyshark's packet objects are what
@@ -10,8 +10,13 @@ each call and hands over the stub it decoded (`clusprep.stub`).
 """
 from __future__ import annotations
 
+import functools
 import os
+import re
+import shutil
 import subprocess
+import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, List, Optional
@@ -27,8 +32,10 @@ FIELDS = [
     "tcp.srcport", "tcp.dstport",
     # SMB2: once per message header, or once per message of the commands that carry them
     "smb2.cmd", "smb2.flags.response", "smb2.msg_id", "smb2.sesid", "smb2.tid", "smb2.nt_status", "smb2.fid",
-    "smb2.ioctl.function", "smb2.dialect", "smb2.filename", "smb2.tree", "smb.create_options",
-    "msrsvd.raw", "msrsvd.raw.smb2_index",
+    "smb2.ioctl.function", "smb2.dialect", "smb2.tree", "smb.create_options",
+    # msrsvd: the RSVD messages and open contexts, and the name of each CREATE request that
+    # carries a context (smb2.filename is missing in a CREATE request on 4.6's first pass)
+    "msrsvd.raw", "msrsvd.raw.smb2_index", "msrsvd.open.name",
     # DCE/RPC: binds (for contexts the plugin never saw) and requests
     "dcerpc.pkt_type", "dcerpc.cn_call_id", "dcerpc.cn_ctx_id", "dcerpc.auth_level", "dcerpc.obj_id",
     # ClusPrep: once per call the plugin recognised
@@ -55,24 +62,44 @@ class Tshark:
         return ".".join(str(x) for x in self.version)
 
 
-def find_tshark(path: Optional[str] = None) -> Tshark:
-    """pyshark's discovery (PATH and the usual install places) and its version check."""
-    from pyshark.tshark.tshark import TSharkNotFoundException, get_process_path, get_tshark_version
+def _usual_places() -> List[str]:
+    """Where tshark is when it is not on the PATH (pyshark's list, without its config.ini)."""
+    if sys.platform.startswith("win"):
+        return [os.path.join(os.environ[env], "Wireshark", "tshark.exe")
+                for env in ("ProgramFiles", "ProgramFiles(x86)") if os.environ.get(env)]
+    places = ["/usr/bin/tshark", "/usr/sbin/tshark", "/usr/lib/tshark/tshark", "/usr/local/bin/tshark"]
+    if sys.platform.startswith("darwin"):
+        places.append("/Applications/Wireshark.app/Contents/MacOS/tshark")
+    return places
 
-    if path and not (Path(path).is_file() and os.access(path, os.X_OK)):
-        # pyshark would quietly fall back to the PATH; a path the user named must be that tshark
-        raise CaptureError("tshark not found at %s: %s" % (path, INSTALL_HINT))
+
+def find_tshark(path: Optional[str] = None) -> Tshark:
+    """The tshark named by the user, else the one on the PATH, else one in the usual places.
+
+    Not pyshark's discovery: it prefers a config.ini in the working directory to the PATH (a
+    folder of captures must never choose the program we run) and, given a path, looks for a
+    file named `tshark` beside it rather than the file itself.
+    """
+    if path:
+        if not (Path(path).is_file() and os.access(path, os.X_OK)):
+            raise CaptureError("tshark not found at %s: %s" % (path, INSTALL_HINT))
+        found = path
+    else:
+        found = shutil.which("tshark") or next(
+            (p for p in _usual_places() if os.path.isfile(p) and os.access(p, os.X_OK)), None)
+        if found is None:
+            raise CaptureError("tshark not found: " + INSTALL_HINT)
     try:
-        found = get_process_path(tshark_path=path)
-    except TSharkNotFoundException:
-        raise CaptureError("tshark not found: " + INSTALL_HINT) from None
-    try:
-        v = get_tshark_version(found)
-    except (OSError, subprocess.SubprocessError, ValueError) as e:
+        out = subprocess.run([found, "-v"], capture_output=True, text=True, timeout=60).stdout
+    except (OSError, subprocess.SubprocessError) as e:
         raise CaptureError("cannot run %s (%s): %s" % (found, e, INSTALL_HINT)) from None
-    version = tuple(int(x) for x in str(v).split(".")[:3])
+    m = re.search(r"\b(\d+)\.(\d+)\.(\d+)", out.splitlines()[0] if out else "")
+    if not m:
+        raise CaptureError("%s -v does not name a tshark version: %s" % (found, INSTALL_HINT))
+    version = tuple(int(x) for x in m.groups())
     if version[:2] < MIN_TSHARK:
-        raise CaptureError("tshark %s is too old; the plugins need 4.0 or later: %s" % (v, INSTALL_HINT))
+        raise CaptureError("tshark %s is too old; the plugins need 4.0 or later: %s"
+                           % (".".join(map(str, version)), INSTALL_HINT))
     return Tshark(found, version)
 
 
@@ -149,5 +176,17 @@ def packets(path, display_filter: Optional[str] = None, tshark_path: Optional[st
 
     tshark = find_tshark(tshark_path)
     check_capture(Path(path))
-    return pyshark.FileCapture(str(path), display_filter=display_filter, tshark_path=tshark.path,
+    return pyshark.FileCapture(str(path), display_filter=display_filter, tshark_path=_for_pyshark(tshark.path),
                                custom_parameters=plugin_args())
+
+
+@functools.lru_cache(maxsize=None)
+def _for_pyshark(path: str) -> str:
+    """A path whose folder holds `path` under the name `tshark`: pyshark runs the file named
+    tshark beside the path it is given (else its config.ini's, else the PATH's)."""
+    name = "tshark.exe" if sys.platform.startswith("win") else "tshark"
+    if os.path.basename(path) == name:
+        return path
+    folder = tempfile.mkdtemp(prefix="analyze-tshark-")
+    os.symlink(os.path.abspath(path), os.path.join(folder, name))
+    return os.path.join(folder, name)
