@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional
 
+import decoded
 from decoded import _collect, normalize, run
 from dissectors import csvp, generate
 from samples import ntlmssp
@@ -35,8 +36,12 @@ def stub_def(call: Call):
                 and s.direction == call.direction)
 
 
-@functools.lru_cache(maxsize=None)
 def calls(pcap: Path, decrypt: bool = False) -> List[Call]:
+    return _calls(decoded.CURRENT, pcap, decrypt)
+
+
+@functools.lru_cache(maxsize=None)
+def _calls(tshark, pcap: Path, decrypt: bool) -> List[Call]:
     res = run(pcap, *(PASSWORD if decrypt else ()), "-T", "json", "-x", "--no-duplicate-keys", "-J", "frame clusprep")
     assert res.returncode == 0, res.stderr
     out = []

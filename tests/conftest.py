@@ -7,11 +7,23 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 import samples  # noqa: E402
+import decoded  # noqa: E402
+import tsharks  # noqa: E402
 from decoded import TSHARK  # noqa: E402
 
 SAMPLES = sorted(samples.path(n) for n in samples.SCENARIOS)
 RSVD_SAMPLES = [p for p in SAMPLES if p.stem.startswith("rsvd_")]
 CLUSPREP_SAMPLES = [p for p in SAMPLES if p.stem.startswith("clusprep_")]
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "tshark_matrix: run once per tshark version of tests/tsharks.py "
+                            "(4.0 system, 4.4 and 4.6 from chroots)")
+
+
+def pytest_report_header(config):
+    return ["tshark matrix: " + "; ".join(
+        "%s: %s" % (series, t if t else "SKIPPED, " + why) for series, t, why in tsharks.found())]
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -21,7 +33,21 @@ def require_tshark():
                     "(DEBIAN_FRONTEND=noninteractive apt-get install -y tshark)")
 
 
+@pytest.fixture(autouse=True)
+def tshark(request):
+    """The tshark this test decodes with; run() and friends in decoded.py follow it."""
+    t = getattr(request, "param", None) or TSHARK
+    decoded.CURRENT = t
+    yield t
+    decoded.CURRENT = TSHARK
+
+
 def pytest_generate_tests(metafunc):
     for name, paths in (("sample", SAMPLES), ("rsvd_sample", RSVD_SAMPLES), ("clusprep_sample", CLUSPREP_SAMPLES)):
         if name in metafunc.fixturenames:
             metafunc.parametrize(name, paths, ids=[p.stem for p in paths])
+    if metafunc.definition.get_closest_marker("tshark_matrix"):
+        params = [pytest.param(t, id=series) if t else
+                  pytest.param(None, id=series, marks=pytest.mark.skip(reason="tshark %s: %s" % (series, why)))
+                  for series, t, why in tsharks.found()]
+        metafunc.parametrize("tshark", params, indirect=True, scope="function")

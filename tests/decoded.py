@@ -3,21 +3,29 @@ from __future__ import annotations
 
 import functools
 import json
-import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
+import tsharks
 from dissectors import generate
 
-TSHARK = shutil.which("tshark")
+TSHARK = tsharks.system()
+# The tshark that run() uses: the system one, or the version of the matrix that the
+# running test was parametrized with (conftest sets it).
+CURRENT: Optional[tsharks.Tshark] = TSHARK
+
+
+def tshark_argv(tshark: Optional[tsharks.Tshark] = None) -> List[str]:
+    t = tshark or CURRENT
+    if t is None:
+        raise RuntimeError("tshark is not installed: apt-get install -y tshark")
+    return list(t.argv)
 
 
 def tshark_cmd(pcap: Path, *args: str, lua: bool = True) -> List[str]:
-    if TSHARK is None:
-        raise RuntimeError("tshark is not installed: apt-get install -y tshark")
-    cmd = [TSHARK, "-n", "-r", str(pcap)]
+    cmd = tshark_argv() + ["-n", "-r", str(pcap)]
     if lua:
         for p in generate.lua_paths():
             cmd += ["-X", "lua_script:%s" % p]
@@ -61,8 +69,12 @@ def _message_fields(proto: str) -> set:
     return {"%s.%s" % (proto, m.abbrev) for m in p.messages}
 
 
-@functools.lru_cache(maxsize=None)
 def messages(pcap: Path, proto: str = "msrsvd") -> List[Decoded]:
+    return _messages(CURRENT, pcap, proto)
+
+
+@functools.lru_cache(maxsize=None)
+def _messages(tshark, pcap: Path, proto: str) -> List[Decoded]:
     res = run(pcap, "-T", "json", "-x", "--no-duplicate-keys", "-J", "frame " + proto)
     assert res.returncode == 0, res.stderr
     out = []
@@ -98,6 +110,10 @@ def request_of(pcap: Path, d: Decoded, proto: str = "msrsvd") -> Optional[Decode
     return None
 
 
+# -T fields prints a boolean as 1/0 up to 4.2 and as True/False from 4.4 on.
+BOOL = {"True": "1", "False": "0"}
+
+
 def field_values(pcap: Path, fields: Sequence[str], *extra: str, lua: bool = True) -> List[Dict[str, List[str]]]:
     """Per frame, every occurrence of each field (tshark -T fields)."""
     args = ["-T", "fields", "-E", "occurrence=a", "-E", "aggregator=|", "-e", "frame.number"]
@@ -110,7 +126,7 @@ def field_values(pcap: Path, fields: Sequence[str], *extra: str, lua: bool = Tru
         cols = line.split("\t")
         row = {"frame.number": cols[0]}
         for f, c in zip(fields, cols[1:]):
-            row[f] = c.split("|") if c else []
+            row[f] = [BOOL.get(v, v) for v in c.split("|")] if c else []
         rows.append(row)
     return rows
 

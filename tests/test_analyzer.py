@@ -23,8 +23,8 @@ def analyze(*args):
                           text=True, timeout=300)
 
 
-def run_json(pcap):
-    res = analyze("--format", "json", "--fail-on", "never", pcap)
+def run_json(pcap, tshark=None):
+    res = analyze("--format", "json", "--fail-on", "never", *(("--tshark", tshark.exe) if tshark else ()), pcap)
     assert res.returncode == 0, res.stderr
     return json.loads(res.stdout)
 
@@ -37,9 +37,11 @@ def key(f):
     return (f["rule"], f["severity"], tuple(f["frames"]))
 
 
+@pytest.mark.tshark_matrix
 @pytest.mark.parametrize("pcap", SAMPLES, ids=lambda p: p.stem)
-def test_findings_are_exactly_the_expected_ones(pcap):
-    doc = run_json(pcap)
+def test_findings_are_exactly_the_expected_ones(pcap, tshark):
+    doc = run_json(pcap, tshark)
+    assert doc["captures"][0]["tshark"] == tshark.version
     assert Counter(key(f) for f in doc["findings"]) == Counter(key(f) for f in expected(pcap))
 
 

@@ -1,9 +1,13 @@
 """The analyzer decodes RSVD bytes with the definitions: its fast path (compiled views without
 the SCSI data overlays) gives the same values as the full parse, message by message."""
+import pytest
+
 import samples
 from analyzer import decoding
 from decoded import messages, request_of
 from dissectors import rsvd
+
+pytestmark = pytest.mark.tshark_matrix  # every tshark of tests/tsharks.py
 
 SYNC = rsvd.FSCTL_SVHDX_SYNC_TUNNEL_REQUEST
 OVERLAYS = ("Data", "DataBuffer")

@@ -9,6 +9,8 @@ import pytest
 import samples
 from decoded import field_values
 
+pytestmark = pytest.mark.tshark_matrix  # every tshark of tests/tsharks.py
+
 PCAP = samples.path("rsvd_shared_disk")
 HEADER = [
     ("rsvd.svhdx_operation_code", ["msrsvd.header.operation_code"], int),

@@ -10,6 +10,8 @@ from clusprep_decoded import MODEL, NDR, calls, lua_view, stub_def
 from dissectors import csvp
 from dissectors.ndr_model import flatten
 
+pytestmark = pytest.mark.tshark_matrix  # every tshark of tests/tsharks.py
+
 PLAIN = [samples.path(n) for n in ("clusprep_storage", "clusprep_network", "clusprep_setup")]
 SEALED = samples.path("clusprep_sealed")
 

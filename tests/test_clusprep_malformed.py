@@ -8,6 +8,8 @@ from clusprep_decoded import calls, stub_def
 from dissectors.ndr import NdrError
 from samples.csvp_scenarios import MALFORMED_CASES
 
+pytestmark = pytest.mark.tshark_matrix  # every tshark of tests/tsharks.py
+
 PCAP = samples.path("clusprep_malformed")
 EXPERT = {"length": "clusprep.malformed.length", "short": "clusprep.malformed.short",
           "ndr": "clusprep.malformed.ndr", "trailing": "clusprep.trailing"}

@@ -19,6 +19,8 @@ from samples import ntlmssp
 from samples.network import Capture, host
 from decoded import field_values, run
 
+pytestmark = pytest.mark.tshark_matrix  # every tshark of tests/tsharks.py
+
 IFACE = d.syntax("5ca1ab1e-0000-4000-8000-00000000c5d0", 1)  # unknown to Wireshark: stubs stay opaque
 OTHER = d.syntax("5ca1ab1e-0000-4000-8000-00000000c5d1", 2, 1)
 UNWANTED = d.syntax("5ca1ab1e-0000-4000-8000-00000000c5d2", 1)

@@ -9,6 +9,8 @@ from dissectors import generate, rsvd
 from dissectors.model import flatten
 from dissectors.wire import Variants
 
+pytestmark = pytest.mark.tshark_matrix  # every tshark of tests/tsharks.py
+
 MODEL = generate.build_model(rsvd.PROTOCOL)
 BY_ABBREV = {m.abbrev: m for m in rsvd.PROTOCOL.messages}
 # Every sample whose messages parse whole in Python (the malformed one is tested apart).

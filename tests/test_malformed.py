@@ -1,8 +1,12 @@
 """Truncated and hostile buffers become expert info, with the spec section; never a Lua error."""
 import re
 
+import pytest
+
 import samples
 from decoded import field_values, run
+
+pytestmark = pytest.mark.tshark_matrix  # every tshark of tests/tsharks.py
 
 PCAP = samples.path("rsvd_malformed")
 

@@ -14,6 +14,8 @@ from dissectors import generate
 from dissectors.model import unwrap
 from dissectors.wire import IfEquals, Overlay, Present, Variants, When
 
+pytestmark = pytest.mark.tshark_matrix  # every tshark of tests/tsharks.py
+
 MODEL = generate.build_model(rsvd.PROTOCOL)
 BY_ABBREV = {m.abbrev: m for m in rsvd.PROTOCOL.messages}
 SAMPLES = [samples.path("rsvd_shared_disk"), samples.path("rsvd_cluster_events")]

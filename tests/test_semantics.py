@@ -9,7 +9,10 @@ import re
 import pytest
 
 import samples
+import decoded
 from decoded import field_values, run
+
+pytestmark = pytest.mark.tshark_matrix  # every tshark of tests/tsharks.py
 
 CLUSTER = samples.path("rsvd_cluster_events")
 SHARED = samples.path("rsvd_shared_disk")
@@ -24,7 +27,7 @@ def ours(pcap, *extra):
 
 
 @functools.lru_cache(maxsize=None)
-def _verbose_frames(pcap):
+def _verbose_frames(pcap, tshark):
     """One two-pass `-O msrsvd` run of the capture, split into frames."""
     res = run(pcap, "-2", "-O", "msrsvd")
     assert res.returncode == 0, res.stderr
@@ -33,7 +36,7 @@ def _verbose_frames(pcap):
 
 
 def verbose(pcap, frame):
-    text = _verbose_frames(pcap)[frame]
+    text = _verbose_frames(pcap, decoded.CURRENT)[frame]
     return text[text.index("MS-RSVD Remote Shared Virtual Disk"):]
 
 

@@ -1,6 +1,10 @@
 """SMB2 transport cases: compounds, async tunnel requests, reassembly, both directions."""
+import pytest
+
 import samples
 from decoded import field_values, messages
+
+pytestmark = pytest.mark.tshark_matrix  # every tshark of tests/tsharks.py
 
 PCAP = samples.path("rsvd_shared_disk")
 FIELDS = ["tcp.stream", "smb2.nt_status", "smb2.flags.async", "smb2.ioctl.function",
