@@ -14,7 +14,7 @@ from typing import List, Optional
 from .findings import SEVERITIES
 from .pipeline import analyze_capture
 from .report import to_json, to_text, write_output
-from .source import CaptureError, find_tshark
+from .source import CaptureError, find_tshark, installed_copy_notes
 from .tables import Tables
 
 
@@ -67,6 +67,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = ap.parse_args(argv)
     try:
         tshark = find_tshark(args.tshark)
+        for note in installed_copy_notes():  # stderr: the JSON on stdout stays clean
+            print(note, file=sys.stderr)
         outdir = Path(args.output) if args.output else None
         results = []
         with _Progress(sys.stderr.isatty()) as progress:

@@ -7,21 +7,27 @@ path reads `tshark -T fields` line by line instead. The msrsvd plugin runs with 
 preference: it hands over each RSVD message's first bytes (`msrsvd.raw`), which the analyzer
 decodes with the same definitions the plugin was generated from; the clusprep plugin names
 each call and hands over the stub it decoded (`clusprep.stub`).
+
+Always this checkout's plugins (`-X lua_script:`), never a copy `python -m dissectors install`
+put in the personal plugin folder: tshark runs in `tshark_env()`, where that folder is an
+empty one but the user's configuration (profiles, preferences, keys) is still read.
 """
 from __future__ import annotations
 
+import atexit
 import functools
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, List, Optional
+from typing import Dict, Iterator, List, Mapping, Optional
 
-from dissectors import generate
+from dissectors import generate, install
 
 MIN_TSHARK = (4, 0)
 INSTALL_HINT = "install it (DEBIAN_FRONTEND=noninteractive apt-get install -y tshark) or pass --tshark PATH"
@@ -118,13 +124,73 @@ def check_capture(path: Path) -> None:
                            "with editcap" % path)
 
 
+WINDOWS = sys.platform.startswith("win")
+
+
+@functools.lru_cache(maxsize=None)
+def _empty_home() -> str:
+    """A private, empty home folder for this process's tshark runs, removed at exit."""
+    path = tempfile.mkdtemp(prefix="analyze-home-")
+    atexit.register(shutil.rmtree, path, True)
+    return path
+
+
+def tshark_env(environ: Optional[Mapping[str, str]] = None, config: bool = True) -> Dict[str, str]:
+    """The environment to run tshark in: no personal Lua plugin loads, the user's configuration
+    (profiles, preferences, keys, disabled protocols) does unless config is False.
+
+    On Linux and macOS tshark finds personal plugins under $HOME/.local/lib/wireshark/plugins and
+    the configuration under $XDG_CONFIG_HOME/wireshark (else ~/.config/wireshark, else a legacy
+    ~/.wireshark). So HOME becomes an empty folder and XDG_CONFIG_HOME (or, for a legacy
+    ~/.wireshark, WIRESHARK_CONFIG_DIR) keeps pointing at the user's configuration; with
+    config=False (the tests) it points into the empty folder too, so nothing of the user's
+    profile, such as the `rsvd` that install disables, changes a decode.
+
+    On Windows the plugin folder is inside the configuration folder (%APPDATA%\\Wireshark\\plugins):
+    the environment stays as it is and plugin_args() leaves out a plugin that loads from there.
+    """
+    env = dict(os.environ if environ is None else environ)
+    if WINDOWS:
+        return env
+    if config:
+        found = install.personal_config_dir(env)
+        if not env.get("WIRESHARK_CONFIG_DIR") and found.name == ".wireshark":
+            env["WIRESHARK_CONFIG_DIR"] = str(found)  # legacy folder: found through HOME otherwise
+        env["XDG_CONFIG_HOME"] = str(install.config_home(env))
+    else:
+        env.pop("WIRESHARK_CONFIG_DIR", None)
+        env["XDG_CONFIG_HOME"] = os.path.join(_empty_home(), ".config")
+    env["HOME"] = _empty_home()
+    return env
+
+
 def plugin_args() -> List[str]:
+    """-X lua_script: for each generated plugin; on Windows not for one whose installed copy
+    tshark loads from the personal plugin folder anyway (a second load would clash)."""
+    installed = {c.source for c in install.installed_copies()} if WINDOWS else set()
     args = []
     for p in generate.lua_paths():
         if not p.exists():
             raise CaptureError("%s is missing: run python -m dissectors" % p)
-        args += ["-X", "lua_script:%s" % p]
+        if p not in installed:
+            args += ["-X", "lua_script:%s" % p]
     return args
+
+
+def installed_copy_notes() -> List[str]:
+    """One line per plugin copy in the personal plugin folder that differs from this checkout's."""
+    notes = []
+    for c in install.installed_copies():
+        if c.current:
+            continue
+        if WINDOWS:
+            notes.append("note: the %s installed in %s differs from this checkout's; on Windows tshark loads it "
+                         "in place of the checkout's; run `python -m dissectors install` to update it"
+                         % (c.path.name, c.path.parent))
+        else:
+            notes.append("note: the %s installed in %s differs from this checkout's; analyze uses the checkout's; "
+                         "run `python -m dissectors install` to update the GUI's copy" % (c.path.name, c.path.parent))
+    return notes
 
 
 def command(tshark: Tshark, path: Path) -> List[str]:
@@ -148,7 +214,7 @@ class Run:
 
     def rows(self) -> Iterator[List[str]]:
         proc = subprocess.Popen(command(self.tshark, self.path), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, encoding="utf-8", errors="replace", bufsize=1 << 20)
+                                text=True, encoding="utf-8", errors="replace", bufsize=1 << 20, env=tshark_env())
         try:
             for line in proc.stdout:
                 cols = line.rstrip("\n").split("\t")
@@ -183,10 +249,25 @@ def packets(path, display_filter: Optional[str] = None, tshark_path: Optional[st
 @functools.lru_cache(maxsize=None)
 def _for_pyshark(path: str) -> str:
     """A path whose folder holds `path` under the name `tshark`: pyshark runs the file named
-    tshark beside the path it is given (else its config.ini's, else the PATH's)."""
-    name = "tshark.exe" if sys.platform.startswith("win") else "tshark"
-    if os.path.basename(path) == name:
-        return path
+    tshark beside the path it is given (else its config.ini's, else the PATH's).
+
+    pyshark (0.6) cannot pass an environment to tshark, so on Linux and macOS that `tshark` is a
+    small script that sets tshark_env()'s variables and runs `path`."""
     folder = tempfile.mkdtemp(prefix="analyze-tshark-")
-    os.symlink(os.path.abspath(path), os.path.join(folder, name))
-    return os.path.join(folder, name)
+    atexit.register(shutil.rmtree, folder, True)
+    if WINDOWS:
+        if os.path.basename(path).lower() == "tshark.exe":
+            return path
+        os.symlink(os.path.abspath(path), os.path.join(folder, "tshark.exe"))
+        return os.path.join(folder, "tshark.exe")
+    env = tshark_env()
+    lines = ["#!/bin/sh", "# tshark for pyshark: this checkout's plugins only (analyzer.source.tshark_env)"]
+    for name in ("HOME", "XDG_CONFIG_HOME", "WIRESHARK_CONFIG_DIR"):
+        if env.get(name) != os.environ.get(name):
+            lines.append("%s=%s; export %s" % (name, shlex.quote(env[name]), name))
+    lines.append('exec %s "$@"' % shlex.quote(os.path.abspath(path)))
+    script = os.path.join(folder, "tshark")
+    with open(script, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    os.chmod(script, 0o755)
+    return script

@@ -2,14 +2,45 @@
 
   python -m dissectors                 write dissectors/lua/*.lua and docs/fields.md
   python -m dissectors --check         exit 1 if a committed file is stale
-  python -m dissectors install [--dest DIR]
-                                       copy the plugins into Wireshark's personal
-                                       Lua plugin folder, or into DIR
+  python -m dissectors install [--dest DIR] [--config-dir DIR] [--keep-builtin-rsvd]
+                                       copy the plugins into Wireshark's personal Lua
+                                       plugin folder (or DIR) and disable the built-in
+                                       rsvd in the personal profile's disabled_protos
+  python -m dissectors uninstall [--dest DIR] [--config-dir DIR]
+                                       remove the plugins, and the disabled_protos line
+                                       install added
 """
 import argparse
 import sys
+from pathlib import Path
 
-from . import generate
+from . import generate, install
+
+
+def _install_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dest", metavar="DIR",
+                   help="the plugin folder (default: %s)" % install.personal_plugin_dir())
+    p.add_argument("--config-dir", metavar="DIR",
+                   help="the profile whose disabled_protos to change (default: %s)" % install.personal_config_dir())
+
+
+def _run_install(args) -> int:
+    try:
+        if args.command == "install":
+            actions = install.install(args.dest, args.config_dir, args.keep_builtin_rsvd)
+        else:
+            actions = install.uninstall(args.dest, args.config_dir)
+    except install.InstallError as e:
+        print("%s: %s" % (args.command, e), file=sys.stderr)
+        return 2
+    for a in actions:
+        print(a)
+    if args.command == "install":
+        if args.dest and Path(args.dest).resolve() != install.personal_plugin_dir().resolve():
+            print("note: %s is not Wireshark's personal Lua plugin folder (%s); Wireshark loads plugins from "
+                  "there only through -X lua_script:FILE" % (args.dest, install.personal_plugin_dir()))
+        print("verify: %s" % install.VERIFY)
+    return 0
 
 
 def main(argv=None) -> int:
@@ -17,17 +48,16 @@ def main(argv=None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--check", action="store_true", help="exit 1 if a committed output is stale")
     sub = ap.add_subparsers(dest="command")
-    inst = sub.add_parser("install", help="copy the generated plugins into Wireshark's plugin folder")
-    inst.add_argument("--dest", help="folder to copy into (default: %s)" % generate.personal_plugin_dir())
+    inst = sub.add_parser("install", help="copy the generated plugins into Wireshark's plugin folder "
+                          "and disable the built-in rsvd")
+    _install_args(inst)
+    inst.add_argument("--keep-builtin-rsvd", action="store_true",
+                      help="leave Wireshark's own rsvd dissector enabled")
+    uninst = sub.add_parser("uninstall", help="remove what install added")
+    _install_args(uninst)
     args = ap.parse_args(argv)
-    if args.command == "install":
-        try:
-            for path in generate.install(args.dest):
-                print("installed %s" % path)
-        except OSError as e:
-            print("install failed: %s" % e, file=sys.stderr)
-            return 2
-        return 0
+    if args.command in ("install", "uninstall"):
+        return _run_install(args)
     if args.check:
         bad = generate.stale()
         if bad:

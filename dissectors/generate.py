@@ -1,9 +1,7 @@
 """Render protocols into Lua dissectors and the field reference, through templates/."""
 from __future__ import annotations
 
-import os
-import shutil
-import sys
+import hashlib
 from pathlib import Path
 from typing import Dict, List, Sequence
 
@@ -16,6 +14,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_DIR = PACKAGE_DIR.parent
 LUA_DIR = PACKAGE_DIR / "lua"
 DOCS_PATH = REPO_DIR / "docs" / "fields.md"
+BUILD_MARK = "@BUILD@"  # replaced by the digest of the rendered plugin
 RAW_CAP = 160  # bytes of an IOCTL buffer the export preference hands the analyzer: headers, CDB, sense, PR data
 
 
@@ -195,7 +194,9 @@ def render_lua(p: Protocol, model: Model = None) -> str:
         for s in model.ndr.stubs:
             stubs.setdefault((s.interface.name, s.method.opnum), [None, None])[s.direction == "response"] = s
         kw.update(stubs=stubs, max_elements=MAX_ELEMENTS, hresults=p.hresults)
-    return template.render(**kw)
+    text = template.render(**kw)
+    # The load guard's build id: a digest of everything else in the file.
+    return text.replace(BUILD_MARK, hashlib.sha256(text.encode()).hexdigest()[:16])
 
 
 def render_docs(ps: Sequence[Protocol]) -> str:
@@ -238,27 +239,6 @@ def stale() -> List[Path]:
         if not path.exists() or path.read_text() != text:
             bad.append(path)
     return bad
-
-
-def personal_plugin_dir() -> Path:
-    """Wireshark's personal Lua plugin folder (Help > About > Folders)."""
-    if sys.platform.startswith("win"):
-        return Path(os.environ.get("APPDATA", str(Path.home()))) / "Wireshark" / "plugins"
-    config = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(config) / "wireshark" / "plugins"
-
-
-def install(dest: Path = None) -> List[Path]:
-    dest = Path(dest) if dest else personal_plugin_dir()
-    dest.mkdir(parents=True, exist_ok=True)
-    copied = []
-    for p in protocols():
-        src = LUA_DIR / ("%s.lua" % p.name)
-        if not src.exists():
-            raise FileNotFoundError("%s is missing; run python -m dissectors first" % src)
-        shutil.copyfile(src, dest / src.name)
-        copied.append(dest / src.name)
-    return copied
 
 
 def lua_paths() -> List[Path]:

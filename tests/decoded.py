@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 import tsharks
+from analyzer.source import tshark_env
 from dissectors import generate
 
 TSHARK = tsharks.system()
@@ -33,7 +34,9 @@ def tshark_cmd(pcap: Path, *args: str, lua: bool = True) -> List[str]:
 
 
 def run(pcap: Path, *args: str, lua: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run(tshark_cmd(pcap, *args, lua=lua), capture_output=True, text=True, timeout=300)
+    # the checkout's plugins, no installed copy, no profile
+    return subprocess.run(tshark_cmd(pcap, *args, lua=lua), capture_output=True, text=True, timeout=300,
+                          env=tshark_env(config=False))
 
 
 @dataclass

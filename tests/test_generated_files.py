@@ -1,4 +1,5 @@
 """Committed outputs are what the definitions generate, and the reference lists every field."""
+import os
 import subprocess
 import sys
 
@@ -32,11 +33,15 @@ def test_reference_lists_every_field():
 
 
 def test_install_copies_plugins(tmp_path):
-    res = subprocess.run([sys.executable, "-m", "dissectors", "install", "--dest", str(tmp_path)],
-                         cwd=ROOT, capture_output=True, text=True)
+    """(tests/test_install.py tests install and uninstall in full.)"""
+    env = dict(os.environ, HOME=str(tmp_path / "home"), XDG_CONFIG_HOME=str(tmp_path / "config"))
+    env.pop("WIRESHARK_CONFIG_DIR", None)  # never the real profile
+    res = subprocess.run([sys.executable, "-m", "dissectors", "install", "--dest", str(tmp_path / "plugins")],
+                         cwd=ROOT, capture_output=True, text=True, env=env)
     assert res.returncode == 0, res.stderr
     for p in generate.lua_paths():
-        assert (tmp_path / p.name).read_text() == p.read_text()
+        assert (tmp_path / "plugins" / p.name).read_text() == p.read_text()
+    assert (tmp_path / "config" / "wireshark" / "disabled_protos").read_text().endswith("\nrsvd\n")
 
 
 def test_the_field_reference_covers_every_field():

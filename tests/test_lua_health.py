@@ -44,7 +44,7 @@ def test_same_messages_with_builtin_rsvd_disabled(name):
 def test_every_field_is_registered():
     res = subprocess.run(decoded.tshark_argv() + ["-G", "fields"] +
                          [a for p in generate.lua_paths() for a in ("-X", "lua_script:%s" % p)],
-                         capture_output=True, text=True, timeout=120)
+                         capture_output=True, text=True, timeout=120, env=decoded.tshark_env(config=False))
     registered = {line.split("\t")[2] for line in res.stdout.splitlines() if line.startswith("F\t")}
     for p in generate.protocols():
         missing = [f for f in generate.build_model(p).fields if f not in registered]

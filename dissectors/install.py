@@ -1,0 +1,276 @@
+"""Put the generated plugins where Wireshark loads them, and take them away again.
+
+Where Wireshark looks (wsutil/filesystem.c; on Linux measured with `tshark -G folders`):
+
+  Linux, macOS  plugins        $HOME/.local/lib/wireshark/plugins
+                configuration  $XDG_CONFIG_HOME/wireshark (default ~/.config/wireshark), or a
+                               legacy ~/.wireshark when only that one exists
+  Windows       plugins        %APPDATA%\\Wireshark\\plugins
+                configuration  %APPDATA%\\Wireshark
+
+WIRESHARK_CONFIG_DIR moves the configuration. On Linux and macOS it leaves the plugin folder
+where HOME puts it; on Windows the plugin folder is a subfolder of the configuration folder,
+so it moves with it.
+
+The built-in `rsvd` is disabled through the profile's `disabled_protos`: one protocol filter
+name per line, a line that starts with `#` is a comment (Wireshark skips it; checked with tshark 4.0), and a last line without a
+newline is ignored. Install appends a comment line of its own and `rsvd` below it; uninstall
+removes exactly those two lines. When Wireshark itself rewrites the file (Analyze > Enabled
+Protocols > OK) the comment is lost, and uninstall then leaves `rsvd` alone and says so.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Mapping, Optional
+
+from . import generate
+
+DISABLED_PROTOS = "disabled_protos"
+BUILTIN = "rsvd"
+MARKER = ("# added by `python -m dissectors install`: msrsvd replaces the built-in rsvd; "
+          "`python -m dissectors uninstall` removes this line and the next")
+VERIFY = 'tshark -G protocols | grep -E "msrsvd|clusprep"'
+
+
+class InstallError(Exception):
+    """A folder or file we cannot write or read: the message names it (exit code 2)."""
+
+
+def _windows() -> bool:
+    return sys.platform.startswith("win")
+
+
+def _home(environ: Mapping[str, str]) -> Path:
+    """The home folder glib's g_get_home_dir() reports: HOME, else the password database."""
+    home = environ.get("HOME")
+    if home:
+        return Path(home)
+    try:
+        import pwd
+
+        return Path(pwd.getpwuid(os.getuid()).pw_dir)
+    except (ImportError, KeyError):
+        return Path.home()
+
+
+def config_home(environ: Optional[Mapping[str, str]] = None) -> Path:
+    """glib's g_get_user_config_dir() on Linux and macOS: XDG_CONFIG_HOME, else ~/.config."""
+    environ = os.environ if environ is None else environ
+    return Path(environ.get("XDG_CONFIG_HOME") or _home(environ) / ".config")
+
+
+def _windows_config(environ: Mapping[str, str]) -> Path:
+    if environ.get("APPDATA"):
+        return Path(environ["APPDATA"]) / "Wireshark"
+    if environ.get("USERPROFILE"):
+        return Path(environ["USERPROFILE"]) / "Application Data" / "Wireshark"
+    return Path("C:\\") / "Wireshark"
+
+
+def personal_config_dir(environ: Optional[Mapping[str, str]] = None) -> Path:
+    """Wireshark's "Personal configuration" folder: the default profile, holding disabled_protos."""
+    environ = os.environ if environ is None else environ
+    if environ.get("WIRESHARK_CONFIG_DIR"):
+        return Path(environ["WIRESHARK_CONFIG_DIR"])
+    if _windows():
+        return _windows_config(environ)
+    xdg = config_home(environ) / "wireshark"
+    legacy = _home(environ) / ".wireshark"
+    if not xdg.is_dir() and legacy.is_dir():
+        return legacy
+    return xdg
+
+
+def personal_plugin_dir(environ: Optional[Mapping[str, str]] = None) -> Path:
+    """Wireshark's "Personal Lua Plugins" folder (Help > About Wireshark > Folders)."""
+    environ = os.environ if environ is None else environ
+    if _windows():
+        return personal_config_dir(environ) / "plugins"
+    return _home(environ) / ".local" / "lib" / "wireshark" / "plugins"
+
+
+@dataclass
+class InstalledCopy:
+    path: Path  # the copy in the plugin folder
+    source: Path  # the checkout's generated file
+    current: bool  # byte for byte the checkout's
+
+    @property
+    def stale(self) -> bool:
+        return not self.current
+
+
+def installed_copies(dest=None) -> List[InstalledCopy]:
+    """Our plugin files present in the personal plugin folder (or dest), each compared with the
+    checkout's generated file."""
+    dest = Path(dest) if dest else personal_plugin_dir()
+    out = []
+    for src in generate.lua_paths():
+        path = dest / src.name
+        try:
+            if not path.is_file():
+                continue
+            current = src.is_file() and path.read_bytes() == src.read_bytes()
+        except OSError:
+            current = False
+        out.append(InstalledCopy(path, src, current))
+    return out
+
+
+@dataclass
+class Action:
+    """One thing install or uninstall did (or found already done)."""
+
+    what: str
+    path: Path
+
+    def __str__(self) -> str:
+        return "%s %s" % (self.what, self.path)
+
+
+# --- disabled_protos -----------------------------------------------------------------------
+
+def _line_name(line: str) -> Optional[str]:
+    """The protocol a disabled_protos line names, read the way Wireshark reads it
+    (epan/disabled_protos.c): a name ended by '#' is a comment, not a protocol."""
+    s = line.lstrip()
+    name = ""
+    for ch in s:
+        if ch.isspace():
+            break
+        if ch == "#":
+            return None
+        name += ch
+    return name or None
+
+
+def _our_lines(lines: List[str]) -> List[int]:
+    """Indexes of the lines install added: each marker, and the `rsvd` right after it."""
+    ours = []
+    for i, line in enumerate(lines):
+        if line.strip() == MARKER:
+            ours.append(i)
+            if i + 1 < len(lines) and lines[i + 1].strip() == BUILTIN:
+                ours.append(i + 1)
+    return ours
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="surrogateescape") if path.exists() else ""
+    except OSError as e:
+        raise InstallError("cannot read %s: %s" % (path, e.strerror or e)) from None
+
+
+def _write(path: Path, text: str) -> None:
+    """Write text whole or not at all (a temporary file renamed over the old one)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not text.strip():
+            if path.exists():
+                path.unlink()
+            return
+        tmp = path.with_name(path.name + ".new")
+        tmp.write_text(text, encoding="utf-8", errors="surrogateescape")
+        if path.exists():
+            shutil.copymode(path, tmp)
+        os.replace(tmp, path)
+    except OSError as e:
+        raise InstallError("cannot write %s: %s" % (e.filename or path, e.strerror or e)) from None
+
+
+def _disable_builtin(config_dir: Path) -> Action:
+    path = config_dir / DISABLED_PROTOS
+    text = _read(path)
+    lines = text.splitlines(keepends=True)
+    ours = _our_lines(lines)
+    if len(ours) >= 2 and lines[ours[1]].strip() == BUILTIN:
+        return Action("built-in rsvd already disabled (by an earlier install) in", path)
+    kept = [line for i, line in enumerate(lines) if i not in ours]  # orphan markers
+    if any(_line_name(line) == BUILTIN for line in kept):
+        if kept != lines:
+            _write(path, "".join(kept))
+        return Action("built-in rsvd already disabled (by your own line, which uninstall keeps) in", path)
+    body = "".join(kept)
+    if body and not body.endswith("\n"):
+        body += "\n"  # Wireshark ignores a last line without a newline
+    _write(path, body + MARKER + "\n" + BUILTIN + "\n")
+    return Action("disabled the built-in rsvd: added `rsvd` to", path)
+
+
+def _enable_builtin(config_dir: Path) -> Action:
+    """Remove the lines install added; a line of the user's stays."""
+    path = config_dir / DISABLED_PROTOS
+    text = _read(path)
+    lines = text.splitlines(keepends=True)
+    ours = _our_lines(lines)
+    kept = [line for i, line in enumerate(lines) if i not in ours]
+    removed = any(lines[i].strip() == BUILTIN for i in ours)
+    if ours:
+        _write(path, "".join(kept))
+    if any(_line_name(line) == BUILTIN for line in kept):
+        return Action("built-in rsvd stays disabled: install did not add its `rsvd` line (or Wireshark rewrote "
+                      "the file since); remove it by hand or under Analyze > Enabled Protocols, in", path)
+    if removed:
+        return Action("re-enabled the built-in rsvd: removed the `rsvd` install added to", path)
+    return Action("built-in rsvd is enabled; nothing to undo in", path)
+
+
+# --- install / uninstall ---------------------------------------------------------------------
+
+def install(dest=None, config_dir=None, keep_builtin_rsvd: bool = False) -> List[Action]:
+    """Copy the generated plugins into dest (default: the personal Lua plugin folder) and, unless
+    keep_builtin_rsvd, disable the built-in rsvd in config_dir's disabled_protos (default: the
+    personal configuration). Safe to repeat; with keep_builtin_rsvd an earlier install's
+    `rsvd` line is taken out again."""
+    dest = Path(dest) if dest else personal_plugin_dir()
+    config_dir = Path(config_dir) if config_dir else personal_config_dir()
+    actions = []
+    sources = generate.lua_paths()
+    for src in sources:
+        if not src.exists():
+            raise InstallError("%s is missing: run python -m dissectors first" % src)
+    before = {c.path: c.current for c in installed_copies(dest)} if dest.is_dir() else {}
+    for src in sources:
+        target = dest / src.name
+        if before.get(target):
+            actions.append(Action("unchanged", target))
+            continue
+        try:
+            dest.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, target)
+        except OSError as e:
+            raise InstallError("cannot write %s: %s" % (e.filename or target, e.strerror or e)) from None
+        actions.append(Action("updated (was stale)" if target in before else "installed", target))
+    if keep_builtin_rsvd:
+        action = _enable_builtin(config_dir)
+        if action.what.startswith("built-in rsvd is enabled"):
+            action = Action("kept the built-in rsvd enabled (--keep-builtin-rsvd); not touched:", action.path)
+        actions.append(action)
+    else:
+        actions.append(_disable_builtin(config_dir))
+    return actions
+
+
+def uninstall(dest=None, config_dir=None) -> List[Action]:
+    """Remove our plugin files from dest (default: the personal Lua plugin folder) and the
+    `rsvd` line install added to config_dir's disabled_protos; nothing else."""
+    dest = Path(dest) if dest else personal_plugin_dir()
+    config_dir = Path(config_dir) if config_dir else personal_config_dir()
+    actions = []
+    for src in generate.lua_paths():
+        target = dest / src.name
+        if not target.exists():
+            actions.append(Action("not installed", target))
+            continue
+        try:
+            target.unlink()
+        except OSError as e:
+            raise InstallError("cannot remove %s: %s" % (target, e.strerror or e)) from None
+        actions.append(Action("removed", target))
+    actions.append(_enable_builtin(config_dir))
+    return actions
