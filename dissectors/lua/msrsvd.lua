@@ -8,6 +8,19 @@
 -- contexts (smb2.tag/smb2.create.chain_data). It needs nothing from Wireshark's own
 -- rsvd dissector, which may be enabled or disabled.
 
+local BUILD = "e6d87a33b475c341"
+do
+  local loaded = rawget(_G, "msrsvd_plugin_build")
+  if loaded then
+    if loaded ~= BUILD then
+      report_failure("msrsvd.lua: a different copy (build " .. loaded .. ") was loaded first, so this one (build " ..
+        BUILD .. ") is not; to update the installed copy: python -m dissectors install")
+    end
+    return
+  end
+  rawset(_G, "msrsvd_plugin_build", BUILD)
+end
+
 local proto = Proto("msrsvd", "MS-RSVD Remote Shared Virtual Disk (generated)")
 
 local VS = {}
