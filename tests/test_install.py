@@ -301,3 +301,31 @@ def test_pyshark_packets_use_the_checkout(stale_home):
     folder, count = res.stdout.split()
     assert folder != str(plugins_of(h)) and not folder.startswith(str(h))
     assert int(count) >= 10
+
+
+# --- the README's own commands after an install --------------------------------------------------
+
+README_COMMAND = ["-n", "-2", "-r", str(SAMPLE), "-Y", "msrsvd", "-O", "msrsvd"]
+
+
+def test_readme_commands_still_work_after_an_install(home):
+    """An installed copy and `-X lua_script:` of the same file: the first loaded registers the
+    protocol once, the other stands aside (before the load guard: "there cannot be two
+    protocols with the same description")."""
+    h, env = home
+    assert dissectors(env, "install").returncode == 0
+    alone = tshark(env, *README_COMMAND)
+    both = tshark(env, *with_plugins(), *README_COMMAND)
+    assert alone.returncode == 0 and both.returncode == 0, both.stderr
+    assert "two protocols" not in both.stderr and "Lua" not in both.stderr, both.stderr
+    assert both.stdout == alone.stdout and "RSVD_TUNNEL_SCSI_OPERATION" in both.stdout
+
+
+def test_a_different_installed_copy_is_named_not_fatal(home):
+    h, env = home
+    assert dissectors(env, "install").returncode == 0
+    copy = plugins_of(h) / "msrsvd.lua"
+    copy.write_text(copy.read_text().replace('local BUILD = "', 'local BUILD = "old-', 1))
+    res = tshark(env, *with_plugins(), *README_COMMAND)
+    assert res.returncode == 0 and "RSVD_TUNNEL_SCSI_OPERATION" in res.stdout
+    assert "msrsvd.lua: a different copy (build old-" in res.stderr and "python -m dissectors install" in res.stderr
