@@ -7,6 +7,7 @@
 #   bash tests/wireshark/setup.sh [suite ...]     default: trixie sid
 #
 # WIRESHARK_CHROOTS picks the folder (default /var/cache/msrsvd-clusprep/chroots).
+# WITH_GUI="sid" also installs Wireshark's GUI in those suites, for tests/test_gui.py.
 # Needs root (debootstrap, chroot). A suite that cannot be built is reported with the
 # reason and the script goes on; the tests then show that version as skipped.
 set -uo pipefail
@@ -48,11 +49,27 @@ for suite in "${suites[@]}"; do
     chroot "$dir" sh -c 'id wstest >/dev/null 2>&1 || useradd --uid 4242 --user-group --create-home wstest' >>"$log" 2>&1
     chroot "$dir" apt-get clean >>"$log" 2>&1
     touch "$dir/.complete"
-    echo "chroot $suite: ready, $(chroot "$dir" tshark --version | head -n 1)"
+    echo "chroot $suite: ready, $(chroot "$dir" tshark --version 2>/dev/null | head -n 1)"
   else
     echo "chroot $suite: FAILED, tshark does not run; last lines of $log:" >&2
     tail -n 15 "$log" >&2
     status=1
+  fi
+done
+for suite in ${WITH_GUI:-}; do
+  dir=$root/$suite
+  [ -f "$dir/.complete" ] || continue
+  if [ -x "$dir/usr/bin/wireshark" ]; then
+    echo "chroot $suite: GUI cached"
+  elif chroot "$dir" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends wireshark \
+      >>"$root/$suite.log" 2>&1; then
+    chroot "$dir" apt-get clean >>"$root/$suite.log" 2>&1
+    echo "chroot $suite: GUI installed"
+  else
+    # sid moves fast; a package that does not install today only skips the 4.6 GUI test
+    chroot "$dir" env DEBIAN_FRONTEND=noninteractive apt-get update -q >>"$root/$suite.log" 2>&1
+    chroot "$dir" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends wireshark \
+      >>"$root/$suite.log" 2>&1 || echo "chroot $suite: GUI did not install (see $root/$suite.log)" >&2
   fi
 done
 exit $status
