@@ -178,7 +178,23 @@ def test_the_readme_lists_every_rule():
         assert "| `%s` | %s | %s |" % (cls.id, cls.severity, cls.spec) in text, cls.id
 
 
-def test_pyshark_packets_carry_the_plugins_layers():
+@pytest.fixture
+def pyshark_loop():
+    """pyshark installs asyncio's SafeChildWatcher (a SIGCHLD handler) process-wide; left in
+    place, every later subprocess of the test run signals a loop nobody runs."""
+    import asyncio
+    import warnings
+
+    yield
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # child watchers are deprecated in 3.12
+        asyncio.get_child_watcher().close()
+        asyncio.set_child_watcher(None)
+    asyncio.get_event_loop_policy().get_event_loop().close()
+    asyncio.set_event_loop(None)
+
+
+def test_pyshark_packets_carry_the_plugins_layers(pyshark_loop):
     """analyzer.source.packets(): pyshark objects for notebooks, with both plugins loaded."""
     from analyzer.source import packets
 
