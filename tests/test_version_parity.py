@@ -110,3 +110,17 @@ def test_clusprep_registers_natively_where_wireshark_can(tshark):
     else:
         assert native == []
     assert frames(*POSTDISSECTOR) == []
+
+
+@pytest.mark.tshark_matrix
+def test_every_interface_protocol_of_the_field_reference_is_registered(tshark):
+    import re
+
+    import decoded
+    documented = re.findall(r"^\| I\w+ \| `(clusprep_\w+)` \|$", generate.DOCS_PATH.read_text(), re.M)
+    assert len(documented) == 8
+    res = subprocess.run(decoded.tshark_argv() + ["-G", "protocols"] + [
+        a for p in generate.lua_paths() for a in ("-X", "lua_script:%s" % p)], capture_output=True, text=True,
+        timeout=120, env=decoded.tshark_env(config=False))
+    names = {line.split("\t")[2] for line in res.stdout.splitlines() if line.count("\t") >= 2}
+    assert set(documented) <= names and "clusprep" in names and "msrsvd" in names
