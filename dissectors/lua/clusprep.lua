@@ -5,8 +5,9 @@
 --
 -- Two ways in, with the same fields and values either way:
 -- * Native (Wireshark 4.4 and later, where dcerpc.uuid takes a GUID): each interface is a
---   DCE/RPC sub-dissector (protocol clusprep_<interface>), so the tree nests under DCE/RPC
---   and Decode As works. Wireshark hands over each reassembled request and response stub.
+--   DCE/RPC sub-dissector (protocol clusprep_<interface>), after DCE/RPC in the protocol
+--   stack. Wireshark hands over each reassembled request and response stub. (DCE/RPC's
+--   Decode As lists only interfaces registered from C, so it does not offer these.)
 -- * Postdissector (4.0, where dcerpc.uuid raises "Strange type 36"; or forced with
 --   `-X lua_scriptN:postdissector`): it tracks binds itself (the presentation contexts of
 --   bind and alter_context per TCP stream, kept when the bind_ack accepts them with NDR32)
@@ -15,7 +16,7 @@
 -- (Wireshark hands no fault to a sub-dissector). A sealed stub still shows its interface,
 -- method and call links, and is decoded when Wireshark could decrypt it.
 
-local BUILD = "773105eee0078fca"
+local BUILD = "56ecea954c846782"
 do
   local loaded = rawget(_G, "clusprep_plugin_build")
   if loaded then
