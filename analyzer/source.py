@@ -164,6 +164,14 @@ def tshark_env(environ: Optional[Mapping[str, str]] = None, config: bool = True)
     return env
 
 
+# tshark 4.4 and later load no Lua plugin when run as root, saying only "Running as user root".
+ROOT_HINT = ": tshark 4.4 and later run no Lua plugin as root; run analyze as a regular user"
+
+
+def _is_root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
 def plugin_args() -> List[str]:
     """-X lua_script: for each generated plugin; on Windows not for one whose installed copy
     tshark loads from the personal plugin folder anyway (a second load would clash)."""
@@ -233,7 +241,11 @@ class Run:
             elif line.strip() and "Running as user" not in line and "Dissector bug" not in line:
                 self.errors.append(line.strip())
         if code != 0 and not self.truncated and self.frames == 0:
-            raise CaptureError("tshark could not read %s: %s" % (self.path, "; ".join(self.errors) or "exit %d" % code))
+            said = "; ".join(self.errors) or "exit %d" % code
+            if ("aren't valid" in said or "unknown preference" in said) and ("msrsvd." in said or "clusprep." in said):
+                raise CaptureError("tshark %s did not load the plugins (%s)%s" % (
+                    self.tshark.version_text, said, ROOT_HINT if _is_root() and self.tshark.version >= (4, 4) else ""))
+            raise CaptureError("tshark could not read %s: %s" % (self.path, said))
 
 
 def packets(path, display_filter: Optional[str] = None, tshark_path: Optional[str] = None):

@@ -210,3 +210,17 @@ def test_pyshark_packets_carry_the_plugins_layers(pyshark_loop):
         assert p.msrsvd.get_field_value("open_device_context_initiator_host_name") == "NODE1"
     finally:
         cap.close()
+
+
+def test_a_tshark_that_refuses_lua_as_root_gets_a_clear_error():
+    """tshark 4.4 and later run no Lua plugin as root and say only "Running as user root"."""
+    import os
+
+    import tsharks
+    t = next((t for series, t, _ in tsharks.found() if t and t.at_least("4.4")), None)
+    if t is None:
+        pytest.skip("no tshark 4.4 or later in the matrix")
+    res = subprocess.run([sys.executable, "-m", "analyzer", "--tshark", t.exe, str(samples.path("rsvd_shared_disk"))],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, "AS_ROOT": "1"})
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert "did not load the plugins" in res.stderr and "run analyze as a regular user" in res.stderr, res.stderr
