@@ -21,8 +21,9 @@ from dissectors import generate
 import subprocess
 
 SAMPLES = sorted(samples.path(n) for n in samples.SCENARIOS)
-# one pass, as analyze runs; two passes with a filter, as the GUI shows a frame (links both ways)
-MODES = {"one-pass": (), "two-pass": ("-2", "-Y", "msrsvd || clusprep")}
+# one pass, as analyze runs; two passes with a filter, as the GUI shows a frame (links both
+# ways); two passes without one (no tree in the first pass: the plugins first look in the second)
+MODES = {"one-pass": (), "two-pass": ("-2", "-Y", "msrsvd || clusprep"), "two-pass-unfiltered": ("-2",)}
 POSTDISSECTOR = ("-X", "lua_script%d:postdissector" % (1 + [p.stem for p in generate.lua_paths()].index("clusprep")))
 KNOWN: dict = {}  # (sample, field) -> why it differs between versions
 
