@@ -224,3 +224,22 @@ def test_a_tshark_that_refuses_lua_as_root_gets_a_clear_error():
                          cwd=ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, "AS_ROOT": "1"})
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert "did not load the plugins" in res.stderr and "run analyze as a regular user" in res.stderr, res.stderr
+
+
+def test_a_config_ini_in_the_working_folder_never_picks_the_tshark(tmp_path):
+    """pyshark reads tshark_path from ./config.ini before the PATH; analyze must not run it."""
+    import os
+
+    import tsharks
+
+    marker = tmp_path / "ran"
+    evil = tmp_path / "evil"
+    evil.write_text("#!/bin/sh\ntouch %s\nexit 1\n" % marker)
+    evil.chmod(0o755)
+    (tmp_path / "config.ini").write_text("[tshark]\ntshark_path = %s\n[dumpcap]\ndumpcap_path = %s\n" % (evil, evil))
+    res = subprocess.run([sys.executable, "-m", "analyzer", "--format", "json", "--fail-on", "never",
+                          str(samples.path("rsvd_shared_disk"))], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert res.returncode == 0, res.stderr
+    assert not marker.exists()
+    assert json.loads(res.stdout)["captures"][0]["tshark"] == tsharks.system().version
