@@ -183,11 +183,11 @@ def _smb2(f: Frame, cols: List[str], cmds: List[str]) -> List[Smb2Message]:
             targets = [m for m in out if m.command == IOCTL] or [m for m in out if m.command == CREATE] or out[:1]
             for m, hexbytes in zip(targets, raws):
                 m.raw.append(bytes.fromhex(hexbytes))
-    names = _split(cols[COL["msrsvd.open.name"]])
+    names = _split(cols[COL["msrsvd.raw.open_name"]])
     if names:  # one per CREATE request that carries an open context, in order
         creates = [m for m in out if m.command == CREATE and not m.is_response and m.raw]
         for m, name in zip(creates, names) if len(creates) == len(names) else ():
-            m.filename = name
+            m.filename = bytes.fromhex(name).decode("utf-16-le", "replace")
     return out
 
 

@@ -265,7 +265,12 @@ class RsvdTracker:
             # an SMB2-level error with no output buffer (STATUS_SVHDX_ERROR_STORED | key among them)
             self.finish(op, m.frame, m.time, m.status, None)
             return
-        value, err = decoding.rsvd_message(m.function or op.function, True, m.raw[0], request=op.request)
+        if m.function is not None and m.function != op.function:
+            # MS-SMB2 2.2.32: the response's CtlCode is its request's. Decode it as the request's.
+            self.bus.emit("rsvd_malformed", m, "the IOCTL response's CtlCode 0x%08X is not its request's 0x%08X "
+                          "(frame %d) [MS-SMB2 2.2.32]; decoded as the request's"
+                          % (m.function, op.function, op.request_frame), op.open)
+        value, err = decoding.rsvd_message(op.function, True, m.raw[0], request=op.request)
         if value is None:
             self.bus.emit("rsvd_malformed", m, err, op.open)
             return

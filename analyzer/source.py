@@ -40,8 +40,9 @@ FIELDS = [
     "smb2.cmd", "smb2.flags.response", "smb2.msg_id", "smb2.sesid", "smb2.tid", "smb2.nt_status", "smb2.fid",
     "smb2.ioctl.function", "smb2.dialect", "smb2.tree", "smb.create_options",
     # msrsvd: the RSVD messages and open contexts, and the name of each CREATE request that
-    # carries a context (smb2.filename is missing in a CREATE request on 4.6's first pass)
-    "msrsvd.raw", "msrsvd.raw.smb2_index", "msrsvd.open.name",
+    # carries a context, as UTF-16LE bytes (smb2.filename is missing in a CREATE request on
+    # 4.6's first pass, and a name's text may hold AGGREGATOR)
+    "msrsvd.raw", "msrsvd.raw.smb2_index", "msrsvd.raw.open_name",
     # DCE/RPC: binds (for contexts the plugin never saw) and requests
     "dcerpc.pkt_type", "dcerpc.cn_call_id", "dcerpc.cn_ctx_id", "dcerpc.auth_level", "dcerpc.obj_id",
     # ClusPrep: once per call the plugin recognised

@@ -86,6 +86,12 @@ def _smb2_fields(p: Protocol) -> List[FieldDef]:
                      desc="With the export preference, in a compound frame: which SMB2 message (1-based) carried it",
                      spec=spec, structure="(export)"),
         ]
+        if p.shared_opens:
+            fields.append(FieldDef(
+                abbrev="%s.raw.open_name" % p.name, label="Opened as (bytes)", ftype="bytes",
+                desc="With the export preference: the UTF-16LE name of each CREATE that carries the context, as bytes "
+                     "(any character, the analyzer's separators included, survives tshark's text output)",
+                spec=p.shared_opens.spec, structure="(export)"))
     return fields + [
         FieldDef(abbrev="%s.response_in" % p.name, label="Response in", ftype="framenum", base="RESPONSE",
                  desc="The frame that answers this request (same TCP stream, SMB2 session and id)",

@@ -243,3 +243,32 @@ def test_a_config_ini_in_the_working_folder_never_picks_the_tshark(tmp_path):
     assert res.returncode == 0, res.stderr
     assert not marker.exists()
     assert json.loads(res.stdout)["captures"][0]["tshark"] == tsharks.system().version
+
+
+def test_a_response_with_another_ctlcode_than_its_request_is_a_finding(tmp_path):
+    """Regression (fuzzing): frame 89 answers frame 88's FSCTL_SVHDX_SYNC_TUNNEL_REQUEST with the
+    CtlCode of FSCTL_QUERY_SHARED_VIRTUAL_DISK_SUPPORT. It used to end in `AttributeError: Header`,
+    the whole report lost, exit 1."""
+    from pcapng_edit import replace_in_frame
+
+    pcap = tmp_path / "ctlcode.pcapng"
+    pcap.write_bytes(replace_in_frame(samples.path("rsvd_shared_disk").read_bytes(), 89,
+                                      bytes.fromhex("04030900"), bytes.fromhex("00030900")))
+    doc = run_json(pcap)
+    [f] = [f for f in doc["findings"] if f["rule"] == "rsvd.message_malformed"]
+    assert f["frames"] == [89] and "CtlCode 0x00090300 is not its request's 0x00090304" in f["message"]
+    rest = Counter(key(f) for f in doc["findings"] if f["rule"] != "rsvd.message_malformed")
+    assert rest == Counter(key(f) for f in expected(samples.path("rsvd_shared_disk")))  # the rest is kept
+
+
+def test_a_file_name_holding_the_field_separator_survives(tmp_path):
+    """Regression: byte 0x1F (the analyzer's aggregator in tshark's output) inside a CREATE's
+    name emptied the name and raised a false rsvd.open_name_suffix."""
+    from pcapng_edit import replace_in_frame
+
+    pcap = tmp_path / "x1f.pcapng"
+    pcap.write_bytes(replace_in_frame(samples.path("rsvd_shared_disk").read_bytes(), 10,
+                                      "disk.".encode("utf-16-le"), "di\x1fk.".encode("utf-16-le")))
+    doc = run_json(pcap)
+    assert doc["rsvd_sessions"][0]["file_name"] == "di\x1fk.vhdx:SharedVirtualDisk"
+    assert Counter(key(f) for f in doc["findings"]) == Counter(key(f) for f in expected(samples.path("rsvd_shared_disk")))

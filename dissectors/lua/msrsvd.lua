@@ -8,7 +8,7 @@
 -- contexts (smb2.tag/smb2.create.chain_data). It needs nothing from Wireshark's own
 -- rsvd dissector, which may be enabled or disabled.
 
-local BUILD = "e6d87a33b475c341"
+local BUILD = "dddd349a0eb15126"
 do
   local loaded = rawget(_G, "msrsvd_plugin_build")
   if loaded then
@@ -694,6 +694,7 @@ F.sense__error_in = ProtoField.framenum("msrsvd.sense.error_in", "Error in", bas
 F.open__name = ProtoField.string("msrsvd.open.name", "Opened as", base.UNICODE, "The file name of the CREATE that carried the context [MS-RSVD 3.1.4.2, 3.2.5.1]")
 F.raw = ProtoField.bytes("msrsvd.raw", "Message bytes", base.NONE, "With the export preference: a message's bytes for the analyzer (an IOCTL buffer's first 160) [MS-RSVD 3.1.5.3, 3.1.5.4, 3.2.5.5.3]")
 F.raw__smb2_index = ProtoField.uint8("msrsvd.raw.smb2_index", "SMB2 message number", base.DEC, nil, nil, "With the export preference, in a compound frame: which SMB2 message (1-based) carried it [MS-RSVD 3.1.5.3, 3.1.5.4, 3.2.5.5.3]")
+F.raw__open_name = ProtoField.bytes("msrsvd.raw.open_name", "Opened as (bytes)", base.NONE, "With the export preference: the UTF-16LE name of each CREATE that carries the context, as bytes (any character, the analyzer's separators included, survives tshark's text output) [MS-RSVD 3.1.4.2, 3.2.5.1]")
 F.response_in = ProtoField.framenum("msrsvd.response_in", "Response in", base.NONE, frametype.RESPONSE, 0, "The frame that answers this request (same TCP stream, SMB2 session and id)")
 F.request_in = ProtoField.framenum("msrsvd.request_in", "Request in", base.NONE, frametype.REQUEST, 0, "The frame of the request this answers")
 F.time = ProtoField.relative_time("msrsvd.time", "Response time", "Time from the request to this response")
@@ -3484,14 +3485,15 @@ local function export(tree)
       local tag = preceding(tags, datas[i])
       if tag and tag.range and CONTEXTS[tostring(tag.range:bytes())] then
         add(datas[i], nil)  -- whole: layouts go by length
-        -- The name of the CREATE request that carries the context, once per request
-        -- (the analyzer's smb2.filename is missing there on 4.6).
+        -- The name of the CREATE request that carries the context, once per request, as
+        -- bytes (smb2.filename is missing there on 4.6's first pass; text could hold the
+        -- analyzer's separators).
         local idx = pdu_of(all, datas[i])
         local cmd = idx and all[idx]
         if cmd and cmd.value == CMD_CREATE and not named[idx] and not pdu_is_response(cmd, flags) then
           named[idx] = true
-          local name = create_name(cmd)
-          if name then tree:add(F.open__name, name) end
+          local name, r = create_name(cmd)
+          if name then tree:add(F.raw__open_name, r) end
         end
       end
     end
