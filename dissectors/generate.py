@@ -146,6 +146,14 @@ def _dcerpc_fields(p: Protocol) -> List[FieldDef]:
 BINDING_FIELDS = {"smb2": _smb2_fields, "dcerpc": _dcerpc_fields}
 
 
+def _error_field(p: Protocol) -> FieldDef:
+    """Every binding's: the text of a fault the plugin caught (beside its internal_error expert
+    item), so that `analyze` can report it."""
+    return FieldDef(abbrev="%s.dissector_error" % p.name, label="Dissector error", ftype="string",
+                    desc="A fault the plugin caught while dissecting this frame (please report it)",
+                    spec=p.spec, structure="(errors)")
+
+
 def build_ndr_model(p: Protocol, model: Model):
     from .ndr_model import NdrModel
 
@@ -155,7 +163,7 @@ def build_ndr_model(p: Protocol, model: Model):
 
 def build_model(p: Protocol) -> Model:
     model = Model(p.name, p.spec, p.messages, captures=p.captures())
-    for fd in BINDING_FIELDS[p.binding](p):
+    for fd in BINDING_FIELDS[p.binding](p) + [_error_field(p)]:
         model.add_field(fd)
     if p.binding == "dcerpc":
         model.ndr = build_ndr_model(p, model)

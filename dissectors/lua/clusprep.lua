@@ -16,7 +16,7 @@
 -- (Wireshark hands no fault to a sub-dissector). A sealed stub still shows its interface,
 -- method and call links, and is decoded when Wireshark could decrypt it.
 
-local BUILD = "56ecea954c846782"
+local BUILD = "2d1baa9a79d283c6"
 do
   local loaded = rawget(_G, "clusprep_plugin_build")
   if loaded then
@@ -334,6 +334,7 @@ F.fault_status = ProtoField.uint32("clusprep.fault_status", "Fault status", base
 F.response_in = ProtoField.framenum("clusprep.response_in", "Response in", base.NONE, frametype.RESPONSE, 0, "The frame that answers this request (same TCP stream and call_id)")
 F.request_in = ProtoField.framenum("clusprep.request_in", "Request in", base.NONE, frametype.REQUEST, 0, "The frame of the request this answers")
 F.time = ProtoField.relative_time("clusprep.time", "Response time", "Time from the request to this response")
+F.dissector_error = ProtoField.string("clusprep.dissector_error", "Dissector error", base.UNICODE, "A fault the plugin caught while dissecting this frame (please report it) [MS-CSVP]")
 F.ndr__referent_id = ProtoField.uint32("clusprep.ndr.referent_id", "Referent ID", base.HEX, nil, nil, "Referent ID [MS-RPCE 2.2.5 / C706 14]")
 F.ndr__max_count = ProtoField.uint32("clusprep.ndr.max_count", "Max count", base.DEC, nil, nil, "Max count [MS-RPCE 2.2.5 / C706 14]")
 F.ndr__offset = ProtoField.uint32("clusprep.ndr.offset", "Offset", base.DEC, nil, nil, "Offset [MS-RPCE 2.2.5 / C706 14]")
@@ -926,6 +927,13 @@ proto.experts = { E.short, E.length, E.ndr, E.internal, E.bad_value, E.status, E
 
 local OPT = {}
 local D = {}
+
+-- A fault the plugin caught: an expert item for the user, and a field `analyze` reads.
+local function internal_error(item, err)
+  local text = tostring(err)
+  item:add_proto_expert_info(E.internal, text)
+  item:add(F.dissector_error, text):set_generated()
+end
 
 -- The bytes ran out before `need` more; show what fitted, then say so.
 local function short(t, off, lim, need, what)
@@ -2651,7 +2659,7 @@ function proto.dissector(tvb, pinfo, tree)
     end
   end)
   if not ok then
-    tree:add(proto):add_proto_expert_info(E.internal, tostring(err))
+    internal_error(tree:add(proto), err)
   end
 end
 
@@ -2736,7 +2744,7 @@ for i = 1, #HANDOFF do
     tree:add(p, tvb:range(0, 0)):set_hidden()  -- the interface, filterable as in Wireshark's own DCE/RPC
     local ok, n = pcall(native_pdu, uuid, tvb, pinfo, tree)
     if ok then return n end
-    tree:add(proto):add_proto_expert_info(E.internal, tostring(n))
+    internal_error(tree:add(proto), n)
     return tvb:len()
   end
 end

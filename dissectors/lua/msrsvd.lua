@@ -8,7 +8,7 @@
 -- contexts (smb2.tag/smb2.create.chain_data). It needs nothing from Wireshark's own
 -- rsvd dissector, which may be enabled or disabled.
 
-local BUILD = "dddd349a0eb15126"
+local BUILD = "1ba772011c813421"
 do
   local loaded = rawget(_G, "msrsvd_plugin_build")
   if loaded then
@@ -698,6 +698,7 @@ F.raw__open_name = ProtoField.bytes("msrsvd.raw.open_name", "Opened as (bytes)",
 F.response_in = ProtoField.framenum("msrsvd.response_in", "Response in", base.NONE, frametype.RESPONSE, 0, "The frame that answers this request (same TCP stream, SMB2 session and id)")
 F.request_in = ProtoField.framenum("msrsvd.request_in", "Request in", base.NONE, frametype.REQUEST, 0, "The frame of the request this answers")
 F.time = ProtoField.relative_time("msrsvd.time", "Response time", "Time from the request to this response")
+F.dissector_error = ProtoField.string("msrsvd.dissector_error", "Dissector error", base.UNICODE, "A fault the plugin caught while dissecting this frame (please report it) [MS-RSVD]")
 
 -- Flag masks with their bit fields, for flag_bits().
 local BITS = {}
@@ -748,6 +749,13 @@ read_prefs()
 function proto.prefs_changed() read_prefs() end
 
 local D = {}
+
+-- A fault the plugin caught: an expert item for the user, and a field `analyze` reads.
+local function internal_error(item, err)
+  local text = tostring(err)
+  item:add_proto_expert_info(E.internal, text)
+  item:add(F.dissector_error, text):set_generated()
+end
 
 -- The bytes ran out before `need` more; show what fitted, then say so.
 local function short(t, off, lim, need, what)
@@ -3174,7 +3182,7 @@ local function decode(fn, fi, tree, pinfo, what, is_response, summary, ctx)
   local top = tree:add(proto, r)
   local ok, off, v = pcall(fn, b, top, 0, b:len(), pinfo, ctx)
   if not ok then
-    top:add_proto_expert_info(E.internal, tostring(off))
+    internal_error(top, off)
     return what, top, nil
   end
   local text = what
@@ -3569,7 +3577,7 @@ end
 function proto.dissector(tvb, pinfo, tree)
   local ok, err = pcall(dissect, tvb, pinfo, tree)
   if not ok then
-    tree:add(proto, tvb(0, 0)):add_proto_expert_info(E.internal, tostring(err))
+    internal_error(tree:add(proto, tvb(0, 0)), err)
   end
 end
 
