@@ -2,12 +2,15 @@
 they break, as text or JSON, with tables for pandas and spreadsheets.
 
 Exit codes: 0 when nothing at or above --fail-on was found, 1 when something was, 2 for a
-usage or input error (missing tshark, missing file, not a capture).
+usage or input error (missing tshark, missing or unreadable file, not a capture, an --output
+folder that cannot be written). With several captures, one that cannot be read is named on
+stderr and the others are still reported (exit 2). Never a traceback.
 """
 from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 from typing import List, Optional
 
@@ -66,31 +69,63 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--tshark", metavar="PATH", help="the tshark to run (default: tshark on the PATH, else the usual install places)")
     args = ap.parse_args(argv)
     try:
-        tshark = find_tshark(args.tshark)
-        for note in installed_copy_notes():  # stderr: the JSON on stdout stays clean
-            print(note, file=sys.stderr)
-        outdir = Path(args.output) if args.output else None
-        results = []
-        with _Progress(sys.stderr.isatty()) as progress:
-            for i, cap in enumerate(args.captures):
-                tables = Tables(outdir / Path(cap).stem if outdir and len(args.captures) > 1 else outdir, keep=False)
-                try:
-                    results.append(analyze_capture(Path(cap), tshark, tables, progress.task(Path(cap).name)))
-                finally:
-                    tables.close()
+        return _run(args)
     except CaptureError as e:
         print("analyze: %s" % e, file=sys.stderr)
         return 2
-    if outdir is not None:
-        write_output(outdir, results, tshark.version_text)
+    except KeyboardInterrupt:
+        print("analyze: interrupted", file=sys.stderr)
+        return 2
+    except Exception as e:  # noqa: BLE001 - never a traceback: one line, and the usage/input code
+        print("analyze: internal error, please report it: %s: %s" % (type(e).__name__, e), file=sys.stderr)
+        return 2
+
+
+def _output_dir(path: Optional[str]) -> Optional[Path]:
+    """The --output folder, made and proven writable before any work is done."""
+    if not path:
+        return None
+    d = Path(path)
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=d):
+            pass
+    except OSError as e:
+        raise CaptureError("cannot write to %s (%s); choose another --output folder" % (d, e.strerror or e)) from None
+    return d
+
+
+def _run(args) -> int:
+    tshark = find_tshark(args.tshark)
+    for note in installed_copy_notes():  # stderr: the JSON on stdout stays clean
+        print(note, file=sys.stderr)
+    outdir = _output_dir(args.output)
+    results, failed = [], False
+    with _Progress(sys.stderr.isatty()) as progress:
+        for cap in args.captures:
+            tables = Tables(outdir / Path(cap).stem if outdir and len(args.captures) > 1 else outdir, keep=False)
+            try:
+                results.append(analyze_capture(Path(cap), tshark, tables, progress.task(Path(cap).name)))
+            except CaptureError as e:  # this file only: the others still get their reports
+                print("analyze: %s" % e, file=sys.stderr)
+                failed = True
+            finally:
+                tables.close()
     text = to_json(results, tshark.version_text) if args.format == "json" else to_text(results, tshark.version_text)
-    sys.stdout.write(text + ("\n" if not text.endswith("\n") else ""))
+    if results or args.format == "json":
+        sys.stdout.write(text + ("\n" if not text.endswith("\n") else ""))
+    if outdir is not None:
+        try:
+            write_output(outdir, results, tshark.version_text)
+        except OSError as e:
+            raise CaptureError("cannot write to %s (%s)" % (outdir, e.strerror or e)) from None
+    if failed:
+        return 2
     if args.fail_on == "never":
         return 0
     worst = SEVERITIES.index(args.fail_on)
     found = any(SEVERITIES.index(f.severity) <= worst for r in results for f in r.findings)
     return 1 if found else 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

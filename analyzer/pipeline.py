@@ -3,6 +3,7 @@ reports. The CLI and analyzer.load() both run this."""
 from __future__ import annotations
 
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, List, Optional
@@ -12,7 +13,7 @@ from .clusprep_sequences import ClusPrepTracker
 from .events import frame_of
 from .findings import Bus, Finding, Findings, NotEvaluated, Rule
 from .rsvd_sessions import RsvdTracker
-from .source import CaptureError, Run, Tshark, check_capture
+from .source import AGGREGATOR, COL, CaptureError, Run, Tshark, check_capture
 from .tables import Tables
 
 ALL_RULES: List[type] = rules_rsvd.RULES + rules_clusprep.RULES
@@ -23,7 +24,27 @@ class CaptureTruncated(Rule):
     title = "The capture file ends in the middle of a packet"
 
 
-RULE_CLASSES: List[type] = ALL_RULES + [CaptureTruncated]
+# Faults, not spec rules: each keeps the rest of the report and names its frame.
+NO_SPEC = "(none: a fault, not a rule)"
+
+
+class PluginError(Rule):
+    id, severity, spec = "analyzer.plugin_error", "error", NO_SPEC
+    title = "A plugin caught a fault while dissecting a frame (please report it)"
+
+
+class AnalyzerError(Rule):
+    id, severity, spec = "analyzer.internal_error", "error", NO_SPEC
+    title = "The analyzer could not process a frame (please report it)"
+
+
+class DissectorBug(Rule):
+    id, severity, spec = "analyzer.dissector_bug", "warning", NO_SPEC
+    title = "tshark reported a dissector bug (a Wireshark dissector failed on a frame)"
+
+
+FAULTS: List[type] = [PluginError, AnalyzerError, DissectorBug]
+RULE_CLASSES: List[type] = ALL_RULES + [CaptureTruncated] + FAULTS
 
 
 @dataclass
@@ -31,6 +52,8 @@ class CaptureResult:
     path: Path
     packets: int = 0
     truncated: bool = False
+    smb2_messages: int = 0
+    dcerpc_pdus: int = 0
     seconds: float = 0.0
     tshark_errors: List[str] = field(default_factory=list)
     rsvd_sessions: List[dict] = field(default_factory=list)
@@ -49,26 +72,42 @@ def analyze_capture(path: Path, tshark: Tshark, tables: Tables,
     rsvd_tracker = RsvdTracker(bus, tables)
     clusprep_tracker = ClusPrepTracker(bus, tables)
     run = Run(tshark, path)
-    n = 0
+    plugin_error, analyzer_error = PluginError(sink), AnalyzerError(sink)
+    n = smb2_messages = dcerpc_pdus = 0
     for cols in run.rows():
         n += 1
         if progress is not None and n % 4096 == 0:
             progress(n)
-        f = frame_of(cols)
-        if f is None:
-            continue
-        for m in f.smb2:
-            rsvd_tracker.message(m, f.src, f.dst)
-        for p in f.rpc:
-            clusprep_tracker.pdu(p, f.src, f.dst)
-        for c in f.calls:
-            clusprep_tracker.call(c, f.src, f.dst)
+        for proto in ("msrsvd", "clusprep"):
+            for text in filter(None, cols[COL[proto + ".dissector_error"]].split(AGGREGATOR)):
+                plugin_error.report([int(cols[0])], "the %s plugin: %s" % (proto, text), "frame %s" % cols[0])
+        try:
+            f = frame_of(cols)
+            if f is None:
+                continue
+            smb2_messages += len(f.smb2)
+            dcerpc_pdus += len(f.rpc) + len(f.calls)
+            for m in f.smb2:
+                rsvd_tracker.message(m, f.src, f.dst)
+            for p in f.rpc:
+                clusprep_tracker.pdu(p, f.src, f.dst)
+            for c in f.calls:
+                clusprep_tracker.call(c, f.src, f.dst)
+        except Exception as e:  # noqa: BLE001 - a bug or an input no one foresaw: a finding, not a lost report
+            analyzer_error.report([int(cols[0])], _fault(e), "frame %s" % cols[0])
     if progress is not None:
         progress(n)
-    sessions = rsvd_tracker.finish_capture()
-    clusprep_tracker.finish_capture()
-    bus.emit("finish")
-    result = CaptureResult(path=path, packets=run.frames, truncated=run.truncated, tshark_errors=run.errors)
+    sessions = []
+    try:
+        sessions = rsvd_tracker.finish_capture()
+        clusprep_tracker.finish_capture()
+        bus.emit("finish")
+    except Exception as e:  # noqa: BLE001 - as above
+        analyzer_error.report([], "at the end of the capture: " + _fault(e), path.name)
+    for frame, line in run.dissector_bugs:
+        DissectorBug(sink).report([frame] if frame else [], line, "frame %s" % frame if frame else path.name)
+    result = CaptureResult(path=path, packets=run.frames, truncated=run.truncated, tshark_errors=run.errors,
+                           smb2_messages=smb2_messages, dcerpc_pdus=dcerpc_pdus)
     if run.truncated:
         CaptureTruncated(sink).report([run.frames] if run.frames else [], "%s ends in the middle of a packet; it was "
                                       "analyzed as far as it goes (%d packets)" % (path.name, run.frames), path.name)
@@ -87,6 +126,13 @@ def analyze_capture(path: Path, tshark: Tshark, tables: Tables,
     result.not_evaluated = [NotEvaluated(c.id, needs) for c in clusprep_tracker.conversations.values() if c.sealed]
     result.seconds = time.monotonic() - started
     return result
+
+
+def _fault(e: Exception) -> str:
+    """One line naming the exception and where it was raised, for a bug report."""
+    tb = traceback.extract_tb(e.__traceback__)
+    where = ("%s:%d" % (Path(tb[-1].filename).name, tb[-1].lineno)) if tb else "?"
+    return "%s: %s (at %s; the rest of the capture was analyzed)" % (type(e).__name__, str(e)[:200], where)
 
 
 __all__ = ["analyze_capture", "CaptureResult", "CaptureError", "RULE_CLASSES"]

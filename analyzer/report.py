@@ -15,6 +15,7 @@ def document(results: List[CaptureResult], tshark_version: str) -> dict:
     doc = dict(captures=[], rsvd_sessions=[], clusprep_sequences=[], findings=[], rules_not_evaluated=[])
     for r in results:
         doc["captures"].append(dict(path=str(r.path), packets=r.packets, truncated=r.truncated,
+                                    smb2_messages=r.smb2_messages, dcerpc_pdus=r.dcerpc_pdus,
                                     seconds=round(r.seconds, 3), tshark=tshark_version,
                                     tshark_messages=r.tshark_errors))
         tag = (lambda d: dict(d, capture=r.path.name)) if several else (lambda d: d)
@@ -66,6 +67,9 @@ def to_text(results: List[CaptureResult], tshark_version: str) -> str:
         for n in r.not_evaluated:
             out.append("Not evaluated (sealed) for %s: %s" % (n.conversation, ", ".join(n.rules)))
         if r.not_evaluated:
+            out.append("")
+        if not r.smb2_messages and not r.dcerpc_pdus:
+            out.append("No SMB2 or DCE/RPC traffic in this capture: nothing here for the RSVD or ClusPrep rules.")
             out.append("")
         counts = {s: sum(1 for f in r.findings if f.severity == s) for s in SEVERITIES}
         out.append("Findings: %d errors, %d warnings, %d info" % (counts["error"], counts["warning"], counts["info"]))

@@ -48,6 +48,8 @@ FIELDS = [
     # ClusPrep: once per call the plugin recognised
     "clusprep.interface", "clusprep.method", "clusprep.opnum", "clusprep.context_id", "clusprep.auth_level",
     "clusprep.encrypted", "clusprep.call_id", "clusprep.direction", "clusprep.fault_status", "clusprep.stub",
+    # faults either plugin caught while dissecting the frame
+    "msrsvd.dissector_error", "clusprep.dissector_error",
 ]
 COL = {name: i for i, name in enumerate(FIELDS)}
 AGGREGATOR = "\x1f"  # never in a file name or a share path
@@ -118,8 +120,13 @@ def check_capture(path: Path) -> None:
         raise CaptureError("%s: no such file" % path)
     if path.is_dir():
         raise CaptureError("%s is a directory; give a .pcap or .pcapng file" % path)
-    with open(path, "rb") as f:
-        magic = f.read(4)
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+    except OSError as e:
+        raise CaptureError("%s: cannot read it (%s)" % (path, e.strerror or e)) from None
+    if not magic:
+        raise CaptureError("%s is empty" % path)
     if magic not in _MAGICS:
         raise CaptureError("%s is not a capture file (pcap or pcapng); save it from Wireshark or convert it "
                            "with editcap" % path)
@@ -219,6 +226,7 @@ class Run:
     path: Path
     truncated: bool = False
     errors: List[str] = field(default_factory=list)
+    dissector_bugs: List[tuple] = field(default_factory=list)  # (frame or None, tshark's line)
     frames: int = 0
 
     def rows(self) -> Iterator[List[str]]:
@@ -239,7 +247,10 @@ class Run:
         for line in stderr.splitlines():
             if "cut short in the middle of a packet" in line or "appears to be damaged or corrupt" in line:
                 self.truncated = True
-            elif line.strip() and "Running as user" not in line and "Dissector bug" not in line:
+            elif "Dissector bug" in line:
+                m = re.search(r"in packet (\d+)", line)
+                self.dissector_bugs.append((int(m.group(1)) if m else None, line.strip()))
+            elif line.strip() and "Running as user" not in line:
                 self.errors.append(line.strip())
         if code != 0 and not self.truncated and self.frames == 0:
             said = "; ".join(self.errors) or "exit %d" % code

@@ -11,7 +11,7 @@ import pytest
 
 import analyzer
 import samples
-from analyzer.pipeline import RULE_CLASSES
+from analyzer.pipeline import FAULTS, NO_SPEC, RULE_CLASSES
 from analyzer.tables import COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,6 +54,8 @@ def test_every_rule_fires_somewhere_and_stays_quiet_elsewhere():
     """Each rule fires in a sample and is silent in another sample of its own protocol."""
     fired = {p.stem: {f["rule"] for f in expected(p)} for p in SAMPLES}
     for cls in RULE_CLASSES:
+        if cls in FAULTS:
+            continue  # faults fire on bugs, never on a sample (each has its own test below)
         family = cls.id.split(".")[0]
         own = [s for s in fired if s.startswith(family + "_")] if family != "capture" else list(fired)
         assert any(cls.id in fired[s] for s in own), "%s fires in no sample" % cls.id
@@ -65,7 +67,8 @@ def test_rules_have_ids_severities_and_sections():
     assert len(ids) == len(set(ids))
     for cls in RULE_CLASSES:
         assert cls.severity in ("error", "warning", "info") and cls.spec and cls.title, cls.id
-        assert cls.spec.split()[0] in ("MS-RSVD", "MS-VSOD", "MS-CSVP", "MS-RPCE", "pcapng"), cls.id
+        assert cls.spec.split()[0] in ("MS-RSVD", "MS-VSOD", "MS-CSVP", "MS-RPCE", "pcapng") or (
+            cls in FAULTS and cls.spec == NO_SPEC), cls.id
 
 
 def test_the_json_document():
@@ -272,3 +275,161 @@ def test_a_file_name_holding_the_field_separator_survives(tmp_path):
     doc = run_json(pcap)
     assert doc["rsvd_sessions"][0]["file_name"] == "di\x1fk.vhdx:SharedVirtualDisk"
     assert Counter(key(f) for f in doc["findings"]) == Counter(key(f) for f in expected(samples.path("rsvd_shared_disk")))
+
+
+# --- faults: a finding with its frame, and the rest of the report kept ---------------------------
+
+def _in_process(pcap):
+    from analyzer.pipeline import analyze_capture
+    from analyzer.source import find_tshark
+    from analyzer.tables import Tables
+
+    return analyze_capture(pcap, find_tshark(), Tables())
+
+
+def _others(result):
+    return Counter((f.rule, f.severity, tuple(f.frames)) for f in result.findings if not f.rule.startswith("analyzer."))
+
+
+def test_a_fault_in_the_reconstruction_is_a_finding_and_the_report_goes_on(monkeypatch):
+    from analyzer import rsvd_sessions
+
+    real = rsvd_sessions.RsvdTracker.message
+
+    def message(self, m, src, dst):
+        if m.frame == 22:
+            raise KeyError("boom")
+        return real(self, m, src, dst)
+
+    monkeypatch.setattr(rsvd_sessions.RsvdTracker, "message", message)
+    r = _in_process(samples.path("rsvd_cluster_events"))
+    [f] = [f for f in r.findings if f.rule == "analyzer.internal_error"]
+    assert f.frames == [22] and f.message.startswith("KeyError: 'boom' (at test_analyzer.py:")
+    assert r.rsvd_sessions and len(_others(r)) >= 5  # everything else still analyzed
+
+
+def test_a_fault_a_plugin_caught_is_a_finding(monkeypatch, tmp_path):
+    """A plugin that fails on a frame (here: a copy of msrsvd.lua made to) is reported with it."""
+    from dissectors import generate
+
+    for p in generate.lua_paths():
+        text = p.read_text()
+        if p.name == "msrsvd.lua":
+            text = text.replace("local function export(tree)\n",
+                                "local function export(tree)\n  if FX_TAG() then error(\"planted fault\") end\n", 1)
+            assert "planted fault" in text
+        (tmp_path / p.name).write_text(text)
+    monkeypatch.setattr(generate, "LUA_DIR", tmp_path)
+    r = _in_process(samples.path("rsvd_shared_disk"))
+    faults = [f for f in r.findings if f.rule == "analyzer.plugin_error"]
+    assert [f.frames for f in faults] == [[10], [121], [122], [187]]  # the frames with create contexts
+    assert all("the msrsvd plugin: " in f.message and "planted fault" in f.message for f in faults)
+
+
+def test_tsharks_dissector_bug_lines_are_findings(tmp_path):
+    """tshark prints "Dissector bug, protocol X, in packet N" on stderr; analyze reports each."""
+    import tsharks
+
+    fake = tmp_path / "tshark"
+    fake.write_text("#!/bin/sh\n%s \"$@\"\nrc=$?\n"
+                    "echo ' ** (tshark:1) 12:00:00.000 [Epan WARNING] -- Dissector bug, protocol SMB2, in packet 12: "
+                    "planted' >&2\nexit $rc\n" % tsharks.system().argv[0])
+    fake.chmod(0o755)
+    doc = run_json(samples.path("rsvd_shared_disk"), tsharks.Tshark("4.0", (str(fake),), "", ""))
+    [f] = [f for f in doc["findings"] if f["rule"] == "analyzer.dissector_bug"]
+    assert f["frames"] == [12] and "Dissector bug, protocol SMB2, in packet 12: planted" in f["message"]
+
+
+# --- bad files: one clear line and the documented exit code; a partial capture still reported --
+
+def _one_line(res, *words):
+    err = res.stderr.strip()
+    assert res.returncode == 2 and "Traceback" not in res.stderr and err.count("\n") == 0, res.stderr
+    for w in words:
+        assert w in err, err
+    return err
+
+
+def test_bad_files_get_one_line(tmp_path):
+    empty = tmp_path / "empty.pcapng"
+    empty.write_bytes(b"")
+    _one_line(analyze(empty), "is empty")
+    text = tmp_path / "text.pcap"
+    text.write_text("GET / HTTP/1.1\n")
+    _one_line(analyze(text), "not a capture file")
+    magic = tmp_path / "magic.pcapng"
+    magic.write_bytes(b"\x0b\x0d\x0d\x0a" + samples.path("rsvd_shared_disk").read_bytes()[4:])
+    _one_line(analyze(magic), "not a capture file")
+    _one_line(analyze(tmp_path), "is a directory")
+
+
+def test_an_unreadable_capture_is_one_line():
+    target = Path("/proc/1/mem")  # unreadable even for root (the tests run as root in CI)
+    try:
+        target.open("rb").close()
+    except PermissionError:
+        _one_line(analyze(target), "cannot read it", "Permission denied")
+        return
+    except OSError:
+        pass
+    pytest.skip("no file here that this user cannot read")
+
+
+def test_an_output_folder_that_cannot_be_written_is_one_line_before_any_work(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    res = analyze("--output", blocker / "out", samples.path("rsvd_shared_disk"))
+    _one_line(res, "cannot write to", "--output")
+    assert res.stdout == ""
+
+
+@pytest.mark.parametrize("name", ["with space.pcapng", "quote'\"s.pcapng", "ünïcödé-ディスク.pcapng", "-dash.pcapng"])
+def test_odd_file_names(tmp_path, name):
+    p = tmp_path / name
+    p.write_bytes(samples.path("rsvd_shared_disk").read_bytes())
+    # a leading dash is passed after `--`, as with any command; the path itself goes to tshark as one argument
+    res = subprocess.run([sys.executable, "-m", "analyzer", "--format", "json", "--fail-on", "never", "--", str(p)],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)
+    assert doc["captures"][0]["path"] == str(p)
+    assert Counter(key(f) for f in doc["findings"]) == Counter(key(f) for f in expected(samples.path("rsvd_shared_disk")))
+
+
+def test_a_leading_dash_relative_name(tmp_path):
+    p = tmp_path / "-x.pcapng"
+    p.write_bytes(samples.path("rsvd_shared_disk").read_bytes())
+    res = subprocess.run([sys.executable, "-m", "analyzer", "--format", "json", "--", "-x.pcapng"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode in (0, 1) and json.loads(res.stdout)["captures"][0]["packets"] == 201, res.stderr
+
+
+def test_several_interfaces(tmp_path):
+    """Two captures merged with every interface kept: both protocols come out."""
+    out = tmp_path / "two.pcapng"
+    res = subprocess.run(["mergecap", "-I", "none", "-w", str(out), str(samples.path("rsvd_shared_disk")),
+                          str(samples.path("clusprep_storage"))], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    ifaces = subprocess.run(["capinfos", "-I", str(out)], capture_output=True, text=True).stdout
+    assert "Number of interfaces in file: 2" in ifaces
+    doc = run_json(out)
+    assert doc["rsvd_sessions"] and doc["clusprep_sequences"] and doc["captures"][0]["packets"] == 201 + 121
+
+
+def test_a_capture_without_smb2_or_dcerpc_says_so(tmp_path):
+    out = tmp_path / "handshake.pcapng"
+    subprocess.run(["editcap", "-r", str(samples.path("rsvd_shared_disk")), str(out), "1-3"], check=True)
+    doc = run_json(out)
+    assert doc["captures"][0]["smb2_messages"] == 0 and doc["captures"][0]["dcerpc_pdus"] == 0
+    assert doc["findings"] == [] and doc["rsvd_sessions"] == []
+    text = analyze(out)
+    assert text.returncode == 0 and "No SMB2 or DCE/RPC traffic in this capture" in text.stdout
+
+
+def test_one_bad_capture_among_several_does_not_lose_the_others(tmp_path):
+    bad = tmp_path / "bad.pcapng"
+    bad.write_text("nope")
+    res = analyze("--format", "json", "--fail-on", "never", samples.path("rsvd_shared_disk"), bad)
+    assert res.returncode == 2 and "not a capture file" in res.stderr and "Traceback" not in res.stderr
+    doc = json.loads(res.stdout)
+    assert [c["packets"] for c in doc["captures"]] == [201] and doc["findings"]
