@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+import gzip
 import os
 import re
 import shlex
@@ -112,24 +113,38 @@ def find_tshark(path: Optional[str] = None) -> Tshark:
     return Tshark(found, version)
 
 
-_MAGICS = {b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d", b"\x0a\x0d\x0d\x0a"}
+# The first bytes of the capture formats Windows and Wireshark users have: pcap (both byte
+# orders, micro- and nanosecond), pcapng, Network Monitor 1.x and 2.x, snoop.
+_MAGICS = {b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d",
+           b"\x0a\x0d\x0d\x0a", b"GMBU", b"RTSS", b"snoo"}
+# tshark reads these compressed, and so does the check: gzip's magic, then the capture's.
+_GZIP, _ZSTD, _LZ4 = b"\x1f\x8b", b"\x28\xb5\x2f\xfd", b"\x04\x22\x4d\x18"
+ETL_HINT = ("an ETW trace (netsh trace / pktmon): convert it first, with `pktmon etl2pcap FILE.etl --out FILE.pcapng` "
+            "on Windows, or etl2pcapng")
 
 
 def check_capture(path: Path) -> None:
+    """A capture tshark can read, else one line saying what it is and what to do."""
     if not path.exists():
         raise CaptureError("%s: no such file" % path)
     if path.is_dir():
-        raise CaptureError("%s is a directory; give a .pcap or .pcapng file" % path)
+        raise CaptureError("%s is a directory; give a capture file" % path)
     try:
         with open(path, "rb") as f:
             magic = f.read(4)
-    except OSError as e:
-        raise CaptureError("%s: cannot read it (%s)" % (path, e.strerror or e)) from None
+        if magic[:2] == _GZIP:
+            with gzip.open(path, "rb") as f:
+                magic = f.read(4)
+    except (OSError, EOFError) as e:
+        raise CaptureError("%s: cannot read it (%s)" % (path, getattr(e, "strerror", None) or e)) from None
     if not magic:
         raise CaptureError("%s is empty" % path)
-    if magic not in _MAGICS:
-        raise CaptureError("%s is not a capture file (pcap or pcapng); save it from Wireshark or convert it "
-                           "with editcap" % path)
+    if magic in _MAGICS or magic in (_ZSTD, _LZ4):  # zstd and lz4: tshark says what is inside
+        return
+    if path.suffix.lower() == ".etl":
+        raise CaptureError("%s is %s" % (path, ETL_HINT))
+    raise CaptureError("%s is not a capture file (pcap, pcapng, Network Monitor or snoop, possibly gzip-compressed); "
+                       "save it from Wireshark or convert it with editcap" % path)
 
 
 WINDOWS = sys.platform.startswith("win")

@@ -433,3 +433,24 @@ def test_one_bad_capture_among_several_does_not_lose_the_others(tmp_path):
     assert res.returncode == 2 and "not a capture file" in res.stderr and "Traceback" not in res.stderr
     doc = json.loads(res.stdout)
     assert [c["packets"] for c in doc["captures"]] == [201] and doc["findings"]
+
+
+@pytest.mark.parametrize("fmt", ["netmon2", "snoop", "pcap", "pcapng.gz"])
+def test_capture_formats_windows_users_have(tmp_path, fmt):
+    """Network Monitor (.cap), snoop, pcap and gzip-compressed pcapng give the pcapng's findings."""
+    import gzip
+    src = samples.path("rsvd_shared_disk")
+    out = tmp_path / ("trace." + fmt)
+    if fmt == "pcapng.gz":
+        out.write_bytes(gzip.compress(src.read_bytes()))
+    else:
+        subprocess.run(["editcap", "-F", fmt, str(src), str(out)], check=True)
+    doc = run_json(out)
+    assert doc["captures"][0]["packets"] == 201
+    assert Counter(key(f) for f in doc["findings"]) == Counter(key(f) for f in expected(src))
+
+
+def test_an_etl_trace_gets_the_conversion_hint(tmp_path):
+    etl = tmp_path / "NetTrace.etl"
+    etl.write_bytes(b"\x00\x40\x00\x00" + bytes(60))
+    _one_line(analyze(etl), "ETW trace", "pktmon etl2pcap")
