@@ -1,0 +1,600 @@
+"""Fuzz harness: mutated samples through tshark with both plugins, and through `analyze`.
+
+    .venv/bin/python tests/fuzz/fuzz.py --quick               # CI's subset (tests/test_fuzz.py)
+    .venv/bin/python tests/fuzz/fuzz.py --variants 10000      # the full run
+    .venv/bin/python tests/fuzz/fuzz.py --replay rsvd_shared_disk:struct:123456   # one variant again
+
+Options: --seed S (master seed, default 1), --jobs J (default 2), --out DIR (default
+/tmp/msrsvd-fuzz; failures go to DIR/failures, the run's figures to DIR/summary.json),
+--only SAMPLE (repeatable), --kinds corrupt,truncate,struct. The run is deterministic given
+the seed: variant i gets seed Random("S/i"), and its sample and kind go round-robin over
+every (sample, kind) pair, so N variants cover each pair N/33 times (11 samples x 3 kinds).
+A variant is named <sample>:<kind>:<seed>; --replay rebuilds exactly those bytes.
+
+What each variant does
+----------------------
+Every sample of `samples` (samples.SCENARIOS) is mutated three ways:
+
+a. corrupt (`editcap -E RATE -o OFFSET --seed N`): random bytes changed with probability
+   0.002, 0.01 or 0.05, from an offset that spares the framing before the layer under test:
+   SMB2 samples 58 (the SMB2 header: Wireshark must still find SMB2), 122 (the SMB2 body),
+   170/178 (the IOCTL response's output / request's input buffer: the RSVD tunnel header)
+   and 194 (the tunnel payload); DCE/RPC samples 70 (past the common header), 78 (the stub),
+   86 and 110 (past ORPCTHIS: the method's parameters). Offsets follow the samples' framing
+   (samples/network.py: Ethernet 14 + IPv4 20 + TCP 20, then NetBIOS 4 for SMB2).
+b. truncate: `frame_cut` shortens 1-3 packets' captured length at a random point (80% among
+   the packets that carry an RSVD message or a ClusPrep stub, 30% of cuts inside the first
+   140 bytes: the headers), rewriting each EPB so the file stays valid, like a snaplen;
+   `file_cut` cuts the whole file at a random byte (an incomplete last block; 5% inside the
+   section/interface headers, which makes it "not a capture file").
+c. struct: faults where they matter, at positions found by parsing each sample's RSVD
+   messages and ClusPrep stubs with the definitions themselves (locate.py: construct's and
+   NDR's leaf readers are watched while the messages parse, so every length, count, code,
+   discriminant, pointer and string has its byte position and its name), then overwritten in
+   place (lengths unchanged, so IPv4 stays valid; TCP checksums are not checked by Wireshark):
+     length_extreme        any *Length/*Count/*Size field (RSVD, SCSI CDB, SMB2 Input/OutputCount,
+                           the create context's DataLength, DCE/RPC alloc_hint, csvp_buffers
+                           layouts): 0, 1, all ones, half range, value+1, value-1, 2*value+1...
+     rsvd_opcode           the tunnel header's OperationCode: another code, v1 or v2, or none
+     rsvd_response_opcode  a response's OperationCode made to differ from its request's
+     status                the tunnel header's Status (success where a failure was and the
+                           reverse, STATUS_SVHDX_ERROR_STORED|key, the unit attentions, random)
+                           and a DCE/RPC fault's status
+     smb2_ctl_swap         an IOCTL's CtlCode changed to another RSVD code (0x00090304 <->
+                           0x00090300 <-> 0x00090364): request and response disagree
+     scsi_opcode           the CDB's operation code (the discriminant of the CDB and data overlays)
+     int_extreme           any other integer field (flags, enums, versions, ORPCTHIS...)
+     string_no_nul         a UTF-16 string (InitiatorHostName, NDR [string], BSTR, csvp_buffers
+                           names) with no NUL left: letters, U+FFFF or lone surrogates
+     ndr_count             max_count / offset / actual_count / hoisted conformance / BSTR and
+                           SAFEARRAY counts: 0, 1, 0xFFFF, 0x7FFFFFFF, 0xFFFFFFFF, value +-1
+     ndr_count_disagree    a conformant varying array's max_count and actual_count made to
+                           disagree (actual > max, max < actual, a "huge" max)
+     ndr_pointer           a referent id: present -> NULL, NULL -> a pointer to nowhere
+     ndr_discriminant      a union's discriminant (and SAFEARRAY sfType): another arm, or none
+     ndr_word              any 4-byte aligned word past ORPCTHIS/ORPCTHAT: 0, 1, 0xFFFF,
+                           0x7FFFFFFF, 0xFFFFFFFF (also on the sealed sample's ciphertext)
+     dcerpc_opnum          a request's opnum: another method of the interface, or out of range
+     dcerpc_ctx_id         a PDU's presentation context: another bound interface, or unbound
+     dcerpc_call_id        a response's call_id: another call's (answers the wrong request)
+     smb2_message_id       a CREATE or IOCTL response's SMB2 MessageId: another request's, or none
+     rsvd_request_id       a tunnel header's RequestId: another operation's (a duplicate), or random
+     hresult               a response's ReturnValue
+   Each struct variant applies its mutator 1-3 times.
+
+Invariants (each broken one is a failure)
+-----------------------------------------
+tshark 4.0 (-n -2, both plugins, filter
+"msrsvd || clusprep || _ws.lua.error || _ws.malformed || msrsvd.internal_error || clusprep.internal_error",
+-T fields frame.number _ws.lua.error msrsvd.internal_error clusprep.internal_error
+_ws.malformed _ws.expert.message; the filter makes the plugins build their trees, with the
+default preferences: SCSI decoding and exchange tracking on):
+  lua_error       a _ws.lua.error item, or "Lua Error"/"Lua: Error" on stderr
+  internal_error  an msrsvd.internal_error / clusprep.internal_error expert item (the plugins'
+                  pcall caught an error: "Dissector error (please report)")
+  dissector_bug   "Dissector bug, protocol MSRSVD/CLUSPREP..." (not the built-in RSVD's own)
+  tshark_exit     an exit other than 0, or 2 (tshark's "cut short"/"damaged" read error)
+`analyze --format json --fail-on never VARIANT`:
+  traceback       "Traceback" on stderr (the last line of it is the failure's key)
+  exit_code       an exit code other than 0, 1, 2
+  invalid_json    exit 0/1 and stdout is not one JSON document
+  error_message   exit 2 and stderr is not exactly one line
+  lua_error       its tshark run reported a Lua error (captures[].tshark_messages)
+  analyzer_fault  an analyzer.internal_error finding: analyze caught an exception of its own
+                  and kept going (analyzer/pipeline.py) -- no traceback, but the same bug
+  internal_error  an analyzer.plugin_error finding: a plugin's caught fault in analyze's run
+                  (the export preference takes another path through the plugin)
+  dissector_bug   an analyzer.dissector_bug finding that names MSRSVD or CLUSPREP
+Both:
+  timeout         tshark over 120 s, analyze over 300 s
+  slow            more than 5x slower per packet than the unmutated sample, and more than 1 s
+                  over it. Rule: expected = max(B, B / n_base * n_variant) where B is the median
+                  of three runs on the unmutated sample (startup dominates these small
+                  captures, ~0.2 s tshark and ~0.5 s analyze, so a variant with fewer packets is
+                  held to the whole sample's time, not a per-packet share of it); ratio =
+                  t / expected; slow when ratio > 5 and t - expected > 1 s, on a second timing
+                  too (the min of both runs counts: the machine is shared, one run can stall).
+
+A failure is saved as DIR/failures/<sample>-<kind>-<seed>.pcapng with a .txt beside it: the
+broken invariants, the mutation, the commands to reproduce and the output tails. The run
+goes on; at the end a summary (variants per kind and mutator, failures per invariant,
+distinct failures, slowest ratios, time) is printed and written to DIR/summary.json, and
+the exit status is 1 if anything failed (baselines included), else 0.
+"""
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import json
+import random
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+sys.path[:0] = [str(HERE), str(ROOT)]
+
+import capture  # noqa: E402
+import locate  # noqa: E402
+import mutators  # noqa: E402
+import samples  # noqa: E402
+from analyzer.source import tshark_env  # noqa: E402
+from dissectors import generate  # noqa: E402
+
+QUICK_VARIANTS = 264  # 8 per (sample, kind) pair
+DEFAULT_OUT = Path(tempfile.gettempdir()) / "msrsvd-fuzz"
+TSHARK = shutil.which("tshark") or "/usr/bin/tshark"
+PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python").exists() else sys.executable
+TSHARK_TIMEOUT, ANALYZE_TIMEOUT = 120, 300
+SLOW_RATIO, SLOW_SECONDS = 5.0, 1.0
+FILTER = ("msrsvd || clusprep || _ws.lua.error || _ws.malformed || msrsvd.internal_error || "
+          "clusprep.internal_error")
+FIELDS = ["frame.number", "_ws.lua.error", "msrsvd.internal_error", "clusprep.internal_error", "_ws.malformed",
+          "_ws.expert.message"]
+AGG = "\x1f"
+OUR_BUG = re.compile(r"Dissector bug, protocol (MSRSVD|CLUSPREP)", re.I)
+LUA_ERR = re.compile(r"Lua Error|Lua: Error", re.I)
+# analyze's findings for faults it caught (analyzer/pipeline.py FAULTS) -> the invariant they break
+FAULT_RULES = {"analyzer.internal_error": "analyzer_fault", "analyzer.plugin_error": "internal_error",
+               "analyzer.dissector_bug": "dissector_bug"}
+
+
+def _unframe(msg: str) -> str:
+    """A message without its frame numbers, so the same fault on other frames is one failure."""
+    return re.sub(r"\b(frames?|packet) \d+(,\d+)*", r"\1 N", msg)
+
+
+def tshark_cmd(path: Path) -> List[str]:
+    cmd = [TSHARK, "-n", "-2", "-r", str(path)]
+    for p in generate.lua_paths():
+        cmd += ["-X", "lua_script:%s" % p]
+    cmd += ["-Y", FILTER, "-T", "fields", "-E", "occurrence=a", "-E", "aggregator=" + AGG]
+    for f in FIELDS:
+        cmd += ["-e", f]
+    return cmd
+
+
+def analyze_cmd(path: Path) -> List[str]:
+    return [PYTHON, "-m", "analyzer", "--format", "json", "--fail-on", "never", str(path)]
+
+
+def shell(cmd: List[str]) -> str:
+    import shlex
+
+    return " ".join("$'%s'" % c.replace(AGG, "\\x1f") if AGG in c else shlex.quote(c) for c in cmd)
+
+
+# -- samples, their baselines and where their fields are ---------------------------------------
+@dataclass
+class SampleInfo:
+    name: str
+    path: Path
+    family: str  # rsvd or clusprep
+    data: bytes
+    cap: capture.Capture
+    loc: locate.Located
+    struct_mutators: List[str]
+    packets: int
+    base_tshark: float = 0.0
+    base_analyze: float = 0.0
+    baseline_failures: List[Tuple[str, str]] = field(default_factory=list)
+
+
+def load_sample(name: str) -> SampleInfo:
+    path = samples.path(name)
+    data = path.read_bytes()
+    cap = capture.read(data)
+    loc = locate.locate(cap)
+    return SampleInfo(name, path, "rsvd" if name.startswith("rsvd_") else "clusprep", data, cap, loc,
+                      mutators.struct_mutators(loc), len(cap.packets))
+
+
+# -- one variant -----------------------------------------------------------------------------------
+@dataclass
+class Variant:
+    index: int
+    sample: str
+    kind: str
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return "%s:%s:%d" % (self.sample, self.kind, self.seed)
+
+    @property
+    def stem(self) -> str:
+        return "%s-%s-%d" % (self.sample, self.kind, self.seed)
+
+
+@dataclass
+class Result:
+    variant: str
+    sample: str
+    kind: str
+    seed: int
+    mutator: str = ""
+    mutation: str = ""
+    packets: int = 0
+    tshark_s: float = 0.0
+    analyze_s: float = 0.0
+    tshark_ratio: float = 0.0
+    analyze_ratio: float = 0.0
+    tshark_rc: Optional[int] = None
+    analyze_rc: Optional[int] = None
+    failures: List[Tuple[str, str]] = field(default_factory=list)  # (invariant, key detail)
+    saved: str = ""
+
+
+def build_variant(v: Variant, info: SampleInfo, dst: Path) -> Tuple[str, str]:
+    """Write the variant's bytes to dst; returns (mutator, description)."""
+    rng = random.Random("%s:%s:%d" % (v.sample, v.kind, v.seed))
+    if v.kind == "corrupt":
+        desc, _ = mutators.editcap_corrupt(rng, info.path, dst, info.family)
+        return "editcap", desc
+    if v.kind == "truncate":
+        if rng.random() < 0.6:
+            cap = info.cap.copy()
+            desc = mutators.frame_cut(rng, cap, info.loc)
+            dst.write_bytes(cap.pcapng())
+            return "frame_cut", desc
+        desc, data = mutators.file_cut(rng, info.data)
+        dst.write_bytes(data)
+        return "file_cut", desc
+    if v.kind == "struct":
+        if not info.struct_mutators:
+            raise RuntimeError("%s: no RSVD message or ClusPrep stub found to mutate" % info.name)
+        name = rng.choice(info.struct_mutators)
+        cap = info.cap.copy()
+        desc = mutators.struct_mutate(rng, cap, info.loc, name)
+        dst.write_bytes(cap.pcapng())
+        return name, desc
+    raise ValueError(v.kind)
+
+
+def _run(cmd: List[str], timeout: int, env=None) -> Tuple[Optional[int], str, str, float]:
+    t0 = time.monotonic()
+    try:
+        res = subprocess.run(cmd, capture_output=True, text=True, errors="replace", timeout=timeout, env=env,
+                             cwd=str(ROOT))
+        return res.returncode, res.stdout, res.stderr, time.monotonic() - t0
+    except subprocess.TimeoutExpired as e:
+        out = e.stdout.decode("utf-8", "replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
+        err = e.stderr.decode("utf-8", "replace") if isinstance(e.stderr, bytes) else (e.stderr or "")
+        return None, out, err, time.monotonic() - t0
+
+
+_TSHARK_ENV = None  # tshark_env(config=False), set by main(): the checkout's plugins only, no profile
+
+
+def run_tshark(path: Path):
+    return _run(tshark_cmd(path), TSHARK_TIMEOUT, _TSHARK_ENV)
+
+
+def run_analyze(path: Path):
+    return _run(analyze_cmd(path), ANALYZE_TIMEOUT)
+
+
+def check_tshark(rc, out: str, err: str) -> List[Tuple[str, str]]:
+    bad: List[Tuple[str, str]] = []
+    if rc is None:
+        return [("timeout", "tshark over %d s" % TSHARK_TIMEOUT)]
+    lua, internal, bug = [], [], []
+    for line in out.splitlines():
+        cols = line.split("\t")
+        if len(cols) < len(FIELDS):
+            continue
+        frame = cols[0]
+        if cols[1]:
+            lua.append(frame)
+        if cols[2] or cols[3]:
+            internal.append((frame, cols[5].split(AGG)))
+        if OUR_BUG.search(cols[4]) or OUR_BUG.search(cols[5]):
+            bug.append((frame, OUR_BUG.search(cols[4] + cols[5]).group(0)))
+    err_lines = [ln for ln in err.splitlines() if LUA_ERR.search(ln)]
+    if lua or err_lines:
+        bad.append(("lua_error", "frames %s%s" % (",".join(lua[:10]) or "-",
+                                                  ("; " + err_lines[0].strip()[:200]) if err_lines else "")))
+    if internal:
+        # the message the pcall caught is one of that frame's expert messages: keep the likely one
+        frame, msgs = internal[0]
+        msg = next((m for m in msgs if ".lua:" in m or "attempt to" in m), "; ".join(msgs)[:200])
+        bad.append(("internal_error", "%s (frames %s)" % (msg.strip()[:200], ",".join(f for f, _ in internal[:10]))))
+    bug_err = [ln for ln in err.splitlines() if OUR_BUG.search(ln)]
+    if bug or bug_err:
+        bad.append(("dissector_bug", (bug_err[0].strip() if bug_err else "frame %s: %s" % bug[0])[:200]))
+    if rc not in (0, 2):
+        bad.append(("tshark_exit", "tshark exit %s: %s" % (rc, (err.strip().splitlines() or [""])[-1][:200])))
+    return bad
+
+
+def check_analyze(rc, out: str, err: str) -> List[Tuple[str, str]]:
+    if rc is None:
+        return [("timeout", "analyze over %d s" % ANALYZE_TIMEOUT)]
+    bad: List[Tuple[str, str]] = []
+    if "Traceback" in err:
+        last = [ln for ln in err.strip().splitlines() if ln.strip()]
+        bad.append(("traceback", last[-1].strip()[:300] if last else "Traceback"))
+    if rc not in (0, 1, 2):
+        bad.append(("exit_code", "analyze exit %d" % rc))
+    if rc in (0, 1):
+        try:
+            doc = json.loads(out)
+        except ValueError as e:
+            bad.append(("invalid_json", "stdout is not JSON: %s" % str(e)[:120]))
+        else:
+            msgs = [m for c in doc.get("captures", []) if isinstance(c, dict)
+                    for m in c.get("tshark_messages", []) or [] if LUA_ERR.search(str(m))]
+            if msgs:
+                bad.append(("lua_error", "analyze's tshark: %s" % str(msgs[0])[:200]))
+            # Faults the analyzer caught and reported as findings instead of dying: still faults.
+            for f in doc.get("findings", []):
+                rule, msg = f.get("rule"), str(f.get("message", ""))
+                if rule in FAULT_RULES and (rule != "analyzer.dissector_bug" or OUR_BUG.search(msg)):
+                    bad.append((FAULT_RULES[rule], "%s: %s" % (rule, _unframe(msg)[:300])))
+    if rc == 2:
+        lines = [ln for ln in err.splitlines() if ln.strip()]
+        if len(lines) != 1 and "Traceback" not in err:
+            bad.append(("error_message", "exit 2 with %d stderr lines: %s" % (len(lines), " | ".join(lines)[:200])))
+    return bad
+
+
+def count_packets(path: Path) -> int:
+    try:
+        return len(capture.read(path.read_bytes()).packets)
+    except Exception:  # noqa: BLE001 - a file cut inside its first header: no packets
+        return 0
+
+
+def ratio(t: float, base: float, n_base: int, n_var: int) -> Tuple[float, float]:
+    """(t / expected, expected) under the documented rule."""
+    expected = max(base, base / max(n_base, 1) * n_var)
+    return t / expected if expected > 0 else 0.0, expected
+
+
+def is_slow(t: float, base: float, n_base: int, n_var: int) -> bool:
+    r, expected = ratio(t, base, n_base, n_var)
+    return r > SLOW_RATIO and t - expected > SLOW_SECONDS
+
+
+def lua_error_text(path: Path, out: str) -> str:
+    """The "Lua Error: ..." line of the first frame that has one (for the report only)."""
+    frame = next((ln.split("\t")[0] for ln in out.splitlines() if len(ln.split("\t")) > 1 and ln.split("\t")[1]), None)
+    if frame is None:
+        return ""
+    cmd = [TSHARK, "-n", "-2", "-r", str(path)] + [a for p in generate.lua_paths() for a in ("-X", "lua_script:%s" % p)]
+    rc, o, e, _ = _run(cmd + ["-V", "-Y", "frame.number == %s" % frame], TSHARK_TIMEOUT, _TSHARK_ENV)
+    return "\n".join(ln.strip() for ln in o.splitlines() if "Lua Error" in ln)[:2000]
+
+
+def tail(text: str, n: int = 40) -> str:
+    lines = text.rstrip().splitlines()
+    return "\n".join(lines[-n:])
+
+
+class Runner:
+    def __init__(self, infos: Dict[str, SampleInfo], out: Path, work: Path, master_seed: Optional[int]):
+        self.infos, self.out, self.work, self.master_seed = infos, out, work, master_seed
+
+    def run(self, v: Variant) -> Result:
+        info = self.infos[v.sample]
+        r = Result(v.name, v.sample, v.kind, v.seed)
+        path = self.work / (v.stem + ".pcapng")
+        try:
+            r.mutator, r.mutation = build_variant(v, info, path)
+        except Exception as e:  # noqa: BLE001 - a harness bug: reported, not hidden
+            r.failures.append(("harness", "%s: %s" % (type(e).__name__, e)))
+            return r
+        r.packets = count_packets(path)
+        t_rc, t_out, t_err, t_s = run_tshark(path)
+        a_rc, a_out, a_err, a_s = run_analyze(path)
+        r.tshark_rc, r.analyze_rc = t_rc, a_rc
+        r.failures += check_tshark(t_rc, t_out, t_err) + check_analyze(a_rc, a_out, a_err)
+        # timing: a second run of a tool that looks slow, the faster of the two counts
+        if t_rc is not None and is_slow(t_s, info.base_tshark, info.packets, r.packets):
+            t_s = min(t_s, run_tshark(path)[3])
+        if a_rc is not None and is_slow(a_s, info.base_analyze, info.packets, r.packets):
+            a_s = min(a_s, run_analyze(path)[3])
+        r.tshark_s, r.analyze_s = round(t_s, 3), round(a_s, 3)
+        r.tshark_ratio = round(ratio(t_s, info.base_tshark, info.packets, r.packets)[0], 2)
+        r.analyze_ratio = round(ratio(a_s, info.base_analyze, info.packets, r.packets)[0], 2)
+        for tool, t, base in (("tshark", t_s, info.base_tshark), ("analyze", a_s, info.base_analyze)):
+            if is_slow(t, base, info.packets, r.packets):
+                r.failures.append(("slow", "%s %.2f s vs %.2f s unmutated (%d of %d packets): %.1fx" % (
+                    tool, t, base, r.packets, info.packets, ratio(t, base, info.packets, r.packets)[0])))
+        if r.failures:
+            r.saved = str(self.save(v, r, path, (t_rc, t_out, t_err), (a_rc, a_out, a_err)))
+        path.unlink(missing_ok=True)
+        return r
+
+    def save(self, v: Variant, r: Result, path: Path, t, a) -> Path:
+        d = self.out / "failures"
+        d.mkdir(parents=True, exist_ok=True)
+        dst = d / (v.stem + ".pcapng")
+        shutil.copyfile(path, dst)
+        lua = lua_error_text(path, t[1]) if any(k == "lua_error" for k, _ in r.failures) else ""
+        replay = "%s tests/fuzz/fuzz.py --replay %s" % (PYTHON, v.name)
+        text = [
+            "variant   %s (index %d of master seed %s)" % (v.name, v.index, self.master_seed),
+            "mutation  %s" % r.mutation,
+            "packets   %d (unmutated %d)" % (r.packets, self.infos[v.sample].packets),
+            "",
+            "broken invariants:",
+            *["  %-15s %s" % f for f in r.failures],
+            "",
+            "reproduce (from %s; the harness runs tshark with an empty HOME and XDG_CONFIG_HOME, so no"
+            " personal plugin or profile takes part):" % ROOT,
+            "  " + shell(tshark_cmd(dst)),
+            "  " + shell(analyze_cmd(dst)),
+            "  " + replay,
+            "",
+            "tshark: exit %s, %.2f s" % (t[0], r.tshark_s),
+        ]
+        if lua:
+            text += ["Lua errors (tshark -V on the first frame):", lua]
+        rows = "\n".join(ln.replace(AGG, " | ") for ln in t[1].splitlines() if any(ln.split("\t")[1:]))
+        text += ["--- tshark stdout: rows with an error column or an expert message (tail) ---", tail(rows),
+                 "--- tshark stderr (tail) ---", tail(t[2]), "",
+                 "analyze: exit %s, %.2f s" % (a[0], r.analyze_s),
+                 "--- analyze stdout (tail) ---", tail(a[1], 20), "--- analyze stderr (tail) ---", tail(a[2])]
+        dst.with_suffix(".txt").write_text("\n".join(text) + "\n")
+        return dst
+
+
+# -- the plan, baselines, the summary ---------------------------------------------------------------
+def plan(names: List[str], kinds: List[str], n: int, master: int) -> List[Variant]:
+    combos = [(s, k) for s in names for k in kinds]
+    return [Variant(i, *combos[i % len(combos)], random.Random("%d/%d" % (master, i)).randrange(1, 2 ** 31))
+            for i in range(n)]
+
+
+def baseline(info: SampleInfo, runs: int = 3) -> None:
+    ts, as_ = [], []
+    for _ in range(runs):
+        rc, out, err, s = run_tshark(info.path)
+        ts.append(s)
+        info.baseline_failures += check_tshark(rc, out, err)
+        rc, out, err, s = run_analyze(info.path)
+        as_.append(s)
+        info.baseline_failures += check_analyze(rc, out, err)
+    info.base_tshark, info.base_analyze = statistics.median(ts), statistics.median(as_)
+    info.baseline_failures = sorted(set(info.baseline_failures))
+
+
+def summarize(results: List[Result], infos: Dict[str, SampleInfo], seconds: float, args, out: Path) -> dict:
+    per_kind = Counter(r.kind for r in results)
+    per_mutator = Counter(r.mutator for r in results)
+    failures = [r for r in results if r.failures]
+    per_invariant = Counter(k for r in failures for k in {k for k, _ in r.failures})
+    distinct: Dict[Tuple[str, str], List[Result]] = defaultdict(list)
+    for r in failures:
+        for k, detail in r.failures:
+            key = detail if k != "slow" else "%s %s" % (r.sample, detail.split()[0])
+            key = re.sub(r"\(frames [\d,]+\)|frames [\d,]+", "(frames ...)", key) if k != "traceback" else key
+            distinct[(k, key)].append(r)
+    slow_t = max(results, key=lambda r: r.tshark_ratio, default=None)
+    slow_a = max(results, key=lambda r: r.analyze_ratio, default=None)
+    doc = dict(
+        seed=args.seed, variants=len(results), jobs=args.jobs, seconds=round(seconds, 1),
+        seconds_per_1000=round(seconds / max(len(results), 1) * 1000, 1),
+        per_kind=dict(per_kind), per_mutator=dict(sorted(per_mutator.items())),
+        per_sample=dict(Counter(r.sample for r in results)),
+        baselines={n: dict(packets=i.packets, tshark_s=round(i.base_tshark, 3), analyze_s=round(i.base_analyze, 3),
+                           failures=i.baseline_failures) for n, i in infos.items()},
+        failed_variants=len(failures), failures_per_invariant=dict(per_invariant),
+        distinct_failures=[dict(invariant=k, detail=d, count=len(rs),
+                                samples=sorted({r.sample for r in rs}), mutators=sorted({r.mutator for r in rs}),
+                                examples=[dict(variant=r.variant, saved=r.saved, mutation=r.mutation[:300])
+                                          for r in rs[:3]])
+                           for (k, d), rs in sorted(distinct.items(), key=lambda kv: -len(kv[1]))],
+        slowest_tshark=dict(ratio=slow_t.tshark_ratio, variant=slow_t.variant, seconds=slow_t.tshark_s) if slow_t else None,
+        slowest_analyze=dict(ratio=slow_a.analyze_ratio, variant=slow_a.variant, seconds=slow_a.analyze_s) if slow_a else None,
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").write_text(json.dumps(dict(doc, results=[asdict(r) for r in results]), indent=1))
+    return doc
+
+
+def print_summary(doc: dict) -> None:
+    p = print
+    p("")
+    p("fuzz: %d variants, seed %s, %d jobs, %.0f s (%.0f s per 1,000 variants)" % (
+        doc["variants"], doc["seed"], doc["jobs"], doc["seconds"], doc["seconds_per_1000"]))
+    p("  per kind:    " + ", ".join("%s %d" % kv for kv in sorted(doc["per_kind"].items())))
+    p("  per mutator: " + ", ".join("%s %d" % kv for kv in doc["per_mutator"].items()))
+    if doc["slowest_tshark"]:
+        p("  slowest:     tshark %.2fx (%s, %.2f s), analyze %.2fx (%s, %.2f s)" % (
+            doc["slowest_tshark"]["ratio"], doc["slowest_tshark"]["variant"], doc["slowest_tshark"]["seconds"],
+            doc["slowest_analyze"]["ratio"], doc["slowest_analyze"]["variant"], doc["slowest_analyze"]["seconds"]))
+    base_bad = {n: b["failures"] for n, b in doc["baselines"].items() if b["failures"]}
+    for n, fs in base_bad.items():
+        for k, d in fs:
+            p("  BASELINE %s: [%s] %s" % (n, k, d))
+    p("  failed variants: %d%s" % (doc["failed_variants"], (" (" + ", ".join(
+        "%s %d" % kv for kv in sorted(doc["failures_per_invariant"].items())) + ")") if doc["failed_variants"] else ""))
+    for f in doc["distinct_failures"]:
+        p("  [%s] %s" % (f["invariant"], f["detail"]))
+        p("      %d variants; samples %s; mutators %s" % (f["count"], ",".join(f["samples"]), ",".join(f["mutators"])))
+        for e in f["examples"]:
+            p("      e.g. %s  %s" % (e["variant"], e["saved"]))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    g = ap.add_mutually_exclusive_group()
+    g.add_argument("--quick", action="store_true", help="CI's subset: %d variants" % QUICK_VARIANTS)
+    g.add_argument("--variants", type=int, help="how many variants (default: the quick subset's count)")
+    g.add_argument("--replay", metavar="SAMPLE:KIND:SEED", help="run one variant again")
+    ap.add_argument("--seed", type=int, default=1, help="master seed (default 1)")
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where failures and summary.json go (%(default)s)")
+    ap.add_argument("--only", action="append", metavar="SAMPLE", help="only this sample (repeatable)")
+    ap.add_argument("--kinds", default=",".join(mutators.KINDS), help="comma-separated subset of %(default)s")
+    args = ap.parse_args(argv)
+
+    kinds = [k for k in args.kinds.split(",") if k]
+    unknown = [k for k in kinds if k not in mutators.KINDS]
+    names = sorted(samples.SCENARIOS)
+    if args.only:
+        unknown += [n for n in args.only if n not in names]
+        names = [n for n in names if n in args.only]
+    if unknown:
+        ap.error("unknown sample or kind: %s" % ", ".join(unknown))
+    if args.replay:
+        sample, kind, seed = args.replay.rsplit(":", 2)
+        if sample not in samples.SCENARIOS or kind not in mutators.KINDS:
+            ap.error("--replay SAMPLE:KIND:SEED with a sample of samples.SCENARIOS and a kind of %s" % (mutators.KINDS,))
+        names, variants = [sample], [Variant(0, sample, kind, int(seed))]
+    else:
+        variants = plan(names, kinds, args.variants or QUICK_VARIANTS, args.seed)
+
+    global _TSHARK_ENV
+    _TSHARK_ENV = tshark_env(config=False)
+    t0 = time.monotonic()
+    infos = {n: load_sample(n) for n in names}
+    for n, i in infos.items():
+        if not i.struct_mutators and "struct" in kinds:
+            print("warning: %s has no RSVD message or ClusPrep stub to mutate" % n, file=sys.stderr)
+    print("fuzz: %d variants over %d samples (%s), seed %d, %d jobs; baselines..." % (
+        len(variants), len(names), ",".join(kinds), args.seed, args.jobs), file=sys.stderr, flush=True)
+    with concurrent.futures.ThreadPoolExecutor(args.jobs) as ex:
+        list(ex.map(baseline, infos.values()))
+    work = Path(tempfile.mkdtemp(prefix="fuzz-work-"))
+    runner = Runner(infos, args.out, work, None if args.replay else args.seed)
+    results: List[Result] = []
+    try:
+        with concurrent.futures.ThreadPoolExecutor(args.jobs) as ex:
+            futures = [ex.submit(runner.run, v) for v in variants]
+            for k, f in enumerate(concurrent.futures.as_completed(futures), 1):
+                r = f.result()
+                results.append(r)
+                if r.failures:
+                    print("FAIL %s (%s): %s" % (r.variant, r.mutator, "; ".join("[%s] %s" % x for x in r.failures)[:300]),
+                          file=sys.stderr, flush=True)
+                if k % 50 == 0 or k == len(futures):
+                    print("  %d/%d done, %d failed, %.0f s" % (k, len(futures), sum(1 for x in results if x.failures),
+                                                                time.monotonic() - t0), file=sys.stderr, flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    results.sort(key=lambda r: (r.sample, r.kind, r.seed))
+    doc = summarize(results, infos, time.monotonic() - t0, args, args.out)
+    print_summary(doc)
+    if args.replay and results:
+        r = results[0]
+        print("  mutation: %s" % r.mutation)
+        print("  tshark exit %s %.2f s, analyze exit %s %.2f s" % (r.tshark_rc, r.tshark_s, r.analyze_rc, r.analyze_s))
+    bad = doc["failed_variants"] or any(i.baseline_failures for i in infos.values())
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""The fuzz harness (tests/fuzz/fuzz.py): its quick subset finds nothing, and the harness itself
+builds the same bytes for the same seed and notices each kind of failure it looks for.
+
+The quick subset is 264 variants (8 per sample and kind) and takes about 2-3 minutes with two
+jobs; the full run is `.venv/bin/python tests/fuzz/fuzz.py --variants 10000` (see its docstring).
+"""
+import functools
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+FUZZ_DIR = Path(__file__).resolve().parent / "fuzz"
+sys.path.insert(0, str(FUZZ_DIR))
+
+import fuzz  # noqa: E402
+import mutators  # noqa: E402
+import samples  # noqa: E402
+
+load_sample = functools.lru_cache(maxsize=None)(fuzz.load_sample)  # read-only here
+
+
+def test_quick_subset_finds_nothing(tmp_path):
+    res = subprocess.run([fuzz.PYTHON, str(FUZZ_DIR / "fuzz.py"), "--quick", "--jobs", "2", "--out", str(tmp_path)],
+                         capture_output=True, text=True, timeout=900, cwd=str(fuzz.ROOT))
+    summary = tmp_path / "summary.json"
+    assert summary.exists(), res.stdout + res.stderr
+    doc = json.loads(summary.read_text())
+    assert doc["variants"] == fuzz.QUICK_VARIANTS
+    assert set(doc["per_kind"]) == set(mutators.KINDS)
+    assert res.returncode == 0, "fuzz failures (captures and reports in %s):\n%s\n%s" % (
+        tmp_path / "failures", res.stdout, res.stderr[-3000:])
+
+
+@pytest.mark.parametrize("name", sorted(samples.SCENARIOS))
+def test_every_sample_has_something_to_mutate(name):
+    info = load_sample(name)
+    assert info.struct_mutators, name
+    assert info.loc.rsvd_messages if name.startswith("rsvd_") else info.loc.clusprep_stubs + info.loc.sealed_stubs
+
+
+def test_every_structure_mutator_has_targets_in_some_sample():
+    found = set()
+    for name in samples.SCENARIOS:
+        found |= set(load_sample(name).struct_mutators)
+    assert found == set(mutators.VALUE_MUTATORS) | set(mutators.STRUCT_SPECIAL)
+
+
+@pytest.mark.parametrize("kind", mutators.KINDS)
+def test_variants_are_deterministic(kind, tmp_path):
+    for name in ("rsvd_shared_disk", "clusprep_storage"):
+        info = load_sample(name)
+        for seed in (1, 2, 3):
+            v = fuzz.Variant(0, name, kind, seed)
+            a, b = tmp_path / "a.pcapng", tmp_path / "b.pcapng"
+            assert fuzz.build_variant(v, info, a) == fuzz.build_variant(v, info, b)
+            assert a.read_bytes() == b.read_bytes()
+            assert a.read_bytes() != info.data or kind == "corrupt"  # editcap may change no byte at a low rate
+
+
+def test_located_fields_hold_their_values():
+    for name in ("rsvd_shared_disk", "rsvd_cluster_events", "clusprep_storage", "clusprep_network"):
+        loc = load_sample(name).loc
+        for t in loc.targets:
+            if t.pack is not None:
+                assert bytes(t.stream.data[t.off:t.off + t.size]) == t.pack(t.value), (name, t.name)
+    roles = {t.role for n in ("rsvd_shared_disk", "clusprep_network", "clusprep_storage")
+             for t in load_sample(n).loc.targets}
+    assert {"length", "opcode", "status", "ctl_code", "scsi_opcode", "string", "count", "pointer", "discriminant",
+            "opnum", "call_id", "hresult", "word", "smb2_msg_id", "request_id"} <= roles
+
+
+ROW = "\t".join
+
+
+def test_tshark_invariants_are_noticed():
+    ok = ROW(["12", "", "", "", "", "SVHDX_TUNNEL_SCSI_REQUEST: 36 bytes needed, 7 present"])
+    assert fuzz.check_tshark(0, ok + "\n", "Running as user \"root\"\n") == []
+    assert fuzz.check_tshark(2, ok, "tshark: The file appears to have been cut short") == []
+    lua = ROW(["7", "1", "", "", "", ""])
+    assert [k for k, _ in fuzz.check_tshark(0, lua, "")] == ["lua_error"]
+    assert [k for k, _ in fuzz.check_tshark(0, "", " ** (tshark:1) Lua: Error during loading")] == ["lua_error"]
+    internal = ROW(["9", "", "1", "", "", "x" + fuzz.AGG + "dissectors/lua/msrsvd.lua:12: attempt to index nil"])
+    (k, detail), = fuzz.check_tshark(0, internal, "")
+    assert k == "internal_error" and "msrsvd.lua:12" in detail
+    clus = ROW(["9", "", "", "1", "", "boom"])
+    assert [k for k, _ in fuzz.check_tshark(0, clus, "")] == ["internal_error"]
+    builtin = " ** (tshark:1) [Epan WARNING] -- Dissector bug, protocol RSVD, in packet 17: Incompatible use"
+    assert fuzz.check_tshark(0, "", builtin) == []  # Wireshark's own rsvd, not ours
+    ours = builtin.replace("protocol RSVD", "protocol MSRSVD")
+    assert [k for k, _ in fuzz.check_tshark(0, "", ours)] == ["dissector_bug"]
+    assert [k for k, _ in fuzz.check_tshark(-11, "", "")] == ["tshark_exit"]
+    assert [k for k, _ in fuzz.check_tshark(None, "", "")] == ["timeout"]
+
+
+def test_analyze_invariants_are_noticed():
+    good = json.dumps(dict(captures=[dict(tshark_messages=[])], findings=[dict(rule="rsvd.message_malformed")]))
+    assert fuzz.check_analyze(0, good, "") == []
+    assert fuzz.check_analyze(2, "", "analyze: not a capture file: x.pcapng\n") == []
+    tb = "Traceback (most recent call last):\n  File \"x.py\", line 1\nAttributeError: Header\n"
+    assert ("traceback", "AttributeError: Header") in fuzz.check_analyze(1, "", tb)
+    assert [k for k, _ in fuzz.check_analyze(3, good, "")] == ["exit_code"]
+    assert [k for k, _ in fuzz.check_analyze(0, "{not json", "")] == ["invalid_json"]
+    assert [k for k, _ in fuzz.check_analyze(2, "", "analyze: one\nand two\n")] == ["error_message"]
+    faults = json.dumps(dict(captures=[], findings=[
+        dict(rule="analyzer.internal_error", message="KeyError: 3 (at rsvd_sessions.py:10)", frames=[4]),
+        dict(rule="analyzer.plugin_error", message="the msrsvd plugin: msrsvd.lua:5: oops", frames=[4]),
+        dict(rule="analyzer.dissector_bug", message="Dissector bug, protocol SMB2, in packet 4", frames=[4]),
+        dict(rule="analyzer.dissector_bug", message="Dissector bug, protocol CLUSPREP, in packet 5", frames=[5])]))
+    assert [k for k, _ in fuzz.check_analyze(0, faults, "")] == ["analyzer_fault", "internal_error", "dissector_bug"]
+
+
+def test_slow_rule():
+    # 5x slower per packet and more than 1 s over: slow; a tiny capture's noise is not
+    assert fuzz.is_slow(6.0, 1.0, 100, 100)
+    assert not fuzz.is_slow(0.9, 0.15, 100, 100)  # 6x, but only 0.75 s over
+    assert not fuzz.is_slow(1.2, 0.2, 200, 3)  # 3 packets left: held to the whole sample's time, 6x but 1.0 s over
+    assert fuzz.is_slow(12.0, 2.0, 100, 50)
