@@ -44,6 +44,7 @@ class DissectorBug(Rule):
 
 
 FAULTS: List[type] = [PluginError, AnalyzerError, DissectorBug]
+ERROR_COLUMNS = [(proto, COL[proto + ".dissector_error"]) for proto in ("msrsvd", "clusprep")]
 RULE_CLASSES: List[type] = ALL_RULES + [CaptureTruncated] + FAULTS
 
 
@@ -78,9 +79,10 @@ def analyze_capture(path: Path, tshark: Tshark, tables: Tables,
         n += 1
         if progress is not None and n % 4096 == 0:
             progress(n)
-        for proto in ("msrsvd", "clusprep"):
-            for text in filter(None, cols[COL[proto + ".dissector_error"]].split(AGGREGATOR)):
-                plugin_error.report([int(cols[0])], "the %s plugin: %s" % (proto, text), "frame %s" % cols[0])
+        for proto, col in ERROR_COLUMNS:
+            if cols[col]:
+                for text in filter(None, cols[col].split(AGGREGATOR)):
+                    plugin_error.report([int(cols[0])], "the %s plugin: %s" % (proto, text), "frame %s" % cols[0])
         try:
             f = frame_of(cols)
             if f is None:
