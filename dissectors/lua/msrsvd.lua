@@ -8,7 +8,7 @@
 -- contexts (smb2.tag/smb2.create.chain_data). It needs nothing from Wireshark's own
 -- rsvd dissector, which may be enabled or disabled.
 
-local BUILD = "1ba772011c813421"
+local BUILD = "bcf72f7a4f0dbea6"
 do
   local loaded = rawget(_G, "msrsvd_plugin_build")
   if loaded then
@@ -3467,13 +3467,7 @@ local function export(tree)
     local len = fi.len
     if len <= 0 then return end
     tree:add(F.raw, (cap and len > cap) and fi.range:range(0, cap) or fi.range)
-    if cmds and #cmds > 1 then
-      local idx = 1
-      for i = 1, #cmds do
-        if before(cmds[i], fi) then idx = i end
-      end
-      tree:add(F.raw__smb2_index, idx)
-    end
+    if cmds and #cmds > 1 then tree:add(F.raw__smb2_index, pdu_of(cmds, fi) or 1) end
   end
   if nf > 0 then
     local ins, outs = { FX_IN() }, { FX_OUT() }
