@@ -25,14 +25,17 @@ class Finding:
 
 class Rule:
     """One spec rule: an id, a severity, the section it enforces, and handlers named after the
-    events it needs (on_<event>). `needs_stub`: it reads parameters or return values, so a
-    sealed conversation leaves it not evaluated."""
+    events it needs (on_<event>). What it needs beyond that, so that a capture lacking it
+    lists the rule as not evaluated rather than guessing: `needs_stub`, parameters or return
+    values (a sealed conversation has none); `needs_create`, the open's CREATE (an open made
+    before the capture started has none)."""
 
     id = ""
     severity = "error"
     spec = ""
     title = ""
     needs_stub = False
+    needs_create = False
 
     def __init__(self, sink: "Findings"):
         self.sink = sink
@@ -40,12 +43,26 @@ class Rule:
     def report(self, frames: Iterable[int], message: str, subject: str) -> None:
         self.sink.add(Finding(self.id, self.severity, self.spec, sorted(set(int(f) for f in frames)), message, subject))
 
+    def cannot_evaluate(self, subject: str, reason: str, unlock: str = "") -> None:
+        """This rule could not be judged for `subject`: what was missing, and what would give it."""
+        self.sink.skip(subject, reason, self.id, unlock)
+
 
 class Findings:
     def __init__(self):
         self.items: List[Finding] = []
         self.per_rule: Dict[str, int] = {}
         self.suppressed: Dict[str, int] = {}
+        self.skipped: Dict[tuple, List[str]] = {}  # (subject, reason, unlock) -> rule ids
+
+    def skip(self, subject: str, reason: str, rule: str, unlock: str = "") -> None:
+        rules = self.skipped.setdefault((subject, reason, unlock), [])
+        if rule not in rules:
+            rules.append(rule)
+
+    def not_evaluated(self) -> List["NotEvaluated"]:
+        return [NotEvaluated(subject, sorted(rules), reason, unlock)
+                for (subject, reason, unlock), rules in self.skipped.items()]
 
     def add(self, f: Finding) -> None:
         n = self.per_rule.get(f.rule, 0)
@@ -78,11 +95,13 @@ class Bus:
 
 @dataclass
 class NotEvaluated:
-    """Rules a sealed conversation kept from running: they need parameters or results."""
+    """Rules that could not be judged for a subject (a conversation, an open, a connection):
+    why, and which option would unlock them when one would."""
 
-    conversation: str
+    subject: str
     rules: List[str] = field(default_factory=list)
-    reason: str = "not evaluated (sealed): the stubs are encrypted (PKT_PRIVACY) and no key was given"
+    reason: str = ""
+    unlock: str = ""
 
     def as_dict(self) -> dict:
-        return dict(conversation=self.conversation, rules=self.rules, reason=self.reason)
+        return dict(subject=self.subject, rules=self.rules, reason=self.reason, unlock=self.unlock)

@@ -124,10 +124,27 @@ def analyze_capture(path: Path, tshark: Tshark, tables: Tables,
                                       sequence=[dict(frame=s[0], interface=s[1], method=s[2], result=s[3],
                                                      latency_ms=s[4]) for s in c.sequence])
                                  for c in clusprep_tracker.conversations.values() if c.calls or c.bind_levels]
-    needs = sorted(r.id for r in rules if r.needs_stub)
-    result.not_evaluated = [NotEvaluated(c.id, needs) for c in clusprep_tracker.conversations.values() if c.sealed]
+    result.not_evaluated = not_evaluated(rules, sink, rsvd_tracker, clusprep_tracker)
     result.seconds = time.monotonic() - started
     return result
+
+
+SEALED = "the stubs are sealed (PKT_PRIVACY) and no key decrypted them"
+SEALED_UNLOCK = "--nt-password PASSWORD (NTLM), or --keytab FILE (Kerberos)"
+PRE_CAPTURE = "the open's CREATE is not in the capture (opened before the capture started)"
+
+
+def not_evaluated(rules: List[Rule], sink: Findings, rsvd_tracker: RsvdTracker,
+                  clusprep_tracker: ClusPrepTracker) -> List[NotEvaluated]:
+    """Each subject the capture could not judge fully: which rules, why, and what would help."""
+    out = []
+    needs_create = sorted(r.id for r in rules if r.needs_create)
+    for o in rsvd_tracker.pre_capture_opens():
+        out.append(NotEvaluated(o.label, needs_create, PRE_CAPTURE))
+    needs_stub = sorted(r.id for r in rules if r.needs_stub)
+    out += [NotEvaluated(c.id, needs_stub, SEALED, SEALED_UNLOCK)
+            for c in clusprep_tracker.conversations.values() if c.sealed]
+    return out + sink.not_evaluated()
 
 
 def _fault(e: Exception) -> str:

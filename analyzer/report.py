@@ -7,6 +7,7 @@ from typing import List
 
 from .findings import SEVERITIES
 from .pipeline import CaptureResult
+from .rsvd_sessions import PRE_CAPTURE
 
 
 def document(results: List[CaptureResult], tshark_version: str) -> dict:
@@ -46,10 +47,14 @@ def to_text(results: List[CaptureResult], tshark_version: str) -> str:
                 who = s["initiator_host"] or "-"
                 if s["initiator_id"]:
                     who += " (initiator %s)" % s["initiator_id"]
-                out.append("  %s  %s -> %s  %s" % (s["open_id"], s["client"], s["server"], s["file_name"]))
-                out.append("    initiator %s, context %s v%s, frames %s-%s" % (
+                where = "%s\\%s" % (s["tree"] or "?", s["file_name"] or PRE_CAPTURE)
+                out.append("  %s  %s -> %s  %s" % (s["open_id"], s["client"], s["server"], where))
+                channels = s["channels"].split()
+                out.append("    initiator %s, context %s v%s, frames %s-%s%s" % (
                     who, s["context_layout"] or "-", s["context_version"] if s["context_version"] is not None else "-",
-                    s["create_frame"], s["close_frame"] or "end"))
+                    s["first_frame"], s["close_frame"] or "end",
+                    ", over %d connections (streams %s)" % (len(channels), ", ".join(channels))
+                    if len(channels) > 1 else ""))
                 mix = ", ".join("%s %d" % kv for kv in sorted(s["scsi_opcodes"].items(), key=lambda kv: -kv[1]))
                 out.append("    %d tunnel operations, %d SCSI (%s), %d READ, %d WRITE, %d errors; latency p50 %s, "
                            "p99 %s" % (s["operations"], s["scsi_commands"], mix or "none", s["reads"], s["writes"],
@@ -64,9 +69,13 @@ def to_text(results: List[CaptureResult], tshark_version: str) -> str:
                     out.append("    %6d  %-18s %-38s %-28s %s" % (call["frame"], call["interface"], call["method"],
                                                                   call["result"], _ms(call["latency_ms"])))
             out.append("")
-        for n in r.not_evaluated:
-            out.append("Not evaluated (sealed) for %s: %s" % (n.conversation, ", ".join(n.rules)))
         if r.not_evaluated:
+            out.append("Rules not evaluated (%d subjects)" % len(r.not_evaluated))
+            for n in r.not_evaluated:
+                out.append("  %s: %s" % (n.subject, n.reason))
+                out.append("    %s" % ", ".join(n.rules))
+                if n.unlock:
+                    out.append("    to evaluate them: %s" % n.unlock)
             out.append("")
         if not r.smb2_messages and not r.dcerpc_pdus:
             out.append("No SMB2 or DCE/RPC traffic in this capture: nothing here for the RSVD or ClusPrep rules.")

@@ -1,5 +1,12 @@
-"""RSVD reconstruction: TCP connection -> SMB2 session -> tree -> open (FileId) -> tunnel
-operations, SCSI commands, READ/WRITE and stored errors.
+"""RSVD reconstruction: SMB2 session -> tree -> open (FileId) -> tunnel operations, SCSI
+commands, READ/WRITE and stored errors, over every TCP connection (channel) of the session.
+
+Keys follow MS-SMB2: trees and opens belong to the session, valid on all its channels
+(3.3.1.10, Open.FileId "within the scope of a session"), so they are keyed by SessionId;
+a request and its response travel on one channel, so exchanges are keyed by connection
+and MessageId. An open whose CREATE is not in the capture (the capture started mid-session)
+is recognised from the first RSVD evidence on its FileId (a tunnel IOCTL, or a status in
+STATUS_SVHDX_*), and its READ/WRITE before that evidence are kept, bounded, until then.
 
 It consumes Smb2Message events in capture order, decodes the exported RSVD bytes with the
 definitions (analyzer.decoding), keeps what later messages need, and emits what it learns
@@ -27,6 +34,10 @@ INFO_OPS = {"RSVD_TUNNEL_GET_FILE_INFO_OPERATION", "RSVD_TUNNEL_GET_DISK_INFO_OP
 SUFFIX = rsvd.SHARED_VIRTUAL_DISK_SUFFIX
 FILE_NO_INTERMEDIATE_BUFFERING = 0x00000008
 MAX_LATENCIES = 1 << 18  # per open: 1 MiB of float32
+MAX_CANDIDATES = 4096  # FileIds of unknown opens waiting for RSVD evidence (oldest dropped)
+MAX_PENDING_ROWS = 256  # per candidate: its table rows, written once it proves to be RSVD
+SVHDX_FACILITY = 0xC05C0000  # every STATUS_SVHDX_* (MS-RSVD 2.2.2) has this high word
+PRE_CAPTURE = "(opened before the capture started)"
 
 
 STATUS_NAMES = {v: k for k, v in {**rsvd.NT_STATUS, **rsvd.ERROR_CODES}.items()}
@@ -48,6 +59,10 @@ class Connection:
     last_request_id: Optional[int] = None
     last_request_frame: int = 0
 
+    @property
+    def label(self) -> str:
+        return "%s -> %s (stream %d)" % (self.client, self.server, self.stream)
+
 
 @dataclass
 class CreateRequest:
@@ -61,19 +76,33 @@ class CreateRequest:
     tree_id: Optional[int]
 
 
+def is_svhdx_status(status: Optional[int]) -> bool:
+    return status is not None and status & 0xFFFF0000 == SVHDX_FACILITY
+
+
+def open_id(session_id: int, file_id: str) -> str:
+    return "0x%016X:%s" % (session_id, file_id)
+
+
 @dataclass
 class Open:
-    id: str  # "stream:FileId"
-    stream: int
+    id: str  # "0xSessionId:FileId"
+    file_id: str
+    stream: int  # the connection it was first seen on
     client: str
     server: str
     session_id: int
     tree: str
     name: str
-    create_frame: int
+    create_frame: Optional[int]  # None: opened before the capture started
     context: object
     create_options: Optional[int]
+    first_frame: int = 0
     close_frame: Optional[int] = None
+    channels: List[int] = field(default_factory=list)  # TCP streams it was used on, in order
+    candidate: bool = False  # no RSVD evidence yet (an unknown FileId's READ/WRITE)
+    initiator_hint: str = ""  # for an open made before the capture: the host a later CREATE on its session names
+    pending_rows: List[tuple] = field(default_factory=list)
     operations: int = 0
     scsi: int = 0
     reads: int = 0
@@ -98,12 +127,28 @@ class Open:
             self._stride *= 2
 
     @property
+    def pre_capture(self) -> bool:
+        return self.create_frame is None
+
+    def use(self, stream: int) -> None:
+        if stream not in self.channels:
+            self.channels.append(stream)
+
+    @property
+    def label(self) -> str:
+        """What a person recognises: host, share and disk, then the id."""
+        where = (self.tree + "\\" if self.tree else "") + (self.name or PRE_CAPTURE)
+        return "%s %s (open %s)" % (self.initiator_host or self.client, where, self.id)
+
+    @property
     def layout(self) -> str:
         return self.context.get("_variant", "") if self.context is not None else ""
 
     @property
     def initiator_host(self) -> str:
-        return str(self.context.get("InitiatorHostName", "")) if self.context is not None else ""
+        if self.context is None:  # opened before the capture: another CREATE on its session may say
+            return self.initiator_hint
+        return str(self.context.get("InitiatorHostName", ""))
 
     @property
     def initiator_id(self) -> str:
@@ -147,7 +192,7 @@ class Operation:
 
     @property
     def subject(self) -> str:
-        return self.open.id if self.open else "stream %d" % self.stream
+        return self.open.label if self.open else "stream %d" % self.stream
 
 
 @dataclass
@@ -156,7 +201,9 @@ class StoredError:
     key: int
     frame: int
     operation: str
+    stream: int = -1  # the channel the error was stored on
     retrieved_frame: Optional[int] = None
+    retrieved_stream: Optional[int] = None
 
 
 class RsvdTracker:
@@ -164,14 +211,16 @@ class RsvdTracker:
         self.bus = bus
         self.tables = tables
         self.connections: Dict[int, Connection] = {}
-        self.trees: Dict[Tuple[int, int], str] = {}
-        self.creates: Dict[Tuple[int, int], CreateRequest] = {}
-        self.opens: Dict[str, Open] = {}
-        self.closed: Dict[str, Open] = {}
+        self.trees: Dict[Tuple[int, int], str] = {}  # (SessionId, TreeId) -> share
+        self.creates: Dict[Tuple[int, int], CreateRequest] = {}  # (stream, MessageId)
+        self.opens: Dict[Tuple[int, str], Open] = {}  # (SessionId, FileId)
+        self.closed: Dict[Tuple[int, str], Open] = {}
+        self.candidates: Dict[Tuple[int, str], Open] = {}  # unknown FileIds, no RSVD evidence yet
         self.io: Dict[Tuple[int, int], Operation] = {}  # SMB2 READ/WRITE in flight, by (stream, msg_id)
         self.tunnels: Dict[Tuple[int, int], Operation] = {}  # tunnel IOCTLs in flight, by (stream, msg_id)
         self.stored: Dict[Tuple[str, int], StoredError] = {}
         self.tree_requests: Dict[Tuple[int, int], str] = {}
+        self.pre_capture: List[Open] = []  # opens made before the capture started, as recognised
 
     # -- per message -------------------------------------------------------------------
     def connection(self, m: Smb2Message, src: str, dst: str) -> Connection:
@@ -193,18 +242,21 @@ class RsvdTracker:
             if not m.is_response and m.tree:
                 self.tree_requests[key] = m.tree
             elif m.is_response and key in self.tree_requests and m.tree_id is not None and m.status == 0:
-                self.trees[(m.stream, m.tree_id)] = self.tree_requests.pop(key)
+                self.trees[(m.session_id, m.tree_id)] = self.tree_requests.pop(key)
         elif cmd == CREATE:
             self.create(m, conn)
         elif cmd == CLOSE:
             if not m.is_response and m.file_id:
-                o = self.opens.pop("%d:%s" % (m.stream, m.file_id), None)
+                okey = (m.session_id, m.file_id)
+                self.candidates.pop(okey, None)
+                o = self.opens.pop(okey, None)
                 if o is not None:
+                    o.use(m.stream)
                     o.close_frame = m.frame
-                    self.closed[o.id] = o
+                    self.closed[okey] = o
                     self.bus.emit("rsvd_close", o, m.frame)
         elif cmd in (READ, WRITE):
-            self.read_write(m)
+            self.read_write(m, conn)
         elif cmd == IOCTL:
             self.ioctl(m, conn)
 
@@ -217,27 +269,75 @@ class RsvdTracker:
             req = CreateRequest(m.frame, m.time, m.filename or "", m.create_options, ctx, err, m.session_id,
                                 m.tree_id)
             self.creates[key] = req
+            host = str(ctx.get("InitiatorHostName", "")) if ctx is not None else ""
+            if host:
+                for o in self.pre_capture:
+                    if o.session_id == m.session_id and not o.initiator_hint:
+                        o.initiator_hint = host
             self.bus.emit("rsvd_create", req, conn)
             return
         req = self.creates.pop(key, None)
         if req is None or m.status != 0 or not m.file_id:
             return
-        tree = self.trees.get((m.stream, req.tree_id), "") if req.tree_id is not None else ""
-        o = Open(id="%d:%s" % (m.stream, m.file_id), stream=m.stream, client=conn.client, server=conn.server,
+        tree = self.trees.get((req.session_id, req.tree_id), "") if req.tree_id is not None else ""
+        okey = (req.session_id, m.file_id)
+        self.candidates.pop(okey, None)
+        self.closed.pop(okey, None)  # a FileId reused after its CLOSE is a new open
+        o = Open(id=open_id(*okey), file_id=okey[1], stream=m.stream, client=conn.client, server=conn.server,
                  session_id=req.session_id, tree=tree, name=req.name, create_frame=req.frame, context=req.context,
-                 create_options=req.create_options)
-        self.opens[o.id] = o
+                 create_options=req.create_options, first_frame=req.frame, channels=[m.stream])
+        self.opens[okey] = o
         self.bus.emit("rsvd_open", o, conn, m.frame)
 
-    def read_write(self, m: Smb2Message) -> None:
+    def open_of(self, m: Smb2Message, conn: Connection, evidence: bool) -> Optional[Open]:
+        """The open a request's FileId names. An unknown FileId becomes a candidate, and the
+        candidate an open made before the capture started once RSVD evidence arrives."""
+        if not m.file_id:
+            return None
+        okey = (m.session_id, m.file_id)
+        o = self.opens.get(okey)
+        if o is None and okey not in self.closed:
+            o = self.candidates.get(okey)
+            if o is None:
+                if len(self.candidates) >= MAX_CANDIDATES:
+                    self.candidates.pop(next(iter(self.candidates)))
+                tree = self.trees.get((m.session_id, m.tree_id), "") if m.tree_id is not None else ""
+                o = Open(id=open_id(*okey), file_id=okey[1], stream=m.stream, client=conn.client, server=conn.server,
+                         session_id=m.session_id, tree=tree, name="", create_frame=None, context=None,
+                         create_options=None, first_frame=m.frame, candidate=True)
+                self.candidates[okey] = o
+            if evidence:
+                self.promote(o, conn)
+        if o is not None:
+            o.use(m.stream)
+        return o
+
+    def promote(self, o: Open, conn: Connection) -> None:
+        """A candidate proved to be a shared-disk open: an open made before the capture started."""
+        if not o.candidate:
+            return
+        o.candidate = False
+        okey = (o.session_id, o.file_id)
+        self.candidates.pop(okey, None)
+        self.opens[okey] = o
+        self.pre_capture.append(o)
+        self.bus.emit("rsvd_open", o, conn, o.first_frame)
+        for table, row in o.pending_rows:
+            self.tables.add(table, dict(row, open_id=o.id))
+        o.pending_rows = []
+
+    def closed_open(self, m: Smb2Message) -> Optional[Open]:
+        return self.closed.get((m.session_id, m.file_id)) if m.file_id else None
+
+    def read_write(self, m: Smb2Message, conn: Connection) -> None:
         key = (m.stream, m.msg_id)
         kind = "SMB2_READ" if m.command == READ else "SMB2_WRITE"
         if not m.is_response:
-            okey = "%d:%s" % (m.stream, m.file_id)
-            o = self.opens.get(okey)
-            if o is None and okey in self.closed:
-                self.bus.emit("rsvd_after_close", self.closed[okey], m.frame, kind)
+            gone = self.closed_open(m)
+            if gone is not None:
+                self.bus.emit("rsvd_after_close", gone, m.frame, kind)
                 return
+            o = self.open_of(m, conn, evidence=False)
             if o is not None:
                 self.io[key] = Operation(kind, m.stream, o, m.frame, m.time)
             return
@@ -246,6 +346,8 @@ class RsvdTracker:
         op = self.io.pop(key, None)
         if op is None:
             return
+        if op.open is not None and op.open.candidate and is_svhdx_status(m.status):
+            self.promote(op.open, conn)
         self.finish(op, m.frame, m.time, m.status, None)
 
     def ioctl(self, m: Smb2Message, conn: Connection) -> None:
@@ -279,15 +381,15 @@ class RsvdTracker:
 
     def tunnel_request(self, m: Smb2Message, conn: Connection, raw: bytes) -> None:
         value, err = decoding.rsvd_message(m.function, False, raw)
-        okey = "%d:%s" % (m.stream, m.file_id)
-        o = self.opens.get(okey) if m.file_id else None
+        gone = self.closed_open(m)
+        o = None if gone is not None else self.open_of(m, conn, evidence=True)
         if value is None:
             self.bus.emit("rsvd_malformed", m, err, o)
             return
         op = Operation(str(value.Header.OperationCode), m.stream, o, m.frame, m.time,
                        request_id=int(value.Header.RequestId), request=value, function=m.function)
-        if o is None and okey in self.closed:
-            self.bus.emit("rsvd_after_close", self.closed[okey], m.frame, op.kind)
+        if gone is not None:
+            self.bus.emit("rsvd_after_close", gone, m.frame, op.kind)
         self.tunnels[(m.stream, m.msg_id)] = op
         self.bus.emit("rsvd_request", op, conn)
         conn.last_request_id, conn.last_request_frame = op.request_id, m.frame
@@ -302,6 +404,7 @@ class RsvdTracker:
             e = self.stored.get((o.id, key))
             if e is not None and e.retrieved_frame is None:
                 e.retrieved_frame = m.frame
+                e.retrieved_stream = m.stream
             self.bus.emit("rsvd_retrieval", op, key, e)
 
     def finish(self, op: Operation, frame: int, time: float, status: Optional[int], value) -> None:
@@ -319,15 +422,20 @@ class RsvdTracker:
                 o.errors += 1
             if op.latency_ms is not None:
                 o.add_latency(op.latency_ms)
+        row = dict(open_id=o.id if o else "", stream=op.stream, request_frame=op.request_frame,
+                   response_frame=frame, time=op.time, operation=op.kind,
+                   request_id=op.request_id if op.request_id is not None else "", status=op.status_name,
+                   latency_ms=round(op.latency_ms, 3) if op.latency_ms is not None else "")
+        if o is not None and o.candidate:  # not known to be RSVD yet: the row waits, the rules see nothing
+            if len(o.pending_rows) < MAX_PENDING_ROWS:
+                o.pending_rows.append(("rsvd_operations", row))
+            return
         if key is not None and o is not None:
-            e = StoredError(o, key, frame, op.kind)
+            e = StoredError(o, key, frame, op.kind, stream=op.stream)
             self.stored[(o.id, key)] = e
             self.bus.emit("rsvd_stored_error", e, op)
         self.bus.emit("rsvd_response", op)
-        self.tables.add("rsvd_operations", dict(
-            open_id=o.id if o else "", stream=op.stream, request_frame=op.request_frame, response_frame=frame,
-            time=op.time, operation=op.kind, request_id=op.request_id if op.request_id is not None else "",
-            status=op.status_name, latency_ms=round(op.latency_ms, 3) if op.latency_ms is not None else ""))
+        self.tables.add("rsvd_operations", row)
         if op.kind == SCSI_OP and op.request is not None:
             self.scsi_row(op, value)
 
@@ -360,13 +468,16 @@ class RsvdTracker:
     def finish_capture(self) -> List[dict]:
         """Report what never got an answer; one summary per open (also the sessions table)."""
         for op in list(self.tunnels.values()) + list(self.io.values()):
-            self.bus.emit("rsvd_unanswered", op)
+            if op.open is None or not op.open.candidate:
+                self.bus.emit("rsvd_unanswered", op)
         out = []
-        for o in sorted(list(self.opens.values()) + list(self.closed.values()), key=lambda o: o.create_frame):
+        for o in sorted(list(self.opens.values()) + list(self.closed.values()), key=lambda o: o.first_frame):
             lat = sorted(o.latencies)
             s = dict(
-                open_id=o.id, stream=o.stream, client=o.client, server=o.server, session_id="0x%016X" % o.session_id,
-                tree=o.tree, file_name=o.name, create_frame=o.create_frame, close_frame=o.close_frame,
+                open_id=o.id, stream=o.stream, channels=" ".join(str(c) for c in o.channels), client=o.client,
+                server=o.server, session_id="0x%016X" % o.session_id, tree=o.tree, file_name=o.name,
+                opened_before_capture=o.pre_capture, create_frame=o.create_frame, first_frame=o.first_frame,
+                close_frame=o.close_frame,
                 context_layout=o.layout, context_version=o.context.get("Version") if o.context is not None else None,
                 initiator_host=o.initiator_host, initiator_id=o.initiator_id, operations=o.operations,
                 scsi_commands=o.scsi, reads=o.reads, writes=o.writes, errors=o.errors,
@@ -375,6 +486,9 @@ class RsvdTracker:
             self.tables.add("sessions", s)
             out.append(dict(s, scsi_opcodes=dict(sorted(o.opcodes.items()))))
         return out
+
+    def pre_capture_opens(self) -> List[Open]:
+        return list(self.pre_capture)
 
 
 def percentile(sorted_values, p: float) -> float:

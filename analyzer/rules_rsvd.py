@@ -23,29 +23,34 @@ def dialect_text(d: int) -> str:
 class DialectBelow302(Rule):
     id, severity, spec = "rsvd.dialect_below_302", "error", "MS-RSVD 2.1; MS-VSOD 3.2.1.1"
     title = "RSVD needs SMB 3.0.2 or later"
+    needs_create = True
 
     def on_rsvd_create(self, req, conn):
-        if conn.dialect is not None and conn.dialect < 0x0302:
+        if conn.dialect is None:
+            self.cannot_evaluate(conn.label, "the connection's NEGOTIATE is not in the capture (it started mid-connection)")
+        elif conn.dialect < 0x0302:
             self.report([req.frame], "CREATE of %s with the RSVD open context on a connection that negotiated SMB %s"
-                        % (req.name, dialect_text(conn.dialect)), "stream %d" % conn.stream)
+                        % (req.name, dialect_text(conn.dialect)), conn.label)
 
 
 class OpenNameSuffix(Rule):
     id, severity, spec = "rsvd.open_name_suffix", "error", "MS-RSVD 3.1.4.2, 3.2.5.1"
     title = "The open context goes with a name ending in :SharedVirtualDisk"
+    needs_create = True
 
     def on_rsvd_create(self, req, conn):
         if not req.name.lower().endswith(SUFFIX.lower()):
             self.report([req.frame], "CREATE of \"%s\" carries SVHDX_OPEN_DEVICE_CONTEXT but the name does not end in %s"
-                        % (req.name, SUFFIX), "stream %d" % conn.stream)
+                        % (req.name, SUFFIX), conn.label)
 
 
 class OpenContextInvalid(Rule):
     id, severity, spec = "rsvd.open_context_invalid", "error", "MS-RSVD 2.2.5.2, 3.2.5.1"
     title = "SVHDX_OPEN_DEVICE_CONTEXT fields the server checks"
+    needs_create = True
 
     def on_rsvd_create(self, req, conn):
-        subject = "stream %d" % conn.stream
+        subject = conn.label
         c = req.context
         if c is None:
             self.report([req.frame], req.context_error, subject)
@@ -73,12 +78,13 @@ class OpenMissingNoIntermediateBuffering(Rule):
     id, severity = "rsvd.open_missing_no_intermediate_buffering", "error"
     spec = "MS-VSOD 3.2.1.1 step 9; MS-RSVD 3.2.5.4 (newer revision)"
     title = "A shared-disk open asks for FILE_NO_INTERMEDIATE_BUFFERING"
+    needs_create = True
 
     def on_rsvd_create(self, req, conn):
         if req.create_options is not None and not req.create_options & FILE_NO_INTERMEDIATE_BUFFERING:
             self.report([req.frame], "CREATE of %s with CreateOptions 0x%08X: FILE_NO_INTERMEDIATE_BUFFERING is not "
                         "set, so the server fails its writes with STATUS_NOT_SUPPORTED" % (req.name, req.create_options),
-                        "stream %d" % conn.stream)
+                        conn.label)
 
 
 class RequestIdNotMonotonic(Rule):
@@ -88,18 +94,19 @@ class RequestIdNotMonotonic(Rule):
     def on_rsvd_request(self, op: Operation, conn):
         if conn.last_request_id is not None and op.request_id <= conn.last_request_id:
             self.report([conn.last_request_frame, op.request_frame], "RequestId 0x%X follows 0x%X on this connection"
-                        % (op.request_id, conn.last_request_id), "stream %d" % conn.stream)
+                        % (op.request_id, conn.last_request_id), conn.label)
 
 
 class ScsiBeforeDiskInfo(Rule):
     id, severity, spec = "rsvd.scsi_before_disk_info", "warning", "MS-VSOD 3.2.2 step 2"
     title = "Disk information is queried before the first SCSI command"
+    needs_create = True  # the open's whole life, from its CREATE
 
     def on_rsvd_request(self, op: Operation, conn):
         o = op.open
-        if op.kind == SCSI_OP and o is not None and not o.info_seen and not o.scsi_seen:
+        if op.kind == SCSI_OP and o is not None and not o.pre_capture and not o.info_seen and not o.scsi_seen:
             self.report([op.request_frame], "first SCSI command on %s before any GET_FILE_INFO (initial info) or "
-                        "GET_DISK_INFO query" % o.name, o.id)
+                        "GET_DISK_INFO query" % o.name, o.label)
 
 
 class SenseNotRetrieved(Rule):
@@ -117,26 +124,27 @@ class SenseNotRetrieved(Rule):
         for e in self.waiting.pop(o.id, []):
             if e.retrieved_frame is None:
                 self.report([e.frame, frame], "%s answered STATUS_SVHDX_ERROR_STORED|%d; no SRB_STATUS retrieved key %d "
-                            "before the CLOSE" % (e.operation, e.key, e.key), o.id)
+                            "before the CLOSE" % (e.operation, e.key, e.key), o.label)
 
     def on_finish(self):
         for es in self.waiting.values():
             for e in es:
                 if e.retrieved_frame is None:
                     self.report([e.frame], "%s answered STATUS_SVHDX_ERROR_STORED|%d; key %d is never retrieved in the "
-                                "capture" % (e.operation, e.key, e.key), e.open.id)
+                                "capture" % (e.operation, e.key, e.key), e.open.label)
 
 
 class SenseKeyUnknown(Rule):
     id, severity, spec = "rsvd.sense_key_unknown", "warning", "MS-RSVD 3.2.5.5.3"
     title = "SRB_STATUS asks for a key that was stored"
+    needs_create = True  # a key may have been stored before the capture started
 
     def __init__(self, sink):
         super().__init__(sink)
         self.asked: Dict[int, int] = {}  # request frame -> key, for keys never stored
 
     def on_rsvd_retrieval(self, op: Operation, key: int, stored):
-        if stored is None:
+        if stored is None and not op.open.pre_capture:
             self.asked[op.request_frame] = key
 
     def on_rsvd_response(self, op: Operation):
@@ -145,6 +153,8 @@ class SenseKeyUnknown(Rule):
         key = self.asked.pop(op.request_frame, None)
         if op.status == NOT_AVAILABLE or key is not None:
             k = key if key is not None else decoding.int_of(op.request.Payload.StatusKey)
+            if op.open is not None and op.open.pre_capture and key is None:
+                return  # NOT_AVAILABLE for a key that may predate the capture: it may have been fetched already
             why = "the server answered STATUS_SVHDX_ERROR_NOT_AVAILABLE" if op.status == NOT_AVAILABLE else \
                 "no error was stored under it on this open"
             self.report([op.request_frame, op.response_frame], "SRB_STATUS for StatusKey %d: %s" % (k, why), op.subject)
@@ -268,7 +278,7 @@ class MessageMalformed(Rule):
     title = "An RSVD message that does not parse"
 
     def on_rsvd_malformed(self, m, why, o: Optional[Open]):
-        self.report([m.frame], why or "the message does not parse", o.id if o else "stream %d" % m.stream)
+        self.report([m.frame], why or "the message does not parse", o.label if o else "stream %d" % m.stream)
 
 
 class UnansweredRequest(Rule):
@@ -285,7 +295,7 @@ class OperationAfterClose(Rule):
     title = "An operation on an open after its CLOSE"
 
     def on_rsvd_after_close(self, o: Open, frame: int, what: str):
-        self.report([o.close_frame, frame], "%s on %s after its CLOSE" % (what, o.name), o.id)
+        self.report([o.close_frame, frame], "%s on %s after its CLOSE" % (what, o.name or "the open"), o.label)
 
 
 RULES: List[type] = [DialectBelow302, OpenNameSuffix, OpenContextInvalid, OpenMissingNoIntermediateBuffering,

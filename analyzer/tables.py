@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 COLUMNS = {
-    "sessions": ["open_id", "stream", "client", "server", "session_id", "tree", "file_name", "create_frame",
-                 "close_frame", "context_layout", "context_version", "initiator_host", "initiator_id",
+    "sessions": ["open_id", "stream", "channels", "client", "server", "session_id", "tree", "file_name",
+                 "opened_before_capture", "create_frame", "first_frame", "close_frame", "context_layout", "context_version", "initiator_host", "initiator_id",
                  "operations", "scsi_commands", "reads", "writes", "errors", "latency_p50_ms", "latency_p99_ms"],
     "rsvd_operations": ["open_id", "stream", "request_frame", "response_frame", "time", "operation", "request_id",
                         "status", "latency_ms"],

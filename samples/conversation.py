@@ -68,6 +68,13 @@ class Smb2Session:
         self.flow.send(False, netbios(self._build(Pdu(smb2.SESSION_SETUP, smb2.session_setup_response()),
                                                   True, self.next_message_id - 1)))
 
+    def bind_session(self, session_id: int) -> None:
+        """SESSION_SETUP with SMB2_SESSION_FLAG_BINDING (MS-SMB2 3.2.4.2.3): this connection becomes
+        another channel of an existing session; trees and opens carry over."""
+        self.session_id = session_id
+        self.exchange([Pdu(smb2.SESSION_SETUP, smb2.session_setup_request(flags=smb2.SESSION_FLAG_BINDING))],
+                      [Pdu(smb2.SESSION_SETUP, smb2.session_setup_response())], think_us=300)
+
     def tree_connect(self, path: str, tree_id: int) -> None:
         self.exchange([Pdu(smb2.TREE_CONNECT, smb2.tree_connect_request(path))], [])
         self.tree_id = tree_id

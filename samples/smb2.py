@@ -34,6 +34,8 @@ STATUS_MORE_PROCESSING_REQUIRED = 0xC0000016
 SMB2_DIALECT_202, SMB2_DIALECT_210, SMB2_DIALECT_300, SMB2_DIALECT_302, SMB2_DIALECT_311 = (
     0x0202, 0x0210, 0x0300, 0x0302, 0x0311)
 
+SESSION_FLAG_BINDING = 0x01  # 2.2.5 SESSION_SETUP Request Flags
+
 FILE_NO_INTERMEDIATE_BUFFERING = 0x00000008
 FILE_NON_DIRECTORY_FILE = 0x00000040
 SMB2_0_IOCTL_IS_FSCTL = 0x00000001
@@ -323,9 +325,9 @@ def negotiate_response(dialect: int, server_guid: bytes, systime: int) -> bytes:
         Reserved2=0, Buffer=b""))
 
 
-def session_setup_request() -> bytes:
+def session_setup_request(flags: int = 0) -> bytes:
     return SessionSetupRequest.build(dict(
-        Flags=0, SecurityMode=1, Capabilities=1, Channel=0, SecurityBufferOffset=0,
+        Flags=flags, SecurityMode=1, Capabilities=1, Channel=0, SecurityBufferOffset=0,
         SecurityBufferLength=0, PreviousSessionId=0, Buffer=b"\x00"))
 
 

@@ -95,7 +95,7 @@ def test_clusprep_sequences_and_sealed_rules_not_evaluated():
     assert {c["result"] for c in seq["sequence"]} == {"sealed"}
     [ne] = doc["rules_not_evaluated"]
     needs = {cls.id for cls in RULE_CLASSES if cls.needs_stub}
-    assert set(ne["rules"]) == needs and ne["conversation"] == seq["conversation"]
+    assert set(ne["rules"]) == needs and ne["subject"] == seq["conversation"] and "--nt-password" in ne["unlock"]
     assert "clusprep.disk_not_attached" in needs and "clusprep.prepare_node_not_first" not in needs
     plain = run_json(samples.path("clusprep_storage"))
     assert plain["rules_not_evaluated"] == []

@@ -8,7 +8,7 @@
 -- contexts (smb2.tag/smb2.create.chain_data). It needs nothing from Wireshark's own
 -- rsvd dissector, which may be enabled or disabled.
 
-local BUILD = "bcf72f7a4f0dbea6"
+local BUILD = "df7ec9dda4449319"
 do
   local loaded = rawget(_G, "msrsvd_plugin_build")
   if loaded then
@@ -3321,6 +3321,7 @@ local FX_FID = Field.new("smb2.fid")
 local STORED_BASE, STORED_KEYS = 0xC05C0000, 256
 local SUFFIX, OUR_TAG = ":SharedVirtualDisk", "9CCBCF9E04C1E643980E158DA1F6EC83"
 local CMD_CLOSE, CMD_READ, CMD_WRITE = 6, 8, 9
+local STATUS_PENDING = 0x00000103
 
 local OPENS, CREATES, IO, STORED, SEEN = {}, {}, {}, {}, {}
 RESETS[#RESETS + 1] = function() OPENS, CREATES, IO, STORED, SEEN = {}, {}, {}, {}, {} end
@@ -3336,7 +3337,10 @@ local function path(v, p)
   return v
 end
 
--- An error stored under `key` on open `okey` (stream:fid), answered in this frame.
+-- Opens are keyed by SMB2 session and FileId, valid on every channel of the session (MS-SMB2
+-- 3.3.1.10), so an error stored on one TCP connection is found when fetched on another; a
+-- request and its response share a channel, so CREATE and READ/WRITE pair by stream:MessageId.
+-- An error stored under `key` on open `okey` (session:fid), answered in this frame.
 local function store_error(okey, key, pinfo, slot)
   if SEEN[slot] == nil then
     local e = { frame = pinfo.number, key = key, open = okey, name = OPENS[okey] }
@@ -3392,10 +3396,12 @@ local function track_smb2(cmds, tree, pinfo)
   attach({ FX_MSGID() }, "msgid", function(f) return tostring(f.value) end)
   attach({ FX_NTSTATUS() }, "status", function(f) return f end)
   attach({ FX_FID() }, "fid", function(f) return tostring(f.range:bytes()) end)  -- FT_GUID has no .value on 4.0
+  attach({ FX_SESSION() }, "sid", function(f) return tostring(f.value) end)
   attach({ FX_TAG() }, "ours", function(f) return f.range and tostring(f.range:bytes()) == OUR_TAG or nil end)
   for i = 1, #per do
     local p = per[i]
     local mkey = stream .. ":" .. (p.msgid or "?")
+    local okey = p.fid and ((p.sid or "?") .. ":" .. p.fid)
     local name, name_range
     if p.cmd == CMD_CREATE and not p.resp and p.ours then name, name_range = create_name(cmds[i]) end
     if name then
@@ -3406,18 +3412,22 @@ local function track_smb2(cmds, tree, pinfo)
           "CREATE of \"%s\" carries the open context, but the name does not end in %s [MS-RSVD 3.1.4.2, 3.2.5.1]", name, SUFFIX))
       end
     elseif p.cmd == CMD_CREATE and p.resp and p.fid and fresh then
-      if CREATES[mkey] and p.status and p.status.value == 0 then OPENS[stream .. ":" .. p.fid] = CREATES[mkey] end
+      if CREATES[mkey] and p.status and p.status.value == 0 then OPENS[okey] = CREATES[mkey] end
+      CREATES[mkey] = nil
     elseif p.cmd == CMD_CLOSE and not p.resp and p.fid and fresh then
-      local okey = stream .. ":" .. p.fid
       for _, e in pairs(STORED) do
         if e.open == okey and not e.retrieved and not e.closed then e.closed = pinfo.number end
       end
     elseif (p.cmd == CMD_READ or p.cmd == CMD_WRITE) and not p.resp and p.fid then
-      if fresh and OPENS[stream .. ":" .. p.fid] then IO[mkey] = stream .. ":" .. p.fid end
+      -- every READ/WRITE: on an open made before the capture started, the stored status alone
+      -- says it is ours; the entry lives until the final response
+      if fresh then IO[mkey] = okey end
     elseif (p.cmd == CMD_READ or p.cmd == CMD_WRITE) and p.resp and p.status then
       local key = stored_key(p.status.value)
-      if key and (IO[mkey]) then
-        local e, new = store_error(IO[mkey], key, pinfo, pinfo.number .. "/s" .. i)
+      local slot, target = pinfo.number .. "/s" .. i, IO[mkey]
+      if fresh and p.status.value ~= STATUS_PENDING then IO[mkey] = nil end
+      if key and (target or SEEN[slot] ~= nil) then
+        local e, new = store_error(target, key, pinfo, slot)
         if e then
           local item = tree:add(proto, p.status.range)
           item:append_text(string.format(", STATUS_SVHDX_ERROR_STORED | %d on %s", key, p.cmd == CMD_READ and "READ" or "WRITE"))
@@ -3445,7 +3455,7 @@ local function stored_in_message(v, top, pinfo, is_response, okey, slot)
     if e then
       top:add(F.sense__error_in, e.frame):set_generated()
       if e.name then top:add(F.open__name, e.name):set_generated() end
-    else
+    elseif OPENS[okey] then  -- an open made before the capture may have stored it before, too
       top:add_proto_expert_info(E.unknown_key, string.format(
         "No error was stored under StatusKey %d on this open in the capture [MS-RSVD 3.1.5.3, 3.1.5.4, 3.2.5.5.3]", key))
     end
@@ -3540,10 +3550,10 @@ local function dissect(tvb, pinfo, tree)
             show_exchange(slot, top, pinfo, is_response, tx[3], fresh)
           end
           if tx and top then
-            fids = fids or { FX_FID() }
-            local fid = preceding(fids, fi)
-            stored_in_message(v, top, pinfo, is_response, fid and ((stream and stream.value or -1) .. ":" .. tostring(fid.range:bytes())),
-              slot)
+            fids, sessions = fids or { FX_FID() }, sessions or { FX_SESSION() }
+            local fid, sid = preceding(fids, fi), preceding(sessions, fi)
+            stored_in_message(v, top, pinfo, is_response,
+              fid and ((sid and tostring(sid.value) or "?") .. ":" .. tostring(fid.range:bytes())), slot)
           end
         end
       end

@@ -1,0 +1,99 @@
+"""The captures users actually have: one session over several connections (SMB 3
+multichannel), and captures started mid-session, through real tshark and `analyze`."""
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import analyzer
+import samples
+from analyzer.pipeline import RULE_CLASSES
+from decoded import field_values
+
+MULTICHANNEL = samples.path("rsvd_multichannel")
+NEEDS_CREATE = {cls.id for cls in RULE_CLASSES if cls.needs_create}
+RSVD = [samples.path(n) for n in sorted(samples.SCENARIOS) if n.startswith("rsvd_")]
+
+
+def key(f, shift=0):
+    return (f["rule"], tuple(x + shift for x in f["frames"]))
+
+
+@pytest.mark.tshark_matrix
+@pytest.mark.parametrize("two_pass", [False, True], ids=["one-pass", "two-pass"])
+def test_multichannel_error_stored_on_one_connection_is_found_on_the_other(tshark, two_pass):
+    rows = field_values(MULTICHANNEL, ["tcp.stream", "smb2.nt_status", "msrsvd.sense.status_key",
+                                       "msrsvd.sense.retrieved_in", "msrsvd.sense.error_in", "_ws.expert.message"],
+                        *(["-2", "-Y", "frame"] if two_pass else []))  # a filter makes -2 build its first pass
+    by = {int(r["frame.number"]): r for r in rows}
+    stream = {f: int(r["tcp.stream"][0]) for f, r in by.items() if r["tcp.stream"]}
+    stored = {int(r["msrsvd.sense.status_key"][0]): f for f, r in by.items() if r["msrsvd.sense.status_key"]}
+    assert sorted(stored) == [3, 4, 5]
+    # Wireshark's own smb2.nt_status says which frames store keys 3 and 5 (4 is in the tunnel header)
+    assert by[stored[3]]["smb2.nt_status"] == ["0xc05c0003"] and by[stored[5]]["smb2.nt_status"] == ["0xc05c0005"]
+    fetches = {int(r["msrsvd.sense.error_in"][0]): f for f, r in by.items() if r["msrsvd.sense.error_in"]}
+    assert sorted(fetches) == sorted([stored[3], stored[4]])
+    for k in (3, 4):
+        fetched = fetches[stored[k]]
+        assert stream[fetched] != stream[stored[k]]  # fetched on the other channel
+        if two_pass:  # the store learns where it was fetched only once the fetch is seen
+            assert by[stored[k]]["msrsvd.sense.retrieved_in"] == [str(fetched)]
+    assert not by[stored[5]]["msrsvd.sense.retrieved_in"]
+    experts = [m for r in rows for m in r["_ws.expert.message"]]
+    assert not [m for m in experts if "No error was stored" in m]
+    if two_pass:
+        close = [m for m in by[stored[5]]["_ws.expert.message"] if "never retrieved" in m]
+        assert close and "before the CLOSE in frame" in close[0]
+
+
+def test_multichannel_is_one_open_in_analyze():
+    cap = analyzer.load(MULTICHANNEL)
+    [s] = cap.sessions.to_dict("records")
+    assert s["channels"] == "0 1" and s["initiator_host"] == "NODE1" and s["tree"] == r"\\sofs\vhdx"
+    ops = cap.rsvd_operations
+    assert set(ops["open_id"]) == {s["open_id"]} and set(ops["stream"]) == {0, 1}
+    srb = ops[ops["operation"] == "RSVD_TUNNEL_SRB_STATUS_OPERATION"]
+    assert sorted(srb["stream"]) == [0, 1]
+    assert [(f.rule, f.frames) for f in cap.result.findings] == [("rsvd.sense_not_retrieved", [36, 37])]
+
+
+def _cut(src: Path, start: int, dst: Path) -> Path:
+    # editcap says a truncated source is cut short (exit 1) but keeps what it read
+    subprocess.run(["editcap", "-r", str(src), str(dst), "%d-%d" % (start, 1 << 30)], capture_output=True)
+    assert dst.exists() and dst.stat().st_size > 0
+    return dst
+
+
+@pytest.mark.parametrize("pcap", RSVD, ids=lambda p: p.stem)
+def test_mid_session_cut_keeps_what_it_can_and_invents_nothing(pcap, tmp_path):
+    """Cut each RSVD sample just after its first tunnel operation's answer, as a capture
+    started on a running cluster would be: the open made before the cut is recognised, every
+    finding that does not need what was cut is kept, nothing false is added."""
+    full = analyzer.load(pcap)
+    ops = full.rsvd_operations
+    tunnel = ops[~ops["operation"].str.startswith("SMB2_")].sort_values("request_frame")
+    if tunnel.empty:
+        pytest.skip("no tunnel operation to cut after")
+    first = tunnel.iloc[0]
+    start = int(first["response_frame"]) + 1
+    cut = analyzer.load(_cut(pcap, start, tmp_path / "cut.pcapng"))
+    shift = start - 1
+    full_keys = {key(f.as_dict()) for f in full.result.findings}
+    cut_keys = {key(f.as_dict(), shift) for f in cut.result.findings}
+    assert cut_keys <= full_keys, "findings the full capture does not have: %s" % (cut_keys - full_keys)
+    kept = {key(f.as_dict()) for f in full.result.findings
+            if f.frames and min(f.frames) >= start and f.rule not in NEEDS_CREATE
+            and not f.rule.startswith("capture.")}  # the cut is a file of its own: editcap writes whole packets
+    assert kept <= cut_keys, "findings lost by the cut: %s" % (kept - cut_keys)
+    # Every open still doing RSVD after the cut is reported, under the same id (session:FileId).
+    live = set(tunnel[tunnel["request_frame"] >= start]["open_id"]) - {""}
+    opens = cut.sessions
+    assert live <= set(opens["open_id"]) <= set(full.sessions["open_id"])
+    before = opens[opens["opened_before_capture"]]
+    assert first["open_id"] in set(before["open_id"])
+    assert before["create_frame"].isna().all()
+    # ... each listed as not evaluated for what needs its CREATE
+    subjects = {n.subject: n for n in cut.result.not_evaluated}
+    for oid in before["open_id"]:
+        [n] = [n for s, n in subjects.items() if oid in s]
+        assert set(n.rules) == NEEDS_CREATE and "before the capture started" in n.reason
