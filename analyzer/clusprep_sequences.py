@@ -18,7 +18,7 @@ from .findings import Bus
 from .tables import Tables
 
 PKT_PRIVACY = 6
-BIND, ALTER, REQUEST = 11, 14, 0
+BIND, ALTER, REQUEST, RESPONSE, FAULT = 11, 14, 0, 2, 3
 COCLASS = {"IClusterStorage2": "ClusterStorage2", "IClusterStorage3": "ClusterStorage2",
            "IClusterNetwork2": "ClusterNetwork2", "IClusterCleanup": "ClusterCleanup",
            "IClusterSetup": "ClusterSetup", "IClusterLog": "ClusterLog", "IClusterFirewall": "ClusterFirewall",
@@ -36,6 +36,8 @@ class Conversation:
     calls: int = 0
     sealed: bool = False
     bind_levels: List[Tuple[int, Optional[int]]] = field(default_factory=list)  # (frame, auth level)
+    started: Optional[bool] = None  # its first PDU in the capture is a bind: the capture holds its start
+    unbound_calls: int = 0  # calls on contexts whose bind the capture lacks
 
     @property
     def id(self) -> str:
@@ -95,6 +97,7 @@ class Call:
     fault_status: Optional[int] = None
     used_on_wire: bool = True
     disk_state: Optional[DiskState] = None  # the state of its disk before it, when its stub names one
+    unbound: bool = False  # on a context whose bind the capture lacks: interface and method unknown
 
     @property
     def coclass(self) -> Tuple[int, str]:
@@ -150,7 +153,7 @@ class Call:
             return decoding.HRESULTS.get(self.hresult, "0x%08X" % self.hresult)
         if self.response_frame is None:
             return "unanswered"
-        return "sealed"
+        return "answered (bind not captured)" if self.unbound else "sealed"
 
     @property
     def latency_ms(self) -> Optional[float]:
@@ -170,26 +173,49 @@ class ClusPrepTracker:
         self.bound: set = set()  # (stream, ctx) offered in a bind or alter_context the capture holds
         self.disks: Dict[Tuple, DiskState] = {}  # (stream, coclass, disk)
 
-    def conversation(self, stream: int, src: str, dst: str, from_client: bool) -> Conversation:
+    def conversation(self, stream: int, src: str, dst: str, from_client: bool, bind: bool = False) -> Conversation:
         c = self.conversations.get(stream)
         if c is None:
             client, server = (src, dst) if from_client else (dst, src)
-            c = Conversation(stream, client, server)
+            c = Conversation(stream, client, server, started=bind)
             self.conversations[stream] = c
         return c
 
+    def emit(self, event: str, conv: Conversation, *args) -> None:
+        """Rules that need the conversation's start hear nothing from one begun before the capture."""
+        self.bus.emit_partial(event, not conv.started, *args)
+
     def pdu(self, p: RpcPdu, src: str, dst: str) -> None:
         if p.ptype in (BIND, ALTER):
-            conv = self.conversation(p.stream, src, dst, True)
+            conv = self.conversation(p.stream, src, dst, True, bind=p.ptype == BIND)
             for ctx in p.ctx_ids:
                 self.bound.add((p.stream, ctx))
             conv.bind_levels.append((p.frame, p.auth_level))
-            self.bus.emit("rpc_bind", conv, p)
+            self.emit("rpc_bind", conv, conv, p)
         elif p.ptype == REQUEST:
+            c = self.pending.get((p.stream, p.call_id))
+            if c is not None:
+                if c.unbound:  # a later fragment: the call is complete at its last one
+                    c.request_frame, c.time = p.frame, p.time
+                return
             for ctx in p.ctx_ids:
                 if (p.stream, ctx) not in self.bound:
                     conv = self.conversation(p.stream, src, dst, True)
-                    self.bus.emit("rpc_unknown_context", conv, p, ctx)
+                    self.emit("rpc_unknown_context", conv, conv, p, ctx)
+                    conv.unbound_calls += 1
+                    # listed with what the headers say; no rule can read it
+                    self.pending[(p.stream, p.call_id)] = Call(
+                        conv, "?", "opnum %s" % (p.opnum if p.opnum is not None else "?"),
+                        p.opnum if p.opnum is not None else -1, p.call_id, p.frame, p.time, p.auth_level or 0, False,
+                        used_on_wire=False, unbound=True)
+        elif p.ptype in (RESPONSE, FAULT):
+            c = self.pending.get((p.stream, p.call_id))
+            if c is not None and c.unbound and p.last_fragment:
+                del self.pending[(p.stream, p.call_id)]
+                c.response_frame, c.response_time = p.frame, p.time
+                if p.ptype == FAULT:
+                    c.fault_status = p.status if p.status is not None else 0
+                self.done(c)
 
     def call(self, e: RpcCall, src: str, dst: str) -> None:
         conv = self.conversation(e.stream, src, dst, e.direction == "request")
@@ -205,9 +231,9 @@ class ClusPrepTracker:
             if e.stub is not None and c.used_on_wire:
                 c.request, err = decoding.clusprep_stub(e.interface, e.method, "request", e.stub)
                 if err:
-                    self.bus.emit("call_malformed", c, e.frame, err)
+                    self.emit("call_malformed", conv, c, e.frame, err)
             self.pending[key] = c
-            self.bus.emit("call_request", c)
+            self.emit("call_request", conv, c)
             return
         c = self.pending.pop(key, None)
         if c is None:
@@ -220,7 +246,7 @@ class ClusPrepTracker:
         elif e.stub is not None and c.used_on_wire:
             c.response, err = decoding.clusprep_stub(c.interface, c.method, "response", e.stub)
             if err:
-                self.bus.emit("call_malformed", c, e.frame, err)
+                self.emit("call_malformed", conv, c, e.frame, err)
         self.done(c)
 
     def done(self, c: Call) -> None:
@@ -233,7 +259,7 @@ class ClusPrepTracker:
         if len(conv.sequence) < MAX_SEQUENCE:
             conv.sequence.append((c.request_frame, c.interface, c.method, c.result_text,
                                   round(c.latency_ms, 3) if c.latency_ms is not None else None))
-        self.bus.emit("call", c)
+        self.emit("call", conv, c)
         if state is not None and c.succeeded:
             state.after(c)
         self.tables.add("clusprep_calls", dict(
@@ -246,6 +272,6 @@ class ClusPrepTracker:
 
     def finish_capture(self) -> None:
         for c in self.pending.values():
-            self.bus.emit("unanswered_call", c)
+            self.emit("unanswered_call", c.conversation, c)
             self.done(c)
         self.pending.clear()

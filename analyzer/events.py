@@ -68,6 +68,9 @@ class RpcPdu:
     call_id: int
     ctx_ids: List[int]
     auth_level: Optional[int]
+    opnum: Optional[int] = None  # a request's
+    status: Optional[int] = None  # a fault's
+    last_fragment: bool = True  # PFC_LAST_FRAG (MS-RPCE 2.2.2.3)
 
 
 @dataclass
@@ -91,6 +94,7 @@ class RpcCall:
 
 
 DIRECTIONS = {"0": "request", "1": "response", "2": "fault"}
+PFC_LAST_FRAG = 0x02
 
 
 def _split(text: str) -> List[str]:
@@ -222,12 +226,31 @@ def _calls(f: Frame, cols: List[str]) -> List[RpcCall]:
 
 
 def _rpc(f: Frame, cols: List[str], ptypes: List[int]) -> List[RpcPdu]:
-    """Only single-PDU frames: binds and acks travel alone, and a stray request is one PDU."""
-    if len(ptypes) != 1:
-        return []
-    call_ids = _split(cols[COL["dcerpc.cn_call_id"]])
+    """Binds and acks travel alone; requests, responses and faults may share a frame (fragments of
+    one call, or several calls), each then with its own call id and context."""
+    call_ids = [int(x) for x in _split(cols[COL["dcerpc.cn_call_id"]])]
+    ctxs = [int(x) for x in _split(cols[COL["dcerpc.cn_ctx_id"]])]
     level = _split(cols[COL["dcerpc.auth_level"]])
-    return [RpcPdu(frame=f.number, time=f.time, stream=f.stream, ptype=ptypes[0],
-                   call_id=int(call_ids[0]) if call_ids else -1,
-                   ctx_ids=[int(x) for x in _split(cols[COL["dcerpc.cn_ctx_id"]])],
-                   auth_level=int(level[0]) if level else None)]
+    opnums = [int(x) for x in _split(cols[COL["dcerpc.opnum"]])]
+    statuses = [_int(x) for x in _split(cols[COL["dcerpc.cn_status"]])]
+    flags = [bool(_int(x) & PFC_LAST_FRAG) for x in _split(cols[COL["dcerpc.cn_flags"]])]
+    n = len(ptypes)
+    if n == 1:
+        return [RpcPdu(frame=f.number, time=f.time, stream=f.stream, ptype=ptypes[0],
+                       call_id=call_ids[0] if call_ids else -1, ctx_ids=ctxs,
+                       auth_level=int(level[0]) if level else None, opnum=opnums[0] if opnums else None,
+                       status=statuses[0] if statuses else None, last_fragment=flags[0] if flags else True)]
+    if len(call_ids) != n or any(p not in (0, 2, 3) for p in ptypes):
+        return []
+    faults = [i for i, p in enumerate(ptypes) if p == 3]
+    out = []
+    for i in range(n):
+        if out and (out[-1].ptype, out[-1].call_id) == (ptypes[i], call_ids[i]):
+            out.pop()  # an earlier fragment of the same call: the last one speaks for it
+        out.append(RpcPdu(frame=f.number, time=f.time, stream=f.stream, ptype=ptypes[i], call_id=call_ids[i],
+                          ctx_ids=[ctxs[i]] if len(ctxs) == n else [],
+                          auth_level=int(level[i]) if len(level) == n else None,
+                          opnum=opnums[i] if len(opnums) == n else None,
+                          status=statuses[faults.index(i)] if i in faults and len(statuses) == len(faults) else None,
+                          last_fragment=flags[i] if len(flags) == n else True))
+    return out

@@ -28,7 +28,8 @@ class Rule:
     events it needs (on_<event>). What it needs beyond that, so that a capture lacking it
     lists the rule as not evaluated rather than guessing: `needs_stub`, parameters or return
     values (a sealed conversation has none); `needs_create`, the open's CREATE (an open made
-    before the capture started has none)."""
+    before the capture started has none); `needs_start`, a ClusPrep conversation from its bind
+    (a capture started mid-conversation has not seen the calls that set the state)."""
 
     id = ""
     severity = "error"
@@ -36,6 +37,8 @@ class Rule:
     title = ""
     needs_stub = False
     needs_create = False
+    needs_start = False  # the conversation from its bind: what came before decides
+    needs_bind = False  # the call's interface, known only from its context's bind
 
     def __init__(self, sink: "Findings"):
         self.sink = sink
@@ -85,10 +88,16 @@ class Bus:
         self._handlers: Dict[str, list] = {}
 
     def emit(self, event: str, *args) -> None:
-        hs = self._handlers.get(event)
+        self.emit_partial(event, False, *args)
+
+    def emit_partial(self, event: str, partial: bool, *args) -> None:
+        """An event from a conversation whose start the capture lacks (partial) reaches only the
+        rules that do not need it."""
+        hs = self._handlers.get((event, partial))
         if hs is None:
-            hs = [getattr(r, "on_" + event) for r in self.rules if hasattr(r, "on_" + event)]
-            self._handlers[event] = hs
+            hs = [getattr(r, "on_" + event) for r in self.rules if hasattr(r, "on_" + event)
+                  and not (partial and r.needs_start)]
+            self._handlers[(event, partial)] = hs
         for h in hs:
             h(*args)
 

@@ -131,6 +131,10 @@ def analyze_capture(path: Path, tshark: Tshark, tables: Tables,
 
 SEALED = "the stubs are sealed (PKT_PRIVACY) and no key decrypted them"
 SEALED_UNLOCK = "--nt-password PASSWORD (NTLM), or --keytab FILE (Kerberos)"
+MID_CONVERSATION = ("the conversation's bind is not in the capture (it started mid-conversation): the calls "
+                    "before it set the state these rules judge")
+UNBOUND = ("%d calls on contexts whose bind or alter_context is not in the capture: their interface, method and "
+           "parameters are unknown, listed by opnum")
 PRE_CAPTURE = "the open's CREATE is not in the capture (opened before the capture started)"
 
 
@@ -141,7 +145,13 @@ def not_evaluated(rules: List[Rule], sink: Findings, rsvd_tracker: RsvdTracker,
     needs_create = sorted(r.id for r in rules if r.needs_create)
     for o in rsvd_tracker.pre_capture_opens():
         out.append(NotEvaluated(o.label, needs_create, PRE_CAPTURE))
+    needs_start = sorted(r.id for r in rules if r.needs_start)
+    out += [NotEvaluated(c.id, needs_start, MID_CONVERSATION)
+            for c in clusprep_tracker.conversations.values() if not c.started and (c.calls or c.bind_levels)]
     needs_stub = sorted(r.id for r in rules if r.needs_stub)
+    needs_bind = sorted(r.id for r in rules if r.needs_stub or r.needs_bind)
+    out += [NotEvaluated(c.id, needs_bind, UNBOUND % c.unbound_calls)
+            for c in clusprep_tracker.conversations.values() if c.unbound_calls]
     out += [NotEvaluated(c.id, needs_stub, SEALED, SEALED_UNLOCK)
             for c in clusprep_tracker.conversations.values() if c.sealed]
     return out + sink.not_evaluated()

@@ -31,6 +31,7 @@ REJECTED_STATE = {0x80070548: "ERROR_INVALID_SERVER_STATE", 0x8007139F: "ERROR_I
 class PrepareNodeNotFirst(Rule):
     id, severity, spec = "clusprep.prepare_node_not_first", "error", "MS-CSVP 3.2.4, 3.3.4.1"
     title = "CprepPrepareNode comes first"
+    needs_start = True
 
     def __init__(self, sink):
         super().__init__(sink)
@@ -48,6 +49,7 @@ class PrepareNodeNotFirst(Rule):
 class Phase2Missing(Rule):
     id, severity, spec = "clusprep.phase2_missing", "error", "MS-CSVP 3.3.4.1"
     title = "CprepPrepareNodePhase2 completes before other methods"
+    needs_start = True
 
     def __init__(self, sink):
         super().__init__(sink)
@@ -78,6 +80,7 @@ class Phase2BadArgument(Rule):
 class DiskRule(Rule):
     """A rule over one disk's state before a call (kept once, by the reconstruction)."""
 
+    needs_start = True  # a disk's state comes from the calls before
     needs_stub = True
 
     def on_call(self, c: Call):
@@ -179,6 +182,8 @@ class RawIoWithoutArbSectors(DiskRule):
 class ObjectState(Rule):
     """Sequence rules over one object's calls, readable from the headers alone."""
 
+    needs_start = True
+
     def __init__(self, sink):
         super().__init__(sink)
         self.state: Dict[Tuple, Dict[str, object]] = {}
@@ -275,6 +280,7 @@ class AddRoutesState(ObjectState):
 class OpnumNotUsedOnWire(Rule):
     id, severity, spec = "clusprep.opnum_not_used_on_wire", "error", "MS-CSVP 3.2.4, 3.6.4"
     title = "Opnums the method tables reserve"
+    needs_bind = True  # the interface comes from the bind
 
     def on_call_request(self, c: Call):
         if c.used_on_wire:

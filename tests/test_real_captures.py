@@ -97,3 +97,54 @@ def test_mid_session_cut_keeps_what_it_can_and_invents_nothing(pcap, tmp_path):
     for oid in before["open_id"]:
         [n] = [n for s, n in subjects.items() if oid in s]
         assert set(n.rules) == NEEDS_CREATE and "before the capture started" in n.reason
+
+
+CLUSPREP = [samples.path(n) for n in sorted(samples.SCENARIOS) if n.startswith("clusprep_")]
+NEEDS_START = {cls.id for cls in RULE_CLASSES if cls.needs_start}
+NEEDS_BIND = {cls.id for cls in RULE_CLASSES if cls.needs_stub or cls.needs_bind}
+
+
+@pytest.mark.parametrize("pcap", CLUSPREP, ids=lambda p: p.stem)
+def test_clusprep_cut_after_the_bind_lists_every_call_and_invents_nothing(pcap, tmp_path):
+    """A capture started after the binds: calls on contexts it never saw bound are listed with
+    their opnum and answer, the ordering rules say they were not evaluated, nothing false fires."""
+    full = analyzer.load(pcap)
+    calls = full.clusprep_calls.sort_values("request_frame")
+    start = int(calls.iloc[0]["response_frame"] or calls.iloc[0]["request_frame"]) + 1
+    cut = analyzer.load(_cut(pcap, start, tmp_path / "cut.pcapng"))
+    shift = start - 1
+    full_keys = {key(f.as_dict()) for f in full.result.findings}
+    # the level rule speaks once per conversation, at the first bind or call the capture shows
+    anchored = {"clusprep.unknown_context", "clusprep.insufficient_auth_level"}
+    cut_keys = {key(f.as_dict(), shift) for f in cut.result.findings if f.rule not in anchored}
+    level = "clusprep.insufficient_auth_level"
+    assert (level in {f.rule for f in cut.result.findings}) == (level in {f.rule for f in full.result.findings})
+    assert cut_keys <= full_keys, "findings the full capture does not have: %s" % (cut_keys - full_keys)
+    got = cut.clusprep_calls
+    unbound = got[got["interface"] == "?"]
+    unreadable = {int(x) + shift for col in ("request_frame", "response_frame") for x in unbound[col] if x != ""}
+    kept = {key(f.as_dict()) for f in full.result.findings
+            if f.frames and min(f.frames) >= start and f.rule not in NEEDS_START and not f.rule.startswith("capture.")
+            # a call on a context the cut never saw bound cannot be read, and the first such
+            # request of each context gets the warning in its place
+            and not (f.rule in NEEDS_BIND and unreadable & set(f.frames)) and f.rule not in anchored}
+    assert kept <= cut_keys, "findings lost by the cut: %s" % (kept - cut_keys)
+    # every call whose request is in the cut is listed, named or by opnum
+    later = calls[calls["request_frame"] >= start]
+    listed = set(got["request_frame"] + shift)
+    assert set(later["request_frame"]) <= listed
+    # and more: a call the full capture left alone (on a context bound to something else) is listed by opnum
+    assert listed - set(later["request_frame"]) <= set(unbound["request_frame"] + shift)
+    for _, c in unbound.iterrows():
+        origs = later[later["request_frame"] == c["request_frame"] + shift].to_dict("records")
+        if not origs:
+            continue
+        [orig] = origs
+        assert c["method"] == "opnum %d" % orig["opnum"]
+        assert c["result"].startswith("fault") == orig["result"].startswith("fault")
+    partial = [n for n in cut.result.not_evaluated if "mid-conversation" in n.reason]
+    assert partial and all(set(n.rules) == NEEDS_START for n in partial)
+    if not unbound.empty:
+        ns = [n for n in cut.result.not_evaluated if "listed by opnum" in n.reason]
+        assert all(set(n.rules) == NEEDS_BIND for n in ns)
+        assert sum(int(n.reason.split()[0]) for n in ns) == len(unbound)
