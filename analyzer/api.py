@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 from .pipeline import CaptureResult, analyze_capture
+from .keys import Keys
 from .source import find_tshark
 from .tables import Tables
 
@@ -45,7 +46,11 @@ class Capture:
                                                           len(self.result.findings))
 
 
-def load(path, tshark: Optional[str] = None) -> Capture:
+def load(path, tshark: Optional[str] = None, *, smb_keys: Sequence[str] = (), nt_password: Optional[str] = None,
+         keytab: Optional[str] = None, options: Sequence[str] = ()) -> Capture:
+    """Analyze one capture. The keys are analyze's options: smb_keys ["SESSION_ID:KEY", ...],
+    nt_password, keytab, and options ["NAME:VALUE", ...] for tshark's -o."""
     tables = Tables()
-    result = analyze_capture(Path(path), find_tshark(tshark), tables)
+    keys = Keys(smb_keys=list(smb_keys), nt_password=nt_password, keytab=keytab, options=list(options))
+    result = analyze_capture(Path(path), find_tshark(tshark), tables, keys=keys)
     return Capture(result, tables)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from .findings import SEVERITIES
+from .keys import Keys
 from .pipeline import analyze_capture
 from .report import to_json, to_text, write_output
 from .source import CaptureError, find_tshark, installed_copy_notes
@@ -67,6 +68,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--fail-on", choices=("error", "warning", "never"), default="error",
                     help="exit 1 when a finding this severe or worse exists (default: error)")
     ap.add_argument("--tshark", metavar="PATH", help="the tshark to run (default: tshark on the PATH, else the usual install places)")
+    keys = ap.add_argument_group("keys", "what Wireshark needs to decrypt SMB 3 encryption and sealed DCE/RPC")
+    keys.add_argument("--smb-key", action="append", default=[], metavar="SESSION_ID:KEY",
+                      help="an SMB 3 session's key: the session id as Wireshark shows smb2.sesid (0x...) or as 8 "
+                           "wire-order bytes of hex, then the 16-byte session key in hex (repeatable); "
+                           "SESSION_ID:KEY:S2C:C2S also gives the derived keys")
+    keys.add_argument("--nt-password", metavar="PASSWORD", help="the NT password of the NTLM account that sealed DCE/RPC")
+    keys.add_argument("--keytab", metavar="FILE", help="a Kerberos keytab holding the service's keys")
+    keys.add_argument("-o", dest="options", action="append", default=[], metavar="NAME:VALUE",
+                      help="any tshark preference, as tshark's -o (repeatable)")
     args = ap.parse_args(argv)
     try:
         return _run(args)
@@ -100,12 +110,14 @@ def _run(args) -> int:
     for note in installed_copy_notes():  # stderr: the JSON on stdout stays clean
         print(note, file=sys.stderr)
     outdir = _output_dir(args.output)
+    keys = Keys(smb_keys=args.smb_key, nt_password=args.nt_password, keytab=args.keytab, options=args.options)
+    keys.args(tshark.version)  # a malformed key is a usage error before any work
     results, failed = [], False
     with _Progress(sys.stderr.isatty()) as progress:
         for cap in args.captures:
             tables = Tables(outdir / Path(cap).stem if outdir and len(args.captures) > 1 else outdir, keep=False)
             try:
-                results.append(analyze_capture(Path(cap), tshark, tables, progress.task(Path(cap).name)))
+                results.append(analyze_capture(Path(cap), tshark, tables, progress.task(Path(cap).name), keys))
             except CaptureError as e:  # this file only: the others still get their reports
                 print("analyze: %s" % e, file=sys.stderr)
                 failed = True

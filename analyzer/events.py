@@ -115,13 +115,15 @@ class Frame:
     smb2: List[Smb2Message]
     rpc: List[RpcPdu]
     calls: List[RpcCall]
+    encrypted_smb3: List[int] = field(default_factory=list)  # session ids of messages left encrypted
 
 
 def frame_of(cols: List[str]) -> Optional[Frame]:
     """The events of one tshark line; None for a frame with neither SMB2 nor DCE/RPC."""
     cmds = cols[COL["smb2.cmd"]]
     ptypes = cols[COL["dcerpc.pkt_type"]]
-    if not cmds and not ptypes:
+    transforms = cols[COL["smb2.header.transform.msg_size"]]
+    if not cmds and not ptypes and not transforms:
         return None
     stream = cols[COL["tcp.stream"]]
     src = (cols[COL["ip.src"]] or cols[COL["ipv6.src"]]) + ":" + cols[COL["tcp.srcport"]]
@@ -129,6 +131,9 @@ def frame_of(cols: List[str]) -> Optional[Frame]:
     f = Frame(int(cols[0]), float(cols[1]), int(stream) if stream else None, src, dst, [], [], [])
     if cmds:
         f.smb2 = _smb2(f, cols, _split(cmds))
+    elif transforms:  # no key decrypted them: what the headers say is all there is
+        sids = _split(cols[COL["smb2.sesid"]])
+        f.encrypted_smb3 = [_int(sids[i]) if i < len(sids) else 0 for i in range(len(_split(transforms)))]
     if ptypes:
         f.calls = _calls(f, cols)
         if len(f.calls) < len(_split(ptypes)):

@@ -6,13 +6,14 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import Callable, Dict, List, Optional
 
 from . import rules_clusprep, rules_rsvd
 from .clusprep_sequences import ClusPrepTracker
 from .events import frame_of
 from .findings import Bus, Finding, Findings, NotEvaluated, Rule
 from .rsvd_sessions import RsvdTracker
+from .keys import Keys
 from .source import AGGREGATOR, COL, CaptureError, Run, Tshark, check_capture
 from .tables import Tables
 
@@ -61,18 +62,21 @@ class CaptureResult:
     clusprep_sequences: List[dict] = field(default_factory=list)
     findings: List[Finding] = field(default_factory=list)
     not_evaluated: List[NotEvaluated] = field(default_factory=list)
+    encrypted: dict = field(default_factory=dict)  # what stayed encrypted: SMB3 messages, sealed ClusPrep PDUs
 
 
 def analyze_capture(path: Path, tshark: Tshark, tables: Tables,
-                    progress: Optional[Callable[[int], None]] = None) -> CaptureResult:
+                    progress: Optional[Callable[[int], None]] = None, keys: Optional[Keys] = None) -> CaptureResult:
     check_capture(path)
+    decrypt = keys.args(tshark.version) if keys else []
     started = time.monotonic()
     sink = Findings()
     rules = [cls(sink) for cls in ALL_RULES]
     bus = Bus(rules)
     rsvd_tracker = RsvdTracker(bus, tables)
     clusprep_tracker = ClusPrepTracker(bus, tables)
-    run = Run(tshark, path)
+    run = Run(tshark, path, decrypt)
+    encrypted = Encrypted()
     plugin_error, analyzer_error = PluginError(sink), AnalyzerError(sink)
     n = smb2_messages = dcerpc_pdus = 0
     for cols in run.rows():
@@ -89,6 +93,7 @@ def analyze_capture(path: Path, tshark: Tshark, tables: Tables,
                 continue
             smb2_messages += len(f.smb2)
             dcerpc_pdus += len(f.rpc) + len(f.calls)
+            encrypted.frame(f)
             for m in f.smb2:
                 rsvd_tracker.message(m, f.src, f.dst)
             for p in f.rpc:
@@ -124,7 +129,8 @@ def analyze_capture(path: Path, tshark: Tshark, tables: Tables,
                                       sequence=[dict(frame=s[0], interface=s[1], method=s[2], result=s[3],
                                                      latency_ms=s[4]) for s in c.sequence])
                                  for c in clusprep_tracker.conversations.values() if c.calls or c.bind_levels]
-    result.not_evaluated = not_evaluated(rules, sink, rsvd_tracker, clusprep_tracker)
+    result.not_evaluated = not_evaluated(rules, sink, rsvd_tracker, clusprep_tracker) + encrypted.not_evaluated(rules, keys)
+    result.encrypted = encrypted.summary()
     result.seconds = time.monotonic() - started
     return result
 
@@ -155,6 +161,44 @@ def not_evaluated(rules: List[Rule], sink: Findings, rsvd_tracker: RsvdTracker,
     out += [NotEvaluated(c.id, needs_stub, SEALED, SEALED_UNLOCK)
             for c in clusprep_tracker.conversations.values() if c.sealed]
     return out + sink.not_evaluated()
+
+
+SMB3_UNLOCK = "--smb-key %s:SESSION_KEY (the session's key, 16 bytes of hex; see README, Keys)"
+SMB3_SETUP_UNLOCK = "a capture that holds the session's SESSION_SETUP (e.g. --merge with the earlier ring-buffer file)"
+
+
+class Encrypted:
+    """What the capture held that no key decrypted: SMB 3 messages per session, sealed ClusPrep PDUs."""
+
+    def __init__(self):
+        self.smb3: Dict[int, List[int]] = {}  # session id -> [messages, first frame, last frame]
+        self.sealed_pdus = 0
+
+    def frame(self, f) -> None:
+        for sid in f.encrypted_smb3:
+            s = self.smb3.setdefault(sid, [0, f.number, f.number])
+            s[0] += 1
+            s[2] = f.number
+        self.sealed_pdus += sum(1 for c in f.calls if c.encrypted and c.stub is None)
+
+    def summary(self) -> dict:
+        return dict(smb3_messages=sum(s[0] for s in self.smb3.values()),
+                    smb3_sessions=["0x%016X" % sid for sid in sorted(self.smb3)], sealed_dcerpc_pdus=self.sealed_pdus)
+
+    def not_evaluated(self, rules: List[Rule], keys: Optional[Keys]) -> List[NotEvaluated]:
+        rsvd = sorted(r.id for r in rules if r.id.startswith("rsvd."))
+        given = keys.smb_session_ids() if keys else set()
+        out = []
+        for sid, (n, first, last) in sorted(self.smb3.items()):
+            what = "%d encrypted SMB 3 messages (frames %d-%d) that no key decrypted: RSVD inside them is invisible" % (
+                n, first, last)
+            if sid in given:  # measured on 4.0, 4.4 and 4.6: the key alone is not enough
+                out.append(NotEvaluated("SMB 3 session 0x%016X" % sid, rsvd, what + "; its key was given, but "
+                                        "Wireshark decrypts a session only once it has seen its SESSION_SETUP, which "
+                                        "is not in the capture (or the key is wrong)", SMB3_SETUP_UNLOCK))
+            else:
+                out.append(NotEvaluated("SMB 3 session 0x%016X" % sid, rsvd, what, SMB3_UNLOCK % ("0x%016X" % sid)))
+        return out
 
 
 def _fault(e: Exception) -> str:

@@ -18,7 +18,7 @@ def document(results: List[CaptureResult], tshark_version: str) -> dict:
         doc["captures"].append(dict(path=str(r.path), packets=r.packets, truncated=r.truncated,
                                     smb2_messages=r.smb2_messages, dcerpc_pdus=r.dcerpc_pdus,
                                     seconds=round(r.seconds, 3), tshark=tshark_version,
-                                    tshark_messages=r.tshark_errors))
+                                    tshark_messages=r.tshark_errors, encrypted=r.encrypted))
         tag = (lambda d: dict(d, capture=r.path.name)) if several else (lambda d: d)
         doc["rsvd_sessions"] += [tag(s) for s in r.rsvd_sessions]
         doc["clusprep_sequences"] += [tag(s) for s in r.clusprep_sequences]
@@ -69,6 +69,17 @@ def to_text(results: List[CaptureResult], tshark_version: str) -> str:
                     out.append("    %6d  %-18s %-38s %-28s %s" % (call["frame"], call["interface"], call["method"],
                                                                   call["result"], _ms(call["latency_ms"])))
             out.append("")
+        e = r.encrypted
+        if e.get("smb3_messages") or e.get("sealed_dcerpc_pdus"):
+            parts = []
+            if e.get("smb3_messages"):
+                parts.append("%d SMB 3 messages of session%s %s" % (
+                    e["smb3_messages"], "s" if len(e["smb3_sessions"]) > 1 else "", ", ".join(e["smb3_sessions"])))
+            if e.get("sealed_dcerpc_pdus"):
+                parts.append("%d sealed ClusPrep PDUs" % e["sealed_dcerpc_pdus"])
+            out.append("Encrypted and not decrypted: %s (see Rules not evaluated for the keys that unlock them)"
+                       % "; ".join(parts))
+            out.append("")
         if r.not_evaluated:
             out.append("Rules not evaluated (%d subjects)" % len(r.not_evaluated))
             for n in r.not_evaluated:
@@ -77,7 +88,7 @@ def to_text(results: List[CaptureResult], tshark_version: str) -> str:
                 if n.unlock:
                     out.append("    to evaluate them: %s" % n.unlock)
             out.append("")
-        if not r.smb2_messages and not r.dcerpc_pdus:
+        if not r.smb2_messages and not r.dcerpc_pdus and not e.get("smb3_messages"):
             out.append("No SMB2 or DCE/RPC traffic in this capture: nothing here for the RSVD or ClusPrep rules.")
             out.append("")
         counts = {s: sum(1 for f in r.findings if f.severity == s) for s in SEVERITIES}

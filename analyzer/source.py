@@ -26,7 +26,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterator, List, Mapping, Optional
+from typing import Dict, Iterator, List, Mapping, Optional, Sequence
 
 from dissectors import generate, install
 
@@ -40,6 +40,8 @@ FIELDS = [
     # SMB2: once per message header, or once per message of the commands that carry them
     "smb2.cmd", "smb2.flags.response", "smb2.msg_id", "smb2.sesid", "smb2.tid", "smb2.nt_status", "smb2.fid",
     "smb2.ioctl.function", "smb2.dialect", "smb2.tree", "smb.create_options",
+    # SMB 3 encryption: one per TRANSFORM_HEADER, decrypted or not
+    "smb2.header.transform.msg_size",
     # msrsvd: the RSVD messages and open contexts, and the name of each CREATE request that
     # carries a context, as UTF-16LE bytes (smb2.filename is missing in a CREATE request on
     # 4.6's first pass, and a name's text may hold AGGREGATOR)
@@ -57,6 +59,19 @@ COL = {name: i for i, name in enumerate(FIELDS)}
 AGGREGATOR = "\x1f"  # never in a file name or a share path
 
 PREFERENCES = ["-o", "msrsvd.export:TRUE", "-o", "msrsvd.scsi:FALSE", "-o", "msrsvd.exchanges:FALSE"]
+
+
+# tshark 4.4 and later print text fields C-escaped in -T fields: a share \\sofs\vhdx comes out
+# with every backslash doubled (measured: 4.0.17 does not, 4.4.19 and 4.6.9 do). The text
+# columns we read are unescaped.
+ESCAPES_TEXT = (4, 4)
+TEXT_COLUMNS = [COL["smb2.tree"]]
+_ESCAPE = re.compile(r"\\(.)")
+_ESCAPES = {"n": "\n", "r": "\r", "t": "\t"}
+
+
+def unescape(text: str) -> str:
+    return _ESCAPE.sub(lambda m: _ESCAPES.get(m.group(1), m.group(1)), text)
 
 
 class CaptureError(Exception):
@@ -225,8 +240,8 @@ def installed_copy_notes() -> List[str]:
     return notes
 
 
-def command(tshark: Tshark, path: Path) -> List[str]:
-    cmd = [tshark.path, "-n", "-r", str(path), *plugin_args(), "--disable-protocol", "rsvd", *PREFERENCES,
+def command(tshark: Tshark, path: Path, decrypt: Sequence[str] = ()) -> List[str]:
+    cmd = [tshark.path, "-n", "-r", str(path), *plugin_args(), "--disable-protocol", "rsvd", *PREFERENCES, *decrypt,
            "-T", "fields", "-E", "separator=\t", "-E", "occurrence=a", "-E", "aggregator=" + AGGREGATOR,
            "-E", "quote=n"]
     for f in FIELDS:
@@ -240,13 +255,15 @@ class Run:
 
     tshark: Tshark
     path: Path
+    decrypt: Sequence[str] = ()  # -o options that give tshark keys (analyzer.keys)
     truncated: bool = False
     errors: List[str] = field(default_factory=list)
     dissector_bugs: List[tuple] = field(default_factory=list)  # (frame or None, tshark's line)
     frames: int = 0
 
     def rows(self) -> Iterator[List[str]]:
-        proc = subprocess.Popen(command(self.tshark, self.path), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        escaped = self.tshark.version >= ESCAPES_TEXT
+        proc = subprocess.Popen(command(self.tshark, self.path, self.decrypt), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True, encoding="utf-8", errors="replace", bufsize=1 << 20, env=tshark_env())
         try:
             for line in proc.stdout:
@@ -254,6 +271,10 @@ class Run:
                 if len(cols) != len(FIELDS):
                     continue
                 self.frames += 1
+                if escaped:
+                    for i in TEXT_COLUMNS:
+                        if "\\" in cols[i]:
+                            cols[i] = unescape(cols[i])
                 yield cols
         finally:
             proc.stdout.close()
@@ -270,20 +291,24 @@ class Run:
                 self.errors.append(line.strip())
         if code != 0 and not self.truncated and self.frames == 0:
             said = "; ".join(self.errors) or "exit %d" % code
+            if "Invalid -o flag" in said or "Error loading table" in said or (
+                    "-o flag" in said and "unknown preference" in said and not ("msrsvd." in said or "clusprep." in said)):
+                raise CaptureError("tshark refused a key or option: %s" % said)
             if ("aren't valid" in said or "unknown preference" in said) and ("msrsvd." in said or "clusprep." in said):
                 raise CaptureError("tshark %s did not load the plugins (%s)%s" % (
                     self.tshark.version_text, said, ROOT_HINT if _is_root() and self.tshark.version >= (4, 4) else ""))
             raise CaptureError("tshark could not read %s: %s" % (self.path, said))
 
 
-def packets(path, display_filter: Optional[str] = None, tshark_path: Optional[str] = None):
-    """pyshark packets with both plugins loaded, for notebooks (slow: about 220 packets/s)."""
+def packets(path, display_filter: Optional[str] = None, tshark_path: Optional[str] = None, keys=None):
+    """pyshark packets with both plugins loaded, for notebooks (slow: about 220 packets/s).
+    keys: an analyzer.keys.Keys, to decrypt."""
     import pyshark
 
     tshark = find_tshark(tshark_path)
     check_capture(Path(path))
     return pyshark.FileCapture(str(path), display_filter=display_filter, tshark_path=_for_pyshark(tshark.path),
-                               custom_parameters=plugin_args())
+                               custom_parameters=plugin_args() + (keys.args(tshark.version) if keys else []))
 
 
 @functools.lru_cache(maxsize=None)

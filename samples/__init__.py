@@ -11,9 +11,18 @@ from .rsvd_cluster import SCENARIOS as _CLUSTER
 from .rsvd_multichannel import SCENARIOS as _MULTICHANNEL
 from .rsvd_rule_scenarios import SCENARIOS as _RSVD_RULES
 from .rsvd_scenarios import SCENARIOS as _RSVD
+from .rsvd_scenarios import SESSION_KEYS
 
 SAMPLES_DIR = Path(__file__).resolve().parent
 SCENARIOS = {**_RSVD, **_CLUSTER, **_MULTICHANNEL, **_RSVD_RULES, **_CLUSPREP, **_CLUSPREP_RULES}
+
+
+# The keys of a sample whose every message is encrypted, as analyzer.keys.Keys arguments
+# (analyze --smb-key ...): the tests that decode every sample pass them, so it is checked
+# decrypted like the others. (clusprep_sealed is tested both ways, with ntlmssp.ACCOUNT.)
+KEYS = {
+    "rsvd_encrypted": dict(smb_keys=["0x%016X:%s" % (sid, key.hex()) for sid, key in sorted(SESSION_KEYS.items())]),
+}
 
 
 def path(name: str) -> Path:

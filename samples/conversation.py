@@ -29,6 +29,12 @@ class Smb2Session:
     tree_id: int = 0
     next_message_id: int = 0
     dialect: int = smb2.SMB2_DIALECT_302
+    sealer: Optional[object] = None  # a samples.smb3_encryption.Sealer once the session encrypts
+
+    def _send(self, from_client: bool, message: bytes) -> None:
+        if self.sealer is not None:
+            message = self.sealer.seal(message, from_client)
+        self.flow.send(from_client, netbios(message))
 
     def _build(self, pdu: Pdu, response: bool, message_id: int) -> bytes:
         flags = pdu.flags | (smb2.FLAGS_SERVER_TO_REDIR if response else 0)
@@ -42,31 +48,32 @@ class Smb2Session:
         for r in requests:
             ids.append(self.next_message_id)
             self.next_message_id += 1
-        self.flow.send(True, netbios(smb2.compound([self._build(r, False, i) for r, i in zip(requests, ids)])))
+        self._send(True, smb2.compound([self._build(r, False, i) for r, i in zip(requests, ids)]))
         if responses:
             self.flow.cap.tick(think_us)
-            self.flow.send(False, netbios(smb2.compound(
+            self._send(False, smb2.compound(
                 [self._build(r, True, r.message_id if r.message_id is not None else i)
-                 for r, i in zip(responses, ids)])))
+                 for r, i in zip(responses, ids)]))
         return ids
 
     def respond(self, responses: Sequence[Pdu], think_us: int = 400) -> None:
         """Responses sent later on their own, e.g. the final answer after STATUS_PENDING."""
         self.flow.cap.tick(think_us)
-        self.flow.send(False, netbios(smb2.compound(
-            [self._build(r, True, r.message_id) for r in responses])))
+        self._send(False, smb2.compound([self._build(r, True, r.message_id) for r in responses]))
 
     # -- the usual set-up and tear-down ------------------------------------
-    def negotiate(self, dialects=(0x0202, 0x0210, 0x0300, 0x0302), server_guid=b"\x5a" * 16) -> None:
+    def negotiate(self, dialects=(0x0202, 0x0210, 0x0300, 0x0302), server_guid=b"\x5a" * 16,
+                  capabilities: int = smb2.SERVER_CAPABILITIES) -> None:
         self.exchange([Pdu(smb2.NEGOTIATE, smb2.negotiate_request(dialects, b"\x11" * 16))],
-                      [Pdu(smb2.NEGOTIATE, smb2.negotiate_response(self.dialect, server_guid, 0x01DC5A0000000000))])
+                      [Pdu(smb2.NEGOTIATE, smb2.negotiate_response(self.dialect, server_guid, 0x01DC5A0000000000,
+                                                                   capabilities))])
 
-    def session_setup(self, session_id: int) -> None:
+    def session_setup(self, session_id: int, session_flags: int = 0) -> None:
         self.exchange([Pdu(smb2.SESSION_SETUP, smb2.session_setup_request())], [])
         self.session_id = session_id
         self.flow.cap.tick(300)
-        self.flow.send(False, netbios(self._build(Pdu(smb2.SESSION_SETUP, smb2.session_setup_response()),
-                                                  True, self.next_message_id - 1)))
+        self._send(False, self._build(Pdu(smb2.SESSION_SETUP, smb2.session_setup_response(session_flags)),
+                                      True, self.next_message_id - 1))
 
     def bind_session(self, session_id: int) -> None:
         """SESSION_SETUP with SMB2_SESSION_FLAG_BINDING (MS-SMB2 3.2.4.2.3): this connection becomes
@@ -79,8 +86,8 @@ class Smb2Session:
         self.exchange([Pdu(smb2.TREE_CONNECT, smb2.tree_connect_request(path))], [])
         self.tree_id = tree_id
         self.flow.cap.tick(300)
-        self.flow.send(False, netbios(self._build(Pdu(smb2.TREE_CONNECT, smb2.tree_connect_response()),
-                                                  True, self.next_message_id - 1)))
+        self._send(False, self._build(Pdu(smb2.TREE_CONNECT, smb2.tree_connect_response()),
+                                      True, self.next_message_id - 1))
 
     def close(self, file_id: bytes) -> None:
         self.exchange([Pdu(smb2.CLOSE, smb2.close_request(file_id))], [Pdu(smb2.CLOSE, smb2.close_response())])

@@ -298,11 +298,17 @@ def setup() -> bytes:
     return cap.pcapng()
 
 
-def sealed() -> bytes:
+def sealed(privacy: bool = True) -> bytes:
+    """At PKT_PRIVACY with NTLM (password Clu5ter-Sample). The last call breaks a rule only its
+    sealed stub shows (raw I/O before CprepDiskGetArbSectors). privacy=False builds the clear
+    twin the key tests compare with (tests/test_keys.py)."""
     cap = Capture()
     c = ClusPrepClient(dcerpc.start(cap, CLIENT, NODE1, 50213))
     S2 = csvp.IClusterStorage2
-    c.bind(S2, ntlm=ntlmssp.Handshake(), level=dcerpc.RPC_C_AUTHN_LEVEL_PKT_PRIVACY)
+    if privacy:
+        c.bind(S2, ntlm=ntlmssp.Handshake(), level=dcerpc.RPC_C_AUTHN_LEVEL_PKT_PRIVACY)
+    else:
+        c.bind(S2)
     c.call(S2, "CprepPrepareNode", outs=dict(pulMajorVersion=10, pulMinorVersion=0, pdwCPrepVersion=5))
     c.call(S2, "CprepPrepareNodePhase2", dict(AttachDisksOnSystemBus=1), dict(pulNumDisks=3))
     c.call(S2, "CprepDiskGetProps", dict(DiskId=NUMBERED_DISK), dict(DiskProps=disk_props()))
@@ -310,6 +316,8 @@ def sealed() -> bytes:
     c.call(S2, "CprepDiskPRArbitrate", dict(DiskId=DISK))
     c.call(S2, "CprepDiskOnline", dict(DiskId=DISK), dict(MaxPartitionNumber=2))
     c.call(S2, "CprepDiskOffline", dict(DiskId=DISK))
+    c.call(S2, "CprepDiskRawRead", dict(DiskId=DISK, ulSector=11, cbData=512),
+           dict(pbData=_text(512), pcbDataRead=512, ulLatency=2))
     c.conn.close()
     return cap.pcapng()
 

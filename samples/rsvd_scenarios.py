@@ -20,6 +20,7 @@ from dissectors import rsvd
 from . import smb2
 from .conversation import RELATED_FILE_ID, Pdu, Smb2Session, start
 from .network import Capture, host
+from .smb3_encryption import Sealer
 
 SYNC, ASYNC = rsvd.FSCTL_SVHDX_SYNC_TUNNEL_REQUEST, rsvd.FSCTL_SVHDX_ASYNC_TUNNEL_REQUEST
 SRB_DATA_IN = rsvd.SRB_FLAGS["SRB_FLAGS_DATA_IN"]
@@ -112,11 +113,18 @@ class RsvdClient:
                         think_us=think_us)
 
 
-def connect(cap: Capture, client, server, cport: int, session_id: int, request_id: int) -> RsvdClient:
-    """TCP handshake, NEGOTIATE (3.0.2), SESSION_SETUP and TREE_CONNECT to \\sofs\vhdx."""
+def connect(cap: Capture, client, server, cport: int, session_id: int, request_id: int,
+            session_key: Optional[bytes] = None) -> RsvdClient:
+    """TCP handshake, NEGOTIATE (3.0.2), SESSION_SETUP and TREE_CONNECT to \\sofs\vhdx; with a
+    session key, everything after SESSION_SETUP is encrypted (MS-SMB2 3.2.4.1.8)."""
     smb = start(cap, client, server, cport)
-    smb.negotiate()
-    smb.session_setup(session_id)
+    if session_key is None:
+        smb.negotiate()
+        smb.session_setup(session_id)
+    else:
+        smb.negotiate(capabilities=smb2.SERVER_CAPABILITIES | smb2.GLOBAL_CAP_ENCRYPTION)
+        smb.session_setup(session_id, smb2.SESSION_FLAG_ENCRYPT_DATA)
+        smb.sealer = Sealer(session_key, session_id)
     smb.tree_connect(r"\\sofs\vhdx", 1)
     return RsvdClient(smb, request_id=request_id)
 
@@ -221,9 +229,9 @@ def open_disk(c: RsvdClient, name: str, context: bytes, resp_context: Optional[b
         c.smb.exchange([query], [answer])
 
 
-def node1(cap: Capture, server) -> None:
+def node1(cap: Capture, server, session_key: Optional[bytes] = None) -> None:
     """The seed-layout initiator: a full §3.1.4 session, every tunnel operation and the sense-error flow."""
-    c = connect(cap, host(1, "10.0.0.11"), server, 49701, 0x0000040000000001, request_id=1)
+    c = connect(cap, host(1, "10.0.0.11"), server, 49701, 0x0000040000000001, request_id=1, session_key=session_key)
     smb = c.smb
     fid = bytes.fromhex("0100000000000000" "0a00000000000000")
     open_disk(c, "disk.vhdx", open_context_seed("NODE1", NODE1_ID), None, fid, NODE1_ID,
@@ -266,9 +274,10 @@ def node1(cap: Capture, server) -> None:
     smb.flow.close()
 
 
-def node2(cap: Capture, server) -> None:
+def node2(cap: Capture, server, session_key: Optional[bytes] = None) -> None:
     """The Windows-layout initiator: v2 open, async SCSI, compounded tunnels, a second disk."""
-    c = connect(cap, host(2, "10.0.0.12"), server, 49702, 0x0000040000000005, request_id=1000)
+    c = connect(cap, host(2, "10.0.0.12"), server, 49702, 0x0000040000000005, request_id=1000,
+                session_key=session_key)
     smb = c.smb
     fid = bytes.fromhex("0200000000000000" "0b00000000000000")
     props = dict(VirtualDiskPropertiesInitialized=1, ServerServiceVersion=2, VirtualSectorSize=SECTOR,
@@ -318,16 +327,27 @@ def node2(cap: Capture, server) -> None:
     smb.flow.close()
 
 
-def shared_disk() -> bytes:
+# The session keys of rsvd_encrypted's two sessions (what an engineer pastes from the
+# client, e.g. with mimikatz or a debugger, into Wireshark or `analyze --smb-key`).
+SESSION_KEYS = {0x0000040000000001: bytes.fromhex("6b3a1c9e0d5f4a2b8c7e6d5f4a3b2c1d"),
+                0x0000040000000005: bytes.fromhex("0f1e2d3c4b5a69788796a5b4c3d2e1f0")}
+
+
+def shared_disk(encrypted: bool = False) -> bytes:
     cap = Capture()
     server = host(0x10, "10.0.0.20")
-    node1(cap, server)
+    node1(cap, server, SESSION_KEYS[0x0000040000000001] if encrypted else None)
     cap.tick(20_000)
-    node2(cap, server)
+    node2(cap, server, SESSION_KEYS[0x0000040000000005] if encrypted else None)
     return cap.pcapng()
 
 
-SCENARIOS = {"rsvd_shared_disk": shared_disk}
+def encrypted() -> bytes:
+    """rsvd_shared_disk with SMB 3.0.2 encryption (AES-128-CCM) after each SESSION_SETUP."""
+    return shared_disk(encrypted=True)
+
+
+SCENARIOS = {"rsvd_shared_disk": shared_disk, "rsvd_encrypted": encrypted}
 
 
 def malformed() -> bytes:

@@ -35,6 +35,9 @@ SMB2_DIALECT_202, SMB2_DIALECT_210, SMB2_DIALECT_300, SMB2_DIALECT_302, SMB2_DIA
     0x0202, 0x0210, 0x0300, 0x0302, 0x0311)
 
 SESSION_FLAG_BINDING = 0x01  # 2.2.5 SESSION_SETUP Request Flags
+SESSION_FLAG_ENCRYPT_DATA = 0x0004  # 2.2.6 SESSION_SETUP Response SessionFlags
+SERVER_CAPABILITIES = 0x2F  # 2.2.4: DFS, LEASING, LARGE_MTU, MULTI_CHANNEL, DIRECTORY_LEASING
+GLOBAL_CAP_ENCRYPTION = 0x40
 
 FILE_NO_INTERMEDIATE_BUFFERING = 0x00000008
 FILE_NON_DIRECTORY_FILE = 0x00000040
@@ -317,10 +320,10 @@ def negotiate_request(dialects: Sequence[int], client_guid: bytes) -> bytes:
         Dialects=b"".join(Int16ul.build(d) for d in dialects)))
 
 
-def negotiate_response(dialect: int, server_guid: bytes, systime: int) -> bytes:
+def negotiate_response(dialect: int, server_guid: bytes, systime: int, capabilities: int = 0x2F) -> bytes:
     return NegotiateResponse.build(dict(
         SecurityMode=1, DialectRevision=dialect, Reserved=0, ServerGuid=server_guid,
-        Capabilities=0x2F, MaxTransactSize=8 << 20, MaxReadSize=8 << 20, MaxWriteSize=8 << 20,
+        Capabilities=capabilities, MaxTransactSize=8 << 20, MaxReadSize=8 << 20, MaxWriteSize=8 << 20,
         SystemTime=systime, ServerStartTime=0, SecurityBufferOffset=0, SecurityBufferLength=0,
         Reserved2=0, Buffer=b""))
 
@@ -331,9 +334,9 @@ def session_setup_request(flags: int = 0) -> bytes:
         SecurityBufferLength=0, PreviousSessionId=0, Buffer=b"\x00"))
 
 
-def session_setup_response() -> bytes:
+def session_setup_response(session_flags: int = 0) -> bytes:
     return SessionSetupResponse.build(dict(
-        SessionFlags=0, SecurityBufferOffset=0, SecurityBufferLength=0, Buffer=b"\x00"))
+        SessionFlags=session_flags, SecurityBufferOffset=0, SecurityBufferLength=0, Buffer=b"\x00"))
 
 
 def tree_connect_request(path: str) -> bytes:

@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
+import samples
 import tsharks
+from analyzer.keys import Keys
 from analyzer.source import tshark_env
 from dissectors import generate
 
@@ -27,6 +29,9 @@ def tshark_argv(tshark: Optional[tsharks.Tshark] = None) -> List[str]:
 
 def tshark_cmd(pcap: Path, *args: str, lua: bool = True) -> List[str]:
     cmd = tshark_argv() + ["-n", "-r", str(pcap)]
+    keys = samples.KEYS.get(Path(pcap).stem)
+    if keys:  # an encrypted sample is decoded decrypted, as analyze --smb-key would
+        cmd += Keys(**keys).args(tuple(map(int, (CURRENT or TSHARK).version.split("."))))
     if lua:
         for p in generate.lua_paths():
             cmd += ["-X", "lua_script:%s" % p]

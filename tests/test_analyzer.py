@@ -91,7 +91,7 @@ def test_clusprep_sequences_and_sealed_rules_not_evaluated():
     [seq] = doc["clusprep_sequences"]
     assert seq["sealed"] and [c["method"] for c in seq["sequence"]] == [
         "CprepPrepareNode", "CprepPrepareNodePhase2", "CprepDiskGetProps", "CprepDiskAttach", "CprepDiskPRArbitrate",
-        "CprepDiskOnline", "CprepDiskOffline"]
+        "CprepDiskOnline", "CprepDiskOffline", "CprepDiskRawRead"]
     assert {c["result"] for c in seq["sequence"]} == {"sealed"}
     [ne] = doc["rules_not_evaluated"]
     needs = {cls.id for cls in RULE_CLASSES if cls.needs_stub}

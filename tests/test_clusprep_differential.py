@@ -70,7 +70,7 @@ def test_sealed_calls_keep_their_sequence():
     assert [(c.method, c.direction) for c in sealed] == [(c.method, c.direction) for c in clear]
     assert [c.method for c in sealed if c.direction == "request"] == [
         "CprepPrepareNode", "CprepPrepareNodePhase2", "CprepDiskGetProps", "CprepDiskAttach", "CprepDiskPRArbitrate",
-        "CprepDiskOnline", "CprepDiskOffline"]
+        "CprepDiskOnline", "CprepDiskOffline", "CprepDiskRawRead"]
     for c in sealed:
         assert c.raw is None and c.top["clusprep.encrypted"] == "1" and c.top["clusprep.auth_level"] == "6"
         assert "clusprep.request_in" in c.top or c.direction == "request"

@@ -1,0 +1,132 @@
+"""Keys: what an engineer gives `analyze` so that Wireshark decrypts SMB 3 encryption and sealed
+DCE/RPC. Each encrypted sample, with its keys, gives the findings of its clear-text twin; without
+them, the report says what stayed encrypted and which option unlocks it."""
+import json
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+import analyzer
+import samples
+from analyzer.keys import smb30_keys
+from samples import csvp_scenarios
+from samples.rsvd_scenarios import SESSION_KEYS
+
+ROOT = Path(__file__).resolve().parent.parent
+ENCRYPTED, CLEAR = samples.path("rsvd_encrypted"), samples.path("rsvd_shared_disk")
+SEALED = samples.path("clusprep_sealed")
+PASSWORD = "Clu5ter-Sample"
+SMB_KEYS = ["0x%016X:%s" % (sid, key.hex()) for sid, key in sorted(SESSION_KEYS.items())]
+
+
+def analyze(*args, tshark=None):
+    return subprocess.run([sys.executable, "-m", "analyzer", "--format", "json", "--fail-on", "never",
+                           *(("--tshark", tshark.exe) if tshark else ()), *map(str, args)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def doc(*args, tshark=None):
+    res = analyze(*args, tshark=tshark)
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout)
+
+
+def findings(d):
+    return Counter((f["rule"], f["severity"], tuple(f["frames"])) for f in d["findings"])
+
+
+def test_smb30_key_derivation_matches_impacket():
+    from impacket.smb3 import crypto
+
+    for key in SESSION_KEYS.values():
+        s2c, c2s = smb30_keys(key)
+        assert c2s == crypto.KDF_CounterMode(key, b"SMB2AESCCM\x00", b"ServerIn \x00", 128)
+        assert s2c == crypto.KDF_CounterMode(key, b"SMB2AESCCM\x00", b"ServerOut\x00", 128)
+
+
+@pytest.mark.tshark_matrix
+def test_smb3_encrypted_sample_with_keys_gives_its_clear_twins_findings(tshark):
+    with_keys = doc(ENCRYPTED, *[a for k in SMB_KEYS for a in ("--smb-key", k)], tshark=tshark)
+    clear = doc(CLEAR, tshark=tshark)
+    assert findings(with_keys) == findings(clear) and findings(clear)
+    strip = lambda ss: [{k: v for k, v in s.items() if k not in ("latency_p50_ms", "latency_p99_ms")} for s in ss]
+    assert strip(with_keys["rsvd_sessions"]) == strip(clear["rsvd_sessions"])
+    assert with_keys["rules_not_evaluated"] == [] and with_keys["captures"][0]["encrypted"]["smb3_messages"] == 0
+
+
+@pytest.mark.tshark_matrix
+def test_smb3_encrypted_sample_without_keys_names_what_is_missing(tshark):
+    d = doc(ENCRYPTED, tshark=tshark)
+    assert d["findings"] == [] and d["rsvd_sessions"] == []
+    enc = d["captures"][0]["encrypted"]
+    # Wireshark's own count of transform headers
+    out = subprocess.run([*tshark.argv, "-n", "-r", str(ENCRYPTED), "-T", "fields",
+                          "-e", "smb2.header.transform.msg_size"], capture_output=True, text=True).stdout
+    assert enc["smb3_messages"] == sum(len(line.split(",")) for line in out.split("\n") if line.strip())
+    assert enc["smb3_sessions"] == ["0x%016X" % sid for sid in sorted(SESSION_KEYS)]
+    subjects = {n["subject"]: n for n in d["rules_not_evaluated"]}
+    for sid in SESSION_KEYS:
+        n = subjects["SMB 3 session 0x%016X" % sid]
+        assert n["unlock"].startswith("--smb-key 0x%016X:" % sid) and "rsvd.sense_not_retrieved" in n["rules"]
+    text = subprocess.run([sys.executable, "-m", "analyzer", str(ENCRYPTED)], cwd=ROOT, capture_output=True,
+                          text=True).stdout
+    assert "Encrypted and not decrypted: %d SMB 3 messages" % enc["smb3_messages"] in text
+
+
+def test_smb_key_forms_and_raw_option_decrypt_alike():
+    """0x... (as Wireshark shows smb2.sesid), wire-order hex, and the raw -o uat record."""
+    [(sid, key)] = [(s, k) for s, k in SESSION_KEYS.items() if s == 0x0000040000000005]
+    wire = sid.to_bytes(8, "little").hex()
+    forms = [["--smb-key", "0x%016X:%s" % (sid, key.hex())], ["--smb-key", "%s:%s" % (wire, key.hex())],
+             ["-o", "uat:smb2_seskey_list:%s,%s,%s,%s" % ((wire, key.hex()) + tuple(k.hex() for k in smb30_keys(key)))]]
+    results = [doc(ENCRYPTED, *f) for f in forms]
+    assert all(r["findings"] == results[0]["findings"] for r in results) and results[0]["findings"]
+    assert all([s["open_id"] for s in r["rsvd_sessions"]] == [s["open_id"] for s in results[0]["rsvd_sessions"]]
+               for r in results)
+    assert {s["initiator_host"] for s in results[0]["rsvd_sessions"]} == {"NODE2.cluster.example", "NODE2"}
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--smb-key", "nonsense"], "--smb-key"),
+    (["--smb-key", "0x1:abcd"], "session key must be 16 or 32 bytes"),
+    (["--smb-key", "0102:%s" % ("00" * 16)], "session id must be 8 bytes"),
+    (["-o", "novalue"], "NAME:VALUE"),
+    (["-o", "no.such.preference:1"], "tshark refused a key or option"),
+    (["--keytab", "/nonexistent/keytab"], "is not a file"),
+])
+def test_bad_keys_are_one_clear_line(args, says):
+    res = subprocess.run([sys.executable, "-m", "analyzer", *args, str(ENCRYPTED)], cwd=ROOT, capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 2 and says in res.stderr and "Traceback" not in res.stderr, res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+
+
+def _by_method(cap):
+    """Findings keyed by rule and the methods of the calls at their frames (frame numbers differ:
+    the NTLM handshake adds an auth3)."""
+    calls = cap.clusprep_calls
+    at = {int(r["request_frame"]): r["method"] for _, r in calls.iterrows()}
+    at.update({int(r["response_frame"]): r["method"] for _, r in calls.iterrows() if r["response_frame"] != ""})
+    return Counter((f.rule, tuple(at.get(x, "?") for x in f.frames)) for f in cap.result.findings)
+
+
+def test_sealed_clusprep_with_the_password_gives_its_clear_twins_findings(tmp_path):
+    twin = tmp_path / "clusprep_clear_twin.pcapng"
+    twin.write_bytes(csvp_scenarios.sealed(privacy=False))
+    clear = analyzer.load(twin)
+    opened = analyzer.load(SEALED, nt_password=PASSWORD)
+    level = "clusprep.insufficient_auth_level"  # the twin is unauthenticated: that one is the twin's own
+    want = Counter({k: n for k, n in _by_method(clear).items() if k[0] != level})
+    assert _by_method(opened) == want and ("clusprep.raw_io_without_arb_sectors", ("CprepDiskRawRead",)) in want
+    assert list(opened.clusprep_calls["result"]) == list(clear.clusprep_calls["result"])
+    assert "sealed" not in set(opened.clusprep_calls["result"])
+    assert opened.result.not_evaluated == [] and opened.result.encrypted["sealed_dcerpc_pdus"] == 0
+    # without it: nothing read, the rules that need the stubs listed, the option named
+    shut = analyzer.load(SEALED)
+    assert set(shut.clusprep_calls["result"]) == {"sealed"} and shut.result.findings == []
+    [n] = shut.result.not_evaluated
+    assert "clusprep.raw_io_without_arb_sectors" in n.rules and "--nt-password" in n.unlock
+    assert shut.result.encrypted["sealed_dcerpc_pdus"] == 2 * len(shut.clusprep_calls)
