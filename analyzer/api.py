@@ -6,6 +6,7 @@ from typing import Optional, Sequence
 
 from .pipeline import CaptureResult, analyze_capture
 from .keys import Keys
+from .merge import Merged
 from .source import find_tshark
 from .tables import Tables
 
@@ -48,9 +49,15 @@ class Capture:
 
 def load(path, tshark: Optional[str] = None, *, smb_keys: Sequence[str] = (), nt_password: Optional[str] = None,
          keytab: Optional[str] = None, options: Sequence[str] = ()) -> Capture:
-    """Analyze one capture. The keys are analyze's options: smb_keys ["SESSION_ID:KEY", ...],
-    nt_password, keytab, and options ["NAME:VALUE", ...] for tshark's -o."""
+    """Analyze one capture. `path` may also be a directory or a list of files, analyzed as one
+    capture merged by time (analyze --merge). The keys are analyze's options: smb_keys
+    ["SESSION_ID:KEY", ...], nt_password, keytab, and options ["NAME:VALUE", ...] for tshark's -o."""
     tables = Tables()
     keys = Keys(smb_keys=list(smb_keys), nt_password=nt_password, keytab=keytab, options=list(options))
-    result = analyze_capture(Path(path), find_tshark(tshark), tables, keys=keys)
+    t = find_tshark(tshark)
+    if isinstance(path, (list, tuple)) or Path(path).is_dir():
+        merged = Merged.prepare(t, [str(p) for p in path] if isinstance(path, (list, tuple)) else [str(path)])
+        result = analyze_capture(Path(merged.name), t, tables, keys=keys, merged=merged)
+    else:
+        result = analyze_capture(Path(path), t, tables, keys=keys)
     return Capture(result, tables)

@@ -16,6 +16,7 @@ from typing import List, Optional
 
 from .findings import SEVERITIES
 from .keys import Keys
+from .merge import Merged
 from .pipeline import analyze_capture
 from .report import to_json, to_text, write_output
 from .source import CaptureError, find_tshark, installed_copy_notes
@@ -62,7 +63,11 @@ class _Progress:
 def main(argv: Optional[List[str]] = None) -> int:
     ap = argparse.ArgumentParser(prog="analyze", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("captures", nargs="+", metavar="CAPTURE", help="pcap or pcapng files")
+    ap.add_argument("captures", nargs="+", metavar="CAPTURE",
+                    help="capture files (any format tshark reads); with --merge, also directories")
+    ap.add_argument("--merge", action="store_true",
+                    help="analyze all CAPTUREs (files, directories, a ring-buffer set) as one capture, merged by "
+                         "time; findings cite file and frame")
     ap.add_argument("--format", choices=("text", "json"), default="text")
     ap.add_argument("--output", metavar="DIR", help="write findings.jsonl and the tables as CSV and Parquet here")
     ap.add_argument("--fail-on", choices=("error", "warning", "never"), default="error",
@@ -113,6 +118,16 @@ def _run(args) -> int:
     keys = Keys(smb_keys=args.smb_key, nt_password=args.nt_password, keytab=args.keytab, options=args.options)
     keys.args(tshark.version)  # a malformed key is a usage error before any work
     results, failed = [], False
+    if args.merge:
+        merged = Merged.prepare(tshark, args.captures)
+        tables = Tables(outdir, keep=False)
+        with _Progress(sys.stderr.isatty()) as progress:
+            try:
+                results.append(analyze_capture(Path(merged.name), tshark, tables, progress.task(merged.name), keys,
+                                               merged=merged))
+            finally:
+                tables.close()
+        return _finish(args, results, outdir, tshark, failed)
     with _Progress(sys.stderr.isatty()) as progress:
         for cap in args.captures:
             tables = Tables(outdir / Path(cap).stem if outdir and len(args.captures) > 1 else outdir, keep=False)
@@ -123,6 +138,10 @@ def _run(args) -> int:
                 failed = True
             finally:
                 tables.close()
+    return _finish(args, results, outdir, tshark, failed)
+
+
+def _finish(args, results, outdir, tshark, failed: bool) -> int:
     text = to_json(results, tshark.version_text) if args.format == "json" else to_text(results, tshark.version_text)
     if results or args.format == "json":
         sys.stdout.write(text + ("\n" if not text.endswith("\n") else ""))

@@ -17,10 +17,14 @@ class Finding:
     frames: List[int]
     message: str
     subject: str
+    where: List[tuple] = field(default_factory=list)  # (file, frame) of each frame, for merged captures
 
     def as_dict(self) -> dict:
-        return dict(rule=self.rule, severity=self.severity, spec=self.spec, frames=self.frames,
-                    message=self.message, subject=self.subject)
+        d = dict(rule=self.rule, severity=self.severity, spec=self.spec, frames=self.frames,
+                 message=self.message, subject=self.subject)
+        if self.where:
+            d["where"] = [dict(file=f, frame=n) for f, n in self.where]
+        return d
 
 
 class Rule:

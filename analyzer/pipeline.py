@@ -14,6 +14,7 @@ from .events import frame_of
 from .findings import Bus, Finding, Findings, NotEvaluated, Rule
 from .rsvd_sessions import RsvdTracker
 from .keys import Keys
+from .merge import Merged
 from .source import AGGREGATOR, COL, CaptureError, Run, Tshark, check_capture
 from .tables import Tables
 
@@ -63,11 +64,15 @@ class CaptureResult:
     findings: List[Finding] = field(default_factory=list)
     not_evaluated: List[NotEvaluated] = field(default_factory=list)
     encrypted: dict = field(default_factory=dict)  # what stayed encrypted: SMB3 messages, sealed ClusPrep PDUs
+    files: List[dict] = field(default_factory=list)  # merged: each file and its packets, in merge order
 
 
 def analyze_capture(path: Path, tshark: Tshark, tables: Tables,
-                    progress: Optional[Callable[[int], None]] = None, keys: Optional[Keys] = None) -> CaptureResult:
-    check_capture(path)
+                    progress: Optional[Callable[[int], None]] = None, keys: Optional[Keys] = None,
+                    merged: Optional[Merged] = None) -> CaptureResult:
+    """One capture file, or (merged) several read as one timeline; `path` names it in reports."""
+    if merged is None:
+        check_capture(path)
     decrypt = keys.args(tshark.version) if keys else []
     started = time.monotonic()
     sink = Findings()
@@ -75,7 +80,8 @@ def analyze_capture(path: Path, tshark: Tshark, tables: Tables,
     bus = Bus(rules)
     rsvd_tracker = RsvdTracker(bus, tables)
     clusprep_tracker = ClusPrepTracker(bus, tables)
-    run = Run(tshark, path, decrypt)
+    run = Run(tshark, path, decrypt, feed=merged.mergecap(tshark) if merged else None)
+    interface = COL["frame.interface_id"]
     encrypted = Encrypted()
     plugin_error, analyzer_error = PluginError(sink), AnalyzerError(sink)
     n = smb2_messages = dcerpc_pdus = 0
@@ -83,6 +89,8 @@ def analyze_capture(path: Path, tshark: Tshark, tables: Tables,
         n += 1
         if progress is not None and n % 4096 == 0:
             progress(n)
+        if merged is not None:
+            merged.observe(int(cols[0]), int(cols[interface] or 0))
         for proto, col in ERROR_COLUMNS:
             if cols[col]:
                 for text in filter(None, cols[col].split(AGGREGATOR)):
@@ -123,6 +131,10 @@ def analyze_capture(path: Path, tshark: Tshark, tables: Tables,
         result.findings.append(Finding(rule_id, next(r.severity for r in rules if r.id == rule_id),
                                        next(r.spec for r in rules if r.id == rule_id), [],
                                        "%d more findings of this rule not listed" % extra, path.name))
+    if merged is not None:
+        for f in result.findings:
+            f.where = [merged.locate(x) for x in f.frames]
+        result.files = merged.files_summary()
     result.rsvd_sessions = sessions
     result.clusprep_sequences = [dict(conversation=c.id, stream=c.stream, client=c.client, server=c.server,
                                       interfaces=c.interfaces, sealed=c.sealed, calls=c.calls,

@@ -19,6 +19,8 @@ def document(results: List[CaptureResult], tshark_version: str) -> dict:
                                     smb2_messages=r.smb2_messages, dcerpc_pdus=r.dcerpc_pdus,
                                     seconds=round(r.seconds, 3), tshark=tshark_version,
                                     tshark_messages=r.tshark_errors, encrypted=r.encrypted))
+        if r.files:
+            doc["captures"][-1]["files"] = r.files
         tag = (lambda d: dict(d, capture=r.path.name)) if several else (lambda d: d)
         doc["rsvd_sessions"] += [tag(s) for s in r.rsvd_sessions]
         doc["clusprep_sequences"] += [tag(s) for s in r.clusprep_sequences]
@@ -35,11 +37,24 @@ def _ms(x) -> str:
     return "-" if x is None else ("%.3f ms" % x)
 
 
+def _where(where) -> str:
+    """file#81,82 other#3: frames grouped by the file they are in."""
+    parts = []
+    for name, frame in where:
+        if parts and parts[-1][0] == name:
+            parts[-1][1].append(str(frame))
+        else:
+            parts.append((name, [str(frame)]))
+    return " ".join("%s#%s" % (name, ",".join(frames)) for name, frames in parts)
+
+
 def to_text(results: List[CaptureResult], tshark_version: str) -> str:
     out: List[str] = []
     for r in results:
         out.append("Capture %s: %d packets%s (tshark %s, %.1f s)" % (
             r.path, r.packets, ", TRUNCATED" if r.truncated else "", tshark_version, r.seconds))
+        for fi in r.files:
+            out.append("  merged: %s (%d packets)" % (fi["path"], fi["packets"]))
         out.append("")
         if r.rsvd_sessions:
             out.append("RSVD opens (%d)" % len(r.rsvd_sessions))
@@ -99,7 +114,7 @@ def to_text(results: List[CaptureResult], tshark_version: str) -> str:
                 continue
             out.append("  %s" % sev.upper())
             for f in items:
-                frames = ",".join(str(x) for x in f.frames) or "-"
+                frames = _where(f.where) if f.where else ",".join(str(x) for x in f.frames) or "-"
                 out.append("    [%s] frames %s: %s (%s) [%s]" % (f.rule, frames, f.message, f.subject, f.spec))
         out.append("")
     return "\n".join(out)

@@ -35,7 +35,7 @@ INSTALL_HINT = "install it (DEBIAN_FRONTEND=noninteractive apt-get install -y ts
 
 # The fields of one output line, in order. Per-frame lists use AGGREGATOR.
 FIELDS = [
-    "frame.number", "frame.time_epoch", "tcp.stream", "ip.src", "ip.dst", "ipv6.src", "ipv6.dst",
+    "frame.number", "frame.time_epoch", "frame.interface_id", "tcp.stream", "ip.src", "ip.dst", "ipv6.src", "ipv6.dst",
     "tcp.srcport", "tcp.dstport",
     # SMB2: once per message header, or once per message of the commands that carry them
     "smb2.cmd", "smb2.flags.response", "smb2.msg_id", "smb2.sesid", "smb2.tid", "smb2.nt_status", "smb2.fid",
@@ -144,7 +144,7 @@ def check_capture(path: Path) -> None:
     if not path.exists():
         raise CaptureError("%s: no such file" % path)
     if path.is_dir():
-        raise CaptureError("%s is a directory; give a capture file" % path)
+        raise CaptureError("%s is a directory; give a capture file, or --merge to read its files as one capture" % path)
     try:
         with open(path, "rb") as f:
             magic = f.read(4)
@@ -256,6 +256,7 @@ class Run:
     tshark: Tshark
     path: Path
     decrypt: Sequence[str] = ()  # -o options that give tshark keys (analyzer.keys)
+    feed: Optional[List[str]] = None  # a command whose stdout is the capture (mergecap), read as -r -
     truncated: bool = False
     errors: List[str] = field(default_factory=list)
     dissector_bugs: List[tuple] = field(default_factory=list)  # (frame or None, tshark's line)
@@ -263,8 +264,14 @@ class Run:
 
     def rows(self) -> Iterator[List[str]]:
         escaped = self.tshark.version >= ESCAPES_TEXT
-        proc = subprocess.Popen(command(self.tshark, self.path, self.decrypt), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        feeder = None
+        if self.feed is not None:
+            feeder = subprocess.Popen(self.feed, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(command(self.tshark, Path("-") if feeder else self.path, self.decrypt),
+                                stdin=feeder.stdout if feeder else None, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True, encoding="utf-8", errors="replace", bufsize=1 << 20, env=tshark_env())
+        if feeder is not None:
+            feeder.stdout.close()  # tshark holds it now; mergecap sees a closed pipe if tshark stops
         try:
             for line in proc.stdout:
                 cols = line.rstrip("\n").split("\t")
@@ -281,6 +288,13 @@ class Run:
             stderr = proc.stderr.read()
             proc.stderr.close()
             code = proc.wait()
+            if feeder is not None:
+                said = feeder.stderr.read().decode("utf-8", "replace")
+                feeder.stderr.close()
+                if feeder.wait() != 0:
+                    self.errors += ["mergecap: " + line.strip() for line in said.splitlines() if line.strip()]
+                    if any("cut short" in line or "damaged" in line for line in said.splitlines()):
+                        self.truncated = True
         for line in stderr.splitlines():
             if "cut short in the middle of a packet" in line or "appears to be damaged or corrupt" in line:
                 self.truncated = True

@@ -1,0 +1,104 @@
+"""Several capture files as one timeline: a ring-buffer file set (dumpcap -b), or captures taken
+on several nodes at once.
+
+mergecap merges them by timestamp and tshark reads the result from a pipe (nothing is written
+to disk), so TCP reassembly, SMB 3 decryption and every reconstruction see one capture: an
+open whose CREATE is in one file and whose failures are in the next is one open. mergecap runs
+with `-I none`, which keeps each file's interfaces apart, so the interface a frame arrived on
+names its file; frames of one file keep their order, so counting them gives each frame's
+number in its own file. Findings cite file and frame.
+"""
+from __future__ import annotations
+
+import bisect
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import List, Sequence, Tuple
+
+from .source import CaptureError, Tshark, check_capture
+
+_INTERFACES = re.compile(r"Number of interfaces in file:\s*(\d+)")
+
+
+def _tool(tshark: Tshark, name: str) -> str:
+    beside = Path(tshark.path).parent / name
+    found = str(beside) if beside.is_file() else shutil.which(name)
+    if not found:
+        raise CaptureError("%s not found (it comes with tshark: apt-get install -y tshark); --merge needs it" % name)
+    return found
+
+
+def expand(paths: Sequence[str]) -> List[Path]:
+    """The files named, with each directory replaced by the capture files in it, by name (a
+    ring-buffer set's names sort in order)."""
+    out: List[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = []
+            for f in sorted(p.iterdir()):
+                if f.is_file():
+                    try:
+                        check_capture(f)
+                    except CaptureError:
+                        continue  # a README or a checksum beside the captures
+                    found.append(f)
+            if not found:
+                raise CaptureError("%s holds no capture file" % p)
+            out += found
+        else:
+            out.append(p)
+    return out
+
+
+@dataclass
+class Merged:
+    files: List[Path]
+    first_interface: List[int] = field(default_factory=list)  # per file, its first interface id in the merge
+    runs: List[Tuple[int, int, int]] = field(default_factory=list)  # (first merged frame, file, its frame there)
+    counts: List[int] = field(default_factory=list)  # frames seen per file
+    _starts: List[int] = field(default_factory=list)
+
+    @classmethod
+    def prepare(cls, tshark: Tshark, paths: Sequence[str]) -> "Merged":
+        files = expand(paths)
+        for f in files:
+            check_capture(f)
+        capinfos = _tool(tshark, "capinfos")
+        first, n = [], 0
+        for f in files:
+            res = subprocess.run([capinfos, "-I", str(f)], capture_output=True, text=True, timeout=3600)
+            m = _INTERFACES.search(res.stdout)
+            if not m:  # a file cut short still says how many interfaces it has; nothing at all is an error
+                raise CaptureError("capinfos could not read %s: %s" % (f, res.stderr.strip().splitlines()[-1:] or "?"))
+            first.append(n)
+            n += int(m.group(1))
+        return cls(files, first, counts=[0] * len(files))
+
+    @property
+    def name(self) -> str:
+        return "%s (+%d files merged)" % (self.files[0], len(self.files) - 1) if len(self.files) > 1 else str(self.files[0])
+
+    def mergecap(self, tshark: Tshark) -> List[str]:
+        return [_tool(tshark, "mergecap"), "-I", "none", "-w", "-", *map(str, self.files)]
+
+    def observe(self, frame: int, interface: int) -> None:
+        """Frame `frame` of the merge arrived on `interface`: extend the runs."""
+        k = bisect.bisect_right(self.first_interface, interface) - 1
+        self.counts[k] += 1
+        if not self.runs or self.runs[-1][1] != k:
+            self.runs.append((frame, k, self.counts[k]))
+            self._starts.append(frame)
+
+    def locate(self, frame: int) -> Tuple[str, int]:
+        """(file name, frame number in that file) of a frame of the merge."""
+        i = bisect.bisect_right(self._starts, frame) - 1
+        if i < 0:
+            return ("?", frame)
+        start, k, first = self.runs[i]
+        return (self.files[k].name, first + frame - start)
+
+    def files_summary(self) -> List[dict]:
+        return [dict(path=str(f), packets=n) for f, n in zip(self.files, self.counts)]
