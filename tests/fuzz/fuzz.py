@@ -127,12 +127,14 @@ import capture  # noqa: E402
 import locate  # noqa: E402
 import mutators  # noqa: E402
 import samples  # noqa: E402
-from analyzer.source import tshark_env  # noqa: E402
+from analyzer.keys import Keys  # noqa: E402
+from analyzer.source import find_tshark, tshark_env  # noqa: E402
 from dissectors import generate  # noqa: E402
 
 QUICK_VARIANTS = 264  # 8 per (sample, kind) pair
 DEFAULT_OUT = Path(tempfile.gettempdir()) / "msrsvd-fuzz"
 TSHARK = shutil.which("tshark") or "/usr/bin/tshark"
+_VERSION = find_tshark(TSHARK).version  # the keys tshark needs depend on its version (analyzer.keys)
 PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python").exists() else sys.executable
 TSHARK_TIMEOUT, ANALYZE_TIMEOUT = 120, 300
 SLOW_RATIO, SLOW_SECONDS = 5.0, 1.0
@@ -153,10 +155,22 @@ def _unframe(msg: str) -> str:
     return re.sub(r"\b(frames?|packet) \d+(,\d+)*", r"\1 N", msg)
 
 
+def _keys(path: Path) -> Optional[Keys]:
+    """An encrypted sample (samples.KEYS) and its variants (SAMPLE-kind-seed) run with its keys,
+    so mutations reach the decrypted messages."""
+    for name, k in samples.KEYS.items():
+        if path.stem == name or path.stem.startswith(name + "-"):
+            return Keys(**k)
+    return None
+
+
 def tshark_cmd(path: Path) -> List[str]:
     cmd = [TSHARK, "-n", "-2", "-r", str(path)]
     for p in generate.lua_paths():
         cmd += ["-X", "lua_script:%s" % p]
+    keys = _keys(path)
+    if keys:
+        cmd += keys.args(_VERSION)
     cmd += ["-Y", FILTER, "-T", "fields", "-E", "occurrence=a", "-E", "aggregator=" + AGG]
     for f in FIELDS:
         cmd += ["-e", f]
@@ -164,7 +178,9 @@ def tshark_cmd(path: Path) -> List[str]:
 
 
 def analyze_cmd(path: Path) -> List[str]:
-    return [PYTHON, "-m", "analyzer", "--format", "json", "--fail-on", "never", str(path)]
+    keys = _keys(path)
+    return [PYTHON, "-m", "analyzer", "--format", "json", "--fail-on", "never",
+            *[a for k in (keys.smb_keys if keys else []) for a in ("--smb-key", k)], str(path)]
 
 
 def shell(cmd: List[str]) -> str:
@@ -250,8 +266,9 @@ def build_variant(v: Variant, info: SampleInfo, dst: Path) -> Tuple[str, str]:
         dst.write_bytes(data)
         return "file_cut", desc
     if v.kind == "struct":
-        if not info.struct_mutators:
-            raise RuntimeError("%s: no RSVD message or ClusPrep stub found to mutate" % info.name)
+        if not info.struct_mutators:  # all encrypted: random bytes are what reaches the decryption
+            desc, _ = mutators.editcap_corrupt(rng, info.path, dst, info.family)
+            return "editcap (no clear-text message)", desc
         name = rng.choice(info.struct_mutators)
         cap = info.cap.copy()
         desc = mutators.struct_mutate(rng, cap, info.loc, name)
@@ -563,7 +580,8 @@ def main(argv=None) -> int:
     infos = {n: load_sample(n) for n in names}
     for n, i in infos.items():
         if not i.struct_mutators and "struct" in kinds:
-            print("warning: %s has no RSVD message or ClusPrep stub to mutate" % n, file=sys.stderr)
+            print("note: %s has no clear-text RSVD message or ClusPrep stub; its struct variants corrupt bytes"
+                  % n, file=sys.stderr)
     print("fuzz: %d variants over %d samples (%s), seed %d, %d jobs; baselines..." % (
         len(variants), len(names), ",".join(kinds), args.seed, args.jobs), file=sys.stderr, flush=True)
     with concurrent.futures.ThreadPoolExecutor(args.jobs) as ex:
