@@ -168,3 +168,21 @@ def test_clusprep_cut_after_the_bind_lists_every_call_and_invents_nothing(pcap, 
         ns = [n for n in cut.result.not_evaluated if "listed by opnum" in n.reason]
         assert all(set(n.rules) == NEEDS_BIND for n in ns)
         assert sum(int(n.reason.split()[0]) for n in ns) == len(unbound)
+
+
+@pytest.mark.tshark_matrix
+def test_mid_session_cut_in_tshark_links_what_it_can_and_accuses_no_one(tshark, tmp_path):
+    """The plugin on a capture started mid-session: an error stored on an open made before the
+    capture is still shown (the STATUS_SVHDX_ERROR_STORED status says the open is RSVD), and a
+    retrieval of a key stored before the capture is not called a retrieval of a key never stored."""
+    src = samples.path("rsvd_cluster_events")
+    cut = _cut(src, 31, tmp_path / "cut.pcapng")  # after both CREATEs, before the stored errors
+    rows = field_values(cut, ["msrsvd.sense.status_key", "msrsvd.sense.error_in", "_ws.expert.message"],
+                        "-2", "-Y", "frame")
+    stored = [r for r in rows if r["msrsvd.sense.status_key"]]
+    assert stored, "no stored error shown on the open made before the capture"
+    experts = [m for r in rows for m in r["_ws.expert.message"]]
+    assert not [m for m in experts if "No error was stored" in m]
+    full = field_values(src, ["msrsvd.sense.status_key"], "-2", "-Y", "frame")
+    assert {(int(r["frame.number"]) + 30, tuple(r["msrsvd.sense.status_key"])) for r in stored} <= \
+        {(int(r["frame.number"]), tuple(r["msrsvd.sense.status_key"])) for r in full}
