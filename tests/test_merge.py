@@ -96,3 +96,18 @@ def test_merge_refuses_what_it_cannot_read(tmp_path):
     res = subprocess.run([sys.executable, "-m", "analyzer", "--merge", str(empty)], cwd=ROOT, capture_output=True,
                          text=True, timeout=120)
     assert res.returncode == 2 and "holds no capture file" in res.stderr
+
+
+def test_encrypted_ring_buffer_decrypts_across_files_once_merged(tmp_path):
+    """Wireshark decrypts an SMB 3 session only after its SESSION_SETUP: the second file of a ring
+    alone stays encrypted even with the key (and the report says why), merged it decrypts."""
+    src = samples.path("rsvd_encrypted")
+    files = ring(src, tmp_path / "ring")
+    keys = [a for k in samples.KEYS["rsvd_encrypted"]["smb_keys"] for a in ("--smb-key", k)]
+    alone = run(files[1], *keys)
+    assert any("SESSION_SETUP" in n["reason"] for n in alone["rules_not_evaluated"])
+    merged = run("--merge", *files, *keys)
+    clear = run(samples.path("rsvd_shared_disk"))
+    key = lambda f: (f["rule"], tuple(f["frames"]))
+    assert sorted(map(key, merged["findings"])) == sorted(map(key, clear["findings"])) and clear["findings"]
+    assert merged["rules_not_evaluated"] == [] and merged["captures"][0]["encrypted"]["smb3_messages"] == 0

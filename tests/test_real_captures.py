@@ -186,3 +186,25 @@ def test_mid_session_cut_in_tshark_links_what_it_can_and_accuses_no_one(tshark, 
     full = field_values(src, ["msrsvd.sense.status_key"], "-2", "-Y", "frame")
     assert {(int(r["frame.number"]) + 30, tuple(r["msrsvd.sense.status_key"])) for r in stored} <= \
         {(int(r["frame.number"]), tuple(r["msrsvd.sense.status_key"])) for r in full}
+
+
+def test_unknown_file_ids_are_bounded():
+    """A capture full of READ/WRITE on FileIds whose CREATE it lacks (any file server's traffic)
+    keeps at most MAX_CANDIDATES of them waiting for RSVD evidence, each with bounded rows."""
+    from analyzer.events import READ, Smb2Message
+    from analyzer.findings import Bus
+    from analyzer.rsvd_sessions import MAX_CANDIDATES, MAX_PENDING_ROWS, RsvdTracker
+    from analyzer.tables import Tables
+
+    t = RsvdTracker(Bus([]), Tables())
+    n = MAX_CANDIDATES * 3
+    for i in range(n):
+        fid = "%08x-0000-0000-0000-000000000000" % i
+        t.message(Smb2Message(2 * i + 1, 0.0, 0, 1, READ, False, i, 7, 1, file_id=fid), "10.0.0.1:1", "10.0.0.2:445")
+        t.message(Smb2Message(2 * i + 2, 0.0, 0, 1, READ, True, i, 7, 1, status=0), "10.0.0.2:445", "10.0.0.1:1")
+    assert len(t.candidates) == MAX_CANDIDATES and not t.opens and not t.io
+    hot = "%08x-0000-0000-0000-000000000000" % (n - 1)
+    for i in range(MAX_PENDING_ROWS * 2):
+        t.message(Smb2Message(10 ** 6 + 2 * i, 0.0, 0, 1, READ, False, 10 ** 6 + i, 7, 1, file_id=hot), "a", "b")
+        t.message(Smb2Message(10 ** 6 + 2 * i + 1, 0.0, 0, 1, READ, True, 10 ** 6 + i, 7, 1, status=0), "b", "a")
+    assert len(t.candidates[(7, hot)].pending_rows) == MAX_PENDING_ROWS
