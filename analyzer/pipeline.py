@@ -141,13 +141,15 @@ def analyze_capture(path: Path, tshark: Tshark, tables: Tables,
                                       sequence=[dict(frame=s[0], interface=s[1], method=s[2], result=s[3],
                                                      latency_ms=s[4]) for s in c.sequence])
                                  for c in clusprep_tracker.conversations.values() if c.calls or c.bind_levels]
-    result.not_evaluated = not_evaluated(rules, sink, rsvd_tracker, clusprep_tracker) + encrypted.not_evaluated(rules, keys)
+    result.not_evaluated = not_evaluated(rules, sink, rsvd_tracker, clusprep_tracker, keys) + encrypted.not_evaluated(rules, keys)
     result.encrypted = encrypted.summary()
     result.seconds = time.monotonic() - started
     return result
 
 
 SEALED = "the stubs are sealed (PKT_PRIVACY) and no key decrypted them"
+SEALED_TRIED = (SEALED + "; a password or keytab was given but did not decrypt them (wrong password, another "
+                "account, or the handshake is not in the capture)")
 SEALED_UNLOCK = "--nt-password PASSWORD (NTLM), or --keytab FILE (Kerberos)"
 MID_CONVERSATION = ("the conversation's bind is not in the capture (it started mid-conversation): the calls "
                     "before it set the state these rules judge")
@@ -157,7 +159,7 @@ PRE_CAPTURE = "the open's CREATE is not in the capture (opened before the captur
 
 
 def not_evaluated(rules: List[Rule], sink: Findings, rsvd_tracker: RsvdTracker,
-                  clusprep_tracker: ClusPrepTracker) -> List[NotEvaluated]:
+                  clusprep_tracker: ClusPrepTracker, keys: Optional[Keys] = None) -> List[NotEvaluated]:
     """Each subject the capture could not judge fully: which rules, why, and what would help."""
     out = []
     needs_create = sorted(r.id for r in rules if r.needs_create)
@@ -170,7 +172,8 @@ def not_evaluated(rules: List[Rule], sink: Findings, rsvd_tracker: RsvdTracker,
     needs_bind = sorted(r.id for r in rules if r.needs_stub or r.needs_bind)
     out += [NotEvaluated(c.id, needs_bind, UNBOUND % c.unbound_calls)
             for c in clusprep_tracker.conversations.values() if c.unbound_calls]
-    out += [NotEvaluated(c.id, needs_stub, SEALED, SEALED_UNLOCK)
+    sealed = SEALED_TRIED if keys and (keys.nt_password is not None or keys.keytab) else SEALED
+    out += [NotEvaluated(c.id, needs_stub, sealed, SEALED_UNLOCK)
             for c in clusprep_tracker.conversations.values() if c.sealed]
     return out + sink.not_evaluated()
 

@@ -130,3 +130,9 @@ def test_sealed_clusprep_with_the_password_gives_its_clear_twins_findings(tmp_pa
     [n] = shut.result.not_evaluated
     assert "clusprep.raw_io_without_arb_sectors" in n.rules and "--nt-password" in n.unlock
     assert shut.result.encrypted["sealed_dcerpc_pdus"] == 2 * len(shut.clusprep_calls)
+
+
+def test_a_wrong_password_is_named_as_such():
+    cap = analyzer.load(SEALED, nt_password="not-" + PASSWORD)
+    [n] = cap.result.not_evaluated
+    assert "was given but did not decrypt" in n.reason and set(cap.clusprep_calls["result"]) == {"sealed"}
