@@ -38,6 +38,7 @@ class Conversation:
     bind_levels: List[Tuple[int, Optional[int]]] = field(default_factory=list)  # (frame, auth level)
     started: Optional[bool] = None  # its first PDU in the capture is a bind: the capture holds its start
     unbound_calls: int = 0  # calls on contexts whose bind the capture lacks
+    auth_type: Optional[int] = None  # the security provider its bind named (10 NTLM, 16 Kerberos, 9 SPNEGO)
 
     @property
     def id(self) -> str:
@@ -191,6 +192,8 @@ class ClusPrepTracker:
             for ctx in p.ctx_ids:
                 self.bound.add((p.stream, ctx))
             conv.bind_levels.append((p.frame, p.auth_level))
+            if p.auth_type:
+                conv.auth_type = p.auth_type
             self.emit("rpc_bind", conv, conv, p)
         elif p.ptype == REQUEST:
             c = self.pending.get((p.stream, p.call_id))

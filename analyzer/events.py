@@ -71,6 +71,7 @@ class RpcPdu:
     opnum: Optional[int] = None  # a request's
     status: Optional[int] = None  # a fault's
     last_fragment: bool = True  # PFC_LAST_FRAG (MS-RPCE 2.2.2.3)
+    auth_type: Optional[int] = None  # a bind's security provider (MS-RPCE 2.2.1.1.7)
 
 
 @dataclass
@@ -239,12 +240,14 @@ def _rpc(f: Frame, cols: List[str], ptypes: List[int]) -> List[RpcPdu]:
     opnums = [int(x) for x in _split(cols[COL["dcerpc.opnum"]])]
     statuses = [_int(x) for x in _split(cols[COL["dcerpc.cn_status"]])]
     flags = [bool(_int(x) & PFC_LAST_FRAG) for x in _split(cols[COL["dcerpc.cn_flags"]])]
+    auth_types = _split(cols[COL["dcerpc.auth_type"]])
     n = len(ptypes)
     if n == 1:
         return [RpcPdu(frame=f.number, time=f.time, stream=f.stream, ptype=ptypes[0],
                        call_id=call_ids[0] if call_ids else -1, ctx_ids=ctxs,
                        auth_level=int(level[0]) if level else None, opnum=opnums[0] if opnums else None,
-                       status=statuses[0] if statuses else None, last_fragment=flags[0] if flags else True)]
+                       status=statuses[0] if statuses else None, last_fragment=flags[0] if flags else True,
+                       auth_type=_int(auth_types[0]) if auth_types else None)]
     if len(call_ids) != n or any(p not in (0, 2, 3) for p in ptypes):
         return []
     faults = [i for i, p in enumerate(ptypes) if p == 3]

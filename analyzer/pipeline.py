@@ -150,7 +150,11 @@ def analyze_capture(path: Path, tshark: Tshark, tables: Tables,
 SEALED = "the stubs are sealed (PKT_PRIVACY) and no key decrypted them"
 SEALED_TRIED = (SEALED + "; a password or keytab was given but did not decrypt them (wrong password, another "
                 "account, or the handshake is not in the capture)")
-SEALED_UNLOCK = "--nt-password PASSWORD (NTLM), or --keytab FILE (Kerberos)"
+SEALED_UNLOCK = {  # by the bind's auth_type (MS-RPCE 2.2.1.1.7)
+    10: "--nt-password PASSWORD (the conversation authenticated with NTLM)",
+    16: "--keytab FILE holding the server's keys (the conversation authenticated with Kerberos)",
+    None: "--nt-password PASSWORD (NTLM), or --keytab FILE (Kerberos)",
+}
 MID_CONVERSATION = ("the conversation's bind is not in the capture (it started mid-conversation): the calls "
                     "before it set the state these rules judge")
 UNBOUND = ("%d calls on contexts whose bind or alter_context is not in the capture: their interface, method and "
@@ -173,7 +177,7 @@ def not_evaluated(rules: List[Rule], sink: Findings, rsvd_tracker: RsvdTracker,
     out += [NotEvaluated(c.id, needs_bind, UNBOUND % c.unbound_calls)
             for c in clusprep_tracker.conversations.values() if c.unbound_calls]
     sealed = SEALED_TRIED if keys and (keys.nt_password is not None or keys.keytab) else SEALED
-    out += [NotEvaluated(c.id, needs_stub, sealed, SEALED_UNLOCK)
+    out += [NotEvaluated(c.id, needs_stub, sealed, SEALED_UNLOCK.get(c.auth_type, SEALED_UNLOCK[None]))
             for c in clusprep_tracker.conversations.values() if c.sealed]
     return out + sink.not_evaluated()
 

@@ -48,7 +48,7 @@ FIELDS = [
     "msrsvd.raw", "msrsvd.raw.smb2_index", "msrsvd.raw.open_name",
     # DCE/RPC: binds (for contexts the plugin never saw) and requests
     "dcerpc.pkt_type", "dcerpc.cn_call_id", "dcerpc.cn_ctx_id", "dcerpc.auth_level", "dcerpc.obj_id",
-    "dcerpc.opnum", "dcerpc.cn_status", "dcerpc.cn_flags",
+    "dcerpc.opnum", "dcerpc.cn_status", "dcerpc.cn_flags", "dcerpc.auth_type",
     # ClusPrep: once per call the plugin recognised
     "clusprep.interface", "clusprep.method", "clusprep.opnum", "clusprep.context_id", "clusprep.auth_level",
     "clusprep.encrypted", "clusprep.call_id", "clusprep.direction", "clusprep.fault_status", "clusprep.stub",

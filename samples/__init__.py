@@ -1,7 +1,8 @@
 """Deterministic sample captures built from the protocol definitions.
 
-`python -m samples` writes samples/<name>.pcapng for every scenario;
-`python -m samples --check` fails when a committed capture differs from a rebuild.
+`python -m samples` writes samples/<name>.pcapng for every scenario, and the files beside them
+that are not captures (ARTIFACTS: the Kerberos sample's keytab); `python -m samples --check`
+fails when a committed file differs from a rebuild.
 """
 from pathlib import Path
 
@@ -23,6 +24,15 @@ SCENARIOS = {**_RSVD, **_CLUSTER, **_MULTICHANNEL, **_RSVD_RULES, **_CLUSPREP, *
 KEYS = {
     "rsvd_encrypted": dict(smb_keys=["0x%016X:%s" % (sid, key.hex()) for sid, key in sorted(SESSION_KEYS.items())]),
 }
+
+
+def _keytab() -> bytes:
+    from .kerberos import keytab
+    return keytab()
+
+
+# Files beside the captures that are not captures: name -> builder (python -m samples writes them too).
+ARTIFACTS = {"clusprep_kerberos.keytab": _keytab}
 
 
 def path(name: str) -> Path:

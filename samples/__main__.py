@@ -2,7 +2,7 @@
 import argparse
 import sys
 
-from . import SCENARIOS, path
+from . import ARTIFACTS, SAMPLES_DIR, SCENARIOS, path
 
 
 def main(argv=None) -> int:
@@ -14,9 +14,11 @@ def main(argv=None) -> int:
     if unknown:
         ap.error("unknown scenario(s): %s (known: %s)" % (", ".join(unknown), ", ".join(SCENARIOS)))
     stale = []
-    for name in args.names or SCENARIOS:
-        data = SCENARIOS[name]()
-        p = path(name)
+    jobs = [(name, SCENARIOS[name], path(name)) for name in args.names or SCENARIOS]
+    if not args.names:
+        jobs += [(name, build, SAMPLES_DIR / name) for name, build in ARTIFACTS.items()]
+    for name, build, p in jobs:
+        data = build()
         if args.check:
             if not p.exists() or p.read_bytes() != data:
                 stale.append(str(p))

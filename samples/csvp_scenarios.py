@@ -298,14 +298,17 @@ def setup() -> bytes:
     return cap.pcapng()
 
 
-def sealed(privacy: bool = True) -> bytes:
-    """At PKT_PRIVACY with NTLM (password Clu5ter-Sample). The last call breaks a rule only its
-    sealed stub shows (raw I/O before CprepDiskGetArbSectors). privacy=False builds the clear
-    twin the key tests compare with (tests/test_keys.py)."""
+def sealed(privacy: bool = True, kerberos: bool = False) -> bytes:
+    """At PKT_PRIVACY with NTLM (password Clu5ter-Sample), or with Kerberos. The last call breaks a
+    rule only its sealed stub shows (raw I/O before CprepDiskGetArbSectors). privacy=False
+    builds the clear twin the key tests compare with (tests/test_keys.py)."""
     cap = Capture()
     c = ClusPrepClient(dcerpc.start(cap, CLIENT, NODE1, 50213))
     S2 = csvp.IClusterStorage2
-    if privacy:
+    if kerberos:
+        from . import kerberos as krb
+        c.bind(S2, ntlm=krb.Handshake(), level=dcerpc.RPC_C_AUTHN_LEVEL_PKT_PRIVACY)
+    elif privacy:
         c.bind(S2, ntlm=ntlmssp.Handshake(), level=dcerpc.RPC_C_AUTHN_LEVEL_PKT_PRIVACY)
     else:
         c.bind(S2)
@@ -320,6 +323,13 @@ def sealed(privacy: bool = True) -> bytes:
            dict(pbData=_text(512), pcbDataRead=512, ulLatency=2))
     c.conn.close()
     return cap.pcapng()
+
+
+def kerberos_sealed() -> bytes:
+    """clusprep_sealed's calls sealed with Kerberos, as in a domain: AP-REQ / AP-REP / AP-REP
+    (DCE style) and AES256 wrap tokens with header signing (samples.kerberos). Decrypt with
+    `analyze --keytab samples/clusprep_kerberos.keytab`."""
+    return sealed(kerberos=True)
 
 
 # Offsets below: ORPCTHIS is 32 bytes, ORPCTHAT 8, a GUID CPREP_DISKID 20 (2+2+16).
@@ -389,4 +399,4 @@ def malformed() -> bytes:
 
 
 SCENARIOS = {"clusprep_storage": storage, "clusprep_network": network, "clusprep_setup": setup,
-             "clusprep_sealed": sealed, "clusprep_malformed": malformed}
+             "clusprep_sealed": sealed, "clusprep_kerberos": kerberos_sealed, "clusprep_malformed": malformed}

@@ -283,20 +283,21 @@ def auth3(call_id: int, auth: Auth, auth_value: bytes) -> bytes:
 # -- calls ----------------------------------------------------------------------------
 def request(call_id: int, ctx_id: int, opnum: int, stub: bytes, *, object_uuid: Optional[uuid.UUID] = None,
             flags: int = WHOLE, alloc_hint: Optional[int] = None, auth: Optional[Auth] = None,
-            protect: Optional[Protect] = None) -> bytes:
+            protect: Optional[Protect] = None, auth_length: int = ntlmssp.Signer.size) -> bytes:
     if object_uuid is not None:
         flags |= PFC_OBJECT_UUID
     head = RequestHead.build(dict(alloc_hint=len(stub) if alloc_hint is None else alloc_hint, p_cont_id=ctx_id,
                                   opnum=opnum))
     head += object_uuid.bytes_le if object_uuid is not None else b""
-    return stub_pdu(REQUEST, flags, call_id, head, stub, auth, protect)
+    return stub_pdu(REQUEST, flags, call_id, head, stub, auth, protect, auth_length)
 
 
 def response(call_id: int, ctx_id: int, stub: bytes, *, flags: int = WHOLE, alloc_hint: Optional[int] = None,
-             auth: Optional[Auth] = None, protect: Optional[Protect] = None) -> bytes:
+             auth: Optional[Auth] = None, protect: Optional[Protect] = None,
+             auth_length: int = ntlmssp.Signer.size) -> bytes:
     head = ResponseHead.build(dict(alloc_hint=len(stub) if alloc_hint is None else alloc_hint, p_cont_id=ctx_id,
                                    cancel_count=0))
-    return stub_pdu(RESPONSE, flags, call_id, head, stub, auth, protect)
+    return stub_pdu(RESPONSE, flags, call_id, head, stub, auth, protect, auth_length)
 
 
 def fault(call_id: int, ctx_id: int, status: int, *, flags: int = WHOLE | PFC_DID_NOT_EXECUTE,
@@ -306,11 +307,12 @@ def fault(call_id: int, ctx_id: int, status: int, *, flags: int = WHOLE | PFC_DI
     return pdu(FAULT, flags, call_id, head + stub)
 
 
-def fragment_sizes(stub_len: int, max_frag: int, head_len: int, protected: bool) -> List[int]:
+def fragment_sizes(stub_len: int, max_frag: int, head_len: int, protected: bool,
+                   auth_length: int = ntlmssp.Signer.size) -> List[int]:
     """Stub bytes per fragment; signed or sealed fragments carry multiples of 16 but the last."""
     room = max_frag - 16 - head_len
     if protected:
-        room -= SecTrailer.sizeof() + ntlmssp.Signer.size
+        room -= SecTrailer.sizeof() + auth_length
         room -= room % AUTH_PAD_ALIGNMENT
     if room <= 0:
         raise ValueError("max_frag %d leaves no room for stub" % max_frag)
@@ -320,7 +322,7 @@ def fragment_sizes(stub_len: int, max_frag: int, head_len: int, protected: bool)
 def fragmented(build: Callable[..., bytes], stub: bytes, max_frag: int, head_len: int, protected: bool,
                **kw) -> List[bytes]:
     """Split one request or response: first/last flags per fragment, alloc_hint = stub bytes left."""
-    sizes = fragment_sizes(len(stub), max_frag, head_len, protected)
+    sizes = fragment_sizes(len(stub), max_frag, head_len, protected, kw.get("auth_length", ntlmssp.Signer.size))
     out, offset = [], 0
     for n, size in enumerate(sizes):
         flags = (PFC_FIRST_FRAG if n == 0 else 0) | (PFC_LAST_FRAG if n == len(sizes) - 1 else 0)
@@ -380,8 +382,9 @@ class RpcConnection:
                    sec_addr: str, ntlm: Optional[ntlmssp.Handshake], level: int, context_id: int) -> Call:
         call_id = self._take_call_id()
         results = default_results(items) if results is None else results
-        auth = Auth(RPC_C_AUTHN_WINNT, level, context_id) if ntlm else None
-        flags = WHOLE | (PFC_SUPPORT_HEADER_SIGN if ntlm else 0)
+        # ntlm: an ntlmssp.Handshake, or any handshake with its interface (samples.kerberos)
+        auth = Auth(getattr(ntlm, "auth_type", RPC_C_AUTHN_WINNT), level, context_id) if ntlm else None
+        flags = WHOLE | (PFC_SUPPORT_HEADER_SIGN if ntlm and getattr(ntlm, "header_signing", True) else 0)
         # without ntlm, no verifier: an alter_context on an established context adds none here
         req = bind(call_id, items, max_xmit=self.max_xmit_frag, max_recv=self.max_xmit_frag,
                    assoc_group=0 if ptype == BIND else self.assoc_group_id, flags=flags, auth=auth,
@@ -420,8 +423,9 @@ class RpcConnection:
         if self.auth is None or self.auth.auth_level < RPC_C_AUTHN_LEVEL_PKT:
             return {}  # CONNECT: the context authenticates the connection, PDUs carry no verifier
         if self.auth.auth_level == RPC_C_AUTHN_LEVEL_PKT_PRIVACY:
-            return dict(auth=self.auth, protect=signer.seal)
-        return dict(auth=self.auth, protect=lambda signed, payload: (payload, signer.sign(signed)))
+            return dict(auth=self.auth, protect=signer.seal, auth_length=signer.size)
+        return dict(auth=self.auth, protect=lambda signed, payload: (payload, signer.sign(signed)),
+                    auth_length=signer.size)
 
     def call(self, ctx_id: int, opnum: int, request_stub: bytes, response_stub: bytes = b"", *,
              object_uuid: Optional[uuid.UUID] = None, fault_status: Optional[int] = None,

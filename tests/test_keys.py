@@ -18,6 +18,8 @@ from samples.rsvd_scenarios import SESSION_KEYS
 ROOT = Path(__file__).resolve().parent.parent
 ENCRYPTED, CLEAR = samples.path("rsvd_encrypted"), samples.path("rsvd_shared_disk")
 SEALED = samples.path("clusprep_sealed")
+KERBEROS = samples.path("clusprep_kerberos")
+KEYTAB = samples.SAMPLES_DIR / "clusprep_kerberos.keytab"
 PASSWORD = "Clu5ter-Sample"
 SMB_KEYS = ["0x%016X:%s" % (sid, key.hex()) for sid, key in sorted(SESSION_KEYS.items())]
 
@@ -136,3 +138,47 @@ def test_a_wrong_password_is_named_as_such():
     cap = analyzer.load(SEALED, nt_password="not-" + PASSWORD)
     [n] = cap.result.not_evaluated
     assert "was given but did not decrypt" in n.reason and set(cap.clusprep_calls["result"]) == {"sealed"}
+
+
+def test_keytab_matches_impacket_and_names_the_service():
+    from impacket.krb5.keytab import Keytab
+
+    from samples import kerberos
+
+    [entry] = Keytab.loadFile(str(KEYTAB)).entries
+    assert entry.main_part["keyblock"]["keyvalue"]["data"] == kerberos.SERVICE_KEY
+    assert entry.main_part["keyblock"]["keytype"] == 18 and entry.main_part["vno8"] == kerberos.KVNO
+
+
+@pytest.mark.tshark_matrix
+def test_kerberos_sealed_clusprep_with_the_keytab_gives_its_clear_twins_findings(tshark, tmp_path):
+    """A domain's ClusPrep: AP-REQ in the bind, AP-REP, AES256 wrap tokens with header signing.
+    Wireshark learns the session key from the ticket (keytab), the acceptor's subkey from the
+    AP-REP, and decrypts every stub; the findings are the clear twin's."""
+    twin = tmp_path / "clusprep_clear_twin.pcapng"
+    twin.write_bytes(csvp_scenarios.sealed(privacy=False))
+    opened = doc(KERBEROS, "--keytab", KEYTAB, tshark=tshark)
+    clear = doc(twin, tshark=tshark)
+    methods = lambda d: [(c["method"], c["result"]) for s in d["clusprep_sequences"] for c in s["sequence"]]
+    assert methods(opened) == methods(clear) and "sealed" not in {r for _, r in methods(opened)}
+    level = "clusprep.insufficient_auth_level"  # the twin is unauthenticated: that one is the twin's own
+    by_method = lambda d: Counter((f["rule"], tuple(c["method"] for s in d["clusprep_sequences"]
+                                                    for c in s["sequence"] if c["frame"] in f["frames"]))
+                                  for f in d["findings"] if f["rule"] != level)
+    assert by_method(opened) == by_method(clear) and by_method(clear)
+    assert opened["rules_not_evaluated"] == [] and opened["captures"][0]["encrypted"]["sealed_dcerpc_pdus"] == 0
+
+
+def test_kerberos_without_the_keytab_names_it():
+    shut = analyzer.load(KERBEROS)
+    [n] = shut.result.not_evaluated
+    assert n.unlock.startswith("--keytab") and "Kerberos" in n.unlock and shut.result.findings == []
+    assert set(shut.clusprep_calls["result"]) == {"sealed"}
+    # Wireshark's own Kerberos dissector, with the keytab, names the ticket's service and learns the subkey
+    def fields(field, flt):
+        return subprocess.run(["tshark", "-n", "-r", str(KERBEROS), "-o", "kerberos.decrypt:TRUE",
+                               "-o", "kerberos.file:%s" % KEYTAB, "-T", "fields", "-e", field, "-Y", flt],
+                              capture_output=True, text=True).stdout.split()
+    assert fields("kerberos.SNameString", "kerberos.msg_type == 14") == ["host,node1.cluster.example"]
+    stubs = fields("dcerpc.decrypted_stub_data", "dcerpc.pkt_type == 0 || dcerpc.pkt_type == 2")
+    assert len(stubs) == 2 * len(shut.clusprep_calls) and all(stubs)
