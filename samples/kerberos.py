@@ -48,6 +48,17 @@ def _principal(parent, name: str, name_type: int, parts) -> None:
         parent[name]["name-string"][i] = part
 
 
+def _key_field(parent, name: str, value: bytes) -> None:
+    parent[name]["keytype"] = AES256
+    parent[name]["keyvalue"] = value
+
+
+def _sealed_field(parent, name: str, key: bytes, usage: int, value, confounder: bytes) -> None:
+    """An EncryptedData component: the DER of value, encrypted under key for usage."""
+    parent[name]["etype"] = AES256
+    parent[name]["cipher"] = _encrypt(key, usage, _der(value), confounder)
+
+
 def _time(t: datetime.datetime) -> str:
     return t.strftime("%Y%m%d%H%M%SZ")
 
@@ -62,8 +73,7 @@ def fill_ticket(t) -> None:
     from impacket.krb5.asn1 import EncTicketPart
     part = EncTicketPart()
     part["flags"] = "01000000100000000000000000000000"  # forwardable, pre-authent
-    part["key"]["keytype"] = AES256
-    part["key"]["keyvalue"] = SESSION_KEY
+    _key_field(part, "key", SESSION_KEY)
     part["crealm"] = REALM
     _principal(part, "cname", 1, [CLIENT])
     part["transited"]["tr-type"] = 0
@@ -74,9 +84,8 @@ def fill_ticket(t) -> None:
     t["tkt-vno"] = 5
     t["realm"] = REALM
     _principal(t, "sname", 2, SERVICE)
-    t["enc-part"]["etype"] = AES256
+    _sealed_field(t, "enc-part", SERVICE_KEY, KU_TICKET, part, b"\x01" * 16)
     t["enc-part"]["kvno"] = KVNO
-    t["enc-part"]["cipher"] = _encrypt(SERVICE_KEY, KU_TICKET, _der(part), b"\x01" * 16)
 
 
 def ap_req() -> bytes:
@@ -90,16 +99,14 @@ def ap_req() -> bytes:
     auth["cksum"]["checksum"] = struct.pack("<I", 16) + bytes(16) + struct.pack("<I", GSS_FLAGS)
     auth["cusec"] = 0
     auth["ctime"] = _time(WHEN)
-    auth["subkey"]["keytype"] = AES256
-    auth["subkey"]["keyvalue"] = CLIENT_SUBKEY
+    _key_field(auth, "subkey", CLIENT_SUBKEY)
     auth["seq-number"] = CLIENT_SEQ
     req = AP_REQ()
     req["pvno"] = 5
     req["msg-type"] = 14
     req["ap-options"] = "00100000000000000000000000000000"  # mutual-required
     fill_ticket(req["ticket"])
-    req["authenticator"]["etype"] = AES256
-    req["authenticator"]["cipher"] = _encrypt(SESSION_KEY, KU_AP_REQ_AUTH, _der(auth), b"\x02" * 16)
+    _sealed_field(req, "authenticator", SESSION_KEY, KU_AP_REQ_AUTH, auth, b"\x02" * 16)
     return _der(req)  # Kerberos SSP (16) carries the AP-REQ itself, no RFC 2743 framing
 
 
@@ -110,14 +117,12 @@ def ap_rep(subkey: bytes, seq: int, confounder: bytes) -> bytes:
     part["ctime"] = _time(WHEN)
     part["cusec"] = 0
     if subkey:
-        part["subkey"]["keytype"] = AES256
-        part["subkey"]["keyvalue"] = subkey
+        _key_field(part, "subkey", subkey)
     part["seq-number"] = seq
     rep = AP_REP()
     rep["pvno"] = 5
     rep["msg-type"] = 15
-    rep["enc-part"]["etype"] = AES256
-    rep["enc-part"]["cipher"] = _encrypt(SESSION_KEY, KU_AP_REP, _der(part), confounder)
+    _sealed_field(rep, "enc-part", SESSION_KEY, KU_AP_REP, part, confounder)
     return _der(rep)
 
 
