@@ -9,6 +9,7 @@ coclass), not per IPID.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
@@ -53,8 +54,11 @@ class DiskState:
     owned: bool = False
     online: bool = False
     partitions: Optional[int] = None  # MaxPartitionNumber from the last CprepDiskOnline
-    verified: set = field(default_factory=set)  # partitions checked with IsNtfs or GetFSName
+    verified: set = field(default_factory=set)  # partitions found NTFS by IsNtfs or GetFSName
     seen: set = field(default_factory=set)  # methods that succeeded on it (PR*3 as PR*)
+    offline_since_arbitrate: bool = False  # a CprepDiskOffline after the last CprepDiskPRArbitrate
+    registered: bool = False  # persistent reservations now (§3.3.4.6): a key registered ...
+    reserved: bool = False  # ... and the reservation held
 
     def after(self, c: "Call") -> None:
         m = base_method(c.method)
@@ -62,7 +66,7 @@ class DiskState:
         if m == "CprepDiskAttach":
             self.attached = True
         elif m == "CprepDiskPRArbitrate":
-            self.owned = True
+            self.owned, self.offline_since_arbitrate = True, False
         elif m == "CprepDiskStopDefense":
             self.owned = False
         elif m in ("CprepDiskOnline", "CprepDiskSetOnline"):
@@ -70,9 +74,22 @@ class DiskState:
             if m == "CprepDiskOnline":
                 self.partitions = c.param("MaxPartitionNumber")
         elif m == "CprepDiskOffline":
-            self.online = False
-        elif m in ("CprepDiskDiskPartitionIsNtfs", "CprepDiskGetFSName"):
-            self.verified.add(c.param("ulPartition", c.param("Partition")))
+            self.online, self.offline_since_arbitrate = False, True
+        elif m == "CprepDiskDiskPartitionIsNtfs":  # S_OK means NTFS; another file system is ERROR_WRONG_DISK
+            self.verified.add(c.param("ulPartition"))
+        elif m == "CprepDiskGetFSName":
+            if str(c.param("FsName", "")).rstrip("\x00").upper() == "NTFS":
+                self.verified.add(c.param("Partition"))
+        elif m == "CprepDiskPRRegister":
+            self.registered = True
+        elif m == "CprepDiskPRUnRegister":
+            self.registered = self.reserved = False
+        elif m in ("CprepDiskPRReserve", "CprepDiskPRPreempt"):
+            self.reserved = True
+        elif m == "CprepDiskPRRelease":
+            self.reserved = False
+        elif m == "CprepDiskPRClear":
+            self.registered = self.reserved = False
 
 
 def base_method(method: str) -> str:
@@ -256,8 +273,7 @@ class ClusPrepTracker:
         conv = c.conversation
         state = self.disks.setdefault(c.coclass + (c.disk,), DiskState()) if c.disk is not None else None
         if state is not None:
-            c.disk_state = DiskState(state.attached, state.owned, state.online, state.partitions,
-                                     set(state.verified), set(state.seen))
+            c.disk_state = dataclasses.replace(state, verified=set(state.verified), seen=set(state.seen))
         conv.calls += 1
         if len(conv.sequence) < MAX_SEQUENCE:
             conv.sequence.append((c.request_frame, c.interface, c.method, c.result_text,

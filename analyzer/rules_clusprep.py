@@ -26,6 +26,7 @@ PARTITION = {"CprepDiskWriteFileData": "ulPartition", "CprepDiskVerifyFileData":
 FILE_ACCESS = {"CprepDiskWriteFileData", "CprepDiskVerifyFileData", "CprepDiskDeleteFile"}
 STORAGE = {"IClusterStorage2", "IClusterStorage3"}
 REJECTED_STATE = {0x80070548: "ERROR_INVALID_SERVER_STATE", 0x8007139F: "ERROR_INVALID_STATE"}
+ERROR_FILE_NOT_FOUND = 0x80070002
 
 
 class PrepareNodeNotFirst(Rule):
@@ -62,8 +63,8 @@ class Phase2Missing(Rule):
             if c.answered_ok:
                 self.ready.add(c.coclass)
         elif c.method != "CprepPrepareNode" and c.coclass not in self.ready:
+            # every call made before Phase2 completed, each one its own finding
             self.report([c.request_frame], "%s before CprepPrepareNodePhase2 completed" % c.method, c.subject)
-            self.ready.add(c.coclass)  # once per object
 
 
 class Phase2BadArgument(Rule):
@@ -125,23 +126,37 @@ class StopDefenseOrder(DiskRule):
     title = "CprepDiskPRArbitrate and CprepDiskOffline come before CprepDiskStopDefense"
 
     def check(self, c, d):
+        # the state now, not the history: a second Arbitrate -> Online -> StopDefense cycle lacks its Offline
         if c.method == "CprepDiskStopDefense":
-            missing = [m for m in ("CprepDiskPRArbitrate", "CprepDiskOffline") if m not in d.seen]
+            missing = []
+            if not d.owned:
+                missing.append("a CprepDiskPRArbitrate since the last CprepDiskStopDefense")
+            elif not d.offline_since_arbitrate:
+                missing.append("a CprepDiskOffline since the last CprepDiskPRArbitrate")
             if missing:
-                self.report([c.request_frame], "CprepDiskStopDefense on disk %s without %s before it"
+                self.report([c.request_frame], "CprepDiskStopDefense on disk %s without %s"
                             % (c.disk, " and ".join(missing)), c.subject)
 
 
 class PrSequence(DiskRule):
     id, severity, spec = "clusprep.pr_sequence", "warning", "MS-CSVP 3.3.4.6"
     title = "Register before UnRegister and Reserve; Reserve before Preempt and Release"
-    BEFORE = {"CprepDiskPRUnRegister": "CprepDiskPRRegister", "CprepDiskPRReserve": "CprepDiskPRRegister",
-              "CprepDiskPRPreempt": "CprepDiskPRReserve", "CprepDiskPRRelease": "CprepDiskPRReserve"}
+    # What each call needs, and the call that gives it. Reserve, Preempt and Release need it in effect
+    # now (Register -> UnRegister -> Reserve is out of order); UnRegister only a Register before it:
+    # unregistering what a Clear already removed is a harmless cleanup (SPC-3 5.7.7).
+    BEFORE = {"CprepDiskPRUnRegister": (None, "CprepDiskPRRegister"),
+              "CprepDiskPRReserve": ("registered", "CprepDiskPRRegister"),
+              "CprepDiskPRPreempt": ("reserved", "CprepDiskPRReserve"),
+              "CprepDiskPRRelease": ("reserved", "CprepDiskPRReserve")}
 
     def check(self, c, d):
         need = self.BEFORE.get(base_method(c.method))
-        if need and need not in d.seen:
-            self.report([c.request_frame], "%s on disk %s before any %s" % (c.method, c.disk, need), c.subject)
+        if need and (need[1] not in d.seen if need[0] is None else not getattr(d, need[0])):
+            undone = {"registered": "CprepDiskPRUnRegister or CprepDiskPRClear",
+                      "reserved": "CprepDiskPRRelease, CprepDiskPRUnRegister or CprepDiskPRClear"}[need[0]]
+            why = ("before any %s" % need[1]) if need[1] not in d.seen else (
+                "while no %s is in effect (undone by %s)" % (need[1], undone))
+            self.report([c.request_frame], "%s on disk %s %s" % (c.method, c.disk, why), c.subject)
 
 
 class PartitionOutOfRange(DiskRule):
@@ -192,7 +207,8 @@ class ObjectState(Rule):
 class NetworkNotInitialized(ObjectState):
     id, severity, spec = "clusprep.network_not_initialized", "warning", "MS-CSVP 3.6.4"
     title = "InitializeNode before the other IClusterNetwork2 methods"
-    EXEMPT = {"InitializeNode", "GetIpConfigSerialized"}  # 3.6.4.3: served even when not initialized
+    # 3.6.4: served whatever the state: GetIpConfigSerialized (3.6.4.3) and QueryFirewallConfiguration (3.6.4.9)
+    EXEMPT = {"InitializeNode", "GetIpConfigSerialized", "QueryFirewallConfiguration"}
 
     def on_call(self, c: Call):
         if c.interface != "IClusterNetwork2" or not c.used_on_wire:
@@ -241,18 +257,28 @@ class FirewallIndexOutOfRange(ObjectState):
                             "reported %d adapters" % (c.param("idx"), s["count"]), c.subject)
 
 
-class SecretNotConfigured(ObjectState):
-    id, severity, spec = "clusprep.secret_not_configured", "error", "MS-CSVP 3.10.4.2"
-    title = "ConfigSvcSecret before RetrieveSvcSecret"
+class SecretNotConfigured(Rule):
+    id, severity, spec = "clusprep.secret_not_configured", "error", "MS-CSVP 3.10.4.1, 3.10.4.2"
+    title = "A server keeps the secret ConfigSvcSecret stored"
+    # The secret belongs to the server and persists across activations and reboots (3.10.3, 3.10.4.1):
+    # a RetrieveSvcSecret without a ConfigSvcSecret in the capture is fine (an earlier activation may
+    # have set it) whatever it answers; ERROR_FILE_NOT_FOUND after a successful ConfigSvcSecret to
+    # the same server is the server's fault. Keyed by server address, not by connection.
+
+    def __init__(self, sink):
+        super().__init__(sink)
+        self.configured: Dict[str, int] = {}  # server host -> frame of its last successful ConfigSvcSecret
 
     def on_call(self, c: Call):
         if c.interface != "IClusterSetup":
             return
-        s = self.state.setdefault(c.coclass, {})
-        if c.method == "ConfigSvcSecret" and c.answered_ok:
-            s["secret"] = True
-        elif c.method == "RetrieveSvcSecret" and not s.get("secret"):
-            self.report([c.request_frame], "RetrieveSvcSecret before any ConfigSvcSecret on this object", c.subject)
+        server = c.conversation.server.rsplit(":", 1)[0]
+        if c.method == "ConfigSvcSecret" and c.succeeded:
+            self.configured[server] = c.request_frame
+        elif c.method == "RetrieveSvcSecret" and c.hresult == ERROR_FILE_NOT_FOUND and server in self.configured:
+            self.report([self.configured[server], c.request_frame, c.response_frame],
+                        "server %s answered RetrieveSvcSecret with ERROR_FILE_NOT_FOUND after ConfigSvcSecret stored "
+                        "a secret in frame %d" % (server, self.configured[server]), c.subject)
 
 
 class AddRoutesState(ObjectState):

@@ -12,7 +12,7 @@ calls are in clear so every rule can read its parameters.
   monitored, ProcessAddRoutes twice;
 - firewall: enumeration before InitializeAdapterConfiguration, then an index past the
   adapter count;
-- setup: RetrieveSvcSecret before ConfigSvcSecret;
+- setup: RetrieveSvcSecret answered ERROR_FILE_NOT_FOUND after ConfigSvcSecret stored a secret;
 - a request on a presentation context whose bind the capture does not hold.
 """
 from __future__ import annotations
@@ -74,7 +74,9 @@ def violations() -> bytes:
 
     c = ClusPrepClient(dcerpc.start(cap, CLIENT, NODE2, 50403))
     c.bind(SET, dcom_style=False)
-    c.call(SET, "RetrieveSvcSecret", hresult=ERROR_FILE_NOT_FOUND)
+    c.call(SET, "RetrieveSvcSecret", hresult=ERROR_FILE_NOT_FOUND)  # fine: nothing configured yet
+    c.call(SET, "ConfigSvcSecret", dict(SecretBLOB="cluster-secret"))
+    c.call(SET, "RetrieveSvcSecret", hresult=ERROR_FILE_NOT_FOUND)  # the server lost the secret it stored
     c.conn.close()
 
     # a connection whose bind happened before the capture started

@@ -1,0 +1,105 @@
+"""The ClusPrep rules' logic, fed synthetic call sequences through the reconstruction (the way
+the spec-conformance review reproduced each flaw): every fixed flaw has its regression test and
+a near miss that must stay quiet."""
+from construct import Container
+
+from analyzer import rules_clusprep as R
+from analyzer.clusprep_sequences import Call, ClusPrepTracker, Conversation
+from analyzer.findings import Bus, Findings
+from analyzer.tables import Tables
+
+DISK = Container(DiskIdType=1, DiskGuid="6f1d0c2e-5b3a-4e7f-9a21-c4d8e2f71a30")
+E_WRONG_DISK, FILE_NOT_FOUND = 0x80070022, 0x80070002
+
+
+def run(rule_cls, calls, server="10.0.0.11:49668", stream=0):
+    """Feed (interface, method, request params, response params or HRESULT) through the tracker;
+    return the findings' (rule, methods)."""
+    sink = Findings()
+    tracker = ClusPrepTracker(Bus([rule_cls(sink)]), Tables(keep=False))
+    conv = Conversation(stream, "10.0.0.31:50000", server, started=True)
+    for n, (itf, method, ins, outs) in enumerate(calls):
+        frame = 2 * n + 10
+        c = Call(conv, itf, method, 0, n + 1, frame, float(n), 6, False)
+        c.request = Container(ins or {})
+        result = outs if isinstance(outs, dict) else {}
+        c.response = Container(dict(result, ReturnValue=outs if isinstance(outs, int) else 0))
+        c.response_frame, c.response_time = frame + 1, n + 0.001
+        tracker.done(c)
+    by_frame = {2 * n + 10: m for n, (_, m, _, _) in enumerate(calls)}
+    return [(f.rule, tuple(by_frame.get(x, "?") for x in f.frames)) for f in sink.items]
+
+
+S2 = "IClusterStorage2"
+
+
+def disk(method, outs=None, **params):
+    return (S2, method, dict(DiskId=DISK, **params), outs)
+
+
+PREPARED = [(S2, "CprepPrepareNode", {}, None), (S2, "CprepPrepareNodePhase2", dict(AttachDisksOnSystemBus=1), None),
+            disk("CprepDiskAttach")]
+
+
+def test_stop_defense_needs_the_disk_offline_now_not_once():
+    """Logic error 1: a second Arbitrate -> Online -> StopDefense cycle lacks its Offline."""
+    first = [disk("CprepDiskPRArbitrate"), disk("CprepDiskOnline", dict(MaxPartitionNumber=1)),
+             disk("CprepDiskOffline"), disk("CprepDiskStopDefense")]
+    assert run(R.StopDefenseOrder, PREPARED + first) == []  # the near miss: a correct cycle
+    second = first + [disk("CprepDiskPRArbitrate"), disk("CprepDiskOnline", dict(MaxPartitionNumber=1)),
+                      disk("CprepDiskStopDefense")]
+    assert run(R.StopDefenseOrder, PREPARED + second) == [("clusprep.stop_defense_order", ("CprepDiskStopDefense",))]
+
+
+def test_reserve_needs_a_registration_in_effect():
+    """Logic error 1, PR half: Register -> UnRegister -> Reserve."""
+    ok = [disk("CprepDiskPRRegister"), disk("CprepDiskPRReserve"), disk("CprepDiskPRRelease"),
+          disk("CprepDiskPRClear"), disk("CprepDiskPRUnRegister")]
+    assert run(R.PrSequence, PREPARED + ok) == []
+    bad = [disk("CprepDiskPRRegister"), disk("CprepDiskPRUnRegister"), disk("CprepDiskPRReserve")]
+    assert run(R.PrSequence, PREPARED + bad) == [("clusprep.pr_sequence", ("CprepDiskPRReserve",))]
+    released = [disk("CprepDiskPRRegister"), disk("CprepDiskPRReserve"), disk("CprepDiskPRRelease"),
+                disk("CprepDiskPRRelease3")]
+    assert run(R.PrSequence, PREPARED + released) == [("clusprep.pr_sequence", ("CprepDiskPRRelease3",))]
+
+
+def test_only_ntfs_verifies_a_partition():
+    """Logic error 2: GetFSName answering FAT does not make file access safe."""
+    online = PREPARED + [disk("CprepDiskPRArbitrate"), disk("CprepDiskOnline", dict(MaxPartitionNumber=2))]
+    write = disk("CprepDiskWriteFileData", ulPartition=1)
+    fat = online + [disk("CprepDiskGetFSName", dict(FsName="FAT32\x00"), Partition=1), write]
+    assert run(R.FsAccessUnverified, fat) == [("clusprep.fs_access_unverified", ("CprepDiskWriteFileData",))]
+    ntfs = online + [disk("CprepDiskGetFSName", dict(FsName="NTFS\x00\x00"), Partition=1), write]
+    assert run(R.FsAccessUnverified, ntfs) == []
+    not_ntfs = online + [disk("CprepDiskDiskPartitionIsNtfs", E_WRONG_DISK, ulPartition=1), write]
+    assert run(R.FsAccessUnverified, not_ntfs) == [("clusprep.fs_access_unverified", ("CprepDiskWriteFileData",))]
+
+
+def test_secret_from_an_earlier_activation_is_fine_and_a_lost_one_is_the_servers_fault():
+    """Logic error 3: RetrieveSvcSecret without a ConfigSvcSecret in the capture, answered S_OK or
+    ERROR_FILE_NOT_FOUND, is correct; ERROR_FILE_NOT_FOUND after one, on another connection to the
+    same server, is not."""
+    retrieve_ok = ("IClusterSetup", "RetrieveSvcSecret", {}, dict(SecretBLOB="s"))
+    retrieve_fnf = ("IClusterSetup", "RetrieveSvcSecret", {}, FILE_NOT_FOUND)
+    config = ("IClusterSetup", "ConfigSvcSecret", dict(SecretBLOB="s"), None)
+    assert run(R.SecretNotConfigured, [retrieve_ok]) == []
+    assert run(R.SecretNotConfigured, [retrieve_fnf]) == []
+    assert run(R.SecretNotConfigured, [config, retrieve_ok]) == []
+    found = run(R.SecretNotConfigured, [config, retrieve_fnf])
+    assert found == [("clusprep.secret_not_configured", ("ConfigSvcSecret", "RetrieveSvcSecret", "?"))]
+
+
+def test_every_call_before_phase2_is_named():
+    """Logic error 6: not only the first call made before CprepPrepareNodePhase2."""
+    calls = [(S2, "CprepPrepareNode", {}, None), disk("CprepDiskAttach"), disk("CprepDiskGetProps"),
+             (S2, "CprepPrepareNodePhase2", dict(AttachDisksOnSystemBus=1), None), disk("CprepDiskIsOnline")]
+    assert run(R.Phase2Missing, calls) == [("clusprep.phase2_missing", ("CprepDiskAttach",)),
+                                           ("clusprep.phase2_missing", ("CprepDiskGetProps",))]
+
+
+def test_query_firewall_configuration_is_served_before_initialize_node():
+    """Logic error 7: 3.6.4 treats QueryFirewallConfiguration like GetIpConfigSerialized."""
+    N = "IClusterNetwork2"
+    calls = [(N, "QueryFirewallConfiguration", {}, None), (N, "GetIpConfigSerialized", {}, None),
+             (N, "SendRTMessage", {}, None)]
+    assert run(R.NetworkNotInitialized, calls) == [("clusprep.network_not_initialized", ("SendRTMessage",))]
