@@ -54,6 +54,7 @@ class Smb2Message:
     filename: Optional[str] = None
     tree: Optional[str] = None
     create_options: Optional[int] = None
+    client_guid: Optional[str] = None  # a NEGOTIATE request's ClientGuid: the client across its channels
     raw: List[bytes] = field(default_factory=list)  # RSVD messages and create contexts, as exported
 
 
@@ -176,6 +177,10 @@ def _smb2(f: Frame, cols: List[str], cmds: List[str]) -> List[Smb2Message]:
     for m in out:
         if m.command == NEGOTIATE and m.is_response and dialects and n == 1:
             m.dialect = _int(dialects[-1])
+    guids = _split(cols[COL["smb2.client_guid"]])
+    for m in out:
+        if m.command == NEGOTIATE and not m.is_response and len(guids) == 1 and n == 1:
+            m.client_guid = guids[0]
     trees = _split(cols[COL["smb2.tree"]])
     for m in out:
         if m.command == TREE_CONNECT and not m.is_response and trees and n == 1:

@@ -56,8 +56,7 @@ class Connection:
     client: str
     server: str
     dialect: Optional[int] = None
-    last_request_id: Optional[int] = None
-    last_request_frame: int = 0
+    client_guid: Optional[str] = None  # from its NEGOTIATE request, when captured
 
     @property
     def label(self) -> str:
@@ -176,6 +175,7 @@ class Operation:
     request_frame: int
     time: float
     request_id: Optional[int] = None
+    client: str = ""  # the RSVD client it came from (RsvdTracker.client_of)
     function: Optional[int] = None  # the FSCTL of a tunnel operation
     request: object = None  # decoded request
     response: object = None
@@ -221,6 +221,15 @@ class RsvdTracker:
         self.stored: Dict[Tuple[str, int], StoredError] = {}
         self.tree_requests: Dict[Tuple[int, int], str] = {}
         self.pre_capture: List[Open] = []  # opens made before the capture started, as recognised
+        self.session_clients: Dict[int, str] = {}  # SessionId -> ClientGuid of a channel that negotiated it
+
+    def client_of(self, conn: Connection, session_id: int) -> str:
+        """The client a request comes from, the same on all its channels: its SMB2 ClientGuid (from
+        this connection's NEGOTIATE, or another channel's of the same session), else its address."""
+        if conn.client_guid:
+            self.session_clients[session_id] = conn.client_guid
+            return conn.client_guid
+        return self.session_clients.get(session_id) or conn.client.rsplit(":", 1)[0]
 
     # -- per message -------------------------------------------------------------------
     def connection(self, m: Smb2Message, src: str, dst: str) -> Connection:
@@ -237,6 +246,8 @@ class RsvdTracker:
         if cmd == NEGOTIATE:
             if m.is_response and m.dialect is not None:
                 conn.dialect = m.dialect
+            elif not m.is_response and m.client_guid:
+                conn.client_guid = m.client_guid
         elif cmd == TREE_CONNECT:
             key = (m.stream, m.msg_id)
             if not m.is_response and m.tree:
@@ -387,12 +398,12 @@ class RsvdTracker:
             self.bus.emit("rsvd_malformed", m, err, o)
             return
         op = Operation(str(value.Header.OperationCode), m.stream, o, m.frame, m.time,
-                       request_id=int(value.Header.RequestId), request=value, function=m.function)
+                       request_id=int(value.Header.RequestId), request=value, function=m.function,
+                       client=self.client_of(conn, m.session_id))
         if gone is not None:
             self.bus.emit("rsvd_after_close", gone, m.frame, op.kind)
         self.tunnels[(m.stream, m.msg_id)] = op
         self.bus.emit("rsvd_request", op, conn)
-        conn.last_request_id, conn.last_request_frame = op.request_id, m.frame
         if o is not None:
             o.operations += 1
             if op.kind in INFO_OPS:

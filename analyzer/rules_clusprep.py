@@ -153,7 +153,7 @@ class PrSequence(DiskRule):
         need = self.BEFORE.get(base_method(c.method))
         if need and (need[1] not in d.seen if need[0] is None else not getattr(d, need[0])):
             undone = {"registered": "CprepDiskPRUnRegister or CprepDiskPRClear",
-                      "reserved": "CprepDiskPRRelease, CprepDiskPRUnRegister or CprepDiskPRClear"}[need[0]]
+                      "reserved": "CprepDiskPRRelease, CprepDiskPRUnRegister or CprepDiskPRClear"}.get(need[0], "")
             why = ("before any %s" % need[1]) if need[1] not in d.seen else (
                 "while no %s is in effect (undone by %s)" % (need[1], undone))
             self.report([c.request_frame], "%s on disk %s %s" % (c.method, c.disk, why), c.subject)

@@ -88,13 +88,24 @@ class OpenMissingNoIntermediateBuffering(Rule):
 
 
 class RequestIdNotMonotonic(Rule):
-    id, severity, spec = "rsvd.request_id_not_monotonic", "warning", "MS-RSVD 3.1.4.1"
-    title = "RequestId increases on a connection"
+    id, severity, spec = "rsvd.request_id_not_monotonic", "error", "MS-RSVD 3.1.4.1, 2.2.4.1"
+    title = "RequestId: the client's previous one plus 1"
+    # MS-RSVD 2.2.4.1: unique "for all requests sent by this client"; 3.1.4.1: the client MUST increment
+    # it by 1 for every tunnel operation. The client across its channels is its SMB2 ClientGuid (a
+    # channel whose NEGOTIATE is not captured borrows its session's); failing that, its address.
+
+    def __init__(self, sink):
+        super().__init__(sink)
+        self.last: Dict[str, Tuple[int, int]] = {}  # client -> (RequestId, frame)
 
     def on_rsvd_request(self, op: Operation, conn):
-        if conn.last_request_id is not None and op.request_id <= conn.last_request_id:
-            self.report([conn.last_request_frame, op.request_frame], "RequestId 0x%X follows 0x%X on this connection"
-                        % (op.request_id, conn.last_request_id), conn.label)
+        prev = self.last.get(op.client)
+        self.last[op.client] = (op.request_id, op.request_frame)
+        if prev is not None and op.request_id != (prev[0] + 1) & 0xFFFFFFFFFFFFFFFF:
+            how = "repeats or goes back from" if op.request_id <= prev[0] else "skips %d after" % (
+                op.request_id - prev[0] - 1)
+            self.report([prev[1], op.request_frame], "RequestId 0x%X %s 0x%X: the client increments it by exactly 1 "
+                        "for each tunnel operation, on every channel" % (op.request_id, how, prev[0]), conn.label)
 
 
 class ScsiBeforeDiskInfo(Rule):

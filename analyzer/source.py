@@ -39,7 +39,7 @@ FIELDS = [
     "tcp.srcport", "tcp.dstport",
     # SMB2: once per message header, or once per message of the commands that carry them
     "smb2.cmd", "smb2.flags.response", "smb2.msg_id", "smb2.sesid", "smb2.tid", "smb2.nt_status", "smb2.fid",
-    "smb2.ioctl.function", "smb2.dialect", "smb2.tree", "smb.create_options",
+    "smb2.ioctl.function", "smb2.dialect", "smb2.tree", "smb.create_options", "smb2.client_guid",
     # SMB 3 encryption: one per TRANSFORM_HEADER, decrypted or not
     "smb2.header.transform.msg_size",
     # msrsvd: the RSVD messages and open contexts, and the name of each CREATE request that

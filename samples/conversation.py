@@ -63,8 +63,11 @@ class Smb2Session:
 
     # -- the usual set-up and tear-down ------------------------------------
     def negotiate(self, dialects=(0x0202, 0x0210, 0x0300, 0x0302), server_guid=b"\x5a" * 16,
-                  capabilities: int = smb2.SERVER_CAPABILITIES) -> None:
-        self.exchange([Pdu(smb2.NEGOTIATE, smb2.negotiate_request(dialects, b"\x11" * 16))],
+                  capabilities: int = smb2.SERVER_CAPABILITIES, client_guid: Optional[bytes] = None) -> None:
+        """client_guid: one per client machine, the same on all its channels (MS-SMB2 3.2.4.2.2.2);
+        by default made from the client's address."""
+        guid = client_guid or (b"\x11" * 12 + self.flow.client.ip_bytes)
+        self.exchange([Pdu(smb2.NEGOTIATE, smb2.negotiate_request(dialects, guid))],
                       [Pdu(smb2.NEGOTIATE, smb2.negotiate_response(self.dialect, server_guid, 0x01DC5A0000000000,
                                                                    capabilities))])
 

@@ -49,7 +49,7 @@ def multichannel() -> bytes:
     # The second channel: its own NEGOTIATE, then a binding SESSION_SETUP; same session, same tree.
     cap.tick(5_000)
     smb2nd = start(cap, host(0x21, "10.0.1.11"), host(0x30, "10.0.1.20"), 49802)
-    smb2nd.negotiate()
+    smb2nd.negotiate(client_guid=b"\x11" * 12 + host(1, "10.0.0.11").ip_bytes)  # NODE1's, as on channel 1
     smb2nd.bind_session(SESSION)
     smb2nd.tree_id = one.smb.tree_id
     two = RsvdClient(smb2nd, request_id=one.request_id)

@@ -4,7 +4,8 @@ the other samples do not make, one or two frames each:
 - an RSVD open on a connection that negotiated SMB 3.0.0 (RSVD needs 3.0.2);
 - a shared-disk CREATE without FILE_NO_INTERMEDIATE_BUFFERING;
 - a SCSI command before any GET_FILE_INFO / GET_DISK_INFO on its open;
-- a tunnel operation on an open after its CLOSE (the server answers STATUS_FILE_CLOSED).
+- a tunnel operation on an open after its CLOSE (the server answers STATUS_FILE_CLOSED);
+- a RequestId that skips 7 instead of adding 1.
 
 Everything else in it is well-formed, so no other rule fires. rsvd_truncated.pcapng is a
 capture cut short in the middle of a packet.
@@ -55,6 +56,9 @@ def violations() -> bytes:
     # a second open without FILE_NO_INTERMEDIATE_BUFFERING
     fid2 = bytes.fromhex("1400000000000000" "1e00000000000000")
     create(c, "other.vhdx" + rsvd.SHARED_VIRTUAL_DISK_SUFFIX, smb2.FILE_NON_DIRECTORY_FILE, fid2)
+    # a RequestId that skips 7 (MS-RSVD 3.1.4.1: +1 for every tunnel operation)
+    c.request_id += 7
+    c.tunnel("RSVD_TUNNEL_CHECK_CONNECTION_STATUS_OPERATION", {}, {}, file_id=fid2)
     smb.close(fid2)
     smb.tree_disconnect()
     smb.logoff()

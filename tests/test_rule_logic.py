@@ -103,3 +103,9 @@ def test_query_firewall_configuration_is_served_before_initialize_node():
     calls = [(N, "QueryFirewallConfiguration", {}, None), (N, "GetIpConfigSerialized", {}, None),
              (N, "SendRTMessage", {}, None)]
     assert run(R.NetworkNotInitialized, calls) == [("clusprep.network_not_initialized", ("SendRTMessage",))]
+
+
+def test_unregister_with_no_register_at_all_is_named():
+    """The fuzzer's find: UnRegister on a disk that never saw a Register (no state to read)."""
+    assert run(R.PrSequence, PREPARED + [disk("CprepDiskPRUnRegister")]) == [
+        ("clusprep.pr_sequence", ("CprepDiskPRUnRegister",))]
