@@ -292,6 +292,25 @@ class MessageMalformed(Rule):
         self.report([m.frame], why or "the message does not parse", o.label if o else "stream %d" % m.stream)
 
 
+class ResponseMismatch(Rule):
+    id, severity, spec = "rsvd.response_mismatch", "error", "MS-RSVD 3.2.5.5.1-3.2.5.5.6"
+    title = "The server answers with its request's OperationCode and RequestId"
+    side = "server"  # the first rule that judges the server's answer against its request
+
+    def on_rsvd_response(self, op: Operation):
+        hdr = op.response.get("Header") if isinstance(op.response, dict) else None
+        if hdr is None or op.request_id is None:
+            return
+        problems = []
+        if int(hdr.RequestId) != op.request_id:
+            problems.append("RequestId 0x%X (the request's is 0x%X)" % (int(hdr.RequestId), op.request_id))
+        if str(hdr.OperationCode) != op.kind:
+            problems.append("OperationCode %s (the request's is %s)" % (hdr.OperationCode, op.kind))
+        if problems:
+            self.report([op.request_frame, op.response_frame], "the server's response carries " + " and ".join(problems),
+                        op.subject)
+
+
 class UnansweredRequest(Rule):
     id, severity, spec = "rsvd.unanswered_request", "warning", "MS-RSVD 3.1.4.1"
     title = "A request the capture never answers"
@@ -312,4 +331,4 @@ class OperationAfterClose(Rule):
 RULES: List[type] = [DialectBelow302, OpenNameSuffix, OpenContextInvalid, OpenMissingNoIntermediateBuffering,
                      RequestIdNotMonotonic, ScsiBeforeDiskInfo, SenseNotRetrieved, SenseKeyUnknown,
                      ReservationConflict, UnitAttention, VersionMismatch, ScsiRequestMalformed, MessageMalformed,
-                     UnansweredRequest, OperationAfterClose]
+                     ResponseMismatch, UnansweredRequest, OperationAfterClose]

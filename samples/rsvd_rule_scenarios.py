@@ -1,11 +1,12 @@
-"""rsvd_rule_violations.pcapng: the client-side RSVD mistakes the analyzer's rules catch that
+"""rsvd_rule_violations.pcapng: the RSVD mistakes the analyzer's rules catch that
 the other samples do not make, one or two frames each:
 
 - an RSVD open on a connection that negotiated SMB 3.0.0 (RSVD needs 3.0.2);
 - a shared-disk CREATE without FILE_NO_INTERMEDIATE_BUFFERING;
 - a SCSI command before any GET_FILE_INFO / GET_DISK_INFO on its open;
 - a tunnel operation on an open after its CLOSE (the server answers STATUS_FILE_CLOSED);
-- a RequestId that skips 7 instead of adding 1.
+- a RequestId that skips 7 instead of adding 1;
+- and one server fault: a tunnel response whose RequestId is not its request's.
 
 Everything else in it is well-formed, so no other rule fires. rsvd_truncated.pcapng is a
 capture cut short in the middle of a packet.
@@ -59,6 +60,13 @@ def violations() -> bytes:
     # a RequestId that skips 7 (MS-RSVD 3.1.4.1: +1 for every tunnel operation)
     c.request_id += 7
     c.tunnel("RSVD_TUNNEL_CHECK_CONNECTION_STATUS_OPERATION", {}, {}, file_id=fid2)
+    # the server's fault: a response whose RequestId is not its request's (3.2.5.5.2)
+    q, r = c.tunnel_pdus("RSVD_TUNNEL_CHECK_CONNECTION_STATUS_OPERATION", {}, {}, file_id=fid2)
+    rid = c.request_id - 1
+    r.body = smb2.ioctl_response(rsvd.FSCTL_SVHDX_SYNC_TUNNEL_REQUEST, fid2, rsvd.TUNNEL_RESPONSE.build(dict(
+        Header=dict(OperationCode="RSVD_TUNNEL_CHECK_CONNECTION_STATUS_OPERATION", Status=0, RequestId=rid + 0x100),
+        Payload={})))
+    smb.exchange([q], [r])
     smb.close(fid2)
     smb.tree_disconnect()
     smb.logoff()
