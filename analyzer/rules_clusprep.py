@@ -38,7 +38,8 @@ class PrepareNodeNotFirst(Rule):
         super().__init__(sink)
         self.started: Set[Tuple] = set()
 
-    def on_call(self, c: Call):
+    def on_call_request(self, c: Call):
+        # judged in request order: a CprepPrepareNode whose answer never comes is still first
         if c.interface not in STORAGE or c.coclass in self.started or not c.used_on_wire:
             return
         self.started.add(c.coclass)

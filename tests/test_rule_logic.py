@@ -12,19 +12,31 @@ DISK = Container(DiskIdType=1, DiskGuid="6f1d0c2e-5b3a-4e7f-9a21-c4d8e2f71a30")
 E_WRONG_DISK, FILE_NOT_FOUND = 0x80070022, 0x80070002
 
 
+UNANSWERED = "unanswered"
+
+
 def run(rule_cls, calls, server="10.0.0.11:49668", stream=0):
-    """Feed (interface, method, request params, response params or HRESULT) through the tracker;
+    """Feed (interface, method, request params, response params, HRESULT or UNANSWERED) through the
+    tracker as the capture would (each request, then its answer; unanswered calls at the end);
     return the findings' (rule, methods)."""
     sink = Findings()
-    tracker = ClusPrepTracker(Bus([rule_cls(sink)]), Tables(keep=False))
+    bus = Bus([rule_cls(sink)])
+    tracker = ClusPrepTracker(bus, Tables(keep=False))
     conv = Conversation(stream, "10.0.0.31:50000", server, started=True)
+    pending = []
     for n, (itf, method, ins, outs) in enumerate(calls):
         frame = 2 * n + 10
         c = Call(conv, itf, method, 0, n + 1, frame, float(n), 6, False)
         c.request = Container(ins or {})
+        bus.emit("call_request", c)
+        if outs == UNANSWERED:
+            pending.append(c)
+            continue
         result = outs if isinstance(outs, dict) else {}
         c.response = Container(dict(result, ReturnValue=outs if isinstance(outs, int) else 0))
         c.response_frame, c.response_time = frame + 1, n + 0.001
+        tracker.done(c)
+    for c in pending:
         tracker.done(c)
     by_frame = {2 * n + 10: m for n, (_, m, _, _) in enumerate(calls)}
     return [(f.rule, tuple(by_frame.get(x, "?") for x in f.frames)) for f in sink.items]
@@ -109,3 +121,12 @@ def test_unregister_with_no_register_at_all_is_named():
     """The fuzzer's find: UnRegister on a disk that never saw a Register (no state to read)."""
     assert run(R.PrSequence, PREPARED + [disk("CprepDiskPRUnRegister")]) == [
         ("clusprep.pr_sequence", ("CprepDiskPRUnRegister",))]
+
+
+def test_prepare_node_is_first_in_request_order_even_unanswered():
+    """Logic error 5, its first half: ordering judged as requests arrive, not as answers do."""
+    calls = [(S2, "CprepPrepareNode", {}, UNANSWERED), (S2, "CprepPrepareNodePhase2",
+                                                        dict(AttachDisksOnSystemBus=1), None)]
+    assert run(R.PrepareNodeNotFirst, calls) == []
+    assert run(R.PrepareNodeNotFirst, calls[1:] + calls[:1]) == [
+        ("clusprep.prepare_node_not_first", ("CprepPrepareNodePhase2",))]
