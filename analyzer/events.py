@@ -237,33 +237,32 @@ def _calls(f: Frame, cols: List[str]) -> List[RpcCall]:
 
 
 def _rpc(f: Frame, cols: List[str], ptypes: List[int]) -> List[RpcPdu]:
-    """Binds and acks travel alone; requests, responses and faults may share a frame (fragments of
-    one call, or several calls), each then with its own call id and context."""
+    """Binds and acks travel alone (a bind names several contexts); requests, responses and faults
+    may share a frame (fragments of one call, or several calls), each with its own call id and
+    context. A column that does not hold one value per PDU is left unset rather than guessed."""
+    n = len(ptypes)
     call_ids = [int(x) for x in _split(cols[COL["dcerpc.cn_call_id"]])]
     ctxs = [int(x) for x in _split(cols[COL["dcerpc.cn_ctx_id"]])]
-    level = _split(cols[COL["dcerpc.auth_level"]])
-    opnums = [int(x) for x in _split(cols[COL["dcerpc.opnum"]])]
-    statuses = [_int(x) for x in _split(cols[COL["dcerpc.cn_status"]])]
-    flags = [bool(_int(x) & PFC_LAST_FRAG) for x in _split(cols[COL["dcerpc.cn_flags"]])]
-    auth_types = _split(cols[COL["dcerpc.auth_type"]])
-    n = len(ptypes)
-    if n == 1:
-        return [RpcPdu(frame=f.number, time=f.time, stream=f.stream, ptype=ptypes[0],
-                       call_id=call_ids[0] if call_ids else -1, ctx_ids=ctxs,
-                       auth_level=int(level[0]) if level else None, opnum=opnums[0] if opnums else None,
-                       status=statuses[0] if statuses else None, last_fragment=flags[0] if flags else True,
-                       auth_type=_int(auth_types[0]) if auth_types else None)]
-    if len(call_ids) != n or any(p not in (0, 2, 3) for p in ptypes):
+    if n > 1 and (len(call_ids) != n or any(p not in (0, 2, 3) for p in ptypes)):
         return []
+
+    def each(name, conv):
+        values = [conv(x) for x in _split(cols[COL[name]])]
+        return values if len(values) == n else [None] * n
+
+    levels, opnums = each("dcerpc.auth_level", int), each("dcerpc.opnum", int)
+    flags, auth_types = each("dcerpc.cn_flags", _int), each("dcerpc.auth_type", _int)
+    statuses = [_int(x) for x in _split(cols[COL["dcerpc.cn_status"]])]
     faults = [i for i, p in enumerate(ptypes) if p == 3]
     out = []
     for i in range(n):
         if out and (out[-1].ptype, out[-1].call_id) == (ptypes[i], call_ids[i]):
             out.pop()  # an earlier fragment of the same call: the last one speaks for it
-        out.append(RpcPdu(frame=f.number, time=f.time, stream=f.stream, ptype=ptypes[i], call_id=call_ids[i],
-                          ctx_ids=[ctxs[i]] if len(ctxs) == n else [],
-                          auth_level=int(level[i]) if len(level) == n else None,
-                          opnum=opnums[i] if len(opnums) == n else None,
-                          status=statuses[faults.index(i)] if i in faults and len(statuses) == len(faults) else None,
-                          last_fragment=flags[i] if len(flags) == n else True))
+        out.append(RpcPdu(
+            frame=f.number, time=f.time, stream=f.stream, ptype=ptypes[i],
+            call_id=call_ids[i] if i < len(call_ids) else -1,
+            ctx_ids=ctxs if n == 1 else ([ctxs[i]] if len(ctxs) == n else []),
+            auth_level=levels[i], opnum=opnums[i], auth_type=auth_types[i],
+            status=statuses[faults.index(i)] if i in faults and len(statuses) == len(faults) else None,
+            last_fragment=bool(flags[i] & PFC_LAST_FRAG) if flags[i] is not None else True))
     return out

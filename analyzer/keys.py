@@ -68,9 +68,6 @@ class Keys:
     keytab: Optional[str] = None
     options: List[str] = field(default_factory=list)  # NAME:VALUE, as tshark's -o
 
-    def __bool__(self) -> bool:
-        return bool(self.smb_keys or self.nt_password or self.keytab or self.options)
-
     def args(self, tshark_version: tuple = (4, 4)) -> List[str]:
         out: List[str] = []
         for spec in self.smb_keys:
@@ -96,11 +93,6 @@ class Keys:
         for spec in self.smb_keys:
             out.add(int.from_bytes(bytes.fromhex(session_id_wire(spec.split(":", 1)[0])), "little"))
         return out
-
-    def as_dict(self) -> dict:
-        """For the report: what was given, never the secrets themselves."""
-        return dict(smb_keys=[s.split(":", 1)[0] for s in self.smb_keys], nt_password=self.nt_password is not None,
-                    keytab=self.keytab, options=[o.split(":", 1)[0] for o in self.options])
 
 
 def smb_key_record(spec: str, tshark_version: tuple) -> str:

@@ -32,8 +32,8 @@ def _tool(tshark: Tshark, name: str) -> str:
 
 
 def expand(paths: Sequence[str]) -> List[Path]:
-    """The files named, with each directory replaced by the capture files in it, by name (a
-    ring-buffer set's names sort in order)."""
+    """The files named (each checked), with each directory replaced by the capture files in it, by
+    name (a ring-buffer set's names sort in order)."""
     out: List[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
@@ -49,6 +49,7 @@ def expand(paths: Sequence[str]) -> List[Path]:
                 raise CaptureError("%s holds no capture file" % p)
             out += found
         else:
+            check_capture(p)
             out.append(p)
     return out
 
@@ -64,8 +65,6 @@ class Merged:
     @classmethod
     def prepare(cls, tshark: Tshark, paths: Sequence[str]) -> "Merged":
         files = expand(paths)
-        for f in files:
-            check_capture(f)
         capinfos = _tool(tshark, "capinfos")
         first, n = [], 0
         for f in files:

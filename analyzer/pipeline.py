@@ -167,7 +167,7 @@ def not_evaluated(rules: List[Rule], sink: Findings, rsvd_tracker: RsvdTracker,
     """Each subject the capture could not judge fully: which rules, why, and what would help."""
     out = []
     needs_create = sorted(r.id for r in rules if r.needs_create)
-    for o in rsvd_tracker.pre_capture_opens():
+    for o in rsvd_tracker.pre_capture:
         out.append(NotEvaluated(o.label, needs_create, PRE_CAPTURE))
     needs_start = sorted(r.id for r in rules if r.needs_start)
     out += [NotEvaluated(c.id, needs_start, MID_CONVERSATION)

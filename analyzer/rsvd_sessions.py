@@ -79,13 +79,8 @@ def is_svhdx_status(status: Optional[int]) -> bool:
     return status is not None and status & 0xFFFF0000 == SVHDX_FACILITY
 
 
-def open_id(session_id: int, file_id: str) -> str:
-    return "0x%016X:%s" % (session_id, file_id)
-
-
 @dataclass
 class Open:
-    id: str  # "0xSessionId:FileId"
     file_id: str
     stream: int  # the connection it was first seen on
     client: str
@@ -124,6 +119,10 @@ class Open:
         if len(self.latencies) >= MAX_LATENCIES:
             self.latencies = self.latencies[::2]
             self._stride *= 2
+
+    @property
+    def id(self) -> str:
+        return "0x%016X:%s" % (self.session_id, self.file_id)
 
     @property
     def pre_capture(self) -> bool:
@@ -201,9 +200,7 @@ class StoredError:
     key: int
     frame: int
     operation: str
-    stream: int = -1  # the channel the error was stored on
     retrieved_frame: Optional[int] = None
-    retrieved_stream: Optional[int] = None
 
 
 class RsvdTracker:
@@ -294,7 +291,7 @@ class RsvdTracker:
         okey = (req.session_id, m.file_id)
         self.candidates.pop(okey, None)
         self.closed.pop(okey, None)  # a FileId reused after its CLOSE is a new open
-        o = Open(id=open_id(*okey), file_id=okey[1], stream=m.stream, client=conn.client, server=conn.server,
+        o = Open(file_id=m.file_id, stream=m.stream, client=conn.client, server=conn.server,
                  session_id=req.session_id, tree=tree, name=req.name, create_frame=req.frame, context=req.context,
                  create_options=req.create_options, first_frame=req.frame, channels=[m.stream])
         self.opens[okey] = o
@@ -313,7 +310,7 @@ class RsvdTracker:
                 if len(self.candidates) >= MAX_CANDIDATES:
                     self.candidates.pop(next(iter(self.candidates)))
                 tree = self.trees.get((m.session_id, m.tree_id), "") if m.tree_id is not None else ""
-                o = Open(id=open_id(*okey), file_id=okey[1], stream=m.stream, client=conn.client, server=conn.server,
+                o = Open(file_id=m.file_id, stream=m.stream, client=conn.client, server=conn.server,
                          session_id=m.session_id, tree=tree, name="", create_frame=None, context=None,
                          create_options=None, first_frame=m.frame, candidate=True)
                 self.candidates[okey] = o
@@ -415,7 +412,6 @@ class RsvdTracker:
             e = self.stored.get((o.id, key))
             if e is not None and e.retrieved_frame is None:
                 e.retrieved_frame = m.frame
-                e.retrieved_stream = m.stream
             self.bus.emit("rsvd_retrieval", op, key, e)
 
     def finish(self, op: Operation, frame: int, time: float, status: Optional[int], value) -> None:
@@ -442,7 +438,7 @@ class RsvdTracker:
                 o.pending_rows.append(("rsvd_operations", row))
             return
         if key is not None and o is not None:
-            e = StoredError(o, key, frame, op.kind, stream=op.stream)
+            e = StoredError(o, key, frame, op.kind)
             self.stored[(o.id, key)] = e
             self.bus.emit("rsvd_stored_error", e, op)
         self.bus.emit("rsvd_response", op)
@@ -497,9 +493,6 @@ class RsvdTracker:
             self.tables.add("sessions", s)
             out.append(dict(s, scsi_opcodes=dict(sorted(o.opcodes.items()))))
         return out
-
-    def pre_capture_opens(self) -> List[Open]:
-        return list(self.pre_capture)
 
 
 def percentile(sorted_values, p: float) -> float:
