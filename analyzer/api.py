@@ -40,7 +40,8 @@ class Capture:
         import pandas as pd
 
         rows = [f.as_dict() for f in self.result.findings]
-        return pd.DataFrame(rows, columns=["rule", "severity", "spec", "frames", "message", "subject"])
+        return pd.DataFrame(rows, columns=["rule", "severity", "side", "check", "spec", "frames", "message",
+                                           "subject"])
 
     def __repr__(self) -> str:
         return "<Capture %s: %d packets, %d findings>" % (self.result.path.name, self.result.packets,

@@ -3,9 +3,14 @@ events flow one way, into small rules, into reports)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List
+from typing import Dict, Iterable, List, Optional, Tuple
 
-SEVERITIES = ("error", "warning", "info")  # MUST, SHOULD or suspicious, for information
+# One convention (issue 16): a MUST or MUST NOT broken is an error, a SHOULD or SHOULD NOT a
+# warning; a correct but noteworthy event (a reservation conflict, a server rightly refusing a
+# call, a capture that ends early) is an observation and never counts as a violation.
+SEVERITIES = ("error", "warning", "observation")
+LEVEL_SEVERITY = {"MUST": "error", "SHOULD": "warning", None: "observation"}
+SIDES = ("client", "server", None)  # whose violation it is; None for observations
 MAX_FINDINGS_PER_RULE = 1000  # a flood is reported, then counted, not hoarded
 
 
@@ -17,19 +22,23 @@ class Finding:
     frames: List[int]
     message: str
     subject: str
+    side: Optional[str] = None  # "client" or "server": whose violation; None for an observation
+    check: str = ""  # the wire-observable rule of docs/rules.md it demonstrates (R01..R50, C01..C67)
     where: List[tuple] = field(default_factory=list)  # (file, frame) of each frame, for merged captures
 
     def as_dict(self) -> dict:
-        d = dict(rule=self.rule, severity=self.severity, spec=self.spec, frames=self.frames,
-                 message=self.message, subject=self.subject)
+        d = dict(rule=self.rule, severity=self.severity, side=self.side, check=self.check, spec=self.spec,
+                 frames=self.frames, message=self.message, subject=self.subject)
         if self.where:
             d["where"] = [dict(file=f, frame=n) for f, n in self.where]
         return d
 
 
 class Rule:
-    """One spec rule: an id, a severity, the section it enforces, and handlers named after the
-    events it needs (on_<event>). What it needs beyond that, so that a capture lacking it
+    """One spec rule: an id, the level of the rule it enforces (MUST, SHOULD, or None for an
+    observation; the severity follows from it), the side it judges, the sections it cites,
+    the wire-observable rules of the inventory it checks (`checks`, docs/rules.md), and
+    handlers named after the events it needs (on_<event>). What it needs beyond that, so that a capture lacking it
     lists the rule as not evaluated rather than guessing: `needs_stub`, parameters or return
     values (a sealed conversation has none); `needs_create`, the open's CREATE (an open made
     before the capture started has none); `needs_start`, a ClusPrep conversation from its bind
@@ -37,8 +46,11 @@ class Rule:
 
     id = ""
     severity = "error"
+    level: Optional[str] = "MUST"
+    side: Optional[str] = "client"  # "server", or None for an observation; "both": each finding says
     spec = ""
     title = ""
+    checks: Tuple[str, ...] = ()  # inventory ids (docs/rules.md); a finding names the one it shows
     needs_stub = False
     needs_create = False
     needs_start = False  # the conversation from its bind: what came before decides
@@ -47,8 +59,18 @@ class Rule:
     def __init__(self, sink: "Findings"):
         self.sink = sink
 
-    def report(self, frames: Iterable[int], message: str, subject: str) -> None:
-        self.sink.add(Finding(self.id, self.severity, self.spec, sorted(set(int(f) for f in frames)), message, subject))
+    def report(self, frames: Iterable[int], message: str, subject: str, check: str = "", spec: str = "",
+               side: Optional[str] = None) -> None:
+        """`check`: which of the rule's inventory ids this finding shows (needed when it has several);
+        `spec`: the section of that one, when narrower than the rule's; `side`: for a rule that
+        judges both sides."""
+        if not check and len(self.checks) == 1:
+            check = self.checks[0]
+        assert not self.checks or check in self.checks, (self.id, check)
+        who = side or self.side
+        assert who in SIDES, (self.id, who)
+        self.sink.add(Finding(self.id, self.severity, spec or self.spec, sorted(set(int(f) for f in frames)), message,
+                              subject, who, check))
 
     def cannot_evaluate(self, subject: str, reason: str, unlock: str = "") -> None:
         """This rule could not be judged for `subject`: what was missing, and what would give it."""

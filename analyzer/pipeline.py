@@ -22,7 +22,8 @@ ALL_RULES: List[type] = rules_rsvd.RULES + rules_clusprep.RULES
 
 
 class CaptureTruncated(Rule):
-    id, severity, spec = "capture.truncated", "warning", "pcapng (IETF draft) 4.3"
+    id, severity, spec = "capture.truncated", "observation", "pcapng (IETF draft) 4.3"
+    level, side = None, None
     title = "The capture file ends in the middle of a packet"
 
 
@@ -32,16 +33,19 @@ NO_SPEC = "(none: a fault, not a rule)"
 
 class PluginError(Rule):
     id, severity, spec = "analyzer.plugin_error", "error", NO_SPEC
+    level, side = None, None
     title = "A plugin caught a fault while dissecting a frame (please report it)"
 
 
 class AnalyzerError(Rule):
     id, severity, spec = "analyzer.internal_error", "error", NO_SPEC
+    level, side = None, None
     title = "The analyzer could not process a frame (please report it)"
 
 
 class DissectorBug(Rule):
     id, severity, spec = "analyzer.dissector_bug", "warning", NO_SPEC
+    level, side = None, None
     title = "tshark reported a dissector bug (a Wireshark dissector failed on a frame)"
 
 
@@ -128,9 +132,9 @@ def analyze_capture(path: Path, tshark: Tshark, tables: Tables,
                                       "analyzed as far as it goes (%d packets)" % (path.name, run.frames), path.name)
     result.findings = sink.sorted()
     for rule_id, extra in sorted(sink.suppressed.items()):
-        result.findings.append(Finding(rule_id, next(r.severity for r in rules if r.id == rule_id),
-                                       next(r.spec for r in rules if r.id == rule_id), [],
-                                       "%d more findings of this rule not listed" % extra, path.name))
+        r = next(r for r in rules if r.id == rule_id)
+        result.findings.append(Finding(rule_id, r.severity, r.spec, [], "%d more findings of this rule not listed"
+                                       % extra, path.name, r.side if r.side in ("client", "server") else None))
     if merged is not None:
         for f in result.findings:
             f.where = [merged.locate(x) for x in f.frames]

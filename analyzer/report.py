@@ -107,7 +107,8 @@ def to_text(results: List[CaptureResult], tshark_version: str) -> str:
             out.append("No SMB2 or DCE/RPC traffic in this capture: nothing here for the RSVD or ClusPrep rules.")
             out.append("")
         counts = {s: sum(1 for f in r.findings if f.severity == s) for s in SEVERITIES}
-        out.append("Findings: %d errors, %d warnings, %d info" % (counts["error"], counts["warning"], counts["info"]))
+        out.append("Findings: %d errors, %d warnings (violations); %d observations" % (
+            counts["error"], counts["warning"], counts["observation"]))
         for sev in SEVERITIES:
             items = [f for f in r.findings if f.severity == sev]
             if not items:
@@ -115,7 +116,8 @@ def to_text(results: List[CaptureResult], tshark_version: str) -> str:
             out.append("  %s" % sev.upper())
             for f in items:
                 frames = _where(f.where) if f.where else ",".join(str(x) for x in f.frames) or "-"
-                out.append("    [%s] frames %s: %s (%s) [%s]" % (f.rule, frames, f.message, f.subject, f.spec))
+                who = "%s: " % f.side if f.side else ""
+                out.append("    [%s] frames %s: %s%s (%s) [%s]" % (f.rule, frames, who, f.message, f.subject, f.spec))
         out.append("")
     return "\n".join(out)
 

@@ -25,12 +25,15 @@ PARTITION = {"CprepDiskWriteFileData": "ulPartition", "CprepDiskVerifyFileData":
              "CprepDiskGetFSName": "Partition"}
 FILE_ACCESS = {"CprepDiskWriteFileData", "CprepDiskVerifyFileData", "CprepDiskDeleteFile"}
 STORAGE = {"IClusterStorage2", "IClusterStorage3"}
-REJECTED_STATE = {0x80070548: "ERROR_INVALID_SERVER_STATE", 0x8007139F: "ERROR_INVALID_STATE"}
+ERROR_INVALID_STATE = 0x8007139F
+REJECTED_STATE = {0x80070548: "ERROR_INVALID_SERVER_STATE", ERROR_INVALID_STATE: "ERROR_INVALID_STATE"}
 ERROR_FILE_NOT_FOUND = 0x80070002
+E_FAIL, E_INVALIDARG = 0x80004005, 0x80070057
 
 
 class PrepareNodeNotFirst(Rule):
-    id, severity, spec = "clusprep.prepare_node_not_first", "error", "MS-CSVP 3.2.4, 3.3.4.1"
+    id, severity, spec = "clusprep.prepare_node_not_first", "error", "MS-CSVP 3.3.4.1, 3.5.4.1"
+    checks = ("C08",)
     title = "CprepPrepareNode comes first"
     needs_start = True
 
@@ -49,7 +52,8 @@ class PrepareNodeNotFirst(Rule):
 
 
 class Phase2Missing(Rule):
-    id, severity, spec = "clusprep.phase2_missing", "error", "MS-CSVP 3.3.4.1"
+    id, severity, spec = "clusprep.phase2_missing", "error", "MS-CSVP 3.3.4.1, 3.5.4.1"
+    checks = ("C09",)
     title = "CprepPrepareNodePhase2 completes before other methods"
     needs_start = True
 
@@ -70,6 +74,7 @@ class Phase2Missing(Rule):
 
 class Phase2BadArgument(Rule):
     id, severity, spec = "clusprep.phase2_bad_argument", "error", "MS-CSVP 3.2.4.4"
+    checks = ("C10",)
     title = "AttachDisksOnSystemBus is 1"
     needs_stub = True
 
@@ -94,7 +99,8 @@ class DiskRule(Rule):
 
 
 class DiskNotAttached(DiskRule):
-    id, severity, spec = "clusprep.disk_not_attached", "error", "MS-CSVP 3.2.4, 3.3.4.2"
+    id, severity, spec = "clusprep.disk_not_attached", "error", "MS-CSVP 3.3.4.2, 3.5.4.2"
+    checks = ("C28",)
     title = "CprepDiskAttach comes before the methods that need an attached disk"
 
     def check(self, c, d):
@@ -104,17 +110,21 @@ class DiskNotAttached(DiskRule):
 
 
 class DiskNotOwned(DiskRule):
-    id, severity, spec = "clusprep.disk_not_owned", "error", "MS-CSVP 3.2.4"
-    title = "CprepDiskPRArbitrate comes before StopDefense, Online and SetOnline"
+    id, severity, spec = "clusprep.disk_not_owned", "error", "MS-CSVP 3.2.4, 3.4.4"
+    title = "StopDefense, Online and SetOnline on a disk this server does not own are refused with ERROR_INVALID_STATE"
+    side, checks = "server", ("C14",)
+    # "owned": a successful CprepDiskPRArbitrate since the last CprepDiskStopDefense (3.2.1)
 
     def check(self, c, d):
-        if c.method in OWNED and not d.owned:
-            self.report([c.request_frame], "%s on disk %s without a prior CprepDiskPRArbitrate" % (c.method, c.disk),
+        if c.method in OWNED and not d.owned and c.hresult is not None and c.hresult != ERROR_INVALID_STATE:
+            self.report([c.request_frame, c.response_frame], "%s on disk %s answered %s; no CprepDiskPRArbitrate "
+                        "made it OwnedByThisServer, so it must be ERROR_INVALID_STATE" % (c.method, c.disk, c.result_text),
                         c.subject)
 
 
 class DiskNotOnline(DiskRule):
-    id, severity, spec = "clusprep.disk_not_online", "error", "MS-CSVP 3.2.4, 3.3.4.4"
+    id, severity, spec = "clusprep.disk_not_online", "error", "MS-CSVP 3.3.4.4, 3.5.4.4"
+    checks = ("C30",)
     title = "The disk is online for partition and file-system methods"
 
     def check(self, c, d):
@@ -123,7 +133,8 @@ class DiskNotOnline(DiskRule):
 
 
 class StopDefenseOrder(DiskRule):
-    id, severity, spec = "clusprep.stop_defense_order", "error", "MS-CSVP 3.3.4.6"
+    id, severity, spec = "clusprep.stop_defense_order", "error", "MS-CSVP 3.2.4.6, 3.3.4.6, 3.5.4.6"
+    checks = ("C20",)
     title = "CprepDiskPRArbitrate and CprepDiskOffline come before CprepDiskStopDefense"
 
     def check(self, c, d):
@@ -140,7 +151,10 @@ class StopDefenseOrder(DiskRule):
 
 
 class PrSequence(DiskRule):
-    id, severity, spec = "clusprep.pr_sequence", "warning", "MS-CSVP 3.3.4.6"
+    id, severity, spec = "clusprep.pr_sequence", "warning", "MS-CSVP 3.3.4.6, 3.5.4.6"
+    level, checks = "SHOULD", ("C33", "C34", "C35", "C36")
+    CHECK = {"CprepDiskPRUnRegister": "C33", "CprepDiskPRReserve": "C34", "CprepDiskPRPreempt": "C35",
+             "CprepDiskPRRelease": "C36"}
     title = "Register before UnRegister and Reserve; Reserve before Preempt and Release"
     # What each call needs, and the call that gives it. Reserve, Preempt and Release need it in effect
     # now (Register -> UnRegister -> Reserve is out of order); UnRegister only a Register before it:
@@ -157,11 +171,13 @@ class PrSequence(DiskRule):
                       "reserved": "CprepDiskPRRelease, CprepDiskPRUnRegister or CprepDiskPRClear"}.get(need[0], "")
             why = ("before any %s" % need[1]) if need[1] not in d.seen else (
                 "while no %s is in effect (undone by %s)" % (need[1], undone))
-            self.report([c.request_frame], "%s on disk %s %s" % (c.method, c.disk, why), c.subject)
+            self.report([c.request_frame], "%s on disk %s %s" % (c.method, c.disk, why), c.subject,
+                        check=self.CHECK[base_method(c.method)])
 
 
 class PartitionOutOfRange(DiskRule):
-    id, severity, spec = "clusprep.partition_out_of_range", "warning", "MS-CSVP 3.3.4.4"
+    id, severity, spec = "clusprep.partition_out_of_range", "warning", "MS-CSVP 3.3.4.4, 3.5.4.4"
+    level, checks = "SHOULD", ("C31",)  # SHOULD NOT name a partition outside 1..MaxPartitionNumber
     title = "Partitions are 1 to the MaxPartitionNumber CprepDiskOnline returned"
 
     def check(self, c, d):
@@ -176,7 +192,8 @@ class PartitionOutOfRange(DiskRule):
 
 
 class FsAccessUnverified(DiskRule):
-    id, severity, spec = "clusprep.fs_access_unverified", "warning", "MS-CSVP 3.3.4.5"
+    id, severity, spec = "clusprep.fs_access_unverified", "warning", "MS-CSVP 3.3.4.5, 3.5.4.5"
+    level, checks = "SHOULD", ("C32",)
     title = "IsNtfs or GetFSName before file access on a partition"
 
     def check(self, c, d):
@@ -186,7 +203,8 @@ class FsAccessUnverified(DiskRule):
 
 
 class RawIoWithoutArbSectors(DiskRule):
-    id, severity, spec = "clusprep.raw_io_without_arb_sectors", "warning", "MS-CSVP 3.3.4.3"
+    id, severity, spec = "clusprep.raw_io_without_arb_sectors", "warning", "MS-CSVP 3.3.4.3, 3.5.4.3"
+    level, checks = "SHOULD", ("C29",)
     title = "CprepDiskGetArbSectors before raw sector I/O"
 
     def check(self, c, d):
@@ -206,7 +224,8 @@ class ObjectState(Rule):
 
 
 class NetworkNotInitialized(ObjectState):
-    id, severity, spec = "clusprep.network_not_initialized", "warning", "MS-CSVP 3.6.4"
+    id, severity, spec = "clusprep.network_not_initialized", "error", "MS-CSVP 3.7.4"
+    checks = ("C42",)  # 3.7.4 (the client): MUST; 3.6.4 (the server's view) says SHOULD
     title = "InitializeNode before the other IClusterNetwork2 methods"
     # 3.6.4: served whatever the state: GetIpConfigSerialized (3.6.4.3) and QueryFirewallConfiguration (3.6.4.9)
     EXEMPT = {"InitializeNode", "GetIpConfigSerialized", "QueryFirewallConfiguration"}
@@ -227,6 +246,7 @@ class NetworkNotInitialized(ObjectState):
 
 class FirewallNotInitialized(ObjectState):
     id, severity, spec = "clusprep.firewall_not_initialized", "error", "MS-CSVP 3.14.4"
+    checks = ("C63",)
     title = "InitializeAdapterConfiguration before GetNextAdapterFirewallConfiguration"
 
     def on_call(self, c: Call):
@@ -243,7 +263,8 @@ class FirewallNotInitialized(ObjectState):
 
 class FirewallIndexOutOfRange(ObjectState):
     id, severity, spec = "clusprep.firewall_index_out_of_range", "error", "MS-CSVP 3.14.4.2"
-    title = "idx below the cRetAdapters InitializeAdapterConfiguration returned"
+    title = "An idx at or past cRetAdapters is answered E_INVALIDARG"
+    side, checks = "server", ("C65",)
     needs_stub = True
 
     def on_call(self, c: Call):
@@ -253,13 +274,15 @@ class FirewallIndexOutOfRange(ObjectState):
         if c.method == "InitializeAdapterConfiguration" and c.succeeded:
             s["count"] = c.param("cRetAdapters")
         elif c.method == "GetNextAdapterFirewallConfiguration" and s.get("count") is not None:
-            if c.param("idx") >= s["count"]:
-                self.report([c.request_frame], "GetNextAdapterFirewallConfiguration idx %d; InitializeAdapterConfiguration "
-                            "reported %d adapters" % (c.param("idx"), s["count"]), c.subject)
+            if c.param("idx") >= s["count"] and c.hresult is not None and c.hresult != E_INVALIDARG:
+                self.report([c.request_frame, c.response_frame], "GetNextAdapterFirewallConfiguration idx %d answered "
+                            "%s; InitializeAdapterConfiguration reported %d adapters, so it must be E_INVALIDARG"
+                            % (c.param("idx"), c.result_text, s["count"]), c.subject)
 
 
 class SecretNotConfigured(Rule):
     id, severity, spec = "clusprep.secret_not_configured", "error", "MS-CSVP 3.10.4.1, 3.10.4.2"
+    side, checks = "server", ("C61",)
     title = "A server keeps the secret ConfigSvcSecret stored"
     # The secret belongs to the server and persists across activations and reboots (3.10.3, 3.10.4.1):
     # a RetrieveSvcSecret without a ConfigSvcSecret in the capture is fine (an earlier activation may
@@ -284,28 +307,41 @@ class SecretNotConfigured(Rule):
 
 class AddRoutesState(ObjectState):
     id, severity, spec = "clusprep.add_routes_state", "error", "MS-CSVP 3.6.4.6, 3.6.4.7, 3.6.4.8"
-    title = "ProcessAddRoutes, then GetAddRoutesStatus or CancelAddRoutesRequest"
+    title = "Route Monitoring State decides the answers of ProcessAddRoutes, GetAddRoutesStatus and CancelAddRoutesRequest"
+    side, checks = "server", ("C50", "C51", "C52")
+    needs_stub = True  # judges the HRESULT and routeUnavailable
 
     def on_call(self, c: Call):
-        if c.interface != "IClusterNetwork2":
+        if c.interface != "IClusterNetwork2" or c.method not in (
+                "ProcessAddRoutes", "GetAddRoutesStatus", "CancelAddRoutesRequest") or c.hresult is None:
             return
         s = self.state.setdefault(c.coclass, {})
-        monitoring = s.get("monitoring", False)
+        monitoring, since = s.get("monitoring", False), s.get("since")
+        frames = ([since] if since else []) + [c.request_frame, c.response_frame]
         if c.method == "ProcessAddRoutes":
-            if monitoring:
-                self.report([s["since"], c.request_frame], "ProcessAddRoutes while the routes of frame %d are still "
-                            "monitored (E_FAIL)" % s["since"], c.subject)
-            elif c.answered_ok:
+            if monitoring and c.hresult != E_FAIL:
+                self.report(frames, "ProcessAddRoutes answered %s while the routes of frame %d are monitored (must be "
+                            "E_FAIL)" % (c.result_text, since), c.subject, check="C50", spec="MS-CSVP 3.6.4.6")
+            if c.succeeded and not monitoring:
                 s["monitoring"], s["since"] = True, c.request_frame
-        elif c.method in ("GetAddRoutesStatus", "CancelAddRoutesRequest"):
-            if not monitoring:
-                self.report([c.request_frame], "%s with no ProcessAddRoutes monitoring (%s)" % (
-                    c.method, "routeUnavailable" if c.method == "GetAddRoutesStatus" else "E_FAIL"), c.subject)
+        elif c.method == "GetAddRoutesStatus":
+            unavailable = c.param("reply", {}).get("routeUnavailable") if c.succeeded else None
+            if unavailable is not None and bool(unavailable) == monitoring:
+                self.report(frames, "GetAddRoutesStatus answered routeUnavailable %s while %s" % (
+                    "TRUE" if unavailable else "FALSE", "the routes of frame %d are monitored" % since if monitoring
+                    else "no ProcessAddRoutes is monitored"), c.subject, check="C51", spec="MS-CSVP 3.6.4.7")
             s["monitoring"] = False
+        else:
+            if not monitoring and c.hresult != E_FAIL:
+                self.report(frames, "CancelAddRoutesRequest answered %s with no ProcessAddRoutes monitored (must be "
+                            "E_FAIL)" % c.result_text, c.subject, check="C52", spec="MS-CSVP 3.6.4.8")
+            if c.succeeded:
+                s["monitoring"] = False
 
 
 class OpnumNotUsedOnWire(Rule):
-    id, severity, spec = "clusprep.opnum_not_used_on_wire", "error", "MS-CSVP 3.2.4, 3.6.4"
+    id, severity, spec = "clusprep.opnum_not_used_on_wire", "observation", "MS-CSVP 3.2.4, 3.6.4"
+    level, side, checks = None, None, ("C04",)  # the method tables say "not used on the wire", no MUST
     title = "Opnums the method tables reserve"
     needs_bind = True  # the interface comes from the bind
 
@@ -320,7 +356,8 @@ class OpnumNotUsedOnWire(Rule):
 
 
 class InsufficientAuthLevel(Rule):
-    id, severity, spec = "clusprep.insufficient_auth_level", "error", "MS-CSVP 2.1"
+    id, severity, spec = "clusprep.insufficient_auth_level", "observation", "MS-CSVP 2.1"
+    level, side = None, None  # the MUST binds the server, which must refuse (clusprep.low_auth_accepted)
     title = "Binds and calls at RPC_C_AUTHN_LEVEL_PKT_PRIVACY"
 
     def __init__(self, sink):
@@ -344,7 +381,8 @@ class InsufficientAuthLevel(Rule):
 
 
 class ServerRejectedState(Rule):
-    id, severity, spec = "clusprep.server_rejected_state", "warning", "MS-CSVP 3.2.4"
+    id, severity, spec = "clusprep.server_rejected_state", "observation", "MS-CSVP 3.2.4, 3.4.4"
+    level, side = None, None  # the server doing what its state requires
     title = "The server refused a call for its state"
     needs_stub = True
 
@@ -355,19 +393,33 @@ class ServerRejectedState(Rule):
 
 
 class Fault(Rule):
-    id, severity, spec = "clusprep.fault", "warning", "MS-RPCE 2.2.2.11"
-    title = "A call that ended in a fault PDU"
+    id, severity, spec = "clusprep.fault", "error", "MS-CSVP 3.2.4, 3.4.4, 3.6.4, 3.8.4, 3.10.4, 3.12.4, 3.14.4, 3.16.4"
+    title = "A ClusPrep method that ended in a fault PDU (its methods MUST NOT throw exceptions)"
+    side, checks = "server", ("C02",)
+    # Not a fault for an opnum the tables say is not used on the wire (the RPC runtime's
+    # nca_s_op_rng_error, clusprep.opnum_not_used_on_wire observes those), nor one that
+    # rejects a request stub that does not parse (C03 asks for that).
+
+    def __init__(self, sink):
+        super().__init__(sink)
+        self.malformed: Set[int] = set()  # request frames whose stub did not parse
+
+    def on_call_malformed(self, c: Call, frame: int, why: str):
+        if frame == c.request_frame:
+            self.malformed.add(frame)
 
     def on_call(self, c: Call):
-        if c.fault_status is not None:
-            from .decoding import HRESULTS
+        if c.fault_status is None or not c.used_on_wire or c.request_frame in self.malformed:
+            return
+        from .decoding import HRESULTS
 
-            self.report([c.request_frame, c.response_frame], "%s ended in fault %s" % (
-                c.method, HRESULTS.get(c.fault_status, "0x%08X" % c.fault_status)), c.subject)
+        self.report([c.request_frame, c.response_frame], "%s ended in fault %s" % (
+            c.method, HRESULTS.get(c.fault_status, "0x%08X" % c.fault_status)), c.subject)
 
 
 class UnansweredCall(Rule):
-    id, severity, spec = "clusprep.unanswered_call", "warning", "MS-RPCE 3.3.1.5"
+    id, severity, spec = "clusprep.unanswered_call", "observation", "MS-RPCE 3.3.1.5"
+    level, side = None, None  # a capture may end before the answer
     title = "A call the capture never answers"
 
     def on_unanswered_call(self, c: Call):
@@ -376,7 +428,8 @@ class UnansweredCall(Rule):
 
 
 class UnknownContext(Rule):
-    id, severity, spec = "clusprep.unknown_context", "warning", "MS-RPCE 3.3.1.5.6"
+    id, severity, spec = "clusprep.unknown_context", "observation", "MS-RPCE 3.3.1.5.6"
+    level, side = None, None  # the capture's gap, not a violation
     title = "A call on a presentation context whose bind was not captured"
 
     def __init__(self, sink):
@@ -393,11 +446,12 @@ class UnknownContext(Rule):
 
 class StubMalformed(Rule):
     id, severity, spec = "clusprep.stub_malformed", "error", "MS-CSVP 6; MS-RPCE 2.2.5"
+    side = "both"  # a request's stub is the client's, a response's the server's
     title = "A stub that does not parse as its method's parameters"
     needs_stub = True
 
     def on_call_malformed(self, c: Call, frame: int, why: str):
-        self.report([frame], why, c.subject)
+        self.report([frame], why, c.subject, side="client" if frame == c.request_frame else "server")
 
 
 RULES: List[type] = [PrepareNodeNotFirst, Phase2Missing, Phase2BadArgument, DiskNotAttached, DiskNotOwned,

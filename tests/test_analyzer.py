@@ -11,6 +11,7 @@ import pytest
 
 import analyzer
 import samples
+from analyzer.findings import SEVERITIES
 from analyzer.pipeline import FAULTS, NO_SPEC, RULE_CLASSES
 from analyzer.tables import COLUMNS
 
@@ -34,7 +35,7 @@ def expected(pcap):
 
 
 def key(f):
-    return (f["rule"], f["severity"], tuple(f["frames"]))
+    return (f["rule"], f["severity"], f["side"], f["check"], tuple(f["frames"]))
 
 
 @pytest.mark.tshark_matrix
@@ -66,7 +67,7 @@ def test_rules_have_ids_severities_and_sections():
     ids = [cls.id for cls in RULE_CLASSES]
     assert len(ids) == len(set(ids))
     for cls in RULE_CLASSES:
-        assert cls.severity in ("error", "warning", "info") and cls.spec and cls.title, cls.id
+        assert cls.severity in SEVERITIES and cls.spec and cls.title, cls.id
         assert cls.spec.split()[0] in ("MS-RSVD", "MS-VSOD", "MS-CSVP", "MS-RPCE", "pcapng") or (
             cls in FAULTS and cls.spec == NO_SPEC), cls.id
 
@@ -75,7 +76,8 @@ def test_the_json_document():
     doc = run_json(samples.path("rsvd_cluster_events"))
     assert list(doc) == ["captures", "rsvd_sessions", "clusprep_sequences", "findings", "rules_not_evaluated"]
     for f in doc["findings"]:
-        assert set(f) == {"rule", "severity", "spec", "frames", "message", "subject"}
+        assert set(f) == {"rule", "severity", "side", "check", "spec", "frames", "message", "subject"}
+        assert f["side"] in ("client", "server", None)
         assert f["frames"] == sorted(f["frames"]) and all(isinstance(x, int) for x in f["frames"])
     [cap] = doc["captures"]
     assert cap["packets"] == 126 and not cap["truncated"] and cap["tshark"].startswith("4.")
@@ -109,15 +111,16 @@ def test_text_report():
     out = res.stdout
     assert "RSVD opens (2)" in out and "initiator NODE2 (initiator 66666666-7777-4888-9999-aaaaaaaaaaaa)" in out
     assert "PERSISTENT_RESERVE_IN 4" in out and "latency p50 0.600 ms" in out
-    assert out.index("  ERROR") < out.index("  WARNING") < out.index("  INFO")
-    assert "[rsvd.sense_not_retrieved] frames 108,119:" in out and "[MS-RSVD 3.1.5.3, 3.1.5.4]" in out
+    assert out.index("  ERROR") < out.index("  OBSERVATION")
+    assert "[rsvd.sense_not_retrieved] frames 108,119: client: SMB2_WRITE answered" in out and "[MS-RSVD 3.1.5.4]" in out
     clus = analyze(samples.path("clusprep_network")).stdout
     assert "ClusPrep conversations (1)" in clus and "GetIpConfigSerialized" in clus
 
 
 @pytest.mark.parametrize("name,fail_on,code", [
-    ("rsvd_shared_disk", "error", 0),  # warnings and info only
-    ("rsvd_shared_disk", "warning", 1),
+    ("rsvd_shared_disk", "error", 0),  # observations only
+    ("rsvd_shared_disk", "warning", 0),
+    ("clusprep_rule_violations", "warning", 1),
     ("rsvd_malformed", "error", 1),
     ("rsvd_malformed", "never", 0),
     ("clusprep_sealed", "warning", 0),  # nothing at all
@@ -175,10 +178,11 @@ def test_pandas_api_matches_the_cli():
     assert len(rsvd.scsi_commands) == 9 and rsvd.rsvd_operations.latency_ms.notna().all()
 
 
-def test_the_readme_lists_every_rule():
+def test_the_readme_points_at_the_rules_reference():
     text = (ROOT / "README.md").read_text()
+    assert "docs/rules.md" in text
     for cls in RULE_CLASSES:
-        assert "| `%s` | %s | %s |" % (cls.id, cls.severity, cls.spec) in text, cls.id
+        assert "`%s`" % cls.id in (ROOT / "docs" / "rules.md").read_text(), cls.id
 
 
 @pytest.fixture
