@@ -43,6 +43,13 @@ PRE_CAPTURE = "(opened before the capture started)"
 STATUS_NAMES = {v: k for k, v in {**rsvd.NT_STATUS, **rsvd.ERROR_CODES}.items()}
 
 
+def status_name(status: Optional[int]) -> str:
+    key = stored_key(status)
+    if key is not None:
+        return "STATUS_SVHDX_ERROR_STORED|%d" % key
+    return STATUS_NAMES.get(status, "0x%08X" % status if status is not None else "")
+
+
 def stored_key(status: Optional[int]) -> Optional[int]:
     if status is None:
         return None
@@ -182,6 +189,10 @@ class Operation:
     response_time: Optional[float] = None
     status: Optional[int] = None
     status_name: str = ""
+    request_size: int = 0  # bytes of the exported buffer (an IOCTL's first 160): enough to see a payload
+    response_size: int = 0
+    closed: Optional["Open"] = None  # the open the request named, when it came after that open's CLOSE
+    stored: Optional["StoredError"] = None  # an SRB_STATUS: the error stored under its StatusKey at request time
 
     @property
     def latency_ms(self) -> Optional[float]:
@@ -192,6 +203,20 @@ class Operation:
     @property
     def subject(self) -> str:
         return self.open.label if self.open else "stream %d" % self.stream
+
+
+@dataclass
+class SupportQuery:
+    """FSCTL_QUERY_SHARED_VIRTUAL_DISK_SUPPORT (MS-RSVD 3.1.4.11, 3.2.5.6), request to answer."""
+
+    stream: int
+    request_frame: int
+    request_size: int
+    open: Optional["Open"] = None  # the RSVD open its answer's FileId names, if known
+    response_frame: Optional[int] = None
+    status: Optional[int] = None
+    response: object = None  # the decoded SVHDX_SHARED_VIRTUAL_DISK_SUPPORT_RESPONSE
+    subject: str = ""
 
 
 @dataclass
@@ -214,6 +239,8 @@ class RsvdTracker:
         self.closed: Dict[Tuple[int, str], Open] = {}
         self.candidates: Dict[Tuple[int, str], Open] = {}  # unknown FileIds, no RSVD evidence yet
         self.io: Dict[Tuple[int, int], Operation] = {}  # SMB2 READ/WRITE in flight, by (stream, msg_id)
+        self.io_after_close: Dict[Tuple[int, int], Operation] = {}  # READ/WRITE naming a closed open, in flight
+        self.support: Dict[Tuple[int, int], SupportQuery] = {}  # shared-disk-support queries in flight
         self.tunnels: Dict[Tuple[int, int], Operation] = {}  # tunnel IOCTLs in flight, by (stream, msg_id)
         self.stored: Dict[Tuple[str, int], StoredError] = {}
         self.tree_requests: Dict[Tuple[int, int], str] = {}
@@ -285,7 +312,12 @@ class RsvdTracker:
             self.bus.emit("rsvd_create", req, conn)
             return
         req = self.creates.pop(key, None)
-        if req is None or m.status != 0 or not m.file_id:
+        if req is None or m.status == 0x103:  # STATUS_PENDING: the final answer comes later
+            if req is not None:
+                self.creates[key] = req
+            return
+        self.bus.emit("rsvd_create_answer", req, m.status, m.frame, conn)
+        if m.status != 0 or not m.file_id:
             return
         tree = self.trees.get((req.session_id, req.tree_id), "") if req.tree_id is not None else ""
         okey = (req.session_id, m.file_id)
@@ -344,6 +376,8 @@ class RsvdTracker:
             gone = self.closed_open(m)
             if gone is not None:
                 self.bus.emit("rsvd_after_close", gone, m.frame, kind)
+                if len(self.io_after_close) < MAX_CANDIDATES:  # its answer is judged (closed_open_served)
+                    self.io_after_close[key] = Operation(kind, m.stream, None, m.frame, m.time, closed=gone)
                 return
             o = self.open_of(m, conn, evidence=False)
             if o is not None:
@@ -353,6 +387,11 @@ class RsvdTracker:
             return
         op = self.io.pop(key, None)
         if op is None:
+            late = self.io_after_close.pop(key, None)
+            if late is not None:
+                late.response_frame, late.response_time, late.status = m.frame, m.time, m.status
+                late.status_name = status_name(m.status)
+                self.bus.emit("rsvd_after_close_answer", late)
             return
         if op.open is not None and op.open.candidate and is_svhdx_status(m.status):
             self.promote(op.open, conn)
@@ -364,8 +403,16 @@ class RsvdTracker:
             if decoding.is_rsvd_ioctl(m.function) and decoding.has_transaction(m.function):
                 for raw in m.raw[:1]:
                     self.tunnel_request(m, conn, raw)
+            elif m.function == rsvd.FSCTL_QUERY_SHARED_VIRTUAL_DISK_SUPPORT:
+                if len(self.support) < MAX_CANDIDATES:
+                    self.support[key] = SupportQuery(m.stream, m.frame, len(m.raw[0]) if m.raw else 0,
+                                                     subject=conn.label)
             return
         if m.status == 0x103:  # STATUS_PENDING: the final answer comes later
+            return
+        q = self.support.pop(key, None)
+        if q is not None:
+            self.support_answer(q, m, conn)
             return
         # SMB2 pairs by MessageId (RequestId is RSVD's own); an error response carries no CtlCode
         op = self.tunnels.pop(key, None)
@@ -385,6 +432,7 @@ class RsvdTracker:
             self.bus.emit("rsvd_malformed", m, err, op.open)
             return
         op.response = value
+        op.response_size = len(m.raw[0])
         self.finish(op, m.frame, m.time, decoding.int_of(value.Header.Status), value)
 
     def tunnel_request(self, m: Smb2Message, conn: Connection, raw: bytes) -> None:
@@ -396,7 +444,7 @@ class RsvdTracker:
             return
         op = Operation(str(value.Header.OperationCode), m.stream, o, m.frame, m.time,
                        request_id=int(value.Header.RequestId), request=value, function=m.function,
-                       client=self.client_of(conn, m.session_id))
+                       client=self.client_of(conn, m.session_id), request_size=len(raw), closed=gone)
         if gone is not None:
             self.bus.emit("rsvd_after_close", gone, m.frame, op.kind)
         self.tunnels[(m.stream, m.msg_id)] = op
@@ -410,15 +458,31 @@ class RsvdTracker:
         if op.kind == SRB_STATUS_OP and o is not None and "StatusKey" in value.Payload:
             key = decoding.int_of(value.Payload.StatusKey)
             e = self.stored.get((o.id, key))
+            op.stored = e
             if e is not None and e.retrieved_frame is None:
                 e.retrieved_frame = m.frame
             self.bus.emit("rsvd_retrieval", op, key, e)
 
+    def support_answer(self, q: SupportQuery, m: Smb2Message, conn: Connection) -> None:
+        """The answer to a shared-disk-support query; its FileId (the request's may be the related
+        one of a compound) names the open."""
+        q.response_frame, q.status = m.frame, m.status
+        o = self.opens.get((m.session_id, m.file_id)) if m.file_id else None
+        q.open = o
+        if o is not None:
+            q.subject = o.label
+        if m.raw and m.status == 0:
+            value, err = decoding.rsvd_message(rsvd.FSCTL_QUERY_SHARED_VIRTUAL_DISK_SUPPORT, True, m.raw[0])
+            if value is None:
+                self.bus.emit("rsvd_malformed", m, err, o)
+                return
+            q.response = value
+        self.bus.emit("rsvd_support", q)
+
     def finish(self, op: Operation, frame: int, time: float, status: Optional[int], value) -> None:
         op.response_frame, op.response_time, op.status = frame, time, status
         key = stored_key(status)
-        op.status_name = ("STATUS_SVHDX_ERROR_STORED|%d" % key) if key is not None else STATUS_NAMES.get(
-            status, "0x%08X" % status if status is not None else "")
+        op.status_name = status_name(status)
         o = op.open
         if o is not None:
             if op.kind == "SMB2_READ":

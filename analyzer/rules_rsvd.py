@@ -8,7 +8,7 @@ from dissectors import rsvd
 from . import decoding
 from .findings import Rule
 from .rsvd_sessions import (FILE_NO_INTERMEDIATE_BUFFERING, SCSI_OP, SRB_STATUS_OP, STATUS_NAMES, SUFFIX, Open, Operation,
-                            sense_of)
+                            sense_of, stored_key)
 
 UNIT_ATTENTIONS = {rsvd.ERROR_CODES[k] for k in rsvd.UNIT_ATTENTIONS}
 RESERVATION_CONFLICT = rsvd.ERROR_CODES["STATUS_SVHDX_RESERVATION_CONFLICT"]
@@ -353,3 +353,440 @@ RULES: List[type] = [DialectBelow302, OpenNameSuffix, OpenContextInvalid, OpenMi
                      RequestIdNotMonotonic, ScsiBeforeDiskInfo, SenseNotRetrieved, SenseKeyUnknown,
                      ReservationConflict, UnitAttention, VersionMismatch, VersionMismatchAnswer, ScsiRequestMalformed, MessageMalformed,
                      ResponseMismatch, UnansweredRequest, OperationAfterClose]
+
+
+# -- the inventory's remaining MS-RSVD rules (docs/rules.md R01-R50) ----------------------------
+FILE_INFO_OP = "RSVD_TUNNEL_GET_FILE_INFO_OPERATION"
+CHECK_CONNECTION_OP = "RSVD_TUNNEL_CHECK_CONNECTION_STATUS_OPERATION"
+DISK_INFO_OP = "RSVD_TUNNEL_GET_DISK_INFO_OPERATION"
+VALIDATE_DISK_OP = "RSVD_TUNNEL_VALIDATE_DISK_OPERATION"
+V1_OPS = set(rsvd.OPERATION_CODES_V1)
+STATUS_INVALID_PARAMETER = rsvd.NT_STATUS["STATUS_INVALID_PARAMETER"]
+STATUS_NOT_SUPPORTED = rsvd.NT_STATUS["STATUS_NOT_SUPPORTED"]
+HEADER_SIZE = rsvd.SVHDX_TUNNEL_OPERATION_HEADER.struct.sizeof()
+# Each operation's request and response sections (2.2.5.x).
+SECTIONS = {FILE_INFO_OP: ("2.2.5.3", "2.2.5.4"), SCSI_OP: ("2.2.5.11", "2.2.5.12"),
+            CHECK_CONNECTION_OP: ("2.2.5.5", "2.2.5.6"), SRB_STATUS_OP: ("2.2.5.7", "2.2.5.8"),
+            DISK_INFO_OP: ("2.2.5.9", "2.2.5.10"), VALIDATE_DISK_OP: ("2.2.5.13", "2.2.5.14")}
+
+
+def is_zero(v) -> bool:
+    if isinstance(v, (bytes, bytearray)):
+        return not any(v)
+    if isinstance(v, dict):
+        return all(is_zero(x) for k, x in v.items() if not k.startswith("_"))
+    if v is None:
+        return True
+    try:
+        return decoding.int_of(v) == 0
+    except (TypeError, ValueError):
+        return str(v) == ZERO_GUID  # a GUID
+
+
+def shown(v) -> str:
+    if isinstance(v, (bytes, bytearray)):
+        return v[:24].hex() + ("..." if len(v) > 24 else "")
+    try:
+        return "0x%X" % decoding.int_of(v)
+    except (TypeError, ValueError):
+        return str(v)
+
+
+def nonzero(payload, names) -> List[str]:
+    """'Field value' for each of `names` the payload holds and is not zero."""
+    return ["%s %s" % (n, shown(payload[n])) for n in names if n in payload and not is_zero(payload[n])]
+
+
+def payload_of(value) -> Optional[dict]:
+    p = value.get("Payload") if isinstance(value, dict) else None
+    return p if isinstance(p, dict) and "BodyNotDecoded" not in p else None
+
+
+class ReservedNotZero(Rule):
+    id, severity, spec = "rsvd.reserved_not_zero", "error", "MS-RSVD 2.1"
+    side, checks = "both", ("R01", "R08")
+    title = "Reserved fields are sent as zero (both sides; the Windows-only Reserved fields too)"
+    # 2.1: "Unless otherwise noted, fields marked as Reserved MUST be set to 0 when being sent". Fields
+    # whose own section says more are judged there: the SCSI request's Reserved1/Reserved3 (SHOULD,
+    # reserved_should_be_zero R27), SRB_STATUS and DISK_INFO requests (request_not_zeroed R21, R23),
+    # and the SRB_STATUS, DISK_INFO and SCSI answers (response_invalid R45, R46, R48). The SCSI request's
+    # Reserved2 (2.2.5.11 MUST, the MUST half of R27) is judged here. The Windows forms' Reserved
+    # (24-byte FILE_INFO, 56-byte VALIDATE_DISK request) are reserved too: zero is accepted, as is their absence.
+    OWNED = {(False, SCSI_OP): {"Reserved1", "Reserved3"}, (False, SRB_STATUS_OP): {"Reserved"},
+             (False, DISK_INFO_OP): {"Reserved1", "Reserved2"}, (True, SRB_STATUS_OP): {"Reserved"},
+             (True, DISK_INFO_OP): {"Reserved"}, (True, SCSI_OP): {"Reserved"}}
+
+    def on_rsvd_create(self, req, conn):
+        c = req.context
+        if c is not None and not is_zero(c.get("Reserved")):
+            self.report([req.frame], "open context of %s: Reserved %s (3 bytes that MUST be zero)"
+                        % (req.name, shown(c.Reserved)), conn.label, check="R08", spec="MS-RSVD 2.2.5.2",
+                        side="client")
+
+    def check(self, op: Operation, value, is_response: bool, frames):
+        p = payload_of(value)
+        if p is None:
+            return
+        owned = self.OWNED.get((is_response, op.kind), ())
+        bad = nonzero(p, [k for k in p if k.startswith("Reserved") and k not in owned])
+        if bad:
+            section = SECTIONS.get(op.kind, ("2.2.5", "2.2.5"))[is_response]
+            self.report(frames, "%s %s: %s (Reserved fields MUST be zero)" % (
+                op.kind, "response" if is_response else "request", ", ".join(bad)), op.subject, check="R01",
+                spec="MS-RSVD 2.1, %s" % section, side="server" if is_response else "client")
+
+    def on_rsvd_request(self, op: Operation, conn):
+        self.check(op, op.request, False, [op.request_frame])
+
+    def on_rsvd_response(self, op: Operation):
+        if op.status == 0 and op.response is not None:
+            self.check(op, op.response, True, [op.request_frame, op.response_frame])
+
+
+class ReservedShouldBeZero(Rule):
+    id, severity, spec = "rsvd.reserved_should_be_zero", "warning", "MS-RSVD 2.2.5.2, 2.2.5.11"
+    level, checks = "SHOULD", ("R09", "R27")
+    title = "Fields the client SHOULD zero: the open context's Flags, the SCSI request's Reserved1 and Reserved3"
+    # 2.2.5.11 notes otherwise than 2.1 for Reserved1 and Reserved3 ("SHOULD be set to zero"), so they
+    # are a SHOULD here; Reserved2 is a MUST and rsvd.reserved_not_zero judges it (R01).
+
+    def on_rsvd_create(self, req, conn):
+        c = req.context
+        if c is not None and not is_zero(c.get("Flags")):
+            self.report([req.frame], "open context of %s: Flags %s (the client SHOULD set it to 0)"
+                        % (req.name, shown(c.Flags)), conn.label, check="R09", spec="MS-RSVD 2.2.5.2")
+
+    def on_rsvd_request(self, op: Operation, conn):
+        if op.kind == SCSI_OP:
+            bad = nonzero(op.request.Payload, ("Reserved1", "Reserved3"))
+            if bad:
+                self.report([op.request_frame], "SCSI request: %s (the client SHOULD set it to zero)"
+                            % ", ".join(bad), op.subject, check="R27", spec="MS-RSVD 2.2.5.11")
+
+
+class RequestNotZeroed(Rule):
+    id, severity, spec = "rsvd.request_not_zeroed", "error", "MS-RSVD 3.1.4.6-3.1.4.10, 3.1.5.3-3.1.5.4"
+    checks = ("R03", "R19", "R20", "R21", "R23")
+    title = ("Request fields the client zeroes (header Status, FILE_INFO, SRB_STATUS, DISK_INFO) and "
+             "payloads it leaves out (CHECK_CONNECTION, VALIDATE_DISK, shared-disk support)")
+    # The header's Status and the FILE_INFO request's fields are "SHOULD" in 2.2.5.1 and 2.2.5.3 but
+    # "MUST be set to zero" in 3.1.4.6-10 and 3.1.5.3-4, which say how each request is built: MUST.
+    # 3.1.4.x covers the six v1 operations; the v2 ones keep 2.2.5.1's SHOULD and are not judged here.
+    FILE_INFO = ("ServerVersion", "SectorSize", "PhysicalSectorSize", "VirtualSize")
+    SRB_STATUS = ("SrbStatus", "ScsiStatus", "SenseInfoExLength", "Reserved", "SenseDataEx")
+    DISK_INFO = ("Reserved1", "BlockSize", "LinkageID", "IsMounted", "Is4kAligned", "Reserved2", "FileSize",
+                 "VirtualDiskId")
+    # Header only (16 bytes); VALIDATE_DISK also as Windows sends it, 56 reserved bytes after the header
+    # (newer revisions' 2.2.4.9), whose zeroes rsvd.reserved_not_zero checks.
+    SIZES = {CHECK_CONNECTION_OP: (HEADER_SIZE,), VALIDATE_DISK_OP: (HEADER_SIZE, HEADER_SIZE + 56)}
+
+    def on_rsvd_request(self, op: Operation, conn):
+        if op.kind not in V1_OPS:
+            return
+        status = decoding.int_of(op.request.Header.Status)
+        if status:
+            self.report([op.request_frame], "%s request: header Status 0x%08X (the client MUST set it to zero)"
+                        % (op.kind, status), op.subject, check="R03", spec="MS-RSVD 2.2.5.1, 3.1.4.6-3.1.4.10")
+        p = payload_of(op.request) or {}
+        for kind, names, check, spec in ((FILE_INFO_OP, self.FILE_INFO, "R19", "MS-RSVD 3.1.4.6"),
+                                         (SRB_STATUS_OP, self.SRB_STATUS, "R21", "MS-RSVD 2.2.5.7, 3.1.5.3-3.1.5.4"),
+                                         (DISK_INFO_OP, self.DISK_INFO, "R23", "MS-RSVD 2.2.5.9, 3.1.4.8")):
+            if op.kind == kind:
+                bad = nonzero(p, names)
+                if bad:
+                    self.report([op.request_frame], "%s request: %s (the client MUST set it to zero)"
+                                % (kind, ", ".join(bad)), op.subject, check=check, spec=spec)
+        sizes = self.SIZES.get(op.kind)
+        if sizes and op.request_size not in sizes:
+            self.report([op.request_frame], "%s request of %d bytes: it MUST hold only the %d-byte header%s" % (
+                op.kind, op.request_size, HEADER_SIZE, " (or Windows' 56 reserved bytes after it)"
+                if op.kind == VALIDATE_DISK_OP else ""), op.subject, check="R20",
+                spec="MS-RSVD %s" % SECTIONS[op.kind][0])
+
+    def on_rsvd_support(self, q):
+        # 2.2.5.15: only the header; Windows sends an empty input buffer. Both are accepted.
+        if q.request_size not in (0, HEADER_SIZE):
+            self.report([q.request_frame], "FSCTL_QUERY_SHARED_VIRTUAL_DISK_SUPPORT request of %d bytes: it MUST "
+                        "hold only the %d-byte header (or nothing, as Windows sends)" % (q.request_size, HEADER_SIZE),
+                        q.subject, check="R20", spec="MS-RSVD 2.2.5.15")
+
+
+class TunnelNotSync(Rule):
+    id, severity, spec = "rsvd.tunnel_not_sync", "error", "MS-RSVD 3.1.4.6-3.1.4.10"
+    checks = ("R18",)
+    title = "A v1 open's tunnel operations use FSCTL_SVHDX_SYNC_TUNNEL_REQUEST (a v2 open may use the async one)"
+    # The seed's 3.1.4.6-10 name FSCTL_SVHDX_SYNC_TUNNEL_REQUEST. FSCTL_SVHDX_ASYNC_TUNNEL_REQUEST
+    # (MS-SMB2 2.2.31) came with RSVD version 2: an open whose context says Version 2 may use it, and
+    # the v2 OperationCodes always may. An open made before the capture shows no version: not evaluated.
+
+    def on_rsvd_request(self, op: Operation, conn):
+        if op.function != rsvd.FSCTL_SVHDX_ASYNC_TUNNEL_REQUEST or op.kind not in V1_OPS:
+            return
+        o = op.open
+        if o is None:
+            return
+        if o.context is None:
+            self.cannot_evaluate(o.label, "its CREATE (the open context's Version) is not in the capture")
+            return
+        if decoding.int_of(o.context.Version) < 2:
+            self.report([op.request_frame], "%s sent with FSCTL_SVHDX_ASYNC_TUNNEL_REQUEST on an open whose context "
+                        "is Version %d: a version 1 client uses FSCTL_SVHDX_SYNC_TUNNEL_REQUEST"
+                        % (op.kind, decoding.int_of(o.context.Version)), op.subject)
+
+
+class CreateNotRefused(Rule):
+    id, severity, spec = "rsvd.create_not_refused", "error", "MS-RSVD 3.2.5.1"
+    side, checks = "server", ("R07", "R13", "R15")
+    title = ("A CREATE whose open context or name the server must refuse (STATUS_INVALID_PARAMETER) "
+             "succeeds; another failure is accepted")
+    needs_create = True
+    # 3.2.5.1 names STATUS_INVALID_PARAMETER, but MS-SMB2 and the object store may refuse the CREATE
+    # first for their own reasons (e.g. STATUS_OBJECT_NAME_NOT_FOUND): any failure is accepted, success
+    # is flagged. Version: RSVD_ECP_CONTEXT_VERSION_1 in the seed; a Version 2 context in the 192-byte
+    # SVHDX_OPEN_DEVICE_CONTEXT_V2 layout is what a version 2 server accepts (newer revisions), so it is too.
+
+    def on_rsvd_create_answer(self, req, status: Optional[int], frame: int, conn):
+        if status != 0:
+            return
+        c = req.context
+        problems = []
+        if not req.name.lower().endswith(SUFFIX.lower()):
+            problems.append(("R15", "the name \"%s\" does not end in %s" % (req.name, SUFFIX)))
+        if c is not None:
+            version = decoding.int_of(c.Version)
+            if version != 1 and not (version == 2 and c.get("_variant") == "windows_v2"):
+                problems.append(("R07", "the open context's Version is %d (not RSVD_ECP_CONTEXT_VERSION_1)" % version))
+            has_id = decoding.int_of(c.HasInitiatorId)
+            if has_id not in (0, 1):
+                problems.append(("R13", "the open context's HasInitiatorId is %d (neither FALSE nor TRUE)" % has_id))
+        for check, why in problems:
+            self.report([req.frame, frame], "CREATE of %s succeeded, but %s: the server MUST fail it with "
+                        "STATUS_INVALID_PARAMETER" % (req.name, why), conn.label, check=check)
+
+
+class ClosedOpenServed(Rule):
+    id, severity, spec = "rsvd.closed_open_served", "error", "MS-RSVD 3.2.5.3, 3.2.5.4, 3.2.5.5"
+    side, checks = "server", ("R30", "R31", "R36")
+    title = "A READ, WRITE or tunnel operation on an open after its CLOSE succeeds (any failure is accepted)"
+    # 3.2.5.3-5 fail it with STATUS_INVALID_PARAMETER when no Open is found; MS-SMB2 (3.3.5.x) fails a
+    # request on a closed FileId first, with STATUS_FILE_CLOSED, so any failure is accepted and only
+    # success is flagged. Opens made before the capture are not judged: only a CLOSE seen says "no Open".
+    CHECK = {"SMB2_READ": ("R30", "MS-RSVD 3.2.5.3"), "SMB2_WRITE": ("R31", "MS-RSVD 3.2.5.4")}
+
+    def flag(self, op: Operation, what: str):
+        check, spec = self.CHECK.get(op.kind, ("R36", "MS-RSVD 3.2.5.5"))
+        o = op.closed
+        self.report([o.close_frame, op.request_frame, op.response_frame], "%s on %s after its CLOSE (frame %d) "
+                    "succeeded%s: with no Open the server MUST fail it (STATUS_INVALID_PARAMETER; MS-SMB2's "
+                    "STATUS_FILE_CLOSED is accepted too)" % (what, o.name or "the open", o.close_frame,
+                                                             ""), o.label, check=check, spec=spec)
+
+    def on_rsvd_after_close_answer(self, op: Operation):
+        if op.status == 0:
+            self.flag(op, op.kind)
+
+    def on_rsvd_response(self, op: Operation):
+        if op.closed is not None and op.status == 0:
+            self.flag(op, op.kind)
+
+
+class StoredKeySequence(Rule):
+    id, severity, spec = "rsvd.stored_key_sequence", "error", "MS-RSVD 3.2.5.3, 3.2.5.4"
+    side, checks = "server", ("R32",)
+    title = "STATUS_SVHDX_ERROR_STORED keys follow the open's SenseErrorSequence: 1, 2, ..., 0xFF, 0x00, ..."
+    # Open.SenseErrorSequence starts at 0 (3.2.5.1) and each stored error increments it (0xFF wraps to
+    # 0x00) before it becomes the key. For an open made before the capture the first key is unknown:
+    # only the keys after the first one seen are judged. Errors are taken in answer order.
+
+    def __init__(self, sink):
+        super().__init__(sink)
+        self.last: Dict[str, Tuple[int, int]] = {}  # open id -> (key, frame)
+
+    def on_rsvd_open(self, o: Open, conn, frame: int):
+        if not o.pre_capture:
+            self.last[o.id] = (0, o.create_frame)
+
+    def on_rsvd_stored_error(self, e, op: Operation):
+        prev = self.last.get(e.open.id)
+        self.last[e.open.id] = (e.key, e.frame)
+        if prev is None:
+            return
+        want = (prev[0] + 1) & 0xFF
+        if e.key != want:
+            after = "the open's first stored error" if prev[0] == 0 and prev[1] == e.open.create_frame else \
+                "key %d (frame %d)" % (prev[0], prev[1])
+            self.report([op.request_frame, e.frame], "%s answered STATUS_SVHDX_ERROR_STORED|%d as %s: the key "
+                        "MUST be %d, the next Open.SenseErrorSequence" % (e.operation, e.key, "after " + after
+                                                                          if "key" in after else after, want),
+                        e.open.label)
+
+    def on_rsvd_close(self, o: Open, frame: int):
+        self.last.pop(o.id, None)
+
+
+class WriteAnswer(Rule):
+    id, severity, spec = "rsvd.write_answer", "error", "MS-RSVD 3.2.5.4 (newer revision)"
+    side, checks = "server", ("R34", "R35")
+    title = ("An SMB2 WRITE answered as the open requires: STATUS_NOT_SUPPORTED without "
+             "FILE_NO_INTERMEDIATE_BUFFERING, a stored error on a virtual-SCSI open with no InitiatorId")
+    needs_create = True
+    # The newer revision's 3.2.5.4, in its order: an open with Open.IsVirtualSCSIDisk (the client asked
+    # for a virtual SCSI disk: OriginatorFlags SVHDX_ORIGINATOR_PVHDPARSER, newer 3.1.4.2) and a zero
+    # InitiatorId gets STATUS_SVHDX_ERROR_STORED|key; then an open whose CreateOptions lack
+    # FILE_NO_INTERMEDIATE_BUFFERING gets STATUS_NOT_SUPPORTED.
+
+    def on_rsvd_response(self, op: Operation):
+        o = op.open
+        if op.kind != "SMB2_WRITE" or o is None:
+            return
+        if o.pre_capture:
+            self.cannot_evaluate(o.label, "its CREATE (CreateOptions, open context) is not in the capture")
+            return
+        c = o.context
+        virtual_scsi = c is not None and decoding.int_of(c.OriginatorFlags) == 1
+        no_id = c is not None and (not decoding.int_of(c.HasInitiatorId) or str(c.InitiatorId) == ZERO_GUID)
+        if virtual_scsi and no_id:
+            if stored_key(op.status) is None:
+                self.report([op.request_frame, op.response_frame], "SMB2 WRITE on %s, a virtual-SCSI open with no "
+                            "InitiatorId, answered %s: the server MUST store an error and return "
+                            "STATUS_SVHDX_ERROR_STORED|key" % (o.name, op.status_name or "-"), o.label, check="R35")
+            return
+        if o.create_options is not None and not o.create_options & FILE_NO_INTERMEDIATE_BUFFERING \
+                and op.status != STATUS_NOT_SUPPORTED:
+            self.report([o.create_frame, op.request_frame, op.response_frame], "SMB2 WRITE on %s answered %s: its "
+                        "CREATE (CreateOptions 0x%08X) lacks FILE_NO_INTERMEDIATE_BUFFERING, so the server MUST fail "
+                        "it with STATUS_NOT_SUPPORTED" % (o.name, op.status_name or "-", o.create_options), o.label,
+                        check="R34")
+
+
+class SenseKeyAnswer(Rule):
+    id, severity, spec = "rsvd.sense_key_answer", "error", "MS-RSVD 3.2.5.5.3"
+    side, checks = "server", ("R44",)
+    title = ("SRB_STATUS answered by what the open stored: success for a stored key, "
+             "STATUS_SVHDX_ERROR_NOT_AVAILABLE for one never stored")
+    # A key "never stored" is known only for an open whose CREATE is in the capture; for an open made
+    # before it, a key may predate the capture, and only a stored key's answer is judged. The request's
+    # SenseInfoExLength (0, as 2.2.5.7 and 3.1.5.3-4 require) is not a reason to fail: see NOT_CHECKED R43.
+
+    def on_rsvd_response(self, op: Operation):
+        o = op.open
+        if op.kind != SRB_STATUS_OP or o is None or "StatusKey" not in (op.request.Payload or {}):
+            return
+        key = decoding.int_of(op.request.Payload.StatusKey)
+        frames = [op.request_frame, op.response_frame]
+        if op.stored is not None:
+            if op.status != 0:
+                self.report([op.stored.frame] + frames, "SRB_STATUS for StatusKey %d answered %s, but %s stored an "
+                            "error under that key (frame %d): the server MUST return it with STATUS_SUCCESS"
+                            % (key, op.status_name or "-", op.stored.operation, op.stored.frame), o.label)
+        elif o.pre_capture:
+            self.cannot_evaluate(o.label, "an SRB_STATUS key may have been stored before the capture started")
+        elif op.status != NOT_AVAILABLE:
+            self.report(frames, "SRB_STATUS for StatusKey %d, which no error on this open was stored under, answered "
+                        "%s: the server MUST return STATUS_SVHDX_ERROR_NOT_AVAILABLE" % (key, op.status_name or "-"),
+                        o.label)
+
+
+class ResponseInvalid(Rule):
+    id, severity, spec = "rsvd.response_invalid", "error", "MS-RSVD 3.2.5.5.1-3.2.5.6"
+    side = "server"
+    checks = ("R40", "R41", "R42", "R45", "R46", "R47", "R48", "R49", "R50")
+    title = "A tunnel or shared-disk-support answer whose fields are not what its section requires"
+    # Windows layouts are accepted where dissectors/rsvd.py declares them: ServerVersion 2 (an RSVD v2
+    # server's ServerServiceVersion), DiskFormat VHDSET, the 1-byte StatusKey SRB_STATUS answer, the
+    # 1-byte IsValidDisk VALIDATE_DISK answer, 4-byte support fields with snapshot support (3, 7).
+    FAIL_HEADER_ONLY = {FILE_INFO_OP: "3.2.5.5.1", DISK_INFO_OP: "3.2.5.5.4", SCSI_OP: "3.2.5.5.5"}
+    SUPPORT = {"seed": (1,), "windows": (1, 3, 7)}  # SharedVirtualDisksSupported; newer: snapshots (3), CDP (7)
+
+    def on_rsvd_response(self, op: Operation):
+        frames = [op.request_frame, op.response_frame]
+        report = lambda check, spec, text: self.report(frames, "%s response: %s" % (op.kind, text), op.subject,  # noqa: E731
+                                                        check=check, spec="MS-RSVD " + spec)
+        if op.kind == SCSI_OP and op.request is not None:
+            p = op.request.Payload
+            if (p.Length != 36 or p.CdbLength > rsvd.RSVD_CDB_GENERIC_LENGTH) and op.status != STATUS_INVALID_PARAMETER:
+                report("R47", "3.2.5.5.5", "the request's Length %d / CdbLength %d, answered %s: the server MUST fail "
+                       "it with STATUS_INVALID_PARAMETER" % (p.Length, p.CdbLength, op.status_name or "-"))
+        value = op.response
+        if value is None:
+            return  # an SMB2-level answer with no buffer: nothing of RSVD's to judge
+        status = decoding.int_of(value.Header.Status)
+        extra = op.response_size - HEADER_SIZE
+        if status:
+            if op.kind in self.FAIL_HEADER_ONLY and extra > 0:
+                report("R40", self.FAIL_HEADER_ONLY[op.kind], "Status %s with %d bytes after the header: a failure "
+                       "MUST return the header only" % (op.status_name, extra))
+            if op.kind == CHECK_CONNECTION_OP:
+                report("R42", "3.2.5.5.2", "Status %s: the server MUST answer STATUS_SUCCESS" % op.status_name)
+            return
+        p = payload_of(value) or {}
+        if op.kind == FILE_INFO_OP and decoding.int_of(p.get("ServerVersion", 1)) not in (1, 2):
+            report("R41", "3.2.5.5.1", "ServerVersion %d (MUST be ServerServiceVersion: 1, or 2 for an RSVD v2 "
+                   "server)" % decoding.int_of(p.ServerVersion))
+        elif op.kind == CHECK_CONNECTION_OP and extra > 0:
+            report("R42", "2.2.5.6", "%d bytes after the header (it MUST NOT contain any payload)" % extra)
+        elif op.kind == SRB_STATUS_OP and p:
+            self.srb_status(op, p, report)
+        elif op.kind == DISK_INFO_OP and p:
+            bad = []
+            if str(p.DiskType) not in rsvd.DISK_TYPE:
+                bad.append("DiskType %s (VHD_TYPE_FIXED or VHD_TYPE_DYNAMIC)" % shown(p.DiskType))
+            if str(p.DiskFormat) not in rsvd.DISK_FORMAT:
+                bad.append("DiskFormat %s (VIRTUAL_STORAGE_TYPE_DEVICE_VHDX; Windows: or VHDSET)" % shown(p.DiskFormat))
+            for f in ("IsMounted", "Is4kAligned"):
+                if decoding.int_of(p[f]) not in (0, 1):
+                    bad.append("%s %d (FALSE or TRUE)" % (f, decoding.int_of(p[f])))
+            if not is_zero(p.Reserved):
+                bad.append("Reserved %s (zero)" % shown(p.Reserved))
+            if bad:
+                report("R46", "2.2.5.10, 3.2.5.5.4", "; ".join(bad))
+        elif op.kind == SCSI_OP and p and op.request is not None:
+            q, bad = op.request.Payload, []
+            if str(p.DataIn) != str(q.DataIn):
+                bad.append("DataIn %s (the request's is %s)" % (p.DataIn, q.DataIn))
+            if p.Length != 36:
+                bad.append("Length %d (the size of SVHDX_TUNNEL_SCSI_RESPONSE, 36)" % p.Length)
+            if not is_zero(p.Reserved):
+                bad.append("Reserved %s (zero)" % shown(p.Reserved))
+            if bad:
+                report("R48", "2.2.5.12, 3.2.5.5.5", "; ".join(bad))
+        elif op.kind == VALIDATE_DISK_OP and p and p.get("_variant") == "windows":
+            if decoding.int_of(p.IsValidDisk) not in (0, 1) or not is_zero(p.Padding):
+                report("R49", "2.2.5.14, 3.2.5.5.6", "%d bytes after the header that are neither nothing nor Windows' "
+                       "IsValidDisk (0 or 1) and zero padding" % extra)
+
+    def srb_status(self, op: Operation, p, report):
+        bad = []
+        want = decoding.int_of(op.request.Payload.StatusKey)
+        got = decoding.int_of(p.StatusKey)
+        if got != (want & 0xFF if p.get("_variant") == "windows" else want):
+            bad.append("StatusKey %d (the request's is %d)" % (got, want))
+        if not is_zero(p.get("Reserved")):
+            bad.append("Reserved %s (zero)" % shown(p.Reserved))
+        if p.SenseInfoExLength > rsvd.RSVD_SCSI_SENSE_BUFFER_SIZE:
+            bad.append("SenseInfoExLength %d (the sense data's length: at most %d)"
+                       % (p.SenseInfoExLength, rsvd.RSVD_SCSI_SENSE_BUFFER_SIZE))
+        if bad:
+            report("R45", "2.2.5.8, 3.2.5.5.3", "; ".join(bad))
+
+    def on_rsvd_support(self, q):
+        v = q.response
+        if v is None:
+            return
+        bad = []
+        support = decoding.int_of(v.SharedVirtualDiskSupport)
+        if support not in self.SUPPORT.get(v.get("_variant"), (1,)):
+            bad.append("SharedVirtualDiskSupport 0x%X (MUST be 0x0001)" % support)
+        state = decoding.int_of(v.SharedVirtualDiskHandleState)
+        if state not in rsvd.HANDLE_STATE.values():
+            bad.append("SharedVirtualDiskHandleState 0x%X (HandleStateNone, FileShared or Shared)" % state)
+        elif q.open is not None and not q.open.pre_capture and state != rsvd.HANDLE_STATE["HandleStateShared"]:
+            bad.append("SharedVirtualDiskHandleState %s for a handle this capture opened as a shared virtual disk "
+                       "(MUST be HandleStateShared)" % v.SharedVirtualDiskHandleState)
+        if bad:
+            self.report([q.request_frame, q.response_frame], "shared-disk support answer: %s" % "; ".join(bad),
+                        q.subject, check="R50", spec="MS-RSVD 2.2.5.16, 3.2.5.6")
+
+
+RULES += [ReservedNotZero, ReservedShouldBeZero, RequestNotZeroed, TunnelNotSync, CreateNotRefused, ClosedOpenServed,
+          StoredKeySequence, WriteAnswer, SenseKeyAnswer, ResponseInvalid]

@@ -78,8 +78,11 @@ def arbitration(n1: RsvdClient, f1: bytes, n2: RsvdClient, f2: bytes) -> None:
                 GroupNumber=0, TransferLength=1, Control=0), 10, data_in=True, length=512, returned=b"",
             file_id=f1, srb_status=SRB_ERROR_AUTOSENSE, scsi_status=CHECK_CONDITION,
             sense=fixed_sense("UNIT_ATTENTION", "RESERVATIONS PREEMPTED"))
-    # ...and as the RSVD status of a tunnel operation (2.2.3).
-    n1.tunnel("RSVD_TUNNEL_CHECK_CONNECTION_STATUS_OPERATION", {}, dict(BodyNotDecoded=b""), file_id=f1,
+    # ...and as the RSVD status of a tunnel operation (2.2.3), header only (3.2.5.5.1; CHECK_CONNECTION
+    # could not carry it: 3.2.5.5.2 always answers STATUS_SUCCESS).
+    n1.tunnel("RSVD_TUNNEL_GET_FILE_INFO_OPERATION", dict(_variant="seed", ServerVersion=0, SectorSize=0,
+                                                          PhysicalSectorSize=0, VirtualSize=0),
+              dict(BodyNotDecoded=b""), file_id=f1,
               status=rsvd.ERROR_CODES["STATUS_SVHDX_UNIT_ATTENTION_REGISTRATIONS_PREEMPTED"])
     pr_in(n2, f2, "READ_FULL_STATUS", scsi.PR_IN_READ_FULL_STATUS.build(dict(
         PrGeneration=4, AdditionalLength=24 + 8, Descriptors=[dict(
@@ -177,10 +180,11 @@ def v2_operations(c: RsvdClient, fid: bytes) -> None:
 
 def mistakes(n1: RsvdClient, f1: bytes, n2: RsvdClient, f2: bytes) -> None:
     """What the rules of §3 forbid, one of each."""
-    # A WRITE failing with a stored error that NODE1 never fetches before its CLOSE (3.1.5.4).
+    # A WRITE failing with a stored error (the open's first: key 1, 3.2.5.4) that NODE1 never fetches
+    # before its CLOSE (3.1.5.4).
     n1.smb.exchange([Pdu(smb2.WRITE, smb2.write_request(f1, 8 << 20, pattern(4096, 8)))],
                     [Pdu(smb2.WRITE, smb2.error_response(),
-                         status=rsvd.ERROR_CODES["STATUS_SVHDX_ERROR_STORED"] | 5)])
+                         status=rsvd.ERROR_CODES["STATUS_SVHDX_ERROR_STORED"] | 1)])
     # NODE2 fetches a key nothing stored: ERROR_NOT_AVAILABLE (3.2.5.5.3).
     n2.tunnel("RSVD_TUNNEL_SRB_STATUS_OPERATION", dict(StatusKey=9, **SRB_STATUS_REQUEST), dict(BodyNotDecoded=b""),
               file_id=f2, status=rsvd.ERROR_CODES["STATUS_SVHDX_ERROR_NOT_AVAILABLE"])

@@ -7,10 +7,10 @@ trees and opens belong to the session, MS-SMB2 3.3.1.10). The RequestId runs on 
 both channels (MS-RSVD 3.1.1.1 keeps one per client). What a per-connection analyzer gets
 wrong, each once:
 
-- a WRITE on channel 1 answers STATUS_SVHDX_ERROR_STORED|3, fetched by SRB_STATUS on channel 2;
-- a SCSI WRITE(10) on channel 2 answers STATUS_SVHDX_ERROR_STORED|4 in its tunnel header,
+- a WRITE on channel 1 answers STATUS_SVHDX_ERROR_STORED|1, fetched by SRB_STATUS on channel 2;
+- a SCSI WRITE(10) on channel 2 answers STATUS_SVHDX_ERROR_STORED|2 in its tunnel header,
   fetched on channel 1;
-- a READ on channel 2 answers STATUS_SVHDX_ERROR_STORED|5, never fetched before the CLOSE on
+- a READ on channel 2 answers STATUS_SVHDX_ERROR_STORED|3, never fetched before the CLOSE on
   channel 1 (rsvd.sense_not_retrieved, MS-RSVD 3.1.5.3).
 """
 from __future__ import annotations
@@ -56,16 +56,16 @@ def multichannel() -> bytes:
 
     # Stored on channel 1, fetched on channel 2.
     one.smb.exchange([Pdu(smb2.WRITE, smb2.write_request(FID, 1 << 20, pattern(4096, 11)))],
-                     [Pdu(smb2.WRITE, smb2.error_response(), status=STORED | 3)])
-    srb_status(two, 3, fixed_sense(0x03, 0x0C, 0x00))
+                     [Pdu(smb2.WRITE, smb2.error_response(), status=STORED | 1)])
+    srb_status(two, 1, fixed_sense(0x03, 0x0C, 0x00))
     # Stored on channel 2 (in the tunnel header of a SCSI WRITE), fetched on channel 1.
     two.scsi(cdb(0x2A, 0, 0, 0, 0x40, 0, 0, 0, 0x08, 0), 10, data_in=False, length=4096, out=pattern(4096, 12),
-             file_id=FID, status=STORED | 4)
+             file_id=FID, status=STORED | 2)
     one.request_id = two.request_id
-    srb_status(one, 4, fixed_sense(0x04, 0x44, 0x00))
+    srb_status(one, 2, fixed_sense(0x04, 0x44, 0x00))
     # Stored on channel 2, never fetched: the CLOSE goes on channel 1.
     two.smb.exchange([Pdu(smb2.READ, smb2.read_request(FID, 3 << 20, 4096))],
-                     [Pdu(smb2.READ, smb2.error_response(), status=STORED | 5)])
+                     [Pdu(smb2.READ, smb2.error_response(), status=STORED | 3)])
     one.smb.close(FID)
     two.smb.flow.close()
     one.smb.tree_disconnect()

@@ -306,8 +306,8 @@ def node2(cap: Capture, server, session_key: Optional[bytes] = None) -> None:
     # A tunnelled WRITE(10) refused with the header status only (§3.2.5.5.5).
     c.scsi(cdb(0x2A, 0, 0, 0, 0x30, 0, 0, 0, 0x08, 0), 10, data_in=False, length=4096, out=pattern(4096, 6),
            file_id=fid, status=rsvd.ERROR_CODES["STATUS_SVHDX_RESERVATION_CONFLICT"])
-    # A failed SMB2 READ with a stored sense error, retrieved in the Windows layout.
-    key = 0x07
+    # A failed SMB2 READ with a stored sense error (the open's first: key 1), retrieved in the Windows layout.
+    key = 0x01
     smb.exchange([Pdu(smb2.READ, smb2.read_request(fid, 2 << 20, 4096))],
                  [Pdu(smb2.READ, smb2.error_response(), status=rsvd.ERROR_CODES["STATUS_SVHDX_ERROR_STORED"] | key)])
     c.tunnel("RSVD_TUNNEL_SRB_STATUS_OPERATION", dict(StatusKey=key, **SRB_STATUS_REQUEST),
@@ -318,7 +318,7 @@ def node2(cap: Capture, server, session_key: Optional[bytes] = None) -> None:
     fid2 = bytes.fromhex("0300000000000000" "0c00000000000000")
     open_disk(c, "witness.vhdx", open_context_windows("NODE2", NODE2_ID, version=1, open_request_id=0x1235),
               None, fid2, NODE2_ID,
-              support_answer("windows", "HandleStateFileShared"))
+              support_answer("windows", "HandleStateShared"))
     c.tunnel("RSVD_TUNNEL_CHECK_CONNECTION_STATUS_OPERATION", {}, {}, file_id=fid2)
     smb.close(fid2)
     smb.close(fid)

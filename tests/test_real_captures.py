@@ -31,21 +31,21 @@ def test_multichannel_error_stored_on_one_connection_is_found_on_the_other(tshar
     by = {int(r["frame.number"]): r for r in rows}
     stream = {f: int(r["tcp.stream"][0]) for f, r in by.items() if r["tcp.stream"]}
     stored = {int(r["msrsvd.sense.status_key"][0]): f for f, r in by.items() if r["msrsvd.sense.status_key"]}
-    assert sorted(stored) == [3, 4, 5]
-    # Wireshark's own smb2.nt_status says which frames store keys 3 and 5 (4 is in the tunnel header)
-    assert by[stored[3]]["smb2.nt_status"] == ["0xc05c0003"] and by[stored[5]]["smb2.nt_status"] == ["0xc05c0005"]
+    assert sorted(stored) == [1, 2, 3]
+    # Wireshark's own smb2.nt_status says which frames store keys 1 and 3 (2 is in the tunnel header)
+    assert by[stored[1]]["smb2.nt_status"] == ["0xc05c0001"] and by[stored[3]]["smb2.nt_status"] == ["0xc05c0003"]
     fetches = {int(r["msrsvd.sense.error_in"][0]): f for f, r in by.items() if r["msrsvd.sense.error_in"]}
-    assert sorted(fetches) == sorted([stored[3], stored[4]])
-    for k in (3, 4):
+    assert sorted(fetches) == sorted([stored[1], stored[2]])
+    for k in (1, 2):
         fetched = fetches[stored[k]]
         assert stream[fetched] != stream[stored[k]]  # fetched on the other channel
         if two_pass:  # the store learns where it was fetched only once the fetch is seen
             assert by[stored[k]]["msrsvd.sense.retrieved_in"] == [str(fetched)]
-    assert not by[stored[5]]["msrsvd.sense.retrieved_in"]
+    assert not by[stored[3]]["msrsvd.sense.retrieved_in"]
     experts = [m for r in rows for m in r["_ws.expert.message"]]
     assert not [m for m in experts if "No error was stored" in m]
     if two_pass:
-        close = [m for m in by[stored[5]]["_ws.expert.message"] if "never retrieved" in m]
+        close = [m for m in by[stored[3]]["_ws.expert.message"] if "never retrieved" in m]
         assert close and "before the CLOSE in frame" in close[0]
 
 

@@ -50,7 +50,7 @@ def test_cluster_experts_in_two_pass_mode():
         (92, "Sense key ILLEGAL_REQUEST [SPC-3 4.5.6]"),
         (92, "Additional sense: INVALID FIELD IN CDB [SPC-3 4.5.6]"),
         (92, "SCSI status CHECK_CONDITION: the sense data says why [SAM-3 5.3.1]"),
-        (108, "StatusKey 5 is never retrieved with RSVD_TUNNEL_SRB_STATUS_OPERATION before the CLOSE in frame 119 "
+        (108, "StatusKey 1 is never retrieved with RSVD_TUNNEL_SRB_STATUS_OPERATION before the CLOSE in frame 119 "
               "[MS-RSVD 3.1.5.3, 3.1.5.4, 3.2.5.5.3]"),
         (109, "No error was stored under StatusKey 9 on this open in the capture [MS-RSVD 3.1.5.3, 3.1.5.4, 3.2.5.5.3]"),
         (110, "STATUS_SVHDX_ERROR_NOT_AVAILABLE: no sense data is stored under the StatusKey [MS-RSVD 3.2.5.5.3]"),
