@@ -3,9 +3,26 @@
 The clusprep plugin names every call on a context it saw accepted and hands over the stub;
 this module pairs requests with responses by call_id, decodes both stubs with the NDR
 definitions, and tracks binds itself for what the plugin cannot name (calls on contexts
-whose bind the capture missed). A conversation is one TCP connection. IClusterStorage2 and
-IClusterStorage3 are one object (one CLSID), so their state is kept per (connection,
-coclass), not per IPID.
+whose bind the capture missed). A conversation is one TCP connection.
+
+State belongs to the DCOM object, not the connection (MS-CSVP 3.2.1: the server object holds
+the Prepare State and the ClusPrepDiskList). MS-DCOM names an object by OXID and OID, but those
+travel only in the activation (ISystemActivator on port 135) and IRemUnknown answers, which
+the capture of a ClusPrep port does not hold; what every request carries is the IPID of the
+interface it calls (the object UUID of the request header, `dcerpc.obj_id`), and each
+interface of an object has its own IPID. So an object is the set of IPIDs joined thus
+(DcomObjects): an IPID seen before is its object again, on whatever connection (a reconnect
+keeps the state); a new IPID on a connection joins the object of its coclass last called
+there when that object has no IPID for this interface yet (IClusterStorage3 after
+IClusterStorage2: one CLSID, one object), else it starts a new object (a second
+ClusterStorage2 on the same connection). Keys include the server host, so equal IPIDs of
+two servers stay apart. A request with no object UUID falls back to its connection's
+object of that coclass.
+
+Disks are keyed by identity, whatever CPREP_DISKID form names them: a DISK_PROPS answer
+(CprepDiskGetProps, CprepDiskGetProps3) joins the id asked with the id and device number it
+reports (DiskAliases, per server host), so a disk attached by GUID is the same disk when
+named by device number.
 """
 from __future__ import annotations
 
@@ -40,29 +57,50 @@ class Conversation:
     started: Optional[bool] = None  # its first PDU in the capture is a bind: the capture holds its start
     unbound_calls: int = 0  # calls on contexts whose bind the capture lacks
     auth_type: Optional[int] = None  # the security provider its bind named (10 NTLM, 16 Kerberos, 9 SPNEGO)
+    inherited: bool = False  # carries calls of an object first seen on a conversation begun before the capture
 
     @property
     def id(self) -> str:
         return "%s -> %s (stream %d)" % (self.client, self.server, self.stream)
 
 
+MAX_PARTITIONS = 128  # partitions remembered per disk (file system names, IsNtfs answers)
+MAX_DISKS = 4096  # disk identities per object and aliases per server: a hostile capture stays bounded
+MAX_OBJECTS = 65536  # IPIDs remembered
+ERROR_FILE_NOT_FOUND, ERROR_NOT_FOUND, ERROR_WRONG_DISK = 0x80070002, 0x80070490, 0x80070022
+
+
 @dataclass
 class DiskState:
-    """What the calls so far did to one ClusPrepDisk of one object (§3.2.1), as the client sees it."""
+    """What the calls so far did to one ClusPrepDisk of one object (§3.2.1). The client rules
+    read it as the client sees it (SetOnline counts as online); the server rules read the
+    server's side: `online_pending` after a SetOnline whose transition no answer confirmed yet."""
 
     attached: bool = False
     owned: bool = False
     online: bool = False
+    online_pending: bool = False  # a CprepDiskSetOnline started it; no IsOnline or Online confirmed it
     partitions: Optional[int] = None  # MaxPartitionNumber from the last CprepDiskOnline
     verified: set = field(default_factory=set)  # partitions found NTFS by IsNtfs or GetFSName
     seen: set = field(default_factory=set)  # methods that succeeded on it (PR*3 as PR*)
     offline_since_arbitrate: bool = False  # a CprepDiskOffline after the last CprepDiskPRArbitrate
     registered: bool = False  # persistent reservations now (§3.3.4.6): a key registered ...
     reserved: bool = False  # ... and the reservation held
+    cleared: bool = False  # a PRClear since the last PRRegister: the next Register starts a sequence (C37/C40)
+    register_cleared: bool = False  # the registration in effect followed a PRClear
+    missing: Optional[int] = None  # frame of the answer that said no such disk (ERROR_FILE_NOT_FOUND / NOT_FOUND)
+    fs: Dict[int, Tuple[str, int]] = field(default_factory=dict)  # partition -> (GetFSName answer, frame)
+    ntfs: Dict[int, Tuple[bool, int]] = field(default_factory=dict)  # partition -> (IsNtfs said NTFS, frame)
+    arb_sectors: Optional[Tuple[int, int, int]] = None  # (SectorX, SectorY, frame) of the last GetArbSectors
+
+    def copy(self) -> "DiskState":
+        return dataclasses.replace(self, verified=set(self.verified), seen=set(self.seen), fs=dict(self.fs),
+                                   ntfs=dict(self.ntfs))
 
     def after(self, c: "Call") -> None:
         m = base_method(c.method)
         self.seen.add(m)
+        self.missing = None
         if m == "CprepDiskAttach":
             self.attached = True
         elif m == "CprepDiskPRArbitrate":
@@ -72,16 +110,25 @@ class DiskState:
         elif m in ("CprepDiskOnline", "CprepDiskSetOnline"):
             self.online = True
             if m == "CprepDiskOnline":
-                self.partitions = c.param("MaxPartitionNumber")
+                self.partitions, self.online_pending = c.param("MaxPartitionNumber"), False
+            elif not self.online_pending and c.disk_state is not None and not c.disk_state.online:
+                self.online_pending = True  # started, not finished (3.2.4.26)
+        elif m == "CprepDiskIsOnline":
+            self.online_pending = False  # S_OK: the transition is over
         elif m == "CprepDiskOffline":
-            self.online, self.offline_since_arbitrate = False, True
+            self.online, self.online_pending, self.offline_since_arbitrate = False, False, True
         elif m == "CprepDiskDiskPartitionIsNtfs":  # S_OK means NTFS; another file system is ERROR_WRONG_DISK
             self.verified.add(c.param("ulPartition"))
+            self._remember(self.ntfs, c.param("ulPartition"), (True, c.request_frame))
         elif m == "CprepDiskGetFSName":
-            if str(c.param("FsName", "")).rstrip("\x00").upper() == "NTFS":
+            name = str(c.param("FsName", "")).rstrip("\x00")
+            if name.upper() == "NTFS":
                 self.verified.add(c.param("Partition"))
+            self._remember(self.fs, c.param("Partition"), (name, c.request_frame))
+        elif m == "CprepDiskGetArbSectors":
+            self.arb_sectors = (c.param("SectorX"), c.param("SectorY"), c.request_frame)
         elif m == "CprepDiskPRRegister":
-            self.registered = True
+            self.registered, self.register_cleared, self.cleared = True, self.cleared, False
         elif m == "CprepDiskPRUnRegister":
             self.registered = self.reserved = False
         elif m in ("CprepDiskPRReserve", "CprepDiskPRPreempt"):
@@ -90,6 +137,20 @@ class DiskState:
             self.reserved = False
         elif m == "CprepDiskPRClear":
             self.registered = self.reserved = False
+            self.cleared = True
+
+    def failed(self, c: "Call") -> None:
+        """What a refusal tells: the server has no such disk; IsNtfs found another file system."""
+        if c.hresult == ERROR_FILE_NOT_FOUND and c.method in ("CprepDiskGetProps", "CprepDiskGetProps3") or (
+                c.hresult == ERROR_NOT_FOUND and c.method == "CprepDiskAttach"):
+            self.missing = c.response_frame
+        elif c.hresult == ERROR_WRONG_DISK and c.method == "CprepDiskDiskPartitionIsNtfs":
+            self._remember(self.ntfs, c.param("ulPartition"), (False, c.request_frame))
+
+    @staticmethod
+    def _remember(d: dict, key, value) -> None:
+        if key in d or len(d) < MAX_PARTITIONS:
+            d[key] = value
 
 
 def base_method(method: str) -> str:
@@ -116,10 +177,23 @@ class Call:
     used_on_wire: bool = True
     disk_state: Optional[DiskState] = None  # the state of its disk before it, when its stub names one
     unbound: bool = False  # on a context whose bind the capture lacks: interface and method unknown
+    object_id: Optional[str] = None  # the request's object UUID: the IPID of the interface it calls
+    obj: Optional[Tuple] = None  # its DCOM object (DcomObjects), set by the tracker
+    prepare_state: str = "Initial"  # the object's Prepare State before the call (§3.2.1), storage calls
+    num_disks: Optional[int] = None  # pulNumDisks of the object's last CprepPrepareNodePhase2
 
     @property
-    def coclass(self) -> Tuple[int, str]:
+    def dcom_object(self) -> Tuple:
+        """The key of the DCOM object called (see the module docstring); a call the tracker did not
+        place (a test's) is its connection's object of that coclass."""
+        if self.obj is not None:
+            return self.obj
         return (self.conversation.stream, COCLASS.get(self.interface, self.interface))
+
+    @property
+    def coclass(self) -> Tuple:
+        """The object's key, under the name the rules written before IPID keying use."""
+        return self.dcom_object
 
     @property
     def hresult(self) -> Optional[int]:
@@ -147,15 +221,7 @@ class Call:
     def disk(self) -> Optional[str]:
         if self.request is None or "DiskId" not in self.request:
             return None
-        d = self.request.DiskId
-        kind = int(d.DiskIdType)
-        if kind == 0:
-            return "signature 0x%08X" % d.DiskSignature
-        if kind == 1:
-            return "GUID %s" % d.DiskGuid
-        if kind == 0xFA0:
-            return "device %d" % d.DeviceNumber
-        return "unknown id"
+        return disk_form(self.request.DiskId)
 
     def param(self, name: str, default=None):
         for v in (self.request, self.response):
@@ -182,6 +248,87 @@ class Call:
         return self.conversation.id
 
 
+def host_of(endpoint: str) -> str:
+    return endpoint.rsplit(":", 1)[0]
+
+
+class DcomObjects:
+    """IPIDs joined into objects (the rule is in the module docstring)."""
+
+    def __init__(self):
+        self.by_ipid: Dict[Tuple[str, str, str], Tuple] = {}  # (server host, coclass, IPID) -> object key
+        self.last: Dict[Tuple[int, str], Tuple] = {}  # (stream, coclass) -> the object last called there
+        self.interfaces: Dict[Tuple, set] = {}  # object key -> interfaces it has IPIDs for
+        self.from_start: Dict[Tuple, bool] = {}  # object key -> first seen on a connection the capture has from its bind
+
+    def key(self, conv: Conversation, interface: str, ipid: Optional[str]) -> Tuple:
+        coclass = COCLASS.get(interface, interface)
+        host = host_of(conv.server)
+        here = self.last.get((conv.stream, coclass))
+        if not ipid:
+            k = here or (host, coclass, "stream %d" % conv.stream)
+        else:
+            k = self.by_ipid.get((host, coclass, ipid.lower()))
+            if k is None:
+                if here is not None and interface not in self.interfaces.get(here, ()):
+                    k = here  # another interface of the object this connection is using
+                else:
+                    k = (host, coclass, ipid.lower())
+                if len(self.by_ipid) < MAX_OBJECTS:
+                    self.by_ipid[(host, coclass, ipid.lower())] = k
+        if k not in self.from_start:
+            self.from_start[k] = bool(conv.started)
+        self.interfaces.setdefault(k, set()).add(interface)
+        self.last[(conv.stream, coclass)] = k
+        return k
+
+
+class DiskAliases:
+    """The CPREP_DISKID forms of one server's disks joined into identities (union-find)."""
+
+    def __init__(self):
+        self.parent: Dict[Tuple[str, str], Tuple[str, str]] = {}
+
+    def find(self, host: str, form: str) -> Tuple[str, str]:
+        x = (host, form)
+        for _ in range(64):  # paths are halved as they are walked: short, but never trusted to end
+            p = self.parent.get(x)
+            if p is None or p == x:
+                return x
+            gp = self.parent.get(p, p)
+            self.parent[x] = gp
+            x = gp
+        return x
+
+    def join(self, host: str, forms: List[str]) -> List[Tuple[Tuple[str, str], Tuple[str, str]]]:
+        """Join the forms; returns the (old root, new root) pairs merged."""
+        roots = [self.find(host, f) for f in forms]
+        merged = []
+        for r in roots[1:]:
+            r0 = self.find(*roots[0])
+            if r != r0 and len(self.parent) < MAX_DISKS * 4:
+                self.parent[r] = r0
+                merged.append((r, r0))
+        return merged
+
+
+def disk_form(d) -> Optional[str]:
+    """A CPREP_DISKID as text, the way findings name it."""
+    if d is None:
+        return None
+    try:
+        kind = int(d.DiskIdType)
+        if kind == 0:
+            return "signature 0x%08X" % d.DiskSignature
+        if kind == 1:
+            return "GUID %s" % str(d.DiskGuid).lower()
+        if kind == 0xFA0:
+            return "device %d" % d.DeviceNumber
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return None
+    return "unknown id"
+
+
 class ClusPrepTracker:
     def __init__(self, bus: Bus, tables: Tables):
         self.bus = bus
@@ -189,7 +336,11 @@ class ClusPrepTracker:
         self.conversations: Dict[int, Conversation] = {}
         self.pending: Dict[Tuple[int, int], Call] = {}
         self.bound: set = set()  # (stream, ctx) offered in a bind or alter_context the capture holds
-        self.disks: Dict[Tuple, DiskState] = {}  # (stream, coclass, disk)
+        self.objects = DcomObjects()
+        self.aliases = DiskAliases()
+        self.disks: Dict[Tuple, Dict[Tuple[str, str], DiskState]] = {}  # object -> disk identity -> state
+        self.prepare: Dict[Tuple, str] = {}  # object -> Prepare State (§3.2.1), from the answers seen
+        self.num_disks: Dict[Tuple, int] = {}  # object -> pulNumDisks of its last CprepPrepareNodePhase2
 
     def conversation(self, stream: int, src: str, dst: str, from_client: bool, bind: bool = False) -> Conversation:
         c = self.conversations.get(stream)
@@ -202,6 +353,14 @@ class ClusPrepTracker:
     def emit(self, event: str, conv: Conversation, *args) -> None:
         """Rules that need the conversation's start hear nothing from one begun before the capture."""
         self.bus.emit_partial(event, not conv.started, *args)
+
+    def emit_call(self, event: str, c: "Call", *args) -> None:
+        """Nor from a call on an object first seen on such a conversation, on whatever connection."""
+        conv = c.conversation
+        partial = not conv.started or not self.objects.from_start.get(c.dcom_object, True)
+        if partial and conv.started:
+            conv.inherited = True
+        self.bus.emit_partial(event, partial, c, *args)
 
     def pdu(self, p: RpcPdu, src: str, dst: str) -> None:
         if p.ptype in (BIND, ALTER):
@@ -244,16 +403,17 @@ class ClusPrepTracker:
             itf = decoding.INTERFACES.get(e.interface)
             m = itf.method(e.opnum) if itf else None
             c = Call(conv, e.interface, e.method, e.opnum, e.call_id, e.frame, e.time, e.auth_level, e.encrypted,
-                     used_on_wire=bool(m and m.used_on_wire))
+                     used_on_wire=bool(m and m.used_on_wire), object_id=e.object_id)
+            c.obj = self.objects.key(conv, e.interface, e.object_id)
             if e.interface not in conv.interfaces:
                 conv.interfaces.append(e.interface)
             conv.sealed |= e.encrypted
             if e.stub is not None and c.used_on_wire:
                 c.request, err = decoding.clusprep_stub(e.interface, e.method, "request", e.stub)
                 if err:
-                    self.emit("call_malformed", conv, c, e.frame, err)
+                    self.emit_call("call_malformed", c, e.frame, err)
             self.pending[key] = c
-            self.emit("call_request", conv, c)
+            self.emit_call("call_request", c)
             return
         c = self.pending.pop(key, None)
         if c is None:
@@ -266,21 +426,65 @@ class ClusPrepTracker:
         elif e.stub is not None and c.used_on_wire:
             c.response, err = decoding.clusprep_stub(c.interface, c.method, "response", e.stub)
             if err:
-                self.emit("call_malformed", conv, c, e.frame, err)
+                self.emit_call("call_malformed", c, e.frame, err)
         self.done(c)
+
+    def disk_state(self, c: Call) -> Optional[DiskState]:
+        """The state of the disk the call names, in its object; None without one (or past the bound)."""
+        form = c.disk
+        if form is None:
+            return None
+        disks = self.disks.setdefault(c.dcom_object, {})
+        ident = self.aliases.find(host_of(c.conversation.server), form)
+        state = disks.get(ident)
+        if state is None and len(disks) < MAX_DISKS:
+            state = disks[ident] = DiskState()
+        return state
+
+    def link_disk_forms(self, c: Call) -> None:
+        """A DISK_PROPS answer names the disk asked for by its id and device number: one disk."""
+        props = c.param("DiskProps") if c.method == "CprepDiskGetProps" else c.param("pDiskProps")
+        if props is None or c.disk is None:
+            return
+        forms = [c.disk, disk_form(props.get("DiskId"))]
+        if isinstance(props.get("DiskNumber"), int):
+            forms.append("device %d" % props.get("DiskNumber"))
+        forms = [f for f in forms if f and f != "unknown id"]
+        host = host_of(c.conversation.server)
+        for old, new in self.aliases.join(host, forms):
+            for disks in self.disks.values():  # the states of both forms become one: keep what was done
+                a = disks.pop(old, None)
+                if a is not None:
+                    b = disks.get(new)
+                    disks[new] = a if b is None or (a.attached, len(a.seen)) > (b.attached, len(b.seen)) else b
 
     def done(self, c: Call) -> None:
         conv = c.conversation
-        state = self.disks.setdefault(c.coclass + (c.disk,), DiskState()) if c.disk is not None else None
+        obj = c.dcom_object
+        c.prepare_state, c.num_disks = self.prepare.get(obj, "Initial"), self.num_disks.get(obj)
+        state = self.disk_state(c)
         if state is not None:
-            c.disk_state = dataclasses.replace(state, verified=set(state.verified), seen=set(state.seen))
+            c.disk_state = state.copy()
         conv.calls += 1
         if len(conv.sequence) < MAX_SEQUENCE:
             conv.sequence.append((c.request_frame, c.interface, c.method, c.result_text,
                                   round(c.latency_ms, 3) if c.latency_ms is not None else None))
-        self.emit("call", conv, c)
-        if state is not None and c.succeeded:
-            state.after(c)
+        self.emit_call("call", c)
+        if c.interface in ("IClusterStorage2", "IClusterStorage3") and c.answered_ok:
+            if c.method == "CprepPrepareNode":
+                self.prepare[obj] = "Preparing"
+            elif c.method == "CprepPrepareNodePhase2":
+                self.prepare[obj] = "Online"
+                self.disks[obj] = {}  # 3.2.4.4: the ClusPrepDiskList is built anew, every disk Not Attached
+                if isinstance(c.param("pulNumDisks"), int):
+                    self.num_disks[obj] = c.param("pulNumDisks")
+        if state is not None:
+            if c.succeeded:
+                state.after(c)
+                if c.method in ("CprepDiskGetProps", "CprepDiskGetProps3"):
+                    self.link_disk_forms(c)
+            elif c.hresult is not None:
+                state.failed(c)
         self.tables.add("clusprep_calls", dict(
             conversation=conv.id, stream=conv.stream, request_frame=c.request_frame,
             response_frame=c.response_frame or "", time=c.time, interface=c.interface, method=c.method,
@@ -291,6 +495,6 @@ class ClusPrepTracker:
 
     def finish_capture(self) -> None:
         for c in self.pending.values():
-            self.emit("unanswered_call", c.conversation, c)
+            self.emit_call("unanswered_call", c)
             self.done(c)
         self.pending.clear()

@@ -161,6 +161,8 @@ SEALED_UNLOCK = {  # by the bind's auth_type (MS-RPCE 2.2.1.1.7)
 }
 MID_CONVERSATION = ("the conversation's bind is not in the capture (it started mid-conversation): the calls "
                     "before it set the state these rules judge")
+INHERITED = ("its calls go to a DCOM object (by IPID) first seen on a conversation whose bind is not in the "
+             "capture: the calls before it set the state these rules judge")
 UNBOUND = ("%d calls on contexts whose bind or alter_context is not in the capture: their interface, method and "
            "parameters are unknown, listed by opnum")
 PRE_CAPTURE = "the open's CREATE is not in the capture (opened before the capture started)"
@@ -176,6 +178,8 @@ def not_evaluated(rules: List[Rule], sink: Findings, rsvd_tracker: RsvdTracker,
     needs_start = sorted(r.id for r in rules if r.needs_start)
     out += [NotEvaluated(c.id, needs_start, MID_CONVERSATION)
             for c in clusprep_tracker.conversations.values() if not c.started and (c.calls or c.bind_levels)]
+    out += [NotEvaluated(c.id, needs_start, INHERITED)
+            for c in clusprep_tracker.conversations.values() if c.started and c.inherited]
     needs_stub = sorted(r.id for r in rules if r.needs_stub)
     needs_bind = sorted(r.id for r in rules if r.needs_stub or r.needs_bind)
     out += [NotEvaluated(c.id, needs_bind, UNBOUND % c.unbound_calls)

@@ -1,0 +1,116 @@
+"""ClusPrep state keyed as the spec keys it: by DCOM object (its IPIDs), not by connection, and
+disks by identity whatever CPREP_DISKID form names them. Calls go through the tracker as tshark's
+events do (object UUID and stub bytes), built with the samples' client."""
+from dissectors import csvp
+from analyzer import rules_clusprep as R
+from analyzer.clusprep_sequences import ClusPrepTracker
+from analyzer.events import RpcCall
+from analyzer.findings import Bus, Findings
+from analyzer.tables import Tables
+from samples.csvp_scenarios import DISK, MBR_DISK, NUMBERED_DISK, ClusPrepClient, disk_props, ipid
+
+S2, S3 = csvp.IClusterStorage2, csvp.IClusterStorage3
+SERVER = "10.0.0.11:49668"
+
+
+class Wire:
+    """Requests and answers as RpcCall events, one connection per client port."""
+
+    def __init__(self, *rules):
+        self.sink = Findings()
+        self.bus = Bus([r(self.sink) for r in rules])
+        self.tracker = ClusPrepTracker(self.bus, Tables(keep=False))
+        self.frame = 1
+        self.call_id = 1
+        self.stubs = ClusPrepClient.__new__(ClusPrepClient)
+
+    def connect(self, stream: int, port: int):
+        """A connection whose bind the capture holds."""
+        from analyzer.events import RpcPdu
+
+        self.tracker.pdu(RpcPdu(self.frame, 0.0, stream, 11, self.call_id, [0, 1, 2], 6),
+                         "10.0.0.31:%d" % port, SERVER)
+        self.frame += 1
+
+    def call(self, stream, port, itf, name, ins=None, outs=None, hresult=0, object_id=None):
+        req, resp = ClusPrepClient.stubs(self.stubs, itf, name, ins, outs, hresult)
+        m = next(m for m in itf.methods if m.name == name)
+        client = "10.0.0.31:%d" % port
+        for direction, stub, src, dst in (("request", req, client, SERVER), ("response", resp, SERVER, client)):
+            self.tracker.call(RpcCall(self.frame, float(self.frame), stream, itf.name, name, m.opnum, 0, self.call_id,
+                                      direction, 6, False, object_id if direction == "request" else None,
+                                      stub=stub), src, dst)
+            self.frame += 1
+        self.call_id += 1
+
+    def rules(self):
+        return sorted({(f.rule, f.check) for f in self.sink.items})
+
+
+PREPARE = [(S2, "CprepPrepareNode", None, dict(pulMajorVersion=10)),
+           (S2, "CprepPrepareNodePhase2", dict(AttachDisksOnSystemBus=1), dict(pulNumDisks=3))]
+ALL = R.RULES
+
+
+def test_attach_by_guid_then_calls_by_signature_and_number():
+    """GetProps links the GUID the disk was attached by to its device number and signature."""
+    w = Wire(*ALL)
+    w.connect(0, 50000)
+    for itf, name, ins, outs in PREPARE:
+        w.call(0, 50000, itf, name, ins, outs, object_id=str(ipid(0x100)))
+    w.call(0, 50000, S2, "CprepDiskAttach", dict(DiskId=DISK), object_id=str(ipid(0x100)))
+    props = dict(disk_props(), DiskId=MBR_DISK)  # the disk reports its signature and number 2
+    w.call(0, 50000, S2, "CprepDiskGetProps", dict(DiskId=DISK), dict(DiskProps=props), object_id=str(ipid(0x100)))
+    w.call(0, 50000, S2, "CprepDiskPRArbitrate", dict(DiskId=MBR_DISK), object_id=str(ipid(0x100)))
+    w.call(0, 50000, S2, "CprepDiskIsReadable", dict(DiskId=NUMBERED_DISK), object_id=str(ipid(0x100)))
+    w.call(0, 50000, S2, "CprepDiskOnline", dict(DiskId=NUMBERED_DISK), dict(MaxPartitionNumber=1),
+           object_id=str(ipid(0x100)))
+    assert w.rules() == []
+
+
+def test_unlinked_forms_stay_apart():
+    """The near miss: without a DISK_PROPS answer joining them, a signature is another disk."""
+    w = Wire(R.DiskNotAttached)
+    w.connect(0, 50000)
+    for itf, name, ins, outs in PREPARE:
+        w.call(0, 50000, itf, name, ins, outs, object_id=str(ipid(0x100)))
+    w.call(0, 50000, S2, "CprepDiskAttach", dict(DiskId=DISK), object_id=str(ipid(0x100)))
+    w.call(0, 50000, S2, "CprepDiskPRArbitrate", dict(DiskId=MBR_DISK), object_id=str(ipid(0x100)))
+    assert w.rules() == [("clusprep.disk_not_attached", "C28")]
+
+
+def test_a_second_connection_to_the_same_object_keeps_its_state():
+    w = Wire(*ALL)
+    w.connect(0, 50000)
+    for itf, name, ins, outs in PREPARE:
+        w.call(0, 50000, itf, name, ins, outs, object_id=str(ipid(0x100)))
+    w.call(0, 50000, S2, "CprepDiskAttach", dict(DiskId=DISK), object_id=str(ipid(0x100)))
+    w.connect(1, 50001)  # a reconnect: same IPID, new TCP connection
+    w.call(1, 50001, S2, "CprepDiskPRArbitrate", dict(DiskId=DISK), object_id=str(ipid(0x100)))
+    # IClusterStorage3's IPID, first seen here, joins the object this connection is using
+    w.call(1, 50001, S3, "CprepDiskIsReadOnly3", dict(DiskId=DISK), dict(pbReadOnly=0), object_id=str(ipid(0x101)))
+    assert w.rules() == []
+
+
+def test_two_objects_on_one_connection_do_not_share_state():
+    w = Wire(R.PrepareNodeNotFirst, R.Phase2Missing, R.DiskNotAttached)
+    w.connect(0, 50000)
+    for itf, name, ins, outs in PREPARE:
+        w.call(0, 50000, itf, name, ins, outs, object_id=str(ipid(0x100)))
+    w.call(0, 50000, S2, "CprepDiskAttach", dict(DiskId=DISK), object_id=str(ipid(0x100)))
+    # a second ClusterStorage2 object (its own IClusterStorage2 IPID) on the same connection
+    w.call(0, 50000, S2, "CprepDiskPRArbitrate", dict(DiskId=DISK), object_id=str(ipid(0x200)))
+    assert w.rules() == [("clusprep.disk_not_attached", "C28"), ("clusprep.phase2_missing", "C09"),
+                         ("clusprep.prepare_node_not_first", "C08")]
+
+
+def test_an_object_first_seen_mid_conversation_is_not_judged_on_a_new_connection():
+    """Its state began before the capture: the rules that need it say so instead of guessing."""
+    w = Wire(R.PrepareNodeNotFirst, R.Phase2Missing)
+    # stream 0: no bind in the capture
+    w.call(0, 50000, S2, "CprepDiskAttach", dict(DiskId=DISK), object_id=str(ipid(0x100)))
+    w.connect(1, 50001)
+    w.call(1, 50001, S2, "CprepDiskPRArbitrate", dict(DiskId=DISK), object_id=str(ipid(0x100)))
+    assert w.rules() == []
+    conv = w.tracker.conversations[1]
+    assert conv.started and conv.inherited
