@@ -626,10 +626,47 @@ class StoredKeySequence(Rule):
 
 class WriteAnswer(Rule):
     id, severity, spec = "rsvd.write_answer", "error", "MS-RSVD 3.2.5.4 (newer revision)"
-    side, checks = "server", ("R34", "R35")
-    title = ("An SMB2 WRITE answered as the open requires: STATUS_NOT_SUPPORTED without "
-             "FILE_NO_INTERMEDIATE_BUFFERING, a stored error on a virtual-SCSI open with no InitiatorId")
+    side, checks = "server", ("R33", "R34", "R35")
+    title = ("An SMB2 WRITE answered as the open and the disk require: STATUS_NOT_SUPPORTED without "
+             "FILE_NO_INTERMEDIATE_BUFFERING, a stored error on a virtual-SCSI open with no InitiatorId, "
+             "STATUS_SVHDX_RESERVATION_CONFLICT under another initiator's exclusive reservation")
     needs_create = True
+    # R33 (3.2.5.4, SPC-3 5.6): the reservation as the capture shows it, from PERSISTENT RESERVE OUT
+    # commands the disk accepted (GOOD): RESERVE sets holder and type; RELEASE, CLEAR, and the holder
+    # unregistering, drop it; PREEMPT of the holder's key moves it. Only WRITE EXCLUSIVE and EXCLUSIVE
+    # ACCESS are judged: there only the holder may write, whatever registrations predate the capture
+    # (the registrants-only types depend on them). The state starts unknown, and becomes unknown again
+    # when the holder's open closes: what another server did in between is not in the capture.
+    EXCLUSIVE = ("WRITE_EXCLUSIVE", "EXCLUSIVE_ACCESS")
+
+    def __init__(self, sink):
+        super().__init__(sink)
+        self.reservations: Dict[Tuple, dict] = {}  # disk -> holder, type, key, frame, holder's open id
+
+    def on_rsvd_close(self, o: Open, frame: int):
+        r = self.reservations.get(o.disk)
+        if r is not None and r["open"] == o.id:
+            del self.reservations[o.disk]
+
+    def track(self, op: Operation):
+        o, q = op.open, op.request.Payload
+        cdb = q.get("Cdb")
+        resp = payload_of(op.response)
+        if cdb is None or str(cdb.get("OperationCode")) != "PERSISTENT_RESERVE_OUT" or not resp or \
+                decoding.int_of(resp.get("ScsiStatus", 1)) != 0 or not isinstance(q.get("Data"), dict):
+            return
+        fields, data = cdb.get("Fields") or {}, q.Data
+        action = str(fields.get("ServiceAction", ""))
+        kind = str((fields.get("ScopeType") or {}).get("Type", ""))
+        key, sa_key = int(data.get("ReservationKey", 0)), int(data.get("ServiceActionReservationKey", 0))
+        r = self.reservations.get(o.disk)
+        if action == "RESERVE":
+            self.reservations[o.disk] = dict(holder=o.initiator, type=kind, key=key, frame=op.request_frame, open=o.id)
+        elif action in ("RELEASE", "CLEAR") or (action.startswith("REGISTER") and r and sa_key == 0
+                                                 and r["holder"] == o.initiator):
+            self.reservations.pop(o.disk, None)
+        elif action.startswith("PREEMPT") and r and sa_key == r["key"]:
+            self.reservations[o.disk] = dict(holder=o.initiator, type=kind, key=key, frame=op.request_frame, open=o.id)
     # The newer revision's 3.2.5.4, in its order: an open with Open.IsVirtualSCSIDisk (the client asked
     # for a virtual SCSI disk: OriginatorFlags SVHDX_ORIGINATOR_PVHDPARSER, newer 3.1.4.2) and a zero
     # InitiatorId gets STATUS_SVHDX_ERROR_STORED|key; then an open whose CreateOptions lack
@@ -637,7 +674,17 @@ class WriteAnswer(Rule):
 
     def on_rsvd_response(self, op: Operation):
         o = op.open
+        if o is not None and op.kind == SCSI_OP and op.response is not None:
+            self.track(op)
         if op.kind != "SMB2_WRITE" or o is None:
+            return
+        r = self.reservations.get(o.disk)
+        if r is not None and r["type"] in self.EXCLUSIVE and r["holder"] != o.initiator \
+                and op.status != RESERVATION_CONFLICT:
+            self.report([r["frame"], op.request_frame, op.response_frame], "SMB2 WRITE by %s answered %s while %s "
+                        "holds a %s reservation (frame %d): the server MUST fail it with "
+                        "STATUS_SVHDX_RESERVATION_CONFLICT" % (o.initiator, op.status_name or "-", r["holder"],
+                                                               r["type"], r["frame"]), o.label, check="R33")
             return
         if o.pre_capture:
             self.cannot_evaluate(o.label, "its CREATE (CreateOptions, open context) is not in the capture")

@@ -249,4 +249,8 @@ INVENTORY: List[Tuple[str, str, str, str, str]] = [
 # Inventory rules no rule class checks, and why: the trace cannot show them, or the spec
 # contradicts itself and the reading chosen makes the rule moot.
 NOT_CHECKED: Dict[str, str] = {
+    "R43": ("MS-RSVD contradicts itself: 3.2.5.5.3 fails an SRB_STATUS whose SenseInfoExLength is not the "
+            "size of SenseDataEx (20), but 2.2.5.7 and 3.1.5.3-4 make the client send 0 there and the "
+            "server ignore it, so every conforming request would fail. The reading chosen is 2.2.5.7's "
+            "(the field is ignored); rsvd.sense_key_answer judges the answer by the stored key alone."),
 }
