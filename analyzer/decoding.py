@@ -124,6 +124,47 @@ def open_context(raw: bytes) -> Tuple[Any, Optional[str]]:
         return None, "%s does not parse: %s" % (_CONTEXT.name, (str(err).splitlines() or [type(err).__name__])[0][:160])
 
 
+MAX_CONTEXTS = MAX_EAS = 32  # a CREATE's create contexts and EAs: what a Next/NextEntryOffset chain may walk
+
+
+def create_eas(raw: bytes) -> Tuple[Optional[list], Optional[str]]:
+    """The FILE_FULL_EA_INFORMATION entries of a CREATE's "ExtA" context, from its create
+    contexts: ([(NextEntryOffset, Flags, EaName, EaValue)], None), ([], None) when it has no
+    ExtA, or (None, why) when the bytes (perhaps cut at the export's cap) do not say."""
+    try:
+        pos, seen = 0, 0
+        while seen < MAX_CONTEXTS:
+            seen += 1
+            c = rsvd.SMB2_CREATE_CONTEXT.parse(raw[pos:])
+            name = raw[pos + c.NameOffset:pos + c.NameOffset + c.NameLength]
+            if name == rsvd.EA_CONTEXT_NAME:
+                data = raw[pos + c.DataOffset:pos + c.DataOffset + c.DataLength]
+                if len(data) < c.DataLength:
+                    return None, "the ExtA create context runs past the bytes exported"
+                return _eas(data)
+            if c.Next == 0:
+                return [], None
+            pos += c.Next
+        return None, "more than %d create contexts" % MAX_CONTEXTS
+    except Exception as err:  # noqa: BLE001 - construct raises StreamError and friends on short bytes
+        return None, "the create contexts do not parse: %s" % (str(err).splitlines() or [type(err).__name__])[0][:120]
+
+
+def _eas(data: bytes) -> Tuple[Optional[list], Optional[str]]:
+    out, pos = [], 0
+    for _ in range(MAX_EAS):
+        e = rsvd.FILE_FULL_EA_INFORMATION.parse(data[pos:])
+        start = pos + 8 + e.EaNameLength + 1
+        value = data[start:start + e.EaValueLength]
+        if len(value) < e.EaValueLength:
+            return None, "an EA runs past the ExtA context"
+        out.append((e.NextEntryOffset, e.Flags, bytes(e.EaName).decode("latin-1"), value))
+        if e.NextEntryOffset == 0:
+            return out, None
+        pos += e.NextEntryOffset
+    return None, "more than %d EAs" % MAX_EAS
+
+
 def int_of(value) -> int:
     """An Enum value (EnumIntegerString) or a plain integer, as an int."""
     return int(getattr(value, "intvalue", value))

@@ -56,6 +56,8 @@ class Smb2Message:
     create_options: Optional[int] = None
     client_guid: Optional[str] = None  # a NEGOTIATE request's ClientGuid: the client across its channels
     raw: List[bytes] = field(default_factory=list)  # RSVD messages and create contexts, as exported
+    create_contexts: Optional[bytes] = None  # a shared-disk CREATE request's create contexts (the export's first bytes)
+    bare_name: Optional[str] = None  # a CREATE request named ...:SharedVirtualDisk that carries no open context
 
 
 @dataclass
@@ -203,6 +205,14 @@ def _smb2(f: Frame, cols: List[str], cmds: List[str]) -> List[Smb2Message]:
         creates = [m for m in out if m.command == CREATE and not m.is_response and m.raw]
         for m, name in zip(creates, names) if len(creates) == len(names) else ():
             m.filename = bytes.fromhex(name).decode("utf-16-le", "replace")
+        contexts = _split(cols[COL["msrsvd.raw.create_contexts"]])
+        for m, ctx in zip(creates, contexts) if len(creates) == len(contexts) else ():
+            m.create_contexts = bytes.fromhex(ctx)
+    bare = _split(cols[COL["msrsvd.raw.bare_name"]])
+    if bare:  # one per CREATE request named as a shared disk without the context, in order
+        plain = [m for m in out if m.command == CREATE and not m.is_response and not m.raw]
+        for m, name in zip(plain, bare) if len(plain) == len(bare) else ():
+            m.bare_name = bytes.fromhex(name).decode("utf-16-le", "replace")
     return out
 
 

@@ -80,6 +80,8 @@ class CreateRequest:
     context_error: Optional[str]
     session_id: int
     tree_id: Optional[int]
+    eas: Optional[list] = None  # the ExtA context's (NextEntryOffset, Flags, EaName, EaValue), [] without one
+    eas_error: Optional[str] = None  # why the EAs are unknown (not exported, cut, malformed)
 
 
 def is_svhdx_status(status: Optional[int]) -> bool:
@@ -299,10 +301,16 @@ class RsvdTracker:
         key = (m.stream, m.msg_id)
         if not m.is_response:
             if not m.raw:
+                if m.bare_name:  # named as a shared disk, without the open context
+                    self.bus.emit("rsvd_create_without_context", m, conn)
                 return  # not a shared-disk open
             ctx, err = decoding.open_context(m.raw[0])
             req = CreateRequest(m.frame, m.time, m.filename or "", m.create_options, ctx, err, m.session_id,
                                 m.tree_id)
+            if m.create_contexts is None:
+                req.eas_error = "its create contexts were not exported"
+            else:
+                req.eas, req.eas_error = decoding.create_eas(m.create_contexts)
             self.creates[key] = req
             host = str(ctx.get("InitiatorHostName", "")) if ctx is not None else ""
             if host:

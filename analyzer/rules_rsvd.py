@@ -1,6 +1,7 @@
 """MS-RSVD and MS-VSOD rules: each small, named, and citing the section it enforces."""
 from __future__ import annotations
 
+import uuid
 from typing import Dict, List, Optional, Tuple
 
 from dissectors import rsvd
@@ -511,6 +512,49 @@ class RequestNotZeroed(Rule):
                         q.subject, check="R20", spec="MS-RSVD 2.2.5.15")
 
 
+class OpenRequestIncomplete(Rule):
+    id, severity, spec = "rsvd.open_request_incomplete", "error", "MS-RSVD 3.1.4.2"
+    checks = ("R16", "R17")
+    title = ("A shared-disk CREATE carries SVHDX_OPEN_DEVICE_CONTEXT and the two EAs (ClusteredApplicationInstance, "
+             "ApplicationTrafficType: Flags 0, the InitiatorId as value)")
+    # 3.1.4.2 sets each EA's NextEntryOffset to zero, which cannot chain two entries in one ExtA list
+    # (MS-FSCC 2.4.15): a chained list is accepted. R17 sees a CREATE without the context only in a
+    # frame with some create context or FSCTL (the plugin's export gate); one with no create context
+    # at all is not seen.
+    NAMES = (rsvd.SMB_CCF_APP_INSTANCE_EA_NAME, rsvd.APP_TRAFFIC_TYPE_EA_NAME)
+
+    def on_rsvd_create_without_context(self, m, conn):
+        self.report([m.frame], "CREATE of \"%s\" ends in %s but carries no SVHDX_OPEN_DEVICE_CONTEXT"
+                    % (m.bare_name, SUFFIX), conn.label, check="R17")
+
+    def on_rsvd_create(self, req, conn):
+        if req.eas is None:
+            self.cannot_evaluate(conn.label, "the EAs of a CREATE: %s" % req.eas_error)
+            return
+        c = req.context
+        want = None
+        if c is not None:
+            try:
+                want = uuid.UUID(str(c.InitiatorId)).bytes_le
+            except ValueError:
+                want = None
+        eas = {name.lower(): (flags, value) for _, flags, name, value in req.eas}
+        problems = []
+        for name in self.NAMES:
+            got = eas.get(name.lower())
+            if got is None:
+                problems.append("no %s EA" % name)
+                continue
+            flags, value = got
+            if flags:
+                problems.append("%s Flags 0x%02X (must be 0)" % (name, flags))
+            if want is not None and value != want:
+                problems.append("%s value %s (must be the InitiatorId, %s)" % (name, value[:20].hex() or "empty",
+                                                                                want.hex()))
+        if problems:
+            self.report([req.frame], "CREATE of %s: %s" % (req.name, "; ".join(problems)), conn.label, check="R16")
+
+
 class TunnelNotSync(Rule):
     id, severity, spec = "rsvd.tunnel_not_sync", "error", "MS-RSVD 3.1.4.6-3.1.4.10"
     checks = ("R18",)
@@ -518,15 +562,13 @@ class TunnelNotSync(Rule):
     # The seed's 3.1.4.6-10 name FSCTL_SVHDX_SYNC_TUNNEL_REQUEST. FSCTL_SVHDX_ASYNC_TUNNEL_REQUEST
     # (MS-SMB2 2.2.31) came with RSVD version 2: an open whose context says Version 2 may use it, and
     # the v2 OperationCodes always may. An open made before the capture shows no version: not evaluated.
+    needs_create = True
 
     def on_rsvd_request(self, op: Operation, conn):
         if op.function != rsvd.FSCTL_SVHDX_ASYNC_TUNNEL_REQUEST or op.kind not in V1_OPS:
             return
         o = op.open
-        if o is None:
-            return
-        if o.context is None:
-            self.cannot_evaluate(o.label, "its CREATE (the open context's Version) is not in the capture")
+        if o is None or o.context is None:  # needs_create lists an open made before the capture
             return
         if decoding.int_of(o.context.Version) < 2:
             self.report([op.request_frame], "%s sent with FSCTL_SVHDX_ASYNC_TUNNEL_REQUEST on an open whose context "
@@ -596,7 +638,9 @@ class StoredKeySequence(Rule):
     title = "STATUS_SVHDX_ERROR_STORED keys follow the open's SenseErrorSequence: 1, 2, ..., 0xFF, 0x00, ..."
     # Open.SenseErrorSequence starts at 0 (3.2.5.1) and each stored error increments it (0xFF wraps to
     # 0x00) before it becomes the key. For an open made before the capture the first key is unknown:
-    # only the keys after the first one seen are judged. Errors are taken in answer order.
+    # only the keys after the first one seen are judged (and the rule is listed as not evaluated for
+    # it: needs_create). Errors are taken in answer order.
+    needs_create = True
 
     def __init__(self, sink):
         super().__init__(sink)
@@ -686,8 +730,7 @@ class WriteAnswer(Rule):
                         "STATUS_SVHDX_RESERVATION_CONFLICT" % (o.initiator, op.status_name or "-", r["holder"],
                                                                r["type"], r["frame"]), o.label, check="R33")
             return
-        if o.pre_capture:
-            self.cannot_evaluate(o.label, "its CREATE (CreateOptions, open context) is not in the capture")
+        if o.pre_capture:  # needs_create lists it as not evaluated (R33 above needs no CREATE)
             return
         c = o.context
         virtual_scsi = c is not None and decoding.int_of(c.OriginatorFlags) == 1
@@ -712,8 +755,11 @@ class SenseKeyAnswer(Rule):
     title = ("SRB_STATUS answered by what the open stored: success for a stored key, "
              "STATUS_SVHDX_ERROR_NOT_AVAILABLE for one never stored")
     # A key "never stored" is known only for an open whose CREATE is in the capture; for an open made
-    # before it, a key may predate the capture, and only a stored key's answer is judged. The request's
-    # SenseInfoExLength (0, as 2.2.5.7 and 3.1.5.3-4 require) is not a reason to fail: see NOT_CHECKED R43.
+    # before it, a key may predate the capture, so only a stored key's answer is judged there (and the
+    # rule is listed as not evaluated for that open: needs_create).
+    # The request's SenseInfoExLength (0, as 2.2.5.7 and 3.1.5.3-4 require) is not a reason to fail:
+    # see NOT_CHECKED R43.
+    needs_create = True
 
     def on_rsvd_response(self, op: Operation):
         o = op.open
@@ -727,7 +773,7 @@ class SenseKeyAnswer(Rule):
                             "error under that key (frame %d): the server MUST return it with STATUS_SUCCESS"
                             % (key, op.status_name or "-", op.stored.operation, op.stored.frame), o.label)
         elif o.pre_capture:
-            self.cannot_evaluate(o.label, "an SRB_STATUS key may have been stored before the capture started")
+            return  # the key may have been stored before the capture started: not judged
         elif op.status != NOT_AVAILABLE:
             self.report(frames, "SRB_STATUS for StatusKey %d, which no error on this open was stored under, answered "
                         "%s: the server MUST return STATUS_SVHDX_ERROR_NOT_AVAILABLE" % (key, op.status_name or "-"),
@@ -835,5 +881,5 @@ class ResponseInvalid(Rule):
                         q.subject, check="R50", spec="MS-RSVD 2.2.5.16, 3.2.5.6")
 
 
-RULES += [ReservedNotZero, ReservedShouldBeZero, RequestNotZeroed, TunnelNotSync, CreateNotRefused, ClosedOpenServed,
+RULES += [ReservedNotZero, ReservedShouldBeZero, RequestNotZeroed, OpenRequestIncomplete, TunnelNotSync, CreateNotRefused, ClosedOpenServed,
           StoredKeySequence, WriteAnswer, SenseKeyAnswer, ResponseInvalid]

@@ -46,6 +46,9 @@ FIELDS = [
     # carries a context, as UTF-16LE bytes (smb2.filename is missing in a CREATE request on
     # 4.6's first pass, and a name's text may hold AGGREGATOR)
     "msrsvd.raw", "msrsvd.raw.smb2_index", "msrsvd.raw.open_name",
+    # and each such CREATE's create contexts (the EAs beside the open context), and the name of a
+    # CREATE that ends in :SharedVirtualDisk without the context
+    "msrsvd.raw.create_contexts", "msrsvd.raw.bare_name",
     # DCE/RPC: binds (for contexts the plugin never saw) and requests
     "dcerpc.pkt_type", "dcerpc.cn_call_id", "dcerpc.cn_ctx_id", "dcerpc.auth_level", "dcerpc.obj_id",
     "dcerpc.opnum", "dcerpc.cn_status", "dcerpc.cn_flags", "dcerpc.auth_type",

@@ -16,6 +16,7 @@ LUA_DIR = PACKAGE_DIR / "lua"
 DOCS_PATH = REPO_DIR / "docs" / "fields.md"
 BUILD_MARK = "@BUILD@"  # replaced by the digest of the rendered plugin
 RAW_CAP = 160  # bytes of an IOCTL buffer the export preference hands the analyzer: headers, CDB, sense, PR data
+CONTEXTS_CAP = 1024  # bytes of a shared-disk CREATE's create contexts: the open context and the EAs beside it
 
 
 def template_dir() -> Path:
@@ -91,6 +92,16 @@ def _smb2_fields(p: Protocol) -> List[FieldDef]:
                 abbrev="%s.raw.open_name" % p.name, label="Opened as (bytes)", ftype="bytes",
                 desc="With the export preference: the UTF-16LE name of each CREATE that carries the context, as bytes "
                      "(any character, the analyzer's separators included, survives tshark's text output)",
+                spec=p.shared_opens.spec, structure="(export)"))
+            fields.append(FieldDef(
+                abbrev="%s.raw.create_contexts" % p.name, label="Create contexts (bytes)", ftype="bytes",
+                desc="With the export preference: the create contexts of each CREATE that carries the context (its first "
+                     "%d bytes), whatever Wireshark made of them, for the EAs beside it" % CONTEXTS_CAP,
+                spec=p.shared_opens.spec, structure="(export)"))
+            fields.append(FieldDef(
+                abbrev="%s.raw.bare_name" % p.name, label="Opened without the context as (bytes)", ftype="bytes",
+                desc="With the export preference: the UTF-16LE name of a CREATE that ends in the suffix but carries no "
+                     "open context (seen in frames that carry some create context or FSCTL)",
                 spec=p.shared_opens.spec, structure="(export)"))
     return fields + [
         FieldDef(abbrev="%s.response_in" % p.name, label="Response in", ftype="framenum", base="RESPONSE",
@@ -200,7 +211,7 @@ def render_lua(p: Protocol, model: Model = None) -> str:
         return "{ %s }" % ", ".join(lua_str(part) for part in path.split("."))
 
     kw = dict(proto=p, model=model, fields=fields, summary=summary, transaction=transaction, lua_path=lua_path,
-              cap=ARRAY_CAP, raw_cap=RAW_CAP)
+              cap=ARRAY_CAP, raw_cap=RAW_CAP, contexts_cap=CONTEXTS_CAP)
     if p.binding == "dcerpc":
         from .ndr import MAX_ELEMENTS
 

@@ -88,6 +88,26 @@ APP_TRAFFIC_TYPE_EA_NAME = "ApplicationTrafficType"
 SVHDX_OPEN_DEVICE_CONTEXT_TAG = bytes.fromhex("9CCBCF9E04C1E643980E158DA1F6EC83")
 SHARED_VIRTUAL_DISK_SUFFIX = ":SharedVirtualDisk"
 
+# What 3.1.4.2 puts beside the open context in the CREATE: its SMB2_CREATE_CONTEXT chain
+# (MS-SMB2 2.2.13.2) and the "ExtA" context's FILE_FULL_EA_INFORMATION entries (MS-FSCC 2.4.15).
+# Not messages of the dissector (Wireshark's SMB2 shows them): the analyzer checks the EAs with them.
+EA_CONTEXT_NAME = b"ExtA"
+SMB2_CREATE_CONTEXT = Struct(
+    "Next" / Int32ul,
+    "NameOffset" / Int16ul,
+    "NameLength" / Int16ul,
+    "Reserved" / Int16ul,
+    "DataOffset" / Int16ul,
+    "DataLength" / Int32ul,
+)
+FILE_FULL_EA_INFORMATION = Struct(
+    "NextEntryOffset" / Int32ul,
+    "Flags" / Int8ul,
+    "EaNameLength" / Int8ul,
+    "EaValueLength" / Int16ul,
+    "EaName" / Bytes(this.EaNameLength),  # then a NUL, not counted in EaNameLength
+)
+
 CONSTANTS = {
     "RSVD_ECP_CONTEXT_VERSION_1": RSVD_ECP_CONTEXT_VERSION_1,
     "RSVD_CDB_GENERIC_LENGTH": RSVD_CDB_GENERIC_LENGTH,

@@ -18,8 +18,8 @@ from . import smb2
 from .conversation import Pdu
 from .network import Capture, host
 from .rsvd_scenarios import (
-    DISK_SIZE, INQUIRY_DATA, NODE1_ID, NODE2_ID, SECTOR, SRB_STATUS_REQUEST, RsvdClient, connect, open_context_windows,
-    open_disk, pattern, read_capacity16_data, support_answer)
+    DISK_SIZE, INQUIRY_DATA, NODE1_ID, NODE2_ID, SECTOR, SRB_STATUS_REQUEST, RsvdClient, app_instance_eas, connect,
+    open_context_windows, open_disk, pattern, read_capacity16_data, support_answer)
 
 K1, K2 = 0x4E4F444531000001, 0x4E4F444532000002
 PR_TYPE = "WRITE_EXCLUSIVE_REGISTRANTS_ONLY"
@@ -208,7 +208,8 @@ def mistakes(n1: RsvdClient, f1: bytes, n2: RsvdClient, f2: bytes) -> None:
     create = Pdu(smb2.CREATE, smb2.create_request(
         "other.vhdx", smb2.FILE_NO_INTERMEDIATE_BUFFERING | smb2.FILE_NON_DIRECTORY_FILE,
         [smb2.create_context(rsvd.SVHDX_OPEN_DEVICE_CONTEXT_TAG,
-                             open_context_windows("NODE2", NODE2_ID, version=2, open_request_id=0x2001))]))
+                             open_context_windows("NODE2", NODE2_ID, version=2, open_request_id=0x2001)),
+         smb2.create_context(b"ExtA", app_instance_eas(NODE2_ID))]))
     n2.smb.exchange([create], [Pdu(smb2.CREATE, smb2.error_response(), status=rsvd.NT_STATUS["STATUS_INVALID_PARAMETER"])])
 
 

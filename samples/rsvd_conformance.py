@@ -5,7 +5,8 @@ rsvd_server_violations.pcapng: NODE4 (10.0.0.14) and a server that break, once e
 - the client: a context with non-zero Reserved (R08) and Flags (R09); header Status, FILE_INFO,
   DISK_INFO and SRB_STATUS request fields not zero (R03, R19, R23, R21); a CHECK_CONNECTION
   with a payload and an 8-byte shared-disk-support request (R20); an InitiatorHostNameLength
-  without the NUL (R11); an OperationCode no revision defines (R02); SCSI Reserved1/Reserved3
+  without the NUL (R11); an OperationCode no revision defines (R02); a :SharedVirtualDisk CREATE
+  without the open context (R17) and one with a single, zero-valued EA (R16); SCSI Reserved1/Reserved3
   (R27) and Reserved2 and the Windows FILE_INFO Reserved (R01); a v1 operation through
   FSCTL_SVHDX_ASYNC_TUNNEL_REQUEST on a version 1 open (R18);
 - the server: CREATEs it must refuse accepted (Version 3 and HasInitiatorId 2: R07, R13; no
@@ -33,6 +34,7 @@ own findings (R06, R12, R14, R22, R26) are the price of asking.
 from __future__ import annotations
 
 import uuid
+from typing import Optional
 
 from dissectors import rsvd, scsi
 from . import smb2
@@ -79,11 +81,12 @@ def context(host_name: str, initiator: uuid.UUID, *, version: int = 1, has_id=No
     return bytes(ctx)
 
 
-def create(c: RsvdClient, name: str, ctx: bytes, fid: bytes, initiator: uuid.UUID, *, options: int = FNIB,
-           status: int = 0) -> None:
-    req = Pdu(smb2.CREATE, smb2.create_request(name, options, [
-        smb2.create_context(rsvd.SVHDX_OPEN_DEVICE_CONTEXT_TAG, ctx),
-        smb2.create_context(b"ExtA", app_instance_eas(initiator))]))
+def create(c: RsvdClient, name: str, ctx: Optional[bytes], fid: bytes, initiator: uuid.UUID, *, options: int = FNIB,
+           status: int = 0, eas: Optional[bytes] = None) -> None:
+    """CREATE with the open context (unless ctx is None) and the EAs of 3.1.4.2 (or `eas`)."""
+    contexts = [smb2.create_context(rsvd.SVHDX_OPEN_DEVICE_CONTEXT_TAG, ctx)] if ctx is not None else []
+    req = Pdu(smb2.CREATE, smb2.create_request(name, options, contexts + [
+        smb2.create_context(b"ExtA", app_instance_eas(initiator) if eas is None else eas)]))
     resp = Pdu(smb2.CREATE, smb2.error_response(), status=status) if status else \
         Pdu(smb2.CREATE, smb2.create_response(fid, DISK_SIZE // 16))
     c.smb.exchange([req], [resp], think_us=2500)
@@ -232,6 +235,12 @@ def server_violations() -> bytes:
         OriginatorFlags="SVHDX_ORIGINATOR_PVHDPARSER", InitiatorHostNameLength=len(name), InitiatorHostName="NODE4")),
         fid6, NODE4_ID)
     c.tunnel("RSVD_TUNNEL_GET_FILE_INFO_OPERATION", FILE_INFO_ZERO, file_info(1), file_id=fid6)
+    # A shared-disk name without the open context (R17), and an open whose EAs are wrong (R16)
+    create(c, "bare.vhdx" + SUFFIX, None, fid_of(7), NODE4_ID)
+    smb.close(fid_of(7))
+    create(c, "eas.vhdx" + SUFFIX, context("NODE4", NODE4_ID), fid_of(8), NODE4_ID,
+           eas=smb2.full_ea_list([(rsvd.SMB_CCF_APP_INSTANCE_EA_NAME.encode(), bytes(16))]))
+    smb.close(fid_of(8))
     # An OperationCode no revision defines, answered STATUS_SUCCESS (3.2.5.5: VERSION_MISMATCH)
     rid = c.request_id
     c.request_id += 1
@@ -328,7 +337,8 @@ def near_misses() -> bytes:
     seed = bytearray(open_context_seed(long_name, NODE5_ID))
     seed[4] = 0
     seed[8:24] = bytes(16)
-    create(c, "anon.vhdx" + SUFFIX, bytes(seed), fid2, ZERO_ID)
+    create(c, "anon.vhdx" + SUFFIX, bytes(seed), fid2, ZERO_ID, eas=smb2.full_ea_list([
+        (rsvd.APP_TRAFFIC_TYPE_EA_NAME.encode(), bytes(16)), (rsvd.SMB_CCF_APP_INSTANCE_EA_NAME.encode(), bytes(16))]))
     c.tunnel("RSVD_TUNNEL_GET_FILE_INFO_OPERATION",
              dict(_variant="seed", ServerVersion=0, SectorSize=0, PhysicalSectorSize=0, VirtualSize=0),
              dict(_variant="seed", ServerVersion=1, SectorSize=SECTOR, PhysicalSectorSize=4096, VirtualSize=DISK_SIZE),
@@ -339,6 +349,9 @@ def near_misses() -> bytes:
              dict(_variant="seed", StatusKey=1, SrbStatus=srb_bits(SRB_STATUS_ERROR_AUTOSENSE),
                   ScsiStatus=SCSI_CHECK_CONDITION, SenseInfoExLength=20, Reserved=0,
                   SenseDataEx=fixed_sense(0x03, 0x0C, 0x00).ljust(20, b"\x00")), file_id=fid2)
+    # A plain file whose name only contains the suffix, opened with EAs but no open context
+    create(c, "SharedVirtualDisk.txt", None, fid_of(13), NODE5_ID)
+    smb.close(fid_of(13))
     # An empty shared-disk-support request, answered in the seed layout
     support(c, fid2, support_answer("seed", "HandleStateShared"))
     smb.close(fid2)
@@ -396,6 +409,8 @@ NEAR_MISSES = {
         "R11": "a 62-character InitiatorHostName: 126 bytes with its NUL, the most allowed",
         "R12": "HasInitiatorId FALSE with an all-zero InitiatorId",
         "R14": "a name in a subfolder ending in :SharedVirtualDisk",
+        "R16": "the two EAs in the other order, valued with the zero InitiatorId of an open without one",
+        "R17": "SharedVirtualDisk.txt, a name that holds the suffix but does not end in it, without the context",
         "R18": "SCSI through FSCTL_SVHDX_ASYNC_TUNNEL_REQUEST on a Version 2 open",
         "R19": "Windows' 24-byte FILE_INFO request, all zero",
         "R20": "CHECK_CONNECTION header only; Windows' 56-byte VALIDATE_DISK; an empty support request",

@@ -8,7 +8,7 @@
 -- contexts (smb2.tag/smb2.create.chain_data). It needs nothing from Wireshark's own
 -- rsvd dissector, which may be enabled or disabled.
 
-local BUILD = "df7ec9dda4449319"
+local BUILD = "ffade8480ff50a32"
 do
   local loaded = rawget(_G, "msrsvd_plugin_build")
   if loaded then
@@ -695,6 +695,8 @@ F.open__name = ProtoField.string("msrsvd.open.name", "Opened as", base.UNICODE, 
 F.raw = ProtoField.bytes("msrsvd.raw", "Message bytes", base.NONE, "With the export preference: a message's bytes for the analyzer (an IOCTL buffer's first 160) [MS-RSVD 3.1.5.3, 3.1.5.4, 3.2.5.5.3]")
 F.raw__smb2_index = ProtoField.uint8("msrsvd.raw.smb2_index", "SMB2 message number", base.DEC, nil, nil, "With the export preference, in a compound frame: which SMB2 message (1-based) carried it [MS-RSVD 3.1.5.3, 3.1.5.4, 3.2.5.5.3]")
 F.raw__open_name = ProtoField.bytes("msrsvd.raw.open_name", "Opened as (bytes)", base.NONE, "With the export preference: the UTF-16LE name of each CREATE that carries the context, as bytes (any character, the analyzer's separators included, survives tshark's text output) [MS-RSVD 3.1.4.2, 3.2.5.1]")
+F.raw__create_contexts = ProtoField.bytes("msrsvd.raw.create_contexts", "Create contexts (bytes)", base.NONE, "With the export preference: the create contexts of each CREATE that carries the context (its first 1024 bytes), whatever Wireshark made of them, for the EAs beside it [MS-RSVD 3.1.4.2, 3.2.5.1]")
+F.raw__bare_name = ProtoField.bytes("msrsvd.raw.bare_name", "Opened without the context as (bytes)", base.NONE, "With the export preference: the UTF-16LE name of a CREATE that ends in the suffix but carries no open context (seen in frames that carry some create context or FSCTL) [MS-RSVD 3.1.4.2, 3.2.5.1]")
 F.response_in = ProtoField.framenum("msrsvd.response_in", "Response in", base.NONE, frametype.RESPONSE, 0, "The frame that answers this request (same TCP stream, SMB2 session and id)")
 F.request_in = ProtoField.framenum("msrsvd.request_in", "Request in", base.NONE, frametype.REQUEST, 0, "The frame of the request this answers")
 F.time = ProtoField.relative_time("msrsvd.time", "Response time", "Time from the request to this response")
@@ -3465,6 +3467,17 @@ end
 -- the number of the SMB2 message (in a compound frame) that carried it; the analyzer decodes the
 -- bytes with the same definitions, and takes the SMB2 headers from Wireshark's fields.
 local RAW_CAP = 160
+-- The create contexts of the CREATE request whose Command is `cmd`, where its CreateContextsOffset
+-- and CreateContextsLength (MS-SMB2 2.2.13: 112 and 116 bytes into the PDU) point, at most
+-- CONTEXTS_CAP bytes: Wireshark stops at a context it cannot read, hiding the EAs after it.
+local CONTEXTS_CAP = 1024
+local function create_contexts(cmd)
+  local hdr, src = cmd.offset - 12, cmd.source
+  if hdr < 0 or hdr + 120 > src:len() then return nil end
+  local coff, clen = src:range(hdr + 112, 4):le_uint(), src:range(hdr + 116, 4):le_uint()
+  if clen == 0 or coff < 64 or hdr + coff >= src:len() then return nil end
+  return src:range(hdr + coff, math.min(clen, CONTEXTS_CAP, src:len() - hdr - coff))
+end
 local function export(tree)
   if not FX_FUNCTION() and not FX_TAG() then return end  -- most frames: no table built
   local funcs, tags = { FX_FUNCTION() }, { FX_TAG() }
@@ -3506,7 +3519,18 @@ local function export(tree)
           named[idx] = true
           local name, r = create_name(cmd)
           if name then tree:add(F.raw__open_name, r) end
+          local ctx = create_contexts(cmd)
+          if ctx then tree:add(F.raw__create_contexts, ctx) end
         end
+      end
+    end
+    -- A CREATE request named as a shared disk that carries no open context (MS-RSVD 3.1.4.2, 3.2.5.1).
+    -- Only frames with some create context or FSCTL get here: the gate above keeps most frames cheap.
+    for idx = 1, #all do
+      local cmd = all[idx]
+      if cmd.value == CMD_CREATE and not named[idx] and not pdu_is_response(cmd, flags) then
+        local name, r = create_name(cmd)
+        if name and name:sub(-#SUFFIX):lower() == SUFFIX:lower() then tree:add(F.raw__bare_name, r) end
       end
     end
   end
