@@ -181,6 +181,8 @@ class Call:
     obj: Optional[Tuple] = None  # its DCOM object (DcomObjects), set by the tracker
     prepare_state: str = "Initial"  # the object's Prepare State before the call (§3.2.1), storage calls
     num_disks: Optional[int] = None  # pulNumDisks of the object's last CprepPrepareNodePhase2
+    shares_created: Optional[bool] = None  # ConnectToNewSmbShares3: a CreateNewSmbShares3 answer, anywhere
+    # in the capture before it, returned one of its paths (3.5.4.7: Create on one node, Connect on another)
 
     @property
     def dcom_object(self) -> Tuple:
@@ -260,6 +262,7 @@ class DcomObjects:
         self.last: Dict[Tuple[int, str], Tuple] = {}  # (stream, coclass) -> the object last called there
         self.interfaces: Dict[Tuple, set] = {}  # object key -> interfaces it has IPIDs for
         self.from_start: Dict[Tuple, bool] = {}  # object key -> first seen on a connection the capture has from its bind
+        self.pre_capture: set = set()  # (server host, IPID) called on a context whose bind the capture lacks
 
     def key(self, conv: Conversation, interface: str, ipid: Optional[str]) -> Tuple:
         coclass = COCLASS.get(interface, interface)
@@ -277,7 +280,7 @@ class DcomObjects:
                 if len(self.by_ipid) < MAX_OBJECTS:
                     self.by_ipid[(host, coclass, ipid.lower())] = k
         if k not in self.from_start:
-            self.from_start[k] = bool(conv.started)
+            self.from_start[k] = bool(conv.started) and (host, (ipid or "").lower()) not in self.pre_capture
         self.interfaces.setdefault(k, set()).add(interface)
         self.last[(conv.stream, coclass)] = k
         return k
@@ -341,6 +344,7 @@ class ClusPrepTracker:
         self.disks: Dict[Tuple, Dict[Tuple[str, str], DiskState]] = {}  # object -> disk identity -> state
         self.prepare: Dict[Tuple, str] = {}  # object -> Prepare State (§3.2.1), from the answers seen
         self.num_disks: Dict[Tuple, int] = {}  # object -> pulNumDisks of its last CprepPrepareNodePhase2
+        self.share_paths: set = set()  # paths CprepCreateNewSmbShares3 answers returned, on any connection
 
     def conversation(self, stream: int, src: str, dst: str, from_client: bool, bind: bool = False) -> Conversation:
         c = self.conversations.get(stream)
@@ -382,6 +386,9 @@ class ClusPrepTracker:
                     conv = self.conversation(p.stream, src, dst, True)
                     self.emit("rpc_unknown_context", conv, conv, p, ctx)
                     conv.unbound_calls += 1
+                    if p.object_id and len(self.objects.pre_capture) < MAX_OBJECTS:
+                        # its object was in use before the capture, whatever interface this is
+                        self.objects.pre_capture.add((host_of(conv.server), p.object_id.lower()))
                     # listed with what the headers say; no rule can read it
                     self.pending[(p.stream, p.call_id)] = Call(
                         conv, "?", "opnum %s" % (p.opnum if p.opnum is not None else "?"),
@@ -462,6 +469,12 @@ class ClusPrepTracker:
         conv = c.conversation
         obj = c.dcom_object
         c.prepare_state, c.num_disks = self.prepare.get(obj, "Initial"), self.num_disks.get(obj)
+        if c.method == "CprepConnectToNewSmbShares3" and c.request is not None:
+            c.shares_created = any(str(x).lower() in self.share_paths for x in list(c.param("ppwszSharePaths") or [])[:256])
+        elif c.method == "CprepCreateNewSmbShares3" and c.succeeded:
+            for x in list(c.param("ppwszSharePaths") or [])[:256]:
+                if len(self.share_paths) < MAX_OBJECTS:
+                    self.share_paths.add(str(x).lower())
         state = self.disk_state(c)
         if state is not None:
             c.disk_state = state.copy()

@@ -75,6 +75,7 @@ class RpcPdu:
     status: Optional[int] = None  # a fault's
     last_fragment: bool = True  # PFC_LAST_FRAG (MS-RPCE 2.2.2.3)
     auth_type: Optional[int] = None  # a bind's security provider (MS-RPCE 2.2.1.1.7)
+    object_id: Optional[str] = None  # a request's object UUID (the IPID it calls), when the frame holds one PDU
 
 
 @dataclass
@@ -273,6 +274,7 @@ def _rpc(f: Frame, cols: List[str], ptypes: List[int]) -> List[RpcPdu]:
             call_id=call_ids[i] if i < len(call_ids) else -1,
             ctx_ids=ctxs if n == 1 else ([ctxs[i]] if len(ctxs) == n else []),
             auth_level=levels[i], opnum=opnums[i], auth_type=auth_types[i],
+            object_id=(_split(cols[COL["dcerpc.obj_id"]]) or [None])[0] if n == 1 and ptypes[i] == 0 else None,
             status=statuses[faults.index(i)] if i in faults and len(statuses) == len(faults) else None,
             last_fragment=bool(flags[i] & PFC_LAST_FRAG) if flags[i] is not None else True))
     return out

@@ -1,12 +1,24 @@
-"""MS-CSVP rules. State lives per DCOM object (connection and coclass: IClusterStorage2 and
-IClusterStorage3 share one) and, where stubs are readable, per DiskId. Rules that read
-parameters or results say so (needs_stub); a sealed conversation lists them as not
-evaluated instead of passing them silently."""
+"""MS-CSVP rules. State lives per DCOM object (its IPIDs, on whatever connection:
+IClusterStorage2 and IClusterStorage3 share one; analyzer.clusprep_sequences) and, where stubs
+are readable, per disk, whatever CPREP_DISKID form names it. Rules that read parameters or
+results say so (needs_stub); a sealed conversation lists them as not evaluated instead of
+passing them silently.
+
+The server rules judge an answer against the state the spec defines when the request came
+(Prepare State; a disk's Attached, Owned and Online states), rebuilt from the answers the
+capture holds. They need the object from its start (needs_start): one first seen mid-conversation
+is listed as not evaluated. An object first seen on a connection whose bind the capture holds is
+taken as new (Prepare State Initial), as clusprep.prepare_node_not_first does; a refusal is
+judged wrong only where a success in the capture established the state that allows the call."""
 from __future__ import annotations
 
 from typing import Dict, List, Set, Tuple
 
+import ipaddress
+
+from dissectors import csvp_buffers as B
 from .clusprep_sequences import PKT_PRIVACY, Call, Conversation, DiskState, base_method
+from .decoding import HRESULTS
 from .findings import Rule
 
 # §3.2.4 and §3.4.4: what each method requires of the ClusPrepDisk it names
@@ -29,6 +41,18 @@ ERROR_INVALID_STATE = 0x8007139F
 REJECTED_STATE = {0x80070548: "ERROR_INVALID_SERVER_STATE", ERROR_INVALID_STATE: "ERROR_INVALID_STATE"}
 ERROR_FILE_NOT_FOUND = 0x80070002
 E_FAIL, E_INVALIDARG = 0x80004005, 0x80070057
+ERROR_INVALID_SERVER_STATE, ERROR_NOT_FOUND, ERROR_NOT_READY = 0x80070548, 0x80070490, 0x80070015
+ERROR_READ_FAULT, ERROR_WRITE_FAULT, ERROR_WRONG_DISK = 0x8007001E, 0x8007001D, 0x80070022
+ERROR_UNRECOGNIZED_VOLUME, ERROR_INSUFFICIENT_BUFFER = 0x800703ED, 0x8007007A
+SECTOR = 512  # CprepDiskRawRead/RawWrite move one 512-byte sector (3.2.4.1, 3.2.4.2)
+# 3.2.4: served whatever the disk's state
+ANY_DISK_STATE = {"CprepDiskGetProps", "CprepDiskGetProps3", "CprepDiskGetUniqueIds", "CprepDiskGetUniqueIds3",
+                  "CprepDiskAttach"}
+MAX_PATHS = 256  # share paths judged per answer
+
+
+def hr(value: int) -> str:
+    return HRESULTS.get(value, "0x%08X" % value)
 
 
 class PrepareNodeNotFirst(Rule):
@@ -109,17 +133,42 @@ class DiskNotAttached(DiskRule):
                         c.subject)
 
 
-class DiskNotOwned(DiskRule):
-    id, severity, spec = "clusprep.disk_not_owned", "error", "MS-CSVP 3.2.4, 3.4.4"
-    title = "StopDefense, Online and SetOnline on a disk this server does not own are refused with ERROR_INVALID_STATE"
-    side, checks = "server", ("C14",)
-    # "owned": a successful CprepDiskPRArbitrate since the last CprepDiskStopDefense (3.2.1)
+class ServerDiskRule(DiskRule):
+    """A server rule over one disk: the answer is read against the state before the call, once the
+    object is prepared (before that, clusprep.prepare_state_not_enforced judges the answer)."""
+
+    side = "server"
+
+    def on_call(self, c: Call):
+        if c.interface in STORAGE and c.disk_state is not None and c.hresult is not None and (
+                c.prepare_state == "Online"):
+            self.check(c, c.disk_state)
+
+
+class DiskStateNotEnforced(ServerDiskRule):
+    id, severity, spec = "clusprep.disk_state_not_enforced", "error", "MS-CSVP 3.2.4, 3.4.4"
+    title = ("Methods that need the disk OwnedByThisServer or Online are refused with ERROR_INVALID_STATE when it "
+             "is not")
+    checks = ("C14", "C15")
+    # "owned": a successful CprepDiskPRArbitrate since the last CprepDiskStopDefense (3.2.1). Judged on an
+    # attached disk: on one not attached, 3.2.4 and 3.4.4 ask for different codes (SHOULD;
+    # clusprep.unattached_disk_answer). After a CprepDiskSetOnline no answer has yet said whether the
+    # disk came online (3.2.4.26 only starts it), so the online state is not judged until one does.
+    # CprepCsvTestSetup3 and CprepConnectToNewSmbShares3 (3.4.4 lists them too) name no disk: not judged.
 
     def check(self, c, d):
-        if c.method in OWNED and not d.owned and c.hresult is not None and c.hresult != ERROR_INVALID_STATE:
+        if not d.attached or c.hresult == ERROR_INVALID_STATE:
+            return
+        if c.method in OWNED and not d.owned:
             self.report([c.request_frame, c.response_frame], "%s on disk %s answered %s; no CprepDiskPRArbitrate "
                         "made it OwnedByThisServer, so it must be ERROR_INVALID_STATE" % (c.method, c.disk, c.result_text),
-                        c.subject)
+                        c.subject, check="C14")
+        elif c.method in ONLINE and not d.online and not d.online_pending:
+            self.report([c.request_frame, c.response_frame], "%s on disk %s answered %s; the disk is not Online (%s), "
+                        "so it must be ERROR_INVALID_STATE" % (
+                            c.method, c.disk, c.result_text, "no CprepDiskOnline made it so" if not d.owned or
+                            "CprepDiskOnline" not in d.seen else "CprepDiskOffline took it offline"),
+                        c.subject, check="C15")
 
 
 class DiskNotOnline(DiskRule):
@@ -152,27 +201,42 @@ class StopDefenseOrder(DiskRule):
 
 class PrSequence(DiskRule):
     id, severity, spec = "clusprep.pr_sequence", "warning", "MS-CSVP 3.3.4.6, 3.5.4.6"
-    level, checks = "SHOULD", ("C33", "C34", "C35", "C36")
-    CHECK = {"CprepDiskPRUnRegister": "C33", "CprepDiskPRReserve": "C34", "CprepDiskPRPreempt": "C35",
-             "CprepDiskPRRelease": "C36"}
-    title = "Register before UnRegister and Reserve; Reserve before Preempt and Release"
-    # What each call needs, and the call that gives it. Reserve, Preempt and Release need it in effect
-    # now (Register -> UnRegister -> Reserve is out of order); UnRegister only a Register before it:
-    # unregistering what a Clear already removed is a harmless cleanup (SPC-3 5.7.7).
-    BEFORE = {"CprepDiskPRUnRegister": (None, "CprepDiskPRRegister"),
-              "CprepDiskPRReserve": ("registered", "CprepDiskPRRegister"),
-              "CprepDiskPRPreempt": ("reserved", "CprepDiskPRReserve"),
-              "CprepDiskPRRelease": ("reserved", "CprepDiskPRReserve")}
+    level, checks = "SHOULD", ("C33", "C34", "C35", "C36", "C37", "C38", "C39", "C40")
+    title = ("Persistent reservations in the order of 3.3.4.6 and 3.5.4.6: Register before UnRegister, Reserve and "
+             "FindKey3; Reserve before Preempt, Release and IsPRPresent3; Clear before the Register of a Reserve "
+             "sequence")
+    # What each call needs, the call that gives it, and the inventory rule. Reserve, Preempt and Release
+    # need it in effect now (Register -> UnRegister -> Reserve is out of order); UnRegister only a
+    # Register before it: unregistering what a Clear already removed is a harmless cleanup (SPC-3
+    # 5.7.7). A registration or reservation made through either interface counts for both.
+    BEFORE = {"CprepDiskPRUnRegister": ("C33", None, "CprepDiskPRRegister"),
+              "CprepDiskPRReserve": ("C34", "registered", "CprepDiskPRRegister"),
+              "CprepDiskPRPreempt": ("C35", "reserved", "CprepDiskPRReserve"),
+              "CprepDiskPRRelease": ("C36", "reserved", "CprepDiskPRReserve"),
+              "CprepDiskPRReserve3": ("C38", "registered", "CprepDiskPRRegister3"),
+              "CprepDiskFindKey3": ("C38", "registered", "CprepDiskPRRegister3"),
+              "CprepDiskIsPRPresent3": ("C39", "reserved", "CprepDiskPRReserve3"),
+              "CprepDiskPRPreempt3": ("C39", "reserved", "CprepDiskPRReserve3"),
+              "CprepDiskPRRelease3": ("C39", "reserved", "CprepDiskPRReserve3")}
+    # The Clear -> Register -> Reserve(3) sequence (C37, C40): judged at the Reserve that completes it.
+    SEQUENCE = {"CprepDiskPRReserve": ("C37", "CprepDiskPRClear", "CprepDiskPRRegister"),
+                "CprepDiskPRReserve3": ("C40", "CprepDiskPRClear3", "CprepDiskPRRegister3")}
 
     def check(self, c, d):
-        need = self.BEFORE.get(base_method(c.method))
-        if need and (need[1] not in d.seen if need[0] is None else not getattr(d, need[0])):
-            undone = {"registered": "CprepDiskPRUnRegister or CprepDiskPRClear",
-                      "reserved": "CprepDiskPRRelease, CprepDiskPRUnRegister or CprepDiskPRClear"}.get(need[0], "")
-            why = ("before any %s" % need[1]) if need[1] not in d.seen else (
-                "while no %s is in effect (undone by %s)" % (need[1], undone))
-            self.report([c.request_frame], "%s on disk %s %s" % (c.method, c.disk, why), c.subject,
-                        check=self.CHECK[base_method(c.method)])
+        need = self.BEFORE.get(c.method)
+        if need is not None:
+            check, state, giver = need
+            if (base_method(giver) not in d.seen) if state is None else not getattr(d, state):
+                undone = {"registered": "CprepDiskPRUnRegister or CprepDiskPRClear",
+                          "reserved": "CprepDiskPRRelease, CprepDiskPRUnRegister or CprepDiskPRClear"}.get(state, "")
+                why = ("before any %s" % giver) if base_method(giver) not in d.seen else (
+                    "while no %s is in effect (undone by %s)" % (giver, undone))
+                self.report([c.request_frame], "%s on disk %s %s" % (c.method, c.disk, why), c.subject, check=check)
+                return
+        seq = self.SEQUENCE.get(c.method)
+        if seq is not None and d.registered and not d.register_cleared:
+            self.report([c.request_frame], "%s on disk %s completes a %s -> %s sequence with no %s before the %s"
+                        % (c.method, c.disk, seq[2], c.method, seq[1], seq[2]), c.subject, check=seq[0])
 
 
 class PartitionOutOfRange(DiskRule):
@@ -205,12 +269,364 @@ class FsAccessUnverified(DiskRule):
 class RawIoWithoutArbSectors(DiskRule):
     id, severity, spec = "clusprep.raw_io_without_arb_sectors", "warning", "MS-CSVP 3.3.4.3, 3.5.4.3"
     level, checks = "SHOULD", ("C29",)
-    title = "CprepDiskGetArbSectors before raw sector I/O"
+    title = "CprepDiskGetArbSectors before raw sector I/O, on the sectors it returned"
 
     def check(self, c, d):
-        if c.method in ("CprepDiskRawRead", "CprepDiskRawWrite") and "CprepDiskGetArbSectors" not in d.seen:
+        if c.method not in ("CprepDiskRawRead", "CprepDiskRawWrite"):
+            return
+        sector = c.param("ulSector")
+        if d.arb_sectors is None:
             self.report([c.request_frame], "%s of sector %d on disk %s without a prior CprepDiskGetArbSectors"
-                        % (c.method, c.param("ulSector"), c.disk), c.subject)
+                        % (c.method, sector, c.disk), c.subject)
+        elif sector not in d.arb_sectors[:2]:
+            x, y, frame = d.arb_sectors
+            self.report([frame, c.request_frame], "%s of sector %d on disk %s; CprepDiskGetArbSectors gave sectors %d "
+                        "and %d for raw I/O" % (c.method, sector, c.disk, x, y), c.subject)
+
+
+class PrepareStateNotEnforced(Rule):
+    id, severity, spec = "clusprep.prepare_state_not_enforced", "error", "MS-CSVP 3.2.4, 3.4.4"
+    side, checks = "server", ("C05", "C06", "C07")
+    title = ("CprepPrepareNode needs Prepare State Initial, CprepPrepareNodePhase2 Preparing, the rest Online: "
+             "otherwise ERROR_INVALID_SERVER_STATE")
+    needs_start = needs_stub = True
+    NEEDS = {"CprepPrepareNode": ("Initial", "C05"), "CprepPrepareNodePhase2": ("Preparing", "C06")}
+
+    def on_call(self, c: Call):
+        if c.interface not in STORAGE or not c.used_on_wire or c.hresult is None:
+            return
+        need, check = self.NEEDS.get(c.method, ("Online", "C07"))
+        state, refused = c.prepare_state, c.hresult == ERROR_INVALID_SERVER_STATE
+        if state != need and not refused:
+            self.report([c.request_frame, c.response_frame], "%s answered %s while the object's Prepare State is %s "
+                        "(it needs %s): it must be ERROR_INVALID_SERVER_STATE" % (c.method, c.result_text, state, need),
+                        c.subject, check=check)
+        elif state == need and refused and need != "Initial":  # Initial is assumed, the others were seen
+            self.report([c.request_frame, c.response_frame], "%s answered ERROR_INVALID_SERVER_STATE while the "
+                        "object's Prepare State is %s, the state it needs" % (c.method, state), c.subject, check=check)
+
+
+class DiskCallRefused(ServerDiskRule):
+    id, severity, spec = "clusprep.disk_call_refused", "error", "MS-CSVP 3.2.4, 3.4.4, 3.2.4.7, 3.2.4.14"
+    checks = ("C11", "C21")
+    title = ("GetProps(3), GetUniqueIds(3) and Attach are served in any disk state; Attach on an attached disk and "
+             "Online on an online one return S_OK")
+
+    def check(self, c, d):
+        if c.method in ANY_DISK_STATE and c.hresult == ERROR_INVALID_STATE:
+            self.report([c.request_frame, c.response_frame], "%s on disk %s answered ERROR_INVALID_STATE; it must be "
+                        "served whatever the disk's state" % (c.method, c.disk), c.subject, check="C11",
+                        spec="MS-CSVP 3.2.4, 3.4.4")
+        elif c.succeeded is False and d.missing is None and (
+                c.method == "CprepDiskAttach" and d.attached or
+                c.method == "CprepDiskOnline" and d.online and not d.online_pending):
+            self.report([c.request_frame, c.response_frame], "%s on disk %s answered %s; the disk is already %s, so "
+                        "it returns S_OK" % (c.method, c.disk, c.result_text,
+                                             "Attached" if c.method == "CprepDiskAttach" else "Online"),
+                        c.subject, check="C21", spec="MS-CSVP 3.2.4.7, 3.2.4.14")
+
+
+def unknown_disk(c: Call, d: DiskState):
+    """Why the server has no such disk, or None: it said so (the list is fixed until the next Phase2),
+    or the device number is past the pulNumDisks Phase2 reported (2.2.2: numbers run 0 to count-1)."""
+    if d.missing is not None:
+        return "the server answered that it has no such disk in frame %d" % d.missing
+    disk_id = c.param("DiskId")
+    if c.num_disks is not None and disk_id is not None and int(disk_id.DiskIdType) == 0xFA0 and (
+            disk_id.DeviceNumber >= c.num_disks):
+        return "CprepPrepareNodePhase2 reported %d disks (device numbers 0-%d)" % (c.num_disks, c.num_disks - 1)
+    return None
+
+
+class UnknownDiskAnswer(ServerDiskRule):
+    id, severity, spec = "clusprep.unknown_disk_answer", "warning", "MS-CSVP 3.2.4, 3.4.4"
+    level, checks = "SHOULD", ("C12",)
+    title = "A CPREP_DISKID the server does not have is answered ERROR_FILE_NOT_FOUND (CprepDiskAttach: ERROR_NOT_FOUND)"
+    # Attach: 3.2.4's general text says ERROR_FILE_NOT_FOUND, its own table and <15> ERROR_NOT_FOUND: either.
+
+    def check(self, c, d):
+        why = unknown_disk(c, d)
+        ok = (ERROR_FILE_NOT_FOUND, ERROR_NOT_FOUND) if c.method == "CprepDiskAttach" else (ERROR_FILE_NOT_FOUND,)
+        if why and c.hresult not in ok:
+            self.report([c.request_frame, c.response_frame], "%s on disk %s answered %s; %s, so it should be %s"
+                        % (c.method, c.disk, c.result_text, why, " or ".join(hr(x) for x in ok)), c.subject)
+
+
+class UnattachedDiskAnswer(ServerDiskRule):
+    id, severity, spec = "clusprep.unattached_disk_answer", "warning", "MS-CSVP 3.2.4, 3.4.4"
+    level, checks = "SHOULD", ("C13",)
+    title = "A method that needs an attached disk, on one not attached, is refused with the code 3.2.4 or 3.4.4 gives"
+    # 3.2.4 says ERROR_INVALID_STATE, 3.4.4 (the same object's other interface) ERROR_FILE_NOT_FOUND,
+    # <16>/<22> ERROR_NOT_FOUND for IsOnline and SetOnline (Windows): any of them is a refusal as asked.
+
+    def check(self, c, d):
+        if c.method not in NEEDS_ATTACH or d.attached or unknown_disk(c, d):
+            return
+        ok = {ERROR_INVALID_STATE, ERROR_FILE_NOT_FOUND}
+        if c.method in ("CprepDiskIsOnline", "CprepDiskSetOnline"):
+            ok.add(ERROR_NOT_FOUND)
+        if c.hresult not in ok:
+            self.report([c.request_frame, c.response_frame], "%s on disk %s answered %s; no CprepDiskAttach attached "
+                        "the disk, so it should be refused with %s" % (
+                            c.method, c.disk, c.result_text, " or ".join(hr(x) for x in sorted(ok))), c.subject)
+
+
+class PartitionAnswer(ServerDiskRule):
+    id, severity, spec = "clusprep.partition_answer", "error", "MS-CSVP 3.2.4, 3.4.4"
+    checks = ("C16", "C17")
+    title = ("A partition that maps to no volume is ERROR_FILE_NOT_FOUND; file access on a volume without a file "
+             "system is ERROR_UNRECOGNIZED_VOLUME")
+    # Partition numbers: 3.3.4.4 gives the client 1 to MaxPartitionNumber (clusprep.partition_out_of_range
+    # holds it to that: Windows numbers partitions from 1, Partition0 being the whole disk); 3.2.1 numbers
+    # them 0 to N-1. A server following either maps neither a number past MaxPartitionNumber, so only
+    # those are judged here: 0 and N are each mappable in one reading.
+
+    def check(self, c, d):
+        name = PARTITION.get(c.method)
+        if name is None or not d.attached or not d.online or d.online_pending or c.hresult == ERROR_INVALID_STATE:
+            return
+        p = c.param(name)
+        if d.partitions is not None and isinstance(p, int) and p > d.partitions and c.hresult != ERROR_FILE_NOT_FOUND:
+            self.report([c.request_frame, c.response_frame], "%s on disk %s partition %d answered %s; CprepDiskOnline "
+                        "reported %d partitions, so it maps to no volume and must be ERROR_FILE_NOT_FOUND"
+                        % (c.method, c.disk, p, c.result_text, d.partitions), c.subject, check="C16")
+        elif c.method in FILE_ACCESS and d.fs.get(p, ("",))[0].upper() == "RAW" and (
+                c.hresult != ERROR_UNRECOGNIZED_VOLUME):
+            self.report([d.fs[p][1], c.request_frame, c.response_frame], "%s on disk %s partition %d answered %s; "
+                        "CprepDiskGetFSName found no file system there (RAW), so it must be ERROR_UNRECOGNIZED_VOLUME"
+                        % (c.method, c.disk, p, c.result_text), c.subject, check="C17")
+
+
+class RawIoAnswer(Rule):
+    id, severity, spec = "clusprep.raw_io_answer", "error", "MS-CSVP 3.2.4.1, 3.2.4.2"
+    side, checks = "server", ("C18", "C19")
+    title = ("RawRead/RawWrite of more than 512 bytes fail with ERROR_READ_FAULT/ERROR_WRITE_FAULT; pcbDataRead is "
+             "cbData, pcbDataWritten 512 (0 on error)")
+    needs_stub = True
+
+    def on_call(self, c: Call):
+        if c.method not in ("CprepDiskRawRead", "CprepDiskRawWrite") or c.hresult is None or c.request is None:
+            return
+        read = c.method == "CprepDiskRawRead"
+        check, fault = ("C18", ERROR_READ_FAULT) if read else ("C19", ERROR_WRITE_FAULT)
+        cb, frames = c.param("cbData"), [c.request_frame, c.response_frame]
+        done = c.param("pcbDataRead" if read else "pcbDataWritten")
+        what = "%s of %d bytes on disk %s" % (c.method, cb, c.disk)
+        if c.succeeded and cb > SECTOR:
+            self.report(frames, "%s answered %s; more than one 512-byte sector must be %s" % (what, c.result_text,
+                        hr(fault)), c.subject, check=check)
+        elif c.hresult == fault and cb <= SECTOR:
+            self.report(frames, "%s answered %s, which means a buffer larger than 512 bytes" % (what, hr(fault)),
+                        c.subject, check=check)
+        elif c.succeeded and done != (cb if read else SECTOR):
+            self.report(frames, "%s succeeded with %s %d; it must be %d" % (
+                what, "pcbDataRead" if read else "pcbDataWritten", done, cb if read else SECTOR), c.subject, check=check)
+        elif not read and c.succeeded is False and done != 0:
+            self.report(frames, "%s failed (%s) with pcbDataWritten %d; on an error it must be 0" % (
+                what, c.result_text, done), c.subject, check=check)
+
+
+class FileSystemAnswer(DiskRule):
+    id, severity, spec = "clusprep.file_system_answer", "error", "MS-CSVP 3.2.4.20, 3.2.4.27"
+    side, checks = "server", ("C22", "C25")
+    title = ("CprepDiskDiskPartitionIsNtfs says ERROR_WRONG_DISK exactly when CprepDiskGetFSName names another file "
+             "system; GetFSName's name is a NUL-terminated name (RAW for none)")
+
+    def check(self, c, d):
+        if c.hresult is None:
+            return
+        if c.method == "CprepDiskDiskPartitionIsNtfs" and c.hresult in (0, ERROR_WRONG_DISK):
+            p = c.param("ulPartition")
+            known = d.fs.get(p)
+            if known is not None and (known[0].upper() == "NTFS") != (c.hresult == 0):
+                self.report([known[1], c.request_frame, c.response_frame], "CprepDiskDiskPartitionIsNtfs on disk %s "
+                            "partition %d answered %s; CprepDiskGetFSName named its file system %r" % (
+                                c.disk, p, c.result_text, known[0]), c.subject, check="C22", spec="MS-CSVP 3.2.4.20")
+        elif c.method == "CprepDiskGetFSName" and c.succeeded:
+            p, name = c.param("Partition"), str(c.param("FsName", "")).rstrip("\x00")
+            said = d.ntfs.get(p)
+            if said is not None and said[0] != (name.upper() == "NTFS"):
+                self.report([said[1], c.request_frame, c.response_frame], "CprepDiskGetFSName on disk %s partition %d "
+                            "names %r; CprepDiskDiskPartitionIsNtfs answered %s" % (
+                                c.disk, p, name, "S_OK (NTFS)" if said[0] else "ERROR_WRONG_DISK"), c.subject,
+                            check="C22", spec="MS-CSVP 3.2.4.20")
+            if not name:
+                self.report([c.request_frame, c.response_frame], "CprepDiskGetFSName on disk %s partition %d answered "
+                            "an empty name; no file system must be \"RAW\"" % (c.disk, p), c.subject, check="C25",
+                            spec="MS-CSVP 3.2.4.27")
+            elif len(str(c.param("FsName", ""))) >= 100:
+                self.report([c.request_frame, c.response_frame], "CprepDiskGetFSName on disk %s partition %d answered "
+                            "100 characters with no NUL terminator" % (c.disk, p), c.subject, check="C25",
+                            spec="MS-CSVP 3.2.4.27")
+
+
+class DiskQueryAnswer(DiskRule):
+    id, severity, spec = "clusprep.disk_query_answer", "error", "MS-CSVP 3.2.4.22, 3.2.4.25"
+    side, checks = "server", ("C23", "C24")
+    title = "CprepDiskIsPRPresent's Present is 0, 1 or 2; CprepDiskIsOnline is S_OK exactly when the disk is Online"
+
+    def check(self, c, d):
+        if c.method == "CprepDiskIsPRPresent" and c.succeeded and c.param("Present") not in (0, 1, 2):
+            self.report([c.request_frame, c.response_frame], "CprepDiskIsPRPresent on disk %s answered Present %s "
+                        "(must be 0, 1 or 2)" % (c.disk, c.param("Present")), c.subject, check="C23",
+                        spec="MS-CSVP 3.2.4.22")
+        elif (c.method == "CprepDiskIsOnline" and c.hresult is not None and c.prepare_state == "Online" and d.attached
+              and not d.online_pending and d.missing is None):
+            want = 0 if d.online else ERROR_NOT_READY
+            if c.hresult != want:
+                self.report([c.request_frame, c.response_frame], "CprepDiskIsOnline on disk %s answered %s; the disk "
+                            "is %s, so it must be %s" % (c.disk, c.result_text, "Online" if d.online else "not Online",
+                                                         hr(want)), c.subject, check="C24", spec="MS-CSVP 3.2.4.25")
+
+
+class BufferSizeAnswer(Rule):
+    id, severity, spec = "clusprep.buffer_size_answer", "error", "MS-CSVP 3.2.4.13, 3.4.4.1"
+    side, checks = "server", ("C26",)
+    title = ("GetUniqueIds fits its answer in cbData or says ERROR_INSUFFICIENT_BUFFER with the size needed; "
+             "GetUniqueIds3 without page 80h returns size 0 and NULL")
+    needs_stub = True
+    # CprepDiskGetDsms (3.2.4.29): ERROR_MORE_DATA when the DSMs do not fit in Size; its answer does not
+    # say how many bytes they need (pReserved is to be ignored), and NDR itself keeps the data within
+    # Size, so nothing of it is left to judge.
+
+    def on_call(self, c: Call):
+        if c.hresult is None or c.response is None:
+            return
+        frames = [c.request_frame, c.response_frame]
+        if c.method == "CprepDiskGetUniqueIds":
+            cb, out, needed = c.param("cbData"), c.param("pcbDataOut"), c.param("pcbNeeded")
+            if c.succeeded and out > cb:
+                self.report(frames, "CprepDiskGetUniqueIds on disk %s succeeded with pcbDataOut %d, more than the "
+                            "cbData %d given" % (c.disk, out, cb), c.subject)
+            elif c.hresult == ERROR_INSUFFICIENT_BUFFER and needed <= cb:
+                self.report(frames, "CprepDiskGetUniqueIds on disk %s answered ERROR_INSUFFICIENT_BUFFER with "
+                            "pcbNeeded %d, which the cbData %d given holds" % (c.disk, needed, cb), c.subject)
+        elif c.method == "CprepDiskGetUniqueIds3" and c.succeeded:
+            size, data = c.param("pcbDdSize"), c.param("ppDeviceDescriptor")
+            if (size == 0) != (data is None):
+                self.report(frames, "CprepDiskGetUniqueIds3 on disk %s answered pcbDdSize %d with %s "
+                            "ppDeviceDescriptor; without a page 80h serial number both are 0 and NULL" % (
+                                c.disk, size, "a NULL" if data is None else "a non-NULL"), c.subject,
+                            spec="MS-CSVP 3.4.4.1")
+
+
+class SharePathsInvalid(Rule):
+    id, severity, spec = "clusprep.share_paths_invalid", "error", "MS-CSVP 3.4.4.5"
+    side, checks = "server", ("C27",)
+    title = "CprepCreateNewSmbShares3 returns \\\\<IPv4 address> or \\\\[<IPv6 address>] paths"
+    needs_stub = True
+    # The NUL terminator each path MUST carry is not judged: the NDR layer ([string]) reads the text up
+    # to it and keeps no trace of whether it was there.
+
+    def on_call(self, c: Call):
+        if c.method != "CprepCreateNewSmbShares3" or not c.succeeded:
+            return
+        bad = [p for p in list(c.param("ppwszSharePaths") or [])[:MAX_PATHS] if not share_path_ok(str(p))]
+        if bad:
+            self.report([c.request_frame, c.response_frame], "CprepCreateNewSmbShares3 returned %s; each path must "
+                        "be \\\\ and an IPv4 address, or \\\\[IPv6 address]" % ", ".join(repr(p) for p in bad[:4]),
+                        c.subject)
+
+
+def share_path_ok(path: str) -> bool:
+    if not path.startswith("\\\\"):
+        return False
+    rest = path[2:]
+    try:
+        if rest.startswith("[") and rest.endswith("]"):
+            ipaddress.IPv6Address(rest[1:-1].split("%", 1)[0])
+        else:
+            ipaddress.IPv4Address(rest)
+    except ValueError:
+        return False
+    return True
+
+
+class SharesNotCreated(Rule):
+    id, severity, spec = "clusprep.shares_not_created", "warning", "MS-CSVP 3.5.4.7"
+    level, checks = "SHOULD", ("C41",)
+    title = "CprepConnectToNewSmbShares3 is given paths a CprepCreateNewSmbShares3 returned"
+    needs_start = needs_stub = True
+    # Create on one node, Connect on another (3.5.4.7): the reconstruction looks the paths up among
+    # every Create answer of the capture (Call.shares_created).
+
+    def on_call(self, c: Call):
+        if c.method == "CprepConnectToNewSmbShares3" and c.shares_created is False:
+            paths = [str(p) for p in list(c.param("ppwszSharePaths") or [])[:4]]
+            self.report([c.request_frame], "CprepConnectToNewSmbShares3 with %s, which no CprepCreateNewSmbShares3 "
+                        "in the capture returned" % (", ".join(repr(p) for p in paths) or "no paths"), c.subject)
+
+
+class DiskIdInvalid(Rule):
+    id, severity, spec = "clusprep.disk_id_invalid", "error", "MS-CSVP 2.2.2"
+    side, checks = "both", ("C56",)
+    title = "A device number is below the disk count CprepPrepareNodePhase2 reported"
+    needs_start = needs_stub = True
+    # A DiskIdType outside CPREP_DISKID_ENUM has no union arm: the stub does not parse and
+    # clusprep.stub_malformed names it.
+
+    def on_call(self, c: Call):
+        n = c.num_disks
+        if c.interface not in STORAGE or n is None:
+            return
+        d = c.param("DiskId") if c.request is not None else None
+        if d is not None and int(d.DiskIdType) == 0xFA0 and d.DeviceNumber >= n:
+            self.report([c.request_frame], "%s names device number %d; CprepPrepareNodePhase2 reported %d disks (0-%d)"
+                        % (c.method, d.DeviceNumber, n, n - 1), c.subject, side="client")
+        props = c.param("DiskProps") if c.method == "CprepDiskGetProps" else c.param("pDiskProps")
+        if c.succeeded and props is not None:
+            numbers = [props.get("DiskNumber")]
+            if int(props.DiskId.DiskIdType) == 0xFA0:
+                numbers.append(props.DiskId.DeviceNumber)
+            if any(isinstance(x, int) and x >= n for x in numbers):
+                self.report([c.request_frame, c.response_frame], "%s answered device number %d; "
+                            "CprepPrepareNodePhase2 reported %d disks (0-%d)" % (
+                                c.method, max(x for x in numbers if isinstance(x, int)), n, n - 1), c.subject,
+                            side="server")
+
+
+ALL_DISK_FLAGS = sum(B.DISK_FLAGS.values())
+ALL_EXTENDED_FLAGS = sum(B.DISK_EXTENDED_FLAGS.values())
+DISK_POOL_DRIVE = B.DISK_FLAGS["DISK_POOL_DRIVE"]
+GUID_NULL = "00000000-0000-0000-0000-000000000000"
+
+
+class DiskPropsInvalid(Rule):
+    id, severity, spec = "clusprep.disk_props_invalid", "error", "MS-CSVP 2.2.5, 2.2.6"
+    side, checks = "server", ("C57",)
+    title = ("DISK_PROPS(_EX) hold a valid StackType and SCSI address; DISK_PROPS_EX known bus types and flags, "
+             "and no pool name or pool id outside a pool")
+    needs_stub = True
+    # DISK_PROPS's DiskBusType and Flags "MAY" be the listed values (2.2.5); DISK_PROPS_EX's MUST (2.2.6).
+
+    def on_call(self, c: Call):
+        if c.method not in ("CprepDiskGetProps", "CprepDiskGetProps3") or not c.succeeded:
+            return
+        ex = c.method == "CprepDiskGetProps3"
+        p = c.param("pDiskProps" if ex else "DiskProps")
+        if p is None:
+            return
+        bad = []
+        if int(p.StackType) not in B.DISK_STACK_TYPE.values():
+            bad.append("StackType %d is no DiskStackType" % int(p.StackType))
+        if p.ScsiAddress.Length != 8:
+            bad.append("ScsiAddress.Length %d (the structure is 8 bytes)" % p.ScsiAddress.Length)
+        if ex:
+            if int(p.DiskBusType) not in B.DISK_BUS_TYPE.values():
+                bad.append("DiskBusType %d is not a listed bus type" % int(p.DiskBusType))
+            if int(p.Flags) & ~ALL_DISK_FLAGS:
+                bad.append("Flags 0x%08X has undefined bits 0x%08X" % (int(p.Flags), int(p.Flags) & ~ALL_DISK_FLAGS))
+            if int(p.ExtendedFlags) & ~ALL_EXTENDED_FLAGS:
+                bad.append("ExtendedFlags 0x%08X has undefined bits" % int(p.ExtendedFlags))
+            if not int(p.Flags) & DISK_POOL_DRIVE:
+                if p.get("pwszPoolName") is not None:
+                    bad.append("pwszPoolName %r for a disk not in a pool (DISK_POOL_DRIVE clear) must be NULL"
+                               % p.pwszPoolName)
+                if str(p.get("guidPoolId", GUID_NULL)).lower() != GUID_NULL:
+                    bad.append("guidPoolId %s for a disk not in a pool must be GUID_NULL" % p.guidPoolId)
+        if bad:
+            self.report([c.request_frame, c.response_frame], "%s on disk %s: %s" % (c.method, c.disk, "; ".join(bad)),
+                        c.subject)
 
 
 class ObjectState(Rule):
@@ -454,8 +870,11 @@ class StubMalformed(Rule):
         self.report([frame], why, c.subject, side="client" if frame == c.request_frame else "server")
 
 
-RULES: List[type] = [PrepareNodeNotFirst, Phase2Missing, Phase2BadArgument, DiskNotAttached, DiskNotOwned,
+RULES: List[type] = [PrepareNodeNotFirst, Phase2Missing, Phase2BadArgument, DiskNotAttached, DiskStateNotEnforced,
                      DiskNotOnline, StopDefenseOrder, PrSequence, PartitionOutOfRange, FsAccessUnverified,
-                     RawIoWithoutArbSectors, NetworkNotInitialized, FirewallNotInitialized, FirewallIndexOutOfRange,
+                     RawIoWithoutArbSectors, PrepareStateNotEnforced, DiskCallRefused, UnknownDiskAnswer,
+                     UnattachedDiskAnswer, PartitionAnswer, RawIoAnswer, FileSystemAnswer, DiskQueryAnswer,
+                     BufferSizeAnswer, SharePathsInvalid, SharesNotCreated, DiskIdInvalid, DiskPropsInvalid,
+                     NetworkNotInitialized, FirewallNotInitialized, FirewallIndexOutOfRange,
                      SecretNotConfigured, AddRoutesState, OpnumNotUsedOnWire, InsufficientAuthLevel,
                      ServerRejectedState, Fault, UnansweredCall, UnknownContext, StubMalformed]

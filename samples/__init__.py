@@ -7,10 +7,12 @@ fails when a committed file differs from a rebuild.
 from pathlib import Path
 
 from . import csvp_rule_scenarios as _csvp_rule_scenarios
+from . import csvp_storage_rules as _csvp_storage_rules
 from . import rsvd_conformance as _rsvd_conformance
 from . import rsvd_rule_scenarios as _rsvd_rule_scenarios
 from .csvp_rule_scenarios import SCENARIOS as _CLUSPREP_RULES
 from .csvp_scenarios import SCENARIOS as _CLUSPREP
+from .csvp_storage_rules import SCENARIOS as _CLUSPREP_STORAGE
 from .rsvd_cluster import SCENARIOS as _CLUSTER
 from .rsvd_conformance import SCENARIOS as _RSVD_CONFORMANCE
 from .rsvd_multichannel import SCENARIOS as _MULTICHANNEL
@@ -19,12 +21,13 @@ from .rsvd_scenarios import SCENARIOS as _RSVD
 from .rsvd_scenarios import SESSION_KEYS
 
 SAMPLES_DIR = Path(__file__).resolve().parent
-SCENARIOS = {**_RSVD, **_CLUSTER, **_MULTICHANNEL, **_RSVD_RULES, **_RSVD_CONFORMANCE, **_CLUSPREP, **_CLUSPREP_RULES}
+SCENARIOS = {**_RSVD, **_CLUSTER, **_MULTICHANNEL, **_RSVD_RULES, **_RSVD_CONFORMANCE, **_CLUSPREP, **_CLUSPREP_RULES,
+             **_CLUSPREP_STORAGE}
 
 # The near misses each sample holds: sample -> {inventory check id: what comes close without breaking
 # it}. tests/test_rules_reference.py requires one for every check, and no finding of it there.
 NEAR_MISSES = {}
-for _module in (_rsvd_rule_scenarios, _rsvd_conformance, _csvp_rule_scenarios):
+for _module in (_rsvd_rule_scenarios, _rsvd_conformance, _csvp_rule_scenarios, _csvp_storage_rules):
     for _name, _misses in getattr(_module, "NEAR_MISSES", {}).items():
         NEAR_MISSES.setdefault(_name, {}).update(_misses)
 

@@ -142,7 +142,7 @@ def disk_props_ex() -> dict:
     return dict(DiskNumber=2, DiskId=DISK, DiskBusType="BusTypeSas", StackType="DiskStackStorPort",
                 ScsiAddress=dict(Length=8, PortNumber=3, PathId=0, TargetId=1, Lun=0), DiskIsClusterable=1,
                 AdapterDesc="Microsoft Storage Spaces Controller", pwszFriendlyName="Cluster Disk 1",
-                NumPaths=2, Flags=0x00002000 | 0x00008000 | 0x00080000, ExtendedFlags=0x00000001,
+                NumPaths=2, Flags=0x00002000 | 0x00008000 | 0x00080000 | 0x20000000, ExtendedFlags=0x00000001,
                 pwszPoolName="Pool01", pwszPage83Id="60014055ee5c8e1b4a5d6c7e8f901234",
                 pwszSerialNumber="6VPBT0NQ", guidPoolId="9b6c1a2e-3d4f-4a5b-8c7d-0e1f2a3b4c5d")
 
@@ -165,9 +165,9 @@ def storage() -> bytes:
     c.call(S2, "CprepDiskGetDsms", dict(Size=1024),
            dict(pReserved=len(P.registered_dsms()), RegisteredDsms=P.registered_dsms()))
     c.call(S2, "CprepDiskIsPRPresent", dict(DiskId=DISK), dict(Present=0))
-    # persistent reservation tests
-    for name in ("CprepDiskPRRegister", "CprepDiskPRReserve", "CprepDiskPRPreempt", "CprepDiskPRRelease",
-                 "CprepDiskPRClear", "CprepDiskPRUnRegister"):
+    # persistent reservation tests: Clear, then Register -> Reserve (3.3.4.6)
+    for name in ("CprepDiskPRClear", "CprepDiskPRRegister", "CprepDiskPRReserve", "CprepDiskPRPreempt",
+                 "CprepDiskPRRelease", "CprepDiskPRUnRegister"):
         c.call(S2, name, dict(DiskId=DISK))
     c.call(S2, "CprepDiskPRArbitrate", dict(DiskId=DISK))
     # arbitration sectors and raw I/O on them
@@ -176,9 +176,9 @@ def storage() -> bytes:
            dict(pcbDataWritten=512, ulLatency=3))
     c.call(S2, "CprepDiskRawRead", dict(DiskId=DISK, ulSector=11, cbData=512),
            dict(pbData=_text(512), pcbDataRead=512, ulLatency=2))
-    c.call(S2, "CprepDiskRawRead", dict(DiskId=DISK, ulSector=12, cbData=512),
+    c.call(S2, "CprepDiskRawRead", dict(DiskId=DISK, ulSector=12, cbData=100),
            dict(pbData=_text(512)[:100], pcbDataRead=100, ulLatency=2), max_frag=72)  # three fragments
-    c.call(S2, "CprepDiskRawRead", dict(DiskId=DISK, ulSector=12, cbData=512),
+    c.call(S2, "CprepDiskRawRead", dict(DiskId=DISK, ulSector=12, cbData=200),
            dict(pbData=_text(512)[:200], pcbDataRead=200, ulLatency=2), max_frag=128, together=True)  # one segment
     # online, partitions, file system
     c.call(S2, "CprepDiskOnline", dict(DiskId=DISK), dict(MaxPartitionNumber=2))
@@ -210,6 +210,7 @@ def storage() -> bytes:
     c.call(S3, "CprepDiskGetProps3", dict(DiskId=DISK), dict(pDiskProps=disk_props_ex()))
     c.call(S3, "CprepDiskIsReadOnly3", dict(DiskId=DISK), dict(pbReadOnly=0))
     k1, k2 = 0x0000B10C00000001, 0x0000B10C00000002
+    c.call(S3, "CprepDiskPRClear3", dict(DiskId=DISK, Key=0))  # a Clear3 -> Register3 -> Reserve3 sequence
     c.call(S3, "CprepDiskPRRegister3", dict(DiskId=DISK, OldPrKey=0, NewPrKey=k1))
     c.call(S3, "CprepDiskFindKey3", dict(DiskId=DISK, Key=k1), dict(pbFound=1))
     c.call(S3, "CprepDiskPRReserve3", dict(DiskId=DISK, Key=k1))
@@ -219,7 +220,7 @@ def storage() -> bytes:
     c.call(S3, "CprepDiskPRClear3", dict(DiskId=DISK, Key=k2))
     c.call(S3, "CprepCsvTestSetup3", dict(TestShareGuid="2d5c7a10-8e4b-4f3a-b1c2-d3e4f5a6b7c8",
                                           Reserved=""))
-    shares = ["\\\\NODE1\\ClusPrepShare$-2d5c7a10", "\\\\NODE1\\ClusPrepShare$-2d5c7a11"]
+    shares = ["\\\\10.0.10.11", "\\\\[fd00:20:11::11]"]  # 3.4.4.5: \\IPv4 or \\[IPv6]
     c.call(S3, "CprepCreateNewSmbShares3", outs=dict(ppwszSharePaths=shares, pdwNumberOfPaths=len(shares)))
     c.call(S3, "CprepConnectToNewSmbShares3", dict(ppwszSharePaths=shares, dwNumberOfPaths=len(shares)))
     c.conn.close()

@@ -87,7 +87,7 @@ def test_values_a_reader_checks_by_eye():
     assert props["clusprep.hresult"] == ["0x00000000"]
     shares = by[("CprepCreateNewSmbShares3", "response")].fields
     assert shares["clusprep.cprep_create_new_smb_shares3.ppwsz_share_paths"] == [
-        "\\\\NODE1\\ClusPrepShare$-2d5c7a10", "\\\\NODE1\\ClusPrepShare$-2d5c7a11"]
+        "\\\\10.0.10.11", "\\\\[fd00:20:11::11]"]
     raw = by[("CprepDiskRawRead", "request")]
     assert raw.fields["clusprep.cprep_disk_raw_read.disk_id.disk_id_type"] == ["0x0001"]
     net = {(c.method, c.direction): c for c in calls(samples.path("clusprep_network"))}

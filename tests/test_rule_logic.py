@@ -65,13 +65,13 @@ def test_stop_defense_needs_the_disk_offline_now_not_once():
 
 def test_reserve_needs_a_registration_in_effect():
     """Logic error 1, PR half: Register -> UnRegister -> Reserve."""
-    ok = [disk("CprepDiskPRRegister"), disk("CprepDiskPRReserve"), disk("CprepDiskPRRelease"),
-          disk("CprepDiskPRClear"), disk("CprepDiskPRUnRegister")]
+    ok = [disk("CprepDiskPRClear"), disk("CprepDiskPRRegister"), disk("CprepDiskPRReserve"),
+          disk("CprepDiskPRRelease"), disk("CprepDiskPRClear"), disk("CprepDiskPRUnRegister")]
     assert run(R.PrSequence, PREPARED + ok) == []
     bad = [disk("CprepDiskPRRegister"), disk("CprepDiskPRUnRegister"), disk("CprepDiskPRReserve")]
     assert run(R.PrSequence, PREPARED + bad) == [("clusprep.pr_sequence", ("CprepDiskPRReserve",))]
-    released = [disk("CprepDiskPRRegister"), disk("CprepDiskPRReserve"), disk("CprepDiskPRRelease"),
-                disk("CprepDiskPRRelease3")]
+    released = [disk("CprepDiskPRClear"), disk("CprepDiskPRRegister"), disk("CprepDiskPRReserve"),
+                disk("CprepDiskPRRelease"), disk("CprepDiskPRRelease3")]
     assert run(R.PrSequence, PREPARED + released) == [("clusprep.pr_sequence", ("CprepDiskPRRelease3",))]
 
 
