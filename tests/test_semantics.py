@@ -102,7 +102,7 @@ def test_stored_error_links():
     assert {f: (r["msrsvd.sense.status_key"], r["msrsvd.sense.retrieved_in"], r["msrsvd.sense.error_in"])
             for f, r in rows.items()} == {
         100: (["1"], ["101"], []), 101: ([], [], ["100"]),
-        184: (["7"], ["185"], []), 185: ([], [], ["184"]),
+        184: (["1"], ["185"], []), 185: ([], [], ["184"]),
     }
     assert all(r["msrsvd.open.name"] == ["disk.vhdx:SharedVirtualDisk"] for r in rows.values())
 
