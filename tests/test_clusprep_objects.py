@@ -114,3 +114,57 @@ def test_an_object_first_seen_mid_conversation_is_not_judged_on_a_new_connection
     assert w.rules() == []
     conv = w.tracker.conversations[1]
     assert conv.started and conv.inherited
+
+
+def _prepared(*rules):
+    w = Wire(*rules)
+    w.connect(0, 50000)
+    for itf, name, ins, outs in PREPARE:
+        w.call(0, 50000, itf, name, ins, outs, object_id=str(ipid(0x100)))
+    return w
+
+
+def test_set_online_leaves_the_online_state_open_until_an_answer_settles_it():
+    """3.2.4.26 only starts the transition: IsOnline may still say ERROR_NOT_READY, and a file
+    system call may be served; once IsOnline says S_OK the disk is Online."""
+    w = _prepared(R.DiskQueryAnswer, R.DiskStateNotEnforced)
+    o = dict(object_id=str(ipid(0x100)))
+    for name, outs in (("CprepDiskAttach", None), ("CprepDiskPRArbitrate", None), ("CprepDiskSetOnline", None)):
+        w.call(0, 50000, S2, name, dict(DiskId=DISK), outs, **o)
+    w.call(0, 50000, S2, "CprepDiskIsOnline", dict(DiskId=DISK), hresult=0x80070015, **o)
+    w.call(0, 50000, S2, "CprepDiskIsOnline", dict(DiskId=DISK), **o)
+    assert w.rules() == []
+    w.call(0, 50000, S2, "CprepDiskIsOnline", dict(DiskId=DISK), hresult=0x80070015, **o)  # now it is online
+    assert w.rules() == [("clusprep.disk_query_answer", "C24")]
+
+
+def test_phase2_builds_the_disk_list_anew():
+    """A disk attached before a second Phase2 is Not Attached after it (3.2.4.4)."""
+    w = _prepared(R.DiskNotAttached)
+    o = dict(object_id=str(ipid(0x100)))
+    w.call(0, 50000, S2, "CprepDiskAttach", dict(DiskId=DISK), **o)
+    w.call(0, 50000, S2, "CprepPrepareNodePhase2", dict(AttachDisksOnSystemBus=1), dict(pulNumDisks=3), **o)
+    w.call(0, 50000, S2, "CprepDiskIsReadable", dict(DiskId=DISK), **o)
+    assert w.rules() == [("clusprep.disk_not_attached", "C28")]
+
+
+def test_a_device_number_past_the_disk_count_is_an_unknown_disk():
+    w = _prepared(R.UnknownDiskAnswer, R.DiskIdInvalid)
+    far = dict(DiskIdType="CprepIdNumber", DeviceNumber=3)
+    w.call(0, 50000, S2, "CprepDiskAttach", dict(DiskId=far), hresult=0x80070490, object_id=str(ipid(0x100)))
+    assert w.rules() == [("clusprep.disk_id_invalid", "C56")]  # the answer is right, the number is not
+    w.call(0, 50000, S2, "CprepDiskIsReadable", dict(DiskId=far), hresult=0x8007139F, object_id=str(ipid(0x100)))
+    assert ("clusprep.unknown_disk_answer", "C12") in w.rules()
+
+
+def test_malformed_answers_never_raise():
+    """Answers whose values are out of every range the rules compare: findings, no exception."""
+    w = _prepared(*ALL)
+    o = dict(object_id=str(ipid(0x100)))
+    w.call(0, 50000, S2, "CprepDiskAttach", dict(DiskId=DISK), **o)
+    w.call(0, 50000, S2, "CprepDiskRawRead", dict(DiskId=DISK, ulSector=0xFFFFFFFF, cbData=0xFFFFFFFF),
+           dict(pcbDataRead=0xFFFFFFFF), **o)
+    w.call(0, 50000, S2, "CprepDiskGetFSName", dict(DiskId=DISK, Partition=0xFFFFFFFF), dict(FsName="N" * 100), **o)
+    bad = dict(disk_props(), StackType=7, DiskNumber=0xFFFFFFFF)
+    w.call(0, 50000, S2, "CprepDiskGetProps", dict(DiskId=DISK), dict(DiskProps=bad), **o)
+    assert ("clusprep.disk_props_invalid", "C57") in w.rules()
