@@ -809,7 +809,7 @@ class ResponseInvalid(Rule):
             if op.kind in self.FAIL_HEADER_ONLY and extra > 0:
                 report("R40", self.FAIL_HEADER_ONLY[op.kind], "Status %s with %d bytes after the header: a failure "
                        "MUST return the header only" % (op.status_name, extra))
-            if op.kind == CHECK_CONNECTION_OP:
+            if op.kind == CHECK_CONNECTION_OP and op.closed is None and op.open is not None:  # 3.2.5.5 first
                 report("R42", "3.2.5.5.2", "Status %s: the server MUST answer STATUS_SUCCESS" % op.status_name)
             return
         p = payload_of(value) or {}
