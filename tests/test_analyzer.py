@@ -168,7 +168,7 @@ def test_output_directory(tmp_path):
 def test_pandas_api_matches_the_cli():
     cap = analyzer.load(samples.path("clusprep_storage"))
     calls = cap.clusprep_calls
-    assert list(calls.columns) == COLUMNS["clusprep_calls"] and len(calls) == 54
+    assert list(calls.columns) == COLUMNS["clusprep_calls"] and len(calls) == 55
     assert calls[calls.method == "CprepDiskGetProps3"].disk.tolist() == ["GUID 6f1d0c2e-5b3a-4e7f-9a21-c4d8e2f71a30"]
     assert (calls.result == "fault nca_s_op_rng_error").sum() == 7
     cli = run_json(samples.path("clusprep_storage"))
@@ -417,7 +417,7 @@ def test_several_interfaces(tmp_path):
     ifaces = subprocess.run(["capinfos", "-I", str(out)], capture_output=True, text=True).stdout
     assert "Number of interfaces in file: 2" in ifaces
     doc = run_json(out)
-    assert doc["rsvd_sessions"] and doc["clusprep_sequences"] and doc["captures"][0]["packets"] == 201 + 121
+    assert doc["rsvd_sessions"] and doc["clusprep_sequences"] and doc["captures"][0]["packets"] == 201 + 123
 
 
 def test_a_capture_without_smb2_or_dcerpc_says_so(tmp_path):
