@@ -345,6 +345,7 @@ class ClusPrepTracker:
         self.prepare: Dict[Tuple, str] = {}  # object -> Prepare State (§3.2.1), from the answers seen
         self.num_disks: Dict[Tuple, int] = {}  # object -> pulNumDisks of its last CprepPrepareNodePhase2
         self.share_paths: set = set()  # paths CprepCreateNewSmbShares3 answers returned, on any connection
+        self.ended: set = set()  # streams whose connection the capture shows closing
 
     def conversation(self, stream: int, src: str, dst: str, from_client: bool, bind: bool = False) -> Conversation:
         c = self.conversations.get(stream)
@@ -505,6 +506,13 @@ class ClusPrepTracker:
             hresult="0x%08X" % c.hresult if c.hresult is not None else "",
             fault_status="0x%08X" % c.fault_status if c.fault_status is not None else "", disk=c.disk or "",
             latency_ms=round(c.latency_ms, 3) if c.latency_ms is not None else ""))
+
+    def closed(self, stream: int, frame: int) -> None:
+        """A FIN or RST on a conversation's connection: what it left undone is now known (once per stream)."""
+        conv = self.conversations.get(stream)
+        if conv is not None and stream not in self.ended:
+            self.ended.add(stream)
+            self.emit("conversation_end", conv, conv, frame)
 
     def finish_capture(self) -> None:
         for c in self.pending.values():

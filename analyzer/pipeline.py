@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
-from . import rules_clusprep, rules_rsvd
+from . import rules_clusprep, rules_clusprep_node, rules_rsvd
 from .clusprep_sequences import ClusPrepTracker
 from .events import frame_of
 from .findings import Bus, Finding, Findings, NotEvaluated, Rule
@@ -18,7 +18,7 @@ from .merge import Merged
 from .source import AGGREGATOR, COL, CaptureError, Run, Tshark, check_capture
 from .tables import Tables
 
-ALL_RULES: List[type] = rules_rsvd.RULES + rules_clusprep.RULES
+ALL_RULES: List[type] = rules_rsvd.RULES + rules_clusprep.RULES + rules_clusprep_node.RULES
 
 
 class CaptureTruncated(Rule):
@@ -112,6 +112,8 @@ def analyze_capture(path: Path, tshark: Tshark, tables: Tables,
                 clusprep_tracker.pdu(p, f.src, f.dst)
             for c in f.calls:
                 clusprep_tracker.call(c, f.src, f.dst)
+            if f.closed:
+                clusprep_tracker.closed(f.stream, f.number)
         except Exception as e:  # noqa: BLE001 - a bug or an input no one foresaw: a finding, not a lost report
             analyzer_error.report([int(cols[0])], _fault(e), "frame %s" % cols[0])
     if progress is not None:

@@ -733,7 +733,7 @@ class AddRoutesState(ObjectState):
             return
         s = self.state.setdefault(c.coclass, {})
         monitoring, since = s.get("monitoring", False), s.get("since")
-        frames = ([since] if since else []) + [c.request_frame, c.response_frame]
+        frames = ([since] if monitoring and since else []) + [c.request_frame, c.response_frame]
         if c.method == "ProcessAddRoutes":
             if monitoring and c.hresult != E_FAIL:
                 self.report(frames, "ProcessAddRoutes answered %s while the routes of frame %d are monitored (must be "
@@ -814,7 +814,8 @@ class Fault(Rule):
     side, checks = "server", ("C02",)
     # Not a fault for an opnum the tables say is not used on the wire (the RPC runtime's
     # nca_s_op_rng_error, clusprep.opnum_not_used_on_wire observes those), nor one that
-    # rejects a request stub that does not parse (C03 asks for that).
+    # rejects a request stub that does not parse (C03 asks for that), nor access denied to a
+    # call below packet privacy (2.1 asks for that; clusprep.low_auth_accepted).
 
     def __init__(self, sink):
         super().__init__(sink)
@@ -826,6 +827,8 @@ class Fault(Rule):
 
     def on_call(self, c: Call):
         if c.fault_status is None or not c.used_on_wire or c.request_frame in self.malformed:
+            return
+        if c.auth_level < PKT_PRIVACY and c.fault_status in (0x00000005, 0x80070005):
             return
         from .decoding import HRESULTS
 

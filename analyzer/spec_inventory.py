@@ -253,4 +253,10 @@ NOT_CHECKED: Dict[str, str] = {
             "size of SenseDataEx (20), but 2.2.5.7 and 3.1.5.3-4 make the client send 0 there and the "
             "server ignore it, so every conforming request would fail. The reading chosen is 2.2.5.7's "
             "(the field is ignored); rsvd.sense_key_answer judges the answer by the stored key alone."),
+    "C60": ("The ConfigSvcSecret that must precede RetrieveSvcSecret MAY come from any earlier activation of "
+            "IClusterSetup (3.10.4, 3.11.4), by any client, before the capture or before the server's last "
+            "reboot (the secret persists, 3.10.3), so no capture shows its absence. The one trace of it, "
+            "RetrieveSvcSecret answered ERROR_FILE_NOT_FOUND, is the server's documented answer for exactly "
+            "this case (3.10.4.2), not proof that the client broke the rule; clusprep.secret_not_configured "
+            "judges that answer against a ConfigSvcSecret the capture does show (C61)."),
 }

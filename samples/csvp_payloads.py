@@ -195,3 +195,31 @@ def adapterlist2() -> bytes:
 
 def adapterlist() -> bytes:
     return cb.ADAPTERLIST.build(adapterlist_value())
+
+
+# -- GetUpdates (3.16.4.1) ------------------------------------------------------------------
+# (id, title, KB articles, bulletins, superseded update ids), as Windows Update reports them
+UPDATES = [
+    ("8a3b1c2d-4e5f-4a6b-9c7d-0e1f2a3b4c5d", "2023-11 Cumulative Update for Microsoft server operating system "
+     "version 21H2 for x64-based Systems (KB5032198)", ["5032198"], [], ["5031364"]),
+    ("1f2e3d4c-5b6a-4978-8695-a4b3c2d1e0f9", "2023-10 Servicing Stack Update for Microsoft server operating "
+     "system version 21H2 for x64-based Systems (KB5031364)", ["5031364"], [], []),
+]
+
+
+def updates_xml(updates=None) -> str:
+    """GetUpdates' updates: <updates version="1.0"> and one <update> per update, each with the seven
+    child elements 3.16.4.1 requires (an empty list is an empty element)."""
+    from xml.sax.saxutils import escape
+
+    def items(tag, child, values):
+        return "<%s/>" % tag if not values else "<%s>%s</%s>" % (
+            tag, "".join("<%s>%s</%s>" % (child, escape(v), child) for v in values), tag)
+
+    body = "".join(
+        "<update><id>%s</id><title>%s</title><description>%s</description><supportUrl>%s</supportUrl>%s%s%s</update>"
+        % (uid, escape(title), escape("Install this update to resolve issues in Windows."),
+           "https://support.microsoft.com/help/%s" % (kbs[0] if kbs else ""), items("knowledgebase", "articleId", kbs),
+           items("securityBulletin", "bulletinId", bulletins), items("superseded", "updateId", superseded))
+        for uid, title, kbs, bulletins, superseded in (UPDATES if updates is None else updates))
+    return '<updates version="1.0">%s</updates>' % body

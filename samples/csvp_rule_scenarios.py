@@ -8,8 +8,8 @@ calls are in clear so every rule can read its parameters.
   without GetArbSectors, Online without PRArbitrate, a file-system call on a disk not
   online, a partition outside what Online reported and never checked for NTFS,
   StopDefense without Offline, and a call the capture never answers;
-- network: SendRTMessage before InitializeNode, GetAddRoutesStatus with nothing
-  monitored, ProcessAddRoutes twice;
+- network: SendRTMessage before InitializeNode (which the server serves: it should fail it),
+  GetAddRoutesStatus with nothing monitored, ProcessAddRoutes twice;
 - firewall: enumeration before InitializeAdapterConfiguration, then an index past the
   adapter count;
 - setup: RetrieveSvcSecret answered ERROR_FILE_NOT_FOUND after ConfigSvcSecret stored a secret;
@@ -55,7 +55,7 @@ def violations() -> bytes:
     c = ClusPrepClient(dcerpc.start(cap, CLIENT, NODE2, 50402))
     c.bind(N)
     c.call(N, "SendRTMessage", dict(SourceIPAddress="10.0.0.12", DestIPAddress="10.0.0.11", DestPort=3343,
-                                    AddressFamily="AF_INET", MessageSize=1024, Timeout=5000), dict(RTElapsedTime=2))
+                                    AddressFamily="AF_INET", MessageSize=1024, Timeout=1000), dict(RTElapsedTime=2))
     c.call(N, "InitializeNode", dict(RequestUDPPort=3343),
            dict(BoundUDPPort=3343, NodeMajorVersion=10, NodeMinorVersion=0, ClusprepVersion=5))
     c.call(N, "GetAddRoutesStatus", outs=dict(reply=dict(indices=[], replies=[], routeUnavailable=1)))

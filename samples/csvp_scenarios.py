@@ -238,7 +238,7 @@ def network() -> bytes:
     c.call(N, "GetIpConfigSerialized", dict(ApplyClusterFilter=0),
            dict(Data=P.adapterlist2(), pcbOut=len(P.adapterlist2())))
     c.call(N, "SendRTMessage", dict(SourceIPAddress="10.0.0.12", DestIPAddress="10.0.0.11", DestPort=3343,
-                                    AddressFamily="AF_INET", MessageSize=1024, Timeout=5000),
+                                    AddressFamily="AF_INET", MessageSize=1024, Timeout=1000),
            dict(RTElapsedTime=1))
     c.call(N, "QueryFirewallConfiguration", outs=dict(serverRulesEnabled=1, mgmtRulesEnabled=1))
     route = dict(remoteVirtualIP="fe80::5efe:a00:b",
@@ -280,13 +280,13 @@ def setup() -> bytes:
             ("ClearPR", dict(DeviceNumber=2), None),
         ]),
         (csvp.IClusterLog, [
-            ("GenerateClusterLog", None, dict(LogFilePath="C:\\Windows\\Cluster\\Reports\\Cluster.log")),
+            # <share>\<file> (3.12.4.1): \\NODE2\ before it makes the UNC path
+            ("GenerateClusterLog", None, dict(LogFilePath="ADMIN$\\Cluster\\Reports\\Cluster.log")),
             ("GenerateTimeSpanLog", dict(SpanMinutes=15),
-             dict(LogFilePath="C:\\Windows\\Cluster\\Reports\\Cluster-15min.log")),
+             dict(LogFilePath="ADMIN$\\Cluster\\Reports\\Cluster-15min.log")),
         ]),
         (csvp.IClusterUpdate, [
-            ("GetUpdates", None, dict(UpdateCount=2, updates="<updates><update id=\"KB5031364\"/>"
-                                                            "<update id=\"KB5032198\"/></updates>")),
+            ("GetUpdates", None, dict(UpdateCount=len(P.UPDATES), updates=P.updates_xml())),
             ("Count", None, dict(Count=2)),
         ]),
     ]:

@@ -1,0 +1,159 @@
+"""The non-storage ClusPrep rules (analyzer.rules_clusprep_node) at their boundaries, fed through
+the reconstruction as a capture feeds them; and their parsers on hostile input (no raise, no
+unbounded work)."""
+import random
+
+from construct import Container
+
+from analyzer import rules_clusprep_node as R
+from analyzer.clusprep_sequences import Call, ClusPrepTracker, Conversation
+from analyzer.findings import Bus, Findings
+from analyzer.tables import Tables
+from dissectors import csvp_buffers as cb
+from samples import csvp_payloads as P
+
+N, FW, CLEAN = "IClusterNetwork2", "IClusterFirewall", "IClusterCleanup"
+
+
+def run(rule_cls, calls, close_after=None, level=6):
+    """(interface, method, request params, response params or HRESULT, latency s); the connection
+    closes after call number `close_after` when given. Returns the findings' checks."""
+    sink = Findings()
+    bus = Bus([rule_cls(sink)])
+    tracker = ClusPrepTracker(bus, Tables(keep=False))
+    conv = Conversation(0, "10.0.0.31:50000", "10.0.0.11:49668", started=True)
+    tracker.conversations[0] = conv
+    t = 0.0
+    for n, (itf, method, ins, outs, *latency) in enumerate(calls):
+        frame = 3 * n + 10
+        c = Call(conv, itf, method, 0, n + 1, frame, t, level, False)
+        c.request = Container(ins or {})
+        bus.emit("call_request", c)
+        result = outs if isinstance(outs, dict) else {}
+        c.response = Container(dict(result, ReturnValue=outs if isinstance(outs, int) else 0))
+        t += latency[0] if latency else 0.001
+        c.response_frame, c.response_time = frame + 1, t
+        tracker.done(c)
+        if close_after == n:
+            tracker.closed(0, frame + 2)
+    bus.emit("finish")
+    return [f.check for f in sink.items]
+
+
+def test_addresses():
+    assert R.address_problem("10.0.0.1") is None and R.address_problem("fe80::5efe:a00:b%6") is None
+    assert R.address_problem("255.255.255.255") is None and R.address_problem("::1") is None
+    for bad in ("10.0.0.256", "010.0.0.1", "10.0.0", "NODE1.corp.contoso.com", "", None, "0x0a000001"):
+        assert R.address_problem(bad), bad
+
+
+def test_initialize_node_port():
+    ok = [(N, "InitializeNode", dict(RequestUDPPort=0), dict(BoundUDPPort=3343)),
+          (N, "InitializeNode", dict(RequestUDPPort=4000), dict(BoundUDPPort=4000)),
+          (N, "InitializeNode", dict(RequestUDPPort=0), 0x80004005)]  # a failure's outputs are not judged
+    assert run(R.BoundUdpPort, ok) == []
+    assert run(R.BoundUdpPort, [(N, "InitializeNode", dict(RequestUDPPort=4000), dict(BoundUDPPort=3343))]) == ["C46"]
+
+
+def rt(timeout=1000, family=2, src="10.0.0.12", dst="10.0.0.11"):
+    return dict(SourceIPAddress=src, DestIPAddress=dst, DestPort=3343, AddressFamily=family, MessageSize=0,
+                Timeout=timeout)
+
+
+def test_send_rt_message_arguments_and_timer():
+    assert run(R.SendRtMessageArguments, [(N, "SendRTMessage", rt(), {}),
+                                          (N, "SendRTMessage", rt(family=0x17, src="fd00::1", dst="fd00::2"), {})]) == []
+    for bad in (rt(timeout=1001), rt(family=3), rt(family=0x17), rt(dst="fd00::2")):
+        assert run(R.SendRtMessageArguments, [(N, "SendRTMessage", bad, {})]) == ["C47"], bad
+    assert run(R.RoundTripTimeout, [(N, "SendRTMessage", rt(), dict(RTElapsedTime=1000)),
+                                    (N, "SendRTMessage", rt(), 0x800705B4)]) == []
+    assert run(R.RoundTripTimeout, [(N, "SendRTMessage", rt(), dict(RTElapsedTime=1001))]) == ["C48"]
+
+
+def test_initialization_state_is_the_one_at_request_time():
+    init = (N, "InitializeNode", dict(RequestUDPPort=0), dict(BoundUDPPort=3343))
+    assert run(R.NetworkStateAnswer, [(N, "GetIpConfigSerialized", {}, dict(Data=b"", pcbOut=0)), init,
+                                      (N, "SendRTMessage", rt(), {}), (N, "CleanupNode", {}, {}),
+                                      (N, "SendRTMessage", rt(), 0x80004005),
+                                      (N, "QueryFirewallConfiguration", {}, {})]) == []
+    assert run(R.NetworkStateAnswer, [init, (N, "CleanupNode", {}, {}), (N, "CleanupNode", {}, {}),
+                                      (N, "QueryFirewallConfiguration", {}, 0x80004005)]) == ["C44", "C45"]
+
+
+def test_cleanup_node_missing_needs_the_connection_to_close():
+    init = (N, "InitializeNode", dict(RequestUDPPort=0), dict(BoundUDPPort=3343))
+    other = (N, "GetIpConfigSerialized", {}, dict(Data=b"", pcbOut=0))
+    assert run(R.NetworkCleanupMissing, [init, other]) == []  # the capture just stops
+    assert run(R.NetworkCleanupMissing, [init, other, (N, "CleanupNode", {}, {})], close_after=2) == []
+    assert run(R.NetworkCleanupMissing, [init, other], close_after=1) == ["C43"]
+
+
+def test_adapter_lists():
+    assert R.adapter_list_problems(P.adapterlist2()) == ("C55", "ADAPTERLIST2", [])
+    assert R.adapter_list_problems(P.adapterlist()) == ("C54", "ADAPTERLIST", [])
+    v = P.adapterlist2_value()
+    v["Adapter2"][1]["Name"], v["Adapter2"][1]["NameLength"] = v["Adapter2"][0]["Name"], v["Adapter2"][0]["NameLength"]
+    v["Adapter2"][2]["PhysicalAddress"] = "02-F1-7C-3D-5A-9"  # one digit short
+    _, _, problems = R.adapter_list_problems(cb.ADAPTERLIST2.build(v))
+    assert len(problems) == 2 and "not unique" in problems[0] and "PhysicalAddress" in problems[1]
+    _, _, problems = R.adapter_list_problems(P.adapterlist2() + b"\x00\x00")
+    assert problems == ["2 bytes follow the last Guid (a count disagrees with the contents)"]
+
+
+def test_adapter_list_parser_on_hostile_bytes():
+    data = P.adapterlist2()
+    hostile = bytearray(data)
+    hostile[-(2 + 74 * 6):-(74 * 6)] = b"\xff\xff"  # NumberOfGuids 65535, six Guids present
+    assert "does not parse" in R.adapter_list_problems(bytes(hostile))[2][0]
+    rnd = random.Random(7)
+    for n in range(300):
+        b = bytearray(data[:rnd.randrange(len(data))])
+        for _ in range(4):
+            if b:
+                b[rnd.randrange(len(b))] = rnd.randrange(256)
+        R.adapter_list_problems(bytes(b))  # never raises
+
+
+def test_cleanup_flags_and_timeout():
+    call = lambda flags=0, delay=0, timeout=1000, outs=None, latency=0.001: (
+        CLEAN, "CleanUpEvictedNode", dict(DelayBeforeCleanup=delay, TimeOut=timeout, Flags=flags),
+        {} if outs is None else outs, latency)
+    assert run(R.CleanupFlags, [call(0), call(1), call(2), call(3)]) == []
+    assert run(R.CleanupFlags, [call(4)]) == ["C58"]
+    assert run(R.CleanupTimeout, [call(timeout=1000, latency=2.0), call(delay=3000, timeout=2000, outs=0x80070102)]) == []
+    assert run(R.CleanupTimeout, [call(timeout=1000, latency=2.1)]) == ["C59"]
+    assert run(R.CleanupTimeout, [call(delay=2001, timeout=2000)]) == ["C59"]
+
+
+def test_log_paths():
+    for ok in ("ADMIN$\\Cluster\\Reports\\Cluster.log", "ClusterLogs\\NODE1_cluster.log"):
+        assert R.log_path_problem(ok) is None, ok
+    for bad in ("C:\\Windows\\Cluster\\Reports\\Cluster.log", "\\\\NODE1\\ADMIN$\\Cluster.log", "Cluster.log",
+                "ADMIN$\\", "ADMIN$\\a\\..\\b.log", "AD[MIN]\\a.log", "ADMIN$\\a?.log", ""):
+        assert R.log_path_problem(bad), bad
+
+
+def test_firewall_answers():
+    init = (FW, "InitializeAdapterConfiguration", {}, dict(cRetAdapters=2))
+    get = lambda outs, idx=0: (FW, "GetNextAdapterFirewallConfiguration", dict(idx=idx), outs)
+    assert run(R.FirewallUninitializedAnswer, [get(0x8000FFFF), init, get(dict(adapterProfile=1))]) == []
+    assert run(R.FirewallUninitializedAnswer, [get(0x80070057)]) == ["C64"]
+    assert run(R.FirewallProfileInvalid, [get(dict(adapterProfile=p)) for p in (0, 1, 2)] + [get(0x80070057)]) == []
+    assert run(R.FirewallProfileInvalid, [get(dict(adapterProfile=3))]) == ["C66"]
+
+
+def test_updates_xml():
+    assert R.updates_problems(2, P.updates_xml()) == [] and R.updates_problems(0, P.updates_xml([])) == []
+    assert R.updates_problems(2, P.updates_xml() + "\x00") == []
+    assert "UpdateCount 1 but 2" in R.updates_problems(1, P.updates_xml())[0]
+    assert "not <updates version" in R.updates_problems(0, "<updates/>")[0]
+    assert "lacks <title>" in R.updates_problems(1, '<updates version="1.0"><update><id>1</id></update></updates>')[0]
+    assert "<!" in R.updates_problems(0, '<!DOCTYPE x [<!ENTITY a "b">]><updates version="1.0"/>')[0]
+    assert "not well-formed" in R.updates_problems(0, "<updates version='1.0'")[0]
+    assert R.updates_problems(0, None) == ["updates is NULL"]
+
+
+def test_low_auth_and_malformed_stubs():
+    assert run(R.LowAuthAccepted, [(N, "GetIpConfigSerialized", {}, {})], level=6) == []
+    assert run(R.LowAuthAccepted, [(N, "GetIpConfigSerialized", {}, 0x80070005)], level=5) == []
+    assert run(R.LowAuthAccepted, [(N, "GetIpConfigSerialized", {}, {}), (N, "CleanupNode", {}, {})], level=5) == ["C01"]
