@@ -8,8 +8,10 @@ from pathlib import Path
 
 from . import csvp_rule_scenarios as _csvp_rule_scenarios
 from . import csvp_storage_rules as _csvp_storage_rules
+from . import csvp_node_rules as _csvp_node_rules
 from . import rsvd_conformance as _rsvd_conformance
 from . import rsvd_rule_scenarios as _rsvd_rule_scenarios
+from .csvp_node_rules import SCENARIOS as _CLUSPREP_NODE
 from .csvp_rule_scenarios import SCENARIOS as _CLUSPREP_RULES
 from .csvp_scenarios import SCENARIOS as _CLUSPREP
 from .csvp_storage_rules import SCENARIOS as _CLUSPREP_STORAGE
@@ -22,12 +24,12 @@ from .rsvd_scenarios import SESSION_KEYS
 
 SAMPLES_DIR = Path(__file__).resolve().parent
 SCENARIOS = {**_RSVD, **_CLUSTER, **_MULTICHANNEL, **_RSVD_RULES, **_RSVD_CONFORMANCE, **_CLUSPREP, **_CLUSPREP_RULES,
-             **_CLUSPREP_STORAGE}
+             **_CLUSPREP_NODE, **_CLUSPREP_STORAGE}
 
 # The near misses each sample holds: sample -> {inventory check id: what comes close without breaking
 # it}. tests/test_rules_reference.py requires one for every check, and no finding of it there.
 NEAR_MISSES = {}
-for _module in (_rsvd_rule_scenarios, _rsvd_conformance, _csvp_rule_scenarios, _csvp_storage_rules):
+for _module in (_rsvd_rule_scenarios, _rsvd_conformance, _csvp_rule_scenarios, _csvp_node_rules, _csvp_storage_rules):
     for _name, _misses in getattr(_module, "NEAR_MISSES", {}).items():
         NEAR_MISSES.setdefault(_name, {}).update(_misses)
 
