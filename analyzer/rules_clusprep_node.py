@@ -97,7 +97,8 @@ class LowAuthAccepted(Rule):
 
 
 class MalformedStubAccepted(Rule):
-    id, severity, spec = "clusprep.malformed_stub_accepted", "error", "MS-CSVP 3.6.4, 3.8.4, 3.10.4; MS-RPCE 3"
+    id, severity = "clusprep.malformed_stub_accepted", "error"
+    spec = "MS-CSVP 3.2.4, 3.4.4, 3.6.4, 3.8.4, 3.10.4, 3.12.4, 3.14.4, 3.16.4; MS-RPCE 3"
     side, checks = "server", ("C03",)
     title = "A request stub that does not parse is rejected, not served"
     needs_stub = True
