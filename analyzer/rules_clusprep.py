@@ -411,6 +411,8 @@ class RawIoAnswer(Rule):
         check, fault = ("C18", ERROR_READ_FAULT) if read else ("C19", ERROR_WRITE_FAULT)
         cb, frames = c.param("cbData"), [c.request_frame, c.response_frame]
         done = c.param("pcbDataRead" if read else "pcbDataWritten")
+        if not isinstance(cb, int) or not isinstance(done, int):
+            return
         what = "%s of %d bytes on disk %s" % (c.method, cb, c.disk)
         if c.succeeded and cb > SECTOR:
             self.report(frames, "%s answered %s; more than one 512-byte sector must be %s" % (what, c.result_text,
@@ -466,7 +468,7 @@ class DiskQueryAnswer(DiskRule):
     title = "CprepDiskIsPRPresent's Present is 0, 1 or 2; CprepDiskIsOnline is S_OK exactly when the disk is Online"
 
     def check(self, c, d):
-        if c.method == "CprepDiskIsPRPresent" and c.succeeded and c.param("Present") not in (0, 1, 2):
+        if c.method == "CprepDiskIsPRPresent" and c.succeeded and c.param("Present", 0) not in (0, 1, 2):
             self.report([c.request_frame, c.response_frame], "CprepDiskIsPRPresent on disk %s answered Present %s "
                         "(must be 0, 1 or 2)" % (c.disk, c.param("Present")), c.subject, check="C23",
                         spec="MS-CSVP 3.2.4.22")
@@ -495,6 +497,8 @@ class BufferSizeAnswer(Rule):
         frames = [c.request_frame, c.response_frame]
         if c.method == "CprepDiskGetUniqueIds":
             cb, out, needed = c.param("cbData"), c.param("pcbDataOut"), c.param("pcbNeeded")
+            if c.request is None or not all(isinstance(x, int) for x in (cb, out, needed)):
+                return  # a request stub that does not parse: clusprep.stub_malformed says so
             if c.succeeded and out > cb:
                 self.report(frames, "CprepDiskGetUniqueIds on disk %s succeeded with pcbDataOut %d, more than the "
                             "cbData %d given" % (c.disk, out, cb), c.subject)
