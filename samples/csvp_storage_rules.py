@@ -23,8 +23,9 @@ samples, in clear so every rule can read parameters and answers.
 - clusprep_storage_near_misses: the same object's calls done right, each as close to its rule
   as conforming behaviour gets (NEAR_MISSES says how, per inventory id), on three connections:
   NODE1's object prepared on one and called again, without PrepareNode, on a second
-  connection with the same IPIDs (state belongs to the object), and the shares NODE1 created
-  connected to from NODE2 (a second server, as 3.5.4.7 describes). It has no storage finding
+  connection with the same IPIDs (state belongs to the object), disks named in one CPREP_DISKID
+  form after being attached in another (a DISK_PROPS answer joins them), and the shares NODE1
+  created connected to from NODE2 (a second server, as 3.5.4.7 describes). It has no storage finding
   (its binds are unauthenticated, which the RPC-level rules note).
 """
 from __future__ import annotations
@@ -142,7 +143,7 @@ NEAR_MISSES = {"clusprep_storage_near_misses": {
     "C25": "GetFSName names \"NTFS\" and \"RAW\"",
     "C26": "GetUniqueIds with 16 bytes: ERROR_INSUFFICIENT_BUFFER needing more; GetUniqueIds3 with no page 80h",
     "C27": "share paths \\\\10.0.10.11 and \\\\[fd00:20:11::11]",
-    "C28": "a call by device number on the disk attached by GUID",
+    "C28": "calls by device number on the disk attached by GUID, by signature on the one attached by number",
     "C29": "raw I/O on SectorY of CprepDiskGetArbSectors",
     "C30": "CprepDiskGetFSName after CprepDiskOnline",
     "C31": "partition 2 of the 2 CprepDiskOnline reported",
@@ -221,7 +222,9 @@ def near_misses() -> bytes:
     boot = dict(DiskIdType="CprepIdNumber", DeviceNumber=1)  # another disk, in no pool
     alone = dict(disk_props_ex(), DiskNumber=1, DiskId=OTHER_DISK,
                  pwszPoolName=None, guidPoolId=GUID_NULL, ExtendedFlags=0, Flags=0x00001000 | 0x00008000)
+    again.call(S2, "CprepDiskAttach", dict(DiskId=boot))
     again.call(S3, "CprepDiskGetProps3", dict(DiskId=boot), dict(pDiskProps=alone))  # C57
+    again.call(S3, "CprepDiskIsReadOnly3", dict(DiskId=OTHER_DISK), dict(pbReadOnly=0))  # C28: by its signature
     again.call(S3, "CprepDiskPRClear3", dict(DiskId=DISK, Key=0))
     again.call(S3, "CprepDiskPRRegister3", dict(DiskId=DISK, OldPrKey=0, NewPrKey=K1))
     again.call(S3, "CprepDiskFindKey3", dict(DiskId=DISK, Key=K1), dict(pbFound=1))  # C38
