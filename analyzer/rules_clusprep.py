@@ -184,7 +184,7 @@ class DiskNotOnline(DiskRule):
 class StopDefenseOrder(DiskRule):
     id, severity, spec = "clusprep.stop_defense_order", "error", "MS-CSVP 3.2.4.6, 3.3.4.6, 3.5.4.6"
     checks = ("C20",)
-    title = "CprepDiskPRArbitrate and CprepDiskOffline come before CprepDiskStopDefense"
+    title = "CprepDiskPRArbitrate and CprepDiskOffline come before CprepDiskStopDefense, the disk not online"
 
     def check(self, c, d):
         # the state now, not the history: a second Arbitrate -> Online -> StopDefense cycle lacks its Offline
@@ -194,6 +194,8 @@ class StopDefenseOrder(DiskRule):
                 missing.append("a CprepDiskPRArbitrate since the last CprepDiskStopDefense")
             elif not d.offline_since_arbitrate:
                 missing.append("a CprepDiskOffline since the last CprepDiskPRArbitrate")
+            elif d.online:  # 3.2.4.6: the disk Not Online, now (an Online after the Offline undoes it)
+                missing.append("a CprepDiskOffline since its last CprepDiskOnline or CprepDiskSetOnline")
             if missing:
                 self.report([c.request_frame], "CprepDiskStopDefense on disk %s without %s"
                             % (c.disk, " and ".join(missing)), c.subject)

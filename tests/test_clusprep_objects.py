@@ -168,3 +168,16 @@ def test_malformed_answers_never_raise():
     bad = dict(disk_props(), StackType=7, DiskNumber=0xFFFFFFFF)
     w.call(0, 50000, S2, "CprepDiskGetProps", dict(DiskId=DISK), dict(DiskProps=bad), **o)
     assert ("clusprep.disk_props_invalid", "C57") in w.rules()
+
+
+def test_stop_defense_needs_the_disk_offline_now():
+    """Arbitrate -> Online -> Offline -> Online -> StopDefense: an Offline came after the Arbitrate,
+    but the disk is online again (3.2.4.6 wants it Not Online)."""
+    w = _prepared(R.StopDefenseOrder)
+    o = dict(object_id=str(ipid(0x100)))
+    for name, outs in (("CprepDiskAttach", None), ("CprepDiskPRArbitrate", None),
+                       ("CprepDiskOnline", dict(MaxPartitionNumber=1)), ("CprepDiskOffline", None)):
+        w.call(0, 50000, S2, name, dict(DiskId=DISK), outs, **o)
+    w.call(0, 50000, S2, "CprepDiskOnline", dict(DiskId=DISK), dict(MaxPartitionNumber=1), **o)
+    w.call(0, 50000, S2, "CprepDiskStopDefense", dict(DiskId=DISK), **o)
+    assert w.rules() == [("clusprep.stop_defense_order", "C20")]
