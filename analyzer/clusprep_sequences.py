@@ -80,6 +80,7 @@ class DiskState:
     owned: bool = False
     online: bool = False
     online_pending: bool = False  # a CprepDiskSetOnline started it; no IsOnline or Online confirmed it
+    online_called: bool = False  # a CprepDiskOnline since the last CprepDiskOffline (3.3.4.4)
     partitions: Optional[int] = None  # MaxPartitionNumber from the last CprepDiskOnline
     verified: set = field(default_factory=set)  # partitions found NTFS by IsNtfs or GetFSName
     seen: set = field(default_factory=set)  # methods that succeeded on it (PR*3 as PR*)
@@ -110,13 +111,13 @@ class DiskState:
         elif m in ("CprepDiskOnline", "CprepDiskSetOnline"):
             self.online = True
             if m == "CprepDiskOnline":
-                self.partitions, self.online_pending = c.param("MaxPartitionNumber"), False
+                self.partitions, self.online_pending, self.online_called = c.param("MaxPartitionNumber"), False, True
             elif not self.online_pending and c.disk_state is not None and not c.disk_state.online:
                 self.online_pending = True  # started, not finished (3.2.4.26)
         elif m == "CprepDiskIsOnline":
             self.online_pending = False  # S_OK: the transition is over
         elif m == "CprepDiskOffline":
-            self.online, self.online_pending, self.offline_since_arbitrate = False, False, True
+            self.online, self.online_pending, self.online_called, self.offline_since_arbitrate = False, False, False, True
         elif m == "CprepDiskDiskPartitionIsNtfs":  # S_OK means NTFS; another file system is ERROR_WRONG_DISK
             self.verified.add(c.param("ulPartition"))
             self._remember(self.ntfs, c.param("ulPartition"), (True, c.request_frame))

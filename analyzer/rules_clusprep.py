@@ -174,10 +174,16 @@ class DiskStateNotEnforced(ServerDiskRule):
 class DiskNotOnline(DiskRule):
     id, severity, spec = "clusprep.disk_not_online", "error", "MS-CSVP 3.3.4.4, 3.5.4.4"
     checks = ("C30",)
-    title = "The disk is online for partition and file-system methods"
+    title = "CprepDiskOnline brings the disk online before partition and file-system methods"
+    # 3.3.4.4 names CprepDiskOnline: CprepDiskSetOnline only starts the transition and returns no
+    # MaxPartitionNumber to number partitions by. CprepDiskOffline needs the disk online either way.
 
     def check(self, c, d):
-        if c.method in ONLINE and not d.online:
+        if c.method in PARTITION and not d.online_called:
+            self.report([c.request_frame], "%s on disk %s, which %s" % (
+                c.method, c.disk, "only CprepDiskSetOnline started bringing online; CprepDiskOnline must come first"
+                if d.online else "is not online"), c.subject)
+        elif c.method in ONLINE and not d.online:
             self.report([c.request_frame], "%s on disk %s, which is not online" % (c.method, c.disk), c.subject)
 
 

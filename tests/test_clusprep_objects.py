@@ -181,3 +181,16 @@ def test_stop_defense_needs_the_disk_offline_now():
     w.call(0, 50000, S2, "CprepDiskOnline", dict(DiskId=DISK), dict(MaxPartitionNumber=1), **o)
     w.call(0, 50000, S2, "CprepDiskStopDefense", dict(DiskId=DISK), **o)
     assert w.rules() == [("clusprep.stop_defense_order", "C20")]
+
+
+def test_partition_methods_need_cprep_disk_online_not_set_online():
+    w = _prepared(R.DiskNotOnline)
+    o = dict(object_id=str(ipid(0x100)))
+    for name in ("CprepDiskAttach", "CprepDiskPRArbitrate", "CprepDiskSetOnline"):
+        w.call(0, 50000, S2, name, dict(DiskId=DISK), **o)
+    w.call(0, 50000, S2, "CprepDiskIsOnline", dict(DiskId=DISK), **o)
+    w.call(0, 50000, S2, "CprepDiskOffline", dict(DiskId=DISK), **o)  # online, however it got there: fine
+    assert w.rules() == []
+    w.call(0, 50000, S2, "CprepDiskSetOnline", dict(DiskId=DISK), **o)
+    w.call(0, 50000, S2, "CprepDiskGetFSName", dict(DiskId=DISK, Partition=1), dict(FsName="NTFS"), **o)
+    assert w.rules() == [("clusprep.disk_not_online", "C30")]
