@@ -19,6 +19,8 @@ from construct import (
     Struct,
 )
 
+from dissectors import rsvd
+
 # 2.2.1 command codes
 NEGOTIATE, SESSION_SETUP, LOGOFF, TREE_CONNECT, TREE_DISCONNECT = 0, 1, 2, 3, 4
 CREATE, CLOSE, FLUSH, READ, WRITE, LOCK, IOCTL = 5, 6, 7, 8, 9, 10, 11
@@ -162,16 +164,8 @@ CreateRequest = Struct(
     "CreateContextsLength" / Int32ul,
     "Buffer" / GreedyBytes,
 )
-# 2.2.13.2 SMB2_CREATE_CONTEXT
-CreateContext = Struct(
-    "Next" / Int32ul,
-    "NameOffset" / Int16ul,
-    "NameLength" / Int16ul,
-    "Reserved" / Int16ul,
-    "DataOffset" / Int16ul,
-    "DataLength" / Int32ul,
-    "Buffer" / GreedyBytes,
-)
+# 2.2.13.2 SMB2_CREATE_CONTEXT: the definition the analyzer reads it with, then name and data
+CreateContext = Struct(*rsvd.SMB2_CREATE_CONTEXT.subcons, "Buffer" / GreedyBytes)
 # 2.2.14 CREATE Response
 CreateResponse = Struct(
     "StructureSize" / Const(89, Int16ul),
@@ -191,15 +185,9 @@ CreateResponse = Struct(
     "CreateContextsLength" / Int32ul,
     "Buffer" / GreedyBytes,
 )
-# MS-FSCC 2.4.15 FILE_FULL_EA_INFORMATION
-FileFullEaInformation = Struct(
-    "NextEntryOffset" / Int32ul,
-    "Flags" / Int8ul,
-    "EaNameLength" / Int8ul,
-    "EaValueLength" / Int16ul,
-    "EaName" / Bytes(lambda ctx: ctx.EaNameLength + 1),
-    "EaValue" / Bytes(lambda ctx: ctx.EaValueLength),
-)
+# MS-FSCC 2.4.15 FILE_FULL_EA_INFORMATION: the analyzer's definition (EaName without its NUL), then the value
+FileFullEaInformation = Struct(*rsvd.FILE_FULL_EA_INFORMATION.subcons, Const(b"\x00"),
+                               "EaValue" / Bytes(lambda ctx: ctx.EaValueLength))
 
 # 2.2.15 CLOSE Request / 2.2.16 Response
 CloseRequest = Struct(
@@ -374,7 +362,7 @@ def full_ea_list(eas: Sequence[Tuple[bytes, bytes]]) -> bytes:
     entries = []
     for i, (name, value) in enumerate(eas):
         e = FileFullEaInformation.build(dict(NextEntryOffset=0, Flags=0, EaNameLength=len(name),
-                                             EaValueLength=len(value), EaName=name + b"\x00", EaValue=value))
+                                             EaValueLength=len(value), EaName=name, EaValue=value))
         if i < len(eas) - 1:
             e = e + bytes(-len(e) % 4)
             e = Int32ul.build(len(e)) + e[4:]
