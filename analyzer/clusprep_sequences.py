@@ -194,11 +194,6 @@ class Call:
         return (self.conversation.stream, COCLASS.get(self.interface, self.interface))
 
     @property
-    def coclass(self) -> Tuple:
-        """The object's key, under the name the rules written before IPID keying use."""
-        return self.dcom_object
-
-    @property
     def hresult(self) -> Optional[int]:
         return int(self.response.ReturnValue) if self.response is not None else None
 

@@ -67,9 +67,9 @@ class PrepareNodeNotFirst(Rule):
 
     def on_call_request(self, c: Call):
         # judged in request order: a CprepPrepareNode whose answer never comes is still first
-        if c.interface not in STORAGE or c.coclass in self.started or not c.used_on_wire:
+        if c.interface not in STORAGE or c.dcom_object in self.started or not c.used_on_wire:
             return
-        self.started.add(c.coclass)
+        self.started.add(c.dcom_object)
         if c.method != "CprepPrepareNode":
             self.report([c.request_frame], "%s is the first call on the storage object; CprepPrepareNode must come "
                         "before any other method" % c.method, c.subject)
@@ -90,8 +90,8 @@ class Phase2Missing(Rule):
             return
         if c.method == "CprepPrepareNodePhase2":
             if c.answered_ok:
-                self.ready.add(c.coclass)
-        elif c.method != "CprepPrepareNode" and c.coclass not in self.ready:
+                self.ready.add(c.dcom_object)
+        elif c.method != "CprepPrepareNode" and c.dcom_object not in self.ready:
             # every call made before Phase2 completed, each one its own finding
             self.report([c.request_frame], "%s before CprepPrepareNodePhase2 completed" % c.method, c.subject)
 
@@ -661,7 +661,7 @@ class NetworkNotInitialized(ObjectState):
     def on_call(self, c: Call):
         if c.interface != "IClusterNetwork2" or not c.used_on_wire:
             return
-        s = self.state.setdefault(c.coclass, {})
+        s = self.state.setdefault(c.dcom_object, {})
         if c.method == "InitializeNode":
             s["init"] = c.answered_ok
         elif c.method == "CleanupNode":
@@ -680,7 +680,7 @@ class FirewallNotInitialized(ObjectState):
     def on_call(self, c: Call):
         if c.interface != "IClusterFirewall":
             return
-        s = self.state.setdefault(c.coclass, {})
+        s = self.state.setdefault(c.dcom_object, {})
         if c.method == "InitializeAdapterConfiguration":
             s["init"] = c.answered_ok
             s["count"] = c.param("cRetAdapters")
@@ -698,7 +698,7 @@ class FirewallIndexOutOfRange(ObjectState):
     def on_call(self, c: Call):
         if c.interface != "IClusterFirewall" or not c.readable:
             return
-        s = self.state.setdefault(c.coclass, {})
+        s = self.state.setdefault(c.dcom_object, {})
         if c.method == "InitializeAdapterConfiguration" and c.succeeded:
             s["count"] = c.param("cRetAdapters")
         elif c.method == "GetNextAdapterFirewallConfiguration" and s.get("count") is not None:
@@ -743,7 +743,7 @@ class AddRoutesState(ObjectState):
         if c.interface != "IClusterNetwork2" or c.method not in (
                 "ProcessAddRoutes", "GetAddRoutesStatus", "CancelAddRoutesRequest") or c.hresult is None:
             return
-        s = self.state.setdefault(c.coclass, {})
+        s = self.state.setdefault(c.dcom_object, {})
         monitoring, since = s.get("monitoring", False), s.get("since")
         frames = ([since] if monitoring and since else []) + [c.request_frame, c.response_frame]
         if c.method == "ProcessAddRoutes":

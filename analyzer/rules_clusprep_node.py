@@ -137,7 +137,7 @@ class NetworkCleanupMissing(Rule):
     def on_call(self, c: Call):
         if c.interface != NETWORK or not c.used_on_wire:
             return
-        o = self.objects.setdefault(c.coclass, {})
+        o = self.objects.setdefault(c.dcom_object, {})
         if c.method == "InitializeNode" and c.answered_ok:
             o["init"] = c.request_frame
         elif c.method == "CleanupNode":
@@ -173,16 +173,16 @@ class NetworkStateAnswer(Rule):
 
     def on_call_request(self, c: Call):
         if c.interface == NETWORK:
-            self.at_request[(c.conversation.stream, c.call_id)] = self.initialized.get(c.coclass)
+            self.at_request[(c.conversation.stream, c.call_id)] = self.initialized.get(c.dcom_object)
 
     def on_call(self, c: Call):
         if c.interface != NETWORK or (c.conversation.stream, c.call_id) not in self.at_request:
             return
         init = self.at_request.pop((c.conversation.stream, c.call_id))
         if c.method == "InitializeNode" and c.succeeded:
-            self.initialized[c.coclass] = c.request_frame
+            self.initialized[c.dcom_object] = c.request_frame
         elif c.method == "CleanupNode" and c.succeeded:
-            self.initialized.pop(c.coclass, None)
+            self.initialized.pop(c.dcom_object, None)
         if init is not None or c.fault_status is not None:  # faults are clusprep.fault's
             return
         if c.method in self.NEED_INIT and c.succeeded:
@@ -511,14 +511,14 @@ class FirewallUninitializedAnswer(Rule):
 
     def on_call_request(self, c: Call):
         if c.interface == FIREWALL:
-            self.at_request[(c.conversation.stream, c.call_id)] = c.coclass in self.initialized
+            self.at_request[(c.conversation.stream, c.call_id)] = c.dcom_object in self.initialized
 
     def on_call(self, c: Call):
         if c.interface != FIREWALL:
             return
         init = self.at_request.pop((c.conversation.stream, c.call_id), None)
         if c.method == "InitializeAdapterConfiguration" and c.succeeded:
-            self.initialized.add(c.coclass)
+            self.initialized.add(c.dcom_object)
         elif (c.method == "GetNextAdapterFirewallConfiguration" and init is False and c.hresult is not None
               and c.hresult != E_UNEXPECTED):
             self.report([c.request_frame, c.response_frame], "GetNextAdapterFirewallConfiguration answered %s before "

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Dict, List
 
 from .pipeline import FAULTS, RULE_CLASSES
-from .spec_inventory import INVENTORY, NOT_CHECKED
+from .spec_inventory import INVENTORY, NOT_CHECKED, READINGS
 
 OUT = Path(__file__).resolve().parent.parent / "docs" / "rules.md"
 
@@ -81,7 +81,14 @@ def render() -> str:
                                                           _cell(how)))
     n_checked = sum(1 for r in INVENTORY if r[0] in by)
     lines += ["", "%d of the %d rules are checked; %d cannot be checked from the wire, for the reason given."
-              % (n_checked, len(INVENTORY), len(INVENTORY) - n_checked), ""]
+              % (n_checked, len(INVENTORY), len(INVENTORY) - n_checked), "",
+              "## Readings chosen", "",
+              "Where the spec says two things (or Windows does what a newer revision describes), the reading the",
+              "rule follows:", ""]
+    order = [r[0] for r in INVENTORY]
+    for rid in sorted(READINGS, key=order.index):
+        lines.append("- **%s**: %s" % (rid, READINGS[rid]))
+    lines.append("")
     return "\n".join(lines)
 
 

@@ -260,3 +260,25 @@ NOT_CHECKED: Dict[str, str] = {
             "this case (3.10.4.2), not proof that the client broke the rule; clusprep.secret_not_configured "
             "judges that answer against a ConfigSvcSecret the capture does show (C61)."),
 }
+
+# Where the spec says two things, the reading each rule follows and why (docs/rules.md shows them).
+READINGS: Dict[str, str] = {
+    "R43": "3.2.5.5.3 against 2.2.5.7: the field is ignored (2.2.5.7), so R43 is not checked; see above.",
+    "R03": ("2.2.5.1 says the request header's Status SHOULD be 0; 3.1.4.6-10 and 3.1.5.3-4, which say how each "
+            "request is built, say MUST: judged as a MUST for the six v1 operations."),
+    "R19": "2.2.5.3 says SHOULD, 3.1.4.6 MUST: judged as a MUST, as R03.",
+    "R27": ("2.1 makes every Reserved field a MUST; 2.2.5.11 says Reserved1 and Reserved3 SHOULD be zero: the "
+            "section's own word wins (a warning, rsvd.reserved_should_be_zero), Reserved2 stays a MUST."),
+    "R20": ("2.2.5.13 makes VALIDATE_DISK header-only; Windows sends 56 reserved bytes after the header (newer "
+            "revisions): both are accepted, and the 56 bytes must be zero (R01)."),
+    "R41": "The seed's ServerServiceVersion is 1; an RSVD v2 server (Windows) answers 2: both are accepted.",
+    "C16": ("3.3.4.4 numbers partitions 1..MaxPartitionNumber, 3.2.1 numbers them 0..N-1: the client is held to "
+            "1..N (C31; Windows numbers from 1, Partition0 being the whole disk); the server is judged only "
+            "for numbers past N, which neither reading maps."),
+    "C31": "As C16: the client's partitions are 1..MaxPartitionNumber.",
+    "C42": ("3.6.4 (the server's view) says the client SHOULD call InitializeNode first, 3.7.4 (the client's "
+            "sequencing) says MUST: judged as a MUST."),
+    "C01": ("2.1 has the server require PKT_PRIVACY without saying where it refuses; a server may acknowledge a "
+            "weaker bind and refuse its calls (an RPC security callback does), so a bind_ack alone is not judged: "
+            "a call below privacy answered other than by a fault or E_ACCESSDENIED is."),
+}
