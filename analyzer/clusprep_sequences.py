@@ -23,6 +23,18 @@ Disks are keyed by identity, whatever CPREP_DISKID form names them: a DISK_PROPS
 (CprepDiskGetProps, CprepDiskGetProps3) joins the id asked with the id and device number it
 reports (DiskAliases, per server host), so a disk attached by GUID is the same disk when
 named by device number.
+
+What the capture shows of an object's start (MS-CSVP 3.2.1, 3.2.3): a bind proves a new
+connection, not a new object (DCOM reconnects an idle connection, opens a second one for a
+concurrent call, and activates over port 135, which a ClusPrep capture lacks). So a storage
+object's Prepare State is known only when its first captured call is CprepPrepareNode (Initial
+then), and once an answer establishes one (a CprepPrepareNode served: Preparing; a
+CprepPrepareNodePhase2 served: Online, its ClusPrepDiskList built anew, 3.2.4.4); otherwise it is
+UNKNOWN, and so are its disks' states (`Call.disks_known`). A CprepPrepareNode refused with
+ERROR_INVALID_SERVER_STATE makes an assumed Initial UNKNOWN again: 3.2.1 gives the server one
+Prepare State, which another object may have moved. A disk's Owned and Online states are lost
+to local events (3.2.6; arbitration lost to another node): after a call on it fails with
+ERROR_INVALID_STATE or ERROR_NOT_READY they are unknown until an answer sets them again.
 """
 from __future__ import annotations
 
@@ -68,6 +80,9 @@ MAX_PARTITIONS = 128  # partitions remembered per disk (file system names, IsNtf
 MAX_DISKS = 4096  # disk identities per object and aliases per server: a hostile capture stays bounded
 MAX_OBJECTS = 65536  # IPIDs remembered
 ERROR_FILE_NOT_FOUND, ERROR_NOT_FOUND, ERROR_WRONG_DISK = 0x80070002, 0x80070490, 0x80070022
+ERROR_INVALID_STATE, ERROR_NOT_READY, ERROR_INVALID_SERVER_STATE = 0x8007139F, 0x80070015, 0x80070548
+UNKNOWN = "unknown"  # a Prepare State the capture does not show
+STORAGE = ("IClusterStorage2", "IClusterStorage3")
 
 
 @dataclass
@@ -93,6 +108,10 @@ class DiskState:
     fs: Dict[int, Tuple[str, int]] = field(default_factory=dict)  # partition -> (GetFSName answer, frame)
     ntfs: Dict[int, Tuple[bool, int]] = field(default_factory=dict)  # partition -> (IsNtfs said NTFS, frame)
     arb_sectors: Optional[Tuple[int, int, int]] = None  # (SectorX, SectorY, frame) of the last GetArbSectors
+    # whether the server's Owned and Online states are what the calls above made them: a failure
+    # with ERROR_INVALID_STATE or ERROR_NOT_READY says a local event (3.2.6) may have changed them
+    owned_known: bool = True
+    online_known: bool = True
 
     def copy(self) -> "DiskState":
         return dataclasses.replace(self, verified=set(self.verified), seen=set(self.seen), fs=dict(self.fs),
@@ -105,19 +124,22 @@ class DiskState:
         if m == "CprepDiskAttach":
             self.attached = True
         elif m == "CprepDiskPRArbitrate":
-            self.owned, self.offline_since_arbitrate = True, False
+            self.owned, self.offline_since_arbitrate, self.owned_known = True, False, True
         elif m == "CprepDiskStopDefense":
-            self.owned = False
+            self.owned, self.owned_known = False, True
         elif m in ("CprepDiskOnline", "CprepDiskSetOnline"):
             self.online = True
             if m == "CprepDiskOnline":
                 self.partitions, self.online_pending, self.online_called = c.param("MaxPartitionNumber"), False, True
-            elif not self.online_pending and c.disk_state is not None and not c.disk_state.online:
+            elif not self.online_pending and c.disk_state is not None and not (
+                    c.disk_state.online and c.disk_state.online_known):
                 self.online_pending = True  # started, not finished (3.2.4.26)
+            self.online_known = True
         elif m == "CprepDiskIsOnline":
-            self.online_pending = False  # S_OK: the transition is over
+            self.online_pending, self.online_known = False, True  # S_OK: the transition is over, it is Online
         elif m == "CprepDiskOffline":
             self.online, self.online_pending, self.online_called, self.offline_since_arbitrate = False, False, False, True
+            self.online_known = True
         elif m == "CprepDiskDiskPartitionIsNtfs":  # S_OK means NTFS; another file system is ERROR_WRONG_DISK
             self.verified.add(c.param("ulPartition"))
             self._remember(self.ntfs, c.param("ulPartition"), (True, c.request_frame))
@@ -141,7 +163,10 @@ class DiskState:
             self.cleared = True
 
     def failed(self, c: "Call") -> None:
-        """What a refusal tells: the server has no such disk; IsNtfs found another file system."""
+        """What a refusal tells: the server has no such disk; IsNtfs found another file system; the
+        disk's Owned and Online states may have changed through local events (3.2.6)."""
+        if c.hresult in (ERROR_INVALID_STATE, ERROR_NOT_READY):
+            self.owned_known = self.online_known = False
         if c.hresult == ERROR_FILE_NOT_FOUND and c.method in ("CprepDiskGetProps", "CprepDiskGetProps3") or (
                 c.hresult == ERROR_NOT_FOUND and c.method == "CprepDiskAttach"):
             self.missing = c.response_frame
@@ -180,8 +205,8 @@ class Call:
     unbound: bool = False  # on a context whose bind the capture lacks: interface and method unknown
     object_id: Optional[str] = None  # the request's object UUID: the IPID of the interface it calls
     obj: Optional[Tuple] = None  # its DCOM object (DcomObjects), set by the tracker
-    prepare_state: str = "Initial"  # the object's Prepare State before the call (§3.2.1), storage calls
-    num_disks: Optional[int] = None  # pulNumDisks of the object's last CprepPrepareNodePhase2
+    prepare_state: str = UNKNOWN  # the object's Prepare State before the call (§3.2.1), storage calls
+    disks_known: bool = False  # its disks' states come from the capture (a Phase2 or the object's start in it)
     shares_created: Optional[bool] = None  # ConnectToNewSmbShares3: a CreateNewSmbShares3 answer, anywhere
     # in the capture before it, returned one of its paths (3.5.4.7: Create on one node, Connect on another)
 
@@ -338,10 +363,9 @@ class ClusPrepTracker:
         self.objects = DcomObjects()
         self.aliases = DiskAliases()
         self.disks: Dict[Tuple, Dict[Tuple[str, str], DiskState]] = {}  # object -> disk identity -> state
-        self.prepare: Dict[Tuple, str] = {}  # object -> Prepare State (§3.2.1), from the answers seen
-        self.num_disks: Dict[Tuple, int] = {}  # object -> pulNumDisks of its last CprepPrepareNodePhase2
+        self.prepare: Dict[Tuple, str] = {}  # object -> Prepare State (§3.2.1), from the answers seen, or UNKNOWN
+        self.disks_known: Dict[Tuple, bool] = {}  # object -> its disk states are from the capture
         self.share_paths: set = set()  # paths CprepCreateNewSmbShares3 answers returned, on any connection
-        self.ended: set = set()  # streams whose connection the capture shows closing
 
     def conversation(self, stream: int, src: str, dst: str, from_client: bool, bind: bool = False) -> Conversation:
         c = self.conversations.get(stream)
@@ -409,6 +433,10 @@ class ClusPrepTracker:
             c = Call(conv, e.interface, e.method, e.opnum, e.call_id, e.frame, e.time, e.auth_level, e.encrypted,
                      used_on_wire=bool(m and m.used_on_wire), object_id=e.object_id)
             c.obj = self.objects.key(conv, e.interface, e.object_id)
+            if e.interface in STORAGE and c.obj not in self.prepare and len(self.prepare) < MAX_OBJECTS:
+                # its first call in the capture: only a CprepPrepareNode shows the object new (Initial)
+                first = e.method == "CprepPrepareNode"
+                self.prepare[c.obj], self.disks_known[c.obj] = ("Initial" if first else UNKNOWN), first
             if e.interface not in conv.interfaces:
                 conv.interfaces.append(e.interface)
             conv.sealed |= e.encrypted
@@ -465,7 +493,8 @@ class ClusPrepTracker:
     def done(self, c: Call) -> None:
         conv = c.conversation
         obj = c.dcom_object
-        c.prepare_state, c.num_disks = self.prepare.get(obj, "Initial"), self.num_disks.get(obj)
+        c.prepare_state = self.prepare.get(obj, UNKNOWN)
+        c.disks_known = self.disks_known.get(obj, False)
         if c.method == "CprepConnectToNewSmbShares3" and c.request is not None:
             c.shares_created = any(str(x).lower() in self.share_paths for x in list(c.param("ppwszSharePaths") or [])[:256])
         elif c.method == "CprepCreateNewSmbShares3" and c.succeeded:
@@ -480,14 +509,16 @@ class ClusPrepTracker:
             conv.sequence.append((c.request_frame, c.interface, c.method, c.result_text,
                                   round(c.latency_ms, 3) if c.latency_ms is not None else None))
         self.emit_call("call", c)
-        if c.interface in ("IClusterStorage2", "IClusterStorage3") and c.answered_ok:
+        if c.interface in STORAGE and c.answered_ok:
             if c.method == "CprepPrepareNode":
                 self.prepare[obj] = "Preparing"
             elif c.method == "CprepPrepareNodePhase2":
-                self.prepare[obj] = "Online"
+                self.prepare[obj], self.disks_known[obj] = "Online", True
                 self.disks[obj] = {}  # 3.2.4.4: the ClusPrepDiskList is built anew, every disk Not Attached
-                if isinstance(c.param("pulNumDisks"), int):
-                    self.num_disks[obj] = c.param("pulNumDisks")
+        elif (c.interface in STORAGE and c.method == "CprepPrepareNode" and c.hresult == ERROR_INVALID_SERVER_STATE
+              and self.prepare.get(obj) == "Initial"):
+            # the server is not Initial: its one Prepare State (3.2.1) was moved by another object
+            self.prepare[obj], self.disks_known[obj] = UNKNOWN, False
         if state is not None:
             if c.succeeded:
                 state.after(c)
@@ -502,13 +533,6 @@ class ClusPrepTracker:
             hresult="0x%08X" % c.hresult if c.hresult is not None else "",
             fault_status="0x%08X" % c.fault_status if c.fault_status is not None else "", disk=c.disk or "",
             latency_ms=round(c.latency_ms, 3) if c.latency_ms is not None else ""))
-
-    def closed(self, stream: int, frame: int) -> None:
-        """A FIN or RST on a conversation's connection: what it left undone is now known (once per stream)."""
-        conv = self.conversations.get(stream)
-        if conv is not None and stream not in self.ended:
-            self.ended.add(stream)
-            self.emit("conversation_end", conv, conv, frame)
 
     def finish_capture(self) -> None:
         for c in self.pending.values():

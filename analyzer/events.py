@@ -121,22 +121,19 @@ class Frame:
     rpc: List[RpcPdu]
     calls: List[RpcCall]
     encrypted_smb3: List[int] = field(default_factory=list)  # session ids of messages left encrypted
-    closed: bool = False  # a TCP FIN or RST: the connection (a ClusPrep conversation) ends here
 
 
 def frame_of(cols: List[str]) -> Optional[Frame]:
-    """The events of one tshark line; None for a frame with neither SMB2 nor DCE/RPC that does not
-    end its TCP connection."""
+    """The events of one tshark line; None for a frame with neither SMB2 nor DCE/RPC."""
     cmds = cols[COL["smb2.cmd"]]
     ptypes = cols[COL["dcerpc.pkt_type"]]
     transforms = cols[COL["smb2.header.transform.msg_size"]]
     stream = cols[COL["tcp.stream"]]
-    closed = bool(stream) and any(cols[COL[f]] in ("1", "True") for f in ("tcp.flags.fin", "tcp.flags.reset"))
     if not cmds and not ptypes and not transforms:
-        return Frame(int(cols[0]), float(cols[1]), int(stream), "", "", [], [], [], closed=True) if closed else None
+        return None
     src = (cols[COL["ip.src"]] or cols[COL["ipv6.src"]]) + ":" + cols[COL["tcp.srcport"]]
     dst = (cols[COL["ip.dst"]] or cols[COL["ipv6.dst"]]) + ":" + cols[COL["tcp.dstport"]]
-    f = Frame(int(cols[0]), float(cols[1]), int(stream) if stream else None, src, dst, [], [], [], closed=closed)
+    f = Frame(int(cols[0]), float(cols[1]), int(stream) if stream else None, src, dst, [], [], [])
     if cmds:
         f.smb2 = _smb2(f, cols, _split(cmds))
     elif transforms:  # no key decrypted them: what the headers say is all there is

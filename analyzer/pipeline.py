@@ -112,8 +112,6 @@ def analyze_capture(path: Path, tshark: Tshark, tables: Tables,
                 clusprep_tracker.pdu(p, f.src, f.dst)
             for c in f.calls:
                 clusprep_tracker.call(c, f.src, f.dst)
-            if f.closed:
-                clusprep_tracker.closed(f.stream, f.number)
         except Exception as e:  # noqa: BLE001 - a bug or an input no one foresaw: a finding, not a lost report
             analyzer_error.report([int(cols[0])], _fault(e), "frame %s" % cols[0])
     if progress is not None:

@@ -7,9 +7,12 @@ passing them silently.
 The server rules judge an answer against the state the spec defines when the request came
 (Prepare State; a disk's Attached, Owned and Online states), rebuilt from the answers the
 capture holds. They need the object from its start (needs_start): one first seen mid-conversation
-is listed as not evaluated. An object first seen on a connection whose bind the capture holds is
-taken as new (Prepare State Initial), as clusprep.prepare_node_not_first does; a refusal is
-judged wrong only where a success in the capture established the state that allows the call."""
+is listed as not evaluated. A bind proves a new connection, not a new object, so an object is
+taken as new (Prepare State Initial) only when its first captured call is CprepPrepareNode;
+otherwise its Prepare State and disk states are unknown until an answer establishes them (a
+CprepPrepareNodePhase2 served), and the rules that judge against them list it as not evaluated
+(UNKNOWN_STATE). A refusal is judged wrong only where a success in the capture established the
+state that allows the call."""
 from __future__ import annotations
 
 from typing import Dict, List, Set, Tuple
@@ -17,7 +20,7 @@ from typing import Dict, List, Set, Tuple
 import ipaddress
 
 from dissectors import csvp_buffers as B
-from .clusprep_sequences import PKT_PRIVACY, Call, Conversation, DiskState, base_method
+from .clusprep_sequences import PKT_PRIVACY, UNKNOWN, Call, Conversation, DiskState, base_method
 from .decoding import HRESULTS
 from .findings import Rule
 
@@ -49,6 +52,10 @@ SECTOR = 512  # CprepDiskRawRead/RawWrite move one 512-byte sector (3.2.4.1, 3.2
 ANY_DISK_STATE = {"CprepDiskGetProps", "CprepDiskGetProps3", "CprepDiskGetUniqueIds", "CprepDiskGetUniqueIds3",
                   "CprepDiskAttach"}
 MAX_PATHS = 256  # share paths judged per answer
+UNKNOWN_STATE = ("its storage object's first call in the capture is not CprepPrepareNode (a reconnect, a second "
+                 "connection for a concurrent call, or a capture begun mid-validation: a bind proves a new connection, "
+                 "not a new object), or the server refused its CprepPrepareNode for a Prepare State another object "
+                 "set: its Prepare State and disk states are unknown until a CprepPrepareNodePhase2 answer sets them")
 
 
 def hr(value: int) -> str:
@@ -81,17 +88,16 @@ class Phase2Missing(Rule):
     title = "CprepPrepareNodePhase2 completes before other methods"
     needs_start = True
 
-    def __init__(self, sink):
-        super().__init__(sink)
-        self.ready: Set[Tuple] = set()
+    # Judged where the capture shows the object's Prepare State: Initial or Preparing is a Phase2 not
+    # yet completed; an object whose start the capture lacks may have completed it before.
 
     def on_call(self, c: Call):
-        if c.interface not in STORAGE or not c.used_on_wire:
+        if c.interface not in STORAGE or not c.used_on_wire or c.method in (
+                "CprepPrepareNode", "CprepPrepareNodePhase2"):
             return
-        if c.method == "CprepPrepareNodePhase2":
-            if c.answered_ok:
-                self.ready.add(c.dcom_object)
-        elif c.method != "CprepPrepareNode" and c.dcom_object not in self.ready:
+        if c.prepare_state == UNKNOWN:
+            self.cannot_evaluate(c.subject, UNKNOWN_STATE)
+        elif c.prepare_state != "Online":
             # every call made before Phase2 completed, each one its own finding
             self.report([c.request_frame], "%s before CprepPrepareNodePhase2 completed" % c.method, c.subject)
 
@@ -113,9 +119,13 @@ class DiskRule(Rule):
 
     needs_start = True  # a disk's state comes from the calls before
     needs_stub = True
+    needs_known = True  # judged against what the object's disks are, which its start in the capture shows
 
     def on_call(self, c: Call):
         if c.interface in STORAGE and c.disk_state is not None:
+            if self.needs_known and not c.disks_known:
+                self.cannot_evaluate(c.subject, UNKNOWN_STATE)
+                return
             self.check(c, c.disk_state)
 
     def check(self, c: Call, d: DiskState):
@@ -140,9 +150,8 @@ class ServerDiskRule(DiskRule):
     side = "server"
 
     def on_call(self, c: Call):
-        if c.interface in STORAGE and c.disk_state is not None and c.hresult is not None and (
-                c.prepare_state == "Online"):
-            self.check(c, c.disk_state)
+        if c.hresult is not None and c.prepare_state in ("Online", UNKNOWN):
+            super().on_call(c)
 
 
 class DiskStateNotEnforced(ServerDiskRule):
@@ -156,14 +165,18 @@ class DiskStateNotEnforced(ServerDiskRule):
     # disk came online (3.2.4.26 only starts it), so the online state is not judged until one does.
     # CprepCsvTestSetup3 and CprepConnectToNewSmbShares3 (3.4.4 lists them too) name no disk: not judged.
 
+    # After a refusal with ERROR_INVALID_STATE or ERROR_NOT_READY the owned and online states may have
+    # changed by local events (3.2.6, arbitration lost to another node): not judged until an answer
+    # sets them again (DiskState.owned_known, online_known).
+
     def check(self, c, d):
         if not d.attached or c.hresult == ERROR_INVALID_STATE:
             return
-        if c.method in OWNED and not d.owned:
+        if c.method in OWNED and not d.owned and d.owned_known:
             self.report([c.request_frame, c.response_frame], "%s on disk %s answered %s; no CprepDiskPRArbitrate "
                         "made it OwnedByThisServer, so it must be ERROR_INVALID_STATE" % (c.method, c.disk, c.result_text),
                         c.subject, check="C14")
-        elif c.method in ONLINE and not d.online and not d.online_pending:
+        elif c.method in ONLINE and not d.online and not d.online_pending and d.online_known:
             self.report([c.request_frame, c.response_frame], "%s on disk %s answered %s; the disk is not Online (%s), "
                         "so it must be ERROR_INVALID_STATE" % (
                             c.method, c.disk, c.result_text, "no CprepDiskOnline made it so" if not d.owned or
@@ -251,6 +264,7 @@ class PartitionOutOfRange(DiskRule):
     id, severity, spec = "clusprep.partition_out_of_range", "warning", "MS-CSVP 3.3.4.4, 3.5.4.4"
     level, checks = "SHOULD", ("C31",)  # SHOULD NOT name a partition outside 1..MaxPartitionNumber
     title = "Partitions are 1 to the MaxPartitionNumber CprepDiskOnline returned"
+    needs_known = False  # judged against a CprepDiskOnline answer the capture holds
 
     def check(self, c, d):
         name = PARTITION.get(c.method)
@@ -305,6 +319,9 @@ class PrepareStateNotEnforced(Rule):
             return
         need, check = self.NEEDS.get(c.method, ("Online", "C07"))
         state, refused = c.prepare_state, c.hresult == ERROR_INVALID_SERVER_STATE
+        if state == UNKNOWN:
+            self.cannot_evaluate(c.subject, UNKNOWN_STATE)
+            return
         if state != need and not refused:
             self.report([c.request_frame, c.response_frame], "%s answered %s while the object's Prepare State is %s "
                         "(it needs %s): it must be ERROR_INVALID_SERVER_STATE" % (c.method, c.result_text, state, need),
@@ -327,7 +344,7 @@ class DiskCallRefused(ServerDiskRule):
                         spec="MS-CSVP 3.2.4, 3.4.4")
         elif c.succeeded is False and d.missing is None and (
                 c.method == "CprepDiskAttach" and d.attached or
-                c.method == "CprepDiskOnline" and d.online and not d.online_pending):
+                c.method == "CprepDiskOnline" and d.online and not d.online_pending and d.online_known):
             self.report([c.request_frame, c.response_frame], "%s on disk %s answered %s; the disk is already %s, so "
                         "it returns S_OK" % (c.method, c.disk, c.result_text,
                                              "Attached" if c.method == "CprepDiskAttach" else "Online"),
@@ -335,14 +352,11 @@ class DiskCallRefused(ServerDiskRule):
 
 
 def unknown_disk(c: Call, d: DiskState):
-    """Why the server has no such disk, or None: it said so (the list is fixed until the next Phase2),
-    or the device number is past the pulNumDisks Phase2 reported (2.2.2: numbers run 0 to count-1)."""
+    """Why the server has no such disk, or None: it said so (the list is fixed until the next Phase2).
+    A device number at or past Phase2's pulNumDisks is no proof: Windows disk numbers keep gaps after
+    a LUN is removed, until a reboot (READINGS["C56"])."""
     if d.missing is not None:
         return "the server answered that it has no such disk in frame %d" % d.missing
-    disk_id = c.param("DiskId")
-    if c.num_disks is not None and disk_id is not None and int(disk_id.DiskIdType) == 0xFA0 and (
-            disk_id.DeviceNumber >= c.num_disks):
-        return "CprepPrepareNodePhase2 reported %d disks (device numbers 0-%d)" % (c.num_disks, c.num_disks - 1)
     return None
 
 
@@ -391,7 +405,8 @@ class PartitionAnswer(ServerDiskRule):
 
     def check(self, c, d):
         name = PARTITION.get(c.method)
-        if name is None or not d.attached or not d.online or d.online_pending or c.hresult == ERROR_INVALID_STATE:
+        if (name is None or not d.attached or not d.online or d.online_pending or not d.online_known
+                or c.hresult == ERROR_INVALID_STATE):
             return
         p = c.param(name)
         if d.partitions is not None and isinstance(p, int) and p > d.partitions and c.hresult != ERROR_FILE_NOT_FOUND:
@@ -422,12 +437,10 @@ class RawIoAnswer(Rule):
         if not isinstance(cb, int) or not isinstance(done, int):
             return
         what = "%s of %d bytes on disk %s" % (c.method, cb, c.disk)
+        # ERROR_READ_FAULT / ERROR_WRITE_FAULT for 512 bytes or fewer is not judged: a failing disk returns them.
         if c.succeeded and cb > SECTOR:
             self.report(frames, "%s answered %s; more than one 512-byte sector must be %s" % (what, c.result_text,
                         hr(fault)), c.subject, check=check)
-        elif c.hresult == fault and cb <= SECTOR:
-            self.report(frames, "%s answered %s, which means a buffer larger than 512 bytes" % (what, hr(fault)),
-                        c.subject, check=check)
         elif c.succeeded and done != (cb if read else SECTOR):
             self.report(frames, "%s succeeded with %s %d; it must be %d" % (
                 what, "pcbDataRead" if read else "pcbDataWritten", done, cb if read else SECTOR), c.subject, check=check)
@@ -441,6 +454,8 @@ class FileSystemAnswer(DiskRule):
     side, checks = "server", ("C22", "C25")
     title = ("CprepDiskDiskPartitionIsNtfs says ERROR_WRONG_DISK exactly when CprepDiskGetFSName names another file "
              "system; GetFSName's name is a NUL-terminated name (RAW for none)")
+
+    needs_known = False  # one answer against another, both in the capture
 
     def check(self, c, d):
         if c.hresult is None:
@@ -474,6 +489,12 @@ class DiskQueryAnswer(DiskRule):
     id, severity, spec = "clusprep.disk_query_answer", "error", "MS-CSVP 3.2.4.22, 3.2.4.25"
     side, checks = "server", ("C23", "C24")
     title = "CprepDiskIsPRPresent's Present is 0, 1 or 2; CprepDiskIsOnline is S_OK exactly when the disk is Online"
+    needs_known = False  # Present needs no history; IsOnline is judged only where c.disks_known
+
+    def on_call(self, c: Call):
+        if c.method == "CprepDiskIsOnline" and c.hresult is not None and not c.disks_known:
+            self.cannot_evaluate(c.subject, UNKNOWN_STATE)
+        super().on_call(c)
 
     def check(self, c, d):
         if c.method == "CprepDiskIsPRPresent" and c.succeeded and c.param("Present", 0) not in (0, 1, 2):
@@ -481,7 +502,7 @@ class DiskQueryAnswer(DiskRule):
                         "(must be 0, 1 or 2)" % (c.disk, c.param("Present")), c.subject, check="C23",
                         spec="MS-CSVP 3.2.4.22")
         elif (c.method == "CprepDiskIsOnline" and c.hresult is not None and c.prepare_state == "Online" and d.attached
-              and not d.online_pending and d.missing is None):
+              and not d.online_pending and d.missing is None and d.online_known and c.disks_known):
             want = 0 if d.online else ERROR_NOT_READY
             if c.hresult != want:
                 self.report([c.request_frame, c.response_frame], "CprepDiskIsOnline on disk %s answered %s; the disk "
@@ -572,29 +593,17 @@ class SharesNotCreated(Rule):
 class DiskIdInvalid(Rule):
     id, severity, spec = "clusprep.disk_id_invalid", "error", "MS-CSVP 2.2.2"
     side, checks = "both", ("C56",)
-    title = "A device number is below the disk count CprepPrepareNodePhase2 reported"
-    needs_start = needs_stub = True
-    # A DiskIdType outside CPREP_DISKID_ENUM has no union arm: the stub does not parse and
-    # clusprep.stub_malformed names it.
+    title = "A CPREP_DISKID's DiskIdType is a CPREP_DISKID_ENUM value"
+    needs_stub = True
+    # A DiskIdType outside CPREP_DISKID_ENUM has no union arm, so the stub does not parse
+    # (clusprep.stub_malformed says so too); this names the field and whose it is. The device number
+    # is not held to the disk count CprepPrepareNodePhase2 reported (READINGS["C56"]).
 
-    def on_call(self, c: Call):
-        n = c.num_disks
-        if c.interface not in STORAGE or n is None:
-            return
-        d = c.param("DiskId") if c.request is not None else None
-        if d is not None and int(d.DiskIdType) == 0xFA0 and d.DeviceNumber >= n:
-            self.report([c.request_frame], "%s names device number %d; CprepPrepareNodePhase2 reported %d disks (0-%d)"
-                        % (c.method, d.DeviceNumber, n, n - 1), c.subject, side="client")
-        props = c.param("DiskProps") if c.method == "CprepDiskGetProps" else c.param("pDiskProps")
-        if c.succeeded and props is not None:
-            numbers = [props.get("DiskNumber")]
-            if int(props.DiskId.DiskIdType) == 0xFA0:
-                numbers.append(props.DiskId.DeviceNumber)
-            if any(isinstance(x, int) and x >= n for x in numbers):
-                self.report([c.request_frame, c.response_frame], "%s answered device number %d; "
-                            "CprepPrepareNodePhase2 reported %d disks (0-%d)" % (
-                                c.method, max(x for x in numbers if isinstance(x, int)), n, n - 1), c.subject,
-                            side="server")
+    def on_call_malformed(self, c: Call, frame: int, why: str):
+        if "no union arm for DiskIdType" in why:
+            self.report([frame], "%s: %s; DiskIdType must be CprepIdSignature (0), CprepIdGuid (1), CprepIdNumber "
+                        "(0xFA0) or CprepIdUnknown (0x1388)" % (c.method, why.split(": ", 1)[-1]), c.subject,
+                        side="client" if frame == c.request_frame else "server")
 
 
 ALL_DISK_FLAGS = sum(B.DISK_FLAGS.values())

@@ -36,7 +36,7 @@ INSTALL_HINT = "install it (DEBIAN_FRONTEND=noninteractive apt-get install -y ts
 # The fields of one output line, in order. Per-frame lists use AGGREGATOR.
 FIELDS = [
     "frame.number", "frame.time_epoch", "frame.interface_id", "tcp.stream", "ip.src", "ip.dst", "ipv6.src", "ipv6.dst",
-    "tcp.srcport", "tcp.dstport", "tcp.flags.fin", "tcp.flags.reset",  # FIN/RST: a ClusPrep conversation ended
+    "tcp.srcport", "tcp.dstport",
     # SMB2: once per message header, or once per message of the commands that carry them
     "smb2.cmd", "smb2.flags.response", "smb2.msg_id", "smb2.sesid", "smb2.tid", "smb2.nt_status", "smb2.fid",
     "smb2.ioctl.function", "smb2.dialect", "smb2.tree", "smb.create_options", "smb2.client_guid",

@@ -259,6 +259,11 @@ NOT_CHECKED: Dict[str, str] = {
             "RetrieveSvcSecret answered ERROR_FILE_NOT_FOUND, is the server's documented answer for exactly "
             "this case (3.10.4.2), not proof that the client broke the rule; clusprep.secret_not_configured "
             "judges that answer against a ConfigSvcSecret the capture does show (C61)."),
+    "C43": ("That the client calls CleanupNode after its last IClusterNetwork2 call is a statement about the "
+            "future no finite capture settles: the DCOM object outlives its connections (an idle connection is "
+            "closed and reopened, a concurrent call opens another), so a connection closing with the object "
+            "still initialized proves nothing, and a new connection may call CleanupNode after the capture ends. "
+            "No sound observable form was found; the rule is not checked."),
 }
 
 # Where the spec says two things, the reading each rule follows and why (docs/rules.md shows them).
@@ -276,6 +281,30 @@ READINGS: Dict[str, str] = {
             "1..N (C31; Windows numbers from 1, Partition0 being the whole disk); the server is judged only "
             "for numbers past N, which neither reading maps."),
     "C31": "As C16: the client's partitions are 1..MaxPartitionNumber.",
+    "C56": ("2.2.2 says the device number ranges from zero to the number of disks accessible by the server minus "
+            "one, but Windows disk numbers keep gaps after a LUN is removed, until a reboot: a DeviceNumber at or "
+            "past CprepPrepareNodePhase2's pulNumDisks is no proof of an invalid or unknown disk. Only DiskIdType "
+            "is held to CPREP_DISKID_ENUM; the count is not judged (neither here nor for C12)."),
+    "C05": ("3.2.1 says \"a server maintains its prepare state\", as if one per server, while each activation is its "
+            "own object: the state is kept per object, known only when the object's first captured call is "
+            "CprepPrepareNode (a bind proves a new connection, not a new object), and a CprepPrepareNode refused "
+            "with ERROR_INVALID_SERVER_STATE (another object moved the server's state) makes it unknown: calls "
+            "are judged only against states the answers establish (C05-C07, C09 and the disk rules)."),
+    "C14": ("3.2.4 refuses Owned- and Online-requiring calls on a disk not in that state, while 3.2.6 lets local "
+            "events change it (ownership lost to another node): after a call on the disk fails with "
+            "ERROR_INVALID_STATE or ERROR_NOT_READY its Owned and Online states are unknown until an answer sets "
+            "them again (Arbitrate, StopDefense, Online, SetOnline, Offline, IsOnline S_OK); C14, C15, C16, C17, "
+            "C21 and C24 are not judged in between."),
+    "C55": ("3.6.4.3 says Data SHOULD be an ADAPTERLIST2 (<35>: an ADAPTERLIST before Windows Server 2012), so a "
+            "Data that parses as neither breaks no MUST: it is listed as not evaluated; 2.2.11-2.2.17's MUSTs are "
+            "judged once the Data parses. Bytes after the last Guid are not judged (no requirement names them; "
+            "pcbOut, C49, covers the whole Data)."),
+    "C59": ("3.8.4.1's table writes WAIT_TIMEOUT as 0x80070102; Windows returns the Win32 code 0x00000102 in the "
+            "HRESULT's place: both are the timeout answer. TimeOut 0 is not judged, nor the answer's latency (the "
+            "capture point adds the network's delay): only a success when DelayBeforeCleanup exceeds TimeOut is."),
+    "C67": ("3.16.4.1 shows <updates version=\"1.0\"> without a namespace: a default namespace on the elements is "
+            "read by local names; comments and CDATA are ordinary XML; only DOCTYPE and ENTITY declarations are "
+            "refused; elements besides <update> are not judged (no MUST forbids them)."),
     "C42": ("3.6.4 (the server's view) says the client SHOULD call InitializeNode first, 3.7.4 (the client's "
             "sequencing) says MUST: judged as a MUST."),
     "C01": ("2.1 has the server require PKT_PRIVACY without saying where it refuses; a server may acknowledge a "

@@ -7,8 +7,9 @@ a conforming peer can, in clear so every rule reads its parameters.
   SendRTMessage with Timeout 5000 and a host name for an address, another answered S_OK after
   1500 ms, an ADAPTERLIST2 with a name twice, a lower-case MAC, too few Guids and a flag of 2,
   an ADAPTERLIST with too few Guids and a pcbOut 8 bytes short, ProcessAddRoutes with an index
-  twice and an address past 255, and the connection closed with the node still initialized;
-  IClusterCleanup: Flags 4, DelayBeforeCleanup past TimeOut answered S_OK after 5 s, ClearPR
+  twice and an address past 255 (the connection closes with the node still initialized, which
+  no rule judges: C43 is not checked); IClusterCleanup: Flags 4, DelayBeforeCleanup past TimeOut
+  answered S_OK after 5 s, ClearPR
   ending in a fault; IClusterLog: a C:\\ path for LogFilePath, and a request stub cut short
   answered S_OK; IClusterFirewall: GetNext before InitializeAdapterConfiguration answered S_OK,
   then adapterProfile 5; IClusterUpdate: UpdateCount 3 for two <update> elements; IClusterSetup
@@ -18,14 +19,19 @@ a conforming peer can, in clear so every rule reads its parameters.
   to cRetAdapters, and ERROR_FILE_NOT_FOUND for the secret ConfigSvcSecret just stored.
 - clusprep_node_near_misses: the same methods where they come closest without breaking a rule
   (NEAR_MISSES says which): GetIpConfigSerialized (ADAPTERLIST2, and ADAPTERLIST with exactly
-  2 x adapters Guids) and QueryFirewallConfiguration served before InitializeNode, port 0 bound
+  2 x adapters Guids, an ADAPTERLIST2 with two bytes after its last Guid, and a Data that is neither
+  list, which 3.6.4.3's SHOULD leaves unjudged) and QueryFirewallConfiguration served before
+  InitializeNode, port 0 bound
   to 3343, Timeout exactly 1000 with RTElapsedTime 1000, an IPv6 round trip failed, indices
   unique across two NODE_ROUTE_INFOs, the add-routes state answers (E_FAIL twice,
-  routeUnavailable FALSE while monitoring), CleanupNode last; Flags 2 answered at TimeOut,
-  Delay past TimeOut answered WAIT_TIMEOUT, ClearPR failing without a fault; the secret
+  routeUnavailable FALSE while monitoring), CleanupNode last; Flags 2 answered at TimeOut and
+  one answered 3 s past it (latency is not judged), Delay past TimeOut answered WAIT_TIMEOUT as an
+  HRESULT and as the Win32 code 0x102, Delay past a TimeOut of 0 served, ClearPR failing without
+  a fault; the secret
   retrieved before and after it was configured; an ADMIN$ log path, a cut request stub
   refused with a fault; idx = cRetAdapters - 1 with profile 2, idx = cRetAdapters answered
-  E_INVALIDARG; GetUpdates with two updates and with none.
+  E_INVALIDARG; GetUpdates with two updates, with none, and with two in a default namespace
+  beside a comment, CDATA and an element 3.16.4.1 does not name.
 - clusprep_node_auth: binds at PKT_INTEGRITY whose calls the server refuses (a fault, and
   E_ACCESSDENIED), one at PKT_PRIVACY served, and an unauthenticated bind answered bind_nak.
 """
@@ -175,6 +181,8 @@ def near_misses() -> bytes:
     c.bind(N)
     c.call(N, "GetIpConfigSerialized", dict(ApplyClusterFilter=0), _ip_config(P.adapterlist2()))
     c.call(N, "GetIpConfigSerialized", dict(ApplyClusterFilter=1), _ip_config(P.adapterlist()))
+    c.call(N, "GetIpConfigSerialized", dict(ApplyClusterFilter=0), _ip_config(P.adapterlist2() + b"\x00\x00"))
+    c.call(N, "GetIpConfigSerialized", dict(ApplyClusterFilter=0), _ip_config(b"\x02\x00\x7a\x22\xff\xff"))
     c.call(N, "QueryFirewallConfiguration", outs=dict(serverRulesEnabled=1, mgmtRulesEnabled=0))
     c.call(N, "InitializeNode", dict(RequestUDPPort=0), dict(BoundUDPPort=3343, **VERSIONS))
     c.call(N, "SendRTMessage", _rt(src="10.0.0.11", dst="10.0.0.12"), dict(RTElapsedTime=1000))
@@ -198,7 +206,11 @@ def near_misses() -> bytes:
     c.call(CLEAN, "CleanUpEvictedNode", dict(DelayBeforeCleanup=0, TimeOut=1000, Flags=2))
     _late(c, 2000)
     c.call(CLEAN, "CleanUpEvictedNode", dict(DelayBeforeCleanup=3000, TimeOut=2000, Flags=1), hresult=WAIT_TIMEOUT)
+    c.call(CLEAN, "CleanUpEvictedNode", dict(DelayBeforeCleanup=3000, TimeOut=2000, Flags=1), hresult=0x00000102)
+    _late(c, 4000)
+    c.call(CLEAN, "CleanUpEvictedNode", dict(DelayBeforeCleanup=0, TimeOut=1000, Flags=1))  # 3 s late: not judged
     _late(c, 0)
+    c.call(CLEAN, "CleanUpEvictedNode", dict(DelayBeforeCleanup=500, TimeOut=0, Flags=1))  # TimeOut 0: not judged
     c.call(CLEAN, "ClearPR", dict(DeviceNumber=9), hresult=ERROR_FILE_NOT_FOUND)
     c.conn.close()
 
@@ -227,6 +239,9 @@ def near_misses() -> bytes:
     c.bind(UPD, dcom_style=False)
     c.call(UPD, "GetUpdates", outs=dict(UpdateCount=len(P.UPDATES), updates=P.updates_xml()))
     c.call(UPD, "GetUpdates", outs=dict(UpdateCount=0, updates=P.updates_xml([])))
+    namespaced = P.updates_xml().replace('<updates version="1.0">', '<updates xmlns="urn:schemas-contoso-com:updates" '
+                                         'version="1.0"><!-- NODE1 --><source><![CDATA[WSUS & WU]]></source>', 1)
+    c.call(UPD, "GetUpdates", outs=dict(UpdateCount=len(P.UPDATES), updates=namespaced))
     c.conn.close()
     return cap.pcapng()
 
@@ -260,7 +275,6 @@ NEAR_MISSES = {
         "C04": "CancelAddRoutesRequest (opnum 11), next to the reserved opnum 10, which nothing calls",
         "C42": "GetIpConfigSerialized and QueryFirewallConfiguration before InitializeNode (allowed), every other "
                "IClusterNetwork2 method after it",
-        "C43": "CleanupNode as the last IClusterNetwork2 call before the connection closes",
         "C44": "SendRTMessage and CleanupNode served while InitializeNode is in effect",
         "C45": "GetIpConfigSerialized and QueryFirewallConfiguration served before InitializeNode",
         "C46": "InitializeNode asking for port 0, answered BoundUDPPort 3343",
@@ -271,17 +285,21 @@ NEAR_MISSES = {
         "C51": "GetAddRoutesStatus while monitoring answered routeUnavailable FALSE",
         "C52": "CancelAddRoutesRequest after GetAddRoutesStatus ended the monitoring, answered E_FAIL",
         "C53": "indices 1-4 spread over two NODE_ROUTE_INFOs, none twice; IPv4 dotted decimal beside IPv6",
-        "C54": "an ADAPTERLIST with exactly 2 x NumberOfAdapters Guids",
-        "C55": "an ADAPTERLIST2 of three adapters with six Guids, one cluster adapter, MACs in capitals",
+        "C54": "an ADAPTERLIST with exactly 2 x NumberOfAdapters Guids; a Data that parses as no list (SHOULD: "
+               "not judged)",
+        "C55": "an ADAPTERLIST2 of three adapters with six Guids, one cluster adapter, MACs in capitals; one with "
+               "two bytes after its last Guid",
         "C58": "CleanUpEvictedNode with Flags 2 (CLUSTERCLEANUP_DONT_WAIT_CLUSTER_SERVICE_STOP) and 1",
-        "C59": "answered S_OK at TimeOut (1000 ms); DelayBeforeCleanup past TimeOut answered WAIT_TIMEOUT at TimeOut",
+        "C59": "answered S_OK at TimeOut (1000 ms) and 3 s past it; DelayBeforeCleanup past TimeOut answered "
+               "WAIT_TIMEOUT as 0x80070102 and as 0x00000102; DelayBeforeCleanup 500 with TimeOut 0 served",
         "C61": "RetrieveSvcSecret answered ERROR_FILE_NOT_FOUND before any ConfigSvcSecret, then the secret after one",
         "C62": "LogFilePath ADMIN$\\Cluster\\Reports\\Cluster.log",
         "C63": "InitializeAdapterConfiguration before every GetNextAdapterFirewallConfiguration",
         "C64": "GetNextAdapterFirewallConfiguration answered S_OK right after InitializeAdapterConfiguration",
         "C65": "idx = cRetAdapters - 1 answered S_OK, idx = cRetAdapters answered E_INVALIDARG",
         "C66": "adapterProfile 2 (ClusterNetworkProfileDomainAuthenticated), the highest value",
-        "C67": 'UpdateCount 2 with two complete <update> elements, and 0 with an empty <updates version="1.0">',
+        "C67": 'UpdateCount 2 with two complete <update> elements, and 0 with an empty <updates version="1.0">; '
+               'the two in a default namespace beside a comment, CDATA and a <source> element',
     },
     "clusprep_node_auth": {
         "C01": "calls at PKT_INTEGRITY refused (fault nca_s_fault_access_denied, E_ACCESSDENIED), one at "

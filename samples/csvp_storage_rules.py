@@ -4,29 +4,36 @@ samples, in clear so every rule can read parameters and answers.
 
 - clusprep_storage_violations: one storage object on NODE1 whose server and client break, in
   order: PrepareNode accepted twice (C05), GetDsms accepted before Phase2 (C07), Phase2 accepted
-  twice (C06), a device number past the disk count (C56, client), GetUniqueIds refused for the
-  disk's state (C11), a disk the server said it lacks answered ERROR_INVALID_STATE (C12),
+  twice (C06), GetUniqueIds refused for the disk's state (C11, on a disk whose states the
+  refusal then leaves unknown, 3.2.6), a disk the server said it lacks answered ERROR_INVALID_STATE (C12),
   IsOnline on a disk never attached answered S_OK (C13), a second Attach refused (C21),
   UnRegister on a disk never registered (C33), Offline
   accepted on a disk not online (C15), StopDefense accepted on a disk not owned (C14), a
   600-byte RawWrite accepted (C19), a RawRead answering fewer bytes than asked (C18), raw I/O on
   a sector GetArbSectors did not give (C29), IsPRPresent answering Present 5 (C23), Register ->
-  Reserve with no Clear before (C37), Release and Preempt with no reservation (C36, C35), IsOnline answering ERROR_NOT_READY on an online disk
-  (C24), IsNtfs contradicting GetFSName (C22), a file written on a RAW volume (C17), an empty
-  file-system name (C25), a partition past MaxPartitionNumber served (C16), GetUniqueIds
-  refusing a buffer that holds the data (C26), DISK_PROPS naming device 5 of 3 (C56, server);
+  Reserve with no Clear before (C37), Release and Preempt with no reservation (C36, C35), IsNtfs
+  contradicting GetFSName (C22), a file written on a RAW volume (C17), an empty file-system name
+  (C25), a partition past MaxPartitionNumber served (C16), IsOnline answering ERROR_NOT_READY on
+  an online disk (C24), GetUniqueIds refusing a buffer that holds the data (C26);
   then over IClusterStorage3: pool name and id for a disk outside a pool (C57), FindKey3 and
   IsPRPresent3 before Register3 and Reserve3 (C38, C39), Register3 -> Reserve3 with no Clear3
   (C40), share paths that are names, not addresses (C27), and Connect with paths no Create
   returned (C41). The clients' own breaks that come with them (calls on a disk not attached,
-  not online, ...) are found too.
+  not online, ...) are found too. (C56, a DiskIdType outside CPREP_DISKID_ENUM, is in
+  clusprep_malformed: such a stub does not parse.)
 - clusprep_storage_near_misses: the same object's calls done right, each as close to its rule
   as conforming behaviour gets (NEAR_MISSES says how, per inventory id), on three connections:
   NODE1's object prepared on one and called again, without PrepareNode, on a second
   connection with the same IPIDs (state belongs to the object), disks named in one CPREP_DISKID
   form after being attached in another (a DISK_PROPS answer joins them), and the shares NODE1
-  created connected to from NODE2 (a second server, as 3.5.4.7 describes). It has no storage finding
-  (its binds are unauthenticated, which the RPC-level rules note).
+  created connected to from NODE2 (a second server, as 3.5.4.7 describes); device number 5 of the
+  3 disks Phase2 counted, served (Windows numbers keep gaps); a 512-byte RawRead failing with
+  ERROR_READ_FAULT (a failing disk); a disk lost after it came online (GetFSName and IsOnline
+  answering ERROR_NOT_READY: its states are unknown then, 3.2.6); and on NODE1 a second object
+  whose CprepPrepareNode the server refuses with ERROR_INVALID_SERVER_STATE (3.2.1: the server's
+  Prepare State is no longer Initial), its later calls served. It has no storage finding (its
+  binds are unauthenticated, which the RPC-level rules note). tests/test_real_captures.py cuts it
+  to its second connection: a reconnect whose object's start the capture lacks.
 """
 from __future__ import annotations
 
@@ -34,7 +41,7 @@ from dissectors import csvp
 from . import csvp_payloads as P
 from . import dcerpc
 from .csvp_scenarios import (CLIENT, DISK, MBR_DISK, NODE1, NODE2, NUMBERED_DISK, ClusPrepClient, _text,
-                             disk_props, disk_props_ex)
+                             disk_props, disk_props_ex, ipid)
 from .network import Capture
 
 S2, S3 = csvp.IClusterStorage2, csvp.IClusterStorage3
@@ -63,9 +70,7 @@ def violations() -> bytes:
     c.call(S2, "CprepPrepareNodePhase2", dict(AttachDisksOnSystemBus=1), dict(pulNumDisks=3))
     c.call(S2, "CprepPrepareNodePhase2", dict(AttachDisksOnSystemBus=1), dict(pulNumDisks=3))  # C06: already Online
     c.call(S2, "CprepDiskGetProps", dict(DiskId=NUMBERED_DISK), dict(DiskProps=disk_props()))
-    c.call(S2, "CprepDiskGetProps", dict(DiskId=dict(DiskIdType="CprepIdNumber", DeviceNumber=7)),
-           hresult=ERROR_FILE_NOT_FOUND)  # C56 (client): device 7 of 3
-    c.call(S2, "CprepDiskGetUniqueIds", dict(DiskId=DISK, cbData=512), hresult=ERROR_INVALID_STATE)  # C11
+    c.call(S2, "CprepDiskGetUniqueIds", dict(DiskId=OTHER_DISK, cbData=512), hresult=ERROR_INVALID_STATE)  # C11
     c.call(S2, "CprepDiskGetProps", dict(DiskId=MBR_DISK), hresult=ERROR_FILE_NOT_FOUND)
     c.call(S2, "CprepDiskIsReadable", dict(DiskId=MBR_DISK), hresult=ERROR_INVALID_STATE)  # C12: it has none
     c.call(S2, "CprepDiskIsOnline", dict(DiskId=DISK))  # C13: never attached, answered S_OK
@@ -92,7 +97,6 @@ def violations() -> bytes:
     c.call(S2, "CprepDiskPRPreempt", dict(DiskId=DISK))  # C35: no reservation in effect
     c.call(S2, "CprepDiskPRUnRegister", dict(DiskId=DISK))
     c.call(S2, "CprepDiskOnline", dict(DiskId=DISK), dict(MaxPartitionNumber=2))
-    c.call(S2, "CprepDiskIsOnline", dict(DiskId=DISK), hresult=ERROR_NOT_READY)  # C24: it is online
     c.call(S2, "CprepDiskGetFSName", dict(DiskId=DISK, Partition=1), dict(FsName="NTFS"))
     c.call(S2, "CprepDiskDiskPartitionIsNtfs", dict(DiskId=DISK, ulPartition=1), hresult=ERROR_WRONG_DISK)  # C22
     c.call(S2, "CprepDiskGetFSName", dict(DiskId=DISK, Partition=2), dict(FsName="RAW"))
@@ -100,9 +104,9 @@ def violations() -> bytes:
                                               DataIn=b"test"))  # C17: no file system there, answered S_OK
     c.call(S2, "CprepDiskGetFSName", dict(DiskId=DISK, Partition=1), dict(FsName=""))  # C25
     c.call(S2, "CprepDiskDiskPartitionIsNtfs", dict(DiskId=DISK, ulPartition=5))  # C16: partition 5 of 2
+    c.call(S2, "CprepDiskIsOnline", dict(DiskId=DISK), hresult=ERROR_NOT_READY)  # C24: it is online
     c.call(S2, "CprepDiskGetUniqueIds", dict(DiskId=DISK, cbData=16),
            dict(pcbNeeded=8), hresult=ERROR_INSUFFICIENT_BUFFER)  # C26: 8 bytes fit in 16
-    c.call(S2, "CprepDiskGetProps", dict(DiskId=DISK), dict(DiskProps=dict(disk_props(), DiskNumber=5)))  # C56
     c.alter_context(S3)
     props = disk_props_ex()
     props["Flags"] &= ~0x20000000  # not a pool drive, yet a pool name and id: C57
@@ -120,7 +124,8 @@ def violations() -> bytes:
 
 
 NEAR_MISSES = {"clusprep_storage_near_misses": {
-    "C05": "a second CprepPrepareNode, refused with ERROR_INVALID_SERVER_STATE",
+    "C05": "a second CprepPrepareNode, refused with ERROR_INVALID_SERVER_STATE; a second object's CprepPrepareNode "
+           "refused so (the server's state), its later calls served",
     "C06": "a second CprepPrepareNodePhase2 once Online, refused with ERROR_INVALID_SERVER_STATE",
     "C07": "calls on a second connection to the prepared object (same IPIDs), served",
     "C08": "the second connection's first call is not CprepPrepareNode: the object was prepared on the first",
@@ -133,13 +138,14 @@ NEAR_MISSES = {"clusprep_storage_near_misses": {
     "C15": "CprepDiskOffline on the online disk, served",
     "C16": "CprepDiskGetFSName on partition 2 of 2, served",
     "C17": "a RAW partition asked CprepDiskDiskPartitionIsNtfs, never written to",
-    "C18": "a 100-byte CprepDiskRawRead answered pcbDataRead 100",
+    "C18": "a 100-byte CprepDiskRawRead answered pcbDataRead 100; a 512-byte one failing with ERROR_READ_FAULT",
     "C19": "a 100-byte CprepDiskRawWrite answered pcbDataWritten 512 (one padded sector)",
     "C20": "CprepDiskStopDefense after Arbitrate, Online and Offline",
     "C21": "CprepDiskAttach and CprepDiskOnline repeated, both S_OK",
     "C22": "IsNtfs ERROR_WRONG_DISK on the partition GetFSName calls RAW, S_OK on the NTFS one",
     "C23": "CprepDiskIsPRPresent answering Present 2 (held by this server)",
-    "C24": "CprepDiskIsOnline ERROR_NOT_READY after Offline and after a SetOnline not yet done, S_OK once online",
+    "C24": "CprepDiskIsOnline ERROR_NOT_READY after Offline and after a SetOnline not yet done, S_OK once online; "
+           "ERROR_NOT_READY on an online disk after a GetFSName found it not ready (lost to a local event)",
     "C25": "GetFSName names \"NTFS\" and \"RAW\"",
     "C26": "GetUniqueIds with 16 bytes: ERROR_INSUFFICIENT_BUFFER needing more; GetUniqueIds3 with no page 80h",
     "C27": "share paths \\\\10.0.10.11 and \\\\[fd00:20:11::11]",
@@ -157,7 +163,7 @@ NEAR_MISSES = {"clusprep_storage_near_misses": {
     "C39": "IsPRPresent3, PRPreempt3 and PRRelease3 after PRReserve3",
     "C40": "PRClear3, PRRegister3, PRReserve3, PRPreempt3",
     "C41": "NODE2 connects to the paths NODE1's CprepCreateNewSmbShares3 returned",
-    "C56": "device number 2 of 3 asked and answered",
+    "C56": "device number 5 of the 3 disks Phase2 counted, asked, attached and answered (numbers keep gaps)",
     "C57": "DISK_PROPS_EX with pool name and id on a pool drive, and NULL and GUID_NULL on one outside a pool",
 }}
 
@@ -189,6 +195,8 @@ def near_misses() -> bytes:
            dict(pcbDataWritten=512, ulLatency=3))  # C19, C29
     c.call(S2, "CprepDiskRawRead", dict(DiskId=DISK, ulSector=12, cbData=100),
            dict(pbData=_text(100), pcbDataRead=100, ulLatency=2))  # C18
+    c.call(S2, "CprepDiskRawRead", dict(DiskId=DISK, ulSector=11, cbData=512),
+           dict(pbData=b"", pcbDataRead=0, ulLatency=2), hresult=0x8007001E)  # C18: a failing disk
     c.call(S2, "CprepDiskOnline", dict(DiskId=DISK), dict(MaxPartitionNumber=2))  # C14
     c.call(S2, "CprepDiskOnline", dict(DiskId=DISK), dict(MaxPartitionNumber=2))  # C21
     c.call(S2, "CprepDiskIsOnline", dict(DiskId=DISK))  # C24
@@ -225,6 +233,16 @@ def near_misses() -> bytes:
     again.call(S2, "CprepDiskAttach", dict(DiskId=boot))
     again.call(S3, "CprepDiskGetProps3", dict(DiskId=boot), dict(pDiskProps=alone))  # C57
     again.call(S3, "CprepDiskIsReadOnly3", dict(DiskId=OTHER_DISK), dict(pbReadOnly=0))  # C28: by its signature
+    # the boot disk comes online, then a local event takes it (3.2.6): its answers are not held to it (C24)
+    again.call(S2, "CprepDiskPRArbitrate", dict(DiskId=boot))
+    again.call(S2, "CprepDiskOnline", dict(DiskId=boot), dict(MaxPartitionNumber=1))
+    again.call(S2, "CprepDiskGetFSName", dict(DiskId=boot, Partition=1), hresult=ERROR_NOT_READY)
+    again.call(S2, "CprepDiskIsOnline", dict(DiskId=boot), hresult=ERROR_NOT_READY)  # C24
+    # device 5 of the 3 disks Phase2 counted: Windows numbers keep gaps after a LUN removal (C12, C56)
+    gap = dict(DiskIdType="CprepIdNumber", DeviceNumber=5)
+    again.call(S2, "CprepDiskGetProps", dict(DiskId=gap), dict(DiskProps=dict(
+        disk_props(), DiskNumber=5, DiskId=dict(DiskIdType="CprepIdSignature", DiskSignature=0x2C0FFEE5))))
+    again.call(S2, "CprepDiskAttach", dict(DiskId=gap))
     again.call(S3, "CprepDiskPRClear3", dict(DiskId=DISK, Key=0))
     again.call(S3, "CprepDiskPRRegister3", dict(DiskId=DISK, OldPrKey=0, NewPrKey=K1))
     again.call(S3, "CprepDiskFindKey3", dict(DiskId=DISK, Key=K1), dict(pbFound=1))  # C38
@@ -236,6 +254,16 @@ def near_misses() -> bytes:
     shares = ["\\\\10.0.10.11", "\\\\[fd00:20:11::11]"]
     again.call(S3, "CprepCreateNewSmbShares3", outs=dict(ppwszSharePaths=shares, pdwNumberOfPaths=len(shares)))  # C27
     again.conn.close()
+
+    # A second object on NODE1: the server's Prepare State is not Initial (3.2.1), so its CprepPrepareNode is
+    # refused; what its later calls are answered is not judged against a state the capture does not show (C05-C07)
+    second = ClusPrepClient(dcerpc.start(cap, CLIENT, NODE1, 50514))
+    second.bind(S2)
+    second.ipid["IClusterStorage2"] = ipid(0x900)  # its own IPID: another object
+    second.call(S2, "CprepPrepareNode", hresult=ERROR_INVALID_SERVER_STATE)  # C05
+    second.call(S2, "CprepDiskGetProps", dict(DiskId=DISK), dict(DiskProps=disk_props()))  # C07
+    second.call(S2, "CprepDiskAttach", dict(DiskId=DISK))
+    second.conn.close()
 
     # NODE2 connects to NODE1's shares (3.5.4.7): C41
     other = ClusPrepClient(dcerpc.start(cap, CLIENT, NODE2, 50513))

@@ -170,6 +170,28 @@ def test_clusprep_cut_after_the_bind_lists_every_call_and_invents_nothing(pcap, 
         assert sum(int(n.reason.split()[0]) for n in ns) == len(unbound)
 
 
+def test_clusprep_reconnect_alone_accuses_no_server(tmp_path):
+    """clusprep_storage_near_misses cut to its second connection (stream 1): the object was prepared
+    on the first, which the cut lacks. A bind proves a new connection, not a new object: no server
+    finding from an assumed Prepare State Initial, the rules that need the state are listed as not
+    evaluated, and the client's first call is named once (C08)."""
+    src = samples.path("clusprep_storage_near_misses")
+    frames = [int(r["frame.number"]) for r in field_values(src, [], "-Y", "tcp.stream == 1")]
+    assert frames == list(range(frames[0], frames[-1] + 1))  # one stretch: editcap -r keeps it
+    cut = tmp_path / "stream1.pcapng"
+    subprocess.run(["editcap", "-r", str(src), str(cut), "%d-%d" % (frames[0], frames[-1])], check=True,
+                   capture_output=True)
+    result = analyzer.load(cut).result
+    # its binds are unauthenticated: clusprep.low_auth_accepted is the one server finding it has anyway
+    server = [f for f in result.findings if f.side == "server" and f.rule != "clusprep.low_auth_accepted"]
+    assert server == [], [f.message for f in server]
+    assert [f.check for f in result.findings if f.side == "client"] == ["C08"]
+    unknown = [n for n in result.not_evaluated if "first call in the capture is not CprepPrepareNode" in n.reason]
+    assert len(unknown) == 1
+    assert {"clusprep.prepare_state_not_enforced", "clusprep.phase2_missing", "clusprep.disk_state_not_enforced",
+            "clusprep.disk_query_answer", "clusprep.unattached_disk_answer"} <= set(unknown[0].rules)
+
+
 @pytest.mark.tshark_matrix
 def test_mid_session_cut_in_tshark_links_what_it_can_and_accuses_no_one(tshark, tmp_path):
     """The plugin on a capture started mid-session: an error stored on an open made before the
