@@ -127,27 +127,54 @@ def open_context(raw: bytes) -> Tuple[Any, Optional[str]]:
 MAX_CONTEXTS = MAX_EAS = 32  # a CREATE's create contexts and EAs: what a Next/NextEntryOffset chain may walk
 
 
-def create_eas(raw: bytes) -> Tuple[Optional[list], Optional[str]]:
-    """The FILE_FULL_EA_INFORMATION entries of a CREATE's "ExtA" context, from its create
-    contexts: ([(NextEntryOffset, Flags, EaName, EaValue)], None), ([], None) when it has no
-    ExtA, or (None, why) when the bytes (perhaps cut at the export's cap) do not say."""
+def create_context_data(raw: bytes, tag: bytes) -> Tuple[Optional[bytes], Optional[str]]:
+    """The data of the create context named `tag` among a CREATE's create contexts: (data, None),
+    (None, None) when there is none, or (None, why) when the bytes (perhaps cut at the export's
+    cap) do not say."""
     try:
         pos, seen = 0, 0
         while seen < MAX_CONTEXTS:
             seen += 1
             c = rsvd.SMB2_CREATE_CONTEXT.parse(raw[pos:])
             name = raw[pos + c.NameOffset:pos + c.NameOffset + c.NameLength]
-            if name == rsvd.EA_CONTEXT_NAME:
+            if name == tag:
                 data = raw[pos + c.DataOffset:pos + c.DataOffset + c.DataLength]
                 if len(data) < c.DataLength:
-                    return None, "the ExtA create context runs past the bytes exported"
-                return _eas(data)
+                    return None, "the %s create context runs past the bytes exported" % (
+                        tag.decode("latin-1") if tag.isalpha() else tag.hex().upper())
+                return data, None
             if c.Next == 0:
-                return [], None
+                return None, None
             pos += c.Next
         return None, "more than %d create contexts" % MAX_CONTEXTS
     except Exception as err:  # noqa: BLE001 - construct raises StreamError and friends on short bytes
         return None, "the create contexts do not parse: %s" % (str(err).splitlines() or [type(err).__name__])[0][:120]
+
+
+def create_eas(raw: bytes) -> Tuple[Optional[list], Optional[str]]:
+    """The FILE_FULL_EA_INFORMATION entries of a CREATE's "ExtA" context, from its create
+    contexts: ([(NextEntryOffset, Flags, EaName, EaValue)], None), ([], None) when it has no
+    ExtA, or (None, why) when the bytes (perhaps cut at the export's cap) do not say."""
+    data, err = create_context_data(raw, rsvd.EA_CONTEXT_NAME)
+    if data is None:
+        return (None, err) if err else ([], None)
+    try:
+        return _eas(data)
+    except Exception as err:  # noqa: BLE001 - as above
+        return None, "the create contexts do not parse: %s" % (str(err).splitlines() or [type(err).__name__])[0][:120]
+
+
+def app_instance_id(raw: bytes) -> Tuple[Optional[str], Optional[str]]:
+    """The AppInstanceId of a CREATE's SMB2_CREATE_APP_INSTANCE_ID context (MS-SMB2 2.2.13.2.13), as a
+    GUID string: (id, None), (None, None) without one, (None, why) when the bytes do not say."""
+    data, err = create_context_data(raw, rsvd.SMB2_CREATE_APP_INSTANCE_ID_TAG)
+    if data is None:
+        return None, err
+    try:
+        return str(rsvd.SMB2_CREATE_APP_INSTANCE_ID.parse(data).AppInstanceId), None
+    except Exception as err:  # noqa: BLE001 - as above
+        return None, "SMB2_CREATE_APP_INSTANCE_ID does not parse: %s" % (
+            str(err).splitlines() or [type(err).__name__])[0][:120]
 
 
 def _eas(data: bytes) -> Tuple[Optional[list], Optional[str]]:

@@ -82,6 +82,7 @@ class CreateRequest:
     tree_id: Optional[int]
     eas: Optional[list] = None  # the ExtA context's (NextEntryOffset, Flags, EaName, EaValue), [] without one
     eas_error: Optional[str] = None  # why the EAs are unknown (not exported, cut, malformed)
+    app_instance: Optional[str] = None  # the SMB2_CREATE_APP_INSTANCE_ID context's AppInstanceId, if any
 
 
 def is_svhdx_status(status: Optional[int]) -> bool:
@@ -111,6 +112,7 @@ class Open:
     reads: int = 0
     writes: int = 0
     errors: int = 0
+    in_flight: int = 0  # its requests (READ, WRITE, tunnel) not answered yet
     info_seen: bool = False
     scsi_seen: bool = False
     opcodes: Dict[str, int] = field(default_factory=dict)
@@ -311,6 +313,7 @@ class RsvdTracker:
                 req.eas_error = "its create contexts were not exported"
             else:
                 req.eas, req.eas_error = decoding.create_eas(m.create_contexts)
+                req.app_instance = decoding.app_instance_id(m.create_contexts)[0]
             self.creates[key] = req
             host = str(ctx.get("InitiatorHostName", "")) if ctx is not None else ""
             if host:
@@ -389,6 +392,8 @@ class RsvdTracker:
                 return
             o = self.open_of(m, conn, evidence=False)
             if o is not None:
+                if key not in self.io:
+                    o.in_flight += 1
                 self.io[key] = Operation(kind, m.stream, o, m.frame, m.time)
             return
         if m.status == 0x103:  # STATUS_PENDING: the final answer comes later
@@ -455,6 +460,8 @@ class RsvdTracker:
                        client=self.client_of(conn, m.session_id), request_size=len(raw), closed=gone)
         if gone is not None:
             self.bus.emit("rsvd_after_close", gone, m.frame, op.kind)
+        if o is not None and (m.stream, m.msg_id) not in self.tunnels:
+            o.in_flight += 1
         self.tunnels[(m.stream, m.msg_id)] = op
         self.bus.emit("rsvd_request", op, conn)
         if o is not None:
@@ -493,6 +500,7 @@ class RsvdTracker:
         op.status_name = status_name(status)
         o = op.open
         if o is not None:
+            o.in_flight = max(0, o.in_flight - 1)
             if op.kind == "SMB2_READ":
                 o.reads += 1
             elif op.kind == "SMB2_WRITE":

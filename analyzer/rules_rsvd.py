@@ -8,6 +8,7 @@ from dissectors import rsvd
 
 from . import decoding
 from .findings import Rule
+from .rsvd_sequences import RequestIds, StoredKeys
 from .rsvd_sessions import (FILE_NO_INTERMEDIATE_BUFFERING, SCSI_OP, SRB_STATUS_OP, STATUS_NAMES, SUFFIX, Open, Operation,
                             sense_of, stored_key)
 
@@ -92,32 +93,51 @@ class OpenMissingNoIntermediateBuffering(Rule):
     def on_rsvd_create(self, req, conn):
         if req.create_options is not None and not req.create_options & FILE_NO_INTERMEDIATE_BUFFERING:
             self.report([req.frame], "CREATE of %s with CreateOptions 0x%08X: FILE_NO_INTERMEDIATE_BUFFERING is not "
-                        "set, so the server fails its writes with STATUS_NOT_SUPPORTED" % (req.name, req.create_options),
+                        "set, so a server of the newer revision fails its writes with STATUS_NOT_SUPPORTED" % (req.name, req.create_options),
                         conn.label)
 
 
 class RequestIdNotMonotonic(Rule):
     id, severity, spec = "rsvd.request_id_not_monotonic", "error", "MS-RSVD 3.1.4.1, 2.2.5.1"
     checks = ("R04", "R05")
-    title = "RequestId: the client's previous one plus 1"
+    title = "RequestId: unique per client, and +1 per tunnel operation (judged tolerant of reordering)"
     # MS-RSVD 2.2.4.1: unique "for all requests sent by this client"; 3.1.4.1: the client MUST increment
     # it by 1 for every tunnel operation. The client across its channels is its SMB2 ClientGuid (a
     # channel whose NEGOTIATE is not captured borrows its session's); failing that, its address.
+    # Concurrent operations, and channels, put ids in the capture out of order: R04 is only an id the
+    # client already used (of its last 65536); R05 a gap no later id fills by the end of the capture,
+    # or a jump of more than 1024 at once (analyzer.rsvd_sequences.RequestIds). The first id is not
+    # judged (3.1.3: implementation-specific; Windows starts at zero, footnote <3>).
 
     def __init__(self, sink):
         super().__init__(sink)
-        self.last: Dict[str, Tuple[int, int]] = {}  # client -> (RequestId, frame)
+        self.clients: Dict[str, RequestIds] = {}
+        self.subjects: Dict[str, str] = {}
 
     def on_rsvd_request(self, op: Operation, conn):
-        prev = self.last.get(op.client)
-        self.last[op.client] = (op.request_id, op.request_frame)
-        if prev is not None and op.request_id != (prev[0] + 1) & 0xFFFFFFFFFFFFFFFF:
-            how = "repeats or goes back from" if op.request_id <= prev[0] else "skips %d after" % (
-                op.request_id - prev[0] - 1)
-            self.report([prev[1], op.request_frame], "RequestId 0x%X %s 0x%X: the client increments it by exactly 1 "
-                        "for each tunnel operation, on every channel" % (op.request_id, how, prev[0]), conn.label,
-                        check="R04" if op.request_id <= prev[0] else "R05",
-                        spec="MS-RSVD 2.2.5.1" if op.request_id <= prev[0] else "MS-RSVD 3.1.4.1")
+        seq = self.clients.get(op.client)
+        if seq is None:
+            seq = self.clients[op.client] = RequestIds()
+        self.subjects[op.client] = conn.label
+        for v in seq.add(op.request_id, op.request_frame):
+            if v[0] == "duplicate":
+                self.report([v[1], op.request_frame], "RequestId 0x%X used again (first at frame %d): it MUST be "
+                            "unique across all the client's requests" % (op.request_id, v[1]), conn.label,
+                            check="R04", spec="MS-RSVD 2.2.5.1")
+            else:
+                self.gap(v, conn.label)
+
+    def gap(self, v, subject: str) -> None:
+        _, lo, hi, before, after = v
+        what = "RequestId 0x%X" % lo if lo == hi else "RequestIds 0x%X-0x%X (%d)" % (lo, hi, hi - lo + 1)
+        self.report([before, after], "%s skipped between frames %d and %d and never used: the client increments "
+                    "RequestIdentifier by exactly 1 for each tunnel operation, on every channel" % (what, before, after),
+                    subject, check="R05", spec="MS-RSVD 3.1.4.1")
+
+    def on_finish(self):
+        for client, seq in self.clients.items():
+            for v in seq.finish():
+                self.gap(v, self.subjects[client])
 
 
 class ScsiBeforeDiskInfo(Rule):
@@ -156,12 +176,12 @@ class SenseNotRetrieved(Rule):
                             "before the CLOSE" % (e.operation, e.key, e.key), o.label, check=check, spec=spec)
 
     def on_finish(self):
+        # A key not yet fetched when the capture ends is no fault: the client may fetch it later.
         for es in self.waiting.values():
             for e in es:
                 if e.retrieved_frame is None:
-                    check, spec = self.CHECK[e.operation]
-                    self.report([e.frame], "%s answered STATUS_SVHDX_ERROR_STORED|%d; key %d is never retrieved in the "
-                                "capture" % (e.operation, e.key, e.key), e.open.label, check=check, spec=spec)
+                    self.cannot_evaluate(e.open.label, "the capture ends before the open's CLOSE, with a stored "
+                                         "error not yet retrieved")
 
 
 class SenseKeyUnknown(Rule):
@@ -406,16 +426,21 @@ def payload_of(value) -> Optional[dict]:
 class ReservedNotZero(Rule):
     id, severity, spec = "rsvd.reserved_not_zero", "error", "MS-RSVD 2.1"
     side, checks = "both", ("R01", "R08")
-    title = "Reserved fields are sent as zero (both sides; the Windows-only Reserved fields too)"
+    title = "Reserved fields are sent as zero (both sides; Windows' VALIDATE_DISK Reserved too, not its alignment padding)"
     # 2.1: "Unless otherwise noted, fields marked as Reserved MUST be set to 0 when being sent". Fields
     # whose own section says more are judged there: the SCSI request's Reserved1/Reserved3 (SHOULD,
     # reserved_should_be_zero R27), SRB_STATUS and DISK_INFO requests (request_not_zeroed R21, R23),
     # and the SRB_STATUS, DISK_INFO and SCSI answers (response_invalid R45, R46, R48). The SCSI request's
-    # Reserved2 (2.2.5.11 MUST, the MUST half of R27) is judged here. The Windows forms' Reserved
-    # (24-byte FILE_INFO, 56-byte VALIDATE_DISK request) are reserved too: zero is accepted, as is their absence.
+    # Reserved2 (2.2.5.11 MUST, the MUST half of R27) is judged here. The 56-byte VALIDATE_DISK request's
+    # Reserved (newer revisions' 2.2.4.9) is reserved too: zero is accepted, as is its absence. Windows-only
+    # alignment padding is not judged (READINGS R01): the 24-byte FILE_INFO's 4 bytes before VirtualSize,
+    # and the padding after VALIDATE_DISK's IsValidDisk and the Windows SRB_STATUS answer's sense data.
     OWNED = {(False, SCSI_OP): {"Reserved1", "Reserved3"}, (False, SRB_STATUS_OP): {"Reserved"},
              (False, DISK_INFO_OP): {"Reserved1", "Reserved2"}, (True, SRB_STATUS_OP): {"Reserved"},
-             (True, DISK_INFO_OP): {"Reserved"}, (True, SCSI_OP): {"Reserved"}}
+             (True, DISK_INFO_OP): {"Reserved"}, (True, SCSI_OP): {"Reserved"},
+             # Windows' 24-byte FILE_INFO: its "Reserved" is the padding that aligns VirtualSize
+             # (dissectors/rsvd.py), not a field of the spec; uninitialised padding is common
+             (False, FILE_INFO_OP): {"Reserved"}, (True, FILE_INFO_OP): {"Reserved"}}
 
     def on_rsvd_create(self, req, conn):
         c = req.context
@@ -475,6 +500,9 @@ class RequestNotZeroed(Rule):
     # 3.1.4.x covers the six v1 operations; the v2 ones keep 2.2.5.1's SHOULD and are not judged here.
     FILE_INFO = ("ServerVersion", "SectorSize", "PhysicalSectorSize", "VirtualSize")
     SRB_STATUS = ("SrbStatus", "ScsiStatus", "SenseInfoExLength", "Reserved", "SenseDataEx")
+    # SRB_STATUS's SenseInfoExLength: 0 as 2.2.5.7 and 3.1.5.3-4 say, or 20, the size of SenseDataEx,
+    # which a server implementing 3.2.5.5.3 requires (READINGS R21, R43).
+    SENSE_LENGTHS = (0, rsvd.RSVD_SCSI_SENSE_BUFFER_SIZE)
     DISK_INFO = ("Reserved1", "BlockSize", "LinkageID", "IsMounted", "Is4kAligned", "Reserved2", "FileSize",
                  "VirtualDiskId")
     # Header only (16 bytes); VALIDATE_DISK also as Windows sends it, 56 reserved bytes after the header
@@ -493,7 +521,9 @@ class RequestNotZeroed(Rule):
                                          (SRB_STATUS_OP, self.SRB_STATUS, "R21", "MS-RSVD 2.2.5.7, 3.1.5.3-3.1.5.4"),
                                          (DISK_INFO_OP, self.DISK_INFO, "R23", "MS-RSVD 2.2.5.9, 3.1.4.8")):
             if op.kind == kind:
-                bad = nonzero(p, names)
+                bad = nonzero(p, [n for n in names if n != "SenseInfoExLength"])
+                if kind == SRB_STATUS_OP and decoding.int_of(p.get("SenseInfoExLength", 0)) not in self.SENSE_LENGTHS:
+                    bad.insert(2, "SenseInfoExLength %d (0, or 20 as 3.2.5.5.3 wants)" % p.SenseInfoExLength)
                 if bad:
                     self.report([op.request_frame], "%s request: %s (the client MUST set it to zero)"
                                 % (kind, ", ".join(bad)), op.subject, check=check, spec=spec)
@@ -515,12 +545,17 @@ class RequestNotZeroed(Rule):
 class OpenRequestIncomplete(Rule):
     id, severity, spec = "rsvd.open_request_incomplete", "error", "MS-RSVD 3.1.4.2"
     checks = ("R16", "R17")
-    title = ("A shared-disk CREATE carries SVHDX_OPEN_DEVICE_CONTEXT and the two EAs (ClusteredApplicationInstance, "
-             "ApplicationTrafficType: Flags 0, the InitiatorId as value)")
-    # 3.1.4.2 sets each EA's NextEntryOffset to zero, which cannot chain two entries in one ExtA list
-    # (MS-FSCC 2.4.15): a chained list is accepted. R17 sees a CREATE without the context only in a
-    # frame with some create context or FSCTL (the plugin's export gate); one with no create context
-    # at all is not seen.
+    title = ("A :SharedVirtualDisk CREATE carries SVHDX_OPEN_DEVICE_CONTEXT; the EAs of 3.1.4.2 it carries have "
+             "Flags 0 and the InitiatorId as value")
+    # 3.1.4.2 hands the EAs to the SMB2 client's interface (MS-SMB2 3.2.4.30), which is not the wire:
+    # Windows' SMB2 client sends the app instance EA as the SMB2_CREATE_APP_INSTANCE_ID create context,
+    # and the traffic-type EA need not appear at all. So an EA missing from the ExtA context proves
+    # nothing and is never reported; what is judged is an ExtA entry of those names with Flags not 0
+    # or a value other than the open context's InitiatorId. The SMB2_CREATE_APP_INSTANCE_ID context is
+    # accepted and not judged (READINGS R16). 3.1.4.2 sets each EA's NextEntryOffset to zero, which
+    # cannot chain two entries in one ExtA list (MS-FSCC 2.4.15): a chained list is accepted. R17 sees
+    # a CREATE without the context only in a frame with some create context or FSCTL (the plugin's
+    # export gate); one with no create context at all is not seen.
     NAMES = (rsvd.SMB_CCF_APP_INSTANCE_EA_NAME, rsvd.APP_TRAFFIC_TYPE_EA_NAME)
 
     def on_rsvd_create_without_context(self, m, conn):
@@ -538,14 +573,12 @@ class OpenRequestIncomplete(Rule):
                 want = uuid.UUID(str(c.InitiatorId)).bytes_le
             except ValueError:
                 want = None
-        eas = {name.lower(): (flags, value) for _, flags, name, value in req.eas}
         problems = []
-        for name in self.NAMES:
-            got = eas.get(name.lower())
-            if got is None:
-                problems.append("no %s EA" % name)
-                continue
-            flags, value = got
+        names = {n.lower(): n for n in self.NAMES}
+        for _, flags, name, value in req.eas:
+            name = names.get(name.lower())
+            if name is None:
+                continue  # another EA: not 3.1.4.2's
             if flags:
                 problems.append("%s Flags 0x%02X (must be 0)" % (name, flags))
             if want is not None and value != want:
@@ -635,118 +668,198 @@ class ClosedOpenServed(Rule):
 class StoredKeySequence(Rule):
     id, severity, spec = "rsvd.stored_key_sequence", "error", "MS-RSVD 3.2.5.3, 3.2.5.4"
     side, checks = "server", ("R32",)
-    title = "STATUS_SVHDX_ERROR_STORED keys follow the open's SenseErrorSequence: 1, 2, ..., 0xFF, 0x00, ..."
+    title = ("STATUS_SVHDX_ERROR_STORED keys follow the open's SenseErrorSequence: 1, 2, ..., 0xFF, 0x00, ... "
+             "(judged tolerant of answers out of order)")
     # Open.SenseErrorSequence starts at 0 (3.2.5.1) and each stored error increments it (0xFF wraps to
-    # 0x00) before it becomes the key. For an open made before the capture the first key is unknown:
-    # only the keys after the first one seen are judged (and the rule is listed as not evaluated for
-    # it: needs_create). Errors are taken in answer order.
+    # 0x00) before it becomes the key. Concurrent failing READs and WRITEs (and multichannel) are
+    # answered out of order, so per open the highest key and a bounded set of keys skipped so far are
+    # kept (analyzer.rsvd_sequences.StoredKeys): a key that fills a skipped slot is fine, and a jump
+    # ahead is fine while at least as many other requests of the open are in flight as keys it skips.
+    # Reported: a key issued again (not a wrap after 256), a jump no request in flight explains, and at
+    # the open's CLOSE the keys skipped and never filled. For an open made before the capture the first
+    # key seen starts the sequence (the rule is listed as not evaluated for it: needs_create).
     needs_create = True
 
     def __init__(self, sink):
         super().__init__(sink)
-        self.last: Dict[str, Tuple[int, int]] = {}  # open id -> (key, frame)
+        self.opens: Dict[str, StoredKeys] = {}
+        self.closing: Dict[str, Tuple[Open, int]] = {}  # closed with requests in flight: judged when answered
 
     def on_rsvd_open(self, o: Open, conn, frame: int):
-        if not o.pre_capture:
-            self.last[o.id] = (0, o.create_frame)
+        self.opens[o.id] = StoredKeys(known_start=not o.pre_capture, start_frame=o.create_frame or frame)
 
     def on_rsvd_stored_error(self, e, op: Operation):
-        prev = self.last.get(e.open.id)
-        self.last[e.open.id] = (e.key, e.frame)
-        if prev is None:
+        seq = self.opens.get(e.open.id)
+        if seq is None:
             return
-        want = (prev[0] + 1) & 0xFF
-        if e.key != want:
-            after = "the open's first stored error" if prev[0] == 0 and prev[1] == e.open.create_frame else \
-                "key %d (frame %d)" % (prev[0], prev[1])
-            self.report([op.request_frame, e.frame], "%s answered STATUS_SVHDX_ERROR_STORED|%d as %s: the key "
-                        "MUST be %d, the next Open.SenseErrorSequence" % (e.operation, e.key, "after " + after
-                                                                          if "key" in after else after, want),
-                        e.open.label)
+        for v in seq.add(e.key, e.frame, op.request_frame, e.open.in_flight):
+            if v[0] == "repeat":
+                self.report([v[1], op.request_frame, e.frame], "%s answered STATUS_SVHDX_ERROR_STORED|%d, a key "
+                            "already issued on this open (frame %d) and not wrapped since: each stored error takes "
+                            "the next Open.SenseErrorSequence" % (e.operation, e.key, v[1]), e.open.label)
+            elif v[0] == "jump":
+                after = "the highest so far (frame %d)" % v[2] if v[3] else "the open's CREATE (frame %d), whose " \
+                    "first stored error is key 1" % v[2]
+                self.report([v[2], op.request_frame, e.frame], "%s answered STATUS_SVHDX_ERROR_STORED|%d, skipping "
+                            "%d key%s after %s with %d other request%s of the open in flight: each stored error takes "
+                            "the next Open.SenseErrorSequence"
+                            % (e.operation, e.key, v[1], "s" if v[1] != 1 else "", after, e.open.in_flight,
+                               "s" if e.open.in_flight != 1 else ""), e.open.label)
+            else:
+                self.lost(e.open, v[1], [v[2]], "before the sequence wrapped past them")
+
+    def lost(self, o: Open, keys: List[int], frames: List[int], when: str) -> None:
+        self.report(frames, "stored-error key%s %s skipped on %s and never given to any answer %s: each stored error "
+                    "takes the next Open.SenseErrorSequence" % ("s" if len(keys) > 1 else "",
+                                                                ", ".join(str(k) for k in keys), o.name or "the open",
+                                                                when), o.label)
+
+    def judge_close(self, o: Open, frame: int) -> None:
+        seq = self.opens.pop(o.id, None)
+        unfilled = seq.unfilled() if seq is not None else []
+        if unfilled:
+            self.lost(o, [k for k, _ in unfilled], sorted({f for _, f in unfilled}) + [frame],
+                      "before the CLOSE (frame %d)" % frame)
 
     def on_rsvd_close(self, o: Open, frame: int):
-        self.last.pop(o.id, None)
+        if o.in_flight:
+            self.closing[o.id] = (o, frame)
+        else:
+            self.judge_close(o, frame)
+
+    def on_rsvd_response(self, op: Operation):
+        o = op.open
+        if o is not None and o.in_flight == 0 and o.id in self.closing:
+            self.judge_close(*self.closing.pop(o.id))
 
 
 class WriteAnswer(Rule):
-    id, severity, spec = "rsvd.write_answer", "error", "MS-RSVD 3.2.5.4 (newer revision)"
-    side, checks = "server", ("R33", "R34", "R35")
-    title = ("An SMB2 WRITE answered as the open and the disk require: STATUS_NOT_SUPPORTED without "
-             "FILE_NO_INTERMEDIATE_BUFFERING, a stored error on a virtual-SCSI open with no InitiatorId, "
-             "STATUS_SVHDX_RESERVATION_CONFLICT under another initiator's exclusive reservation")
+    id, severity, spec = "rsvd.write_answer", "error", "MS-RSVD 3.2.5.4"
+    side, checks = "server", ("R33", "R34")
+    title = ("An SMB2 WRITE answered as the open and the disk require: not served under another initiator's "
+             "exclusive reservation; STATUS_NOT_SUPPORTED without FILE_NO_INTERMEDIATE_BUFFERING (a newer server)")
     needs_create = True
-    # R33 (3.2.5.4, SPC-3 5.6): the reservation as the capture shows it, from PERSISTENT RESERVE OUT
-    # commands the disk accepted (GOOD): RESERVE sets holder and type; RELEASE, CLEAR, and the holder
-    # unregistering, drop it; PREEMPT of the holder's key moves it. Only WRITE EXCLUSIVE and EXCLUSIVE
-    # ACCESS are judged: there only the holder may write, whatever registrations predate the capture
-    # (the registrants-only types depend on them). The state starts unknown, and becomes unknown again
-    # when the holder's open closes: what another server did in between is not in the capture.
+    # R33 (3.2.5.4, SPC-3 5.6): the reservation as the capture shows it, per (server, disk), from
+    # PERSISTENT RESERVE OUT commands the disk accepted (GOOD): RESERVE sets holder and type; PREEMPT of
+    # the holder's key moves it; the holder re-registering changes its key; REGISTER by another
+    # initiator leaves it; any other accepted PR OUT (RELEASE, CLEAR, the holder unregistering, ...)
+    # drops it. Only WRITE EXCLUSIVE and EXCLUSIVE ACCESS are judged: there only the holder may write,
+    # whatever registrations predate the capture. The state starts unknown, and becomes unknown again
+    # when the holder's open closes: what another server did in between is not in the capture. The
+    # initiator is its InitiatorId when HasInitiatorId is set (a live-migrated VM keeps it on another
+    # host), else its host. Only a WRITE served (success) is flagged: the newer revision's earlier
+    # branches (a stored error, STATUS_NOT_SUPPORTED) come before the reservation check.
+    # R34 is the newer revision's 3.2.5.4; the seed's server (Windows Server 2012 R2) writes whatever
+    # the CreateOptions. It is judged only on an open that shows a newer server: a FILE_INFO answered
+    # with ServerVersion 2 or more, or a Version 2 (SVHDX_OPEN_DEVICE_CONTEXT_V2) context accepted;
+    # a WRITE on another open is held until that evidence comes, else listed as not evaluated. On an
+    # open with no InitiatorId a stored error is accepted too (the newer 3.2.5.4's first branch, for
+    # an Open.IsVirtualSCSIDisk the wire does not show: NOT_CHECKED R35).
     EXCLUSIVE = ("WRITE_EXCLUSIVE", "EXCLUSIVE_ACCESS")
+    MAX_HELD = 8  # per open: WRITEs waiting for evidence of a newer server
 
     def __init__(self, sink):
         super().__init__(sink)
         self.reservations: Dict[Tuple, dict] = {}  # disk -> holder, type, key, frame, holder's open id
+        self.newer: Dict[str, bool] = {}  # open id -> a newer server shown
+        self.held: Dict[str, Tuple[Open, list]] = {}  # open id -> (open, [(frames, text)]): WRITEs that break R34
+        # on a newer server, held until one shows
+
+    @staticmethod
+    def who(o: Open) -> Tuple[str, str]:
+        if o.initiator_id:
+            return ("id", o.initiator_id.lower())
+        return ("host", (o.initiator_host or o.client.rsplit(":", 1)[0]).lower())
+
+    def on_rsvd_open(self, o: Open, conn, frame: int):
+        c = o.context
+        if c is not None and c.get("_variant") == "windows_v2" and decoding.int_of(c.Version) >= 2:
+            self.newer[o.id] = True
 
     def on_rsvd_close(self, o: Open, frame: int):
         r = self.reservations.get(o.disk)
         if r is not None and r["open"] == o.id:
             del self.reservations[o.disk]
+        self.give_up(o)
+
+    def on_finish(self):
+        for o, _ in list(self.held.values()):
+            self.give_up(o)
+
+    def give_up(self, o: Open) -> None:
+        self.newer.pop(o.id, None)
+        if self.held.pop(o.id, None):
+            self.cannot_evaluate(o.label, "a WRITE on an open without FILE_NO_INTERMEDIATE_BUFFERING was served, but "
+                                 "nothing shows a server of the newer revision (FILE_INFO ServerVersion 2, or a Version "
+                                 "2 open context accepted), and the seed's server writes whatever the CreateOptions")
 
     def track(self, op: Operation):
         o, q = op.open, op.request.Payload
         cdb = q.get("Cdb")
         resp = payload_of(op.response)
         if cdb is None or str(cdb.get("OperationCode")) != "PERSISTENT_RESERVE_OUT" or not resp or \
-                decoding.int_of(resp.get("ScsiStatus", 1)) != 0 or not isinstance(q.get("Data"), dict):
+                decoding.int_of(resp.get("ScsiStatus", 1)) != 0:
+            return
+        r = self.reservations.get(o.disk)
+        if not isinstance(q.get("Data"), dict):
+            self.reservations.pop(o.disk, None)  # a change the capture does not show: unknown
             return
         fields, data = cdb.get("Fields") or {}, q.Data
         action = str(fields.get("ServiceAction", ""))
         kind = str((fields.get("ScopeType") or {}).get("Type", ""))
         key, sa_key = int(data.get("ReservationKey", 0)), int(data.get("ServiceActionReservationKey", 0))
-        r = self.reservations.get(o.disk)
+        mine = r is not None and r["holder"] == self.who(o)
         if action == "RESERVE":
-            self.reservations[o.disk] = dict(holder=o.initiator, type=kind, key=key, frame=op.request_frame, open=o.id)
-        elif action in ("RELEASE", "CLEAR") or (action.startswith("REGISTER") and r and sa_key == 0
-                                                 and r["holder"] == o.initiator):
-            self.reservations.pop(o.disk, None)
+            self.reservations[o.disk] = dict(holder=self.who(o), name=o.initiator, type=kind, key=key,
+                                             frame=op.request_frame, open=o.id)
         elif action.startswith("PREEMPT") and r and sa_key == r["key"]:
-            self.reservations[o.disk] = dict(holder=o.initiator, type=kind, key=key, frame=op.request_frame, open=o.id)
-    # The newer revision's 3.2.5.4, in its order: an open with Open.IsVirtualSCSIDisk (the client asked
-    # for a virtual SCSI disk: OriginatorFlags SVHDX_ORIGINATOR_PVHDPARSER, newer 3.1.4.2) and a zero
-    # InitiatorId gets STATUS_SVHDX_ERROR_STORED|key; then an open whose CreateOptions lack
-    # FILE_NO_INTERMEDIATE_BUFFERING gets STATUS_NOT_SUPPORTED.
+            self.reservations[o.disk] = dict(holder=self.who(o), name=o.initiator, type=kind, key=key,
+                                             frame=op.request_frame, open=o.id)
+        elif action.startswith("REGISTER") and r and not mine:
+            pass  # another initiator registering: the reservation stays
+        elif action.startswith("REGISTER") and mine and sa_key:
+            r["key"] = sa_key
+        elif action.startswith("PREEMPT") and r and not mine and sa_key != r["key"]:
+            pass  # another registration removed: the reservation stays
+        else:
+            self.reservations.pop(o.disk, None)  # RELEASE, CLEAR, the holder unregistering, ...
 
     def on_rsvd_response(self, op: Operation):
         o = op.open
         if o is not None and op.kind == SCSI_OP and op.response is not None:
             self.track(op)
+        if o is not None and op.kind == FILE_INFO_OP and op.status == 0:
+            p = payload_of(op.response) or {}
+            if decoding.int_of(p.get("ServerVersion", 0)) >= 2:
+                self.newer[o.id] = True
+                for frames, text in self.held.pop(o.id, (o, []))[1]:
+                    self.report(frames, text, o.label, check="R34", spec="MS-RSVD 3.2.5.4 (newer revision)")
         if op.kind != "SMB2_WRITE" or o is None:
             return
         r = self.reservations.get(o.disk)
-        if r is not None and r["type"] in self.EXCLUSIVE and r["holder"] != o.initiator \
-                and op.status != RESERVATION_CONFLICT:
-            self.report([r["frame"], op.request_frame, op.response_frame], "SMB2 WRITE by %s answered %s while %s "
-                        "holds a %s reservation (frame %d): the server MUST fail it with "
-                        "STATUS_SVHDX_RESERVATION_CONFLICT" % (o.initiator, op.status_name or "-", r["holder"],
-                                                               r["type"], r["frame"]), o.label, check="R33")
+        if r is not None and r["type"] in self.EXCLUSIVE and r["holder"] != self.who(o) and op.status == 0:
+            self.report([r["frame"], op.request_frame, op.response_frame], "SMB2 WRITE by %s served while %s "
+                        "holds a %s reservation (frame %d) and no later PR change on the disk is in the capture: the "
+                        "server MUST fail it with STATUS_SVHDX_RESERVATION_CONFLICT" % (
+                            o.initiator, r["name"], r["type"], r["frame"]), o.label, check="R33")
             return
         if o.pre_capture:  # needs_create lists it as not evaluated (R33 above needs no CREATE)
             return
-        c = o.context
-        virtual_scsi = c is not None and decoding.int_of(c.OriginatorFlags) == 1
-        no_id = c is not None and (not decoding.int_of(c.HasInitiatorId) or str(c.InitiatorId) == ZERO_GUID)
-        if virtual_scsi and no_id:
-            if stored_key(op.status) is None:
-                self.report([op.request_frame, op.response_frame], "SMB2 WRITE on %s, a virtual-SCSI open with no "
-                            "InitiatorId, answered %s: the server MUST store an error and return "
-                            "STATUS_SVHDX_ERROR_STORED|key" % (o.name, op.status_name or "-"), o.label, check="R35")
+        if o.create_options is None or o.create_options & FILE_NO_INTERMEDIATE_BUFFERING \
+                or op.status == STATUS_NOT_SUPPORTED:
             return
-        if o.create_options is not None and not o.create_options & FILE_NO_INTERMEDIATE_BUFFERING \
-                and op.status != STATUS_NOT_SUPPORTED:
-            self.report([o.create_frame, op.request_frame, op.response_frame], "SMB2 WRITE on %s answered %s: its "
-                        "CREATE (CreateOptions 0x%08X) lacks FILE_NO_INTERMEDIATE_BUFFERING, so the server MUST fail "
-                        "it with STATUS_NOT_SUPPORTED" % (o.name, op.status_name or "-", o.create_options), o.label,
-                        check="R34")
+        if not o.initiator_id and stored_key(op.status) is not None:
+            return  # the newer 3.2.5.4's first branch (Open.IsVirtualSCSIDisk and no InitiatorId)
+        frames = [o.create_frame, op.request_frame, op.response_frame]
+        text = ("SMB2 WRITE on %s answered %s: its CREATE (CreateOptions 0x%08X) lacks FILE_NO_INTERMEDIATE_BUFFERING, "
+                "so a server of the newer revision MUST fail it with STATUS_NOT_SUPPORTED"
+                % (o.name, op.status_name or "-", o.create_options))
+        if self.newer.get(o.id):
+            self.report(frames, text, o.label, check="R34", spec="MS-RSVD 3.2.5.4 (newer revision)")
+        else:
+            held = self.held.setdefault(o.id, (o, []))[1]
+            if len(held) < self.MAX_HELD:
+                held.append((frames, text))
 
 
 class SenseKeyAnswer(Rule):
@@ -790,6 +903,11 @@ class ResponseInvalid(Rule):
     # 1-byte IsValidDisk VALIDATE_DISK answer, 4-byte support fields with snapshot support (3, 7).
     FAIL_HEADER_ONLY = {FILE_INFO_OP: "3.2.5.5.1", DISK_INFO_OP: "3.2.5.5.4", SCSI_OP: "3.2.5.5.5"}
     SUPPORT = {"seed": (1,), "windows": (1, 3, 7)}  # SharedVirtualDisksSupported; newer: snapshots (3), CDP (7)
+    DISK_TYPES = ("VHD_TYPE_FIXED", "VHD_TYPE_DYNAMIC")  # the seed's; a VHD Set may be differencing (READINGS R46)
+    # R48: the SCSI answer's Length is "the size of the SVHDX_TUNNEL_SCSI_RESPONSE structure that is
+    # constructed" (3.2.5.5.5): 36 (its fixed part, as the request's Length) or 36 + DataTransferLength
+    # (with its data) are accepted, and the request's Length (READINGS R48). VALIDATE_DISK's Windows
+    # padding after IsValidDisk is alignment, not judged (R49).
 
     def on_rsvd_response(self, op: Operation):
         frames = [op.request_frame, op.response_frame]
@@ -822,8 +940,10 @@ class ResponseInvalid(Rule):
             self.srb_status(op, p, report)
         elif op.kind == DISK_INFO_OP and p:
             bad = []
-            if str(p.DiskType) not in rsvd.DISK_TYPE:
-                bad.append("DiskType %s (VHD_TYPE_FIXED or VHD_TYPE_DYNAMIC)" % shown(p.DiskType))
+            vhdset = str(p.DiskFormat) == "VIRTUAL_STORAGE_TYPE_DEVICE_VHDSET"
+            if str(p.DiskType) not in self.DISK_TYPES + (("VHD_TYPE_DIFFERENCING",) if vhdset else ()):
+                bad.append("DiskType %s (VHD_TYPE_FIXED or VHD_TYPE_DYNAMIC; a VHD Set: or VHD_TYPE_DIFFERENCING)"
+                           % shown(p.DiskType))
             if str(p.DiskFormat) not in rsvd.DISK_FORMAT:
                 bad.append("DiskFormat %s (VIRTUAL_STORAGE_TYPE_DEVICE_VHDX; Windows: or VHDSET)" % shown(p.DiskFormat))
             for f in ("IsMounted", "Is4kAligned"):
@@ -837,16 +957,18 @@ class ResponseInvalid(Rule):
             q, bad = op.request.Payload, []
             if str(p.DataIn) != str(q.DataIn):
                 bad.append("DataIn %s (the request's is %s)" % (p.DataIn, q.DataIn))
-            if p.Length != 36:
-                bad.append("Length %d (the size of SVHDX_TUNNEL_SCSI_RESPONSE, 36)" % p.Length)
+            sizes = {36, 36 + decoding.int_of(p.DataTransferLength), q.Length}
+            if p.Length not in sizes:
+                bad.append("Length %d (the size of SVHDX_TUNNEL_SCSI_RESPONSE: %s)"
+                           % (p.Length, " or ".join(str(n) for n in sorted(sizes))))
             if not is_zero(p.Reserved):
                 bad.append("Reserved %s (zero)" % shown(p.Reserved))
             if bad:
                 report("R48", "2.2.5.12, 3.2.5.5.5", "; ".join(bad))
         elif op.kind == VALIDATE_DISK_OP and p and p.get("_variant") == "windows":
-            if decoding.int_of(p.IsValidDisk) not in (0, 1) or not is_zero(p.Padding):
+            if decoding.int_of(p.IsValidDisk) not in (0, 1):  # the padding after it is Windows' alignment
                 report("R49", "2.2.5.14, 3.2.5.5.6", "%d bytes after the header that are neither nothing nor Windows' "
-                       "IsValidDisk (0 or 1) and zero padding" % extra)
+                       "IsValidDisk (0 or 1), here %d" % (extra, decoding.int_of(p.IsValidDisk)))
 
     def srb_status(self, op: Operation, p, report):
         bad = []

@@ -253,6 +253,11 @@ NOT_CHECKED: Dict[str, str] = {
             "size of SenseDataEx (20), but 2.2.5.7 and 3.1.5.3-4 make the client send 0 there and the "
             "server ignore it, so every conforming request would fail. The reading chosen is 2.2.5.7's "
             "(the field is ignored); rsvd.sense_key_answer judges the answer by the stored key alone."),
+    "R35": ("The newer revision's 3.2.5.4 answers a WRITE on an open with Open.IsVirtualSCSIDisk and a zero "
+            "InitiatorId with a stored error, but nothing on the wire shows Open.IsVirtualSCSIDisk: the newer "
+            "3.2.5.4 is all of that revision available (../shared/specs), and it does not say what sets it. "
+            "OriginatorFlags cannot stand in for it: the seed makes 0x00000001 mandatory on every open (2.2.5.2, "
+            "3.1.4.2), so it tells no open apart. rsvd.write_answer accepts a stored error on such an open (R34)."),
     "C60": ("The ConfigSvcSecret that must precede RetrieveSvcSecret MAY come from any earlier activation of "
             "IClusterSetup (3.10.4, 3.11.4), by any client, before the capture or before the server's last "
             "reboot (the secret persists, 3.10.3), so no capture shows its absence. The one trace of it, "
@@ -277,6 +282,42 @@ READINGS: Dict[str, str] = {
     "R20": ("2.2.5.13 makes VALIDATE_DISK header-only; Windows sends 56 reserved bytes after the header (newer "
             "revisions): both are accepted, and the 56 bytes must be zero (R01)."),
     "R41": "The seed's ServerServiceVersion is 1; an RSVD v2 server (Windows) answers 2: both are accepted.",
+    "R16": ("3.1.4.2 builds two EAs and hands them to the SMB2 client's interface (MS-SMB2 3.2.4.30), which is not "
+            "the wire: Windows' NtCreateFile takes the app instance EA (ntifs NETWORK_APP_INSTANCE_EA) and its SMB2 "
+            "client sends it as the SMB2_CREATE_APP_INSTANCE_ID create context; the traffic-type EA need not appear. "
+            "So an EA missing from the CREATE's ExtA is never reported; an ExtA entry of either name with Flags not 0 "
+            "or a value other than the open context's InitiatorId is. An SMB2_CREATE_APP_INSTANCE_ID context is "
+            "accepted and its AppInstanceId not compared with the InitiatorId: MS-RSVD does not name that context, "
+            "and any application (Hyper-V for a VM's transparent failover among them) may set it, so a difference "
+            "is not proof that the client broke 3.1.4.2."),
+    "R21": ("2.2.5.7 and 3.1.5.3-4 make the SRB_STATUS request's SenseInfoExLength 0; a server implementing "
+            "3.2.5.5.3 fails any but 20 (R43): 0 and 20 are both accepted, the other fields must be zero."),
+    "R04": ("2.2.5.1 makes RequestId unique per client: only an exact duplicate of an id the client used (of its "
+            "last 65536) is reported, whatever the order."),
+    "R05": ("3.1.4.1 adds 1 per tunnel operation, but concurrent operations and channels are captured out of "
+            "order: an id filling an earlier gap is fine; a gap no id fills by the end of the capture (or a jump "
+            "of more than 1024 at once) is reported. The first id is not judged: 3.1.3 makes it "
+            "implementation-specific (Windows clients start at zero, footnote <3>)."),
+    "R28": ("3.1.5.3-4 fetch a stored error on the same handle but say not when: a CLOSE with the key unfetched "
+            "is reported; a capture that ends first leaves it not evaluated. R29 likewise."),
+    "R32": ("3.2.5.3-4 number stored errors 1, 2, ..., 0xFF, 0x00 per open, but concurrent failing READs and "
+            "WRITEs are answered out of order: a key filling a skipped slot is fine, a jump ahead is fine while "
+            "as many other requests of the open are in flight; reported are a key issued again (not a wrap "
+            "after 256), a jump nothing in flight explains, and keys still skipped at the open's CLOSE."),
+    "R33": ("The initiator a reservation belongs to is its InitiatorId when HasInitiatorId is set (a "
+            "live-migrated VM keeps it on another host), else its host; only a WRITE served while the capture "
+            "shows an exclusive reservation taken by another, and no later PR change on that disk, is reported."),
+    "R34": ("The newer revision's 3.2.5.4 (STATUS_NOT_SUPPORTED without FILE_NO_INTERMEDIATE_BUFFERING) binds a "
+            "newer server; the seed's (Windows Server 2012 R2) writes whatever the CreateOptions. Judged only on an "
+            "open that shows a newer server: FILE_INFO ServerVersion 2 or more, or a Version 2 context accepted."),
+    "R46": ("The seed's DiskType is FIXED or DYNAMIC; Windows reports DiskFormat VHDSET for a VHD Set, which with "
+            "checkpoints is VHD_TYPE_DIFFERENCING (4): accepted with VHDSET only."),
+    "R48": ("3.2.5.5.5 sets Length to \"the size of the SVHDX_TUNNEL_SCSI_RESPONSE structure that is constructed\": "
+            "read as its fixed part (36, as the request's Length) or with its data (36 + DataTransferLength); "
+            "both, and the request's Length, are accepted."),
+    "R01": ("2.1 zeroes Reserved fields; Windows-only alignment padding is no field of the spec and is often "
+            "uninitialised: the 24-byte FILE_INFO's 4 bytes before VirtualSize and VALIDATE_DISK's padding after "
+            "IsValidDisk (R49) are not judged."),
     "C16": ("3.3.4.4 numbers partitions 1..MaxPartitionNumber, 3.2.1 numbers them 0..N-1: the client is held to "
             "1..N (C31; Windows numbers from 1, Partition0 being the whole disk); the server is judged only "
             "for numbers past N, which neither reading maps."),

@@ -108,6 +108,16 @@ FILE_FULL_EA_INFORMATION = Struct(
     "EaName" / Bytes(this.EaNameLength),  # then a NUL, not counted in EaNameLength
 )
 
+# What Windows sends instead of the app instance EA: NtCreateFile takes ClusteredApplicationInstance
+# as an EA (ntifs NETWORK_APP_INSTANCE_EA) and the SMB2 client puts it on the wire as the
+# SMB2_CREATE_APP_INSTANCE_ID create context (MS-SMB2 2.2.13.2.13), AppInstanceId its value.
+SMB2_CREATE_APP_INSTANCE_ID_TAG = bytes.fromhex("45BCA66AEFA7F74A9008FA462E144D74")
+SMB2_CREATE_APP_INSTANCE_ID = Struct(
+    "StructureSize" / Int16ul,  # 20
+    "Reserved" / Int16ul,
+    "AppInstanceId" / Guid(),
+)
+
 CONSTANTS = {
     "RSVD_ECP_CONTEXT_VERSION_1": RSVD_ECP_CONTEXT_VERSION_1,
     "RSVD_CDB_GENERIC_LENGTH": RSVD_CDB_GENERIC_LENGTH,
@@ -209,7 +219,8 @@ def SRB_STATUS_BYTE():
     )
 
 
-DISK_TYPE = dict(VHD_TYPE_FIXED=0x00000002, VHD_TYPE_DYNAMIC=0x00000003)
+# 0x04 VHD_TYPE_DIFFERENCING is what a VHD Set with checkpoints reports (DiskFormat VHDSET); not in the seed.
+DISK_TYPE = dict(VHD_TYPE_FIXED=0x00000002, VHD_TYPE_DYNAMIC=0x00000003, VHD_TYPE_DIFFERENCING=0x00000004)
 # 0x04 VHDSET is what Windows reports for a .vhds; not in the seed.
 DISK_FORMAT = dict(VIRTUAL_STORAGE_TYPE_DEVICE_VHDX=0x00000003, VIRTUAL_STORAGE_TYPE_DEVICE_VHDSET=0x00000004)
 HANDLE_STATE = dict(HandleStateNone=0x0000, HandleStateFileShared=0x0001, HandleStateShared=0x0003)

@@ -7,10 +7,10 @@ rsvd_server_violations.pcapng: NODE4 (10.0.0.14) and a server that break, once e
   with a payload and an 8-byte shared-disk-support request (R20); an InitiatorHostNameLength
   without the NUL (R11); an OperationCode no revision defines (R02); a :SharedVirtualDisk CREATE
   without the open context (R17) and one with a single, zero-valued EA (R16); SCSI Reserved1/Reserved3
-  (R27) and Reserved2 and the Windows FILE_INFO Reserved (R01); a v1 operation through
+  (R27) and Reserved2 (R01; the Windows FILE_INFO padding beside it is not judged); a v1 operation through
   FSCTL_SVHDX_ASYNC_TUNNEL_REQUEST on a version 1 open (R18);
 - the server: CREATEs it must refuse accepted (Version 3 and HasInitiatorId 2: R07, R13; no
-  :SharedVirtualDisk suffix: R15); FILE_INFO ServerVersion 5 and a Reserved (R41, R01); a
+  :SharedVirtualDisk suffix: R15); FILE_INFO ServerVersion 5 (R41); a
   CHECK_CONNECTION answer with a payload (R42); a DISK_INFO answer with DiskType 7 and Reserved 1
   (R46); a SCSI answer with another DataIn, Length 40 and Reserved 1 (R48); a SCSI request of
   Length 40 served (R47); a failed SCSI operation answered with a payload (R40); a
@@ -18,8 +18,8 @@ rsvd_server_violations.pcapng: NODE4 (10.0.0.14) and a server that break, once e
   for the handle just opened (R50); the open's first stored error under key 2 (R32); a stored key
   answered NOT_AVAILABLE and a key never stored answered success with another StatusKey and
   Reserved 1 (R44, R45); READ, WRITE and CHECK_CONNECTION served after the CLOSE (R30, R31, R36);
-  a WRITE served on an open without FILE_NO_INTERMEDIATE_BUFFERING (R34) and on a virtual-SCSI
-  open with no InitiatorId (R35); another initiator's WRITE served while NODE4 holds a WRITE
+  a WRITE served on an open without FILE_NO_INTERMEDIATE_BUFFERING by a server that accepted a
+  Version 2 context (R34); another initiator's WRITE served while NODE4 holds a WRITE
   EXCLUSIVE reservation (R33); the undefined OperationCode answered STATUS_SUCCESS (R37); a
   CHECK_CONNECTION answered with VALIDATE_DISK's OperationCode (R38).
 
@@ -82,11 +82,16 @@ def context(host_name: str, initiator: uuid.UUID, *, version: int = 1, has_id=No
 
 
 def create(c: RsvdClient, name: str, ctx: Optional[bytes], fid: bytes, initiator: uuid.UUID, *, options: int = FNIB,
-           status: int = 0, eas: Optional[bytes] = None) -> None:
-    """CREATE with the open context (unless ctx is None) and the EAs of 3.1.4.2 (or `eas`)."""
+           status: int = 0, eas: Optional[bytes] = None, app_instance: Optional[uuid.UUID] = None) -> None:
+    """CREATE with the open context (unless ctx is None) and the EAs of 3.1.4.2 (or `eas`; b"": no ExtA);
+    with `app_instance`, an SMB2_CREATE_APP_INSTANCE_ID context too, as Windows' SMB2 client sends it."""
     contexts = [smb2.create_context(rsvd.SVHDX_OPEN_DEVICE_CONTEXT_TAG, ctx)] if ctx is not None else []
-    req = Pdu(smb2.CREATE, smb2.create_request(name, options, contexts + [
-        smb2.create_context(b"ExtA", app_instance_eas(initiator) if eas is None else eas)]))
+    if eas != b"":
+        contexts.append(smb2.create_context(b"ExtA", app_instance_eas(initiator) if eas is None else eas))
+    if app_instance is not None:
+        contexts.append(smb2.create_context(rsvd.SMB2_CREATE_APP_INSTANCE_ID_TAG, rsvd.SMB2_CREATE_APP_INSTANCE_ID.build(
+            dict(StructureSize=20, Reserved=0, AppInstanceId=app_instance))))
+    req = Pdu(smb2.CREATE, smb2.create_request(name, options, contexts))
     resp = Pdu(smb2.CREATE, smb2.error_response(), status=status) if status else \
         Pdu(smb2.CREATE, smb2.create_response(fid, DISK_SIZE // 16))
     c.smb.exchange([req], [resp], think_us=2500)
@@ -217,16 +222,12 @@ def server_violations() -> bytes:
     c.tunnel("RSVD_TUNNEL_CHECK_CONNECTION_STATUS_OPERATION", {}, {}, file_id=fid)
     # An open without FILE_NO_INTERMEDIATE_BUFFERING whose WRITE is served (3.2.5.4, newer)
     fid4 = fid_of(4)
-    create(c, "nobuf.vhdx" + SUFFIX, context("NODE4", NODE4_ID), fid4, NODE4_ID, options=smb2.FILE_NON_DIRECTORY_FILE)
+    # (a Version 2 context accepted: a server of the newer revision)
+    create(c, "nobuf.vhdx" + SUFFIX, context("NODE4", NODE4_ID, version=2), fid4, NODE4_ID,
+           options=smb2.FILE_NON_DIRECTORY_FILE)
     smb.exchange([Pdu(smb2.WRITE, smb2.write_request(fid4, 0, bytes(512)))],
                  [Pdu(smb2.WRITE, smb2.write_response(512))])
     smb.close(fid4)
-    # A virtual-SCSI open (OriginatorFlags 1) with no InitiatorId whose WRITE is served (3.2.5.4, newer)
-    fid5 = fid_of(5)
-    create(c, "anon.vhdx" + SUFFIX, context("NODE4", ZERO_ID), fid5, ZERO_ID)
-    smb.exchange([Pdu(smb2.WRITE, smb2.write_request(fid5, 0, bytes(512)))],
-                 [Pdu(smb2.WRITE, smb2.write_response(512))])
-    smb.close(fid5)
     # A seed context whose InitiatorHostNameLength leaves out the NUL (2.2.5.2)
     fid6 = fid_of(6)
     name = "NODE4".encode("utf-16-le")
@@ -276,13 +277,22 @@ def near_misses() -> bytes:
     fi_q, fi_r = c.tunnel_pdus("RSVD_TUNNEL_GET_FILE_INFO_OPERATION", FILE_INFO_ZERO, file_info(2), file_id=fid)
     cc_q, cc_r = c.tunnel_pdus("RSVD_TUNNEL_CHECK_CONNECTION_STATUS_OPERATION", {}, {}, file_id=fid)
     smb.exchange([fi_q, cc_q], [fi_r, cc_r])
-    # Windows' VALIDATE_DISK: 56 zero bytes, IsValidDisk TRUE and zero padding
+    # Windows' alignment padding left uninitialised: FILE_INFO's 4 bytes before VirtualSize, both ways
+    c.tunnel("RSVD_TUNNEL_GET_FILE_INFO_OPERATION", dict(FILE_INFO_ZERO, Reserved=0xCCCCCCCC),
+             file_info(2, reserved=0xBAADF00D), file_id=fid)
+    # Windows' VALIDATE_DISK: 56 zero bytes, IsValidDisk TRUE and zero padding; then with padding not zero
     c.tunnel("RSVD_TUNNEL_VALIDATE_DISK_OPERATION", dict(_variant="windows", Reserved=bytes(56)),
              dict(_variant="windows", IsValidDisk="TRUE", Padding=bytes(7)), file_id=fid)
+    c.tunnel("RSVD_TUNNEL_VALIDATE_DISK_OPERATION", dict(_variant="windows", Reserved=bytes(56)),
+             dict(_variant="windows", IsValidDisk="TRUE", Padding=b"\xcc" * 7), file_id=fid)
     # DISK_INFO: a fixed VHD set, not mounted
     c.tunnel("RSVD_TUNNEL_GET_DISK_INFO_OPERATION", DISK_INFO_REQUEST,
              dict(disk_info_response(), DiskType="VHD_TYPE_FIXED", DiskFormat="VIRTUAL_STORAGE_TYPE_DEVICE_VHDSET",
                   IsMounted="FALSE"), file_id=fid)
+    # DISK_INFO: a VHD Set with checkpoints, differencing (Windows)
+    c.tunnel("RSVD_TUNNEL_GET_DISK_INFO_OPERATION", DISK_INFO_REQUEST,
+             dict(disk_info_response(), DiskType="VHD_TYPE_DIFFERENCING",
+                  DiskFormat="VIRTUAL_STORAGE_TYPE_DEVICE_VHDSET"), file_id=fid)
     # A failed DISK_INFO: the header only (3.2.5.5.4)
     c.tunnel("RSVD_TUNNEL_GET_DISK_INFO_OPERATION", DISK_INFO_REQUEST, dict(BodyNotDecoded=b""), file_id=fid,
              status=rsvd.ERROR_CODES["STATUS_SVHDX_WRONG_FILE_TYPE"])
@@ -293,6 +303,9 @@ def near_misses() -> bytes:
                        SrbFlags={k: False for k in rsvd.SRB_FLAGS})
     c.tunnel("RSVD_TUNNEL_SCSI_OPERATION", scsi_request(cdb(0, 0, 0, 0, 0, 0), 6, **unspecified),
              scsi_response(b"", **unspecified), file_id=fid)
+    # A SCSI answer whose Length counts its data: 36 + DataTransferLength (3.2.5.5.5, "the structure constructed")
+    c.tunnel("RSVD_TUNNEL_SCSI_OPERATION", scsi_request(INQUIRY, 6),
+             scsi_response(INQUIRY_DATA, Length=36 + len(INQUIRY_DATA)), file_id=fid)
     # A v1 operation through the async tunnel on a Version 2 open
     c.scsi(INQUIRY, 6, data_in=True, length=36, returned=INQUIRY_DATA, file_id=fid, async_id=0x61)
     # A v2 operation the server knows, answered
@@ -312,7 +325,22 @@ def near_misses() -> bytes:
     smb2nd.exchange([Pdu(smb2.READ, smb2.read_request(fid, 2 << 20, 4096))],
                     [Pdu(smb2.READ, smb2.error_response(), status=STORED | 2)])
     two.tunnel("RSVD_TUNNEL_SRB_STATUS_OPERATION", dict(SRB_STATUS_REQUEST, StatusKey=2), srb_answer(2), file_id=fid)
-    c.request_id = two.request_id
+    # RequestIds captured out of order across the channels: the second channel's id first, then the first's
+    rid = two.request_id
+    q2, r2 = two.tunnel_pdus("RSVD_TUNNEL_CHECK_CONNECTION_STATUS_OPERATION", {}, {}, file_id=fid, request_id=rid + 1)
+    smb2nd.exchange([q2], [r2])
+    q1, r1 = c.tunnel_pdus("RSVD_TUNNEL_CHECK_CONNECTION_STATUS_OPERATION", {}, {}, file_id=fid, request_id=rid)
+    smb.exchange([q1], [r1])
+    c.request_id = rid + 2
+    # Two READs in flight at once, answered out of order: key 4 before key 3 (both after 2); each fetched,
+    # key 3 with SenseInfoExLength 20, the size 3.2.5.5.3 wants
+    (m3,) = smb.exchange([Pdu(smb2.READ, smb2.read_request(fid, 3 << 20, 4096))], [])
+    (m4,) = smb.exchange([Pdu(smb2.READ, smb2.read_request(fid, 4 << 20, 4096))], [])
+    smb.respond([Pdu(smb2.READ, smb2.error_response(), status=STORED | 4, message_id=m4)])
+    smb.respond([Pdu(smb2.READ, smb2.error_response(), status=STORED | 3, message_id=m3)])
+    c.tunnel("RSVD_TUNNEL_SRB_STATUS_OPERATION", dict(SRB_STATUS_REQUEST, StatusKey=3, SenseInfoExLength=20),
+             srb_answer(3), file_id=fid)
+    c.tunnel("RSVD_TUNNEL_SRB_STATUS_OPERATION", dict(SRB_STATUS_REQUEST, StatusKey=4), srb_answer(4), file_id=fid)
     # NODE5 holds a WRITE EXCLUSIVE reservation: its own WRITE is served, another initiator's refused
     pr_out(c, fid, "REGISTER", 0, 0x4E4F444535000001)
     pr_out(c, fid, "RESERVE", 0x4E4F444535000001, 0)
@@ -323,6 +351,12 @@ def near_misses() -> bytes:
     smb.exchange([Pdu(smb2.WRITE, smb2.write_request(other, 0, bytes(512)))],
                  [Pdu(smb2.WRITE, smb2.error_response(), status=rsvd.ERROR_CODES["STATUS_SVHDX_RESERVATION_CONFLICT"])])
     smb.close(other)
+    # NODE5's VM, live-migrated to NODE9, keeps its InitiatorId: its WRITE is the holder's, served
+    moved = fid_of(14)
+    create(c, r"vm1\disk.vhdx" + SUFFIX, context("NODE9", NODE5_ID), moved, NODE5_ID)
+    smb.exchange([Pdu(smb2.WRITE, smb2.write_request(moved, 0, bytes(512)))],
+                 [Pdu(smb2.WRITE, smb2.write_response(512))])
+    smb.close(moved)
     smb.close(fid)
     # After the CLOSE the server refuses READ, WRITE and tunnel operations with STATUS_FILE_CLOSED (MS-SMB2)
     smb.exchange([Pdu(smb2.READ, smb2.read_request(fid, 0, 512))],
@@ -355,12 +389,34 @@ def near_misses() -> bytes:
     # An empty shared-disk-support request, answered in the seed layout
     support(c, fid2, support_answer("seed", "HandleStateShared"))
     smb.close(fid2)
-    # An open without FILE_NO_INTERMEDIATE_BUFFERING: its WRITE refused with STATUS_NOT_SUPPORTED
+    # An open without FILE_NO_INTERMEDIATE_BUFFERING on a newer server (a Version 2 context accepted): its
+    # WRITE refused with STATUS_NOT_SUPPORTED
     fid3 = fid_of(8)
-    create(c, "nobuf.vhdx" + SUFFIX, context("NODE5", NODE5_ID), fid3, NODE5_ID, options=smb2.FILE_NON_DIRECTORY_FILE)
+    create(c, "nobuf.vhdx" + SUFFIX, context("NODE5", NODE5_ID, version=2), fid3, NODE5_ID,
+           options=smb2.FILE_NON_DIRECTORY_FILE)
     smb.exchange([Pdu(smb2.WRITE, smb2.write_request(fid3, 0, bytes(512)))],
                  [Pdu(smb2.WRITE, smb2.error_response(), status=NOT_SUPPORTED)])
     smb.close(fid3)
+    # The same on the seed's server (FILE_INFO ServerVersion 1), which writes whatever the CreateOptions: served
+    fid4 = fid_of(15)
+    create(c, "seedsrv.vhdx" + SUFFIX, context("NODE5", NODE5_ID), fid4, NODE5_ID, options=smb2.FILE_NON_DIRECTORY_FILE)
+    c.tunnel("RSVD_TUNNEL_GET_FILE_INFO_OPERATION", FILE_INFO_ZERO, file_info(1), file_id=fid4)
+    smb.exchange([Pdu(smb2.WRITE, smb2.write_request(fid4, 0, bytes(512)))],
+                 [Pdu(smb2.WRITE, smb2.write_response(512))])
+    smb.close(fid4)
+    # The app instance as Windows' SMB2 client sends it: SMB2_CREATE_APP_INSTANCE_ID, no ExtA at all; and an
+    # ExtA with the app instance EA alone (no traffic-type EA)
+    create(c, "appinst.vhdx" + SUFFIX, context("NODE5", NODE5_ID), fid_of(16), NODE5_ID, eas=b"", app_instance=NODE5_ID)
+    smb.close(fid_of(16))
+    create(c, "oneea.vhdx" + SUFFIX, context("NODE5", NODE5_ID), fid_of(17), NODE5_ID,
+           eas=smb2.full_ea_list([(rsvd.SMB_CCF_APP_INSTANCE_EA_NAME.encode(), NODE5_ID.bytes_le)]))
+    smb.close(fid_of(17))
+    # The capture ends with a READ's stored error not yet fetched on an open still open: not judged
+    fid5 = fid_of(18)
+    create(c, "tail.vhdx" + SUFFIX, context("NODE5", NODE5_ID, version=2), fid5, NODE5_ID)
+    c.tunnel("RSVD_TUNNEL_GET_FILE_INFO_OPERATION", FILE_INFO_ZERO, file_info(2), file_id=fid5)
+    smb.exchange([Pdu(smb2.READ, smb2.read_request(fid5, 0, 4096))],
+                 [Pdu(smb2.READ, smb2.error_response(), status=STORED | 1)])
     smb2nd.flow.close()
     smb.tree_disconnect()
     smb.logoff()
@@ -397,11 +453,12 @@ SCENARIOS = {"rsvd_server_violations": server_violations, "rsvd_near_misses": ne
 
 NEAR_MISSES = {
     "rsvd_near_misses": {
-        "R01": "Windows' Reserved fields, all zero: the 24-byte FILE_INFO both ways, the 56-byte VALIDATE_DISK request",
+        "R01": "the 56-byte VALIDATE_DISK request zero; Windows' FILE_INFO alignment padding not zero, both ways",
         "R02": "a v2 OperationCode (RSVD_TUNNEL_QUERY_SAFE_SIZE), known to the server",
         "R03": "every request's header Status 0, in a compound and on a second channel",
         "R04": "RequestIds 0xFFFE upwards, unique across two channels of one client",
-        "R05": "RequestId exactly +1 from the first channel's last to the second channel's first",
+        "R05": "RequestId exactly +1 from the first channel's last to the second channel's first; then ids N+1 "
+               "(second channel) and N (first) captured out of order",
         "R06": "Version 2 in Windows' 192-byte SVHDX_OPEN_DEVICE_CONTEXT_V2",
         "R08": "Reserved zero in both Windows and seed contexts",
         "R09": "Flags 0 with a non-zero InitiatorId beside it",
@@ -409,27 +466,30 @@ NEAR_MISSES = {
         "R11": "a 62-character InitiatorHostName: 126 bytes with its NUL, the most allowed",
         "R12": "HasInitiatorId FALSE with an all-zero InitiatorId",
         "R14": "a name in a subfolder ending in :SharedVirtualDisk",
-        "R16": "the two EAs in the other order, valued with the zero InitiatorId of an open without one",
+        "R16": "the two EAs in the other order, valued with the zero InitiatorId of an open without one; "
+               "SMB2_CREATE_APP_INSTANCE_ID and no ExtA (Windows); the app instance EA alone",
         "R17": "SharedVirtualDisk.txt, a name that holds the suffix but does not end in it, without the context",
         "R18": "SCSI through FSCTL_SVHDX_ASYNC_TUNNEL_REQUEST on a Version 2 open",
         "R19": "Windows' 24-byte FILE_INFO request, all zero",
         "R20": "CHECK_CONNECTION header only; Windows' 56-byte VALIDATE_DISK; an empty support request",
-        "R21": "SRB_STATUS requests with every reserved field zero",
+        "R21": "SRB_STATUS requests with every reserved field zero; one with SenseInfoExLength 20",
         "R22": "StatusKey the low byte of the READ's and WRITE's stored errors, on the same handle",
         "R23": "DISK_INFO requests all zero",
         "R24": "CdbLength 16 (SERVICE ACTION IN(16)), the most allowed",
         "R25": "SenseInfoExLength 20, the most allowed",
         "R26": "SCSI requests of Length 36",
         "R27": "SCSI Reserved1 and Reserved3 zero",
-        "R28": "a READ's stored error fetched on the other channel",
+        "R28": "a READ's stored error fetched on the other channel; one unfetched when the capture ends, its "
+               "open not closed (not evaluated)",
         "R29": "a WRITE's stored error fetched on the same channel",
         "R30": "a READ after the CLOSE refused with STATUS_FILE_CLOSED (MS-SMB2), not INVALID_PARAMETER",
         "R31": "a WRITE after the CLOSE refused with STATUS_FILE_CLOSED",
-        "R32": "keys 1 then 2 on one open, and 1 again on the next open (per-open sequences)",
+        "R32": "keys 1 then 2 on one open, and 1 again on the next open (per-open sequences); two READs in "
+               "flight answered with keys 4 then 3",
         "R33": "under NODE5's WRITE EXCLUSIVE reservation, NODE5's WRITE served and NODE7's refused with "
-               "STATUS_SVHDX_RESERVATION_CONFLICT",
-        "R34": "a WRITE on an open without FILE_NO_INTERMEDIATE_BUFFERING refused with STATUS_NOT_SUPPORTED",
-        "R35": "a WRITE on a virtual-SCSI open with no InitiatorId answered STATUS_SVHDX_ERROR_STORED|1",
+               "STATUS_SVHDX_RESERVATION_CONFLICT; NODE5's InitiatorId from NODE9 (live migration) served",
+        "R34": "a WRITE on an open without FILE_NO_INTERMEDIATE_BUFFERING refused with STATUS_NOT_SUPPORTED by a "
+               "newer server; served by the seed's server (FILE_INFO ServerVersion 1: not evaluated)",
         "R36": "CHECK_CONNECTION after the CLOSE refused with STATUS_FILE_CLOSED",
         "R37": "a v2 OperationCode answered STATUS_SUCCESS",
         "R38": "two operations in one compound, each answered with its own OperationCode",
@@ -439,9 +499,10 @@ NEAR_MISSES = {
         "R42": "CHECK_CONNECTION answered STATUS_SUCCESS, header only, inside a compound",
         "R44": "stored keys answered STATUS_SUCCESS",
         "R45": "Windows' 1-byte StatusKey echoed; the seed's with SenseInfoExLength 20",
-        "R46": "DiskType VHD_TYPE_FIXED, DiskFormat VHDSET (Windows), IsMounted FALSE",
-        "R48": "DataIn SCSI_IOCTL_DATA_UNSPECIFIED echoed, Length 36",
-        "R49": "Windows' IsValidDisk TRUE and zero padding",
+        "R46": "DiskType VHD_TYPE_FIXED, DiskFormat VHDSET (Windows), IsMounted FALSE; VHD_TYPE_DIFFERENCING "
+               "with VHDSET (a VHD Set with checkpoints)",
+        "R48": "DataIn SCSI_IOCTL_DATA_UNSPECIFIED echoed, Length 36; Length 36 + DataTransferLength",
+        "R49": "Windows' IsValidDisk TRUE with zero padding, and with padding not zero",
         "R50": "SharedVirtualDiskSupport 3 (snapshots, Windows) and 1 (seed), HandleStateShared",
     },
     "rsvd_refusals": {

@@ -52,7 +52,7 @@ def test_stored_keys_wrap_from_0xff_to_0x00_and_a_pre_capture_open_starts_anywhe
     rule.on_rsvd_open(p, None, 600)
     for n, key in enumerate((0x80, 0x81, 0x83)):
         rule.on_rsvd_stored_error(StoredError(p, key, 701 + 2 * n, "SMB2_READ"), Operation("SMB2_READ", 0, p, 700 + 2 * n, 0.0))
-    assert [(f.check, f.frames) for f in sink.items] == [("R32", [704, 705])]
+    assert [(f.check, f.frames) for f in sink.items] == [("R32", [703, 704, 705])]  # the highest so far, then the jump
 
 
 def test_an_unknown_key_is_judged_only_on_an_open_made_in_the_capture():
@@ -65,3 +65,146 @@ def test_an_unknown_key_is_judged_only_on_an_open_made_in_the_capture():
                        response_frame=21, status=0)
         rule.on_rsvd_response(op)
     assert [(f.check, f.frames) for f in sink.items] == [("R44", [20, 21])]
+
+
+# -- the sequences judged tolerant of reordering (analyzer.rsvd_sequences) ------------------------
+from analyzer.rsvd_sequences import RequestIds, StoredKeys  # noqa: E402
+
+
+def test_stored_keys_wrap_and_accept_answers_out_of_order():
+    seq = StoredKeys(known_start=True, start_frame=1)
+    out = []
+    for n in range(600):  # 1..0xFF, 0x00, 1, ... twice over: wraps are no repeats
+        out += seq.add((n + 1) & 0xFF, 10 + n, 9 + n, in_flight=0)
+    assert out == [] and seq.unfilled() == []
+    # two requests in flight answered with keys out of order: the jump is explained, the late key fills it
+    seq = StoredKeys(known_start=True)
+    assert seq.add(2, 20, 10, in_flight=1) == []
+    assert seq.unfilled() == [(1, 20)]
+    assert seq.add(1, 21, 11, in_flight=0) == []
+    assert seq.unfilled() == []
+    # ... and across the wrap: 0xFE, then 0x00 (skipping 0xFF with a request in flight), then 0xFF
+    seq = StoredKeys(known_start=True)
+    for k in range(1, 0xFF):
+        seq.add(k, k, k, in_flight=0)
+    assert seq.add(0x00, 300, 299, in_flight=1) == [] and seq.unfilled() == [(0xFF, 300)]
+    assert seq.add(0xFF, 301, 298, in_flight=0) == [] and seq.unfilled() == []
+
+
+def test_stored_keys_report_repeats_unexplained_jumps_and_keys_never_filled():
+    seq = StoredKeys(known_start=True, start_frame=5)
+    assert seq.add(1, 10, 9, in_flight=0) == []
+    assert seq.add(2, 12, 11, in_flight=0) == []
+    assert seq.add(2, 14, 13, in_flight=0) == [("repeat", 12)]
+    assert seq.add(1, 16, 15, in_flight=3) == [("repeat", 10)]  # behind: no reordering explains it
+    assert seq.add(5, 18, 17, in_flight=0) == [("jump", 2, 12, True)]  # 3 and 4 skipped, nothing in flight
+    assert seq.unfilled() == []  # an unexplained jump is reported once, not again at the CLOSE
+    assert seq.add(8, 20, 19, in_flight=2) == []  # 6, 7 skipped with two requests in flight ...
+    assert seq.add(9, 22, 21, in_flight=0) == [] and seq.unfilled() == [(6, 20), (7, 20)]  # ... never filled
+    # the first key of an open made in the capture is 1
+    assert StoredKeys(known_start=True, start_frame=5).add(3, 8, 7, in_flight=0) == [("jump", 2, 5, False)]
+    assert StoredKeys(known_start=True, start_frame=5).add(0, 8, 7, in_flight=0) == [("jump", 255, 5, False)]
+
+
+def test_stored_keys_of_an_open_made_before_the_capture_start_anywhere():
+    seq = StoredKeys(known_start=False)
+    assert seq.add(0x80, 100, 99, in_flight=0) == []
+    assert seq.add(0x7E, 102, 90, in_flight=0) == []  # its request predates the first key seen: may be older
+    assert seq.add(0x7F, 104, 103, in_flight=0) == [("jump", 254, 100, True)]  # sent after it: unexplained
+
+
+def test_stored_keys_stay_bounded():
+    seq = StoredKeys(known_start=True)
+    lost = []
+    for n in range(2000):  # every answer skips 200 keys, with enough requests in flight to explain it
+        lost += [v for v in seq.add((seq.high + 201) & 0xFF, n, n, in_flight=250) if v[0] == "lost"]
+        assert len(seq.skipped) <= StoredKeys.WINDOW and len(seq.issued) <= 256
+    assert lost  # the slots that fell out of the window unfilled were reported
+
+
+def test_request_ids_fill_gaps_out_of_order_and_report_what_stays_open():
+    ids = RequestIds()
+    assert ids.add(0x10, 1) == []
+    assert ids.add(0x12, 2) == []  # 0x11 sent on another channel, captured later
+    assert ids.add(0x11, 3) == []
+    assert ids.add(0x11, 4) == [("duplicate", 3)]
+    assert ids.add(0x16, 5) == []  # 0x13-0x15 open
+    assert ids.add(0x14, 6) == []  # splits the gap
+    assert ids.add(0x0F, 7) == []  # before the first id seen: not judged
+    assert ids.finish() == [("gap", 0x13, 0x13, 2, 5), ("gap", 0x15, 0x15, 2, 5)]
+    assert ids.add(0x16 + RequestIds.GAP_NOW + 2, 8) == [("gap", 0x17, 0x16 + RequestIds.GAP_NOW + 1, 5, 8)]
+
+
+def test_request_ids_stay_bounded():
+    ids = RequestIds()
+    reported = []
+    for n in range(0, 3 * RequestIds.MAX_GAPS, 1):
+        reported += ids.add(2 * n, n)  # every other id missing
+        assert len(ids.gaps) <= RequestIds.MAX_GAPS
+    assert len(ids.used) <= RequestIds.USED
+    assert len(reported) == 3 * RequestIds.MAX_GAPS - 1 - RequestIds.MAX_GAPS  # the oldest gaps, reported
+    assert len(ids.finish()) == RequestIds.MAX_GAPS
+
+
+def test_the_stored_key_rule_judges_skipped_keys_at_the_close_once_nothing_is_in_flight():
+    sink = Findings()
+    rule = R.StoredKeySequence(sink)
+    o = an_open()
+    rule.on_rsvd_open(o, None, 5)
+    o.in_flight = 1  # a second READ in flight when key 2 comes back
+    rule.on_rsvd_stored_error(StoredError(o, 2, 11, "SMB2_READ"), Operation("SMB2_READ", 0, o, 10, 0.0))
+    rule.on_rsvd_close(o, 20)  # the other READ is still in flight: wait for it
+    assert not sink.items
+    o.in_flight = 0
+    rule.on_rsvd_response(Operation("SMB2_READ", 0, o, 12, 0.0, response_frame=21, status=0))
+    assert [(f.check, f.frames) for f in sink.items] == [("R32", [11, 20])]
+
+
+def test_request_id_rule_reports_duplicates_at_once_and_gaps_at_the_end():
+    from analyzer.rsvd_sessions import Connection
+    sink = Findings()
+    rule = R.RequestIdNotMonotonic(sink)
+    conn = Connection(0, "10.0.0.11:49701", "10.0.0.20:445")
+    for frame, rid in ((10, 1), (12, 3), (14, 2), (16, 2), (18, 6)):
+        rule.on_rsvd_request(Operation("X", 0, None, frame, 0.0, request_id=rid, client="c"), conn)
+    assert [(f.check, f.frames) for f in sink.items] == [("R04", [14, 16])]
+    rule.on_finish()
+    assert [(f.check, f.frames) for f in sink.items][1:] == [("R05", [12, 18])]
+
+
+def test_app_instance_id_context_is_read_and_missing_eas_are_not_reported():
+    import uuid
+    from construct import Container
+    ident = uuid.UUID("55555555-1111-4222-8333-444455556666")
+    data = rsvd.SMB2_CREATE_APP_INSTANCE_ID.build(dict(StructureSize=20, Reserved=0, AppInstanceId=ident))
+    raw = struct.pack("<IHHHHI", 0, 16, 16, 0, 32, len(data)) + rsvd.SMB2_CREATE_APP_INSTANCE_ID_TAG + data
+    assert decoding.app_instance_id(raw) == (str(ident), None)
+    assert decoding.create_eas(raw) == ([], None)
+    assert decoding.app_instance_id(raw[:40])[0] is None
+    sink = Findings()
+    rule = R.OpenRequestIncomplete(sink)
+    ctx = Container(InitiatorId=str(ident))
+    conn = type("C", (), {"label": "c"})()
+    mk = lambda eas: type("Q", (), dict(eas=eas, eas_error=None, context=ctx, frame=7, name="d"))()  # noqa: E731
+    rule.on_rsvd_create(mk([]), conn)  # no ExtA at all (Windows: the app instance context instead)
+    rule.on_rsvd_create(mk([(0, 0, "ClusteredApplicationInstance", ident.bytes_le)]), conn)  # one EA only
+    assert not sink.items
+    rule.on_rsvd_create(mk([(0, 0x80, "ApplicationTrafficType", ident.bytes_le)]), conn)
+    assert [(f.check, f.frames) for f in sink.items] == [("R16", [7])]
+
+
+def test_a_write_without_no_intermediate_buffering_is_judged_only_once_a_newer_server_shows():
+    from construct import Container
+    sink = Findings()
+    rule = R.WriteAnswer(sink)
+    seed_srv, newer = an_open(n=1), an_open(n=2)
+    for o in (seed_srv, newer):
+        o.create_options = 0x40  # FILE_NON_DIRECTORY_FILE alone
+        rule.on_rsvd_open(o, None, 5)
+        rule.on_rsvd_response(Operation("SMB2_WRITE", 0, o, 10, 0.0, response_frame=11, status=0))
+    assert not sink.items  # held: nothing shows yet which revision the server follows
+    info = Container(Header=Container(Status=0), Payload=Container(ServerVersion=2))
+    rule.on_rsvd_response(Operation(R.FILE_INFO_OP, 0, newer, 12, 0.0, response=info, response_frame=13, status=0))
+    assert [(f.check, f.frames) for f in sink.items] == [("R34", [5, 10, 11])]
+    rule.on_rsvd_close(seed_srv, 20)  # the seed's server: listed as not evaluated, not reported
+    assert len(sink.items) == 1 and [n.rules for n in sink.not_evaluated()] == [["rsvd.write_answer"]]

@@ -8,7 +8,7 @@
 -- contexts (smb2.tag/smb2.create.chain_data). It needs nothing from Wireshark's own
 -- rsvd dissector, which may be enabled or disabled.
 
-local BUILD = "ffade8480ff50a32"
+local BUILD = "2e5879d780c40100"
 do
   local loaded = rawget(_G, "msrsvd_plugin_build")
   if loaded then
@@ -186,6 +186,7 @@ local VS9 = {
 local VS10 = {
   [0x00000002] = "VHD_TYPE_FIXED",
   [0x00000003] = "VHD_TYPE_DYNAMIC",
+  [0x00000004] = "VHD_TYPE_DIFFERENCING",
 }
 local VS11 = {
   [0x00000003] = "VIRTUAL_STORAGE_TYPE_DEVICE_VHDX",
