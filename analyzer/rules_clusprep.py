@@ -68,18 +68,38 @@ class PrepareNodeNotFirst(Rule):
     title = "CprepPrepareNode comes first"
     needs_start = True
 
+    # A bind proves a new connection, not a new object: a reconnect to an object prepared on a
+    # connection the capture lacks starts with any method. Only the server's answer tells them
+    # apart: the first call refused with ERROR_INVALID_SERVER_STATE shows an object in the Initial
+    # state (3.2.4), so the client called out of order; served, the object was prepared before;
+    # sealed, faulted or unanswered, it is not evaluated.
+
     def __init__(self, sink):
         super().__init__(sink)
         self.started: Set[Tuple] = set()
+        self.first: Set[Tuple[int, int]] = set()  # (stream, call_id) of first calls that are not CprepPrepareNode
 
     def on_call_request(self, c: Call):
-        # judged in request order: a CprepPrepareNode whose answer never comes is still first
+        # in request order: a CprepPrepareNode whose answer never comes is still first
         if c.interface not in STORAGE or c.dcom_object in self.started or not c.used_on_wire:
             return
         self.started.add(c.dcom_object)
         if c.method != "CprepPrepareNode":
-            self.report([c.request_frame], "%s is the first call on the storage object; CprepPrepareNode must come "
-                        "before any other method" % c.method, c.subject)
+            self.first.add((c.conversation.stream, c.call_id))
+
+    def on_call(self, c: Call):
+        key = (c.conversation.stream, c.call_id)
+        if key not in self.first:
+            return
+        self.first.discard(key)
+        if c.hresult == ERROR_INVALID_SERVER_STATE:
+            self.report([c.request_frame, c.response_frame], "%s is the first call on the storage object, and the "
+                        "server's ERROR_INVALID_SERVER_STATE shows the object was not prepared: CprepPrepareNode must "
+                        "come before any other method" % c.method, c.subject)
+        elif c.hresult is None:
+            self.cannot_evaluate(c.subject, "the first call on a storage object is not CprepPrepareNode and its "
+                                 "answer is %s: only an ERROR_INVALID_SERVER_STATE answer shows the object was not "
+                                 "prepared on a connection the capture lacks" % c.result_text)
 
 
 class Phase2Missing(Rule):

@@ -128,5 +128,12 @@ def test_prepare_node_is_first_in_request_order_even_unanswered():
     calls = [(S2, "CprepPrepareNode", {}, UNANSWERED), (S2, "CprepPrepareNodePhase2",
                                                         dict(AttachDisksOnSystemBus=1), None)]
     assert run(R.PrepareNodeNotFirst, calls) == []
-    assert run(R.PrepareNodeNotFirst, calls[1:] + calls[:1]) == [
-        ("clusprep.prepare_node_not_first", ("CprepPrepareNodePhase2",))]
+    refused = [(S2, "CprepPrepareNodePhase2", dict(AttachDisksOnSystemBus=1), 0x80070548), calls[0]]
+    assert run(R.PrepareNodeNotFirst, refused) == [
+        ("clusprep.prepare_node_not_first", ("CprepPrepareNodePhase2", "?"))]
+
+
+def test_a_first_call_served_is_a_reconnect_not_a_violation():
+    """A bind proves a new connection, not a new object: served, the object was prepared before."""
+    served = [(S2, "CprepDiskGetProps", dict(DiskId=DISK), None)]
+    assert run(R.PrepareNodeNotFirst, served) == []
