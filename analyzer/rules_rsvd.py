@@ -683,13 +683,17 @@ class StoredKeySequence(Rule):
     def __init__(self, sink):
         super().__init__(sink)
         self.opens: Dict[str, StoredKeys] = {}
-        self.closing: Dict[str, Tuple[Open, int]] = {}  # closed with requests in flight: judged when answered
+        self.closing: Dict[str, Tuple[Open, int, StoredKeys]] = {}  # closed with requests in flight: judged
+        # once they are answered (a FileId reused meanwhile is another open, with its own sequence)
 
     def on_rsvd_open(self, o: Open, conn, frame: int):
         self.opens[o.id] = StoredKeys(known_start=not o.pre_capture, start_frame=o.create_frame or frame)
 
     def on_rsvd_stored_error(self, e, op: Operation):
         seq = self.opens.get(e.open.id)
+        late = self.closing.get(e.open.id)
+        if late is not None and late[0] is e.open:
+            seq = late[2]  # answered after the CLOSE was sent
         if seq is None:
             return
         for v in seq.add(e.key, e.frame, op.request_frame, e.open.in_flight):
@@ -714,23 +718,25 @@ class StoredKeySequence(Rule):
                                                                 ", ".join(str(k) for k in keys), o.name or "the open",
                                                                 when), o.label)
 
-    def judge_close(self, o: Open, frame: int) -> None:
-        seq = self.opens.pop(o.id, None)
+    def judge_close(self, o: Open, frame: int, seq: Optional[StoredKeys]) -> None:
         unfilled = seq.unfilled() if seq is not None else []
         if unfilled:
             self.lost(o, [k for k, _ in unfilled], sorted({f for _, f in unfilled}) + [frame],
                       "before the CLOSE (frame %d)" % frame)
 
     def on_rsvd_close(self, o: Open, frame: int):
+        seq = self.opens.pop(o.id, None)
         if o.in_flight:
-            self.closing[o.id] = (o, frame)
+            self.closing[o.id] = (o, frame, seq)
         else:
-            self.judge_close(o, frame)
+            self.judge_close(o, frame, seq)
 
     def on_rsvd_response(self, op: Operation):
         o = op.open
-        if o is not None and o.in_flight == 0 and o.id in self.closing:
-            self.judge_close(*self.closing.pop(o.id))
+        late = self.closing.get(o.id) if o is not None else None
+        if late is not None and late[0] is o and o.in_flight == 0:
+            del self.closing[o.id]
+            self.judge_close(*late)
 
 
 class WriteAnswer(Rule):

@@ -155,6 +155,11 @@ def test_the_stored_key_rule_judges_skipped_keys_at_the_close_once_nothing_is_in
     rule.on_rsvd_stored_error(StoredError(o, 2, 11, "SMB2_READ"), Operation("SMB2_READ", 0, o, 10, 0.0))
     rule.on_rsvd_close(o, 20)  # the other READ is still in flight: wait for it
     assert not sink.items
+    again = an_open()  # the FileId reused meanwhile: another open, its own sequence from 1
+    rule.on_rsvd_open(again, None, 30)
+    rule.on_rsvd_stored_error(StoredError(again, 1, 33, "SMB2_READ"), Operation("SMB2_READ", 0, again, 32, 0.0))
+    rule.on_rsvd_response(Operation("SMB2_READ", 0, again, 32, 0.0, response_frame=33, status=0))
+    assert not sink.items
     o.in_flight = 0
     rule.on_rsvd_response(Operation("SMB2_READ", 0, o, 12, 0.0, response_frame=21, status=0))
     assert [(f.check, f.frames) for f in sink.items] == [("R32", [11, 20])]
