@@ -10,6 +10,7 @@ This module knows construct and `dissectors.wire`, never a protocol. It produces
 """
 from __future__ import annotations
 
+import hashlib
 import operator
 import re
 import uuid
@@ -261,7 +262,6 @@ class Model:
         self.request_paths: List[Tuple[str, ...]] = []  # what responses read of their request
         self._by_struct = {id(m.struct): m for m in self.messages}
         self._captured = self._referenced_names() | set(captures)
-        self._anon = 0
         for m in self.messages:
             self.decoder_for(m)
 
@@ -287,10 +287,15 @@ class Model:
         return names
 
     def value_table(self, values: Dict[int, str]) -> str:
+        """A value table's Lua name, from what it holds (its first name and a digest of all of it),
+        not from when it was made: adding a table leaves every other name as it was."""
         key = tuple(sorted(values.items()))
-        if key not in self.value_tables:
-            self.value_tables[key] = "VS%d" % (len(self.value_tables) + 1)
-        return self.value_tables[key]
+        name = self.value_tables.get(key)
+        if name is None:
+            hint = re.sub(r"[^A-Za-z0-9]+", "_", key[0][1]).strip("_")[:28] if key else "none"
+            name = "VS_%s_%s" % (hint, hashlib.sha1(repr(key).encode()).hexdigest()[:6])
+            self.value_tables[key] = name
+        return name
 
     def add_field(self, fd: FieldDef) -> FieldDef:
         have = self.fields.get(fd.abbrev)
@@ -371,8 +376,13 @@ class Model:
             return None
         if sc is Pass:
             return None
-        self._anon += 1
-        name = "d_%s_%s%d" % (owner.abbrev.replace(".", "_"), hint, self._anon)
+        # named by owner and hint, numbered only among its namesakes: a structure added elsewhere
+        # renames nothing
+        base = ("d_%s_%s" % (owner.abbrev.replace(".", "_"), hint)).rstrip("_")
+        name, n = base, 1
+        while name in self.decoders:
+            n += 1
+            name = "%s_%d" % (base, n)
         dec = Decoder(name=name, message=None, tree_field=None, steps=[], owner=owner.abbrev,
                       label="%s (%s)" % (owner.name, citation(self.spec, owner)))
         self.decoders[name] = dec

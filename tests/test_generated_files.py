@@ -3,6 +3,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from dissectors import generate
 
 ROOT = generate.REPO_DIR
@@ -49,3 +51,27 @@ def test_the_field_reference_covers_every_field():
     for p in generate.protocols():
         missing = [f for f in generate.build_model(p).fields if "`%s`" % f not in text]
         assert not missing, (p.name, missing[:5])
+
+
+@pytest.mark.parametrize("module", ["rsvd", "csvp"])
+def test_adding_an_enum_changes_only_the_lines_it_adds(module):
+    """Value tables and decoders are named from what they hold, not numbered by position: a new
+    structure with a new enum adds its lines and renames nothing (only the build digest changes)."""
+    import dataclasses
+    import difflib
+    import importlib
+
+    from construct import Enum, Int8ul
+
+    from dissectors.generate import render_lua
+    from dissectors.wire import message
+
+    p = importlib.import_module("dissectors." + module).PROTOCOL
+    toy = message("TOY_HOLDER", "toy_holder", "2.2.5.1", "Kind" / Enum(Int8ul, TOY_A=0x41, TOY_B=0x42) * "A toy enum.")
+    before = render_lua(p).splitlines()
+    after = render_lua(dataclasses.replace(p, messages=[toy] + list(p.messages))).splitlines()
+    diff = [x for x in difflib.unified_diff(before, after, lineterm="", n=0) if not x.startswith(("---", "+++", "@@"))]
+    removed = [x for x in diff if x.startswith("-")]
+    added = [x for x in diff if x.startswith("+")]
+    assert [x.split("=")[0] for x in removed] == ["-local BUILD "], removed
+    assert any("TOY_A" in x for x in added) and any("toy_holder.kind" in x for x in added)

@@ -16,7 +16,7 @@
 -- (Wireshark hands no fault to a sub-dissector). A sealed stub still shows its interface,
 -- method and call links, and is decoded when Wireshark could decrypt it.
 
-local BUILD = "2d1baa9a79d283c6"
+local BUILD = "0bc1a9163bbe8218"
 do
   local loaded = rawget(_G, "clusprep_plugin_build")
   if loaded then
@@ -32,7 +32,7 @@ end
 local proto = Proto("clusprep", "MS-CSVP Failover Cluster Setup and Validation (ClusPrep)")
 
 local VS = {}
-local VS1 = {
+local VS_IfOperStatusUp_3b9cfd = {
   [0x00000001] = "IfOperStatusUp",
   [0x00000002] = "IfOperStatusDown",
   [0x00000003] = "IfOperStatusTesting",
@@ -41,17 +41,17 @@ local VS1 = {
   [0x00000006] = "IfOperStatusNotPresent",
   [0x00000007] = "IfOperStatusLowerLayerDown",
 }
-local VS2 = {
+local VS_FALSE_6b82c3 = {
   [0x00000000] = "FALSE",
   [0x00000001] = "TRUE",
 }
-local VS3 = {
+local VS_CODE_SET_RESERVED_400c09 = {
   [0x00000000] = "CODE_SET_RESERVED",
   [0x00000001] = "CODE_SET_BINARY",
   [0x00000002] = "CODE_SET_ASCII",
   [0x00000003] = "CODE_SET_UTF8",
 }
-local VS4 = {
+local VS_ID_TYPE_VENDOR_SPECIFIC_31f8bc = {
   [0x00000000] = "ID_TYPE_VENDOR_SPECIFIC",
   [0x00000001] = "ID_TYPE_T10_VENDOR_ID",
   [0x00000002] = "ID_TYPE_EUI64",
@@ -62,17 +62,17 @@ local VS4 = {
   [0x00000007] = "ID_TYPE_MD5_LOGICAL_UNIT",
   [0x00000008] = "ID_TYPE_SCSI_NAME_STRING",
 }
-local VS5 = {
+local VS_ASSOC_LOGICAL_UNIT_391d00 = {
   [0x00000000] = "ASSOC_LOGICAL_UNIT",
   [0x00000001] = "ASSOC_TARGET_PORT",
   [0x00000002] = "ASSOC_TARGET_DEVICE",
 }
-local VS6 = {
+local VS_AF_UNSPEC_303644 = {
   [0x00000000] = "AF_UNSPEC",
   [0x00000002] = "AF_INET",
   [0x00000017] = "AF_INET6",
 }
-local VS7 = {
+local VS_IF_TYPE_OTHER_46e137 = {
   [0x00000001] = "IF_TYPE_OTHER",
   [0x00000006] = "IF_TYPE_ETHERNET_CSMACD",
   [0x00000009] = "IF_TYPE_ISO88025_TOKENRING",
@@ -92,7 +92,7 @@ local VS7 = {
   [0x000000F3] = "IF_TYPE_WWANPP",
   [0x000000F4] = "IF_TYPE_WWANPP2",
 }
-local VS8 = {
+local VS_TUNNEL_TYPE_NONE_0491c4 = {
   [0x00000000] = "TUNNEL_TYPE_NONE",
   [0x00000001] = "TUNNEL_TYPE_OTHER",
   [0x00000002] = "TUNNEL_TYPE_DIRECT",
@@ -112,7 +112,7 @@ local VS8 = {
   [0x00000010] = "TUNNEL_TYPE_SOFTWIRE_MESH",
   [0x00000011] = "TUNNEL_TYPE_DS_LITE",
 }
-local VS9 = {
+local VS_BusTypeUnknown_bbfa12 = {
   [0x00000000] = "BusTypeUnknown",
   [0x00000001] = "BusTypeScsi",
   [0x00000002] = "BusTypeAtapi",
@@ -131,12 +131,12 @@ local VS9 = {
   [0x0000000F] = "BusTypeFileBackedVirtual",
   [0x00000010] = "BusTypeSpaces",
 }
-local VS10 = {
+local VS_request_3264ad = {
   [0x00000000] = "request",
   [0x00000001] = "response",
   [0x00000002] = "fault",
 }
-local VS11 = {
+local VS_default_c5c78b = {
   [0x00000000] = "default",
   [0x00000001] = "none",
   [0x00000002] = "connect",
@@ -145,7 +145,7 @@ local VS11 = {
   [0x00000005] = "packet integrity",
   [0x00000006] = "packet privacy",
 }
-local VS12 = {
+local VS_S_OK_ed561b = {
   [0x00000000] = "S_OK",
   [0x00000001] = "S_FALSE",
   [0x00000005] = "ERROR_ACCESS_DENIED",
@@ -174,7 +174,7 @@ local VS12 = {
   [0x800707DE] = "ERROR_DUPLICATE_TAG",
   [0x8007139F] = "ERROR_INVALID_STATE",
 }
-local VS13 = {
+local VS_SF_I2_61cd2f = {
   [0x00000002] = "SF_I2",
   [0x00000003] = "SF_I4",
   [0x00000008] = "SF_BSTR",
@@ -186,23 +186,23 @@ local VS13 = {
   [0x00000024] = "SF_RECORD",
   [0x0000800D] = "SF_HAVEIID",
 }
-local VS14 = {
+local VS_CprepIdSignature_3da8a2 = {
   [0x00000000] = "CprepIdSignature",
   [0x00000001] = "CprepIdGuid",
   [0x00000FA0] = "CprepIdNumber",
   [0x00001388] = "CprepIdUnknown",
 }
-local VS15 = {
+local VS_DiskStackScsiPort_853e6c = {
   [0x00000000] = "DiskStackScsiPort",
   [0x00000001] = "DiskStackStorPort",
   [0x00000002] = "DiskStackFullPort",
 }
-local VS16 = {
+local VS_DOWN_6d6ce2 = {
   [0x00000000] = "DOWN",
   [0x00000001] = "UP",
   [0x00000002] = "UP_DOWN",
 }
-local VS17 = {
+local VS_ClusterNetworkProfilePublic_8266e6 = {
   [0x00000000] = "ClusterNetworkProfilePublic",
   [0x00000001] = "ClusterNetworkProfilePrivate",
   [0x00000002] = "ClusterNetworkProfileDomainAuthenticated",
@@ -222,11 +222,11 @@ F.storage_device_id_descriptor__version = ProtoField.uint32("clusprep.storage_de
 F.storage_device_id_descriptor__size = ProtoField.uint32("clusprep.storage_device_id_descriptor.size", "Size", base.DEC, nil, nil, "The size, in bytes, of the structure. [MS-CSVP 2.2.9]")
 F.storage_device_id_descriptor__number_of_identifiers = ProtoField.uint32("clusprep.storage_device_id_descriptor.number_of_identifiers", "NumberOfIdentifiers", base.DEC, nil, nil, "The number of identifiers in the Identifiers area of the structure. [MS-CSVP 2.2.9]")
 F.storage_identifier = ProtoField.none("clusprep.storage_identifier", "STORAGE_IDENTIFIER", "An identifier for a storage device, from SCSI VPD page 83h.")
-F.storage_identifier__code_set = ProtoField.uint32("clusprep.storage_identifier.code_set", "CodeSet", base.HEX, VS3, nil, "The CODE SET of the identifier (SPC-3 7.6.3.1). [MS-CSVP 2.2.10]")
-F.storage_identifier__type = ProtoField.uint32("clusprep.storage_identifier.type", "Type", base.HEX, VS4, nil, "The IDENTIFIER TYPE (SPC-3 7.6.3.1). [MS-CSVP 2.2.10]")
+F.storage_identifier__code_set = ProtoField.uint32("clusprep.storage_identifier.code_set", "CodeSet", base.HEX, VS_CODE_SET_RESERVED_400c09, nil, "The CODE SET of the identifier (SPC-3 7.6.3.1). [MS-CSVP 2.2.10]")
+F.storage_identifier__type = ProtoField.uint32("clusprep.storage_identifier.type", "Type", base.HEX, VS_ID_TYPE_VENDOR_SPECIFIC_31f8bc, nil, "The IDENTIFIER TYPE (SPC-3 7.6.3.1). [MS-CSVP 2.2.10]")
 F.storage_identifier__identifier_size = ProtoField.uint16("clusprep.storage_identifier.identifier_size", "IdentifierSize", base.DEC, nil, nil, "The length, in bytes, of the Identifier field. [MS-CSVP 2.2.10]")
 F.storage_identifier__next_offset = ProtoField.uint16("clusprep.storage_identifier.next_offset", "NextOffset", base.DEC, nil, nil, "The offset, in bytes, from the start of this structure to the next STORAGE_IDENTIFIER structure. [MS-CSVP 2.2.10]")
-F.storage_identifier__association = ProtoField.uint32("clusprep.storage_identifier.association", "Association", base.HEX, VS5, nil, "The ASSOCIATION of the identifier (SPC-3 7.6.3.1). [MS-CSVP 2.2.10]")
+F.storage_identifier__association = ProtoField.uint32("clusprep.storage_identifier.association", "Association", base.HEX, VS_ASSOC_LOGICAL_UNIT_391d00, nil, "The ASSOCIATION of the identifier (SPC-3 7.6.3.1). [MS-CSVP 2.2.10]")
 F.storage_identifier__identifier = ProtoField.bytes("clusprep.storage_identifier.identifier", "Identifier", base.NONE, "The IDENTIFIER (SPC-3 7.6.3.1). [MS-CSVP 2.2.10]")
 F.storage_identifier__padding = ProtoField.bytes("clusprep.storage_identifier.padding", "Padding", base.NONE, "Bytes between the end of Identifier and NextOffset (alignment). [MS-CSVP 2.2.10]")
 F.adapterlist = ProtoField.none("clusprep.adapterlist", "ADAPTERLIST", "The network adapters of a server: GetIpConfigSerialized Data on Windows Server 2008 and 2008 R2 (3.6.4.3 <35>).")
@@ -247,7 +247,7 @@ F.adapter__name = ProtoField.string("clusprep.adapter.name", "Name", base.UNICOD
 F.adapter__number_of_prefixes = ProtoField.uint16("clusprep.adapter.number_of_prefixes", "NumberOfPrefixes", base.DEC, nil, nil, "The number of Prefix elements that follow. [MS-CSVP 2.2.13]")
 F.ipprefix = ProtoField.none("clusprep.ipprefix", "IPPREFIX", "An IP address and the prefix length of its network.")
 F.sockaddr = ProtoField.none("clusprep.sockaddr", "SOCKADDR", "A sockaddr_in or sockaddr_in6 in 128 bytes.")
-F.sockaddr__ss_family = ProtoField.uint16("clusprep.sockaddr.ss_family", "ss_family", base.HEX, VS6, nil, "The address family, little-endian (AF_INET 2, AF_INET6 23). [RFC 2553 3.10 (128-byte Address of MS-CSVP 2.2.13, 2.2.14, 2.2.17)]")
+F.sockaddr__ss_family = ProtoField.uint16("clusprep.sockaddr.ss_family", "ss_family", base.HEX, VS_AF_UNSPEC_303644, nil, "The address family, little-endian (AF_INET 2, AF_INET6 23). [RFC 2553 3.10 (128-byte Address of MS-CSVP 2.2.13, 2.2.14, 2.2.17)]")
 F.sockaddr__sin_port = ProtoField.uint16("clusprep.sockaddr.sin_port", "sin_port", base.DEC, nil, nil, "The port, in network byte order. [RFC 2553 3.10 (128-byte Address of MS-CSVP 2.2.13, 2.2.14, 2.2.17)]")
 F.sockaddr__sin_addr = ProtoField.bytes("clusprep.sockaddr.sin_addr", "sin_addr", base.NONE, "The IPv4 address, in network byte order. [RFC 2553 3.10 (128-byte Address of MS-CSVP 2.2.13, 2.2.14, 2.2.17)]")
 F.sockaddr__sin_zero = ProtoField.bytes("clusprep.sockaddr.sin_zero", "sin_zero", base.NONE, "Zero. [RFC 2553 3.10 (128-byte Address of MS-CSVP 2.2.13, 2.2.14, 2.2.17)]")
@@ -262,12 +262,12 @@ F.adapter__physical_address_length = ProtoField.uint16("clusprep.adapter.physica
 F.adapter__physical_address = ProtoField.string("clusprep.adapter.physical_address", "PhysicalAddress", base.UNICODE, "The MAC address as text, \"AA-BB-CC-DD-EE-FF\" (no terminating null). [MS-CSVP 2.2.13]")
 F.adapter__number_of_addresses = ProtoField.uint16("clusprep.adapter.number_of_addresses", "NumberOfAddresses", base.DEC, nil, nil, "The number of Address elements that follow. [MS-CSVP 2.2.13]")
 F.adapter__number_of_gateway_addresses = ProtoField.uint16("clusprep.adapter.number_of_gateway_addresses", "NumberOfGatewayAddresses", base.DEC, nil, nil, "The number of GatewayAddress elements that follow. [MS-CSVP 2.2.13]")
-F.adapter__adapter_type = ProtoField.uint32("clusprep.adapter.adapter_type", "AdapterType", base.HEX, VS7, nil, "The adapter type, an IANAifType value. [MS-CSVP 2.2.13]")
-F.adapter__tunnel_type = ProtoField.uint32("clusprep.adapter.tunnel_type", "TunnelType", base.HEX, VS8, nil, "The tunnel protocol the adapter supports: an IANA tunnelType, or 0 (TUNNEL_TYPE_NONE). [MS-CSVP 2.2.13]")
-F.adapter__oper_status = ProtoField.uint32("clusprep.adapter.oper_status", "OperStatus", base.HEX, VS1, nil, "The status of the adapter, an RFC 2863 ifOperStatus value. [MS-CSVP 2.2.13]")
-F.adapter__dhcp_enabled = ProtoField.uint8("clusprep.adapter.dhcp_enabled", "DhcpEnabled", base.HEX, VS2, nil, "0x01 when the adapter is enabled for DHCP. [MS-CSVP 2.2.13]")
-F.adapter__internal_network = ProtoField.uint8("clusprep.adapter.internal_network", "InternalNetwork", base.HEX, VS2, nil, "0x01 when the adapter is recommended as a private network. [MS-CSVP 2.2.13]")
-F.adapter__cluster_adapter = ProtoField.uint8("clusprep.adapter.cluster_adapter", "ClusterAdapter", base.HEX, VS2, nil, "0x01 when the adapter is a cluster adapter (one per list SHOULD be). [MS-CSVP 2.2.13]")
+F.adapter__adapter_type = ProtoField.uint32("clusprep.adapter.adapter_type", "AdapterType", base.HEX, VS_IF_TYPE_OTHER_46e137, nil, "The adapter type, an IANAifType value. [MS-CSVP 2.2.13]")
+F.adapter__tunnel_type = ProtoField.uint32("clusprep.adapter.tunnel_type", "TunnelType", base.HEX, VS_TUNNEL_TYPE_NONE_0491c4, nil, "The tunnel protocol the adapter supports: an IANA tunnelType, or 0 (TUNNEL_TYPE_NONE). [MS-CSVP 2.2.13]")
+F.adapter__oper_status = ProtoField.uint32("clusprep.adapter.oper_status", "OperStatus", base.HEX, VS_IfOperStatusUp_3b9cfd, nil, "The status of the adapter, an RFC 2863 ifOperStatus value. [MS-CSVP 2.2.13]")
+F.adapter__dhcp_enabled = ProtoField.uint8("clusprep.adapter.dhcp_enabled", "DhcpEnabled", base.HEX, VS_FALSE_6b82c3, nil, "0x01 when the adapter is enabled for DHCP. [MS-CSVP 2.2.13]")
+F.adapter__internal_network = ProtoField.uint8("clusprep.adapter.internal_network", "InternalNetwork", base.HEX, VS_FALSE_6b82c3, nil, "0x01 when the adapter is recommended as a private network. [MS-CSVP 2.2.13]")
+F.adapter__cluster_adapter = ProtoField.uint8("clusprep.adapter.cluster_adapter", "ClusterAdapter", base.HEX, VS_FALSE_6b82c3, nil, "0x01 when the adapter is a cluster adapter (one per list SHOULD be). [MS-CSVP 2.2.13]")
 F.adapterlist__number_of_guids = ProtoField.uint16("clusprep.adapterlist.number_of_guids", "NumberOfGuids", base.DEC, nil, nil, "The number of Guid items that follow; at least 2 x NumberOfAdapters. [MS-CSVP 2.2.11]")
 F.serialized_guid = ProtoField.none("clusprep.serialized_guid", "SERIALIZEDGUID", "A GUID in string format.")
 F.serialized_guid__guid_length = ProtoField.uint16("clusprep.serialized_guid.guid_length", "GuidLength", base.DEC, nil, nil, "MUST be 0x0048. [MS-CSVP 2.2.12]")
@@ -293,29 +293,29 @@ F.adapter2__physical_address = ProtoField.string("clusprep.adapter2.physical_add
 F.adapter2__number_of_addresses = ProtoField.uint16("clusprep.adapter2.number_of_addresses", "NumberOfAddresses", base.DEC, nil, nil, "The number of Address elements that follow. [MS-CSVP 2.2.17]")
 F.adapter2__number_of_gateway_addresses = ProtoField.uint16("clusprep.adapter2.number_of_gateway_addresses", "NumberOfGatewayAddresses", base.DEC, nil, nil, "The number of GatewayAddress elements that follow. [MS-CSVP 2.2.17]")
 F.adapter2__interface_index = ProtoField.uint32("clusprep.adapter2.interface_index", "InterfaceIndex", base.DEC, nil, nil, "The client MUST ignore this value. [MS-CSVP 2.2.17]")
-F.adapter2__adapter_type = ProtoField.uint32("clusprep.adapter2.adapter_type", "AdapterType", base.HEX, VS7, nil, "The adapter type, an IANAifType value. [MS-CSVP 2.2.17]")
-F.adapter2__tunnel_type = ProtoField.uint32("clusprep.adapter2.tunnel_type", "TunnelType", base.HEX, VS8, nil, "The tunnel protocol the adapter supports: an IANA tunnelType, or 0 (TUNNEL_TYPE_NONE). [MS-CSVP 2.2.17]")
-F.adapter2__oper_status = ProtoField.uint32("clusprep.adapter2.oper_status", "OperStatus", base.HEX, VS1, nil, "The status of the adapter, an RFC 2863 ifOperStatus value. [MS-CSVP 2.2.17]")
-F.adapter2__dhcp_enabled = ProtoField.uint8("clusprep.adapter2.dhcp_enabled", "DhcpEnabled", base.HEX, VS2, nil, "0x01 when the adapter is enabled for DHCP. [MS-CSVP 2.2.17]")
-F.adapter2__internal_network = ProtoField.uint8("clusprep.adapter2.internal_network", "InternalNetwork", base.HEX, VS2, nil, "0x01 when the adapter is recommended as a private network. [MS-CSVP 2.2.17]")
-F.adapter2__cluster_adapter = ProtoField.uint8("clusprep.adapter2.cluster_adapter", "ClusterAdapter", base.HEX, VS2, nil, "0x01 when the adapter is a cluster adapter (one per list SHOULD be). [MS-CSVP 2.2.17]")
-F.adapter2__connected_to_iscsi = ProtoField.uint8("clusprep.adapter2.connected_to_iscsi", "ConnectedToiSCSI", base.HEX, VS2, nil, "0x01 when the server uses the adapter as an iSCSI initiator. [MS-CSVP 2.2.17]")
+F.adapter2__adapter_type = ProtoField.uint32("clusprep.adapter2.adapter_type", "AdapterType", base.HEX, VS_IF_TYPE_OTHER_46e137, nil, "The adapter type, an IANAifType value. [MS-CSVP 2.2.17]")
+F.adapter2__tunnel_type = ProtoField.uint32("clusprep.adapter2.tunnel_type", "TunnelType", base.HEX, VS_TUNNEL_TYPE_NONE_0491c4, nil, "The tunnel protocol the adapter supports: an IANA tunnelType, or 0 (TUNNEL_TYPE_NONE). [MS-CSVP 2.2.17]")
+F.adapter2__oper_status = ProtoField.uint32("clusprep.adapter2.oper_status", "OperStatus", base.HEX, VS_IfOperStatusUp_3b9cfd, nil, "The status of the adapter, an RFC 2863 ifOperStatus value. [MS-CSVP 2.2.17]")
+F.adapter2__dhcp_enabled = ProtoField.uint8("clusprep.adapter2.dhcp_enabled", "DhcpEnabled", base.HEX, VS_FALSE_6b82c3, nil, "0x01 when the adapter is enabled for DHCP. [MS-CSVP 2.2.17]")
+F.adapter2__internal_network = ProtoField.uint8("clusprep.adapter2.internal_network", "InternalNetwork", base.HEX, VS_FALSE_6b82c3, nil, "0x01 when the adapter is recommended as a private network. [MS-CSVP 2.2.17]")
+F.adapter2__cluster_adapter = ProtoField.uint8("clusprep.adapter2.cluster_adapter", "ClusterAdapter", base.HEX, VS_FALSE_6b82c3, nil, "0x01 when the adapter is a cluster adapter (one per list SHOULD be). [MS-CSVP 2.2.17]")
+F.adapter2__connected_to_iscsi = ProtoField.uint8("clusprep.adapter2.connected_to_iscsi", "ConnectedToiSCSI", base.HEX, VS_FALSE_6b82c3, nil, "0x01 when the server uses the adapter as an iSCSI initiator. [MS-CSVP 2.2.17]")
 F.adapter2__link_speed = ProtoField.uint64("clusprep.adapter2.link_speed", "LinkSpeed", base.DEC, nil, nil, "The bytes per second the adapter can transmit and receive (per the spec). [MS-CSVP 2.2.17]")
-F.adapter2__rdma_capable = ProtoField.uint8("clusprep.adapter2.rdma_capable", "RdmaCapable", base.HEX, VS2, nil, "0x01 when the adapter is recommended for large data payloads (RDMA). [MS-CSVP 2.2.17]")
-F.adapter2__rss_capable = ProtoField.uint8("clusprep.adapter2.rss_capable", "RssCapable", base.HEX, VS2, nil, "0x01 when the adapter is recommended for processing received data across processors (RSS). [MS-CSVP 2.2.17]")
+F.adapter2__rdma_capable = ProtoField.uint8("clusprep.adapter2.rdma_capable", "RdmaCapable", base.HEX, VS_FALSE_6b82c3, nil, "0x01 when the adapter is recommended for large data payloads (RDMA). [MS-CSVP 2.2.17]")
+F.adapter2__rss_capable = ProtoField.uint8("clusprep.adapter2.rss_capable", "RssCapable", base.HEX, VS_FALSE_6b82c3, nil, "0x01 when the adapter is recommended for processing received data across processors (RSS). [MS-CSVP 2.2.17]")
 F.adapterlist2__number_of_guids = ProtoField.uint16("clusprep.adapterlist2.number_of_guids", "NumberOfGuids", base.DEC, nil, nil, "The number of Guid items that follow; at least 2 x NumberOfAdapter2s (the client reads only those). [MS-CSVP 2.2.16]")
 F.storage_device_descriptor = ProtoField.none("clusprep.storage_device_descriptor", "STORAGE_DEVICE_DESCRIPTOR", "Device properties of a disk, with its page 80h serial number: the ppDeviceDescriptor of CprepDiskGetUniqueIds3 (3.4.4.1).")
 F.storage_device_descriptor__version = ProtoField.uint32("clusprep.storage_device_descriptor.version", "Version", base.DEC, nil, nil, "sizeof(STORAGE_DEVICE_DESCRIPTOR) of the writer. [Windows ntddstor.h STORAGE_DEVICE_DESCRIPTOR (named by MS-CSVP 3.4.4.1, not laid out)]")
 F.storage_device_descriptor__size = ProtoField.uint32("clusprep.storage_device_descriptor.size", "Size", base.DEC, nil, nil, "The size, in bytes, of the descriptor and the data after it. [Windows ntddstor.h STORAGE_DEVICE_DESCRIPTOR (named by MS-CSVP 3.4.4.1, not laid out)]")
 F.storage_device_descriptor__device_type = ProtoField.uint8("clusprep.storage_device_descriptor.device_type", "DeviceType", base.HEX, nil, nil, "The SCSI peripheral device type (0: direct access block device). [Windows ntddstor.h STORAGE_DEVICE_DESCRIPTOR (named by MS-CSVP 3.4.4.1, not laid out)]")
 F.storage_device_descriptor__device_type_modifier = ProtoField.uint8("clusprep.storage_device_descriptor.device_type_modifier", "DeviceTypeModifier", base.HEX, nil, nil, "The SCSI device type modifier, or zero. [Windows ntddstor.h STORAGE_DEVICE_DESCRIPTOR (named by MS-CSVP 3.4.4.1, not laid out)]")
-F.storage_device_descriptor__removable_media = ProtoField.uint8("clusprep.storage_device_descriptor.removable_media", "RemovableMedia", base.HEX, VS2, nil, "TRUE when the medium is removable. [Windows ntddstor.h STORAGE_DEVICE_DESCRIPTOR (named by MS-CSVP 3.4.4.1, not laid out)]")
-F.storage_device_descriptor__command_queueing = ProtoField.uint8("clusprep.storage_device_descriptor.command_queueing", "CommandQueueing", base.HEX, VS2, nil, "TRUE when the device supports tagged command queueing. [Windows ntddstor.h STORAGE_DEVICE_DESCRIPTOR (named by MS-CSVP 3.4.4.1, not laid out)]")
+F.storage_device_descriptor__removable_media = ProtoField.uint8("clusprep.storage_device_descriptor.removable_media", "RemovableMedia", base.HEX, VS_FALSE_6b82c3, nil, "TRUE when the medium is removable. [Windows ntddstor.h STORAGE_DEVICE_DESCRIPTOR (named by MS-CSVP 3.4.4.1, not laid out)]")
+F.storage_device_descriptor__command_queueing = ProtoField.uint8("clusprep.storage_device_descriptor.command_queueing", "CommandQueueing", base.HEX, VS_FALSE_6b82c3, nil, "TRUE when the device supports tagged command queueing. [Windows ntddstor.h STORAGE_DEVICE_DESCRIPTOR (named by MS-CSVP 3.4.4.1, not laid out)]")
 F.storage_device_descriptor__vendor_id_offset = ProtoField.uint32("clusprep.storage_device_descriptor.vendor_id_offset", "VendorIdOffset", base.DEC, nil, nil, "Offset of the NUL-terminated ASCII vendor ID, or zero. [Windows ntddstor.h STORAGE_DEVICE_DESCRIPTOR (named by MS-CSVP 3.4.4.1, not laid out)]")
 F.storage_device_descriptor__product_id_offset = ProtoField.uint32("clusprep.storage_device_descriptor.product_id_offset", "ProductIdOffset", base.DEC, nil, nil, "Offset of the NUL-terminated ASCII product ID, or zero. [Windows ntddstor.h STORAGE_DEVICE_DESCRIPTOR (named by MS-CSVP 3.4.4.1, not laid out)]")
 F.storage_device_descriptor__product_revision_offset = ProtoField.uint32("clusprep.storage_device_descriptor.product_revision_offset", "ProductRevisionOffset", base.DEC, nil, nil, "Offset of the NUL-terminated ASCII product revision, or zero. [Windows ntddstor.h STORAGE_DEVICE_DESCRIPTOR (named by MS-CSVP 3.4.4.1, not laid out)]")
 F.storage_device_descriptor__serial_number_offset = ProtoField.uint32("clusprep.storage_device_descriptor.serial_number_offset", "SerialNumberOffset", base.DEC, nil, nil, "Offset of the NUL-terminated ASCII serial number (page 80h), or zero. [Windows ntddstor.h STORAGE_DEVICE_DESCRIPTOR (named by MS-CSVP 3.4.4.1, not laid out)]")
-F.storage_device_descriptor__bus_type = ProtoField.uint32("clusprep.storage_device_descriptor.bus_type", "BusType", base.HEX, VS9, nil, "The bus the device is attached to (STORAGE_BUS_TYPE). [Windows ntddstor.h STORAGE_DEVICE_DESCRIPTOR (named by MS-CSVP 3.4.4.1, not laid out)]")
+F.storage_device_descriptor__bus_type = ProtoField.uint32("clusprep.storage_device_descriptor.bus_type", "BusType", base.HEX, VS_BusTypeUnknown_bbfa12, nil, "The bus the device is attached to (STORAGE_BUS_TYPE). [Windows ntddstor.h STORAGE_DEVICE_DESCRIPTOR (named by MS-CSVP 3.4.4.1, not laid out)]")
 F.storage_device_descriptor__raw_properties_length = ProtoField.uint32("clusprep.storage_device_descriptor.raw_properties_length", "RawPropertiesLength", base.DEC, nil, nil, "The length, in bytes, of RawDeviceProperties. [Windows ntddstor.h STORAGE_DEVICE_DESCRIPTOR (named by MS-CSVP 3.4.4.1, not laid out)]")
 F.storage_device_descriptor__raw_device_properties = ProtoField.bytes("clusprep.storage_device_descriptor.raw_device_properties", "RawDeviceProperties", base.NONE, "Bus-specific property data. [Windows ntddstor.h STORAGE_DEVICE_DESCRIPTOR (named by MS-CSVP 3.4.4.1, not laid out)]")
 F.storage_device_descriptor__string_data = ProtoField.bytes("clusprep.storage_device_descriptor.string_data", "StringData", base.NONE, "The strings the *Offset fields point at (vendor, product, revision, serial). [Windows ntddstor.h STORAGE_DEVICE_DESCRIPTOR (named by MS-CSVP 3.4.4.1, not laid out)]")
@@ -325,12 +325,12 @@ F.interface = ProtoField.string("clusprep.interface", "Interface", base.UNICODE,
 F.method = ProtoField.string("clusprep.method", "Method", base.UNICODE, "The method the opnum names [MS-RPCE 2.2.2]")
 F.opnum = ProtoField.uint16("clusprep.opnum", "Opnum", base.DEC, nil, nil, "The request's opnum [MS-RPCE 2.2.2]")
 F.call_id = ProtoField.uint32("clusprep.call_id", "Call ID", base.DEC, nil, nil, "The call_id that pairs the request with its response [MS-RPCE 2.2.2]")
-F.direction = ProtoField.uint8("clusprep.direction", "Direction", base.DEC, VS10, nil, "Which PDU of the call this is [MS-RPCE 2.2.2]")
+F.direction = ProtoField.uint8("clusprep.direction", "Direction", base.DEC, VS_request_3264ad, nil, "Which PDU of the call this is [MS-RPCE 2.2.2]")
 F.context_id = ProtoField.uint16("clusprep.context_id", "Context ID", base.DEC, nil, nil, "The presentation context of the call [MS-RPCE 2.2.2]")
-F.auth_level = ProtoField.uint8("clusprep.auth_level", "Auth level", base.DEC, VS11, nil, "The call's authentication level: its own verifier's, else its connection's, else none [MS-RPCE 2.2.1.1.8]")
+F.auth_level = ProtoField.uint8("clusprep.auth_level", "Auth level", base.DEC, VS_default_c5c78b, nil, "The call's authentication level: its own verifier's, else its connection's, else none [MS-RPCE 2.2.1.1.8]")
 F.encrypted = ProtoField.bool("clusprep.encrypted", "Stub encrypted", NONE, nil, 0x00000000, "True when the stub is sealed and Wireshark had no key to decrypt it")
 F.stub = ProtoField.bytes("clusprep.stub", "Stub", base.NONE, "The stub as decoded (reassembled, decrypted), hidden in the tree; `analyze` reads it [MS-RPCE 2.2.2]")
-F.fault_status = ProtoField.uint32("clusprep.fault_status", "Fault status", base.HEX, VS12, nil, "The status of the fault PDU that ended the call [MS-RPCE 2.2.2.11]")
+F.fault_status = ProtoField.uint32("clusprep.fault_status", "Fault status", base.HEX, VS_S_OK_ed561b, nil, "The status of the fault PDU that ended the call [MS-RPCE 2.2.2.11]")
 F.response_in = ProtoField.framenum("clusprep.response_in", "Response in", base.NONE, frametype.RESPONSE, 0, "The frame that answers this request (same TCP stream and call_id)")
 F.request_in = ProtoField.framenum("clusprep.request_in", "Request in", base.NONE, frametype.REQUEST, 0, "The frame of the request this answers")
 F.time = ProtoField.relative_time("clusprep.time", "Response time", "Time from the request to this response")
@@ -347,7 +347,7 @@ F.safearray__c_dims = ProtoField.uint16("clusprep.safearray.c_dims", "cDims", ba
 F.safearray__f_features = ProtoField.uint16("clusprep.safearray.f_features", "fFeatures", base.HEX, nil, nil, "fFeatures [MS-OAUT 2.2.30.10]")
 F.safearray__cb_elements = ProtoField.uint32("clusprep.safearray.cb_elements", "cbElements", base.DEC, nil, nil, "cbElements [MS-OAUT 2.2.30.10]")
 F.safearray__c_locks = ProtoField.uint32("clusprep.safearray.c_locks", "cLocks", base.DEC, nil, nil, "cLocks [MS-OAUT 2.2.30.10]")
-F.safearray__sf_type = ProtoField.uint32("clusprep.safearray.sf_type", "sfType", base.HEX, VS13, nil, "sfType [MS-OAUT 2.2.30.10]")
+F.safearray__sf_type = ProtoField.uint32("clusprep.safearray.sf_type", "sfType", base.HEX, VS_SF_I2_61cd2f, nil, "sfType [MS-OAUT 2.2.30.10]")
 F.safearray__size = ProtoField.uint32("clusprep.safearray.size", "Size", base.DEC, nil, nil, "Size [MS-OAUT 2.2.30.10]")
 F.safearray__c_elements = ProtoField.uint32("clusprep.safearray.c_elements", "cElements", base.DEC, nil, nil, "cElements [MS-OAUT 2.2.30.1]")
 F.safearray__l_lbound = ProtoField.int32("clusprep.safearray.l_lbound", "lLbound", base.DEC, nil, nil, "lLbound [MS-OAUT 2.2.30.1]")
@@ -387,7 +387,7 @@ F.orpcextent__id = ProtoField.guid("clusprep.orpcextent.id", "id", "id [MS-DCOM 
 F.orpcextent__size = ProtoField.uint32("clusprep.orpcextent.size", "size", base.DEC, nil, nil, "size [MS-DCOM 2.2.21.4]")
 F.orpcextent__data = ProtoField.bytes("clusprep.orpcextent.data", "data", base.NONE, "data [MS-DCOM 2.2.21.4]")
 F.cprep_disk_raw_read__disk_id = ProtoField.none("clusprep.cprep_disk_raw_read.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_raw_read__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_raw_read.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.2.4.1]")
+F.cprep_disk_raw_read__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_raw_read.disk_id.disk_id_type", "DiskIdType", base.HEX, VS_CprepIdSignature_3da8a2, nil, "DiskIdType [MS-CSVP 3.2.4.1]")
 F.cprep_disk_raw_read__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_raw_read.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.2.4.1]")
 F.cprep_disk_raw_read__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_raw_read.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.2.4.1]")
 F.cprep_disk_raw_read__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_raw_read.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.2.4.1]")
@@ -399,10 +399,10 @@ F.orpcthat__flags = ProtoField.uint32("clusprep.orpcthat.flags", "flags", base.D
 F.cprep_disk_raw_read__pb_data = ProtoField.bytes("clusprep.cprep_disk_raw_read.pb_data", "pbData", base.NONE, "pbData [MS-CSVP 3.2.4.1]")
 F.cprep_disk_raw_read__pcb_data_read = ProtoField.uint32("clusprep.cprep_disk_raw_read.pcb_data_read", "pcbDataRead", base.DEC, nil, nil, "pcbDataRead [MS-CSVP 3.2.4.1]")
 F.cprep_disk_raw_read__ul_latency = ProtoField.uint32("clusprep.cprep_disk_raw_read.ul_latency", "ulLatency", base.DEC, nil, nil, "ulLatency [MS-CSVP 3.2.4.1]")
-F.hresult = ProtoField.uint32("clusprep.hresult", "ReturnValue", base.HEX, VS12, nil, "ReturnValue [MS-CSVP 3.2.4.1]")
+F.hresult = ProtoField.uint32("clusprep.hresult", "ReturnValue", base.HEX, VS_S_OK_ed561b, nil, "ReturnValue [MS-CSVP 3.2.4.1]")
 F.cprep_disk_raw_write = ProtoField.none("clusprep.cprep_disk_raw_write", "CprepDiskRawWrite", "IClusterStorage2.CprepDiskRawWrite request stub / IClusterStorage2.CprepDiskRawWrite response stub")
 F.cprep_disk_raw_write__disk_id = ProtoField.none("clusprep.cprep_disk_raw_write.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_raw_write__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_raw_write.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.2.4.2]")
+F.cprep_disk_raw_write__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_raw_write.disk_id.disk_id_type", "DiskIdType", base.HEX, VS_CprepIdSignature_3da8a2, nil, "DiskIdType [MS-CSVP 3.2.4.2]")
 F.cprep_disk_raw_write__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_raw_write.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.2.4.2]")
 F.cprep_disk_raw_write__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_raw_write.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.2.4.2]")
 F.cprep_disk_raw_write__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_raw_write.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.2.4.2]")
@@ -421,7 +421,7 @@ F.cprep_prepare_node_phase2__attach_disks_on_system_bus = ProtoField.uint32("clu
 F.cprep_prepare_node_phase2__pul_num_disks = ProtoField.uint32("clusprep.cprep_prepare_node_phase2.pul_num_disks", "pulNumDisks", base.DEC, nil, nil, "pulNumDisks [MS-CSVP 3.2.4.4]")
 F.cprep_disk_get_props = ProtoField.none("clusprep.cprep_disk_get_props", "CprepDiskGetProps", "IClusterStorage2.CprepDiskGetProps request stub / IClusterStorage2.CprepDiskGetProps response stub")
 F.cprep_disk_get_props__disk_id = ProtoField.none("clusprep.cprep_disk_get_props.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_get_props__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_get_props.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.2.4.5]")
+F.cprep_disk_get_props__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_get_props.disk_id.disk_id_type", "DiskIdType", base.HEX, VS_CprepIdSignature_3da8a2, nil, "DiskIdType [MS-CSVP 3.2.4.5]")
 F.cprep_disk_get_props__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_get_props.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.2.4.5]")
 F.cprep_disk_get_props__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_get_props.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.2.4.5]")
 F.cprep_disk_get_props__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_get_props.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.2.4.5]")
@@ -429,13 +429,13 @@ F.cprep_disk_get_props__disk_id__junk = ProtoField.uint32("clusprep.cprep_disk_g
 F.cprep_disk_get_props__disk_props = ProtoField.none("clusprep.cprep_disk_get_props.disk_props", "DiskProps", "DISK_PROPS (MS-CSVP 2.2.5)")
 F.cprep_disk_get_props__disk_props__disk_number = ProtoField.uint32("clusprep.cprep_disk_get_props.disk_props.disk_number", "DiskNumber", base.DEC, nil, nil, "DiskNumber [MS-CSVP 3.2.4.5]")
 F.cprep_disk_get_props__disk_props__disk_id = ProtoField.none("clusprep.cprep_disk_get_props.disk_props.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_get_props__disk_props__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_get_props.disk_props.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.2.4.5]")
+F.cprep_disk_get_props__disk_props__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_get_props.disk_props.disk_id.disk_id_type", "DiskIdType", base.HEX, VS_CprepIdSignature_3da8a2, nil, "DiskIdType [MS-CSVP 3.2.4.5]")
 F.cprep_disk_get_props__disk_props__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_get_props.disk_props.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.2.4.5]")
 F.cprep_disk_get_props__disk_props__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_get_props.disk_props.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.2.4.5]")
 F.cprep_disk_get_props__disk_props__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_get_props.disk_props.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.2.4.5]")
 F.cprep_disk_get_props__disk_props__disk_id__junk = ProtoField.uint32("clusprep.cprep_disk_get_props.disk_props.disk_id.junk", "Junk", base.DEC, nil, nil, "Junk [MS-CSVP 3.2.4.5]")
-F.cprep_disk_get_props__disk_props__disk_bus_type = ProtoField.uint32("clusprep.cprep_disk_get_props.disk_props.disk_bus_type", "DiskBusType", base.HEX, VS9, nil, "DiskBusType [MS-CSVP 3.2.4.5]")
-F.cprep_disk_get_props__disk_props__stack_type = ProtoField.uint16("clusprep.cprep_disk_get_props.disk_props.stack_type", "StackType", base.HEX, VS15, nil, "StackType [MS-CSVP 3.2.4.5]")
+F.cprep_disk_get_props__disk_props__disk_bus_type = ProtoField.uint32("clusprep.cprep_disk_get_props.disk_props.disk_bus_type", "DiskBusType", base.HEX, VS_BusTypeUnknown_bbfa12, nil, "DiskBusType [MS-CSVP 3.2.4.5]")
+F.cprep_disk_get_props__disk_props__stack_type = ProtoField.uint16("clusprep.cprep_disk_get_props.disk_props.stack_type", "StackType", base.HEX, VS_DiskStackScsiPort_853e6c, nil, "StackType [MS-CSVP 3.2.4.5]")
 F.cprep_disk_get_props__disk_props__scsi_address = ProtoField.none("clusprep.cprep_disk_get_props.disk_props.scsi_address", "ScsiAddress", "CPREP_SCSI_ADDRESS (MS-CSVP 2.2.4)")
 F.cprep_disk_get_props__disk_props__scsi_address__length = ProtoField.uint32("clusprep.cprep_disk_get_props.disk_props.scsi_address.length", "Length", base.DEC, nil, nil, "Length [MS-CSVP 3.2.4.5]")
 F.cprep_disk_get_props__disk_props__scsi_address__port_number = ProtoField.uint8("clusprep.cprep_disk_get_props.disk_props.scsi_address.port_number", "PortNumber", base.DEC, nil, nil, "PortNumber [MS-CSVP 3.2.4.5]")
@@ -477,14 +477,14 @@ F.cprep_disk_get_props__disk_props__flags__disk_pool_drive_not_testable = ProtoF
 F.cprep_disk_get_props__disk_props__flags__disk_pool_clustered = ProtoField.bool("clusprep.cprep_disk_get_props.disk_props.flags.disk_pool_clustered", "DISK_POOL_CLUSTERED", 32, nil, 0x80000000, "DISK_POOL_CLUSTERED")
 F.cprep_disk_stop_defense = ProtoField.none("clusprep.cprep_disk_stop_defense", "CprepDiskStopDefense", "IClusterStorage2.CprepDiskStopDefense request stub / IClusterStorage2.CprepDiskStopDefense response stub")
 F.cprep_disk_stop_defense__disk_id = ProtoField.none("clusprep.cprep_disk_stop_defense.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_stop_defense__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_stop_defense.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.2.4.6]")
+F.cprep_disk_stop_defense__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_stop_defense.disk_id.disk_id_type", "DiskIdType", base.HEX, VS_CprepIdSignature_3da8a2, nil, "DiskIdType [MS-CSVP 3.2.4.6]")
 F.cprep_disk_stop_defense__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_stop_defense.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.2.4.6]")
 F.cprep_disk_stop_defense__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_stop_defense.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.2.4.6]")
 F.cprep_disk_stop_defense__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_stop_defense.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.2.4.6]")
 F.cprep_disk_stop_defense__disk_id__junk = ProtoField.uint32("clusprep.cprep_disk_stop_defense.disk_id.junk", "Junk", base.DEC, nil, nil, "Junk [MS-CSVP 3.2.4.6]")
 F.cprep_disk_online = ProtoField.none("clusprep.cprep_disk_online", "CprepDiskOnline", "IClusterStorage2.CprepDiskOnline request stub / IClusterStorage2.CprepDiskOnline response stub")
 F.cprep_disk_online__disk_id = ProtoField.none("clusprep.cprep_disk_online.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_online__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_online.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.2.4.7]")
+F.cprep_disk_online__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_online.disk_id.disk_id_type", "DiskIdType", base.HEX, VS_CprepIdSignature_3da8a2, nil, "DiskIdType [MS-CSVP 3.2.4.7]")
 F.cprep_disk_online__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_online.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.2.4.7]")
 F.cprep_disk_online__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_online.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.2.4.7]")
 F.cprep_disk_online__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_online.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.2.4.7]")
@@ -492,14 +492,14 @@ F.cprep_disk_online__disk_id__junk = ProtoField.uint32("clusprep.cprep_disk_onli
 F.cprep_disk_online__max_partition_number = ProtoField.uint32("clusprep.cprep_disk_online.max_partition_number", "MaxPartitionNumber", base.DEC, nil, nil, "MaxPartitionNumber [MS-CSVP 3.2.4.7]")
 F.cprep_disk_verify_unique = ProtoField.none("clusprep.cprep_disk_verify_unique", "CprepDiskVerifyUnique", "IClusterStorage2.CprepDiskVerifyUnique request stub / IClusterStorage2.CprepDiskVerifyUnique response stub")
 F.cprep_disk_verify_unique__disk_id = ProtoField.none("clusprep.cprep_disk_verify_unique.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_verify_unique__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_verify_unique.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.2.4.8]")
+F.cprep_disk_verify_unique__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_verify_unique.disk_id.disk_id_type", "DiskIdType", base.HEX, VS_CprepIdSignature_3da8a2, nil, "DiskIdType [MS-CSVP 3.2.4.8]")
 F.cprep_disk_verify_unique__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_verify_unique.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.2.4.8]")
 F.cprep_disk_verify_unique__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_verify_unique.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.2.4.8]")
 F.cprep_disk_verify_unique__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_verify_unique.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.2.4.8]")
 F.cprep_disk_verify_unique__disk_id__junk = ProtoField.uint32("clusprep.cprep_disk_verify_unique.disk_id.junk", "Junk", base.DEC, nil, nil, "Junk [MS-CSVP 3.2.4.8]")
 F.cprep_disk_write_file_data = ProtoField.none("clusprep.cprep_disk_write_file_data", "CprepDiskWriteFileData", "IClusterStorage2.CprepDiskWriteFileData request stub / IClusterStorage2.CprepDiskWriteFileData response stub")
 F.cprep_disk_write_file_data__disk_id = ProtoField.none("clusprep.cprep_disk_write_file_data.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_write_file_data__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_write_file_data.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.2.4.9]")
+F.cprep_disk_write_file_data__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_write_file_data.disk_id.disk_id_type", "DiskIdType", base.HEX, VS_CprepIdSignature_3da8a2, nil, "DiskIdType [MS-CSVP 3.2.4.9]")
 F.cprep_disk_write_file_data__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_write_file_data.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.2.4.9]")
 F.cprep_disk_write_file_data__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_write_file_data.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.2.4.9]")
 F.cprep_disk_write_file_data__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_write_file_data.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.2.4.9]")
@@ -510,7 +510,7 @@ F.cprep_disk_write_file_data__cb_data_in = ProtoField.uint32("clusprep.cprep_dis
 F.cprep_disk_write_file_data__data_in = ProtoField.bytes("clusprep.cprep_disk_write_file_data.data_in", "DataIn", base.NONE, "DataIn [MS-CSVP 3.2.4.9]")
 F.cprep_disk_verify_file_data = ProtoField.none("clusprep.cprep_disk_verify_file_data", "CprepDiskVerifyFileData", "IClusterStorage2.CprepDiskVerifyFileData request stub / IClusterStorage2.CprepDiskVerifyFileData response stub")
 F.cprep_disk_verify_file_data__disk_id = ProtoField.none("clusprep.cprep_disk_verify_file_data.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_verify_file_data__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_verify_file_data.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.2.4.10]")
+F.cprep_disk_verify_file_data__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_verify_file_data.disk_id.disk_id_type", "DiskIdType", base.HEX, VS_CprepIdSignature_3da8a2, nil, "DiskIdType [MS-CSVP 3.2.4.10]")
 F.cprep_disk_verify_file_data__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_verify_file_data.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.2.4.10]")
 F.cprep_disk_verify_file_data__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_verify_file_data.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.2.4.10]")
 F.cprep_disk_verify_file_data__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_verify_file_data.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.2.4.10]")
@@ -521,7 +521,7 @@ F.cprep_disk_verify_file_data__cb_data_in = ProtoField.uint32("clusprep.cprep_di
 F.cprep_disk_verify_file_data__data_in = ProtoField.bytes("clusprep.cprep_disk_verify_file_data.data_in", "DataIn", base.NONE, "DataIn [MS-CSVP 3.2.4.10]")
 F.cprep_disk_delete_file = ProtoField.none("clusprep.cprep_disk_delete_file", "CprepDiskDeleteFile", "IClusterStorage2.CprepDiskDeleteFile request stub / IClusterStorage2.CprepDiskDeleteFile response stub")
 F.cprep_disk_delete_file__disk_id = ProtoField.none("clusprep.cprep_disk_delete_file.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_delete_file__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_delete_file.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.2.4.11]")
+F.cprep_disk_delete_file__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_delete_file.disk_id.disk_id_type", "DiskIdType", base.HEX, VS_CprepIdSignature_3da8a2, nil, "DiskIdType [MS-CSVP 3.2.4.11]")
 F.cprep_disk_delete_file__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_delete_file.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.2.4.11]")
 F.cprep_disk_delete_file__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_delete_file.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.2.4.11]")
 F.cprep_disk_delete_file__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_delete_file.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.2.4.11]")
@@ -530,14 +530,14 @@ F.cprep_disk_delete_file__ul_partition = ProtoField.uint32("clusprep.cprep_disk_
 F.cprep_disk_delete_file__file_name = ProtoField.string("clusprep.cprep_disk_delete_file.file_name", "FileName", base.UNICODE, "FileName [MS-CSVP 3.2.4.11]")
 F.cprep_disk_offline = ProtoField.none("clusprep.cprep_disk_offline", "CprepDiskOffline", "IClusterStorage2.CprepDiskOffline request stub / IClusterStorage2.CprepDiskOffline response stub")
 F.cprep_disk_offline__disk_id = ProtoField.none("clusprep.cprep_disk_offline.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_offline__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_offline.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.2.4.12]")
+F.cprep_disk_offline__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_offline.disk_id.disk_id_type", "DiskIdType", base.HEX, VS_CprepIdSignature_3da8a2, nil, "DiskIdType [MS-CSVP 3.2.4.12]")
 F.cprep_disk_offline__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_offline.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.2.4.12]")
 F.cprep_disk_offline__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_offline.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.2.4.12]")
 F.cprep_disk_offline__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_offline.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.2.4.12]")
 F.cprep_disk_offline__disk_id__junk = ProtoField.uint32("clusprep.cprep_disk_offline.disk_id.junk", "Junk", base.DEC, nil, nil, "Junk [MS-CSVP 3.2.4.12]")
 F.cprep_disk_get_unique_ids = ProtoField.none("clusprep.cprep_disk_get_unique_ids", "CprepDiskGetUniqueIds", "IClusterStorage2.CprepDiskGetUniqueIds request stub / IClusterStorage2.CprepDiskGetUniqueIds response stub")
 F.cprep_disk_get_unique_ids__disk_id = ProtoField.none("clusprep.cprep_disk_get_unique_ids.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_get_unique_ids__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_get_unique_ids.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.2.4.13]")
+F.cprep_disk_get_unique_ids__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_get_unique_ids.disk_id.disk_id_type", "DiskIdType", base.HEX, VS_CprepIdSignature_3da8a2, nil, "DiskIdType [MS-CSVP 3.2.4.13]")
 F.cprep_disk_get_unique_ids__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_get_unique_ids.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.2.4.13]")
 F.cprep_disk_get_unique_ids__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_get_unique_ids.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.2.4.13]")
 F.cprep_disk_get_unique_ids__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_get_unique_ids.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.2.4.13]")
@@ -548,49 +548,49 @@ F.cprep_disk_get_unique_ids__pcb_data_out = ProtoField.uint32("clusprep.cprep_di
 F.cprep_disk_get_unique_ids__pcb_needed = ProtoField.uint32("clusprep.cprep_disk_get_unique_ids.pcb_needed", "pcbNeeded", base.DEC, nil, nil, "pcbNeeded [MS-CSVP 3.2.4.13]")
 F.cprep_disk_attach = ProtoField.none("clusprep.cprep_disk_attach", "CprepDiskAttach", "IClusterStorage2.CprepDiskAttach request stub / IClusterStorage2.CprepDiskAttach response stub")
 F.cprep_disk_attach__disk_id = ProtoField.none("clusprep.cprep_disk_attach.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_attach__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_attach.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.2.4.14]")
+F.cprep_disk_attach__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_attach.disk_id.disk_id_type", "DiskIdType", base.HEX, VS_CprepIdSignature_3da8a2, nil, "DiskIdType [MS-CSVP 3.2.4.14]")
 F.cprep_disk_attach__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_attach.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.2.4.14]")
 F.cprep_disk_attach__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_attach.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.2.4.14]")
 F.cprep_disk_attach__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_attach.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.2.4.14]")
 F.cprep_disk_attach__disk_id__junk = ProtoField.uint32("clusprep.cprep_disk_attach.disk_id.junk", "Junk", base.DEC, nil, nil, "Junk [MS-CSVP 3.2.4.14]")
 F.cprep_disk_pr_arbitrate = ProtoField.none("clusprep.cprep_disk_pr_arbitrate", "CprepDiskPRArbitrate", "IClusterStorage2.CprepDiskPRArbitrate request stub / IClusterStorage2.CprepDiskPRArbitrate response stub")
 F.cprep_disk_pr_arbitrate__disk_id = ProtoField.none("clusprep.cprep_disk_pr_arbitrate.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_pr_arbitrate__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_pr_arbitrate.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.2.4.15]")
+F.cprep_disk_pr_arbitrate__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_pr_arbitrate.disk_id.disk_id_type", "DiskIdType", base.HEX, VS_CprepIdSignature_3da8a2, nil, "DiskIdType [MS-CSVP 3.2.4.15]")
 F.cprep_disk_pr_arbitrate__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_pr_arbitrate.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.2.4.15]")
 F.cprep_disk_pr_arbitrate__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_pr_arbitrate.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.2.4.15]")
 F.cprep_disk_pr_arbitrate__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_pr_arbitrate.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.2.4.15]")
 F.cprep_disk_pr_arbitrate__disk_id__junk = ProtoField.uint32("clusprep.cprep_disk_pr_arbitrate.disk_id.junk", "Junk", base.DEC, nil, nil, "Junk [MS-CSVP 3.2.4.15]")
 F.cprep_disk_pr_register = ProtoField.none("clusprep.cprep_disk_pr_register", "CprepDiskPRRegister", "IClusterStorage2.CprepDiskPRRegister request stub / IClusterStorage2.CprepDiskPRRegister response stub")
 F.cprep_disk_pr_register__disk_id = ProtoField.none("clusprep.cprep_disk_pr_register.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_pr_register__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_pr_register.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.2.4.16]")
+F.cprep_disk_pr_register__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_pr_register.disk_id.disk_id_type", "DiskIdType", base.HEX, VS_CprepIdSignature_3da8a2, nil, "DiskIdType [MS-CSVP 3.2.4.16]")
 F.cprep_disk_pr_register__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_pr_register.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.2.4.16]")
 F.cprep_disk_pr_register__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_pr_register.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.2.4.16]")
 F.cprep_disk_pr_register__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_pr_register.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.2.4.16]")
 F.cprep_disk_pr_register__disk_id__junk = ProtoField.uint32("clusprep.cprep_disk_pr_register.disk_id.junk", "Junk", base.DEC, nil, nil, "Junk [MS-CSVP 3.2.4.16]")
 F.cprep_disk_pr_un_register = ProtoField.none("clusprep.cprep_disk_pr_un_register", "CprepDiskPRUnRegister", "IClusterStorage2.CprepDiskPRUnRegister request stub / IClusterStorage2.CprepDiskPRUnRegister response stub")
 F.cprep_disk_pr_un_register__disk_id = ProtoField.none("clusprep.cprep_disk_pr_un_register.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_pr_un_register__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_pr_un_register.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.2.4.17]")
+F.cprep_disk_pr_un_register__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_pr_un_register.disk_id.disk_id_type", "DiskIdType", base.HEX, VS_CprepIdSignature_3da8a2, nil, "DiskIdType [MS-CSVP 3.2.4.17]")
 F.cprep_disk_pr_un_register__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_pr_un_register.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.2.4.17]")
 F.cprep_disk_pr_un_register__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_pr_un_register.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.2.4.17]")
 F.cprep_disk_pr_un_register__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_pr_un_register.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.2.4.17]")
 F.cprep_disk_pr_un_register__disk_id__junk = ProtoField.uint32("clusprep.cprep_disk_pr_un_register.disk_id.junk", "Junk", base.DEC, nil, nil, "Junk [MS-CSVP 3.2.4.17]")
 F.cprep_disk_pr_reserve = ProtoField.none("clusprep.cprep_disk_pr_reserve", "CprepDiskPRReserve", "IClusterStorage2.CprepDiskPRReserve request stub / IClusterStorage2.CprepDiskPRReserve response stub")
 F.cprep_disk_pr_reserve__disk_id = ProtoField.none("clusprep.cprep_disk_pr_reserve.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_pr_reserve__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_pr_reserve.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.2.4.18]")
+F.cprep_disk_pr_reserve__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_pr_reserve.disk_id.disk_id_type", "DiskIdType", base.HEX, VS_CprepIdSignature_3da8a2, nil, "DiskIdType [MS-CSVP 3.2.4.18]")
 F.cprep_disk_pr_reserve__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_pr_reserve.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.2.4.18]")
 F.cprep_disk_pr_reserve__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_pr_reserve.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.2.4.18]")
 F.cprep_disk_pr_reserve__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_pr_reserve.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.2.4.18]")
 F.cprep_disk_pr_reserve__disk_id__junk = ProtoField.uint32("clusprep.cprep_disk_pr_reserve.disk_id.junk", "Junk", base.DEC, nil, nil, "Junk [MS-CSVP 3.2.4.18]")
 F.cprep_disk_pr_release = ProtoField.none("clusprep.cprep_disk_pr_release", "CprepDiskPRRelease", "IClusterStorage2.CprepDiskPRRelease request stub / IClusterStorage2.CprepDiskPRRelease response stub")
 F.cprep_disk_pr_release__disk_id = ProtoField.none("clusprep.cprep_disk_pr_release.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_pr_release__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_pr_release.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.2.4.19]")
+F.cprep_disk_pr_release__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_pr_release.disk_id.disk_id_type", "DiskIdType", base.HEX, VS_CprepIdSignature_3da8a2, nil, "DiskIdType [MS-CSVP 3.2.4.19]")
 F.cprep_disk_pr_release__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_pr_release.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.2.4.19]")
 F.cprep_disk_pr_release__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_pr_release.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.2.4.19]")
 F.cprep_disk_pr_release__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_pr_release.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.2.4.19]")
 F.cprep_disk_pr_release__disk_id__junk = ProtoField.uint32("clusprep.cprep_disk_pr_release.disk_id.junk", "Junk", base.DEC, nil, nil, "Junk [MS-CSVP 3.2.4.19]")
 F.cprep_disk_disk_partition_is_ntfs = ProtoField.none("clusprep.cprep_disk_disk_partition_is_ntfs", "CprepDiskDiskPartitionIsNtfs", "IClusterStorage2.CprepDiskDiskPartitionIsNtfs request stub / IClusterStorage2.CprepDiskDiskPartitionIsNtfs response stub")
 F.cprep_disk_disk_partition_is_ntfs__disk_id = ProtoField.none("clusprep.cprep_disk_disk_partition_is_ntfs.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_disk_partition_is_ntfs__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_disk_partition_is_ntfs.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.2.4.20]")
+F.cprep_disk_disk_partition_is_ntfs__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_disk_partition_is_ntfs.disk_id.disk_id_type", "DiskIdType", base.HEX, VS_CprepIdSignature_3da8a2, nil, "DiskIdType [MS-CSVP 3.2.4.20]")
 F.cprep_disk_disk_partition_is_ntfs__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_disk_partition_is_ntfs.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.2.4.20]")
 F.cprep_disk_disk_partition_is_ntfs__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_disk_partition_is_ntfs.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.2.4.20]")
 F.cprep_disk_disk_partition_is_ntfs__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_disk_partition_is_ntfs.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.2.4.20]")
@@ -598,7 +598,7 @@ F.cprep_disk_disk_partition_is_ntfs__disk_id__junk = ProtoField.uint32("clusprep
 F.cprep_disk_disk_partition_is_ntfs__ul_partition = ProtoField.uint32("clusprep.cprep_disk_disk_partition_is_ntfs.ul_partition", "ulPartition", base.DEC, nil, nil, "ulPartition [MS-CSVP 3.2.4.20]")
 F.cprep_disk_get_arb_sectors = ProtoField.none("clusprep.cprep_disk_get_arb_sectors", "CprepDiskGetArbSectors", "IClusterStorage2.CprepDiskGetArbSectors request stub / IClusterStorage2.CprepDiskGetArbSectors response stub")
 F.cprep_disk_get_arb_sectors__disk_id = ProtoField.none("clusprep.cprep_disk_get_arb_sectors.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_get_arb_sectors__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_get_arb_sectors.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.2.4.21]")
+F.cprep_disk_get_arb_sectors__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_get_arb_sectors.disk_id.disk_id_type", "DiskIdType", base.HEX, VS_CprepIdSignature_3da8a2, nil, "DiskIdType [MS-CSVP 3.2.4.21]")
 F.cprep_disk_get_arb_sectors__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_get_arb_sectors.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.2.4.21]")
 F.cprep_disk_get_arb_sectors__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_get_arb_sectors.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.2.4.21]")
 F.cprep_disk_get_arb_sectors__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_get_arb_sectors.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.2.4.21]")
@@ -607,7 +607,7 @@ F.cprep_disk_get_arb_sectors__sector_x = ProtoField.uint32("clusprep.cprep_disk_
 F.cprep_disk_get_arb_sectors__sector_y = ProtoField.uint32("clusprep.cprep_disk_get_arb_sectors.sector_y", "SectorY", base.DEC, nil, nil, "SectorY [MS-CSVP 3.2.4.21]")
 F.cprep_disk_is_pr_present = ProtoField.none("clusprep.cprep_disk_is_pr_present", "CprepDiskIsPRPresent", "IClusterStorage2.CprepDiskIsPRPresent request stub / IClusterStorage2.CprepDiskIsPRPresent response stub")
 F.cprep_disk_is_pr_present__disk_id = ProtoField.none("clusprep.cprep_disk_is_pr_present.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_is_pr_present__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_is_pr_present.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.2.4.22]")
+F.cprep_disk_is_pr_present__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_is_pr_present.disk_id.disk_id_type", "DiskIdType", base.HEX, VS_CprepIdSignature_3da8a2, nil, "DiskIdType [MS-CSVP 3.2.4.22]")
 F.cprep_disk_is_pr_present__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_is_pr_present.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.2.4.22]")
 F.cprep_disk_is_pr_present__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_is_pr_present.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.2.4.22]")
 F.cprep_disk_is_pr_present__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_is_pr_present.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.2.4.22]")
@@ -615,35 +615,35 @@ F.cprep_disk_is_pr_present__disk_id__junk = ProtoField.uint32("clusprep.cprep_di
 F.cprep_disk_is_pr_present__present = ProtoField.uint32("clusprep.cprep_disk_is_pr_present.present", "Present", base.DEC, nil, nil, "Present [MS-CSVP 3.2.4.22]")
 F.cprep_disk_pr_preempt = ProtoField.none("clusprep.cprep_disk_pr_preempt", "CprepDiskPRPreempt", "IClusterStorage2.CprepDiskPRPreempt request stub / IClusterStorage2.CprepDiskPRPreempt response stub")
 F.cprep_disk_pr_preempt__disk_id = ProtoField.none("clusprep.cprep_disk_pr_preempt.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_pr_preempt__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_pr_preempt.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.2.4.23]")
+F.cprep_disk_pr_preempt__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_pr_preempt.disk_id.disk_id_type", "DiskIdType", base.HEX, VS_CprepIdSignature_3da8a2, nil, "DiskIdType [MS-CSVP 3.2.4.23]")
 F.cprep_disk_pr_preempt__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_pr_preempt.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.2.4.23]")
 F.cprep_disk_pr_preempt__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_pr_preempt.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.2.4.23]")
 F.cprep_disk_pr_preempt__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_pr_preempt.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.2.4.23]")
 F.cprep_disk_pr_preempt__disk_id__junk = ProtoField.uint32("clusprep.cprep_disk_pr_preempt.disk_id.junk", "Junk", base.DEC, nil, nil, "Junk [MS-CSVP 3.2.4.23]")
 F.cprep_disk_pr_clear = ProtoField.none("clusprep.cprep_disk_pr_clear", "CprepDiskPRClear", "IClusterStorage2.CprepDiskPRClear request stub / IClusterStorage2.CprepDiskPRClear response stub")
 F.cprep_disk_pr_clear__disk_id = ProtoField.none("clusprep.cprep_disk_pr_clear.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_pr_clear__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_pr_clear.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.2.4.24]")
+F.cprep_disk_pr_clear__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_pr_clear.disk_id.disk_id_type", "DiskIdType", base.HEX, VS_CprepIdSignature_3da8a2, nil, "DiskIdType [MS-CSVP 3.2.4.24]")
 F.cprep_disk_pr_clear__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_pr_clear.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.2.4.24]")
 F.cprep_disk_pr_clear__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_pr_clear.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.2.4.24]")
 F.cprep_disk_pr_clear__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_pr_clear.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.2.4.24]")
 F.cprep_disk_pr_clear__disk_id__junk = ProtoField.uint32("clusprep.cprep_disk_pr_clear.disk_id.junk", "Junk", base.DEC, nil, nil, "Junk [MS-CSVP 3.2.4.24]")
 F.cprep_disk_is_online = ProtoField.none("clusprep.cprep_disk_is_online", "CprepDiskIsOnline", "IClusterStorage2.CprepDiskIsOnline request stub / IClusterStorage2.CprepDiskIsOnline response stub")
 F.cprep_disk_is_online__disk_id = ProtoField.none("clusprep.cprep_disk_is_online.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_is_online__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_is_online.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.2.4.25]")
+F.cprep_disk_is_online__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_is_online.disk_id.disk_id_type", "DiskIdType", base.HEX, VS_CprepIdSignature_3da8a2, nil, "DiskIdType [MS-CSVP 3.2.4.25]")
 F.cprep_disk_is_online__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_is_online.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.2.4.25]")
 F.cprep_disk_is_online__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_is_online.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.2.4.25]")
 F.cprep_disk_is_online__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_is_online.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.2.4.25]")
 F.cprep_disk_is_online__disk_id__junk = ProtoField.uint32("clusprep.cprep_disk_is_online.disk_id.junk", "Junk", base.DEC, nil, nil, "Junk [MS-CSVP 3.2.4.25]")
 F.cprep_disk_set_online = ProtoField.none("clusprep.cprep_disk_set_online", "CprepDiskSetOnline", "IClusterStorage2.CprepDiskSetOnline request stub / IClusterStorage2.CprepDiskSetOnline response stub")
 F.cprep_disk_set_online__disk_id = ProtoField.none("clusprep.cprep_disk_set_online.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_set_online__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_set_online.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.2.4.26]")
+F.cprep_disk_set_online__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_set_online.disk_id.disk_id_type", "DiskIdType", base.HEX, VS_CprepIdSignature_3da8a2, nil, "DiskIdType [MS-CSVP 3.2.4.26]")
 F.cprep_disk_set_online__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_set_online.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.2.4.26]")
 F.cprep_disk_set_online__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_set_online.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.2.4.26]")
 F.cprep_disk_set_online__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_set_online.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.2.4.26]")
 F.cprep_disk_set_online__disk_id__junk = ProtoField.uint32("clusprep.cprep_disk_set_online.disk_id.junk", "Junk", base.DEC, nil, nil, "Junk [MS-CSVP 3.2.4.26]")
 F.cprep_disk_get_fs_name = ProtoField.none("clusprep.cprep_disk_get_fs_name", "CprepDiskGetFSName", "IClusterStorage2.CprepDiskGetFSName request stub / IClusterStorage2.CprepDiskGetFSName response stub")
 F.cprep_disk_get_fs_name__disk_id = ProtoField.none("clusprep.cprep_disk_get_fs_name.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_get_fs_name__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_get_fs_name.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.2.4.27]")
+F.cprep_disk_get_fs_name__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_get_fs_name.disk_id.disk_id_type", "DiskIdType", base.HEX, VS_CprepIdSignature_3da8a2, nil, "DiskIdType [MS-CSVP 3.2.4.27]")
 F.cprep_disk_get_fs_name__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_get_fs_name.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.2.4.27]")
 F.cprep_disk_get_fs_name__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_get_fs_name.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.2.4.27]")
 F.cprep_disk_get_fs_name__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_get_fs_name.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.2.4.27]")
@@ -652,7 +652,7 @@ F.cprep_disk_get_fs_name__partition = ProtoField.uint32("clusprep.cprep_disk_get
 F.cprep_disk_get_fs_name__fs_name = ProtoField.string("clusprep.cprep_disk_get_fs_name.fs_name", "FsName", base.UNICODE, "FsName [MS-CSVP 3.2.4.27]")
 F.cprep_disk_is_readable = ProtoField.none("clusprep.cprep_disk_is_readable", "CprepDiskIsReadable", "IClusterStorage2.CprepDiskIsReadable request stub / IClusterStorage2.CprepDiskIsReadable response stub")
 F.cprep_disk_is_readable__disk_id = ProtoField.none("clusprep.cprep_disk_is_readable.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_is_readable__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_is_readable.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.2.4.28]")
+F.cprep_disk_is_readable__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_is_readable.disk_id.disk_id_type", "DiskIdType", base.HEX, VS_CprepIdSignature_3da8a2, nil, "DiskIdType [MS-CSVP 3.2.4.28]")
 F.cprep_disk_is_readable__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_is_readable.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.2.4.28]")
 F.cprep_disk_is_readable__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_is_readable.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.2.4.28]")
 F.cprep_disk_is_readable__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_is_readable.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.2.4.28]")
@@ -663,7 +663,7 @@ F.cprep_disk_get_dsms__p_reserved = ProtoField.uint32("clusprep.cprep_disk_get_d
 F.cprep_disk_get_dsms__registered_dsms = ProtoField.bytes("clusprep.cprep_disk_get_dsms.registered_dsms", "RegisteredDsms", base.NONE, "RegisteredDsms [MS-CSVP 3.2.4.29]")
 F.cprep_disk_get_unique_ids3 = ProtoField.none("clusprep.cprep_disk_get_unique_ids3", "CprepDiskGetUniqueIds3", "IClusterStorage3.CprepDiskGetUniqueIds3 request stub / IClusterStorage3.CprepDiskGetUniqueIds3 response stub")
 F.cprep_disk_get_unique_ids3__disk_id = ProtoField.none("clusprep.cprep_disk_get_unique_ids3.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_get_unique_ids3__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_get_unique_ids3.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.4.4.1]")
+F.cprep_disk_get_unique_ids3__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_get_unique_ids3.disk_id.disk_id_type", "DiskIdType", base.HEX, VS_CprepIdSignature_3da8a2, nil, "DiskIdType [MS-CSVP 3.4.4.1]")
 F.cprep_disk_get_unique_ids3__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_get_unique_ids3.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.4.4.1]")
 F.cprep_disk_get_unique_ids3__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_get_unique_ids3.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.4.4.1]")
 F.cprep_disk_get_unique_ids3__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_get_unique_ids3.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.4.4.1]")
@@ -686,7 +686,7 @@ F.cprep_connect_to_new_smb_shares3__ppwsz_share_paths = ProtoField.string("clusp
 F.cprep_connect_to_new_smb_shares3__dw_number_of_paths = ProtoField.uint32("clusprep.cprep_connect_to_new_smb_shares3.dw_number_of_paths", "dwNumberOfPaths", base.DEC, nil, nil, "dwNumberOfPaths [MS-CSVP 3.4.4.6]")
 F.cprep_disk_get_props3 = ProtoField.none("clusprep.cprep_disk_get_props3", "CprepDiskGetProps3", "IClusterStorage3.CprepDiskGetProps3 request stub / IClusterStorage3.CprepDiskGetProps3 response stub")
 F.cprep_disk_get_props3__disk_id = ProtoField.none("clusprep.cprep_disk_get_props3.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_get_props3__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_get_props3.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.4.4.7]")
+F.cprep_disk_get_props3__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_get_props3.disk_id.disk_id_type", "DiskIdType", base.HEX, VS_CprepIdSignature_3da8a2, nil, "DiskIdType [MS-CSVP 3.4.4.7]")
 F.cprep_disk_get_props3__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_get_props3.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.4.4.7]")
 F.cprep_disk_get_props3__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_get_props3.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.4.4.7]")
 F.cprep_disk_get_props3__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_get_props3.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.4.4.7]")
@@ -694,13 +694,13 @@ F.cprep_disk_get_props3__disk_id__junk = ProtoField.uint32("clusprep.cprep_disk_
 F.cprep_disk_get_props3__p_disk_props = ProtoField.none("clusprep.cprep_disk_get_props3.p_disk_props", "pDiskProps", "DISK_PROPS_EX (MS-CSVP 2.2.6)")
 F.cprep_disk_get_props3__p_disk_props__disk_number = ProtoField.uint32("clusprep.cprep_disk_get_props3.p_disk_props.disk_number", "DiskNumber", base.DEC, nil, nil, "DiskNumber [MS-CSVP 3.4.4.7]")
 F.cprep_disk_get_props3__p_disk_props__disk_id = ProtoField.none("clusprep.cprep_disk_get_props3.p_disk_props.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_get_props3__p_disk_props__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_get_props3.p_disk_props.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.4.4.7]")
+F.cprep_disk_get_props3__p_disk_props__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_get_props3.p_disk_props.disk_id.disk_id_type", "DiskIdType", base.HEX, VS_CprepIdSignature_3da8a2, nil, "DiskIdType [MS-CSVP 3.4.4.7]")
 F.cprep_disk_get_props3__p_disk_props__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_get_props3.p_disk_props.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.4.4.7]")
 F.cprep_disk_get_props3__p_disk_props__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_get_props3.p_disk_props.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.4.4.7]")
 F.cprep_disk_get_props3__p_disk_props__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_get_props3.p_disk_props.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.4.4.7]")
 F.cprep_disk_get_props3__p_disk_props__disk_id__junk = ProtoField.uint32("clusprep.cprep_disk_get_props3.p_disk_props.disk_id.junk", "Junk", base.DEC, nil, nil, "Junk [MS-CSVP 3.4.4.7]")
-F.cprep_disk_get_props3__p_disk_props__disk_bus_type = ProtoField.uint32("clusprep.cprep_disk_get_props3.p_disk_props.disk_bus_type", "DiskBusType", base.HEX, VS9, nil, "DiskBusType [MS-CSVP 3.4.4.7]")
-F.cprep_disk_get_props3__p_disk_props__stack_type = ProtoField.uint16("clusprep.cprep_disk_get_props3.p_disk_props.stack_type", "StackType", base.HEX, VS15, nil, "StackType [MS-CSVP 3.4.4.7]")
+F.cprep_disk_get_props3__p_disk_props__disk_bus_type = ProtoField.uint32("clusprep.cprep_disk_get_props3.p_disk_props.disk_bus_type", "DiskBusType", base.HEX, VS_BusTypeUnknown_bbfa12, nil, "DiskBusType [MS-CSVP 3.4.4.7]")
+F.cprep_disk_get_props3__p_disk_props__stack_type = ProtoField.uint16("clusprep.cprep_disk_get_props3.p_disk_props.stack_type", "StackType", base.HEX, VS_DiskStackScsiPort_853e6c, nil, "StackType [MS-CSVP 3.4.4.7]")
 F.cprep_disk_get_props3__p_disk_props__scsi_address = ProtoField.none("clusprep.cprep_disk_get_props3.p_disk_props.scsi_address", "ScsiAddress", "CPREP_SCSI_ADDRESS (MS-CSVP 2.2.4)")
 F.cprep_disk_get_props3__p_disk_props__scsi_address__length = ProtoField.uint32("clusprep.cprep_disk_get_props3.p_disk_props.scsi_address.length", "Length", base.DEC, nil, nil, "Length [MS-CSVP 3.4.4.7]")
 F.cprep_disk_get_props3__p_disk_props__scsi_address__port_number = ProtoField.uint8("clusprep.cprep_disk_get_props3.p_disk_props.scsi_address.port_number", "PortNumber", base.DEC, nil, nil, "PortNumber [MS-CSVP 3.4.4.7]")
@@ -750,7 +750,7 @@ F.cprep_disk_get_props3__p_disk_props__pwsz_serial_number = ProtoField.string("c
 F.cprep_disk_get_props3__p_disk_props__guid_pool_id = ProtoField.guid("clusprep.cprep_disk_get_props3.p_disk_props.guid_pool_id", "guidPoolId", "guidPoolId [MS-CSVP 3.4.4.7]")
 F.cprep_disk_is_read_only3 = ProtoField.none("clusprep.cprep_disk_is_read_only3", "CprepDiskIsReadOnly3", "IClusterStorage3.CprepDiskIsReadOnly3 request stub / IClusterStorage3.CprepDiskIsReadOnly3 response stub")
 F.cprep_disk_is_read_only3__disk_id = ProtoField.none("clusprep.cprep_disk_is_read_only3.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_is_read_only3__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_is_read_only3.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.4.4.8]")
+F.cprep_disk_is_read_only3__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_is_read_only3.disk_id.disk_id_type", "DiskIdType", base.HEX, VS_CprepIdSignature_3da8a2, nil, "DiskIdType [MS-CSVP 3.4.4.8]")
 F.cprep_disk_is_read_only3__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_is_read_only3.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.4.4.8]")
 F.cprep_disk_is_read_only3__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_is_read_only3.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.4.4.8]")
 F.cprep_disk_is_read_only3__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_is_read_only3.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.4.4.8]")
@@ -758,7 +758,7 @@ F.cprep_disk_is_read_only3__disk_id__junk = ProtoField.uint32("clusprep.cprep_di
 F.cprep_disk_is_read_only3__pb_read_only = ProtoField.uint8("clusprep.cprep_disk_is_read_only3.pb_read_only", "pbReadOnly", base.DEC, nil, nil, "pbReadOnly [MS-CSVP 3.4.4.8]")
 F.cprep_disk_pr_register3 = ProtoField.none("clusprep.cprep_disk_pr_register3", "CprepDiskPRRegister3", "IClusterStorage3.CprepDiskPRRegister3 request stub / IClusterStorage3.CprepDiskPRRegister3 response stub")
 F.cprep_disk_pr_register3__disk_id = ProtoField.none("clusprep.cprep_disk_pr_register3.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_pr_register3__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_pr_register3.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.4.4.9]")
+F.cprep_disk_pr_register3__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_pr_register3.disk_id.disk_id_type", "DiskIdType", base.HEX, VS_CprepIdSignature_3da8a2, nil, "DiskIdType [MS-CSVP 3.4.4.9]")
 F.cprep_disk_pr_register3__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_pr_register3.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.4.4.9]")
 F.cprep_disk_pr_register3__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_pr_register3.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.4.4.9]")
 F.cprep_disk_pr_register3__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_pr_register3.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.4.4.9]")
@@ -767,7 +767,7 @@ F.cprep_disk_pr_register3__old_pr_key = ProtoField.uint64("clusprep.cprep_disk_p
 F.cprep_disk_pr_register3__new_pr_key = ProtoField.uint64("clusprep.cprep_disk_pr_register3.new_pr_key", "NewPrKey", base.DEC, nil, nil, "NewPrKey [MS-CSVP 3.4.4.9]")
 F.cprep_disk_find_key3 = ProtoField.none("clusprep.cprep_disk_find_key3", "CprepDiskFindKey3", "IClusterStorage3.CprepDiskFindKey3 request stub / IClusterStorage3.CprepDiskFindKey3 response stub")
 F.cprep_disk_find_key3__disk_id = ProtoField.none("clusprep.cprep_disk_find_key3.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_find_key3__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_find_key3.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.4.4.10]")
+F.cprep_disk_find_key3__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_find_key3.disk_id.disk_id_type", "DiskIdType", base.HEX, VS_CprepIdSignature_3da8a2, nil, "DiskIdType [MS-CSVP 3.4.4.10]")
 F.cprep_disk_find_key3__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_find_key3.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.4.4.10]")
 F.cprep_disk_find_key3__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_find_key3.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.4.4.10]")
 F.cprep_disk_find_key3__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_find_key3.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.4.4.10]")
@@ -776,7 +776,7 @@ F.cprep_disk_find_key3__key = ProtoField.uint64("clusprep.cprep_disk_find_key3.k
 F.cprep_disk_find_key3__pb_found = ProtoField.uint8("clusprep.cprep_disk_find_key3.pb_found", "pbFound", base.DEC, nil, nil, "pbFound [MS-CSVP 3.4.4.10]")
 F.cprep_disk_pr_preempt3 = ProtoField.none("clusprep.cprep_disk_pr_preempt3", "CprepDiskPRPreempt3", "IClusterStorage3.CprepDiskPRPreempt3 request stub / IClusterStorage3.CprepDiskPRPreempt3 response stub")
 F.cprep_disk_pr_preempt3__disk_id = ProtoField.none("clusprep.cprep_disk_pr_preempt3.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_pr_preempt3__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_pr_preempt3.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.4.4.11]")
+F.cprep_disk_pr_preempt3__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_pr_preempt3.disk_id.disk_id_type", "DiskIdType", base.HEX, VS_CprepIdSignature_3da8a2, nil, "DiskIdType [MS-CSVP 3.4.4.11]")
 F.cprep_disk_pr_preempt3__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_pr_preempt3.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.4.4.11]")
 F.cprep_disk_pr_preempt3__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_pr_preempt3.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.4.4.11]")
 F.cprep_disk_pr_preempt3__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_pr_preempt3.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.4.4.11]")
@@ -785,7 +785,7 @@ F.cprep_disk_pr_preempt3__owner_key = ProtoField.uint64("clusprep.cprep_disk_pr_
 F.cprep_disk_pr_preempt3__new_key = ProtoField.uint64("clusprep.cprep_disk_pr_preempt3.new_key", "NewKey", base.DEC, nil, nil, "NewKey [MS-CSVP 3.4.4.11]")
 F.cprep_disk_pr_reserve3 = ProtoField.none("clusprep.cprep_disk_pr_reserve3", "CprepDiskPRReserve3", "IClusterStorage3.CprepDiskPRReserve3 request stub / IClusterStorage3.CprepDiskPRReserve3 response stub")
 F.cprep_disk_pr_reserve3__disk_id = ProtoField.none("clusprep.cprep_disk_pr_reserve3.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_pr_reserve3__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_pr_reserve3.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.4.4.12]")
+F.cprep_disk_pr_reserve3__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_pr_reserve3.disk_id.disk_id_type", "DiskIdType", base.HEX, VS_CprepIdSignature_3da8a2, nil, "DiskIdType [MS-CSVP 3.4.4.12]")
 F.cprep_disk_pr_reserve3__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_pr_reserve3.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.4.4.12]")
 F.cprep_disk_pr_reserve3__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_pr_reserve3.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.4.4.12]")
 F.cprep_disk_pr_reserve3__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_pr_reserve3.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.4.4.12]")
@@ -793,7 +793,7 @@ F.cprep_disk_pr_reserve3__disk_id__junk = ProtoField.uint32("clusprep.cprep_disk
 F.cprep_disk_pr_reserve3__key = ProtoField.uint64("clusprep.cprep_disk_pr_reserve3.key", "Key", base.DEC, nil, nil, "Key [MS-CSVP 3.4.4.12]")
 F.cprep_disk_is_pr_present3 = ProtoField.none("clusprep.cprep_disk_is_pr_present3", "CprepDiskIsPRPresent3", "IClusterStorage3.CprepDiskIsPRPresent3 request stub / IClusterStorage3.CprepDiskIsPRPresent3 response stub")
 F.cprep_disk_is_pr_present3__disk_id = ProtoField.none("clusprep.cprep_disk_is_pr_present3.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_is_pr_present3__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_is_pr_present3.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.4.4.13]")
+F.cprep_disk_is_pr_present3__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_is_pr_present3.disk_id.disk_id_type", "DiskIdType", base.HEX, VS_CprepIdSignature_3da8a2, nil, "DiskIdType [MS-CSVP 3.4.4.13]")
 F.cprep_disk_is_pr_present3__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_is_pr_present3.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.4.4.13]")
 F.cprep_disk_is_pr_present3__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_is_pr_present3.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.4.4.13]")
 F.cprep_disk_is_pr_present3__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_is_pr_present3.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.4.4.13]")
@@ -801,7 +801,7 @@ F.cprep_disk_is_pr_present3__disk_id__junk = ProtoField.uint32("clusprep.cprep_d
 F.cprep_disk_is_pr_present3__key = ProtoField.uint64("clusprep.cprep_disk_is_pr_present3.key", "Key", base.DEC, nil, nil, "Key [MS-CSVP 3.4.4.13]")
 F.cprep_disk_pr_release3 = ProtoField.none("clusprep.cprep_disk_pr_release3", "CprepDiskPRRelease3", "IClusterStorage3.CprepDiskPRRelease3 request stub / IClusterStorage3.CprepDiskPRRelease3 response stub")
 F.cprep_disk_pr_release3__disk_id = ProtoField.none("clusprep.cprep_disk_pr_release3.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_pr_release3__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_pr_release3.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.4.4.14]")
+F.cprep_disk_pr_release3__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_pr_release3.disk_id.disk_id_type", "DiskIdType", base.HEX, VS_CprepIdSignature_3da8a2, nil, "DiskIdType [MS-CSVP 3.4.4.14]")
 F.cprep_disk_pr_release3__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_pr_release3.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.4.4.14]")
 F.cprep_disk_pr_release3__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_pr_release3.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.4.4.14]")
 F.cprep_disk_pr_release3__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_pr_release3.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.4.4.14]")
@@ -809,7 +809,7 @@ F.cprep_disk_pr_release3__disk_id__junk = ProtoField.uint32("clusprep.cprep_disk
 F.cprep_disk_pr_release3__key = ProtoField.uint64("clusprep.cprep_disk_pr_release3.key", "Key", base.DEC, nil, nil, "Key [MS-CSVP 3.4.4.14]")
 F.cprep_disk_pr_clear3 = ProtoField.none("clusprep.cprep_disk_pr_clear3", "CprepDiskPRClear3", "IClusterStorage3.CprepDiskPRClear3 request stub / IClusterStorage3.CprepDiskPRClear3 response stub")
 F.cprep_disk_pr_clear3__disk_id = ProtoField.none("clusprep.cprep_disk_pr_clear3.disk_id", "DiskId", "CPREP_DISKID (MS-CSVP 2.2.2)")
-F.cprep_disk_pr_clear3__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_pr_clear3.disk_id.disk_id_type", "DiskIdType", base.HEX, VS14, nil, "DiskIdType [MS-CSVP 3.4.4.15]")
+F.cprep_disk_pr_clear3__disk_id__disk_id_type = ProtoField.uint16("clusprep.cprep_disk_pr_clear3.disk_id.disk_id_type", "DiskIdType", base.HEX, VS_CprepIdSignature_3da8a2, nil, "DiskIdType [MS-CSVP 3.4.4.15]")
 F.cprep_disk_pr_clear3__disk_id__disk_signature = ProtoField.uint32("clusprep.cprep_disk_pr_clear3.disk_id.disk_signature", "DiskSignature", base.DEC, nil, nil, "DiskSignature [MS-CSVP 3.4.4.15]")
 F.cprep_disk_pr_clear3__disk_id__disk_guid = ProtoField.guid("clusprep.cprep_disk_pr_clear3.disk_id.disk_guid", "DiskGuid", "DiskGuid [MS-CSVP 3.4.4.15]")
 F.cprep_disk_pr_clear3__disk_id__device_number = ProtoField.uint32("clusprep.cprep_disk_pr_clear3.disk_id.device_number", "DeviceNumber", base.DEC, nil, nil, "DeviceNumber [MS-CSVP 3.4.4.15]")
@@ -819,7 +819,7 @@ F.send_rt_message = ProtoField.none("clusprep.send_rt_message", "SendRTMessage",
 F.send_rt_message__source_ip_address = ProtoField.string("clusprep.send_rt_message.source_ip_address", "SourceIPAddress", base.UNICODE, "SourceIPAddress [MS-CSVP 3.6.4.2]")
 F.send_rt_message__dest_ip_address = ProtoField.string("clusprep.send_rt_message.dest_ip_address", "DestIPAddress", base.UNICODE, "DestIPAddress [MS-CSVP 3.6.4.2]")
 F.send_rt_message__dest_port = ProtoField.uint16("clusprep.send_rt_message.dest_port", "DestPort", base.DEC, nil, nil, "DestPort [MS-CSVP 3.6.4.2]")
-F.send_rt_message__address_family = ProtoField.uint16("clusprep.send_rt_message.address_family", "AddressFamily", base.HEX, VS6, nil, "AddressFamily [MS-CSVP 3.6.4.2]")
+F.send_rt_message__address_family = ProtoField.uint16("clusprep.send_rt_message.address_family", "AddressFamily", base.HEX, VS_AF_UNSPEC_303644, nil, "AddressFamily [MS-CSVP 3.6.4.2]")
 F.send_rt_message__message_size = ProtoField.uint32("clusprep.send_rt_message.message_size", "MessageSize", base.DEC, nil, nil, "MessageSize [MS-CSVP 3.6.4.2]")
 F.send_rt_message__timeout = ProtoField.uint32("clusprep.send_rt_message.timeout", "Timeout", base.DEC, nil, nil, "Timeout [MS-CSVP 3.6.4.2]")
 F.send_rt_message__rt_elapsed_time = ProtoField.uint32("clusprep.send_rt_message.rt_elapsed_time", "RTElapsedTime", base.DEC, nil, nil, "RTElapsedTime [MS-CSVP 3.6.4.2]")
@@ -850,7 +850,7 @@ F.get_add_routes_status__reply = ProtoField.none("clusprep.get_add_routes_status
 F.get_add_routes_status__reply__indices = ProtoField.uint32("clusprep.get_add_routes_status.reply.indices", "indices", base.DEC, nil, nil, "indices [MS-CSVP 3.6.4.7]")
 F.get_add_routes_status__reply__replies = ProtoField.none("clusprep.get_add_routes_status.reply.replies", "replies", "ROUTE_LOSS_AND_STATE (MS-CSVP 2.2.21)")
 F.get_add_routes_status__reply__replies__packet_loss = ProtoField.uint32("clusprep.get_add_routes_status.reply.replies.packet_loss", "packetLoss", base.DEC, nil, nil, "packetLoss [MS-CSVP 3.6.4.7]")
-F.get_add_routes_status__reply__replies__status = ProtoField.uint16("clusprep.get_add_routes_status.reply.replies.status", "status", base.HEX, VS16, nil, "status [MS-CSVP 3.6.4.7]")
+F.get_add_routes_status__reply__replies__status = ProtoField.uint16("clusprep.get_add_routes_status.reply.replies.status", "status", base.HEX, VS_DOWN_6d6ce2, nil, "status [MS-CSVP 3.6.4.7]")
 F.get_add_routes_status__reply__route_unavailable = ProtoField.uint8("clusprep.get_add_routes_status.reply.route_unavailable", "routeUnavailable", base.DEC, nil, nil, "routeUnavailable [MS-CSVP 3.6.4.7]")
 F.cancel_add_routes_request = ProtoField.none("clusprep.cancel_add_routes_request", "CancelAddRoutesRequest", "IClusterNetwork2.CancelAddRoutesRequest request stub / IClusterNetwork2.CancelAddRoutesRequest response stub")
 F.clean_up_evicted_node = ProtoField.none("clusprep.clean_up_evicted_node", "CleanUpEvictedNode", "IClusterCleanup.CleanUpEvictedNode request stub / IClusterCleanup.CleanUpEvictedNode response stub")
@@ -875,7 +875,7 @@ F.initialize_adapter_configuration__c_ret_adapters = ProtoField.uint32("clusprep
 F.get_next_adapter_firewall_configuration = ProtoField.none("clusprep.get_next_adapter_firewall_configuration", "GetNextAdapterFirewallConfiguration", "IClusterFirewall.GetNextAdapterFirewallConfiguration request stub / IClusterFirewall.GetNextAdapterFirewallConfiguration response stub")
 F.get_next_adapter_firewall_configuration__idx = ProtoField.uint32("clusprep.get_next_adapter_firewall_configuration.idx", "idx", base.DEC, nil, nil, "idx [MS-CSVP 3.14.4.2]")
 F.get_next_adapter_firewall_configuration__adapter_id = ProtoField.guid("clusprep.get_next_adapter_firewall_configuration.adapter_id", "adapterId", "adapterId [MS-CSVP 3.14.4.2]")
-F.get_next_adapter_firewall_configuration__adapter_profile = ProtoField.uint16("clusprep.get_next_adapter_firewall_configuration.adapter_profile", "adapterProfile", base.HEX, VS17, nil, "adapterProfile [MS-CSVP 3.14.4.2]")
+F.get_next_adapter_firewall_configuration__adapter_profile = ProtoField.uint16("clusprep.get_next_adapter_firewall_configuration.adapter_profile", "adapterProfile", base.HEX, VS_ClusterNetworkProfilePublic_8266e6, nil, "adapterProfile [MS-CSVP 3.14.4.2]")
 F.get_next_adapter_firewall_configuration__server_rules_enabled = ProtoField.int8("clusprep.get_next_adapter_firewall_configuration.server_rules_enabled", "serverRulesEnabled", base.DEC, nil, nil, "serverRulesEnabled [MS-CSVP 3.14.4.2]")
 F.get_next_adapter_firewall_configuration__management_rules_enabled = ProtoField.int8("clusprep.get_next_adapter_firewall_configuration.management_rules_enabled", "managementRulesEnabled", base.DEC, nil, nil, "managementRulesEnabled [MS-CSVP 3.14.4.2]")
 F.get_next_adapter_firewall_configuration__common_rules_enabled = ProtoField.int8("clusprep.get_next_adapter_firewall_configuration.common_rules_enabled", "commonRulesEnabled", base.DEC, nil, nil, "commonRulesEnabled [MS-CSVP 3.14.4.2]")
@@ -1463,10 +1463,10 @@ D.d_adapter = function(tvb, tree, off, lim, pinfo, ctx, pv)
     do local r = tvb(off + 12, 1); t:add_le(F.adapter__dhcp_enabled, r); v.DhcpEnabled = r:le_uint() end
     do local r = tvb(off + 13, 1); t:add_le(F.adapter__internal_network, r); v.InternalNetwork = r:le_uint() end
     do local r = tvb(off + 14, 1); t:add_le(F.adapter__cluster_adapter, r); v.ClusterAdapter = r:le_uint() end
-    if VS1[v.OperStatus] == nil then t:add_proto_expert_info(E.bad_value, string.format("ADAPTER OperStatus %s is not defined by the specification [MS-CSVP 2.2.13]", VS1[v.OperStatus] or string.format("0x%X", v.OperStatus))) end
-    if not (v.DhcpEnabled == 0 or v.DhcpEnabled == 1) then t:add_proto_expert_info(E.bad_value, string.format("ADAPTER DhcpEnabled is %s; it must be one of FALSE (0x0), TRUE (0x1) [MS-CSVP 2.2.13, 2.2.17]", VS2[v.DhcpEnabled] or string.format("0x%X", v.DhcpEnabled))) end
-    if not (v.InternalNetwork == 0 or v.InternalNetwork == 1) then t:add_proto_expert_info(E.bad_value, string.format("ADAPTER InternalNetwork is %s; it must be one of FALSE (0x0), TRUE (0x1) [MS-CSVP 2.2.13, 2.2.17]", VS2[v.InternalNetwork] or string.format("0x%X", v.InternalNetwork))) end
-    if not (v.ClusterAdapter == 0 or v.ClusterAdapter == 1) then t:add_proto_expert_info(E.bad_value, string.format("ADAPTER ClusterAdapter is %s; it must be one of FALSE (0x0), TRUE (0x1) [MS-CSVP 2.2.13, 2.2.17]", VS2[v.ClusterAdapter] or string.format("0x%X", v.ClusterAdapter))) end
+    if VS_IfOperStatusUp_3b9cfd[v.OperStatus] == nil then t:add_proto_expert_info(E.bad_value, string.format("ADAPTER OperStatus %s is not defined by the specification [MS-CSVP 2.2.13]", VS_IfOperStatusUp_3b9cfd[v.OperStatus] or string.format("0x%X", v.OperStatus))) end
+    if not (v.DhcpEnabled == 0 or v.DhcpEnabled == 1) then t:add_proto_expert_info(E.bad_value, string.format("ADAPTER DhcpEnabled is %s; it must be one of FALSE (0x0), TRUE (0x1) [MS-CSVP 2.2.13, 2.2.17]", VS_FALSE_6b82c3[v.DhcpEnabled] or string.format("0x%X", v.DhcpEnabled))) end
+    if not (v.InternalNetwork == 0 or v.InternalNetwork == 1) then t:add_proto_expert_info(E.bad_value, string.format("ADAPTER InternalNetwork is %s; it must be one of FALSE (0x0), TRUE (0x1) [MS-CSVP 2.2.13, 2.2.17]", VS_FALSE_6b82c3[v.InternalNetwork] or string.format("0x%X", v.InternalNetwork))) end
+    if not (v.ClusterAdapter == 0 or v.ClusterAdapter == 1) then t:add_proto_expert_info(E.bad_value, string.format("ADAPTER ClusterAdapter is %s; it must be one of FALSE (0x0), TRUE (0x1) [MS-CSVP 2.2.13, 2.2.17]", VS_FALSE_6b82c3[v.ClusterAdapter] or string.format("0x%X", v.ClusterAdapter))) end
     off = off + 15
   else
     if lim - off >= 4 then t:add_le(F.adapter__adapter_type, tvb(off + 0, 4)) end
@@ -1514,7 +1514,7 @@ D.d_sockaddr = function(tvb, tree, off, lim, pinfo, ctx, pv)
   end
   if v.ss_family == 2 then
     do
-      local o, sub = D.d_sockaddr_sockaddr_1(tvb, t, off, lim, pinfo, ctx, v)
+      local o, sub = D.d_sockaddr_sockaddr(tvb, t, off, lim, pinfo, ctx, v)
       if not o then return nil, v end
       off = o
     end
@@ -1537,7 +1537,7 @@ D.d_sockaddr = function(tvb, tree, off, lim, pinfo, ctx, pv)
   return off, v
 end
 
-D.d_sockaddr_sockaddr_1 = function(tvb, tree, off, lim, pinfo, ctx, pv)
+D.d_sockaddr_sockaddr = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree
   if lim - off >= 126 then
@@ -1863,13 +1863,13 @@ D.d_adapter2 = function(tvb, tree, off, lim, pinfo, ctx, pv)
     t:add_le(F.adapter2__link_speed, tvb(off + 20, 8))
     do local r = tvb(off + 28, 1); t:add_le(F.adapter2__rdma_capable, r); v.RdmaCapable = r:le_uint() end
     do local r = tvb(off + 29, 1); t:add_le(F.adapter2__rss_capable, r); v.RssCapable = r:le_uint() end
-    if VS1[v.OperStatus] == nil then t:add_proto_expert_info(E.bad_value, string.format("ADAPTER2 OperStatus %s is not defined by the specification [MS-CSVP 2.2.17]", VS1[v.OperStatus] or string.format("0x%X", v.OperStatus))) end
-    if not (v.DhcpEnabled == 0 or v.DhcpEnabled == 1) then t:add_proto_expert_info(E.bad_value, string.format("ADAPTER2 DhcpEnabled is %s; it must be one of FALSE (0x0), TRUE (0x1) [MS-CSVP 2.2.13, 2.2.17]", VS2[v.DhcpEnabled] or string.format("0x%X", v.DhcpEnabled))) end
-    if not (v.InternalNetwork == 0 or v.InternalNetwork == 1) then t:add_proto_expert_info(E.bad_value, string.format("ADAPTER2 InternalNetwork is %s; it must be one of FALSE (0x0), TRUE (0x1) [MS-CSVP 2.2.13, 2.2.17]", VS2[v.InternalNetwork] or string.format("0x%X", v.InternalNetwork))) end
-    if not (v.ClusterAdapter == 0 or v.ClusterAdapter == 1) then t:add_proto_expert_info(E.bad_value, string.format("ADAPTER2 ClusterAdapter is %s; it must be one of FALSE (0x0), TRUE (0x1) [MS-CSVP 2.2.13, 2.2.17]", VS2[v.ClusterAdapter] or string.format("0x%X", v.ClusterAdapter))) end
-    if not (v.ConnectedToiSCSI == 0 or v.ConnectedToiSCSI == 1) then t:add_proto_expert_info(E.bad_value, string.format("ADAPTER2 ConnectedToiSCSI is %s; it must be one of FALSE (0x0), TRUE (0x1) [MS-CSVP 2.2.13, 2.2.17]", VS2[v.ConnectedToiSCSI] or string.format("0x%X", v.ConnectedToiSCSI))) end
-    if not (v.RdmaCapable == 0 or v.RdmaCapable == 1) then t:add_proto_expert_info(E.bad_value, string.format("ADAPTER2 RdmaCapable is %s; it must be one of FALSE (0x0), TRUE (0x1) [MS-CSVP 2.2.13, 2.2.17]", VS2[v.RdmaCapable] or string.format("0x%X", v.RdmaCapable))) end
-    if not (v.RssCapable == 0 or v.RssCapable == 1) then t:add_proto_expert_info(E.bad_value, string.format("ADAPTER2 RssCapable is %s; it must be one of FALSE (0x0), TRUE (0x1) [MS-CSVP 2.2.13, 2.2.17]", VS2[v.RssCapable] or string.format("0x%X", v.RssCapable))) end
+    if VS_IfOperStatusUp_3b9cfd[v.OperStatus] == nil then t:add_proto_expert_info(E.bad_value, string.format("ADAPTER2 OperStatus %s is not defined by the specification [MS-CSVP 2.2.17]", VS_IfOperStatusUp_3b9cfd[v.OperStatus] or string.format("0x%X", v.OperStatus))) end
+    if not (v.DhcpEnabled == 0 or v.DhcpEnabled == 1) then t:add_proto_expert_info(E.bad_value, string.format("ADAPTER2 DhcpEnabled is %s; it must be one of FALSE (0x0), TRUE (0x1) [MS-CSVP 2.2.13, 2.2.17]", VS_FALSE_6b82c3[v.DhcpEnabled] or string.format("0x%X", v.DhcpEnabled))) end
+    if not (v.InternalNetwork == 0 or v.InternalNetwork == 1) then t:add_proto_expert_info(E.bad_value, string.format("ADAPTER2 InternalNetwork is %s; it must be one of FALSE (0x0), TRUE (0x1) [MS-CSVP 2.2.13, 2.2.17]", VS_FALSE_6b82c3[v.InternalNetwork] or string.format("0x%X", v.InternalNetwork))) end
+    if not (v.ClusterAdapter == 0 or v.ClusterAdapter == 1) then t:add_proto_expert_info(E.bad_value, string.format("ADAPTER2 ClusterAdapter is %s; it must be one of FALSE (0x0), TRUE (0x1) [MS-CSVP 2.2.13, 2.2.17]", VS_FALSE_6b82c3[v.ClusterAdapter] or string.format("0x%X", v.ClusterAdapter))) end
+    if not (v.ConnectedToiSCSI == 0 or v.ConnectedToiSCSI == 1) then t:add_proto_expert_info(E.bad_value, string.format("ADAPTER2 ConnectedToiSCSI is %s; it must be one of FALSE (0x0), TRUE (0x1) [MS-CSVP 2.2.13, 2.2.17]", VS_FALSE_6b82c3[v.ConnectedToiSCSI] or string.format("0x%X", v.ConnectedToiSCSI))) end
+    if not (v.RdmaCapable == 0 or v.RdmaCapable == 1) then t:add_proto_expert_info(E.bad_value, string.format("ADAPTER2 RdmaCapable is %s; it must be one of FALSE (0x0), TRUE (0x1) [MS-CSVP 2.2.13, 2.2.17]", VS_FALSE_6b82c3[v.RdmaCapable] or string.format("0x%X", v.RdmaCapable))) end
+    if not (v.RssCapable == 0 or v.RssCapable == 1) then t:add_proto_expert_info(E.bad_value, string.format("ADAPTER2 RssCapable is %s; it must be one of FALSE (0x0), TRUE (0x1) [MS-CSVP 2.2.13, 2.2.17]", VS_FALSE_6b82c3[v.RssCapable] or string.format("0x%X", v.RssCapable))) end
     off = off + 30
   else
     if lim - off >= 4 then t:add_le(F.adapter2__interface_index, tvb(off + 0, 4)) end
@@ -1947,7 +1947,7 @@ D.d_ip_config_data = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local start = off
   local t = tree:add(F.ip_config_data, tvb(off, lim > off and lim - off or 0))
   if lim - off >= 0 then
-    do local _, sub = D.d_ip_config_data_lead_4(tvb, t, off + 0, math.min(lim, off + 0 + 2), pinfo, ctx, v); if sub ~= v then v.Lead = sub end end
+    do local _, sub = D.d_ip_config_data_lead(tvb, t, off + 0, math.min(lim, off + 0 + 2), pinfo, ctx, v); if sub ~= v then v.Lead = sub end end
     off = off + 0
   else
     return short(t, off, lim, 0, "GetIpConfigSerialized Data (MS-CSVP 3.6.4.3)"), v
@@ -1969,7 +1969,7 @@ D.d_ip_config_data = function(tvb, tree, off, lim, pinfo, ctx, pv)
   return off, v
 end
 
-D.d_ip_config_data_lead_4 = function(tvb, tree, off, lim, pinfo, ctx, pv)
+D.d_ip_config_data_lead = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree
   if lim - off >= 2 then
@@ -2635,7 +2635,7 @@ local function show(tree, pinfo, item, fi, sealed)
     text = text .. string.format(" 0x%08X", st.hresult)
     if st.hresult >= 0x80000000 then
       top:add_proto_expert_info(E.failed, string.format("%s returned %s", method,
-        VS12[st.hresult] or string.format("0x%08X", st.hresult)))
+        VS_S_OK_ed561b[st.hresult] or string.format("0x%08X", st.hresult)))
     end
   end
   return text

@@ -8,7 +8,7 @@
 -- contexts (smb2.tag/smb2.create.chain_data). It needs nothing from Wireshark's own
 -- rsvd dissector, which may be enabled or disabled.
 
-local BUILD = "2e5879d780c40100"
+local BUILD = "5d75baa21877c5f3"
 do
   local loaded = rawget(_G, "msrsvd_plugin_build")
   if loaded then
@@ -24,7 +24,7 @@ end
 local proto = Proto("msrsvd", "MS-RSVD Remote Shared Virtual Disk (generated)")
 
 local VS = {}
-local VS1 = {
+local VS_RSVD_TUNNEL_GET_FILE_INFO_OP_07b8ef = {
   [0x02001001] = "RSVD_TUNNEL_GET_FILE_INFO_OPERATION",
   [0x02001002] = "RSVD_TUNNEL_SCSI_OPERATION",
   [0x02001003] = "RSVD_TUNNEL_CHECK_CONNECTION_STATUS_OPERATION",
@@ -41,7 +41,7 @@ local VS1 = {
   [0x0200200D] = "RSVD_TUNNEL_QUERY_SAFE_SIZE",
   [0x02002101] = "RSVD_TUNNEL_META_OPERATION_START",
 }
-local VS2 = {
+local VS_STATUS_SUCCESS_631592 = {
   [0x00000000] = "STATUS_SUCCESS",
   [0x00000103] = "STATUS_PENDING",
   [0xC000000D] = "STATUS_INVALID_PARAMETER",
@@ -60,15 +60,15 @@ local VS2 = {
   [0xC05CFF08] = "STATUS_SVHDX_WRONG_FILE_TYPE",
   [0xC05CFF09] = "STATUS_SVHDX_VERSION_MISMATCH",
 }
-local VS3 = {
+local VS_FALSE_6b82c3 = {
   [0x00000000] = "FALSE",
   [0x00000001] = "TRUE",
 }
-local VS4 = {
+local VS_SVHDX_ORIGINATOR_PVHDPARSER_aa6462 = {
   [0x00000001] = "SVHDX_ORIGINATOR_PVHDPARSER",
   [0x00000004] = "SVHDX_ORIGINATOR_VHDMP",
 }
-local VS5 = {
+local VS_GOOD_681b62 = {
   [0x00000000] = "GOOD",
   [0x00000002] = "CHECK_CONDITION",
   [0x00000004] = "CONDITION_MET",
@@ -81,7 +81,7 @@ local VS5 = {
   [0x00000030] = "ACA_ACTIVE",
   [0x00000040] = "TASK_ABORTED",
 }
-local VS6 = {
+local VS_NO_SENSE_6c6f4d = {
   [0x00000000] = "NO_SENSE",
   [0x00000001] = "RECOVERED_ERROR",
   [0x00000002] = "NOT_READY",
@@ -97,7 +97,7 @@ local VS6 = {
   [0x0000000D] = "VOLUME_OVERFLOW",
   [0x0000000E] = "MISCOMPARE",
 }
-local VS7 = {
+local VS_NO_ADDITIONAL_SENSE_INFORMAT_921edf = {
   [0x00000000] = "NO ADDITIONAL SENSE INFORMATION",
   [0x00000400] = "LOGICAL UNIT NOT READY, CAUSE NOT REPORTABLE",
   [0x00000401] = "LOGICAL UNIT IS IN PROCESS OF BECOMING READY",
@@ -144,7 +144,7 @@ local VS7 = {
   [0x00005500] = "SYSTEM RESOURCE FAILURE",
   [0x00005D00] = "FAILURE PREDICTION THRESHOLD EXCEEDED",
 }
-local VS8 = {
+local VS_SRB_STATUS_PENDING_13c266 = {
   [0x00000000] = "SRB_STATUS_PENDING",
   [0x00000001] = "SRB_STATUS_SUCCESS",
   [0x00000002] = "SRB_STATUS_ABORTED",
@@ -177,27 +177,27 @@ local VS8 = {
   [0x00000027] = "SRB_STATUS_THROTTLED_REQUEST",
   [0x00000030] = "SRB_STATUS_INTERNAL_ERROR",
 }
-local VS9 = {
+local VS_CURRENT_FIXED_f596eb = {
   [0x00000070] = "CURRENT_FIXED",
   [0x00000071] = "DEFERRED_FIXED",
   [0x00000072] = "CURRENT_DESCRIPTOR",
   [0x00000073] = "DEFERRED_DESCRIPTOR",
 }
-local VS10 = {
+local VS_VHD_TYPE_FIXED_562ec0 = {
   [0x00000002] = "VHD_TYPE_FIXED",
   [0x00000003] = "VHD_TYPE_DYNAMIC",
   [0x00000004] = "VHD_TYPE_DIFFERENCING",
 }
-local VS11 = {
+local VS_VIRTUAL_STORAGE_TYPE_DEVICE__954418 = {
   [0x00000003] = "VIRTUAL_STORAGE_TYPE_DEVICE_VHDX",
   [0x00000004] = "VIRTUAL_STORAGE_TYPE_DEVICE_VHDSET",
 }
-local VS12 = {
+local VS_SCSI_IOCTL_DATA_OUT_70edad = {
   [0x00000000] = "SCSI_IOCTL_DATA_OUT",
   [0x00000001] = "SCSI_IOCTL_DATA_IN",
   [0x00000002] = "SCSI_IOCTL_DATA_UNSPECIFIED",
 }
-local VS13 = {
+local VS_TEST_UNIT_READY_48a01b = {
   [0x00000000] = "TEST_UNIT_READY",
   [0x00000003] = "REQUEST_SENSE",
   [0x00000008] = "READ_6",
@@ -238,11 +238,11 @@ local VS13 = {
   [0x000000A8] = "READ_12",
   [0x000000AA] = "WRITE_12",
 }
-local VS14 = {
+local VS_READ_CAPACITY_16_49b3ec = {
   [0x00000010] = "READ_CAPACITY_16",
   [0x00000012] = "GET_LBA_STATUS",
 }
-local VS15 = {
+local VS_REGISTER_b5b961 = {
   [0x00000000] = "REGISTER",
   [0x00000001] = "RESERVE",
   [0x00000002] = "RELEASE",
@@ -252,10 +252,10 @@ local VS15 = {
   [0x00000006] = "REGISTER_AND_IGNORE_EXISTING_KEY",
   [0x00000007] = "REGISTER_AND_MOVE",
 }
-local VS16 = {
+local VS_LU_SCOPE_e6b026 = {
   [0x00000000] = "LU_SCOPE",
 }
-local VS17 = {
+local VS_WRITE_EXCLUSIVE_c8ad5a = {
   [0x00000001] = "WRITE_EXCLUSIVE",
   [0x00000003] = "EXCLUSIVE_ACCESS",
   [0x00000005] = "WRITE_EXCLUSIVE_REGISTRANTS_ONLY",
@@ -263,18 +263,18 @@ local VS17 = {
   [0x00000007] = "WRITE_EXCLUSIVE_ALL_REGISTRANTS",
   [0x00000008] = "EXCLUSIVE_ACCESS_ALL_REGISTRANTS",
 }
-local VS18 = {
+local VS_CURRENT_857b5d = {
   [0x00000000] = "CURRENT",
   [0x00000001] = "CHANGEABLE",
   [0x00000002] = "DEFAULT",
   [0x00000003] = "SAVED",
 }
-local VS19 = {
+local VS_HandleStateNone_56ad90 = {
   [0x00000000] = "HandleStateNone",
   [0x00000001] = "HandleStateFileShared",
   [0x00000003] = "HandleStateShared",
 }
-local VS20 = {
+local VS_SvhdxMetaOperationTypeResize_cc5e39 = {
   [0x00000000] = "SvhdxMetaOperationTypeResize",
   [0x00000001] = "SvhdxMetaOperationTypeCreateSnapshot",
   [0x00000002] = "SvhdxMetaOperationTypeOptimize",
@@ -282,12 +282,12 @@ local VS20 = {
   [0x00000004] = "SvhdxMetaOperationTypeConvertToVHDSet",
   [0x00000005] = "SvhdxMetaOperationTypeApplySnapshot",
 }
-local VS21 = {
+local VS_SvhdxSnapshotTypeVM_81136c = {
   [0x00000001] = "SvhdxSnapshotTypeVM",
   [0x00000003] = "SvhdxSnapshotTypeCDP",
   [0x00000004] = "SvhdxSnapshotTypeWriteable",
 }
-local VS22 = {
+local VS_SvhdxSnapshotStageInvalid_c9b99a = {
   [0x00000000] = "SvhdxSnapshotStageInvalid",
   [0x00000001] = "SvhdxSnapshotStageInitialize",
   [0x00000002] = "SvhdxSnapshotStageBlockIO",
@@ -295,7 +295,7 @@ local VS22 = {
   [0x00000004] = "SvhdxSnapshotStageUnblockIO",
   [0x00000005] = "SvhdxSnapshotStageFinalize",
 }
-local VS23 = {
+local VS_SvhdxVHDSetInformationTypeSn_817e8c = {
   [0x00000002] = "SvhdxVHDSetInformationTypeSnapshotList",
   [0x00000005] = "SvhdxVHDSetInformationTypeSnapshotEntry",
   [0x00000008] = "SvhdxVHDSetInformationTypeOptimizeNeeded",
@@ -306,17 +306,17 @@ local VS23 = {
 
 local F = {}
 F.header = ProtoField.none("msrsvd.header", "SVHDX_TUNNEL_OPERATION_HEADER", "The header of every RSVD tunnel operation.")
-F.header__operation_code = ProtoField.uint32("msrsvd.header.operation_code", "OperationCode", base.HEX, VS1, nil, "The command code of this packet; one of the values of section 2.2.2. [MS-RSVD 2.2.5.1]")
-F.header__status = ProtoField.uint32("msrsvd.header.status", "Status", base.HEX, VS2, nil, "The client SHOULD set this field to zero; in a response, the NTSTATUS of the operation. [MS-RSVD 2.2.5.1]")
+F.header__operation_code = ProtoField.uint32("msrsvd.header.operation_code", "OperationCode", base.HEX, VS_RSVD_TUNNEL_GET_FILE_INFO_OP_07b8ef, nil, "The command code of this packet; one of the values of section 2.2.2. [MS-RSVD 2.2.5.1]")
+F.header__status = ProtoField.uint32("msrsvd.header.status", "Status", base.HEX, VS_STATUS_SUCCESS_631592, nil, "The client SHOULD set this field to zero; in a response, the NTSTATUS of the operation. [MS-RSVD 2.2.5.1]")
 F.header__request_id = ProtoField.uint64("msrsvd.header.request_id", "RequestId", base.HEX, nil, nil, "A value that uniquely identifies an operation request and response for all requests sent by this client. [MS-RSVD 2.2.5.1]")
 F.open_device_context = ProtoField.none("msrsvd.open_device_context", "SVHDX_OPEN_DEVICE_CONTEXT", "The SMB2 create context the client sends to open a shared virtual disk.")
 F.open_device_context__layout = ProtoField.string("msrsvd.open_device_context.layout", "Layout", base.UNICODE, "Which of the known layouts of SVHDX_OPEN_DEVICE_CONTEXT these bytes follow [MS-RSVD 2.2.5.2]")
 F.open_device_context__version = ProtoField.uint32("msrsvd.open_device_context.version", "Version", base.DEC, nil, nil, "The version of the create context: the highest protocol version supported (1.7). [MS-RSVD 2.2.5.2]")
-F.open_device_context__has_initiator_id = ProtoField.uint8("msrsvd.open_device_context.has_initiator_id", "HasInitiatorId", base.HEX, VS3, nil, "A Boolean value, where zero represents FALSE and nonzero represents TRUE. [MS-RSVD 2.2.5.2]")
+F.open_device_context__has_initiator_id = ProtoField.uint8("msrsvd.open_device_context.has_initiator_id", "HasInitiatorId", base.HEX, VS_FALSE_6b82c3, nil, "A Boolean value, where zero represents FALSE and nonzero represents TRUE. [MS-RSVD 2.2.5.2]")
 F.open_device_context__reserved = ProtoField.bytes("msrsvd.open_device_context.reserved", "Reserved", base.NONE, "MUST be set to zero when sent and MUST be ignored on receipt. [MS-RSVD 2.2.5.2]")
 F.open_device_context__initiator_id = ProtoField.guid("msrsvd.open_device_context.initiator_id", "InitiatorId", "A GUID that optionally identifies the initiator of the open request. [MS-RSVD 2.2.5.2]")
 F.open_device_context__flags = ProtoField.uint32("msrsvd.open_device_context.flags", "Flags", base.HEX, nil, nil, "Reserved. The client SHOULD set this field to 0x00000000. [MS-RSVD 2.2.5.2]")
-F.open_device_context__originator_flags = ProtoField.uint32("msrsvd.open_device_context.originator_flags", "OriginatorFlags", base.HEX, VS4, nil, "Which component originated the operation. MUST be set to 0x00000001. [MS-RSVD 2.2.5.2]")
+F.open_device_context__originator_flags = ProtoField.uint32("msrsvd.open_device_context.originator_flags", "OriginatorFlags", base.HEX, VS_SVHDX_ORIGINATOR_PVHDPARSER_aa6462, nil, "Which component originated the operation. MUST be set to 0x00000001. [MS-RSVD 2.2.5.2]")
 F.open_device_context__open_request_id = ProtoField.uint64("msrsvd.open_device_context.open_request_id", "OpenRequestId", base.HEX, nil, nil, "Windows form only: a 64-bit value assigned by the client; the server ignores it. [MS-RSVD 2.2.5.2]")
 F.open_device_context__initiator_host_name_length = ProtoField.uint16("msrsvd.open_device_context.initiator_host_name_length", "InitiatorHostNameLength", base.DEC, nil, nil, "The length, in bytes, of the InitiatorHostName, including the null termination. [MS-RSVD 2.2.5.2]")
 F.open_device_context__initiator_host_name = ProtoField.string("msrsvd.open_device_context.initiator_host_name", "InitiatorHostName", base.UNICODE, "A null-terminated UTF-16 computer name on which the initiator resides, in a fixed 126-byte buffer. / A null-terminated UTF-16 computer name on which the initiator resides (at most 126 bytes). [MS-RSVD 2.2.5.2]")
@@ -354,27 +354,27 @@ F.srb_status_response__status_key = ProtoField.uint32("msrsvd.srb_status_respons
 F.srb_status_response__srb_status = ProtoField.uint8("msrsvd.srb_status_response.srb_status", "SrbStatus", base.HEX, nil, nil, "The SRB status the server reports for the failed request. / The SRB status; bit 0x80 flags auto-generated sense data. [MS-RSVD 2.2.5.8]")
 F.srb_status_response__srb_status__autosense_valid = ProtoField.bool("msrsvd.srb_status_response.srb_status.autosense_valid", "AutosenseValid", 8, nil, 0x00000080, "SRB_STATUS_AUTOSENSE_VALID (0x80): sense data was returned.")
 F.srb_status_response__srb_status__queue_frozen = ProtoField.bool("msrsvd.srb_status_response.srb_status.queue_frozen", "QueueFrozen", 8, nil, 0x00000040, "SRB_STATUS_QUEUE_FROZEN (0x40).")
-F.srb_status_response__srb_status__status = ProtoField.uint8("msrsvd.srb_status_response.srb_status.status", "Status", base.HEX, VS8, 0x3F, "The SRB status. [MS-RSVD 2.2.5.8]")
-F.srb_status_response__scsi_status = ProtoField.uint8("msrsvd.srb_status_response.scsi_status", "ScsiStatus", base.HEX, VS5, nil, "The SCSI status returned by the shared virtual disk. [MS-RSVD 2.2.5.8]")
+F.srb_status_response__srb_status__status = ProtoField.uint8("msrsvd.srb_status_response.srb_status.status", "Status", base.HEX, VS_SRB_STATUS_PENDING_13c266, 0x3F, "The SRB status. [MS-RSVD 2.2.5.8]")
+F.srb_status_response__scsi_status = ProtoField.uint8("msrsvd.srb_status_response.scsi_status", "ScsiStatus", base.HEX, VS_GOOD_681b62, nil, "The SCSI status returned by the shared virtual disk. [MS-RSVD 2.2.5.8]")
 F.srb_status_response__sense_info_ex_length = ProtoField.uint8("msrsvd.srb_status_response.sense_info_ex_length", "SenseInfoExLength", base.DEC, nil, nil, "The length, in bytes, of the sense data in SenseDataEx. [MS-RSVD 2.2.5.8]")
 F.srb_status_response__reserved = ProtoField.uint8("msrsvd.srb_status_response.reserved", "Reserved", base.HEX, nil, nil, "MUST be set to zero. [MS-RSVD 2.2.5.8]")
 F.scsi__sense = ProtoField.none("msrsvd.scsi.sense", "Sense data", "Sense data in fixed (0x70/0x71) or descriptor (0x72/0x73) format.")
 F.scsi__sense__response_code = ProtoField.uint8("msrsvd.scsi.sense.response_code", "ResponseCode", base.HEX, nil, nil, "ResponseCode [SPC-3 4.5]")
 F.scsi__sense__response_code__valid = ProtoField.bool("msrsvd.scsi.sense.response_code.valid", "VALID", 8, nil, 0x00000080, "INFORMATION is valid (fixed format).")
-F.scsi__sense__response_code__code = ProtoField.uint8("msrsvd.scsi.sense.response_code.code", "Code", base.HEX, VS9, 0x7F, "Fixed or descriptor format. [SPC-3 4.5]")
+F.scsi__sense__response_code__code = ProtoField.uint8("msrsvd.scsi.sense.response_code.code", "Code", base.HEX, VS_CURRENT_FIXED_f596eb, 0x7F, "Fixed or descriptor format. [SPC-3 4.5]")
 F.scsi__sense__obsolete = ProtoField.bytes("msrsvd.scsi.sense.obsolete", "Obsolete", base.NONE, "Obsolete [SPC-3 4.5]")
 F.scsi__sense__key_flags = ProtoField.uint8("msrsvd.scsi.sense.key_flags", "KeyFlags", base.HEX, nil, nil, "KeyFlags [SPC-3 4.5]")
 F.scsi__sense__key_flags__filemark = ProtoField.bool("msrsvd.scsi.sense.key_flags.filemark", "FILEMARK", 8, nil, 0x00000080, "FILEMARK")
 F.scsi__sense__key_flags__eom = ProtoField.bool("msrsvd.scsi.sense.key_flags.eom", "EOM", 8, nil, 0x00000040, "EOM")
 F.scsi__sense__key_flags__ili = ProtoField.bool("msrsvd.scsi.sense.key_flags.ili", "ILI", 8, nil, 0x00000020, "Incorrect length indicator.")
-F.scsi__sense__key_flags__sense_key = ProtoField.uint8("msrsvd.scsi.sense.key_flags.sense_key", "SenseKey", base.HEX, VS6, 0xF, "The sense key. [SPC-3 4.5]")
+F.scsi__sense__key_flags__sense_key = ProtoField.uint8("msrsvd.scsi.sense.key_flags.sense_key", "SenseKey", base.HEX, VS_NO_SENSE_6c6f4d, 0xF, "The sense key. [SPC-3 4.5]")
 F.scsi__sense__information = ProtoField.uint32("msrsvd.scsi.sense.information", "Information", base.HEX, nil, nil, "Command-specific information, e.g. the failing LBA. [SPC-3 4.5]")
 F.scsi__sense__additional_sense_length = ProtoField.uint8("msrsvd.scsi.sense.additional_sense_length", "AdditionalSenseLength", base.DEC, nil, nil, "Bytes that follow (10 for the 18-byte form). / Bytes of sense data descriptors that follow. [SPC-3 4.5]")
 F.scsi__sense__command_specific_information = ProtoField.uint32("msrsvd.scsi.sense.command_specific_information", "CommandSpecificInformation", base.HEX, nil, nil, "CommandSpecificInformation [SPC-3 4.5]")
-F.scsi__sense__additional_sense = ProtoField.uint16("msrsvd.scsi.sense.additional_sense", "AdditionalSense", base.HEX, VS7, nil, "ADDITIONAL SENSE CODE and QUALIFIER (ASC << 8 | ASCQ). [SPC-3 4.5]")
+F.scsi__sense__additional_sense = ProtoField.uint16("msrsvd.scsi.sense.additional_sense", "AdditionalSense", base.HEX, VS_NO_ADDITIONAL_SENSE_INFORMAT_921edf, nil, "ADDITIONAL SENSE CODE and QUALIFIER (ASC << 8 | ASCQ). [SPC-3 4.5]")
 F.scsi__sense__field_replaceable_unit_code = ProtoField.uint8("msrsvd.scsi.sense.field_replaceable_unit_code", "FieldReplaceableUnitCode", base.HEX, nil, nil, "FieldReplaceableUnitCode [SPC-3 4.5]")
 F.scsi__sense__sense_key_specific = ProtoField.bytes("msrsvd.scsi.sense.sense_key_specific", "SenseKeySpecific", base.NONE, "SKSV and the sense-key specific bytes. [SPC-3 4.5]")
-F.scsi__sense__sense_key = ProtoField.uint8("msrsvd.scsi.sense.sense_key", "SenseKey", base.HEX, VS6, 0xF, "The sense key. [SPC-3 4.5]")
+F.scsi__sense__sense_key = ProtoField.uint8("msrsvd.scsi.sense.sense_key", "SenseKey", base.HEX, VS_NO_SENSE_6c6f4d, 0xF, "The sense key. [SPC-3 4.5]")
 F.scsi__sense__reserved = ProtoField.bytes("msrsvd.scsi.sense.reserved", "Reserved", base.NONE, "Reserved [SPC-3 4.5]")
 F.scsi__sense__descriptors = ProtoField.bytes("msrsvd.scsi.sense.descriptors", "Descriptors", base.NONE, "Sense data descriptors, not decoded further. [SPC-3 4.5]")
 F.srb_status_response__sense_data_ex = ProtoField.bytes("msrsvd.srb_status_response.sense_data_ex", "SenseDataEx", base.NONE, "The sense data. [MS-RSVD 2.2.5.8]")
@@ -383,18 +383,18 @@ F.disk_info_request = ProtoField.none("msrsvd.disk_info_request", "SVHDX_TUNNEL_
 F.disk_info_request__reserved1 = ProtoField.uint64("msrsvd.disk_info_request.reserved1", "Reserved1", base.HEX, nil, nil, "The client MUST set this field to zero. [MS-RSVD 2.2.5.9]")
 F.disk_info_request__block_size = ProtoField.uint32("msrsvd.disk_info_request.block_size", "BlockSize", base.DEC, nil, nil, "The client MUST set this field to zero. [MS-RSVD 2.2.5.9]")
 F.disk_info_request__linkage_id = ProtoField.guid("msrsvd.disk_info_request.linkage_id", "LinkageID", "The client MUST set this field to zero. [MS-RSVD 2.2.5.9]")
-F.disk_info_request__is_mounted = ProtoField.uint8("msrsvd.disk_info_request.is_mounted", "IsMounted", base.HEX, VS3, nil, "The client MUST set this field to zero. [MS-RSVD 2.2.5.9]")
-F.disk_info_request__is_4k_aligned = ProtoField.uint8("msrsvd.disk_info_request.is_4k_aligned", "Is4kAligned", base.HEX, VS3, nil, "The client MUST set this field to zero. [MS-RSVD 2.2.5.9]")
+F.disk_info_request__is_mounted = ProtoField.uint8("msrsvd.disk_info_request.is_mounted", "IsMounted", base.HEX, VS_FALSE_6b82c3, nil, "The client MUST set this field to zero. [MS-RSVD 2.2.5.9]")
+F.disk_info_request__is_4k_aligned = ProtoField.uint8("msrsvd.disk_info_request.is_4k_aligned", "Is4kAligned", base.HEX, VS_FALSE_6b82c3, nil, "The client MUST set this field to zero. [MS-RSVD 2.2.5.9]")
 F.disk_info_request__reserved2 = ProtoField.uint16("msrsvd.disk_info_request.reserved2", "Reserved2", base.HEX, nil, nil, "The client MUST set this field to zero. [MS-RSVD 2.2.5.9]")
 F.disk_info_request__file_size = ProtoField.uint64("msrsvd.disk_info_request.file_size", "FileSize", base.DEC, nil, nil, "The client MUST set this field to zero. [MS-RSVD 2.2.5.9]")
 F.disk_info_request__virtual_disk_id = ProtoField.guid("msrsvd.disk_info_request.virtual_disk_id", "VirtualDiskId", "Reserved; the client MUST set this field to zero. [MS-RSVD 2.2.5.9]")
 F.disk_info_response = ProtoField.none("msrsvd.disk_info_response", "SVHDX_TUNNEL_DISK_INFO_RESPONSE", "SVHDX_TUNNEL_DISK_INFO_RESPONSE")
-F.disk_info_response__disk_type = ProtoField.uint32("msrsvd.disk_info_response.disk_type", "DiskType", base.HEX, VS10, nil, "The type of the disk. [MS-RSVD 2.2.5.10]")
-F.disk_info_response__disk_format = ProtoField.uint32("msrsvd.disk_info_response.disk_format", "DiskFormat", base.HEX, VS11, nil, "The format of the disk. [MS-RSVD 2.2.5.10]")
+F.disk_info_response__disk_type = ProtoField.uint32("msrsvd.disk_info_response.disk_type", "DiskType", base.HEX, VS_VHD_TYPE_FIXED_562ec0, nil, "The type of the disk. [MS-RSVD 2.2.5.10]")
+F.disk_info_response__disk_format = ProtoField.uint32("msrsvd.disk_info_response.disk_format", "DiskFormat", base.HEX, VS_VIRTUAL_STORAGE_TYPE_DEVICE__954418, nil, "The format of the disk. [MS-RSVD 2.2.5.10]")
 F.disk_info_response__block_size = ProtoField.uint32("msrsvd.disk_info_response.block_size", "BlockSize", base.DEC, nil, nil, "The disk block size in bytes. [MS-RSVD 2.2.5.10]")
 F.disk_info_response__linkage_id = ProtoField.guid("msrsvd.disk_info_response.linkage_id", "LinkageID", "A GUID that specifies the linkage identification of the disk. [MS-RSVD 2.2.5.10]")
-F.disk_info_response__is_mounted = ProtoField.uint8("msrsvd.disk_info_response.is_mounted", "IsMounted", base.HEX, VS3, nil, "TRUE when the disk is mounted and ready for read or write operations. [MS-RSVD 2.2.5.10]")
-F.disk_info_response__is_4k_aligned = ProtoField.uint8("msrsvd.disk_info_response.is_4k_aligned", "Is4kAligned", base.HEX, VS3, nil, "TRUE when the disk sectors are aligned to 4 kilobytes. [MS-RSVD 2.2.5.10]")
+F.disk_info_response__is_mounted = ProtoField.uint8("msrsvd.disk_info_response.is_mounted", "IsMounted", base.HEX, VS_FALSE_6b82c3, nil, "TRUE when the disk is mounted and ready for read or write operations. [MS-RSVD 2.2.5.10]")
+F.disk_info_response__is_4k_aligned = ProtoField.uint8("msrsvd.disk_info_response.is_4k_aligned", "Is4kAligned", base.HEX, VS_FALSE_6b82c3, nil, "TRUE when the disk sectors are aligned to 4 kilobytes. [MS-RSVD 2.2.5.10]")
 F.disk_info_response__reserved = ProtoField.uint16("msrsvd.disk_info_response.reserved", "Reserved", base.HEX, nil, nil, "MUST be reserved; the client SHOULD set it to zero. [MS-RSVD 2.2.5.10]")
 F.disk_info_response__file_size = ProtoField.uint64("msrsvd.disk_info_response.file_size", "FileSize", base.DEC, nil, nil, "The size of the shared virtual disk, in bytes. [MS-RSVD 2.2.5.10]")
 F.disk_info_response__virtual_disk_id = ProtoField.guid("msrsvd.disk_info_response.virtual_disk_id", "VirtualDiskId", "A GUID that specifies the identification of the disk. [MS-RSVD 2.2.5.10]")
@@ -403,7 +403,7 @@ F.scsi_request__length = ProtoField.uint16("msrsvd.scsi_request.length", "Length
 F.scsi_request__reserved1 = ProtoField.uint16("msrsvd.scsi_request.reserved1", "Reserved1", base.HEX, nil, nil, "The client SHOULD set this field to zero. [MS-RSVD 2.2.5.11]")
 F.scsi_request__cdb_length = ProtoField.uint8("msrsvd.scsi_request.cdb_length", "CdbLength", base.DEC, nil, nil, "The length, in bytes, of the SCSI CDB; at most RSVD_CDB_GENERIC_LENGTH (16). [MS-RSVD 2.2.5.11]")
 F.scsi_request__sense_info_ex_length = ProtoField.uint8("msrsvd.scsi_request.sense_info_ex_length", "SenseInfoExLength", base.DEC, nil, nil, "The length, in bytes, of the request sense data buffer; at most RSVD_SCSI_SENSE_BUFFER_SIZE (20). [MS-RSVD 2.2.5.11]")
-F.scsi_request__data_in = ProtoField.uint8("msrsvd.scsi_request.data_in", "DataIn", base.HEX, VS12, nil, "The CDB data-transfer direction. [MS-RSVD 2.2.5.11]")
+F.scsi_request__data_in = ProtoField.uint8("msrsvd.scsi_request.data_in", "DataIn", base.HEX, VS_SCSI_IOCTL_DATA_OUT_70edad, nil, "The CDB data-transfer direction. [MS-RSVD 2.2.5.11]")
 F.scsi_request__reserved2 = ProtoField.uint8("msrsvd.scsi_request.reserved2", "Reserved2", base.HEX, nil, nil, "MUST be set to 0x00. [MS-RSVD 2.2.5.11]")
 F.scsi_request__srb_flags = ProtoField.uint32("msrsvd.scsi_request.srb_flags", "SrbFlags", base.HEX, nil, nil, "Options of the SCSI request (2.2.4). [MS-RSVD 2.2.5.11]")
 F.scsi_request__srb_flags__queue_action_enable = ProtoField.bool("msrsvd.scsi_request.srb_flags.queue_action_enable", "SRB_FLAGS_QUEUE_ACTION_ENABLE", 32, nil, 0x00000002, "SRB_FLAGS_QUEUE_ACTION_ENABLE (0x00000002)")
@@ -427,7 +427,7 @@ F.scsi_request__srb_flags__port_driver_sensehasport = ProtoField.bool("msrsvd.sc
 F.scsi_request__srb_flags__dont_start_next_packet = ProtoField.bool("msrsvd.scsi_request.srb_flags.dont_start_next_packet", "SRB_FLAGS_DONT_START_NEXT_PACKET", 32, nil, 0x00080000, "SRB_FLAGS_DONT_START_NEXT_PACKET (0x00080000)")
 F.scsi_request__data_transfer_length = ProtoField.uint32("msrsvd.scsi_request.data_transfer_length", "DataTransferLength", base.DEC, nil, nil, "The length, in bytes, of the additional data in DataBuffer. [MS-RSVD 2.2.5.11]")
 F.scsi__cdb = ProtoField.none("msrsvd.scsi.cdb", "SCSI CDB", "The command descriptor block in CDBBuffer, decoded by its OPERATION CODE.")
-F.scsi__cdb__operation_code = ProtoField.uint8("msrsvd.scsi.cdb.operation_code", "OperationCode", base.HEX, VS13, nil, "The SCSI command. [SPC-3 4.3]")
+F.scsi__cdb__operation_code = ProtoField.uint8("msrsvd.scsi.cdb.operation_code", "OperationCode", base.HEX, VS_TEST_UNIT_READY_48a01b, nil, "The SCSI command. [SPC-3 4.3]")
 F.scsi__test_unit_ready = ProtoField.none("msrsvd.scsi.test_unit_ready", "TEST UNIT READY", "TEST UNIT READY")
 F.scsi__cdb__reserved = ProtoField.bytes("msrsvd.scsi.cdb.reserved", "Reserved", base.NONE, "Reserved [SPC-3 6.33]")
 F.scsi__cdb__control = ProtoField.uint8("msrsvd.scsi.cdb.control", "Control", base.HEX, nil, nil, "The CONTROL byte (SAM-3 5.2). [SPC-3 6.33]")
@@ -472,17 +472,17 @@ F.scsi__capacity__reserved2 = ProtoField.bytes("msrsvd.scsi.capacity.reserved2",
 F.scsi__capacity__pmi = ProtoField.uint8("msrsvd.scsi.capacity.pmi", "PMI", base.DEC, nil, 0x1, "Obsolete; zero. [SBC-3 5.12]")
 F.scsi__capacity__control = ProtoField.uint8("msrsvd.scsi.capacity.control", "Control", base.HEX, nil, nil, "The CONTROL byte (SAM-3 5.2). [SBC-3 5.12]")
 F.scsi__service_action_in16 = ProtoField.none("msrsvd.scsi.service_action_in16", "SERVICE ACTION IN(16)", "SERVICE ACTION IN(16)")
-F.scsi__capacity__service_action = ProtoField.uint8("msrsvd.scsi.capacity.service_action", "ServiceAction", base.HEX, VS14, 0x1F, "0x10: READ CAPACITY(16). [SBC-3 5.13]")
+F.scsi__capacity__service_action = ProtoField.uint8("msrsvd.scsi.capacity.service_action", "ServiceAction", base.HEX, VS_READ_CAPACITY_16_49b3ec, 0x1F, "0x10: READ CAPACITY(16). [SBC-3 5.13]")
 F.scsi__capacity__allocation_length = ProtoField.uint32("msrsvd.scsi.capacity.allocation_length", "AllocationLength", base.DEC, nil, nil, "Bytes the initiator has room for. [SBC-3 5.13]")
 F.scsi__pr_in = ProtoField.none("msrsvd.scsi.pr_in", "PERSISTENT RESERVE IN", "PERSISTENT RESERVE IN")
-F.scsi__pr__service_action = ProtoField.uint8("msrsvd.scsi.pr.service_action", "ServiceAction", base.HEX, VS15, 0x1F, "What to read. / What to do. [SPC-3 6.11]")
+F.scsi__pr__service_action = ProtoField.uint8("msrsvd.scsi.pr.service_action", "ServiceAction", base.HEX, VS_REGISTER_b5b961, 0x1F, "What to read. / What to do. [SPC-3 6.11]")
 F.scsi__pr__reserved = ProtoField.bytes("msrsvd.scsi.pr.reserved", "Reserved", base.NONE, "Reserved [SPC-3 6.11]")
 F.scsi__pr__allocation_length = ProtoField.uint16("msrsvd.scsi.pr.allocation_length", "AllocationLength", base.DEC, nil, nil, "Bytes the initiator has room for. [SPC-3 6.11]")
 F.scsi__pr__control = ProtoField.uint8("msrsvd.scsi.pr.control", "Control", base.HEX, nil, nil, "The CONTROL byte (SAM-3 5.2). [SPC-3 6.11]")
 F.scsi__pr_out = ProtoField.none("msrsvd.scsi.pr_out", "PERSISTENT RESERVE OUT", "PERSISTENT RESERVE OUT")
 F.scsi__pr__scope_type = ProtoField.uint8("msrsvd.scsi.pr.scope_type", "ScopeType", base.HEX, nil, nil, "ScopeType [SPC-3 6.12]")
-F.scsi__pr__scope_type__scope = ProtoField.uint8("msrsvd.scsi.pr.scope_type.scope", "Scope", base.HEX, VS16, 0xF0, "The reservation scope. [SPC-3 6.12]")
-F.scsi__pr__scope_type__type = ProtoField.uint8("msrsvd.scsi.pr.scope_type.type", "Type", base.HEX, VS17, 0xF, "The reservation type. [SPC-3 6.12]")
+F.scsi__pr__scope_type__scope = ProtoField.uint8("msrsvd.scsi.pr.scope_type.scope", "Scope", base.HEX, VS_LU_SCOPE_e6b026, 0xF0, "The reservation scope. [SPC-3 6.12]")
+F.scsi__pr__scope_type__type = ProtoField.uint8("msrsvd.scsi.pr.scope_type.type", "Type", base.HEX, VS_WRITE_EXCLUSIVE_c8ad5a, 0xF, "The reservation type. [SPC-3 6.12]")
 F.scsi__pr__parameter_list_length = ProtoField.uint32("msrsvd.scsi.pr.parameter_list_length", "ParameterListLength", base.DEC, nil, nil, "Bytes of parameter list in the data (24 for most actions). [SPC-3 6.12]")
 F.scsi__report_luns_cdb = ProtoField.none("msrsvd.scsi.report_luns_cdb", "REPORT LUNS", "REPORT LUNS")
 F.scsi__report_luns__reserved = ProtoField.bytes("msrsvd.scsi.report_luns.reserved", "Reserved", base.NONE, "Reserved [SPC-3 6.21]")
@@ -495,7 +495,7 @@ F.scsi__mode_sense6 = ProtoField.none("msrsvd.scsi.mode_sense6", "MODE SENSE(6)"
 F.scsi__mode_sense__dbd = ProtoField.uint8("msrsvd.scsi.mode_sense.dbd", "Dbd", base.HEX, nil, nil, "Dbd [SPC-3 6.9]")
 F.scsi__mode_sense__dbd__dbd = ProtoField.bool("msrsvd.scsi.mode_sense.dbd.dbd", "DBD", 8, nil, 0x00000008, "Disable block descriptors.")
 F.scsi__mode_sense__page = ProtoField.uint8("msrsvd.scsi.mode_sense.page", "Page", base.HEX, nil, nil, "Page [SPC-3 6.9]")
-F.scsi__mode_sense__page__pc = ProtoField.uint8("msrsvd.scsi.mode_sense.page.pc", "PC", base.HEX, VS18, 0xC0, "Page control: which values to return. [SPC-3 6.9]")
+F.scsi__mode_sense__page__pc = ProtoField.uint8("msrsvd.scsi.mode_sense.page.pc", "PC", base.HEX, VS_CURRENT_857b5d, 0xC0, "Page control: which values to return. [SPC-3 6.9]")
 F.scsi__mode_sense__page__page_code = ProtoField.uint8("msrsvd.scsi.mode_sense.page.page_code", "PageCode", base.DEC, nil, 0x3F, "The mode page (0x3F: all pages). [SPC-3 6.9]")
 F.scsi__mode_sense__subpage_code = ProtoField.uint8("msrsvd.scsi.mode_sense.subpage_code", "SubpageCode", base.HEX, nil, nil, "The mode subpage. [SPC-3 6.9]")
 F.scsi__mode_sense__allocation_length = ProtoField.uint16("msrsvd.scsi.mode_sense.allocation_length", "AllocationLength", base.DEC, nil, nil, "Bytes the initiator has room for. [SPC-3 6.9]")
@@ -531,11 +531,11 @@ F.scsi_response__length = ProtoField.uint16("msrsvd.scsi_response.length", "Leng
 F.scsi_response__srb_status = ProtoField.uint8("msrsvd.scsi_response.srb_status", "SrbStatus", base.HEX, nil, nil, "The SRB status of the request (SPC-3 4.18). [MS-RSVD 2.2.5.12]")
 F.scsi_response__srb_status__autosense_valid = ProtoField.bool("msrsvd.scsi_response.srb_status.autosense_valid", "AutosenseValid", 8, nil, 0x00000080, "SRB_STATUS_AUTOSENSE_VALID (0x80): sense data was returned.")
 F.scsi_response__srb_status__queue_frozen = ProtoField.bool("msrsvd.scsi_response.srb_status.queue_frozen", "QueueFrozen", 8, nil, 0x00000040, "SRB_STATUS_QUEUE_FROZEN (0x40).")
-F.scsi_response__srb_status__status = ProtoField.uint8("msrsvd.scsi_response.srb_status.status", "Status", base.HEX, VS8, 0x3F, "The SRB status. [MS-RSVD 2.2.5.12]")
-F.scsi_response__scsi_status = ProtoField.uint8("msrsvd.scsi_response.scsi_status", "ScsiStatus", base.HEX, VS5, nil, "The SCSI status that was returned by the target device. [MS-RSVD 2.2.5.12]")
+F.scsi_response__srb_status__status = ProtoField.uint8("msrsvd.scsi_response.srb_status.status", "Status", base.HEX, VS_SRB_STATUS_PENDING_13c266, 0x3F, "The SRB status. [MS-RSVD 2.2.5.12]")
+F.scsi_response__scsi_status = ProtoField.uint8("msrsvd.scsi_response.scsi_status", "ScsiStatus", base.HEX, VS_GOOD_681b62, nil, "The SCSI status that was returned by the target device. [MS-RSVD 2.2.5.12]")
 F.scsi_response__cdb_length = ProtoField.uint8("msrsvd.scsi_response.cdb_length", "CdbLength", base.DEC, nil, nil, "The length, in bytes, of the SCSI command descriptor block. [MS-RSVD 2.2.5.12]")
 F.scsi_response__sense_info_ex_length = ProtoField.uint8("msrsvd.scsi_response.sense_info_ex_length", "SenseInfoExLength", base.DEC, nil, nil, "The length, in bytes, of the sense data in SenseDataEx. [MS-RSVD 2.2.5.12]")
-F.scsi_response__data_in = ProtoField.uint8("msrsvd.scsi_response.data_in", "DataIn", base.HEX, VS12, nil, "The CDB data-transfer direction, echoed from the request. [MS-RSVD 2.2.5.12]")
+F.scsi_response__data_in = ProtoField.uint8("msrsvd.scsi_response.data_in", "DataIn", base.HEX, VS_SCSI_IOCTL_DATA_OUT_70edad, nil, "The CDB data-transfer direction, echoed from the request. [MS-RSVD 2.2.5.12]")
 F.scsi_response__reserved = ProtoField.uint8("msrsvd.scsi_response.reserved", "Reserved", base.HEX, nil, nil, "MUST be set to zero. [MS-RSVD 2.2.5.12]")
 F.scsi_response__srb_flags = ProtoField.uint32("msrsvd.scsi_response.srb_flags", "SrbFlags", base.HEX, nil, nil, "Options of the SCSI response (2.2.4). [MS-RSVD 2.2.5.12]")
 F.scsi_response__srb_flags__queue_action_enable = ProtoField.bool("msrsvd.scsi_response.srb_flags.queue_action_enable", "SRB_FLAGS_QUEUE_ACTION_ENABLE", 32, nil, 0x00000002, "SRB_FLAGS_QUEUE_ACTION_ENABLE (0x00000002)")
@@ -630,32 +630,32 @@ F.validate_disk_request__layout = ProtoField.string("msrsvd.validate_disk_reques
 F.validate_disk_request__reserved = ProtoField.bytes("msrsvd.validate_disk_request.reserved", "Reserved", base.NONE, "Windows form only: 56 reserved bytes. [MS-RSVD 2.2.5.13]")
 F.validate_disk_response = ProtoField.none("msrsvd.validate_disk_response", "SVHDX_TUNNEL_VALIDATE_DISK_RESPONSE", "SVHDX_TUNNEL_VALIDATE_DISK_RESPONSE")
 F.validate_disk_response__layout = ProtoField.string("msrsvd.validate_disk_response.layout", "Layout", base.UNICODE, "Which of the known layouts of SVHDX_TUNNEL_VALIDATE_DISK_RESPONSE these bytes follow [MS-RSVD 2.2.5.14]")
-F.validate_disk_response__is_valid_disk = ProtoField.uint8("msrsvd.validate_disk_response.is_valid_disk", "IsValidDisk", base.HEX, VS3, nil, "Windows form only: TRUE when the disk is valid. [MS-RSVD 2.2.5.14]")
+F.validate_disk_response__is_valid_disk = ProtoField.uint8("msrsvd.validate_disk_response.is_valid_disk", "IsValidDisk", base.HEX, VS_FALSE_6b82c3, nil, "Windows form only: TRUE when the disk is valid. [MS-RSVD 2.2.5.14]")
 F.validate_disk_response__padding = ProtoField.bytes("msrsvd.validate_disk_response.padding", "Padding", base.NONE, "Bytes after IsValidDisk, up to the end of the buffer. [MS-RSVD 2.2.5.14]")
 F.support_request = ProtoField.none("msrsvd.support_request", "SVHDX_SHARED_VIRTUAL_DISK_SUPPORT_REQUEST", "SVHDX_SHARED_VIRTUAL_DISK_SUPPORT_REQUEST")
 F.support_response = ProtoField.none("msrsvd.support_response", "SVHDX_SHARED_VIRTUAL_DISK_SUPPORT_RESPONSE", "SVHDX_SHARED_VIRTUAL_DISK_SUPPORT_RESPONSE")
 F.support_response__layout = ProtoField.string("msrsvd.support_response.layout", "Layout", base.UNICODE, "Which of the known layouts of SVHDX_SHARED_VIRTUAL_DISK_SUPPORT_RESPONSE these bytes follow [MS-RSVD 2.2.5.16]")
 F.support_response__shared_virtual_disk_support = ProtoField.uint32("msrsvd.support_response.shared_virtual_disk_support", "SharedVirtualDiskSupport", base.HEX, nil, nil, "Whether the server supports shared virtual disks; MUST be 0x0001. [MS-RSVD 2.2.5.16]")
-F.support_response__shared_virtual_disk_handle_state = ProtoField.uint32("msrsvd.support_response.shared_virtual_disk_handle_state", "SharedVirtualDiskHandleState", base.HEX, VS19, nil, "The state of the shared virtual disk Open. [MS-RSVD 2.2.5.16]")
+F.support_response__shared_virtual_disk_handle_state = ProtoField.uint32("msrsvd.support_response.shared_virtual_disk_handle_state", "SharedVirtualDiskHandleState", base.HEX, VS_HandleStateNone_56ad90, nil, "The state of the shared virtual disk Open. [MS-RSVD 2.2.5.16]")
 F.tunnel_request = ProtoField.none("msrsvd.tunnel_request", "SVHDX tunnel request", "An FSCTL_SVHDX_SYNC/ASYNC_TUNNEL_REQUEST input buffer.")
 F.meta_operation_start = ProtoField.none("msrsvd.meta_operation_start", "SVHDX_META_OPERATION_START_REQUEST", "SVHDX_META_OPERATION_START_REQUEST")
 F.meta_operation_start__transaction_id = ProtoField.guid("msrsvd.meta_operation_start.transaction_id", "TransactionId", "Identifies the meta-operation in later QUERY_PROGRESS requests. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
-F.meta_operation_start__operation_type = ProtoField.uint32("msrsvd.meta_operation_start.operation_type", "OperationType", base.HEX, VS20, nil, "Which meta-operation to start. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
+F.meta_operation_start__operation_type = ProtoField.uint32("msrsvd.meta_operation_start.operation_type", "OperationType", base.HEX, VS_SvhdxMetaOperationTypeResize_cc5e39, nil, "Which meta-operation to start. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
 F.meta_operation_start__padding = ProtoField.uint32("msrsvd.meta_operation_start.padding", "Padding", base.HEX, nil, nil, "Alignment. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
 F.meta_operation_start__new_size = ProtoField.uint64("msrsvd.meta_operation_start.new_size", "NewSize", base.DEC, nil, nil, "The new virtual size in bytes. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
-F.meta_operation_start__expand_only = ProtoField.uint8("msrsvd.meta_operation_start.expand_only", "ExpandOnly", base.HEX, VS3, nil, "The size may only grow. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
-F.meta_operation_start__allow_unsafe_virtual_size = ProtoField.uint8("msrsvd.meta_operation_start.allow_unsafe_virtual_size", "AllowUnsafeVirtualSize", base.HEX, VS3, nil, "The size may drop below the data the disk holds. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
-F.meta_operation_start__shrink_to_minimum_safe_size = ProtoField.uint8("msrsvd.meta_operation_start.shrink_to_minimum_safe_size", "ShrinkToMinimumSafeSize", base.HEX, VS3, nil, "Shrink to the data the disk holds. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
+F.meta_operation_start__expand_only = ProtoField.uint8("msrsvd.meta_operation_start.expand_only", "ExpandOnly", base.HEX, VS_FALSE_6b82c3, nil, "The size may only grow. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
+F.meta_operation_start__allow_unsafe_virtual_size = ProtoField.uint8("msrsvd.meta_operation_start.allow_unsafe_virtual_size", "AllowUnsafeVirtualSize", base.HEX, VS_FALSE_6b82c3, nil, "The size may drop below the data the disk holds. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
+F.meta_operation_start__shrink_to_minimum_safe_size = ProtoField.uint8("msrsvd.meta_operation_start.shrink_to_minimum_safe_size", "ShrinkToMinimumSafeSize", base.HEX, VS_FALSE_6b82c3, nil, "Shrink to the data the disk holds. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
 F.meta_operation_start__reserved = ProtoField.uint8("msrsvd.meta_operation_start.reserved", "Reserved", base.HEX, nil, nil, "Reserved [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
-F.meta_operation_start__snapshot_type = ProtoField.uint32("msrsvd.meta_operation_start.snapshot_type", "SnapshotType", base.HEX, VS21, nil, "The kind of snapshot. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
+F.meta_operation_start__snapshot_type = ProtoField.uint32("msrsvd.meta_operation_start.snapshot_type", "SnapshotType", base.HEX, VS_SvhdxSnapshotTypeVM_81136c, nil, "The kind of snapshot. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
 F.meta_operation_start__snapshot_flags = ProtoField.uint32("msrsvd.meta_operation_start.snapshot_flags", "SnapshotFlags", base.HEX, nil, nil, "Snapshot options. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
 F.meta_operation_start__snapshot_flags__svhdx_snapshot_disk_flag_enable_change_tracking = ProtoField.bool("msrsvd.meta_operation_start.snapshot_flags.svhdx_snapshot_disk_flag_enable_change_tracking", "SVHDX_SNAPSHOT_DISK_FLAG_ENABLE_CHANGE_TRACKING", 32, nil, 0x00000001, "SVHDX_SNAPSHOT_DISK_FLAG_ENABLE_CHANGE_TRACKING (0x00000001)")
-F.meta_operation_start__stage1 = ProtoField.uint32("msrsvd.meta_operation_start.stage1", "Stage1", base.HEX, VS22, nil, "Stage1 [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
-F.meta_operation_start__stage2 = ProtoField.uint32("msrsvd.meta_operation_start.stage2", "Stage2", base.HEX, VS22, nil, "Stage2 [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
-F.meta_operation_start__stage3 = ProtoField.uint32("msrsvd.meta_operation_start.stage3", "Stage3", base.HEX, VS22, nil, "Stage3 [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
-F.meta_operation_start__stage4 = ProtoField.uint32("msrsvd.meta_operation_start.stage4", "Stage4", base.HEX, VS22, nil, "Stage4 [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
-F.meta_operation_start__stage5 = ProtoField.uint32("msrsvd.meta_operation_start.stage5", "Stage5", base.HEX, VS22, nil, "Stage5 [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
-F.meta_operation_start__stage6 = ProtoField.uint32("msrsvd.meta_operation_start.stage6", "Stage6", base.HEX, VS22, nil, "Stage6 [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
+F.meta_operation_start__stage1 = ProtoField.uint32("msrsvd.meta_operation_start.stage1", "Stage1", base.HEX, VS_SvhdxSnapshotStageInvalid_c9b99a, nil, "Stage1 [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
+F.meta_operation_start__stage2 = ProtoField.uint32("msrsvd.meta_operation_start.stage2", "Stage2", base.HEX, VS_SvhdxSnapshotStageInvalid_c9b99a, nil, "Stage2 [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
+F.meta_operation_start__stage3 = ProtoField.uint32("msrsvd.meta_operation_start.stage3", "Stage3", base.HEX, VS_SvhdxSnapshotStageInvalid_c9b99a, nil, "Stage3 [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
+F.meta_operation_start__stage4 = ProtoField.uint32("msrsvd.meta_operation_start.stage4", "Stage4", base.HEX, VS_SvhdxSnapshotStageInvalid_c9b99a, nil, "Stage4 [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
+F.meta_operation_start__stage5 = ProtoField.uint32("msrsvd.meta_operation_start.stage5", "Stage5", base.HEX, VS_SvhdxSnapshotStageInvalid_c9b99a, nil, "Stage5 [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
+F.meta_operation_start__stage6 = ProtoField.uint32("msrsvd.meta_operation_start.stage6", "Stage6", base.HEX, VS_SvhdxSnapshotStageInvalid_c9b99a, nil, "Stage6 [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
 F.meta_operation_start__snapshot_id = ProtoField.guid("msrsvd.meta_operation_start.snapshot_id", "SnapshotId", "The snapshot's identifier. / The snapshot to apply. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
 F.meta_operation_start__parameters_payload_size = ProtoField.uint32("msrsvd.meta_operation_start.parameters_payload_size", "ParametersPayloadSize", base.DEC, nil, nil, "Bytes of further parameters. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
 F.meta_operation_start__body_not_decoded = ProtoField.bytes("msrsvd.meta_operation_start.body_not_decoded", "BodyNotDecoded", base.NONE, "A body whose layout is not publicly documented; not decoded. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
@@ -664,24 +664,24 @@ F.meta_operation_start__destination_vhd_set_name = ProtoField.string("msrsvd.met
 F.query_progress_request = ProtoField.none("msrsvd.query_progress_request", "SVHDX_META_OPERATION_QUERY_PROGRESS_REQUEST", "SVHDX_META_OPERATION_QUERY_PROGRESS_REQUEST")
 F.query_progress_request__transaction_id = ProtoField.guid("msrsvd.query_progress_request.transaction_id", "TransactionId", "The meta-operation whose progress is asked. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
 F.vhdset_query_request = ProtoField.none("msrsvd.vhdset_query_request", "SVHDX_VHDSET_QUERY_INFORMATION_REQUEST", "SVHDX_VHDSET_QUERY_INFORMATION_REQUEST")
-F.vhdset_query_request__vhd_set_information_type = ProtoField.uint32("msrsvd.vhdset_query_request.vhd_set_information_type", "VHDSetInformationType", base.HEX, VS23, nil, "What to return. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
-F.vhdset_query_request__snapshot_type = ProtoField.uint32("msrsvd.vhdset_query_request.snapshot_type", "SnapshotType", base.HEX, VS21, nil, "The kind of snapshot. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
+F.vhdset_query_request__vhd_set_information_type = ProtoField.uint32("msrsvd.vhdset_query_request.vhd_set_information_type", "VHDSetInformationType", base.HEX, VS_SvhdxVHDSetInformationTypeSn_817e8c, nil, "What to return. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
+F.vhdset_query_request__snapshot_type = ProtoField.uint32("msrsvd.vhdset_query_request.snapshot_type", "SnapshotType", base.HEX, VS_SvhdxSnapshotTypeVM_81136c, nil, "The kind of snapshot. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
 F.vhdset_query_request__snapshot_id = ProtoField.guid("msrsvd.vhdset_query_request.snapshot_id", "SnapshotId", "The snapshot asked about. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
 F.delete_snapshot_request = ProtoField.none("msrsvd.delete_snapshot_request", "SVHDX_TUNNEL_DELETE_SNAPSHOT_REQUEST", "SVHDX_TUNNEL_DELETE_SNAPSHOT_REQUEST")
 F.delete_snapshot_request__snapshot_id = ProtoField.guid("msrsvd.delete_snapshot_request.snapshot_id", "SnapshotId", "The snapshot to delete. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
-F.delete_snapshot_request__persist_reference = ProtoField.uint32("msrsvd.delete_snapshot_request.persist_reference", "PersistReference", base.HEX, VS3, nil, "Keep a reference to the snapshot. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
-F.delete_snapshot_request__snapshot_type = ProtoField.uint32("msrsvd.delete_snapshot_request.snapshot_type", "SnapshotType", base.HEX, VS21, nil, "The kind of snapshot. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
+F.delete_snapshot_request__persist_reference = ProtoField.uint32("msrsvd.delete_snapshot_request.persist_reference", "PersistReference", base.HEX, VS_FALSE_6b82c3, nil, "Keep a reference to the snapshot. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
+F.delete_snapshot_request__snapshot_type = ProtoField.uint32("msrsvd.delete_snapshot_request.snapshot_type", "SnapshotType", base.HEX, VS_SvhdxSnapshotTypeVM_81136c, nil, "The kind of snapshot. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
 F.tunnel_request__body_not_decoded = ProtoField.bytes("msrsvd.tunnel_request.body_not_decoded", "BodyNotDecoded", base.NONE, "A payload with no known layout (unknown OperationCode, or a v2 body no public source lays out). [MS-RSVD 2.2.5.1]")
 F.tunnel_response = ProtoField.none("msrsvd.tunnel_response", "SVHDX tunnel response", "An FSCTL_SVHDX_SYNC/ASYNC_TUNNEL_REQUEST output buffer.")
 F.query_progress_response = ProtoField.none("msrsvd.query_progress_response", "SVHDX_META_OPERATION_QUERY_PROGRESS_RESPONSE", "SVHDX_META_OPERATION_QUERY_PROGRESS_RESPONSE")
 F.query_progress_response__current_progress_value = ProtoField.uint64("msrsvd.query_progress_response.current_progress_value", "CurrentProgressValue", base.DEC, nil, nil, "Work done so far. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
 F.query_progress_response__complete_value = ProtoField.uint64("msrsvd.query_progress_response.complete_value", "CompleteValue", base.DEC, nil, nil, "Work to do in all. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
 F.vhdset_query_response = ProtoField.none("msrsvd.vhdset_query_response", "SVHDX_VHDSET_QUERY_INFORMATION_RESPONSE", "SVHDX_VHDSET_QUERY_INFORMATION_RESPONSE")
-F.vhdset_query_response__vhd_set_information_type = ProtoField.uint32("msrsvd.vhdset_query_response.vhd_set_information_type", "VHDSetInformationType", base.HEX, VS23, nil, "What this answer holds. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
+F.vhdset_query_response__vhd_set_information_type = ProtoField.uint32("msrsvd.vhdset_query_response.vhd_set_information_type", "VHDSetInformationType", base.HEX, VS_SvhdxVHDSetInformationTypeSn_817e8c, nil, "What this answer holds. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
 F.vhdset_query_response__padding = ProtoField.uint32("msrsvd.vhdset_query_response.padding", "Padding", base.HEX, nil, nil, "Padding [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
 F.vhdset_query_response__snapshot_creation_time = ProtoField.uint64("msrsvd.vhdset_query_response.snapshot_creation_time", "SnapshotCreationTime", base.HEX, nil, nil, "When the snapshot was taken (FILETIME). [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
-F.vhdset_query_response__snapshot_type = ProtoField.uint32("msrsvd.vhdset_query_response.snapshot_type", "SnapshotType", base.HEX, VS21, nil, "The kind of snapshot. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
-F.vhdset_query_response__is_valid_snapshot = ProtoField.uint32("msrsvd.vhdset_query_response.is_valid_snapshot", "IsValidSnapshot", base.HEX, VS3, nil, "TRUE when the snapshot is valid. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
+F.vhdset_query_response__snapshot_type = ProtoField.uint32("msrsvd.vhdset_query_response.snapshot_type", "SnapshotType", base.HEX, VS_SvhdxSnapshotTypeVM_81136c, nil, "The kind of snapshot. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
+F.vhdset_query_response__is_valid_snapshot = ProtoField.uint32("msrsvd.vhdset_query_response.is_valid_snapshot", "IsValidSnapshot", base.HEX, VS_FALSE_6b82c3, nil, "TRUE when the snapshot is valid. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
 F.vhdset_query_response__snapshot_id = ProtoField.guid("msrsvd.vhdset_query_response.snapshot_id", "SnapshotId", "The snapshot. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
 F.vhdset_query_response__parent_snapshot_id = ProtoField.guid("msrsvd.vhdset_query_response.parent_snapshot_id", "ParentSnapshotId", "Its parent. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
 F.vhdset_query_response__log_file_id = ProtoField.guid("msrsvd.vhdset_query_response.log_file_id", "LogFileId", "Its log file. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
@@ -890,12 +890,12 @@ D.d_header = function(tvb, tree, off, lim, pinfo, ctx, pv)
     do local r = tvb(off + 0, 4); t:add_le(F.header__operation_code, r); v.OperationCode = r:le_uint() end
     do local r = tvb(off + 4, 4); t:add_le(F.header__status, r); v.Status = r:le_uint() end
     t:add_le(F.header__request_id, tvb(off + 8, 8))
-    if VS1[v.OperationCode] == nil then t:add_proto_expert_info(E.bad_value, string.format("SVHDX_TUNNEL_OPERATION_HEADER OperationCode %s is not defined by the specification [MS-RSVD 2.2.2, 3.2.5.5]", VS1[v.OperationCode] or string.format("0x%X", v.OperationCode))) end
-    if v.Status == 3227320071 then t:add_proto_expert_info(E.status, string.format("%s: a persistent reservation held by another initiator denied the operation [MS-RSVD 3.2.5.4]", VS2[v.Status] or string.format("0x%X", v.Status))) end
-    if v.Status == 3227320065 or v.Status == 3227320066 or v.Status == 3227320067 or v.Status == 3227320068 or v.Status == 3227320069 or v.Status == 3227320070 then t:add_proto_expert_info(E.status, string.format("%s: the disk reports a unit attention [MS-RSVD 2.2.3]", VS2[v.Status] or string.format("0x%X", v.Status))) end
-    if v.Status == 3227320073 then t:add_proto_expert_info(E.status, string.format("%s: the server does not know the OperationCode [MS-RSVD 3.2.5.5]", VS2[v.Status] or string.format("0x%X", v.Status))) end
-    if v.Status == 3227320072 then t:add_proto_expert_info(E.status, string.format("%s: the file is not a shared virtual disk [MS-RSVD 2.2.3]", VS2[v.Status] or string.format("0x%X", v.Status))) end
-    if v.Status == 3227320064 then t:add_proto_expert_info(E.status, string.format("%s: no sense data is stored under the StatusKey [MS-RSVD 3.2.5.5.3]", VS2[v.Status] or string.format("0x%X", v.Status))) end
+    if VS_RSVD_TUNNEL_GET_FILE_INFO_OP_07b8ef[v.OperationCode] == nil then t:add_proto_expert_info(E.bad_value, string.format("SVHDX_TUNNEL_OPERATION_HEADER OperationCode %s is not defined by the specification [MS-RSVD 2.2.2, 3.2.5.5]", VS_RSVD_TUNNEL_GET_FILE_INFO_OP_07b8ef[v.OperationCode] or string.format("0x%X", v.OperationCode))) end
+    if v.Status == 3227320071 then t:add_proto_expert_info(E.status, string.format("%s: a persistent reservation held by another initiator denied the operation [MS-RSVD 3.2.5.4]", VS_STATUS_SUCCESS_631592[v.Status] or string.format("0x%X", v.Status))) end
+    if v.Status == 3227320065 or v.Status == 3227320066 or v.Status == 3227320067 or v.Status == 3227320068 or v.Status == 3227320069 or v.Status == 3227320070 then t:add_proto_expert_info(E.status, string.format("%s: the disk reports a unit attention [MS-RSVD 2.2.3]", VS_STATUS_SUCCESS_631592[v.Status] or string.format("0x%X", v.Status))) end
+    if v.Status == 3227320073 then t:add_proto_expert_info(E.status, string.format("%s: the server does not know the OperationCode [MS-RSVD 3.2.5.5]", VS_STATUS_SUCCESS_631592[v.Status] or string.format("0x%X", v.Status))) end
+    if v.Status == 3227320072 then t:add_proto_expert_info(E.status, string.format("%s: the file is not a shared virtual disk [MS-RSVD 2.2.3]", VS_STATUS_SUCCESS_631592[v.Status] or string.format("0x%X", v.Status))) end
+    if v.Status == 3227320064 then t:add_proto_expert_info(E.status, string.format("%s: no sense data is stored under the StatusKey [MS-RSVD 3.2.5.5.3]", VS_STATUS_SUCCESS_631592[v.Status] or string.format("0x%X", v.Status))) end
     off = off + 16
   else
     if lim - off >= 4 then do local r = tvb(off + 0, 4); t:add_le(F.header__operation_code, r); v.OperationCode = r:le_uint() end end
@@ -914,13 +914,13 @@ D.d_open_device_context = function(tvb, tree, off, lim, pinfo, ctx, pv)
     local fn
     if lim - off == 192 then
       t:add(F.open_device_context__layout, "windows_v2: Windows SVHDX_OPEN_DEVICE_CONTEXT_V2, 192 bytes"):set_generated()
-      fn = D.d_open_device_context_windows_v2_1
+      fn = D.d_open_device_context_windows_v2
     elseif lim - off == 168 then
       t:add(F.open_device_context__layout, "windows_v1: Windows SVHDX_OPEN_DEVICE_CONTEXT, 168 bytes (OpenRequestId, fixed 126-byte name)"):set_generated()
-      fn = D.d_open_device_context_windows_v1_2
+      fn = D.d_open_device_context_windows_v1
     elseif true then
       t:add(F.open_device_context__layout, "seed: MS-RSVD v1 seed layout, variable-length InitiatorHostName"):set_generated()
-      fn = D.d_open_device_context_seed_3
+      fn = D.d_open_device_context_seed
     end
     if fn then
       local o, sub = fn(tvb, t, off, lim, pinfo, ctx, v)
@@ -933,7 +933,7 @@ D.d_open_device_context = function(tvb, tree, off, lim, pinfo, ctx, pv)
   return off, v
 end
 
-D.d_open_device_context_windows_v2_1 = function(tvb, tree, off, lim, pinfo, ctx, pv)
+D.d_open_device_context_windows_v2 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree
   if lim - off >= 42 then
@@ -946,8 +946,8 @@ D.d_open_device_context_windows_v2_1 = function(tvb, tree, off, lim, pinfo, ctx,
     t:add_le(F.open_device_context__open_request_id, tvb(off + 32, 8))
     do local r = tvb(off + 40, 2); t:add_le(F.open_device_context__initiator_host_name_length, r); v.InitiatorHostNameLength = r:le_uint() end
     if v.Version ~= 2 then t:add_proto_expert_info(E.bad_value, string.format("SVHDX_OPEN_DEVICE_CONTEXT Version is %s; it must be 2 [MS-RSVD 3.2.5.1]", tostring(v.Version))) end
-    if not (v.HasInitiatorId == 0 or v.HasInitiatorId == 1) then t:add_proto_expert_info(E.bad_value, string.format("SVHDX_OPEN_DEVICE_CONTEXT HasInitiatorId is %s; it must be one of FALSE (0x0), TRUE (0x1) [MS-RSVD 3.2.5.1]", VS3[v.HasInitiatorId] or string.format("0x%X", v.HasInitiatorId))) end
-    if v.OriginatorFlags ~= 1 then t:add_proto_expert_info(E.bad_value, string.format("SVHDX_OPEN_DEVICE_CONTEXT OriginatorFlags is %s; it must be SVHDX_ORIGINATOR_PVHDPARSER (0x1) [MS-RSVD 2.2.5.2]", VS4[v.OriginatorFlags] or string.format("0x%X", v.OriginatorFlags))) end
+    if not (v.HasInitiatorId == 0 or v.HasInitiatorId == 1) then t:add_proto_expert_info(E.bad_value, string.format("SVHDX_OPEN_DEVICE_CONTEXT HasInitiatorId is %s; it must be one of FALSE (0x0), TRUE (0x1) [MS-RSVD 3.2.5.1]", VS_FALSE_6b82c3[v.HasInitiatorId] or string.format("0x%X", v.HasInitiatorId))) end
+    if v.OriginatorFlags ~= 1 then t:add_proto_expert_info(E.bad_value, string.format("SVHDX_OPEN_DEVICE_CONTEXT OriginatorFlags is %s; it must be SVHDX_ORIGINATOR_PVHDPARSER (0x1) [MS-RSVD 2.2.5.2]", VS_SVHDX_ORIGINATOR_PVHDPARSER_aa6462[v.OriginatorFlags] or string.format("0x%X", v.OriginatorFlags))) end
     off = off + 42
   else
     if lim - off >= 4 then do local r = tvb(off + 0, 4); t:add_le(F.open_device_context__version, r); v.Version = r:le_uint() end end
@@ -989,7 +989,7 @@ D.d_open_device_context_windows_v2_1 = function(tvb, tree, off, lim, pinfo, ctx,
   return off, v
 end
 
-D.d_open_device_context_windows_v1_2 = function(tvb, tree, off, lim, pinfo, ctx, pv)
+D.d_open_device_context_windows_v1 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree
   if lim - off >= 42 then
@@ -1002,8 +1002,8 @@ D.d_open_device_context_windows_v1_2 = function(tvb, tree, off, lim, pinfo, ctx,
     t:add_le(F.open_device_context__open_request_id, tvb(off + 32, 8))
     do local r = tvb(off + 40, 2); t:add_le(F.open_device_context__initiator_host_name_length, r); v.InitiatorHostNameLength = r:le_uint() end
     if v.Version ~= 1 then t:add_proto_expert_info(E.bad_value, string.format("SVHDX_OPEN_DEVICE_CONTEXT Version is %s; it must be 1 [MS-RSVD 3.2.5.1]", tostring(v.Version))) end
-    if not (v.HasInitiatorId == 0 or v.HasInitiatorId == 1) then t:add_proto_expert_info(E.bad_value, string.format("SVHDX_OPEN_DEVICE_CONTEXT HasInitiatorId is %s; it must be one of FALSE (0x0), TRUE (0x1) [MS-RSVD 3.2.5.1]", VS3[v.HasInitiatorId] or string.format("0x%X", v.HasInitiatorId))) end
-    if v.OriginatorFlags ~= 1 then t:add_proto_expert_info(E.bad_value, string.format("SVHDX_OPEN_DEVICE_CONTEXT OriginatorFlags is %s; it must be SVHDX_ORIGINATOR_PVHDPARSER (0x1) [MS-RSVD 2.2.5.2]", VS4[v.OriginatorFlags] or string.format("0x%X", v.OriginatorFlags))) end
+    if not (v.HasInitiatorId == 0 or v.HasInitiatorId == 1) then t:add_proto_expert_info(E.bad_value, string.format("SVHDX_OPEN_DEVICE_CONTEXT HasInitiatorId is %s; it must be one of FALSE (0x0), TRUE (0x1) [MS-RSVD 3.2.5.1]", VS_FALSE_6b82c3[v.HasInitiatorId] or string.format("0x%X", v.HasInitiatorId))) end
+    if v.OriginatorFlags ~= 1 then t:add_proto_expert_info(E.bad_value, string.format("SVHDX_OPEN_DEVICE_CONTEXT OriginatorFlags is %s; it must be SVHDX_ORIGINATOR_PVHDPARSER (0x1) [MS-RSVD 2.2.5.2]", VS_SVHDX_ORIGINATOR_PVHDPARSER_aa6462[v.OriginatorFlags] or string.format("0x%X", v.OriginatorFlags))) end
     off = off + 42
   else
     if lim - off >= 4 then do local r = tvb(off + 0, 4); t:add_le(F.open_device_context__version, r); v.Version = r:le_uint() end end
@@ -1030,7 +1030,7 @@ D.d_open_device_context_windows_v1_2 = function(tvb, tree, off, lim, pinfo, ctx,
   return off, v
 end
 
-D.d_open_device_context_seed_3 = function(tvb, tree, off, lim, pinfo, ctx, pv)
+D.d_open_device_context_seed = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree
   if lim - off >= 34 then
@@ -1042,8 +1042,8 @@ D.d_open_device_context_seed_3 = function(tvb, tree, off, lim, pinfo, ctx, pv)
     do local r = tvb(off + 28, 4); t:add_le(F.open_device_context__originator_flags, r); v.OriginatorFlags = r:le_uint() end
     do local r = tvb(off + 32, 2); t:add_le(F.open_device_context__initiator_host_name_length, r); v.InitiatorHostNameLength = r:le_uint() end
     if v.Version ~= 1 then t:add_proto_expert_info(E.bad_value, string.format("SVHDX_OPEN_DEVICE_CONTEXT Version is %s; it must be 1 [MS-RSVD 3.2.5.1]", tostring(v.Version))) end
-    if not (v.HasInitiatorId == 0 or v.HasInitiatorId == 1) then t:add_proto_expert_info(E.bad_value, string.format("SVHDX_OPEN_DEVICE_CONTEXT HasInitiatorId is %s; it must be one of FALSE (0x0), TRUE (0x1) [MS-RSVD 3.2.5.1]", VS3[v.HasInitiatorId] or string.format("0x%X", v.HasInitiatorId))) end
-    if v.OriginatorFlags ~= 1 then t:add_proto_expert_info(E.bad_value, string.format("SVHDX_OPEN_DEVICE_CONTEXT OriginatorFlags is %s; it must be SVHDX_ORIGINATOR_PVHDPARSER (0x1) [MS-RSVD 2.2.5.2]", VS4[v.OriginatorFlags] or string.format("0x%X", v.OriginatorFlags))) end
+    if not (v.HasInitiatorId == 0 or v.HasInitiatorId == 1) then t:add_proto_expert_info(E.bad_value, string.format("SVHDX_OPEN_DEVICE_CONTEXT HasInitiatorId is %s; it must be one of FALSE (0x0), TRUE (0x1) [MS-RSVD 3.2.5.1]", VS_FALSE_6b82c3[v.HasInitiatorId] or string.format("0x%X", v.HasInitiatorId))) end
+    if v.OriginatorFlags ~= 1 then t:add_proto_expert_info(E.bad_value, string.format("SVHDX_OPEN_DEVICE_CONTEXT OriginatorFlags is %s; it must be SVHDX_ORIGINATOR_PVHDPARSER (0x1) [MS-RSVD 2.2.5.2]", VS_SVHDX_ORIGINATOR_PVHDPARSER_aa6462[v.OriginatorFlags] or string.format("0x%X", v.OriginatorFlags))) end
     off = off + 34
   else
     if lim - off >= 4 then do local r = tvb(off + 0, 4); t:add_le(F.open_device_context__version, r); v.Version = r:le_uint() end end
@@ -1077,10 +1077,10 @@ D.d_file_info_request = function(tvb, tree, off, lim, pinfo, ctx, pv)
     local fn
     if lim - off == 24 then
       t:add(F.file_info_request__layout, "windows: Windows, 24 bytes with Reserved before VirtualSize"):set_generated()
-      fn = D.d_file_info_request_windows_4
+      fn = D.d_file_info_request_windows
     elseif true then
       t:add(F.file_info_request__layout, "seed: MS-RSVD v1 seed layout, 20 bytes"):set_generated()
-      fn = D.d_file_info_request_seed_5
+      fn = D.d_file_info_request_seed
     end
     if fn then
       local o, sub = fn(tvb, t, off, lim, pinfo, ctx, v)
@@ -1093,7 +1093,7 @@ D.d_file_info_request = function(tvb, tree, off, lim, pinfo, ctx, pv)
   return off, v
 end
 
-D.d_file_info_request_windows_4 = function(tvb, tree, off, lim, pinfo, ctx, pv)
+D.d_file_info_request_windows = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree
   if lim - off >= 24 then
@@ -1114,7 +1114,7 @@ D.d_file_info_request_windows_4 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   return off, v
 end
 
-D.d_file_info_request_seed_5 = function(tvb, tree, off, lim, pinfo, ctx, pv)
+D.d_file_info_request_seed = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree
   if lim - off >= 20 then
@@ -1141,10 +1141,10 @@ D.d_file_info_response = function(tvb, tree, off, lim, pinfo, ctx, pv)
     local fn
     if lim - off == 24 then
       t:add(F.file_info_response__layout, "windows: Windows, 24 bytes with Reserved before VirtualSize"):set_generated()
-      fn = D.d_file_info_response_windows_6
+      fn = D.d_file_info_response_windows
     elseif true then
       t:add(F.file_info_response__layout, "seed: MS-RSVD v1 seed layout, 20 bytes"):set_generated()
-      fn = D.d_file_info_response_seed_7
+      fn = D.d_file_info_response_seed
     end
     if fn then
       local o, sub = fn(tvb, t, off, lim, pinfo, ctx, v)
@@ -1157,7 +1157,7 @@ D.d_file_info_response = function(tvb, tree, off, lim, pinfo, ctx, pv)
   return off, v
 end
 
-D.d_file_info_response_windows_6 = function(tvb, tree, off, lim, pinfo, ctx, pv)
+D.d_file_info_response_windows = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree
   if lim - off >= 24 then
@@ -1178,7 +1178,7 @@ D.d_file_info_response_windows_6 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   return off, v
 end
 
-D.d_file_info_response_seed_7 = function(tvb, tree, off, lim, pinfo, ctx, pv)
+D.d_file_info_response_seed = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree
   if lim - off >= 20 then
@@ -1240,10 +1240,10 @@ D.d_srb_status_response = function(tvb, tree, off, lim, pinfo, ctx, pv)
     local fn
     if peek_zero(tvb, off + 1, 3, lim) then
       t:add(F.srb_status_response__layout, "seed: MS-RSVD v1 seed layout: 4-byte StatusKey"):set_generated()
-      fn = D.d_srb_status_response_seed_8
+      fn = D.d_srb_status_response_seed
     elseif true then
       t:add(F.srb_status_response__layout, "windows: Windows layout: 1-byte StatusKey, no Reserved"):set_generated()
-      fn = D.d_srb_status_response_windows_13
+      fn = D.d_srb_status_response_windows
     end
     if fn then
       local o, sub = fn(tvb, t, off, lim, pinfo, ctx, v)
@@ -1256,7 +1256,7 @@ D.d_srb_status_response = function(tvb, tree, off, lim, pinfo, ctx, pv)
   return off, v
 end
 
-D.d_srb_status_response_seed_8 = function(tvb, tree, off, lim, pinfo, ctx, pv)
+D.d_srb_status_response_seed = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree
   if lim - off >= 28 then
@@ -1267,9 +1267,9 @@ D.d_srb_status_response_seed_8 = function(tvb, tree, off, lim, pinfo, ctx, pv)
     t:add_le(F.srb_status_response__reserved, tvb(off + 7, 1))
     if OPT.scsi and (v.SenseInfoExLength > 0) then local _, sub = D.d_scsi_sense(tvb, t, off + 8, math.min(lim, off + 8 + 20), pinfo, ctx, v) end
     t:add(F.srb_status_response__sense_data_ex, tvb(off + 8, 20))
-    if v.ScsiStatus == 2 then t:add_proto_expert_info(E.status, string.format("SCSI status %s: the sense data says why [SAM-3 5.3.1]", VS5[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
-    if v.ScsiStatus == 24 then t:add_proto_expert_info(E.status, string.format("SCSI status %s: another initiator holds the reservation [SPC-3 5.6.1]", VS5[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
-    if v.ScsiStatus == 8 or v.ScsiStatus == 40 or v.ScsiStatus == 48 or v.ScsiStatus == 64 or v.ScsiStatus == 34 then t:add_proto_expert_info(E.status, string.format("SCSI status %s [SAM-3 5.3.1]", VS5[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
+    if v.ScsiStatus == 2 then t:add_proto_expert_info(E.status, string.format("SCSI status %s: the sense data says why [SAM-3 5.3.1]", VS_GOOD_681b62[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
+    if v.ScsiStatus == 24 then t:add_proto_expert_info(E.status, string.format("SCSI status %s: another initiator holds the reservation [SPC-3 5.6.1]", VS_GOOD_681b62[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
+    if v.ScsiStatus == 8 or v.ScsiStatus == 40 or v.ScsiStatus == 48 or v.ScsiStatus == 64 or v.ScsiStatus == 34 then t:add_proto_expert_info(E.status, string.format("SCSI status %s [SAM-3 5.3.1]", VS_GOOD_681b62[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
     off = off + 28
   else
     if lim - off >= 4 then do local r = tvb(off + 0, 4); t:add_le(F.srb_status_response__status_key, r); v.StatusKey = r:le_uint() end end
@@ -1296,10 +1296,10 @@ D.d_scsi_sense = function(tvb, tree, off, lim, pinfo, ctx, pv)
   end
   do
     local key, fn = v.ResponseCode.Code, nil
-    if key == 0x00000070 then fn = D.d_scsi_sense_format_9
-    elseif key == 0x00000071 then fn = D.d_scsi_sense_format_10
-    elseif key == 0x00000072 then fn = D.d_scsi_sense_format_11
-    elseif key == 0x00000073 then fn = D.d_scsi_sense_format_12
+    if key == 0x00000070 then fn = D.d_scsi_sense_format
+    elseif key == 0x00000071 then fn = D.d_scsi_sense_format_2
+    elseif key == 0x00000072 then fn = D.d_scsi_sense_format_3
+    elseif key == 0x00000073 then fn = D.d_scsi_sense_format_4
     else fn = false end
     if fn then
       local o, sub = fn(tvb, t, off, lim, pinfo, ctx, v)
@@ -1311,7 +1311,7 @@ D.d_scsi_sense = function(tvb, tree, off, lim, pinfo, ctx, pv)
   return off, v
 end
 
-D.d_scsi_sense_format_9 = function(tvb, tree, off, lim, pinfo, ctx, pv)
+D.d_scsi_sense_format = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree
   if lim - off >= 17 then
@@ -1323,8 +1323,8 @@ D.d_scsi_sense_format_9 = function(tvb, tree, off, lim, pinfo, ctx, pv)
     do local r = tvb(off + 11, 2); t:add(F.scsi__sense__additional_sense, r); v.AdditionalSense = r:uint() end
     t:add(F.scsi__sense__field_replaceable_unit_code, tvb(off + 13, 1))
     t:add(F.scsi__sense__sense_key_specific, tvb(off + 14, 3))
-    if v.KeyFlags.SenseKey == 2 or v.KeyFlags.SenseKey == 3 or v.KeyFlags.SenseKey == 4 or v.KeyFlags.SenseKey == 5 or v.KeyFlags.SenseKey == 6 or v.KeyFlags.SenseKey == 7 or v.KeyFlags.SenseKey == 8 or v.KeyFlags.SenseKey == 9 or v.KeyFlags.SenseKey == 10 or v.KeyFlags.SenseKey == 11 or v.KeyFlags.SenseKey == 13 or v.KeyFlags.SenseKey == 14 then t:add_proto_expert_info(E.status, string.format("Sense key %s [SPC-3 4.5.6]", VS6[v.KeyFlags.SenseKey] or string.format("0x%X", v.KeyFlags.SenseKey))) end
-    if v.AdditionalSense == 10496 or v.AdditionalSense == 10497 or v.AdditionalSense == 10498 or v.AdditionalSense == 10499 or v.AdditionalSense == 10500 or v.AdditionalSense == 10503 or v.AdditionalSense == 10755 or v.AdditionalSense == 10756 or v.AdditionalSense == 10757 or v.AdditionalSense == 10761 or v.AdditionalSense == 16142 or v.AdditionalSense == 14848 or v.AdditionalSense == 9472 or v.AdditionalSense == 8192 or v.AdditionalSense == 9216 or v.AdditionalSense == 1024 or v.AdditionalSense == 1025 or v.AdditionalSense == 1026 or v.AdditionalSense == 1027 then t:add_proto_expert_info(E.status, string.format("Additional sense: %s [SPC-3 4.5.6]", VS7[v.AdditionalSense] or string.format("0x%X", v.AdditionalSense))) end
+    if v.KeyFlags.SenseKey == 2 or v.KeyFlags.SenseKey == 3 or v.KeyFlags.SenseKey == 4 or v.KeyFlags.SenseKey == 5 or v.KeyFlags.SenseKey == 6 or v.KeyFlags.SenseKey == 7 or v.KeyFlags.SenseKey == 8 or v.KeyFlags.SenseKey == 9 or v.KeyFlags.SenseKey == 10 or v.KeyFlags.SenseKey == 11 or v.KeyFlags.SenseKey == 13 or v.KeyFlags.SenseKey == 14 then t:add_proto_expert_info(E.status, string.format("Sense key %s [SPC-3 4.5.6]", VS_NO_SENSE_6c6f4d[v.KeyFlags.SenseKey] or string.format("0x%X", v.KeyFlags.SenseKey))) end
+    if v.AdditionalSense == 10496 or v.AdditionalSense == 10497 or v.AdditionalSense == 10498 or v.AdditionalSense == 10499 or v.AdditionalSense == 10500 or v.AdditionalSense == 10503 or v.AdditionalSense == 10755 or v.AdditionalSense == 10756 or v.AdditionalSense == 10757 or v.AdditionalSense == 10761 or v.AdditionalSense == 16142 or v.AdditionalSense == 14848 or v.AdditionalSense == 9472 or v.AdditionalSense == 8192 or v.AdditionalSense == 9216 or v.AdditionalSense == 1024 or v.AdditionalSense == 1025 or v.AdditionalSense == 1026 or v.AdditionalSense == 1027 then t:add_proto_expert_info(E.status, string.format("Additional sense: %s [SPC-3 4.5.6]", VS_NO_ADDITIONAL_SENSE_INFORMAT_921edf[v.AdditionalSense] or string.format("0x%X", v.AdditionalSense))) end
     off = off + 17
   else
     if lim - off >= 1 then t:add(F.scsi__sense__obsolete, tvb(off + 0, 1)) end
@@ -1340,7 +1340,7 @@ D.d_scsi_sense_format_9 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   return off, v
 end
 
-D.d_scsi_sense_format_10 = function(tvb, tree, off, lim, pinfo, ctx, pv)
+D.d_scsi_sense_format_2 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree
   if lim - off >= 17 then
@@ -1352,8 +1352,8 @@ D.d_scsi_sense_format_10 = function(tvb, tree, off, lim, pinfo, ctx, pv)
     do local r = tvb(off + 11, 2); t:add(F.scsi__sense__additional_sense, r); v.AdditionalSense = r:uint() end
     t:add(F.scsi__sense__field_replaceable_unit_code, tvb(off + 13, 1))
     t:add(F.scsi__sense__sense_key_specific, tvb(off + 14, 3))
-    if v.KeyFlags.SenseKey == 2 or v.KeyFlags.SenseKey == 3 or v.KeyFlags.SenseKey == 4 or v.KeyFlags.SenseKey == 5 or v.KeyFlags.SenseKey == 6 or v.KeyFlags.SenseKey == 7 or v.KeyFlags.SenseKey == 8 or v.KeyFlags.SenseKey == 9 or v.KeyFlags.SenseKey == 10 or v.KeyFlags.SenseKey == 11 or v.KeyFlags.SenseKey == 13 or v.KeyFlags.SenseKey == 14 then t:add_proto_expert_info(E.status, string.format("Sense key %s [SPC-3 4.5.6]", VS6[v.KeyFlags.SenseKey] or string.format("0x%X", v.KeyFlags.SenseKey))) end
-    if v.AdditionalSense == 10496 or v.AdditionalSense == 10497 or v.AdditionalSense == 10498 or v.AdditionalSense == 10499 or v.AdditionalSense == 10500 or v.AdditionalSense == 10503 or v.AdditionalSense == 10755 or v.AdditionalSense == 10756 or v.AdditionalSense == 10757 or v.AdditionalSense == 10761 or v.AdditionalSense == 16142 or v.AdditionalSense == 14848 or v.AdditionalSense == 9472 or v.AdditionalSense == 8192 or v.AdditionalSense == 9216 or v.AdditionalSense == 1024 or v.AdditionalSense == 1025 or v.AdditionalSense == 1026 or v.AdditionalSense == 1027 then t:add_proto_expert_info(E.status, string.format("Additional sense: %s [SPC-3 4.5.6]", VS7[v.AdditionalSense] or string.format("0x%X", v.AdditionalSense))) end
+    if v.KeyFlags.SenseKey == 2 or v.KeyFlags.SenseKey == 3 or v.KeyFlags.SenseKey == 4 or v.KeyFlags.SenseKey == 5 or v.KeyFlags.SenseKey == 6 or v.KeyFlags.SenseKey == 7 or v.KeyFlags.SenseKey == 8 or v.KeyFlags.SenseKey == 9 or v.KeyFlags.SenseKey == 10 or v.KeyFlags.SenseKey == 11 or v.KeyFlags.SenseKey == 13 or v.KeyFlags.SenseKey == 14 then t:add_proto_expert_info(E.status, string.format("Sense key %s [SPC-3 4.5.6]", VS_NO_SENSE_6c6f4d[v.KeyFlags.SenseKey] or string.format("0x%X", v.KeyFlags.SenseKey))) end
+    if v.AdditionalSense == 10496 or v.AdditionalSense == 10497 or v.AdditionalSense == 10498 or v.AdditionalSense == 10499 or v.AdditionalSense == 10500 or v.AdditionalSense == 10503 or v.AdditionalSense == 10755 or v.AdditionalSense == 10756 or v.AdditionalSense == 10757 or v.AdditionalSense == 10761 or v.AdditionalSense == 16142 or v.AdditionalSense == 14848 or v.AdditionalSense == 9472 or v.AdditionalSense == 8192 or v.AdditionalSense == 9216 or v.AdditionalSense == 1024 or v.AdditionalSense == 1025 or v.AdditionalSense == 1026 or v.AdditionalSense == 1027 then t:add_proto_expert_info(E.status, string.format("Additional sense: %s [SPC-3 4.5.6]", VS_NO_ADDITIONAL_SENSE_INFORMAT_921edf[v.AdditionalSense] or string.format("0x%X", v.AdditionalSense))) end
     off = off + 17
   else
     if lim - off >= 1 then t:add(F.scsi__sense__obsolete, tvb(off + 0, 1)) end
@@ -1369,7 +1369,7 @@ D.d_scsi_sense_format_10 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   return off, v
 end
 
-D.d_scsi_sense_format_11 = function(tvb, tree, off, lim, pinfo, ctx, pv)
+D.d_scsi_sense_format_3 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree
   if lim - off >= 7 then
@@ -1377,8 +1377,8 @@ D.d_scsi_sense_format_11 = function(tvb, tree, off, lim, pinfo, ctx, pv)
     do local r = tvb(off + 1, 2); t:add(F.scsi__sense__additional_sense, r); v.AdditionalSense = r:uint() end
     t:add(F.scsi__sense__reserved, tvb(off + 3, 3))
     do local r = tvb(off + 6, 1); t:add(F.scsi__sense__additional_sense_length, r); v.AdditionalSenseLength = r:uint() end
-    if v.SenseKey == 2 or v.SenseKey == 3 or v.SenseKey == 4 or v.SenseKey == 5 or v.SenseKey == 6 or v.SenseKey == 7 or v.SenseKey == 8 or v.SenseKey == 9 or v.SenseKey == 10 or v.SenseKey == 11 or v.SenseKey == 13 or v.SenseKey == 14 then t:add_proto_expert_info(E.status, string.format("Sense key %s [SPC-3 4.5.6]", VS6[v.SenseKey] or string.format("0x%X", v.SenseKey))) end
-    if v.AdditionalSense == 10496 or v.AdditionalSense == 10497 or v.AdditionalSense == 10498 or v.AdditionalSense == 10499 or v.AdditionalSense == 10500 or v.AdditionalSense == 10503 or v.AdditionalSense == 10755 or v.AdditionalSense == 10756 or v.AdditionalSense == 10757 or v.AdditionalSense == 10761 or v.AdditionalSense == 16142 or v.AdditionalSense == 14848 or v.AdditionalSense == 9472 or v.AdditionalSense == 8192 or v.AdditionalSense == 9216 or v.AdditionalSense == 1024 or v.AdditionalSense == 1025 or v.AdditionalSense == 1026 or v.AdditionalSense == 1027 then t:add_proto_expert_info(E.status, string.format("Additional sense: %s [SPC-3 4.5.6]", VS7[v.AdditionalSense] or string.format("0x%X", v.AdditionalSense))) end
+    if v.SenseKey == 2 or v.SenseKey == 3 or v.SenseKey == 4 or v.SenseKey == 5 or v.SenseKey == 6 or v.SenseKey == 7 or v.SenseKey == 8 or v.SenseKey == 9 or v.SenseKey == 10 or v.SenseKey == 11 or v.SenseKey == 13 or v.SenseKey == 14 then t:add_proto_expert_info(E.status, string.format("Sense key %s [SPC-3 4.5.6]", VS_NO_SENSE_6c6f4d[v.SenseKey] or string.format("0x%X", v.SenseKey))) end
+    if v.AdditionalSense == 10496 or v.AdditionalSense == 10497 or v.AdditionalSense == 10498 or v.AdditionalSense == 10499 or v.AdditionalSense == 10500 or v.AdditionalSense == 10503 or v.AdditionalSense == 10755 or v.AdditionalSense == 10756 or v.AdditionalSense == 10757 or v.AdditionalSense == 10761 or v.AdditionalSense == 16142 or v.AdditionalSense == 14848 or v.AdditionalSense == 9472 or v.AdditionalSense == 8192 or v.AdditionalSense == 9216 or v.AdditionalSense == 1024 or v.AdditionalSense == 1025 or v.AdditionalSense == 1026 or v.AdditionalSense == 1027 then t:add_proto_expert_info(E.status, string.format("Additional sense: %s [SPC-3 4.5.6]", VS_NO_ADDITIONAL_SENSE_INFORMAT_921edf[v.AdditionalSense] or string.format("0x%X", v.AdditionalSense))) end
     off = off + 7
   else
     if lim - off >= 1 then do local r = tvb(off + 0, 1); t:add(F.scsi__sense__sense_key, r); v.SenseKey = math.floor(r:uint() / 1) % 16 end end
@@ -1398,7 +1398,7 @@ D.d_scsi_sense_format_11 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   return off, v
 end
 
-D.d_scsi_sense_format_12 = function(tvb, tree, off, lim, pinfo, ctx, pv)
+D.d_scsi_sense_format_4 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree
   if lim - off >= 7 then
@@ -1406,8 +1406,8 @@ D.d_scsi_sense_format_12 = function(tvb, tree, off, lim, pinfo, ctx, pv)
     do local r = tvb(off + 1, 2); t:add(F.scsi__sense__additional_sense, r); v.AdditionalSense = r:uint() end
     t:add(F.scsi__sense__reserved, tvb(off + 3, 3))
     do local r = tvb(off + 6, 1); t:add(F.scsi__sense__additional_sense_length, r); v.AdditionalSenseLength = r:uint() end
-    if v.SenseKey == 2 or v.SenseKey == 3 or v.SenseKey == 4 or v.SenseKey == 5 or v.SenseKey == 6 or v.SenseKey == 7 or v.SenseKey == 8 or v.SenseKey == 9 or v.SenseKey == 10 or v.SenseKey == 11 or v.SenseKey == 13 or v.SenseKey == 14 then t:add_proto_expert_info(E.status, string.format("Sense key %s [SPC-3 4.5.6]", VS6[v.SenseKey] or string.format("0x%X", v.SenseKey))) end
-    if v.AdditionalSense == 10496 or v.AdditionalSense == 10497 or v.AdditionalSense == 10498 or v.AdditionalSense == 10499 or v.AdditionalSense == 10500 or v.AdditionalSense == 10503 or v.AdditionalSense == 10755 or v.AdditionalSense == 10756 or v.AdditionalSense == 10757 or v.AdditionalSense == 10761 or v.AdditionalSense == 16142 or v.AdditionalSense == 14848 or v.AdditionalSense == 9472 or v.AdditionalSense == 8192 or v.AdditionalSense == 9216 or v.AdditionalSense == 1024 or v.AdditionalSense == 1025 or v.AdditionalSense == 1026 or v.AdditionalSense == 1027 then t:add_proto_expert_info(E.status, string.format("Additional sense: %s [SPC-3 4.5.6]", VS7[v.AdditionalSense] or string.format("0x%X", v.AdditionalSense))) end
+    if v.SenseKey == 2 or v.SenseKey == 3 or v.SenseKey == 4 or v.SenseKey == 5 or v.SenseKey == 6 or v.SenseKey == 7 or v.SenseKey == 8 or v.SenseKey == 9 or v.SenseKey == 10 or v.SenseKey == 11 or v.SenseKey == 13 or v.SenseKey == 14 then t:add_proto_expert_info(E.status, string.format("Sense key %s [SPC-3 4.5.6]", VS_NO_SENSE_6c6f4d[v.SenseKey] or string.format("0x%X", v.SenseKey))) end
+    if v.AdditionalSense == 10496 or v.AdditionalSense == 10497 or v.AdditionalSense == 10498 or v.AdditionalSense == 10499 or v.AdditionalSense == 10500 or v.AdditionalSense == 10503 or v.AdditionalSense == 10755 or v.AdditionalSense == 10756 or v.AdditionalSense == 10757 or v.AdditionalSense == 10761 or v.AdditionalSense == 16142 or v.AdditionalSense == 14848 or v.AdditionalSense == 9472 or v.AdditionalSense == 8192 or v.AdditionalSense == 9216 or v.AdditionalSense == 1024 or v.AdditionalSense == 1025 or v.AdditionalSense == 1026 or v.AdditionalSense == 1027 then t:add_proto_expert_info(E.status, string.format("Additional sense: %s [SPC-3 4.5.6]", VS_NO_ADDITIONAL_SENSE_INFORMAT_921edf[v.AdditionalSense] or string.format("0x%X", v.AdditionalSense))) end
     off = off + 7
   else
     if lim - off >= 1 then do local r = tvb(off + 0, 1); t:add(F.scsi__sense__sense_key, r); v.SenseKey = math.floor(r:uint() / 1) % 16 end end
@@ -1427,7 +1427,7 @@ D.d_scsi_sense_format_12 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   return off, v
 end
 
-D.d_srb_status_response_windows_13 = function(tvb, tree, off, lim, pinfo, ctx, pv)
+D.d_srb_status_response_windows = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree
   if lim - off >= 4 then
@@ -1435,9 +1435,9 @@ D.d_srb_status_response_windows_13 = function(tvb, tree, off, lim, pinfo, ctx, p
     do local r = tvb(off + 1, 1); local b, x = t:add(F.srb_status_response__srb_status, r), r:uint(); if x % 256 >= 128 then b:add(F.srb_status_response__srb_status__autosense_valid, r) end; if x % 128 >= 64 then b:add(F.srb_status_response__srb_status__queue_frozen, r) end; b:add(F.srb_status_response__srb_status__status, r); v.SrbStatus = { AutosenseValid = math.floor(x / 128) % 2, QueueFrozen = math.floor(x / 64) % 2, Status = math.floor(x / 1) % 64, } end
     do local r = tvb(off + 2, 1); t:add(F.srb_status_response__scsi_status, r); v.ScsiStatus = r:uint() end
     do local r = tvb(off + 3, 1); t:add_le(F.srb_status_response__sense_info_ex_length, r); v.SenseInfoExLength = r:le_uint() end
-    if v.ScsiStatus == 2 then t:add_proto_expert_info(E.status, string.format("SCSI status %s: the sense data says why [SAM-3 5.3.1]", VS5[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
-    if v.ScsiStatus == 24 then t:add_proto_expert_info(E.status, string.format("SCSI status %s: another initiator holds the reservation [SPC-3 5.6.1]", VS5[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
-    if v.ScsiStatus == 8 or v.ScsiStatus == 40 or v.ScsiStatus == 48 or v.ScsiStatus == 64 or v.ScsiStatus == 34 then t:add_proto_expert_info(E.status, string.format("SCSI status %s [SAM-3 5.3.1]", VS5[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
+    if v.ScsiStatus == 2 then t:add_proto_expert_info(E.status, string.format("SCSI status %s: the sense data says why [SAM-3 5.3.1]", VS_GOOD_681b62[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
+    if v.ScsiStatus == 24 then t:add_proto_expert_info(E.status, string.format("SCSI status %s: another initiator holds the reservation [SPC-3 5.6.1]", VS_GOOD_681b62[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
+    if v.ScsiStatus == 8 or v.ScsiStatus == 40 or v.ScsiStatus == 48 or v.ScsiStatus == 64 or v.ScsiStatus == 34 then t:add_proto_expert_info(E.status, string.format("SCSI status %s [SAM-3 5.3.1]", VS_GOOD_681b62[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
     off = off + 4
   else
     if lim - off >= 1 then do local r = tvb(off + 0, 1); t:add_le(F.srb_status_response__status_key, r); v.StatusKey = r:le_uint() end end
@@ -1561,7 +1561,7 @@ D.d_scsi_request = function(tvb, tree, off, lim, pinfo, ctx, pv)
     return short(t, off, lim, 36, "SVHDX_TUNNEL_SCSI_REQUEST (MS-RSVD 2.2.5.11)"), v
   end
   if OPT.scsi and lim > off then
-    local _, sub = D.d_scsi_request_data_14(tvb, t, off, lim, pinfo, ctx, v)
+    local _, sub = D.d_scsi_request_data(tvb, t, off, lim, pinfo, ctx, v)
     
   end
   do
@@ -1992,7 +1992,7 @@ D.d_scsi_unmap_cdb = function(tvb, tree, off, lim, pinfo, ctx, pv)
   return off, v
 end
 
-D.d_scsi_request_data_14 = function(tvb, tree, off, lim, pinfo, ctx, pv)
+D.d_scsi_request_data = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = pv or {}
   local t = tree
   do
@@ -2057,7 +2057,7 @@ D.d_scsi_unmap_parameters = function(tvb, tree, off, lim, pinfo, ctx, pv)
       if off >= lim then
         return long_length(t, off, lim, n - i, "UNMAP parameter list (SBC-3 5.28.2).Descriptors elements"), v
       end
-      local o = D.d_scsi_unmap_parameters_descriptors_15(tvb, t, off, lim, pinfo, ctx, v)
+      local o = D.d_scsi_unmap_parameters_descriptors(tvb, t, off, lim, pinfo, ctx, v)
       if not o then return nil, v end
       if o == off then break end
       off = o
@@ -2068,7 +2068,7 @@ D.d_scsi_unmap_parameters = function(tvb, tree, off, lim, pinfo, ctx, pv)
   return off, v
 end
 
-D.d_scsi_unmap_parameters_descriptors_15 = function(tvb, tree, off, lim, pinfo, ctx, pv)
+D.d_scsi_unmap_parameters_descriptors = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree
   if lim - off >= 16 then
@@ -2101,9 +2101,9 @@ D.d_scsi_response = function(tvb, tree, off, lim, pinfo, ctx, pv)
     t:add_le(F.scsi_response__data_transfer_length, tvb(off + 12, 4))
     if OPT.scsi and (v.SenseInfoExLength > 0) then local _, sub = D.d_scsi_sense(tvb, t, off + 16, math.min(lim, off + 16 + 20), pinfo, ctx, v) end
     t:add(F.scsi_response__sense_data_ex, tvb(off + 16, 20))
-    if v.ScsiStatus == 2 then t:add_proto_expert_info(E.status, string.format("SCSI status %s: the sense data says why [SAM-3 5.3.1]", VS5[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
-    if v.ScsiStatus == 24 then t:add_proto_expert_info(E.status, string.format("SCSI status %s: another initiator holds the reservation [SPC-3 5.6.1]", VS5[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
-    if v.ScsiStatus == 8 or v.ScsiStatus == 40 or v.ScsiStatus == 48 or v.ScsiStatus == 64 or v.ScsiStatus == 34 then t:add_proto_expert_info(E.status, string.format("SCSI status %s [SAM-3 5.3.1]", VS5[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
+    if v.ScsiStatus == 2 then t:add_proto_expert_info(E.status, string.format("SCSI status %s: the sense data says why [SAM-3 5.3.1]", VS_GOOD_681b62[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
+    if v.ScsiStatus == 24 then t:add_proto_expert_info(E.status, string.format("SCSI status %s: another initiator holds the reservation [SPC-3 5.6.1]", VS_GOOD_681b62[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
+    if v.ScsiStatus == 8 or v.ScsiStatus == 40 or v.ScsiStatus == 48 or v.ScsiStatus == 64 or v.ScsiStatus == 34 then t:add_proto_expert_info(E.status, string.format("SCSI status %s [SAM-3 5.3.1]", VS_GOOD_681b62[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
     off = off + 36
   else
     if lim - off >= 2 then t:add_le(F.scsi_response__length, tvb(off + 0, 2)) end
@@ -2119,7 +2119,7 @@ D.d_scsi_response = function(tvb, tree, off, lim, pinfo, ctx, pv)
     return short(t, off, lim, 36, "SVHDX_TUNNEL_SCSI_RESPONSE (MS-RSVD 2.2.5.12)"), v
   end
   if OPT.scsi and lim > off then
-    local _, sub = D.d_scsi_response_data_16(tvb, t, off, lim, pinfo, ctx, v)
+    local _, sub = D.d_scsi_response_data(tvb, t, off, lim, pinfo, ctx, v)
     
   end
   do
@@ -2134,17 +2134,17 @@ D.d_scsi_response = function(tvb, tree, off, lim, pinfo, ctx, pv)
   return off, v
 end
 
-D.d_scsi_response_data_16 = function(tvb, tree, off, lim, pinfo, ctx, pv)
+D.d_scsi_response_data = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = pv or {}
   local t = tree
   do
     local key, fn = reqval(ctx, 1), nil
-    if key == 0x00000012 then fn = D.d_scsi_response_value_17
+    if key == 0x00000012 then fn = D.d_scsi_response_value
     elseif key == 0x0000001A then fn = D.d_scsi_mode_header6
     elseif key == 0x00000025 then fn = D.d_scsi_read_capacity10_data
     elseif key == 0x0000005A then fn = D.d_scsi_mode_header10
-    elseif key == 0x0000005E then fn = D.d_scsi_response_value_19
-    elseif key == 0x0000009E then fn = D.d_scsi_response_value_18
+    elseif key == 0x0000005E then fn = D.d_scsi_response_value_3
+    elseif key == 0x0000009E then fn = D.d_scsi_response_value_2
     elseif key == 0x000000A0 then fn = D.d_scsi_report_luns_data
     else fn = false end
     if fn then
@@ -2156,7 +2156,7 @@ D.d_scsi_response_data_16 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   return off, v
 end
 
-D.d_scsi_response_value_17 = function(tvb, tree, off, lim, pinfo, ctx, pv)
+D.d_scsi_response_value = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = pv or {}
   local t = tree
   do
@@ -2244,7 +2244,7 @@ D.d_scsi_read_capacity10_data = function(tvb, tree, off, lim, pinfo, ctx, pv)
   return off, v
 end
 
-D.d_scsi_response_value_18 = function(tvb, tree, off, lim, pinfo, ctx, pv)
+D.d_scsi_response_value_2 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = pv or {}
   local t = tree
   do
@@ -2283,7 +2283,7 @@ D.d_scsi_read_capacity16_data = function(tvb, tree, off, lim, pinfo, ctx, pv)
   return off, v
 end
 
-D.d_scsi_response_value_19 = function(tvb, tree, off, lim, pinfo, ctx, pv)
+D.d_scsi_response_value_3 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = pv or {}
   local t = tree
   do
@@ -2349,7 +2349,7 @@ D.d_scsi_pr_read_reservation = function(tvb, tree, off, lim, pinfo, ctx, pv)
   end
   if v.AdditionalLength == 16 then
     do
-      local o, sub = D.d_scsi_pr_read_reservation_reservation_20(tvb, t, off, lim, pinfo, ctx, v)
+      local o, sub = D.d_scsi_pr_read_reservation_reservation(tvb, t, off, lim, pinfo, ctx, v)
       if not o then return nil, v end
       off = o
     end
@@ -2358,7 +2358,7 @@ D.d_scsi_pr_read_reservation = function(tvb, tree, off, lim, pinfo, ctx, pv)
   return off, v
 end
 
-D.d_scsi_pr_read_reservation_reservation_20 = function(tvb, tree, off, lim, pinfo, ctx, pv)
+D.d_scsi_pr_read_reservation_reservation = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree
   if lim - off >= 16 then
@@ -2418,14 +2418,14 @@ D.d_scsi_pr_full_status = function(tvb, tree, off, lim, pinfo, ctx, pv)
     if n > lim - off then
       return long_length(t, off, lim, n, "PERSISTENT RESERVE IN READ FULL STATUS data (SPC-3 6.11.5).Descriptors"), v
     end
-    D.d_scsi_pr_full_status_descriptors_21(tvb, t, off, off + n, pinfo, ctx, v)
+    D.d_scsi_pr_full_status_descriptors(tvb, t, off, off + n, pinfo, ctx, v)
     off = off + n
   end
   t:set_len(off - start)
   return off, v
 end
 
-D.d_scsi_pr_full_status_descriptors_21 = function(tvb, tree, off, lim, pinfo, ctx, pv)
+D.d_scsi_pr_full_status_descriptors = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = pv or {}
   local t = tree
   do
@@ -2439,7 +2439,7 @@ D.d_scsi_pr_full_status_descriptors_21 = function(tvb, tree, off, lim, pinfo, ct
       if off >= lim then
         return long_length(t, off, lim, n - i, "PERSISTENT RESERVE IN READ FULL STATUS data (SPC-3 6.11.5).Value elements"), v
       end
-      local o = D.d_scsi_pr_full_status_value_22(tvb, t, off, lim, pinfo, ctx, v)
+      local o = D.d_scsi_pr_full_status_value(tvb, t, off, lim, pinfo, ctx, v)
       if not o then return nil, v end
       if o == off then break end
       off = o
@@ -2449,7 +2449,7 @@ D.d_scsi_pr_full_status_descriptors_21 = function(tvb, tree, off, lim, pinfo, ct
   return off, v
 end
 
-D.d_scsi_pr_full_status_value_22 = function(tvb, tree, off, lim, pinfo, ctx, pv)
+D.d_scsi_pr_full_status_value = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree
   if lim - off >= 24 then
@@ -2587,7 +2587,7 @@ D.d_validate_disk_request = function(tvb, tree, off, lim, pinfo, ctx, pv)
       fn = false
     elseif true then
       t:add(F.validate_disk_request__layout, "windows: Windows layout: 56 reserved bytes after the header"):set_generated()
-      fn = D.d_validate_disk_request_windows_23
+      fn = D.d_validate_disk_request_windows
     end
     if fn then
       local o, sub = fn(tvb, t, off, lim, pinfo, ctx, v)
@@ -2600,7 +2600,7 @@ D.d_validate_disk_request = function(tvb, tree, off, lim, pinfo, ctx, pv)
   return off, v
 end
 
-D.d_validate_disk_request_windows_23 = function(tvb, tree, off, lim, pinfo, ctx, pv)
+D.d_validate_disk_request_windows = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree
   do
@@ -2625,7 +2625,7 @@ D.d_validate_disk_response = function(tvb, tree, off, lim, pinfo, ctx, pv)
       fn = false
     elseif true then
       t:add(F.validate_disk_response__layout, "windows: Windows layout: a 1-byte IsValidDisk after the header"):set_generated()
-      fn = D.d_validate_disk_response_windows_24
+      fn = D.d_validate_disk_response_windows
     end
     if fn then
       local o, sub = fn(tvb, t, off, lim, pinfo, ctx, v)
@@ -2638,7 +2638,7 @@ D.d_validate_disk_response = function(tvb, tree, off, lim, pinfo, ctx, pv)
   return off, v
 end
 
-D.d_validate_disk_response_windows_24 = function(tvb, tree, off, lim, pinfo, ctx, pv)
+D.d_validate_disk_response_windows = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree
   if lim - off >= 1 then
@@ -2682,10 +2682,10 @@ D.d_support_response = function(tvb, tree, off, lim, pinfo, ctx, pv)
     local fn
     if lim - off == 8 then
       t:add(F.support_response__layout, "windows: Windows and MS-SMB2: 4-byte fields"):set_generated()
-      fn = D.d_support_response_windows_25
+      fn = D.d_support_response_windows
     elseif true then
       t:add(F.support_response__layout, "seed: MS-RSVD v1 seed layout: 2-byte fields"):set_generated()
-      fn = D.d_support_response_seed_26
+      fn = D.d_support_response_seed
     end
     if fn then
       local o, sub = fn(tvb, t, off, lim, pinfo, ctx, v)
@@ -2698,7 +2698,7 @@ D.d_support_response = function(tvb, tree, off, lim, pinfo, ctx, pv)
   return off, v
 end
 
-D.d_support_response_windows_25 = function(tvb, tree, off, lim, pinfo, ctx, pv)
+D.d_support_response_windows = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree
   if lim - off >= 8 then
@@ -2713,7 +2713,7 @@ D.d_support_response_windows_25 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   return off, v
 end
 
-D.d_support_response_seed_26 = function(tvb, tree, off, lim, pinfo, ctx, pv)
+D.d_support_response_seed = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree
   if lim - off >= 4 then
@@ -2749,7 +2749,7 @@ D.d_tunnel_request = function(tvb, tree, off, lim, pinfo, ctx, pv)
     elseif key == 0x02002005 then fn = D.d_vhdset_query_request
     elseif key == 0x02002006 then fn = D.d_delete_snapshot_request
     elseif key == 0x02002101 then fn = D.d_meta_operation_start
-    else fn = D.d_tunnel_request_payload_default_32 end
+    else fn = D.d_tunnel_request_payload_default end
     if fn then
       local o, sub = fn(tvb, t, off, lim, pinfo, ctx, v)
       if sub ~= v then v.Payload = sub end; if not o then return nil, v end
@@ -2777,12 +2777,12 @@ D.d_meta_operation_start = function(tvb, tree, off, lim, pinfo, ctx, pv)
   end
   do
     local key, fn = v.OperationType, nil
-    if key == 0x00000000 then fn = D.d_meta_operation_start_parameters_27
-    elseif key == 0x00000001 then fn = D.d_meta_operation_start_parameters_28
+    if key == 0x00000000 then fn = D.d_meta_operation_start_parameters
+    elseif key == 0x00000001 then fn = D.d_meta_operation_start_parameters_2
     elseif key == 0x00000002 then fn = false
-    elseif key == 0x00000004 then fn = D.d_meta_operation_start_parameters_29
-    elseif key == 0x00000005 then fn = D.d_meta_operation_start_parameters_30
-    else fn = D.d_meta_operation_start_parameters_default_31 end
+    elseif key == 0x00000004 then fn = D.d_meta_operation_start_parameters_3
+    elseif key == 0x00000005 then fn = D.d_meta_operation_start_parameters_4
+    else fn = D.d_meta_operation_start_parameters_default end
     if fn then
       local o, sub = fn(tvb, t, off, lim, pinfo, ctx, v)
       if not o then return nil, v end
@@ -2793,7 +2793,7 @@ D.d_meta_operation_start = function(tvb, tree, off, lim, pinfo, ctx, pv)
   return off, v
 end
 
-D.d_meta_operation_start_parameters_27 = function(tvb, tree, off, lim, pinfo, ctx, pv)
+D.d_meta_operation_start_parameters = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree
   if lim - off >= 12 then
@@ -2814,7 +2814,7 @@ D.d_meta_operation_start_parameters_27 = function(tvb, tree, off, lim, pinfo, ct
   return off, v
 end
 
-D.d_meta_operation_start_parameters_28 = function(tvb, tree, off, lim, pinfo, ctx, pv)
+D.d_meta_operation_start_parameters_2 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree
   if lim - off >= 52 then
@@ -2853,7 +2853,7 @@ D.d_meta_operation_start_parameters_28 = function(tvb, tree, off, lim, pinfo, ct
   return off, v
 end
 
-D.d_meta_operation_start_parameters_29 = function(tvb, tree, off, lim, pinfo, ctx, pv)
+D.d_meta_operation_start_parameters_3 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree
   if lim - off >= 4 then
@@ -2877,7 +2877,7 @@ D.d_meta_operation_start_parameters_29 = function(tvb, tree, off, lim, pinfo, ct
   return off, v
 end
 
-D.d_meta_operation_start_parameters_30 = function(tvb, tree, off, lim, pinfo, ctx, pv)
+D.d_meta_operation_start_parameters_4 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree
   if lim - off >= 20 then
@@ -2892,7 +2892,7 @@ D.d_meta_operation_start_parameters_30 = function(tvb, tree, off, lim, pinfo, ct
   return off, v
 end
 
-D.d_meta_operation_start_parameters_default_31 = function(tvb, tree, off, lim, pinfo, ctx, pv)
+D.d_meta_operation_start_parameters_default = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree
   do
@@ -2953,7 +2953,7 @@ D.d_delete_snapshot_request = function(tvb, tree, off, lim, pinfo, ctx, pv)
   return off, v
 end
 
-D.d_tunnel_request_payload_default_32 = function(tvb, tree, off, lim, pinfo, ctx, pv)
+D.d_tunnel_request_payload_default = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree
   do
@@ -2988,7 +2988,7 @@ D.d_tunnel_response = function(tvb, tree, off, lim, pinfo, ctx, pv)
       elseif key == 0x02002002 then fn = D.d_query_progress_response
       elseif key == 0x02002005 then fn = D.d_vhdset_query_response
       elseif key == 0x0200200D then fn = D.d_query_safe_size_response
-      else fn = D.d_tunnel_response_payload_default_35 end
+      else fn = D.d_tunnel_response_payload_default end
       if fn then
         local o, sub = fn(tvb, t, off, lim, pinfo, ctx, v)
         if sub ~= v then v.Payload = sub end; if not o then return nil, v end
@@ -2997,7 +2997,7 @@ D.d_tunnel_response = function(tvb, tree, off, lim, pinfo, ctx, pv)
     end
   else
     do
-      local o, sub = D.d_tunnel_response_payload_36(tvb, t, off, lim, pinfo, ctx, v)
+      local o, sub = D.d_tunnel_response_payload(tvb, t, off, lim, pinfo, ctx, v)
       if sub ~= v then v.Payload = sub end; if not o then return nil, v end
       off = o
     end
@@ -3034,8 +3034,8 @@ D.d_vhdset_query_response = function(tvb, tree, off, lim, pinfo, ctx, pv)
   end
   do
     local key, fn = v.VHDSetInformationType, nil
-    if key == 0x00000005 then fn = D.d_vhdset_query_response_information_33
-    else fn = D.d_vhdset_query_response_information_default_34 end
+    if key == 0x00000005 then fn = D.d_vhdset_query_response_information
+    else fn = D.d_vhdset_query_response_information_default end
     if fn then
       local o, sub = fn(tvb, t, off, lim, pinfo, ctx, v)
       if not o then return nil, v end
@@ -3046,7 +3046,7 @@ D.d_vhdset_query_response = function(tvb, tree, off, lim, pinfo, ctx, pv)
   return off, v
 end
 
-D.d_vhdset_query_response_information_33 = function(tvb, tree, off, lim, pinfo, ctx, pv)
+D.d_vhdset_query_response_information = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree
   if lim - off >= 68 then
@@ -3071,7 +3071,7 @@ D.d_vhdset_query_response_information_33 = function(tvb, tree, off, lim, pinfo, 
   return off, v
 end
 
-D.d_vhdset_query_response_information_default_34 = function(tvb, tree, off, lim, pinfo, ctx, pv)
+D.d_vhdset_query_response_information_default = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree
   do
@@ -3098,7 +3098,7 @@ D.d_query_safe_size_response = function(tvb, tree, off, lim, pinfo, ctx, pv)
   return off, v
 end
 
-D.d_tunnel_response_payload_default_35 = function(tvb, tree, off, lim, pinfo, ctx, pv)
+D.d_tunnel_response_payload_default = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree
   do
@@ -3112,7 +3112,7 @@ D.d_tunnel_response_payload_default_35 = function(tvb, tree, off, lim, pinfo, ct
   return off, v
 end
 
-D.d_tunnel_response_payload_36 = function(tvb, tree, off, lim, pinfo, ctx, pv)
+D.d_tunnel_response_payload = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree
   do
@@ -3141,11 +3141,11 @@ local IOCTL = {
   [0x00090304] = { "FSCTL_SVHDX_SYNC_TUNNEL_REQUEST",
     D.d_tunnel_request,
     D.d_tunnel_response,
-    { { "Header", "OperationCode" }, VS1 }, { { "Header", "OperationCode" }, VS1 }, { 8, 8, "MS-RSVD 3.1.4.1" } },
+    { { "Header", "OperationCode" }, VS_RSVD_TUNNEL_GET_FILE_INFO_OP_07b8ef }, { { "Header", "OperationCode" }, VS_RSVD_TUNNEL_GET_FILE_INFO_OP_07b8ef }, { 8, 8, "MS-RSVD 3.1.4.1" } },
   [0x00090364] = { "FSCTL_SVHDX_ASYNC_TUNNEL_REQUEST",
     D.d_tunnel_request,
     D.d_tunnel_response,
-    { { "Header", "OperationCode" }, VS1 }, { { "Header", "OperationCode" }, VS1 }, { 8, 8, "MS-RSVD 3.1.4.1" } },
+    { { "Header", "OperationCode" }, VS_RSVD_TUNNEL_GET_FILE_INFO_OP_07b8ef }, { { "Header", "OperationCode" }, VS_RSVD_TUNNEL_GET_FILE_INFO_OP_07b8ef }, { 8, 8, "MS-RSVD 3.1.4.1" } },
   [0x00090300] = { "FSCTL_QUERY_SHARED_VIRTUAL_DISK_SUPPORT",
     D.d_support_request,
     D.d_support_response,
