@@ -79,8 +79,12 @@ class Conversation:
 MAX_PARTITIONS = 128  # partitions remembered per disk (file system names, IsNtfs answers)
 MAX_DISKS = 4096  # disk identities per object and aliases per server: a hostile capture stays bounded
 MAX_OBJECTS = 65536  # IPIDs remembered
-ERROR_FILE_NOT_FOUND, ERROR_NOT_FOUND, ERROR_WRONG_DISK = 0x80070002, 0x80070490, 0x80070022
-ERROR_INVALID_STATE, ERROR_NOT_READY, ERROR_INVALID_SERVER_STATE = 0x8007139F, 0x80070015, 0x80070548
+_H = decoding.HRESULT_CODE  # codes by the names of MS-CSVP's tables (dissectors/csvp.py)
+ERROR_FILE_NOT_FOUND, ERROR_NOT_FOUND = _H["ERROR_FILE_NOT_FOUND"], _H["ERROR_NOT_FOUND"]
+ERROR_WRONG_DISK, ERROR_NOT_READY = _H["ERROR_WRONG_DISK"], _H["ERROR_NOT_READY"]
+ERROR_INVALID_STATE, ERROR_INVALID_SERVER_STATE = _H["ERROR_INVALID_STATE"], _H["ERROR_INVALID_SERVER_STATE"]
+# a call refused for its authentication: ERROR_ACCESS_DENIED as a fault status, or E_ACCESSDENIED
+ACCESS_DENIED = {_H["ERROR_ACCESS_DENIED"], _H["E_ACCESSDENIED"]}
 UNKNOWN = "unknown"  # a Prepare State the capture does not show
 STORAGE = ("IClusterStorage2", "IClusterStorage3")
 

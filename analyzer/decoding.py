@@ -221,3 +221,4 @@ def clusprep_stub(interface: str, method: str, direction: str, raw: bytes) -> Tu
 
 INTERFACES = {i.name: i for i in csvp.INTERFACES}
 HRESULTS = csvp.HRESULTS
+HRESULT_CODE = {name: value for value, name in HRESULTS.items()}  # the rules name codes as the spec does

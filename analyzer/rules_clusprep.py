@@ -20,8 +20,10 @@ from typing import Dict, List, Set, Tuple
 import ipaddress
 
 from dissectors import csvp_buffers as B
-from .clusprep_sequences import PKT_PRIVACY, UNKNOWN, Call, Conversation, DiskState, base_method
-from .decoding import HRESULTS
+from .clusprep_sequences import (ACCESS_DENIED, ERROR_FILE_NOT_FOUND, ERROR_INVALID_SERVER_STATE, ERROR_INVALID_STATE,
+                                 ERROR_NOT_FOUND, ERROR_NOT_READY, ERROR_WRONG_DISK, PKT_PRIVACY, UNKNOWN, Call,
+                                 Conversation, DiskState, base_method, host_of)
+from .decoding import HRESULT_CODE, HRESULTS
 from .findings import Rule
 
 # §3.2.4 and §3.4.4: what each method requires of the ClusPrepDisk it names
@@ -40,13 +42,11 @@ PARTITION = {"CprepDiskWriteFileData": "ulPartition", "CprepDiskVerifyFileData":
              "CprepDiskGetFSName": "Partition"}
 FILE_ACCESS = {"CprepDiskWriteFileData", "CprepDiskVerifyFileData", "CprepDiskDeleteFile"}
 STORAGE = {"IClusterStorage2", "IClusterStorage3"}
-ERROR_INVALID_STATE = 0x8007139F
-REJECTED_STATE = {0x80070548: "ERROR_INVALID_SERVER_STATE", ERROR_INVALID_STATE: "ERROR_INVALID_STATE"}
-ERROR_FILE_NOT_FOUND = 0x80070002
-E_FAIL, E_INVALIDARG = 0x80004005, 0x80070057
-ERROR_INVALID_SERVER_STATE, ERROR_NOT_FOUND, ERROR_NOT_READY = 0x80070548, 0x80070490, 0x80070015
-ERROR_READ_FAULT, ERROR_WRITE_FAULT, ERROR_WRONG_DISK = 0x8007001E, 0x8007001D, 0x80070022
-ERROR_UNRECOGNIZED_VOLUME, ERROR_INSUFFICIENT_BUFFER = 0x800703ED, 0x8007007A
+REJECTED_STATE = {c: HRESULTS[c] for c in (ERROR_INVALID_SERVER_STATE, ERROR_INVALID_STATE)}
+E_FAIL, E_INVALIDARG = HRESULT_CODE["E_FAIL"], HRESULT_CODE["E_INVALIDARG"]
+ERROR_READ_FAULT, ERROR_WRITE_FAULT = HRESULT_CODE["ERROR_READ_FAULT"], HRESULT_CODE["ERROR_WRITE_FAULT"]
+ERROR_UNRECOGNIZED_VOLUME = HRESULT_CODE["ERROR_UNRECOGNIZED_VOLUME"]
+ERROR_INSUFFICIENT_BUFFER = HRESULT_CODE["ERROR_INSUFFICIENT_BUFFER"]
 SECTOR = 512  # CprepDiskRawRead/RawWrite move one 512-byte sector (3.2.4.1, 3.2.4.2)
 # 3.2.4: served whatever the disk's state
 ANY_DISK_STATE = {"CprepDiskGetProps", "CprepDiskGetProps3", "CprepDiskGetUniqueIds", "CprepDiskGetUniqueIds3",
@@ -753,7 +753,7 @@ class SecretNotConfigured(Rule):
     def on_call(self, c: Call):
         if c.interface != "IClusterSetup":
             return
-        server = c.conversation.server.rsplit(":", 1)[0]
+        server = host_of(c.conversation.server)
         if c.method == "ConfigSvcSecret" and c.succeeded:
             self.configured[server] = c.request_frame
         elif c.method == "RetrieveSvcSecret" and c.hresult == ERROR_FILE_NOT_FOUND and server in self.configured:
@@ -869,7 +869,7 @@ class Fault(Rule):
     def on_call(self, c: Call):
         if c.fault_status is None or not c.used_on_wire or c.request_frame in self.malformed:
             return
-        if c.auth_level < PKT_PRIVACY and c.fault_status in (0x00000005, 0x80070005):
+        if c.auth_level < PKT_PRIVACY and c.fault_status in ACCESS_DENIED:
             return
         from .decoding import HRESULTS
 

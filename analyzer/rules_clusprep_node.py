@@ -16,16 +16,13 @@ from typing import Dict, List, Optional, Set, Tuple
 
 from dissectors import csvp_buffers as cb
 from .clusprep_sequences import PKT_PRIVACY, Call
-from .decoding import int_of
+from .decoding import HRESULT_CODE, int_of
 from .findings import Rule
 
 NETWORK, CLEANUP, LOG, FIREWALL, UPDATE = ("IClusterNetwork2", "IClusterCleanup", "IClusterLog", "IClusterFirewall",
                                            "IClusterUpdate")
-E_UNEXPECTED, E_ACCESSDENIED = 0x8000FFFF, 0x80070005
-WAIT_TIMEOUT = (0x00000102, 0x80070102)  # the Win32 code as returned, and as an HRESULT
-# What a runtime or object answers a call it refuses for its authentication level:
-# nca_s_fault_access_denied / ERROR_ACCESS_DENIED (5) as a fault, or E_ACCESSDENIED.
-ACCESS_DENIED = {0x00000005, E_ACCESSDENIED}
+E_UNEXPECTED, E_ACCESSDENIED = HRESULT_CODE["E_UNEXPECTED"], HRESULT_CODE["E_ACCESSDENIED"]
+WAIT_TIMEOUT = (0x00000102, HRESULT_CODE["WAIT_TIMEOUT"])  # the Win32 code as returned, and as an HRESULT
 DEFAULT_CLUSTER_PORT = 3343  # 3.6.4.1
 RT_TIMER_MS = 1000  # 3.6.4.2: the Round-Trip Message Timer, and the most Timeout may be
 AF_INET, AF_INET6 = 0x0002, 0x0017
