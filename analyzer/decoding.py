@@ -16,6 +16,11 @@ _CONTEXT = rsvd.PROTOCOL.create_contexts[0].message
 _compiled: Dict[int, Any] = {}
 
 
+def first_line(err: Exception, most: int) -> str:
+    """An exception as one short line for a finding (construct's messages run over several)."""
+    return (str(err).splitlines() or [type(err).__name__])[0][:most]
+
+
 def _parser(msg):
     p = _compiled.get(id(msg))
     if p is None:
@@ -114,14 +119,14 @@ def rsvd_message(function: int, is_response: bool, raw: bytes, request: Any = No
             return _parser(msg).parse(raw, request=request), None
         return _parser(msg).parse(raw), None
     except Exception as err:  # noqa: BLE001 - compiled parsers raise struct.error and friends on bad bytes
-        return None, "%s does not parse: %s" % (msg.name, (str(err).splitlines() or [type(err).__name__])[0][:160])
+        return None, "%s does not parse: %s" % (msg.name, first_line(err, 160))
 
 
 def open_context(raw: bytes) -> Tuple[Any, Optional[str]]:
     try:
         return _parser(_CONTEXT).parse(raw), None
     except Exception as err:  # noqa: BLE001 - as above
-        return None, "%s does not parse: %s" % (_CONTEXT.name, (str(err).splitlines() or [type(err).__name__])[0][:160])
+        return None, "%s does not parse: %s" % (_CONTEXT.name, first_line(err, 160))
 
 
 MAX_CONTEXTS = MAX_EAS = 32  # a CREATE's create contexts and EAs: what a Next/NextEntryOffset chain may walk
@@ -148,7 +153,7 @@ def create_context_data(raw: bytes, tag: bytes) -> Tuple[Optional[bytes], Option
             pos += c.Next
         return None, "more than %d create contexts" % MAX_CONTEXTS
     except Exception as err:  # noqa: BLE001 - construct raises StreamError and friends on short bytes
-        return None, "the create contexts do not parse: %s" % (str(err).splitlines() or [type(err).__name__])[0][:120]
+        return None, "the create contexts do not parse: %s" % first_line(err, 120)
 
 
 def create_eas(raw: bytes) -> Tuple[Optional[list], Optional[str]]:
@@ -161,7 +166,7 @@ def create_eas(raw: bytes) -> Tuple[Optional[list], Optional[str]]:
     try:
         return _eas(data)
     except Exception as err:  # noqa: BLE001 - as above
-        return None, "the create contexts do not parse: %s" % (str(err).splitlines() or [type(err).__name__])[0][:120]
+        return None, "the create contexts do not parse: %s" % first_line(err, 120)
 
 
 def app_instance_id(raw: bytes) -> Tuple[Optional[str], Optional[str]]:
@@ -173,8 +178,7 @@ def app_instance_id(raw: bytes) -> Tuple[Optional[str], Optional[str]]:
     try:
         return str(rsvd.SMB2_CREATE_APP_INSTANCE_ID.parse(data).AppInstanceId), None
     except Exception as err:  # noqa: BLE001 - as above
-        return None, "SMB2_CREATE_APP_INSTANCE_ID does not parse: %s" % (
-            str(err).splitlines() or [type(err).__name__])[0][:120]
+        return None, "SMB2_CREATE_APP_INSTANCE_ID does not parse: %s" % first_line(err, 120)
 
 
 def _eas(data: bytes) -> Tuple[Optional[list], Optional[str]]:
