@@ -79,7 +79,7 @@ class Conversation:
 MAX_PARTITIONS = 128  # partitions remembered per disk (file system names, IsNtfs answers)
 MAX_DISKS = 4096  # disk identities per object and aliases per server: a hostile capture stays bounded
 MAX_OBJECTS = 65536  # IPIDs remembered
-_H = decoding.HRESULT_CODE  # codes by the names of MS-CSVP's tables (dissectors/csvp.py)
+_H = decoding.HRESULT_CODE  # codes by the names of MS-CSVP's tables (dissectors/definitions/csvp.py)
 ERROR_FILE_NOT_FOUND, ERROR_NOT_FOUND = _H["ERROR_FILE_NOT_FOUND"], _H["ERROR_NOT_FOUND"]
 ERROR_WRONG_DISK, ERROR_NOT_READY = _H["ERROR_WRONG_DISK"], _H["ERROR_NOT_READY"]
 ERROR_INVALID_STATE, ERROR_INVALID_SERVER_STATE = _H["ERROR_INVALID_STATE"], _H["ERROR_INVALID_SERVER_STATE"]

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional, Tuple
 
-from dissectors import csvp, generate, rsvd
-from dissectors.ndr import NdrError
+from dissectors.model import build_model
+from dissectors.definitions import csvp, rsvd
+from dissectors import generate
+from dissectors.vocabulary.ndr import NdrError
 
 _IOCTLS = {e.function: e for e in rsvd.PROTOCOL.ioctls}
 _CONTEXT = rsvd.PROTOCOL.create_contexts[0].message
@@ -60,7 +62,7 @@ def _view(name: str):
     if v is None:
         from construct import Struct
 
-        from dissectors import scsi
+        from dissectors.definitions import scsi
 
         def without(msg, *names):
             return Struct(*[sc for sc in msg.struct.subcons if getattr(sc, "name", None) not in names]).compile()
@@ -208,7 +210,7 @@ _ndr = None
 def _stubs():
     global _ndr
     if _ndr is None:
-        model = generate.build_model(csvp.PROTOCOL)
+        model = build_model(csvp.PROTOCOL)
         _ndr = {(s.interface.name, s.method.name, s.direction): s for s in model.ndr.stubs}
     return _ndr
 

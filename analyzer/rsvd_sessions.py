@@ -19,7 +19,7 @@ from array import array
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
-from dissectors import rsvd
+from dissectors.definitions import rsvd
 
 from . import decoding
 from .events import CLOSE, CREATE, IOCTL, NEGOTIATE, READ, TREE_CONNECT, WRITE, Smb2Message

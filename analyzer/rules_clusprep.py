@@ -19,7 +19,7 @@ from typing import Dict, List, Set, Tuple
 
 import ipaddress
 
-from dissectors import csvp_buffers as B
+from dissectors.definitions import csvp_buffers as B
 from .clusprep_sequences import (ACCESS_DENIED, ERROR_FILE_NOT_FOUND, ERROR_INVALID_SERVER_STATE, ERROR_INVALID_STATE,
                                  ERROR_NOT_FOUND, ERROR_NOT_READY, ERROR_WRONG_DISK, PKT_PRIVACY, UNKNOWN, Call,
                                  Conversation, DiskState, base_method, host_of)

@@ -14,7 +14,7 @@ import re
 import xml.etree.ElementTree as ET
 from typing import Dict, List, Optional, Set, Tuple
 
-from dissectors import csvp_buffers as cb
+from dissectors.definitions import csvp_buffers as cb
 from .clusprep_sequences import PKT_PRIVACY, Call
 from .decoding import HRESULT_CODE, int_of
 from .findings import Rule

@@ -4,7 +4,7 @@ from __future__ import annotations
 import uuid
 from typing import Dict, List, Optional, Tuple
 
-from dissectors import rsvd
+from dissectors.definitions import rsvd
 
 from . import decoding
 from .findings import Rule
@@ -439,7 +439,7 @@ class ReservedNotZero(Rule):
              (False, DISK_INFO_OP): {"Reserved1", "Reserved2"}, (True, SRB_STATUS_OP): {"Reserved"},
              (True, DISK_INFO_OP): {"Reserved"}, (True, SCSI_OP): {"Reserved"},
              # Windows' 24-byte FILE_INFO: its "Reserved" is the padding that aligns VirtualSize
-             # (dissectors/rsvd.py), not a field of the spec; uninitialised padding is common
+             # (dissectors/definitions/rsvd.py), not a field of the spec; uninitialised padding is common
              (False, FILE_INFO_OP): {"Reserved"}, (True, FILE_INFO_OP): {"Reserved"}}
 
     def on_rsvd_create(self, req, conn):
@@ -904,7 +904,7 @@ class ResponseInvalid(Rule):
     side = "server"
     checks = ("R40", "R41", "R42", "R45", "R46", "R47", "R48", "R49", "R50")
     title = "A tunnel or shared-disk-support answer whose fields are not what its section requires"
-    # Windows layouts are accepted where dissectors/rsvd.py declares them: ServerVersion 2 (an RSVD v2
+    # Windows layouts are accepted where dissectors/definitions/rsvd.py declares them: ServerVersion 2 (an RSVD v2
     # server's ServerServiceVersion), DiskFormat VHDSET, the 1-byte StatusKey SRB_STATUS answer, the
     # 1-byte IsValidDisk VALIDATE_DISK answer, 4-byte support fields with snapshot support (3, 7).
     FAIL_HEADER_ONLY = {FILE_INFO_OP: "3.2.5.5.1", DISK_INFO_OP: "3.2.5.5.4", SCSI_OP: "3.2.5.5.5"}

@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import generate, install
+from dissectors import generate, install
 
 
 def _install_args(p: argparse.ArgumentParser) -> None:

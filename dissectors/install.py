@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Mapping, Optional
 
-from . import generate
+from dissectors import generate
 
 DISABLED_PROTOS = "disabled_protos"
 BUILTIN = "rsvd"

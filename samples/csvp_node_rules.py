@@ -37,7 +37,7 @@ a conforming peer can, in clear so every rule reads its parameters.
 """
 from __future__ import annotations
 
-from dissectors import csvp, csvp_buffers as cb
+from dissectors.definitions import csvp, csvp_buffers as cb
 from . import csvp_payloads as P
 from . import dcerpc, ntlmssp
 from .csvp_scenarios import CLIENT, NODE1, NODE2, ClusPrepClient

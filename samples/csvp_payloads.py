@@ -1,4 +1,4 @@
-"""Realistic MS-CSVP byte buffers, built from dissectors.csvp_buffers definitions.
+"""Realistic MS-CSVP byte buffers, built from dissectors.definitions.csvp_buffers.
 
 Each `*_value()` gives the dict a structure is built from (the tests compare parses
 against it); the function without the suffix gives the built bytes, for captures.
@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 from typing import List
 
-from dissectors import csvp_buffers as cb
+from dissectors.definitions import csvp_buffers as cb
 
 SERVER_FQDN = "NODE1.corp.contoso.com"
 

@@ -1,6 +1,6 @@
 """clusprep_rule_violations.pcapng: a ClusPrep client that breaks the sequencing rules of
 MS-CSVP §3 (each rule of analyzer.rules_clusprep at least once), with the answers a server
-gives to such calls. Built from dissectors/csvp.py like the other ClusPrep samples; the
+gives to such calls. Built from dissectors/definitions/csvp.py like the other ClusPrep samples; the
 calls are in clear so every rule can read its parameters.
 
 - storage: a method before CprepPrepareNode, another before Phase2 completed, Phase2 with
@@ -17,7 +17,7 @@ calls are in clear so every rule can read its parameters.
 """
 from __future__ import annotations
 
-from dissectors import csvp, dcom
+from dissectors.definitions import csvp, dcom
 from . import dcerpc
 from .csvp_scenarios import CLIENT, DISK, NODE1, NODE2, ClusPrepClient, disk_props, orpcthis
 from .network import Capture

@@ -1,5 +1,5 @@
 """ClusPrep (MS-CSVP) captures: what Test-Cluster and cluster setup send, built from
-dissectors/csvp.py.
+dissectors/definitions/csvp.py.
 
 - clusprep_storage: the §4.1 flow, then what storage validation does with a shared
   disk: persistent reservations, arbitration sectors with raw I/O, online with
@@ -23,9 +23,10 @@ from __future__ import annotations
 import uuid
 from typing import Dict, Optional
 
-from dissectors import csvp, dcom, ndr
-from dissectors.ndr import members
-from dissectors.ndr_idl import Interface
+from dissectors.definitions import csvp, dcom
+from dissectors.vocabulary import ndr
+from dissectors.vocabulary.ndr import members
+from dissectors.vocabulary.idl import Interface
 from . import csvp_payloads as P
 from . import dcerpc, ntlmssp
 from .network import Capture, host

@@ -1,5 +1,5 @@
 """The IClusterStorage2/IClusterStorage3 rules of the inventory (docs/rules.md), each broken once
-and each come close to without breaking it. Built from dissectors/csvp.py like the other ClusPrep
+and each come close to without breaking it. Built from dissectors/definitions/csvp.py like the other ClusPrep
 samples, in clear so every rule can read parameters and answers.
 
 - clusprep_storage_violations: one storage object on NODE1 whose server and client break, in
@@ -37,7 +37,7 @@ samples, in clear so every rule can read parameters and answers.
 """
 from __future__ import annotations
 
-from dissectors import csvp
+from dissectors.definitions import csvp
 from . import csvp_payloads as P
 from . import dcerpc
 from .csvp_scenarios import (CLIENT, DISK, MBR_DISK, NODE1, NODE2, NUMBERED_DISK, ClusPrepClient, _text,

@@ -7,13 +7,13 @@ SCSI commands a cluster sends, a stored error never retrieved before CLOSE, a
 retrieval of a key never stored (ERROR_NOT_AVAILABLE), a malformed SCSI request, a
 RequestId reused while in flight, an unanswered request, an open context on a name
 without :SharedVirtualDisk, and RSVD v2 operations. CDBs, parameter data and sense
-data are built from dissectors/scsi.py.
+data are built from dissectors/definitions/scsi.py.
 """
 from __future__ import annotations
 
 import uuid
 
-from dissectors import rsvd, scsi
+from dissectors.definitions import rsvd, scsi
 from . import smb2
 from .conversation import Pdu
 from .network import Capture, host

@@ -36,7 +36,7 @@ from __future__ import annotations
 import uuid
 from typing import Optional
 
-from dissectors import rsvd, scsi
+from dissectors.definitions import rsvd, scsi
 from . import smb2
 from .conversation import Pdu, start
 from .network import Capture, host

@@ -15,7 +15,7 @@ wrong, each once:
 """
 from __future__ import annotations
 
-from dissectors import rsvd
+from dissectors.definitions import rsvd
 from . import smb2
 from .conversation import Pdu, start
 from .network import Capture, host

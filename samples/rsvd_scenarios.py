@@ -1,4 +1,4 @@
-"""RSVD scenarios: shared-disk sessions built from dissectors.rsvd definitions.
+"""RSVD scenarios: shared-disk sessions built from dissectors.definitions.rsvd.
 
 rsvd_shared_disk.pcapng holds two initiators of one guest cluster opening the same
 shared VHDX on one SMB 3.0.2 server:
@@ -16,7 +16,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Optional
 
-from dissectors import rsvd
+from dissectors.definitions import rsvd
 from . import smb2
 from .conversation import RELATED_FILE_ID, Pdu, Smb2Session, start
 from .network import Capture, host

@@ -19,7 +19,7 @@ from construct import (
     Struct,
 )
 
-from dissectors import rsvd
+from dissectors.definitions import rsvd
 
 # 2.2.1 command codes
 NEGOTIATE, SESSION_SETUP, LOGOFF, TREE_CONNECT, TREE_DISCONNECT = 0, 1, 2, 3, 4

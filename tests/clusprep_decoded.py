@@ -9,10 +9,12 @@ from typing import Dict, List, Optional
 
 import decoded
 from decoded import _collect, normalize, run
-from dissectors import csvp, generate
+from dissectors.model import build_model
+from dissectors.definitions import csvp
+from dissectors import generate
 from samples import ntlmssp
 
-MODEL = generate.build_model(csvp.PROTOCOL)
+MODEL = build_model(csvp.PROTOCOL)
 NDR = MODEL.ndr
 PASSWORD = ("-o", "ntlmssp.nt_password:" + ntlmssp.ACCOUNT.password)
 PLUMBING = ("clusprep.ndr.", "clusprep.safearray", "clusprep.bstr.", "clusprep.brecord")

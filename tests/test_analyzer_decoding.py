@@ -5,7 +5,7 @@ import pytest
 import samples
 from analyzer import decoding
 from decoded import messages, request_of
-from dissectors import rsvd
+from dissectors.definitions import rsvd
 
 pytestmark = pytest.mark.tshark_matrix  # every tshark of tests/tsharks.py
 

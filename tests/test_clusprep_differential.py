@@ -7,8 +7,8 @@ import pytest
 
 import samples
 from clusprep_decoded import MODEL, NDR, calls, lua_view, stub_def
-from dissectors import csvp
-from dissectors.ndr_model import flatten
+from dissectors.definitions import csvp
+from dissectors.model.oracle import flatten_stub as flatten
 
 pytestmark = pytest.mark.tshark_matrix  # every tshark of tests/tsharks.py
 

@@ -5,7 +5,7 @@ import pytest
 
 import samples
 from clusprep_decoded import calls, stub_def
-from dissectors.ndr import NdrError
+from dissectors.vocabulary.ndr import NdrError
 from samples.csvp_scenarios import MALFORMED_CASES
 
 pytestmark = pytest.mark.tshark_matrix  # every tshark of tests/tsharks.py

@@ -9,7 +9,7 @@ from analyzer import rules_clusprep_node as R
 from analyzer.clusprep_sequences import Call, ClusPrepTracker, Conversation
 from analyzer.findings import Bus, Findings
 from analyzer.tables import Tables
-from dissectors import csvp_buffers as cb
+from dissectors.definitions import csvp_buffers as cb
 from samples import csvp_payloads as P
 
 N, FW, CLEAN = "IClusterNetwork2", "IClusterFirewall", "IClusterCleanup"

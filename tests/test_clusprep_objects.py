@@ -1,7 +1,7 @@
 """ClusPrep state keyed as the spec keys it: by DCOM object (its IPIDs), not by connection, and
 disks by identity whatever CPREP_DISKID form names them. Calls go through the tracker as tshark's
 events do (object UUID and stub bytes), built with the samples' client."""
-from dissectors import csvp
+from dissectors.definitions import csvp
 from analyzer import rules_clusprep as R
 from analyzer.clusprep_sequences import ClusPrepTracker
 from analyzer.events import RpcCall

@@ -1,4 +1,4 @@
-"""MS-CSVP packed buffers (dissectors/csvp_buffers.py): realistic instances round-trip,
+"""MS-CSVP packed buffers (dissectors/definitions/csvp_buffers.py): realistic instances round-trip,
 fields sit where the spec's diagrams put them, and the generator accepts every one."""
 import struct
 import uuid
@@ -6,8 +6,10 @@ import uuid
 import pytest
 from construct import FlagsEnum, Int32ul
 
-from dissectors import csvp_buffers as cb
-from dissectors.model import Model, flatten, rules_of, unwrap
+from dissectors.definitions import csvp_buffers as cb
+from dissectors.model.introspect import rules_of, unwrap
+from dissectors.model.oracle import flatten
+from dissectors.model.structs import Model
 from samples import csvp_payloads as P
 
 

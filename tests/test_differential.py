@@ -5,13 +5,15 @@ import pytest
 
 import samples
 from decoded import messages, normalize, request_of
-from dissectors import generate, rsvd
-from dissectors.model import flatten
-from dissectors.wire import Variants
+from dissectors.model import build_model
+from dissectors import generate
+from dissectors.definitions import rsvd
+from dissectors.model.oracle import flatten
+from dissectors.vocabulary.wire import Variants
 
 pytestmark = pytest.mark.tshark_matrix  # every tshark of tests/tsharks.py
 
-MODEL = generate.build_model(rsvd.PROTOCOL)
+MODEL = build_model(rsvd.PROTOCOL)
 BY_ABBREV = {m.abbrev: m for m in rsvd.PROTOCOL.messages}
 # Every sample whose messages parse whole in Python (the malformed one is tested apart).
 WELL_FORMED = [samples.path("rsvd_shared_disk"), samples.path("rsvd_cluster_events")]

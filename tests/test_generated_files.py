@@ -5,6 +5,7 @@ import sys
 
 import pytest
 
+from dissectors.model import build_model
 from dissectors import generate
 
 ROOT = generate.REPO_DIR
@@ -30,7 +31,7 @@ def test_check_notices_a_stale_file(tmp_path, monkeypatch):
 def test_reference_lists_every_field():
     text = generate.DOCS_PATH.read_text()
     for p in generate.protocols():
-        for name in generate.build_model(p).fields:
+        for name in build_model(p).fields:
             assert "`%s`" % name in text, name
 
 
@@ -49,7 +50,7 @@ def test_install_copies_plugins(tmp_path):
 def test_the_field_reference_covers_every_field():
     text = generate.DOCS_PATH.read_text()
     for p in generate.protocols():
-        missing = [f for f in generate.build_model(p).fields if "`%s`" % f not in text]
+        missing = [f for f in build_model(p).fields if "`%s`" % f not in text]
         assert not missing, (p.name, missing[:5])
 
 
@@ -63,10 +64,10 @@ def test_adding_an_enum_changes_only_the_lines_it_adds(module):
 
     from construct import Enum, Int8ul
 
-    from dissectors.generate import render_lua
-    from dissectors.wire import message
+    from dissectors.targets.lua import render_lua
+    from dissectors.vocabulary.wire import message
 
-    p = importlib.import_module("dissectors." + module).PROTOCOL
+    p = importlib.import_module("dissectors.definitions." + module).PROTOCOL
     toy = message("TOY_HOLDER", "toy_holder", "2.2.5.1", "Kind" / Enum(Int8ul, TOY_A=0x41, TOY_B=0x42) * "A toy enum.")
     before = render_lua(p).splitlines()
     after = render_lua(dataclasses.replace(p, messages=[toy] + list(p.messages))).splitlines()

@@ -9,6 +9,7 @@ import samples
 
 import decoded
 from decoded import field_values, run
+from dissectors.model import build_model
 from dissectors import generate
 
 pytestmark = pytest.mark.tshark_matrix  # every tshark of tests/tsharks.py
@@ -47,7 +48,7 @@ def test_every_field_is_registered():
                          capture_output=True, text=True, timeout=120, env=decoded.tshark_env(config=False))
     registered = {line.split("\t")[2] for line in res.stdout.splitlines() if line.startswith("F\t")}
     for p in generate.protocols():
-        missing = [f for f in generate.build_model(p).fields if f not in registered]
+        missing = [f for f in build_model(p).fields if f not in registered]
         assert not missing, p.name
     assert "rsvd.svhdx_request_id" in registered  # ours did not displace the built-in
 

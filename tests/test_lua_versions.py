@@ -12,11 +12,13 @@ import pytest
 
 import samples
 from decoded import messages, request_of
-from dissectors import generate, rsvd
-from dissectors.model import flatten
+from dissectors.model import build_model
+from dissectors import generate
+from dissectors.definitions import rsvd
+from dissectors.model.oracle import flatten
 
 STUB = Path(__file__).resolve().parent / "lua" / "wslua_stub.lua"
-MODEL = generate.build_model(rsvd.PROTOCOL)
+MODEL = build_model(rsvd.PROTOCOL)
 BY_ABBREV = {m.abbrev: m for m in rsvd.PROTOCOL.messages}
 
 
@@ -82,7 +84,7 @@ def test_malformed_input_under_lua(version):
     request = messages(samples.path("rsvd_shared_disk"))
     full = next(d.raw for d in request if d.abbrev == "tunnel_request" and len(d.raw) == 52)  # an INQUIRY
     cases = ["d_tunnel_request %s" % full[:n].hex() for n in list(range(0, 52, 3)) + [52]]
-    res = subprocess.run([lua, str(STUB), str(generate.lua_paths()[0])], input="\n".join(cases) + "\n",
+    res = subprocess.run([lua, str(STUB), str(generate.LUA_DIR / "msrsvd.lua")], input="\n".join(cases) + "\n",
                          capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
     assert "error\t" not in res.stdout
@@ -108,7 +110,7 @@ def run_stub(lua, plugin, lines):
 def test_ndr_interpreter_under_lua(version):
     """clusprep's NDR interpreter on every stub of the plain samples, against the Python parse."""
     from clusprep_decoded import MODEL as CMODEL, NDR, PLUMBING, calls, stub_def
-    from dissectors.ndr_model import flatten as ndr_flatten
+    from dissectors.model.oracle import flatten_stub as ndr_flatten
 
     lua = shutil.which("lua" + version)
     if lua is None:

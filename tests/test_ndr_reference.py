@@ -1,4 +1,4 @@
-"""dissectors.ndr against a reference NDR encoder: impacket's (test-only dependency).
+"""dissectors.vocabulary.ndr against a reference NDR encoder: impacket's (test-only dependency).
 
 Each case builds the same value with ndr.py and with impacket.dcerpc.v5.ndr and compares
 the bytes, then parses impacket's bytes with ndr.py. The ndr.py types are written inline,
@@ -31,7 +31,8 @@ import uuid
 
 import pytest
 
-from dissectors import ndr
+from dissectors.vocabulary import ndr
+from dissectors.vocabulary.oaut import Bstr, SafeArray
 
 from impacket.dcerpc.v5.dtypes import GUID as I_GUID
 from impacket.dcerpc.v5.dtypes import BOOLEAN, DWORD, HRESULT, LPWSTR, ULONG, ULONGLONG, USHORT, WSTR
@@ -656,8 +657,8 @@ def i_bstr_call(cls, text, tail):
     return r
 
 
-BSTR_IN = ndr.Params("bstrIn" / ndr.Bstr(), "dwFlags" / ndr.DWORD)
-BSTR_OUT = ndr.Params("pbstrOut" / ndr.Ref(ndr.Bstr()), "ErrorCode" / ndr.LONG)
+BSTR_IN = ndr.Params("bstrIn" / Bstr(), "dwFlags" / ndr.DWORD)
+BSTR_OUT = ndr.Params("pbstrOut" / ndr.Ref(Bstr()), "ErrorCode" / ndr.LONG)
 
 
 @pytest.mark.parametrize("params,cls", [pytest.param(BSTR_IN, I_BstrIn, id="in-BSTR"),
@@ -711,7 +712,7 @@ class I_SafeArrayIn(NDRCALL):  # [in] SAFEARRAY(T) psa, [in] DWORD after it
 
 
 SF = {"BSTR": (0x08, "BstrStr"), "ULONG": (0x03, "LongStr"), "byte": (0x10, "ByteStr")}
-NDR_ELEMENT = {"BSTR": ndr.Bstr(), "ULONG": ndr.ULONG, "byte": ndr.byte}
+NDR_ELEMENT = {"BSTR": Bstr(), "ULONG": ndr.ULONG, "byte": ndr.byte}
 FEATURES = {"BSTR": 0x0180, "ULONG": 0x0080, "byte": 0x0080}   # ndr.py's defaults, set on impacket
 CB_ELEMENTS = {"BSTR": 8, "ULONG": 4, "byte": 1}
 
@@ -785,7 +786,7 @@ def safearray_pads(kind, values):
 
 
 def safearray_params(kind):
-    return ndr.Params("psa" / ndr.SafeArray(NDR_ELEMENT[kind]), "dwTail" / ndr.DWORD)
+    return ndr.Params("psa" / SafeArray(NDR_ELEMENT[kind]), "dwTail" / ndr.DWORD)
 
 
 def header_fields(stub):

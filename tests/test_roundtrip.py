@@ -3,7 +3,8 @@ import pytest
 
 import samples
 from decoded import messages
-from dissectors import rsvd
+from dissectors.model import build_model
+from dissectors.definitions import rsvd
 
 
 from construct import Array, GreedyRange, Struct, Switch
@@ -11,12 +12,12 @@ from construct.core import Pass
 
 from decoded import request_of
 from dissectors import generate
-from dissectors.model import unwrap
-from dissectors.wire import IfEquals, Overlay, Present, Variants, When
+from dissectors.model.introspect import unwrap
+from dissectors.vocabulary.wire import IfEquals, Overlay, Present, Variants, When
 
 pytestmark = pytest.mark.tshark_matrix  # every tshark of tests/tsharks.py
 
-MODEL = generate.build_model(rsvd.PROTOCOL)
+MODEL = build_model(rsvd.PROTOCOL)
 BY_ABBREV = {m.abbrev: m for m in rsvd.PROTOCOL.messages}
 SAMPLES = [samples.path("rsvd_shared_disk"), samples.path("rsvd_cluster_events")]
 
@@ -40,7 +41,7 @@ def sub_messages(sc, value, ctx, params):
         if picked is not None:
             yield from sub_messages(picked, value, ctx, params)
     elif isinstance(sc, Switch) and value is not None:
-        from dissectors.model import _eval
+        from dissectors.model.oracle import _eval
         from construct import Container
         case = sc.cases.get(_eval(sc.keyfunc, ctx, Container(params)), sc.default)
         yield from sub_messages(case, value, ctx, params)

@@ -2,7 +2,7 @@
 work and never raise; the stored-key sequence wraps; what began before the capture is not judged."""
 import struct
 
-from dissectors import rsvd
+from dissectors.definitions import rsvd
 
 from analyzer import decoding
 from analyzer import rules_rsvd as R

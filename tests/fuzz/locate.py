@@ -5,11 +5,11 @@ position in the capture.
 Nothing here hard-codes a field offset of RSVD or ClusPrep. The definitions are parsed while
 their leaf readers are watched:
 
-- RSVD (`dissectors.rsvd`, `dissectors.scsi`, `dissectors.wire`, all `construct`): every
+- RSVD (`dissectors.definitions.rsvd`, `.scsi`, `dissectors.vocabulary.wire`, all `construct`): every
   FormatField / BytesInteger read and every `wire.Utf16String` records its stream position
   and its construct path ("Payload.Cdb.Fields.AllocationLength"); `wire.Overlay` sub-streams
   (a CDB inside CDBBuffer, sense data inside SenseDataEx) are given their base offset.
-- ClusPrep (`dissectors.csvp` over `dissectors.ndr`): every `ndr.Reader.num` (referent ids,
+- ClusPrep (`dissectors.definitions.csvp` over `dissectors.vocabulary.ndr`): every `ndr.Reader.num` (referent ids,
   max_count/offset/actual_count, hoisted conformance, union discriminants, plain scalars)
   and every `Reader.take` of string units, with NDR's own labels.
 
@@ -29,7 +29,8 @@ from typing import Callable, Dict, List, Optional, Tuple
 import construct.core as cc
 
 from capture import Capture, Stream, tcp_streams
-from dissectors import csvp, dcom, ndr, rsvd, wire
+from dissectors.definitions import csvp, dcom, rsvd
+from dissectors.vocabulary import ndr, oaut, wire
 
 IOCTLS = {e.function: e for e in rsvd.PROTOCOL.ioctls}
 RSVD_CTL_CODES = sorted(IOCTLS)
@@ -285,12 +286,12 @@ class NdrTrace:
     def __init__(self):
         self.records: List[tuple] = []
         self.pending: List[tuple] = []
-        self.content = None  # the packed layout (dissectors.csvp_buffers) the next byte array holds
+        self.content = None  # the packed layout (dissectors.definitions.csvp_buffers) the next byte array holds
 
     def __enter__(self):
         trace = self
         self.saved = (ndr.Reader.num, ndr.Reader.take, ndr.Union.pull, ndr.ConfArray.pull_elements,
-                      ndr.SafeArray.pull_array, ndr.Reader.__init__)
+                      oaut.SafeArray.pull_array, ndr.Reader.__init__)
         num, take, upull, conf_elements, safearray, init = self.saved
         next_base = [0]  # a record NDR-encoded inside pRecord gets a Reader of its own: where it starts
 
@@ -332,13 +333,13 @@ class NdrTrace:
             return upull(self, r, ctx, put)
 
         (ndr.Reader.num, ndr.Reader.take, ndr.Union.pull, ndr.ConfArray.pull_elements,
-         ndr.SafeArray.pull_array, ndr.Reader.__init__) = (traced_num, traced_take, traced_union,
+         oaut.SafeArray.pull_array, ndr.Reader.__init__) = (traced_num, traced_take, traced_union,
                                                            traced_conf_elements, traced_safearray, traced_init)
         return self
 
     def __exit__(self, *exc):
         (ndr.Reader.num, ndr.Reader.take, ndr.Union.pull, ndr.ConfArray.pull_elements,
-         ndr.SafeArray.pull_array, ndr.Reader.__init__) = self.saved
+         oaut.SafeArray.pull_array, ndr.Reader.__init__) = self.saved
 
 
 COUNT_LABELS = ("max_count", "actual_count", "offset", "BSTR max_count", "BSTR clSize", "cElements", "Size",

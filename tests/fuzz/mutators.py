@@ -13,7 +13,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 import capture
 from capture import Capture
 from locate import RSVD_CTL_CODES, Located, Target
-from dissectors import csvp, rsvd, scsi
+from dissectors.definitions import csvp, rsvd, scsi
 
 KINDS = ("corrupt", "truncate", "struct")
 

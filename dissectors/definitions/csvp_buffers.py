@@ -3,7 +3,7 @@
 MS-CSVP passes some data not as NDR but as packed byte layouts inside a byte array
 or a SAFEARRAY of bytes. This module declares those layouts (§2.2.7-2.2.17) and
 every value table §2.2 enumerates; the NDR structures (CPREP_DISKID, DISK_PROPS,
-DISK_PROPS_EX, ...) are in dissectors/csvp.py and reuse the tables from here.
+DISK_PROPS_EX, ...) are in dissectors/definitions/csvp.py and reuse the tables from here.
 
 Which buffer holds what:
 
@@ -16,7 +16,7 @@ Which buffer holds what:
   and 2008 R2 send ADAPTERLIST (2.2.11) instead (<35>).
 
 Value tables are name -> number dicts, as construct's Enum(Int32ul, **T) and
-FlagsEnum(Int32ul, **T) take them (the style of dissectors/rsvd.py).
+FlagsEnum(Int32ul, **T) take them (the style of dissectors/definitions/rsvd.py).
 
 Errata in the spec, and what is done about them:
 
@@ -77,7 +77,7 @@ from construct import (
     this,
 )
 
-from .wire import (
+from dissectors.vocabulary.wire import (
     BOOLEAN8,
     Checked,
     IfEquals,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import List, Optional, Sequence
 
-from .ndr import Params, Prim
+from dissectors.vocabulary.ndr import Params, Prim
 
 HRESULT = Prim("I", "HRESULT")
 

@@ -32,7 +32,7 @@ from construct import (
     this,
 )
 
-from .wire import Ascii, BitField, Checked, IfEquals, message, warn_when
+from dissectors.vocabulary.wire import Ascii, BitField, Checked, IfEquals, message, warn_when
 
 # SPC-3 / SBC-3 operation codes (SPC-3 Annex D.3.1).
 OPERATION_CODES = dict(

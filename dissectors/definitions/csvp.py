@@ -2,8 +2,8 @@
 
 Types and methods read like the IDL, in its order, with its names; the packed byte
 layouts that travel inside BYTE buffers (§2.2.7-2.2.17) and the value tables are in
-`dissectors.csvp_buffers`. Every method is a DCOM method: its request stub starts
-with ORPCTHIS and its response stub with ORPCTHAT (`dissectors.dcom`).
+`dissectors.definitions.csvp_buffers`. Every method is a DCOM method: its request stub starts
+with ORPCTHIS and its response stub with ORPCTHAT (`dissectors.definitions.dcom`).
 
 Errata, and how they are resolved here:
 
@@ -24,9 +24,9 @@ Errata, and how they are resolved here:
 """
 from __future__ import annotations
 
-from . import csvp_buffers as B
-from . import dcom
-from .ndr import (
+from dissectors.definitions import csvp_buffers as B
+from dissectors.definitions import dcom
+from dissectors.vocabulary.ndr import (
     BOOL,
     BOOLEAN,
     DWORD,
@@ -35,12 +35,10 @@ from .ndr import (
     ULONG,
     ULONGLONG,
     USHORT,
-    Bstr,
     ConfArray,
     Enum16,
     FixedWString,
     Ref,
-    SafeArray,
     Struct,
     Union,
     Unique,
@@ -51,8 +49,9 @@ from .ndr import (
     long_,
     small,
 )
-from .ndr_idl import Interface, Method
-from .protocol import Protocol
+from dissectors.vocabulary.idl import Interface, Method
+from dissectors.vocabulary.oaut import Bstr, SafeArray
+from dissectors.vocabulary.protocol import Protocol
 
 
 
@@ -426,7 +425,7 @@ PROTOCOL = Protocol(
     title="MS-CSVP Failover Cluster Setup and Validation (ClusPrep)",
     short_title="CLUSPREP",
     spec="MS-CSVP",
-    module="dissectors.csvp",
+    module=__name__,
     structures=B.STRUCTURES,
     messages=B.MESSAGES,
     binding="dcerpc",

@@ -47,8 +47,8 @@ from construct import (
     this,
 )
 
-from . import scsi
-from .wire import (
+from dissectors.definitions import scsi
+from dissectors.vocabulary.wire import (
     BOOLEAN8,
     Checked,
     must_be_at_most,
@@ -647,7 +647,7 @@ MESSAGES = STRUCTURES + [TUNNEL_REQUEST, TUNNEL_RESPONSE] + V2_STRUCTURES + scsi
 
 
 # -- how the messages reach the dissector -------------------------------------------
-from .protocol import (  # noqa: E402
+from dissectors.vocabulary.protocol import (  # noqa: E402
     CreateContextEntry,
     IoctlEntry,
     Option,

@@ -3,7 +3,7 @@ response stub, in the NDR vocabulary. Their Wireshark fields are shared by every
 interface (`<proto>.orpcthis.*`), not repeated per method."""
 from __future__ import annotations
 
-from .ndr import GUID, ULONG, USHORT, ConfArray, Struct, Unique, byte
+from dissectors.vocabulary.ndr import GUID, ULONG, USHORT, ConfArray, Struct, Unique, byte
 
 ORPCTHIS_FLAGS = {"ORPCF_LOCAL": 0x01, "ORPCF_RESERVED1": 0x02, "ORPCF_RESERVED2": 0x04,
                   "ORPCF_RESERVED3": 0x08, "ORPCF_RESERVED4": 0x10}

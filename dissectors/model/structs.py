@@ -1,6 +1,6 @@
 """The generator's model: construct trees walked into field definitions and decode steps.
 
-This module knows construct and `dissectors.wire`, never a protocol. It produces
+This module knows construct and `dissectors.vocabulary.wire`, never a protocol. It produces
 
 - `FieldDef`s: one per Wireshark field (name, type, base, value names, bits, doc);
 - `Decoder`s: one per `Message` (and per anonymous struct), lists of steps the Lua
@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import operator
 import re
-import uuid
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -22,25 +21,28 @@ from construct import (
     FixedSized,
     GreedyRange,
     Bytes,
-    BytesInteger,
     Enum,
     FlagsEnum,
-    FormatField,
     GreedyBytes,
     Hex,
-    Renamed,
     Struct,
     Switch,
-    Transformed,
-    evaluate,
 )
-from construct.core import BitsInteger, Padded, Pass
+from construct.core import Pass
 from construct.expr import BinExpr, Path
 
-from .wire import (
+from dissectors.model.introspect import (
+    bit_width,
+    common_prefix,
+    int_shape,
+    is_bitstruct,
+    iter_constructs,
+    rules_of,
+    unwrap,
+)
+from dissectors.vocabulary.wire import (
     Ascii,
     BitField,
-    Checked,
     Rule,
     Guid,
     IfEquals,
@@ -53,10 +55,8 @@ from .wire import (
     Utf16String,
     Variants,
     When,
-    int_value,
 )
 
-_FMT_SIZE = {"B": 1, "H": 2, "I": 4, "L": 4, "Q": 8}
 INT_TYPES = ("uint8", "uint16", "uint24", "uint32", "uint64")
 ARRAY_CAP = 4096  # the most elements an array shows; the buffer bounds it anyway
 
@@ -642,227 +642,3 @@ class Model:
                 del mapping[k]
             self._enum_cache = mapping
         return self._enum_cache
-
-
-def iter_constructs(roots) -> Iterator:
-    """Each construct reachable from `roots` once: struct fields, switch cases, variants,
-    wrapped subcons and alternatives."""
-    seen = set()
-    stack = list(roots)
-    while stack:
-        sc = stack.pop()
-        if sc is None or id(sc) in seen:
-            continue
-        seen.add(id(sc))
-        yield sc
-        stack.extend(getattr(sc, "subcons", []))
-        if isinstance(sc, Switch):
-            stack.extend(list(sc.cases.values()) + [sc.default])
-        if isinstance(sc, Variants):
-            stack.extend(v.subcon for v in sc.variants)
-        stack.append(getattr(sc, "subcon", None))
-        stack.append(getattr(sc, "otherwise", None))
-
-
-def static_offset(msg: Message, path: str) -> Tuple[int, int]:
-    """(offset, size) of a fixed-position field, e.g. "Header.RequestId" in a tunnel message."""
-    sc, offset = msg.struct, 0
-    for part in path.split("."):
-        for sub in sc.subcons:
-            name, _, inner = unwrap(sub)
-            if name == part:
-                sc = inner
-                break
-            offset += inner.sizeof()
-        else:
-            raise KeyError("%s has no field %s" % (msg.name, path))
-    return offset, sc.sizeof()
-
-
-def unwrap(sc) -> Tuple[str, str, Any]:
-    name, doc = None, ""
-    while isinstance(sc, (Renamed, Checked)):
-        if isinstance(sc, Renamed):
-            name = name or sc.name
-            doc = doc or (sc.docs or "")
-        sc = sc.subcon
-    return name, doc, sc
-
-
-def rules_of(sc) -> List[Rule]:
-    rules = []
-    while isinstance(sc, (Renamed, Checked)):
-        if isinstance(sc, Checked):
-            rules.extend(sc.rules)
-        sc = sc.subcon
-    return rules
-
-
-def int_shape(sc) -> Optional[Tuple[int, str]]:
-    """(size, 'le'/'be') of a whole-byte integer construct, else None."""
-    if isinstance(sc, FlagsEnum):
-        return int_shape(sc.subcon)
-    if isinstance(sc, FormatField) and sc.fmtstr[-1] in _FMT_SIZE:
-        return _FMT_SIZE[sc.fmtstr[-1]], ("be" if sc.fmtstr[0] == ">" else "le")
-    if isinstance(sc, BytesInteger) and isinstance(sc.length, int) and not sc.signed:
-        return sc.length, ("le" if sc.swapped else "be")
-    return None
-
-
-def is_bitstruct(sc) -> bool:
-    return isinstance(sc, Transformed) and isinstance(sc.subcon, Struct) and all(
-        bit_width(unwrap(s)[2]) is not None for s in sc.subcon.subcons)
-
-
-def bit_width(sc) -> Optional[int]:
-    if isinstance(sc, Enum):
-        sc = sc.subcon
-    if isinstance(sc, Hex):
-        sc = sc.subcon
-    if isinstance(sc, BitsInteger) and isinstance(sc.length, int):
-        return sc.length
-    if type(sc).__name__ == "Flag" or sc.__class__.__name__ == "FlagClass":
-        return 1
-    if isinstance(sc, Padded) and isinstance(sc.length, int):
-        return sc.length
-    return None
-
-
-def common_prefix(names: List[str]) -> str:
-    if len(names) < 2:
-        return ""
-    p = names[0]
-    for n in names[1:]:
-        while not n.startswith(p):
-            p = p[:-1]
-    return p[: p.rfind("_") + 1]
-
-
-# -- Python view of the same fields ---------------------------------------------------
-def _plain(v):
-    if v is None:
-        return None
-    if isinstance(v, str) and hasattr(v, "intvalue"):  # EnumIntegerString
-        return v.intvalue
-    if isinstance(v, (bytes, bytearray)):
-        return bytes(v)
-    if isinstance(v, uuid.UUID):
-        return str(v)
-    return v
-
-
-def flatten(model: Model, msg: Message, value, **params) -> List[Tuple[str, Any]]:
-    """(field name, value) pairs in the order the Lua dissector adds them.
-
-    `params` are the parse's keyword arguments (e.g. request=...), which expressions
-    read as `this._params`.
-    """
-    from construct import Container
-
-    out: List[Tuple[str, Any]] = []
-    _flatten_struct(model, msg.struct, msg, value, out, top=True, params=Container(params))
-    return out
-
-
-def _eval(expr, ctx, params):
-    from construct import Container
-
-    view = Container(ctx) if isinstance(ctx, dict) else Container()
-    view._params = params
-    try:
-        return evaluate(expr, view)
-    except (KeyError, AttributeError, TypeError):
-        return None  # a missing request or field: the dissector takes the default too
-
-
-def _flatten_struct(model, sc, owner, value, out, top=False, params=None):
-    if top or id(sc) in model._by_struct:
-        out.append(("%s.%s" % (model.proto, owner.abbrev), None))
-    if isinstance(sc, Variants):
-        name = value["_variant"]
-        v = next(v for v in sc.variants if v.name == name)
-        out.append(("%s.%s.layout" % (model.proto, owner.namespace), name))
-        _flatten_struct(model, v.subcon, owner, value, out, params=params)
-        return
-    if not isinstance(sc, Struct):
-        _flatten_item(model, "Value", sc, owner, value, out, value, params)
-        return
-    for sub in sc.subcons:
-        name, doc, inner = unwrap(sub)
-        if inner is Pass:
-            continue
-        _flatten_item(model, name, inner, owner, value[name], out, value, params)
-
-
-def _flatten_item(model, name, inner, owner, v, out, ctx, params=None):
-    abbrev = "%s.%s.%s" % (model.proto, owner.namespace, snake(name))
-    if isinstance(inner, Hex):
-        inner = inner.subcon
-    if id(inner) in model._by_struct:
-        _flatten_struct(model, inner, model._by_struct[id(inner)], v, out, params=params)
-        return
-    if isinstance(inner, (Present, When, Overlay)):  # parsed to None when absent
-        if v is not None:
-            _flatten_item(model, name, inner.subcon, owner, v, out, ctx, params)
-        return
-    if isinstance(inner, IfEquals):
-        sc = inner._pick(ctx)
-        if sc is not None:
-            _flatten_item(model, name, sc, owner, v, out, ctx, params)
-        return
-    if isinstance(inner, Switch):
-        key = _eval(inner.keyfunc, ctx, params)
-        sc = inner.cases.get(key, inner.default)
-        if sc is None or sc is Pass:
-            return
-        if id(sc) in model._by_struct:
-            _flatten_struct(model, sc, model._by_struct[id(sc)], v, out, params=params)
-        else:
-            _flatten_struct(model, sc, owner, v, out, params=params)
-        return
-    if isinstance(inner, (Struct, Variants)):
-        _flatten_struct(model, inner, owner, v, out, params=params)
-        return
-    if isinstance(inner, FixedSized):
-        _flatten_item(model, name, inner.subcon, owner, v, out, ctx, params)
-        return
-    if isinstance(inner, (Array, GreedyRange)):
-        for el in v:
-            if id(inner.subcon) in model._by_struct or isinstance(inner.subcon, (Struct, Variants)):
-                _flatten_item(model, name, inner.subcon, owner, el, out, ctx, params)
-            else:
-                out.append((abbrev, _plain(el)))
-        return
-    if isinstance(inner, FlagsEnum):
-        total = sum(mask for flag, mask in inner.flags.items() if v.get(flag))
-        out.append((abbrev, total))
-        prefix = common_prefix(list(inner.flags))
-        for flag, mask in inner.flags.items():
-            if v.get(flag):  # the dissector shows set bits only
-                out.append(("%s.%s" % (abbrev, snake(flag[len(prefix):])), True))
-        return
-    if is_bitstruct(inner):
-        subs = inner.subcon.subcons
-        widths = [bit_width(unwrap(s)[2]) for s in subs]
-        whole, shift = 0, sum(widths)
-        parts = []
-        for sub, width in zip(subs, widths):
-            cname, _, cinner = unwrap(sub)
-            shift -= width
-            if cname is None:
-                continue
-            x = int_value(v[cname])
-            whole |= int(x) << shift
-            if width == 1 and not isinstance(cinner, Enum):
-                if x:  # flag bits show when set, as FlagsEnum bits do
-                    parts.append(("%s.%s" % (abbrev, snake(cname)), True))
-            else:
-                parts.append(("%s.%s" % (abbrev, snake(cname)), int(x)))
-        out.append((abbrev, whole))
-        out.extend(parts)
-        return
-    if isinstance(inner, Utf16String) and evaluate(inner.length, ctx) == 0:
-        return  # the dissector shows no empty string
-    if (inner is GreedyBytes or isinstance(inner, Bytes)) and v == b"":
-        return  # nor empty variable-length bytes
-    out.append((abbrev, _plain(v)))

@@ -1,6 +1,6 @@
 """How a protocol's messages reach its Lua dissector: the binding, declared as data.
 
-A protocol module (e.g. dissectors.rsvd) builds one `Protocol`, naming its messages
+A protocol module (e.g. dissectors.definitions.rsvd) builds one `Protocol`, naming its messages
 and the places in another dissector's output where they sit. The generator picks
 the binding's template by `Protocol.binding`; the template never names a protocol.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
-from .wire import Message
+from dissectors.vocabulary.wire import Message
 
 
 @dataclass
@@ -110,7 +110,7 @@ class Protocol:
     stored_errors: Optional[StoredErrors] = None
     constants: Dict[str, object] = field(default_factory=dict)
     notes: List[str] = field(default_factory=list)  # seed vs Windows differences, for the reference
-    # binding "dcerpc": RPC interfaces (dissectors.ndr_idl.Interface), DCOM's ORPCTHIS/ORPCTHAT,
+    # binding "dcerpc": RPC interfaces (dissectors.vocabulary.idl.Interface), DCOM's ORPCTHIS/ORPCTHAT,
     # the HRESULT names the spec lists, and the Protocol column text
     interfaces: Sequence = ()
     orpc: Optional[tuple] = None

@@ -4,9 +4,9 @@ Each method's request and response parameter list is expanded, per use, into a t
 of `Node`s: one per NDR construct, each naming the Wireshark field it fills
 (`<proto>.<method>.<param>[.<member>...]`). The dcerpc binding template renders the
 nodes as Lua tables that a small NDR interpreter walks with the same deferral rules
-as `dissectors.ndr`; `flatten()` walks the same nodes over a Python parse, giving the
+as `dissectors.vocabulary.ndr`; `flatten()` walks the same nodes over a Python parse, giving the
 values the dissector must show. Byte buffers with a packed layout inside call the
-decoders `dissectors.model` generates for those messages.
+decoders `dissectors.model.structs` generates for those messages.
 
 The plumbing of NDR (referent ids, counts, discriminants, BSTR and SAFEARRAY headers)
 goes into shared fields (`<proto>.ndr.*`, `<proto>.bstr.*`, `<proto>.safearray.*`).
@@ -16,9 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
-from . import ndr
-from .model import FieldDef, Model, citation, flatten as flatten_message, snake
-from .ndr_idl import Interface, Method
+from dissectors.vocabulary import ndr, oaut
+from dissectors.model.structs import FieldDef, Model, citation, snake
+from dissectors.vocabulary.idl import Interface, Method
 
 MAX_ELEMENTS = ndr.MAX_ELEMENTS
 
@@ -85,37 +85,61 @@ class NdrModel:
 
     def _generic_fields(self) -> Dict[str, FieldDef]:
         p, g = self.proto, {}
-        rpce, oaut = "MS-RPCE 2.2.5 / C706 14", "MS-OAUT"
-        for key, label, ftype, base, values, spec in [
+        rpce, oaut_spec = "MS-RPCE 2.2.5 / C706 14", "MS-OAUT"
+        ndr_fields = [
             ("ndr.referent_id", "Referent ID", "uint32", "HEX", None, rpce),
             ("ndr.max_count", "Max count", "uint32", "DEC", None, rpce),
             ("ndr.offset", "Offset", "uint32", "DEC", None, rpce),
             ("ndr.actual_count", "Actual count", "uint32", "DEC", None, rpce),
             ("ndr.switch", "Union discriminant", "uint32", "DEC", None, rpce),
-            ("bstr.flags", "fFlags (byte length)", "uint32", "DEC", None, oaut + " 2.2.23.2"),
-            ("bstr.size", "clSize", "uint32", "DEC", None, oaut + " 2.2.23.2"),
-            ("safearray", "SAFEARRAY", "none", "NONE", None, oaut + " 2.2.30.10"),
-            ("safearray.c_dims", "cDims", "uint16", "DEC", None, oaut + " 2.2.30.10"),
-            ("safearray.f_features", "fFeatures", "uint16", "HEX", None, oaut + " 2.2.30.10"),
-            ("safearray.cb_elements", "cbElements", "uint32", "DEC", None, oaut + " 2.2.30.10"),
-            ("safearray.c_locks", "cLocks", "uint32", "DEC", None, oaut + " 2.2.30.10"),
-            ("safearray.sf_type", "sfType", "uint32", "HEX", ndr.SF_TYPES, oaut + " 2.2.30.10"),
-            ("safearray.size", "Size", "uint32", "DEC", None, oaut + " 2.2.30.10"),
-            ("safearray.c_elements", "cElements", "uint32", "DEC", None, oaut + " 2.2.30.1"),
-            ("safearray.l_lbound", "lLbound", "int32", "DEC", None, oaut + " 2.2.30.1"),
-            ("brecord", "wireBRECORD", "none", "NONE", None, oaut + " 2.2.28.2.1"),
-            ("brecord.flags", "fFlags", "uint32", "HEX", None, oaut + " 2.2.28.2.1"),
-            ("brecord.size", "clSize", "uint32", "DEC", None, oaut + " 2.2.28.2.1"),
-            ("brecord.rec_info", "pRecInfo (OBJREF)", "bytes", "NONE", None, oaut + " 2.2.28.2.1"),
-        ]:
+        ]
+        oaut_fields = [
+            ("bstr.flags", "fFlags (byte length)", "uint32", "DEC", None, oaut_spec + " 2.2.23.2"),
+            ("bstr.size", "clSize", "uint32", "DEC", None, oaut_spec + " 2.2.23.2"),
+            ("safearray", "SAFEARRAY", "none", "NONE", None, oaut_spec + " 2.2.30.10"),
+            ("safearray.c_dims", "cDims", "uint16", "DEC", None, oaut_spec + " 2.2.30.10"),
+            ("safearray.f_features", "fFeatures", "uint16", "HEX", None, oaut_spec + " 2.2.30.10"),
+            ("safearray.cb_elements", "cbElements", "uint32", "DEC", None, oaut_spec + " 2.2.30.10"),
+            ("safearray.c_locks", "cLocks", "uint32", "DEC", None, oaut_spec + " 2.2.30.10"),
+            ("safearray.sf_type", "sfType", "uint32", "HEX", oaut.SF_TYPES, oaut_spec + " 2.2.30.10"),
+            ("safearray.size", "Size", "uint32", "DEC", None, oaut_spec + " 2.2.30.10"),
+            ("safearray.c_elements", "cElements", "uint32", "DEC", None, oaut_spec + " 2.2.30.1"),
+            ("safearray.l_lbound", "lLbound", "int32", "DEC", None, oaut_spec + " 2.2.30.1"),
+            ("brecord", "wireBRECORD", "none", "NONE", None, oaut_spec + " 2.2.28.2.1"),
+            ("brecord.flags", "fFlags", "uint32", "HEX", None, oaut_spec + " 2.2.28.2.1"),
+            ("brecord.size", "clSize", "uint32", "DEC", None, oaut_spec + " 2.2.28.2.1"),
+            ("brecord.rec_info", "pRecInfo (OBJREF)", "bytes", "NONE", None, oaut_spec + " 2.2.28.2.1"),
+        ]
+        uses_oaut = self._uses_oaut()
+        for key, label, ftype, base, values, spec in ndr_fields + (oaut_fields if uses_oaut else []):
             g[key] = self._add("%s.%s" % (p, key), label, ftype, base, values, spec=spec, structure="(NDR)")
+        if not uses_oaut:
+            return g
         bits = []
-        for name, mask in ndr.FADF.items():
+        for name, mask in oaut.FADF.items():
             bits.append(self._add("%s.safearray.f_features.%s" % (p, snake(name[5:].title().replace("_", ""))),
-                                  name, "bool", base="16", mask=mask, spec=oaut + " 2.2.30.10",
+                                  name, "bool", base="16", mask=mask, spec=oaut_spec + " 2.2.30.10",
                                   structure="(NDR)"))
         g["safearray.f_features"].bits = bits
         return g
+
+    def _uses_oaut(self) -> bool:
+        """Whether any method carries a BSTR or SAFEARRAY: only then are MS-OAUT's fields declared."""
+        seen, stack = set(), []
+        for itf in self.interfaces:
+            for m in itf.methods:
+                stack += [t for _, t, _ in m.request(None).members + m.response(None, self.hresult).members]
+        while stack:
+            t = stack.pop()
+            if t is None or id(t) in seen:
+                continue
+            seen.add(id(t))
+            if isinstance(t, (oaut.Bstr, oaut.SafeArray)):
+                return True
+            stack += [sub for _, sub, _ in getattr(t, "members", ())]
+            stack += [arm for _, arm, _ in getattr(t, "cases", {}).values()]
+            stack += [getattr(t, "subcon", None), getattr(t, "element", None)]
+        return False
 
     def _prim_field(self, t: ndr.Prim, abbrev, label, spec, structure) -> FieldDef:
         ftype = ("int%d" if t.signed else "uint%d") % (8 * t.size)
@@ -192,10 +216,10 @@ class NdrModel:
         if isinstance(t, ndr.FixedWString):
             return Node("fwstr", f=self._add(abbrev, label, "string", spec=spec, structure=structure), size=t.n,
                         align=2, min_size=2 * t.n)
-        if isinstance(t, ndr.Bstr):
+        if isinstance(t, oaut.Bstr):
             return Node("bstr", f=self._add(abbrev, label, "string", spec=spec, structure=structure), align=4,
                         min_size=4)
-        if isinstance(t, ndr.SafeArray):
+        if isinstance(t, oaut.SafeArray):
             if t.sf_type == 0x10:
                 el = self._bytes(t.content, abbrev, label, spec, structure)
             else:
@@ -216,64 +240,3 @@ class NdrModel:
             child.name = name
             node.arms.append((value, child))
         return node
-
-
-# -- the Python view of the same fields ------------------------------------------------------
-def flatten(nm: NdrModel, stub: Stub, value) -> List[Tuple[str, Any]]:
-    """(field, value) pairs the dissector shows for a parsed stub, NDR plumbing left out."""
-    out: List[Tuple[str, Any]] = [(stub.node.f.abbrev, None)]
-    for child in stub.node.members:
-        _flat(nm, child, value.get(child.name), out)
-    return out
-
-
-def _flat(nm, node: Node, v, out):
-    k = node.kind
-    if k == "prim":
-        out.append((node.f.abbrev, v))
-        if node.flags:
-            for bit in node.f.bits:
-                if v & bit.mask:
-                    out.append((bit.abbrev, True))
-    elif k in ("guid", "wstr", "fwstr"):
-        out.append((node.f.abbrev, v))
-    elif k == "bstr":
-        if v is not None:
-            out.append((node.f.abbrev, v))
-    elif k == "struct":
-        out.append((node.f.abbrev, None))
-        for m in node.members:
-            if m.kind == "union":
-                for value, arm in m.arms:
-                    if arm.name in v:
-                        _flat(nm, arm, v[arm.name], out)
-            else:
-                _flat(nm, m, v[m.name], out)
-    elif k == "ptr":
-        if v is not None:
-            _flat(nm, node.element, v, out)
-    elif k == "carray":
-        if node.f is not None:  # bytes
-            if len(v):
-                out.append((node.f.abbrev, bytes(v)))
-                if node.content is not None:
-                    try:
-                        out.extend(flatten_message(nm.model, node.content, node.content.parse(bytes(v))))
-                    except Exception:  # noqa: BLE001 - a malformed buffer shows what parsed, as the Lua does
-                        pass
-        else:
-            for x in v:
-                _flat(nm, node.element, x, out)
-    elif k == "safearray":
-        if v is None:
-            return
-        out.append(("%s.safearray" % nm.proto, None))
-        if node.sf_type == 0x10:
-            _flat(nm, node.element, v, out)
-        else:
-            for x in v:
-                if node.sf_type == 0x24:
-                    out.append(("%s.brecord" % nm.proto, None))
-                _flat(nm, node.element, x, out)
-    else:
-        raise NotImplementedError(k)

@@ -1,0 +1,28 @@
+"""The target-neutral model: a protocol's definitions walked into fields, value tables and
+decode steps, which every target (dissectors.targets) renders.
+
+  structs   construct structures -> FieldDefs and Decoders
+  ndr       NDR interfaces -> FieldDefs and stub decoders
+  bindings  the fields a transport binding adds
+  oracle    the same walk over a Python parse result, for the differential tests
+"""
+from __future__ import annotations
+
+from dissectors.model.bindings import BINDING_FIELDS, error_field
+from dissectors.model.structs import Model
+from dissectors.vocabulary.protocol import Protocol
+
+
+def build_model(p: Protocol) -> Model:
+    model = Model(p.name, p.spec, p.messages, captures=p.captures())
+    for fd in BINDING_FIELDS[p.binding](p) + [error_field(p)]:
+        model.add_field(fd)
+    if p.interfaces:
+        from dissectors.model.ndr import NdrModel
+
+        orpcthis, orpcthat = p.orpc or (None, None)
+        model.ndr = NdrModel(model, list(p.interfaces), orpcthis, orpcthat, p.hresults)
+    for fd in model.fields.values():  # name every value table before a target lists them
+        if fd.values:
+            model.value_table(fd.values)
+    return model

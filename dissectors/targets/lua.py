@@ -1,0 +1,76 @@
+"""The Lua target: a protocol's model rendered into a Wireshark Lua plugin through
+templates/lua/. The only module that knows Lua syntax besides those templates."""
+from __future__ import annotations
+
+import hashlib
+
+import jinja2
+
+from dissectors.model import build_model
+from dissectors.model.bindings import CONTEXTS_CAP, RAW_CAP
+from dissectors.model.introspect import static_offset
+from dissectors.model.structs import ARRAY_CAP, Model
+from dissectors.targets.templates import environment
+from dissectors.vocabulary.ndr import MAX_ELEMENTS
+from dissectors.vocabulary.protocol import Protocol
+
+BUILD_MARK = "@BUILD@"  # replaced by the digest of the rendered plugin
+
+
+def lua_str(s) -> str:
+    """A Lua string literal; escapes keep generated files ASCII."""
+    out = []
+    for ch in str(s):
+        if ch in '\\"':
+            out.append("\\" + ch)
+        elif ch == "\n":
+            out.append("\\n")
+        elif 32 <= ord(ch) < 127:
+            out.append(ch)
+        else:
+            out.extend("\\%d" % b for b in ch.encode("utf-8"))
+    return '"' + "".join(out) + '"'
+
+
+def _env() -> jinja2.Environment:
+    env = environment("lua")
+    env.filters["lua_str"] = lua_str
+    return env
+
+
+def render_lua(p: Protocol, model: Model = None) -> str:
+    model = model or build_model(p)
+
+    def summary(msg) -> str:
+        s = p.summaries.get(msg.abbrev) if msg is not None else None
+        if s is None:
+            return "nil"
+        f = model.fields[s.field]
+        path = ", ".join(lua_str(part) for part in s.path.split("."))
+        return "{ { %s }, %s }" % (path, model.value_table(f.values))
+
+    def transaction(entry) -> str:
+        tx = getattr(entry, "transaction", None)
+        if tx is None:
+            return "nil"
+        offset, size = static_offset(entry.request, tx.id_path)
+        if static_offset(entry.response, tx.id_path) != (offset, size):
+            raise ValueError("%s: %s sits at different offsets in request and response" % (entry.name, tx.id_path))
+        return "{ %d, %d, %s }" % (offset, size, lua_str(tx.spec))
+
+    fields = list(model.fields.values())
+    template = _env().get_template("%s_binding.lua.j2" % p.binding)
+
+    def lua_path(path: str) -> str:
+        return "{ %s }" % ", ".join(lua_str(part) for part in path.split("."))
+
+    kw = dict(proto=p, model=model, fields=fields, summary=summary, transaction=transaction, lua_path=lua_path,
+              cap=ARRAY_CAP, raw_cap=RAW_CAP, contexts_cap=CONTEXTS_CAP)
+    if getattr(model, "ndr", None) is not None:
+        stubs = {}
+        for s in model.ndr.stubs:
+            stubs.setdefault((s.interface.name, s.method.opnum), [None, None])[s.direction == "response"] = s
+        kw.update(stubs=stubs, max_elements=MAX_ELEMENTS, hresults=p.hresults)
+    text = template.render(**kw)
+    # The load guard's build id: a digest of everything else in the file.
+    return text.replace(BUILD_MARK, hashlib.sha256(text.encode()).hexdigest()[:16])
