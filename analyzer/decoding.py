@@ -8,10 +8,8 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional, Tuple
 
-from dissectors.model import build_model
 from dissectors.definitions import csvp, rsvd
-from dissectors import generate
-from dissectors.vocabulary.ndr import NdrError
+from dissectors.vocabulary.ndr import NdrError, Prim
 
 _IOCTLS = {e.function: e for e in rsvd.PROTOCOL.ioctls}
 _CONTEXT = rsvd.PROTOCOL.create_contexts[0].message
@@ -208,19 +206,29 @@ _ndr = None
 
 
 def _stubs():
+    """Each method's request and response parameters, straight from the IDL definitions (DCOM's
+    ORPCTHIS/ORPCTHAT first where the interface is DCOM's): no target is involved."""
     global _ndr
     if _ndr is None:
-        model = build_model(csvp.PROTOCOL)
-        _ndr = {(s.interface.name, s.method.name, s.direction): s for s in model.ndr.stubs}
+        p = csvp.PROTOCOL
+        orpcthis, orpcthat = p.orpc or (None, None)
+        hresult = Prim("I", "HRESULT", values=p.hresults)
+        _ndr = {}
+        for itf in p.interfaces:
+            for m in itf.methods:
+                if not m.used_on_wire:  # the plugin decodes none of these either
+                    continue
+                _ndr[(itf.name, m.name, "request")] = m.request(orpcthis if itf.dcom else None)
+                _ndr[(itf.name, m.name, "response")] = m.response(orpcthat if itf.dcom else None, hresult)
     return _ndr
 
 
 def clusprep_stub(interface: str, method: str, direction: str, raw: bytes) -> Tuple[Any, Optional[str]]:
-    stub = _stubs().get((interface, method, direction))
-    if stub is None:
+    params = _stubs().get((interface, method, direction))
+    if params is None:
         return None, None
     try:
-        return stub.params.parse(raw), None
+        return params.parse(raw), None
     except (NdrError, ValueError, IndexError, KeyError, TypeError) as err:
         return None, "%s %s stub does not parse: %s" % (method, direction, str(err).splitlines()[0][:160])
 

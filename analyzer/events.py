@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import List, Optional
 
-from .source import AGGREGATOR, COL
+from .source import AGGREGATOR, CLUSPREP, COL, RSVD
 
 # SMB2 commands (MS-SMB2 2.2.1)
 NEGOTIATE, SESSION_SETUP, LOGOFF, TREE_CONNECT, TREE_DISCONNECT, CREATE, CLOSE, FLUSH, READ, WRITE, LOCK, IOCTL = range(12)
@@ -188,9 +188,9 @@ def _smb2(f: Frame, cols: List[str], cmds: List[str]) -> List[Smb2Message]:
     for m in out:
         if m.command == TREE_CONNECT and not m.is_response and trees and n == 1:
             m.tree = trees[0]
-    raws = _split(cols[COL["msrsvd.raw"]])
+    raws = _split(cols[COL[RSVD.raw]])
     if raws:
-        idx = _split(cols[COL["msrsvd.raw.smb2_index"]])
+        idx = _split(cols[COL[RSVD.raw_smb2_index]])
         if len(idx) == len(raws):
             for hexbytes, i in zip(raws, idx):
                 if 1 <= int(i) <= n:
@@ -201,15 +201,15 @@ def _smb2(f: Frame, cols: List[str], cmds: List[str]) -> List[Smb2Message]:
             targets = [m for m in out if m.command == IOCTL] or [m for m in out if m.command == CREATE] or out[:1]
             for m, hexbytes in zip(targets, raws):
                 m.raw.append(bytes.fromhex(hexbytes))
-    names = _split(cols[COL["msrsvd.raw.open_name"]])
+    names = _split(cols[COL[RSVD.raw_open_name]])
     if names:  # one per CREATE request that carries an open context, in order
         creates = [m for m in out if m.command == CREATE and not m.is_response and m.raw]
         for m, name in zip(creates, names) if len(creates) == len(names) else ():
             m.filename = bytes.fromhex(name).decode("utf-16-le", "replace")
-        contexts = _split(cols[COL["msrsvd.raw.create_contexts"]])
+        contexts = _split(cols[COL[RSVD.raw_create_contexts]])
         for m, ctx in zip(creates, contexts) if len(creates) == len(contexts) else ():
             m.create_contexts = bytes.fromhex(ctx)
-    bare = _split(cols[COL["msrsvd.raw.bare_name"]])
+    bare = _split(cols[COL[RSVD.raw_bare_name]])
     if bare:  # one per CREATE request named as a shared disk without the context, in order
         plain = [m for m in out if m.command == CREATE and not m.is_response and not m.raw]
         for m, name in zip(plain, bare) if len(plain) == len(bare) else ():
@@ -218,7 +218,7 @@ def _smb2(f: Frame, cols: List[str], cmds: List[str]) -> List[Smb2Message]:
 
 
 def _calls(f: Frame, cols: List[str]) -> List[RpcCall]:
-    methods = _split(cols[COL["clusprep.method"]])
+    methods = _split(cols[COL[CLUSPREP.method]])
     if not methods:
         return []
     n = len(methods)
@@ -227,9 +227,9 @@ def _calls(f: Frame, cols: List[str]) -> List[RpcCall]:
         v = _split(cols[COL[name]])
         return v if len(v) == n else [None] * n
 
-    itfs, opnums, ctxs = column("clusprep.interface"), column("clusprep.opnum"), column("clusprep.context_id")
-    levels, sealed = column("clusprep.auth_level"), column("clusprep.encrypted")
-    call_ids, dirs = column("clusprep.call_id"), column("clusprep.direction")
+    itfs, opnums, ctxs = column(CLUSPREP.interface), column(CLUSPREP.opnum), column(CLUSPREP.context_id)
+    levels, sealed = column(CLUSPREP.auth_level), column(CLUSPREP.encrypted)
+    call_ids, dirs = column(CLUSPREP.call_id), column(CLUSPREP.direction)
     objects = _split(cols[COL["dcerpc.obj_id"]])
     calls = []
     for i in range(n):
@@ -238,10 +238,10 @@ def _calls(f: Frame, cols: List[str]) -> List[RpcCall]:
             opnum=int(opnums[i] or -1), context_id=int(ctxs[i] or -1), call_id=int(call_ids[i] or -1),
             direction=DIRECTIONS.get(dirs[i], "request"), auth_level=int(levels[i] or 0),
             encrypted=sealed[i] in ("1", "True"), object_id=objects[0] if len(objects) == 1 else None))
-    faults = _split(cols[COL["clusprep.fault_status"]])
+    faults = _split(cols[COL[CLUSPREP.fault_status]])
     for c, s in zip([c for c in calls if c.direction == "fault"], faults):
         c.fault_status = _int(s)
-    stubs = _split(cols[COL["clusprep.stub"]])
+    stubs = _split(cols[COL[CLUSPREP.stub]])
     for c, s in zip([c for c in calls if c.direction != "fault" and not c.encrypted], stubs):
         c.stub = bytes.fromhex(s)
     return calls

@@ -26,9 +26,8 @@ from .events import CLOSE, CREATE, IOCTL, NEGOTIATE, READ, TREE_CONNECT, WRITE, 
 from .findings import Bus
 from .tables import Tables
 
-STORED_BASE = rsvd.ERROR_CODES["STATUS_SVHDX_ERROR_STORED"]
-STORED_KEYS = 0x100000000 - rsvd.STATUS_SVHDX_ERROR_STORED_MASK  # the key is the status's low byte
-SRB_STATUS_OP = "RSVD_TUNNEL_SRB_STATUS_OPERATION"
+STORED = rsvd.PROTOCOL.stored_errors  # the stored-error rule, as the binding declares it
+SRB_STATUS_OP = STORED.retrieve_name
 SCSI_OP = "RSVD_TUNNEL_SCSI_OPERATION"
 INFO_OPS = {"RSVD_TUNNEL_GET_FILE_INFO_OPERATION", "RSVD_TUNNEL_GET_DISK_INFO_OPERATION"}
 SUFFIX = rsvd.SHARED_VIRTUAL_DISK_SUFFIX
@@ -46,15 +45,12 @@ STATUS_NAMES = {v: k for k, v in {**rsvd.NT_STATUS, **rsvd.ERROR_CODES}.items()}
 def status_name(status: Optional[int]) -> str:
     key = stored_key(status)
     if key is not None:
-        return "STATUS_SVHDX_ERROR_STORED|%d" % key
+        return "%s|%d" % (STORED.base_name, key)
     return STATUS_NAMES.get(status, "0x%08X" % status if status is not None else "")
 
 
 def stored_key(status: Optional[int]) -> Optional[int]:
-    if status is None:
-        return None
-    key = status - STORED_BASE
-    return key if 0 <= key < STORED_KEYS else None
+    return STORED.key_of(status)
 
 
 @dataclass

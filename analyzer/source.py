@@ -29,9 +29,13 @@ from pathlib import Path
 from typing import Dict, Iterator, List, Mapping, Optional, Sequence
 
 from dissectors import generate, install
+from dissectors.definitions import csvp, rsvd
+from dissectors.model.bindings import Names
 
 MIN_TSHARK = (4, 0)
 INSTALL_HINT = "install it (DEBIAN_FRONTEND=noninteractive apt-get install -y tshark) or pass --tshark PATH"
+
+RSVD, CLUSPREP = Names(rsvd.PROTOCOL), Names(csvp.PROTOCOL)  # the plugins' field names, from the model
 
 # The fields of one output line, in order. Per-frame lists use AGGREGATOR.
 FIELDS = [
@@ -45,23 +49,23 @@ FIELDS = [
     # msrsvd: the RSVD messages and open contexts, and the name of each CREATE request that
     # carries a context, as UTF-16LE bytes (smb2.filename is missing in a CREATE request on
     # 4.6's first pass, and a name's text may hold AGGREGATOR)
-    "msrsvd.raw", "msrsvd.raw.smb2_index", "msrsvd.raw.open_name",
+    RSVD.raw, RSVD.raw_smb2_index, RSVD.raw_open_name,
     # and each such CREATE's create contexts (the EAs beside the open context), and the name of a
     # CREATE that ends in :SharedVirtualDisk without the context
-    "msrsvd.raw.create_contexts", "msrsvd.raw.bare_name",
+    RSVD.raw_create_contexts, RSVD.raw_bare_name,
     # DCE/RPC: binds (for contexts the plugin never saw) and requests
     "dcerpc.pkt_type", "dcerpc.cn_call_id", "dcerpc.cn_ctx_id", "dcerpc.auth_level", "dcerpc.obj_id",
     "dcerpc.opnum", "dcerpc.cn_status", "dcerpc.cn_flags", "dcerpc.auth_type",
     # ClusPrep: once per call the plugin recognised
-    "clusprep.interface", "clusprep.method", "clusprep.opnum", "clusprep.context_id", "clusprep.auth_level",
-    "clusprep.encrypted", "clusprep.call_id", "clusprep.direction", "clusprep.fault_status", "clusprep.stub",
+    CLUSPREP.interface, CLUSPREP.method, CLUSPREP.opnum, CLUSPREP.context_id, CLUSPREP.auth_level,
+    CLUSPREP.encrypted, CLUSPREP.call_id, CLUSPREP.direction, CLUSPREP.fault_status, CLUSPREP.stub,
     # faults either plugin caught while dissecting the frame
-    "msrsvd.dissector_error", "clusprep.dissector_error",
+    RSVD.dissector_error, CLUSPREP.dissector_error,
 ]
 COL = {name: i for i, name in enumerate(FIELDS)}
 AGGREGATOR = "\x1f"  # never in a file name or a share path
 
-PREFERENCES = ["-o", "msrsvd.export:TRUE", "-o", "msrsvd.scsi:FALSE", "-o", "msrsvd.exchanges:FALSE"]
+PREFERENCES = RSVD.preference("export", True) + RSVD.preference("scsi", False) + RSVD.preference("exchanges", False)
 
 
 # tshark 4.4 and later print text fields C-escaped in -T fields: a share \\sofs\vhdx comes out
@@ -308,10 +312,11 @@ class Run:
                 self.errors.append(line.strip())
         if code != 0 and not self.truncated and self.frames == 0:
             said = "; ".join(self.errors) or "exit %d" % code
+            ours = any(n.proto + "." in said for n in (RSVD, CLUSPREP))
             if "Invalid -o flag" in said or "Error loading table" in said or (
-                    "-o flag" in said and "unknown preference" in said and not ("msrsvd." in said or "clusprep." in said)):
+                    "-o flag" in said and "unknown preference" in said and not ours):
                 raise CaptureError("tshark refused a key or option: %s" % said)
-            if ("aren't valid" in said or "unknown preference" in said) and ("msrsvd." in said or "clusprep." in said):
+            if ("aren't valid" in said or "unknown preference" in said) and ours:
                 raise CaptureError("tshark %s did not load the plugins (%s)%s" % (
                     self.tshark.version_text, said, ROOT_HINT if _is_root() and self.tshark.version >= (4, 4) else ""))
             raise CaptureError("tshark could not read %s: %s" % (self.path, said))

@@ -80,23 +80,23 @@ def test_values_a_reader_checks_by_eye():
     """A few decoded values pinned outright, so a shared mistake in both views still fails."""
     by = {(c.method, c.direction): c for c in calls(samples.path("clusprep_storage"))}
     props = by[("CprepDiskGetProps3", "response")].fields
-    assert props["clusprep.cprep_disk_get_props3.p_disk_props.pwsz_friendly_name"] == ["Cluster Disk 1"]
-    assert props["clusprep.cprep_disk_get_props3.p_disk_props.pwsz_page83_id"] == ["60014055ee5c8e1b4a5d6c7e8f901234"]
-    assert props["clusprep.cprep_disk_get_props3.p_disk_props.disk_id.disk_guid"] == [
+    assert props["clusprep.disk_props_ex.pwsz_friendly_name"] == ["Cluster Disk 1"]
+    assert props["clusprep.disk_props_ex.pwsz_page83_id"] == ["60014055ee5c8e1b4a5d6c7e8f901234"]
+    assert props["clusprep.disk_id.disk_guid"] == [
         "6f1d0c2e-5b3a-4e7f-9a21-c4d8e2f71a30"]
     assert props["clusprep.hresult"] == ["0x00000000"]
     shares = by[("CprepCreateNewSmbShares3", "response")].fields
     assert shares["clusprep.cprep_create_new_smb_shares3.ppwsz_share_paths"] == [
         "\\\\10.0.10.11", "\\\\[fd00:20:11::11]"]
     raw = by[("CprepDiskRawRead", "request")]
-    assert raw.fields["clusprep.cprep_disk_raw_read.disk_id.disk_id_type"] == ["0x0001"]
+    assert raw.fields["clusprep.disk_id.disk_id_type"] == ["0x0001"]
     net = {(c.method, c.direction): c for c in calls(samples.path("clusprep_network"))}
     routes = net[("ProcessAddRoutes", "request")].fields
-    assert routes["clusprep.process_add_routes.request.node_route_infos.local_unicast_ips"] == [
+    assert routes["clusprep.node_route_info.local_unicast_ips"] == [
         "10.0.0.12", "172.16.0.12"]
-    assert routes["clusprep.process_add_routes.request.node_route_infos.indices"] == ["1", "2"]
+    assert routes["clusprep.node_route_info.indices"] == ["1", "2"]
     status = net[("GetAddRoutesStatus", "response")].fields
-    assert status["clusprep.get_add_routes_status.reply.replies.status"] == ["0x0001", "0x0002"]
+    assert status["clusprep.route_loss_and_state.status"] == ["0x0001", "0x0002"]
 
 
 def test_fragmented_stubs_are_decoded_once_on_the_last_fragment():
@@ -112,3 +112,17 @@ def test_fragmented_stubs_are_decoded_once_on_the_last_fragment():
              for r in field_values(samples.path("clusprep_storage"), ["dcerpc.cn_flags"])}
     assert frags[reads[1].frame] == ["0x02"] and frags[reads[1].frame - 2] == ["0x01"]
     assert frags[reads[2].frame] == ["0x01", "0x00", "0x02"]
+
+
+def test_a_shared_type_is_one_field_whatever_the_method():
+    """Issue 15 item 4: CPREP_DISKID's members are named once (clusprep.disk_id.*), so one filter finds
+    the disk in every call that names it, and clusprep.method still tells the calls apart."""
+    from decoded import field_values
+
+    guid = "6f1d0c2e-5b3a-4e7f-9a21-c4d8e2f71a30"
+    rows = field_values(samples.path("clusprep_storage"), ["clusprep.method", "clusprep.disk_id.disk_guid"],
+                        "-Y", "clusprep.disk_id.disk_guid == %s" % guid)
+    methods = {m for r in rows for m in r["clusprep.method"]}
+    assert {"CprepDiskAttach", "CprepDiskGetProps3", "CprepDiskPRRegister3", "CprepDiskRawRead",
+            "CprepDiskOnline"} <= methods
+    assert all(r["clusprep.disk_id.disk_guid"] == [guid] for r in rows)

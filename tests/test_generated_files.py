@@ -76,3 +76,30 @@ def test_adding_an_enum_changes_only_the_lines_it_adds(module):
     added = [x for x in diff if x.startswith("+")]
     assert [x.split("=")[0] for x in removed] == ["-local BUILD "], removed
     assert any("TOY_A" in x for x in added) and any("toy_holder.kind" in x for x in added)
+
+
+def test_every_field_says_more_than_its_name():
+    """Issue 15 item 4: a description on every field that says more than its label, never two
+    descriptions glued together ("A / B")."""
+    for p in generate.protocols():
+        for f in build_model(p).fields.values():
+            assert f.desc.strip(" .").lower() != f.label.lower(), f.abbrev
+            assert " / " not in f.desc, (f.abbrev, f.desc)
+
+
+def test_one_name_two_meanings_is_refused():
+    """A field name shared by two structures must mean one thing: two written descriptions, or one
+    value given two names, stop the generator instead of being merged."""
+    from construct import Enum, Int8ul
+
+    from dissectors.model.structs import Model
+    from dissectors.vocabulary.wire import message
+
+    a = message("A", "a", "2.2.1", "Kind" / Int8ul * "One meaning.", prefix="shared")
+    b = message("B", "b", "2.2.2", "Kind" / Int8ul * "Another meaning.", prefix="shared")
+    with pytest.raises(ValueError, match="shared.kind described as"):
+        Model("toy", "MS-TOY", [a, b])
+    c = message("C", "c", "2.2.3", "Kind" / Enum(Int8ul, ONE=1) * "One meaning.", prefix="shared")
+    d = message("D", "d", "2.2.4", "Kind" / Enum(Int8ul, UNO=1) * "One meaning.", prefix="shared")
+    with pytest.raises(ValueError, match="value 1 named 'ONE' and 'UNO'"):
+        Model("toy", "MS-TOY", [c, d])

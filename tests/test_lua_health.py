@@ -35,7 +35,7 @@ def test_no_lua_error(sample, two_pass, tshark):
 @pytest.mark.parametrize("name", ["rsvd_shared_disk", "rsvd_cluster_events", "rsvd_malformed"])
 def test_same_messages_with_builtin_rsvd_disabled(name):
     sample = samples.path(name)
-    fields = ["msrsvd.header.request_id", "msrsvd.request_in", "msrsvd.sense.status_key", "msrsvd.scsi.cdb.operation_code"]
+    fields = ["msrsvd.header.request_id", "msrsvd.request_in", "msrsvd.sense.status_key", "msrsvd.scsi.opcode"]
     on = field_values(sample, fields, "-Y", "msrsvd")
     off = field_values(sample, fields, "--disable-protocol", "rsvd", "-Y", "msrsvd")
     assert on == off

@@ -114,16 +114,38 @@ def test_reservation_keys_are_filterable():
     assert [r["msrsvd.scsi.pr.reservation_key"] for r in holder] == [["0x%016x" % K2]]
 
 
+def test_one_filter_name_per_scsi_value_whatever_the_cdb_size_or_sense_format():
+    """Issue 15 item 4: the LBA and transfer length of READ(6) and READ(16), and the sense key,
+    ASC and ASCQ of fixed and descriptor sense data, each in one field a Wireshark user would guess."""
+    names = ["msrsvd.scsi.opcode", "msrsvd.scsi.lba", "msrsvd.scsi.transfer_length",
+             "msrsvd.scsi.sense.response_code.code", "msrsvd.scsi.sense.key", "msrsvd.scsi.sense.asc",
+             "msrsvd.scsi.sense.ascq", "msrsvd.scsi.sense.asc_ascq"]
+    def rows(display_filter):
+        return [{n: [int(v, 0) for v in r[n]] for n in names} for r in field_values(CLUSTER, names, "-Y", display_filter)]
+
+    (read16,) = rows("msrsvd.scsi.opcode == 0x88")  # READ(16), past 2^32 blocks
+    (read6,) = rows("msrsvd.scsi.opcode == 0x08")  # READ(6), its LBA 21 bits of a 3-byte field
+    assert (read16["msrsvd.scsi.lba"], read16["msrsvd.scsi.transfer_length"]) == ([8589934592], [8])
+    assert (read6["msrsvd.scsi.lba"], read6["msrsvd.scsi.transfer_length"]) == ([64], [1])
+    (fixed,) = rows("msrsvd.scsi.sense.response_code.code == 0x70")  # the UNIT ATTENTION after a PREEMPT
+    (descriptor,) = rows("msrsvd.scsi.sense.response_code.code == 0x72")  # a CDB the server refused
+    assert [fixed[n] for n in names[4:]] == [[0x6], [0x2A], [0x03], [0x2A03]]  # RESERVATIONS PREEMPTED
+    assert [descriptor[n] for n in names[4:]] == [[0x5], [0x24], [0x00], [0x2400]]  # INVALID FIELD IN CDB
+    # one filter finds the unit attention whatever format carried it
+    assert rows("msrsvd.scsi.sense.asc == 0x2a && msrsvd.scsi.sense.ascq == 3") == [fixed]
+
+
 @pytest.mark.parametrize("frame,lines", [
-    (31, ["OperationCode: PERSISTENT_RESERVE_OUT (0x5f)", "ServiceAction: REGISTER (0x00)",
-          "Type: WRITE_EXCLUSIVE_REGISTRANTS_ONLY (0x5)", "ServiceActionReservationKey: 0x%016x" % K1,
+    (31, ["Operation code: PERSISTENT_RESERVE_OUT (0x5f)", "PR OUT service action: REGISTER (0x00)",
+          "Reservation type: WRITE_EXCLUSIVE_REGISTRANTS_ONLY (0x05)", "Service action reservation key: 0x%016x" % K1,
           "1 = APTPL: True"]),
-    (38, ["PERSISTENT RESERVE IN READ RESERVATION data", "ReservationKey: 0x%016x" % K1,
+    (38, ["PERSISTENT RESERVE IN READ RESERVATION data", "Reservation key: 0x%016x" % K1,
           "PrGeneration: 0x00000002"]),
     (42, ["ScsiStatus: RESERVATION_CONFLICT (0x18)", "Status: SRB_STATUS_ERROR (0x04)"]),
-    (43, ["ServiceAction: PREEMPT (0x04)", "ReservationKey: 0x%016x" % K2]),
-    (46, ["AutosenseValid: True", "Code: CURRENT_FIXED (0x70)", "SenseKey: UNIT_ATTENTION (0x6)",
-          "AdditionalSense: RESERVATIONS PREEMPTED (0x2a03)"]),
+    (43, ["PR OUT service action: PREEMPT (0x04)", "Reservation key: 0x%016x" % K2]),
+    (46, ["AutosenseValid: True", "Code: CURRENT_FIXED (0x70)", "Sense key: UNIT_ATTENTION (0x06)",
+          "Additional sense code and qualifier: RESERVATIONS PREEMPTED (0x2a03)", "Additional sense code: 0x2a",
+          "Additional sense code qualifier: 0x03"]),
     (50, ["READ FULL STATUS data", "R_HOLDER: True", "RelativeTargetPortIdentifier: 1"]),
     (52, ["PTPL_C: True", "PersistentReservationTypeMask: 0xea01"]),
     (62, ["ReturnedLogicalBlockAddress: 4294967295", "LogicalBlockLength: 512"]),
@@ -131,11 +153,12 @@ def test_reservation_keys_are_filterable():
     (67, ["UnmapLogicalBlockAddress: 1048576", "NumberOfLogicalBlocks: 2048"]),
     (69, ["WRITE SAME(16)", ".... 1... = UNMAP: True", "NumberOfLogicalBlocks: 4096"]),
     (72, ["VPD page", "PageCode: 0x83"]),
-    (73, ["READ(16)", "LogicalBlockAddress: 8589934592", "TransferLength: 8"]),
-    (83, ["READ(6)/WRITE(6)", "LogicalBlockAddress: 64"]),
+    (73, ["READ(16)", "Logical block address: 8589934592", "Transfer length: 8"]),
+    (83, ["READ(6)/WRITE(6)", "Logical block address: 64", "Transfer length: 1"]),
     (90, ["MODE SENSE(6) parameter header", "DPOFUA: True"]),
-    (92, ["Code: CURRENT_DESCRIPTOR (0x72)", "SenseKey: ILLEGAL_REQUEST (0x5)",
-          "AdditionalSense: INVALID FIELD IN CDB (0x2400)"]),
+    (92, ["Code: CURRENT_DESCRIPTOR (0x72)", "Sense key: ILLEGAL_REQUEST (0x05)",
+          "Additional sense code and qualifier: INVALID FIELD IN CDB (0x2400)", "Additional sense code: 0x24",
+          "Additional sense code qualifier: 0x00"]),
     (94, ["SafeVirtualSize: 51539607552"]),
     (95, ["OperationType: SvhdxMetaOperationTypeResize (0x00000000)", "NewSize: 137438953472"]),
     (98, ["CurrentProgressValue: 50", "CompleteValue: 100"]),
@@ -158,11 +181,11 @@ def test_two_pass_without_a_filter_still_links_responses():
 
 def test_preferences_switch_off_the_costly_layers():
     """-o msrsvd.scsi:FALSE keeps RSVD and drops SCSI; -o msrsvd.exchanges:FALSE drops the links."""
-    fields = ["msrsvd.header.request_id", "msrsvd.scsi.cdb.operation_code", "msrsvd.request_in"]
+    fields = ["msrsvd.header.request_id", "msrsvd.scsi.opcode", "msrsvd.request_in"]
     full = field_values(CLUSTER, fields, "-Y", "msrsvd")
     lean = field_values(CLUSTER, fields, "-o", "msrsvd.scsi:FALSE", "-o", "msrsvd.exchanges:FALSE", "-Y", "msrsvd")
     ids = lambda rows: {r["frame.number"]: r["msrsvd.header.request_id"] for r in rows if r["msrsvd.header.request_id"]}
     assert ids(lean) == ids(full)
-    assert any(r["msrsvd.scsi.cdb.operation_code"] for r in full)
+    assert any(r["msrsvd.scsi.opcode"] for r in full)
     assert any(r["msrsvd.request_in"] for r in full)
-    assert not any(r["msrsvd.scsi.cdb.operation_code"] or r["msrsvd.request_in"] for r in lean)
+    assert not any(r["msrsvd.scsi.opcode"] or r["msrsvd.request_in"] for r in lean)

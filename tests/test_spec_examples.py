@@ -416,11 +416,10 @@ def test_rsvd_example_open_and_response_raise_no_expert(rsvd_example):
     assert [e for e in our_experts(rsvd_example) if e[0] in quiet] == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "current MS-RSVD 2.2.4.13 (and this example's step 3): SVHDX_TUNNEL_INITIAL_INFO_REQUEST is the "
-    "header only; dissectors/definitions/rsvd.py follows the 2013 seed's 2.2.5.3, a 20- or 24-byte "
-    "SVHDX_TUNNEL_FILE_INFO_REQUEST payload, and flags the example's request as short"))
 def test_rsvd_example_header_only_request_is_not_malformed(rsvd_example):
+    """Current MS-RSVD 2.2.4.13 (this example's step 3): SVHDX_TUNNEL_INITIAL_INFO_REQUEST is the header
+    only, a layout the definitions declare beside the seed's 20 and Windows' 24 bytes."""
     (req,) = decoded_by_abbrev(rsvd_example)["tunnel_request"]
     assert [m for f, m in our_experts(rsvd_example) if f == req.frame] == []
-    rsvd.TUNNEL_REQUEST.parse(example_messages()[2])
+    assert [x.split(":")[0] for x in req.fields["msrsvd.file_info_request.layout"]] == ["current"]
+    assert rsvd.TUNNEL_REQUEST.parse(example_messages()[2]).Payload._variant == "current"

@@ -25,7 +25,7 @@ Errata, and how they are resolved here:
 from __future__ import annotations
 
 from dissectors.definitions import csvp_buffers as B
-from dissectors.definitions import dcom
+from dissectors.definitions import csvp_conformance, dcom
 from dissectors.vocabulary.ndr import (
     BOOL,
     BOOLEAN,
@@ -432,5 +432,6 @@ PROTOCOL = Protocol(
     interfaces=INTERFACES,
     orpc=(dcom.ORPCTHIS, dcom.ORPCTHAT),
     hresults=HRESULTS,
+    type_names=csvp_conformance.TYPE_NAMES,
     notes=B.NOTES + [" ".join(b.split()) for b in __doc__.split("how they are resolved here:")[1].split("\n- ")[1:]],
 )

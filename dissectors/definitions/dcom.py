@@ -1,6 +1,6 @@
 """MS-DCOM 2.2.13: ORPCTHIS and ORPCTHAT, the first parameter of every DCOM request and
-response stub, in the NDR vocabulary. Their Wireshark fields are shared by every
-interface (`<proto>.orpcthis.*`), not repeated per method."""
+response stub, in the NDR vocabulary. Their Wireshark fields are named by type, like
+every NDR structure's (`<proto>.orpcthis.*`), not repeated per method."""
 from __future__ import annotations
 
 from dissectors.vocabulary.ndr import GUID, ULONG, USHORT, ConfArray, Struct, Unique, byte
@@ -33,7 +33,3 @@ ORPCTHIS = Struct("ORPCTHIS", "MS-DCOM 2.2.13.1",
 ORPCTHAT = Struct("ORPCTHAT", "MS-DCOM 2.2.13.3",
                   "flags" / ULONG,
                   "extensions" / Unique(ORPC_EXTENT_ARRAY))
-
-# Shared field namespaces: these structures are DCOM's, whatever interface carries them.
-for _s in (COMVERSION, ORPC_EXTENT, ORPC_EXTENT_ARRAY, ORPCTHIS, ORPCTHAT):
-    _s.shared = True

@@ -6,7 +6,10 @@ bytes pick one; each such place says so in a comment and in docs/fields.md:
 
 - GET_INITIAL_INFO/FILE_INFO (2.2.5.3, 2.2.5.4): 20 bytes in the seed; Windows
   sends 24, with a 4-byte Reserved before VirtualSize (natural alignment of the
-  64-bit field). Wireshark's built-in rsvd decodes the 24-byte form.
+  64-bit field). Wireshark's built-in rsvd decodes the 24-byte form. The current
+  revision (2.2.4.13, and its 4.1 example) makes the request the header only and
+  names operation 0x02001001 RSVD_TUNNEL_GET_INITIAL_INFO_OPERATION; an empty
+  request is decoded as that layout.
 - SVHDX_OPEN_DEVICE_CONTEXT (2.2.5.2): the seed's variable-length form; Windows
   sends 168 bytes (v1: OpenRequestId added, InitiatorHostName a fixed 126-byte
   buffer) or 192 bytes (v2: five disk-property fields appended).
@@ -280,10 +283,10 @@ _V2_TAIL = (
     "VirtualSize" / Int64ul * "Version 2 only: the virtual disk's size in bytes.",
 )
 _HOST_NAME = "InitiatorHostName" / Utf16String(this.InitiatorHostNameLength) * (
-    "A null-terminated UTF-16 computer name on which the initiator resides (at most 126 bytes)."
+    "A null-terminated UTF-16 computer name on which the initiator resides (a 126-byte buffer)."
 )
 _HOST_NAME_126 = "InitiatorHostName" / Utf16String(126) * (
-    "A null-terminated UTF-16 computer name on which the initiator resides, in a fixed 126-byte buffer."
+    "A null-terminated UTF-16 computer name on which the initiator resides (a 126-byte buffer)."
 )
 
 # 2.2.5.2
@@ -304,7 +307,7 @@ SVHDX_OPEN_DEVICE_CONTEXT = message(
 )
 
 
-def _file_info(name, abbrev, spec, client_note):
+def _file_info(name, abbrev, spec, client_note, header_only=False):
     seed = Struct(
         "ServerVersion" / Int32ul * "The current version of the protocol running on the server.",
         "SectorSize" / Int32ul * ("The sector size of the shared virtual disk." + client_note),
@@ -316,9 +319,12 @@ def _file_info(name, abbrev, spec, client_note):
         "Reserved" / Hex(Int32ul) * "Windows form only: padding that aligns VirtualSize; not in the seed.",
         seed.subcons[3],
     )
+    current = [Variant("current", RemainingIs(0), Struct(),
+                       "current MS-RSVD 2.2.4.13 SVHDX_TUNNEL_INITIAL_INFO_REQUEST: the header only")]
     return message(
         name, abbrev, spec,
         Variants(
+            *(current if header_only else []),
             Variant("windows", RemainingIs(24), windows, "Windows, 24 bytes with Reserved before VirtualSize"),
             Variant("seed", Otherwise(), seed, "MS-RSVD v1 seed layout, 20 bytes"),
         ),
@@ -328,7 +334,7 @@ def _file_info(name, abbrev, spec, client_note):
 # 2.2.5.3, 2.2.5.4 (RSVD_TUNNEL_GET_FILE_INFO_OPERATION, called GET_INITIAL_INFO by Windows)
 SVHDX_TUNNEL_FILE_INFO_REQUEST = _file_info(
     "SVHDX_TUNNEL_FILE_INFO_REQUEST", "file_info_request", "2.2.5.3",
-    " In a request the client SHOULD set it to zero.")
+    " In a request the client SHOULD set it to zero.", header_only=True)
 SVHDX_TUNNEL_FILE_INFO_RESPONSE = _file_info(
     "SVHDX_TUNNEL_FILE_INFO_RESPONSE", "file_info_response", "2.2.5.4", "")
 
@@ -358,8 +364,8 @@ SVHDX_TUNNEL_SRB_STATUS_RESPONSE = message(
     "SVHDX_TUNNEL_SRB_STATUS_RESPONSE", "srb_status_response", "2.2.5.8",
     Variants(
         Variant("seed", PeekZero(1, 3), Struct(
-            "StatusKey" / Int32ul * "The status key value given by the client for the failed request.",
-            "SrbStatus" / SRB_STATUS_BYTE() * "The SRB status the server reports for the failed request.",
+            "StatusKey" / Int32ul * "The status key of the failed request (the seed's 4 bytes; Windows sends 1).",
+            "SrbStatus" / SRB_STATUS_BYTE() * "The SRB status of the failed request; bit 0x80 flags auto-generated sense data.",
             "ScsiStatus" / scsi.SCSI_STATUS_CHECKED() * "The SCSI status returned by the shared virtual disk.",
             "SenseInfoExLength" / Int8ul * "The length, in bytes, of the sense data in SenseDataEx.",
             "Reserved" / Hex(Int8ul) * "MUST be set to zero.",
@@ -367,8 +373,8 @@ SVHDX_TUNNEL_SRB_STATUS_RESPONSE = message(
             "SenseDataEx" / Bytes(RSVD_SCSI_SENSE_BUFFER_SIZE) * "The sense data.",
         ), "MS-RSVD v1 seed layout: 4-byte StatusKey"),
         Variant("windows", Otherwise(), Struct(
-            "StatusKey" / Int8ul * "Windows form: a 1-byte status key.",
-            "SrbStatus" / SRB_STATUS_BYTE() * "The SRB status; bit 0x80 flags auto-generated sense data.",
+            "StatusKey" / Int8ul * "The status key of the failed request (the seed's 4 bytes; Windows sends 1).",
+            "SrbStatus" / SRB_STATUS_BYTE() * "The SRB status of the failed request; bit 0x80 flags auto-generated sense data.",
             "ScsiStatus" / scsi.SCSI_STATUS_CHECKED() * "The SCSI status returned by the shared virtual disk.",
             "SenseInfoExLength" / Int8ul * "The length, in bytes, of the sense data in SenseDataEx.",
             "Sense" / When(this.SenseInfoExLength > 0, Overlay(None, scsi.SENSE_DATA.struct, option="scsi")),
@@ -529,7 +535,7 @@ META_OPERATION_START_REQUEST = message(
             "Stage1" / Enum(Int32ul, **SNAPSHOT_STAGES), "Stage2" / Enum(Int32ul, **SNAPSHOT_STAGES),
             "Stage3" / Enum(Int32ul, **SNAPSHOT_STAGES), "Stage4" / Enum(Int32ul, **SNAPSHOT_STAGES),
             "Stage5" / Enum(Int32ul, **SNAPSHOT_STAGES), "Stage6" / Enum(Int32ul, **SNAPSHOT_STAGES),
-            "SnapshotId" / Guid() * "The snapshot's identifier.",
+            "SnapshotId" / Guid() * "The snapshot's identifier (in META_OPERATION_START: the snapshot to apply).",
             "ParametersPayloadSize" / Int32ul * "Bytes of further parameters.",
             _NOT_DECODED),
         "SvhdxMetaOperationTypeOptimize": Struct(),
@@ -538,7 +544,7 @@ META_OPERATION_START_REQUEST = message(
             "DestinationVhdSetName" / Utf16String(this.DestinationVhdSetNameLength) * "The new VHD set's name."),
         "SvhdxMetaOperationTypeApplySnapshot": Struct(
             "SnapshotType" / Enum(Int32ul, **SNAPSHOT_TYPES) * "The kind of snapshot.",
-            "SnapshotId" / Guid() * "The snapshot to apply."),
+            "SnapshotId" / Guid() * "The snapshot's identifier (in META_OPERATION_START: the snapshot to apply)."),
     }, default=Struct(_NOT_DECODED)),
 )
 META_OPERATION_QUERY_PROGRESS_REQUEST = message(
@@ -700,7 +706,8 @@ PROTOCOL = Protocol(
         base=ERROR_CODES["STATUS_SVHDX_ERROR_STORED"], mask=STATUS_SVHDX_ERROR_STORED_MASK,
         status_path="Header.Status", op_path="Header.OperationCode",
         retrieve_op=OPERATION_CODES["RSVD_TUNNEL_SRB_STATUS_OPERATION"], key_path="Payload.StatusKey",
-        spec="MS-RSVD 3.1.5.3, 3.1.5.4, 3.2.5.5.3"),
+        spec="MS-RSVD 3.1.5.3, 3.1.5.4, 3.2.5.5.3", base_name="STATUS_SVHDX_ERROR_STORED",
+        retrieve_name="RSVD_TUNNEL_SRB_STATUS_OPERATION"),
     constants=CONSTANTS,
     notes=[" ".join(b.split()) for b in __doc__.split("\n- ")[1:]],
 )

@@ -32,7 +32,7 @@ from construct import (
     this,
 )
 
-from dissectors.vocabulary.wire import Ascii, BitField, Checked, IfEquals, message, warn_when
+from dissectors.vocabulary.wire import Ascii, BitField, Checked, FieldName, IfEquals, Named, Part, Parts, message, warn_when
 
 # SPC-3 / SBC-3 operation codes (SPC-3 Annex D.3.1).
 OPERATION_CODES = dict(
@@ -233,6 +233,46 @@ PAGE_CONTROL = dict(CURRENT=0, CHANGEABLE=1, DEFAULT=2, SAVED=3)
 
 _CONTROL = "Control" / Hex(Int8ub) * "The CONTROL byte (SAM-3 5.2)."
 
+# One description for a field name several structures share.
+_BLOCKS_DOC = "Blocks to synchronize or write (SYNCHRONIZE CACHE: 0 means to the end of the medium)."
+_PAGE_CODE_DOC = "The VPD page: asked for in INQUIRY when EVPD is set, named again in the page returned."
+_RETURNED_LBA_DOC = "The last logical block (READ CAPACITY(10): 0xFFFFFFFF means ask READ CAPACITY(16))."
+_PR_LENGTH_DOC = ("Bytes that follow: the keys (READ KEYS), 16 or 0 for the reservation (READ RESERVATION), "
+                  "the descriptors (READ FULL STATUS).")
+_SENSE_LENGTH_DOC = "Bytes of sense data that follow (10 for the 18-byte fixed form; the descriptors' length)."
+
+# -- filter names: one per value, whatever structure carries it, beside Wireshark's own ------------
+OPCODE = FieldName("scsi.opcode", "Operation code", "The SCSI command: the CDB's OPERATION CODE (SPC-3 4.3.4)",
+                   "scsi.spc.opcode, scsi_sbc.opcode")
+LBA = FieldName("scsi.lba", "Logical block address", "The first logical block a block command addresses, "
+                "whatever the CDB size (6, 10, 12, 16)", "scsi_sbc.rdwr6.lba, scsi_sbc.rdwr10.lba, scsi_sbc.rdwr16.lba")
+TRANSFER_LENGTH = FieldName("scsi.transfer_length", "Transfer length", "Logical blocks a READ, WRITE or VERIFY "
+                            "transfers, whatever the CDB size (READ(6)/WRITE(6): 0 means 256)",
+                            "scsi_sbc.rdwr6.xferlen, scsi_sbc.rdwr10.xferlen, scsi_sbc.rdwr12.xferlen")
+SENSE_KEY = FieldName("scsi.sense.key", "Sense key", "The sense key, from fixed or descriptor format sense data "
+                      "(SPC-3 4.5.6)", "scsi.sns.key")
+ADDITIONAL_SENSE = FieldName("scsi.sense.asc_ascq", "Additional sense code and qualifier",
+                     "ASC and ASCQ as one 16-bit value (ASC << 8 | ASCQ), named from SPC-3 Annex D.2",
+                     "scsi.sns.ascascq")
+ASC = FieldName("scsi.sense.asc", "Additional sense code", "The ADDITIONAL SENSE CODE byte (SPC-3 4.5.6)",
+                "scsi.sns.asc")
+ASCQ = FieldName("scsi.sense.ascq", "Additional sense code qualifier",
+                 "The ADDITIONAL SENSE CODE QUALIFIER byte (SPC-3 4.5.6)", "scsi.sns.ascq")
+RESERVATION_KEY = FieldName("scsi.pr.reservation_key", "Reservation key", "A persistent reservation key: the "
+                            "I_T nexus's own in PERSISTENT RESERVE OUT, a registered or the holder's in PERSISTENT "
+                            "RESERVE IN data", "scsi.persresv.reskey")
+SA_RESERVATION_KEY = FieldName("scsi.pr.service_action_reservation_key", "Service action reservation key",
+                               "PERSISTENT RESERVE OUT's second key: the new key (REGISTER) or the key to preempt "
+                               "(PREEMPT)", "scsi.persresv.sareskey")
+PR_TYPE = FieldName("scsi.pr.type", "Reservation type", "The persistent reservation type (SPC-3 6.11.3.4)",
+                    "scsi.persresv.type")
+PR_SCOPE = FieldName("scsi.pr.scope", "Reservation scope", "The persistent reservation scope (SPC-3 6.11.3.3)",
+                     "scsi.persresv.scope")
+PR_IN_SERVICE_ACTION = FieldName("scsi.pr_in.service_action", "PR IN service action",
+                                 "What PERSISTENT RESERVE IN reads (SPC-3 6.11.1)", "scsi.persresvin.svcaction")
+PR_OUT_SERVICE_ACTION = FieldName("scsi.pr_out.service_action", "PR OUT service action",
+                                  "What PERSISTENT RESERVE OUT does (SPC-3 6.12.1)", "scsi.persresvout.svcaction")
+
 # -- CDBs -------------------------------------------------------------------------------
 # The fields after OPERATION CODE; the first byte is read once, in SCSI_CDB.
 _RW_FLAGS = "Flags" / BitStruct(
@@ -245,45 +285,46 @@ _RW_FLAGS = "Flags" / BitStruct(
 ) * "Byte 1 of READ/WRITE(10/12/16)."
 
 RW6 = message("READ(6)/WRITE(6)", "scsi.rw6", "SBC-3 5.7", "Address" / BitStruct(
-    Padding(3), "LogicalBlockAddress" / BitsInteger(21) * "The first logical block."),
-    "TransferLength" / Int8ub * "Blocks to transfer (0 means 256).", _CONTROL, prefix="scsi.rw")
+    Padding(3), "LogicalBlockAddress" / Named(LBA, BitsInteger(21)) * "The first logical block."),
+    "TransferLength" / Named(TRANSFER_LENGTH, Int8ub) * "Blocks to transfer (0 means 256).", _CONTROL,
+    prefix="scsi.rw")
 RW10 = message("READ(10)/WRITE(10)", "scsi.rw10", "SBC-3 5.8", _RW_FLAGS,
-               "LogicalBlockAddress" / Int32ub * "The first logical block.",
+               "LogicalBlockAddress" / Named(LBA, Int32ub) * "The first logical block.",
                "GroupNumber" / BitField(8, 3, 5) * "The group number.",
-               "TransferLength" / Int16ub * "The number of logical blocks to transfer.", _CONTROL, prefix="scsi.rw")
+               "TransferLength" / Named(TRANSFER_LENGTH, Int16ub) * "The number of logical blocks to transfer.", _CONTROL, prefix="scsi.rw")
 RW12 = message("READ(12)/WRITE(12)", "scsi.rw12", "SBC-3 5.9", _RW_FLAGS,
-               "LogicalBlockAddress" / Int32ub * "The first logical block.",
-               "TransferLength" / Int32ub * "The number of logical blocks to transfer.",
+               "LogicalBlockAddress" / Named(LBA, Int32ub) * "The first logical block.",
+               "TransferLength" / Named(TRANSFER_LENGTH, Int32ub) * "The number of logical blocks to transfer.",
                "GroupNumber" / BitField(8, 3, 5) * "The group number.", _CONTROL, prefix="scsi.rw")
 RW16 = message("READ(16)/WRITE(16)", "scsi.rw16", "SBC-3 5.10", _RW_FLAGS,
-               "LogicalBlockAddress" / Int64ub * "The first logical block.",
-               "TransferLength" / Int32ub * "The number of logical blocks to transfer.",
+               "LogicalBlockAddress" / Named(LBA, Int64ub) * "The first logical block.",
+               "TransferLength" / Named(TRANSFER_LENGTH, Int32ub) * "The number of logical blocks to transfer.",
                "GroupNumber" / BitField(8, 3, 5) * "The group number.", _CONTROL, prefix="scsi.rw")
 SYNC10 = message("SYNCHRONIZE CACHE(10)", "scsi.sync10", "SBC-3 5.18",
                  "SyncFlags" / BitStruct(Padding(5), "SYNC_NV" / Flag, "IMMED" / Flag, Padding(1)),
-                 "LogicalBlockAddress" / Int32ub * "The first logical block.",
+                 "LogicalBlockAddress" / Named(LBA, Int32ub) * "The first logical block.",
                  "GroupNumber" / BitField(8, 3, 5) * "The group number.",
-                 "NumberOfLogicalBlocks" / Int16ub * "Blocks to synchronize (0: to the end).", _CONTROL,
+                 "NumberOfLogicalBlocks" / Int16ub * _BLOCKS_DOC, _CONTROL,
                  prefix="scsi.rw")
 SYNC16 = message("SYNCHRONIZE CACHE(16)", "scsi.sync16", "SBC-3 5.19",
                  "SyncFlags" / BitStruct(Padding(5), "SYNC_NV" / Flag, "IMMED" / Flag, Padding(1)),
-                 "LogicalBlockAddress" / Int64ub * "The first logical block.",
-                 "NumberOfLogicalBlocks" / Int32ub * "Blocks to synchronize (0: to the end).",
+                 "LogicalBlockAddress" / Named(LBA, Int64ub) * "The first logical block.",
+                 "NumberOfLogicalBlocks" / Int32ub * _BLOCKS_DOC,
                  "GroupNumber" / BitField(8, 3, 5) * "The group number.", _CONTROL, prefix="scsi.rw")
 _WRITE_SAME_FLAGS = "WriteSameFlags" / BitStruct(
     "WrProtect" / BitsInteger(3), "ANCHOR" / Flag, "UNMAP" / Flag, Padding(2), Padding(1))
 WRITE_SAME10 = message("WRITE SAME(10)", "scsi.write_same10", "SBC-3 5.38", _WRITE_SAME_FLAGS,
-                       "LogicalBlockAddress" / Int32ub * "The first logical block.",
+                       "LogicalBlockAddress" / Named(LBA, Int32ub) * "The first logical block.",
                        "GroupNumber" / BitField(8, 3, 5) * "The group number.",
-                       "NumberOfLogicalBlocks" / Int16ub * "Blocks to write.", _CONTROL, prefix="scsi.rw")
+                       "NumberOfLogicalBlocks" / Int16ub * _BLOCKS_DOC, _CONTROL, prefix="scsi.rw")
 WRITE_SAME16 = message("WRITE SAME(16)", "scsi.write_same16", "SBC-3 5.40", _WRITE_SAME_FLAGS,
-                       "LogicalBlockAddress" / Int64ub * "The first logical block.",
-                       "NumberOfLogicalBlocks" / Int32ub * "Blocks to write.",
+                       "LogicalBlockAddress" / Named(LBA, Int64ub) * "The first logical block.",
+                       "NumberOfLogicalBlocks" / Int32ub * _BLOCKS_DOC,
                        "GroupNumber" / BitField(8, 3, 5) * "The group number.", _CONTROL, prefix="scsi.rw")
 INQUIRY_CDB = message("INQUIRY", "scsi.inquiry_cdb", "SPC-3 6.4",
                       "Flags" / BitStruct(Padding(6), "CmdDt" / Flag * "Obsolete.",
                                           "EVPD" / Flag * "Return the vital product data page PAGE CODE."),
-                      "PageCode" / Hex(Int8ub) * "The VPD page to return when EVPD is set.",
+                      "PageCode" / Hex(Int8ub) * _PAGE_CODE_DOC,
                       "AllocationLength" / Int16ub * "Bytes the initiator has room for.", _CONTROL,
                       prefix="scsi.inquiry")
 READ_CAPACITY10_CDB = message("READ CAPACITY(10)", "scsi.read_capacity10_cdb", "SBC-3 5.12",
@@ -293,18 +334,18 @@ READ_CAPACITY10_CDB = message("READ CAPACITY(10)", "scsi.read_capacity10_cdb", "
 SERVICE_ACTION_IN16_CDB = message(
     "SERVICE ACTION IN(16)", "scsi.service_action_in16", "SBC-3 5.13",
     "ServiceAction" / BitField(8, 3, 5, SERVICE_ACTION_IN_16) * "0x10: READ CAPACITY(16).",
-    "LogicalBlockAddress" / Int64ub * "Obsolete for READ CAPACITY(16); zero.",
+    "LogicalBlockAddress" / Int64ub * "Obsolete; zero.",
     "AllocationLength" / Int32ub * "Bytes the initiator has room for.",
     "PMI" / BitField(8, 7, 1) * "Obsolete; zero.", _CONTROL, prefix="scsi.capacity")
 PR_IN_CDB = message("PERSISTENT RESERVE IN", "scsi.pr_in", "SPC-3 6.11",
-                    "ServiceAction" / BitField(8, 3, 5, PR_IN_SERVICE_ACTIONS) * "What to read.",
+                    "ServiceAction" / Named(PR_IN_SERVICE_ACTION, BitField(8, 3, 5, PR_IN_SERVICE_ACTIONS)) * "What to read.",
                     "Reserved" / Bytes(5),
                     "AllocationLength" / Int16ub * "Bytes the initiator has room for.", _CONTROL, prefix="scsi.pr")
 PR_OUT_CDB = message("PERSISTENT RESERVE OUT", "scsi.pr_out", "SPC-3 6.12",
-                     "ServiceAction" / BitField(8, 3, 5, PR_OUT_SERVICE_ACTIONS) * "What to do.",
+                     "ServiceAction" / Named(PR_OUT_SERVICE_ACTION, BitField(8, 3, 5, PR_OUT_SERVICE_ACTIONS)) * "What to do.",
                      "ScopeType" / BitStruct(
-                         "Scope" / Enum(BitsInteger(4), **PR_SCOPES) * "The reservation scope.",
-                         "Type" / Enum(BitsInteger(4), **PR_TYPES) * "The reservation type."),
+                         "Scope" / Named(PR_SCOPE, Enum(BitsInteger(4), **PR_SCOPES)) * "The reservation scope.",
+                         "Type" / Named(PR_TYPE, Enum(BitsInteger(4), **PR_TYPES)) * "The reservation type."),
                      "Reserved" / Bytes(2),
                      "ParameterListLength" / Int32ub * "Bytes of parameter list in the data (24 for most actions).",
                      _CONTROL, prefix="scsi.pr")
@@ -337,7 +378,7 @@ TEST_UNIT_READY_CDB = message("TEST UNIT READY", "scsi.test_unit_ready", "SPC-3 
 
 SCSI_CDB = message(
     "SCSI CDB", "scsi.cdb", "SPC-3 4.3",
-    "OperationCode" / Enum(Int8ub, **OPERATION_CODES) * "The SCSI command.",
+    "OperationCode" / Named(OPCODE, Enum(Int8ub, **OPERATION_CODES)) * "The SCSI command.",
     "Fields" / Switch(this.OperationCode, {
         "TEST_UNIT_READY": TEST_UNIT_READY_CDB.struct,
         "READ_6": RW6.struct, "WRITE_6": RW6.struct,
@@ -362,8 +403,8 @@ SCSI_CDB = message(
 # -- data sent with a command (Data-out) ---------------------------------------------------
 PR_OUT_PARAMETERS = message(
     "PERSISTENT RESERVE OUT parameter list", "scsi.pr_out_parameters", "SPC-3 6.12.3",
-    "ReservationKey" / Hex(Int64ub) * "The I_T nexus's reservation key.",
-    "ServiceActionReservationKey" / Hex(Int64ub) * "The new key (REGISTER) or the key to preempt (PREEMPT).",
+    "ReservationKey" / Named(RESERVATION_KEY, Hex(Int64ub)) * "The I_T nexus's reservation key.",
+    "ServiceActionReservationKey" / Named(SA_RESERVATION_KEY, Hex(Int64ub)) * "The new key (REGISTER) or the key to preempt (PREEMPT).",
     "Obsolete" / Bytes(4),
     "ParameterFlags" / BitStruct(Padding(4), "SPEC_I_PT" / Flag * "Specify initiator ports.",
                                  "ALL_TG_PT" / Flag * "All target ports.", Padding(1),
@@ -385,7 +426,8 @@ UNMAP_PARAMETERS = message(
 INQUIRY_DATA = message(
     "Standard INQUIRY data", "scsi.inquiry_data", "SPC-3 6.4.2",
     "Device" / BitStruct("PeripheralQualifier" / BitsInteger(3) * "0: the device is connected.",
-                         "PeripheralDeviceType" / BitsInteger(5) * "0: direct access block device."),
+                         "PeripheralDeviceType" / BitsInteger(5) * "0: direct access block device.") * (
+        "Peripheral qualifier and device type."),
     "Removable" / BitField(8, 0, 1) * "RMB: removable medium.",
     "Version" / Hex(Int8ub) * "The SPC version claimed (0x05: SPC-3, 0x06: SPC-4).",
     "Format" / Hex(Int8ub) * "NormACA, HiSup and RESPONSE DATA FORMAT (2).",
@@ -398,17 +440,17 @@ INQUIRY_DATA = message(
 VPD_PAGE = message(
     "VPD page", "scsi.vpd_page", "SPC-3 7.6",
     "Device" / Hex(Int8ub) * "Peripheral qualifier and device type.",
-    "PageCode" / Hex(Int8ub) * "The VPD page.",
+    "PageCode" / Hex(Int8ub) * _PAGE_CODE_DOC,
     "PageLength" / Int16ub * "Bytes of page data.",
     "PageData" / GreedyBytes * "The page, not decoded further.",
     prefix="scsi.inquiry")
 READ_CAPACITY10_DATA = message(
     "READ CAPACITY(10) data", "scsi.read_capacity10_data", "SBC-3 5.12.2",
-    "ReturnedLogicalBlockAddress" / Int32ub * "The last logical block (0xFFFFFFFF: use READ CAPACITY(16)).",
+    "ReturnedLogicalBlockAddress" / Int32ub * _RETURNED_LBA_DOC,
     "LogicalBlockLength" / Int32ub * "Bytes per logical block.", prefix="scsi.capacity")
 READ_CAPACITY16_DATA = message(
     "READ CAPACITY(16) data", "scsi.read_capacity16_data", "SBC-3 5.13.2",
-    "ReturnedLogicalBlockAddress" / Int64ub * "The last logical block.",
+    "ReturnedLogicalBlockAddress" / Int64ub * _RETURNED_LBA_DOC,
     "LogicalBlockLength" / Int32ub * "Bytes per logical block.",
     "Protection" / BitStruct(Padding(4), "P_TYPE" / BitsInteger(3) * "Protection type.",
                              "PROT_EN" / Flag * "Protection enabled."),
@@ -422,18 +464,18 @@ READ_CAPACITY16_DATA = message(
 PR_IN_READ_KEYS = message(
     "PERSISTENT RESERVE IN READ KEYS data", "scsi.pr_read_keys", "SPC-3 6.11.2",
     "PrGeneration" / Hex(Int32ub) * "Bumped by every PERSISTENT RESERVE OUT that changes registrations.",
-    "AdditionalLength" / Int32ub * "Bytes of keys that follow.",
-    "ReservationKey" / Array(this.AdditionalLength // 8, Hex(Int64ub)) * "A registered reservation key.",
+    "AdditionalLength" / Int32ub * _PR_LENGTH_DOC,
+    "ReservationKey" / Named(RESERVATION_KEY, Array(this.AdditionalLength // 8, Hex(Int64ub))) * "A registered reservation key.",
     prefix="scsi.pr")
 PR_IN_READ_RESERVATION = message(
     "PERSISTENT RESERVE IN READ RESERVATION data", "scsi.pr_read_reservation", "SPC-3 6.11.3",
     "PrGeneration" / Hex(Int32ub) * "Bumped by every PERSISTENT RESERVE OUT that changes registrations.",
-    "AdditionalLength" / Int32ub * "16 when a reservation is held, else 0.",
+    "AdditionalLength" / Int32ub * _PR_LENGTH_DOC,
     "Reservation" / IfEquals(this.AdditionalLength, 16, Struct(
-        "ReservationKey" / Hex(Int64ub) * "The key of the reservation holder.",
+        "ReservationKey" / Named(RESERVATION_KEY, Hex(Int64ub)) * "The key of the reservation holder.",
         "Obsolete" / Bytes(4), "Reserved" / Bytes(1),
-        "ScopeType" / BitStruct("Scope" / Enum(BitsInteger(4), **PR_SCOPES) * "The reservation scope.",
-                                "Type" / Enum(BitsInteger(4), **PR_TYPES) * "The reservation type."),
+        "ScopeType" / BitStruct("Scope" / Named(PR_SCOPE, Enum(BitsInteger(4), **PR_SCOPES)) * "The reservation scope.",
+                                "Type" / Named(PR_TYPE, Enum(BitsInteger(4), **PR_TYPES)) * "The reservation type."),
         "Obsolete2" / Bytes(2))),
     prefix="scsi.pr")
 PR_IN_REPORT_CAPABILITIES = message(
@@ -447,12 +489,12 @@ PR_IN_REPORT_CAPABILITIES = message(
     "PersistentReservationTypeMask" / Hex(Int16ub) * "The reservation types supported.",
     "Reserved" / Bytes(2), prefix="scsi.pr")
 PR_FULL_STATUS_DESCRIPTOR = Struct(
-    "ReservationKey" / Hex(Int64ub) * "A registered reservation key.",
+    "ReservationKey" / Named(RESERVATION_KEY, Hex(Int64ub)) * "A registered reservation key.",
     "Reserved" / Bytes(4),
     "Holder" / BitStruct(Padding(6), "ALL_TG_PT" / Flag * "Registered on all target ports.",
                          "R_HOLDER" / Flag * "This registrant holds the reservation."),
-    "ScopeType" / BitStruct("Scope" / Enum(BitsInteger(4), **PR_SCOPES) * "The reservation scope.",
-                            "Type" / Enum(BitsInteger(4), **PR_TYPES) * "The reservation type."),
+    "ScopeType" / BitStruct("Scope" / Named(PR_SCOPE, Enum(BitsInteger(4), **PR_SCOPES)) * "The reservation scope.",
+                            "Type" / Named(PR_TYPE, Enum(BitsInteger(4), **PR_TYPES)) * "The reservation type."),
     "Reserved2" / Bytes(4),
     "RelativeTargetPortIdentifier" / Int16ub * "The target port of the I_T nexus.",
     "AdditionalDescriptorLength" / Int32ub * "Bytes of TransportID.",
@@ -461,7 +503,7 @@ PR_FULL_STATUS_DESCRIPTOR = Struct(
 PR_IN_READ_FULL_STATUS = message(
     "PERSISTENT RESERVE IN READ FULL STATUS data", "scsi.pr_full_status", "SPC-3 6.11.5",
     "PrGeneration" / Hex(Int32ub) * "Bumped by every PERSISTENT RESERVE OUT that changes registrations.",
-    "AdditionalLength" / Int32ub * "Bytes of descriptors that follow.",
+    "AdditionalLength" / Int32ub * _PR_LENGTH_DOC,
     "Descriptors" / FixedSized(this.AdditionalLength, GreedyRange(PR_FULL_STATUS_DESCRIPTOR)),
     prefix="scsi.pr")
 REPORT_LUNS_DATA = message(
@@ -492,24 +534,25 @@ MODE_PARAMETER_HEADER10 = message(
     prefix="scsi.mode_sense")
 
 # -- sense data (SPC-3 4.5) ------------------------------------------------------------------
-_ADDITIONAL_SENSE = "AdditionalSense" / Checked(Enum(Int16ub, **ASC_ASCQ), _ASC_RULE) * (
+_ADDITIONAL_SENSE = "AdditionalSense" / Named(ADDITIONAL_SENSE, Checked(Parts(
+    Enum(Int16ub, **ASC_ASCQ), Part("ASC", 0xFF00, ASC), Part("ASCQ", 0x00FF, ASCQ)), _ASC_RULE)) * (
     "ADDITIONAL SENSE CODE and QUALIFIER (ASC << 8 | ASCQ).")
 FIXED_SENSE = Struct(
     "KeyFlags" / BitStruct("FILEMARK" / Flag, "EOM" / Flag, "ILI" / Flag * "Incorrect length indicator.",
-                           Padding(1), "SenseKey" / Checked(Enum(BitsInteger(4), **SENSE_KEYS), _SENSE_KEY_RULE)
+                           Padding(1), "SenseKey" / Named(SENSE_KEY, Checked(Enum(BitsInteger(4), **SENSE_KEYS), _SENSE_KEY_RULE))
                            * "The sense key."),
     "Information" / Hex(Int32ub) * "Command-specific information, e.g. the failing LBA.",
-    "AdditionalSenseLength" / Int8ub * "Bytes that follow (10 for the 18-byte form).",
+    "AdditionalSenseLength" / Int8ub * _SENSE_LENGTH_DOC,
     "CommandSpecificInformation" / Hex(Int32ub),
     _ADDITIONAL_SENSE,
     "FieldReplaceableUnitCode" / Hex(Int8ub),
     "SenseKeySpecific" / Bytes(3) * "SKSV and the sense-key specific bytes.",
 )
 DESCRIPTOR_SENSE = Struct(
-    "SenseKey" / Checked(BitField(8, 4, 4, SENSE_KEYS), _SENSE_KEY_RULE) * "The sense key.",
+    "SenseKey" / Named(SENSE_KEY, Checked(BitField(8, 4, 4, SENSE_KEYS), _SENSE_KEY_RULE)) * "The sense key.",
     _ADDITIONAL_SENSE,
     "Reserved" / Bytes(3),
-    "AdditionalSenseLength" / Int8ub * "Bytes of sense data descriptors that follow.",
+    "AdditionalSenseLength" / Int8ub * _SENSE_LENGTH_DOC,
     "Descriptors" / Bytes(this.AdditionalSenseLength) * "Sense data descriptors, not decoded further.",
 )
 SENSE_DATA = message(

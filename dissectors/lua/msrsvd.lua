@@ -8,7 +8,7 @@
 -- contexts (smb2.tag/smb2.create.chain_data). It needs nothing from Wireshark's own
 -- rsvd dissector, which may be enabled or disabled.
 
-local BUILD = "2e5513a9114ccb77"
+local BUILD = "fe2240fcdf824a8c"
 do
   local loaded = rawget(_G, "msrsvd_plugin_build")
   if loaded then
@@ -242,6 +242,12 @@ local VS_READ_CAPACITY_16_49b3ec = {
   [0x00000010] = "READ_CAPACITY_16",
   [0x00000012] = "GET_LBA_STATUS",
 }
+local VS_READ_KEYS_31a139 = {
+  [0x00000000] = "READ_KEYS",
+  [0x00000001] = "READ_RESERVATION",
+  [0x00000002] = "REPORT_CAPABILITIES",
+  [0x00000003] = "READ_FULL_STATUS",
+}
 local VS_REGISTER_b5b961 = {
   [0x00000000] = "REGISTER",
   [0x00000001] = "RESERVE",
@@ -319,20 +325,20 @@ F.open_device_context__flags = ProtoField.uint32("msrsvd.open_device_context.fla
 F.open_device_context__originator_flags = ProtoField.uint32("msrsvd.open_device_context.originator_flags", "OriginatorFlags", base.HEX, VS_SVHDX_ORIGINATOR_PVHDPARSER_aa6462, nil, "Which component originated the operation. MUST be set to 0x00000001. [MS-RSVD 2.2.5.2]")
 F.open_device_context__open_request_id = ProtoField.uint64("msrsvd.open_device_context.open_request_id", "OpenRequestId", base.HEX, nil, nil, "Windows form only: a 64-bit value assigned by the client; the server ignores it. [MS-RSVD 2.2.5.2]")
 F.open_device_context__initiator_host_name_length = ProtoField.uint16("msrsvd.open_device_context.initiator_host_name_length", "InitiatorHostNameLength", base.DEC, nil, nil, "The length, in bytes, of the InitiatorHostName, including the null termination. [MS-RSVD 2.2.5.2]")
-F.open_device_context__initiator_host_name = ProtoField.string("msrsvd.open_device_context.initiator_host_name", "InitiatorHostName", base.UNICODE, "A null-terminated UTF-16 computer name on which the initiator resides, in a fixed 126-byte buffer. / A null-terminated UTF-16 computer name on which the initiator resides (at most 126 bytes). [MS-RSVD 2.2.5.2]")
+F.open_device_context__initiator_host_name = ProtoField.string("msrsvd.open_device_context.initiator_host_name", "InitiatorHostName", base.UNICODE, "A null-terminated UTF-16 computer name on which the initiator resides (a 126-byte buffer). [MS-RSVD 2.2.5.2]")
 F.open_device_context__virtual_disk_properties_initialized = ProtoField.uint32("msrsvd.open_device_context.virtual_disk_properties_initialized", "VirtualDiskPropertiesInitialized", base.DEC, nil, nil, "Version 2 only: nonzero when the server filled in the disk properties. [MS-RSVD 2.2.5.2]")
 F.open_device_context__server_service_version = ProtoField.uint32("msrsvd.open_device_context.server_service_version", "ServerServiceVersion", base.DEC, nil, nil, "Version 2 only: the server's RSVD protocol version. [MS-RSVD 2.2.5.2]")
 F.open_device_context__virtual_sector_size = ProtoField.uint32("msrsvd.open_device_context.virtual_sector_size", "VirtualSectorSize", base.DEC, nil, nil, "Version 2 only: the virtual disk's logical sector size. [MS-RSVD 2.2.5.2]")
 F.open_device_context__physical_sector_size = ProtoField.uint32("msrsvd.open_device_context.physical_sector_size", "PhysicalSectorSize", base.DEC, nil, nil, "Version 2 only: the virtual disk's physical sector size. [MS-RSVD 2.2.5.2]")
 F.open_device_context__virtual_size = ProtoField.uint64("msrsvd.open_device_context.virtual_size", "VirtualSize", base.DEC, nil, nil, "Version 2 only: the virtual disk's size in bytes. [MS-RSVD 2.2.5.2]")
-F.file_info_request = ProtoField.none("msrsvd.file_info_request", "SVHDX_TUNNEL_FILE_INFO_REQUEST", "SVHDX_TUNNEL_FILE_INFO_REQUEST")
+F.file_info_request = ProtoField.none("msrsvd.file_info_request", "SVHDX_TUNNEL_FILE_INFO_REQUEST", "The SVHDX_TUNNEL_FILE_INFO_REQUEST structure (MS-RSVD 2.2.5.3)")
 F.file_info_request__layout = ProtoField.string("msrsvd.file_info_request.layout", "Layout", base.UNICODE, "Which of the known layouts of SVHDX_TUNNEL_FILE_INFO_REQUEST these bytes follow [MS-RSVD 2.2.5.3]")
 F.file_info_request__server_version = ProtoField.uint32("msrsvd.file_info_request.server_version", "ServerVersion", base.DEC, nil, nil, "The current version of the protocol running on the server. [MS-RSVD 2.2.5.3]")
 F.file_info_request__sector_size = ProtoField.uint32("msrsvd.file_info_request.sector_size", "SectorSize", base.DEC, nil, nil, "The sector size of the shared virtual disk. In a request the client SHOULD set it to zero. [MS-RSVD 2.2.5.3]")
 F.file_info_request__physical_sector_size = ProtoField.uint32("msrsvd.file_info_request.physical_sector_size", "PhysicalSectorSize", base.DEC, nil, nil, "The physical sector size of the shared virtual disk. In a request the client SHOULD set it to zero. [MS-RSVD 2.2.5.3]")
 F.file_info_request__reserved = ProtoField.uint32("msrsvd.file_info_request.reserved", "Reserved", base.HEX, nil, nil, "Windows form only: padding that aligns VirtualSize; not in the seed. [MS-RSVD 2.2.5.3]")
 F.file_info_request__virtual_size = ProtoField.uint64("msrsvd.file_info_request.virtual_size", "VirtualSize", base.DEC, nil, nil, "The virtual size of the shared virtual disk. In a request the client SHOULD set it to zero. [MS-RSVD 2.2.5.3]")
-F.file_info_response = ProtoField.none("msrsvd.file_info_response", "SVHDX_TUNNEL_FILE_INFO_RESPONSE", "SVHDX_TUNNEL_FILE_INFO_RESPONSE")
+F.file_info_response = ProtoField.none("msrsvd.file_info_response", "SVHDX_TUNNEL_FILE_INFO_RESPONSE", "The SVHDX_TUNNEL_FILE_INFO_RESPONSE structure (MS-RSVD 2.2.5.4)")
 F.file_info_response__layout = ProtoField.string("msrsvd.file_info_response.layout", "Layout", base.UNICODE, "Which of the known layouts of SVHDX_TUNNEL_FILE_INFO_RESPONSE these bytes follow [MS-RSVD 2.2.5.4]")
 F.file_info_response__server_version = ProtoField.uint32("msrsvd.file_info_response.server_version", "ServerVersion", base.DEC, nil, nil, "The current version of the protocol running on the server. [MS-RSVD 2.2.5.4]")
 F.file_info_response__sector_size = ProtoField.uint32("msrsvd.file_info_response.sector_size", "SectorSize", base.DEC, nil, nil, "The sector size of the shared virtual disk. [MS-RSVD 2.2.5.4]")
@@ -341,17 +347,17 @@ F.file_info_response__reserved = ProtoField.uint32("msrsvd.file_info_response.re
 F.file_info_response__virtual_size = ProtoField.uint64("msrsvd.file_info_response.virtual_size", "VirtualSize", base.DEC, nil, nil, "The virtual size of the shared virtual disk. [MS-RSVD 2.2.5.4]")
 F.check_connection_request = ProtoField.none("msrsvd.check_connection_request", "SVHDX_TUNNEL_CHECK_CONNECTION_REQUEST", "Only the header; MUST NOT contain any payload.")
 F.check_connection_response = ProtoField.none("msrsvd.check_connection_response", "SVHDX_TUNNEL_CHECK_CONNECTION_RESPONSE", "Only the header; MUST NOT contain any payload.")
-F.srb_status_request = ProtoField.none("msrsvd.srb_status_request", "SVHDX_TUNNEL_SRB_STATUS_REQUEST", "SVHDX_TUNNEL_SRB_STATUS_REQUEST")
+F.srb_status_request = ProtoField.none("msrsvd.srb_status_request", "SVHDX_TUNNEL_SRB_STATUS_REQUEST", "The SVHDX_TUNNEL_SRB_STATUS_REQUEST structure (MS-RSVD 2.2.5.7)")
 F.srb_status_request__status_key = ProtoField.uint32("msrsvd.srb_status_request.status_key", "StatusKey", base.DEC, nil, nil, "The least significant bytes of the status code the server gave for the failed request. [MS-RSVD 2.2.5.7]")
 F.srb_status_request__srb_status = ProtoField.uint8("msrsvd.srb_status_request.srb_status", "SrbStatus", base.HEX, nil, nil, "Reserved; the client MUST set it to zero. [MS-RSVD 2.2.5.7]")
 F.srb_status_request__scsi_status = ProtoField.uint8("msrsvd.srb_status_request.scsi_status", "ScsiStatus", base.HEX, nil, nil, "Reserved; the client MUST set it to zero. [MS-RSVD 2.2.5.7]")
 F.srb_status_request__sense_info_ex_length = ProtoField.uint8("msrsvd.srb_status_request.sense_info_ex_length", "SenseInfoExLength", base.DEC, nil, nil, "Reserved; the client MUST set it to zero. [MS-RSVD 2.2.5.7]")
 F.srb_status_request__reserved = ProtoField.uint8("msrsvd.srb_status_request.reserved", "Reserved", base.HEX, nil, nil, "MUST be set to zero. [MS-RSVD 2.2.5.7]")
 F.srb_status_request__sense_data_ex = ProtoField.bytes("msrsvd.srb_status_request.sense_data_ex", "SenseDataEx", base.NONE, "Reserved; the client MUST set it to zero. [MS-RSVD 2.2.5.7]")
-F.srb_status_response = ProtoField.none("msrsvd.srb_status_response", "SVHDX_TUNNEL_SRB_STATUS_RESPONSE", "SVHDX_TUNNEL_SRB_STATUS_RESPONSE")
+F.srb_status_response = ProtoField.none("msrsvd.srb_status_response", "SVHDX_TUNNEL_SRB_STATUS_RESPONSE", "The SVHDX_TUNNEL_SRB_STATUS_RESPONSE structure (MS-RSVD 2.2.5.8)")
 F.srb_status_response__layout = ProtoField.string("msrsvd.srb_status_response.layout", "Layout", base.UNICODE, "Which of the known layouts of SVHDX_TUNNEL_SRB_STATUS_RESPONSE these bytes follow [MS-RSVD 2.2.5.8]")
-F.srb_status_response__status_key = ProtoField.uint32("msrsvd.srb_status_response.status_key", "StatusKey", base.DEC, nil, nil, "The status key value given by the client for the failed request. / Windows form: a 1-byte status key. [MS-RSVD 2.2.5.8]")
-F.srb_status_response__srb_status = ProtoField.uint8("msrsvd.srb_status_response.srb_status", "SrbStatus", base.HEX, nil, nil, "The SRB status the server reports for the failed request. / The SRB status; bit 0x80 flags auto-generated sense data. [MS-RSVD 2.2.5.8]")
+F.srb_status_response__status_key = ProtoField.uint32("msrsvd.srb_status_response.status_key", "StatusKey", base.DEC, nil, nil, "The status key of the failed request (the seed's 4 bytes; Windows sends 1). [MS-RSVD 2.2.5.8]")
+F.srb_status_response__srb_status = ProtoField.uint8("msrsvd.srb_status_response.srb_status", "SrbStatus", base.HEX, nil, nil, "The SRB status of the failed request; bit 0x80 flags auto-generated sense data. [MS-RSVD 2.2.5.8]")
 F.srb_status_response__srb_status__autosense_valid = ProtoField.bool("msrsvd.srb_status_response.srb_status.autosense_valid", "AutosenseValid", 8, nil, 0x00000080, "SRB_STATUS_AUTOSENSE_VALID (0x80): sense data was returned.")
 F.srb_status_response__srb_status__queue_frozen = ProtoField.bool("msrsvd.srb_status_response.srb_status.queue_frozen", "QueueFrozen", 8, nil, 0x00000040, "SRB_STATUS_QUEUE_FROZEN (0x40).")
 F.srb_status_response__srb_status__status = ProtoField.uint8("msrsvd.srb_status_response.srb_status.status", "Status", base.HEX, VS_SRB_STATUS_PENDING_13c266, 0x3F, "The SRB status. [MS-RSVD 2.2.5.8]")
@@ -359,27 +365,28 @@ F.srb_status_response__scsi_status = ProtoField.uint8("msrsvd.srb_status_respons
 F.srb_status_response__sense_info_ex_length = ProtoField.uint8("msrsvd.srb_status_response.sense_info_ex_length", "SenseInfoExLength", base.DEC, nil, nil, "The length, in bytes, of the sense data in SenseDataEx. [MS-RSVD 2.2.5.8]")
 F.srb_status_response__reserved = ProtoField.uint8("msrsvd.srb_status_response.reserved", "Reserved", base.HEX, nil, nil, "MUST be set to zero. [MS-RSVD 2.2.5.8]")
 F.scsi__sense = ProtoField.none("msrsvd.scsi.sense", "Sense data", "Sense data in fixed (0x70/0x71) or descriptor (0x72/0x73) format.")
-F.scsi__sense__response_code = ProtoField.uint8("msrsvd.scsi.sense.response_code", "ResponseCode", base.HEX, nil, nil, "ResponseCode [SPC-3 4.5]")
+F.scsi__sense__response_code = ProtoField.uint8("msrsvd.scsi.sense.response_code", "ResponseCode", base.HEX, nil, nil, "ResponseCode of Sense data: a 1-byte integer [SPC-3 4.5]")
 F.scsi__sense__response_code__valid = ProtoField.bool("msrsvd.scsi.sense.response_code.valid", "VALID", 8, nil, 0x00000080, "INFORMATION is valid (fixed format).")
 F.scsi__sense__response_code__code = ProtoField.uint8("msrsvd.scsi.sense.response_code.code", "Code", base.HEX, VS_CURRENT_FIXED_f596eb, 0x7F, "Fixed or descriptor format. [SPC-3 4.5]")
-F.scsi__sense__obsolete = ProtoField.bytes("msrsvd.scsi.sense.obsolete", "Obsolete", base.NONE, "Obsolete [SPC-3 4.5]")
-F.scsi__sense__key_flags = ProtoField.uint8("msrsvd.scsi.sense.key_flags", "KeyFlags", base.HEX, nil, nil, "KeyFlags [SPC-3 4.5]")
-F.scsi__sense__key_flags__filemark = ProtoField.bool("msrsvd.scsi.sense.key_flags.filemark", "FILEMARK", 8, nil, 0x00000080, "FILEMARK")
-F.scsi__sense__key_flags__eom = ProtoField.bool("msrsvd.scsi.sense.key_flags.eom", "EOM", 8, nil, 0x00000040, "EOM")
+F.scsi__sense__obsolete = ProtoField.bytes("msrsvd.scsi.sense.obsolete", "Obsolete", base.NONE, "A part of Sense data the spec reserves or retired (bytes); not interpreted [SPC-3 4.5]")
+F.scsi__sense__key_flags = ProtoField.uint8("msrsvd.scsi.sense.key_flags", "KeyFlags", base.HEX, nil, nil, "KeyFlags of Sense data: a 1-byte integer [SPC-3 4.5]")
+F.scsi__sense__key_flags__filemark = ProtoField.bool("msrsvd.scsi.sense.key_flags.filemark", "FILEMARK", 8, nil, 0x00000080, "FILEMARK of KeyFlags: a flag")
+F.scsi__sense__key_flags__eom = ProtoField.bool("msrsvd.scsi.sense.key_flags.eom", "EOM", 8, nil, 0x00000040, "EOM of KeyFlags: a flag")
 F.scsi__sense__key_flags__ili = ProtoField.bool("msrsvd.scsi.sense.key_flags.ili", "ILI", 8, nil, 0x00000020, "Incorrect length indicator.")
-F.scsi__sense__key_flags__sense_key = ProtoField.uint8("msrsvd.scsi.sense.key_flags.sense_key", "SenseKey", base.HEX, VS_NO_SENSE_6c6f4d, 0xF, "The sense key. [SPC-3 4.5]")
+F.scsi__sense__key = ProtoField.uint8("msrsvd.scsi.sense.key", "Sense key", base.HEX, VS_NO_SENSE_6c6f4d, nil, "The sense key, from fixed or descriptor format sense data (SPC-3 4.5.6) [SPC-3 4.5]")
 F.scsi__sense__information = ProtoField.uint32("msrsvd.scsi.sense.information", "Information", base.HEX, nil, nil, "Command-specific information, e.g. the failing LBA. [SPC-3 4.5]")
-F.scsi__sense__additional_sense_length = ProtoField.uint8("msrsvd.scsi.sense.additional_sense_length", "AdditionalSenseLength", base.DEC, nil, nil, "Bytes that follow (10 for the 18-byte form). / Bytes of sense data descriptors that follow. [SPC-3 4.5]")
-F.scsi__sense__command_specific_information = ProtoField.uint32("msrsvd.scsi.sense.command_specific_information", "CommandSpecificInformation", base.HEX, nil, nil, "CommandSpecificInformation [SPC-3 4.5]")
-F.scsi__sense__additional_sense = ProtoField.uint16("msrsvd.scsi.sense.additional_sense", "AdditionalSense", base.HEX, VS_NO_ADDITIONAL_SENSE_INFORMAT_921edf, nil, "ADDITIONAL SENSE CODE and QUALIFIER (ASC << 8 | ASCQ). [SPC-3 4.5]")
-F.scsi__sense__field_replaceable_unit_code = ProtoField.uint8("msrsvd.scsi.sense.field_replaceable_unit_code", "FieldReplaceableUnitCode", base.HEX, nil, nil, "FieldReplaceableUnitCode [SPC-3 4.5]")
+F.scsi__sense__additional_sense_length = ProtoField.uint8("msrsvd.scsi.sense.additional_sense_length", "AdditionalSenseLength", base.DEC, nil, nil, "Bytes of sense data that follow (10 for the 18-byte fixed form; the descriptors' length). [SPC-3 4.5]")
+F.scsi__sense__command_specific_information = ProtoField.uint32("msrsvd.scsi.sense.command_specific_information", "CommandSpecificInformation", base.HEX, nil, nil, "CommandSpecificInformation of Sense data: a 4-byte integer [SPC-3 4.5]")
+F.scsi__sense__asc_ascq = ProtoField.uint16("msrsvd.scsi.sense.asc_ascq", "Additional sense code and qualifier", base.HEX, VS_NO_ADDITIONAL_SENSE_INFORMAT_921edf, nil, "ASC and ASCQ as one 16-bit value (ASC << 8 | ASCQ), named from SPC-3 Annex D.2 [SPC-3 4.5]")
+F.scsi__sense__asc = ProtoField.uint8("msrsvd.scsi.sense.asc", "Additional sense code", base.HEX, nil, nil, "The ADDITIONAL SENSE CODE byte (SPC-3 4.5.6) [SPC-3 4.5]")
+F.scsi__sense__ascq = ProtoField.uint8("msrsvd.scsi.sense.ascq", "Additional sense code qualifier", base.HEX, nil, nil, "The ADDITIONAL SENSE CODE QUALIFIER byte (SPC-3 4.5.6) [SPC-3 4.5]")
+F.scsi__sense__field_replaceable_unit_code = ProtoField.uint8("msrsvd.scsi.sense.field_replaceable_unit_code", "FieldReplaceableUnitCode", base.HEX, nil, nil, "FieldReplaceableUnitCode of Sense data: a 1-byte integer [SPC-3 4.5]")
 F.scsi__sense__sense_key_specific = ProtoField.bytes("msrsvd.scsi.sense.sense_key_specific", "SenseKeySpecific", base.NONE, "SKSV and the sense-key specific bytes. [SPC-3 4.5]")
-F.scsi__sense__sense_key = ProtoField.uint8("msrsvd.scsi.sense.sense_key", "SenseKey", base.HEX, VS_NO_SENSE_6c6f4d, 0xF, "The sense key. [SPC-3 4.5]")
-F.scsi__sense__reserved = ProtoField.bytes("msrsvd.scsi.sense.reserved", "Reserved", base.NONE, "Reserved [SPC-3 4.5]")
+F.scsi__sense__reserved = ProtoField.bytes("msrsvd.scsi.sense.reserved", "Reserved", base.NONE, "A part of Sense data the spec reserves or retired (bytes); not interpreted [SPC-3 4.5]")
 F.scsi__sense__descriptors = ProtoField.bytes("msrsvd.scsi.sense.descriptors", "Descriptors", base.NONE, "Sense data descriptors, not decoded further. [SPC-3 4.5]")
 F.srb_status_response__sense_data_ex = ProtoField.bytes("msrsvd.srb_status_response.sense_data_ex", "SenseDataEx", base.NONE, "The sense data. [MS-RSVD 2.2.5.8]")
 F.srb_status_response__padding = ProtoField.bytes("msrsvd.srb_status_response.padding", "Padding", base.NONE, "Bytes after the sense data, up to the end of the buffer. [MS-RSVD 2.2.5.8]")
-F.disk_info_request = ProtoField.none("msrsvd.disk_info_request", "SVHDX_TUNNEL_DISK_INFO_REQUEST", "SVHDX_TUNNEL_DISK_INFO_REQUEST")
+F.disk_info_request = ProtoField.none("msrsvd.disk_info_request", "SVHDX_TUNNEL_DISK_INFO_REQUEST", "The SVHDX_TUNNEL_DISK_INFO_REQUEST structure (MS-RSVD 2.2.5.9)")
 F.disk_info_request__reserved1 = ProtoField.uint64("msrsvd.disk_info_request.reserved1", "Reserved1", base.HEX, nil, nil, "The client MUST set this field to zero. [MS-RSVD 2.2.5.9]")
 F.disk_info_request__block_size = ProtoField.uint32("msrsvd.disk_info_request.block_size", "BlockSize", base.DEC, nil, nil, "The client MUST set this field to zero. [MS-RSVD 2.2.5.9]")
 F.disk_info_request__linkage_id = ProtoField.guid("msrsvd.disk_info_request.linkage_id", "LinkageID", "The client MUST set this field to zero. [MS-RSVD 2.2.5.9]")
@@ -388,7 +395,7 @@ F.disk_info_request__is_4k_aligned = ProtoField.uint8("msrsvd.disk_info_request.
 F.disk_info_request__reserved2 = ProtoField.uint16("msrsvd.disk_info_request.reserved2", "Reserved2", base.HEX, nil, nil, "The client MUST set this field to zero. [MS-RSVD 2.2.5.9]")
 F.disk_info_request__file_size = ProtoField.uint64("msrsvd.disk_info_request.file_size", "FileSize", base.DEC, nil, nil, "The client MUST set this field to zero. [MS-RSVD 2.2.5.9]")
 F.disk_info_request__virtual_disk_id = ProtoField.guid("msrsvd.disk_info_request.virtual_disk_id", "VirtualDiskId", "Reserved; the client MUST set this field to zero. [MS-RSVD 2.2.5.9]")
-F.disk_info_response = ProtoField.none("msrsvd.disk_info_response", "SVHDX_TUNNEL_DISK_INFO_RESPONSE", "SVHDX_TUNNEL_DISK_INFO_RESPONSE")
+F.disk_info_response = ProtoField.none("msrsvd.disk_info_response", "SVHDX_TUNNEL_DISK_INFO_RESPONSE", "The SVHDX_TUNNEL_DISK_INFO_RESPONSE structure (MS-RSVD 2.2.5.10)")
 F.disk_info_response__disk_type = ProtoField.uint32("msrsvd.disk_info_response.disk_type", "DiskType", base.HEX, VS_VHD_TYPE_FIXED_562ec0, nil, "The type of the disk. [MS-RSVD 2.2.5.10]")
 F.disk_info_response__disk_format = ProtoField.uint32("msrsvd.disk_info_response.disk_format", "DiskFormat", base.HEX, VS_VIRTUAL_STORAGE_TYPE_DEVICE__954418, nil, "The format of the disk. [MS-RSVD 2.2.5.10]")
 F.disk_info_response__block_size = ProtoField.uint32("msrsvd.disk_info_response.block_size", "BlockSize", base.DEC, nil, nil, "The disk block size in bytes. [MS-RSVD 2.2.5.10]")
@@ -398,7 +405,7 @@ F.disk_info_response__is_4k_aligned = ProtoField.uint8("msrsvd.disk_info_respons
 F.disk_info_response__reserved = ProtoField.uint16("msrsvd.disk_info_response.reserved", "Reserved", base.HEX, nil, nil, "MUST be reserved; the client SHOULD set it to zero. [MS-RSVD 2.2.5.10]")
 F.disk_info_response__file_size = ProtoField.uint64("msrsvd.disk_info_response.file_size", "FileSize", base.DEC, nil, nil, "The size of the shared virtual disk, in bytes. [MS-RSVD 2.2.5.10]")
 F.disk_info_response__virtual_disk_id = ProtoField.guid("msrsvd.disk_info_response.virtual_disk_id", "VirtualDiskId", "A GUID that specifies the identification of the disk. [MS-RSVD 2.2.5.10]")
-F.scsi_request = ProtoField.none("msrsvd.scsi_request", "SVHDX_TUNNEL_SCSI_REQUEST", "SVHDX_TUNNEL_SCSI_REQUEST")
+F.scsi_request = ProtoField.none("msrsvd.scsi_request", "SVHDX_TUNNEL_SCSI_REQUEST", "The SVHDX_TUNNEL_SCSI_REQUEST structure (MS-RSVD 2.2.5.11)")
 F.scsi_request__length = ProtoField.uint16("msrsvd.scsi_request.length", "Length", base.DEC, nil, nil, "The size, in bytes, of the SVHDX_TUNNEL_SCSI_REQUEST structure (36). [MS-RSVD 2.2.5.11]")
 F.scsi_request__reserved1 = ProtoField.uint16("msrsvd.scsi_request.reserved1", "Reserved1", base.HEX, nil, nil, "The client SHOULD set this field to zero. [MS-RSVD 2.2.5.11]")
 F.scsi_request__cdb_length = ProtoField.uint8("msrsvd.scsi_request.cdb_length", "CdbLength", base.DEC, nil, nil, "The length, in bytes, of the SCSI CDB; at most RSVD_CDB_GENERIC_LENGTH (16). [MS-RSVD 2.2.5.11]")
@@ -427,106 +434,106 @@ F.scsi_request__srb_flags__port_driver_sensehasport = ProtoField.bool("msrsvd.sc
 F.scsi_request__srb_flags__dont_start_next_packet = ProtoField.bool("msrsvd.scsi_request.srb_flags.dont_start_next_packet", "SRB_FLAGS_DONT_START_NEXT_PACKET", 32, nil, 0x00080000, "SRB_FLAGS_DONT_START_NEXT_PACKET (0x00080000)")
 F.scsi_request__data_transfer_length = ProtoField.uint32("msrsvd.scsi_request.data_transfer_length", "DataTransferLength", base.DEC, nil, nil, "The length, in bytes, of the additional data in DataBuffer. [MS-RSVD 2.2.5.11]")
 F.scsi__cdb = ProtoField.none("msrsvd.scsi.cdb", "SCSI CDB", "The command descriptor block in CDBBuffer, decoded by its OPERATION CODE.")
-F.scsi__cdb__operation_code = ProtoField.uint8("msrsvd.scsi.cdb.operation_code", "OperationCode", base.HEX, VS_TEST_UNIT_READY_48a01b, nil, "The SCSI command. [SPC-3 4.3]")
-F.scsi__test_unit_ready = ProtoField.none("msrsvd.scsi.test_unit_ready", "TEST UNIT READY", "TEST UNIT READY")
-F.scsi__cdb__reserved = ProtoField.bytes("msrsvd.scsi.cdb.reserved", "Reserved", base.NONE, "Reserved [SPC-3 6.33]")
+F.scsi__opcode = ProtoField.uint8("msrsvd.scsi.opcode", "Operation code", base.HEX, VS_TEST_UNIT_READY_48a01b, nil, "The SCSI command: the CDB's OPERATION CODE (SPC-3 4.3.4) [SPC-3 4.3]")
+F.scsi__test_unit_ready = ProtoField.none("msrsvd.scsi.test_unit_ready", "TEST UNIT READY", "The TEST UNIT READY structure (SPC-3 6.33)")
+F.scsi__cdb__reserved = ProtoField.bytes("msrsvd.scsi.cdb.reserved", "Reserved", base.NONE, "A part of TEST UNIT READY the spec reserves or retired (bytes); not interpreted [SPC-3 6.33]")
 F.scsi__cdb__control = ProtoField.uint8("msrsvd.scsi.cdb.control", "Control", base.HEX, nil, nil, "The CONTROL byte (SAM-3 5.2). [SPC-3 6.33]")
-F.scsi__rw6 = ProtoField.none("msrsvd.scsi.rw6", "READ(6)/WRITE(6)", "READ(6)/WRITE(6)")
-F.scsi__rw__address = ProtoField.uint24("msrsvd.scsi.rw.address", "Address", base.HEX, nil, nil, "Address [SBC-3 5.7]")
-F.scsi__rw__address__logical_block_address = ProtoField.uint24("msrsvd.scsi.rw.address.logical_block_address", "LogicalBlockAddress", base.DEC, nil, 0x1FFFFF, "The first logical block. [SBC-3 5.7]")
-F.scsi__rw__transfer_length = ProtoField.uint32("msrsvd.scsi.rw.transfer_length", "TransferLength", base.DEC, nil, nil, "Blocks to transfer (0 means 256). / The number of logical blocks to transfer. [SBC-3 5.7]")
+F.scsi__rw6 = ProtoField.none("msrsvd.scsi.rw6", "READ(6)/WRITE(6)", "The READ(6)/WRITE(6) structure (SBC-3 5.7)")
+F.scsi__rw__address = ProtoField.uint24("msrsvd.scsi.rw.address", "Address", base.HEX, nil, nil, "Address of READ(6)/WRITE(6): a 3-byte integer [SBC-3 5.7]")
+F.scsi__lba = ProtoField.uint64("msrsvd.scsi.lba", "Logical block address", base.DEC, nil, nil, "The first logical block a block command addresses, whatever the CDB size (6, 10, 12, 16) [SBC-3 5.7, SBC-3 5.8, SBC-3 5.9, SBC-3 5.10, SBC-3 5.18, SBC-3 5.19, SBC-3 5.38, SBC-3 5.40]")
+F.scsi__transfer_length = ProtoField.uint32("msrsvd.scsi.transfer_length", "Transfer length", base.DEC, nil, nil, "Logical blocks a READ, WRITE or VERIFY transfers, whatever the CDB size (READ(6)/WRITE(6): 0 means 256) [SBC-3 5.7, SBC-3 5.8, SBC-3 5.9, SBC-3 5.10]")
 F.scsi__rw__control = ProtoField.uint8("msrsvd.scsi.rw.control", "Control", base.HEX, nil, nil, "The CONTROL byte (SAM-3 5.2). [SBC-3 5.7]")
-F.scsi__rw10 = ProtoField.none("msrsvd.scsi.rw10", "READ(10)/WRITE(10)", "READ(10)/WRITE(10)")
+F.scsi__rw10 = ProtoField.none("msrsvd.scsi.rw10", "READ(10)/WRITE(10)", "The READ(10)/WRITE(10) structure (SBC-3 5.8)")
 F.scsi__rw__flags = ProtoField.uint8("msrsvd.scsi.rw.flags", "Flags", base.HEX, nil, nil, "Byte 1 of READ/WRITE(10/12/16). [SBC-3 5.8]")
 F.scsi__rw__flags__rd_wr_protect = ProtoField.uint8("msrsvd.scsi.rw.flags.rd_wr_protect", "RdWrProtect", base.DEC, nil, 0xE0, "RDPROTECT or WRPROTECT: protection information checking. [SBC-3 5.8]")
 F.scsi__rw__flags__dpo = ProtoField.bool("msrsvd.scsi.rw.flags.dpo", "DPO", 8, nil, 0x00000010, "Disable page out.")
 F.scsi__rw__flags__fua = ProtoField.bool("msrsvd.scsi.rw.flags.fua", "FUA", 8, nil, 0x00000008, "Force unit access.")
 F.scsi__rw__flags__fua_nv = ProtoField.bool("msrsvd.scsi.rw.flags.fua_nv", "FUA_NV", 8, nil, 0x00000002, "Force unit access, non-volatile cache.")
-F.scsi__rw__logical_block_address = ProtoField.uint64("msrsvd.scsi.rw.logical_block_address", "LogicalBlockAddress", base.DEC, nil, nil, "The first logical block. [SBC-3 5.8]")
 F.scsi__rw__group_number = ProtoField.uint8("msrsvd.scsi.rw.group_number", "GroupNumber", base.DEC, nil, 0x1F, "The group number. [SBC-3 5.8]")
-F.scsi__rw12 = ProtoField.none("msrsvd.scsi.rw12", "READ(12)/WRITE(12)", "READ(12)/WRITE(12)")
-F.scsi__rw16 = ProtoField.none("msrsvd.scsi.rw16", "READ(16)/WRITE(16)", "READ(16)/WRITE(16)")
-F.scsi__sync10 = ProtoField.none("msrsvd.scsi.sync10", "SYNCHRONIZE CACHE(10)", "SYNCHRONIZE CACHE(10)")
-F.scsi__rw__sync_flags = ProtoField.uint8("msrsvd.scsi.rw.sync_flags", "SyncFlags", base.HEX, nil, nil, "SyncFlags [SBC-3 5.18]")
-F.scsi__rw__sync_flags__sync_nv = ProtoField.bool("msrsvd.scsi.rw.sync_flags.sync_nv", "SYNC_NV", 8, nil, 0x00000004, "SYNC_NV")
-F.scsi__rw__sync_flags__immed = ProtoField.bool("msrsvd.scsi.rw.sync_flags.immed", "IMMED", 8, nil, 0x00000002, "IMMED")
-F.scsi__rw__number_of_logical_blocks = ProtoField.uint32("msrsvd.scsi.rw.number_of_logical_blocks", "NumberOfLogicalBlocks", base.DEC, nil, nil, "Blocks to synchronize (0: to the end). / Blocks to write. [SBC-3 5.18]")
-F.scsi__sync16 = ProtoField.none("msrsvd.scsi.sync16", "SYNCHRONIZE CACHE(16)", "SYNCHRONIZE CACHE(16)")
-F.scsi__write_same10 = ProtoField.none("msrsvd.scsi.write_same10", "WRITE SAME(10)", "WRITE SAME(10)")
-F.scsi__rw__write_same_flags = ProtoField.uint8("msrsvd.scsi.rw.write_same_flags", "WriteSameFlags", base.HEX, nil, nil, "WriteSameFlags [SBC-3 5.38]")
-F.scsi__rw__write_same_flags__wr_protect = ProtoField.uint8("msrsvd.scsi.rw.write_same_flags.wr_protect", "WrProtect", base.DEC, nil, 0xE0, "WrProtect [SBC-3 5.38]")
-F.scsi__rw__write_same_flags__anchor = ProtoField.bool("msrsvd.scsi.rw.write_same_flags.anchor", "ANCHOR", 8, nil, 0x00000010, "ANCHOR")
-F.scsi__rw__write_same_flags__unmap = ProtoField.bool("msrsvd.scsi.rw.write_same_flags.unmap", "UNMAP", 8, nil, 0x00000008, "UNMAP")
-F.scsi__write_same16 = ProtoField.none("msrsvd.scsi.write_same16", "WRITE SAME(16)", "WRITE SAME(16)")
-F.scsi__inquiry_cdb = ProtoField.none("msrsvd.scsi.inquiry_cdb", "INQUIRY", "INQUIRY")
-F.scsi__inquiry__flags = ProtoField.uint8("msrsvd.scsi.inquiry.flags", "Flags", base.HEX, nil, nil, "Flags [SPC-3 6.4]")
+F.scsi__rw12 = ProtoField.none("msrsvd.scsi.rw12", "READ(12)/WRITE(12)", "The READ(12)/WRITE(12) structure (SBC-3 5.9)")
+F.scsi__rw16 = ProtoField.none("msrsvd.scsi.rw16", "READ(16)/WRITE(16)", "The READ(16)/WRITE(16) structure (SBC-3 5.10)")
+F.scsi__sync10 = ProtoField.none("msrsvd.scsi.sync10", "SYNCHRONIZE CACHE(10)", "The SYNCHRONIZE CACHE(10) structure (SBC-3 5.18)")
+F.scsi__rw__sync_flags = ProtoField.uint8("msrsvd.scsi.rw.sync_flags", "SyncFlags", base.HEX, nil, nil, "SyncFlags of SYNCHRONIZE CACHE(10), SYNCHRONIZE CACHE(16): a 1-byte integer [SBC-3 5.18]")
+F.scsi__rw__sync_flags__sync_nv = ProtoField.bool("msrsvd.scsi.rw.sync_flags.sync_nv", "SYNC_NV", 8, nil, 0x00000004, "SYNC_NV of SyncFlags: a flag")
+F.scsi__rw__sync_flags__immed = ProtoField.bool("msrsvd.scsi.rw.sync_flags.immed", "IMMED", 8, nil, 0x00000002, "IMMED of SyncFlags: a flag")
+F.scsi__rw__number_of_logical_blocks = ProtoField.uint32("msrsvd.scsi.rw.number_of_logical_blocks", "NumberOfLogicalBlocks", base.DEC, nil, nil, "Blocks to synchronize or write (SYNCHRONIZE CACHE: 0 means to the end of the medium). [SBC-3 5.18]")
+F.scsi__sync16 = ProtoField.none("msrsvd.scsi.sync16", "SYNCHRONIZE CACHE(16)", "The SYNCHRONIZE CACHE(16) structure (SBC-3 5.19)")
+F.scsi__write_same10 = ProtoField.none("msrsvd.scsi.write_same10", "WRITE SAME(10)", "The WRITE SAME(10) structure (SBC-3 5.38)")
+F.scsi__rw__write_same_flags = ProtoField.uint8("msrsvd.scsi.rw.write_same_flags", "WriteSameFlags", base.HEX, nil, nil, "WriteSameFlags of WRITE SAME(10), WRITE SAME(16): a 1-byte integer [SBC-3 5.38]")
+F.scsi__rw__write_same_flags__wr_protect = ProtoField.uint8("msrsvd.scsi.rw.write_same_flags.wr_protect", "WrProtect", base.DEC, nil, 0xE0, "WrProtect of WriteSameFlags: a 1-byte integer [SBC-3 5.38]")
+F.scsi__rw__write_same_flags__anchor = ProtoField.bool("msrsvd.scsi.rw.write_same_flags.anchor", "ANCHOR", 8, nil, 0x00000010, "ANCHOR of WriteSameFlags: a flag")
+F.scsi__rw__write_same_flags__unmap = ProtoField.bool("msrsvd.scsi.rw.write_same_flags.unmap", "UNMAP", 8, nil, 0x00000008, "UNMAP of WriteSameFlags: a flag")
+F.scsi__write_same16 = ProtoField.none("msrsvd.scsi.write_same16", "WRITE SAME(16)", "The WRITE SAME(16) structure (SBC-3 5.40)")
+F.scsi__inquiry_cdb = ProtoField.none("msrsvd.scsi.inquiry_cdb", "INQUIRY", "The INQUIRY structure (SPC-3 6.4)")
+F.scsi__inquiry__flags = ProtoField.uint8("msrsvd.scsi.inquiry.flags", "Flags", base.HEX, nil, nil, "Flags of INQUIRY: a 1-byte integer [SPC-3 6.4]")
 F.scsi__inquiry__flags__cmd_dt = ProtoField.bool("msrsvd.scsi.inquiry.flags.cmd_dt", "CmdDt", 8, nil, 0x00000002, "Obsolete.")
 F.scsi__inquiry__flags__evpd = ProtoField.bool("msrsvd.scsi.inquiry.flags.evpd", "EVPD", 8, nil, 0x00000001, "Return the vital product data page PAGE CODE.")
-F.scsi__inquiry__page_code = ProtoField.uint8("msrsvd.scsi.inquiry.page_code", "PageCode", base.HEX, nil, nil, "The VPD page to return when EVPD is set. / The VPD page. [SPC-3 6.4]")
+F.scsi__inquiry__page_code = ProtoField.uint8("msrsvd.scsi.inquiry.page_code", "PageCode", base.HEX, nil, nil, "The VPD page: asked for in INQUIRY when EVPD is set, named again in the page returned. [SPC-3 6.4]")
 F.scsi__inquiry__allocation_length = ProtoField.uint16("msrsvd.scsi.inquiry.allocation_length", "AllocationLength", base.DEC, nil, nil, "Bytes the initiator has room for. [SPC-3 6.4]")
 F.scsi__inquiry__control = ProtoField.uint8("msrsvd.scsi.inquiry.control", "Control", base.HEX, nil, nil, "The CONTROL byte (SAM-3 5.2). [SPC-3 6.4]")
-F.scsi__read_capacity10_cdb = ProtoField.none("msrsvd.scsi.read_capacity10_cdb", "READ CAPACITY(10)", "READ CAPACITY(10)")
-F.scsi__capacity__reserved = ProtoField.bytes("msrsvd.scsi.capacity.reserved", "Reserved", base.NONE, "Reserved [SBC-3 5.12]")
-F.scsi__capacity__logical_block_address = ProtoField.uint64("msrsvd.scsi.capacity.logical_block_address", "LogicalBlockAddress", base.DEC, nil, nil, "Obsolete; zero. / Obsolete for READ CAPACITY(16); zero. [SBC-3 5.12]")
-F.scsi__capacity__reserved2 = ProtoField.bytes("msrsvd.scsi.capacity.reserved2", "Reserved2", base.NONE, "Reserved2 [SBC-3 5.12]")
+F.scsi__read_capacity10_cdb = ProtoField.none("msrsvd.scsi.read_capacity10_cdb", "READ CAPACITY(10)", "The READ CAPACITY(10) structure (SBC-3 5.12)")
+F.scsi__capacity__reserved = ProtoField.bytes("msrsvd.scsi.capacity.reserved", "Reserved", base.NONE, "A part of READ CAPACITY(10), READ CAPACITY(16) data the spec reserves or retired (bytes); not interpreted [SBC-3 5.12]")
+F.scsi__capacity__logical_block_address = ProtoField.uint64("msrsvd.scsi.capacity.logical_block_address", "LogicalBlockAddress", base.DEC, nil, nil, "Obsolete; zero. [SBC-3 5.12]")
+F.scsi__capacity__reserved2 = ProtoField.bytes("msrsvd.scsi.capacity.reserved2", "Reserved2", base.NONE, "A part of READ CAPACITY(10) the spec reserves or retired (bytes); not interpreted [SBC-3 5.12]")
 F.scsi__capacity__pmi = ProtoField.uint8("msrsvd.scsi.capacity.pmi", "PMI", base.DEC, nil, 0x1, "Obsolete; zero. [SBC-3 5.12]")
 F.scsi__capacity__control = ProtoField.uint8("msrsvd.scsi.capacity.control", "Control", base.HEX, nil, nil, "The CONTROL byte (SAM-3 5.2). [SBC-3 5.12]")
-F.scsi__service_action_in16 = ProtoField.none("msrsvd.scsi.service_action_in16", "SERVICE ACTION IN(16)", "SERVICE ACTION IN(16)")
+F.scsi__service_action_in16 = ProtoField.none("msrsvd.scsi.service_action_in16", "SERVICE ACTION IN(16)", "The SERVICE ACTION IN(16) structure (SBC-3 5.13)")
 F.scsi__capacity__service_action = ProtoField.uint8("msrsvd.scsi.capacity.service_action", "ServiceAction", base.HEX, VS_READ_CAPACITY_16_49b3ec, 0x1F, "0x10: READ CAPACITY(16). [SBC-3 5.13]")
 F.scsi__capacity__allocation_length = ProtoField.uint32("msrsvd.scsi.capacity.allocation_length", "AllocationLength", base.DEC, nil, nil, "Bytes the initiator has room for. [SBC-3 5.13]")
-F.scsi__pr_in = ProtoField.none("msrsvd.scsi.pr_in", "PERSISTENT RESERVE IN", "PERSISTENT RESERVE IN")
-F.scsi__pr__service_action = ProtoField.uint8("msrsvd.scsi.pr.service_action", "ServiceAction", base.HEX, VS_REGISTER_b5b961, 0x1F, "What to read. / What to do. [SPC-3 6.11]")
-F.scsi__pr__reserved = ProtoField.bytes("msrsvd.scsi.pr.reserved", "Reserved", base.NONE, "Reserved [SPC-3 6.11]")
+F.scsi__pr_in = ProtoField.none("msrsvd.scsi.pr_in", "PERSISTENT RESERVE IN", "The PERSISTENT RESERVE IN structure (SPC-3 6.11)")
+F.scsi__pr_in__service_action = ProtoField.uint8("msrsvd.scsi.pr_in.service_action", "PR IN service action", base.HEX, VS_READ_KEYS_31a139, nil, "What PERSISTENT RESERVE IN reads (SPC-3 6.11.1) [SPC-3 6.11]")
+F.scsi__pr__reserved = ProtoField.bytes("msrsvd.scsi.pr.reserved", "Reserved", base.NONE, "A part of PERSISTENT RESERVE IN, PERSISTENT RESERVE OUT, PERSISTENT RESERVE OUT parameter list, PERSISTENT RESERVE IN READ RESERVATION data, PERSISTENT RESERVE IN REPORT CAPABILITIES data, PERSISTENT RESERVE IN READ FULL STATUS data the spec reserves or retired (bytes); not interpreted [SPC-3 6.11]")
 F.scsi__pr__allocation_length = ProtoField.uint16("msrsvd.scsi.pr.allocation_length", "AllocationLength", base.DEC, nil, nil, "Bytes the initiator has room for. [SPC-3 6.11]")
 F.scsi__pr__control = ProtoField.uint8("msrsvd.scsi.pr.control", "Control", base.HEX, nil, nil, "The CONTROL byte (SAM-3 5.2). [SPC-3 6.11]")
-F.scsi__pr_out = ProtoField.none("msrsvd.scsi.pr_out", "PERSISTENT RESERVE OUT", "PERSISTENT RESERVE OUT")
-F.scsi__pr__scope_type = ProtoField.uint8("msrsvd.scsi.pr.scope_type", "ScopeType", base.HEX, nil, nil, "ScopeType [SPC-3 6.12]")
-F.scsi__pr__scope_type__scope = ProtoField.uint8("msrsvd.scsi.pr.scope_type.scope", "Scope", base.HEX, VS_LU_SCOPE_e6b026, 0xF0, "The reservation scope. [SPC-3 6.12]")
-F.scsi__pr__scope_type__type = ProtoField.uint8("msrsvd.scsi.pr.scope_type.type", "Type", base.HEX, VS_WRITE_EXCLUSIVE_c8ad5a, 0xF, "The reservation type. [SPC-3 6.12]")
+F.scsi__pr_out = ProtoField.none("msrsvd.scsi.pr_out", "PERSISTENT RESERVE OUT", "The PERSISTENT RESERVE OUT structure (SPC-3 6.12)")
+F.scsi__pr_out__service_action = ProtoField.uint8("msrsvd.scsi.pr_out.service_action", "PR OUT service action", base.HEX, VS_REGISTER_b5b961, nil, "What PERSISTENT RESERVE OUT does (SPC-3 6.12.1) [SPC-3 6.12]")
+F.scsi__pr__scope_type = ProtoField.uint8("msrsvd.scsi.pr.scope_type", "ScopeType", base.HEX, nil, nil, "ScopeType of PERSISTENT RESERVE OUT, PERSISTENT RESERVE IN READ RESERVATION data, PERSISTENT RESERVE IN READ FULL STATUS data: a 1-byte integer [SPC-3 6.12]")
+F.scsi__pr__scope = ProtoField.uint8("msrsvd.scsi.pr.scope", "Reservation scope", base.HEX, VS_LU_SCOPE_e6b026, nil, "The persistent reservation scope (SPC-3 6.11.3.3) [SPC-3 6.12]")
+F.scsi__pr__type = ProtoField.uint8("msrsvd.scsi.pr.type", "Reservation type", base.HEX, VS_WRITE_EXCLUSIVE_c8ad5a, nil, "The persistent reservation type (SPC-3 6.11.3.4) [SPC-3 6.12]")
 F.scsi__pr__parameter_list_length = ProtoField.uint32("msrsvd.scsi.pr.parameter_list_length", "ParameterListLength", base.DEC, nil, nil, "Bytes of parameter list in the data (24 for most actions). [SPC-3 6.12]")
-F.scsi__report_luns_cdb = ProtoField.none("msrsvd.scsi.report_luns_cdb", "REPORT LUNS", "REPORT LUNS")
-F.scsi__report_luns__reserved = ProtoField.bytes("msrsvd.scsi.report_luns.reserved", "Reserved", base.NONE, "Reserved [SPC-3 6.21]")
+F.scsi__report_luns_cdb = ProtoField.none("msrsvd.scsi.report_luns_cdb", "REPORT LUNS", "The REPORT LUNS structure (SPC-3 6.21)")
+F.scsi__report_luns__reserved = ProtoField.bytes("msrsvd.scsi.report_luns.reserved", "Reserved", base.NONE, "A part of REPORT LUNS, REPORT LUNS parameter data the spec reserves or retired (bytes); not interpreted [SPC-3 6.21]")
 F.scsi__report_luns__select_report = ProtoField.uint8("msrsvd.scsi.report_luns.select_report", "SelectReport", base.HEX, nil, nil, "Which LUNs to report. [SPC-3 6.21]")
-F.scsi__report_luns__reserved2 = ProtoField.bytes("msrsvd.scsi.report_luns.reserved2", "Reserved2", base.NONE, "Reserved2 [SPC-3 6.21]")
+F.scsi__report_luns__reserved2 = ProtoField.bytes("msrsvd.scsi.report_luns.reserved2", "Reserved2", base.NONE, "A part of REPORT LUNS the spec reserves or retired (bytes); not interpreted [SPC-3 6.21]")
 F.scsi__report_luns__allocation_length = ProtoField.uint32("msrsvd.scsi.report_luns.allocation_length", "AllocationLength", base.DEC, nil, nil, "Bytes the initiator has room for. [SPC-3 6.21]")
-F.scsi__report_luns__reserved3 = ProtoField.bytes("msrsvd.scsi.report_luns.reserved3", "Reserved3", base.NONE, "Reserved3 [SPC-3 6.21]")
+F.scsi__report_luns__reserved3 = ProtoField.bytes("msrsvd.scsi.report_luns.reserved3", "Reserved3", base.NONE, "A part of REPORT LUNS the spec reserves or retired (bytes); not interpreted [SPC-3 6.21]")
 F.scsi__report_luns__control = ProtoField.uint8("msrsvd.scsi.report_luns.control", "Control", base.HEX, nil, nil, "The CONTROL byte (SAM-3 5.2). [SPC-3 6.21]")
-F.scsi__mode_sense6 = ProtoField.none("msrsvd.scsi.mode_sense6", "MODE SENSE(6)", "MODE SENSE(6)")
-F.scsi__mode_sense__dbd = ProtoField.uint8("msrsvd.scsi.mode_sense.dbd", "Dbd", base.HEX, nil, nil, "Dbd [SPC-3 6.9]")
+F.scsi__mode_sense6 = ProtoField.none("msrsvd.scsi.mode_sense6", "MODE SENSE(6)", "The MODE SENSE(6) structure (SPC-3 6.9)")
+F.scsi__mode_sense__dbd = ProtoField.uint8("msrsvd.scsi.mode_sense.dbd", "Dbd", base.HEX, nil, nil, "Dbd of MODE SENSE(6), MODE SENSE(10): a 1-byte integer [SPC-3 6.9]")
 F.scsi__mode_sense__dbd__dbd = ProtoField.bool("msrsvd.scsi.mode_sense.dbd.dbd", "DBD", 8, nil, 0x00000008, "Disable block descriptors.")
-F.scsi__mode_sense__page = ProtoField.uint8("msrsvd.scsi.mode_sense.page", "Page", base.HEX, nil, nil, "Page [SPC-3 6.9]")
+F.scsi__mode_sense__page = ProtoField.uint8("msrsvd.scsi.mode_sense.page", "Page", base.HEX, nil, nil, "Page of MODE SENSE(6), MODE SENSE(10): a 1-byte integer [SPC-3 6.9]")
 F.scsi__mode_sense__page__pc = ProtoField.uint8("msrsvd.scsi.mode_sense.page.pc", "PC", base.HEX, VS_CURRENT_857b5d, 0xC0, "Page control: which values to return. [SPC-3 6.9]")
 F.scsi__mode_sense__page__page_code = ProtoField.uint8("msrsvd.scsi.mode_sense.page.page_code", "PageCode", base.DEC, nil, 0x3F, "The mode page (0x3F: all pages). [SPC-3 6.9]")
 F.scsi__mode_sense__subpage_code = ProtoField.uint8("msrsvd.scsi.mode_sense.subpage_code", "SubpageCode", base.HEX, nil, nil, "The mode subpage. [SPC-3 6.9]")
 F.scsi__mode_sense__allocation_length = ProtoField.uint16("msrsvd.scsi.mode_sense.allocation_length", "AllocationLength", base.DEC, nil, nil, "Bytes the initiator has room for. [SPC-3 6.9]")
 F.scsi__mode_sense__control = ProtoField.uint8("msrsvd.scsi.mode_sense.control", "Control", base.HEX, nil, nil, "The CONTROL byte (SAM-3 5.2). [SPC-3 6.9]")
-F.scsi__mode_sense10 = ProtoField.none("msrsvd.scsi.mode_sense10", "MODE SENSE(10)", "MODE SENSE(10)")
+F.scsi__mode_sense10 = ProtoField.none("msrsvd.scsi.mode_sense10", "MODE SENSE(10)", "The MODE SENSE(10) structure (SPC-3 6.10)")
 F.scsi__mode_sense__dbd__llbaa = ProtoField.bool("msrsvd.scsi.mode_sense.dbd.llbaa", "LLBAA", 8, nil, 0x00000010, "Long LBA accepted.")
-F.scsi__mode_sense__reserved = ProtoField.bytes("msrsvd.scsi.mode_sense.reserved", "Reserved", base.NONE, "Reserved [SPC-3 6.10]")
-F.scsi__unmap_cdb = ProtoField.none("msrsvd.scsi.unmap_cdb", "UNMAP", "UNMAP")
+F.scsi__mode_sense__reserved = ProtoField.bytes("msrsvd.scsi.mode_sense.reserved", "Reserved", base.NONE, "A part of MODE SENSE(10), MODE SENSE(10) parameter header the spec reserves or retired (bytes); not interpreted [SPC-3 6.10]")
+F.scsi__unmap_cdb = ProtoField.none("msrsvd.scsi.unmap_cdb", "UNMAP", "The UNMAP structure (SBC-3 5.28)")
 F.scsi__unmap__anchor = ProtoField.uint8("msrsvd.scsi.unmap.anchor", "Anchor", base.DEC, nil, 0x1, "ANCHOR: anchor the blocks rather than deallocate. [SBC-3 5.28]")
-F.scsi__unmap__reserved = ProtoField.bytes("msrsvd.scsi.unmap.reserved", "Reserved", base.NONE, "Reserved [SBC-3 5.28]")
+F.scsi__unmap__reserved = ProtoField.bytes("msrsvd.scsi.unmap.reserved", "Reserved", base.NONE, "A part of UNMAP, UNMAP parameter list the spec reserves or retired (bytes); not interpreted [SBC-3 5.28]")
 F.scsi__unmap__group_number = ProtoField.uint8("msrsvd.scsi.unmap.group_number", "GroupNumber", base.DEC, nil, 0x1F, "The group number. [SBC-3 5.28]")
 F.scsi__unmap__parameter_list_length = ProtoField.uint16("msrsvd.scsi.unmap.parameter_list_length", "ParameterListLength", base.DEC, nil, nil, "Bytes of UNMAP parameter list in the data. [SBC-3 5.28]")
 F.scsi__unmap__control = ProtoField.uint8("msrsvd.scsi.unmap.control", "Control", base.HEX, nil, nil, "The CONTROL byte (SAM-3 5.2). [SBC-3 5.28]")
 F.scsi_request__cdb_buffer = ProtoField.bytes("msrsvd.scsi_request.cdb_buffer", "CDBBuffer", base.NONE, "The SCSI command descriptor block. [MS-RSVD 2.2.5.11]")
 F.scsi_request__reserved3 = ProtoField.uint32("msrsvd.scsi_request.reserved3", "Reserved3", base.HEX, nil, nil, "SHOULD be set to 0x00000000. [MS-RSVD 2.2.5.11]")
-F.scsi__pr_out_parameters = ProtoField.none("msrsvd.scsi.pr_out_parameters", "PERSISTENT RESERVE OUT parameter list", "PERSISTENT RESERVE OUT parameter list")
-F.scsi__pr__reservation_key = ProtoField.uint64("msrsvd.scsi.pr.reservation_key", "ReservationKey", base.HEX, nil, nil, "The I_T nexus's reservation key. / A registered reservation key. / The key of the reservation holder. [SPC-3 6.12.3]")
-F.scsi__pr__service_action_reservation_key = ProtoField.uint64("msrsvd.scsi.pr.service_action_reservation_key", "ServiceActionReservationKey", base.HEX, nil, nil, "The new key (REGISTER) or the key to preempt (PREEMPT). [SPC-3 6.12.3]")
-F.scsi__pr__obsolete = ProtoField.bytes("msrsvd.scsi.pr.obsolete", "Obsolete", base.NONE, "Obsolete [SPC-3 6.12.3]")
-F.scsi__pr__parameter_flags = ProtoField.uint8("msrsvd.scsi.pr.parameter_flags", "ParameterFlags", base.HEX, nil, nil, "ParameterFlags [SPC-3 6.12.3]")
+F.scsi__pr_out_parameters = ProtoField.none("msrsvd.scsi.pr_out_parameters", "PERSISTENT RESERVE OUT parameter list", "The PERSISTENT RESERVE OUT parameter list structure (SPC-3 6.12.3)")
+F.scsi__pr__reservation_key = ProtoField.uint64("msrsvd.scsi.pr.reservation_key", "Reservation key", base.HEX, nil, nil, "A persistent reservation key: the I_T nexus's own in PERSISTENT RESERVE OUT, a registered or the holder's in PERSISTENT RESERVE IN data [SPC-3 6.12.3, SPC-3 6.11.2, SPC-3 6.11.3, SPC-3 6.11.5]")
+F.scsi__pr__service_action_reservation_key = ProtoField.uint64("msrsvd.scsi.pr.service_action_reservation_key", "Service action reservation key", base.HEX, nil, nil, "PERSISTENT RESERVE OUT's second key: the new key (REGISTER) or the key to preempt (PREEMPT) [SPC-3 6.12.3]")
+F.scsi__pr__obsolete = ProtoField.bytes("msrsvd.scsi.pr.obsolete", "Obsolete", base.NONE, "A part of PERSISTENT RESERVE OUT parameter list, PERSISTENT RESERVE IN READ RESERVATION data the spec reserves or retired (bytes); not interpreted [SPC-3 6.12.3]")
+F.scsi__pr__parameter_flags = ProtoField.uint8("msrsvd.scsi.pr.parameter_flags", "ParameterFlags", base.HEX, nil, nil, "ParameterFlags of PERSISTENT RESERVE OUT parameter list: a 1-byte integer [SPC-3 6.12.3]")
 F.scsi__pr__parameter_flags__spec_i_pt = ProtoField.bool("msrsvd.scsi.pr.parameter_flags.spec_i_pt", "SPEC_I_PT", 8, nil, 0x00000008, "Specify initiator ports.")
 F.scsi__pr__parameter_flags__all_tg_pt = ProtoField.bool("msrsvd.scsi.pr.parameter_flags.all_tg_pt", "ALL_TG_PT", 8, nil, 0x00000004, "All target ports.")
 F.scsi__pr__parameter_flags__aptpl = ProtoField.bool("msrsvd.scsi.pr.parameter_flags.aptpl", "APTPL", 8, nil, 0x00000001, "Activate persist through power loss.")
-F.scsi__pr__obsolete2 = ProtoField.bytes("msrsvd.scsi.pr.obsolete2", "Obsolete2", base.NONE, "Obsolete2 [SPC-3 6.12.3]")
-F.scsi__unmap_parameters = ProtoField.none("msrsvd.scsi.unmap_parameters", "UNMAP parameter list", "UNMAP parameter list")
+F.scsi__pr__obsolete2 = ProtoField.bytes("msrsvd.scsi.pr.obsolete2", "Obsolete2", base.NONE, "A part of PERSISTENT RESERVE OUT parameter list, PERSISTENT RESERVE IN READ RESERVATION data the spec reserves or retired (bytes); not interpreted [SPC-3 6.12.3]")
+F.scsi__unmap_parameters = ProtoField.none("msrsvd.scsi.unmap_parameters", "UNMAP parameter list", "The UNMAP parameter list structure (SBC-3 5.28.2)")
 F.scsi__unmap__data_length = ProtoField.uint16("msrsvd.scsi.unmap.data_length", "DataLength", base.DEC, nil, nil, "Bytes that follow. [SBC-3 5.28.2]")
 F.scsi__unmap__block_descriptor_data_length = ProtoField.uint16("msrsvd.scsi.unmap.block_descriptor_data_length", "BlockDescriptorDataLength", base.DEC, nil, nil, "Bytes of block descriptors. [SBC-3 5.28.2]")
 F.scsi__unmap__unmap_logical_block_address = ProtoField.uint64("msrsvd.scsi.unmap.unmap_logical_block_address", "UnmapLogicalBlockAddress", base.DEC, nil, nil, "The first block to unmap. [SBC-3 5.28.2]")
 F.scsi__unmap__number_of_logical_blocks = ProtoField.uint32("msrsvd.scsi.unmap.number_of_logical_blocks", "NumberOfLogicalBlocks", base.DEC, nil, nil, "How many blocks. [SBC-3 5.28.2]")
 F.scsi_request__data_buffer = ProtoField.bytes("msrsvd.scsi_request.data_buffer", "DataBuffer", base.NONE, "The additional data: DataTransferLength bytes for Data-out, else empty. [MS-RSVD 2.2.5.11]")
-F.scsi_response = ProtoField.none("msrsvd.scsi_response", "SVHDX_TUNNEL_SCSI_RESPONSE", "SVHDX_TUNNEL_SCSI_RESPONSE")
+F.scsi_response = ProtoField.none("msrsvd.scsi_response", "SVHDX_TUNNEL_SCSI_RESPONSE", "The SVHDX_TUNNEL_SCSI_RESPONSE structure (MS-RSVD 2.2.5.12)")
 F.scsi_response__length = ProtoField.uint16("msrsvd.scsi_response.length", "Length", base.DEC, nil, nil, "The size, in bytes, of the SVHDX_TUNNEL_SCSI_RESPONSE structure. [MS-RSVD 2.2.5.12]")
 F.scsi_response__srb_status = ProtoField.uint8("msrsvd.scsi_response.srb_status", "SrbStatus", base.HEX, nil, nil, "The SRB status of the request (SPC-3 4.18). [MS-RSVD 2.2.5.12]")
 F.scsi_response__srb_status__autosense_valid = ProtoField.bool("msrsvd.scsi_response.srb_status.autosense_valid", "AutosenseValid", 8, nil, 0x00000080, "SRB_STATUS_AUTOSENSE_VALID (0x80): sense data was returned.")
@@ -559,8 +566,8 @@ F.scsi_response__srb_flags__port_driver_sensehasport = ProtoField.bool("msrsvd.s
 F.scsi_response__srb_flags__dont_start_next_packet = ProtoField.bool("msrsvd.scsi_response.srb_flags.dont_start_next_packet", "SRB_FLAGS_DONT_START_NEXT_PACKET", 32, nil, 0x00080000, "SRB_FLAGS_DONT_START_NEXT_PACKET (0x00080000)")
 F.scsi_response__data_transfer_length = ProtoField.uint32("msrsvd.scsi_response.data_transfer_length", "DataTransferLength", base.DEC, nil, nil, "The length, in bytes, of the additional data in DataBuffer. [MS-RSVD 2.2.5.12]")
 F.scsi_response__sense_data_ex = ProtoField.bytes("msrsvd.scsi_response.sense_data_ex", "SenseDataEx", base.NONE, "The sense data. [MS-RSVD 2.2.5.12]")
-F.scsi__inquiry_data = ProtoField.none("msrsvd.scsi.inquiry_data", "Standard INQUIRY data", "Standard INQUIRY data")
-F.scsi__inquiry__device = ProtoField.uint8("msrsvd.scsi.inquiry.device", "Device", base.HEX, nil, nil, "Device / Peripheral qualifier and device type. [SPC-3 6.4.2]")
+F.scsi__inquiry_data = ProtoField.none("msrsvd.scsi.inquiry_data", "Standard INQUIRY data", "The Standard INQUIRY data structure (SPC-3 6.4.2)")
+F.scsi__inquiry__device = ProtoField.uint8("msrsvd.scsi.inquiry.device", "Device", base.HEX, nil, nil, "Peripheral qualifier and device type. [SPC-3 6.4.2]")
 F.scsi__inquiry__device__peripheral_qualifier = ProtoField.uint8("msrsvd.scsi.inquiry.device.peripheral_qualifier", "PeripheralQualifier", base.DEC, nil, 0xE0, "0: the device is connected. [SPC-3 6.4.2]")
 F.scsi__inquiry__device__peripheral_device_type = ProtoField.uint8("msrsvd.scsi.inquiry.device.peripheral_device_type", "PeripheralDeviceType", base.DEC, nil, 0x1F, "0: direct access block device. [SPC-3 6.4.2]")
 F.scsi__inquiry__removable = ProtoField.uint8("msrsvd.scsi.inquiry.removable", "Removable", base.DEC, nil, 0x80, "RMB: removable medium. [SPC-3 6.4.2]")
@@ -571,74 +578,74 @@ F.scsi__inquiry__capability_flags = ProtoField.bytes("msrsvd.scsi.inquiry.capabi
 F.scsi__inquiry__vendor_identification = ProtoField.string("msrsvd.scsi.inquiry.vendor_identification", "VendorIdentification", base.ASCII, "T10 vendor identification. [SPC-3 6.4.2]")
 F.scsi__inquiry__product_identification = ProtoField.string("msrsvd.scsi.inquiry.product_identification", "ProductIdentification", base.ASCII, "Product identification. [SPC-3 6.4.2]")
 F.scsi__inquiry__product_revision_level = ProtoField.string("msrsvd.scsi.inquiry.product_revision_level", "ProductRevisionLevel", base.ASCII, "Product revision level. [SPC-3 6.4.2]")
-F.scsi__vpd_page = ProtoField.none("msrsvd.scsi.vpd_page", "VPD page", "VPD page")
+F.scsi__vpd_page = ProtoField.none("msrsvd.scsi.vpd_page", "VPD page", "The VPD page structure (SPC-3 7.6)")
 F.scsi__inquiry__page_length = ProtoField.uint16("msrsvd.scsi.inquiry.page_length", "PageLength", base.DEC, nil, nil, "Bytes of page data. [SPC-3 7.6]")
 F.scsi__inquiry__page_data = ProtoField.bytes("msrsvd.scsi.inquiry.page_data", "PageData", base.NONE, "The page, not decoded further. [SPC-3 7.6]")
-F.scsi__read_capacity10_data = ProtoField.none("msrsvd.scsi.read_capacity10_data", "READ CAPACITY(10) data", "READ CAPACITY(10) data")
-F.scsi__capacity__returned_logical_block_address = ProtoField.uint64("msrsvd.scsi.capacity.returned_logical_block_address", "ReturnedLogicalBlockAddress", base.DEC, nil, nil, "The last logical block (0xFFFFFFFF: use READ CAPACITY(16)). / The last logical block. [SBC-3 5.12.2]")
+F.scsi__read_capacity10_data = ProtoField.none("msrsvd.scsi.read_capacity10_data", "READ CAPACITY(10) data", "The READ CAPACITY(10) data structure (SBC-3 5.12.2)")
+F.scsi__capacity__returned_logical_block_address = ProtoField.uint64("msrsvd.scsi.capacity.returned_logical_block_address", "ReturnedLogicalBlockAddress", base.DEC, nil, nil, "The last logical block (READ CAPACITY(10): 0xFFFFFFFF means ask READ CAPACITY(16)). [SBC-3 5.12.2]")
 F.scsi__capacity__logical_block_length = ProtoField.uint32("msrsvd.scsi.capacity.logical_block_length", "LogicalBlockLength", base.DEC, nil, nil, "Bytes per logical block. [SBC-3 5.12.2]")
-F.scsi__read_capacity16_data = ProtoField.none("msrsvd.scsi.read_capacity16_data", "READ CAPACITY(16) data", "READ CAPACITY(16) data")
-F.scsi__capacity__protection = ProtoField.uint8("msrsvd.scsi.capacity.protection", "Protection", base.HEX, nil, nil, "Protection [SBC-3 5.13.2]")
+F.scsi__read_capacity16_data = ProtoField.none("msrsvd.scsi.read_capacity16_data", "READ CAPACITY(16) data", "The READ CAPACITY(16) data structure (SBC-3 5.13.2)")
+F.scsi__capacity__protection = ProtoField.uint8("msrsvd.scsi.capacity.protection", "Protection", base.HEX, nil, nil, "Protection of READ CAPACITY(16) data: a 1-byte integer [SBC-3 5.13.2]")
 F.scsi__capacity__protection__p_type = ProtoField.uint8("msrsvd.scsi.capacity.protection.p_type", "P_TYPE", base.DEC, nil, 0xE, "Protection type. [SBC-3 5.13.2]")
 F.scsi__capacity__protection__prot_en = ProtoField.bool("msrsvd.scsi.capacity.protection.prot_en", "PROT_EN", 8, nil, 0x00000001, "Protection enabled.")
-F.scsi__capacity__exponents = ProtoField.uint8("msrsvd.scsi.capacity.exponents", "Exponents", base.HEX, nil, nil, "Exponents [SBC-3 5.13.2]")
-F.scsi__capacity__exponents__p_i_exponent = ProtoField.uint8("msrsvd.scsi.capacity.exponents.p_i_exponent", "P_I_EXPONENT", base.DEC, nil, 0xF0, "P_I_EXPONENT [SBC-3 5.13.2]")
+F.scsi__capacity__exponents = ProtoField.uint8("msrsvd.scsi.capacity.exponents", "Exponents", base.HEX, nil, nil, "Exponents of READ CAPACITY(16) data: a 1-byte integer [SBC-3 5.13.2]")
+F.scsi__capacity__exponents__p_i_exponent = ProtoField.uint8("msrsvd.scsi.capacity.exponents.p_i_exponent", "P_I_EXPONENT", base.DEC, nil, 0xF0, "P_I_EXPONENT of Exponents: a 1-byte integer [SBC-3 5.13.2]")
 F.scsi__capacity__exponents__logical_blocks_per_physical_block_exponent = ProtoField.uint8("msrsvd.scsi.capacity.exponents.logical_blocks_per_physical_block_exponent", "LogicalBlocksPerPhysicalBlockExponent", base.DEC, nil, 0xF, "2^n logical blocks per physical block. [SBC-3 5.13.2]")
-F.scsi__capacity__provisioning = ProtoField.uint16("msrsvd.scsi.capacity.provisioning", "Provisioning", base.HEX, nil, nil, "Provisioning [SBC-3 5.13.2]")
+F.scsi__capacity__provisioning = ProtoField.uint16("msrsvd.scsi.capacity.provisioning", "Provisioning", base.HEX, nil, nil, "Provisioning of READ CAPACITY(16) data: a 2-byte integer [SBC-3 5.13.2]")
 F.scsi__capacity__provisioning__lbpme = ProtoField.bool("msrsvd.scsi.capacity.provisioning.lbpme", "LBPME", 16, nil, 0x00008000, "Logical block provisioning management enabled.")
 F.scsi__capacity__provisioning__lbprz = ProtoField.bool("msrsvd.scsi.capacity.provisioning.lbprz", "LBPRZ", 16, nil, 0x00004000, "Unmapped blocks read as zero.")
-F.scsi__capacity__provisioning__lowest_aligned_logical_block_address = ProtoField.uint16("msrsvd.scsi.capacity.provisioning.lowest_aligned_logical_block_address", "LowestAlignedLogicalBlockAddress", base.DEC, nil, 0x3FFF, "LowestAlignedLogicalBlockAddress [SBC-3 5.13.2]")
-F.scsi__pr_read_keys = ProtoField.none("msrsvd.scsi.pr_read_keys", "PERSISTENT RESERVE IN READ KEYS data", "PERSISTENT RESERVE IN READ KEYS data")
+F.scsi__capacity__provisioning__lowest_aligned_logical_block_address = ProtoField.uint16("msrsvd.scsi.capacity.provisioning.lowest_aligned_logical_block_address", "LowestAlignedLogicalBlockAddress", base.DEC, nil, 0x3FFF, "LowestAlignedLogicalBlockAddress of Provisioning: a 2-byte integer [SBC-3 5.13.2]")
+F.scsi__pr_read_keys = ProtoField.none("msrsvd.scsi.pr_read_keys", "PERSISTENT RESERVE IN READ KEYS data", "The PERSISTENT RESERVE IN READ KEYS data structure (SPC-3 6.11.2)")
 F.scsi__pr__pr_generation = ProtoField.uint32("msrsvd.scsi.pr.pr_generation", "PrGeneration", base.HEX, nil, nil, "Bumped by every PERSISTENT RESERVE OUT that changes registrations. [SPC-3 6.11.2]")
-F.scsi__pr__additional_length = ProtoField.uint32("msrsvd.scsi.pr.additional_length", "AdditionalLength", base.DEC, nil, nil, "Bytes of keys that follow. / 16 when a reservation is held, else 0. / Bytes of descriptors that follow. [SPC-3 6.11.2]")
-F.scsi__pr_read_reservation = ProtoField.none("msrsvd.scsi.pr_read_reservation", "PERSISTENT RESERVE IN READ RESERVATION data", "PERSISTENT RESERVE IN READ RESERVATION data")
-F.scsi__pr_capabilities = ProtoField.none("msrsvd.scsi.pr_capabilities", "PERSISTENT RESERVE IN REPORT CAPABILITIES data", "PERSISTENT RESERVE IN REPORT CAPABILITIES data")
+F.scsi__pr__additional_length = ProtoField.uint32("msrsvd.scsi.pr.additional_length", "AdditionalLength", base.DEC, nil, nil, "Bytes that follow: the keys (READ KEYS), 16 or 0 for the reservation (READ RESERVATION), the descriptors (READ FULL STATUS). [SPC-3 6.11.2]")
+F.scsi__pr_read_reservation = ProtoField.none("msrsvd.scsi.pr_read_reservation", "PERSISTENT RESERVE IN READ RESERVATION data", "The PERSISTENT RESERVE IN READ RESERVATION data structure (SPC-3 6.11.3)")
+F.scsi__pr_capabilities = ProtoField.none("msrsvd.scsi.pr_capabilities", "PERSISTENT RESERVE IN REPORT CAPABILITIES data", "The PERSISTENT RESERVE IN REPORT CAPABILITIES data structure (SPC-3 6.11.4)")
 F.scsi__pr__length = ProtoField.uint16("msrsvd.scsi.pr.length", "Length", base.DEC, nil, nil, "8. [SPC-3 6.11.4]")
-F.scsi__pr__capabilities = ProtoField.uint8("msrsvd.scsi.pr.capabilities", "Capabilities", base.HEX, nil, nil, "Capabilities [SPC-3 6.11.4]")
+F.scsi__pr__capabilities = ProtoField.uint8("msrsvd.scsi.pr.capabilities", "Capabilities", base.HEX, nil, nil, "Capabilities of PERSISTENT RESERVE IN REPORT CAPABILITIES data: a 1-byte integer [SPC-3 6.11.4]")
 F.scsi__pr__capabilities__crh = ProtoField.bool("msrsvd.scsi.pr.capabilities.crh", "CRH", 8, nil, 0x00000010, "Compatible reservation handling.")
 F.scsi__pr__capabilities__sip_c = ProtoField.bool("msrsvd.scsi.pr.capabilities.sip_c", "SIP_C", 8, nil, 0x00000008, "SPEC_I_PT capable.")
 F.scsi__pr__capabilities__atp_c = ProtoField.bool("msrsvd.scsi.pr.capabilities.atp_c", "ATP_C", 8, nil, 0x00000004, "ALL_TG_PT capable.")
 F.scsi__pr__capabilities__ptpl_c = ProtoField.bool("msrsvd.scsi.pr.capabilities.ptpl_c", "PTPL_C", 8, nil, 0x00000001, "Persist through power loss capable.")
-F.scsi__pr__state = ProtoField.uint8("msrsvd.scsi.pr.state", "State", base.HEX, nil, nil, "State [SPC-3 6.11.4]")
+F.scsi__pr__state = ProtoField.uint8("msrsvd.scsi.pr.state", "State", base.HEX, nil, nil, "State of PERSISTENT RESERVE IN REPORT CAPABILITIES data: a 1-byte integer [SPC-3 6.11.4]")
 F.scsi__pr__state__tmv = ProtoField.bool("msrsvd.scsi.pr.state.tmv", "TMV", 8, nil, 0x00000080, "The type mask is valid.")
 F.scsi__pr__state__ptpl_a = ProtoField.bool("msrsvd.scsi.pr.state.ptpl_a", "PTPL_A", 8, nil, 0x00000001, "Persist through power loss active.")
 F.scsi__pr__persistent_reservation_type_mask = ProtoField.uint16("msrsvd.scsi.pr.persistent_reservation_type_mask", "PersistentReservationTypeMask", base.HEX, nil, nil, "The reservation types supported. [SPC-3 6.11.4]")
-F.scsi__pr_full_status = ProtoField.none("msrsvd.scsi.pr_full_status", "PERSISTENT RESERVE IN READ FULL STATUS data", "PERSISTENT RESERVE IN READ FULL STATUS data")
-F.scsi__pr__holder = ProtoField.uint8("msrsvd.scsi.pr.holder", "Holder", base.HEX, nil, nil, "Holder [SPC-3 6.11.5]")
+F.scsi__pr_full_status = ProtoField.none("msrsvd.scsi.pr_full_status", "PERSISTENT RESERVE IN READ FULL STATUS data", "The PERSISTENT RESERVE IN READ FULL STATUS data structure (SPC-3 6.11.5)")
+F.scsi__pr__holder = ProtoField.uint8("msrsvd.scsi.pr.holder", "Holder", base.HEX, nil, nil, "Holder of PERSISTENT RESERVE IN READ FULL STATUS data: a 1-byte integer [SPC-3 6.11.5]")
 F.scsi__pr__holder__all_tg_pt = ProtoField.bool("msrsvd.scsi.pr.holder.all_tg_pt", "ALL_TG_PT", 8, nil, 0x00000002, "Registered on all target ports.")
 F.scsi__pr__holder__r_holder = ProtoField.bool("msrsvd.scsi.pr.holder.r_holder", "R_HOLDER", 8, nil, 0x00000001, "This registrant holds the reservation.")
-F.scsi__pr__reserved2 = ProtoField.bytes("msrsvd.scsi.pr.reserved2", "Reserved2", base.NONE, "Reserved2 [SPC-3 6.11.5]")
+F.scsi__pr__reserved2 = ProtoField.bytes("msrsvd.scsi.pr.reserved2", "Reserved2", base.NONE, "A part of PERSISTENT RESERVE IN READ FULL STATUS data the spec reserves or retired (bytes); not interpreted [SPC-3 6.11.5]")
 F.scsi__pr__relative_target_port_identifier = ProtoField.uint16("msrsvd.scsi.pr.relative_target_port_identifier", "RelativeTargetPortIdentifier", base.DEC, nil, nil, "The target port of the I_T nexus. [SPC-3 6.11.5]")
 F.scsi__pr__additional_descriptor_length = ProtoField.uint32("msrsvd.scsi.pr.additional_descriptor_length", "AdditionalDescriptorLength", base.DEC, nil, nil, "Bytes of TransportID. [SPC-3 6.11.5]")
 F.scsi__pr__transport_id = ProtoField.bytes("msrsvd.scsi.pr.transport_id", "TransportID", base.NONE, "The initiator's TransportID. [SPC-3 6.11.5]")
-F.scsi__report_luns_data = ProtoField.none("msrsvd.scsi.report_luns_data", "REPORT LUNS parameter data", "REPORT LUNS parameter data")
+F.scsi__report_luns_data = ProtoField.none("msrsvd.scsi.report_luns_data", "REPORT LUNS parameter data", "The REPORT LUNS parameter data structure (SPC-3 6.21)")
 F.scsi__report_luns__lun_list_length = ProtoField.uint32("msrsvd.scsi.report_luns.lun_list_length", "LunListLength", base.DEC, nil, nil, "Bytes of LUNs that follow. [SPC-3 6.21]")
 F.scsi__report_luns__lun = ProtoField.uint64("msrsvd.scsi.report_luns.lun", "Lun", base.HEX, nil, nil, "A logical unit number. [SPC-3 6.21]")
-F.scsi__mode_header6 = ProtoField.none("msrsvd.scsi.mode_header6", "MODE SENSE(6) parameter header", "MODE SENSE(6) parameter header")
+F.scsi__mode_header6 = ProtoField.none("msrsvd.scsi.mode_header6", "MODE SENSE(6) parameter header", "The MODE SENSE(6) parameter header structure (SPC-3 7.4.3)")
 F.scsi__mode_sense__mode_data_length = ProtoField.uint16("msrsvd.scsi.mode_sense.mode_data_length", "ModeDataLength", base.DEC, nil, nil, "Bytes that follow. [SPC-3 7.4.3]")
 F.scsi__mode_sense__medium_type = ProtoField.uint8("msrsvd.scsi.mode_sense.medium_type", "MediumType", base.HEX, nil, nil, "0 for direct access devices. [SPC-3 7.4.3]")
-F.scsi__mode_sense__device_specific_parameter = ProtoField.uint8("msrsvd.scsi.mode_sense.device_specific_parameter", "DeviceSpecificParameter", base.HEX, nil, nil, "DeviceSpecificParameter [SPC-3 7.4.3]")
+F.scsi__mode_sense__device_specific_parameter = ProtoField.uint8("msrsvd.scsi.mode_sense.device_specific_parameter", "DeviceSpecificParameter", base.HEX, nil, nil, "DeviceSpecificParameter of MODE SENSE(6) parameter header, MODE SENSE(10) parameter header: a 1-byte integer [SPC-3 7.4.3]")
 F.scsi__mode_sense__device_specific_parameter__wp = ProtoField.bool("msrsvd.scsi.mode_sense.device_specific_parameter.wp", "WP", 8, nil, 0x00000080, "Write protected.")
 F.scsi__mode_sense__device_specific_parameter__dpofua = ProtoField.bool("msrsvd.scsi.mode_sense.device_specific_parameter.dpofua", "DPOFUA", 8, nil, 0x00000010, "DPO and FUA supported.")
 F.scsi__mode_sense__block_descriptor_length = ProtoField.uint16("msrsvd.scsi.mode_sense.block_descriptor_length", "BlockDescriptorLength", base.DEC, nil, nil, "Bytes of block descriptors. [SPC-3 7.4.3]")
 F.scsi__mode_sense__mode_pages = ProtoField.bytes("msrsvd.scsi.mode_sense.mode_pages", "ModePages", base.NONE, "Block descriptors and mode pages, not decoded further. [SPC-3 7.4.3]")
-F.scsi__mode_header10 = ProtoField.none("msrsvd.scsi.mode_header10", "MODE SENSE(10) parameter header", "MODE SENSE(10) parameter header")
+F.scsi__mode_header10 = ProtoField.none("msrsvd.scsi.mode_header10", "MODE SENSE(10) parameter header", "The MODE SENSE(10) parameter header structure (SPC-3 7.4.3)")
 F.scsi__mode_sense__long_lba = ProtoField.uint8("msrsvd.scsi.mode_sense.long_lba", "LongLba", base.DEC, nil, 0x1, "LONGLBA: 16-byte block descriptors. [SPC-3 7.4.3]")
 F.scsi_response__data_buffer = ProtoField.bytes("msrsvd.scsi_response.data_buffer", "DataBuffer", base.NONE, "The additional data: DataTransferLength bytes for Data-in, else empty. [MS-RSVD 2.2.5.12]")
-F.validate_disk_request = ProtoField.none("msrsvd.validate_disk_request", "SVHDX_TUNNEL_VALIDATE_DISK_REQUEST", "SVHDX_TUNNEL_VALIDATE_DISK_REQUEST")
+F.validate_disk_request = ProtoField.none("msrsvd.validate_disk_request", "SVHDX_TUNNEL_VALIDATE_DISK_REQUEST", "The SVHDX_TUNNEL_VALIDATE_DISK_REQUEST structure (MS-RSVD 2.2.5.13)")
 F.validate_disk_request__layout = ProtoField.string("msrsvd.validate_disk_request.layout", "Layout", base.UNICODE, "Which of the known layouts of SVHDX_TUNNEL_VALIDATE_DISK_REQUEST these bytes follow [MS-RSVD 2.2.5.13]")
 F.validate_disk_request__reserved = ProtoField.bytes("msrsvd.validate_disk_request.reserved", "Reserved", base.NONE, "Windows form only: 56 reserved bytes. [MS-RSVD 2.2.5.13]")
-F.validate_disk_response = ProtoField.none("msrsvd.validate_disk_response", "SVHDX_TUNNEL_VALIDATE_DISK_RESPONSE", "SVHDX_TUNNEL_VALIDATE_DISK_RESPONSE")
+F.validate_disk_response = ProtoField.none("msrsvd.validate_disk_response", "SVHDX_TUNNEL_VALIDATE_DISK_RESPONSE", "The SVHDX_TUNNEL_VALIDATE_DISK_RESPONSE structure (MS-RSVD 2.2.5.14)")
 F.validate_disk_response__layout = ProtoField.string("msrsvd.validate_disk_response.layout", "Layout", base.UNICODE, "Which of the known layouts of SVHDX_TUNNEL_VALIDATE_DISK_RESPONSE these bytes follow [MS-RSVD 2.2.5.14]")
 F.validate_disk_response__is_valid_disk = ProtoField.uint8("msrsvd.validate_disk_response.is_valid_disk", "IsValidDisk", base.HEX, VS_FALSE_6b82c3, nil, "Windows form only: TRUE when the disk is valid. [MS-RSVD 2.2.5.14]")
 F.validate_disk_response__padding = ProtoField.bytes("msrsvd.validate_disk_response.padding", "Padding", base.NONE, "Bytes after IsValidDisk, up to the end of the buffer. [MS-RSVD 2.2.5.14]")
-F.support_request = ProtoField.none("msrsvd.support_request", "SVHDX_SHARED_VIRTUAL_DISK_SUPPORT_REQUEST", "SVHDX_SHARED_VIRTUAL_DISK_SUPPORT_REQUEST")
-F.support_response = ProtoField.none("msrsvd.support_response", "SVHDX_SHARED_VIRTUAL_DISK_SUPPORT_RESPONSE", "SVHDX_SHARED_VIRTUAL_DISK_SUPPORT_RESPONSE")
+F.support_request = ProtoField.none("msrsvd.support_request", "SVHDX_SHARED_VIRTUAL_DISK_SUPPORT_REQUEST", "The SVHDX_SHARED_VIRTUAL_DISK_SUPPORT_REQUEST structure (MS-RSVD 2.2.5.15)")
+F.support_response = ProtoField.none("msrsvd.support_response", "SVHDX_SHARED_VIRTUAL_DISK_SUPPORT_RESPONSE", "The SVHDX_SHARED_VIRTUAL_DISK_SUPPORT_RESPONSE structure (MS-RSVD 2.2.5.16)")
 F.support_response__layout = ProtoField.string("msrsvd.support_response.layout", "Layout", base.UNICODE, "Which of the known layouts of SVHDX_SHARED_VIRTUAL_DISK_SUPPORT_RESPONSE these bytes follow [MS-RSVD 2.2.5.16]")
 F.support_response__shared_virtual_disk_support = ProtoField.uint32("msrsvd.support_response.shared_virtual_disk_support", "SharedVirtualDiskSupport", base.HEX, nil, nil, "Whether the server supports shared virtual disks; MUST be 0x0001. [MS-RSVD 2.2.5.16]")
 F.support_response__shared_virtual_disk_handle_state = ProtoField.uint32("msrsvd.support_response.shared_virtual_disk_handle_state", "SharedVirtualDiskHandleState", base.HEX, VS_HandleStateNone_56ad90, nil, "The state of the shared virtual disk Open. [MS-RSVD 2.2.5.16]")
 F.tunnel_request = ProtoField.none("msrsvd.tunnel_request", "SVHDX tunnel request", "An FSCTL_SVHDX_SYNC/ASYNC_TUNNEL_REQUEST input buffer.")
-F.meta_operation_start = ProtoField.none("msrsvd.meta_operation_start", "SVHDX_META_OPERATION_START_REQUEST", "SVHDX_META_OPERATION_START_REQUEST")
+F.meta_operation_start = ProtoField.none("msrsvd.meta_operation_start", "SVHDX_META_OPERATION_START_REQUEST", "The SVHDX_META_OPERATION_START_REQUEST structure (MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c))")
 F.meta_operation_start__transaction_id = ProtoField.guid("msrsvd.meta_operation_start.transaction_id", "TransactionId", "Identifies the meta-operation in later QUERY_PROGRESS requests. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
 F.meta_operation_start__operation_type = ProtoField.uint32("msrsvd.meta_operation_start.operation_type", "OperationType", base.HEX, VS_SvhdxMetaOperationTypeResize_cc5e39, nil, "Which meta-operation to start. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
 F.meta_operation_start__padding = ProtoField.uint32("msrsvd.meta_operation_start.padding", "Padding", base.HEX, nil, nil, "Alignment. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
@@ -646,39 +653,39 @@ F.meta_operation_start__new_size = ProtoField.uint64("msrsvd.meta_operation_star
 F.meta_operation_start__expand_only = ProtoField.uint8("msrsvd.meta_operation_start.expand_only", "ExpandOnly", base.HEX, VS_FALSE_6b82c3, nil, "The size may only grow. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
 F.meta_operation_start__allow_unsafe_virtual_size = ProtoField.uint8("msrsvd.meta_operation_start.allow_unsafe_virtual_size", "AllowUnsafeVirtualSize", base.HEX, VS_FALSE_6b82c3, nil, "The size may drop below the data the disk holds. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
 F.meta_operation_start__shrink_to_minimum_safe_size = ProtoField.uint8("msrsvd.meta_operation_start.shrink_to_minimum_safe_size", "ShrinkToMinimumSafeSize", base.HEX, VS_FALSE_6b82c3, nil, "Shrink to the data the disk holds. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
-F.meta_operation_start__reserved = ProtoField.uint8("msrsvd.meta_operation_start.reserved", "Reserved", base.HEX, nil, nil, "Reserved [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
+F.meta_operation_start__reserved = ProtoField.uint8("msrsvd.meta_operation_start.reserved", "Reserved", base.HEX, nil, nil, "A part of SVHDX_META_OPERATION_START_REQUEST the spec reserves or retired (a 1-byte integer); not interpreted [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
 F.meta_operation_start__snapshot_type = ProtoField.uint32("msrsvd.meta_operation_start.snapshot_type", "SnapshotType", base.HEX, VS_SvhdxSnapshotTypeVM_81136c, nil, "The kind of snapshot. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
 F.meta_operation_start__snapshot_flags = ProtoField.uint32("msrsvd.meta_operation_start.snapshot_flags", "SnapshotFlags", base.HEX, nil, nil, "Snapshot options. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
 F.meta_operation_start__snapshot_flags__svhdx_snapshot_disk_flag_enable_change_tracking = ProtoField.bool("msrsvd.meta_operation_start.snapshot_flags.svhdx_snapshot_disk_flag_enable_change_tracking", "SVHDX_SNAPSHOT_DISK_FLAG_ENABLE_CHANGE_TRACKING", 32, nil, 0x00000001, "SVHDX_SNAPSHOT_DISK_FLAG_ENABLE_CHANGE_TRACKING (0x00000001)")
-F.meta_operation_start__stage1 = ProtoField.uint32("msrsvd.meta_operation_start.stage1", "Stage1", base.HEX, VS_SvhdxSnapshotStageInvalid_c9b99a, nil, "Stage1 [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
-F.meta_operation_start__stage2 = ProtoField.uint32("msrsvd.meta_operation_start.stage2", "Stage2", base.HEX, VS_SvhdxSnapshotStageInvalid_c9b99a, nil, "Stage2 [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
-F.meta_operation_start__stage3 = ProtoField.uint32("msrsvd.meta_operation_start.stage3", "Stage3", base.HEX, VS_SvhdxSnapshotStageInvalid_c9b99a, nil, "Stage3 [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
-F.meta_operation_start__stage4 = ProtoField.uint32("msrsvd.meta_operation_start.stage4", "Stage4", base.HEX, VS_SvhdxSnapshotStageInvalid_c9b99a, nil, "Stage4 [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
-F.meta_operation_start__stage5 = ProtoField.uint32("msrsvd.meta_operation_start.stage5", "Stage5", base.HEX, VS_SvhdxSnapshotStageInvalid_c9b99a, nil, "Stage5 [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
-F.meta_operation_start__stage6 = ProtoField.uint32("msrsvd.meta_operation_start.stage6", "Stage6", base.HEX, VS_SvhdxSnapshotStageInvalid_c9b99a, nil, "Stage6 [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
-F.meta_operation_start__snapshot_id = ProtoField.guid("msrsvd.meta_operation_start.snapshot_id", "SnapshotId", "The snapshot's identifier. / The snapshot to apply. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
+F.meta_operation_start__stage1 = ProtoField.uint32("msrsvd.meta_operation_start.stage1", "Stage1", base.HEX, VS_SvhdxSnapshotStageInvalid_c9b99a, nil, "Stage1 of SVHDX_META_OPERATION_START_REQUEST: a 4-byte integer [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
+F.meta_operation_start__stage2 = ProtoField.uint32("msrsvd.meta_operation_start.stage2", "Stage2", base.HEX, VS_SvhdxSnapshotStageInvalid_c9b99a, nil, "Stage2 of SVHDX_META_OPERATION_START_REQUEST: a 4-byte integer [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
+F.meta_operation_start__stage3 = ProtoField.uint32("msrsvd.meta_operation_start.stage3", "Stage3", base.HEX, VS_SvhdxSnapshotStageInvalid_c9b99a, nil, "Stage3 of SVHDX_META_OPERATION_START_REQUEST: a 4-byte integer [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
+F.meta_operation_start__stage4 = ProtoField.uint32("msrsvd.meta_operation_start.stage4", "Stage4", base.HEX, VS_SvhdxSnapshotStageInvalid_c9b99a, nil, "Stage4 of SVHDX_META_OPERATION_START_REQUEST: a 4-byte integer [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
+F.meta_operation_start__stage5 = ProtoField.uint32("msrsvd.meta_operation_start.stage5", "Stage5", base.HEX, VS_SvhdxSnapshotStageInvalid_c9b99a, nil, "Stage5 of SVHDX_META_OPERATION_START_REQUEST: a 4-byte integer [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
+F.meta_operation_start__stage6 = ProtoField.uint32("msrsvd.meta_operation_start.stage6", "Stage6", base.HEX, VS_SvhdxSnapshotStageInvalid_c9b99a, nil, "Stage6 of SVHDX_META_OPERATION_START_REQUEST: a 4-byte integer [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
+F.meta_operation_start__snapshot_id = ProtoField.guid("msrsvd.meta_operation_start.snapshot_id", "SnapshotId", "The snapshot's identifier (in META_OPERATION_START: the snapshot to apply). [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
 F.meta_operation_start__parameters_payload_size = ProtoField.uint32("msrsvd.meta_operation_start.parameters_payload_size", "ParametersPayloadSize", base.DEC, nil, nil, "Bytes of further parameters. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
 F.meta_operation_start__body_not_decoded = ProtoField.bytes("msrsvd.meta_operation_start.body_not_decoded", "BodyNotDecoded", base.NONE, "A body whose layout is not publicly documented; not decoded. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
 F.meta_operation_start__destination_vhd_set_name_length = ProtoField.uint32("msrsvd.meta_operation_start.destination_vhd_set_name_length", "DestinationVhdSetNameLength", base.DEC, nil, nil, "Bytes of DestinationVhdSetName. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
 F.meta_operation_start__destination_vhd_set_name = ProtoField.string("msrsvd.meta_operation_start.destination_vhd_set_name", "DestinationVhdSetName", base.UNICODE, "The new VHD set's name. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
-F.query_progress_request = ProtoField.none("msrsvd.query_progress_request", "SVHDX_META_OPERATION_QUERY_PROGRESS_REQUEST", "SVHDX_META_OPERATION_QUERY_PROGRESS_REQUEST")
+F.query_progress_request = ProtoField.none("msrsvd.query_progress_request", "SVHDX_META_OPERATION_QUERY_PROGRESS_REQUEST", "The SVHDX_META_OPERATION_QUERY_PROGRESS_REQUEST structure (MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c))")
 F.query_progress_request__transaction_id = ProtoField.guid("msrsvd.query_progress_request.transaction_id", "TransactionId", "The meta-operation whose progress is asked. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
-F.vhdset_query_request = ProtoField.none("msrsvd.vhdset_query_request", "SVHDX_VHDSET_QUERY_INFORMATION_REQUEST", "SVHDX_VHDSET_QUERY_INFORMATION_REQUEST")
+F.vhdset_query_request = ProtoField.none("msrsvd.vhdset_query_request", "SVHDX_VHDSET_QUERY_INFORMATION_REQUEST", "The SVHDX_VHDSET_QUERY_INFORMATION_REQUEST structure (MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c))")
 F.vhdset_query_request__vhd_set_information_type = ProtoField.uint32("msrsvd.vhdset_query_request.vhd_set_information_type", "VHDSetInformationType", base.HEX, VS_SvhdxVHDSetInformationTypeSn_817e8c, nil, "What to return. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
 F.vhdset_query_request__snapshot_type = ProtoField.uint32("msrsvd.vhdset_query_request.snapshot_type", "SnapshotType", base.HEX, VS_SvhdxSnapshotTypeVM_81136c, nil, "The kind of snapshot. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
 F.vhdset_query_request__snapshot_id = ProtoField.guid("msrsvd.vhdset_query_request.snapshot_id", "SnapshotId", "The snapshot asked about. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
-F.delete_snapshot_request = ProtoField.none("msrsvd.delete_snapshot_request", "SVHDX_TUNNEL_DELETE_SNAPSHOT_REQUEST", "SVHDX_TUNNEL_DELETE_SNAPSHOT_REQUEST")
+F.delete_snapshot_request = ProtoField.none("msrsvd.delete_snapshot_request", "SVHDX_TUNNEL_DELETE_SNAPSHOT_REQUEST", "The SVHDX_TUNNEL_DELETE_SNAPSHOT_REQUEST structure (MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c))")
 F.delete_snapshot_request__snapshot_id = ProtoField.guid("msrsvd.delete_snapshot_request.snapshot_id", "SnapshotId", "The snapshot to delete. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
 F.delete_snapshot_request__persist_reference = ProtoField.uint32("msrsvd.delete_snapshot_request.persist_reference", "PersistReference", base.HEX, VS_FALSE_6b82c3, nil, "Keep a reference to the snapshot. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
 F.delete_snapshot_request__snapshot_type = ProtoField.uint32("msrsvd.delete_snapshot_request.snapshot_type", "SnapshotType", base.HEX, VS_SvhdxSnapshotTypeVM_81136c, nil, "The kind of snapshot. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
 F.tunnel_request__body_not_decoded = ProtoField.bytes("msrsvd.tunnel_request.body_not_decoded", "BodyNotDecoded", base.NONE, "A payload with no known layout (unknown OperationCode, or a v2 body no public source lays out). [MS-RSVD 2.2.5.1]")
 F.tunnel_response = ProtoField.none("msrsvd.tunnel_response", "SVHDX tunnel response", "An FSCTL_SVHDX_SYNC/ASYNC_TUNNEL_REQUEST output buffer.")
-F.query_progress_response = ProtoField.none("msrsvd.query_progress_response", "SVHDX_META_OPERATION_QUERY_PROGRESS_RESPONSE", "SVHDX_META_OPERATION_QUERY_PROGRESS_RESPONSE")
+F.query_progress_response = ProtoField.none("msrsvd.query_progress_response", "SVHDX_META_OPERATION_QUERY_PROGRESS_RESPONSE", "The SVHDX_META_OPERATION_QUERY_PROGRESS_RESPONSE structure (MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c))")
 F.query_progress_response__current_progress_value = ProtoField.uint64("msrsvd.query_progress_response.current_progress_value", "CurrentProgressValue", base.DEC, nil, nil, "Work done so far. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
 F.query_progress_response__complete_value = ProtoField.uint64("msrsvd.query_progress_response.complete_value", "CompleteValue", base.DEC, nil, nil, "Work to do in all. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
-F.vhdset_query_response = ProtoField.none("msrsvd.vhdset_query_response", "SVHDX_VHDSET_QUERY_INFORMATION_RESPONSE", "SVHDX_VHDSET_QUERY_INFORMATION_RESPONSE")
+F.vhdset_query_response = ProtoField.none("msrsvd.vhdset_query_response", "SVHDX_VHDSET_QUERY_INFORMATION_RESPONSE", "The SVHDX_VHDSET_QUERY_INFORMATION_RESPONSE structure (MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c))")
 F.vhdset_query_response__vhd_set_information_type = ProtoField.uint32("msrsvd.vhdset_query_response.vhd_set_information_type", "VHDSetInformationType", base.HEX, VS_SvhdxVHDSetInformationTypeSn_817e8c, nil, "What this answer holds. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
-F.vhdset_query_response__padding = ProtoField.uint32("msrsvd.vhdset_query_response.padding", "Padding", base.HEX, nil, nil, "Padding [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
+F.vhdset_query_response__padding = ProtoField.uint32("msrsvd.vhdset_query_response.padding", "Padding", base.HEX, nil, nil, "Padding of SVHDX_VHDSET_QUERY_INFORMATION_RESPONSE: a 4-byte integer [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
 F.vhdset_query_response__snapshot_creation_time = ProtoField.uint64("msrsvd.vhdset_query_response.snapshot_creation_time", "SnapshotCreationTime", base.HEX, nil, nil, "When the snapshot was taken (FILETIME). [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
 F.vhdset_query_response__snapshot_type = ProtoField.uint32("msrsvd.vhdset_query_response.snapshot_type", "SnapshotType", base.HEX, VS_SvhdxSnapshotTypeVM_81136c, nil, "The kind of snapshot. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
 F.vhdset_query_response__is_valid_snapshot = ProtoField.uint32("msrsvd.vhdset_query_response.is_valid_snapshot", "IsValidSnapshot", base.HEX, VS_FALSE_6b82c3, nil, "TRUE when the snapshot is valid. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
@@ -686,7 +693,7 @@ F.vhdset_query_response__snapshot_id = ProtoField.guid("msrsvd.vhdset_query_resp
 F.vhdset_query_response__parent_snapshot_id = ProtoField.guid("msrsvd.vhdset_query_response.parent_snapshot_id", "ParentSnapshotId", "Its parent. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
 F.vhdset_query_response__log_file_id = ProtoField.guid("msrsvd.vhdset_query_response.log_file_id", "LogFileId", "Its log file. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
 F.vhdset_query_response__body_not_decoded = ProtoField.bytes("msrsvd.vhdset_query_response.body_not_decoded", "BodyNotDecoded", base.NONE, "A body whose layout is not publicly documented; not decoded. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
-F.query_safe_size_response = ProtoField.none("msrsvd.query_safe_size_response", "SVHDX_TUNNEL_QUERY_SAFE_SIZE_RESPONSE", "SVHDX_TUNNEL_QUERY_SAFE_SIZE_RESPONSE")
+F.query_safe_size_response = ProtoField.none("msrsvd.query_safe_size_response", "SVHDX_TUNNEL_QUERY_SAFE_SIZE_RESPONSE", "The SVHDX_TUNNEL_QUERY_SAFE_SIZE_RESPONSE structure (MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c))")
 F.query_safe_size_response__safe_virtual_size = ProtoField.uint64("msrsvd.query_safe_size_response.safe_virtual_size", "SafeVirtualSize", base.DEC, nil, nil, "The smallest size the disk can shrink to without losing data. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
 F.tunnel_response__body_not_decoded = ProtoField.bytes("msrsvd.tunnel_response.body_not_decoded", "BodyNotDecoded", base.NONE, "A payload with no known layout (unknown OperationCode, or a v2 body no public source lays out). [MS-RSVD 2.2.5.1]")
 F.sense__status_key = ProtoField.uint8("msrsvd.sense.status_key", "StatusKey", base.DEC, nil, nil, "The key under which the server stored this failure's sense data [MS-RSVD 3.1.5.3, 3.1.5.4, 3.2.5.5.3]")
@@ -735,8 +742,9 @@ local E = {
   open_name = ProtoExpert.new("msrsvd.malformed.open_name", "Open context on a name without the suffix",
     expert.group.MALFORMED, expert.severity.ERROR),
 }
-proto.experts = { E.short, E.length, E.internal, E.bad_value, E.status, E.unanswered, E.duplicate,
-  E.not_retrieved, E.unknown_key, E.open_name }
+local expert_list = {}
+for _, e in pairs(E) do expert_list[#expert_list + 1] = e end
+proto.experts = expert_list
 
 -- Preferences (Edit > Preferences > Protocols, or tshark -o msrsvd.<name>:FALSE).
 local OPT = {}
@@ -891,11 +899,11 @@ D.d_header = function(tvb, tree, off, lim, pinfo, ctx, pv)
     do local r = tvb(off + 4, 4); t:add_le(F.header__status, r); v.Status = r:le_uint() end
     t:add_le(F.header__request_id, tvb(off + 8, 8))
     if VS_RSVD_TUNNEL_GET_FILE_INFO_OP_07b8ef[v.OperationCode] == nil then t:add_proto_expert_info(E.bad_value, string.format("SVHDX_TUNNEL_OPERATION_HEADER OperationCode %s is not defined by the specification [MS-RSVD 2.2.2, 3.2.5.5]", VS_RSVD_TUNNEL_GET_FILE_INFO_OP_07b8ef[v.OperationCode] or string.format("0x%X", v.OperationCode))) end
-    if v.Status == 3227320071 then t:add_proto_expert_info(E.status, string.format("%s: a persistent reservation held by another initiator denied the operation [MS-RSVD 3.2.5.4]", VS_STATUS_SUCCESS_631592[v.Status] or string.format("0x%X", v.Status))) end
-    if v.Status == 3227320065 or v.Status == 3227320066 or v.Status == 3227320067 or v.Status == 3227320068 or v.Status == 3227320069 or v.Status == 3227320070 then t:add_proto_expert_info(E.status, string.format("%s: the disk reports a unit attention [MS-RSVD 2.2.3]", VS_STATUS_SUCCESS_631592[v.Status] or string.format("0x%X", v.Status))) end
-    if v.Status == 3227320073 then t:add_proto_expert_info(E.status, string.format("%s: the server does not know the OperationCode [MS-RSVD 3.2.5.5]", VS_STATUS_SUCCESS_631592[v.Status] or string.format("0x%X", v.Status))) end
-    if v.Status == 3227320072 then t:add_proto_expert_info(E.status, string.format("%s: the file is not a shared virtual disk [MS-RSVD 2.2.3]", VS_STATUS_SUCCESS_631592[v.Status] or string.format("0x%X", v.Status))) end
-    if v.Status == 3227320064 then t:add_proto_expert_info(E.status, string.format("%s: no sense data is stored under the StatusKey [MS-RSVD 3.2.5.5.3]", VS_STATUS_SUCCESS_631592[v.Status] or string.format("0x%X", v.Status))) end
+    if (v.Status == 3227320071) then t:add_proto_expert_info(E.status, string.format("%s: a persistent reservation held by another initiator denied the operation [MS-RSVD 3.2.5.4]", VS_STATUS_SUCCESS_631592[v.Status] or string.format("0x%X", v.Status))) end
+    if (v.Status == 3227320065) or (v.Status == 3227320066) or (v.Status == 3227320067) or (v.Status == 3227320068) or (v.Status == 3227320069) or (v.Status == 3227320070) then t:add_proto_expert_info(E.status, string.format("%s: the disk reports a unit attention [MS-RSVD 2.2.3]", VS_STATUS_SUCCESS_631592[v.Status] or string.format("0x%X", v.Status))) end
+    if (v.Status == 3227320073) then t:add_proto_expert_info(E.status, string.format("%s: the server does not know the OperationCode [MS-RSVD 3.2.5.5]", VS_STATUS_SUCCESS_631592[v.Status] or string.format("0x%X", v.Status))) end
+    if (v.Status == 3227320072) then t:add_proto_expert_info(E.status, string.format("%s: the file is not a shared virtual disk [MS-RSVD 2.2.3]", VS_STATUS_SUCCESS_631592[v.Status] or string.format("0x%X", v.Status))) end
+    if (v.Status == 3227320064) then t:add_proto_expert_info(E.status, string.format("%s: no sense data is stored under the StatusKey [MS-RSVD 3.2.5.5.3]", VS_STATUS_SUCCESS_631592[v.Status] or string.format("0x%X", v.Status))) end
     off = off + 16
   else
     if lim - off >= 4 then do local r = tvb(off + 0, 4); t:add_le(F.header__operation_code, r); v.OperationCode = r:le_uint() end end
@@ -945,9 +953,9 @@ D.d_open_device_context_windows_v2 = function(tvb, tree, off, lim, pinfo, ctx, p
     do local r = tvb(off + 28, 4); t:add_le(F.open_device_context__originator_flags, r); v.OriginatorFlags = r:le_uint() end
     t:add_le(F.open_device_context__open_request_id, tvb(off + 32, 8))
     do local r = tvb(off + 40, 2); t:add_le(F.open_device_context__initiator_host_name_length, r); v.InitiatorHostNameLength = r:le_uint() end
-    if v.Version ~= 2 then t:add_proto_expert_info(E.bad_value, string.format("SVHDX_OPEN_DEVICE_CONTEXT Version is %s; it must be 2 [MS-RSVD 3.2.5.1]", tostring(v.Version))) end
-    if not (v.HasInitiatorId == 0 or v.HasInitiatorId == 1) then t:add_proto_expert_info(E.bad_value, string.format("SVHDX_OPEN_DEVICE_CONTEXT HasInitiatorId is %s; it must be one of FALSE (0x0), TRUE (0x1) [MS-RSVD 3.2.5.1]", VS_FALSE_6b82c3[v.HasInitiatorId] or string.format("0x%X", v.HasInitiatorId))) end
-    if v.OriginatorFlags ~= 1 then t:add_proto_expert_info(E.bad_value, string.format("SVHDX_OPEN_DEVICE_CONTEXT OriginatorFlags is %s; it must be SVHDX_ORIGINATOR_PVHDPARSER (0x1) [MS-RSVD 2.2.5.2]", VS_SVHDX_ORIGINATOR_PVHDPARSER_aa6462[v.OriginatorFlags] or string.format("0x%X", v.OriginatorFlags))) end
+    if (v.Version ~= 2) then t:add_proto_expert_info(E.bad_value, string.format("SVHDX_OPEN_DEVICE_CONTEXT Version is %s; it must be 2 [MS-RSVD 3.2.5.1]", tostring(v.Version))) end
+    if not ((v.HasInitiatorId == 0) or (v.HasInitiatorId == 1)) then t:add_proto_expert_info(E.bad_value, string.format("SVHDX_OPEN_DEVICE_CONTEXT HasInitiatorId is %s; it must be one of FALSE (0x0), TRUE (0x1) [MS-RSVD 3.2.5.1]", VS_FALSE_6b82c3[v.HasInitiatorId] or string.format("0x%X", v.HasInitiatorId))) end
+    if (v.OriginatorFlags ~= 1) then t:add_proto_expert_info(E.bad_value, string.format("SVHDX_OPEN_DEVICE_CONTEXT OriginatorFlags is %s; it must be SVHDX_ORIGINATOR_PVHDPARSER (0x1) [MS-RSVD 2.2.5.2]", VS_SVHDX_ORIGINATOR_PVHDPARSER_aa6462[v.OriginatorFlags] or string.format("0x%X", v.OriginatorFlags))) end
     off = off + 42
   else
     if lim - off >= 4 then do local r = tvb(off + 0, 4); t:add_le(F.open_device_context__version, r); v.Version = r:le_uint() end end
@@ -1001,9 +1009,9 @@ D.d_open_device_context_windows_v1 = function(tvb, tree, off, lim, pinfo, ctx, p
     do local r = tvb(off + 28, 4); t:add_le(F.open_device_context__originator_flags, r); v.OriginatorFlags = r:le_uint() end
     t:add_le(F.open_device_context__open_request_id, tvb(off + 32, 8))
     do local r = tvb(off + 40, 2); t:add_le(F.open_device_context__initiator_host_name_length, r); v.InitiatorHostNameLength = r:le_uint() end
-    if v.Version ~= 1 then t:add_proto_expert_info(E.bad_value, string.format("SVHDX_OPEN_DEVICE_CONTEXT Version is %s; it must be 1 [MS-RSVD 3.2.5.1]", tostring(v.Version))) end
-    if not (v.HasInitiatorId == 0 or v.HasInitiatorId == 1) then t:add_proto_expert_info(E.bad_value, string.format("SVHDX_OPEN_DEVICE_CONTEXT HasInitiatorId is %s; it must be one of FALSE (0x0), TRUE (0x1) [MS-RSVD 3.2.5.1]", VS_FALSE_6b82c3[v.HasInitiatorId] or string.format("0x%X", v.HasInitiatorId))) end
-    if v.OriginatorFlags ~= 1 then t:add_proto_expert_info(E.bad_value, string.format("SVHDX_OPEN_DEVICE_CONTEXT OriginatorFlags is %s; it must be SVHDX_ORIGINATOR_PVHDPARSER (0x1) [MS-RSVD 2.2.5.2]", VS_SVHDX_ORIGINATOR_PVHDPARSER_aa6462[v.OriginatorFlags] or string.format("0x%X", v.OriginatorFlags))) end
+    if (v.Version ~= 1) then t:add_proto_expert_info(E.bad_value, string.format("SVHDX_OPEN_DEVICE_CONTEXT Version is %s; it must be 1 [MS-RSVD 3.2.5.1]", tostring(v.Version))) end
+    if not ((v.HasInitiatorId == 0) or (v.HasInitiatorId == 1)) then t:add_proto_expert_info(E.bad_value, string.format("SVHDX_OPEN_DEVICE_CONTEXT HasInitiatorId is %s; it must be one of FALSE (0x0), TRUE (0x1) [MS-RSVD 3.2.5.1]", VS_FALSE_6b82c3[v.HasInitiatorId] or string.format("0x%X", v.HasInitiatorId))) end
+    if (v.OriginatorFlags ~= 1) then t:add_proto_expert_info(E.bad_value, string.format("SVHDX_OPEN_DEVICE_CONTEXT OriginatorFlags is %s; it must be SVHDX_ORIGINATOR_PVHDPARSER (0x1) [MS-RSVD 2.2.5.2]", VS_SVHDX_ORIGINATOR_PVHDPARSER_aa6462[v.OriginatorFlags] or string.format("0x%X", v.OriginatorFlags))) end
     off = off + 42
   else
     if lim - off >= 4 then do local r = tvb(off + 0, 4); t:add_le(F.open_device_context__version, r); v.Version = r:le_uint() end end
@@ -1041,9 +1049,9 @@ D.d_open_device_context_seed = function(tvb, tree, off, lim, pinfo, ctx, pv)
     do local r = tvb(off + 24, 4); t:add_le(F.open_device_context__flags, r); v.Flags = r:le_uint() end
     do local r = tvb(off + 28, 4); t:add_le(F.open_device_context__originator_flags, r); v.OriginatorFlags = r:le_uint() end
     do local r = tvb(off + 32, 2); t:add_le(F.open_device_context__initiator_host_name_length, r); v.InitiatorHostNameLength = r:le_uint() end
-    if v.Version ~= 1 then t:add_proto_expert_info(E.bad_value, string.format("SVHDX_OPEN_DEVICE_CONTEXT Version is %s; it must be 1 [MS-RSVD 3.2.5.1]", tostring(v.Version))) end
-    if not (v.HasInitiatorId == 0 or v.HasInitiatorId == 1) then t:add_proto_expert_info(E.bad_value, string.format("SVHDX_OPEN_DEVICE_CONTEXT HasInitiatorId is %s; it must be one of FALSE (0x0), TRUE (0x1) [MS-RSVD 3.2.5.1]", VS_FALSE_6b82c3[v.HasInitiatorId] or string.format("0x%X", v.HasInitiatorId))) end
-    if v.OriginatorFlags ~= 1 then t:add_proto_expert_info(E.bad_value, string.format("SVHDX_OPEN_DEVICE_CONTEXT OriginatorFlags is %s; it must be SVHDX_ORIGINATOR_PVHDPARSER (0x1) [MS-RSVD 2.2.5.2]", VS_SVHDX_ORIGINATOR_PVHDPARSER_aa6462[v.OriginatorFlags] or string.format("0x%X", v.OriginatorFlags))) end
+    if (v.Version ~= 1) then t:add_proto_expert_info(E.bad_value, string.format("SVHDX_OPEN_DEVICE_CONTEXT Version is %s; it must be 1 [MS-RSVD 3.2.5.1]", tostring(v.Version))) end
+    if not ((v.HasInitiatorId == 0) or (v.HasInitiatorId == 1)) then t:add_proto_expert_info(E.bad_value, string.format("SVHDX_OPEN_DEVICE_CONTEXT HasInitiatorId is %s; it must be one of FALSE (0x0), TRUE (0x1) [MS-RSVD 3.2.5.1]", VS_FALSE_6b82c3[v.HasInitiatorId] or string.format("0x%X", v.HasInitiatorId))) end
+    if (v.OriginatorFlags ~= 1) then t:add_proto_expert_info(E.bad_value, string.format("SVHDX_OPEN_DEVICE_CONTEXT OriginatorFlags is %s; it must be SVHDX_ORIGINATOR_PVHDPARSER (0x1) [MS-RSVD 2.2.5.2]", VS_SVHDX_ORIGINATOR_PVHDPARSER_aa6462[v.OriginatorFlags] or string.format("0x%X", v.OriginatorFlags))) end
     off = off + 34
   else
     if lim - off >= 4 then do local r = tvb(off + 0, 4); t:add_le(F.open_device_context__version, r); v.Version = r:le_uint() end end
@@ -1075,7 +1083,10 @@ D.d_file_info_request = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local t = tree:add(F.file_info_request, tvb(off, lim > off and lim - off or 0))
   do
     local fn
-    if lim - off == 24 then
+    if lim - off == 0 then
+      t:add(F.file_info_request__layout, "current: current MS-RSVD 2.2.4.13 SVHDX_TUNNEL_INITIAL_INFO_REQUEST: the header only"):set_generated()
+      fn = false
+    elseif lim - off == 24 then
       t:add(F.file_info_request__layout, "windows: Windows, 24 bytes with Reserved before VirtualSize"):set_generated()
       fn = D.d_file_info_request_windows
     elseif true then
@@ -1267,9 +1278,9 @@ D.d_srb_status_response_seed = function(tvb, tree, off, lim, pinfo, ctx, pv)
     t:add_le(F.srb_status_response__reserved, tvb(off + 7, 1))
     if OPT.scsi and (v.SenseInfoExLength > 0) then local _, sub = D.d_scsi_sense(tvb, t, off + 8, math.min(lim, off + 8 + 20), pinfo, ctx, v) end
     t:add(F.srb_status_response__sense_data_ex, tvb(off + 8, 20))
-    if v.ScsiStatus == 2 then t:add_proto_expert_info(E.status, string.format("SCSI status %s: the sense data says why [SAM-3 5.3.1]", VS_GOOD_681b62[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
-    if v.ScsiStatus == 24 then t:add_proto_expert_info(E.status, string.format("SCSI status %s: another initiator holds the reservation [SPC-3 5.6.1]", VS_GOOD_681b62[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
-    if v.ScsiStatus == 8 or v.ScsiStatus == 40 or v.ScsiStatus == 48 or v.ScsiStatus == 64 or v.ScsiStatus == 34 then t:add_proto_expert_info(E.status, string.format("SCSI status %s [SAM-3 5.3.1]", VS_GOOD_681b62[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
+    if (v.ScsiStatus == 2) then t:add_proto_expert_info(E.status, string.format("SCSI status %s: the sense data says why [SAM-3 5.3.1]", VS_GOOD_681b62[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
+    if (v.ScsiStatus == 24) then t:add_proto_expert_info(E.status, string.format("SCSI status %s: another initiator holds the reservation [SPC-3 5.6.1]", VS_GOOD_681b62[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
+    if (v.ScsiStatus == 8) or (v.ScsiStatus == 40) or (v.ScsiStatus == 48) or (v.ScsiStatus == 64) or (v.ScsiStatus == 34) then t:add_proto_expert_info(E.status, string.format("SCSI status %s [SAM-3 5.3.1]", VS_GOOD_681b62[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
     off = off + 28
   else
     if lim - off >= 4 then do local r = tvb(off + 0, 4); t:add_le(F.srb_status_response__status_key, r); v.StatusKey = r:le_uint() end end
@@ -1316,23 +1327,23 @@ D.d_scsi_sense_format = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local t = tree
   if lim - off >= 17 then
     t:add(F.scsi__sense__obsolete, tvb(off + 0, 1))
-    do local r = tvb(off + 1, 1); local b, x = t:add(F.scsi__sense__key_flags, r), r:uint(); if x % 256 >= 128 then b:add(F.scsi__sense__key_flags__filemark, r) end; if x % 128 >= 64 then b:add(F.scsi__sense__key_flags__eom, r) end; if x % 64 >= 32 then b:add(F.scsi__sense__key_flags__ili, r) end; b:add(F.scsi__sense__key_flags__sense_key, r); v.KeyFlags = { FILEMARK = math.floor(x / 128) % 2, EOM = math.floor(x / 64) % 2, ILI = math.floor(x / 32) % 2, SenseKey = math.floor(x / 1) % 16, } end
+    do local r = tvb(off + 1, 1); local b, x = t:add(F.scsi__sense__key_flags, r), r:uint(); if x % 256 >= 128 then b:add(F.scsi__sense__key_flags__filemark, r) end; if x % 128 >= 64 then b:add(F.scsi__sense__key_flags__eom, r) end; if x % 64 >= 32 then b:add(F.scsi__sense__key_flags__ili, r) end; b:add(F.scsi__sense__key, r, math.floor(x / 1) % 16); v.KeyFlags = { FILEMARK = math.floor(x / 128) % 2, EOM = math.floor(x / 64) % 2, ILI = math.floor(x / 32) % 2, SenseKey = math.floor(x / 1) % 16, } end
     t:add(F.scsi__sense__information, tvb(off + 2, 4))
     do local r = tvb(off + 6, 1); t:add(F.scsi__sense__additional_sense_length, r); v.AdditionalSenseLength = r:uint() end
     t:add(F.scsi__sense__command_specific_information, tvb(off + 7, 4))
-    do local r = tvb(off + 11, 2); t:add(F.scsi__sense__additional_sense, r); v.AdditionalSense = r:uint() end
+    do local r = tvb(off + 11, 2); local b, x = t:add(F.scsi__sense__asc_ascq, r), r:uint(); b:add(F.scsi__sense__asc, r, math.floor(x / 256) % 256); b:add(F.scsi__sense__ascq, r, math.floor(x / 1) % 256); v.AdditionalSense = x end
     t:add(F.scsi__sense__field_replaceable_unit_code, tvb(off + 13, 1))
     t:add(F.scsi__sense__sense_key_specific, tvb(off + 14, 3))
-    if v.KeyFlags.SenseKey == 2 or v.KeyFlags.SenseKey == 3 or v.KeyFlags.SenseKey == 4 or v.KeyFlags.SenseKey == 5 or v.KeyFlags.SenseKey == 6 or v.KeyFlags.SenseKey == 7 or v.KeyFlags.SenseKey == 8 or v.KeyFlags.SenseKey == 9 or v.KeyFlags.SenseKey == 10 or v.KeyFlags.SenseKey == 11 or v.KeyFlags.SenseKey == 13 or v.KeyFlags.SenseKey == 14 then t:add_proto_expert_info(E.status, string.format("Sense key %s [SPC-3 4.5.6]", VS_NO_SENSE_6c6f4d[v.KeyFlags.SenseKey] or string.format("0x%X", v.KeyFlags.SenseKey))) end
-    if v.AdditionalSense == 10496 or v.AdditionalSense == 10497 or v.AdditionalSense == 10498 or v.AdditionalSense == 10499 or v.AdditionalSense == 10500 or v.AdditionalSense == 10503 or v.AdditionalSense == 10755 or v.AdditionalSense == 10756 or v.AdditionalSense == 10757 or v.AdditionalSense == 10761 or v.AdditionalSense == 16142 or v.AdditionalSense == 14848 or v.AdditionalSense == 9472 or v.AdditionalSense == 8192 or v.AdditionalSense == 9216 or v.AdditionalSense == 1024 or v.AdditionalSense == 1025 or v.AdditionalSense == 1026 or v.AdditionalSense == 1027 then t:add_proto_expert_info(E.status, string.format("Additional sense: %s [SPC-3 4.5.6]", VS_NO_ADDITIONAL_SENSE_INFORMAT_921edf[v.AdditionalSense] or string.format("0x%X", v.AdditionalSense))) end
+    if (v.KeyFlags.SenseKey == 2) or (v.KeyFlags.SenseKey == 3) or (v.KeyFlags.SenseKey == 4) or (v.KeyFlags.SenseKey == 5) or (v.KeyFlags.SenseKey == 6) or (v.KeyFlags.SenseKey == 7) or (v.KeyFlags.SenseKey == 8) or (v.KeyFlags.SenseKey == 9) or (v.KeyFlags.SenseKey == 10) or (v.KeyFlags.SenseKey == 11) or (v.KeyFlags.SenseKey == 13) or (v.KeyFlags.SenseKey == 14) then t:add_proto_expert_info(E.status, string.format("Sense key %s [SPC-3 4.5.6]", VS_NO_SENSE_6c6f4d[v.KeyFlags.SenseKey] or string.format("0x%X", v.KeyFlags.SenseKey))) end
+    if (v.AdditionalSense == 10496) or (v.AdditionalSense == 10497) or (v.AdditionalSense == 10498) or (v.AdditionalSense == 10499) or (v.AdditionalSense == 10500) or (v.AdditionalSense == 10503) or (v.AdditionalSense == 10755) or (v.AdditionalSense == 10756) or (v.AdditionalSense == 10757) or (v.AdditionalSense == 10761) or (v.AdditionalSense == 16142) or (v.AdditionalSense == 14848) or (v.AdditionalSense == 9472) or (v.AdditionalSense == 8192) or (v.AdditionalSense == 9216) or (v.AdditionalSense == 1024) or (v.AdditionalSense == 1025) or (v.AdditionalSense == 1026) or (v.AdditionalSense == 1027) then t:add_proto_expert_info(E.status, string.format("Additional sense: %s [SPC-3 4.5.6]", VS_NO_ADDITIONAL_SENSE_INFORMAT_921edf[v.AdditionalSense] or string.format("0x%X", v.AdditionalSense))) end
     off = off + 17
   else
     if lim - off >= 1 then t:add(F.scsi__sense__obsolete, tvb(off + 0, 1)) end
-    if lim - off >= 2 then do local r = tvb(off + 1, 1); local b, x = t:add(F.scsi__sense__key_flags, r), r:uint(); if x % 256 >= 128 then b:add(F.scsi__sense__key_flags__filemark, r) end; if x % 128 >= 64 then b:add(F.scsi__sense__key_flags__eom, r) end; if x % 64 >= 32 then b:add(F.scsi__sense__key_flags__ili, r) end; b:add(F.scsi__sense__key_flags__sense_key, r); v.KeyFlags = { FILEMARK = math.floor(x / 128) % 2, EOM = math.floor(x / 64) % 2, ILI = math.floor(x / 32) % 2, SenseKey = math.floor(x / 1) % 16, } end end
+    if lim - off >= 2 then do local r = tvb(off + 1, 1); local b, x = t:add(F.scsi__sense__key_flags, r), r:uint(); if x % 256 >= 128 then b:add(F.scsi__sense__key_flags__filemark, r) end; if x % 128 >= 64 then b:add(F.scsi__sense__key_flags__eom, r) end; if x % 64 >= 32 then b:add(F.scsi__sense__key_flags__ili, r) end; b:add(F.scsi__sense__key, r, math.floor(x / 1) % 16); v.KeyFlags = { FILEMARK = math.floor(x / 128) % 2, EOM = math.floor(x / 64) % 2, ILI = math.floor(x / 32) % 2, SenseKey = math.floor(x / 1) % 16, } end end
     if lim - off >= 6 then t:add(F.scsi__sense__information, tvb(off + 2, 4)) end
     if lim - off >= 7 then do local r = tvb(off + 6, 1); t:add(F.scsi__sense__additional_sense_length, r); v.AdditionalSenseLength = r:uint() end end
     if lim - off >= 11 then t:add(F.scsi__sense__command_specific_information, tvb(off + 7, 4)) end
-    if lim - off >= 13 then do local r = tvb(off + 11, 2); t:add(F.scsi__sense__additional_sense, r); v.AdditionalSense = r:uint() end end
+    if lim - off >= 13 then do local r = tvb(off + 11, 2); local b, x = t:add(F.scsi__sense__asc_ascq, r), r:uint(); b:add(F.scsi__sense__asc, r, math.floor(x / 256) % 256); b:add(F.scsi__sense__ascq, r, math.floor(x / 1) % 256); v.AdditionalSense = x end end
     if lim - off >= 14 then t:add(F.scsi__sense__field_replaceable_unit_code, tvb(off + 13, 1)) end
     if lim - off >= 17 then t:add(F.scsi__sense__sense_key_specific, tvb(off + 14, 3)) end
     return short(t, off, lim, 17, "Sense data (SPC-3 4.5)"), v
@@ -1345,23 +1356,23 @@ D.d_scsi_sense_format_2 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local t = tree
   if lim - off >= 17 then
     t:add(F.scsi__sense__obsolete, tvb(off + 0, 1))
-    do local r = tvb(off + 1, 1); local b, x = t:add(F.scsi__sense__key_flags, r), r:uint(); if x % 256 >= 128 then b:add(F.scsi__sense__key_flags__filemark, r) end; if x % 128 >= 64 then b:add(F.scsi__sense__key_flags__eom, r) end; if x % 64 >= 32 then b:add(F.scsi__sense__key_flags__ili, r) end; b:add(F.scsi__sense__key_flags__sense_key, r); v.KeyFlags = { FILEMARK = math.floor(x / 128) % 2, EOM = math.floor(x / 64) % 2, ILI = math.floor(x / 32) % 2, SenseKey = math.floor(x / 1) % 16, } end
+    do local r = tvb(off + 1, 1); local b, x = t:add(F.scsi__sense__key_flags, r), r:uint(); if x % 256 >= 128 then b:add(F.scsi__sense__key_flags__filemark, r) end; if x % 128 >= 64 then b:add(F.scsi__sense__key_flags__eom, r) end; if x % 64 >= 32 then b:add(F.scsi__sense__key_flags__ili, r) end; b:add(F.scsi__sense__key, r, math.floor(x / 1) % 16); v.KeyFlags = { FILEMARK = math.floor(x / 128) % 2, EOM = math.floor(x / 64) % 2, ILI = math.floor(x / 32) % 2, SenseKey = math.floor(x / 1) % 16, } end
     t:add(F.scsi__sense__information, tvb(off + 2, 4))
     do local r = tvb(off + 6, 1); t:add(F.scsi__sense__additional_sense_length, r); v.AdditionalSenseLength = r:uint() end
     t:add(F.scsi__sense__command_specific_information, tvb(off + 7, 4))
-    do local r = tvb(off + 11, 2); t:add(F.scsi__sense__additional_sense, r); v.AdditionalSense = r:uint() end
+    do local r = tvb(off + 11, 2); local b, x = t:add(F.scsi__sense__asc_ascq, r), r:uint(); b:add(F.scsi__sense__asc, r, math.floor(x / 256) % 256); b:add(F.scsi__sense__ascq, r, math.floor(x / 1) % 256); v.AdditionalSense = x end
     t:add(F.scsi__sense__field_replaceable_unit_code, tvb(off + 13, 1))
     t:add(F.scsi__sense__sense_key_specific, tvb(off + 14, 3))
-    if v.KeyFlags.SenseKey == 2 or v.KeyFlags.SenseKey == 3 or v.KeyFlags.SenseKey == 4 or v.KeyFlags.SenseKey == 5 or v.KeyFlags.SenseKey == 6 or v.KeyFlags.SenseKey == 7 or v.KeyFlags.SenseKey == 8 or v.KeyFlags.SenseKey == 9 or v.KeyFlags.SenseKey == 10 or v.KeyFlags.SenseKey == 11 or v.KeyFlags.SenseKey == 13 or v.KeyFlags.SenseKey == 14 then t:add_proto_expert_info(E.status, string.format("Sense key %s [SPC-3 4.5.6]", VS_NO_SENSE_6c6f4d[v.KeyFlags.SenseKey] or string.format("0x%X", v.KeyFlags.SenseKey))) end
-    if v.AdditionalSense == 10496 or v.AdditionalSense == 10497 or v.AdditionalSense == 10498 or v.AdditionalSense == 10499 or v.AdditionalSense == 10500 or v.AdditionalSense == 10503 or v.AdditionalSense == 10755 or v.AdditionalSense == 10756 or v.AdditionalSense == 10757 or v.AdditionalSense == 10761 or v.AdditionalSense == 16142 or v.AdditionalSense == 14848 or v.AdditionalSense == 9472 or v.AdditionalSense == 8192 or v.AdditionalSense == 9216 or v.AdditionalSense == 1024 or v.AdditionalSense == 1025 or v.AdditionalSense == 1026 or v.AdditionalSense == 1027 then t:add_proto_expert_info(E.status, string.format("Additional sense: %s [SPC-3 4.5.6]", VS_NO_ADDITIONAL_SENSE_INFORMAT_921edf[v.AdditionalSense] or string.format("0x%X", v.AdditionalSense))) end
+    if (v.KeyFlags.SenseKey == 2) or (v.KeyFlags.SenseKey == 3) or (v.KeyFlags.SenseKey == 4) or (v.KeyFlags.SenseKey == 5) or (v.KeyFlags.SenseKey == 6) or (v.KeyFlags.SenseKey == 7) or (v.KeyFlags.SenseKey == 8) or (v.KeyFlags.SenseKey == 9) or (v.KeyFlags.SenseKey == 10) or (v.KeyFlags.SenseKey == 11) or (v.KeyFlags.SenseKey == 13) or (v.KeyFlags.SenseKey == 14) then t:add_proto_expert_info(E.status, string.format("Sense key %s [SPC-3 4.5.6]", VS_NO_SENSE_6c6f4d[v.KeyFlags.SenseKey] or string.format("0x%X", v.KeyFlags.SenseKey))) end
+    if (v.AdditionalSense == 10496) or (v.AdditionalSense == 10497) or (v.AdditionalSense == 10498) or (v.AdditionalSense == 10499) or (v.AdditionalSense == 10500) or (v.AdditionalSense == 10503) or (v.AdditionalSense == 10755) or (v.AdditionalSense == 10756) or (v.AdditionalSense == 10757) or (v.AdditionalSense == 10761) or (v.AdditionalSense == 16142) or (v.AdditionalSense == 14848) or (v.AdditionalSense == 9472) or (v.AdditionalSense == 8192) or (v.AdditionalSense == 9216) or (v.AdditionalSense == 1024) or (v.AdditionalSense == 1025) or (v.AdditionalSense == 1026) or (v.AdditionalSense == 1027) then t:add_proto_expert_info(E.status, string.format("Additional sense: %s [SPC-3 4.5.6]", VS_NO_ADDITIONAL_SENSE_INFORMAT_921edf[v.AdditionalSense] or string.format("0x%X", v.AdditionalSense))) end
     off = off + 17
   else
     if lim - off >= 1 then t:add(F.scsi__sense__obsolete, tvb(off + 0, 1)) end
-    if lim - off >= 2 then do local r = tvb(off + 1, 1); local b, x = t:add(F.scsi__sense__key_flags, r), r:uint(); if x % 256 >= 128 then b:add(F.scsi__sense__key_flags__filemark, r) end; if x % 128 >= 64 then b:add(F.scsi__sense__key_flags__eom, r) end; if x % 64 >= 32 then b:add(F.scsi__sense__key_flags__ili, r) end; b:add(F.scsi__sense__key_flags__sense_key, r); v.KeyFlags = { FILEMARK = math.floor(x / 128) % 2, EOM = math.floor(x / 64) % 2, ILI = math.floor(x / 32) % 2, SenseKey = math.floor(x / 1) % 16, } end end
+    if lim - off >= 2 then do local r = tvb(off + 1, 1); local b, x = t:add(F.scsi__sense__key_flags, r), r:uint(); if x % 256 >= 128 then b:add(F.scsi__sense__key_flags__filemark, r) end; if x % 128 >= 64 then b:add(F.scsi__sense__key_flags__eom, r) end; if x % 64 >= 32 then b:add(F.scsi__sense__key_flags__ili, r) end; b:add(F.scsi__sense__key, r, math.floor(x / 1) % 16); v.KeyFlags = { FILEMARK = math.floor(x / 128) % 2, EOM = math.floor(x / 64) % 2, ILI = math.floor(x / 32) % 2, SenseKey = math.floor(x / 1) % 16, } end end
     if lim - off >= 6 then t:add(F.scsi__sense__information, tvb(off + 2, 4)) end
     if lim - off >= 7 then do local r = tvb(off + 6, 1); t:add(F.scsi__sense__additional_sense_length, r); v.AdditionalSenseLength = r:uint() end end
     if lim - off >= 11 then t:add(F.scsi__sense__command_specific_information, tvb(off + 7, 4)) end
-    if lim - off >= 13 then do local r = tvb(off + 11, 2); t:add(F.scsi__sense__additional_sense, r); v.AdditionalSense = r:uint() end end
+    if lim - off >= 13 then do local r = tvb(off + 11, 2); local b, x = t:add(F.scsi__sense__asc_ascq, r), r:uint(); b:add(F.scsi__sense__asc, r, math.floor(x / 256) % 256); b:add(F.scsi__sense__ascq, r, math.floor(x / 1) % 256); v.AdditionalSense = x end end
     if lim - off >= 14 then t:add(F.scsi__sense__field_replaceable_unit_code, tvb(off + 13, 1)) end
     if lim - off >= 17 then t:add(F.scsi__sense__sense_key_specific, tvb(off + 14, 3)) end
     return short(t, off, lim, 17, "Sense data (SPC-3 4.5)"), v
@@ -1373,16 +1384,16 @@ D.d_scsi_sense_format_3 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree
   if lim - off >= 7 then
-    do local r = tvb(off + 0, 1); t:add(F.scsi__sense__sense_key, r); v.SenseKey = math.floor(r:uint() / 1) % 16 end
-    do local r = tvb(off + 1, 2); t:add(F.scsi__sense__additional_sense, r); v.AdditionalSense = r:uint() end
+    do local r = tvb(off + 0, 1); local x = math.floor(r:uint() / 1) % 16; t:add(F.scsi__sense__key, r, x); v.SenseKey = x end
+    do local r = tvb(off + 1, 2); local b, x = t:add(F.scsi__sense__asc_ascq, r), r:uint(); b:add(F.scsi__sense__asc, r, math.floor(x / 256) % 256); b:add(F.scsi__sense__ascq, r, math.floor(x / 1) % 256); v.AdditionalSense = x end
     t:add(F.scsi__sense__reserved, tvb(off + 3, 3))
     do local r = tvb(off + 6, 1); t:add(F.scsi__sense__additional_sense_length, r); v.AdditionalSenseLength = r:uint() end
-    if v.SenseKey == 2 or v.SenseKey == 3 or v.SenseKey == 4 or v.SenseKey == 5 or v.SenseKey == 6 or v.SenseKey == 7 or v.SenseKey == 8 or v.SenseKey == 9 or v.SenseKey == 10 or v.SenseKey == 11 or v.SenseKey == 13 or v.SenseKey == 14 then t:add_proto_expert_info(E.status, string.format("Sense key %s [SPC-3 4.5.6]", VS_NO_SENSE_6c6f4d[v.SenseKey] or string.format("0x%X", v.SenseKey))) end
-    if v.AdditionalSense == 10496 or v.AdditionalSense == 10497 or v.AdditionalSense == 10498 or v.AdditionalSense == 10499 or v.AdditionalSense == 10500 or v.AdditionalSense == 10503 or v.AdditionalSense == 10755 or v.AdditionalSense == 10756 or v.AdditionalSense == 10757 or v.AdditionalSense == 10761 or v.AdditionalSense == 16142 or v.AdditionalSense == 14848 or v.AdditionalSense == 9472 or v.AdditionalSense == 8192 or v.AdditionalSense == 9216 or v.AdditionalSense == 1024 or v.AdditionalSense == 1025 or v.AdditionalSense == 1026 or v.AdditionalSense == 1027 then t:add_proto_expert_info(E.status, string.format("Additional sense: %s [SPC-3 4.5.6]", VS_NO_ADDITIONAL_SENSE_INFORMAT_921edf[v.AdditionalSense] or string.format("0x%X", v.AdditionalSense))) end
+    if (v.SenseKey == 2) or (v.SenseKey == 3) or (v.SenseKey == 4) or (v.SenseKey == 5) or (v.SenseKey == 6) or (v.SenseKey == 7) or (v.SenseKey == 8) or (v.SenseKey == 9) or (v.SenseKey == 10) or (v.SenseKey == 11) or (v.SenseKey == 13) or (v.SenseKey == 14) then t:add_proto_expert_info(E.status, string.format("Sense key %s [SPC-3 4.5.6]", VS_NO_SENSE_6c6f4d[v.SenseKey] or string.format("0x%X", v.SenseKey))) end
+    if (v.AdditionalSense == 10496) or (v.AdditionalSense == 10497) or (v.AdditionalSense == 10498) or (v.AdditionalSense == 10499) or (v.AdditionalSense == 10500) or (v.AdditionalSense == 10503) or (v.AdditionalSense == 10755) or (v.AdditionalSense == 10756) or (v.AdditionalSense == 10757) or (v.AdditionalSense == 10761) or (v.AdditionalSense == 16142) or (v.AdditionalSense == 14848) or (v.AdditionalSense == 9472) or (v.AdditionalSense == 8192) or (v.AdditionalSense == 9216) or (v.AdditionalSense == 1024) or (v.AdditionalSense == 1025) or (v.AdditionalSense == 1026) or (v.AdditionalSense == 1027) then t:add_proto_expert_info(E.status, string.format("Additional sense: %s [SPC-3 4.5.6]", VS_NO_ADDITIONAL_SENSE_INFORMAT_921edf[v.AdditionalSense] or string.format("0x%X", v.AdditionalSense))) end
     off = off + 7
   else
-    if lim - off >= 1 then do local r = tvb(off + 0, 1); t:add(F.scsi__sense__sense_key, r); v.SenseKey = math.floor(r:uint() / 1) % 16 end end
-    if lim - off >= 3 then do local r = tvb(off + 1, 2); t:add(F.scsi__sense__additional_sense, r); v.AdditionalSense = r:uint() end end
+    if lim - off >= 1 then do local r = tvb(off + 0, 1); local x = math.floor(r:uint() / 1) % 16; t:add(F.scsi__sense__key, r, x); v.SenseKey = x end end
+    if lim - off >= 3 then do local r = tvb(off + 1, 2); local b, x = t:add(F.scsi__sense__asc_ascq, r), r:uint(); b:add(F.scsi__sense__asc, r, math.floor(x / 256) % 256); b:add(F.scsi__sense__ascq, r, math.floor(x / 1) % 256); v.AdditionalSense = x end end
     if lim - off >= 6 then t:add(F.scsi__sense__reserved, tvb(off + 3, 3)) end
     if lim - off >= 7 then do local r = tvb(off + 6, 1); t:add(F.scsi__sense__additional_sense_length, r); v.AdditionalSenseLength = r:uint() end end
     return short(t, off, lim, 7, "Sense data (SPC-3 4.5)"), v
@@ -1402,16 +1413,16 @@ D.d_scsi_sense_format_4 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree
   if lim - off >= 7 then
-    do local r = tvb(off + 0, 1); t:add(F.scsi__sense__sense_key, r); v.SenseKey = math.floor(r:uint() / 1) % 16 end
-    do local r = tvb(off + 1, 2); t:add(F.scsi__sense__additional_sense, r); v.AdditionalSense = r:uint() end
+    do local r = tvb(off + 0, 1); local x = math.floor(r:uint() / 1) % 16; t:add(F.scsi__sense__key, r, x); v.SenseKey = x end
+    do local r = tvb(off + 1, 2); local b, x = t:add(F.scsi__sense__asc_ascq, r), r:uint(); b:add(F.scsi__sense__asc, r, math.floor(x / 256) % 256); b:add(F.scsi__sense__ascq, r, math.floor(x / 1) % 256); v.AdditionalSense = x end
     t:add(F.scsi__sense__reserved, tvb(off + 3, 3))
     do local r = tvb(off + 6, 1); t:add(F.scsi__sense__additional_sense_length, r); v.AdditionalSenseLength = r:uint() end
-    if v.SenseKey == 2 or v.SenseKey == 3 or v.SenseKey == 4 or v.SenseKey == 5 or v.SenseKey == 6 or v.SenseKey == 7 or v.SenseKey == 8 or v.SenseKey == 9 or v.SenseKey == 10 or v.SenseKey == 11 or v.SenseKey == 13 or v.SenseKey == 14 then t:add_proto_expert_info(E.status, string.format("Sense key %s [SPC-3 4.5.6]", VS_NO_SENSE_6c6f4d[v.SenseKey] or string.format("0x%X", v.SenseKey))) end
-    if v.AdditionalSense == 10496 or v.AdditionalSense == 10497 or v.AdditionalSense == 10498 or v.AdditionalSense == 10499 or v.AdditionalSense == 10500 or v.AdditionalSense == 10503 or v.AdditionalSense == 10755 or v.AdditionalSense == 10756 or v.AdditionalSense == 10757 or v.AdditionalSense == 10761 or v.AdditionalSense == 16142 or v.AdditionalSense == 14848 or v.AdditionalSense == 9472 or v.AdditionalSense == 8192 or v.AdditionalSense == 9216 or v.AdditionalSense == 1024 or v.AdditionalSense == 1025 or v.AdditionalSense == 1026 or v.AdditionalSense == 1027 then t:add_proto_expert_info(E.status, string.format("Additional sense: %s [SPC-3 4.5.6]", VS_NO_ADDITIONAL_SENSE_INFORMAT_921edf[v.AdditionalSense] or string.format("0x%X", v.AdditionalSense))) end
+    if (v.SenseKey == 2) or (v.SenseKey == 3) or (v.SenseKey == 4) or (v.SenseKey == 5) or (v.SenseKey == 6) or (v.SenseKey == 7) or (v.SenseKey == 8) or (v.SenseKey == 9) or (v.SenseKey == 10) or (v.SenseKey == 11) or (v.SenseKey == 13) or (v.SenseKey == 14) then t:add_proto_expert_info(E.status, string.format("Sense key %s [SPC-3 4.5.6]", VS_NO_SENSE_6c6f4d[v.SenseKey] or string.format("0x%X", v.SenseKey))) end
+    if (v.AdditionalSense == 10496) or (v.AdditionalSense == 10497) or (v.AdditionalSense == 10498) or (v.AdditionalSense == 10499) or (v.AdditionalSense == 10500) or (v.AdditionalSense == 10503) or (v.AdditionalSense == 10755) or (v.AdditionalSense == 10756) or (v.AdditionalSense == 10757) or (v.AdditionalSense == 10761) or (v.AdditionalSense == 16142) or (v.AdditionalSense == 14848) or (v.AdditionalSense == 9472) or (v.AdditionalSense == 8192) or (v.AdditionalSense == 9216) or (v.AdditionalSense == 1024) or (v.AdditionalSense == 1025) or (v.AdditionalSense == 1026) or (v.AdditionalSense == 1027) then t:add_proto_expert_info(E.status, string.format("Additional sense: %s [SPC-3 4.5.6]", VS_NO_ADDITIONAL_SENSE_INFORMAT_921edf[v.AdditionalSense] or string.format("0x%X", v.AdditionalSense))) end
     off = off + 7
   else
-    if lim - off >= 1 then do local r = tvb(off + 0, 1); t:add(F.scsi__sense__sense_key, r); v.SenseKey = math.floor(r:uint() / 1) % 16 end end
-    if lim - off >= 3 then do local r = tvb(off + 1, 2); t:add(F.scsi__sense__additional_sense, r); v.AdditionalSense = r:uint() end end
+    if lim - off >= 1 then do local r = tvb(off + 0, 1); local x = math.floor(r:uint() / 1) % 16; t:add(F.scsi__sense__key, r, x); v.SenseKey = x end end
+    if lim - off >= 3 then do local r = tvb(off + 1, 2); local b, x = t:add(F.scsi__sense__asc_ascq, r), r:uint(); b:add(F.scsi__sense__asc, r, math.floor(x / 256) % 256); b:add(F.scsi__sense__ascq, r, math.floor(x / 1) % 256); v.AdditionalSense = x end end
     if lim - off >= 6 then t:add(F.scsi__sense__reserved, tvb(off + 3, 3)) end
     if lim - off >= 7 then do local r = tvb(off + 6, 1); t:add(F.scsi__sense__additional_sense_length, r); v.AdditionalSenseLength = r:uint() end end
     return short(t, off, lim, 7, "Sense data (SPC-3 4.5)"), v
@@ -1435,9 +1446,9 @@ D.d_srb_status_response_windows = function(tvb, tree, off, lim, pinfo, ctx, pv)
     do local r = tvb(off + 1, 1); local b, x = t:add(F.srb_status_response__srb_status, r), r:uint(); if x % 256 >= 128 then b:add(F.srb_status_response__srb_status__autosense_valid, r) end; if x % 128 >= 64 then b:add(F.srb_status_response__srb_status__queue_frozen, r) end; b:add(F.srb_status_response__srb_status__status, r); v.SrbStatus = { AutosenseValid = math.floor(x / 128) % 2, QueueFrozen = math.floor(x / 64) % 2, Status = math.floor(x / 1) % 64, } end
     do local r = tvb(off + 2, 1); t:add(F.srb_status_response__scsi_status, r); v.ScsiStatus = r:uint() end
     do local r = tvb(off + 3, 1); t:add_le(F.srb_status_response__sense_info_ex_length, r); v.SenseInfoExLength = r:le_uint() end
-    if v.ScsiStatus == 2 then t:add_proto_expert_info(E.status, string.format("SCSI status %s: the sense data says why [SAM-3 5.3.1]", VS_GOOD_681b62[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
-    if v.ScsiStatus == 24 then t:add_proto_expert_info(E.status, string.format("SCSI status %s: another initiator holds the reservation [SPC-3 5.6.1]", VS_GOOD_681b62[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
-    if v.ScsiStatus == 8 or v.ScsiStatus == 40 or v.ScsiStatus == 48 or v.ScsiStatus == 64 or v.ScsiStatus == 34 then t:add_proto_expert_info(E.status, string.format("SCSI status %s [SAM-3 5.3.1]", VS_GOOD_681b62[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
+    if (v.ScsiStatus == 2) then t:add_proto_expert_info(E.status, string.format("SCSI status %s: the sense data says why [SAM-3 5.3.1]", VS_GOOD_681b62[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
+    if (v.ScsiStatus == 24) then t:add_proto_expert_info(E.status, string.format("SCSI status %s: another initiator holds the reservation [SPC-3 5.6.1]", VS_GOOD_681b62[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
+    if (v.ScsiStatus == 8) or (v.ScsiStatus == 40) or (v.ScsiStatus == 48) or (v.ScsiStatus == 64) or (v.ScsiStatus == 34) then t:add_proto_expert_info(E.status, string.format("SCSI status %s [SAM-3 5.3.1]", VS_GOOD_681b62[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
     off = off + 4
   else
     if lim - off >= 1 then do local r = tvb(off + 0, 1); t:add_le(F.srb_status_response__status_key, r); v.StatusKey = r:le_uint() end end
@@ -1543,9 +1554,9 @@ D.d_scsi_request = function(tvb, tree, off, lim, pinfo, ctx, pv)
     if OPT.scsi then local _, sub = D.d_scsi_cdb(tvb, t, off + 16, math.min(lim, off + 16 + 16), pinfo, ctx, v); if sub ~= v then v.Cdb = sub end end
     t:add(F.scsi_request__cdb_buffer, tvb(off + 16, 16))
     t:add_le(F.scsi_request__reserved3, tvb(off + 32, 4))
-    if v.Length ~= 36 then t:add_proto_expert_info(E.bad_value, string.format("SVHDX_TUNNEL_SCSI_REQUEST Length is %s; it must be 36 [MS-RSVD 3.2.5.5.5]", tostring(v.Length))) end
-    if v.CdbLength > 16 then t:add_proto_expert_info(E.bad_value, string.format("SVHDX_TUNNEL_SCSI_REQUEST CdbLength is %s; at most 16 is allowed [MS-RSVD 2.2.5.11, 3.2.5.5.5]", tostring(v.CdbLength))) end
-    if v.SenseInfoExLength > 20 then t:add_proto_expert_info(E.bad_value, string.format("SVHDX_TUNNEL_SCSI_REQUEST SenseInfoExLength is %s; at most 20 is allowed [MS-RSVD 2.2.5.11]", tostring(v.SenseInfoExLength))) end
+    if (v.Length ~= 36) then t:add_proto_expert_info(E.bad_value, string.format("SVHDX_TUNNEL_SCSI_REQUEST Length is %s; it must be 36 [MS-RSVD 3.2.5.5.5]", tostring(v.Length))) end
+    if (v.CdbLength > 16) then t:add_proto_expert_info(E.bad_value, string.format("SVHDX_TUNNEL_SCSI_REQUEST CdbLength is %s; at most 16 is allowed [MS-RSVD 2.2.5.11, 3.2.5.5.5]", tostring(v.CdbLength))) end
+    if (v.SenseInfoExLength > 20) then t:add_proto_expert_info(E.bad_value, string.format("SVHDX_TUNNEL_SCSI_REQUEST SenseInfoExLength is %s; at most 20 is allowed [MS-RSVD 2.2.5.11]", tostring(v.SenseInfoExLength))) end
     off = off + 36
   else
     if lim - off >= 2 then do local r = tvb(off + 0, 2); t:add_le(F.scsi_request__length, r); v.Length = r:le_uint() end end
@@ -1581,10 +1592,10 @@ D.d_scsi_cdb = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local start = off
   local t = tree:add(F.scsi__cdb, tvb(off, lim > off and lim - off or 0))
   if lim - off >= 1 then
-    do local r = tvb(off + 0, 1); t:add(F.scsi__cdb__operation_code, r); v.OperationCode = r:uint() end
+    do local r = tvb(off + 0, 1); t:add(F.scsi__opcode, r); v.OperationCode = r:uint() end
     off = off + 1
   else
-    if lim - off >= 1 then do local r = tvb(off + 0, 1); t:add(F.scsi__cdb__operation_code, r); v.OperationCode = r:uint() end end
+    if lim - off >= 1 then do local r = tvb(off + 0, 1); t:add(F.scsi__opcode, r); v.OperationCode = r:uint() end end
     return short(t, off, lim, 1, "SCSI CDB (SPC-3 4.3)"), v
   end
   do
@@ -1643,13 +1654,13 @@ D.d_scsi_rw6 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree:add(F.scsi__rw6, tvb(off, lim - off >= 5 and 5 or lim - off))
   if lim - off >= 5 then
-    do local r = tvb(off + 0, 3); local b, x = t:add(F.scsi__rw__address, r), r:uint(); b:add(F.scsi__rw__address__logical_block_address, r) end
-    t:add(F.scsi__rw__transfer_length, tvb(off + 3, 1))
+    do local r = tvb(off + 0, 3); local b, x = t:add(F.scsi__rw__address, r), r:uint(); b:add(F.scsi__lba, r, UInt64.new(math.floor(x / 1) % 2097152)) end
+    t:add(F.scsi__transfer_length, tvb(off + 3, 1))
     t:add(F.scsi__rw__control, tvb(off + 4, 1))
     off = off + 5
   else
-    if lim - off >= 3 then do local r = tvb(off + 0, 3); local b, x = t:add(F.scsi__rw__address, r), r:uint(); b:add(F.scsi__rw__address__logical_block_address, r) end end
-    if lim - off >= 4 then t:add(F.scsi__rw__transfer_length, tvb(off + 3, 1)) end
+    if lim - off >= 3 then do local r = tvb(off + 0, 3); local b, x = t:add(F.scsi__rw__address, r), r:uint(); b:add(F.scsi__lba, r, UInt64.new(math.floor(x / 1) % 2097152)) end end
+    if lim - off >= 4 then t:add(F.scsi__transfer_length, tvb(off + 3, 1)) end
     if lim - off >= 5 then t:add(F.scsi__rw__control, tvb(off + 4, 1)) end
     return short(t, off, lim, 5, "READ(6)/WRITE(6) (SBC-3 5.7)"), v
   end
@@ -1661,16 +1672,16 @@ D.d_scsi_rw10 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local t = tree:add(F.scsi__rw10, tvb(off, lim - off >= 9 and 9 or lim - off))
   if lim - off >= 9 then
     do local r = tvb(off + 0, 1); local b, x = t:add(F.scsi__rw__flags, r), r:uint(); b:add(F.scsi__rw__flags__rd_wr_protect, r); if x % 32 >= 16 then b:add(F.scsi__rw__flags__dpo, r) end; if x % 16 >= 8 then b:add(F.scsi__rw__flags__fua, r) end; if x % 4 >= 2 then b:add(F.scsi__rw__flags__fua_nv, r) end; v.Flags = { RdWrProtect = math.floor(x / 32) % 8, DPO = math.floor(x / 16) % 2, FUA = math.floor(x / 8) % 2, FUA_NV = math.floor(x / 2) % 2, } end
-    t:add(F.scsi__rw__logical_block_address, tvb(off + 1, 4))
+    t:add(F.scsi__lba, tvb(off + 1, 4))
     t:add(F.scsi__rw__group_number, tvb(off + 5, 1))
-    t:add(F.scsi__rw__transfer_length, tvb(off + 6, 2))
+    t:add(F.scsi__transfer_length, tvb(off + 6, 2))
     t:add(F.scsi__rw__control, tvb(off + 8, 1))
     off = off + 9
   else
     if lim - off >= 1 then do local r = tvb(off + 0, 1); local b, x = t:add(F.scsi__rw__flags, r), r:uint(); b:add(F.scsi__rw__flags__rd_wr_protect, r); if x % 32 >= 16 then b:add(F.scsi__rw__flags__dpo, r) end; if x % 16 >= 8 then b:add(F.scsi__rw__flags__fua, r) end; if x % 4 >= 2 then b:add(F.scsi__rw__flags__fua_nv, r) end; v.Flags = { RdWrProtect = math.floor(x / 32) % 8, DPO = math.floor(x / 16) % 2, FUA = math.floor(x / 8) % 2, FUA_NV = math.floor(x / 2) % 2, } end end
-    if lim - off >= 5 then t:add(F.scsi__rw__logical_block_address, tvb(off + 1, 4)) end
+    if lim - off >= 5 then t:add(F.scsi__lba, tvb(off + 1, 4)) end
     if lim - off >= 6 then t:add(F.scsi__rw__group_number, tvb(off + 5, 1)) end
-    if lim - off >= 8 then t:add(F.scsi__rw__transfer_length, tvb(off + 6, 2)) end
+    if lim - off >= 8 then t:add(F.scsi__transfer_length, tvb(off + 6, 2)) end
     if lim - off >= 9 then t:add(F.scsi__rw__control, tvb(off + 8, 1)) end
     return short(t, off, lim, 9, "READ(10)/WRITE(10) (SBC-3 5.8)"), v
   end
@@ -1682,15 +1693,15 @@ D.d_scsi_rw12 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local t = tree:add(F.scsi__rw12, tvb(off, lim - off >= 11 and 11 or lim - off))
   if lim - off >= 11 then
     do local r = tvb(off + 0, 1); local b, x = t:add(F.scsi__rw__flags, r), r:uint(); b:add(F.scsi__rw__flags__rd_wr_protect, r); if x % 32 >= 16 then b:add(F.scsi__rw__flags__dpo, r) end; if x % 16 >= 8 then b:add(F.scsi__rw__flags__fua, r) end; if x % 4 >= 2 then b:add(F.scsi__rw__flags__fua_nv, r) end; v.Flags = { RdWrProtect = math.floor(x / 32) % 8, DPO = math.floor(x / 16) % 2, FUA = math.floor(x / 8) % 2, FUA_NV = math.floor(x / 2) % 2, } end
-    t:add(F.scsi__rw__logical_block_address, tvb(off + 1, 4))
-    t:add(F.scsi__rw__transfer_length, tvb(off + 5, 4))
+    t:add(F.scsi__lba, tvb(off + 1, 4))
+    t:add(F.scsi__transfer_length, tvb(off + 5, 4))
     t:add(F.scsi__rw__group_number, tvb(off + 9, 1))
     t:add(F.scsi__rw__control, tvb(off + 10, 1))
     off = off + 11
   else
     if lim - off >= 1 then do local r = tvb(off + 0, 1); local b, x = t:add(F.scsi__rw__flags, r), r:uint(); b:add(F.scsi__rw__flags__rd_wr_protect, r); if x % 32 >= 16 then b:add(F.scsi__rw__flags__dpo, r) end; if x % 16 >= 8 then b:add(F.scsi__rw__flags__fua, r) end; if x % 4 >= 2 then b:add(F.scsi__rw__flags__fua_nv, r) end; v.Flags = { RdWrProtect = math.floor(x / 32) % 8, DPO = math.floor(x / 16) % 2, FUA = math.floor(x / 8) % 2, FUA_NV = math.floor(x / 2) % 2, } end end
-    if lim - off >= 5 then t:add(F.scsi__rw__logical_block_address, tvb(off + 1, 4)) end
-    if lim - off >= 9 then t:add(F.scsi__rw__transfer_length, tvb(off + 5, 4)) end
+    if lim - off >= 5 then t:add(F.scsi__lba, tvb(off + 1, 4)) end
+    if lim - off >= 9 then t:add(F.scsi__transfer_length, tvb(off + 5, 4)) end
     if lim - off >= 10 then t:add(F.scsi__rw__group_number, tvb(off + 9, 1)) end
     if lim - off >= 11 then t:add(F.scsi__rw__control, tvb(off + 10, 1)) end
     return short(t, off, lim, 11, "READ(12)/WRITE(12) (SBC-3 5.9)"), v
@@ -1703,15 +1714,15 @@ D.d_scsi_rw16 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local t = tree:add(F.scsi__rw16, tvb(off, lim - off >= 15 and 15 or lim - off))
   if lim - off >= 15 then
     do local r = tvb(off + 0, 1); local b, x = t:add(F.scsi__rw__flags, r), r:uint(); b:add(F.scsi__rw__flags__rd_wr_protect, r); if x % 32 >= 16 then b:add(F.scsi__rw__flags__dpo, r) end; if x % 16 >= 8 then b:add(F.scsi__rw__flags__fua, r) end; if x % 4 >= 2 then b:add(F.scsi__rw__flags__fua_nv, r) end; v.Flags = { RdWrProtect = math.floor(x / 32) % 8, DPO = math.floor(x / 16) % 2, FUA = math.floor(x / 8) % 2, FUA_NV = math.floor(x / 2) % 2, } end
-    t:add(F.scsi__rw__logical_block_address, tvb(off + 1, 8))
-    t:add(F.scsi__rw__transfer_length, tvb(off + 9, 4))
+    t:add(F.scsi__lba, tvb(off + 1, 8))
+    t:add(F.scsi__transfer_length, tvb(off + 9, 4))
     t:add(F.scsi__rw__group_number, tvb(off + 13, 1))
     t:add(F.scsi__rw__control, tvb(off + 14, 1))
     off = off + 15
   else
     if lim - off >= 1 then do local r = tvb(off + 0, 1); local b, x = t:add(F.scsi__rw__flags, r), r:uint(); b:add(F.scsi__rw__flags__rd_wr_protect, r); if x % 32 >= 16 then b:add(F.scsi__rw__flags__dpo, r) end; if x % 16 >= 8 then b:add(F.scsi__rw__flags__fua, r) end; if x % 4 >= 2 then b:add(F.scsi__rw__flags__fua_nv, r) end; v.Flags = { RdWrProtect = math.floor(x / 32) % 8, DPO = math.floor(x / 16) % 2, FUA = math.floor(x / 8) % 2, FUA_NV = math.floor(x / 2) % 2, } end end
-    if lim - off >= 9 then t:add(F.scsi__rw__logical_block_address, tvb(off + 1, 8)) end
-    if lim - off >= 13 then t:add(F.scsi__rw__transfer_length, tvb(off + 9, 4)) end
+    if lim - off >= 9 then t:add(F.scsi__lba, tvb(off + 1, 8)) end
+    if lim - off >= 13 then t:add(F.scsi__transfer_length, tvb(off + 9, 4)) end
     if lim - off >= 14 then t:add(F.scsi__rw__group_number, tvb(off + 13, 1)) end
     if lim - off >= 15 then t:add(F.scsi__rw__control, tvb(off + 14, 1)) end
     return short(t, off, lim, 15, "READ(16)/WRITE(16) (SBC-3 5.10)"), v
@@ -1724,14 +1735,14 @@ D.d_scsi_sync10 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local t = tree:add(F.scsi__sync10, tvb(off, lim - off >= 9 and 9 or lim - off))
   if lim - off >= 9 then
     do local r = tvb(off + 0, 1); local b, x = t:add(F.scsi__rw__sync_flags, r), r:uint(); if x % 8 >= 4 then b:add(F.scsi__rw__sync_flags__sync_nv, r) end; if x % 4 >= 2 then b:add(F.scsi__rw__sync_flags__immed, r) end end
-    t:add(F.scsi__rw__logical_block_address, tvb(off + 1, 4))
+    t:add(F.scsi__lba, tvb(off + 1, 4))
     t:add(F.scsi__rw__group_number, tvb(off + 5, 1))
     t:add(F.scsi__rw__number_of_logical_blocks, tvb(off + 6, 2))
     t:add(F.scsi__rw__control, tvb(off + 8, 1))
     off = off + 9
   else
     if lim - off >= 1 then do local r = tvb(off + 0, 1); local b, x = t:add(F.scsi__rw__sync_flags, r), r:uint(); if x % 8 >= 4 then b:add(F.scsi__rw__sync_flags__sync_nv, r) end; if x % 4 >= 2 then b:add(F.scsi__rw__sync_flags__immed, r) end end end
-    if lim - off >= 5 then t:add(F.scsi__rw__logical_block_address, tvb(off + 1, 4)) end
+    if lim - off >= 5 then t:add(F.scsi__lba, tvb(off + 1, 4)) end
     if lim - off >= 6 then t:add(F.scsi__rw__group_number, tvb(off + 5, 1)) end
     if lim - off >= 8 then t:add(F.scsi__rw__number_of_logical_blocks, tvb(off + 6, 2)) end
     if lim - off >= 9 then t:add(F.scsi__rw__control, tvb(off + 8, 1)) end
@@ -1745,14 +1756,14 @@ D.d_scsi_sync16 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local t = tree:add(F.scsi__sync16, tvb(off, lim - off >= 15 and 15 or lim - off))
   if lim - off >= 15 then
     do local r = tvb(off + 0, 1); local b, x = t:add(F.scsi__rw__sync_flags, r), r:uint(); if x % 8 >= 4 then b:add(F.scsi__rw__sync_flags__sync_nv, r) end; if x % 4 >= 2 then b:add(F.scsi__rw__sync_flags__immed, r) end end
-    t:add(F.scsi__rw__logical_block_address, tvb(off + 1, 8))
+    t:add(F.scsi__lba, tvb(off + 1, 8))
     t:add(F.scsi__rw__number_of_logical_blocks, tvb(off + 9, 4))
     t:add(F.scsi__rw__group_number, tvb(off + 13, 1))
     t:add(F.scsi__rw__control, tvb(off + 14, 1))
     off = off + 15
   else
     if lim - off >= 1 then do local r = tvb(off + 0, 1); local b, x = t:add(F.scsi__rw__sync_flags, r), r:uint(); if x % 8 >= 4 then b:add(F.scsi__rw__sync_flags__sync_nv, r) end; if x % 4 >= 2 then b:add(F.scsi__rw__sync_flags__immed, r) end end end
-    if lim - off >= 9 then t:add(F.scsi__rw__logical_block_address, tvb(off + 1, 8)) end
+    if lim - off >= 9 then t:add(F.scsi__lba, tvb(off + 1, 8)) end
     if lim - off >= 13 then t:add(F.scsi__rw__number_of_logical_blocks, tvb(off + 9, 4)) end
     if lim - off >= 14 then t:add(F.scsi__rw__group_number, tvb(off + 13, 1)) end
     if lim - off >= 15 then t:add(F.scsi__rw__control, tvb(off + 14, 1)) end
@@ -1766,14 +1777,14 @@ D.d_scsi_write_same10 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local t = tree:add(F.scsi__write_same10, tvb(off, lim - off >= 9 and 9 or lim - off))
   if lim - off >= 9 then
     do local r = tvb(off + 0, 1); local b, x = t:add(F.scsi__rw__write_same_flags, r), r:uint(); b:add(F.scsi__rw__write_same_flags__wr_protect, r); if x % 32 >= 16 then b:add(F.scsi__rw__write_same_flags__anchor, r) end; if x % 16 >= 8 then b:add(F.scsi__rw__write_same_flags__unmap, r) end end
-    t:add(F.scsi__rw__logical_block_address, tvb(off + 1, 4))
+    t:add(F.scsi__lba, tvb(off + 1, 4))
     t:add(F.scsi__rw__group_number, tvb(off + 5, 1))
     t:add(F.scsi__rw__number_of_logical_blocks, tvb(off + 6, 2))
     t:add(F.scsi__rw__control, tvb(off + 8, 1))
     off = off + 9
   else
     if lim - off >= 1 then do local r = tvb(off + 0, 1); local b, x = t:add(F.scsi__rw__write_same_flags, r), r:uint(); b:add(F.scsi__rw__write_same_flags__wr_protect, r); if x % 32 >= 16 then b:add(F.scsi__rw__write_same_flags__anchor, r) end; if x % 16 >= 8 then b:add(F.scsi__rw__write_same_flags__unmap, r) end end end
-    if lim - off >= 5 then t:add(F.scsi__rw__logical_block_address, tvb(off + 1, 4)) end
+    if lim - off >= 5 then t:add(F.scsi__lba, tvb(off + 1, 4)) end
     if lim - off >= 6 then t:add(F.scsi__rw__group_number, tvb(off + 5, 1)) end
     if lim - off >= 8 then t:add(F.scsi__rw__number_of_logical_blocks, tvb(off + 6, 2)) end
     if lim - off >= 9 then t:add(F.scsi__rw__control, tvb(off + 8, 1)) end
@@ -1787,14 +1798,14 @@ D.d_scsi_write_same16 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local t = tree:add(F.scsi__write_same16, tvb(off, lim - off >= 15 and 15 or lim - off))
   if lim - off >= 15 then
     do local r = tvb(off + 0, 1); local b, x = t:add(F.scsi__rw__write_same_flags, r), r:uint(); b:add(F.scsi__rw__write_same_flags__wr_protect, r); if x % 32 >= 16 then b:add(F.scsi__rw__write_same_flags__anchor, r) end; if x % 16 >= 8 then b:add(F.scsi__rw__write_same_flags__unmap, r) end end
-    t:add(F.scsi__rw__logical_block_address, tvb(off + 1, 8))
+    t:add(F.scsi__lba, tvb(off + 1, 8))
     t:add(F.scsi__rw__number_of_logical_blocks, tvb(off + 9, 4))
     t:add(F.scsi__rw__group_number, tvb(off + 13, 1))
     t:add(F.scsi__rw__control, tvb(off + 14, 1))
     off = off + 15
   else
     if lim - off >= 1 then do local r = tvb(off + 0, 1); local b, x = t:add(F.scsi__rw__write_same_flags, r), r:uint(); b:add(F.scsi__rw__write_same_flags__wr_protect, r); if x % 32 >= 16 then b:add(F.scsi__rw__write_same_flags__anchor, r) end; if x % 16 >= 8 then b:add(F.scsi__rw__write_same_flags__unmap, r) end end end
-    if lim - off >= 9 then t:add(F.scsi__rw__logical_block_address, tvb(off + 1, 8)) end
+    if lim - off >= 9 then t:add(F.scsi__lba, tvb(off + 1, 8)) end
     if lim - off >= 13 then t:add(F.scsi__rw__number_of_logical_blocks, tvb(off + 9, 4)) end
     if lim - off >= 14 then t:add(F.scsi__rw__group_number, tvb(off + 13, 1)) end
     if lim - off >= 15 then t:add(F.scsi__rw__control, tvb(off + 14, 1)) end
@@ -1868,13 +1879,13 @@ D.d_scsi_pr_in = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree:add(F.scsi__pr_in, tvb(off, lim - off >= 9 and 9 or lim - off))
   if lim - off >= 9 then
-    do local r = tvb(off + 0, 1); t:add(F.scsi__pr__service_action, r); v.ServiceAction = math.floor(r:uint() / 1) % 32 end
+    do local r = tvb(off + 0, 1); local x = math.floor(r:uint() / 1) % 32; t:add(F.scsi__pr_in__service_action, r, x); v.ServiceAction = x end
     t:add(F.scsi__pr__reserved, tvb(off + 1, 5))
     t:add(F.scsi__pr__allocation_length, tvb(off + 6, 2))
     t:add(F.scsi__pr__control, tvb(off + 8, 1))
     off = off + 9
   else
-    if lim - off >= 1 then do local r = tvb(off + 0, 1); t:add(F.scsi__pr__service_action, r); v.ServiceAction = math.floor(r:uint() / 1) % 32 end end
+    if lim - off >= 1 then do local r = tvb(off + 0, 1); local x = math.floor(r:uint() / 1) % 32; t:add(F.scsi__pr_in__service_action, r, x); v.ServiceAction = x end end
     if lim - off >= 6 then t:add(F.scsi__pr__reserved, tvb(off + 1, 5)) end
     if lim - off >= 8 then t:add(F.scsi__pr__allocation_length, tvb(off + 6, 2)) end
     if lim - off >= 9 then t:add(F.scsi__pr__control, tvb(off + 8, 1)) end
@@ -1887,15 +1898,15 @@ D.d_scsi_pr_out = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree:add(F.scsi__pr_out, tvb(off, lim - off >= 9 and 9 or lim - off))
   if lim - off >= 9 then
-    do local r = tvb(off + 0, 1); t:add(F.scsi__pr__service_action, r); v.ServiceAction = math.floor(r:uint() / 1) % 32 end
-    do local r = tvb(off + 1, 1); local b, x = t:add(F.scsi__pr__scope_type, r), r:uint(); b:add(F.scsi__pr__scope_type__scope, r); b:add(F.scsi__pr__scope_type__type, r) end
+    do local r = tvb(off + 0, 1); local x = math.floor(r:uint() / 1) % 32; t:add(F.scsi__pr_out__service_action, r, x); v.ServiceAction = x end
+    do local r = tvb(off + 1, 1); local b, x = t:add(F.scsi__pr__scope_type, r), r:uint(); b:add(F.scsi__pr__scope, r, math.floor(x / 16) % 16); b:add(F.scsi__pr__type, r, math.floor(x / 1) % 16) end
     t:add(F.scsi__pr__reserved, tvb(off + 2, 2))
     t:add(F.scsi__pr__parameter_list_length, tvb(off + 4, 4))
     t:add(F.scsi__pr__control, tvb(off + 8, 1))
     off = off + 9
   else
-    if lim - off >= 1 then do local r = tvb(off + 0, 1); t:add(F.scsi__pr__service_action, r); v.ServiceAction = math.floor(r:uint() / 1) % 32 end end
-    if lim - off >= 2 then do local r = tvb(off + 1, 1); local b, x = t:add(F.scsi__pr__scope_type, r), r:uint(); b:add(F.scsi__pr__scope_type__scope, r); b:add(F.scsi__pr__scope_type__type, r) end end
+    if lim - off >= 1 then do local r = tvb(off + 0, 1); local x = math.floor(r:uint() / 1) % 32; t:add(F.scsi__pr_out__service_action, r, x); v.ServiceAction = x end end
+    if lim - off >= 2 then do local r = tvb(off + 1, 1); local b, x = t:add(F.scsi__pr__scope_type, r), r:uint(); b:add(F.scsi__pr__scope, r, math.floor(x / 16) % 16); b:add(F.scsi__pr__type, r, math.floor(x / 1) % 16) end end
     if lim - off >= 4 then t:add(F.scsi__pr__reserved, tvb(off + 2, 2)) end
     if lim - off >= 8 then t:add(F.scsi__pr__parameter_list_length, tvb(off + 4, 4)) end
     if lim - off >= 9 then t:add(F.scsi__pr__control, tvb(off + 8, 1)) end
@@ -2101,9 +2112,9 @@ D.d_scsi_response = function(tvb, tree, off, lim, pinfo, ctx, pv)
     t:add_le(F.scsi_response__data_transfer_length, tvb(off + 12, 4))
     if OPT.scsi and (v.SenseInfoExLength > 0) then local _, sub = D.d_scsi_sense(tvb, t, off + 16, math.min(lim, off + 16 + 20), pinfo, ctx, v) end
     t:add(F.scsi_response__sense_data_ex, tvb(off + 16, 20))
-    if v.ScsiStatus == 2 then t:add_proto_expert_info(E.status, string.format("SCSI status %s: the sense data says why [SAM-3 5.3.1]", VS_GOOD_681b62[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
-    if v.ScsiStatus == 24 then t:add_proto_expert_info(E.status, string.format("SCSI status %s: another initiator holds the reservation [SPC-3 5.6.1]", VS_GOOD_681b62[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
-    if v.ScsiStatus == 8 or v.ScsiStatus == 40 or v.ScsiStatus == 48 or v.ScsiStatus == 64 or v.ScsiStatus == 34 then t:add_proto_expert_info(E.status, string.format("SCSI status %s [SAM-3 5.3.1]", VS_GOOD_681b62[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
+    if (v.ScsiStatus == 2) then t:add_proto_expert_info(E.status, string.format("SCSI status %s: the sense data says why [SAM-3 5.3.1]", VS_GOOD_681b62[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
+    if (v.ScsiStatus == 24) then t:add_proto_expert_info(E.status, string.format("SCSI status %s: another initiator holds the reservation [SPC-3 5.6.1]", VS_GOOD_681b62[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
+    if (v.ScsiStatus == 8) or (v.ScsiStatus == 40) or (v.ScsiStatus == 48) or (v.ScsiStatus == 64) or (v.ScsiStatus == 34) then t:add_proto_expert_info(E.status, string.format("SCSI status %s [SAM-3 5.3.1]", VS_GOOD_681b62[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
     off = off + 36
   else
     if lim - off >= 2 then t:add_le(F.scsi_response__length, tvb(off + 0, 2)) end
@@ -2347,7 +2358,7 @@ D.d_scsi_pr_read_reservation = function(tvb, tree, off, lim, pinfo, ctx, pv)
     if lim - off >= 8 then do local r = tvb(off + 4, 4); t:add(F.scsi__pr__additional_length, r); v.AdditionalLength = r:uint() end end
     return short(t, off, lim, 8, "PERSISTENT RESERVE IN READ RESERVATION data (SPC-3 6.11.3)"), v
   end
-  if v.AdditionalLength == 16 then
+  if (v.AdditionalLength == 16) then
     do
       local o, sub = D.d_scsi_pr_read_reservation_reservation(tvb, t, off, lim, pinfo, ctx, v)
       if not o then return nil, v end
@@ -2365,14 +2376,14 @@ D.d_scsi_pr_read_reservation_reservation = function(tvb, tree, off, lim, pinfo, 
     t:add(F.scsi__pr__reservation_key, tvb(off + 0, 8))
     t:add(F.scsi__pr__obsolete, tvb(off + 8, 4))
     t:add(F.scsi__pr__reserved, tvb(off + 12, 1))
-    do local r = tvb(off + 13, 1); local b, x = t:add(F.scsi__pr__scope_type, r), r:uint(); b:add(F.scsi__pr__scope_type__scope, r); b:add(F.scsi__pr__scope_type__type, r) end
+    do local r = tvb(off + 13, 1); local b, x = t:add(F.scsi__pr__scope_type, r), r:uint(); b:add(F.scsi__pr__scope, r, math.floor(x / 16) % 16); b:add(F.scsi__pr__type, r, math.floor(x / 1) % 16) end
     t:add(F.scsi__pr__obsolete2, tvb(off + 14, 2))
     off = off + 16
   else
     if lim - off >= 8 then t:add(F.scsi__pr__reservation_key, tvb(off + 0, 8)) end
     if lim - off >= 12 then t:add(F.scsi__pr__obsolete, tvb(off + 8, 4)) end
     if lim - off >= 13 then t:add(F.scsi__pr__reserved, tvb(off + 12, 1)) end
-    if lim - off >= 14 then do local r = tvb(off + 13, 1); local b, x = t:add(F.scsi__pr__scope_type, r), r:uint(); b:add(F.scsi__pr__scope_type__scope, r); b:add(F.scsi__pr__scope_type__type, r) end end
+    if lim - off >= 14 then do local r = tvb(off + 13, 1); local b, x = t:add(F.scsi__pr__scope_type, r), r:uint(); b:add(F.scsi__pr__scope, r, math.floor(x / 16) % 16); b:add(F.scsi__pr__type, r, math.floor(x / 1) % 16) end end
     if lim - off >= 16 then t:add(F.scsi__pr__obsolete2, tvb(off + 14, 2)) end
     return short(t, off, lim, 16, "PERSISTENT RESERVE IN READ RESERVATION data (SPC-3 6.11.3)"), v
   end
@@ -2456,7 +2467,7 @@ D.d_scsi_pr_full_status_value = function(tvb, tree, off, lim, pinfo, ctx, pv)
     t:add(F.scsi__pr__reservation_key, tvb(off + 0, 8))
     t:add(F.scsi__pr__reserved, tvb(off + 8, 4))
     do local r = tvb(off + 12, 1); local b, x = t:add(F.scsi__pr__holder, r), r:uint(); if x % 4 >= 2 then b:add(F.scsi__pr__holder__all_tg_pt, r) end; if x % 2 >= 1 then b:add(F.scsi__pr__holder__r_holder, r) end end
-    do local r = tvb(off + 13, 1); local b, x = t:add(F.scsi__pr__scope_type, r), r:uint(); b:add(F.scsi__pr__scope_type__scope, r); b:add(F.scsi__pr__scope_type__type, r) end
+    do local r = tvb(off + 13, 1); local b, x = t:add(F.scsi__pr__scope_type, r), r:uint(); b:add(F.scsi__pr__scope, r, math.floor(x / 16) % 16); b:add(F.scsi__pr__type, r, math.floor(x / 1) % 16) end
     t:add(F.scsi__pr__reserved2, tvb(off + 14, 4))
     t:add(F.scsi__pr__relative_target_port_identifier, tvb(off + 18, 2))
     do local r = tvb(off + 20, 4); t:add(F.scsi__pr__additional_descriptor_length, r); v.AdditionalDescriptorLength = r:uint() end
@@ -2465,7 +2476,7 @@ D.d_scsi_pr_full_status_value = function(tvb, tree, off, lim, pinfo, ctx, pv)
     if lim - off >= 8 then t:add(F.scsi__pr__reservation_key, tvb(off + 0, 8)) end
     if lim - off >= 12 then t:add(F.scsi__pr__reserved, tvb(off + 8, 4)) end
     if lim - off >= 13 then do local r = tvb(off + 12, 1); local b, x = t:add(F.scsi__pr__holder, r), r:uint(); if x % 4 >= 2 then b:add(F.scsi__pr__holder__all_tg_pt, r) end; if x % 2 >= 1 then b:add(F.scsi__pr__holder__r_holder, r) end end end
-    if lim - off >= 14 then do local r = tvb(off + 13, 1); local b, x = t:add(F.scsi__pr__scope_type, r), r:uint(); b:add(F.scsi__pr__scope_type__scope, r); b:add(F.scsi__pr__scope_type__type, r) end end
+    if lim - off >= 14 then do local r = tvb(off + 13, 1); local b, x = t:add(F.scsi__pr__scope_type, r), r:uint(); b:add(F.scsi__pr__scope, r, math.floor(x / 16) % 16); b:add(F.scsi__pr__type, r, math.floor(x / 1) % 16) end end
     if lim - off >= 18 then t:add(F.scsi__pr__reserved2, tvb(off + 14, 4)) end
     if lim - off >= 20 then t:add(F.scsi__pr__relative_target_port_identifier, tvb(off + 18, 2)) end
     if lim - off >= 24 then do local r = tvb(off + 20, 4); t:add(F.scsi__pr__additional_descriptor_length, r); v.AdditionalDescriptorLength = r:uint() end end
@@ -2976,7 +2987,7 @@ D.d_tunnel_response = function(tvb, tree, off, lim, pinfo, ctx, pv)
     if sub ~= v then v.Header = sub end; if not o then return nil, v end
     off = o
   end
-  if v.Header.Status == 0 then
+  if (v.Header.Status == 0) then
     do
       local key, fn = v.Header.OperationCode, nil
       if key == 0x02001001 then fn = D.d_file_info_response
@@ -3611,3 +3622,4 @@ function proto.dissector(tvb, pinfo, tree)
 end
 
 register_postdissector(proto)
+

@@ -21,7 +21,7 @@ def build_model(p: Protocol) -> Model:
         from dissectors.model.ndr import NdrModel
 
         orpcthis, orpcthat = p.orpc or (None, None)
-        model.ndr = NdrModel(model, list(p.interfaces), orpcthis, orpcthat, p.hresults)
+        model.ndr = NdrModel(model, list(p.interfaces), orpcthis, orpcthat, p.hresults, p.type_names)
     for fd in model.fields.values():  # name every value table before a target lists them
         if fd.values:
             model.value_table(fd.values)

@@ -14,8 +14,36 @@ RAW_CAP = 160  # bytes of an IOCTL buffer the export preference hands the analyz
 CONTEXTS_CAP = 1024  # bytes of a shared-disk CREATE's create contexts: the open context and the EAs beside it
 
 
+class Names:
+    """The names of the fields a binding adds, by role: the binding registers them, and `analyze`
+    reads them by these attributes, never by literals. Every binding's fields are here; a
+    protocol has those of its own binding."""
+
+    def __init__(self, p: Protocol):
+        n = p.name
+        self.proto = n
+        # every binding
+        self.response_in, self.request_in, self.time = n + ".response_in", n + ".request_in", n + ".time"
+        self.dissector_error = n + ".dissector_error"
+        # smb2: stored errors, shared opens, and the export for the analyzer
+        self.status_key, self.retrieved_in, self.error_in = n + ".sense.status_key", n + ".sense.retrieved_in", n + ".sense.error_in"
+        self.open_name = n + ".open.name"
+        self.raw, self.raw_smb2_index = n + ".raw", n + ".raw.smb2_index"
+        self.raw_open_name, self.raw_create_contexts, self.raw_bare_name = (
+            n + ".raw.open_name", n + ".raw.create_contexts", n + ".raw.bare_name")
+        # dcerpc: what every call shows, sealed or not
+        for role in ("interface", "method", "opnum", "call_id", "direction", "context_id", "auth_level", "encrypted",
+                     "stub", "fault_status"):
+            setattr(self, role, "%s.%s" % (n, role))
+
+    def preference(self, option: str, value: bool) -> List[str]:
+        """tshark's arguments that set one of the plugin's preferences."""
+        return ["-o", "%s.%s:%s" % (self.proto, option, "TRUE" if value else "FALSE")]
+
+
 def _smb2_fields(p: Protocol) -> List[FieldDef]:
     """Fields the SMB2 binding adds beside the messages' own: the exchange links."""
+    n = Names(p)
     if not any(e.transaction for e in p.ioctls):
         return []
     spec = next(e.transaction.spec for e in p.ioctls if e.transaction)
@@ -23,102 +51,108 @@ def _smb2_fields(p: Protocol) -> List[FieldDef]:
     if p.stored_errors:
         spec = p.stored_errors.spec
         fields += [
-            FieldDef(abbrev="%s.sense.status_key" % p.name, label="StatusKey", ftype="uint8", base="DEC",
+            FieldDef(abbrev=n.status_key, label="StatusKey", ftype="uint8", base="DEC",
                      desc="The key under which the server stored this failure's sense data", spec=spec,
                      structure="(stored errors)"),
-            FieldDef(abbrev="%s.sense.retrieved_in" % p.name, label="Retrieved in", ftype="framenum",
+            FieldDef(abbrev=n.retrieved_in, label="Retrieved in", ftype="framenum",
                      base="RESPONSE", desc="The request that fetched this stored error", spec=spec,
                      structure="(stored errors)"),
-            FieldDef(abbrev="%s.sense.error_in" % p.name, label="Error in", ftype="framenum", base="REQUEST",
+            FieldDef(abbrev=n.error_in, label="Error in", ftype="framenum", base="REQUEST",
                      desc="The failed response whose stored error this request fetches", spec=spec,
                      structure="(stored errors)"),
         ]
     if p.shared_opens:
-        fields.append(FieldDef(abbrev="%s.open.name" % p.name, label="Opened as", ftype="string", base="UNICODE",
+        fields.append(FieldDef(abbrev=n.open_name, label="Opened as", ftype="string", base="UNICODE",
                                desc="The file name of the CREATE that carried the context",
                                spec=p.shared_opens.spec, structure="(stored errors)"))
     if any(o.name == "export" for o in p.options):
         fields += [
-            FieldDef(abbrev="%s.raw" % p.name, label="Message bytes", ftype="bytes",
+            FieldDef(abbrev=n.raw, label="Message bytes", ftype="bytes",
                      desc="With the export preference: a message's bytes for the analyzer (an IOCTL buffer's first %d)" % RAW_CAP,
                      spec=spec, structure="(export)"),
-            FieldDef(abbrev="%s.raw.smb2_index" % p.name, label="SMB2 message number", ftype="uint8", base="DEC",
+            FieldDef(abbrev=n.raw_smb2_index, label="SMB2 message number", ftype="uint8", base="DEC",
                      desc="With the export preference, in a compound frame: which SMB2 message (1-based) carried it",
                      spec=spec, structure="(export)"),
         ]
         if p.shared_opens:
             fields.append(FieldDef(
-                abbrev="%s.raw.open_name" % p.name, label="Opened as (bytes)", ftype="bytes",
+                abbrev=n.raw_open_name, label="Opened as (bytes)", ftype="bytes",
                 desc="With the export preference: the UTF-16LE name of each CREATE that carries the context, as bytes "
                      "(any character, the analyzer's separators included, survives tshark's text output)",
                 spec=p.shared_opens.spec, structure="(export)"))
             fields.append(FieldDef(
-                abbrev="%s.raw.create_contexts" % p.name, label="Create contexts (bytes)", ftype="bytes",
+                abbrev=n.raw_create_contexts, label="Create contexts (bytes)", ftype="bytes",
                 desc="With the export preference: the create contexts of each CREATE that carries the context (its first "
                      "%d bytes), whatever Wireshark made of them, for the EAs beside it" % CONTEXTS_CAP,
                 spec=p.shared_opens.spec, structure="(export)"))
             fields.append(FieldDef(
-                abbrev="%s.raw.bare_name" % p.name, label="Opened without the context as (bytes)", ftype="bytes",
+                abbrev=n.raw_bare_name, label="Opened without the context as (bytes)", ftype="bytes",
                 desc="With the export preference: the UTF-16LE name of a CREATE that ends in the suffix but carries no "
                      "open context (seen in frames that carry some create context or FSCTL)",
                 spec=p.shared_opens.spec, structure="(export)"))
     return fields + [
-        FieldDef(abbrev="%s.response_in" % p.name, label="Response in", ftype="framenum", base="RESPONSE",
+        FieldDef(abbrev=n.response_in, label="Response in", ftype="framenum", base="RESPONSE",
                  desc="The frame that answers this request (same TCP stream, SMB2 session and id)",
                  spec=spec, structure="(exchanges)"),
-        FieldDef(abbrev="%s.request_in" % p.name, label="Request in", ftype="framenum", base="REQUEST",
+        FieldDef(abbrev=n.request_in, label="Request in", ftype="framenum", base="REQUEST",
                  desc="The frame of the request this answers", spec=spec, structure="(exchanges)"),
-        FieldDef(abbrev="%s.time" % p.name, label="Response time", ftype="relative_time",
+        FieldDef(abbrev=n.time, label="Response time", ftype="relative_time",
                  desc="Time from the request to this response", spec=spec, structure="(exchanges)"),
     ]
 
 
 def _dcerpc_fields(p: Protocol) -> List[FieldDef]:
     """What the DCE/RPC binding shows of every call, sealed or not."""
+    n = Names(p)
     spec = "MS-RPCE 2.2.2"
     levels = {0: "default", 1: "none", 2: "connect", 3: "call", 4: "packet", 5: "packet integrity",
               6: "packet privacy"}
     return [
-        FieldDef(abbrev="%s.interface" % p.name, label="Interface", ftype="string", desc="The interface of the "
+        FieldDef(abbrev=n.interface, label="Interface", ftype="string", desc="The interface of the "
                  "presentation context the call used (from the bind this dissector tracked)", spec=spec,
                  structure="(calls)"),
-        FieldDef(abbrev="%s.method" % p.name, label="Method", ftype="string", desc="The method the opnum names",
+        FieldDef(abbrev=n.method, label="Method", ftype="string", desc="The method the opnum names",
                  spec=spec, structure="(calls)"),
-        FieldDef(abbrev="%s.opnum" % p.name, label="Opnum", ftype="uint16", base="DEC", desc="The request's opnum",
+        FieldDef(abbrev=n.opnum, label="Opnum", ftype="uint16", base="DEC", desc="The request's opnum",
                  spec=spec, structure="(calls)"),
-        FieldDef(abbrev="%s.call_id" % p.name, label="Call ID", ftype="uint32", base="DEC",
+        FieldDef(abbrev=n.call_id, label="Call ID", ftype="uint32", base="DEC",
                  desc="The call_id that pairs the request with its response", spec=spec, structure="(calls)"),
-        FieldDef(abbrev="%s.direction" % p.name, label="Direction", ftype="uint8", base="DEC",
+        FieldDef(abbrev=n.direction, label="Direction", ftype="uint8", base="DEC",
                  values={0: "request", 1: "response", 2: "fault"}, desc="Which PDU of the call this is",
                  spec=spec, structure="(calls)"),
-        FieldDef(abbrev="%s.context_id" % p.name, label="Context ID", ftype="uint16", base="DEC",
+        FieldDef(abbrev=n.context_id, label="Context ID", ftype="uint16", base="DEC",
                  desc="The presentation context of the call", spec=spec, structure="(calls)"),
-        FieldDef(abbrev="%s.auth_level" % p.name, label="Auth level", ftype="uint8", base="DEC", values=levels,
+        FieldDef(abbrev=n.auth_level, label="Auth level", ftype="uint8", base="DEC", values=levels,
                  desc="The call's authentication level: its own verifier's, else its connection's, else none", spec="MS-RPCE 2.2.1.1.8",
                  structure="(calls)"),
-        FieldDef(abbrev="%s.encrypted" % p.name, label="Stub encrypted", ftype="bool", base="NONE",
+        FieldDef(abbrev=n.encrypted, label="Stub encrypted", ftype="bool", base="NONE",
                  desc="True when the stub is sealed and Wireshark had no key to decrypt it", spec=spec, structure="(calls)"),
-        FieldDef(abbrev="%s.stub" % p.name, label="Stub", ftype="bytes", desc="The stub as decoded (reassembled, "
+        FieldDef(abbrev=n.stub, label="Stub", ftype="bytes", desc="The stub as decoded (reassembled, "
                  "decrypted), hidden in the tree; `analyze` reads it", spec=spec, structure="(calls)"),
-        FieldDef(abbrev="%s.fault_status" % p.name, label="Fault status", ftype="uint32", base="HEX",
+        FieldDef(abbrev=n.fault_status, label="Fault status", ftype="uint32", base="HEX",
                  values=p.hresults, desc="The status of the fault PDU that ended the call", spec="MS-RPCE 2.2.2.11",
                  structure="(calls)"),
-        FieldDef(abbrev="%s.response_in" % p.name, label="Response in", ftype="framenum", base="RESPONSE",
+        FieldDef(abbrev=n.response_in, label="Response in", ftype="framenum", base="RESPONSE",
                  desc="The frame that answers this request (same TCP stream and call_id)", spec=spec,
                  structure="(calls)"),
-        FieldDef(abbrev="%s.request_in" % p.name, label="Request in", ftype="framenum", base="REQUEST",
+        FieldDef(abbrev=n.request_in, label="Request in", ftype="framenum", base="REQUEST",
                  desc="The frame of the request this answers", spec=spec, structure="(calls)"),
-        FieldDef(abbrev="%s.time" % p.name, label="Response time", ftype="relative_time",
+        FieldDef(abbrev=n.time, label="Response time", ftype="relative_time",
                  desc="Time from the request to this response", spec=spec, structure="(calls)"),
     ]
 
 
-BINDING_FIELDS = {"smb2": _smb2_fields, "dcerpc": _dcerpc_fields}
+def _port_fields(p: Protocol) -> List[FieldDef]:
+    """A message on a port needs nothing beside its own fields."""
+    return []
+
+
+BINDING_FIELDS = {"smb2": _smb2_fields, "dcerpc": _dcerpc_fields, "port": _port_fields}
 
 
 def error_field(p: Protocol) -> FieldDef:
     """Every binding's: the text of a fault the plugin caught (beside its internal_error expert
     item), so that `analyze` can report it."""
-    return FieldDef(abbrev="%s.dissector_error" % p.name, label="Dissector error", ftype="string",
+    return FieldDef(abbrev=Names(p).dissector_error, label="Dissector error", ftype="string",
                     desc="A fault the plugin caught while dissecting this frame (please report it)",
                     spec=p.spec, structure="(errors)")

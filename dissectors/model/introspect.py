@@ -7,7 +7,7 @@ from typing import Any, Iterator, List, Optional, Tuple
 from construct import BitsInteger, BytesInteger, Enum, FlagsEnum, FormatField, Hex, Renamed, Struct, Switch, Transformed
 from construct.core import Padded
 
-from dissectors.vocabulary.wire import Checked, Message, Rule, Variants
+from dissectors.vocabulary.wire import Checked, FieldName, Message, Named, Rule, Variants
 
 _FMT_SIZE = {"B": 1, "H": 2, "I": 4, "L": 4, "Q": 8}
 
@@ -49,7 +49,7 @@ def static_offset(msg: Message, path: str) -> Tuple[int, int]:
 
 def unwrap(sc) -> Tuple[str, str, Any]:
     name, doc = None, ""
-    while isinstance(sc, (Renamed, Checked)):
+    while isinstance(sc, (Renamed, Checked, Named)):
         if isinstance(sc, Renamed):
             name = name or sc.name
             doc = doc or (sc.docs or "")
@@ -59,11 +59,20 @@ def unwrap(sc) -> Tuple[str, str, Any]:
 
 def rules_of(sc) -> List[Rule]:
     rules = []
-    while isinstance(sc, (Renamed, Checked)):
+    while isinstance(sc, (Renamed, Checked, Named)):
         if isinstance(sc, Checked):
             rules.extend(sc.rules)
         sc = sc.subcon
     return rules
+
+
+def named_of(sc) -> Optional[FieldName]:
+    """The shared filter name a field declares with Named, if any."""
+    while isinstance(sc, (Renamed, Checked, Named)):
+        if isinstance(sc, Named):
+            return sc.field
+        sc = sc.subcon
+    return None
 
 
 def int_shape(sc) -> Optional[Tuple[int, str]]:

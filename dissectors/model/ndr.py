@@ -1,15 +1,16 @@
-"""The generator's view of NDR: interfaces expanded into field definitions and decode nodes.
+"""The model of NDR: interfaces expanded into field definitions and decode nodes.
 
-Each method's request and response parameter list is expanded, per use, into a tree
-of `Node`s: one per NDR construct, each naming the Wireshark field it fills
-(`<proto>.<method>.<param>[.<member>...]`). The dcerpc binding template renders the
-nodes as Lua tables that a small NDR interpreter walks with the same deferral rules
-as `dissectors.vocabulary.ndr`; `flatten()` walks the same nodes over a Python parse, giving the
-values the dissector must show. Byte buffers with a packed layout inside call the
-decoders `dissectors.model.structs` generates for those messages.
+Each method's request and response parameter list is expanded, per use, into a tree of
+`Node`s: one per NDR construct, each naming the field it fills (`<proto>.<method>.<param>`;
+a named structure's members `<proto>.<type>.<member>`, whatever method carries it). A target
+renders the nodes (the Lua one as tables a small NDR interpreter walks with the deferral
+rules of `dissectors.vocabulary.ndr`); dissectors.model.oracle walks them over a Python
+parse. Byte buffers with a packed layout inside call the decoders dissectors.model.structs
+makes for those messages.
 
-The plumbing of NDR (referent ids, counts, discriminants, BSTR and SAFEARRAY headers)
-goes into shared fields (`<proto>.ndr.*`, `<proto>.bstr.*`, `<proto>.safearray.*`).
+The plumbing of NDR (referent ids, counts, discriminants, and MS-OAUT's BSTR and SAFEARRAY
+headers where a method carries them) goes into shared fields (`<proto>.ndr.*`,
+`<proto>.bstr.*`, `<proto>.safearray.*`).
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
 from dissectors.vocabulary import ndr, oaut
-from dissectors.model.structs import FieldDef, Model, citation, snake
+from dissectors.model.structs import FieldDef, Model, citation, describe, snake
 from dissectors.vocabulary.idl import Interface, Method
 
 MAX_ELEMENTS = ndr.MAX_ELEMENTS
@@ -61,14 +62,17 @@ class NdrModel:
     """Fields and nodes for every method of `interfaces`; the fields join `model`'s."""
 
     def __init__(self, model: Model, interfaces: List[Interface], orpcthis=None, orpcthat=None,
-                 hresult_names: Dict[int, str] = None):
+                 hresult_names: Dict[int, str] = None, type_names: Dict[str, str] = None):
         self.model = model
+        self.type_names = type_names or {}  # IDL type -> field namespace, from the protocol's conformance
         self.proto = model.proto
         self.spec = model.spec
         self.interfaces = interfaces
         self.hresult = ndr.Prim("I", "HRESULT", values=hresult_names or {})
         self.stubs: List[Stub] = []
         self.generic = self._generic_fields()
+        self._add("%s.hresult" % self.proto, "ReturnValue", "uint32", "HEX", self.hresult.values or None,
+                  desc="The HRESULT the method returned (0: S_OK)", spec=self.spec, structure="(calls)")
         for itf in interfaces:
             for m in itf.methods:
                 if not m.used_on_wire:
@@ -80,8 +84,10 @@ class NdrModel:
 
     # -- fields ----------------------------------------------------------------------
     def _add(self, abbrev, label, ftype, base="NONE", values=None, desc="", spec="", structure="", mask=0):
+        made_up = describe(label, structure, ftype)
         return self.model.add_field(FieldDef(abbrev=abbrev, label=label, ftype=ftype, base=base, values=values,
-                                             mask=mask, desc=desc or label, spec=spec, structure=structure))
+                                             mask=mask, desc=desc or made_up, spec=spec, structure=structure,
+                                             generated_desc=(made_up,), described_in=(structure,)))
 
     def _generic_fields(self) -> Dict[str, FieldDef]:
         p, g = self.proto, {}
@@ -155,7 +161,8 @@ class NdrModel:
     def _params(self, itf: Interface, m: Method, direction: str, params: ndr.Params) -> Node:
         spec = "%s %s" % (self.spec, m.spec)
         prefix = "%s.%s" % (self.proto, snake(m.name))
-        item = self._add(prefix, m.name, "none", desc="%s.%s %s stub" % (itf.name, m.name, direction), spec=spec,
+        item = self._add(prefix, m.name, "none", desc="The parameters of %s.%s, request or response" % (itf.name, m.name),
+                         spec=spec,
                          structure="%s.%s" % (itf.name, m.name))
         node = Node("params", f=item)
         for name, t, _ in params.members:
@@ -182,10 +189,11 @@ class NdrModel:
                         min_size=16)
         if isinstance(t, ndr.Struct):
             sspec = citation(self.spec, t) if not t.spec.startswith("MS-") else t.spec
-            if getattr(t, "shared", False):
-                abbrev = "%s.%s" % (self.proto, snake(t.name).replace("_", ""))
-                structure = t.name
-                spec = sspec
+            # A named type's fields are named once, by the type, wherever it travels
+            # (clusprep.disk_id.disk_guid in every method that carries a CPREP_DISKID).
+            abbrev = "%s.%s" % (self.proto, self.type_names.get(t.name) or snake(t.name))
+            structure = t.name
+            spec = sspec
             item = self._add(abbrev, label, "none", desc="%s (%s)" % (t.name, sspec), spec=sspec, structure=structure)
             node = Node("struct", f=item, align=t.align, conformant=t.conformant, min_size=t.min_size)
             names = [name for name, _, _ in t.members]

@@ -14,9 +14,9 @@ from construct import (Array, Bytes, Enum, FlagsEnum, FixedSized, GreedyBytes, G
                        evaluate)
 
 from dissectors.model.ndr import NdrModel, Node, Stub
-from dissectors.model.introspect import bit_width, common_prefix, is_bitstruct, unwrap
+from dissectors.model.introspect import bit_width, common_prefix, is_bitstruct, named_of, unwrap
 from dissectors.model.structs import Model, snake
-from dissectors.vocabulary.wire import (IfEquals, Message, Overlay, Present, Utf16String, Variants, When,
+from dissectors.vocabulary.wire import (IfEquals, Message, Overlay, Parts, Present, Utf16String, Variants, When,
                                         int_value)
 
 
@@ -73,11 +73,20 @@ def _flatten_struct(model, sc, owner, value, out, top=False, params=None):
         name, doc, inner = unwrap(sub)
         if inner is Pass:
             continue
-        _flatten_item(model, name, inner, owner, value[name], out, value, params)
+        _flatten_item(model, name, inner, owner, value[name], out, value, params, named_of(sub))
 
 
-def _flatten_item(model, name, inner, owner, v, out, ctx, params=None):
-    abbrev = "%s.%s.%s" % (model.proto, owner.namespace, snake(name))
+def _flatten_item(model, name, inner, owner, v, out, ctx, params=None, named=None):
+    abbrev = ("%s.%s" % (model.proto, named.name) if named is not None
+              else "%s.%s.%s" % (model.proto, owner.namespace, snake(name)))
+    if isinstance(inner, Parts):
+        whole = int_value(v)
+        out.append((abbrev, whole))
+        for part in inner.parts:
+            shift = (part.mask & -part.mask).bit_length() - 1
+            out.append(("%s.%s" % (model.proto, part.field.name) if part.field is not None
+                        else "%s.%s" % (abbrev, snake(part.name)), (whole & part.mask) >> shift))
+        return
     if isinstance(inner, Hex):
         inner = inner.subcon
     if id(inner) in model._by_struct:
@@ -130,12 +139,15 @@ def _flatten_item(model, name, inner, owner, v, out, ctx, params=None):
         parts = []
         for sub, width in zip(subs, widths):
             cname, _, cinner = unwrap(sub)
+            cnamed = named_of(sub)
             shift -= width
             if cname is None:
                 continue
             x = int_value(v[cname])
             whole |= int(x) << shift
-            if width == 1 and not isinstance(cinner, Enum):
+            if cnamed is not None:
+                parts.append(("%s.%s" % (model.proto, cnamed.name), int(x)))
+            elif width == 1 and not isinstance(cinner, Enum):
                 if x:  # flag bits show when set, as FlagsEnum bits do
                     parts.append(("%s.%s" % (abbrev, snake(cname)), True))
             else:

@@ -1,12 +1,13 @@
-"""The generator's model: construct trees walked into field definitions and decode steps.
+"""The model of construct structures: trees walked into field definitions and decode steps.
 
-This module knows construct and `dissectors.vocabulary.wire`, never a protocol. It produces
+This module knows construct and `dissectors.vocabulary.wire`, never a protocol or a target.
+It produces
 
-- `FieldDef`s: one per Wireshark field (name, type, base, value names, bits, doc);
-- `Decoder`s: one per `Message` (and per anonymous struct), lists of steps the Lua
-  templates render;
-- `flatten()`: the same walk over a Python parse result, giving the (field name,
-  value) pairs the Lua dissector reports, in order, for the differential tests.
+- `FieldDef`s: one per field a dissector registers (name, type, base, value names, bits, doc);
+- `Decoder`s: one per `Message` (and per anonymous struct), lists of steps whose tests and
+  lengths are expressions as data (dissectors.model.expressions), which a target renders.
+
+dissectors.model.oracle walks the same trees over a Python parse, for the differential tests.
 """
 from __future__ import annotations
 
@@ -31,7 +32,9 @@ from construct import (
 from construct.core import Pass
 from construct.expr import BinExpr, Path
 
+from dissectors.model import expressions as X
 from dissectors.model.introspect import (
+    named_of,
     bit_width,
     common_prefix,
     int_shape,
@@ -41,6 +44,8 @@ from dissectors.model.introspect import (
     unwrap,
 )
 from dissectors.vocabulary.wire import (
+    FieldName,
+    Parts,
     Ascii,
     BitField,
     Rule,
@@ -68,7 +73,7 @@ def int_ftype(size: int) -> str:
 def snake(name: str) -> str:
     """Spec name to field-name part: RequestId -> request_id, Is4kAligned -> is_4k_aligned,
     localUnicastIPs -> local_unicast_ips, ConnectedToiSCSI -> connected_to_iscsi."""
-    s = name.replace("iSCSI", "Iscsi")
+    s = re.sub(r"i([A-Z]{2,})(?=[A-Z][a-z]|[^A-Za-z]|$)", lambda m: "I" + m.group(1).lower(), name)  # iSCSI, iSNS: one word
     s = re.sub(r"([A-Z]{2,})s(?=[A-Z]|$)", lambda m: m.group(1).capitalize() + "s", s)  # plural acronyms
     s = re.sub(r"(?<=[a-z])(?=\d+[a-z])", "_", s)
     s = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", s)
@@ -76,8 +81,8 @@ def snake(name: str) -> str:
     return s.lower()
 
 
-def lua_key(abbrev: str) -> str:
-    """A Lua table key for a field name: msrsvd.header.request_id -> header_request_id."""
+def ident(abbrev: str) -> str:
+    """An identifier for a field, for any target: msrsvd.header.request_id -> header__request_id."""
     return abbrev.split(".", 1)[1].replace(".", "__")
 
 
@@ -93,21 +98,25 @@ class FieldDef:
     spec: str = ""
     structure: str = ""
     bits: List["FieldDef"] = field(default_factory=list)
+    builtin: str = ""  # the built-in dissector's name for the same value, where there is one
+    generated_desc: Tuple[str, ...] = ()  # descriptions the model made up, which a written one replaces
+    described_in: Tuple[str, ...] = ()  # the structures a made-up description names
+    shared: bool = False  # a FieldName several structures fill: every masked use adds its value
 
     @property
     def key(self) -> str:
-        return lua_key(self.abbrev)
+        return ident(self.abbrev)
 
 
 # -- decode steps -----------------------------------------------------------------
 @dataclass
 class Check:
-    """A Rule as Lua: when `cond` holds, add an expert item whose text names the value."""
+    """A Rule as data: when `cond` holds, an expert item whose text names the value."""
 
     kind: str  # "malformed" or "warning"
-    cond: str
+    cond: X.Expr
     message: str  # one %s: the value (by name where it has one)
-    arg: str
+    arg: X.Shown
 
 
 @dataclass
@@ -117,6 +126,7 @@ class BitChild:
     shift: int
     width: int
     checks: List[Check] = field(default_factory=list)
+    by_value: bool = False  # a shared field: added with its shifted value, not through a mask
 
 
 @dataclass
@@ -127,12 +137,13 @@ class Scalar:
     rel: int
     size: int
     endian: str = "le"  # "le" or "be"
-    capture: Optional[str] = None  # Lua lvalue to store the value in
+    capture: Optional[X.Value] = None  # where the value is kept, for expressions and checks
     children: List[BitChild] = field(default_factory=list)  # bit fields of a BitStruct
     capture_children: bool = False
     flags: bool = False  # a FlagsEnum: show its set bits
     bitfield: Optional[Tuple[int, int]] = None  # (divisor, modulus) of a BitField value
     checks: List[Check] = field(default_factory=list)
+    by_value: bool = False  # a shared field: a BitField added with its value, not through a mask
 
 
 @dataclass
@@ -142,9 +153,9 @@ class RunOverlay:
     rel: int
     size: int  # 0: it consumes nothing
     decoder: Optional[str]
-    capture: Optional[str]
+    capture: Optional[X.Value]
     overlay_size: int = 0  # the bytes it reads
-    cond: Optional[str] = None  # Lua condition from a When around the Overlay
+    cond: Optional[X.Expr] = None  # from a When around the Overlay
     option: Optional[str] = None  # the plugin preference that enables it
 
 
@@ -159,32 +170,32 @@ class Run:
 @dataclass
 class VarBytes:
     f: FieldDef
-    length: Optional[str]  # Lua expression; None means "to the end of the buffer"
+    length: Optional[X.Expr]  # None means "to the end of the buffer"
 
 
 @dataclass
 class VarString:
     f: FieldDef
-    length: str
+    length: X.Expr
 
 
 @dataclass
 class Call:
     decoder: str
-    capture: Optional[str]
+    capture: Optional[X.Value]
 
 
 @dataclass
 class OverlayStep:
     size: int
     decoder: str
-    capture: Optional[str]
+    capture: Optional[X.Value]
     option: Optional[str] = None
 
 
 @dataclass
 class ArrayStep:
-    count: Optional[str]  # None: as many as fit
+    count: Optional[X.Expr]  # None: as many as fit
     element: Any  # a Scalar (rel 0) or a decoder name
     size: int  # element size when fixed, else 0
     label: str
@@ -194,17 +205,17 @@ class ArrayStep:
 class FixedStep:
     """A sub-structure confined to the next `length` bytes, which it consumes whole."""
 
-    length: str
+    length: X.Expr
     decoder: Optional[str]
     label: str
 
 
 @dataclass
 class SwitchStep:
-    on: str
+    on: X.Expr
     cases: List[Tuple[int, Optional[str]]]
     default: Optional[str]
-    capture: Optional[str]
+    capture: Optional[X.Value]
 
 
 @dataclass
@@ -214,7 +225,7 @@ class PresentStep:
 
 @dataclass
 class IfStep:
-    cond: str
+    cond: X.Expr
     then: list
     otherwise: list
 
@@ -222,7 +233,7 @@ class IfStep:
 @dataclass
 class VariantsStep:
     layout: FieldDef
-    choices: List[Tuple[str, Optional[str], str, str]]  # (Lua condition, decoder, variant name, note)
+    choices: List[Tuple[X.Expr, Optional[str], str, str]]  # (condition, decoder, variant name, note)
 
 
 @dataclass
@@ -241,6 +252,18 @@ class Decoder:
         if all(isinstance(s, Run) for s in self.steps):
             return sum(s.size for s in self.steps)
         return None
+
+
+_KINDS = {"uint8": "a 1-byte integer", "uint16": "a 2-byte integer", "uint24": "a 3-byte integer",
+          "uint32": "a 4-byte integer", "uint64": "an 8-byte integer", "int32": "a 4-byte signed integer",
+          "bytes": "bytes", "string": "text", "guid": "a GUID", "bool": "a flag", "none": "a structure"}
+
+
+def describe(name: str, structure: str, ftype: str) -> str:
+    """What a field the spec leaves undocumented holds, where: more than its name."""
+    if name.lower().startswith(("reserved", "obsolete", "junk")):
+        return "A part of %s the spec reserves or retired (%s); not interpreted" % (structure, _KINDS.get(ftype, "a value"))
+    return "%s of %s: %s" % (name, structure, _KINDS.get(ftype, "a value"))
 
 
 def citation(proto_spec: str, msg: Message) -> str:
@@ -267,7 +290,7 @@ class Model:
 
     # -- helpers ---------------------------------------------------------------
     def _referenced_names(self) -> set:
-        """Every field name an expression mentions: those values must be captured in Lua."""
+        """Every field name an expression mentions: a decoder must keep those values."""
         names = set()
 
         def expr_names(e):
@@ -287,7 +310,7 @@ class Model:
         return names
 
     def value_table(self, values: Dict[int, str]) -> str:
-        """A value table's Lua name, from what it holds (its first name and a digest of all of it),
+        """A value table's identifier, from what it holds (its first name and a digest of all of it),
         not from when it was made: adding a table leaves every other name as it was."""
         key = tuple(sorted(values.items()))
         name = self.value_tables.get(key)
@@ -312,22 +335,36 @@ class Model:
             raise ValueError("field %s declared as %s/%#x and %s/%#x" % (
                 fd.abbrev, have.ftype, have.mask, fd.ftype, fd.mask))
         if fd.values:
+            clash = {k for k, v in fd.values.items() if (have.values or {}).get(k, v) != v}
+            if clash:
+                raise ValueError("field %s: value %s named %r and %r" % (
+                    fd.abbrev, min(clash), have.values[min(clash)], fd.values[min(clash)]))
             have.values = {**(have.values or {}), **fd.values}
-        if fd.desc and fd.desc not in have.desc:
-            have.desc = have.desc + " / " + fd.desc
+        if fd.desc in fd.generated_desc:
+            if fd.desc != have.desc and have.desc in have.generated_desc and fd.structure not in have.described_in:
+                # made up for several structures: name them all
+                have.described_in += (fd.structure,)
+                have.desc = describe(have.label, ", ".join(have.described_in), have.ftype)
+                have.generated_desc += (have.desc,)
+        elif fd.desc and fd.desc != have.desc:
+            if have.desc in have.generated_desc:
+                have.desc = fd.desc
+            else:  # one name, one meaning: the definitions must say it once
+                raise ValueError("field %s described as %r and as %r; give both uses one description" % (
+                    fd.abbrev, have.desc, fd.desc))
         return have
 
-    def expr(self, e, owner: Optional[Message] = None) -> str:
-        """A construct `this` expression as Lua over the captured values `v` (and `ctx`)."""
+    def expr(self, e, owner: Optional[Message] = None) -> X.Expr:
+        """A construct `this` expression as data over the captured values (and the request's)."""
         if isinstance(e, bool):
-            return "true" if e else "false"
+            return X.Const(e)
         if isinstance(e, int):
-            return str(e)
+            return X.Const(e)
         if isinstance(e, str):
             mapping = self._enum_values(owner) if owner is not None else {}
             if e not in mapping:
                 raise NotImplementedError("string %r in an expression is not an enum name" % e)
-            return str(mapping[e])
+            return X.Const(mapping[e])
         if isinstance(e, Path):
             parts = []
             p = e
@@ -341,17 +378,15 @@ class Model:
                 path = tuple(parts[2:])
                 if path not in self.request_paths:
                     self.request_paths.append(path)
-                return "reqval(ctx, %d)" % (self.request_paths.index(path) + 1)
-            return "v." + ".".join(parts)
+                return X.RequestValue(self.request_paths.index(path) + 1)
+            return X.Value(tuple(parts))
         if isinstance(e, BinExpr):
             ops = {operator.add: "+", operator.sub: "-", operator.mul: "*", operator.mod: "%",
-                   operator.eq: "==", operator.ne: "~=", operator.lt: "<", operator.gt: ">",
-                   operator.le: "<=", operator.ge: ">="}
-            if e.op is operator.floordiv:
-                return "math.floor((%s) / (%s))" % (self.expr(e.lhs, owner), self.expr(e.rhs, owner))
+                   operator.floordiv: "//", operator.eq: "==", operator.ne: "!=", operator.lt: "<",
+                   operator.gt: ">", operator.le: "<=", operator.ge: ">="}
             if e.op not in ops:
                 raise NotImplementedError("expression operator %r" % e.op)
-            return "(%s %s %s)" % (self.expr(e.lhs, owner), ops[e.op], self.expr(e.rhs, owner))
+            return X.BinOp(ops[e.op], self.expr(e.lhs, owner), self.expr(e.rhs, owner))
         raise NotImplementedError("expression %r" % (e,))
 
     # -- the walk ----------------------------------------------------------------
@@ -360,7 +395,7 @@ class Model:
         if name in self.decoders:
             return name
         tree = self.add_field(FieldDef(
-            abbrev="%s.%s" % (self.proto, msg.abbrev), label=msg.name, ftype="none", desc=msg.doc or msg.name,
+            abbrev="%s.%s" % (self.proto, msg.abbrev), label=msg.name, ftype="none", desc=msg.doc or "The %s structure (%s)" % (msg.name, citation(self.spec, msg)),
             spec=citation(self.spec, msg), structure=msg.name))
         dec = Decoder(name=name, message=msg, tree_field=tree, steps=[], owner=msg.abbrev,
                       label="%s (%s)" % (msg.name, citation(self.spec, msg)))
@@ -420,7 +455,7 @@ class Model:
             if inner is Pass:
                 continue
             rules = rules_of(sub)
-            capture = ("v." + name) if (name in self._captured or rules) else None
+            capture = X.Value((name,)) if (name in self._captured or rules) else None
             cond = None
             if isinstance(inner, When) and isinstance(inner.subcon, Overlay) and inner.subcon.size is not None:
                 cond, inner = self.expr(inner.cond, owner), inner.subcon  # stays in the run
@@ -429,7 +464,7 @@ class Model:
                     inner.subcon, owner, snake(name) + "_"), capture=capture, overlay_size=inner.size, cond=cond,
                     option=inner.option))
                 continue
-            scalar = self.scalar(name, doc, inner, owner, capture)
+            scalar = self.scalar(name, doc, inner, owner, capture, named_of(sub))
             if rules and scalar is None:
                 raise NotImplementedError("%s: rules on a variable-size field" % name)
             if scalar is not None:
@@ -439,17 +474,17 @@ class Model:
                 rel += scalar.size
                 continue
             flush()
-            steps.append(self.variable_step(name, doc, inner, owner, capture))
+            steps.append(self.variable_step(name, doc, inner, owner, capture, named_of(sub)))
         flush()
         return steps
 
-    def check(self, rule: Rule, x: str, f: FieldDef, owner: Message) -> Check:
+    def check(self, rule: Rule, x: X.Value, f: FieldDef, owner: Message) -> Check:
         c = self._check(rule, x, f, owner)
         if not any(have is f and r == rule for have, r, _ in self.rules):
             self.rules.append((f, rule, c))
         return c
 
-    def _check(self, rule: Rule, x: str, f: FieldDef, owner: Message) -> Check:
+    def _check(self, rule: Rule, x: X.Value, f: FieldDef, owner: Message) -> Check:
         names = f.values or {}
 
         def num(v):
@@ -459,40 +494,58 @@ class Model:
             v = num(v)
             return "%s (%#x)" % (names[v], v) if v in names else str(v)
 
-        arg = ("%s[%s] or string.format(\"0x%%X\", %s)" % (self.value_table(names), x, x)) if names else "tostring(%s)" % x
+        arg = X.Shown(x, self.value_table(names) if names else None)
         label = "%s %s" % (owner.name, f.label)
         tail = " [%s]" % rule.spec
         vals = [num(v) for v in rule.values]
         if rule.test == "equals":
-            return Check(rule.kind, "%s ~= %d" % (x, vals[0]), "%s is %%s; it must be %s%s" % (label, shown(vals[0]), tail), arg)
+            return Check(rule.kind, X.BinOp("!=", x, X.Const(vals[0])),
+                         "%s is %%s; it must be %s%s" % (label, shown(vals[0]), tail), arg)
         if rule.test == "at_most":
-            return Check(rule.kind, "%s > %d" % (x, vals[0]), "%s is %%s; at most %d is allowed%s" % (label, vals[0], tail), arg)
+            return Check(rule.kind, X.BinOp(">", x, X.Const(vals[0])),
+                         "%s is %%s; at most %d is allowed%s" % (label, vals[0], tail), arg)
         if rule.test == "one_of":
-            return Check(rule.kind, "not (%s)" % " or ".join("%s == %d" % (x, v) for v in vals),
+            return Check(rule.kind, X.Not(X.equals_any(x, vals)),
                          "%s is %%s; it must be one of %s%s" % (label, ", ".join(shown(v) for v in vals), tail), arg)
         if rule.test == "known":
-            return Check(rule.kind, "%s[%s] == nil" % (self.value_table(names), x),
+            return Check(rule.kind, X.Unnamed(self.value_table(names), x),
                          "%s %%s is not defined by the specification%s" % (label, tail), arg)
         if rule.test == "is":
-            return Check(rule.kind, " or ".join("%s == %d" % (x, v) for v in vals), rule.text + tail, arg)
+            return Check(rule.kind, X.equals_any(x, vals), rule.text + tail, arg)
         raise NotImplementedError(rule.test)
 
-    def condition(self, when) -> str:
+    def condition(self, when) -> X.Expr:
         if isinstance(when, RemainingIs):
-            return "lim - off == %d" % when.size
+            return X.BytesLeftAre(when.size)
         if isinstance(when, PeekZero):
-            return "peek_zero(tvb, off + %d, %d, lim)" % (when.offset, when.size)
+            return X.ZeroAt(when.offset, when.size)
         if isinstance(when, Otherwise):
-            return "true"
+            return X.Always()
         raise NotImplementedError("variant predicate %r" % (when,))
 
-    def _field(self, owner: Message, name: str, doc: str, **kw) -> FieldDef:
+    def _field(self, owner: Message, name: str, doc: str, named: Optional[FieldName] = None, **kw) -> FieldDef:
+        if named is not None:
+            return self.shared_field(named, citation(self.spec, owner), **kw)
+        made_up = describe(name, owner.name, kw.get("ftype", ""))
         return self.add_field(FieldDef(
-            abbrev="%s.%s.%s" % (self.proto, owner.namespace, snake(name)), label=name, desc=doc or name,
-            spec=citation(self.spec, owner), structure=owner.name, **kw))
+            abbrev="%s.%s.%s" % (self.proto, owner.namespace, snake(name)), label=name, desc=doc or made_up,
+            spec=citation(self.spec, owner), structure=owner.name, generated_desc=(made_up,),
+            described_in=(owner.name,), **kw))
 
-    def scalar(self, name, doc, inner, owner, capture) -> Optional[Scalar]:
+    def shared_field(self, named: FieldName, spec: str, ftype: str, values=None, mask: int = 0, **kw) -> FieldDef:
+        """A FieldName's one field: the widest integer any use needs, never a mask (a masked
+        use adds its value), every use's value names, the spec sections of every use."""
+        fd = self.add_field(FieldDef(abbrev="%s.%s" % (self.proto, named.name), label=named.label, ftype=ftype,
+                                     base=kw.get("base", "DEC"), values=values, desc=named.desc, spec=spec,
+                                     structure="(filter names)", builtin=named.builtin, shared=True))
+        if spec not in fd.spec.split(", "):
+            fd.spec = fd.spec + ", " + spec
+        return fd
+
+    def scalar(self, name, doc, inner, owner, capture, named: Optional[FieldName] = None) -> Optional[Scalar]:
         """A fixed-size item, or None when `inner` is variable."""
+        if isinstance(inner, Parts):
+            return self.parts(name, doc, inner, owner, capture, named)
         base = "DEC"
         if isinstance(inner, Hex):
             base, inner = "HEX", inner.subcon
@@ -503,7 +556,7 @@ class Model:
         integer = int_shape(inner)
         if integer is not None and not isinstance(inner, FlagsEnum):
             size, endian = integer
-            fd = self._field(owner, name, doc, ftype=int_ftype(size), base=base, values=values)
+            fd = self._field(owner, name, doc, named, ftype=int_ftype(size), base=base, values=values)
             return Scalar(f=fd, rel=0, size=size, endian=endian, capture=capture)
         if isinstance(inner, FlagsEnum):
             size, endian = int_shape(inner.subcon)
@@ -520,17 +573,46 @@ class Model:
             return self.bitstruct(name, doc, inner, owner, capture)
         if isinstance(inner, BitField):
             values = {v: k for k, v in inner.values.items()} or None
-            fd = self._field(owner, name, doc, ftype=int_ftype(inner.total // 8), base="HEX" if values else "DEC",
+            size = inner.total // 8
+            if named is not None:  # one field for every use: the value, shifted, not a mask
+                fd = self._field(owner, name, doc, named, ftype=int_ftype(size), base="HEX" if values else "DEC",
+                                 values=values)
+                return Scalar(f=fd, rel=0, size=size, endian="be", capture=capture,
+                              bitfield=(2 ** inner.shift, 2 ** inner.width), by_value=True)
+            fd = self._field(owner, name, doc, ftype=int_ftype(size), base="HEX" if values else "DEC",
                              values=values, mask=inner.mask)
-            return Scalar(f=fd, rel=0, size=inner.total // 8, endian="be", capture=capture,
+            return Scalar(f=fd, rel=0, size=size, endian="be", capture=capture,
                           bitfield=(2 ** inner.shift, 2 ** inner.width))
         if isinstance(inner, Ascii) and isinstance(inner.length, int):
-            return Scalar(f=self._field(owner, name, doc, ftype="string", base="ASCII"), rel=0, size=inner.length)
+            return Scalar(f=self._field(owner, name, doc, named, ftype="string", base="ASCII"), rel=0,
+                          size=inner.length)
         if isinstance(inner, Guid):
-            return Scalar(f=self._field(owner, name, doc, ftype="guid"), rel=0, size=16)
+            return Scalar(f=self._field(owner, name, doc, named, ftype="guid"), rel=0, size=16)
         if isinstance(inner, Bytes) and isinstance(inner.length, int):
-            return Scalar(f=self._field(owner, name, doc, ftype="bytes"), rel=0, size=inner.length)
+            return Scalar(f=self._field(owner, name, doc, named, ftype="bytes"), rel=0, size=inner.length)
         return None
+
+    def parts(self, name, doc, inner: Parts, owner, capture, named) -> Scalar:
+        """An integer shown whole with its value names, its masked parts beneath it."""
+        whole = self.scalar(name, doc, inner.subcon, owner, capture, named)
+        if whole is None or whole.size > 4 or whole.endian != "be":
+            raise NotImplementedError("%s: Parts of a %d-byte %s integer" % (name, whole.size, whole.endian))
+        bits = whole.size * 8
+        for part in inner.parts:
+            shift = (part.mask & -part.mask).bit_length() - 1
+            width = bin(part.mask).count("1")
+            if part.field is not None:
+                f = self.shared_field(part.field, whole.f.spec.split(", ")[0], ftype=int_ftype((width + 7) // 8),
+                                      base="HEX")
+            else:
+                f = self.add_field(FieldDef(
+                    abbrev="%s.%s" % (whole.f.abbrev, snake(part.name)), label=part.name, ftype=whole.f.ftype,
+                    base="HEX", mask=part.mask, desc=part.doc or part.name, spec=whole.f.spec,
+                    structure=whole.f.structure))
+            whole.children.append(BitChild(f=f, name=part.name, shift=shift, width=width,
+                                           by_value=part.field is not None))
+        assert all(c.shift + c.width <= bits for c in whole.children)
+        return whole
 
     def bitstruct(self, name, doc, inner, owner, capture) -> Scalar:
         """A BitStruct: one big-endian integer shown whole, its bit fields masked beneath."""
@@ -546,6 +628,7 @@ class Model:
         for sub, width in zip(subs, widths):
             cname, cdoc, cinner = unwrap(sub)
             crules = rules_of(sub)
+            cnamed = named_of(sub)
             shift -= width
             if cname is None:
                 continue  # Padding
@@ -553,22 +636,26 @@ class Model:
             values = None
             if isinstance(cinner, Enum):
                 values = {int(k): str(v) for k, v in cinner.decmapping.items()}
-            if width == 1 and values is None:
+            if cnamed is not None:  # a shared field: its value, shifted, whatever the parent
+                f = self.shared_field(cnamed, parent.spec, ftype=int_ftype((width + 7) // 8),
+                                      base="HEX" if values else "DEC", values=values)
+            elif width == 1 and values is None:
                 f = FieldDef(abbrev="%s.%s" % (parent.abbrev, snake(cname)), label=cname, ftype="bool",
-                             base=str(total), mask=mask, desc=cdoc or cname, spec=parent.spec,
+                             base=str(total), mask=mask, desc=cdoc or describe(cname, parent.label, "bool"), spec=parent.spec,
                              structure=parent.structure)
             else:
                 f = FieldDef(abbrev="%s.%s" % (parent.abbrev, snake(cname)), label=cname, ftype=int_ftype(size),
-                             base="HEX" if values else "DEC", values=values, mask=mask, desc=cdoc or cname,
+                             base="HEX" if values else "DEC", values=values, mask=mask,
+                             desc=cdoc or describe(cname, parent.label, int_ftype(size)),
                              spec=parent.spec, structure=parent.structure)
-            child = BitChild(f=self.add_field(f), name=cname, shift=shift, width=width)
-            child.checks = [self.check(r, "v.%s.%s" % (name, cname), child.f, owner) for r in crules]
+            child = BitChild(f=self.add_field(f), name=cname, shift=shift, width=width, by_value=cnamed is not None)
+            child.checks = [self.check(r, X.Value((name, cname)), child.f, owner) for r in crules]
             children.append(child)
         wanted = capture is not None or any(c.name in self._captured or c.checks for c in children)
-        return Scalar(f=parent, rel=0, size=size, endian="be", capture=("v." + name) if wanted else None,
+        return Scalar(f=parent, rel=0, size=size, endian="be", capture=X.Value((name,)) if wanted else None,
                       children=children, capture_children=wanted)
 
-    def variable_step(self, name, doc, inner, owner, capture):
+    def variable_step(self, name, doc, inner, owner, capture, named: Optional[FieldName] = None):
         if inner is GreedyBytes:
             return VarBytes(f=self._field(owner, name, doc, ftype="bytes"), length=None)
         if isinstance(inner, Bytes):
@@ -584,7 +671,7 @@ class Model:
         if isinstance(inner, Present):
             return PresentStep(steps=[self.variable_step(name, doc, inner.subcon, owner, capture)])
         if isinstance(inner, IfEquals):
-            return IfStep(cond="%s == %d" % (self.expr(inner.key, owner), inner.value),
+            return IfStep(cond=X.BinOp("==", self.expr(inner.key, owner), X.Const(inner.value)),
                           then=[self.variable_step(name, doc, inner.subcon, owner, capture)],
                           otherwise=[self.variable_step(name, doc, inner.otherwise, owner, capture)]
                           if inner.otherwise is not None else [])
@@ -595,7 +682,7 @@ class Model:
             return FixedStep(length=self.expr(inner.length, owner),
                              decoder=self.anonymous_decoder(inner.subcon, owner, snake(name) + "_"), label=name)
         if isinstance(inner, GreedyRange):
-            el = self.scalar(name, doc, inner.subcon, owner, None)
+            el = self.scalar(name, doc, inner.subcon, owner, None, named)
             if el is not None:
                 return ArrayStep(count=None, element=el, size=el.size, label=name)
             return ArrayStep(count=None, element=self.anonymous_decoder(inner.subcon, owner, snake(name) + "_"),
@@ -605,7 +692,7 @@ class Model:
                                capture=capture, option=inner.option)
         if isinstance(inner, Array):
             count = None if inner.count is None else self.expr(inner.count, owner)
-            el = self.scalar(name, doc, inner.subcon, owner, None)
+            el = self.scalar(name, doc, inner.subcon, owner, None, named)
             if el is not None:
                 return ArrayStep(count=count, element=el, size=el.size, label=name)
             return ArrayStep(count=count, element=self.anonymous_decoder(inner.subcon, owner, snake(name) + "_"),

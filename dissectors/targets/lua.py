@@ -7,6 +7,7 @@ import hashlib
 import jinja2
 
 from dissectors.model import build_model
+from dissectors.model import expressions as X
 from dissectors.model.bindings import CONTEXTS_CAP, RAW_CAP
 from dissectors.model.introspect import static_offset
 from dissectors.model.structs import ARRAY_CAP, Model
@@ -32,9 +33,44 @@ def lua_str(s) -> str:
     return '"' + "".join(out) + '"'
 
 
+_OPS = {"!=": "~="}
+
+
+def lua_expr(e) -> str:
+    """A model expression (dissectors.model.expressions) as Lua over the decoder's locals: the
+    captured values `v`, the request context `ctx`, the buffer `tvb`, cursor `off`, limit `lim`."""
+    if isinstance(e, X.Value):
+        return "v." + ".".join(e.path)
+    if isinstance(e, X.RequestValue):
+        return "reqval(ctx, %d)" % e.index
+    if isinstance(e, X.Const):
+        return ("true" if e.value else "false") if isinstance(e.value, bool) else str(e.value)
+    if isinstance(e, X.BinOp):
+        if e.op == "//":
+            return "math.floor((%s) / (%s))" % (lua_expr(e.lhs), lua_expr(e.rhs))
+        return "(%s %s %s)" % (lua_expr(e.lhs), _OPS.get(e.op, e.op), lua_expr(e.rhs))
+    if isinstance(e, X.Not):
+        return "not (%s)" % lua_expr(e.operand)
+    if isinstance(e, X.AnyOf):
+        return " or ".join(lua_expr(o) for o in e.operands)
+    if isinstance(e, X.Unnamed):
+        return "%s[%s] == nil" % (e.table, lua_expr(e.value))
+    if isinstance(e, X.Shown):
+        x = lua_expr(e.value)
+        return ('%s[%s] or string.format("0x%%X", %s)' % (e.table, x, x)) if e.table else "tostring(%s)" % x
+    if isinstance(e, X.BytesLeftAre):
+        return "lim - off == %d" % e.size
+    if isinstance(e, X.ZeroAt):
+        return "peek_zero(tvb, off + %d, %d, lim)" % (e.offset, e.size)
+    if isinstance(e, X.Always):
+        return "true"
+    raise NotImplementedError("expression %r" % (e,))
+
+
 def _env() -> jinja2.Environment:
     env = environment("lua")
     env.filters["lua_str"] = lua_str
+    env.filters["lua"] = lua_expr
     return env
 
 

@@ -1,4 +1,4 @@
-"""How a protocol's messages reach its Lua dissector: the binding, declared as data.
+"""How a protocol's messages reach its dissector: the transport binding, declared as data.
 
 A protocol module (e.g. dissectors.definitions.rsvd) builds one `Protocol`, naming its messages
 and the places in another dissector's output where they sit. The generator picks
@@ -53,6 +53,21 @@ class StoredErrors:
     retrieve_op: int
     key_path: str  # e.g. "Payload.StatusKey"
     spec: str
+    base_name: str = "error stored"  # the spec's names, for the texts the binding writes
+    retrieve_name: str = "the retrieving operation"
+
+    @property
+    def keys(self) -> int:
+        """How many keys there are: statuses base .. base + keys - 1 store an error."""
+        return 2 ** 32 - self.mask
+
+    def key_of(self, status: Optional[int]) -> Optional[int]:
+        """The key a status stores its error under, or None: the one rule, which the binding's
+        Lua renders from base and keys and the analyzer calls."""
+        if status is None:
+            return None
+        key = status - self.base
+        return key if 0 <= key < self.keys else None
 
 
 @dataclass
@@ -76,10 +91,20 @@ class CreateContextEntry:
 
 
 @dataclass
+class PortEntry:
+    """A UDP or TCP port whose payload is one of our messages (the whole datagram, or each
+    segment: no reassembly)."""
+
+    transport: str  # "udp" or "tcp"
+    port: int
+    message: Message
+
+
+@dataclass
 class Summary:
     """What the Info column shows for a message: a captured value and its field's names."""
 
-    path: str  # Lua path into the decoder's values, e.g. "Header.OperationCode"
+    path: str  # a path into the decoded values, e.g. "Header.OperationCode"
     field: str  # the field whose value names to use
 
 
@@ -101,9 +126,10 @@ class Protocol:
     module: str  # the Python module that defines it, named in the generated header
     structures: Sequence[Message]  # the spec's structures, in spec order, for the reference
     messages: Sequence[Message]  # everything the binding decodes (structures plus wrappers)
-    binding: str  # template family: "smb2"
+    binding: str  # template family: "smb2", "dcerpc" or "port"
     ioctls: List[IoctlEntry] = field(default_factory=list)
     create_contexts: List[CreateContextEntry] = field(default_factory=list)
+    ports: List[PortEntry] = field(default_factory=list)  # binding "port"
     summaries: Dict[str, Summary] = field(default_factory=dict)  # message abbrev -> Summary
     options: List[Option] = field(default_factory=list)  # "exchanges" switches the binding's tracking
     shared_opens: Optional[SharedOpens] = None
@@ -116,10 +142,13 @@ class Protocol:
     orpc: Optional[tuple] = None
     hresults: Dict[int, str] = field(default_factory=dict)
     short_title: str = ""
+    # conformance (beside the definitions, as pidl's .cnf files): IDL type -> field namespace
+    # where snake_case of the type name is not what a user would guess
+    type_names: Dict[str, str] = field(default_factory=dict)
 
     def captures(self) -> List[str]:
         """Names whose values the binding reads from decoders' results."""
-        paths = []
+        paths = [s.path for s in self.summaries.values()]  # what the Info column names
         if self.stored_errors:
             e = self.stored_errors
             paths += [e.status_path, e.op_path, e.key_path]

@@ -457,3 +457,61 @@ def BOOLEAN8():
     from construct import Enum, Int8ul
 
     return Enum(Int8ul, FALSE=0, TRUE=1)
+
+
+# -- names Wireshark users filter on ---------------------------------------------------------
+@dataclass(frozen=True)
+class FieldName:
+    """One filter name for a value several structures carry (`scsi.lba` whatever the CDB
+    size), chosen once, with the built-in dissector's name for the same value (for
+    docs/fields.md). `name` is under the protocol's: "scsi.lba" is `msrsvd.scsi.lba`."""
+
+    name: str
+    label: str
+    desc: str
+    builtin: str = ""  # e.g. "scsi.sbc.rdwr10.lba"
+
+
+class Named(Subconstruct):
+    """`subcon` unchanged, shown and filtered as `field` wherever it appears."""
+
+    def __init__(self, field: FieldName, subcon):
+        super().__init__(subcon)
+        self.field = field
+
+    def _parse(self, stream, context, path):
+        return self.subcon._parsereport(stream, context, path)
+
+    def _build(self, obj, stream, context, path):
+        return self.subcon._build(obj, stream, context, path)
+
+    def _emitparse(self, code):
+        return self.subcon._compileparse(code)
+
+
+@dataclass(frozen=True)
+class Part:
+    """A masked part of an integer, shown beneath it (ASC in ADDITIONAL SENSE CODE/QUALIFIER)."""
+
+    name: str
+    mask: int
+    field: Optional[FieldName] = None
+    doc: str = ""
+
+
+class Parts(Subconstruct):
+    """An integer shown whole, with its value names, and as masked parts beneath it. Python
+    sees the whole value; the parts are for the dissector."""
+
+    def __init__(self, subcon, *parts: Part):
+        super().__init__(subcon)
+        self.parts = list(parts)
+
+    def _parse(self, stream, context, path):
+        return self.subcon._parsereport(stream, context, path)
+
+    def _build(self, obj, stream, context, path):
+        return self.subcon._build(obj, stream, context, path)
+
+    def _emitparse(self, code):
+        return self.subcon._compileparse(code)

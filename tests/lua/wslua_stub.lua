@@ -84,6 +84,7 @@ local function masked(x, mask)
 end
 
 local function value_of(f, r, v, le)
+  if v ~= nil and f.kind == "uint64" and type(v) == "number" then return string.format("0x%x", v) end
   if v ~= nil then return tostring(v) end
   local x
   if f.kind == "uint64" then
@@ -141,6 +142,7 @@ expert = { group = { MALFORMED = 1, SEQUENCE = 2, PROTOCOL = 3, RESPONSE_CODE = 
            severity = { ERROR = 1, WARN = 2, NOTE = 3, CHAT = 4 } }
 frametype = { NONE = 0, REQUEST = 1, RESPONSE = 2 }
 NSTime = { new = function(s, ns) return { s = s, ns = ns } end }
+UInt64 = { new = function(x) return x end }  -- wslua's 64-bit value; a number serves here
 ProtoExpert = { new = function(abbrev) return { abbrev = abbrev } end }
 Field = { new = function() return function() end end }
 function Proto(name) return { name = name, prefs = {} } end
