@@ -50,6 +50,7 @@ class Rule:
     side: Optional[str] = "client"  # "server", or None for an observation; "both": each finding says
     spec = ""
     title = ""
+    advice = ""  # what to check next, in plain words (docs/rules.md); every rule class sets its own
     checks: Tuple[str, ...] = ()  # inventory ids (docs/rules.md); a finding names the one it shows
     needs_stub = False
     needs_create = False

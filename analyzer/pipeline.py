@@ -25,6 +25,8 @@ class CaptureTruncated(Rule):
     id, severity, spec = "capture.truncated", "observation", "pcapng (IETF draft) 4.3"
     level, side = None, None
     title = "The capture file ends in the middle of a packet"
+    advice = ("The file ends mid-packet, usually because it was copied while still being written or the capture was "
+              "killed; only its last packet is lost, so act only if the end matters.")
 
 
 # Faults, not spec rules: each keeps the rest of the report and names its frame.
@@ -35,18 +37,24 @@ class PluginError(Rule):
     id, severity, spec = "analyzer.plugin_error", "error", NO_SPEC
     level, side = None, None
     title = "A plugin caught a fault while dissecting a frame (please report it)"
+    advice = ("Open the frame in Wireshark with the plugins to see the error; reinstall them (python -m dissectors "
+              "install) to match this analyzer, and report the frame if it persists.")
 
 
 class AnalyzerError(Rule):
     id, severity, spec = "analyzer.internal_error", "error", NO_SPEC
     level, side = None, None
     title = "The analyzer could not process a frame (please report it)"
+    advice = ("Report it with the message and a trimmed capture holding the frame; the rest was analyzed, but rules "
+              "that needed that frame may have missed findings there.")
 
 
 class DissectorBug(Rule):
     id, severity, spec = "analyzer.dissector_bug", "warning", NO_SPEC
     level, side = None, None
     title = "tshark reported a dissector bug (a Wireshark dissector failed on a frame)"
+    advice = ("Open the frame in Wireshark to see which dissector failed; try another Wireshark version, and report "
+              "it to Wireshark if a built-in dissector is at fault.")
 
 
 FAULTS: List[type] = [PluginError, AnalyzerError, DissectorBug]

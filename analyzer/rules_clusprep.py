@@ -66,6 +66,8 @@ class PrepareNodeNotFirst(Rule):
     id, severity, spec = "clusprep.prepare_node_not_first", "error", "MS-CSVP 3.3.4.1, 3.5.4.1"
     checks = ("C08",)
     title = "CprepPrepareNode comes first"
+    advice = ("The validation client skipped CprepPrepareNode on this object; check the client's validation log for "
+              "an earlier failure or a reconnect to an object prepared before the capture.")
     needs_start = True
 
     # A bind proves a new connection, not a new object: a reconnect to an object prepared on a
@@ -106,6 +108,8 @@ class Phase2Missing(Rule):
     id, severity, spec = "clusprep.phase2_missing", "error", "MS-CSVP 3.3.4.1, 3.5.4.1"
     checks = ("C09",)
     title = "CprepPrepareNodePhase2 completes before other methods"
+    advice = ("Look for CprepPrepareNodePhase2 on this object: it failed or never came, so later calls hit an "
+              "unprepared node; check the validation report's storage enumeration step for its error.")
     needs_start = True
 
     # Judged where the capture shows the object's Prepare State: Initial or Preparing is a Phase2 not
@@ -126,6 +130,8 @@ class Phase2BadArgument(Rule):
     id, severity, spec = "clusprep.phase2_bad_argument", "error", "MS-CSVP 3.2.4.4"
     checks = ("C10",)
     title = "AttachDisksOnSystemBus is 1"
+    advice = ("Check the validation tool's version: CprepPrepareNodePhase2 must pass AttachDisksOnSystemBus 1; any "
+              "other value suggests a third-party or outdated validation client.")
     needs_stub = True
 
     def on_call(self, c: Call):
@@ -156,6 +162,8 @@ class DiskNotAttached(DiskRule):
     id, severity, spec = "clusprep.disk_not_attached", "error", "MS-CSVP 3.3.4.2, 3.5.4.2"
     checks = ("C28",)
     title = "CprepDiskAttach comes before the methods that need an attached disk"
+    advice = ("Find the CprepDiskAttach for this disk: the client used the disk without one, or after its attach "
+              "failed; check the validation log for that disk's attach error and the disk ID passed.")
 
     def check(self, c, d):
         if c.method in NEEDS_ATTACH and not d.attached:
@@ -178,6 +186,8 @@ class DiskStateNotEnforced(ServerDiskRule):
     id, severity, spec = "clusprep.disk_state_not_enforced", "error", "MS-CSVP 3.2.4, 3.4.4"
     title = ("Methods that need the disk OwnedByThisServer or Online are refused with ERROR_INVALID_STATE when it "
              "is not")
+    advice = ("The node served a call needing ownership or online state the disk lacked; check the node's System "
+              "event log for disk arbitration or online events and whether another tool touched the disk.")
     checks = ("C14", "C15")
     # "owned": a successful CprepDiskPRArbitrate since the last CprepDiskStopDefense (3.2.1). Judged on an
     # attached disk: on one not attached, 3.2.4 and 3.4.4 ask for different codes (SHOULD;
@@ -208,6 +218,8 @@ class DiskNotOnline(DiskRule):
     id, severity, spec = "clusprep.disk_not_online", "error", "MS-CSVP 3.3.4.4, 3.5.4.4"
     checks = ("C30",)
     title = "CprepDiskOnline brings the disk online before partition and file-system methods"
+    advice = ("The client used partitions or files on a disk it never brought online with CprepDiskOnline; check the "
+              "validation log for that disk's online step failing or being skipped.")
     # 3.3.4.4 names CprepDiskOnline: CprepDiskSetOnline only starts the transition and returns no
     # MaxPartitionNumber to number partitions by. CprepDiskOffline needs the disk online either way.
 
@@ -224,6 +236,8 @@ class StopDefenseOrder(DiskRule):
     id, severity, spec = "clusprep.stop_defense_order", "error", "MS-CSVP 3.2.4.6, 3.3.4.6, 3.5.4.6"
     checks = ("C20",)
     title = "CprepDiskPRArbitrate and CprepDiskOffline come before CprepDiskStopDefense, the disk not online"
+    advice = ("Check this disk's calls in order: CprepDiskStopDefense needs an arbitrate and then an offline first; a "
+              "missing offline usually follows an earlier failure in the disk failover test.")
 
     def check(self, c, d):
         # the state now, not the history: a second Arbitrate -> Online -> StopDefense cycle lacks its Offline
@@ -246,6 +260,8 @@ class PrSequence(DiskRule):
     title = ("Persistent reservations in the order of 3.3.4.6 and 3.5.4.6: Register before UnRegister, Reserve and "
              "FindKey3; Reserve before Preempt, Release and IsPRPresent3; Clear before the Register of a Reserve "
              "sequence")
+    advice = ("Read the disk's persistent-reservation calls in order (clear, register, reserve, preempt, release); a "
+              "step out of order usually follows a failed call, so check the validation's SCSI-3 PR test.")
     # What each call needs, the call that gives it, and the inventory rule. Reserve, Preempt and Release
     # need it in effect now (Register -> UnRegister -> Reserve is out of order); UnRegister only a
     # Register before it: unregistering what a Clear already removed is a harmless cleanup (SPC-3
@@ -284,6 +300,8 @@ class PartitionOutOfRange(DiskRule):
     id, severity, spec = "clusprep.partition_out_of_range", "warning", "MS-CSVP 3.3.4.4, 3.5.4.4"
     level, checks = "SHOULD", ("C31",)  # SHOULD NOT name a partition outside 1..MaxPartitionNumber
     title = "Partitions are 1 to the MaxPartitionNumber CprepDiskOnline returned"
+    advice = ("Compare the partition number with the count CprepDiskOnline returned: the client named a partition the "
+              "disk lacks; check whether the disk was repartitioned or the client used a stale layout.")
     needs_known = False  # judged against a CprepDiskOnline answer the capture holds
 
     def check(self, c, d):
@@ -301,6 +319,8 @@ class FsAccessUnverified(DiskRule):
     id, severity, spec = "clusprep.fs_access_unverified", "warning", "MS-CSVP 3.3.4.5, 3.5.4.5"
     level, checks = "SHOULD", ("C32",)
     title = "IsNtfs or GetFSName before file access on a partition"
+    advice = ("The client read or wrote a test file without first checking the partition is NTFS; expect the file "
+              "test to fail on a RAW or other-format disk, so check the disk's format on that node.")
 
     def check(self, c, d):
         if c.method in FILE_ACCESS and c.param("ulPartition") not in d.verified:
@@ -312,6 +332,8 @@ class RawIoWithoutArbSectors(DiskRule):
     id, severity, spec = "clusprep.raw_io_without_arb_sectors", "warning", "MS-CSVP 3.3.4.3, 3.5.4.3"
     level, checks = "SHOULD", ("C29",)
     title = "CprepDiskGetArbSectors before raw sector I/O, on the sectors it returned"
+    advice = ("The client did raw sector I/O on sectors CprepDiskGetArbSectors did not hand out; check which sector "
+              "was written, as it may hold real disk data, and whether the validation tool is current.")
 
     def check(self, c, d):
         if c.method not in ("CprepDiskRawRead", "CprepDiskRawWrite"):
@@ -331,6 +353,8 @@ class PrepareStateNotEnforced(Rule):
     side, checks = "server", ("C05", "C06", "C07")
     title = ("CprepPrepareNode needs Prepare State Initial, CprepPrepareNodePhase2 Preparing, the rest Online: "
              "otherwise ERROR_INVALID_SERVER_STATE")
+    advice = ("The node answered as if in another preparation stage (served too early, or refused when ready); check "
+              "whether two validation sessions shared the node and the node's ClusPrep build.")
     needs_start = needs_stub = True
     NEEDS = {"CprepPrepareNode": ("Initial", "C05"), "CprepPrepareNodePhase2": ("Preparing", "C06")}
 
@@ -356,6 +380,8 @@ class DiskCallRefused(ServerDiskRule):
     checks = ("C11", "C21")
     title = ("GetProps(3), GetUniqueIds(3) and Attach are served in any disk state; Attach on an attached disk and "
              "Online on an online one return S_OK")
+    advice = ("The node refused a disk call it must always serve (properties, IDs, attach) or failed a repeated "
+              "attach or online; check the disk in Disk Management and the node's System event log.")
 
     def check(self, c, d):
         if c.method in ANY_DISK_STATE and c.hresult == ERROR_INVALID_STATE:
@@ -384,6 +410,8 @@ class UnknownDiskAnswer(ServerDiskRule):
     id, severity, spec = "clusprep.unknown_disk_answer", "warning", "MS-CSVP 3.2.4, 3.4.4"
     level, checks = "SHOULD", ("C12",)
     title = "A CPREP_DISKID the server does not have is answered ERROR_FILE_NOT_FOUND (CprepDiskAttach: ERROR_NOT_FOUND)"
+    advice = ("Low impact: the node answered an unknown disk ID with an unexpected code; check that the disk list did "
+              "not change after enumeration (a LUN removed or a rescan during validation).")
     # Attach: 3.2.4's general text says ERROR_FILE_NOT_FOUND, its own table and <15> ERROR_NOT_FOUND: either.
 
     def check(self, c, d):
@@ -398,6 +426,8 @@ class UnattachedDiskAnswer(ServerDiskRule):
     id, severity, spec = "clusprep.unattached_disk_answer", "warning", "MS-CSVP 3.2.4, 3.4.4"
     level, checks = "SHOULD", ("C13",)
     title = "A method that needs an attached disk, on one not attached, is refused with the code 3.2.4 or 3.4.4 gives"
+    advice = ("The node did not refuse a call on a disk no CprepDiskAttach attached; check whether the call really "
+              "ran against the disk, and report the returned code with the node's Windows build.")
     # 3.2.4 says ERROR_INVALID_STATE, 3.4.4 (the same object's other interface) ERROR_FILE_NOT_FOUND,
     # <16>/<22> ERROR_NOT_FOUND for IsOnline and SetOnline (Windows): any of them is a refusal as asked.
 
@@ -418,6 +448,8 @@ class PartitionAnswer(ServerDiskRule):
     checks = ("C16", "C17")
     title = ("A partition that maps to no volume is ERROR_FILE_NOT_FOUND; file access on a volume without a file "
              "system is ERROR_UNRECOGNIZED_VOLUME")
+    advice = ("Check the disk's partitions and volumes on that node (Get-Partition, Get-Volume): it did not refuse a "
+              "partition past the count or file access on a RAW volume; a stale volume mount is likely.")
     # Partition numbers: 3.3.4.4 gives the client 1 to MaxPartitionNumber (clusprep.partition_out_of_range
     # holds it to that: Windows numbers partitions from 1, Partition0 being the whole disk); 3.2.1 numbers
     # them 0 to N-1. A server following either maps neither a number past MaxPartitionNumber, so only
@@ -445,6 +477,8 @@ class RawIoAnswer(Rule):
     side, checks = "server", ("C18", "C19")
     title = ("RawRead/RawWrite of more than 512 bytes fail with ERROR_READ_FAULT/ERROR_WRITE_FAULT; pcbDataRead is "
              "cbData, pcbDataWritten 512 (0 on error)")
+    advice = ("Compare cbData with the byte count returned: raw I/O moves one 512-byte sector, so a wrong count or an "
+              "oversized transfer served points at the node's storage stack or a 4K-native disk.")
     needs_stub = True
 
     def on_call(self, c: Call):
@@ -474,6 +508,8 @@ class FileSystemAnswer(DiskRule):
     side, checks = "server", ("C22", "C25")
     title = ("CprepDiskDiskPartitionIsNtfs says ERROR_WRONG_DISK exactly when CprepDiskGetFSName names another file "
              "system; GetFSName's name is a NUL-terminated name (RAW for none)")
+    advice = ("The node's NTFS check and file system name disagree for a partition, or the name is empty or "
+              "unterminated; check the volume on that node (Get-Volume) and for a format or remount meanwhile.")
 
     needs_known = False  # one answer against another, both in the capture
 
@@ -509,6 +545,8 @@ class DiskQueryAnswer(DiskRule):
     id, severity, spec = "clusprep.disk_query_answer", "error", "MS-CSVP 3.2.4.22, 3.2.4.25"
     side, checks = "server", ("C23", "C24")
     title = "CprepDiskIsPRPresent's Present is 0, 1 or 2; CprepDiskIsOnline is S_OK exactly when the disk is Online"
+    advice = ("Check the disk's real state on that node: the reservation-present value is out of range or the "
+              "is-online answer contradicts earlier calls; look for another tool onlining or offlining the disk.")
     needs_known = False  # Present needs no history; IsOnline is judged only where c.disks_known
 
     def on_call(self, c: Call):
@@ -535,6 +573,8 @@ class BufferSizeAnswer(Rule):
     side, checks = "server", ("C26",)
     title = ("GetUniqueIds fits its answer in cbData or says ERROR_INSUFFICIENT_BUFFER with the size needed; "
              "GetUniqueIds3 without page 80h returns size 0 and NULL")
+    advice = ("Compare the device ID answer's sizes with the client's buffer: the node overstated or misreported what "
+              "it needed; read the disk's VPD pages 83h and 80h from that node.")
     needs_stub = True
     # CprepDiskGetDsms (3.2.4.29): ERROR_MORE_DATA when the DSMs do not fit in Size; its answer does not
     # say how many bytes they need (pReserved is to be ignored), and NDR itself keeps the data within
@@ -567,6 +607,8 @@ class SharePathsInvalid(Rule):
     id, severity, spec = "clusprep.share_paths_invalid", "error", "MS-CSVP 3.4.4.5"
     side, checks = "server", ("C27",)
     title = "CprepCreateNewSmbShares3 returns \\\\<IPv4 address> or \\\\[<IPv6 address>] paths"
+    advice = ("Check the test share paths the node returned: each must be \\\\ plus an IPv4 address or a bracketed "
+              "IPv6 one; a host name or malformed address means the node builds them wrongly.")
     needs_stub = True
     # The NUL terminator each path MUST carry is not judged: the NDR layer ([string]) reads the text up
     # to it and keeps no trace of whether it was there.
@@ -599,6 +641,8 @@ class SharesNotCreated(Rule):
     id, severity, spec = "clusprep.shares_not_created", "warning", "MS-CSVP 3.5.4.7"
     level, checks = "SHOULD", ("C41",)
     title = "CprepConnectToNewSmbShares3 is given paths a CprepCreateNewSmbShares3 returned"
+    advice = ("Find the CprepCreateNewSmbShares3 on the other node that should have produced these paths; if it is "
+              "outside the capture, capture both nodes, else the client passed stale paths.")
     needs_start = needs_stub = True
     # Create on one node, Connect on another (3.5.4.7): the reconstruction looks the paths up among
     # every Create answer of the capture (Call.shares_created).
@@ -614,6 +658,8 @@ class DiskIdInvalid(Rule):
     id, severity, spec = "clusprep.disk_id_invalid", "error", "MS-CSVP 2.2.2"
     side, checks = "both", ("C56",)
     title = "A CPREP_DISKID's DiskIdType is a CPREP_DISKID_ENUM value"
+    advice = ("Decode the CPREP_DISKID in the frame: its type is not signature, GUID, number or unknown; check the "
+              "build of the side that sent it for a corrupt or mismatched interface definition.")
     needs_stub = True
     # A DiskIdType outside CPREP_DISKID_ENUM has no union arm, so the stub does not parse
     # (clusprep.stub_malformed says so too); this names the field and whose it is. The device number
@@ -637,6 +683,8 @@ class DiskPropsInvalid(Rule):
     side, checks = "server", ("C57",)
     title = ("DISK_PROPS(_EX) hold a valid StackType and SCSI address; DISK_PROPS_EX known bus types and flags, "
              "and no pool name or pool id outside a pool")
+    advice = ("Check the disk's properties on that node (Get-PhysicalDisk: bus type, SCSI address, storage pool): the "
+              "node reported values outside the allowed set; a third-party storage driver is a likely cause.")
     needs_stub = True
     # DISK_PROPS's DiskBusType and Flags "MAY" be the listed values (2.2.5); DISK_PROPS_EX's MUST (2.2.6).
 
@@ -684,6 +732,8 @@ class NetworkNotInitialized(ObjectState):
     id, severity, spec = "clusprep.network_not_initialized", "error", "MS-CSVP 3.7.4"
     checks = ("C42",)  # 3.7.4 (the client): MUST; 3.6.4 (the server's view) says SHOULD
     title = "InitializeNode before the other IClusterNetwork2 methods"
+    advice = ("The client called network test methods before a successful InitializeNode on this object; check "
+              "whether InitializeNode failed (see its answer) or ran on another object.")
     # 3.6.4: served whatever the state: GetIpConfigSerialized (3.6.4.3) and QueryFirewallConfiguration (3.6.4.9)
     EXEMPT = {"InitializeNode", "GetIpConfigSerialized", "QueryFirewallConfiguration"}
 
@@ -705,6 +755,8 @@ class FirewallNotInitialized(ObjectState):
     id, severity, spec = "clusprep.firewall_not_initialized", "error", "MS-CSVP 3.14.4"
     checks = ("C63",)
     title = "InitializeAdapterConfiguration before GetNextAdapterFirewallConfiguration"
+    advice = ("The client asked for adapter firewall settings before InitializeAdapterConfiguration succeeded on this "
+              "object; check that call's answer and the validation log's network test.")
 
     def on_call(self, c: Call):
         if c.interface != "IClusterFirewall":
@@ -721,6 +773,8 @@ class FirewallNotInitialized(ObjectState):
 class FirewallIndexOutOfRange(ObjectState):
     id, severity, spec = "clusprep.firewall_index_out_of_range", "error", "MS-CSVP 3.14.4.2"
     title = "An idx at or past cRetAdapters is answered E_INVALIDARG"
+    advice = ("The node served an adapter index past the count it reported; check whether adapters were added or "
+              "removed during validation and re-run the firewall check.")
     side, checks = "server", ("C65",)
     needs_stub = True
 
@@ -741,6 +795,8 @@ class SecretNotConfigured(Rule):
     id, severity, spec = "clusprep.secret_not_configured", "error", "MS-CSVP 3.10.4.1, 3.10.4.2"
     side, checks = "server", ("C61",)
     title = "A server keeps the secret ConfigSvcSecret stored"
+    advice = ("The node lost the cluster secret it had just stored; check the node's cluster configuration (ClusSvc, "
+              "registry) and look for a reboot or node cleanup between the two calls.")
     # The secret belongs to the server and persists across activations and reboots (3.10.3, 3.10.4.1):
     # a RetrieveSvcSecret without a ConfigSvcSecret in the capture is fine (an earlier activation may
     # have set it) whatever it answers; ERROR_FILE_NOT_FOUND after a successful ConfigSvcSecret to
@@ -765,6 +821,8 @@ class SecretNotConfigured(Rule):
 class AddRoutesState(ObjectState):
     id, severity, spec = "clusprep.add_routes_state", "error", "MS-CSVP 3.6.4.6, 3.6.4.7, 3.6.4.8"
     title = "Route Monitoring State decides the answers of ProcessAddRoutes, GetAddRoutesStatus and CancelAddRoutesRequest"
+    advice = ("Follow the route-monitoring calls on this object (add, status, cancel): the node answered as if "
+              "monitoring were in the other state; check for two validation runs sharing the node.")
     side, checks = "server", ("C50", "C51", "C52")
     needs_stub = True  # judges the HRESULT and routeUnavailable
 
@@ -800,6 +858,8 @@ class OpnumNotUsedOnWire(Rule):
     id, severity, spec = "clusprep.opnum_not_used_on_wire", "observation", "MS-CSVP 3.2.4, 3.6.4"
     level, side, checks = None, None, ("C04",)  # the method tables say "not used on the wire", no MUST
     title = "Opnums the method tables reserve"
+    advice = ("Harmless if the node refused it; otherwise compare the client's and node's Windows builds: a newer "
+              "validation tool may call a method the node does not have.")
     needs_bind = True  # the interface comes from the bind
 
     def on_call_request(self, c: Call):
@@ -816,6 +876,8 @@ class InsufficientAuthLevel(Rule):
     id, severity, spec = "clusprep.insufficient_auth_level", "observation", "MS-CSVP 2.1"
     level, side = None, None  # the MUST binds the server, which must refuse (clusprep.low_auth_accepted)
     title = "Binds and calls at RPC_C_AUTHN_LEVEL_PKT_PRIVACY"
+    advice = ("No action if the node refused the calls; otherwise check the client's DCOM authentication level and "
+              "whether the caller is a tool other than the cluster validation wizard.")
 
     def __init__(self, sink):
         super().__init__(sink)
@@ -841,6 +903,8 @@ class ServerRejectedState(Rule):
     id, severity, spec = "clusprep.server_rejected_state", "observation", "MS-CSVP 3.2.4, 3.4.4"
     level, side = None, None  # the server doing what its state requires
     title = "The server refused a call for its state"
+    advice = ("Normal when a disk or node is not ready; read the calls just before it on the same object or disk to "
+              "see which step (prepare, attach, arbitrate, online) failed or was skipped.")
     needs_stub = True
 
     def on_call(self, c: Call):
@@ -852,6 +916,8 @@ class ServerRejectedState(Rule):
 class Fault(Rule):
     id, severity, spec = "clusprep.fault", "error", "MS-CSVP 3.2.4, 3.4.4, 3.6.4, 3.8.4, 3.10.4, 3.12.4, 3.14.4, 3.16.4"
     title = "A ClusPrep method that ended in a fault PDU (its methods MUST NOT throw exceptions)"
+    advice = ("Read the fault status in the response: the node's method crashed or threw instead of returning an "
+              "error; collect the node's Application event log and the cluster validation report.")
     side, checks = "server", ("C02",)
     # Not a fault for an opnum the tables say is not used on the wire (the RPC runtime's
     # nca_s_op_rng_error, clusprep.opnum_not_used_on_wire observes those), nor one that
@@ -881,6 +947,8 @@ class UnansweredCall(Rule):
     id, severity, spec = "clusprep.unanswered_call", "observation", "MS-RPCE 3.3.1.5"
     level, side = None, None  # a capture may end before the answer
     title = "A call the capture never answers"
+    advice = ("Check whether the capture ended first; if not, the node is stuck in that method (often a disk online "
+              "or arbitration), so check its System log and storage latency at that time.")
 
     def on_unanswered_call(self, c: Call):
         self.report([c.request_frame], "%s (call_id %d) has no response in the capture" % (c.method, c.call_id),
@@ -891,6 +959,8 @@ class UnknownContext(Rule):
     id, severity, spec = "clusprep.unknown_context", "observation", "MS-RPCE 3.3.1.5.6"
     level, side = None, None  # the capture's gap, not a violation
     title = "A call on a presentation context whose bind was not captured"
+    advice = ("Start the capture before validation begins, or merge the earlier capture file, so the bind is "
+              "included; until then these calls cannot be decoded or judged.")
 
     def __init__(self, sink):
         super().__init__(sink)
@@ -908,6 +978,8 @@ class StubMalformed(Rule):
     id, severity, spec = "clusprep.stub_malformed", "error", "MS-CSVP 6; MS-RPCE 2.2.5"
     side = "both"  # a request's stub is the client's, a response's the server's
     title = "A stub that does not parse as its method's parameters"
+    advice = ("Check the snaplen and lost TCP segments first; if the frame is whole, the sender marshalled parameters "
+              "that do not match the method's definition, so compare client and node builds.")
     needs_stub = True
 
     def on_call_malformed(self, c: Call, frame: int, why: str):

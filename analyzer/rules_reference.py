@@ -1,6 +1,6 @@
 """docs/rules.md, generated from the rule classes and the inventory of wire-observable rules:
-what each rule checks, on whose side, at which level, citing which section; and for each of
-the specs' rules, the rule class that checks it or why none can.
+what each rule checks, on whose side, at which level, citing which section, and what to check
+next when it fires; and for each of the specs' rules, the rule class that checks it or why none can.
 
     python -m analyzer.rules_reference          # write docs/rules.md
     python -m analyzer.rules_reference --check  # fail when it is stale
@@ -29,6 +29,11 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def _line(text: str) -> str:
+    """Markdown for a line of plain text: a backslash shows as itself (share paths name some)."""
+    return text.replace("\\", "\\\\").replace("\n", " ")
+
+
 def render() -> str:
     by = checked_by()
     lines = [
@@ -49,6 +54,7 @@ def render() -> str:
         "",
         "**Needs**: `stub`, readable parameters and results (a sealed conversation has none: give the keys);",
         "`create`, the open's CREATE; `start`, the ClusPrep conversation from its bind; `bind`, the call's bind.",
+        "[What to check next](#what-to-check-next) gives, for each rule, the next step when it fires.",
         "",
         "## The analyzer's rules",
         "",
@@ -62,6 +68,15 @@ def render() -> str:
         lines.append("| `%s` | %s | %s | %s | %s | %s | %s |" % (
             cls.id, cls.severity, side, _cell(cls.spec), ", ".join(cls.checks) or "-", _cell(cls.title),
             ", ".join(needs) or "-"))
+    lines += [
+        "",
+        "## What to check next",
+        "",
+        "For each rule, the next step when it fires: what to look at in the capture or on which machine, and the",
+        "likely cause (for an observation, what it means and whether to act).",
+        "",
+    ]
+    lines += ["- `%s`: %s" % (cls.id, _line(cls.advice)) for cls in RULE_CLASSES]
     lines += [
         "",
         "## The specs' wire-observable rules",

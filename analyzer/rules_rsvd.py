@@ -27,6 +27,8 @@ class DialectBelow302(Rule):
     id, severity, spec = "rsvd.dialect_below_302", "observation", "MS-RSVD 2.1; MS-VSOD 3.2.1.1"
     level, side = None, None  # 2.1 describes the transport ("uses the SMB 3.02 dialect"); no MUST
     title = "An RSVD open on a connection below SMB 3.0.2, the dialect RSVD uses"
+    advice = ("Look at this connection's NEGOTIATE: shared VHDX needs SMB 3.02 or later, so check the file server's "
+              "Windows version and any policy capping the SMB dialect; act only if the open fails.")
     needs_create = True
 
     def on_rsvd_create(self, req, conn):
@@ -41,6 +43,8 @@ class OpenNameSuffix(Rule):
     id, severity, spec = "rsvd.open_name_suffix", "error", "MS-RSVD 3.1.4.2"
     checks = ("R14",)
     title = "The open context goes with a name ending in :SharedVirtualDisk"
+    advice = ("Check how the client builds the file name: a CREATE carrying the shared-disk open context must name "
+              "the .vhdx with :SharedVirtualDisk appended; an app passing the bare path is the usual cause.")
     needs_create = True
 
     def on_rsvd_create(self, req, conn):
@@ -52,6 +56,8 @@ class OpenNameSuffix(Rule):
 class OpenContextInvalid(Rule):
     id, severity, spec = "rsvd.open_context_invalid", "error", "MS-RSVD 2.2.5.2, 3.1.4.2"
     title = "SVHDX_OPEN_DEVICE_CONTEXT as the client must fill it"
+    advice = ("Decode the CREATE's SVHDX_OPEN_DEVICE_CONTEXT in Wireshark and compare Version, HasInitiatorId with "
+              "InitiatorId, OriginatorFlags (1) and the host name length with what the client should send.")
     checks = ("R06", "R10", "R11", "R12")
     needs_create = True
 
@@ -88,6 +94,8 @@ class OpenMissingNoIntermediateBuffering(Rule):
     level, side = None, None  # the MUST binds the server's answer to its writes (R34)
     spec = "MS-VSOD 3.2.1.1 step 9; MS-RSVD 3.2.5.4 (newer revision)"
     title = "A shared-disk open asks for FILE_NO_INTERMEDIATE_BUFFERING"
+    advice = ("Check the shared-disk CREATE's CreateOptions: without FILE_NO_INTERMEDIATE_BUFFERING a newer file "
+              "server fails every WRITE with STATUS_NOT_SUPPORTED; act only if writes fail.")
     needs_create = True
 
     def on_rsvd_create(self, req, conn):
@@ -101,6 +109,8 @@ class RequestIdNotMonotonic(Rule):
     id, severity, spec = "rsvd.request_id_not_monotonic", "error", "MS-RSVD 3.1.4.1, 2.2.5.1"
     checks = ("R04", "R05")
     title = "RequestId: unique per client, and +1 per tunnel operation (judged tolerant of reordering)"
+    advice = ("Make sure the capture covers every SMB channel (NIC) of the client; if it does, a reused or skipped "
+              "RequestId points at the client's request counter, e.g. one reset on reconnect.")
     # MS-RSVD 2.2.4.1: unique "for all requests sent by this client"; 3.1.4.1: the client MUST increment
     # it by 1 for every tunnel operation. The client across its channels is its SMB2 ClientGuid (a
     # channel whose NEGOTIATE is not captured borrows its session's); failing that, its address.
@@ -144,6 +154,8 @@ class ScsiBeforeDiskInfo(Rule):
     id, severity, spec = "rsvd.scsi_before_disk_info", "observation", "MS-VSOD 3.2.2 step 2"
     level, side = None, None  # MS-VSOD describes the use case ("has to first retrieve"); no MUST
     title = "Disk information is queried before the first SCSI command"
+    advice = ("No action needed unless the client misreads the disk: it sent SCSI commands before asking for file or "
+              "disk info on this handle; if so, check whether it reused info cached from an earlier open.")
     needs_create = True  # the open's whole life, from its CREATE
 
     def on_rsvd_request(self, op: Operation, conn):
@@ -157,6 +169,8 @@ class SenseNotRetrieved(Rule):
     id, severity, spec = "rsvd.sense_not_retrieved", "error", "MS-RSVD 3.1.5.3, 3.1.5.4"
     checks = ("R28", "R29")
     title = "A stored error is fetched with SRB_STATUS"
+    advice = ("Find the READ or WRITE that failed with a stored error: the client closed the handle without an "
+              "SRB_STATUS request for that key, so the SCSI sense data was lost; check the client's error path.")
     CHECK = {"SMB2_READ": ("R28", "MS-RSVD 3.1.5.3"), "SMB2_WRITE": ("R29", "MS-RSVD 3.1.5.4")}
 
     def __init__(self, sink):
@@ -188,6 +202,8 @@ class SenseKeyUnknown(Rule):
     id, severity, spec = "rsvd.sense_key_unknown", "error", "MS-RSVD 2.2.5.7, 3.1.5.3, 3.1.5.4"
     checks = ("R22",)
     title = "SRB_STATUS asks for a key an error of the open was stored under"
+    advice = ("Match the SRB_STATUS StatusKey with the low byte of an earlier STATUS_SVHDX_ERROR_STORED on the same "
+              "handle; a mismatch means the client took the key from another handle or a stale error.")
     needs_create = True  # a key may have been stored before the capture started
 
     def on_rsvd_retrieval(self, op: Operation, key: int, stored):
@@ -202,6 +218,8 @@ class ReservationConflict(Rule):
     id, severity, spec = "rsvd.reservation_conflict", "observation", "MS-RSVD 3.2.5.4"
     level, side = None, None  # the server doing what the reservation asks
     title = "An operation refused by another initiator's persistent reservation"
+    advice = ("Expected while another initiator (node or VM) holds the disk's persistent reservation; read it with "
+              "PERSISTENT RESERVE IN, and act only if this initiator should own the disk.")
 
     def __init__(self, sink):
         super().__init__(sink)
@@ -260,6 +278,8 @@ class UnitAttention(Rule):
     id, severity, spec = "rsvd.unit_attention", "observation", "MS-RSVD 2.2.3"
     level, side = None, None
     title = "The disk reports a unit attention"
+    advice = ("Usually harmless: look for a reservation preempt or release, a resize or a failover by another "
+              "initiator just before; act only if the same unit attention repeats on every command.")
 
     def on_rsvd_response(self, op: Operation):
         if op.status in UNIT_ATTENTIONS:
@@ -277,6 +297,8 @@ class VersionMismatch(Rule):
     id, severity, spec = "rsvd.version_mismatch", "error", "MS-RSVD 2.2.5.1"
     checks = ("R02",)
     title = "An OperationCode the server does not know"
+    advice = ("Check which tunnel OperationCode the client sent: one from a newer RSVD version than the file server "
+              "supports, or a corrupt request buffer; compare the client's and server's Windows builds.")
 
     def on_rsvd_request(self, op: Operation, conn):
         if op.kind.isdigit():
@@ -287,6 +309,8 @@ class VersionMismatch(Rule):
 class VersionMismatchAnswer(Rule):
     id, severity, spec = "rsvd.version_mismatch_answer", "error", "MS-RSVD 3.2.5.5"
     title = "STATUS_SVHDX_VERSION_MISMATCH answers an unknown OperationCode, and only that"
+    advice = ("Check the file server's RSVD version and patch level: it must answer STATUS_SVHDX_VERSION_MISMATCH to "
+              "an operation code it does not support, and never to one it does.")
     side, checks = "server", ("R37",)
 
     def on_rsvd_response(self, op: Operation):
@@ -303,6 +327,8 @@ class ScsiRequestMalformed(Rule):
     id, severity, spec = "rsvd.scsi_request_malformed", "error", "MS-RSVD 2.2.5.11, 3.1.4.9"
     checks = ("R24", "R25", "R26")
     title = "SVHDX_TUNNEL_SCSI_REQUEST lengths"
+    advice = ("Inspect the SCSI tunnel request: Length must be 36, CdbLength at most 16, SenseInfoExLength at most "
+              "20; a wrong Length is the client's bug, oversized CDB or sense lengths come from the guest.")
 
     def on_rsvd_request(self, op: Operation, conn):
         if op.kind != SCSI_OP:
@@ -323,6 +349,8 @@ class MessageMalformed(Rule):
     id, severity, spec = "rsvd.message_malformed", "error", "MS-RSVD 2.2.5"
     side = "both"  # a request's fault is the client's, a response's the server's
     title = "An RSVD message that does not parse"
+    advice = ("Open the frame in Wireshark and compare the RSVD buffer with its declared lengths; check the capture's "
+              "snaplen and lost segments first, then the build of the side that sent it.")
 
     def on_rsvd_malformed(self, m, why, o: Optional[Open]):
         self.report([m.frame], why or "the message does not parse", o.label if o else "stream %d" % m.stream,
@@ -337,6 +365,8 @@ class MessageMalformed(Rule):
 class ResponseMismatch(Rule):
     id, severity, spec = "rsvd.response_mismatch", "error", "MS-RSVD 3.2.5.5.1-3.2.5.5.6"
     title = "The server answers with its request's OperationCode and RequestId"
+    advice = ("Pair request and response by SMB2 MessageId and compare their tunnel headers: another RequestId or "
+              "OperationCode means the file server answered from the wrong request; report both frames.")
     side, checks = "server", ("R38", "R39")
 
     def on_rsvd_response(self, op: Operation):
@@ -355,6 +385,8 @@ class UnansweredRequest(Rule):
     id, severity, spec = "rsvd.unanswered_request", "observation", "MS-RSVD 3.2.5.5.1-3.2.5.5.6"
     level, side = None, None  # the server MUST answer, but a capture may simply end first
     title = "A request the capture never answers"
+    advice = ("Check whether the capture ended or dropped packets first; if it kept running, look on the file server "
+              "for I/O hung on that disk (storage latency, a stalled volume) at that time.")
 
     def on_rsvd_unanswered(self, op: Operation):
         self.report([op.request_frame], "%s (RequestId %s) has no response in the capture"
@@ -365,6 +397,8 @@ class OperationAfterClose(Rule):
     id, severity, spec = "rsvd.operation_after_close", "observation", "MS-RSVD 3.2.5.3-3.2.5.5"
     level, side = None, None  # no MUST binds the client; the server's answer is judged by closed_open_served
     title = "An operation on an open after its CLOSE"
+    advice = ("The client reused a FileId after closing it; no action if the server refused it, otherwise look for a "
+              "reopen or durable-handle reconnect the capture missed and check the client's handle cache.")
 
     def on_rsvd_after_close(self, o: Open, frame: int, what: str):
         self.report([o.close_frame, frame], "%s on %s after its CLOSE" % (what, o.name or "the open"), o.label)
@@ -427,6 +461,8 @@ class ReservedNotZero(Rule):
     id, severity, spec = "rsvd.reserved_not_zero", "error", "MS-RSVD 2.1"
     side, checks = "both", ("R01", "R08")
     title = "Reserved fields are sent as zero (both sides; Windows' VALIDATE_DISK Reserved too, not its alignment padding)"
+    advice = ("Note which side sent the nonzero reserved bytes: most often an uninitialised buffer in that side's "
+              "driver; the receiver ignores them today, so report it to that side's vendor.")
     # 2.1: "Unless otherwise noted, fields marked as Reserved MUST be set to 0 when being sent". Fields
     # whose own section says more are judged there: the SCSI request's Reserved1/Reserved3 (SHOULD,
     # reserved_should_be_zero R27), SRB_STATUS and DISK_INFO requests (request_not_zeroed R21, R23),
@@ -473,6 +509,8 @@ class ReservedShouldBeZero(Rule):
     id, severity, spec = "rsvd.reserved_should_be_zero", "warning", "MS-RSVD 2.2.5.2, 2.2.5.11"
     level, checks = "SHOULD", ("R09", "R27")
     title = "Fields the client SHOULD zero: the open context's Flags, the SCSI request's Reserved1 and Reserved3"
+    advice = ("Low priority: the client left the open context's Flags or the SCSI request's spare bytes nonzero; "
+              "check whether it passes application flags through, and tell the client's vendor.")
     # 2.2.5.11 notes otherwise than 2.1 for Reserved1 and Reserved3 ("SHOULD be set to zero"), so they
     # are a SHOULD here; Reserved2 is a MUST and rsvd.reserved_not_zero judges it (R01).
 
@@ -495,6 +533,8 @@ class RequestNotZeroed(Rule):
     checks = ("R03", "R19", "R20", "R21", "R23")
     title = ("Request fields the client zeroes (header Status, FILE_INFO, SRB_STATUS, DISK_INFO) and "
              "payloads it leaves out (CHECK_CONNECTION, VALIDATE_DISK, shared-disk support)")
+    advice = ("Check the client's request buffers: output-only fields (status, sizes, sense data) must go out as zero "
+              "and header-only requests carry no payload; a reused buffer is the likely cause.")
     # The header's Status and the FILE_INFO request's fields are "SHOULD" in 2.2.5.1 and 2.2.5.3 but
     # "MUST be set to zero" in 3.1.4.6-10 and 3.1.5.3-4, which say how each request is built: MUST.
     # 3.1.4.x covers the six v1 operations; the v2 ones keep 2.2.5.1's SHOULD and are not judged here.
@@ -547,6 +587,8 @@ class OpenRequestIncomplete(Rule):
     checks = ("R16", "R17")
     title = ("A :SharedVirtualDisk CREATE carries SVHDX_OPEN_DEVICE_CONTEXT; the EAs of 3.1.4.2 it carries have "
              "Flags 0 and the InitiatorId as value")
+    advice = ("Check the :SharedVirtualDisk CREATE: it needs the shared-disk open context, and any "
+              "ClusteredApplicationInstance or ApplicationTrafficType EA must hold the InitiatorId with Flags 0.")
     # 3.1.4.2 hands the EAs to the SMB2 client's interface (MS-SMB2 3.2.4.30), which is not the wire:
     # Windows' SMB2 client sends the app instance EA as the SMB2_CREATE_APP_INSTANCE_ID create context,
     # and the traffic-type EA need not appear at all. So an EA missing from the ExtA context proves
@@ -592,6 +634,8 @@ class TunnelNotSync(Rule):
     id, severity, spec = "rsvd.tunnel_not_sync", "error", "MS-RSVD 3.1.4.6-3.1.4.10"
     checks = ("R18",)
     title = "A v1 open's tunnel operations use FSCTL_SVHDX_SYNC_TUNNEL_REQUEST (a v2 open may use the async one)"
+    advice = ("Check the open context's Version: an open made as version 1 must use the synchronous tunnel FSCTL, so "
+              "an async one means the client mixes protocol versions; check its RSVD driver build.")
     # The seed's 3.1.4.6-10 name FSCTL_SVHDX_SYNC_TUNNEL_REQUEST. FSCTL_SVHDX_ASYNC_TUNNEL_REQUEST
     # (MS-SMB2 2.2.31) came with RSVD version 2: an open whose context says Version 2 may use it, and
     # the v2 OperationCodes always may. An open made before the capture shows no version: not evaluated.
@@ -614,6 +658,8 @@ class CreateNotRefused(Rule):
     side, checks = "server", ("R07", "R13", "R15")
     title = ("A CREATE whose open context or name the server must refuse (STATUS_INVALID_PARAMETER) "
              "succeeds; another failure is accepted")
+    advice = ("The file server accepted a shared-disk open it must reject (bad name suffix, Version or "
+              "HasInitiatorId); check its shared VHDX support and patch level, and the client that built the CREATE.")
     needs_create = True
     # 3.2.5.1 names STATUS_INVALID_PARAMETER, but MS-SMB2 and the object store may refuse the CREATE
     # first for their own reasons (e.g. STATUS_OBJECT_NAME_NOT_FOUND): any failure is accepted, success
@@ -643,6 +689,8 @@ class ClosedOpenServed(Rule):
     id, severity, spec = "rsvd.closed_open_served", "error", "MS-RSVD 3.2.5.3, 3.2.5.4, 3.2.5.5"
     side, checks = "server", ("R30", "R31", "R36")
     title = "A READ, WRITE or tunnel operation on an open after its CLOSE succeeds (any failure is accepted)"
+    advice = ("Check the server's handle bookkeeping: the client used a FileId after its CLOSE succeeded; look for a "
+              "reconnect (durable handle) that should have reopened it, else report the server build.")
     # 3.2.5.3-5 fail it with STATUS_INVALID_PARAMETER when no Open is found; MS-SMB2 (3.3.5.x) fails a
     # request on a closed FileId first, with STATUS_FILE_CLOSED, so any failure is accepted and only
     # success is flagged. Opens made before the capture are not judged: only a CLOSE seen says "no Open".
@@ -670,6 +718,8 @@ class StoredKeySequence(Rule):
     side, checks = "server", ("R32",)
     title = ("STATUS_SVHDX_ERROR_STORED keys follow the open's SenseErrorSequence: 1, 2, ..., 0xFF, 0x00, ... "
              "(judged tolerant of answers out of order)")
+    advice = ("List this handle's STATUS_SVHDX_ERROR_STORED answers in order: keys count up by one per failure, so a "
+              "repeat or gap means the server lost an error or a failing request is missing from the capture.")
     # Open.SenseErrorSequence starts at 0 (3.2.5.1) and each stored error increments it (0xFF wraps to
     # 0x00) before it becomes the key. Concurrent failing READs and WRITEs (and multichannel) are
     # answered out of order, so per open the highest key and a bounded set of keys skipped so far are
@@ -744,6 +794,8 @@ class WriteAnswer(Rule):
     side, checks = "server", ("R33", "R34")
     title = ("An SMB2 WRITE answered as the open and the disk require: not served under another initiator's "
              "exclusive reservation; STATUS_NOT_SUPPORTED without FILE_NO_INTERMEDIATE_BUFFERING (a newer server)")
+    advice = ("Run PERSISTENT RESERVE IN to see who holds the disk: a WRITE served under another node's exclusive "
+              "reservation risks corruption; if the finding is about buffering, check the CREATE's CreateOptions.")
     needs_create = True
     # R33 (3.2.5.4, SPC-3 5.6): the reservation as the capture shows it, per (server, disk), from
     # PERSISTENT RESERVE OUT commands the disk accepted (GOOD): RESERVE sets holder and type; PREEMPT of
@@ -873,6 +925,8 @@ class SenseKeyAnswer(Rule):
     side, checks = "server", ("R44",)
     title = ("SRB_STATUS answered by what the open stored: success for a stored key, "
              "STATUS_SVHDX_ERROR_NOT_AVAILABLE for one never stored")
+    advice = ("Compare the SRB_STATUS answer with the earlier stored error on this handle: a stored key must return "
+              "its sense data, a never-stored one STATUS_SVHDX_ERROR_NOT_AVAILABLE; check the server's build.")
     # A key "never stored" is known only for an open whose CREATE is in the capture; for an open made
     # before it, a key may predate the capture, so only a stored key's answer is judged there (and the
     # rule is listed as not evaluated for that open: needs_create).
@@ -904,6 +958,8 @@ class ResponseInvalid(Rule):
     side = "server"
     checks = ("R40", "R41", "R42", "R45", "R46", "R47", "R48", "R49", "R50")
     title = "A tunnel or shared-disk-support answer whose fields are not what its section requires"
+    advice = ("Open the answer in Wireshark and compare the fields the finding names (sizes, flags, versions, payload "
+              "after a failure) with the request; check the file server build and any filter rewriting it.")
     # Windows layouts are accepted where dissectors/definitions/rsvd.py declares them: ServerVersion 2 (an RSVD v2
     # server's ServerServiceVersion), DiskFormat VHDSET, the 1-byte StatusKey SRB_STATUS answer, the
     # 1-byte IsValidDisk VALIDATE_DISK answer, 4-byte support fields with snapshot support (3, 7).
