@@ -19,7 +19,7 @@ from .keys import Keys
 from .merge import Merged
 from .pipeline import analyze_capture
 from .report import to_json, to_text, write_output
-from .source import CaptureError, find_tshark, installed_copy_notes
+from .source import CaptureError, CommandError, find_tshark, installed_copy_notes
 from .tables import Tables
 
 
@@ -101,6 +101,8 @@ def _output_dir(path: Optional[str]) -> Optional[Path]:
     if not path:
         return None
     d = Path(path)
+    if d.exists() and not d.is_dir():
+        raise CaptureError("--output %s is a file; choose a folder (it is made if missing)" % d)
     try:
         d.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=d):
@@ -110,14 +112,30 @@ def _output_dir(path: Optional[str]) -> Optional[Path]:
     return d
 
 
+def _same_names(outdir: Optional[str], captures: List[str]) -> None:
+    """Refuse, before any work, several captures with one file name (a/x.pcapng, b/x.pcapng) and --output:
+    the tables' rows name their capture by file name, so the two would be one (connection uids too)."""
+    if outdir is None or len(captures) < 2:
+        return
+    seen = {}
+    for i, cap in enumerate(captures):
+        first = seen.setdefault(Path(cap).name, i)
+        if first != i:
+            raise CaptureError("%s and %s have the same file name, which names their rows in the --output tables; "
+                               "rename (or copy) one, or analyze them in separate runs, each with its own --output"
+                               % (captures[first], cap))
+
+
 def _run(args) -> int:
     tshark = find_tshark(args.tshark)
     for note in installed_copy_notes():  # stderr: the JSON on stdout stays clean
         print(note, file=sys.stderr)
+    if not args.merge:
+        _same_names(args.output, args.captures)
     outdir = _output_dir(args.output)
     keys = Keys(smb_keys=args.smb_key, nt_password=args.nt_password, keytab=args.keytab, options=args.options)
     keys.args(tshark.version)  # a malformed key is a usage error before any work
-    results, failed = [], False
+    results, failed = [], []  # failed: (capture, why), for the JSON document
     if args.merge:
         merged = Merged.prepare(tshark, args.captures)
         tables = Tables(outdir, keep=False)
@@ -133,16 +151,19 @@ def _run(args) -> int:
             tables = Tables(outdir / Path(cap).stem if outdir and len(args.captures) > 1 else outdir, keep=False)
             try:
                 results.append(analyze_capture(Path(cap), tshark, tables, progress.task(Path(cap).name), keys))
+            except CommandError:  # the same for every capture: said once, below
+                raise
             except CaptureError as e:  # this file only: the others still get their reports
                 print("analyze: %s" % e, file=sys.stderr)
-                failed = True
+                failed.append((cap, str(e)))
             finally:
                 tables.close()
     return _finish(args, results, outdir, tshark, failed)
 
 
-def _finish(args, results, outdir, tshark, failed: bool) -> int:
-    text = to_json(results, tshark.version_text) if args.format == "json" else to_text(results, tshark.version_text)
+def _finish(args, results, outdir, tshark, failed: list) -> int:
+    text = (to_json(results, tshark.version_text, failed) if args.format == "json"
+            else to_text(results, tshark.version_text))
     if results or args.format == "json":
         sys.stdout.write(text + ("\n" if not text.endswith("\n") else ""))
     if outdir is not None:

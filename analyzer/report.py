@@ -29,8 +29,13 @@ def document(results: List[CaptureResult], tshark_version: str) -> dict:
     return doc
 
 
-def to_json(results: List[CaptureResult], tshark_version: str) -> str:
-    return json.dumps(document(results, tshark_version), indent=2, sort_keys=False, default=str)
+def to_json(results: List[CaptureResult], tshark_version: str, failed=()) -> str:
+    """The document; with `failed` ((capture, why) of each capture that could not be read, as the CLI
+    said on stderr), also `failed`: [{path, error}]."""
+    doc = document(results, tshark_version)
+    if failed:
+        doc["failed"] = [dict(path=str(path), error=why) for path, why in failed]
+    return json.dumps(doc, indent=2, sort_keys=False, default=str)
 
 
 def _ms(x) -> str:

@@ -85,6 +85,11 @@ class CaptureError(Exception):
     """A problem the user can fix, with the fix in the message (exit code 2)."""
 
 
+class CommandError(CaptureError):
+    """A CaptureError of the command, not of one capture (an option tshark refuses, plugins that do not
+    load): it would be the same for every capture, so the CLI stops at the first."""
+
+
 @dataclass
 class Tshark:
     path: str
@@ -114,9 +119,12 @@ def find_tshark(path: Optional[str] = None) -> Tshark:
     file named `tshark` beside it rather than the file itself.
     """
     if path:
-        if not (Path(path).is_file() and os.access(path, os.X_OK)):
-            raise CaptureError("tshark not found at %s: %s" % (path, INSTALL_HINT))
-        found = path
+        if not os.path.exists(path):
+            raise CaptureError("tshark not found at %s (no such file): %s" % (path, INSTALL_HINT))
+        if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+            raise CaptureError("--tshark %s is not an executable file; name the tshark program itself (chmod +x it "
+                               "if it is a wrapper)" % path)
+        found = os.path.abspath(path)  # a bare name is this file, never a search of the PATH
     else:
         found = shutil.which("tshark") or next(
             (p for p in _usual_places() if os.path.isfile(p) and os.access(p, os.X_OK)), None)
@@ -126,9 +134,9 @@ def find_tshark(path: Optional[str] = None) -> Tshark:
         out = subprocess.run([found, "-v"], capture_output=True, text=True, timeout=60).stdout
     except (OSError, subprocess.SubprocessError) as e:
         raise CaptureError("cannot run %s (%s): %s" % (found, e, INSTALL_HINT)) from None
-    m = re.search(r"\b(\d+)\.(\d+)\.(\d+)", out.splitlines()[0] if out else "")
-    if not m:
-        raise CaptureError("%s -v does not name a tshark version: %s" % (found, INSTALL_HINT))
+    m = re.search(r"\bTShark\b.*?\b(\d+)\.(\d+)\.(\d+)", out.splitlines()[0] if out else "")
+    if not m:  # e.g. "TShark (Wireshark) 4.0.17 (Git v4.0.17 ...)"
+        raise CaptureError("%s is not tshark (its -v does not say TShark and a version): %s" % (found, INSTALL_HINT))
     version = tuple(int(x) for x in m.groups())
     if version[:2] < MIN_TSHARK:
         raise CaptureError("tshark %s is too old; the plugins need 4.0 or later: %s"
@@ -315,11 +323,12 @@ class Run:
             ours = any(n.proto + "." in said for n in (RSVD, CLUSPREP))
             if "Invalid -o flag" in said or "Error loading table" in said or (
                     "-o flag" in said and "unknown preference" in said and not ours):
-                raise CaptureError("tshark refused a key or option: %s" % said)
+                raise CommandError("tshark refused a key or option: %s; correct or leave out that option" % said)
             if ("aren't valid" in said or "unknown preference" in said) and ours:
-                raise CaptureError("tshark %s did not load the plugins (%s)%s" % (
+                raise CommandError("tshark %s did not load the plugins (%s)%s" % (
                     self.tshark.version_text, said, ROOT_HINT if _is_root() and self.tshark.version >= (4, 4) else ""))
-            raise CaptureError("tshark could not read %s: %s" % (self.path, said))
+            raise CaptureError("tshark could not read %s: %s; open it in Wireshark to see why, or re-save it with "
+                               "editcap" % (self.path, said))
 
 
 def packets(path, display_filter: Optional[str] = None, tshark_path: Optional[str] = None, keys=None):
