@@ -13,7 +13,8 @@ from .tables import Tables
 
 class Capture:
     """One analyzed capture: DataFrames of its sessions, operations, SCSI commands, ClusPrep
-    calls and findings, plus the raw result (`result`) the reports are made from."""
+    calls and findings, with the dtypes of analyzer.tables.SCHEMA (README: "Tables"), plus the
+    raw result (`result`) the reports are made from."""
 
     def __init__(self, result: CaptureResult, tables: Tables):
         self.result = result
@@ -37,11 +38,7 @@ class Capture:
 
     @property
     def findings(self):
-        import pandas as pd
-
-        rows = [f.as_dict() for f in self.result.findings]
-        return pd.DataFrame(rows, columns=["rule", "severity", "side", "check", "spec", "frames", "message",
-                                           "subject"])
+        return self._tables.frame("findings")
 
     def __repr__(self) -> str:
         return "<Capture %s: %d packets, %d findings>" % (self.result.path.name, self.result.packets,

@@ -146,18 +146,20 @@ def _run(args) -> int:
             finally:
                 tables.close()
         return _finish(args, results, outdir, tshark, failed)
-    with _Progress(sys.stderr.isatty()) as progress:
-        for cap in args.captures:
-            tables = Tables(outdir / Path(cap).stem if outdir and len(args.captures) > 1 else outdir, keep=False)
-            try:
-                results.append(analyze_capture(Path(cap), tshark, tables, progress.task(Path(cap).name), keys))
-            except CommandError:  # the same for every capture: said once, below
-                raise
-            except CaptureError as e:  # this file only: the others still get their reports
-                print("analyze: %s" % e, file=sys.stderr)
-                failed.append((cap, str(e)))
-            finally:
-                tables.close()
+    # one set of tables for the run, whatever the number of captures: rows name their capture
+    tables = Tables(outdir, keep=False)
+    try:
+        with _Progress(sys.stderr.isatty()) as progress:
+            for cap in args.captures:
+                try:
+                    results.append(analyze_capture(Path(cap), tshark, tables, progress.task(Path(cap).name), keys))
+                except CommandError:  # the same for every capture: said once, below
+                    raise
+                except CaptureError as e:  # this file only: the others still get their reports
+                    print("analyze: %s" % e, file=sys.stderr)
+                    failed.append((cap, str(e)))
+    finally:
+        tables.close()
     return _finish(args, results, outdir, tshark, failed)
 
 

@@ -6,10 +6,15 @@ ClusPrep stubs with the NDR vocabulary. Nothing here knows a byte offset.
 """
 from __future__ import annotations
 
+import re
 from typing import Any, Dict, Optional, Tuple
 
+from construct import Bytes
+
 from dissectors.definitions import csvp, rsvd
+from dissectors.model.introspect import iter_constructs, unwrap
 from dissectors.vocabulary.ndr import NdrError, Prim
+from dissectors.vocabulary.wire import Utf16String
 
 _IOCTLS = {e.function: e for e in rsvd.PROTOCOL.ioctls}
 _CONTEXT = rsvd.PROTOCOL.create_contexts[0].message
@@ -19,6 +24,40 @@ _compiled: Dict[int, Any] = {}
 def first_line(err: Exception, most: int) -> str:
     """An exception as one short line for a finding (construct's messages run over several)."""
     return (str(err).splitlines() or [type(err).__name__])[0][:most]
+
+
+_SHORT = re.compile(r"expected (\d+), found (\d+)")
+
+
+def _variable(msg, field: str) -> bool:
+    """Whether `field` of `msg` takes its size from another field (a length the bytes state)."""
+    for sc in iter_constructs([msg.struct]):
+        if getattr(sc, "name", None) == field:
+            inner = unwrap(sc)[2]
+            return isinstance(inner, Utf16String) or (isinstance(inner, Bytes) and not isinstance(inner.length, int))
+    return False
+
+
+def why_not(msg, raw: bytes, err: Exception, **kw) -> str:
+    """Why bytes do not parse as `msg`, in the words of the plugin's expert items: the structure, its
+    section, the field, and how many bytes it wanted. The compiled parser cannot name the field
+    (struct.error, "(???)"), so the interpreted one runs again on the failure alone."""
+    try:
+        msg.struct.parse(raw, **kw)
+    except Exception as e:  # noqa: BLE001 - the error to describe
+        err = e
+    path = [p for p in str(getattr(err, "path", "") or "").split(" -> ") if p and not p.startswith("(")]
+    field = path[-1] if path else ""
+    name = "%s (%s)" % (msg.name, msg.citation(rsvd.SPEC)) if hasattr(msg, "citation") else type(msg).__name__
+    where = name + ("." + field if field else "")
+    short = _SHORT.search(str(err))
+    if short and field:
+        need, have = int(short.group(1)), int(short.group(2))
+        if _variable(msg, field):
+            return "%s: length %d exceeds the %d bytes left" % (where, need, have)
+        return "%s: %d byte%s needed, %d present" % (where, need, "" if need == 1 else "s", have)
+    lines = [x for x in str(err).splitlines() if not x.startswith("Error in path")]
+    return "%s does not parse: %s" % (where, (lines or [type(err).__name__])[0][:160])
 
 
 def _parser(msg):
@@ -119,14 +158,14 @@ def rsvd_message(function: int, is_response: bool, raw: bytes, request: Any = No
             return _parser(msg).parse(raw, request=request), None
         return _parser(msg).parse(raw), None
     except Exception as err:  # noqa: BLE001 - compiled parsers raise struct.error and friends on bad bytes
-        return None, "%s does not parse: %s" % (msg.name, first_line(err, 160))
+        return None, why_not(msg, raw, err, **({"request": request} if request is not None else {}))
 
 
 def open_context(raw: bytes) -> Tuple[Any, Optional[str]]:
     try:
         return _parser(_CONTEXT).parse(raw), None
     except Exception as err:  # noqa: BLE001 - as above
-        return None, "%s does not parse: %s" % (_CONTEXT.name, first_line(err, 160))
+        return None, why_not(_CONTEXT, raw, err)
 
 
 MAX_CONTEXTS = MAX_EAS = 32  # a CREATE's create contexts and EAs: what a Next/NextEntryOffset chain may walk

@@ -25,6 +25,9 @@ class Finding:
     side: Optional[str] = None  # "client" or "server": whose violation; None for an observation
     check: str = ""  # the wire-observable rule of docs/rules.md it demonstrates (R01..R50, C01..C67)
     where: List[tuple] = field(default_factory=list)  # (file, frame) of each frame, for merged captures
+    first_time: Optional[float] = None  # when its frames were seen (epoch seconds), if known
+    last_time: Optional[float] = None
+    stream: Optional[int] = None  # the TCP stream of its first frame with one
 
     def as_dict(self) -> dict:
         d = dict(rule=self.rule, severity=self.severity, side=self.side, check=self.check, spec=self.spec,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import traceback
+from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
@@ -12,10 +13,10 @@ from . import rules_clusprep, rules_clusprep_node, rules_rsvd
 from .clusprep_sequences import ClusPrepTracker
 from .events import frame_of
 from .findings import Bus, Finding, Findings, NotEvaluated, Rule
-from .rsvd_sessions import RsvdTracker
+from .rsvd_sessions import RsvdTracker, percentile
 from .keys import Keys
 from .merge import Merged
-from .source import AGGREGATOR, COL, CaptureError, Run, Tshark, check_capture
+from .source import AGGREGATOR, CLUSPREP, COL, RSVD, CaptureError, Run, Tshark, check_capture
 from .tables import Tables
 
 ALL_RULES: List[type] = rules_rsvd.RULES + rules_clusprep.RULES + rules_clusprep_node.RULES
@@ -58,7 +59,7 @@ class DissectorBug(Rule):
 
 
 FAULTS: List[type] = [PluginError, AnalyzerError, DissectorBug]
-ERROR_COLUMNS = [(proto, COL[proto + ".dissector_error"]) for proto in ("msrsvd", "clusprep")]
+ERROR_COLUMNS = [(n.proto, COL[n.dissector_error]) for n in (RSVD, CLUSPREP)]
 RULE_CLASSES: List[type] = ALL_RULES + [CaptureTruncated] + FAULTS
 
 
@@ -77,6 +78,41 @@ class CaptureResult:
     not_evaluated: List[NotEvaluated] = field(default_factory=list)
     encrypted: dict = field(default_factory=dict)  # what stayed encrypted: SMB3 messages, sealed ClusPrep PDUs
     files: List[dict] = field(default_factory=list)  # merged: each file and its packets, in merge order
+    first_time: Optional[float] = None  # the capture's first and last packet (epoch seconds)
+    last_time: Optional[float] = None
+    latency: Dict[tuple, dict] = field(default_factory=dict)  # (table, group) -> count, min, p50, p99, max (ms)
+    suppressed: Dict[str, int] = field(default_factory=dict)  # rule -> findings counted but not listed
+
+
+class FrameIndex:
+    """Time and TCP stream of each frame that carried SMB2 or DCE/RPC, by frame number: 12
+    bytes a frame, so findings can say when they happened and on which connection."""
+
+    def __init__(self):
+        self.times, self.streams = array("d"), array("l")
+
+    def add(self, number: int, t: float, stream: Optional[int]) -> None:
+        if number >= len(self.times):
+            grow = number + 1 - len(self.times)
+            self.times.extend([float("nan")] * grow)
+            self.streams.extend([-1] * grow)
+        self.times[number], self.streams[number] = t, -1 if stream is None else stream
+
+    def time(self, number: int) -> Optional[float]:
+        t = self.times[number] if 0 <= number < len(self.times) else float("nan")
+        return None if t != t else t
+
+    def stream(self, number: int) -> Optional[int]:
+        s = self.streams[number] if 0 <= number < len(self.streams) else -1
+        return None if s < 0 else s
+
+
+def latency_summary(latency: Dict[tuple, List[float]]) -> Dict[tuple, dict]:
+    out = {}
+    for key, values in sorted(latency.items()):
+        v = sorted(values)
+        out[key] = dict(count=len(v), min=v[0], p50=percentile(v, 50), p99=percentile(v, 99), max=v[-1])
+    return out
 
 
 def analyze_capture(path: Path, tshark: Tshark, tables: Tables,
@@ -87,6 +123,10 @@ def analyze_capture(path: Path, tshark: Tshark, tables: Tables,
         check_capture(path)
     decrypt = keys.args(tshark.version) if keys else []
     started = time.monotonic()
+    tables.start_capture(path.name)
+    index = FrameIndex()
+    first_time = last_time = None
+    time_col = COL["frame.time_epoch"]
     sink = Findings()
     rules = [cls(sink) for cls in ALL_RULES]
     bus = Bus(rules)
@@ -103,6 +143,10 @@ def analyze_capture(path: Path, tshark: Tshark, tables: Tables,
             progress(n)
         if merged is not None:
             merged.observe(int(cols[0]), int(cols[interface] or 0))
+        if cols[time_col]:
+            t = float(cols[time_col])
+            first_time = t if first_time is None or t < first_time else first_time
+            last_time = t if last_time is None or t > last_time else last_time
         for proto, col in ERROR_COLUMNS:
             if cols[col]:
                 for text in filter(None, cols[col].split(AGGREGATOR)):
@@ -111,6 +155,7 @@ def analyze_capture(path: Path, tshark: Tshark, tables: Tables,
             f = frame_of(cols)
             if f is None:
                 continue
+            index.add(f.number, f.time, f.stream)
             smb2_messages += len(f.smb2)
             dcerpc_pdus += len(f.rpc) + len(f.calls)
             encrypted.frame(f)
@@ -139,10 +184,18 @@ def analyze_capture(path: Path, tshark: Tshark, tables: Tables,
         CaptureTruncated(sink).report([run.frames] if run.frames else [], "%s ends in the middle of a packet; it was "
                                       "analyzed as far as it goes (%d packets)" % (path.name, run.frames), path.name)
     result.findings = sink.sorted()
-    for rule_id, extra in sorted(sink.suppressed.items()):
-        r = next(r for r in rules if r.id == rule_id)
-        result.findings.append(Finding(rule_id, r.severity, r.spec, [], "%d more findings of this rule not listed"
-                                       % extra, path.name, r.side if r.side in ("client", "server") else None))
+    result.suppressed = dict(sink.suppressed)
+    result.first_time, result.last_time = first_time, last_time
+    result.latency = latency_summary(tables.latency)
+    for f in result.findings:
+        times = [t for t in (index.time(x) for x in f.frames) if t is not None]
+        f.first_time, f.last_time = (min(times), max(times)) if times else (None, None)
+        streams = [s for s in (index.stream(x) for x in f.frames) if s is not None]
+        f.stream = streams[0] if streams else None
+        tables.add("findings", dict(rule=f.rule, severity=f.severity, side=f.side, check=f.check, spec=f.spec,
+                                    time=f.first_time, first_frame=f.frames[0] if f.frames else None,
+                                    frames=",".join(str(x) for x in f.frames), message=f.message,
+                                    subject=f.subject, stream=f.stream))
     if merged is not None:
         for f in result.findings:
             f.where = [merged.locate(x) for x in f.frames]

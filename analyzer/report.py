@@ -1,6 +1,7 @@
 """Reports: the text a person reads, the JSON a script reads, and the files --output writes."""
 from __future__ import annotations
 
+import datetime
 import json
 from pathlib import Path
 from typing import List
@@ -8,6 +9,7 @@ from typing import List
 from .findings import SEVERITIES
 from .pipeline import CaptureResult
 from .rsvd_sessions import PRE_CAPTURE
+from .tables import _iso
 
 
 def document(results: List[CaptureResult], tshark_version: str) -> dict:
@@ -24,7 +26,7 @@ def document(results: List[CaptureResult], tshark_version: str) -> dict:
         tag = (lambda d: dict(d, capture=r.path.name)) if several else (lambda d: d)
         doc["rsvd_sessions"] += [tag(s) for s in r.rsvd_sessions]
         doc["clusprep_sequences"] += [tag(s) for s in r.clusprep_sequences]
-        doc["findings"] += [tag(f.as_dict()) for f in r.findings]
+        doc["findings"] += [tag(dict(f.as_dict(), time=_iso(f.first_time))) for f in r.findings]
         doc["rules_not_evaluated"] += [tag(n.as_dict()) for n in r.not_evaluated]
     return doc
 
@@ -53,84 +55,184 @@ def _where(where) -> str:
     return " ".join("%s#%s" % (name, ",".join(frames)) for name, frames in parts)
 
 
+def _n(count: int, word: str, plural: str = "") -> str:
+    """1 error, 2 errors; 1 check condition, 0 check conditions."""
+    return "%d %s" % (count, word if count == 1 else (plural or word + "s"))
+
+
+def _when(t) -> str:
+    if t is None:
+        return "?"
+    return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _span(first, last) -> str:
+    if first is None:
+        return "no timestamps"
+    if last is None or last == first:
+        return "at %s UTC" % _when(first)
+    same_day = _when(first)[:10] == _when(last)[:10]
+    return "%s to %s UTC (%.3f s)" % (_when(first), _when(last)[11:] if same_day else _when(last), last - first)
+
+
+LAYOUTS = {"windows_v2": "Windows layout, version 2", "windows_v1": "Windows layout, version 1",
+           "seed": "the 2013 specification's layout", "current": "the current specification's layout"}
+GROUPS = [("rsvd_operations", "RSVD operation"), ("scsi_commands", "SCSI command"), ("clusprep_calls", "ClusPrep method")]
+MAX_FRAMES_SHOWN = 8
+MAX_EXAMPLES = 3
+
+
+def _rule_info():
+    from .pipeline import RULE_CLASSES
+
+    return {cls.id: cls for cls in RULE_CLASSES}
+
+
+def _latency_lines(latency) -> List[str]:
+    if not latency:
+        return []
+    width = max(len(group) for _, group in latency) + 2
+    out = ["Response times in ms".ljust(width + 4) + "%7s %9s %9s %9s %9s" % ("count", "min", "p50", "p99", "max")]
+    for table, title in GROUPS:
+        rows = [(g, s) for (t, g), s in latency.items() if t == table]
+        if rows:
+            out.append("  " + title)
+            for g, s in rows:
+                out.append("    %s%7d %9.3f %9.3f %9.3f %9.3f" % (g.ljust(width), s["count"], s["min"], s["p50"],
+                                                                  s["p99"], s["max"]))
+    return out + [""]
+
+
+def _open_lines(s) -> List[str]:
+    who = s["initiator_host"] or "unknown host"
+    where = "%s\\%s" % (s["tree"] or "(share not seen)", s["file_name"] or PRE_CAPTURE)
+    out = ["  %s  %s" % (who, where)]
+    channels = s["channels"].split()
+    out.append("    open %s, %s -> %s, frames %s to %s%s" % (
+        s["open_id"], s["client"], s["server"], s["first_frame"], s["close_frame"] or "the end",
+        ", over %d connections (TCP streams %s)" % (len(channels), ", ".join(channels)) if len(channels) > 1 else ""))
+    facts = []
+    if s["initiator_id"]:
+        facts.append("initiator id %s" % s["initiator_id"])
+    if s["context_layout"]:
+        facts.append("open context in %s" % LAYOUTS.get(s["context_layout"], s["context_layout"]))
+    if facts:
+        out.append("    " + ", ".join(facts))
+    out.append("    %s (%s), %s, %s" % (_n(s["operations"], "operation"), "%d failed" % s["errors"],
+                                        _n(s["reads"], "READ", "READs"), _n(s["writes"], "WRITE", "WRITEs")))
+    if s["scsi_commands"]:
+        mix = ", ".join("%s %d" % kv for kv in sorted(s["scsi_opcodes"].items(), key=lambda kv: (-kv[1], kv[0])))
+        out.append("    %s: %s" % (_n(s["scsi_commands"], "SCSI command"), mix))
+        out.append("      answered with %s, %s; %s" % (
+            _n(s["check_conditions"], "check condition"), _n(s["reservation_conflicts"], "reservation conflict"),
+            _n(s["unit_attentions"], "unit attention")))
+    if s["latency_p50_ms"] is not None:
+        out.append("    response time p50 %.3f ms, p99 %.3f ms" % (s["latency_p50_ms"], s["latency_p99_ms"]))
+    return out
+
+
+def _finding_lines(r: CaptureResult, rules) -> List[str]:
+    counts = {s: sum(1 for f in r.findings if f.severity == s) for s in SEVERITIES}
+    for rule_id, extra in r.suppressed.items():
+        cls = rules.get(rule_id)
+        if cls is not None:
+            counts[cls.severity] += extra
+    out = ["Findings: %s, %s (rule violations); %s" % (
+        _n(counts["error"], "error"), _n(counts["warning"], "warning"), _n(counts["observation"], "observation"))]
+    for sev in SEVERITIES:
+        groups = {}
+        for f in r.findings:
+            if f.severity == sev:
+                groups.setdefault(f.rule, []).append(f)
+        if not groups:
+            continue
+        out.append("  %s" % {"error": "ERRORS", "warning": "WARNINGS", "observation": "OBSERVATIONS"}[sev])
+        for rule_id, items in groups.items():
+            cls = rules.get(rule_id)
+            total = len(items) + r.suppressed.get(rule_id, 0)
+            times = [t for f in items for t in (f.first_time, f.last_time) if t is not None]
+            frames = [x for f in items for x in f.frames]
+            shown = ",".join(str(x) for x in frames[:MAX_FRAMES_SHOWN]) + (" ..." if len(frames) > MAX_FRAMES_SHOWN else "")
+            if items[0].where:
+                shown = _where([w for f in items for w in f.where][:MAX_FRAMES_SHOWN])
+            title = cls.title if cls is not None and cls.title else rule_id
+            out.append("    %s  (%s, %s; %s)" % (title, rule_id, _n(total, "finding"),
+                                                 _span(min(times), max(times)) if times else "no timestamps"))
+            out.append("      frames %s" % (shown or "-"))
+            for f in items[:MAX_EXAMPLES]:
+                who = "%s: " % f.side if f.side else ""
+                out.append("      - %s%s (%s)" % (who, f.message, f.subject))
+            if total > MAX_EXAMPLES:
+                out.append("      ... and %d more" % (total - MAX_EXAMPLES))
+            advice = getattr(cls, "advice", "") if cls is not None else ""
+            if advice:
+                out.append("      Next: %s" % advice)
+            out.append("      Spec: %s" % items[0].spec)
+    return out
+
+
 def to_text(results: List[CaptureResult], tshark_version: str) -> str:
+    rules = _rule_info()
     out: List[str] = []
     for r in results:
-        out.append("Capture %s: %d packets%s (tshark %s, %.1f s)" % (
-            r.path, r.packets, ", TRUNCATED" if r.truncated else "", tshark_version, r.seconds))
+        out.append("Capture %s: %s%s, %s" % (r.path, _n(r.packets, "packet"), ", TRUNCATED" if r.truncated else "",
+                                            _span(r.first_time, r.last_time)))
+        out.append("  read with tshark %s in %.1f s" % (tshark_version, r.seconds))
         for fi in r.files:
-            out.append("  merged: %s (%d packets)" % (fi["path"], fi["packets"]))
+            out.append("  merged: %s (%s)" % (fi["path"], _n(fi["packets"], "packet")))
         out.append("")
+        e = r.encrypted
+        if not r.smb2_messages and not r.dcerpc_pdus and not e.get("smb3_messages"):
+            out.append("Nothing to analyze: this capture has no SMB2 and no DCE/RPC traffic, so none of the RSVD or "
+                       "ClusPrep rules applies. Check the capture filter (SMB2 is TCP 445; ClusPrep is DCE/RPC on "
+                       "TCP 135 and a dynamic port).")
+            out.append("")
         if r.rsvd_sessions:
-            out.append("RSVD opens (%d)" % len(r.rsvd_sessions))
+            out.append("RSVD shared-disk opens: %d" % len(r.rsvd_sessions))
             for s in r.rsvd_sessions:
-                who = s["initiator_host"] or "-"
-                if s["initiator_id"]:
-                    who += " (initiator %s)" % s["initiator_id"]
-                where = "%s\\%s" % (s["tree"] or "?", s["file_name"] or PRE_CAPTURE)
-                out.append("  %s  %s -> %s  %s" % (s["open_id"], s["client"], s["server"], where))
-                channels = s["channels"].split()
-                out.append("    initiator %s, context %s v%s, frames %s-%s%s" % (
-                    who, s["context_layout"] or "-", s["context_version"] if s["context_version"] is not None else "-",
-                    s["first_frame"], s["close_frame"] or "end",
-                    ", over %d connections (streams %s)" % (len(channels), ", ".join(channels))
-                    if len(channels) > 1 else ""))
-                mix = ", ".join("%s %d" % kv for kv in sorted(s["scsi_opcodes"].items(), key=lambda kv: -kv[1]))
-                out.append("    %d tunnel operations, %d SCSI (%s), %d READ, %d WRITE, %d errors; latency p50 %s, "
-                           "p99 %s" % (s["operations"], s["scsi_commands"], mix or "none", s["reads"], s["writes"],
-                                       s["errors"], _ms(s["latency_p50_ms"]), _ms(s["latency_p99_ms"])))
+                out += _open_lines(s)
             out.append("")
         if r.clusprep_sequences:
-            out.append("ClusPrep conversations (%d)" % len(r.clusprep_sequences))
+            out.append("ClusPrep conversations: %d" % len(r.clusprep_sequences))
             for c in r.clusprep_sequences:
-                out.append("  %s: %s%s, %d calls" % (c["conversation"], ", ".join(c["interfaces"]) or "-",
-                                                    " (sealed)" if c["sealed"] else "", c["calls"]))
-                for call in c["sequence"]:
-                    out.append("    %6d  %-18s %-38s %-28s %s" % (call["frame"], call["interface"], call["method"],
-                                                                  call["result"], _ms(call["latency_ms"])))
+                failed = [call for call in c["sequence"] if call["result"] not in ("S_OK", "ERROR_SUCCESS", "")]
+                out.append("  %s: %s%s, %s%s" % (c["conversation"], ", ".join(c["interfaces"]) or "interface unknown",
+                                                  " (sealed)" if c["sealed"] else "", _n(c["calls"], "call"),
+                                                  ", %d not successful" % len(failed) if failed else ""))
+                for call in failed[:10]:
+                    out.append("    frame %d  %s %s: %s" % (call["frame"], call["interface"], call["method"],
+                                                            call["result"]))
+                if len(failed) > 10:
+                    out.append("    ... and %s more" % _n(len(failed) - 10, "call"))
             out.append("")
-        e = r.encrypted
+        out += _latency_lines(r.latency)
         if e.get("smb3_messages") or e.get("sealed_dcerpc_pdus"):
             parts = []
             if e.get("smb3_messages"):
-                parts.append("%d SMB 3 messages of session%s %s" % (
-                    e["smb3_messages"], "s" if len(e["smb3_sessions"]) > 1 else "", ", ".join(e["smb3_sessions"])))
+                parts.append("%s of session%s %s" % (
+                    _n(e["smb3_messages"], "SMB 3 message"), "s" if len(e["smb3_sessions"]) > 1 else "",
+                    ", ".join(e["smb3_sessions"])))
             if e.get("sealed_dcerpc_pdus"):
-                parts.append("%d sealed ClusPrep PDUs" % e["sealed_dcerpc_pdus"])
+                parts.append(_n(e["sealed_dcerpc_pdus"], "sealed ClusPrep PDU"))
             out.append("Encrypted and not decrypted: %s (see Rules not evaluated for the keys that unlock them)"
                        % "; ".join(parts))
             out.append("")
         if r.not_evaluated:
-            out.append("Rules not evaluated (%d subjects)" % len(r.not_evaluated))
+            out.append("Rules not evaluated, for %s" % _n(len(r.not_evaluated), "subject"))
             for n in r.not_evaluated:
                 out.append("  %s: %s" % (n.subject, n.reason))
                 out.append("    %s" % ", ".join(n.rules))
                 if n.unlock:
                     out.append("    to evaluate them: %s" % n.unlock)
             out.append("")
-        if not r.smb2_messages and not r.dcerpc_pdus and not e.get("smb3_messages"):
-            out.append("No SMB2 or DCE/RPC traffic in this capture: nothing here for the RSVD or ClusPrep rules.")
-            out.append("")
-        counts = {s: sum(1 for f in r.findings if f.severity == s) for s in SEVERITIES}
-        out.append("Findings: %d errors, %d warnings (violations); %d observations" % (
-            counts["error"], counts["warning"], counts["observation"]))
-        for sev in SEVERITIES:
-            items = [f for f in r.findings if f.severity == sev]
-            if not items:
-                continue
-            out.append("  %s" % sev.upper())
-            for f in items:
-                frames = _where(f.where) if f.where else ",".join(str(x) for x in f.frames) or "-"
-                who = "%s: " % f.side if f.side else ""
-                out.append("    [%s] frames %s: %s%s (%s) [%s]" % (f.rule, frames, who, f.message, f.subject, f.spec))
+        out += _finding_lines(r, rules)
         out.append("")
     return "\n".join(out)
 
 
 def write_output(directory: Path, results: List[CaptureResult], tshark_version: str) -> None:
-    """findings.jsonl beside the tables (CSV and Parquet) that Tables already wrote."""
+    """report.json (the --format json document) beside the tables that Tables wrote (each as CSV,
+    JSON Lines and Parquet, findings among them): the same files however many captures."""
     directory.mkdir(parents=True, exist_ok=True)
-    doc = document(results, tshark_version)
-    with open(directory / "findings.jsonl", "w", encoding="utf-8") as f:
-        for item in doc["findings"]:
-            f.write(json.dumps(item, default=str) + "\n")
+    with open(directory / "report.json", "w", encoding="utf-8") as f:
+        f.write(to_json(results, tshark_version) + "\n")

@@ -107,7 +107,11 @@ class Open:
     scsi: int = 0
     reads: int = 0
     writes: int = 0
-    errors: int = 0
+    errors: int = 0  # operations answered with a failure status (tunnel or SMB2)
+    check_conditions: int = 0  # SCSI commands answered CHECK CONDITION
+    reservation_conflicts: int = 0  # SCSI commands answered RESERVATION CONFLICT
+    unit_attentions: int = 0  # sense data with the UNIT ATTENTION key
+    first_time: Optional[float] = None
     in_flight: int = 0  # its requests (READ, WRITE, tunnel) not answered yet
     info_seen: bool = False
     scsi_seen: bool = False
@@ -332,7 +336,8 @@ class RsvdTracker:
         self.closed.pop(okey, None)  # a FileId reused after its CLOSE is a new open
         o = Open(file_id=m.file_id, stream=m.stream, client=conn.client, server=conn.server,
                  session_id=req.session_id, tree=tree, name=req.name, create_frame=req.frame, context=req.context,
-                 create_options=req.create_options, first_frame=req.frame, channels=[m.stream])
+                 create_options=req.create_options, first_frame=req.frame, channels=[m.stream],
+                 first_time=req.time)
         self.opens[okey] = o
         self.bus.emit("rsvd_open", o, conn, m.frame)
 
@@ -351,7 +356,7 @@ class RsvdTracker:
                 tree = self.trees.get((m.session_id, m.tree_id), "") if m.tree_id is not None else ""
                 o = Open(file_id=m.file_id, stream=m.stream, client=conn.client, server=conn.server,
                          session_id=m.session_id, tree=tree, name="", create_frame=None, context=None,
-                         create_options=None, first_frame=m.frame, candidate=True)
+                         create_options=None, first_frame=m.frame, candidate=True, first_time=m.time)
                 self.candidates[okey] = o
             if evidence:
                 self.promote(o, conn)
@@ -508,7 +513,7 @@ class RsvdTracker:
         row = dict(open_id=o.id if o else "", stream=op.stream, request_frame=op.request_frame,
                    response_frame=frame, time=op.time, operation=op.kind,
                    request_id=op.request_id if op.request_id is not None else "", status=op.status_name,
-                   latency_ms=round(op.latency_ms, 3) if op.latency_ms is not None else "")
+                   status_code=status, latency_ms=round(op.latency_ms, 3) if op.latency_ms is not None else "")
         if o is not None and o.candidate:  # not known to be RSVD yet: the row waits, the rules see nothing
             if len(o.pending_rows) < MAX_PENDING_ROWS:
                 o.pending_rows.append(("rsvd_operations", row))
@@ -532,18 +537,21 @@ class RsvdTracker:
         key, asc = sense_of(sense)
         srb = resp.get("SrbStatus") if resp else None
         o = op.open
+        scsi_status = str(resp.get("ScsiStatus", "")) if resp else ""
         if o is not None:
             o.scsi += 1
             o.opcodes[opcode] = o.opcodes.get(opcode, 0) + 1
+            o.check_conditions += scsi_status == "CHECK_CONDITION"
+            o.reservation_conflicts += scsi_status == "RESERVATION_CONFLICT"
+            o.unit_attentions += key == "UNIT_ATTENTION"
         self.tables.add("scsi_commands", dict(
             open_id=o.id if o else "", stream=op.stream, request_frame=op.request_frame,
             response_frame=op.response_frame, time=op.time, opcode=opcode,
             service_action=str(fields.get("ServiceAction", "")) if fields else "",
-            lba=fields.get("LogicalBlockAddress", "") if fields else "",
-            blocks=fields.get("TransferLength", "") if fields else "",
+            lba=lba_of(fields), blocks=blocks_of(fields),
             data_in=str(req.get("DataIn", "")), transfer_length=req.get("DataTransferLength", ""),
             srb_status=str(srb.Status) if srb is not None else "",
-            scsi_status=str(resp.get("ScsiStatus", "")) if resp else "",
+            scsi_status=scsi_status,
             sense_key=key, additional_sense=asc,
             latency_ms=round(op.latency_ms, 3) if op.latency_ms is not None else ""))
 
@@ -564,6 +572,8 @@ class RsvdTracker:
                 context_layout=o.layout, context_version=o.context.get("Version") if o.context is not None else None,
                 initiator_host=o.initiator_host, initiator_id=o.initiator_id, operations=o.operations,
                 scsi_commands=o.scsi, reads=o.reads, writes=o.writes, errors=o.errors,
+                check_conditions=o.check_conditions, reservation_conflicts=o.reservation_conflicts,
+                unit_attentions=o.unit_attentions, time=o.first_time,
                 latency_p50_ms=round(percentile(lat, 50), 3) if lat else None,
                 latency_p99_ms=round(percentile(lat, 99), 3) if lat else None)
             self.tables.add("sessions", s)
@@ -577,6 +587,26 @@ def percentile(sorted_values, p: float) -> float:
         return 0.0
     k = max(0, min(len(sorted_values) - 1, int(round(p / 100.0 * len(sorted_values) + 0.5)) - 1))
     return float(sorted_values[k])
+
+
+def lba_of(fields) -> Optional[int]:
+    """A block command's LBA, whatever the CDB size (READ(6)/WRITE(6) keep it in Address)."""
+    if not fields:
+        return None
+    if isinstance(fields.get("Address"), dict):
+        return fields.Address.get("LogicalBlockAddress")
+    return fields.get("LogicalBlockAddress")
+
+
+def blocks_of(fields) -> Optional[int]:
+    """The blocks a block command transfers or touches (READ/WRITE: TransferLength, 0 in a 6-byte
+    CDB meaning 256; SYNCHRONIZE CACHE, WRITE SAME: NumberOfLogicalBlocks)."""
+    if not fields:
+        return None
+    n = fields.get("TransferLength", fields.get("NumberOfLogicalBlocks"))
+    if n is not None and "Address" in fields and n == 0:
+        return 256
+    return n
 
 
 def sense_of(sense) -> Tuple[str, str]:

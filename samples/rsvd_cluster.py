@@ -223,9 +223,11 @@ def cluster_events() -> bytes:
     for c, fid, name, ident in ((n1, f1, "NODE1", NODE1_ID), (n2, f2, "NODE2", NODE2_ID)):
         open_disk(c, "disk.vhdx", open_context_windows(name, ident, version=2, open_request_id=0x1000),
                   None, fid, ident, support_answer("windows", "HandleStateShared"))
+        # NODE2 asks as the current MS-RSVD's 2.2.4.13 has it: the header only
         c.tunnel("RSVD_TUNNEL_GET_FILE_INFO_OPERATION",
-                 dict(_variant="windows", ServerVersion=0, SectorSize=0, PhysicalSectorSize=0, Reserved=0,
-                      VirtualSize=0),
+                 dict(_variant="current") if name == "NODE2" else dict(
+                     _variant="windows", ServerVersion=0, SectorSize=0, PhysicalSectorSize=0, Reserved=0,
+                     VirtualSize=0),
                  dict(_variant="windows", ServerVersion=2, SectorSize=SECTOR, PhysicalSectorSize=4096, Reserved=0,
                       VirtualSize=DISK_SIZE), file_id=fid)
         c.scsi(bytes([0x12, 0, 0, 0, 36, 0]).ljust(16, b"\x00"), 6, data_in=True, length=36,
@@ -237,6 +239,14 @@ def cluster_events() -> bytes:
     n1.smb.close(f1)
     n1.smb.logoff()
     n1.smb.flow.close()
+    # NODE2 moves its reservation to another I_T nexus (SPC-3 6.12.4: its own parameter list layout).
+    move = scsi.PR_OUT_MOVE_PARAMETERS.build(dict(
+        ReservationKey=K2, ServiceActionReservationKey=K2 + 1, Reserved=b"\x00",
+        MoveFlags=dict(UNREG=True, APTPL=True), RelativeTargetPortIdentifier=2, TransportIdParameterDataLength=8,
+        TransportID=bytes.fromhex("0500000000000001")))
+    n2.scsi(cdb("PERSISTENT_RESERVE_OUT", ServiceAction="REGISTER_AND_MOVE",
+                ScopeType=dict(Scope="LU_SCOPE", Type=PR_TYPE), Reserved=bytes(2), ParameterListLength=len(move),
+                Control=0), 10, data_in=False, length=len(move), out=move, file_id=f2)
     # The last request is never answered: the capture ends first.
     q, _ = n2.tunnel_pdus("RSVD_TUNNEL_CHECK_CONNECTION_STATUS_OPERATION", {}, {}, file_id=f2)
     n2.smb.exchange([q], [])

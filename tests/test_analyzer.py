@@ -1,6 +1,7 @@
 """`analyze` end to end on the samples, through real tshark: exact findings, every rule both
 ways, the JSON document, exit codes, input errors, --output files and the pandas API."""
 import json
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -76,11 +77,12 @@ def test_the_json_document():
     doc = run_json(samples.path("rsvd_cluster_events"))
     assert list(doc) == ["captures", "rsvd_sessions", "clusprep_sequences", "findings", "rules_not_evaluated"]
     for f in doc["findings"]:
-        assert set(f) == {"rule", "severity", "side", "check", "spec", "frames", "message", "subject"}
+        assert set(f) == {"rule", "severity", "side", "check", "spec", "frames", "message", "subject", "time"}
+        assert f["time"] is None or f["time"].endswith("Z")
         assert f["side"] in ("client", "server", None)
         assert f["frames"] == sorted(f["frames"]) and all(isinstance(x, int) for x in f["frames"])
     [cap] = doc["captures"]
-    assert cap["packets"] == 126 and not cap["truncated"] and cap["tshark"].startswith("4.")
+    assert cap["packets"] == 128 and not cap["truncated"] and cap["tshark"].startswith("4.")
     sessions = {s["initiator_host"]: s for s in doc["rsvd_sessions"]}
     assert sessions["NODE2"]["scsi_opcodes"]["PERSISTENT_RESERVE_IN"] == 4
     assert sessions["NODE1"]["context_layout"] == "windows_v2" and sessions["NODE1"]["latency_p50_ms"] == 0.6
@@ -109,12 +111,19 @@ def test_text_report():
     res = analyze(samples.path("rsvd_cluster_events"))
     assert res.returncode == 1  # errors found, --fail-on error by default
     out = res.stdout
-    assert "RSVD opens (2)" in out and "initiator NODE2 (initiator 66666666-7777-4888-9999-aaaaaaaaaaaa)" in out
-    assert "PERSISTENT_RESERVE_IN 4" in out and "latency p50 0.600 ms" in out
-    assert out.index("  ERROR") < out.index("  OBSERVATION")
-    assert "[rsvd.sense_not_retrieved] frames 108,119: client: SMB2_WRITE answered" in out and "[MS-RSVD 3.1.5.4]" in out
+    assert "RSVD shared-disk opens: 2" in out and "initiator id 66666666-7777-4888-9999-aaaaaaaaaaaa" in out
+    assert "  NODE2  \\\\sofs\\vhdx\\disk.vhdx:SharedVirtualDisk" in out
+    assert "PERSISTENT_RESERVE_IN 4" in out and "response time p50 0.600 ms" in out
+    # SCSI outcomes counted as such, beside the operations that failed
+    assert "answered with 1 check condition, 1 reservation conflict; 0 unit attentions" in out
+    assert out.index("  ERRORS") < out.index("  OBSERVATIONS")
+    assert "2025-11-21 04:40:00" in out.splitlines()[0]  # the capture's time span
+    assert "(rsvd.sense_not_retrieved, 1 finding; " in out and "      frames 108,119" in out
+    assert "      - client: SMB2_WRITE answered" in out and "Spec: MS-RSVD 3.1.5.4" in out and "      Next: " in out
+    assert "READ_16                                              1     0.616" in out  # latency per SCSI opcode
+    assert not re.search(r"\b1 (errors|warnings|observations|findings|calls|packets)\b", out)  # plurals
     clus = analyze(samples.path("clusprep_network")).stdout
-    assert "ClusPrep conversations (1)" in clus and "GetIpConfigSerialized" in clus
+    assert "ClusPrep conversations: 1" in clus and "GetIpConfigSerialized" in clus and "ClusPrep method" in clus
 
 
 @pytest.mark.parametrize("name,fail_on,code", [
@@ -150,19 +159,48 @@ def test_truncated_capture_is_analyzed_as_far_as_it_goes():
 
 
 def test_output_directory(tmp_path):
-    res = analyze("--format", "json", "--output", tmp_path, samples.path("rsvd_cluster_events"))
+    """Every table as CSV, JSON Lines (Zeek-style: ts and a connection uid) and typed Parquet, and
+    report.json; the same files for one capture or several, which a pyarrow dataset reads together."""
+    import pyarrow.dataset as ds
+
+    from analyzer.tables import SCHEMA, arrow_schema
+
+    one, two = tmp_path / "one", tmp_path / "two"
+    res = analyze("--format", "json", "--output", one, samples.path("rsvd_cluster_events"))
     assert res.returncode == 1
     doc = json.loads(res.stdout)
-    lines = [json.loads(x) for x in (tmp_path / "findings.jsonl").read_text().splitlines()]
-    assert lines == doc["findings"]
+    assert json.loads((one / "report.json").read_text()) == doc
+    findings = [json.loads(x) for x in (one / "findings.jsonl").read_text().splitlines()]
+    assert [(f["rule"], f["frames"]) for f in findings] == [
+        (f["rule"], ",".join(map(str, f["frames"]))) for f in doc["findings"]]
     for table, cols in COLUMNS.items():
-        csv = pd.read_csv(tmp_path / (table + ".csv"))
-        parquet = pd.read_parquet(tmp_path / (table + ".parquet"))
+        csv = pd.read_csv(one / (table + ".csv"))
+        parquet = pd.read_parquet(one / (table + ".parquet"))
         assert list(csv.columns) == cols and list(parquet.columns) == cols and len(csv) == len(parquet), table
-    scsi = pd.read_parquet(tmp_path / "scsi_commands.parquet")
-    assert len(scsi) == 30 and (scsi.opcode == "PERSISTENT_RESERVE_IN").sum() == 4
-    ops = pd.read_csv(tmp_path / "rsvd_operations.csv")
+        lines = [json.loads(x) for x in (one / (table + ".jsonl")).read_text().splitlines()]
+        assert len(lines) == len(csv) and all({"ts", "uid", "capture"} <= set(x) for x in lines), table
+    scsi = pd.read_parquet(one / "scsi_commands.parquet")
+    assert len(scsi) == 31 and (scsi.opcode == "PERSISTENT_RESERVE_IN").sum() == 4
+    typed = pd.read_parquet(one / "scsi_commands.parquet", dtype_backend="numpy_nullable")
+    assert str(typed.time.dtype) == "datetime64[us, UTC]" and str(typed.lba.dtype) == "UInt64"
+    assert str(typed.request_frame.dtype) == "Int64" and typed.lba.notna().sum() == 12  # the block commands
+    assert typed[typed.opcode == "READ_6"][["lba", "blocks"]].values.tolist() == [[64, 1]]  # the 6-byte CDB too
+    assert set(scsi.capture) == {"rsvd_cluster_events.pcapng"}
+    ops = pd.read_csv(one / "rsvd_operations.csv")
     assert set(ops.operation) >= {"RSVD_TUNNEL_SCSI_OPERATION", "RSVD_TUNNEL_SRB_STATUS_OPERATION", "SMB2_WRITE"}
+    # a uid joins a connection's rows across tables
+    sessions = pd.read_parquet(one / "sessions.parquet")
+    assert set(sessions.uid) <= set(pd.read_parquet(one / "rsvd_operations.parquet").uid)
+    # two captures: the same files, rows named by capture; an empty table keeps its types
+    res = analyze("--output", two, "--fail-on", "never", samples.path("rsvd_shared_disk"),
+                  samples.path("clusprep_setup"))
+    assert res.returncode == 0 and sorted(p.name for p in two.iterdir()) == sorted(p.name for p in one.iterdir())
+    calls = pd.read_parquet(two / "clusprep_calls.parquet")
+    assert set(calls.capture) == {"clusprep_setup.pcapng"}
+    for table in SCHEMA:
+        data = ds.dataset([one / (table + ".parquet"), two / (table + ".parquet")], format="parquet")
+        assert data.schema == arrow_schema(table) and data.to_table().num_rows == sum(
+            len(pd.read_parquet(d / (table + ".parquet"))) for d in (one, two)), table
 
 
 def test_pandas_api_matches_the_cli():
@@ -172,7 +210,8 @@ def test_pandas_api_matches_the_cli():
     assert calls[calls.method == "CprepDiskGetProps3"].disk.tolist() == ["GUID 6f1d0c2e-5b3a-4e7f-9a21-c4d8e2f71a30"]
     assert (calls.result == "fault nca_s_op_rng_error").sum() == 7
     cli = run_json(samples.path("clusprep_storage"))
-    assert cap.findings[["rule", "frames"]].values.tolist() == [[f["rule"], f["frames"]] for f in cli["findings"]]
+    assert cap.findings[["rule", "frames"]].values.tolist() == [
+        [f["rule"], ",".join(map(str, f["frames"]))] for f in cli["findings"]]
     rsvd = analyzer.load(samples.path("rsvd_shared_disk"))
     assert len(rsvd.sessions) == 3 and set(rsvd.sessions.context_layout) == {"seed", "windows_v2", "windows_v1"}
     assert len(rsvd.scsi_commands) == 9 and rsvd.rsvd_operations.latency_ms.notna().all()
@@ -427,7 +466,7 @@ def test_a_capture_without_smb2_or_dcerpc_says_so(tmp_path):
     assert doc["captures"][0]["smb2_messages"] == 0 and doc["captures"][0]["dcerpc_pdus"] == 0
     assert doc["findings"] == [] and doc["rsvd_sessions"] == []
     text = analyze(out)
-    assert text.returncode == 0 and "No SMB2 or DCE/RPC traffic in this capture" in text.stdout
+    assert text.returncode == 0 and "Nothing to analyze: this capture has no SMB2 and no DCE/RPC traffic" in text.stdout
 
 
 def test_one_bad_capture_among_several_does_not_lose_the_others(tmp_path):

@@ -38,8 +38,12 @@ def test_fast_path_equals_the_full_parse():
 
 def test_bad_bytes_give_a_reason_not_an_exception():
     value, err = decoding.rsvd_message(SYNC, False, bytes.fromhex("0210000200000000"))
-    assert value is None and err.startswith("SVHDX tunnel request does not parse")
+    # worded as the plugin's expert items: the structure, its section, the field, the bytes
+    assert value is None and err == "SVHDX tunnel request (MS-RSVD 2.2.5.1).RequestId: 8 bytes needed, 0 present"
     value, err = decoding.open_context(b"\x01\x00")
-    assert value is None and "SVHDX_OPEN_DEVICE_CONTEXT does not parse" in err
+    assert value is None and err == "SVHDX_OPEN_DEVICE_CONTEXT (MS-RSVD 2.2.5.2).Version: 4 bytes needed, 2 present"
+    long_name = bytes.fromhex("01000000" "00" "000000") + bytes(16) + bytes(8) + (4000).to_bytes(2, "little") + b"N\0O\0"
+    value, err = decoding.open_context(long_name)
+    assert err.endswith(".InitiatorHostName: length 4000 exceeds the 4 bytes left"), err
     value, err = decoding.clusprep_stub("IClusterStorage2", "CprepDiskOnline", "request", b"\x05\x00")
     assert value is None and "CprepDiskOnline request stub does not parse" in err

@@ -19,7 +19,7 @@ type (rdwr16.lba and the reservation keys are FT_BYTES; 4.4 and 4.6 print LBAs i
 
 RULES holds each departure with the section that decides it: what the built-in gets wrong
 (READ(6)'s 21-bit LBA; 4.4's READ CAPACITY(10) answer), what it leaves out, and where ours
-is wrong (REGISTER AND MOVE's parameter list: that scenario is a strict xfail). The status
+is wrong (none left: REGISTER AND MOVE's parameter list, SPC-3 6.12.4, was, until scsi.py gave it its own layout). The status
 comes from the SCSI layer (scsi.status) where it adds one; with sense data, and for the
 standard INQUIRY answer, it adds none, and iSCSI's reading of the same byte is compared.
 """
@@ -64,7 +64,8 @@ FIELDS: Dict[str, Tuple[List[str], List[str]]] = {
     "pr.reservation_key": (["msrsvd.scsi.pr.reservation_key"], ["scsi.persresv.reskey", "scsi.spc.resv.key"]),
     "pr.service_action_reservation_key": (["msrsvd.scsi.pr.service_action_reservation_key"],
                                           ["scsi.persresv.sareskey"]),
-    "pr.aptpl": (["msrsvd.scsi.pr.parameter_flags.aptpl"], ["scsi.persresv.control.aptpl"]),
+    "pr.aptpl": (["msrsvd.scsi.pr.parameter_flags.aptpl", "msrsvd.scsi.pr.move_flags.aptpl"],
+                 ["scsi.persresv.control.aptpl"]),
     "pr.all_tg_pt": (["msrsvd.scsi.pr.parameter_flags.all_tg_pt"], ["scsi.persresv.control.all_tg_pt"]),
     "pr.spec_i_pt": (["msrsvd.scsi.pr.parameter_flags.spec_i_pt"], ["scsi.persresv.control.spec_i_pt"]),
     "capacity.returned_lba": (["msrsvd.scsi.capacity.returned_logical_block_address"],
@@ -130,13 +131,6 @@ RULES = [
          "SBC-3 5.12.2: bytes 0-3 are the address of the last logical block; 4.4's scsi_sbc.returned_lba "
          "shows it plus one (the block count), wrapping 0xFFFFFFFF (\"use READ CAPACITY(16)\") to 0; 4.0 and "
          "4.6 show the field. Ours is right."),
-    Rule("REGISTER AND MOVE: ours reads the flags where the basic parameter list has them",
-         ("pr.aptpl", "pr.all_tg_pt", "pr.spec_i_pt"), lambda ex, series: _pr_out_action(ex) == 0x07,
-         lambda ex, canon, v: [1] if canon == "pr.aptpl" and ex.data_out[17] & 0x01 else [],
-         "SPC-3 6.12.4: REGISTER AND MOVE's parameter list has UNREG and APTPL in byte 17, then "
-         "RELATIVE TARGET PORT IDENTIFIER and TRANSPORTID PARAMETER DATA LENGTH, and no SPEC_I_PT or "
-         "ALL_TG_PT; ours decodes every PR OUT parameter list as 6.12.3's (SPEC_I_PT, ALL_TG_PT, APTPL in "
-         "byte 20), so it reads them from the TransportID length. The built-in reads byte 17.", ours_wrong=True),
     Rule("INQUIRY VPD page: ours shows byte 0 whole", ("inquiry.device_type",),
          lambda ex, series: ex.cdb[0] == 0x12 and ex.cdb[1] & 0x01 and bool(ex.data_in),
          lambda ex, canon, v: [ex.data_in[0] & 0x1F],

@@ -60,7 +60,7 @@ def test_cluster_experts_in_two_pass_mode():
         (114, "The same id is still awaiting its response to frame 113 [MS-RSVD 3.1.4.1]"),
         (117, 'CREATE of "other.vhdx" carries the open context, but the name does not end in :SharedVirtualDisk '
               "[MS-RSVD 3.1.4.2, 3.2.5.1]"),
-        (126, "No response to this request in the capture [MS-RSVD 3.1.4.1]"),
+        (128, "No response to this request in the capture [MS-RSVD 3.1.4.1]"),
     ]
 
 
@@ -90,7 +90,7 @@ def test_request_response_links_and_times():
     assert 0 < float(rows[32]["msrsvd.time"][0]) < 0.01
     # The async-style pair with a reused RequestId: each request gets its own answer.
     assert rows[113]["msrsvd.response_in"] == ["115"] and rows[114]["msrsvd.response_in"] == ["116"]
-    assert rows[126]["msrsvd.response_in"] == []
+    assert rows[126]["msrsvd.response_in"] == ["127"] and rows[128]["msrsvd.response_in"] == []  # REGISTER AND MOVE, then the unanswered last
     # 64 KiB over many segments: the link lands on the frame that completes the reassembly.
     assert rows[73]["msrsvd.response_in"] == ["76"]
 

@@ -260,7 +260,7 @@ ASCQ = FieldName("scsi.sense.ascq", "Additional sense code qualifier",
                  "The ADDITIONAL SENSE CODE QUALIFIER byte (SPC-3 4.5.6)", "scsi.sns.ascq")
 RESERVATION_KEY = FieldName("scsi.pr.reservation_key", "Reservation key", "A persistent reservation key: the "
                             "I_T nexus's own in PERSISTENT RESERVE OUT, a registered or the holder's in PERSISTENT "
-                            "RESERVE IN data", "scsi.persresv.reskey")
+                            "RESERVE IN data", "scsi.persresv.reskey, scsi.spc.resv.key")
 SA_RESERVATION_KEY = FieldName("scsi.pr.service_action_reservation_key", "Service action reservation key",
                                "PERSISTENT RESERVE OUT's second key: the new key (REGISTER) or the key to preempt "
                                "(PREEMPT)", "scsi.persresv.sareskey")
@@ -410,6 +410,20 @@ PR_OUT_PARAMETERS = message(
                                  "ALL_TG_PT" / Flag * "All target ports.", Padding(1),
                                  "APTPL" / Flag * "Activate persist through power loss."),
     "Reserved" / Bytes(1), "Obsolete2" / Bytes(2),
+    prefix="scsi.pr")
+# REGISTER AND MOVE has its own parameter list: its flags sit in byte 17, not 20.
+PR_OUT_MOVE_PARAMETERS = message(
+    "PERSISTENT RESERVE OUT REGISTER AND MOVE parameter list", "scsi.pr_out_move_parameters", "SPC-3 6.12.4",
+    "ReservationKey" / Named(RESERVATION_KEY, Hex(Int64ub)) * "The I_T nexus's reservation key.",
+    "ServiceActionReservationKey" / Named(SA_RESERVATION_KEY, Hex(Int64ub)) * (
+        "The new key (REGISTER) or the key to preempt (PREEMPT)."),
+    "Reserved" / Bytes(1),
+    "MoveFlags" / BitStruct(Padding(6), "UNREG" / Flag * "Unregister the I_T nexus that sent the command.",
+                            "APTPL" / Flag * "Activate persist through power loss.") * (
+        "Byte 17 of REGISTER AND MOVE's parameter list: UNREG and APTPL."),
+    "RelativeTargetPortIdentifier" / Int16ub * "The target port of the I_T nexus.",
+    "TransportIdParameterDataLength" / Int32ub * "Bytes of TransportID that follow.",
+    "TransportID" / Bytes(this.TransportIdParameterDataLength) * "The initiator's TransportID.",
     prefix="scsi.pr")
 UNMAP_PARAMETERS = message(
     "UNMAP parameter list", "scsi.unmap_parameters", "SBC-3 5.28.2",
@@ -571,14 +585,15 @@ SENSE_DATA = message(
 STRUCTURES = [
     SCSI_CDB, TEST_UNIT_READY_CDB, RW6, RW10, RW12, RW16, SYNC10, SYNC16, WRITE_SAME10, WRITE_SAME16,
     INQUIRY_CDB, READ_CAPACITY10_CDB, SERVICE_ACTION_IN16_CDB, PR_IN_CDB, PR_OUT_CDB, REPORT_LUNS_CDB,
-    MODE_SENSE6_CDB, MODE_SENSE10_CDB, UNMAP_CDB, PR_OUT_PARAMETERS, UNMAP_PARAMETERS, INQUIRY_DATA, VPD_PAGE,
+    MODE_SENSE6_CDB, MODE_SENSE10_CDB, UNMAP_CDB, PR_OUT_PARAMETERS, PR_OUT_MOVE_PARAMETERS, UNMAP_PARAMETERS, INQUIRY_DATA, VPD_PAGE,
     READ_CAPACITY10_DATA, READ_CAPACITY16_DATA, PR_IN_READ_KEYS, PR_IN_READ_RESERVATION, PR_IN_REPORT_CAPABILITIES,
     PR_IN_READ_FULL_STATUS, REPORT_LUNS_DATA, MODE_PARAMETER_HEADER6, MODE_PARAMETER_HEADER10, SENSE_DATA,
 ]
 
 # What a command's data buffer holds, by OPERATION CODE (Data-out in the request).
 REQUEST_DATA = Switch(this.Cdb.OperationCode, {
-    "PERSISTENT_RESERVE_OUT": PR_OUT_PARAMETERS.struct,
+    "PERSISTENT_RESERVE_OUT": Switch(this.Cdb.Fields.ServiceAction, {
+        "REGISTER_AND_MOVE": PR_OUT_MOVE_PARAMETERS.struct}, default=PR_OUT_PARAMETERS.struct),
     "UNMAP": UNMAP_PARAMETERS.struct,
 }, default=Pass)
 

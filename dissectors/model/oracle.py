@@ -106,6 +106,9 @@ def _flatten_item(model, name, inner, owner, v, out, ctx, params=None, named=Non
         sc = inner.cases.get(key, inner.default)
         if sc is None or sc is Pass:
             return
+        if isinstance(sc, Switch):  # a switch within a switch reads the same context
+            _flatten_item(model, name, sc, owner, v, out, ctx, params)
+            return
         if id(sc) in model._by_struct:
             _flatten_struct(model, sc, model._by_struct[id(sc)], v, out, params=params)
         else:

@@ -44,6 +44,7 @@ from dissectors.model.introspect import (
     unwrap,
 )
 from dissectors.vocabulary.wire import (
+    citation,
     FieldName,
     Parts,
     Ascii,
@@ -264,11 +265,6 @@ def describe(name: str, structure: str, ftype: str) -> str:
     if name.lower().startswith(("reserved", "obsolete", "junk")):
         return "A part of %s the spec reserves or retired (%s); not interpreted" % (structure, _KINDS.get(ftype, "a value"))
     return "%s of %s: %s" % (name, structure, _KINDS.get(ftype, "a value"))
-
-
-def citation(proto_spec: str, msg: Message) -> str:
-    """'MS-RSVD 2.2.5.1' for a bare section; a full citation ('SPC-3 6.4') as it is."""
-    return "%s %s" % (proto_spec, msg.spec) if msg.spec[:1].isdigit() else msg.spec
 
 
 class Model:

@@ -411,6 +411,11 @@ class Overlay(Subconstruct):
         return 0
 
 
+def citation(proto_spec: str, holder) -> str:
+    """'MS-RSVD 2.2.5.1' for a structure's bare section; a full citation ('SPC-3 6.4') as it is."""
+    return "%s %s" % (proto_spec, holder.spec) if holder.spec[:1].isdigit() else holder.spec
+
+
 @dataclass
 class Message:
     """A named structure from a spec table: what the generator turns into a subtree.
@@ -430,6 +435,9 @@ class Message:
     @property
     def namespace(self) -> str:
         return self.prefix or self.abbrev
+
+    def citation(self, proto_spec: str) -> str:
+        return citation(proto_spec, self)
 
     # Python parse/build go straight to the construct.
     def parse(self, data: bytes, **kw):
