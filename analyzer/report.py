@@ -23,6 +23,8 @@ def document(results: List[CaptureResult], tshark_version: str) -> dict:
                                     tshark_messages=r.tshark_errors, encrypted=r.encrypted))
         if r.files:
             doc["captures"][-1]["files"] = r.files
+        if r.suppressed:  # a rule past its first findings: counted, not listed
+            doc["captures"][-1]["findings_not_listed"] = dict(sorted(r.suppressed.items()))
         tag = (lambda d: dict(d, capture=r.path.name)) if several else (lambda d: d)
         doc["rsvd_sessions"] += [tag(s) for s in r.rsvd_sessions]
         doc["clusprep_sequences"] += [tag(s) for s in r.clusprep_sequences]
@@ -177,7 +179,7 @@ def to_text(results: List[CaptureResult], tshark_version: str) -> str:
     for r in results:
         out.append("Capture %s: %s%s, %s" % (r.path, _n(r.packets, "packet"), ", TRUNCATED" if r.truncated else "",
                                             _span(r.first_time, r.last_time)))
-        out.append("  read with tshark %s in %.1f s" % (tshark_version, r.seconds))
+        out.append("  read with tshark %s" % tshark_version)  # the time it took: in the JSON (seconds)
         for fi in r.files:
             out.append("  merged: %s (%s)" % (fi["path"], _n(fi["packets"], "packet")))
         out.append("")
