@@ -264,7 +264,9 @@ class Call:
             return decoding.HRESULTS.get(self.hresult, "0x%08X" % self.hresult)
         if self.response_frame is None:
             return "unanswered"
-        return "answered (bind not captured)" if self.unbound else "sealed"
+        if self.unbound:
+            return "answered (bind not captured)"
+        return "sealed" if self.encrypted else "answer not decoded (malformed stub)"
 
     @property
     def latency_ms(self) -> Optional[float]:

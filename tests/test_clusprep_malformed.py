@@ -67,3 +67,13 @@ def test_a_rejected_context_is_not_decoded():
             if r["dcerpc.cn_call_id"] == [str(call_id)]]
     assert len(rows) == 2 and all(r["dcerpc.cn_ctx_id"] == ["1"] and r["clusprep.method"] == [] for r in rows)
     assert any(r["clusprep.method"] for r in field_values(PCAP, ["clusprep.method"]))
+
+
+def test_an_answer_that_does_not_parse_is_not_called_sealed():
+    """Issue 11: on an unauthenticated connection, a response stub that fails to parse is said to be
+    malformed; only an encrypted one is 'sealed'."""
+    import analyzer
+
+    calls = analyzer.load(samples.path("clusprep_malformed")).clusprep_calls
+    assert not calls.encrypted.any() and "sealed" not in set(calls.result)
+    assert (calls.result == "answer not decoded (malformed stub)").sum() == 3
