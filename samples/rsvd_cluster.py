@@ -213,8 +213,9 @@ def mistakes(n1: RsvdClient, f1: bytes, n2: RsvdClient, f2: bytes) -> None:
     n2.smb.exchange([create], [Pdu(smb2.CREATE, smb2.error_response(), status=rsvd.NT_STATUS["STATUS_INVALID_PARAMETER"])])
 
 
-def cluster_events() -> bytes:
-    cap = Capture()
+def two_nodes(cap: Capture, then=None):
+    """NODE1 and NODE2, each connected to the server and holding an open of disk.vhdx:
+    (n1, f1, n2, f2), clients and FileIds; `then(client, file_id, name)` runs right after each open."""
     server = host(0x10, "10.0.0.20")
     n1 = connect(cap, host(1, "10.0.0.11"), server, 49711, 0x0000040000000011, request_id=100)
     n2 = connect(cap, host(2, "10.0.0.12"), server, 49712, 0x0000040000000012, request_id=200)
@@ -223,6 +224,15 @@ def cluster_events() -> bytes:
     for c, fid, name, ident in ((n1, f1, "NODE1", NODE1_ID), (n2, f2, "NODE2", NODE2_ID)):
         open_disk(c, "disk.vhdx", open_context_windows(name, ident, version=2, open_request_id=0x1000),
                   None, fid, ident, support_answer("windows", "HandleStateShared"))
+        if then is not None:
+            then(c, fid, name)
+    return n1, f1, n2, f2
+
+
+def cluster_events() -> bytes:
+    cap = Capture()
+
+    def first_calls(c, fid, name):
         # NODE2 asks as the current MS-RSVD's 2.2.4.13 has it: the header only
         c.tunnel("RSVD_TUNNEL_GET_FILE_INFO_OPERATION",
                  dict(_variant="current") if name == "NODE2" else dict(
@@ -232,6 +242,8 @@ def cluster_events() -> bytes:
                       VirtualSize=DISK_SIZE), file_id=fid)
         c.scsi(bytes([0x12, 0, 0, 0, 36, 0]).ljust(16, b"\x00"), 6, data_in=True, length=36,
                returned=INQUIRY_DATA, file_id=fid)
+
+    n1, f1, n2, f2 = two_nodes(cap, first_calls)
     arbitration(n1, f1, n2, f2)
     other_commands(n2, f2)
     v2_operations(n2, f2)

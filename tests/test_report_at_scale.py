@@ -6,23 +6,16 @@ import json
 import subprocess
 import sys
 
-from samples.network import Capture, host
-from samples.rsvd_cluster import K1, K2, RESERVATION_CONFLICT, SRB_ERROR, cdb, pr_out
-from samples.rsvd_scenarios import NODE1_ID, NODE2_ID, connect, open_context_windows, open_disk, pattern, support_answer
+from samples.network import Capture
+from samples.rsvd_cluster import K1, K2, RESERVATION_CONFLICT, SRB_ERROR, cdb, pr_out, two_nodes
+from samples.rsvd_scenarios import pattern
 
 CONFLICTS = 1501
 
 
 def conflict_flood() -> bytes:
     cap = Capture()
-    server = host(0x10, "10.0.0.20")
-    n1 = connect(cap, host(1, "10.0.0.11"), server, 49711, 0x0000040000000011, request_id=100)
-    n2 = connect(cap, host(2, "10.0.0.12"), server, 49712, 0x0000040000000012, request_id=200)
-    f1 = bytes.fromhex("1100000000000000" "1a00000000000000")
-    f2 = bytes.fromhex("1200000000000000" "1b00000000000000")
-    for c, fid, name, ident in ((n1, f1, "NODE1", NODE1_ID), (n2, f2, "NODE2", NODE2_ID)):
-        open_disk(c, "disk.vhdx", open_context_windows(name, ident, version=2, open_request_id=0x1000),
-                  None, fid, ident, support_answer("windows", "HandleStateShared"))
+    n1, f1, n2, f2 = two_nodes(cap)
     pr_out(n1, f1, "REGISTER", 0, K1)
     pr_out(n2, f2, "REGISTER", 0, K2)
     pr_out(n1, f1, "RESERVE", K1, 0)

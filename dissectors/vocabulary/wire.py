@@ -238,12 +238,9 @@ def warn_when(values, spec: str, text: str) -> Rule:
     return Rule("warning", "is", tuple(values), text, spec)
 
 
-class Checked(Subconstruct):
-    """`subcon` unchanged, with the Rules its value is held to (expert info in Lua)."""
-
-    def __init__(self, subcon, *rules: Rule):
-        super().__init__(subcon)
-        self.rules = list(rules)
+class Annotated(Subconstruct):
+    """`subcon` unchanged in Python, parsed, built and compiled as it is; what a subclass adds is
+    for the dissector."""
 
     def _parse(self, stream, context, path):
         return self.subcon._parsereport(stream, context, path)
@@ -252,8 +249,15 @@ class Checked(Subconstruct):
         return self.subcon._build(obj, stream, context, path)
 
     def _emitparse(self, code):
-        # The rules are for the dissector; compiled parsing is the subcon's own.
         return self.subcon._compileparse(code)
+
+
+class Checked(Annotated):
+    """`subcon` with the Rules its value is held to (expert info in the dissector)."""
+
+    def __init__(self, subcon, *rules: Rule):
+        super().__init__(subcon)
+        self.rules = list(rules)
 
 
 # Predicates that pick a layout variant. Each has a Python `test` and a Lua
@@ -480,21 +484,12 @@ class FieldName:
     builtin: str = ""  # e.g. "scsi.sbc.rdwr10.lba"
 
 
-class Named(Subconstruct):
-    """`subcon` unchanged, shown and filtered as `field` wherever it appears."""
+class Named(Annotated):
+    """`subcon`, shown and filtered as `field` wherever it appears."""
 
     def __init__(self, field: FieldName, subcon):
         super().__init__(subcon)
         self.field = field
-
-    def _parse(self, stream, context, path):
-        return self.subcon._parsereport(stream, context, path)
-
-    def _build(self, obj, stream, context, path):
-        return self.subcon._build(obj, stream, context, path)
-
-    def _emitparse(self, code):
-        return self.subcon._compileparse(code)
 
 
 @dataclass(frozen=True)
@@ -507,19 +502,10 @@ class Part:
     doc: str = ""
 
 
-class Parts(Subconstruct):
+class Parts(Annotated):
     """An integer shown whole, with its value names, and as masked parts beneath it. Python
     sees the whole value; the parts are for the dissector."""
 
     def __init__(self, subcon, *parts: Part):
         super().__init__(subcon)
         self.parts = list(parts)
-
-    def _parse(self, stream, context, path):
-        return self.subcon._parsereport(stream, context, path)
-
-    def _build(self, obj, stream, context, path):
-        return self.subcon._build(obj, stream, context, path)
-
-    def _emitparse(self, code):
-        return self.subcon._compileparse(code)
