@@ -139,6 +139,11 @@ def _finding_lines(r: CaptureResult, rules) -> List[str]:
         cls = rules.get(rule_id)
         if cls is not None:
             counts[cls.severity] += extra
+    # one call or command that breaks several rules: each finding says which others it shares
+    by_frame = {}
+    for f in r.findings:
+        if f.frames:
+            by_frame.setdefault(f.frames[0], set()).add(f.rule)
     out = ["Findings: %s, %s (rule violations); %s" % (
         _n(counts["error"], "error"), _n(counts["warning"], "warning"), _n(counts["observation"], "observation"))]
     for sev in SEVERITIES:
@@ -164,6 +169,9 @@ def _finding_lines(r: CaptureResult, rules) -> List[str]:
             for f in items[:MAX_EXAMPLES]:
                 who = "%s: " % f.side if f.side else ""
                 out.append("      - %s%s (%s)" % (who, f.message, f.subject))
+                also = sorted(by_frame.get(f.frames[0], set()) - {f.rule}) if f.frames else []
+                if also:
+                    out.append("        frame %d is also in: %s" % (f.frames[0], ", ".join(also)))
             if total > MAX_EXAMPLES:
                 out.append("      ... and %d more" % (total - MAX_EXAMPLES))
             advice = getattr(cls, "advice", "") if cls is not None else ""
