@@ -37,6 +37,12 @@ class Capture:
         return self._tables.frame("clusprep_calls")
 
     @property
+    def reservations(self):
+        """One row per persistent-reservation event (RSVD's PR commands, conflicts and PR unit
+        attentions; ClusPrep's PR calls): analyzer.reservations."""
+        return self._tables.frame("reservations")
+
+    @property
     def findings(self):
         return self._tables.frame("findings")
 

@@ -42,7 +42,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
-from . import decoding
+from . import decoding, reservations
 from .events import RpcCall, RpcPdu
 from .findings import Bus
 from .tables import Tables
@@ -539,6 +539,7 @@ class ClusPrepTracker:
             hresult="0x%08X" % c.hresult if c.hresult is not None else "",
             fault_status="0x%08X" % c.fault_status if c.fault_status is not None else "", disk=c.disk or "",
             latency_ms=round(c.latency_ms, 3) if c.latency_ms is not None else ""))
+        reservations.clusprep_row(self.tables, c, host_of(conv.server))
 
     def finish_capture(self) -> None:
         for c in self.pending.values():

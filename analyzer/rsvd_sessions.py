@@ -21,7 +21,7 @@ from typing import Dict, List, Optional, Tuple
 
 from dissectors.definitions import rsvd
 
-from . import decoding
+from . import decoding, reservations
 from .events import CLOSE, CREATE, IOCTL, NEGOTIATE, READ, TREE_CONNECT, WRITE, Smb2Message
 from .findings import Bus
 from .tables import Tables
@@ -526,6 +526,9 @@ class RsvdTracker:
         self.tables.add("rsvd_operations", row)
         if op.kind == SCSI_OP and op.request is not None:
             self.scsi_row(op, value)
+        elif op.open is not None:
+            resp = value.Payload if value is not None and isinstance(value.get("Payload"), dict) else {}
+            reservations.operation_row(self.tables, op, value, *sense_of(resp.get("Sense") if resp else None))
 
     def scsi_row(self, op: Operation, value) -> None:
         req = op.request.Payload
@@ -554,6 +557,7 @@ class RsvdTracker:
             scsi_status=scsi_status,
             sense_key=key, additional_sense=asc,
             latency_ms=round(op.latency_ms, 3) if op.latency_ms is not None else ""))
+        reservations.rsvd_row(self.tables, op, value, opcode, fields, scsi_status, key, asc)
 
     # -- the end -----------------------------------------------------------------------
     def finish_capture(self) -> List[dict]:

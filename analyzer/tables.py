@@ -40,6 +40,10 @@ SCHEMA: Dict[str, List[tuple]] = {
         ("conversation", S), ("stream", I), ("request_frame", I), ("response_frame", I), ("time", T),
         ("interface", S), ("method", S), ("opnum", I), ("call_id", I), ("auth_level", I), ("encrypted", B),
         ("result", S), ("hresult", U), ("fault_status", U), ("disk", S), ("latency_ms", F)],
+    "reservations": KEYS + [
+        ("stream", I), ("time", T), ("frame", I), ("response_frame", I), ("source", S), ("host", S), ("disk", S),
+        ("event", S), ("command", S), ("key", S), ("sa_key", S), ("type", S), ("scope", S), ("registered", S),
+        ("holder", S), ("detail", S), ("result", S), ("sense", S)],
     "findings": KEYS + [
         ("rule", S), ("severity", S), ("side", S), ("check", S), ("spec", S), ("time", T), ("first_frame", I),
         ("frames", S), ("message", S), ("subject", S)],
