@@ -24,6 +24,8 @@ PR_IN_EVENTS = {
 # the additional sense codes of a UNIT ATTENTION that report another initiator's PR action
 SVHDX_CONFLICT = "STATUS_SVHDX_RESERVATION_CONFLICT"  # MS-RSVD 2.2.2: the tunnel's own conflict status
 PR_UNIT_ATTENTIONS = {"RESERVATIONS PREEMPTED", "RESERVATIONS RELEASED", "REGISTRATIONS PREEMPTED"}
+# and the tunnel's own statuses that say the same (MS-RSVD 2.2.2), e.g. on a GET_FILE_INFO
+SVHDX_PR_UNIT_ATTENTIONS = {"STATUS_SVHDX_UNIT_ATTENTION_" + a.replace(" ", "_") for a in PR_UNIT_ATTENTIONS}
 # ClusPrep's PR methods (IClusterStorage2 and the *3 of IClusterStorage3) -> event
 CLUSPREP_EVENTS = {
     "CprepDiskPRRegister": "register", "CprepDiskPRUnRegister": "unregister", "CprepDiskPRReserve": "reserve",
@@ -85,7 +87,7 @@ def rsvd_row(tables: Tables, op, value, opcode: str, fields, scsi_status: str, s
                         row["type"], row["scope"] = _name(d.ScopeType.Type), _name(d.ScopeType.Scope)
     elif scsi_status == "RESERVATION_CONFLICT" or op.status_name == SVHDX_CONFLICT:
         row["event"] = "conflict"
-    elif sense_key == "UNIT_ATTENTION" and asc in PR_UNIT_ATTENTIONS:
+    elif (sense_key == "UNIT_ATTENTION" and asc in PR_UNIT_ATTENTIONS) or op.status_name in SVHDX_PR_UNIT_ATTENTIONS:
         row["event"] = "unit_attention"
     else:
         return
@@ -101,7 +103,7 @@ def operation_row(tables: Tables, op, value, sense_key: str, asc: str) -> None:
     scsi_status = str(resp.get("ScsiStatus", "")) if resp else ""
     if op.status_name == SVHDX_CONFLICT or scsi_status == "RESERVATION_CONFLICT":
         event = "conflict"
-    elif sense_key == "UNIT_ATTENTION" and asc in PR_UNIT_ATTENTIONS:
+    elif (sense_key == "UNIT_ATTENTION" and asc in PR_UNIT_ATTENTIONS) or op.status_name in SVHDX_PR_UNIT_ATTENTIONS:
         event = "unit_attention"
     else:
         return
@@ -123,10 +125,12 @@ def _add(tables: Tables, op, row: dict, resp, scsi_status: str, sense_key: str, 
         result = scsi_status
     else:
         result = op.status_name or ("unanswered" if op.response_frame is None else None)
+    sense = ("%s: %s" % (sense_key, asc) if asc else sense_key) or None
+    if sense is None and op.status_name in SVHDX_PR_UNIT_ATTENTIONS:
+        sense = "UNIT_ATTENTION: " + op.status_name[len("STATUS_SVHDX_UNIT_ATTENTION_"):].replace("_", " ")
     tables.add("reservations", dict(
         row, stream=op.stream, time=op.time, frame=op.request_frame, response_frame=op.response_frame,
-        source="rsvd", host=host, disk=disk, result=result,
-        sense=("%s: %s" % (sense_key, asc) if asc else sense_key) or None))
+        source="rsvd", host=host, disk=disk, result=result, sense=sense))
 
 
 def clusprep_row(tables: Tables, c, node: str) -> None:

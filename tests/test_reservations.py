@@ -22,6 +22,8 @@ PR_IN = {0: "READ_KEYS", 1: "READ_RESERVATION", 2: "REPORT_CAPABILITIES", 3: "RE
 TYPES = {1: "WRITE_EXCLUSIVE", 3: "EXCLUSIVE_ACCESS", 5: "WRITE_EXCLUSIVE_REGISTRANTS_ONLY"}
 PR_UA = {0x2A03: "RESERVATIONS PREEMPTED", 0x2A04: "RESERVATIONS RELEASED", 0x2A05: "REGISTRATIONS PREEMPTED"}
 RESERVATION_CONFLICT = 0x18
+SVHDX_UA = {0xC05CFF03: "RESERVATIONS PREEMPTED", 0xC05CFF04: "RESERVATIONS RELEASED",  # STATUS_SVHDX_UNIT_ATTENTION_*
+            0xC05CFF05: "REGISTRATIONS PREEMPTED"}
 SVHDX_CONFLICT = 0xC05CFF07  # STATUS_SVHDX_RESERVATION_CONFLICT (MS-RSVD 2.2.2)
 
 
@@ -77,6 +79,8 @@ def test_conflicts_and_unit_attentions_as_decoded(rsvd):
                  or SVHDX_CONFLICT in [int(s, 0) for s in r["msrsvd.header.status"]]}
     attentions = {n: PR_UA[int(a, 0)] for n, r in frames.items()
                   for a in r["msrsvd.scsi.sense.asc_ascq"] if int(a, 0) in PR_UA}
+    attentions.update({n: SVHDX_UA[int(a, 0)] for n, r in frames.items()
+                       for a in r["msrsvd.header.status"] if int(a, 0) in SVHDX_UA})
     rows = table[table.source == "rsvd"]
     refused = rows[rows.result.isin(["RESERVATION_CONFLICT", "STATUS_SVHDX_RESERVATION_CONFLICT"])]
     assert set(refused.response_frame) == conflicts
@@ -110,7 +114,9 @@ def test_cluster_story():
         tuple(None if pd.isna(v) else v for v in s) for s in story]
     assert ("NODE2", "preempt", k2, k1, "GOOD") in story
     ua = t[t.event == "unit_attention"]
-    assert list(ua.host) == ["NODE1"] and list(ua.sense) == ["UNIT_ATTENTION: RESERVATIONS PREEMPTED"]
+    assert list(ua.host) == ["NODE1", "NODE1"]
+    assert list(ua.sense) == ["UNIT_ATTENTION: RESERVATIONS PREEMPTED", "UNIT_ATTENTION: REGISTRATIONS PREEMPTED"]
+    assert list(ua.command) == ["READ_10", "RSVD_TUNNEL_GET_FILE_INFO_OPERATION"]
     assert list(t[t.event == "read_keys"].registered) == [k2]
     assert list(t[t.event == "read_full_status"].holder) == [k2]
     move = t[t.event == "move"].iloc[0]
