@@ -65,3 +65,19 @@ def test_notebook_runs_in_a_kernel(path):
         assert not errors, cell.source
         if FIGURE_CALL in cell.source:
             assert "image/png" in kinds, "no figure drawn by:\n" + cell.source
+
+
+def test_readme_figure_is_drawn_by_the_script(tmp_path):
+    """docs/reservation_timeline.png comes from notebooks/draw_readme_figure.py, and the README shows it."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("matplotlib")
+    root = HERE.parent
+    out = tmp_path / "figure.png"
+    subprocess.run([sys.executable, str(HERE / "draw_readme_figure.py"), str(out)], check=True, cwd=tmp_path,
+                   capture_output=True, timeout=300)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    committed = root / "docs" / "reservation_timeline.png"
+    assert committed.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "](docs/reservation_timeline.png)" in (root / "README.md").read_text()

@@ -1,0 +1,28 @@
+"""Draw the README's "Explore in Jupyter" figure: the reservation timeline of the bundled sample
+rsvd_cluster_events, as notebooks/explore_capture.ipynb draws it (python notebooks/draw_readme_figure.py)."""
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import analyzer  # noqa: E402
+import samples  # noqa: E402
+from analyzer import notebook as nb  # noqa: E402
+
+OUT = Path(__file__).resolve().parent.parent / "docs" / "reservation_timeline.png"
+
+
+def main(argv) -> int:
+    out = Path(argv[1]) if len(argv) > 1 else OUT
+    cap = analyzer.load(samples.path("rsvd_cluster_events"))
+    fig = nb.reservation_figure(cap.reservations)
+    matplotlib.rcParams["svg.hashsalt"] = "readme"
+    fig.savefig(out, dpi=100, metadata={"Software": None})
+    print(out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
