@@ -339,7 +339,8 @@ def packets(path, display_filter: Optional[str] = None, tshark_path: Optional[st
     tshark = find_tshark(tshark_path)
     check_capture(Path(path))
     return pyshark.FileCapture(str(path), display_filter=display_filter, tshark_path=_for_pyshark(tshark.path),
-                               custom_parameters=plugin_args() + (keys.args(tshark.version) if keys else []))
+                               custom_parameters=plugin_args() + ["--disable-protocol", "rsvd"]  # the built-in
+                               + (keys.args(tshark.version) if keys else []))  # mis-decodes (README)
 
 
 @functools.lru_cache(maxsize=None)
