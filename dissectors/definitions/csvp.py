@@ -51,7 +51,7 @@ from dissectors.vocabulary.ndr import (
 )
 from dissectors.vocabulary.idl import Interface, Method
 from dissectors.vocabulary.oaut import Bstr, SafeArray
-from dissectors.vocabulary.protocol import Protocol
+from dissectors.vocabulary.protocol import Protocol, ResponseTimes, TimeGroup
 
 
 
@@ -433,5 +433,8 @@ PROTOCOL = Protocol(
     orpc=(dcom.ORPCTHIS, dcom.ORPCTHAT),
     hresults=HRESULTS,
     type_names=csvp_conformance.TYPE_NAMES,
+    response_times=ResponseTimes(menu="ClusPrep (MS-CSVP)", groups=[
+        TimeGroup("ClusPrep methods", "Method", "clusprep.method"),
+    ]),
     notes=B.NOTES + [" ".join(b.split()) for b in __doc__.split("how they are resolved here:")[1].split("\n- ")[1:]],
 )

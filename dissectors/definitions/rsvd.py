@@ -658,9 +658,11 @@ from dissectors.vocabulary.protocol import (  # noqa: E402
     IoctlEntry,
     Option,
     Protocol,
+    ResponseTimes,
     SharedOpens,
     StoredErrors,
     Summary,
+    TimeGroup,
     Transaction,
 )
 
@@ -710,4 +712,10 @@ PROTOCOL = Protocol(
         retrieve_name="RSVD_TUNNEL_SRB_STATUS_OPERATION"),
     constants=CONSTANTS,
     notes=[" ".join(b.split()) for b in __doc__.split("\n- ")[1:]],
+    # tunnel operations by the request's OperationCode; SCSI commands by the CDB's OPERATION CODE
+    # (RSVD_TUNNEL_SCSI_OPERATION requests, with the scsi preference on)
+    response_times=ResponseTimes(menu="MS-RSVD", groups=[
+        TimeGroup("RSVD tunnel operations", "Operation", "msrsvd.header.operation_code", "Header.OperationCode"),
+        TimeGroup("SCSI commands", "Command", "msrsvd.scsi.opcode", "Payload.Cdb.OperationCode"),
+    ]),
 )

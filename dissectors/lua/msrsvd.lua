@@ -8,7 +8,7 @@
 -- contexts (smb2.tag/smb2.create.chain_data). It needs nothing from Wireshark's own
 -- rsvd dissector, which may be enabled or disabled.
 
-local BUILD = "fe2240fcdf824a8c"
+local BUILD = "e7385c3cfe27e38f"
 do
   local loaded = rawget(_G, "msrsvd_plugin_build")
   if loaded then
@@ -482,7 +482,7 @@ F.scsi__capacity__service_action = ProtoField.uint8("msrsvd.scsi.capacity.servic
 F.scsi__capacity__allocation_length = ProtoField.uint32("msrsvd.scsi.capacity.allocation_length", "AllocationLength", base.DEC, nil, nil, "Bytes the initiator has room for. [SBC-3 5.13]")
 F.scsi__pr_in = ProtoField.none("msrsvd.scsi.pr_in", "PERSISTENT RESERVE IN", "The PERSISTENT RESERVE IN structure (SPC-3 6.11)")
 F.scsi__pr_in__service_action = ProtoField.uint8("msrsvd.scsi.pr_in.service_action", "PR IN service action", base.HEX, VS_READ_KEYS_31a139, nil, "What PERSISTENT RESERVE IN reads (SPC-3 6.11.1) [SPC-3 6.11]")
-F.scsi__pr__reserved = ProtoField.bytes("msrsvd.scsi.pr.reserved", "Reserved", base.NONE, "A part of PERSISTENT RESERVE IN, PERSISTENT RESERVE OUT, PERSISTENT RESERVE OUT parameter list, PERSISTENT RESERVE IN READ RESERVATION data, PERSISTENT RESERVE IN REPORT CAPABILITIES data, PERSISTENT RESERVE IN READ FULL STATUS data the spec reserves or retired (bytes); not interpreted [SPC-3 6.11]")
+F.scsi__pr__reserved = ProtoField.bytes("msrsvd.scsi.pr.reserved", "Reserved", base.NONE, "A part of PERSISTENT RESERVE IN, PERSISTENT RESERVE OUT, PERSISTENT RESERVE OUT REGISTER AND MOVE parameter list, PERSISTENT RESERVE OUT parameter list, PERSISTENT RESERVE IN READ RESERVATION data, PERSISTENT RESERVE IN REPORT CAPABILITIES data, PERSISTENT RESERVE IN READ FULL STATUS data the spec reserves or retired (bytes); not interpreted [SPC-3 6.11]")
 F.scsi__pr__allocation_length = ProtoField.uint16("msrsvd.scsi.pr.allocation_length", "AllocationLength", base.DEC, nil, nil, "Bytes the initiator has room for. [SPC-3 6.11]")
 F.scsi__pr__control = ProtoField.uint8("msrsvd.scsi.pr.control", "Control", base.HEX, nil, nil, "The CONTROL byte (SAM-3 5.2). [SPC-3 6.11]")
 F.scsi__pr_out = ProtoField.none("msrsvd.scsi.pr_out", "PERSISTENT RESERVE OUT", "The PERSISTENT RESERVE OUT structure (SPC-3 6.12)")
@@ -518,9 +518,16 @@ F.scsi__unmap__parameter_list_length = ProtoField.uint16("msrsvd.scsi.unmap.para
 F.scsi__unmap__control = ProtoField.uint8("msrsvd.scsi.unmap.control", "Control", base.HEX, nil, nil, "The CONTROL byte (SAM-3 5.2). [SBC-3 5.28]")
 F.scsi_request__cdb_buffer = ProtoField.bytes("msrsvd.scsi_request.cdb_buffer", "CDBBuffer", base.NONE, "The SCSI command descriptor block. [MS-RSVD 2.2.5.11]")
 F.scsi_request__reserved3 = ProtoField.uint32("msrsvd.scsi_request.reserved3", "Reserved3", base.HEX, nil, nil, "SHOULD be set to 0x00000000. [MS-RSVD 2.2.5.11]")
+F.scsi__pr_out_move_parameters = ProtoField.none("msrsvd.scsi.pr_out_move_parameters", "PERSISTENT RESERVE OUT REGISTER AND MOVE parameter list", "The PERSISTENT RESERVE OUT REGISTER AND MOVE parameter list structure (SPC-3 6.12.4)")
+F.scsi__pr__reservation_key = ProtoField.uint64("msrsvd.scsi.pr.reservation_key", "Reservation key", base.HEX, nil, nil, "A persistent reservation key: the I_T nexus's own in PERSISTENT RESERVE OUT, a registered or the holder's in PERSISTENT RESERVE IN data [SPC-3 6.12.4, SPC-3 6.12.3, SPC-3 6.11.2, SPC-3 6.11.3, SPC-3 6.11.5]")
+F.scsi__pr__service_action_reservation_key = ProtoField.uint64("msrsvd.scsi.pr.service_action_reservation_key", "Service action reservation key", base.HEX, nil, nil, "PERSISTENT RESERVE OUT's second key: the new key (REGISTER) or the key to preempt (PREEMPT) [SPC-3 6.12.4, SPC-3 6.12.3]")
+F.scsi__pr__move_flags = ProtoField.uint8("msrsvd.scsi.pr.move_flags", "MoveFlags", base.HEX, nil, nil, "Byte 17 of REGISTER AND MOVE's parameter list: UNREG and APTPL. [SPC-3 6.12.4]")
+F.scsi__pr__move_flags__unreg = ProtoField.bool("msrsvd.scsi.pr.move_flags.unreg", "UNREG", 8, nil, 0x00000002, "Unregister the I_T nexus that sent the command.")
+F.scsi__pr__move_flags__aptpl = ProtoField.bool("msrsvd.scsi.pr.move_flags.aptpl", "APTPL", 8, nil, 0x00000001, "Activate persist through power loss.")
+F.scsi__pr__relative_target_port_identifier = ProtoField.uint16("msrsvd.scsi.pr.relative_target_port_identifier", "RelativeTargetPortIdentifier", base.DEC, nil, nil, "The target port of the I_T nexus. [SPC-3 6.12.4]")
+F.scsi__pr__transport_id_parameter_data_length = ProtoField.uint32("msrsvd.scsi.pr.transport_id_parameter_data_length", "TransportIdParameterDataLength", base.DEC, nil, nil, "Bytes of TransportID that follow. [SPC-3 6.12.4]")
+F.scsi__pr__transport_id = ProtoField.bytes("msrsvd.scsi.pr.transport_id", "TransportID", base.NONE, "The initiator's TransportID. [SPC-3 6.12.4]")
 F.scsi__pr_out_parameters = ProtoField.none("msrsvd.scsi.pr_out_parameters", "PERSISTENT RESERVE OUT parameter list", "The PERSISTENT RESERVE OUT parameter list structure (SPC-3 6.12.3)")
-F.scsi__pr__reservation_key = ProtoField.uint64("msrsvd.scsi.pr.reservation_key", "Reservation key", base.HEX, nil, nil, "A persistent reservation key: the I_T nexus's own in PERSISTENT RESERVE OUT, a registered or the holder's in PERSISTENT RESERVE IN data [SPC-3 6.12.3, SPC-3 6.11.2, SPC-3 6.11.3, SPC-3 6.11.5]")
-F.scsi__pr__service_action_reservation_key = ProtoField.uint64("msrsvd.scsi.pr.service_action_reservation_key", "Service action reservation key", base.HEX, nil, nil, "PERSISTENT RESERVE OUT's second key: the new key (REGISTER) or the key to preempt (PREEMPT) [SPC-3 6.12.3]")
 F.scsi__pr__obsolete = ProtoField.bytes("msrsvd.scsi.pr.obsolete", "Obsolete", base.NONE, "A part of PERSISTENT RESERVE OUT parameter list, PERSISTENT RESERVE IN READ RESERVATION data the spec reserves or retired (bytes); not interpreted [SPC-3 6.12.3]")
 F.scsi__pr__parameter_flags = ProtoField.uint8("msrsvd.scsi.pr.parameter_flags", "ParameterFlags", base.HEX, nil, nil, "ParameterFlags of PERSISTENT RESERVE OUT parameter list: a 1-byte integer [SPC-3 6.12.3]")
 F.scsi__pr__parameter_flags__spec_i_pt = ProtoField.bool("msrsvd.scsi.pr.parameter_flags.spec_i_pt", "SPEC_I_PT", 8, nil, 0x00000008, "Specify initiator ports.")
@@ -615,9 +622,7 @@ F.scsi__pr__holder = ProtoField.uint8("msrsvd.scsi.pr.holder", "Holder", base.HE
 F.scsi__pr__holder__all_tg_pt = ProtoField.bool("msrsvd.scsi.pr.holder.all_tg_pt", "ALL_TG_PT", 8, nil, 0x00000002, "Registered on all target ports.")
 F.scsi__pr__holder__r_holder = ProtoField.bool("msrsvd.scsi.pr.holder.r_holder", "R_HOLDER", 8, nil, 0x00000001, "This registrant holds the reservation.")
 F.scsi__pr__reserved2 = ProtoField.bytes("msrsvd.scsi.pr.reserved2", "Reserved2", base.NONE, "A part of PERSISTENT RESERVE IN READ FULL STATUS data the spec reserves or retired (bytes); not interpreted [SPC-3 6.11.5]")
-F.scsi__pr__relative_target_port_identifier = ProtoField.uint16("msrsvd.scsi.pr.relative_target_port_identifier", "RelativeTargetPortIdentifier", base.DEC, nil, nil, "The target port of the I_T nexus. [SPC-3 6.11.5]")
 F.scsi__pr__additional_descriptor_length = ProtoField.uint32("msrsvd.scsi.pr.additional_descriptor_length", "AdditionalDescriptorLength", base.DEC, nil, nil, "Bytes of TransportID. [SPC-3 6.11.5]")
-F.scsi__pr__transport_id = ProtoField.bytes("msrsvd.scsi.pr.transport_id", "TransportID", base.NONE, "The initiator's TransportID. [SPC-3 6.11.5]")
 F.scsi__report_luns_data = ProtoField.none("msrsvd.scsi.report_luns_data", "REPORT LUNS parameter data", "The REPORT LUNS parameter data structure (SPC-3 6.21)")
 F.scsi__report_luns__lun_list_length = ProtoField.uint32("msrsvd.scsi.report_luns.lun_list_length", "LunListLength", base.DEC, nil, nil, "Bytes of LUNs that follow. [SPC-3 6.21]")
 F.scsi__report_luns__lun = ProtoField.uint64("msrsvd.scsi.report_luns.lun", "Lun", base.HEX, nil, nil, "A logical unit number. [SPC-3 6.21]")
@@ -2009,7 +2014,7 @@ D.d_scsi_request_data = function(tvb, tree, off, lim, pinfo, ctx, pv)
   do
     local key, fn = v.Cdb.OperationCode, nil
     if key == 0x00000042 then fn = D.d_scsi_unmap_parameters
-    elseif key == 0x0000005F then fn = D.d_scsi_pr_out_parameters
+    elseif key == 0x0000005F then fn = D.d_scsi_request_value
     else fn = false end
     if fn then
       local o, sub = fn(tvb, t, off, lim, pinfo, ctx, v)
@@ -2017,6 +2022,55 @@ D.d_scsi_request_data = function(tvb, tree, off, lim, pinfo, ctx, pv)
       off = o
     end
   end
+  return off, v
+end
+
+D.d_scsi_request_value = function(tvb, tree, off, lim, pinfo, ctx, pv)
+  local v = pv or {}
+  local t = tree
+  do
+    local key, fn = v.Cdb.Fields.ServiceAction, nil
+    if key == 0x00000007 then fn = D.d_scsi_pr_out_move_parameters
+    else fn = D.d_scsi_pr_out_parameters end
+    if fn then
+      local o, sub = fn(tvb, t, off, lim, pinfo, ctx, v)
+      if not o then return nil, v end
+      off = o
+    end
+  end
+  return off, v
+end
+
+D.d_scsi_pr_out_move_parameters = function(tvb, tree, off, lim, pinfo, ctx, pv)
+  local v = {}
+  local start = off
+  local t = tree:add(F.scsi__pr_out_move_parameters, tvb(off, lim > off and lim - off or 0))
+  if lim - off >= 24 then
+    t:add(F.scsi__pr__reservation_key, tvb(off + 0, 8))
+    t:add(F.scsi__pr__service_action_reservation_key, tvb(off + 8, 8))
+    t:add(F.scsi__pr__reserved, tvb(off + 16, 1))
+    do local r = tvb(off + 17, 1); local b, x = t:add(F.scsi__pr__move_flags, r), r:uint(); if x % 4 >= 2 then b:add(F.scsi__pr__move_flags__unreg, r) end; if x % 2 >= 1 then b:add(F.scsi__pr__move_flags__aptpl, r) end end
+    t:add(F.scsi__pr__relative_target_port_identifier, tvb(off + 18, 2))
+    do local r = tvb(off + 20, 4); t:add(F.scsi__pr__transport_id_parameter_data_length, r); v.TransportIdParameterDataLength = r:uint() end
+    off = off + 24
+  else
+    if lim - off >= 8 then t:add(F.scsi__pr__reservation_key, tvb(off + 0, 8)) end
+    if lim - off >= 16 then t:add(F.scsi__pr__service_action_reservation_key, tvb(off + 8, 8)) end
+    if lim - off >= 17 then t:add(F.scsi__pr__reserved, tvb(off + 16, 1)) end
+    if lim - off >= 18 then do local r = tvb(off + 17, 1); local b, x = t:add(F.scsi__pr__move_flags, r), r:uint(); if x % 4 >= 2 then b:add(F.scsi__pr__move_flags__unreg, r) end; if x % 2 >= 1 then b:add(F.scsi__pr__move_flags__aptpl, r) end end end
+    if lim - off >= 20 then t:add(F.scsi__pr__relative_target_port_identifier, tvb(off + 18, 2)) end
+    if lim - off >= 24 then do local r = tvb(off + 20, 4); t:add(F.scsi__pr__transport_id_parameter_data_length, r); v.TransportIdParameterDataLength = r:uint() end end
+    return short(t, off, lim, 24, "PERSISTENT RESERVE OUT REGISTER AND MOVE parameter list (SPC-3 6.12.4)"), v
+  end
+  do
+    local n = v.TransportIdParameterDataLength
+    if n > lim - off then
+      if lim > off then t:add(F.scsi__pr__transport_id, tvb(off, lim - off)) end
+      return long_length(t, off, lim, n, "PERSISTENT RESERVE OUT REGISTER AND MOVE parameter list (SPC-3 6.12.4).TransportID"), v
+    end
+    if n > 0 then t:add(F.scsi__pr__transport_id, tvb(off, n)); off = off + n end
+  end
+  t:set_len(off - start)
   return off, v
 end
 
@@ -3137,6 +3191,126 @@ D.d_tunnel_response_payload = function(tvb, tree, off, lim, pinfo, ctx, pv)
   return off, v
 end
 
+
+-- Service response times ------------------------------------------------------------
+-- tshark -q -z msrsvd,srt[,FILTER], and in Wireshark Statistics > Service Response Time >
+-- MS-RSVD: for each group, the count, minimum, maximum, average and sum of the response
+-- times (msrsvd.time, in seconds) of the answered requests. The binding hands each time it
+-- shows to srt_sample(); a tap on the frames that show msrsvd.time (and match FILTER)
+-- collects the samples of each frame once, whichever pass or revisit dissected it.
+-- (A tap could not read the groups from the response frame's fields: they are the request's
+-- values. Nor could the -z action make Field extractors: on 4.0-4.6 that raises "A Field
+-- extractor must be defined before Taps or Dissectors get called" once the plugins are loaded.)
+-- SRT_GROUPS[g] = { title, names' column, index format, value names }
+local SRT_GROUPS = {
+  { "RSVD tunnel operations", "Operation", "0x%08X", VS_RSVD_TUNNEL_GET_FILE_INFO_OP_07b8ef },
+  { "SCSI commands", "Command", "0x%02X", VS_TEST_UNIT_READY_48a01b },
+}
+local SRT_TAPS, SRT_FRAME, SRT_NOW = 0, -1, {}  -- taps running; the frame dissected last and its samples
+
+local function srt_reset()
+  SRT_FRAME, SRT_NOW = -1, {}
+end
+
+-- One answered request in the frame being dissected. `slot` tells a frame's messages apart
+-- (dissecting the frame again replaces its samples, never adds); `section` splits a group's
+-- table (nil: one table); `index` (a number) sorts the rows and, through the group's value
+-- names unless `name` is given, names them; `ns`: the response time in nanoseconds.
+local function srt_sample(pinfo, slot, group, section, index, name, ns)
+  if SRT_TAPS == 0 then return end
+  if pinfo.number ~= SRT_FRAME then SRT_FRAME, SRT_NOW = pinfo.number, {} end
+  SRT_NOW[tostring(slot) .. "/" .. group] = { group, section or "", index, ns, name }
+end
+
+-- A tap's own totals: st[group][section][index] = { calls, min, max, sum (nanoseconds), name }.
+local function srt_packet(st, pinfo)
+  if pinfo.number ~= SRT_FRAME then return end
+  for _, s in pairs(SRT_NOW) do
+    local g, sec, i, ns = s[1], s[2], s[3], s[4]
+    st[g] = st[g] or {}
+    st[g][sec] = st[g][sec] or {}
+    local r = st[g][sec][i]
+    if r then
+      r[1], r[4] = r[1] + 1, r[4] + ns
+      if ns < r[2] then r[2] = ns end
+      if ns > r[3] then r[3] = ns end
+    else
+      st[g][sec][i] = { 1, ns, ns, ns, s[5] }
+    end
+  end
+end
+
+local function sorted_keys(t)
+  local keys = {}
+  for k in pairs(t) do keys[#keys + 1] = k end
+  table.sort(keys)
+  return keys
+end
+
+-- The report, laid out as tshark's own SRT statistics (smb2,srt): seconds, 6 decimals.
+local function srt_text(st, filter)
+  local rule = string.rep("=", 67)
+  local out = { rule, "MSRSVD SRT Statistics:", "Filter: " .. filter }
+  for g = 1, #SRT_GROUPS do
+    local title, column, fmt, names = SRT_GROUPS[g][1], SRT_GROUPS[g][2], SRT_GROUPS[g][3], SRT_GROUPS[g][4]
+    local sections = st[g] or { [""] = {} }
+    for _, sec in ipairs(sorted_keys(sections)) do
+      local rows, width = sections[sec], #column
+      local keys = sorted_keys(rows)
+      local label = {}
+      for _, i in ipairs(keys) do
+        label[i] = rows[i][5] or names[i] or "Unknown"
+        if #label[i] > width then width = #label[i] end
+      end
+      out[#out + 1] = ""
+      out[#out + 1] = title .. (sec ~= "" and (": " .. sec) or "")
+      local line = "%-10s  %-" .. width .. "s %7s %10s %10s %10s %10s"
+      out[#out + 1] = string.format(line, "Index", column, "Calls", "Min SRT", "Max SRT", "Avg SRT", "Sum SRT")
+      for _, i in ipairs(keys) do
+        local r = rows[i]
+        out[#out + 1] = string.format("%-10s  %-" .. width .. "s %7d %10.6f %10.6f %10.6f %10.6f",
+          string.format(fmt, i), label[i], r[1], r[2] / 1e9, r[3] / 1e9, r[4] / r[1] / 1e9, r[4] / 1e9)
+      end
+    end
+  end
+  out[#out + 1] = rule
+  return table.concat(out, "\n") .. "\n"
+end
+
+-- A tap on the frames that show a response time; `show` gets the report on every draw.
+local function srt_listener(filter, show)
+  local st = {}
+  local ok, tap = pcall(Listener.new, nil, "msrsvd.time" .. (filter ~= "" and (" && (" .. filter .. ")") or ""))
+  if not ok then  -- Wireshark's own message would only say that the callback failed
+    io.stderr:write("msrsvd,srt: " .. tostring(tap) .. "\n")
+    error(tap)
+  end
+  SRT_TAPS = SRT_TAPS + 1
+  function tap.packet(pinfo) srt_packet(st, pinfo) end
+  function tap.reset() st = {} end
+  function tap.draw() show(srt_text(st, filter)) end
+  return tap
+end
+
+-- tshark -z msrsvd,srt[,FILTER]: the report on standard output at the end.
+register_stat_cmd_arg("msrsvd,srt", function(arg)
+  srt_listener(arg:match("^[^,]*,[^,]*,(.*)$") or "", function(text) io.write(text) end)
+end)
+
+-- Wireshark: Statistics > Service Response Time > MS-RSVD, a window over the whole capture.
+local function srt_window()
+  local win = TextWindow.new("MSRSVD Service Response Time")
+  local tap = srt_listener("", function(text) win:set(text) end)
+  win:set_atclose(function()
+    tap:remove()
+    SRT_TAPS = SRT_TAPS - 1
+  end)
+  retap_packets()
+end
+if gui_enabled() then
+  register_menu("MS-RSVD", srt_window, MENU_STAT_RESPONSE_TIME)
+end
+
 -- SMB2 binding ------------------------------------------------------------------
 
 local FX_FUNCTION = Field.new("smb2.ioctl.function")
@@ -3147,6 +3321,8 @@ local FX_CONTEXT_DATA = Field.new("smb2.create.chain_data")
 local FX_RESPONSE = Field.new("smb2.flags.response")
 local FX_STREAM = Field.new("tcp.stream")
 local FX_SESSION = Field.new("smb2.sesid")
+local FX_MSGID = Field.new("smb2.msg_id")
+local FX_NTSTATUS = Field.new("smb2.nt_status")
 
 local IOCTL = {
   [0x00090304] = { "FSCTL_SVHDX_SYNC_TUNNEL_REQUEST",
@@ -3221,13 +3397,24 @@ end
 -- (frame * 16 + message number) learned is kept in Histories for revisits. First looks
 -- happen in capture order (the first pass, or the second when tshark -2 has no display
 -- filter and builds no tree in its first), so a watermark tells them from revisits.
-local PENDING, REQ_OF, RESP_OF, DUP_OF, RTT, FRONT, FRONT_FRAME
+-- A server that refuses a request answers with an SMB2 ERROR response (MS-SMB2 2.2.2), which
+-- holds no message of ours and so no id: BY_MSG finds the waiting request by TCP stream,
+-- session and SMB2 MessageId instead.
+local PENDING, BY_MSG, REQ_OF, RESP_OF, DUP_OF, RTT, FRONT, FRONT_FRAME
+-- SRT_OF[g]: request slot -> the request's value that names its row in statistics group g.
+local SRT_PATHS = {
+  { "Header", "OperationCode" },
+  { "Payload", "Cdb", "OperationCode" },
+}
+local SRT_OF = {}
 local function reset_exchanges()
-  PENDING, FRONT, FRONT_FRAME = {}, -1, -1
+  PENDING, BY_MSG, FRONT, FRONT_FRAME = {}, {}, -1, -1
   -- REQ_OF: response slot -> request slot; RESP_OF: request slot -> response slot;
   -- DUP_OF: request slot -> the earlier one; RTT: response slot -> nanoseconds.
   REQ_OF, RESP_OF, DUP_OF, RTT = new_history(true), new_history(true), new_history(true), new_history(false)
   for i = 1, #REQ_PATHS do REQVAL[i] = new_history(false) end
+  for g = 1, #SRT_PATHS do SRT_OF[g] = new_history(false) end
+  srt_reset()
 end
 reset_exchanges()
 RESETS[#RESETS + 1] = reset_exchanges
@@ -3244,26 +3431,50 @@ local function first_look_frame(frame)
   return true
 end
 
-local function exchange(key, pinfo, is_response, slot, fresh)
+local function answered(key, i, pinfo, slot)
+  local waiting = PENDING[key]
+  local r = table.remove(waiting, i)
+  RESP_OF:put(r[1], slot)
+  REQ_OF:put(slot, r[1])
+  RTT:put(slot, math.floor((pinfo.rel_ts - r[2]) * 1e9 + 0.5))
+  if r[3] then BY_MSG[r[3]] = nil end
+  if #waiting == 0 then PENDING[key] = nil end
+end
+
+-- mkey: the request's "stream:session:MessageId".
+local function exchange(key, pinfo, is_response, slot, fresh, mkey)
   if not fresh then return end
   local waiting = PENDING[key]
   if is_response then
-    local r = waiting and table.remove(waiting, 1)
-    if r then
-      RESP_OF:put(r[1], slot)
-      REQ_OF:put(slot, r[1])
-      RTT:put(slot, math.floor((pinfo.rel_ts - r[2]) * 1e9 + 0.5))
-      if #waiting == 0 then PENDING[key] = nil end
-    end
+    if waiting then answered(key, 1, pinfo, slot) end
   else
     if waiting and #waiting > 0 then DUP_OF:put(slot, waiting[#waiting][1]) end
     if not waiting then waiting = {}; PENDING[key] = waiting end
-    waiting[#waiting + 1] = { slot, pinfo.rel_ts }  -- the send time lives only while waiting
+    waiting[#waiting + 1] = { slot, pinfo.rel_ts, mkey }  -- the send time lives only while waiting
+    if mkey then BY_MSG[mkey] = key end
   end
+end
+
+-- An SMB2 response without a message of ours, to the SMB2 message `mkey`: the answer to the
+-- request still waiting there, if any. Returns whether this response (at `slot`) answers one.
+local function refusal(mkey, pinfo, slot, fresh)
+  if fresh then
+    local key = BY_MSG[mkey]
+    local waiting = key and PENDING[key] or {}
+    for i = 1, #waiting do
+      if waiting[i][3] == mkey then answered(key, i, pinfo, slot); break end
+    end
+    BY_MSG[mkey] = nil
+  end
+  return REQ_OF:get(slot) ~= nil
 end
 
 local function remember_request(v, slot)
   for i = 1, #REQ_PATHS do REQVAL[i]:put(slot, walk(v, REQ_PATHS[i])) end
+  for g = 1, #SRT_PATHS do
+    local x = walk(v, SRT_PATHS[g])
+    if type(x) == "number" then SRT_OF[g]:put(slot, x) end
+  end
 end
 
 local function show_exchange(slot, top, pinfo, is_response, spec, fresh)
@@ -3274,6 +3485,10 @@ local function show_exchange(slot, top, pinfo, is_response, spec, fresh)
       local ns = RTT:get(slot)
       local secs = math.floor(ns / 1e9)
       top:add(F.time, NSTime.new(secs, ns - secs * 1e9)):set_generated()
+      for g = 1, #SRT_PATHS do
+        local x = SRT_OF[g]:get(r)
+        if x then srt_sample(pinfo, slot, g, nil, x, nil, ns) end
+      end
     end
     return
   end
@@ -3329,8 +3544,6 @@ end
 -- Stored errors (MS-RSVD 3.1.5.3, 3.1.5.4, 3.2.5.5.3): a response with status 0xC05C0000 | key on an
 -- open made with the 9CCBCF9E04C1E643980E158DA1F6EC83 context stores an error; a request with
 -- Header.OperationCode == 0x02001004 fetches it by Payload.StatusKey.
-local FX_MSGID = Field.new("smb2.msg_id")
-local FX_NTSTATUS = Field.new("smb2.nt_status")
 local FX_FID = Field.new("smb2.fid")
 local STORED_BASE, STORED_KEYS = 0xC05C0000, 256
 local SUFFIX, OUR_TAG = ":SharedVirtualDisk", "9CCBCF9E04C1E643980E158DA1F6EC83"
@@ -3475,6 +3688,46 @@ local function stored_in_message(v, top, pinfo, is_response, okey, slot)
     end
   end
 end
+
+-- SMB2 ERROR responses (MS-SMB2 2.2.2) to our requests: a server that refuses one (say,
+-- STATUS_FILE_CLOSED after a CLOSE) answers with no message of ours, so no id: the request
+-- waiting on the same SMB2 message (exchange() noted it) is answered all the same. Slots count
+-- down from the frame's last (frame * 16 + 15), the messages decoded in the frame count up.
+local CMD_IOCTL, STATUS_ERROR = 11, 0xC0000000
+local REFUSAL_FRONT = -1
+RESETS[#RESETS + 1] = function() REFUSAL_FRONT = -1 end
+local function refusals(cmds, tree, pinfo, shown)
+  local ioctl = false
+  for i = 1, #cmds do
+    if cmds[i].value == CMD_IOCTL then ioctl = true end
+  end
+  if not ioctl then return end
+  local fresh = pinfo.number > REFUSAL_FRONT
+  if fresh then REFUSAL_FRONT = pinfo.number end
+  if fresh and next(BY_MSG) == nil then return end  -- nothing waits
+  local flags, statuses, msgids, sessions = { FX_RESPONSE() }, { FX_NTSTATUS() }, { FX_MSGID() }, { FX_SESSION() }
+  local stream = FX_STREAM()
+  local function of(list, i)  -- the first of `list` in PDU i
+    for j = 1, #list do
+      if pdu_of(cmds, list[j]) == i then return list[j] end
+    end
+  end
+  for i = 1, math.min(#cmds, 15) do
+    local st, mid = of(statuses, i), of(msgids, i)
+    if cmds[i].value == CMD_IOCTL and st and mid and st.value >= STATUS_ERROR and pdu_is_response(cmds[i], flags) then
+      local sid = of(sessions, i)
+      local mkey = (stream and stream.value or -1) .. ":" .. (sid and tostring(sid.value) or "") .. ":" .. tostring(mid.value)
+      local slot = pinfo.number * 16 + 16 - i
+      if refusal(mkey, pinfo, slot, fresh) then
+        local top = tree:add(proto, st.range)
+        local text = string.format("Refused, SMB2 status 0x%08X", st.value)
+        top:append_text(", " .. text)
+        show_exchange(slot, top, pinfo, true, nil, fresh)
+        shown[#shown + 1] = text
+      end
+    end
+  end
+end
 -- The export preference, for `analyze`: no decoding, only each message's first bytes and
 -- the number of the SMB2 message (in a compound frame) that carried it; the analyzer decodes the
 -- bytes with the same definitions, and takes the SMB2 headers from Wireshark's fields.
@@ -3554,11 +3807,10 @@ local function dissect(tvb, pinfo, tree)
   if #cmds == 0 then return end
   if OPT.exchanges ~= false then track_smb2(cmds, tree, pinfo) end
   local funcs, datas = { FX_FUNCTION() }, { FX_CONTEXT_DATA() }
-  if #funcs == 0 and #datas == 0 then return end
   local shown = {}
   if #funcs > 0 then
     local ins, outs = { FX_IN() }, { FX_OUT() }
-    local stream, sessions, fids = nil, nil, nil
+    local stream, sessions, fids, msgids = nil, nil, nil, nil
     for pass = 1, 2 do
       local list, is_response = (pass == 1) and ins or outs, pass == 2
       for i = 1, #list do
@@ -3576,7 +3828,14 @@ local function dissect(tvb, pinfo, tree)
               tostring(fi.range:range(tx[1], tx[2]):le_uint64())
             slot = pinfo.number * 16 + #shown
             fresh = first_look(slot)
-            exchange(key, pinfo, is_response, slot, fresh)
+            local mkey
+            if not is_response then
+              msgids = msgids or { FX_MSGID() }
+              local mid = preceding(msgids, fi)
+              mkey = mid and ((stream and stream.value or -1) .. ":" .. (sid and tostring(sid.value) or "") .. ":" ..
+                tostring(mid.value))
+            end
+            exchange(key, pinfo, is_response, slot, fresh, mkey)
             if is_response then ctx = REQ_OF:get(slot) end
           end
           local text, top, v = decode(dfn, fi, tree, pinfo, e[1], is_response, is_response and e[5] or e[4], ctx)
@@ -3607,6 +3866,7 @@ local function dissect(tvb, pinfo, tree)
       end
     end
   end
+  if OPT.exchanges then refusals(cmds, tree, pinfo, shown) end
   if #shown > 0 then
     pinfo.cols.protocol = "MSRSVD"
     pinfo.cols.info:append(" [" .. table.concat(shown, "; ") .. "]")

@@ -119,6 +119,33 @@ class Option:
 
 
 @dataclass
+class TimeGroup:
+    """One table of the response-time statistics: the answered requests grouped by a value.
+
+    path is where the binding finds the value in the request's decoded values (binding
+    "smb2", e.g. "Payload.Cdb.OperationCode"; requests without it are not in the table). Empty
+    for binding "dcerpc": the call's method, one table per interface. field is the field
+    whose value names label the rows (and whose type formats the Index column).
+    """
+
+    title: str  # the table's heading, e.g. "RSVD tunnel operations"
+    column: str  # the heading of the names' column, e.g. "Operation"
+    field: str  # e.g. "msrsvd.header.operation_code"
+    path: str = ""
+
+
+@dataclass
+class ResponseTimes:
+    """Service response time statistics, from the `<proto>.time` the binding shows on each
+    answered request's response: `tshark -z <proto>,<name>[,<filter>]`, and
+    Statistics > Service Response Time > <menu> in Wireshark."""
+
+    groups: List[TimeGroup]
+    menu: str  # the item under Statistics > Service Response Time, e.g. "MS-RSVD"
+    name: str = "srt"
+
+
+@dataclass
 class Protocol:
     name: str  # Wireshark protocol name, e.g. "msrsvd"
     title: str
@@ -145,6 +172,8 @@ class Protocol:
     # conformance (beside the definitions, as pidl's .cnf files): IDL type -> field namespace
     # where snake_case of the type name is not what a user would guess
     type_names: Dict[str, str] = field(default_factory=dict)
+    # statistics the plugin registers (needs a binding that pairs requests with responses)
+    response_times: Optional[ResponseTimes] = None
 
     def captures(self) -> List[str]:
         """Names whose values the binding reads from decoders' results."""

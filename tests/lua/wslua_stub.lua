@@ -148,6 +148,10 @@ Field = { new = function() return function() end end }
 function Proto(name) return { name = name, prefs = {} } end
 Pref = { bool = function(title, default) return default end }
 function register_postdissector() end
+-- the statistics register a -z argument, and a menu item only in the GUI
+function register_stat_cmd_arg() end
+function gui_enabled() return false end
+function register_menu() end
 
 local f = assert(io.open(plugin, "rb"))
 local text = f:read("*a")
