@@ -140,6 +140,14 @@ def _scsi_fast(is_response: bool, raw: bytes, request: Any):
     return Container(Header=header, Payload=payload)
 
 
+def rsvd_header(raw: bytes):
+    """The tunnel header alone (operation, status, RequestId) of a message whose payload does not
+    parse, or None when even the header is cut short."""
+    if len(raw) < rsvd.SVHDX_TUNNEL_OPERATION_HEADER.sizeof():
+        return None
+    return _view("header").parse(raw)
+
+
 def rsvd_message(function: int, is_response: bool, raw: bytes, request: Any = None) -> Tuple[Any, Optional[str]]:
     """(value, None), or (None, why it does not parse)."""
     e = _IOCTLS[function]

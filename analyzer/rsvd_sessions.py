@@ -246,6 +246,9 @@ class RsvdTracker:
         self.io_after_close: Dict[Tuple[int, int], Operation] = {}  # READ/WRITE naming a closed open, in flight
         self.support: Dict[Tuple[int, int], SupportQuery] = {}  # shared-disk-support queries in flight
         self.tunnels: Dict[Tuple[int, int], Operation] = {}  # tunnel IOCTLs in flight, by (stream, msg_id)
+        # requests whose payload does not parse, by (stream, msg_id): the rules never see them, the
+        # rsvd_operations table lists them with the header's operation, as the plugin times them
+        self.undecoded: Dict[Tuple[int, int], Operation] = {}
         self.stored: Dict[Tuple[str, int], StoredError] = {}
         self.tree_requests: Dict[Tuple[int, int], str] = {}
         self.pre_capture: List[Open] = []  # opens made before the capture started, as recognised
@@ -431,6 +434,10 @@ class RsvdTracker:
         # SMB2 pairs by MessageId (RequestId is RSVD's own); an error response carries no CtlCode
         op = self.tunnels.pop(key, None)
         if op is None:
+            u = self.undecoded.pop(key, None)
+            if u is not None:
+                header = decoding.rsvd_header(m.raw[0]) if m.raw else None
+                self.row_only(u, m.frame, m.time, decoding.int_of(header.Status) if header is not None else m.status)
             return
         if not m.raw:
             # an SMB2-level error with no output buffer (STATUS_SVHDX_ERROR_STORED | key among them)
@@ -444,6 +451,8 @@ class RsvdTracker:
         value, err = decoding.rsvd_message(op.function, True, m.raw[0], request=op.request)
         if value is None:
             self.bus.emit("rsvd_malformed", m, err, op.open)
+            header = decoding.rsvd_header(m.raw[0])
+            self.row_only(op, m.frame, m.time, decoding.int_of(header.Status) if header is not None else m.status)
             return
         op.response = value
         op.response_size = len(m.raw[0])
@@ -455,6 +464,11 @@ class RsvdTracker:
         o = None if gone is not None else self.open_of(m, conn, evidence=True)
         if value is None:
             self.bus.emit("rsvd_malformed", m, err, o)
+            header = decoding.rsvd_header(raw)
+            if header is not None and len(self.undecoded) < MAX_CANDIDATES:
+                self.undecoded[(m.stream, m.msg_id)] = Operation(
+                    str(header.OperationCode), m.stream, o, m.frame, m.time, request_id=int(header.RequestId),
+                    function=m.function)
             return
         op = Operation(str(value.Header.OperationCode), m.stream, o, m.frame, m.time,
                        request_id=int(value.Header.RequestId), request=value, function=m.function,
@@ -494,6 +508,18 @@ class RsvdTracker:
                 return
             q.response = value
         self.bus.emit("rsvd_support", q)
+
+    def row_only(self, op: Operation, frame: int, time: float, status: Optional[int]) -> None:
+        """An exchange whose request or answer does not parse: its row in rsvd_operations (the
+        operation its header names, the status, the time), no event for the rules."""
+        op.response_frame, op.response_time, op.status = frame, time, status
+        o = op.open
+        if o is not None and o.candidate:
+            return
+        self.tables.add("rsvd_operations", dict(
+            open_id=o.id if o else "", stream=op.stream, request_frame=op.request_frame, response_frame=frame,
+            time=op.time, operation=op.kind, request_id=op.request_id, status=status_name(status),
+            status_code=status, latency_ms=round(op.latency_ms, 3) if op.latency_ms is not None else ""))
 
     def finish(self, op: Operation, frame: int, time: float, status: Optional[int], value) -> None:
         op.response_frame, op.response_time, op.status = frame, time, status

@@ -37,11 +37,6 @@ DISAGREE = {
         "tunnel operations by RequestId (MS-RSVD 3.1.4.1), links no response and leaves the operation out; the "
         "analyzer pairs by SMB2 MessageId and counts it. SMB2 does link the two, so the analyzer has the real time: "
         "the plugin misses it (only with a server that breaks 3.1.4.1).", (25,)),
-    "rsvd_malformed": (
-        "The truncated RSVD_TUNNEL_SCSI_OPERATION exchange (frames 14/15) and the SRB_STATUS one with an oversized "
-        "SenseDataEx (16/17) carry their RequestIds, so the plugin pairs and times them; the analyzer leaves "
-        "operations whose messages fail to decode out of rsvd_operations. The exchanges happened: the analyzer's "
-        "table misses them.", (15, 17)),
     "clusprep_rule_violations": (
         "Frames 85/86: a call on a connection whose bind the capture does not hold. The analyzer lists it in "
         "clusprep_calls with interface '?' and method 'opnum 5'; the plugin cannot tell its interface without the "
