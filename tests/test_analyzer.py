@@ -497,3 +497,19 @@ def test_an_etl_trace_gets_the_conversion_hint(tmp_path):
     etl = tmp_path / "NetTrace.etl"
     etl.write_bytes(b"\x00\x40\x00\x00" + bytes(60))
     _one_line(analyze(etl), "ETW trace", "pktmon etl2pcap")
+
+
+@pytest.mark.parametrize("name", sorted(samples.SCENARIOS))
+def test_every_table_has_the_documented_dtypes(name):
+    """Issue 11: analyzer.load()'s tables have SCHEMA's dtypes on every sample, empty or not."""
+    from analyzer.tables import PANDAS, SCHEMA
+
+    keys = samples.KEYS.get(name, {})
+    cap = analyzer.load(samples.path(name), **keys)
+    for table, cols in SCHEMA.items():
+        df = getattr(cap, table)
+        want = {c: ("datetime64[ns, UTC]" if k == "time" else PANDAS[k]) for c, k in cols}
+        assert {c: str(t) for c, t in df.dtypes.items()} == want, (name, table)
+        assert df["capture"].isin([samples.path(name).name]).all(), (name, table)
+        if table != "findings":  # a finding about the whole capture (capture.truncated) has no connection
+            assert df["uid"].notna().all(), (name, table)
