@@ -9,6 +9,7 @@ stderr and the others are still reported (exit 2). Never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -72,6 +73,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--output", metavar="DIR", help="write findings.jsonl and the tables as CSV and Parquet here")
     ap.add_argument("--fail-on", choices=("error", "warning", "never"), default="error",
                     help="exit 1 when a finding this severe or worse exists (default: error)")
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, metavar="N",
+                    help="analyze up to N captures at once, one process each (default: the number of cores, "
+                         "%(default)s here); the reports and files are the same as with --jobs 1")
     ap.add_argument("--tshark", metavar="PATH", help="the tshark to run (default: tshark on the PATH, else the usual install places)")
     keys = ap.add_argument_group("keys", "what Wireshark needs to decrypt SMB 3 encryption and sealed DCE/RPC")
     keys.add_argument("--smb-key", action="append", default=[], metavar="SESSION_ID:KEY",
@@ -83,6 +87,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     keys.add_argument("-o", dest="options", action="append", default=[], metavar="NAME:VALUE",
                       help="any tshark preference, as tshark's -o (repeatable)")
     args = ap.parse_args(argv)
+    if args.jobs < 1:
+        ap.error("--jobs must be 1 or more")
     try:
         return _run(args)
     except CaptureError as e:
@@ -148,6 +154,12 @@ def _run(args) -> int:
         return _finish(args, results, outdir, tshark, failed)
     # one set of tables for the run, whatever the number of captures: rows name their capture
     tables = Tables(outdir, keep=False)
+    if args.jobs > 1 and len(args.captures) > 1:
+        try:
+            results, failed = _in_parallel(args, tshark, keys, tables)
+        finally:
+            tables.close()
+        return _finish(args, results, outdir, tshark, failed)
     try:
         with _Progress(sys.stderr.isatty()) as progress:
             for cap in args.captures:
@@ -161,6 +173,44 @@ def _run(args) -> int:
     finally:
         tables.close()
     return _finish(args, results, outdir, tshark, failed)
+
+
+def _one(cap: str, tshark, keys, part: Optional[str]):
+    """A worker's capture: its result and the rows it wrote to `part` (a folder of its own), or
+    the one line that says why it could not be read."""
+    tables = Tables(Path(part) if part else None, keep=False)
+    try:
+        return analyze_capture(Path(cap), tshark, tables, None, keys), None
+    except CommandError:
+        raise
+    except CaptureError as e:
+        return None, str(e)
+    finally:
+        tables.close(parquet=False)
+
+
+def _in_parallel(args, tshark, keys, tables: Tables):
+    """Up to --jobs captures at once, one process each; results, rows and stderr lines come out in
+    the order of the command line, as a serial run gives them."""
+    import concurrent.futures
+    import os
+
+    results, failed = [], []
+    with tempfile.TemporaryDirectory(prefix="analyze-parts-") as parts:
+        dirs = [os.path.join(parts, str(i)) if tables.directory is not None else None
+                for i in range(len(args.captures))]
+        with concurrent.futures.ProcessPoolExecutor(max_workers=min(args.jobs, len(args.captures))) as pool:
+            futures = [pool.submit(_one, cap, tshark, keys, d) for cap, d in zip(args.captures, dirs)]
+            for cap, d, fut in zip(args.captures, dirs, futures):
+                result, why = fut.result()
+                if result is None:
+                    print("analyze: %s" % why, file=sys.stderr)
+                    failed.append((cap, why))
+                    continue
+                results.append(result)
+                if d is not None:
+                    tables.absorb(Path(d))
+    return results, failed
 
 
 def _finish(args, results, outdir, tshark, failed: list) -> int:

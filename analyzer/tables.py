@@ -99,6 +99,7 @@ class Tables:
         self._files = []
         self._csv = {}
         self._jsonl = {}
+        self._raw = {}  # table -> (CSV file, JSON Lines file), for absorb()
         if directory is not None:
             directory.mkdir(parents=True, exist_ok=True)
             for name, cols in COLUMNS.items():
@@ -108,6 +109,7 @@ class Tables:
                 j = open(directory / (name + ".jsonl"), "w", encoding="utf-8")
                 self._files += [f, j]
                 self._csv[name], self._jsonl[name] = w, j
+                self._raw[name] = (f, j)
 
     def start_capture(self, name: str) -> None:
         self.capture = name
@@ -128,12 +130,23 @@ class Tables:
         elif self.keep:
             self.rows[table].append(typed)
 
-    def close(self) -> None:
+    def absorb(self, other: Path) -> None:
+        """Append the rows another Tables wrote to `other` (a worker's, for one capture), as if they
+        had been added here: the files come out as a serial run writes them."""
+        for name in SCHEMA:
+            csv_f, jsonl_f = self._raw[name]
+            with open(other / (name + ".csv"), newline="", encoding="utf-8") as f:
+                f.readline()  # its header
+                csv_f.write(f.read())
+            with open(other / (name + ".jsonl"), encoding="utf-8") as f:
+                jsonl_f.write(f.read())
+
+    def close(self, parquet: bool = True) -> None:
         """Finish the CSV and JSON Lines files and write each table as Parquet too, typed."""
         for f in self._files:
             f.close()
         self._files = []
-        if self.directory is None:
+        if self.directory is None or not parquet:
             return
         import pyarrow as pa
         import pyarrow.csv as pacsv
