@@ -9,7 +9,7 @@ from typing import List
 from .findings import SEVERITIES
 from .pipeline import CaptureResult
 from .rsvd_sessions import PRE_CAPTURE
-from .tables import _iso
+from .tables import iso
 
 
 def document(results: List[CaptureResult], tshark_version: str) -> dict:
@@ -28,7 +28,7 @@ def document(results: List[CaptureResult], tshark_version: str) -> dict:
         tag = (lambda d: dict(d, capture=r.path.name)) if several else (lambda d: d)
         doc["rsvd_sessions"] += [tag(s) for s in r.rsvd_sessions]
         doc["clusprep_sequences"] += [tag(s) for s in r.clusprep_sequences]
-        doc["findings"] += [tag(dict(f.as_dict(), time=_iso(f.first_time))) for f in r.findings]
+        doc["findings"] += [tag(dict(f.as_dict(), time=iso(f.first_time))) for f in r.findings]
         doc["rules_not_evaluated"] += [tag(n.as_dict()) for n in r.not_evaluated]
     return doc
 

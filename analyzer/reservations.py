@@ -48,6 +48,15 @@ def _name(v) -> Optional[str]:
     return str(v) if v is not None else None
 
 
+def refusal(op, scsi_status: str, sense_key: str, asc: str) -> Optional[str]:
+    """"conflict" or "unit_attention" when an answer reports another initiator's PR action, else None."""
+    if scsi_status == "RESERVATION_CONFLICT" or op.status_name == SVHDX_CONFLICT:
+        return "conflict"
+    if (sense_key == "UNIT_ATTENTION" and asc in PR_UNIT_ATTENTIONS) or op.status_name in SVHDX_PR_UNIT_ATTENTIONS:
+        return "unit_attention"
+    return None
+
+
 def rsvd_row(tables: Tables, op, value, opcode: str, fields, scsi_status: str, sense_key: str, asc: str) -> None:
     """The reservation event of one tunnelled SCSI command, if it is one: a PR command, or any
     command refused with RESERVATION CONFLICT or told a PR UNIT ATTENTION."""
@@ -85,12 +94,10 @@ def rsvd_row(tables: Tables, op, value, opcode: str, fields, scsi_status: str, s
                     if d.Holder.R_HOLDER:
                         row["holder"] = key_text(d.ReservationKey)
                         row["type"], row["scope"] = _name(d.ScopeType.Type), _name(d.ScopeType.Scope)
-    elif scsi_status == "RESERVATION_CONFLICT" or op.status_name == SVHDX_CONFLICT:
-        row["event"] = "conflict"
-    elif (sense_key == "UNIT_ATTENTION" and asc in PR_UNIT_ATTENTIONS) or op.status_name in SVHDX_PR_UNIT_ATTENTIONS:
-        row["event"] = "unit_attention"
     else:
-        return
+        row["event"] = refusal(op, scsi_status, sense_key, asc)
+        if row["event"] is None:
+            return
     _add(tables, op, row, resp, scsi_status, sense_key, asc)
 
 
@@ -101,11 +108,8 @@ def operation_row(tables: Tables, op, value, sense_key: str, asc: str) -> None:
     whose error was stored)."""
     resp = value.Payload if value is not None and isinstance(value.get("Payload"), dict) else {}
     scsi_status = str(resp.get("ScsiStatus", "")) if resp else ""
-    if op.status_name == SVHDX_CONFLICT or scsi_status == "RESERVATION_CONFLICT":
-        event = "conflict"
-    elif (sense_key == "UNIT_ATTENTION" and asc in PR_UNIT_ATTENTIONS) or op.status_name in SVHDX_PR_UNIT_ATTENTIONS:
-        event = "unit_attention"
-    else:
+    event = refusal(op, scsi_status, sense_key, asc)
+    if event is None:
         return
     row = dict(event=event, command=op.kind)
     if op.stored is not None:  # an SRB_STATUS retrieval: the stored error's command and frame

@@ -516,10 +516,8 @@ class RsvdTracker:
         o = op.open
         if o is not None and o.candidate:
             return
-        self.tables.add("rsvd_operations", dict(
-            open_id=o.id if o else "", stream=op.stream, request_frame=op.request_frame, response_frame=frame,
-            time=op.time, operation=op.kind, request_id=op.request_id, status=status_name(status),
-            status_code=status, latency_ms=round(op.latency_ms, 3) if op.latency_ms is not None else ""))
+        op.status_name = status_name(status)
+        self.tables.add("rsvd_operations", operation_row(op))
 
     def finish(self, op: Operation, frame: int, time: float, status: Optional[int], value) -> None:
         op.response_frame, op.response_time, op.status = frame, time, status
@@ -536,10 +534,7 @@ class RsvdTracker:
                 o.errors += 1
             if op.latency_ms is not None:
                 o.add_latency(op.latency_ms)
-        row = dict(open_id=o.id if o else "", stream=op.stream, request_frame=op.request_frame,
-                   response_frame=frame, time=op.time, operation=op.kind,
-                   request_id=op.request_id if op.request_id is not None else "", status=op.status_name,
-                   status_code=status, latency_ms=round(op.latency_ms, 3) if op.latency_ms is not None else "")
+        row = operation_row(op)
         if o is not None and o.candidate:  # not known to be RSVD yet: the row waits, the rules see nothing
             if len(o.pending_rows) < MAX_PENDING_ROWS:
                 o.pending_rows.append(("rsvd_operations", row))
@@ -609,6 +604,15 @@ class RsvdTracker:
             self.tables.add("sessions", s)
             out.append(dict(s, scsi_opcodes=dict(sorted(o.opcodes.items()))))
         return out
+
+
+def operation_row(op: Operation) -> dict:
+    """An answered operation's row in rsvd_operations."""
+    o = op.open
+    return dict(open_id=o.id if o else "", stream=op.stream, request_frame=op.request_frame,
+                response_frame=op.response_frame, time=op.time, operation=op.kind, request_id=op.request_id,
+                status=op.status_name, status_code=op.status,
+                latency_ms=round(op.latency_ms, 3) if op.latency_ms is not None else None)
 
 
 def percentile(sorted_values, p: float) -> float:

@@ -78,7 +78,7 @@ def _typed(kind: str, v):
     return str(v)
 
 
-def _iso(t: Optional[float]) -> Optional[str]:
+def iso(t: Optional[float]) -> Optional[str]:
     if t is None:
         return None
     return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).isoformat(timespec="microseconds").replace(
@@ -123,9 +123,9 @@ class Tables:
         if group and typed["latency_ms"] is not None:
             self.latency.setdefault((table, typed[group] or "(unknown)"), []).append(typed["latency_ms"])
         if self._csv:
-            self._csv[table].writerow({c: (_iso(typed[c]) if k == T else typed[c]) for c, k in kinds})
-            record = {"ts": _iso(typed.get("time"))}
-            record.update((c, _iso(v) if k == T else v) for (c, k), v in zip(kinds, typed.values()) if c != "time")
+            self._csv[table].writerow({c: (iso(typed[c]) if k == T else typed[c]) for c, k in kinds})
+            record = {"ts": iso(typed.get("time"))}
+            record.update((c, iso(v) if k == T else v) for (c, k), v in zip(kinds, typed.values()) if c != "time")
             self._jsonl[table].write(json.dumps(record) + "\n")
         elif self.keep:
             self.rows[table].append(typed)
