@@ -116,10 +116,15 @@ class Tables:
         self.latency = {}
 
     def add(self, table: str, row: dict) -> None:
+        group = LATENCY_BY.get(table)
+        if not self._csv and not self.keep:  # the CLI without --output: only the statistics
+            ms = row.get("latency_ms")
+            if group and ms not in (None, ""):
+                self.latency.setdefault((table, str(row.get(group) or "") or "(unknown)"), []).append(float(ms))
+            return
         kinds = SCHEMA[table]
         row = dict(row, capture=self.capture, uid=uid(self.capture, row.get("stream")))
         typed = {c: _typed(k, row.get(c)) for c, k in kinds}
-        group = LATENCY_BY.get(table)
         if group and typed["latency_ms"] is not None:
             self.latency.setdefault((table, typed[group] or "(unknown)"), []).append(typed["latency_ms"])
         if self._csv:
