@@ -1,0 +1,270 @@
+"""One progress bar for the whole job: bytes read out of the bytes the job will read, rate, ETA.
+
+It does not need the readers' help: on Linux a thread samples, every quarter second, the read
+position (/proc/PID/fdinfo/N) of each open descriptor of this process and its descendants (tshark,
+mergecap, worker processes and their tsharks) whose target is an expected file. A caller that
+reads in a way /proc cannot see reports bytes itself (advance) and says when a file is done
+(finished), which makes the bar exact. Without /proc only finished files count.
+
+Shown on stderr with rich, only when enabled (the caller passes sys.stderr.isatty()); disabled, it
+starts no thread and prints nothing. Nothing here raises into the analysis.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Callable, Dict, List, Optional
+
+PROC = "/proc"
+INTERVAL = 0.25
+
+_current: Optional["Progress"] = None
+
+
+def current() -> "Progress":
+    """The job's Progress, so code deep in the pipeline (shards) can expect() files without a
+    parameter threaded through; a disabled one when no job runs or in a worker process."""
+    return _current if _current is not None else Progress(False)
+
+
+class _File:
+    __slots__ = ("path", "size", "weight", "seen", "done")
+
+    def __init__(self, path: str, size: Optional[int], weight: float):
+        self.path, self.size, self.weight, self.seen, self.done = path, size, weight, 0, False
+
+    def total(self) -> float:
+        return (self.size or 0) * self.weight
+
+    def completed(self) -> float:
+        size = self.size or 0
+        return (size if self.done else min(self.seen, size)) * self.weight
+
+
+def _size(path: str) -> Optional[int]:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return None  # not there yet (a shard being written): stat again at each tick
+
+
+def _key(path) -> str:
+    # /proc/PID/fd links name the resolved absolute path
+    return os.path.realpath(os.fspath(path))
+
+
+def _children_files() -> bool:
+    return os.path.exists("%s/%d/task/%d/children" % (PROC, os.getpid(), os.getpid()))
+
+
+def descendants(root: int, children_files: Optional[bool] = None) -> List[int]:
+    """root and every process below it (workers, their tsharks); vanished ones are skipped."""
+    if children_files is None:
+        children_files = _children_files()
+    if not children_files:  # kernel without CONFIG_PROC_CHILDREN: ppid chains from every stat
+        parent: Dict[int, List[int]] = {}
+        for name in os.listdir(PROC):
+            if not name.isdigit():
+                continue
+            try:
+                with open("%s/%s/stat" % (PROC, name)) as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            parent.setdefault(ppid, []).append(int(name))
+    pids, i = [root], 0
+    while i < len(pids):
+        pid, i = pids[i], i + 1
+        if not children_files:
+            pids += parent.get(pid, [])
+            continue
+        try:
+            tasks = os.listdir("%s/%d/task" % (PROC, pid))
+        except OSError:
+            continue
+        for tid in tasks:  # a child belongs to the thread that forked it
+            try:
+                with open("%s/%d/task/%s/children" % (PROC, pid, tid)) as f:
+                    pids += [int(c) for c in f.read().split()]
+            except (OSError, ValueError):
+                continue
+    return pids
+
+
+def positions(pids: List[int], wanted) -> Dict[str, int]:
+    """The furthest read position, per wanted path, over the pids' open descriptors."""
+    seen: Dict[str, int] = {}
+    for pid in pids:
+        fds = "%s/%d/fd" % (PROC, pid)
+        try:
+            names = os.listdir(fds)
+        except OSError:
+            continue  # exited, or not ours to read
+        for fd in names:
+            link = "%s/%s" % (fds, fd)
+            try:
+                target = os.readlink(link)
+                if target not in wanted:
+                    continue
+                with open("%s/%d/fdinfo/%s" % (PROC, pid, fd)) as f:
+                    pos = int(f.readline().split()[1])  # "pos:\t123"
+                if os.readlink(link) != target:
+                    continue  # closed and reused between the two reads
+            except (OSError, ValueError, IndexError):
+                continue
+            if pos > seen.get(target, -1):
+                seen[target] = pos
+    return seen
+
+
+class Progress:
+    """with Progress(sys.stderr.isatty()) as p: p.expect(path) ... p.finished(path)."""
+
+    def __init__(self, enabled: bool, description: str = "analyzing", interval: float = INTERVAL,
+                 console=None):
+        self.enabled = enabled
+        self.description = description
+        self.interval = interval
+        self.console = console
+        self.files: Dict[str, List[_File]] = {}  # a path given twice is read twice
+        self.loose = 0  # advance() bytes tied to no file
+        self.packets: Dict[str, int] = {}
+        self.proc = os.path.isdir("%s/self/fdinfo" % PROC)
+        self.ticks = 0
+        self.tick_seconds = 0.0  # sampling cost, for measuring
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+        self._bar = None
+        self._task = None
+        self._children: Optional[bool] = None  # /proc/PID/task/TID/children exists; None: look each time
+
+    # -- what callers say ------------------------------------------------------------------
+
+    def expect(self, path, size: Optional[int] = None, weight: float = 1) -> None:
+        """The job will read `path` (size: its bytes, else its size on disk when known); weight
+        counts its bytes that many times (a file read twice, or dearer to read)."""
+        if not self.enabled:
+            return
+        key = _key(path)
+        with self._lock:
+            self.files.setdefault(key, []).append(_File(key, size if size is not None else _size(key), weight))
+
+    def advance(self, nbytes: int, path=None) -> None:
+        """Bytes the caller read itself; with `path`, they are that file's (its progress is the
+        larger of these and the sampled position)."""
+        if not self.enabled:
+            return
+        with self._lock:
+            f = self._open(_key(path)) if path is not None else None
+            if f is None:
+                self.loose += nbytes
+            else:
+                f.seen += nbytes
+
+    def finished(self, path) -> None:
+        """`path` is read (or failed): it counts as whole from now on."""
+        if not self.enabled:
+            return
+        with self._lock:
+            f = self._open(_key(path))
+            if f is not None:
+                f.done = True
+
+    def counter(self, name: str) -> Optional[Callable[[int], None]]:
+        """A per-packet callback for analyze_capture: the packet count shows in the description."""
+        if not self.enabled:
+            return None
+
+        def update(n: int) -> None:
+            self.packets[name] = n
+        return update
+
+    def _open(self, key: str) -> Optional[_File]:
+        return next((f for f in self.files.get(key, ()) if not f.done), None)
+
+    # -- the bar ---------------------------------------------------------------------------
+
+    def totals(self):
+        """(completed, total) weighted bytes."""
+        with self._lock:
+            files = [f for fs in self.files.values() for f in fs]
+            total = sum(f.total() for f in files)
+            done = sum(f.completed() for f in files) + self.loose
+        return min(done, total), total
+
+    def sample(self) -> None:
+        """One tick: the read positions of the expected files, then the bar."""
+        start = time.perf_counter()
+        with self._lock:
+            for fs in self.files.values():
+                for f in fs:
+                    if f.size is None:
+                        f.size = _size(f.path)
+            wanted = {k for k, fs in self.files.items() if any(not f.done for f in fs)}
+        if self.proc and wanted:
+            seen = positions(descendants(os.getpid(), self._children), wanted)
+            with self._lock:
+                for key, pos in seen.items():
+                    f = self._open(key)
+                    if f is not None and pos > f.seen:
+                        f.seen = pos  # max so far: a seek back does not move the bar back
+        self.tick_seconds += time.perf_counter() - start
+        self.ticks += 1
+        self._show()
+
+    def _show(self) -> None:
+        if self._bar is None:
+            return
+        done, total = self.totals()
+        text = self.description
+        if self.packets:
+            text += " (%s packets)" % format(sum(self.packets.values()), ",")
+        self._bar.update(self._task, completed=done, total=total or None, description=text)
+        self._bar.refresh()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.sample()
+            except Exception:  # noqa: BLE001 - a progress bar never breaks the analysis
+                pass
+
+    def __enter__(self) -> "Progress":
+        global _current
+        if not self.enabled:
+            return self
+        try:
+            from rich.console import Console
+            from rich.progress import (BarColumn, DownloadColumn, Progress as Bar, TaskProgressColumn,
+                                       TextColumn, TimeRemainingColumn, TransferSpeedColumn)
+
+            # stderr, not rich's default stdout: the JSON report goes there
+            self._bar = Bar(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+                            DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
+                            console=self.console or Console(stderr=True), transient=True,
+                            auto_refresh=False, redirect_stdout=False)
+            self._task = self._bar.add_task(self.description, total=None)
+            self._bar.start()
+        except Exception:  # noqa: BLE001
+            self._bar = None
+        self._children = self.proc and _children_files()
+        self._thread = threading.Thread(target=self._run, name="progress", daemon=True)
+        self._thread.start()
+        _current = self
+        return self
+
+    def __exit__(self, *exc) -> None:
+        global _current
+        if _current is self:
+            _current = None
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join(timeout=2)
+            self._thread = None
+        if self._bar is not None:
+            try:
+                self._bar.stop()
+            except Exception:  # noqa: BLE001
+                pass
