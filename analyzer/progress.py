@@ -25,7 +25,9 @@ _current: Optional["Progress"] = None
 def current() -> "Progress":
     """The job's Progress, so code deep in the pipeline (shards) can expect() files without a
     parameter threaded through; a disabled one when no job runs or in a worker process."""
-    return _current if _current is not None else Progress(False)
+    if _current is None or _current.pid != os.getpid():  # a forked worker inherits the parent's
+        return Progress(False)
+    return _current
 
 
 class _File:
@@ -119,11 +121,12 @@ def positions(pids: List[int], wanted) -> Dict[str, int]:
 
 
 class Progress:
-    """with Progress(sys.stderr.isatty()) as p: p.expect(path) ... p.finished(path)."""
+    """with Progress(sys.stderr.isatty(), expect=paths) as p: ... p.finished(path) ...; p.expect(more)."""
 
-    def __init__(self, enabled: bool, description: str = "analyzing", interval: float = INTERVAL,
+    def __init__(self, enabled: bool, expect=(), description: str = "analyzing", interval: float = INTERVAL,
                  console=None):
         self.enabled = enabled
+        self.pid = os.getpid()
         self.description = description
         self.interval = interval
         self.console = console
@@ -139,6 +142,8 @@ class Progress:
         self._bar = None
         self._task = None
         self._children: Optional[bool] = None  # /proc/PID/task/TID/children exists; None: look each time
+        for path in expect:  # before the bar shows, so its first frame has the total
+            self.expect(path)
 
     # -- what callers say ------------------------------------------------------------------
 
@@ -245,7 +250,8 @@ class Progress:
                             DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
                             console=self.console or Console(stderr=True), transient=True,
                             auto_refresh=False, redirect_stdout=False)
-            self._task = self._bar.add_task(self.description, total=None)
+            done, total = self.totals()
+            self._task = self._bar.add_task(self.description, completed=done, total=total or None)
             self._bar.start()
         except Exception:  # noqa: BLE001
             self._bar = None
