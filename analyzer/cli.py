@@ -19,46 +19,10 @@ from .findings import SEVERITIES
 from .keys import Keys
 from .merge import Merged
 from .pipeline import analyze_capture
+from .progress import Progress
 from .report import to_json, to_text, write_output
 from .source import CaptureError, CommandError, find_tshark, installed_copy_notes
 from .tables import Tables
-
-
-class _Progress:
-    """A rich progress line on stderr with packets/s, only when stderr is a terminal."""
-
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
-        self.progress = None
-
-    def __enter__(self):
-        if self.enabled:
-            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-            self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"),
-                                     TextColumn("{task.completed:,} packets"),
-                                     TextColumn("{task.fields[rate]:,.0f} packets/s"), TimeElapsedColumn(),
-                                     transient=True)
-            self.progress.__enter__()
-        return self
-
-    def task(self, name: str):
-        if self.progress is None:
-            return None
-        import time
-
-        tid = self.progress.add_task(name, total=None, rate=0.0)
-        start = time.monotonic()
-
-        def update(n: int) -> None:
-            elapsed = max(time.monotonic() - start, 1e-6)
-            self.progress.update(tid, completed=n, rate=n / elapsed)
-
-        return update
-
-    def __exit__(self, *exc):
-        if self.progress is not None:
-            self.progress.__exit__(*exc)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -145,9 +109,9 @@ def _run(args) -> int:
     if args.merge:
         merged = Merged.prepare(tshark, args.captures)
         tables = Tables(outdir, keep=False)
-        with _Progress(sys.stderr.isatty()) as progress:
+        with Progress(sys.stderr.isatty(), expect=merged.files) as progress:  # mergecap reads them
             try:
-                results.append(analyze_capture(Path(merged.name), tshark, tables, progress.task(merged.name), keys,
+                results.append(analyze_capture(Path(merged.name), tshark, tables, progress.counter(merged.name), keys,
                                                merged=merged))
             finally:
                 tables.close()
@@ -161,15 +125,17 @@ def _run(args) -> int:
             tables.close()
         return _finish(args, results, outdir, tshark, failed)
     try:
-        with _Progress(sys.stderr.isatty()) as progress:
+        with Progress(sys.stderr.isatty(), expect=args.captures) as progress:
             for cap in args.captures:
                 try:
-                    results.append(analyze_capture(Path(cap), tshark, tables, progress.task(Path(cap).name), keys))
+                    results.append(analyze_capture(Path(cap), tshark, tables, progress.counter(Path(cap).name), keys))
                 except CommandError:  # the same for every capture: said once, below
                     raise
                 except CaptureError as e:  # this file only: the others still get their reports
                     print("analyze: %s" % e, file=sys.stderr)
                     failed.append((cap, str(e)))
+                finally:
+                    progress.finished(cap)
     finally:
         tables.close()
     return _finish(args, results, outdir, tshark, failed)
@@ -199,8 +165,12 @@ def _in_parallel(args, tshark, keys, tables: Tables):
     with tempfile.TemporaryDirectory(prefix="analyze-parts-") as parts:
         dirs = [os.path.join(parts, str(i)) if tables.directory is not None else None
                 for i in range(len(args.captures))]
-        with concurrent.futures.ProcessPoolExecutor(max_workers=min(args.jobs, len(args.captures))) as pool:
+        # one bar: it samples the workers' tsharks reading the captures
+        with Progress(sys.stderr.isatty(), expect=args.captures) as progress, \
+                concurrent.futures.ProcessPoolExecutor(max_workers=min(args.jobs, len(args.captures))) as pool:
             futures = [pool.submit(_one, cap, tshark, keys, d) for cap, d in zip(args.captures, dirs)]
+            for cap, fut in zip(args.captures, futures):  # done ones count whole at once, not in order
+                fut.add_done_callback(lambda _, cap=cap: progress.finished(cap))
             for cap, d, fut in zip(args.captures, dirs, futures):
                 result, why = fut.result()
                 if result is None:
