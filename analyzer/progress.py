@@ -225,7 +225,7 @@ class Progress:
         done, total = self.totals()
         text = self.description
         if self.packets:
-            text += " (%s packets)" % format(sum(self.packets.values()), ",")
+            text += " (%s packets)" % format(sum(list(self.packets.values())), ",")  # list: another thread may add a capture
         self._bar.update(self._task, completed=done, total=total or None, description=text)
         self._bar.refresh()
 
