@@ -20,6 +20,7 @@ from .keys import Keys
 from .merge import Merged
 from .pipeline import analyze_capture
 from .progress import Progress
+from .shards import SPLIT_ABOVE_MB, Sharding
 from .report import to_json, to_text, write_output
 from .source import CaptureError, CommandError, find_tshark, installed_copy_notes
 from .tables import Tables
@@ -38,8 +39,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--fail-on", choices=("error", "warning", "never"), default="error",
                     help="exit 1 when a finding this severe or worse exists (default: error)")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, metavar="N",
-                    help="analyze up to N captures at once, one process each (default: the number of cores, "
-                         "%(default)s here); the reports and files are the same as with --jobs 1")
+                    help="use N cores (default: all, %(default)s here): several captures are analyzed N at a time, "
+                         "one process each; a single capture larger than --split-above is split by connection over "
+                         "N tsharks. The reports and files are the same as with --jobs 1")
+    ap.add_argument("--split-above", type=float, default=SPLIT_ABOVE_MB, metavar="MB",
+                    help="split a capture over the --jobs tsharks when it is at least MB megabytes (default: "
+                         "%(default)s; 0 splits every capture that has two connections to split)")
     ap.add_argument("--tshark", metavar="PATH", help="the tshark to run (default: tshark on the PATH, else the usual install places)")
     keys = ap.add_argument_group("keys", "what Wireshark needs to decrypt SMB 3 encryption and sealed DCE/RPC")
     keys.add_argument("--smb-key", action="append", default=[], metavar="SESSION_ID:KEY",
@@ -53,6 +58,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = ap.parse_args(argv)
     if args.jobs < 1:
         ap.error("--jobs must be 1 or more")
+    if args.split_above < 0:
+        ap.error("--split-above must be 0 or more")
     try:
         return _run(args)
     except CaptureError as e:
@@ -124,11 +131,13 @@ def _run(args) -> int:
         finally:
             tables.close()
         return _finish(args, results, outdir, tshark, failed)
+    sharding = Sharding(args.jobs, args.split_above)
     try:
         with Progress(sys.stderr.isatty(), expect=args.captures) as progress:
             for cap in args.captures:
                 try:
-                    results.append(analyze_capture(Path(cap), tshark, tables, progress.counter(Path(cap).name), keys))
+                    results.append(analyze_capture(Path(cap), tshark, tables, progress.counter(Path(cap).name), keys,
+                                                   sharding=sharding))
                 except CommandError:  # the same for every capture: said once, below
                     raise
                 except CaptureError as e:  # this file only: the others still get their reports

@@ -16,6 +16,7 @@ from .findings import Bus, Finding, Findings, NotEvaluated, Rule
 from .rsvd_sessions import RsvdTracker, percentile
 from .keys import Keys
 from .merge import Merged
+from .shards import Sharding, ShardedRun
 from .source import AGGREGATOR, CLUSPREP, COL, RSVD, CaptureError, Run, Tshark, check_capture
 from .tables import Tables
 
@@ -117,8 +118,9 @@ def latency_summary(latency: Dict[tuple, List[float]]) -> Dict[tuple, dict]:
 
 def analyze_capture(path: Path, tshark: Tshark, tables: Tables,
                     progress: Optional[Callable[[int], None]] = None, keys: Optional[Keys] = None,
-                    merged: Optional[Merged] = None) -> CaptureResult:
-    """One capture file, or (merged) several read as one timeline; `path` names it in reports."""
+                    merged: Optional[Merged] = None, sharding: Optional[Sharding] = None) -> CaptureResult:
+    """One capture file, or (merged) several read as one timeline; `path` names it in reports.
+    With `sharding`, a big capture is dissected by several tsharks at once (analyzer.shards)."""
     if merged is None:
         check_capture(path)
     decrypt = keys.args(tshark.version) if keys else []
@@ -132,7 +134,10 @@ def analyze_capture(path: Path, tshark: Tshark, tables: Tables,
     bus = Bus(rules)
     rsvd_tracker = RsvdTracker(bus, tables)
     clusprep_tracker = ClusPrepTracker(bus, tables)
-    run = Run(tshark, path, decrypt, feed=merged.mergecap(tshark) if merged else None)
+    if merged is None and sharding is not None and sharding.applies(path):
+        run = ShardedRun(tshark, path, decrypt, sharding.jobs, sharding.directory, sharding.executor)
+    else:
+        run = Run(tshark, path, decrypt, feed=merged.mergecap(tshark) if merged else None)
     interface = COL["frame.interface_id"]
     encrypted = Encrypted()
     plugin_error, analyzer_error = PluginError(sink), AnalyzerError(sink)

@@ -289,15 +289,10 @@ class Run:
             feeder.stdout.close()  # tshark holds it now; mergecap sees a closed pipe if tshark stops
         try:
             for line in proc.stdout:
-                cols = line.rstrip("\n").split("\t")
-                if len(cols) != len(FIELDS):
-                    continue
-                self.frames += 1
-                if escaped:
-                    for i in TEXT_COLUMNS:
-                        if "\\" in cols[i]:
-                            cols[i] = unescape(cols[i])
-                yield cols
+                cols = columns(line, escaped)
+                if cols is not None:
+                    self.frames += 1
+                    yield cols
         finally:
             proc.stdout.close()
             stderr = proc.stderr.read()
@@ -310,6 +305,11 @@ class Run:
                     self.errors += ["mergecap: " + line.strip() for line in said.splitlines() if line.strip()]
                     if any("cut short" in line or "damaged" in line for line in said.splitlines()):
                         self.truncated = True
+        self.ended(stderr, code)
+
+    def ended(self, stderr: str, code: int) -> None:
+        """What tshark said on stderr and its exit code: truncation, dissector bugs, other lines,
+        or (when it read nothing) the error that stops this capture or the whole command."""
         for line in stderr.splitlines():
             if "cut short in the middle of a packet" in line or "appears to be damaged or corrupt" in line:
                 self.truncated = True
@@ -329,6 +329,18 @@ class Run:
                     self.tshark.version_text, said, ROOT_HINT if _is_root() and self.tshark.version >= (4, 4) else ""))
             raise CaptureError("tshark could not read %s: %s; open it in Wireshark to see why, or re-save it with "
                                "editcap" % (self.path, said))
+
+
+def columns(line: str, escaped: bool) -> Optional[List[str]]:
+    """One -T fields line as its FIELDS, text columns unescaped; None for a line that is not a row."""
+    cols = line.rstrip("\n").split("\t")
+    if len(cols) != len(FIELDS):
+        return None
+    if escaped:
+        for i in TEXT_COLUMNS:
+            if "\\" in cols[i]:
+                cols[i] = unescape(cols[i])
+    return cols
 
 
 def packets(path, display_filter: Optional[str] = None, tshark_path: Optional[str] = None, keys=None):

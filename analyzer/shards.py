@@ -1,0 +1,205 @@
+"""One capture over several tsharks (analyze --jobs N): split by connection (analyzer.split), one
+tshark per shard writing its rows to a file, and the rows merged back in capture order, with
+the capture's own frame numbers and TCP stream numbers. What reads the rows sees what a single
+tshark gives: the same rows, in the same order.
+
+The shards run wherever `executor` runs them: threads here (each only waits on its tshark), or
+a dask.distributed client whose workers can read the shard folder. The merge reads each rows
+file while its tshark is still writing it, so reconstruction overlaps dissection.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import heapq
+import re
+import subprocess
+import time
+from array import array
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, List, Optional, Sequence, Tuple
+
+from . import progress
+from .source import AGGREGATOR, COL, ESCAPES_TEXT, Run, Tshark, columns, command, tshark_env
+from .split import Split, Unsplittable, split
+
+STREAM = COL["tcp.stream"]
+SPLIT_ABOVE_MB = 16  # below this, a second tshark's start (plugins loaded: ~0.4 s) costs more than it saves
+POLL = 0.01  # seconds between looks at a rows file its tshark is still writing
+
+
+@dataclass
+class Sharding:
+    """How analyze spreads one capture: over `jobs` tsharks when it is at least `above_mb` MB."""
+
+    jobs: int = 1
+    above_mb: float = SPLIT_ABOVE_MB
+    directory: Optional[Path] = None
+    executor: Optional[object] = None
+
+    def applies(self, path: Path) -> bool:
+        try:
+            return self.jobs > 1 and path.stat().st_size >= self.above_mb * 1e6
+        except OSError:
+            return False
+
+
+def dissect(tshark: Tshark, shard: str, rows: str, decrypt: Sequence[str]) -> Tuple[str, int]:
+    """tshark over one shard, its rows into `rows`: (what it said on stderr, its exit code).
+    A plain function of plain values, so a process or a Dask worker can run it."""
+    with open(rows, "wb") as out:
+        proc = subprocess.run(command(tshark, Path(shard), decrypt), stdout=out, stderr=subprocess.PIPE,
+                              env=tshark_env())
+    return proc.stderr.decode("utf-8", "replace"), proc.returncode
+
+
+def _rows_of(path: Path, done: Callable[[], bool], escaped: bool) -> Iterator[List[str]]:
+    """The rows of a file a tshark is writing, as they come, until it is done and read to the end."""
+    with open(path, "rb") as f:
+        partial, last = b"", False
+        while True:
+            chunk = f.read(1 << 20)
+            if chunk:
+                lines = (partial + chunk).split(b"\n")
+                partial = lines.pop()
+                for line in lines:
+                    cols = columns(line.decode("utf-8", "replace"), escaped)
+                    if cols is not None:
+                        yield cols
+            elif last:
+                if partial:
+                    cols = columns(partial.decode("utf-8", "replace"), escaped)
+                    if cols is not None:
+                        yield cols
+                return
+            elif done():
+                last = True  # one more read: what it wrote before it ended
+            else:
+                time.sleep(POLL)
+
+
+def _numbers(path: Path) -> Iterator[int]:
+    """The original frame numbers of a shard's frames (analyzer.split writes them)."""
+    with open(path, "rb") as f:
+        while True:
+            block = f.read(8 << 16)
+            if not block:
+                return
+            a = array("Q")
+            a.frombytes(block)
+            yield from a
+
+
+@dataclass
+class ShardedRun:
+    """A Run (analyzer.source) over shards: rows(), then frames, truncated, errors and
+    dissector_bugs as a single run gives them. A capture that cannot be split exactly is read
+    whole (`whole` says why)."""
+
+    tshark: Tshark
+    path: Path
+    decrypt: Sequence[str] = ()
+    jobs: int = 2
+    directory: Optional[Path] = None  # where the shards go (a folder every worker can read)
+    executor: Optional[object] = None  # submit(fn, *args) -> a future with done() and result()
+    truncated: bool = False
+    errors: List[str] = field(default_factory=list)
+    dissector_bugs: List[tuple] = field(default_factory=list)
+    frames: int = 0
+    shards: int = 0  # shards dissected (0: read whole)
+    whole: Optional[str] = None
+
+    def rows(self) -> Iterator[List[str]]:
+        bar = progress.current()
+        size, told = self.path.stat().st_size, [0.0]
+        bar.expect(self.path, size)  # the job reads it twice: split, then (as shards) dissected
+
+        def splitting(fraction: float) -> None:  # the split reads through an mmap, which /proc cannot see
+            bar.advance(int((fraction - told[0]) * size), path=self.path)
+            told[0] = fraction
+
+        try:
+            parts = split(self.path, self.jobs, self.directory, splitting)
+        except Unsplittable as e:
+            self.whole = str(e)
+            bar.finished(self.path)  # the look (usually a whole pass); tshark's reading is sampled
+            run = Run(self.tshark, self.path, self.decrypt)
+            try:
+                yield from run.rows()
+            finally:
+                self.frames, self.truncated = run.frames, run.truncated
+                self.errors, self.dissector_bugs = run.errors, run.dissector_bugs
+            return
+        bar.finished(self.path)
+        try:
+            yield from self._merged(parts, lambda rows: bar.advance(int(rows / parts.frames * size), path=self.path))
+        finally:
+            parts.remove()
+            bar.finished(self.path)
+
+    def _merged(self, parts: Split, merging: Callable[[int], None]) -> Iterator[List[str]]:
+        self.shards = n = len(parts.shards)
+        own = self.executor is None
+        pool = concurrent.futures.ThreadPoolExecutor(n) if own else self.executor
+        escaped = self.tshark.version >= ESCAPES_TEXT
+        try:
+            futures, streams = [], []
+            for k, s in enumerate(parts.shards):
+                rows = parts.directory / ("shard-%d.rows" % k)
+                rows.touch()
+                futures.append(pool.submit(dissect, self.tshark, str(s.path), str(rows), list(self.decrypt)))
+                streams.append(self._renumbered(k, s.frames_path, rows, futures[-1], escaped))
+            renamed = [{} for _ in range(n)]  # per shard: its tcp.stream -> the capture's
+            known = 0
+            for _, k, cols in heapq.merge(*streams):
+                if cols[STREAM]:
+                    values = []
+                    for v in cols[STREAM].split(AGGREGATOR):
+                        g = renamed[k].get(v)
+                        if g is None:  # first seen here: streams are numbered in order of first frame
+                            g = renamed[k][v] = str(known)
+                            known += 1
+                        values.append(g)
+                    cols[STREAM] = AGGREGATOR.join(values)
+                self.frames += 1
+                if self.frames % 8192 == 0:
+                    merging(8192)
+                yield cols
+            for k, fut in enumerate(futures):
+                self._ended(k, parts, *fut.result())
+            self.dissector_bugs.sort(key=lambda b: b[0] or 0)  # a single run reports them in frame order
+            if self.frames != parts.frames and not self.truncated:
+                self.errors.append("analyze: the shards' tsharks read %d frames of the %d the split wrote; rerun with "
+                                   "--jobs 1" % (self.frames, parts.frames))
+        finally:
+            if own:
+                pool.shutdown(wait=True, cancel_futures=True)
+
+    def _renumbered(self, k: int, frames: Path, rows: Path, future, escaped: bool):
+        """(original frame, shard, row) for each of shard k's rows, in order."""
+        numbers = _numbers(frames)
+        for cols in _rows_of(rows, future.done, escaped):
+            original = next(numbers, None)
+            if original is None:
+                self.errors.append("analyze: shard %d held more frames than the split wrote; rerun with --jobs 1" % k)
+                return
+            cols[0] = str(original)
+            yield original, k, cols
+
+    def _ended(self, k: int, parts: Split, stderr: str, code: int) -> None:
+        """A shard's stderr and exit code, read as a single run's, frame numbers made the capture's."""
+        run = Run(self.tshark, self.path, self.decrypt)
+        run.frames = parts.shards[k].frames
+        run.ended(stderr, code)
+        self.truncated |= run.truncated
+        for line in run.errors:
+            if line not in self.errors:  # each tshark says a warning once; a single run says it once
+                self.errors.append(line)
+        if run.dissector_bugs:
+            numbers = list(_numbers(parts.shards[k].frames_path))
+            for frame, line in run.dissector_bugs:
+                if frame is not None and 0 < frame <= len(numbers):
+                    original = numbers[frame - 1]
+                    line = re.sub(r"in packet %d\b" % frame, "in packet %d" % original, line)
+                    frame = original
+                self.dissector_bugs.append((frame, line))

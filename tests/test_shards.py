@@ -1,0 +1,156 @@
+"""Issue 14 item 1: one capture over several tsharks. `analyze --jobs N` splits a capture by
+connection (analyzer.split), dissects the shards at once and merges their rows back in capture
+order, so everything after it sees exactly what one tshark gives: the same rows (frame and TCP
+stream numbers the capture's own), the same findings, tables and report."""
+import gzip
+import json
+import shutil
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import samples
+from analyzer.shards import ShardedRun, _numbers
+from analyzer.source import Run, find_tshark
+from analyzer.split import Unsplittable, split
+from samples import ntlmssp
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = sorted(samples.path(n) for n in samples.SCENARIOS)
+KEYS = [*(a for k in samples.KEYS["rsvd_encrypted"]["smb_keys"] for a in ("--smb-key", k)),
+        "--nt-password", ntlmssp.ACCOUNT.password, "--keytab", str(samples.SAMPLES_DIR / "clusprep_kerberos.keytab")]
+
+
+def analyze(*args):
+    return subprocess.run([sys.executable, "-m", "analyzer", "--fail-on", "never", *map(str, args)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+
+
+def without_timing(doc):
+    for c in doc["captures"]:
+        c.pop("seconds")
+    return doc
+
+
+def same_as_serial(capture, tmp_path, *args, tshark=None):
+    """--jobs 2 with every capture split gives --jobs 1's JSON and --output files byte for byte."""
+    exe = ("--tshark", tshark.exe) if tshark else ()
+    one = analyze("--jobs", "1", "--format", "json", "--output", tmp_path / "one", *exe, *args, capture)
+    two = analyze("--jobs", "2", "--split-above", "0", "--format", "json", "--output", tmp_path / "two", *exe, *args,
+                  capture)
+    assert one.returncode == two.returncode == 0, two.stderr
+    assert two.stderr == one.stderr
+    assert without_timing(json.loads(two.stdout)) == without_timing(json.loads(one.stdout))
+    for p in sorted((tmp_path / "one").iterdir()):
+        if p.name != "report.json":  # its seconds differ; the rest is the stdout compared above
+            assert (tmp_path / "two" / p.name).read_bytes() == p.read_bytes(), p.name
+    return json.loads(one.stdout)
+
+
+@pytest.fixture(scope="module")
+def composite(tmp_path_factory):
+    """Every sample but the truncated one merged by time into one capture: 2 shards' worth of
+    hosts, the multichannel session, SMB 3 encryption, sealed NTLM and Kerberos DCE/RPC."""
+    out = tmp_path_factory.mktemp("composite") / "all.pcapng"
+    subprocess.run(["mergecap", "-F", "pcapng", "-w", str(out), *[str(p) for p in SAMPLES if "truncated" not in p.name]],
+                   check=True)
+    return out
+
+
+@pytest.mark.parametrize("pcap", SAMPLES, ids=lambda p: p.stem)
+def test_every_sample_split_gives_the_serial_report_and_tables(pcap, tmp_path):
+    same_as_serial(pcap, tmp_path, *(KEYS if pcap.stem == "rsvd_encrypted" else ()))
+
+
+@pytest.mark.tshark_matrix
+def test_a_capture_of_everything_gives_the_serial_rows_and_report(composite, tmp_path, tshark):
+    """Row for row on 4.0, 4.4 and 4.6 (escaped text included), then the whole report, decrypted."""
+    t = find_tshark(tshark.exe)
+    whole, sharded = Run(t, composite), ShardedRun(t, composite, jobs=2)
+    assert list(sharded.rows()) == list(whole.rows())
+    assert sharded.shards == 2 and sharded.whole is None
+    assert (sharded.frames, sharded.errors, sharded.dissector_bugs, sharded.truncated) == (
+        whole.frames, whole.errors, whole.dissector_bugs, whole.truncated)
+    doc = same_as_serial(composite, tmp_path, *KEYS, tshark=tshark)
+    assert doc["captures"][0]["encrypted"]["smb3_messages"] == 0  # the keys reached every shard's tshark
+
+
+def test_a_multichannel_session_stays_in_one_shard(composite):
+    """Its two connections (two NICs, two host pairs) share a SessionId: one shard holds both,
+    so its tshark sees the binding and the stored errors fetched across channels."""
+    parts = split(composite, 2)
+    try:
+        t = find_tshark()
+        holders = []
+        for s in parts.shards:
+            out = subprocess.run([t.path, "-n", "-r", str(s.path), "-T", "fields", "-e", "tcp.srcport", "-Y",
+                                  "(tcp.port == 49801 || tcp.port == 49802) && (ip.addr == 10.0.0.11 || ip.addr == 10.0.1.11)"],
+                                 capture_output=True, text=True).stdout.split()
+            holders.append(set(out) & {"49801", "49802"})
+        assert sorted(map(sorted, holders)) == [[], ["49801", "49802"]]
+        assert sum(s.frames for s in parts.shards) == parts.frames and parts.groups >= 2
+    finally:
+        parts.remove()
+
+
+@pytest.mark.parametrize("fmt", ["pcap", "pcap.gz"])
+def test_pcap_and_gzip_split_too(composite, tmp_path, fmt):
+    pcap = tmp_path / "all.pcap"
+    subprocess.run(["editcap", "-F", "pcap", str(composite), str(pcap)], check=True)
+    if fmt == "pcap.gz":
+        with open(pcap, "rb") as src, gzip.open(tmp_path / "all.pcap.gz", "wb") as dst:
+            shutil.copyfileobj(src, dst)
+        pcap = tmp_path / "all.pcap.gz"
+    t = find_tshark()
+    sharded = ShardedRun(t, pcap, jobs=2)
+    assert list(sharded.rows()) == list(Run(t, pcap).rows()) and sharded.shards == 2
+    same_as_serial(pcap, tmp_path, *KEYS)
+
+
+def _pcapng_block(btype: int, body: bytes) -> bytes:
+    n = 12 + len(body)
+    return struct.pack("<II", btype, n) + body + struct.pack("<I", n)
+
+
+def test_what_cannot_be_split_exactly_is_read_whole(composite, tmp_path):
+    """A record cut short, a block some tshark may count as a frame, a single connection group:
+    each is read by one tshark, with the same result."""
+    cases = {"cut short": samples.path("rsvd_truncated"), "one connection group": samples.path("rsvd_multichannel")}
+    custom = tmp_path / "custom.pcapng"  # a pcapng custom block (type 0xBAD), after the interfaces
+    data = composite.read_bytes()
+    first_packet = data.index(struct.pack("<I", 6))
+    while struct.unpack_from("<I", data, first_packet)[0] != 6:  # the first enhanced packet block
+        first_packet += 4
+    custom.write_bytes(data[:first_packet] + _pcapng_block(0xBAD, struct.pack("<I", 32473) + b"abcd") + data[first_packet:])
+    cases["type 0xBAD"] = custom
+    t = find_tshark()
+    for why, capture in cases.items():
+        with pytest.raises(Unsplittable, match=why):
+            split(capture, 2)
+        sharded = ShardedRun(t, capture, jobs=2)
+        assert list(sharded.rows()) == list(Run(t, capture).rows()) and sharded.shards == 0 and why in sharded.whole
+    assert not list(tmp_path.glob("analyze-shards-*")) and not list(Path("/tmp").glob("analyze-shards-*/shard-*.rows"))
+
+
+def test_a_dissector_bug_line_names_the_captures_frame(composite):
+    """tshark names the shard's frame ("in packet 5"); the report names the capture's."""
+    t = find_tshark()
+    parts = split(composite, 2)
+    try:
+        run = ShardedRun(t, composite, jobs=2)
+        k = max(range(2), key=lambda i: parts.shards[i].frames)
+        numbers = list(_numbers(parts.shards[k].frames_path))
+        run._ended(k, parts, " ** (tshark:1) [Epan WARNING] -- Dissector bug, protocol SMB2, in packet 5: planted\n", 0)
+        assert run.dissector_bugs == [(numbers[4], "** (tshark:1) [Epan WARNING] -- Dissector bug, protocol SMB2, "
+                                                   "in packet %d: planted" % numbers[4])]
+        assert numbers[4] != 5 and numbers == sorted(numbers)
+    finally:
+        parts.remove()
+
+
+def test_split_above_is_checked():
+    res = analyze("--split-above", "-1", str(SAMPLES[0]))
+    assert res.returncode == 2 and "--split-above must be 0 or more" in res.stderr
