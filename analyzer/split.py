@@ -36,6 +36,7 @@ METADATA_BLOCKS = {PCAPNG_SHB, PCAPNG_IDB, PCAPNG_NRB, PCAPNG_ISB, PCAPNG_DSB}  
 PCAP_MAGICS = {b"\xd4\xc3\xb2\xa1": "<", b"\xa1\xb2\xc3\xd4": ">", b"\x4d\x3c\xb2\xa1": "<", b"\xa1\xb2\x3c\x4d": ">"}
 FRAGMENTS_KEPT = 4096  # first fragments remembered, for the fragments that follow them
 CHUNK = 1 << 16  # entries per array flushed to disk: memory stays flat whatever the capture's size
+RELEASE = 4 << 20  # bytes of the mapped capture read between giving its pages back
 
 
 class Unsplittable(Exception):
@@ -273,6 +274,15 @@ class _Classifier:
         return key, session
 
 
+def _release(buf, upto: int) -> int:
+    """Give back the mapped pages before `upto`: they stay in the page cache, but out of this
+    process's resident memory, which then stays flat whatever the capture's size."""
+    upto -= upto % mmap.PAGESIZE
+    if upto > 0 and hasattr(buf, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+        buf.madvise(mmap.MADV_DONTNEED, 0, upto)
+    return upto
+
+
 def _balance(sizes: Dict[int, int], n: int) -> Dict[int, int]:
     """Groups to shards, largest first onto the least loaded (LPT): group -> shard."""
     loads = [0] * n
@@ -324,7 +334,7 @@ def _split(path: Path, n: int, work: Path, progress) -> Split:
         sessions: Dict[int, int] = {}
         seen = array("I")
         spill = open(work / "groups", "wb")
-        frames = 0
+        frames = released = 0
         with spill:
             for is_packet, start, stop, linktype, data, caplen in records.walk():
                 if not is_packet:
@@ -343,6 +353,8 @@ def _split(path: Path, n: int, work: Path, progress) -> Split:
                 if len(seen) >= CHUNK:
                     seen.tofile(spill)
                     del seen[:]
+                if stop - released > RELEASE:
+                    released = _release(buf, stop)
                     if progress is not None:
                         progress(stop / len(buf) / 2)
             seen.tofile(spill)
@@ -355,7 +367,7 @@ def _split(path: Path, n: int, work: Path, progress) -> Split:
         total = sum(sizes.values()) or 1
         n = min(n, len(sizes))
         to_shard = _balance(sizes, n)
-        shard_of = array("B", (to_shard[groups.find(g)] for g in range(len(groups.parent))))
+        shard_of = array("H", (to_shard[groups.find(g)] for g in range(len(groups.parent))))
         shards = [Shard(work / ("shard-%d.pcapng" % k if records.pcapng else "shard-%d.pcap" % k),
                         work / ("shard-%d.frames" % k)) for k in range(n)]
         outs = [open(s.path, "wb", buffering=1 << 20) for s in shards]
@@ -364,7 +376,7 @@ def _split(path: Path, n: int, work: Path, progress) -> Split:
         try:
             with open(work / "groups", "rb") as spill:
                 pending = array("I")
-                i = frame = 0
+                i = frame = released = 0
                 for is_packet, start, stop, _, _, _ in records.walk():
                     block = buf[start:stop]
                     if not is_packet:
@@ -385,8 +397,10 @@ def _split(path: Path, n: int, work: Path, progress) -> Split:
                     if len(numbers[k]) >= CHUNK:
                         numbers[k].tofile(number_files[k])
                         del numbers[k][:]
-                    if progress is not None and frame % CHUNK == 0:
-                        progress(0.5 + stop / len(buf) / 2)
+                    if stop - released > RELEASE:
+                        released = _release(buf, stop)
+                        if progress is not None:
+                            progress(0.5 + stop / len(buf) / 2)
                 for k in range(n):
                     numbers[k].tofile(number_files[k])
         finally:
