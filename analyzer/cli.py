@@ -119,7 +119,7 @@ def _run(args) -> int:
         with Progress(sys.stderr.isatty(), expect=merged.files) as progress:  # mergecap reads them
             try:
                 results.append(analyze_capture(Path(merged.name), tshark, tables, progress.counter(merged.name), keys,
-                                               merged=merged))
+                                               merged=merged, sharding=Sharding(args.jobs, args.split_above)))
             finally:
                 tables.close()
         return _finish(args, results, outdir, tshark, failed)

@@ -16,7 +16,7 @@ from .findings import Bus, Finding, Findings, NotEvaluated, Rule
 from .rsvd_sessions import RsvdTracker, percentile
 from .keys import Keys
 from .merge import Merged
-from .shards import Sharding, ShardedRun
+from .shards import MergedShardedRun, Sharding, ShardedRun
 from .source import AGGREGATOR, CLUSPREP, COL, RSVD, CaptureError, Run, Tshark, check_capture
 from .tables import Tables
 
@@ -136,6 +136,9 @@ def analyze_capture(path: Path, tshark: Tshark, tables: Tables,
     clusprep_tracker = ClusPrepTracker(bus, tables)
     if merged is None and sharding is not None and sharding.applies(path):
         run = ShardedRun(tshark, path, decrypt, sharding.jobs, sharding.directory, sharding.executor)
+    elif merged is not None and sharding is not None and sharding.applies(*merged.files):
+        run = MergedShardedRun(tshark, path, decrypt, sharding.jobs, sharding.directory, sharding.executor,
+                               feed=merged.mergecap(tshark))
     else:
         run = Run(tshark, path, decrypt, feed=merged.mergecap(tshark) if merged else None)
     interface = COL["frame.interface_id"]

@@ -154,3 +154,23 @@ def test_a_dissector_bug_line_names_the_captures_frame(composite):
 def test_split_above_is_checked():
     res = analyze("--split-above", "-1", str(SAMPLES[0]))
     assert res.returncode == 2 and "--split-above must be 0 or more" in res.stderr
+
+
+def test_a_ring_buffer_set_merged_is_split_too(composite, tmp_path):
+    """analyze --merge over a dumpcap -b file set: the merge is split like one capture, and
+    findings still cite each file and its own frame."""
+    from analyzer.merge import Merged
+    from analyzer.shards import MergedShardedRun
+
+    ring = tmp_path / "ring"
+    ring.mkdir()
+    subprocess.run(["editcap", "-c", "400", str(composite), str(ring / "node.pcapng")], check=True)
+    assert len(list(ring.iterdir())) == 5
+    t = find_tshark()
+    merged = Merged.prepare(t, [str(ring)])
+    run = MergedShardedRun(t, Path(merged.name), jobs=2, feed=merged.mergecap(t))
+    whole = Run(t, Path(merged.name), feed=merged.mergecap(t))
+    assert list(run.rows()) == list(whole.rows()) and run.shards == 2 and run.frames == whole.frames
+    doc = same_as_serial(ring, tmp_path, "--merge", *KEYS)
+    cited = {w["file"] for f in doc["findings"] for w in f["where"]}
+    assert len(cited) >= 3 and cited <= {p.name for p in ring.iterdir()}
