@@ -93,7 +93,8 @@ def main(argv=None) -> int:
         variants = {
             "fields, no plugins": plain,
             "fields, one empty postdissector": head + ["-X", "lua_script:%s" % empty] + plain[4:],
-            "fields, msrsvd export only": head + ["-X", lua[0], "-o", "msrsvd.export:TRUE"] + plain[4:],
+            "fields, msrsvd export only": head + ["-X", next(a for a in lua if "msrsvd" in a), "-o",
+                                                  "msrsvd.export:TRUE"] + plain[4:],
         }
         for k in variants:
             runs[k] = []
