@@ -7,6 +7,7 @@ from typing import Optional, Sequence
 from .pipeline import CaptureResult, analyze_capture
 from .keys import Keys
 from .merge import Merged
+from .shards import Sharding
 from .source import find_tshark
 from .tables import Tables
 
@@ -52,16 +53,27 @@ class Capture:
 
 
 def load(path, tshark: Optional[str] = None, *, smb_keys: Sequence[str] = (), nt_password: Optional[str] = None,
-         keytab: Optional[str] = None, options: Sequence[str] = ()) -> Capture:
+         keytab: Optional[str] = None, options: Sequence[str] = (), dask=None, split_above_mb: float = 0,
+         work_dir=None) -> Capture:
     """Analyze one capture. `path` may also be a directory or a list of files, analyzed as one
     capture merged by time (analyze --merge). The keys are analyze's options: smb_keys
-    ["SESSION_ID:KEY", ...], nt_password, keytab, and options ["NAME:VALUE", ...] for tshark's -o."""
+    ["SESSION_ID:KEY", ...], nt_password, keytab, and options ["NAME:VALUE", ...] for tshark's -o.
+    dask: a distributed.Client; a capture of at least split_above_mb MB is split by connection
+    over its worker threads (analyze --dask), in shards under work_dir (default: the system temp
+    folder; a folder every worker sees). The tables are the same as without."""
     tables = Tables()
     keys = Keys(smb_keys=list(smb_keys), nt_password=nt_password, keytab=keytab, options=list(options))
     t = find_tshark(tshark)
     if isinstance(path, (list, tuple)) or Path(path).is_dir():
         merged = Merged.prepare(t, [str(p) for p in path] if isinstance(path, (list, tuple)) else [str(path)])
         result = analyze_capture(Path(merged.name), t, tables, keys=keys, merged=merged)
+    elif dask is not None:
+        from .distributed import Executor, threads
+
+        # split here, dissected by the workers: they read the shards by path, so an absolute one
+        sharding = Sharding(threads(dask), split_above_mb, Path(work_dir).absolute() if work_dir else None,
+                            Executor(dask))
+        result = analyze_capture(Path(path), t, tables, keys=keys, sharding=sharding)
     else:
         result = analyze_capture(Path(path), t, tables, keys=keys)
     return Capture(result, tables)

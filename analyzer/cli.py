@@ -45,6 +45,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--split-above", type=float, default=SPLIT_ABOVE_MB, metavar="MB",
                     help="split a capture over the --jobs tsharks when it is at least MB megabytes (default: "
                          "%(default)s; 0 splits every capture that has two connections to split)")
+    ap.add_argument("--dask", metavar="ADDRESS|local",
+                    help="run on a dask.distributed cluster: the scheduler's address (tcp://HOST:8786), or local for "
+                         "a cluster of --jobs processes on this machine. Several captures are one task each; one "
+                         "capture is split over the workers' threads (see --split-above). --merge stays serial. "
+                         "The reports and files are the same as with --jobs 1")
+    ap.add_argument("--work-dir", metavar="DIR",
+                    help="where shards and the workers' rows are written (default: the system temp folder); with "
+                         "--dask workers on other machines, a folder they all see at this same path (NFS, SMB)")
     ap.add_argument("--tshark", metavar="PATH", help="the tshark to run (default: tshark on the PATH, else the usual install places)")
     keys = ap.add_argument_group("keys", "what Wireshark needs to decrypt SMB 3 encryption and sealed DCE/RPC")
     keys.add_argument("--smb-key", action="append", default=[], metavar="SESSION_ID:KEY",
@@ -123,15 +131,45 @@ def _run(args) -> int:
             finally:
                 tables.close()
         return _finish(args, results, outdir, tshark, failed)
+    work_dir = _work_dir(args.work_dir)
+    if keys.keytab is not None:  # checked above as given; a worker elsewhere has another working folder
+        keys.keytab = os.path.abspath(keys.keytab)
+    if args.dask:
+        from .distributed import connect
+
+        with connect(args.dask, args.jobs) as cluster:
+            # several captures are read by the workers; one is split here and they read its shards
+            seen = [os.path.abspath(c) for c in args.captures] if len(args.captures) > 1 else []
+            cluster.check(tshark.path, work_dir, seen + ([keys.keytab] if keys.keytab else []))
+            return _analyze(args, tshark, keys, outdir, work_dir, cluster.executor, cluster.threads)
+    return _analyze(args, tshark, keys, outdir, work_dir, None, args.jobs)
+
+
+def _work_dir(path: Optional[str]) -> Optional[str]:
+    """--work-dir, made and proven writable (absolute: workers elsewhere are in other folders)."""
+    if not path:
+        return None
+    try:
+        os.makedirs(path, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as e:
+        raise CaptureError("cannot write to --work-dir %s (%s); choose another folder" % (path, e.strerror or e)) from None
+    return os.path.abspath(path)
+
+
+def _analyze(args, tshark, keys, outdir, work_dir, executor, jobs: int) -> int:
+    """The captures, several at once when `jobs` allows, on `executor` (None: processes here)."""
+    results, failed = [], []
     # one set of tables for the run, whatever the number of captures: rows name their capture
     tables = Tables(outdir, keep=False)
-    if args.jobs > 1 and len(args.captures) > 1:
+    if len(args.captures) > 1 and (jobs > 1 or executor is not None):
         try:
-            results, failed = _in_parallel(args, tshark, keys, tables)
+            results, failed = _in_parallel(args, tshark, keys, tables, executor, work_dir)
         finally:
             tables.close()
         return _finish(args, results, outdir, tshark, failed)
-    sharding = Sharding(args.jobs, args.split_above)
+    sharding = Sharding(jobs, args.split_above, Path(work_dir) if work_dir else None, executor)
     try:
         with Progress(sys.stderr.isatty(), expect=args.captures) as progress:
             for cap in args.captures:
@@ -150,34 +188,43 @@ def _run(args) -> int:
     return _finish(args, results, outdir, tshark, failed)
 
 
-def _one(cap: str, tshark, keys, part: Optional[str]):
+def _one(cap: str, tshark, keys, part: Optional[str], at: Optional[str] = None):
     """A worker's capture: its result and the rows it wrote to `part` (a folder of its own), or
-    the one line that says why it could not be read."""
+    the one line that says why it could not be read. The worker reads it `at` (absolute: a Dask
+    worker runs in another folder); the report names it `cap`, as a serial run does."""
+    at = at or cap
     tables = Tables(Path(part) if part else None, keep=False)
     try:
-        return analyze_capture(Path(cap), tshark, tables, None, keys), None
+        result = analyze_capture(Path(at), tshark, tables, None, keys)
     except CommandError:
         raise
     except CaptureError as e:
-        return None, str(e)
+        return None, str(e).replace(at, cap)
     finally:
         tables.close(parquet=False)
+    result.path = Path(cap)
+    result.tshark_errors = [line.replace(at, cap) for line in result.tshark_errors]
+    return result, None
 
 
-def _in_parallel(args, tshark, keys, tables: Tables):
-    """Up to --jobs captures at once, one process each; results, rows and stderr lines come out in
-    the order of the command line, as a serial run gives them."""
+def _in_parallel(args, tshark, keys, tables: Tables, executor=None, work_dir: Optional[str] = None):
+    """Up to --jobs captures at once, one process each (or one task each on `executor`, a Dask
+    cluster's); results, rows and stderr lines come out in the order of the command line, as a
+    serial run gives them. The workers write their rows under `work_dir`, read here."""
     import concurrent.futures
-    import os
+    import contextlib
 
     results, failed = [], []
-    with tempfile.TemporaryDirectory(prefix="analyze-parts-") as parts:
+    with tempfile.TemporaryDirectory(prefix="analyze-parts-", dir=work_dir) as parts:
         dirs = [os.path.join(parts, str(i)) if tables.directory is not None else None
                 for i in range(len(args.captures))]
-        # one bar: it samples the workers' tsharks reading the captures
+        own = executor is None
+        # one bar: it samples the workers' tsharks reading the captures (those on this machine)
         with Progress(sys.stderr.isatty(), expect=args.captures) as progress, \
-                concurrent.futures.ProcessPoolExecutor(max_workers=min(args.jobs, len(args.captures))) as pool:
-            futures = [pool.submit(_one, cap, tshark, keys, d) for cap, d in zip(args.captures, dirs)]
+                (concurrent.futures.ProcessPoolExecutor(max_workers=min(args.jobs, len(args.captures))) if own
+                 else contextlib.nullcontext(executor)) as pool:
+            futures = [pool.submit(_one, cap, tshark, keys, d, os.path.abspath(cap))
+                       for cap, d in zip(args.captures, dirs)]
             for cap, fut in zip(args.captures, futures):  # done ones count whole at once, not in order
                 fut.add_done_callback(lambda _, cap=cap: progress.finished(cap))
             for cap, d, fut in zip(args.captures, dirs, futures):
