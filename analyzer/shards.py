@@ -13,6 +13,7 @@ import concurrent.futures
 import heapq
 import re
 import subprocess
+import sys
 import time
 from array import array
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
 from . import progress
 from .source import AGGREGATOR, COL, ESCAPES_TEXT, Run, Tshark, columns, command, tshark_env
-from .split import Split, Unsplittable, split
+from .split import NoRoom, Split, Unsplittable, split
 
 STREAM = COL["tcp.stream"]
 SPLIT_ABOVE_MB = 16  # below this, a second tshark's start (plugins loaded: ~0.4 s) costs more than it saves
@@ -122,6 +123,8 @@ class ShardedRun:
             parts = split(self.path, self.jobs, self.directory, splitting)
         except Unsplittable as e:
             self.whole = str(e)
+            if isinstance(e, NoRoom):  # the one reason the user can act on
+                print("analyze: %s not split over %d tsharks: %s" % (self.path.name, self.jobs, e), file=sys.stderr)
             bar.finished(self.path)  # the look (usually a whole pass); tshark's reading is sampled
             run = Run(self.tshark, self.path, self.decrypt)
             try:

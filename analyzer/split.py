@@ -18,6 +18,7 @@ short) raises Unsplittable, and the caller reads the capture whole, as before.
 """
 from __future__ import annotations
 
+import errno
 import gzip
 import mmap
 import os
@@ -36,11 +37,17 @@ METADATA_BLOCKS = {PCAPNG_SHB, PCAPNG_IDB, PCAPNG_NRB, PCAPNG_ISB, PCAPNG_DSB}  
 PCAP_MAGICS = {b"\xd4\xc3\xb2\xa1": "<", b"\xa1\xb2\xc3\xd4": ">", b"\x4d\x3c\xb2\xa1": "<", b"\xa1\xb2\x3c\x4d": ">"}
 FRAGMENTS_KEPT = 4096  # first fragments remembered, for the fragments that follow them
 CHUNK = 1 << 16  # entries per array flushed to disk: memory stays flat whatever the capture's size
+ROW_BYTES = 600  # what a frame's -T fields row takes, generously (RSVD rows carry message bytes in hex)
+SPARE = 64 << 20  # left free beyond that
 RELEASE = 4 << 20  # bytes of the mapped capture read between giving its pages back
 
 
 class Unsplittable(Exception):
-    """Why a capture is read whole instead (the caller says nothing: the result is the same)."""
+    """Why a capture is read whole instead (the result is the same, only slower)."""
+
+
+class NoRoom(Unsplittable):
+    """Not enough disk where the shards would go: worth telling the user, who can choose another."""
 
 
 @dataclass
@@ -321,6 +328,11 @@ def split(path: Path, n: int, directory: Optional[Path] = None,
     work = Path(tempfile.mkdtemp(prefix="analyze-shards-", dir=directory))
     try:
         return _split(path, n, work, progress)
+    except OSError as e:  # the disk filled up, a file that cannot be mapped: read whole, as before
+        shutil.rmtree(work, ignore_errors=True)
+        if e.errno == errno.ENOSPC:
+            raise NoRoom("%s ran out of space (choose another with --work-dir)" % work.parent) from None
+        raise Unsplittable("%s: %s" % (path.name, e.strerror or e)) from None
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
@@ -364,6 +376,11 @@ def _split(path: Path, n: int, work: Path, progress) -> Split:
             sizes[r] = sizes.get(r, 0) + groups.size[g]
         if len(sizes) < 2:
             raise Unsplittable("one connection group")
+        need = len(buf) + frames * ROW_BYTES  # the shards, and their tsharks' rows
+        free = shutil.disk_usage(work).free
+        if free < need + SPARE:
+            raise NoRoom("%s has %.1f GB free; splitting needs about %.1f GB (choose another with --work-dir)" % (
+                work.parent, free / 1e9, (need + SPARE) / 1e9))
         total = sum(sizes.values()) or 1
         n = min(n, len(sizes))
         to_shard = _balance(sizes, n)

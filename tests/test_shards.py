@@ -174,3 +174,16 @@ def test_a_ring_buffer_set_merged_is_split_too(composite, tmp_path):
     doc = same_as_serial(ring, tmp_path, "--merge", *KEYS)
     cited = {w["file"] for f in doc["findings"] for w in f["where"]}
     assert len(cited) >= 3 and cited <= {p.name for p in ring.iterdir()}
+
+
+def test_no_room_for_the_shards_reads_whole_and_says_where(composite, monkeypatch, capsys):
+    """Shards need about the capture's size again on disk: without it the capture is read whole
+    (same result) and stderr says how to choose another folder."""
+    import analyzer.split as split_module
+
+    t = find_tshark()
+    monkeypatch.setattr(split_module.shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**12, 10**12, 1000))
+    sharded = ShardedRun(t, composite, jobs=2)
+    assert list(sharded.rows()) == list(Run(t, composite).rows()) and sharded.shards == 0
+    err = capsys.readouterr().err
+    assert "all.pcapng not split over 2 tsharks" in err and "--work-dir" in err and err.count("\n") == 1
