@@ -257,12 +257,12 @@ class _Classifier:
         if frag:  # not the first fragment: where the first one went
             return self.fragments.get(src + dst + ident + bytes((proto,)), pair), 0
         key, session = pair, 0
-        if proto == 6 and q + 20 <= end:
+        if proto == 6 and q + 4 <= end:  # an ICMP error quotes 8 bytes of TCP: the ports are there
             sport, dport = (buf[q] << 8) | buf[q + 1], (buf[q + 2] << 8) | buf[q + 3]
             if sport in SMB_PORTS or dport in SMB_PORTS:
                 a, b = src + bytes(buf[q:q + 2]), dst + bytes(buf[q + 2:q + 4])
                 key = b"T" + (a + b if a <= b else b + a)
-                data = q + (buf[q + 12] >> 4) * 4
+                data = q + (buf[q + 12] >> 4) * 4 if q + 20 <= end else end
                 if not quoted and data + 8 <= end:
                     tag = bytes(buf[data + 4:data + 8])
                     at = 40 if tag == b"\xfeSMB" else 44 if tag == b"\xfdSMB" else 0

@@ -187,3 +187,65 @@ def test_no_room_for_the_shards_reads_whole_and_says_where(composite, monkeypatc
     assert list(sharded.rows()) == list(Run(t, composite).rows()) and sharded.shards == 0
     err = capsys.readouterr().err
     assert "all.pcapng not split over 2 tsharks" in err and "--work-dir" in err and err.count("\n") == 1
+
+
+# --- what the splitter keeps together, packet by packet --------------------------------------
+
+def _ipv4(src, dst, proto, payload, ident=7, frag=0, more=False):
+    flags = (0x2000 if more else 0) | frag
+    head = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), ident, flags, 64, proto, 0,
+                       bytes(map(int, src.split("."))), bytes(map(int, dst.split("."))))
+    return head + payload
+
+
+def _tcp(sport, dport, data=b""):
+    return struct.pack(">HHIIBBHHH", sport, dport, 1, 1, 5 << 4, 0x18, 65535, 0, 0) + data
+
+
+def _smb2(session, transform=False):
+    if transform:  # TRANSFORM_HEADER: ProtocolId, Signature, Nonce, OriginalMessageSize, Reserved, Flags, SessionId
+        body = b"\xfdSMB" + bytes(16) + bytes(16) + struct.pack("<IHHQ", 64, 0, 1, session)
+    else:
+        body = b"\xfeSMB" + struct.pack("<HHIHHIIQIIQ", 64, 0, 0, 0, 1, 0, 0, 1, 0, 0, session) + bytes(16)
+    return struct.pack(">I", len(body)) + body
+
+
+def _ether(ip, vlan=None):
+    tag = struct.pack(">HH", 0x8100, vlan) if vlan is not None else b""
+    return bytes(6) + bytes(6) + tag + b"\x08\x00" + ip
+
+
+def _key(packet, linktype=1, classifier=None):
+    from analyzer.split import _Classifier
+    c = classifier or _Classifier()
+    return c.key(packet, 0, len(packet), linktype)
+
+
+def test_an_smb_connection_is_one_key_both_ways_and_names_its_session():
+    out = _key(_ether(_ipv4("10.0.0.1", "10.0.0.2", 6, _tcp(50000, 445, _smb2(0x1122334455667788)))))
+    back = _key(_ether(_ipv4("10.0.0.2", "10.0.0.1", 6, _tcp(445, 50000, _smb2(0x1122334455667788, True)))))
+    assert out == back and out[0][:1] == b"T" and out[1] == 0x1122334455667788
+    other = _key(_ether(_ipv4("10.0.0.1", "10.0.0.2", 6, _tcp(50001, 445))))
+    assert other[0] != out[0] and other[1] == 0  # another connection; no SMB2 header, no session
+    tagged = _key(_ether(_ipv4("10.0.0.1", "10.0.0.2", 6, _tcp(50000, 445)), vlan=20))
+    raw = _key(_ipv4("10.0.0.1", "10.0.0.2", 6, _tcp(50000, 445)), linktype=101)
+    assert tagged[0] == raw[0] == out[0]
+
+
+def test_other_traffic_of_two_hosts_is_one_key():
+    rpc = _key(_ether(_ipv4("10.0.0.1", "10.0.0.2", 6, _tcp(50000, 135))))
+    dyn = _key(_ether(_ipv4("10.0.0.2", "10.0.0.1", 6, _tcp(49668, 50001))))
+    udp = _key(_ether(_ipv4("10.0.0.1", "10.0.0.2", 17, bytes(8))))
+    assert rpc[0] == dyn[0] == udp[0] and rpc[0][:1] == b"H"
+    assert _key(b"\xff" * 60)[0] == _key(bytes(14), linktype=147)[0] == b"O"  # no address read: one group
+
+
+def test_fragments_follow_their_first_and_icmp_errors_the_connection_they_quote():
+    from analyzer.split import _Classifier
+    c = _Classifier()
+    first = _key(_ether(_ipv4("10.0.0.1", "10.0.0.2", 6, _tcp(50000, 445), ident=99, more=True)), classifier=c)
+    rest = _key(_ether(_ipv4("10.0.0.1", "10.0.0.2", 6, bytes(40), ident=99, frag=185)), classifier=c)
+    assert rest[0] == first[0] and first[0][:1] == b"T"
+    quoted = _ipv4("10.0.0.1", "10.0.0.2", 6, _tcp(50000, 445))[:28]
+    icmp = _key(_ether(_ipv4("10.9.9.9", "10.0.0.1", 1, bytes([3, 4]) + bytes(6) + quoted)), classifier=c)
+    assert icmp[0] == first[0]
