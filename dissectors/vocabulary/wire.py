@@ -20,6 +20,7 @@ from construct import (
     Renamed,
     Struct,
     Subconstruct,
+    Transformed,
     evaluate,
     stream_read,
     stream_tell,
@@ -56,6 +57,54 @@ __all__ = [
 ]
 
 
+def _transformed_emitparse(self, code):
+    """construct compiles a BitStruct's Struct but not the Transformed around it (bytes to bits), so
+    the whole BitStruct fell back to the interpreted parse; this is that parse, compiled: the same
+    strict read, the same transform, the subcon on the transformed bytes in the same context."""
+    from construct.lib import bytes2bits, swapbytes
+
+    funcs = {bytes2bits: "bytes2bits", swapbytes: "swapbytes"}
+    if self.decodefunc not in funcs or not isinstance(self.decodeamount, int):
+        raise NotImplementedError
+    fname = "parse_transformed_%s" % code.allocateId()
+    n = self.decodeamount
+    code.append("""
+        def %s(io, this):
+            data = io.read(%d)
+            if len(data) != %d:
+                raise StreamError("expected %d, found %%d" %% len(data))
+            return restream(%s(data), lambda io: (%s))
+    """ % (fname, n, n, n, funcs[self.decodefunc], self.subcon._compileparse(code)))
+    return "%s(io, this)" % fname
+
+
+if "_emitparse" not in Transformed.__dict__:  # construct 2.10 has none
+    Transformed._emitparse = _transformed_emitparse
+
+
+def _emit_value(value) -> str:
+    """Source for an int or a `this.` expression; anything else (a lambda) cannot be compiled."""
+    from construct.expr import ExprMixin
+
+    if isinstance(value, int) or isinstance(value, ExprMixin):
+        return repr(value)
+    raise NotImplementedError
+
+
+def _emit_read(code) -> str:
+    """A strict read for compiled parsers (the interpreted stream_read's check), emitted once."""
+    code.append("""
+        def read_exactly(io, n):
+            if n < 0:
+                raise StreamError("length must be non-negative, found %d" % n)
+            data = io.read(n)
+            if len(data) != n:
+                raise StreamError("stream read less than specified amount, expected %d, found %d" % (n, len(data)))
+            return data
+    """)
+    return "read_exactly"
+
+
 def stream_remaining(stream) -> int:
     """Bytes left in a seekable stream; the wire equivalent of Lua's `lim - off`."""
     here = stream.tell()
@@ -73,6 +122,10 @@ class Guid(Adapter):
 
     def _decode(self, obj, context, path):
         return uuid.UUID(bytes_le=bytes(obj))
+
+    def _emitparse(self, code):
+        code.append("from uuid import UUID as uuid_UUID")
+        return "uuid_UUID(bytes_le=%s(io, 16))" % _emit_read(code)
 
     def _encode(self, obj, context, path):
         if isinstance(obj, str):
@@ -114,6 +167,18 @@ class Utf16String(Construct):
     def _sizeof(self, context, path):
         return self._length(context)
 
+    def _emitparse(self, code):
+        fname = "parse_utf16_%s" % code.allocateId()
+        code.append("""
+            def %s(io, this):
+                n = %s
+                if n < 0:
+                    raise ExplicitError("negative string length %%d" %% n)
+                raw = %s(io, n)
+                return raw[: len(raw) - (len(raw) %% 2)].decode("utf-16-le", errors="replace").split("\\x00", 1)[0]
+        """ % (fname, _emit_value(self.length), _emit_read(code)))
+        return "%s(io, this)" % fname
+
 
 class Present(Subconstruct):
     """`subcon` when bytes remain, else None.
@@ -131,6 +196,20 @@ class Present(Subconstruct):
         if obj is None:
             return None
         return self.subcon._build(obj, stream, context, path)
+
+    def _emitparse(self, code):
+        fname = "parse_present_%s" % code.allocateId()
+        code.append("""
+            def %s(io, this):
+                here = io.tell()
+                io.seek(0, 2)
+                end = io.tell()
+                io.seek(here)
+                if end == here:
+                    return None
+                return %s
+        """ % (fname, self.subcon._compileparse(code)))
+        return "%s(io, this)" % fname
 
 
 def int_value(v) -> int:
@@ -158,6 +237,12 @@ class IfEquals(Subconstruct):
         sc = self._pick(context)
         return None if sc is None else sc._parsereport(stream, context, path)
 
+    def _emitparse(self, code):
+        key = _emit_value(self.key)
+        other = "None" if self.otherwise is None else self.otherwise._compileparse(code)
+        return "((%s) if getattr(%s, 'intvalue', %s) == %r else (%s))" % (
+            self.subcon._compileparse(code), key, key, self.value, other)
+
     def _build(self, obj, stream, context, path):
         sc = self._pick(context)
         return None if sc is None else sc._build(obj, stream, context, path)
@@ -174,6 +259,9 @@ class When(Subconstruct):
 
     def _parse(self, stream, context, path):
         return self.subcon._parsereport(stream, context, path) if evaluate(self.cond, context) else None
+
+    def _emitparse(self, code):
+        return "((%s) if %s else None)" % (self.subcon._compileparse(code), _emit_value(self.cond))
 
     def _build(self, obj, stream, context, path):
         return self.subcon._build(obj, stream, context, path) if evaluate(self.cond, context) else None
@@ -328,6 +416,23 @@ class Variants(Construct):
         obj["_variant"] = v.name
         return obj
 
+    def _emitparse(self, code):
+        # The predicates are Python objects: linked by their id, as construct links what it cannot emit.
+        fname = "parse_variants_%s" % code.allocateId()
+        block = "\n            def %s(io, this):" % fname
+        for v in self.variants:
+            code.linkedinstances[id(v.when)] = v.when
+            block += """
+                if linkedinstances[%d].test(io):
+                    obj = %s
+                    obj["_variant"] = %r
+                    return obj""" % (id(v.when), v.subcon._compileparse(code), v.name)
+        block += """
+                raise ExplicitError("no layout variant matches")
+        """
+        code.append(block)
+        return "%s(io, this)" % fname
+
     def _build(self, obj, stream, context, path):
         name = obj.get("_variant", self.variants[0].name)
         for v in self.variants:
@@ -361,6 +466,23 @@ class BitField(Adapter):
     def _encode(self, obj, context, path):
         x = self.values[obj] if isinstance(obj, str) and not hasattr(obj, "intvalue") else int_value(obj)
         return (int(x) << self.shift) & self.mask
+
+    def _emitparse(self, code):
+        # Compiled like construct's Enum (shared EnumIntegerStrings), with the strict read of the
+        # interpreted parse: construct's compiled BytesInteger would take a short read.
+        fname = "parse_bitfield_%s" % code.allocateId()
+        n = self.total // 8
+        names = ", ".join("%r: EnumIntegerString.new(%r, %r)" % (x, x, k) for x, k in self.decmapping.items())
+        code.append("""
+            %s_names = {%s}
+            def %s(io):
+                data = io.read(%d)
+                if len(data) != %d:
+                    raise StreamError("expected %d, found %%d" %% len(data))
+                x = (int.from_bytes(data, "big") & %d) >> %d
+                return %s_names.get(x, x)
+        """ % (fname, names, fname, n, n, n, self.mask, self.shift, fname))
+        return "%s(io)" % fname
 
 
 class Ascii(Construct):
