@@ -15,9 +15,10 @@ import samples
 from analyzer.source import CaptureError
 from samples import ntlmssp
 from test_jobs import CAPTURES
-from test_shards import KEYS, ROOT, analyze, composite, without_timing  # noqa: F401 - composite: a fixture
+from test_shards import KEYS, ROOT, SAMPLES, analyze, composite, without_timing  # noqa: F401 - composite: a fixture
 
 distributed = pytest.importorskip("distributed")
+TABLES = ("sessions", "rsvd_operations", "scsi_commands", "clusprep_calls", "reservations", "findings")
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +46,10 @@ def serial_and(tmp_path, *args):
 
 
 def test_many_captures_one_task_each(client, tmp_path):
-    doc = serial_and(tmp_path, ("--dask", client.scheduler.address, "--work-dir", tmp_path / "work"), *CAPTURES)
-    assert [c["path"] for c in doc["captures"]] == CAPTURES
+    """Every sample at once, each a task (the keys for the encrypted one)."""
+    every = [str(p) for p in SAMPLES]
+    doc = serial_and(tmp_path, ("--dask", client.scheduler.address, "--work-dir", tmp_path / "work"), *KEYS, *every)
+    assert [c["path"] for c in doc["captures"]] == every and set(CAPTURES) <= set(every)
     assert not list((tmp_path / "work").iterdir())  # the workers' rows were read and removed
 
 
@@ -78,11 +81,20 @@ def test_load_with_a_client_gives_the_same_tables(client, composite):  # noqa: F
         spread = analyzer.load(composite, dask=client, **keys)
     alone = analyzer.load(composite, **keys)
     assert len([t for t in stream.data if t["key"].startswith("dissect-")]) == 2
-    for table in ("sessions", "rsvd_operations", "scsi_commands", "clusprep_calls", "reservations", "findings"):
+    for table in TABLES:
         a, b = getattr(alone, table), getattr(spread, table)
         assert len(a), table
         assert_frame_equal(b, a, obj=table)
     assert spread.result.packets == alone.result.packets
+
+
+@pytest.mark.parametrize("pcap", SAMPLES, ids=lambda p: p.stem)
+def test_every_sample_split_over_the_cluster_gives_the_same_tables(client, pcap):
+    keys = dict(smb_keys=samples.KEYS["rsvd_encrypted"]["smb_keys"]) if pcap.stem == "rsvd_encrypted" else {}
+    spread, alone = analyzer.load(pcap, dask=client, **keys), analyzer.load(pcap, **keys)
+    for table in TABLES:
+        assert_frame_equal(getattr(spread, table), getattr(alone, table), obj=table)
+    assert (spread.result.packets, spread.result.tshark_errors) == (alone.result.packets, alone.result.tshark_errors)
 
 
 def test_an_unreachable_scheduler_is_one_line_at_once():
