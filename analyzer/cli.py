@@ -22,7 +22,7 @@ from .pipeline import analyze_capture
 from .progress import Progress
 from .shards import SPLIT_ABOVE_MB, Sharding
 from .report import to_json, to_text, write_output
-from .source import CaptureError, CommandError, find_tshark, installed_copy_notes
+from .source import CaptureError, CommandError, find_tshark, installed_copy_notes, tshark_env
 from .tables import Tables
 
 
@@ -40,15 +40,17 @@ def main(argv: Optional[List[str]] = None) -> int:
                     help="exit 1 when a finding this severe or worse exists (default: error)")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, metavar="N",
                     help="use N cores (default: all, %(default)s here): several captures are analyzed N at a time, "
-                         "one process each; a single capture larger than --split-above is split by connection over "
-                         "N tsharks. The reports and files are the same as with --jobs 1")
+                         "one process each (cores to spare split the big ones); a single capture, or a --merge, "
+                         "larger than --split-above is split by connection over N tsharks. The reports and files are "
+                         "the same as with --jobs 1")
     ap.add_argument("--split-above", type=float, default=SPLIT_ABOVE_MB, metavar="MB",
                     help="split a capture over the --jobs tsharks when it is at least MB megabytes (default: "
                          "%(default)s; 0 splits every capture that has two connections to split)")
     ap.add_argument("--dask", metavar="ADDRESS|local",
                     help="run on a dask.distributed cluster: the scheduler's address (tcp://HOST:8786), or local for "
                          "a cluster of --jobs processes on this machine. Several captures are one task each; one "
-                         "capture is split over the workers' threads (see --split-above). --merge stays serial. "
+                         "capture is split over the workers' threads (see --split-above); --merge is split over --jobs "
+                         "tsharks here. "
                          "The reports and files are the same as with --jobs 1")
     ap.add_argument("--work-dir", metavar="DIR",
                     help="where shards and the workers' rows are written (default: the system temp folder); with "
@@ -121,17 +123,18 @@ def _run(args) -> int:
     keys = Keys(smb_keys=args.smb_key, nt_password=args.nt_password, keytab=args.keytab, options=args.options)
     keys.args(tshark.version)  # a malformed key is a usage error before any work
     results, failed = [], []  # failed: (capture, why), for the JSON document
+    work_dir = _work_dir(args.work_dir)
     if args.merge:
         merged = Merged.prepare(tshark, args.captures)
         tables = Tables(outdir, keep=False)
         with Progress(sys.stderr.isatty(), expect=merged.files) as progress:  # mergecap reads them
             try:
                 results.append(analyze_capture(Path(merged.name), tshark, tables, progress.counter(merged.name), keys,
-                                               merged=merged, sharding=Sharding(args.jobs, args.split_above)))
+                                               merged=merged, sharding=Sharding(args.jobs, args.split_above,
+                                                                                Path(work_dir) if work_dir else None)))
             finally:
                 tables.close()
         return _finish(args, results, outdir, tshark, failed)
-    work_dir = _work_dir(args.work_dir)
     if keys.keytab is not None:  # checked above as given; a worker elsewhere has another working folder
         keys.keytab = os.path.abspath(keys.keytab)
     if args.dask:
@@ -188,14 +191,15 @@ def _analyze(args, tshark, keys, outdir, work_dir, executor, jobs: int) -> int:
     return _finish(args, results, outdir, tshark, failed)
 
 
-def _one(cap: str, tshark, keys, part: Optional[str], at: Optional[str] = None):
+def _one(cap: str, tshark, keys, part: Optional[str], at: Optional[str] = None, sharding: Optional[Sharding] = None):
     """A worker's capture: its result and the rows it wrote to `part` (a folder of its own), or
     the one line that says why it could not be read. The worker reads it `at` (absolute: a Dask
-    worker runs in another folder); the report names it `cap`, as a serial run does."""
+    worker runs in another folder); the report names it `cap`, as a serial run does. With
+    `sharding`, a big one is split over the cores the other workers leave."""
     at = at or cap
     tables = Tables(Path(part) if part else None, keep=False)
     try:
-        result = analyze_capture(Path(at), tshark, tables, None, keys)
+        result = analyze_capture(Path(at), tshark, tables, None, keys, sharding=sharding)
     except CommandError:
         raise
     except CaptureError as e:
@@ -219,11 +223,16 @@ def _in_parallel(args, tshark, keys, tables: Tables, executor=None, work_dir: Op
         dirs = [os.path.join(parts, str(i)) if tables.directory is not None else None
                 for i in range(len(args.captures))]
         own = executor is None
+        if own:
+            tshark_env()  # made here, the workers' tsharks share this process's empty home (workers skip atexit)
         # one bar: it samples the workers' tsharks reading the captures (those on this machine)
         with Progress(sys.stderr.isatty(), expect=args.captures) as progress, \
                 (concurrent.futures.ProcessPoolExecutor(max_workers=min(args.jobs, len(args.captures))) if own
                  else contextlib.nullcontext(executor)) as pool:
-            futures = [pool.submit(_one, cap, tshark, keys, d, os.path.abspath(cap))
+            # cores beyond one per capture split the big ones (2 captures on 16 cores: 8 tsharks each)
+            spare = Sharding(args.jobs // len(args.captures), args.split_above,
+                             Path(work_dir) if work_dir else None) if own and args.jobs > len(args.captures) else None
+            futures = [pool.submit(_one, cap, tshark, keys, d, os.path.abspath(cap), spare)
                        for cap, d in zip(args.captures, dirs)]
             for cap, fut in zip(args.captures, futures):  # done ones count whole at once, not in order
                 fut.add_done_callback(lambda _, cap=cap: progress.finished(cap))

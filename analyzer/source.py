@@ -181,11 +181,20 @@ def check_capture(path: Path) -> None:
 WINDOWS = sys.platform.startswith("win")
 
 
+HOME_VARIABLE = "ANALYZE_EMPTY_HOME"
+
+
 @functools.lru_cache(maxsize=None)
 def _empty_home() -> str:
-    """A private, empty home folder for this process's tshark runs, removed at exit."""
+    """A private, empty home folder for this process's tshark runs, removed at exit. Worker
+    processes (analyze --jobs) use their parent's: they end without running atexit."""
+    inherited = os.environ.get(HOME_VARIABLE)
+    if inherited and os.path.isdir(inherited) and not os.path.islink(inherited) and (
+            not hasattr(os, "getuid") or os.stat(inherited).st_uid == os.getuid()):
+        return inherited
     path = tempfile.mkdtemp(prefix="analyze-home-")
     atexit.register(shutil.rmtree, path, True)
+    os.environ[HOME_VARIABLE] = path
     return path
 
 

@@ -45,3 +45,14 @@ def test_a_bad_capture_among_parallel_ones(tmp_path):
     doc = json.loads(parallel.stdout)
     assert [c["packets"] for c in doc["captures"]] == [201, 51] and doc["failed"][0]["path"] == str(bad)
     assert analyze("--jobs", "0", CAPTURES[0]).returncode == 2
+
+
+def test_workers_leave_no_folders_behind(tmp_path):
+    """Pool workers end without atexit: their tsharks use the parent's empty home, removed at its exit."""
+    import os
+
+    env = dict(os.environ, TMPDIR=str(tmp_path))
+    res = subprocess.run([sys.executable, "-m", "analyzer", "--fail-on", "never", "--jobs", "2", *CAPTURES[:2]],
+                         capture_output=True, text=True, timeout=600, env=env)
+    assert res.returncode == 0, res.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -249,3 +249,13 @@ def test_fragments_follow_their_first_and_icmp_errors_the_connection_they_quote(
     quoted = _ipv4("10.0.0.1", "10.0.0.2", 6, _tcp(50000, 445))[:28]
     icmp = _key(_ether(_ipv4("10.9.9.9", "10.0.0.1", 1, bytes([3, 4]) + bytes(6) + quoted)), classifier=c)
     assert icmp[0] == first[0]
+
+
+def test_cores_to_spare_split_each_of_several_captures(composite, tmp_path):
+    """Two captures on 4 --jobs: two worker processes, each splitting its capture over 2 tsharks."""
+    other = tmp_path / "again.pcapng"
+    shutil.copy(composite, other)
+    one = analyze("--jobs", "1", "--format", "json", *KEYS, composite, other)
+    four = analyze("--jobs", "4", "--split-above", "0", "--format", "json", *KEYS, composite, other)
+    assert one.returncode == four.returncode == 0 and four.stderr == one.stderr, four.stderr
+    assert without_timing(json.loads(four.stdout)) == without_timing(json.loads(one.stdout))
