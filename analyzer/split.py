@@ -394,9 +394,13 @@ def _split(path: Path, n: int, work: Path, progress) -> Split:
             with open(work / "groups", "rb") as spill:
                 pending = array("I")
                 i = frame = released = 0
+                run, run_start, run_stop = -1, 0, 0  # consecutive packets of one shard: one write
                 for is_packet, start, stop, _, _, _ in records.walk():
-                    block = buf[start:stop]
                     if not is_packet:
+                        if run >= 0:
+                            outs[run].write(buf[run_start:run_stop])
+                            run = -1
+                        block = buf[start:stop]
                         for out in outs:
                             out.write(block)
                         continue
@@ -407,7 +411,11 @@ def _split(path: Path, n: int, work: Path, progress) -> Split:
                     k = shard_of[pending[i]]
                     i += 1
                     frame += 1
-                    outs[k].write(block)
+                    if k != run or start != run_stop:
+                        if run >= 0:
+                            outs[run].write(buf[run_start:run_stop])
+                        run, run_start = k, start
+                    run_stop = stop
                     shards[k].frames += 1
                     shards[k].bytes += stop - start
                     numbers[k].append(frame)
@@ -418,6 +426,8 @@ def _split(path: Path, n: int, work: Path, progress) -> Split:
                         released = _release(buf, stop)
                         if progress is not None:
                             progress(0.5 + stop / len(buf) / 2)
+                if run >= 0:
+                    outs[run].write(buf[run_start:run_stop])
                 for k in range(n):
                     numbers[k].tofile(number_files[k])
         finally:
