@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
 from . import progress
-from .source import AGGREGATOR, COL, ESCAPES_TEXT, Run, Tshark, columns, command, tshark_env
+from .source import AGGREGATOR, COL, ESCAPES_TEXT, Run, Tshark, columns, command, cut_short, tshark_env
 from .split import NoRoom, Split, Unsplittable, split
 
 STREAM = COL["tcp.stream"]
@@ -154,7 +154,10 @@ class ShardedRun:
                 streams.append(self._renumbered(k, s.frames_path, rows, futures[-1], escaped))
             renamed = [{} for _ in range(n)]  # per shard: its tcp.stream -> the capture's
             known = 0
-            for _, k, cols in heapq.merge(*streams):
+            self._limit = float("inf")
+            for original, k, cols in heapq.merge(*streams):
+                if original >= self._limit:  # a tshark stopped at a damaged block: a single one stops there too
+                    break
                 if cols[STREAM]:
                     values = []
                     for v in cols[STREAM].split(AGGREGATOR):
@@ -188,6 +191,13 @@ class ShardedRun:
                 return
             cols[0] = str(original)
             yield original, k, cols
+        # Ended: if its tshark stopped at a damaged block, a single tshark stops there too, so no
+        # row from that block's frame on. (Popped before any later frame: the merge takes rows in order.)
+        stderr, _ = future.result()
+        if any(cut_short(line) for line in stderr.splitlines()):
+            stopped = next(numbers, None)
+            if stopped is not None:
+                self._limit = min(self._limit, stopped)
 
     def _ended(self, k: int, parts: Split, stderr: str, code: int) -> None:
         """A shard's stderr and exit code, read as a single run's, frame numbers made the capture's."""

@@ -320,7 +320,7 @@ class Run:
         """What tshark said on stderr and its exit code: truncation, dissector bugs, other lines,
         or (when it read nothing) the error that stops this capture or the whole command."""
         for line in stderr.splitlines():
-            if "cut short in the middle of a packet" in line or "appears to be damaged or corrupt" in line:
+            if cut_short(line):
                 self.truncated = True
             elif "Dissector bug" in line:
                 m = re.search(r"in packet (\d+)", line)
@@ -338,6 +338,11 @@ class Run:
                     self.tshark.version_text, said, ROOT_HINT if _is_root() and self.tshark.version >= (4, 4) else ""))
             raise CaptureError("tshark could not read %s: %s; open it in Wireshark to see why, or re-save it with "
                                "editcap" % (self.path, said))
+
+
+def cut_short(line: str) -> bool:
+    """Whether a line of tshark's stderr says it stopped reading there (the rest is unread)."""
+    return "cut short in the middle of a packet" in line or "appears to be damaged or corrupt" in line
 
 
 def columns(line: str, escaped: bool) -> Optional[List[str]]:

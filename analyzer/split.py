@@ -35,6 +35,7 @@ PCAPNG_SHB, PCAPNG_IDB, PCAPNG_PB, PCAPNG_SPB, PCAPNG_NRB, PCAPNG_ISB, PCAPNG_EP
     0x0A0D0D0A, 1, 2, 3, 4, 5, 6, 0x0A)
 METADATA_BLOCKS = {PCAPNG_SHB, PCAPNG_IDB, PCAPNG_NRB, PCAPNG_ISB, PCAPNG_DSB}  # copied to every shard
 PCAP_MAGICS = {b"\xd4\xc3\xb2\xa1": "<", b"\xa1\xb2\xc3\xd4": ">", b"\x4d\x3c\xb2\xa1": "<", b"\xa1\xb2\x3c\x4d": ">"}
+MAX_KEYS = 250_000  # connections and host pairs held (~40 MB); a scan's millions are read whole
 FRAGMENTS_KEPT = 4096  # first fragments remembered, for the fragments that follow them
 CHUNK = 1 << 16  # entries per array flushed to disk: memory stays flat whatever the capture's size
 ROW_BYTES = 600  # what a frame's -T fields row takes, generously (RSVD rows carry message bytes in hex)
@@ -354,6 +355,8 @@ def _split(path: Path, n: int, work: Path, progress) -> Split:
                 frames += 1
                 key, session = classify.key(buf, data, caplen, linktype)
                 g = groups.id(key)
+                if g >= MAX_KEYS:
+                    raise Unsplittable("more than %d connections" % MAX_KEYS)
                 groups.size[g] += stop - start
                 if session:
                     s = sessions.get(session)

@@ -259,3 +259,23 @@ def test_cores_to_spare_split_each_of_several_captures(composite, tmp_path):
     four = analyze("--jobs", "4", "--split-above", "0", "--format", "json", *KEYS, composite, other)
     assert one.returncode == four.returncode == 0 and four.stderr == one.stderr, four.stderr
     assert without_timing(json.loads(four.stdout)) == without_timing(json.loads(one.stdout))
+
+
+def test_a_damaged_block_stops_the_split_run_where_one_tshark_stops(composite, tmp_path):
+    """tshark stops reading at a damaged block; the split run must too, though the other shard's
+    tshark reads on: its rows from that frame on are dropped (found by fuzzing the splitter)."""
+    data = bytearray(composite.read_bytes())
+    pos, packets = 0, 0
+    while packets < 300:  # to the 300th packet block
+        btype, blen = struct.unpack_from("<II", data, pos)
+        packets += btype == 6
+        pos += blen if packets < 300 else 0
+    blen = struct.unpack_from("<I", data, pos + 4)[0]
+    struct.pack_into("<I", data, pos + blen - 4, blen + 4)  # its trailing length no longer matches
+    damaged = tmp_path / "damaged.pcapng"
+    damaged.write_bytes(bytes(data))
+    t = find_tshark()
+    whole, sharded = Run(t, damaged), ShardedRun(t, damaged, jobs=2)
+    rows = list(whole.rows())
+    assert list(sharded.rows()) == rows and sharded.shards == 2 and len(rows) == 299
+    assert (sharded.frames, sharded.truncated, sharded.errors) == (whole.frames, True, whole.errors)
