@@ -279,3 +279,12 @@ def test_a_damaged_block_stops_the_split_run_where_one_tshark_stops(composite, t
     rows = list(whole.rows())
     assert list(sharded.rows()) == rows and sharded.shards == 2 and len(rows) == 299
     assert (sharded.frames, sharded.truncated, sharded.errors) == (whole.frames, True, whole.errors)
+
+
+@pytest.mark.parametrize("fmt", ["pcapng", "pcap"])
+def test_mutated_captures_split_as_they_read_whole(tmp_path, fmt):
+    """A quick subset of tests/fuzz/split_fuzz.py: mutated bytes anywhere (headers included),
+    some files cut short; split or read whole, the rows and how the read ended are the same."""
+    res = subprocess.run([sys.executable, str(ROOT / "tests" / "fuzz" / "split_fuzz.py"), "--variants", "12",
+                          "--format", fmt, "--out", str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0 and "12 variants (%s), 0 differed" % fmt in res.stdout, res.stdout + res.stderr
