@@ -26,6 +26,7 @@ from .split import NoRoom, Split, Unsplittable, split
 
 STREAM = COL["tcp.stream"]
 SPLIT_ABOVE_MB = 16  # below this, a second tshark's start (plugins loaded: ~0.4 s) costs more than it saves
+DISSECTION_WEIGHT = 5
 POLL = 0.01  # seconds between looks at a rows file its tshark is still writing
 
 
@@ -113,7 +114,9 @@ class ShardedRun:
     def rows(self) -> Iterator[List[str]]:
         bar = progress.current()
         size, told = self.path.stat().st_size, [0.0]
-        bar.expect(self.path, size)  # the job reads it twice: split, then (as shards) dissected
+        # the job reads it twice: split, then (as shards) dissected and reconstructed, which takes
+        # about 5 times longer (bench/scale.py): weighted so, the bar's rate and ETA hold
+        bar.expect(self.path, size, weight=DISSECTION_WEIGHT)
 
         def splitting(fraction: float) -> None:  # the split reads through an mmap, which /proc cannot see
             bar.advance(int((fraction - told[0]) * size), path=self.path)
