@@ -199,6 +199,17 @@ class Progress:
             done = sum(f.completed() for f in files) + self.loose
         return min(done, total), total
 
+    def shown(self):
+        """(completed, total) as the bar shows them: the weighted fraction of the bytes of the
+        files the job reads, each counted once (a split capture is read twice, with weights,
+        but the user's file is its size)."""
+        done, total = self.totals()
+        with self._lock:
+            real = sum(fs[0].size or 0 for fs in self.files.values() if fs) + self.loose
+        if not total:
+            return done, total
+        return done / total * real, real
+
     def sample(self) -> None:
         """One tick: the read positions of the expected files, then the bar."""
         start = time.perf_counter()
@@ -222,7 +233,7 @@ class Progress:
     def _show(self) -> None:
         if self._bar is None:
             return
-        done, total = self.totals()
+        done, total = self.shown()
         text = self.description
         if self.packets:
             text += " (%s packets)" % format(sum(list(self.packets.values())), ",")  # list: another thread may add a capture
