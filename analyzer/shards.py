@@ -110,6 +110,7 @@ class ShardedRun:
     frames: int = 0
     shards: int = 0  # shards dissected (0: read whole)
     whole: Optional[str] = None
+    _limit: float = float("inf")  # the first frame a shard's tshark could not read (a damaged block)
 
     def rows(self) -> Iterator[List[str]]:
         bar = progress.current()
@@ -157,7 +158,6 @@ class ShardedRun:
                 streams.append(self._renumbered(k, s.frames_path, rows, futures[-1], escaped))
             renamed = [{} for _ in range(n)]  # per shard: its tcp.stream -> the capture's
             known = 0
-            self._limit = float("inf")
             for original, k, cols in heapq.merge(*streams):
                 if original >= self._limit:  # a tshark stopped at a damaged block: a single one stops there too
                     break
@@ -176,7 +176,9 @@ class ShardedRun:
                 yield cols
             for k, fut in enumerate(futures):
                 self._ended(k, parts, *fut.result())
-            self.dissector_bugs.sort(key=lambda b: b[0] or 0)  # a single run reports them in frame order
+            # a single run reports them in frame order, and none past where it stopped reading
+            self.dissector_bugs = sorted((b for b in self.dissector_bugs if (b[0] or 0) < self._limit),
+                                         key=lambda b: b[0] or 0)
             if self.frames != parts.frames and not self.truncated:
                 self.errors.append("analyze: the shards' tsharks read %d frames of the %d the split wrote; rerun with "
                                    "--jobs 1" % (self.frames, parts.frames))
