@@ -74,12 +74,39 @@ def _transformed_emitparse(self, code):
             if len(data) != %d:
                 raise StreamError("expected %d, found %%d" %% len(data))
             return restream(%s(data), lambda io: (%s))
-    """ % (fname, n, n, n, funcs[self.decodefunc], self.subcon._compileparse(code)))
+    """ % (fname, n, n, n, funcs[self.decodefunc], _strict(code, self.subcon)))
     return "%s(io, this)" % fname
 
 
 if "_emitparse" not in Transformed.__dict__:  # construct 2.10 has none
     Transformed._emitparse = _transformed_emitparse
+
+
+_lenient_bytes = Bytes._emitparse
+
+
+def _bytes_emitparse(self, code):
+    """construct's compiled Bytes reads what is there (a short buffer parses); the interpreted one
+    fails. Below the constructs compiled here (interpreted before), reads stay strict, as they were."""
+    if not getattr(code, "strict", False):
+        return _lenient_bytes(self, code)
+    return "%s(io, %s)" % (_emit_read(code), _emit_value(self.length))
+
+
+Bytes._emitparse = _bytes_emitparse
+
+
+def _strict(code, subcon) -> str:
+    """subcon compiled with strict reads, with a parser cache of its own (an instance compiled both
+    ways gets both functions)."""
+    saved = code.parsercache, getattr(code, "strict", False)
+    if not saved[1]:
+        code.parsercache = code.__dict__.setdefault("strictcache", {})
+        code.strict = True
+    try:
+        return subcon._compileparse(code)
+    finally:
+        code.parsercache, code.strict = saved
 
 
 def _emit_value(value) -> str:
@@ -208,7 +235,7 @@ class Present(Subconstruct):
                 if end == here:
                     return None
                 return %s
-        """ % (fname, self.subcon._compileparse(code)))
+        """ % (fname, _strict(code, self.subcon)))
         return "%s(io, this)" % fname
 
 
@@ -239,9 +266,9 @@ class IfEquals(Subconstruct):
 
     def _emitparse(self, code):
         key = _emit_value(self.key)
-        other = "None" if self.otherwise is None else self.otherwise._compileparse(code)
+        other = "None" if self.otherwise is None else _strict(code, self.otherwise)
         return "((%s) if getattr(%s, 'intvalue', %s) == %r else (%s))" % (
-            self.subcon._compileparse(code), key, key, self.value, other)
+            _strict(code, self.subcon), key, key, self.value, other)
 
     def _build(self, obj, stream, context, path):
         sc = self._pick(context)
@@ -261,7 +288,7 @@ class When(Subconstruct):
         return self.subcon._parsereport(stream, context, path) if evaluate(self.cond, context) else None
 
     def _emitparse(self, code):
-        return "((%s) if %s else None)" % (self.subcon._compileparse(code), _emit_value(self.cond))
+        return "((%s) if %s else None)" % (_strict(code, self.subcon), _emit_value(self.cond))
 
     def _build(self, obj, stream, context, path):
         return self.subcon._build(obj, stream, context, path) if evaluate(self.cond, context) else None
@@ -426,7 +453,7 @@ class Variants(Construct):
                 if linkedinstances[%d].test(io):
                     obj = %s
                     obj["_variant"] = %r
-                    return obj""" % (id(v.when), v.subcon._compileparse(code), v.name)
+                    return obj""" % (id(v.when), _strict(code, v.subcon), v.name)
         block += """
                 raise ExplicitError("no layout variant matches")
         """
