@@ -9,7 +9,9 @@ from __future__ import annotations
 import re
 from typing import Any, Dict, Optional, Tuple
 
-from construct import Bytes
+from io import BytesIO
+
+from construct import Bytes, Container
 
 from dissectors.definitions import csvp, rsvd
 from dissectors.model.introspect import iter_constructs, unwrap
@@ -115,16 +117,30 @@ def _view(name: str):
     return v
 
 
+def _run(name: str, raw: bytes):
+    """view.parse(raw) without construct's four wrapper calls: the compiled function on a fresh
+    root context, as parse_stream builds it (a compiled parser has no `parsed` hook)."""
+    ctx = Container(_parsing=True, _building=False, _sizing=False)
+    ctx._params = ctx
+    return (_funcs.get(name) or _func(name))(BytesIO(raw), ctx)
+
+
+_funcs: Dict[str, Any] = {}
+
+
+def _func(name: str):
+    _funcs[name] = f = _view(name).parsefunc
+    return f
+
+
 def _scsi_fast(is_response: bool, raw: bytes, request: Any):
     """A SCSI tunnel message without its data overlay, or None when it needs the full parse."""
-    from construct import Container
-
-    header = _view("header").parse(raw)
+    header = _run("header", raw)
     if int_of(header.OperationCode) != _SCSI_OP:
         return None
     if not is_response:
-        payload = _view("scsi_request").parse(raw[16:])
-        payload.Cdb = _view("cdb").parse(payload.CDBBuffer)
+        payload = _run("scsi_request", raw[16:])
+        payload.Cdb = _run("cdb", payload.CDBBuffer)
         if str(payload.Cdb.OperationCode) in _FULL_CDBS:
             return None
         payload.Data = None
@@ -134,8 +150,8 @@ def _scsi_fast(is_response: bool, raw: bytes, request: Any):
         cdb = request.Payload.get("Cdb") if request is not None else None
         if cdb is None or str(cdb.OperationCode) in _FULL_CDBS:
             return None
-        payload = _view("scsi_response").parse(raw[16:])
-        payload.Sense = _view("sense").parse(payload.SenseDataEx) if payload.SenseInfoExLength > 0 else None
+        payload = _run("scsi_response", raw[16:])
+        payload.Sense = _run("sense", payload.SenseDataEx) if payload.SenseInfoExLength > 0 else None
         payload.Data = None
     return Container(Header=header, Payload=payload)
 
@@ -145,7 +161,7 @@ def rsvd_header(raw: bytes):
     parse, or None when even the header is cut short."""
     if len(raw) < rsvd.SVHDX_TUNNEL_OPERATION_HEADER.sizeof():
         return None
-    return _view("header").parse(raw)
+    return _run("header", raw)
 
 
 def rsvd_message(function: int, is_response: bool, raw: bytes, request: Any = None) -> Tuple[Any, Optional[str]]:
