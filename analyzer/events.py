@@ -123,21 +123,34 @@ class Frame:
     encrypted_smb3: List[int] = field(default_factory=list)  # session ids of messages left encrypted
 
 
+# Column positions, looked up once: frame_of runs for every frame.
+_CMD, _PTYPE, _TRANSFORM, _STREAM = COL["smb2.cmd"], COL["dcerpc.pkt_type"], COL["smb2.header.transform.msg_size"], COL["tcp.stream"]
+_IP_SRC, _IPV6_SRC, _SRCPORT = COL["ip.src"], COL["ipv6.src"], COL["tcp.srcport"]
+_IP_DST, _IPV6_DST, _DSTPORT = COL["ip.dst"], COL["ipv6.dst"], COL["tcp.dstport"]
+_RESP, _MSG_ID, _SESID, _TID, _NT_STATUS = (COL["smb2.flags.response"], COL["smb2.msg_id"], COL["smb2.sesid"],
+                                            COL["smb2.tid"], COL["smb2.nt_status"])
+_CARRIED = [(COL[name], name, attr, conv) for name, attr, conv in (
+    ("smb2.fid", "file_id", str), ("smb2.ioctl.function", "function", _int), ("smb.create_options", "create_options", _int))]
+_DIALECT, _CLIENT_GUID, _TREE = COL["smb2.dialect"], COL["smb2.client_guid"], COL["smb2.tree"]
+_RAW, _RAW_INDEX, _RAW_OPEN_NAME = COL[RSVD.raw], COL[RSVD.raw_smb2_index], COL[RSVD.raw_open_name]
+_RAW_CONTEXTS, _RAW_BARE_NAME = COL[RSVD.raw_create_contexts], COL[RSVD.raw_bare_name]
+
+
 def frame_of(cols: List[str]) -> Optional[Frame]:
     """The events of one tshark line; None for a frame with neither SMB2 nor DCE/RPC."""
-    cmds = cols[COL["smb2.cmd"]]
-    ptypes = cols[COL["dcerpc.pkt_type"]]
-    transforms = cols[COL["smb2.header.transform.msg_size"]]
-    stream = cols[COL["tcp.stream"]]
+    cmds = cols[_CMD]
+    ptypes = cols[_PTYPE]
+    transforms = cols[_TRANSFORM]
     if not cmds and not ptypes and not transforms:
         return None
-    src = (cols[COL["ip.src"]] or cols[COL["ipv6.src"]]) + ":" + cols[COL["tcp.srcport"]]
-    dst = (cols[COL["ip.dst"]] or cols[COL["ipv6.dst"]]) + ":" + cols[COL["tcp.dstport"]]
+    stream = cols[_STREAM]
+    src = (cols[_IP_SRC] or cols[_IPV6_SRC]) + ":" + cols[_SRCPORT]
+    dst = (cols[_IP_DST] or cols[_IPV6_DST]) + ":" + cols[_DSTPORT]
     f = Frame(int(cols[0]), float(cols[1]), int(stream) if stream else None, src, dst, [], [], [])
     if cmds:
-        f.smb2 = _smb2(f, cols, _split(cmds))
+        f.smb2 = _smb2(f, cols, cmds.split(AGGREGATOR))
     elif transforms:  # no key decrypted them: what the headers say is all there is
-        sids = _split(cols[COL["smb2.sesid"]])
+        sids = _split(cols[_SESID])
         f.encrypted_smb3 = [_int(sids[i]) if i < len(sids) else 0 for i in range(len(_split(transforms)))]
     if ptypes:
         f.calls = _calls(f, cols)
@@ -147,50 +160,60 @@ def frame_of(cols: List[str]) -> Optional[Frame]:
 
 
 def _smb2(f: Frame, cols: List[str], cmds: List[str]) -> List[Smb2Message]:
+    # Empty columns (most of them, in most frames) are skipped before any splitting.
     n = len(cmds)
-    resp = _split(cols[COL["smb2.flags.response"]])
-    mids = _split(cols[COL["smb2.msg_id"]])
-    sids = _split(cols[COL["smb2.sesid"]])
-    tids = _split(cols[COL["smb2.tid"]])
+    resp = _split(cols[_RESP])
+    mids = _split(cols[_MSG_ID])
+    sids = _split(cols[_SESID])
+    tids = _split(cols[_TID])
+    nresp, nmids, nsids, has_tids = len(resp), len(mids), len(sids), len(tids) == n
+    number, time, stream = f.number, f.time, f.stream
     out = []
     for i in range(n):
         out.append(Smb2Message(
-            frame=f.number, time=f.time, stream=f.stream, index=i + 1, command=int(cmds[i]),
-            is_response=i < len(resp) and resp[i] in ("1", "True"),
-            msg_id=int(mids[i]) if i < len(mids) else -1,
-            session_id=_int(sids[i]) if i < len(sids) else 0,
-            tree_id=_int(tids[i]) if len(tids) == n else None))
-    statuses = _split(cols[COL["smb2.nt_status"]])
-    responses = [m for m in out if m.is_response]
-    if len(statuses) == len(responses):
-        for m, s in zip(responses, statuses):
-            m.status = _int(s)
-    for name, attr, conv in (("smb2.fid", "file_id", str), ("smb2.ioctl.function", "function", _int),
-                             ("smb.create_options", "create_options", _int)):
-        values = _split(cols[COL[name]])
-        if not values:
+            number, time, stream, i + 1, int(cmds[i]),
+            i < nresp and resp[i] in ("1", "True"),
+            int(mids[i]) if i < nmids else -1,
+            int(sids[i], 0) if i < nsids else 0,
+            int(tids[i], 0) if has_tids else None))
+    text = cols[_NT_STATUS]
+    if text:
+        statuses = text.split(AGGREGATOR)
+        responses = [m for m in out if m.is_response]
+        if len(statuses) == len(responses):
+            for m, s in zip(responses, statuses):
+                m.status = int(s, 0)
+    for col, name, attr, conv in _CARRIED:
+        text = cols[col]
+        if not text:
             continue
-        carriers = [m for m in out if CARRIERS[name](m.command, m.is_response, m.status)]
+        values = text.split(AGGREGATOR)
+        carrier = CARRIERS[name]
+        carriers = [m for m in out if carrier(m.command, m.is_response, m.status)]
         if len(carriers) == len(values):
             for m, v in zip(carriers, values):
                 setattr(m, attr, conv(v))
         elif n == 1:
             setattr(out[0], attr, conv(values[0]))
-    dialects = _split(cols[COL["smb2.dialect"]])
-    for m in out:
-        if m.command == NEGOTIATE and m.is_response and dialects and n == 1:
-            m.dialect = _int(dialects[-1])
-    guids = _split(cols[COL["smb2.client_guid"]])
-    for m in out:
-        if m.command == NEGOTIATE and not m.is_response and len(guids) == 1 and n == 1:
-            m.client_guid = guids[0]
-    trees = _split(cols[COL["smb2.tree"]])
-    for m in out:
-        if m.command == TREE_CONNECT and not m.is_response and trees and n == 1:
-            m.tree = trees[0]
-    raws = _split(cols[COL[RSVD.raw]])
-    if raws:
-        idx = _split(cols[COL[RSVD.raw_smb2_index]])
+    if n == 1:  # the commands that name a dialect, a client or a tree travel alone
+        m = out[0]
+        if m.command == NEGOTIATE:
+            if m.is_response:
+                dialects = _split(cols[_DIALECT])
+                if dialects:
+                    m.dialect = _int(dialects[-1])
+            else:
+                guids = _split(cols[_CLIENT_GUID])
+                if len(guids) == 1:
+                    m.client_guid = guids[0]
+        elif m.command == TREE_CONNECT and not m.is_response:
+            trees = _split(cols[_TREE])
+            if trees:
+                m.tree = trees[0]
+    text = cols[_RAW]
+    if text:
+        raws = text.split(AGGREGATOR)
+        idx = _split(cols[_RAW_INDEX])
         if len(idx) == len(raws):
             for hexbytes, i in zip(raws, idx):
                 if 1 <= int(i) <= n:
@@ -201,16 +224,18 @@ def _smb2(f: Frame, cols: List[str], cmds: List[str]) -> List[Smb2Message]:
             targets = [m for m in out if m.command == IOCTL] or [m for m in out if m.command == CREATE] or out[:1]
             for m, hexbytes in zip(targets, raws):
                 m.raw.append(bytes.fromhex(hexbytes))
-    names = _split(cols[COL[RSVD.raw_open_name]])
-    if names:  # one per CREATE request that carries an open context, in order
+    text = cols[_RAW_OPEN_NAME]
+    if text:  # one per CREATE request that carries an open context, in order
+        names = text.split(AGGREGATOR)
         creates = [m for m in out if m.command == CREATE and not m.is_response and m.raw]
         for m, name in zip(creates, names) if len(creates) == len(names) else ():
             m.filename = bytes.fromhex(name).decode("utf-16-le", "replace")
-        contexts = _split(cols[COL[RSVD.raw_create_contexts]])
+        contexts = _split(cols[_RAW_CONTEXTS])
         for m, ctx in zip(creates, contexts) if len(creates) == len(contexts) else ():
             m.create_contexts = bytes.fromhex(ctx)
-    bare = _split(cols[COL[RSVD.raw_bare_name]])
-    if bare:  # one per CREATE request named as a shared disk without the context, in order
+    text = cols[_RAW_BARE_NAME]
+    if text:  # one per CREATE request named as a shared disk without the context, in order
+        bare = text.split(AGGREGATOR)
         plain = [m for m in out if m.command == CREATE and not m.is_response and not m.raw]
         for m, name in zip(plain, bare) if len(plain) == len(bare) else ():
             m.bare_name = bytes.fromhex(name).decode("utf-16-le", "replace")
