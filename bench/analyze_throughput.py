@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from analyzer.source import command, find_tshark, plugin_args  # noqa: E402
-from lua_overhead import OUT, build_trace  # noqa: E402
+from lua_overhead import OUT, heavy_trace  # noqa: E402
 
 # VmHWM, not ru_maxrss: ru_maxrss keeps the high-water mark of the forked parent's pages
 # from before exec (a bench that just built a 150 MB trace would report that).
@@ -65,9 +65,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     tshark = find_tshark()
     OUT.mkdir(parents=True, exist_ok=True)
-    pcap = OUT / "rsvd_heavy.pcapng"
-    if not (args.keep and pcap.exists()):
-        pcap.write_bytes(build_trace(args.packets))
+    pcap = heavy_trace(args.packets, args.keep)
     packets = subprocess.run([tshark.path, "-n", "-r", str(pcap), "-T", "fields", "-e", "frame.number"],
                              capture_output=True, text=True).stdout.count("\n")
     runs = {"tshark": [], "tshark+plugins": [], "export": [], "analyze": []}

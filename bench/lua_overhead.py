@@ -124,6 +124,18 @@ def time_once(tshark: str, pcap: Path, config: str, mode: str) -> float:
     return elapsed
 
 
+def heavy_trace(packets: int, keep: bool) -> Path:
+    """bench/out/rsvd_heavy.pcapng, the trace every analyzer bench times: built, or with `keep`
+    the one already there (whatever its packet count)."""
+    OUT.mkdir(parents=True, exist_ok=True)
+    pcap = OUT / "rsvd_heavy.pcapng"
+    if not (keep and pcap.exists()):
+        t0 = time.perf_counter()
+        pcap.write_bytes(build_trace(packets))
+        print("built %s in %.1f s" % (pcap, time.perf_counter() - t0))
+    return pcap
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--packets", type=int, default=200_000)
@@ -135,12 +147,7 @@ def main(argv=None) -> int:
     tshark = shutil.which("tshark")
     if not tshark:
         raise SystemExit("tshark not found: apt-get install -y tshark")
-    OUT.mkdir(parents=True, exist_ok=True)
-    pcap = OUT / "rsvd_heavy.pcapng"
-    if not (args.keep and pcap.exists()):
-        t0 = time.perf_counter()
-        pcap.write_bytes(build_trace(args.packets))
-        print("built %s in %.1f s" % (pcap, time.perf_counter() - t0))
+    pcap = heavy_trace(args.packets, args.keep)
     count = subprocess.run([tshark, "-n", "-r", str(pcap), "-T", "fields", "-e", "frame.number"],
                            capture_output=True, text=True).stdout.count("\n")
     rsvd_msgs = subprocess.run([tshark, "-n", "-r", str(pcap), "-Y", "rsvd", "-T", "fields", "-e", "frame.number"],

@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from analyzer.source import command, find_tshark, tshark_env  # noqa: E402
 from analyzer.split import split  # noqa: E402
-from lua_overhead import OUT, build_trace  # noqa: E402
+from lua_overhead import OUT, heavy_trace  # noqa: E402
 
 # Run in the analyzing process: peaks of it and its descendants, its own and its children's CPU.
 DRIVER = r"""
@@ -122,9 +122,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     tshark = find_tshark()
     OUT.mkdir(parents=True, exist_ok=True)
-    pcap = OUT / "rsvd_heavy.pcapng"
-    if not (args.keep and pcap.exists()):
-        pcap.write_bytes(build_trace(args.packets))
+    pcap = heavy_trace(args.packets, args.keep)
     env = tshark_env()
     yardstick = [tshark.path, "-n", "-r", str(pcap), "-T", "fields", "-e", "frame.number"]
     export = command(tshark, pcap)
