@@ -118,11 +118,14 @@ def _view(name: str):
 
 
 def _run(name: str, raw: bytes):
-    """view.parse(raw) without construct's four wrapper calls: the compiled function on a fresh
-    root context, as parse_stream builds it (a compiled parser has no `parsed` hook)."""
-    ctx = Container(_parsing=True, _building=False, _sizing=False)
-    ctx._params = ctx
-    return (_funcs.get(name) or _func(name))(BytesIO(raw), ctx)
+    """view.parse(raw) without construct's four wrapper calls: the compiled function on a root
+    context as parse_stream builds it (a compiled parser has no `parsed` hook). One root serves
+    every call: compiled code only reads it (each struct writes its own child context)."""
+    return (_funcs.get(name) or _func(name))(BytesIO(raw), _ROOT)
+
+
+_ROOT = Container(_parsing=True, _building=False, _sizing=False)
+_ROOT._params = _ROOT
 
 
 _funcs: Dict[str, Any] = {}
