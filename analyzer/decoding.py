@@ -138,24 +138,25 @@ def _func(name: str):
 
 def _scsi_fast(is_response: bool, raw: bytes, request: Any):
     """A SCSI tunnel message without its data overlay, or None when it needs the full parse."""
+    # Containers are dicts: items, not attributes (construct's __getattr__ is a Python call each)
     header = _run("header", raw)
-    if int_of(header.OperationCode) != _SCSI_OP:
+    if int_of(header["OperationCode"]) != _SCSI_OP:
         return None
     if not is_response:
         payload = _run("scsi_request", raw[16:])
-        payload.Cdb = _run("cdb", payload.CDBBuffer)
-        if str(payload.Cdb.OperationCode) in _FULL_CDBS:
+        cdb = payload["Cdb"] = _run("cdb", payload["CDBBuffer"])
+        if str(cdb["OperationCode"]) in _FULL_CDBS:
             return None
-        payload.Data = None
+        payload["Data"] = None
     else:
-        if int_of(header.Status) != 0:
+        if int_of(header["Status"]) != 0:
             return None  # a failure's payload is not a SCSI response
-        cdb = request.Payload.get("Cdb") if request is not None else None
-        if cdb is None or str(cdb.OperationCode) in _FULL_CDBS:
+        cdb = request["Payload"].get("Cdb") if request is not None else None
+        if cdb is None or str(cdb["OperationCode"]) in _FULL_CDBS:
             return None
         payload = _run("scsi_response", raw[16:])
-        payload.Sense = _run("sense", payload.SenseDataEx) if payload.SenseInfoExLength > 0 else None
-        payload.Data = None
+        payload["Sense"] = _run("sense", payload["SenseDataEx"]) if payload["SenseInfoExLength"] > 0 else None
+        payload["Data"] = None
     return Container(Header=header, Payload=payload)
 
 

@@ -975,15 +975,16 @@ class ResponseInvalid(Rule):
         frames = [op.request_frame, op.response_frame]
         report = lambda check, spec, text: self.report(frames, "%s response: %s" % (op.kind, text), op.subject,  # noqa: E731
                                                         check=check, spec="MS-RSVD " + spec)
+        # Decoded values are dicts: the hot SCSI path reads items (construct's __getattr__ is a call each)
         if op.kind == SCSI_OP and op.request is not None:
-            p = op.request.Payload
-            if (p.Length != 36 or p.CdbLength > rsvd.RSVD_CDB_GENERIC_LENGTH) and op.status != STATUS_INVALID_PARAMETER:
+            p = op.request["Payload"]
+            if (p["Length"] != 36 or p["CdbLength"] > rsvd.RSVD_CDB_GENERIC_LENGTH) and op.status != STATUS_INVALID_PARAMETER:
                 report("R47", "3.2.5.5.5", "the request's Length %d / CdbLength %d, answered %s: the server MUST fail "
                        "it with STATUS_INVALID_PARAMETER" % (p.Length, p.CdbLength, op.status_name or "-"))
         value = op.response
         if value is None:
             return  # an SMB2-level answer with no buffer: nothing of RSVD's to judge
-        status = decoding.int_of(value.Header.Status)
+        status = decoding.int_of(value["Header"]["Status"])
         extra = op.response_size - HEADER_SIZE
         if status:
             if op.kind in self.FAIL_HEADER_ONLY and extra > 0:
@@ -1016,14 +1017,14 @@ class ResponseInvalid(Rule):
             if bad:
                 report("R46", "2.2.5.10, 3.2.5.5.4", "; ".join(bad))
         elif op.kind == SCSI_OP and p and op.request is not None:
-            q, bad = op.request.Payload, []
-            if str(p.DataIn) != str(q.DataIn):
+            q, bad = op.request["Payload"], []
+            if str(p["DataIn"]) != str(q["DataIn"]):
                 bad.append("DataIn %s (the request's is %s)" % (p.DataIn, q.DataIn))
-            sizes = {36, 36 + decoding.int_of(p.DataTransferLength), q.Length}
-            if p.Length not in sizes:
+            sizes = {36, 36 + decoding.int_of(p["DataTransferLength"]), q["Length"]}
+            if p["Length"] not in sizes:
                 bad.append("Length %d (the size of SVHDX_TUNNEL_SCSI_RESPONSE: %s)"
                            % (p.Length, " or ".join(str(n) for n in sorted(sizes))))
-            if not is_zero(p.Reserved):
+            if not is_zero(p["Reserved"]):
                 bad.append("Reserved %s (zero)" % shown(p.Reserved))
             if bad:
                 report("R48", "2.2.5.12, 3.2.5.5.5", "; ".join(bad))
