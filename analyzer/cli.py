@@ -41,10 +41,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, metavar="N",
                     help="use N cores (default: all, %(default)s here): several captures are analyzed N at a time, "
                          "one process each (cores to spare split the big ones); a single capture, or a --merge, "
-                         "larger than --split-above is split by connection over N tsharks. The reports and files are "
-                         "the same as with --jobs 1")
+                         "larger than --split-above is split by connection over N-1 tsharks while this process merges "
+                         "their rows and reconstructs. The reports and files are the same as with --jobs 1")
     ap.add_argument("--split-above", type=float, default=SPLIT_ABOVE_MB, metavar="MB",
-                    help="split a capture over the --jobs tsharks when it is at least MB megabytes (default: "
+                    help="split a capture over --jobs tsharks when it is at least MB megabytes (default: "
                          "%(default)s; 0 splits every capture that has two connections to split)")
     ap.add_argument("--dask", metavar="ADDRESS|local",
                     help="run on a dask.distributed cluster: the scheduler's address (tcp://HOST:8786), or local for "

@@ -32,16 +32,22 @@ POLL = 0.01  # seconds between looks at a rows file its tshark is still writing
 
 @dataclass
 class Sharding:
-    """How analyze spreads one capture: over `jobs` tsharks when it is at least `above_mb` MB."""
+    """How analyze spreads one capture of at least `above_mb` MB over `jobs` cores: one core runs
+    this process (merging the rows and reconstructing, as busy as a tshark: bench/scale.py), the
+    others a tshark each; on an `executor` (a Dask cluster's workers) all `jobs` run tsharks."""
 
     jobs: int = 1
     above_mb: float = SPLIT_ABOVE_MB
     directory: Optional[Path] = None
     executor: Optional[object] = None
 
+    @property
+    def tsharks(self) -> int:
+        return self.jobs if self.executor is not None else self.jobs - 1
+
     def applies(self, *paths: Path) -> bool:
         try:
-            return self.jobs > 1 and sum(p.stat().st_size for p in paths) >= self.above_mb * 1e6
+            return self.tsharks > 1 and sum(p.stat().st_size for p in paths) >= self.above_mb * 1e6
         except OSError:
             return False
 

@@ -1,6 +1,6 @@
 """Issue 14 item 1: one capture over several tsharks. `analyze --jobs N` splits a capture by
-connection (analyzer.split), dissects the shards at once and merges their rows back in capture
-order, so everything after it sees exactly what one tshark gives: the same rows (frame and TCP
+connection (analyzer.split), dissects the shards at once (N-1 tsharks: this process is busy too)
+and merges their rows back in capture order, so everything after it sees exactly what one tshark gives: the same rows (frame and TCP
 stream numbers the capture's own), the same findings, tables and report."""
 import gzip
 import json
@@ -36,10 +36,11 @@ def without_timing(doc):
 
 
 def same_as_serial(capture, tmp_path, *args, tshark=None):
-    """--jobs 2 with every capture split gives --jobs 1's JSON and --output files byte for byte."""
+    """--jobs 3 (two tsharks and this process) with every capture split gives --jobs 1's JSON and
+    --output files byte for byte."""
     exe = ("--tshark", tshark.exe) if tshark else ()
     one = analyze("--jobs", "1", "--format", "json", "--output", tmp_path / "one", *exe, *args, capture)
-    two = analyze("--jobs", "2", "--split-above", "0", "--format", "json", "--output", tmp_path / "two", *exe, *args,
+    two = analyze("--jobs", "3", "--split-above", "0", "--format", "json", "--output", tmp_path / "two", *exe, *args,
                   capture)
     assert one.returncode == two.returncode == 0, two.stderr
     assert two.stderr == one.stderr
@@ -252,11 +253,12 @@ def test_fragments_follow_their_first_and_icmp_errors_the_connection_they_quote(
 
 
 def test_cores_to_spare_split_each_of_several_captures(composite, tmp_path):
-    """Two captures on 4 --jobs: two worker processes, each splitting its capture over 2 tsharks."""
+    """Two captures on 6 --jobs: two worker processes, each splitting its capture over 2 tsharks
+    (its third core reconstructs)."""
     other = tmp_path / "again.pcapng"
     shutil.copy(composite, other)
     one = analyze("--jobs", "1", "--format", "json", *KEYS, composite, other)
-    four = analyze("--jobs", "4", "--split-above", "0", "--format", "json", *KEYS, composite, other)
+    four = analyze("--jobs", "6", "--split-above", "0", "--format", "json", *KEYS, composite, other)
     assert one.returncode == four.returncode == 0 and four.stderr == one.stderr, four.stderr
     assert without_timing(json.loads(four.stdout)) == without_timing(json.loads(one.stdout))
 
@@ -288,3 +290,15 @@ def test_mutated_captures_split_as_they_read_whole(tmp_path, fmt):
     res = subprocess.run([sys.executable, str(ROOT / "tests" / "fuzz" / "split_fuzz.py"), "--variants", "12",
                           "--format", fmt, "--out", str(tmp_path)], capture_output=True, text=True, timeout=600)
     assert res.returncode == 0 and "12 variants (%s), 0 differed" % fmt in res.stdout, res.stdout + res.stderr
+
+
+def test_one_core_is_kept_for_the_reconstruction():
+    """It is as busy as a tshark (bench/scale.py): --jobs N runs N-1 tsharks here, so --jobs 2 on
+    two cores does not split (tshark and this process already use both); a Dask cluster's
+    workers are all tsharks."""
+    from analyzer.shards import Sharding
+
+    assert [Sharding(j, 0).tsharks for j in (1, 2, 3, 16)] == [0, 1, 2, 15]
+    assert not Sharding(2, 0).applies(SAMPLES[0]) and Sharding(3, 0).applies(SAMPLES[0])
+    assert Sharding(2, 0, executor=object()).tsharks == 2
+    assert not Sharding(3, 16).applies(SAMPLES[0])  # below --split-above
