@@ -117,7 +117,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--packets", type=int, default=200_000)
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--jobs", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--jobs", type=int, nargs="+", default=[1, 2, 3])
     ap.add_argument("--keep", action="store_true", help="reuse bench/out/rsvd_heavy.pcapng if it exists")
     args = ap.parse_args(argv)
     tshark = find_tshark()
@@ -159,13 +159,16 @@ def main(argv=None) -> int:
             cpu_children_median_s=round(statistics.median(r["cpu_children"] for r in rs), 2),
             peak_mb={k: round(v / 1024, 1) for k, v in sorted(peaks.items())},
             peak_tsharks=max(len([n for n in r["peaks_kb"] if n.startswith("tshark")]) for r in rs))
-    split_jobs = [j for j in args.jobs if j > 1]
+    split_jobs = [j for j in args.jobs if j > 2]  # --jobs N splits over N-1 tsharks
     python_cpu = per_job[split_jobs[0] if split_jobs else args.jobs[0]]["cpu_python_median_s"]
     rest = max(python_cpu - split_s, 0.0)  # reading, merging and reconstructing the rows
     shard_cpu = sum(c for _, c in shard_exports)
-    # More cores: after the split (one pass, one core) the tsharks divide the export's CPU among
-    # them while the Python process reads their rows as they come, on one core: the slower wins.
-    estimate = {n: round(split_s + max(shard_cpu / n, rest), 1) for n in (2, 4, 8, 16)}
+    # More cores: after the split (one pass, one core) N-1 tsharks divide the export's CPU among
+    # them while the Python process reads their rows as they come, on the Nth core: the slower wins.
+    estimate = {n: round(split_s + max(shard_cpu / (n - 1), rest), 1) for n in (4, 8, 16)}
+    # On this machine: whatever the split, the CPU to spend is tshark's and Python's
+    serial_python = per_job[args.jobs[0]]["cpu_python_median_s"]
+    floor = (export_whole[1] + serial_python) / (os.cpu_count() or 1)
     doc = dict(packets=args.packets, trace_mb=round(pcap.stat().st_size / 1e6, 1), tshark=tshark.version_text,
                runs=args.runs, cores=os.cpu_count(), loadavg=os.getloadavg(),
                wall_s={k: dict(median=round(med[k], 2), all=[round(x, 2) for x in v]) for k, v in walls.items()},
@@ -173,6 +176,9 @@ def main(argv=None) -> int:
                phases=dict(split_s=round(split_s, 2), export_whole_cpu_s=round(export_whole[1], 2),
                            export_shards_cpu_s=[round(c, 2) for _, c in shard_exports], shard_frames=shard_frames),
                expected_wall_s_by_cores=estimate,
+               cpu_floor_here=dict(seconds=round(floor, 2), ratio_to_tshark=round(floor / med["tshark"], 2),
+                                   why="(export CPU %.1f s + Python CPU %.1f s) / %d cores" % (
+                                       export_whole[1], serial_python, os.cpu_count() or 1)),
                bound="the split (%.1f s) then the Python process: %.1f s of CPU reading, merging and reconstructing "
                      "every row, on one core, against %.1f s of tshark CPU shared by the cores" % (split_s, rest, shard_cpu))
     (OUT / "scale.json").write_text(json.dumps(doc, indent=2) + "\n")
@@ -186,6 +192,8 @@ def main(argv=None) -> int:
     print("  split %.2f s; export CPU whole %.1f s, shards %s s" % (
         split_s, export_whole[1], ", ".join("%.1f" % c for _, c in shard_exports)))
     print("  expected wall by cores: %s (bound: %s)" % (estimate, doc["bound"]))
+    print("  the floor here, whatever the split: %s = %.1f s, %.2fx tshark" % (
+        doc["cpu_floor_here"]["why"], floor, floor / med["tshark"]))
     return 0
 
 
