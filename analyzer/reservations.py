@@ -60,8 +60,8 @@ def refusal(op, scsi_status: str, sense_key: str, asc: str) -> Optional[str]:
 def rsvd_row(tables: Tables, op, value, opcode: str, fields, scsi_status: str, sense_key: str, asc: str) -> None:
     """The reservation event of one tunnelled SCSI command, if it is one: a PR command, or any
     command refused with RESERVATION CONFLICT or told a PR UNIT ATTENTION."""
-    req = op.request.Payload
-    resp = value.Payload if value is not None and isinstance(value.get("Payload"), dict) else {}
+    req = op.request["Payload"]
+    resp = value["Payload"] if value is not None and isinstance(value.get("Payload"), dict) else {}
     action = str(fields.get("ServiceAction", "")) if fields else ""
     row = dict(command=action or opcode)
     if opcode == "PERSISTENT_RESERVE_OUT":
@@ -106,7 +106,7 @@ def operation_row(tables: Tables, op, value, sense_key: str, asc: str) -> None:
     refused with STATUS_SVHDX_RESERVATION_CONFLICT, or an SRB_STATUS answer (3.2.5.5.3) whose
     retrieved status is a RESERVATION CONFLICT or a PR UNIT ATTENTION (the command is the one
     whose error was stored)."""
-    resp = value.Payload if value is not None and isinstance(value.get("Payload"), dict) else {}
+    resp = value["Payload"] if value is not None and isinstance(value.get("Payload"), dict) else {}
     scsi_status = str(resp.get("ScsiStatus", "")) if resp else ""
     event = refusal(op, scsi_status, sense_key, asc)
     if event is None:

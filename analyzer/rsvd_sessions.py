@@ -456,7 +456,7 @@ class RsvdTracker:
             return
         op.response = value
         op.response_size = len(m.raw[0])
-        self.finish(op, m.frame, m.time, decoding.int_of(value.Header.Status), value)
+        self.finish(op, m.frame, m.time, decoding.int_of(value["Header"]["Status"]), value)
 
     def tunnel_request(self, m: Smb2Message, conn: Connection, raw: bytes) -> None:
         value, err = decoding.rsvd_message(m.function, False, raw)
@@ -470,8 +470,9 @@ class RsvdTracker:
                     str(header.OperationCode), m.stream, o, m.frame, m.time, request_id=int(header.RequestId),
                     function=m.function)
             return
-        op = Operation(str(value.Header.OperationCode), m.stream, o, m.frame, m.time,
-                       request_id=int(value.Header.RequestId), request=value, function=m.function,
+        hdr = value["Header"]
+        op = Operation(str(hdr["OperationCode"]), m.stream, o, m.frame, m.time,
+                       request_id=int(hdr["RequestId"]), request=value, function=m.function,
                        client=self.client_of(conn, m.session_id), request_size=len(raw), closed=gone)
         if gone is not None:
             self.bus.emit("rsvd_after_close", gone, m.frame, op.kind)
@@ -485,8 +486,8 @@ class RsvdTracker:
                 o.info_seen = True
             if op.kind == SCSI_OP:
                 o.scsi_seen = True
-        if op.kind == SRB_STATUS_OP and o is not None and "StatusKey" in value.Payload:
-            key = decoding.int_of(value.Payload.StatusKey)
+        if op.kind == SRB_STATUS_OP and o is not None and "StatusKey" in value["Payload"]:
+            key = decoding.int_of(value["Payload"]["StatusKey"])
             e = self.stored.get((o.id, key))
             op.stored = e
             if e is not None and e.retrieved_frame is None:
@@ -548,15 +549,15 @@ class RsvdTracker:
         if op.kind == SCSI_OP and op.request is not None:
             self.scsi_row(op, value)
         elif op.open is not None:
-            resp = value.Payload if value is not None and isinstance(value.get("Payload"), dict) else {}
+            resp = value["Payload"] if value is not None and isinstance(value.get("Payload"), dict) else {}
             reservations.operation_row(self.tables, op, value, *sense_of(resp.get("Sense") if resp else None))
 
     def scsi_row(self, op: Operation, value) -> None:
-        req = op.request.Payload
+        req = op.request["Payload"]
         cdb = req.get("Cdb")
-        opcode = str(cdb.OperationCode) if cdb is not None else ""
-        fields = cdb.Fields if cdb is not None and isinstance(cdb.get("Fields"), dict) else {}
-        resp = value.Payload if value is not None and isinstance(value.get("Payload"), dict) else {}
+        opcode = str(cdb["OperationCode"]) if cdb is not None else ""
+        fields = cdb["Fields"] if cdb is not None and isinstance(cdb.get("Fields"), dict) else {}
+        resp = value["Payload"] if value is not None and isinstance(value.get("Payload"), dict) else {}
         sense = resp.get("Sense") if resp else None
         key, asc = sense_of(sense)
         srb = resp.get("SrbStatus") if resp else None
@@ -574,7 +575,7 @@ class RsvdTracker:
             service_action=str(fields.get("ServiceAction", "")) if fields else "",
             lba=lba_of(fields), blocks=blocks_of(fields),
             data_in=str(req.get("DataIn", "")), transfer_length=req.get("DataTransferLength", ""),
-            srb_status=str(srb.Status) if srb is not None else "",
+            srb_status=str(srb["Status"]) if srb is not None else "",
             scsi_status=scsi_status,
             sense_key=key, additional_sense=asc,
             latency_ms=round(op.latency_ms, 3) if op.latency_ms is not None else ""))
@@ -628,7 +629,7 @@ def lba_of(fields) -> Optional[int]:
     if not fields:
         return None
     if isinstance(fields.get("Address"), dict):
-        return fields.Address.get("LogicalBlockAddress")
+        return fields["Address"].get("LogicalBlockAddress")
     return fields.get("LogicalBlockAddress")
 
 

@@ -229,10 +229,10 @@ class ReservationConflict(Rule):
     def on_rsvd_request(self, op: Operation, conn):
         if op.kind != SCSI_OP or op.open is None:
             return
-        p = op.request.Payload
+        p = op.request["Payload"]
         cdb = p.get("Cdb")
-        if cdb is not None and str(cdb.OperationCode) == "PERSISTENT_RESERVE_OUT" and p.get("Data"):
-            data = p.Data
+        if cdb is not None and str(cdb["OperationCode"]) == "PERSISTENT_RESERVE_OUT" and p.get("Data"):
+            data = p["Data"]
             for k in ("ServiceActionReservationKey", "ReservationKey"):
                 key = data.get(k)
                 if key:
@@ -259,9 +259,9 @@ class ReservationConflict(Rule):
         self.report([op.request_frame, op.response_frame], text, op.subject)
 
     def track_holder(self, op: Operation):
-        cdb = op.request.Payload.get("Cdb")
+        cdb = op.request["Payload"].get("Cdb")
         data = op.response.get("Payload", {}).get("Data") if isinstance(op.response.get("Payload"), dict) else None
-        if cdb is None or str(cdb.OperationCode) != "PERSISTENT_RESERVE_IN" or not data:
+        if cdb is None or str(cdb["OperationCode"]) != "PERSISTENT_RESERVE_IN" or not data:
             return
         key = None
         if data.get("Reservation"):
@@ -333,14 +333,14 @@ class ScsiRequestMalformed(Rule):
     def on_rsvd_request(self, op: Operation, conn):
         if op.kind != SCSI_OP:
             return
-        p = op.request.Payload
-        if p.Length != 36:
+        p = op.request["Payload"]
+        if p["Length"] != 36:
             self.report([op.request_frame], "SCSI request: Length %d (must be 36)" % p.Length, op.subject, check="R26",
                         spec="MS-RSVD 2.2.5.11, 3.1.4.9")
-        if p.CdbLength > rsvd.RSVD_CDB_GENERIC_LENGTH:
+        if p["CdbLength"] > rsvd.RSVD_CDB_GENERIC_LENGTH:
             self.report([op.request_frame], "SCSI request: CdbLength %d (at most 16)" % p.CdbLength, op.subject,
                         check="R24", spec="MS-RSVD 2.2.5.11")
-        if p.SenseInfoExLength > rsvd.RSVD_SCSI_SENSE_BUFFER_SIZE:
+        if p["SenseInfoExLength"] > rsvd.RSVD_SCSI_SENSE_BUFFER_SIZE:
             self.report([op.request_frame], "SCSI request: SenseInfoExLength %d (at most 20)" % p.SenseInfoExLength,
                         op.subject, check="R25", spec="MS-RSVD 2.2.5.11")
 
@@ -373,10 +373,10 @@ class ResponseMismatch(Rule):
         hdr = op.response.get("Header") if isinstance(op.response, dict) else None
         if hdr is None or op.request_id is None:
             return
-        if int(hdr.RequestId) != op.request_id:
+        if int(hdr["RequestId"]) != op.request_id:
             self.report([op.request_frame, op.response_frame], "the server's response carries RequestId 0x%X (the "
                         "request's is 0x%X)" % (int(hdr.RequestId), op.request_id), op.subject, check="R39")
-        if str(hdr.OperationCode) != op.kind:
+        if str(hdr["OperationCode"]) != op.kind:
             self.report([op.request_frame, op.response_frame], "the server's response carries OperationCode %s (the "
                         "request's is %s)" % (hdr.OperationCode, op.kind), op.subject, check="R38")
 
@@ -522,7 +522,7 @@ class ReservedShouldBeZero(Rule):
 
     def on_rsvd_request(self, op: Operation, conn):
         if op.kind == SCSI_OP:
-            bad = nonzero(op.request.Payload, ("Reserved1", "Reserved3"))
+            bad = nonzero(op.request["Payload"], ("Reserved1", "Reserved3"))
             if bad:
                 self.report([op.request_frame], "SCSI request: %s (the client SHOULD set it to zero)"
                             % ", ".join(bad), op.subject, check="R27", spec="MS-RSVD 2.2.5.11")
@@ -552,7 +552,7 @@ class RequestNotZeroed(Rule):
     def on_rsvd_request(self, op: Operation, conn):
         if op.kind not in V1_OPS:
             return
-        status = decoding.int_of(op.request.Header.Status)
+        status = decoding.int_of(op.request["Header"]["Status"])
         if status:
             self.report([op.request_frame], "%s request: header Status 0x%08X (the client MUST set it to zero)"
                         % (op.kind, status), op.subject, check="R03", spec="MS-RSVD 2.2.5.1, 3.1.4.6-3.1.4.10")
@@ -852,7 +852,7 @@ class WriteAnswer(Rule):
                                  "2 open context accepted), and the seed's server writes whatever the CreateOptions")
 
     def track(self, op: Operation):
-        o, q = op.open, op.request.Payload
+        o, q = op.open, op.request["Payload"]
         cdb = q.get("Cdb")
         resp = payload_of(op.response)
         if cdb is None or str(cdb.get("OperationCode")) != "PERSISTENT_RESERVE_OUT" or not resp or \
@@ -936,9 +936,9 @@ class SenseKeyAnswer(Rule):
 
     def on_rsvd_response(self, op: Operation):
         o = op.open
-        if op.kind != SRB_STATUS_OP or o is None or "StatusKey" not in (op.request.Payload or {}):
+        if op.kind != SRB_STATUS_OP or o is None or "StatusKey" not in (op.request["Payload"] or {}):
             return
-        key = decoding.int_of(op.request.Payload.StatusKey)
+        key = decoding.int_of(op.request["Payload"]["StatusKey"])
         frames = [op.request_frame, op.response_frame]
         if op.stored is not None:
             if op.status != 0:
