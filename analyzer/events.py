@@ -162,10 +162,14 @@ def frame_of(cols: List[str]) -> Optional[Frame]:
 def _smb2(f: Frame, cols: List[str], cmds: List[str]) -> List[Smb2Message]:
     # Empty columns (most of them, in most frames) are skipped before any splitting.
     n = len(cmds)
-    resp = _split(cols[_RESP])
-    mids = _split(cols[_MSG_ID])
-    sids = _split(cols[_SESID])
-    tids = _split(cols[_TID])
+    text = cols[_RESP]
+    resp = text.split(AGGREGATOR) if text else []
+    text = cols[_MSG_ID]
+    mids = text.split(AGGREGATOR) if text else []
+    text = cols[_SESID]
+    sids = text.split(AGGREGATOR) if text else []
+    text = cols[_TID]
+    tids = text.split(AGGREGATOR) if text else []
     nresp, nmids, nsids, has_tids = len(resp), len(mids), len(sids), len(tids) == n
     number, time, stream = f.number, f.time, f.stream
     out = []
@@ -188,6 +192,9 @@ def _smb2(f: Frame, cols: List[str], cmds: List[str]) -> List[Smb2Message]:
         if not text:
             continue
         values = text.split(AGGREGATOR)
+        if n == 1:  # a lone message takes the first value whichever carries it (what the rule below gives)
+            setattr(out[0], attr, conv(values[0]))
+            continue
         carrier = CARRIERS[name]
         carriers = [m for m in out if carrier(m.command, m.is_response, m.status)]
         if len(carriers) == len(values):
