@@ -265,6 +265,8 @@ def _eas(data: bytes) -> Tuple[Optional[list], Optional[str]]:
 
 def int_of(value) -> int:
     """An Enum value (EnumIntegerString) or a plain integer, as an int."""
+    if value.__class__ is int:  # most are: no attribute probe
+        return value
     return int(getattr(value, "intvalue", value))
 
 
