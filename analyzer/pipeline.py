@@ -7,7 +7,7 @@ import traceback
 from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Sequence
 
 from . import rules_clusprep, rules_clusprep_node, rules_rsvd
 from .clusprep_sequences import ClusPrepTracker
@@ -86,33 +86,73 @@ class CaptureResult:
 
 
 class FrameIndex:
-    """Time and TCP stream of each frame that carried SMB2 or DCE/RPC, by frame number: 12
-    bytes a frame, so findings can say when they happened and on which connection."""
+    """Time and TCP stream of each frame that carried SMB2 or DCE/RPC, by frame number, so
+    findings can say when they happened and on which connection: 16 bytes a frame, the recent
+    ones in memory and the older ones in a temporary file (memory stays flat whatever the
+    capture's size; only findings' frames are read back)."""
+
+    KEPT = 1 << 16  # frames held in memory before the older half goes to the file
 
     def __init__(self):
-        self.times, self.streams = array("d"), array("l")
+        self.base = 0  # the frame number of times[0]
+        self.times, self.streams = array("d"), array("q")
+        self._file = None  # earlier frames: all their times, then (at the end) all their streams
+        self._spilled_streams = None
 
     def add(self, number: int, t: float, stream: Optional[int]) -> None:
-        if number >= len(self.times):
-            grow = number + 1 - len(self.times)
+        at = number - self.base
+        if at >= len(self.times):
+            grow = at + 1 - len(self.times)
             self.times.extend([float("nan")] * grow)
             self.streams.extend([-1] * grow)
-        self.times[number], self.streams[number] = t, -1 if stream is None else stream
+            if len(self.times) > 2 * self.KEPT:
+                self._spill(len(self.times) - self.KEPT)
+            at = number - self.base
+        if at >= 0:
+            self.times[at], self.streams[at] = t, -1 if stream is None else stream
+
+    def _spill(self, n: int) -> None:
+        import tempfile
+
+        if self._file is None:
+            self._file, self._spilled_streams = tempfile.TemporaryFile(), tempfile.TemporaryFile()
+        self.times[:n].tofile(self._file)
+        self.streams[:n].tofile(self._spilled_streams)
+        del self.times[:n], self.streams[:n]
+        self.base += n
+
+    def _value(self, number: int, kept: array, spilled):
+        at = number - self.base
+        if at >= 0:
+            return kept[at] if at < len(kept) else None
+        if number < 0 or spilled is None:
+            return None
+        spilled.seek(number * kept.itemsize)
+        one = array(kept.typecode)
+        one.frombytes(spilled.read(kept.itemsize))
+        return one[0]
 
     def time(self, number: int) -> Optional[float]:
-        t = self.times[number] if 0 <= number < len(self.times) else float("nan")
-        return None if t != t else t
+        t = self._value(number, self.times, self._file)
+        return None if t is None or t != t else t
 
     def stream(self, number: int) -> Optional[int]:
-        s = self.streams[number] if 0 <= number < len(self.streams) else -1
-        return None if s < 0 else s
+        s = self._value(number, self.streams, self._spilled_streams)
+        return None if s is None or s < 0 else s
+
+    def close(self) -> None:
+        for f in (self._file, self._spilled_streams):
+            if f is not None:
+                f.close()
 
 
-def latency_summary(latency: Dict[tuple, List[float]]) -> Dict[tuple, dict]:
+def latency_summary(latency: Dict[tuple, Sequence[float]]) -> Dict[tuple, dict]:
+    import numpy
+
     out = {}
     for key, values in sorted(latency.items()):
-        v = sorted(values)
-        out[key] = dict(count=len(v), min=v[0], p50=percentile(v, 50), p99=percentile(v, 99), max=v[-1])
+        v = numpy.sort(numpy.asarray(values, dtype="float64"))  # 8 bytes a value, not a list's 32
+        out[key] = dict(count=len(v), min=float(v[0]), p50=percentile(v, 50), p99=percentile(v, 99), max=float(v[-1]))
     return out
 
 
@@ -204,6 +244,7 @@ def analyze_capture(path: Path, tshark: Tshark, tables: Tables,
                                     time=f.first_time, first_frame=f.frames[0] if f.frames else None,
                                     frames=",".join(str(x) for x in f.frames), message=f.message,
                                     subject=f.subject, stream=f.stream))
+    index.close()
     if merged is not None:
         for f in result.findings:
             f.where = [merged.locate(x) for x in f.frames]

@@ -617,8 +617,8 @@ def operation_row(op: Operation) -> dict:
 
 
 def percentile(sorted_values, p: float) -> float:
-    """Nearest-rank percentile of an ascending sequence."""
-    if not sorted_values:
+    """Nearest-rank percentile of an ascending sequence (a list or a numpy array)."""
+    if len(sorted_values) == 0:
         return 0.0
     k = max(0, min(len(sorted_values) - 1, int(round(p / 100.0 * len(sorted_values) + 0.5)) - 1))
     return float(sorted_values[k])

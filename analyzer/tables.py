@@ -14,6 +14,7 @@ import csv
 import datetime
 import hashlib
 import json
+from array import array
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -95,7 +96,8 @@ class Tables:
         self.keep = keep
         self.capture = ""
         self.rows: Dict[str, List[dict]] = {name: [] for name in SCHEMA}
-        self.latency: Dict[tuple, List[float]] = {}  # (table, group) -> latencies (ms), this capture's
+        # (table, group) -> latencies (ms), this capture's: 8 bytes each, every one kept for exact percentiles
+        self.latency: Dict[tuple, array] = {}
         self._files = []
         self._csv = {}
         self._jsonl = {}
@@ -120,13 +122,13 @@ class Tables:
         if not self._csv and not self.keep:  # the CLI without --output: only the statistics
             ms = row.get("latency_ms")
             if group and ms not in (None, ""):
-                self.latency.setdefault((table, str(row.get(group) or "") or "(unknown)"), []).append(float(ms))
+                self.latency.setdefault((table, str(row.get(group) or "") or "(unknown)"), array("d")).append(float(ms))
             return
         kinds = SCHEMA[table]
         row = dict(row, capture=self.capture, uid=uid(self.capture, row.get("stream")))
         typed = {c: _typed(k, row.get(c)) for c, k in kinds}
         if group and typed["latency_ms"] is not None:
-            self.latency.setdefault((table, typed[group] or "(unknown)"), []).append(typed["latency_ms"])
+            self.latency.setdefault((table, typed[group] or "(unknown)"), array("d")).append(typed["latency_ms"])
         if self._csv:
             self._csv[table].writerow({c: (iso(typed[c]) if k == T else typed[c]) for c, k in kinds})
             record = {"ts": iso(typed.get("time"))}

@@ -41,3 +41,24 @@ def test_a_flood_is_one_grouped_finding_with_its_true_count(tmp_path):
                                      str(pcap)], capture_output=True, text=True, timeout=600).stdout)
     kept = [f for f in doc["findings"] if f["rule"] == "rsvd.reservation_conflict"]
     assert len(kept) == 1000 and doc["captures"][0]["findings_not_listed"] == {"rsvd.reservation_conflict": 501}
+
+
+def test_the_frame_index_keeps_old_frames_on_disk_and_reads_them_back():
+    """analyzer.pipeline.FrameIndex holds the recent frames in memory and the older ones in a
+    file (the analyzer's memory stays flat whatever the capture's size): every frame reads back."""
+    import random
+
+    from analyzer.pipeline import FrameIndex
+
+    index, ref, n, rng = FrameIndex(), {}, 0, random.Random(3)
+    index.KEPT = 100
+    for _ in range(5000):
+        n += rng.randint(1, 5)
+        ref[n] = (rng.random() * 1000, rng.choice([None, 1, 7, 12345]))
+        index.add(n, *ref[n])
+    assert index.base > 10 * index.KEPT and len(index.times) <= 2 * index.KEPT + 5
+    for k in list(ref)[:50] + list(ref)[-50:] + rng.sample(list(ref), 300):
+        assert (index.time(k), index.stream(k)) == ref[k], k
+    gap = next(k for k in range(1, n) if k not in ref)
+    assert [index.time(x) for x in (gap, 0, -1, n + 5)] == [None] * 4 and index.stream(gap) is None
+    index.close()
