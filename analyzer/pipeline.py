@@ -7,13 +7,14 @@ import traceback
 from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional
 
 from . import rules_clusprep, rules_clusprep_node, rules_rsvd
 from .clusprep_sequences import ClusPrepTracker
 from .events import frame_of
 from .findings import Bus, Finding, Findings, NotEvaluated, Rule
-from .rsvd_sessions import RsvdTracker, percentile
+from .response_times import ResponseTimes
+from .rsvd_sessions import RsvdTracker
 from .keys import Keys
 from .merge import Merged
 from .shards import MergedShardedRun, Sharding, ShardedRun
@@ -146,13 +147,11 @@ class FrameIndex:
                 f.close()
 
 
-def latency_summary(latency: Dict[tuple, Sequence[float]]) -> Dict[tuple, dict]:
-    import numpy
-
+def latency_summary(latency: Dict[tuple, ResponseTimes]) -> Dict[tuple, dict]:
     out = {}
     for key, values in sorted(latency.items()):
-        v = numpy.sort(numpy.asarray(values, dtype="float64"))  # 8 bytes a value, not a list's 32
-        out[key] = dict(count=len(v), min=float(v[0]), p50=percentile(v, 50), p99=percentile(v, 99), max=float(v[-1]))
+        out[key] = values.summary()
+        values.close()
     return out
 
 

@@ -14,9 +14,10 @@ import csv
 import datetime
 import hashlib
 import json
-from array import array
 from pathlib import Path
 from typing import Dict, List, Optional
+
+from .response_times import ResponseTimes
 
 # column -> type: string, int (nullable 64-bit), uint (nullable unsigned 64-bit), float,
 # bool (nullable), time (UTC instant; epoch seconds in the rows)
@@ -96,8 +97,9 @@ class Tables:
         self.keep = keep
         self.capture = ""
         self.rows: Dict[str, List[dict]] = {name: [] for name in SCHEMA}
-        # (table, group) -> latencies (ms), this capture's: 8 bytes each, every one kept for exact percentiles
-        self.latency: Dict[tuple, array] = {}
+        # (table, group) -> latencies (ms), this capture's: every one kept for exact percentiles, in
+        # memory that does not grow with the capture (analyzer.response_times)
+        self.latency: Dict[tuple, ResponseTimes] = {}
         self._files = []
         self._csv = {}
         self._jsonl = {}
@@ -122,13 +124,13 @@ class Tables:
         if not self._csv and not self.keep:  # the CLI without --output: only the statistics
             ms = row.get("latency_ms")
             if group and ms not in (None, ""):
-                self.latency.setdefault((table, str(row.get(group) or "") or "(unknown)"), array("d")).append(float(ms))
+                self.latency.setdefault((table, str(row.get(group) or "") or "(unknown)"), ResponseTimes()).append(float(ms))
             return
         kinds = SCHEMA[table]
         row = dict(row, capture=self.capture, uid=uid(self.capture, row.get("stream")))
         typed = {c: _typed(k, row.get(c)) for c, k in kinds}
         if group and typed["latency_ms"] is not None:
-            self.latency.setdefault((table, typed[group] or "(unknown)"), array("d")).append(typed["latency_ms"])
+            self.latency.setdefault((table, typed[group] or "(unknown)"), ResponseTimes()).append(typed["latency_ms"])
         if self._csv:
             self._csv[table].writerow({c: (iso(typed[c]) if k == T else typed[c]) for c, k in kinds})
             record = {"ts": iso(typed.get("time"))}

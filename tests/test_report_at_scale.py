@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from samples.network import Capture
 from samples.rsvd_cluster import K1, K2, RESERVATION_CONFLICT, SRB_ERROR, cdb, pr_out, two_nodes
 from samples.rsvd_scenarios import pattern
@@ -62,3 +64,29 @@ def test_the_frame_index_keeps_old_frames_on_disk_and_reads_them_back():
     gap = next(k for k in range(1, n) if k not in ref)
     assert [index.time(x) for x in (gap, 0, -1, n + 5)] == [None] * 4 and index.stream(gap) is None
     index.close()
+
+
+@pytest.mark.parametrize("kept", [7, 100, 1 << 20])
+def test_response_time_percentiles_are_exact_past_what_memory_keeps(kept):
+    """analyzer.response_times keeps KEPT values in memory and the rest in a file; count, min,
+    p50, p99 and max equal the nearest-rank ones of all values sorted, whatever the spread."""
+    import random
+
+    from analyzer.response_times import ResponseTimes
+    from analyzer.rsvd_sessions import percentile
+
+    rng = random.Random(5)
+    cases = {"uniform": [rng.random() * 100 for _ in range(5000)],
+             "lognormal": [rng.lognormvariate(0, 2) for _ in range(5000)],
+             "constant": [0.25] * 5000, "two values": [1.0] * 4000 + [2.0] * 1000,
+             "many equal": [round(rng.random(), 1) for _ in range(5000)], "tiny": [0.001, 0.002], "one": [3.5],
+             "spread": [1e-9] * 10 + [1e9] * 10 + [rng.random() for _ in range(3000)]}
+    for name, values in cases.items():
+        rng.shuffle(values)
+        times = ResponseTimes(kept=kept)
+        for v in values:
+            times.append(v)
+        s = sorted(values)
+        assert times.summary() == dict(count=len(s), min=s[0], p50=percentile(s, 50), p99=percentile(s, 99),
+                                       max=s[-1]), name
+        times.close()
