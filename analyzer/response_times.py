@@ -11,7 +11,7 @@ from typing import Iterator
 
 import numpy
 
-KEPT = 1 << 20  # values in memory (8 MB) before the file
+KEPT = 1 << 17  # values in memory (1 MB) a group before the file: 20 groups, 20 MB
 BINS = 1 << 16
 
 
