@@ -54,7 +54,7 @@ class NoRoom(Unsplittable):
 @dataclass
 class Shard:
     path: Path  # the shard capture
-    frames_path: Path  # the original frame number of each of its frames, uint64 little-endian
+    frames_path: Path  # the original frame number of each of its frames (array "Q", this machine's byte order)
     frames: int = 0
     bytes: int = 0
 
