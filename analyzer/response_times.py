@@ -16,7 +16,7 @@ BINS = 1 << 16
 
 
 def rank(n: int, p: float) -> int:
-    """The nearest-rank index of percentile p among n ascending values (rsvd_sessions.percentile's)."""
+    """The nearest-rank index of percentile p among n ascending values."""
     return max(0, min(n - 1, int(round(p / 100.0 * n + 0.5)) - 1))
 
 

@@ -24,6 +24,7 @@ from dissectors.definitions import rsvd
 from . import decoding, reservations
 from .events import CLOSE, CREATE, IOCTL, NEGOTIATE, READ, TREE_CONNECT, WRITE, Smb2Message
 from .findings import Bus
+from .response_times import rank
 from .tables import Tables
 
 STORED = rsvd.PROTOCOL.stored_errors  # the stored-error rule, as the binding declares it
@@ -620,8 +621,7 @@ def percentile(sorted_values, p: float) -> float:
     """Nearest-rank percentile of an ascending sequence (a list or a numpy array)."""
     if len(sorted_values) == 0:
         return 0.0
-    k = max(0, min(len(sorted_values) - 1, int(round(p / 100.0 * len(sorted_values) + 0.5)) - 1))
-    return float(sorted_values[k])
+    return float(sorted_values[rank(len(sorted_values), p)])
 
 
 def lba_of(fields) -> Optional[int]:

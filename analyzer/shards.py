@@ -12,8 +12,10 @@ from __future__ import annotations
 import concurrent.futures
 import heapq
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from array import array
 from dataclasses import dataclass, field
@@ -238,9 +240,6 @@ class MergedShardedRun(ShardedRun):
     feed: Sequence[str] = ()  # the mergecap command (analyzer.merge.Merged.mergecap), writing to stdout
 
     def rows(self) -> Iterator[List[str]]:
-        import tempfile
-        import shutil
-
         work = Path(tempfile.mkdtemp(prefix="analyze-merge-", dir=self.directory))
         target, shown = work / "merged.pcapng", self.path
         try:

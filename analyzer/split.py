@@ -26,7 +26,7 @@ import shutil
 import struct
 import tempfile
 from array import array
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
@@ -64,13 +64,10 @@ class Split:
     shards: List[Shard]
     frames: int  # packets in the capture
     groups: int  # connection groups found
-    largest: float = 0.0  # the largest group's share of the packet bytes
-    directory: Optional[Path] = None
-    _owned: List[Path] = field(default_factory=list)
+    directory: Path  # the shards, their frame numbers and rows: removed whole
 
     def remove(self) -> None:
-        for p in self._owned:
-            shutil.rmtree(p, ignore_errors=True)
+        shutil.rmtree(self.directory, ignore_errors=True)
 
 
 class _Groups:
@@ -384,7 +381,6 @@ def _split(path: Path, n: int, work: Path, progress) -> Split:
         if free < need + SPARE:
             raise NoRoom("%s has %.1f GB free; splitting needs about %.1f GB (choose another with --work-dir)" % (
                 work.parent, free / 1e9, (need + SPARE) / 1e9))
-        total = sum(sizes.values()) or 1
         n = min(n, len(sizes))
         to_shard = _balance(sizes, n)
         shard_of = array("H", (to_shard[groups.find(g)] for g in range(len(groups.parent))))
@@ -437,7 +433,7 @@ def _split(path: Path, n: int, work: Path, progress) -> Split:
             for f in outs + number_files:
                 f.close()
         (work / "groups").unlink()
-        return Split(shards, frames, len(sizes), max(sizes.values()) / total, work, [work])
+        return Split(shards, frames, len(sizes), work)
     finally:
         buf.close()
         fobj.close()
