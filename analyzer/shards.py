@@ -15,14 +15,13 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
-from . import progress
+from . import progress, stopping, work_folders
 from .source import AGGREGATOR, COL, ESCAPES_TEXT, Run, Tshark, columns, command, cut_short, tshark_env
 from .split import NoRoom, Split, Unsplittable, split
 
@@ -57,10 +56,12 @@ class Sharding:
 def dissect(tshark: Tshark, shard: str, rows: str, decrypt: Sequence[str]) -> Tuple[str, int]:
     """tshark over one shard, its rows into `rows`: (what it said on stderr, its exit code).
     A plain function of plain values, so a process or a Dask worker can run it."""
-    with open(rows, "wb") as out:
-        proc = subprocess.run(command(tshark, Path(shard), decrypt), stdout=out, stderr=subprocess.PIPE,
-                              env=tshark_env())
-    return proc.stderr.decode("utf-8", "replace"), proc.returncode
+    with open(rows, "wb") as out, subprocess.Popen(command(tshark, Path(shard), decrypt), stdout=out,
+                                                   stderr=subprocess.PIPE, env=tshark_env()) as proc:
+        if stopping.requested():  # started after analyze passed a signal on to its tsharks
+            proc.kill()
+        stderr = proc.communicate()[1]
+    return stderr.decode("utf-8", "replace"), proc.returncode
 
 
 def _rows_of(path: Path, done: Callable[[], bool], escaped: bool) -> Iterator[List[str]]:
@@ -240,7 +241,7 @@ class MergedShardedRun(ShardedRun):
     feed: Sequence[str] = ()  # the mergecap command (analyzer.merge.Merged.mergecap), writing to stdout
 
     def rows(self) -> Iterator[List[str]]:
-        work = Path(tempfile.mkdtemp(prefix="analyze-merge-", dir=self.directory))
+        work = Path(work_folders.make("merge", self.directory))
         target, shown = work / "merged.pcapng", self.path
         try:
             cmd = list(self.feed)

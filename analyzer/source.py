@@ -23,7 +23,7 @@ import shlex
 import shutil
 import subprocess
 import sys
-import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterator, List, Mapping, Optional, Sequence
@@ -31,6 +31,8 @@ from typing import Dict, Iterator, List, Mapping, Optional, Sequence
 from dissectors import generate, install
 from dissectors.definitions import csvp, rsvd
 from dissectors.model.bindings import Names
+
+from . import work_folders
 
 MIN_TSHARK = (4, 0)
 INSTALL_HINT = "install it (DEBIAN_FRONTEND=noninteractive apt-get install -y tshark) or pass --tshark PATH"
@@ -184,18 +186,22 @@ WINDOWS = sys.platform.startswith("win")
 HOME_VARIABLE = "ANALYZE_EMPTY_HOME"
 
 
-@functools.lru_cache(maxsize=None)
+_home_lock = threading.Lock()
+
+
 def _empty_home() -> str:
     """A private, empty home folder for this process's tshark runs, removed at exit. Worker
-    processes (analyze --jobs) use their parent's: they end without running atexit."""
-    inherited = os.environ.get(HOME_VARIABLE)
-    if inherited and os.path.isdir(inherited) and not os.path.islink(inherited) and (
-            not hasattr(os, "getuid") or os.stat(inherited).st_uid == os.getuid()):
-        return inherited
-    path = tempfile.mkdtemp(prefix="analyze-home-")
-    atexit.register(shutil.rmtree, path, True)
-    os.environ[HOME_VARIABLE] = path
-    return path
+    processes (analyze --jobs) use their parent's: they end without running atexit. One
+    however many threads ask at once (the shards' tsharks start together)."""
+    with _home_lock:
+        inherited = os.environ.get(HOME_VARIABLE)
+        if inherited and os.path.isdir(inherited) and not os.path.islink(inherited) and (
+                not hasattr(os, "getuid") or os.stat(inherited).st_uid == os.getuid()):
+            return inherited
+        path = work_folders.make("home")
+        atexit.register(shutil.rmtree, path, True)
+        os.environ[HOME_VARIABLE] = path
+        return path
 
 
 def tshark_env(environ: Optional[Mapping[str, str]] = None, config: bool = True) -> Dict[str, str]:
@@ -376,7 +382,7 @@ def _for_pyshark(path: str) -> str:
 
     pyshark (0.6) cannot pass an environment to tshark, so on Linux and macOS that `tshark` is a
     small script that sets tshark_env()'s variables and runs `path`."""
-    folder = tempfile.mkdtemp(prefix="analyze-tshark-")
+    folder = work_folders.make("tshark")
     atexit.register(shutil.rmtree, folder, True)
     if WINDOWS:
         if os.path.basename(path).lower() == "tshark.exe":

@@ -24,11 +24,12 @@ import mmap
 import os
 import shutil
 import struct
-import tempfile
 from array import array
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
+
+from . import work_folders
 
 SMB_PORTS = (445, 139)
 PCAPNG_SHB, PCAPNG_IDB, PCAPNG_PB, PCAPNG_SPB, PCAPNG_NRB, PCAPNG_ISB, PCAPNG_EPB, PCAPNG_DSB = (
@@ -323,7 +324,7 @@ def split(path: Path, n: int, directory: Optional[Path] = None,
     """`path` into at most `n` shards (in a new folder under `directory`); Unsplittable when it
     cannot be split exactly, or when it holds a single group (nothing to share). `progress` is
     told the fraction done now and then (two passes: each is half)."""
-    work = Path(tempfile.mkdtemp(prefix="analyze-shards-", dir=directory))
+    work = Path(work_folders.make("shards", directory))
     try:
         return _split(path, n, work, progress)
     except OSError as e:  # the disk filled up, a file that cannot be mapped: read whole, as before
