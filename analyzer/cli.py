@@ -9,12 +9,15 @@ stderr and the others are still reported (exit 2). Never a traceback.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
 from typing import List, Optional
 
+from . import stopping, work_folders
 from .findings import SEVERITIES
 from .keys import Keys
 from .merge import Merged
@@ -70,17 +73,28 @@ def main(argv: Optional[List[str]] = None) -> int:
         ap.error("--jobs must be 1 or more")
     if args.split_above < 0:
         ap.error("--split-above must be 0 or more")
+    previous = stopping.install()
     try:
         return _run(args)
     except CaptureError as e:
         print("analyze: %s" % e, file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("analyze: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as e:  # Ctrl-C, SIGTERM, SIGHUP: folders gone, the home at exit
+        _say("analyze: %s" % ("stopped by %s" % e.name if isinstance(e, stopping.Stopped) else "interrupted"))
         return 2
     except Exception as e:  # noqa: BLE001 - never a traceback: one line, and the usage/input code
         print("analyze: internal error, please report it: %s: %s" % (type(e).__name__, e), file=sys.stderr)
         return 2
+    finally:
+        stopping.restore(previous)
+
+
+def _say(line: str) -> None:
+    """A line on stderr, which a closed terminal (SIGHUP) may no longer take."""
+    try:
+        print(line, file=sys.stderr)
+    except OSError:
+        pass
 
 
 def _output_dir(path: Optional[str]) -> Optional[Path]:
@@ -124,6 +138,7 @@ def _run(args) -> int:
     keys.args(tshark.version)  # a malformed key is a usage error before any work
     results, failed = [], []  # failed: (capture, why), for the JSON document
     work_dir = _work_dir(args.work_dir)
+    work_folders.reap(work_dir)  # what runs killed earlier left there (the temp folder's: at the first folder)
     if args.merge:
         merged = Merged.prepare(tshark, args.captures)
         tables = Tables(outdir, keep=False)
@@ -197,9 +212,12 @@ def _one(cap: str, tshark, keys, part: Optional[str], at: Optional[str] = None, 
     worker runs in another folder); the report names it `cap`, as a serial run does. With
     `sharding`, a big one is split over the cores the other workers leave."""
     at = at or cap
+    if stopping.requested():  # queued before the run was stopped: nothing to begin
+        raise stopping.Stopped(stopping.requested())
     tables = Tables(Path(part) if part else None, keep=False)
     try:
-        result = analyze_capture(Path(at), tshark, tables, None, keys, sharding=sharding)
+        with stopping.busy():  # a signal now unwinds the capture (a worker of this machine's pool)
+            result = analyze_capture(Path(at), tshark, tables, None, keys, sharding=sharding)
     except CommandError:
         raise
     except CaptureError as e:
@@ -215,11 +233,11 @@ def _in_parallel(args, tshark, keys, tables: Tables, executor=None, work_dir: Op
     """Up to --jobs captures at once, one process each (or one task each on `executor`, a Dask
     cluster's); results, rows and stderr lines come out in the order of the command line, as a
     serial run gives them. The workers write their rows under `work_dir`, read here."""
-    import concurrent.futures
     import contextlib
 
     results, failed = [], []
-    with tempfile.TemporaryDirectory(prefix="analyze-parts-", dir=work_dir) as parts:
+    parts = work_folders.make("parts", work_dir)
+    try:
         dirs = [os.path.join(parts, str(i)) if tables.directory is not None else None
                 for i in range(len(args.captures))]
         own = executor is None
@@ -227,8 +245,8 @@ def _in_parallel(args, tshark, keys, tables: Tables, executor=None, work_dir: Op
             tshark_env()  # made here, the workers' tsharks share this process's empty home (workers skip atexit)
         # one bar: it samples the workers' tsharks reading the captures (those on this machine)
         with Progress(sys.stderr.isatty(), expect=args.captures) as progress, \
-                (concurrent.futures.ProcessPoolExecutor(max_workers=min(args.jobs, len(args.captures))) if own
-                 else contextlib.nullcontext(executor)) as pool:
+                (_Pool(max_workers=min(args.jobs, len(args.captures)), initializer=stopping.install,
+                       initargs=(True,)) if own else contextlib.nullcontext(executor)) as pool:
             # cores beyond one per capture split the big ones (2 captures on 16 cores: 8 tsharks each)
             spare = Sharding(args.jobs // len(args.captures), args.split_above,
                              Path(work_dir) if work_dir else None) if own and args.jobs > len(args.captures) else None
@@ -245,7 +263,17 @@ def _in_parallel(args, tshark, keys, tables: Tables, executor=None, work_dir: Op
                 results.append(result)
                 if d is not None:
                     tables.absorb(Path(d))
+    finally:
+        shutil.rmtree(parts, ignore_errors=True)
     return results, failed
+
+
+class _Pool(concurrent.futures.ProcessPoolExecutor):
+    """The workers of _in_parallel: when the run stops, the captures not yet begun are dropped."""
+
+    def __exit__(self, *exc):
+        self.shutdown(wait=True, cancel_futures=exc[0] is not None)
+        return False
 
 
 def _finish(args, results, outdir, tshark, failed: list) -> int:

@@ -10,12 +10,14 @@ before any work. dask is imported here only, so a plain install does not need it
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import tempfile
 from typing import Iterable, Optional
 from urllib.parse import urlsplit
 
-from .source import CaptureError
+from . import work_folders
+from .source import CaptureError, tshark_env
 
 INSTALL = "pip install 'msrsvd-clusprep[dask]'"
 TIMEOUT = 10  # seconds to reach a scheduler, and for it to have a worker
@@ -56,9 +58,10 @@ def _seen(paths):
 class Cluster:
     """A connection to a Dask cluster, and the LocalCluster behind it when it started one."""
 
-    def __init__(self, client, local=None):
+    def __init__(self, client, local=None, scratch: Optional[str] = None):
         self.client = client
         self.local = local
+        self.scratch = scratch
         self.executor = Executor(client)
         self.threads = threads(client)
 
@@ -80,9 +83,13 @@ class Cluster:
                                    "the keytab at the same paths, and --work-dir on storage they share" % (worker, what))
 
     def close(self) -> None:
-        self.client.close()
-        if self.local is not None:
-            self.local.close()
+        try:
+            self.client.close()
+            if self.local is not None:
+                self.local.close()
+        finally:
+            if self.scratch is not None:
+                shutil.rmtree(self.scratch, ignore_errors=True)
 
     def __enter__(self) -> "Cluster":
         return self
@@ -97,14 +104,27 @@ def connect(address: str, workers: int) -> Cluster:
     import logging
 
     if address == "local":
+        # The workers inherit this process's empty home for their tsharks, and keep their scratch
+        # files in a work folder of this run: a stopped run's workers are killed, not ended.
+        tshark_env()
+        scratch = work_folders.make("dask")
         # one thread a worker: each task waits on one tshark, and tshark is single-threaded;
         # ":0": the scheduler's HTTP server on a free port, not 8787 (another cluster may hold it)
-        local = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                         dashboard_address=":0", silence_logs=logging.ERROR)
         try:
-            return Cluster(distributed.Client(local), local)
+            import dask
+
+            with dask.config.set({"temporary-directory": scratch}):  # the scheduler's and nannies' too
+                local = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                                 dashboard_address=":0", silence_logs=logging.ERROR,
+                                                 local_directory=scratch)
+        except BaseException:
+            shutil.rmtree(scratch, ignore_errors=True)
+            raise
+        try:
+            return Cluster(distributed.Client(local), local, scratch)
         except BaseException:
             local.close()
+            shutil.rmtree(scratch, ignore_errors=True)
             raise
     _reachable(address)
     try:
