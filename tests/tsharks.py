@@ -6,12 +6,14 @@ that is not here shows as skipped with the command that would bring it.
 """
 from __future__ import annotations
 
+import atexit
 import functools
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Tuple
@@ -31,10 +33,11 @@ class Tshark:
 
     @property
     def exe(self) -> str:
-        """One executable path, for `analyze --tshark`: the system binary or a tshark-SUITE link."""
+        """One executable path, for `analyze --tshark`: the system binary or a tshark-SUITE link
+        (in this session's own folder: another checkout's suite may run at the same time)."""
         if len(self.argv) == 1:
             return self.argv[0]
-        link = CHROOTS / ("tshark-" + SERIES[self.series])
+        link = _links() / ("tshark-" + SERIES[self.series])
         if not link.exists():
             link.symlink_to(CHROOT_TSHARK)
         return str(link)
@@ -44,6 +47,13 @@ class Tshark:
 
     def __str__(self) -> str:
         return "tshark %s (%s)" % (self.version, self.lua)
+
+
+@functools.lru_cache(maxsize=None)
+def _links() -> Path:
+    folder = tempfile.mkdtemp(prefix="msrsvd-tsharks-")
+    atexit.register(shutil.rmtree, folder, True)
+    return Path(folder)
 
 
 def _probe(argv: Tuple[str, ...]) -> Optional[Tuple[str, str]]:
@@ -68,7 +78,7 @@ def found() -> List[Tuple[str, Optional[Tshark], str]]:
         elif not (CHROOTS / suite / ".complete").exists():
             argv, why = None, "no %s chroot in %s (run: bash tests/wireshark/setup.sh)" % (suite, CHROOTS)
         elif os.geteuid() != 0:
-            argv, why = None, "the %s chroot needs root to enter" % suite
+            argv, why = None, "the %s chroot needs root to enter (run the tests as root)" % suite
         else:
             argv, why = (sys.executable, str(CHROOT_TSHARK), suite), ""
         probed = _probe(argv) if argv else None
