@@ -8,6 +8,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import samples  # noqa: E402
 import decoded  # noqa: E402
+import promised  # noqa: E402
 import tsharks  # noqa: E402
 from decoded import TSHARK  # noqa: E402
 
@@ -22,8 +23,42 @@ def pytest_configure(config):
 
 
 def pytest_report_header(config):
-    return ["tshark matrix: " + "; ".join(
+    lines = ["tshark matrix: " + "; ".join(
         "%s: %s" % (series, t if t else "SKIPPED, " + why) for series, t, why in tsharks.found())]
+    if not promised.CI:
+        lines += ["missing here, its tests skipped: %s: %s" % m for m in promised.missing()]
+    return lines
+
+
+def pytest_sessionstart(session):
+    """Under CI=true a promised piece that is missing stops the run at once, naming it."""
+    gone = promised.missing() if promised.CI else []
+    if gone:
+        pytest.exit("CI=true, and the README promises what is missing here (run %s):\n%s"
+                    % (promised.SETUP, "\n".join("  %s: %s" % m for m in gone)), returncode=1)
+
+
+def _skipped_in_ci(report) -> None:
+    """Under CI=true a skip fails, unless the test does not apply here (promised.does_not_apply)."""
+    if not (promised.CI and report.skipped) or hasattr(report, "wasxfail"):
+        return
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    reason = reason[len("Skipped: "):] if reason.startswith("Skipped: ") else reason
+    if not reason.startswith(promised.NOT_HERE):
+        report.outcome = "failed"
+        report.longrepr = "CI=true: skipped, but the README promises it: %s" % reason
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    _skipped_in_ci(outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    outcome = yield
+    _skipped_in_ci(outcome.get_result())
 
 
 @pytest.fixture(scope="session", autouse=True)

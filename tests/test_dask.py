@@ -11,13 +11,14 @@ import pytest
 from pandas.testing import assert_frame_equal
 
 import analyzer
+import promised
 import samples
 from analyzer.source import CaptureError
 from samples import ntlmssp
 from test_jobs import CAPTURES
 from test_shards import KEYS, ROOT, SAMPLES, analyze, composite, without_timing  # noqa: F401 - composite: a fixture
 
-distributed = pytest.importorskip("distributed")
+distributed = promised.module("distributed")
 TABLES = ("sessions", "rsvd_operations", "scsi_commands", "clusprep_calls", "reservations", "findings")
 
 

@@ -11,7 +11,6 @@ tools are not installed:
 """
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -19,35 +18,18 @@ from pathlib import Path
 
 import pytest
 
+import promised
+import tsharks
+
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = ROOT / "tests" / "wireshark" / "gui_smoke.py"
-TOOLS = {"wireshark": "wireshark", "Xvfb": "xvfb", "xdotool": "xdotool", "xprop": "x11-utils"}
-SID = Path(os.environ.get("WIRESHARK_CHROOTS", "/var/cache/msrsvd-clusprep/chroots")) / "sid"
-
-
-def _sid_gui():
-    """Why the 4.6 GUI of the sid chroot cannot run here, or None when it can."""
-    if not (SID / ".complete").is_file():
-        return "no sid chroot (bash tests/wireshark/setup.sh sid)"
-    if not (SID / "usr" / "bin" / "wireshark").exists():
-        return "no GUI in the sid chroot (chroot %s apt-get install -y --no-install-recommends wireshark)" % SID
-    if os.geteuid() != 0:
-        return "entering the sid chroot needs root"
-    return None
-
-
+SID = tsharks.CHROOTS / "sid"
 GUIS = [pytest.param([], id="4.0"),
         pytest.param(["--chroot", str(SID)], id="4.6",
-                     marks=pytest.mark.skipif(_sid_gui() is not None, reason="GUI 4.6: %s" % _sid_gui()))]
-
-
-def _missing():
-    return ["%s (%s)" % (tool, pkg) for tool, pkg in TOOLS.items() if not shutil.which(tool)]
-
-
-pytestmark = pytest.mark.skipif(bool(_missing()), reason="GUI smoke test needs %s; apt-get install -y "
-                                "--no-install-recommends wireshark xvfb xdotool x11-utils imagemagick"
-                                % ", ".join(_missing()))
+                     marks=pytest.mark.skipif(promised.sid_gui_missing() is not None,
+                                              reason="GUI 4.6: %s" % promised.sid_gui_missing()))]
+pytestmark = pytest.mark.skipif(bool(promised.gui_tools_missing()), reason="GUI smoke test needs %s; %s" % (
+    ", ".join(promised.gui_tools_missing()), promised.GUI_APT))
 
 
 def _smoke(*args, timeout=150):
@@ -59,17 +41,12 @@ def _smoke(*args, timeout=150):
 @pytest.mark.parametrize("scenario,png", [("rsvd", "gui_rsvd_scsi_sense.png"),
                                           ("clusprep", "gui_clusprep_call.png")], ids=["rsvd", "clusprep"])
 def test_gui_opens_sample_with_our_tree(scenario, png, gui, tmp_path):
-    args = ["--scenario", scenario, *gui]
-    shots = shutil.which("import") is not None  # imagemagick: screenshots are checked when it is there
-    if shots:
-        args += ["--screenshots", str(tmp_path)]
-    rc, out = _smoke(*args)
+    rc, out = _smoke("--scenario", scenario, *gui, "--screenshots", str(tmp_path))
     assert rc == 0, out
     assert "PASS %s" % scenario in out, out
-    if shots:
-        head = (tmp_path / png).read_bytes()[:24]
-        assert head[:8] == b"\x89PNG\r\n\x1a\n", out
-        assert int.from_bytes(head[16:20], "big") >= 800, out  # the whole virtual screen, not an empty grab
+    head = (tmp_path / png).read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n", out
+    assert int.from_bytes(head[16:20], "big") >= 800, out  # the whole virtual screen, not an empty grab
 
 
 def test_gui_smoke_catches_a_lua_error(tmp_path):

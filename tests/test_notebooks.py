@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+import promised
+
 HERE = Path(__file__).resolve().parent.parent / "notebooks"
 NOTEBOOKS = sorted(HERE.glob("*.ipynb"))
 FIGURE_CALL = "_figure("  # a cell that draws: fig = nb.reservation_figure(...)
@@ -49,10 +51,10 @@ def test_notebooks_are_written_by_make_notebooks(tmp_path):
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs_in_a_kernel(path):
-    nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
-    pytest.importorskip("ipykernel")
-    pytest.importorskip("matplotlib")
+    nbformat = promised.module("nbformat")
+    nbclient = promised.module("nbclient")
+    promised.module("ipykernel")
+    promised.module("matplotlib")
     nb = nbformat.read(str(path), as_version=4)
     client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3", allow_errors=False,
                                      resources={"metadata": {"path": str(path.parent)}})  # as Jupyter runs it
@@ -72,7 +74,7 @@ def test_readme_figure_is_drawn_by_the_script(tmp_path):
     import subprocess
     import sys
 
-    pytest.importorskip("matplotlib")
+    promised.module("matplotlib")
     root = HERE.parent
     out = tmp_path / "figure.png"
     subprocess.run([sys.executable, str(HERE / "draw_readme_figure.py"), str(out)], check=True, cwd=tmp_path,

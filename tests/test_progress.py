@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+import promised
 import samples
 from analyzer import progress as progress_module
 from analyzer.progress import Progress, descendants, positions
@@ -71,7 +72,7 @@ def kill(proc):
     proc.wait()
 
 
-@pytest.mark.skipif(not LINUX, reason="/proc sampling is Linux's")
+@pytest.mark.skipif(not LINUX, reason=promised.NOT_HERE + "/proc sampling is Linux's")
 def test_the_sampler_sees_a_child_then_a_grandchild_read_and_never_goes_back(blob, tmp_path, readers):
     other = tmp_path / "other.bin"
     other.write_bytes(b"\0" * SIZE)
@@ -158,7 +159,7 @@ def test_enabled_draws_on_its_console_and_stops_its_thread(blob):
     assert "100%" in text and "4,096 packets" in text and "MB" in text, text
 
 
-@pytest.mark.skipif(not LINUX, reason="/proc sampling is Linux's")
+@pytest.mark.skipif(not LINUX, reason=promised.NOT_HERE + "/proc sampling is Linux's")
 def test_sampling_cost_is_small(blob, readers):
     for i in range(3):
         readers(blob, 100_000 * (i + 1))
@@ -215,7 +216,7 @@ def on_a_pty(*args):
     return res, b"".join(got).decode("utf-8", "replace")
 
 
-@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason=promised.NOT_HERE + "needs a pseudo-terminal")
 @pytest.mark.parametrize("args", [["samples/rsvd_shared_disk.pcapng"],
                                   ["--jobs", "2", "samples/rsvd_shared_disk.pcapng", "samples/clusprep_setup.pcapng"],
                                   ["--merge", "samples/rsvd_shared_disk.pcapng", "samples/clusprep_setup.pcapng"]],
