@@ -13,7 +13,8 @@ calls are in clear so every rule can read its parameters.
 - firewall: enumeration before InitializeAdapterConfiguration, then an index past the
   adapter count;
 - setup: RetrieveSvcSecret answered ERROR_FILE_NOT_FOUND after ConfigSvcSecret stored a secret;
-- a request on a presentation context whose bind the capture does not hold.
+- a request on a presentation context whose bind the capture does not hold, to an object (IPID)
+  the calls of another connection use.
 """
 from __future__ import annotations
 
@@ -79,12 +80,14 @@ def violations() -> bytes:
     c.call(SET, "RetrieveSvcSecret", hresult=ERROR_FILE_NOT_FOUND)  # the server lost the secret it stored
     c.conn.close()
 
-    # a connection whose bind happened before the capture started
+    # a connection whose bind happened before the capture started, to the IClusterSetup object above
+    # (its IPID, which the calls above use, is what makes it ClusPrep's without the bind)
     conn = dcerpc.start(cap, CLIENT, NODE2, 50404)
     m = SET.method(5)
     conn.call(0, m.opnum, m.request(dcom.ORPCTHIS).build(dict(ORPCthis=orpcthis())),
               m.response(dcom.ORPCTHAT).build(dict(ORPCthat=dict(flags=0, extensions=None), ReturnValue=0,
-                                                   HostLabel="NODE2.corp.contoso.com")))
+                                                   HostLabel="NODE2.corp.contoso.com")),
+              object_uuid=c.ipid[SET.name])
     conn.close()
     return cap.pcapng()
 

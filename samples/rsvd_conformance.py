@@ -365,30 +365,35 @@ def near_misses() -> bytes:
                  [Pdu(smb2.WRITE, smb2.error_response(), status=FILE_CLOSED)])
     q, _ = c.tunnel_pdus("RSVD_TUNNEL_CHECK_CONNECTION_STATUS_OPERATION", {}, {}, file_id=fid)
     smb.exchange([q], [Pdu(smb2.IOCTL, smb2.error_response(), status=FILE_CLOSED)])
+    # A second file server, the seed's (FILE_INFO ServerVersion 1: its one ServerServiceVersion, 3.2.3, in
+    # every answer, as the first server's is 2 in all of its): the same client, its RequestIds going on
+    old = connect(cap, host(5, "10.0.0.15"), host(0x11, "10.0.0.21"), 49708, 0x0000040000000055,
+                  request_id=c.request_id)
     # The seed layout, a 126-byte host name, no InitiatorId, a virtual SCSI disk: its WRITE is stored (key 1)
     fid2 = fid_of(7)
     long_name = "N" * 62
     seed = bytearray(open_context_seed(long_name, NODE5_ID))
     seed[4] = 0
     seed[8:24] = bytes(16)
-    create(c, "anon.vhdx" + SUFFIX, bytes(seed), fid2, ZERO_ID, eas=smb2.full_ea_list([
+    create(old, "anon.vhdx" + SUFFIX, bytes(seed), fid2, ZERO_ID, eas=smb2.full_ea_list([
         (rsvd.APP_TRAFFIC_TYPE_EA_NAME.encode(), bytes(16)), (rsvd.SMB_CCF_APP_INSTANCE_EA_NAME.encode(), bytes(16))]))
-    c.tunnel("RSVD_TUNNEL_GET_FILE_INFO_OPERATION",
-             dict(_variant="seed", ServerVersion=0, SectorSize=0, PhysicalSectorSize=0, VirtualSize=0),
-             dict(_variant="seed", ServerVersion=1, SectorSize=SECTOR, PhysicalSectorSize=4096, VirtualSize=DISK_SIZE),
-             file_id=fid2)
-    smb.exchange([Pdu(smb2.WRITE, smb2.write_request(fid2, 0, bytes(512)))],
-                 [Pdu(smb2.WRITE, smb2.error_response(), status=STORED | 1)])
-    c.tunnel("RSVD_TUNNEL_SRB_STATUS_OPERATION", dict(SRB_STATUS_REQUEST, StatusKey=1),
-             dict(_variant="seed", StatusKey=1, SrbStatus=srb_bits(SRB_STATUS_ERROR_AUTOSENSE),
-                  ScsiStatus=SCSI_CHECK_CONDITION, SenseInfoExLength=20, Reserved=0,
-                  SenseDataEx=fixed_sense(0x03, 0x0C, 0x00).ljust(20, b"\x00")), file_id=fid2)
+    old.tunnel("RSVD_TUNNEL_GET_FILE_INFO_OPERATION",
+               dict(_variant="seed", ServerVersion=0, SectorSize=0, PhysicalSectorSize=0, VirtualSize=0),
+               dict(_variant="seed", ServerVersion=1, SectorSize=SECTOR, PhysicalSectorSize=4096, VirtualSize=DISK_SIZE),
+               file_id=fid2)
+    old.smb.exchange([Pdu(smb2.WRITE, smb2.write_request(fid2, 0, bytes(512)))],
+                     [Pdu(smb2.WRITE, smb2.error_response(), status=STORED | 1)])
+    old.tunnel("RSVD_TUNNEL_SRB_STATUS_OPERATION", dict(SRB_STATUS_REQUEST, StatusKey=1),
+               dict(_variant="seed", StatusKey=1, SrbStatus=srb_bits(SRB_STATUS_ERROR_AUTOSENSE),
+                    ScsiStatus=SCSI_CHECK_CONDITION, SenseInfoExLength=20, Reserved=0,
+                    SenseDataEx=fixed_sense(0x03, 0x0C, 0x00).ljust(20, b"\x00")), file_id=fid2)
+    c.request_id = old.request_id
     # A plain file whose name only contains the suffix, opened with EAs but no open context
     create(c, "SharedVirtualDisk.txt", None, fid_of(13), NODE5_ID)
     smb.close(fid_of(13))
     # An empty shared-disk-support request, answered in the seed layout
-    support(c, fid2, support_answer("seed", "HandleStateShared"))
-    smb.close(fid2)
+    support(old, fid2, support_answer("seed", "HandleStateShared"))
+    old.smb.close(fid2)
     # An open without FILE_NO_INTERMEDIATE_BUFFERING on a newer server (a Version 2 context accepted): its
     # WRITE refused with STATUS_NOT_SUPPORTED
     fid3 = fid_of(8)
@@ -399,11 +404,14 @@ def near_misses() -> bytes:
     smb.close(fid3)
     # The same on the seed's server (FILE_INFO ServerVersion 1), which writes whatever the CreateOptions: served
     fid4 = fid_of(15)
-    create(c, "seedsrv.vhdx" + SUFFIX, context("NODE5", NODE5_ID), fid4, NODE5_ID, options=smb2.FILE_NON_DIRECTORY_FILE)
-    c.tunnel("RSVD_TUNNEL_GET_FILE_INFO_OPERATION", FILE_INFO_ZERO, file_info(1), file_id=fid4)
-    smb.exchange([Pdu(smb2.WRITE, smb2.write_request(fid4, 0, bytes(512)))],
-                 [Pdu(smb2.WRITE, smb2.write_response(512))])
-    smb.close(fid4)
+    old.request_id = c.request_id
+    create(old, "seedsrv.vhdx" + SUFFIX, context("NODE5", NODE5_ID), fid4, NODE5_ID,
+           options=smb2.FILE_NON_DIRECTORY_FILE)
+    old.tunnel("RSVD_TUNNEL_GET_FILE_INFO_OPERATION", FILE_INFO_ZERO, file_info(1), file_id=fid4)
+    old.smb.exchange([Pdu(smb2.WRITE, smb2.write_request(fid4, 0, bytes(512)))],
+                     [Pdu(smb2.WRITE, smb2.write_response(512))])
+    old.smb.close(fid4)
+    c.request_id = old.request_id
     # The app instance as Windows' SMB2 client sends it: SMB2_CREATE_APP_INSTANCE_ID, no ExtA at all; and an
     # ExtA with the app instance EA alone (no traffic-type EA)
     create(c, "appinst.vhdx" + SUFFIX, context("NODE5", NODE5_ID), fid_of(16), NODE5_ID, eas=b"", app_instance=NODE5_ID)
@@ -418,9 +426,10 @@ def near_misses() -> bytes:
     smb.exchange([Pdu(smb2.READ, smb2.read_request(fid5, 0, 4096))],
                  [Pdu(smb2.READ, smb2.error_response(), status=STORED | 1)])
     smb2nd.flow.close()
-    smb.tree_disconnect()
-    smb.logoff()
-    smb.flow.close()
+    for s in (old.smb, smb):
+        s.tree_disconnect()
+        s.logoff()
+        s.flow.close()
     return cap.pcapng()
 
 

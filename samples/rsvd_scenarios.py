@@ -241,7 +241,7 @@ def node1(cap: Capture, server, session_key: Optional[bytes] = None) -> None:
                   Header=dict(OperationCode=0, Status=0, RequestId=0))), compound=False)
     c.tunnel("RSVD_TUNNEL_GET_FILE_INFO_OPERATION",
              dict(_variant="seed", ServerVersion=0, SectorSize=0, PhysicalSectorSize=0, VirtualSize=0),
-             dict(_variant="seed", ServerVersion=1, SectorSize=SECTOR, PhysicalSectorSize=4096,
+             dict(_variant="seed", ServerVersion=2, SectorSize=SECTOR, PhysicalSectorSize=4096,
                   VirtualSize=DISK_SIZE), file_id=fid)
     c.tunnel("RSVD_TUNNEL_CHECK_CONNECTION_STATUS_OPERATION", {}, {}, file_id=fid)
     c.tunnel("RSVD_TUNNEL_GET_DISK_INFO_OPERATION", DISK_INFO_REQUEST, disk_info_response(), file_id=fid)

@@ -1,8 +1,7 @@
 """SMB 3.x encryption for the samples: the keys MS-SMB2 derives from a session key, and the
 TRANSFORM_HEADER that wraps each encrypted message.
 
-- 3.1.4.2 / 3.2.5.3.1 (SMB 3.0 / 3.0.2): the keys, from analyzer.keys.smb30_keys; the cipher
-  is AES-128-CCM.
+- 3.1.4.2 / 3.2.5.3.1 (SMB 3.0 / 3.0.2): the keys (smb30_keys); the cipher is AES-128-CCM.
 - 2.2.41 / 3.1.4.3: the TRANSFORM_HEADER (ProtocolId 0xFD 'S' 'M' 'B', Signature = the AEAD tag,
   an 11-byte CCM nonce in a 16-byte field, OriginalMessageSize, Flags = Encrypted, SessionId);
   the associated data is the header from the Nonce on (32 bytes).
@@ -13,12 +12,24 @@ tests/test_keys.py also checks the KDF against impacket's.
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
 import struct
 from dataclasses import dataclass
 
 from construct import Bytes, Const, Int16ul, Int32ul, Int64ul, Struct
 
-from analyzer.keys import smb30_keys  # the KDF analyze uses to pass keys to tshark 4.0
+
+def _kdf(key: bytes, label: bytes, context: bytes) -> bytes:
+    """MS-SMB2 3.1.4.2: SP800-108 counter mode with HMAC-SHA256, L = 128."""
+    data = struct.pack(">I", 1) + label + b"\x00" + context + struct.pack(">I", 128)
+    return hmac.new(key, data, hashlib.sha256).digest()[:16]
+
+
+def smb30_keys(session_key: bytes):
+    """(server-to-client, client-to-server) AES-128-CCM keys of an SMB 3.0 / 3.0.2 session."""
+    return (_kdf(session_key[:16], b"SMB2AESCCM\x00", b"ServerOut\x00"),
+            _kdf(session_key[:16], b"SMB2AESCCM\x00", b"ServerIn \x00"))
 
 TRANSFORM_HEADER = Struct(
     "ProtocolId" / Const(b"\xfdSMB"),

@@ -475,10 +475,16 @@ SVHDX_TUNNEL_VALIDATE_DISK_RESPONSE = message(
     ),
 )
 
-# 2.2.5.15: the seed says "only the header"; Windows sends an empty input buffer.
+# 2.2.5.15: the seed says "only the header"; Windows sends an empty input buffer. The header's
+# OperationCode is named when it is one but not judged: the support query is no tunnel operation,
+# and no section gives it an OperationCode (a client sends 0), so an unknown one is no error here.
 SVHDX_SHARED_VIRTUAL_DISK_SUPPORT_REQUEST = message(
     "SVHDX_SHARED_VIRTUAL_DISK_SUPPORT_REQUEST", "support_request", "2.2.5.15",
-    "Header" / Present(SVHDX_TUNNEL_OPERATION_HEADER.struct),
+    "Header" / Present(Struct(
+        "OperationCode" / Enum(Int32ul, **OPERATION_CODES)
+        * "Whatever the client sends (2.2.5.15 names no OperationCode for this request; 0 in practice).",
+        *SVHDX_TUNNEL_OPERATION_HEADER.struct.subcons[1:],
+    )),
 )
 
 # 2.2.5.16

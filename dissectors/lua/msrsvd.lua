@@ -8,7 +8,7 @@
 -- contexts (smb2.tag/smb2.create.chain_data). It needs nothing from Wireshark's own
 -- rsvd dissector, which may be enabled or disabled.
 
-local BUILD = "e7385c3cfe27e38f"
+local BUILD = "1d9ca4eee5fffebf"
 do
   local loaded = rawget(_G, "msrsvd_plugin_build")
   if loaded then
@@ -645,6 +645,9 @@ F.validate_disk_response__layout = ProtoField.string("msrsvd.validate_disk_respo
 F.validate_disk_response__is_valid_disk = ProtoField.uint8("msrsvd.validate_disk_response.is_valid_disk", "IsValidDisk", base.HEX, VS_FALSE_6b82c3, nil, "Windows form only: TRUE when the disk is valid. [MS-RSVD 2.2.5.14]")
 F.validate_disk_response__padding = ProtoField.bytes("msrsvd.validate_disk_response.padding", "Padding", base.NONE, "Bytes after IsValidDisk, up to the end of the buffer. [MS-RSVD 2.2.5.14]")
 F.support_request = ProtoField.none("msrsvd.support_request", "SVHDX_SHARED_VIRTUAL_DISK_SUPPORT_REQUEST", "The SVHDX_SHARED_VIRTUAL_DISK_SUPPORT_REQUEST structure (MS-RSVD 2.2.5.15)")
+F.support_request__operation_code = ProtoField.uint32("msrsvd.support_request.operation_code", "OperationCode", base.HEX, VS_RSVD_TUNNEL_GET_FILE_INFO_OP_07b8ef, nil, "Whatever the client sends (2.2.5.15 names no OperationCode for this request; 0 in practice). [MS-RSVD 2.2.5.15]")
+F.support_request__status = ProtoField.uint32("msrsvd.support_request.status", "Status", base.HEX, VS_STATUS_SUCCESS_631592, nil, "The client SHOULD set this field to zero; in a response, the NTSTATUS of the operation. [MS-RSVD 2.2.5.15]")
+F.support_request__request_id = ProtoField.uint64("msrsvd.support_request.request_id", "RequestId", base.HEX, nil, nil, "A value that uniquely identifies an operation request and response for all requests sent by this client. [MS-RSVD 2.2.5.15]")
 F.support_response = ProtoField.none("msrsvd.support_response", "SVHDX_SHARED_VIRTUAL_DISK_SUPPORT_RESPONSE", "The SVHDX_SHARED_VIRTUAL_DISK_SUPPORT_RESPONSE structure (MS-RSVD 2.2.5.16)")
 F.support_response__layout = ProtoField.string("msrsvd.support_response.layout", "Layout", base.UNICODE, "Which of the known layouts of SVHDX_SHARED_VIRTUAL_DISK_SUPPORT_RESPONSE these bytes follow [MS-RSVD 2.2.5.16]")
 F.support_response__shared_virtual_disk_support = ProtoField.uint32("msrsvd.support_response.shared_virtual_disk_support", "SharedVirtualDiskSupport", base.HEX, nil, nil, "Whether the server supports shared virtual disks; MUST be 0x0001. [MS-RSVD 2.2.5.16]")
@@ -2730,12 +2733,34 @@ D.d_support_request = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local t = tree:add(F.support_request, tvb(off, lim > off and lim - off or 0))
   if lim > off then
     do
-      local o, sub = D.d_header(tvb, t, off, lim, pinfo, ctx, v)
+      local o, sub = D.d_support_request_header(tvb, t, off, lim, pinfo, ctx, v)
       if sub ~= v then v.Header = sub end; if not o then return nil, v end
       off = o
     end
   end
   t:set_len(off - start)
+  return off, v
+end
+
+D.d_support_request_header = function(tvb, tree, off, lim, pinfo, ctx, pv)
+  local v = {}
+  local t = tree
+  if lim - off >= 16 then
+    do local r = tvb(off + 0, 4); t:add_le(F.support_request__operation_code, r); v.OperationCode = r:le_uint() end
+    do local r = tvb(off + 4, 4); t:add_le(F.support_request__status, r); v.Status = r:le_uint() end
+    t:add_le(F.support_request__request_id, tvb(off + 8, 8))
+    if (v.Status == 3227320071) then t:add_proto_expert_info(E.status, string.format("%s: a persistent reservation held by another initiator denied the operation [MS-RSVD 3.2.5.4]", VS_STATUS_SUCCESS_631592[v.Status] or string.format("0x%X", v.Status))) end
+    if (v.Status == 3227320065) or (v.Status == 3227320066) or (v.Status == 3227320067) or (v.Status == 3227320068) or (v.Status == 3227320069) or (v.Status == 3227320070) then t:add_proto_expert_info(E.status, string.format("%s: the disk reports a unit attention [MS-RSVD 2.2.3]", VS_STATUS_SUCCESS_631592[v.Status] or string.format("0x%X", v.Status))) end
+    if (v.Status == 3227320073) then t:add_proto_expert_info(E.status, string.format("%s: the server does not know the OperationCode [MS-RSVD 3.2.5.5]", VS_STATUS_SUCCESS_631592[v.Status] or string.format("0x%X", v.Status))) end
+    if (v.Status == 3227320072) then t:add_proto_expert_info(E.status, string.format("%s: the file is not a shared virtual disk [MS-RSVD 2.2.3]", VS_STATUS_SUCCESS_631592[v.Status] or string.format("0x%X", v.Status))) end
+    if (v.Status == 3227320064) then t:add_proto_expert_info(E.status, string.format("%s: no sense data is stored under the StatusKey [MS-RSVD 3.2.5.5.3]", VS_STATUS_SUCCESS_631592[v.Status] or string.format("0x%X", v.Status))) end
+    off = off + 16
+  else
+    if lim - off >= 4 then do local r = tvb(off + 0, 4); t:add_le(F.support_request__operation_code, r); v.OperationCode = r:le_uint() end end
+    if lim - off >= 8 then do local r = tvb(off + 4, 4); t:add_le(F.support_request__status, r); v.Status = r:le_uint() end end
+    if lim - off >= 16 then t:add_le(F.support_request__request_id, tvb(off + 8, 8)) end
+    return short(t, off, lim, 16, "SVHDX_SHARED_VIRTUAL_DISK_SUPPORT_REQUEST (MS-RSVD 2.2.5.15)"), v
+  end
   return off, v
 end
 
