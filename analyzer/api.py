@@ -65,8 +65,12 @@ def load(path, tshark: Optional[str] = None, *, smb_keys: Sequence[str] = (), nt
     keys = Keys(smb_keys=list(smb_keys), nt_password=nt_password, keytab=keytab, options=list(options))
     t = find_tshark(tshark)
     if isinstance(path, (list, tuple)) or Path(path).is_dir():
-        merged = Merged.prepare(t, [str(p) for p in path] if isinstance(path, (list, tuple)) else [str(path)])
-        result = analyze_capture(Path(merged.name), t, tables, keys=keys, merged=merged)
+        merged = Merged.prepare(t, [str(p) for p in path] if isinstance(path, (list, tuple)) else [str(path)],
+                                str(work_dir) if work_dir else None)
+        try:
+            result = analyze_capture(Path(merged.name), t, tables, keys=keys, merged=merged)
+        finally:
+            merged.close()
     elif dask is not None:
         from .distributed import Executor, threads
 

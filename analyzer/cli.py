@@ -19,7 +19,7 @@ from typing import List, Optional
 
 from . import stopping, work_folders
 from .findings import SEVERITIES
-from .keys import Keys
+from .keys import Keys, nt_password_from, smb_keys_from
 from .merge import Merged
 from .pipeline import analyze_capture
 from .progress import Progress
@@ -64,7 +64,12 @@ def main(argv: Optional[List[str]] = None) -> int:
                       help="an SMB 3 session's key: the session id as Wireshark shows smb2.sesid (0x...) or as 8 "
                            "wire-order bytes of hex, then the 16-byte session key in hex (repeatable); "
                            "SESSION_ID:KEY:S2C:C2S also gives the derived keys")
+    keys.add_argument("--smb-key-file", metavar="FILE",
+                      help="SESSION_ID:KEY lines (# comments), so that no key is on the command line; also read "
+                           "from $ANALYZE_SMB_KEYS (separated by spaces or commas)")
     keys.add_argument("--nt-password", metavar="PASSWORD", help="the NT password of the NTLM account that sealed DCE/RPC")
+    keys.add_argument("--nt-password-file", metavar="FILE",
+                      help="a file whose first line is that password; also read from $ANALYZE_NT_PASSWORD")
     keys.add_argument("--keytab", metavar="FILE", help="a Kerberos keytab holding the service's keys")
     keys.add_argument("-o", dest="options", action="append", default=[], metavar="NAME:VALUE",
                       help="any tshark preference, as tshark's -o (repeatable)")
@@ -134,21 +139,26 @@ def _run(args) -> int:
     if not args.merge:
         _same_names(args.output, args.captures)
     outdir = _output_dir(args.output)
-    keys = Keys(smb_keys=args.smb_key, nt_password=args.nt_password, keytab=args.keytab, options=args.options)
-    keys.args(tshark.version)  # a malformed key is a usage error before any work
+    if args.nt_password is not None and args.nt_password_file:
+        raise CaptureError("--nt-password and --nt-password-file: give the password once")
+    keys = Keys(smb_keys=args.smb_key + smb_keys_from(args.smb_key_file),
+                nt_password=args.nt_password if args.nt_password is not None else nt_password_from(args.nt_password_file),
+                keytab=args.keytab, options=args.options)
+    keys.args()  # a malformed key is a usage error before any work
     results, failed = [], []  # failed: (capture, why), for the JSON document
     work_dir = _work_dir(args.work_dir)
     work_folders.reap(work_dir)  # what runs killed earlier left there (the temp folder's: at the first folder)
     if args.merge:
-        merged = Merged.prepare(tshark, args.captures)
+        merged = Merged.prepare(tshark, args.captures, work_dir)
         tables = Tables(outdir, keep=False)
-        with Progress(sys.stderr.isatty(), expect=merged.files) as progress:  # mergecap reads them
-            try:
+        try:
+            with Progress(sys.stderr.isatty(), expect=merged.inputs) as progress:  # mergecap reads them
                 results.append(analyze_capture(Path(merged.name), tshark, tables, progress.counter(merged.name), keys,
                                                merged=merged, sharding=Sharding(args.jobs, args.split_above,
                                                                                 Path(work_dir) if work_dir else None)))
-            finally:
-                tables.close()
+        finally:
+            tables.close()
+            merged.close()
         return _finish(args, results, outdir, tshark, failed)
     if keys.keytab is not None:  # checked above as given; a worker elsewhere has another working folder
         keys.keytab = os.path.abspath(keys.keytab)

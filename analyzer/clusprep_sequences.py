@@ -76,6 +76,13 @@ class Conversation:
         return "%s -> %s (stream %d)" % (self.client, self.server, self.stream)
 
 
+# Which DCE/RPC is ClusPrep's: a context whose bind or alter_context names one of its interfaces,
+# or (the bind not captured) a call whose object UUID is an IPID that ClusPrep calls in the capture
+# use. A real cluster capture is mostly other DCE/RPC (cluster API, witness, WMI, the endpoint
+# mapper, SMB pipes): none of it becomes a conversation, a row or a finding, only a count.
+CLUSPREP_UUIDS = {i.uuid.lower(): i.name for i in decoding.INTERFACES.values()}
+MAX_CONTEXTS = 1 << 18  # (stream, context) -> interface, remembered
+MAX_HELD = 65536  # calls on contexts whose bind is missing, held until an IPID says whose they are
 MAX_PARTITIONS = 128  # partitions remembered per disk (file system names, IsNtfs answers)
 MAX_DISKS = 4096  # disk identities per object and aliases per server: a hostile capture stays bounded
 MAX_OBJECTS = 65536  # IPIDs remembered
@@ -314,13 +321,16 @@ class DcomObjects:
 
 
 class DiskAliases:
-    """The CPREP_DISKID forms of one server's disks joined into identities (union-find)."""
+    """The CPREP_DISKID forms of the disks joined into identities (union-find). A device number
+    is one server's name for a disk; a GUID or an MBR signature is written on the disk itself, so
+    every node that sees the LUN names it alike: those forms are keyed by no host, and one
+    shared disk is one identity across the nodes (its persistent reservations are the disk's)."""
 
     def __init__(self):
         self.parent: Dict[Tuple[str, str], Tuple[str, str]] = {}
 
     def find(self, host: str, form: str) -> Tuple[str, str]:
-        x = (host, form)
+        x = (host if form.startswith("device ") else "", form)
         for _ in range(64):  # paths are halved as they are walked: short, but never trusted to end
             p = self.parent.get(x)
             if p is None or p == x:
@@ -359,16 +369,39 @@ def disk_form(d) -> Optional[str]:
     return "unknown id"
 
 
+@dataclass
+class _Held:
+    """A request on a context whose bind the capture lacks, until a ClusPrep call uses its IPID."""
+
+    first: RpcPdu  # its first fragment
+    src: str
+    dst: str
+    ctx: int
+    last_frame: int
+    last_time: float
+    answer: Optional[RpcPdu] = None  # its response or fault (last fragment)
+
+
 class ClusPrepTracker:
     def __init__(self, bus: Bus, tables: Tables):
         self.bus = bus
         self.tables = tables
         self.conversations: Dict[int, Conversation] = {}
         self.pending: Dict[Tuple[int, int], Call] = {}
-        self.bound: set = set()  # (stream, ctx) offered in a bind or alter_context the capture holds
+        # (stream, ctx) offered in a bind or alter_context the capture holds -> the ClusPrep interface
+        # it names, or None for another interface
+        self.contexts: Dict[Tuple[int, int], Optional[str]] = {}
+        self.ipids: set = set()  # (server host, IPID) that ClusPrep calls use
+        self.held: Dict[Tuple[int, int], "_Held"] = {}  # (stream, call_id) -> a call of no known context
+        self.held_by_ipid: Dict[Tuple[str, str], List[Tuple[int, int]]] = {}
+        self.other_calls = 0  # DCE/RPC calls of other interfaces (or of none the capture shows) ...
+        self.unknown_calls = 0  # ... of them, on contexts whose bind the capture lacks: interface unknown
         self.objects = DcomObjects()
         self.aliases = DiskAliases()
         self.disks: Dict[Tuple, Dict[Tuple[str, str], DiskState]] = {}  # object -> disk identity -> state
+        # disk identity -> the object whose Reserve or Preempt holds the disk's reservation now: a
+        # reservation is the disk's, whichever node made it (SPC-3; MS-CSVP 3.3.4.6 "for a particular disk")
+        self.holders: Dict[Tuple[str, str], Tuple] = {}
         self.prepare: Dict[Tuple, str] = {}  # object -> Prepare State (§3.2.1), from the answers seen, or UNKNOWN
         self.disks_known: Dict[Tuple, bool] = {}  # object -> its disk states are from the capture
         self.share_paths: set = set()  # paths CprepCreateNewSmbShares3 answers returned, on any connection
@@ -395,42 +428,95 @@ class ClusPrepTracker:
 
     def pdu(self, p: RpcPdu, src: str, dst: str) -> None:
         if p.ptype in (BIND, ALTER):
+            named = [CLUSPREP_UUIDS.get(u) for u in p.interfaces] if p.interfaces else [None] * len(p.ctx_ids)
+            for ctx, itf in zip(p.ctx_ids, named):
+                if len(self.contexts) < MAX_CONTEXTS or (p.stream, ctx) in self.contexts:
+                    self.contexts[(p.stream, ctx)] = itf
+            if not any(named):
+                return  # another interface's: not ClusPrep's business
             conv = self.conversation(p.stream, src, dst, True, bind=p.ptype == BIND)
-            for ctx in p.ctx_ids:
-                self.bound.add((p.stream, ctx))
             conv.bind_levels.append((p.frame, p.auth_level))
             if p.auth_type:
                 conv.auth_type = p.auth_type
             self.emit("rpc_bind", conv, conv, p)
         elif p.ptype == REQUEST:
-            c = self.pending.get((p.stream, p.call_id))
+            key = (p.stream, p.call_id)
+            c = self.pending.get(key)
             if c is not None:
                 if c.unbound:  # a later fragment: the call is complete at its last one
                     c.request_frame, c.time = p.frame, p.time
                 return
+            h = self.held.get(key)
+            if h is not None:
+                h.last_frame, h.last_time = p.frame, p.time
+                return
             for ctx in p.ctx_ids:
-                if (p.stream, ctx) not in self.bound:
-                    conv = self.conversation(p.stream, src, dst, True)
-                    self.emit("rpc_unknown_context", conv, conv, p, ctx)
-                    conv.unbound_calls += 1
-                    if p.object_id and len(self.objects.pre_capture) < MAX_OBJECTS:
-                        # its object was in use before the capture, whatever interface this is
-                        self.objects.pre_capture.add((host_of(conv.server), p.object_id.lower()))
-                    # listed with what the headers say; no rule can read it
-                    self.pending[(p.stream, p.call_id)] = Call(
-                        conv, "?", "opnum %s" % (p.opnum if p.opnum is not None else "?"),
-                        p.opnum if p.opnum is not None else -1, p.call_id, p.frame, p.time, p.auth_level or 0, False,
-                        used_on_wire=False, unbound=True)
+                if (p.stream, ctx) in self.contexts:
+                    if self.contexts[(p.stream, ctx)] is None and p.last_fragment:
+                        self.other_calls += 1  # a ClusPrep context's calls are the plugin's (call())
+                    continue
+                ipid = (host_of(dst), p.object_id.lower()) if p.object_id else None
+                if ipid in self.ipids:
+                    self.unbound(p, src, dst, ctx)
+                elif ipid is not None and len(self.held) < MAX_HELD:
+                    self.held[key] = _Held(p, src, dst, ctx, p.frame, p.time)
+                    self.held_by_ipid.setdefault(ipid, []).append(key)
+                else:
+                    self.other_calls += 1
+                    self.unknown_calls += 1
         elif p.ptype in (RESPONSE, FAULT):
-            c = self.pending.get((p.stream, p.call_id))
+            key = (p.stream, p.call_id)
+            h = self.held.get(key)
+            if h is not None and p.last_fragment:
+                h.answer = p
+                return
+            c = self.pending.get(key)
             if c is not None and c.unbound and p.last_fragment:
-                del self.pending[(p.stream, p.call_id)]
-                c.response_frame, c.response_time = p.frame, p.time
-                if p.ptype == FAULT:
-                    c.fault_status = p.status if p.status is not None else 0
-                self.done(c)
+                self.answered(c, p)
+
+    def unbound(self, p: RpcPdu, src: str, dst: str, ctx: int) -> Call:
+        """A ClusPrep call on a context whose bind the capture lacks: listed with what the headers say;
+        no rule can read it."""
+        conv = self.conversation(p.stream, src, dst, True)
+        self.emit("rpc_unknown_context", conv, conv, p, ctx)
+        conv.unbound_calls += 1
+        if p.object_id and len(self.objects.pre_capture) < MAX_OBJECTS:
+            # its object was in use before the capture, whatever interface this is
+            self.objects.pre_capture.add((host_of(conv.server), p.object_id.lower()))
+        c = self.pending[(p.stream, p.call_id)] = Call(
+            conv, "?", "opnum %s" % (p.opnum if p.opnum is not None else "?"),
+            p.opnum if p.opnum is not None else -1, p.call_id, p.frame, p.time, p.auth_level or 0, False,
+            used_on_wire=False, unbound=True)
+        return c
+
+    def answered(self, c: Call, p: RpcPdu) -> None:
+        del self.pending[(p.stream, p.call_id)]
+        c.response_frame, c.response_time = p.frame, p.time
+        if p.ptype == FAULT:
+            c.fault_status = p.status if p.status is not None else 0
+        self.done(c)
+
+    def learn_ipid(self, host: str, ipid: Optional[str]) -> None:
+        """An IPID a ClusPrep call uses: the calls held for it were ClusPrep's (their binds not captured)."""
+        if not ipid:
+            return
+        key = (host, ipid.lower())
+        if key in self.ipids:
+            return
+        if len(self.ipids) < MAX_OBJECTS:
+            self.ipids.add(key)
+        for k in self.held_by_ipid.pop(key, ()):
+            h = self.held.pop(k, None)
+            if h is None:
+                continue
+            c = self.unbound(h.first, h.src, h.dst, h.ctx)
+            c.request_frame, c.time = h.last_frame, h.last_time
+            if h.answer is not None:
+                self.answered(c, h.answer)
 
     def call(self, e: RpcCall, src: str, dst: str) -> None:
+        if e.direction == "request":
+            self.learn_ipid(host_of(dst), e.object_id)
         conv = self.conversation(e.stream, src, dst, e.direction == "request")
         key = (e.stream, e.call_id)
         if e.direction == "request":
@@ -467,17 +553,37 @@ class ClusPrepTracker:
                 self.emit_call("call_malformed", c, e.frame, err)
         self.done(c)
 
-    def disk_state(self, c: Call) -> Optional[DiskState]:
-        """The state of the disk the call names, in its object; None without one (or past the bound)."""
+    def disk_state(self, c: Call) -> Tuple[Optional[Tuple[str, str]], Optional[DiskState]]:
+        """(identity, state in the call's object) of the disk the call names; (None, None) without one.
+        The state's `reserved` is the disk's: held by any node."""
         form = c.disk
         if form is None:
-            return None
+            return None, None
         disks = self.disks.setdefault(c.dcom_object, {})
         ident = self.aliases.find(host_of(c.conversation.server), form)
         state = disks.get(ident)
         if state is None and len(disks) < MAX_DISKS:
             state = disks[ident] = DiskState()
-        return state
+        if state is not None:
+            state.reserved = ident in self.holders
+        return ident, state
+
+    def reservation_after(self, c: Call, ident: Tuple[str, str]) -> None:
+        """What a successful PR call did to the disk's reservation, and a Clear to every node's
+        registration (SPC-3 5.7.7: it removes them all)."""
+        m = base_method(c.method)
+        holder = self.holders.get(ident)
+        if m in ("CprepDiskPRReserve", "CprepDiskPRPreempt"):
+            if holder is not None or len(self.holders) < MAX_DISKS:
+                self.holders[ident] = c.dcom_object
+        elif m in ("CprepDiskPRRelease", "CprepDiskPRUnRegister") and holder == c.dcom_object:
+            del self.holders[ident]  # a release by another node changes nothing (SPC-3 5.7.11.2)
+        elif m == "CprepDiskPRClear":
+            self.holders.pop(ident, None)
+            for disks in self.disks.values():
+                other = disks.get(ident)
+                if other is not None:
+                    other.registered, other.reserved, other.cleared = False, False, True
 
     def link_disk_forms(self, c: Call) -> None:
         """A DISK_PROPS answer names the disk asked for by its id and device number: one disk."""
@@ -490,6 +596,8 @@ class ClusPrepTracker:
         forms = [f for f in forms if f and f != "unknown id"]
         host = host_of(c.conversation.server)
         for old, new in self.aliases.join(host, forms):
+            if old in self.holders:
+                self.holders.setdefault(new, self.holders.pop(old))
             for disks in self.disks.values():  # the states of both forms become one: keep what was done
                 a = disks.pop(old, None)
                 if a is not None:
@@ -507,7 +615,7 @@ class ClusPrepTracker:
             for x in list(c.param("ppwszSharePaths") or [])[:256]:
                 if len(self.share_paths) < MAX_OBJECTS:
                     self.share_paths.add(str(x).lower())
-        state = self.disk_state(c)
+        ident, state = self.disk_state(c)
         if state is not None:
             c.disk_state = state.copy()
         conv.calls += 1
@@ -528,6 +636,7 @@ class ClusPrepTracker:
         if state is not None:
             if c.succeeded:
                 state.after(c)
+                self.reservation_after(c, ident)
                 if c.method in ("CprepDiskGetProps", "CprepDiskGetProps3"):
                     self.link_disk_forms(c)
             elif c.hresult is not None:
@@ -542,6 +651,10 @@ class ClusPrepTracker:
         reservations.clusprep_row(self.tables, c, host_of(conv.server))
 
     def finish_capture(self) -> None:
+        self.other_calls += len(self.held)  # no ClusPrep call used their IPIDs
+        self.unknown_calls += len(self.held)
+        self.held.clear()
+        self.held_by_ipid.clear()
         for c in self.pending.values():
             self.emit_call("unanswered_call", c)
             self.done(c)

@@ -76,6 +76,7 @@ class RpcPdu:
     last_fragment: bool = True  # PFC_LAST_FRAG (MS-RPCE 2.2.2.3)
     auth_type: Optional[int] = None  # a bind's security provider (MS-RPCE 2.2.1.1.7)
     object_id: Optional[str] = None  # a request's object UUID (the IPID it calls), when the frame holds one PDU
+    interfaces: List[str] = field(default_factory=list)  # a bind's or alter_context's interface UUID per context
 
 
 @dataclass
@@ -297,6 +298,7 @@ def _rpc(f: Frame, cols: List[str], ptypes: List[int]) -> List[RpcPdu]:
     flags, auth_types = each("dcerpc.cn_flags", _int), each("dcerpc.auth_type", _int)
     statuses = [_int(x) for x in _split(cols[COL["dcerpc.cn_status"]])]
     faults = [i for i, p in enumerate(ptypes) if p == 3]
+    uuids = [u.lower() for u in _split(cols[COL["dcerpc.cn_bind_to_uuid"]])] if n == 1 else []
     out = []
     for i in range(n):
         if out and (out[-1].ptype, out[-1].call_id) == (ptypes[i], call_ids[i]):
@@ -308,5 +310,6 @@ def _rpc(f: Frame, cols: List[str], ptypes: List[int]) -> List[RpcPdu]:
             auth_level=levels[i], opnum=opnums[i], auth_type=auth_types[i],
             object_id=(_split(cols[COL["dcerpc.obj_id"]]) or [None])[0] if n == 1 and ptypes[i] == 0 else None,
             status=statuses[faults.index(i)] if i in faults and len(statuses) == len(faults) else None,
-            last_fragment=bool(flags[i] & PFC_LAST_FRAG) if flags[i] is not None else True))
+            last_fragment=bool(flags[i] & PFC_LAST_FRAG) if flags[i] is not None else True,
+            interfaces=uuids if len(uuids) == len(ctxs) else []))
     return out

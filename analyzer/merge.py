@@ -7,6 +7,11 @@ open whose CREATE is in one file and whose failures are in the next is one open.
 with `-I none`, which keeps each file's interfaces apart, so the interface a frame arrived on
 names its file; frames of one file keep their order, so counting them gives each frame's
 number in its own file. Findings cite file and frame.
+
+mergecap merges pcap and pcapng; a file of another format (Network Monitor's .cap, snoop) has
+no interface blocks, and mergecap refuses it ("an interface ID that does not match any IDB"), so
+editcap first converts it to pcapng in a work folder of this run (close() removes it). A file
+editcap cannot read whole is named with what editcap said.
 """
 from __future__ import annotations
 
@@ -16,8 +21,9 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
+from . import work_folders
 from .source import CaptureError, Tshark, check_capture
 
 _INTERFACES = re.compile(r"Number of interfaces in file:\s*(\d+)")
@@ -29,6 +35,14 @@ def _tool(tshark: Tshark, name: str) -> str:
     if not found:
         raise CaptureError("%s not found (it comes with tshark: apt-get install -y tshark); --merge needs it" % name)
     return found
+
+
+def _interfaces(capinfos: str, f: Path) -> Optional[int]:
+    """How many interfaces capinfos says the file has (a file cut short still says); None when it
+    says none (a format without interface blocks, or nothing readable)."""
+    res = subprocess.run([capinfos, "-I", str(f)], capture_output=True, text=True, timeout=3600)
+    m = _INTERFACES.search(res.stdout)
+    return int(m.group(1)) if m else None
 
 
 def expand(paths: Sequence[str]) -> List[Path]:
@@ -56,32 +70,60 @@ def expand(paths: Sequence[str]) -> List[Path]:
 
 @dataclass
 class Merged:
-    files: List[Path]
+    files: List[Path]  # as the user named them: what reports cite
     first_interface: List[int] = field(default_factory=list)  # per file, its first interface id in the merge
     runs: List[Tuple[int, int, int]] = field(default_factory=list)  # (first merged frame, file, its frame there)
     counts: List[int] = field(default_factory=list)  # frames seen per file
     _starts: List[int] = field(default_factory=list)
+    inputs: List[Path] = field(default_factory=list)  # what mergecap reads: each file, or its pcapng conversion
+    work: Optional[str] = None  # the folder of the conversions
 
     @classmethod
-    def prepare(cls, tshark: Tshark, paths: Sequence[str]) -> "Merged":
+    def prepare(cls, tshark: Tshark, paths: Sequence[str], work_dir: Optional[str] = None) -> "Merged":
         files = expand(paths)
         capinfos = _tool(tshark, "capinfos")
-        first, n = [], 0
-        for f in files:
-            res = subprocess.run([capinfos, "-I", str(f)], capture_output=True, text=True, timeout=3600)
-            m = _INTERFACES.search(res.stdout)
-            if not m:  # a file cut short still says how many interfaces it has; nothing at all is an error
-                raise CaptureError("capinfos could not read %s: %s" % (f, res.stderr.strip().splitlines()[-1:] or "?"))
-            first.append(n)
-            n += int(m.group(1))
-        return cls(files, first, counts=[0] * len(files))
+        merged = cls(files, counts=[0] * len(files))
+        try:
+            n = 0
+            for f in files:
+                source, count = f, _interfaces(capinfos, f)
+                if count is None:  # no interface blocks (NetMon, snoop): mergecap needs pcapng
+                    source = merged._converted(tshark, f, work_dir)
+                    count = _interfaces(capinfos, source)
+                if count is None:
+                    raise CaptureError("%s: capinfos cannot read the pcapng editcap made of it" % f)
+                merged.inputs.append(source)
+                merged.first_interface.append(n)
+                n += count
+        except BaseException:
+            merged.close()
+            raise
+        return merged
+
+    def _converted(self, tshark: Tshark, f: Path, work_dir: Optional[str]) -> Path:
+        if self.work is None:
+            self.work = work_folders.make("merge", work_dir)
+        out = Path(self.work) / ("%d.pcapng" % len(self.inputs))
+        res = subprocess.run([_tool(tshark, "editcap"), "-F", "pcapng", str(f), str(out)], capture_output=True,
+                             text=True, timeout=3600)
+        said = " ".join(res.stderr.split())
+        if res.returncode != 0 or said:
+            raise CaptureError("%s cannot be merged: it is damaged or cut short (editcap, converting it to pcapng "
+                               "for mergecap, said: %s)" % (f, said or "exit %d" % res.returncode))
+        return out
+
+    def close(self) -> None:
+        """Remove the conversions (the merge itself is read from a pipe)."""
+        if self.work is not None:
+            shutil.rmtree(self.work, ignore_errors=True)
+            self.work = None
 
     @property
     def name(self) -> str:
         return "%s (+%d files merged)" % (self.files[0], len(self.files) - 1) if len(self.files) > 1 else str(self.files[0])
 
     def mergecap(self, tshark: Tshark) -> List[str]:
-        return [_tool(tshark, "mergecap"), "-I", "none", "-w", "-", *map(str, self.files)]
+        return [_tool(tshark, "mergecap"), "-I", "none", "-w", "-", *map(str, self.inputs)]
 
     def observe(self, frame: int, interface: int) -> None:
         """Frame `frame` of the merge arrived on `interface`: extend the runs."""

@@ -2,6 +2,7 @@
 reports. The CLI and analyzer.load() both run this."""
 from __future__ import annotations
 
+import re
 import time
 import traceback
 from array import array
@@ -52,15 +53,10 @@ class AnalyzerError(Rule):
               "that needed that frame may have missed findings there.")
 
 
-class DissectorBug(Rule):
-    id, severity, spec = "analyzer.dissector_bug", "warning", NO_SPEC
-    level, side = None, None
-    title = "tshark reported a dissector bug (a Wireshark dissector failed on a frame)"
-    advice = ("Open the frame in Wireshark to see which dissector failed; try another Wireshark version, and report "
-              "it to Wireshark if a built-in dissector is at fault.")
-
-
-FAULTS: List[type] = [PluginError, AnalyzerError, DissectorBug]
+FAULTS: List[type] = [PluginError, AnalyzerError]
+# tshark's "Dissector bug, protocol X, in packet N" lines: ours are a PluginError; Wireshark's own
+# dissectors' are what Wireshark reported (CaptureResult.wireshark_reported), not rule violations
+OUR_PROTOCOLS = re.compile(r"\bprotocol (%s)\b" % "|".join(n.proto.upper() for n in (RSVD, CLUSPREP)))
 ERROR_COLUMNS = [(n.proto, COL[n.dissector_error]) for n in (RSVD, CLUSPREP)]
 RULE_CLASSES: List[type] = ALL_RULES + [CaptureTruncated] + FAULTS
 
@@ -72,8 +68,11 @@ class CaptureResult:
     truncated: bool = False
     smb2_messages: int = 0
     dcerpc_pdus: int = 0
+    other_dcerpc_calls: int = 0  # calls of interfaces other than ClusPrep's: counted, not analyzed ...
+    unknown_dcerpc_calls: int = 0  # ... of them, on contexts whose bind the capture lacks
     seconds: float = 0.0
     tshark_errors: List[str] = field(default_factory=list)
+    wireshark_reported: List[dict] = field(default_factory=list)  # its dissectors' bugs: {frame, message}
     rsvd_sessions: List[dict] = field(default_factory=list)
     clusprep_sequences: List[dict] = field(default_factory=list)
     findings: List[Finding] = field(default_factory=list)
@@ -162,7 +161,7 @@ def analyze_capture(path: Path, tshark: Tshark, tables: Tables,
     With `sharding`, a big capture is dissected by several tsharks at once (analyzer.shards)."""
     if merged is None:
         check_capture(path)
-    decrypt = keys.args(tshark.version) if keys else []
+    decrypt = keys.args() if keys else []
     started = time.monotonic()
     tables.start_capture(path.name)
     index = FrameIndex()
@@ -223,10 +222,16 @@ def analyze_capture(path: Path, tshark: Tshark, tables: Tables,
         bus.emit("finish")
     except Exception as e:  # noqa: BLE001 - as above
         analyzer_error.report([], "at the end of the capture: " + _fault(e), path.name)
+    reported = []
     for frame, line in run.dissector_bugs:
-        DissectorBug(sink).report([frame] if frame else [], line, "frame %s" % frame if frame else path.name)
+        if OUR_PROTOCOLS.search(line):
+            plugin_error.report([frame] if frame else [], line, "frame %s" % frame if frame else path.name)
+        else:
+            reported.append(dict(frame=frame, message=line))
     result = CaptureResult(path=path, packets=run.frames, truncated=run.truncated, tshark_errors=run.errors,
-                           smb2_messages=smb2_messages, dcerpc_pdus=dcerpc_pdus)
+                           smb2_messages=smb2_messages, dcerpc_pdus=dcerpc_pdus,
+                           other_dcerpc_calls=clusprep_tracker.other_calls,
+                           unknown_dcerpc_calls=clusprep_tracker.unknown_calls, wireshark_reported=reported)
     if run.truncated:
         CaptureTruncated(sink).report([run.frames] if run.frames else [], "%s ends in the middle of a packet; it was "
                                       "analyzed as far as it goes (%d packets)" % (path.name, run.frames), path.name)
@@ -301,6 +306,10 @@ def not_evaluated(rules: List[Rule], sink: Findings, rsvd_tracker: RsvdTracker,
 
 SMB3_UNLOCK = "--smb-key %s:SESSION_KEY (the session's key, 16 bytes of hex; see README, Keys)"
 SMB3_SETUP_UNLOCK = "a capture that holds the session's SESSION_SETUP (e.g. --merge with the earlier ring-buffer file)"
+SMB3_WRONG_KEY = ("the right session key for %s: the 16-byte key of that session, from the client or server that made "
+                  "it (README, Keys); a key of another session, or one printed in another byte order, does not fit")
+SESSION_SETUP = 1
+MAX_SESSIONS = 1 << 16  # SESSION_SETUP answers remembered
 
 
 class Encrypted:
@@ -308,9 +317,14 @@ class Encrypted:
 
     def __init__(self):
         self.smb3: Dict[int, List[int]] = {}  # session id -> [messages, first frame, last frame]
+        self.setups: Dict[int, int] = {}  # session id -> the frame of its last SESSION_SETUP answer
         self.sealed_pdus = 0
 
     def frame(self, f) -> None:
+        for m in f.smb2:
+            if m.command == SESSION_SETUP and m.is_response and m.session_id and (
+                    m.session_id in self.setups or len(self.setups) < MAX_SESSIONS):
+                self.setups[m.session_id] = f.number
         for sid in f.encrypted_smb3:
             s = self.smb3.setdefault(sid, [0, f.number, f.number])
             s[0] += 1
@@ -328,10 +342,15 @@ class Encrypted:
         for sid, (n, first, last) in sorted(self.smb3.items()):
             what = "%d encrypted SMB 3 messages (frames %d-%d) that no key decrypted: RSVD inside them is invisible" % (
                 n, first, last)
-            if sid in given:  # measured on 4.0, 4.4 and 4.6: the key alone is not enough
-                out.append(NotEvaluated("SMB 3 session 0x%016X" % sid, rsvd, what + "; its key was given, but "
-                                        "Wireshark decrypts a session only once it has seen its SESSION_SETUP, which "
-                                        "is not in the capture (or the key is wrong)", SMB3_SETUP_UNLOCK))
+            setup = self.setups.get(sid)
+            if sid in given and setup is not None:  # Wireshark had all it needs but the right key
+                out.append(NotEvaluated("SMB 3 session 0x%016X" % sid, rsvd, what + "; the key given for it does not "
+                                        "decrypt them, although its SESSION_SETUP is in the capture (frame %d)"
+                                        % setup, SMB3_WRONG_KEY % ("0x%016X" % sid)))
+            elif setup is None:  # measured on 4.0, 4.4 and 4.6: no key decrypts a session without it
+                out.append(NotEvaluated("SMB 3 session 0x%016X" % sid, rsvd, what + "; %sWireshark decrypts a session "
+                                        "only once it has seen its SESSION_SETUP, which is not in the capture"
+                                        % ("its key was given, but " if sid in given else ""), SMB3_SETUP_UNLOCK))
             else:
                 out.append(NotEvaluated("SMB 3 session 0x%016X" % sid, rsvd, what, SMB3_UNLOCK % ("0x%016X" % sid)))
         return out

@@ -19,8 +19,10 @@ def document(results: List[CaptureResult], tshark_version: str) -> dict:
     for r in results:
         doc["captures"].append(dict(path=str(r.path), packets=r.packets, truncated=r.truncated,
                                     smb2_messages=r.smb2_messages, dcerpc_pdus=r.dcerpc_pdus,
+                                    other_dcerpc_calls=r.other_dcerpc_calls, unknown_dcerpc_calls=r.unknown_dcerpc_calls,
                                     seconds=round(r.seconds, 3), tshark=tshark_version,
-                                    tshark_messages=r.tshark_errors, encrypted=r.encrypted))
+                                    tshark_messages=r.tshark_errors, wireshark_reported=r.wireshark_reported,
+                                    encrypted=r.encrypted))
         if r.files:
             doc["captures"][-1]["files"] = r.files
         if r.suppressed:  # a rule past its first findings: counted, not listed
@@ -82,6 +84,9 @@ LAYOUTS = {"windows_v2": "Windows layout, version 2", "windows_v1": "Windows lay
 GROUPS = [("rsvd_operations", "RSVD operation"), ("scsi_commands", "SCSI command"), ("clusprep_calls", "ClusPrep method")]
 MAX_FRAMES_SHOWN = 8
 MAX_EXAMPLES = 3
+MAX_WIRESHARK_LINES = 10
+UNKNOWN_CALLS = ("; %d of them on contexts whose bind is not in the capture, so their interface is unknown: "
+                 "ClusPrep's too, if the capture began mid-validation (capture from before it starts)")
 
 
 def _rule_info():
@@ -197,6 +202,11 @@ def to_text(results: List[CaptureResult], tshark_version: str) -> str:
                        "ClusPrep rules applies. Check the capture filter (SMB2 is TCP 445; ClusPrep is DCE/RPC on "
                        "TCP 135 and a dynamic port).")
             out.append("")
+        if not r.rsvd_sessions and not r.clusprep_sequences and (r.smb2_messages or r.dcerpc_pdus):
+            out.append("No shared-VHDX (RSVD) opens and no ClusPrep calls in what tshark could read (%s, %s): "
+                       "nothing here for the rules to judge." % (_n(r.smb2_messages, "SMB2 message"),
+                                                                 _n(r.dcerpc_pdus, "DCE/RPC PDU")))
+            out.append("")
         if r.rsvd_sessions:
             out.append("RSVD shared-disk opens: %d" % len(r.rsvd_sessions))
             for s in r.rsvd_sessions:
@@ -214,6 +224,11 @@ def to_text(results: List[CaptureResult], tshark_version: str) -> str:
                                                             call["result"]))
                 if len(failed) > 10:
                     out.append("    ... and %s more" % _n(len(failed) - 10, "call"))
+            out.append("")
+        if r.other_dcerpc_calls:
+            out.append("%s of other interfaces, not analyzed (only ClusPrep's are)%s" % (
+                _n(r.other_dcerpc_calls, "DCE/RPC call"), UNKNOWN_CALLS % r.unknown_dcerpc_calls
+                if r.unknown_dcerpc_calls else ""))
             out.append("")
         out += _latency_lines(r.latency)
         if e.get("smb3_messages") or e.get("sealed_dcerpc_pdus"):
@@ -235,9 +250,27 @@ def to_text(results: List[CaptureResult], tshark_version: str) -> str:
                 if n.unlock:
                     out.append("    to evaluate them: %s" % n.unlock)
             out.append("")
+        out += _wireshark_lines(r)
         out += _finding_lines(r, rules)
         out.append("")
     return "\n".join(out)
+
+
+def _wireshark_lines(r: CaptureResult) -> List[str]:
+    """What Wireshark's tools said: its dissectors' bugs and tshark's other messages (not rule violations)."""
+    if not r.wireshark_reported and not r.tshark_errors:
+        return []
+    out = ["Wireshark reported (its own dissectors and tools; not rule violations, not counted in the findings)"]
+    for w in r.wireshark_reported[:MAX_WIRESHARK_LINES]:
+        out.append("  %s%s" % ("frame %d: " % w["frame"] if w["frame"] else "", w["message"]))
+    if len(r.wireshark_reported) > MAX_WIRESHARK_LINES:
+        out.append("  ... and %s more (all in the JSON: wireshark_reported)"
+                   % _n(len(r.wireshark_reported) - MAX_WIRESHARK_LINES, "dissector bug"))
+    out += ["  tshark: %s" % line for line in r.tshark_errors[:MAX_WIRESHARK_LINES]]
+    if len(r.tshark_errors) > MAX_WIRESHARK_LINES:
+        out.append("  ... and %s more (all in the JSON: tshark_messages)"
+                   % _n(len(r.tshark_errors) - MAX_WIRESHARK_LINES, "line"))
+    return out + [""]
 
 
 def write_output(directory: Path, results: List[CaptureResult], tshark_version: str) -> None:

@@ -22,23 +22,36 @@ class RequestIds:
 
     `add` answers ("duplicate", earlier frame) for an id already used (of the last USED ids),
     ("gap", lo, hi, frame before, frame after) for a gap of more than GAP_NOW ids at once, or
-    for the oldest gap when more than MAX_GAPS are open; `finish` gives the gaps still open."""
+    for the oldest gap when more than MAX_GAPS are open, and ("behind", id, lowest id seen, its
+    frame) for an id below every id seen by more than reordering explains; `finish` gives the
+    gaps still open.
+
+    Below the lowest id seen, reordering explains only what was in flight: a request sent before
+    the first one captured but captured after it. So an id may be at most BEHIND ids below the
+    lowest, or twice the most operations the client had in flight at once, if more (a counter
+    reset on reconnect, say, starts far below)."""
 
     USED = 65536  # ids remembered for duplicates
     GAP_NOW = 1024  # a jump this large is reported at once, not held
     MAX_GAPS = 4096  # open gaps remembered
+    BEHIND = 64  # ids below the lowest seen that reordering may explain, at least
 
     def __init__(self):
         self.high: Optional[int] = None
         self.high_frame = 0
+        self.low: Optional[int] = None  # the lowest id seen, and its frame
+        self.low_frame = 0
+        self.most_in_flight = 0
         # the last USED ids and their frames, oldest overwritten first: two arrays and a set cost
         # ~60 bytes an id where an OrderedDict cost ~190 (12 MB a client at 65536)
         self.used = set()
         self._ids, self._frames, self._next = array("Q"), array("q"), 0
         self.gaps: List[List[int]] = []  # sorted [lo, hi, frame before, frame after]
 
-    def add(self, rid: int, frame: int) -> List[tuple]:
+    def add(self, rid: int, frame: int, in_flight: int = 0) -> List[tuple]:
+        """in_flight: the client's operations sent and not yet answered, this one included."""
         rid &= MASK64
+        self.most_in_flight = max(self.most_in_flight, in_flight)
         if rid in self.used:
             return [("duplicate", self._frames[self._ids.index(rid)])]  # each id is held once
         if len(self._ids) < self.USED:
@@ -50,6 +63,10 @@ class RequestIds:
             self._next = (self._next + 1) % self.USED
         self.used.add(rid)
         out: List[tuple] = []
+        if self.low is None or rid < self.low:
+            if self.low is not None and self.low - rid > max(self.BEHIND, 2 * self.most_in_flight):
+                out.append(("behind", rid, self.low, self.low_frame))
+            self.low, self.low_frame = rid, frame
         if self.high is None:
             self.high, self.high_frame = rid, frame
         elif rid > self.high:

@@ -105,6 +105,9 @@ class OpenMissingNoIntermediateBuffering(Rule):
                         conn.label)
 
 
+MAX_PENDING = 65536  # operations in flight counted (a capture of requests never answered stays bounded)
+
+
 class RequestIdNotMonotonic(Rule):
     id, severity, spec = "rsvd.request_id_not_monotonic", "error", "MS-RSVD 3.1.4.1, 2.2.5.1"
     checks = ("R04", "R05")
@@ -123,19 +126,37 @@ class RequestIdNotMonotonic(Rule):
         super().__init__(sink)
         self.clients: Dict[str, RequestIds] = {}
         self.subjects: Dict[str, str] = {}
+        self.in_flight: Dict[str, int] = {}  # client -> its tunnel operations not yet answered
+        self.pending: Dict[int, Operation] = {}  # those operations, by id()
 
     def on_rsvd_request(self, op: Operation, conn):
         seq = self.clients.get(op.client)
         if seq is None:
             seq = self.clients[op.client] = RequestIds()
         self.subjects[op.client] = conn.label
-        for v in seq.add(op.request_id, op.request_frame):
+        if len(self.pending) < MAX_PENDING:
+            self.pending[id(op)] = op
+            self.in_flight[op.client] = self.in_flight.get(op.client, 0) + 1
+        for v in seq.add(op.request_id, op.request_frame, self.in_flight.get(op.client, 0)):
             if v[0] == "duplicate":
                 self.report([v[1], op.request_frame], "RequestId 0x%X used again (first at frame %d): it MUST be "
                             "unique across all the client's requests" % (op.request_id, v[1]), conn.label,
                             check="R04", spec="MS-RSVD 2.2.5.1")
+            elif v[0] == "behind":
+                self.report([v[3], op.request_frame], "RequestId 0x%X is 0x%X below the lowest the client used "
+                            "before (0x%X at frame %d), more than its operations in flight explain: the client "
+                            "increments RequestIdentifier by exactly 1 for each tunnel operation (a counter "
+                            "reset?)" % (v[1], v[2] - v[1], v[2], v[3]), conn.label, check="R05",
+                            spec="MS-RSVD 3.1.4.1")
             else:
                 self.gap(v, conn.label)
+
+    def on_rsvd_response(self, op: Operation):
+        if self.pending.pop(id(op), None) is not None:
+            self.in_flight[op.client] -= 1
+
+    def on_rsvd_unanswered(self, op: Operation):
+        self.on_rsvd_response(op)
 
     def gap(self, v, subject: str) -> None:
         _, lo, hi, before, after = v
@@ -981,6 +1002,38 @@ class ResponseInvalid(Rule):
     # constructed" (3.2.5.5.5): 36 (its fixed part, as the request's Length) or 36 + DataTransferLength
     # (with its data) are accepted, and the request's Length (READINGS R48). VALIDATE_DISK's Windows
     # padding after IsValidDisk is alignment, not judged (R49).
+    # R41 across answers: ServerVersion is the server's one ServerServiceVersion (3.2.3), so every
+    # FILE_INFO answer of a server carries the same; SectorSize and PhysicalSectorSize are the disk's,
+    # the same in every answer about one disk (VirtualSize may change: a resize).
+    CONSTANTS = ("SectorSize", "PhysicalSectorSize")
+    MAX_KEPT = 65536  # servers and disks remembered
+
+    def __init__(self, sink):
+        super().__init__(sink)
+        self.versions: Dict[str, Tuple[int, int]] = {}  # server host -> (ServerVersion, frame first seen)
+        self.sizes: Dict[Tuple[str, str, str], Tuple[Tuple[int, int], int]] = {}  # (server, tree, name) -> ...
+
+    def constants(self, op: Operation, p, report) -> None:
+        if op.open is None:
+            return
+        host = op.open.server.rsplit(":", 1)[0]
+        version = decoding.int_of(p.get("ServerVersion", 0))
+        first = self.versions.get(host)
+        if first is None:
+            if len(self.versions) < self.MAX_KEPT:
+                self.versions[host] = (version, op.response_frame)
+        elif first[0] != version:
+            report("R41", "3.2.3, 3.2.5.5.1", "ServerVersion %d, but this server answered %d at frame %d: both MUST be "
+                   "its one ServerServiceVersion" % (version, first[0], first[1]))
+        disk = (host, op.open.tree.lower(), op.open.name.lower())
+        sizes = tuple(decoding.int_of(p.get(f, 0)) for f in self.CONSTANTS)
+        seen = self.sizes.get(disk)
+        if seen is None:
+            if len(self.sizes) < self.MAX_KEPT:
+                self.sizes[disk] = (sizes, op.response_frame)
+        elif seen[0] != sizes:
+            report("R41", "3.2.5.5.1", "SectorSize %d, PhysicalSectorSize %d, but the same disk was %d, %d at frame %d: "
+                   "a disk's sector sizes do not change" % (sizes + seen[0] + (seen[1],)))
 
     def on_rsvd_response(self, op: Operation):
         frames = [op.request_frame, op.response_frame]
@@ -1008,6 +1061,8 @@ class ResponseInvalid(Rule):
         if op.kind == FILE_INFO_OP and decoding.int_of(p.get("ServerVersion", 1)) not in (1, 2):
             report("R41", "3.2.5.5.1", "ServerVersion %d (MUST be ServerServiceVersion: 1, or 2 for an RSVD v2 "
                    "server)" % decoding.int_of(p.ServerVersion))
+        elif op.kind == FILE_INFO_OP and p:
+            self.constants(op, p, report)
         elif op.kind == CHECK_CONNECTION_OP and extra > 0:
             report("R42", "2.2.5.6", "%d bytes after the header (it MUST NOT contain any payload)" % extra)
         elif op.kind == SRB_STATUS_OP and p:

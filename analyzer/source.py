@@ -55,9 +55,9 @@ FIELDS = [
     # and each such CREATE's create contexts (the EAs beside the open context), and the name of a
     # CREATE that ends in :SharedVirtualDisk without the context
     RSVD.raw_create_contexts, RSVD.raw_bare_name,
-    # DCE/RPC: binds (for contexts the plugin never saw) and requests
+    # DCE/RPC: binds (which interface each context is: ClusPrep's or another's) and requests
     "dcerpc.pkt_type", "dcerpc.cn_call_id", "dcerpc.cn_ctx_id", "dcerpc.auth_level", "dcerpc.obj_id",
-    "dcerpc.opnum", "dcerpc.cn_status", "dcerpc.cn_flags", "dcerpc.auth_type",
+    "dcerpc.opnum", "dcerpc.cn_status", "dcerpc.cn_flags", "dcerpc.auth_type", "dcerpc.cn_bind_to_uuid",
     # ClusPrep: once per call the plugin recognised
     CLUSPREP.interface, CLUSPREP.method, CLUSPREP.opnum, CLUSPREP.context_id, CLUSPREP.auth_level,
     CLUSPREP.encrypted, CLUSPREP.call_id, CLUSPREP.direction, CLUSPREP.fault_status, CLUSPREP.stub,
@@ -325,14 +325,20 @@ class Run:
     def ended(self, stderr: str, code: int) -> None:
         """What tshark said on stderr and its exit code: truncation, dissector bugs, other lines,
         or (when it read nothing) the error that stops this capture or the whole command."""
-        for line in stderr.splitlines():
+        damage = []
+        for line in map(normalized, stderr.splitlines()):
             if cut_short(line):
                 self.truncated = True
+                damage.append(line)
             elif "Dissector bug" in line:
                 m = re.search(r"in packet (\d+)", line)
-                self.dissector_bugs.append((int(m.group(1)) if m else None, line.strip()))
-            elif line.strip() and "Running as user" not in line:
-                self.errors.append(line.strip())
+                self.dissector_bugs.append((int(m.group(1)) if m else None, line))
+            elif line and "Running as user" not in line:
+                self.errors.append(line)
+        if self.truncated and self.frames == 0:  # a partial capture gets its report; an unreadable one, this
+            said = re.sub(r'^tshark: The file "[^"]*" ', "it ", damage[0]) if damage else "it is damaged"
+            raise CaptureError("%s is damaged: tshark read no packet of it (%s)%s" % (
+                self.path, said.rstrip("."), NETMON_CUT if _is_netmon(self.path) else ""))
         if code != 0 and not self.truncated and self.frames == 0:
             said = "; ".join(self.errors) or "exit %d" % code
             ours = any(n.proto + "." in said for n in (RSVD, CLUSPREP))
@@ -344,6 +350,28 @@ class Run:
                     self.tshark.version_text, said, ROOT_HINT if _is_root() and self.tshark.version >= (4, 4) else ""))
             raise CaptureError("tshark could not read %s: %s; open it in Wireshark to see why, or re-save it with "
                                "editcap" % (self.path, said))
+
+
+# GLib's prefix on tshark's warnings: " ** (tshark:PID) HH:MM:SS.micro [Domain LEVEL] -- "
+_GLIB_PREFIX = re.compile(r"^\*\*\s*\([^()]*:\d+\)\s*(?:\d{1,2}:\d{2}:\d{2}(?:\.\d+)?\s*)?(?:\[[^\]]*\]\s*)?(?:--\s*)?")
+
+
+def normalized(line: str) -> str:
+    """A line of tshark's stderr without the process id and clock GLib puts before a warning, so
+    two runs (or a split run and a whole one) say the same."""
+    return _GLIB_PREFIX.sub("", line.strip())
+
+
+NETMON_CUT = ("; a Network Monitor file keeps the table of its frames at its end, so one cut short shows none of "
+              "them: copy the file again from where it was captured")
+
+
+def _is_netmon(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) in (b"GMBU", b"RTSS")
+    except OSError:
+        return False
 
 
 def cut_short(line: str) -> bool:
@@ -372,7 +400,7 @@ def packets(path, display_filter: Optional[str] = None, tshark_path: Optional[st
     check_capture(Path(path))
     return pyshark.FileCapture(str(path), display_filter=display_filter, tshark_path=_for_pyshark(tshark.path),
                                custom_parameters=plugin_args() + ["--disable-protocol", "rsvd"]  # the built-in
-                               + (keys.args(tshark.version) if keys else []))  # mis-decodes (README)
+                               + (keys.args() if keys else []))  # mis-decodes (README)
 
 
 @functools.lru_cache(maxsize=None)

@@ -31,7 +31,7 @@ def tshark_cmd(pcap: Path, *args: str, lua: bool = True) -> List[str]:
     cmd = tshark_argv() + ["-n", "-r", str(pcap)]
     keys = samples.KEYS.get(Path(pcap).stem)
     if keys:  # an encrypted sample is decoded decrypted, as analyze --smb-key would
-        cmd += Keys(**keys).args(tuple(map(int, (CURRENT or TSHARK).version.split("."))))
+        cmd += Keys(**keys).args()
     if lua:
         for p in generate.lua_paths():
             cmd += ["-X", "lua_script:%s" % p]

@@ -32,6 +32,12 @@ def run_json(pcap, tshark=None):
     return json.loads(res.stdout)
 
 
+def without_seconds(doc):
+    for c in doc["captures"]:
+        c.pop("seconds")
+    return doc
+
+
 def expected(pcap):
     return json.loads(pcap.with_suffix("").with_suffix(".expected.json").read_text())["findings"]
 
@@ -370,18 +376,29 @@ def test_a_fault_a_plugin_caught_is_a_finding(monkeypatch, tmp_path):
     assert all("the msrsvd plugin: " in f.message and "planted fault" in f.message for f in faults)
 
 
-def test_tsharks_dissector_bug_lines_are_findings(tmp_path):
-    """tshark prints "Dissector bug, protocol X, in packet N" on stderr; analyze reports each."""
+def test_tsharks_dissector_bug_lines_are_reported_apart_from_the_findings(tmp_path):
+    """tshark prints "Dissector bug, protocol X, in packet N" on stderr, with its process id and the
+    time: Wireshark's own dissectors' are what Wireshark reported, said the same on every run and
+    counted in no finding; one in our plugins is a plugin fault, a finding."""
     import tsharks
 
     fake = tmp_path / "tshark"
     fake.write_text("#!/bin/sh\n%s \"$@\"\nrc=$?\n"
-                    "echo ' ** (tshark:1) 12:00:00.000 [Epan WARNING] -- Dissector bug, protocol SMB2, in packet 12: "
-                    "planted' >&2\nexit $rc\n" % tsharks.system().argv[0])
+                    "echo \" ** (tshark:$$) $(date +%%T.%%N) [Epan WARNING] -- Dissector bug, protocol SMB2, in packet "
+                    "12: planted\" >&2\n"
+                    "echo \" ** (tshark:$$) $(date +%%T.%%N) [Epan WARNING] -- Dissector bug, protocol MSRSVD, in packet "
+                    "13: ours\" >&2\nexit $rc\n" % tsharks.system().argv[0])
     fake.chmod(0o755)
-    doc = run_json(samples.path("rsvd_shared_disk"), tsharks.Tshark("4.0", (str(fake),), "", ""))
-    [f] = [f for f in doc["findings"] if f["rule"] == "analyzer.dissector_bug"]
-    assert f["frames"] == [12] and "Dissector bug, protocol SMB2, in packet 12: planted" in f["message"]
+    t = tsharks.Tshark("4.0", (str(fake),), "", "")
+    doc = run_json(samples.path("rsvd_shared_disk"), t)
+    assert doc["captures"][0]["wireshark_reported"] == [
+        dict(frame=12, message="Dissector bug, protocol SMB2, in packet 12: planted")]
+    [ours] = [f for f in doc["findings"] if f["rule"] == "analyzer.plugin_error"]
+    assert ours["frames"] == [13] and ours["message"] == "Dissector bug, protocol MSRSVD, in packet 13: ours"
+    assert {f["rule"] for f in doc["findings"]} - {"analyzer.plugin_error"} == {
+        f["rule"] for f in run_json(samples.path("rsvd_shared_disk"))["findings"]}  # no other finding changed
+    again = run_json(samples.path("rsvd_shared_disk"), t)
+    assert without_seconds(again) == without_seconds(doc)  # another process id, another time: the same report
 
 
 # --- bad files: one clear line and the documented exit code; a partial capture still reported --

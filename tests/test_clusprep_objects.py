@@ -25,10 +25,12 @@ class Wire:
         self.stubs = ClusPrepClient.__new__(ClusPrepClient)
 
     def connect(self, stream: int, port: int):
-        """A connection whose bind the capture holds."""
+        """A connection whose bind the capture holds: IClusterStorage2, IClusterStorage3 and IClusterSetup
+        on contexts 0, 1 and 2."""
         from analyzer.events import RpcPdu
 
-        self.tracker.pdu(RpcPdu(self.frame, 0.0, stream, 11, self.call_id, [0, 1, 2], 6),
+        uuids = [i.uuid.lower() for i in (S2, S3, csvp.IClusterSetup)]
+        self.tracker.pdu(RpcPdu(self.frame, 0.0, stream, 11, self.call_id, [0, 1, 2], 6, interfaces=uuids),
                          "10.0.0.31:%d" % port, SERVER)
         self.frame += 1
 

@@ -11,8 +11,8 @@ import pytest
 
 import analyzer
 import samples
-from analyzer.keys import smb30_keys
 from samples import csvp_scenarios
+from samples.smb3_encryption import smb30_keys
 from samples.rsvd_scenarios import SESSION_KEYS
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -130,9 +130,25 @@ def test_request_ids_fill_gaps_out_of_order_and_report_what_stays_open():
     assert ids.add(0x11, 4) == [("duplicate", 3)]
     assert ids.add(0x16, 5) == []  # 0x13-0x15 open
     assert ids.add(0x14, 6) == []  # splits the gap
-    assert ids.add(0x0F, 7) == []  # before the first id seen: not judged
+    assert ids.add(0x0F, 7) == []  # just before the first id seen: sent before it, captured after
     assert ids.finish() == [("gap", 0x13, 0x13, 2, 5), ("gap", 0x15, 0x15, 2, 5)]
     assert ids.add(0x16 + RequestIds.GAP_NOW + 2, 8) == [("gap", 0x17, 0x16 + RequestIds.GAP_NOW + 1, 5, 8)]
+
+
+def test_request_ids_far_below_what_reordering_explains_are_reported():
+    """Issue 23: tolerance bounded by what can be in flight. A client whose capture starts at 0x1000
+    and that later sends 0x40 (a counter reset) did not add 1; an id just below the first, or as far
+    below as twice the operations it had in flight, was sent earlier and captured later."""
+    ids = RequestIds()
+    assert ids.add(0x1000, 1, in_flight=1) == []
+    assert ids.add(0x1001, 2, in_flight=2) == []
+    assert ids.add(0x1000 - RequestIds.BEHIND, 3, in_flight=3) == []  # within reach of reordering
+    assert ids.add(0x40, 4, in_flight=1) == [("behind", 0x40, 0x1000 - RequestIds.BEHIND, 3)]
+    assert ids.add(0x41, 5, in_flight=1) == []  # the counter goes on from there: said once
+    busy = RequestIds()  # 200 operations in flight at once: 400 ids below are still reordering
+    assert busy.add(0x1000, 1, in_flight=200) == []
+    assert busy.add(0x1000 - 400, 2, in_flight=200) == []
+    assert busy.add(0x1000 - 400 - 401, 3, in_flight=1) == [("behind", 0x1000 - 801, 0x1000 - 400, 2)]
 
 
 def test_request_ids_stay_bounded():
@@ -175,6 +191,11 @@ def test_request_id_rule_reports_duplicates_at_once_and_gaps_at_the_end():
     assert [(f.check, f.frames) for f in sink.items] == [("R04", [14, 16])]
     rule.on_finish()
     assert [(f.check, f.frames) for f in sink.items][1:] == [("R05", [12, 18])]
+    first = Operation("X", 0, None, 22, 0.0, request_id=0x200, client="d")  # another client
+    rule.on_rsvd_request(first, conn)
+    rule.on_rsvd_response(first)  # answered: nothing of it in flight when 0x100 comes
+    rule.on_rsvd_request(Operation("X", 0, None, 24, 0.0, request_id=0x100, client="d"), conn)
+    assert [(f.check, f.frames, "below the lowest" in f.message) for f in sink.items][2:] == [("R05", [22, 24], True)]
 
 
 def test_app_instance_id_context_is_read_and_missing_eas_are_not_reported():

@@ -18,13 +18,18 @@ UNANSWERED = "unanswered"
 def run(rule_cls, calls, server="10.0.0.11:49668", stream=0):
     """Feed (interface, method, request params, response params, HRESULT or UNANSWERED) through the
     tracker as the capture would (each request, then its answer; unanswered calls at the end);
-    return the findings' (rule, methods)."""
+    return the findings' (rule, methods). A call may name its node first: (server, interface, ...),
+    each node a conversation of its own."""
     sink = Findings()
     bus = Bus([rule_cls(sink)])
     tracker = ClusPrepTracker(bus, Tables(keep=False))
-    conv = Conversation(stream, "10.0.0.31:50000", server, started=True)
+    convs = {}
     pending = []
-    for n, (itf, method, ins, outs) in enumerate(calls):
+    calls = [c if len(c) == 5 else (server,) + tuple(c) for c in calls]
+    for n, (node, itf, method, ins, outs) in enumerate(calls):
+        conv = convs.get(node)
+        if conv is None:
+            conv = convs[node] = Conversation(stream + len(convs), "10.0.0.31:50000", node, started=True)
         frame = 2 * n + 10
         c = Call(conv, itf, method, 0, n + 1, frame, float(n), 6, False)
         c.request = Container(ins or {})
@@ -38,7 +43,7 @@ def run(rule_cls, calls, server="10.0.0.11:49668", stream=0):
         tracker.done(c)
     for c in pending:
         tracker.done(c)
-    by_frame = {2 * n + 10: m for n, (_, m, _, _) in enumerate(calls)}
+    by_frame = {2 * n + 10: m for n, (_, _, m, _, _) in enumerate(calls)}
     return [(f.rule, tuple(by_frame.get(x, "?") for x in f.frames)) for f in sink.items]
 
 
@@ -73,6 +78,30 @@ def test_reserve_needs_a_registration_in_effect():
     released = [disk("CprepDiskPRClear"), disk("CprepDiskPRRegister"), disk("CprepDiskPRReserve"),
                 disk("CprepDiskPRRelease"), disk("CprepDiskPRRelease3")]
     assert run(R.PrSequence, PREPARED + released) == [("clusprep.pr_sequence", ("CprepDiskPRRelease3",))]
+
+
+def test_a_reservation_is_the_disks_whichever_node_made_it():
+    """Issue 23: a PR test reserves from one node and preempts from another (SPC-3: PREEMPT is what an
+    initiator that does not hold the reservation sends); 3.3.4.6 orders calls "for a particular disk",
+    so the second node's Preempt follows the first node's Reserve. A GUID names the disk on both."""
+    a, b = "10.0.0.11:49668", "10.0.0.12:49668"
+    on = lambda node, calls: [(node,) + c for c in calls]
+    node_a = on(a, PREPARED + [disk("CprepDiskPRClear"), disk("CprepDiskPRRegister"), disk("CprepDiskPRReserve")])
+    node_b = on(b, PREPARED + [disk("CprepDiskPRRegister"), disk("CprepDiskPRPreempt")])
+    assert run(R.PrSequence, node_a + node_b) == []
+    # near misses: nobody holds it (node A released it first), or node B preempts a disk of its own
+    released = node_a + on(a, [disk("CprepDiskPRRelease")])
+    assert run(R.PrSequence, released + node_b) == [("clusprep.pr_sequence", ("CprepDiskPRPreempt",))]
+    other_disk = [(n, i, m, dict(p, DiskId=Container(DiskIdType=0, DiskSignature=0x1234)), o)
+                  for n, i, m, p, o in node_b]
+    assert run(R.PrSequence, node_a + other_disk) == [("clusprep.pr_sequence", ("CprepDiskPRPreempt",))]
+    # a release by the node that does not hold it leaves the reservation where it is (SPC-3 5.7.11.2)
+    assert run(R.PrSequence, node_a + on(b, PREPARED + [disk("CprepDiskPRRegister"), disk("CprepDiskPRRelease")])
+               + on(b, [disk("CprepDiskPRPreempt")])) == []
+    # a Clear from either node removes every registration: the other node's Reserve then lacks one
+    cleared = node_a + on(b, PREPARED + [disk("CprepDiskPRRegister"), disk("CprepDiskPRClear")])
+    assert run(R.PrSequence, cleared + on(a, [disk("CprepDiskPRReserve")])) == [
+        ("clusprep.pr_sequence", ("CprepDiskPRReserve",))]
 
 
 def test_only_ntfs_verifies_a_partition():

@@ -145,8 +145,7 @@ def test_a_dissector_bug_line_names_the_captures_frame(composite):
         k = max(range(2), key=lambda i: parts.shards[i].frames)
         numbers = list(_numbers(parts.shards[k].frames_path))
         run._ended(k, parts, " ** (tshark:1) [Epan WARNING] -- Dissector bug, protocol SMB2, in packet 5: planted\n", 0)
-        assert run.dissector_bugs == [(numbers[4], "** (tshark:1) [Epan WARNING] -- Dissector bug, protocol SMB2, "
-                                                   "in packet %d: planted" % numbers[4])]
+        assert run.dissector_bugs == [(numbers[4], "Dissector bug, protocol SMB2, in packet %d: planted" % numbers[4])]
         assert numbers[4] != 5 and numbers == sorted(numbers)
     finally:
         parts.remove()

@@ -84,7 +84,7 @@ default preferences: SCSI decoding and exchange tracking on):
                   and kept going (analyzer/pipeline.py) -- no traceback, but the same bug
   internal_error  an analyzer.plugin_error finding: a plugin's caught fault in analyze's run
                   (the export preference takes another path through the plugin)
-  dissector_bug   an analyzer.dissector_bug finding that names MSRSVD or CLUSPREP
+  dissector_bug   an analyzer.plugin_error finding that is tshark's "Dissector bug" in MSRSVD or CLUSPREP
 Both:
   timeout         tshark over 120 s, analyze over 300 s
   slow            more than 5x slower per packet than the unmutated sample, and more than 1 s
@@ -130,13 +130,12 @@ import locate  # noqa: E402
 import mutators  # noqa: E402
 import samples  # noqa: E402
 from analyzer.keys import Keys  # noqa: E402
-from analyzer.source import find_tshark, tshark_env  # noqa: E402
+from analyzer.source import tshark_env  # noqa: E402
 from dissectors import generate  # noqa: E402
 
 QUICK_VARIANTS = 264  # 8 per (sample, kind) pair
 DEFAULT_OUT = Path(tempfile.gettempdir()) / "msrsvd-fuzz"
 TSHARK = shutil.which("tshark") or "/usr/bin/tshark"
-_VERSION = find_tshark(TSHARK).version  # the keys tshark needs depend on its version (analyzer.keys)
 PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python").exists() else sys.executable
 TSHARK_TIMEOUT, ANALYZE_TIMEOUT = 120, 300
 SLOW_RATIO, SLOW_SECONDS = 5.0, 1.0
@@ -148,8 +147,7 @@ AGG = "\x1f"
 OUR_BUG = re.compile(r"Dissector bug, protocol (MSRSVD|CLUSPREP)", re.I)
 LUA_ERR = re.compile(r"Lua Error|Lua: Error", re.I)
 # analyze's findings for faults it caught (analyzer/pipeline.py FAULTS) -> the invariant they break
-FAULT_RULES = {"analyzer.internal_error": "analyzer_fault", "analyzer.plugin_error": "internal_error",
-               "analyzer.dissector_bug": "dissector_bug"}
+FAULT_RULES = {"analyzer.internal_error": "analyzer_fault", "analyzer.plugin_error": "internal_error"}
 
 
 def _unframe(msg: str) -> str:
@@ -172,7 +170,7 @@ def tshark_cmd(path: Path) -> List[str]:
         cmd += ["-X", "lua_script:%s" % p]
     keys = _keys(path)
     if keys:
-        cmd += keys.args(_VERSION)
+        cmd += keys.args()
     cmd += ["-Y", FILTER, "-T", "fields", "-E", "occurrence=a", "-E", "aggregator=" + AGG]
     for f in FIELDS:
         cmd += ["-e", f]
@@ -357,8 +355,9 @@ def check_analyze(rc, out: str, err: str) -> List[Tuple[str, str]]:
             # Faults the analyzer caught and reported as findings instead of dying: still faults.
             for f in doc.get("findings", []):
                 rule, msg = f.get("rule"), str(f.get("message", ""))
-                if rule in FAULT_RULES and (rule != "analyzer.dissector_bug" or OUR_BUG.search(msg)):
-                    bad.append((FAULT_RULES[rule], "%s: %s" % (rule, _unframe(msg)[:300])))
+                if rule in FAULT_RULES:
+                    kind = "dissector_bug" if OUR_BUG.search(msg) else FAULT_RULES[rule]
+                    bad.append((kind, "%s: %s" % (rule, _unframe(msg)[:300])))
     if rc == 2:
         lines = [ln for ln in err.splitlines() if ln.strip()]
         if len(lines) != 1 and "Traceback" not in err:
