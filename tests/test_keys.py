@@ -185,3 +185,23 @@ def test_kerberos_without_the_keytab_names_it():
     assert fields("kerberos.SNameString", "kerberos.msg_type == 14") == ["host,node1.cluster.example"]
     stubs = fields("dcerpc.decrypted_stub_data", "dcerpc.pkt_type == 0 || dcerpc.pkt_type == 2")
     assert len(stubs) == 2 * len(shut.clusprep_calls) and all(stubs)
+
+
+def test_the_nt_password_may_come_from_a_file_or_the_environment(tmp_path):
+    """Never only argv, which ps shows: --nt-password-file (its first line) and ANALYZE_NT_PASSWORD
+    unseal what --nt-password does; both a password and a file is a usage error."""
+    import os
+
+    given = doc(SEALED, "--nt-password", PASSWORD)
+    assert given["captures"][0]["encrypted"]["sealed_dcerpc_pdus"] == 0 and given["findings"]
+    secret = tmp_path / "password"
+    secret.write_text(PASSWORD + "\nignored second line\n")
+    assert doc(SEALED, "--nt-password-file", secret)["findings"] == given["findings"]
+    res = subprocess.run([sys.executable, "-m", "analyzer", "--format", "json", "--fail-on", "never", str(SEALED)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300,
+                         env=dict(os.environ, ANALYZE_NT_PASSWORD=PASSWORD))
+    assert json.loads(res.stdout)["findings"] == given["findings"]
+    both = analyze(SEALED, "--nt-password", PASSWORD, "--nt-password-file", secret)
+    assert both.returncode == 2 and "give the password once" in both.stderr and both.stderr.count("\n") == 1
+    missing = analyze(SEALED, "--smb-key-file", tmp_path / "nope")
+    assert missing.returncode == 2 and "--smb-key-file" in missing.stderr and "cannot read it" in missing.stderr
