@@ -10,8 +10,8 @@ number in its own file. Findings cite file and frame.
 
 mergecap merges pcap and pcapng; a file of another format (Network Monitor's .cap, snoop) has
 no interface blocks, and mergecap refuses it ("an interface ID that does not match any IDB"), so
-editcap first converts it to pcapng in a work folder of this run (close() removes it). A file
-editcap cannot read whole is named with what editcap said.
+editcap first converts it to pcapng in a work folder of this run (close() removes it), and a
+pktmon ETL file analyzer.etl does. A file editcap cannot read whole is named with what it said.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
-from . import work_folders
+from . import etl, work_folders
 from .source import CaptureError, Tshark, check_capture
 
 _INTERFACES = re.compile(r"Number of interfaces in file:\s*(\d+)")
@@ -104,6 +104,15 @@ class Merged:
         if self.work is None:
             self.work = work_folders.make("merge", work_dir)
         out = Path(self.work) / ("%d.pcapng" % len(self.inputs))
+        if etl.is_etl(f):
+            try:
+                with open(out, "wb") as dst:
+                    done = etl.convert(f, dst)
+            except etl.EtlError as e:
+                raise CaptureError("%s cannot be merged: %s" % (f, e)) from None
+            if not done.packets:
+                raise CaptureError("%s holds no packet to merge: %s" % (f, etl.nothing_read(done)))
+            return out
         res = subprocess.run([_tool(tshark, "editcap"), "-F", "pcapng", str(f), str(out)], capture_output=True,
                              text=True, timeout=3600)
         said = " ".join(res.stderr.split())
@@ -120,7 +129,8 @@ class Merged:
 
     @property
     def name(self) -> str:
-        return "%s (+%d files merged)" % (self.files[0], len(self.files) - 1) if len(self.files) > 1 else str(self.files[0])
+        n = len(self.files) - 1
+        return "%s (+%d file%s merged)" % (self.files[0], n, "s" if n > 1 else "") if n else str(self.files[0])
 
     def mergecap(self, tshark: Tshark) -> List[str]:
         return [_tool(tshark, "mergecap"), "-I", "none", "-w", "-", *map(str, self.inputs)]

@@ -3,6 +3,7 @@ reports. The CLI and analyzer.load() both run this."""
 from __future__ import annotations
 
 import re
+import shutil
 import time
 import traceback
 from array import array
@@ -10,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
-from . import rules_clusprep, rules_clusprep_node, rules_rsvd
+from . import etl, rules_clusprep, rules_clusprep_node, rules_rsvd, work_folders
 from .clusprep_sequences import ClusPrepTracker
 from .events import frame_of
 from .findings import Bus, Finding, Findings, NotEvaluated, Rule
@@ -73,6 +74,7 @@ class CaptureResult:
     seconds: float = 0.0
     tshark_errors: List[str] = field(default_factory=list)
     wireshark_reported: List[dict] = field(default_factory=list)  # its dissectors' bugs: {frame, message}
+    converted: Optional[dict] = None  # a pktmon ETL read as pcapng: what was kept and left out
     rsvd_sessions: List[dict] = field(default_factory=list)
     clusprep_sequences: List[dict] = field(default_factory=list)
     findings: List[Finding] = field(default_factory=list)
@@ -156,14 +158,18 @@ def latency_summary(latency: Dict[tuple, ResponseTimes]) -> Dict[tuple, dict]:
 
 def analyze_capture(path: Path, tshark: Tshark, tables: Tables,
                     progress: Optional[Callable[[int], None]] = None, keys: Optional[Keys] = None,
-                    merged: Optional[Merged] = None, sharding: Optional[Sharding] = None) -> CaptureResult:
-    """One capture file, or (merged) several read as one timeline; `path` names it in reports.
-    With `sharding`, a big capture is dissected by several tsharks at once (analyzer.shards)."""
+                    merged: Optional[Merged] = None, sharding: Optional[Sharding] = None,
+                    shown: Optional[Path] = None) -> CaptureResult:
+    """One capture file, or (merged) several read as one timeline; `path` names it in reports
+    (`shown` does, when `path` is a conversion of it). With `sharding`, a big capture is dissected
+    by several tsharks at once (analyzer.shards). A pktmon ETL file is converted first (analyzer.etl)."""
     if merged is None:
         check_capture(path)
+    if merged is None and shown is None and etl.is_etl(path):
+        return _from_etl(path, tshark, tables, progress, keys, sharding)
     decrypt = keys.args() if keys else []
     started = time.monotonic()
-    tables.start_capture(path.name)
+    tables.start_capture((shown or path).name)
     index = FrameIndex()
     first_time = last_time = None
     time_col = COL["frame.time_epoch"]
@@ -262,6 +268,30 @@ def analyze_capture(path: Path, tshark: Tshark, tables: Tables,
     result.not_evaluated = not_evaluated(rules, sink, rsvd_tracker, clusprep_tracker, keys) + encrypted.not_evaluated(rules, keys)
     result.encrypted = encrypted.summary()
     result.seconds = time.monotonic() - started
+    return result
+
+
+def _from_etl(path: Path, tshark: Tshark, tables: Tables, progress, keys, sharding) -> CaptureResult:
+    """A pktmon ETL file: its packets as pcapng in a work folder of this run, analyzed under its name."""
+    folder = work_folders.make("etl", str(sharding.directory) if sharding and sharding.directory else None)
+    try:
+        pcapng = Path(folder) / (path.stem + ".pcapng")
+        try:
+            with open(pcapng, "wb") as out:
+                done = etl.convert(path, out)
+        except etl.EtlError as e:
+            raise CaptureError("%s: %s" % (path, e)) from None
+        except OSError as e:
+            raise CaptureError("%s: cannot convert it (%s)" % (path, e.strerror or e)) from None
+        if not done.packets:
+            raise CaptureError("%s holds no packet to analyze: %s" % (path, etl.nothing_read(done)))
+        result = analyze_capture(pcapng, tshark, tables, progress, keys, sharding=sharding, shown=path)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    result.path = path
+    result.tshark_errors = [line.replace(str(pcapng), str(path)) for line in result.tshark_errors]
+    result.converted = dict(format="pktmon ETL", packets=done.packets, logged_short=done.short,
+                            later_appearances=done.appearances, left_out=dict(sorted(done.skipped.items())))
     return result
 
 

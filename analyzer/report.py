@@ -23,6 +23,8 @@ def document(results: List[CaptureResult], tshark_version: str) -> dict:
                                     seconds=round(r.seconds, 3), tshark=tshark_version,
                                     tshark_messages=r.tshark_errors, wireshark_reported=r.wireshark_reported,
                                     encrypted=r.encrypted))
+        if r.converted:
+            doc["captures"][-1]["converted"] = r.converted
         if r.files:
             doc["captures"][-1]["files"] = r.files
         if r.suppressed:  # a rule past its first findings: counted, not listed
@@ -193,6 +195,14 @@ def to_text(results: List[CaptureResult], tshark_version: str) -> str:
         out.append("Capture %s: %s%s, %s" % (r.path, _n(r.packets, "packet"), ", TRUNCATED" if r.truncated else "",
                                             _span(r.first_time, r.last_time)))
         out.append("  read with tshark %s" % tshark_version)  # the time it took: in the JSON (seconds)
+        if r.converted:
+            c = r.converted
+            left = ", ".join("%s %d" % kv for kv in c["left_out"].items())
+            out.append("  read from a %s: %s, each once (%d later appearances at other components dropped)%s%s" % (
+                c["format"], _n(c["packets"], "packet"), c["later_appearances"],
+                "; left out, link types not converted: %s" % left if left else "",
+                "; %d logged short of their size, so RSVD and ClusPrep inside them are cut: capture with pktmon "
+                "start --pkt-size 0" % c["logged_short"] if c["logged_short"] else ""))
         for fi in r.files:
             out.append("  merged: %s (%s)" % (fi["path"], _n(fi["packets"], "packet")))
         out.append("")

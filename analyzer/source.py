@@ -32,6 +32,7 @@ from dissectors import generate, install
 from dissectors.definitions import csvp, rsvd
 from dissectors.model.bindings import Names
 
+from . import etl as etl_reader
 from . import work_folders
 
 MIN_TSHARK = (4, 0)
@@ -152,12 +153,14 @@ _MAGICS = {b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1
            b"\x0a\x0d\x0d\x0a", b"GMBU", b"RTSS", b"snoo"}
 # tshark reads these compressed, and so does the check: gzip's magic, then the capture's.
 _GZIP, _ZSTD, _LZ4 = b"\x1f\x8b", b"\x28\xb5\x2f\xfd", b"\x04\x22\x4d\x18"
-ETL_HINT = ("an ETW trace (netsh trace / pktmon): convert it first, with `pktmon etl2pcap FILE.etl --out FILE.pcapng` "
-            "on Windows, or etl2pcapng")
+ETL_HINT = ("an ETW trace (netsh trace / pktmon): analyze reads pktmon's with dissect.etl, which is not installed "
+            "(pip install 'msrsvd-clusprep[etl]'); or convert it first, with `pktmon etl2pcap FILE.etl --out "
+            "FILE.pcapng` on Windows, or etl2pcapng")
 
 
-def check_capture(path: Path) -> None:
-    """A capture tshark can read, else one line saying what it is and what to do."""
+def check_capture(path: Path, etl: bool = True) -> None:
+    """A capture tshark can read, else one line saying what it is and what to do. etl: an ETL file
+    passes when dissect.etl can read it (analyzer.etl converts it); else it gets the hint."""
     if not path.exists():
         raise CaptureError("%s: no such file" % path)
     if path.is_dir():
@@ -175,6 +178,8 @@ def check_capture(path: Path) -> None:
     if magic in _MAGICS or magic in (_ZSTD, _LZ4):  # zstd and lz4: tshark says what is inside
         return
     if path.suffix.lower() == ".etl":
+        if etl and etl_reader.available():
+            return
         raise CaptureError("%s is %s" % (path, ETL_HINT))
     raise CaptureError("%s is not a capture file (pcap, pcapng, Network Monitor or snoop, possibly gzip-compressed); "
                        "save it from Wireshark or convert it with editcap" % path)
@@ -397,7 +402,7 @@ def packets(path, display_filter: Optional[str] = None, tshark_path: Optional[st
     import pyshark
 
     tshark = find_tshark(tshark_path)
-    check_capture(Path(path))
+    check_capture(Path(path), etl=False)  # pyshark hands the file to tshark as it is
     return pyshark.FileCapture(str(path), display_filter=display_filter, tshark_path=_for_pyshark(tshark.path),
                                custom_parameters=plugin_args() + ["--disable-protocol", "rsvd"]  # the built-in
                                + (keys.args() if keys else []))  # mis-decodes (README)

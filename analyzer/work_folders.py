@@ -20,7 +20,7 @@ import threading
 from typing import List, Optional
 
 PREFIX = "analyze-"
-KINDS = ("home", "tshark", "shards", "merge", "parts", "dask")
+KINDS = ("home", "tshark", "shards", "merge", "parts", "dask", "etl")
 # analyze-KIND-HOST.NS.PID.START-RANDOM (tempfile's random part has no "-"; a host name may have ".")
 _NAME = re.compile(r"^analyze-(?:%s)-(?P<host>[A-Za-z0-9.-]*)\.(?P<ns>\d+)\.(?P<pid>\d+)\.(?P<start>\d+)-[a-z0-9_]+$"
                    % "|".join(KINDS))

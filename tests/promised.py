@@ -29,7 +29,8 @@ GUI_TOOLS = {"wireshark": "wireshark", "Xvfb": "xvfb", "xdotool": "xdotool", "xp
              "import": "imagemagick"}
 GUI_APT = "apt-get install -y --no-install-recommends wireshark xvfb xdotool x11-utils imagemagick"
 TEST_MODULES = {"impacket": "impacket", "Cryptodome": "pycryptodomex", "nbclient": "nbclient", "nbformat": "nbformat",
-                "ipykernel": "ipykernel", "matplotlib": "matplotlib", "distributed": "dask[distributed]"}
+                "ipykernel": "ipykernel", "matplotlib": "matplotlib", "distributed": "dask[distributed]",
+                "dissect.etl": "dissect.etl"}
 
 
 def does_not_apply(reason: str) -> None:

@@ -511,10 +511,11 @@ def test_capture_formats_windows_users_have(tmp_path, fmt):
     assert Counter(key(f) for f in doc["findings"]) == Counter(key(f) for f in expected(src))
 
 
-def test_an_etl_trace_gets_the_conversion_hint(tmp_path):
+def test_an_etl_trace_that_cannot_be_read_gets_the_conversion_hint(tmp_path):
+    """A pktmon ETL is read (tests/test_public_captures.py); one dissect.etl cannot read is one line."""
     etl = tmp_path / "NetTrace.etl"
     etl.write_bytes(b"\x00\x40\x00\x00" + bytes(60))
-    _one_line(analyze(etl), "ETW trace", "pktmon etl2pcap")
+    _one_line(analyze(etl), "cannot read it as an ETW trace", "pktmon etl2pcap")
 
 
 @pytest.mark.parametrize("name", sorted(samples.SCENARIOS))

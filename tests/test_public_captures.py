@@ -14,7 +14,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 HERE = Path(__file__).resolve().parent / "public_captures"
-CAPTURES = sorted(p for p in HERE.iterdir() if p.suffix in (".pcap", ".pcapng", ".cap"))
+CAPTURES = sorted(p for p in HERE.iterdir() if p.suffix in (".pcap", ".pcapng", ".cap"))  # the ETL: below
 # The Wireshark wiki's published keys (README there): wire-order session id, session key
 KEYS = {"smb3.pcap": ("3d00009400480000", "28f2847263c83dc00621f742dd3f2e7b"),
         "smb311.pcap": ("690000ac1c280000", "b25a135fc3dc14269f20d7cbc8716b6b")}
@@ -178,3 +178,49 @@ def test_a_damaged_file_of_any_format_is_one_line_and_exit_2(tmp_path):
     later.write_bytes(data[:len(data) // 2])
     d = doc(later)
     assert d["captures"][0]["truncated"] and [f["rule"] for f in d["findings"]] == ["capture.truncated"]
+
+
+PKTMON = HERE / "demikernel-PktMon.etl"
+
+
+@pytest.mark.tshark_matrix
+def test_a_pktmon_etl_file_is_read_as_its_packets(tshark, tmp_path):
+    """Windows' own capture format, read directly: each packet once (pktmon logs it at every
+    component it passes), as tshark reads the pcapng the conversion writes: 38 ICMP echoes whose
+    IP and ICMP checksums hold (a byte off anywhere would break them), requests answered in turn."""
+    from analyzer import etl
+
+    d = doc(PKTMON, tshark=tshark)
+    c = d["captures"][0]
+    assert c["path"] == str(PKTMON) and c["packets"] == 38
+    assert c["converted"] == dict(format="pktmon ETL", packets=38, logged_short=0, later_appearances=76, left_out={})
+    assert d["findings"] == [] and d["rsvd_sessions"] == [] and not list(tmp_path.iterdir())
+    out = tmp_path / "pktmon.pcapng"
+    with open(out, "wb") as f:
+        etl.convert(PKTMON, f)
+    rows = tshark_fields(tshark, out, "ip.checksum.status", "icmp.checksum.status", "icmp.type", "icmp.seq",
+                         options=["-o", "ip.check_checksum:TRUE"])
+    assert len(rows) == 38 and all(r[0] == "1" and r[1] == "1" for r in rows)  # 1: good
+    kinds = [(r[2], r[3]) for r in rows]
+    assert kinds[0::2] == [("8", seq) for _, seq in kinds[0::2]] and [k[1] for k in kinds[0::2]] == [
+        k[1] for k in kinds[1::2]] and {k[0] for k in kinds[1::2]} == {"0"}  # each echo request, then its reply
+    text = analyze(PKTMON, tshark=tshark).stdout
+    assert "read from a pktmon ETL: 38 packets, each once (76 later appearances at other components dropped)" in text
+
+
+def test_an_etl_file_that_cannot_be_read_is_one_line(tmp_path):
+    """Damaged, holding no packet event, or dissect.etl not installed: one line and exit 2."""
+    junk = tmp_path / "junk.etl"
+    junk.write_bytes(bytes(range(256)) * 4)
+    head = tmp_path / "head.etl"
+    head.write_bytes(PKTMON.read_bytes()[:3000])  # the first buffer: the session's header, no packet
+    for bad, words in ((junk, "cannot read it as an ETW trace"), (head, "holds no packet to analyze")):
+        res = analyze(bad, check=False)
+        assert res.returncode == 2 and res.stderr.count("\n") == 1 and words in res.stderr, res.stderr
+    blocked = subprocess.run([sys.executable, "-c", "import sys; sys.modules['dissect.etl'] = None; "
+                              "from analyzer.cli import main; sys.exit(main(sys.argv[1:]))", str(PKTMON)],
+                             cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert blocked.returncode == 2 and blocked.stderr.count("\n") == 1, blocked.stderr
+    assert "pip install 'msrsvd-clusprep[etl]'" in blocked.stderr and "pktmon etl2pcap" in blocked.stderr
+    merged = doc("--merge", PKTMON, HERE / "smb2readwrite.pcap")
+    assert [f["packets"] for f in merged["captures"][0]["files"]] == [38, 56]
