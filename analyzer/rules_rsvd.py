@@ -1018,22 +1018,25 @@ class ResponseInvalid(Rule):
             return
         host = op.open.server.rsplit(":", 1)[0]
         version = decoding.int_of(p.get("ServerVersion", 0))
-        first = self.versions.get(host)
-        if first is None:
-            if len(self.versions) < self.MAX_KEPT:
-                self.versions[host] = (version, op.response_frame)
-        elif first[0] != version:
+        first = self.differs(self.versions, host, version, op.response_frame)
+        if first is not None:
             report("R41", "3.2.3, 3.2.5.5.1", "ServerVersion %d, but this server answered %d at frame %d: both MUST be "
                    "its one ServerServiceVersion" % (version, first[0], first[1]))
-        disk = (host, op.open.tree.lower(), op.open.name.lower())
         sizes = tuple(decoding.int_of(p.get(f, 0)) for f in self.CONSTANTS)
-        seen = self.sizes.get(disk)
-        if seen is None:
-            if len(self.sizes) < self.MAX_KEPT:
-                self.sizes[disk] = (sizes, op.response_frame)
-        elif seen[0] != sizes:
+        first = self.differs(self.sizes, (host, op.open.tree.lower(), op.open.name.lower()), sizes, op.response_frame)
+        if first is not None:
             report("R41", "3.2.5.5.1", "SectorSize %d, PhysicalSectorSize %d, but the same disk was %d, %d at frame %d: "
-                   "a disk's sector sizes do not change" % (sizes + seen[0] + (seen[1],)))
+                   "a disk's sector sizes do not change" % (sizes + first[0] + (first[1],)))
+
+    def differs(self, kept: dict, key, value, frame: int):
+        """The (value, frame) first seen under `key` when `value` is another; None when it is the same
+        or the first (then remembered, up to MAX_KEPT keys)."""
+        first = kept.get(key)
+        if first is None:
+            if len(kept) < self.MAX_KEPT:
+                kept[key] = (value, frame)
+            return None
+        return first if first[0] != value else None
 
     def on_rsvd_response(self, op: Operation):
         frames = [op.request_frame, op.response_frame]

@@ -234,3 +234,30 @@ def test_a_write_without_no_intermediate_buffering_is_judged_only_once_a_newer_s
     assert [(f.check, f.frames) for f in sink.items] == [("R34", [5, 10, 11])]
     rule.on_rsvd_close(seed_srv, 20)  # the seed's server: listed as not evaluated, not reported
     assert len(sink.items) == 1 and [n.rules for n in sink.not_evaluated()] == [["rsvd.write_answer"]]
+
+
+def test_a_servers_version_and_a_disks_sector_sizes_are_the_same_in_every_answer():
+    """Issue 23: ServerVersion is the server's one ServerServiceVersion (3.2.3), sector sizes the disk's
+    (3.2.5.5.1); VirtualSize may change (a resize), and another disk may have other sector sizes."""
+    from construct import Container
+
+    sink = Findings()
+    rule = R.ResponseInvalid(sink)
+
+    def info(o, frame, version=2, sector=512, physical=4096, size=1 << 30):
+        payload = Container(ServerVersion=version, SectorSize=sector, PhysicalSectorSize=physical, VirtualSize=size)
+        rule.on_rsvd_response(Operation(R.FILE_INFO_OP, 0, o, frame, 0.0, response_frame=frame + 1, status=0,
+                                        response=Container(Header=Container(Status=0), Payload=payload),
+                                        response_size=R.HEADER_SIZE + 24))
+
+    disk, other = an_open(n=1), an_open(n=2)
+    other.name = "other.vhdx"
+    info(disk, 10)
+    info(disk, 12, size=2 << 30)  # resized
+    info(other, 14, sector=4096)  # another disk, 4K-native
+    assert sink.items == []
+    info(other, 16, version=1, sector=4096)  # the same server, another version
+    info(disk, 18, sector=4096)  # the same disk, another sector size
+    assert [(f.check, f.frames, f.message.split(": ", 1)[1][:40]) for f in sink.items] == [
+        ("R41", [16, 17], "ServerVersion 1, but this server answere"),
+        ("R41", [18, 19], "SectorSize 4096, PhysicalSectorSize 4096")]
