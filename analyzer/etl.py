@@ -45,7 +45,7 @@ class EtlError(Exception):
 
 
 def is_etl(path: Path) -> bool:
-    """An ETL file begins with a WMI buffer header; its name says .etl."""
+    """An ETL file, by its name (no magic number marks one: it begins with a WMI buffer header)."""
     return path.suffix.lower() == ".etl"
 
 
@@ -140,6 +140,20 @@ def convert(source: Path, out: BinaryIO) -> Converted:
         said = ": ".join(x for x in (type(e).__name__, str(e)[:200]) if x)
         raise EtlError("cannot read it as an ETW trace (%s): cut short, or not an ETL file; %s" % (said, CONVERT)) \
             from None
+    return done
+
+
+def write_pcapng(source: Path, target: Path) -> Converted:
+    """convert() into the file `target`; EtlError naming `source`, also when it has no packet to analyze."""
+    try:
+        with open(target, "wb") as out:
+            done = convert(source, out)
+    except EtlError as e:
+        raise EtlError("%s: %s" % (source, e)) from None
+    except OSError as e:
+        raise EtlError("%s: cannot convert it (%s)" % (source, e.strerror or e)) from None
+    if not done.packets:
+        raise EtlError("%s holds no packet to analyze: %s" % (source, nothing_read(done)))
     return done
 
 

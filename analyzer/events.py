@@ -101,6 +101,7 @@ class RpcCall:
 
 DIRECTIONS = {"0": "request", "1": "response", "2": "fault"}
 PFC_LAST_FRAG = 0x02
+BINDS = (11, 14)  # bind, alter_context: they name each context's interface
 
 
 def _split(text: str) -> List[str]:
@@ -298,7 +299,7 @@ def _rpc(f: Frame, cols: List[str], ptypes: List[int]) -> List[RpcPdu]:
     flags, auth_types = each("dcerpc.cn_flags", _int), each("dcerpc.auth_type", _int)
     statuses = [_int(x) for x in _split(cols[COL["dcerpc.cn_status"]])]
     faults = [i for i, p in enumerate(ptypes) if p == 3]
-    uuids = [u.lower() for u in _split(cols[COL["dcerpc.cn_bind_to_uuid"]])] if n == 1 else []
+    uuids = [u.lower() for u in _split(cols[COL["dcerpc.cn_bind_to_uuid"]])] if n == 1 and ptypes[0] in BINDS else []
     out = []
     for i in range(n):
         if out and (out[-1].ptype, out[-1].call_id) == (ptypes[i], call_ids[i]):

@@ -86,7 +86,7 @@ class Merged:
         try:
             n = 0
             for f in files:
-                source, count = f, _interfaces(capinfos, f)
+                source, count = f, None if etl.is_etl(f) else _interfaces(capinfos, f)
                 if count is None:  # no interface blocks (NetMon, snoop): mergecap needs pcapng
                     source = merged._converted(tshark, f, work_dir)
                     count = _interfaces(capinfos, source)
@@ -106,12 +106,9 @@ class Merged:
         out = Path(self.work) / ("%d.pcapng" % len(self.inputs))
         if etl.is_etl(f):
             try:
-                with open(out, "wb") as dst:
-                    done = etl.convert(f, dst)
+                etl.write_pcapng(f, out)
             except etl.EtlError as e:
-                raise CaptureError("%s cannot be merged: %s" % (f, e)) from None
-            if not done.packets:
-                raise CaptureError("%s holds no packet to merge: %s" % (f, etl.nothing_read(done)))
+                raise CaptureError(str(e)) from None
             return out
         res = subprocess.run([_tool(tshark, "editcap"), "-F", "pcapng", str(f), str(out)], capture_output=True,
                              text=True, timeout=3600)

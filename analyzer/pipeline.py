@@ -13,7 +13,7 @@ from typing import Callable, Dict, List, Optional
 
 from . import etl, rules_clusprep, rules_clusprep_node, rules_rsvd, work_folders
 from .clusprep_sequences import ClusPrepTracker
-from .events import frame_of
+from .events import SESSION_SETUP, frame_of
 from .findings import Bus, Finding, Findings, NotEvaluated, Rule
 from .response_times import ResponseTimes
 from .rsvd_sessions import RsvdTracker
@@ -277,14 +277,9 @@ def _from_etl(path: Path, tshark: Tshark, tables: Tables, progress, keys, shardi
     try:
         pcapng = Path(folder) / (path.stem + ".pcapng")
         try:
-            with open(pcapng, "wb") as out:
-                done = etl.convert(path, out)
+            done = etl.write_pcapng(path, pcapng)
         except etl.EtlError as e:
-            raise CaptureError("%s: %s" % (path, e)) from None
-        except OSError as e:
-            raise CaptureError("%s: cannot convert it (%s)" % (path, e.strerror or e)) from None
-        if not done.packets:
-            raise CaptureError("%s holds no packet to analyze: %s" % (path, etl.nothing_read(done)))
+            raise CaptureError(str(e)) from None
         result = analyze_capture(pcapng, tshark, tables, progress, keys, sharding=sharding, shown=path)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -338,7 +333,6 @@ SMB3_UNLOCK = "--smb-key %s:SESSION_KEY (the session's key, 16 bytes of hex; see
 SMB3_SETUP_UNLOCK = "a capture that holds the session's SESSION_SETUP (e.g. --merge with the earlier ring-buffer file)"
 SMB3_WRONG_KEY = ("the right session key for %s: the 16-byte key of that session, from the client or server that made "
                   "it (README, Keys); a key of another session, or one printed in another byte order, does not fit")
-SESSION_SETUP = 1
 MAX_SESSIONS = 1 << 16  # SESSION_SETUP answers remembered
 
 
