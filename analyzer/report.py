@@ -87,8 +87,8 @@ GROUPS = [("rsvd_operations", "RSVD operation"), ("scsi_commands", "SCSI command
 MAX_FRAMES_SHOWN = 8
 MAX_EXAMPLES = 3
 MAX_WIRESHARK_LINES = 10
-UNKNOWN_CALLS = ("; %d of them on contexts whose bind is not in the capture, so their interface is unknown: "
-                 "ClusPrep's too, if the capture began mid-validation (capture from before it starts)")
+UNKNOWN_CALLS = ("; %d of them on contexts whose bind is not in the capture, so their interface is unknown (if the "
+                 "capture began mid-validation, ClusPrep's may be among them: capture from before it starts)")
 
 
 def _rule_info():
