@@ -14,7 +14,7 @@ from .tables import Tables
 
 class Capture:
     """One analyzed capture: DataFrames of its sessions, operations, SCSI commands, ClusPrep
-    calls and findings, with the dtypes of analyzer.tables.SCHEMA (README: "Tables"), plus the
+    calls, I/O errors, reservation events and findings, with the dtypes of analyzer.tables.SCHEMA (README: "Tables"), plus the
     raw result (`result`) the reports are made from."""
 
     def __init__(self, result: CaptureResult, tables: Tables):
@@ -36,6 +36,13 @@ class Capture:
     @property
     def clusprep_calls(self):
         return self._tables.frame("clusprep_calls")
+
+    @property
+    def io_errors(self):
+        """One row per failed I/O on a shared-disk open, whatever path its failure took (SCSI
+        status and sense, STATUS_SVHDX_*, a stored error and its SRB_STATUS retrieval, SMB2
+        errors): analyzer.io_errors."""
+        return self._tables.frame("io_errors")
 
     @property
     def reservations(self):

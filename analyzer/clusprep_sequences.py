@@ -62,7 +62,7 @@ class Conversation:
     client: str
     server: str
     interfaces: List[str] = field(default_factory=list)
-    sequence: List[tuple] = field(default_factory=list)  # (frame, interface, method, result, latency ms)
+    sequence: List[tuple] = field(default_factory=list)  # (frame, interface, method, result, latency ms, outcome)
     calls: int = 0
     sealed: bool = False
     bind_levels: List[Tuple[int, Optional[int]]] = field(default_factory=list)  # (frame, auth level)
@@ -70,6 +70,7 @@ class Conversation:
     unbound_calls: int = 0  # calls on contexts whose bind the capture lacks
     auth_type: Optional[int] = None  # the security provider its bind named (10 NTLM, 16 Kerberos, 9 SPNEGO)
     inherited: bool = False  # carries calls of an object first seen on a conversation begun before the capture
+    outcomes: Dict[str, int] = field(default_factory=dict)  # Call.outcome -> calls
 
     @property
     def id(self) -> str:
@@ -276,6 +277,18 @@ class Call:
         return "sealed" if self.encrypted else "answer not decoded (malformed stub)"
 
     @property
+    def outcome(self) -> str:
+        """succeeded, failed, sealed (answered, the result unreadable without the key), unanswered,
+        unbound (answered, on a context whose bind the capture lacks) or not decoded."""
+        if self.succeeded is not None:
+            return "succeeded" if self.succeeded else "failed"
+        if self.response_frame is None:
+            return "unanswered"
+        if self.unbound:
+            return "unbound"
+        return "sealed" if self.encrypted else "not decoded"
+
+    @property
     def latency_ms(self) -> Optional[float]:
         return None if self.response_time is None else (self.response_time - self.time) * 1000.0
 
@@ -383,9 +396,10 @@ class _Held:
 
 
 class ClusPrepTracker:
-    def __init__(self, bus: Bus, tables: Tables):
+    def __init__(self, bus: Bus, tables: Tables, history: Optional[reservations.History] = None):
         self.bus = bus
         self.tables = tables
+        self.history = history or reservations.History(tables)  # the disks' reservations, with RSVD's
         self.conversations: Dict[int, Conversation] = {}
         self.pending: Dict[Tuple[int, int], Call] = {}
         # (stream, ctx) offered in a bind or alter_context the capture holds -> the ClusPrep interface
@@ -619,9 +633,10 @@ class ClusPrepTracker:
         if state is not None:
             c.disk_state = state.copy()
         conv.calls += 1
+        conv.outcomes[c.outcome] = conv.outcomes.get(c.outcome, 0) + 1
         if len(conv.sequence) < MAX_SEQUENCE:
             conv.sequence.append((c.request_frame, c.interface, c.method, c.result_text,
-                                  round(c.latency_ms, 3) if c.latency_ms is not None else None))
+                                  round(c.latency_ms, 3) if c.latency_ms is not None else None, c.outcome))
         self.emit_call("call", c)
         if c.interface in STORAGE and c.answered_ok:
             if c.method == "CprepPrepareNode":
@@ -648,7 +663,7 @@ class ClusPrepTracker:
             hresult="0x%08X" % c.hresult if c.hresult is not None else "",
             fault_status="0x%08X" % c.fault_status if c.fault_status is not None else "", disk=c.disk or "",
             latency_ms=round(c.latency_ms, 3) if c.latency_ms is not None else ""))
-        reservations.clusprep_row(self.tables, c, host_of(conv.server))
+        reservations.clusprep_row(self.history, c, host_of(conv.server))
 
     def finish_capture(self) -> None:
         self.other_calls += len(self.held)  # no ClusPrep call used their IPIDs

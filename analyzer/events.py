@@ -28,6 +28,9 @@ CARRIERS = {
     "smb2.ioctl.function": lambda cmd, resp, status: cmd == IOCTL and (not resp or _has_body(status)),
     "smb.create_options": lambda cmd, resp, status: cmd == CREATE and not resp,
     "smb2.nt_status": lambda cmd, resp, status: resp,
+    "smb2.file_offset": lambda cmd, resp, status: cmd in (READ, WRITE) and not resp,
+    "smb2.read_length": lambda cmd, resp, status: cmd == READ and not resp,
+    "smb2.write_length": lambda cmd, resp, status: cmd == WRITE and not resp,
 }
 
 
@@ -58,6 +61,8 @@ class Smb2Message:
     raw: List[bytes] = field(default_factory=list)  # RSVD messages and create contexts, as exported
     create_contexts: Optional[bytes] = None  # a shared-disk CREATE request's create contexts (the export's first bytes)
     bare_name: Optional[str] = None  # a CREATE request named ...:SharedVirtualDisk that carries no open context
+    offset: Optional[int] = None  # a READ or WRITE request's file offset and length, in bytes
+    length: Optional[int] = None
 
 
 @dataclass
@@ -132,7 +137,8 @@ _IP_DST, _IPV6_DST, _DSTPORT = COL["ip.dst"], COL["ipv6.dst"], COL["tcp.dstport"
 _RESP, _MSG_ID, _SESID, _TID, _NT_STATUS = (COL["smb2.flags.response"], COL["smb2.msg_id"], COL["smb2.sesid"],
                                             COL["smb2.tid"], COL["smb2.nt_status"])
 _CARRIED = [(COL[name], name, attr, conv) for name, attr, conv in (
-    ("smb2.fid", "file_id", str), ("smb2.ioctl.function", "function", _int), ("smb.create_options", "create_options", _int))]
+    ("smb2.fid", "file_id", str), ("smb2.ioctl.function", "function", _int), ("smb.create_options", "create_options", _int),
+    ("smb2.file_offset", "offset", _int), ("smb2.read_length", "length", _int), ("smb2.write_length", "length", _int))]
 _DIALECT, _CLIENT_GUID, _TREE = COL["smb2.dialect"], COL["smb2.client_guid"], COL["smb2.tree"]
 _RAW, _RAW_INDEX, _RAW_OPEN_NAME = COL[RSVD.raw], COL[RSVD.raw_smb2_index], COL[RSVD.raw_open_name]
 _RAW_CONTEXTS, _RAW_BARE_NAME = COL[RSVD.raw_create_contexts], COL[RSVD.raw_bare_name]

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
-from . import etl, rules_clusprep, rules_clusprep_node, rules_rsvd, work_folders
+from . import etl, reservations, rules_clusprep, rules_clusprep_node, rules_rsvd, work_folders
 from .clusprep_sequences import ClusPrepTracker
 from .events import SESSION_SETUP, frame_of
 from .findings import Bus, Finding, Findings, NotEvaluated, Rule
@@ -85,6 +85,9 @@ class CaptureResult:
     last_time: Optional[float] = None
     latency: Dict[tuple, dict] = field(default_factory=dict)  # (table, group) -> count, min, p50, p99, max (ms)
     suppressed: Dict[str, int] = field(default_factory=dict)  # rule -> findings counted but not listed
+    io_errors: List[dict] = field(default_factory=list)  # failed I/Os per disk and kind (IoErrors.summary)
+    io_error_count: int = 0
+    disks: List[dict] = field(default_factory=list)  # each disk's reservation story (reservations.History)
 
 
 class FrameIndex:
@@ -176,8 +179,9 @@ def analyze_capture(path: Path, tshark: Tshark, tables: Tables,
     sink = Findings()
     rules = [cls(sink) for cls in ALL_RULES]
     bus = Bus(rules)
-    rsvd_tracker = RsvdTracker(bus, tables)
-    clusprep_tracker = ClusPrepTracker(bus, tables)
+    history = reservations.History(tables)
+    rsvd_tracker = RsvdTracker(bus, tables, history)
+    clusprep_tracker = ClusPrepTracker(bus, tables, history)
     if merged is None and sharding is not None and sharding.applies(path):
         run = ShardedRun(tshark, path, decrypt, sharding.tsharks, sharding.directory, sharding.executor)
     elif merged is not None and sharding is not None and sharding.applies(*merged.files):
@@ -260,10 +264,13 @@ def analyze_capture(path: Path, tshark: Tshark, tables: Tables,
             f.where = [merged.locate(x) for x in f.frames]
         result.files = merged.files_summary()
     result.rsvd_sessions = sessions
+    result.io_errors, result.io_error_count = rsvd_tracker.io_errors.summary(), rsvd_tracker.io_errors.total
+    result.disks = history.stories()
     result.clusprep_sequences = [dict(conversation=c.id, stream=c.stream, client=c.client, server=c.server,
                                       interfaces=c.interfaces, sealed=c.sealed, calls=c.calls,
+                                      outcomes=dict(sorted(c.outcomes.items())),
                                       sequence=[dict(frame=s[0], interface=s[1], method=s[2], result=s[3],
-                                                     latency_ms=s[4]) for s in c.sequence])
+                                                     latency_ms=s[4], outcome=s[5]) for s in c.sequence])
                                  for c in clusprep_tracker.conversations.values() if c.calls or c.bind_levels]
     result.not_evaluated = not_evaluated(rules, sink, rsvd_tracker, clusprep_tracker, keys) + encrypted.not_evaluated(rules, keys)
     result.encrypted = encrypted.summary()

@@ -15,14 +15,15 @@ from .tables import iso
 def document(results: List[CaptureResult], tshark_version: str) -> dict:
     """The JSON document: captures, rsvd_sessions, clusprep_sequences, findings, rules_not_evaluated."""
     several = len(results) > 1
-    doc = dict(captures=[], rsvd_sessions=[], clusprep_sequences=[], findings=[], rules_not_evaluated=[])
+    doc = dict(captures=[], rsvd_sessions=[], io_errors=[], disks=[], clusprep_sequences=[], findings=[],
+               rules_not_evaluated=[])
     for r in results:
         doc["captures"].append(dict(path=str(r.path), packets=r.packets, truncated=r.truncated,
                                     smb2_messages=r.smb2_messages, dcerpc_pdus=r.dcerpc_pdus,
                                     other_dcerpc_calls=r.other_dcerpc_calls, unknown_dcerpc_calls=r.unknown_dcerpc_calls,
                                     seconds=round(r.seconds, 3), tshark=tshark_version,
                                     tshark_messages=r.tshark_errors, wireshark_reported=r.wireshark_reported,
-                                    encrypted=r.encrypted))
+                                    encrypted=r.encrypted, io_errors=r.io_error_count))
         if r.converted:
             doc["captures"][-1]["converted"] = r.converted
         if r.files:
@@ -31,6 +32,11 @@ def document(results: List[CaptureResult], tshark_version: str) -> dict:
             doc["captures"][-1]["findings_not_listed"] = dict(sorted(r.suppressed.items()))
         tag = (lambda d: dict(d, capture=r.path.name)) if several else (lambda d: d)
         doc["rsvd_sessions"] += [tag(s) for s in r.rsvd_sessions]
+        doc["io_errors"] += [tag(dict(g, first_time=iso(g["first_time"]), last_time=iso(g["last_time"]),
+                                      examples=[dict(e, time=iso(e["time"])) for e in g["examples"]]))
+                             for g in r.io_errors]
+        doc["disks"] += [tag(dict(d, events=[{k: (iso(v) if k == "time" else v) for k, v in e.items()}
+                                             for e in d["events"]])) for d in r.disks]
         doc["clusprep_sequences"] += [tag(s) for s in r.clusprep_sequences]
         doc["findings"] += [tag(dict(f.as_dict(), time=iso(f.first_time))) for f in r.findings]
         doc["rules_not_evaluated"] += [tag(n.as_dict()) for n in r.not_evaluated]
@@ -81,8 +87,10 @@ def _span(first, last) -> str:
     return "%s to %s UTC (%.3f s)" % (_when(first), _when(last)[11:] if same_day else _when(last), last - first)
 
 
-LAYOUTS = {"windows_v2": "Windows layout, version 2", "windows_v1": "Windows layout, version 1",
-           "seed": "the 2013 specification's layout", "current": "the current specification's layout"}
+# how the open's context (SVHDX_OPEN_DEVICE_CONTEXT, MS-RSVD 2.2.4.12) was laid out: which RSVD the client speaks
+LAYOUTS = {"windows_v2": "RSVD version 2, as Windows sends it", "windows_v1": "RSVD version 1, as Windows sends it",
+           "seed": "RSVD version 1, laid out as the 2013 specification says (Windows lays it out otherwise)",
+           "current": "RSVD version 1, laid out as the current specification says"}
 GROUPS = [("rsvd_operations", "RSVD operation"), ("scsi_commands", "SCSI command"), ("clusprep_calls", "ClusPrep method")]
 MAX_FRAMES_SHOWN = 8
 MAX_EXAMPLES = 3
@@ -112,32 +120,227 @@ def _latency_lines(latency) -> List[str]:
     return out + [""]
 
 
+def command_text(name: str) -> str:
+    """A command as Wireshark's SCSI dissector and a storage engineer write it: READ(10), SERVICE
+    ACTION IN(16), SMB2 WRITE, the tunnel's GET_FILE_INFO."""
+    if not name:
+        return "(unknown command)"
+    if name.startswith("RSVD_TUNNEL_") and name.endswith("_OPERATION"):
+        return "tunnel " + name[len("RSVD_TUNNEL_"):-len("_OPERATION")]
+    head, _, size = name.rpartition("_")
+    if head and size.isdigit() and not name.startswith("SMB2"):
+        return "%s(%s)" % (head.replace("_", " "), size)
+    return name.replace("_", " ")
+
+
 def _open_lines(s) -> List[str]:
     who = s["initiator_host"] or "unknown host"
     where = "%s\\%s" % (s["tree"] or "(share not seen)", s["file_name"] or PRE_CAPTURE)
     out = ["  %s  %s" % (who, where)]
     channels = s["channels"].split()
-    out.append("    open %s, %s -> %s, frames %s to %s%s" % (
-        s["open_id"], s["client"], s["server"], s["first_frame"], s["close_frame"] or "the end",
+    out.append("    %s -> %s, frames %s to %s%s" % (
+        s["client"], s["server"], s["first_frame"], s["close_frame"] or "the end of the capture",
         ", over %d connections (TCP streams %s)" % (len(channels), ", ".join(channels)) if len(channels) > 1 else ""))
+    session, _, file_id = s["open_id"].partition(":")
+    out.append("    SMB2 session %s, file id %s" % (session, file_id))
     facts = []
     if s["initiator_id"]:
         facts.append("initiator id %s" % s["initiator_id"])
     if s["context_layout"]:
-        facts.append("open context in %s" % LAYOUTS.get(s["context_layout"], s["context_layout"]))
+        facts.append(LAYOUTS.get(s["context_layout"], s["context_layout"]))
     if facts:
-        out.append("    " + ", ".join(facts))
-    out.append("    %s (%s), %s, %s" % (_n(s["operations"], "operation"), "%d failed" % s["errors"],
-                                        _n(s["reads"], "READ", "READs"), _n(s["writes"], "WRITE", "WRITEs")))
+        out.append("    " + "; ".join(facts))
+    work = [_n(s["operations"], "tunnel operation"), _n(s["reads"], "READ", "READs"), _n(s["writes"], "WRITE", "WRITEs")]
     if s["scsi_commands"]:
-        mix = ", ".join("%s %d" % kv for kv in sorted(s["scsi_opcodes"].items(), key=lambda kv: (-kv[1], kv[0])))
-        out.append("    %s: %s" % (_n(s["scsi_commands"], "SCSI command"), mix))
-        out.append("      answered with %s, %s; %s" % (
-            _n(s["check_conditions"], "check condition"), _n(s["reservation_conflicts"], "reservation conflict"),
-            _n(s["unit_attentions"], "unit attention")))
+        mix = ", ".join("%s %d" % (command_text(k), v)
+                        for k, v in sorted(s["scsi_opcodes"].items(), key=lambda kv: (-kv[1], kv[0])))
+        work.append("%s (%s)" % (_n(s["scsi_commands"], "SCSI command"), mix))
+    out.append("    " + ", ".join(work))
+    kinds = [(s["reservation_conflicts"], "reservation conflict"), (s["unit_attentions"], "unit attention"),
+             (s["check_conditions"], "other check condition" if s["unit_attentions"] else "check condition")]
+    other = s["errors"] - sum(n for n, _ in kinds)
+    detail = [_n(n, w) for n, w in kinds + [(other, "other failure")] if n]
+    out.append("    %s%s" % ("no failed I/O" if not s["errors"] else _n(s["errors"], "failed I/O"),
+                             ": " + ", ".join(detail) + " (see I/O errors)" if detail else ""))
     if s["latency_p50_ms"] is not None:
         out.append("    response time p50 %.3f ms, p99 %.3f ms" % (s["latency_p50_ms"], s["latency_p99_ms"]))
     return out
+
+
+def _clock(t) -> str:
+    return _when(t)[11:] if t is not None else "?"
+
+
+def _io_what(e: dict) -> str:
+    """What the failed I/O asked for: command, LBA range and length."""
+    what = command_text(e["command"])
+    lba = ("LBA %d" % e["lba"] + (", %s" % _n(e["blocks"], "block") if e["blocks"] is not None else "")
+           if e["lba"] is not None else "")
+    if e["offset"] is not None:  # a READ/WRITE: bytes, and the LBA when the sector size is known
+        return "%s of %s at offset %d%s" % (what, _n(e["length"] or 0, "byte"), e["offset"], " (%s)" % lba if lba else "")
+    if e["command"] == "RSVD_TUNNEL_SRB_STATUS_OPERATION" and e["status_key"] is not None:
+        return "%s asking for stored error %d" % (what, e["status_key"])
+    return what + (" " + lba if lba else "") + (", %s" % _n(e["length"], "byte") if e["length"] else "")
+
+
+def _io_answer(e: dict) -> str:
+    """How it failed, leg by leg."""
+    legs = []
+    if e["status"]:
+        status = e["status"].split("|")[0]
+        stored = e["path"] == "stored" and e["status_key"] is not None
+        legs.append("answered %s%s" % (status, " (key %d)" % e["status_key"] if stored else ""))
+    scsi = []
+    if e["scsi_status"] and e["scsi_status"] != "GOOD":
+        scsi.append(e["scsi_status"].replace("_", " "))
+    if e["srb_status"] and e["srb_status"] not in ("SRB_STATUS_SUCCESS", "SRB_STATUS_ERROR"):
+        scsi.append(e["srb_status"])
+    if e["sense_key"]:
+        scsi.append("sense %s, %s%s" % (e["sense_key"].replace("_", " "), e["additional_sense"] or "no additional sense",
+                                        " (ASC 0x%02X, ASCQ 0x%02X)" % (e["asc"], e["ascq"]) if e["asc"] is not None
+                                        else ""))
+    if e["path"] == "stored":
+        if e["retrieval"] == "retrieved":
+            legs.append("the client fetched the stored error (SRB_STATUS): %s" % (", ".join(scsi) or "no SCSI error in it"))
+        else:
+            legs.append("the stored error was %s" % e["retrieval"])
+    elif e["path"] == "retrieval":
+        legs.append("fetched with SRB_STATUS, stored before the capture began: %s" % ", ".join(scsi))
+    elif scsi:
+        legs.append(", ".join(scsi))
+    return "; ".join(legs) or "failed"
+
+
+def _io_frames(e: dict) -> str:
+    named = [(e["request_frame"], "request"), (e["response_frame"], "answer"), (e["retrieval_frame"], "fetch"),
+             (e["sense_frame"], "sense")]
+    return ", ".join("%d %s" % (f, w) for f, w in named if f is not None)
+
+
+def _io_error_lines(r: CaptureResult) -> List[str]:
+    if not r.io_error_count:
+        return []
+    disks = sorted({(g["server"], g["disk"]) for g in r.io_errors})
+    out = ["I/O errors: %s on %s (each one a row of the io_errors table)" % (
+        _n(r.io_error_count, "failed I/O"), _n(len(disks), "disk"))]
+    for server, disk in disks:
+        out.append("  %s on %s" % (disk, server))
+        for g in (g for g in r.io_errors if (g["server"], g["disk"]) == (server, disk)):
+            out.append("    %s: %s, %s" % (g["kind"], _n(g["count"], "time"), _span(g["first_time"], g["last_time"])))
+            for e in g["examples"][:MAX_EXAMPLES]:
+                who = e["initiator_host"] + (" (initiator %s)" % e["initiator_id"] if e["initiator_id"] else "")
+                out.append("      %s  %s: %s" % (_clock(e["time"]), who, _io_what(e)))
+                out.append("        %s" % _io_answer(e))
+                out.append("        frames %s" % _io_frames(e))
+            if g["count"] > MAX_EXAMPLES:
+                out.append("      ... and %d more" % (g["count"] - MAX_EXAMPLES))
+    return out + [""]
+
+
+PR_TYPES = {"WRITE_EXCLUSIVE_REGISTRANTS_ONLY": "write exclusive, registrants only",
+            "EXCLUSIVE_ACCESS_REGISTRANTS_ONLY": "exclusive access, registrants only",
+            "WRITE_EXCLUSIVE_ALL_REGISTRANTS": "write exclusive, all registrants",
+            "EXCLUSIVE_ACCESS_ALL_REGISTRANTS": "exclusive access, all registrants",
+            "WRITE_EXCLUSIVE": "write exclusive", "EXCLUSIVE_ACCESS": "exclusive access"}
+MAX_STORY = 40  # events of a disk's story in the text (the reservations table has all)
+
+
+def _key(k, host="") -> str:
+    if not k:
+        return "an unknown key"
+    return "key %s%s" % (k, " (%s)" % host if host else "")
+
+
+def _story_line(e: dict) -> str:
+    """One reservation event, said as what happened to the disk."""
+    ev, g = e.get("event"), e.get
+    key, sa = _key(g("key"), g("key_host")), _key(g("sa_key"), g("sa_host"))
+    kind = " (%s)" % PR_TYPES.get(g("type"), g("type")) if g("type") and g("type") != "0" else ""
+    if ev == "register":
+        text = "registered %s" % _key(g("sa_key")) + (" in place of %s" % key if g("key") and int(g("key"), 16) else "")
+    elif ev == "unregister":
+        text = "removed its registration (%s)" % key
+    elif ev == "reserve":
+        text = "reserved the disk%s with %s" % (kind, key)
+    elif ev == "release":
+        text = "released the reservation (%s)" % key
+    elif ev == "clear":
+        text = "cleared every registration and the reservation"
+    elif ev == "preempt":
+        text = "preempted %s with %s%s" % (sa, key, kind) if g("sa_key") else "preempted with %s" % key
+    elif ev == "move":
+        text = "moved the reservation to %s" % sa
+    elif ev == "read_reservation":
+        text = "read the reservation: %s" % ("held by %s" % _key(g("holder")) if g("holder") else "none")
+    elif ev == "read_keys":
+        text = "read the registered keys: %s" % (g("registered") or "none")
+    elif ev == "read_full_status":
+        text = "read the full status: keys %s%s" % (g("registered") or "none",
+                                                    ", held by %s" % _key(g("holder")) if g("holder") else "")
+    elif ev == "report_capabilities":
+        text = "read the reservation capabilities"
+    elif ev == "conflict":
+        text = "%s refused: reservation conflict" % command_text(g("command"))
+    elif ev == "unit_attention":
+        text = "told %s (answering %s)" % ((g("sense") or "UNIT ATTENTION").replace("_", " "), command_text(g("command")))
+    elif ev == "is_pr_present":
+        text = "asked whether a reservation is present: %s" % (g("detail") or "answer unknown")
+    elif ev == "find_key":
+        text = "looked for %s: %s" % (key, g("detail") or "answer unknown")
+    elif ev == "arbitrate":
+        text = "arbitrated for the disk (registered and reserved it)"
+    else:
+        text = ev or "?"
+    if g("source") == "clusprep":
+        text = "told by ClusPrep (%s) to: %s" % (g("command"), text) if ev not in ("conflict", "unit_attention") else text
+    ok = g("result") in ("GOOD", "S_OK", "ERROR_SUCCESS", "STATUS_SUCCESS") or ev in ("conflict", "unit_attention")
+    if not ok:
+        text += ": FAILED, %s" % (g("result") or "no answer")
+    elif ev in ("reserve", "preempt", "move", "release", "clear", "unregister", "arbitrate") and g("source") == "rsvd":
+        text += "; %s" % ("now held by %s" % _key(g("holder_after"), g("holder_host")) if g("holder_after")
+                          else "no reservation now")
+    elif ev == "conflict":
+        text += " (%s)" % ("held by %s" % _key(g("holder_after"), g("holder_host")) if g("holder_after")
+                           else "the holder is not in the capture")
+    return text
+
+
+def _disk_lines(r: CaptureResult) -> List[str]:
+    stories = [d for d in r.disks if d["events"]]
+    if not stories:
+        return []
+    out = ["Persistent reservations (PR), per disk: who registered, who held it, who was refused (every event is "
+           "a row of the reservations table)"]
+    for d in stories:
+        also = " = %s" % ", ".join(d["also"]) if d["also"] else ""
+        now = ("held by %s" % _key(d["holder"], d["holder_host"])) if d["holder"] else "no reservation known"
+        out.append("  %s%s: %s at the end" % (d["disk"], also, now))
+        width = max(len(e.get("host") or "?") for e in d["events"][:MAX_STORY])
+        for e in d["events"][:MAX_STORY]:
+            frames = ",".join(str(f) for f in (e.get("frame"), e.get("response_frame")) if f is not None)
+            out.append("    %s  %s  %s  (frames %s)" % (_clock(e.get("time")), (e.get("host") or "?").ljust(width),
+                                                      _story_line(e), frames))
+        hidden = len(d["events"]) - MAX_STORY + d["more"]
+        if hidden > 0:
+            out.append("    ... and %d more events" % hidden)
+    return out + [""]
+
+
+OUTCOMES = [("succeeded", "succeeded"), ("failed", "failed"),
+            ("sealed", "answered but sealed (the result is unknown without the key)"),
+            ("unbound", "answered on a context whose bind is not in the capture"),
+            ("not decoded", "answered, the answer not decodable"), ("unanswered", "unanswered")]
+
+
+def _outcomes(outcomes: dict) -> str:
+    """": 3 succeeded, 1 failed, 4 answered but sealed (...)": each call counted once, by what is known."""
+    parts = ["%d %s" % (outcomes[k], text) for k, text in OUTCOMES if outcomes.get(k)]
+    return ": " + ", ".join(parts) if parts else ""
+
+
+def _unique(frames) -> List[int]:
+    seen = set()
+    return [f for f in frames if not (f in seen or seen.add(f))]
 
 
 def _finding_lines(r: CaptureResult, rules) -> List[str]:
@@ -165,10 +368,10 @@ def _finding_lines(r: CaptureResult, rules) -> List[str]:
             cls = rules.get(rule_id)
             total = len(items) + r.suppressed.get(rule_id, 0)
             times = [t for f in items for t in (f.first_time, f.last_time) if t is not None]
-            frames = [x for f in items for x in f.frames]
+            frames = _unique(x for f in items for x in f.frames)
             shown = ",".join(str(x) for x in frames[:MAX_FRAMES_SHOWN]) + (" ..." if len(frames) > MAX_FRAMES_SHOWN else "")
             if items[0].where:
-                shown = _where([w for f in items for w in f.where][:MAX_FRAMES_SHOWN])
+                shown = _where(_unique(w for f in items for w in f.where)[:MAX_FRAMES_SHOWN])
             title = cls.title if cls is not None and cls.title else rule_id
             out.append("    %s  (%s, %s; %s)" % (title, rule_id, _n(total, "finding"),
                                                  _span(min(times), max(times)) if times else "no timestamps"))
@@ -222,13 +425,15 @@ def to_text(results: List[CaptureResult], tshark_version: str) -> str:
             for s in r.rsvd_sessions:
                 out += _open_lines(s)
             out.append("")
+        out += _io_error_lines(r)
+        out += _disk_lines(r)
         if r.clusprep_sequences:
             out.append("ClusPrep conversations: %d" % len(r.clusprep_sequences))
             for c in r.clusprep_sequences:
-                failed = [call for call in c["sequence"] if call["result"] not in ("S_OK", "ERROR_SUCCESS", "")]
+                failed = [call for call in c["sequence"] if call["outcome"] == "failed"]
                 out.append("  %s: %s%s, %s%s" % (c["conversation"], ", ".join(c["interfaces"]) or "interface unknown",
                                                   " (sealed)" if c["sealed"] else "", _n(c["calls"], "call"),
-                                                  ", %d not successful" % len(failed) if failed else ""))
+                                                  _outcomes(c["outcomes"])))
                 for call in failed[:10]:
                     out.append("    frame %d  %s %s: %s" % (call["frame"], call["interface"], call["method"],
                                                             call["result"]))

@@ -5,10 +5,18 @@ SPC-3 5.6.11) and from ClusPrep's PR calls (MS-CSVP 3.2.4.15-3.2.4.24, 3.4.4.9-3
 
 Keys are written as tshark shows msrsvd.scsi.pr.reservation_key (0x and 16 lowercase hex
 digits); `registered` lists the registered keys, space-separated (READ KEYS, READ FULL STATUS).
+
+History follows each disk's state through its rows (SPC-3 5.6): which key is registered by
+which host, which key holds the reservation. Every row gets `holder_after` and `holder_host`
+(the holder once the event is done, as far as the capture shows it), and the report gets each
+disk's story. A ClusPrep disk (known by its CPREP_DISKID) and an RSVD disk (known by its path)
+that share a reservation key are one disk seen twice: the validation run's calls and the
+initiators' own commands, told as one story.
 """
 from __future__ import annotations
 
-from typing import Optional
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
 
 from .tables import Tables
 
@@ -57,7 +65,7 @@ def refusal(op, scsi_status: str, sense_key: str, asc: str) -> Optional[str]:
     return None
 
 
-def rsvd_row(tables: Tables, op, value, opcode: str, fields, scsi_status: str, sense_key: str, asc: str) -> None:
+def rsvd_row(history: "History", op, value, opcode: str, fields, scsi_status: str, sense_key: str, asc: str) -> None:
     """The reservation event of one tunnelled SCSI command, if it is one: a PR command, or any
     command refused with RESERVATION CONFLICT or told a PR UNIT ATTENTION."""
     req = op.request["Payload"]
@@ -98,10 +106,10 @@ def rsvd_row(tables: Tables, op, value, opcode: str, fields, scsi_status: str, s
         row["event"] = refusal(op, scsi_status, sense_key, asc)
         if row["event"] is None:
             return
-    _add(tables, op, row, resp, scsi_status, sense_key, asc)
+    _add(history, op, row, resp, scsi_status, sense_key, asc)
 
 
-def operation_row(tables: Tables, op, value, sense_key: str, asc: str) -> None:
+def operation_row(history: "History", op, value, sense_key: str, asc: str) -> None:
     """The reservation event of a tunnel operation other than SCSI: a READ/WRITE or operation
     refused with STATUS_SVHDX_RESERVATION_CONFLICT, or an SRB_STATUS answer (3.2.5.5.3) whose
     retrieved status is a RESERVATION CONFLICT or a PR UNIT ATTENTION (the command is the one
@@ -115,10 +123,10 @@ def operation_row(tables: Tables, op, value, sense_key: str, asc: str) -> None:
     if op.stored is not None:  # an SRB_STATUS retrieval: the stored error's command and frame
         row["command"] = op.stored.operation
         row["detail"] = "stored error of frame %d, retrieved" % op.stored.frame
-    _add(tables, op, row, resp, scsi_status, sense_key, asc)
+    _add(history, op, row, resp, scsi_status, sense_key, asc)
 
 
-def _add(tables: Tables, op, row: dict, resp, scsi_status: str, sense_key: str, asc: str) -> None:
+def _add(history: "History", op, row: dict, resp, scsi_status: str, sense_key: str, asc: str) -> None:
     o = op.open
     if o is not None:
         host = o.initiator_host or o.client.rsplit(":", 1)[0]
@@ -132,12 +140,12 @@ def _add(tables: Tables, op, row: dict, resp, scsi_status: str, sense_key: str, 
     sense = ("%s: %s" % (sense_key, asc) if asc else sense_key) or None
     if sense is None and op.status_name in SVHDX_PR_UNIT_ATTENTIONS:
         sense = "UNIT_ATTENTION: " + op.status_name[len("STATUS_SVHDX_UNIT_ATTENTION_"):].replace("_", " ")
-    tables.add("reservations", dict(
+    history.add(dict(
         row, stream=op.stream, time=op.time, frame=op.request_frame, response_frame=op.response_frame,
         source="rsvd", host=host, disk=disk, result=result, sense=sense))
 
 
-def clusprep_row(tables: Tables, c, node: str) -> None:
+def clusprep_row(history: "History", c, node: str) -> None:
     """The reservation event of one ClusPrep call, if it is a PR method."""
     method = c.method
     base = method[:-1] if method.endswith("3") else method
@@ -154,6 +162,131 @@ def clusprep_row(tables: Tables, c, node: str) -> None:
     for out in ("Present", "pbFound"):
         if out in answer:
             row["detail"] = "%s=%s" % (out, int(answer[out]))
-    tables.add("reservations", dict(
+    history.add(dict(
         row, stream=c.conversation.stream, time=c.time, frame=c.request_frame, response_frame=c.response_frame,
         source="clusprep", host=node, disk=c.disk, result=c.result_text))
+
+
+OK_RESULTS = {"GOOD", "S_OK", "ERROR_SUCCESS", "STATUS_SUCCESS"}
+MAX_DISKS = 1024  # disks whose story is kept (more are in the table only)
+MAX_EVENTS = 400  # events per disk kept for the story (the table has all)
+MAX_KEYS = 4096  # registrations tracked per disk
+
+
+@dataclass
+class Disk:
+    name: str
+    source: str
+    registered: Dict[str, str] = field(default_factory=dict)  # key -> host that registered it ("" unknown)
+    holder: Optional[str] = None  # the reservation holder's key, None when none is known
+    held_type: Optional[str] = None
+    events: List[dict] = field(default_factory=list)
+    more: int = 0  # events past MAX_EVENTS
+    keys: set = field(default_factory=set)  # every key seen on it: joins disks seen by both protocols
+
+    def host_of(self, key: Optional[str]) -> str:
+        return self.registered.get(key, "") if key else ""
+
+    def apply(self, row: dict) -> None:
+        """The state once `row` is done (SPC-3 5.6.6-5.6.10, 6.11-6.12); a failed command changes nothing."""
+        event, key, sa = row.get("event"), row.get("key"), row.get("sa_key")
+        zero = key_text(0)
+        for k in (key, sa, row.get("holder")):
+            if k and k != zero and len(self.keys) < MAX_KEYS:
+                self.keys.add(k)
+        ok = row.get("result") in OK_RESULTS
+        if event in ("read_reservation", "read_full_status", "read_keys") and ok:
+            if event != "read_keys":  # what the disk says is the truth from here on
+                self.holder, self.held_type = row.get("holder"), row.get("type") if row.get("holder") else None
+            if row.get("registered") is not None:
+                now = (row.get("registered") or "").split()
+                self.registered = {k: self.registered.get(k, "") for k in now[:MAX_KEYS]}
+            return
+        if not ok:
+            return
+        host = row.get("host") or ""
+        if event == "register" and sa and sa != zero:
+            if key and key != zero and key != sa:
+                self.registered.pop(key, None)
+            if len(self.registered) < MAX_KEYS:
+                self.registered[sa] = host
+        elif event == "unregister":
+            self.registered.pop(key, None)
+            if self.holder == key:
+                self.holder = self.held_type = None
+        elif event == "reserve" and key:
+            self.holder, self.held_type = key, row.get("type")
+            if key not in self.registered and len(self.registered) < MAX_KEYS:
+                self.registered[key] = host
+        elif event == "release" and (key is None or key == self.holder):
+            self.holder = self.held_type = None
+        elif event == "clear":
+            self.registered, self.holder, self.held_type = {}, None, None
+        elif event == "preempt":
+            if key and key != zero and len(self.registered) < MAX_KEYS:
+                self.registered.setdefault(key, host)  # only a registrant preempts (SPC-3 5.6.10.4)
+            if sa:
+                self.registered.pop(sa, None)
+            if key and (self.holder is None or self.holder == sa or sa is None):
+                self.holder, self.held_type = key, row.get("type") or self.held_type
+        elif event == "move" and sa:
+            self.holder, self.held_type = sa, row.get("type") or self.held_type
+            self.registered.setdefault(sa, "")
+
+
+class History:
+    """Each disk's reservation state through its rows; one per capture, shared by both trackers."""
+
+    def __init__(self, tables: Tables):
+        self.tables = tables
+        self.disks: Dict[Tuple[str, str], Disk] = {}
+
+    def add(self, row: dict) -> None:
+        dkey = (row["source"], row.get("disk") or "")
+        d = self.disks.get(dkey)
+        if d is None and len(self.disks) < MAX_DISKS:
+            d = self.disks[dkey] = Disk(dkey[1], dkey[0])
+        if d is not None:
+            hosts = dict(key_host=d.host_of(row.get("key")), sa_host=d.host_of(row.get("sa_key")))  # before it
+            d.apply(row)
+            row["holder_after"] = d.holder
+            row["holder_host"] = d.host_of(d.holder) or None
+            if len(d.events) < MAX_EVENTS:
+                d.events.append(dict(row, key_host=hosts["key_host"] or d.host_of(row.get("key")),
+                                     sa_host=hosts["sa_host"] or d.host_of(row.get("sa_key"))))
+            else:
+                d.more += 1
+        self.tables.add("reservations", row)
+
+    def stories(self) -> List[dict]:
+        """Per disk (disks that share a key joined), its events in time order: the report's story."""
+        disks = [d for d in self.disks.values() if d.events]
+        group = list(range(len(disks)))
+
+        def root(i):
+            while group[i] != i:
+                group[i] = group[group[i]]
+                i = group[i]
+            return i
+
+        owner: Dict[str, int] = {}
+        for i, d in enumerate(disks):
+            for k in sorted(d.keys):
+                if k in owner:
+                    group[root(i)] = root(owner[k])
+                else:
+                    owner[k] = i
+        joined: Dict[int, List[Disk]] = {}
+        for i, d in enumerate(disks):
+            joined.setdefault(root(i), []).append(d)
+        out = []
+        for members in joined.values():
+            members.sort(key=lambda d: (d.source != "rsvd", d.name))
+            events = sorted((e for d in members for e in d.events), key=lambda e: (e.get("time") or 0, e["frame"] or 0))
+            last = members[0]
+            out.append(dict(disk=last.name, also=[d.name for d in members[1:]],
+                            sources=sorted({d.source for d in members}), events=events,
+                            more=sum(d.more for d in members), holder=last.holder,
+                            holder_host=last.host_of(last.holder) or None))
+        return sorted(out, key=lambda s: (s["events"][0].get("time") or 0) if s["events"] else 0)
+

@@ -22,6 +22,7 @@ from typing import Dict, List, Optional, Tuple
 from dissectors.definitions import rsvd
 
 from . import decoding, reservations
+from .io_errors import SRB_OK, IoError, IoErrors, sense_facts
 from .events import CLOSE, CREATE, IOCTL, NEGOTIATE, READ, TREE_CONNECT, WRITE, Smb2Message
 from .findings import Bus
 from .response_times import rank
@@ -103,15 +104,19 @@ class Open:
     channels: List[int] = field(default_factory=list)  # TCP streams it was used on, in order
     candidate: bool = False  # no RSVD evidence yet (an unknown FileId's READ/WRITE)
     initiator_hint: str = ""  # for an open made before the capture: the host a later CREATE on its session names
+    host_name: str = ""  # the initiator's name as the report writes it (RsvdTracker.host_name), if it was named
     pending_rows: List[tuple] = field(default_factory=list)
     operations: int = 0
     scsi: int = 0
     reads: int = 0
     writes: int = 0
-    errors: int = 0  # operations answered with a failure status (tunnel or SMB2)
-    check_conditions: int = 0  # SCSI commands answered CHECK CONDITION
-    reservation_conflicts: int = 0  # SCSI commands answered RESERVATION CONFLICT
-    unit_attentions: int = 0  # sense data with the UNIT ATTENTION key
+    # failed I/Os (rows of io_errors), and of them: reservation conflicts, unit attentions (sense
+    # or STATUS_SVHDX_UNIT_ATTENTION_*), other CHECK CONDITIONs; whatever path the failure took
+    io_errors: int = 0
+    check_conditions: int = 0
+    reservation_conflicts: int = 0
+    unit_attentions: int = 0
+    sector_size: Optional[int] = None  # from GET_FILE_INFO: a READ/WRITE's byte offset as an LBA
     first_time: Optional[float] = None
     in_flight: int = 0  # its requests (READ, WRITE, tunnel) not answered yet
     info_seen: bool = False
@@ -148,7 +153,8 @@ class Open:
     def label(self) -> str:
         """What a person recognises: host, share and disk, then the id."""
         where = (self.tree + "\\" if self.tree else "") + (self.name or PRE_CAPTURE)
-        return "%s %s (open %s)" % (self.initiator_host or self.client, where, self.id)
+        return "%s %s (SMB2 session 0x%016X, file id %s)" % (self.initiator_host or self.client, where,
+                                                              self.session_id, self.file_id)
 
     @property
     def layout(self) -> str:
@@ -156,6 +162,8 @@ class Open:
 
     @property
     def initiator_host(self) -> str:
+        if self.host_name:
+            return self.host_name
         if self.context is None:  # opened before the capture: another CREATE on its session may say
             return self.initiator_hint
         return str(self.context.get("InitiatorHostName", ""))
@@ -198,6 +206,8 @@ class Operation:
     response_size: int = 0
     closed: Optional["Open"] = None  # the open the request named, when it came after that open's CLOSE
     stored: Optional["StoredError"] = None  # an SRB_STATUS: the error stored under its StatusKey at request time
+    offset: Optional[int] = None  # a READ/WRITE's byte offset and length
+    length: Optional[int] = None
 
     @property
     def latency_ms(self) -> Optional[float]:
@@ -234,9 +244,10 @@ class StoredError:
 
 
 class RsvdTracker:
-    def __init__(self, bus: Bus, tables: Tables):
+    def __init__(self, bus: Bus, tables: Tables, history: Optional[reservations.History] = None):
         self.bus = bus
         self.tables = tables
+        self.history = history or reservations.History(tables)  # the disks' reservations, with ClusPrep's
         self.connections: Dict[int, Connection] = {}
         self.trees: Dict[Tuple[int, int], str] = {}  # (SessionId, TreeId) -> share
         self.creates: Dict[Tuple[int, int], CreateRequest] = {}  # (stream, MessageId)
@@ -254,6 +265,18 @@ class RsvdTracker:
         self.tree_requests: Dict[Tuple[int, int], str] = {}
         self.pre_capture: List[Open] = []  # opens made before the capture started, as recognised
         self.session_clients: Dict[int, str] = {}  # SessionId -> ClientGuid of a channel that negotiated it
+        self.io_errors = IoErrors(tables)
+        self.host_names: Dict[Tuple[str, str], str] = {}  # (initiator, short name) -> the name first seen
+
+    def host_name(self, name: str, initiator: str) -> str:
+        """One name per host: an initiator that calls itself NODE2 in one open context and
+        NODE2.cluster.example in another is written the way it first named itself."""
+        if not name:
+            return name
+        key = (initiator, name.split(".", 1)[0].lower())
+        if key not in self.host_names and len(self.host_names) < MAX_CANDIDATES:
+            self.host_names[key] = name
+        return self.host_names.get(key, name)
 
     def client_of(self, conn: Connection, session_id: int) -> str:
         """The client a request comes from, the same on all its channels: its SMB2 ClientGuid (from
@@ -297,6 +320,7 @@ class RsvdTracker:
                     o.use(m.stream)
                     o.close_frame = m.frame
                     self.closed[okey] = o
+                    self.io_errors.closed(o.id)
                     self.bus.emit("rsvd_close", o, m.frame)
         elif cmd in (READ, WRITE):
             self.read_write(m, conn)
@@ -323,7 +347,7 @@ class RsvdTracker:
             if host:
                 for o in self.pre_capture:
                     if o.session_id == m.session_id and not o.initiator_hint:
-                        o.initiator_hint = host
+                        o.initiator_hint = self.host_name(host, initiator_key(ctx, conn))
             self.bus.emit("rsvd_create", req, conn)
             return
         req = self.creates.pop(key, None)
@@ -342,6 +366,8 @@ class RsvdTracker:
                  session_id=req.session_id, tree=tree, name=req.name, create_frame=req.frame, context=req.context,
                  create_options=req.create_options, first_frame=req.frame, channels=[m.stream],
                  first_time=req.time)
+        o.host_name = self.host_name(str(req.context.get("InitiatorHostName", "")) if req.context is not None else "",
+                                     initiator_key(req.context, conn))
         self.opens[okey] = o
         self.bus.emit("rsvd_open", o, conn, m.frame)
 
@@ -399,7 +425,7 @@ class RsvdTracker:
             if o is not None:
                 if key not in self.io:
                     o.in_flight += 1
-                self.io[key] = Operation(kind, m.stream, o, m.frame, m.time)
+                self.io[key] = Operation(kind, m.stream, o, m.frame, m.time, offset=m.offset, length=m.length)
             return
         if m.status == 0x103:  # STATUS_PENDING: the final answer comes later
             return
@@ -532,8 +558,6 @@ class RsvdTracker:
                 o.reads += 1
             elif op.kind == "SMB2_WRITE":
                 o.writes += 1
-            if status:
-                o.errors += 1
             if op.latency_ms is not None:
                 o.add_latency(op.latency_ms)
         row = operation_row(op)
@@ -547,13 +571,70 @@ class RsvdTracker:
             self.bus.emit("rsvd_stored_error", e, op)
         self.bus.emit("rsvd_response", op)
         self.tables.add("rsvd_operations", row)
+        scsi = None
         if op.kind == SCSI_OP and op.request is not None:
-            self.scsi_row(op, value)
+            scsi = self.scsi_row(op, value)
         elif op.open is not None:
             resp = value["Payload"] if value is not None and isinstance(value.get("Payload"), dict) else {}
-            reservations.operation_row(self.tables, op, value, *sense_of(resp.get("Sense") if resp else None))
+            reservations.operation_row(self.history, op, value, *sense_of(resp.get("Sense") if resp else None))
+            if op.kind == "RSVD_TUNNEL_GET_FILE_INFO_OPERATION" and not status and resp.get("SectorSize"):
+                op.open.sector_size = int(resp["SectorSize"])
+        if o is not None:
+            self.io_error(op, value, status, key, scsi)
 
-    def scsi_row(self, op: Operation, value) -> None:
+    def io_error(self, op: Operation, value, status: Optional[int], key: Optional[int], scsi: Optional[dict]) -> None:
+        """The io_errors row of an answered operation that failed (analyzer.io_errors), or the
+        retrieval that completes a stored one."""
+        o = op.open
+        resp = value["Payload"] if value is not None and isinstance(value.get("Payload"), dict) else {}
+        failure = op.status_name if status else ""
+        if op.kind == SRB_STATUS_OP:
+            facts = dict(scsi_status=str(resp.get("ScsiStatus", "")) if resp else "",
+                         srb_status=str(resp["SrbStatus"]["Status"]) if isinstance(resp.get("SrbStatus"), dict) else "",
+                         **sense_facts(resp.get("Sense") if resp else None))
+            asked = decoding.int_of(op.request["Payload"]["StatusKey"]) if op.request is not None and (
+                "StatusKey" in op.request["Payload"]) else None
+            if asked is not None and self.io_errors.retrieval(o.id, asked) is not None:
+                self.io_errors.retrieved(o.id, asked, op.request_frame, op.response_frame, facts, failure)
+                return
+            if op.stored is not None:  # a second retrieval of an error already reported
+                return
+            if failure:
+                self.io_errors.failed(IoError(o, op.stream, op.time, op.kind, op.kind, op.request_frame,
+                                              op.response_frame, "tunnel", failure, status, status_key=asked))
+            elif facts["scsi_status"] not in ("", "GOOD") or facts.get("sense_key"):
+                # the error was stored before the capture began: what failed is unknown, its sense is here
+                e = IoError(o, op.stream, op.time, "(stored before the capture)", "", None, None, "retrieval",
+                            status_key=asked, retrieval_frame=op.request_frame, sense_frame=op.response_frame,
+                            retrieval="retrieved")
+                for k, v in facts.items():
+                    setattr(e, k, v)
+                self.io_errors.failed(e)
+            return
+        bad_scsi = scsi is not None and (scsi["scsi_status"] not in ("", "GOOD") or scsi["srb_status"] not in SRB_OK)
+        if key is not None:
+            path = "stored"
+        elif status:
+            path = "tunnel" if value is not None else "smb2"
+        elif bad_scsi:
+            path = "scsi"
+        else:
+            return
+        e = IoError(o, op.stream, op.time, op.kind, op.kind, op.request_frame, op.response_frame, path,
+                    failure, status if status else None, status_key=key,
+                    latency_ms=round(op.latency_ms, 3) if op.latency_ms is not None else None)
+        if scsi is not None:
+            for k, v in scsi.items():
+                setattr(e, k, v)
+        elif op.kind in ("SMB2_READ", "SMB2_WRITE"):
+            e.offset, e.length = op.offset, op.length
+            if o.sector_size and op.offset is not None:
+                e.lba = op.offset // o.sector_size
+                e.blocks = -(-op.length // o.sector_size) if op.length is not None else None
+        self.io_errors.failed(e)
+
+    def scsi_row(self, op: Operation, value) -> dict:
+        """The scsi_commands row (and reservations') of an answered SCSI command; its facts for io_errors."""
         req = op.request["Payload"]
         cdb = req.get("Cdb")
         opcode = str(cdb["OperationCode"]) if cdb is not None else ""
@@ -567,9 +648,6 @@ class RsvdTracker:
         if o is not None:
             o.scsi += 1
             o.opcodes[opcode] = o.opcodes.get(opcode, 0) + 1
-            o.check_conditions += scsi_status == "CHECK_CONDITION"
-            o.reservation_conflicts += scsi_status == "RESERVATION_CONFLICT"
-            o.unit_attentions += key == "UNIT_ATTENTION"
         self.tables.add("scsi_commands", dict(
             open_id=o.id if o else "", stream=op.stream, request_frame=op.request_frame,
             response_frame=op.response_frame, time=op.time, opcode=opcode,
@@ -580,7 +658,12 @@ class RsvdTracker:
             scsi_status=scsi_status,
             sense_key=key, additional_sense=asc,
             latency_ms=round(op.latency_ms, 3) if op.latency_ms is not None else ""))
-        reservations.rsvd_row(self.tables, op, value, opcode, fields, scsi_status, key, asc)
+        reservations.rsvd_row(self.history, op, value, opcode, fields, scsi_status, key, asc)
+        length = req.get("DataTransferLength")
+        return dict(command=opcode, lba=lba_of(fields), blocks=blocks_of(fields),
+                    length=int(length) if length not in (None, "") else None,
+                    srb_status=str(srb["Status"]) if srb is not None else "", scsi_status=scsi_status,
+                    **sense_facts(sense))
 
     # -- the end -----------------------------------------------------------------------
     def finish_capture(self) -> List[dict]:
@@ -588,6 +671,7 @@ class RsvdTracker:
         for op in list(self.tunnels.values()) + list(self.io.values()):
             if op.open is None or not op.open.candidate:
                 self.bus.emit("rsvd_unanswered", op)
+        self.io_errors.finish()
         out = []
         for o in sorted(list(self.opens.values()) + list(self.closed.values()), key=lambda o: o.first_frame):
             lat = sorted(o.latencies)
@@ -598,7 +682,7 @@ class RsvdTracker:
                 close_frame=o.close_frame,
                 context_layout=o.layout, context_version=o.context.get("Version") if o.context is not None else None,
                 initiator_host=o.initiator_host, initiator_id=o.initiator_id, operations=o.operations,
-                scsi_commands=o.scsi, reads=o.reads, writes=o.writes, errors=o.errors,
+                scsi_commands=o.scsi, reads=o.reads, writes=o.writes, errors=o.io_errors,
                 check_conditions=o.check_conditions, reservation_conflicts=o.reservation_conflicts,
                 unit_attentions=o.unit_attentions, time=o.first_time,
                 latency_p50_ms=round(percentile(lat, 50), 3) if lat else None,
@@ -606,6 +690,13 @@ class RsvdTracker:
             self.tables.add("sessions", s)
             out.append(dict(s, scsi_opcodes=dict(sorted(o.opcodes.items()))))
         return out
+
+
+def initiator_key(ctx, conn: Connection) -> str:
+    """Who an open context comes from: its InitiatorId, else the client's address."""
+    if ctx is not None and decoding.int_of(ctx.get("HasInitiatorId", 0)):
+        return str(ctx.get("InitiatorId", "")).lower()
+    return conn.client.rsplit(":", 1)[0]
 
 
 def operation_row(op: Operation) -> dict:

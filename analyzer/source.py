@@ -47,6 +47,8 @@ FIELDS = [
     # SMB2: once per message header, or once per message of the commands that carry them
     "smb2.cmd", "smb2.flags.response", "smb2.msg_id", "smb2.sesid", "smb2.tid", "smb2.nt_status", "smb2.fid",
     "smb2.ioctl.function", "smb2.dialect", "smb2.tree", "smb.create_options", "smb2.client_guid",
+    # READ and WRITE requests: where and how much (an I/O error's byte range)
+    "smb2.file_offset", "smb2.read_length", "smb2.write_length",
     # SMB 3 encryption: one per TRANSFORM_HEADER, decrypted or not
     "smb2.header.transform.msg_size",
     # msrsvd: the RSVD messages and open contexts, and the name of each CREATE request that

@@ -42,10 +42,17 @@ SCHEMA: Dict[str, List[tuple]] = {
         ("conversation", S), ("stream", I), ("request_frame", I), ("response_frame", I), ("time", T),
         ("interface", S), ("method", S), ("opnum", I), ("call_id", I), ("auth_level", I), ("encrypted", B),
         ("result", S), ("hresult", U), ("fault_status", U), ("disk", S), ("latency_ms", F)],
+    "io_errors": KEYS + [
+        ("open_id", S), ("stream", I), ("time", T), ("initiator_host", S), ("initiator_id", S), ("disk", S),
+        ("server", S), ("command", S), ("operation", S), ("lba", U), ("blocks", I), ("offset", U), ("length", I),
+        ("kind", S), ("path", S), ("status", S), ("status_code", U), ("status_key", U), ("srb_status", S),
+        ("scsi_status", S), ("sense_key", S), ("additional_sense", S), ("asc", I), ("ascq", I),
+        ("request_frame", I), ("response_frame", I), ("retrieval_frame", I), ("sense_frame", I), ("retrieval", S),
+        ("latency_ms", F)],
     "reservations": KEYS + [
         ("stream", I), ("time", T), ("frame", I), ("response_frame", I), ("source", S), ("host", S), ("disk", S),
         ("event", S), ("command", S), ("key", S), ("sa_key", S), ("type", S), ("scope", S), ("registered", S),
-        ("holder", S), ("detail", S), ("result", S), ("sense", S)],
+        ("holder", S), ("detail", S), ("result", S), ("sense", S), ("holder_after", S), ("holder_host", S)],
     "findings": KEYS + [
         ("rule", S), ("severity", S), ("side", S), ("check", S), ("spec", S), ("time", T), ("first_frame", I),
         ("frames", S), ("message", S), ("subject", S)],

@@ -82,7 +82,8 @@ def test_rules_have_ids_severities_and_sections():
 
 def test_the_json_document():
     doc = run_json(samples.path("rsvd_cluster_events"))
-    assert list(doc) == ["captures", "rsvd_sessions", "clusprep_sequences", "findings", "rules_not_evaluated"]
+    assert list(doc) == ["captures", "rsvd_sessions", "io_errors", "disks", "clusprep_sequences", "findings",
+                         "rules_not_evaluated"]
     for f in doc["findings"]:
         assert set(f) == {"rule", "severity", "side", "check", "spec", "frames", "message", "subject", "time"}
         assert f["time"] is None or f["time"].endswith("Z")
@@ -120,9 +121,9 @@ def test_text_report():
     out = res.stdout
     assert "RSVD shared-disk opens: 2" in out and "initiator id 66666666-7777-4888-9999-aaaaaaaaaaaa" in out
     assert "  NODE2  \\\\sofs\\vhdx\\disk.vhdx:SharedVirtualDisk" in out
-    assert "PERSISTENT_RESERVE_IN 4" in out and "response time p50 0.600 ms" in out
-    # SCSI outcomes counted as such, beside the operations that failed
-    assert "answered with 1 check condition, 1 reservation conflict; 0 unit attentions" in out
+    assert "PERSISTENT RESERVE IN 4" in out and "response time p50 0.600 ms" in out
+    # failed I/Os counted by what they were, whatever path the failure took
+    assert "4 failed I/Os: 1 reservation conflict, 1 check condition, 2 other failures (see I/O errors)" in out
     assert out.index("  ERRORS") < out.index("  OBSERVATIONS")
     assert "2025-11-21 04:40:00" in out.splitlines()[0]  # the capture's time span
     assert "(rsvd.sense_not_retrieved, 1 finding; " in out and "      frames 108,119" in out

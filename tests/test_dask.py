@@ -19,7 +19,7 @@ from test_jobs import CAPTURES
 from test_shards import KEYS, ROOT, SAMPLES, analyze, composite, without_timing  # noqa: F401 - composite: a fixture
 
 distributed = promised.module("distributed")
-TABLES = ("sessions", "rsvd_operations", "scsi_commands", "clusprep_calls", "reservations", "findings")
+TABLES = ("sessions", "rsvd_operations", "scsi_commands", "clusprep_calls", "io_errors", "reservations", "findings")
 
 
 @pytest.fixture(scope="module")

@@ -115,7 +115,8 @@ def test_mid_session_cut_keeps_what_it_can_and_invents_nothing(pcap, tmp_path):
     # ... each listed as not evaluated for what needs its CREATE
     subjects = {n.subject: n for n in cut.result.not_evaluated}
     for oid in before["open_id"]:
-        [n] = [n for s, n in subjects.items() if oid in s]
+        session, file_id = oid.split(":")
+        [n] = [n for s, n in subjects.items() if "SMB2 session %s, file id %s" % (session, file_id) in s]
         assert set(n.rules) == NEEDS_CREATE and "before the capture started" in n.reason
 
 
