@@ -292,9 +292,11 @@ def _story_line(e: dict) -> str:
     else:
         text = ev or "?"
     if g("source") == "clusprep":
-        text = "told by ClusPrep (%s) to: %s" % (g("command"), text) if ev not in ("conflict", "unit_attention") else text
+        text = "via ClusPrep %s: %s" % (g("command"), text)
     ok = g("result") in ("GOOD", "S_OK", "ERROR_SUCCESS", "STATUS_SUCCESS") or ev in ("conflict", "unit_attention")
-    if not ok:
+    if g("result") == "sealed":
+        text += " (its answer sealed)"
+    elif not ok:
         text += ": FAILED, %s" % (g("result") or "no answer")
     elif ev in ("reserve", "preempt", "move", "release", "clear", "unregister", "arbitrate") and g("source") == "rsvd":
         text += "; %s" % ("now held by %s" % _key(g("holder_after"), g("holder_host")) if g("holder_after")

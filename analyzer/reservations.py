@@ -131,6 +131,7 @@ def _add(history: "History", op, row: dict, resp, scsi_status: str, sense_key: s
     if o is not None:
         host = o.initiator_host or o.client.rsplit(":", 1)[0]
         disk = (o.tree + "\\" if o.tree else "") + (o.name or "")
+        row["client_ip"] = o.client.rsplit(":", 1)[0]  # names the node ClusPrep calls by address (History)
     else:
         host, disk = "", ""
     if resp and scsi_status:
@@ -240,11 +241,16 @@ class History:
     def __init__(self, tables: Tables):
         self.tables = tables
         self.disks: Dict[Tuple[str, str], Disk] = {}
+        self.names: Dict[str, str] = {}  # an RSVD client's address -> its initiator's name
 
     def add(self, row: dict) -> None:
         dkey = (row["source"], row.get("disk") or "")
+        if row.get("client_ip") and row.get("host") and len(self.names) < MAX_DISKS:
+            self.names.setdefault(row["client_ip"], row["host"])
         d = self.disks.get(dkey)
-        if d is None and len(self.disks) < MAX_DISKS:
+        if not dkey[1]:  # a sealed ClusPrep call: which disk is unknown, so it is in no disk's story
+            d = None
+        elif d is None and len(self.disks) < MAX_DISKS:
             d = self.disks[dkey] = Disk(dkey[1], dkey[0])
         if d is not None:
             hosts = dict(key_host=d.host_of(row.get("key")), sa_host=d.host_of(row.get("sa_key")))  # before it
@@ -280,6 +286,15 @@ class History:
         for i, d in enumerate(disks):
             joined.setdefault(root(i), []).append(d)
         out = []
+        for d in disks:  # a node ClusPrep called, by the name it gave as an RSVD initiator
+            for e in d.events:
+                if e.get("source") != "clusprep":
+                    continue
+                for k in ("key_host", "sa_host", "holder_host"):
+                    if e.get(k) in self.names:
+                        e[k] = self.names[e[k]]
+                if e.get("host") in self.names:
+                    e["host"] = "%s (%s)" % (self.names[e["host"]], e["host"])
         for members in joined.values():
             members.sort(key=lambda d: (d.source != "rsvd", d.name))
             events = sorted((e for d in members for e in d.events), key=lambda e: (e.get("time") or 0, e["frame"] or 0))

@@ -17,13 +17,15 @@ from .csvp_scenarios import SCENARIOS as _CLUSPREP
 from .csvp_storage_rules import SCENARIOS as _CLUSPREP_STORAGE
 from .rsvd_cluster import SCENARIOS as _CLUSTER
 from .rsvd_conformance import SCENARIOS as _RSVD_CONFORMANCE
+from .rsvd_guest_validation import SCENARIOS as _GUEST_VALIDATION
 from .rsvd_multichannel import SCENARIOS as _MULTICHANNEL
 from .rsvd_rule_scenarios import SCENARIOS as _RSVD_RULES
 from .rsvd_scenarios import SCENARIOS as _RSVD
 from .rsvd_scenarios import SESSION_KEYS
+from . import ntlmssp
 
 SAMPLES_DIR = Path(__file__).resolve().parent
-SCENARIOS = {**_RSVD, **_CLUSTER, **_MULTICHANNEL, **_RSVD_RULES, **_RSVD_CONFORMANCE, **_CLUSPREP, **_CLUSPREP_RULES,
+SCENARIOS = {**_RSVD, **_CLUSTER, **_GUEST_VALIDATION, **_MULTICHANNEL, **_RSVD_RULES, **_RSVD_CONFORMANCE, **_CLUSPREP, **_CLUSPREP_RULES,
              **_CLUSPREP_NODE, **_CLUSPREP_STORAGE}
 
 # The near misses each sample holds: sample -> {inventory check id: what comes close without breaking
@@ -39,6 +41,7 @@ for _module in (_rsvd_rule_scenarios, _rsvd_conformance, _csvp_rule_scenarios, _
 # decrypted like the others. (clusprep_sealed is tested both ways, with ntlmssp.ACCOUNT.)
 KEYS = {
     "rsvd_encrypted": dict(smb_keys=["0x%016X:%s" % (sid, key.hex()) for sid, key in sorted(SESSION_KEYS.items())]),
+    "rsvd_guest_validation": dict(nt_password=ntlmssp.ACCOUNT.password),  # its sealed ClusPrep calls
 }
 
 

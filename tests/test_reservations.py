@@ -178,3 +178,35 @@ def test_written_by_output(tmp_path):
     assert list(written.columns) == COLUMNS["reservations"]
     assert written.frame.tolist() == table.frame.tolist() and written.event.tolist() == table.event.tolist()
     assert len((tmp_path / "reservations.jsonl").read_text().splitlines()) == len(table)
+
+
+def test_the_validation_run_and_the_guests_on_one_disk():
+    """rsvd_guest_validation, its sealed ClusPrep calls decrypted: each PR call validation makes on a node
+    (keys decoded by the plugin from the decrypted stub) is followed by that node's own PR command on the
+    shared VHDX with the same key (decoded from the tunnelled SCSI), and the two disks, one known by its
+    CPREP_DISKID and one by its path, are told as one story."""
+    path = samples.path("rsvd_guest_validation")
+    keys = samples.KEYS["rsvd_guest_validation"]
+    cap = analyzer.load(path, **keys)
+    [story] = cap.result.disks
+    assert story["disk"] == "\\\\sofs\\vhdx\\disk.vhdx:SharedVirtualDisk"
+    assert story["also"] == ["GUID 6f1d0c2e-5b3a-4e7f-9a21-c4d8e2f71a30"] and story["sources"] == ["clusprep", "rsvd"]
+    fields = sorted({f for pair in CLUSPREP_FIELDS.values() for f in pair if f} | set(PR_FIELDS))
+    frames = {int(r["frame.number"]): r for r in field_values(path, fields, "-o", "ntlmssp.nt_password:%s"
+                                                              % keys["nt_password"])}
+    events = story["events"]
+    calls = [i for i, e in enumerate(events) if e["source"] == "clusprep"]
+    assert len(calls) == 7
+    for i in calls:
+        call, done = events[i], events[i + 1]
+        k, sa = CLUSPREP_FIELDS[call["command"]]
+        assert call["key"] == _key(frames[call["frame"]][k][0])
+        assert done["source"] == "rsvd" and done["event"] == call["event"] and call["host"].startswith(done["host"])
+        decoded = frames[done["frame"]]
+        scsi_key = {"register": PR + "service_action_reservation_key"}.get(done["event"], PR + "reservation_key")
+        wanted = call["sa_key"] if done["event"] == "register" else call["key"]
+        assert _key(decoded[scsi_key][0]) == wanted, done["frame"]
+    assert story["holder"] is None  # cleared at the end
+    # without the password the calls stay sealed: the guests' story alone, nothing guessed
+    sealed = analyzer.load(path).result.disks
+    assert [d["sources"] for d in sealed] == [["rsvd"]]
