@@ -196,3 +196,32 @@ def test_readme_figure_is_readable():
         _readable(fig, "docs/reservation_timeline.png")
     finally:
         plt.close(fig)
+
+
+def test_open_packet_lets_tshark_end(caplog):
+    """pyshark read the whole file, so its tshark ends on its own: it is waited for, never killed.
+    (pyshark's kill polls the process with waitpid, racing asyncio's child watcher thread, whose
+    loss Jupyter showed as "Unknown child process pid N, will report returncode 255".)"""
+    import asyncio.subprocess
+    import logging
+
+    import samples
+    from analyzer import notebook as nb
+
+    killed = []
+    kill = asyncio.subprocess.Process.kill
+
+    def recorded(self):
+        killed.append(self.pid)
+        return kill(self)
+
+    asyncio.subprocess.Process.kill = recorded
+    try:
+        with caplog.at_level(logging.WARNING, logger="asyncio"):
+            for frame in (6, 8, 10):
+                packet = nb.open_packet(samples.path("clusprep_storage_violations"), frame)
+                assert int(packet.number) == frame
+    finally:
+        asyncio.subprocess.Process.kill = kill
+    assert not killed, "tsharks killed after reading the whole file: %s" % killed
+    assert not [r for r in caplog.records if "child process" in r.getMessage()], caplog.text
