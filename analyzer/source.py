@@ -399,13 +399,12 @@ def columns(line: str, escaped: bool) -> Optional[List[str]]:
 def packets(path, display_filter: Optional[str] = None, tshark_path: Optional[str] = None, keys=None):
     """pyshark packets with both plugins loaded, for notebooks (slow: about 220 packets/s).
     keys: an analyzer.keys.Keys, to decrypt."""
-    import pyshark
-
+    capture = _file_capture()  # imports pyshark: without it, fails before tshark is looked for
     tshark = find_tshark(tshark_path)
     check_capture(Path(path), etl=False)  # pyshark hands the file to tshark as it is
-    return _file_capture()(str(path), display_filter=display_filter, tshark_path=_for_pyshark(tshark.path),
-                           custom_parameters=plugin_args() + ["--disable-protocol", "rsvd"]  # the built-in
-                           + (keys.args() if keys else []))  # mis-decodes (README)
+    return capture(str(path), display_filter=display_filter, tshark_path=_for_pyshark(tshark.path),
+                   custom_parameters=plugin_args() + ["--disable-protocol", "rsvd"]  # the built-in
+                   + (keys.args() if keys else []))  # mis-decodes (README)
 
 
 @functools.lru_cache(maxsize=None)
