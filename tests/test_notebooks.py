@@ -182,6 +182,11 @@ def test_notebook_figures_are_readable(path, monkeypatch):
             drawn += 1
     assert drawn >= 2
     assert not found, "\n".join(found)
+    if path.stem == "cluster_validation":  # its text after the good run's findings says what they are
+        good = env["good_findings"]
+        assert not good["order rule"].any()
+        assert set(good.rule) == {"clusprep.low_auth_accepted", "clusprep.insufficient_auth_level",
+                                  "clusprep.opnum_not_used_on_wire"}
 
 
 def test_readme_figure_is_readable():
