@@ -60,6 +60,11 @@ def wireshark_filter(frames: Sequence[int]) -> str:
 
 
 # -- figures ----------------------------------------------------------------------------------
+#
+# Every figure is meant to be read at a glance (tests/figure_checks.py checks it on the samples):
+# labels are horizontal and placed where they overlap no other label, marker or the axes' edge
+# (`_place_labels`, with the figure's real text extents); frame ticks are thinned until they fit;
+# axes of frames or time run in order (one panel per capture); units and legends in words.
 
 def _plt():
     import matplotlib
@@ -97,25 +102,181 @@ def capture_start(cap):
     return min(firsts) if firsts else pd.Timestamp(0, tz="UTC")
 
 
+def _renderer(fig):
+    get = getattr(fig.canvas, "get_renderer", None)
+    return get() if get is not None else fig._get_renderer()
+
+
+def _captures(table) -> str:
+    """The capture(s) a table comes from, for a title: one name, or how many."""
+    if "capture" not in table or not len(table):
+        return ""
+    names = table.capture.dropna().unique().tolist()
+    return names[0] if len(names) == 1 else "%d captures" % len(names) if names else ""
+
+
+def _legend_below(fig, handles, ncol, title=None, top=1.0):
+    """A legend under the axes, the axes laid out above it (tight_layout), none over the other."""
+    legend = fig.legend(handles=handles, loc="lower center", ncol=ncol, fontsize=8, frameon=False,
+                        title=title, title_fontsize=8, bbox_to_anchor=(0.5, 0.0))
+    fig.canvas.draw()
+    height = legend.get_window_extent(_renderer(fig)).height / fig.bbox.height
+    fig.tight_layout(rect=(0, min(0.6, height + 0.01), 1, top))
+    return legend
+
+
+def _obstacle(ax, x, y, radius_pt):
+    """The display box around a marker at data (x, y)."""
+    from matplotlib.transforms import Bbox
+
+    px, py = ax.transData.transform((x, y))
+    r = radius_pt * ax.figure.dpi / 72
+    return Bbox([[px - r, py - r], [px + r, py + r]])
+
+
+LEVELS = (1, 2, 3, 4)  # label rows above and below a point
+
+
+def _place_labels(ax, items, obstacles=(), fontsize=7, levels=LEVELS, leader_from=2, **style):
+    """Annotate each (x, y, text, colour) of `items` near its point, horizontally, at the first place
+    (rows above and below the point, starting at it or ending at it) where the text overlaps no
+    label placed before, no `obstacles` box (markers, in display units) and stays inside the axes.
+    Rows from `leader_from` on get a thin leader line to their point, which crosses no label either.
+    Call it once the figure's layout is final. Returns the items that found no place (left out)."""
+    from matplotlib.text import Text
+    from matplotlib.transforms import Bbox
+
+    fig = ax.figure
+    renderer = _renderer(fig)
+    inside = ax.get_window_extent(renderer).padded(-2)
+    marks = list(obstacles)
+    labels = []  # placed texts and leader lines
+    row = fontsize * 1.5  # points from one row to the next
+    places = []
+    for level in levels:
+        for sign in (1, -1):
+            for ha, dx in (("left", -3), ("right", 3)):
+                places.append((level, dx, sign * (8 + (level - 1) * row), ha, "bottom" if sign > 0 else "top"))
+    left_out = []
+    for x, y, text, colour in items:
+        px, py = ax.transData.transform((x, y))
+        for level, dx, dy, ha, va in places:
+            leader = level >= leader_from
+            t = ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points", ha=ha, va=va,
+                            fontsize=fontsize, color=colour, annotation_clip=False, **style,
+                            arrowprops=dict(arrowstyle="-", color="0.6", linewidth=0.5, shrinkA=0, shrinkB=4)
+                            if leader else None)
+            t.set_in_layout(False)
+            t.update_positions(renderer)
+            box = Text.get_window_extent(t, renderer)  # the text, without its leader line
+            ok = (box.x0 >= inside.x0 and box.x1 <= inside.x1 and box.y0 >= inside.y0 and box.y1 <= inside.y1
+                  and not any(box.overlaps(b) for b in marks + labels))
+            line = None
+            if ok and leader:  # from the point to the text's near corner
+                cx = box.x0 + 1 if ha == "left" else box.x1 - 1
+                cy = box.y0 if dy > 0 else box.y1
+                near = 6 * fig.dpi / 72
+                line = Bbox([[min(px, cx) - 0.5, min(py + near, cy) if dy > 0 else cy],
+                             [max(px, cx) + 0.5, cy if dy > 0 else max(py - near, cy)]])
+                ok = not any(line.overlaps(b) for b in labels)
+            if ok:  # two labels on a row stay a word apart, not read as one
+                gap = 8 * fig.dpi / 72
+                labels.append(Bbox([[box.x0 - gap, box.y0 - 1], [box.x1 + gap, box.y1 + 1]]))
+                if line is not None:
+                    labels.append(line)
+                break
+            t.remove()
+        else:
+            left_out.append((x, y, text, colour))
+    return left_out
+
+
+def _note_left_out(ax, left_out, hint):
+    if left_out:
+        ax.text(0.995, 0.02, "%d label%s left out (too close to others): %s" % (
+            len(left_out), "" if len(left_out) == 1 else "s", hint), transform=ax.transAxes, ha="right",
+            va="bottom", fontsize=7, color="0.35")
+
+
+def _frame_ticks(ax, positions, frames, fontsize=7):
+    """Frame numbers as x ticks at `positions`, every k-th one so that no two labels touch."""
+    positions, frames = list(positions), ["%d" % f for f in frames]
+    ax.set_xticks(positions, frames, fontsize=fontsize)
+    if len(positions) < 2:
+        return
+    renderer = _renderer(ax.figure)
+    boxes = [t.get_window_extent(renderer) for t in ax.xaxis.get_majorticklabels()]
+    widest = max(b.width for b in boxes) + 6
+    step_px = abs(ax.transData.transform((positions[1], 0))[0] - ax.transData.transform((positions[0], 0))[0])
+    k = max(1, -(-int(widest) // max(1, int(step_px))))
+    if k > 1:
+        keep = list(range(0, len(positions), k))
+        ax.set_xticks([positions[i] for i in keep], [frames[i] for i in keep], fontsize=fontsize)
+        ax.set_xticks(positions, minor=True)
+
+
+def _seconds_axis(ax, t):
+    """An x axis of seconds around the times `t`, in plain numbers (no "1e-5" offset to add)."""
+    if len(t):
+        lo, hi = float(t.min()), float(t.max())
+        pad = max((hi - lo) * 0.03, 5e-4)
+        ax.set_xlim(lo - pad, hi + pad)
+    ax.ticklabel_format(axis="x", style="plain", useOffset=False)
+
+
+def _log_axis(ax, values):
+    """A log x axis over `values` (ms) that spans whole decades, labelled 0.01, 0.1, 1, 10 ..."""
+    import math
+
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    lo = min(values) if len(values) else 0.1
+    hi = max(values) if len(values) else 1.0
+    lo_d, hi_d = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
+    if hi_d - lo_d < 2:  # at least two decades: ticks at 10^n are there, never 2% apart
+        lo_d, hi_d = lo_d - (1 if hi_d - lo_d < 1 else 0), hi_d + 1
+    ax.set_xscale("log")
+    ax.set_xlim(10.0 ** lo_d, 10.0 ** hi_d)
+    step = max(1, -(-(hi_d - lo_d) // 8))  # at most about 8 labelled decades
+    ax.xaxis.set_major_locator(LogLocator(base=10.0 ** step))
+    ax.xaxis.set_minor_locator(LogLocator(base=10.0, subs=(2, 3, 4, 5, 6, 7, 8, 9), numticks=100))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: "{:,.10g}".format(v)))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def _horizontal() -> dict:
+    """boxplot's argument for horizontal boxes: orientation= from matplotlib 3.10, vert= before."""
+    import matplotlib
+
+    major_minor = tuple(int(p) for p in matplotlib.__version__.split(".")[:2])
+    return {"orientation": "horizontal"} if major_minor >= (3, 10) else {"vert": False}
+
+
 def latency_figure(scsi_commands, clusprep_calls):
     """Response times (ms, log scale) per SCSI opcode and per ClusPrep method: one dot per
     command or call, a box per group (the tables of one capture, or several concatenated)."""
     plt = _plt()
-    groups = [("SCSI opcode", scsi_commands, "opcode"), ("ClusPrep method", clusprep_calls, "method")]
+    groups = [("SCSI commands: response time per opcode", scsi_commands, "opcode"),
+              ("ClusPrep calls: response time per method", clusprep_calls, "method")]
     groups = [(t, d.dropna(subset=["latency_ms"]), c) for t, d, c in groups]
     groups = [(t, d, c) for t, d, c in groups if len(d)]
-    fig, axes = plt.subplots(1, max(1, len(groups)), figsize=(6.5 * max(1, len(groups)), 0.5 + 0.32 * max(
-        [d[c].nunique() for _, d, c in groups] + [4])), squeeze=False)
+    rows = max([d[c].nunique() for _, d, c in groups] + [4])
+    fig, axes = plt.subplots(1, max(1, len(groups)), figsize=(6.5 * max(1, len(groups)), 1.2 + 0.3 * rows),
+                             squeeze=False)
     for ax, (title, d, col) in zip(axes[0], groups):
         order = d.groupby(col)["latency_ms"].median().sort_values().index.tolist()
         data = [d.loc[d[col] == g, "latency_ms"].astype(float).clip(lower=1e-3).to_numpy() for g in order]
-        ax.boxplot(data, vert=False, widths=0.6, showfliers=False)
+        ax.boxplot(data, widths=0.6, showfliers=False, **_horizontal())
         for i, v in enumerate(data, start=1):
             ax.scatter(v, [i] * len(v), s=10, alpha=0.6, color="tab:blue", zorder=3)
-        ax.set_yticks(range(1, len(order) + 1), [str(g) for g in order], fontsize=8)
-        ax.set_xscale("log")
+        ax.set_yticks(range(1, len(order) + 1), ["%s (%d)" % (g, len(v)) for g, v in zip(order, data)], fontsize=8)
+        ax.set_ylim(0.4, len(order) + 0.6)
+        _log_axis(ax, [x for v in data for x in v])
+        ax.grid(axis="x", which="major", color="0.9")
         ax.set_xlabel("response time (ms, log scale)")
-        ax.set_title("Response time per %s" % title)
+        ax.set_ylabel("%s (how many answered)" % col.replace("opcode", "SCSI opcode"), fontsize=9)
+        where = _captures(d)
+        ax.set_title(title + ("\nin %s" % where if where else ""), fontsize=10)
     if not groups:
         axes[0][0].text(0.5, 0.5, "no answered SCSI commands or ClusPrep calls", ha="center", va="center")
         axes[0][0].set_axis_off()
@@ -139,30 +300,46 @@ def _operation_hosts(cap):
     return ops
 
 
+LANE_INCHES = 1.15  # one lane of hosts: its point, and label rows above and below it
+
+
+def _lanes_inches(n: int) -> float:
+    """The height of an axes of n lanes: four rows of labels above and below even a single lane."""
+    return max(1.6, LANE_INCHES * max(1, n))
+
+
 def operations_figure(cap, start=None):
     """RSVD operations over time, one lane per initiator host; failed ones (a failure status, or a
     SCSI status other than GOOD) marked with a red cross and named."""
     plt = _plt()
-    ops = _operation_hosts(cap)
+    import matplotlib.lines as mlines
+
+    ops = _operation_hosts(cap).sort_values(["time", "request_frame"])
     start = capture_start(cap) if start is None else start
     hosts = sorted(ops.host.unique().tolist())
-    fig, ax = plt.subplots(figsize=(11, 1.2 + 0.7 * max(1, len(hosts))))
+    fig, ax = plt.subplots(figsize=(11, 1.6 + _lanes_inches(len(hosts))))
     lane = {h: i for i, h in enumerate(hosts)}
     t = seconds(ops.time, start)
     y = ops.host.map(lane).astype(float)
     ok = ~ops.error.astype(bool)
-    ax.scatter(t[ok], y[ok], marker="|", s=200, color="tab:blue", label="answered")
-    ax.scatter(t[~ok], y[~ok], marker="x", s=80, color="red", label="failed", zorder=3)
+    ax.scatter(t[ok], y[ok], marker="|", s=200, color="tab:blue")
+    ax.scatter(t[~ok], y[~ok], marker="x", s=80, color="red", zorder=3)
+    ax.set_yticks(range(len(hosts)), hosts)
+    ax.set_ylim(-0.5, len(hosts) - 0.5)
+    _seconds_axis(ax, t)
+    ax.set_xlabel("seconds since the capture's first event")
+    where = _captures(cap.rsvd_operations)
+    ax.set_title("RSVD operations per initiator host" + (" in %s" % where if where else ""), fontsize=10)
+    handles = [mlines.Line2D([], [], marker="|", markersize=12, color="tab:blue", linestyle="", label="answered"),
+               mlines.Line2D([], [], marker="x", color="red", linestyle="",
+                             label="failed: an error status, or a SCSI status other than GOOD")]
+    _legend_below(fig, handles, ncol=2)
+    items = []
     for (ti, yi, label, status, scsi) in zip(t[~ok], y[~ok], ops.label[~ok], ops.status[~ok], ops.scsi_status[~ok]):
         why = scsi if isinstance(scsi, str) and scsi != "GOOD" else status
-        ax.annotate("%s: %s" % (label, why), (ti, yi), xytext=(4, 6), textcoords="offset points", fontsize=7,
-                    color="darkred", rotation=20)
-    ax.set_yticks(range(len(hosts)), hosts)
-    ax.set_ylim(-0.6, len(hosts) + 0.4)
-    ax.set_xlabel("seconds since the capture's first event")
-    ax.set_title("RSVD operations per initiator host")
-    ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
+        items.append((ti, yi, "%s: %s" % (label, why), "darkred"))
+    marks = [_obstacle(ax, ti, yi, 5) for ti, yi in zip(t, y)]
+    _note_left_out(ax, _place_labels(ax, items, marks), "see cap.rsvd_operations")
     return fig
 
 
@@ -171,6 +348,10 @@ EVENT_STYLE = {  # event -> (marker, colour)
     "release": ("s", "tab:cyan"), "clear": ("D", "tab:gray"), "preempt": ("^", "tab:orange"),
     "move": (">", "tab:purple"), "arbitrate": ("P", "tab:purple"), "conflict": ("X", "red"),
     "unit_attention": ("*", "red"),
+}
+EVENT_NAMES = {  # event -> what the legend calls it
+    "move": "register and move", "arbitrate": "arbitrate (ClusPrep)", "conflict": "reservation conflict",
+    "unit_attention": "unit attention: reservation or registration lost",
 }
 READS = ("read_keys", "read_reservation", "read_full_status", "report_capabilities", "is_pr_present", "find_key")
 HOLD_FROM = ("reserve", "preempt", "arbitrate")
@@ -203,23 +384,50 @@ def holders(res):
     return spans
 
 
+def _event_text(r, failed) -> str:
+    """What one reservation event did, in words, keys by their last 6 hex digits."""
+    key, sa = _short(r.key), _short(r.sa_key)
+    if r.event == "conflict":
+        return "reservation conflict (%s)" % str(r.command).replace("RSVD_TUNNEL_", "").replace("_OPERATION", "")
+    if r.event == "unit_attention":
+        return "unit attention: " + str(r.sense).replace("UNIT_ATTENTION: ", "").lower()
+    if r.event == "register":
+        text = "register %s" % sa if sa and sa != "0" else "register"
+        text += " (was %s)" % key if key and key != "0" else ""
+    elif r.event == "preempt":
+        text = "preempt %s" % sa if sa else "preempt"
+    elif r.event == "move":
+        text = "move to %s" % sa if sa else "register and move"
+    elif r.event == "clear":
+        text = "clear"
+    else:
+        text = "%s %s" % (r.event, key) if key and key != "0" else str(r.event)
+    return text + ("" if not failed else " (%s)" % r.result)
+
+
 def reservation_figure(res, start=None, title="Persistent reservations", by_time=False):
-    """One panel per disk, one lane per host: who registered, reserved, preempted, released (with
+    """One panel per capture and disk, one lane per host: who registered, reserved, preempted, released (with
     the key, last digits), conflicts and PR unit attentions in red, reads as grey dots, and the
     reservation holder as a bar. The events are spaced evenly in their order (ticks: their frames);
     by_time=True places them by time instead."""
     plt = _plt()
     import matplotlib.lines as mlines
 
-    disks = res.disk.fillna("(unknown disk)").unique().tolist() or ["(no reservation events)"]
-    hosts_per = {d: sorted(res[res.disk.fillna("(unknown disk)") == d].host.fillna("?").unique().tolist())
-                 for d in disks}
-    fig, axes = plt.subplots(len(disks), 1, squeeze=False,
-                             figsize=(11, sum(1.3 + 0.75 * max(1, len(h)) for h in hosts_per.values())))
+    res = res.assign(disk=res.disk.fillna("(unknown disk)"), host=res.host.fillna("?"),
+                     capture=res.capture.fillna("") if "capture" in res else "")
+    res = res.sort_values(["capture", "time", "frame"] if by_time else ["capture", "frame"], kind="stable")
+    panels = list(dict.fromkeys(zip(res.capture, res.disk))) or [("", "(no reservation events)")]
+    several = res.capture.nunique() > 1
+    hosts_per = {p: sorted(res[(res.capture == p[0]) & (res.disk == p[1])].host.unique().tolist()) for p in panels}
+    heights = [0.9 + _lanes_inches(len(h)) for h in hosts_per.values()]
+    fig, axes = plt.subplots(len(panels), 1, squeeze=False, figsize=(11, sum(heights) + 0.9),
+                             gridspec_kw={"height_ratios": heights})
     start = res.time.min() if start is None and len(res) else start
-    for ax, disk in zip(axes[:, 0], disks):
-        d = res[res.disk.fillna("(unknown disk)") == disk]
-        hosts = hosts_per[disk]
+    seen = set()
+    drawn = []
+    for ax, (capture, disk) in zip(axes[:, 0], panels):
+        d = res[(res.capture == capture) & (res.disk == disk)]
+        hosts = hosts_per[(capture, disk)]
         lane = {h: i for i, h in enumerate(hosts)}
         if by_time:
             t = seconds(d.time, start)
@@ -229,42 +437,63 @@ def reservation_figure(res, start=None, title="Persistent reservations", by_time
             at = {}
             for time, x in zip(d.time, t):
                 at.setdefault(time, x)
+        bars = []
         for (_, host, key, t0, t1) in holders(d):
             x0, x1 = at[t0], at[t1]
             ax.plot([x0, x1], [lane[host]] * 2, color="tab:blue", alpha=0.25, linewidth=10, solid_capstyle="butt")
-            ax.annotate("holds %s" % _short(key), (x0, lane[host]), xytext=(0, -14), textcoords="offset points",
-                        fontsize=7, color="tab:blue")
+            bars.append((x0, x1, lane[host]))
+            seen.add("holder")
+        items, points = [], []
         for (x, r) in zip(t, d.itertuples()):
-            y = lane[r.host if isinstance(r.host, str) else "?"]
+            y = lane[r.host]
+            points.append((x, y))
             if r.event in READS:
                 ax.scatter([x], [y], marker=".", color="gray", s=30, zorder=3)
+                seen.add("read")
                 continue
             marker, colour = EVENT_STYLE.get(r.event, ("o", "black"))
+            seen.add(r.event if r.event in EVENT_STYLE else "other")
             failed = r.result not in ("GOOD", "S_OK") and r.event not in ("conflict", "unit_attention")
             ax.scatter([x], [y], marker=marker, s=90, color="white" if failed else colour, edgecolors=colour, zorder=3)
-            if r.event == "conflict":
-                text = "conflict (%s)" % r.command
-            elif r.event == "unit_attention":
-                text = str(r.sense).replace("UNIT_ATTENTION: ", "UA ").lower()
-            else:
-                keys = " ".join(k for k in (_short(r.key), _short(r.sa_key) and "→ " + _short(r.sa_key)) if k)
-                text = "%s %s%s" % (r.event, keys, "" if not failed else " (%s)" % r.result)
-            ax.annotate(text, (x, y), xytext=(3, 8), textcoords="offset points", fontsize=7, rotation=25,
-                        color="darkred" if r.event in ("conflict", "unit_attention") or failed else "black")
+            if failed:
+                seen.add("refused")
+            items.append((x, y, _event_text(r, failed),
+                          "darkred" if r.event in ("conflict", "unit_attention") or failed else "black"))
         ax.set_yticks(range(len(hosts)), hosts)
-        ax.set_ylim(-0.7, len(hosts) - 0.1 + 0.5)
-        ax.set_title("%s: %s" % (title, disk), fontsize=10)
+        ax.set_ylim(-0.5, max(1, len(hosts)) - 0.5)
+        name = "%s: %s" % (title, disk) + (" in %s" % capture if several and capture else "")
+        ax.set_title(name, fontsize=10)
         if by_time:
             ax.set_xlabel("seconds since the first reservation event")
+            _seconds_axis(ax, t)
         else:
-            ax.set_xticks(list(t), ["%d" % f for f in d.frame], fontsize=7)
-            ax.set_xlabel("frame (events in capture order)")
-            ax.set_xlim(-0.5, len(d) + 1)
-    handles = [mlines.Line2D([], [], marker=m, color=c, linestyle="", label=e) for e, (m, c) in EVENT_STYLE.items()]
-    handles.append(mlines.Line2D([], [], marker=".", color="gray", linestyle="", label="read (PR IN)"))
-    handles.append(mlines.Line2D([], [], color="tab:blue", alpha=0.25, linewidth=8, label="reservation holder"))
-    fig.legend(handles=handles, loc="lower center", ncol=7, fontsize=7, frameon=False)
-    fig.tight_layout(rect=(0, 0.1, 1, 1))
+            ax.set_xlabel("frame number (events evenly spaced in capture order)")
+            ax.set_xlim(-0.6, max(1, len(d)) - 0.4)
+        drawn.append((ax, d, t, items, points, bars))
+    if by_time and len(drawn) > 1:  # one time axis for every panel, to compare them
+        lo = min(ax.get_xlim()[0] for ax, *_ in drawn)
+        hi = max(ax.get_xlim()[1] for ax, *_ in drawn)
+        for ax, *_ in drawn:
+            ax.set_xlim(lo, hi)
+    handles = [mlines.Line2D([], [], marker=m, color=c, linestyle="", label=EVENT_NAMES.get(e, e))
+               for e, (m, c) in EVENT_STYLE.items() if e in seen]
+    if "read" in seen:
+        handles.append(mlines.Line2D([], [], marker=".", color="gray", linestyle="", label="PR IN read, or ClusPrep query"))
+    if "holder" in seen:
+        handles.append(mlines.Line2D([], [], color="tab:blue", alpha=0.25, linewidth=8, label="reservation held"))
+    if "refused" in seen:
+        handles.append(mlines.Line2D([], [], marker="o", color="tab:green", markerfacecolor="white", linestyle="",
+                                     label="refused (hollow; its result in brackets)"))
+    _legend_below(fig, handles, ncol=min(5, len(handles)),
+                  title="keys by their last 6 hex digits (…000001 is 0x…000001); 0: no key")
+    for ax, d, t, items, points, bars in drawn:
+        if not by_time:
+            _frame_ticks(ax, t, d.frame)
+        marks = [_obstacle(ax, x, y, 6) for x, y in points]
+        for x0, x1, y in bars:
+            a, b = _obstacle(ax, x0, y, 5), _obstacle(ax, x1, y, 5)
+            marks.append(a.union([a, b]))
+        _note_left_out(ax, _place_labels(ax, items, marks), "see the reservations table, or by_time=False")
     return fig
 
 
@@ -280,34 +509,45 @@ def swimlane_figure(cap, by_time=False):
     finding names (out of order, refused, not enforced...) ringed in orange with their frame, to
     look up in the findings table."""
     plt = _plt()
+    import matplotlib.lines as mlines
+
     calls = cap.clusprep_calls.sort_values("request_frame").reset_index(drop=True)
     calls["node"] = calls.conversation.str.extract(r"-> ([^ ]+?):\d+ ")[0].fillna("?")
-    calls["lane"] = calls.node + "  " + calls.interface.fillna("?")
+    calls["lane"] = calls.node + ": " + calls.interface.fillna("?")
     lanes = sorted(calls.lane.unique().tolist())
-    fig, ax = plt.subplots(figsize=(11, 1.6 + 0.8 * max(1, len(lanes))))
+    fig, ax = plt.subplots(figsize=(11, 1.9 + 0.95 * max(1, len(lanes))))
     index = {l: i for i, l in enumerate(lanes)}
     t = seconds(calls.time, capture_start(cap)) if by_time else pd_series(range(len(calls))).astype(float)
     y = calls.lane.map(index).astype(float)
     failed = (calls.fault_status.notna() | (calls.hresult.fillna(0) >= 0x80000000)).astype(bool)
-    ax.scatter(t[~failed], y[~failed], marker="|", s=250, color="tab:green", label="succeeded (or not readable)")
-    ax.scatter(t[failed], y[failed], marker="x", s=80, color="red", label="failed", zorder=3)
+    ax.scatter(t[~failed], y[~failed], marker="|", s=250, color="tab:green")
+    ax.scatter(t[failed], y[failed], marker="x", s=80, color="red", zorder=3)
     named = set()
     for frames in frames_of(cap.findings):
         named.update(frames)
     hit = calls.request_frame.isin(list(named)).astype(bool)
-    ax.scatter(t[hit], y[hit], marker="o", s=160, facecolors="none", edgecolors="tab:orange", linewidths=1.5,
-               label="named by a finding", zorder=4)
-    for i, (x, yy, frame) in enumerate(zip(t[hit], y[hit], calls.request_frame[hit])):
-        ax.annotate(str(int(frame)), (x, yy), xytext=(0, 10 if i % 2 else -16), textcoords="offset points",
-                    fontsize=6, ha="center", color="darkorange")
+    ax.scatter(t[hit], y[hit], marker="o", s=160, facecolors="none", edgecolors="tab:orange", linewidths=1.5, zorder=4)
     ax.set_yticks(range(len(lanes)), lanes)
-    ax.set_ylim(-0.6, len(lanes) - 0.4)
+    ax.set_ylim(-0.5, max(1, len(lanes)) - 0.5)
     if by_time:
+        _seconds_axis(ax, t)
         ax.set_xlabel("seconds since the capture's first event")
     else:
-        ax.set_xlabel("calls in capture order (orange: request frame of a call a finding names)")
+        ax.set_xlim(-0.6, max(1, len(t)) - 0.4)
+        ax.set_xlabel("ClusPrep calls, evenly spaced in capture order")
         ax.set_xticks([])
-    ax.set_title("ClusPrep calls per node and interface")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=3, fontsize=8, frameon=False)
-    fig.tight_layout()
+    where = _captures(calls)
+    ax.set_title("ClusPrep calls per node (the server called) and interface" + (" in %s" % where if where else ""),
+                 fontsize=10)
+    handles = [mlines.Line2D([], [], marker="|", markersize=12, color="tab:green", linestyle="",
+                             label="succeeded (or its result is not readable)"),
+               mlines.Line2D([], [], marker="x", color="red", linestyle="", label="failed: fault or failure HRESULT"),
+               mlines.Line2D([], [], marker="o", markersize=9, markerfacecolor="none", markeredgecolor="tab:orange",
+                             linestyle="", label="named by a finding, with its request frame")]
+    handles = [h for h, shown in zip(handles, (True, failed.any(), hit.any())) if shown]
+    _legend_below(fig, handles, ncol=len(handles))
+    items = [(x, yy, str(int(frame)), "darkorange") for x, yy, frame in zip(t[hit], y[hit], calls.request_frame[hit])]
+    marks = [_obstacle(ax, x, yy, 6.5 if h else 5) for x, yy, h in zip(t, y, hit)]
+    _note_left_out(ax, _place_labels(ax, items, marks, fontsize=7, leader_from=3),
+                   "see the findings table, or by_time=False")
     return fig

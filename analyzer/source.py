@@ -401,13 +401,39 @@ def columns(line: str, escaped: bool) -> Optional[List[str]]:
 def packets(path, display_filter: Optional[str] = None, tshark_path: Optional[str] = None, keys=None):
     """pyshark packets with both plugins loaded, for notebooks (slow: about 220 packets/s).
     keys: an analyzer.keys.Keys, to decrypt."""
-    import pyshark
-
+    capture = _file_capture()  # imports pyshark: without it, fails before tshark is looked for
     tshark = find_tshark(tshark_path)
     check_capture(Path(path), etl=False)  # pyshark hands the file to tshark as it is
-    return pyshark.FileCapture(str(path), display_filter=display_filter, tshark_path=_for_pyshark(tshark.path),
-                               custom_parameters=plugin_args() + ["--disable-protocol", "rsvd"]  # the built-in
-                               + (keys.args() if keys else []))  # mis-decodes (README)
+    return capture(str(path), display_filter=display_filter, tshark_path=_for_pyshark(tshark.path),
+                   custom_parameters=plugin_args() + ["--disable-protocol", "rsvd"]  # the built-in
+                   + (keys.args() if keys else []))  # mis-decodes (README)
+
+
+@functools.lru_cache(maxsize=None)
+def _file_capture():
+    """pyshark's FileCapture, except that a tshark which has read the whole file is waited for, not killed.
+
+    pyshark (0.6) kills its tshark once it has read the packets, even a tshark that has ended on
+    its own at the end of the file. The kill goes through subprocess.Popen.send_signal, which first
+    polls the process (waitpid); in a thread other than the main one (analyzer.notebook.packets_of
+    runs pyshark in a worker thread, for Jupyter) asyncio's ThreadedChildWatcher has a thread
+    blocked in waitpid on the same process, and when the poll reaps it first asyncio logs "Unknown
+    child process pid N, will report returncode 255". Waiting for the ended tshark lets asyncio
+    reap it alone, and its exit status is the real one."""
+    import asyncio
+
+    import pyshark
+
+    class FileCapture(pyshark.FileCapture):
+        async def _cleanup_subprocess(self, process):
+            if getattr(self, "_eof_reached", False) and process.returncode is None:
+                try:
+                    await asyncio.wait_for(process.wait(), 30)  # its output ended: it is exiting
+                except asyncio.TimeoutError:
+                    pass  # then pyshark kills it, as before
+            return await super()._cleanup_subprocess(process)
+
+    return FileCapture
 
 
 @functools.lru_cache(maxsize=None)

@@ -14,10 +14,15 @@ from analyzer import notebook as nb  # noqa: E402
 OUT = Path(__file__).resolve().parent.parent / "docs" / "reservation_timeline.png"
 
 
+def figure():
+    """The figure: rsvd_cluster_events's reservations, as the notebook draws them."""
+    cap = analyzer.load(samples.path("rsvd_cluster_events"))
+    return nb.reservation_figure(cap.reservations)
+
+
 def main(argv) -> int:
     out = Path(argv[1]) if len(argv) > 1 else OUT
-    cap = analyzer.load(samples.path("rsvd_cluster_events"))
-    fig = nb.reservation_figure(cap.reservations)
+    fig = figure()
     matplotlib.rcParams["svg.hashsalt"] = "readme"
     fig.savefig(out, dpi=100, metadata={"Software": None})
     print(out)
