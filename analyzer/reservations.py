@@ -264,6 +264,13 @@ class History:
                 d.more += 1
         self.tables.add("reservations", row)
 
+    def holder(self, source: str, disk: str) -> Tuple[Optional[str], str]:
+        """The holder's key and its host, as the disk's events so far make it (None: none known)."""
+        d = self.disks.get((source, disk))
+        if d is None or d.holder is None:
+            return None, ""
+        return d.holder, d.host_of(d.holder)
+
     def stories(self) -> List[dict]:
         """Per disk (disks that share a key joined), its events in time order: the report's story."""
         disks = [d for d in self.disks.values() if d.events]

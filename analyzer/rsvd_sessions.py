@@ -205,6 +205,7 @@ class Operation:
     request_size: int = 0  # bytes of the exported buffer (an IOCTL's first 160): enough to see a payload
     response_size: int = 0
     closed: Optional["Open"] = None  # the open the request named, when it came after that open's CLOSE
+    holder: Tuple[Optional[str], str] = (None, "")  # the disk's reservation holder (key, host) when answered
     stored: Optional["StoredError"] = None  # an SRB_STATUS: the error stored under its StatusKey at request time
     offset: Optional[int] = None  # a READ/WRITE's byte offset and length
     length: Optional[int] = None
@@ -569,6 +570,8 @@ class RsvdTracker:
             e = StoredError(o, key, frame, op.kind)
             self.stored[(o.id, key)] = e
             self.bus.emit("rsvd_stored_error", e, op)
+        if o is not None:
+            op.holder = self.history.holder("rsvd", (o.tree + "\\" if o.tree else "") + (o.name or ""))
         self.bus.emit("rsvd_response", op)
         self.tables.add("rsvd_operations", row)
         scsi = None

@@ -275,8 +275,13 @@ class ReservationConflict(Rule):
             what = str(op.request.Payload.Cdb.OperationCode)
         who = o.initiator if o else "stream %d" % op.stream
         holder = self.holder.get(o.disk) if o else None
+        if holder is None and op.holder[0]:  # no PR IN read it, but the PR OUT commands seen say who holds it
+            key, host = op.holder
+            holder = "%s (key 0x%016X, by the commands in the capture)" % (host, int(key, 16)) if host else (
+                "key 0x%016X (by the commands in the capture)" % int(key, 16))
         text = "%s by %s refused with a reservation conflict" % (what, who)
-        text += "; the reservation is held by %s" % holder if holder else "; no PR IN in the capture shows the holder"
+        text += "; the reservation is held by %s" % holder if holder else "; neither a PR IN nor the PR commands in " \
+            "the capture show the holder"
         self.report([op.request_frame, op.response_frame], text, op.subject)
 
     def track_holder(self, op: Operation):

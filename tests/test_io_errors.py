@@ -112,7 +112,7 @@ def test_rows_match_the_decoded_frames(rsvd_capture):
 
 def test_counts_agree_everywhere(rsvd_capture):
     """Per open, the sessions table's failed I/Os, conflicts, unit attentions and check conditions are
-    the io_errors rows of that open; the report and the JSON give the same total."""
+    the io_errors rows of that open; the report, the JSON and the findings give the same totals."""
     name, cap, _ = rsvd_capture
     t, s = cap.io_errors, cap.sessions
     for o in s.itertuples():
@@ -123,6 +123,10 @@ def test_counts_agree_everywhere(rsvd_capture):
         assert o.check_conditions == ((mine.scsi_status == "CHECK_CONDITION")
                                       & ~mine.kind.str.startswith("UNIT ATTENTION")).sum()
     assert sum(g["count"] for g in cap.result.io_errors) == len(t)
+    # the findings that report the same events count them the same
+    f = cap.findings
+    assert (f.rule == "rsvd.unit_attention").sum() == t.kind.str.startswith("UNIT ATTENTION").sum()
+    assert (f.rule == "rsvd.reservation_conflict").sum() == (t.kind == "RESERVATION CONFLICT").sum()
     keys = [a for k in samples.KEYS.get(name, {}).get("smb_keys", []) for a in ("--smb-key", k)]
     doc = json.loads(analyze("--format", "json", "--fail-on", "never", *keys, samples.path(name)).stdout)
     assert doc["captures"][0]["io_errors"] == len(t) == sum(g["count"] for g in doc["io_errors"])
