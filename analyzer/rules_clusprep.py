@@ -184,7 +184,7 @@ class ServerDiskRule(DiskRule):
 
 class DiskStateNotEnforced(ServerDiskRule):
     id, severity, spec = "clusprep.disk_state_not_enforced", "error", "MS-CSVP 3.2.4, 3.4.4"
-    title = "The node served a disk call it must refuse: the disk not owned by it, or not online"
+    title = "The node did not refuse as required a call on a disk it does not own or that is offline"
     advice = ("The node served a call needing ownership or online state the disk lacked; check the node's System "
               "event log for disk arbitration or online events and whether another tool touched the disk.")
     checks = ("C14", "C15")
@@ -348,7 +348,7 @@ class RawIoWithoutArbSectors(DiskRule):
 class PrepareStateNotEnforced(Rule):
     id, severity, spec = "clusprep.prepare_state_not_enforced", "error", "MS-CSVP 3.2.4, 3.4.4"
     side, checks = "server", ("C05", "C06", "C07")
-    title = "The node served a call too early in its preparation, or refused it when ready"
+    title = "The node did not refuse a call made too early in its preparation, or refused it when ready"
     advice = ("The node answered as if in another preparation stage (served too early, or refused when ready); check "
               "whether two validation sessions shared the node and the node's ClusPrep build.")
     needs_start = needs_stub = True
