@@ -4,18 +4,23 @@ they break, as text or JSON, with tables for pandas and spreadsheets.
 Exit codes: 0 when nothing at or above --fail-on was found, 1 when something was, 2 for a
 usage or input error (missing tshark, missing or unreadable file, not a capture, an --output
 folder that cannot be written). With several captures, one that cannot be read is named on
-stderr and the others are still reported (exit 2). Never a traceback.
+stderr and the others are still reported (exit 2). Stopped by a signal, the shell's 128 + its
+number: 130 for Ctrl-C (SIGINT), 143 for SIGTERM, 129 for SIGHUP. Never a traceback.
 """
 from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import importlib.metadata
 import os
 import shutil
+import signal
 import sys
 import tempfile
 from pathlib import Path
 from typing import List, Optional
+
+from dissectors import interrupt
 
 from . import stopping, work_folders
 from .findings import SEVERITIES
@@ -29,9 +34,18 @@ from .source import CaptureError, CommandError, find_tshark, installed_copy_note
 from .tables import Tables
 
 
+def version() -> str:
+    """This package's version, as installed (pyproject.toml's, through the package metadata)."""
+    try:
+        return importlib.metadata.version("msrsvd-clusprep")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout that was never installed
+        return "(not installed)"
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     ap = argparse.ArgumentParser(prog="analyze", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--version", action="version", version="%(prog)s (msrsvd-clusprep) " + version())
     ap.add_argument("captures", nargs="+", metavar="CAPTURE",
                     help="capture files (any format tshark reads); with --merge, also directories")
     ap.add_argument("--merge", action="store_true",
@@ -85,21 +99,16 @@ def main(argv: Optional[List[str]] = None) -> int:
         print("analyze: %s" % e, file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:  # Ctrl-C, SIGTERM, SIGHUP: folders gone, the home at exit
-        _say("analyze: %s" % ("stopped by %s" % e.name if isinstance(e, stopping.Stopped) else "interrupted"))
-        return 2
+        if isinstance(e, stopping.Stopped):
+            interrupt.say("analyze: stopped by %s" % e.name)
+            return interrupt.exit_code(e.signum)  # 130, 143, 129: the shell's 128 + the signal
+        interrupt.say("analyze: interrupted")
+        return interrupt.exit_code(signal.SIGINT)
     except Exception as e:  # noqa: BLE001 - never a traceback: one line, and the usage/input code
         print("analyze: internal error, please report it: %s: %s" % (type(e).__name__, e), file=sys.stderr)
         return 2
     finally:
         stopping.restore(previous)
-
-
-def _say(line: str) -> None:
-    """A line on stderr, which a closed terminal (SIGHUP) may no longer take."""
-    try:
-        print(line, file=sys.stderr)
-    except OSError:
-        pass
 
 
 def _output_dir(path: Optional[str]) -> Optional[Path]:

@@ -41,7 +41,7 @@ NO_SPEC = "(none: a fault, not a rule)"
 class PluginError(Rule):
     id, severity, spec = "analyzer.plugin_error", "error", NO_SPEC
     level, side = None, None
-    title = "A plugin caught a fault while dissecting a frame (please report it)"
+    title = "The Wireshark plugin failed to decode a frame (a bug: please report it)"
     advice = ("Open the frame in Wireshark with the plugins to see the error; reinstall them (python -m dissectors "
               "install) to match this analyzer, and report the frame if it persists.")
 
@@ -49,7 +49,7 @@ class PluginError(Rule):
 class AnalyzerError(Rule):
     id, severity, spec = "analyzer.internal_error", "error", NO_SPEC
     level, side = None, None
-    title = "The analyzer could not process a frame (please report it)"
+    title = "The analyzer failed on a frame (a bug: please report it)"
     advice = ("Report it with the message and a trimmed capture holding the frame; the rest was analyzed, but rules "
               "that needed that frame may have missed findings there.")
 

@@ -65,7 +65,7 @@ def hr(value: int) -> str:
 class PrepareNodeNotFirst(Rule):
     id, severity, spec = "clusprep.prepare_node_not_first", "error", "MS-CSVP 3.3.4.1, 3.5.4.1"
     checks = ("C08",)
-    title = "CprepPrepareNode comes first"
+    title = "The client called a storage method before preparing the node (CprepPrepareNode)"
     advice = ("The validation client skipped CprepPrepareNode on this object; check the client's validation log for "
               "an earlier failure or a reconnect to an object prepared before the capture.")
     needs_start = True
@@ -107,7 +107,7 @@ class PrepareNodeNotFirst(Rule):
 class Phase2Missing(Rule):
     id, severity, spec = "clusprep.phase2_missing", "error", "MS-CSVP 3.3.4.1, 3.5.4.1"
     checks = ("C09",)
-    title = "CprepPrepareNodePhase2 completes before other methods"
+    title = "The client called a storage method before the node's second preparation step completed"
     advice = ("Look for CprepPrepareNodePhase2 on this object: it failed or never came, so later calls hit an "
               "unprepared node; check the validation report's storage enumeration step for its error.")
     needs_start = True
@@ -129,7 +129,7 @@ class Phase2Missing(Rule):
 class Phase2BadArgument(Rule):
     id, severity, spec = "clusprep.phase2_bad_argument", "error", "MS-CSVP 3.2.4.4"
     checks = ("C10",)
-    title = "AttachDisksOnSystemBus is 1"
+    title = "The client passed AttachDisksOnSystemBus other than 1 to the second preparation step"
     advice = ("Check the validation tool's version: CprepPrepareNodePhase2 must pass AttachDisksOnSystemBus 1; any "
               "other value suggests a third-party or outdated validation client.")
     needs_stub = True
@@ -161,7 +161,7 @@ class DiskRule(Rule):
 class DiskNotAttached(DiskRule):
     id, severity, spec = "clusprep.disk_not_attached", "error", "MS-CSVP 3.3.4.2, 3.5.4.2"
     checks = ("C28",)
-    title = "CprepDiskAttach comes before the methods that need an attached disk"
+    title = "The client used a disk it had not attached (no CprepDiskAttach)"
     advice = ("Find the CprepDiskAttach for this disk: the client used the disk without one, or after its attach "
               "failed; check the validation log for that disk's attach error and the disk ID passed.")
 
@@ -184,8 +184,7 @@ class ServerDiskRule(DiskRule):
 
 class DiskStateNotEnforced(ServerDiskRule):
     id, severity, spec = "clusprep.disk_state_not_enforced", "error", "MS-CSVP 3.2.4, 3.4.4"
-    title = ("Methods that need the disk OwnedByThisServer or Online are refused with ERROR_INVALID_STATE when it "
-             "is not")
+    title = "The node did not refuse as required a call on a disk it does not own or that is offline"
     advice = ("The node served a call needing ownership or online state the disk lacked; check the node's System "
               "event log for disk arbitration or online events and whether another tool touched the disk.")
     checks = ("C14", "C15")
@@ -217,7 +216,7 @@ class DiskStateNotEnforced(ServerDiskRule):
 class DiskNotOnline(DiskRule):
     id, severity, spec = "clusprep.disk_not_online", "error", "MS-CSVP 3.3.4.4, 3.5.4.4"
     checks = ("C30",)
-    title = "CprepDiskOnline brings the disk online before partition and file-system methods"
+    title = "The client used a disk it had not brought online (CprepDiskOnline)"
     advice = ("The client used partitions or files on a disk it never brought online with CprepDiskOnline; check the "
               "validation log for that disk's online step failing or being skipped.")
     # 3.3.4.4 names CprepDiskOnline: CprepDiskSetOnline only starts the transition and returns no
@@ -235,7 +234,7 @@ class DiskNotOnline(DiskRule):
 class StopDefenseOrder(DiskRule):
     id, severity, spec = "clusprep.stop_defense_order", "error", "MS-CSVP 3.2.4.6, 3.3.4.6, 3.5.4.6"
     checks = ("C20",)
-    title = "CprepDiskPRArbitrate and CprepDiskOffline come before CprepDiskStopDefense, the disk not online"
+    title = "The client stopped defending a disk without arbitrating for it and taking it offline first"
     advice = ("Check this disk's calls in order: CprepDiskStopDefense needs an arbitrate and then an offline first; a "
               "missing offline usually follows an earlier failure in the disk failover test.")
 
@@ -257,9 +256,7 @@ class StopDefenseOrder(DiskRule):
 class PrSequence(DiskRule):
     id, severity, spec = "clusprep.pr_sequence", "warning", "MS-CSVP 3.3.4.6, 3.5.4.6"
     level, checks = "SHOULD", ("C33", "C34", "C35", "C36", "C37", "C38", "C39", "C40")
-    title = ("Persistent reservations in the order of 3.3.4.6 and 3.5.4.6: Register before UnRegister, Reserve and "
-             "FindKey3; Reserve before Preempt, Release and IsPRPresent3; Clear before the Register of a Reserve "
-             "sequence")
+    title = "The client issued persistent reservation (PR) calls out of order"
     advice = ("Read the disk's persistent-reservation calls in order (clear, register, reserve, preempt, release); a "
               "step out of order usually follows a failed call, so check the validation's SCSI-3 PR test.")
     # What each call needs, the call that gives it, and the inventory rule. Reserve, Preempt and Release
@@ -299,7 +296,7 @@ class PrSequence(DiskRule):
 class PartitionOutOfRange(DiskRule):
     id, severity, spec = "clusprep.partition_out_of_range", "warning", "MS-CSVP 3.3.4.4, 3.5.4.4"
     level, checks = "SHOULD", ("C31",)  # SHOULD NOT name a partition outside 1..MaxPartitionNumber
-    title = "Partitions are 1 to the MaxPartitionNumber CprepDiskOnline returned"
+    title = "The client named a partition number that the disk does not have"
     advice = ("Compare the partition number with the count CprepDiskOnline returned: the client named a partition the "
               "disk lacks; check whether the disk was repartitioned or the client used a stale layout.")
     needs_known = False  # judged against a CprepDiskOnline answer the capture holds
@@ -318,7 +315,7 @@ class PartitionOutOfRange(DiskRule):
 class FsAccessUnverified(DiskRule):
     id, severity, spec = "clusprep.fs_access_unverified", "warning", "MS-CSVP 3.3.4.5, 3.5.4.5"
     level, checks = "SHOULD", ("C32",)
-    title = "IsNtfs or GetFSName before file access on a partition"
+    title = "The client accessed files on a partition without first checking its file system"
     advice = ("The client read or wrote a test file without first checking the partition is NTFS; expect the file "
               "test to fail on a RAW or other-format disk, so check the disk's format on that node.")
 
@@ -331,7 +328,7 @@ class FsAccessUnverified(DiskRule):
 class RawIoWithoutArbSectors(DiskRule):
     id, severity, spec = "clusprep.raw_io_without_arb_sectors", "warning", "MS-CSVP 3.3.4.3, 3.5.4.3"
     level, checks = "SHOULD", ("C29",)
-    title = "CprepDiskGetArbSectors before raw sector I/O, on the sectors it returned"
+    title = "The client read or wrote raw sectors that CprepDiskGetArbSectors did not give it"
     advice = ("The client did raw sector I/O on sectors CprepDiskGetArbSectors did not hand out; check which sector "
               "was written, as it may hold real disk data, and whether the validation tool is current.")
 
@@ -351,8 +348,7 @@ class RawIoWithoutArbSectors(DiskRule):
 class PrepareStateNotEnforced(Rule):
     id, severity, spec = "clusprep.prepare_state_not_enforced", "error", "MS-CSVP 3.2.4, 3.4.4"
     side, checks = "server", ("C05", "C06", "C07")
-    title = ("CprepPrepareNode needs Prepare State Initial, CprepPrepareNodePhase2 Preparing, the rest Online: "
-             "otherwise ERROR_INVALID_SERVER_STATE")
+    title = "The node did not refuse a call made too early in its preparation, or refused it when ready"
     advice = ("The node answered as if in another preparation stage (served too early, or refused when ready); check "
               "whether two validation sessions shared the node and the node's ClusPrep build.")
     needs_start = needs_stub = True
@@ -378,8 +374,7 @@ class PrepareStateNotEnforced(Rule):
 class DiskCallRefused(ServerDiskRule):
     id, severity, spec = "clusprep.disk_call_refused", "error", "MS-CSVP 3.2.4, 3.4.4, 3.2.4.7, 3.2.4.14"
     checks = ("C11", "C21")
-    title = ("GetProps(3), GetUniqueIds(3) and Attach are served in any disk state; Attach on an attached disk and "
-             "Online on an online one return S_OK")
+    title = "The node refused a disk call it must always serve, or failed a repeated attach or online"
     advice = ("The node refused a disk call it must always serve (properties, IDs, attach) or failed a repeated "
               "attach or online; check the disk in Disk Management and the node's System event log.")
 
@@ -409,7 +404,7 @@ def unknown_disk(c: Call, d: DiskState):
 class UnknownDiskAnswer(ServerDiskRule):
     id, severity, spec = "clusprep.unknown_disk_answer", "warning", "MS-CSVP 3.2.4, 3.4.4"
     level, checks = "SHOULD", ("C12",)
-    title = "A CPREP_DISKID the server does not have is answered ERROR_FILE_NOT_FOUND (CprepDiskAttach: ERROR_NOT_FOUND)"
+    title = "The node answered a call on a disk it does not have with the wrong error code"
     advice = ("Low impact: the node answered an unknown disk ID with an unexpected code; check that the disk list did "
               "not change after enumeration (a LUN removed or a rescan during validation).")
     # Attach: 3.2.4's general text says ERROR_FILE_NOT_FOUND, its own table and <15> ERROR_NOT_FOUND: either.
@@ -425,7 +420,7 @@ class UnknownDiskAnswer(ServerDiskRule):
 class UnattachedDiskAnswer(ServerDiskRule):
     id, severity, spec = "clusprep.unattached_disk_answer", "warning", "MS-CSVP 3.2.4, 3.4.4"
     level, checks = "SHOULD", ("C13",)
-    title = "A method that needs an attached disk, on one not attached, is refused with the code 3.2.4 or 3.4.4 gives"
+    title = "The node did not refuse a call on an unattached disk with the expected error"
     advice = ("The node did not refuse a call on a disk no CprepDiskAttach attached; check whether the call really "
               "ran against the disk, and report the returned code with the node's Windows build.")
     # 3.2.4 says ERROR_INVALID_STATE, 3.4.4 (the same object's other interface) ERROR_FILE_NOT_FOUND,
@@ -446,8 +441,7 @@ class UnattachedDiskAnswer(ServerDiskRule):
 class PartitionAnswer(ServerDiskRule):
     id, severity, spec = "clusprep.partition_answer", "error", "MS-CSVP 3.2.4, 3.4.4"
     checks = ("C16", "C17")
-    title = ("A partition that maps to no volume is ERROR_FILE_NOT_FOUND; file access on a volume without a file "
-             "system is ERROR_UNRECOGNIZED_VOLUME")
+    title = "The node did not refuse a missing partition, or a volume with no file system, as required"
     advice = ("Check the disk's partitions and volumes on that node (Get-Partition, Get-Volume): it did not refuse a "
               "partition past the count or file access on a RAW volume; a stale volume mount is likely.")
     # Partition numbers: 3.3.4.4 gives the client 1 to MaxPartitionNumber (clusprep.partition_out_of_range
@@ -475,8 +469,7 @@ class PartitionAnswer(ServerDiskRule):
 class RawIoAnswer(Rule):
     id, severity, spec = "clusprep.raw_io_answer", "error", "MS-CSVP 3.2.4.1, 3.2.4.2"
     side, checks = "server", ("C18", "C19")
-    title = ("RawRead/RawWrite of more than 512 bytes fail with ERROR_READ_FAULT/ERROR_WRITE_FAULT; pcbDataRead is "
-             "cbData, pcbDataWritten 512 (0 on error)")
+    title = "The node misreported a raw sector read or write (over 512 bytes served, or wrong count)"
     advice = ("Compare cbData with the byte count returned: raw I/O moves one 512-byte sector, so a wrong count or an "
               "oversized transfer served points at the node's storage stack or a 4K-native disk.")
     needs_stub = True
@@ -506,8 +499,7 @@ class RawIoAnswer(Rule):
 class FileSystemAnswer(DiskRule):
     id, severity, spec = "clusprep.file_system_answer", "error", "MS-CSVP 3.2.4.20, 3.2.4.27"
     side, checks = "server", ("C22", "C25")
-    title = ("CprepDiskDiskPartitionIsNtfs says ERROR_WRONG_DISK exactly when CprepDiskGetFSName names another file "
-             "system; GetFSName's name is a NUL-terminated name (RAW for none)")
+    title = "The node reported a partition's file system inconsistently, or with an empty or bad name"
     advice = ("The node's NTFS check and file system name disagree for a partition, or the name is empty or "
               "unterminated; check the volume on that node (Get-Volume) and for a format or remount meanwhile.")
 
@@ -544,7 +536,7 @@ class FileSystemAnswer(DiskRule):
 class DiskQueryAnswer(DiskRule):
     id, severity, spec = "clusprep.disk_query_answer", "error", "MS-CSVP 3.2.4.22, 3.2.4.25"
     side, checks = "server", ("C23", "C24")
-    title = "CprepDiskIsPRPresent's Present is 0, 1 or 2; CprepDiskIsOnline is S_OK exactly when the disk is Online"
+    title = "The node misreported a disk's reservation-present value or online state"
     advice = ("Check the disk's real state on that node: the reservation-present value is out of range or the "
               "is-online answer contradicts earlier calls; look for another tool onlining or offlining the disk.")
     needs_known = False  # Present needs no history; IsOnline is judged only where c.disks_known
@@ -571,8 +563,7 @@ class DiskQueryAnswer(DiskRule):
 class BufferSizeAnswer(Rule):
     id, severity, spec = "clusprep.buffer_size_answer", "error", "MS-CSVP 3.2.4.13, 3.4.4.1"
     side, checks = "server", ("C26",)
-    title = ("GetUniqueIds fits its answer in cbData or says ERROR_INSUFFICIENT_BUFFER with the size needed; "
-             "GetUniqueIds3 without page 80h returns size 0 and NULL")
+    title = "The node misreported the size of a disk's device IDs against the client's buffer"
     advice = ("Compare the device ID answer's sizes with the client's buffer: the node overstated or misreported what "
               "it needed; read the disk's VPD pages 83h and 80h from that node.")
     needs_stub = True
@@ -606,7 +597,7 @@ class BufferSizeAnswer(Rule):
 class SharePathsInvalid(Rule):
     id, severity, spec = "clusprep.share_paths_invalid", "error", "MS-CSVP 3.4.4.5"
     side, checks = "server", ("C27",)
-    title = "CprepCreateNewSmbShares3 returns \\\\<IPv4 address> or \\\\[<IPv6 address>] paths"
+    title = "The node returned test share paths that are not \\\\<IP address>"
     advice = ("Check the test share paths the node returned: each must be \\\\ plus an IPv4 address or a bracketed "
               "IPv6 one; a host name or malformed address means the node builds them wrongly.")
     needs_stub = True
@@ -640,7 +631,7 @@ def share_path_ok(path: str) -> bool:
 class SharesNotCreated(Rule):
     id, severity, spec = "clusprep.shares_not_created", "warning", "MS-CSVP 3.5.4.7"
     level, checks = "SHOULD", ("C41",)
-    title = "CprepConnectToNewSmbShares3 is given paths a CprepCreateNewSmbShares3 returned"
+    title = "The client connected to test share paths that no node created in the capture"
     advice = ("Find the CprepCreateNewSmbShares3 on the other node that should have produced these paths; if it is "
               "outside the capture, capture both nodes, else the client passed stale paths.")
     needs_start = needs_stub = True
@@ -657,7 +648,7 @@ class SharesNotCreated(Rule):
 class DiskIdInvalid(Rule):
     id, severity, spec = "clusprep.disk_id_invalid", "error", "MS-CSVP 2.2.2"
     side, checks = "both", ("C56",)
-    title = "A CPREP_DISKID's DiskIdType is a CPREP_DISKID_ENUM value"
+    title = "A client or server sent a disk identifier (CPREP_DISKID) of unknown type"
     advice = ("Decode the CPREP_DISKID in the frame: its type is not signature, GUID, number or unknown; check the "
               "build of the side that sent it for a corrupt or mismatched interface definition.")
     needs_stub = True
@@ -681,8 +672,7 @@ GUID_NULL = "00000000-0000-0000-0000-000000000000"
 class DiskPropsInvalid(Rule):
     id, severity, spec = "clusprep.disk_props_invalid", "error", "MS-CSVP 2.2.5, 2.2.6"
     side, checks = "server", ("C57",)
-    title = ("DISK_PROPS(_EX) hold a valid StackType and SCSI address; DISK_PROPS_EX known bus types and flags, "
-             "and no pool name or pool id outside a pool")
+    title = "The node reported invalid disk properties (stack, SCSI address, bus type, flags, pool)"
     advice = ("Check the disk's properties on that node (Get-PhysicalDisk: bus type, SCSI address, storage pool): the "
               "node reported values outside the allowed set; a third-party storage driver is a likely cause.")
     needs_stub = True
@@ -731,7 +721,7 @@ class ObjectState(Rule):
 class NetworkNotInitialized(ObjectState):
     id, severity, spec = "clusprep.network_not_initialized", "error", "MS-CSVP 3.7.4"
     checks = ("C42",)  # 3.7.4 (the client): MUST; 3.6.4 (the server's view) says SHOULD
-    title = "InitializeNode before the other IClusterNetwork2 methods"
+    title = "The client used the network test interface before InitializeNode"
     advice = ("The client called network test methods before a successful InitializeNode on this object; check "
               "whether InitializeNode failed (see its answer) or ran on another object.")
     # 3.6.4: served whatever the state: GetIpConfigSerialized (3.6.4.3) and QueryFirewallConfiguration (3.6.4.9)
@@ -754,7 +744,7 @@ class NetworkNotInitialized(ObjectState):
 class FirewallNotInitialized(ObjectState):
     id, severity, spec = "clusprep.firewall_not_initialized", "error", "MS-CSVP 3.14.4"
     checks = ("C63",)
-    title = "InitializeAdapterConfiguration before GetNextAdapterFirewallConfiguration"
+    title = "The client asked for adapter firewall settings before InitializeAdapterConfiguration"
     advice = ("The client asked for adapter firewall settings before InitializeAdapterConfiguration succeeded on this "
               "object; check that call's answer and the validation log's network test.")
 
@@ -772,7 +762,7 @@ class FirewallNotInitialized(ObjectState):
 
 class FirewallIndexOutOfRange(ObjectState):
     id, severity, spec = "clusprep.firewall_index_out_of_range", "error", "MS-CSVP 3.14.4.2"
-    title = "An idx at or past cRetAdapters is answered E_INVALIDARG"
+    title = "The node did not refuse an adapter index past the adapter count it reported"
     advice = ("The node served an adapter index past the count it reported; check whether adapters were added or "
               "removed during validation and re-run the firewall check.")
     side, checks = "server", ("C65",)
@@ -794,7 +784,7 @@ class FirewallIndexOutOfRange(ObjectState):
 class SecretNotConfigured(Rule):
     id, severity, spec = "clusprep.secret_not_configured", "error", "MS-CSVP 3.10.4.1, 3.10.4.2"
     side, checks = "server", ("C61",)
-    title = "A server keeps the secret ConfigSvcSecret stored"
+    title = "The node lost the cluster secret it had stored (RetrieveSvcSecret found none)"
     advice = ("The node lost the cluster secret it had just stored; check the node's cluster configuration (ClusSvc, "
               "registry) and look for a reboot or node cleanup between the two calls.")
     # The secret belongs to the server and persists across activations and reboots (3.10.3, 3.10.4.1):
@@ -820,7 +810,7 @@ class SecretNotConfigured(Rule):
 
 class AddRoutesState(ObjectState):
     id, severity, spec = "clusprep.add_routes_state", "error", "MS-CSVP 3.6.4.6, 3.6.4.7, 3.6.4.8"
-    title = "Route Monitoring State decides the answers of ProcessAddRoutes, GetAddRoutesStatus and CancelAddRoutesRequest"
+    title = "The node answered a route-monitoring call as if monitoring were in the other state"
     advice = ("Follow the route-monitoring calls on this object (add, status, cancel): the node answered as if "
               "monitoring were in the other state; check for two validation runs sharing the node.")
     side, checks = "server", ("C50", "C51", "C52")
@@ -857,7 +847,7 @@ class AddRoutesState(ObjectState):
 class OpnumNotUsedOnWire(Rule):
     id, severity, spec = "clusprep.opnum_not_used_on_wire", "observation", "MS-CSVP 3.2.4, 3.6.4"
     level, side, checks = None, None, ("C04",)  # the method tables say "not used on the wire", no MUST
-    title = "Opnums the method tables reserve"
+    title = "A client called a method number (opnum) that the interface does not use"
     advice = ("Harmless if the node refused it; otherwise compare the client's and node's Windows builds: a newer "
               "validation tool may call a method the node does not have.")
     needs_bind = True  # the interface comes from the bind
@@ -875,7 +865,7 @@ class OpnumNotUsedOnWire(Rule):
 class InsufficientAuthLevel(Rule):
     id, severity, spec = "clusprep.insufficient_auth_level", "observation", "MS-CSVP 2.1"
     level, side = None, None  # the MUST binds the server, which must refuse (clusprep.low_auth_accepted)
-    title = "Binds and calls at RPC_C_AUTHN_LEVEL_PKT_PRIVACY"
+    title = "A client bound or called below packet privacy (RPC encryption, PKT_PRIVACY)"
     advice = ("No action if the node refused the calls; otherwise check the client's DCOM authentication level and "
               "whether the caller is a tool other than the cluster validation wizard.")
 
@@ -902,7 +892,7 @@ class InsufficientAuthLevel(Rule):
 class ServerRejectedState(Rule):
     id, severity, spec = "clusprep.server_rejected_state", "observation", "MS-CSVP 3.2.4, 3.4.4"
     level, side = None, None  # the server doing what its state requires
-    title = "The server refused a call for its state"
+    title = "The node refused a call because it or the disk was not ready for it"
     advice = ("Normal when a disk or node is not ready; read the calls just before it on the same object or disk to "
               "see which step (prepare, attach, arbitrate, online) failed or was skipped.")
     needs_stub = True
@@ -915,7 +905,7 @@ class ServerRejectedState(Rule):
 
 class Fault(Rule):
     id, severity, spec = "clusprep.fault", "error", "MS-CSVP 3.2.4, 3.4.4, 3.6.4, 3.8.4, 3.10.4, 3.12.4, 3.14.4, 3.16.4"
-    title = "A ClusPrep method that ended in a fault PDU (its methods MUST NOT throw exceptions)"
+    title = "A node's method failed with an RPC fault instead of returning an error code"
     advice = ("Read the fault status in the response: the node's method crashed or threw instead of returning an "
               "error; collect the node's Application event log and the cluster validation report.")
     side, checks = "server", ("C02",)
@@ -946,7 +936,7 @@ class Fault(Rule):
 class UnansweredCall(Rule):
     id, severity, spec = "clusprep.unanswered_call", "observation", "MS-RPCE 3.3.1.5"
     level, side = None, None  # a capture may end before the answer
-    title = "A call the capture never answers"
+    title = "A ClusPrep call has no answer in the capture"
     advice = ("Check whether the capture ended first; if not, the node is stuck in that method (often a disk online "
               "or arbitration), so check its System log and storage latency at that time.")
 
@@ -958,7 +948,7 @@ class UnansweredCall(Rule):
 class UnknownContext(Rule):
     id, severity, spec = "clusprep.unknown_context", "observation", "MS-RPCE 3.3.1.5.6"
     level, side = None, None  # the capture's gap, not a violation
-    title = "A call on a presentation context whose bind was not captured"
+    title = "A call whose bind is not in the capture: its interface and method are unknown"
     advice = ("Start the capture before validation begins, or merge the earlier capture file, so the bind is "
               "included; until then these calls cannot be decoded or judged.")
 
@@ -977,7 +967,7 @@ class UnknownContext(Rule):
 class StubMalformed(Rule):
     id, severity, spec = "clusprep.stub_malformed", "error", "MS-CSVP 6; MS-RPCE 2.2.5"
     side = "both"  # a request's stub is the client's, a response's the server's
-    title = "A stub that does not parse as its method's parameters"
+    title = "A call's parameters (its stub) could not be decoded as its method's"
     advice = ("Check the snaplen and lost TCP segments first; if the frame is whole, the sender marshalled parameters "
               "that do not match the method's definition, so compare client and node builds.")
     needs_stub = True

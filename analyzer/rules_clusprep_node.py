@@ -73,7 +73,7 @@ def address_problem(text) -> Optional[str]:
 class LowAuthAccepted(Rule):
     id, severity, spec = "clusprep.low_auth_accepted", "error", "MS-CSVP 2.1"
     side, checks = "server", ("C01",)
-    title = "Calls below RPC_C_AUTHN_LEVEL_PKT_PRIVACY are refused, never served"
+    title = "The node served a call below packet privacy (not encrypted), which it must refuse"
     advice = ("Security issue: the node served a call below packet privacy; check its DCOM and RPC hardening settings "
               "and patch level, and the authentication level the client asked for.")
     # The server MUST require packet privacy. A bind_ack alone does not break that (Windows acks the
@@ -99,7 +99,7 @@ class MalformedStubAccepted(Rule):
     id, severity = "clusprep.malformed_stub_accepted", "error"
     spec = "MS-CSVP 3.2.4, 3.4.4, 3.6.4, 3.8.4, 3.10.4, 3.12.4, 3.14.4, 3.16.4; MS-RPCE 3"
     side, checks = "server", ("C03",)
-    title = "A request stub that does not parse is rejected, not served"
+    title = "The node served a request whose parameters do not decode"
     advice = ("The node served a request whose parameters do not parse; confirm the frame is complete in the capture, "
               "then report the node's build: its RPC runtime should have rejected it.")
     needs_stub = True
@@ -125,8 +125,7 @@ class MalformedStubAccepted(Rule):
 class NetworkStateAnswer(Rule):
     id, severity, spec = "clusprep.network_state_answer", "warning", "MS-CSVP 3.6.4.2-3.6.4.5"
     level, side, checks = "SHOULD", "server", ("C44", "C45")
-    title = ("Initialization State decides SendRTMessage and CleanupNode; GetIpConfigSerialized and "
-             "QueryFirewallConfiguration are served in either")
+    title = "The node answered a network test call against its initialization state"
     advice = ("The node served or refused a network test call regardless of InitializeNode; check whether an "
               "InitializeNode succeeded on a connection the capture lacks, else report the node build.")
     needs_start, needs_stub = True, True
@@ -165,7 +164,7 @@ class NetworkStateAnswer(Rule):
 class BoundUdpPort(Rule):
     id, severity, spec = "clusprep.bound_udp_port", "error", "MS-CSVP 3.6.4.1"
     side, checks = "server", ("C46",)
-    title = "InitializeNode's BoundUDPPort is RequestUDPPort, or 3343 when that is 0"
+    title = "The node bound another UDP port than the one asked (or 3343 by default)"
     advice = ("Check the cluster UDP port on that node: it should bind the requested port, or 3343 by default; a "
               "different port suggests 3343 is taken by another service or blocked.")
     needs_stub = True
@@ -184,7 +183,7 @@ class BoundUdpPort(Rule):
 class SendRtMessageArguments(Rule):
     id, severity, spec = "clusprep.send_rt_message_arguments", "error", "MS-CSVP 3.6.4.2"
     checks = ("C47",)
-    title = "SendRTMessage: Timeout at most 1000 ms, AddressFamily AF_INET or AF_INET6, addresses of that family"
+    title = "The client sent a round-trip test with a bad timeout, address family or addresses"
     advice = ("Check the addresses and timeout the client passed: both addresses in the named family and a timeout of "
               "at most 1000 ms; an IPv4/IPv6 mix suggests a wrong adapter pairing.")
     needs_stub = True
@@ -211,7 +210,7 @@ class SendRtMessageArguments(Rule):
 class RoundTripTimeout(Rule):
     id, severity, spec = "clusprep.round_trip_timeout", "error", "MS-CSVP 3.6.4.2"
     side, checks = "server", ("C48",)
-    title = "SendRTMessage fails when no reply came within the 1000 ms Round-Trip Message Timer"
+    title = "The node answered success to a round-trip test whose reply took over 1000 ms"
     advice = ("The node reported success for a round trip slower than 1000 ms; check the latency between those two "
               "addresses, and treat that network test as failed whatever the report says.")
     needs_stub = True
@@ -229,7 +228,7 @@ class RoundTripTimeout(Rule):
 class IpConfigSize(Rule):
     id, severity, spec = "clusprep.ip_config_size", "error", "MS-CSVP 3.6.4.3"
     side, checks = "server", ("C49",)
-    title = "GetIpConfigSerialized's pcbOut is the size of Data"
+    title = "The node's IP configuration answer gives a wrong byte count (pcbOut)"
     advice = ("Compare the returned byte count with the adapter data actually sent: a mismatch points at the node's "
               "serializer; re-run the network validation and report it with the node build.")
     needs_stub = True
@@ -246,7 +245,7 @@ class IpConfigSize(Rule):
 class AddRoutesRequestMalformed(Rule):
     id, severity, spec = "clusprep.add_routes_request_malformed", "error", "MS-CSVP 2.2.18, 2.2.19"
     checks = ("C53",)
-    title = "ProcessAddRoutes: indices unique across the request, addresses IPv4 dotted decimal or IPv6"
+    title = "The client sent a route list with repeated indices or bad IP addresses"
     advice = ("Check the route list the client sent: repeated route indices, or addresses not in dotted decimal or "
               "IPv6 text; look at the cluster network configuration the tool read.")
     needs_stub = True
@@ -284,7 +283,7 @@ class AddRoutesRequestMalformed(Rule):
 class AdapterListMalformed(Rule):
     id, severity, spec = "clusprep.adapter_list_malformed", "error", "MS-CSVP 2.2.11-2.2.13, 2.2.16-2.2.17"
     side, checks = "server", ("C54", "C55")
-    title = "GetIpConfigSerialized's Data is a valid ADAPTERLIST2 (or ADAPTERLIST)"
+    title = "The node returned an adapter list with invalid fields (names, MAC, flags, addresses)"
     advice = ("Check the adapters on that node (ipconfig /all): the returned list has bad names, MAC format, flags or "
               "address families; a virtual or teamed adapter is a likely source.")
     needs_stub = True
@@ -409,7 +408,7 @@ def _is_uuid(text: str) -> bool:
 class CleanupFlags(Rule):
     id, severity, spec = "clusprep.cleanup_flags", "error", "MS-CSVP 3.8.4.1"
     checks = ("C58",)
-    title = "CleanUpEvictedNode Flags are CLUSTERCLEANUP_* values"
+    title = "The client passed undefined flags to the cleanup of an evicted node"
     advice = ("Check the tool that cleaned up the evicted node: it passed cleanup flags beyond stop, don't-stop and "
               "don't-wait; the node may ignore or reject the unknown bits.")
     needs_stub = True
@@ -427,7 +426,7 @@ class CleanupFlags(Rule):
 class CleanupTimeout(Rule):
     id, severity, spec = "clusprep.cleanup_timeout", "error", "MS-CSVP 3.8.4.1"
     side, checks = "server", ("C59",)
-    title = "CleanUpEvictedNode completes by TimeOut, with WAIT_TIMEOUT when DelayBeforeCleanup exceeds it"
+    title = "The node answered an evicted node's cleanup as done though its delay exceeded the timeout"
     advice = ("The node reported cleanup success although its delay exceeded the timeout; verify cleanup really "
               "finished (cluster service stopped, cluster configuration removed) before reusing it.")
     needs_stub = True
@@ -477,7 +476,7 @@ def log_path_problem(path) -> Optional[str]:
 class LogPathNotUnc(Rule):
     id, severity, spec = "clusprep.log_path_not_unc", "error", "MS-CSVP 3.12.4.1, 3.12.4.2"
     side, checks = "server", ("C62",)
-    title = "LogFilePath is <share>\\<file>, a valid UNC path once \\\\<server>\\ is put before it"
+    title = "The node returned a cluster log path that is not a share\\file path"
     advice = ("Check the log path the node returned: it must be share\\file, reachable as \\\\node\\share\\file; a "
               "local drive path or a bad name means the client cannot fetch the cluster log.")
     needs_stub = True
@@ -498,7 +497,7 @@ class FirewallUninitializedAnswer(Rule):
     side, checks = "server", ("C64",)
     # The method's return table is the only statement: E_UNEXPECTED means "InitializeAdapterConfiguration
     # has not yet been called". Read as binding, as the idx rule next to it is.
-    title = "GetNextAdapterFirewallConfiguration before InitializeAdapterConfiguration is answered E_UNEXPECTED"
+    title = "The node did not refuse an adapter firewall query made before initialization"
     advice = ("The node answered an adapter firewall query made before any initialize call with something other than "
               "E_UNEXPECTED; check whether it returned stale data from another session.")
     needs_start, needs_stub = True, True
@@ -527,7 +526,7 @@ class FirewallUninitializedAnswer(Rule):
 class FirewallProfileInvalid(Rule):
     id, severity, spec = "clusprep.firewall_profile_invalid", "error", "MS-CSVP 3.14.4.2, 2.2.15"
     side, checks = "server", ("C66",)
-    title = "adapterProfile is a CLUSTER_NETWORK_PROFILE value"
+    title = "The node reported an unknown network profile for an adapter (not public, private, domain)"
     advice = ("Check the adapter's network profile on that node (Get-NetConnectionProfile): the answer is not public, "
               "private or domain; an adapter on an unidentified network is a likely cause.")
     needs_stub = True
@@ -594,7 +593,7 @@ def updates_problems(count: int, text) -> List[str]:
 class UpdatesMalformed(Rule):
     id, severity, spec = "clusprep.updates_malformed", "error", "MS-CSVP 3.16.4.1"
     side, checks = "server", ("C67",)
-    title = 'GetUpdates: UpdateCount is the number of <update> elements of <updates version="1.0">'
+    title = "The node's list of installed updates is malformed or its count is wrong"
     advice = ("Check the installed updates on that node (Get-HotFix, Windows Update history): the update count does "
               "not match the XML, or entries are missing fields; compare the node's builds.")
     needs_stub = True

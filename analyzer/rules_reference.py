@@ -58,7 +58,7 @@ def render() -> str:
         "",
         "## The analyzer's rules",
         "",
-        "| Rule | Severity | Side | Sections | Checks | What it checks | Needs |",
+        "| Rule | Severity | Side | Sections | Checks | What it reports | Needs |",
         "|---|---|---|---|---|---|---|",
     ]
     for cls in RULE_CLASSES:

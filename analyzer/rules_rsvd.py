@@ -26,7 +26,7 @@ def dialect_text(d: int) -> str:
 class DialectBelow302(Rule):
     id, severity, spec = "rsvd.dialect_below_302", "observation", "MS-RSVD 2.1; MS-VSOD 3.2.1.1"
     level, side = None, None  # 2.1 describes the transport ("uses the SMB 3.02 dialect"); no MUST
-    title = "An RSVD open on a connection below SMB 3.0.2, the dialect RSVD uses"
+    title = "A shared-disk open on a connection that negotiated SMB older than 3.0.2"
     advice = ("Look at this connection's NEGOTIATE: shared VHDX needs SMB 3.02 or later, so check the file server's "
               "Windows version and any policy capping the SMB dialect; act only if the open fails.")
     needs_create = True
@@ -42,7 +42,7 @@ class DialectBelow302(Rule):
 class OpenNameSuffix(Rule):
     id, severity, spec = "rsvd.open_name_suffix", "error", "MS-RSVD 3.1.4.2"
     checks = ("R14",)
-    title = "The open context goes with a name ending in :SharedVirtualDisk"
+    title = "The client opened a shared disk by a name without the :SharedVirtualDisk suffix"
     advice = ("Check how the client builds the file name: a CREATE carrying the shared-disk open context must name "
               "the .vhdx with :SharedVirtualDisk appended; an app passing the bare path is the usual cause.")
     needs_create = True
@@ -55,7 +55,7 @@ class OpenNameSuffix(Rule):
 
 class OpenContextInvalid(Rule):
     id, severity, spec = "rsvd.open_context_invalid", "error", "MS-RSVD 2.2.5.2, 3.1.4.2"
-    title = "SVHDX_OPEN_DEVICE_CONTEXT as the client must fill it"
+    title = "The client sent a shared-disk open with bad fields (version, initiator, flags, host name)"
     advice = ("Decode the CREATE's SVHDX_OPEN_DEVICE_CONTEXT in Wireshark and compare Version, HasInitiatorId with "
               "InitiatorId, OriginatorFlags (1) and the host name length with what the client should send.")
     checks = ("R06", "R10", "R11", "R12")
@@ -93,7 +93,7 @@ class OpenMissingNoIntermediateBuffering(Rule):
     id, severity = "rsvd.open_missing_no_intermediate_buffering", "observation"
     level, side = None, None  # the MUST binds the server's answer to its writes (R34)
     spec = "MS-VSOD 3.2.1.1 step 9; MS-RSVD 3.2.5.4 (newer revision)"
-    title = "A shared-disk open asks for FILE_NO_INTERMEDIATE_BUFFERING"
+    title = "A shared-disk open did not ask for unbuffered I/O (FILE_NO_INTERMEDIATE_BUFFERING)"
     advice = ("Check the shared-disk CREATE's CreateOptions: without FILE_NO_INTERMEDIATE_BUFFERING a newer file "
               "server fails every WRITE with STATUS_NOT_SUPPORTED; act only if writes fail.")
     needs_create = True
@@ -111,7 +111,7 @@ MAX_PENDING = 65536  # operations in flight counted (a capture of requests never
 class RequestIdNotMonotonic(Rule):
     id, severity, spec = "rsvd.request_id_not_monotonic", "error", "MS-RSVD 3.1.4.1, 2.2.5.1"
     checks = ("R04", "R05")
-    title = "RequestId: unique per client, and +1 per tunnel operation (judged tolerant of reordering)"
+    title = "The client reused, skipped or reset its request counter (RequestId)"
     advice = ("Make sure the capture covers every SMB channel (NIC) of the client; if it does, a reused or skipped "
               "RequestId points at the client's request counter, e.g. one reset on reconnect.")
     # MS-RSVD 2.2.4.1: unique "for all requests sent by this client"; 3.1.4.1: the client MUST increment
@@ -174,7 +174,7 @@ class RequestIdNotMonotonic(Rule):
 class ScsiBeforeDiskInfo(Rule):
     id, severity, spec = "rsvd.scsi_before_disk_info", "observation", "MS-VSOD 3.2.2 step 2"
     level, side = None, None  # MS-VSOD describes the use case ("has to first retrieve"); no MUST
-    title = "Disk information is queried before the first SCSI command"
+    title = "A client sent SCSI commands before asking for the disk's file or disk info"
     advice = ("No action needed unless the client misreads the disk: it sent SCSI commands before asking for file or "
               "disk info on this handle; if so, check whether it reused info cached from an earlier open.")
     needs_create = True  # the open's whole life, from its CREATE
@@ -189,7 +189,7 @@ class ScsiBeforeDiskInfo(Rule):
 class SenseNotRetrieved(Rule):
     id, severity, spec = "rsvd.sense_not_retrieved", "error", "MS-RSVD 3.1.5.3, 3.1.5.4"
     checks = ("R28", "R29")
-    title = "A stored error is fetched with SRB_STATUS"
+    title = "The client closed the disk without fetching a stored I/O error's sense data"
     advice = ("Find the READ or WRITE that failed with a stored error: the client closed the handle without an "
               "SRB_STATUS request for that key, so the SCSI sense data was lost; check the client's error path.")
     CHECK = {"SMB2_READ": ("R28", "MS-RSVD 3.1.5.3"), "SMB2_WRITE": ("R29", "MS-RSVD 3.1.5.4")}
@@ -222,7 +222,7 @@ class SenseNotRetrieved(Rule):
 class SenseKeyUnknown(Rule):
     id, severity, spec = "rsvd.sense_key_unknown", "error", "MS-RSVD 2.2.5.7, 3.1.5.3, 3.1.5.4"
     checks = ("R22",)
-    title = "SRB_STATUS asks for a key an error of the open was stored under"
+    title = "The client asked for a stored error (SRB_STATUS) under a key never stored on this open"
     advice = ("Match the SRB_STATUS StatusKey with the low byte of an earlier STATUS_SVHDX_ERROR_STORED on the same "
               "handle; a mismatch means the client took the key from another handle or a stale error.")
     needs_create = True  # a key may have been stored before the capture started
@@ -238,7 +238,7 @@ class SenseKeyUnknown(Rule):
 class ReservationConflict(Rule):
     id, severity, spec = "rsvd.reservation_conflict", "observation", "MS-RSVD 3.2.5.4"
     level, side = None, None  # the server doing what the reservation asks
-    title = "An operation refused by another initiator's persistent reservation"
+    title = "A command was refused: another initiator holds the disk's persistent reservation (PR)"
     advice = ("Expected while another initiator (node or VM) holds the disk's persistent reservation; read it with "
               "PERSISTENT RESERVE IN, and act only if this initiator should own the disk.")
 
@@ -303,7 +303,7 @@ class ReservationConflict(Rule):
 class UnitAttention(Rule):
     id, severity, spec = "rsvd.unit_attention", "observation", "MS-RSVD 2.2.3"
     level, side = None, None
-    title = "The disk reports a unit attention"
+    title = "The disk told an initiator that its state changed (SCSI unit attention)"
     advice = ("Usually harmless: look for a reservation preempt or release, a resize or a failover by another "
               "initiator just before; act only if the same unit attention repeats on every command.")
 
@@ -322,7 +322,7 @@ class UnitAttention(Rule):
 class VersionMismatch(Rule):
     id, severity, spec = "rsvd.version_mismatch", "error", "MS-RSVD 2.2.5.1"
     checks = ("R02",)
-    title = "An OperationCode the server does not know"
+    title = "The client sent a tunnel operation code that the protocol does not define"
     advice = ("Check which tunnel OperationCode the client sent: one from a newer RSVD version than the file server "
               "supports, or a corrupt request buffer; compare the client's and server's Windows builds.")
 
@@ -334,7 +334,7 @@ class VersionMismatch(Rule):
 
 class VersionMismatchAnswer(Rule):
     id, severity, spec = "rsvd.version_mismatch_answer", "error", "MS-RSVD 3.2.5.5"
-    title = "STATUS_SVHDX_VERSION_MISMATCH answers an unknown OperationCode, and only that"
+    title = "The server answered version mismatch to a known operation, or not to an unknown one"
     advice = ("Check the file server's RSVD version and patch level: it must answer STATUS_SVHDX_VERSION_MISMATCH to "
               "an operation code it does not support, and never to one it does.")
     side, checks = "server", ("R37",)
@@ -352,7 +352,7 @@ class VersionMismatchAnswer(Rule):
 class ScsiRequestMalformed(Rule):
     id, severity, spec = "rsvd.scsi_request_malformed", "error", "MS-RSVD 2.2.5.11, 3.1.4.9"
     checks = ("R24", "R25", "R26")
-    title = "SVHDX_TUNNEL_SCSI_REQUEST lengths"
+    title = "The client sent a SCSI request with wrong lengths (request, command block (CDB) or sense)"
     advice = ("Inspect the SCSI tunnel request: Length must be 36, CdbLength at most 16, SenseInfoExLength at most "
               "20; a wrong Length is the client's bug, oversized CDB or sense lengths come from the guest.")
 
@@ -374,7 +374,7 @@ class ScsiRequestMalformed(Rule):
 class MessageMalformed(Rule):
     id, severity, spec = "rsvd.message_malformed", "error", "MS-RSVD 2.2.5"
     side = "both"  # a request's fault is the client's, a response's the server's
-    title = "An RSVD message that does not parse"
+    title = "A shared-disk (RSVD) message could not be decoded"
     advice = ("Open the frame in Wireshark and compare the RSVD buffer with its declared lengths; check the capture's "
               "snaplen and lost segments first, then the build of the side that sent it.")
 
@@ -390,7 +390,7 @@ class MessageMalformed(Rule):
 
 class ResponseMismatch(Rule):
     id, severity, spec = "rsvd.response_mismatch", "error", "MS-RSVD 3.2.5.5.1-3.2.5.5.6"
-    title = "The server answers with its request's OperationCode and RequestId"
+    title = "The server answered with another request's RequestId or operation code"
     advice = ("Pair request and response by SMB2 MessageId and compare their tunnel headers: another RequestId or "
               "OperationCode means the file server answered from the wrong request; report both frames.")
     side, checks = "server", ("R38", "R39")
@@ -410,7 +410,7 @@ class ResponseMismatch(Rule):
 class UnansweredRequest(Rule):
     id, severity, spec = "rsvd.unanswered_request", "observation", "MS-RSVD 3.2.5.5.1-3.2.5.5.6"
     level, side = None, None  # the server MUST answer, but a capture may simply end first
-    title = "A request the capture never answers"
+    title = "A shared-disk request has no answer in the capture"
     advice = ("Check whether the capture ended or dropped packets first; if it kept running, look on the file server "
               "for I/O hung on that disk (storage latency, a stalled volume) at that time.")
 
@@ -422,7 +422,7 @@ class UnansweredRequest(Rule):
 class OperationAfterClose(Rule):
     id, severity, spec = "rsvd.operation_after_close", "observation", "MS-RSVD 3.2.5.3-3.2.5.5"
     level, side = None, None  # no MUST binds the client; the server's answer is judged by closed_open_served
-    title = "An operation on an open after its CLOSE"
+    title = "A client sent a request on a shared-disk handle it had already closed"
     advice = ("The client reused a FileId after closing it; no action if the server refused it, otherwise look for a "
               "reopen or durable-handle reconnect the capture missed and check the client's handle cache.")
 
@@ -488,7 +488,7 @@ def payload_of(value) -> Optional[dict]:
 class ReservedNotZero(Rule):
     id, severity, spec = "rsvd.reserved_not_zero", "error", "MS-RSVD 2.1"
     side, checks = "both", ("R01", "R08")
-    title = "Reserved fields are sent as zero (both sides; Windows' VALIDATE_DISK Reserved too, not its alignment padding)"
+    title = "A client or server sent nonzero bytes in fields reserved as zero"
     advice = ("Note which side sent the nonzero reserved bytes: most often an uninitialised buffer in that side's "
               "driver; the receiver ignores them today, so report it to that side's vendor.")
     # 2.1: "Unless otherwise noted, fields marked as Reserved MUST be set to 0 when being sent". Fields
@@ -545,7 +545,7 @@ class ReservedNotZero(Rule):
 class ReservedShouldBeZero(Rule):
     id, severity, spec = "rsvd.reserved_should_be_zero", "warning", "MS-RSVD 2.2.5.2, 2.2.5.11"
     level, checks = "SHOULD", ("R09", "R27")
-    title = "Fields the client SHOULD zero: the open context's Flags, the SCSI request's Reserved1 and Reserved3"
+    title = "The client left spare fields nonzero (the open's Flags, the SCSI request's reserved bytes)"
     advice = ("Low priority: the client left the open context's Flags or the SCSI request's spare bytes nonzero; "
               "check whether it passes application flags through, and tell the client's vendor.")
     # 2.2.5.11 notes otherwise than 2.1 for Reserved1 and Reserved3 ("SHOULD be set to zero"), so they
@@ -568,8 +568,7 @@ class ReservedShouldBeZero(Rule):
 class RequestNotZeroed(Rule):
     id, severity, spec = "rsvd.request_not_zeroed", "error", "MS-RSVD 3.1.4.6-3.1.4.10, 3.1.5.3-3.1.5.4"
     checks = ("R03", "R19", "R20", "R21", "R23")
-    title = ("Request fields the client zeroes (header Status, FILE_INFO, SRB_STATUS, DISK_INFO) and "
-             "payloads it leaves out (CHECK_CONNECTION, VALIDATE_DISK, shared-disk support)")
+    title = "The client filled request fields it must leave zero, or sent a payload where none belongs"
     advice = ("Check the client's request buffers: output-only fields (status, sizes, sense data) must go out as zero "
               "and header-only requests carry no payload; a reused buffer is the likely cause.")
     # The header's Status and the FILE_INFO request's fields are "SHOULD" in 2.2.5.1 and 2.2.5.3 but
@@ -622,8 +621,7 @@ class RequestNotZeroed(Rule):
 class OpenRequestIncomplete(Rule):
     id, severity, spec = "rsvd.open_request_incomplete", "error", "MS-RSVD 3.1.4.2"
     checks = ("R16", "R17")
-    title = ("A :SharedVirtualDisk CREATE carries SVHDX_OPEN_DEVICE_CONTEXT; the EAs of 3.1.4.2 it carries have "
-             "Flags 0 and the InitiatorId as value")
+    title = "A :SharedVirtualDisk open without the shared-disk context, or with bad extended attributes"
     advice = ("Check the :SharedVirtualDisk CREATE: it needs the shared-disk open context, and any "
               "ClusteredApplicationInstance or ApplicationTrafficType EA must hold the InitiatorId with Flags 0.")
     # 3.1.4.2 hands the EAs to the SMB2 client's interface (MS-SMB2 3.2.4.30), which is not the wire:
@@ -670,7 +668,7 @@ class OpenRequestIncomplete(Rule):
 class TunnelNotSync(Rule):
     id, severity, spec = "rsvd.tunnel_not_sync", "error", "MS-RSVD 3.1.4.6-3.1.4.10"
     checks = ("R18",)
-    title = "A v1 open's tunnel operations use FSCTL_SVHDX_SYNC_TUNNEL_REQUEST (a v2 open may use the async one)"
+    title = "The client used the asynchronous tunnel on a version 1 open (only version 2 opens may)"
     advice = ("Check the open context's Version: an open made as version 1 must use the synchronous tunnel FSCTL, so "
               "an async one means the client mixes protocol versions; check its RSVD driver build.")
     # The seed's 3.1.4.6-10 name FSCTL_SVHDX_SYNC_TUNNEL_REQUEST. FSCTL_SVHDX_ASYNC_TUNNEL_REQUEST
@@ -693,8 +691,7 @@ class TunnelNotSync(Rule):
 class CreateNotRefused(Rule):
     id, severity, spec = "rsvd.create_not_refused", "error", "MS-RSVD 3.2.5.1"
     side, checks = "server", ("R07", "R13", "R15")
-    title = ("A CREATE whose open context or name the server must refuse (STATUS_INVALID_PARAMETER) "
-             "succeeds; another failure is accepted")
+    title = "The server accepted a shared-disk open it must refuse (bad name, version or initiator)"
     advice = ("The file server accepted a shared-disk open it must reject (bad name suffix, Version or "
               "HasInitiatorId); check its shared VHDX support and patch level, and the client that built the CREATE.")
     needs_create = True
@@ -725,7 +722,7 @@ class CreateNotRefused(Rule):
 class ClosedOpenServed(Rule):
     id, severity, spec = "rsvd.closed_open_served", "error", "MS-RSVD 3.2.5.3, 3.2.5.4, 3.2.5.5"
     side, checks = "server", ("R30", "R31", "R36")
-    title = "A READ, WRITE or tunnel operation on an open after its CLOSE succeeds (any failure is accepted)"
+    title = "The server served a READ, WRITE or tunnel operation on a handle already closed"
     advice = ("Check the server's handle bookkeeping: the client used a FileId after its CLOSE succeeded; look for a "
               "reconnect (durable handle) that should have reopened it, else report the server build.")
     # 3.2.5.3-5 fail it with STATUS_INVALID_PARAMETER when no Open is found; MS-SMB2 (3.3.5.x) fails a
@@ -753,8 +750,7 @@ class ClosedOpenServed(Rule):
 class StoredKeySequence(Rule):
     id, severity, spec = "rsvd.stored_key_sequence", "error", "MS-RSVD 3.2.5.3, 3.2.5.4"
     side, checks = "server", ("R32",)
-    title = ("STATUS_SVHDX_ERROR_STORED keys follow the open's SenseErrorSequence: 1, 2, ..., 0xFF, 0x00, ... "
-             "(judged tolerant of answers out of order)")
+    title = "The server numbered stored I/O errors out of sequence (a key repeated or skipped)"
     advice = ("List this handle's STATUS_SVHDX_ERROR_STORED answers in order: keys count up by one per failure, so a "
               "repeat or gap means the server lost an error or a failing request is missing from the capture.")
     # Open.SenseErrorSequence starts at 0 (3.2.5.1) and each stored error increments it (0xFF wraps to
@@ -829,8 +825,7 @@ class StoredKeySequence(Rule):
 class WriteAnswer(Rule):
     id, severity, spec = "rsvd.write_answer", "error", "MS-RSVD 3.2.5.4"
     side, checks = "server", ("R33", "R34")
-    title = ("An SMB2 WRITE answered as the open and the disk require: not served under another initiator's "
-             "exclusive reservation; STATUS_NOT_SUPPORTED without FILE_NO_INTERMEDIATE_BUFFERING (a newer server)")
+    title = "The server did not refuse a WRITE as required (disk reserved by another, or buffered open)"
     advice = ("Run PERSISTENT RESERVE IN to see who holds the disk: a WRITE served under another node's exclusive "
               "reservation risks corruption; if the finding is about buffering, check the CREATE's CreateOptions.")
     needs_create = True
@@ -960,8 +955,7 @@ class WriteAnswer(Rule):
 class SenseKeyAnswer(Rule):
     id, severity, spec = "rsvd.sense_key_answer", "error", "MS-RSVD 3.2.5.5.3"
     side, checks = "server", ("R44",)
-    title = ("SRB_STATUS answered by what the open stored: success for a stored key, "
-             "STATUS_SVHDX_ERROR_NOT_AVAILABLE for one never stored")
+    title = "The server answered a request for a stored error (SRB_STATUS) with the wrong status"
     advice = ("Compare the SRB_STATUS answer with the earlier stored error on this handle: a stored key must return "
               "its sense data, a never-stored one STATUS_SVHDX_ERROR_NOT_AVAILABLE; check the server's build.")
     # A key "never stored" is known only for an open whose CREATE is in the capture; for an open made
@@ -994,7 +988,7 @@ class ResponseInvalid(Rule):
     id, severity, spec = "rsvd.response_invalid", "error", "MS-RSVD 3.2.5.5.1-3.2.5.6"
     side = "server"
     checks = ("R40", "R41", "R42", "R45", "R46", "R47", "R48", "R49", "R50")
-    title = "A tunnel or shared-disk-support answer whose fields are not what its section requires"
+    title = "The server's answer to a tunnel operation or support query has wrong fields or status"
     advice = ("Open the answer in Wireshark and compare the fields the finding names (sizes, flags, versions, payload "
               "after a failure) with the request; check the file server build and any filter rewriting it.")
     # Windows layouts are accepted where dissectors/definitions/rsvd.py declares them: ServerVersion 2 (an RSVD v2

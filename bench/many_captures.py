@@ -20,6 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
+sys.path.insert(0, str(ROOT))
 
 
 def captures():
@@ -54,4 +55,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from dissectors import interrupt  # noqa: E402
+
+    sys.exit(interrupt.run(main, "bench/many_captures.py"))

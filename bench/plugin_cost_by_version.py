@@ -477,4 +477,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from dissectors import interrupt  # noqa: E402
+
+    sys.exit(interrupt.run(main, "bench/plugin_cost_by_version.py"))

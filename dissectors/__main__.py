@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from dissectors import generate, install
+from dissectors import generate, install, interrupt
 
 
 def _install_args(p: argparse.ArgumentParser) -> None:
@@ -44,6 +44,10 @@ def _run_install(args) -> int:
 
 
 def main(argv=None) -> int:
+    return interrupt.run(_main, "python -m dissectors", argv)
+
+
+def _main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m dissectors", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--check", action="store_true", help="exit 1 if a committed output is stale")

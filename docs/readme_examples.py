@@ -5,6 +5,7 @@ tables' schema, between their markers. `--check` exits 1 when the README is stal
 """
 from __future__ import annotations
 
+import argparse
 import re
 import subprocess
 import sys
@@ -59,10 +60,13 @@ def render(text: str) -> str:
 
 
 def main(argv) -> int:
+    ap = argparse.ArgumentParser(prog="docs/readme_examples.py", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--check", action="store_true", help="exit 1 when the README is stale, writing nothing")
+    args = ap.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     old = README.read_text()
     new = render(old)
-    if "--check" in argv:
+    if args.check:
         if new != old:
             print("README.md is stale: run python docs/readme_examples.py", file=sys.stderr)
             return 1
@@ -72,4 +76,7 @@ def main(argv) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.path.insert(0, str(ROOT))
+    from dissectors import interrupt  # noqa: E402
+
+    sys.exit(interrupt.run(main, "docs/readme_examples.py", sys.argv[1:]))

@@ -1,5 +1,6 @@
 """Draw the README's "Explore in Jupyter" figure: the reservation timeline of the bundled sample
-rsvd_cluster_events, as notebooks/explore_capture.ipynb draws it (python notebooks/draw_readme_figure.py)."""
+rsvd_cluster_events, as notebooks/explore_capture.ipynb draws it (python notebooks/draw_readme_figure.py [OUT])."""
+import argparse
 import sys
 from pathlib import Path
 
@@ -21,7 +22,10 @@ def figure():
 
 
 def main(argv) -> int:
-    out = Path(argv[1]) if len(argv) > 1 else OUT
+    ap = argparse.ArgumentParser(prog="notebooks/draw_readme_figure.py", description=__doc__)
+    ap.add_argument("out", nargs="?", type=Path, default=OUT, help="the PNG to write (default: %s)"
+                    % OUT.relative_to(OUT.parent.parent))
+    out = ap.parse_args(argv[1:]).out
     fig = figure()
     matplotlib.rcParams["svg.hashsalt"] = "readme"
     fig.savefig(out, dpi=100, metadata={"Software": None})
@@ -30,4 +34,6 @@ def main(argv) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    from dissectors import interrupt  # noqa: E402
+
+    sys.exit(interrupt.run(main, "notebooks/draw_readme_figure.py", sys.argv))

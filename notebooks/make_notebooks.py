@@ -1,6 +1,8 @@
 """Write the notebooks of this folder from their cells here, without outputs (python notebooks/make_notebooks.py).
 Editing a notebook in Jupyter is fine too: clear its outputs before committing (tests/test_notebooks.py checks)."""
+import argparse
 import json
+import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -257,6 +259,12 @@ node.findings.groupby(["rule", "spec"]).size().rename("findings").to_frame()
 """),
 ]
 
-if __name__ == "__main__":
+def main(argv=None) -> int:
+    argparse.ArgumentParser(prog="notebooks/make_notebooks.py", description=__doc__).parse_args(argv)
     write("explore_capture.ipynb", EXPLORE)
     write("cluster_validation.ipynb", VALIDATION)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

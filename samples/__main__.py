@@ -2,10 +2,16 @@
 import argparse
 import sys
 
+from dissectors import interrupt
+
 from . import ARTIFACTS, SAMPLES_DIR, SCENARIOS, path
 
 
 def main(argv=None) -> int:
+    return interrupt.run(_main, "python -m samples", argv)
+
+
+def _main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m samples", description=__doc__)
     ap.add_argument("names", nargs="*", help="scenarios to build (default: all)")
     ap.add_argument("--check", action="store_true", help="exit 1 if a committed capture differs from a rebuild")

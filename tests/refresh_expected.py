@@ -3,6 +3,7 @@
 
     .venv/bin/python tests/refresh_expected.py [name ...]
 """
+import argparse
 import json
 import subprocess
 import sys
@@ -12,6 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import samples  # noqa: E402
+from dissectors import interrupt  # noqa: E402
 
 KEYS = ("rule", "severity", "side", "check", "frames")
 
@@ -25,6 +27,17 @@ def refresh(name: str) -> None:
     (samples.SAMPLES_DIR / (name + ".expected.json")).write_text('{"findings": [\n%s\n]}\n' % body)
 
 
-if __name__ == "__main__":
-    for n in sys.argv[1:] or sorted(samples.SCENARIOS):
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="tests/refresh_expected.py", description=__doc__.split("\n\n")[0])
+    ap.add_argument("names", nargs="*", metavar="NAME", help="samples to refresh (default: all)")
+    args = ap.parse_args(argv)
+    unknown = [n for n in args.names if n not in samples.SCENARIOS]
+    if unknown:
+        ap.error("unknown sample(s): %s" % ", ".join(unknown))
+    for n in args.names or sorted(samples.SCENARIOS):
         refresh(n)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(interrupt.run(main, "tests/refresh_expected.py"))

@@ -58,3 +58,23 @@ def test_docs_show_each_rules_advice():
     for cls in RULE_CLASSES:
         assert "- `%s`: %s\n" % (cls.id, _line(cls.advice)) in section, cls.id
     assert section.count("\n- `") == len(RULE_CLASSES)
+
+
+TITLE_MAX = 90
+
+
+@pytest.mark.parametrize("cls", RULE_CLASSES, ids=IDS)
+def test_each_title_names_the_fault_briefly(cls):
+    """A title is the heading of a rule's findings: what went wrong on the wire, in a short line of
+    plain words (issue 24), not the rule's wording from the spec."""
+    title = cls.title
+    assert title == title.strip() and "\n" not in title, cls.id
+    assert len(title) <= TITLE_MAX, (cls.id, len(title))
+    assert title[0].isupper(), cls.id
+    assert not RULE_ID.search(title) and not INVENTORY_ID.search(title), cls.id
+    assert not re.search(r"\b(MUST|SHOULD)\b", title), cls.id
+
+
+def test_titles_are_distinct():
+    titles = [" ".join(cls.title.lower().split()) for cls in RULE_CLASSES]
+    assert len(set(titles)) == len(titles)

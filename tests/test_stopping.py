@@ -1,5 +1,6 @@
 """Issue 27 item 4: `analyze` stopped by SIGTERM, SIGHUP or SIGINT removes its work folders and
-its tsharks as on Ctrl-C, and a later run removes the folders of runs that were killed.
+its tsharks as on Ctrl-C, and a later run removes the folders of runs that were killed. It exits
+with the shell's code for the signal (issue 24): 128 + its number, 130 for Ctrl-C.
 
 The tsharks here are a wrapper that holds each dissection for ten minutes before running the
 real tshark, so a run is caught at a known point (its shards written, its tsharks started)
@@ -93,7 +94,8 @@ def test_a_split_run_stopped_by_a_signal_leaves_nothing(signum, held_tshark, tmp
     assert len(shards) == 1 and len(list(shards[0].glob("shard-*.pcapng"))) == 2  # caught mid-run
     assert shards[0].name.startswith("analyze-shards-%s-" % work_folders.owner(proc.pid))
     code, err = stop(proc, signum)
-    assert code == 2 and "analyze: stopped by %s" % signum.name in err and "Traceback" not in err, err
+    assert code == 128 + signum and "analyze: stopped by %s" % signum.name in err and "Traceback" not in err, err
+    assert code == {"SIGINT": 130, "SIGTERM": 143, "SIGHUP": 129}[signum.name]  # the shell's convention
     assert list(tmp.iterdir()) == [], err  # the shards and tshark's empty home
     assert all(gone(pid) for pid in tsharks)
 
@@ -107,7 +109,7 @@ def test_a_pool_of_workers_stopped_by_sigterm_leaves_nothing(held_tshark, tmp_pa
     tsharks = wait_for(marks, 2, proc)
     assert len(list(tmp.glob("analyze-parts-*"))) == 1
     code, err = stop(proc, signal.SIGTERM)
-    assert code == 2 and "analyze: stopped by SIGTERM" in err and "Traceback" not in err, err
+    assert code == 143 and "analyze: stopped by SIGTERM" in err and "Traceback" not in err, err
     assert list(tmp.iterdir()) == [], err
     assert all(gone(pid) for pid in tsharks)
     time.sleep(1)
@@ -165,7 +167,7 @@ def test_a_dask_local_run_stopped_by_sigterm_leaves_nothing(held_tshark, tmp_pat
     tsharks = wait_for(marks, 2, proc)
     assert sorted(p.name.split("-")[1] for p in tmp.iterdir()) == ["dask", "home", "parts"]
     code, err = stop(proc, signal.SIGTERM)
-    assert code == 2 and "analyze: stopped by SIGTERM" in err and "Traceback" not in err, err
+    assert code == 143 and "analyze: stopped by SIGTERM" in err and "Traceback" not in err, err
     assert list(tmp.iterdir()) == [], err
     assert all(gone(pid) for pid in tsharks)
 
@@ -182,3 +184,34 @@ def test_threads_that_start_tsharks_together_share_one_empty_home(tmp_path):
                          env=environment(tmp_path))
     assert res.stdout.split() == ["1", "1"], res.stdout + res.stderr
     assert list(tmp_path.iterdir()) == []  # and it goes at exit
+
+
+def test_the_other_commands_end_on_ctrl_c_with_130_and_one_line(capsys):
+    """python -m samples, python -m dissectors and the bench scripts end through dissectors.interrupt."""
+    from dissectors import interrupt
+
+    def interrupted(argv):
+        raise KeyboardInterrupt
+
+    assert interrupt.run(interrupted, "bench/scale.py", ["--runs", "1"]) == 130
+    assert capsys.readouterr().err == "bench/scale.py: interrupted\n"
+    assert interrupt.run(lambda: 0, "x") == 0
+    assert [interrupt.exit_code(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)] == [130, 143, 129]
+
+
+def test_python_m_samples_stopped_by_ctrl_c_exits_130_without_a_traceback():
+    """Its main, in a process of its own, stopped by a SIGINT while it builds a sample (one that
+    waits, so the signal comes mid-build; --check writes nothing)."""
+    code = ("import signal, sys, time\n"
+            "signal.signal(signal.SIGINT, signal.default_int_handler)  # not inherited ignored\n"
+            "import samples.__main__ as m\n"
+            "def slow():\n    print('building', flush=True)\n    time.sleep(120)\n    return b''\n"
+            "m.SCENARIOS.clear(); m.ARTIFACTS.clear(); m.SCENARIOS['slow'] = slow\n"
+            "sys.exit(m.main(['--check', 'slow']))\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    assert proc.stdout.readline() == "building\n", proc.communicate()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (out, err)
+    assert err == "python -m samples: interrupted\n", err

@@ -59,6 +59,11 @@ def main(argv) -> int:
     name = os.path.basename(argv[0])
     if name.startswith("tshark-"):
         suite, args = name[len("tshark-"):], argv[1:]
+    elif len(argv) > 1 and argv[1] in ("-h", "--help"):
+        usage, rest = __doc__.split("\n\n", 2)[1:]
+        print("usage: " + "\n       ".join(line.strip() for line in usage.strip("\n").splitlines()))
+        print("\n" + rest.strip("\n"))
+        return 0
     elif len(argv) > 1:
         suite, args = argv[1], argv[2:]
     else:

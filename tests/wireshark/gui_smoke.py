@@ -649,4 +649,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:  # standalone (it may run where this repository's packages are not importable)
+        sys.exit(main())
+    except KeyboardInterrupt:  # Ctrl-C: a line and the shell's 130, no traceback
+        print("gui_smoke.py: interrupted", file=sys.stderr)
+        sys.exit(130)
