@@ -108,8 +108,14 @@ def render() -> str:
 
 
 def main(argv: List[str]) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m analyzer.rules_reference",
+                                 description="Write %s from the rule classes." % OUT.name)
+    ap.add_argument("--check", action="store_true", help="exit 1 when the committed file is stale, write nothing")
+    args = ap.parse_args(argv)
     text = render()
-    if "--check" in argv:
+    if args.check:
         if not OUT.exists() or OUT.read_text(encoding="utf-8") != text:
             print("%s is stale: run python -m analyzer.rules_reference" % OUT, file=sys.stderr)
             return 1

@@ -30,7 +30,8 @@ def commands():
             ([PY, "-m", "dissectors"], "python -m dissectors"),
             ([PY, "-m", "dissectors", "install"], "python -m dissectors install"),
             ([PY, "-m", "dissectors", "uninstall"], "python -m dissectors uninstall"),
-            ([PY, "-m", "samples"], "python -m samples")]
+            ([PY, "-m", "samples"], "python -m samples"),
+            ([PY, "-m", "analyzer.rules_reference"], "python -m analyzer.rules_reference")]
     for pattern in SCRIPTS:
         out += [([PY, str(p.relative_to(ROOT))], str(p.relative_to(ROOT))) for p in sorted(ROOT.glob(pattern))]
     return out
@@ -104,7 +105,22 @@ def test_help_prints_usage_and_does_nothing_else(cmd, sandbox):
 
 
 def test_the_list_covers_every_script():
+    """Every module or script with a main block is in the list."""
     names = {n for _, n in COMMANDS}
+    for p in sorted(ROOT.glob("*/**/*.py")):
+        rel = p.relative_to(ROOT)
+        if rel.parts[0] in (".venv", ".git") or p.name.startswith("test_") or "__main__" not in p.read_text(
+                encoding="utf-8", errors="replace"):
+            continue
+        if p.name == "__main__.py":
+            name = "python -m %s" % rel.parent.as_posix().replace("/", ".")
+        elif 'if __name__ == "__main__"' not in p.read_text(encoding="utf-8"):
+            continue
+        elif rel.parts[0] in ("analyzer", "dissectors", "samples"):
+            name = "python -m %s" % rel.with_suffix("").as_posix().replace("/", ".")
+        else:
+            name = rel.as_posix()
+        assert name in names or (name == "python -m analyzer.cli"), name
     assert {"bench/scale.py", "notebooks/make_notebooks.py", "docs/readme_examples.py", "tests/refresh_expected.py",
             "tests/wireshark/chroot_tshark.py", "python -m samples"} <= names
     assert len([n for n in names if n.startswith("bench/")]) >= 5
