@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from . import work_folders
 from .source import CaptureError, tshark_env
 
-INSTALL = "pip install 'msrsvd-clusprep[dask]'"
+INSTALL = ".venv/bin/pip install -e '.[dask]' in the checkout"  # the extra, as README says
 TIMEOUT = 10  # seconds to reach a scheduler, and for it to have a worker
 
 

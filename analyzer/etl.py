@@ -2,7 +2,7 @@
 pcapng so tshark can read it.
 
 The file is Event Tracing for Windows' log; dissect.etl (an optional dependency: `pip install
-'msrsvd-clusprep[etl]'`) walks its buffers and events. Packets are the events 160 of the
+-e '.[etl]'`) walks its buffers and events. Packets are the events 160 of the
 Microsoft-Windows-PktMon provider, each: PktGroupId (8 bytes), PktNumber, AppearanceCount,
 DirTag, PacketType, ComponentId, EdgeId, FilterId (2 bytes each), DropReason, DropLocation (4
 each), OriginalPayloadSize, LoggedPayloadSize (2 each), then the logged bytes. Checked against
@@ -36,7 +36,7 @@ HEADER = struct.Struct("<QHHHHHHHIIHH")  # the event's fields before the logged 
 LINKTYPES = {1: 1, 3: 101}  # PacketType Ethernet -> LINKTYPE_ETHERNET, IP -> LINKTYPE_RAW
 TYPE_NAMES = {0: "unknown", 1: "Ethernet", 2: "WiFi", 3: "IP", 4: "HTTP", 5: "TCP", 6: "UDP", 7: "ARP", 8: "ICMP"}
 SEEN = 1 << 16  # packets remembered to drop their later appearances
-INSTALL = "pip install 'msrsvd-clusprep[etl]'"
+INSTALL = ".venv/bin/pip install -e '.[etl]' in the checkout"  # the extra, as README says
 CONVERT = "convert it on Windows: pktmon etl2pcap FILE.etl --out FILE.pcapng"
 
 

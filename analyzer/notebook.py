@@ -1,6 +1,6 @@
 """Helpers for Jupyter: the packet behind a finding (pyshark, with the generated plugins), and
 the figures of notebooks/explore_capture.ipynb drawn from a Capture's tables (matplotlib, the
-optional extra "notebooks": pip install msrsvd-clusprep[notebooks]).
+optional extra "notebooks": .venv/bin/pip install -e '.[notebooks]').
 
 pyshark drives tshark with asyncio. Inside a running Jupyter kernel an event loop is already
 running in the main thread, so pyshark's run_until_complete fails ("This event loop is already

@@ -156,7 +156,7 @@ _MAGICS = {b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1
 # tshark reads these compressed, and so does the check: gzip's magic, then the capture's.
 _GZIP, _ZSTD, _LZ4 = b"\x1f\x8b", b"\x28\xb5\x2f\xfd", b"\x04\x22\x4d\x18"
 ETL_HINT = ("an ETW trace (netsh trace / pktmon): analyze reads pktmon's with dissect.etl, which is not installed "
-            "(pip install 'msrsvd-clusprep[etl]'); or convert it first, with `pktmon etl2pcap FILE.etl --out "
+            "(.venv/bin/pip install -e '.[etl]' in the checkout); or convert it first, with `pktmon etl2pcap FILE.etl --out "
             "FILE.pcapng` on Windows, or etl2pcapng")
 
 

@@ -221,6 +221,6 @@ def test_an_etl_file_that_cannot_be_read_is_one_line(tmp_path):
                               "from analyzer.cli import main; sys.exit(main(sys.argv[1:]))", str(PKTMON)],
                              cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert blocked.returncode == 2 and blocked.stderr.count("\n") == 1, blocked.stderr
-    assert "pip install 'msrsvd-clusprep[etl]'" in blocked.stderr and "pktmon etl2pcap" in blocked.stderr
+    assert "pip install -e '.[etl]'" in blocked.stderr and "pktmon etl2pcap" in blocked.stderr
     merged = doc("--merge", PKTMON, HERE / "smb2readwrite.pcap")
     assert [f["packets"] for f in merged["captures"][0]["files"]] == [38, 56]
