@@ -58,9 +58,16 @@ cap.sessions[["initiator_host", "client", "tree", "file_name", "operations", "sc
     code("""
 cap.rsvd_operations[["request_frame", "operation", "status", "latency_ms"]].head(10)
 """),
+    md("""
+Every failed I/O, whatever path its failure took (a SCSI status and sense in the answer, the tunnel's
+STATUS_SVHDX_* code, or a stored error and the SRB_STATUS fetch that carries its sense), one row each, with the
+frames of each leg; then how many of each kind per disk:
+"""),
     code("""
-errors = cap.scsi_commands[cap.scsi_commands.scsi_status.fillna("GOOD") != "GOOD"]
-errors[["request_frame", "opcode", "service_action", "scsi_status", "sense_key", "additional_sense"]]
+cap.io_errors[["request_frame", "initiator_host", "command", "lba", "blocks", "kind", "status", "sense_frame"]]
+"""),
+    code("""
+cap.io_errors.groupby(["disk", "kind"]).size().rename("failed I/Os").to_frame()
 """),
     code("""
 clus.clusprep_calls[["request_frame", "interface", "method", "result", "disk", "latency_ms"]].head(10)
