@@ -432,7 +432,7 @@ def to_text(results: List[CaptureResult], tshark_version: str) -> str:
         if r.clusprep_sequences:
             out.append("ClusPrep conversations: %d" % len(r.clusprep_sequences))
             for c in r.clusprep_sequences:
-                failed = [call for call in c["sequence"] if call["outcome"] == "failed"]
+                failed = [call for call in c["sequence"] if call["outcome"] in ("failed", "unanswered")]
                 out.append("  %s: %s%s, %s%s" % (c["conversation"], ", ".join(c["interfaces"]) or "interface unknown",
                                                   " (sealed)" if c["sealed"] else "", _n(c["calls"], "call"),
                                                   _outcomes(c["outcomes"])))
