@@ -32,6 +32,7 @@ from construct import (
     this,
 )
 
+from dissectors.definitions import scsi_asc
 from dissectors.vocabulary.wire import Ascii, BitField, Checked, FieldName, IfEquals, Named, Part, Parts, message, warn_when
 
 # SPC-3 / SBC-3 operation codes (SPC-3 Annex D.3.1).
@@ -156,8 +157,9 @@ SENSE_KEYS = dict(
     MISCOMPARE=0xE,
 )
 
-# SPC-3 4.5.6, table 28: ASC << 8 | ASCQ, the ones shared-disk clusters meet and more.
-ASC_ASCQ = {
+# SPC-3 4.5.6, table 28: ASC << 8 | ASCQ, the ones shared-disk clusters meet, in SPC-3's words;
+# ASC_ASCQ below adds every other code Wireshark names (scsi_asc.py, generated from its table).
+SPC3_ASC_ASCQ = {
     "NO ADDITIONAL SENSE INFORMATION": 0x0000,
     "LOGICAL UNIT NOT READY, CAUSE NOT REPORTABLE": 0x0400,
     "LOGICAL UNIT IS IN PROCESS OF BECOMING READY": 0x0401,
@@ -204,6 +206,9 @@ ASC_ASCQ = {
     "SYSTEM RESOURCE FAILURE": 0x5500,
     "FAILURE PREDICTION THRESHOLD EXCEEDED": 0x5D00,
 }
+_OURS = set(SPC3_ASC_ASCQ.values())
+ASC_ASCQ = {**{n: c for n, c in scsi_asc.ASC_ASCQ.items() if c not in _OURS}, **SPC3_ASC_ASCQ}
+assert len(set(ASC_ASCQ.values())) == len(ASC_ASCQ), "an ASC/ASCQ name for two codes"
 
 # Sense keys and additional sense codes that mean something happened to the disk.
 _SENSE_KEY_RULE = warn_when([k for k in SENSE_KEYS if k not in ("NO_SENSE", "RECOVERED_ERROR")], "SPC-3 4.5.6",
