@@ -432,6 +432,9 @@ PROTOCOL = Protocol(
     interfaces=INTERFACES,
     orpc=(dcom.ORPCTHIS, dcom.ORPCTHAT),
     hresults=HRESULTS,
+    # a request's Info column names the disk it is about (CPREP_DISKID, 2.2.2), however named
+    info_fields={"clusprep.disk_id.device_number": "disk %d", "clusprep.disk_id.disk_signature": "disk 0x%08X",
+                 "clusprep.disk_id.disk_guid": "disk {%s}"},
     type_names=csvp_conformance.TYPE_NAMES,
     response_times=ResponseTimes(menu="ClusPrep (MS-CSVP)", groups=[
         TimeGroup("ClusPrep methods", "Method", "clusprep.method"),

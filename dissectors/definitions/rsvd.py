@@ -666,11 +666,43 @@ from dissectors.vocabulary.protocol import (  # noqa: E402
     Protocol,
     ResponseTimes,
     SharedOpens,
+    Show,
     StoredErrors,
     Summary,
     TimeGroup,
     Transaction,
 )
+
+# The Info column (as Wireshark's SCSI dissector writes its own): the operation, then what the
+# message has of these. A SCSI request names its command, LBA and length; its response the same
+# (from the request), the SCSI status and the sense key and ASC/ASCQ; an SRB_STATUS exchange the
+# StatusKey, and its response the status and sense it retrieves; a failed operation its status.
+_STORED = ERROR_CODES["STATUS_SVHDX_ERROR_STORED"]
+STATUS_NAMES = {v: k for k, v in NT_STATUS.items()}
+
+
+def _cdb_info(request: bool):
+    cdb = "Payload.Cdb."
+    return [
+        Show([cdb + "OperationCode"], "SCSI:", scsi.COMMAND_NAMES, fmt="0x%02X", sep=", ", request=request),
+        Show([cdb + "Fields.LogicalBlockAddress", cdb + "Fields.Address.LogicalBlockAddress"], "LBA:",
+             fmt="0x%08X", request=request),
+        Show([cdb + "Fields.TransferLength"], "Len:", request=request),
+    ]
+
+
+_STATUS_KEY_INFO = Show(["Payload.StatusKey"], "StatusKey", sep=", ")
+TUNNEL_REQUEST_INFO = _cdb_info(False) + [_STATUS_KEY_INFO]
+TUNNEL_RESPONSE_INFO = [
+    *_cdb_info(True),
+    Show(["Header.Status"], names=STATUS_NAMES, fmt="0x%08X", sep=", ", hide=[NT_STATUS["STATUS_SUCCESS"]],
+         ranges=[(_STORED, _STORED + 2 ** 32 - STATUS_SVHDX_ERROR_STORED_MASK - 1, "STATUS_SVHDX_ERROR_STORED | %d")]),
+    _STATUS_KEY_INFO,
+    Show(["Payload.ScsiStatus"], names=scsi.STATUS_NAMES, fmt="SCSI status 0x%02X", sep=", "),
+    Show(["Payload.Sense.Format.KeyFlags.SenseKey", "Payload.Sense.Format.SenseKey"], names=scsi.SENSE_KEY_NAMES,
+         fmt="sense key 0x%X", sep=", "),
+    Show(["Payload.Sense.Format.AdditionalSense"], names=scsi.ASC_NAMES, fmt="ASC/ASCQ 0x%04X", sep=": "),
+]
 
 # §3.1.4.1: every tunnel operation carries the client's RequestIdentifier, unique per client.
 TUNNEL_TRANSACTION = Transaction(id_path="Header.RequestId", spec="MS-RSVD 3.1.4.1")
@@ -695,9 +727,10 @@ PROTOCOL = Protocol(
         CreateContextEntry(SVHDX_OPEN_DEVICE_CONTEXT_TAG, "SVHDX_OPEN_DEVICE_CONTEXT", SVHDX_OPEN_DEVICE_CONTEXT),
     ],
     summaries={
-        "tunnel_request": Summary("Header.OperationCode", "msrsvd.header.operation_code"),
-        "tunnel_response": Summary("Header.OperationCode", "msrsvd.header.operation_code"),
+        "tunnel_request": Summary("Header.OperationCode", "msrsvd.header.operation_code", TUNNEL_REQUEST_INFO),
+        "tunnel_response": Summary("Header.OperationCode", "msrsvd.header.operation_code", TUNNEL_RESPONSE_INFO),
     },
+    status_names=STATUS_NAMES,
     options=[
         Option("scsi", "Decode SCSI", "Decode CDBs, SCSI data and sense data inside tunnel operations "
                "(off: much faster on large captures)"),

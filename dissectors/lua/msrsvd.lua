@@ -8,7 +8,7 @@
 -- contexts (smb2.tag/smb2.create.chain_data). It needs nothing from Wireshark's own
 -- rsvd dissector, which may be enabled or disabled.
 
-local BUILD = "24435b55b9c601ba"
+local BUILD = "619c2392be0966f8"
 do
   local loaded = rawget(_G, "msrsvd_plugin_build")
   if loaded then
@@ -593,6 +593,76 @@ local VS_SvhdxVHDSetInformationTypeSn_817e8c = {
   [0x0000000A] = "SvhdxVHDSetInformationTypeCdpSnapshotActiveList",
   [0x0000000C] = "SvhdxVHDSetInformationTypeCdpSnapshotInactiveList",
 }
+local VS_TEST_UNIT_READY_2391e8 = {
+  [0x00000000] = "TEST UNIT READY",
+  [0x00000003] = "REQUEST SENSE",
+  [0x00000008] = "READ(6)",
+  [0x0000000A] = "WRITE(6)",
+  [0x00000012] = "INQUIRY",
+  [0x00000015] = "MODE SELECT(6)",
+  [0x00000016] = "RESERVE(6)",
+  [0x00000017] = "RELEASE(6)",
+  [0x0000001A] = "MODE SENSE(6)",
+  [0x0000001B] = "START STOP UNIT",
+  [0x0000001D] = "SEND DIAGNOSTIC",
+  [0x0000001E] = "PREVENT ALLOW MEDIUM REMOVAL",
+  [0x00000025] = "READ CAPACITY(10)",
+  [0x00000028] = "READ(10)",
+  [0x0000002A] = "WRITE(10)",
+  [0x0000002F] = "VERIFY(10)",
+  [0x00000035] = "SYNCHRONIZE CACHE(10)",
+  [0x0000003B] = "WRITE BUFFER",
+  [0x0000003C] = "READ BUFFER",
+  [0x00000041] = "WRITE SAME(10)",
+  [0x00000042] = "UNMAP",
+  [0x0000004D] = "LOG SENSE",
+  [0x00000055] = "MODE SELECT(10)",
+  [0x0000005A] = "MODE SENSE(10)",
+  [0x0000005E] = "PERSISTENT RESERVE IN",
+  [0x0000005F] = "PERSISTENT RESERVE OUT",
+  [0x00000083] = "EXTENDED COPY",
+  [0x00000084] = "RECEIVE COPY RESULTS",
+  [0x00000088] = "READ(16)",
+  [0x00000089] = "COMPARE AND WRITE",
+  [0x0000008A] = "WRITE(16)",
+  [0x0000008F] = "VERIFY(16)",
+  [0x00000091] = "SYNCHRONIZE CACHE(16)",
+  [0x00000093] = "WRITE SAME(16)",
+  [0x0000009E] = "SERVICE ACTION IN(16)",
+  [0x000000A0] = "REPORT LUNS",
+  [0x000000A3] = "MAINTENANCE IN",
+  [0x000000A8] = "READ(12)",
+  [0x000000AA] = "WRITE(12)",
+}
+local VS_GOOD_0df5f5 = {
+  [0x00000000] = "GOOD",
+  [0x00000002] = "CHECK CONDITION",
+  [0x00000004] = "CONDITION MET",
+  [0x00000008] = "BUSY",
+  [0x00000010] = "INTERMEDIATE",
+  [0x00000014] = "INTERMEDIATE CONDITION MET",
+  [0x00000018] = "RESERVATION CONFLICT",
+  [0x00000022] = "COMMAND TERMINATED",
+  [0x00000028] = "TASK SET FULL",
+  [0x00000030] = "ACA ACTIVE",
+  [0x00000040] = "TASK ABORTED",
+}
+local VS_NO_SENSE_ace2e2 = {
+  [0x00000000] = "NO SENSE",
+  [0x00000001] = "RECOVERED ERROR",
+  [0x00000002] = "NOT READY",
+  [0x00000003] = "MEDIUM ERROR",
+  [0x00000004] = "HARDWARE ERROR",
+  [0x00000005] = "ILLEGAL REQUEST",
+  [0x00000006] = "UNIT ATTENTION",
+  [0x00000007] = "DATA PROTECT",
+  [0x00000008] = "BLANK CHECK",
+  [0x00000009] = "VENDOR SPECIFIC",
+  [0x0000000A] = "COPY ABORTED",
+  [0x0000000B] = "ABORTED COMMAND",
+  [0x0000000D] = "VOLUME OVERFLOW",
+  [0x0000000E] = "MISCOMPARE",
+}
 
 local F = {}
 F.header = ProtoField.none("msrsvd.header", "SVHDX_TUNNEL_OPERATION_HEADER", "The header of every RSVD tunnel operation.")
@@ -989,8 +1059,9 @@ F.query_safe_size_response = ProtoField.none("msrsvd.query_safe_size_response", 
 F.query_safe_size_response__safe_virtual_size = ProtoField.uint64("msrsvd.query_safe_size_response.safe_virtual_size", "SafeVirtualSize", base.DEC, nil, nil, "The smallest size the disk can shrink to without losing data. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
 F.tunnel_response__body_not_decoded = ProtoField.bytes("msrsvd.tunnel_response.body_not_decoded", "BodyNotDecoded", base.NONE, "A payload with no known layout (unknown OperationCode, or a v2 body no public source lays out). [MS-RSVD 2.2.5.1]")
 F.sense__status_key = ProtoField.uint8("msrsvd.sense.status_key", "StatusKey", base.DEC, nil, nil, "The key under which the server stored this failure's sense data [MS-RSVD 3.1.5.3, 3.1.5.4, 3.2.5.5.3]")
-F.sense__retrieved_in = ProtoField.framenum("msrsvd.sense.retrieved_in", "Retrieved in", base.NONE, frametype.RESPONSE, 0, "The request that fetched this stored error")
-F.sense__error_in = ProtoField.framenum("msrsvd.sense.error_in", "Error in", base.NONE, frametype.REQUEST, 0, "The failed response whose stored error this request fetches")
+F.sense__retrieved_in = ProtoField.framenum("msrsvd.sense.retrieved_in", "Retrieved in", base.NONE, frametype.RESPONSE, 0, "The response that returned this stored error's sense data (the request that fetched it, when its response is not in the capture)")
+F.sense__retrieval_request_in = ProtoField.framenum("msrsvd.sense.retrieval_request_in", "Retrieval request in", base.NONE, frametype.REQUEST, 0, "The request that fetched this stored error")
+F.sense__error_in = ProtoField.framenum("msrsvd.sense.error_in", "Error in", base.NONE, frametype.REQUEST, 0, "The failed response whose stored error this request fetches (or, on the request's response, returns)")
 F.open__name = ProtoField.string("msrsvd.open.name", "Opened as", base.UNICODE, "The file name of the CREATE that carried the context [MS-RSVD 3.1.4.2, 3.2.5.1]")
 F.raw = ProtoField.bytes("msrsvd.raw", "Message bytes", base.NONE, "With the export preference: a message's bytes for the analyzer (an IOCTL buffer's first 160) [MS-RSVD 3.1.5.3, 3.1.5.4, 3.2.5.5.3]")
 F.raw__smb2_index = ProtoField.uint8("msrsvd.raw.smb2_index", "SMB2 message number", base.DEC, nil, nil, "With the export preference, in a compound frame: which SMB2 message (1-based) carried it [MS-RSVD 3.1.5.3, 3.1.5.4, 3.2.5.5.3]")
@@ -1060,6 +1131,21 @@ local function internal_error(item, err)
   item:add(F.dissector_error, text):set_generated()
 end
 
+-- Warnings about one message (a status worth attention): the binding starts each message with
+-- notes_begin() and ends it with notes_end(), which shows only the most specific candidate (the
+-- highest Rule rank, the first of equals), so one event (CHECK CONDITION, its sense key, its
+-- ASC/ASCQ) is one expert item. Malformed-value items are not candidates: each shows.
+local NOTE = nil
+local function note(t, rank, text)
+  if NOTE == nil or rank > NOTE[2] then NOTE = { t, rank, text } end
+end
+local function notes_begin() NOTE = nil end
+local function notes_end()
+  local n = NOTE
+  NOTE = nil
+  if n then n[1]:add_proto_expert_info(E.status, n[3]) end
+end
+
 -- The bytes ran out before `need` more; show what fitted, then say so.
 local function short(t, off, lim, need, what)
   t:add_proto_expert_info(E.short, string.format("%s: %d bytes needed, %d present", what, need, lim - off))
@@ -1097,6 +1183,9 @@ local REQ_PATHS = {
   { "Payload", "Cdb", "OperationCode" },
   { "Payload", "Cdb", "Fields", "Flags", "EVPD" },
   { "Payload", "Cdb", "Fields", "ServiceAction" },
+  { "Payload", "Cdb", "Fields", "LogicalBlockAddress" },
+  { "Payload", "Cdb", "Fields", "Address", "LogicalBlockAddress" },
+  { "Payload", "Cdb", "Fields", "TransferLength" },
 }
 -- History: numbers by slot (frame * 16 + message number) that must outlive the first
 -- pass, for tshark -2 and GUI revisits. In wslua every packet gets slower as the live Lua
@@ -1175,6 +1264,30 @@ local function reqval(ctx, i)
   return nil
 end
 
+-- The Info column's text for a message: `text` (what it is), then each detail of its summary
+-- (the definitions' Show) that the message, or its request (ctx), has.
+local function summarize(text, details, v, ctx)
+  for i = 1, #details do
+    local d, x = details[i], nil
+    local n = d.reqs and #d.reqs or #d.paths
+    for j = 1, n do
+      if d.reqs then x = reqval(ctx, d.reqs[j]) else x = walk(v, d.paths[j]) end
+      if x ~= nil then break end
+    end
+    if type(x) == "userdata" then x = tonumber(tostring(x)) end  -- a UInt64
+    if type(x) == "number" and not (d.hide and d.hide[x]) then
+      local t = d.names and d.names[x]
+      for k = 1, d.ranges and not t and #d.ranges or 0 do
+        local r = d.ranges[k]
+        if x >= r[1] and x <= r[2] then t = string.format(r[3], x - r[1]) end
+      end
+      t = t or string.format(d.fmt, x)
+      text = text .. d.sep .. (d.label ~= "" and (d.label .. " ") or "") .. t
+    end
+  end
+  return text
+end
+
 local function peek_zero(tvb, o, n, lim)
   if o + n > lim then return false end
   for i = o, o + n - 1 do
@@ -1191,11 +1304,11 @@ D.d_header = function(tvb, tree, off, lim, pinfo, ctx, pv)
     do local r = tvb(off + 4, 4); t:add_le(F.header__status, r); v.Status = r:le_uint() end
     t:add_le(F.header__request_id, tvb(off + 8, 8))
     if VS_RSVD_TUNNEL_GET_FILE_INFO_OP_07b8ef[v.OperationCode] == nil then t:add_proto_expert_info(E.bad_value, string.format("SVHDX_TUNNEL_OPERATION_HEADER OperationCode %s is not defined by the specification [MS-RSVD 2.2.2, 3.2.5.5]", VS_RSVD_TUNNEL_GET_FILE_INFO_OP_07b8ef[v.OperationCode] or string.format("0x%X", v.OperationCode))) end
-    if (v.Status == 3227320071) then t:add_proto_expert_info(E.status, string.format("%s: a persistent reservation held by another initiator denied the operation [MS-RSVD 3.2.5.4]", VS_STATUS_SUCCESS_631592[v.Status] or string.format("0x%X", v.Status))) end
-    if (v.Status == 3227320065) or (v.Status == 3227320066) or (v.Status == 3227320067) or (v.Status == 3227320068) or (v.Status == 3227320069) or (v.Status == 3227320070) then t:add_proto_expert_info(E.status, string.format("%s: the disk reports a unit attention [MS-RSVD 2.2.3]", VS_STATUS_SUCCESS_631592[v.Status] or string.format("0x%X", v.Status))) end
-    if (v.Status == 3227320073) then t:add_proto_expert_info(E.status, string.format("%s: the server does not know the OperationCode [MS-RSVD 3.2.5.5]", VS_STATUS_SUCCESS_631592[v.Status] or string.format("0x%X", v.Status))) end
-    if (v.Status == 3227320072) then t:add_proto_expert_info(E.status, string.format("%s: the file is not a shared virtual disk [MS-RSVD 2.2.3]", VS_STATUS_SUCCESS_631592[v.Status] or string.format("0x%X", v.Status))) end
-    if (v.Status == 3227320064) then t:add_proto_expert_info(E.status, string.format("%s: no sense data is stored under the StatusKey [MS-RSVD 3.2.5.5.3]", VS_STATUS_SUCCESS_631592[v.Status] or string.format("0x%X", v.Status))) end
+    if (v.Status == 3227320071) then note(t, 0, string.format("%s: a persistent reservation held by another initiator denied the operation [MS-RSVD 3.2.5.4]", VS_STATUS_SUCCESS_631592[v.Status] or string.format("0x%X", v.Status))) end
+    if (v.Status == 3227320065) or (v.Status == 3227320066) or (v.Status == 3227320067) or (v.Status == 3227320068) or (v.Status == 3227320069) or (v.Status == 3227320070) then note(t, 0, string.format("%s: the disk reports a unit attention [MS-RSVD 2.2.3]", VS_STATUS_SUCCESS_631592[v.Status] or string.format("0x%X", v.Status))) end
+    if (v.Status == 3227320073) then note(t, 0, string.format("%s: the server does not know the OperationCode [MS-RSVD 3.2.5.5]", VS_STATUS_SUCCESS_631592[v.Status] or string.format("0x%X", v.Status))) end
+    if (v.Status == 3227320072) then note(t, 0, string.format("%s: the file is not a shared virtual disk [MS-RSVD 2.2.3]", VS_STATUS_SUCCESS_631592[v.Status] or string.format("0x%X", v.Status))) end
+    if (v.Status == 3227320064) then note(t, 0, string.format("%s: no sense data is stored under the StatusKey [MS-RSVD 3.2.5.5.3]", VS_STATUS_SUCCESS_631592[v.Status] or string.format("0x%X", v.Status))) end
     off = off + 16
   else
     if lim - off >= 4 then do local r = tvb(off + 0, 4); t:add_le(F.header__operation_code, r); v.OperationCode = r:le_uint() end end
@@ -1518,7 +1631,7 @@ D.d_srb_status_request = function(tvb, tree, off, lim, pinfo, ctx, pv)
   if lim - off >= 28 then
     do local r = tvb(off + 0, 4); t:add_le(F.srb_status_request__status_key, r); v.StatusKey = r:le_uint() end
     t:add_le(F.srb_status_request__srb_status, tvb(off + 4, 1))
-    t:add_le(F.srb_status_request__scsi_status, tvb(off + 5, 1))
+    do local r = tvb(off + 5, 1); t:add_le(F.srb_status_request__scsi_status, r); v.ScsiStatus = r:le_uint() end
     do local r = tvb(off + 6, 1); t:add_le(F.srb_status_request__sense_info_ex_length, r); v.SenseInfoExLength = r:le_uint() end
     t:add_le(F.srb_status_request__reserved, tvb(off + 7, 1))
     t:add(F.srb_status_request__sense_data_ex, tvb(off + 8, 20))
@@ -1526,7 +1639,7 @@ D.d_srb_status_request = function(tvb, tree, off, lim, pinfo, ctx, pv)
   else
     if lim - off >= 4 then do local r = tvb(off + 0, 4); t:add_le(F.srb_status_request__status_key, r); v.StatusKey = r:le_uint() end end
     if lim - off >= 5 then t:add_le(F.srb_status_request__srb_status, tvb(off + 4, 1)) end
-    if lim - off >= 6 then t:add_le(F.srb_status_request__scsi_status, tvb(off + 5, 1)) end
+    if lim - off >= 6 then do local r = tvb(off + 5, 1); t:add_le(F.srb_status_request__scsi_status, r); v.ScsiStatus = r:le_uint() end end
     if lim - off >= 7 then do local r = tvb(off + 6, 1); t:add_le(F.srb_status_request__sense_info_ex_length, r); v.SenseInfoExLength = r:le_uint() end end
     if lim - off >= 8 then t:add_le(F.srb_status_request__reserved, tvb(off + 7, 1)) end
     if lim - off >= 28 then t:add(F.srb_status_request__sense_data_ex, tvb(off + 8, 20)) end
@@ -1568,11 +1681,11 @@ D.d_srb_status_response_seed = function(tvb, tree, off, lim, pinfo, ctx, pv)
     do local r = tvb(off + 5, 1); t:add(F.srb_status_response__scsi_status, r); v.ScsiStatus = r:uint() end
     do local r = tvb(off + 6, 1); t:add_le(F.srb_status_response__sense_info_ex_length, r); v.SenseInfoExLength = r:le_uint() end
     t:add_le(F.srb_status_response__reserved, tvb(off + 7, 1))
-    if OPT.scsi and (v.SenseInfoExLength > 0) then local _, sub = D.d_scsi_sense(tvb, t, off + 8, math.min(lim, off + 8 + 20), pinfo, ctx, v) end
+    if OPT.scsi and (v.SenseInfoExLength > 0) then local _, sub = D.d_scsi_sense(tvb, t, off + 8, math.min(lim, off + 8 + 20), pinfo, ctx, v); if sub ~= v then v.Sense = sub end end
     t:add(F.srb_status_response__sense_data_ex, tvb(off + 8, 20))
-    if (v.ScsiStatus == 2) then t:add_proto_expert_info(E.status, string.format("SCSI status %s: the sense data says why [SAM-3 5.3.1]", VS_GOOD_681b62[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
-    if (v.ScsiStatus == 24) then t:add_proto_expert_info(E.status, string.format("SCSI status %s: another initiator holds the reservation [SPC-3 5.6.1]", VS_GOOD_681b62[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
-    if (v.ScsiStatus == 8) or (v.ScsiStatus == 40) or (v.ScsiStatus == 48) or (v.ScsiStatus == 64) or (v.ScsiStatus == 34) then t:add_proto_expert_info(E.status, string.format("SCSI status %s [SAM-3 5.3.1]", VS_GOOD_681b62[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
+    if (v.ScsiStatus == 2) then note(t, 1, string.format("SCSI status %s: the sense data says why [SAM-3 5.3.1]", VS_GOOD_681b62[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
+    if (v.ScsiStatus == 24) then note(t, 1, string.format("SCSI status %s: another initiator holds the reservation [SPC-3 5.6.1]", VS_GOOD_681b62[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
+    if (v.ScsiStatus == 8) or (v.ScsiStatus == 40) or (v.ScsiStatus == 48) or (v.ScsiStatus == 64) or (v.ScsiStatus == 34) then note(t, 1, string.format("SCSI status %s [SAM-3 5.3.1]", VS_GOOD_681b62[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
     off = off + 28
   else
     if lim - off >= 4 then do local r = tvb(off + 0, 4); t:add_le(F.srb_status_response__status_key, r); v.StatusKey = r:le_uint() end end
@@ -1606,7 +1719,7 @@ D.d_scsi_sense = function(tvb, tree, off, lim, pinfo, ctx, pv)
     else fn = false end
     if fn then
       local o, sub = fn(tvb, t, off, lim, pinfo, ctx, v)
-      if not o then return nil, v end
+      if sub ~= v then v.Format = sub end; if not o then return nil, v end
       off = o
     end
   end
@@ -1626,8 +1739,8 @@ D.d_scsi_sense_format = function(tvb, tree, off, lim, pinfo, ctx, pv)
     do local r = tvb(off + 11, 2); local b, x = t:add(F.scsi__sense__asc_ascq, r), r:uint(); b:add(F.scsi__sense__asc, r, math.floor(x / 256) % 256); b:add(F.scsi__sense__ascq, r, math.floor(x / 1) % 256); v.AdditionalSense = x end
     t:add(F.scsi__sense__field_replaceable_unit_code, tvb(off + 13, 1))
     t:add(F.scsi__sense__sense_key_specific, tvb(off + 14, 3))
-    if (v.KeyFlags.SenseKey == 2) or (v.KeyFlags.SenseKey == 3) or (v.KeyFlags.SenseKey == 4) or (v.KeyFlags.SenseKey == 5) or (v.KeyFlags.SenseKey == 6) or (v.KeyFlags.SenseKey == 7) or (v.KeyFlags.SenseKey == 8) or (v.KeyFlags.SenseKey == 9) or (v.KeyFlags.SenseKey == 10) or (v.KeyFlags.SenseKey == 11) or (v.KeyFlags.SenseKey == 13) or (v.KeyFlags.SenseKey == 14) then t:add_proto_expert_info(E.status, string.format("Sense key %s [SPC-3 4.5.6]", VS_NO_SENSE_6c6f4d[v.KeyFlags.SenseKey] or string.format("0x%X", v.KeyFlags.SenseKey))) end
-    if (v.AdditionalSense == 10496) or (v.AdditionalSense == 10497) or (v.AdditionalSense == 10498) or (v.AdditionalSense == 10499) or (v.AdditionalSense == 10500) or (v.AdditionalSense == 10503) or (v.AdditionalSense == 10755) or (v.AdditionalSense == 10756) or (v.AdditionalSense == 10757) or (v.AdditionalSense == 10761) or (v.AdditionalSense == 16142) or (v.AdditionalSense == 14848) or (v.AdditionalSense == 9472) or (v.AdditionalSense == 8192) or (v.AdditionalSense == 9216) or (v.AdditionalSense == 1024) or (v.AdditionalSense == 1025) or (v.AdditionalSense == 1026) or (v.AdditionalSense == 1027) then t:add_proto_expert_info(E.status, string.format("Additional sense: %s [SPC-3 4.5.6]", VS_NO_ADDITIONAL_SENSE_INFORMAT_394385[v.AdditionalSense] or string.format("0x%X", v.AdditionalSense))) end
+    if (v.KeyFlags.SenseKey == 2) or (v.KeyFlags.SenseKey == 3) or (v.KeyFlags.SenseKey == 4) or (v.KeyFlags.SenseKey == 5) or (v.KeyFlags.SenseKey == 6) or (v.KeyFlags.SenseKey == 7) or (v.KeyFlags.SenseKey == 8) or (v.KeyFlags.SenseKey == 9) or (v.KeyFlags.SenseKey == 10) or (v.KeyFlags.SenseKey == 11) or (v.KeyFlags.SenseKey == 13) or (v.KeyFlags.SenseKey == 14) then note(t, 2, string.format("Sense key %s [SPC-3 4.5.6]", VS_NO_SENSE_6c6f4d[v.KeyFlags.SenseKey] or string.format("0x%X", v.KeyFlags.SenseKey))) end
+    if (v.AdditionalSense == 10496) or (v.AdditionalSense == 10497) or (v.AdditionalSense == 10498) or (v.AdditionalSense == 10499) or (v.AdditionalSense == 10500) or (v.AdditionalSense == 10503) or (v.AdditionalSense == 10755) or (v.AdditionalSense == 10756) or (v.AdditionalSense == 10757) or (v.AdditionalSense == 10761) or (v.AdditionalSense == 16142) or (v.AdditionalSense == 14848) or (v.AdditionalSense == 9472) or (v.AdditionalSense == 8192) or (v.AdditionalSense == 9216) or (v.AdditionalSense == 1024) or (v.AdditionalSense == 1025) or (v.AdditionalSense == 1026) or (v.AdditionalSense == 1027) then note(t, 3, string.format("Additional sense: %s [SPC-3 4.5.6]", VS_NO_ADDITIONAL_SENSE_INFORMAT_394385[v.AdditionalSense] or string.format("0x%X", v.AdditionalSense))) end
     off = off + 17
   else
     if lim - off >= 1 then t:add(F.scsi__sense__obsolete, tvb(off + 0, 1)) end
@@ -1655,8 +1768,8 @@ D.d_scsi_sense_format_2 = function(tvb, tree, off, lim, pinfo, ctx, pv)
     do local r = tvb(off + 11, 2); local b, x = t:add(F.scsi__sense__asc_ascq, r), r:uint(); b:add(F.scsi__sense__asc, r, math.floor(x / 256) % 256); b:add(F.scsi__sense__ascq, r, math.floor(x / 1) % 256); v.AdditionalSense = x end
     t:add(F.scsi__sense__field_replaceable_unit_code, tvb(off + 13, 1))
     t:add(F.scsi__sense__sense_key_specific, tvb(off + 14, 3))
-    if (v.KeyFlags.SenseKey == 2) or (v.KeyFlags.SenseKey == 3) or (v.KeyFlags.SenseKey == 4) or (v.KeyFlags.SenseKey == 5) or (v.KeyFlags.SenseKey == 6) or (v.KeyFlags.SenseKey == 7) or (v.KeyFlags.SenseKey == 8) or (v.KeyFlags.SenseKey == 9) or (v.KeyFlags.SenseKey == 10) or (v.KeyFlags.SenseKey == 11) or (v.KeyFlags.SenseKey == 13) or (v.KeyFlags.SenseKey == 14) then t:add_proto_expert_info(E.status, string.format("Sense key %s [SPC-3 4.5.6]", VS_NO_SENSE_6c6f4d[v.KeyFlags.SenseKey] or string.format("0x%X", v.KeyFlags.SenseKey))) end
-    if (v.AdditionalSense == 10496) or (v.AdditionalSense == 10497) or (v.AdditionalSense == 10498) or (v.AdditionalSense == 10499) or (v.AdditionalSense == 10500) or (v.AdditionalSense == 10503) or (v.AdditionalSense == 10755) or (v.AdditionalSense == 10756) or (v.AdditionalSense == 10757) or (v.AdditionalSense == 10761) or (v.AdditionalSense == 16142) or (v.AdditionalSense == 14848) or (v.AdditionalSense == 9472) or (v.AdditionalSense == 8192) or (v.AdditionalSense == 9216) or (v.AdditionalSense == 1024) or (v.AdditionalSense == 1025) or (v.AdditionalSense == 1026) or (v.AdditionalSense == 1027) then t:add_proto_expert_info(E.status, string.format("Additional sense: %s [SPC-3 4.5.6]", VS_NO_ADDITIONAL_SENSE_INFORMAT_394385[v.AdditionalSense] or string.format("0x%X", v.AdditionalSense))) end
+    if (v.KeyFlags.SenseKey == 2) or (v.KeyFlags.SenseKey == 3) or (v.KeyFlags.SenseKey == 4) or (v.KeyFlags.SenseKey == 5) or (v.KeyFlags.SenseKey == 6) or (v.KeyFlags.SenseKey == 7) or (v.KeyFlags.SenseKey == 8) or (v.KeyFlags.SenseKey == 9) or (v.KeyFlags.SenseKey == 10) or (v.KeyFlags.SenseKey == 11) or (v.KeyFlags.SenseKey == 13) or (v.KeyFlags.SenseKey == 14) then note(t, 2, string.format("Sense key %s [SPC-3 4.5.6]", VS_NO_SENSE_6c6f4d[v.KeyFlags.SenseKey] or string.format("0x%X", v.KeyFlags.SenseKey))) end
+    if (v.AdditionalSense == 10496) or (v.AdditionalSense == 10497) or (v.AdditionalSense == 10498) or (v.AdditionalSense == 10499) or (v.AdditionalSense == 10500) or (v.AdditionalSense == 10503) or (v.AdditionalSense == 10755) or (v.AdditionalSense == 10756) or (v.AdditionalSense == 10757) or (v.AdditionalSense == 10761) or (v.AdditionalSense == 16142) or (v.AdditionalSense == 14848) or (v.AdditionalSense == 9472) or (v.AdditionalSense == 8192) or (v.AdditionalSense == 9216) or (v.AdditionalSense == 1024) or (v.AdditionalSense == 1025) or (v.AdditionalSense == 1026) or (v.AdditionalSense == 1027) then note(t, 3, string.format("Additional sense: %s [SPC-3 4.5.6]", VS_NO_ADDITIONAL_SENSE_INFORMAT_394385[v.AdditionalSense] or string.format("0x%X", v.AdditionalSense))) end
     off = off + 17
   else
     if lim - off >= 1 then t:add(F.scsi__sense__obsolete, tvb(off + 0, 1)) end
@@ -1680,8 +1793,8 @@ D.d_scsi_sense_format_3 = function(tvb, tree, off, lim, pinfo, ctx, pv)
     do local r = tvb(off + 1, 2); local b, x = t:add(F.scsi__sense__asc_ascq, r), r:uint(); b:add(F.scsi__sense__asc, r, math.floor(x / 256) % 256); b:add(F.scsi__sense__ascq, r, math.floor(x / 1) % 256); v.AdditionalSense = x end
     t:add(F.scsi__sense__reserved, tvb(off + 3, 3))
     do local r = tvb(off + 6, 1); t:add(F.scsi__sense__additional_sense_length, r); v.AdditionalSenseLength = r:uint() end
-    if (v.SenseKey == 2) or (v.SenseKey == 3) or (v.SenseKey == 4) or (v.SenseKey == 5) or (v.SenseKey == 6) or (v.SenseKey == 7) or (v.SenseKey == 8) or (v.SenseKey == 9) or (v.SenseKey == 10) or (v.SenseKey == 11) or (v.SenseKey == 13) or (v.SenseKey == 14) then t:add_proto_expert_info(E.status, string.format("Sense key %s [SPC-3 4.5.6]", VS_NO_SENSE_6c6f4d[v.SenseKey] or string.format("0x%X", v.SenseKey))) end
-    if (v.AdditionalSense == 10496) or (v.AdditionalSense == 10497) or (v.AdditionalSense == 10498) or (v.AdditionalSense == 10499) or (v.AdditionalSense == 10500) or (v.AdditionalSense == 10503) or (v.AdditionalSense == 10755) or (v.AdditionalSense == 10756) or (v.AdditionalSense == 10757) or (v.AdditionalSense == 10761) or (v.AdditionalSense == 16142) or (v.AdditionalSense == 14848) or (v.AdditionalSense == 9472) or (v.AdditionalSense == 8192) or (v.AdditionalSense == 9216) or (v.AdditionalSense == 1024) or (v.AdditionalSense == 1025) or (v.AdditionalSense == 1026) or (v.AdditionalSense == 1027) then t:add_proto_expert_info(E.status, string.format("Additional sense: %s [SPC-3 4.5.6]", VS_NO_ADDITIONAL_SENSE_INFORMAT_394385[v.AdditionalSense] or string.format("0x%X", v.AdditionalSense))) end
+    if (v.SenseKey == 2) or (v.SenseKey == 3) or (v.SenseKey == 4) or (v.SenseKey == 5) or (v.SenseKey == 6) or (v.SenseKey == 7) or (v.SenseKey == 8) or (v.SenseKey == 9) or (v.SenseKey == 10) or (v.SenseKey == 11) or (v.SenseKey == 13) or (v.SenseKey == 14) then note(t, 2, string.format("Sense key %s [SPC-3 4.5.6]", VS_NO_SENSE_6c6f4d[v.SenseKey] or string.format("0x%X", v.SenseKey))) end
+    if (v.AdditionalSense == 10496) or (v.AdditionalSense == 10497) or (v.AdditionalSense == 10498) or (v.AdditionalSense == 10499) or (v.AdditionalSense == 10500) or (v.AdditionalSense == 10503) or (v.AdditionalSense == 10755) or (v.AdditionalSense == 10756) or (v.AdditionalSense == 10757) or (v.AdditionalSense == 10761) or (v.AdditionalSense == 16142) or (v.AdditionalSense == 14848) or (v.AdditionalSense == 9472) or (v.AdditionalSense == 8192) or (v.AdditionalSense == 9216) or (v.AdditionalSense == 1024) or (v.AdditionalSense == 1025) or (v.AdditionalSense == 1026) or (v.AdditionalSense == 1027) then note(t, 3, string.format("Additional sense: %s [SPC-3 4.5.6]", VS_NO_ADDITIONAL_SENSE_INFORMAT_394385[v.AdditionalSense] or string.format("0x%X", v.AdditionalSense))) end
     off = off + 7
   else
     if lim - off >= 1 then do local r = tvb(off + 0, 1); local x = math.floor(r:uint() / 1) % 16; t:add(F.scsi__sense__key, r, x); v.SenseKey = x end end
@@ -1709,8 +1822,8 @@ D.d_scsi_sense_format_4 = function(tvb, tree, off, lim, pinfo, ctx, pv)
     do local r = tvb(off + 1, 2); local b, x = t:add(F.scsi__sense__asc_ascq, r), r:uint(); b:add(F.scsi__sense__asc, r, math.floor(x / 256) % 256); b:add(F.scsi__sense__ascq, r, math.floor(x / 1) % 256); v.AdditionalSense = x end
     t:add(F.scsi__sense__reserved, tvb(off + 3, 3))
     do local r = tvb(off + 6, 1); t:add(F.scsi__sense__additional_sense_length, r); v.AdditionalSenseLength = r:uint() end
-    if (v.SenseKey == 2) or (v.SenseKey == 3) or (v.SenseKey == 4) or (v.SenseKey == 5) or (v.SenseKey == 6) or (v.SenseKey == 7) or (v.SenseKey == 8) or (v.SenseKey == 9) or (v.SenseKey == 10) or (v.SenseKey == 11) or (v.SenseKey == 13) or (v.SenseKey == 14) then t:add_proto_expert_info(E.status, string.format("Sense key %s [SPC-3 4.5.6]", VS_NO_SENSE_6c6f4d[v.SenseKey] or string.format("0x%X", v.SenseKey))) end
-    if (v.AdditionalSense == 10496) or (v.AdditionalSense == 10497) or (v.AdditionalSense == 10498) or (v.AdditionalSense == 10499) or (v.AdditionalSense == 10500) or (v.AdditionalSense == 10503) or (v.AdditionalSense == 10755) or (v.AdditionalSense == 10756) or (v.AdditionalSense == 10757) or (v.AdditionalSense == 10761) or (v.AdditionalSense == 16142) or (v.AdditionalSense == 14848) or (v.AdditionalSense == 9472) or (v.AdditionalSense == 8192) or (v.AdditionalSense == 9216) or (v.AdditionalSense == 1024) or (v.AdditionalSense == 1025) or (v.AdditionalSense == 1026) or (v.AdditionalSense == 1027) then t:add_proto_expert_info(E.status, string.format("Additional sense: %s [SPC-3 4.5.6]", VS_NO_ADDITIONAL_SENSE_INFORMAT_394385[v.AdditionalSense] or string.format("0x%X", v.AdditionalSense))) end
+    if (v.SenseKey == 2) or (v.SenseKey == 3) or (v.SenseKey == 4) or (v.SenseKey == 5) or (v.SenseKey == 6) or (v.SenseKey == 7) or (v.SenseKey == 8) or (v.SenseKey == 9) or (v.SenseKey == 10) or (v.SenseKey == 11) or (v.SenseKey == 13) or (v.SenseKey == 14) then note(t, 2, string.format("Sense key %s [SPC-3 4.5.6]", VS_NO_SENSE_6c6f4d[v.SenseKey] or string.format("0x%X", v.SenseKey))) end
+    if (v.AdditionalSense == 10496) or (v.AdditionalSense == 10497) or (v.AdditionalSense == 10498) or (v.AdditionalSense == 10499) or (v.AdditionalSense == 10500) or (v.AdditionalSense == 10503) or (v.AdditionalSense == 10755) or (v.AdditionalSense == 10756) or (v.AdditionalSense == 10757) or (v.AdditionalSense == 10761) or (v.AdditionalSense == 16142) or (v.AdditionalSense == 14848) or (v.AdditionalSense == 9472) or (v.AdditionalSense == 8192) or (v.AdditionalSense == 9216) or (v.AdditionalSense == 1024) or (v.AdditionalSense == 1025) or (v.AdditionalSense == 1026) or (v.AdditionalSense == 1027) then note(t, 3, string.format("Additional sense: %s [SPC-3 4.5.6]", VS_NO_ADDITIONAL_SENSE_INFORMAT_394385[v.AdditionalSense] or string.format("0x%X", v.AdditionalSense))) end
     off = off + 7
   else
     if lim - off >= 1 then do local r = tvb(off + 0, 1); local x = math.floor(r:uint() / 1) % 16; t:add(F.scsi__sense__key, r, x); v.SenseKey = x end end
@@ -1738,9 +1851,9 @@ D.d_srb_status_response_windows = function(tvb, tree, off, lim, pinfo, ctx, pv)
     do local r = tvb(off + 1, 1); local b, x = t:add(F.srb_status_response__srb_status, r), r:uint(); if x % 256 >= 128 then b:add(F.srb_status_response__srb_status__autosense_valid, r) end; if x % 128 >= 64 then b:add(F.srb_status_response__srb_status__queue_frozen, r) end; b:add(F.srb_status_response__srb_status__status, r); v.SrbStatus = { AutosenseValid = math.floor(x / 128) % 2, QueueFrozen = math.floor(x / 64) % 2, Status = math.floor(x / 1) % 64, } end
     do local r = tvb(off + 2, 1); t:add(F.srb_status_response__scsi_status, r); v.ScsiStatus = r:uint() end
     do local r = tvb(off + 3, 1); t:add_le(F.srb_status_response__sense_info_ex_length, r); v.SenseInfoExLength = r:le_uint() end
-    if (v.ScsiStatus == 2) then t:add_proto_expert_info(E.status, string.format("SCSI status %s: the sense data says why [SAM-3 5.3.1]", VS_GOOD_681b62[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
-    if (v.ScsiStatus == 24) then t:add_proto_expert_info(E.status, string.format("SCSI status %s: another initiator holds the reservation [SPC-3 5.6.1]", VS_GOOD_681b62[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
-    if (v.ScsiStatus == 8) or (v.ScsiStatus == 40) or (v.ScsiStatus == 48) or (v.ScsiStatus == 64) or (v.ScsiStatus == 34) then t:add_proto_expert_info(E.status, string.format("SCSI status %s [SAM-3 5.3.1]", VS_GOOD_681b62[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
+    if (v.ScsiStatus == 2) then note(t, 1, string.format("SCSI status %s: the sense data says why [SAM-3 5.3.1]", VS_GOOD_681b62[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
+    if (v.ScsiStatus == 24) then note(t, 1, string.format("SCSI status %s: another initiator holds the reservation [SPC-3 5.6.1]", VS_GOOD_681b62[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
+    if (v.ScsiStatus == 8) or (v.ScsiStatus == 40) or (v.ScsiStatus == 48) or (v.ScsiStatus == 64) or (v.ScsiStatus == 34) then note(t, 1, string.format("SCSI status %s [SAM-3 5.3.1]", VS_GOOD_681b62[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
     off = off + 4
   else
     if lim - off >= 1 then do local r = tvb(off + 0, 1); t:add_le(F.srb_status_response__status_key, r); v.StatusKey = r:le_uint() end end
@@ -1752,7 +1865,7 @@ D.d_srb_status_response_windows = function(tvb, tree, off, lim, pinfo, ctx, pv)
   if (v.SenseInfoExLength > 0) then
     if OPT.scsi and lim > off then
       local _, sub = D.d_scsi_sense(tvb, t, off, lim, pinfo, ctx, v)
-      
+      if sub ~= v then v.Sense = sub end
     end
   end
   do
@@ -1946,13 +2059,13 @@ D.d_scsi_rw6 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree:add(F.scsi__rw6, tvb(off, lim - off >= 5 and 5 or lim - off))
   if lim - off >= 5 then
-    do local r = tvb(off + 0, 3); local b, x = t:add(F.scsi__rw__address, r), r:uint(); b:add(F.scsi__lba, r, UInt64.new(math.floor(x / 1) % 2097152)) end
-    t:add(F.scsi__transfer_length, tvb(off + 3, 1))
+    do local r = tvb(off + 0, 3); local b, x = t:add(F.scsi__rw__address, r), r:uint(); b:add(F.scsi__lba, r, UInt64.new(math.floor(x / 1) % 2097152)); v.Address = { LogicalBlockAddress = math.floor(x / 1) % 2097152, } end
+    do local r = tvb(off + 3, 1); t:add(F.scsi__transfer_length, r); v.TransferLength = r:uint() end
     t:add(F.scsi__rw__control, tvb(off + 4, 1))
     off = off + 5
   else
-    if lim - off >= 3 then do local r = tvb(off + 0, 3); local b, x = t:add(F.scsi__rw__address, r), r:uint(); b:add(F.scsi__lba, r, UInt64.new(math.floor(x / 1) % 2097152)) end end
-    if lim - off >= 4 then t:add(F.scsi__transfer_length, tvb(off + 3, 1)) end
+    if lim - off >= 3 then do local r = tvb(off + 0, 3); local b, x = t:add(F.scsi__rw__address, r), r:uint(); b:add(F.scsi__lba, r, UInt64.new(math.floor(x / 1) % 2097152)); v.Address = { LogicalBlockAddress = math.floor(x / 1) % 2097152, } end end
+    if lim - off >= 4 then do local r = tvb(off + 3, 1); t:add(F.scsi__transfer_length, r); v.TransferLength = r:uint() end end
     if lim - off >= 5 then t:add(F.scsi__rw__control, tvb(off + 4, 1)) end
     return short(t, off, lim, 5, "READ(6)/WRITE(6) (SBC-3 5.7)"), v
   end
@@ -1964,16 +2077,16 @@ D.d_scsi_rw10 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local t = tree:add(F.scsi__rw10, tvb(off, lim - off >= 9 and 9 or lim - off))
   if lim - off >= 9 then
     do local r = tvb(off + 0, 1); local b, x = t:add(F.scsi__rw__flags, r), r:uint(); b:add(F.scsi__rw__flags__rd_wr_protect, r); if x % 32 >= 16 then b:add(F.scsi__rw__flags__dpo, r) end; if x % 16 >= 8 then b:add(F.scsi__rw__flags__fua, r) end; if x % 4 >= 2 then b:add(F.scsi__rw__flags__fua_nv, r) end; v.Flags = { RdWrProtect = math.floor(x / 32) % 8, DPO = math.floor(x / 16) % 2, FUA = math.floor(x / 8) % 2, FUA_NV = math.floor(x / 2) % 2, } end
-    t:add(F.scsi__lba, tvb(off + 1, 4))
+    do local r = tvb(off + 1, 4); t:add(F.scsi__lba, r); v.LogicalBlockAddress = r:uint() end
     t:add(F.scsi__rw__group_number, tvb(off + 5, 1))
-    t:add(F.scsi__transfer_length, tvb(off + 6, 2))
+    do local r = tvb(off + 6, 2); t:add(F.scsi__transfer_length, r); v.TransferLength = r:uint() end
     t:add(F.scsi__rw__control, tvb(off + 8, 1))
     off = off + 9
   else
     if lim - off >= 1 then do local r = tvb(off + 0, 1); local b, x = t:add(F.scsi__rw__flags, r), r:uint(); b:add(F.scsi__rw__flags__rd_wr_protect, r); if x % 32 >= 16 then b:add(F.scsi__rw__flags__dpo, r) end; if x % 16 >= 8 then b:add(F.scsi__rw__flags__fua, r) end; if x % 4 >= 2 then b:add(F.scsi__rw__flags__fua_nv, r) end; v.Flags = { RdWrProtect = math.floor(x / 32) % 8, DPO = math.floor(x / 16) % 2, FUA = math.floor(x / 8) % 2, FUA_NV = math.floor(x / 2) % 2, } end end
-    if lim - off >= 5 then t:add(F.scsi__lba, tvb(off + 1, 4)) end
+    if lim - off >= 5 then do local r = tvb(off + 1, 4); t:add(F.scsi__lba, r); v.LogicalBlockAddress = r:uint() end end
     if lim - off >= 6 then t:add(F.scsi__rw__group_number, tvb(off + 5, 1)) end
-    if lim - off >= 8 then t:add(F.scsi__transfer_length, tvb(off + 6, 2)) end
+    if lim - off >= 8 then do local r = tvb(off + 6, 2); t:add(F.scsi__transfer_length, r); v.TransferLength = r:uint() end end
     if lim - off >= 9 then t:add(F.scsi__rw__control, tvb(off + 8, 1)) end
     return short(t, off, lim, 9, "READ(10)/WRITE(10) (SBC-3 5.8)"), v
   end
@@ -1985,15 +2098,15 @@ D.d_scsi_rw12 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local t = tree:add(F.scsi__rw12, tvb(off, lim - off >= 11 and 11 or lim - off))
   if lim - off >= 11 then
     do local r = tvb(off + 0, 1); local b, x = t:add(F.scsi__rw__flags, r), r:uint(); b:add(F.scsi__rw__flags__rd_wr_protect, r); if x % 32 >= 16 then b:add(F.scsi__rw__flags__dpo, r) end; if x % 16 >= 8 then b:add(F.scsi__rw__flags__fua, r) end; if x % 4 >= 2 then b:add(F.scsi__rw__flags__fua_nv, r) end; v.Flags = { RdWrProtect = math.floor(x / 32) % 8, DPO = math.floor(x / 16) % 2, FUA = math.floor(x / 8) % 2, FUA_NV = math.floor(x / 2) % 2, } end
-    t:add(F.scsi__lba, tvb(off + 1, 4))
-    t:add(F.scsi__transfer_length, tvb(off + 5, 4))
+    do local r = tvb(off + 1, 4); t:add(F.scsi__lba, r); v.LogicalBlockAddress = r:uint() end
+    do local r = tvb(off + 5, 4); t:add(F.scsi__transfer_length, r); v.TransferLength = r:uint() end
     t:add(F.scsi__rw__group_number, tvb(off + 9, 1))
     t:add(F.scsi__rw__control, tvb(off + 10, 1))
     off = off + 11
   else
     if lim - off >= 1 then do local r = tvb(off + 0, 1); local b, x = t:add(F.scsi__rw__flags, r), r:uint(); b:add(F.scsi__rw__flags__rd_wr_protect, r); if x % 32 >= 16 then b:add(F.scsi__rw__flags__dpo, r) end; if x % 16 >= 8 then b:add(F.scsi__rw__flags__fua, r) end; if x % 4 >= 2 then b:add(F.scsi__rw__flags__fua_nv, r) end; v.Flags = { RdWrProtect = math.floor(x / 32) % 8, DPO = math.floor(x / 16) % 2, FUA = math.floor(x / 8) % 2, FUA_NV = math.floor(x / 2) % 2, } end end
-    if lim - off >= 5 then t:add(F.scsi__lba, tvb(off + 1, 4)) end
-    if lim - off >= 9 then t:add(F.scsi__transfer_length, tvb(off + 5, 4)) end
+    if lim - off >= 5 then do local r = tvb(off + 1, 4); t:add(F.scsi__lba, r); v.LogicalBlockAddress = r:uint() end end
+    if lim - off >= 9 then do local r = tvb(off + 5, 4); t:add(F.scsi__transfer_length, r); v.TransferLength = r:uint() end end
     if lim - off >= 10 then t:add(F.scsi__rw__group_number, tvb(off + 9, 1)) end
     if lim - off >= 11 then t:add(F.scsi__rw__control, tvb(off + 10, 1)) end
     return short(t, off, lim, 11, "READ(12)/WRITE(12) (SBC-3 5.9)"), v
@@ -2006,15 +2119,15 @@ D.d_scsi_rw16 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local t = tree:add(F.scsi__rw16, tvb(off, lim - off >= 15 and 15 or lim - off))
   if lim - off >= 15 then
     do local r = tvb(off + 0, 1); local b, x = t:add(F.scsi__rw__flags, r), r:uint(); b:add(F.scsi__rw__flags__rd_wr_protect, r); if x % 32 >= 16 then b:add(F.scsi__rw__flags__dpo, r) end; if x % 16 >= 8 then b:add(F.scsi__rw__flags__fua, r) end; if x % 4 >= 2 then b:add(F.scsi__rw__flags__fua_nv, r) end; v.Flags = { RdWrProtect = math.floor(x / 32) % 8, DPO = math.floor(x / 16) % 2, FUA = math.floor(x / 8) % 2, FUA_NV = math.floor(x / 2) % 2, } end
-    t:add(F.scsi__lba, tvb(off + 1, 8))
-    t:add(F.scsi__transfer_length, tvb(off + 9, 4))
+    do local r = tvb(off + 1, 8); t:add(F.scsi__lba, r); v.LogicalBlockAddress = r:uint64() end
+    do local r = tvb(off + 9, 4); t:add(F.scsi__transfer_length, r); v.TransferLength = r:uint() end
     t:add(F.scsi__rw__group_number, tvb(off + 13, 1))
     t:add(F.scsi__rw__control, tvb(off + 14, 1))
     off = off + 15
   else
     if lim - off >= 1 then do local r = tvb(off + 0, 1); local b, x = t:add(F.scsi__rw__flags, r), r:uint(); b:add(F.scsi__rw__flags__rd_wr_protect, r); if x % 32 >= 16 then b:add(F.scsi__rw__flags__dpo, r) end; if x % 16 >= 8 then b:add(F.scsi__rw__flags__fua, r) end; if x % 4 >= 2 then b:add(F.scsi__rw__flags__fua_nv, r) end; v.Flags = { RdWrProtect = math.floor(x / 32) % 8, DPO = math.floor(x / 16) % 2, FUA = math.floor(x / 8) % 2, FUA_NV = math.floor(x / 2) % 2, } end end
-    if lim - off >= 9 then t:add(F.scsi__lba, tvb(off + 1, 8)) end
-    if lim - off >= 13 then t:add(F.scsi__transfer_length, tvb(off + 9, 4)) end
+    if lim - off >= 9 then do local r = tvb(off + 1, 8); t:add(F.scsi__lba, r); v.LogicalBlockAddress = r:uint64() end end
+    if lim - off >= 13 then do local r = tvb(off + 9, 4); t:add(F.scsi__transfer_length, r); v.TransferLength = r:uint() end end
     if lim - off >= 14 then t:add(F.scsi__rw__group_number, tvb(off + 13, 1)) end
     if lim - off >= 15 then t:add(F.scsi__rw__control, tvb(off + 14, 1)) end
     return short(t, off, lim, 15, "READ(16)/WRITE(16) (SBC-3 5.10)"), v
@@ -2027,14 +2140,14 @@ D.d_scsi_sync10 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local t = tree:add(F.scsi__sync10, tvb(off, lim - off >= 9 and 9 or lim - off))
   if lim - off >= 9 then
     do local r = tvb(off + 0, 1); local b, x = t:add(F.scsi__rw__sync_flags, r), r:uint(); if x % 8 >= 4 then b:add(F.scsi__rw__sync_flags__sync_nv, r) end; if x % 4 >= 2 then b:add(F.scsi__rw__sync_flags__immed, r) end end
-    t:add(F.scsi__lba, tvb(off + 1, 4))
+    do local r = tvb(off + 1, 4); t:add(F.scsi__lba, r); v.LogicalBlockAddress = r:uint() end
     t:add(F.scsi__rw__group_number, tvb(off + 5, 1))
     t:add(F.scsi__rw__number_of_logical_blocks, tvb(off + 6, 2))
     t:add(F.scsi__rw__control, tvb(off + 8, 1))
     off = off + 9
   else
     if lim - off >= 1 then do local r = tvb(off + 0, 1); local b, x = t:add(F.scsi__rw__sync_flags, r), r:uint(); if x % 8 >= 4 then b:add(F.scsi__rw__sync_flags__sync_nv, r) end; if x % 4 >= 2 then b:add(F.scsi__rw__sync_flags__immed, r) end end end
-    if lim - off >= 5 then t:add(F.scsi__lba, tvb(off + 1, 4)) end
+    if lim - off >= 5 then do local r = tvb(off + 1, 4); t:add(F.scsi__lba, r); v.LogicalBlockAddress = r:uint() end end
     if lim - off >= 6 then t:add(F.scsi__rw__group_number, tvb(off + 5, 1)) end
     if lim - off >= 8 then t:add(F.scsi__rw__number_of_logical_blocks, tvb(off + 6, 2)) end
     if lim - off >= 9 then t:add(F.scsi__rw__control, tvb(off + 8, 1)) end
@@ -2048,14 +2161,14 @@ D.d_scsi_sync16 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local t = tree:add(F.scsi__sync16, tvb(off, lim - off >= 15 and 15 or lim - off))
   if lim - off >= 15 then
     do local r = tvb(off + 0, 1); local b, x = t:add(F.scsi__rw__sync_flags, r), r:uint(); if x % 8 >= 4 then b:add(F.scsi__rw__sync_flags__sync_nv, r) end; if x % 4 >= 2 then b:add(F.scsi__rw__sync_flags__immed, r) end end
-    t:add(F.scsi__lba, tvb(off + 1, 8))
+    do local r = tvb(off + 1, 8); t:add(F.scsi__lba, r); v.LogicalBlockAddress = r:uint64() end
     t:add(F.scsi__rw__number_of_logical_blocks, tvb(off + 9, 4))
     t:add(F.scsi__rw__group_number, tvb(off + 13, 1))
     t:add(F.scsi__rw__control, tvb(off + 14, 1))
     off = off + 15
   else
     if lim - off >= 1 then do local r = tvb(off + 0, 1); local b, x = t:add(F.scsi__rw__sync_flags, r), r:uint(); if x % 8 >= 4 then b:add(F.scsi__rw__sync_flags__sync_nv, r) end; if x % 4 >= 2 then b:add(F.scsi__rw__sync_flags__immed, r) end end end
-    if lim - off >= 9 then t:add(F.scsi__lba, tvb(off + 1, 8)) end
+    if lim - off >= 9 then do local r = tvb(off + 1, 8); t:add(F.scsi__lba, r); v.LogicalBlockAddress = r:uint64() end end
     if lim - off >= 13 then t:add(F.scsi__rw__number_of_logical_blocks, tvb(off + 9, 4)) end
     if lim - off >= 14 then t:add(F.scsi__rw__group_number, tvb(off + 13, 1)) end
     if lim - off >= 15 then t:add(F.scsi__rw__control, tvb(off + 14, 1)) end
@@ -2069,14 +2182,14 @@ D.d_scsi_write_same10 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local t = tree:add(F.scsi__write_same10, tvb(off, lim - off >= 9 and 9 or lim - off))
   if lim - off >= 9 then
     do local r = tvb(off + 0, 1); local b, x = t:add(F.scsi__rw__write_same_flags, r), r:uint(); b:add(F.scsi__rw__write_same_flags__wr_protect, r); if x % 32 >= 16 then b:add(F.scsi__rw__write_same_flags__anchor, r) end; if x % 16 >= 8 then b:add(F.scsi__rw__write_same_flags__unmap, r) end end
-    t:add(F.scsi__lba, tvb(off + 1, 4))
+    do local r = tvb(off + 1, 4); t:add(F.scsi__lba, r); v.LogicalBlockAddress = r:uint() end
     t:add(F.scsi__rw__group_number, tvb(off + 5, 1))
     t:add(F.scsi__rw__number_of_logical_blocks, tvb(off + 6, 2))
     t:add(F.scsi__rw__control, tvb(off + 8, 1))
     off = off + 9
   else
     if lim - off >= 1 then do local r = tvb(off + 0, 1); local b, x = t:add(F.scsi__rw__write_same_flags, r), r:uint(); b:add(F.scsi__rw__write_same_flags__wr_protect, r); if x % 32 >= 16 then b:add(F.scsi__rw__write_same_flags__anchor, r) end; if x % 16 >= 8 then b:add(F.scsi__rw__write_same_flags__unmap, r) end end end
-    if lim - off >= 5 then t:add(F.scsi__lba, tvb(off + 1, 4)) end
+    if lim - off >= 5 then do local r = tvb(off + 1, 4); t:add(F.scsi__lba, r); v.LogicalBlockAddress = r:uint() end end
     if lim - off >= 6 then t:add(F.scsi__rw__group_number, tvb(off + 5, 1)) end
     if lim - off >= 8 then t:add(F.scsi__rw__number_of_logical_blocks, tvb(off + 6, 2)) end
     if lim - off >= 9 then t:add(F.scsi__rw__control, tvb(off + 8, 1)) end
@@ -2090,14 +2203,14 @@ D.d_scsi_write_same16 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local t = tree:add(F.scsi__write_same16, tvb(off, lim - off >= 15 and 15 or lim - off))
   if lim - off >= 15 then
     do local r = tvb(off + 0, 1); local b, x = t:add(F.scsi__rw__write_same_flags, r), r:uint(); b:add(F.scsi__rw__write_same_flags__wr_protect, r); if x % 32 >= 16 then b:add(F.scsi__rw__write_same_flags__anchor, r) end; if x % 16 >= 8 then b:add(F.scsi__rw__write_same_flags__unmap, r) end end
-    t:add(F.scsi__lba, tvb(off + 1, 8))
+    do local r = tvb(off + 1, 8); t:add(F.scsi__lba, r); v.LogicalBlockAddress = r:uint64() end
     t:add(F.scsi__rw__number_of_logical_blocks, tvb(off + 9, 4))
     t:add(F.scsi__rw__group_number, tvb(off + 13, 1))
     t:add(F.scsi__rw__control, tvb(off + 14, 1))
     off = off + 15
   else
     if lim - off >= 1 then do local r = tvb(off + 0, 1); local b, x = t:add(F.scsi__rw__write_same_flags, r), r:uint(); b:add(F.scsi__rw__write_same_flags__wr_protect, r); if x % 32 >= 16 then b:add(F.scsi__rw__write_same_flags__anchor, r) end; if x % 16 >= 8 then b:add(F.scsi__rw__write_same_flags__unmap, r) end end end
-    if lim - off >= 9 then t:add(F.scsi__lba, tvb(off + 1, 8)) end
+    if lim - off >= 9 then do local r = tvb(off + 1, 8); t:add(F.scsi__lba, r); v.LogicalBlockAddress = r:uint64() end end
     if lim - off >= 13 then t:add(F.scsi__rw__number_of_logical_blocks, tvb(off + 9, 4)) end
     if lim - off >= 14 then t:add(F.scsi__rw__group_number, tvb(off + 13, 1)) end
     if lim - off >= 15 then t:add(F.scsi__rw__control, tvb(off + 14, 1)) end
@@ -2130,14 +2243,14 @@ D.d_scsi_read_capacity10_cdb = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local t = tree:add(F.scsi__read_capacity10_cdb, tvb(off, lim - off >= 9 and 9 or lim - off))
   if lim - off >= 9 then
     t:add(F.scsi__capacity__reserved, tvb(off + 0, 1))
-    t:add(F.scsi__capacity__logical_block_address, tvb(off + 1, 4))
+    do local r = tvb(off + 1, 4); t:add(F.scsi__capacity__logical_block_address, r); v.LogicalBlockAddress = r:uint() end
     t:add(F.scsi__capacity__reserved2, tvb(off + 5, 2))
     t:add(F.scsi__capacity__pmi, tvb(off + 7, 1))
     t:add(F.scsi__capacity__control, tvb(off + 8, 1))
     off = off + 9
   else
     if lim - off >= 1 then t:add(F.scsi__capacity__reserved, tvb(off + 0, 1)) end
-    if lim - off >= 5 then t:add(F.scsi__capacity__logical_block_address, tvb(off + 1, 4)) end
+    if lim - off >= 5 then do local r = tvb(off + 1, 4); t:add(F.scsi__capacity__logical_block_address, r); v.LogicalBlockAddress = r:uint() end end
     if lim - off >= 7 then t:add(F.scsi__capacity__reserved2, tvb(off + 5, 2)) end
     if lim - off >= 8 then t:add(F.scsi__capacity__pmi, tvb(off + 7, 1)) end
     if lim - off >= 9 then t:add(F.scsi__capacity__control, tvb(off + 8, 1)) end
@@ -2151,14 +2264,14 @@ D.d_scsi_service_action_in16 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local t = tree:add(F.scsi__service_action_in16, tvb(off, lim - off >= 15 and 15 or lim - off))
   if lim - off >= 15 then
     do local r = tvb(off + 0, 1); t:add(F.scsi__capacity__service_action, r); v.ServiceAction = math.floor(r:uint() / 1) % 32 end
-    t:add(F.scsi__capacity__logical_block_address, tvb(off + 1, 8))
+    do local r = tvb(off + 1, 8); t:add(F.scsi__capacity__logical_block_address, r); v.LogicalBlockAddress = r:uint64() end
     t:add(F.scsi__capacity__allocation_length, tvb(off + 9, 4))
     t:add(F.scsi__capacity__pmi, tvb(off + 13, 1))
     t:add(F.scsi__capacity__control, tvb(off + 14, 1))
     off = off + 15
   else
     if lim - off >= 1 then do local r = tvb(off + 0, 1); t:add(F.scsi__capacity__service_action, r); v.ServiceAction = math.floor(r:uint() / 1) % 32 end end
-    if lim - off >= 9 then t:add(F.scsi__capacity__logical_block_address, tvb(off + 1, 8)) end
+    if lim - off >= 9 then do local r = tvb(off + 1, 8); t:add(F.scsi__capacity__logical_block_address, r); v.LogicalBlockAddress = r:uint64() end end
     if lim - off >= 13 then t:add(F.scsi__capacity__allocation_length, tvb(off + 9, 4)) end
     if lim - off >= 14 then t:add(F.scsi__capacity__pmi, tvb(off + 13, 1)) end
     if lim - off >= 15 then t:add(F.scsi__capacity__control, tvb(off + 14, 1)) end
@@ -2451,11 +2564,11 @@ D.d_scsi_response = function(tvb, tree, off, lim, pinfo, ctx, pv)
     t:add_le(F.scsi_response__reserved, tvb(off + 7, 1))
     do local r = tvb(off + 8, 4); local x = r:le_uint(); flag_bits(t:add_le(F.scsi_response__srb_flags, r), r, x, BITS.scsi_response__srb_flags, true) end
     t:add_le(F.scsi_response__data_transfer_length, tvb(off + 12, 4))
-    if OPT.scsi and (v.SenseInfoExLength > 0) then local _, sub = D.d_scsi_sense(tvb, t, off + 16, math.min(lim, off + 16 + 20), pinfo, ctx, v) end
+    if OPT.scsi and (v.SenseInfoExLength > 0) then local _, sub = D.d_scsi_sense(tvb, t, off + 16, math.min(lim, off + 16 + 20), pinfo, ctx, v); if sub ~= v then v.Sense = sub end end
     t:add(F.scsi_response__sense_data_ex, tvb(off + 16, 20))
-    if (v.ScsiStatus == 2) then t:add_proto_expert_info(E.status, string.format("SCSI status %s: the sense data says why [SAM-3 5.3.1]", VS_GOOD_681b62[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
-    if (v.ScsiStatus == 24) then t:add_proto_expert_info(E.status, string.format("SCSI status %s: another initiator holds the reservation [SPC-3 5.6.1]", VS_GOOD_681b62[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
-    if (v.ScsiStatus == 8) or (v.ScsiStatus == 40) or (v.ScsiStatus == 48) or (v.ScsiStatus == 64) or (v.ScsiStatus == 34) then t:add_proto_expert_info(E.status, string.format("SCSI status %s [SAM-3 5.3.1]", VS_GOOD_681b62[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
+    if (v.ScsiStatus == 2) then note(t, 1, string.format("SCSI status %s: the sense data says why [SAM-3 5.3.1]", VS_GOOD_681b62[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
+    if (v.ScsiStatus == 24) then note(t, 1, string.format("SCSI status %s: another initiator holds the reservation [SPC-3 5.6.1]", VS_GOOD_681b62[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
+    if (v.ScsiStatus == 8) or (v.ScsiStatus == 40) or (v.ScsiStatus == 48) or (v.ScsiStatus == 64) or (v.ScsiStatus == 34) then note(t, 1, string.format("SCSI status %s [SAM-3 5.3.1]", VS_GOOD_681b62[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
     off = off + 36
   else
     if lim - off >= 2 then t:add_le(F.scsi_response__length, tvb(off + 0, 2)) end
@@ -2532,7 +2645,7 @@ D.d_scsi_inquiry_data = function(tvb, tree, off, lim, pinfo, ctx, pv)
     do local r = tvb(off + 0, 1); local b, x = t:add(F.scsi__inquiry__device, r), r:uint(); b:add(F.scsi__inquiry__device__peripheral_qualifier, r); b:add(F.scsi__inquiry__device__peripheral_device_type, r) end
     t:add(F.scsi__inquiry__removable, tvb(off + 1, 1))
     t:add(F.scsi__inquiry__version, tvb(off + 2, 1))
-    t:add(F.scsi__inquiry__format, tvb(off + 3, 1))
+    do local r = tvb(off + 3, 1); t:add(F.scsi__inquiry__format, r); v.Format = r:uint() end
     do local r = tvb(off + 4, 1); t:add(F.scsi__inquiry__additional_length, r); v.AdditionalLength = r:uint() end
     t:add(F.scsi__inquiry__capability_flags, tvb(off + 5, 3))
     do local r = tvb(off + 8, 8); t:add(F.scsi__inquiry__vendor_identification, r, r:string()) end
@@ -2543,7 +2656,7 @@ D.d_scsi_inquiry_data = function(tvb, tree, off, lim, pinfo, ctx, pv)
     if lim - off >= 1 then do local r = tvb(off + 0, 1); local b, x = t:add(F.scsi__inquiry__device, r), r:uint(); b:add(F.scsi__inquiry__device__peripheral_qualifier, r); b:add(F.scsi__inquiry__device__peripheral_device_type, r) end end
     if lim - off >= 2 then t:add(F.scsi__inquiry__removable, tvb(off + 1, 1)) end
     if lim - off >= 3 then t:add(F.scsi__inquiry__version, tvb(off + 2, 1)) end
-    if lim - off >= 4 then t:add(F.scsi__inquiry__format, tvb(off + 3, 1)) end
+    if lim - off >= 4 then do local r = tvb(off + 3, 1); t:add(F.scsi__inquiry__format, r); v.Format = r:uint() end end
     if lim - off >= 5 then do local r = tvb(off + 4, 1); t:add(F.scsi__inquiry__additional_length, r); v.AdditionalLength = r:uint() end end
     if lim - off >= 8 then t:add(F.scsi__inquiry__capability_flags, tvb(off + 5, 3)) end
     if lim - off >= 16 then do local r = tvb(off + 8, 8); t:add(F.scsi__inquiry__vendor_identification, r, r:string()) end end
@@ -3033,11 +3146,11 @@ D.d_support_request_header = function(tvb, tree, off, lim, pinfo, ctx, pv)
     do local r = tvb(off + 0, 4); t:add_le(F.support_request__operation_code, r); v.OperationCode = r:le_uint() end
     do local r = tvb(off + 4, 4); t:add_le(F.support_request__status, r); v.Status = r:le_uint() end
     t:add_le(F.support_request__request_id, tvb(off + 8, 8))
-    if (v.Status == 3227320071) then t:add_proto_expert_info(E.status, string.format("%s: a persistent reservation held by another initiator denied the operation [MS-RSVD 3.2.5.4]", VS_STATUS_SUCCESS_631592[v.Status] or string.format("0x%X", v.Status))) end
-    if (v.Status == 3227320065) or (v.Status == 3227320066) or (v.Status == 3227320067) or (v.Status == 3227320068) or (v.Status == 3227320069) or (v.Status == 3227320070) then t:add_proto_expert_info(E.status, string.format("%s: the disk reports a unit attention [MS-RSVD 2.2.3]", VS_STATUS_SUCCESS_631592[v.Status] or string.format("0x%X", v.Status))) end
-    if (v.Status == 3227320073) then t:add_proto_expert_info(E.status, string.format("%s: the server does not know the OperationCode [MS-RSVD 3.2.5.5]", VS_STATUS_SUCCESS_631592[v.Status] or string.format("0x%X", v.Status))) end
-    if (v.Status == 3227320072) then t:add_proto_expert_info(E.status, string.format("%s: the file is not a shared virtual disk [MS-RSVD 2.2.3]", VS_STATUS_SUCCESS_631592[v.Status] or string.format("0x%X", v.Status))) end
-    if (v.Status == 3227320064) then t:add_proto_expert_info(E.status, string.format("%s: no sense data is stored under the StatusKey [MS-RSVD 3.2.5.5.3]", VS_STATUS_SUCCESS_631592[v.Status] or string.format("0x%X", v.Status))) end
+    if (v.Status == 3227320071) then note(t, 0, string.format("%s: a persistent reservation held by another initiator denied the operation [MS-RSVD 3.2.5.4]", VS_STATUS_SUCCESS_631592[v.Status] or string.format("0x%X", v.Status))) end
+    if (v.Status == 3227320065) or (v.Status == 3227320066) or (v.Status == 3227320067) or (v.Status == 3227320068) or (v.Status == 3227320069) or (v.Status == 3227320070) then note(t, 0, string.format("%s: the disk reports a unit attention [MS-RSVD 2.2.3]", VS_STATUS_SUCCESS_631592[v.Status] or string.format("0x%X", v.Status))) end
+    if (v.Status == 3227320073) then note(t, 0, string.format("%s: the server does not know the OperationCode [MS-RSVD 3.2.5.5]", VS_STATUS_SUCCESS_631592[v.Status] or string.format("0x%X", v.Status))) end
+    if (v.Status == 3227320072) then note(t, 0, string.format("%s: the file is not a shared virtual disk [MS-RSVD 2.2.3]", VS_STATUS_SUCCESS_631592[v.Status] or string.format("0x%X", v.Status))) end
+    if (v.Status == 3227320064) then note(t, 0, string.format("%s: no sense data is stored under the StatusKey [MS-RSVD 3.2.5.5.3]", VS_STATUS_SUCCESS_631592[v.Status] or string.format("0x%X", v.Status))) end
     off = off + 16
   else
     if lim - off >= 4 then do local r = tvb(off + 0, 4); t:add_le(F.support_request__operation_code, r); v.OperationCode = r:le_uint() end end
@@ -3637,11 +3750,11 @@ local IOCTL = {
   [0x00090304] = { "FSCTL_SVHDX_SYNC_TUNNEL_REQUEST",
     D.d_tunnel_request,
     D.d_tunnel_response,
-    { { "Header", "OperationCode" }, VS_RSVD_TUNNEL_GET_FILE_INFO_OP_07b8ef }, { { "Header", "OperationCode" }, VS_RSVD_TUNNEL_GET_FILE_INFO_OP_07b8ef }, { 8, 8, "MS-RSVD 3.1.4.1" } },
+    { { "Header", "OperationCode" }, VS_RSVD_TUNNEL_GET_FILE_INFO_OP_07b8ef, { { paths = { { "Payload", "Cdb", "OperationCode" } }, label = "SCSI:", fmt = "0x%02X", sep = ", ", names = VS_TEST_UNIT_READY_2391e8 }, { paths = { { "Payload", "Cdb", "Fields", "LogicalBlockAddress" }, { "Payload", "Cdb", "Fields", "Address", "LogicalBlockAddress" } }, label = "LBA:", fmt = "0x%08X", sep = " " }, { paths = { { "Payload", "Cdb", "Fields", "TransferLength" } }, label = "Len:", fmt = "%d", sep = " " }, { paths = { { "Payload", "StatusKey" } }, label = "StatusKey", fmt = "%d", sep = ", " } } }, { { "Header", "OperationCode" }, VS_RSVD_TUNNEL_GET_FILE_INFO_OP_07b8ef, { { reqs = { 1 }, label = "SCSI:", fmt = "0x%02X", sep = ", ", names = VS_TEST_UNIT_READY_2391e8 }, { reqs = { 4, 5 }, label = "LBA:", fmt = "0x%08X", sep = " " }, { reqs = { 6 }, label = "Len:", fmt = "%d", sep = " " }, { paths = { { "Header", "Status" } }, label = "", fmt = "0x%08X", sep = ", ", names = VS_STATUS_SUCCESS_631592, hide = { [0] = true }, ranges = { { 3227254784, 3227255039, "STATUS_SVHDX_ERROR_STORED | %d" } } }, { paths = { { "Payload", "StatusKey" } }, label = "StatusKey", fmt = "%d", sep = ", " }, { paths = { { "Payload", "ScsiStatus" } }, label = "", fmt = "SCSI status 0x%02X", sep = ", ", names = VS_GOOD_0df5f5 }, { paths = { { "Payload", "Sense", "Format", "KeyFlags", "SenseKey" }, { "Payload", "Sense", "Format", "SenseKey" } }, label = "", fmt = "sense key 0x%X", sep = ", ", names = VS_NO_SENSE_ace2e2 }, { paths = { { "Payload", "Sense", "Format", "AdditionalSense" } }, label = "", fmt = "ASC/ASCQ 0x%04X", sep = ": ", names = VS_NO_ADDITIONAL_SENSE_INFORMAT_394385 } } }, { 8, 8, "MS-RSVD 3.1.4.1" } },
   [0x00090364] = { "FSCTL_SVHDX_ASYNC_TUNNEL_REQUEST",
     D.d_tunnel_request,
     D.d_tunnel_response,
-    { { "Header", "OperationCode" }, VS_RSVD_TUNNEL_GET_FILE_INFO_OP_07b8ef }, { { "Header", "OperationCode" }, VS_RSVD_TUNNEL_GET_FILE_INFO_OP_07b8ef }, { 8, 8, "MS-RSVD 3.1.4.1" } },
+    { { "Header", "OperationCode" }, VS_RSVD_TUNNEL_GET_FILE_INFO_OP_07b8ef, { { paths = { { "Payload", "Cdb", "OperationCode" } }, label = "SCSI:", fmt = "0x%02X", sep = ", ", names = VS_TEST_UNIT_READY_2391e8 }, { paths = { { "Payload", "Cdb", "Fields", "LogicalBlockAddress" }, { "Payload", "Cdb", "Fields", "Address", "LogicalBlockAddress" } }, label = "LBA:", fmt = "0x%08X", sep = " " }, { paths = { { "Payload", "Cdb", "Fields", "TransferLength" } }, label = "Len:", fmt = "%d", sep = " " }, { paths = { { "Payload", "StatusKey" } }, label = "StatusKey", fmt = "%d", sep = ", " } } }, { { "Header", "OperationCode" }, VS_RSVD_TUNNEL_GET_FILE_INFO_OP_07b8ef, { { reqs = { 1 }, label = "SCSI:", fmt = "0x%02X", sep = ", ", names = VS_TEST_UNIT_READY_2391e8 }, { reqs = { 4, 5 }, label = "LBA:", fmt = "0x%08X", sep = " " }, { reqs = { 6 }, label = "Len:", fmt = "%d", sep = " " }, { paths = { { "Header", "Status" } }, label = "", fmt = "0x%08X", sep = ", ", names = VS_STATUS_SUCCESS_631592, hide = { [0] = true }, ranges = { { 3227254784, 3227255039, "STATUS_SVHDX_ERROR_STORED | %d" } } }, { paths = { { "Payload", "StatusKey" } }, label = "StatusKey", fmt = "%d", sep = ", " }, { paths = { { "Payload", "ScsiStatus" } }, label = "", fmt = "SCSI status 0x%02X", sep = ", ", names = VS_GOOD_0df5f5 }, { paths = { { "Payload", "Sense", "Format", "KeyFlags", "SenseKey" }, { "Payload", "Sense", "Format", "SenseKey" } }, label = "", fmt = "sense key 0x%X", sep = ", ", names = VS_NO_SENSE_ace2e2 }, { paths = { { "Payload", "Sense", "Format", "AdditionalSense" } }, label = "", fmt = "ASC/ASCQ 0x%04X", sep = ": ", names = VS_NO_ADDITIONAL_SENSE_INFORMAT_394385 } } }, { 8, 8, "MS-RSVD 3.1.4.1" } },
   [0x00090300] = { "FSCTL_QUERY_SHARED_VIRTUAL_DISK_SUPPORT",
     D.d_support_request,
     D.d_support_response,
@@ -3679,7 +3792,9 @@ local function decode(fn, fi, tree, pinfo, what, is_response, summary, ctx)
   local r = fi.range
   local b = r:tvb()
   local top = tree:add(proto, r)
+  notes_begin()
   local ok, off, v = pcall(fn, b, top, 0, b:len(), pinfo, ctx)
+  notes_end()
   if not ok then
     internal_error(top, off)
     return what, top, nil
@@ -3691,6 +3806,7 @@ local function decode(fn, fi, tree, pinfo, what, is_response, summary, ctx)
     if x then text = (summary[2][x] or string.format("0x%08X", x)) end
   end
   text = text .. (is_response and " Response" or " Request")
+  if summary and v then text = summarize(text, summary[3], v, ctx) end
   top:append_text(", " .. text)
   return text, top, v
 end
@@ -3779,7 +3895,11 @@ local function refusal(mkey, pinfo, slot, fresh)
 end
 
 local function remember_request(v, slot)
-  for i = 1, #REQ_PATHS do REQVAL[i]:put(slot, walk(v, REQ_PATHS[i])) end
+  for i = 1, #REQ_PATHS do
+    local x = walk(v, REQ_PATHS[i])
+    if type(x) == "userdata" then x = tonumber(tostring(x)) end  -- a UInt64 (a 64-bit LBA)
+    if type(x) == "number" then REQVAL[i]:put(slot, x) end
+  end
   for g = 1, #SRT_PATHS do
     local x = walk(v, SRT_PATHS[g])
     if type(x) == "number" then SRT_OF[g]:put(slot, x) end
@@ -3887,11 +4007,14 @@ local function store_error(okey, key, pinfo, slot)
   return SEEN[slot], false
 end
 
+-- e.retrieved: the RSVD_TUNNEL_SRB_STATUS_OPERATION request that fetched it; e.answer: that request's
+-- response, which carries the sense data ("Retrieved in" points there when it is in the capture).
 local function show_stored(e, item, pinfo, fresh)
   item:add(F.sense__status_key, e.key):set_generated()
   if e.name then item:add(F.open__name, e.name):set_generated() end
   if e.retrieved then
-    item:add(F.sense__retrieved_in, e.retrieved):set_generated()
+    item:add(F.sense__retrieved_in, e.answer or e.retrieved):set_generated()
+    item:add(F.sense__retrieval_request_in, e.retrieved):set_generated()
   elseif not fresh then
     item:add_proto_expert_info(E.not_retrieved, string.format(
       "StatusKey %d is never retrieved with RSVD_TUNNEL_SRB_STATUS_OPERATION before %s [MS-RSVD 3.1.5.3, 3.1.5.4, 3.2.5.5.3]", e.key,
@@ -3909,7 +4032,7 @@ local function fetch_error(okey, key, pinfo, slot)
 end
 
 -- SMB2 CREATE, CLOSE, READ and WRITE: which opens are ours, and errors stored on them.
-local function track_smb2(cmds, tree, pinfo)
+local function track_smb2(cmds, tree, pinfo, notes)
   local wanted = false
   for i = 1, #cmds do
     local c = cmds[i].value
@@ -3966,7 +4089,9 @@ local function track_smb2(cmds, tree, pinfo)
         local e, new = store_error(target, key, pinfo, slot)
         if e then
           local item = tree:add(proto, p.status.range)
-          item:append_text(string.format(", STATUS_SVHDX_ERROR_STORED | %d on %s", key, p.cmd == CMD_READ and "READ" or "WRITE"))
+          local text = string.format("STATUS_SVHDX_ERROR_STORED | %d on %s", key, p.cmd == CMD_READ and "READ" or "WRITE")
+          item:append_text(", " .. text)
+          notes[#notes + 1] = text
           show_stored(e, item, pinfo, new)
         end
       end
@@ -3983,6 +4108,14 @@ local function stored_in_message(v, top, pinfo, is_response, okey, slot)
     if key then
       local e, new = store_error(okey, key, pinfo, slot)
       if e then show_stored(e, top, pinfo, new) end
+    end
+    -- the answer to a retrieval: the sense data of the error stored in e.frame
+    local req = slot and REQ_OF:get(slot)
+    local e = req and SEEN[req]
+    if e then
+      if not e.answer and e.retrieved == math.floor(req / 16) then e.answer = pinfo.number end
+      top:add(F.sense__error_in, e.frame):set_generated()
+      if e.name then top:add(F.open__name, e.name):set_generated() end
     end
   elseif path(v, OP_PATH) == 0x02001004 then
     local key = path(v, KEY_PATH)
@@ -4029,7 +4162,7 @@ local function refusals(cmds, tree, pinfo, shown)
       local slot = pinfo.number * 16 + 16 - i
       if refusal(mkey, pinfo, slot, fresh) then
         local top = tree:add(proto, st.range)
-        local text = string.format("Refused, SMB2 status 0x%08X", st.value)
+        local text = "Refused, SMB2 status " .. (VS_STATUS_SUCCESS_631592[st.value] or string.format("0x%08X", st.value))
         top:append_text(", " .. text)
         show_exchange(slot, top, pinfo, true, nil, fresh)
         shown[#shown + 1] = text
@@ -4114,7 +4247,8 @@ local function dissect(tvb, pinfo, tree)
   if OPT.export then return export(tree) end
   local cmds = { FX_CMD() }
   if #cmds == 0 then return end
-  if OPT.exchanges ~= false then track_smb2(cmds, tree, pinfo) end
+  local notes = {}  -- for the Info column of SMB2's own messages (which stay SMB2's)
+  if OPT.exchanges ~= false then track_smb2(cmds, tree, pinfo, notes) end
   local funcs, datas = { FX_FUNCTION() }, { FX_CONTEXT_DATA() }
   local shown = {}
   if #funcs > 0 then
@@ -4178,6 +4312,9 @@ local function dissect(tvb, pinfo, tree)
   if OPT.exchanges then refusals(cmds, tree, pinfo, shown) end
   if #shown > 0 then
     pinfo.cols.protocol = "MSRSVD"
+  end
+  for i = 1, #notes do shown[#shown + 1] = notes[i] end
+  if #shown > 0 then
     pinfo.cols.info:append(" [" .. table.concat(shown, "; ") .. "]")
   end
 end

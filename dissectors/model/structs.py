@@ -118,6 +118,7 @@ class Check:
     cond: X.Expr
     message: str  # one %s: the value (by name where it has one)
     arg: X.Shown
+    rank: int = 0  # warnings: of one message's, only the highest rank's shows (Rule.rank)
 
 
 @dataclass
@@ -507,7 +508,7 @@ class Model:
             return Check(rule.kind, X.Unnamed(self.value_table(names), x),
                          "%s %%s is not defined by the specification%s" % (label, tail), arg)
         if rule.test == "is":
-            return Check(rule.kind, X.equals_any(x, vals), rule.text + tail, arg)
+            return Check(rule.kind, X.equals_any(x, vals), rule.text + tail, arg, rule.rank)
         raise NotImplementedError(rule.test)
 
     def condition(self, when) -> X.Expr:

@@ -36,6 +36,17 @@ function Range:uint()
   for i = 0, self.len - 1 do x = x * 256 + byte_at(self.s, self.off + i) end
   return x
 end
+Range.uint64 = Range.uint  -- a number here, a UInt64 in Wireshark: the plugin converts either
+function Range:le_uint64()
+  local x = 0
+  for i = self.len - 1, 0, -1 do x = x * 256 + byte_at(self.s, self.off + i) end
+  return x
+end
+function Range:range(off, len) return setmetatable({ s = self.s, off = self.off + off, len = len }, Range) end
+function Range:bytes()
+  local hex = self:hex():upper()
+  return setmetatable({}, { __tostring = function() return hex end })
+end
 function Range:le_ustring() return utf16le(self.s, self.off, self.len) end
 function Range:le_int()
   local x = le_uint(self.s, self.off, self.len)
