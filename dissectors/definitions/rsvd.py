@@ -660,6 +660,7 @@ MESSAGES = STRUCTURES + [TUNNEL_REQUEST, TUNNEL_RESPONSE] + V2_STRUCTURES + scsi
 
 # -- how the messages reach the dissector -------------------------------------------
 from dissectors.vocabulary.protocol import (  # noqa: E402
+    ColorRule,
     CreateContextEntry,
     IoctlEntry,
     Option,
@@ -731,6 +732,9 @@ PROTOCOL = Protocol(
         "tunnel_response": Summary("Header.OperationCode", "msrsvd.header.operation_code", TUNNEL_RESPONSE_INFO),
     },
     status_names=STATUS_NAMES,
+    # a failed operation, a READ or WRITE that stored an error, SCSI answered other than GOOD
+    color_rules=[ColorRule("MS-RSVD error", "msrsvd.header.status >= 0x80000000 || msrsvd.sense.status_key || "
+                           "msrsvd.scsi_response.scsi_status != 0 || msrsvd.srb_status_response.scsi_status != 0")],
     options=[
         Option("scsi", "Decode SCSI", "Decode CDBs, SCSI data and sense data inside tunnel operations "
                "(off: much faster on large captures)"),

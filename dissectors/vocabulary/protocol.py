@@ -169,6 +169,18 @@ class ResponseTimes:
 
 
 @dataclass
+class ColorRule:
+    """A packet colouring rule `install` puts first in the profile's colorfilters (Wireshark's
+    View > Coloring Rules): frames matching `filter` drawn in `foreground` on `background`
+    (16-bit RGB, as colorfilters writes them)."""
+
+    name: str
+    filter: str
+    background: Tuple[int, int, int] = (65535, 49344, 49344)  # a light red
+    foreground: Tuple[int, int, int] = (0, 0, 0)
+
+
+@dataclass
 class Protocol:
     name: str  # Wireshark protocol name, e.g. "msrsvd"
     title: str
@@ -197,6 +209,8 @@ class Protocol:
     # binding "dcerpc": fields whose value a request's Info column names, field -> format
     # (e.g. "clusprep.disk_id.device_number": "disk %d"); the first one a request has
     info_fields: Dict[str, str] = field(default_factory=dict)
+    # colouring rules `python -m dissectors install` adds to the profile (dissectors/install.py)
+    color_rules: List[ColorRule] = field(default_factory=list)
     short_title: str = ""
     # conformance (beside the definitions, as pidl's .cnf files): IDL type -> field namespace
     # where snake_case of the type name is not what a user would guess
