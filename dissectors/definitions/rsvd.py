@@ -684,10 +684,17 @@ STATUS_NAMES = {v: k for k, v in NT_STATUS.items()}
 
 def _cdb_info(request: bool):
     cdb = "Payload.Cdb."
+    op = cdb + "OperationCode"
     return [
-        Show([cdb + "OperationCode"], "SCSI:", scsi.COMMAND_NAMES, fmt="0x%02X", sep=", ", request=request),
+        Show([op], "SCSI:", scsi.COMMAND_NAMES, fmt="0x%02X", sep=", ", request=request),
+        Show([cdb + "Fields.ServiceAction"], names=scsi.PR_IN_NAMES, fmt="0x%02X", request=request,
+             when=(op, [scsi.OPERATION_CODES["PERSISTENT_RESERVE_IN"]])),
+        Show([cdb + "Fields.ServiceAction"], names=scsi.PR_OUT_NAMES, fmt="0x%02X", request=request,
+             when=(op, [scsi.OPERATION_CODES["PERSISTENT_RESERVE_OUT"]])),
+        Show([cdb + "Fields.ServiceAction"], names=scsi.SERVICE_ACTION_IN_NAMES, fmt="0x%02X", request=request,
+             when=(op, [scsi.OPERATION_CODES["SERVICE_ACTION_IN_16"]])),
         Show([cdb + "Fields.LogicalBlockAddress", cdb + "Fields.Address.LogicalBlockAddress"], "LBA:",
-             fmt="0x%08X", request=request),
+             fmt="0x%08X", request=request, when=(op, scsi.BLOCK_COMMANDS)),
         Show([cdb + "Fields.TransferLength"], "Len:", request=request),
     ]
 

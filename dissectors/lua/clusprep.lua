@@ -16,7 +16,7 @@
 -- (Wireshark hands no fault to a sub-dissector). A sealed stub still shows its interface,
 -- method and call links, and is decoded when Wireshark could decrypt it.
 
-local BUILD = "4940998b1a18aa69"
+local BUILD = "a932c5173d430204"
 do
   local loaded = rawget(_G, "clusprep_plugin_build")
   if loaded then
@@ -842,6 +842,14 @@ local function reqval(ctx, i)
   return nil
 end
 
+-- A UInt64 (a 64-bit field's value) as a Lua number when it is one exactly (below 2^53), else nil.
+local function as_number(x)
+  if type(x) ~= "userdata" then return x end
+  local hi = x:higher()
+  if hi >= 2097152 then return nil end
+  return hi * 4294967296 + x:lower()
+end
+
 -- The Info column's text for a message: `text` (what it is), then each detail of its summary
 -- (the definitions' Show) that the message, or its request (ctx), has.
 local function summarize(text, details, v, ctx)
@@ -852,7 +860,11 @@ local function summarize(text, details, v, ctx)
       if d.reqs then x = reqval(ctx, d.reqs[j]) else x = walk(v, d.paths[j]) end
       if x ~= nil then break end
     end
-    if type(x) == "userdata" then x = tonumber(tostring(x)) end  -- a UInt64
+    x = as_number(x)
+    if x ~= nil and d.when then
+      local w = d.when.req and reqval(ctx, d.when.req) or (d.when.path and walk(v, d.when.path))
+      if w == nil or not d.when.set[w] then x = nil end
+    end
     if type(x) == "number" and not (d.hide and d.hide[x]) then
       local t = d.names and d.names[x]
       for k = 1, d.ranges and not t and #d.ranges or 0 do

@@ -8,7 +8,7 @@
 -- contexts (smb2.tag/smb2.create.chain_data). It needs nothing from Wireshark's own
 -- rsvd dissector, which may be enabled or disabled.
 
-local BUILD = "619c2392be0966f8"
+local BUILD = "e25337ab7b69a902"
 do
   local loaded = rawget(_G, "msrsvd_plugin_build")
   if loaded then
@@ -633,6 +633,26 @@ local VS_TEST_UNIT_READY_2391e8 = {
   [0x000000A3] = "MAINTENANCE IN",
   [0x000000A8] = "READ(12)",
   [0x000000AA] = "WRITE(12)",
+}
+local VS_READ_KEYS_524bbf = {
+  [0x00000000] = "READ KEYS",
+  [0x00000001] = "READ RESERVATION",
+  [0x00000002] = "REPORT CAPABILITIES",
+  [0x00000003] = "READ FULL STATUS",
+}
+local VS_REGISTER_6ea130 = {
+  [0x00000000] = "REGISTER",
+  [0x00000001] = "RESERVE",
+  [0x00000002] = "RELEASE",
+  [0x00000003] = "CLEAR",
+  [0x00000004] = "PREEMPT",
+  [0x00000005] = "PREEMPT AND ABORT",
+  [0x00000006] = "REGISTER AND IGNORE EXISTING KEY",
+  [0x00000007] = "REGISTER AND MOVE",
+}
+local VS_READ_CAPACITY_16_6e0911 = {
+  [0x00000010] = "READ CAPACITY(16)",
+  [0x00000012] = "GET LBA STATUS",
 }
 local VS_GOOD_0df5f5 = {
   [0x00000000] = "GOOD",
@@ -1264,6 +1284,14 @@ local function reqval(ctx, i)
   return nil
 end
 
+-- A UInt64 (a 64-bit field's value) as a Lua number when it is one exactly (below 2^53), else nil.
+local function as_number(x)
+  if type(x) ~= "userdata" then return x end
+  local hi = x:higher()
+  if hi >= 2097152 then return nil end
+  return hi * 4294967296 + x:lower()
+end
+
 -- The Info column's text for a message: `text` (what it is), then each detail of its summary
 -- (the definitions' Show) that the message, or its request (ctx), has.
 local function summarize(text, details, v, ctx)
@@ -1274,7 +1302,11 @@ local function summarize(text, details, v, ctx)
       if d.reqs then x = reqval(ctx, d.reqs[j]) else x = walk(v, d.paths[j]) end
       if x ~= nil then break end
     end
-    if type(x) == "userdata" then x = tonumber(tostring(x)) end  -- a UInt64
+    x = as_number(x)
+    if x ~= nil and d.when then
+      local w = d.when.req and reqval(ctx, d.when.req) or (d.when.path and walk(v, d.when.path))
+      if w == nil or not d.when.set[w] then x = nil end
+    end
     if type(x) == "number" and not (d.hide and d.hide[x]) then
       local t = d.names and d.names[x]
       for k = 1, d.ranges and not t and #d.ranges or 0 do
@@ -3750,11 +3782,11 @@ local IOCTL = {
   [0x00090304] = { "FSCTL_SVHDX_SYNC_TUNNEL_REQUEST",
     D.d_tunnel_request,
     D.d_tunnel_response,
-    { { "Header", "OperationCode" }, VS_RSVD_TUNNEL_GET_FILE_INFO_OP_07b8ef, { { paths = { { "Payload", "Cdb", "OperationCode" } }, label = "SCSI:", fmt = "0x%02X", sep = ", ", names = VS_TEST_UNIT_READY_2391e8 }, { paths = { { "Payload", "Cdb", "Fields", "LogicalBlockAddress" }, { "Payload", "Cdb", "Fields", "Address", "LogicalBlockAddress" } }, label = "LBA:", fmt = "0x%08X", sep = " " }, { paths = { { "Payload", "Cdb", "Fields", "TransferLength" } }, label = "Len:", fmt = "%d", sep = " " }, { paths = { { "Payload", "StatusKey" } }, label = "StatusKey", fmt = "%d", sep = ", " } } }, { { "Header", "OperationCode" }, VS_RSVD_TUNNEL_GET_FILE_INFO_OP_07b8ef, { { reqs = { 1 }, label = "SCSI:", fmt = "0x%02X", sep = ", ", names = VS_TEST_UNIT_READY_2391e8 }, { reqs = { 4, 5 }, label = "LBA:", fmt = "0x%08X", sep = " " }, { reqs = { 6 }, label = "Len:", fmt = "%d", sep = " " }, { paths = { { "Header", "Status" } }, label = "", fmt = "0x%08X", sep = ", ", names = VS_STATUS_SUCCESS_631592, hide = { [0] = true }, ranges = { { 3227254784, 3227255039, "STATUS_SVHDX_ERROR_STORED | %d" } } }, { paths = { { "Payload", "StatusKey" } }, label = "StatusKey", fmt = "%d", sep = ", " }, { paths = { { "Payload", "ScsiStatus" } }, label = "", fmt = "SCSI status 0x%02X", sep = ", ", names = VS_GOOD_0df5f5 }, { paths = { { "Payload", "Sense", "Format", "KeyFlags", "SenseKey" }, { "Payload", "Sense", "Format", "SenseKey" } }, label = "", fmt = "sense key 0x%X", sep = ", ", names = VS_NO_SENSE_ace2e2 }, { paths = { { "Payload", "Sense", "Format", "AdditionalSense" } }, label = "", fmt = "ASC/ASCQ 0x%04X", sep = ": ", names = VS_NO_ADDITIONAL_SENSE_INFORMAT_394385 } } }, { 8, 8, "MS-RSVD 3.1.4.1" } },
+    { { "Header", "OperationCode" }, VS_RSVD_TUNNEL_GET_FILE_INFO_OP_07b8ef, { { paths = { { "Payload", "Cdb", "OperationCode" } }, label = "SCSI:", fmt = "0x%02X", sep = ", ", names = VS_TEST_UNIT_READY_2391e8 }, { paths = { { "Payload", "Cdb", "Fields", "ServiceAction" } }, label = "", fmt = "0x%02X", sep = " ", names = VS_READ_KEYS_524bbf, when = { path = { "Payload", "Cdb", "OperationCode" }, set = { [94] = true } } }, { paths = { { "Payload", "Cdb", "Fields", "ServiceAction" } }, label = "", fmt = "0x%02X", sep = " ", names = VS_REGISTER_6ea130, when = { path = { "Payload", "Cdb", "OperationCode" }, set = { [95] = true } } }, { paths = { { "Payload", "Cdb", "Fields", "ServiceAction" } }, label = "", fmt = "0x%02X", sep = " ", names = VS_READ_CAPACITY_16_6e0911, when = { path = { "Payload", "Cdb", "OperationCode" }, set = { [158] = true } } }, { paths = { { "Payload", "Cdb", "Fields", "LogicalBlockAddress" }, { "Payload", "Cdb", "Fields", "Address", "LogicalBlockAddress" } }, label = "LBA:", fmt = "0x%08X", sep = " ", when = { path = { "Payload", "Cdb", "OperationCode" }, set = { [8] = true, [10] = true, [40] = true, [42] = true, [47] = true, [53] = true, [65] = true, [136] = true, [138] = true, [143] = true, [145] = true, [147] = true, [168] = true, [170] = true } } }, { paths = { { "Payload", "Cdb", "Fields", "TransferLength" } }, label = "Len:", fmt = "%d", sep = " " }, { paths = { { "Payload", "StatusKey" } }, label = "StatusKey", fmt = "%d", sep = ", " } } }, { { "Header", "OperationCode" }, VS_RSVD_TUNNEL_GET_FILE_INFO_OP_07b8ef, { { reqs = { 1 }, label = "SCSI:", fmt = "0x%02X", sep = ", ", names = VS_TEST_UNIT_READY_2391e8 }, { reqs = { 3 }, label = "", fmt = "0x%02X", sep = " ", names = VS_READ_KEYS_524bbf, when = { req = 1, set = { [94] = true } } }, { reqs = { 3 }, label = "", fmt = "0x%02X", sep = " ", names = VS_REGISTER_6ea130, when = { req = 1, set = { [95] = true } } }, { reqs = { 3 }, label = "", fmt = "0x%02X", sep = " ", names = VS_READ_CAPACITY_16_6e0911, when = { req = 1, set = { [158] = true } } }, { reqs = { 4, 5 }, label = "LBA:", fmt = "0x%08X", sep = " ", when = { req = 1, set = { [8] = true, [10] = true, [40] = true, [42] = true, [47] = true, [53] = true, [65] = true, [136] = true, [138] = true, [143] = true, [145] = true, [147] = true, [168] = true, [170] = true } } }, { reqs = { 6 }, label = "Len:", fmt = "%d", sep = " " }, { paths = { { "Header", "Status" } }, label = "", fmt = "0x%08X", sep = ", ", names = VS_STATUS_SUCCESS_631592, hide = { [0] = true }, ranges = { { 3227254784, 3227255039, "STATUS_SVHDX_ERROR_STORED | %d" } } }, { paths = { { "Payload", "StatusKey" } }, label = "StatusKey", fmt = "%d", sep = ", " }, { paths = { { "Payload", "ScsiStatus" } }, label = "", fmt = "SCSI status 0x%02X", sep = ", ", names = VS_GOOD_0df5f5 }, { paths = { { "Payload", "Sense", "Format", "KeyFlags", "SenseKey" }, { "Payload", "Sense", "Format", "SenseKey" } }, label = "", fmt = "sense key 0x%X", sep = ", ", names = VS_NO_SENSE_ace2e2 }, { paths = { { "Payload", "Sense", "Format", "AdditionalSense" } }, label = "", fmt = "ASC/ASCQ 0x%04X", sep = ": ", names = VS_NO_ADDITIONAL_SENSE_INFORMAT_394385 } } }, { 8, 8, "MS-RSVD 3.1.4.1" } },
   [0x00090364] = { "FSCTL_SVHDX_ASYNC_TUNNEL_REQUEST",
     D.d_tunnel_request,
     D.d_tunnel_response,
-    { { "Header", "OperationCode" }, VS_RSVD_TUNNEL_GET_FILE_INFO_OP_07b8ef, { { paths = { { "Payload", "Cdb", "OperationCode" } }, label = "SCSI:", fmt = "0x%02X", sep = ", ", names = VS_TEST_UNIT_READY_2391e8 }, { paths = { { "Payload", "Cdb", "Fields", "LogicalBlockAddress" }, { "Payload", "Cdb", "Fields", "Address", "LogicalBlockAddress" } }, label = "LBA:", fmt = "0x%08X", sep = " " }, { paths = { { "Payload", "Cdb", "Fields", "TransferLength" } }, label = "Len:", fmt = "%d", sep = " " }, { paths = { { "Payload", "StatusKey" } }, label = "StatusKey", fmt = "%d", sep = ", " } } }, { { "Header", "OperationCode" }, VS_RSVD_TUNNEL_GET_FILE_INFO_OP_07b8ef, { { reqs = { 1 }, label = "SCSI:", fmt = "0x%02X", sep = ", ", names = VS_TEST_UNIT_READY_2391e8 }, { reqs = { 4, 5 }, label = "LBA:", fmt = "0x%08X", sep = " " }, { reqs = { 6 }, label = "Len:", fmt = "%d", sep = " " }, { paths = { { "Header", "Status" } }, label = "", fmt = "0x%08X", sep = ", ", names = VS_STATUS_SUCCESS_631592, hide = { [0] = true }, ranges = { { 3227254784, 3227255039, "STATUS_SVHDX_ERROR_STORED | %d" } } }, { paths = { { "Payload", "StatusKey" } }, label = "StatusKey", fmt = "%d", sep = ", " }, { paths = { { "Payload", "ScsiStatus" } }, label = "", fmt = "SCSI status 0x%02X", sep = ", ", names = VS_GOOD_0df5f5 }, { paths = { { "Payload", "Sense", "Format", "KeyFlags", "SenseKey" }, { "Payload", "Sense", "Format", "SenseKey" } }, label = "", fmt = "sense key 0x%X", sep = ", ", names = VS_NO_SENSE_ace2e2 }, { paths = { { "Payload", "Sense", "Format", "AdditionalSense" } }, label = "", fmt = "ASC/ASCQ 0x%04X", sep = ": ", names = VS_NO_ADDITIONAL_SENSE_INFORMAT_394385 } } }, { 8, 8, "MS-RSVD 3.1.4.1" } },
+    { { "Header", "OperationCode" }, VS_RSVD_TUNNEL_GET_FILE_INFO_OP_07b8ef, { { paths = { { "Payload", "Cdb", "OperationCode" } }, label = "SCSI:", fmt = "0x%02X", sep = ", ", names = VS_TEST_UNIT_READY_2391e8 }, { paths = { { "Payload", "Cdb", "Fields", "ServiceAction" } }, label = "", fmt = "0x%02X", sep = " ", names = VS_READ_KEYS_524bbf, when = { path = { "Payload", "Cdb", "OperationCode" }, set = { [94] = true } } }, { paths = { { "Payload", "Cdb", "Fields", "ServiceAction" } }, label = "", fmt = "0x%02X", sep = " ", names = VS_REGISTER_6ea130, when = { path = { "Payload", "Cdb", "OperationCode" }, set = { [95] = true } } }, { paths = { { "Payload", "Cdb", "Fields", "ServiceAction" } }, label = "", fmt = "0x%02X", sep = " ", names = VS_READ_CAPACITY_16_6e0911, when = { path = { "Payload", "Cdb", "OperationCode" }, set = { [158] = true } } }, { paths = { { "Payload", "Cdb", "Fields", "LogicalBlockAddress" }, { "Payload", "Cdb", "Fields", "Address", "LogicalBlockAddress" } }, label = "LBA:", fmt = "0x%08X", sep = " ", when = { path = { "Payload", "Cdb", "OperationCode" }, set = { [8] = true, [10] = true, [40] = true, [42] = true, [47] = true, [53] = true, [65] = true, [136] = true, [138] = true, [143] = true, [145] = true, [147] = true, [168] = true, [170] = true } } }, { paths = { { "Payload", "Cdb", "Fields", "TransferLength" } }, label = "Len:", fmt = "%d", sep = " " }, { paths = { { "Payload", "StatusKey" } }, label = "StatusKey", fmt = "%d", sep = ", " } } }, { { "Header", "OperationCode" }, VS_RSVD_TUNNEL_GET_FILE_INFO_OP_07b8ef, { { reqs = { 1 }, label = "SCSI:", fmt = "0x%02X", sep = ", ", names = VS_TEST_UNIT_READY_2391e8 }, { reqs = { 3 }, label = "", fmt = "0x%02X", sep = " ", names = VS_READ_KEYS_524bbf, when = { req = 1, set = { [94] = true } } }, { reqs = { 3 }, label = "", fmt = "0x%02X", sep = " ", names = VS_REGISTER_6ea130, when = { req = 1, set = { [95] = true } } }, { reqs = { 3 }, label = "", fmt = "0x%02X", sep = " ", names = VS_READ_CAPACITY_16_6e0911, when = { req = 1, set = { [158] = true } } }, { reqs = { 4, 5 }, label = "LBA:", fmt = "0x%08X", sep = " ", when = { req = 1, set = { [8] = true, [10] = true, [40] = true, [42] = true, [47] = true, [53] = true, [65] = true, [136] = true, [138] = true, [143] = true, [145] = true, [147] = true, [168] = true, [170] = true } } }, { reqs = { 6 }, label = "Len:", fmt = "%d", sep = " " }, { paths = { { "Header", "Status" } }, label = "", fmt = "0x%08X", sep = ", ", names = VS_STATUS_SUCCESS_631592, hide = { [0] = true }, ranges = { { 3227254784, 3227255039, "STATUS_SVHDX_ERROR_STORED | %d" } } }, { paths = { { "Payload", "StatusKey" } }, label = "StatusKey", fmt = "%d", sep = ", " }, { paths = { { "Payload", "ScsiStatus" } }, label = "", fmt = "SCSI status 0x%02X", sep = ", ", names = VS_GOOD_0df5f5 }, { paths = { { "Payload", "Sense", "Format", "KeyFlags", "SenseKey" }, { "Payload", "Sense", "Format", "SenseKey" } }, label = "", fmt = "sense key 0x%X", sep = ", ", names = VS_NO_SENSE_ace2e2 }, { paths = { { "Payload", "Sense", "Format", "AdditionalSense" } }, label = "", fmt = "ASC/ASCQ 0x%04X", sep = ": ", names = VS_NO_ADDITIONAL_SENSE_INFORMAT_394385 } } }, { 8, 8, "MS-RSVD 3.1.4.1" } },
   [0x00090300] = { "FSCTL_QUERY_SHARED_VIRTUAL_DISK_SUPPORT",
     D.d_support_request,
     D.d_support_response,
@@ -3896,8 +3928,7 @@ end
 
 local function remember_request(v, slot)
   for i = 1, #REQ_PATHS do
-    local x = walk(v, REQ_PATHS[i])
-    if type(x) == "userdata" then x = tonumber(tostring(x)) end  -- a UInt64 (a 64-bit LBA)
+    local x = as_number(walk(v, REQ_PATHS[i]))  -- a 64-bit LBA is a UInt64
     if type(x) == "number" then REQVAL[i]:put(slot, x) end
   end
   for g = 1, #SRT_PATHS do

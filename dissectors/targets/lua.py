@@ -83,7 +83,7 @@ def render_lua(p: Protocol, model: Model = None) -> str:
     # What responses' Info columns read of their requests joins what their decoders read.
     for s in p.summaries.values():
         for d in s.details:
-            for path in d.paths if d.request else ():
+            for path in (list(d.paths) + ([d.when[0]] if d.when else [])) if d.request else ():
                 if tuple(path.split(".")) not in model.request_paths:
                     model.request_paths.append(tuple(path.split(".")))
 
@@ -97,6 +97,10 @@ def render_lua(p: Protocol, model: Model = None) -> str:
             parts.append("names = %s" % model.value_table(d.names))
         if d.hide:
             parts.append("hide = { %s }" % ", ".join("[%d] = true" % v for v in d.hide))
+        if d.when:
+            where = ("req = %d" % (model.request_paths.index(tuple(d.when[0].split("."))) + 1) if d.request
+                     else "path = %s" % lua_path(d.when[0]))
+            parts.append("when = { %s, set = { %s } }" % (where, ", ".join("[%d] = true" % v for v in sorted(d.when[1]))))
         if d.ranges:
             parts.append("ranges = { %s }" % ", ".join("{ %d, %d, %s }" % (lo, hi, lua_str(f)) for lo, hi, f in d.ranges))
         return "{ %s }" % ", ".join(parts)

@@ -119,6 +119,8 @@ class Show:
     hide: Sequence[int] = ()
     request: bool = False
     ranges: Sequence[Tuple[int, int, str]] = ()
+    # shown only when the value at this path (the request's too, with request) is one of these
+    when: Optional[Tuple[str, Sequence[int]]] = None
 
 
 @dataclass
@@ -222,6 +224,7 @@ class Protocol:
         """Names whose values the binding reads from decoders' results."""
         paths = [s.path for s in self.summaries.values()]  # what the Info column names
         paths += [p for s in self.summaries.values() for d in s.details for p in d.paths]
+        paths += [d.when[0] for s in self.summaries.values() for d in s.details if d.when]
         if self.stored_errors:
             e = self.stored_errors
             paths += [e.status_path, e.op_path, e.key_path]
