@@ -739,6 +739,9 @@ PROTOCOL = Protocol(
         "tunnel_response": Summary("Header.OperationCode", "msrsvd.header.operation_code", TUNNEL_RESPONSE_INFO),
     },
     status_names=STATUS_NAMES,
+    # §3.2.5.3-4: STATUS_SVHDX_ERROR_STORED ORed with the StatusKey (its low byte)
+    value_ranges={"msrsvd.header.status": [(_STORED, _STORED + 2 ** 32 - STATUS_SVHDX_ERROR_STORED_MASK - 1,
+                                            "STATUS_SVHDX_ERROR_STORED | StatusKey")]},
     # a failed operation, a READ or WRITE that stored an error, SCSI answered other than GOOD
     color_rules=[ColorRule("MS-RSVD error", "msrsvd.header.status >= 0x80000000 || msrsvd.sense.status_key || "
                            "msrsvd.scsi_response.scsi_status != 0 || msrsvd.srb_status_response.scsi_status != 0")],

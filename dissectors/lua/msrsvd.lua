@@ -8,7 +8,7 @@
 -- contexts (smb2.tag/smb2.create.chain_data). It needs nothing from Wireshark's own
 -- rsvd dissector, which may be enabled or disabled.
 
-local BUILD = "e25337ab7b69a902"
+local BUILD = "d6ba7551722a4a6b"
 do
   local loaded = rawget(_G, "msrsvd_plugin_build")
   if loaded then
@@ -687,7 +687,7 @@ local VS_NO_SENSE_ace2e2 = {
 local F = {}
 F.header = ProtoField.none("msrsvd.header", "SVHDX_TUNNEL_OPERATION_HEADER", "The header of every RSVD tunnel operation.")
 F.header__operation_code = ProtoField.uint32("msrsvd.header.operation_code", "OperationCode", base.HEX, VS_RSVD_TUNNEL_GET_FILE_INFO_OP_07b8ef, nil, "The command code of this packet; one of the values of section 2.2.2. [MS-RSVD 2.2.5.1]")
-F.header__status = ProtoField.uint32("msrsvd.header.status", "Status", base.HEX, VS_STATUS_SUCCESS_631592, nil, "The client SHOULD set this field to zero; in a response, the NTSTATUS of the operation. [MS-RSVD 2.2.5.1]")
+F.header__status = ProtoField.uint32("msrsvd.header.status", "Status", base.HEX + base.RANGE_STRING, { { 0x00000000, 0x00000000, "STATUS_SUCCESS" }, { 0x00000103, 0x00000103, "STATUS_PENDING" }, { 0xC000000D, 0xC000000D, "STATUS_INVALID_PARAMETER" }, { 0xC0000010, 0xC0000010, "STATUS_INVALID_DEVICE_REQUEST" }, { 0xC0000022, 0xC0000022, "STATUS_ACCESS_DENIED" }, { 0xC00000BB, 0xC00000BB, "STATUS_NOT_SUPPORTED" }, { 0xC05C0000, 0xC05C0000, "STATUS_SVHDX_ERROR_STORED" }, { 0xC05CFF00, 0xC05CFF00, "STATUS_SVHDX_ERROR_NOT_AVAILABLE" }, { 0xC05CFF01, 0xC05CFF01, "STATUS_SVHDX_UNIT_ATTENTION_AVAILABLE" }, { 0xC05CFF02, 0xC05CFF02, "STATUS_SVHDX_UNIT_ATTENTION_CAPACITY_DATA_CHANGED" }, { 0xC05CFF03, 0xC05CFF03, "STATUS_SVHDX_UNIT_ATTENTION_RESERVATIONS_PREEMPTED" }, { 0xC05CFF04, 0xC05CFF04, "STATUS_SVHDX_UNIT_ATTENTION_RESERVATIONS_RELEASED" }, { 0xC05CFF05, 0xC05CFF05, "STATUS_SVHDX_UNIT_ATTENTION_REGISTRATIONS_PREEMPTED" }, { 0xC05CFF06, 0xC05CFF06, "STATUS_SVHDX_UNIT_ATTENTION_OPERATING_DEFINITION_CHANGED" }, { 0xC05CFF07, 0xC05CFF07, "STATUS_SVHDX_RESERVATION_CONFLICT" }, { 0xC05CFF08, 0xC05CFF08, "STATUS_SVHDX_WRONG_FILE_TYPE" }, { 0xC05CFF09, 0xC05CFF09, "STATUS_SVHDX_VERSION_MISMATCH" }, { 0xC05C0000, 0xC05C00FF, "STATUS_SVHDX_ERROR_STORED | StatusKey" }, }, nil, "The client SHOULD set this field to zero; in a response, the NTSTATUS of the operation. [MS-RSVD 2.2.5.1]")
 F.header__request_id = ProtoField.uint64("msrsvd.header.request_id", "RequestId", base.HEX, nil, nil, "A value that uniquely identifies an operation request and response for all requests sent by this client. [MS-RSVD 2.2.5.1]")
 F.open_device_context = ProtoField.none("msrsvd.open_device_context", "SVHDX_OPEN_DEVICE_CONTEXT", "The SMB2 create context the client sends to open a shared virtual disk.")
 F.open_device_context__layout = ProtoField.string("msrsvd.open_device_context.layout", "Layout", base.UNICODE, "Which of the known layouts of SVHDX_OPEN_DEVICE_CONTEXT these bytes follow [MS-RSVD 2.2.5.2]")

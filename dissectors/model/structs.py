@@ -103,6 +103,7 @@ class FieldDef:
     generated_desc: Tuple[str, ...] = ()  # descriptions the model made up, which a written one replaces
     described_in: Tuple[str, ...] = ()  # the structures a made-up description names
     shared: bool = False  # a FieldName several structures fill: every masked use adds its value
+    ranges: List[Tuple[int, int, str]] = field(default_factory=list)  # names of value ranges (Protocol.value_ranges)
 
     @property
     def key(self) -> str:

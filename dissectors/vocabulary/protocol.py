@@ -211,6 +211,9 @@ class Protocol:
     # binding "dcerpc": fields whose value a request's Info column names, field -> format
     # (e.g. "clusprep.disk_id.device_number": "disk %d"); the first one a request has
     info_fields: Dict[str, str] = field(default_factory=dict)
+    # conformance: names for ranges of a field's values beside its Enum's, e.g. a status ORed with
+    # a key (field -> [(first, last, name)]); the tree shows them (Wireshark's range strings)
+    value_ranges: Dict[str, List[Tuple[int, int, str]]] = field(default_factory=dict)
     # colouring rules `python -m dissectors install` adds to the profile (dissectors/install.py)
     color_rules: List[ColorRule] = field(default_factory=list)
     short_title: str = ""

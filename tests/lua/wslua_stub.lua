@@ -148,7 +148,7 @@ for _, k in ipairs({ "none", "bool", "uint8", "uint16", "uint24", "uint32", "uin
                     "framenum", "relative_time" }) do
   ProtoField[k] = field(k)
 end
-base = { DEC = 1, HEX = 2, NONE = 0, UNICODE = 0, ASCII = 0 }
+base = { DEC = 1, HEX = 2, NONE = 0, UNICODE = 0, ASCII = 0, RANGE_STRING = 256 }
 expert = { group = { MALFORMED = 1, SEQUENCE = 2, PROTOCOL = 3, RESPONSE_CODE = 4, SECURITY = 5 },
            severity = { ERROR = 1, WARN = 2, NOTE = 3, CHAT = 4 } }
 frametype = { NONE = 0, REQUEST = 1, RESPONSE = 2 }
