@@ -17,6 +17,9 @@ name per line, a line that starts with `#` is a comment (Wireshark skips it; che
 newline is ignored. Install appends a comment line of its own and `rsvd` below it; uninstall
 removes exactly those two lines. When Wireshark itself rewrites the file (Analyze > Enabled
 Protocols > OK) the comment is lost, and uninstall then leaves `rsvd` alone and says so.
+
+Colouring rules (Protocol.color_rules: MS-RSVD errors, ClusPrep failures) go first into the
+profile's colorfilters; see COLORFILTERS below.
 """
 from __future__ import annotations
 
@@ -27,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Mapping, Optional
 
-from dissectors import generate
+from dissectors import definitions, generate
 
 DISABLED_PROTOS = "disabled_protos"
 BUILTIN = "rsvd"
@@ -220,6 +223,80 @@ def _enable_builtin(config_dir: Path) -> Action:
     return Action("built-in rsvd is enabled; nothing to undo in", path)
 
 
+# --- colorfilters -----------------------------------------------------------------------------
+# The profile's colorfilters (View > Coloring Rules): one rule a line, `@name@filter@[fg][bg]`, the
+# first rule a frame matches colours it, `#` starts a comment. A personal colorfilters replaces
+# Wireshark's defaults (its global colorfilters) whole, so when there is none install writes the
+# defaults below its own rules, after a COPIED comment; uninstall removes its rules (by name) and,
+# when the rest is still that untouched copy, the file.
+COLORFILTERS = "colorfilters"
+COPIED = ("# added by `python -m dissectors install`: Wireshark's default colouring rules, copied from %s "
+          "(this file replaces them); `python -m dissectors uninstall` removes the file while it holds only them")
+
+
+def color_rules() -> List[str]:
+    """Our colouring rules as colorfilters lines, from the definitions (Protocol.color_rules)."""
+    rgb = lambda c: "[%d,%d,%d]" % tuple(c)  # noqa: E731
+    return ["@%s@%s@%s%s" % (r.name, r.filter, rgb(r.foreground), rgb(r.background))
+            for p in definitions.protocols() for r in p.color_rules]
+
+
+def _rule_name(line: str) -> Optional[str]:
+    s = line.strip().lstrip("!")
+    return s.split("@")[1] if s.startswith("@") and s.count("@") >= 3 else None
+
+
+def global_colorfilters(tshark: str = "tshark") -> Optional[Path]:
+    """Wireshark's default colouring rules: colorfilters in its global configuration folder."""
+    import subprocess
+    try:
+        out = subprocess.run([tshark, "-G", "folders"], capture_output=True, text=True, timeout=60).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    for line in out.splitlines():
+        if line.startswith("Global configuration:"):
+            path = Path(line.split(":", 1)[1].strip()) / COLORFILTERS
+            return path if path.is_file() else None
+    return None
+
+
+def _add_colors(config_dir: Path, defaults: Optional[Path]) -> Action:
+    path = config_dir / COLORFILTERS
+    ours = color_rules()
+    names = {_rule_name(r) for r in ours}
+    if path.exists():
+        lines = [line for line in _read(path).splitlines(keepends=True) if _rule_name(line) not in names]
+        head = [line for line in lines if line.startswith("#")]
+        rest = [line for line in lines if not line.startswith("#")]
+    elif defaults is None:
+        return Action("no colouring rules added (Wireshark's default colorfilters not found, and a colorfilters "
+                      "file would replace them) for", path)
+    else:
+        head, rest = [COPIED % defaults + "\n"], [_read(defaults)]
+    _write(path, "".join(head) + "".join(r + "\n" for r in ours) + "".join(rest))
+    return Action("colouring rules %s first in" % ", ".join(sorted(names)), path)
+
+
+def _remove_colors(config_dir: Path, defaults: Optional[Path]) -> Action:
+    path = config_dir / COLORFILTERS
+    if not path.exists():
+        return Action("no colouring rules to remove in", path)
+    names = {_rule_name(r) for r in color_rules()}
+    lines = _read(path).splitlines(keepends=True)
+    kept = [line for line in lines if _rule_name(line) not in names]
+    if kept and kept[0].startswith(COPIED.split("%s")[0]) and defaults is not None and \
+            "".join(kept[1:]) == _read(defaults):
+        try:
+            path.unlink()
+        except OSError as e:
+            raise InstallError("cannot remove %s: %s" % (path, e.strerror or e)) from None
+        return Action("removed the colorfilters install wrote (Wireshark's defaults apply again):", path)
+    if kept != lines:
+        _write(path, "".join(kept))
+        return Action("removed our colouring rules from", path)
+    return Action("no colouring rules of ours in", path)
+
+
 # --- install / uninstall ---------------------------------------------------------------------
 
 def install(dest=None, config_dir=None, keep_builtin_rsvd: bool = False) -> List[Action]:
@@ -253,6 +330,7 @@ def install(dest=None, config_dir=None, keep_builtin_rsvd: bool = False) -> List
         actions.append(action)
     else:
         actions.append(_disable_builtin(config_dir))
+    actions.append(_add_colors(config_dir, global_colorfilters()))
     return actions
 
 
@@ -273,4 +351,5 @@ def uninstall(dest=None, config_dir=None) -> List[Action]:
             raise InstallError("cannot remove %s: %s" % (target, e.strerror or e)) from None
         actions.append(Action("removed", target))
     actions.append(_enable_builtin(config_dir))
+    actions.append(_remove_colors(config_dir, global_colorfilters()))
     return actions

@@ -329,3 +329,40 @@ def test_a_different_installed_copy_is_named_not_fatal(home):
     res = tshark(env, *with_plugins(), *README_COMMAND)
     assert res.returncode == 0 and "RSVD_TUNNEL_SCSI_OPERATION" in res.stdout
     assert "msrsvd.lua: a different copy (build old-" in res.stderr and "python -m dissectors install" in res.stderr
+
+
+# --- colouring rules -----------------------------------------------------------------------------
+
+def test_install_colours_our_errors_first_and_keeps_wiresharks_defaults(home):
+    """A profile's colorfilters replaces Wireshark's defaults: install writes ours first, then a copy
+    of the defaults; tshark --color then names our rule on the failed frames, and Wireshark's own on
+    the rest; uninstall removes the file again (it held only the copy)."""
+    h, env = home
+    assert dissectors(env, "install").returncode == 0
+    path = h / ".config" / "wireshark" / install.COLORFILTERS
+    lines = path.read_text().splitlines()
+    assert lines[1:1 + len(install.color_rules())] == install.color_rules()
+    assert any(line.startswith("@Bad TCP@") for line in lines)  # the defaults follow
+    res = tshark(env, "-n", "-2", "-r", str(SAMPLE), *with_plugins(), "--color", "-T", "fields", "-e", "frame.number",
+                 "-e", "frame.coloring_rule.name", "-Y", "frame.number in {99,100,101,102,182}")
+    assert res.returncode == 0, res.stderr
+    rules = dict(line.split("\t") for line in res.stdout.splitlines())
+    assert rules == {"99": "SMB", "100": "MS-RSVD error", "101": "SMB", "102": "MS-RSVD error", "182": "MS-RSVD error"}
+    res = tshark(env, "-n", "-r", str(samples.path("clusprep_storage")), *with_plugins(), "--color", "-T", "fields",
+                 "-e", "frame.coloring_rule.name", "-Y", "frame.number in {71,72,74}")
+    assert res.stdout.split("\n")[:3] == ["DCERPC", "ClusPrep failure", "ClusPrep failure"], res.stderr
+    assert dissectors(env, "install").returncode == 0  # again: our rules once
+    assert path.read_text().count("@MS-RSVD error@") == 1
+    assert dissectors(env, "uninstall").returncode == 0
+    assert not path.exists()
+
+
+def test_uninstall_keeps_the_users_own_colouring_rules(home):
+    h, env = home
+    path = h / ".config" / "wireshark" / install.COLORFILTERS
+    path.parent.mkdir(parents=True)
+    path.write_text("@Mine@tcp.port == 1@[0,0,0][1,1,1]\n")
+    assert dissectors(env, "install").returncode == 0
+    assert path.read_text().splitlines() == install.color_rules() + ["@Mine@tcp.port == 1@[0,0,0][1,1,1]"]
+    assert dissectors(env, "uninstall").returncode == 0
+    assert path.read_text() == "@Mine@tcp.port == 1@[0,0,0][1,1,1]\n"

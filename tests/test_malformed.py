@@ -15,7 +15,9 @@ def test_expert_items():
     rows = field_values(PCAP, ["_ws.expert.message"], "-2", "-Y", "msrsvd")
     ours = [(int(r["frame.number"]), m) for r in rows for m in r["_ws.expert.message"]
             if "(MS-RSVD" in m or re.search(r"\[(MS-RSVD|SPC-3|SAM-3) [^]]+\]$", m)]
-    assert ours == [
+    # a message's one warning is added once the message is decoded: where it lands among that
+    # frame's other items depends on the version, so each frame's items are compared as a set
+    assert sorted(ours) == sorted([
         (10, "SVHDX_OPEN_DEVICE_CONTEXT (MS-RSVD 2.2.5.2).InitiatorHostName: length 4000 exceeds the 12 bytes left"),
         (12, "SVHDX_TUNNEL_OPERATION_HEADER (MS-RSVD 2.2.5.1): 16 bytes needed, 10 present"),
         (13, "SVHDX_TUNNEL_FILE_INFO_RESPONSE (MS-RSVD 2.2.5.4): 20 bytes needed, 12 present"),
@@ -23,8 +25,7 @@ def test_expert_items():
         # A success status promises a payload (3.2.5.5.5); a bare header is short.
         (15, "SVHDX_TUNNEL_SCSI_RESPONSE (MS-RSVD 2.2.5.12): 36 bytes needed, 0 present"),
         (16, "No error was stored under StatusKey 3 on this open in the capture [MS-RSVD 3.1.5.3, 3.1.5.4, 3.2.5.5.3]"),
-        (17, "SCSI status CHECK_CONDITION: the sense data says why [SAM-3 5.3.1]"),
-        (17, "Sense key ILLEGAL_REQUEST [SPC-3 4.5.6]"),
+        # one event, one expert item: the ASC/ASCQ's (not also the sense key's and CHECK CONDITION's)
         (17, "Additional sense: INVALID FIELD IN CDB [SPC-3 4.5.6]"),
         (17, "SVHDX_TUNNEL_SRB_STATUS_RESPONSE (MS-RSVD 2.2.5.8).SenseDataEx: length 240 exceeds the 18 bytes left"),
         (18, "SVHDX_TUNNEL_OPERATION_HEADER OperationCode 0x2009999 is not defined by the specification "
@@ -38,7 +39,7 @@ def test_expert_items():
              "[MS-RSVD 3.2.5.1]"),
         (22, "SVHDX_OPEN_DEVICE_CONTEXT OriginatorFlags is SVHDX_ORIGINATOR_VHDMP; it must be "
              "SVHDX_ORIGINATOR_PVHDPARSER (0x1) [MS-RSVD 2.2.5.2]"),
-    ]
+    ])
 
 
 def test_partial_decode_still_shows_what_fits():

@@ -51,7 +51,7 @@ from dissectors.vocabulary.ndr import (
 )
 from dissectors.vocabulary.idl import Interface, Method
 from dissectors.vocabulary.oaut import Bstr, SafeArray
-from dissectors.vocabulary.protocol import Protocol, ResponseTimes, TimeGroup
+from dissectors.vocabulary.protocol import ColorRule, Protocol, ResponseTimes, TimeGroup
 
 
 
@@ -432,7 +432,12 @@ PROTOCOL = Protocol(
     interfaces=INTERFACES,
     orpc=(dcom.ORPCTHIS, dcom.ORPCTHAT),
     hresults=HRESULTS,
+    # a request's Info column names the disk it is about (CPREP_DISKID, 2.2.2), however named
+    info_fields={"clusprep.disk_id.device_number": "disk %d", "clusprep.disk_id.disk_signature": "disk 0x%08X",
+                 "clusprep.disk_id.disk_guid": "disk {%s}"},
     type_names=csvp_conformance.TYPE_NAMES,
+    # a failure HRESULT or a fault PDU
+    color_rules=[ColorRule("ClusPrep failure", "clusprep.hresult >= 0x80000000 || clusprep.fault_status")],
     response_times=ResponseTimes(menu="ClusPrep (MS-CSVP)", groups=[
         TimeGroup("ClusPrep methods", "Method", "clusprep.method"),
     ]),

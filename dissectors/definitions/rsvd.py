@@ -660,17 +660,57 @@ MESSAGES = STRUCTURES + [TUNNEL_REQUEST, TUNNEL_RESPONSE] + V2_STRUCTURES + scsi
 
 # -- how the messages reach the dissector -------------------------------------------
 from dissectors.vocabulary.protocol import (  # noqa: E402
+    ColorRule,
     CreateContextEntry,
     IoctlEntry,
     Option,
     Protocol,
     ResponseTimes,
     SharedOpens,
+    Show,
     StoredErrors,
     Summary,
     TimeGroup,
     Transaction,
 )
+
+# The Info column (as Wireshark's SCSI dissector writes its own): the operation, then what the
+# message has of these. A SCSI request names its command, LBA and length; its response the same
+# (from the request), the SCSI status and the sense key and ASC/ASCQ; an SRB_STATUS exchange the
+# StatusKey, and its response the status and sense it retrieves; a failed operation its status.
+_STORED = ERROR_CODES["STATUS_SVHDX_ERROR_STORED"]
+STATUS_NAMES = {v: k for k, v in NT_STATUS.items()}
+
+
+def _cdb_info(request: bool):
+    cdb = "Payload.Cdb."
+    op = cdb + "OperationCode"
+    return [
+        Show([op], "SCSI:", scsi.COMMAND_NAMES, fmt="0x%02X", sep=", ", request=request),
+        Show([cdb + "Fields.ServiceAction"], names=scsi.PR_IN_NAMES, fmt="0x%02X", request=request,
+             when=(op, [scsi.OPERATION_CODES["PERSISTENT_RESERVE_IN"]])),
+        Show([cdb + "Fields.ServiceAction"], names=scsi.PR_OUT_NAMES, fmt="0x%02X", request=request,
+             when=(op, [scsi.OPERATION_CODES["PERSISTENT_RESERVE_OUT"]])),
+        Show([cdb + "Fields.ServiceAction"], names=scsi.SERVICE_ACTION_IN_NAMES, fmt="0x%02X", request=request,
+             when=(op, [scsi.OPERATION_CODES["SERVICE_ACTION_IN_16"]])),
+        Show([cdb + "Fields.LogicalBlockAddress", cdb + "Fields.Address.LogicalBlockAddress"], "LBA:",
+             fmt="0x%08X", request=request, when=(op, scsi.BLOCK_COMMANDS)),
+        Show([cdb + "Fields.TransferLength"], "Len:", request=request),
+    ]
+
+
+_STATUS_KEY_INFO = Show(["Payload.StatusKey"], "StatusKey", sep=", ")
+TUNNEL_REQUEST_INFO = _cdb_info(False) + [_STATUS_KEY_INFO]
+TUNNEL_RESPONSE_INFO = [
+    *_cdb_info(True),
+    Show(["Header.Status"], names=STATUS_NAMES, fmt="0x%08X", sep=", ", hide=[NT_STATUS["STATUS_SUCCESS"]],
+         ranges=[(_STORED, _STORED + 2 ** 32 - STATUS_SVHDX_ERROR_STORED_MASK - 1, "STATUS_SVHDX_ERROR_STORED | %d")]),
+    _STATUS_KEY_INFO,
+    Show(["Payload.ScsiStatus"], names=scsi.STATUS_NAMES, fmt="SCSI status 0x%02X", sep=", "),
+    Show(["Payload.Sense.Format.KeyFlags.SenseKey", "Payload.Sense.Format.SenseKey"], names=scsi.SENSE_KEY_NAMES,
+         fmt="sense key 0x%X", sep=", "),
+    Show(["Payload.Sense.Format.AdditionalSense"], names=scsi.ASC_NAMES, fmt="ASC/ASCQ 0x%04X", sep=": "),
+]
 
 # §3.1.4.1: every tunnel operation carries the client's RequestIdentifier, unique per client.
 TUNNEL_TRANSACTION = Transaction(id_path="Header.RequestId", spec="MS-RSVD 3.1.4.1")
@@ -695,9 +735,16 @@ PROTOCOL = Protocol(
         CreateContextEntry(SVHDX_OPEN_DEVICE_CONTEXT_TAG, "SVHDX_OPEN_DEVICE_CONTEXT", SVHDX_OPEN_DEVICE_CONTEXT),
     ],
     summaries={
-        "tunnel_request": Summary("Header.OperationCode", "msrsvd.header.operation_code"),
-        "tunnel_response": Summary("Header.OperationCode", "msrsvd.header.operation_code"),
+        "tunnel_request": Summary("Header.OperationCode", "msrsvd.header.operation_code", TUNNEL_REQUEST_INFO),
+        "tunnel_response": Summary("Header.OperationCode", "msrsvd.header.operation_code", TUNNEL_RESPONSE_INFO),
     },
+    status_names=STATUS_NAMES,
+    # §3.2.5.3-4: STATUS_SVHDX_ERROR_STORED ORed with the StatusKey (its low byte)
+    value_ranges={"msrsvd.header.status": [(_STORED, _STORED + 2 ** 32 - STATUS_SVHDX_ERROR_STORED_MASK - 1,
+                                            "STATUS_SVHDX_ERROR_STORED | StatusKey")]},
+    # a failed operation, a READ or WRITE that stored an error, SCSI answered other than GOOD
+    color_rules=[ColorRule("MS-RSVD error", "msrsvd.header.status >= 0x80000000 || msrsvd.sense.status_key || "
+                           "msrsvd.scsi_response.scsi_status != 0 || msrsvd.srb_status_response.scsi_status != 0")],
     options=[
         Option("scsi", "Decode SCSI", "Decode CDBs, SCSI data and sense data inside tunnel operations "
                "(off: much faster on large captures)"),

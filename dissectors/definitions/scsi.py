@@ -10,6 +10,8 @@ Field namespaces: `scsi.cdb` (every CDB's common fields), `scsi.rw` (block comma
 """
 from __future__ import annotations
 
+import re
+
 from construct import (
     BitsInteger,
     BitStruct,
@@ -32,6 +34,7 @@ from construct import (
     this,
 )
 
+from dissectors.definitions import scsi_asc
 from dissectors.vocabulary.wire import Ascii, BitField, Checked, FieldName, IfEquals, Named, Part, Parts, message, warn_when
 
 # SPC-3 / SBC-3 operation codes (SPC-3 Annex D.3.1).
@@ -96,10 +99,11 @@ def SCSI_STATUS_CHECKED():
     """A SCSI status byte with the statuses an engineer wants flagged."""
     return Checked(
         Enum(Int8ub, **SCSI_STATUS),
-        warn_when(["CHECK_CONDITION"], "SAM-3 5.3.1", "SCSI status %s: the sense data says why"),
-        warn_when(["RESERVATION_CONFLICT"], "SPC-3 5.6.1", "SCSI status %s: another initiator holds the reservation"),
+        warn_when(["CHECK_CONDITION"], "SAM-3 5.3.1", "SCSI status %s: the sense data says why", rank=RANK_STATUS),
+        warn_when(["RESERVATION_CONFLICT"], "SPC-3 5.6.1", "SCSI status %s: another initiator holds the reservation",
+                  rank=RANK_STATUS),
         warn_when(["BUSY", "TASK_SET_FULL", "ACA_ACTIVE", "TASK_ABORTED", "COMMAND_TERMINATED"], "SAM-3 5.3.1",
-                  "SCSI status %s"),
+                  "SCSI status %s", rank=RANK_STATUS),
     )
 
 
@@ -156,8 +160,9 @@ SENSE_KEYS = dict(
     MISCOMPARE=0xE,
 )
 
-# SPC-3 4.5.6, table 28: ASC << 8 | ASCQ, the ones shared-disk clusters meet and more.
-ASC_ASCQ = {
+# SPC-3 4.5.6, table 28: ASC << 8 | ASCQ, the ones shared-disk clusters meet, in SPC-3's words;
+# ASC_ASCQ below adds every other code Wireshark names (scsi_asc.py, generated from its table).
+SPC3_ASC_ASCQ = {
     "NO ADDITIONAL SENSE INFORMATION": 0x0000,
     "LOGICAL UNIT NOT READY, CAUSE NOT REPORTABLE": 0x0400,
     "LOGICAL UNIT IS IN PROCESS OF BECOMING READY": 0x0401,
@@ -204,10 +209,15 @@ ASC_ASCQ = {
     "SYSTEM RESOURCE FAILURE": 0x5500,
     "FAILURE PREDICTION THRESHOLD EXCEEDED": 0x5D00,
 }
+_OURS = set(SPC3_ASC_ASCQ.values())
+ASC_ASCQ = {**{n: c for n, c in scsi_asc.ASC_ASCQ.items() if c not in _OURS}, **SPC3_ASC_ASCQ}
+assert len(set(ASC_ASCQ.values())) == len(ASC_ASCQ), "an ASC/ASCQ name for two codes"
 
-# Sense keys and additional sense codes that mean something happened to the disk.
+# Sense keys and additional sense codes that mean something happened to the disk. One event, one
+# expert item: the ASC/ASCQ says most (rank 3), then the sense key (2), then the status (1).
+RANK_STATUS, RANK_SENSE_KEY, RANK_ASC = 1, 2, 3
 _SENSE_KEY_RULE = warn_when([k for k in SENSE_KEYS if k not in ("NO_SENSE", "RECOVERED_ERROR")], "SPC-3 4.5.6",
-                            "Sense key %s")
+                            "Sense key %s", rank=RANK_SENSE_KEY)
 _ASC_RULE = warn_when([
     "POWER ON, RESET, OR BUS DEVICE RESET OCCURRED", "POWER ON OCCURRED", "SCSI BUS RESET OCCURRED",
     "BUS DEVICE RESET FUNCTION OCCURRED", "DEVICE INTERNAL RESET", "I_T NEXUS LOSS OCCURRED",
@@ -216,7 +226,21 @@ _ASC_RULE = warn_when([
     "INVALID COMMAND OPERATION CODE", "INVALID FIELD IN CDB", "LOGICAL UNIT NOT READY, CAUSE NOT REPORTABLE",
     "LOGICAL UNIT IS IN PROCESS OF BECOMING READY", "LOGICAL UNIT NOT READY, INITIALIZING COMMAND REQUIRED",
     "LOGICAL UNIT NOT READY, MANUAL INTERVENTION REQUIRED",
-], "SPC-3 4.5.6", "Additional sense: %s")
+], "SPC-3 4.5.6", "Additional sense: %s", rank=RANK_ASC)
+
+# The names the Info column gives, written as SPC-3 and Wireshark's SCSI dissector write them:
+# READ(10), SERVICE ACTION IN(16), CHECK CONDITION, UNIT ATTENTION (value -> text).
+def _spoken(names: dict) -> dict:
+    return {v: re.sub(r"_(\d+)$", r"(\1)", k).replace("_", " ") for k, v in names.items()}
+
+
+COMMAND_NAMES = _spoken(OPERATION_CODES)
+STATUS_NAMES = _spoken(SCSI_STATUS)
+SENSE_KEY_NAMES = _spoken(SENSE_KEYS)
+ASC_NAMES = {v: k for k, v in ASC_ASCQ.items()}
+# the commands whose CDB addresses logical blocks (an LBA worth naming in Info)
+BLOCK_COMMANDS = [v for k, v in OPERATION_CODES.items()
+                  if re.match(r"(READ|WRITE|VERIFY|SYNCHRONIZE_CACHE|WRITE_SAME)_\d+$", k)]
 
 PR_IN_SERVICE_ACTIONS = dict(READ_KEYS=0x00, READ_RESERVATION=0x01, REPORT_CAPABILITIES=0x02,
                              READ_FULL_STATUS=0x03)
@@ -228,6 +252,8 @@ PR_TYPES = dict(WRITE_EXCLUSIVE=0x1, EXCLUSIVE_ACCESS=0x3, WRITE_EXCLUSIVE_REGIS
                 EXCLUSIVE_ACCESS_ALL_REGISTRANTS=0x8)
 PR_SCOPES = dict(LU_SCOPE=0x0)
 SERVICE_ACTION_IN_16 = dict(READ_CAPACITY_16=0x10, GET_LBA_STATUS=0x12)
+PR_IN_NAMES, PR_OUT_NAMES = _spoken(PR_IN_SERVICE_ACTIONS), _spoken(PR_OUT_SERVICE_ACTIONS)
+SERVICE_ACTION_IN_NAMES = _spoken(SERVICE_ACTION_IN_16)
 RESPONSE_CODES = dict(CURRENT_FIXED=0x70, DEFERRED_FIXED=0x71, CURRENT_DESCRIPTOR=0x72, DEFERRED_DESCRIPTOR=0x73)
 PAGE_CONTROL = dict(CURRENT=0, CHANGEABLE=1, DEFAULT=2, SAVED=3)
 

@@ -8,7 +8,7 @@
 -- contexts (smb2.tag/smb2.create.chain_data). It needs nothing from Wireshark's own
 -- rsvd dissector, which may be enabled or disabled.
 
-local BUILD = "1d9ca4eee5fffebf"
+local BUILD = "d6ba7551722a4a6b"
 do
   local loaded = rawget(_G, "msrsvd_plugin_build")
   if loaded then
@@ -97,32 +97,146 @@ local VS_NO_SENSE_6c6f4d = {
   [0x0000000D] = "VOLUME_OVERFLOW",
   [0x0000000E] = "MISCOMPARE",
 }
-local VS_NO_ADDITIONAL_SENSE_INFORMAT_921edf = {
+local VS_NO_ADDITIONAL_SENSE_INFORMAT_394385 = {
   [0x00000000] = "NO ADDITIONAL SENSE INFORMATION",
+  [0x00000001] = "FILEMARK DETECTED",
+  [0x00000002] = "END OF PARTITION/MEDIUM DETECTED",
+  [0x00000003] = "SETMARK DETECTED",
+  [0x00000004] = "BEGINNING OF PARTITION DETECTED",
+  [0x00000005] = "END OF DATA DETECTED",
+  [0x00000006] = "I/O PROCESS TERMINATED",
+  [0x00000016] = "OPERATION IN PROGRESS",
+  [0x00000017] = "CLEANING REQUESTED",
+  [0x00000018] = "ERASE OPERATION IN PROGRESS",
+  [0x00000019] = "LOCATE OPERATION IN PROGRESS",
+  [0x0000001A] = "REWIND OPERATION IN PROGRESS",
+  [0x0000001B] = "SET CAPACITY OPERATION IN PROGRESS",
+  [0x0000001C] = "VERIFY OPERATION IN PROGRESS",
+  [0x00000100] = "NO INDEX/SECTOR SIGNAL",
+  [0x00000200] = "NO SEEK COMPLETE",
+  [0x00000300] = "PERIPHERAL DEVICE WRITE FAULT",
   [0x00000400] = "LOGICAL UNIT NOT READY, CAUSE NOT REPORTABLE",
   [0x00000401] = "LOGICAL UNIT IS IN PROCESS OF BECOMING READY",
   [0x00000402] = "LOGICAL UNIT NOT READY, INITIALIZING COMMAND REQUIRED",
   [0x00000403] = "LOGICAL UNIT NOT READY, MANUAL INTERVENTION REQUIRED",
   [0x00000404] = "LOGICAL UNIT NOT READY, FORMAT IN PROGRESS",
+  [0x00000405] = "LOGICAL UNIT NOT READY, REBUILD IN PROGRESS",
+  [0x00000406] = "LOGICAL UNIT NOT READY, RECALCULATION IN PROGRESS",
+  [0x00000407] = "LOGICAL UNIT NOT READY, OPERATION IN PROGRESS",
+  [0x00000409] = "LOGICAL UNIT NOT READY, SELF-TEST IN PROGRESS",
   [0x0000040A] = "LOGICAL UNIT NOT ACCESSIBLE, ASYMMETRIC ACCESS STATE TRANSITION",
   [0x0000040B] = "LOGICAL UNIT NOT ACCESSIBLE, TARGET PORT IN STANDBY STATE",
   [0x0000040C] = "LOGICAL UNIT NOT ACCESSIBLE, TARGET PORT IN UNAVAILABLE STATE",
+  [0x00000500] = "LOGICAL UNIT DOES NOT RESPOND TO SELECTION",
+  [0x00000600] = "NO REFERENCE POSITION FOUND",
+  [0x00000700] = "MULTIPLE PERIPHERAL DEVICES SELECTED",
   [0x00000800] = "LOGICAL UNIT COMMUNICATION FAILURE",
+  [0x00000801] = "LOGICAL UNIT COMMUNICATION TIME-OUT",
+  [0x00000802] = "LOGICAL UNIT COMMUNICATION PARITY ERROR",
+  [0x00000803] = "LOGICAL UNIT COMMUNICATION CRC ERROR (ULTRA-DMA/32)",
+  [0x00000804] = "UNREACHABLE COPY TARGET",
+  [0x00000900] = "TRACK FOLLOWING ERROR",
+  [0x00000904] = "HEAD SELECT FAULT",
+  [0x00000A00] = "ERROR LOG OVERFLOW",
+  [0x00000B00] = "WARNING",
+  [0x00000B01] = "WARNING - SPECIFIED TEMPERATURE EXCEEDED",
+  [0x00000B02] = "WARNING - ENCLOSURE DEGRADED",
   [0x00000C00] = "WRITE ERROR",
+  [0x00000C02] = "WRITE ERROR - AUTO REALLOCATION FAILED",
+  [0x00000C03] = "WRITE ERROR - RECOMMEND REASSIGNMENT",
+  [0x00000C04] = "COMPRESSION CHECK MISCOMPARE ERROR",
+  [0x00000C05] = "DATA EXPANSION OCCURRED DURING COMPRESSION",
+  [0x00000C06] = "BLOCK NOT COMPRESSIBLE",
+  [0x00000D00] = "ERROR DETECTED BY THIRD PARTY TEMPORARY INITIATOR",
+  [0x00000D01] = "THIRD PARTY DEVICE FAILURE",
+  [0x00000D02] = "COPY TARGET DEVICE NOT REACHABLE",
+  [0x00000D03] = "INCORRECT COPY TARGET DEVICE TYPE",
+  [0x00000D04] = "COPY TARGET DEVICE DATA UNDERRUN",
+  [0x00000D05] = "COPY TARGET DEVICE DATA OVERRUN",
+  [0x00001000] = "ID CRC OR ECC ERROR",
   [0x00001100] = "UNRECOVERED READ ERROR",
+  [0x00001101] = "READ RETRIES EXHAUSTED",
+  [0x00001102] = "ERROR TOO LONG TO CORRECT",
+  [0x00001103] = "MULTIPLE READ ERRORS",
+  [0x00001104] = "UNRECOVERED READ ERROR - AUTO REALLOCATE FAILED",
+  [0x0000110A] = "MISCORRECTED ERROR",
+  [0x0000110B] = "UNRECOVERED READ ERROR - RECOMMEND REASSIGNMENT",
+  [0x0000110C] = "UNRECOVERED READ ERROR - RECOMMEND REWRITE THE DATA",
+  [0x0000110D] = "DE-COMPRESSION CRC ERROR",
+  [0x0000110E] = "CANNOT DECOMPRESS USING DECLARED ALGORITHM",
+  [0x00001200] = "ADDRESS MARK NOT FOUND FOR ID FIELD",
+  [0x00001300] = "ADDRESS MARK NOT FOUND FOR DATA FIELD",
+  [0x00001400] = "RECORDED ENTITY NOT FOUND",
+  [0x00001401] = "RECORD NOT FOUND",
+  [0x00001405] = "RECORD NOT FOUND - RECOMMEND REASSIGNMENT",
+  [0x00001406] = "RECORD NOT FOUND - DATA AUTO-REALLOCATED",
+  [0x00001500] = "RANDOM POSITIONING ERROR",
+  [0x00001501] = "MECHANICAL POSITIONING ERROR",
+  [0x00001502] = "POSITIONING ERROR DETECTED BY READ OF MEDIUM",
+  [0x00001600] = "DATA SYNCHRONIZATION MARK ERROR",
+  [0x00001601] = "DATA SYNC ERROR - DATA REWRITTEN",
+  [0x00001602] = "DATA SYNC ERROR - RECOMMEND REWRITE",
+  [0x00001603] = "DATA SYNC ERROR - DATA AUTO-REALLOCATED",
+  [0x00001604] = "DATA SYNC ERROR - RECOMMEND REASSIGNMENT",
+  [0x00001700] = "RECOVERED DATA WITH NO ERROR CORRECTION APPLIED",
+  [0x00001701] = "RECOVERED DATA WITH RETRIES",
+  [0x00001702] = "RECOVERED DATA WITH POSITIVE HEAD OFFSET",
+  [0x00001703] = "RECOVERED DATA WITH NEGATIVE HEAD OFFSET",
+  [0x00001705] = "RECOVERED DATA USING PREVIOUS SECTOR ID",
+  [0x00001706] = "RECOVERED DATA WITHOUT ECC - DATA AUTO-REALLOCATED",
+  [0x00001707] = "RECOVERED DATA WITHOUT ECC - RECOMMEND REASSIGNMENT",
+  [0x00001708] = "RECOVERED DATA WITHOUT ECC - RECOMMEND REWRITE",
+  [0x00001709] = "RECOVERED DATA WITHOUT ECC - DATA REWRITTEN",
+  [0x00001800] = "RECOVERED DATA WITH ERROR CORRECTION APPLIED",
+  [0x00001801] = "RECOVERED DATA WITH ERROR CORR. & RETRIES APPLIED",
+  [0x00001802] = "RECOVERED DATA - DATA AUTO-REALLOCATED",
+  [0x00001805] = "RECOVERED DATA - RECOMMEND REASSIGNMENT",
+  [0x00001806] = "RECOVERED DATA - RECOMMEND REWRITE",
+  [0x00001807] = "RECOVERED DATA WITH ECC - DATA REWRITTEN",
+  [0x00001900] = "LIST ERROR",
+  [0x00001901] = "LIST NOT AVAILABLE",
+  [0x00001902] = "LIST ERROR IN PRIMARY LIST",
+  [0x00001903] = "LIST ERROR IN GROWN LIST",
   [0x00001A00] = "PARAMETER LIST LENGTH ERROR",
+  [0x00001B00] = "SYNCHRONOUS DATA TRANSFER ERROR",
+  [0x00001C00] = "DEFECT LIST NOT FOUND",
+  [0x00001C01] = "PRIMARY DEFECT LIST NOT FOUND",
+  [0x00001C02] = "GROWN DEFECT LIST NOT FOUND",
+  [0x00001D00] = "MISCOMPARE DURING VERIFY OPERATION",
+  [0x00001E00] = "RECOVERED ID WITH ECC CORRECTION",
+  [0x00001F00] = "DEFECT LIST TRANSFER",
   [0x00002000] = "INVALID COMMAND OPERATION CODE",
   [0x00002100] = "LOGICAL BLOCK ADDRESS OUT OF RANGE",
+  [0x00002101] = "INVALID ELEMENT ADDRESS",
   [0x00002400] = "INVALID FIELD IN CDB",
+  [0x00002401] = "CDB DECRYPTION ERROR",
   [0x00002500] = "LOGICAL UNIT NOT SUPPORTED",
   [0x00002600] = "INVALID FIELD IN PARAMETER LIST",
+  [0x00002601] = "PARAMETER NOT SUPPORTED",
+  [0x00002602] = "PARAMETER VALUE INVALID",
+  [0x00002603] = "THRESHOLD PARAMETERS NOT SUPPORTED",
+  [0x00002604] = "INVALID RELEASE OF PERSISTENT RESERVATION",
+  [0x00002605] = "DATA DECRYPTION ERROR",
+  [0x00002606] = "TOO MANY TARGET DESCRIPTORS",
+  [0x00002607] = "UNSUPPORTED TARGET DESCRIPTOR TYPE CODE",
+  [0x00002608] = "TOO MANY SEGMENT DESCRIPTORS",
+  [0x00002609] = "UNSUPPORTED SEGMENT DESCRIPTOR TYPE CODE",
+  [0x0000260A] = "UNEXPECTED INEXACT SEGMENT",
+  [0x0000260B] = "INLINE DATA LENGTH EXCEEDED",
+  [0x0000260C] = "INVALID OPERATION FOR COPY SOURCE OR DESTINATION",
+  [0x0000260D] = "COPY SEGMENT GRANULARITY VIOLATION",
   [0x00002700] = "WRITE PROTECTED",
+  [0x00002701] = "HARDWARE WRITE PROTECTED",
+  [0x00002702] = "LOGICAL UNIT SOFTWARE WRITE PROTECTED",
   [0x00002800] = "NOT READY TO READY CHANGE, MEDIUM MAY HAVE CHANGED",
+  [0x00002801] = "IMPORT OR EXPORT ELEMENT ACCESSED",
   [0x00002900] = "POWER ON, RESET, OR BUS DEVICE RESET OCCURRED",
   [0x00002901] = "POWER ON OCCURRED",
   [0x00002902] = "SCSI BUS RESET OCCURRED",
   [0x00002903] = "BUS DEVICE RESET FUNCTION OCCURRED",
   [0x00002904] = "DEVICE INTERNAL RESET",
+  [0x00002905] = "TRANSCEIVER MODE CHANGED TO SINGLE-ENDED",
+  [0x00002906] = "TRANSCEIVER MODE CHANGED TO LVD",
   [0x00002907] = "I_T NEXUS LOSS OCCURRED",
   [0x00002A00] = "PARAMETERS CHANGED",
   [0x00002A01] = "MODE PARAMETERS CHANGED",
@@ -132,17 +246,187 @@ local VS_NO_ADDITIONAL_SENSE_INFORMAT_921edf = {
   [0x00002A05] = "REGISTRATIONS PREEMPTED",
   [0x00002A06] = "ASYMMETRIC ACCESS STATE CHANGED",
   [0x00002A09] = "CAPACITY DATA HAS CHANGED",
+  [0x00002B00] = "COPY CANNOT EXECUTE SINCE HOST CANNOT DISCONNECT",
   [0x00002C00] = "COMMAND SEQUENCE ERROR",
+  [0x00002C0A] = "PARTITION OR COLLECTION CONTAINS USER OBJECTS",
   [0x00002F00] = "COMMANDS CLEARED BY ANOTHER INITIATOR",
+  [0x00003000] = "INCOMPATIBLE MEDIUM INSTALLED",
+  [0x00003001] = "CANNOT READ MEDIUM - UNKNOWN FORMAT",
+  [0x00003002] = "CANNOT READ MEDIUM - INCOMPATIBLE FORMAT",
+  [0x00003003] = "CLEANING CARTRIDGE INSTALLED",
+  [0x00003004] = "CANNOT WRITE MEDIUM - UNKNOWN FORMAT",
+  [0x00003005] = "CANNOT WRITE MEDIUM - INCOMPATIBLE FORMAT",
+  [0x00003006] = "CANNOT FORMAT MEDIUM - INCOMPATIBLE MEDIUM",
+  [0x00003007] = "CLEANING FAILURE",
+  [0x00003100] = "MEDIUM FORMAT CORRUPTED",
+  [0x00003101] = "FORMAT COMMAND FAILED",
+  [0x00003200] = "NO DEFECT SPARE LOCATION AVAILABLE",
+  [0x00003201] = "DEFECT LIST UPDATE FAILURE",
+  [0x00003400] = "ENCLOSURE FAILURE",
+  [0x00003500] = "ENCLOSURE SERVICES FAILURE",
+  [0x00003501] = "UNSUPPORTED ENCLOSURE FUNCTION",
+  [0x00003502] = "ENCLOSURE SERVICES UNAVAILABLE",
+  [0x00003503] = "ENCLOSURE SERVICES TRANSFER FAILURE",
+  [0x00003504] = "ENCLOSURE SERVICES TRANSFER REFUSED",
+  [0x00003700] = "ROUNDED PARAMETER",
+  [0x00003807] = "THIN PROVISIONING SOFT THRESHOLD REACHED",
+  [0x00003900] = "SAVING PARAMETERS NOT SUPPORTED",
   [0x00003A00] = "MEDIUM NOT PRESENT",
+  [0x00003A01] = "MEDIUM NOT PRESENT - TRAY CLOSED",
+  [0x00003A02] = "MEDIUM NOT PRESENT - TRAY OPEN",
+  [0x00003A03] = "MEDIUM NOT PRESENT - LOADABLE",
+  [0x00003A04] = "MEDIUM NOT PRESENT - MEDIUM AUXILIARY MEMORY ACCESSIBLE",
+  [0x00003B0D] = "MEDIUM DESTINATION ELEMENT FULL",
+  [0x00003B0E] = "MEDIUM SOURCE ELEMENT EMPTY",
+  [0x00003B11] = "MEDIUM MAGAZINE NOT ACCESSIBLE",
+  [0x00003B12] = "MEDIUM MAGAZINE REMOVED",
+  [0x00003B13] = "MEDIUM MAGAZINE INSERTED",
+  [0x00003B14] = "MEDIUM MAGAZINE LOCKED",
+  [0x00003B15] = "MEDIUM MAGAZINE UNLOCKED",
+  [0x00003D00] = "INVALID BITS IN IDENTIFY MESSAGE",
+  [0x00003E00] = "LOGICAL UNIT HAS NOT SELF-CONFIGURED YET",
+  [0x00003E01] = "LOGICAL UNIT FAILURE",
+  [0x00003E02] = "TIMEOUT ON LOGICAL UNIT",
+  [0x00003E03] = "LOGICAL UNIT FAILED SELF-TEST",
+  [0x00003E04] = "LOGICAL UNIT UNABLE TO UPDATE SELF-TEST LOG",
+  [0x00003F00] = "TARGET OPERATING CONDITIONS HAVE CHANGED",
   [0x00003F01] = "MICROCODE HAS BEEN CHANGED",
+  [0x00003F02] = "CHANGED OPERATING DEFINITION",
   [0x00003F03] = "INQUIRY DATA HAS CHANGED",
+  [0x00003F04] = "COMPONENT DEVICE ATTACHED",
+  [0x00003F05] = "DEVICE IDENTIFIER CHANGED",
+  [0x00003F06] = "REDUNDANCY GROUP CREATED OR MODIFIED",
+  [0x00003F07] = "REDUNDANCY GROUP DELETED",
+  [0x00003F08] = "SPARE CREATED OR MODIFIED",
+  [0x00003F09] = "SPARE DELETED",
+  [0x00003F0A] = "VOLUME SET CREATED OR MODIFIED",
+  [0x00003F0B] = "VOLUME SET DELETED",
+  [0x00003F0C] = "VOLUME SET DEASSIGNED",
+  [0x00003F0D] = "VOLUME SET REASSIGNED",
   [0x00003F0E] = "REPORTED LUNS DATA HAS CHANGED",
+  [0x00003F0F] = "ECHO BUFFER OVERWRITTEN",
+  [0x00003F10] = "MEDIUM LOADABLE",
+  [0x00003F11] = "MEDIUM AUXILIARY MEMORY ACCESSIBLE",
+  [0x00004200] = "SELF-TEST FAILURE (SHOULD USE 40 NN)",
+  [0x00004300] = "MESSAGE ERROR",
   [0x00004400] = "INTERNAL TARGET FAILURE",
+  [0x00004500] = "SELECT OR RESELECT FAILURE",
+  [0x00004600] = "UNSUCCESSFUL SOFT RESET",
   [0x00004700] = "SCSI PARITY ERROR",
+  [0x00004701] = "DATA PHASE CRC ERROR DETECTED",
+  [0x00004702] = "SCSI PARITY ERROR DETECTED DURING ST DATA PHASE",
+  [0x00004703] = "INFORMATION UNIT CRC ERROR DETECTED",
+  [0x00004704] = "ASYNCHRONOUS INFORMATION PROTECTION ERROR DETECTED",
+  [0x00004800] = "INITIATOR DETECTED ERROR MESSAGE RECEIVED",
+  [0x00004900] = "INVALID MESSAGE ERROR",
+  [0x00004A00] = "COMMAND PHASE ERROR",
   [0x00004B00] = "DATA PHASE ERROR",
+  [0x00004C00] = "LOGICAL UNIT FAILED SELF-CONFIGURATION",
+  [0x00004D00] = "TAGGED OVERLAPPED COMMANDS (NN = QUEUE TAG)",
+  [0x00004E00] = "OVERLAPPED COMMANDS ATTEMPTED",
+  [0x00005300] = "MEDIA LOAD OR EJECT FAILED",
+  [0x00005302] = "MEDIUM REMOVAL PREVENTED",
   [0x00005500] = "SYSTEM RESOURCE FAILURE",
+  [0x00005501] = "SYSTEM BUFFER FULL",
+  [0x00005502] = "INSUFFICIENT RESERVATION RESOURCES",
+  [0x00005503] = "INSUFFICIENT RESOURCES",
+  [0x00005504] = "INSUFFICIENT REGISTRATION RESOURCES",
+  [0x00005A00] = "OPERATOR REQUEST OR STATE CHANGE INPUT",
+  [0x00005A01] = "OPERATOR MEDIUM REMOVAL REQUEST",
+  [0x00005A02] = "OPERATOR SELECTED WRITE PROTECT",
+  [0x00005A03] = "OPERATOR SELECTED WRITE PERMIT",
+  [0x00005B00] = "LOG EXCEPTION",
+  [0x00005B01] = "THRESHOLD CONDITION MET",
+  [0x00005B02] = "LOG COUNTER AT MAXIMUM",
+  [0x00005B03] = "LOG LIST CODES EXHAUSTED",
+  [0x00005C00] = "CHANGE",
+  [0x00005C02] = "SYNCHRONIZED",
   [0x00005D00] = "FAILURE PREDICTION THRESHOLD EXCEEDED",
+  [0x00005D10] = "HARDWARE IMPENDING FAILURE GENERAL HARD DRIVE FAILURE",
+  [0x00005D11] = "HARDWARE IMPENDING FAILURE DRIVE ERROR RATE TOO HIGH",
+  [0x00005D12] = "HARDWARE IMPENDING FAILURE DATA ERROR RATE TOO HIGH",
+  [0x00005D13] = "HARDWARE IMPENDING FAILURE SEEK ERROR RATE TOO HIGH",
+  [0x00005D14] = "HARDWARE IMPENDING FAILURE TOO MANY BLOCK REASSIGNS",
+  [0x00005D15] = "HARDWARE IMPENDING FAILURE ACCESS TIMES TOO HIGH",
+  [0x00005D16] = "HARDWARE IMPENDING FAILURE START UNIT TIMES TOO HIGH",
+  [0x00005D17] = "HARDWARE IMPENDING FAILURE CHANNEL PARAMETRICS",
+  [0x00005D18] = "HARDWARE IMPENDING FAILURE CONTROLLER DETECTED",
+  [0x00005D19] = "HARDWARE IMPENDING FAILURE THROUGHPUT PERFORMANCE",
+  [0x00005D1A] = "HARDWARE IMPENDING FAILURE SEEK TIME PERFORMANCE",
+  [0x00005D1B] = "HARDWARE IMPENDING FAILURE SPIN-UP RETRY COUNT",
+  [0x00005D1C] = "HARDWARE IMPENDING FAILURE DRIVE CALIBRATION RETRY",
+  [0x00005D20] = "CONTROLLER IMPENDING FAILURE GENERAL HARD DRIVE FAILURE",
+  [0x00005D21] = "CONTROLLER IMPENDING FAILURE DRIVE ERROR RATE TOO HIGH",
+  [0x00005D22] = "CONTROLLER IMPENDING FAILURE DATA ERROR RATE TOO HIGH",
+  [0x00005D23] = "CONTROLLER IMPENDING FAILURE SEEK ERROR RATE TOO HIGH",
+  [0x00005D24] = "CONTROLLER IMPENDING FAILURE TOO MANY BLOCK REASSIGNS",
+  [0x00005D25] = "CONTROLLER IMPENDING FAILURE ACCESS TIMES TOO HIGH",
+  [0x00005D26] = "CONTROLLER IMPENDING FAILURE START UNIT TIMES TOO HIGH",
+  [0x00005D27] = "CONTROLLER IMPENDING FAILURE CHANNEL PARAMETRICS",
+  [0x00005D28] = "CONTROLLER IMPENDING FAILURE CONTROLLER DETECTED",
+  [0x00005D29] = "CONTROLLER IMPENDING FAILURE THROUGHPUT PERFORMANCE",
+  [0x00005D2A] = "CONTROLLER IMPENDING FAILURE SEEK TIME PERFORMANCE",
+  [0x00005D2B] = "CONTROLLER IMPENDING FAILURE SPIN-UP RETRY COUNT",
+  [0x00005D2C] = "CONTROLLER IMPENDING FAILURE DRIVE CALIBRATION RETRY",
+  [0x00005D30] = "DATA CHANNEL IMPENDING FAILURE GENERAL HARD DRIVE",
+  [0x00005D31] = "DATA CHANNEL IMPENDING FAILURE DRIVE ERROR RATE TOO HIGH",
+  [0x00005D32] = "DATA CHANNEL IMPENDING FAILURE DATA ERROR RATE TOO HIGH",
+  [0x00005D33] = "DATA CHANNEL IMPENDING FAILURE SEEK ERROR RATE TOO HIGH",
+  [0x00005D34] = "DATA CHANNEL IMPENDING FAILURE TOO MANY BLOCK REASSIGNS",
+  [0x00005D35] = "DATA CHANNEL IMPENDING FAILURE ACCESS TIMES TOO HIGH",
+  [0x00005D36] = "DATA CHANNEL IMPENDING FAILURE START UNIT TIMES TOO HIGH",
+  [0x00005D37] = "DATA CHANNEL IMPENDING FAILURE CHANNEL PARAMETRICS",
+  [0x00005D38] = "DATA CHANNEL IMPENDING FAILURE CONTROLLER DETECTED",
+  [0x00005D39] = "DATA CHANNEL IMPENDING FAILURE THROUGHPUT PERFORMANCE",
+  [0x00005D3A] = "DATA CHANNEL IMPENDING FAILURE SEEK TIME PERFORMANCE",
+  [0x00005D3B] = "DATA CHANNEL IMPENDING FAILURE SPIN-UP RETRY COUNT",
+  [0x00005D3C] = "DATA CHANNEL IMPENDING FAILURE DRIVE CALIBRATION RETRY",
+  [0x00005D40] = "SERVO IMPENDING FAILURE GENERAL HARD DRIVE FAILURE",
+  [0x00005D41] = "SERVO IMPENDING FAILURE DRIVE ERROR RATE TOO HIGH",
+  [0x00005D42] = "SERVO IMPENDING FAILURE DATA ERROR RATE TOO HIGH",
+  [0x00005D43] = "SERVO IMPENDING FAILURE SEEK ERROR RATE TOO HIGH",
+  [0x00005D44] = "SERVO IMPENDING FAILURE TOO MANY BLOCK REASSIGNS",
+  [0x00005D45] = "SERVO IMPENDING FAILURE ACCESS TIMES TOO HIGH",
+  [0x00005D46] = "SERVO IMPENDING FAILURE START UNIT TIMES TOO HIGH",
+  [0x00005D47] = "SERVO IMPENDING FAILURE CHANNEL PARAMETRICS",
+  [0x00005D48] = "SERVO IMPENDING FAILURE CONTROLLER DETECTED",
+  [0x00005D49] = "SERVO IMPENDING FAILURE THROUGHPUT PERFORMANCE",
+  [0x00005D4A] = "SERVO IMPENDING FAILURE SEEK TIME PERFORMANCE",
+  [0x00005D4B] = "SERVO IMPENDING FAILURE SPIN-UP RETRY COUNT",
+  [0x00005D4C] = "SERVO IMPENDING FAILURE DRIVE CALIBRATION RETRY COUNT",
+  [0x00005D50] = "SPINDLE IMPENDING FAILURE GENERAL HARD DRIVE FAILURE",
+  [0x00005D51] = "SPINDLE IMPENDING FAILURE DRIVE ERROR RATE TOO HIGH",
+  [0x00005D52] = "SPINDLE IMPENDING FAILURE DATA ERROR RATE TOO HIGH",
+  [0x00005D53] = "SPINDLE IMPENDING FAILURE SEEK ERROR RATE TOO HIGH",
+  [0x00005D54] = "SPINDLE IMPENDING FAILURE TOO MANY BLOCK REASSIGNS",
+  [0x00005D55] = "SPINDLE IMPENDING FAILURE ACCESS TIMES TOO HIGH",
+  [0x00005D56] = "SPINDLE IMPENDING FAILURE START UNIT TIMES TOO HIGH",
+  [0x00005D57] = "SPINDLE IMPENDING FAILURE CHANNEL PARAMETRICS",
+  [0x00005D58] = "SPINDLE IMPENDING FAILURE CONTROLLER DETECTED",
+  [0x00005D59] = "SPINDLE IMPENDING FAILURE THROUGHPUT PERFORMANCE",
+  [0x00005D5A] = "SPINDLE IMPENDING FAILURE SEEK TIME PERFORMANCE",
+  [0x00005D5B] = "SPINDLE IMPENDING FAILURE SPIN-UP RETRY COUNT",
+  [0x00005D5C] = "SPINDLE IMPENDING FAILURE DRIVE CALIBRATION RETRY COUNT",
+  [0x00005D60] = "FIRMWARE IMPENDING FAILURE GENERAL HARD DRIVE FAILURE",
+  [0x00005D61] = "FIRMWARE IMPENDING FAILURE DRIVE ERROR RATE TOO HIGH",
+  [0x00005D62] = "FIRMWARE IMPENDING FAILURE DATA ERROR RATE TOO HIGH",
+  [0x00005D63] = "FIRMWARE IMPENDING FAILURE SEEK ERROR RATE TOO HIGH",
+  [0x00005D64] = "FIRMWARE IMPENDING FAILURE TOO MANY BLOCK REASSIGNS",
+  [0x00005D65] = "FIRMWARE IMPENDING FAILURE ACCESS TIMES TOO HIGH",
+  [0x00005D66] = "FIRMWARE IMPENDING FAILURE START UNIT TIMES TOO HIGH",
+  [0x00005D67] = "FIRMWARE IMPENDING FAILURE CHANNEL PARAMETRICS",
+  [0x00005D68] = "FIRMWARE IMPENDING FAILURE CONTROLLER DETECTED",
+  [0x00005D69] = "FIRMWARE IMPENDING FAILURE THROUGHPUT PERFORMANCE",
+  [0x00005D6A] = "FIRMWARE IMPENDING FAILURE SEEK TIME PERFORMANCE",
+  [0x00005D6B] = "FIRMWARE IMPENDING FAILURE SPIN-UP RETRY COUNT",
+  [0x00005D6C] = "FIRMWARE IMPENDING FAILURE DRIVE CALIBRATION RETRY COUNT",
+  [0x00005DFF] = "FAILURE PREDICTION THRESHOLD EXCEEDED (FALSE)",
+  [0x00005E00] = "LOW POWER CONDITION ON",
+  [0x00005E01] = "IDLE CONDITION ACTIVATED BY TIMER",
+  [0x00005E02] = "STANDBY CONDITION ACTIVATED BY TIMER",
+  [0x00005E03] = "IDLE CONDITION ACTIVATED BY COMMAND",
+  [0x00005E04] = "STANDBY CONDITION ACTIVATED BY COMMAND",
+  [0x00006500] = "VOLTAGE FAULT",
 }
 local VS_SRB_STATUS_PENDING_13c266 = {
   [0x00000000] = "SRB_STATUS_PENDING",
@@ -309,11 +593,101 @@ local VS_SvhdxVHDSetInformationTypeSn_817e8c = {
   [0x0000000A] = "SvhdxVHDSetInformationTypeCdpSnapshotActiveList",
   [0x0000000C] = "SvhdxVHDSetInformationTypeCdpSnapshotInactiveList",
 }
+local VS_TEST_UNIT_READY_2391e8 = {
+  [0x00000000] = "TEST UNIT READY",
+  [0x00000003] = "REQUEST SENSE",
+  [0x00000008] = "READ(6)",
+  [0x0000000A] = "WRITE(6)",
+  [0x00000012] = "INQUIRY",
+  [0x00000015] = "MODE SELECT(6)",
+  [0x00000016] = "RESERVE(6)",
+  [0x00000017] = "RELEASE(6)",
+  [0x0000001A] = "MODE SENSE(6)",
+  [0x0000001B] = "START STOP UNIT",
+  [0x0000001D] = "SEND DIAGNOSTIC",
+  [0x0000001E] = "PREVENT ALLOW MEDIUM REMOVAL",
+  [0x00000025] = "READ CAPACITY(10)",
+  [0x00000028] = "READ(10)",
+  [0x0000002A] = "WRITE(10)",
+  [0x0000002F] = "VERIFY(10)",
+  [0x00000035] = "SYNCHRONIZE CACHE(10)",
+  [0x0000003B] = "WRITE BUFFER",
+  [0x0000003C] = "READ BUFFER",
+  [0x00000041] = "WRITE SAME(10)",
+  [0x00000042] = "UNMAP",
+  [0x0000004D] = "LOG SENSE",
+  [0x00000055] = "MODE SELECT(10)",
+  [0x0000005A] = "MODE SENSE(10)",
+  [0x0000005E] = "PERSISTENT RESERVE IN",
+  [0x0000005F] = "PERSISTENT RESERVE OUT",
+  [0x00000083] = "EXTENDED COPY",
+  [0x00000084] = "RECEIVE COPY RESULTS",
+  [0x00000088] = "READ(16)",
+  [0x00000089] = "COMPARE AND WRITE",
+  [0x0000008A] = "WRITE(16)",
+  [0x0000008F] = "VERIFY(16)",
+  [0x00000091] = "SYNCHRONIZE CACHE(16)",
+  [0x00000093] = "WRITE SAME(16)",
+  [0x0000009E] = "SERVICE ACTION IN(16)",
+  [0x000000A0] = "REPORT LUNS",
+  [0x000000A3] = "MAINTENANCE IN",
+  [0x000000A8] = "READ(12)",
+  [0x000000AA] = "WRITE(12)",
+}
+local VS_READ_KEYS_524bbf = {
+  [0x00000000] = "READ KEYS",
+  [0x00000001] = "READ RESERVATION",
+  [0x00000002] = "REPORT CAPABILITIES",
+  [0x00000003] = "READ FULL STATUS",
+}
+local VS_REGISTER_6ea130 = {
+  [0x00000000] = "REGISTER",
+  [0x00000001] = "RESERVE",
+  [0x00000002] = "RELEASE",
+  [0x00000003] = "CLEAR",
+  [0x00000004] = "PREEMPT",
+  [0x00000005] = "PREEMPT AND ABORT",
+  [0x00000006] = "REGISTER AND IGNORE EXISTING KEY",
+  [0x00000007] = "REGISTER AND MOVE",
+}
+local VS_READ_CAPACITY_16_6e0911 = {
+  [0x00000010] = "READ CAPACITY(16)",
+  [0x00000012] = "GET LBA STATUS",
+}
+local VS_GOOD_0df5f5 = {
+  [0x00000000] = "GOOD",
+  [0x00000002] = "CHECK CONDITION",
+  [0x00000004] = "CONDITION MET",
+  [0x00000008] = "BUSY",
+  [0x00000010] = "INTERMEDIATE",
+  [0x00000014] = "INTERMEDIATE CONDITION MET",
+  [0x00000018] = "RESERVATION CONFLICT",
+  [0x00000022] = "COMMAND TERMINATED",
+  [0x00000028] = "TASK SET FULL",
+  [0x00000030] = "ACA ACTIVE",
+  [0x00000040] = "TASK ABORTED",
+}
+local VS_NO_SENSE_ace2e2 = {
+  [0x00000000] = "NO SENSE",
+  [0x00000001] = "RECOVERED ERROR",
+  [0x00000002] = "NOT READY",
+  [0x00000003] = "MEDIUM ERROR",
+  [0x00000004] = "HARDWARE ERROR",
+  [0x00000005] = "ILLEGAL REQUEST",
+  [0x00000006] = "UNIT ATTENTION",
+  [0x00000007] = "DATA PROTECT",
+  [0x00000008] = "BLANK CHECK",
+  [0x00000009] = "VENDOR SPECIFIC",
+  [0x0000000A] = "COPY ABORTED",
+  [0x0000000B] = "ABORTED COMMAND",
+  [0x0000000D] = "VOLUME OVERFLOW",
+  [0x0000000E] = "MISCOMPARE",
+}
 
 local F = {}
 F.header = ProtoField.none("msrsvd.header", "SVHDX_TUNNEL_OPERATION_HEADER", "The header of every RSVD tunnel operation.")
 F.header__operation_code = ProtoField.uint32("msrsvd.header.operation_code", "OperationCode", base.HEX, VS_RSVD_TUNNEL_GET_FILE_INFO_OP_07b8ef, nil, "The command code of this packet; one of the values of section 2.2.2. [MS-RSVD 2.2.5.1]")
-F.header__status = ProtoField.uint32("msrsvd.header.status", "Status", base.HEX, VS_STATUS_SUCCESS_631592, nil, "The client SHOULD set this field to zero; in a response, the NTSTATUS of the operation. [MS-RSVD 2.2.5.1]")
+F.header__status = ProtoField.uint32("msrsvd.header.status", "Status", base.HEX + base.RANGE_STRING, { { 0x00000000, 0x00000000, "STATUS_SUCCESS" }, { 0x00000103, 0x00000103, "STATUS_PENDING" }, { 0xC000000D, 0xC000000D, "STATUS_INVALID_PARAMETER" }, { 0xC0000010, 0xC0000010, "STATUS_INVALID_DEVICE_REQUEST" }, { 0xC0000022, 0xC0000022, "STATUS_ACCESS_DENIED" }, { 0xC00000BB, 0xC00000BB, "STATUS_NOT_SUPPORTED" }, { 0xC05C0000, 0xC05C0000, "STATUS_SVHDX_ERROR_STORED" }, { 0xC05CFF00, 0xC05CFF00, "STATUS_SVHDX_ERROR_NOT_AVAILABLE" }, { 0xC05CFF01, 0xC05CFF01, "STATUS_SVHDX_UNIT_ATTENTION_AVAILABLE" }, { 0xC05CFF02, 0xC05CFF02, "STATUS_SVHDX_UNIT_ATTENTION_CAPACITY_DATA_CHANGED" }, { 0xC05CFF03, 0xC05CFF03, "STATUS_SVHDX_UNIT_ATTENTION_RESERVATIONS_PREEMPTED" }, { 0xC05CFF04, 0xC05CFF04, "STATUS_SVHDX_UNIT_ATTENTION_RESERVATIONS_RELEASED" }, { 0xC05CFF05, 0xC05CFF05, "STATUS_SVHDX_UNIT_ATTENTION_REGISTRATIONS_PREEMPTED" }, { 0xC05CFF06, 0xC05CFF06, "STATUS_SVHDX_UNIT_ATTENTION_OPERATING_DEFINITION_CHANGED" }, { 0xC05CFF07, 0xC05CFF07, "STATUS_SVHDX_RESERVATION_CONFLICT" }, { 0xC05CFF08, 0xC05CFF08, "STATUS_SVHDX_WRONG_FILE_TYPE" }, { 0xC05CFF09, 0xC05CFF09, "STATUS_SVHDX_VERSION_MISMATCH" }, { 0xC05C0000, 0xC05C00FF, "STATUS_SVHDX_ERROR_STORED | StatusKey" }, }, nil, "The client SHOULD set this field to zero; in a response, the NTSTATUS of the operation. [MS-RSVD 2.2.5.1]")
 F.header__request_id = ProtoField.uint64("msrsvd.header.request_id", "RequestId", base.HEX, nil, nil, "A value that uniquely identifies an operation request and response for all requests sent by this client. [MS-RSVD 2.2.5.1]")
 F.open_device_context = ProtoField.none("msrsvd.open_device_context", "SVHDX_OPEN_DEVICE_CONTEXT", "The SMB2 create context the client sends to open a shared virtual disk.")
 F.open_device_context__layout = ProtoField.string("msrsvd.open_device_context.layout", "Layout", base.UNICODE, "Which of the known layouts of SVHDX_OPEN_DEVICE_CONTEXT these bytes follow [MS-RSVD 2.2.5.2]")
@@ -377,7 +751,7 @@ F.scsi__sense__key = ProtoField.uint8("msrsvd.scsi.sense.key", "Sense key", base
 F.scsi__sense__information = ProtoField.uint32("msrsvd.scsi.sense.information", "Information", base.HEX, nil, nil, "Command-specific information, e.g. the failing LBA. [SPC-3 4.5]")
 F.scsi__sense__additional_sense_length = ProtoField.uint8("msrsvd.scsi.sense.additional_sense_length", "AdditionalSenseLength", base.DEC, nil, nil, "Bytes of sense data that follow (10 for the 18-byte fixed form; the descriptors' length). [SPC-3 4.5]")
 F.scsi__sense__command_specific_information = ProtoField.uint32("msrsvd.scsi.sense.command_specific_information", "CommandSpecificInformation", base.HEX, nil, nil, "CommandSpecificInformation of Sense data: a 4-byte integer [SPC-3 4.5]")
-F.scsi__sense__asc_ascq = ProtoField.uint16("msrsvd.scsi.sense.asc_ascq", "Additional sense code and qualifier", base.HEX, VS_NO_ADDITIONAL_SENSE_INFORMAT_921edf, nil, "ASC and ASCQ as one 16-bit value (ASC << 8 | ASCQ), named from SPC-3 Annex D.2 [SPC-3 4.5]")
+F.scsi__sense__asc_ascq = ProtoField.uint16("msrsvd.scsi.sense.asc_ascq", "Additional sense code and qualifier", base.HEX, VS_NO_ADDITIONAL_SENSE_INFORMAT_394385, nil, "ASC and ASCQ as one 16-bit value (ASC << 8 | ASCQ), named from SPC-3 Annex D.2 [SPC-3 4.5]")
 F.scsi__sense__asc = ProtoField.uint8("msrsvd.scsi.sense.asc", "Additional sense code", base.HEX, nil, nil, "The ADDITIONAL SENSE CODE byte (SPC-3 4.5.6) [SPC-3 4.5]")
 F.scsi__sense__ascq = ProtoField.uint8("msrsvd.scsi.sense.ascq", "Additional sense code qualifier", base.HEX, nil, nil, "The ADDITIONAL SENSE CODE QUALIFIER byte (SPC-3 4.5.6) [SPC-3 4.5]")
 F.scsi__sense__field_replaceable_unit_code = ProtoField.uint8("msrsvd.scsi.sense.field_replaceable_unit_code", "FieldReplaceableUnitCode", base.HEX, nil, nil, "FieldReplaceableUnitCode of Sense data: a 1-byte integer [SPC-3 4.5]")
@@ -705,8 +1079,9 @@ F.query_safe_size_response = ProtoField.none("msrsvd.query_safe_size_response", 
 F.query_safe_size_response__safe_virtual_size = ProtoField.uint64("msrsvd.query_safe_size_response.safe_virtual_size", "SafeVirtualSize", base.DEC, nil, nil, "The smallest size the disk can shrink to without losing data. [MS-RSVD v2 (not in the seed; layout after Wireshark packet-rsvd.c)]")
 F.tunnel_response__body_not_decoded = ProtoField.bytes("msrsvd.tunnel_response.body_not_decoded", "BodyNotDecoded", base.NONE, "A payload with no known layout (unknown OperationCode, or a v2 body no public source lays out). [MS-RSVD 2.2.5.1]")
 F.sense__status_key = ProtoField.uint8("msrsvd.sense.status_key", "StatusKey", base.DEC, nil, nil, "The key under which the server stored this failure's sense data [MS-RSVD 3.1.5.3, 3.1.5.4, 3.2.5.5.3]")
-F.sense__retrieved_in = ProtoField.framenum("msrsvd.sense.retrieved_in", "Retrieved in", base.NONE, frametype.RESPONSE, 0, "The request that fetched this stored error")
-F.sense__error_in = ProtoField.framenum("msrsvd.sense.error_in", "Error in", base.NONE, frametype.REQUEST, 0, "The failed response whose stored error this request fetches")
+F.sense__retrieved_in = ProtoField.framenum("msrsvd.sense.retrieved_in", "Retrieved in", base.NONE, frametype.RESPONSE, 0, "The response that returned this stored error's sense data (the request that fetched it, when its response is not in the capture)")
+F.sense__retrieval_request_in = ProtoField.framenum("msrsvd.sense.retrieval_request_in", "Retrieval request in", base.NONE, frametype.REQUEST, 0, "The request that fetched this stored error")
+F.sense__error_in = ProtoField.framenum("msrsvd.sense.error_in", "Error in", base.NONE, frametype.REQUEST, 0, "The failed response whose stored error this request fetches (or, on the request's response, returns)")
 F.open__name = ProtoField.string("msrsvd.open.name", "Opened as", base.UNICODE, "The file name of the CREATE that carried the context [MS-RSVD 3.1.4.2, 3.2.5.1]")
 F.raw = ProtoField.bytes("msrsvd.raw", "Message bytes", base.NONE, "With the export preference: a message's bytes for the analyzer (an IOCTL buffer's first 160) [MS-RSVD 3.1.5.3, 3.1.5.4, 3.2.5.5.3]")
 F.raw__smb2_index = ProtoField.uint8("msrsvd.raw.smb2_index", "SMB2 message number", base.DEC, nil, nil, "With the export preference, in a compound frame: which SMB2 message (1-based) carried it [MS-RSVD 3.1.5.3, 3.1.5.4, 3.2.5.5.3]")
@@ -776,6 +1151,21 @@ local function internal_error(item, err)
   item:add(F.dissector_error, text):set_generated()
 end
 
+-- Warnings about one message (a status worth attention): the binding starts each message with
+-- notes_begin() and ends it with notes_end(), which shows only the most specific candidate (the
+-- highest Rule rank, the first of equals), so one event (CHECK CONDITION, its sense key, its
+-- ASC/ASCQ) is one expert item. Malformed-value items are not candidates: each shows.
+local NOTE = nil
+local function note(t, rank, text)
+  if NOTE == nil or rank > NOTE[2] then NOTE = { t, rank, text } end
+end
+local function notes_begin() NOTE = nil end
+local function notes_end()
+  local n = NOTE
+  NOTE = nil
+  if n then n[1]:add_proto_expert_info(E.status, n[3]) end
+end
+
 -- The bytes ran out before `need` more; show what fitted, then say so.
 local function short(t, off, lim, need, what)
   t:add_proto_expert_info(E.short, string.format("%s: %d bytes needed, %d present", what, need, lim - off))
@@ -813,6 +1203,9 @@ local REQ_PATHS = {
   { "Payload", "Cdb", "OperationCode" },
   { "Payload", "Cdb", "Fields", "Flags", "EVPD" },
   { "Payload", "Cdb", "Fields", "ServiceAction" },
+  { "Payload", "Cdb", "Fields", "LogicalBlockAddress" },
+  { "Payload", "Cdb", "Fields", "Address", "LogicalBlockAddress" },
+  { "Payload", "Cdb", "Fields", "TransferLength" },
 }
 -- History: numbers by slot (frame * 16 + message number) that must outlive the first
 -- pass, for tshark -2 and GUI revisits. In wslua every packet gets slower as the live Lua
@@ -891,6 +1284,42 @@ local function reqval(ctx, i)
   return nil
 end
 
+-- A UInt64 (a 64-bit field's value) as a Lua number when it is one exactly (below 2^53), else nil.
+local function as_number(x)
+  if type(x) ~= "userdata" then return x end
+  local hi = x:higher()
+  if hi >= 2097152 then return nil end
+  return hi * 4294967296 + x:lower()
+end
+
+-- The Info column's text for a message: `text` (what it is), then each detail of its summary
+-- (the definitions' Show) that the message, or its request (ctx), has.
+local function summarize(text, details, v, ctx)
+  for i = 1, #details do
+    local d, x = details[i], nil
+    local n = d.reqs and #d.reqs or #d.paths
+    for j = 1, n do
+      if d.reqs then x = reqval(ctx, d.reqs[j]) else x = walk(v, d.paths[j]) end
+      if x ~= nil then break end
+    end
+    x = as_number(x)
+    if x ~= nil and d.when then
+      local w = d.when.req and reqval(ctx, d.when.req) or (d.when.path and walk(v, d.when.path))
+      if w == nil or not d.when.set[w] then x = nil end
+    end
+    if type(x) == "number" and not (d.hide and d.hide[x]) then
+      local t = d.names and d.names[x]
+      for k = 1, d.ranges and not t and #d.ranges or 0 do
+        local r = d.ranges[k]
+        if x >= r[1] and x <= r[2] then t = string.format(r[3], x - r[1]) end
+      end
+      t = t or string.format(d.fmt, x)
+      text = text .. d.sep .. (d.label ~= "" and (d.label .. " ") or "") .. t
+    end
+  end
+  return text
+end
+
 local function peek_zero(tvb, o, n, lim)
   if o + n > lim then return false end
   for i = o, o + n - 1 do
@@ -907,11 +1336,11 @@ D.d_header = function(tvb, tree, off, lim, pinfo, ctx, pv)
     do local r = tvb(off + 4, 4); t:add_le(F.header__status, r); v.Status = r:le_uint() end
     t:add_le(F.header__request_id, tvb(off + 8, 8))
     if VS_RSVD_TUNNEL_GET_FILE_INFO_OP_07b8ef[v.OperationCode] == nil then t:add_proto_expert_info(E.bad_value, string.format("SVHDX_TUNNEL_OPERATION_HEADER OperationCode %s is not defined by the specification [MS-RSVD 2.2.2, 3.2.5.5]", VS_RSVD_TUNNEL_GET_FILE_INFO_OP_07b8ef[v.OperationCode] or string.format("0x%X", v.OperationCode))) end
-    if (v.Status == 3227320071) then t:add_proto_expert_info(E.status, string.format("%s: a persistent reservation held by another initiator denied the operation [MS-RSVD 3.2.5.4]", VS_STATUS_SUCCESS_631592[v.Status] or string.format("0x%X", v.Status))) end
-    if (v.Status == 3227320065) or (v.Status == 3227320066) or (v.Status == 3227320067) or (v.Status == 3227320068) or (v.Status == 3227320069) or (v.Status == 3227320070) then t:add_proto_expert_info(E.status, string.format("%s: the disk reports a unit attention [MS-RSVD 2.2.3]", VS_STATUS_SUCCESS_631592[v.Status] or string.format("0x%X", v.Status))) end
-    if (v.Status == 3227320073) then t:add_proto_expert_info(E.status, string.format("%s: the server does not know the OperationCode [MS-RSVD 3.2.5.5]", VS_STATUS_SUCCESS_631592[v.Status] or string.format("0x%X", v.Status))) end
-    if (v.Status == 3227320072) then t:add_proto_expert_info(E.status, string.format("%s: the file is not a shared virtual disk [MS-RSVD 2.2.3]", VS_STATUS_SUCCESS_631592[v.Status] or string.format("0x%X", v.Status))) end
-    if (v.Status == 3227320064) then t:add_proto_expert_info(E.status, string.format("%s: no sense data is stored under the StatusKey [MS-RSVD 3.2.5.5.3]", VS_STATUS_SUCCESS_631592[v.Status] or string.format("0x%X", v.Status))) end
+    if (v.Status == 3227320071) then note(t, 0, string.format("%s: a persistent reservation held by another initiator denied the operation [MS-RSVD 3.2.5.4]", VS_STATUS_SUCCESS_631592[v.Status] or string.format("0x%X", v.Status))) end
+    if (v.Status == 3227320065) or (v.Status == 3227320066) or (v.Status == 3227320067) or (v.Status == 3227320068) or (v.Status == 3227320069) or (v.Status == 3227320070) then note(t, 0, string.format("%s: the disk reports a unit attention [MS-RSVD 2.2.3]", VS_STATUS_SUCCESS_631592[v.Status] or string.format("0x%X", v.Status))) end
+    if (v.Status == 3227320073) then note(t, 0, string.format("%s: the server does not know the OperationCode [MS-RSVD 3.2.5.5]", VS_STATUS_SUCCESS_631592[v.Status] or string.format("0x%X", v.Status))) end
+    if (v.Status == 3227320072) then note(t, 0, string.format("%s: the file is not a shared virtual disk [MS-RSVD 2.2.3]", VS_STATUS_SUCCESS_631592[v.Status] or string.format("0x%X", v.Status))) end
+    if (v.Status == 3227320064) then note(t, 0, string.format("%s: no sense data is stored under the StatusKey [MS-RSVD 3.2.5.5.3]", VS_STATUS_SUCCESS_631592[v.Status] or string.format("0x%X", v.Status))) end
     off = off + 16
   else
     if lim - off >= 4 then do local r = tvb(off + 0, 4); t:add_le(F.header__operation_code, r); v.OperationCode = r:le_uint() end end
@@ -1234,7 +1663,7 @@ D.d_srb_status_request = function(tvb, tree, off, lim, pinfo, ctx, pv)
   if lim - off >= 28 then
     do local r = tvb(off + 0, 4); t:add_le(F.srb_status_request__status_key, r); v.StatusKey = r:le_uint() end
     t:add_le(F.srb_status_request__srb_status, tvb(off + 4, 1))
-    t:add_le(F.srb_status_request__scsi_status, tvb(off + 5, 1))
+    do local r = tvb(off + 5, 1); t:add_le(F.srb_status_request__scsi_status, r); v.ScsiStatus = r:le_uint() end
     do local r = tvb(off + 6, 1); t:add_le(F.srb_status_request__sense_info_ex_length, r); v.SenseInfoExLength = r:le_uint() end
     t:add_le(F.srb_status_request__reserved, tvb(off + 7, 1))
     t:add(F.srb_status_request__sense_data_ex, tvb(off + 8, 20))
@@ -1242,7 +1671,7 @@ D.d_srb_status_request = function(tvb, tree, off, lim, pinfo, ctx, pv)
   else
     if lim - off >= 4 then do local r = tvb(off + 0, 4); t:add_le(F.srb_status_request__status_key, r); v.StatusKey = r:le_uint() end end
     if lim - off >= 5 then t:add_le(F.srb_status_request__srb_status, tvb(off + 4, 1)) end
-    if lim - off >= 6 then t:add_le(F.srb_status_request__scsi_status, tvb(off + 5, 1)) end
+    if lim - off >= 6 then do local r = tvb(off + 5, 1); t:add_le(F.srb_status_request__scsi_status, r); v.ScsiStatus = r:le_uint() end end
     if lim - off >= 7 then do local r = tvb(off + 6, 1); t:add_le(F.srb_status_request__sense_info_ex_length, r); v.SenseInfoExLength = r:le_uint() end end
     if lim - off >= 8 then t:add_le(F.srb_status_request__reserved, tvb(off + 7, 1)) end
     if lim - off >= 28 then t:add(F.srb_status_request__sense_data_ex, tvb(off + 8, 20)) end
@@ -1284,11 +1713,11 @@ D.d_srb_status_response_seed = function(tvb, tree, off, lim, pinfo, ctx, pv)
     do local r = tvb(off + 5, 1); t:add(F.srb_status_response__scsi_status, r); v.ScsiStatus = r:uint() end
     do local r = tvb(off + 6, 1); t:add_le(F.srb_status_response__sense_info_ex_length, r); v.SenseInfoExLength = r:le_uint() end
     t:add_le(F.srb_status_response__reserved, tvb(off + 7, 1))
-    if OPT.scsi and (v.SenseInfoExLength > 0) then local _, sub = D.d_scsi_sense(tvb, t, off + 8, math.min(lim, off + 8 + 20), pinfo, ctx, v) end
+    if OPT.scsi and (v.SenseInfoExLength > 0) then local _, sub = D.d_scsi_sense(tvb, t, off + 8, math.min(lim, off + 8 + 20), pinfo, ctx, v); if sub ~= v then v.Sense = sub end end
     t:add(F.srb_status_response__sense_data_ex, tvb(off + 8, 20))
-    if (v.ScsiStatus == 2) then t:add_proto_expert_info(E.status, string.format("SCSI status %s: the sense data says why [SAM-3 5.3.1]", VS_GOOD_681b62[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
-    if (v.ScsiStatus == 24) then t:add_proto_expert_info(E.status, string.format("SCSI status %s: another initiator holds the reservation [SPC-3 5.6.1]", VS_GOOD_681b62[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
-    if (v.ScsiStatus == 8) or (v.ScsiStatus == 40) or (v.ScsiStatus == 48) or (v.ScsiStatus == 64) or (v.ScsiStatus == 34) then t:add_proto_expert_info(E.status, string.format("SCSI status %s [SAM-3 5.3.1]", VS_GOOD_681b62[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
+    if (v.ScsiStatus == 2) then note(t, 1, string.format("SCSI status %s: the sense data says why [SAM-3 5.3.1]", VS_GOOD_681b62[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
+    if (v.ScsiStatus == 24) then note(t, 1, string.format("SCSI status %s: another initiator holds the reservation [SPC-3 5.6.1]", VS_GOOD_681b62[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
+    if (v.ScsiStatus == 8) or (v.ScsiStatus == 40) or (v.ScsiStatus == 48) or (v.ScsiStatus == 64) or (v.ScsiStatus == 34) then note(t, 1, string.format("SCSI status %s [SAM-3 5.3.1]", VS_GOOD_681b62[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
     off = off + 28
   else
     if lim - off >= 4 then do local r = tvb(off + 0, 4); t:add_le(F.srb_status_response__status_key, r); v.StatusKey = r:le_uint() end end
@@ -1322,7 +1751,7 @@ D.d_scsi_sense = function(tvb, tree, off, lim, pinfo, ctx, pv)
     else fn = false end
     if fn then
       local o, sub = fn(tvb, t, off, lim, pinfo, ctx, v)
-      if not o then return nil, v end
+      if sub ~= v then v.Format = sub end; if not o then return nil, v end
       off = o
     end
   end
@@ -1342,8 +1771,8 @@ D.d_scsi_sense_format = function(tvb, tree, off, lim, pinfo, ctx, pv)
     do local r = tvb(off + 11, 2); local b, x = t:add(F.scsi__sense__asc_ascq, r), r:uint(); b:add(F.scsi__sense__asc, r, math.floor(x / 256) % 256); b:add(F.scsi__sense__ascq, r, math.floor(x / 1) % 256); v.AdditionalSense = x end
     t:add(F.scsi__sense__field_replaceable_unit_code, tvb(off + 13, 1))
     t:add(F.scsi__sense__sense_key_specific, tvb(off + 14, 3))
-    if (v.KeyFlags.SenseKey == 2) or (v.KeyFlags.SenseKey == 3) or (v.KeyFlags.SenseKey == 4) or (v.KeyFlags.SenseKey == 5) or (v.KeyFlags.SenseKey == 6) or (v.KeyFlags.SenseKey == 7) or (v.KeyFlags.SenseKey == 8) or (v.KeyFlags.SenseKey == 9) or (v.KeyFlags.SenseKey == 10) or (v.KeyFlags.SenseKey == 11) or (v.KeyFlags.SenseKey == 13) or (v.KeyFlags.SenseKey == 14) then t:add_proto_expert_info(E.status, string.format("Sense key %s [SPC-3 4.5.6]", VS_NO_SENSE_6c6f4d[v.KeyFlags.SenseKey] or string.format("0x%X", v.KeyFlags.SenseKey))) end
-    if (v.AdditionalSense == 10496) or (v.AdditionalSense == 10497) or (v.AdditionalSense == 10498) or (v.AdditionalSense == 10499) or (v.AdditionalSense == 10500) or (v.AdditionalSense == 10503) or (v.AdditionalSense == 10755) or (v.AdditionalSense == 10756) or (v.AdditionalSense == 10757) or (v.AdditionalSense == 10761) or (v.AdditionalSense == 16142) or (v.AdditionalSense == 14848) or (v.AdditionalSense == 9472) or (v.AdditionalSense == 8192) or (v.AdditionalSense == 9216) or (v.AdditionalSense == 1024) or (v.AdditionalSense == 1025) or (v.AdditionalSense == 1026) or (v.AdditionalSense == 1027) then t:add_proto_expert_info(E.status, string.format("Additional sense: %s [SPC-3 4.5.6]", VS_NO_ADDITIONAL_SENSE_INFORMAT_921edf[v.AdditionalSense] or string.format("0x%X", v.AdditionalSense))) end
+    if (v.KeyFlags.SenseKey == 2) or (v.KeyFlags.SenseKey == 3) or (v.KeyFlags.SenseKey == 4) or (v.KeyFlags.SenseKey == 5) or (v.KeyFlags.SenseKey == 6) or (v.KeyFlags.SenseKey == 7) or (v.KeyFlags.SenseKey == 8) or (v.KeyFlags.SenseKey == 9) or (v.KeyFlags.SenseKey == 10) or (v.KeyFlags.SenseKey == 11) or (v.KeyFlags.SenseKey == 13) or (v.KeyFlags.SenseKey == 14) then note(t, 2, string.format("Sense key %s [SPC-3 4.5.6]", VS_NO_SENSE_6c6f4d[v.KeyFlags.SenseKey] or string.format("0x%X", v.KeyFlags.SenseKey))) end
+    if (v.AdditionalSense == 10496) or (v.AdditionalSense == 10497) or (v.AdditionalSense == 10498) or (v.AdditionalSense == 10499) or (v.AdditionalSense == 10500) or (v.AdditionalSense == 10503) or (v.AdditionalSense == 10755) or (v.AdditionalSense == 10756) or (v.AdditionalSense == 10757) or (v.AdditionalSense == 10761) or (v.AdditionalSense == 16142) or (v.AdditionalSense == 14848) or (v.AdditionalSense == 9472) or (v.AdditionalSense == 8192) or (v.AdditionalSense == 9216) or (v.AdditionalSense == 1024) or (v.AdditionalSense == 1025) or (v.AdditionalSense == 1026) or (v.AdditionalSense == 1027) then note(t, 3, string.format("Additional sense: %s [SPC-3 4.5.6]", VS_NO_ADDITIONAL_SENSE_INFORMAT_394385[v.AdditionalSense] or string.format("0x%X", v.AdditionalSense))) end
     off = off + 17
   else
     if lim - off >= 1 then t:add(F.scsi__sense__obsolete, tvb(off + 0, 1)) end
@@ -1371,8 +1800,8 @@ D.d_scsi_sense_format_2 = function(tvb, tree, off, lim, pinfo, ctx, pv)
     do local r = tvb(off + 11, 2); local b, x = t:add(F.scsi__sense__asc_ascq, r), r:uint(); b:add(F.scsi__sense__asc, r, math.floor(x / 256) % 256); b:add(F.scsi__sense__ascq, r, math.floor(x / 1) % 256); v.AdditionalSense = x end
     t:add(F.scsi__sense__field_replaceable_unit_code, tvb(off + 13, 1))
     t:add(F.scsi__sense__sense_key_specific, tvb(off + 14, 3))
-    if (v.KeyFlags.SenseKey == 2) or (v.KeyFlags.SenseKey == 3) or (v.KeyFlags.SenseKey == 4) or (v.KeyFlags.SenseKey == 5) or (v.KeyFlags.SenseKey == 6) or (v.KeyFlags.SenseKey == 7) or (v.KeyFlags.SenseKey == 8) or (v.KeyFlags.SenseKey == 9) or (v.KeyFlags.SenseKey == 10) or (v.KeyFlags.SenseKey == 11) or (v.KeyFlags.SenseKey == 13) or (v.KeyFlags.SenseKey == 14) then t:add_proto_expert_info(E.status, string.format("Sense key %s [SPC-3 4.5.6]", VS_NO_SENSE_6c6f4d[v.KeyFlags.SenseKey] or string.format("0x%X", v.KeyFlags.SenseKey))) end
-    if (v.AdditionalSense == 10496) or (v.AdditionalSense == 10497) or (v.AdditionalSense == 10498) or (v.AdditionalSense == 10499) or (v.AdditionalSense == 10500) or (v.AdditionalSense == 10503) or (v.AdditionalSense == 10755) or (v.AdditionalSense == 10756) or (v.AdditionalSense == 10757) or (v.AdditionalSense == 10761) or (v.AdditionalSense == 16142) or (v.AdditionalSense == 14848) or (v.AdditionalSense == 9472) or (v.AdditionalSense == 8192) or (v.AdditionalSense == 9216) or (v.AdditionalSense == 1024) or (v.AdditionalSense == 1025) or (v.AdditionalSense == 1026) or (v.AdditionalSense == 1027) then t:add_proto_expert_info(E.status, string.format("Additional sense: %s [SPC-3 4.5.6]", VS_NO_ADDITIONAL_SENSE_INFORMAT_921edf[v.AdditionalSense] or string.format("0x%X", v.AdditionalSense))) end
+    if (v.KeyFlags.SenseKey == 2) or (v.KeyFlags.SenseKey == 3) or (v.KeyFlags.SenseKey == 4) or (v.KeyFlags.SenseKey == 5) or (v.KeyFlags.SenseKey == 6) or (v.KeyFlags.SenseKey == 7) or (v.KeyFlags.SenseKey == 8) or (v.KeyFlags.SenseKey == 9) or (v.KeyFlags.SenseKey == 10) or (v.KeyFlags.SenseKey == 11) or (v.KeyFlags.SenseKey == 13) or (v.KeyFlags.SenseKey == 14) then note(t, 2, string.format("Sense key %s [SPC-3 4.5.6]", VS_NO_SENSE_6c6f4d[v.KeyFlags.SenseKey] or string.format("0x%X", v.KeyFlags.SenseKey))) end
+    if (v.AdditionalSense == 10496) or (v.AdditionalSense == 10497) or (v.AdditionalSense == 10498) or (v.AdditionalSense == 10499) or (v.AdditionalSense == 10500) or (v.AdditionalSense == 10503) or (v.AdditionalSense == 10755) or (v.AdditionalSense == 10756) or (v.AdditionalSense == 10757) or (v.AdditionalSense == 10761) or (v.AdditionalSense == 16142) or (v.AdditionalSense == 14848) or (v.AdditionalSense == 9472) or (v.AdditionalSense == 8192) or (v.AdditionalSense == 9216) or (v.AdditionalSense == 1024) or (v.AdditionalSense == 1025) or (v.AdditionalSense == 1026) or (v.AdditionalSense == 1027) then note(t, 3, string.format("Additional sense: %s [SPC-3 4.5.6]", VS_NO_ADDITIONAL_SENSE_INFORMAT_394385[v.AdditionalSense] or string.format("0x%X", v.AdditionalSense))) end
     off = off + 17
   else
     if lim - off >= 1 then t:add(F.scsi__sense__obsolete, tvb(off + 0, 1)) end
@@ -1396,8 +1825,8 @@ D.d_scsi_sense_format_3 = function(tvb, tree, off, lim, pinfo, ctx, pv)
     do local r = tvb(off + 1, 2); local b, x = t:add(F.scsi__sense__asc_ascq, r), r:uint(); b:add(F.scsi__sense__asc, r, math.floor(x / 256) % 256); b:add(F.scsi__sense__ascq, r, math.floor(x / 1) % 256); v.AdditionalSense = x end
     t:add(F.scsi__sense__reserved, tvb(off + 3, 3))
     do local r = tvb(off + 6, 1); t:add(F.scsi__sense__additional_sense_length, r); v.AdditionalSenseLength = r:uint() end
-    if (v.SenseKey == 2) or (v.SenseKey == 3) or (v.SenseKey == 4) or (v.SenseKey == 5) or (v.SenseKey == 6) or (v.SenseKey == 7) or (v.SenseKey == 8) or (v.SenseKey == 9) or (v.SenseKey == 10) or (v.SenseKey == 11) or (v.SenseKey == 13) or (v.SenseKey == 14) then t:add_proto_expert_info(E.status, string.format("Sense key %s [SPC-3 4.5.6]", VS_NO_SENSE_6c6f4d[v.SenseKey] or string.format("0x%X", v.SenseKey))) end
-    if (v.AdditionalSense == 10496) or (v.AdditionalSense == 10497) or (v.AdditionalSense == 10498) or (v.AdditionalSense == 10499) or (v.AdditionalSense == 10500) or (v.AdditionalSense == 10503) or (v.AdditionalSense == 10755) or (v.AdditionalSense == 10756) or (v.AdditionalSense == 10757) or (v.AdditionalSense == 10761) or (v.AdditionalSense == 16142) or (v.AdditionalSense == 14848) or (v.AdditionalSense == 9472) or (v.AdditionalSense == 8192) or (v.AdditionalSense == 9216) or (v.AdditionalSense == 1024) or (v.AdditionalSense == 1025) or (v.AdditionalSense == 1026) or (v.AdditionalSense == 1027) then t:add_proto_expert_info(E.status, string.format("Additional sense: %s [SPC-3 4.5.6]", VS_NO_ADDITIONAL_SENSE_INFORMAT_921edf[v.AdditionalSense] or string.format("0x%X", v.AdditionalSense))) end
+    if (v.SenseKey == 2) or (v.SenseKey == 3) or (v.SenseKey == 4) or (v.SenseKey == 5) or (v.SenseKey == 6) or (v.SenseKey == 7) or (v.SenseKey == 8) or (v.SenseKey == 9) or (v.SenseKey == 10) or (v.SenseKey == 11) or (v.SenseKey == 13) or (v.SenseKey == 14) then note(t, 2, string.format("Sense key %s [SPC-3 4.5.6]", VS_NO_SENSE_6c6f4d[v.SenseKey] or string.format("0x%X", v.SenseKey))) end
+    if (v.AdditionalSense == 10496) or (v.AdditionalSense == 10497) or (v.AdditionalSense == 10498) or (v.AdditionalSense == 10499) or (v.AdditionalSense == 10500) or (v.AdditionalSense == 10503) or (v.AdditionalSense == 10755) or (v.AdditionalSense == 10756) or (v.AdditionalSense == 10757) or (v.AdditionalSense == 10761) or (v.AdditionalSense == 16142) or (v.AdditionalSense == 14848) or (v.AdditionalSense == 9472) or (v.AdditionalSense == 8192) or (v.AdditionalSense == 9216) or (v.AdditionalSense == 1024) or (v.AdditionalSense == 1025) or (v.AdditionalSense == 1026) or (v.AdditionalSense == 1027) then note(t, 3, string.format("Additional sense: %s [SPC-3 4.5.6]", VS_NO_ADDITIONAL_SENSE_INFORMAT_394385[v.AdditionalSense] or string.format("0x%X", v.AdditionalSense))) end
     off = off + 7
   else
     if lim - off >= 1 then do local r = tvb(off + 0, 1); local x = math.floor(r:uint() / 1) % 16; t:add(F.scsi__sense__key, r, x); v.SenseKey = x end end
@@ -1425,8 +1854,8 @@ D.d_scsi_sense_format_4 = function(tvb, tree, off, lim, pinfo, ctx, pv)
     do local r = tvb(off + 1, 2); local b, x = t:add(F.scsi__sense__asc_ascq, r), r:uint(); b:add(F.scsi__sense__asc, r, math.floor(x / 256) % 256); b:add(F.scsi__sense__ascq, r, math.floor(x / 1) % 256); v.AdditionalSense = x end
     t:add(F.scsi__sense__reserved, tvb(off + 3, 3))
     do local r = tvb(off + 6, 1); t:add(F.scsi__sense__additional_sense_length, r); v.AdditionalSenseLength = r:uint() end
-    if (v.SenseKey == 2) or (v.SenseKey == 3) or (v.SenseKey == 4) or (v.SenseKey == 5) or (v.SenseKey == 6) or (v.SenseKey == 7) or (v.SenseKey == 8) or (v.SenseKey == 9) or (v.SenseKey == 10) or (v.SenseKey == 11) or (v.SenseKey == 13) or (v.SenseKey == 14) then t:add_proto_expert_info(E.status, string.format("Sense key %s [SPC-3 4.5.6]", VS_NO_SENSE_6c6f4d[v.SenseKey] or string.format("0x%X", v.SenseKey))) end
-    if (v.AdditionalSense == 10496) or (v.AdditionalSense == 10497) or (v.AdditionalSense == 10498) or (v.AdditionalSense == 10499) or (v.AdditionalSense == 10500) or (v.AdditionalSense == 10503) or (v.AdditionalSense == 10755) or (v.AdditionalSense == 10756) or (v.AdditionalSense == 10757) or (v.AdditionalSense == 10761) or (v.AdditionalSense == 16142) or (v.AdditionalSense == 14848) or (v.AdditionalSense == 9472) or (v.AdditionalSense == 8192) or (v.AdditionalSense == 9216) or (v.AdditionalSense == 1024) or (v.AdditionalSense == 1025) or (v.AdditionalSense == 1026) or (v.AdditionalSense == 1027) then t:add_proto_expert_info(E.status, string.format("Additional sense: %s [SPC-3 4.5.6]", VS_NO_ADDITIONAL_SENSE_INFORMAT_921edf[v.AdditionalSense] or string.format("0x%X", v.AdditionalSense))) end
+    if (v.SenseKey == 2) or (v.SenseKey == 3) or (v.SenseKey == 4) or (v.SenseKey == 5) or (v.SenseKey == 6) or (v.SenseKey == 7) or (v.SenseKey == 8) or (v.SenseKey == 9) or (v.SenseKey == 10) or (v.SenseKey == 11) or (v.SenseKey == 13) or (v.SenseKey == 14) then note(t, 2, string.format("Sense key %s [SPC-3 4.5.6]", VS_NO_SENSE_6c6f4d[v.SenseKey] or string.format("0x%X", v.SenseKey))) end
+    if (v.AdditionalSense == 10496) or (v.AdditionalSense == 10497) or (v.AdditionalSense == 10498) or (v.AdditionalSense == 10499) or (v.AdditionalSense == 10500) or (v.AdditionalSense == 10503) or (v.AdditionalSense == 10755) or (v.AdditionalSense == 10756) or (v.AdditionalSense == 10757) or (v.AdditionalSense == 10761) or (v.AdditionalSense == 16142) or (v.AdditionalSense == 14848) or (v.AdditionalSense == 9472) or (v.AdditionalSense == 8192) or (v.AdditionalSense == 9216) or (v.AdditionalSense == 1024) or (v.AdditionalSense == 1025) or (v.AdditionalSense == 1026) or (v.AdditionalSense == 1027) then note(t, 3, string.format("Additional sense: %s [SPC-3 4.5.6]", VS_NO_ADDITIONAL_SENSE_INFORMAT_394385[v.AdditionalSense] or string.format("0x%X", v.AdditionalSense))) end
     off = off + 7
   else
     if lim - off >= 1 then do local r = tvb(off + 0, 1); local x = math.floor(r:uint() / 1) % 16; t:add(F.scsi__sense__key, r, x); v.SenseKey = x end end
@@ -1454,9 +1883,9 @@ D.d_srb_status_response_windows = function(tvb, tree, off, lim, pinfo, ctx, pv)
     do local r = tvb(off + 1, 1); local b, x = t:add(F.srb_status_response__srb_status, r), r:uint(); if x % 256 >= 128 then b:add(F.srb_status_response__srb_status__autosense_valid, r) end; if x % 128 >= 64 then b:add(F.srb_status_response__srb_status__queue_frozen, r) end; b:add(F.srb_status_response__srb_status__status, r); v.SrbStatus = { AutosenseValid = math.floor(x / 128) % 2, QueueFrozen = math.floor(x / 64) % 2, Status = math.floor(x / 1) % 64, } end
     do local r = tvb(off + 2, 1); t:add(F.srb_status_response__scsi_status, r); v.ScsiStatus = r:uint() end
     do local r = tvb(off + 3, 1); t:add_le(F.srb_status_response__sense_info_ex_length, r); v.SenseInfoExLength = r:le_uint() end
-    if (v.ScsiStatus == 2) then t:add_proto_expert_info(E.status, string.format("SCSI status %s: the sense data says why [SAM-3 5.3.1]", VS_GOOD_681b62[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
-    if (v.ScsiStatus == 24) then t:add_proto_expert_info(E.status, string.format("SCSI status %s: another initiator holds the reservation [SPC-3 5.6.1]", VS_GOOD_681b62[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
-    if (v.ScsiStatus == 8) or (v.ScsiStatus == 40) or (v.ScsiStatus == 48) or (v.ScsiStatus == 64) or (v.ScsiStatus == 34) then t:add_proto_expert_info(E.status, string.format("SCSI status %s [SAM-3 5.3.1]", VS_GOOD_681b62[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
+    if (v.ScsiStatus == 2) then note(t, 1, string.format("SCSI status %s: the sense data says why [SAM-3 5.3.1]", VS_GOOD_681b62[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
+    if (v.ScsiStatus == 24) then note(t, 1, string.format("SCSI status %s: another initiator holds the reservation [SPC-3 5.6.1]", VS_GOOD_681b62[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
+    if (v.ScsiStatus == 8) or (v.ScsiStatus == 40) or (v.ScsiStatus == 48) or (v.ScsiStatus == 64) or (v.ScsiStatus == 34) then note(t, 1, string.format("SCSI status %s [SAM-3 5.3.1]", VS_GOOD_681b62[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
     off = off + 4
   else
     if lim - off >= 1 then do local r = tvb(off + 0, 1); t:add_le(F.srb_status_response__status_key, r); v.StatusKey = r:le_uint() end end
@@ -1468,7 +1897,7 @@ D.d_srb_status_response_windows = function(tvb, tree, off, lim, pinfo, ctx, pv)
   if (v.SenseInfoExLength > 0) then
     if OPT.scsi and lim > off then
       local _, sub = D.d_scsi_sense(tvb, t, off, lim, pinfo, ctx, v)
-      
+      if sub ~= v then v.Sense = sub end
     end
   end
   do
@@ -1662,13 +2091,13 @@ D.d_scsi_rw6 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local v = {}
   local t = tree:add(F.scsi__rw6, tvb(off, lim - off >= 5 and 5 or lim - off))
   if lim - off >= 5 then
-    do local r = tvb(off + 0, 3); local b, x = t:add(F.scsi__rw__address, r), r:uint(); b:add(F.scsi__lba, r, UInt64.new(math.floor(x / 1) % 2097152)) end
-    t:add(F.scsi__transfer_length, tvb(off + 3, 1))
+    do local r = tvb(off + 0, 3); local b, x = t:add(F.scsi__rw__address, r), r:uint(); b:add(F.scsi__lba, r, UInt64.new(math.floor(x / 1) % 2097152)); v.Address = { LogicalBlockAddress = math.floor(x / 1) % 2097152, } end
+    do local r = tvb(off + 3, 1); t:add(F.scsi__transfer_length, r); v.TransferLength = r:uint() end
     t:add(F.scsi__rw__control, tvb(off + 4, 1))
     off = off + 5
   else
-    if lim - off >= 3 then do local r = tvb(off + 0, 3); local b, x = t:add(F.scsi__rw__address, r), r:uint(); b:add(F.scsi__lba, r, UInt64.new(math.floor(x / 1) % 2097152)) end end
-    if lim - off >= 4 then t:add(F.scsi__transfer_length, tvb(off + 3, 1)) end
+    if lim - off >= 3 then do local r = tvb(off + 0, 3); local b, x = t:add(F.scsi__rw__address, r), r:uint(); b:add(F.scsi__lba, r, UInt64.new(math.floor(x / 1) % 2097152)); v.Address = { LogicalBlockAddress = math.floor(x / 1) % 2097152, } end end
+    if lim - off >= 4 then do local r = tvb(off + 3, 1); t:add(F.scsi__transfer_length, r); v.TransferLength = r:uint() end end
     if lim - off >= 5 then t:add(F.scsi__rw__control, tvb(off + 4, 1)) end
     return short(t, off, lim, 5, "READ(6)/WRITE(6) (SBC-3 5.7)"), v
   end
@@ -1680,16 +2109,16 @@ D.d_scsi_rw10 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local t = tree:add(F.scsi__rw10, tvb(off, lim - off >= 9 and 9 or lim - off))
   if lim - off >= 9 then
     do local r = tvb(off + 0, 1); local b, x = t:add(F.scsi__rw__flags, r), r:uint(); b:add(F.scsi__rw__flags__rd_wr_protect, r); if x % 32 >= 16 then b:add(F.scsi__rw__flags__dpo, r) end; if x % 16 >= 8 then b:add(F.scsi__rw__flags__fua, r) end; if x % 4 >= 2 then b:add(F.scsi__rw__flags__fua_nv, r) end; v.Flags = { RdWrProtect = math.floor(x / 32) % 8, DPO = math.floor(x / 16) % 2, FUA = math.floor(x / 8) % 2, FUA_NV = math.floor(x / 2) % 2, } end
-    t:add(F.scsi__lba, tvb(off + 1, 4))
+    do local r = tvb(off + 1, 4); t:add(F.scsi__lba, r); v.LogicalBlockAddress = r:uint() end
     t:add(F.scsi__rw__group_number, tvb(off + 5, 1))
-    t:add(F.scsi__transfer_length, tvb(off + 6, 2))
+    do local r = tvb(off + 6, 2); t:add(F.scsi__transfer_length, r); v.TransferLength = r:uint() end
     t:add(F.scsi__rw__control, tvb(off + 8, 1))
     off = off + 9
   else
     if lim - off >= 1 then do local r = tvb(off + 0, 1); local b, x = t:add(F.scsi__rw__flags, r), r:uint(); b:add(F.scsi__rw__flags__rd_wr_protect, r); if x % 32 >= 16 then b:add(F.scsi__rw__flags__dpo, r) end; if x % 16 >= 8 then b:add(F.scsi__rw__flags__fua, r) end; if x % 4 >= 2 then b:add(F.scsi__rw__flags__fua_nv, r) end; v.Flags = { RdWrProtect = math.floor(x / 32) % 8, DPO = math.floor(x / 16) % 2, FUA = math.floor(x / 8) % 2, FUA_NV = math.floor(x / 2) % 2, } end end
-    if lim - off >= 5 then t:add(F.scsi__lba, tvb(off + 1, 4)) end
+    if lim - off >= 5 then do local r = tvb(off + 1, 4); t:add(F.scsi__lba, r); v.LogicalBlockAddress = r:uint() end end
     if lim - off >= 6 then t:add(F.scsi__rw__group_number, tvb(off + 5, 1)) end
-    if lim - off >= 8 then t:add(F.scsi__transfer_length, tvb(off + 6, 2)) end
+    if lim - off >= 8 then do local r = tvb(off + 6, 2); t:add(F.scsi__transfer_length, r); v.TransferLength = r:uint() end end
     if lim - off >= 9 then t:add(F.scsi__rw__control, tvb(off + 8, 1)) end
     return short(t, off, lim, 9, "READ(10)/WRITE(10) (SBC-3 5.8)"), v
   end
@@ -1701,15 +2130,15 @@ D.d_scsi_rw12 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local t = tree:add(F.scsi__rw12, tvb(off, lim - off >= 11 and 11 or lim - off))
   if lim - off >= 11 then
     do local r = tvb(off + 0, 1); local b, x = t:add(F.scsi__rw__flags, r), r:uint(); b:add(F.scsi__rw__flags__rd_wr_protect, r); if x % 32 >= 16 then b:add(F.scsi__rw__flags__dpo, r) end; if x % 16 >= 8 then b:add(F.scsi__rw__flags__fua, r) end; if x % 4 >= 2 then b:add(F.scsi__rw__flags__fua_nv, r) end; v.Flags = { RdWrProtect = math.floor(x / 32) % 8, DPO = math.floor(x / 16) % 2, FUA = math.floor(x / 8) % 2, FUA_NV = math.floor(x / 2) % 2, } end
-    t:add(F.scsi__lba, tvb(off + 1, 4))
-    t:add(F.scsi__transfer_length, tvb(off + 5, 4))
+    do local r = tvb(off + 1, 4); t:add(F.scsi__lba, r); v.LogicalBlockAddress = r:uint() end
+    do local r = tvb(off + 5, 4); t:add(F.scsi__transfer_length, r); v.TransferLength = r:uint() end
     t:add(F.scsi__rw__group_number, tvb(off + 9, 1))
     t:add(F.scsi__rw__control, tvb(off + 10, 1))
     off = off + 11
   else
     if lim - off >= 1 then do local r = tvb(off + 0, 1); local b, x = t:add(F.scsi__rw__flags, r), r:uint(); b:add(F.scsi__rw__flags__rd_wr_protect, r); if x % 32 >= 16 then b:add(F.scsi__rw__flags__dpo, r) end; if x % 16 >= 8 then b:add(F.scsi__rw__flags__fua, r) end; if x % 4 >= 2 then b:add(F.scsi__rw__flags__fua_nv, r) end; v.Flags = { RdWrProtect = math.floor(x / 32) % 8, DPO = math.floor(x / 16) % 2, FUA = math.floor(x / 8) % 2, FUA_NV = math.floor(x / 2) % 2, } end end
-    if lim - off >= 5 then t:add(F.scsi__lba, tvb(off + 1, 4)) end
-    if lim - off >= 9 then t:add(F.scsi__transfer_length, tvb(off + 5, 4)) end
+    if lim - off >= 5 then do local r = tvb(off + 1, 4); t:add(F.scsi__lba, r); v.LogicalBlockAddress = r:uint() end end
+    if lim - off >= 9 then do local r = tvb(off + 5, 4); t:add(F.scsi__transfer_length, r); v.TransferLength = r:uint() end end
     if lim - off >= 10 then t:add(F.scsi__rw__group_number, tvb(off + 9, 1)) end
     if lim - off >= 11 then t:add(F.scsi__rw__control, tvb(off + 10, 1)) end
     return short(t, off, lim, 11, "READ(12)/WRITE(12) (SBC-3 5.9)"), v
@@ -1722,15 +2151,15 @@ D.d_scsi_rw16 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local t = tree:add(F.scsi__rw16, tvb(off, lim - off >= 15 and 15 or lim - off))
   if lim - off >= 15 then
     do local r = tvb(off + 0, 1); local b, x = t:add(F.scsi__rw__flags, r), r:uint(); b:add(F.scsi__rw__flags__rd_wr_protect, r); if x % 32 >= 16 then b:add(F.scsi__rw__flags__dpo, r) end; if x % 16 >= 8 then b:add(F.scsi__rw__flags__fua, r) end; if x % 4 >= 2 then b:add(F.scsi__rw__flags__fua_nv, r) end; v.Flags = { RdWrProtect = math.floor(x / 32) % 8, DPO = math.floor(x / 16) % 2, FUA = math.floor(x / 8) % 2, FUA_NV = math.floor(x / 2) % 2, } end
-    t:add(F.scsi__lba, tvb(off + 1, 8))
-    t:add(F.scsi__transfer_length, tvb(off + 9, 4))
+    do local r = tvb(off + 1, 8); t:add(F.scsi__lba, r); v.LogicalBlockAddress = r:uint64() end
+    do local r = tvb(off + 9, 4); t:add(F.scsi__transfer_length, r); v.TransferLength = r:uint() end
     t:add(F.scsi__rw__group_number, tvb(off + 13, 1))
     t:add(F.scsi__rw__control, tvb(off + 14, 1))
     off = off + 15
   else
     if lim - off >= 1 then do local r = tvb(off + 0, 1); local b, x = t:add(F.scsi__rw__flags, r), r:uint(); b:add(F.scsi__rw__flags__rd_wr_protect, r); if x % 32 >= 16 then b:add(F.scsi__rw__flags__dpo, r) end; if x % 16 >= 8 then b:add(F.scsi__rw__flags__fua, r) end; if x % 4 >= 2 then b:add(F.scsi__rw__flags__fua_nv, r) end; v.Flags = { RdWrProtect = math.floor(x / 32) % 8, DPO = math.floor(x / 16) % 2, FUA = math.floor(x / 8) % 2, FUA_NV = math.floor(x / 2) % 2, } end end
-    if lim - off >= 9 then t:add(F.scsi__lba, tvb(off + 1, 8)) end
-    if lim - off >= 13 then t:add(F.scsi__transfer_length, tvb(off + 9, 4)) end
+    if lim - off >= 9 then do local r = tvb(off + 1, 8); t:add(F.scsi__lba, r); v.LogicalBlockAddress = r:uint64() end end
+    if lim - off >= 13 then do local r = tvb(off + 9, 4); t:add(F.scsi__transfer_length, r); v.TransferLength = r:uint() end end
     if lim - off >= 14 then t:add(F.scsi__rw__group_number, tvb(off + 13, 1)) end
     if lim - off >= 15 then t:add(F.scsi__rw__control, tvb(off + 14, 1)) end
     return short(t, off, lim, 15, "READ(16)/WRITE(16) (SBC-3 5.10)"), v
@@ -1743,14 +2172,14 @@ D.d_scsi_sync10 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local t = tree:add(F.scsi__sync10, tvb(off, lim - off >= 9 and 9 or lim - off))
   if lim - off >= 9 then
     do local r = tvb(off + 0, 1); local b, x = t:add(F.scsi__rw__sync_flags, r), r:uint(); if x % 8 >= 4 then b:add(F.scsi__rw__sync_flags__sync_nv, r) end; if x % 4 >= 2 then b:add(F.scsi__rw__sync_flags__immed, r) end end
-    t:add(F.scsi__lba, tvb(off + 1, 4))
+    do local r = tvb(off + 1, 4); t:add(F.scsi__lba, r); v.LogicalBlockAddress = r:uint() end
     t:add(F.scsi__rw__group_number, tvb(off + 5, 1))
     t:add(F.scsi__rw__number_of_logical_blocks, tvb(off + 6, 2))
     t:add(F.scsi__rw__control, tvb(off + 8, 1))
     off = off + 9
   else
     if lim - off >= 1 then do local r = tvb(off + 0, 1); local b, x = t:add(F.scsi__rw__sync_flags, r), r:uint(); if x % 8 >= 4 then b:add(F.scsi__rw__sync_flags__sync_nv, r) end; if x % 4 >= 2 then b:add(F.scsi__rw__sync_flags__immed, r) end end end
-    if lim - off >= 5 then t:add(F.scsi__lba, tvb(off + 1, 4)) end
+    if lim - off >= 5 then do local r = tvb(off + 1, 4); t:add(F.scsi__lba, r); v.LogicalBlockAddress = r:uint() end end
     if lim - off >= 6 then t:add(F.scsi__rw__group_number, tvb(off + 5, 1)) end
     if lim - off >= 8 then t:add(F.scsi__rw__number_of_logical_blocks, tvb(off + 6, 2)) end
     if lim - off >= 9 then t:add(F.scsi__rw__control, tvb(off + 8, 1)) end
@@ -1764,14 +2193,14 @@ D.d_scsi_sync16 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local t = tree:add(F.scsi__sync16, tvb(off, lim - off >= 15 and 15 or lim - off))
   if lim - off >= 15 then
     do local r = tvb(off + 0, 1); local b, x = t:add(F.scsi__rw__sync_flags, r), r:uint(); if x % 8 >= 4 then b:add(F.scsi__rw__sync_flags__sync_nv, r) end; if x % 4 >= 2 then b:add(F.scsi__rw__sync_flags__immed, r) end end
-    t:add(F.scsi__lba, tvb(off + 1, 8))
+    do local r = tvb(off + 1, 8); t:add(F.scsi__lba, r); v.LogicalBlockAddress = r:uint64() end
     t:add(F.scsi__rw__number_of_logical_blocks, tvb(off + 9, 4))
     t:add(F.scsi__rw__group_number, tvb(off + 13, 1))
     t:add(F.scsi__rw__control, tvb(off + 14, 1))
     off = off + 15
   else
     if lim - off >= 1 then do local r = tvb(off + 0, 1); local b, x = t:add(F.scsi__rw__sync_flags, r), r:uint(); if x % 8 >= 4 then b:add(F.scsi__rw__sync_flags__sync_nv, r) end; if x % 4 >= 2 then b:add(F.scsi__rw__sync_flags__immed, r) end end end
-    if lim - off >= 9 then t:add(F.scsi__lba, tvb(off + 1, 8)) end
+    if lim - off >= 9 then do local r = tvb(off + 1, 8); t:add(F.scsi__lba, r); v.LogicalBlockAddress = r:uint64() end end
     if lim - off >= 13 then t:add(F.scsi__rw__number_of_logical_blocks, tvb(off + 9, 4)) end
     if lim - off >= 14 then t:add(F.scsi__rw__group_number, tvb(off + 13, 1)) end
     if lim - off >= 15 then t:add(F.scsi__rw__control, tvb(off + 14, 1)) end
@@ -1785,14 +2214,14 @@ D.d_scsi_write_same10 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local t = tree:add(F.scsi__write_same10, tvb(off, lim - off >= 9 and 9 or lim - off))
   if lim - off >= 9 then
     do local r = tvb(off + 0, 1); local b, x = t:add(F.scsi__rw__write_same_flags, r), r:uint(); b:add(F.scsi__rw__write_same_flags__wr_protect, r); if x % 32 >= 16 then b:add(F.scsi__rw__write_same_flags__anchor, r) end; if x % 16 >= 8 then b:add(F.scsi__rw__write_same_flags__unmap, r) end end
-    t:add(F.scsi__lba, tvb(off + 1, 4))
+    do local r = tvb(off + 1, 4); t:add(F.scsi__lba, r); v.LogicalBlockAddress = r:uint() end
     t:add(F.scsi__rw__group_number, tvb(off + 5, 1))
     t:add(F.scsi__rw__number_of_logical_blocks, tvb(off + 6, 2))
     t:add(F.scsi__rw__control, tvb(off + 8, 1))
     off = off + 9
   else
     if lim - off >= 1 then do local r = tvb(off + 0, 1); local b, x = t:add(F.scsi__rw__write_same_flags, r), r:uint(); b:add(F.scsi__rw__write_same_flags__wr_protect, r); if x % 32 >= 16 then b:add(F.scsi__rw__write_same_flags__anchor, r) end; if x % 16 >= 8 then b:add(F.scsi__rw__write_same_flags__unmap, r) end end end
-    if lim - off >= 5 then t:add(F.scsi__lba, tvb(off + 1, 4)) end
+    if lim - off >= 5 then do local r = tvb(off + 1, 4); t:add(F.scsi__lba, r); v.LogicalBlockAddress = r:uint() end end
     if lim - off >= 6 then t:add(F.scsi__rw__group_number, tvb(off + 5, 1)) end
     if lim - off >= 8 then t:add(F.scsi__rw__number_of_logical_blocks, tvb(off + 6, 2)) end
     if lim - off >= 9 then t:add(F.scsi__rw__control, tvb(off + 8, 1)) end
@@ -1806,14 +2235,14 @@ D.d_scsi_write_same16 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local t = tree:add(F.scsi__write_same16, tvb(off, lim - off >= 15 and 15 or lim - off))
   if lim - off >= 15 then
     do local r = tvb(off + 0, 1); local b, x = t:add(F.scsi__rw__write_same_flags, r), r:uint(); b:add(F.scsi__rw__write_same_flags__wr_protect, r); if x % 32 >= 16 then b:add(F.scsi__rw__write_same_flags__anchor, r) end; if x % 16 >= 8 then b:add(F.scsi__rw__write_same_flags__unmap, r) end end
-    t:add(F.scsi__lba, tvb(off + 1, 8))
+    do local r = tvb(off + 1, 8); t:add(F.scsi__lba, r); v.LogicalBlockAddress = r:uint64() end
     t:add(F.scsi__rw__number_of_logical_blocks, tvb(off + 9, 4))
     t:add(F.scsi__rw__group_number, tvb(off + 13, 1))
     t:add(F.scsi__rw__control, tvb(off + 14, 1))
     off = off + 15
   else
     if lim - off >= 1 then do local r = tvb(off + 0, 1); local b, x = t:add(F.scsi__rw__write_same_flags, r), r:uint(); b:add(F.scsi__rw__write_same_flags__wr_protect, r); if x % 32 >= 16 then b:add(F.scsi__rw__write_same_flags__anchor, r) end; if x % 16 >= 8 then b:add(F.scsi__rw__write_same_flags__unmap, r) end end end
-    if lim - off >= 9 then t:add(F.scsi__lba, tvb(off + 1, 8)) end
+    if lim - off >= 9 then do local r = tvb(off + 1, 8); t:add(F.scsi__lba, r); v.LogicalBlockAddress = r:uint64() end end
     if lim - off >= 13 then t:add(F.scsi__rw__number_of_logical_blocks, tvb(off + 9, 4)) end
     if lim - off >= 14 then t:add(F.scsi__rw__group_number, tvb(off + 13, 1)) end
     if lim - off >= 15 then t:add(F.scsi__rw__control, tvb(off + 14, 1)) end
@@ -1846,14 +2275,14 @@ D.d_scsi_read_capacity10_cdb = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local t = tree:add(F.scsi__read_capacity10_cdb, tvb(off, lim - off >= 9 and 9 or lim - off))
   if lim - off >= 9 then
     t:add(F.scsi__capacity__reserved, tvb(off + 0, 1))
-    t:add(F.scsi__capacity__logical_block_address, tvb(off + 1, 4))
+    do local r = tvb(off + 1, 4); t:add(F.scsi__capacity__logical_block_address, r); v.LogicalBlockAddress = r:uint() end
     t:add(F.scsi__capacity__reserved2, tvb(off + 5, 2))
     t:add(F.scsi__capacity__pmi, tvb(off + 7, 1))
     t:add(F.scsi__capacity__control, tvb(off + 8, 1))
     off = off + 9
   else
     if lim - off >= 1 then t:add(F.scsi__capacity__reserved, tvb(off + 0, 1)) end
-    if lim - off >= 5 then t:add(F.scsi__capacity__logical_block_address, tvb(off + 1, 4)) end
+    if lim - off >= 5 then do local r = tvb(off + 1, 4); t:add(F.scsi__capacity__logical_block_address, r); v.LogicalBlockAddress = r:uint() end end
     if lim - off >= 7 then t:add(F.scsi__capacity__reserved2, tvb(off + 5, 2)) end
     if lim - off >= 8 then t:add(F.scsi__capacity__pmi, tvb(off + 7, 1)) end
     if lim - off >= 9 then t:add(F.scsi__capacity__control, tvb(off + 8, 1)) end
@@ -1867,14 +2296,14 @@ D.d_scsi_service_action_in16 = function(tvb, tree, off, lim, pinfo, ctx, pv)
   local t = tree:add(F.scsi__service_action_in16, tvb(off, lim - off >= 15 and 15 or lim - off))
   if lim - off >= 15 then
     do local r = tvb(off + 0, 1); t:add(F.scsi__capacity__service_action, r); v.ServiceAction = math.floor(r:uint() / 1) % 32 end
-    t:add(F.scsi__capacity__logical_block_address, tvb(off + 1, 8))
+    do local r = tvb(off + 1, 8); t:add(F.scsi__capacity__logical_block_address, r); v.LogicalBlockAddress = r:uint64() end
     t:add(F.scsi__capacity__allocation_length, tvb(off + 9, 4))
     t:add(F.scsi__capacity__pmi, tvb(off + 13, 1))
     t:add(F.scsi__capacity__control, tvb(off + 14, 1))
     off = off + 15
   else
     if lim - off >= 1 then do local r = tvb(off + 0, 1); t:add(F.scsi__capacity__service_action, r); v.ServiceAction = math.floor(r:uint() / 1) % 32 end end
-    if lim - off >= 9 then t:add(F.scsi__capacity__logical_block_address, tvb(off + 1, 8)) end
+    if lim - off >= 9 then do local r = tvb(off + 1, 8); t:add(F.scsi__capacity__logical_block_address, r); v.LogicalBlockAddress = r:uint64() end end
     if lim - off >= 13 then t:add(F.scsi__capacity__allocation_length, tvb(off + 9, 4)) end
     if lim - off >= 14 then t:add(F.scsi__capacity__pmi, tvb(off + 13, 1)) end
     if lim - off >= 15 then t:add(F.scsi__capacity__control, tvb(off + 14, 1)) end
@@ -2167,11 +2596,11 @@ D.d_scsi_response = function(tvb, tree, off, lim, pinfo, ctx, pv)
     t:add_le(F.scsi_response__reserved, tvb(off + 7, 1))
     do local r = tvb(off + 8, 4); local x = r:le_uint(); flag_bits(t:add_le(F.scsi_response__srb_flags, r), r, x, BITS.scsi_response__srb_flags, true) end
     t:add_le(F.scsi_response__data_transfer_length, tvb(off + 12, 4))
-    if OPT.scsi and (v.SenseInfoExLength > 0) then local _, sub = D.d_scsi_sense(tvb, t, off + 16, math.min(lim, off + 16 + 20), pinfo, ctx, v) end
+    if OPT.scsi and (v.SenseInfoExLength > 0) then local _, sub = D.d_scsi_sense(tvb, t, off + 16, math.min(lim, off + 16 + 20), pinfo, ctx, v); if sub ~= v then v.Sense = sub end end
     t:add(F.scsi_response__sense_data_ex, tvb(off + 16, 20))
-    if (v.ScsiStatus == 2) then t:add_proto_expert_info(E.status, string.format("SCSI status %s: the sense data says why [SAM-3 5.3.1]", VS_GOOD_681b62[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
-    if (v.ScsiStatus == 24) then t:add_proto_expert_info(E.status, string.format("SCSI status %s: another initiator holds the reservation [SPC-3 5.6.1]", VS_GOOD_681b62[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
-    if (v.ScsiStatus == 8) or (v.ScsiStatus == 40) or (v.ScsiStatus == 48) or (v.ScsiStatus == 64) or (v.ScsiStatus == 34) then t:add_proto_expert_info(E.status, string.format("SCSI status %s [SAM-3 5.3.1]", VS_GOOD_681b62[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
+    if (v.ScsiStatus == 2) then note(t, 1, string.format("SCSI status %s: the sense data says why [SAM-3 5.3.1]", VS_GOOD_681b62[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
+    if (v.ScsiStatus == 24) then note(t, 1, string.format("SCSI status %s: another initiator holds the reservation [SPC-3 5.6.1]", VS_GOOD_681b62[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
+    if (v.ScsiStatus == 8) or (v.ScsiStatus == 40) or (v.ScsiStatus == 48) or (v.ScsiStatus == 64) or (v.ScsiStatus == 34) then note(t, 1, string.format("SCSI status %s [SAM-3 5.3.1]", VS_GOOD_681b62[v.ScsiStatus] or string.format("0x%X", v.ScsiStatus))) end
     off = off + 36
   else
     if lim - off >= 2 then t:add_le(F.scsi_response__length, tvb(off + 0, 2)) end
@@ -2248,7 +2677,7 @@ D.d_scsi_inquiry_data = function(tvb, tree, off, lim, pinfo, ctx, pv)
     do local r = tvb(off + 0, 1); local b, x = t:add(F.scsi__inquiry__device, r), r:uint(); b:add(F.scsi__inquiry__device__peripheral_qualifier, r); b:add(F.scsi__inquiry__device__peripheral_device_type, r) end
     t:add(F.scsi__inquiry__removable, tvb(off + 1, 1))
     t:add(F.scsi__inquiry__version, tvb(off + 2, 1))
-    t:add(F.scsi__inquiry__format, tvb(off + 3, 1))
+    do local r = tvb(off + 3, 1); t:add(F.scsi__inquiry__format, r); v.Format = r:uint() end
     do local r = tvb(off + 4, 1); t:add(F.scsi__inquiry__additional_length, r); v.AdditionalLength = r:uint() end
     t:add(F.scsi__inquiry__capability_flags, tvb(off + 5, 3))
     do local r = tvb(off + 8, 8); t:add(F.scsi__inquiry__vendor_identification, r, r:string()) end
@@ -2259,7 +2688,7 @@ D.d_scsi_inquiry_data = function(tvb, tree, off, lim, pinfo, ctx, pv)
     if lim - off >= 1 then do local r = tvb(off + 0, 1); local b, x = t:add(F.scsi__inquiry__device, r), r:uint(); b:add(F.scsi__inquiry__device__peripheral_qualifier, r); b:add(F.scsi__inquiry__device__peripheral_device_type, r) end end
     if lim - off >= 2 then t:add(F.scsi__inquiry__removable, tvb(off + 1, 1)) end
     if lim - off >= 3 then t:add(F.scsi__inquiry__version, tvb(off + 2, 1)) end
-    if lim - off >= 4 then t:add(F.scsi__inquiry__format, tvb(off + 3, 1)) end
+    if lim - off >= 4 then do local r = tvb(off + 3, 1); t:add(F.scsi__inquiry__format, r); v.Format = r:uint() end end
     if lim - off >= 5 then do local r = tvb(off + 4, 1); t:add(F.scsi__inquiry__additional_length, r); v.AdditionalLength = r:uint() end end
     if lim - off >= 8 then t:add(F.scsi__inquiry__capability_flags, tvb(off + 5, 3)) end
     if lim - off >= 16 then do local r = tvb(off + 8, 8); t:add(F.scsi__inquiry__vendor_identification, r, r:string()) end end
@@ -2749,11 +3178,11 @@ D.d_support_request_header = function(tvb, tree, off, lim, pinfo, ctx, pv)
     do local r = tvb(off + 0, 4); t:add_le(F.support_request__operation_code, r); v.OperationCode = r:le_uint() end
     do local r = tvb(off + 4, 4); t:add_le(F.support_request__status, r); v.Status = r:le_uint() end
     t:add_le(F.support_request__request_id, tvb(off + 8, 8))
-    if (v.Status == 3227320071) then t:add_proto_expert_info(E.status, string.format("%s: a persistent reservation held by another initiator denied the operation [MS-RSVD 3.2.5.4]", VS_STATUS_SUCCESS_631592[v.Status] or string.format("0x%X", v.Status))) end
-    if (v.Status == 3227320065) or (v.Status == 3227320066) or (v.Status == 3227320067) or (v.Status == 3227320068) or (v.Status == 3227320069) or (v.Status == 3227320070) then t:add_proto_expert_info(E.status, string.format("%s: the disk reports a unit attention [MS-RSVD 2.2.3]", VS_STATUS_SUCCESS_631592[v.Status] or string.format("0x%X", v.Status))) end
-    if (v.Status == 3227320073) then t:add_proto_expert_info(E.status, string.format("%s: the server does not know the OperationCode [MS-RSVD 3.2.5.5]", VS_STATUS_SUCCESS_631592[v.Status] or string.format("0x%X", v.Status))) end
-    if (v.Status == 3227320072) then t:add_proto_expert_info(E.status, string.format("%s: the file is not a shared virtual disk [MS-RSVD 2.2.3]", VS_STATUS_SUCCESS_631592[v.Status] or string.format("0x%X", v.Status))) end
-    if (v.Status == 3227320064) then t:add_proto_expert_info(E.status, string.format("%s: no sense data is stored under the StatusKey [MS-RSVD 3.2.5.5.3]", VS_STATUS_SUCCESS_631592[v.Status] or string.format("0x%X", v.Status))) end
+    if (v.Status == 3227320071) then note(t, 0, string.format("%s: a persistent reservation held by another initiator denied the operation [MS-RSVD 3.2.5.4]", VS_STATUS_SUCCESS_631592[v.Status] or string.format("0x%X", v.Status))) end
+    if (v.Status == 3227320065) or (v.Status == 3227320066) or (v.Status == 3227320067) or (v.Status == 3227320068) or (v.Status == 3227320069) or (v.Status == 3227320070) then note(t, 0, string.format("%s: the disk reports a unit attention [MS-RSVD 2.2.3]", VS_STATUS_SUCCESS_631592[v.Status] or string.format("0x%X", v.Status))) end
+    if (v.Status == 3227320073) then note(t, 0, string.format("%s: the server does not know the OperationCode [MS-RSVD 3.2.5.5]", VS_STATUS_SUCCESS_631592[v.Status] or string.format("0x%X", v.Status))) end
+    if (v.Status == 3227320072) then note(t, 0, string.format("%s: the file is not a shared virtual disk [MS-RSVD 2.2.3]", VS_STATUS_SUCCESS_631592[v.Status] or string.format("0x%X", v.Status))) end
+    if (v.Status == 3227320064) then note(t, 0, string.format("%s: no sense data is stored under the StatusKey [MS-RSVD 3.2.5.5.3]", VS_STATUS_SUCCESS_631592[v.Status] or string.format("0x%X", v.Status))) end
     off = off + 16
   else
     if lim - off >= 4 then do local r = tvb(off + 0, 4); t:add_le(F.support_request__operation_code, r); v.OperationCode = r:le_uint() end end
@@ -3353,11 +3782,11 @@ local IOCTL = {
   [0x00090304] = { "FSCTL_SVHDX_SYNC_TUNNEL_REQUEST",
     D.d_tunnel_request,
     D.d_tunnel_response,
-    { { "Header", "OperationCode" }, VS_RSVD_TUNNEL_GET_FILE_INFO_OP_07b8ef }, { { "Header", "OperationCode" }, VS_RSVD_TUNNEL_GET_FILE_INFO_OP_07b8ef }, { 8, 8, "MS-RSVD 3.1.4.1" } },
+    { { "Header", "OperationCode" }, VS_RSVD_TUNNEL_GET_FILE_INFO_OP_07b8ef, { { paths = { { "Payload", "Cdb", "OperationCode" } }, label = "SCSI:", fmt = "0x%02X", sep = ", ", names = VS_TEST_UNIT_READY_2391e8 }, { paths = { { "Payload", "Cdb", "Fields", "ServiceAction" } }, label = "", fmt = "0x%02X", sep = " ", names = VS_READ_KEYS_524bbf, when = { path = { "Payload", "Cdb", "OperationCode" }, set = { [94] = true } } }, { paths = { { "Payload", "Cdb", "Fields", "ServiceAction" } }, label = "", fmt = "0x%02X", sep = " ", names = VS_REGISTER_6ea130, when = { path = { "Payload", "Cdb", "OperationCode" }, set = { [95] = true } } }, { paths = { { "Payload", "Cdb", "Fields", "ServiceAction" } }, label = "", fmt = "0x%02X", sep = " ", names = VS_READ_CAPACITY_16_6e0911, when = { path = { "Payload", "Cdb", "OperationCode" }, set = { [158] = true } } }, { paths = { { "Payload", "Cdb", "Fields", "LogicalBlockAddress" }, { "Payload", "Cdb", "Fields", "Address", "LogicalBlockAddress" } }, label = "LBA:", fmt = "0x%08X", sep = " ", when = { path = { "Payload", "Cdb", "OperationCode" }, set = { [8] = true, [10] = true, [40] = true, [42] = true, [47] = true, [53] = true, [65] = true, [136] = true, [138] = true, [143] = true, [145] = true, [147] = true, [168] = true, [170] = true } } }, { paths = { { "Payload", "Cdb", "Fields", "TransferLength" } }, label = "Len:", fmt = "%d", sep = " " }, { paths = { { "Payload", "StatusKey" } }, label = "StatusKey", fmt = "%d", sep = ", " } } }, { { "Header", "OperationCode" }, VS_RSVD_TUNNEL_GET_FILE_INFO_OP_07b8ef, { { reqs = { 1 }, label = "SCSI:", fmt = "0x%02X", sep = ", ", names = VS_TEST_UNIT_READY_2391e8 }, { reqs = { 3 }, label = "", fmt = "0x%02X", sep = " ", names = VS_READ_KEYS_524bbf, when = { req = 1, set = { [94] = true } } }, { reqs = { 3 }, label = "", fmt = "0x%02X", sep = " ", names = VS_REGISTER_6ea130, when = { req = 1, set = { [95] = true } } }, { reqs = { 3 }, label = "", fmt = "0x%02X", sep = " ", names = VS_READ_CAPACITY_16_6e0911, when = { req = 1, set = { [158] = true } } }, { reqs = { 4, 5 }, label = "LBA:", fmt = "0x%08X", sep = " ", when = { req = 1, set = { [8] = true, [10] = true, [40] = true, [42] = true, [47] = true, [53] = true, [65] = true, [136] = true, [138] = true, [143] = true, [145] = true, [147] = true, [168] = true, [170] = true } } }, { reqs = { 6 }, label = "Len:", fmt = "%d", sep = " " }, { paths = { { "Header", "Status" } }, label = "", fmt = "0x%08X", sep = ", ", names = VS_STATUS_SUCCESS_631592, hide = { [0] = true }, ranges = { { 3227254784, 3227255039, "STATUS_SVHDX_ERROR_STORED | %d" } } }, { paths = { { "Payload", "StatusKey" } }, label = "StatusKey", fmt = "%d", sep = ", " }, { paths = { { "Payload", "ScsiStatus" } }, label = "", fmt = "SCSI status 0x%02X", sep = ", ", names = VS_GOOD_0df5f5 }, { paths = { { "Payload", "Sense", "Format", "KeyFlags", "SenseKey" }, { "Payload", "Sense", "Format", "SenseKey" } }, label = "", fmt = "sense key 0x%X", sep = ", ", names = VS_NO_SENSE_ace2e2 }, { paths = { { "Payload", "Sense", "Format", "AdditionalSense" } }, label = "", fmt = "ASC/ASCQ 0x%04X", sep = ": ", names = VS_NO_ADDITIONAL_SENSE_INFORMAT_394385 } } }, { 8, 8, "MS-RSVD 3.1.4.1" } },
   [0x00090364] = { "FSCTL_SVHDX_ASYNC_TUNNEL_REQUEST",
     D.d_tunnel_request,
     D.d_tunnel_response,
-    { { "Header", "OperationCode" }, VS_RSVD_TUNNEL_GET_FILE_INFO_OP_07b8ef }, { { "Header", "OperationCode" }, VS_RSVD_TUNNEL_GET_FILE_INFO_OP_07b8ef }, { 8, 8, "MS-RSVD 3.1.4.1" } },
+    { { "Header", "OperationCode" }, VS_RSVD_TUNNEL_GET_FILE_INFO_OP_07b8ef, { { paths = { { "Payload", "Cdb", "OperationCode" } }, label = "SCSI:", fmt = "0x%02X", sep = ", ", names = VS_TEST_UNIT_READY_2391e8 }, { paths = { { "Payload", "Cdb", "Fields", "ServiceAction" } }, label = "", fmt = "0x%02X", sep = " ", names = VS_READ_KEYS_524bbf, when = { path = { "Payload", "Cdb", "OperationCode" }, set = { [94] = true } } }, { paths = { { "Payload", "Cdb", "Fields", "ServiceAction" } }, label = "", fmt = "0x%02X", sep = " ", names = VS_REGISTER_6ea130, when = { path = { "Payload", "Cdb", "OperationCode" }, set = { [95] = true } } }, { paths = { { "Payload", "Cdb", "Fields", "ServiceAction" } }, label = "", fmt = "0x%02X", sep = " ", names = VS_READ_CAPACITY_16_6e0911, when = { path = { "Payload", "Cdb", "OperationCode" }, set = { [158] = true } } }, { paths = { { "Payload", "Cdb", "Fields", "LogicalBlockAddress" }, { "Payload", "Cdb", "Fields", "Address", "LogicalBlockAddress" } }, label = "LBA:", fmt = "0x%08X", sep = " ", when = { path = { "Payload", "Cdb", "OperationCode" }, set = { [8] = true, [10] = true, [40] = true, [42] = true, [47] = true, [53] = true, [65] = true, [136] = true, [138] = true, [143] = true, [145] = true, [147] = true, [168] = true, [170] = true } } }, { paths = { { "Payload", "Cdb", "Fields", "TransferLength" } }, label = "Len:", fmt = "%d", sep = " " }, { paths = { { "Payload", "StatusKey" } }, label = "StatusKey", fmt = "%d", sep = ", " } } }, { { "Header", "OperationCode" }, VS_RSVD_TUNNEL_GET_FILE_INFO_OP_07b8ef, { { reqs = { 1 }, label = "SCSI:", fmt = "0x%02X", sep = ", ", names = VS_TEST_UNIT_READY_2391e8 }, { reqs = { 3 }, label = "", fmt = "0x%02X", sep = " ", names = VS_READ_KEYS_524bbf, when = { req = 1, set = { [94] = true } } }, { reqs = { 3 }, label = "", fmt = "0x%02X", sep = " ", names = VS_REGISTER_6ea130, when = { req = 1, set = { [95] = true } } }, { reqs = { 3 }, label = "", fmt = "0x%02X", sep = " ", names = VS_READ_CAPACITY_16_6e0911, when = { req = 1, set = { [158] = true } } }, { reqs = { 4, 5 }, label = "LBA:", fmt = "0x%08X", sep = " ", when = { req = 1, set = { [8] = true, [10] = true, [40] = true, [42] = true, [47] = true, [53] = true, [65] = true, [136] = true, [138] = true, [143] = true, [145] = true, [147] = true, [168] = true, [170] = true } } }, { reqs = { 6 }, label = "Len:", fmt = "%d", sep = " " }, { paths = { { "Header", "Status" } }, label = "", fmt = "0x%08X", sep = ", ", names = VS_STATUS_SUCCESS_631592, hide = { [0] = true }, ranges = { { 3227254784, 3227255039, "STATUS_SVHDX_ERROR_STORED | %d" } } }, { paths = { { "Payload", "StatusKey" } }, label = "StatusKey", fmt = "%d", sep = ", " }, { paths = { { "Payload", "ScsiStatus" } }, label = "", fmt = "SCSI status 0x%02X", sep = ", ", names = VS_GOOD_0df5f5 }, { paths = { { "Payload", "Sense", "Format", "KeyFlags", "SenseKey" }, { "Payload", "Sense", "Format", "SenseKey" } }, label = "", fmt = "sense key 0x%X", sep = ", ", names = VS_NO_SENSE_ace2e2 }, { paths = { { "Payload", "Sense", "Format", "AdditionalSense" } }, label = "", fmt = "ASC/ASCQ 0x%04X", sep = ": ", names = VS_NO_ADDITIONAL_SENSE_INFORMAT_394385 } } }, { 8, 8, "MS-RSVD 3.1.4.1" } },
   [0x00090300] = { "FSCTL_QUERY_SHARED_VIRTUAL_DISK_SUPPORT",
     D.d_support_request,
     D.d_support_response,
@@ -3395,7 +3824,9 @@ local function decode(fn, fi, tree, pinfo, what, is_response, summary, ctx)
   local r = fi.range
   local b = r:tvb()
   local top = tree:add(proto, r)
+  notes_begin()
   local ok, off, v = pcall(fn, b, top, 0, b:len(), pinfo, ctx)
+  notes_end()
   if not ok then
     internal_error(top, off)
     return what, top, nil
@@ -3407,6 +3838,7 @@ local function decode(fn, fi, tree, pinfo, what, is_response, summary, ctx)
     if x then text = (summary[2][x] or string.format("0x%08X", x)) end
   end
   text = text .. (is_response and " Response" or " Request")
+  if summary and v then text = summarize(text, summary[3], v, ctx) end
   top:append_text(", " .. text)
   return text, top, v
 end
@@ -3495,7 +3927,10 @@ local function refusal(mkey, pinfo, slot, fresh)
 end
 
 local function remember_request(v, slot)
-  for i = 1, #REQ_PATHS do REQVAL[i]:put(slot, walk(v, REQ_PATHS[i])) end
+  for i = 1, #REQ_PATHS do
+    local x = as_number(walk(v, REQ_PATHS[i]))  -- a 64-bit LBA is a UInt64
+    if type(x) == "number" then REQVAL[i]:put(slot, x) end
+  end
   for g = 1, #SRT_PATHS do
     local x = walk(v, SRT_PATHS[g])
     if type(x) == "number" then SRT_OF[g]:put(slot, x) end
@@ -3603,11 +4038,14 @@ local function store_error(okey, key, pinfo, slot)
   return SEEN[slot], false
 end
 
+-- e.retrieved: the RSVD_TUNNEL_SRB_STATUS_OPERATION request that fetched it; e.answer: that request's
+-- response, which carries the sense data ("Retrieved in" points there when it is in the capture).
 local function show_stored(e, item, pinfo, fresh)
   item:add(F.sense__status_key, e.key):set_generated()
   if e.name then item:add(F.open__name, e.name):set_generated() end
   if e.retrieved then
-    item:add(F.sense__retrieved_in, e.retrieved):set_generated()
+    item:add(F.sense__retrieved_in, e.answer or e.retrieved):set_generated()
+    item:add(F.sense__retrieval_request_in, e.retrieved):set_generated()
   elseif not fresh then
     item:add_proto_expert_info(E.not_retrieved, string.format(
       "StatusKey %d is never retrieved with RSVD_TUNNEL_SRB_STATUS_OPERATION before %s [MS-RSVD 3.1.5.3, 3.1.5.4, 3.2.5.5.3]", e.key,
@@ -3625,7 +4063,7 @@ local function fetch_error(okey, key, pinfo, slot)
 end
 
 -- SMB2 CREATE, CLOSE, READ and WRITE: which opens are ours, and errors stored on them.
-local function track_smb2(cmds, tree, pinfo)
+local function track_smb2(cmds, tree, pinfo, notes)
   local wanted = false
   for i = 1, #cmds do
     local c = cmds[i].value
@@ -3682,7 +4120,9 @@ local function track_smb2(cmds, tree, pinfo)
         local e, new = store_error(target, key, pinfo, slot)
         if e then
           local item = tree:add(proto, p.status.range)
-          item:append_text(string.format(", STATUS_SVHDX_ERROR_STORED | %d on %s", key, p.cmd == CMD_READ and "READ" or "WRITE"))
+          local text = string.format("STATUS_SVHDX_ERROR_STORED | %d on %s", key, p.cmd == CMD_READ and "READ" or "WRITE")
+          item:append_text(", " .. text)
+          notes[#notes + 1] = text
           show_stored(e, item, pinfo, new)
         end
       end
@@ -3699,6 +4139,14 @@ local function stored_in_message(v, top, pinfo, is_response, okey, slot)
     if key then
       local e, new = store_error(okey, key, pinfo, slot)
       if e then show_stored(e, top, pinfo, new) end
+    end
+    -- the answer to a retrieval: the sense data of the error stored in e.frame
+    local req = slot and REQ_OF:get(slot)
+    local e = req and SEEN[req]
+    if e then
+      if not e.answer and e.retrieved == math.floor(req / 16) then e.answer = pinfo.number end
+      top:add(F.sense__error_in, e.frame):set_generated()
+      if e.name then top:add(F.open__name, e.name):set_generated() end
     end
   elseif path(v, OP_PATH) == 0x02001004 then
     local key = path(v, KEY_PATH)
@@ -3745,7 +4193,7 @@ local function refusals(cmds, tree, pinfo, shown)
       local slot = pinfo.number * 16 + 16 - i
       if refusal(mkey, pinfo, slot, fresh) then
         local top = tree:add(proto, st.range)
-        local text = string.format("Refused, SMB2 status 0x%08X", st.value)
+        local text = "Refused, SMB2 status " .. (VS_STATUS_SUCCESS_631592[st.value] or string.format("0x%08X", st.value))
         top:append_text(", " .. text)
         show_exchange(slot, top, pinfo, true, nil, fresh)
         shown[#shown + 1] = text
@@ -3830,7 +4278,8 @@ local function dissect(tvb, pinfo, tree)
   if OPT.export then return export(tree) end
   local cmds = { FX_CMD() }
   if #cmds == 0 then return end
-  if OPT.exchanges ~= false then track_smb2(cmds, tree, pinfo) end
+  local notes = {}  -- for the Info column of SMB2's own messages (which stay SMB2's)
+  if OPT.exchanges ~= false then track_smb2(cmds, tree, pinfo, notes) end
   local funcs, datas = { FX_FUNCTION() }, { FX_CONTEXT_DATA() }
   local shown = {}
   if #funcs > 0 then
@@ -3894,6 +4343,9 @@ local function dissect(tvb, pinfo, tree)
   if OPT.exchanges then refusals(cmds, tree, pinfo, shown) end
   if #shown > 0 then
     pinfo.cols.protocol = "MSRSVD"
+  end
+  for i = 1, #notes do shown[#shown + 1] = notes[i] end
+  if #shown > 0 then
     pinfo.cols.info:append(" [" .. table.concat(shown, "; ") .. "]")
   end
 end

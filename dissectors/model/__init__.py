@@ -22,6 +22,8 @@ def build_model(p: Protocol) -> Model:
 
         orpcthis, orpcthat = p.orpc or (None, None)
         model.ndr = NdrModel(model, list(p.interfaces), orpcthis, orpcthat, p.hresults, p.type_names)
+    for abbrev, ranges in p.value_ranges.items():
+        model.fields[abbrev].ranges = list(ranges)
     for fd in model.fields.values():  # name every value table before a target lists them
         if fd.values:
             model.value_table(fd.values)

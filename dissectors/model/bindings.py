@@ -27,6 +27,7 @@ class Names:
         self.dissector_error = n + ".dissector_error"
         # smb2: stored errors, shared opens, and the export for the analyzer
         self.status_key, self.retrieved_in, self.error_in = n + ".sense.status_key", n + ".sense.retrieved_in", n + ".sense.error_in"
+        self.retrieval_request_in = n + ".sense.retrieval_request_in"
         self.open_name = n + ".open.name"
         self.raw, self.raw_smb2_index = n + ".raw", n + ".raw.smb2_index"
         self.raw_open_name, self.raw_create_contexts, self.raw_bare_name = (
@@ -55,11 +56,15 @@ def _smb2_fields(p: Protocol) -> List[FieldDef]:
                      desc="The key under which the server stored this failure's sense data", spec=spec,
                      structure="(stored errors)"),
             FieldDef(abbrev=n.retrieved_in, label="Retrieved in", ftype="framenum",
-                     base="RESPONSE", desc="The request that fetched this stored error", spec=spec,
+                     base="RESPONSE", desc="The response that returned this stored error's sense data (the "
+                     "request that fetched it, when its response is not in the capture)", spec=spec,
+                     structure="(stored errors)"),
+            FieldDef(abbrev=n.retrieval_request_in, label="Retrieval request in", ftype="framenum",
+                     base="REQUEST", desc="The request that fetched this stored error", spec=spec,
                      structure="(stored errors)"),
             FieldDef(abbrev=n.error_in, label="Error in", ftype="framenum", base="REQUEST",
-                     desc="The failed response whose stored error this request fetches", spec=spec,
-                     structure="(stored errors)"),
+                     desc="The failed response whose stored error this request fetches (or, on the "
+                     "request's response, returns)", spec=spec, structure="(stored errors)"),
         ]
     if p.shared_opens:
         fields.append(FieldDef(abbrev=n.open_name, label="Opened as", ftype="string", base="UNICODE",

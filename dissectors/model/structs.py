@@ -103,6 +103,7 @@ class FieldDef:
     generated_desc: Tuple[str, ...] = ()  # descriptions the model made up, which a written one replaces
     described_in: Tuple[str, ...] = ()  # the structures a made-up description names
     shared: bool = False  # a FieldName several structures fill: every masked use adds its value
+    ranges: List[Tuple[int, int, str]] = field(default_factory=list)  # names of value ranges (Protocol.value_ranges)
 
     @property
     def key(self) -> str:
@@ -118,6 +119,7 @@ class Check:
     cond: X.Expr
     message: str  # one %s: the value (by name where it has one)
     arg: X.Shown
+    rank: int = 0  # warnings: of one message's, only the highest rank's shows (Rule.rank)
 
 
 @dataclass
@@ -507,7 +509,7 @@ class Model:
             return Check(rule.kind, X.Unnamed(self.value_table(names), x),
                          "%s %%s is not defined by the specification%s" % (label, tail), arg)
         if rule.test == "is":
-            return Check(rule.kind, X.equals_any(x, vals), rule.text + tail, arg)
+            return Check(rule.kind, X.equals_any(x, vals), rule.text + tail, arg, rule.rank)
         raise NotImplementedError(rule.test)
 
     def condition(self, when) -> X.Expr:

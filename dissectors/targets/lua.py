@@ -77,13 +77,45 @@ def _env() -> jinja2.Environment:
 def render_lua(p: Protocol, model: Model = None) -> str:
     model = model or build_model(p)
 
-    def summary(msg) -> str:
-        s = p.summaries.get(msg.abbrev) if msg is not None else None
-        if s is None:
-            return "nil"
+    def lua_path(path: str) -> str:
+        return "{ %s }" % ", ".join(lua_str(part) for part in path.split("."))
+
+    # What responses' Info columns read of their requests joins what their decoders read.
+    for s in p.summaries.values():
+        for d in s.details:
+            for path in (list(d.paths) + ([d.when[0]] if d.when else [])) if d.request else ():
+                if tuple(path.split(".")) not in model.request_paths:
+                    model.request_paths.append(tuple(path.split(".")))
+
+    def show(d) -> str:
+        if d.request:
+            paths = "reqs = { %s }" % ", ".join(str(model.request_paths.index(tuple(x.split("."))) + 1) for x in d.paths)
+        else:
+            paths = "paths = { %s }" % ", ".join(lua_path(x) for x in d.paths)
+        parts = [paths, "label = %s" % lua_str(d.label), "fmt = %s" % lua_str(d.fmt), "sep = %s" % lua_str(d.sep)]
+        if d.names:
+            parts.append("names = %s" % model.value_table(d.names))
+        if d.hide:
+            parts.append("hide = { %s }" % ", ".join("[%d] = true" % v for v in d.hide))
+        if d.when:
+            where = ("req = %d" % (model.request_paths.index(tuple(d.when[0].split("."))) + 1) if d.request
+                     else "path = %s" % lua_path(d.when[0]))
+            parts.append("when = { %s, set = { %s } }" % (where, ", ".join("[%d] = true" % v for v in sorted(d.when[1]))))
+        if d.ranges:
+            parts.append("ranges = { %s }" % ", ".join("{ %d, %d, %s }" % (lo, hi, lua_str(f)) for lo, hi, f in d.ranges))
+        return "{ %s }" % ", ".join(parts)
+
+    def _summary(s) -> str:
         f = model.fields[s.field]
         path = ", ".join(lua_str(part) for part in s.path.split("."))
-        return "{ { %s }, %s }" % (path, model.value_table(f.values))
+        details = "{ %s }" % ", ".join(show(d) for d in s.details)
+        return "{ { %s }, %s, %s }" % (path, model.value_table(f.values), details)
+
+    # rendered now: the value tables they name are written at the top of the file
+    rendered = {abbrev: _summary(s) for abbrev, s in p.summaries.items()}
+
+    def summary(msg) -> str:
+        return rendered.get(msg.abbrev, "nil") if msg is not None else "nil"
 
     def transaction(entry) -> str:
         tx = getattr(entry, "transaction", None)
@@ -97,16 +129,15 @@ def render_lua(p: Protocol, model: Model = None) -> str:
     fields = list(model.fields.values())
     template = _env().get_template("%s_binding.lua.j2" % p.binding)
 
-    def lua_path(path: str) -> str:
-        return "{ %s }" % ", ".join(lua_str(part) for part in path.split("."))
-
+    if p.status_names:
+        model.value_table(p.status_names)  # declared before the template asks for its name
     kw = dict(proto=p, model=model, fields=fields, summary=summary, transaction=transaction, lua_path=lua_path,
               cap=ARRAY_CAP, raw_cap=RAW_CAP, contexts_cap=CONTEXTS_CAP)
     if getattr(model, "ndr", None) is not None:
         stubs = {}
         for s in model.ndr.stubs:
             stubs.setdefault((s.interface.name, s.method.opnum), [None, None])[s.direction == "response"] = s
-        kw.update(stubs=stubs, max_elements=MAX_ELEMENTS, hresults=p.hresults)
+        kw.update(stubs=stubs, max_elements=MAX_ELEMENTS, hresults=p.hresults, info_fields=p.info_fields)
     text = template.render(**kw)
     # The load guard's build id: a digest of everything else in the file.
     return text.replace(BUILD_MARK, hashlib.sha256(text.encode()).hexdigest()[:16])

@@ -7,7 +7,7 @@ the binding's template by `Protocol.binding`; the template never names a protoco
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from dissectors.vocabulary.wire import Message
 
@@ -101,11 +101,36 @@ class PortEntry:
 
 
 @dataclass
+class Show:
+    """One piece of a message's Info column text: a decoded value, shown when the message has one.
+
+    paths are tried in order (the first the message has wins), e.g. a CDB's LBA wherever the CDB
+    size puts it. With request=True the value is the matched request's (a response's Info naming
+    the command it answers). The text is `label value`, the value by `names`, else by `ranges`
+    ((first, last, format of value - first), e.g. a status ORed with a key), else by `fmt`; it
+    follows what comes before it after `sep`. Values in `hide` say nothing worth a word.
+    """
+
+    paths: Sequence[str]
+    label: str = ""
+    names: Optional[Dict[int, str]] = None
+    fmt: str = "%d"
+    sep: str = " "
+    hide: Sequence[int] = ()
+    request: bool = False
+    ranges: Sequence[Tuple[int, int, str]] = ()
+    # shown only when the value at this path (the request's too, with request) is one of these
+    when: Optional[Tuple[str, Sequence[int]]] = None
+
+
+@dataclass
 class Summary:
-    """What the Info column shows for a message: a captured value and its field's names."""
+    """What the Info column shows for a message: a captured value and its field's names, then the
+    details that the message (or its request) has, in order."""
 
     path: str  # a path into the decoded values, e.g. "Header.OperationCode"
     field: str  # the field whose value names to use
+    details: List[Show] = field(default_factory=list)
 
 
 @dataclass
@@ -146,6 +171,18 @@ class ResponseTimes:
 
 
 @dataclass
+class ColorRule:
+    """A packet colouring rule `install` puts first in the profile's colorfilters (Wireshark's
+    View > Coloring Rules): frames matching `filter` drawn in `foreground` on `background`
+    (16-bit RGB, as colorfilters writes them)."""
+
+    name: str
+    filter: str
+    background: Tuple[int, int, int] = (65535, 49344, 49344)  # a light red
+    foreground: Tuple[int, int, int] = (0, 0, 0)
+
+
+@dataclass
 class Protocol:
     name: str  # Wireshark protocol name, e.g. "msrsvd"
     title: str
@@ -168,6 +205,17 @@ class Protocol:
     interfaces: Sequence = ()
     orpc: Optional[tuple] = None
     hresults: Dict[int, str] = field(default_factory=dict)
+    # binding "smb2": the status codes (NTSTATUS) its transport may answer with, by name, for the
+    # Info column and the refusals it shows
+    status_names: Dict[int, str] = field(default_factory=dict)
+    # binding "dcerpc": fields whose value a request's Info column names, field -> format
+    # (e.g. "clusprep.disk_id.device_number": "disk %d"); the first one a request has
+    info_fields: Dict[str, str] = field(default_factory=dict)
+    # conformance: names for ranges of a field's values beside its Enum's, e.g. a status ORed with
+    # a key (field -> [(first, last, name)]); the tree shows them (Wireshark's range strings)
+    value_ranges: Dict[str, List[Tuple[int, int, str]]] = field(default_factory=dict)
+    # colouring rules `python -m dissectors install` adds to the profile (dissectors/install.py)
+    color_rules: List[ColorRule] = field(default_factory=list)
     short_title: str = ""
     # conformance (beside the definitions, as pidl's .cnf files): IDL type -> field namespace
     # where snake_case of the type name is not what a user would guess
@@ -178,6 +226,8 @@ class Protocol:
     def captures(self) -> List[str]:
         """Names whose values the binding reads from decoders' results."""
         paths = [s.path for s in self.summaries.values()]  # what the Info column names
+        paths += [p for s in self.summaries.values() for d in s.details for p in d.paths]
+        paths += [d.when[0] for s in self.summaries.values() for d in s.details if d.when]
         if self.stored_errors:
             e = self.stored_errors
             paths += [e.status_path, e.op_path, e.key_path]

@@ -310,6 +310,9 @@ class Rule:
     values: Tuple = ()
     text: str = ""
     spec: str = ""
+    # Warnings about one message: only the most specific shows (the highest rank; the first of
+    # equals), so one event (a CHECK CONDITION, its sense key, its ASC) is one expert item.
+    rank: int = 0
 
     def violated(self, value, names: Optional[Dict[int, str]] = None) -> bool:
         x = int_value(value)
@@ -349,8 +352,8 @@ def must_be_known(spec: str, text: str = "is not a value the specification defin
     return Rule("malformed", "known", (), text, spec)
 
 
-def warn_when(values, spec: str, text: str) -> Rule:
-    return Rule("warning", "is", tuple(values), text, spec)
+def warn_when(values, spec: str, text: str, rank: int = 0) -> Rule:
+    return Rule("warning", "is", tuple(values), text, spec, rank)
 
 
 class Annotated(Subconstruct):

@@ -36,6 +36,17 @@ function Range:uint()
   for i = 0, self.len - 1 do x = x * 256 + byte_at(self.s, self.off + i) end
   return x
 end
+Range.uint64 = Range.uint  -- a number here, a UInt64 in Wireshark: the plugin converts either
+function Range:le_uint64()
+  local x = 0
+  for i = self.len - 1, 0, -1 do x = x * 256 + byte_at(self.s, self.off + i) end
+  return x
+end
+function Range:range(off, len) return setmetatable({ s = self.s, off = self.off + off, len = len }, Range) end
+function Range:bytes()
+  local hex = self:hex():upper()
+  return setmetatable({}, { __tostring = function() return hex end })
+end
 function Range:le_ustring() return utf16le(self.s, self.off, self.len) end
 function Range:le_int()
   local x = le_uint(self.s, self.off, self.len)
@@ -137,7 +148,7 @@ for _, k in ipairs({ "none", "bool", "uint8", "uint16", "uint24", "uint32", "uin
                     "framenum", "relative_time" }) do
   ProtoField[k] = field(k)
 end
-base = { DEC = 1, HEX = 2, NONE = 0, UNICODE = 0, ASCII = 0 }
+base = { DEC = 1, HEX = 2, NONE = 0, UNICODE = 0, ASCII = 0, RANGE_STRING = 256 }
 expert = { group = { MALFORMED = 1, SEQUENCE = 2, PROTOCOL = 3, RESPONSE_CODE = 4, SECURITY = 5 },
            severity = { ERROR = 1, WARN = 2, NOTE = 3, CHAT = 4 } }
 frametype = { NONE = 0, REQUEST = 1, RESPONSE = 2 }

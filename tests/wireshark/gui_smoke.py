@@ -23,7 +23,8 @@ timeout; a scenario takes about 6 s. Exit 2: a tool is missing or the arguments 
 The temporary folder (Wireshark's stderr, a FAILED-*.png screenshot) is kept on failure.
 
 Isolation: HOME and XDG_CONFIG_HOME point into a fresh temporary folder whose profile
-(preferences, recent, recent_common) is written here, so no personal profile, personal
+(preferences, recent, recent_common, and disabled_protos with the built-in rsvd off, as
+`install` does) is written here, so no personal profile, personal
 plugin or installed copy of our plugins loads, and nothing persists. Plugins and sample are
 copied into that folder. Run as root, Wireshark runs as the unprivileged system user
 `wsgui` (made with useradd when missing), since Wireshark warns about (4.0) or refuses
@@ -354,6 +355,8 @@ def _stage(runner: Runner, plugins: Sequence[Path], sample: Path, w: int, h: int
     prof.mkdir(parents=True)
     (home / "run").mkdir(mode=0o700)
     (prof / "preferences").write_text(PREFERENCES)
+    # as `python -m dissectors install` does: Wireshark's built-in rsvd off (it mis-decodes these layouts)
+    (prof / "disabled_protos").write_text("rsvd\n")
     (prof / "recent_common").write_text(RECENT_COMMON.format(w=w, h=h))
     (prof / "recent").write_text(RECENT.format(upper=upper))
     for dirpath, dirnames, filenames in os.walk(home):
