@@ -74,7 +74,7 @@ def render(table: Dict[int, str], origin: str) -> str:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m dissectors.scsi_asc_table", description=__doc__.split("\n\n")[0])
     ap.add_argument("--source", help="Wireshark's epan/dissectors/packet-scsi.c")
     ap.add_argument("--tshark", default="tshark", help="a tshark whose built-in table to read (default: tshark)")
     args = ap.parse_args(argv)
@@ -92,4 +92,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from dissectors import interrupt
+
+    sys.exit(interrupt.run(main, "python -m dissectors.scsi_asc_table", sys.argv[1:]))
