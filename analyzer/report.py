@@ -35,7 +35,7 @@ def document(results: List[CaptureResult], tshark_version: str) -> dict:
         doc["io_errors"] += [tag(dict(g, first_time=iso(g["first_time"]), last_time=iso(g["last_time"]),
                                       examples=[dict(e, time=iso(e["time"])) for e in g["examples"]]))
                              for g in r.io_errors]
-        doc["disks"] += [tag(dict(d, events=[{k: (iso(v) if k == "time" else v) for k, v in e.items()}
+        doc["disks"] += [tag(dict(d, events=[{k: (iso(v) if k in ("time", "last_time") else v) for k, v in e.items()}
                                              for e in d["events"]])) for d in r.disks]
         doc["clusprep_sequences"] += [tag(s) for s in r.clusprep_sequences]
         doc["findings"] += [tag(dict(f.as_dict(), time=iso(f.first_time))) for f in r.findings]
@@ -317,12 +317,17 @@ def _disk_lines(r: CaptureResult) -> List[str]:
         also = " = %s" % ", ".join(d["also"]) if d["also"] else ""
         now = ("held by %s" % _key(d["holder"], d["holder_host"])) if d["holder"] else "no reservation known"
         out.append("  %s%s: %s at the end" % (d["disk"], also, now))
-        width = max(len(e.get("host") or "?") for e in d["events"][:MAX_STORY])
-        for e in d["events"][:MAX_STORY]:
-            frames = ",".join(str(f) for f in (e.get("frame"), e.get("response_frame")) if f is not None)
+        events = d["events"]
+        width = max(len(e.get("host") or "?") for e in events[:MAX_STORY])
+        for e in events[:MAX_STORY]:
+            text = _story_line(e)
+            frames = [f for f in (e.get("frame"), e.get("response_frame")) if f is not None]
+            if e.get("repeats"):  # the same again and again (History): one line and its count
+                text += "; %d times, to %s" % (e["repeats"], _clock(e.get("last_time")))
+                frames += ["..."] + [f for f in (e.get("last_frame"), e.get("last_response_frame")) if f is not None]
             out.append("    %s  %s  %s  (frames %s)" % (_clock(e.get("time")), (e.get("host") or "?").ljust(width),
-                                                      _story_line(e), frames))
-        hidden = len(d["events"]) - MAX_STORY + d["more"]
+                                                      text, ",".join(str(f) for f in frames)))
+        hidden = sum(e.get("repeats", 1) for e in events[MAX_STORY:]) + d["more"]
         if hidden > 0:
             out.append("    ... and %d more events" % hidden)
     return out + [""]

@@ -172,6 +172,8 @@ OK_RESULTS = {"GOOD", "S_OK", "ERROR_SUCCESS", "STATUS_SUCCESS"}
 MAX_DISKS = 1024  # disks whose story is kept (more are in the table only)
 MAX_EVENTS = 400  # events per disk kept for the story (the table has all)
 MAX_KEYS = 4096  # registrations tracked per disk
+# what makes an event the same as the one before (a flood of conflicts is one event and its count)
+SAME = ("source", "host", "event", "command", "key", "sa_key", "result", "sense", "holder_after", "detail")
 
 
 @dataclass
@@ -257,7 +259,13 @@ class History:
             d.apply(row)
             row["holder_after"] = d.holder
             row["holder_host"] = d.host_of(d.holder) or None
-            if len(d.events) < MAX_EVENTS:
+            same = tuple(row.get(k) for k in SAME)
+            last = d.events[-1] if d.events else None
+            if last is not None and tuple(last.get(k) for k in SAME) == same:  # again: counted on the first
+                last["repeats"] = last.get("repeats", 1) + 1
+                last["last_time"], last["last_frame"] = row.get("time"), row.get("frame")
+                last["last_response_frame"] = row.get("response_frame")
+            elif len(d.events) < MAX_EVENTS:
                 d.events.append(dict(row, key_host=hosts["key_host"] or d.host_of(row.get("key")),
                                      sa_host=hosts["sa_host"] or d.host_of(row.get("sa_key"))))
             else:

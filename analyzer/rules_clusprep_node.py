@@ -537,9 +537,10 @@ class FirewallProfileInvalid(Rule):
         profile = c.param("adapterProfile")
         if profile is not None and int_of(profile) not in cb.CLUSTER_NETWORK_PROFILE.values():
             profile = int_of(profile)
-            self.report([c.request_frame, c.response_frame], "GetNextAdapterFirewallConfiguration idx %d answered "
+            idx = c.param("idx")  # None when the request did not decode
+            self.report([c.request_frame, c.response_frame], "GetNextAdapterFirewallConfiguration idx %s answered "
                         "adapterProfile %d; it must be ClusterNetworkProfilePublic (0), Private (1) or "
-                        "DomainAuthenticated (2)" % (c.param("idx"), profile), c.subject)
+                        "DomainAuthenticated (2)" % ("?" if idx is None else int_of(idx), profile), c.subject)
 
 
 # -- IClusterUpdate (3.16) -----------------------------------------------------------------------

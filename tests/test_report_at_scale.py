@@ -36,13 +36,19 @@ def test_a_flood_is_one_grouped_finding_with_its_true_count(tmp_path):
                           capture_output=True, text=True, timeout=600).stdout
     assert "(rsvd.reservation_conflict, %d findings; " % CONFLICTS in text
     assert text.count("(rsvd.reservation_conflict,") == 1
-    assert "answered with 0 check conditions, %d reservation conflicts; 0 unit attentions" % CONFLICTS in text
+    assert "%d failed I/Os: %d reservation conflicts (see I/O errors)" % (CONFLICTS, CONFLICTS) in text
+    # the disk's story: the flood is one line with its count
+    assert "WRITE(10) refused: reservation conflict (held by key 0x4e4f444531000001 (NODE1)); %d times, to " % CONFLICTS \
+        in text
+    # the I/O errors: one group, its true count, a few examples
+    assert "    RESERVATION CONFLICT: %d times, " % CONFLICTS in text and "      ... and %d more" % (CONFLICTS - 3) in text
     assert "Findings: 0 errors, 0 warnings (rule violations); %d observations" % (CONFLICTS + 2) in text  # + 2 SCSI before disk info
-    assert "%d SCSI commands: WRITE_10 %d, PERSISTENT_RESERVE_OUT 1" % (CONFLICTS + 1, CONFLICTS) in text
+    assert "%d SCSI commands (WRITE(10) %d, PERSISTENT RESERVE OUT 1)" % (CONFLICTS + 1, CONFLICTS) in text
     doc = json.loads(subprocess.run([sys.executable, "-m", "analyzer", "--format", "json", "--fail-on", "never",
                                      str(pcap)], capture_output=True, text=True, timeout=600).stdout)
     kept = [f for f in doc["findings"] if f["rule"] == "rsvd.reservation_conflict"]
     assert len(kept) == 1000 and doc["captures"][0]["findings_not_listed"] == {"rsvd.reservation_conflict": 501}
+    assert doc["captures"][0]["io_errors"] == CONFLICTS and [g["count"] for g in doc["io_errors"]] == [CONFLICTS]
 
 
 def test_the_frame_index_keeps_old_frames_on_disk_and_reads_them_back():
