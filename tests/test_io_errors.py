@@ -170,19 +170,29 @@ def test_a_stored_error_never_fetched_says_so():
     assert na(row.sense_frame) and na(row.retrieval_frame)
 
 
-def test_the_holder_predicted_is_the_holder_the_disk_reports():
-    """The story's holder follows the PR OUT commands (SPC-3 5.6); where a PERSISTENT RESERVE IN then
-    reads the reservation, the disk's own answer (decoded by tshark) names the same holder."""
-    cap = analyzer.load(samples.path("rsvd_cluster_events"))
+def _holders_checked(cap) -> int:
+    """Where a PERSISTENT RESERVE IN reads the reservation after PR OUT commands made a holder, the disk's
+    answer (decoded by tshark into `holder`) names the holder the commands made (`holder_after` before it)."""
     r = cap.reservations
     checked = 0
     for disk, rows in r[r.source == "rsvd"].groupby("disk"):
         rows = rows.sort_values("frame").reset_index(drop=True)
         for i in range(1, len(rows)):
-            if rows.event[i] in ("read_reservation", "read_full_status") and rows.holder_after[i - 1] is not None:
+            if rows.event[i] in ("read_reservation", "read_full_status") and not na(rows.holder_after[i - 1]):
                 assert rows.holder[i] == rows.holder_after[i - 1], rows.frame[i]
                 checked += 1
-    assert checked == 2
+    return checked
+
+
+def test_the_predicted_holder_agrees_with_every_pr_in(rsvd_capture):
+    _holders_checked(rsvd_capture[1])
+
+
+def test_the_holder_predicted_is_the_holder_the_disk_reports():
+    """The story's holder follows the PR OUT commands (SPC-3 5.6); where a PERSISTENT RESERVE IN then
+    reads the reservation, the disk's own answer (decoded by tshark) names the same holder."""
+    cap = analyzer.load(samples.path("rsvd_cluster_events"))
+    assert _holders_checked(cap) == 2
     story = [d for d in cap.result.disks if d["sources"] == ["rsvd"]][0]
     assert story["holder"] == "0x4e4f444532000003"
     preempt = next(e for e in story["events"] if e["event"] == "preempt")

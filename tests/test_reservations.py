@@ -15,7 +15,7 @@ PR = "msrsvd.scsi.pr."
 PR_FIELDS = [PR + "reservation_key", PR + "service_action_reservation_key", PR + "type", PR + "scope",
              "msrsvd.scsi.pr_out.service_action", "msrsvd.scsi.pr_in.service_action", PR + "holder.r_holder",
              "msrsvd.scsi_response.scsi_status", "msrsvd.srb_status_response.scsi_status", "msrsvd.header.status",
-             "msrsvd.scsi.sense.asc_ascq"]
+             "msrsvd.scsi.sense.asc_ascq", "smb2.nt_status"]
 PR_OUT = {0: "REGISTER", 1: "RESERVE", 2: "RELEASE", 3: "CLEAR", 4: "PREEMPT", 5: "PREEMPT_AND_ABORT",
           6: "REGISTER_AND_IGNORE_EXISTING_KEY", 7: "REGISTER_AND_MOVE"}
 PR_IN = {0: "READ_KEYS", 1: "READ_RESERVATION", 2: "REPORT_CAPABILITIES", 3: "READ_FULL_STATUS"}
@@ -31,7 +31,8 @@ def _key(text):
     return "0x%016x" % int(text, 0)
 
 
-@pytest.fixture(scope="module", params=["rsvd_cluster_events", "rsvd_shared_disk"])
+@pytest.fixture(scope="module", params=["rsvd_cluster_events", "rsvd_shared_disk", "rsvd_guest_validation",
+                                        "rsvd_near_misses"])
 def rsvd(request):
     path = samples.path(request.param)
     return analyzer.load(path).reservations, {int(r["frame.number"]): r for r in field_values(path, PR_FIELDS)}
@@ -70,13 +71,14 @@ def test_one_row_per_decoded_pr_command(rsvd):
 
 def test_conflicts_and_unit_attentions_as_decoded(rsvd):
     """Every answer decoded as a reservation conflict (SCSI status RESERVATION CONFLICT in a SCSI or
-    SRB_STATUS answer, or the tunnel's STATUS_SVHDX_RESERVATION_CONFLICT), and every PR UNIT
+    SRB_STATUS answer, or STATUS_SVHDX_RESERVATION_CONFLICT in the tunnel's header or, for a READ or
+    WRITE, in Wireshark's smb2.nt_status), and every PR UNIT
     ATTENTION, is a row; no other answer is."""
     table, frames = rsvd
     conflicts = {n for n, r in frames.items()
                  if RESERVATION_CONFLICT in [int(s, 0) for s in r["msrsvd.scsi_response.scsi_status"]
                                              + r["msrsvd.srb_status_response.scsi_status"]]
-                 or SVHDX_CONFLICT in [int(s, 0) for s in r["msrsvd.header.status"]]}
+                 or SVHDX_CONFLICT in [int(s, 0) for s in r["msrsvd.header.status"] + r["smb2.nt_status"]]}
     attentions = {n: PR_UA[int(a, 0)] for n, r in frames.items()
                   for a in r["msrsvd.scsi.sense.asc_ascq"] if int(a, 0) in PR_UA}
     attentions.update({n: SVHDX_UA[int(a, 0)] for n, r in frames.items()
