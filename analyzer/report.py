@@ -108,10 +108,12 @@ def _rule_info():
 def _latency_lines(latency) -> List[str]:
     if not latency:
         return []
-    width = max(len(group) for _, group in latency) + 2
+    # commands as an engineer writes them (READ(10), tunnel GET_FILE_INFO); ClusPrep methods as named
+    shown = {(t, g): (g if t == "clusprep_calls" else command_text(g)) for t, g in latency}
+    width = max(len(name) for name in shown.values()) + 2
     out = ["Response times in ms".ljust(width + 4) + "%7s %9s %9s %9s %9s" % ("count", "min", "p50", "p99", "max")]
     for table, title in GROUPS:
-        rows = [(g, s) for (t, g), s in latency.items() if t == table]
+        rows = [(shown[t, g], s) for (t, g), s in latency.items() if t == table]
         if rows:
             out.append("  " + title)
             for g, s in rows:
@@ -125,8 +127,9 @@ def command_text(name: str) -> str:
     ACTION IN(16), SMB2 WRITE, the tunnel's GET_FILE_INFO."""
     if not name:
         return "(unknown command)"
-    if name.startswith("RSVD_TUNNEL_") and name.endswith("_OPERATION"):
-        return "tunnel " + name[len("RSVD_TUNNEL_"):-len("_OPERATION")]
+    if name.startswith("RSVD_TUNNEL_"):
+        op = name[len("RSVD_TUNNEL_"):]
+        return "tunnel " + (op[:-len("_OPERATION")] if op.endswith("_OPERATION") else op)
     head, _, size = name.rpartition("_")
     if head and size.isdigit() and not name.startswith("SMB2"):
         return "%s(%s)" % (head.replace("_", " "), size)
