@@ -13,7 +13,7 @@ from io import BytesIO
 
 from construct import Bytes, Container
 
-from dissectors.definitions import csvp, rsvd
+from dissectors.definitions import csvp, rsvd, windows_codes
 from dissectors.model.introspect import iter_constructs, unwrap
 from dissectors.vocabulary.ndr import NdrError, Prim
 from dissectors.vocabulary.wire import Utf16String
@@ -303,5 +303,6 @@ def clusprep_stub(interface: str, method: str, direction: str, raw: bytes) -> Tu
 
 
 INTERFACES = {i.name: i for i in csvp.INTERFACES}
-HRESULTS = csvp.HRESULTS
-HRESULT_CODE = {name: value for value, name in HRESULTS.items()}  # the rules name codes as the spec does
+HRESULT_CODE = {name: value for value, name in csvp.HRESULTS.items()}  # the rules name codes as the spec does
+# names of results: the spec's, then any Win32 error as HRESULT_FROM_WIN32 (0x8007xxxx) by its MS-ERREF name
+HRESULTS = {**{0x80070000 | c: n for c, n in windows_codes.WIN32.items() if c}, **csvp.HRESULTS}

@@ -19,7 +19,7 @@ from array import array
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
-from dissectors.definitions import rsvd
+from dissectors.definitions import rsvd, windows_codes
 
 from . import decoding, reservations
 from .io_errors import SRB_OK, IoError, IoErrors, sense_facts
@@ -41,7 +41,8 @@ SVHDX_FACILITY = 0xC05C0000  # every STATUS_SVHDX_* (MS-RSVD 2.2.2) has this hig
 PRE_CAPTURE = "(opened before the capture started)"
 
 
-STATUS_NAMES = {v: k for k, v in {**rsvd.NT_STATUS, **rsvd.ERROR_CODES}.items()}
+# the specs' names first, then every NTSTATUS Wireshark names (a real capture's READ/WRITE fail with others)
+STATUS_NAMES = {**windows_codes.NTSTATUS, **{v: k for k, v in {**rsvd.NT_STATUS, **rsvd.ERROR_CODES}.items()}}
 
 
 def status_name(status: Optional[int]) -> str:

@@ -32,7 +32,8 @@ def commands():
             ([PY, "-m", "dissectors", "uninstall"], "python -m dissectors uninstall"),
             ([PY, "-m", "samples"], "python -m samples"),
             ([PY, "-m", "analyzer.rules_reference"], "python -m analyzer.rules_reference"),
-            ([PY, "-m", "dissectors.scsi_asc_table"], "python -m dissectors.scsi_asc_table")]
+            ([PY, "-m", "dissectors.scsi_asc_table"], "python -m dissectors.scsi_asc_table"),
+            ([PY, "-m", "dissectors.windows_codes_table"], "python -m dissectors.windows_codes_table")]
     for pattern in SCRIPTS:
         out += [([PY, str(p.relative_to(ROOT))], str(p.relative_to(ROOT))) for p in sorted(ROOT.glob(pattern))]
     return out

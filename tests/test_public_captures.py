@@ -6,11 +6,14 @@ message for message as tshark itself decrypts them. Two runs, split and whole ru
 runs (a Network Monitor file among them) say the same; a damaged file is one line and exit 2."""
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+import decoded
 
 ROOT = Path(__file__).resolve().parent.parent
 HERE = Path(__file__).resolve().parent / "public_captures"
@@ -224,3 +227,23 @@ def test_an_etl_file_that_cannot_be_read_is_one_line(tmp_path):
     assert "pip install -e '.[etl]'" in blocked.stderr and "pktmon etl2pcap" in blocked.stderr
     merged = doc("--merge", PKTMON, HERE / "smb2readwrite.pcap")
     assert [f["packets"] for f in merged["captures"][0]["files"]] == [38, 56]
+
+
+def test_statuses_named_as_wireshark_names_them():
+    """Every NTSTATUS the public captures' SMB2 answers carry (Windows and Samba traffic) is named by the
+    analyzer (analyzer.rsvd_sessions.status_name, from dissectors/definitions/windows_codes.py) as
+    Wireshark's own smb2 dissector names it in the Info column ("Error: STATUS_...")."""
+    from analyzer.rsvd_sessions import status_name
+
+    seen = {}
+    for capture in CAPTURES:
+        res = subprocess.run(decoded.tshark_argv() + ["-n", "-r", str(capture), "-Y", "smb2.nt_status != 0 && "
+                              "smb2.nt_status != 0x103", "-T", "fields", "-e", "smb2.nt_status", "-e", "_ws.col.Info"],
+                             capture_output=True, text=True, timeout=120)
+        for line in res.stdout.splitlines():
+            statuses, info = line.split("\t")
+            named = re.findall(r"Error: (STATUS_\w+)", info)
+            if "," not in statuses and len(named) == 1:  # one message, one status
+                seen[int(statuses, 0)] = named[0]
+    assert len(seen) >= 5, seen
+    assert {hex(c): status_name(c) for c in seen} == {hex(c): n for c, n in seen.items()}
