@@ -119,3 +119,20 @@ def test_slow_rule():
     assert not fuzz.is_slow(0.9, 0.15, 100, 100)  # 6x, but only 0.75 s over
     assert not fuzz.is_slow(1.2, 0.2, 200, 3)  # 3 packets left: held to the whole sample's time, 6x but 1.0 s over
     assert fuzz.is_slow(12.0, 2.0, 100, 50)
+
+
+# Variants that once made the analyzer fail, replayed (SAMPLE:KIND:SEED, as fuzz.py prints them): a
+# request's or response's OperationCode turned into another operation's (the answer then carries that
+# one's payload; rsvd.response_invalid judged it as the request's), and a firewall call whose request
+# did not decode (clusprep.firewall_profile_invalid formatted its missing idx)
+FOUND = ["rsvd_cluster_events:struct:267237873", "rsvd_guest_validation:struct:984347718",
+         "rsvd_guest_validation:struct:1442780349", "rsvd_guest_validation:struct:863345007",
+         "clusprep_node_violations:corrupt:2017172435"]
+
+
+@pytest.mark.parametrize("variant", FOUND)
+def test_a_variant_that_once_failed_passes(variant, tmp_path):
+    res = subprocess.run([fuzz.PYTHON, str(FUZZ_DIR / "fuzz.py"), "--replay", variant, "--out", str(tmp_path)],
+                         capture_output=True, text=True, timeout=300, cwd=str(fuzz.ROOT))
+    assert res.returncode == 0, res.stdout + res.stderr[-3000:]
+    assert "FAIL" not in res.stdout, res.stdout
