@@ -663,11 +663,14 @@ from dissectors.vocabulary.protocol import (  # noqa: E402
     ColorRule,
     CreateContextEntry,
     IoctlEntry,
+    Counter,
+    OpenStatistics,
     Option,
     Protocol,
     ResponseTimes,
     SharedOpens,
     Show,
+    Test,
     StoredErrors,
     Summary,
     TimeGroup,
@@ -711,6 +714,46 @@ TUNNEL_RESPONSE_INFO = [
          fmt="sense key 0x%X", sep=", "),
     Show(["Payload.Sense.Format.AdditionalSense"], names=scsi.ASC_NAMES, fmt="ASC/ASCQ 0x%04X", sep=": "),
 ]
+
+# Per open (`-z msrsvd,opens`): the tunnel operations, READs and WRITEs it carried, and its
+# answers that failed, reported a reservation conflict or a unit attention, or stored an error.
+_SMB2_CMDS = dict(READ=8, WRITE=9, IOCTL=11)
+_IO = ("Command", list(_SMB2_CMDS.values()))  # an SMB2 READ, WRITE or IOCTL (a tunnel operation's)
+_SCSI_ANSWER = ("Header.OperationCode", [OPERATION_CODES["RSVD_TUNNEL_SCSI_OPERATION"]])
+_STORED_RANGE = (_STORED, _STORED + 2 ** 32 - STATUS_SVHDX_ERROR_STORED_MASK - 1)
+_UA_RANGE = (min(ERROR_CODES[k] for k in UNIT_ATTENTIONS), max(ERROR_CODES[k] for k in UNIT_ATTENTIONS))
+assert sorted(ERROR_CODES[k] for k in UNIT_ATTENTIONS) == list(range(_UA_RANGE[0], _UA_RANGE[1] + 1))
+_CONFLICT = ERROR_CODES["STATUS_SVHDX_RESERVATION_CONFLICT"]
+_SENSE_KEY = ["Payload.Sense.Format.KeyFlags.SenseKey", "Payload.Sense.Format.SenseKey"]
+
+
+def _statuses(values=(), ranges=()):
+    """The tunnel header's status, or the SMB2 status of a READ, WRITE or IOCTL answer."""
+    return [Test("response", ["Header.Status"], values=values, ranges=ranges),
+            Test("smb2 response", ["Status"], values=values, ranges=ranges, when=_IO)]
+
+
+OPEN_STATISTICS = OpenStatistics(menu="MS-RSVD Opens", counters=[
+    Counter("Tunnel", [Test("request", ["Header.OperationCode"])]),
+    Counter("Reads", [Test("smb2 request", ["Command"], [_SMB2_CMDS["READ"]])]),
+    Counter("Writes", [Test("smb2 request", ["Command"], [_SMB2_CMDS["WRITE"]])]),
+    # an answer that failed: a tunnel status other than STATUS_SUCCESS, an SMB2 error (severity
+    # ERROR), a SCSI status other than GOOD
+    Counter("Failed", [
+        Test("response", ["Header.Status"], [NT_STATUS["STATUS_SUCCESS"]], negate=True),
+        Test("smb2 response", ["Status"], ranges=[(0xC0000000, 0xFFFFFFFF)], when=_IO),
+        Test("response", ["Payload.ScsiStatus"], [scsi.SCSI_STATUS["GOOD"]], negate=True, when=_SCSI_ANSWER),
+    ]),
+    Counter("Conflicts", [
+        Test("response", ["Payload.ScsiStatus"], [scsi.SCSI_STATUS["RESERVATION_CONFLICT"]], when=_SCSI_ANSWER),
+        *_statuses(values=[_CONFLICT]),
+    ]),
+    # sense data with UNIT ATTENTION (a SCSI answer's, or the retrieved one of a stored error), or
+    # a STATUS_SVHDX_UNIT_ATTENTION_*
+    Counter("UnitAttn", [Test("response", _SENSE_KEY, [scsi.SENSE_KEYS["UNIT_ATTENTION"]]),
+                         *_statuses(ranges=[_UA_RANGE])]),
+    Counter("Stored", _statuses(ranges=[_STORED_RANGE])),
+])
 
 # §3.1.4.1: every tunnel operation carries the client's RequestIdentifier, unique per client.
 TUNNEL_TRANSACTION = Transaction(id_path="Header.RequestId", spec="MS-RSVD 3.1.4.1")
@@ -771,4 +814,5 @@ PROTOCOL = Protocol(
         TimeGroup("RSVD tunnel operations", "Operation", "msrsvd.header.operation_code", "Header.OperationCode"),
         TimeGroup("SCSI commands", "Command", "msrsvd.scsi.opcode", "Payload.Cdb.OperationCode"),
     ]),
+    open_statistics=OPEN_STATISTICS,
 )

@@ -8,7 +8,7 @@
 -- contexts (smb2.tag/smb2.create.chain_data). It needs nothing from Wireshark's own
 -- rsvd dissector, which may be enabled or disabled.
 
-local BUILD = "d6ba7551722a4a6b"
+local BUILD = "9a3e1892a61f0176"
 do
   local loaded = rawget(_G, "msrsvd_plugin_build")
   if loaded then
@@ -3765,6 +3765,287 @@ if gui_enabled() then
   register_menu("MS-RSVD", srt_window, MENU_STAT_RESPONSE_TIME)
 end
 
+
+-- Open statistics ----------------------------------------------------------------------
+-- tshark -q -z msrsvd,opens[,FILTER], and in Wireshark Statistics > Conversation List >
+-- MS-RSVD Opens: one row per open, its first and last frame and, per counter, the messages of the
+-- open for which one of the counter's tests holds. The binding hands each message it ties to an
+-- open to tally_sample(); a tap collects the samples of each frame once, whichever pass or
+-- revisit dissected it (as the response times do; Field extractors are made at load for the
+-- same reason).
+local TALLY_COLUMNS = { "Tunnel", "Reads", "Writes", "Failed", "Conflicts", "UnitAttn", "Stored", }
+-- TALLY_TESTS[i] = { counter, on, paths, values (a set, or nil), ranges (or nil), negate, when }
+local TALLY_TESTS = {
+  { 1, "request", { { "Header", "OperationCode" }, },
+    nil,
+    nil,
+    false,
+    nil },
+  { 2, "smb2 request", { { "Command" }, },
+    { [0x00000008] = true, },
+    nil,
+    false,
+    nil },
+  { 3, "smb2 request", { { "Command" }, },
+    { [0x00000009] = true, },
+    nil,
+    false,
+    nil },
+  { 4, "response", { { "Header", "Status" }, },
+    { [0x00000000] = true, },
+    nil,
+    true,
+    nil },
+  { 4, "smb2 response", { { "Status" }, },
+    nil,
+    { { 0xC0000000, 0xFFFFFFFF }, },
+    false,
+    { { "Command" }, { [0x00000008] = true, [0x00000009] = true, [0x0000000B] = true, } } },
+  { 4, "response", { { "Payload", "ScsiStatus" }, },
+    { [0x00000000] = true, },
+    nil,
+    true,
+    { { "Header", "OperationCode" }, { [0x02001002] = true, } } },
+  { 5, "response", { { "Payload", "ScsiStatus" }, },
+    { [0x00000018] = true, },
+    nil,
+    false,
+    { { "Header", "OperationCode" }, { [0x02001002] = true, } } },
+  { 5, "response", { { "Header", "Status" }, },
+    { [0xC05CFF07] = true, },
+    nil,
+    false,
+    nil },
+  { 5, "smb2 response", { { "Status" }, },
+    { [0xC05CFF07] = true, },
+    nil,
+    false,
+    { { "Command" }, { [0x00000008] = true, [0x00000009] = true, [0x0000000B] = true, } } },
+  { 6, "response", { { "Payload", "Sense", "Format", "KeyFlags", "SenseKey" }, { "Payload", "Sense", "Format", "SenseKey" }, },
+    { [0x00000006] = true, },
+    nil,
+    false,
+    nil },
+  { 6, "response", { { "Header", "Status" }, },
+    nil,
+    { { 0xC05CFF01, 0xC05CFF06 }, },
+    false,
+    nil },
+  { 6, "smb2 response", { { "Status" }, },
+    nil,
+    { { 0xC05CFF01, 0xC05CFF06 }, },
+    false,
+    { { "Command" }, { [0x00000008] = true, [0x00000009] = true, [0x0000000B] = true, } } },
+  { 7, "response", { { "Header", "Status" }, },
+    nil,
+    { { 0xC05C0000, 0xC05C00FF }, },
+    false,
+    nil },
+  { 7, "smb2 response", { { "Status" }, },
+    nil,
+    { { 0xC05C0000, 0xC05C00FF }, },
+    false,
+    { { "Command" }, { [0x00000008] = true, [0x00000009] = true, [0x0000000B] = true, } } },
+}
+local TALLY_TAPS, TALLY_FRAME, TALLY_NOW = 0, -1, {}  -- taps running; the frame dissected last and its samples
+
+local function tally_reset()
+  TALLY_FRAME, TALLY_NOW = -1, {}
+end
+
+local function tally_value(v, path)
+  local x = walk(v, path)
+  if type(x) == "userdata" then x = as_number(x) end
+  return type(x) == "number" and x or nil
+end
+
+local function tally_holds(t, v)
+  if t[7] then
+    local w = tally_value(v, t[7][1])
+    if w == nil or not t[7][2][w] then return false end
+  end
+  if #t[3] == 0 then return true end
+  local x
+  for i = 1, #t[3] do
+    x = tally_value(v, t[3][i])
+    if x ~= nil then break end
+  end
+  if x == nil then return false end
+  if not t[4] and not t[5] then return true end
+  local hit = (t[4] and t[4][x]) and true or false
+  for i = 1, #(t[5] or {}) do
+    if x >= t[5][i][1] and x <= t[5][i][2] then hit = true end
+  end
+  return hit ~= t[6]
+end
+
+local function tally_now(pinfo)
+  if pinfo.number ~= TALLY_FRAME then TALLY_FRAME, TALLY_NOW = pinfo.number, {} end
+  return TALLY_NOW
+end
+
+-- One message of the frame being dissected, on open `okey` (`label` names it in the report).
+-- `unit` tells the frame's messages apart: samples with the same unit are one message, counted
+-- once per counter (dissecting the frame again replaces its samples, never adds). `on` is the
+-- tests' kind ("request", "response", "<transport> request"...), `v` the decoded values; `ours`
+-- says the open is one of the protocol's; `name` the name it was opened as, if known.
+local function tally_sample(pinfo, unit, okey, label, on, v, ours, name)
+  if TALLY_TAPS == 0 or not okey then return end
+  local now = tally_now(pinfo)
+  local s = now[unit]
+  if not s then
+    s = { hits = {} }
+    now[unit] = s
+  end
+  local req = on:sub(-8) == " request" or on == "request"
+  s.okey, s.label = okey, label
+  s.client, s.server = tostring(req and pinfo.src or pinfo.dst), tostring(req and pinfo.dst or pinfo.src)
+  if ours then s.ours = true end
+  if name then s.name = name end
+  for i = 1, #TALLY_TESTS do
+    local t = TALLY_TESTS[i]
+    if t[2] == on and tally_holds(t, v) then s.hits[t[1]] = true end
+  end
+end
+
+-- The frame being dissected says that key `from` (an open known only by the request that
+-- made it) is the open `to`.
+local function tally_alias(pinfo, from, to)
+  if TALLY_TAPS == 0 then return end
+  tally_now(pinfo)["alias:" .. from] = { alias = { from, to } }
+end
+
+-- A tap's own totals: st.rows[okey] = { first, last, client, server, label, name, ours, n[counter] };
+-- st.alias[from] = to.
+local function tally_packet(st, pinfo)
+  if pinfo.number ~= TALLY_FRAME then return end
+  for _, s in pairs(TALLY_NOW) do
+    if s.alias then
+      st.alias[s.alias[1]] = s.alias[2]
+    else
+      local r = st.rows[s.okey]
+      if not r then
+        r = { first = pinfo.number, last = pinfo.number, client = s.client, server = s.server, n = {} }
+        for c = 1, #TALLY_COLUMNS do r.n[c] = 0 end
+        st.rows[s.okey] = r
+      end
+      if pinfo.number < r.first then r.first, r.client, r.server = pinfo.number, s.client, s.server end
+      if pinfo.number > r.last then r.last = pinfo.number end
+      r.label = r.label or s.label
+      r.name = r.name or s.name
+      r.ours = r.ours or s.ours
+      for c in pairs(s.hits) do r.n[c] = r.n[c] + 1 end
+    end
+  end
+end
+
+-- The rows of the protocol's opens, aliases folded into the opens they name, by first frame.
+local function tally_rows(st)
+  local rows = {}
+  for k, r in pairs(st.rows) do
+    local to, hops = k, 0
+    while st.alias[to] and hops < 8 do to, hops = st.alias[to], hops + 1 end
+    local into = rows[to]
+    if not into then
+      into = { first = r.first, last = r.last, client = r.client, server = r.server, n = {} }
+      for c = 1, #TALLY_COLUMNS do into.n[c] = 0 end
+      rows[to] = into
+    end
+    if to == k then into.label = r.label end
+    if r.first < into.first then into.first, into.client, into.server = r.first, r.client, r.server end
+    if r.last > into.last then into.last = r.last end
+    into.name = into.name or r.name
+    into.ours = into.ours or r.ours
+    for c = 1, #TALLY_COLUMNS do into.n[c] = into.n[c] + r.n[c] end
+  end
+  local list = {}
+  for k, r in pairs(rows) do
+    if r.ours then
+      r.label = r.label or k
+      list[#list + 1] = r
+    end
+  end
+  table.sort(list, function(a, b)
+    if a.first ~= b.first then return a.first < b.first end
+    return a.label < b.label
+  end)
+  return list
+end
+
+-- The report, laid out as tshark's own tables: a rule, the title and filter, a header, one row
+-- per open, a rule.
+local function tally_text(st, filter)
+  local list = tally_rows(st)
+  local head = { "Open (SMB2 session:FileId)", "Client", "Server", "First", "Last" }
+  local w = { 56, 15, 15, 7, 7 }
+  for _, r in ipairs(list) do
+    if #r.label > w[1] then w[1] = #r.label end
+    if #r.client > w[2] then w[2] = #r.client end
+    if #r.server > w[3] then w[3] = #r.server end
+  end
+  local fmt = "%-" .. w[1] .. "s  %-" .. w[2] .. "s  %-" .. w[3] .. "s %7s %7s"
+  local cw = {}
+  for c = 1, #TALLY_COLUMNS do
+    cw[c] = math.max(#TALLY_COLUMNS[c], 7)
+    fmt = fmt .. " %" .. cw[c] .. "s"
+  end
+  fmt = fmt .. "  %s"
+  local header = { head[1], head[2], head[3], head[4], head[5] }
+  for c = 1, #TALLY_COLUMNS do header[#header + 1] = TALLY_COLUMNS[c] end
+  header[#header + 1] = "Opened as"
+  local lines = { string.format(fmt, table.unpack(header)) }
+  for _, r in ipairs(list) do
+    local cells = { r.label, r.client, r.server, tostring(r.first), tostring(r.last) }
+    for c = 1, #TALLY_COLUMNS do cells[#cells + 1] = tostring(r.n[c]) end
+    cells[#cells + 1] = r.name or "(opened before the capture)"
+    lines[#lines + 1] = string.format(fmt, table.unpack(cells))
+  end
+  local width = 0
+  for _, l in ipairs(lines) do
+    l = l:gsub("%s+$", "")
+    if #l > width then width = #l end
+  end
+  local rule = string.rep("=", math.max(width, 80))
+  local out = { rule, "MSRSVD Open Statistics:", "Filter: " .. (filter ~= "" and filter or "<No Filter>") }
+  for _, l in ipairs(lines) do out[#out + 1] = (l:gsub("%s+$", "")) end
+  out[#out + 1] = rule
+  return table.concat(out, "\n") .. "\n"
+end
+
+-- A tap on the transport's frames (and FILTER); `show` gets the report on every draw.
+local function tally_listener(filter, show)
+  local st = { rows = {}, alias = {} }
+  local ok, tap = pcall(Listener.new, nil, "smb2" .. (filter ~= "" and (" && (" .. filter .. ")") or ""))
+  if not ok then
+    io.stderr:write("msrsvd,opens: " .. tostring(tap) .. "\n")
+    error(tap)
+  end
+  TALLY_TAPS = TALLY_TAPS + 1
+  function tap.packet(pinfo) tally_packet(st, pinfo) end
+  function tap.reset() st = { rows = {}, alias = {} } end
+  function tap.draw() show(tally_text(st, filter)) end
+  return tap
+end
+
+-- tshark -z msrsvd,opens[,FILTER]: the report on standard output at the end.
+register_stat_cmd_arg("msrsvd,opens", function(arg)
+  tally_listener(arg:match("^[^,]*,[^,]*,(.*)$") or "", function(text) io.write(text) end)
+end)
+
+-- Wireshark: Statistics > Conversation List > MS-RSVD Opens, a window over the whole capture.
+local function tally_window()
+  local win = TextWindow.new("MSRSVD Open Statistics")
+  local tap = tally_listener("", function(text) win:set(text) end)
+  win:set_atclose(function()
+    tap:remove()
+    TALLY_TAPS = TALLY_TAPS - 1
+  end)
+  retap_packets()
+end
+if gui_enabled() then
+  register_menu("MS-RSVD Opens", tally_window, MENU_STAT_CONVERSATION_LIST)
+end
+
 -- SMB2 binding ------------------------------------------------------------------
 
 local FX_FUNCTION = Field.new("smb2.ioctl.function")
@@ -4062,12 +4343,73 @@ local function fetch_error(okey, key, pinfo, slot)
   return SEEN[slot]
 end
 
+-- Open statistics (tally.lua.j2): each CREATE, CLOSE, READ, WRITE and IOCTL of an open, keyed
+-- by session:FileId; a response by its request's open (an SMB2 ERROR response names no FileId).
+-- A CREATE request carrying our context is keyed by its message ("create:stream:MessageId")
+-- until its response names the open (tally_alias); so is a request related to it in a compound,
+-- which names the FileId 0xFF..FF (MS-SMB2 3.2.4.1.4). FRAME_OPEN[pdu] = { key, label } of the
+-- frame track_smb2 saw last, for the tunnel messages the PDU carries.
+local CMD_IOCTL_ = 11
+local RELATED_FID = string.rep("FF", 16)
+local TALLY_REQ, TALLY_OPEN, LABELS, FRAME_OPEN = {}, {}, {}, {}
+RESETS[#RESETS + 1] = function()
+  TALLY_REQ, TALLY_OPEN, LABELS, FRAME_OPEN = {}, {}, {}, {}
+  tally_reset()
+end
+
+-- "0x<session>:<FileId>", the FileId as Wireshark writes a GUID.
+local function open_label(sid, fid)
+  local r = fid.range
+  if not sid or not r or r:len() ~= 16 then return nil end
+  return string.format("0x%s:%08x-%04x-%04x-%s-%s", sid.value:tohex():upper(), r:range(0, 4):le_uint(),
+    r:range(4, 2):le_uint(), r:range(6, 2):le_uint(), tostring(r:range(8, 2):bytes()):lower(),
+    tostring(r:range(10, 6):bytes()):lower())
+end
+
+local function tally_smb2(pinfo, i, per, okey, mkey, stream, fresh)
+  local p = per[i]
+  local c = p.cmd
+  if not (c == CMD_CREATE or c == CMD_CLOSE or c == CMD_READ or c == CMD_WRITE or c == CMD_IOCTL_) then return nil end
+  local key = okey
+  if p.label and okey then LABELS[okey] = p.label end
+  if not p.resp then
+    if c == CMD_CREATE then
+      if not p.ours then return nil end
+      key = "create:" .. mkey
+    elseif p.fid == RELATED_FID then
+      local prev = per[i - 1]
+      key = prev and (prev.cmd == CMD_CREATE and not prev.resp and prev.ours and ("create:" .. stream .. ":" .. (prev.msgid or "?"))
+        or prev.tally)
+    end
+    if fresh and key then TALLY_REQ[mkey] = key end
+  else
+    local k = pinfo.number .. "/" .. i
+    if fresh then
+      TALLY_OPEN[k] = TALLY_REQ[mkey] or false
+      if not (p.status and p.status.value == STATUS_PENDING) then TALLY_REQ[mkey] = nil end
+    end
+    local req = TALLY_OPEN[k]
+    if c == CMD_CREATE then
+      if req and okey then tally_alias(pinfo, req, okey) end
+    elseif req then
+      key = req
+    end
+  end
+  if not key then return nil end
+  p.tally = key
+  local on = p.resp and "smb2 response" or "smb2 request"
+  tally_sample(pinfo, i, key, LABELS[key], on, { Command = c, Status = p.status and p.status.value },
+    OPENS[key] ~= nil or (c == CMD_CREATE and p.ours ~= nil), OPENS[key])
+  return { key, LABELS[key] }
+end
+
 -- SMB2 CREATE, CLOSE, READ and WRITE: which opens are ours, and errors stored on them.
 local function track_smb2(cmds, tree, pinfo, notes)
   local wanted = false
+  FRAME_OPEN = {}
   for i = 1, #cmds do
     local c = cmds[i].value
-    if c == CMD_CREATE or c == CMD_CLOSE or c == CMD_READ or c == CMD_WRITE then wanted = true end
+    if c == CMD_CREATE or c == CMD_CLOSE or c == CMD_READ or c == CMD_WRITE or (c == CMD_IOCTL_ and TALLY_TAPS > 0) then wanted = true end
   end
   if not wanted then return end
   local stream_fi = FX_STREAM()
@@ -4087,6 +4429,16 @@ local function track_smb2(cmds, tree, pinfo, notes)
   attach({ FX_NTSTATUS() }, "status", function(f) return f end)
   attach({ FX_FID() }, "fid", function(f) return tostring(f.range:bytes()) end)  -- FT_GUID has no .value on 4.0
   attach({ FX_SESSION() }, "sid", function(f) return tostring(f.value) end)
+  if TALLY_TAPS > 0 then
+    local sids = { FX_SESSION() }
+    attach({ FX_FID() }, "label", function(f)
+      local j = pdu_of(cmds, f)
+      for k = 1, #sids do
+        if pdu_of(cmds, sids[k]) == j then return open_label(sids[k], f) or false end
+      end
+      return false
+    end)
+  end
   attach({ FX_TAG() }, "ours", function(f) return f.range and tostring(f.range:bytes()) == OUR_TAG or nil end)
   for i = 1, #per do
     local p = per[i]
@@ -4127,6 +4479,7 @@ local function track_smb2(cmds, tree, pinfo, notes)
         end
       end
     end
+    if TALLY_TAPS > 0 then FRAME_OPEN[i] = tally_smb2(pinfo, i, per, okey, mkey, stream, fresh) end
   end
 end
 
@@ -4317,6 +4670,10 @@ local function dissect(tvb, pinfo, tree)
           if slot and top then
             if not is_response and fresh then remember_request(v, slot) end
             show_exchange(slot, top, pinfo, is_response, tx[3], fresh)
+          end
+          if TALLY_TAPS > 0 and v then  -- the open statistics' sample of the PDU that carries it
+            local o = FRAME_OPEN[pdu_of(cmds, fi)]
+            if o then tally_sample(pinfo, pdu_of(cmds, fi), o[1], o[2], is_response and "response" or "request", v, true, OPENS[o[1]]) end
           end
           if tx and top then
             fids, sessions = fids or { FX_FID() }, sessions or { FX_SESSION() }

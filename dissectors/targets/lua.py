@@ -131,7 +131,10 @@ def render_lua(p: Protocol, model: Model = None) -> str:
 
     if p.status_names:
         model.value_table(p.status_names)  # declared before the template asks for its name
+    # what a tap of the binding listens to: the frames of the transport that carries the messages
+    tap_filter = {"smb2": "smb2", "dcerpc": "dcerpc"}.get(p.binding, p.name)
     kw = dict(proto=p, model=model, fields=fields, summary=summary, transaction=transaction, lua_path=lua_path,
+              tap_filter=tap_filter,
               cap=ARRAY_CAP, raw_cap=RAW_CAP, contexts_cap=CONTEXTS_CAP)
     if getattr(model, "ndr", None) is not None:
         stubs = {}

@@ -171,6 +171,49 @@ class ResponseTimes:
 
 
 @dataclass
+class Test:
+    """A condition on one message of an open, for a `Counter`.
+
+    on: which messages. "request" or "response": ours, decoded (paths into their values, as a
+    `Show`'s); "smb2 request" or "smb2 response": the transport's own messages on the open
+    (binding "smb2": paths "Command" and "Status", the SMB2 command and NTSTATUS). The test
+    holds when the value at the first of `paths` the message has is one of `values` or inside
+    one of `ranges` (first, last), or, with negate, when it is neither; with no values and no
+    ranges, when the message has a value there (no paths: every such message). `when` (path,
+    values) narrows it to messages whose value at path is one of values.
+    """
+
+    on: str
+    paths: Sequence[str] = ()
+    values: Sequence[int] = ()
+    ranges: Sequence[Tuple[int, int]] = ()
+    negate: bool = False
+    when: Optional[Tuple[str, Sequence[int]]] = None
+
+
+@dataclass
+class Counter:
+    """One column of the open statistics: the messages of an open for which any test holds
+    (a message counts once, however many tests hold)."""
+
+    column: str  # the heading, e.g. "Reads"
+    tests: List[Test]
+
+
+@dataclass
+class OpenStatistics:
+    """Per-open statistics, Wireshark's "conversations" for a protocol's opens: one row per open
+    the binding tracks (binding "smb2": SMB2 session and FileId, with the name it was opened as and
+    the client and server addresses), with its first and last frame and the counters:
+    `tshark -z <proto>,<name>[,<filter>]`, and Statistics > Conversation List > <menu>."""
+
+    counters: List[Counter]
+    menu: str  # e.g. "MS-RSVD Opens"
+    name: str = "opens"
+    title: str = "Open Statistics"
+
+
+@dataclass
 class ColorRule:
     """A packet colouring rule `install` puts first in the profile's colorfilters (Wireshark's
     View > Coloring Rules): frames matching `filter` drawn in `foreground` on `background`
@@ -222,6 +265,7 @@ class Protocol:
     type_names: Dict[str, str] = field(default_factory=dict)
     # statistics the plugin registers (needs a binding that pairs requests with responses)
     response_times: Optional[ResponseTimes] = None
+    open_statistics: Optional[OpenStatistics] = None
 
     def captures(self) -> List[str]:
         """Names whose values the binding reads from decoders' results."""
@@ -231,4 +275,7 @@ class Protocol:
         if self.stored_errors:
             e = self.stored_errors
             paths += [e.status_path, e.op_path, e.key_path]
+        if self.open_statistics:
+            tests = [t for c in self.open_statistics.counters for t in c.tests if not t.on.startswith("smb2")]
+            paths += [p for t in tests for p in t.paths] + [t.when[0] for t in tests if t.when]
         return sorted({part for p in paths for part in p.split(".")})
