@@ -729,28 +729,28 @@ _SENSE_KEY = ["Payload.Sense.Format.KeyFlags.SenseKey", "Payload.Sense.Format.Se
 
 def _statuses(values=(), ranges=()):
     """The tunnel header's status, or the SMB2 status of a READ, WRITE or IOCTL answer."""
-    return [Test("response", ["Header.Status"], values=values, ranges=ranges),
+    return [Test("tunnel_response", ["Header.Status"], values=values, ranges=ranges),
             Test("smb2 response", ["Status"], values=values, ranges=ranges, when=_IO)]
 
 
 OPEN_STATISTICS = OpenStatistics(menu="MS-RSVD Opens", counters=[
-    Counter("Tunnel", [Test("request", ["Header.OperationCode"])]),
+    Counter("Tunnel", [Test("tunnel_request", ["Header.OperationCode"])]),
     Counter("Reads", [Test("smb2 request", ["Command"], [_SMB2_CMDS["READ"]])]),
     Counter("Writes", [Test("smb2 request", ["Command"], [_SMB2_CMDS["WRITE"]])]),
     # an answer that failed: a tunnel status other than STATUS_SUCCESS, an SMB2 error (severity
     # ERROR), a SCSI status other than GOOD
     Counter("Failed", [
-        Test("response", ["Header.Status"], [NT_STATUS["STATUS_SUCCESS"]], negate=True),
+        Test("tunnel_response", ["Header.Status"], [NT_STATUS["STATUS_SUCCESS"]], negate=True),
         Test("smb2 response", ["Status"], ranges=[(0xC0000000, 0xFFFFFFFF)], when=_IO),
-        Test("response", ["Payload.ScsiStatus"], [scsi.SCSI_STATUS["GOOD"]], negate=True, when=_SCSI_ANSWER),
+        Test("tunnel_response", ["Payload.ScsiStatus"], [scsi.SCSI_STATUS["GOOD"]], negate=True, when=_SCSI_ANSWER),
     ]),
     Counter("Conflicts", [
-        Test("response", ["Payload.ScsiStatus"], [scsi.SCSI_STATUS["RESERVATION_CONFLICT"]], when=_SCSI_ANSWER),
+        Test("tunnel_response", ["Payload.ScsiStatus"], [scsi.SCSI_STATUS["RESERVATION_CONFLICT"]], when=_SCSI_ANSWER),
         *_statuses(values=[_CONFLICT]),
     ]),
     # sense data with UNIT ATTENTION (a SCSI answer's, or the retrieved one of a stored error), or
     # a STATUS_SVHDX_UNIT_ATTENTION_*
-    Counter("UnitAttn", [Test("response", _SENSE_KEY, [scsi.SENSE_KEYS["UNIT_ATTENTION"]]),
+    Counter("UnitAttn", [Test("tunnel_response", _SENSE_KEY, [scsi.SENSE_KEYS["UNIT_ATTENTION"]]),
                          *_statuses(ranges=[_UA_RANGE])]),
     Counter("Stored", _statuses(ranges=[_STORED_RANGE])),
 ])

@@ -8,7 +8,7 @@
 -- contexts (smb2.tag/smb2.create.chain_data). It needs nothing from Wireshark's own
 -- rsvd dissector, which may be enabled or disabled.
 
-local BUILD = "9a3e1892a61f0176"
+local BUILD = "d0d539707e016754"
 do
   local loaded = rawget(_G, "msrsvd_plugin_build")
   if loaded then
@@ -3776,7 +3776,7 @@ end
 local TALLY_COLUMNS = { "Tunnel", "Reads", "Writes", "Failed", "Conflicts", "UnitAttn", "Stored", }
 -- TALLY_TESTS[i] = { counter, on, paths, values (a set, or nil), ranges (or nil), negate, when }
 local TALLY_TESTS = {
-  { 1, "request", { { "Header", "OperationCode" }, },
+  { 1, "tunnel_request", { { "Header", "OperationCode" }, },
     nil,
     nil,
     false,
@@ -3791,7 +3791,7 @@ local TALLY_TESTS = {
     nil,
     false,
     nil },
-  { 4, "response", { { "Header", "Status" }, },
+  { 4, "tunnel_response", { { "Header", "Status" }, },
     { [0x00000000] = true, },
     nil,
     true,
@@ -3801,17 +3801,17 @@ local TALLY_TESTS = {
     { { 0xC0000000, 0xFFFFFFFF }, },
     false,
     { { "Command" }, { [0x00000008] = true, [0x00000009] = true, [0x0000000B] = true, } } },
-  { 4, "response", { { "Payload", "ScsiStatus" }, },
+  { 4, "tunnel_response", { { "Payload", "ScsiStatus" }, },
     { [0x00000000] = true, },
     nil,
     true,
     { { "Header", "OperationCode" }, { [0x02001002] = true, } } },
-  { 5, "response", { { "Payload", "ScsiStatus" }, },
+  { 5, "tunnel_response", { { "Payload", "ScsiStatus" }, },
     { [0x00000018] = true, },
     nil,
     false,
     { { "Header", "OperationCode" }, { [0x02001002] = true, } } },
-  { 5, "response", { { "Header", "Status" }, },
+  { 5, "tunnel_response", { { "Header", "Status" }, },
     { [0xC05CFF07] = true, },
     nil,
     false,
@@ -3821,12 +3821,12 @@ local TALLY_TESTS = {
     nil,
     false,
     { { "Command" }, { [0x00000008] = true, [0x00000009] = true, [0x0000000B] = true, } } },
-  { 6, "response", { { "Payload", "Sense", "Format", "KeyFlags", "SenseKey" }, { "Payload", "Sense", "Format", "SenseKey" }, },
+  { 6, "tunnel_response", { { "Payload", "Sense", "Format", "KeyFlags", "SenseKey" }, { "Payload", "Sense", "Format", "SenseKey" }, },
     { [0x00000006] = true, },
     nil,
     false,
     nil },
-  { 6, "response", { { "Header", "Status" }, },
+  { 6, "tunnel_response", { { "Header", "Status" }, },
     nil,
     { { 0xC05CFF01, 0xC05CFF06 }, },
     false,
@@ -3836,7 +3836,7 @@ local TALLY_TESTS = {
     { { 0xC05CFF01, 0xC05CFF06 }, },
     false,
     { { "Command" }, { [0x00000008] = true, [0x00000009] = true, [0x0000000B] = true, } } },
-  { 7, "response", { { "Header", "Status" }, },
+  { 7, "tunnel_response", { { "Header", "Status" }, },
     nil,
     { { 0xC05C0000, 0xC05C00FF }, },
     false,
@@ -3887,7 +3887,8 @@ end
 -- One message of the frame being dissected, on open `okey` (`label` names it in the report).
 -- `unit` tells the frame's messages apart: samples with the same unit are one message, counted
 -- once per counter (dissecting the frame again replaces its samples, never adds). `on` is the
--- tests' kind ("request", "response", "<transport> request"...), `v` the decoded values; `ours`
+-- tests' kind (a message's abbrev, "<transport> request"...: a request's ends in "request"), `v`
+-- the decoded values; `ours`
 -- says the open is one of the protocol's; `name` the name it was opened as, if known.
 local function tally_sample(pinfo, unit, okey, label, on, v, ours, name)
   if TALLY_TAPS == 0 or not okey then return end
@@ -3897,7 +3898,7 @@ local function tally_sample(pinfo, unit, okey, label, on, v, ours, name)
     s = { hits = {} }
     now[unit] = s
   end
-  local req = on:sub(-8) == " request" or on == "request"
+  local req = on:sub(-7) == "request"
   s.okey, s.label = okey, label
   s.client, s.server = tostring(req and pinfo.src or pinfo.dst), tostring(req and pinfo.dst or pinfo.src)
   if ours then s.ours = true end
@@ -4063,15 +4064,18 @@ local IOCTL = {
   [0x00090304] = { "FSCTL_SVHDX_SYNC_TUNNEL_REQUEST",
     D.d_tunnel_request,
     D.d_tunnel_response,
-    { { "Header", "OperationCode" }, VS_RSVD_TUNNEL_GET_FILE_INFO_OP_07b8ef, { { paths = { { "Payload", "Cdb", "OperationCode" } }, label = "SCSI:", fmt = "0x%02X", sep = ", ", names = VS_TEST_UNIT_READY_2391e8 }, { paths = { { "Payload", "Cdb", "Fields", "ServiceAction" } }, label = "", fmt = "0x%02X", sep = " ", names = VS_READ_KEYS_524bbf, when = { path = { "Payload", "Cdb", "OperationCode" }, set = { [94] = true } } }, { paths = { { "Payload", "Cdb", "Fields", "ServiceAction" } }, label = "", fmt = "0x%02X", sep = " ", names = VS_REGISTER_6ea130, when = { path = { "Payload", "Cdb", "OperationCode" }, set = { [95] = true } } }, { paths = { { "Payload", "Cdb", "Fields", "ServiceAction" } }, label = "", fmt = "0x%02X", sep = " ", names = VS_READ_CAPACITY_16_6e0911, when = { path = { "Payload", "Cdb", "OperationCode" }, set = { [158] = true } } }, { paths = { { "Payload", "Cdb", "Fields", "LogicalBlockAddress" }, { "Payload", "Cdb", "Fields", "Address", "LogicalBlockAddress" } }, label = "LBA:", fmt = "0x%08X", sep = " ", when = { path = { "Payload", "Cdb", "OperationCode" }, set = { [8] = true, [10] = true, [40] = true, [42] = true, [47] = true, [53] = true, [65] = true, [136] = true, [138] = true, [143] = true, [145] = true, [147] = true, [168] = true, [170] = true } } }, { paths = { { "Payload", "Cdb", "Fields", "TransferLength" } }, label = "Len:", fmt = "%d", sep = " " }, { paths = { { "Payload", "StatusKey" } }, label = "StatusKey", fmt = "%d", sep = ", " } } }, { { "Header", "OperationCode" }, VS_RSVD_TUNNEL_GET_FILE_INFO_OP_07b8ef, { { reqs = { 1 }, label = "SCSI:", fmt = "0x%02X", sep = ", ", names = VS_TEST_UNIT_READY_2391e8 }, { reqs = { 3 }, label = "", fmt = "0x%02X", sep = " ", names = VS_READ_KEYS_524bbf, when = { req = 1, set = { [94] = true } } }, { reqs = { 3 }, label = "", fmt = "0x%02X", sep = " ", names = VS_REGISTER_6ea130, when = { req = 1, set = { [95] = true } } }, { reqs = { 3 }, label = "", fmt = "0x%02X", sep = " ", names = VS_READ_CAPACITY_16_6e0911, when = { req = 1, set = { [158] = true } } }, { reqs = { 4, 5 }, label = "LBA:", fmt = "0x%08X", sep = " ", when = { req = 1, set = { [8] = true, [10] = true, [40] = true, [42] = true, [47] = true, [53] = true, [65] = true, [136] = true, [138] = true, [143] = true, [145] = true, [147] = true, [168] = true, [170] = true } } }, { reqs = { 6 }, label = "Len:", fmt = "%d", sep = " " }, { paths = { { "Header", "Status" } }, label = "", fmt = "0x%08X", sep = ", ", names = VS_STATUS_SUCCESS_631592, hide = { [0] = true }, ranges = { { 3227254784, 3227255039, "STATUS_SVHDX_ERROR_STORED | %d" } } }, { paths = { { "Payload", "StatusKey" } }, label = "StatusKey", fmt = "%d", sep = ", " }, { paths = { { "Payload", "ScsiStatus" } }, label = "", fmt = "SCSI status 0x%02X", sep = ", ", names = VS_GOOD_0df5f5 }, { paths = { { "Payload", "Sense", "Format", "KeyFlags", "SenseKey" }, { "Payload", "Sense", "Format", "SenseKey" } }, label = "", fmt = "sense key 0x%X", sep = ", ", names = VS_NO_SENSE_ace2e2 }, { paths = { { "Payload", "Sense", "Format", "AdditionalSense" } }, label = "", fmt = "ASC/ASCQ 0x%04X", sep = ": ", names = VS_NO_ADDITIONAL_SENSE_INFORMAT_394385 } } }, { 8, 8, "MS-RSVD 3.1.4.1" } },
+    { { "Header", "OperationCode" }, VS_RSVD_TUNNEL_GET_FILE_INFO_OP_07b8ef, { { paths = { { "Payload", "Cdb", "OperationCode" } }, label = "SCSI:", fmt = "0x%02X", sep = ", ", names = VS_TEST_UNIT_READY_2391e8 }, { paths = { { "Payload", "Cdb", "Fields", "ServiceAction" } }, label = "", fmt = "0x%02X", sep = " ", names = VS_READ_KEYS_524bbf, when = { path = { "Payload", "Cdb", "OperationCode" }, set = { [94] = true } } }, { paths = { { "Payload", "Cdb", "Fields", "ServiceAction" } }, label = "", fmt = "0x%02X", sep = " ", names = VS_REGISTER_6ea130, when = { path = { "Payload", "Cdb", "OperationCode" }, set = { [95] = true } } }, { paths = { { "Payload", "Cdb", "Fields", "ServiceAction" } }, label = "", fmt = "0x%02X", sep = " ", names = VS_READ_CAPACITY_16_6e0911, when = { path = { "Payload", "Cdb", "OperationCode" }, set = { [158] = true } } }, { paths = { { "Payload", "Cdb", "Fields", "LogicalBlockAddress" }, { "Payload", "Cdb", "Fields", "Address", "LogicalBlockAddress" } }, label = "LBA:", fmt = "0x%08X", sep = " ", when = { path = { "Payload", "Cdb", "OperationCode" }, set = { [8] = true, [10] = true, [40] = true, [42] = true, [47] = true, [53] = true, [65] = true, [136] = true, [138] = true, [143] = true, [145] = true, [147] = true, [168] = true, [170] = true } } }, { paths = { { "Payload", "Cdb", "Fields", "TransferLength" } }, label = "Len:", fmt = "%d", sep = " " }, { paths = { { "Payload", "StatusKey" } }, label = "StatusKey", fmt = "%d", sep = ", " } } }, { { "Header", "OperationCode" }, VS_RSVD_TUNNEL_GET_FILE_INFO_OP_07b8ef, { { reqs = { 1 }, label = "SCSI:", fmt = "0x%02X", sep = ", ", names = VS_TEST_UNIT_READY_2391e8 }, { reqs = { 3 }, label = "", fmt = "0x%02X", sep = " ", names = VS_READ_KEYS_524bbf, when = { req = 1, set = { [94] = true } } }, { reqs = { 3 }, label = "", fmt = "0x%02X", sep = " ", names = VS_REGISTER_6ea130, when = { req = 1, set = { [95] = true } } }, { reqs = { 3 }, label = "", fmt = "0x%02X", sep = " ", names = VS_READ_CAPACITY_16_6e0911, when = { req = 1, set = { [158] = true } } }, { reqs = { 4, 5 }, label = "LBA:", fmt = "0x%08X", sep = " ", when = { req = 1, set = { [8] = true, [10] = true, [40] = true, [42] = true, [47] = true, [53] = true, [65] = true, [136] = true, [138] = true, [143] = true, [145] = true, [147] = true, [168] = true, [170] = true } } }, { reqs = { 6 }, label = "Len:", fmt = "%d", sep = " " }, { paths = { { "Header", "Status" } }, label = "", fmt = "0x%08X", sep = ", ", names = VS_STATUS_SUCCESS_631592, hide = { [0] = true }, ranges = { { 3227254784, 3227255039, "STATUS_SVHDX_ERROR_STORED | %d" } } }, { paths = { { "Payload", "StatusKey" } }, label = "StatusKey", fmt = "%d", sep = ", " }, { paths = { { "Payload", "ScsiStatus" } }, label = "", fmt = "SCSI status 0x%02X", sep = ", ", names = VS_GOOD_0df5f5 }, { paths = { { "Payload", "Sense", "Format", "KeyFlags", "SenseKey" }, { "Payload", "Sense", "Format", "SenseKey" } }, label = "", fmt = "sense key 0x%X", sep = ", ", names = VS_NO_SENSE_ace2e2 }, { paths = { { "Payload", "Sense", "Format", "AdditionalSense" } }, label = "", fmt = "ASC/ASCQ 0x%04X", sep = ": ", names = VS_NO_ADDITIONAL_SENSE_INFORMAT_394385 } } }, { 8, 8, "MS-RSVD 3.1.4.1" },
+    "tunnel_request", "tunnel_response" },
   [0x00090364] = { "FSCTL_SVHDX_ASYNC_TUNNEL_REQUEST",
     D.d_tunnel_request,
     D.d_tunnel_response,
-    { { "Header", "OperationCode" }, VS_RSVD_TUNNEL_GET_FILE_INFO_OP_07b8ef, { { paths = { { "Payload", "Cdb", "OperationCode" } }, label = "SCSI:", fmt = "0x%02X", sep = ", ", names = VS_TEST_UNIT_READY_2391e8 }, { paths = { { "Payload", "Cdb", "Fields", "ServiceAction" } }, label = "", fmt = "0x%02X", sep = " ", names = VS_READ_KEYS_524bbf, when = { path = { "Payload", "Cdb", "OperationCode" }, set = { [94] = true } } }, { paths = { { "Payload", "Cdb", "Fields", "ServiceAction" } }, label = "", fmt = "0x%02X", sep = " ", names = VS_REGISTER_6ea130, when = { path = { "Payload", "Cdb", "OperationCode" }, set = { [95] = true } } }, { paths = { { "Payload", "Cdb", "Fields", "ServiceAction" } }, label = "", fmt = "0x%02X", sep = " ", names = VS_READ_CAPACITY_16_6e0911, when = { path = { "Payload", "Cdb", "OperationCode" }, set = { [158] = true } } }, { paths = { { "Payload", "Cdb", "Fields", "LogicalBlockAddress" }, { "Payload", "Cdb", "Fields", "Address", "LogicalBlockAddress" } }, label = "LBA:", fmt = "0x%08X", sep = " ", when = { path = { "Payload", "Cdb", "OperationCode" }, set = { [8] = true, [10] = true, [40] = true, [42] = true, [47] = true, [53] = true, [65] = true, [136] = true, [138] = true, [143] = true, [145] = true, [147] = true, [168] = true, [170] = true } } }, { paths = { { "Payload", "Cdb", "Fields", "TransferLength" } }, label = "Len:", fmt = "%d", sep = " " }, { paths = { { "Payload", "StatusKey" } }, label = "StatusKey", fmt = "%d", sep = ", " } } }, { { "Header", "OperationCode" }, VS_RSVD_TUNNEL_GET_FILE_INFO_OP_07b8ef, { { reqs = { 1 }, label = "SCSI:", fmt = "0x%02X", sep = ", ", names = VS_TEST_UNIT_READY_2391e8 }, { reqs = { 3 }, label = "", fmt = "0x%02X", sep = " ", names = VS_READ_KEYS_524bbf, when = { req = 1, set = { [94] = true } } }, { reqs = { 3 }, label = "", fmt = "0x%02X", sep = " ", names = VS_REGISTER_6ea130, when = { req = 1, set = { [95] = true } } }, { reqs = { 3 }, label = "", fmt = "0x%02X", sep = " ", names = VS_READ_CAPACITY_16_6e0911, when = { req = 1, set = { [158] = true } } }, { reqs = { 4, 5 }, label = "LBA:", fmt = "0x%08X", sep = " ", when = { req = 1, set = { [8] = true, [10] = true, [40] = true, [42] = true, [47] = true, [53] = true, [65] = true, [136] = true, [138] = true, [143] = true, [145] = true, [147] = true, [168] = true, [170] = true } } }, { reqs = { 6 }, label = "Len:", fmt = "%d", sep = " " }, { paths = { { "Header", "Status" } }, label = "", fmt = "0x%08X", sep = ", ", names = VS_STATUS_SUCCESS_631592, hide = { [0] = true }, ranges = { { 3227254784, 3227255039, "STATUS_SVHDX_ERROR_STORED | %d" } } }, { paths = { { "Payload", "StatusKey" } }, label = "StatusKey", fmt = "%d", sep = ", " }, { paths = { { "Payload", "ScsiStatus" } }, label = "", fmt = "SCSI status 0x%02X", sep = ", ", names = VS_GOOD_0df5f5 }, { paths = { { "Payload", "Sense", "Format", "KeyFlags", "SenseKey" }, { "Payload", "Sense", "Format", "SenseKey" } }, label = "", fmt = "sense key 0x%X", sep = ", ", names = VS_NO_SENSE_ace2e2 }, { paths = { { "Payload", "Sense", "Format", "AdditionalSense" } }, label = "", fmt = "ASC/ASCQ 0x%04X", sep = ": ", names = VS_NO_ADDITIONAL_SENSE_INFORMAT_394385 } } }, { 8, 8, "MS-RSVD 3.1.4.1" } },
+    { { "Header", "OperationCode" }, VS_RSVD_TUNNEL_GET_FILE_INFO_OP_07b8ef, { { paths = { { "Payload", "Cdb", "OperationCode" } }, label = "SCSI:", fmt = "0x%02X", sep = ", ", names = VS_TEST_UNIT_READY_2391e8 }, { paths = { { "Payload", "Cdb", "Fields", "ServiceAction" } }, label = "", fmt = "0x%02X", sep = " ", names = VS_READ_KEYS_524bbf, when = { path = { "Payload", "Cdb", "OperationCode" }, set = { [94] = true } } }, { paths = { { "Payload", "Cdb", "Fields", "ServiceAction" } }, label = "", fmt = "0x%02X", sep = " ", names = VS_REGISTER_6ea130, when = { path = { "Payload", "Cdb", "OperationCode" }, set = { [95] = true } } }, { paths = { { "Payload", "Cdb", "Fields", "ServiceAction" } }, label = "", fmt = "0x%02X", sep = " ", names = VS_READ_CAPACITY_16_6e0911, when = { path = { "Payload", "Cdb", "OperationCode" }, set = { [158] = true } } }, { paths = { { "Payload", "Cdb", "Fields", "LogicalBlockAddress" }, { "Payload", "Cdb", "Fields", "Address", "LogicalBlockAddress" } }, label = "LBA:", fmt = "0x%08X", sep = " ", when = { path = { "Payload", "Cdb", "OperationCode" }, set = { [8] = true, [10] = true, [40] = true, [42] = true, [47] = true, [53] = true, [65] = true, [136] = true, [138] = true, [143] = true, [145] = true, [147] = true, [168] = true, [170] = true } } }, { paths = { { "Payload", "Cdb", "Fields", "TransferLength" } }, label = "Len:", fmt = "%d", sep = " " }, { paths = { { "Payload", "StatusKey" } }, label = "StatusKey", fmt = "%d", sep = ", " } } }, { { "Header", "OperationCode" }, VS_RSVD_TUNNEL_GET_FILE_INFO_OP_07b8ef, { { reqs = { 1 }, label = "SCSI:", fmt = "0x%02X", sep = ", ", names = VS_TEST_UNIT_READY_2391e8 }, { reqs = { 3 }, label = "", fmt = "0x%02X", sep = " ", names = VS_READ_KEYS_524bbf, when = { req = 1, set = { [94] = true } } }, { reqs = { 3 }, label = "", fmt = "0x%02X", sep = " ", names = VS_REGISTER_6ea130, when = { req = 1, set = { [95] = true } } }, { reqs = { 3 }, label = "", fmt = "0x%02X", sep = " ", names = VS_READ_CAPACITY_16_6e0911, when = { req = 1, set = { [158] = true } } }, { reqs = { 4, 5 }, label = "LBA:", fmt = "0x%08X", sep = " ", when = { req = 1, set = { [8] = true, [10] = true, [40] = true, [42] = true, [47] = true, [53] = true, [65] = true, [136] = true, [138] = true, [143] = true, [145] = true, [147] = true, [168] = true, [170] = true } } }, { reqs = { 6 }, label = "Len:", fmt = "%d", sep = " " }, { paths = { { "Header", "Status" } }, label = "", fmt = "0x%08X", sep = ", ", names = VS_STATUS_SUCCESS_631592, hide = { [0] = true }, ranges = { { 3227254784, 3227255039, "STATUS_SVHDX_ERROR_STORED | %d" } } }, { paths = { { "Payload", "StatusKey" } }, label = "StatusKey", fmt = "%d", sep = ", " }, { paths = { { "Payload", "ScsiStatus" } }, label = "", fmt = "SCSI status 0x%02X", sep = ", ", names = VS_GOOD_0df5f5 }, { paths = { { "Payload", "Sense", "Format", "KeyFlags", "SenseKey" }, { "Payload", "Sense", "Format", "SenseKey" } }, label = "", fmt = "sense key 0x%X", sep = ", ", names = VS_NO_SENSE_ace2e2 }, { paths = { { "Payload", "Sense", "Format", "AdditionalSense" } }, label = "", fmt = "ASC/ASCQ 0x%04X", sep = ": ", names = VS_NO_ADDITIONAL_SENSE_INFORMAT_394385 } } }, { 8, 8, "MS-RSVD 3.1.4.1" },
+    "tunnel_request", "tunnel_response" },
   [0x00090300] = { "FSCTL_QUERY_SHARED_VIRTUAL_DISK_SUPPORT",
     D.d_support_request,
     D.d_support_response,
-    nil, nil, nil },
+    nil, nil, nil,
+    "support_request", "support_response" },
 }
 
 local CONTEXTS = {
@@ -4399,7 +4403,7 @@ local function tally_smb2(pinfo, i, per, okey, mkey, stream, fresh)
   p.tally = key
   local on = p.resp and "smb2 response" or "smb2 request"
   tally_sample(pinfo, i, key, LABELS[key], on, { Command = c, Status = p.status and p.status.value },
-    OPENS[key] ~= nil or (c == CMD_CREATE and p.ours ~= nil), OPENS[key])
+    OPENS[key] ~= nil, OPENS[key])
   return { key, LABELS[key] }
 end
 
@@ -4673,7 +4677,7 @@ local function dissect(tvb, pinfo, tree)
           end
           if TALLY_TAPS > 0 and v then  -- the open statistics' sample of the PDU that carries it
             local o = FRAME_OPEN[pdu_of(cmds, fi)]
-            if o then tally_sample(pinfo, pdu_of(cmds, fi), o[1], o[2], is_response and "response" or "request", v, true, OPENS[o[1]]) end
+            if o then tally_sample(pinfo, pdu_of(cmds, fi), o[1], o[2], is_response and e[8] or e[7], v, true, OPENS[o[1]]) end
           end
           if tx and top then
             fids, sessions = fids or { FX_FID() }, sessions or { FX_SESSION() }

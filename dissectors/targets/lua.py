@@ -131,6 +131,12 @@ def render_lua(p: Protocol, model: Model = None) -> str:
 
     if p.status_names:
         model.value_table(p.status_names)  # declared before the template asks for its name
+    if p.open_statistics:  # a test names a message the binding decodes, or the transport's own
+        known = {m.abbrev for m in p.messages} | {"%s request" % p.binding, "%s response" % p.binding}
+        for c in p.open_statistics.counters:
+            for t in c.tests:
+                if t.on not in known:
+                    raise ValueError("%s: counter %s tests %r, which is none of %s" % (p.name, c.column, t.on, sorted(known)))
     # what a tap of the binding listens to: the frames of the transport that carries the messages
     tap_filter = {"smb2": "smb2", "dcerpc": "dcerpc"}.get(p.binding, p.name)
     kw = dict(proto=p, model=model, fields=fields, summary=summary, transaction=transaction, lua_path=lua_path,

@@ -174,8 +174,8 @@ class ResponseTimes:
 class Test:
     """A condition on one message of an open, for a `Counter`.
 
-    on: which messages. "request" or "response": ours, decoded (paths into their values, as a
-    `Show`'s); "smb2 request" or "smb2 response": the transport's own messages on the open
+    on: which messages. A message's abbrev (e.g. "tunnel_response"): ours, decoded (paths into
+    their values, as a `Show`'s); "smb2 request" or "smb2 response": the transport's own on the open
     (binding "smb2": paths "Command" and "Status", the SMB2 command and NTSTATUS). The test
     holds when the value at the first of `paths` the message has is one of `values` or inside
     one of `ranges` (first, last), or, with negate, when it is neither; with no values and no
