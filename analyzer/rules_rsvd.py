@@ -1059,7 +1059,8 @@ class ResponseInvalid(Rule):
             if op.kind == CHECK_CONNECTION_OP and op.closed is None and op.open is not None:  # 3.2.5.5 first
                 report("R42", "3.2.5.5.2", "Status %s: the server MUST answer STATUS_SUCCESS" % op.status_name)
             return
-        if str(value["Header"]["OperationCode"]) != op.kind:
+        named = value["Header"].get("OperationCode")
+        if named is not None and str(named) != op.kind:
             return  # an answer naming another operation (rsvd.response_mismatch) carries that one's payload
         p = payload_of(value) or {}
         if op.kind == FILE_INFO_OP and decoding.int_of(p.get("ServerVersion", 1)) not in (1, 2):
