@@ -97,8 +97,7 @@ class IoError:
 
     @property
     def disk(self) -> str:
-        o = self.open
-        return (o.tree + "\\" if o.tree else "") + (o.name or "(opened before the capture)")
+        return self.open.where
 
     def row(self) -> dict:
         o = self.open
@@ -217,15 +216,23 @@ class IoErrors:
         return out
 
 
-def sense_facts(sense) -> dict:
-    """sense_key, additional_sense, asc and ascq of a decoded SENSE_DATA (fixed or descriptor)."""
+def sense_parts(sense):
+    """(sense key, additional sense) of a decoded SENSE_DATA, fixed or descriptor, as decoded (enum
+    values or None)."""
     if not sense:
-        return {}
+        return None, None
     fmt = sense.get("Format") or {}
     key = fmt.get("SenseKey")
     if key is None and isinstance(fmt.get("KeyFlags"), dict):
         key = fmt["KeyFlags"].get("SenseKey")
-    asc = fmt.get("AdditionalSense")
+    return key, fmt.get("AdditionalSense")
+
+
+def sense_facts(sense) -> dict:
+    """sense_key, additional_sense, asc and ascq of a decoded SENSE_DATA (fixed or descriptor)."""
+    if not sense:
+        return {}
+    key, asc = sense_parts(sense)
     out = dict(sense_key=str(key) if key is not None else "")
     if asc is not None:
         code = int(getattr(asc, "intvalue", asc))

@@ -8,6 +8,7 @@ from typing import List
 
 from .findings import SEVERITIES
 from .pipeline import CaptureResult
+from .reservations import OK_RESULTS
 from .rsvd_sessions import PRE_CAPTURE
 from .tables import iso
 
@@ -296,7 +297,7 @@ def _story_line(e: dict) -> str:
         text = ev or "?"
     if g("source") == "clusprep":
         text = "via ClusPrep %s: %s" % (g("command"), text)
-    ok = g("result") in ("GOOD", "S_OK", "ERROR_SUCCESS", "STATUS_SUCCESS") or ev in ("conflict", "unit_attention")
+    ok = g("result") in OK_RESULTS or ev in ("conflict", "unit_attention")
     if g("result") == "sealed":
         text += " (its answer sealed)"
     elif not ok:

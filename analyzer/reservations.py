@@ -130,7 +130,7 @@ def _add(history: "History", op, row: dict, resp, scsi_status: str, sense_key: s
     o = op.open
     if o is not None:
         host = o.initiator_host or o.client.rsplit(":", 1)[0]
-        disk = (o.tree + "\\" if o.tree else "") + (o.name or "")
+        disk = o.path
         row["client_ip"] = o.client.rsplit(":", 1)[0]  # names the node ClusPrep calls by address (History)
     else:
         host, disk = "", ""

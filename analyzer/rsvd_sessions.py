@@ -22,7 +22,7 @@ from typing import Dict, List, Optional, Tuple
 from dissectors.definitions import rsvd, windows_codes
 
 from . import decoding, reservations
-from .io_errors import SRB_OK, IoError, IoErrors, sense_facts
+from .io_errors import SRB_OK, IoError, IoErrors, sense_facts, sense_parts
 from .events import CLOSE, CREATE, IOCTL, NEGOTIATE, READ, TREE_CONNECT, WRITE, Smb2Message
 from .findings import Bus
 from .response_times import rank
@@ -151,10 +151,19 @@ class Open:
             self.channels.append(stream)
 
     @property
+    def path(self) -> str:
+        """Share and file: the disk as the reservations and the reports name it."""
+        return (self.tree + "\\" if self.tree else "") + self.name
+
+    @property
+    def where(self) -> str:
+        """The path, or that the open predates the capture."""
+        return self.path if self.name else self.path + PRE_CAPTURE
+
+    @property
     def label(self) -> str:
         """What a person recognises: host, share and disk, then the id."""
-        where = (self.tree + "\\" if self.tree else "") + (self.name or PRE_CAPTURE)
-        return "%s %s (SMB2 session 0x%016X, file id %s)" % (self.initiator_host or self.client, where,
+        return "%s %s (SMB2 session 0x%016X, file id %s)" % (self.initiator_host or self.client, self.where,
                                                               self.session_id, self.file_id)
 
     @property
@@ -571,8 +580,9 @@ class RsvdTracker:
             e = StoredError(o, key, frame, op.kind)
             self.stored[(o.id, key)] = e
             self.bus.emit("rsvd_stored_error", e, op)
-        if o is not None:
-            op.holder = self.history.holder("rsvd", (o.tree + "\\" if o.tree else "") + (o.name or ""))
+        payload = value["Payload"] if value is not None and isinstance(value.get("Payload"), dict) else {}
+        if o is not None and reservations.refusal(op, str(payload.get("ScsiStatus", "")), "", "") == "conflict":
+            op.holder = self.history.holder("rsvd", o.path)  # rsvd.reservation_conflict names it
         self.bus.emit("rsvd_response", op)
         self.tables.add("rsvd_operations", row)
         scsi = None
@@ -652,11 +662,12 @@ class RsvdTracker:
         if o is not None:
             o.scsi += 1
             o.opcodes[opcode] = o.opcodes.get(opcode, 0) + 1
+        lba, blocks = lba_of(fields), blocks_of(fields)
         self.tables.add("scsi_commands", dict(
             open_id=o.id if o else "", stream=op.stream, request_frame=op.request_frame,
             response_frame=op.response_frame, time=op.time, opcode=opcode,
             service_action=str(fields.get("ServiceAction", "")) if fields else "",
-            lba=lba_of(fields), blocks=blocks_of(fields),
+            lba=lba, blocks=blocks,
             data_in=str(req.get("DataIn", "")), transfer_length=req.get("DataTransferLength", ""),
             srb_status=str(srb["Status"]) if srb is not None else "",
             scsi_status=scsi_status,
@@ -664,7 +675,7 @@ class RsvdTracker:
             latency_ms=round(op.latency_ms, 3) if op.latency_ms is not None else ""))
         reservations.rsvd_row(self.history, op, value, opcode, fields, scsi_status, key, asc)
         length = req.get("DataTransferLength")
-        return dict(command=opcode, lba=lba_of(fields), blocks=blocks_of(fields),
+        return dict(command=opcode, lba=lba, blocks=blocks,
                     length=int(length) if length not in (None, "") else None,
                     srb_status=str(srb["Status"]) if srb is not None else "", scsi_status=scsi_status,
                     **sense_facts(sense))
@@ -741,11 +752,5 @@ def blocks_of(fields) -> Optional[int]:
 
 def sense_of(sense) -> Tuple[str, str]:
     """(sense key, additional sense) names from a decoded SENSE_DATA, fixed or descriptor."""
-    if not sense:
-        return "", ""
-    fmt = sense.get("Format") or {}
-    key = fmt.get("SenseKey")
-    if key is None and isinstance(fmt.get("KeyFlags"), dict):
-        key = fmt["KeyFlags"].get("SenseKey")
-    asc = fmt.get("AdditionalSense")
+    key, asc = sense_parts(sense)
     return (str(key) if key is not None else "", str(asc) if asc is not None else "")

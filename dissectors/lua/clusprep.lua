@@ -16,7 +16,7 @@
 -- (Wireshark hands no fault to a sub-dissector). A sealed stub still shows its interface,
 -- method and call links, and is decoded when Wireshark could decrypt it.
 
-local BUILD = "a932c5173d430204"
+local BUILD = "e512351a71ff9a5e"
 do
   local loaded = rawget(_G, "clusprep_plugin_build")
   if loaded then
@@ -1898,7 +1898,7 @@ local function srt_text(st, filter)
   return table.concat(out, "\n") .. "\n"
 end
 
--- A tap on the frames that show a response time; `show` gets the report on every draw.
+-- A tap on clusprep.time (and FILTER); `show` gets the report on every draw.
 local function srt_listener(filter, show)
   local st = {}
   local ok, tap = pcall(Listener.new, nil, "clusprep.time" .. (filter ~= "" and (" && (" .. filter .. ")") or ""))

@@ -8,7 +8,7 @@
 -- contexts (smb2.tag/smb2.create.chain_data). It needs nothing from Wireshark's own
 -- rsvd dissector, which may be enabled or disabled.
 
-local BUILD = "d0d539707e016754"
+local BUILD = "66f78fb1d96b22f6"
 do
   local loaded = rawget(_G, "msrsvd_plugin_build")
   if loaded then
@@ -3731,7 +3731,7 @@ local function srt_text(st, filter)
   return table.concat(out, "\n") .. "\n"
 end
 
--- A tap on the frames that show a response time; `show` gets the report on every draw.
+-- A tap on msrsvd.time (and FILTER); `show` gets the report on every draw.
 local function srt_listener(filter, show)
   local st = {}
   local ok, tap = pcall(Listener.new, nil, "msrsvd.time" .. (filter ~= "" and (" && (" .. filter .. ")") or ""))
@@ -4013,11 +4013,11 @@ local function tally_text(st, filter)
   return table.concat(out, "\n") .. "\n"
 end
 
--- A tap on the transport's frames (and FILTER); `show` gets the report on every draw.
+-- A tap on smb2 (and FILTER); `show` gets the report on every draw.
 local function tally_listener(filter, show)
   local st = { rows = {}, alias = {} }
   local ok, tap = pcall(Listener.new, nil, "smb2" .. (filter ~= "" and (" && (" .. filter .. ")") or ""))
-  if not ok then
+  if not ok then  -- Wireshark's own message would only say that the callback failed
     io.stderr:write("msrsvd,opens: " .. tostring(tap) .. "\n")
     error(tap)
   end
