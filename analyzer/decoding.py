@@ -7,6 +7,7 @@ ClusPrep stubs with the NDR vocabulary. Nothing here knows a byte offset.
 from __future__ import annotations
 
 import re
+import struct
 from typing import Any, Dict, Optional, Tuple
 
 from io import BytesIO
@@ -17,6 +18,8 @@ from dissectors.definitions import csvp, rsvd, windows_codes
 from dissectors.model.introspect import iter_constructs, unwrap
 from dissectors.vocabulary.ndr import NdrError, Prim
 from dissectors.vocabulary.wire import Utf16String
+
+from .flat_parsers import ShortRead, compile_flat
 
 _IOCTLS = {e.function: e for e in rsvd.PROTOCOL.ioctls}
 _CONTEXT = rsvd.PROTOCOL.create_contexts[0].message
@@ -96,32 +99,58 @@ _FULL_CDBS = {"PERSISTENT_RESERVE_IN", "PERSISTENT_RESERVE_OUT"}  # their data f
 _views: Dict[str, Any] = {}
 
 
+def _layout(name: str):
+    """The struct the analyzer reads on every message of a kind, without the overlays it skips."""
+    from construct import Struct
+
+    from dissectors.definitions import scsi
+
+    def without(msg, *names):
+        return Struct(*[sc for sc in msg.struct.subcons if getattr(sc, "name", None) not in names])
+
+    return {
+        "header": lambda: rsvd.SVHDX_TUNNEL_OPERATION_HEADER.struct,
+        "scsi_request": lambda: without(rsvd.SVHDX_TUNNEL_SCSI_REQUEST, "Cdb", "Data", "DataBuffer"),
+        "scsi_response": lambda: without(rsvd.SVHDX_TUNNEL_SCSI_RESPONSE, "Sense", "Data", "DataBuffer"),
+        "cdb": lambda: scsi.SCSI_CDB.struct,
+        "sense": lambda: scsi.SENSE_DATA.struct,
+    }[name]()
+
+
 def _view(name: str):
     v = _views.get(name)
     if v is None:
-        from construct import Struct
-
-        from dissectors.definitions import scsi
-
-        def without(msg, *names):
-            return Struct(*[sc for sc in msg.struct.subcons if getattr(sc, "name", None) not in names]).compile()
-
-        v = {
-            "header": lambda: rsvd.SVHDX_TUNNEL_OPERATION_HEADER.struct.compile(),
-            "scsi_request": lambda: without(rsvd.SVHDX_TUNNEL_SCSI_REQUEST, "Cdb", "Data", "DataBuffer"),
-            "scsi_response": lambda: without(rsvd.SVHDX_TUNNEL_SCSI_RESPONSE, "Sense", "Data", "DataBuffer"),
-            "cdb": lambda: scsi.SCSI_CDB.struct.compile(),
-            "sense": lambda: scsi.SENSE_DATA.struct.compile(),
-        }[name]()
-        _views[name] = v
+        v = _views[name] = _layout(name).compile()
     return v
 
 
 def _run(name: str, raw: bytes):
-    """view.parse(raw) without construct's four wrapper calls: the compiled function on a root
-    context as parse_stream builds it (a compiled parser has no `parsed` hook). One root serves
-    every call: compiled code only reads it (each struct writes its own child context)."""
+    """view.parse(raw): the flat parser (analyzer.flat_parsers) where the layout has one and the
+    bytes hold it whole, else construct's compiled function on a root context as parse_stream
+    builds it, without construct's four wrapper calls (a compiled parser has no `parsed` hook).
+    One root serves every call: compiled code only reads it (each struct writes its own child
+    context)."""
+    f = _flat.get(name, _NO_FLAT)
+    if f is _NO_FLAT:
+        f = _flat_of(name)
+    if f is not None:
+        try:
+            return f(raw)
+        except (ShortRead, struct.error):
+            pass  # construct decides what short bytes give
     return (_funcs.get(name) or _func(name))(BytesIO(raw), _ROOT)
+
+
+_NO_FLAT = object()
+_flat: Dict[str, Any] = {}
+
+
+def _flat_of(name: str):
+    try:
+        _flat[name] = compile_flat(_layout(name))
+    except NotImplementedError:
+        _flat[name] = None
+    return _flat[name]
 
 
 _ROOT = Container(_parsing=True, _building=False, _sizing=False)

@@ -1,0 +1,72 @@
+"""analyzer.flat_parsers against construct's own compiled parsers: for every layout the analyzer
+parses on each message, the same Container (keys in order, value types, reprs) on random bytes
+and on CDBs of every operation code; bytes too short for the layout get construct's answer.
+(Every sample's analysis, compared with its expected JSON in test_analyzer, covers real messages.)"""
+import random
+import struct
+
+import pytest
+
+from analyzer import decoding, flat_parsers
+from dissectors.definitions import scsi
+
+LAYOUTS = ["header", "scsi_request", "scsi_response", "cdb"]
+
+
+def construct_parse(name, raw):
+    return (decoding._funcs.get(name) or decoding._func(name))(decoding.BytesIO(raw), decoding._ROOT)
+
+
+def same(a, b) -> bool:
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
+    return a == b and repr(a) == repr(b)
+
+
+@pytest.mark.parametrize("name", LAYOUTS)
+def test_each_layout_the_analyzer_reads_has_a_flat_parser(name):
+    assert decoding._flat_of(name) is not None
+
+
+@pytest.mark.parametrize("name", LAYOUTS)
+def test_random_bytes_parse_as_construct_parses_them(name):
+    rng = random.Random(name)
+    flat = decoding._flat_of(name)
+    opcodes = list(scsi.OPERATION_CODES.values())
+    parsed = 0
+    for _ in range(4000):
+        raw = bytearray(rng.getrandbits(8) for _ in range(rng.choice([0, 1, 8, 15, 16, 20, 24, 36, 40, 64])))
+        if name == "cdb" and raw:
+            raw[0] = rng.choice(opcodes + [rng.getrandbits(8)])
+        raw = bytes(raw)
+        try:
+            value = flat(raw)
+        except (flat_parsers.ShortRead, struct.error):
+            continue  # decoding._run then asks construct
+        parsed += 1
+        assert same(value, construct_parse(name, raw)), raw.hex()
+    assert parsed > 1000
+
+
+def test_short_bytes_give_what_construct_gives():
+    cdb = bytes.fromhex("2800000008000000800000000000000000")
+    request = bytes(20) + cdb[:16] + bytes(4)
+    for cut in range(len(request)):
+        raw = request[:cut]
+        try:
+            expected = ("value", construct_parse("scsi_request", raw))
+        except Exception as e:  # noqa: BLE001 - construct's answer to short bytes, whatever it is
+            expected = ("error", type(e))
+        try:
+            got = ("value", decoding._run("scsi_request", raw))
+        except Exception as e:  # noqa: BLE001
+            got = ("error", type(e))
+        assert got[0] == expected[0] and (same(got[1], expected[1]) if got[0] == "value" else got[1] is expected[1])
+
+
+def test_a_read_10_cdb_decodes_its_fields():
+    value = decoding._run("cdb", bytes.fromhex("28000000080000008000") + bytes(6))
+    assert str(value["OperationCode"]) == "READ_10"
+    assert value["Fields"]["LogicalBlockAddress"] == 0x800 and value["Fields"]["TransferLength"] == 128
