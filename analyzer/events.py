@@ -167,9 +167,36 @@ def frame_of(cols: List[str]) -> Optional[Frame]:
     return f
 
 
+def _first(text: str) -> str:
+    return text.split(AGGREGATOR, 1)[0]
+
+
+def _lone(f: Frame, cols: List[str], cmd: str) -> Smb2Message:
+    """A frame's only SMB2 message (most frames): what _smb2 gives for n == 1, without its lists."""
+    text = cols[_RESP]
+    is_response = text != "" and _first(text) in ("1", "True")
+    text = cols[_MSG_ID]
+    mid = int(_first(text)) if text else -1
+    text = cols[_SESID]
+    sid = int(_first(text), 0) if text else 0
+    text = cols[_TID]
+    m = Smb2Message(f.number, f.time, f.stream, 1, int(cmd), is_response, mid, sid,
+                    int(text, 0) if text and AGGREGATOR not in text else None)
+    text = cols[_NT_STATUS]
+    if text and is_response and AGGREGATOR not in text:
+        m.status = int(text, 0)
+    for col, name, attr, conv in _CARRIED:
+        text = cols[col]
+        if text:  # a lone message takes the first value whichever carries it
+            setattr(m, attr, conv(_first(text)))
+    return m
+
+
 def _smb2(f: Frame, cols: List[str], cmds: List[str]) -> List[Smb2Message]:
     # Empty columns (most of them, in most frames) are skipped before any splitting.
     n = len(cmds)
+    if n == 1:
+        return _names_and_buffers([_lone(f, cols, cmds[0])], cols)
     text = cols[_RESP]
     resp = text.split(AGGREGATOR) if text else []
     text = cols[_MSG_ID]
@@ -210,6 +237,12 @@ def _smb2(f: Frame, cols: List[str], cmds: List[str]) -> List[Smb2Message]:
                 setattr(m, attr, conv(v))
         elif n == 1:
             setattr(out[0], attr, conv(values[0]))
+    return _names_and_buffers(out, cols)
+
+
+def _names_and_buffers(out: List[Smb2Message], cols: List[str]) -> List[Smb2Message]:
+    """A dialect, a client or a tree named, and the plugin's exported buffers handed to their messages."""
+    n = len(out)
     if n == 1:  # the commands that name a dialect, a client or a tree travel alone
         m = out[0]
         if m.command == NEGOTIATE:
