@@ -5,10 +5,10 @@
     cap.findings, cap.sessions, cap.rsvd_operations, cap.scsi_commands, cap.clusprep_calls  # DataFrames
 
 The command line (`analyze`, or `python -m analyzer`) runs the same pipeline: tshark with
-the generated plugins (analyzer.source) -> typed events (analyzer.events) -> RSVD sessions
-and ClusPrep call sequences (analyzer.rsvd_sessions, analyzer.clusprep_sequences) -> the
-spec rules (analyzer.rules_rsvd, analyzer.rules_clusprep) -> reports (analyzer.report).
+the generated plugins (analyzer.capture.source) -> typed events (analyzer.reconstruction.events) -> RSVD sessions
+and ClusPrep call sequences (analyzer.reconstruction.rsvd_sessions, analyzer.reconstruction.clusprep_sequences) -> the
+spec rules (analyzer.rules.rsvd, analyzer.rules.clusprep) -> reports (analyzer.output.report).
 """
-from .api import Capture, load
+from .output.api import Capture, load
 
 __all__ = ["Capture", "load"]

@@ -11,17 +11,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
-from . import etl, reservations, rules_clusprep, rules_clusprep_node, rules_rsvd, work_folders
-from .clusprep_sequences import ClusPrepTracker
-from .events import SESSION_SETUP, frame_of
-from .findings import Bus, Finding, Findings, NotEvaluated, Rule
-from .response_times import ResponseTimes
-from .rsvd_sessions import RsvdTracker
-from .keys import Keys
-from .merge import Merged
-from .shards import MergedShardedRun, Sharding, ShardedRun
-from .source import AGGREGATOR, CLUSPREP, COL, RSVD, CaptureError, Run, Tshark, check_capture
-from .tables import Tables
+from .capture import etl, work_folders
+from .reconstruction import reservations
+from .rules import clusprep as rules_clusprep, clusprep_node_services as rules_clusprep_node, rsvd as rules_rsvd
+from .reconstruction.clusprep_sequences import ClusPrepTracker
+from .reconstruction.events import SESSION_SETUP, frame_of
+from .rules.findings import Bus, Finding, Findings, NotEvaluated, Rule
+from .reconstruction.response_times import ResponseTimes
+from .reconstruction.rsvd_sessions import RsvdTracker
+from .capture.keys import Keys
+from .capture.merge import Merged
+from .capture.shards import MergedShardedRun, Sharding, ShardedRun
+from .capture.source import AGGREGATOR, CLUSPREP, COL, RSVD, CaptureError, Run, Tshark, check_capture
+from .reconstruction.tables import Tables
 
 ALL_RULES: List[type] = rules_rsvd.RULES + rules_clusprep.RULES + rules_clusprep_node.RULES
 
@@ -165,7 +167,7 @@ def analyze_capture(path: Path, tshark: Tshark, tables: Tables,
                     shown: Optional[Path] = None) -> CaptureResult:
     """One capture file, or (merged) several read as one timeline; `path` names it in reports
     (`shown` does, when `path` is a conversion of it). With `sharding`, a big capture is dissected
-    by several tsharks at once (analyzer.shards). A pktmon ETL file is converted first (analyzer.etl)."""
+    by several tsharks at once (analyzer.capture.shards). A pktmon ETL file is converted first (analyzer.capture.etl)."""
     if merged is None:
         check_capture(path)
     if merged is None and shown is None and etl.is_etl(path):

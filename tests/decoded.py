@@ -10,8 +10,8 @@ from typing import Dict, List, Optional, Sequence
 
 import samples
 import tsharks
-from analyzer.keys import Keys
-from analyzer.source import tshark_env
+from analyzer.capture.keys import Keys
+from analyzer.capture.source import tshark_env
 from dissectors import generate
 
 TSHARK = tsharks.system()

@@ -1,14 +1,14 @@
-"""The non-storage ClusPrep rules (analyzer.rules_clusprep_node) at their boundaries, fed through
+"""The non-storage ClusPrep rules (analyzer.rules.clusprep_node_services) at their boundaries, fed through
 the reconstruction as a capture feeds them; and their parsers on hostile input (no raise, no
 unbounded work)."""
 import random
 
 from construct import Container
 
-from analyzer import rules_clusprep_node as R
-from analyzer.clusprep_sequences import Call, ClusPrepTracker, Conversation
-from analyzer.findings import Bus, Findings
-from analyzer.tables import Tables
+from analyzer.rules import clusprep_node_services as R
+from analyzer.reconstruction.clusprep_sequences import Call, ClusPrepTracker, Conversation
+from analyzer.rules.findings import Bus, Findings
+from analyzer.reconstruction.tables import Tables
 from dissectors.definitions import csvp_buffers as cb
 from samples import csvp_payloads as P
 
@@ -81,7 +81,7 @@ def test_initialization_state_is_the_one_at_request_time():
 def test_cleanup_node_missing_is_not_checked():
     """C43: no finite capture shows the client never calls CleanupNode (NOT_CHECKED says why)."""
     from analyzer.pipeline import RULE_CLASSES
-    from analyzer.spec_inventory import NOT_CHECKED
+    from analyzer.rules.spec_inventory import NOT_CHECKED
 
     assert "C43" in NOT_CHECKED and not any("C43" in cls.checks for cls in RULE_CLASSES)
 

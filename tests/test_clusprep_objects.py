@@ -2,11 +2,11 @@
 disks by identity whatever CPREP_DISKID form names them. Calls go through the tracker as tshark's
 events do (object UUID and stub bytes), built with the samples' client."""
 from dissectors.definitions import csvp
-from analyzer import rules_clusprep as R
-from analyzer.clusprep_sequences import ClusPrepTracker
-from analyzer.events import RpcCall
-from analyzer.findings import Bus, Findings
-from analyzer.tables import Tables
+from analyzer.rules import clusprep as R
+from analyzer.reconstruction.clusprep_sequences import ClusPrepTracker
+from analyzer.reconstruction.events import RpcCall
+from analyzer.rules.findings import Bus, Findings
+from analyzer.reconstruction.tables import Tables
 from samples.csvp_scenarios import DISK, MBR_DISK, NUMBERED_DISK, ClusPrepClient, disk_props, ipid
 
 S2, S3 = csvp.IClusterStorage2, csvp.IClusterStorage3
@@ -27,7 +27,7 @@ class Wire:
     def connect(self, stream: int, port: int):
         """A connection whose bind the capture holds: IClusterStorage2, IClusterStorage3 and IClusterSetup
         on contexts 0, 1 and 2."""
-        from analyzer.events import RpcPdu
+        from analyzer.reconstruction.events import RpcPdu
 
         uuids = [i.uuid.lower() for i in (S2, S3, csvp.IClusterSetup)]
         self.tracker.pdu(RpcPdu(self.frame, 0.0, stream, 11, self.call_id, [0, 1, 2], 6, interfaces=uuids),

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import samples
-from analyzer.source import tshark_env
+from analyzer.capture.source import tshark_env
 from decoded import TSHARK
 from dissectors import generate, install
 
@@ -288,7 +288,7 @@ def test_pyshark_packets_use_the_checkout(stale_home):
     """pyshark cannot pass an environment: packets() hands it a `tshark` script that sets it."""
     h, env = stale_home
     code = ("import subprocess, sys\n"
-            "from analyzer.source import _for_pyshark, find_tshark, packets\n"
+            "from analyzer.capture.source import _for_pyshark, find_tshark, packets\n"
             "script = _for_pyshark(find_tshark().path)\n"
             "out = subprocess.run([script, '-G', 'folders'], capture_output=True, text=True).stdout\n"
             "print([l.split('\\t')[-1] for l in out.splitlines() if l.startswith('Personal Lua Plugins')][0])\n"

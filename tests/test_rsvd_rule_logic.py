@@ -4,10 +4,10 @@ import struct
 
 from dissectors.definitions import rsvd
 
-from analyzer import decoding
-from analyzer import rules_rsvd as R
-from analyzer.findings import Findings
-from analyzer.rsvd_sessions import Open, Operation, StoredError
+from analyzer.reconstruction import decoding
+from analyzer.rules import rsvd as R
+from analyzer.rules.findings import Findings
+from analyzer.reconstruction.rsvd_sessions import Open, Operation, StoredError
 
 
 def context(name: bytes, data: bytes, nxt: int = 0) -> bytes:
@@ -67,8 +67,8 @@ def test_an_unknown_key_is_judged_only_on_an_open_made_in_the_capture():
     assert [(f.check, f.frames) for f in sink.items] == [("R44", [20, 21])]
 
 
-# -- the sequences judged tolerant of reordering (analyzer.rsvd_sequences) ------------------------
-from analyzer.rsvd_sequences import RequestIds, StoredKeys  # noqa: E402
+# -- the sequences judged tolerant of reordering (analyzer.reconstruction.request_numbers) ------------------------
+from analyzer.reconstruction.request_numbers import RequestIds, StoredKeys  # noqa: E402
 
 
 def test_stored_keys_wrap_and_accept_answers_out_of_order():
@@ -182,7 +182,7 @@ def test_the_stored_key_rule_judges_skipped_keys_at_the_close_once_nothing_is_in
 
 
 def test_request_id_rule_reports_duplicates_at_once_and_gaps_at_the_end():
-    from analyzer.rsvd_sessions import Connection
+    from analyzer.reconstruction.rsvd_sessions import Connection
     sink = Findings()
     rule = R.RequestIdNotMonotonic(sink)
     conn = Connection(0, "10.0.0.11:49701", "10.0.0.20:445")

@@ -3,10 +3,10 @@ the spec-conformance review reproduced each flaw): every fixed flaw has its regr
 a near miss that must stay quiet."""
 from construct import Container
 
-from analyzer import rules_clusprep as R
-from analyzer.clusprep_sequences import Call, ClusPrepTracker, Conversation
-from analyzer.findings import Bus, Findings
-from analyzer.tables import Tables
+from analyzer.rules import clusprep as R
+from analyzer.reconstruction.clusprep_sequences import Call, ClusPrepTracker, Conversation
+from analyzer.rules.findings import Bus, Findings
+from analyzer.reconstruction.tables import Tables
 
 DISK = Container(DiskIdType=1, DiskGuid="6f1d0c2e-5b3a-4e7f-9a21-c4d8e2f71a30")
 E_WRONG_DISK, FILE_NOT_FOUND = 0x80070022, 0x80070002

@@ -129,8 +129,8 @@ import capture  # noqa: E402
 import locate  # noqa: E402
 import mutators  # noqa: E402
 import samples  # noqa: E402
-from analyzer.keys import Keys  # noqa: E402
-from analyzer.source import tshark_env  # noqa: E402
+from analyzer.capture.keys import Keys  # noqa: E402
+from analyzer.capture.source import tshark_env  # noqa: E402
 from dissectors import generate  # noqa: E402
 
 QUICK_VARIANTS = 264  # 8 per (sample, kind) pair

@@ -1,5 +1,5 @@
 """MS-CSVP rules. State lives per DCOM object (its IPIDs, on whatever connection:
-IClusterStorage2 and IClusterStorage3 share one; analyzer.clusprep_sequences) and, where stubs
+IClusterStorage2 and IClusterStorage3 share one; analyzer.reconstruction.clusprep_sequences) and, where stubs
 are readable, per disk, whatever CPREP_DISKID form names it. Rules that read parameters or
 results say so (needs_stub); a sealed conversation lists them as not evaluated instead of
 passing them silently.
@@ -20,10 +20,10 @@ from typing import Dict, List, Set, Tuple
 import ipaddress
 
 from dissectors.definitions import csvp_buffers as B
-from .clusprep_sequences import (ACCESS_DENIED, ERROR_FILE_NOT_FOUND, ERROR_INVALID_SERVER_STATE, ERROR_INVALID_STATE,
+from ..reconstruction.clusprep_sequences import (ACCESS_DENIED, ERROR_FILE_NOT_FOUND, ERROR_INVALID_SERVER_STATE, ERROR_INVALID_STATE,
                                  ERROR_NOT_FOUND, ERROR_NOT_READY, ERROR_WRONG_DISK, PKT_PRIVACY, UNKNOWN, Call,
                                  Conversation, DiskState, base_method, host_of)
-from .decoding import HRESULT_CODE, HRESULTS
+from ..reconstruction.decoding import HRESULT_CODE, HRESULTS
 from .findings import Rule
 
 # §3.2.4 and §3.4.4: what each method requires of the ClusPrepDisk it names
@@ -927,7 +927,7 @@ class Fault(Rule):
             return
         if c.auth_level < PKT_PRIVACY and c.fault_status in ACCESS_DENIED:
             return
-        from .decoding import HRESULTS
+        from ..reconstruction.decoding import HRESULTS
 
         self.report([c.request_frame, c.response_frame], "%s ended in fault %s" % (
             c.method, HRESULTS.get(c.fault_status, "0x%08X" % c.fault_status)), c.subject)

@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 from typing import List
 
-from .findings import SEVERITIES
-from .pipeline import CaptureResult
-from .reservations import OK_RESULTS
-from .rsvd_sessions import PRE_CAPTURE
-from .tables import iso
+from ..rules.findings import SEVERITIES
+from ..pipeline import CaptureResult
+from ..reconstruction.reservations import OK_RESULTS
+from ..reconstruction.rsvd_sessions import PRE_CAPTURE
+from ..reconstruction.tables import iso
 
 
 def document(results: List[CaptureResult], tshark_version: str) -> dict:
@@ -101,7 +101,7 @@ UNKNOWN_CALLS = ("; %d of them on contexts whose bind is not in the capture, so 
 
 
 def _rule_info():
-    from .pipeline import RULE_CLASSES
+    from ..pipeline import RULE_CLASSES
 
     return {cls.id: cls for cls in RULE_CLASSES}
 

@@ -6,10 +6,10 @@ from typing import Dict, List, Optional, Tuple
 
 from dissectors.definitions import rsvd
 
-from . import decoding
+from ..reconstruction import decoding
 from .findings import Rule
-from .rsvd_sequences import RequestIds, StoredKeys
-from .rsvd_sessions import (FILE_NO_INTERMEDIATE_BUFFERING, SCSI_OP, SRB_STATUS_OP, STATUS_NAMES, SUFFIX, Open, Operation,
+from ..reconstruction.request_numbers import RequestIds, StoredKeys
+from ..reconstruction.rsvd_sessions import (FILE_NO_INTERMEDIATE_BUFFERING, SCSI_OP, SRB_STATUS_OP, STATUS_NAMES, SUFFIX, Open, Operation,
                             sense_of, stored_key)
 
 UNIT_ATTENTIONS = {rsvd.ERROR_CODES[k] for k in rsvd.UNIT_ATTENTIONS}
@@ -119,7 +119,7 @@ class RequestIdNotMonotonic(Rule):
     # channel whose NEGOTIATE is not captured borrows its session's); failing that, its address.
     # Concurrent operations, and channels, put ids in the capture out of order: R04 is only an id the
     # client already used (of its last 65536); R05 a gap no later id fills by the end of the capture,
-    # or a jump of more than 1024 at once (analyzer.rsvd_sequences.RequestIds). The first id is not
+    # or a jump of more than 1024 at once (analyzer.reconstruction.request_numbers.RequestIds). The first id is not
     # judged (3.1.3: implementation-specific; Windows starts at zero, footnote <3>).
 
     def __init__(self, sink):
@@ -756,7 +756,7 @@ class StoredKeySequence(Rule):
     # Open.SenseErrorSequence starts at 0 (3.2.5.1) and each stored error increments it (0xFF wraps to
     # 0x00) before it becomes the key. Concurrent failing READs and WRITEs (and multichannel) are
     # answered out of order, so per open the highest key and a bounded set of keys skipped so far are
-    # kept (analyzer.rsvd_sequences.StoredKeys): a key that fills a skipped slot is fine, and a jump
+    # kept (analyzer.reconstruction.request_numbers.StoredKeys): a key that fills a skipped slot is fine, and a jump
     # ahead is fine while at least as many other requests of the open are in flight as keys it skips.
     # Reported: a key issued again (not a wrap after 256), a jump no request in flight explains, and at
     # the open's CLOSE the keys skipped and never filled. For an open made before the capture the first

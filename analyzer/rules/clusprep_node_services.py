@@ -15,8 +15,8 @@ import xml.etree.ElementTree as ET
 from typing import Dict, List, Optional, Set, Tuple
 
 from dissectors.definitions import csvp_buffers as cb
-from .clusprep_sequences import PKT_PRIVACY, Call
-from .decoding import HRESULT_CODE, int_of
+from ..reconstruction.clusprep_sequences import PKT_PRIVACY, Call
+from ..reconstruction.decoding import HRESULT_CODE, int_of
 from .findings import Rule
 
 NETWORK, CLEANUP, LOG, FIREWALL, UPDATE = ("IClusterNetwork2", "IClusterCleanup", "IClusterLog", "IClusterFirewall",

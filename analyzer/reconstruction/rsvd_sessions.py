@@ -9,7 +9,7 @@ is recognised from the first RSVD evidence on its FileId (a tunnel IOCTL, or a s
 STATUS_SVHDX_*), and its READ/WRITE before that evidence are kept, bounded, until then.
 
 It consumes Smb2Message events in capture order, decodes the exported RSVD bytes with the
-definitions (analyzer.decoding), keeps what later messages need, and emits what it learns
+definitions (analyzer.reconstruction.decoding), keeps what later messages need, and emits what it learns
 to the rules (Bus) and the tables. Memory stays bounded by what is in flight: an operation
 is forgotten once answered; per open only counters and a compact latency array are kept.
 """
@@ -24,7 +24,7 @@ from dissectors.definitions import rsvd, windows_codes
 from . import decoding, reservations
 from .io_errors import SRB_OK, IoError, IoErrors, sense_facts, sense_parts
 from .events import CLOSE, CREATE, IOCTL, NEGOTIATE, READ, TREE_CONNECT, WRITE, Smb2Message
-from .findings import Bus
+from ..rules.findings import Bus
 from .response_times import rank
 from .tables import Tables
 
@@ -597,7 +597,7 @@ class RsvdTracker:
             self.io_error(op, value, status, key, scsi)
 
     def io_error(self, op: Operation, value, status: Optional[int], key: Optional[int], scsi: Optional[dict]) -> None:
-        """The io_errors row of an answered operation that failed (analyzer.io_errors), or the
+        """The io_errors row of an answered operation that failed (analyzer.reconstruction.io_errors), or the
         retrieval that completes a stored one."""
         o = op.open
         resp = value["Payload"] if value is not None and isinstance(value.get("Payload"), dict) else {}
