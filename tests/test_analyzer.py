@@ -14,7 +14,8 @@ import analyzer
 import promised
 import samples
 from analyzer.rules.findings import SEVERITIES
-from analyzer.pipeline import FAULTS, NO_SPEC, RULE_CLASSES
+from analyzer.rules import FAULTS, RULE_CLASSES
+from analyzer.rules.faults import NO_SPEC
 from analyzer.reconstruction.tables import COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -361,16 +362,16 @@ def test_a_fault_in_the_reconstruction_is_a_finding_and_the_report_goes_on(monke
 
 def test_a_fault_a_plugin_caught_is_a_finding(monkeypatch, tmp_path):
     """A plugin that fails on a frame (here: a copy of msrsvd.lua made to) is reported with it."""
-    from dissectors import generate
+    from dissectors import plugin_paths
 
-    for p in generate.lua_paths():
+    for p in plugin_paths.lua_paths():
         text = p.read_text()
         if p.name == "msrsvd.lua":
             text = text.replace("local function export(tree)\n",
                                 "local function export(tree)\n  if FX_TAG() then error(\"planted fault\") end\n", 1)
             assert "planted fault" in text
         (tmp_path / p.name).write_text(text)
-    monkeypatch.setattr(generate, "LUA_DIR", tmp_path)
+    monkeypatch.setattr(plugin_paths, "LUA_DIR", tmp_path)
     r = _in_process(samples.path("rsvd_shared_disk"))
     faults = [f for f in r.findings if f.rule == "analyzer.plugin_error"]
     assert [f.frames for f in faults] == [[10], [121], [122], [187]]  # the frames with create contexts

@@ -7,7 +7,8 @@ from construct import Container
 
 from analyzer.rules import clusprep_node_services as R
 from analyzer.reconstruction.clusprep_sequences import Call, ClusPrepTracker, Conversation
-from analyzer.rules.findings import Bus, Findings
+from analyzer.reconstruction.bus import Bus
+from analyzer.rules.findings import Findings
 from analyzer.reconstruction.tables import Tables
 from dissectors.definitions import csvp_buffers as cb
 from samples import csvp_payloads as P
@@ -80,7 +81,7 @@ def test_initialization_state_is_the_one_at_request_time():
 
 def test_cleanup_node_missing_is_not_checked():
     """C43: no finite capture shows the client never calls CleanupNode (NOT_CHECKED says why)."""
-    from analyzer.pipeline import RULE_CLASSES
+    from analyzer.rules import RULE_CLASSES
     from analyzer.rules.spec_inventory import NOT_CHECKED
 
     assert "C43" in NOT_CHECKED and not any("C43" in cls.checks for cls in RULE_CLASSES)

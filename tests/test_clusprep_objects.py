@@ -5,7 +5,8 @@ from dissectors.definitions import csvp
 from analyzer.rules import clusprep as R
 from analyzer.reconstruction.clusprep_sequences import ClusPrepTracker
 from analyzer.reconstruction.events import RpcCall
-from analyzer.rules.findings import Bus, Findings
+from analyzer.reconstruction.bus import Bus
+from analyzer.rules.findings import Findings
 from analyzer.reconstruction.tables import Tables
 from samples.csvp_scenarios import DISK, MBR_DISK, NUMBERED_DISK, ClusPrepClient, disk_props, ipid
 

@@ -8,7 +8,7 @@ import ast
 import re
 from pathlib import Path
 
-from dissectors import generate
+from dissectors import generate, plugin_paths
 from dissectors.definitions import rsvd
 from dissectors.model import build_model
 
@@ -30,7 +30,7 @@ def test_the_stored_error_rule_is_declared_once():
 
     se = rsvd.PROTOCOL.stored_errors
     assert rsvd_sessions.STORED is se
-    lua = (generate.LUA_DIR / "msrsvd.lua").read_text()
+    lua = (plugin_paths.LUA_DIR / "msrsvd.lua").read_text()
     assert "local STORED_BASE, STORED_KEYS = 0x%08X, %d" % (se.base, se.keys) in lua
     base = rsvd.ERROR_CODES["STATUS_SVHDX_ERROR_STORED"]
     assert [rsvd_sessions.stored_key(s) for s in (base - 1, base, base + 0xFF, base + 0x100)] == [None, 0, 0xFF, None]

@@ -6,7 +6,7 @@ import re
 import pytest
 
 from analyzer.rules.findings import Rule
-from analyzer.pipeline import RULE_CLASSES
+from analyzer.rules import RULE_CLASSES
 from analyzer.output.rules_reference import _line, render
 
 MAX = 200

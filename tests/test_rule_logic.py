@@ -5,7 +5,8 @@ from construct import Container
 
 from analyzer.rules import clusprep as R
 from analyzer.reconstruction.clusprep_sequences import Call, ClusPrepTracker, Conversation
-from analyzer.rules.findings import Bus, Findings
+from analyzer.reconstruction.bus import Bus
+from analyzer.rules.findings import Findings
 from analyzer.reconstruction.tables import Tables
 
 DISK = Container(DiskIdType=1, DiskGuid="6f1d0c2e-5b3a-4e7f-9a21-c4d8e2f71a30")

@@ -12,7 +12,7 @@ import pytest
 
 import samples
 from analyzer.rules.findings import LEVEL_SEVERITY
-from analyzer.pipeline import FAULTS, RULE_CLASSES
+from analyzer.rules import FAULTS, RULE_CLASSES
 from analyzer.rules.spec_inventory import INVENTORY, NOT_CHECKED
 
 ROOT = Path(__file__).resolve().parent.parent

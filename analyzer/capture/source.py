@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterator, List, Mapping, Optional, Sequence
 
-from dissectors import generate, install
+from dissectors import plugin_paths
 from dissectors.definitions import csvp, rsvd
 from dissectors.model.bindings import Names
 
@@ -229,10 +229,10 @@ def tshark_env(environ: Optional[Mapping[str, str]] = None, config: bool = True)
     if WINDOWS:
         return env
     if config:
-        found = install.personal_config_dir(env)
+        found = plugin_paths.personal_config_dir(env)
         if not env.get("WIRESHARK_CONFIG_DIR") and found.name == ".wireshark":
             env["WIRESHARK_CONFIG_DIR"] = str(found)  # legacy folder: found through HOME otherwise
-        env["XDG_CONFIG_HOME"] = str(install.config_home(env))
+        env["XDG_CONFIG_HOME"] = str(plugin_paths.config_home(env))
     else:
         env.pop("WIRESHARK_CONFIG_DIR", None)
         env["XDG_CONFIG_HOME"] = os.path.join(_empty_home(), ".config")
@@ -251,9 +251,9 @@ def _is_root() -> bool:
 def plugin_args() -> List[str]:
     """-X lua_script: for each generated plugin; on Windows not for one whose installed copy
     tshark loads from the personal plugin folder anyway (a second load would clash)."""
-    installed = {c.source for c in install.installed_copies()} if WINDOWS else set()
+    installed = {c.source for c in plugin_paths.installed_copies()} if WINDOWS else set()
     args = []
-    for p in generate.lua_paths():
+    for p in plugin_paths.lua_paths():
         if not p.exists():
             raise CaptureError("%s is missing: run python -m dissectors" % p)
         if p not in installed:
@@ -264,7 +264,7 @@ def plugin_args() -> List[str]:
 def installed_copy_notes() -> List[str]:
     """One line per plugin copy in the personal plugin folder that differs from this checkout's."""
     notes = []
-    for c in install.installed_copies():
+    for c in plugin_paths.installed_copies():
         if c.current:
             continue
         if WINDOWS:

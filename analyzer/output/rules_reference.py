@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Dict, List
 
-from ..pipeline import FAULTS, RULE_CLASSES
+from ..rules import FAULTS, RULE_CLASSES
 from ..rules.spec_inventory import INVENTORY, NOT_CHECKED, READINGS
 
 OUT = Path(__file__).resolve().parents[2] / "docs" / "rules.md"

@@ -24,7 +24,7 @@ from dissectors.definitions import rsvd, windows_codes
 from . import decoding, reservations
 from .io_errors import SRB_OK, IoError, IoErrors, sense_facts, sense_parts
 from .events import CLOSE, CREATE, IOCTL, NEGOTIATE, READ, TREE_CONNECT, WRITE, Smb2Message
-from ..rules.findings import Bus
+from .bus import Bus
 from .response_times import rank
 from .tables import Tables
 
@@ -38,7 +38,7 @@ MAX_LATENCIES = 1 << 18  # per open: 1 MiB of float32
 MAX_CANDIDATES = 4096  # FileIds of unknown opens waiting for RSVD evidence (oldest dropped)
 MAX_PENDING_ROWS = 256  # per candidate: its table rows, written once it proves to be RSVD
 SVHDX_FACILITY = 0xC05C0000  # every STATUS_SVHDX_* (MS-RSVD 2.2.2) has this high word
-PRE_CAPTURE = "(opened before the capture started)"
+NAME_NOT_CAPTURED = "(opened before the capture started)"  # in place of the name its unseen CREATE carried
 
 
 # the specs' names first, then every NTSTATUS Wireshark names (a real capture's READ/WRITE fail with others)
@@ -158,7 +158,7 @@ class Open:
     @property
     def where(self) -> str:
         """The path, or that the open predates the capture."""
-        return self.path if self.name else self.path + PRE_CAPTURE
+        return self.path if self.name else self.path + NAME_NOT_CAPTURED
 
     @property
     def label(self) -> str:
