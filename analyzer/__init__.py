@@ -4,10 +4,10 @@
     cap = analyzer.load("trace.pcapng")
     cap.findings, cap.sessions, cap.rsvd_operations, cap.scsi_commands, cap.clusprep_calls  # DataFrames
 
-The command line (`analyze`, or `python -m analyzer`) runs the same pipeline: tshark with
-the generated plugins (analyzer.capture.source) -> typed events (analyzer.reconstruction.events) -> RSVD sessions
-and ClusPrep call sequences (analyzer.reconstruction.rsvd_sessions, analyzer.reconstruction.clusprep_sequences) -> the
-spec rules (analyzer.rules.rsvd, analyzer.rules.clusprep) -> reports (analyzer.output.report).
+The command line (`analyze`, or `python -m analyzer`) runs the same pipeline (analyzer.pipeline),
+a folder per stage: capture (tshark with the generated plugins) -> reconstruction (typed events,
+RSVD sessions, ClusPrep call sequences) -> rules (the specs' rules, by topic) -> output (reports,
+the CLI, this load()).
 """
 from .output.api import Capture, load
 
