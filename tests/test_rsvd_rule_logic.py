@@ -7,7 +7,7 @@ from dissectors.definitions import rsvd
 from analyzer.reconstruction import decoding
 from analyzer.rules import rsvd_answers, rsvd_handles, rsvd_operations, rsvd_zero_fields
 from analyzer.rules.findings import Findings
-from analyzer.reconstruction.rsvd_sessions import Open, Operation, StoredError
+from analyzer.reconstruction.rsvd_sessions import SRB_STATUS_OP, Open, Operation, StoredError
 
 
 def context(name: bytes, data: bytes, nxt: int = 0) -> bytes:
@@ -61,7 +61,7 @@ def test_an_unknown_key_is_judged_only_on_an_open_made_in_the_capture():
     rule = rsvd_answers.SenseKeyAnswer(sink)
     for pre in (True, False):
         o = an_open(pre_capture=pre)
-        op = Operation(rsvd_answers.SRB_STATUS_OP, 0, o, 20, 0.0, request=Container(Payload=Container(StatusKey=9)),
+        op = Operation(SRB_STATUS_OP, 0, o, 20, 0.0, request=Container(Payload=Container(StatusKey=9)),
                        response_frame=21, status=0)
         rule.on_rsvd_response(op)
     assert [(f.check, f.frames) for f in sink.items] == [("R44", [20, 21])]
