@@ -4,11 +4,11 @@
     cap = analyzer.load("trace.pcapng")
     cap.findings, cap.sessions, cap.rsvd_operations, cap.scsi_commands, cap.clusprep_calls  # DataFrames
 
-The command line (`analyze`, or `python -m analyzer`) runs the same pipeline: tshark with
-the generated plugins (analyzer.source) -> typed events (analyzer.events) -> RSVD sessions
-and ClusPrep call sequences (analyzer.rsvd_sessions, analyzer.clusprep_sequences) -> the
-spec rules (analyzer.rules_rsvd, analyzer.rules_clusprep) -> reports (analyzer.report).
+The command line (`analyze`, or `python -m analyzer`) runs the same pipeline (analyzer.pipeline),
+a folder per stage: capture (tshark with the generated plugins) -> reconstruction (typed events,
+RSVD sessions, ClusPrep call sequences) -> rules (the specs' rules, by topic) -> output (reports,
+the CLI, this load()).
 """
-from .api import Capture, load
+from .output.api import Capture, load
 
 __all__ = ["Capture", "load"]

@@ -1,6 +1,6 @@
 """python -m analyzer: the same as the `analyze` command."""
 import sys
 
-from .cli import main
+from .output.cli import main
 
 sys.exit(main())

@@ -1,5 +1,5 @@
-"""One pass over a capture: source -> events -> reconstruction -> rules -> a Result for the
-reports. The CLI and analyzer.load() both run this."""
+"""One pass over a capture: capture (tshark) -> reconstruction -> rules -> a Result for the
+reports (output). The CLI and analyzer.load() both run this."""
 from __future__ import annotations
 
 import re
@@ -11,55 +11,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
-from . import etl, reservations, rules_clusprep, rules_clusprep_node, rules_rsvd, work_folders
-from .clusprep_sequences import ClusPrepTracker
-from .events import SESSION_SETUP, frame_of
-from .findings import Bus, Finding, Findings, NotEvaluated, Rule
-from .response_times import ResponseTimes
-from .rsvd_sessions import RsvdTracker
-from .keys import Keys
-from .merge import Merged
-from .shards import MergedShardedRun, Sharding, ShardedRun
-from .source import AGGREGATOR, CLUSPREP, COL, RSVD, CaptureError, Run, Tshark, check_capture
-from .tables import Tables
+from .capture import etl, work_folders
+from .capture.keys import Keys
+from .capture.merge import Merged
+from .capture.shards import MergedShardedRun, Sharding, ShardedRun
+from .capture.source import AGGREGATOR, CLUSPREP, COL, RSVD, CaptureError, Run, Tshark, check_capture
+from .reconstruction import reservations
+from .reconstruction.bus import Bus
+from .reconstruction.clusprep_sequences import ClusPrepTracker
+from .reconstruction.events import SESSION_SETUP, frame_of
+from .reconstruction.response_times import ResponseTimes
+from .reconstruction.rsvd_sessions import RsvdTracker
+from .reconstruction.tables import Tables
+from .rules import ALL_RULES, RULE_CLASSES
+from .rules.faults import AnalyzerError, CaptureTruncated, PluginError
+from .rules.findings import Finding, Findings, NotEvaluated, Rule
 
-ALL_RULES: List[type] = rules_rsvd.RULES + rules_clusprep.RULES + rules_clusprep_node.RULES
-
-
-class CaptureTruncated(Rule):
-    id, severity, spec = "capture.truncated", "observation", "pcapng (IETF draft) 4.3"
-    level, side = None, None
-    title = "The capture file ends in the middle of a packet"
-    advice = ("The file ends mid-packet, usually because it was copied while still being written or the capture was "
-              "killed; only its last packet is lost, so act only if the end matters.")
-
-
-# Faults, not spec rules: each keeps the rest of the report and names its frame.
-NO_SPEC = "(none: a fault, not a rule)"
-
-
-class PluginError(Rule):
-    id, severity, spec = "analyzer.plugin_error", "error", NO_SPEC
-    level, side = None, None
-    title = "The Wireshark plugin failed to decode a frame (a bug: please report it)"
-    advice = ("Open the frame in Wireshark with the plugins to see the error; reinstall them (python -m dissectors "
-              "install) to match this analyzer, and report the frame if it persists.")
-
-
-class AnalyzerError(Rule):
-    id, severity, spec = "analyzer.internal_error", "error", NO_SPEC
-    level, side = None, None
-    title = "The analyzer failed on a frame (a bug: please report it)"
-    advice = ("Report it with the message and a trimmed capture holding the frame; the rest was analyzed, but rules "
-              "that needed that frame may have missed findings there.")
-
-
-FAULTS: List[type] = [PluginError, AnalyzerError]
 # tshark's "Dissector bug, protocol X, in packet N" lines: ours are a PluginError; Wireshark's own
 # dissectors' are what Wireshark reported (CaptureResult.wireshark_reported), not rule violations
 OUR_PROTOCOLS = re.compile(r"\bprotocol (%s)\b" % "|".join(n.proto.upper() for n in (RSVD, CLUSPREP)))
 ERROR_COLUMNS = [(n.proto, COL[n.dissector_error]) for n in (RSVD, CLUSPREP)]
-RULE_CLASSES: List[type] = ALL_RULES + [CaptureTruncated] + FAULTS
 
 
 @dataclass
@@ -165,7 +136,7 @@ def analyze_capture(path: Path, tshark: Tshark, tables: Tables,
                     shown: Optional[Path] = None) -> CaptureResult:
     """One capture file, or (merged) several read as one timeline; `path` names it in reports
     (`shown` does, when `path` is a conversion of it). With `sharding`, a big capture is dissected
-    by several tsharks at once (analyzer.shards). A pktmon ETL file is converted first (analyzer.etl)."""
+    by several tsharks at once (analyzer.capture.shards). A pktmon ETL file is converted first (analyzer.capture.etl)."""
     if merged is None:
         check_capture(path)
     if merged is None and shown is None and etl.is_etl(path):
@@ -311,7 +282,7 @@ INHERITED = ("its calls go to a DCOM object (by IPID) first seen on a conversati
              "capture: the calls before it set the state these rules judge")
 UNBOUND = ("%d calls on contexts whose bind or alter_context is not in the capture: their interface, method and "
            "parameters are unknown, listed by opnum")
-PRE_CAPTURE = "the open's CREATE is not in the capture (opened before the capture started)"
+CREATE_NOT_CAPTURED = "the open's CREATE is not in the capture (opened before the capture started)"
 
 
 def not_evaluated(rules: List[Rule], sink: Findings, rsvd_tracker: RsvdTracker,
@@ -320,7 +291,7 @@ def not_evaluated(rules: List[Rule], sink: Findings, rsvd_tracker: RsvdTracker,
     out = []
     needs_create = sorted(r.id for r in rules if r.needs_create)
     for o in rsvd_tracker.pre_capture:
-        out.append(NotEvaluated(o.label, needs_create, PRE_CAPTURE))
+        out.append(NotEvaluated(o.label, needs_create, CREATE_NOT_CAPTURED))
     needs_start = sorted(r.id for r in rules if r.needs_start)
     out += [NotEvaluated(c.id, needs_start, MID_CONVERSATION)
             for c in clusprep_tracker.conversations.values() if not c.started and (c.calls or c.bind_levels)]

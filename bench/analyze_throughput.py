@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from analyzer.source import command, find_tshark, plugin_args  # noqa: E402
+from analyzer.capture.source import command, find_tshark, plugin_args  # noqa: E402
 from lua_overhead import OUT, heavy_trace  # noqa: E402
 
 # VmHWM, not ru_maxrss: ru_maxrss keeps the high-water mark of the forked parent's pages
@@ -39,7 +39,7 @@ from lua_overhead import OUT, heavy_trace  # noqa: E402
 DRIVER = """
 import sys, time
 t0 = time.perf_counter()
-from analyzer.cli import main
+from analyzer.output.cli import main
 code = main(sys.argv[1:])
 hwm = [l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM:")][0]
 sys.stderr.write("BENCH %.3f %s\\n" % (time.perf_counter() - t0, hwm))

@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dissectors import generate  # noqa: E402
+from dissectors import plugin_paths  # noqa: E402
 from samples.network import Capture, host  # noqa: E402
 from samples.rsvd_scenarios import (INQUIRY_DATA, cdb, connect, open_context_windows, open_disk,  # noqa: E402
                                     pattern, support_answer)
@@ -79,11 +79,11 @@ def build_trace(packets: int) -> bytes:
 
 CONFIGS = {
     "builtin": [],
-    "ours": ["--disable-protocol", "rsvd"] + [a for p in generate.lua_paths() for a in ("-X", "lua_script:%s" % p)],
+    "ours": ["--disable-protocol", "rsvd"] + [a for p in plugin_paths.lua_paths() for a in ("-X", "lua_script:%s" % p)],
     "baseline": ["--disable-protocol", "rsvd"],
     # ours with the plugin's costly layers off (its preferences)
     "lean": ["--disable-protocol", "rsvd", "-o", "msrsvd.scsi:FALSE", "-o", "msrsvd.exchanges:FALSE"]
-    + [a for p in generate.lua_paths() for a in ("-X", "lua_script:%s" % p)],
+    + [a for p in plugin_paths.lua_paths() for a in ("-X", "lua_script:%s" % p)],
 }
 MODES = {
     "fields": ["-T", "fields", "-e", "frame.number"],
@@ -103,7 +103,7 @@ def cut_plugins() -> dict:
     configs = {}
     for cut, (marker, replacement) in CUTS.items():
         args = ["--disable-protocol", "rsvd"]
-        for p in generate.lua_paths():
+        for p in plugin_paths.lua_paths():
             text = p.read_text()
             if marker not in text:
                 raise SystemExit("--breakdown: %r not found in %s; update CUTS" % (marker.strip(), p))

@@ -57,7 +57,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "tests"))
 
 import tsharks  # noqa: E402  (tests/tsharks.py: which versions are here, and why not)
-from dissectors import generate  # noqa: E402
+from dissectors import plugin_paths  # noqa: E402
 from lua_overhead import OUT, build_trace as build_rsvd_trace  # noqa: E402
 from samples import csvp_scenarios  # noqa: E402
 from samples.network import write_pcapng  # noqa: E402
@@ -334,7 +334,7 @@ def main(argv=None) -> int:
     snap = Path(tempfile.mkdtemp(prefix="plugin-cost-snap-"))
     files = dict(traces)
     builds = {}
-    for p in generate.lua_paths():
+    for p in plugin_paths.lua_paths():
         if not p.exists():
             raise SystemExit("%s is missing: run python -m dissectors" % p)
         shutil.copyfile(p, snap / p.name)

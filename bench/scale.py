@@ -12,7 +12,7 @@ bench/out/rsvd_heavy.pcapng). Each round runs, alternated so a busy machine slow
 
 For each analyze run a thread in its process samples VmHWM (peak resident memory) of the process
 and of every descendant (the tsharks) every 50 ms, and getrusage gives the CPU seconds of the
-Python process and of its children. Phases, timed once: the split alone (analyzer.split) and
+Python process and of its children. Phases, timed once: the split alone (analyzer.capture.split) and
 the export on each shard. From these: the expected wall time on more cores and what bounds it.
 Prints medians and ratios; writes bench/out/scale.json.
 """
@@ -31,8 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from analyzer.source import command, find_tshark, tshark_env  # noqa: E402
-from analyzer.split import split  # noqa: E402
+from analyzer.capture.source import command, find_tshark, tshark_env  # noqa: E402
+from analyzer.capture.split import split  # noqa: E402
 from lua_overhead import OUT, heavy_trace  # noqa: E402
 
 # Run in the analyzing process: peaks of it and its descendants, its own and its children's CPU.
@@ -74,7 +74,7 @@ def sample():
 
 threading.Thread(target=sample, daemon=True).start()
 t0 = time.perf_counter()
-from analyzer.cli import main
+from analyzer.output.cli import main
 code = main(sys.argv[1:])
 wall = time.perf_counter() - t0
 stop.set()

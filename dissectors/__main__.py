@@ -14,14 +14,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from dissectors import generate, install, interrupt
+from dissectors import generate, install, interrupt, plugin_paths
 
 
 def _install_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dest", metavar="DIR",
-                   help="the plugin folder (default: %s)" % install.personal_plugin_dir())
+                   help="the plugin folder (default: %s)" % plugin_paths.personal_plugin_dir())
     p.add_argument("--config-dir", metavar="DIR",
-                   help="the profile whose disabled_protos to change (default: %s)" % install.personal_config_dir())
+                   help="the profile whose disabled_protos to change (default: %s)" % plugin_paths.personal_config_dir())
 
 
 def _run_install(args) -> int:
@@ -36,9 +36,9 @@ def _run_install(args) -> int:
     for a in actions:
         print(a)
     if args.command == "install":
-        if args.dest and Path(args.dest).resolve() != install.personal_plugin_dir().resolve():
+        if args.dest and Path(args.dest).resolve() != plugin_paths.personal_plugin_dir().resolve():
             print("note: %s is not Wireshark's personal Lua plugin folder (%s); Wireshark loads plugins from "
-                  "there only through -X lua_script:FILE" % (args.dest, install.personal_plugin_dir()))
+                  "there only through -X lua_script:FILE" % (args.dest, plugin_paths.personal_plugin_dir()))
         print("verify: %s" % install.VERIFY)
     return 0
 

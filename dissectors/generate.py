@@ -6,12 +6,12 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from dissectors import definitions
+from dissectors.plugin_paths import LUA_DIR
 from dissectors.targets.docs import render_docs
 from dissectors.targets.lua import render_lua
-from dissectors.targets.templates import PACKAGE_DIR, REPO_DIR
+from dissectors.targets.templates import REPO_DIR
 from dissectors.vocabulary.protocol import Protocol
 
-LUA_DIR = PACKAGE_DIR / "lua"
 DOCS_PATH = REPO_DIR / "docs" / "fields.md"
 
 
@@ -45,7 +45,3 @@ def stale() -> List[Path]:
         if not path.exists() or path.read_text() != text:
             bad.append(path)
     return bad
-
-
-def lua_paths() -> List[Path]:
-    return [LUA_DIR / ("%s.lua" % p.name) for p in protocols()]

@@ -1,16 +1,6 @@
 """Put the generated plugins where Wireshark loads them, and take them away again.
 
-Where Wireshark looks (wsutil/filesystem.c; on Linux measured with `tshark -G folders`):
-
-  Linux, macOS  plugins        $HOME/.local/lib/wireshark/plugins
-                configuration  $XDG_CONFIG_HOME/wireshark (default ~/.config/wireshark), or a
-                               legacy ~/.wireshark when only that one exists
-  Windows       plugins        %APPDATA%\\Wireshark\\plugins
-                configuration  %APPDATA%\\Wireshark
-
-WIRESHARK_CONFIG_DIR moves the configuration. On Linux and macOS it leaves the plugin folder
-where HOME puts it; on Windows the plugin folder is a subfolder of the configuration folder,
-so it moves with it.
+Where Wireshark looks for them is dissectors.plugin_paths'.
 
 The built-in `rsvd` is disabled through the profile's `disabled_protos`: one protocol filter
 name per line, a line that starts with `#` is a comment (Wireshark skips it; checked with tshark 4.0), and a last line without a
@@ -25,12 +15,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Mapping, Optional
+from typing import List, Optional
 
-from dissectors import definitions, generate
+from dissectors import definitions
+from dissectors.plugin_paths import installed_copies, lua_paths, personal_config_dir, personal_plugin_dir
 
 DISABLED_PROTOS = "disabled_protos"
 BUILTIN = "rsvd"
@@ -41,87 +31,6 @@ VERIFY = 'tshark -G protocols | grep -E "msrsvd|clusprep"'
 
 class InstallError(Exception):
     """A folder or file we cannot write or read: the message names it (exit code 2)."""
-
-
-def _windows() -> bool:
-    return sys.platform.startswith("win")
-
-
-def _home(environ: Mapping[str, str]) -> Path:
-    """The home folder glib's g_get_home_dir() reports: HOME, else the password database."""
-    home = environ.get("HOME")
-    if home:
-        return Path(home)
-    try:
-        import pwd
-
-        return Path(pwd.getpwuid(os.getuid()).pw_dir)
-    except (ImportError, KeyError):
-        return Path.home()
-
-
-def config_home(environ: Optional[Mapping[str, str]] = None) -> Path:
-    """glib's g_get_user_config_dir() on Linux and macOS: XDG_CONFIG_HOME, else ~/.config."""
-    environ = os.environ if environ is None else environ
-    return Path(environ.get("XDG_CONFIG_HOME") or _home(environ) / ".config")
-
-
-def _windows_config(environ: Mapping[str, str]) -> Path:
-    if environ.get("APPDATA"):
-        return Path(environ["APPDATA"]) / "Wireshark"
-    if environ.get("USERPROFILE"):
-        return Path(environ["USERPROFILE"]) / "Application Data" / "Wireshark"
-    return Path("C:\\") / "Wireshark"
-
-
-def personal_config_dir(environ: Optional[Mapping[str, str]] = None) -> Path:
-    """Wireshark's "Personal configuration" folder: the default profile, holding disabled_protos."""
-    environ = os.environ if environ is None else environ
-    if environ.get("WIRESHARK_CONFIG_DIR"):
-        return Path(environ["WIRESHARK_CONFIG_DIR"])
-    if _windows():
-        return _windows_config(environ)
-    xdg = config_home(environ) / "wireshark"
-    legacy = _home(environ) / ".wireshark"
-    if not xdg.is_dir() and legacy.is_dir():
-        return legacy
-    return xdg
-
-
-def personal_plugin_dir(environ: Optional[Mapping[str, str]] = None) -> Path:
-    """Wireshark's "Personal Lua Plugins" folder (Help > About Wireshark > Folders)."""
-    environ = os.environ if environ is None else environ
-    if _windows():
-        return personal_config_dir(environ) / "plugins"
-    return _home(environ) / ".local" / "lib" / "wireshark" / "plugins"
-
-
-@dataclass
-class InstalledCopy:
-    path: Path  # the copy in the plugin folder
-    source: Path  # the checkout's generated file
-    current: bool  # byte for byte the checkout's
-
-    @property
-    def stale(self) -> bool:
-        return not self.current
-
-
-def installed_copies(dest=None) -> List[InstalledCopy]:
-    """Our plugin files present in the personal plugin folder (or dest), each compared with the
-    checkout's generated file."""
-    dest = Path(dest) if dest else personal_plugin_dir()
-    out = []
-    for src in generate.lua_paths():
-        path = dest / src.name
-        try:
-            if not path.is_file():
-                continue
-            current = src.is_file() and path.read_bytes() == src.read_bytes()
-        except OSError:
-            current = False
-        out.append(InstalledCopy(path, src, current))
-    return out
 
 
 @dataclass
@@ -307,7 +216,7 @@ def install(dest=None, config_dir=None, keep_builtin_rsvd: bool = False) -> List
     dest = Path(dest) if dest else personal_plugin_dir()
     config_dir = Path(config_dir) if config_dir else personal_config_dir()
     actions = []
-    sources = generate.lua_paths()
+    sources = lua_paths()
     for src in sources:
         if not src.exists():
             raise InstallError("%s is missing: run python -m dissectors first" % src)
@@ -340,7 +249,7 @@ def uninstall(dest=None, config_dir=None) -> List[Action]:
     dest = Path(dest) if dest else personal_plugin_dir()
     config_dir = Path(config_dir) if config_dir else personal_config_dir()
     actions = []
-    for src in generate.lua_paths():
+    for src in lua_paths():
         target = dest / src.name
         if not target.exists():
             actions.append(Action("not installed", target))

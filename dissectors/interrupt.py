@@ -3,7 +3,7 @@ and the shell's code for that signal, 128 + its number (Ctrl-C, SIGINT: 130; SIG
 129), so a script that runs it can tell "stopped" from "failed" (exit 1 or 2).
 
 Here because every command imports this package: `python -m dissectors`, `python -m samples`,
-`analyze` (analyzer.stopping, which also passes the signal on to its tsharks), the bench scripts.
+`analyze` (analyzer.capture.stopping, which also passes the signal on to its tsharks), the bench scripts.
 SIGTERM and SIGHUP already end a plain Python process with 143 and 129 and no traceback; SIGINT
 raises KeyboardInterrupt, which run() turns into the line and 130.
 """

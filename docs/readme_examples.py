@@ -42,7 +42,7 @@ def report(sample: str) -> str:
 
 
 def schema() -> str:
-    from analyzer.tables import SCHEMA
+    from analyzer.reconstruction.tables import SCHEMA
 
     lines = ["| Table | Columns (type) |", "|---|---|"]
     for table, cols in SCHEMA.items():

@@ -43,7 +43,7 @@ CLUSPREP_CAPTURE = samples.path("clusprep_storage_violations")  # a ClusPrep val
 import pandas as pd
 import matplotlib.pyplot as plt
 import analyzer
-from analyzer import notebook as nb
+from analyzer.output import notebook as nb
 
 pd.set_option("display.max_colwidth", 80)
 cap = analyzer.load(CAPTURE)
@@ -148,7 +148,7 @@ BROKEN = samples.path("clusprep_storage_violations")
     code("""
 import pandas as pd
 import analyzer
-from analyzer import notebook as nb
+from analyzer.output import notebook as nb
 
 pd.set_option("display.max_colwidth", 110)
 good, broken = analyzer.load(GOOD), analyzer.load(BROKEN)

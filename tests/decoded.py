@@ -10,9 +10,9 @@ from typing import Dict, List, Optional, Sequence
 
 import samples
 import tsharks
-from analyzer.keys import Keys
-from analyzer.source import tshark_env
-from dissectors import generate
+from analyzer.capture.keys import Keys
+from analyzer.capture.source import tshark_env
+from dissectors import generate, plugin_paths
 
 TSHARK = tsharks.system()
 # The tshark that run() uses: the system one, or the version of the matrix that the
@@ -33,7 +33,7 @@ def tshark_cmd(pcap: Path, *args: str, lua: bool = True) -> List[str]:
     if keys:  # an encrypted sample is decoded decrypted, as analyze --smb-key would
         cmd += Keys(**keys).args()
     if lua:
-        for p in generate.lua_paths():
+        for p in plugin_paths.lua_paths():
             cmd += ["-X", "lua_script:%s" % p]
     return cmd + list(args)
 

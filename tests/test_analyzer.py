@@ -13,9 +13,10 @@ import pytest
 import analyzer
 import promised
 import samples
-from analyzer.findings import SEVERITIES
-from analyzer.pipeline import FAULTS, NO_SPEC, RULE_CLASSES
-from analyzer.tables import COLUMNS
+from analyzer.rules.findings import SEVERITIES
+from analyzer.rules import FAULTS, RULE_CLASSES
+from analyzer.rules.faults import NO_SPEC
+from analyzer.reconstruction.tables import COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = sorted(samples.path(n) for n in samples.SCENARIOS)
@@ -171,7 +172,7 @@ def test_output_directory(tmp_path):
     report.json; the same files for one capture or several, which a pyarrow dataset reads together."""
     import pyarrow.dataset as ds
 
-    from analyzer.tables import SCHEMA, arrow_schema
+    from analyzer.reconstruction.tables import SCHEMA, arrow_schema
 
     one, two = tmp_path / "one", tmp_path / "two"
     res = analyze("--format", "json", "--output", one, samples.path("rsvd_cluster_events"))
@@ -249,8 +250,8 @@ def pyshark_loop():
 
 
 def test_pyshark_packets_carry_the_plugins_layers(pyshark_loop):
-    """analyzer.source.packets(): pyshark objects for notebooks, with both plugins loaded."""
-    from analyzer.source import packets
+    """analyzer.capture.source.packets(): pyshark objects for notebooks, with both plugins loaded."""
+    from analyzer.capture.source import packets
 
     cap = packets(samples.path("clusprep_storage"), display_filter="clusprep")
     try:
@@ -332,8 +333,8 @@ def test_a_file_name_holding_the_field_separator_survives(tmp_path):
 
 def _in_process(pcap):
     from analyzer.pipeline import analyze_capture
-    from analyzer.source import find_tshark
-    from analyzer.tables import Tables
+    from analyzer.capture.source import find_tshark
+    from analyzer.reconstruction.tables import Tables
 
     return analyze_capture(pcap, find_tshark(), Tables())
 
@@ -343,7 +344,7 @@ def _others(result):
 
 
 def test_a_fault_in_the_reconstruction_is_a_finding_and_the_report_goes_on(monkeypatch):
-    from analyzer import rsvd_sessions
+    from analyzer.reconstruction import rsvd_sessions
 
     real = rsvd_sessions.RsvdTracker.message
 
@@ -361,16 +362,16 @@ def test_a_fault_in_the_reconstruction_is_a_finding_and_the_report_goes_on(monke
 
 def test_a_fault_a_plugin_caught_is_a_finding(monkeypatch, tmp_path):
     """A plugin that fails on a frame (here: a copy of msrsvd.lua made to) is reported with it."""
-    from dissectors import generate
+    from dissectors import plugin_paths
 
-    for p in generate.lua_paths():
+    for p in plugin_paths.lua_paths():
         text = p.read_text()
         if p.name == "msrsvd.lua":
             text = text.replace("local function export(tree)\n",
                                 "local function export(tree)\n  if FX_TAG() then error(\"planted fault\") end\n", 1)
             assert "planted fault" in text
         (tmp_path / p.name).write_text(text)
-    monkeypatch.setattr(generate, "LUA_DIR", tmp_path)
+    monkeypatch.setattr(plugin_paths, "LUA_DIR", tmp_path)
     r = _in_process(samples.path("rsvd_shared_disk"))
     faults = [f for f in r.findings if f.rule == "analyzer.plugin_error"]
     assert [f.frames for f in faults] == [[10], [121], [122], [187]]  # the frames with create contexts
@@ -522,7 +523,7 @@ def test_an_etl_trace_that_cannot_be_read_gets_the_conversion_hint(tmp_path):
 @pytest.mark.parametrize("name", sorted(samples.SCENARIOS))
 def test_every_table_has_the_documented_dtypes(name):
     """Issue 11: analyzer.load()'s tables have SCHEMA's dtypes on every sample, empty or not."""
-    from analyzer.tables import PANDAS, SCHEMA
+    from analyzer.reconstruction.tables import PANDAS, SCHEMA
 
     keys = samples.KEYS.get(name, {})
     cap = analyzer.load(samples.path(name), **keys)

@@ -3,7 +3,7 @@ the SCSI data overlays) gives the same values as the full parse, message by mess
 import pytest
 
 import samples
-from analyzer import decoding
+from analyzer.reconstruction import decoding
 from decoded import messages, request_of
 from dissectors.definitions import rsvd
 

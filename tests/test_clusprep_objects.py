@@ -2,11 +2,12 @@
 disks by identity whatever CPREP_DISKID form names them. Calls go through the tracker as tshark's
 events do (object UUID and stub bytes), built with the samples' client."""
 from dissectors.definitions import csvp
-from analyzer import rules_clusprep as R
-from analyzer.clusprep_sequences import ClusPrepTracker
-from analyzer.events import RpcCall
-from analyzer.findings import Bus, Findings
-from analyzer.tables import Tables
+from analyzer.rules import ALL_RULES, clusprep_disk_answers, clusprep_preparation
+from analyzer.reconstruction.clusprep_sequences import ClusPrepTracker
+from analyzer.reconstruction.events import RpcCall
+from analyzer.reconstruction.bus import Bus
+from analyzer.rules.findings import Findings
+from analyzer.reconstruction.tables import Tables
 from samples.csvp_scenarios import DISK, MBR_DISK, NUMBERED_DISK, ClusPrepClient, disk_props, ipid
 
 S2, S3 = csvp.IClusterStorage2, csvp.IClusterStorage3
@@ -27,7 +28,7 @@ class Wire:
     def connect(self, stream: int, port: int):
         """A connection whose bind the capture holds: IClusterStorage2, IClusterStorage3 and IClusterSetup
         on contexts 0, 1 and 2."""
-        from analyzer.events import RpcPdu
+        from analyzer.reconstruction.events import RpcPdu
 
         uuids = [i.uuid.lower() for i in (S2, S3, csvp.IClusterSetup)]
         self.tracker.pdu(RpcPdu(self.frame, 0.0, stream, 11, self.call_id, [0, 1, 2], 6, interfaces=uuids),
@@ -51,7 +52,7 @@ class Wire:
 
 PREPARE = [(S2, "CprepPrepareNode", None, dict(pulMajorVersion=10)),
            (S2, "CprepPrepareNodePhase2", dict(AttachDisksOnSystemBus=1), dict(pulNumDisks=3))]
-ALL = R.RULES
+ALL = [rule for rule in ALL_RULES if rule.id.startswith("clusprep.")]
 
 
 def test_attach_by_guid_then_calls_by_signature_and_number():
@@ -72,7 +73,7 @@ def test_attach_by_guid_then_calls_by_signature_and_number():
 
 def test_unlinked_forms_stay_apart():
     """The near miss: without a DISK_PROPS answer joining them, a signature is another disk."""
-    w = Wire(R.DiskNotAttached)
+    w = Wire(clusprep_preparation.DiskNotAttached)
     w.connect(0, 50000)
     for itf, name, ins, outs in PREPARE:
         w.call(0, 50000, itf, name, ins, outs, object_id=str(ipid(0x100)))
@@ -95,7 +96,7 @@ def test_a_second_connection_to_the_same_object_keeps_its_state():
 
 
 def test_two_objects_on_one_connection_do_not_share_state():
-    w = Wire(R.PrepareNodeNotFirst, R.Phase2Missing, R.DiskNotAttached)
+    w = Wire(clusprep_preparation.PrepareNodeNotFirst, clusprep_preparation.Phase2Missing, clusprep_preparation.DiskNotAttached)
     w.connect(0, 50000)
     for itf, name, ins, outs in PREPARE:
         w.call(0, 50000, itf, name, ins, outs, object_id=str(ipid(0x100)))
@@ -109,7 +110,7 @@ def test_two_objects_on_one_connection_do_not_share_state():
 
 def test_an_object_first_seen_mid_conversation_is_not_judged_on_a_new_connection():
     """Its state began before the capture: the rules that need it say so instead of guessing."""
-    w = Wire(R.PrepareNodeNotFirst, R.Phase2Missing)
+    w = Wire(clusprep_preparation.PrepareNodeNotFirst, clusprep_preparation.Phase2Missing)
     # stream 0: no bind in the capture
     w.call(0, 50000, S2, "CprepDiskAttach", dict(DiskId=DISK), object_id=str(ipid(0x100)))
     w.connect(1, 50001)
@@ -130,7 +131,7 @@ def _prepared(*rules):
 def test_set_online_leaves_the_online_state_open_until_an_answer_settles_it():
     """3.2.4.26 only starts the transition: IsOnline may still say ERROR_NOT_READY, and a file
     system call may be served; once IsOnline says S_OK the disk is Online."""
-    w = _prepared(R.DiskQueryAnswer, R.DiskStateNotEnforced)
+    w = _prepared(clusprep_disk_answers.DiskQueryAnswer, clusprep_preparation.DiskStateNotEnforced)
     o = dict(object_id=str(ipid(0x100)))
     for name, outs in (("CprepDiskAttach", None), ("CprepDiskPRArbitrate", None), ("CprepDiskSetOnline", None)):
         w.call(0, 50000, S2, name, dict(DiskId=DISK), outs, **o)
@@ -143,7 +144,7 @@ def test_set_online_leaves_the_online_state_open_until_an_answer_settles_it():
 
 def test_phase2_builds_the_disk_list_anew():
     """A disk attached before a second Phase2 is Not Attached after it (3.2.4.4)."""
-    w = _prepared(R.DiskNotAttached)
+    w = _prepared(clusprep_preparation.DiskNotAttached)
     o = dict(object_id=str(ipid(0x100)))
     w.call(0, 50000, S2, "CprepDiskAttach", dict(DiskId=DISK), **o)
     w.call(0, 50000, S2, "CprepPrepareNodePhase2", dict(AttachDisksOnSystemBus=1), dict(pulNumDisks=3), **o)
@@ -154,7 +155,7 @@ def test_phase2_builds_the_disk_list_anew():
 def test_a_device_number_past_the_disk_count_is_no_proof_of_anything():
     """Windows disk numbers keep gaps after a LUN removal (READINGS["C56"]): device 3 of 3 is judged
     by what the server answers of it, not by the count."""
-    w = _prepared(R.UnknownDiskAnswer, R.DiskIdInvalid, R.UnattachedDiskAnswer)
+    w = _prepared(clusprep_disk_answers.UnknownDiskAnswer, clusprep_disk_answers.DiskIdInvalid, clusprep_disk_answers.UnattachedDiskAnswer)
     far = dict(DiskIdType="CprepIdNumber", DeviceNumber=3)
     w.call(0, 50000, S2, "CprepDiskAttach", dict(DiskId=far), object_id=str(ipid(0x100)))
     w.call(0, 50000, S2, "CprepDiskIsReadable", dict(DiskId=far), object_id=str(ipid(0x100)))
@@ -199,7 +200,7 @@ def test_a_prepare_node_refused_for_the_server_state_makes_the_state_unknown():
 def test_a_refusal_for_the_disk_state_makes_owned_and_online_unknown():
     """After ERROR_INVALID_STATE or ERROR_NOT_READY a local event (3.2.6) may have taken the disk:
     the next answers are not judged against the state before."""
-    w = _prepared(R.DiskStateNotEnforced, R.DiskQueryAnswer, R.DiskCallRefused)
+    w = _prepared(clusprep_preparation.DiskStateNotEnforced, clusprep_disk_answers.DiskQueryAnswer, clusprep_disk_answers.DiskCallRefused)
     o = dict(object_id=str(ipid(0x100)))
     for name, outs in (("CprepDiskAttach", None), ("CprepDiskPRArbitrate", None),
                        ("CprepDiskOnline", dict(MaxPartitionNumber=1))):
@@ -229,7 +230,7 @@ def test_malformed_answers_never_raise():
 def test_stop_defense_needs_the_disk_offline_now():
     """Arbitrate -> Online -> Offline -> Online -> StopDefense: an Offline came after the Arbitrate,
     but the disk is online again (3.2.4.6 wants it Not Online)."""
-    w = _prepared(R.StopDefenseOrder)
+    w = _prepared(clusprep_preparation.StopDefenseOrder)
     o = dict(object_id=str(ipid(0x100)))
     for name, outs in (("CprepDiskAttach", None), ("CprepDiskPRArbitrate", None),
                        ("CprepDiskOnline", dict(MaxPartitionNumber=1)), ("CprepDiskOffline", None)):
@@ -240,7 +241,7 @@ def test_stop_defense_needs_the_disk_offline_now():
 
 
 def test_partition_methods_need_cprep_disk_online_not_set_online():
-    w = _prepared(R.DiskNotOnline)
+    w = _prepared(clusprep_preparation.DiskNotOnline)
     o = dict(object_id=str(ipid(0x100)))
     for name in ("CprepDiskAttach", "CprepDiskPRArbitrate", "CprepDiskSetOnline"):
         w.call(0, 50000, S2, name, dict(DiskId=DISK), **o)

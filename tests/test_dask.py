@@ -13,7 +13,7 @@ from pandas.testing import assert_frame_equal
 import analyzer
 import promised
 import samples
-from analyzer.source import CaptureError
+from analyzer.capture.source import CaptureError
 from samples import ntlmssp
 from test_jobs import CAPTURES
 from test_shards import KEYS, ROOT, SAMPLES, analyze, composite, without_timing  # noqa: F401 - composite: a fixture
@@ -108,7 +108,7 @@ def test_an_unreachable_scheduler_is_one_line_at_once():
 
 
 def test_a_worker_that_cannot_see_a_file_is_named(client, tmp_path):
-    from analyzer.distributed import Cluster
+    from analyzer.capture.distributed import Cluster
 
     cluster = Cluster(client)
     assert cluster.threads == 2
@@ -120,7 +120,7 @@ def test_a_worker_that_cannot_see_a_file_is_named(client, tmp_path):
 
 
 def test_a_plain_install_does_not_import_dask():
-    res = subprocess.run([sys.executable, "-c", "import sys, analyzer.cli, analyzer.api; "
+    res = subprocess.run([sys.executable, "-c", "import sys, analyzer.output.cli, analyzer.output.api; "
                           "print([m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')])"],
                          cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert res.stdout.strip() == "[]", res.stderr

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from dissectors.model import build_model
-from dissectors import generate
+from dissectors import generate, plugin_paths
 
 ROOT = generate.REPO_DIR
 
@@ -22,7 +22,7 @@ def test_samples_rebuild_to_the_same_bytes():
 
 
 def test_check_notices_a_stale_file(tmp_path, monkeypatch):
-    lua = generate.lua_paths()[0]
+    lua = plugin_paths.lua_paths()[0]
     monkeypatch.setattr(generate, "LUA_DIR", tmp_path)
     (tmp_path / lua.name).write_text(lua.read_text() + "-- edited by hand\n")
     assert tmp_path / lua.name in generate.stale()
@@ -42,7 +42,7 @@ def test_install_copies_plugins(tmp_path):
     res = subprocess.run([sys.executable, "-m", "dissectors", "install", "--dest", str(tmp_path / "plugins")],
                          cwd=ROOT, capture_output=True, text=True, env=env)
     assert res.returncode == 0, res.stderr
-    for p in generate.lua_paths():
+    for p in plugin_paths.lua_paths():
         assert (tmp_path / "plugins" / p.name).read_text() == p.read_text()
     assert (tmp_path / "config" / "wireshark" / "disabled_protos").read_text().endswith("\nrsvd\n")
 

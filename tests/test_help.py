@@ -31,7 +31,7 @@ def commands():
             ([PY, "-m", "dissectors", "install"], "python -m dissectors install"),
             ([PY, "-m", "dissectors", "uninstall"], "python -m dissectors uninstall"),
             ([PY, "-m", "samples"], "python -m samples"),
-            ([PY, "-m", "analyzer.rules_reference"], "python -m analyzer.rules_reference"),
+            ([PY, "-m", "analyzer.output.rules_reference"], "python -m analyzer.output.rules_reference"),
             ([PY, "-m", "dissectors.scsi_asc_table"], "python -m dissectors.scsi_asc_table"),
             ([PY, "-m", "dissectors.windows_codes_table"], "python -m dissectors.windows_codes_table")]
     for pattern in SCRIPTS:
@@ -122,7 +122,7 @@ def test_the_list_covers_every_script():
             name = "python -m %s" % rel.with_suffix("").as_posix().replace("/", ".")
         else:
             name = rel.as_posix()
-        assert name in names or (name == "python -m analyzer.cli"), name
+        assert name in names or (name == "python -m analyzer.output.cli"), name
     assert {"bench/scale.py", "notebooks/make_notebooks.py", "docs/readme_examples.py", "tests/refresh_expected.py",
             "tests/wireshark/chroot_tshark.py", "python -m samples"} <= names
     assert len([n for n in names if n.startswith("bench/")]) >= 5

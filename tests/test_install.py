@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 import samples
-from analyzer.source import tshark_env
+from analyzer.capture.source import tshark_env
 from decoded import TSHARK
-from dissectors import generate, install
+from dissectors import generate, install, plugin_paths
 
 ROOT = generate.REPO_DIR
 SAMPLE = samples.path("rsvd_shared_disk")
@@ -55,7 +55,7 @@ def rsvd_frames(env, *args):
 
 
 def with_plugins():
-    return [a for p in generate.lua_paths() for a in ("-X", "lua_script:%s" % p)]
+    return [a for p in plugin_paths.lua_paths() for a in ("-X", "lua_script:%s" % p)]
 
 
 def registered(out: str, name: str) -> int:
@@ -67,22 +67,22 @@ def registered(out: str, name: str) -> int:
 def test_folders_are_the_ones_tshark_reads(home):
     h, env = home
     seen = folders(env)
-    assert seen["Personal Lua Plugins"] == str(install.personal_plugin_dir(env)) == str(plugins_of(h))
-    assert seen["Personal configuration"] == str(install.personal_config_dir(env)) == str(h / ".config" / "wireshark")
+    assert seen["Personal Lua Plugins"] == str(plugin_paths.personal_plugin_dir(env)) == str(plugins_of(h))
+    assert seen["Personal configuration"] == str(plugin_paths.personal_config_dir(env)) == str(h / ".config" / "wireshark")
     env = dict(env, XDG_CONFIG_HOME=str(h / "xdg"))
-    assert folders(env)["Personal configuration"] == str(install.personal_config_dir(env)) == str(h / "xdg" / "wireshark")
+    assert folders(env)["Personal configuration"] == str(plugin_paths.personal_config_dir(env)) == str(h / "xdg" / "wireshark")
     env = dict(env, WIRESHARK_CONFIG_DIR=str(h / "elsewhere"))  # moves the configuration, not the plugins
     seen = folders(env)
-    assert seen["Personal configuration"] == str(install.personal_config_dir(env)) == str(h / "elsewhere")
-    assert seen["Personal Lua Plugins"] == str(install.personal_plugin_dir(env)) == str(plugins_of(h))
+    assert seen["Personal configuration"] == str(plugin_paths.personal_config_dir(env)) == str(h / "elsewhere")
+    assert seen["Personal Lua Plugins"] == str(plugin_paths.personal_plugin_dir(env)) == str(plugins_of(h))
 
 
 def test_a_legacy_dot_wireshark_is_the_configuration_when_it_is_the_only_one(home):
     h, env = home
     (h / ".wireshark").mkdir()
-    assert folders(env)["Personal configuration"] == str(install.personal_config_dir(env)) == str(h / ".wireshark")
+    assert folders(env)["Personal configuration"] == str(plugin_paths.personal_config_dir(env)) == str(h / ".wireshark")
     (h / ".config" / "wireshark").mkdir(parents=True)
-    assert folders(env)["Personal configuration"] == str(install.personal_config_dir(env)) == str(h / ".config" / "wireshark")
+    assert folders(env)["Personal configuration"] == str(plugin_paths.personal_config_dir(env)) == str(h / ".config" / "wireshark")
 
 
 # --- install and uninstall -------------------------------------------------------------------
@@ -92,7 +92,7 @@ def test_install_copies_the_plugins_and_disables_the_builtin_rsvd(home):
     assert rsvd_frames(env)  # the built-in decodes the sample before
     res = dissectors(env, "install")
     assert res.returncode == 0, res.stderr
-    for p in generate.lua_paths():
+    for p in plugin_paths.lua_paths():
         assert (plugins_of(h) / p.name).read_bytes() == p.read_bytes()
         assert "installed %s" % (plugins_of(h) / p.name) in res.stdout
     protos = h / ".config" / "wireshark" / "disabled_protos"
@@ -150,7 +150,7 @@ def test_reinstall_is_safe(home):
     assert protos.read_text() == once
     assert "updated (was stale) %s" % (plugins_of(h) / "msrsvd.lua") in res.stdout
     assert "unchanged %s" % (plugins_of(h) / "clusprep.lua") in res.stdout
-    assert all(c.current for c in install.installed_copies(plugins_of(h)))
+    assert all(c.current for c in plugin_paths.installed_copies(plugins_of(h)))
 
 
 def test_keep_builtin_rsvd(home):
@@ -189,7 +189,7 @@ def test_dest_and_config_dir_flags(home, tmp_path):
     h, env = home
     res = dissectors(env, "install", "--dest", str(tmp_path / "p"), "--config-dir", str(tmp_path / "c"))
     assert res.returncode == 0, res.stderr
-    assert sorted(p.name for p in (tmp_path / "p").iterdir()) == sorted(p.name for p in generate.lua_paths())
+    assert sorted(p.name for p in (tmp_path / "p").iterdir()) == sorted(p.name for p in plugin_paths.lua_paths())
     assert (tmp_path / "c" / "disabled_protos").read_text().endswith("\nrsvd\n")
     assert not (h / ".local").exists() and not (h / ".config").exists()
     assert dissectors(env, "uninstall", "--dest", str(tmp_path / "p"), "--config-dir", str(tmp_path / "c")).returncode == 0
@@ -233,9 +233,9 @@ def stale_home(home):
 
 def test_installed_copies_tells_stale_from_current(stale_home):
     h, env = stale_home
-    copies = {c.path.name: c for c in install.installed_copies(plugins_of(h))}
+    copies = {c.path.name: c for c in plugin_paths.installed_copies(plugins_of(h))}
     assert copies["msrsvd.lua"].stale and copies["clusprep.lua"].current
-    assert install.installed_copies(h / "nothing-here") == []
+    assert plugin_paths.installed_copies(h / "nothing-here") == []
 
 
 def test_tshark_env_hides_the_installed_copy(stale_home):
@@ -288,7 +288,7 @@ def test_pyshark_packets_use_the_checkout(stale_home):
     """pyshark cannot pass an environment: packets() hands it a `tshark` script that sets it."""
     h, env = stale_home
     code = ("import subprocess, sys\n"
-            "from analyzer.source import _for_pyshark, find_tshark, packets\n"
+            "from analyzer.capture.source import _for_pyshark, find_tshark, packets\n"
             "script = _for_pyshark(find_tshark().path)\n"
             "out = subprocess.run([script, '-G', 'folders'], capture_output=True, text=True).stdout\n"
             "print([l.split('\\t')[-1] for l in out.splitlines() if l.startswith('Personal Lua Plugins')][0])\n"

@@ -1,4 +1,4 @@
-"""The io_errors table and the per-disk reservation story (analyzer.io_errors, analyzer.reservations)
+"""The io_errors table and the per-disk reservation story (analyzer.reconstruction.io_errors, analyzer.reconstruction.reservations)
 against what real tshark decodes from the same frames: Wireshark's own SMB2 dissector for the
 READ/WRITE statuses, offsets and lengths, our plugin for the tunnel statuses, SCSI statuses and
 sense data. Counts agree across the io_errors table, the sessions table, the JSON and the text."""

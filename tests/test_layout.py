@@ -74,5 +74,5 @@ def test_no_import_cycle():
 
 
 def test_the_analyzer_names_no_target():
-    for path in (ROOT / "analyzer").glob("*.py"):
+    for path in (ROOT / "analyzer").rglob("*.py"):
         assert not [i for i in imports(path) if i.startswith("dissectors.targets")], path.name

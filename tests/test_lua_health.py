@@ -10,7 +10,7 @@ import samples
 import decoded
 from decoded import field_values, run
 from dissectors.model import build_model
-from dissectors import generate
+from dissectors import generate, plugin_paths
 
 pytestmark = pytest.mark.tshark_matrix  # every tshark of tests/tsharks.py
 
@@ -44,7 +44,7 @@ def test_same_messages_with_builtin_rsvd_disabled(name):
 
 def test_every_field_is_registered():
     res = subprocess.run(decoded.tshark_argv() + ["-G", "fields"] +
-                         [a for p in generate.lua_paths() for a in ("-X", "lua_script:%s" % p)],
+                         [a for p in plugin_paths.lua_paths() for a in ("-X", "lua_script:%s" % p)],
                          capture_output=True, text=True, timeout=120, env=decoded.tshark_env(config=False))
     registered = {line.split("\t")[2] for line in res.stdout.splitlines() if line.startswith("F\t")}
     for p in generate.protocols():
@@ -58,14 +58,14 @@ def test_lua_syntax(version):
     luac = shutil.which("luac" + version)
     if luac is None:
         pytest.skip("luac%s not installed (apt-get install lua%s)" % (version, version))
-    for path in generate.lua_paths():
+    for path in plugin_paths.lua_paths():
         res = subprocess.run([luac, "-p", str(path)], capture_output=True, text=True)
         assert res.returncode == 0, res.stderr
 
 
 def test_no_version_specific_lua():
     """No bit32 (gone in 5.4), no global unpack (gone in 5.2), no tonumber on values from the wire."""
-    for path in generate.lua_paths():
+    for path in plugin_paths.lua_paths():
         text = path.read_text()
         assert "bit32" not in text
         assert not re.search(r"(?<![.\w])unpack\(", text)

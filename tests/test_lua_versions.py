@@ -12,8 +12,8 @@ import pytest
 
 import samples
 from decoded import messages, request_of
+from dissectors import plugin_paths
 from dissectors.model import build_model
-from dissectors import generate
 from dissectors.definitions import rsvd
 from dissectors.model.oracle import flatten
 
@@ -69,7 +69,7 @@ def test_decoders_under_lua(version):
     for pcap, d in pairs:
         req = request_of(pcap, d)
         lines.append("d_%s %s%s\n" % (d.abbrev, d.raw.hex(), (" d_%s %s" % (req.abbrev, req.raw.hex())) if req else ""))
-    blocks = run_stub(lua, generate.LUA_DIR / "msrsvd.lua", lines)
+    blocks = run_stub(lua, plugin_paths.LUA_DIR / "msrsvd.lua", lines)
     assert len(blocks) == len(decoded)
     for (pcap, d), b in zip(pairs, blocks):
         assert parse_stub(b) == expected(pcap, d), "%s frame %d %s" % (pcap.stem, d.frame, d.abbrev)
@@ -84,7 +84,7 @@ def test_malformed_input_under_lua(version):
     request = messages(samples.path("rsvd_shared_disk"))
     full = next(d.raw for d in request if d.abbrev == "tunnel_request" and len(d.raw) == 52)  # an INQUIRY
     cases = ["d_tunnel_request %s" % full[:n].hex() for n in list(range(0, 52, 3)) + [52]]
-    res = subprocess.run([lua, str(STUB), str(generate.LUA_DIR / "msrsvd.lua")], input="\n".join(cases) + "\n",
+    res = subprocess.run([lua, str(STUB), str(plugin_paths.LUA_DIR / "msrsvd.lua")], input="\n".join(cases) + "\n",
                          capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
     assert "error\t" not in res.stdout
@@ -119,7 +119,7 @@ def test_ndr_interpreter_under_lua(version):
             for c in calls(samples.path(name)) if c.raw is not None]
     lines = ["stub %s %d %s %s\n" % (stub_def(c).interface.uuid.lower(), stub_def(c).method.opnum, c.direction,
                                      c.raw.hex()) for c in todo]
-    blocks = run_stub(lua, generate.LUA_DIR / "clusprep.lua", lines)
+    blocks = run_stub(lua, plugin_paths.LUA_DIR / "clusprep.lua", lines)
     assert len(blocks) == len(todo) >= 100
     for c, block in zip(todo, blocks):
         assert not [line for line in block if line.startswith(("error\t", "expert\t"))], c.method

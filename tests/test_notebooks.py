@@ -116,12 +116,12 @@ def _readable(fig, what):
 
 @pytest.mark.parametrize("name", FIGURE_SAMPLES)
 def test_helper_figures_are_readable(name):
-    """Each figure of analyzer.notebook, on the bundled samples: no label over another or off the
+    """Each figure of analyzer.output.notebook, on the bundled samples: no label over another or off the
     figure, frame and time axes in order, units and legends spelled out."""
     plt = _matplotlib()
     import analyzer
     import samples
-    from analyzer import notebook as nb
+    from analyzer.output import notebook as nb
 
     cap = analyzer.load(samples.path(name))
     figures = [("latency_figure", lambda: nb.latency_figure(cap.scsi_commands, cap.clusprep_calls))]
@@ -151,7 +151,7 @@ def test_concatenated_captures_are_not_one_axis():
 
     import analyzer
     import samples
-    from analyzer import notebook as nb
+    from analyzer.output import notebook as nb
 
     good, broken = analyzer.load(samples.path("clusprep_storage")), analyzer.load(samples.path("clusprep_storage_violations"))
     fig = nb.reservation_figure(pd.concat([good.reservations, broken.reservations]), title="ClusPrep PR calls")
@@ -211,7 +211,7 @@ def test_open_packet_lets_tshark_end(caplog):
     import logging
 
     import samples
-    from analyzer import notebook as nb
+    from analyzer.output import notebook as nb
 
     killed = []
     kill = asyncio.subprocess.Process.kill

@@ -8,7 +8,7 @@ import ast
 import re
 from pathlib import Path
 
-from dissectors import generate
+from dissectors import generate, plugin_paths
 from dissectors.definitions import rsvd
 from dissectors.model import build_model
 
@@ -17,29 +17,29 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_no_analyzer_literal_names_a_generated_field():
     fields = {f for p in generate.protocols() for f in build_model(p).fields}
-    literals = [(path.name, lit) for path in sorted((ROOT / "analyzer").glob("*.py"))
+    literals = [(path.name, lit) for path in sorted((ROOT / "analyzer").rglob("*.py"))
                 for lit in re.findall(r'"([a-z_]+\.[a-z0-9_.]+)"', path.read_text()) if lit in fields]
     assert literals == []
     # the check can fail: the names the analyzer reads are generated fields
-    from analyzer.source import FIELDS
+    from analyzer.capture.source import FIELDS
     assert {"msrsvd.raw", "clusprep.stub", "clusprep.method"} <= set(FIELDS) & fields
 
 
 def test_the_stored_error_rule_is_declared_once():
-    from analyzer import rsvd_sessions
+    from analyzer.reconstruction import rsvd_sessions
 
     se = rsvd.PROTOCOL.stored_errors
     assert rsvd_sessions.STORED is se
-    lua = (generate.LUA_DIR / "msrsvd.lua").read_text()
+    lua = (plugin_paths.LUA_DIR / "msrsvd.lua").read_text()
     assert "local STORED_BASE, STORED_KEYS = 0x%08X, %d" % (se.base, se.keys) in lua
     base = rsvd.ERROR_CODES["STATUS_SVHDX_ERROR_STORED"]
     assert [rsvd_sessions.stored_key(s) for s in (base - 1, base, base + 0xFF, base + 0x100)] == [None, 0, 0xFF, None]
-    source = (ROOT / "analyzer" / "rsvd_sessions.py").read_text()
+    source = (ROOT / "analyzer" / "reconstruction" / "rsvd_sessions.py").read_text()
     assert "STATUS_SVHDX_ERROR_STORED_MASK" not in source  # no second copy of the arithmetic
 
 
 def test_stubs_are_decoded_without_the_model_or_a_target():
-    tree = ast.parse((ROOT / "analyzer" / "decoding.py").read_text())
+    tree = ast.parse((ROOT / "analyzer" / "reconstruction" / "decoding.py").read_text())
     imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
     imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     # construct introspection is the vocabulary's, not the model's: allowed

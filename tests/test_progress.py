@@ -1,4 +1,4 @@
-"""Issue 14 item 4: one progress bar for the whole job (analyzer/progress.py). The sampler reads
+"""Issue 14 item 4: one progress bar for the whole job (analyzer/capture/progress.py). The sampler reads
 the read positions of child and grandchild processes from /proc, never goes back, is exact once
 files are finished; disabled it starts no thread and prints nothing; the CLI shows the bar on a
 terminal only, on stderr, and the JSON on stdout stays clean."""
@@ -15,8 +15,8 @@ import pytest
 
 import promised
 import samples
-from analyzer import progress as progress_module
-from analyzer.progress import Progress, descendants, positions
+from analyzer.capture import progress as progress_module
+from analyzer.capture.progress import Progress, descendants, positions
 
 ROOT = Path(__file__).resolve().parent.parent
 LINUX = os.path.isdir("/proc/self/fdinfo")

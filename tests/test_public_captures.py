@@ -191,7 +191,7 @@ def test_a_pktmon_etl_file_is_read_as_its_packets(tshark, tmp_path):
     """Windows' own capture format, read directly: each packet once (pktmon logs it at every
     component it passes), as tshark reads the pcapng the conversion writes: 38 ICMP echoes whose
     IP and ICMP checksums hold (a byte off anywhere would break them), requests answered in turn."""
-    from analyzer import etl
+    from analyzer.capture import etl
 
     d = doc(PKTMON, tshark=tshark)
     c = d["captures"][0]
@@ -221,7 +221,7 @@ def test_an_etl_file_that_cannot_be_read_is_one_line(tmp_path):
         res = analyze(bad, check=False)
         assert res.returncode == 2 and res.stderr.count("\n") == 1 and words in res.stderr, res.stderr
     blocked = subprocess.run([sys.executable, "-c", "import sys; sys.modules['dissect.etl'] = None; "
-                              "from analyzer.cli import main; sys.exit(main(sys.argv[1:]))", str(PKTMON)],
+                              "from analyzer.output.cli import main; sys.exit(main(sys.argv[1:]))", str(PKTMON)],
                              cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert blocked.returncode == 2 and blocked.stderr.count("\n") == 1, blocked.stderr
     assert "pip install -e '.[etl]'" in blocked.stderr and "pktmon etl2pcap" in blocked.stderr
@@ -231,9 +231,9 @@ def test_an_etl_file_that_cannot_be_read_is_one_line(tmp_path):
 
 def test_statuses_named_as_wireshark_names_them():
     """Every NTSTATUS the public captures' SMB2 answers carry (Windows and Samba traffic) is named by the
-    analyzer (analyzer.rsvd_sessions.status_name, from dissectors/definitions/windows_codes.py) as
+    analyzer (analyzer.reconstruction.rsvd_sessions.status_name, from dissectors/definitions/windows_codes.py) as
     Wireshark's own smb2 dissector names it in the Info column ("Error: STATUS_...")."""
-    from analyzer.rsvd_sessions import status_name
+    from analyzer.reconstruction.rsvd_sessions import status_name
 
     seen = {}
     for capture in CAPTURES:

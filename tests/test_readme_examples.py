@@ -1,5 +1,5 @@
 """The README's reports and table schema are written by docs/readme_examples.py from the bundled
-samples and analyzer.tables.SCHEMA, never by hand: stale text fails here."""
+samples and analyzer.reconstruction.tables.SCHEMA, never by hand: stale text fails here."""
 import subprocess
 import sys
 from pathlib import Path

@@ -9,7 +9,7 @@ import pytest
 
 import analyzer
 import samples
-from analyzer.pipeline import RULE_CLASSES
+from analyzer.rules import RULE_CLASSES
 from decoded import field_values
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -220,10 +220,10 @@ def test_mid_session_cut_in_tshark_links_what_it_can_and_accuses_no_one(tshark, 
 def test_unknown_file_ids_are_bounded():
     """A capture full of READ/WRITE on FileIds whose CREATE it lacks (any file server's traffic)
     keeps at most MAX_CANDIDATES of them waiting for RSVD evidence, each with bounded rows."""
-    from analyzer.events import READ, Smb2Message
-    from analyzer.findings import Bus
-    from analyzer.rsvd_sessions import MAX_CANDIDATES, MAX_PENDING_ROWS, RsvdTracker
-    from analyzer.tables import Tables
+    from analyzer.reconstruction.events import READ, Smb2Message
+    from analyzer.reconstruction.bus import Bus
+    from analyzer.reconstruction.rsvd_sessions import MAX_CANDIDATES, MAX_PENDING_ROWS, RsvdTracker
+    from analyzer.reconstruction.tables import Tables
 
     t = RsvdTracker(Bus([]), Tables())
     n = MAX_CANDIDATES * 3

@@ -74,12 +74,12 @@ def test_the_frame_index_keeps_old_frames_on_disk_and_reads_them_back():
 
 @pytest.mark.parametrize("kept", [7, 100, 1 << 20])
 def test_response_time_percentiles_are_exact_past_what_memory_keeps(kept):
-    """analyzer.response_times keeps KEPT values in memory and the rest in a file; count, min,
+    """analyzer.reconstruction.response_times keeps KEPT values in memory and the rest in a file; count, min,
     p50, p99 and max equal the nearest-rank ones of all values sorted, whatever the spread."""
     import random
 
-    from analyzer.response_times import ResponseTimes
-    from analyzer.rsvd_sessions import percentile
+    from analyzer.reconstruction.response_times import ResponseTimes
+    from analyzer.reconstruction.rsvd_sessions import percentile
 
     rng = random.Random(5)
     cases = {"uniform": [rng.random() * 100 for _ in range(5000)],

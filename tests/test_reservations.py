@@ -1,11 +1,11 @@
-"""The reservations table (analyzer.reservations) against what the plugins decode from the same
+"""The reservations table (analyzer.reconstruction.reservations) against what the plugins decode from the same
 frames (tshark fields msrsvd.scsi.pr.*, clusprep.*key*) and the keys the sample builders wrote."""
 import pandas as pd
 import pytest
 
 import analyzer
 import samples
-from analyzer.tables import COLUMNS
+from analyzer.reconstruction.tables import COLUMNS
 from decoded import TSHARK, field_values
 from samples import rsvd_cluster
 

@@ -4,10 +4,10 @@ import struct
 
 from dissectors.definitions import rsvd
 
-from analyzer import decoding
-from analyzer import rules_rsvd as R
-from analyzer.findings import Findings
-from analyzer.rsvd_sessions import Open, Operation, StoredError
+from analyzer.reconstruction import decoding
+from analyzer.rules import rsvd_answers, rsvd_handles, rsvd_operations, rsvd_zero_fields
+from analyzer.rules.findings import Findings
+from analyzer.reconstruction.rsvd_sessions import SRB_STATUS_OP, Open, Operation, StoredError
 
 
 def context(name: bytes, data: bytes, nxt: int = 0) -> bytes:
@@ -41,7 +41,7 @@ def an_open(pre_capture: bool = False, n: int = 1) -> Open:
 
 def test_stored_keys_wrap_from_0xff_to_0x00_and_a_pre_capture_open_starts_anywhere():
     sink = Findings()
-    rule = R.StoredKeySequence(sink)
+    rule = rsvd_answers.StoredKeySequence(sink)
     o = an_open()
     rule.on_rsvd_open(o, None, 6)
     for n, key in enumerate(list(range(1, 256)) + [0, 1]):
@@ -58,17 +58,17 @@ def test_stored_keys_wrap_from_0xff_to_0x00_and_a_pre_capture_open_starts_anywhe
 def test_an_unknown_key_is_judged_only_on_an_open_made_in_the_capture():
     from construct import Container
     sink = Findings()
-    rule = R.SenseKeyAnswer(sink)
+    rule = rsvd_answers.SenseKeyAnswer(sink)
     for pre in (True, False):
         o = an_open(pre_capture=pre)
-        op = Operation(R.SRB_STATUS_OP, 0, o, 20, 0.0, request=Container(Payload=Container(StatusKey=9)),
+        op = Operation(SRB_STATUS_OP, 0, o, 20, 0.0, request=Container(Payload=Container(StatusKey=9)),
                        response_frame=21, status=0)
         rule.on_rsvd_response(op)
     assert [(f.check, f.frames) for f in sink.items] == [("R44", [20, 21])]
 
 
-# -- the sequences judged tolerant of reordering (analyzer.rsvd_sequences) ------------------------
-from analyzer.rsvd_sequences import RequestIds, StoredKeys  # noqa: E402
+# -- the sequences judged tolerant of reordering (analyzer.reconstruction.request_numbers) ------------------------
+from analyzer.reconstruction.request_numbers import RequestIds, StoredKeys  # noqa: E402
 
 
 def test_stored_keys_wrap_and_accept_answers_out_of_order():
@@ -164,7 +164,7 @@ def test_request_ids_stay_bounded():
 
 def test_the_stored_key_rule_judges_skipped_keys_at_the_close_once_nothing_is_in_flight():
     sink = Findings()
-    rule = R.StoredKeySequence(sink)
+    rule = rsvd_answers.StoredKeySequence(sink)
     o = an_open()
     rule.on_rsvd_open(o, None, 5)
     o.in_flight = 1  # a second READ in flight when key 2 comes back
@@ -182,9 +182,9 @@ def test_the_stored_key_rule_judges_skipped_keys_at_the_close_once_nothing_is_in
 
 
 def test_request_id_rule_reports_duplicates_at_once_and_gaps_at_the_end():
-    from analyzer.rsvd_sessions import Connection
+    from analyzer.reconstruction.rsvd_sessions import Connection
     sink = Findings()
-    rule = R.RequestIdNotMonotonic(sink)
+    rule = rsvd_operations.RequestIdNotMonotonic(sink)
     conn = Connection(0, "10.0.0.11:49701", "10.0.0.20:445")
     for frame, rid in ((10, 1), (12, 3), (14, 2), (16, 2), (18, 6)):
         rule.on_rsvd_request(Operation("X", 0, None, frame, 0.0, request_id=rid, client="c"), conn)
@@ -208,7 +208,7 @@ def test_app_instance_id_context_is_read_and_missing_eas_are_not_reported():
     assert decoding.create_eas(raw) == ([], None)
     assert decoding.app_instance_id(raw[:40])[0] is None
     sink = Findings()
-    rule = R.OpenRequestIncomplete(sink)
+    rule = rsvd_handles.OpenRequestIncomplete(sink)
     ctx = Container(InitiatorId=str(ident))
     conn = type("C", (), {"label": "c"})()
     mk = lambda eas: type("Q", (), dict(eas=eas, eas_error=None, context=ctx, frame=7, name="d"))()  # noqa: E731
@@ -222,7 +222,7 @@ def test_app_instance_id_context_is_read_and_missing_eas_are_not_reported():
 def test_a_write_without_no_intermediate_buffering_is_judged_only_once_a_newer_server_shows():
     from construct import Container
     sink = Findings()
-    rule = R.WriteAnswer(sink)
+    rule = rsvd_answers.WriteAnswer(sink)
     seed_srv, newer = an_open(n=1), an_open(n=2)
     for o in (seed_srv, newer):
         o.create_options = 0x40  # FILE_NON_DIRECTORY_FILE alone
@@ -230,7 +230,7 @@ def test_a_write_without_no_intermediate_buffering_is_judged_only_once_a_newer_s
         rule.on_rsvd_response(Operation("SMB2_WRITE", 0, o, 10, 0.0, response_frame=11, status=0))
     assert not sink.items  # held: nothing shows yet which revision the server follows
     info = Container(Header=Container(Status=0), Payload=Container(ServerVersion=2))
-    rule.on_rsvd_response(Operation(R.FILE_INFO_OP, 0, newer, 12, 0.0, response=info, response_frame=13, status=0))
+    rule.on_rsvd_response(Operation(rsvd_zero_fields.FILE_INFO_OP, 0, newer, 12, 0.0, response=info, response_frame=13, status=0))
     assert [(f.check, f.frames) for f in sink.items] == [("R34", [5, 10, 11])]
     rule.on_rsvd_close(seed_srv, 20)  # the seed's server: listed as not evaluated, not reported
     assert len(sink.items) == 1 and [n.rules for n in sink.not_evaluated()] == [["rsvd.write_answer"]]
@@ -242,13 +242,13 @@ def test_a_servers_version_and_a_disks_sector_sizes_are_the_same_in_every_answer
     from construct import Container
 
     sink = Findings()
-    rule = R.ResponseInvalid(sink)
+    rule = rsvd_answers.ResponseInvalid(sink)
 
     def info(o, frame, version=2, sector=512, physical=4096, size=1 << 30):
         payload = Container(ServerVersion=version, SectorSize=sector, PhysicalSectorSize=physical, VirtualSize=size)
-        rule.on_rsvd_response(Operation(R.FILE_INFO_OP, 0, o, frame, 0.0, response_frame=frame + 1, status=0,
+        rule.on_rsvd_response(Operation(rsvd_zero_fields.FILE_INFO_OP, 0, o, frame, 0.0, response_frame=frame + 1, status=0,
                                         response=Container(Header=Container(Status=0), Payload=payload),
-                                        response_size=R.HEADER_SIZE + 24))
+                                        response_size=rsvd_zero_fields.HEADER_SIZE + 24))
 
     disk, other = an_open(n=1), an_open(n=2)
     other.name = "other.vhdx"

@@ -5,9 +5,9 @@ import re
 
 import pytest
 
-from analyzer.findings import Rule
-from analyzer.pipeline import RULE_CLASSES
-from analyzer.rules_reference import _line, render
+from analyzer.rules.findings import Rule
+from analyzer.rules import RULE_CLASSES
+from analyzer.output.rules_reference import _line, render
 
 MAX = 200
 IDS = [cls.id for cls in RULE_CLASSES]

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 import samples
-from analyzer.findings import LEVEL_SEVERITY
-from analyzer.pipeline import FAULTS, RULE_CLASSES
-from analyzer.spec_inventory import INVENTORY, NOT_CHECKED
+from analyzer.rules.findings import LEVEL_SEVERITY
+from analyzer.rules import FAULTS, RULE_CLASSES
+from analyzer.rules.spec_inventory import INVENTORY, NOT_CHECKED
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "conformance" / "spec-rules.md"
@@ -26,7 +26,7 @@ def expected(name):
 
 
 def test_rules_reference_is_fresh():
-    res = subprocess.run([sys.executable, "-m", "analyzer.rules_reference", "--check"], cwd=ROOT, capture_output=True,
+    res = subprocess.run([sys.executable, "-m", "analyzer.output.rules_reference", "--check"], cwd=ROOT, capture_output=True,
                          text=True)
     assert res.returncode == 0, res.stderr
 
@@ -77,7 +77,7 @@ def test_every_check_has_a_near_miss_that_stays_quiet():
 
 def test_the_contradictions_have_a_reading():
     """The inventory notes two places where the spec contradicts itself: each has its reading."""
-    from analyzer.spec_inventory import READINGS
+    from analyzer.rules.spec_inventory import READINGS
 
     assert set(READINGS) <= set(IDS)
     assert "R43" in READINGS and "R43" in NOT_CHECKED  # SenseInfoExLength: 3.2.5.5.3 against 2.2.5.7

@@ -4,7 +4,7 @@ that runs is the one named or on the PATH: tests/test_analyzer.py tries a hostil
 import re
 from pathlib import Path
 
-from dissectors import generate
+from dissectors import generate, plugin_paths
 
 ROOT = generate.REPO_DIR
 PYTHON = [p for d in ("analyzer", "dissectors") for p in sorted((ROOT / d).rglob("*.py"))]
@@ -21,7 +21,7 @@ def test_python_that_reads_captures_runs_no_code_from_them():
 
 
 def test_generated_lua_loads_no_code_and_touches_no_file():
-    for p in generate.lua_paths():
+    for p in plugin_paths.lua_paths():
         hits = ["%d: %s" % (i, line.strip()) for i, line in enumerate(p.read_text().splitlines(), 1)
                 if RISKY_LUA.search(line) and not line.lstrip().startswith("--")]
         assert not hits, (p.name, hits)

@@ -1,5 +1,5 @@
 """Issue 14 item 1: one capture over several tsharks. `analyze --jobs N` splits a capture by
-connection (analyzer.split), dissects the shards at once (N-1 tsharks: this process is busy too)
+connection (analyzer.capture.split), dissects the shards at once (N-1 tsharks: this process is busy too)
 and merges their rows back in capture order, so everything after it sees exactly what one tshark gives: the same rows (frame and TCP
 stream numbers the capture's own), the same findings, tables and report."""
 import gzip
@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 import samples
-from analyzer.shards import ShardedRun, _numbers
-from analyzer.source import Run, find_tshark
-from analyzer.split import Unsplittable, split
+from analyzer.capture.shards import ShardedRun, _numbers
+from analyzer.capture.source import Run, find_tshark
+from analyzer.capture.split import Unsplittable, split
 from samples import ntlmssp
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -159,8 +159,8 @@ def test_split_above_is_checked():
 def test_a_ring_buffer_set_merged_is_split_too(composite, tmp_path):
     """analyze --merge over a dumpcap -b file set: the merge is split like one capture, and
     findings still cite each file and its own frame."""
-    from analyzer.merge import Merged
-    from analyzer.shards import MergedShardedRun
+    from analyzer.capture.merge import Merged
+    from analyzer.capture.shards import MergedShardedRun
 
     ring = tmp_path / "ring"
     ring.mkdir()
@@ -179,7 +179,7 @@ def test_a_ring_buffer_set_merged_is_split_too(composite, tmp_path):
 def test_no_room_for_the_shards_reads_whole_and_says_where(composite, monkeypatch, capsys):
     """Shards need about the capture's size again on disk: without it the capture is read whole
     (same result) and stderr says how to choose another folder."""
-    import analyzer.split as split_module
+    import analyzer.capture.split as split_module
 
     t = find_tshark()
     monkeypatch.setattr(split_module.shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**12, 10**12, 1000))
@@ -216,7 +216,7 @@ def _ether(ip, vlan=None):
 
 
 def _key(packet, linktype=1, classifier=None):
-    from analyzer.split import _Classifier
+    from analyzer.capture.split import _Classifier
     c = classifier or _Classifier()
     return c.key(packet, 0, len(packet), linktype)
 
@@ -241,7 +241,7 @@ def test_other_traffic_of_two_hosts_is_one_key():
 
 
 def test_fragments_follow_their_first_and_icmp_errors_the_connection_they_quote():
-    from analyzer.split import _Classifier
+    from analyzer.capture.split import _Classifier
     c = _Classifier()
     first = _key(_ether(_ipv4("10.0.0.1", "10.0.0.2", 6, _tcp(50000, 445), ident=99, more=True)), classifier=c)
     rest = _key(_ether(_ipv4("10.0.0.1", "10.0.0.2", 6, bytes(40), ident=99, frag=185)), classifier=c)
@@ -295,7 +295,7 @@ def test_one_core_is_kept_for_the_reconstruction():
     """It is as busy as a tshark (bench/scale.py): --jobs N runs N-1 tsharks here, so --jobs 2 on
     two cores does not split (tshark and this process already use both); a Dask cluster's
     workers are all tsharks."""
-    from analyzer.shards import Sharding
+    from analyzer.capture.shards import Sharding
 
     assert [Sharding(j, 0).tsharks for j in (1, 2, 3, 16)] == [0, 1, 2, 15]
     assert not Sharding(2, 0).applies(SAMPLES[0]) and Sharding(3, 0).applies(SAMPLES[0])

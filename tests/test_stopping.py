@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 import samples
-from analyzer import work_folders
-from analyzer.source import HOME_VARIABLE, find_tshark
+from analyzer.capture import work_folders
+from analyzer.capture.source import HOME_VARIABLE, find_tshark
 
 ROOT = Path(__file__).resolve().parent.parent
 TWO_HOSTS = [samples.path("rsvd_shared_disk"), samples.path("clusprep_setup")]  # two connection groups
@@ -174,7 +174,7 @@ def test_a_dask_local_run_stopped_by_sigterm_leaves_nothing(held_tshark, tmp_pat
 
 def test_threads_that_start_tsharks_together_share_one_empty_home(tmp_path):
     """The shards' tsharks start at once; each used to make a home of its own, one of them left behind."""
-    code = ("import threading; from analyzer.source import tshark_env\n"
+    code = ("import threading; from analyzer.capture.source import tshark_env\n"
             "barrier = threading.Barrier(8); homes = []\n"
             "def ask():\n    barrier.wait(); homes.append(tshark_env()['HOME'])\n"
             "threads = [threading.Thread(target=ask) for _ in range(8)]\n"

@@ -8,7 +8,7 @@ import pytest
 
 import decoded
 import toy_udp
-from analyzer.source import tshark_env
+from analyzer.capture.source import tshark_env
 from dissectors.targets.lua import render_lua
 from samples.network import Capture, Ethernet, IPv4, _checksum, host
 

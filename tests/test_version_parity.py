@@ -16,7 +16,7 @@ import samples
 import tsharks
 from clusprep_decoded import PASSWORD
 from decoded import tshark_cmd
-from dissectors import generate
+from dissectors import generate, plugin_paths
 
 import subprocess
 
@@ -24,7 +24,7 @@ SAMPLES = sorted(samples.path(n) for n in samples.SCENARIOS)
 # one pass, as analyze runs; two passes with a filter, as the GUI shows a frame (links both
 # ways); two passes without one (no tree in the first pass: the plugins first look in the second)
 MODES = {"one-pass": (), "two-pass": ("-2", "-Y", "msrsvd || clusprep"), "two-pass-unfiltered": ("-2",)}
-POSTDISSECTOR = ("-X", "lua_script%d:postdissector" % (1 + [p.stem for p in generate.lua_paths()].index("clusprep")))
+POSTDISSECTOR = ("-X", "lua_script%d:postdissector" % (1 + [p.stem for p in plugin_paths.lua_paths()].index("clusprep")))
 KNOWN: dict = {}  # (sample, field) -> why it differs between versions
 
 
@@ -121,7 +121,7 @@ def test_every_interface_protocol_of_the_field_reference_is_registered(tshark):
     documented = re.findall(r"^\| I\w+ \| `(clusprep_\w+)` \|$", generate.DOCS_PATH.read_text(), re.M)
     assert len(documented) == 8
     res = subprocess.run(decoded.tshark_argv() + ["-G", "protocols"] + [
-        a for p in generate.lua_paths() for a in ("-X", "lua_script:%s" % p)], capture_output=True, text=True,
+        a for p in plugin_paths.lua_paths() for a in ("-X", "lua_script:%s" % p)], capture_output=True, text=True,
         timeout=120, env=decoded.tshark_env(config=False))
     names = {line.split("\t")[2] for line in res.stdout.splitlines() if line.count("\t") >= 2}
     assert set(documented) <= names and "clusprep" in names and "msrsvd" in names

@@ -129,9 +129,9 @@ import capture  # noqa: E402
 import locate  # noqa: E402
 import mutators  # noqa: E402
 import samples  # noqa: E402
-from analyzer.keys import Keys  # noqa: E402
-from analyzer.source import tshark_env  # noqa: E402
-from dissectors import generate  # noqa: E402
+from analyzer.capture.keys import Keys  # noqa: E402
+from analyzer.capture.source import tshark_env  # noqa: E402
+from dissectors import plugin_paths  # noqa: E402
 
 QUICK_VARIANTS = 264  # 8 per (sample, kind) pair
 DEFAULT_OUT = Path(tempfile.gettempdir()) / "msrsvd-fuzz"
@@ -166,7 +166,7 @@ def _keys(path: Path) -> Optional[Keys]:
 
 def tshark_cmd(path: Path) -> List[str]:
     cmd = [TSHARK, "-n", "-2", "-r", str(path)]
-    for p in generate.lua_paths():
+    for p in plugin_paths.lua_paths():
         cmd += ["-X", "lua_script:%s" % p]
     keys = _keys(path)
     if keys:
@@ -388,7 +388,7 @@ def lua_error_text(path: Path, out: str) -> str:
     frame = next((ln.split("\t")[0] for ln in out.splitlines() if len(ln.split("\t")) > 1 and ln.split("\t")[1]), None)
     if frame is None:
         return ""
-    cmd = [TSHARK, "-n", "-2", "-r", str(path)] + [a for p in generate.lua_paths() for a in ("-X", "lua_script:%s" % p)]
+    cmd = [TSHARK, "-n", "-2", "-r", str(path)] + [a for p in plugin_paths.lua_paths() for a in ("-X", "lua_script:%s" % p)]
     rc, o, e, _ = _run(cmd + ["-V", "-Y", "frame.number == %s" % frame], TSHARK_TIMEOUT, _TSHARK_ENV)
     return "\n".join(ln.strip() for ln in o.splitlines() if "Lua Error" in ln)[:2000]
 

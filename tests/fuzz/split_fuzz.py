@@ -1,4 +1,4 @@
-"""The splitter against whole runs, on mutated captures (analyzer/split.py, analyzer/shards.py).
+"""The splitter against whole runs, on mutated captures (analyzer/capture/split.py, analyzer/capture/shards.py).
 
     .venv/bin/python tests/fuzz/split_fuzz.py [--variants 300] [--seed 1] [--format pcapng|pcap] [--out DIR]
 
@@ -20,8 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent.parent
 sys.path.insert(0, str(ROOT))
 
-from analyzer.shards import ShardedRun  # noqa: E402
-from analyzer.source import Run, find_tshark  # noqa: E402
+from analyzer.capture.shards import ShardedRun  # noqa: E402
+from analyzer.capture.source import Run, find_tshark  # noqa: E402
 import samples  # noqa: E402
 
 BASE = ["rsvd_shared_disk", "clusprep_node_violations", "rsvd_multichannel", "clusprep_storage"]

@@ -11,7 +11,7 @@ number in its own file. Findings cite file and frame.
 mergecap merges pcap and pcapng; a file of another format (Network Monitor's .cap, snoop) has
 no interface blocks, and mergecap refuses it ("an interface ID that does not match any IDB"), so
 editcap first converts it to pcapng in a work folder of this run (close() removes it), and a
-pktmon ETL file analyzer.etl does. A file editcap cannot read whole is named with what it said.
+pktmon ETL file analyzer.capture.etl does. A file editcap cannot read whole is named with what it said.
 """
 from __future__ import annotations
 

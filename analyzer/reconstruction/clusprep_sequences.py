@@ -44,7 +44,7 @@ from typing import Dict, List, Optional, Tuple
 
 from . import decoding, reservations
 from .events import RpcCall, RpcPdu
-from .findings import Bus
+from .bus import Bus
 from .tables import Tables
 
 PKT_PRIVACY = 6

@@ -4,17 +4,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional, Sequence
 
-from .pipeline import CaptureResult, analyze_capture
-from .keys import Keys
-from .merge import Merged
-from .shards import Sharding
-from .source import find_tshark
-from .tables import Tables
+from ..pipeline import CaptureResult, analyze_capture
+from ..capture.keys import Keys
+from ..capture.merge import Merged
+from ..capture.shards import Sharding
+from ..capture.source import find_tshark
+from ..reconstruction.tables import Tables
 
 
 class Capture:
     """One analyzed capture: DataFrames of its sessions, operations, SCSI commands, ClusPrep
-    calls, I/O errors, reservation events and findings, with the dtypes of analyzer.tables.SCHEMA (README: "Tables"), plus the
+    calls, I/O errors, reservation events and findings, with the dtypes of analyzer.reconstruction.tables.SCHEMA (README: "Tables"), plus the
     raw result (`result`) the reports are made from."""
 
     def __init__(self, result: CaptureResult, tables: Tables):
@@ -41,13 +41,13 @@ class Capture:
     def io_errors(self):
         """One row per failed I/O on a shared-disk open, whatever path its failure took (SCSI
         status and sense, STATUS_SVHDX_*, a stored error and its SRB_STATUS retrieval, SMB2
-        errors): analyzer.io_errors."""
+        errors): analyzer.reconstruction.io_errors."""
         return self._tables.frame("io_errors")
 
     @property
     def reservations(self):
         """One row per persistent-reservation event (RSVD's PR commands, conflicts and PR unit
-        attentions; ClusPrep's PR calls): analyzer.reservations."""
+        attentions; ClusPrep's PR calls): analyzer.reconstruction.reservations."""
         return self._tables.frame("reservations")
 
     @property
@@ -79,7 +79,7 @@ def load(path, tshark: Optional[str] = None, *, smb_keys: Sequence[str] = (), nt
         finally:
             merged.close()
     elif dask is not None:
-        from .distributed import Executor, threads
+        from ..capture.distributed import Executor, threads
 
         # split here, dissected by the workers: they read the shards by path, so an absolute one
         sharding = Sharding(threads(dask), split_above_mb, Path(work_dir).absolute() if work_dir else None,

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterator, List, Mapping, Optional, Sequence
 
-from dissectors import generate, install
+from dissectors import plugin_paths
 from dissectors.definitions import csvp, rsvd
 from dissectors.model.bindings import Names
 
@@ -162,7 +162,7 @@ ETL_HINT = ("an ETW trace (netsh trace / pktmon): analyze reads pktmon's with di
 
 def check_capture(path: Path, etl: bool = True) -> None:
     """A capture tshark can read, else one line saying what it is and what to do. etl: an ETL file
-    passes when dissect.etl can read it (analyzer.etl converts it); else it gets the hint."""
+    passes when dissect.etl can read it (analyzer.capture.etl converts it); else it gets the hint."""
     if not path.exists():
         raise CaptureError("%s: no such file" % path)
     if path.is_dir():
@@ -229,10 +229,10 @@ def tshark_env(environ: Optional[Mapping[str, str]] = None, config: bool = True)
     if WINDOWS:
         return env
     if config:
-        found = install.personal_config_dir(env)
+        found = plugin_paths.personal_config_dir(env)
         if not env.get("WIRESHARK_CONFIG_DIR") and found.name == ".wireshark":
             env["WIRESHARK_CONFIG_DIR"] = str(found)  # legacy folder: found through HOME otherwise
-        env["XDG_CONFIG_HOME"] = str(install.config_home(env))
+        env["XDG_CONFIG_HOME"] = str(plugin_paths.config_home(env))
     else:
         env.pop("WIRESHARK_CONFIG_DIR", None)
         env["XDG_CONFIG_HOME"] = os.path.join(_empty_home(), ".config")
@@ -251,9 +251,9 @@ def _is_root() -> bool:
 def plugin_args() -> List[str]:
     """-X lua_script: for each generated plugin; on Windows not for one whose installed copy
     tshark loads from the personal plugin folder anyway (a second load would clash)."""
-    installed = {c.source for c in install.installed_copies()} if WINDOWS else set()
+    installed = {c.source for c in plugin_paths.installed_copies()} if WINDOWS else set()
     args = []
-    for p in generate.lua_paths():
+    for p in plugin_paths.lua_paths():
         if not p.exists():
             raise CaptureError("%s is missing: run python -m dissectors" % p)
         if p not in installed:
@@ -264,7 +264,7 @@ def plugin_args() -> List[str]:
 def installed_copy_notes() -> List[str]:
     """One line per plugin copy in the personal plugin folder that differs from this checkout's."""
     notes = []
-    for c in install.installed_copies():
+    for c in plugin_paths.installed_copies():
         if c.current:
             continue
         if WINDOWS:
@@ -292,7 +292,7 @@ class Run:
 
     tshark: Tshark
     path: Path
-    decrypt: Sequence[str] = ()  # -o options that give tshark keys (analyzer.keys)
+    decrypt: Sequence[str] = ()  # -o options that give tshark keys (analyzer.capture.keys)
     feed: Optional[List[str]] = None  # a command whose stdout is the capture (mergecap), read as -r -
     truncated: bool = False
     errors: List[str] = field(default_factory=list)
@@ -400,7 +400,7 @@ def columns(line: str, escaped: bool) -> Optional[List[str]]:
 
 def packets(path, display_filter: Optional[str] = None, tshark_path: Optional[str] = None, keys=None):
     """pyshark packets with both plugins loaded, for notebooks (slow: about 220 packets/s).
-    keys: an analyzer.keys.Keys, to decrypt."""
+    keys: an analyzer.capture.keys.Keys, to decrypt."""
     capture = _file_capture()  # imports pyshark: without it, fails before tshark is looked for
     tshark = find_tshark(tshark_path)
     check_capture(Path(path), etl=False)  # pyshark hands the file to tshark as it is
@@ -415,7 +415,7 @@ def _file_capture():
 
     pyshark (0.6) kills its tshark once it has read the packets, even a tshark that has ended on
     its own at the end of the file. The kill goes through subprocess.Popen.send_signal, which first
-    polls the process (waitpid); in a thread other than the main one (analyzer.notebook.packets_of
+    polls the process (waitpid); in a thread other than the main one (analyzer.output.notebook.packets_of
     runs pyshark in a worker thread, for Jupyter) asyncio's ThreadedChildWatcher has a thread
     blocked in waitpid on the same process, and when the poll reaps it first asyncio logs "Unknown
     child process pid N, will report returncode 255". Waiting for the ended tshark lets asyncio
@@ -451,7 +451,7 @@ def _for_pyshark(path: str) -> str:
         os.symlink(os.path.abspath(path), os.path.join(folder, "tshark.exe"))
         return os.path.join(folder, "tshark.exe")
     env = tshark_env()
-    lines = ["#!/bin/sh", "# tshark for pyshark: this checkout's plugins only (analyzer.source.tshark_env)"]
+    lines = ["#!/bin/sh", "# tshark for pyshark: this checkout's plugins only (analyzer.capture.source.tshark_env)"]
     for name in ("HOME", "XDG_CONFIG_HOME", "WIRESHARK_CONFIG_DIR"):
         if env.get(name) != os.environ.get(name):
             lines.append("%s=%s; export %s" % (name, shlex.quote(env[name]), name))

@@ -14,14 +14,14 @@ import asyncio
 import concurrent.futures
 from typing import List, Optional, Sequence
 
-from . import source
+from ..capture import source
 
 # -- the packet behind a frame --------------------------------------------------------------
 
 
 def packets_of(path, display_filter: str, *, tshark: Optional[str] = None, keys=None, timeout: float = 300) -> list:
     """Every packet `display_filter` matches in `path`, decoded by tshark with both plugins, as
-    pyshark Packets (p.msrsvd, p.clusprep, p.smb2 ...). keys: an analyzer.keys.Keys, to decrypt."""
+    pyshark Packets (p.msrsvd, p.clusprep, p.smb2 ...). keys: an analyzer.capture.keys.Keys, to decrypt."""
 
     def work():
         loop = asyncio.new_event_loop()

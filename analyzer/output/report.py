@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 from typing import List
 
-from .findings import SEVERITIES
-from .pipeline import CaptureResult
-from .reservations import OK_RESULTS
-from .rsvd_sessions import PRE_CAPTURE
-from .tables import iso
+from ..rules.findings import SEVERITIES
+from ..pipeline import CaptureResult
+from ..reconstruction.reservations import OK_RESULTS
+from ..reconstruction.rsvd_sessions import NAME_NOT_CAPTURED
+from ..reconstruction.tables import iso
 
 
 def document(results: List[CaptureResult], tshark_version: str) -> dict:
@@ -101,7 +101,7 @@ UNKNOWN_CALLS = ("; %d of them on contexts whose bind is not in the capture, so 
 
 
 def _rule_info():
-    from .pipeline import RULE_CLASSES
+    from ..rules import RULE_CLASSES
 
     return {cls.id: cls for cls in RULE_CLASSES}
 
@@ -139,7 +139,7 @@ def command_text(name: str) -> str:
 
 def _open_lines(s) -> List[str]:
     who = s["initiator_host"] or "unknown host"
-    where = "%s\\%s" % (s["tree"] or "(share not seen)", s["file_name"] or PRE_CAPTURE)
+    where = "%s\\%s" % (s["tree"] or "(share not seen)", s["file_name"] or NAME_NOT_CAPTURED)
     out = ["  %s  %s" % (who, where)]
     channels = s["channels"].split()
     out.append("    %s -> %s, frames %s to %s%s" % (

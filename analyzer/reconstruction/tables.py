@@ -105,7 +105,7 @@ class Tables:
         self.capture = ""
         self.rows: Dict[str, List[dict]] = {name: [] for name in SCHEMA}
         # (table, group) -> latencies (ms), this capture's: every one kept for exact percentiles, in
-        # memory that does not grow with the capture (analyzer.response_times)
+        # memory that does not grow with the capture (analyzer.reconstruction.response_times)
         self.latency: Dict[tuple, ResponseTimes] = {}
         self._files = []
         self._csv = {}

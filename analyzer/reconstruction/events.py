@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import List, Optional
 
-from .source import AGGREGATOR, CLUSPREP, COL, RSVD
+from ..capture.source import AGGREGATOR, CLUSPREP, COL, RSVD
 
 # SMB2 commands (MS-SMB2 2.2.1)
 NEGOTIATE, SESSION_SETUP, LOGOFF, TREE_CONNECT, TREE_DISCONNECT, CREATE, CLOSE, FLUSH, READ, WRITE, LOCK, IOCTL = range(12)

@@ -22,16 +22,16 @@ from typing import List, Optional
 
 from dissectors import interrupt
 
-from . import stopping, work_folders
-from .findings import SEVERITIES
-from .keys import Keys, nt_password_from, smb_keys_from
-from .merge import Merged
-from .pipeline import analyze_capture
-from .progress import Progress
-from .shards import SPLIT_ABOVE_MB, Sharding
+from ..capture import stopping, work_folders
+from ..rules.findings import SEVERITIES
+from ..capture.keys import Keys, nt_password_from, smb_keys_from
+from ..capture.merge import Merged
+from ..pipeline import analyze_capture
+from ..capture.progress import Progress
+from ..capture.shards import SPLIT_ABOVE_MB, Sharding
 from .report import to_json, to_text, write_output
-from .source import CaptureError, CommandError, find_tshark, installed_copy_notes, tshark_env
-from .tables import Tables
+from ..capture.source import CaptureError, CommandError, find_tshark, installed_copy_notes, tshark_env
+from ..reconstruction.tables import Tables
 
 
 def version() -> str:
@@ -172,7 +172,7 @@ def _run(args) -> int:
     if keys.keytab is not None:  # checked above as given; a worker elsewhere has another working folder
         keys.keytab = os.path.abspath(keys.keytab)
     if args.dask:
-        from .distributed import connect
+        from ..capture.distributed import connect
 
         with connect(args.dask, args.jobs) as cluster:
             # several captures are read by the workers; one is split here and they read its shards

@@ -9,7 +9,7 @@ is recognised from the first RSVD evidence on its FileId (a tunnel IOCTL, or a s
 STATUS_SVHDX_*), and its READ/WRITE before that evidence are kept, bounded, until then.
 
 It consumes Smb2Message events in capture order, decodes the exported RSVD bytes with the
-definitions (analyzer.decoding), keeps what later messages need, and emits what it learns
+definitions (analyzer.reconstruction.decoding), keeps what later messages need, and emits what it learns
 to the rules (Bus) and the tables. Memory stays bounded by what is in flight: an operation
 is forgotten once answered; per open only counters and a compact latency array are kept.
 """
@@ -24,7 +24,7 @@ from dissectors.definitions import rsvd, windows_codes
 from . import decoding, reservations
 from .io_errors import SRB_OK, IoError, IoErrors, sense_facts, sense_parts
 from .events import CLOSE, CREATE, IOCTL, NEGOTIATE, READ, TREE_CONNECT, WRITE, Smb2Message
-from .findings import Bus
+from .bus import Bus
 from .response_times import rank
 from .tables import Tables
 
@@ -38,7 +38,7 @@ MAX_LATENCIES = 1 << 18  # per open: 1 MiB of float32
 MAX_CANDIDATES = 4096  # FileIds of unknown opens waiting for RSVD evidence (oldest dropped)
 MAX_PENDING_ROWS = 256  # per candidate: its table rows, written once it proves to be RSVD
 SVHDX_FACILITY = 0xC05C0000  # every STATUS_SVHDX_* (MS-RSVD 2.2.2) has this high word
-PRE_CAPTURE = "(opened before the capture started)"
+NAME_NOT_CAPTURED = "(opened before the capture started)"  # in place of the name its unseen CREATE carried
 
 
 # the specs' names first, then every NTSTATUS Wireshark names (a real capture's READ/WRITE fail with others)
@@ -158,7 +158,7 @@ class Open:
     @property
     def where(self) -> str:
         """The path, or that the open predates the capture."""
-        return self.path if self.name else self.path + PRE_CAPTURE
+        return self.path if self.name else self.path + NAME_NOT_CAPTURED
 
     @property
     def label(self) -> str:
@@ -597,7 +597,7 @@ class RsvdTracker:
             self.io_error(op, value, status, key, scsi)
 
     def io_error(self, op: Operation, value, status: Optional[int], key: Optional[int], scsi: Optional[dict]) -> None:
-        """The io_errors row of an answered operation that failed (analyzer.io_errors), or the
+        """The io_errors row of an answered operation that failed (analyzer.reconstruction.io_errors), or the
         retrieval that completes a stored one."""
         o = op.open
         resp = value["Payload"] if value is not None and isinstance(value.get("Payload"), dict) else {}

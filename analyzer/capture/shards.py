@@ -1,4 +1,4 @@
-"""One capture over several tsharks (analyze --jobs N): split by connection (analyzer.split), one
+"""One capture over several tsharks (analyze --jobs N): split by connection (analyzer.capture.split), one
 tshark per shard writing its rows to a file, and the rows merged back in capture order, with
 the capture's own frame numbers and TCP stream numbers. What reads the rows sees what a single
 tshark gives: the same rows, in the same order.
@@ -90,7 +90,7 @@ def _rows_of(path: Path, done: Callable[[], bool], escaped: bool) -> Iterator[Li
 
 
 def _numbers(path: Path) -> Iterator[int]:
-    """The original frame numbers of a shard's frames (analyzer.split writes them)."""
+    """The original frame numbers of a shard's frames (analyzer.capture.split writes them)."""
     with open(path, "rb") as f:
         while True:
             block = f.read(8 << 16)
@@ -103,7 +103,7 @@ def _numbers(path: Path) -> Iterator[int]:
 
 @dataclass
 class ShardedRun:
-    """A Run (analyzer.source) over shards: rows(), then frames, truncated, errors and
+    """A Run (analyzer.capture.source) over shards: rows(), then frames, truncated, errors and
     dissector_bugs as a single run gives them. A capture that cannot be split exactly is read
     whole (`whole` says why)."""
 
@@ -238,7 +238,7 @@ class MergedShardedRun(ShardedRun):
     to a file beside the shards (the split reads it twice), then as ShardedRun. When mergecap
     says anything (a file cut short or damaged), the merge is read through a pipe as before."""
 
-    feed: Sequence[str] = ()  # the mergecap command (analyzer.merge.Merged.mergecap), writing to stdout
+    feed: Sequence[str] = ()  # the mergecap command (analyzer.capture.merge.Merged.mergecap), writing to stdout
 
     def rows(self) -> Iterator[List[str]]:
         work = Path(work_folders.make("merge", self.directory))

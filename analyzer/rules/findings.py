@@ -1,5 +1,5 @@
-"""Findings, rules and the bus that carries reconstruction events to them (the Zeek shape:
-events flow one way, into small rules, into reports)."""
+"""Findings and the rule base class. Rules receive reconstruction's events through its Bus
+(analyzer.reconstruction.bus; the Zeek shape: events flow one way, into small rules, into reports)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -108,32 +108,6 @@ class Findings:
     def sorted(self) -> List[Finding]:
         order = {s: i for i, s in enumerate(SEVERITIES)}
         return sorted(self.items, key=lambda f: (order[f.severity], f.frames[:1] or [0], f.rule, f.subject))
-
-
-class Bus:
-    """Delivers each reconstruction event to the rules that handle it, in registration order."""
-
-    def __init__(self, rules: List[Rule]):
-        self.rules = rules
-        self._handlers: Dict[str, list] = {}
-
-    def emit(self, event: str, *args) -> None:
-        hs = self._handlers.get((event, False))  # emit_partial's, inline: one call per event fewer
-        if hs is None:
-            return self.emit_partial(event, False, *args)
-        for h in hs:
-            h(*args)
-
-    def emit_partial(self, event: str, partial: bool, *args) -> None:
-        """An event from a conversation whose start the capture lacks (partial) reaches only the
-        rules that do not need it."""
-        hs = self._handlers.get((event, partial))
-        if hs is None:
-            hs = [getattr(r, "on_" + event) for r in self.rules if hasattr(r, "on_" + event)
-                  and not (partial and r.needs_start)]
-            self._handlers[(event, partial)] = hs
-        for h in hs:
-            h(*args)
 
 
 @dataclass

@@ -1,0 +1,32 @@
+"""The bus that carries reconstruction's events to the rules (the Zeek shape: events flow one
+way, into small rules, into reports). It knows rules only by their handlers (on_<event>) and
+needs_start, so reconstruction needs nothing of the rules stage."""
+from __future__ import annotations
+
+from typing import Dict
+
+
+class Bus:
+    """Delivers each reconstruction event to the rules that handle it, in registration order."""
+
+    def __init__(self, rules: list):
+        self.rules = rules
+        self._handlers: Dict[str, list] = {}
+
+    def emit(self, event: str, *args) -> None:
+        hs = self._handlers.get((event, False))  # emit_partial's, inline: one call per event fewer
+        if hs is None:
+            return self.emit_partial(event, False, *args)
+        for h in hs:
+            h(*args)
+
+    def emit_partial(self, event: str, partial: bool, *args) -> None:
+        """An event from a conversation whose start the capture lacks (partial) reaches only the
+        rules that do not need it."""
+        hs = self._handlers.get((event, partial))
+        if hs is None:
+            hs = [getattr(r, "on_" + event) for r in self.rules if hasattr(r, "on_" + event)
+                  and not (partial and r.needs_start)]
+            self._handlers[(event, partial)] = hs
+        for h in hs:
+            h(*args)
