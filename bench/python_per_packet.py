@@ -35,12 +35,14 @@ MEASURE = r"""
 import json, sys, time
 sys.path.insert(0, sys.argv[1])
 from pathlib import Path
-from analyzer import pipeline, source
-from analyzer.tables import Tables
-try:
-    from analyzer import events
-except ImportError:
+from analyzer import pipeline
+try:  # the analyzer laid out by stage, or an older checkout's flat one
+    from analyzer.capture import source
     from analyzer.reconstruction import events
+    from analyzer.reconstruction.tables import Tables
+except ImportError:
+    from analyzer import events, source
+    from analyzer.tables import Tables
 ROWS, TRACE = sys.argv[2], sys.argv[3]
 
 def lines():
@@ -87,7 +89,7 @@ def main(argv=None) -> int:
     ap.add_argument("--vs", type=Path, help="another checkout of the analyzer, timed alternately")
     args = ap.parse_args(argv)
     sys.path.insert(0, str(ROOT))
-    from analyzer.source import command, find_tshark, tshark_env
+    from analyzer.capture.source import command, find_tshark, tshark_env
 
     trace = heavy_trace(args.packets, args.keep)
     tshark = find_tshark()

@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 
 import analyzer  # noqa: E402
 import samples  # noqa: E402
-from analyzer import notebook as nb  # noqa: E402
+from analyzer.output import notebook as nb  # noqa: E402
 
 OUT = Path(__file__).resolve().parent.parent / "docs" / "reservation_timeline.png"
 

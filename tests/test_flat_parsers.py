@@ -1,4 +1,4 @@
-"""analyzer.flat_parsers against construct's own compiled parsers: for every layout the analyzer
+"""analyzer.reconstruction.flat_parsers against construct's own compiled parsers: for every layout the analyzer
 parses on each message, the same Container (keys in order, value types, reprs) on random bytes
 and on CDBs of every operation code; bytes too short for the layout get construct's answer.
 (Every sample's analysis, compared with its expected JSON in test_analyzer, covers real messages.)"""
@@ -7,7 +7,7 @@ import struct
 
 import pytest
 
-from analyzer import decoding, flat_parsers
+from analyzer.reconstruction import decoding, flat_parsers
 from dissectors.definitions import scsi
 
 LAYOUTS = ["header", "scsi_request", "scsi_response", "cdb"]

@@ -145,7 +145,7 @@ def test_a_later_run_removes_what_killed_runs_left(held_tshark, tmp_path):
 
 
 def test_a_folder_is_dead_only_when_its_process_is():
-    child = subprocess.run([sys.executable, "-c", "from analyzer import work_folders; print(work_folders.owner())"],
+    child = subprocess.run([sys.executable, "-c", "from analyzer.capture import work_folders; print(work_folders.owner())"],
                            cwd=ROOT, capture_output=True, text=True, check=True)
     ended = "analyze-shards-%s-x1y2z3" % child.stdout.strip()
     assert work_folders.dead(ended)

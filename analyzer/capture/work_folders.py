@@ -1,7 +1,7 @@
 """The folders a run writes its work into (shards, a merge, the workers' rows, tshark's empty
 home), named after the process that made them: host, PID namespace, PID and start time.
 
-A run removes its own folders as it ends, on Ctrl-C, SIGTERM or SIGHUP too (analyzer.stop).
+A run removes its own folders as it ends, on Ctrl-C, SIGTERM or SIGHUP too (analyzer.capture.stopping).
 A SIGKILL or a power cut cannot be helped, so making the first folder in a directory also
 removes those of this user and host whose process no longer exists. A folder of a live run,
 of another user, of another host (a --work-dir on NFS) or of another PID namespace is never

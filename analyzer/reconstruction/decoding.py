@@ -125,7 +125,7 @@ def _view(name: str):
 
 
 def _run(name: str, raw: bytes):
-    """view.parse(raw): the flat parser (analyzer.flat_parsers) where the layout has one and the
+    """view.parse(raw): the flat parser (reconstruction.flat_parsers) where the layout has one and the
     bytes hold it whole, else construct's compiled function on a root context as parse_stream
     builds it, without construct's four wrapper calls (a compiled parser has no `parsed` hook).
     One root serves every call: compiled code only reads it (each struct writes its own child
