@@ -70,3 +70,12 @@ def test_a_read_10_cdb_decodes_its_fields():
     value = decoding._run("cdb", bytes.fromhex("28000000080000008000") + bytes(6))
     assert str(value["OperationCode"]) == "READ_10"
     assert value["Fields"]["LogicalBlockAddress"] == 0x800 and value["Fields"]["TransferLength"] == 128
+
+
+def test_a_container_changed_by_its_caller_does_not_change_the_next_parse():
+    raw = bytes(40)
+    first = decoding._flat_of("scsi_response")(raw)
+    first["SrbFlags"]["SRB_FLAGS_DATA_IN"] = "changed"
+    first["SrbStatus"]["Status"] = "changed"
+    again = decoding._flat_of("scsi_response")(raw)
+    assert same(again, construct_parse("scsi_response", raw))
