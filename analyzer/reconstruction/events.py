@@ -167,18 +167,15 @@ def frame_of(cols: List[str]) -> Optional[Frame]:
     return f
 
 
-def _first(text: str) -> str:
-    return text.split(AGGREGATOR, 1)[0]
-
-
 def _lone(f: Frame, cols: List[str], cmd: str) -> Smb2Message:
-    """A frame's only SMB2 message (most frames): what _smb2 gives for n == 1, without its lists."""
+    """A frame's only SMB2 message (most frames): what _smb2 gives for n == 1, without its lists
+    (a column's first value is text.partition(AGGREGATOR)[0])."""
     text = cols[_RESP]
-    is_response = text != "" and _first(text) in ("1", "True")
+    is_response = text != "" and text.partition(AGGREGATOR)[0] in ("1", "True")
     text = cols[_MSG_ID]
-    mid = int(_first(text)) if text else -1
+    mid = int(text.partition(AGGREGATOR)[0]) if text else -1
     text = cols[_SESID]
-    sid = int(_first(text), 0) if text else 0
+    sid = int(text.partition(AGGREGATOR)[0], 0) if text else 0
     text = cols[_TID]
     m = Smb2Message(f.number, f.time, f.stream, 1, int(cmd), is_response, mid, sid,
                     int(text, 0) if text and AGGREGATOR not in text else None)
@@ -188,7 +185,7 @@ def _lone(f: Frame, cols: List[str], cmd: str) -> Smb2Message:
     for col, name, attr, conv in _CARRIED:
         text = cols[col]
         if text:  # a lone message takes the first value whichever carries it
-            setattr(m, attr, conv(_first(text)))
+            setattr(m, attr, conv(text.partition(AGGREGATOR)[0]))
     return m
 
 
