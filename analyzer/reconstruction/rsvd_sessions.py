@@ -556,7 +556,7 @@ class RsvdTracker:
         if o is not None and o.candidate:
             return
         op.status_name = status_name(status)
-        self.tables.add("rsvd_operations", operation_row(op))
+        self.tables.add("rsvd_operations", self.operation_row(op))
 
     def finish(self, op: Operation, frame: int, time: float, status: Optional[int], value) -> None:
         op.response_frame, op.response_time, op.status = frame, time, status
@@ -571,7 +571,7 @@ class RsvdTracker:
                 o.writes += 1
             if op.latency_ms is not None:
                 o.add_latency(op.latency_ms)
-        row = operation_row(op)
+        row = self.operation_row(op)
         if o is not None and o.candidate:  # not known to be RSVD yet: the row waits, the rules see nothing
             if len(o.pending_rows) < MAX_PENDING_ROWS:
                 o.pending_rows.append(("rsvd_operations", row))
@@ -647,6 +647,12 @@ class RsvdTracker:
                 e.blocks = -(-op.length // o.sector_size) if op.length is not None else None
         self.io_errors.failed(e)
 
+    def operation_row(self, op: Operation) -> dict:
+        """An answered operation's rsvd_operations row, or its statistics alone when no table is kept."""
+        if self.tables.wants_rows:
+            return operation_row(op)
+        return dict(operation=op.kind, latency_ms=round(op.latency_ms, 3) if op.latency_ms is not None else None)
+
     def scsi_row(self, op: Operation, value) -> dict:
         """The scsi_commands row (and reservations') of an answered SCSI command; its facts for io_errors."""
         req = op.request["Payload"]
@@ -663,16 +669,20 @@ class RsvdTracker:
             o.scsi += 1
             o.opcodes[opcode] = o.opcodes.get(opcode, 0) + 1
         lba, blocks = lba_of(fields), blocks_of(fields)
-        self.tables.add("scsi_commands", dict(
-            open_id=o.id if o else "", stream=op.stream, request_frame=op.request_frame,
-            response_frame=op.response_frame, time=op.time, opcode=opcode,
-            service_action=str(fields.get("ServiceAction", "")) if fields else "",
-            lba=lba, blocks=blocks,
-            data_in=str(req.get("DataIn", "")), transfer_length=req.get("DataTransferLength", ""),
-            srb_status=str(srb["Status"]) if srb is not None else "",
-            scsi_status=scsi_status,
-            sense_key=key, additional_sense=asc,
-            latency_ms=round(op.latency_ms, 3) if op.latency_ms is not None else ""))
+        if not self.tables.wants_rows:  # the statistics alone
+            self.tables.add("scsi_commands", dict(
+                opcode=opcode, latency_ms=round(op.latency_ms, 3) if op.latency_ms is not None else ""))
+        else:
+            self.tables.add("scsi_commands", dict(
+                open_id=o.id if o else "", stream=op.stream, request_frame=op.request_frame,
+                response_frame=op.response_frame, time=op.time, opcode=opcode,
+                service_action=str(fields.get("ServiceAction", "")) if fields else "",
+                lba=lba, blocks=blocks,
+                data_in=str(req.get("DataIn", "")), transfer_length=req.get("DataTransferLength", ""),
+                srb_status=str(srb["Status"]) if srb is not None else "",
+                scsi_status=scsi_status,
+                sense_key=key, additional_sense=asc,
+                latency_ms=round(op.latency_ms, 3) if op.latency_ms is not None else ""))
         reservations.rsvd_row(self.history, op, value, opcode, fields, scsi_status, key, asc)
         length = req.get("DataTransferLength")
         return dict(command=opcode, lba=lba, blocks=blocks,

@@ -126,6 +126,12 @@ class Tables:
         self.capture = name
         self.latency = {}
 
+    @property
+    def wants_rows(self) -> bool:
+        """Whether rows are kept or written; if not (the CLI without --output), a row need only hold
+        its latency and the column that groups it (LATENCY_BY): the statistics are all that is made."""
+        return self.keep or bool(self._csv)
+
     def add(self, table: str, row: dict) -> None:
         group = LATENCY_BY.get(table)
         if not self._csv and not self.keep:  # the CLI without --output: only the statistics
