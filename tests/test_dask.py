@@ -13,6 +13,8 @@ from pandas.testing import assert_frame_equal
 import analyzer
 import promised
 import samples
+from analyzer.capture.distributed import following
+from analyzer.capture.progress import Progress
 from analyzer.capture.source import CaptureError
 from samples import ntlmssp
 from test_jobs import CAPTURES
@@ -69,6 +71,41 @@ def test_one_capture_split_over_both_workers(client, composite, tmp_path):  # no
     assert doc["captures"][0]["encrypted"]["smb3_messages"] == 0  # the keys reached every shard's tshark
     shards = [t for t in stream.data if t["key"].startswith("dissect-")]
     assert len(shards) == 2 and len({t["worker"] for t in shards}) == 2
+
+
+def test_a_merge_split_over_both_workers(client, tmp_path):
+    """--merge with --dask: mergecap feeds it here, its shards are dissected by the workers."""
+    caps = [str(samples.path(n)) for n in ("rsvd_cluster_events", "clusprep_storage_violations")]
+    with distributed.get_task_stream(client) as stream:
+        doc = serial_and(tmp_path, ("--dask", client.scheduler.address, "--split-above", "0"), "--merge", *caps)
+    assert [f["path"] for f in doc["captures"][0]["files"]] == caps
+    shards = [t for t in stream.data if t["key"].startswith("dissect-")]
+    assert len(shards) == 2 and len({t["worker"] for t in shards}) == 2
+
+
+def test_a_workers_reading_moves_the_bar_here(client, tmp_path):
+    """Several captures on Dask: each task's tshark reads on a worker, out of the bar's sight; the
+    task reports how far (reporting) and the bar here follows (following)."""
+    capture = tmp_path / "big.pcapng"
+    capture.write_bytes(b"\0" * 50_000)
+    bar = Progress(True, expect=[capture])  # not entered: no thread and no bar drawn, only its counts
+
+    def task(topic, path):  # pickled by value: the workers need not import this test
+        import subprocess
+        import sys
+
+        from analyzer.capture.distributed import reporting
+        with reporting(topic, path, path):
+            subprocess.run([sys.executable, "-c", "import time; f = open(%r, 'rb', buffering=0); f.read(1000); "
+                            "time.sleep(1.5)" % path], check=True)
+
+    with following(client, bar) as topic:
+        assert topic
+        client.submit(task, topic, str(capture), pure=False).result()
+        deadline = time.monotonic() + 10
+        while bar.totals()[0] < 1000 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert bar.totals() == (1000, 50_000)
 
 
 def test_a_local_cluster_end_to_end(tmp_path):

@@ -228,3 +228,21 @@ def test_on_a_terminal_the_bar_shows_on_stderr_and_stdout_stays_clean(args):
     assert b"\x1b" not in res.stdout
     assert "%" in terminal and "kB" in terminal and "analyzing" in terminal, terminal
     assert "Traceback" not in terminal
+
+
+@pytest.mark.skipif(not LINUX, reason=promised.NOT_HERE + "/proc sampling is Linux's")
+def test_a_reporter_sends_how_far_its_tsharks_read_each_time_it_grows(blob, tmp_path, readers):
+    """What a Dask worker's task runs (analyzer.capture.distributed.reporting): the read position of
+    its children, sent under the name the analyzing process's bar knows the file by."""
+    sent = []
+    with progress_module.Reporter({str(blob): "capture.pcapng"}, lambda name, pos: sent.append((name, pos)),
+                                  interval=0.05) as reporter:
+        readers(blob, 1000)
+        deadline = time.monotonic() + 5
+        while not sent and time.monotonic() < deadline:
+            time.sleep(0.05)
+        reporter.sample()  # again: the same position is not sent twice
+        readers(blob, 5000)
+        while len(sent) < 2 and time.monotonic() < deadline + 5:
+            time.sleep(0.05)
+    assert sent == [("capture.pcapng", 1000), ("capture.pcapng", 5000)]

@@ -9,14 +9,16 @@ before any work. dask is imported here only, so a plain install does not need it
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
 import tempfile
+import uuid
 from typing import Iterable, Optional
 from urllib.parse import urlsplit
 
-from . import work_folders
+from . import progress, work_folders
 from .source import CaptureError, tshark_env
 
 INSTALL = ".venv/bin/pip install -e '.[dask]' in the checkout"  # the extra, as README says
@@ -40,6 +42,36 @@ class Executor:
 
     def submit(self, fn, *args):
         return self.client.submit(fn, *args, pure=False)
+
+
+def reporting(topic: Optional[str], name: str, path: str):
+    """In a task: while it runs, how far its tshark has read `path`, sent to the client as events
+    of `topic` naming `name` (the analyzing process's bar follows them: `following`). Nothing
+    outside a Dask worker, or without a topic."""
+    if topic is None:
+        return contextlib.nullcontext()
+    try:
+        worker = _distributed().get_worker()
+    except (ValueError, CaptureError):  # not in a Dask task
+        return contextlib.nullcontext()
+    return progress.Reporter({path: name}, lambda n, pos: worker.log_event(topic, (n, pos)))
+
+
+@contextlib.contextmanager
+def following(client, bar: "progress.Progress"):
+    """A topic of this run's for `reporting`: each event moves `bar` (nothing when it is off)."""
+    if not bar.enabled or client is None:
+        yield None
+        return
+    topic = "analyze-progress-%s" % uuid.uuid4().hex
+    client.subscribe_topic(topic, lambda event: bar.reached(*event[1]))
+    try:
+        yield topic
+    finally:
+        try:
+            client.unsubscribe_topic(topic)
+        except Exception:  # noqa: BLE001 - a cluster already gone
+            pass
 
 
 def threads(client) -> int:

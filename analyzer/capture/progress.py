@@ -177,6 +177,16 @@ class Progress:
             if f is not None:
                 f.done = True
 
+    def reached(self, path, position: int) -> None:
+        """`path` has been read up to `position` by a reader this process cannot see (a Dask
+        worker's tshark, through Reporter): as a sampled position."""
+        if not self.enabled:
+            return
+        with self._lock:
+            f = self._open(_key(path))
+            if f is not None and position > f.seen:
+                f.seen = position
+
     def counter(self, name: str) -> Optional[Callable[[int], None]]:
         """A per-packet callback for analyze_capture: the packet count shows in the description."""
         if not self.enabled:
@@ -285,3 +295,42 @@ class Progress:
                 self._bar.stop()
             except Exception:  # noqa: BLE001
                 pass
+
+
+class Reporter:
+    """Where the bar cannot look (a task on another machine's Dask worker): how far this
+    process's tsharks have read each of `paths` (its path here -> the name the bar knows it by),
+    passed to `send(name, position)` each time it grows, every `interval` seconds, from a thread.
+    Without /proc it sends nothing; nothing here raises into the analysis."""
+
+    def __init__(self, paths: Dict[str, str], send: Callable[[str, int], None], interval: float = INTERVAL):
+        self.names = {_key(p): name for p, name in paths.items()}
+        self.send = send
+        self.interval = interval
+        self.sent: Dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+
+    def sample(self) -> None:
+        for key, pos in positions(descendants(os.getpid()), set(self.names)).items():
+            if pos > self.sent.get(key, 0):
+                self.sent[key] = pos
+                self.send(self.names[key], pos)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.sample()
+            except Exception:  # noqa: BLE001 - progress never breaks the analysis
+                pass
+
+    def __enter__(self) -> "Reporter":
+        if os.path.isdir("%s/self/fdinfo" % PROC):
+            self._thread = threading.Thread(target=self._run, name="progress-reporter", daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join(timeout=2)

@@ -27,6 +27,7 @@ from ..rules.findings import SEVERITIES
 from ..capture.keys import Keys, nt_password_from, smb_keys_from
 from ..capture.merge import Merged
 from ..pipeline import analyze_capture
+from ..capture.distributed import following, reporting
 from ..capture.progress import Progress
 from ..capture.shards import SPLIT_ABOVE_MB, Sharding
 from .report import to_json, to_text, write_output
@@ -154,32 +155,41 @@ def _run(args) -> int:
                 nt_password=args.nt_password if args.nt_password is not None else nt_password_from(args.nt_password_file),
                 keytab=args.keytab, options=args.options)
     keys.args()  # a malformed key is a usage error before any work
-    results, failed = [], []  # failed: (capture, why), for the JSON document
     work_dir = _work_dir(args.work_dir)
     work_folders.reap(work_dir)  # what runs killed earlier left there (the temp folder's: at the first folder)
-    if args.merge:
-        merged = Merged.prepare(tshark, args.captures, work_dir)
-        tables = Tables(outdir, keep=False)
-        try:
-            with Progress(sys.stderr.isatty(), expect=merged.inputs) as progress:  # mergecap reads them
-                results.append(analyze_capture(Path(merged.name), tshark, tables, progress.counter(merged.name), keys,
-                                               merged=merged, sharding=Sharding(args.jobs, args.split_above,
-                                                                                Path(work_dir) if work_dir else None)))
-        finally:
-            tables.close()
-            merged.close()
-        return _finish(args, results, outdir, tshark, failed)
     if keys.keytab is not None:  # checked above as given; a worker elsewhere has another working folder
         keys.keytab = os.path.abspath(keys.keytab)
     if args.dask:
         from ..capture.distributed import connect
 
         with connect(args.dask, args.jobs) as cluster:
-            # several captures are read by the workers; one is split here and they read its shards
-            seen = [os.path.abspath(c) for c in args.captures] if len(args.captures) > 1 else []
+            # several captures are read by the workers; one (or a merge) is split here and they read its shards
+            seen = [os.path.abspath(c) for c in args.captures] if len(args.captures) > 1 and not args.merge else []
             cluster.check(tshark.path, work_dir, seen + ([keys.keytab] if keys.keytab else []))
+            if args.merge:
+                return _merge(args, tshark, keys, outdir, work_dir, cluster.executor, cluster.threads)
             return _analyze(args, tshark, keys, outdir, work_dir, cluster.executor, cluster.threads)
+    if args.merge:
+        return _merge(args, tshark, keys, outdir, work_dir, None, args.jobs)
     return _analyze(args, tshark, keys, outdir, work_dir, None, args.jobs)
+
+
+def _merge(args, tshark, keys, outdir, work_dir, executor, jobs: int) -> int:
+    """The captures as one (--merge): mergecap feeds it here; split, its shards run on `executor`
+    (a Dask cluster's workers) or on this machine's `jobs` cores."""
+    merged = Merged.prepare(tshark, args.captures, work_dir)
+    tables = Tables(outdir, keep=False)
+    results = []
+    try:
+        with Progress(sys.stderr.isatty(), expect=merged.inputs) as progress:  # mergecap reads them
+            results.append(analyze_capture(Path(merged.name), tshark, tables, progress.counter(merged.name), keys,
+                                           merged=merged, sharding=Sharding(jobs, args.split_above,
+                                                                            Path(work_dir) if work_dir else None,
+                                                                            executor)))
+    finally:
+        tables.close()
+        merged.close()
+    return _finish(args, results, outdir, tshark, [])
 
 
 def _work_dir(path: Optional[str]) -> Optional[str]:
@@ -225,17 +235,19 @@ def _analyze(args, tshark, keys, outdir, work_dir, executor, jobs: int) -> int:
     return _finish(args, results, outdir, tshark, failed)
 
 
-def _one(cap: str, tshark, keys, part: Optional[str], at: Optional[str] = None, sharding: Optional[Sharding] = None):
+def _one(cap: str, tshark, keys, part: Optional[str], at: Optional[str] = None, sharding: Optional[Sharding] = None,
+         topic: Optional[str] = None):
     """A worker's capture: its result and the rows it wrote to `part` (a folder of its own), or
     the one line that says why it could not be read. The worker reads it `at` (absolute: a Dask
     worker runs in another folder); the report names it `cap`, as a serial run does. With
-    `sharding`, a big one is split over the cores the other workers leave."""
+    `sharding`, a big one is split over the cores the other workers leave; with `topic`, a Dask
+    worker tells the bar how far its tshark has read."""
     at = at or cap
     if stopping.requested():  # queued before the run was stopped: nothing to begin
         raise stopping.Stopped(stopping.requested())
     tables = Tables(Path(part) if part else None, keep=False)
     try:
-        with stopping.busy():  # a signal now unwinds the capture (a worker of this machine's pool)
+        with stopping.busy(), reporting(topic, cap, at):  # a signal now unwinds the capture (a pool worker)
             result = analyze_capture(Path(at), tshark, tables, None, keys, sharding=sharding)
     except CommandError:
         raise
@@ -263,13 +275,15 @@ def _in_parallel(args, tshark, keys, tables: Tables, executor=None, work_dir: Op
         if own:
             tshark_env()  # made here, the workers' tsharks share this process's empty home (workers skip atexit)
         # one bar: it samples the workers' tsharks reading the captures (those on this machine)
+        # on a Dask cluster the workers' tsharks are out of its sight: they report (reporting, following)
         with Progress(sys.stderr.isatty(), expect=args.captures) as progress, \
                 (_Pool(max_workers=min(args.jobs, len(args.captures)), initializer=stopping.install,
-                       initargs=(True,)) if own else contextlib.nullcontext(executor)) as pool:
+                       initargs=(True,)) if own else contextlib.nullcontext(executor)) as pool, \
+                following(None if own else executor.client, progress) as topic:
             # cores beyond one per capture split the big ones (2 captures on 16 cores: 8 tsharks each)
             spare = Sharding(args.jobs // len(args.captures), args.split_above,
                              Path(work_dir) if work_dir else None) if own and args.jobs > len(args.captures) else None
-            futures = [pool.submit(_one, cap, tshark, keys, d, os.path.abspath(cap), spare)
+            futures = [pool.submit(_one, cap, tshark, keys, d, os.path.abspath(cap), spare, topic)
                        for cap, d in zip(args.captures, dirs)]
             for cap, fut in zip(args.captures, futures):  # done ones count whole at once, not in order
                 fut.add_done_callback(lambda _, cap=cap: progress.finished(cap))
