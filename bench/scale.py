@@ -1,19 +1,22 @@
 """One big capture over every core: `analyze --jobs 1` and `--jobs 2` against tshark alone, with
 the peak memory of every process and where the time goes, measured side by side.
 
-    python bench/scale.py [--packets 200000] [--runs 3] [--keep] [--jobs 1 2]
+    python bench/scale.py [--packets 200000] [--runs 3] [--keep] [--jobs 1 2 3] [--dask 1 2]
 
 The trace is bench/lua_overhead.py's RSVD-heavy one (four initiators; --keep reuses
 bench/out/rsvd_heavy.pcapng). Each round runs, alternated so a busy machine slows them alike:
 
 - tshark:   `tshark -n -r TRACE -T fields -e frame.number`, no plugins (the issue's yardstick);
 - export:   the tshark command analyze runs on the whole trace (plugins, their fields);
-- jobs=N:   `analyze --format json --jobs N TRACE`, end to end.
+- jobs=N:   `analyze --format json --jobs N TRACE`, end to end;
+- dask=W:   with --dask, `analyze --dask local --jobs W --split-above 0`: a LocalCluster of W
+            workers dissects the shards (its start, a few seconds, is in the figure).
 
 For each analyze run a thread in its process samples VmHWM (peak resident memory) of the process
 and of every descendant (the tsharks) every 50 ms, and getrusage gives the CPU seconds of the
 Python process and of its children. Phases, timed once: the split alone (analyzer.capture.split) and
-the export on each shard. From these: the expected wall time on more cores and what bounds it.
+the export on each shard. From these: the expected wall time on more cores and what bounds it,
+the serial fraction (the split and the Python process) and Amdahl's speed-up from it.
 Prints medians and ratios; writes bench/out/scale.json.
 """
 from __future__ import annotations
@@ -94,9 +97,10 @@ def timed(cmd, env=None) -> float:
     return time.perf_counter() - t0
 
 
-def analyze(pcap: Path, jobs: int) -> dict:
+def analyze(pcap: Path, jobs: int, dask: bool = False) -> dict:
+    extra = ["--dask", "local", "--split-above", "0"] if dask else []
     res = subprocess.run([sys.executable, "-c", DRIVER, "--format", "json", "--fail-on", "never", "--jobs", str(jobs),
-                          str(pcap)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                          *extra, str(pcap)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     line = [ln for ln in res.stderr.splitlines() if ln.startswith("BENCH ")]
     if not line:
         raise SystemExit("analyze failed: %s" % res.stderr[-2000:])
@@ -119,6 +123,8 @@ def main(argv=None) -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--jobs", type=int, nargs="+", default=[1, 2, 3])
     ap.add_argument("--keep", action="store_true", help="reuse bench/out/rsvd_heavy.pcapng if it exists")
+    ap.add_argument("--dask", type=int, nargs="*", default=[], metavar="WORKERS",
+                    help="also `analyze --dask local --jobs WORKERS --split-above 0` (its cluster's start included)")
     args = ap.parse_args(argv)
     tshark = find_tshark()
     OUT.mkdir(parents=True, exist_ok=True)
@@ -126,7 +132,8 @@ def main(argv=None) -> int:
     env = tshark_env()
     yardstick = [tshark.path, "-n", "-r", str(pcap), "-T", "fields", "-e", "frame.number"]
     export = command(tshark, pcap)
-    walls = {k: [] for k in ["tshark", "export"] + ["jobs=%d" % j for j in args.jobs]}
+    walls = {k: [] for k in ["tshark", "export"] + ["jobs=%d" % j for j in args.jobs]
+             + ["dask=%d" % w for w in args.dask]}
     runs = {j: [] for j in args.jobs}
     for _ in range(args.runs):
         walls["tshark"].append(timed(yardstick, env))
@@ -135,6 +142,8 @@ def main(argv=None) -> int:
             r = analyze(pcap, j)
             runs[j].append(r)
             walls["jobs=%d" % j].append(r["wall"])
+        for w in args.dask:
+            walls["dask=%d" % w].append(analyze(pcap, w, dask=True)["wall"])
     med = {k: statistics.median(v) for k, v in walls.items()}
     # phases, once: the split, the export of the whole and of each shard (CPU seconds)
     t0 = time.perf_counter()
@@ -166,6 +175,10 @@ def main(argv=None) -> int:
     # More cores: after the split (one pass, one core) N-1 tsharks divide the export's CPU among
     # them while the Python process reads their rows as they come, on the Nth core: the slower wins.
     estimate = {n: round(split_s + max(shard_cpu / (n - 1), rest), 1) for n in (4, 8, 16)}
+    # Amdahl, from the measured serial part (the split and the Python process) and the part the
+    # tsharks share: the speed-up over one core, were the serial part not overlapped at all
+    serial = split_s + rest
+    amdahl = {n: round((serial + shard_cpu) / (serial + shard_cpu / n), 2) for n in (2, 4, 8, 16)}
     # On this machine: whatever the split, the CPU to spend is tshark's and Python's
     serial_python = per_job[args.jobs[0]]["cpu_python_median_s"]
     floor = (export_whole[1] + serial_python) / (os.cpu_count() or 1)
@@ -176,6 +189,7 @@ def main(argv=None) -> int:
                phases=dict(split_s=round(split_s, 2), export_whole_cpu_s=round(export_whole[1], 2),
                            export_shards_cpu_s=[round(c, 2) for _, c in shard_exports], shard_frames=shard_frames),
                expected_wall_s_by_cores=estimate,
+               serial_fraction=round(serial / (serial + shard_cpu), 3), amdahl_speedup_by_cores=amdahl,
                cpu_floor_here=dict(seconds=round(floor, 2), ratio_to_tshark=round(floor / med["tshark"], 2),
                                    why="(export CPU %.1f s + Python CPU %.1f s) / %d cores" % (
                                        export_whole[1], serial_python, os.cpu_count() or 1)),
@@ -192,6 +206,7 @@ def main(argv=None) -> int:
     print("  split %.2f s; export CPU whole %.1f s, shards %s s" % (
         split_s, export_whole[1], ", ".join("%.1f" % c for _, c in shard_exports)))
     print("  expected wall by cores: %s (bound: %s)" % (estimate, doc["bound"]))
+    print("  serial fraction %.2f: Amdahl's speed-up by cores %s" % (doc["serial_fraction"], amdahl))
     print("  the floor here, whatever the split: %s = %.1f s, %.2fx tshark" % (
         doc["cpu_floor_here"]["why"], floor, floor / med["tshark"]))
     return 0
