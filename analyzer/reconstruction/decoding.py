@@ -148,7 +148,7 @@ _flat: Dict[str, Any] = {}
 def _flat_of(name: str):
     try:
         _flat[name] = compile_flat(_layout(name))
-    except NotImplementedError:
+    except Exception:  # noqa: BLE001 - NotImplementedError, or a layout it trips on: construct parses it
         _flat[name] = None
     return _flat[name]
 

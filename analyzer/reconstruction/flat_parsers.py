@@ -88,12 +88,16 @@ def _bit_struct(sc: Struct, nbytes: int) -> Callable[[bytes], Container]:
         inner, conv = _inner(sub), None
         if isinstance(inner, Enum):
             inner, conv = _inner(inner.subcon), _enum(dict(inner.decmapping))
+            if inner is Flag:  # construct names the bit; a bool here would not
+                raise NotImplementedError("an Enum over a Flag")
         if inner is Flag:
             width, conv = 1, bool
         elif isinstance(inner, BitsInteger) and isinstance(inner.length, int) and not inner.swapped \
                 and not inner.signed and inner.length > 0:
             width = inner.length
         elif isinstance(inner, Padded) and inner.subcon is Pass and isinstance(inner.length, int):
+            if getattr(sub, "name", None) is not None:  # construct keeps a named padding's None
+                raise NotImplementedError("a named padding")
             used += inner.length
             continue
         else:
@@ -135,7 +139,7 @@ def _field(sc) -> Tuple[str, Optional[str], Optional[Callable]]:
     if isinstance(sc, Bytes) and isinstance(sc.length, int):
         return "%ds" % sc.length, None, None
     if isinstance(sc, Padded) and sc.subcon is Pass and isinstance(sc.length, int):
-        return "%dx" % sc.length, None, None
+        return "%dx" % sc.length, None, None  # unnamed only: _struct refuses a named one
     if isinstance(sc, Transformed) and sc.decodefunc is bytes2bits and isinstance(sc.decodeamount, int) \
             and isinstance(sc.subcon, Struct):
         return "%ds" % sc.decodeamount, None, _bit_struct(sc.subcon, sc.decodeamount)
@@ -184,6 +188,8 @@ def _struct(sc: Struct) -> Callable[[bytes, int], Tuple[Container, int]]:
                           parsers[id(inner.default)]))
             continue
         fmt, order, conv = _field(inner)
+        if fmt.endswith("x") and name is not None:  # construct keeps a named padding's None
+            raise NotImplementedError("a named padding")
         if not run.fits(order):
             steps.append(("run",) + run.finish())
             run = _Run()
