@@ -85,23 +85,26 @@ def test_a_merge_split_over_both_workers(client, tmp_path):
 
 def test_a_workers_reading_moves_the_bar_here(client, tmp_path):
     """Several captures on Dask: each task's tshark reads on a worker, out of the bar's sight; the
-    task reports how far (reporting) and the bar here follows (following)."""
+    task reports how far (reporting) and the bar here follows (following), this run's events only."""
     capture = tmp_path / "big.pcapng"
     capture.write_bytes(b"\0" * 50_000)
     bar = Progress(True, expect=[capture])  # not entered: no thread and no bar drawn, only its counts
 
-    def task(topic, path):  # pickled by value: the workers need not import this test
+    def task(run, path):  # pickled by value: the workers need not import this test
         import subprocess
         import sys
 
-        from analyzer.capture.distributed import reporting
-        with reporting(topic, path, path):
+        from distributed import get_worker
+
+        from analyzer.capture.distributed import TOPIC, reporting
+        get_worker().log_event(TOPIC, ("another run", path, 40_000))  # another analyze's: not this bar's
+        with reporting(run, path, path):
             subprocess.run([sys.executable, "-c", "import time; f = open(%r, 'rb', buffering=0); f.read(1000); "
                             "time.sleep(1.5)" % path], check=True)
 
-    with following(client, bar) as topic:
-        assert topic
-        client.submit(task, topic, str(capture), pure=False).result()
+    with following(client, bar) as run:
+        assert run
+        client.submit(task, run, str(capture), pure=False).result()
         deadline = time.monotonic() + 10
         while bar.totals()[0] < 1000 and time.monotonic() < deadline:
             time.sleep(0.05)

@@ -44,32 +44,41 @@ class Executor:
         return self.client.submit(fn, *args, pure=False)
 
 
-def reporting(topic: Optional[str], name: str, path: str):
+TOPIC = "analyze-progress"  # one topic: a scheduler keeps each topic's recent events, so not one a run
+
+
+def reporting(run: Optional[str], name: str, path: str):
     """In a task: while it runs, how far its tshark has read `path`, sent to the client as events
-    of `topic` naming `name` (the analyzing process's bar follows them: `following`). Nothing
-    outside a Dask worker, or without a topic."""
-    if topic is None:
+    of TOPIC naming the `run` and `name` (the analyzing process's bar follows them: `following`).
+    Nothing outside a Dask worker, or without a run."""
+    if run is None:
         return contextlib.nullcontext()
     try:
         worker = _distributed().get_worker()
     except (ValueError, CaptureError):  # not in a Dask task
         return contextlib.nullcontext()
-    return progress.Reporter({path: name}, lambda n, pos: worker.log_event(topic, (n, pos)))
+    return progress.Reporter({path: name}, lambda n, pos: worker.log_event(TOPIC, (run, n, pos)))
 
 
 @contextlib.contextmanager
 def following(client, bar: "progress.Progress"):
-    """A topic of this run's for `reporting`: each event moves `bar` (nothing when it is off)."""
+    """A run id for `reporting`: each event of this run moves `bar` (nothing when it is off)."""
     if not bar.enabled or client is None:
         yield None
         return
-    topic = "analyze-progress-%s" % uuid.uuid4().hex
-    client.subscribe_topic(topic, lambda event: bar.reached(*event[1]))
+    run = uuid.uuid4().hex
+
+    def moved(event):
+        msg = event[1]
+        if isinstance(msg, (tuple, list)) and len(msg) == 3 and msg[0] == run:
+            bar.reached(msg[1], msg[2])
+
+    client.subscribe_topic(TOPIC, moved)
     try:
-        yield topic
+        yield run
     finally:
         try:
-            client.unsubscribe_topic(topic)
+            client.unsubscribe_topic(TOPIC)
         except Exception:  # noqa: BLE001 - a cluster already gone
             pass
 

@@ -236,18 +236,18 @@ def _analyze(args, tshark, keys, outdir, work_dir, executor, jobs: int) -> int:
 
 
 def _one(cap: str, tshark, keys, part: Optional[str], at: Optional[str] = None, sharding: Optional[Sharding] = None,
-         topic: Optional[str] = None):
+         run: Optional[str] = None):
     """A worker's capture: its result and the rows it wrote to `part` (a folder of its own), or
     the one line that says why it could not be read. The worker reads it `at` (absolute: a Dask
     worker runs in another folder); the report names it `cap`, as a serial run does. With
-    `sharding`, a big one is split over the cores the other workers leave; with `topic`, a Dask
+    `sharding`, a big one is split over the cores the other workers leave; with `run`, a Dask
     worker tells the bar how far its tshark has read."""
     at = at or cap
     if stopping.requested():  # queued before the run was stopped: nothing to begin
         raise stopping.Stopped(stopping.requested())
     tables = Tables(Path(part) if part else None, keep=False)
     try:
-        with stopping.busy(), reporting(topic, cap, at):  # a signal now unwinds the capture (a pool worker)
+        with stopping.busy(), reporting(run, cap, at):  # a signal now unwinds the capture (a pool worker)
             result = analyze_capture(Path(at), tshark, tables, None, keys, sharding=sharding)
     except CommandError:
         raise
@@ -279,11 +279,11 @@ def _in_parallel(args, tshark, keys, tables: Tables, executor=None, work_dir: Op
         with Progress(sys.stderr.isatty(), expect=args.captures) as progress, \
                 (_Pool(max_workers=min(args.jobs, len(args.captures)), initializer=stopping.install,
                        initargs=(True,)) if own else contextlib.nullcontext(executor)) as pool, \
-                following(None if own else executor.client, progress) as topic:
+                following(None if own else executor.client, progress) as run:
             # cores beyond one per capture split the big ones (2 captures on 16 cores: 8 tsharks each)
             spare = Sharding(args.jobs // len(args.captures), args.split_above,
                              Path(work_dir) if work_dir else None) if own and args.jobs > len(args.captures) else None
-            futures = [pool.submit(_one, cap, tshark, keys, d, os.path.abspath(cap), spare, topic)
+            futures = [pool.submit(_one, cap, tshark, keys, d, os.path.abspath(cap), spare, run)
                        for cap, d in zip(args.captures, dirs)]
             for cap, fut in zip(args.captures, futures):  # done ones count whole at once, not in order
                 fut.add_done_callback(lambda _, cap=cap: progress.finished(cap))
