@@ -9,14 +9,17 @@ bench/out/rsvd_heavy.pcapng). Each round runs, alternated so a busy machine slow
 - tshark:   `tshark -n -r TRACE -T fields -e frame.number`, no plugins (the issue's yardstick);
 - export:   the tshark command analyze runs on the whole trace (plugins, their fields);
 - jobs=N:   `analyze --format json --jobs N TRACE`, end to end;
-- dask=W:   with --dask, `analyze --dask local --jobs W --split-above 0`: a LocalCluster of W
-            workers dissects the shards (its start, a few seconds, is in the figure).
+- dask=W:   with --dask, `analyze --dask local --jobs W`: a LocalCluster of W workers dissects the
+            shards (W=1: nothing is split, the trace is read here as by --jobs 1); its start, a
+            few seconds, is in the figure.
+Every analyze run has --split-above 0, so a small trace splits as a big one does.
 
 For each analyze run a thread in its process samples VmHWM (peak resident memory) of the process
 and of every descendant (the tsharks) every 50 ms, and getrusage gives the CPU seconds of the
 Python process and of its children. Phases, timed once: the split alone (analyzer.capture.split) and
 the export on each shard. From these: the expected wall time on more cores and what bounds it,
-the serial fraction (the split and the Python process) and Amdahl's speed-up from it.
+the serial fraction (the split and the Python process) and Amdahl's speed-up from it (were the
+serial part not overlapped with the tsharks: a pessimistic figure).
 Prints medians and ratios; writes bench/out/scale.json.
 """
 from __future__ import annotations
@@ -98,7 +101,8 @@ def timed(cmd, env=None) -> float:
 
 
 def analyze(pcap: Path, jobs: int, dask: bool = False) -> dict:
-    extra = ["--dask", "local", "--split-above", "0"] if dask else []
+    # every run splits what it can, whatever the trace's size (the default splits above 16 MB)
+    extra = ["--split-above", "0"] + (["--dask", "local"] if dask else [])
     res = subprocess.run([sys.executable, "-c", DRIVER, "--format", "json", "--fail-on", "never", "--jobs", str(jobs),
                           *extra, str(pcap)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     line = [ln for ln in res.stderr.splitlines() if ln.startswith("BENCH ")]
@@ -175,8 +179,9 @@ def main(argv=None) -> int:
     # More cores: after the split (one pass, one core) N-1 tsharks divide the export's CPU among
     # them while the Python process reads their rows as they come, on the Nth core: the slower wins.
     estimate = {n: round(split_s + max(shard_cpu / (n - 1), rest), 1) for n in (4, 8, 16)}
-    # Amdahl, from the measured serial part (the split and the Python process) and the part the
-    # tsharks share: the speed-up over one core, were the serial part not overlapped at all
+    # Amdahl's law from the measured serial fraction (the split and the Python process, against the
+    # tsharks' CPU): the speed-up on n cores were the serial part not overlapped with the tsharks at
+    # all (it is: the rows are reconstructed as they come, so `estimate` above is nearer the truth)
     serial = split_s + rest
     amdahl = {n: round((serial + shard_cpu) / (serial + shard_cpu / n), 2) for n in (2, 4, 8, 16)}
     # On this machine: whatever the split, the CPU to spend is tshark's and Python's
@@ -206,7 +211,7 @@ def main(argv=None) -> int:
     print("  split %.2f s; export CPU whole %.1f s, shards %s s" % (
         split_s, export_whole[1], ", ".join("%.1f" % c for _, c in shard_exports)))
     print("  expected wall by cores: %s (bound: %s)" % (estimate, doc["bound"]))
-    print("  serial fraction %.2f: Amdahl's speed-up by cores %s" % (doc["serial_fraction"], amdahl))
+    print("  serial fraction %.2f: Amdahl's speed-up by cores, no overlap: %s" % (doc["serial_fraction"], amdahl))
     print("  the floor here, whatever the split: %s = %.1f s, %.2fx tshark" % (
         doc["cpu_floor_here"]["why"], floor, floor / med["tshark"]))
     return 0
