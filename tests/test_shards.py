@@ -35,13 +35,13 @@ def without_timing(doc):
     return doc
 
 
-def same_as_serial(capture, tmp_path, *args, tshark=None):
-    """--jobs 3 (two tsharks and this process) with every capture split gives --jobs 1's JSON and
-    --output files byte for byte."""
+def same_as_serial(capture, tmp_path, *args, tshark=None, jobs=3):
+    """--jobs 3 (two tsharks and this process; or `jobs`) with every capture split gives --jobs 1's
+    JSON and --output files byte for byte."""
     exe = ("--tshark", tshark.exe) if tshark else ()
     one = analyze("--jobs", "1", "--format", "json", "--output", tmp_path / "one", *exe, *args, capture)
-    two = analyze("--jobs", "3", "--split-above", "0", "--format", "json", "--output", tmp_path / "two", *exe, *args,
-                  capture)
+    two = analyze("--jobs", str(jobs), "--split-above", "0", "--format", "json", "--output", tmp_path / "two", *exe,
+                  *args, capture)
     assert one.returncode == two.returncode == 0, two.stderr
     assert two.stderr == one.stderr
     assert without_timing(json.loads(two.stdout)) == without_timing(json.loads(one.stdout))
@@ -77,6 +77,16 @@ def test_a_capture_of_everything_gives_the_serial_rows_and_report(composite, tmp
         whole.frames, whole.errors, whole.dissector_bugs, whole.truncated)
     doc = same_as_serial(composite, tmp_path, *KEYS, tshark=tshark)
     assert doc["captures"][0]["encrypted"]["smb3_messages"] == 0  # the keys reached every shard's tshark
+
+
+def test_many_shards_interleave_as_a_single_run(composite, tmp_path):
+    """Six tsharks: the merge interleaves more shards' rows (and renumbers their streams) as one
+    tshark gives them."""
+    t = find_tshark()
+    whole, sharded = Run(t, composite), ShardedRun(t, composite, jobs=6)
+    assert list(sharded.rows()) == list(whole.rows())
+    assert sharded.shards >= 4, sharded.whole
+    same_as_serial(composite, tmp_path, *KEYS, jobs=7)
 
 
 def test_a_multichannel_session_stays_in_one_shard(composite):
