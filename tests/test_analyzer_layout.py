@@ -6,7 +6,7 @@ there is no import cycle, and the analyzer learns where the plugins are only fro
 dissectors.plugin_paths."""
 from pathlib import Path
 
-from test_layout import ROOT, imports, module_of
+from test_layout import ROOT, assert_no_cycle, imports, module_of
 
 STAGES = ["analyzer.capture", "analyzer.reconstruction", "analyzer.rules", "analyzer.pipeline", "analyzer.output"]
 PLUGIN_PLACES = {"dissectors.generate", "dissectors.install"}  # they write plugins; plugin_paths says where
@@ -37,21 +37,7 @@ def test_every_module_is_in_a_stage():
 
 
 def test_no_import_cycle():
-    g = graph()
-    state = {}
-
-    def visit(m, stack):
-        state[m] = "open"
-        for d in g.get(m, ()):
-            if state.get(d) == "open":
-                raise AssertionError("cycle: " + " -> ".join(stack + [m, d]))
-            if d not in state:
-                visit(d, stack + [m])
-        state[m] = "done"
-
-    for m in g:
-        if m not in state:
-            visit(m, [])
+    assert_no_cycle(graph())
 
 
 def test_plugin_paths_come_from_one_place():
