@@ -154,9 +154,10 @@ def analyze_capture(path: Path, tshark: Tshark, tables: Tables,
     rsvd_tracker = RsvdTracker(bus, tables, history)
     clusprep_tracker = ClusPrepTracker(bus, tables, history)
     if merged is None and sharding is not None and sharding.applies(path):
-        run = ShardedRun(tshark, path, decrypt, sharding.tsharks, sharding.directory, sharding.executor)
+        run = ShardedRun(tshark, path, decrypt, sharding.tsharks_for(path), sharding.directory, sharding.executor)
     elif merged is not None and sharding is not None and sharding.applies(*merged.files):
-        run = MergedShardedRun(tshark, path, decrypt, sharding.tsharks, sharding.directory, sharding.executor,
+        run = MergedShardedRun(tshark, path, decrypt, sharding.tsharks_for(*merged.files), sharding.directory,
+                               sharding.executor,
                                feed=merged.mergecap(tshark))
     else:
         run = Run(tshark, path, decrypt, feed=merged.mergecap(tshark) if merged else None)

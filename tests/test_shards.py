@@ -311,3 +311,18 @@ def test_one_core_is_kept_for_the_reconstruction():
     assert not Sharding(2, 0).applies(SAMPLES[0]) and Sharding(3, 0).applies(SAMPLES[0])
     assert Sharding(2, 0, executor=object()).tsharks == 2
     assert not Sharding(3, 16).applies(SAMPLES[0])  # below --split-above
+
+
+def test_two_cores_split_a_big_capture_in_two(tmp_path):
+    """A tshark over a big capture slows as it grows (bench/scale.py): from TWO_CORES_SPLIT_MB, --jobs
+    2 runs two tsharks all the same, unless the capture shares the cores with others."""
+    from analyzer.capture.shards import TWO_CORES_SPLIT_MB, Sharding
+
+    big = tmp_path / "big.pcapng"
+    with open(big, "wb") as f:
+        f.truncate(int(TWO_CORES_SPLIT_MB * 1e6))  # sparse: its size is what counts
+    assert Sharding(2).tsharks_for(big) == 2 and Sharding(2).applies(big)
+    assert Sharding(2).tsharks_for(SAMPLES[0]) == 0 and Sharding(2, 0).tsharks_for(SAMPLES[0]) == 1
+    assert Sharding(2, alone=False).tsharks_for(big) == 1 and not Sharding(2, alone=False).applies(big)
+    assert Sharding(2, 1000).tsharks_for(big) == 0  # --split-above still rules
+    assert Sharding(3).tsharks_for(big) == 2 and Sharding(5).tsharks_for(big) == 4

@@ -31,26 +31,44 @@ DISSECTION_WEIGHT = 5
 POLL = 0.01  # seconds between looks at a rows file its tshark is still writing
 
 
+# On two cores a big capture is split in two all the same: a tshark over it all slows as it grows
+# (bench/scale.py, 2 cores: --jobs 3 against --jobs 1 took 1.10x on 158 MB, 0.86x on 792 MB and
+# 0.78x on 1.6 GB, where the whole trace's tshark reached 2.6 GB and its halves 1.4 GB each)
+TWO_CORES_SPLIT_MB = 512
+
+
 @dataclass
 class Sharding:
     """How analyze spreads one capture of at least `above_mb` MB over `jobs` cores: one core runs
     this process (merging the rows and reconstructing, as busy as a tshark: bench/scale.py), the
-    others a tshark each; on an `executor` (a Dask cluster's workers) all `jobs` run tsharks."""
+    others a tshark each, except that two cores split a capture of TWO_CORES_SPLIT_MB or more over
+    two tsharks; on an `executor` (a Dask cluster's workers) all `jobs` run tsharks."""
 
     jobs: int = 1
     above_mb: float = SPLIT_ABOVE_MB
     directory: Optional[Path] = None
     executor: Optional[object] = None
+    alone: bool = True  # the capture has the `jobs` cores to itself (not one of several analyzed at once)
 
     @property
     def tsharks(self) -> int:
         return self.jobs if self.executor is not None else self.jobs - 1
 
-    def applies(self, *paths: Path) -> bool:
+    def tsharks_for(self, *paths: Path) -> int:
+        """The tsharks for these files (their size decides on two cores), 0 or 1 when they are not split."""
         try:
-            return self.tsharks > 1 and sum(p.stat().st_size for p in paths) >= self.above_mb * 1e6
+            size = sum(p.stat().st_size for p in paths)
         except OSError:
-            return False
+            return 0
+        if size < self.above_mb * 1e6:
+            return 0
+        if self.executor is None and self.alone and self.jobs == 2 and size >= max(TWO_CORES_SPLIT_MB,
+                                                                                   self.above_mb) * 1e6:
+            return 2
+        return self.tsharks
+
+    def applies(self, *paths: Path) -> bool:
+        return self.tsharks_for(*paths) > 1
 
 
 def dissect(tshark: Tshark, shard: str, rows: str, decrypt: Sequence[str]) -> Tuple[str, int]:

@@ -59,8 +59,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, metavar="N",
                     help="use N cores (default: all, %(default)s here): several captures are analyzed N at a time, "
                          "one process each (cores to spare split the big ones); a single capture, or a --merge, "
-                         "larger than --split-above is split by connection over N-1 tsharks while this process merges "
-                         "their rows and reconstructs. The reports and files are the same as with --jobs 1")
+                         "larger than --split-above is split by connection over N-1 tsharks (two cores: two, from "
+                         "512 MB) while this process merges their rows and reconstructs. The reports and files are the "
+                         "same as with --jobs 1")
     ap.add_argument("--split-above", type=float, default=SPLIT_ABOVE_MB, metavar="MB",
                     help="split a capture over --jobs tsharks when it is at least MB megabytes (default: "
                          "%(default)s; 0 splits every capture that has two connections to split)")
@@ -281,8 +282,8 @@ def _in_parallel(args, tshark, keys, tables: Tables, executor=None, work_dir: Op
                        initargs=(True,)) if own else contextlib.nullcontext(executor)) as pool, \
                 following(None if own else executor.client, progress) as run:
             # cores beyond one per capture split the big ones (2 captures on 16 cores: 8 tsharks each)
-            spare = Sharding(args.jobs // len(args.captures), args.split_above,
-                             Path(work_dir) if work_dir else None) if own and args.jobs > len(args.captures) else None
+            spare = Sharding(args.jobs // len(args.captures), args.split_above, Path(work_dir) if work_dir else None,
+                             alone=False) if own and args.jobs > len(args.captures) else None
             futures = [pool.submit(_one, cap, tshark, keys, d, os.path.abspath(cap), spare, run)
                        for cap, d in zip(args.captures, dirs)]
             for cap, fut in zip(args.captures, futures):  # done ones count whole at once, not in order
