@@ -120,7 +120,36 @@ def positions(pids: List[int], wanted) -> Dict[str, int]:
     return seen
 
 
-class Progress:
+class _Ticking:
+    """A daemon thread calling self.sample() every self.interval seconds until stopped; whatever
+    sample raises is dropped (progress never breaks the analysis)."""
+
+    interval: float
+    _stop: threading.Event
+    _thread: Optional[threading.Thread]
+
+    def sample(self) -> None:
+        raise NotImplementedError
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.sample()
+            except Exception:  # noqa: BLE001 - a progress bar never breaks the analysis
+                pass
+
+    def _start(self, name: str) -> None:
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _halt(self) -> None:
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join(timeout=2)
+            self._thread = None
+
+
+class Progress(_Ticking):
     """with Progress(sys.stderr.isatty(), expect=paths) as p: ... p.finished(path) ...; p.expect(more)."""
 
     def __init__(self, enabled: bool, expect=(), description: str = "analyzing", interval: float = INTERVAL,
@@ -183,9 +212,12 @@ class Progress:
         if not self.enabled:
             return
         with self._lock:
-            f = self._open(_key(path))
-            if f is not None and position > f.seen:
-                f.seen = position
+            self._reach(_key(path), position)
+
+    def _reach(self, key: str, position: int) -> None:
+        f = self._open(key)
+        if f is not None and position > f.seen:
+            f.seen = position  # max so far: a seek back does not move the bar back
 
     def counter(self, name: str) -> Optional[Callable[[int], None]]:
         """A per-packet callback for analyze_capture: the packet count shows in the description."""
@@ -233,9 +265,7 @@ class Progress:
             seen = positions(descendants(os.getpid(), self._children), wanted)
             with self._lock:
                 for key, pos in seen.items():
-                    f = self._open(key)
-                    if f is not None and pos > f.seen:
-                        f.seen = pos  # max so far: a seek back does not move the bar back
+                    self._reach(key, pos)
         self.tick_seconds += time.perf_counter() - start
         self.ticks += 1
         self._show()
@@ -249,13 +279,6 @@ class Progress:
             text += " (%s packets)" % format(sum(list(self.packets.values())), ",")  # list: another thread may add a capture
         self._bar.update(self._task, completed=done, total=total or None, description=text)
         self._bar.refresh()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.sample()
-            except Exception:  # noqa: BLE001 - a progress bar never breaks the analysis
-                pass
 
     def __enter__(self) -> "Progress":
         global _current
@@ -277,8 +300,7 @@ class Progress:
         except Exception:  # noqa: BLE001
             self._bar = None
         self._children = self.proc and _children_files()
-        self._thread = threading.Thread(target=self._run, name="progress", daemon=True)
-        self._thread.start()
+        self._start("progress")
         _current = self
         return self
 
@@ -286,10 +308,7 @@ class Progress:
         global _current
         if _current is self:
             _current = None
-        if self._thread is not None:
-            self._stop.set()
-            self._thread.join(timeout=2)
-            self._thread = None
+        self._halt()
         if self._bar is not None:
             try:
                 self._bar.stop()
@@ -297,7 +316,7 @@ class Progress:
                 pass
 
 
-class Reporter:
+class Reporter(_Ticking):
     """Where the bar cannot look (a task on another machine's Dask worker): how far this
     process's tsharks have read each of `paths` (its path here -> the name the bar knows it by),
     passed to `send(name, position)` each time it grows, every `interval` seconds, from a thread.
@@ -317,20 +336,10 @@ class Reporter:
                 self.sent[key] = pos
                 self.send(self.names[key], pos)
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.sample()
-            except Exception:  # noqa: BLE001 - progress never breaks the analysis
-                pass
-
     def __enter__(self) -> "Reporter":
         if os.path.isdir("%s/self/fdinfo" % PROC):
-            self._thread = threading.Thread(target=self._run, name="progress-reporter", daemon=True)
-            self._thread.start()
+            self._start("progress-reporter")
         return self
 
     def __exit__(self, *exc) -> None:
-        if self._thread is not None:
-            self._stop.set()
-            self._thread.join(timeout=2)
+        self._halt()

@@ -190,7 +190,8 @@ def _lone(f: Frame, cols: List[str], cmd: str) -> Smb2Message:
 
 
 def _smb2(f: Frame, cols: List[str], cmds: List[str]) -> List[Smb2Message]:
-    # Empty columns (most of them, in most frames) are skipped before any splitting.
+    # Empty columns (most of them, in most frames) are skipped before any splitting; a lone
+    # message (most frames) is _lone's.
     n = len(cmds)
     if n == 1:
         return _names_and_buffers([_lone(f, cols, cmds[0])], cols)
@@ -224,16 +225,11 @@ def _smb2(f: Frame, cols: List[str], cmds: List[str]) -> List[Smb2Message]:
         if not text:
             continue
         values = text.split(AGGREGATOR)
-        if n == 1:  # a lone message takes the first value whichever carries it (what the rule below gives)
-            setattr(out[0], attr, conv(values[0]))
-            continue
         carrier = CARRIERS[name]
         carriers = [m for m in out if carrier(m.command, m.is_response, m.status)]
         if len(carriers) == len(values):
             for m, v in zip(carriers, values):
                 setattr(m, attr, conv(v))
-        elif n == 1:
-            setattr(out[0], attr, conv(values[0]))
     return _names_and_buffers(out, cols)
 
 

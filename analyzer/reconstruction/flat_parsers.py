@@ -60,7 +60,6 @@ def _remembered(make: Callable[[Any], Container]) -> Callable[[Any], Container]:
             r = make(x)
             if len(seen) < CACHED:
                 seen[x] = r
-            return Container(r)
         return Container(r)
     return container
 
