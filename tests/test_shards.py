@@ -226,7 +226,7 @@ def _ether(ip, vlan=None):
 
 
 def _key(packet, linktype=1, classifier=None):
-    from analyzer.capture.split import _Classifier
+    from analyzer.capture.connection_keys import Classifier as _Classifier
     c = classifier or _Classifier()
     return c.key(packet, 0, len(packet), linktype)
 
@@ -251,7 +251,7 @@ def test_other_traffic_of_two_hosts_is_one_key():
 
 
 def test_fragments_follow_their_first_and_icmp_errors_the_connection_they_quote():
-    from analyzer.capture.split import _Classifier
+    from analyzer.capture.connection_keys import Classifier as _Classifier
     c = _Classifier()
     first = _key(_ether(_ipv4("10.0.0.1", "10.0.0.2", 6, _tcp(50000, 445), ident=99, more=True)), classifier=c)
     rest = _key(_ether(_ipv4("10.0.0.1", "10.0.0.2", 6, bytes(40), ident=99, frag=185)), classifier=c)

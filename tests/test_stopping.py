@@ -91,7 +91,7 @@ def test_a_split_run_stopped_by_a_signal_leaves_nothing(signum, held_tshark, tmp
     proc, tmp = start(tmp_path, wrapper, "--jobs", "3", "--split-above", "0", capture)
     tsharks = wait_for(marks, 2, proc)
     shards = list(tmp.glob("analyze-shards-*"))
-    assert len(shards) == 1 and len(list(shards[0].glob("shard-*.pcapng"))) == 2  # caught mid-run
+    assert len(shards) == 1 and len(list(shards[0].glob("shard-*.frames"))) == 2  # caught mid-run
     assert shards[0].name.startswith("analyze-shards-%s-" % work_folders.owner(proc.pid))
     code, err = stop(proc, signum)
     assert code == 128 + signum and "analyze: stopped by %s" % signum.name in err and "Traceback" not in err, err

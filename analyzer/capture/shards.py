@@ -10,6 +10,7 @@ file while its tshark is still writing it, so reconstruction overlaps dissection
 from __future__ import annotations
 
 import concurrent.futures
+import fcntl
 import heapq
 import re
 import shutil
@@ -23,12 +24,13 @@ from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
 from . import progress, stopping, work_folders
 from .source import AGGREGATOR, COL, ESCAPES_TEXT, Run, Tshark, columns, command, cut_short, tshark_env
-from .split import NoRoom, Split, Unsplittable, split
+from .split import NoRoom, Split, Unsplittable, plan, split
 
 STREAM = COL["tcp.stream"]
 SPLIT_ABOVE_MB = 16  # below this, a second tshark's start (plugins loaded: ~0.4 s) costs more than it saves
 DISSECTION_WEIGHT = 5
 POLL = 0.01  # seconds between looks at a rows file its tshark is still writing
+PIPE_BYTES = 1 << 20  # a fed tshark's pipe (Linux allows up to 1 MB unprivileged)
 
 
 # On two cores a big capture is split in two all the same: a tshark over it all slows as it grows
@@ -80,6 +82,27 @@ def dissect(tshark: Tshark, shard: str, rows: str, decrypt: Sequence[str]) -> Tu
             proc.kill()
         stderr = proc.communicate()[1]
     return stderr.decode("utf-8", "replace"), proc.returncode
+
+
+def _fed(tshark: Tshark, out, decrypt: Sequence[str]) -> subprocess.Popen:
+    """A tshark reading a shard from its stdin (Split.write feeds it), its rows into `out`."""
+    proc = subprocess.Popen(command(tshark, Path("-"), decrypt), stdin=subprocess.PIPE, stdout=out,
+                            stderr=subprocess.PIPE, env=tshark_env(), bufsize=1 << 20)
+    if stopping.requested():  # started after analyze passed a signal on to its tsharks
+        proc.kill()
+    if hasattr(fcntl, "F_SETPIPE_SZ"):
+        try:  # a deeper pipe: the split runs on while this tshark is busy with a big packet
+            fcntl.fcntl(proc.stdin.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+        except OSError:
+            pass
+    return proc
+
+
+def _ended(proc: subprocess.Popen) -> Tuple[str, int]:
+    """What a fed tshark said on stderr, and its exit code, once it ends."""
+    stderr = proc.stderr.read()
+    proc.stderr.close()
+    return stderr.decode("utf-8", "replace"), proc.wait()
 
 
 def _rows_of(path: Path, done: Callable[[], bool], escaped: bool) -> Iterator[List[str]]:
@@ -151,7 +174,8 @@ class ShardedRun:
             told[0] = fraction
 
         try:
-            parts = split(self.path, self.jobs, self.directory, splitting)
+            # here the shards go straight into their tsharks; a cluster's workers read them from files
+            parts = (plan if self.executor is None else split)(self.path, self.jobs, self.directory, splitting)
         except Unsplittable as e:
             self.whole = str(e)
             if isinstance(e, NoRoom):  # the one reason the user can act on
@@ -174,15 +198,23 @@ class ShardedRun:
     def _merged(self, parts: Split, merging: Callable[[int], None]) -> Iterator[List[str]]:
         self.shards = n = len(parts.shards)
         own = self.executor is None
-        pool = concurrent.futures.ThreadPoolExecutor(n) if own else self.executor
+        pool = concurrent.futures.ThreadPoolExecutor(n + 1) if own else self.executor
         escaped = self.tshark.version >= ESCAPES_TEXT
+        procs: List[subprocess.Popen] = []
         try:
             futures, streams = [], []
             for k, s in enumerate(parts.shards):
                 rows = parts.directory / ("shard-%d.rows" % k)
-                rows.touch()
-                futures.append(pool.submit(dissect, self.tshark, str(s.path), str(rows), list(self.decrypt)))
+                if own:  # its tshark reads the shard from a pipe as the split writes it
+                    with open(rows, "wb") as out:
+                        procs.append(_fed(self.tshark, out, list(self.decrypt)))
+                    futures.append(pool.submit(_ended, procs[-1]))
+                else:
+                    rows.touch()
+                    futures.append(pool.submit(dissect, self.tshark, str(s.path), str(rows), list(self.decrypt)))
                 streams.append(self._renumbered(k, s.frames_path, rows, futures[-1], escaped))
+            if own:
+                writing = pool.submit(parts.write, [p.stdin for p in procs])
             renamed = [{} for _ in range(n)]  # per shard: its tcp.stream -> the capture's
             known = 0
             for original, k, cols in heapq.merge(*streams):
@@ -201,6 +233,8 @@ class ShardedRun:
                 if self.frames % 8192 == 0:
                     merging(8192)
                 yield cols
+            if own:
+                writing.result()
             for k, fut in enumerate(futures):
                 self._ended(k, parts, *fut.result())
             # a single run reports them in frame order, and none past where it stopped reading
@@ -210,6 +244,9 @@ class ShardedRun:
                 self.errors.append("analyze: the shards' tsharks read %d frames of the %d the split wrote; rerun with "
                                    "--jobs 1" % (self.frames, parts.frames))
         finally:
+            for p in procs:  # stopped early (a signal, an error): no tshark left behind
+                if p.poll() is None:
+                    p.kill()
             if own:
                 pool.shutdown(wait=True, cancel_futures=True)
 

@@ -1,8 +1,10 @@
 """One capture file into N shard files by connection, for one tshark per core (analyze --jobs).
 
-Two streaming passes over the records, nothing dissected: the first reads each packet's
-addresses and, on SMB ports, its SMB2 SessionId, and joins what tshark must see together;
-the second writes each packet to its group's shard, in capture order. Every shard gets every
+Two streaming passes over the records, nothing dissected: the first (`plan`) reads each packet's
+addresses and, on SMB ports, its SMB2 SessionId, many packets at a time (connection_keys), joins
+what tshark must see together and notes where each record goes; the second (Split.write) writes
+each packet to its group's shard, in capture order, into a file or straight into the tshark that
+dissects it, without reading the records' headers again. Every shard gets every
 section and interface block, so interface ids, timestamps and link types are the original's,
 and beside each shard a file of the original frame number of each of its frames.
 
@@ -27,21 +29,24 @@ import struct
 from array import array
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
+
+import numpy as np
 
 from . import work_folders
+from .connection_keys import KEY_WIDTH, ChunkKeys
 
-SMB_PORTS = (445, 139)
 PCAPNG_SHB, PCAPNG_IDB, PCAPNG_PB, PCAPNG_SPB, PCAPNG_NRB, PCAPNG_ISB, PCAPNG_EPB, PCAPNG_DSB = (
     0x0A0D0D0A, 1, 2, 3, 4, 5, 6, 0x0A)
 METADATA_BLOCKS = {PCAPNG_SHB, PCAPNG_IDB, PCAPNG_NRB, PCAPNG_ISB, PCAPNG_DSB}  # copied to every shard
 PCAP_MAGICS = {b"\xd4\xc3\xb2\xa1": "<", b"\xa1\xb2\xc3\xd4": ">", b"\x4d\x3c\xb2\xa1": "<", b"\xa1\xb2\x3c\x4d": ">"}
 MAX_KEYS = 250_000  # connections and host pairs held (~40 MB); a scan's millions are read whole
-FRAGMENTS_KEPT = 4096  # first fragments remembered, for the fragments that follow them
 CHUNK = 1 << 16  # entries per array flushed to disk: memory stays flat whatever the capture's size
 ROW_BYTES = 600  # what a frame's -T fields row takes, generously (RSVD rows carry message bytes in hex)
 SPARE = 64 << 20  # left free beyond that
 RELEASE = 4 << 20  # bytes of the mapped capture read between giving its pages back
+RECORD = np.dtype([("start", "<i8"), ("stop", "<i8"), ("group", "<u4")])  # a record's place in the file, its group
+EVERY_SHARD = 0xFFFFFFFF  # the group of a metadata record (section, interfaces...): copied to every shard
 
 
 class Unsplittable(Exception):
@@ -66,8 +71,52 @@ class Split:
     frames: int  # packets in the capture
     groups: int  # connection groups found
     directory: Path  # the shards, their frame numbers and rows: removed whole
+    _pending: Optional[tuple] = None  # what write() reads: (the mapped capture, its file, the records, group -> shard)
+
+    def write(self, outs: list, progress: Optional[Callable[[float], None]] = None) -> None:
+        """The second pass, once: each shard's records, in capture order, into its writable in `outs`
+        (a file, or the stdin of the tshark that dissects it), each closed at the end. A tshark that
+        stops reading is left out and the others are written to the end."""
+        buf, fobj, spill, shard_of = self._pending
+        self._pending = None
+        live = list(outs)
+        try:
+            released = 0
+            for entries in _chunks(spill):
+                k = shard_of[np.minimum(entries["group"], len(shard_of) - 1)]
+                start, stop = entries["start"], entries["stop"]
+                # a run: consecutive records of one shard, each right after the last (one write);
+                # a metadata record (k -1) goes to every shard
+                new = np.ones(len(k), bool)
+                new[1:] = (k[1:] != k[:-1]) | (start[1:] != stop[:-1]) | (k[1:] < 0)
+                firsts = np.flatnonzero(new)
+                lasts = np.append(firsts[1:], len(k)) - 1
+                for shard, a, b in zip(k[firsts].tolist(), start[firsts].tolist(), stop[lasts].tolist()):
+                    block = buf[a:b]
+                    for j in (range(len(live)) if shard < 0 else (shard,)):
+                        if live[j] is not None:
+                            try:
+                                live[j].write(block)
+                            except BrokenPipeError:  # its tshark stopped: it says why on its stderr
+                                live[j] = None
+                end = int(stop[-1])
+                if end - released > RELEASE:
+                    released = _release(buf, end)
+                if progress is not None:
+                    progress(end / len(buf))
+        finally:
+            for out in outs:
+                try:
+                    out.close()
+                except BrokenPipeError:
+                    pass
+            _close(buf, fobj)
+            spill.unlink()
 
     def remove(self) -> None:
+        if self._pending is not None:
+            _close(*self._pending[:2])
+            self._pending = None
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
@@ -182,104 +231,6 @@ class _Records:
             pos = stop
 
 
-_VLANS = (0x8100, 0x88A8, 0x9100)
-
-
-def _network(buf, p: int, end: int, linktype: int) -> Tuple[int, int]:
-    """(ethertype, offset of the network header), or (0, 0) for a link type not read here."""
-    if linktype == 1:  # Ethernet
-        if p + 14 > end:
-            return 0, 0
-        et, p = (buf[p + 12] << 8) | buf[p + 13], p + 14
-        while et in _VLANS and p + 4 <= end:
-            et, p = (buf[p + 2] << 8) | buf[p + 3], p + 4
-        return et, p
-    if linktype == 113:  # Linux cooked (SLL)
-        return ((buf[p + 14] << 8) | buf[p + 15], p + 16) if p + 16 <= end else (0, 0)
-    if linktype == 276:  # SLL2
-        return ((buf[p] << 8) | buf[p + 1], p + 20) if p + 20 <= end else (0, 0)
-    if linktype in (101, 12, 14):  # raw IP
-        if p >= end:
-            return 0, 0
-        v = buf[p] >> 4
-        return (0x0800 if v == 4 else 0x86DD if v == 6 else 0), p
-    if linktype == 228:
-        return 0x0800, p
-    if linktype == 229:
-        return 0x86DD, p
-    if linktype in (0, 108):  # BSD loopback: a 4-byte address family, host or network order
-        if p + 4 > end:
-            return 0, 0
-        fam = int.from_bytes(buf[p:p + 4], "little" if linktype == 0 and buf[p] else "big")
-        return (0x0800 if fam == 2 else 0x86DD if fam in (10, 24, 28, 30) else 0), p + 4
-    return 0, 0
-
-
-_OTHER = b"O"  # what has no address read here: all of it in one group
-
-
-class _Classifier:
-    """A packet's group key, and the SMB SessionId its first SMB2 header carries (0 if none)."""
-
-    def __init__(self):
-        self.fragments: Dict[bytes, bytes] = {}
-
-    def key(self, buf, p: int, caplen: int, linktype: int, quoted: bool = False) -> Tuple[bytes, int]:
-        end = p + caplen
-        et, p = _network(buf, p, end, linktype) if linktype is not None else (0x0800 if buf[p] >> 4 == 4 else 0x86DD, p)
-        if et == 0x0800:
-            if p + 20 > end:
-                return _OTHER, 0
-            ihl = (buf[p] & 15) * 4
-            proto = buf[p + 9]
-            src, dst = bytes(buf[p + 12:p + 16]), bytes(buf[p + 16:p + 20])
-            frag = ((buf[p + 6] & 0x1F) << 8) | buf[p + 7]
-            more = buf[p + 6] & 0x20
-            ident = bytes(buf[p + 4:p + 6])
-            q = p + ihl
-        elif et == 0x86DD:
-            if p + 40 > end:
-                return _OTHER, 0
-            proto, src, dst, q = buf[p + 6], bytes(buf[p + 8:p + 24]), bytes(buf[p + 24:p + 40]), p + 40
-            frag, more, ident = 0, 0, b""
-            for _ in range(8):  # extension headers, a bounded walk
-                if proto in (0, 43, 60) and q + 2 <= end:
-                    proto, q = buf[q], q + (buf[q + 1] + 1) * 8
-                elif proto == 44 and q + 8 <= end:
-                    off = (buf[q + 2] << 8) | buf[q + 3]
-                    proto, frag, more, ident, q = buf[q], off >> 3, off & 1, bytes(buf[q + 4:q + 8]), q + 8
-                else:
-                    break
-        else:
-            return _OTHER, 0
-        pair = b"H" + (src + dst if src <= dst else dst + src)
-        if frag:  # not the first fragment: where the first one went
-            return self.fragments.get(src + dst + ident + bytes((proto,)), pair), 0
-        key, session = pair, 0
-        if proto == 6 and q + 4 <= end:  # an ICMP error quotes 8 bytes of TCP: the ports are there
-            sport, dport = (buf[q] << 8) | buf[q + 1], (buf[q + 2] << 8) | buf[q + 3]
-            if sport in SMB_PORTS or dport in SMB_PORTS:
-                a, b = src + bytes(buf[q:q + 2]), dst + bytes(buf[q + 2:q + 4])
-                key = b"T" + (a + b if a <= b else b + a)
-                data = q + (buf[q + 12] >> 4) * 4 if q + 20 <= end else end
-                if not quoted and data + 8 <= end:
-                    tag = bytes(buf[data + 4:data + 8])
-                    at = 40 if tag == b"\xfeSMB" else 44 if tag == b"\xfdSMB" else 0
-                    if at and data + 4 + at + 8 <= end:
-                        session = int.from_bytes(buf[data + 4 + at:data + 12 + at], "little")
-        elif not quoted and ((proto == 1 and q + 8 <= end and buf[q] in (3, 4, 5, 11, 12))
-                             or (proto == 58 and q + 8 <= end and 1 <= buf[q] <= 4)):
-            # an ICMP error quotes the packet it is about: tshark dissects that TCP header too
-            inner, _ = self.key(buf, q + 8, end - q - 8, None, quoted=True) if q + 9 <= end else (_OTHER, 0)
-            if inner[:1] == b"T":
-                key = inner
-        if more:
-            if len(self.fragments) >= FRAGMENTS_KEPT:
-                self.fragments.clear()
-            self.fragments[src + dst + ident + bytes((proto,))] = key
-        return key, session
-
-
 def _release(buf, upto: int) -> int:
     """Give back the mapped pages before `upto`: they stay in the page cache, but out of this
     process's resident memory, which then stays flat whatever the capture's size."""
@@ -321,12 +272,31 @@ def _open(path: Path, scratch: Path):
 
 def split(path: Path, n: int, directory: Optional[Path] = None,
           progress: Optional[Callable[[float], None]] = None) -> Split:
-    """`path` into at most `n` shards (in a new folder under `directory`); Unsplittable when it
+    """`path` into at most `n` shard files (in a new folder under `directory`); Unsplittable when it
     cannot be split exactly, or when it holds a single group (nothing to share). `progress` is
     told the fraction done now and then (two passes: each is half)."""
+    parts = plan(path, n, directory, progress and (lambda f: progress(f / 2)))
+    try:
+        parts.write([open(s.path, "wb", buffering=1 << 20) for s in parts.shards],
+                    progress and (lambda f: progress(0.5 + f / 2)))
+    except OSError as e:
+        parts.remove()
+        if e.errno == errno.ENOSPC:
+            raise NoRoom("%s ran out of space (choose another with --work-dir)" % parts.directory.parent) from None
+        raise Unsplittable("%s: %s" % (path.name, e.strerror or e)) from None
+    except BaseException:
+        parts.remove()
+        raise
+    return parts
+
+
+def plan(path: Path, n: int, directory: Optional[Path] = None,
+         progress: Optional[Callable[[float], None]] = None) -> Split:
+    """The first pass: which shard each packet goes to, each shard's frame numbers written beside
+    it; Split.write then writes the shards (to files, or straight into their tsharks)."""
     work = Path(work_folders.make("shards", directory))
     try:
-        return _split(path, n, work, progress)
+        return _plan(path, n, work, progress)
     except OSError as e:  # the disk filled up, a file that cannot be mapped: read whole, as before
         shutil.rmtree(work, ignore_errors=True)
         if e.errno == errno.ENOSPC:
@@ -337,40 +307,91 @@ def split(path: Path, n: int, directory: Optional[Path] = None,
         raise
 
 
-def _split(path: Path, n: int, work: Path, progress) -> Split:
+def _first_pass(buf, records: _Records, spill_path: Path, progress) -> Tuple[_Groups, int]:
+    """Every packet's group, CHUNK records at a time: their keys read at once (ChunkKeys), each new
+    key a group in order of first appearance, the groups of one SMB2 session joined. Each record's
+    place and group (EVERY_SHARD for metadata) go to `spill_path` for the second pass. (groups, packets)."""
+    groups, reader = _Groups(), ChunkKeys()
+    sessions: Dict[int, int] = {}
+    mem = np.frombuffer(buf, np.uint8)
+    frames = released = 0
+    try:
+        with open(spill_path, "wb") as spill:
+            walk = records.walk()
+            while True:
+                start, stop, packet = array("q"), array("q"), array("b")
+                data, caplen, linktype = array("q"), array("q"), array("q")
+                for is_packet, a, b, lt, at, cap in walk:
+                    start.append(a)
+                    stop.append(b)
+                    packet.append(is_packet)
+                    if is_packet:
+                        data.append(at)
+                        caplen.append(cap)
+                        linktype.append(lt)
+                    if len(start) == CHUNK:
+                        break
+                if not start:
+                    break
+                entries = np.zeros(len(start), RECORD)
+                entries["start"], entries["stop"] = np.frombuffer(start, np.int64), np.frombuffer(stop, np.int64)
+                entries["group"] = EVERY_SHARD
+                if data:
+                    frames += len(data)
+                    keys, named = reader.keys(mem, buf, np.frombuffer(data, np.int64), np.frombuffer(caplen, np.int64),
+                                              np.frombuffer(linktype, np.int64))
+                    unique, first, inverse = np.unique(keys.view("V%d" % KEY_WIDTH).ravel(), return_index=True,
+                                                       return_inverse=True)
+                    local = np.empty(len(unique), np.int64)  # a chunk's unique keys -> their group ids
+                    for u in np.argsort(first, kind="stable"):  # new keys numbered in order of first appearance
+                        local[u] = groups.id(unique[u].tobytes())
+                    if len(groups.parent) > MAX_KEYS:
+                        raise Unsplittable("more than %d connections" % MAX_KEYS)
+                    ids = local[inverse.ravel()]
+                    is_packet = np.frombuffer(packet, np.int8).astype(bool)
+                    entries["group"][is_packet] = ids
+                    sums = np.bincount(ids, weights=entries["stop"][is_packet] - entries["start"][is_packet],
+                                       minlength=len(groups.parent))
+                    for g in np.flatnonzero(sums):
+                        groups.size[g] += int(sums[g])
+                    # a session's channels join its first connection's group; only the first time a
+                    # (session, group) pair is seen can change anything
+                    has = np.flatnonzero(named)
+                    if len(has):
+                        pairs = np.stack([named[has], ids[has].astype(np.uint64)], axis=1)
+                        _, once = np.unique(pairs, axis=0, return_index=True)
+                        for i in np.sort(once):
+                            session, g = int(pairs[i, 0]), int(pairs[i, 1])
+                            s = sessions.get(session)
+                            if s is None:
+                                sessions[session] = g
+                            else:
+                                groups.join(s, g)
+                entries.tofile(spill)
+                if progress is not None:
+                    progress(stop[-1] / len(buf))
+                released = _release(buf, stop[-1]) if stop[-1] - released > RELEASE else released
+    finally:
+        del mem  # the mmap cannot close while numpy holds a view of it
+    return groups, frames
+
+
+def _chunks(path: Path) -> Iterator[np.ndarray]:
+    """The first pass's records back, CHUNK at a time."""
+    with open(path, "rb") as f:
+        while True:
+            entries = np.fromfile(f, RECORD, CHUNK)
+            if not len(entries):
+                return
+            yield entries
+
+
+def _plan(path: Path, n: int, work: Path, progress) -> Split:
     buf, fobj = _open(path, work)
     try:
         records = _Records(buf)
-        groups, classify = _Groups(), _Classifier()
-        sessions: Dict[int, int] = {}
-        seen = array("I")
-        spill = open(work / "groups", "wb")
-        frames = released = 0
-        with spill:
-            for is_packet, start, stop, linktype, data, caplen in records.walk():
-                if not is_packet:
-                    continue
-                frames += 1
-                key, session = classify.key(buf, data, caplen, linktype)
-                g = groups.id(key)
-                if g >= MAX_KEYS:
-                    raise Unsplittable("more than %d connections" % MAX_KEYS)
-                groups.size[g] += stop - start
-                if session:
-                    s = sessions.get(session)
-                    if s is None:
-                        sessions[session] = g
-                    else:
-                        groups.join(s, g)
-                seen.append(g)
-                if len(seen) >= CHUNK:
-                    seen.tofile(spill)
-                    del seen[:]
-                if stop - released > RELEASE:
-                    released = _release(buf, stop)
-                    if progress is not None:
-                        progress(stop / len(buf) / 2)
-            seen.tofile(spill)
+        spill = work / "records"
+        groups, frames = _first_pass(buf, records, spill, progress)
         sizes: Dict[int, int] = {}  # group (its root) -> bytes
         for g in range(len(groups.parent)):
             r = groups.find(g)
@@ -384,57 +405,38 @@ def _split(path: Path, n: int, work: Path, progress) -> Split:
                 work.parent, free / 1e9, (need + SPARE) / 1e9))
         n = min(n, len(sizes))
         to_shard = _balance(sizes, n)
-        shard_of = array("H", (to_shard[groups.find(g)] for g in range(len(groups.parent))))
+        shard_of = np.array([to_shard[groups.find(g)] for g in range(len(groups.parent))] + [-1], np.int64)
         shards = [Shard(work / ("shard-%d.pcapng" % k if records.pcapng else "shard-%d.pcap" % k),
                         work / ("shard-%d.frames" % k)) for k in range(n)]
-        outs = [open(s.path, "wb", buffering=1 << 20) for s in shards]
-        numbers = [array("Q") for _ in range(n)]
         number_files = [open(s.frames_path, "wb") for s in shards]
         try:
-            with open(work / "groups", "rb") as spill:
-                pending = array("I")
-                i = frame = released = 0
-                run, run_start, run_stop = -1, 0, 0  # consecutive packets of one shard: one write
-                for is_packet, start, stop, _, _, _ in records.walk():
-                    if not is_packet:
-                        if run >= 0:
-                            outs[run].write(buf[run_start:run_stop])
-                            run = -1
-                        block = buf[start:stop]
-                        for out in outs:
-                            out.write(block)
-                        continue
-                    if i == len(pending):
-                        pending = array("I")
-                        pending.frombytes(spill.read(CHUNK * pending.itemsize))
-                        i = 0
-                    k = shard_of[pending[i]]
-                    i += 1
-                    frame += 1
-                    if k != run or start != run_stop:
-                        if run >= 0:
-                            outs[run].write(buf[run_start:run_stop])
-                        run, run_start = k, start
-                    run_stop = stop
-                    shards[k].frames += 1
-                    shards[k].bytes += stop - start
-                    numbers[k].append(frame)
-                    if len(numbers[k]) >= CHUNK:
-                        numbers[k].tofile(number_files[k])
-                        del numbers[k][:]
-                    if stop - released > RELEASE:
-                        released = _release(buf, stop)
-                        if progress is not None:
-                            progress(0.5 + stop / len(buf) / 2)
-                if run >= 0:
-                    outs[run].write(buf[run_start:run_stop])
-                for k in range(n):
-                    numbers[k].tofile(number_files[k])
+            frame = 0
+            for entries in _chunks(spill):
+                k = shard_of[np.minimum(entries["group"], len(shard_of) - 1)]  # EVERY_SHARD: -1
+                packets = k >= 0
+                numbers = frame + np.cumsum(packets)  # each packet's frame number
+                frame = int(numbers[-1])
+                sizes_k = np.bincount(k[packets], weights=(entries["stop"] - entries["start"])[packets], minlength=n)
+                for j in range(n):
+                    mine = k == j
+                    numbers[mine].astype(np.uint64).tofile(number_files[j])
+                    shards[j].frames += int(mine.sum())
+                    shards[j].bytes += int(sizes_k[j])
         finally:
-            for f in outs + number_files:
+            for f in number_files:
                 f.close()
-        (work / "groups").unlink()
-        return Split(shards, frames, len(sizes), work)
+        parts = Split(shards, frames, len(sizes), work)
+        parts._pending = (buf, fobj, spill, shard_of)
+        buf = fobj = None
+        return parts
     finally:
+        if buf is not None:
+            _close(buf, fobj)
+
+
+def _close(buf, fobj) -> None:
+    try:
         buf.close()
-        fobj.close()
+    except BufferError:  # an exception's traceback still holds a numpy view of it: closed when freed
+        pass
+    fobj.close()
