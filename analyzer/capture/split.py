@@ -159,38 +159,109 @@ class _Records:
         if not self.pcapng and magic not in PCAP_MAGICS:
             raise Unsplittable("not a pcap or pcapng file")
 
-    def walk(self):
-        """(is_packet, start, end, linktype, data_start, caplen) for each record, in file order."""
-        return self._pcapng() if self.pcapng else self._pcap()
+    def chunks(self, mem: np.ndarray) -> Iterator[Dict[str, np.ndarray]]:
+        """The records in file order, about CHUNK at a time: each chunk's columns start, stop,
+        packet (bool), linktype, data (where the packet's bytes start) and caplen. `mem` is the
+        file as a uint8 array. The records packets are mostly in (enhanced packet blocks, pcap
+        records) are found by their lengths alone and their fields read at once."""
+        columns = ("start", "stop", "packet", "linktype", "data", "caplen")
+        parts: List[Dict[str, np.ndarray]] = []
+        single = {c: array("q") for c in columns}  # records read one at a time, since the last run
+        count = 0
+
+        def flush_single():
+            if single["start"]:
+                parts.append({c: np.frombuffer(single[c], np.int64).copy() for c in columns})
+                for c in columns:
+                    del single[c][:]
+
+        for item in (self._pcapng() if self.pcapng else self._pcap()):
+            if isinstance(item, tuple) and item[0] == "run":
+                flush_single()
+                parts.append(self._run(mem, *item[1:]))
+                count += len(parts[-1]["start"])
+            else:
+                for c, v in zip(columns, item):
+                    single[c].append(int(v or 0))
+                count += 1
+            if count >= CHUNK:
+                flush_single()
+                yield _joined(parts)
+                parts, count = [], 0
+        flush_single()
+        if parts:
+            yield _joined(parts)
+
+    @staticmethod
+    def _run(mem: np.ndarray, kind: str, order: str, linktypes: tuple, starts: array) -> Dict[str, np.ndarray]:
+        """A run of enhanced packet blocks (`kind` "epb") or pcap records ("pcap"), given their starts."""
+        start = np.frombuffer(starts, np.int64)
+
+        def u32(offset: int) -> np.ndarray:
+            return mem[(start + offset)[:, None] + np.arange(4)].copy().view(order + "u4").ravel().astype(np.int64)
+
+        if kind == "pcap":
+            caplen = u32(8)
+            return dict(start=start, stop=start + 16 + caplen, packet=np.ones(len(start), np.int64),
+                        linktype=np.full(len(start), linktypes[0], np.int64), data=start + 16, caplen=caplen)
+        blen, iface, caplen = u32(4), u32(8), u32(20)
+        if (iface >= len(linktypes)).any() or (28 + caplen > blen).any():
+            raise Unsplittable("a packet block names an unknown interface or overruns its block")
+        return dict(start=start, stop=start + blen, packet=np.ones(len(start), np.int64),
+                    linktype=np.array(linktypes, np.int64)[iface], data=start + 28, caplen=caplen)
 
     def _pcap(self):
+        """("run", "pcap", order, (linktype,), starts) for records found by their lengths; a
+        tuple of columns for the file header."""
         buf = self.buf
         order = PCAP_MAGICS[bytes(buf[:4])]
         if len(buf) < 24:
             raise Unsplittable("the file header is cut short")
         linktype = struct.unpack_from(order + "I", buf, 20)[0] & 0x0FFFFFFF
-        header = struct.Struct(order + "IIII")
-        yield False, 0, 24, None, 0, 0
+        caplen_at = struct.Struct(order + "I").unpack_from
+        yield 0, 24, False, None, 0, 0
         pos, end = 24, len(buf)
         while pos < end:
-            if pos + 16 > end:
+            run, n = array("q"), 0
+            add = run.append
+            while pos + 16 <= end and n < CHUNK:
+                stop = pos + 16 + caplen_at(buf, pos + 8)[0]
+                if stop > end or stop - pos - 16 > 0x10000000:
+                    break
+                add(pos)
+                pos, n = stop, n + 1
+            if run:
+                yield "run", "pcap", order, (linktype,), run
+            if n < CHUNK and pos < end:
+                if pos + 16 > end:
+                    raise Unsplittable("the last record is cut short")
+                caplen = caplen_at(buf, pos + 8)[0]
+                if pos + 16 + caplen <= end:
+                    raise Unsplittable("a record claims %d bytes" % caplen)
                 raise Unsplittable("the last record is cut short")
-            caplen = header.unpack_from(buf, pos)[2]
-            stop = pos + 16 + caplen
-            if stop > end:
-                raise Unsplittable("the last record is cut short")
-            if caplen > 0x10000000:
-                raise Unsplittable("a record claims %d bytes" % caplen)
-            yield True, pos, stop, linktype, pos + 16, caplen
-            pos = stop
 
     def _pcapng(self):
+        """("run", "epb", order, interfaces' linktypes, starts) for enhanced packet blocks found by
+        their lengths; a tuple of columns for any other block."""
         buf = self.buf
         pos, end = 0, len(buf)
         order = "<"
         linktypes: List[int] = []
         snaplens: List[int] = []
+        heads = {o: struct.Struct(o + "II").unpack_from for o in "<>"}
         while pos < end:
+            run, n = array("q"), 0
+            add, head = run.append, heads[order]
+            while pos + 12 <= end and n < CHUNK:  # the bulk: their lengths alone here
+                btype, blen = head(buf, pos)
+                if btype != PCAPNG_EPB or blen < 12 or blen & 3 or pos + blen > end:
+                    break
+                add(pos)
+                pos, n = pos + blen, n + 1
+            if run:
+                yield "run", "epb", order, tuple(linktypes), run
+            if pos >= end or n == CHUNK:
+                continue
             if pos + 12 > end:
                 raise Unsplittable("the last block is cut short")
             if bytes(buf[pos:pos + 4]) == b"\x0a\x0d\x0d\x0a":
@@ -207,28 +278,32 @@ class _Records:
                 iface, _, _, caplen = struct.unpack_from(order + "IIII", buf, pos + 8)
                 if iface >= len(linktypes) or 28 + caplen > blen:
                     raise Unsplittable("a packet block names an unknown interface or overruns its block")
-                yield True, pos, stop, linktypes[iface], pos + 28, caplen
+                yield pos, stop, True, linktypes[iface], pos + 28, caplen
             elif btype == PCAPNG_SPB:
                 if not linktypes:
                     raise Unsplittable("a simple packet block before any interface")
                 origlen = struct.unpack_from(order + "I", buf, pos + 8)[0]
                 caplen = min(origlen, blen - 16, snaplens[0] or origlen)
-                yield True, pos, stop, linktypes[0], pos + 12, caplen
+                yield pos, stop, True, linktypes[0], pos + 12, caplen
             elif btype == PCAPNG_PB:
                 iface = struct.unpack_from(order + "H", buf, pos + 8)[0]
                 caplen = struct.unpack_from(order + "I", buf, pos + 20)[0]
                 if iface >= len(linktypes) or 28 + caplen > blen:
                     raise Unsplittable("a packet block names an unknown interface or overruns its block")
-                yield True, pos, stop, linktypes[iface], pos + 28, caplen
+                yield pos, stop, True, linktypes[iface], pos + 28, caplen
             elif btype in METADATA_BLOCKS:
                 if btype == PCAPNG_IDB:
                     lt, _, snap = struct.unpack_from(order + "HHI", buf, pos + 8)
                     linktypes.append(lt)
                     snaplens.append(snap)
-                yield False, pos, stop, None, 0, 0
+                yield pos, stop, False, None, 0, 0
             else:  # a block some tshark may count as a frame (journal, custom): numbering would be unsure
                 raise Unsplittable("a pcapng block of type 0x%X" % btype)
             pos = stop
+
+
+def _joined(parts: List[Dict[str, np.ndarray]]) -> Dict[str, np.ndarray]:
+    return parts[0] if len(parts) == 1 else {c: np.concatenate([p[c] for p in parts]) for c in parts[0]}
 
 
 def _release(buf, upto: int) -> int:
@@ -317,29 +392,15 @@ def _first_pass(buf, records: _Records, spill_path: Path, progress) -> Tuple[_Gr
     frames = released = 0
     try:
         with open(spill_path, "wb") as spill:
-            walk = records.walk()
-            while True:
-                start, stop, packet = array("q"), array("q"), array("b")
-                data, caplen, linktype = array("q"), array("q"), array("q")
-                for is_packet, a, b, lt, at, cap in walk:
-                    start.append(a)
-                    stop.append(b)
-                    packet.append(is_packet)
-                    if is_packet:
-                        data.append(at)
-                        caplen.append(cap)
-                        linktype.append(lt)
-                    if len(start) == CHUNK:
-                        break
-                if not start:
-                    break
-                entries = np.zeros(len(start), RECORD)
-                entries["start"], entries["stop"] = np.frombuffer(start, np.int64), np.frombuffer(stop, np.int64)
+            for chunk in records.chunks(mem):
+                entries = np.zeros(len(chunk["start"]), RECORD)
+                entries["start"], entries["stop"] = chunk["start"], chunk["stop"]
                 entries["group"] = EVERY_SHARD
-                if data:
-                    frames += len(data)
-                    keys, named = reader.keys(mem, buf, np.frombuffer(data, np.int64), np.frombuffer(caplen, np.int64),
-                                              np.frombuffer(linktype, np.int64))
+                is_packet = chunk["packet"].astype(bool)
+                if is_packet.any():
+                    frames += int(is_packet.sum())
+                    keys, named = reader.keys(mem, buf, chunk["data"][is_packet], chunk["caplen"][is_packet],
+                                              chunk["linktype"][is_packet])
                     unique, first, inverse = np.unique(keys.view("V%d" % KEY_WIDTH).ravel(), return_index=True,
                                                        return_inverse=True)
                     local = np.empty(len(unique), np.int64)  # a chunk's unique keys -> their group ids
@@ -348,7 +409,6 @@ def _first_pass(buf, records: _Records, spill_path: Path, progress) -> Tuple[_Gr
                     if len(groups.parent) > MAX_KEYS:
                         raise Unsplittable("more than %d connections" % MAX_KEYS)
                     ids = local[inverse.ravel()]
-                    is_packet = np.frombuffer(packet, np.int8).astype(bool)
                     entries["group"][is_packet] = ids
                     sums = np.bincount(ids, weights=entries["stop"][is_packet] - entries["start"][is_packet],
                                        minlength=len(groups.parent))
@@ -368,9 +428,10 @@ def _first_pass(buf, records: _Records, spill_path: Path, progress) -> Tuple[_Gr
                             else:
                                 groups.join(s, g)
                 entries.tofile(spill)
+                stop = int(chunk["stop"][-1])
                 if progress is not None:
-                    progress(stop[-1] / len(buf))
-                released = _release(buf, stop[-1]) if stop[-1] - released > RELEASE else released
+                    progress(stop / len(buf))
+                released = _release(buf, stop) if stop - released > RELEASE else released
     finally:
         del mem  # the mmap cannot close while numpy holds a view of it
     return groups, frames
