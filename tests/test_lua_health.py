@@ -2,6 +2,7 @@
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -51,6 +52,24 @@ def test_every_field_is_registered():
         missing = [f for f in build_model(p).fields if f not in registered]
         assert not missing, p.name
     assert "rsvd.svhdx_request_id" in registered  # ours did not displace the built-in
+
+
+def test_every_expert_item_is_the_models():
+    """Wireshark lists each registered expert item in -G fields (FT_NONE, its summary as the name):
+    exactly the model's catalogue (dissectors.model.bindings.experts), texts included, which
+    docs/fields.md lists too; no plugin registers one the model does not name."""
+    res = subprocess.run(decoded.tshark_argv() + ["-G", "fields"] +
+                         [a for p in plugin_paths.lua_paths() for a in ("-X", "lua_script:%s" % p)],
+                         capture_output=True, text=True, timeout=120, env=decoded.tshark_env(config=False))
+    rows = [line.split("\t") for line in res.stdout.splitlines() if line.startswith("F\t")]
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "fields.md").read_text()
+    for p in generate.protocols():
+        model = build_model(p)
+        registered = {(r[2], r[1]) for r in rows if r[4] == p.name and r[3] == "FT_NONE" and r[2] not in model.fields}
+        catalogue = {("%s.%s" % (p.name, e.name), e.text) for e in model.experts}
+        assert registered == catalogue and len(catalogue) >= 10, p.name
+        assert all("| `%s` | %s | %s | %s |" % ("%s.%s" % (p.name, e.name), e.group, e.severity, e.text) in docs
+                   for e in model.experts), p.name
 
 
 @pytest.mark.parametrize("version", ["5.2", "5.3", "5.4"])

@@ -74,3 +74,25 @@ def test_malformed_toy_gets_expert_items_not_errors(capture):
     assert "TOY_MESSAGE Length is 300; at most 64 is allowed [TOY 2.1]" in experts
     assert "TOY_MESSAGE (TOY 2.1).Payload: length 300 exceeds the 2 bytes left" in experts
     assert rows[0][1] == "" and rows[1][1] == ""
+
+
+def test_its_reference_lists_the_expert_items_its_plugin_registers(capture, tshark):
+    """The docs render the model's expert catalogue: the port binding's five, not DCE/RPC's or
+    SMB2's, as `tshark -G fields` lists them from the toy's generated plugin."""
+    from dissectors.model import build_model
+    from dissectors.targets.docs import render_docs
+
+    name = toy_udp.PROTOCOL.name
+    res = subprocess.run(decoded.tshark_argv() + ["-G", "fields", "-X", "lua_script:%s" % capture[1]],
+                         capture_output=True, text=True, timeout=120, env=tshark_env(config=False))
+    model = build_model(toy_udp.PROTOCOL)
+    registered = sorted(line.split("\t")[2] for line in res.stdout.splitlines()
+                        if line.startswith("F\t") and line.split("\t")[4] == name and line.split("\t")[3] == "FT_NONE"
+                        and line.split("\t")[2] not in model.fields)
+    docs = render_docs([toy_udp.PROTOCOL])
+    listed = sorted(line.split("`")[1] for line in docs.splitlines() if line.startswith("| `%s." % name)
+                    and ("| MALFORMED |" in line or "| RESPONSE_CODE |" in line or "| SEQUENCE |" in line
+                         or "| SECURITY |" in line or "| PROTOCOL |" in line))
+    assert registered == listed == sorted("%s.%s" % (name, s) for s in (
+        "malformed.short", "malformed.length", "internal_error", "malformed.value", "status"))
+    assert "%s.sealed" % name not in docs and "%s.unanswered" % name not in docs

@@ -3,18 +3,19 @@ decode steps, which every target (dissectors.targets) renders.
 
   structs   construct structures -> FieldDefs and Decoders
   ndr       NDR interfaces -> FieldDefs and stub decoders
-  bindings  the fields a transport binding adds
+  bindings  the fields and expert items a transport binding adds
   oracle    the same walk over a Python parse result, for the differential tests
 """
 from __future__ import annotations
 
-from dissectors.model.bindings import BINDING_FIELDS, error_field
+from dissectors.model.bindings import BINDING_FIELDS, error_field, experts
 from dissectors.model.structs import Model
 from dissectors.vocabulary.protocol import Protocol
 
 
 def build_model(p: Protocol) -> Model:
     model = Model(p.name, p.spec, p.messages, captures=p.captures())
+    model.experts = experts(p)
     for fd in BINDING_FIELDS[p.binding](p) + [error_field(p)]:
         model.add_field(fd)
     if p.interfaces:

@@ -1,13 +1,15 @@
-"""The fields each transport binding adds beside a protocol's own messages.
+"""The fields and expert items each transport binding adds beside a protocol's own messages.
 
-Target-neutral: FieldDefs only. How a binding finds its messages in Wireshark's output
-is the Lua target's business (templates/lua/<binding>_binding.lua.j2).
+Target-neutral: FieldDefs and ExpertDefs only. How a binding finds its messages in Wireshark's
+output is each target's business (templates/lua/<binding>_binding.lua.j2).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import List
 
 from dissectors.model.structs import FieldDef
+from dissectors.vocabulary.ndr import MAX_ELEMENTS
 from dissectors.vocabulary.protocol import Protocol
 
 RAW_CAP = 160  # bytes of an IOCTL buffer the export preference hands the analyzer: headers, CDB, sense, PR data
@@ -161,3 +163,95 @@ def error_field(p: Protocol) -> FieldDef:
     return FieldDef(abbrev=Names(p).dissector_error, label="Dissector error", ftype="string",
                     desc="A fault the plugin caught while dissecting this frame (please report it)",
                     spec=p.spec, structure="(errors)")
+
+
+@dataclass(frozen=True)
+class ExpertDef:
+    """One expert item a plugin registers: `<proto>.<name>`, in Wireshark's group and severity
+    (epan/expert.h: PI_MALFORMED, PI_WARN...), with its summary text; `key` names it in the
+    generated code (Lua `E.<key>`, C `ei_<proto>_<key>`), `doc` says when it fires (docs/fields.md)."""
+
+    key: str
+    name: str
+    text: str
+    group: str  # MALFORMED, RESPONSE_CODE, SEQUENCE, PROTOCOL, SECURITY
+    severity: str  # ERROR, WARN, NOTE, CHAT
+    doc: str
+
+
+GROUPS = ("MALFORMED", "RESPONSE_CODE", "SEQUENCE", "PROTOCOL", "SECURITY")
+SEVERITIES = ("ERROR", "WARN", "NOTE", "CHAT")
+
+
+def _common_experts(p: Protocol, short: str, length: str, short_doc: str, length_doc: str) -> List[ExpertDef]:
+    """What every binding registers (the decoders and the plugin's own fault handler raise them)."""
+    return [
+        ExpertDef("short", "malformed.short", short, "MALFORMED", "ERROR", short_doc),
+        ExpertDef("length", "malformed.length", length, "MALFORMED", "ERROR", length_doc),
+        ExpertDef("internal", "internal_error", "Dissector error (please report)", "MALFORMED", "ERROR",
+                  "a fault the plugin caught while dissecting (never expected; its text is also in `%s`)"
+                  % Names(p).dissector_error),
+        ExpertDef("bad_value", "malformed.value", "A field breaks a MUST of the specification", "MALFORMED", "ERROR",
+                  "a value a rule declared beside the fields forbids (the rules below)"),
+        ExpertDef("status", "status", "A status worth attention", "RESPONSE_CODE", "WARN",
+                  "a value a rule declared beside the fields flags as worth attention (the rules below)"),
+    ]
+
+
+def _smb2_experts(p: Protocol) -> List[ExpertDef]:
+    return _common_experts(p, "Buffer shorter than the structure", "Length field exceeds the buffer",
+                           "a buffer shorter than its structure", "a length past the buffer's end") + [
+        ExpertDef("unanswered", "unanswered", "Request never answered in this capture", "SEQUENCE", "WARN",
+                  "a request whose response the capture lacks (two-pass)"),
+        ExpertDef("duplicate", "duplicate_id", "Request id reused while in flight", "SEQUENCE", "WARN",
+                  "a request id reused while an earlier request with it is unanswered"),
+        ExpertDef("not_retrieved", "sense.not_retrieved", "Stored error never retrieved", "SEQUENCE", "WARN",
+                  "a stored error whose sense data no later request fetched (two-pass)"),
+        ExpertDef("unknown_key", "sense.unknown_key", "Retrieval of a key never stored", "SEQUENCE", "WARN",
+                  "a retrieval naming a status key no earlier response stored"),
+        ExpertDef("open_name", "malformed.open_name", "Open context on a name without the suffix", "MALFORMED", "ERROR",
+                  "a shared-disk open context on a file name without the required suffix"),
+    ]
+
+
+def _dcerpc_experts(p: Protocol) -> List[ExpertDef]:
+    return _common_experts(
+        p, "Stub shorter than its parameters", "A count or length exceeds the stub",
+        "a stub shorter than its parameters",
+        "a count or length past the stub's end, or above %d elements" % MAX_ELEMENTS) + [
+        ExpertDef("ndr", "malformed.ndr", "The stub breaks NDR or the IDL", "MALFORMED", "ERROR",
+                  "a stub that breaks NDR or the IDL: no union arm, a discriminant that disagrees with its switch, "
+                  "an actual_count past max_count, a NULL [ref] pointer, the wrong SAFEARRAY type"),
+        ExpertDef("trailing", "trailing", "Bytes after the last parameter", "MALFORMED", "WARN",
+                  "bytes after the last parameter"),
+        ExpertDef("sealed", "sealed", "Stub encrypted (PKT_PRIVACY); parameters not shown", "SECURITY", "NOTE",
+                  "a PKT_PRIVACY stub Wireshark could not decrypt"),
+        ExpertDef("fault", "fault", "The server answered with a fault PDU", "RESPONSE_CODE", "WARN",
+                  "a fault PDU answering a call"),
+        ExpertDef("failed", "failed", "The method returned a failure HRESULT", "RESPONSE_CODE", "NOTE",
+                  "a response whose HRESULT is a failure"),
+        ExpertDef("not_on_wire", "not_used_on_wire", "A method slot the specification reserves", "PROTOCOL", "WARN",
+                  "a call to a method the specification says is not used on the wire"),
+        ExpertDef("unknown_opnum", "unknown_opnum", "An opnum the interface does not define", "PROTOCOL", "WARN",
+                  "a call to an opnum the interface does not define"),
+    ]
+
+
+def _port_experts(p: Protocol) -> List[ExpertDef]:
+    return _common_experts(p, "Buffer shorter than the structure", "Length field exceeds the buffer",
+                           "a message shorter than its structure", "a length past the message's end")
+
+
+BINDING_EXPERTS = {"smb2": _smb2_experts, "dcerpc": _dcerpc_experts, "port": _port_experts}
+
+
+def experts(p: Protocol) -> List[ExpertDef]:
+    """Every expert item the protocol's plugin registers, in registration order."""
+    out = BINDING_EXPERTS[p.binding](p)
+    for e in out:
+        if e.group not in GROUPS or e.severity not in SEVERITIES:
+            raise ValueError("%s.%s: expert group %s / severity %s unknown" % (p.name, e.name, e.group, e.severity))
+    keys = [e.key for e in out]
+    if len(set(keys)) != len(keys) or len({e.name for e in out}) != len(out):
+        raise ValueError("%s: two expert items share a key or a name" % p.name)
+    return out

@@ -281,6 +281,7 @@ class Model:
         self.value_tables: Dict[Tuple, str] = {}
         self.rules: List[Tuple[FieldDef, Rule, Check]] = []  # for the reference
         self.request_paths: List[Tuple[str, ...]] = []  # what responses read of their request
+        self.experts: list = []  # the plugin's expert items (bindings.experts; build_model sets them)
         self._by_struct = {id(m.struct): m for m in self.messages}
         self._captured = self._referenced_names() | set(captures)
         for m in self.messages:
