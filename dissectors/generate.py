@@ -1,5 +1,5 @@
-"""The compiler's driver: every registered protocol, through the model, into each target's
-files (dissectors/lua/<proto>.lua, docs/fields.md)."""
+"""The compiler's driver: every registered protocol, through the model, into each registered
+target's files (dissectors.targets.registry: dissectors/lua/<proto>.lua, docs/fields.md)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,22 +7,30 @@ from typing import Dict, List, Optional, Sequence
 
 from dissectors import definitions
 from dissectors.plugin_paths import LUA_DIR
-from dissectors.targets.docs import render_docs
-from dissectors.targets.lua import render_lua
+from dissectors.targets.registry import TARGETS
 from dissectors.targets.templates import REPO_DIR
 from dissectors.vocabulary.protocol import Protocol
 
 DOCS_PATH = REPO_DIR / "docs" / "fields.md"
 
 
+def places() -> Dict[str, Path]:
+    """Where each target's files go (read at each call: a test may move them)."""
+    return {"lua": LUA_DIR, "docs": DOCS_PATH.parent}
+
+
 def protocols() -> List[Protocol]:
     return definitions.protocols()
 
 
-def outputs(ps: Optional[Sequence[Protocol]] = None) -> Dict[Path, str]:
+def outputs(ps: Optional[Sequence[Protocol]] = None, shipped_only: bool = False) -> Dict[Path, str]:
+    """Every target's files, rendered (only those that ship with the package, if asked)."""
     ps = list(ps) if ps is not None else protocols()
-    files = {LUA_DIR / ("%s.lua" % p.name): render_lua(p) for p in ps}
-    files[DOCS_PATH] = render_docs(ps)
+    where = places()
+    files = {}
+    for t in TARGETS:
+        if t.shipped or not shipped_only:
+            files.update({where[t.name] / name: text for name, text in t.render(ps).items()})
     return files
 
 
@@ -39,9 +47,7 @@ def write() -> List[Path]:
 def stale() -> List[Path]:
     """Committed outputs that differ from a fresh render (docs only in a checkout)."""
     bad = []
-    for path, text in outputs().items():
-        if path == DOCS_PATH and not (REPO_DIR / "templates").exists():
-            continue
+    for path, text in outputs(shipped_only=not (REPO_DIR / "templates").exists()).items():
         if not path.exists() or path.read_text() != text:
             bad.append(path)
     return bad

@@ -1,5 +1,6 @@
 """Committed outputs are what the definitions generate, and the reference lists every field."""
 import os
+import re
 import subprocess
 import sys
 
@@ -103,3 +104,29 @@ def test_one_name_two_meanings_is_refused():
     d = message("D", "d", "2.2.4", "Kind" / Enum(Int8ul, UNO=1) * "One meaning.", prefix="shared")
     with pytest.raises(ValueError, match="value 1 named 'ONE' and 'UNO'"):
         Model("toy", "MS-TOY", [c, d])
+
+
+def test_every_registered_target_is_rendered_and_checked(tmp_path, monkeypatch):
+    """The driver knows targets only through the registry: one more is written and checked."""
+    from dissectors.targets.registry import Target
+
+    extra = Target("names", lambda ps: {"names.txt": " ".join(p.name for p in ps)}, shipped=True)
+    monkeypatch.setattr(generate, "TARGETS", [extra])
+    monkeypatch.setattr(generate, "places", lambda: dict(names=tmp_path))
+    assert generate.outputs()[tmp_path / "names.txt"] == "clusprep msrsvd"
+    assert tmp_path / "names.txt" in generate.stale()
+    generate.write()
+    assert tmp_path / "names.txt" not in generate.stale()
+
+
+def test_no_template_names_a_protocol_or_its_types():
+    """Templates are shared by every protocol: names, specs and types come from the model."""
+    words = set()
+    for p in generate.protocols():
+        words |= {p.name, p.spec, *p.type_names}
+        words |= {n.split(".")[0] for n in p.type_names.values()}
+    words |= {"rsvd", "svhdx", "cprep", "scsi", "sense"}
+    for path in sorted((ROOT / "templates").rglob("*.j2")):
+        text = path.read_text().lower()
+        found = sorted(w for w in words if re.search(r"\b%s\b" % re.escape(w.lower()), text))
+        assert found == [], path.name

@@ -436,6 +436,7 @@ PROTOCOL = Protocol(
     info_fields={"clusprep.disk_id.device_number": "disk %d", "clusprep.disk_id.disk_signature": "disk 0x%08X",
                  "clusprep.disk_id.disk_guid": "disk {%s}"},
     type_names=csvp_conformance.TYPE_NAMES,
+    reference_example=("clusprep.disk_id.disk_guid", "in every call that names a disk by GUID"),
     # a failure HRESULT or a fault PDU
     color_rules=[ColorRule("ClusPrep failure", "clusprep.hresult >= 0x80000000 || clusprep.fault_status")],
     response_times=ResponseTimes(menu="ClusPrep (MS-CSVP)", groups=[

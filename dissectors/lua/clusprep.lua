@@ -16,7 +16,7 @@
 -- (Wireshark hands no fault to a sub-dissector). A sealed stub still shows its interface,
 -- method and call links, and is decoded when Wireshark could decrypt it.
 
-local BUILD = "e512351a71ff9a5e"
+local BUILD = "0616a817308a94d9"
 do
   local loaded = rawget(_G, "clusprep_plugin_build")
   if loaded then
@@ -717,8 +717,8 @@ end
 
 -- Warnings about one message (a status worth attention): the binding starts each message with
 -- notes_begin() and ends it with notes_end(), which shows only the most specific candidate (the
--- highest Rule rank, the first of equals), so one event (CHECK CONDITION, its sense key, its
--- ASC/ASCQ) is one expert item. Malformed-value items are not candidates: each shows.
+-- highest Rule rank, the first of equals), so one event (a status and the finer codes nested
+-- under it) is one expert item. Malformed-value items are not candidates: each shows.
 local NOTE = nil
 local function note(t, rank, text)
   if NOTE == nil or rank > NOTE[2] then NOTE = { t, rank, text } end

@@ -5,10 +5,10 @@
 --
 -- A postdissector over SMB2: it reads the IOCTL buffers (smb2.ioctl.in/out), pairs
 -- each with the smb2.ioctl.function before it (so compounds work) and the CREATE
--- contexts (smb2.tag/smb2.create.chain_data). It needs nothing from Wireshark's own
--- rsvd dissector, which may be enabled or disabled.
+-- contexts (smb2.tag/smb2.create.chain_data). It needs nothing from any dissector Wireshark
+-- has of its own for those buffers, which may be enabled or disabled.
 
-local BUILD = "66f78fb1d96b22f6"
+local BUILD = "12f15924c0469514"
 do
   local loaded = rawget(_G, "msrsvd_plugin_build")
   if loaded then
@@ -1153,8 +1153,8 @@ end
 
 -- Warnings about one message (a status worth attention): the binding starts each message with
 -- notes_begin() and ends it with notes_end(), which shows only the most specific candidate (the
--- highest Rule rank, the first of equals), so one event (CHECK CONDITION, its sense key, its
--- ASC/ASCQ) is one expert item. Malformed-value items are not candidates: each shows.
+-- highest Rule rank, the first of equals), so one event (a status and the finer codes nested
+-- under it) is one expert item. Malformed-value items are not candidates: each shows.
 local NOTE = nil
 local function note(t, rank, text)
   if NOTE == nil or rank > NOTE[2] then NOTE = { t, rank, text } end
@@ -4324,7 +4324,7 @@ local function store_error(okey, key, pinfo, slot)
 end
 
 -- e.retrieved: the RSVD_TUNNEL_SRB_STATUS_OPERATION request that fetched it; e.answer: that request's
--- response, which carries the sense data ("Retrieved in" points there when it is in the capture).
+-- response, which carries the stored details ("Retrieved in" points there when it is in the capture).
 local function show_stored(e, item, pinfo, fresh)
   item:add(F.sense__status_key, e.key):set_generated()
   if e.name then item:add(F.open__name, e.name):set_generated() end
@@ -4497,7 +4497,7 @@ local function stored_in_message(v, top, pinfo, is_response, okey, slot)
       local e, new = store_error(okey, key, pinfo, slot)
       if e then show_stored(e, top, pinfo, new) end
     end
-    -- the answer to a retrieval: the sense data of the error stored in e.frame
+    -- the answer to a retrieval: the details of the error stored in e.frame
     local req = slot and REQ_OF:get(slot)
     local e = req and SEEN[req]
     if e then

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import List
 
-from dissectors.model.structs import FieldDef
+from dissectors.model.structs import FieldDef, ident
 from dissectors.vocabulary.ndr import MAX_ELEMENTS
 from dissectors.vocabulary.protocol import Protocol
 
@@ -38,6 +38,12 @@ class Names:
         for role in ("interface", "method", "opnum", "call_id", "direction", "context_id", "auth_level", "encrypted",
                      "stub", "fault_status"):
             setattr(self, role, "%s.%s" % (n, role))
+
+    def keys(self) -> dict:
+        """Each role's field as the generated code names it (role -> identifier, e.g.
+        status_key -> sense__status_key): templates name a binding's fields by role, never by name."""
+        return {role: ident(abbrev) for role, abbrev in vars(self).items()
+                if isinstance(abbrev, str) and abbrev.startswith(self.proto + ".")}
 
     def preference(self, option: str, value: bool) -> List[str]:
         """tshark's arguments that set one of the plugin's preferences."""

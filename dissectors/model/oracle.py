@@ -34,7 +34,7 @@ def _plain(v):
 
 
 def flatten(model: Model, msg: Message, value, **params) -> List[Tuple[str, Any]]:
-    """(field name, value) pairs in the order the Lua dissector adds them.
+    """(field name, value) pairs in the order a generated dissector adds them.
 
     `params` are the parse's keyword arguments (e.g. request=...), which expressions
     read as `this._params`.
@@ -206,7 +206,7 @@ def _flat(nm, node: Node, v, out):
                 if node.content is not None:
                     try:
                         out.extend(flatten(nm.model, node.content, node.content.parse(bytes(v))))
-                    except Exception:  # noqa: BLE001 - a malformed buffer shows what parsed, as the Lua does
+                    except Exception:  # noqa: BLE001 - a malformed buffer shows what parsed, as a generated dissector does
                         pass
         else:
             for x in v:

@@ -14,6 +14,8 @@ def render_docs(ps: Sequence[Protocol]) -> str:
     sections = []
     for p in ps:
         model = build_model(p)
+        if p.reference_example and p.reference_example[0] not in model.fields:
+            raise ValueError("%s: reference_example names %s, which is no field" % (p.name, p.reference_example[0]))
         by_structure: Dict[str, List[FieldDef]] = {}
         for f in model.fields.values():
             by_structure.setdefault(f.structure, []).append(f)

@@ -8,7 +8,7 @@ import jinja2
 
 from dissectors.model import build_model
 from dissectors.model import expressions as X
-from dissectors.model.bindings import CONTEXTS_CAP, RAW_CAP
+from dissectors.model.bindings import CONTEXTS_CAP, RAW_CAP, Names
 from dissectors.model.introspect import static_offset
 from dissectors.model.structs import ARRAY_CAP, Model
 from dissectors.targets.templates import environment
@@ -140,6 +140,7 @@ def render_lua(p: Protocol, model: Model = None) -> str:
     # what a tap of the binding listens to: the frames of the transport that carries the messages
     tap_filter = {"smb2": "smb2", "dcerpc": "dcerpc"}.get(p.binding, p.name)
     kw = dict(proto=p, model=model, fields=fields, summary=summary, transaction=transaction, lua_path=lua_path,
+              N=Names(p).keys(),
               tap_filter=tap_filter,
               cap=ARRAY_CAP, raw_cap=RAW_CAP, contexts_cap=CONTEXTS_CAP)
     if getattr(model, "ndr", None) is not None:

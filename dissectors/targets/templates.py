@@ -11,8 +11,9 @@ REPO_DIR = PACKAGE_DIR.parent
 
 
 def template_dir() -> Path:
+    """The folder holding one subfolder of templates per target."""
     for d in (REPO_DIR / "templates", PACKAGE_DIR / "_templates"):
-        if (d / "lua" / "decoders.lua.j2").exists():
+        if d.is_dir() and any(d.glob("*/*.j2")):
             return d
     raise FileNotFoundError("templates/ not found beside the dissectors package")
 

@@ -1,7 +1,7 @@
 """NDR 2.0 transfer syntax (C706 ch. 14, MS-RPCE 2.2.5), 32-bit little-endian, as construct types.
 
 Each type here parses and builds bytes in Python like any construct, and
-`dissectors.model.ndr` turns it into the Lua decoder tables. Definitions read like
+`dissectors.model.ndr` turns it into the target-neutral stub decoders. Definitions read like
 their IDL:
 
     CPREP_DISKID = Struct("CPREP_DISKID", "2.2.2",

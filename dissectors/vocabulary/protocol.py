@@ -62,8 +62,8 @@ class StoredErrors:
         return 2 ** 32 - self.mask
 
     def key_of(self, status: Optional[int]) -> Optional[int]:
-        """The key a status stores its error under, or None: the one rule, which the binding's
-        Lua renders from base and keys and the analyzer calls."""
+        """The key a status stores its error under, or None: the one rule, which each target
+        renders from base and keys and the analyzer calls."""
         if status is None:
             return None
         key = status - self.base
@@ -263,6 +263,9 @@ class Protocol:
     # conformance (beside the definitions, as pidl's .cnf files): IDL type -> field namespace
     # where snake_case of the type name is not what a user would guess
     type_names: Dict[str, str] = field(default_factory=dict)
+    # the field reference's example of a structure member named once whatever method carries it:
+    # (its filter name, where it shows)
+    reference_example: Optional[Tuple[str, str]] = None
     # statistics the plugin registers (needs a binding that pairs requests with responses)
     response_times: Optional[ResponseTimes] = None
     open_statistics: Optional[OpenStatistics] = None

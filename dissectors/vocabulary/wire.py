@@ -1,7 +1,7 @@
 """Wire-format vocabulary that construct lacks, shared by every protocol definition.
 
-Each class here parses and builds in Python like any construct, and the generator
-(`dissectors.generator`) knows how to turn it into Lua. Protocol modules use only
+Each class here parses and builds in Python like any construct, and the model
+(`dissectors.model`) knows how to turn it into decode steps every target renders. Protocol modules use only
 these and construct's own Struct, integers, Hex, Enum, FlagsEnum, Bytes, Array and
 Switch, so the generator never needs to know a protocol.
 """
@@ -133,7 +133,7 @@ def _emit_read(code) -> str:
 
 
 def stream_remaining(stream) -> int:
-    """Bytes left in a seekable stream; the wire equivalent of Lua's `lim - off`."""
+    """Bytes left in a seekable stream: what a generated decoder calls the bytes left in its buffer."""
     here = stream.tell()
     stream.seek(0, 2)
     end = stream.tell()
@@ -142,7 +142,7 @@ def stream_remaining(stream) -> int:
 
 
 class Guid(Adapter):
-    """A 16-byte GUID in Microsoft's mixed-endian layout (MS-DTYP 2.3.4.2); Lua: FT_GUID."""
+    """A 16-byte GUID in Microsoft's mixed-endian layout (MS-DTYP 2.3.4.2); Wireshark's FT_GUID."""
 
     def __init__(self):
         super().__init__(Bytes(16))
@@ -378,8 +378,8 @@ class Checked(Annotated):
         self.rules = list(rules)
 
 
-# Predicates that pick a layout variant. Each has a Python `test` and a Lua
-# rendering in the generator; keep the two in step.
+# Predicates that pick a layout variant. Each has a Python `test`, and the model
+# (dissectors.model.structs) turns it into a decode step each target renders; keep them in step.
 @dataclass(frozen=True)
 class RemainingIs:
     """The rest of the buffer is exactly `size` bytes."""
