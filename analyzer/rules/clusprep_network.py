@@ -11,7 +11,7 @@ from typing import Dict, List, Optional, Set, Tuple
 
 from dissectors.definitions import csvp_buffers as cb
 
-from ..reconstruction.clusprep_sequences import Call
+from ..reconstruction.clusprep_records import Call
 from ..reconstruction.decoding import HRESULT_CODE, int_of
 from .findings import Rule
 

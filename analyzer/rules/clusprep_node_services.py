@@ -13,7 +13,7 @@ from typing import Dict, List, Optional, Set, Tuple
 
 from dissectors.definitions import csvp_buffers as cb
 
-from ..reconstruction.clusprep_sequences import Call
+from ..reconstruction.clusprep_records import Call
 from ..reconstruction.decoding import int_of
 from .clusprep_network import (CLEANUP, CLEANUP_FLAGS, E_UNEXPECTED, FIREWALL, LOG, MAX_LISTED, UPDATE, WAIT_TIMEOUT,
                                _listed, _result)

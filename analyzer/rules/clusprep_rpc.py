@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Dict, List, Set, Tuple
 
-from ..reconstruction.clusprep_sequences import ACCESS_DENIED, PKT_PRIVACY, Call, Conversation
+from ..reconstruction.clusprep_records import ACCESS_DENIED, PKT_PRIVACY, Call, Conversation
 from .clusprep_network import E_ACCESSDENIED, _result
 from .clusprep_preparation import REJECTED_STATE
 from .findings import Rule
