@@ -6,7 +6,8 @@ import random
 from construct import Container
 
 from analyzer.rules import clusprep_network, clusprep_node_services, clusprep_rpc
-from analyzer.reconstruction.clusprep_sequences import Call, ClusPrepTracker, Conversation
+from analyzer.reconstruction.clusprep_records import Call, Conversation
+from analyzer.reconstruction.clusprep_sequences import ClusPrepTracker
 from analyzer.reconstruction.bus import Bus
 from analyzer.rules.findings import Findings
 from analyzer.reconstruction.tables import Tables

@@ -26,15 +26,15 @@ def test_no_analyzer_literal_names_a_generated_field():
 
 
 def test_the_stored_error_rule_is_declared_once():
-    from analyzer.reconstruction import rsvd_sessions
+    from analyzer.reconstruction import rsvd_records
 
     se = rsvd.PROTOCOL.stored_errors
-    assert rsvd_sessions.STORED is se
+    assert rsvd_records.STORED is se
     lua = (plugin_paths.LUA_DIR / "msrsvd.lua").read_text()
     assert "local STORED_BASE, STORED_KEYS = 0x%08X, %d" % (se.base, se.keys) in lua
     base = rsvd.ERROR_CODES["STATUS_SVHDX_ERROR_STORED"]
-    assert [rsvd_sessions.stored_key(s) for s in (base - 1, base, base + 0xFF, base + 0x100)] == [None, 0, 0xFF, None]
-    source = (ROOT / "analyzer" / "reconstruction" / "rsvd_sessions.py").read_text()
+    assert [rsvd_records.stored_key(s) for s in (base - 1, base, base + 0xFF, base + 0x100)] == [None, 0, 0xFF, None]
+    source = "".join(p.read_text() for p in sorted((ROOT / "analyzer" / "reconstruction").glob("rsvd_*.py")))
     assert "STATUS_SVHDX_ERROR_STORED_MASK" not in source  # no second copy of the arithmetic
 
 

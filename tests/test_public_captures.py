@@ -231,9 +231,9 @@ def test_an_etl_file_that_cannot_be_read_is_one_line(tmp_path):
 
 def test_statuses_named_as_wireshark_names_them():
     """Every NTSTATUS the public captures' SMB2 answers carry (Windows and Samba traffic) is named by the
-    analyzer (analyzer.reconstruction.rsvd_sessions.status_name, from dissectors/definitions/windows_codes.py) as
+    analyzer (analyzer.reconstruction.rsvd_records.status_name, from dissectors/definitions/windows_codes.py) as
     Wireshark's own smb2 dissector names it in the Info column ("Error: STATUS_...")."""
-    from analyzer.reconstruction.rsvd_sessions import status_name
+    from analyzer.reconstruction.rsvd_records import status_name
 
     seen = {}
     for capture in CAPTURES:

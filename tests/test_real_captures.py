@@ -222,7 +222,8 @@ def test_unknown_file_ids_are_bounded():
     keeps at most MAX_CANDIDATES of them waiting for RSVD evidence, each with bounded rows."""
     from analyzer.reconstruction.events import READ, Smb2Message
     from analyzer.reconstruction.bus import Bus
-    from analyzer.reconstruction.rsvd_sessions import MAX_CANDIDATES, MAX_PENDING_ROWS, RsvdTracker
+    from analyzer.reconstruction.rsvd_records import MAX_CANDIDATES, MAX_PENDING_ROWS
+    from analyzer.reconstruction.rsvd_sessions import RsvdTracker
     from analyzer.reconstruction.tables import Tables
 
     t = RsvdTracker(Bus([]), Tables())

@@ -7,7 +7,7 @@ from dissectors.definitions import rsvd
 from analyzer.reconstruction import decoding
 from analyzer.rules import rsvd_answers, rsvd_handles, rsvd_operations, rsvd_zero_fields
 from analyzer.rules.findings import Findings
-from analyzer.reconstruction.rsvd_sessions import SRB_STATUS_OP, Open, Operation, StoredError
+from analyzer.reconstruction.rsvd_records import SRB_STATUS_OP, Open, Operation, StoredError
 
 
 def context(name: bytes, data: bytes, nxt: int = 0) -> bytes:
@@ -182,7 +182,7 @@ def test_the_stored_key_rule_judges_skipped_keys_at_the_close_once_nothing_is_in
 
 
 def test_request_id_rule_reports_duplicates_at_once_and_gaps_at_the_end():
-    from analyzer.reconstruction.rsvd_sessions import Connection
+    from analyzer.reconstruction.rsvd_records import Connection
     sink = Findings()
     rule = rsvd_operations.RequestIdNotMonotonic(sink)
     conn = Connection(0, "10.0.0.11:49701", "10.0.0.20:445")

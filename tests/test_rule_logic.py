@@ -4,7 +4,8 @@ a near miss that must stay quiet."""
 from construct import Container
 
 from analyzer.rules import clusprep_object_state, clusprep_preparation
-from analyzer.reconstruction.clusprep_sequences import Call, ClusPrepTracker, Conversation
+from analyzer.reconstruction.clusprep_records import Call, Conversation
+from analyzer.reconstruction.clusprep_sequences import ClusPrepTracker
 from analyzer.reconstruction.bus import Bus
 from analyzer.rules.findings import Findings
 from analyzer.reconstruction.tables import Tables

@@ -15,6 +15,8 @@ import concurrent.futures
 from typing import List, Optional, Sequence
 
 from ..capture import source
+from .figure_layout import (frame_ticks, horizontal, legend_below, log_axis, note_left_out, obstacle,
+                            place_labels, pyplot, seconds_axis)
 
 # -- the packet behind a frame --------------------------------------------------------------
 
@@ -63,26 +65,9 @@ def wireshark_filter(frames: Sequence[int]) -> str:
 #
 # Every figure is meant to be read at a glance (tests/figure_checks.py checks it on the samples):
 # labels are horizontal and placed where they overlap no other label, marker or the axes' edge
-# (`_place_labels`, with the figure's real text extents); frame ticks are thinned until they fit;
-# axes of frames or time run in order (one panel per capture); units and legends in words.
-
-def _plt():
-    import matplotlib
-
-    if not _interactive():
-        matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _interactive() -> bool:
-    try:
-        from IPython import get_ipython
-
-        return get_ipython() is not None
-    except ImportError:
-        return False
+# (analyzer.output.figure_layout, with the figure's real text extents); frame ticks are thinned
+# until they fit; axes of frames or time run in order (one panel per capture); units and legends
+# in words.
 
 
 def seconds(times, start=None):
@@ -102,11 +87,6 @@ def capture_start(cap):
     return min(firsts) if firsts else pd.Timestamp(0, tz="UTC")
 
 
-def _renderer(fig):
-    get = getattr(fig.canvas, "get_renderer", None)
-    return get() if get is not None else fig._get_renderer()
-
-
 def _captures(table) -> str:
     """The capture(s) a table comes from, for a title: one name, or how many."""
     if "capture" not in table or not len(table):
@@ -115,147 +95,10 @@ def _captures(table) -> str:
     return names[0] if len(names) == 1 else "%d captures" % len(names) if names else ""
 
 
-def _legend_below(fig, handles, ncol, title=None, top=1.0):
-    """A legend under the axes, the axes laid out above it (tight_layout), none over the other."""
-    legend = fig.legend(handles=handles, loc="lower center", ncol=ncol, fontsize=8, frameon=False,
-                        title=title, title_fontsize=8, bbox_to_anchor=(0.5, 0.0))
-    fig.canvas.draw()
-    height = legend.get_window_extent(_renderer(fig)).height / fig.bbox.height
-    fig.tight_layout(rect=(0, min(0.6, height + 0.01), 1, top))
-    return legend
-
-
-def _obstacle(ax, x, y, radius_pt):
-    """The display box around a marker at data (x, y)."""
-    from matplotlib.transforms import Bbox
-
-    px, py = ax.transData.transform((x, y))
-    r = radius_pt * ax.figure.dpi / 72
-    return Bbox([[px - r, py - r], [px + r, py + r]])
-
-
-LEVELS = (1, 2, 3, 4)  # label rows above and below a point
-
-
-def _place_labels(ax, items, obstacles=(), fontsize=7, levels=LEVELS, leader_from=2, **style):
-    """Annotate each (x, y, text, colour) of `items` near its point, horizontally, at the first place
-    (rows above and below the point, starting at it or ending at it) where the text overlaps no
-    label placed before, no `obstacles` box (markers, in display units) and stays inside the axes.
-    Rows from `leader_from` on get a thin leader line to their point, which crosses no label either.
-    Call it once the figure's layout is final. Returns the items that found no place (left out)."""
-    from matplotlib.text import Text
-    from matplotlib.transforms import Bbox
-
-    fig = ax.figure
-    renderer = _renderer(fig)
-    inside = ax.get_window_extent(renderer).padded(-2)
-    marks = list(obstacles)
-    labels = []  # placed texts and leader lines
-    row = fontsize * 1.5  # points from one row to the next
-    places = []
-    for level in levels:
-        for sign in (1, -1):
-            for ha, dx in (("left", -3), ("right", 3)):
-                places.append((level, dx, sign * (8 + (level - 1) * row), ha, "bottom" if sign > 0 else "top"))
-    left_out = []
-    for x, y, text, colour in items:
-        px, py = ax.transData.transform((x, y))
-        for level, dx, dy, ha, va in places:
-            leader = level >= leader_from
-            t = ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points", ha=ha, va=va,
-                            fontsize=fontsize, color=colour, annotation_clip=False, **style,
-                            arrowprops=dict(arrowstyle="-", color="0.6", linewidth=0.5, shrinkA=0, shrinkB=4)
-                            if leader else None)
-            t.set_in_layout(False)
-            t.update_positions(renderer)
-            box = Text.get_window_extent(t, renderer)  # the text, without its leader line
-            ok = (box.x0 >= inside.x0 and box.x1 <= inside.x1 and box.y0 >= inside.y0 and box.y1 <= inside.y1
-                  and not any(box.overlaps(b) for b in marks + labels))
-            line = None
-            if ok and leader:  # from the point to the text's near corner
-                cx = box.x0 + 1 if ha == "left" else box.x1 - 1
-                cy = box.y0 if dy > 0 else box.y1
-                near = 6 * fig.dpi / 72
-                line = Bbox([[min(px, cx) - 0.5, min(py + near, cy) if dy > 0 else cy],
-                             [max(px, cx) + 0.5, cy if dy > 0 else max(py - near, cy)]])
-                ok = not any(line.overlaps(b) for b in labels)
-            if ok:  # two labels on a row stay a word apart, not read as one
-                gap = 8 * fig.dpi / 72
-                labels.append(Bbox([[box.x0 - gap, box.y0 - 1], [box.x1 + gap, box.y1 + 1]]))
-                if line is not None:
-                    labels.append(line)
-                break
-            t.remove()
-        else:
-            left_out.append((x, y, text, colour))
-    return left_out
-
-
-def _note_left_out(ax, left_out, hint):
-    if left_out:
-        ax.text(0.995, 0.02, "%d label%s left out (too close to others): %s" % (
-            len(left_out), "" if len(left_out) == 1 else "s", hint), transform=ax.transAxes, ha="right",
-            va="bottom", fontsize=7, color="0.35")
-
-
-def _frame_ticks(ax, positions, frames, fontsize=7):
-    """Frame numbers as x ticks at `positions`, every k-th one so that no two labels touch."""
-    positions, frames = list(positions), ["%d" % f for f in frames]
-    ax.set_xticks(positions, frames, fontsize=fontsize)
-    if len(positions) < 2:
-        return
-    renderer = _renderer(ax.figure)
-    boxes = [t.get_window_extent(renderer) for t in ax.xaxis.get_majorticklabels()]
-    widest = max(b.width for b in boxes) + 6
-    step_px = abs(ax.transData.transform((positions[1], 0))[0] - ax.transData.transform((positions[0], 0))[0])
-    k = max(1, -(-int(widest) // max(1, int(step_px))))
-    if k > 1:
-        keep = list(range(0, len(positions), k))
-        ax.set_xticks([positions[i] for i in keep], [frames[i] for i in keep], fontsize=fontsize)
-        ax.set_xticks(positions, minor=True)
-
-
-def _seconds_axis(ax, t):
-    """An x axis of seconds around the times `t`, in plain numbers (no "1e-5" offset to add)."""
-    if len(t):
-        lo, hi = float(t.min()), float(t.max())
-        pad = max((hi - lo) * 0.03, 5e-4)
-        ax.set_xlim(lo - pad, hi + pad)
-    ax.ticklabel_format(axis="x", style="plain", useOffset=False)
-
-
-def _log_axis(ax, values):
-    """A log x axis over `values` (ms) that spans whole decades, labelled 0.01, 0.1, 1, 10 ..."""
-    import math
-
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
-
-    lo = min(values) if len(values) else 0.1
-    hi = max(values) if len(values) else 1.0
-    lo_d, hi_d = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
-    if hi_d - lo_d < 2:  # at least two decades: ticks at 10^n are there, never 2% apart
-        lo_d, hi_d = lo_d - (1 if hi_d - lo_d < 1 else 0), hi_d + 1
-    ax.set_xscale("log")
-    ax.set_xlim(10.0 ** lo_d, 10.0 ** hi_d)
-    step = max(1, -(-(hi_d - lo_d) // 8))  # at most about 8 labelled decades
-    ax.xaxis.set_major_locator(LogLocator(base=10.0 ** step))
-    ax.xaxis.set_minor_locator(LogLocator(base=10.0, subs=(2, 3, 4, 5, 6, 7, 8, 9), numticks=100))
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: "{:,.10g}".format(v)))
-    ax.xaxis.set_minor_formatter(NullFormatter())
-
-
-def _horizontal() -> dict:
-    """boxplot's argument for horizontal boxes: orientation= from matplotlib 3.10, vert= before."""
-    import matplotlib
-
-    major_minor = tuple(int(p) for p in matplotlib.__version__.split(".")[:2])
-    return {"orientation": "horizontal"} if major_minor >= (3, 10) else {"vert": False}
-
-
 def latency_figure(scsi_commands, clusprep_calls):
     """Response times (ms, log scale) per SCSI opcode and per ClusPrep method: one dot per
     command or call, a box per group (the tables of one capture, or several concatenated)."""
-    plt = _plt()
+    plt = pyplot()
     groups = [("SCSI commands: response time per opcode", scsi_commands, "opcode"),
               ("ClusPrep calls: response time per method", clusprep_calls, "method")]
     groups = [(t, d.dropna(subset=["latency_ms"]), c) for t, d, c in groups]
@@ -266,12 +109,12 @@ def latency_figure(scsi_commands, clusprep_calls):
     for ax, (title, d, col) in zip(axes[0], groups):
         order = d.groupby(col)["latency_ms"].median().sort_values().index.tolist()
         data = [d.loc[d[col] == g, "latency_ms"].astype(float).clip(lower=1e-3).to_numpy() for g in order]
-        ax.boxplot(data, widths=0.6, showfliers=False, **_horizontal())
+        ax.boxplot(data, widths=0.6, showfliers=False, **horizontal())
         for i, v in enumerate(data, start=1):
             ax.scatter(v, [i] * len(v), s=10, alpha=0.6, color="tab:blue", zorder=3)
         ax.set_yticks(range(1, len(order) + 1), ["%s (%d)" % (g, len(v)) for g, v in zip(order, data)], fontsize=8)
         ax.set_ylim(0.4, len(order) + 0.6)
-        _log_axis(ax, [x for v in data for x in v])
+        log_axis(ax, [x for v in data for x in v])
         ax.grid(axis="x", which="major", color="0.9")
         ax.set_xlabel("response time (ms, log scale)")
         ax.set_ylabel("%s (how many answered)" % col.replace("opcode", "SCSI opcode"), fontsize=9)
@@ -311,7 +154,7 @@ def _lanes_inches(n: int) -> float:
 def operations_figure(cap, start=None):
     """RSVD operations over time, one lane per initiator host; failed ones (a failure status, or a
     SCSI status other than GOOD) marked with a red cross and named."""
-    plt = _plt()
+    plt = pyplot()
     import matplotlib.lines as mlines
 
     ops = _operation_hosts(cap).sort_values(["time", "request_frame"])
@@ -326,20 +169,20 @@ def operations_figure(cap, start=None):
     ax.scatter(t[~ok], y[~ok], marker="x", s=80, color="red", zorder=3)
     ax.set_yticks(range(len(hosts)), hosts)
     ax.set_ylim(-0.5, len(hosts) - 0.5)
-    _seconds_axis(ax, t)
+    seconds_axis(ax, t)
     ax.set_xlabel("seconds since the capture's first event")
     where = _captures(cap.rsvd_operations)
     ax.set_title("RSVD operations per initiator host" + (" in %s" % where if where else ""), fontsize=10)
     handles = [mlines.Line2D([], [], marker="|", markersize=12, color="tab:blue", linestyle="", label="answered"),
                mlines.Line2D([], [], marker="x", color="red", linestyle="",
                              label="failed: an error status, or a SCSI status other than GOOD")]
-    _legend_below(fig, handles, ncol=2)
+    legend_below(fig, handles, ncol=2)
     items = []
     for (ti, yi, label, status, scsi) in zip(t[~ok], y[~ok], ops.label[~ok], ops.status[~ok], ops.scsi_status[~ok]):
         why = scsi if isinstance(scsi, str) and scsi != "GOOD" else status
         items.append((ti, yi, "%s: %s" % (label, why), "darkred"))
-    marks = [_obstacle(ax, ti, yi, 5) for ti, yi in zip(t, y)]
-    _note_left_out(ax, _place_labels(ax, items, marks), "see cap.rsvd_operations")
+    marks = [obstacle(ax, ti, yi, 5) for ti, yi in zip(t, y)]
+    note_left_out(ax, place_labels(ax, items, marks), "see cap.rsvd_operations")
     return fig
 
 
@@ -410,7 +253,7 @@ def reservation_figure(res, start=None, title="Persistent reservations", by_time
     the key, last digits), conflicts and PR unit attentions in red, reads as grey dots, and the
     reservation holder as a bar. The events are spaced evenly in their order (ticks: their frames);
     by_time=True places them by time instead."""
-    plt = _plt()
+    plt = pyplot()
     import matplotlib.lines as mlines
 
     res = res.assign(disk=res.disk.fillna("(unknown disk)"), host=res.host.fillna("?"),
@@ -465,7 +308,7 @@ def reservation_figure(res, start=None, title="Persistent reservations", by_time
         ax.set_title(name, fontsize=10)
         if by_time:
             ax.set_xlabel("seconds since the first reservation event")
-            _seconds_axis(ax, t)
+            seconds_axis(ax, t)
         else:
             ax.set_xlabel("frame number (events evenly spaced in capture order)")
             ax.set_xlim(-0.6, max(1, len(d)) - 0.4)
@@ -484,16 +327,16 @@ def reservation_figure(res, start=None, title="Persistent reservations", by_time
     if "refused" in seen:
         handles.append(mlines.Line2D([], [], marker="o", color="tab:green", markerfacecolor="white", linestyle="",
                                      label="refused (hollow; its result in brackets)"))
-    _legend_below(fig, handles, ncol=min(5, len(handles)),
-                  title="keys by their last 6 hex digits (…000001 is 0x…000001); 0: no key")
+    legend_below(fig, handles, ncol=min(5, len(handles)),
+                 title="keys by their last 6 hex digits (…000001 is 0x…000001); 0: no key")
     for ax, d, t, items, points, bars in drawn:
         if not by_time:
-            _frame_ticks(ax, t, d.frame)
-        marks = [_obstacle(ax, x, y, 6) for x, y in points]
+            frame_ticks(ax, t, d.frame)
+        marks = [obstacle(ax, x, y, 6) for x, y in points]
         for x0, x1, y in bars:
-            a, b = _obstacle(ax, x0, y, 5), _obstacle(ax, x1, y, 5)
+            a, b = obstacle(ax, x0, y, 5), obstacle(ax, x1, y, 5)
             marks.append(a.union([a, b]))
-        _note_left_out(ax, _place_labels(ax, items, marks), "see the reservations table, or by_time=False")
+        note_left_out(ax, place_labels(ax, items, marks), "see the reservations table, or by_time=False")
     return fig
 
 
@@ -508,7 +351,7 @@ def swimlane_figure(cap, by_time=False):
     order (by_time=True: by time); failed calls (a fault or a failure HRESULT) in red, calls a
     finding names (out of order, refused, not enforced...) ringed in orange with their frame, to
     look up in the findings table."""
-    plt = _plt()
+    plt = pyplot()
     import matplotlib.lines as mlines
 
     calls = cap.clusprep_calls.sort_values("request_frame").reset_index(drop=True)
@@ -530,7 +373,7 @@ def swimlane_figure(cap, by_time=False):
     ax.set_yticks(range(len(lanes)), lanes)
     ax.set_ylim(-0.5, max(1, len(lanes)) - 0.5)
     if by_time:
-        _seconds_axis(ax, t)
+        seconds_axis(ax, t)
         ax.set_xlabel("seconds since the capture's first event")
     else:
         ax.set_xlim(-0.6, max(1, len(t)) - 0.4)
@@ -545,9 +388,9 @@ def swimlane_figure(cap, by_time=False):
                mlines.Line2D([], [], marker="o", markersize=9, markerfacecolor="none", markeredgecolor="tab:orange",
                              linestyle="", label="named by a finding, with its request frame")]
     handles = [h for h, shown in zip(handles, (True, failed.any(), hit.any())) if shown]
-    _legend_below(fig, handles, ncol=len(handles))
+    legend_below(fig, handles, ncol=len(handles))
     items = [(x, yy, str(int(frame)), "darkorange") for x, yy, frame in zip(t[hit], y[hit], calls.request_frame[hit])]
-    marks = [_obstacle(ax, x, yy, 6.5 if h else 5) for x, yy, h in zip(t, y, hit)]
-    _note_left_out(ax, _place_labels(ax, items, marks, fontsize=7, leader_from=3),
-                   "see the findings table, or by_time=False")
+    marks = [obstacle(ax, x, yy, 6.5 if h else 5) for x, yy, h in zip(t, y, hit)]
+    note_left_out(ax, place_labels(ax, items, marks, fontsize=7, leader_from=3),
+                  "see the findings table, or by_time=False")
     return fig

@@ -9,7 +9,7 @@ from typing import List
 from ..rules.findings import SEVERITIES
 from ..pipeline import CaptureResult
 from ..reconstruction.reservations import OK_RESULTS
-from ..reconstruction.rsvd_sessions import NAME_NOT_CAPTURED
+from ..reconstruction.rsvd_records import NAME_NOT_CAPTURED
 from ..reconstruction.tables import iso
 
 

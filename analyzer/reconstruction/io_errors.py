@@ -39,7 +39,7 @@ def words(name: str) -> str:
 
 @dataclass
 class IoError:
-    open: object  # rsvd_sessions.Open
+    open: object  # rsvd_records.Open
     stream: int
     time: float
     command: str  # the SCSI opcode, SMB2_READ/SMB2_WRITE, or the tunnel operation

@@ -8,8 +8,8 @@ from typing import List
 
 from dissectors.definitions import csvp_buffers as B
 
-from ..reconstruction.clusprep_sequences import (ERROR_FILE_NOT_FOUND, ERROR_INVALID_STATE, ERROR_NOT_FOUND,
-                                                 ERROR_NOT_READY, ERROR_WRONG_DISK, Call, DiskState)
+from ..reconstruction.clusprep_records import (ERROR_FILE_NOT_FOUND, ERROR_INVALID_STATE, ERROR_NOT_FOUND,
+                                               ERROR_NOT_READY, ERROR_WRONG_DISK, Call, DiskState)
 from .clusprep_preparation import (ANY_DISK_STATE, DiskRule, ERROR_INSUFFICIENT_BUFFER, ERROR_READ_FAULT,
                                    ERROR_UNRECOGNIZED_VOLUME, ERROR_WRITE_FAULT, FILE_ACCESS, MAX_PATHS, NEEDS_ATTACH,
                                    PARTITION, SECTOR, ServerDiskRule, UNKNOWN_STATE, hr)

@@ -11,9 +11,9 @@ from typing import Dict, List, Optional, Set, Tuple
 
 from dissectors.definitions import csvp_buffers as cb
 
-from ..reconstruction.clusprep_sequences import Call
+from ..reconstruction.clusprep_records import Call
 from ..reconstruction.decoding import HRESULT_CODE, int_of
-from .findings import Rule
+from .findings import Rule, listed
 
 NETWORK, CLEANUP, LOG, FIREWALL, UPDATE = ("IClusterNetwork2", "IClusterCleanup", "IClusterLog", "IClusterFirewall",
                                            "IClusterUpdate")
@@ -23,16 +23,6 @@ DEFAULT_CLUSTER_PORT = 3343  # 3.6.4.1
 RT_TIMER_MS = 1000  # 3.6.4.2: the Round-Trip Message Timer, and the most Timeout may be
 AF_INET, AF_INET6 = 0x0002, 0x0017
 CLEANUP_FLAGS = 0x00000003  # 3.8.4.1: STOP (0), DONT_STOP (1), DONT_WAIT (2); any other bit is none of them
-MAX_LISTED = 4  # problems named per finding; the rest counted
-
-
-def _result(c: Call) -> str:
-    return c.result_text
-
-
-def _listed(problems: List[str]) -> str:
-    more = len(problems) - MAX_LISTED
-    return "; ".join(problems[:MAX_LISTED]) + ("; and %d more" % more if more > 0 else "")
 
 
 # -- addresses (2.2.18, 3.6.4.2): IPv4 in dotted decimal, IPv6 as text --------------------------
@@ -96,11 +86,11 @@ class NetworkStateAnswer(Rule):
             return
         if c.method in self.NEED_INIT and c.succeeded:
             self.report([c.request_frame, c.response_frame], "%s answered %s while IClusterNetwork2 is not initialized "
-                        "(no InitializeNode in effect); the server should fail it" % (c.method, _result(c)),
+                        "(no InitializeNode in effect); the server should fail it" % (c.method, c.result_text),
                         c.subject, check="C44", spec="MS-CSVP " + self.NEED_INIT[c.method])
         elif c.method in self.ANY_STATE and c.succeeded is False:
             self.report([c.request_frame, c.response_frame], "%s answered %s while IClusterNetwork2 is not initialized; "
-                        "the server should serve it without InitializeNode" % (c.method, _result(c)), c.subject,
+                        "the server should serve it without InitializeNode" % (c.method, c.result_text), c.subject,
                         check="C45", spec="MS-CSVP " + self.ANY_STATE[c.method])
 
 
@@ -147,7 +137,7 @@ class SendRtMessageArguments(Rule):
             elif family == AF_INET6 and not (text is not None and is_ipv6(text)):
                 problems.append("%s %s with AF_INET6" % (name, address_problem(text) or '"%s" is IPv4' % text[:64]))
         if problems:
-            self.report([c.request_frame], "SendRTMessage: " + _listed(problems), c.subject)
+            self.report([c.request_frame], "SendRTMessage: " + listed(problems), c.subject)
 
 
 class RoundTripTimeout(Rule):
@@ -164,8 +154,8 @@ class RoundTripTimeout(Rule):
         elapsed = c.param("RTElapsedTime")
         if elapsed is not None and elapsed > RT_TIMER_MS:
             self.report([c.request_frame, c.response_frame], "SendRTMessage answered %s with RTElapsedTime %d ms: the "
-                        "reply came after the 1000 ms timer expired, so it must return an error" % (_result(c), elapsed),
-                        c.subject)
+                        "reply came after the 1000 ms timer expired, so it must return an error"
+                        % (c.result_text, elapsed), c.subject)
 
 
 class IpConfigSize(Rule):
@@ -219,7 +209,7 @@ class AddRoutesRequestMalformed(Rule):
             if why:
                 problems.append("%s %s" % (where, why))
         if problems:
-            self.report([c.request_frame], "ProcessAddRoutes: " + _listed(problems), c.subject,
+            self.report([c.request_frame], "ProcessAddRoutes: " + listed(problems), c.subject,
                         spec="MS-CSVP 2.2.18" if all(p.startswith("index") for p in problems) else "")
 
 
@@ -248,7 +238,7 @@ class AdapterListMalformed(Rule):
                                  "ADAPTERLIST (3.6.4.3 says SHOULD, so that alone is no violation): its fields are "
                                  "not judged")
         elif problems:
-            self.report([c.response_frame], "GetIpConfigSerialized Data, %s: %s" % (name, _listed(problems)), c.subject,
+            self.report([c.response_frame], "GetIpConfigSerialized Data, %s: %s" % (name, listed(problems)), c.subject,
                         check=check, spec="MS-CSVP 2.2.11-2.2.13" if check == "C54" else "MS-CSVP 2.2.16-2.2.17")
 
 

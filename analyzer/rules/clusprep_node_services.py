@@ -13,11 +13,10 @@ from typing import Dict, List, Optional, Set, Tuple
 
 from dissectors.definitions import csvp_buffers as cb
 
-from ..reconstruction.clusprep_sequences import Call
+from ..reconstruction.clusprep_records import Call
 from ..reconstruction.decoding import int_of
-from .clusprep_network import (CLEANUP, CLEANUP_FLAGS, E_UNEXPECTED, FIREWALL, LOG, MAX_LISTED, UPDATE, WAIT_TIMEOUT,
-                               _listed, _result)
-from .findings import Rule
+from .clusprep_network import CLEANUP, CLEANUP_FLAGS, E_UNEXPECTED, FIREWALL, LOG, UPDATE, WAIT_TIMEOUT
+from .findings import MAX_LISTED, Rule, listed
 
 
 # -- IClusterCleanup (3.8) -----------------------------------------------------------------------
@@ -60,7 +59,7 @@ class CleanupTimeout(Rule):
         if timeout and delay > timeout and c.succeeded and c.hresult not in WAIT_TIMEOUT:
             self.report([c.request_frame, c.response_frame], "CleanUpEvictedNode DelayBeforeCleanup %d ms exceeds "
                         "TimeOut %d ms, so the Cleanup Timer expires first and the answer must be WAIT_TIMEOUT, not %s"
-                        % (delay, timeout, _result(c)), c.subject)
+                        % (delay, timeout, c.result_text), c.subject)
 
 
 # -- IClusterLog (3.12) --------------------------------------------------------------------------
@@ -136,7 +135,7 @@ class FirewallUninitializedAnswer(Rule):
         elif (c.method == "GetNextAdapterFirewallConfiguration" and init is False and c.hresult is not None
               and c.hresult != E_UNEXPECTED):
             self.report([c.request_frame, c.response_frame], "GetNextAdapterFirewallConfiguration answered %s before "
-                        "any InitializeAdapterConfiguration; it must be E_UNEXPECTED" % _result(c), c.subject)
+                        "any InitializeAdapterConfiguration; it must be E_UNEXPECTED" % c.result_text, c.subject)
 
 
 class FirewallProfileInvalid(Rule):
@@ -220,7 +219,7 @@ class UpdatesMalformed(Rule):
             return
         problems = updates_problems(c.param("UpdateCount"), c.param("updates"))
         if problems:
-            self.report([c.request_frame, c.response_frame], "GetUpdates: " + _listed(problems), c.subject)
+            self.report([c.request_frame, c.response_frame], "GetUpdates: " + listed(problems), c.subject)
 
 
 RULES: List[type] = [CleanupFlags, CleanupTimeout, LogPathNotUnc, FirewallUninitializedAnswer, FirewallProfileInvalid,

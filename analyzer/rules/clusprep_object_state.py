@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Dict, List, Tuple
 
-from ..reconstruction.clusprep_sequences import ERROR_FILE_NOT_FOUND, Call, host_of
+from ..reconstruction.clusprep_records import ERROR_FILE_NOT_FOUND, Call, host_of
 from .clusprep_preparation import E_FAIL, E_INVALIDARG
 from .findings import Rule
 

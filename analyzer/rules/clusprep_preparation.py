@@ -1,6 +1,6 @@
 """MS-CSVP rules on preparing a node and its disks (the rules on the node's answers about disks
 are clusprep_disk_answers'). State lives per DCOM object (its IPIDs, on whatever connection:
-IClusterStorage2 and IClusterStorage3 share one; analyzer.reconstruction.clusprep_sequences) and, where stubs
+IClusterStorage2 and IClusterStorage3 share one; analyzer.reconstruction.clusprep_identities) and, where stubs
 are readable, per disk, whatever CPREP_DISKID form names it. Rules that read parameters or
 results say so (needs_stub); a sealed conversation lists them as not evaluated instead of
 passing them silently.
@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from typing import List, Set, Tuple
 
-from ..reconstruction.clusprep_sequences import (ERROR_INVALID_SERVER_STATE, ERROR_INVALID_STATE, UNKNOWN, Call,
-                                                 DiskState, base_method)
+from ..reconstruction.clusprep_records import (ERROR_INVALID_SERVER_STATE, ERROR_INVALID_STATE, UNKNOWN, Call,
+                                               DiskState, base_method)
 from ..reconstruction.decoding import HRESULT_CODE, HRESULTS
 from .findings import Rule
 

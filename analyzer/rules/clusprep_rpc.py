@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Dict, List, Set, Tuple
 
-from ..reconstruction.clusprep_sequences import ACCESS_DENIED, PKT_PRIVACY, Call, Conversation
-from .clusprep_network import E_ACCESSDENIED, _result
+from ..reconstruction.clusprep_records import ACCESS_DENIED, PKT_PRIVACY, Call, Conversation
+from .clusprep_network import E_ACCESSDENIED
 from .clusprep_preparation import REJECTED_STATE
 from .findings import Rule
 
@@ -166,7 +166,7 @@ class LowAuthAccepted(Rule):
         level = "no authentication" if c.auth_level <= 1 else "authentication level %d" % c.auth_level
         self.report([c.request_frame, c.response_frame], "%s at %s answered %s: the server must refuse calls below "
                     "packet privacy (6) with a fault or E_ACCESSDENIED (later calls of this conversation not listed)"
-                    % (c.method, level, _result(c)), c.subject)
+                    % (c.method, level, c.result_text), c.subject)
 
 
 class MalformedStubAccepted(Rule):
@@ -192,7 +192,7 @@ class MalformedStubAccepted(Rule):
         why = self.malformed.pop(c.request_frame, None)
         if why is not None and c.succeeded:
             self.report([c.request_frame, c.response_frame], "%s answered %s to a request stub that does not parse "
-                        "(%s); strict NDR checking must reject it" % (c.method, _result(c), why), c.subject)
+                        "(%s); strict NDR checking must reject it" % (c.method, c.result_text, why), c.subject)
 
 
 # -- IClusterNetwork2 (3.6, 3.7) -----------------------------------------------------------------

@@ -12,6 +12,7 @@ SEVERITIES = ("error", "warning", "observation")
 LEVEL_SEVERITY = {"MUST": "error", "SHOULD": "warning", None: "observation"}
 SIDES = ("client", "server", None)  # whose violation it is; None for observations
 MAX_FINDINGS_PER_RULE = 1000  # a flood is reported, then counted, not hoarded
+MAX_LISTED = 4  # problems named per finding; the rest counted
 
 
 @dataclass
@@ -35,6 +36,12 @@ class Finding:
         if self.where:
             d["where"] = [dict(file=f, frame=n) for f, n in self.where]
         return d
+
+
+def listed(problems: List[str]) -> str:
+    """Problems for a finding's message: the first MAX_LISTED of them, and how many more."""
+    more = len(problems) - MAX_LISTED
+    return "; ".join(problems[:MAX_LISTED]) + ("; and %d more" % more if more > 0 else "")
 
 
 class Rule:

@@ -9,8 +9,8 @@ from dissectors.definitions import rsvd
 
 from ..reconstruction import decoding
 from ..reconstruction.request_numbers import StoredKeys
-from ..reconstruction.rsvd_sessions import (FILE_NO_INTERMEDIATE_BUFFERING, SCSI_OP, SRB_STATUS_OP, Open, Operation,
-                                            stored_key)
+from ..reconstruction.rsvd_records import (FILE_NO_INTERMEDIATE_BUFFERING, SCSI_OP, SRB_STATUS_OP, Open, Operation,
+                                           stored_key)
 from .findings import Rule
 from .rsvd_zero_fields import (CHECK_CONNECTION_OP, DISK_INFO_OP, FILE_INFO_OP, HEADER_SIZE, STATUS_INVALID_PARAMETER,
                                STATUS_NOT_SUPPORTED, VALIDATE_DISK_OP, is_zero, payload_of, shown)

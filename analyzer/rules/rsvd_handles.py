@@ -9,7 +9,7 @@ from typing import List, Optional
 from dissectors.definitions import rsvd
 
 from ..reconstruction import decoding
-from ..reconstruction.rsvd_sessions import SUFFIX, Operation
+from ..reconstruction.rsvd_records import SUFFIX, Operation
 from .findings import Rule
 from .rsvd_zero_fields import V1_OPS
 

@@ -7,7 +7,7 @@ from typing import List, Optional
 
 from dissectors.definitions import rsvd
 
-from ..reconstruction.rsvd_sessions import SCSI_OP, Open, Operation
+from ..reconstruction.rsvd_records import SCSI_OP, Open, Operation
 from .findings import Rule
 
 VERSION_MISMATCH = rsvd.ERROR_CODES["STATUS_SVHDX_VERSION_MISMATCH"]

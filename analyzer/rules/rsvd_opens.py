@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import List
 
 from ..reconstruction import decoding
-from ..reconstruction.rsvd_sessions import FILE_NO_INTERMEDIATE_BUFFERING, SUFFIX
+from ..reconstruction.rsvd_records import FILE_NO_INTERMEDIATE_BUFFERING, SUFFIX
 from .findings import Rule
 
 ZERO_GUID = "00000000-0000-0000-0000-000000000000"

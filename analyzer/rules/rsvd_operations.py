@@ -8,7 +8,8 @@ from typing import Dict, List, Tuple
 from dissectors.definitions import rsvd
 
 from ..reconstruction.request_numbers import RequestIds
-from ..reconstruction.rsvd_sessions import SCSI_OP, SRB_STATUS_OP, STATUS_NAMES, Open, Operation, sense_of
+from ..reconstruction.rsvd_exchanges import sense_of
+from ..reconstruction.rsvd_records import SCSI_OP, SRB_STATUS_OP, STATUS_NAMES, Open, Operation
 from .findings import Rule
 
 UNIT_ATTENTIONS = {rsvd.ERROR_CODES[k] for k in rsvd.UNIT_ATTENTIONS}

@@ -9,7 +9,7 @@ from typing import Dict, List, Optional
 from dissectors.definitions import rsvd
 
 from ..reconstruction import decoding
-from ..reconstruction.rsvd_sessions import SCSI_OP, SRB_STATUS_OP, Operation
+from ..reconstruction.rsvd_records import SCSI_OP, SRB_STATUS_OP, Operation
 from .findings import Rule
 from .rsvd_opens import ZERO_GUID
 
