@@ -166,10 +166,19 @@ def test_shards_differences_are_noticed(tmp_path):
         ("shards_differ", "stderr, files findings.parquet")]
     (what, excerpt), = [d for d in fuzz.shard_differences(serial, serial, one, two)]
     assert what == "file findings.parquet" and "first difference at byte 5" in excerpt
+    assert fuzz.check_shards(serial, (0, json.dumps(slower, indent=1), serial[2]), one, same) == [
+        ("shards_differ", "stdout (bytes)")]
+    # the same JSON in another key order is other bytes on stdout
+    reordered = dict(findings=report["findings"], captures=report["captures"])
+    assert fuzz.check_shards(serial, (0, json.dumps(reordered), serial[2]), one, same) == [
+        ("shards_differ", "stdout . (key order)")]
     # the JSON, the exit code, a file only one run wrote
     moved = dict(report, findings=[dict(rule="rsvd.x", frames=[5])])
     three = _folder(tmp_path, "three", dict(files, **{"sessions.csv": b"x\n", "findings.csv": b"rule,frames\nrsvd.x,5\n",
                                                       "findings.parquet": bytes(parquet)}))
+    more = dict(report, findings=report["findings"] * 2)
+    assert fuzz.check_shards(serial, (0, json.dumps(more), serial[2]), one, same) == [
+        ("shards_differ", "stdout .findings (length)")]
     assert fuzz.check_shards(serial, (1, json.dumps(moved), serial[2]), one, three) == [
         ("shards_differ", "exit 0 against 1, stdout .findings[].frames[], file sessions.csv only sharded, "
                           "files findings.csv/parquet")]

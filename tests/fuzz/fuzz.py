@@ -126,8 +126,9 @@ Each variant runs `analyze --format json --fail-on never` twice, `--jobs 1 --out
 `--jobs 3 --split-above 0 --output DIR2` (--shard-jobs N for another --jobs: N-1 tsharks), and
 no tshark of its own: the plugins' invariants are the mode above's. Broken when:
   shards_differ   the exit codes differ, or the JSON on stdout without each capture's
-                  "seconds", or stderr, or any --output file but report.json (its seconds; the
-                  rest of it is stdout), byte for byte, or one run wrote a file the other did not.
+                  "seconds" (key order counts, and then the bytes: analyze writes it unsorted),
+                  or stderr, or any --output file but report.json (its seconds; the rest of it
+                  is stdout), byte for byte, or one run wrote a file the other did not.
                   The detail says which ("stdout .findings[].frames[], stderr, files
                   findings.csv/jsonl/parquet"), the .txt shows the first JSON difference and
                   unified diffs of stderr and the text files.
@@ -452,6 +453,9 @@ def _json(text: str):
         return None
 
 
+_SECONDS = re.compile(r'"seconds": [-+0-9.eE]+')
+
+
 def _without_seconds(doc):
     """The report without each capture's "seconds" (the one field that may differ)."""
     if isinstance(doc, dict):
@@ -462,7 +466,9 @@ def _without_seconds(doc):
 
 
 def _first_difference(a, b, where: str = "") -> Optional[Tuple[str, object, object]]:
-    """(path, a's value, b's value) of the first place two JSON values differ, None if they do not."""
+    """(path, a's value, b's value) of the first place two JSON values differ, None if they do not.
+    Key order counts (analyze writes its JSON unsorted, so the same document in another order is
+    other bytes)."""
     if type(a) is not type(b):
         return where or ".", a, b
     if isinstance(a, dict):
@@ -472,7 +478,7 @@ def _first_difference(a, b, where: str = "") -> Optional[Tuple[str, object, obje
             d = _first_difference(a[k], b[k], "%s.%s" % (where, k))
             if d:
                 return d
-        return None
+        return None if list(a) == list(b) else ("%s (key order)" % (where or "."), list(a), list(b))
     if isinstance(a, list):
         for i, (x, y) in enumerate(zip(a, b)):
             d = _first_difference(x, y, "%s[%d]" % (where, i))
@@ -502,9 +508,12 @@ def shard_differences(serial, sharded, serial_dir: Path, sharded_dir: Path) -> L
     if doc1 is not None and doc2 is not None:
         d = _first_difference(_without_seconds(doc1), _without_seconds(doc2))
         if d:
-            diffs.append(("stdout " + re.sub(r"\[\d+\]", "[]", d[0].split(" (")[0]),
+            where = re.sub(r"\(\d+ items against \d+\)", "(length)", re.sub(r"\[\d+\]", "[]", d[0]))
+            diffs.append(("stdout " + where,
                           "first at %s\n  serial:  %s\n  sharded: %s" % (d[0], json.dumps(d[1])[:1000],
                                                                         json.dumps(d[2])[:1000])))
+        elif _SECONDS.sub("", out1) != _SECONDS.sub("", out2):  # the same document, other bytes
+            diffs.append(("stdout (bytes)", _udiff(out1, out2)))
     elif out1 != out2:
         diffs.append(("stdout", _udiff(out1, out2)))
     if err1 != err2:
