@@ -4,7 +4,7 @@ builds the same bytes for the same seed and notices each kind of failure it look
 The quick subset is 264 variants (8 per sample and kind) and takes about 2-3 minutes with two
 jobs; the full run is `.venv/bin/python tests/fuzz/fuzz.py --variants 10000` (see its docstring).
 The --shards-check quick subset (24 variants of the merged bases, each analyzed split over two
-tsharks and by one) takes about 40 s.
+tsharks and by one) takes about 30 s (40 s while other work shares the two cores).
 """
 import functools
 import json
@@ -126,7 +126,7 @@ def test_slow_rule():
 # -- --shards-check: analyze split over tsharks against analyze serial ------------------------------
 def test_shards_quick_subset_splits_and_finds_nothing(tmp_path):
     """Every variant of the quick subset is split (a variant read whole would compare one tshark
-    with itself) and gives --jobs 1's stdout, stderr and --output files (36 s here, 2 cores)."""
+    with itself) and gives --jobs 1's stdout, stderr and --output files (29 s here, 2 cores)."""
     res = subprocess.run([fuzz.PYTHON, str(FUZZ_DIR / "fuzz.py"), "--shards-check", "--quick", "--jobs", "2",
                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=600, cwd=str(fuzz.ROOT))
     summary = tmp_path / "summary.json"
