@@ -3,6 +3,8 @@ builds the same bytes for the same seed and notices each kind of failure it look
 
 The quick subset is 264 variants (8 per sample and kind) and takes about 2-3 minutes with two
 jobs; the full run is `.venv/bin/python tests/fuzz/fuzz.py --variants 10000` (see its docstring).
+The --shards-check quick subset (24 variants of the merged bases, each analyzed split over two
+tsharks and by one) takes about 30 s (40 s while other work shares the two cores).
 """
 import functools
 import json
@@ -119,6 +121,128 @@ def test_slow_rule():
     assert not fuzz.is_slow(0.9, 0.15, 100, 100)  # 6x, but only 0.75 s over
     assert not fuzz.is_slow(1.2, 0.2, 200, 3)  # 3 packets left: held to the whole sample's time, 6x but 1.0 s over
     assert fuzz.is_slow(12.0, 2.0, 100, 50)
+
+
+# -- --shards-check: analyze split over tsharks against analyze serial ------------------------------
+def test_shards_quick_subset_splits_and_finds_nothing(tmp_path):
+    """Every variant of the quick subset is split (a variant read whole would compare one tshark
+    with itself) and gives --jobs 1's stdout, stderr and --output files (29 s here, 2 cores)."""
+    res = subprocess.run([fuzz.PYTHON, str(FUZZ_DIR / "fuzz.py"), "--shards-check", "--quick", "--jobs", "2",
+                          "--out", str(tmp_path)], capture_output=True, text=True, timeout=600, cwd=str(fuzz.ROOT))
+    summary = tmp_path / "summary.json"
+    assert summary.exists(), res.stdout + res.stderr
+    doc = json.loads(summary.read_text())
+    assert doc["mode"] == "shards" and doc["variants"] == fuzz.QUICK_SHARD_VARIANTS
+    assert set(doc["per_kind"]) == set(mutators.KINDS) and set(doc["per_sample"]) == set(fuzz.SHARD_BASES)
+    assert doc["split"]["variants"] == doc["variants"], doc["split"]
+    assert all(not b["failures"] for b in doc["baselines"].values()), doc["baselines"]
+    assert res.returncode == 0, "sharded and serial differ (captures, both runs' outputs and diffs in %s):\n%s\n%s" % (
+        tmp_path / "failures", res.stdout, res.stderr[-3000:])
+
+
+def _folder(root: Path, name: str, files: dict) -> Path:
+    d = root / name
+    d.mkdir()
+    for n, data in files.items():
+        (d / n).write_bytes(data)
+    return d
+
+
+def test_shards_differences_are_noticed(tmp_path):
+    report = dict(captures=[dict(file="x.pcapng", packets=3, seconds=0.25)], findings=[dict(rule="rsvd.x", frames=[4])])
+    files = {"findings.csv": b"rule,frames\nrsvd.x,4\n", "findings.parquet": b"PAR1\x00\x01\x02PAR1",
+             "report.json": b'{"seconds": 0.25}'}
+    serial = (0, json.dumps(report), "analyze: a note\n")
+    one = _folder(tmp_path, "one", files)
+    # the seconds (on stdout and in report.json) are all that may differ
+    slower = dict(report, captures=[dict(report["captures"][0], seconds=0.4)])
+    same = _folder(tmp_path, "same", dict(files, **{"report.json": b'{"seconds": 0.4}'}))
+    assert fuzz.check_shards(serial, (0, json.dumps(slower), serial[2]), one, same) == []
+    # one byte of one file, and stderr
+    parquet = bytearray(files["findings.parquet"])
+    parquet[5] ^= 1
+    two = _folder(tmp_path, "two", dict(files, **{"findings.parquet": bytes(parquet)}))
+    assert fuzz.check_shards(serial, (0, serial[1], "analyze: a note\nanalyze: another\n"), one, two) == [
+        ("shards_differ", "stderr, files findings.parquet")]
+    (what, excerpt), = [d for d in fuzz.shard_differences(serial, serial, one, two)]
+    assert what == "file findings.parquet" and "first difference at byte 5" in excerpt
+    assert fuzz.check_shards(serial, (0, json.dumps(slower, indent=1), serial[2]), one, same) == [
+        ("shards_differ", "stdout (bytes)")]
+    # the same JSON in another key order is other bytes on stdout
+    reordered = dict(findings=report["findings"], captures=report["captures"])
+    assert fuzz.check_shards(serial, (0, json.dumps(reordered), serial[2]), one, same) == [
+        ("shards_differ", "stdout . (key order)")]
+    # the JSON, the exit code, a file only one run wrote
+    moved = dict(report, findings=[dict(rule="rsvd.x", frames=[5])])
+    three = _folder(tmp_path, "three", dict(files, **{"sessions.csv": b"x\n", "findings.csv": b"rule,frames\nrsvd.x,5\n",
+                                                      "findings.parquet": bytes(parquet)}))
+    more = dict(report, findings=report["findings"] * 2)
+    assert fuzz.check_shards(serial, (0, json.dumps(more), serial[2]), one, same) == [
+        ("shards_differ", "stdout .findings (length)")]
+    assert fuzz.check_shards(serial, (1, json.dumps(moved), serial[2]), one, three) == [
+        ("shards_differ", "exit 0 against 1, stdout .findings[].frames[], file sessions.csv only sharded, "
+                          "files findings.csv/parquet")]
+
+
+def test_a_shards_difference_is_saved_with_both_outputs(tmp_path, monkeypatch):
+    """The harness's path for a difference, with a fake analyze whose sharded run says one more
+    line: the failure is recorded, the variant and both --output folders saved, the .txt says how
+    to replay it and what differs."""
+    work = tmp_path / "work"
+    work.mkdir()
+    info = fuzz.load_base("merged_mix", work)
+
+    def fake(path, *args):
+        out = Path(args[args.index("--output") + 1])
+        out.mkdir(parents=True)
+        (out / "findings.csv").write_text("rule\n")
+        sharded = "--split-above" in args
+        return 0, json.dumps(dict(captures=[dict(seconds=1.0)], findings=[])), "split\n" if sharded else "", 1.0
+
+    monkeypatch.setattr(fuzz, "run_analyze", fake)
+    runner = fuzz.Runner({"merged_mix": info}, tmp_path / "out", work, 1)
+    r = runner.run_shards(fuzz.Variant(3, "merged_mix", "struct", 77))
+    assert r.failures == [("shards_differ", "stderr")] and r.shards == 2
+    saved = Path(r.saved)
+    assert saved == tmp_path / "out" / "failures" / "merged_mix-struct-77.pcapng" and saved.exists()
+    assert (saved.parent / "merged_mix-struct-77.serial" / "findings.csv").exists()
+    assert (saved.parent / "merged_mix-struct-77.sharded" / "findings.csv").exists()
+    text = saved.with_suffix(".txt").read_text()
+    assert "--replay merged_mix:struct:77" in text and "--- differs: stderr ---" in text and "+split" in text
+    assert "--jobs 3 --split-above 0" in text and "split     2 shards" in text
+    assert sorted(p.name for p in work.iterdir()) == ["merged_mix.pcapng"]  # the variant and its outputs removed
+
+
+@pytest.mark.parametrize("kind", mutators.KINDS)
+def test_shard_variants_are_deterministic(kind, tmp_path):
+    """The same base bytes (mergecap) and the same variants; a base is never cut as a file (it
+    would be read whole, not split)."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    for name in fuzz.SHARD_BASES:
+        a, b = fuzz.load_base(name, tmp_path / "a"), fuzz.load_base(name, tmp_path / "b")
+        assert a.data == b.data and a.struct_mutators == b.struct_mutators and a.parts == fuzz.SHARD_BASES[name]
+        for seed in (1, 2, 3):
+            v = fuzz.Variant(0, name, kind, seed)
+            x, y = tmp_path / "x.pcapng", tmp_path / "y.pcapng"
+            made = fuzz.build_variant(v, a, x)
+            assert made == fuzz.build_variant(v, b, y) and x.read_bytes() == y.read_bytes()
+            assert made[0] != "file_cut"
+
+
+def test_the_bases_hold_every_parts_fields(tmp_path):
+    """No two parts of a base share a TCP 4-tuple, so locate follows every part's connections."""
+    for name, parts in fuzz.SHARD_BASES.items():
+        base = fuzz.load_base(name, tmp_path)
+        assert len(base.loc.targets) == sum(len(load_sample(p).loc.targets) for p in parts), name
+        assert base.packets == sum(load_sample(p).packets for p in parts)
+
+
+def test_a_shards_variant_replays(tmp_path):
+    res = subprocess.run([fuzz.PYTHON, str(FUZZ_DIR / "fuzz.py"), "--replay", "merged_cross:struct:1234", "--out",
+                          str(tmp_path)], capture_output=True, text=True, timeout=300, cwd=str(fuzz.ROOT))
+    assert res.returncode == 0 and "FAIL" not in res.stdout, res.stdout + res.stderr[-3000:]
+    assert "split: 2 shards" in res.stdout and "fuzz --shards-check: 1 variants" in res.stdout, res.stdout
 
 
 # Variants that once made the analyzer fail, replayed (SAMPLE:KIND:SEED, as fuzz.py prints them): a

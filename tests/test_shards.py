@@ -66,6 +66,29 @@ def test_every_sample_split_gives_the_serial_report_and_tables(pcap, tmp_path):
     same_as_serial(pcap, tmp_path, *(KEYS if pcap.stem == "rsvd_encrypted" else ()))
 
 
+def _shards(capture: Path, tsharks: int) -> int:
+    """The shards analyze splits `capture` into for `tsharks` tsharks (0: read whole)."""
+    try:
+        parts = split(capture, tsharks)
+    except Unsplittable:
+        return 0
+    try:
+        return len(parts.shards)
+    finally:
+        parts.remove()
+
+
+# The samples that --jobs 5 (four tsharks) splits into 3 shards or more: more than 2 connection
+# groups. Today only rsvd_guest_validation (4 groups, 4 shards); the other splitting samples have
+# 2 groups, which --jobs 3 above splits already
+MANY_GROUPS = [p for p in SAMPLES if _shards(p, 4) >= 3]
+
+
+@pytest.mark.parametrize("pcap", MANY_GROUPS, ids=lambda p: p.stem)
+def test_samples_of_many_groups_split_over_four_tsharks_give_the_serial_report(pcap, tmp_path):
+    same_as_serial(pcap, tmp_path, *(KEYS if pcap.stem == "rsvd_encrypted" else ()), jobs=5)
+
+
 @pytest.mark.tshark_matrix
 def test_a_capture_of_everything_gives_the_serial_rows_and_report(composite, tmp_path, tshark):
     """Row for row on 4.0, 4.4 and 4.6 (escaped text included), then the whole report, decrypted."""

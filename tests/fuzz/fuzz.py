@@ -3,6 +3,8 @@
     .venv/bin/python tests/fuzz/fuzz.py --quick               # CI's subset (tests/test_fuzz.py)
     .venv/bin/python tests/fuzz/fuzz.py --variants 10000      # the full run
     .venv/bin/python tests/fuzz/fuzz.py --replay rsvd_shared_disk:struct:123456   # one variant again
+    .venv/bin/python tests/fuzz/fuzz.py --shards-check --quick   # split against serial (tests/test_fuzz.py)
+    .venv/bin/python tests/fuzz/fuzz.py --replay merged_mix:struct:123456         # one of those again
 
 Options: --seed S (master seed, default 1), --jobs J (default 2), --out DIR (default
 /tmp/msrsvd-fuzz; failures go to DIR/failures, the run's figures to DIR/summary.json),
@@ -102,11 +104,46 @@ broken invariants, the mutation, the commands to reproduce and the output tails.
 goes on; at the end a summary (variants per kind and mutator, failures per invariant,
 distinct failures, slowest ratios, time) is printed and written to DIR/summary.json, and
 the exit status is 1 if anything failed (baselines included), else 0.
+
+--shards-check: one capture split over tsharks against one tshark
+-----------------------------------------------------------------
+`analyze --jobs N --split-above 0` splits a capture by connection group, one tshark a shard,
+and merges the rows back; its output must be --jobs 1's byte for byte. A sample alone is mostly
+one group and is read whole, so this mode mutates two bases, each four samples merged by time
+(mergecap; SHARD_BASES): merged_mix (split_fuzz.BASE: two RSVD and two ClusPrep samples, a
+multichannel session; 5 groups, 498 packets) and merged_cross (rsvd_cluster_events,
+rsvd_near_misses, clusprep_storage_near_misses, clusprep_rule_violations, whose state crosses
+groups: docs/per-shard-reconstruction.md, section 3; 6 groups, 550 packets). Their parts share
+no TCP 4-tuple, so locate.py finds every part's fields in the merge, and the three kinds above
+apply to a base as to a sample (editcap's offsets are both families'; a truncation only cuts
+packets, since a file cut ends in an incomplete block, which is read whole). These, rather than
+split_fuzz.py's random bytes anywhere, because they reach the RSVD and ClusPrep messages the
+analyzer reconstructs and judges, and they keep the framing the split reads, so the variant
+still splits. Variants go round-robin over every (base, kind) pair; a variant is named
+<base>:<kind>:<seed>, and --replay of such a name runs this mode.
+
+Each variant runs `analyze --format json --fail-on never` twice, `--jobs 1 --output DIR1` and
+`--jobs 3 --split-above 0 --output DIR2` (--shard-jobs N for another --jobs: N-1 tsharks), and
+no tshark of its own: the plugins' invariants are the mode above's. Broken when:
+  shards_differ   the exit codes differ, or the JSON on stdout without each capture's
+                  "seconds" (key order counts, and then the bytes: analyze writes it unsorted),
+                  or stderr, or any --output file but report.json (its seconds; the rest of it
+                  is stdout), byte for byte, or one run wrote a file the other did not.
+                  The detail says which ("stdout .findings[].frames[], stderr, files
+                  findings.csv/jsonl/parquet"), the .txt shows the first JSON difference and
+                  unified diffs of stderr and the text files.
+  and the serial run's `analyze` invariants above (and the sharded run's, "sharded: ...",
+  when the outputs differ); no timing rule (`timeout` still: 300 s a run).
+Each variant also records how many shards the sharded run used (split.py's split, as analyze
+calls it), or why it read the capture whole; the summary counts the variants that split, and a
+base that does not split unmutated, or differs, is a baseline failure. A failure is saved as
+above, with both runs' --output folders beside it (<base>-<kind>-<seed>.serial, .sharded).
 """
 from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import difflib
 import json
 import random
 import re
@@ -129,8 +166,10 @@ import capture  # noqa: E402
 import locate  # noqa: E402
 import mutators  # noqa: E402
 import samples  # noqa: E402
+import split_fuzz  # noqa: E402
 from analyzer.capture.keys import Keys  # noqa: E402
 from analyzer.capture.source import tshark_env  # noqa: E402
+from analyzer.capture.split import Unsplittable, split  # noqa: E402
 from dissectors import plugin_paths  # noqa: E402
 
 QUICK_VARIANTS = 264  # 8 per (sample, kind) pair
@@ -148,6 +187,18 @@ OUR_BUG = re.compile(r"Dissector bug, protocol (MSRSVD|CLUSPREP)", re.I)
 LUA_ERR = re.compile(r"Lua Error|Lua: Error", re.I)
 # analyze's findings for faults it caught (analyzer/pipeline.py FAULTS) -> the invariant they break
 FAULT_RULES = {"analyzer.internal_error": "analyzer_fault", "analyzer.plugin_error": "internal_error"}
+
+# --shards-check: the bases, samples merged by time (mergecap), so a variant holds several
+# connection groups (5 and 6) and splits; their parts share no TCP 4-tuple, so locate.py finds
+# every part's fields in the merge (6,709 and 6,387 targets, as the parts alone have). merged_mix
+# is split_fuzz.BASE (two RSVD and two ClusPrep samples, a multichannel session); merged_cross the
+# samples whose state crosses groups (docs/per-shard-reconstruction.md, section 3: reservations of
+# several initiators on one disk, one client's RequestIds over two servers, share paths of two nodes)
+SHARD_BASES = {"merged_mix": list(split_fuzz.BASE),
+               "merged_cross": ["rsvd_cluster_events", "rsvd_near_misses", "clusprep_storage_near_misses",
+                                "clusprep_rule_violations"]}
+SHARD_JOBS = 3  # analyze --jobs 3: two tsharks and the process that merges their rows
+QUICK_SHARD_VARIANTS = 24  # 4 per (base, kind) pair
 
 
 def _unframe(msg: str) -> str:
@@ -177,10 +228,18 @@ def tshark_cmd(path: Path) -> List[str]:
     return cmd
 
 
-def analyze_cmd(path: Path) -> List[str]:
+def analyze_cmd(path: Path, *extra: str) -> List[str]:
     keys = _keys(path)
-    return [PYTHON, "-m", "analyzer", "--format", "json", "--fail-on", "never",
+    return [PYTHON, "-m", "analyzer", "--format", "json", "--fail-on", "never", *extra,
             *[a for k in (keys.smb_keys if keys else []) for a in ("--smb-key", k)], str(path)]
+
+
+def serial_args(out: Path) -> List[str]:
+    return ["--jobs", "1", "--output", str(out)]
+
+
+def sharded_args(out: Path, jobs: int = SHARD_JOBS) -> List[str]:
+    return ["--jobs", str(jobs), "--split-above", "0", "--output", str(out)]
 
 
 def shell(cmd: List[str]) -> str:
@@ -203,6 +262,7 @@ class SampleInfo:
     base_tshark: float = 0.0
     base_analyze: float = 0.0
     baseline_failures: List[Tuple[str, str]] = field(default_factory=list)
+    parts: List[str] = field(default_factory=list)  # a --shards-check base: the samples merged into it
 
 
 def load_sample(name: str) -> SampleInfo:
@@ -212,6 +272,19 @@ def load_sample(name: str) -> SampleInfo:
     loc = locate.locate(cap)
     return SampleInfo(name, path, "rsvd" if name.startswith("rsvd_") else "clusprep", data, cap, loc,
                       mutators.struct_mutators(loc), len(cap.packets))
+
+
+def load_base(name: str, work: Path) -> SampleInfo:
+    """A --shards-check base: SHARD_BASES[name] merged by time into work/NAME.pcapng (the same
+    bytes on every run with one mergecap), its fields located like a sample's."""
+    path = work / (name + ".pcapng")
+    subprocess.run(["mergecap", "-F", "pcapng", "-w", str(path), *[str(samples.path(n)) for n in SHARD_BASES[name]]],
+                   check=True, capture_output=True, timeout=120)
+    data = path.read_bytes()
+    cap = capture.read(data)
+    loc = locate.locate(cap)
+    return SampleInfo(name, path, "mixed", data, cap, loc, mutators.struct_mutators(loc), len(cap.packets),
+                      parts=list(SHARD_BASES[name]))
 
 
 # -- one variant -----------------------------------------------------------------------------------
@@ -248,6 +321,11 @@ class Result:
     analyze_rc: Optional[int] = None
     failures: List[Tuple[str, str]] = field(default_factory=list)  # (invariant, key detail)
     saved: str = ""
+    # --shards-check: the sharded run (analyze_* are the serial one's), and the shards it used
+    sharded_s: float = 0.0
+    sharded_rc: Optional[int] = None
+    shards: Optional[int] = None  # 0: read whole, for the reason in `whole`
+    whole: str = ""
 
 
 def build_variant(v: Variant, info: SampleInfo, dst: Path) -> Tuple[str, str]:
@@ -257,7 +335,9 @@ def build_variant(v: Variant, info: SampleInfo, dst: Path) -> Tuple[str, str]:
         desc, _ = mutators.editcap_corrupt(rng, info.path, dst, info.family)
         return "editcap", desc
     if v.kind == "truncate":
-        if rng.random() < 0.6:
+        # a --shards-check base is only cut packet by packet: a file cut ends in an incomplete
+        # block, which is read whole (split.py), never split, so it would compare nothing
+        if rng.random() < 0.6 or info.parts:
             cap = info.cap.copy()
             desc = mutators.frame_cut(rng, cap, info.loc)
             dst.write_bytes(cap.pcapng())
@@ -296,8 +376,8 @@ def run_tshark(path: Path):
     return _run(tshark_cmd(path), TSHARK_TIMEOUT, _TSHARK_ENV)
 
 
-def run_analyze(path: Path):
-    return _run(analyze_cmd(path), ANALYZE_TIMEOUT)
+def run_analyze(path: Path, *extra: str):
+    return _run(analyze_cmd(path, *extra), ANALYZE_TIMEOUT)
 
 
 def check_tshark(rc, out: str, err: str) -> List[Tuple[str, str]]:
@@ -365,6 +445,137 @@ def check_analyze(rc, out: str, err: str) -> List[Tuple[str, str]]:
     return bad
 
 
+# -- --shards-check: the same variant split over tsharks and read by one ----------------------------
+def _json(text: str):
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+_SECONDS = re.compile(r'"seconds": [-+0-9.eE]+')
+
+
+def _without_seconds(doc):
+    """The report without each capture's "seconds" (the one field that may differ)."""
+    if isinstance(doc, dict):
+        for c in doc.get("captures") or []:
+            if isinstance(c, dict):
+                c.pop("seconds", None)
+    return doc
+
+
+def _first_difference(a, b, where: str = "") -> Optional[Tuple[str, object, object]]:
+    """(path, a's value, b's value) of the first place two JSON values differ, None if they do not.
+    Key order counts (analyze writes its JSON unsorted, so the same document in another order is
+    other bytes)."""
+    if type(a) is not type(b):
+        return where or ".", a, b
+    if isinstance(a, dict):
+        for k in list(a) + [k for k in b if k not in a]:
+            if k not in a or k not in b:
+                return "%s.%s" % (where, k), a.get(k, "(missing)"), b.get(k, "(missing)")
+            d = _first_difference(a[k], b[k], "%s.%s" % (where, k))
+            if d:
+                return d
+        return None if list(a) == list(b) else ("%s (key order)" % (where or "."), list(a), list(b))
+    if isinstance(a, list):
+        for i, (x, y) in enumerate(zip(a, b)):
+            d = _first_difference(x, y, "%s[%d]" % (where, i))
+            if d:
+                return d
+        if len(a) != len(b):
+            return "%s (%d items against %d)" % (where or ".", len(a), len(b)), a[len(b):][:1], b[len(a):][:1]
+        return None
+    return None if a == b else (where or ".", a, b)
+
+
+def _udiff(a: str, b: str, n: int = 40) -> str:
+    lines = list(difflib.unified_diff(a.splitlines(), b.splitlines(), "serial", "sharded", lineterm="", n=1))
+    return "\n".join(ln[:300] for ln in lines[:n]) + ("\n... (%d more lines)" % (len(lines) - n) if len(lines) > n else "")
+
+
+def shard_differences(serial, sharded, serial_dir: Path, sharded_dir: Path) -> List[Tuple[str, str]]:
+    """What `analyze --jobs N --split-above 0` gave and `--jobs 1` did not, as [(what, excerpt)]; []
+    when they are the same. `serial` and `sharded` are (exit code, stdout, stderr, ...), the folders
+    their --output: the JSON on stdout is compared without each capture's "seconds", stderr as it
+    is, and every --output file byte for byte but report.json (its seconds; the rest is stdout)."""
+    (rc1, out1, err1), (rc2, out2, err2) = serial[:3], sharded[:3]
+    diffs: List[Tuple[str, str]] = []
+    if rc1 != rc2:
+        diffs.append(("exit %s against %s" % (rc1, rc2), ""))
+    doc1, doc2 = _json(out1), _json(out2)
+    if doc1 is not None and doc2 is not None:
+        d = _first_difference(_without_seconds(doc1), _without_seconds(doc2))
+        if d:
+            where = re.sub(r"\(\d+ items against \d+\)", "(length)", re.sub(r"\[\d+\]", "[]", d[0]))
+            diffs.append(("stdout " + where,
+                          "first at %s\n  serial:  %s\n  sharded: %s" % (d[0], json.dumps(d[1])[:1000],
+                                                                        json.dumps(d[2])[:1000])))
+        elif _SECONDS.sub("", out1) != _SECONDS.sub("", out2):  # the same document, other bytes
+            diffs.append(("stdout (bytes)", _udiff(out1, out2)))
+    elif out1 != out2:
+        diffs.append(("stdout", _udiff(out1, out2)))
+    if err1 != err2:
+        diffs.append(("stderr", _udiff(err1, err2)))
+    names = [{p.name for p in d.iterdir() if p.name != "report.json"} if d.is_dir() else set()
+             for d in (serial_dir, sharded_dir)]
+    for name in sorted(names[0] ^ names[1]):
+        diffs.append(("file %s only %s" % (name, "serial" if name in names[0] else "sharded"), ""))
+    for name in sorted(names[0] & names[1]):
+        a, b = (serial_dir / name).read_bytes(), (sharded_dir / name).read_bytes()
+        if a != b:
+            at = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+            excerpt = "%d bytes serial, %d sharded, first difference at byte %d" % (len(a), len(b), at)
+            if name.endswith((".csv", ".jsonl")):
+                excerpt += "\n" + _udiff(a.decode("utf-8", "replace"), b.decode("utf-8", "replace"))
+            diffs.append(("file " + name, excerpt))
+    return diffs
+
+
+def check_shards(serial, sharded, serial_dir: Path, sharded_dir: Path) -> List[Tuple[str, str]]:
+    """[("shards_differ", what differs)] or [] (see shard_differences); the files that differ are
+    named by table: "files findings.csv/jsonl/parquet"."""
+    whats, files = [], {}  # type: List[str], Dict[str, List[str]]
+    for what, _ in shard_differences(serial, sharded, serial_dir, sharded_dir):
+        if what.startswith("file ") and " only " not in what:
+            stem, dot, ext = what[5:].rpartition(".")
+            files.setdefault(stem if dot else what[5:], []).append(ext if dot else "")
+        else:
+            whats.append(what)
+    if files:
+        whats.append("files " + ", ".join("%s.%s" % (stem, "/".join(exts)) if any(exts) else stem
+                                          for stem, exts in files.items()))
+    return [("shards_differ", ", ".join(whats))] if whats else []
+
+
+def shards_of(path: Path, tsharks: int, directory: Path) -> Tuple[int, str]:
+    """How many shards analyze splits `path` into for `tsharks` tsharks (it calls
+    analyzer.capture.split.split so, ShardedRun), or 0 and why it reads it whole."""
+    try:
+        parts = split(path, tsharks, directory)
+    except Unsplittable as e:
+        return 0, str(e)
+    try:
+        return len(parts.shards), ""
+    finally:
+        parts.remove()
+
+
+def run_both(path: Path, out: Path, jobs: int):
+    """analyze --jobs 1 and --jobs JOBS --split-above 0 over one capture, each with its --output
+    under `out`: (serial, sharded), each (exit code, stdout, stderr, seconds), and their failures."""
+    serial = run_analyze(path, *serial_args(out / "serial"))
+    sharded = run_analyze(path, *sharded_args(out / "sharded", jobs))
+    bad = check_analyze(*serial[:3])
+    if serial[0] is None or sharded[0] is None:  # a timeout: nothing to compare
+        return serial, sharded, bad + [(k, "sharded: " + d) for k, d in check_analyze(*sharded[:3])]
+    differ = check_shards(serial, sharded, out / "serial", out / "sharded")
+    if differ:  # what the sharded run broke besides (the serial run's failures are already there)
+        bad += differ + [(k, "sharded: " + d) for k, d in check_analyze(*sharded[:3]) if (k, d) not in bad]
+    return serial, sharded, bad
+
+
 def count_packets(path: Path) -> int:
     try:
         return len(capture.read(path.read_bytes()).packets)
@@ -399,8 +610,10 @@ def tail(text: str, n: int = 40) -> str:
 
 
 class Runner:
-    def __init__(self, infos: Dict[str, SampleInfo], out: Path, work: Path, master_seed: Optional[int]):
+    def __init__(self, infos: Dict[str, SampleInfo], out: Path, work: Path, master_seed: Optional[int],
+                 shard_jobs: int = SHARD_JOBS):
         self.infos, self.out, self.work, self.master_seed = infos, out, work, master_seed
+        self.shard_jobs = shard_jobs
 
     def run(self, v: Variant) -> Result:
         info = self.infos[v.sample]
@@ -439,6 +652,69 @@ class Runner:
             r.saved = str(self.save(v, r, path, (t_rc, t_out, t_err), (a_rc, a_out, a_err)))
         path.unlink(missing_ok=True)
         return r
+
+    def run_shards(self, v: Variant) -> Result:
+        """--shards-check: the variant analyzed split over tsharks and serially, compared."""
+        info = self.infos[v.sample]
+        r = Result(v.name, v.sample, v.kind, v.seed)
+        path = self.work / (v.stem + ".pcapng")
+        try:
+            r.mutator, r.mutation = build_variant(v, info, path)
+        except Exception as e:  # noqa: BLE001 - a harness bug: reported, not hidden
+            r.failures.append(("harness", "%s: %s" % (type(e).__name__, e)))
+            return r
+        r.packets = count_packets(path)
+        r.shards, r.whole = shards_of(path, self.shard_jobs - 1, self.work)
+        out = self.work / v.stem
+        try:
+            serial, sharded, r.failures = run_both(path, out, self.shard_jobs)
+            r.analyze_rc, r.analyze_s = serial[0], round(serial[3], 3)
+            r.sharded_rc, r.sharded_s = sharded[0], round(sharded[3], 3)
+            if r.failures:
+                r.saved = str(self.save_shards(v, r, path, out, serial, sharded))
+        finally:
+            shutil.rmtree(out, ignore_errors=True)
+            path.unlink(missing_ok=True)
+        return r
+
+    def save_shards(self, v: Variant, r: Result, path: Path, out: Path, serial, sharded) -> Path:
+        d = self.out / "failures"
+        d.mkdir(parents=True, exist_ok=True)
+        dst = d / (v.stem + ".pcapng")
+        shutil.copyfile(path, dst)
+        for run in ("serial", "sharded"):  # both runs' --output folders, beside the capture
+            shutil.rmtree(d / ("%s.%s" % (v.stem, run)), ignore_errors=True)
+            if (out / run).is_dir():
+                shutil.copytree(out / run, d / ("%s.%s" % (v.stem, run)))
+        info = self.infos[v.sample]
+        diffs = shard_differences(serial, sharded, out / "serial", out / "sharded") if None not in (
+            serial[0], sharded[0]) else []
+        again = d / ("%s.again" % v.stem)
+        text = [
+            "variant   %s (index %d of master seed %s)" % (v.name, v.index, self.master_seed),
+            "base      %s: %s merged by time (mergecap)" % (v.sample, ", ".join(info.parts)),
+            "mutation  %s" % r.mutation,
+            "packets   %d (unmutated %d)" % (r.packets, info.packets),
+            "split     %s" % ("%d shards (--jobs %d: %d tsharks)" % (r.shards, self.shard_jobs, self.shard_jobs - 1)
+                              if r.shards else "no, read whole: %s" % r.whole),
+            "",
+            "broken invariants:",
+            *["  %-15s %s" % f for f in r.failures],
+            "",
+            "reproduce (from %s; both runs' --output folders are saved as %s.serial and .sharded):" % (ROOT, v.stem),
+            "  " + shell(analyze_cmd(dst, *serial_args(again / "serial"))),
+            "  " + shell(analyze_cmd(dst, *sharded_args(again / "sharded", self.shard_jobs))),
+            "  %s tests/fuzz/fuzz.py --replay %s%s" % (
+                PYTHON, v.name, " --shard-jobs %d" % self.shard_jobs if self.shard_jobs != SHARD_JOBS else ""),
+            "",
+        ]
+        for what, excerpt in diffs:
+            text += ["--- differs: %s ---" % what, excerpt] if excerpt else ["--- differs: %s ---" % what]
+        for name, run in (("serial", serial), ("sharded", sharded)):
+            text += ["", "%s: exit %s, %.2f s" % (name, run[0], run[3]),
+                     "--- stdout (tail) ---", tail(run[1], 20), "--- stderr (tail) ---", tail(run[2])]
+        dst.with_suffix(".txt").write_text("\n".join(text) + "\n")
+        return dst
 
     def save(self, v: Variant, r: Result, path: Path, t, a) -> Path:
         d = self.out / "failures"
@@ -479,6 +755,19 @@ def plan(names: List[str], kinds: List[str], n: int, master: int) -> List[Varian
     combos = [(s, k) for s in names for k in kinds]
     return [Variant(i, *combos[i % len(combos)], random.Random("%d/%d" % (master, i)).randrange(1, 2 ** 31))
             for i in range(n)]
+
+
+def shards_baseline(info: SampleInfo, work: Path, jobs: int) -> None:
+    """A --shards-check base unmutated: it must split and compare equal."""
+    out = work / (info.name + "-unmutated")
+    try:
+        serial, _, bad = run_both(info.path, out, jobs)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    shards, whole = shards_of(info.path, jobs - 1, work)
+    if shards < 2:
+        bad.append(("harness", "the base is not split: %s" % whole))
+    info.base_analyze, info.baseline_failures = serial[3], sorted(set(bad))
 
 
 def baseline(info: SampleInfo, runs: int = 3) -> None:
@@ -523,6 +812,15 @@ def summarize(results: List[Result], infos: Dict[str, SampleInfo], seconds: floa
         slowest_tshark=dict(ratio=slow_t.tshark_ratio, variant=slow_t.variant, seconds=slow_t.tshark_s) if slow_t else None,
         slowest_analyze=dict(ratio=slow_a.analyze_ratio, variant=slow_a.variant, seconds=slow_a.analyze_s) if slow_a else None,
     )
+    if args.shards_check:  # no timing rule here; what counts is whether the variants were split at all
+        for n, i in infos.items():
+            doc["baselines"][n].update(parts=i.parts, tshark_s=None)
+        doc.update(mode="shards", shard_jobs=args.shard_jobs, slowest_tshark=None, slowest_analyze=None,
+                   split=dict(variants=sum(1 for r in results if (r.shards or 0) >= 2),
+                              shards=dict(sorted(Counter(r.shards or 0 for r in results).items())),
+                              whole=dict(Counter(r.whole for r in results if (r.shards or 0) < 2)),
+                              serial_s=round(sum(r.analyze_s for r in results), 1),
+                              sharded_s=round(sum(r.sharded_s for r in results), 1)))
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(dict(doc, results=[asdict(r) for r in results]), indent=1))
     return doc
@@ -531,8 +829,14 @@ def summarize(results: List[Result], infos: Dict[str, SampleInfo], seconds: floa
 def print_summary(doc: dict) -> None:
     p = print
     p("")
-    p("fuzz: %d variants, seed %s, %d jobs, %.0f s (%.0f s per 1,000 variants)" % (
-        doc["variants"], doc["seed"], doc["jobs"], doc["seconds"], doc["seconds_per_1000"]))
+    p("fuzz%s: %d variants, seed %s, %d jobs, %.0f s (%.0f s per 1,000 variants)" % (
+        " --shards-check" if doc.get("mode") == "shards" else "", doc["variants"], doc["seed"], doc["jobs"],
+        doc["seconds"], doc["seconds_per_1000"]))
+    if doc.get("mode") == "shards":
+        sp = doc["split"]
+        p("  split:       %d of %d variants over 2 or more shards (analyze --jobs %d --split-above 0; shards: %s)%s" % (
+            sp["variants"], doc["variants"], doc["shard_jobs"], ", ".join("%s: %d" % kv for kv in sp["shards"].items()),
+            "; read whole: " + ", ".join("%s %d" % kv for kv in sp["whole"].items()) if sp["whole"] else ""))
     p("  per kind:    " + ", ".join("%s %d" % kv for kv in sorted(doc["per_kind"].items())))
     p("  per mutator: " + ", ".join("%s %d" % kv for kv in doc["per_mutator"].items()))
     if doc["slowest_tshark"]:
@@ -556,50 +860,72 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     g = ap.add_mutually_exclusive_group()
-    g.add_argument("--quick", action="store_true", help="CI's subset: %d variants" % QUICK_VARIANTS)
+    g.add_argument("--quick", action="store_true", help="CI's subset: %d variants (%d with --shards-check)" % (
+        QUICK_VARIANTS, QUICK_SHARD_VARIANTS))
     g.add_argument("--variants", type=int, help="how many variants (default: the quick subset's count)")
-    g.add_argument("--replay", metavar="SAMPLE:KIND:SEED", help="run one variant again")
+    g.add_argument("--replay", metavar="SAMPLE:KIND:SEED", help="run one variant again (a base's: --shards-check)")
+    ap.add_argument("--shards-check", action="store_true",
+                    help="mutate the merged bases (%s) and compare analyze --jobs %d --split-above 0 with --jobs 1"
+                    % (", ".join(SHARD_BASES), SHARD_JOBS))
+    ap.add_argument("--shard-jobs", type=int, default=SHARD_JOBS, metavar="N",
+                    help="--shards-check: the sharded run's --jobs (N-1 tsharks; default %(default)s)")
     ap.add_argument("--seed", type=int, default=1, help="master seed (default 1)")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where failures and summary.json go (%(default)s)")
-    ap.add_argument("--only", action="append", metavar="SAMPLE", help="only this sample (repeatable)")
+    ap.add_argument("--only", action="append", metavar="SAMPLE", help="only this sample or base (repeatable)")
     ap.add_argument("--kinds", default=",".join(mutators.KINDS), help="comma-separated subset of %(default)s")
     args = ap.parse_args(argv)
 
+    if args.replay and args.replay.rsplit(":", 2)[0] in SHARD_BASES:
+        args.shards_check = True  # a base's variant is only ever a shards check
+    if args.shard_jobs < 3:
+        ap.error("--shard-jobs must be 3 or more: --jobs N splits over N-1 tsharks")
+    pool = SHARD_BASES if args.shards_check else samples.SCENARIOS
     kinds = [k for k in args.kinds.split(",") if k]
     unknown = [k for k in kinds if k not in mutators.KINDS]
-    names = sorted(samples.SCENARIOS)
+    names = sorted(pool)
     if args.only:
         unknown += [n for n in args.only if n not in names]
         names = [n for n in names if n in args.only]
     if unknown:
-        ap.error("unknown sample or kind: %s" % ", ".join(unknown))
+        ap.error("unknown %s or kind: %s" % ("base" if args.shards_check else "sample", ", ".join(unknown)))
     if args.replay:
         sample, kind, seed = args.replay.rsplit(":", 2)
-        if sample not in samples.SCENARIOS or kind not in mutators.KINDS:
-            ap.error("--replay SAMPLE:KIND:SEED with a sample of samples.SCENARIOS and a kind of %s" % (mutators.KINDS,))
+        if sample not in pool or kind not in mutators.KINDS:
+            ap.error("--replay SAMPLE:KIND:SEED with a sample of samples.SCENARIOS (or a base of %s) and a kind of %s"
+                     % (", ".join(SHARD_BASES), mutators.KINDS))
         names, variants = [sample], [Variant(0, sample, kind, int(seed))]
     else:
-        variants = plan(names, kinds, args.variants or QUICK_VARIANTS, args.seed)
+        quick = QUICK_SHARD_VARIANTS if args.shards_check else QUICK_VARIANTS
+        variants = plan(names, kinds, args.variants or quick, args.seed)
 
     global _TSHARK_ENV
     _TSHARK_ENV = tshark_env(config=False)
     t0 = time.monotonic()
-    infos = {n: load_sample(n) for n in names}
-    for n, i in infos.items():
-        if not i.struct_mutators and "struct" in kinds:
-            print("note: %s has no clear-text RSVD message or ClusPrep stub; its struct variants corrupt bytes"
-                  % n, file=sys.stderr)
-    print("fuzz: %d variants over %d samples (%s), seed %d, %d jobs; baselines..." % (
-        len(variants), len(names), ",".join(kinds), args.seed, args.jobs), file=sys.stderr, flush=True)
-    with concurrent.futures.ThreadPoolExecutor(args.jobs) as ex:
-        list(ex.map(baseline, infos.values()))
     work = Path(tempfile.mkdtemp(prefix="fuzz-work-"))
-    runner = Runner(infos, args.out, work, None if args.replay else args.seed)
     results: List[Result] = []
     try:
+        if args.shards_check:
+            infos = {n: load_base(n, work) for n in names}
+            print("fuzz --shards-check: %d variants over %d merged bases (%s), seed %d, %d jobs, analyze --jobs %d "
+                  "--split-above 0 against --jobs 1; the bases unmutated..." % (
+                      len(variants), len(names), ",".join(kinds), args.seed, args.jobs, args.shard_jobs),
+                  file=sys.stderr, flush=True)
+            with concurrent.futures.ThreadPoolExecutor(args.jobs) as ex:
+                list(ex.map(lambda i: shards_baseline(i, work, args.shard_jobs), infos.values()))
+        else:
+            infos = {n: load_sample(n) for n in names}
+            for n, i in infos.items():
+                if not i.struct_mutators and "struct" in kinds:
+                    print("note: %s has no clear-text RSVD message or ClusPrep stub; its struct variants corrupt bytes"
+                          % n, file=sys.stderr)
+            print("fuzz: %d variants over %d samples (%s), seed %d, %d jobs; baselines..." % (
+                len(variants), len(names), ",".join(kinds), args.seed, args.jobs), file=sys.stderr, flush=True)
+            with concurrent.futures.ThreadPoolExecutor(args.jobs) as ex:
+                list(ex.map(baseline, infos.values()))
+        runner = Runner(infos, args.out, work, None if args.replay else args.seed, args.shard_jobs)
         with concurrent.futures.ThreadPoolExecutor(args.jobs) as ex:
-            futures = [ex.submit(runner.run, v) for v in variants]
+            futures = [ex.submit(runner.run_shards if args.shards_check else runner.run, v) for v in variants]
             for k, f in enumerate(concurrent.futures.as_completed(futures), 1):
                 r = f.result()
                 results.append(r)
@@ -617,7 +943,13 @@ def main(argv=None) -> int:
     if args.replay and results:
         r = results[0]
         print("  mutation: %s" % r.mutation)
-        print("  tshark exit %s %.2f s, analyze exit %s %.2f s" % (r.tshark_rc, r.tshark_s, r.analyze_rc, r.analyze_s))
+        if args.shards_check:
+            print("  split: %s; serial exit %s %.2f s, sharded exit %s %.2f s" % (
+                "%d shards" % r.shards if r.shards else "no, read whole (%s)" % r.whole, r.analyze_rc, r.analyze_s,
+                r.sharded_rc, r.sharded_s))
+        else:
+            print("  tshark exit %s %.2f s, analyze exit %s %.2f s" % (r.tshark_rc, r.tshark_s, r.analyze_rc,
+                                                                     r.analyze_s))
     bad = doc["failed_variants"] or any(i.baseline_failures for i in infos.values())
     return 1 if bad else 0
 

@@ -24,6 +24,7 @@ RATES = (0.002, 0.01, 0.05)
 # (170), the tunnel payload 16 bytes further. DCE/RPC: common header 16 (54..69), request
 # header 8 (stub at 78), ORPCTHIS 32 (the method's own parameters at 110).
 OFFSETS = {"rsvd": (58, 122, 170, 178, 194), "clusprep": (70, 78, 86, 110)}
+OFFSETS["mixed"] = tuple(sorted(set(OFFSETS["rsvd"]) | set(OFFSETS["clusprep"])))  # a merge of both (fuzz.py --shards-check)
 
 
 def editcap_corrupt(rng: random.Random, src: Path, dst: Path, family: str) -> Tuple[str, List[str]]:
