@@ -3,9 +3,11 @@ tshark per shard writing its rows to a file, and the rows merged back in capture
 the capture's own frame numbers and TCP stream numbers. What reads the rows sees what a single
 tshark gives: the same rows, in the same order.
 
-The shards run wherever `executor` runs them: threads here (each only waits on its tshark), or
-a dask.distributed client whose workers can read the shard folder. The merge reads each rows
-file while its tshark is still writing it, so reconstruction overlaps dissection.
+The shards run wherever `executor` runs them: here, each tshark reads its shard from a pipe
+that the split's second pass writes into as it goes (threads only wait on them), so the tsharks
+start once the first pass is done; or a dask.distributed client whose workers read shard files
+from a folder they can all reach. The merge reads each rows file while its tshark is still
+writing it, so reconstruction overlaps dissection.
 """
 from __future__ import annotations
 
