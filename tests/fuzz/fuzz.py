@@ -615,7 +615,8 @@ class Runner:
         self.infos, self.out, self.work, self.master_seed = infos, out, work, master_seed
         self.shard_jobs = shard_jobs
 
-    def run(self, v: Variant) -> Result:
+    def _built(self, v: Variant):
+        """(its sample, its Result, the variant's capture, or None when the harness failed to build it)."""
         info = self.infos[v.sample]
         r = Result(v.name, v.sample, v.kind, v.seed)
         path = self.work / (v.stem + ".pcapng")
@@ -623,8 +624,14 @@ class Runner:
             r.mutator, r.mutation = build_variant(v, info, path)
         except Exception as e:  # noqa: BLE001 - a harness bug: reported, not hidden
             r.failures.append(("harness", "%s: %s" % (type(e).__name__, e)))
-            return r
+            return info, r, None
         r.packets = count_packets(path)
+        return info, r, path
+
+    def run(self, v: Variant) -> Result:
+        info, r, path = self._built(v)
+        if path is None:
+            return r
         t_rc, t_out, t_err, t_s = run_tshark(path)
         a_rc, a_out, a_err, a_s = run_analyze(path)
         r.tshark_rc, r.analyze_rc = t_rc, a_rc
@@ -655,15 +662,9 @@ class Runner:
 
     def run_shards(self, v: Variant) -> Result:
         """--shards-check: the variant analyzed split over tsharks and serially, compared."""
-        info = self.infos[v.sample]
-        r = Result(v.name, v.sample, v.kind, v.seed)
-        path = self.work / (v.stem + ".pcapng")
-        try:
-            r.mutator, r.mutation = build_variant(v, info, path)
-        except Exception as e:  # noqa: BLE001 - a harness bug: reported, not hidden
-            r.failures.append(("harness", "%s: %s" % (type(e).__name__, e)))
+        info, r, path = self._built(v)
+        if path is None:
             return r
-        r.packets = count_packets(path)
         r.shards, r.whole = shards_of(path, self.shard_jobs - 1, self.work)
         out = self.work / v.stem
         try:
