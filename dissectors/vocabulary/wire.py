@@ -8,23 +8,19 @@ Switch, so the generator never needs to know a protocol.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field as dc_field
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from dataclasses import dataclass
+from typing import Any, Dict, Optional, Tuple
 
 from construct import (
     Adapter,
     Bytes,
     Construct,
-    Container,
     ExplicitError,
-    Renamed,
     Struct,
     Subconstruct,
     Transformed,
     evaluate,
     stream_read,
-    stream_tell,
-    stream_seek,
     stream_write,
 )
 
