@@ -93,3 +93,44 @@ def test_no_version_specific_lua():
             'for k, v in s:gmatch("(%d+):(-?%d+)") do b[base + tonumber(k)] = tonumber(v) end  '
             '-- our own numbers, not wire values']
         assert not re.search(r"tonumber\([^)]*uint64", text)
+
+
+def test_wireshark_registers_each_field_as_the_model_declares_it():
+    """Display, bool width and mask as Wireshark itself lists them (-G fields: type, display,
+    bitmask): what FieldDef.display and bool_width say, so a second target has them to render."""
+    res = subprocess.run(decoded.tshark_argv() + ["-G", "fields"] +
+                         [a for p in plugin_paths.lua_paths() for a in ("-X", "lua_script:%s" % p)],
+                         capture_output=True, text=True, timeout=120, env=decoded.tshark_env(config=False))
+    rows = {r[2]: r for r in (line.split("\t") for line in res.stdout.splitlines() if line.startswith("F\t"))}
+    kinds = {"uint": "FT_UINT", "int": "FT_INT", "bool": "FT_BOOLEAN", "string": "FT_STRING", "guid": "FT_GUID",
+             "framenum": "FT_FRAMENUM"}
+    checked = 0
+    for p in generate.protocols():
+        for f in build_model(p).fields.values():
+            row = rows[f.abbrev]
+            kind = next((k for k in kinds if f.ftype.startswith(k)), None)
+            if kind is None:
+                continue
+            assert row[3].startswith(kinds[kind]), (f.abbrev, row[3])
+            if kind in ("uint", "int"):
+                assert row[5] == "BASE_" + f.display, (f.abbrev, row[5])
+            elif kind == "bool":
+                assert row[5] == str(f.bool_width), (f.abbrev, row[5])
+            assert int(row[6], 16) == f.mask, (f.abbrev, row[6])
+            checked += 1
+    assert checked > 600
+
+
+def test_every_field_a_binding_reads_is_wiresharks():
+    """The Wireshark fields the bindings read (dissectors.model.bindings: Lua Field.new, and the
+    wanted fields of a compiled postdissector) exist in this tshark: a field renamed in a new
+    version fails here, not as a silently empty binding."""
+    from dissectors.model.bindings import binding
+
+    res = subprocess.run(decoded.tshark_argv() + ["-G", "fields"], capture_output=True, text=True, timeout=120,
+                         env=decoded.tshark_env(config=False))
+    registered = {line.split("\t")[2] for line in res.stdout.splitlines() if line.startswith("F\t")}
+    assert len(registered) > 10000, res.stderr
+    for p in generate.protocols():
+        missing = sorted(set(binding(p).reads.values()) - registered)
+        assert missing == [], p.name

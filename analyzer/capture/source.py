@@ -30,7 +30,7 @@ from typing import Dict, Iterator, List, Mapping, Optional, Sequence
 
 from dissectors import plugin_paths
 from dissectors.definitions import csvp, rsvd
-from dissectors.model.bindings import Names
+from dissectors.model.bindings import Names, binding
 
 from . import etl as etl_reader
 from . import work_folders
@@ -51,21 +51,17 @@ FIELDS = [
     "smb2.file_offset", "smb2.read_length", "smb2.write_length",
     # SMB 3 encryption: one per TRANSFORM_HEADER, decrypted or not
     "smb2.header.transform.msg_size",
-    # msrsvd: the RSVD messages and open contexts, and the name of each CREATE request that
-    # carries a context, as UTF-16LE bytes (smb2.filename is missing in a CREATE request on
-    # 4.6's first pass, and a name's text may hold AGGREGATOR)
-    RSVD.raw, RSVD.raw_smb2_index, RSVD.raw_open_name,
-    # and each such CREATE's create contexts (the EAs beside the open context), and the name of a
-    # CREATE that ends in :SharedVirtualDisk without the context
-    RSVD.raw_create_contexts, RSVD.raw_bare_name,
+    # msrsvd (its contract with analyze, dissectors.model.bindings.binding): the RSVD messages and
+    # open contexts; the name of each CREATE request that carries a context, as UTF-16LE bytes
+    # (smb2.filename is missing in a CREATE request on 4.6's first pass, and a name's text may hold
+    # AGGREGATOR); each such CREATE's create contexts (the EAs beside the open context); the name of
+    # a CREATE that ends in :SharedVirtualDisk without the context; faults the plugin caught
+    *binding(rsvd.PROTOCOL).exported,
     # DCE/RPC: binds (which interface each context is: ClusPrep's or another's) and requests
     "dcerpc.pkt_type", "dcerpc.cn_call_id", "dcerpc.cn_ctx_id", "dcerpc.auth_level", "dcerpc.obj_id",
     "dcerpc.opnum", "dcerpc.cn_status", "dcerpc.cn_flags", "dcerpc.auth_type", "dcerpc.cn_bind_to_uuid",
-    # ClusPrep: once per call the plugin recognised
-    CLUSPREP.interface, CLUSPREP.method, CLUSPREP.opnum, CLUSPREP.context_id, CLUSPREP.auth_level,
-    CLUSPREP.encrypted, CLUSPREP.call_id, CLUSPREP.direction, CLUSPREP.fault_status, CLUSPREP.stub,
-    # faults either plugin caught while dissecting the frame
-    RSVD.dissector_error, CLUSPREP.dissector_error,
+    # ClusPrep (its contract): once per call the plugin recognised, and faults it caught
+    *binding(csvp.PROTOCOL).exported,
 ]
 COL = {name: i for i, name in enumerate(FIELDS)}
 AGGREGATOR = "\x1f"  # never in a file name or a share path

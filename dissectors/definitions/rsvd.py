@@ -665,6 +665,7 @@ from dissectors.vocabulary.protocol import (  # noqa: E402
     IoctlEntry,
     Counter,
     OpenStatistics,
+    ExportForAnalyzer,
     Option,
     Protocol,
     ResponseTimes,
@@ -674,6 +675,7 @@ from dissectors.vocabulary.protocol import (  # noqa: E402
     StoredErrors,
     Summary,
     TimeGroup,
+    TrackExchanges,
     Transaction,
 )
 
@@ -791,9 +793,9 @@ PROTOCOL = Protocol(
     options=[
         Option("scsi", "Decode SCSI", "Decode CDBs, SCSI data and sense data inside tunnel operations "
                "(off: much faster on large captures)"),
-        Option("exchanges", "Track exchanges", "Link requests and responses, and stored errors to their "
+        TrackExchanges("exchanges", "Track exchanges", "Link requests and responses, and stored errors to their "
                "retrieval (off: faster, no links)"),
-        Option("export", "Export for the analyzer", "Instead of decoding, add each message's first bytes "
+        ExportForAnalyzer("export", "Export for the analyzer", "Instead of decoding, add each message's first bytes "
                "(msrsvd.raw) and its SMB2 message number (msrsvd.raw.smb2_index), for `analyze`", default=False),
     ],
     shared_opens=SharedOpens(SVHDX_OPEN_DEVICE_CONTEXT_TAG, SHARED_VIRTUAL_DISK_SUFFIX, "MS-RSVD 3.1.4.2, 3.2.5.1"),

@@ -16,7 +16,7 @@
 -- (Wireshark hands no fault to a sub-dissector). A sealed stub still shows its interface,
 -- method and call links, and is decoded when Wireshark could decrypt it.
 
-local BUILD = "0616a817308a94d9"
+local BUILD = "78f38ab7aa390d1b"
 do
   local loaded = rawget(_G, "clusprep_plugin_build")
   if loaded then
@@ -328,7 +328,7 @@ F.call_id = ProtoField.uint32("clusprep.call_id", "Call ID", base.DEC, nil, nil,
 F.direction = ProtoField.uint8("clusprep.direction", "Direction", base.DEC, VS_request_3264ad, nil, "Which PDU of the call this is [MS-RPCE 2.2.2]")
 F.context_id = ProtoField.uint16("clusprep.context_id", "Context ID", base.DEC, nil, nil, "The presentation context of the call [MS-RPCE 2.2.2]")
 F.auth_level = ProtoField.uint8("clusprep.auth_level", "Auth level", base.DEC, VS_default_c5c78b, nil, "The call's authentication level: its own verifier's, else its connection's, else none [MS-RPCE 2.2.1.1.8]")
-F.encrypted = ProtoField.bool("clusprep.encrypted", "Stub encrypted", NONE, nil, 0x00000000, "True when the stub is sealed and Wireshark had no key to decrypt it")
+F.encrypted = ProtoField.bool("clusprep.encrypted", "Stub encrypted", base.NONE, nil, 0x00000000, "True when the stub is sealed and Wireshark had no key to decrypt it")
 F.stub = ProtoField.bytes("clusprep.stub", "Stub", base.NONE, "The stub as decoded (reassembled, decrypted), hidden in the tree; `analyze` reads it [MS-RPCE 2.2.2]")
 F.fault_status = ProtoField.uint32("clusprep.fault_status", "Fault status", base.HEX, VS_S_OK_ed561b, nil, "The status of the fault PDU that ended the call [MS-RPCE 2.2.2.11]")
 F.response_in = ProtoField.framenum("clusprep.response_in", "Response in", base.NONE, frametype.RESPONSE, 0, "The frame that answers this request (same TCP stream and call_id)")
@@ -2395,15 +2395,27 @@ STUBS["e3c9b851-c442-432b-8fc6-a7faafc09d3b"] = {
 
 -- DCE/RPC binding -------------------------------------------------------------------
 local FX = {}
-for key, name in pairs({ stream = "tcp.stream", ptype = "dcerpc.pkt_type", call = "dcerpc.cn_call_id",
-    ctx = "dcerpc.cn_ctx_id", opnum = "dcerpc.opnum", last = "dcerpc.cn_flags.last_frag",
-    abstract = "dcerpc.cn_bind_to_uuid", nitems = "dcerpc.cn_num_ctx_items", ntrans = "dcerpc.cn_num_trans_items", trans = "dcerpc.cn_bind_trans_id",
-    result = "dcerpc.cn_ack_result", ack_trans = "dcerpc.cn_ack_trans_id", level = "dcerpc.auth_level",
-    stub = "dcerpc.stub_data", sealed = "dcerpc.encrypted_stub_data", decrypted = "dcerpc.decrypted_stub_data",
-    status = "dcerpc.cn_status", object = "dcerpc.obj_id", time = "frame.time", pad = "dcerpc.auth_pad_len",
-    reassembled = "dcerpc.reassembled_in" }) do
-  FX[key] = Field.new(name)
-end
+FX.stream = Field.new("tcp.stream")
+FX.ptype = Field.new("dcerpc.pkt_type")
+FX.call = Field.new("dcerpc.cn_call_id")
+FX.ctx = Field.new("dcerpc.cn_ctx_id")
+FX.opnum = Field.new("dcerpc.opnum")
+FX.last = Field.new("dcerpc.cn_flags.last_frag")
+FX.abstract = Field.new("dcerpc.cn_bind_to_uuid")
+FX.nitems = Field.new("dcerpc.cn_num_ctx_items")
+FX.ntrans = Field.new("dcerpc.cn_num_trans_items")
+FX.trans = Field.new("dcerpc.cn_bind_trans_id")
+FX.result = Field.new("dcerpc.cn_ack_result")
+FX.ack_trans = Field.new("dcerpc.cn_ack_trans_id")
+FX.level = Field.new("dcerpc.auth_level")
+FX.stub = Field.new("dcerpc.stub_data")
+FX.sealed = Field.new("dcerpc.encrypted_stub_data")
+FX.decrypted = Field.new("dcerpc.decrypted_stub_data")
+FX.status = Field.new("dcerpc.cn_status")
+FX.object = Field.new("dcerpc.obj_id")
+FX.time = Field.new("frame.time")
+FX.pad = Field.new("dcerpc.auth_pad_len")
+FX.reassembled = Field.new("dcerpc.reassembled_in")
 
 local NDR32 = "8a885d04-1ceb-11c9-9fe8-08002b104860"
 local DIRECTION = { request = 0, response = 1, fault = 2 }

@@ -3,12 +3,14 @@ decode steps, which every target (dissectors.targets) renders.
 
   structs   construct structures -> FieldDefs and Decoders
   ndr       NDR interfaces -> FieldDefs and stub decoders
-  bindings  the fields and expert items a transport binding adds
+  bindings  what a transport binding adds (fields, expert items) and reads (BindingDef)
+  captures  each decoder's captured values typed, and every expression over them
   oracle    the same walk over a Python parse result, for the differential tests
 """
 from __future__ import annotations
 
-from dissectors.model.bindings import BINDING_FIELDS, error_field, experts
+from dissectors.model.bindings import BINDING_FIELDS, binding, error_field, experts
+from dissectors.model.captures import check_summaries, schemas
 from dissectors.model.structs import Model
 from dissectors.vocabulary.protocol import Protocol
 
@@ -16,6 +18,7 @@ from dissectors.vocabulary.protocol import Protocol
 def build_model(p: Protocol) -> Model:
     model = Model(p.name, p.spec, p.messages, captures=p.captures())
     model.experts = experts(p)
+    model.binding = binding(p)
     for fd in BINDING_FIELDS[p.binding](p) + [error_field(p)]:
         model.add_field(fd)
     if p.interfaces:
@@ -25,6 +28,12 @@ def build_model(p: Protocol) -> Model:
         model.ndr = NdrModel(model, list(p.interfaces), orpcthis, orpcthat, p.hresults, p.type_names)
     for abbrev, ranges in p.value_ranges.items():
         model.fields[abbrev].ranges = list(ranges)
+    problems = ["%s: read by analyze, never registered" % f for f in model.binding.exported if f not in model.fields]
+    problems += [p for fd in model.fields.values() for p in fd.problems()]
+    if problems:
+        raise ValueError("fields declared so no target can render them: " + "; ".join(problems))
+    model.captures = schemas(model)  # every captured value and expression typed, or a CaptureTypeError
+    check_summaries(model.captures, p.summaries)
     for fd in model.fields.values():  # name every value table before a target lists them
         if fd.values:
             model.value_table(fd.values)

@@ -1,16 +1,19 @@
-"""The fields and expert items each transport binding adds beside a protocol's own messages.
+"""What each transport binding adds beside a protocol's own messages: its fields, its expert
+items, and its BindingDef (the Wireshark fields it reads, its typed features, its transaction
+ids, the fields the analyzer reads of it).
 
-Target-neutral: FieldDefs and ExpertDefs only. How a binding finds its messages in Wireshark's
-output is each target's business (templates/lua/<binding>_binding.lua.j2).
+Target-neutral. How a binding finds its messages in Wireshark's output is each target's
+business (templates/lua/<binding>_binding.lua.j2).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import List
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
 
+from dissectors.model.introspect import static_offset
 from dissectors.model.structs import FieldDef, ident
 from dissectors.vocabulary.ndr import MAX_ELEMENTS
-from dissectors.vocabulary.protocol import Protocol
+from dissectors.vocabulary.protocol import ExportForAnalyzer, Option, Protocol, TrackExchanges
 
 RAW_CAP = 160  # bytes of an IOCTL buffer the export preference hands the analyzer: headers, CDB, sense, PR data
 CONTEXTS_CAP = 1024  # bytes of a shared-disk CREATE's create contexts: the open context and the EAs beside it
@@ -60,30 +63,30 @@ def _smb2_fields(p: Protocol) -> List[FieldDef]:
     if p.stored_errors:
         spec = p.stored_errors.spec
         fields += [
-            FieldDef(abbrev=n.status_key, label="StatusKey", ftype="uint8", base="DEC",
+            FieldDef(abbrev=n.status_key, label="StatusKey", ftype="uint8", display="DEC",
                      desc="The key under which the server stored this failure's sense data", spec=spec,
                      structure="(stored errors)"),
             FieldDef(abbrev=n.retrieved_in, label="Retrieved in", ftype="framenum",
-                     base="RESPONSE", desc="The response that returned this stored error's sense data (the "
+                     frametype="RESPONSE", desc="The response that returned this stored error's sense data (the "
                      "request that fetched it, when its response is not in the capture)", spec=spec,
                      structure="(stored errors)"),
             FieldDef(abbrev=n.retrieval_request_in, label="Retrieval request in", ftype="framenum",
-                     base="REQUEST", desc="The request that fetched this stored error", spec=spec,
+                     frametype="REQUEST", desc="The request that fetched this stored error", spec=spec,
                      structure="(stored errors)"),
-            FieldDef(abbrev=n.error_in, label="Error in", ftype="framenum", base="REQUEST",
+            FieldDef(abbrev=n.error_in, label="Error in", ftype="framenum", frametype="REQUEST",
                      desc="The failed response whose stored error this request fetches (or, on the "
                      "request's response, returns)", spec=spec, structure="(stored errors)"),
         ]
     if p.shared_opens:
-        fields.append(FieldDef(abbrev=n.open_name, label="Opened as", ftype="string", base="UNICODE",
+        fields.append(FieldDef(abbrev=n.open_name, label="Opened as", ftype="string", encoding="utf-16le",
                                desc="The file name of the CREATE that carried the context",
                                spec=p.shared_opens.spec, structure="(stored errors)"))
-    if any(o.name == "export" for o in p.options):
+    if any(isinstance(o, ExportForAnalyzer) for o in p.options):
         fields += [
             FieldDef(abbrev=n.raw, label="Message bytes", ftype="bytes",
                      desc="With the export preference: a message's bytes for the analyzer (an IOCTL buffer's first %d)" % RAW_CAP,
                      spec=spec, structure="(export)"),
-            FieldDef(abbrev=n.raw_smb2_index, label="SMB2 message number", ftype="uint8", base="DEC",
+            FieldDef(abbrev=n.raw_smb2_index, label="SMB2 message number", ftype="uint8", display="DEC",
                      desc="With the export preference, in a compound frame: which SMB2 message (1-based) carried it",
                      spec=spec, structure="(export)"),
         ]
@@ -104,10 +107,10 @@ def _smb2_fields(p: Protocol) -> List[FieldDef]:
                      "open context (seen in frames that carry some create context or FSCTL)",
                 spec=p.shared_opens.spec, structure="(export)"))
     return fields + [
-        FieldDef(abbrev=n.response_in, label="Response in", ftype="framenum", base="RESPONSE",
+        FieldDef(abbrev=n.response_in, label="Response in", ftype="framenum", frametype="RESPONSE",
                  desc="The frame that answers this request (same TCP stream, SMB2 session and id)",
                  spec=spec, structure="(exchanges)"),
-        FieldDef(abbrev=n.request_in, label="Request in", ftype="framenum", base="REQUEST",
+        FieldDef(abbrev=n.request_in, label="Request in", ftype="framenum", frametype="REQUEST",
                  desc="The frame of the request this answers", spec=spec, structure="(exchanges)"),
         FieldDef(abbrev=n.time, label="Response time", ftype="relative_time",
                  desc="Time from the request to this response", spec=spec, structure="(exchanges)"),
@@ -126,29 +129,29 @@ def _dcerpc_fields(p: Protocol) -> List[FieldDef]:
                  structure="(calls)"),
         FieldDef(abbrev=n.method, label="Method", ftype="string", desc="The method the opnum names",
                  spec=spec, structure="(calls)"),
-        FieldDef(abbrev=n.opnum, label="Opnum", ftype="uint16", base="DEC", desc="The request's opnum",
+        FieldDef(abbrev=n.opnum, label="Opnum", ftype="uint16", display="DEC", desc="The request's opnum",
                  spec=spec, structure="(calls)"),
-        FieldDef(abbrev=n.call_id, label="Call ID", ftype="uint32", base="DEC",
+        FieldDef(abbrev=n.call_id, label="Call ID", ftype="uint32", display="DEC",
                  desc="The call_id that pairs the request with its response", spec=spec, structure="(calls)"),
-        FieldDef(abbrev=n.direction, label="Direction", ftype="uint8", base="DEC",
+        FieldDef(abbrev=n.direction, label="Direction", ftype="uint8", display="DEC",
                  values={0: "request", 1: "response", 2: "fault"}, desc="Which PDU of the call this is",
                  spec=spec, structure="(calls)"),
-        FieldDef(abbrev=n.context_id, label="Context ID", ftype="uint16", base="DEC",
+        FieldDef(abbrev=n.context_id, label="Context ID", ftype="uint16", display="DEC",
                  desc="The presentation context of the call", spec=spec, structure="(calls)"),
-        FieldDef(abbrev=n.auth_level, label="Auth level", ftype="uint8", base="DEC", values=levels,
+        FieldDef(abbrev=n.auth_level, label="Auth level", ftype="uint8", display="DEC", values=levels,
                  desc="The call's authentication level: its own verifier's, else its connection's, else none", spec="MS-RPCE 2.2.1.1.8",
                  structure="(calls)"),
-        FieldDef(abbrev=n.encrypted, label="Stub encrypted", ftype="bool", base="NONE",
+        FieldDef(abbrev=n.encrypted, label="Stub encrypted", ftype="bool",
                  desc="True when the stub is sealed and Wireshark had no key to decrypt it", spec=spec, structure="(calls)"),
         FieldDef(abbrev=n.stub, label="Stub", ftype="bytes", desc="The stub as decoded (reassembled, "
                  "decrypted), hidden in the tree; `analyze` reads it", spec=spec, structure="(calls)"),
-        FieldDef(abbrev=n.fault_status, label="Fault status", ftype="uint32", base="HEX",
+        FieldDef(abbrev=n.fault_status, label="Fault status", ftype="uint32", display="HEX",
                  values=p.hresults, desc="The status of the fault PDU that ended the call", spec="MS-RPCE 2.2.2.11",
                  structure="(calls)"),
-        FieldDef(abbrev=n.response_in, label="Response in", ftype="framenum", base="RESPONSE",
+        FieldDef(abbrev=n.response_in, label="Response in", ftype="framenum", frametype="RESPONSE",
                  desc="The frame that answers this request (same TCP stream and call_id)", spec=spec,
                  structure="(calls)"),
-        FieldDef(abbrev=n.request_in, label="Request in", ftype="framenum", base="REQUEST",
+        FieldDef(abbrev=n.request_in, label="Request in", ftype="framenum", frametype="REQUEST",
                  desc="The frame of the request this answers", spec=spec, structure="(calls)"),
         FieldDef(abbrev=n.time, label="Response time", ftype="relative_time",
                  desc="Time from the request to this response", spec=spec, structure="(calls)"),
@@ -261,3 +264,64 @@ def experts(p: Protocol) -> List[ExpertDef]:
     if len(set(keys)) != len(keys) or len({e.name for e in out}) != len(out):
         raise ValueError("%s: two expert items share a key or a name" % p.name)
     return out
+
+
+# -- what a binding needs of Wireshark, and what it owes the analyzer ------------------------
+# The fields each binding reads of the dissectors below it (Lua Field.new, C postdissector
+# wanted fields), by the key the generated code names them with. Each costs a little on every
+# frame that carries it (issue 26's probe): only what the binding reads.
+SMB2_READS = dict(function="smb2.ioctl.function", ioctl_in="smb2.ioctl.in", ioctl_out="smb2.ioctl.out",
+                  tag="smb2.tag", context_data="smb2.create.chain_data", response="smb2.flags.response",
+                  stream="tcp.stream", session="smb2.sesid", msgid="smb2.msg_id", ntstatus="smb2.nt_status",
+                  cmd="smb2.cmd")
+STORED_ERRORS_READS = dict(fid="smb2.fid")  # the open a stored error's retrieval names
+DCERPC_READS = dict(
+    stream="tcp.stream", ptype="dcerpc.pkt_type", call="dcerpc.cn_call_id", ctx="dcerpc.cn_ctx_id",
+    opnum="dcerpc.opnum", last="dcerpc.cn_flags.last_frag", abstract="dcerpc.cn_bind_to_uuid",
+    nitems="dcerpc.cn_num_ctx_items", ntrans="dcerpc.cn_num_trans_items", trans="dcerpc.cn_bind_trans_id",
+    result="dcerpc.cn_ack_result", ack_trans="dcerpc.cn_ack_trans_id", level="dcerpc.auth_level",
+    stub="dcerpc.stub_data", sealed="dcerpc.encrypted_stub_data", decrypted="dcerpc.decrypted_stub_data",
+    status="dcerpc.cn_status", object="dcerpc.obj_id", time="frame.time", pad="dcerpc.auth_pad_len",
+    reassembled="dcerpc.reassembled_in")
+
+
+@dataclass
+class BindingDef:
+    """What a protocol's transport binding is, target-neutral: the Wireshark fields it reads,
+    the features its preferences switch (typed: TrackExchanges, ExportForAnalyzer), where each
+    tunnelled request carries its transaction id, and the fields `analyze` reads of the plugin,
+    which every target must register and fill alike."""
+
+    kind: str  # smb2, dcerpc or port
+    reads: Dict[str, str]  # key -> Wireshark field
+    exchanges: Optional[Option] = None  # the preference that switches request/response tracking
+    export: Optional[Option] = None  # the preference that adds the analyzer's raw fields
+    transactions: Dict[str, Tuple[int, int, str]] = field(default_factory=dict)  # IOCTL entry -> offset, size, spec
+    exported: Tuple[str, ...] = ()  # the analyzer's contract: these fields, in every target
+
+
+def binding(p: Protocol) -> BindingDef:
+    n = Names(p)
+    typed = {cls: [o for o in p.options if isinstance(o, cls)] for cls in (TrackExchanges, ExportForAnalyzer)}
+    if any(len(v) > 1 for v in typed.values()):
+        raise ValueError("%s: one preference a feature" % p.name)
+    b = BindingDef(p.binding, {}, exchanges=(typed[TrackExchanges] or [None])[0],
+                   export=(typed[ExportForAnalyzer] or [None])[0])
+    if p.binding == "smb2":
+        b.reads = dict(SMB2_READS, **(STORED_ERRORS_READS if p.stored_errors else {}))
+        for e in p.ioctls:
+            if e.transaction is not None:
+                offset, size = static_offset(e.request, e.transaction.id_path)
+                if static_offset(e.response, e.transaction.id_path) != (offset, size):
+                    raise ValueError("%s: %s sits at different offsets in request and response"
+                                     % (e.name, e.transaction.id_path))
+                b.transactions[e.name] = (offset, size, e.transaction.spec)
+        if b.export is not None:
+            b.exported = (n.raw, n.raw_smb2_index) + ((n.raw_open_name, n.raw_create_contexts, n.raw_bare_name)
+                                                      if p.shared_opens else ())
+    elif p.binding == "dcerpc":
+        b.reads = dict(DCERPC_READS)
+        b.exported = (n.interface, n.method, n.opnum, n.context_id, n.auth_level, n.encrypted, n.call_id,
+                      n.direction, n.fault_status, n.stub)
+    b.exported += (n.dissector_error,)
+    return b

@@ -18,8 +18,8 @@ class Value:
 
 @dataclass(frozen=True)
 class RequestValue:
-    """A value of the matched request (this._params.request.<path>), by its number in the
-    model's request_paths (1-based)."""
+    """A value of the matched request (this._params.request.<path>), by its 0-based position
+    in the model's request_paths."""
 
     index: int
 

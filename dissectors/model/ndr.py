@@ -34,7 +34,7 @@ class Node:
     members: List["Node"] = field(default_factory=list)
     arms: List[Tuple[int, "Node"]] = field(default_factory=list)
     switch_size: int = 0
-    on: int = 0  # a union: the 1-based index, in its struct, of the member it switches on
+    on: Optional[int] = None  # a union: the 0-based position, in its struct, of the member it switches on
     element: Optional["Node"] = None
     ref: bool = False  # a [ref] pointer (never NULL)
     top: bool = False  # a top-level [ref] pointer: no wire form
@@ -47,6 +47,7 @@ class Node:
     name: str = ""  # the IDL member name, for Python values
     label: str = ""
     flags: Optional[Dict[str, int]] = None
+    hresult: bool = False  # the method's HRESULT return value: its failure is the call's (expert info, Info)
 
 
 @dataclass
@@ -82,12 +83,19 @@ class NdrModel:
                               else m.response(orpcthat if itf.dcom else None, self.hresult))
                     self.stubs.append(Stub(itf, m, direction, self._params(itf, m, direction, params), params))
 
+    def pairs(self) -> Dict[Tuple[str, int], Tuple[Stub, Stub]]:
+        """(interface name, opnum) -> its request and response stubs, for the methods used on the wire."""
+        out: Dict[Tuple[str, int], list] = {}
+        for s in self.stubs:
+            out.setdefault((s.interface.name, s.method.opnum), [None, None])[s.direction == "response"] = s
+        return {k: (v[0], v[1]) for k, v in out.items()}
+
     # -- fields ----------------------------------------------------------------------
-    def _add(self, abbrev, label, ftype, base="NONE", values=None, desc="", spec="", structure="", mask=0):
+    def _add(self, abbrev, label, ftype, display="NONE", values=None, desc="", spec="", structure="", **kw):
         made_up = describe(label, structure, ftype)
-        return self.model.add_field(FieldDef(abbrev=abbrev, label=label, ftype=ftype, base=base, values=values,
-                                             mask=mask, desc=desc or made_up, spec=spec, structure=structure,
-                                             generated_desc=(made_up,), described_in=(structure,)))
+        return self.model.add_field(FieldDef(abbrev=abbrev, label=label, ftype=ftype, display=display, values=values,
+                                             desc=desc or made_up, spec=spec, structure=structure,
+                                             generated_desc=(made_up,), described_in=(structure,), **kw))
 
     def _generic_fields(self) -> Dict[str, FieldDef]:
         p, g = self.proto, {}
@@ -117,14 +125,14 @@ class NdrModel:
             ("brecord.rec_info", "pRecInfo (OBJREF)", "bytes", "NONE", None, oaut_spec + " 2.2.28.2.1"),
         ]
         uses_oaut = self._uses_oaut()
-        for key, label, ftype, base, values, spec in ndr_fields + (oaut_fields if uses_oaut else []):
-            g[key] = self._add("%s.%s" % (p, key), label, ftype, base, values, spec=spec, structure="(NDR)")
+        for key, label, ftype, display, values, spec in ndr_fields + (oaut_fields if uses_oaut else []):
+            g[key] = self._add("%s.%s" % (p, key), label, ftype, display, values, spec=spec, structure="(NDR)")
         if not uses_oaut:
             return g
         bits = []
         for name, mask in oaut.FADF.items():
             bits.append(self._add("%s.safearray.f_features.%s" % (p, snake(name[5:].title().replace("_", ""))),
-                                  name, "bool", base="16", mask=mask, spec=oaut_spec + " 2.2.30.10",
+                                  name, "bool", bool_width=16, only_set=True, mask=mask, spec=oaut_spec + " 2.2.30.10",
                                   structure="(NDR)"))
         g["safearray.f_features"].bits = bits
         return g
@@ -149,11 +157,11 @@ class NdrModel:
 
     def _prim_field(self, t: ndr.Prim, abbrev, label, spec, structure) -> FieldDef:
         ftype = ("int%d" if t.signed else "uint%d") % (8 * t.size)
-        base = "HEX" if (t.values or t.flags or t.idl == "HRESULT") else "DEC"
-        f = self._add(abbrev, label, ftype, base, t.values or None, spec=spec, structure=structure)
+        display = "HEX" if (t.values or t.flags or t.idl == "HRESULT") else "DEC"
+        f = self._add(abbrev, label, ftype, display, t.values or None, spec=spec, structure=structure)
         if t.flags and not f.bits:
             f.bits = [self._add("%s.%s" % (abbrev, snake(name.lower().title().replace("_", ""))), name, "bool",
-                                base=str(8 * t.size), mask=mask, spec=spec, structure=structure)
+                                bool_width=8 * t.size, only_set=True, mask=mask, spec=spec, structure=structure)
                       for name, mask in t.flags.items()]
         return f
 
@@ -172,6 +180,7 @@ class NdrModel:
                 abbrev = "%s.%s" % (prefix, snake(name))
             child = self.expand(t, abbrev, name, spec, "%s.%s" % (itf.name, m.name), top=True)
             child.name = name
+            child.hresult = name == "ReturnValue" and t is self.hresult
             node.members.append(child)
         return node
 
@@ -185,7 +194,7 @@ class NdrModel:
             return Node("prim", f=self._prim_field(t, abbrev, label, spec, structure), size=t.size, align=t.size,
                         signed=t.signed, min_size=t.size, flags=t.flags)
         if isinstance(t, ndr.GuidType):
-            return Node("guid", f=self._add(abbrev, label, "guid", spec=spec, structure=structure), align=4,
+            return Node("guid", f=self._add(abbrev, label, "guid", spec=spec, structure=structure, encoding="le"), align=4,
                         min_size=16)
         if isinstance(t, ndr.Struct):
             sspec = citation(self.spec, t) if not t.spec.startswith("MS-") else t.spec
@@ -200,7 +209,7 @@ class NdrModel:
             for name, sub, _ in t.members:
                 if name is None:  # an anonymous union: its arms' fields join the struct's
                     u = self._union(sub, abbrev, spec, structure)
-                    u.on = names.index(sub.on) + 1
+                    u.on = names.index(sub.on)
                     u.label = label
                     node.members.append(u)
                     continue
@@ -219,13 +228,13 @@ class NdrModel:
             el = self.expand(t.element, abbrev, label, spec, structure)
             return Node("carray", element=el, varying=t.varying, align=4, min_size=4)
         if isinstance(t, ndr.WString):
-            return Node("wstr", f=self._add(abbrev, label, "string", spec=spec, structure=structure), align=4,
+            return Node("wstr", f=self._add(abbrev, label, "string", spec=spec, structure=structure, encoding="utf-16le"), align=4,
                         min_size=12)
         if isinstance(t, ndr.FixedWString):
-            return Node("fwstr", f=self._add(abbrev, label, "string", spec=spec, structure=structure), size=t.n,
+            return Node("fwstr", f=self._add(abbrev, label, "string", spec=spec, structure=structure, encoding="utf-16le"), size=t.n,
                         align=2, min_size=2 * t.n)
         if isinstance(t, oaut.Bstr):
-            return Node("bstr", f=self._add(abbrev, label, "string", spec=spec, structure=structure), align=4,
+            return Node("bstr", f=self._add(abbrev, label, "string", spec=spec, structure=structure, encoding="utf-16le"), align=4,
                         min_size=4)
         if isinstance(t, oaut.SafeArray):
             if t.sf_type == 0x10:

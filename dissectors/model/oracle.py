@@ -132,8 +132,9 @@ def _flatten_item(model, name, inner, owner, v, out, ctx, params=None, named=Non
         out.append((abbrev, total))
         prefix = common_prefix(list(inner.flags))
         for flag, mask in inner.flags.items():
-            if v.get(flag):  # the dissector shows set bits only
-                out.append(("%s.%s" % (abbrev, snake(flag[len(prefix):])), True))
+            bit = "%s.%s" % (abbrev, snake(flag[len(prefix):]))
+            if v.get(flag) or not model.fields[bit].only_set:  # the model says which bits show when clear
+                out.append((bit, bool(v.get(flag))))
         return
     if is_bitstruct(inner):
         subs = inner.subcon.subcons
@@ -151,8 +152,9 @@ def _flatten_item(model, name, inner, owner, v, out, ctx, params=None, named=Non
             if cnamed is not None:
                 parts.append(("%s.%s" % (model.proto, cnamed.name), int(x)))
             elif width == 1 and not isinstance(cinner, Enum):
-                if x:  # flag bits show when set, as FlagsEnum bits do
-                    parts.append(("%s.%s" % (abbrev, snake(cname)), True))
+                bit = "%s.%s" % (abbrev, snake(cname))
+                if x or not model.fields[bit].only_set:
+                    parts.append((bit, bool(x)))
             else:
                 parts.append(("%s.%s" % (abbrev, snake(cname)), int(x)))
         out.append((abbrev, whole))
@@ -180,8 +182,8 @@ def _flat(nm, node: Node, v, out):
         out.append((node.f.abbrev, v))
         if node.flags:
             for bit in node.f.bits:
-                if v & bit.mask:
-                    out.append((bit.abbrev, True))
+                if v & bit.mask or not bit.only_set:
+                    out.append((bit.abbrev, bool(v & bit.mask)))
     elif k in ("guid", "wstr", "fwstr"):
         out.append((node.f.abbrev, v))
     elif k == "bstr":

@@ -3,7 +3,8 @@
 This module knows construct and `dissectors.vocabulary.wire`, never a protocol or a target.
 It produces
 
-- `FieldDef`s: one per field a dissector registers (name, type, base, value names, bits, doc);
+- `FieldDef`s: one per field a dissector registers (name, type, display, encoding, value names,
+  bits, doc);
 - `Decoder`s: one per `Message` (and per anonymous struct), lists of steps whose tests and
   lengths are expressions as data (dissectors.model.expressions), which a target renders.
 
@@ -91,8 +92,12 @@ def ident(abbrev: str) -> str:
 class FieldDef:
     abbrev: str
     label: str
-    ftype: str  # uint8/16/24/32/64, guid, bytes, string, bool, none
-    base: str = "NONE"  # DEC, HEX, NONE; for bool, the parent width
+    ftype: str  # uint8/16/24/32/64, int32, guid, bytes, string, bool, framenum, relative_time, none
+    display: str = "NONE"  # integers: DEC or HEX (Wireshark's BASE_DEC, BASE_HEX); NONE for the rest
+    bool_width: int = 0  # a bool with a mask: the bits of the integer it is part of; 0 stands alone
+    encoding: str = ""  # strings: "ascii" or "utf-16le"; guids: "le" (MS-DTYP 2.3.4: Data1-3 little-endian)
+    frametype: str = ""  # framenum: "REQUEST" or "RESPONSE", the frame it points to
+    only_set: bool = False  # a flag bit: shown when set, absent when clear (a display choice, not a value)
     values: Optional[Dict[int, str]] = None
     mask: int = 0
     desc: str = ""
@@ -108,6 +113,26 @@ class FieldDef:
     @property
     def key(self) -> str:
         return ident(self.abbrev)
+
+    def problems(self) -> List[str]:
+        """What a target could not render from this field as declared: each setting belongs to
+        one kind of field, and every target reads it from here rather than guessing."""
+        out = []
+        integer = self.ftype.startswith(("uint", "int"))
+        if self.display not in (("DEC", "HEX") if integer else ("NONE",)):
+            out.append("display %s on a %s" % (self.display, self.ftype))
+        if self.ftype == "bool":
+            if self.bool_width not in (0, 8, 16, 24, 32, 64) or bool(self.mask) != bool(self.bool_width) or (
+                    self.mask >> self.bool_width):
+                out.append("mask %#x in a %d-bit bool" % (self.mask, self.bool_width))
+        elif self.bool_width or self.only_set:
+            out.append("bool settings on a %s" % self.ftype)
+        encodings = {"string": ("", "ascii", "utf-16le"), "guid": ("le",)}.get(self.ftype, ("",))
+        if self.encoding not in encodings:
+            out.append("encoding %r on a %s" % (self.encoding, self.ftype))
+        if (self.frametype in ("REQUEST", "RESPONSE")) != (self.ftype == "framenum"):
+            out.append("frametype %r on a %s" % (self.frametype, self.ftype))
+        return ["%s: %s" % (self.abbrev, p) for p in out]
 
 
 # -- decode steps -----------------------------------------------------------------
@@ -178,8 +203,9 @@ class VarBytes:
 
 @dataclass
 class VarString:
-    f: FieldDef
+    f: FieldDef  # its encoding: utf-16le
     length: X.Expr
+    to_nul: bool = True  # the text ends at the first NUL (a fixed buffer's padding is not text)
 
 
 @dataclass
@@ -377,7 +403,7 @@ class Model:
                 path = tuple(parts[2:])
                 if path not in self.request_paths:
                     self.request_paths.append(path)
-                return X.RequestValue(self.request_paths.index(path) + 1)
+                return X.RequestValue(self.request_paths.index(path))
             return X.Value(tuple(parts))
         if isinstance(e, BinExpr):
             ops = {operator.add: "+", operator.sub: "-", operator.mul: "*", operator.mod: "%",
@@ -535,7 +561,7 @@ class Model:
         """A FieldName's one field: the widest integer any use needs, never a mask (a masked
         use adds its value), every use's value names, the spec sections of every use."""
         fd = self.add_field(FieldDef(abbrev="%s.%s" % (self.proto, named.name), label=named.label, ftype=ftype,
-                                     base=kw.get("base", "DEC"), values=values, desc=named.desc, spec=spec,
+                                     display=kw.get("display", "DEC"), values=values, desc=named.desc, spec=spec,
                                      structure="(filter names)", builtin=named.builtin, shared=True))
         if spec not in fd.spec.split(", "):
             fd.spec = fd.spec + ", " + spec
@@ -545,28 +571,28 @@ class Model:
         """A fixed-size item, or None when `inner` is variable."""
         if isinstance(inner, Parts):
             return self.parts(name, doc, inner, owner, capture, named)
-        base = "DEC"
+        display = "DEC"
         if isinstance(inner, Hex):
-            base, inner = "HEX", inner.subcon
+            display, inner = "HEX", inner.subcon
         values = None
         if isinstance(inner, Enum):
             values = {int(k): str(v) for k, v in inner.decmapping.items()}
-            base, inner = "HEX", inner.subcon
+            display, inner = "HEX", inner.subcon
         integer = int_shape(inner)
         if integer is not None and not isinstance(inner, FlagsEnum):
             size, endian = integer
-            fd = self._field(owner, name, doc, named, ftype=int_ftype(size), base=base, values=values)
+            fd = self._field(owner, name, doc, named, ftype=int_ftype(size), display=display, values=values)
             return Scalar(f=fd, rel=0, size=size, endian=endian, capture=capture)
         if isinstance(inner, FlagsEnum):
             size, endian = int_shape(inner.subcon)
-            fd = self._field(owner, name, doc, ftype=int_ftype(size), base="HEX")
+            fd = self._field(owner, name, doc, ftype=int_ftype(size), display="HEX")
             if not fd.bits:
                 prefix = common_prefix(list(inner.flags))
                 for flag, mask in inner.flags.items():
                     fd.bits.append(self.add_field(FieldDef(
                         abbrev="%s.%s" % (fd.abbrev, snake(flag[len(prefix):])), label=flag, ftype="bool",
-                        base=str(size * 8), mask=mask, desc="%s (0x%08X)" % (flag, mask), spec=fd.spec,
-                        structure=fd.structure)))
+                        bool_width=size * 8, only_set=True, mask=mask, desc="%s (0x%08X)" % (flag, mask),
+                        spec=fd.spec, structure=fd.structure)))
             return Scalar(f=fd, rel=0, size=size, endian=endian, capture=capture, flags=True)
         if is_bitstruct(inner):
             return self.bitstruct(name, doc, inner, owner, capture)
@@ -574,19 +600,19 @@ class Model:
             values = {v: k for k, v in inner.values.items()} or None
             size = inner.total // 8
             if named is not None:  # one field for every use: the value, shifted, not a mask
-                fd = self._field(owner, name, doc, named, ftype=int_ftype(size), base="HEX" if values else "DEC",
+                fd = self._field(owner, name, doc, named, ftype=int_ftype(size), display="HEX" if values else "DEC",
                                  values=values)
                 return Scalar(f=fd, rel=0, size=size, endian="be", capture=capture,
                               bitfield=(2 ** inner.shift, 2 ** inner.width), by_value=True)
-            fd = self._field(owner, name, doc, ftype=int_ftype(size), base="HEX" if values else "DEC",
+            fd = self._field(owner, name, doc, ftype=int_ftype(size), display="HEX" if values else "DEC",
                              values=values, mask=inner.mask)
             return Scalar(f=fd, rel=0, size=size, endian="be", capture=capture,
                           bitfield=(2 ** inner.shift, 2 ** inner.width))
         if isinstance(inner, Ascii) and isinstance(inner.length, int):
-            return Scalar(f=self._field(owner, name, doc, named, ftype="string", base="ASCII"), rel=0,
+            return Scalar(f=self._field(owner, name, doc, named, ftype="string", encoding="ascii"), rel=0,
                           size=inner.length)
         if isinstance(inner, Guid):
-            return Scalar(f=self._field(owner, name, doc, named, ftype="guid"), rel=0, size=16)
+            return Scalar(f=self._field(owner, name, doc, named, ftype="guid", encoding="le"), rel=0, size=16)
         if isinstance(inner, Bytes) and isinstance(inner.length, int):
             return Scalar(f=self._field(owner, name, doc, named, ftype="bytes"), rel=0, size=inner.length)
         return None
@@ -602,11 +628,11 @@ class Model:
             width = bin(part.mask).count("1")
             if part.field is not None:
                 f = self.shared_field(part.field, whole.f.spec.split(", ")[0], ftype=int_ftype((width + 7) // 8),
-                                      base="HEX")
+                                      display="HEX")
             else:
                 f = self.add_field(FieldDef(
                     abbrev="%s.%s" % (whole.f.abbrev, snake(part.name)), label=part.name, ftype=whole.f.ftype,
-                    base="HEX", mask=part.mask, desc=part.doc or part.name, spec=whole.f.spec,
+                    display="HEX", mask=part.mask, desc=part.doc or part.name, spec=whole.f.spec,
                     structure=whole.f.structure))
             whole.children.append(BitChild(f=f, name=part.name, shift=shift, width=width,
                                            by_value=part.field is not None))
@@ -621,7 +647,7 @@ class Model:
         if total % 8:
             raise NotImplementedError("%s: %d bits is not whole bytes" % (name, total))
         size = total // 8
-        parent = self._field(owner, name, doc, ftype=int_ftype(size), base="HEX")
+        parent = self._field(owner, name, doc, ftype=int_ftype(size), display="HEX")
         children = []
         shift = total
         for sub, width in zip(subs, widths):
@@ -637,14 +663,14 @@ class Model:
                 values = {int(k): str(v) for k, v in cinner.decmapping.items()}
             if cnamed is not None:  # a shared field: its value, shifted, whatever the parent
                 f = self.shared_field(cnamed, parent.spec, ftype=int_ftype((width + 7) // 8),
-                                      base="HEX" if values else "DEC", values=values)
+                                      display="HEX" if values else "DEC", values=values)
             elif width == 1 and values is None:
                 f = FieldDef(abbrev="%s.%s" % (parent.abbrev, snake(cname)), label=cname, ftype="bool",
-                             base=str(total), mask=mask, desc=cdoc or describe(cname, parent.label, "bool"), spec=parent.spec,
+                             bool_width=total, only_set=True, mask=mask, desc=cdoc or describe(cname, parent.label, "bool"), spec=parent.spec,
                              structure=parent.structure)
             else:
                 f = FieldDef(abbrev="%s.%s" % (parent.abbrev, snake(cname)), label=cname, ftype=int_ftype(size),
-                             base="HEX" if values else "DEC", values=values, mask=mask,
+                             display="HEX" if values else "DEC", values=values, mask=mask,
                              desc=cdoc or describe(cname, parent.label, int_ftype(size)),
                              spec=parent.spec, structure=parent.structure)
             child = BitChild(f=self.add_field(f), name=cname, shift=shift, width=width, by_value=cnamed is not None)
@@ -660,7 +686,8 @@ class Model:
         if isinstance(inner, Bytes):
             return VarBytes(f=self._field(owner, name, doc, ftype="bytes"), length=self.expr(inner.length, owner))
         if isinstance(inner, Utf16String):
-            return VarString(f=self._field(owner, name, doc, ftype="string"), length=self.expr(inner.length, owner))
+            return VarString(f=self._field(owner, name, doc, ftype="string", encoding="utf-16le"),
+                             length=self.expr(inner.length, owner))
         if id(inner) in self._by_struct:
             return Call(decoder=self.decoder_for(self._by_struct[id(inner)]), capture=capture)
         if isinstance(inner, (Struct, Variants)):

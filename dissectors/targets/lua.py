@@ -9,7 +9,6 @@ import jinja2
 from dissectors.model import build_model
 from dissectors.model import expressions as X
 from dissectors.model.bindings import CONTEXTS_CAP, RAW_CAP, Names
-from dissectors.model.introspect import static_offset
 from dissectors.model.structs import ARRAY_CAP, Model
 from dissectors.targets.templates import environment
 from dissectors.vocabulary.ndr import MAX_ELEMENTS
@@ -42,7 +41,7 @@ def lua_expr(e) -> str:
     if isinstance(e, X.Value):
         return "v." + ".".join(e.path)
     if isinstance(e, X.RequestValue):
-        return "reqval(ctx, %d)" % e.index
+        return "reqval(ctx, %d)" % (e.index + 1)  # Lua tables count from 1
     if isinstance(e, X.Const):
         return ("true" if e.value else "false") if isinstance(e.value, bool) else str(e.value)
     if isinstance(e, X.BinOp):
@@ -118,15 +117,13 @@ def render_lua(p: Protocol, model: Model = None) -> str:
         return rendered.get(msg.abbrev, "nil") if msg is not None else "nil"
 
     def transaction(entry) -> str:
-        tx = getattr(entry, "transaction", None)
-        if tx is None:
-            return "nil"
-        offset, size = static_offset(entry.request, tx.id_path)
-        if static_offset(entry.response, tx.id_path) != (offset, size):
-            raise ValueError("%s: %s sits at different offsets in request and response" % (entry.name, tx.id_path))
-        return "{ %d, %d, %s }" % (offset, size, lua_str(tx.spec))
+        tx = model.binding.transactions.get(entry.name)
+        return "nil" if tx is None else "{ %d, %d, %s }" % (tx[0], tx[1], lua_str(tx[2]))
 
     fields = list(model.fields.values())
+    for f in fields:  # flag_bits adds an item per set bit: the only display of flags this target has
+        if any(not b.only_set for b in f.bits):
+            raise ValueError("%s: its bits must show only when set (FieldDef.only_set) for the Lua target" % f.abbrev)
     template = _env().get_template("%s_binding.lua.j2" % p.binding)
 
     if p.status_names:
@@ -139,15 +136,12 @@ def render_lua(p: Protocol, model: Model = None) -> str:
                     raise ValueError("%s: counter %s tests %r, which is none of %s" % (p.name, c.column, t.on, sorted(known)))
     # what a tap of the binding listens to: the frames of the transport that carries the messages
     tap_filter = {"smb2": "smb2", "dcerpc": "dcerpc"}.get(p.binding, p.name)
-    kw = dict(proto=p, model=model, fields=fields, summary=summary, transaction=transaction, lua_path=lua_path,
+    kw = dict(proto=p, model=model, binding=model.binding, fields=fields, summary=summary, transaction=transaction, lua_path=lua_path,
               N=Names(p).keys(),
               tap_filter=tap_filter,
               cap=ARRAY_CAP, raw_cap=RAW_CAP, contexts_cap=CONTEXTS_CAP)
     if getattr(model, "ndr", None) is not None:
-        stubs = {}
-        for s in model.ndr.stubs:
-            stubs.setdefault((s.interface.name, s.method.opnum), [None, None])[s.direction == "response"] = s
-        kw.update(stubs=stubs, max_elements=MAX_ELEMENTS, hresults=p.hresults, info_fields=p.info_fields)
+        kw.update(stubs=model.ndr.pairs(), max_elements=MAX_ELEMENTS, hresults=p.hresults, info_fields=p.info_fields)
     text = template.render(**kw)
     # The load guard's build id: a digest of everything else in the file.
     return text.replace(BUILD_MARK, hashlib.sha256(text.encode()).hexdigest()[:16])

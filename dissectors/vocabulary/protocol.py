@@ -144,6 +144,18 @@ class Option:
 
 
 @dataclass
+class TrackExchanges(Option):
+    """The preference that switches the binding's request/response links (and stored errors'
+    retrieval): off, faster and no links."""
+
+
+@dataclass
+class ExportForAnalyzer(Option):
+    """The preference that adds the fields `analyze` reads (each message's first bytes and its
+    SMB2 message number) instead of decoding."""
+
+
+@dataclass
 class TimeGroup:
     """One table of the response-time statistics: the answered requests grouped by a value.
 
