@@ -210,12 +210,36 @@ def rsvd_message(function: int, is_response: bool, raw: bytes, request: Any = No
     msg = e.response if is_response else e.request
     if msg is None:
         return None, None
+    flat = _whole.get(id(msg), _NO_FLAT)
+    if flat is _NO_FLAT:
+        flat = _whole_of(msg)
+    if flat is not None:
+        try:
+            return flat(raw), None
+        except ShortRead:
+            pass  # short bytes, or a branch it does not know: construct parses them
     try:
         if request is not None:
             return _parser(msg).parse(raw, request=request), None
         return _parser(msg).parse(raw), None
     except Exception as err:  # noqa: BLE001 - compiled parsers raise struct.error and friends on bad bytes
         return None, why_not(msg, raw, err, **({"request": request} if request is not None else {}))
+
+
+_whole: Dict[int, Any] = {}
+
+
+def _whole_of(msg):
+    """A whole message's flat parser (reconstruction.flat_parsers), where construct compiles the message
+    (an interpreted parse, the fallback, makes Containers of another shape), else None."""
+    f = None
+    if _parser(msg) is not msg.struct:
+        try:
+            f = compile_flat(msg.struct)
+        except Exception:  # noqa: BLE001 - NotImplementedError, or a layout it trips on: construct parses it
+            f = None
+    _whole[id(msg)] = f
+    return f
 
 
 def open_context(raw: bytes) -> Tuple[Any, Optional[str]]:
