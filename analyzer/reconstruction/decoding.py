@@ -90,6 +90,10 @@ def has_transaction(function: int) -> bool:
     return bool(e and e.transaction)
 
 
+# the RSVD IOCTLs with a transaction (the tunnel): is_rsvd_ioctl(f) and has_transaction(f), one lookup
+TUNNELS = frozenset(f for f in _IOCTLS if has_transaction(f))
+
+
 # The hot path: most tunnel operations are SCSI READ/WRITE. Their overlays (the SCSI data
 # read by the CDB) are what the analyzer never needs, so these are parsed with views of
 # the same definitions minus the overlays, compiled, and the CDB and sense bytes with
