@@ -128,25 +128,27 @@ def _view(name: str):
     return v
 
 
-def _run(name: str, raw: bytes):
-    """view.parse(raw): the flat parser (reconstruction.flat_parsers) where the layout has one and the
-    bytes hold it whole, else construct's compiled function on a root context as parse_stream
+def _run(name: str, raw: bytes, at: int = 0):
+    """view.parse(raw[at:]): the flat parser (reconstruction.flat_parsers) where the layout has one and
+    the bytes hold it whole, else construct's compiled function on a root context as parse_stream
     builds it, without construct's four wrapper calls (a compiled parser has no `parsed` hook).
     One root serves every call: compiled code only reads it (each struct writes its own child
     context)."""
-    f = _flat.get(name, _NO_FLAT)
+    f = _flat_at.get(name, _NO_FLAT)
     if f is _NO_FLAT:
         f = _flat_of(name)
+        f = f.at if f is not None else None
     if f is not None:
         try:
-            return f(raw)
+            return f(raw, at)[0]
         except (ShortRead, struct.error):
             pass  # construct decides what short bytes give
-    return (_funcs.get(name) or _func(name))(BytesIO(raw), _ROOT)
+    return (_funcs.get(name) or _func(name))(BytesIO(raw[at:] if at else raw), _ROOT)
 
 
 _NO_FLAT = object()
 _flat: Dict[str, Any] = {}
+_flat_at: Dict[str, Any] = {}  # name -> its flat parser's parse(buf, at), or None
 
 
 def _flat_of(name: str):
@@ -154,6 +156,7 @@ def _flat_of(name: str):
         _flat[name] = compile_flat(_layout(name))
     except Exception:  # noqa: BLE001 - NotImplementedError, or a layout it trips on: construct parses it
         _flat[name] = None
+    _flat_at[name] = _flat[name].at if _flat[name] is not None else None
     return _flat[name]
 
 
@@ -172,22 +175,27 @@ def _func(name: str):
 def _scsi_fast(is_response: bool, raw: bytes, request: Any):
     """A SCSI tunnel message without its data overlay, or None when it needs the full parse."""
     # Containers are dicts: items, not attributes (construct's __getattr__ is a Python call each)
+    # An enum value is an EnumIntegerString (with intvalue) or an unnamed EnumInteger: int_of, inline.
+    # A CDB's OperationCode is looked up in _FULL_CDBS as it is (a str subclass hashes as its name; an
+    # unnamed one, an int, is no name there), not as str(...) of it.
     header = _run("header", raw)
-    if int_of(header["OperationCode"]) != _SCSI_OP:
+    code = header["OperationCode"]
+    if getattr(code, "intvalue", code) != _SCSI_OP:
         return None
     if not is_response:
-        payload = _run("scsi_request", raw[16:])
+        payload = _run("scsi_request", raw, 16)
         cdb = payload["Cdb"] = _run("cdb", payload["CDBBuffer"])
-        if str(cdb["OperationCode"]) in _FULL_CDBS:
+        if cdb["OperationCode"] in _FULL_CDBS:
             return None
         payload["Data"] = None
     else:
-        if int_of(header["Status"]) != 0:
+        status = header["Status"]
+        if getattr(status, "intvalue", status) != 0:
             return None  # a failure's payload is not a SCSI response
         cdb = request["Payload"].get("Cdb") if request is not None else None
-        if cdb is None or str(cdb["OperationCode"]) in _FULL_CDBS:
+        if cdb is None or cdb["OperationCode"] in _FULL_CDBS:
             return None
-        payload = _run("scsi_response", raw[16:])
+        payload = _run("scsi_response", raw, 16)
         payload["Sense"] = _run("sense", payload["SenseDataEx"]) if payload["SenseInfoExLength"] > 0 else None
         payload["Data"] = None
     return Container(Header=header, Payload=payload)

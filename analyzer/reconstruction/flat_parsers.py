@@ -373,4 +373,5 @@ def compile_flat(sc) -> Callable[[bytes], Any]:
 
     def flat(raw: bytes):
         return parse(raw, 0)[0]
+    flat.at = parse  # parse(buf, at) -> (value, end): the layout read from buf[at:], without the slice
     return flat

@@ -24,6 +24,8 @@ from .rsvd_records import (INFO_OPS, MAX_CANDIDATES, MAX_PENDING_ROWS, SCSI_OP, 
 class RsvdExchanges:
     """READ/WRITE and tunnel exchanges, for RsvdTracker (see the module docstring)."""
 
+    on_request = on_response = None  # the bus's handlers of rsvd_request and rsvd_response, once asked
+
     def read_write(self, m: Smb2Message, conn: Connection) -> None:
         key = (m.stream, m.msg_id)
         kind = "SMB2_READ" if m.command == READ else "SMB2_WRITE"
@@ -102,8 +104,15 @@ class RsvdExchanges:
 
     def tunnel_request(self, m: Smb2Message, conn: Connection, raw: bytes) -> None:
         value, err = decoding.rsvd_message(m.function, False, raw)
-        gone = self.closed_open(m)
-        o = None if gone is not None else self.open_of(m, conn, evidence=True)
+        gone = self.closed_open(m) if self.closed else None
+        o = None
+        if gone is None:
+            # open_of(m, conn, evidence=True); inline for an open already known (o.use, too)
+            o = self.opens.get((m.session_id, m.file_id)) if m.file_id else None
+            if o is None:
+                o = self.open_of(m, conn, evidence=True)
+            elif m.stream not in o.channels:
+                o.channels.append(m.stream)
         if value is None:
             self.bus.emit("rsvd_malformed", m, err, o)
             header = decoding.rsvd_header(raw)
@@ -123,7 +132,10 @@ class RsvdExchanges:
         if o is not None and key not in tunnels:
             o.in_flight += 1
         tunnels[key] = op
-        for h in self.bus.handlers("rsvd_request"):  # bus.emit("rsvd_request", op, conn), one call fewer
+        hs = self.on_request
+        if hs is None:  # the handlers bus.emit("rsvd_request", op, conn) calls, called here: one frame fewer
+            hs = self.on_request = self.bus.handlers("rsvd_request")
+        for h in hs:
             h(op, conn)
         kind = op.kind
         if o is not None:
@@ -172,7 +184,7 @@ class RsvdExchanges:
         op.status_name = named(status, key)
         o = op.open
         kind = op.kind
-        ms = op.latency_ms  # once: the property computes it
+        ms = (time - op.time) * 1000.0 if time is not None else None  # op.latency_ms, once
         if o is not None:
             o.in_flight = max(0, o.in_flight - 1)
             if kind == "SMB2_READ":
@@ -197,7 +209,10 @@ class RsvdExchanges:
         scsi_status = str(payload.get("ScsiStatus", "")) if payload else ""
         if o is not None and reservations.refusal(op, scsi_status, "", "") == "conflict":
             op.holder = self.history.holder("rsvd", o.path)  # rsvd.reservation_conflict names it
-        for h in self.bus.handlers("rsvd_response"):  # bus.emit("rsvd_response", op), one call fewer
+        hs = self.on_response
+        if hs is None:  # the handlers bus.emit("rsvd_response", op) calls, called here: one frame fewer
+            hs = self.on_response = self.bus.handlers("rsvd_response")
+        for h in hs:
             h(op)
         self.tables.add("rsvd_operations", row)
         scsi = None
