@@ -301,6 +301,21 @@ def _struct(sc: Struct) -> Callable[[bytes, int], Tuple[Container, int]]:
     if run.formats:
         steps.append(run.finish())
 
+    if len(steps) == 1 and steps[0][0] is _RUN:  # one run (a header, a CDB's fields): parse's loop, alone
+        _, unpack, size, fields = steps[0]
+
+        def parse_run(buf, at):
+            r = Container()
+            for (name, lookup, conv), v in zip(fields, unpack(buf, at)):
+                if name is not None:
+                    if lookup is not None:
+                        x = lookup(v)
+                        r[name] = x if x is not None else EnumInteger(v)
+                    else:
+                        r[name] = conv(v) if conv is not None else v
+            return r, at + size
+        return parse_run
+
     def parse(buf, at):
         r = Container()
         for kind, a, b, c in steps:

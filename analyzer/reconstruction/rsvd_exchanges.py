@@ -301,7 +301,6 @@ class RsvdExchanges:
         if o is not None:
             o.scsi += 1
             o.opcodes[opcode] = o.opcodes.get(opcode, 0) + 1
-        lba, blocks = lba_of(fields), blocks_of(fields)
         srb_status = str(srb["Status"]) if srb is not None else ""
         if not wants_rows:  # the statistics alone
             self.tables.add("scsi_commands", dict(
@@ -311,29 +310,30 @@ class RsvdExchanges:
                 open_id=o.id if o else "", stream=op.stream, request_frame=op.request_frame,
                 response_frame=op.response_frame, time=op.time, opcode=opcode,
                 service_action=str(fields.get("ServiceAction", "")) if fields else "",
-                lba=lba, blocks=blocks,
+                lba=lba_of(fields), blocks=blocks_of(fields),
                 data_in=str(req.get("DataIn", "")), transfer_length=req.get("DataTransferLength", ""),
                 srb_status=srb_status,
                 scsi_status=scsi_status,
                 sense_key=key, additional_sense=asc,
                 latency_ms=round(ms, 3) if ms is not None else ""))
         reservations.rsvd_row(self.history, op, value, opcode, fields, scsi_status, key, asc)
-        return ScsiFacts(opcode, lba, blocks, req.get("DataTransferLength"), srb_status, scsi_status, sense)
+        return ScsiFacts(opcode, fields, req.get("DataTransferLength"), srb_status, scsi_status, sense)
 
 
 class ScsiFacts:
-    """An answered SCSI command as io_errors sees it: whether it went well (good), else its facts()."""
+    """An answered SCSI command as io_errors sees it: whether it went well (good), else its facts()
+    (its LBA and blocks from the CDB's fields)."""
 
-    __slots__ = ("command", "lba", "blocks", "length", "srb_status", "scsi_status", "sense", "good")
+    __slots__ = ("command", "fields", "length", "srb_status", "scsi_status", "sense", "good")
 
-    def __init__(self, command: str, lba, blocks, length, srb_status: str, scsi_status: str, sense):
-        self.command, self.lba, self.blocks, self.length = command, lba, blocks, length
+    def __init__(self, command: str, fields, length, srb_status: str, scsi_status: str, sense):
+        self.command, self.fields, self.length = command, fields, length
         self.srb_status, self.scsi_status, self.sense = srb_status, scsi_status, sense
         self.good = scsi_status in ("", "GOOD") and srb_status in SRB_OK
 
     def facts(self) -> dict:
         length = self.length
-        return dict(command=self.command, lba=self.lba, blocks=self.blocks,
+        return dict(command=self.command, lba=lba_of(self.fields), blocks=blocks_of(self.fields),
                     length=int(length) if length not in (None, "") else None,
                     srb_status=self.srb_status, scsi_status=self.scsi_status, **sense_facts(self.sense))
 

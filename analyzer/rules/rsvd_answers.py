@@ -192,7 +192,9 @@ class WriteAnswer(Rule):
     def on_rsvd_response(self, op: Operation):
         o = op.open
         if o is not None and op.kind == SCSI_OP and op.response is not None:
-            self.track(op)
+            cdb = op.request["Payload"].get("Cdb")
+            if cdb is not None and cdb.get("OperationCode") == "PERSISTENT_RESERVE_OUT":  # what track() wants first
+                self.track(op)
         if o is not None and op.kind == FILE_INFO_OP and op.status == 0:
             p = payload_of(op.response) or {}
             if decoding.int_of(p.get("ServerVersion", 0)) >= 2:
@@ -332,7 +334,8 @@ class ResponseInvalid(Rule):
         value = op.response
         if value is None:
             return  # an SMB2-level answer with no buffer: nothing of RSVD's to judge
-        status = decoding.int_of(value["Header"]["Status"])
+        status = value["Header"]["Status"]
+        status = getattr(status, "intvalue", status)  # decoding.int_of, inline
         extra = op.response_size - HEADER_SIZE
         if status:
             report = self.reporter(op)
@@ -348,7 +351,13 @@ class ResponseInvalid(Rule):
         p = payload_of(value) or {}
         if kind == SCSI_OP:  # the commonest, first: the branches below are for other kinds
             if p and op.request is not None:
-                self.scsi_answer(op, p)
+                q = op.request["Payload"]
+                # scsi_answer's tests, inline: it runs only when one fails (an enum value is one object
+                # per value; a Length is an int)
+                a, b, n, r = p["DataIn"], q["DataIn"], p["Length"], p["Reserved"]
+                if (a is not b and str(a) != str(b)) or (n != 36 and n != q["Length"] and n != 36 + decoding.int_of(
+                        p["DataTransferLength"])) or not (r.__class__ is int and r == 0):
+                    self.scsi_answer(op, p)
             return
         report = self.reporter(op)
         if op.kind == FILE_INFO_OP and decoding.int_of(p.get("ServerVersion", 1)) not in (1, 2):

@@ -172,7 +172,9 @@ class ReservationConflict(Rule):
     def on_rsvd_response(self, op: Operation):
         o = op.open
         if op.kind == SCSI_OP and op.response is not None and o is not None:
-            self.track_holder(op)
+            cdb = op.request["Payload"].get("Cdb")
+            if cdb is not None and cdb["OperationCode"] == "PERSISTENT_RESERVE_IN":  # what track_holder wants first
+                self.track_holder(op)
         conflict = op.status == RESERVATION_CONFLICT
         if not conflict and op.kind == SCSI_OP and isinstance(op.response, dict):
             resp = op.response.get("Payload")
