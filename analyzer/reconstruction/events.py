@@ -157,7 +157,10 @@ def frame_of(cols: List[str]) -> Optional[Frame]:
     dst = (cols[_IP_DST] or cols[_IPV6_DST]) + ":" + cols[_DSTPORT]
     f = Frame(int(cols[0]), float(cols[1]), int(stream) if stream else None, src, dst, [], [], [])
     if cmds:
-        f.smb2 = _smb2(f, cols, cmds.split(AGGREGATOR))
+        if AGGREGATOR not in cmds:  # one message (most frames): what _smb2 does for it, without the split
+            f.smb2 = _lone_names_and_buffers(_lone(f, cols, cmds), cols)
+        else:
+            f.smb2 = _smb2(f, cols, cmds.split(AGGREGATOR))
     elif transforms:  # no key decrypted them: what the headers say is all there is
         sids = _split(cols[_SESID])
         f.encrypted_smb3 = [_int(sids[i]) if i < len(sids) else 0 for i in range(len(_split(transforms)))]
