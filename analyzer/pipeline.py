@@ -77,6 +77,12 @@ class FrameIndex:
 
     def add(self, number: int, t: float, stream: Optional[int]) -> None:
         at = number - self.base
+        if at == len(self.times):  # the next frame: appended (what growing by one, then setting, does)
+            self.times.append(t)
+            self.streams.append(-1 if stream is None else stream)
+            if len(self.times) > 2 * self.KEPT:
+                self._spill(len(self.times) - self.KEPT)
+            return
         if at >= len(self.times):
             grow = at + 1 - len(self.times)
             self.times.extend([float("nan")] * grow)
@@ -332,7 +338,8 @@ class Encrypted:
             s = self.smb3.setdefault(sid, [0, f.number, f.number])
             s[0] += 1
             s[2] = f.number
-        self.sealed_pdus += sum(1 for c in f.calls if c.encrypted and c.stub is None)
+        if f.calls:
+            self.sealed_pdus += sum(1 for c in f.calls if c.encrypted and c.stub is None)
 
     def summary(self) -> dict:
         return dict(smb3_messages=sum(s[0] for s in self.smb3.values()),

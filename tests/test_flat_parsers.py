@@ -79,3 +79,44 @@ def test_a_container_changed_by_its_caller_does_not_change_the_next_parse():
     first["SrbStatus"]["Status"] = "changed"
     again = decoding._flat_of("scsi_response")(raw)
     assert same(again, construct_parse("scsi_response", raw))
+
+
+# Whole tunnel messages (decoding.rsvd_message's parse of what the SCSI view does not take): a header
+# naming each operation, answered with success or not, then random payload bytes of the sizes met.
+MESSAGES = [(e.name, side, m) for e in decoding._IOCTLS.values() for side, m in (("request", e.request),
+                                                                                  ("response", e.response))
+            if m is not None and decoding._whole_of(m) is not None]
+
+
+def test_the_tunnel_messages_have_flat_parsers():
+    from dissectors.definitions import rsvd
+
+    flat = {(f, side) for f, side, _ in MESSAGES}
+    for name in ("FSCTL_SVHDX_SYNC_TUNNEL_REQUEST", "FSCTL_SVHDX_ASYNC_TUNNEL_REQUEST"):
+        assert {(name, "request"), (name, "response")} <= flat
+    assert rsvd.TUNNEL_REQUEST in [m for _, _, m in MESSAGES] and rsvd.TUNNEL_RESPONSE in [m for _, _, m in MESSAGES]
+
+
+@pytest.mark.parametrize("function,side,msg", MESSAGES, ids=["%s-%s" % (f, s) for f, s, _ in MESSAGES])
+def test_whole_messages_parse_as_construct_parses_them(function, side, msg):
+    from dissectors.definitions import rsvd
+
+    flat = decoding._whole_of(msg)
+    build = rsvd.SVHDX_TUNNEL_OPERATION_HEADER.struct.build
+    rng = random.Random(function + side)
+    codes = list(rsvd.OPERATION_CODES.values()) + [0x7FFFFFFF]
+    parsed = 0
+    for _ in range(3000):
+        header = build(dict(OperationCode=rng.choice(codes), Status=rng.choice([0, 0, 0, 0xC05CFF0C]),
+                            RequestId=rng.getrandbits(64)))
+        size = rng.choice([0, 1, 4, 8, 15, 16, 20, 24, 28, 36, 40, 56, 64])
+        raw = header + bytes(rng.choice([0, rng.getrandbits(8)]) for _ in range(size))
+        if rng.random() < 0.1:
+            raw = raw[:rng.randrange(len(raw) + 1)]
+        try:
+            value = flat(raw)
+        except (flat_parsers.ShortRead, struct.error):
+            continue  # decoding.rsvd_message then asks construct
+        parsed += 1
+        assert same(value, decoding._parser(msg).parse(raw)), raw.hex()
+    assert parsed > 500

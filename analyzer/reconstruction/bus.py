@@ -23,10 +23,15 @@ class Bus:
     def emit_partial(self, event: str, partial: bool, *args) -> None:
         """An event from a conversation whose start the capture lacks (partial) reaches only the
         rules that do not need it."""
+        for h in self.handlers(event, partial):
+            h(*args)
+
+    def handlers(self, event: str, partial: bool = False) -> list:
+        """The handlers emit(event, ...) calls, in order: for the hottest events the tracker calls
+        them itself (`for h in bus.handlers(event): h(...)`), without emit's frame."""
         hs = self._handlers.get((event, partial))
         if hs is None:
             hs = [getattr(r, "on_" + event) for r in self.rules if hasattr(r, "on_" + event)
                   and not (partial and r.needs_start)]
             self._handlers[(event, partial)] = hs
-        for h in hs:
-            h(*args)
+        return hs

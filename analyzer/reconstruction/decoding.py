@@ -90,6 +90,10 @@ def has_transaction(function: int) -> bool:
     return bool(e and e.transaction)
 
 
+# the RSVD IOCTLs with a transaction (the tunnel): is_rsvd_ioctl(f) and has_transaction(f), one lookup
+TUNNELS = frozenset(f for f in _IOCTLS if has_transaction(f))
+
+
 # The hot path: most tunnel operations are SCSI READ/WRITE. Their overlays (the SCSI data
 # read by the CDB) are what the analyzer never needs, so these are parsed with views of
 # the same definitions minus the overlays, compiled, and the CDB and sense bytes with
@@ -124,25 +128,27 @@ def _view(name: str):
     return v
 
 
-def _run(name: str, raw: bytes):
-    """view.parse(raw): the flat parser (reconstruction.flat_parsers) where the layout has one and the
-    bytes hold it whole, else construct's compiled function on a root context as parse_stream
+def _run(name: str, raw: bytes, at: int = 0):
+    """view.parse(raw[at:]): the flat parser (reconstruction.flat_parsers) where the layout has one and
+    the bytes hold it whole, else construct's compiled function on a root context as parse_stream
     builds it, without construct's four wrapper calls (a compiled parser has no `parsed` hook).
     One root serves every call: compiled code only reads it (each struct writes its own child
     context)."""
-    f = _flat.get(name, _NO_FLAT)
+    f = _flat_at.get(name, _NO_FLAT)
     if f is _NO_FLAT:
         f = _flat_of(name)
+        f = f.at if f is not None else None
     if f is not None:
         try:
-            return f(raw)
+            return f(raw, at)[0]
         except (ShortRead, struct.error):
             pass  # construct decides what short bytes give
-    return (_funcs.get(name) or _func(name))(BytesIO(raw), _ROOT)
+    return (_funcs.get(name) or _func(name))(BytesIO(raw[at:] if at else raw), _ROOT)
 
 
 _NO_FLAT = object()
 _flat: Dict[str, Any] = {}
+_flat_at: Dict[str, Any] = {}  # name -> its flat parser's parse(buf, at), or None
 
 
 def _flat_of(name: str):
@@ -150,6 +156,7 @@ def _flat_of(name: str):
         _flat[name] = compile_flat(_layout(name))
     except Exception:  # noqa: BLE001 - NotImplementedError, or a layout it trips on: construct parses it
         _flat[name] = None
+    _flat_at[name] = _flat[name].at if _flat[name] is not None else None
     return _flat[name]
 
 
@@ -168,22 +175,27 @@ def _func(name: str):
 def _scsi_fast(is_response: bool, raw: bytes, request: Any):
     """A SCSI tunnel message without its data overlay, or None when it needs the full parse."""
     # Containers are dicts: items, not attributes (construct's __getattr__ is a Python call each)
+    # An enum value is an EnumIntegerString (with intvalue) or an unnamed EnumInteger: int_of, inline.
+    # A CDB's OperationCode is looked up in _FULL_CDBS as it is (a str subclass hashes as its name; an
+    # unnamed one, an int, is no name there), not as str(...) of it.
     header = _run("header", raw)
-    if int_of(header["OperationCode"]) != _SCSI_OP:
+    code = header["OperationCode"]
+    if getattr(code, "intvalue", code) != _SCSI_OP:
         return None
     if not is_response:
-        payload = _run("scsi_request", raw[16:])
+        payload = _run("scsi_request", raw, 16)
         cdb = payload["Cdb"] = _run("cdb", payload["CDBBuffer"])
-        if str(cdb["OperationCode"]) in _FULL_CDBS:
+        if cdb["OperationCode"] in _FULL_CDBS:
             return None
         payload["Data"] = None
     else:
-        if int_of(header["Status"]) != 0:
+        status = header["Status"]
+        if getattr(status, "intvalue", status) != 0:
             return None  # a failure's payload is not a SCSI response
         cdb = request["Payload"].get("Cdb") if request is not None else None
-        if cdb is None or str(cdb["OperationCode"]) in _FULL_CDBS:
+        if cdb is None or cdb["OperationCode"] in _FULL_CDBS:
             return None
-        payload = _run("scsi_response", raw[16:])
+        payload = _run("scsi_response", raw, 16)
         payload["Sense"] = _run("sense", payload["SenseDataEx"]) if payload["SenseInfoExLength"] > 0 else None
         payload["Data"] = None
     return Container(Header=header, Payload=payload)
@@ -210,12 +222,36 @@ def rsvd_message(function: int, is_response: bool, raw: bytes, request: Any = No
     msg = e.response if is_response else e.request
     if msg is None:
         return None, None
+    flat = _whole.get(id(msg), _NO_FLAT)
+    if flat is _NO_FLAT:
+        flat = _whole_of(msg)
+    if flat is not None:
+        try:
+            return flat(raw), None
+        except ShortRead:
+            pass  # short bytes, or a branch it does not know: construct parses them
     try:
         if request is not None:
             return _parser(msg).parse(raw, request=request), None
         return _parser(msg).parse(raw), None
     except Exception as err:  # noqa: BLE001 - compiled parsers raise struct.error and friends on bad bytes
         return None, why_not(msg, raw, err, **({"request": request} if request is not None else {}))
+
+
+_whole: Dict[int, Any] = {}
+
+
+def _whole_of(msg):
+    """A whole message's flat parser (reconstruction.flat_parsers), where construct compiles the message
+    (an interpreted parse, the fallback, makes Containers of another shape), else None."""
+    f = None
+    if _parser(msg) is not msg.struct:
+        try:
+            f = compile_flat(msg.struct)
+        except Exception:  # noqa: BLE001 - NotImplementedError, or a layout it trips on: construct parses it
+            f = None
+    _whole[id(msg)] = f
+    return f
 
 
 def open_context(raw: bytes) -> Tuple[Any, Optional[str]]:

@@ -139,6 +139,7 @@ _RESP, _MSG_ID, _SESID, _TID, _NT_STATUS = (COL["smb2.flags.response"], COL["smb
 _CARRIED = [(COL[name], name, attr, conv) for name, attr, conv in (
     ("smb2.fid", "file_id", str), ("smb2.ioctl.function", "function", _int), ("smb.create_options", "create_options", _int),
     ("smb2.file_offset", "offset", _int), ("smb2.read_length", "length", _int), ("smb2.write_length", "length", _int))]
+_FID, _FUNCTION, _CREATE_OPTIONS, _OFFSET, _READ_LENGTH, _WRITE_LENGTH = (c[0] for c in _CARRIED)  # _lone's, unrolled
 _DIALECT, _CLIENT_GUID, _TREE = COL["smb2.dialect"], COL["smb2.client_guid"], COL["smb2.tree"]
 _RAW, _RAW_INDEX, _RAW_OPEN_NAME = COL[RSVD.raw], COL[RSVD.raw_smb2_index], COL[RSVD.raw_open_name]
 _RAW_CONTEXTS, _RAW_BARE_NAME = COL[RSVD.raw_create_contexts], COL[RSVD.raw_bare_name]
@@ -156,7 +157,10 @@ def frame_of(cols: List[str]) -> Optional[Frame]:
     dst = (cols[_IP_DST] or cols[_IPV6_DST]) + ":" + cols[_DSTPORT]
     f = Frame(int(cols[0]), float(cols[1]), int(stream) if stream else None, src, dst, [], [], [])
     if cmds:
-        f.smb2 = _smb2(f, cols, cmds.split(AGGREGATOR))
+        if AGGREGATOR not in cmds:  # one message (most frames): what _smb2 does for it, without the split
+            f.smb2 = _lone_names_and_buffers(_lone(f, cols, cmds), cols)
+        else:
+            f.smb2 = _smb2(f, cols, cmds.split(AGGREGATOR))
     elif transforms:  # no key decrypted them: what the headers say is all there is
         sids = _split(cols[_SESID])
         f.encrypted_smb3 = [_int(sids[i]) if i < len(sids) else 0 for i in range(len(_split(transforms)))]
@@ -182,10 +186,25 @@ def _lone(f: Frame, cols: List[str], cmd: str) -> Smb2Message:
     text = cols[_NT_STATUS]
     if text and is_response and AGGREGATOR not in text:
         m.status = int(text, 0)
-    for col, name, attr, conv in _CARRIED:
-        text = cols[col]
-        if text:  # a lone message takes the first value whichever carries it
-            setattr(m, attr, conv(text.partition(AGGREGATOR)[0]))
+    # _CARRIED in its order, unrolled: a lone message takes the first value whichever carries it
+    text = cols[_FID]
+    if text:
+        m.file_id = text.partition(AGGREGATOR)[0]  # str(...) of a str
+    text = cols[_FUNCTION]
+    if text:
+        m.function = int(text.partition(AGGREGATOR)[0], 0)
+    text = cols[_CREATE_OPTIONS]
+    if text:
+        m.create_options = int(text.partition(AGGREGATOR)[0], 0)
+    text = cols[_OFFSET]
+    if text:
+        m.offset = int(text.partition(AGGREGATOR)[0], 0)
+    text = cols[_READ_LENGTH]
+    if text:
+        m.length = int(text.partition(AGGREGATOR)[0], 0)
+    text = cols[_WRITE_LENGTH]
+    if text:
+        m.length = int(text.partition(AGGREGATOR)[0], 0)
     return m
 
 
@@ -194,7 +213,7 @@ def _smb2(f: Frame, cols: List[str], cmds: List[str]) -> List[Smb2Message]:
     # message (most frames) is _lone's.
     n = len(cmds)
     if n == 1:
-        return _names_and_buffers([_lone(f, cols, cmds[0])], cols)
+        return _lone_names_and_buffers(_lone(f, cols, cmds[0]), cols)
     text = cols[_RESP]
     resp = text.split(AGGREGATOR) if text else []
     text = cols[_MSG_ID]
@@ -231,6 +250,40 @@ def _smb2(f: Frame, cols: List[str], cmds: List[str]) -> List[Smb2Message]:
             for m, v in zip(carriers, values):
                 setattr(m, attr, conv(v))
     return _names_and_buffers(out, cols)
+
+
+def _lone_names_and_buffers(m: Smb2Message, cols: List[str]) -> List[Smb2Message]:
+    """_names_and_buffers([m], cols) for a frame's only message, without its lists: the buffers
+    (whichever targets they have: m) and CREATE names are m's when it is the one they name."""
+    command = m.command
+    if command == NEGOTIATE or command == TREE_CONNECT:
+        return _names_and_buffers([m], cols)
+    text = cols[_RAW]
+    if text:
+        raws = text.split(AGGREGATOR)
+        idx = _split(cols[_RAW_INDEX])
+        if len(idx) == len(raws):
+            for hexbytes, i in zip(raws, idx):
+                if int(i) == 1:  # 1 <= int(i) <= n
+                    m.raw.append(bytes.fromhex(hexbytes))
+        else:  # the frame's IOCTL, or CREATE, or first message: m, which takes the first buffer
+            m.raw.append(bytes.fromhex(raws[0]))
+    if command != CREATE or m.is_response:
+        return [m]  # only a CREATE request takes names (and then only the first of each)
+    text = cols[_RAW_OPEN_NAME]
+    if text:
+        names = text.split(AGGREGATOR)
+        if m.raw and len(names) == 1:
+            m.filename = bytes.fromhex(names[0]).decode("utf-16-le", "replace")
+        contexts = _split(cols[_RAW_CONTEXTS])
+        if m.raw and len(contexts) == 1:
+            m.create_contexts = bytes.fromhex(contexts[0])
+    text = cols[_RAW_BARE_NAME]
+    if text:
+        bare = text.split(AGGREGATOR)
+        if not m.raw and len(bare) == 1:
+            m.bare_name = bytes.fromhex(bare[0]).decode("utf-16-le", "replace")
+    return [m]
 
 
 def _names_and_buffers(out: List[Smb2Message], cols: List[str]) -> List[Smb2Message]:

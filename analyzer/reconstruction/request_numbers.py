@@ -51,26 +51,32 @@ class RequestIds:
     def add(self, rid: int, frame: int, in_flight: int = 0) -> List[tuple]:
         """in_flight: the client's operations sent and not yet answered, this one included."""
         rid &= MASK64
-        self.most_in_flight = max(self.most_in_flight, in_flight)
-        if rid in self.used:
-            return [("duplicate", self._frames[self._ids.index(rid)])]  # each id is held once
-        if len(self._ids) < self.USED:
-            self._ids.append(rid)
+        if in_flight > self.most_in_flight:
+            self.most_in_flight = in_flight
+        used, ids = self.used, self._ids
+        if rid in used:
+            return [("duplicate", self._frames[ids.index(rid)])]  # each id is held once
+        if len(ids) < self.USED:
+            ids.append(rid)
             self._frames.append(frame)
         else:
-            self.used.discard(self._ids[self._next])
-            self._ids[self._next], self._frames[self._next] = rid, frame
+            used.discard(ids[self._next])
+            ids[self._next], self._frames[self._next] = rid, frame
             self._next = (self._next + 1) % self.USED
-        self.used.add(rid)
+        used.add(rid)
         out: List[tuple] = []
-        if self.low is None or rid < self.low:
-            if self.low is not None and self.low - rid > max(self.BEHIND, 2 * self.most_in_flight):
-                out.append(("behind", rid, self.low, self.low_frame))
+        low = self.low
+        if low is None or rid < low:
+            if low is not None and low - rid > max(self.BEHIND, 2 * self.most_in_flight):
+                out.append(("behind", rid, low, self.low_frame))
             self.low, self.low_frame = rid, frame
-        if self.high is None:
+        high = self.high
+        if high is None:
             self.high, self.high_frame = rid, frame
-        elif rid > self.high:
-            lo, hi = self.high + 1, rid - 1
+        elif rid == high + 1:  # the next id, the commonest: no gap, none filled
+            self.high, self.high_frame = rid, frame
+        elif rid > high:
+            lo, hi = high + 1, rid - 1
             if hi - lo + 1 > self.GAP_NOW:
                 out.append(("gap", lo, hi, self.high_frame, frame))
             elif hi >= lo:

@@ -65,9 +65,14 @@ def refusal(op, scsi_status: str, sense_key: str, asc: str) -> Optional[str]:
     return None
 
 
+PR_COMMANDS = ("PERSISTENT_RESERVE_OUT", "PERSISTENT_RESERVE_IN")
+
+
 def rsvd_row(history: "History", op, value, opcode: str, fields, scsi_status: str, sense_key: str, asc: str) -> None:
     """The reservation event of one tunnelled SCSI command, if it is one: a PR command, or any
     command refused with RESERVATION CONFLICT or told a PR UNIT ATTENTION."""
+    if opcode not in PR_COMMANDS and refusal(op, scsi_status, sense_key, asc) is None:
+        return  # the commonest: no event (what the last branch below finds, sooner)
     req = op.request["Payload"]
     resp = value["Payload"] if value is not None and isinstance(value.get("Payload"), dict) else {}
     action = str(fields.get("ServiceAction", "")) if fields else ""

@@ -18,11 +18,13 @@ from . import decoding, reservations
 from .io_errors import SRB_OK, IoError, sense_facts, sense_parts
 from .events import READ, Smb2Message
 from .rsvd_records import (INFO_OPS, MAX_CANDIDATES, MAX_PENDING_ROWS, SCSI_OP, SRB_STATUS_OP, Connection, Operation,
-                           StoredError, SupportQuery, is_svhdx_status, status_name, stored_key)
+                           StoredError, SupportQuery, is_svhdx_status, named, status_name, stored_key)
 
 
 class RsvdExchanges:
     """READ/WRITE and tunnel exchanges, for RsvdTracker (see the module docstring)."""
+
+    on_request = on_response = None  # the bus's handlers of rsvd_request and rsvd_response, once asked
 
     def read_write(self, m: Smb2Message, conn: Connection) -> None:
         key = (m.stream, m.msg_id)
@@ -55,22 +57,24 @@ class RsvdExchanges:
         self.finish(op, m.frame, m.time, m.status, None)
 
     def ioctl(self, m: Smb2Message, conn: Connection) -> None:
-        key = (m.stream, m.msg_id)
         if not m.is_response:
-            if decoding.is_rsvd_ioctl(m.function) and decoding.has_transaction(m.function):
-                for raw in m.raw[:1]:
-                    self.tunnel_request(m, conn, raw)
+            if m.function in decoding.TUNNELS:  # an RSVD IOCTL with a transaction
+                if m.raw:
+                    self.tunnel_request(m, conn, m.raw[0])
             elif m.function == rsvd.FSCTL_QUERY_SHARED_VIRTUAL_DISK_SUPPORT:
+                key = (m.stream, m.msg_id)
                 if len(self.support) < MAX_CANDIDATES:
                     self.support[key] = SupportQuery(m.stream, m.frame, len(m.raw[0]) if m.raw else 0,
                                                      subject=conn.label)
             return
         if m.status == 0x103:  # STATUS_PENDING: the final answer comes later
             return
-        q = self.support.pop(key, None)
-        if q is not None:
-            self.support_answer(q, m, conn)
-            return
+        key = (m.stream, m.msg_id)
+        if self.support:
+            q = self.support.pop(key, None)
+            if q is not None:
+                self.support_answer(q, m, conn)
+                return
         # SMB2 pairs by MessageId (RequestId is RSVD's own); an error response carries no CtlCode
         op = self.tunnels.pop(key, None)
         if op is None:
@@ -100,8 +104,15 @@ class RsvdExchanges:
 
     def tunnel_request(self, m: Smb2Message, conn: Connection, raw: bytes) -> None:
         value, err = decoding.rsvd_message(m.function, False, raw)
-        gone = self.closed_open(m)
-        o = None if gone is not None else self.open_of(m, conn, evidence=True)
+        gone = self.closed_open(m) if self.closed else None
+        o = None
+        if gone is None:
+            # open_of(m, conn, evidence=True); inline for an open already known (o.use, too)
+            o = self.opens.get((m.session_id, m.file_id)) if m.file_id else None
+            if o is None:
+                o = self.open_of(m, conn, evidence=True)
+            elif m.stream not in o.channels:
+                o.channels.append(m.stream)
         if value is None:
             self.bus.emit("rsvd_malformed", m, err, o)
             header = decoding.rsvd_header(raw)
@@ -116,17 +127,24 @@ class RsvdExchanges:
                        client=self.client_of(conn, m.session_id), request_size=len(raw), closed=gone)
         if gone is not None:
             self.bus.emit("rsvd_after_close", gone, m.frame, op.kind)
-        if o is not None and (m.stream, m.msg_id) not in self.tunnels:
+        key = (m.stream, m.msg_id)
+        tunnels = self.tunnels
+        if o is not None and key not in tunnels:
             o.in_flight += 1
-        self.tunnels[(m.stream, m.msg_id)] = op
-        self.bus.emit("rsvd_request", op, conn)
+        tunnels[key] = op
+        hs = self.on_request
+        if hs is None:  # the handlers bus.emit("rsvd_request", op, conn) calls, called here: one frame fewer
+            hs = self.on_request = self.bus.handlers("rsvd_request")
+        for h in hs:
+            h(op, conn)
+        kind = op.kind
         if o is not None:
             o.operations += 1
-            if op.kind in INFO_OPS:
+            if kind in INFO_OPS:
                 o.info_seen = True
-            if op.kind == SCSI_OP:
+            elif kind == SCSI_OP:
                 o.scsi_seen = True
-        if op.kind == SRB_STATUS_OP and o is not None and "StatusKey" in value["Payload"]:
+        if kind == SRB_STATUS_OP and o is not None and "StatusKey" in value["Payload"]:
             key = decoding.int_of(value["Payload"]["StatusKey"])
             e = self.stored.get((o.id, key))
             op.stored = e
@@ -163,46 +181,58 @@ class RsvdExchanges:
     def finish(self, op: Operation, frame: int, time: float, status: Optional[int], value) -> None:
         op.response_frame, op.response_time, op.status = frame, time, status
         key = stored_key(status)
-        op.status_name = status_name(status)
+        op.status_name = named(status, key)
         o = op.open
+        kind = op.kind
+        ms = (time - op.time) * 1000.0 if time is not None else None  # op.latency_ms, once
         if o is not None:
             o.in_flight = max(0, o.in_flight - 1)
-            if op.kind == "SMB2_READ":
+            if kind == "SMB2_READ":
                 o.reads += 1
-            elif op.kind == "SMB2_WRITE":
+            elif kind == "SMB2_WRITE":
                 o.writes += 1
-            if op.latency_ms is not None:
-                o.add_latency(op.latency_ms)
-        row = self.operation_row(op)
+            if ms is not None:
+                o.add_latency(ms)
+        wants_rows = self.tables.wants_rows
+        row = operation_row(op) if wants_rows else dict(
+            operation=kind, latency_ms=round(ms, 3) if ms is not None else None)  # self.operation_row(op)
         if o is not None and o.candidate:  # not known to be RSVD yet: the row waits, the rules see nothing
             if len(o.pending_rows) < MAX_PENDING_ROWS:
                 o.pending_rows.append(("rsvd_operations", row))
             return
         if key is not None and o is not None:
-            e = StoredError(o, key, frame, op.kind)
+            e = StoredError(o, key, frame, kind)
             self.stored[(o.id, key)] = e
             self.bus.emit("rsvd_stored_error", e, op)
+        # the answer's payload, as each step below reads it: {} when there is none
         payload = value["Payload"] if value is not None and isinstance(value.get("Payload"), dict) else {}
-        if o is not None and reservations.refusal(op, str(payload.get("ScsiStatus", "")), "", "") == "conflict":
+        scsi_status = str(payload.get("ScsiStatus", "")) if payload else ""
+        if o is not None and reservations.refusal(op, scsi_status, "", "") == "conflict":
             op.holder = self.history.holder("rsvd", o.path)  # rsvd.reservation_conflict names it
-        self.bus.emit("rsvd_response", op)
+        hs = self.on_response
+        if hs is None:  # the handlers bus.emit("rsvd_response", op) calls, called here: one frame fewer
+            hs = self.on_response = self.bus.handlers("rsvd_response")
+        for h in hs:
+            h(op)
         self.tables.add("rsvd_operations", row)
         scsi = None
-        if op.kind == SCSI_OP and op.request is not None:
-            scsi = self.scsi_row(op, value)
+        if kind == SCSI_OP and op.request is not None:
+            scsi = self.scsi_row(op, value, payload, scsi_status, ms, wants_rows)
         elif op.open is not None:
-            resp = value["Payload"] if value is not None and isinstance(value.get("Payload"), dict) else {}
+            resp = payload
             reservations.operation_row(self.history, op, value, *sense_of(resp.get("Sense") if resp else None))
-            if op.kind == "RSVD_TUNNEL_GET_FILE_INFO_OPERATION" and not status and resp.get("SectorSize"):
+            if kind == "RSVD_TUNNEL_GET_FILE_INFO_OPERATION" and not status and resp.get("SectorSize"):
                 op.open.sector_size = int(resp["SectorSize"])
         if o is not None:
-            self.io_error(op, value, status, key, scsi)
+            if key is None and not status and kind != SRB_STATUS_OP and (scsi is None or scsi.good):
+                return  # io_error's answer: nothing failed
+            self.io_error(op, value, status, key, scsi.facts() if scsi is not None else None, payload)
 
-    def io_error(self, op: Operation, value, status: Optional[int], key: Optional[int], scsi: Optional[dict]) -> None:
+    def io_error(self, op: Operation, value, status: Optional[int], key: Optional[int], scsi: Optional[dict],
+                 resp) -> None:
         """The io_errors row of an answered operation that failed (analyzer.reconstruction.io_errors), or the
-        retrieval that completes a stored one."""
+        retrieval that completes a stored one. resp: the answer's payload, {} when there is none."""
         o = op.open
-        resp = value["Payload"] if value is not None and isinstance(value.get("Payload"), dict) else {}
         failure = op.status_name if status else ""
         if op.kind == SRB_STATUS_OP:
             facts = dict(scsi_status=str(resp.get("ScsiStatus", "")) if resp else "",
@@ -255,42 +285,57 @@ class RsvdExchanges:
             return operation_row(op)
         return dict(operation=op.kind, latency_ms=round(op.latency_ms, 3) if op.latency_ms is not None else None)
 
-    def scsi_row(self, op: Operation, value) -> dict:
-        """The scsi_commands row (and reservations') of an answered SCSI command; its facts for io_errors."""
+    def scsi_row(self, op: Operation, value, resp, scsi_status: str, ms: Optional[float],
+                 wants_rows: bool) -> "ScsiFacts":
+        """The scsi_commands row (and reservations') of an answered SCSI command; its facts for io_errors.
+        resp: the answer's payload ({} when there is none), scsi_status its ScsiStatus as text, ms the
+        latency, wants_rows the tables' (finish has them)."""
         req = op.request["Payload"]
         cdb = req.get("Cdb")
         opcode = str(cdb["OperationCode"]) if cdb is not None else ""
         fields = cdb["Fields"] if cdb is not None and isinstance(cdb.get("Fields"), dict) else {}
-        resp = value["Payload"] if value is not None and isinstance(value.get("Payload"), dict) else {}
         sense = resp.get("Sense") if resp else None
-        key, asc = sense_of(sense)
+        key, asc = sense_of(sense) if sense else ("", "")  # sense_of(None): ("", "")
         srb = resp.get("SrbStatus") if resp else None
         o = op.open
-        scsi_status = str(resp.get("ScsiStatus", "")) if resp else ""
         if o is not None:
             o.scsi += 1
             o.opcodes[opcode] = o.opcodes.get(opcode, 0) + 1
-        lba, blocks = lba_of(fields), blocks_of(fields)
-        if not self.tables.wants_rows:  # the statistics alone
+        srb_status = str(srb["Status"]) if srb is not None else ""
+        if not wants_rows:  # the statistics alone
             self.tables.add("scsi_commands", dict(
-                opcode=opcode, latency_ms=round(op.latency_ms, 3) if op.latency_ms is not None else ""))
+                opcode=opcode, latency_ms=round(ms, 3) if ms is not None else ""))
         else:
             self.tables.add("scsi_commands", dict(
                 open_id=o.id if o else "", stream=op.stream, request_frame=op.request_frame,
                 response_frame=op.response_frame, time=op.time, opcode=opcode,
                 service_action=str(fields.get("ServiceAction", "")) if fields else "",
-                lba=lba, blocks=blocks,
+                lba=lba_of(fields), blocks=blocks_of(fields),
                 data_in=str(req.get("DataIn", "")), transfer_length=req.get("DataTransferLength", ""),
-                srb_status=str(srb["Status"]) if srb is not None else "",
+                srb_status=srb_status,
                 scsi_status=scsi_status,
                 sense_key=key, additional_sense=asc,
-                latency_ms=round(op.latency_ms, 3) if op.latency_ms is not None else ""))
+                latency_ms=round(ms, 3) if ms is not None else ""))
         reservations.rsvd_row(self.history, op, value, opcode, fields, scsi_status, key, asc)
-        length = req.get("DataTransferLength")
-        return dict(command=opcode, lba=lba, blocks=blocks,
+        return ScsiFacts(opcode, fields, req.get("DataTransferLength"), srb_status, scsi_status, sense)
+
+
+class ScsiFacts:
+    """An answered SCSI command as io_errors sees it: whether it went well (good), else its facts()
+    (its LBA and blocks from the CDB's fields)."""
+
+    __slots__ = ("command", "fields", "length", "srb_status", "scsi_status", "sense", "good")
+
+    def __init__(self, command: str, fields, length, srb_status: str, scsi_status: str, sense):
+        self.command, self.fields, self.length = command, fields, length
+        self.srb_status, self.scsi_status, self.sense = srb_status, scsi_status, sense
+        self.good = scsi_status in ("", "GOOD") and srb_status in SRB_OK
+
+    def facts(self) -> dict:
+        length = self.length
+        return dict(command=self.command, lba=lba_of(self.fields), blocks=blocks_of(self.fields),
                     length=int(length) if length not in (None, "") else None,
-                    srb_status=str(srb["Status"]) if srb is not None else "", scsi_status=scsi_status,
-                    **sense_facts(sense))
+                    srb_status=self.srb_status, scsi_status=self.scsi_status, **sense_facts(self.sense))
 
 
 def operation_row(op: Operation) -> dict:

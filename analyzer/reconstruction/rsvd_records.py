@@ -33,10 +33,17 @@ STATUS_NAMES = {**windows_codes.NTSTATUS, **{v: k for k, v in {**rsvd.NT_STATUS,
 
 
 def status_name(status: Optional[int]) -> str:
-    key = stored_key(status)
+    return named(status, stored_key(status))
+
+
+def named(status: Optional[int], key: Optional[int]) -> str:
+    """status_name(status), its stored key (stored_key(status)) known."""
     if key is not None:
         return "%s|%d" % (STORED.base_name, key)
-    return STATUS_NAMES.get(status, "0x%08X" % status if status is not None else "")
+    name = STATUS_NAMES.get(status)
+    if name is not None:
+        return name
+    return "0x%08X" % status if status is not None else ""
 
 
 def stored_key(status: Optional[int]) -> Optional[int]:

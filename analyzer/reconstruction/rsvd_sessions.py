@@ -85,9 +85,13 @@ class RsvdTracker(RsvdExchanges):
         return c
 
     def message(self, m: Smb2Message, src: str, dst: str) -> None:
-        conn = self.connection(m, src, dst)
+        conn = self.connections.get(m.stream)
+        if conn is None:
+            conn = self.connection(m, src, dst)
         cmd = m.command
-        if cmd == NEGOTIATE:
+        if cmd == IOCTL:  # the commonest first: the commands below are each another
+            self.ioctl(m, conn)
+        elif cmd == NEGOTIATE:
             if m.is_response and m.dialect is not None:
                 conn.dialect = m.dialect
             elif not m.is_response and m.client_guid:
@@ -113,8 +117,6 @@ class RsvdTracker(RsvdExchanges):
                     self.bus.emit("rsvd_close", o, m.frame)
         elif cmd in (READ, WRITE):
             self.read_write(m, conn)
-        elif cmd == IOCTL:
-            self.ioctl(m, conn)
 
     def create(self, m: Smb2Message, conn: Connection) -> None:
         key = (m.stream, m.msg_id)

@@ -137,13 +137,21 @@ class Tables:
         if not self._csv and not self.keep:  # the CLI without --output: only the statistics
             ms = row.get("latency_ms")
             if group and ms not in (None, ""):
-                self.latency.setdefault((table, str(row.get(group) or "") or "(unknown)"), ResponseTimes()).append(float(ms))
+                key = (table, str(row.get(group) or "") or "(unknown)")
+                times = self.latency.get(key)
+                if times is None:  # not setdefault(key, ResponseTimes()): one made per row
+                    times = self.latency[key] = ResponseTimes()
+                times.append(float(ms))
             return
         kinds = SCHEMA[table]
         row = dict(row, capture=self.capture, uid=uid(self.capture, row.get("stream")))
         typed = {c: _typed(k, row.get(c)) for c, k in kinds}
         if group and typed["latency_ms"] is not None:
-            self.latency.setdefault((table, typed[group] or "(unknown)"), ResponseTimes()).append(typed["latency_ms"])
+            key = (table, typed[group] or "(unknown)")
+            times = self.latency.get(key)
+            if times is None:
+                times = self.latency[key] = ResponseTimes()
+            times.append(typed["latency_ms"])
         if self._csv:
             self._csv[table].writerow({c: (iso(typed[c]) if k == T else typed[c]) for c, k in kinds})
             record = {"ts": iso(typed.get("time"))}

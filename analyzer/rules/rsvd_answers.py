@@ -86,6 +86,8 @@ class StoredKeySequence(Rule):
             self.judge_close(o, frame, seq)
 
     def on_rsvd_response(self, op: Operation):
+        if not self.closing:  # most of the time: nothing waits (and o.id is a format)
+            return
         o = op.open
         late = self.closing.get(o.id) if o is not None else None
         if late is not None and late[0] is o and o.in_flight == 0:
@@ -158,9 +160,10 @@ class WriteAnswer(Rule):
     def track(self, op: Operation):
         o, q = op.open, op.request["Payload"]
         cdb = q.get("Cdb")
+        if cdb is None or str(cdb.get("OperationCode")) != "PERSISTENT_RESERVE_OUT":
+            return
         resp = payload_of(op.response)
-        if cdb is None or str(cdb.get("OperationCode")) != "PERSISTENT_RESERVE_OUT" or not resp or \
-                decoding.int_of(resp.get("ScsiStatus", 1)) != 0:
+        if not resp or decoding.int_of(resp.get("ScsiStatus", 1)) != 0:
             return
         r = self.reservations.get(o.disk)
         if not isinstance(q.get("Data"), dict):
@@ -189,7 +192,9 @@ class WriteAnswer(Rule):
     def on_rsvd_response(self, op: Operation):
         o = op.open
         if o is not None and op.kind == SCSI_OP and op.response is not None:
-            self.track(op)
+            cdb = op.request["Payload"].get("Cdb")
+            if cdb is not None and cdb.get("OperationCode") == "PERSISTENT_RESERVE_OUT":  # what track() wants first
+                self.track(op)
         if o is not None and op.kind == FILE_INFO_OP and op.status == 0:
             p = payload_of(op.response) or {}
             if decoding.int_of(p.get("ServerVersion", 0)) >= 2:
@@ -284,7 +289,8 @@ class ResponseInvalid(Rule):
         self.versions: Dict[str, Tuple[int, int]] = {}  # server host -> (ServerVersion, frame first seen)
         self.sizes: Dict[Tuple[str, str, str], Tuple[Tuple[int, int], int]] = {}  # (server, tree, name) -> ...
 
-    def constants(self, op: Operation, p, report) -> None:
+    def constants(self, op: Operation, p) -> None:
+        report = self.reporter(op)
         if op.open is None:
             return
         host = op.open.server.rsplit(":", 1)[0]
@@ -309,22 +315,30 @@ class ResponseInvalid(Rule):
             return None
         return first if first[0] != value else None
 
-    def on_rsvd_response(self, op: Operation):
+    def reporter(self, op: Operation):
+        """report(check, spec, text) for one answer's findings."""
         frames = [op.request_frame, op.response_frame]
-        report = lambda check, spec, text: self.report(frames, "%s response: %s" % (op.kind, text), op.subject,  # noqa: E731
-                                                        check=check, spec="MS-RSVD " + spec)
-        # Decoded values are dicts: the hot SCSI path reads items (construct's __getattr__ is a call each)
-        if op.kind == SCSI_OP and op.request is not None:
+        return lambda check, spec, text: self.report(frames, "%s response: %s" % (op.kind, text), op.subject,
+                                                     check=check, spec="MS-RSVD " + spec)
+
+    def on_rsvd_response(self, op: Operation):
+        # Decoded values are dicts: the hot SCSI path reads items (construct's __getattr__ is a call each).
+        # The report closure is made only for an answer that has something to report (reporter).
+        kind = op.kind
+        if kind == SCSI_OP and op.request is not None:
             p = op.request["Payload"]
             if (p["Length"] != 36 or p["CdbLength"] > rsvd.RSVD_CDB_GENERIC_LENGTH) and op.status != STATUS_INVALID_PARAMETER:
-                report("R47", "3.2.5.5.5", "the request's Length %d / CdbLength %d, answered %s: the server MUST fail "
-                       "it with STATUS_INVALID_PARAMETER" % (p.Length, p.CdbLength, op.status_name or "-"))
+                self.reporter(op)("R47", "3.2.5.5.5", "the request's Length %d / CdbLength %d, answered %s: the server "
+                                  "MUST fail it with STATUS_INVALID_PARAMETER" % (p.Length, p.CdbLength,
+                                                                                  op.status_name or "-"))
         value = op.response
         if value is None:
             return  # an SMB2-level answer with no buffer: nothing of RSVD's to judge
-        status = decoding.int_of(value["Header"]["Status"])
+        status = value["Header"]["Status"]
+        status = getattr(status, "intvalue", status)  # decoding.int_of, inline
         extra = op.response_size - HEADER_SIZE
         if status:
+            report = self.reporter(op)
             if op.kind in self.FAIL_HEADER_ONLY and extra > 0:
                 report("R40", self.FAIL_HEADER_ONLY[op.kind], "Status %s with %d bytes after the header: a failure "
                        "MUST return the header only" % (op.status_name, extra))
@@ -335,11 +349,22 @@ class ResponseInvalid(Rule):
         if named is not None and str(named) != op.kind:
             return  # an answer naming another operation (rsvd.response_mismatch) carries that one's payload
         p = payload_of(value) or {}
+        if kind == SCSI_OP:  # the commonest, first: the branches below are for other kinds
+            if p and op.request is not None:
+                q = op.request["Payload"]
+                # scsi_answer's tests, inline: it runs only when one fails (an enum value is one object
+                # per value; a Length is an int)
+                a, b, n, r = p["DataIn"], q["DataIn"], p["Length"], p["Reserved"]
+                if (a is not b and str(a) != str(b)) or (n != 36 and n != q["Length"] and n != 36 + decoding.int_of(
+                        p["DataTransferLength"])) or not (r.__class__ is int and r == 0):
+                    self.scsi_answer(op, p)
+            return
+        report = self.reporter(op)
         if op.kind == FILE_INFO_OP and decoding.int_of(p.get("ServerVersion", 1)) not in (1, 2):
             report("R41", "3.2.5.5.1", "ServerVersion %d (MUST be ServerServiceVersion: 1, or 2 for an RSVD v2 "
                    "server)" % decoding.int_of(p.ServerVersion))
         elif op.kind == FILE_INFO_OP and p:
-            self.constants(op, p, report)
+            self.constants(op, p)
         elif op.kind == CHECK_CONNECTION_OP and extra > 0:
             report("R42", "2.2.5.6", "%d bytes after the header (it MUST NOT contain any payload)" % extra)
         elif op.kind == SRB_STATUS_OP and p:
@@ -359,22 +384,23 @@ class ResponseInvalid(Rule):
                 bad.append("Reserved %s (zero)" % shown(p.Reserved))
             if bad:
                 report("R46", "2.2.5.10, 3.2.5.5.4", "; ".join(bad))
-        elif op.kind == SCSI_OP and p and op.request is not None:
-            q, bad = op.request["Payload"], []
-            if str(p["DataIn"]) != str(q["DataIn"]):
-                bad.append("DataIn %s (the request's is %s)" % (p.DataIn, q.DataIn))
-            sizes = {36, 36 + decoding.int_of(p["DataTransferLength"]), q["Length"]}
-            if p["Length"] not in sizes:
-                bad.append("Length %d (the size of SVHDX_TUNNEL_SCSI_RESPONSE: %s)"
-                           % (p.Length, " or ".join(str(n) for n in sorted(sizes))))
-            if not is_zero(p["Reserved"]):
-                bad.append("Reserved %s (zero)" % shown(p.Reserved))
-            if bad:
-                report("R48", "2.2.5.12, 3.2.5.5.5", "; ".join(bad))
         elif op.kind == VALIDATE_DISK_OP and p and p.get("_variant") == "windows":
             if decoding.int_of(p.IsValidDisk) not in (0, 1):  # the padding after it is Windows' alignment
                 report("R49", "2.2.5.14, 3.2.5.5.6", "%d bytes after the header that are neither nothing nor Windows' "
                        "IsValidDisk (0 or 1), here %d" % (extra, decoding.int_of(p.IsValidDisk)))
+
+    def scsi_answer(self, op: Operation, p) -> None:
+        q, bad = op.request["Payload"], []
+        if str(p["DataIn"]) != str(q["DataIn"]):
+            bad.append("DataIn %s (the request's is %s)" % (p.DataIn, q.DataIn))
+        sizes = {36, 36 + decoding.int_of(p["DataTransferLength"]), q["Length"]}
+        if p["Length"] not in sizes:
+            bad.append("Length %d (the size of SVHDX_TUNNEL_SCSI_RESPONSE: %s)"
+                       % (p.Length, " or ".join(str(n) for n in sorted(sizes))))
+        if not is_zero(p["Reserved"]):
+            bad.append("Reserved %s (zero)" % shown(p.Reserved))
+        if bad:
+            self.reporter(op)("R48", "2.2.5.12, 3.2.5.5.5", "; ".join(bad))
 
     def srb_status(self, op: Operation, p, report):
         bad = []

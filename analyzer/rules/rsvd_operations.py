@@ -9,7 +9,7 @@ from dissectors.definitions import rsvd
 
 from ..reconstruction.request_numbers import RequestIds
 from ..reconstruction.rsvd_exchanges import sense_of
-from ..reconstruction.rsvd_records import SCSI_OP, SRB_STATUS_OP, STATUS_NAMES, Open, Operation
+from ..reconstruction.rsvd_records import SCSI_OP, SRB_STATUS_OP, STATUS_NAMES, Connection, Open, Operation
 from .findings import Rule
 
 UNIT_ATTENTIONS = {rsvd.ERROR_CODES[k] for k in rsvd.UNIT_ATTENTIONS}
@@ -34,7 +34,7 @@ class RequestIdNotMonotonic(Rule):
     def __init__(self, sink):
         super().__init__(sink)
         self.clients: Dict[str, RequestIds] = {}
-        self.subjects: Dict[str, str] = {}
+        self.subjects: Dict[str, Connection] = {}  # client -> the connection of its last request (its label)
         self.in_flight: Dict[str, int] = {}  # client -> its tunnel operations not yet answered
         self.pending: Dict[int, Operation] = {}  # those operations, by id()
 
@@ -42,7 +42,7 @@ class RequestIdNotMonotonic(Rule):
         seq = self.clients.get(op.client)
         if seq is None:
             seq = self.clients[op.client] = RequestIds()
-        self.subjects[op.client] = conn.label
+        self.subjects[op.client] = conn
         if len(self.pending) < MAX_PENDING:
             self.pending[id(op)] = op
             self.in_flight[op.client] = self.in_flight.get(op.client, 0) + 1
@@ -77,7 +77,7 @@ class RequestIdNotMonotonic(Rule):
     def on_finish(self):
         for client, seq in self.clients.items():
             for v in seq.finish():
-                self.gap(v, self.subjects[client])
+                self.gap(v, self.subjects[client].label)
 
 
 class ScsiBeforeDiskInfo(Rule):
@@ -172,7 +172,9 @@ class ReservationConflict(Rule):
     def on_rsvd_response(self, op: Operation):
         o = op.open
         if op.kind == SCSI_OP and op.response is not None and o is not None:
-            self.track_holder(op)
+            cdb = op.request["Payload"].get("Cdb")
+            if cdb is not None and cdb["OperationCode"] == "PERSISTENT_RESERVE_IN":  # what track_holder wants first
+                self.track_holder(op)
         conflict = op.status == RESERVATION_CONFLICT
         if not conflict and op.kind == SCSI_OP and isinstance(op.response, dict):
             resp = op.response.get("Payload")
@@ -195,8 +197,10 @@ class ReservationConflict(Rule):
 
     def track_holder(self, op: Operation):
         cdb = op.request["Payload"].get("Cdb")
+        if cdb is None or str(cdb["OperationCode"]) != "PERSISTENT_RESERVE_IN":
+            return
         data = op.response.get("Payload", {}).get("Data") if isinstance(op.response.get("Payload"), dict) else None
-        if cdb is None or str(cdb["OperationCode"]) != "PERSISTENT_RESERVE_IN" or not data:
+        if not data:
             return
         key = None
         if data.get("Reservation"):
@@ -223,7 +227,10 @@ class UnitAttention(Rule):
             return
         resp = op.response.get("Payload") if isinstance(op.response, dict) else None
         if op.kind in (SCSI_OP, SRB_STATUS_OP) and isinstance(resp, dict):
-            key, asc = sense_of(resp.get("Sense"))
+            sense = resp.get("Sense")
+            if not sense:  # sense_of's ("", ""): no unit attention (and no call)
+                return
+            key, asc = sense_of(sense)
             if key == "UNIT_ATTENTION":
                 self.report([op.request_frame, op.response_frame], "sense UNIT ATTENTION, %s" % asc, op.subject)
 

@@ -95,8 +95,8 @@ class ReservedNotZero(Rule):
         self.judged: Dict[tuple, List[str]] = {}  # (is_response, kind, the payload's fields) -> Reserved ones judged
 
     def check(self, op: Operation, value, is_response: bool, frames):
-        p = payload_of(value)
-        if p is None:
+        p = value.get("Payload") if isinstance(value, dict) else None  # payload_of(value), inline
+        if not isinstance(p, dict) or "BodyNotDecoded" in p:
             return
         # a layout's fields are the same every time: pick its Reserved ones once
         key = (is_response, op.kind, tuple(p))
@@ -104,19 +104,25 @@ class ReservedNotZero(Rule):
         if names is None:
             owned = self.OWNED.get((is_response, op.kind), ())
             names = self.judged[key] = [k for k in p if k.startswith("Reserved") and k not in owned]
+        for n in names:  # all zero (an int 0) or absent, the commonest: nonzero() finds nothing
+            v = p.get(n)
+            if v is not None and (v.__class__ is not int or v != 0):
+                break
+        else:
+            return
         bad = nonzero(p, names)
         if bad:
             section = SECTIONS.get(op.kind, ("2.2.5", "2.2.5"))[is_response]
-            self.report(frames, "%s %s: %s (Reserved fields MUST be zero)" % (
+            self.report(list(frames), "%s %s: %s (Reserved fields MUST be zero)" % (
                 op.kind, "response" if is_response else "request", ", ".join(bad)), op.subject, check="R01",
                 spec="MS-RSVD 2.1, %s" % section, side="server" if is_response else "client")
 
     def on_rsvd_request(self, op: Operation, conn):
-        self.check(op, op.request, False, [op.request_frame])
+        self.check(op, op.request, False, (op.request_frame,))
 
     def on_rsvd_response(self, op: Operation):
         if op.status == 0 and op.response is not None:
-            self.check(op, op.response, True, [op.request_frame, op.response_frame])
+            self.check(op, op.response, True, (op.request_frame, op.response_frame))
 
 
 class ReservedShouldBeZero(Rule):
@@ -136,7 +142,11 @@ class ReservedShouldBeZero(Rule):
 
     def on_rsvd_request(self, op: Operation, conn):
         if op.kind == SCSI_OP:
-            bad = nonzero(op.request["Payload"], ("Reserved1", "Reserved3"))
+            p = op.request["Payload"]
+            r1, r3 = p.get("Reserved1"), p.get("Reserved3")
+            if (r1 is None or r1.__class__ is int and r1 == 0) and (r3 is None or r3.__class__ is int and r3 == 0):
+                return  # both zero or absent: nonzero() finds nothing
+            bad = nonzero(p, ("Reserved1", "Reserved3"))
             if bad:
                 self.report([op.request_frame], "SCSI request: %s (the client SHOULD set it to zero)"
                             % ", ".join(bad), op.subject, check="R27", spec="MS-RSVD 2.2.5.11")
@@ -161,6 +171,11 @@ class RequestNotZeroed(Rule):
     # Header only (16 bytes); VALIDATE_DISK also as Windows sends it, 56 reserved bytes after the header
     # (newer revisions' 2.2.4.9), whose zeroes rsvd.reserved_not_zero checks.
     SIZES = {CHECK_CONNECTION_OP: (HEADER_SIZE,), VALIDATE_DISK_OP: (HEADER_SIZE, HEADER_SIZE + 56)}
+    # the kinds whose fields are judged: kind -> (the fields that must be zero, check, spec)
+    FIELDS = {kind: ([n for n in names if n != "SenseInfoExLength"], check, spec) for kind, names, check, spec in (
+        (FILE_INFO_OP, FILE_INFO, "R19", "MS-RSVD 3.1.4.6"),
+        (SRB_STATUS_OP, SRB_STATUS, "R21", "MS-RSVD 2.2.5.7, 3.1.5.3-3.1.5.4"),
+        (DISK_INFO_OP, DISK_INFO, "R23", "MS-RSVD 2.2.5.9, 3.1.4.8"))}
 
     def on_rsvd_request(self, op: Operation, conn):
         if op.kind not in V1_OPS:
@@ -169,17 +184,16 @@ class RequestNotZeroed(Rule):
         if status:
             self.report([op.request_frame], "%s request: header Status 0x%08X (the client MUST set it to zero)"
                         % (op.kind, status), op.subject, check="R03", spec="MS-RSVD 2.2.5.1, 3.1.4.6-3.1.4.10")
-        p = payload_of(op.request) or {}
-        for kind, names, check, spec in ((FILE_INFO_OP, self.FILE_INFO, "R19", "MS-RSVD 3.1.4.6"),
-                                         (SRB_STATUS_OP, self.SRB_STATUS, "R21", "MS-RSVD 2.2.5.7, 3.1.5.3-3.1.5.4"),
-                                         (DISK_INFO_OP, self.DISK_INFO, "R23", "MS-RSVD 2.2.5.9, 3.1.4.8")):
-            if op.kind == kind:
-                bad = nonzero(p, [n for n in names if n != "SenseInfoExLength"])
-                if kind == SRB_STATUS_OP and decoding.int_of(p.get("SenseInfoExLength", 0)) not in self.SENSE_LENGTHS:
-                    bad.insert(2, "SenseInfoExLength %d (0, or 20 as 3.2.5.5.3 wants)" % p.SenseInfoExLength)
-                if bad:
-                    self.report([op.request_frame], "%s request: %s (the client MUST set it to zero)"
-                                % (kind, ", ".join(bad)), op.subject, check=check, spec=spec)
+        judged = self.FIELDS.get(op.kind)
+        if judged is not None:
+            p = payload_of(op.request) or {}
+            kind, (names, check, spec) = op.kind, judged
+            bad = nonzero(p, names)
+            if kind == SRB_STATUS_OP and decoding.int_of(p.get("SenseInfoExLength", 0)) not in self.SENSE_LENGTHS:
+                bad.insert(2, "SenseInfoExLength %d (0, or 20 as 3.2.5.5.3 wants)" % p.SenseInfoExLength)
+            if bad:
+                self.report([op.request_frame], "%s request: %s (the client MUST set it to zero)"
+                            % (kind, ", ".join(bad)), op.subject, check=check, spec=spec)
         sizes = self.SIZES.get(op.kind)
         if sizes and op.request_size not in sizes:
             self.report([op.request_frame], "%s request of %d bytes: it MUST hold only the %d-byte header%s" % (
