@@ -9,12 +9,16 @@
   python -m dissectors uninstall [--dest DIR] [--config-dir DIR]
                                        remove the plugins, and the disabled_protos line
                                        install added
+  python -m dissectors build [--module MODULE] [--dest DIR] [--sanitize]
+                                       compile the C target against the installed
+                                       Wireshark's development files into its personal
+                                       plugin folder (or DIR); port bindings only so far
 """
 import argparse
 import sys
 from pathlib import Path
 
-from dissectors import generate, install, interrupt, plugin_paths
+from dissectors import build, generate, install, interrupt, plugin_paths
 
 
 def _install_args(p: argparse.ArgumentParser) -> None:
@@ -59,9 +63,23 @@ def _main(argv=None) -> int:
                       help="leave Wireshark's own rsvd dissector enabled")
     uninst = sub.add_parser("uninstall", help="remove what install added")
     _install_args(uninst)
+    comp = sub.add_parser("build", help="compile the C target into Wireshark's personal plugin folder")
+    comp.add_argument("--module", metavar="MODULE",
+                      help="a protocol module (import path or .py file) exporting PROTOCOL; default: the shipped ones")
+    comp.add_argument("--dest", metavar="DIR", help="where the .so goes (default: the personal plugin folder)")
+    comp.add_argument("--sanitize", action="store_true", help="with AddressSanitizer and UndefinedBehaviorSanitizer")
     args = ap.parse_args(argv)
     if args.command in ("install", "uninstall"):
         return _run_install(args)
+    if args.command == "build":
+        try:
+            built = build.build(build.load_protocols(args.module), args.dest, args.sanitize)
+        except build.BuildError as e:
+            print("build: %s" % e, file=sys.stderr)
+            return 2
+        for path in built:
+            print("built %s" % path)
+        return 0
     if args.check:
         bad = generate.stale()
         if bad:

@@ -1,0 +1,102 @@
+"""`python -m dissectors build`: the C target (dissectors/targets/c.py) compiled against the
+installed Wireshark's development files, for that exact version, into Wireshark's personal
+plugin folder (plugins/<major.minor>/epan/), which tshark loads when run as a user other than
+root (as root it loads no personal plugin).
+
+The C target renders the port binding only so far: the shipped protocols (SMB2 and DCE/RPC
+bindings) are refused with what is missing; a protocol module of one's own on a port builds.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+from dissectors.vocabulary.protocol import Protocol
+
+DEV_PACKAGES = "libwireshark-dev libglib2.0-dev pkg-config gcc"
+SANITIZE = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-fno-sanitize-recover=undefined"]
+
+
+class BuildError(Exception):
+    pass
+
+
+def _pkg_config(*args: str) -> str:
+    if shutil.which("pkg-config") is None:
+        raise BuildError("pkg-config is not installed: apt-get install -y %s" % DEV_PACKAGES)
+    res = subprocess.run(["pkg-config", *args, "wireshark"], capture_output=True, text=True)
+    if res.returncode != 0:
+        raise BuildError("Wireshark's development files are missing (%s): apt-get install -y %s"
+                         % (res.stderr.strip().splitlines()[0] if res.stderr.strip() else "pkg-config wireshark failed",
+                            DEV_PACKAGES))
+    return res.stdout.strip()
+
+
+def wireshark_version() -> str:
+    """major.minor of the Wireshark the development files are for (its plugins' folder name)."""
+    return ".".join(_pkg_config("--modversion").split(".")[:2])
+
+
+def personal_plugin_dir(home: Optional[Path] = None) -> Path:
+    """Where Wireshark looks for a user's compiled dissector plugins."""
+    return (home or Path.home()) / ".local" / "lib" / "wireshark" / "plugins" / wireshark_version() / "epan"
+
+
+def compile_plugin(source: str, name: str, out_dir: Path, sanitize: bool = False) -> Path:
+    """One plugin's C source compiled into out_dir/<name>.so."""
+    cc = shutil.which("gcc") or shutil.which("cc")
+    if cc is None:
+        raise BuildError("no C compiler: apt-get install -y %s" % DEV_PACKAGES)
+    flags = _pkg_config("--cflags").split() + _pkg_config("--libs").split()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / (name + ".c")
+        src.write_text(source)
+        target = out_dir / (name + ".so")
+        cmd = [cc, "-shared", "-fPIC", "-O2", "-g", "-Wall", "-Werror=implicit-function-declaration",
+               "-Wno-unused-function", *(SANITIZE if sanitize else []), "-o", str(target), str(src), *flags]
+        res = subprocess.run(cmd, capture_output=True, text=True)
+        if res.returncode != 0:
+            raise BuildError("%s did not compile:\n%s" % (name, res.stderr[-4000:]))
+    return target
+
+
+def load_protocols(module: Optional[str]) -> List[Protocol]:
+    """The shipped protocols, or the PROTOCOL of a module named by import path or file."""
+    if module is None:
+        from dissectors import generate
+
+        return generate.protocols()
+    if module.endswith(".py") or "/" in module:
+        path = Path(module).resolve()
+        sys.path.insert(0, str(path.parent))
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[path.stem] = mod
+        spec.loader.exec_module(mod)
+    else:
+        mod = importlib.import_module(module)
+    if not hasattr(mod, "PROTOCOL"):
+        raise BuildError("%s has no PROTOCOL" % module)
+    return [mod.PROTOCOL]
+
+
+def build(protocols: Sequence[Protocol], dest: Optional[Path] = None, sanitize: bool = False) -> List[Path]:
+    """Render, compile and install each protocol's plugin; a protocol the C target cannot render yet
+    stops the build with what it lacks."""
+    from dissectors.targets.c import render_c
+
+    sources = {}
+    for p in protocols:
+        try:
+            sources[p.name] = render_c(p)
+        except NotImplementedError as e:
+            raise BuildError("%s (the Lua plugin, python -m dissectors install, does all of it)" % e) from None
+    out = Path(dest) if dest else personal_plugin_dir()
+    return [compile_plugin(src, name, out, sanitize) for name, src in sources.items()]

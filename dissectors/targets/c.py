@@ -1,0 +1,145 @@
+"""The C target: a compiled Wireshark plugin from the same model as the Lua (issue 26).
+
+What it renders today: the fields (hf_register_info with value_string and range_string tables),
+the expert items (ei_register_info) and the preferences of any protocol, and the decoders of its
+structures (every decode step of dissectors.model.structs, checks included), reached through the
+port binding. The SMB2 and DCE/RPC bindings, the NDR interpreter, request values and the
+statistics are still the Lua target's alone: render_c refuses a protocol that needs them.
+
+Captured values live in a small bag per decoder (name -> integer or sub-bag), bounded by the
+number of names the decoder's schema has (dissectors.model.captures); expressions are C over it.
+"""
+from __future__ import annotations
+
+import re
+from typing import Dict
+
+import jinja2
+
+from dissectors.model import build_model
+from dissectors.model import expressions as X
+from dissectors.model.bindings import Names
+from dissectors.model import structs as S
+from dissectors.model.structs import ARRAY_CAP, Model
+from dissectors.targets.templates import environment
+from dissectors.vocabulary.protocol import Protocol
+
+BINDINGS = ("port",)  # the bindings this target renders so far
+ENCODING = {"le": "ENC_LITTLE_ENDIAN", "be": "ENC_BIG_ENDIAN"}
+FT = {"uint8": "FT_UINT8", "uint16": "FT_UINT16", "uint24": "FT_UINT24", "uint32": "FT_UINT32",
+      "uint64": "FT_UINT64", "int8": "FT_INT8", "int16": "FT_INT16", "int32": "FT_INT32", "int64": "FT_INT64",
+      "bool": "FT_BOOLEAN", "string": "FT_STRING", "guid": "FT_GUID", "bytes": "FT_BYTES", "none": "FT_NONE",
+      "framenum": "FT_FRAMENUM", "relative_time": "FT_RELATIVE_TIME"}
+
+
+def c_str(s: str) -> str:
+    """A C string literal (UTF-8 bytes, escaped)."""
+    out = []
+    for b in s.encode("utf-8"):
+        c = chr(b)
+        if c in '"\\':
+            out.append("\\" + c)
+        elif 32 <= b < 127:
+            out.append(c)
+        else:
+            out.append("\\%03o" % b)
+    return '"%s"' % "".join(out)
+
+
+class Names_:
+    """Captured names as C enumerators: N_<name>."""
+
+    def __init__(self, model: Model):
+        names = sorted({n for scope in model.captures.of.values() for n in scope})
+        for n in names:
+            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", n):
+                raise NotImplementedError("captured name %r is not a C identifier" % n)
+        self.all = names
+        self.most = max([len(s) for s in model.captures.of.values()] + [1])
+
+
+def c_expr(e, model: Model) -> str:
+    """A model expression as C over the decoder's bag `v` (gint64 arithmetic, as Lua's numbers)."""
+    if isinstance(e, X.Value):
+        x = "v"
+        for part in e.path[:-1]:
+            x = "cv_rec(st, %s, N_%s)" % (x, part)
+        return "cv_int(st, %s, N_%s)" % (x, e.path[-1])
+    if isinstance(e, X.RequestValue):  # the port binding matches no requests: none is known (Lua's nil)
+        return "cv_request(st, %d)" % e.index
+    if isinstance(e, X.Const):
+        return ("TRUE" if e.value else "FALSE") if isinstance(e.value, bool) else "G_GINT64_CONSTANT(%d)" % e.value
+    if isinstance(e, X.BinOp):
+        lhs, rhs = c_expr(e.lhs, model), c_expr(e.rhs, model)
+        if e.op == "//":
+            return "cv_floordiv(st, %s, %s)" % (lhs, rhs)
+        if e.op == "%":
+            return "cv_mod(st, %s, %s)" % (lhs, rhs)
+        return "(%s %s %s)" % (lhs, e.op, rhs)
+    if isinstance(e, X.Not):
+        return "!(%s)" % c_expr(e.operand, model)
+    if isinstance(e, X.AnyOf):
+        return "(%s)" % " || ".join(c_expr(o, model) for o in e.operands)
+    if isinstance(e, X.Unnamed):
+        return "(try_val_to_str((guint32)%s, %s) == NULL)" % (c_expr(e.value, model), e.table)
+    if isinstance(e, X.Shown):
+        x = c_expr(e.value, model)
+        if e.table:
+            return "shown_named(st->pinfo, %s, %s)" % (x, e.table)
+        return "shown_number(st->pinfo, %s)" % x
+    if isinstance(e, X.BytesLeftAre):
+        return "(lim - off == %d)" % e.size
+    if isinstance(e, X.ZeroAt):
+        return "peek_zero(tvb, off + %d, %d, lim)" % (e.offset, e.size)
+    if isinstance(e, X.Always):
+        return "TRUE"
+    raise NotImplementedError("expression %r" % (e,))
+
+
+def _env() -> jinja2.Environment:
+    env = environment("c")
+    env.filters["c_str"] = c_str
+    return env
+
+
+def render_c(p: Protocol, model: Model = None) -> str:
+    """One protocol as a C plugin source file."""
+    if p.binding not in BINDINGS:
+        raise NotImplementedError("%s: the C target renders the %s binding only so far, not %s"
+                                  % (p.name, "/".join(BINDINGS), p.binding))
+    model = model or build_model(p)
+    for s in p.summaries.values():
+        if s.details:
+            raise NotImplementedError("%s: Info details (Summary.details) are not rendered in C yet" % p.name)
+    names = Names_(model)
+    env = _env()
+    env.filters["c"] = lambda e: c_expr(e, model)
+    tables = {}
+    for fd in model.fields.values():
+        if fd.values or fd.ranges:
+            tables[fd.abbrev] = model.value_table(fd.values or {})
+    return env.get_template("plugin.c.j2").render(subtrees=_subtrees(model),
+        proto=p, model=model, fields=list(model.fields.values()), names=names, FT=FT, ENC=ENCODING,
+        cap=ARRAY_CAP, N=Names(p).keys(), tables=tables, summaries={a: s for a, s in p.summaries.items()},
+        messages={m.abbrev: m for m in model.messages})
+
+
+def _subtrees(model: Model) -> list:
+    """The fields whose items hold others (a structure, a flags word, a BitStruct): one ett each."""
+    keys = {f.key for f in model.fields.values() if f.ftype == "none"}
+
+    def walk(steps):
+        for s in steps:
+            items = s.items if isinstance(s, S.Run) else [s.element] if isinstance(s, S.ArrayStep) else []
+            keys.update(it.f.key for it in items if isinstance(it, S.Scalar) and (it.flags or it.children))
+            for inner in (getattr(s, "steps", None), getattr(s, "then", None), getattr(s, "otherwise", None)):
+                if inner:
+                    walk(inner)
+
+    for d in model.decoders.values():
+        walk(d.steps)
+    return sorted(keys)
+
+
+def c_sources(ps) -> Dict[str, str]:
+    return {"%s.c" % p.name: render_c(p) for p in ps}
