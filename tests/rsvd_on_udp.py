@@ -18,5 +18,7 @@ PROTOCOL = Protocol(
     ports=[PortEntry("udp", TUNNEL_PORT, rsvd.TUNNEL_REQUEST),
            PortEntry("udp", CONTEXT_PORT, rsvd.SVHDX_OPEN_DEVICE_CONTEXT)],
     options=[o for o in rsvd.PROTOCOL.options if o.name == "scsi"],
-    summaries={"tunnel_request": Summary("Header.OperationCode", "rsvdudp.header.operation_code")},
+    # the Info column as the SMB2 binding's: the operation, then the CDB's details (LBA, length, ...)
+    summaries={"tunnel_request": Summary("Header.OperationCode", "rsvdudp.header.operation_code",
+                                         rsvd.TUNNEL_REQUEST_INFO)},
 )

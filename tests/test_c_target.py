@@ -181,7 +181,11 @@ def test_rsvd_structures_decode_the_same_in_c_and_lua(plugins, rsvd_bytes):
         assert c == lua
         text = "\n".join(c)
         assert text.count("MS-RSVD structures on UDP (test only)") == n
-    assert "OperationCode: RSVD_TUNNEL_SCSI_OPERATION (0x02001002)" in "\n".join(c)
+    text = "\n".join(c)
+    assert "OperationCode: RSVD_TUNNEL_SCSI_OPERATION (0x02001002)" in text
+    # the Info details (the SMB2 binding's summaries): the CDB's operation, its LBA and length
+    assert "RSVD_TUNNEL_SCSI_OPERATION, SCSI: READ(16) LBA: 0x200000000 Len: 8" in text  # 64-bit LBA, as the Lua
+    assert "RSVD_TUNNEL_SRB_STATUS_OPERATION, StatusKey 1" in text
 
 
 def test_the_sanitized_plugin_runs_the_mutations_clean(plugins, rsvd_bytes):

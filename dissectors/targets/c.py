@@ -12,7 +12,8 @@ number of names the decoder's schema has (dissectors.model.captures); expression
 from __future__ import annotations
 
 import re
-from typing import Dict
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Tuple
 
 import jinja2
 
@@ -96,6 +97,48 @@ def c_expr(e, model: Model) -> str:
     raise NotImplementedError("expression %r" % (e,))
 
 
+def c_format(fmt: str) -> str:
+    """A Lua string.format of one integer as a C format literal for a gint64."""
+    parts = re.split(r"(%[-0-9.]*[dxXu])", fmt)
+    out = []
+    for part in parts:
+        if re.fullmatch(r"%[-0-9.]*[dxXu]", part):
+            out.append('"%s" G_GINT64_MODIFIER "%s"' % (part[:-1], part[-1]))
+        elif part:
+            if "%" in part.replace("%%", ""):
+                raise NotImplementedError("format %r: only integer conversions" % fmt)
+            out.append(c_str(part))
+    return " ".join(out) or '""'
+
+
+@dataclass
+class Detail:
+    """One Show of a Summary, ready for the C template."""
+
+    paths: List[List[str]]  # each path tried in order (names); empty when it reads the request
+    request: bool
+    prefix: str  # sep and label, as the Lua joins them
+    names: Optional[str]  # the value table's name
+    ranges: List[Tuple[int, int, str]]  # lo, hi, C format of x - lo
+    fmt: str  # C format
+    hide: List[int]
+    when: Optional[Tuple[List[str], List[int]]]  # the path (this message's) and the values that show it
+
+
+def details(model: Model, s) -> List[Detail]:
+    out = []
+    for d in s.details:
+        when = None
+        if d.when:
+            when = ([] if d.request else d.when[0].split("."), sorted(d.when[1]))
+        out.append(Detail(paths=[] if d.request else [p.split(".") for p in d.paths], request=d.request,
+                          prefix=d.sep + (d.label + " " if d.label else ""),
+                          names=model.value_table(d.names) if d.names else None,
+                          ranges=[(lo, hi, c_format(f)) for lo, hi, f in d.ranges], fmt=c_format(d.fmt),
+                          hide=list(d.hide), when=when))
+    return out
+
+
 def _env() -> jinja2.Environment:
     env = environment("c")
     env.filters["c_str"] = c_str
@@ -108,9 +151,7 @@ def render_c(p: Protocol, model: Model = None) -> str:
         raise NotImplementedError("%s: the C target renders the %s binding only so far, not %s"
                                   % (p.name, "/".join(BINDINGS), p.binding))
     model = model or build_model(p)
-    for s in p.summaries.values():
-        if s.details:
-            raise NotImplementedError("%s: Info details (Summary.details) are not rendered in C yet" % p.name)
+    shows = {abbrev: details(model, s) for abbrev, s in p.summaries.items()}  # names their tables first
     names = Names_(model)
     env = _env()
     env.filters["c"] = lambda e: c_expr(e, model)
@@ -120,7 +161,7 @@ def render_c(p: Protocol, model: Model = None) -> str:
             tables[fd.abbrev] = model.value_table(fd.values or {})
     return env.get_template("plugin.c.j2").render(subtrees=_subtrees(model),
         proto=p, model=model, fields=list(model.fields.values()), names=names, FT=FT, ENC=ENCODING,
-        cap=ARRAY_CAP, N=Names(p).keys(), tables=tables, summaries={a: s for a, s in p.summaries.items()},
+        cap=ARRAY_CAP, N=Names(p).keys(), tables=tables, summaries={a: s for a, s in p.summaries.items()}, details=shows,
         messages={m.abbrev: m for m in model.messages})
 
 
