@@ -1,0 +1,121 @@
+"""What the C target saves: the same decoders, compiled against the Lua plugin, on the same bytes.
+
+    python bench/c_target.py [--datagrams 200000] [--runs 5]
+
+The C target renders the port binding only so far, so this times MS-RSVD's own structures
+carried over UDP (tests/rsvd_on_udp.py): every sample's tunnel requests and open contexts,
+as Wireshark's SMB2 finds them, repeated to --datagrams datagrams. tshark runs as `nobody`
+(root loads no personal plugin) with a HOME of its own, in three configurations:
+
+- baseline: no plugin (Ethernet, IP and UDP dissection only);
+- lua:      the generated Lua plugin (-X lua_script:);
+- c:        the generated C plugin, compiled with -O2 (python -m dissectors build's flags);
+
+each in two output modes, as bench/lua_overhead.py's: `fields` (-T fields -e frame.number:
+dissection without printing a tree) and `tree` (-V to /dev/null: every item built and printed). Runs alternate between configurations so a
+busy machine slows all alike; prints medians, each plugin's cost over the baseline and the
+ratio of those costs; writes bench/out/c_target.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+OUT = ROOT / "bench" / "out"
+MODES = {"fields": ["-T", "fields", "-e", "frame.number"], "tree": ["-V"]}
+
+
+def as_nobody(home: Path, args) -> list:
+    cmd = ["env", "-i", "PATH=" + os.environ["PATH"], "HOME=%s" % home, "XDG_CONFIG_HOME=%s/.config" % home,
+           "LANG=C.UTF-8", "tshark", *args]
+    return (["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"] if os.geteuid() == 0 else []) + cmd
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--datagrams", type=int, default=200_000)
+    ap.add_argument("--runs", type=int, default=5)
+    args = ap.parse_args(argv)
+
+    import rsvd_on_udp
+    from dissectors import build
+    from dissectors.targets.c import render_c
+    from dissectors.targets.lua import render_lua
+    from test_c_target import _capture, _raw
+    from samples import KEYS, SAMPLES_DIR
+
+    work = Path(tempfile.mkdtemp(prefix="c-target-bench-", dir="/tmp"))
+    try:
+        work.chmod(0o755)
+        p = rsvd_on_udp.PROTOCOL
+        plugin = build.compile_plugin(render_c(p), p.name, build.personal_plugin_dir(work / "c"))
+        (work / "empty").mkdir()
+        lua = work / "rsvdudp.lua"
+        lua.write_text(render_lua(p))
+        found = []
+        for pcap in sorted(SAMPLES_DIR.glob("*.pcapng")):
+            if pcap.stem in KEYS:
+                continue
+            res = subprocess.run(["tshark", "-n", "-r", str(pcap), "-Y", "smb2.ioctl.function == 0x00090304 || "
+                                  "smb2.cmd == 5", "-T", "json", "-x", "--no-duplicate-keys", "-J", "smb2"],
+                                 capture_output=True, text=True)
+            _raw(json.loads(res.stdout or "[]"), found)
+        datagrams = [found[i % len(found)] for i in range(args.datagrams)]
+        trace = _capture(work / "rsvd_udp.pcapng", datagrams)
+        for p_ in [work, *work.rglob("*")]:
+            p_.chmod(0o755 if p_.is_dir() else 0o644)
+        configs = {"baseline": (work / "empty", []), "lua": (work / "empty", ["-X", "lua_script:%s" % lua]),
+                   "c": (work / "c", [])}
+        for name in ("lua", "c"):  # each plugin really decodes the trace
+            home, extra = configs[name]
+            res = subprocess.run(as_nobody(home, ["-n", "-r", str(trace), "-c", "50", *extra, "-V"]),
+                                 capture_output=True, text=True)
+            if res.stdout.count(p.title) != 50:
+                raise SystemExit("%s: the plugin did not decode the trace: %s" % (name, res.stderr[-2000:]))
+        times = {(c, m): [] for c in configs for m in MODES}
+        for _ in range(args.runs):
+            for mode, margs in MODES.items():
+                for name, (home, extra) in configs.items():
+                    t0 = time.perf_counter()
+                    res = subprocess.run(as_nobody(home, ["-n", "-r", str(trace), *extra, *margs]),
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                    if res.returncode != 0:
+                        raise SystemExit("tshark failed (%s/%s): %s" % (name, mode, res.stderr[-2000:]))
+                    times[(name, mode)].append(time.perf_counter() - t0)
+        version = subprocess.run(["tshark", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
+        report = dict(datagrams=args.datagrams, distinct_buffers=len(found), runs=args.runs, tshark=version,
+                      plugin=str(plugin.name), seconds={}, ratios={})
+        print("%d datagrams (%d distinct buffers from the samples), %s, median of %d" % (
+            args.datagrams, len(found), version, args.runs))
+        for mode in MODES:
+            med = {c: statistics.median(times[(c, mode)]) for c in configs}
+            lua_cost, c_cost = med["lua"] - med["baseline"], med["c"] - med["baseline"]
+            report["seconds"][mode] = {c: dict(median=med[c], all=times[(c, mode)]) for c in configs}
+            report["ratios"][mode] = dict(lua_over_baseline=med["lua"] / med["baseline"],
+                                          c_over_baseline=med["c"] / med["baseline"],
+                                          lua_cost_over_c_cost=lua_cost / c_cost if c_cost > 0 else None)
+            print("%-6s baseline %.2f s, lua %.2f s (%.2fx), c %.2f s (%.2fx); the plugin's own cost: lua %.2f s, "
+                  "c %.2f s (%s)" % (mode, med["baseline"], med["lua"], med["lua"] / med["baseline"], med["c"],
+                                     med["c"] / med["baseline"], lua_cost, c_cost,
+                                     ("%.1fx" % (lua_cost / c_cost)) if c_cost > 0 else "c within noise"))
+        OUT.mkdir(parents=True, exist_ok=True)
+        (OUT / "c_target.json").write_text(json.dumps(report, indent=2) + "\n")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
