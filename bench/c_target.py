@@ -15,6 +15,11 @@ each in two output modes, as bench/lua_overhead.py's: `fields` (-T fields -e fra
 dissection without printing a tree) and `tree` (-V to /dev/null: every item built and printed). Runs alternate between configurations so a
 busy machine slows all alike; prints medians, each plugin's cost over the baseline and the
 ratio of those costs; writes bench/out/c_target.json.
+
+With --analyze it times, instead, the tshark command `analyze` runs (every field it reads) over
+the 200,000-packet RSVD-heavy trace (bench/lua_overhead.py's, --keep reuses it), with msrsvd's
+fields from the Lua plugin and from the compiled export plugin (python -m dissectors build
+--export-only), beside plain tshark (-T fields -e frame.number), as `nobody` in alternation.
 """
 from __future__ import annotations
 
@@ -32,6 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "bench"))
 
 OUT = ROOT / "bench" / "out"
 MODES = {"fields": ["-T", "fields", "-e", "frame.number"], "tree": ["-V"]}
@@ -43,11 +49,62 @@ def as_nobody(home: Path, args) -> list:
     return (["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"] if os.geteuid() == 0 else []) + cmd
 
 
+def analyze_command(runs: int, packets: int, keep: bool) -> int:
+    """analyze's tshark with msrsvd in Lua, and with the compiled export plugin."""
+    from analyzer.capture.source import command, find_tshark
+    from dissectors import build
+    from dissectors.definitions import rsvd
+    from lua_overhead import heavy_trace
+
+    tshark = find_tshark()
+    work = Path(tempfile.mkdtemp(prefix="c-target-bench-", dir="/tmp"))
+    try:
+        work.chmod(0o755)
+        series = build.wireshark_version()
+        [so] = build.build([rsvd.PROTOCOL], dest=work / "plugin", export_only=True)
+        plugins = work / "c" / ".local" / "lib" / "wireshark" / "plugins" / series / "epan"
+        plugins.mkdir(parents=True)
+        shutil.copy(so, plugins / so.name)
+        (work / "empty").mkdir()
+        trace = work / "rsvd_heavy.pcapng"
+        shutil.copy(heavy_trace(packets, keep), trace)
+        for p_ in [work, *work.rglob("*")]:
+            p_.chmod(0o755 if p_.is_dir() else 0o644)
+        lua = command(tshark, trace)
+        at = lua.index("lua_script:%s" % (ROOT / "dissectors" / "lua" / "msrsvd.lua"))
+        configs = {"plain": (work / "empty", [tshark.path, "-n", "-r", str(trace), "-T", "fields", "-e", "frame.number"]),
+                   "lua": (work / "empty", lua), "c": (work / "c", lua[:at - 1] + lua[at + 1:])}
+        times = {c: [] for c in configs}
+        for _ in range(runs):
+            for name, (home, cmd) in configs.items():
+                t0 = time.perf_counter()
+                res = subprocess.run(as_nobody(home, cmd[1:]), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     text=True)
+                if res.returncode != 0:
+                    raise SystemExit("tshark failed (%s): %s" % (name, res.stderr[-2000:]))
+                times[name].append(time.perf_counter() - t0)
+        med = {c: statistics.median(v) for c, v in times.items()}
+        print("analyze's tshark over %s, median of %d: plain %.2f s; msrsvd in Lua %.2f s (%.2fx plain); compiled "
+              "export %.2f s (%.2fx plain, %.2fx the Lua)" % (trace.name, runs, med["plain"], med["lua"],
+                                                              med["lua"] / med["plain"], med["c"],
+                                                              med["c"] / med["plain"], med["c"] / med["lua"]))
+        OUT.mkdir(parents=True, exist_ok=True)
+        (OUT / "c_target_analyze.json").write_text(json.dumps(dict(runs=runs, seconds=times, medians=med), indent=2) + "\n")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--datagrams", type=int, default=200_000)
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--analyze", action="store_true", help="analyze's tshark command, Lua against compiled export")
+    ap.add_argument("--packets", type=int, default=200_000, help="with --analyze: the trace's size")
+    ap.add_argument("--keep", action="store_true", help="with --analyze: reuse bench/out/rsvd_heavy.pcapng")
     args = ap.parse_args(argv)
+    if args.analyze:
+        return analyze_command(args.runs, args.packets, args.keep)
 
     import rsvd_on_udp
     from dissectors import build

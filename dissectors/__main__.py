@@ -9,10 +9,12 @@
   python -m dissectors uninstall [--dest DIR] [--config-dir DIR]
                                        remove the plugins, and the disabled_protos line
                                        install added
-  python -m dissectors build [--module MODULE] [--dest DIR] [--sanitize]
+  python -m dissectors build [--module MODULE] [--dest DIR] [--sanitize] [--export-only]
                                        compile the C target against the installed
                                        Wireshark's development files into its personal
-                                       plugin folder (or DIR); port bindings only so far
+                                       plugin folder (or DIR); port bindings only so far;
+                                       --export-only: the plugins analyze loads instead of
+                                       the Lua ones, into a folder of its own
 """
 import argparse
 import sys
@@ -68,17 +70,22 @@ def _main(argv=None) -> int:
                       help="a protocol module (import path or .py file) exporting PROTOCOL; default: the shipped ones")
     comp.add_argument("--dest", metavar="DIR", help="where the .so goes (default: the personal plugin folder)")
     comp.add_argument("--sanitize", action="store_true", help="with AddressSanitizer and UndefinedBehaviorSanitizer")
+    comp.add_argument("--export-only", action="store_true",
+                      help="the plugins analyze loads instead of the Lua ones (its fields only), into its own folder")
     args = ap.parse_args(argv)
     if args.command in ("install", "uninstall"):
         return _run_install(args)
     if args.command == "build":
+        notes = []
         try:
-            built = build.build(build.load_protocols(args.module), args.dest, args.sanitize)
+            built = build.build(build.load_protocols(args.module), args.dest, args.sanitize, args.export_only, notes)
         except build.BuildError as e:
             print("build: %s" % e, file=sys.stderr)
             return 2
         for path in built:
             print("built %s" % path)
+        for note in notes:
+            print("note: %s" % note)
         return 0
     if args.check:
         bad = generate.stale()

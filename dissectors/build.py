@@ -5,6 +5,8 @@ root (as root it loads no personal plugin).
 
 The C target renders the port binding only so far: the shipped protocols (SMB2 and DCE/RPC
 bindings) are refused with what is missing; a protocol module of one's own on a port builds.
+With --export-only it builds, for the SMB2 binding, the plugin `analyze` loads instead of the
+Lua one (only the fields it reads, the export preference's), into a folder of its own.
 """
 from __future__ import annotations
 
@@ -87,16 +89,35 @@ def load_protocols(module: Optional[str]) -> List[Protocol]:
     return [mod.PROTOCOL]
 
 
-def build(protocols: Sequence[Protocol], dest: Optional[Path] = None, sanitize: bool = False) -> List[Path]:
+def build(protocols: Sequence[Protocol], dest: Optional[Path] = None, sanitize: bool = False,
+          export_only: bool = False, notes: Optional[List[str]] = None) -> List[Path]:
     """Render, compile and install each protocol's plugin; a protocol the C target cannot render yet
-    stops the build with what it lacks."""
-    from dissectors.targets.c import render_c
+    stops the build with what it lacks. With export_only, the plugins `analyze` loads instead of
+    the Lua ones (their export fields only) go to its private folder (plugin_paths.export_plugin_dir),
+    each with the fingerprint of what it was built from; a protocol without one is left to its Lua
+    plugin (said in `notes`)."""
+    from dissectors import plugin_paths
+    from dissectors.targets.c import EXPORT_ONLY, render_c
 
     sources = {}
     for p in protocols:
+        if export_only and p.binding not in EXPORT_ONLY:
+            if notes is not None:
+                notes.append("%s: no export-only C plugin for the %s binding yet; analyze uses its Lua plugin"
+                             % (p.name, p.binding))
+            continue
         try:
-            sources[p.name] = render_c(p)
+            sources[p.name] = render_c(p, export_only=export_only)
         except NotImplementedError as e:
             raise BuildError("%s (the Lua plugin, python -m dissectors install, does all of it)" % e) from None
-    out = Path(dest) if dest else personal_plugin_dir()
-    return [compile_plugin(src, name, out, sanitize) for name, src in sources.items()]
+    if export_only:
+        out = Path(dest) if dest else plugin_paths.export_plugin_dir(wireshark_version())
+    else:
+        out = Path(dest) if dest else personal_plugin_dir()
+    built = []
+    for name, src in sources.items():
+        so = compile_plugin(src, name, out, sanitize)
+        if export_only:
+            so.with_suffix(".so.fingerprint").write_text(plugin_paths.export_fingerprint(name) + "\n")
+        built.append(so)
+    return built

@@ -111,3 +111,40 @@ def installed_copies(dest=None) -> List[InstalledCopy]:
             current = False
         out.append(InstalledCopy(path, src, current))
     return out
+
+
+# -- compiled export plugins (python -m dissectors build --export-only) ------------------------
+# Only `analyze` loads them, through the private HOME it gives tshark: never Wireshark's personal
+# folder, where an export-only plugin would clash with the Lua one and decode nothing.
+def export_plugin_dir(series: str, environ: Optional[Mapping[str, str]] = None) -> Path:
+    """Where the export plugins built for Wireshark <series> (major.minor) live."""
+    environ = os.environ if environ is None else environ
+    cache = Path(environ.get("XDG_CACHE_HOME") or _home(environ) / ".cache")
+    return cache / "msrsvd-clusprep" / "export-plugins" / series
+
+
+def export_fingerprint(proto: str) -> str:
+    """What an export plugin of `proto` was built from: its Lua plugin (the model, rendered) and
+    the C target's code and templates. A plugin whose recorded fingerprint differs is stale."""
+    import hashlib
+
+    from dissectors.targets.templates import template_dir
+
+    h = hashlib.sha256()
+    parts = [LUA_DIR / ("%s.lua" % proto), Path(__file__).resolve().parent / "targets" / "c.py"]
+    parts += sorted((template_dir() / "c").glob("*.j2"))
+    for p in parts:
+        h.update(p.name.encode() + b"\0" + p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def export_plugin(proto: str, series: str, environ: Optional[Mapping[str, str]] = None) -> Optional[Path]:
+    """The export plugin of `proto` for Wireshark <series>, if one is built and current."""
+    so = export_plugin_dir(series, environ) / ("%s.so" % proto)
+    stamp = so.with_suffix(".so.fingerprint")
+    try:
+        if so.is_file() and stamp.read_text().strip() == export_fingerprint(proto):
+            return so
+    except OSError:
+        pass
+    return None

@@ -218,3 +218,106 @@ def test_build_says_what_it_cannot_do_yet(tmp_path, monkeypatch):
     monkeypatch.setenv("PKG_CONFIG_LIBDIR", str(tmp_path))  # pkg-config finds no wireshark.pc
     with pytest.raises(build.BuildError, match="development files are missing.*libwireshark-dev"):
         build.build([toy_udp.PROTOCOL], tmp_path)
+
+
+@pytest.fixture(scope="module")
+def export_plugin():
+    """The msrsvd export-only plugin analyze loads instead of the Lua one, in a HOME of its own
+    (its cache folder, as python -m dissectors build --export-only puts it)."""
+    from dissectors import plugin_paths
+    from dissectors.definitions import rsvd
+
+    work = _shared_dir()
+    try:
+        home = work / "home"
+        env = dict(os.environ, HOME=str(home))
+        env.pop("XDG_CACHE_HOME", None)
+        folder = plugin_paths.export_plugin_dir(build.wireshark_version(), env)
+        [so] = build.build([rsvd.PROTOCOL], dest=folder, export_only=True)
+        _readable(work)
+        yield home, so
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def test_analyze_reads_the_same_rows_from_the_compiled_export_plugin(export_plugin):
+    """Every row analyze's tshark prints (its whole command: every field, both plugins'), on every
+    sample and public capture, is the same byte for byte when msrsvd's fields come from the
+    compiled export plugin instead of the Lua: so is everything analyze makes of them."""
+    from analyzer.capture.keys import Keys
+    from analyzer.capture.source import command, find_tshark
+
+    home, so = export_plugin
+    stage = _shared_dir()
+    try:
+        caps = sorted(samples.SAMPLES_DIR.glob("*.pcapng")) + sorted(
+            (Path(__file__).resolve().parent / "public_captures").glob("*.pcap*"))
+        rows = 0
+        for pcap in caps:
+            staged = stage / pcap.name
+            shutil.copy(pcap, staged)
+            staged.chmod(0o644)
+            keys = samples.KEYS.get(pcap.stem)
+            lua = command(find_tshark(), staged, Keys(**keys).args() if keys else [])
+            at = lua.index("lua_script:%s" % (Path(__file__).resolve().parent.parent / "dissectors/lua/msrsvd.lua"))
+            compiled = lua[1:at - 1] + lua[at + 1:]
+            link = home / ".local" / "lib" / "wireshark" / "plugins" / build.wireshark_version() / "epan"
+            link.mkdir(parents=True, exist_ok=True)
+            if not (link / so.name).exists():
+                (link / so.name).symlink_to(so)
+            _readable(home)
+            by_lua = subprocess.run(lua, capture_output=True, text=True, timeout=300, env=tshark_env(config=False))
+            by_c = subprocess.run(_as_user(home, compiled), capture_output=True, text=True, timeout=300,
+                                  env={"PATH": os.environ["PATH"]})
+            assert by_c.returncode == by_lua.returncode, (pcap.name, by_c.stderr[-1000:])  # 2: rsvd_truncated
+            assert by_c.stdout == by_lua.stdout, pcap.name
+            rows += by_lua.stdout.count("\n")
+        assert len(caps) >= 35 and rows > 4000
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def test_analyze_takes_the_compiled_plugin_only_when_it_can(export_plugin, monkeypatch, tmp_path):
+    """command(): the compiled export plugin instead of msrsvd.lua when one is current for this
+    tshark and tshark is not run as root; the Lua otherwise, with a note; ANALYZE_PLUGINS=lua
+    keeps the Lua, ANALYZE_PLUGINS=c requires the compiled one."""
+    from analyzer.capture import compiled_plugins, source
+    from dissectors import plugin_paths
+
+    home, so = export_plugin
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.delenv(compiled_plugins.FORCE, raising=False)
+    lua = "lua_script:%s" % (Path(__file__).resolve().parent.parent / "dissectors/lua/msrsvd.lua")
+    pcap = samples.path("rsvd_shared_disk")
+    tshark = source.find_tshark()
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    private = Path(source._empty_home())
+    cmd = source.command(tshark, pcap)
+    assert lua not in cmd and any("clusprep.lua" in a for a in cmd)  # ClusPrep's stays Lua: no export in C yet
+    linked = private / ".local/lib/wireshark/plugins" / build.wireshark_version() / "epan" / so.name
+    assert linked.resolve() == so.resolve()
+    assert compiled_plugins.notes(tshark) == []
+    monkeypatch.setenv(compiled_plugins.FORCE, "lua")
+    assert lua in source.command(tshark, pcap)
+    monkeypatch.setenv(compiled_plugins.FORCE, "c")
+    assert lua not in source.command(tshark, pcap)
+    # built from other definitions: stale, the Lua, and a note saying how to rebuild
+    stamp = so.with_suffix(".so.fingerprint")
+    good = stamp.read_text()
+    try:
+        stamp.write_text("0" * 16 + "\n")
+        monkeypatch.delenv(compiled_plugins.FORCE)
+        assert plugin_paths.export_plugin("msrsvd", build.wireshark_version()) is None
+        assert lua in source.command(tshark, pcap)
+        assert "python -m dissectors build --export-only" in " ".join(compiled_plugins.notes(tshark))
+        monkeypatch.setenv(compiled_plugins.FORCE, "c")
+        with pytest.raises(source.CaptureError, match="no current compiled export plugin"):
+            source.command(tshark, pcap)
+    finally:
+        stamp.write_text(good)
+    # as root, tshark loads no compiled plugin: the Lua, and a note
+    monkeypatch.delenv(compiled_plugins.FORCE)
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    assert lua in source.command(tshark, pcap)
+    assert "run as root loads no compiled plugin" in " ".join(compiled_plugins.notes(tshark))

@@ -32,8 +32,8 @@ from dissectors import plugin_paths
 from dissectors.definitions import csvp, rsvd
 from dissectors.model.bindings import Names, binding
 
+from . import compiled_plugins, work_folders
 from . import etl as etl_reader
-from . import work_folders
 
 MIN_TSHARK = (4, 0)
 INSTALL_HINT = "install it (DEBIAN_FRONTEND=noninteractive apt-get install -y tshark) or pass --tshark PATH"
@@ -244,12 +244,15 @@ def _is_root() -> bool:
     return hasattr(os, "geteuid") and os.geteuid() == 0
 
 
-def plugin_args() -> List[str]:
+def plugin_args(compiled=()) -> List[str]:
     """-X lua_script: for each generated plugin; on Windows not for one whose installed copy
-    tshark loads from the personal plugin folder anyway (a second load would clash)."""
+    tshark loads from the personal plugin folder anyway (a second load would clash); nor for one
+    whose compiled export plugin tshark loads instead (`compiled`: analyzer.capture.compiled_plugins)."""
     installed = {c.source for c in plugin_paths.installed_copies()} if WINDOWS else set()
     args = []
     for p in plugin_paths.lua_paths():
+        if p.stem in compiled:
+            continue
         if not p.exists():
             raise CaptureError("%s is missing: run python -m dissectors" % p)
         if p not in installed:
@@ -274,7 +277,13 @@ def installed_copy_notes() -> List[str]:
 
 
 def command(tshark: Tshark, path: Path, decrypt: Sequence[str] = ()) -> List[str]:
-    cmd = [tshark.path, "-n", "-r", str(path), *plugin_args(), "--disable-protocol", "rsvd", *PREFERENCES, *decrypt,
+    try:
+        compiled = compiled_plugins.usable(tshark)
+    except compiled_plugins.NoCompiledPlugin as e:
+        raise CaptureError(str(e)) from None
+    compiled_plugins.link_into(_empty_home(), tshark, compiled)  # the HOME tshark_env() gives tshark
+    cmd = [tshark.path, "-n", "-r", str(path), *plugin_args(compiled), "--disable-protocol", "rsvd", *PREFERENCES,
+           *decrypt,
            "-T", "fields", "-E", "separator=\t", "-E", "occurrence=a", "-E", "aggregator=" + AGGREGATOR,
            "-E", "quote=n"]
     for f in FIELDS:

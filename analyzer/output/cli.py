@@ -22,7 +22,7 @@ from typing import List, Optional
 
 from dissectors import interrupt
 
-from ..capture import stopping, work_folders
+from ..capture import compiled_plugins, stopping, work_folders
 from ..rules.findings import SEVERITIES
 from ..capture.keys import Keys, nt_password_from, smb_keys_from
 from ..capture.merge import Merged
@@ -145,7 +145,7 @@ def _same_names(outdir: Optional[str], captures: List[str]) -> None:
 
 def _run(args) -> int:
     tshark = find_tshark(args.tshark)
-    for note in installed_copy_notes():  # stderr: the JSON on stdout stays clean
+    for note in installed_copy_notes() + compiled_plugins.notes(tshark):  # stderr: the JSON on stdout stays clean
         print(note, file=sys.stderr)
     if not args.merge:
         _same_names(args.output, args.captures)

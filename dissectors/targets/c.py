@@ -19,13 +19,14 @@ import jinja2
 
 from dissectors.model import build_model
 from dissectors.model import expressions as X
-from dissectors.model.bindings import Names
+from dissectors.model.bindings import CONTEXTS_CAP, RAW_CAP, Names
 from dissectors.model import structs as S
 from dissectors.model.structs import ARRAY_CAP, Model
 from dissectors.targets.templates import environment
 from dissectors.vocabulary.protocol import Protocol
 
-BINDINGS = ("port",)  # the bindings this target renders so far
+BINDINGS = ("port",)  # the bindings this target renders whole so far
+EXPORT_ONLY = ("smb2",)  # and those it renders only as the analyzer's export (render_c(export_only=True))
 ENCODING = {"le": "ENC_LITTLE_ENDIAN", "be": "ENC_BIG_ENDIAN"}
 FT = {"uint8": "FT_UINT8", "uint16": "FT_UINT16", "uint24": "FT_UINT24", "uint32": "FT_UINT32",
       "uint64": "FT_UINT64", "int8": "FT_INT8", "int16": "FT_INT16", "int32": "FT_INT32", "int64": "FT_INT64",
@@ -139,18 +140,31 @@ def details(model: Model, s) -> List[Detail]:
     return out
 
 
+def c_bytes(b: bytes) -> str:
+    return '"%s"' % "".join("\\x%02x" % x for x in b)
+
+
 def _env() -> jinja2.Environment:
     env = environment("c")
     env.filters["c_str"] = c_str
+    env.filters["c_bytes"] = c_bytes
     return env
 
 
-def render_c(p: Protocol, model: Model = None) -> str:
-    """One protocol as a C plugin source file."""
-    if p.binding not in BINDINGS:
-        raise NotImplementedError("%s: the C target renders the %s binding only so far, not %s"
-                                  % (p.name, "/".join(BINDINGS), p.binding))
+def render_c(p: Protocol, model: Model = None, export_only: bool = False) -> str:
+    """One protocol as a C plugin source file. With export_only, a plugin that adds only what
+    `analyze` reads of it (its export preference's fields) and decodes nothing: that much of the
+    SMB2 binding is rendered; its decoding (exchanges, stored errors, statistics) is not yet."""
+    if export_only and p.binding not in EXPORT_ONLY:
+        raise NotImplementedError("%s: the C target renders an export-only plugin for the %s binding only, not %s"
+                                  % (p.name, "/".join(EXPORT_ONLY), p.binding))
+    if not export_only and p.binding not in BINDINGS:
+        raise NotImplementedError("%s: the C target renders the %s binding only so far, not %s%s"
+                                  % (p.name, "/".join(BINDINGS), p.binding,
+                                     " (its export for analyze: --export-only)" if p.binding in EXPORT_ONLY else ""))
     model = model or build_model(p)
+    if export_only and model.binding.export is None:
+        raise NotImplementedError("%s: no export preference (ExportForAnalyzer) to render" % p.name)
     shows = {abbrev: details(model, s) for abbrev, s in p.summaries.items()}  # names their tables first
     names = Names_(model)
     env = _env()
@@ -161,7 +175,7 @@ def render_c(p: Protocol, model: Model = None) -> str:
             tables[fd.abbrev] = model.value_table(fd.values or {})
     return env.get_template("plugin.c.j2").render(subtrees=_subtrees(model),
         proto=p, model=model, fields=list(model.fields.values()), names=names, FT=FT, ENC=ENCODING,
-        cap=ARRAY_CAP, N=Names(p).keys(), tables=tables, summaries={a: s for a, s in p.summaries.items()}, details=shows,
+        cap=ARRAY_CAP, N=Names(p).keys(), binding=model.binding, raw_cap=RAW_CAP, contexts_cap=CONTEXTS_CAP, tables=tables, summaries={a: s for a, s in p.summaries.items()}, details=shows,
         messages={m.abbrev: m for m in model.messages})
 
 
