@@ -321,3 +321,38 @@ def test_analyze_takes_the_compiled_plugin_only_when_it_can(export_plugin, monke
     monkeypatch.setattr(os, "geteuid", lambda: 0)
     assert lua in source.command(tshark, pcap)
     assert "run as root loads no compiled plugin" in " ".join(compiled_plugins.notes(tshark))
+
+
+def test_the_sanitized_export_plugin_gives_the_luas_rows_on_damaged_captures(export_plugin):
+    """Samples with bytes changed at random (headers, offsets, lengths the export reads): the export
+    plugin built with ASan and UBSan gives analyze the same rows and exit code as the Lua, and no
+    sanitizer report. (60 variants of seed 7 checked by hand; 12 here.)"""
+    from analyzer.capture.source import command, find_tshark
+    from dissectors.definitions import rsvd
+
+    work = _shared_dir()
+    try:
+        home = work / "home"
+        build.build([rsvd.PROTOCOL], dest=build.personal_plugin_dir(home), export_only=True, sanitize=True)
+        libs = " ".join(subprocess.run(["gcc", "-print-file-name=%s" % lib], capture_output=True, text=True)
+                        .stdout.strip() for lib in ("libasan.so", "libubsan.so"))
+        env = dict(LD_PRELOAD=libs, ASAN_OPTIONS="detect_leaks=0", WIRESHARK_DEBUG_WMEM_OVERRIDE="simple")
+        rng = random.Random(7)
+        sources = [p for p in sorted(samples.SAMPLES_DIR.glob("rsvd_*.pcapng")) if p.stem not in samples.KEYS]
+        lua_script = "lua_script:%s" % (Path(__file__).resolve().parent.parent / "dissectors/lua/msrsvd.lua")
+        for k in range(12):
+            data = bytearray(rng.choice(sources).read_bytes())
+            for _ in range(rng.randint(1, 20)):
+                data[rng.randrange(200, len(data))] = rng.randrange(256)
+            variant = work / ("variant-%02d.pcapng" % k)
+            variant.write_bytes(bytes(data))
+            _readable(work)
+            lua = command(find_tshark(), variant)
+            at = lua.index(lua_script)
+            by_lua = subprocess.run(lua, capture_output=True, text=True, timeout=300, env=tshark_env(config=False))
+            by_c = subprocess.run(_as_user(home, lua[1:at - 1] + lua[at + 1:], env), capture_output=True, text=True,
+                                  timeout=300, env={"PATH": os.environ["PATH"]})
+            assert "AddressSanitizer" not in by_c.stderr and "runtime error" not in by_c.stderr, by_c.stderr[-3000:]
+            assert (by_c.returncode, by_c.stdout) == (by_lua.returncode, by_lua.stdout), k
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
