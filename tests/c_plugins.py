@@ -39,7 +39,8 @@ def missing(t: tsharks.Tshark) -> Optional[str]:
         return None
     if not (root / "usr" / "bin" / "gcc").exists() or not (root / "usr" / "bin" / "pkg-config").exists() or \
             _in(root, ["pkg-config", "--exists", "wireshark"]).returncode != 0:
-        return "the %s chroot has no C build packages (%s) (run: %s)" % (root.name, build.DEV_PACKAGES, SETUP)
+        return "the %s chroot has no C build packages (%s) (run: %s)" % (tsharks.SERIES[t.series],
+                                                                           build.DEV_PACKAGES, SETUP)
     return None
 
 

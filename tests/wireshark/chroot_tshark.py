@@ -11,12 +11,12 @@ read even when the original sits in a root-only folder such as pytest's tmp_path
 Standard input and output pass straight through. Needs root (chroot).
 
 The environment tshark gets is made, not inherited; three variables change it:
-  CHROOT_TSHARK_HOME=DIR   HOME (a folder inside the chroot) instead of /home/wstest: its
-                           personal plugins (.local/lib/wireshark/plugins/) and configuration
-  CHROOT_TSHARK_ENV_NAME=VALUE   NAME=VALUE for tshark only (LD_PRELOAD of the chroot's
-                           libasan, which the commands that enter it must not get)
-  CHROOT_TSHARK_PROC=1     /proc mounted inside, in a mount and PID namespace of tshark's own
-                           (the chroot itself is left as it is): AddressSanitizer needs it
+  CHROOT_TSHARK_HOME=DIR        HOME (a folder inside the chroot) instead of /home/wstest:
+                                its personal plugins (.local/lib/wireshark/plugins/) and settings
+  CHROOT_TSHARK_ENV_NAME=VALUE  NAME=VALUE for tshark alone (such as LD_PRELOAD naming the
+                                chroot's libasan, which the host commands on the way must not get)
+  CHROOT_TSHARK_PROC=1          /proc mounted inside, in a mount and PID namespace of tshark's
+                                own (the chroot is left as it is): AddressSanitizer needs it
 """
 from __future__ import annotations
 
