@@ -50,6 +50,12 @@ def personal_plugin_dir(home: Optional[Path] = None) -> Path:
     return (home or Path.home()) / ".local" / "lib" / "wireshark" / "plugins" / wireshark_version() / "epan"
 
 
+def compile_command(cc: str, src: str, target: str, flags: Sequence[str], sanitize: bool = False) -> List[str]:
+    """The compiler's command line for one plugin (flags: pkg-config's for wireshark)."""
+    return [cc, "-shared", "-fPIC", "-O2", "-g", "-Wall", "-Werror=implicit-function-declaration",
+            "-Wno-unused-function", *(SANITIZE if sanitize else []), "-o", target, src, *flags]
+
+
 def compile_plugin(source: str, name: str, out_dir: Path, sanitize: bool = False) -> Path:
     """One plugin's C source compiled into out_dir/<name>.so."""
     cc = shutil.which("gcc") or shutil.which("cc")
@@ -61,9 +67,8 @@ def compile_plugin(source: str, name: str, out_dir: Path, sanitize: bool = False
         src = Path(tmp) / (name + ".c")
         src.write_text(source)
         target = out_dir / (name + ".so")
-        cmd = [cc, "-shared", "-fPIC", "-O2", "-g", "-Wall", "-Werror=implicit-function-declaration",
-               "-Wno-unused-function", *(SANITIZE if sanitize else []), "-o", str(target), str(src), *flags]
-        res = subprocess.run(cmd, capture_output=True, text=True)
+        res = subprocess.run(compile_command(cc, str(src), str(target), flags, sanitize), capture_output=True,
+                             text=True)
         if res.returncode != 0:
             raise BuildError("%s did not compile:\n%s" % (name, res.stderr[-4000:]))
     return target

@@ -1,10 +1,10 @@
 """What the README promises the tests run on, and what of it is missing here.
 
-The README's test command runs every test on tshark 4.0, 4.4 and 4.6 and in the Wireshark GUI
-(4.0 and 4.6), with Lua 5.2-5.4, the Python test extras and ../shared beside the clone. Outside
-CI a missing piece skips its tests, each skip naming the command that brings it. Under CI=true
-nothing promised may be skipped: the session stops at once naming what is missing (conftest),
-and any skip not marked `does_not_apply` fails.
+The README's test command runs every test on tshark 4.0, 4.4 and 4.6 (the C target's plugins
+compiled for each) and in the Wireshark GUI (4.0 and 4.6), with Lua 5.2-5.4, the Python test
+extras and ../shared beside the clone. Outside CI a missing piece skips its tests, each skip
+naming the command that brings it. Under CI=true nothing promised may be skipped: the session
+stops at once naming what is missing (conftest), and any skip not marked `does_not_apply` fails.
 """
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from typing import List, Optional, Tuple
 
 import pytest
 
+import c_plugins
 import tsharks
 
 CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
@@ -64,6 +65,10 @@ def sid_gui_missing() -> Optional[str]:
 def missing() -> List[Tuple[str, str]]:
     """(what, why and the command that brings it) for each promised piece this machine lacks."""
     out = [("tshark %s" % series, why) for series, t, why in tsharks.found() if t is None]
+    for series, t, _ in tsharks.found():  # the C target's plugins, compiled for each tshark
+        why = c_plugins.missing(t) if t is not None else None
+        if why:
+            out.append(("the C build for tshark %s" % series, why))
     tools = gui_tools_missing()
     if tools:
         out.append(("the Wireshark GUI 4.0", "%s missing (%s)" % (", ".join(tools), GUI_APT)))

@@ -2,10 +2,11 @@
 Wireshark the same fields, values and expert items: compared on the toy protocol and on
 MS-RSVD's structures carried over UDP (the port binding, the one the C target renders so far),
 from every sample's real request bytes and mutations of them; built with AddressSanitizer and
-UndefinedBehaviorSanitizer, the mutations run clean. tshark loads a compiled plugin only from
-a personal plugin folder, so it runs here as `nobody` with its own HOME."""
+UndefinedBehaviorSanitizer, the mutations run clean. On every tshark of the matrix (4.0, 4.4,
+4.6), each against the Lua of the same tshark: one generated source, compiled with that
+version's own development files (tests/c_plugins.py). tshark loads a compiled plugin only from
+a personal plugin folder, so it runs here as a user other than root with a HOME of its own."""
 import json
-import os
 import random
 import shutil
 import subprocess
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+import c_plugins
 import decoded
 import rsvd_on_udp
 import samples
@@ -26,38 +28,12 @@ from samples.network import Capture, host
 from test_toy_protocol import udp_frame
 
 IOCTLS = "smb2.ioctl.function == 0x00090304 || smb2.ioctl.function == 0x00090364 || smb2.cmd == 5"
-
-
-def _shared_dir() -> Path:
-    d = Path(tempfile.mkdtemp(prefix="ctarget-", dir="/tmp"))
-    d.chmod(0o755)
-    return d
-
-
-def _readable(path: Path) -> None:
-    for p in [path, *path.rglob("*")]:
-        p.chmod(0o755 if p.is_dir() else 0o644)
-
-
-def tshark_as_user(home: Path, pcap: Path, *args: str, env_extra=None) -> subprocess.CompletedProcess:
-    """The system tshark with the personal plugins of `home` (as nobody when this is root)."""
-    return subprocess.run(_as_user(home, ["-n", "-r", str(pcap), *args], env_extra), capture_output=True, text=True,
-                          timeout=600, env={"PATH": os.environ["PATH"]})
-
-
-def _as_user(home: Path, args, env_extra=None) -> list:
-    """tshark with nothing of anyone's configuration, the plugins of `home` only."""
-    env = dict(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"), LANG="C.UTF-8", **(env_extra or {}))
-    cmd = ["env", "-i", "PATH=" + os.environ["PATH"], *("%s=%s" % kv for kv in env.items()),
-           *decoded.tshark_argv(decoded.TSHARK), *args]
-    if os.geteuid() == 0:
-        cmd = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", *cmd]
-    return cmd
+PROTOCOLS = (toy_udp.PROTOCOL, rsvd_on_udp.PROTOCOL)
+matrix = pytest.mark.tshark_matrix  # every tshark of tests/tsharks.py
 
 
 def tshark_lua(lua: Path, pcap: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(decoded.tshark_argv(decoded.TSHARK) + ["-n", "-r", str(pcap), "-X", "lua_script:%s" % lua,
-                                                                  *args],
+    return subprocess.run(decoded.tshark_argv() + ["-n", "-r", str(pcap), "-X", "lua_script:%s" % lua, *args],
                           capture_output=True, text=True, timeout=600, env=tshark_env(config=False))
 
 
@@ -69,21 +45,48 @@ def tree(res: subprocess.CompletedProcess, proto: str) -> list:
 
 
 @pytest.fixture(scope="module")
-def plugins():
-    """Both targets of both test protocols: a HOME holding the compiled plugins (and one with
-    them built with the sanitizers), and the Lua files."""
-    work = _shared_dir()
+def work():
+    """The Lua plugins of both test protocols and the captures, in a folder every user can read."""
+    d = Path(tempfile.mkdtemp(prefix="ctarget-", dir="/tmp"))
+    d.chmod(0o755)
     try:
-        home, sanitized = work / "home", work / "home-sanitized"
-        for p in (toy_udp.PROTOCOL, rsvd_on_udp.PROTOCOL):
-            src = render_c(p)
-            build.compile_plugin(src, p.name, build.personal_plugin_dir(home))
-            build.compile_plugin(src, p.name, build.personal_plugin_dir(sanitized), sanitize=True)
-            (work / ("%s.lua" % p.name)).write_text(render_lua(p))
-        _readable(work)
-        yield work
+        for p in PROTOCOLS:
+            (d / ("%s.lua" % p.name)).write_text(render_lua(p))
+            (d / ("%s.lua" % p.name)).chmod(0o644)
+        yield d
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def built():
+    """series -> (plain HOME, sanitized HOME), built the first time a test of that tshark asks."""
+    made, spaces = {}, []
+    try:
+        yield made, spaces
+    finally:
+        for w in spaces:
+            w.remove()
+
+
+@pytest.fixture
+def plugins(tshark, built):
+    """Both test protocols compiled for this tshark: a HOME with the plugins, and one with them
+    built with the sanitizers."""
+    made, spaces = built
+    if tshark.series not in made:
+        why = c_plugins.missing(tshark)
+        if why:
+            pytest.skip("tshark %s: %s" % (tshark.series, why))
+        space = c_plugins.Workspace(tshark)
+        spaces.append(space)
+        home, sanitized = space.home("home"), space.home("home-sanitized")
+        for p in PROTOCOLS:
+            src = render_c(p)
+            home.compile(src, p.name)
+            sanitized.compile(src, p.name, sanitize=True)
+        made[tshark.series] = home, sanitized
+    return made[tshark.series]
 
 
 def _capture(path: Path, datagrams) -> Path:
@@ -113,9 +116,9 @@ def _raw(node, out):
 
 
 @pytest.fixture(scope="module")
-def rsvd_bytes(plugins):
-    """Every unencrypted sample's tunnel requests and create contexts, as Wireshark's SMB2 finds
-    them; then three mutations of each (bytes changed, some cut short)."""
+def rsvd_bytes(work):
+    """Every unencrypted sample's tunnel requests and create contexts, as the system tshark's
+    SMB2 finds them; then three mutations of each (bytes changed, some cut short)."""
     found = []
     for pcap in sorted(samples.SAMPLES_DIR.glob("*.pcapng")):
         if pcap.stem in samples.KEYS:
@@ -132,23 +135,38 @@ def rsvd_bytes(plugins):
             for _ in range(rng.randint(1, 4)):
                 m[rng.randrange(len(m))] = rng.randrange(256)
             mutated.append((port, bytes(m[:rng.randrange(1, len(m) + 1)] if rng.random() < 0.3 else m)))
-    return (_capture(plugins / "rsvd.pcapng", found), len(found)), (_capture(plugins / "mutated.pcapng", mutated),
-                                                                     len(mutated))
+    return (_capture(work / "rsvd.pcapng", found), len(found)), (_capture(work / "mutated.pcapng", mutated),
+                                                                 len(mutated))
 
 
-def test_the_toy_decodes_the_same_in_c_and_lua(plugins):
+@matrix
+def test_wireshark_loads_the_plugins(plugins):
+    """-G plugins lists both, from the HOME they were built into, as dissectors (from 4.2 on,
+    what plugin_describe() says)."""
+    home = plugins[0]
+    res = home.run(["-G", "plugins"])
+    assert res.returncode == 0, res.stderr
+    for p in PROTOCOLS:
+        line = next((line for line in res.stdout.splitlines() if line.startswith(p.name + ".so")), None)
+        assert line is not None, res.stdout
+        assert line.split("\t")[-1] == "%s/%s/%s.so" % (home.inside, home.plugin_dir().relative_to(home.host), p.name)
+        assert "\tdissector\t" in line, line
+
+
+@matrix
+def test_the_toy_decodes_the_same_in_c_and_lua(plugins, work):
     import struct
 
     build_msg = toy_udp.TOY_MESSAGE.build
-    pcap = _capture(plugins / "toy.pcapng", [
+    pcap = _capture(work / "toy.pcapng", [
         (toy_udp.PORT, build_msg(dict(Kind="PING", Flags=0, Sequence=7, Length=4, Payload=b"ping"))),
         (toy_udp.PORT, build_msg(dict(Kind="PONG", Flags=0, Sequence=7, Length=4, Payload=b"ping"))),
         (toy_udp.PORT, bytes([1, 0]) + struct.pack("<IH", 8, 300) + b"xy"),  # Length past the end and over 64
         (toy_udp.PORT, bytes([9, 0, 1])),  # shorter than the header, an unnamed Kind
         (40405, build_msg(dict(Kind="PING", Flags=0, Sequence=9, Length=0, Payload=b""))),  # not its port
     ])
-    c = tree(tshark_as_user(plugins / "home", pcap, "-V", "-O", "toyudp"), "toyudp")
-    lua = tree(tshark_lua(plugins / "toyudp.lua", pcap, "-V", "-O", "toyudp"), "toyudp")
+    c = tree(plugins[0].run(["-n", "-r", str(pcap), "-V", "-O", "toyudp"]), "toyudp")
+    lua = tree(tshark_lua(work / "toyudp.lua", pcap, "-V", "-O", "toyudp"), "toyudp")
     assert c == lua
     text = "\n".join(c)
     assert "Kind: PONG (0x02)" in text and "Length is 300; at most 64 is allowed [TOY 2.1]" in text
@@ -156,28 +174,29 @@ def test_the_toy_decodes_the_same_in_c_and_lua(plugins):
     assert len([line for line in c if line.startswith("Toy echo protocol")]) == 4
 
 
-def test_wireshark_registers_the_same_fields_from_c_and_lua(plugins):
+@matrix
+def test_wireshark_registers_the_same_fields_from_c_and_lua(plugins, work):
     """-G fields: every field (name, type, display, mask, description) and expert item alike."""
     def ours(res, proto):
         assert res.returncode == 0, res.stderr
         return sorted(line for line in res.stdout.splitlines() if "\t%s\t" % proto in line or line.endswith("\t" + proto))
 
-    for p in (toy_udp.PROTOCOL, rsvd_on_udp.PROTOCOL):
-        argv = decoded.tshark_argv(decoded.TSHARK)
-        lua = subprocess.run(argv + ["-G", "fields", "-X", "lua_script:%s" % (plugins / ("%s.lua" % p.name))],
+    c = plugins[0].run(["-G", "fields"], timeout=120)
+    for p in PROTOCOLS:
+        lua = subprocess.run(decoded.tshark_argv() + ["-G", "fields", "-X", "lua_script:%s" % (work / (p.name + ".lua"))],
                              capture_output=True, text=True, timeout=120, env=tshark_env(config=False))
-        c = subprocess.run(_as_user(plugins / "home", ["-G", "fields"]), capture_output=True, text=True, timeout=120)
         assert ours(c, p.name) == ours(lua, p.name)
         assert len(ours(c, p.name)) > (300 if p is rsvd_on_udp.PROTOCOL else 10)
 
 
-def test_rsvd_structures_decode_the_same_in_c_and_lua(plugins, rsvd_bytes):
+@matrix
+def test_rsvd_structures_decode_the_same_in_c_and_lua(plugins, work, rsvd_bytes):
     """The samples' tunnel requests (SCSI CDBs, PR commands, file info, ...) and open contexts
     (three layouts), and three mutations of each: the same tree, values and expert items."""
     for (pcap, n), least in zip(rsvd_bytes, (150, 450)):
         assert n >= least
-        c = tree(tshark_as_user(plugins / "home", pcap, "-V", "-O", "rsvdudp"), "rsvdudp")
-        lua = tree(tshark_lua(plugins / "rsvdudp.lua", pcap, "-V", "-O", "rsvdudp"), "rsvdudp")
+        c = tree(plugins[0].run(["-n", "-r", str(pcap), "-V", "-O", "rsvdudp"]), "rsvdudp")
+        lua = tree(tshark_lua(work / "rsvdudp.lua", pcap, "-V", "-O", "rsvdudp"), "rsvdudp")
         assert c == lua
         text = "\n".join(c)
         assert text.count("MS-RSVD structures on UDP (test only)") == n
@@ -188,17 +207,37 @@ def test_rsvd_structures_decode_the_same_in_c_and_lua(plugins, rsvd_bytes):
     assert "RSVD_TUNNEL_SRB_STATUS_OPERATION, StatusKey 1" in text
 
 
+@matrix
 def test_the_sanitized_plugin_runs_the_mutations_clean(plugins, rsvd_bytes):
     """AddressSanitizer and UndefinedBehaviorSanitizer, wmem allocating each block apart so that
-    an overrun of one shows: no report on the mutated requests (a planted overrun does report)."""
-    libs = " ".join(subprocess.run(["gcc", "-print-file-name=%s" % lib], capture_output=True, text=True).stdout.strip()
-                    for lib in ("libasan.so", "libubsan.so"))
-    env = dict(LD_PRELOAD=libs, ASAN_OPTIONS="detect_leaks=0", WIRESHARK_DEBUG_WMEM_OVERRIDE="simple")
+    an overrun of one shows: no report on the mutated requests (a planted overrun does report).
+    In a chroot, /proc is mounted for it in tshark's own namespaces (chroot_tshark.py)."""
+    sanitized = plugins[1]
     pcap, n = rsvd_bytes[1]
-    res = tshark_as_user(plugins / "home-sanitized", pcap, "-V", "-O", "rsvdudp", env_extra=env)
+    res = sanitized.run(["-n", "-r", str(pcap), "-V", "-O", "rsvdudp"], env_extra=sanitized.sanitizer_env())
     assert res.returncode == 0 and "AddressSanitizer" not in res.stderr and "runtime error" not in res.stderr, \
         res.stderr[-3000:]
+    assert "==WARNING" not in res.stderr and "Sanitizer" not in res.stderr and "ld.so" not in res.stderr, \
+        res.stderr[-3000:]
     assert res.stdout.count("MS-RSVD structures on UDP (test only)") == n
+
+
+@matrix
+def test_the_sanitizers_do_report_there(plugins, work):
+    """The clean run above means something on this tshark: the toy built the same way with one
+    byte written past a 4-byte wmem block per packet is reported, by AddressSanitizer (the
+    pointer goes through a volatile, so that UndefinedBehaviorSanitizer's size check, which
+    knows wmem_alloc's size, does not see it first)."""
+    src = render_c(toy_udp.PROTOCOL)
+    planted = src.replace("notes_begin(st);", "notes_begin(st); { char *volatile p = wmem_alloc(pinfo->pool, 4); "
+                          "p[4] = 1; }", 1)
+    assert planted != src
+    home = plugins[1].sibling("home-planted")
+    home.compile(planted, toy_udp.PROTOCOL.name, sanitize=True)
+    pcap = _capture(work / "planted.pcapng", [(toy_udp.PORT, bytes([1, 0, 1, 0, 0, 0, 0, 0]))])
+    res = home.run(["-n", "-r", str(pcap)], env_extra=home.sanitizer_env())
+    assert res.returncode != 0 and "ERROR: AddressSanitizer: heap-buffer-overflow" in res.stderr, res.stderr[-3000:]
+    assert "ld.so" not in res.stderr, res.stderr[-3000:]
 
 
 def test_build_says_what_it_cannot_do_yet(tmp_path, monkeypatch):

@@ -9,6 +9,14 @@ Files named on the command line (`-r x.pcapng`, `-X lua_script:y.lua`, `-o pref:
 are hard-linked (or copied) into a private folder inside the chroot, which that user can
 read even when the original sits in a root-only folder such as pytest's tmp_path.
 Standard input and output pass straight through. Needs root (chroot).
+
+The environment tshark gets is made, not inherited; three variables change it:
+  CHROOT_TSHARK_HOME=DIR        HOME (a folder inside the chroot) instead of /home/wstest:
+                                its personal plugins (.local/lib/wireshark/plugins/) and settings
+  CHROOT_TSHARK_ENV_NAME=VALUE  NAME=VALUE for tshark alone (such as LD_PRELOAD naming the
+                                chroot's libasan, which the host commands on the way must not get)
+  CHROOT_TSHARK_PROC=1          /proc mounted inside, in a mount and PID namespace of tshark's
+                                own (the chroot is left as it is): AddressSanitizer needs it
 """
 from __future__ import annotations
 
@@ -20,6 +28,7 @@ import tempfile
 
 CHROOTS = os.environ.get("WIRESHARK_CHROOTS", "/var/cache/msrsvd-clusprep/chroots")
 USER = "wstest"
+ENV = "CHROOT_TSHARK_ENV_"
 
 
 def _stage(path: str, stage: str, inside: str, n: int) -> str:
@@ -83,10 +92,15 @@ def main(argv) -> int:
         inside = "/tmp/" + os.path.basename(stage)
         # AS_ROOT=1 keeps root, to see what tshark does then (4.4+ loads no Lua plugin)
         as_root = os.environ.get("AS_ROOT") == "1"
+        home = os.environ.get("CHROOT_TSHARK_HOME") or ("/root" if as_root else "/home/" + USER)
+        passed = sorted("%s=%s" % (k[len(ENV):], v) for k, v in os.environ.items() if k.startswith(ENV) and k != ENV)
         cmd = ["chroot", *([] if as_root else ["--userspec=%s:%s" % (USER, USER)]), root,
-               "/usr/bin/env", "-i", "HOME=" + ("/root" if as_root else "/home/" + USER), "PATH=/usr/bin:/bin",
-               "LANG=C.UTF-8",
+               "/usr/bin/env", "-i", "HOME=" + home, "PATH=/usr/bin:/bin", "LANG=C.UTF-8", *passed,
                "tshark", *translate(args, stage, inside)]
+        if os.environ.get("CHROOT_TSHARK_PROC") == "1":
+            # the mount lives and dies with the namespace: nothing of it shows outside
+            cmd = ["unshare", "--mount", "--pid", "--fork", "--propagation", "private", "sh", "-c",
+                   'mount -t proc proc "$1/proc" && shift && exec "$@"', "sh", root, *cmd]
         return subprocess.call(cmd)
     finally:
         shutil.rmtree(stage, ignore_errors=True)

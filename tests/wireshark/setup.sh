@@ -8,6 +8,8 @@
 #
 # WIRESHARK_CHROOTS picks the folder (default /var/cache/msrsvd-clusprep/chroots).
 # WITH_GUI="sid" also installs Wireshark's GUI in those suites, for tests/test_gui.py.
+# Every chroot also gets the C target's build packages (C_PACKAGES: Wireshark's development
+# files, gcc, pkg-config), for tests/test_c_target.py to compile plugins against that tshark.
 # Needs root (debootstrap, chroot). Exits non-zero, with the tail of the build's log, when
 # a suite (or its GUI) could not be built; the other suites are still built.
 #
@@ -16,18 +18,24 @@
 # and SUITE becomes a symlink to it only once it is complete, so a test never sees a
 # half-built one; a build that fails or is stopped (SIGINT, SIGTERM, SIGHUP) has its mounts
 # undone and its folder removed; what a killed set-up left (a build still running, folders,
-# mounts) is stopped and removed by the next one. A chroot that tests may be using is never changed in place: adding the GUI
-# to a cached one builds a copy, and the old one goes once no process runs inside it.
+# mounts) is stopped and removed by the next one. A chroot that tests may be using is never
+# changed in place: adding the GUI or the C build packages to a cached one builds a copy, and
+# the old one goes once no process runs inside it.
 set -uo pipefail
 root=${WIRESHARK_CHROOTS:-/var/cache/msrsvd-clusprep/chroots}
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+C_PACKAGES="libwireshark-dev libglib2.0-dev pkg-config gcc"
+has_c() {  # whether chroot $1 can compile a plugin against its tshark (what C_PACKAGES bring)
+  [ -x "$1/usr/bin/gcc" ] && [ -x "$1/usr/bin/pkg-config" ] && chroot "$1" pkg-config --exists wireshark 2>/dev/null
+}
 export DEBIAN_FRONTEND=noninteractive
 
 if [ "${1:-}" = "--inside" ]; then
   # One build's steps, run by build() below in a process group of their own (so that a stop
   # reaches debootstrap and apt too), output to the suite's log.
-  #   --inside SUITE DIR FRESH GUI   FRESH=1: debootstrap into DIR; GUI=1: add wireshark.
-  #   Exit 0: done; 3: tshark runs but the GUI did not install; else failed.
+  #   --inside SUITE DIR FRESH GUI   FRESH=1: debootstrap into DIR; GUI=1: add wireshark;
+  #                                  C_PACKAGES are added whenever missing.
+  #   Exit 0: done; tshark runs but 3: the GUI, 4: the C packages, 5: neither installed; else failed.
   suite=$2 dir=$3 fresh=$4 gui=$5
   if [ "$fresh" = 1 ]; then
     # minbase + tshark; sid's dependency set is sometimes not installable in one go, so
@@ -42,12 +50,23 @@ if [ "${1:-}" = "--inside" ]; then
   chroot "$dir" tshark --version >/dev/null 2>&1 || { echo "setup.sh: tshark does not run in $dir"; exit 1; }
   # tshark 4.4+ refuses Lua as root: the tests run it as this unprivileged user.
   chroot "$dir" sh -c 'id wstest >/dev/null 2>&1 || useradd --uid 4242 --user-group --create-home wstest' || exit 1
+  add() {  # apt-get install $@ in the chroot; sid moves fast: when the package lists that
+    # debootstrap fetched are stale, fetch them again
+    chroot "$dir" apt-get install -y -q --no-install-recommends "$@" \
+      || { chroot "$dir" apt-get update -q && chroot "$dir" apt-get install -y -q --no-install-recommends "$@"; }
+  }
   code=0
   if [ "$gui" = 1 ] && [ ! -x "$dir/usr/bin/wireshark" ]; then
-    # sid moves fast: when the package lists debootstrap fetched are stale, fetch them again
-    chroot "$dir" apt-get install -y -q --no-install-recommends wireshark \
-      || { chroot "$dir" apt-get update -q && chroot "$dir" apt-get install -y -q --no-install-recommends wireshark; } \
-      || { echo "setup.sh: the GUI (wireshark) did not install in $dir"; code=3; }
+    add wireshark || { echo "setup.sh: the GUI (wireshark) did not install in $dir"; code=3; }
+    chroot "$dir" tshark --version >/dev/null 2>&1 || { echo "setup.sh: tshark no longer runs in $dir"; exit 1; }
+  fi
+  if ! has_c "$dir"; then
+    # tshark too: the development files are of one Wireshark version with the tshark they serve
+    # shellcheck disable=SC2086
+    if ! { add tshark $C_PACKAGES && has_c "$dir"; }; then
+      echo "setup.sh: the C build packages ($C_PACKAGES) did not install in $dir"
+      code=$((code == 3 ? 5 : 4))
+    fi
     chroot "$dir" tshark --version >/dev/null 2>&1 || { echo "setup.sh: tshark no longer runs in $dir"; exit 1; }
   fi
   chroot "$dir" apt-get clean
@@ -163,6 +182,7 @@ build() {  # $1 suite, $2 1 to add the GUI, $3 a chroot to copy instead of boots
     fresh=0
     cp -a --reflink=auto "$from/." "$building/" >>"$log" 2>&1 || return 1
     rm -f "$building/.complete"
+    find "$building/tmp" -mindepth 1 -delete  # what tests running in the old one staged there
   fi
   setsid bash "$0" --inside "$suite" "$building" "$fresh" "$gui" 9>&- >>"$log" 2>&1 &
   inner=$!
@@ -171,7 +191,7 @@ build() {  # $1 suite, $2 1 to add the GUI, $3 a chroot to copy instead of boots
   inner=""
   case $code in
     0) publish "$suite" ;;
-    3) publish "$suite" && return 3 ;;
+    3 | 4 | 5) publish "$suite" && return "$code" ;;
     *) return 1 ;;
   esac
 }
@@ -194,20 +214,27 @@ for suite in "${suites[@]}"; do
   dir=$root/$suite
   gui=0
   case " ${WITH_GUI:-} " in *" $suite "*) gui=1 ;; esac
+  with="the C build$([ "$gui" = 1 ] && echo ' and the GUI')"
   if [ -f "$dir/.complete" ] && chroot "$dir" tshark --version >/dev/null 2>&1; then
-    if [ "$gui" = 0 ] || [ -x "$dir/usr/bin/wireshark" ]; then
-      echo "chroot $suite: cached, $(version "$dir")$([ "$gui" = 1 ] && echo ', with the GUI')"
+    lacks=()
+    [ "$gui" = 0 ] || [ -x "$dir/usr/bin/wireshark" ] || lacks+=("the GUI")
+    has_c "$dir" || lacks+=("the C build packages")
+    if [ "${#lacks[@]}" = 0 ]; then
+      echo "chroot $suite: cached, $(version "$dir"), with $with"
       continue
     fi
-    echo "chroot $suite: adding the GUI, in a copy (log: $root/$suite.log)"
-    build "$suite" 1 "$(cd "$dir" && pwd -P)"
+    what="${lacks[*]}"
+    echo "chroot $suite: adding ${what/ the C/ and the C}, in a copy (log: $root/$suite.log)"
+    build "$suite" "$gui" "$(cd "$dir" && pwd -P)"
   else
     echo "chroot $suite: building (log: $root/$suite.log)"
     build "$suite" "$gui"
   fi
   case $? in
-    0) echo "chroot $suite: ready, $(version "$dir")$([ "$gui" = 1 ] && echo ', with the GUI')" ;;
+    0) echo "chroot $suite: ready, $(version "$dir"), with $with" ;;
     3) failed "$suite" "the GUI did not install ($(version "$dir") is ready)" ;;
+    4) failed "$suite" "the C build packages did not install ($(version "$dir") is ready)" ;;
+    5) failed "$suite" "neither the GUI nor the C build packages installed ($(version "$dir") is ready)" ;;
     *) failed "$suite" "tshark could not be set up" ;;
   esac
 done
