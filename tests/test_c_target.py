@@ -7,6 +7,7 @@ UndefinedBehaviorSanitizer, the mutations run clean. On every tshark of the matr
 version's own development files (tests/c_plugins.py). tshark loads a compiled plugin only from
 a personal plugin folder, so it runs here as a user other than root with a HOME of its own."""
 import json
+import os
 import random
 import shutil
 import subprocess
@@ -257,6 +258,29 @@ def test_build_says_what_it_cannot_do_yet(tmp_path, monkeypatch):
     monkeypatch.setenv("PKG_CONFIG_LIBDIR", str(tmp_path))  # pkg-config finds no wireshark.pc
     with pytest.raises(build.BuildError, match="development files are missing.*libwireshark-dev"):
         build.build([toy_udp.PROTOCOL], tmp_path)
+
+
+# analyze's compiled export plugin: analyze runs the system tshark, so these run there only, as
+# nobody (root loads no compiled plugin) with a HOME of their own.
+def _shared_dir() -> Path:
+    d = Path(tempfile.mkdtemp(prefix="ctarget-", dir="/tmp"))
+    d.chmod(0o755)
+    return d
+
+
+def _readable(path: Path) -> None:
+    for p in [path, *path.rglob("*")]:
+        p.chmod(0o755 if p.is_dir() else 0o644)
+
+
+def _as_user(home: Path, args, env_extra=None) -> list:
+    """The system tshark with nothing of anyone's configuration, the plugins of `home` only."""
+    env = dict(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"), LANG="C.UTF-8", **(env_extra or {}))
+    cmd = ["env", "-i", "PATH=" + os.environ["PATH"], *("%s=%s" % kv for kv in env.items()),
+           *decoded.tshark_argv(decoded.TSHARK), *args]
+    if os.geteuid() == 0:
+        cmd = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", *cmd]
+    return cmd
 
 
 @pytest.fixture(scope="module")
