@@ -94,7 +94,7 @@ def _capture(path: Path, datagrams) -> Path:
     a, b = host(1, "10.9.0.1"), host(2, "10.9.0.2")
     cap = Capture()
     for i, (port, payload) in enumerate(datagrams):
-        cap.add(udp_frame(a, b, 50000, port, payload[:1400], i + 1))
+        cap.add(udp_frame(a, b, 50000, port, payload[:1400], i % 65535 + 1))  # IPv4 ident: 16 bits
     path.write_bytes(cap.pcapng())
     path.chmod(0o644)
     return path
