@@ -137,8 +137,8 @@ def _field(sc) -> Tuple[str, Optional[str], Optional[Callable]]:
     """A fixed-size field as (struct format without byte order, its byte order or None when any
     will do, converter of the unpacked value or None)."""
     sc = _inner(sc)
-    if isinstance(sc, FormatField):
-        return sc.fmtstr[1:], sc.fmtstr[0], None
+    if isinstance(sc, FormatField):  # a byte reads the same in either order: it joins any run
+        return sc.fmtstr[1:], sc.fmtstr[0] if struct.calcsize(sc.fmtstr) > 1 else None, None
     if isinstance(sc, Enum):
         fmt, order, conv = _field(sc.subcon)
         if conv is not None:

@@ -194,9 +194,10 @@ class RsvdExchanges:
             if ms is not None:
                 o.add_latency(ms)
         wants_rows = self.tables.wants_rows
-        row = operation_row(op) if wants_rows else dict(
-            operation=kind, latency_ms=round(ms, 3) if ms is not None else None)  # self.operation_row(op)
+        row = operation_row(op) if wants_rows else None  # without rows, only the latency is kept (below)
         if o is not None and o.candidate:  # not known to be RSVD yet: the row waits, the rules see nothing
+            if row is None:
+                row = dict(operation=kind, latency_ms=round(ms, 3) if ms is not None else None)
             if len(o.pending_rows) < MAX_PENDING_ROWS:
                 o.pending_rows.append(("rsvd_operations", row))
             return
@@ -214,7 +215,10 @@ class RsvdExchanges:
             hs = self.on_response = self.bus.handlers("rsvd_response")
         for h in hs:
             h(op)
-        self.tables.add("rsvd_operations", row)
+        if row is not None:
+            self.tables.add("rsvd_operations", row)
+        else:  # what add() keeps of dict(operation=kind, latency_ms=...) without rows
+            self.tables.add_latency("rsvd_operations", kind, round(ms, 3) if ms is not None else None)
         scsi = None
         if kind == SCSI_OP and op.request is not None:
             scsi = self.scsi_row(op, value, payload, scsi_status, ms, wants_rows)
@@ -302,9 +306,8 @@ class RsvdExchanges:
             o.scsi += 1
             o.opcodes[opcode] = o.opcodes.get(opcode, 0) + 1
         srb_status = str(srb["Status"]) if srb is not None else ""
-        if not wants_rows:  # the statistics alone
-            self.tables.add("scsi_commands", dict(
-                opcode=opcode, latency_ms=round(ms, 3) if ms is not None else ""))
+        if not wants_rows:  # the statistics alone: add()'s of dict(opcode=..., latency_ms=...)
+            self.tables.add_latency("scsi_commands", opcode, round(ms, 3) if ms is not None else "")
         else:
             self.tables.add("scsi_commands", dict(
                 open_id=o.id if o else "", stream=op.stream, request_frame=op.request_frame,
