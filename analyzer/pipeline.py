@@ -172,7 +172,7 @@ def analyze_capture(path: Path, tshark: Tshark, tables: Tables,
     plugin_error, analyzer_error = PluginError(sink), AnalyzerError(sink)
     n = smb2_messages = dcerpc_pdus = 0
     (_, error_a), (_, error_b) = ERROR_COLUMNS
-    # FrameIndex.add's commonest case (the next frame, no spill due), inline: one call a frame fewer
+    # FrameIndex.add's commonest case (a later frame, no spill due), inline: one call a frame fewer
     times, streams, spill_at = index.times, index.streams, 2 * index.KEPT
     for cols in run.rows():
         n += 1
@@ -180,6 +180,7 @@ def analyze_capture(path: Path, tshark: Tshark, tables: Tables,
             progress(n)
         if merged is not None:
             merged.observe(int(cols[0]), int(cols[interface] or 0))
+        t = None  # the frame's time, handed to frame_of: read once
         if cols[time_col]:
             t = float(cols[time_col])
             if first_time is None:
@@ -195,10 +196,15 @@ def analyze_capture(path: Path, tshark: Tshark, tables: Tables,
                     for text in filter(None, cols[col].split(AGGREGATOR)):
                         plugin_error.report([int(cols[0])], "the %s plugin: %s" % (proto, text), "frame %s" % cols[0])
         try:
-            f = frame_of(cols)
+            f = frame_of(cols, t)
             if f is None:
                 continue
-            if f.number - index.base == len(times) < spill_at:
+            at = f.number - index.base
+            if len(times) <= at < spill_at:  # a later frame, no spill due: as add() would
+                if at > len(times):  # the frames between carried neither SMB2 nor DCE/RPC
+                    grow = at - len(times)
+                    times.extend([float("nan")] * grow)
+                    streams.extend([-1] * grow)
                 times.append(f.time)
                 streams.append(-1 if f.stream is None else f.stream)
             else:

@@ -186,7 +186,8 @@ class RsvdExchanges:
         kind = op.kind
         ms = (time - op.time) * 1000.0 if time is not None else None  # op.latency_ms, once
         if o is not None:
-            o.in_flight = max(0, o.in_flight - 1)
+            n = o.in_flight
+            o.in_flight = n - 1 if n > 0 else 0  # max(0, n - 1), without the call
             if kind == "SMB2_READ":
                 o.reads += 1
             elif kind == "SMB2_WRITE":
