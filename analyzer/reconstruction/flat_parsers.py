@@ -73,7 +73,7 @@ def _remembered(make: Callable[[Any], Container]) -> Callable[[Any], Container]:
     def container(x):
         r = seen.get(x)
         if r is None:
-            r = make(x)
+            r = dict(make(x))  # kept as a plain dict: the quickest to copy into a Container
             if len(seen) < CACHED:
                 seen[x] = r
         return Container(r)
