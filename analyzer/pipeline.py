@@ -171,29 +171,50 @@ def analyze_capture(path: Path, tshark: Tshark, tables: Tables,
     encrypted = Encrypted()
     plugin_error, analyzer_error = PluginError(sink), AnalyzerError(sink)
     n = smb2_messages = dcerpc_pdus = 0
+    (_, error_a), (_, error_b) = ERROR_COLUMNS
+    # FrameIndex.add's commonest case (a later frame, no spill due), inline: one call a frame fewer
+    times, streams, spill_at = index.times, index.streams, 2 * index.KEPT
     for cols in run.rows():
         n += 1
         if progress is not None and n % 4096 == 0:
             progress(n)
         if merged is not None:
             merged.observe(int(cols[0]), int(cols[interface] or 0))
+        t = None  # the frame's time, handed to frame_of: read once
         if cols[time_col]:
             t = float(cols[time_col])
-            first_time = t if first_time is None or t < first_time else first_time
-            last_time = t if last_time is None or t > last_time else last_time
-        for proto, col in ERROR_COLUMNS:
-            if cols[col]:
-                for text in filter(None, cols[col].split(AGGREGATOR)):
-                    plugin_error.report([int(cols[0])], "the %s plugin: %s" % (proto, text), "frame %s" % cols[0])
+            if first_time is None:
+                first_time = last_time = t
+            else:
+                if t < first_time:
+                    first_time = t
+                if t > last_time:
+                    last_time = t
+        if cols[error_a] or cols[error_b]:
+            for proto, col in ERROR_COLUMNS:
+                if cols[col]:
+                    for text in filter(None, cols[col].split(AGGREGATOR)):
+                        plugin_error.report([int(cols[0])], "the %s plugin: %s" % (proto, text), "frame %s" % cols[0])
         try:
-            f = frame_of(cols)
+            f = frame_of(cols, t)
             if f is None:
                 continue
-            index.add(f.number, f.time, f.stream)
-            smb2_messages += len(f.smb2)
+            at = f.number - index.base
+            if len(times) <= at < spill_at:  # a later frame, no spill due: as add() would
+                if at > len(times):  # the frames between carried neither SMB2 nor DCE/RPC
+                    grow = at - len(times)
+                    times.extend([float("nan")] * grow)
+                    streams.extend([-1] * grow)
+                times.append(f.time)
+                streams.append(-1 if f.stream is None else f.stream)
+            else:
+                index.add(f.number, f.time, f.stream)
+            smb2 = f.smb2
+            smb2_messages += len(smb2)
             dcerpc_pdus += len(f.rpc) + len(f.calls)
-            encrypted.frame(f)
-            for m in f.smb2:
+            if f.encrypted_smb3 or f.calls or len(smb2) > 1 or smb2 and smb2[0].command == SESSION_SETUP:
+                encrypted.frame(f)  # nothing for it to count in the others
+            for m in smb2:
                 rsvd_tracker.message(m, f.src, f.dst)
             for p in f.rpc:
                 clusprep_tracker.pdu(p, f.src, f.dst)

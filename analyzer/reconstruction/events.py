@@ -145,8 +145,9 @@ _RAW, _RAW_INDEX, _RAW_OPEN_NAME = COL[RSVD.raw], COL[RSVD.raw_smb2_index], COL[
 _RAW_CONTEXTS, _RAW_BARE_NAME = COL[RSVD.raw_create_contexts], COL[RSVD.raw_bare_name]
 
 
-def frame_of(cols: List[str]) -> Optional[Frame]:
-    """The events of one tshark line; None for a frame with neither SMB2 nor DCE/RPC."""
+def frame_of(cols: List[str], time: Optional[float] = None) -> Optional[Frame]:
+    """The events of one tshark line; None for a frame with neither SMB2 nor DCE/RPC. time: its
+    frame.time_epoch as a float, when the caller has read it already."""
     cmds = cols[_CMD]
     ptypes = cols[_PTYPE]
     transforms = cols[_TRANSFORM]
@@ -155,7 +156,8 @@ def frame_of(cols: List[str]) -> Optional[Frame]:
     stream = cols[_STREAM]
     src = (cols[_IP_SRC] or cols[_IPV6_SRC]) + ":" + cols[_SRCPORT]
     dst = (cols[_IP_DST] or cols[_IPV6_DST]) + ":" + cols[_DSTPORT]
-    f = Frame(int(cols[0]), float(cols[1]), int(stream) if stream else None, src, dst, [], [], [])
+    f = Frame(int(cols[0]), float(cols[1]) if time is None else time, int(stream) if stream else None, src, dst,
+              [], [], [])
     if cmds:
         if AGGREGATOR not in cmds:  # one message (most frames): what _smb2 does for it, without the split
             f.smb2 = _lone_names_and_buffers(_lone(f, cols, cmds), cols)
@@ -259,7 +261,11 @@ def _lone_names_and_buffers(m: Smb2Message, cols: List[str]) -> List[Smb2Message
     if command == NEGOTIATE or command == TREE_CONNECT:
         return _names_and_buffers([m], cols)
     text = cols[_RAW]
-    if text:
+    if text and AGGREGATOR not in text:  # one buffer (most frames): the loop below for it, without lists
+        i = cols[_RAW_INDEX]
+        if not i or AGGREGATOR in i or int(i) == 1:  # not one index for it, or it names m
+            m.raw.append(bytes.fromhex(text))
+    elif text:
         raws = text.split(AGGREGATOR)
         idx = _split(cols[_RAW_INDEX])
         if len(idx) == len(raws):

@@ -73,7 +73,7 @@ def _remembered(make: Callable[[Any], Container]) -> Callable[[Any], Container]:
     def container(x):
         r = seen.get(x)
         if r is None:
-            r = make(x)
+            r = dict(make(x))  # kept as a plain dict: the quickest to copy into a Container
             if len(seen) < CACHED:
                 seen[x] = r
         return Container(r)
@@ -137,8 +137,8 @@ def _field(sc) -> Tuple[str, Optional[str], Optional[Callable]]:
     """A fixed-size field as (struct format without byte order, its byte order or None when any
     will do, converter of the unpacked value or None)."""
     sc = _inner(sc)
-    if isinstance(sc, FormatField):
-        return sc.fmtstr[1:], sc.fmtstr[0], None
+    if isinstance(sc, FormatField):  # a byte reads the same in either order: it joins any run
+        return sc.fmtstr[1:], sc.fmtstr[0] if struct.calcsize(sc.fmtstr) > 1 else None, None
     if isinstance(sc, Enum):
         fmt, order, conv = _field(sc.subcon)
         if conv is not None:
@@ -261,8 +261,7 @@ def _value(inner) -> Optional[Callable[[Any, int, dict], Tuple[Any, int]]]:
     if inner is Pass:
         return _none
     if isinstance(inner, (Struct, Variants)):
-        parse = _parser(inner)  # its own Container: what its this.X read
-        return lambda buf, at, r: parse(buf, at)
+        return _parser(inner)  # its own Container (what its this.X read): it takes r and ignores it
     if inner is GreedyBytes:
         return lambda buf, at, r: (buf[at:], len(buf))
     return None
@@ -304,7 +303,7 @@ def _struct(sc: Struct) -> Callable[[bytes, int], Tuple[Container, int]]:
     if len(steps) == 1 and steps[0][0] is _RUN:  # one run (a header, a CDB's fields): parse's loop, alone
         _, unpack, size, fields = steps[0]
 
-        def parse_run(buf, at):
+        def parse_run(buf, at, _r=None):  # _r: see _value
             r = Container()
             for (name, lookup, conv), v in zip(fields, unpack(buf, at)):
                 if name is not None:
@@ -316,7 +315,7 @@ def _struct(sc: Struct) -> Callable[[bytes, int], Tuple[Container, int]]:
             return r, at + size
         return parse_run
 
-    def parse(buf, at):
+    def parse(buf, at, _r=None):  # _r: see _value
         r = Container()
         for kind, a, b, c in steps:
             if kind is _RUN:  # a: unpack_from, b: size, c: fields
@@ -359,7 +358,7 @@ def _variants(sc: Variants) -> Callable[[bytes, int], Tuple[Container, int]]:
             raise NotImplementedError(repr(when))
         chosen.append((test, _parser(v.subcon), v.name))
 
-    def parse(buf, at):
+    def parse(buf, at, _r=None):  # _r: see _value
         for test, sub, name in chosen:
             if test is None or test(buf, at):
                 obj, at = sub(buf, at)

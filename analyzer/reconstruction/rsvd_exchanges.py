@@ -186,17 +186,20 @@ class RsvdExchanges:
         kind = op.kind
         ms = (time - op.time) * 1000.0 if time is not None else None  # op.latency_ms, once
         if o is not None:
-            o.in_flight = max(0, o.in_flight - 1)
+            n = o.in_flight
+            o.in_flight = n - 1 if n > 0 else 0  # max(0, n - 1), without the call
             if kind == "SMB2_READ":
                 o.reads += 1
             elif kind == "SMB2_WRITE":
                 o.writes += 1
             if ms is not None:
                 o.add_latency(ms)
+        latency = round(ms, 3) if ms is not None else None  # the rows' latency_ms: rounded once (slow)
         wants_rows = self.tables.wants_rows
-        row = operation_row(op) if wants_rows else dict(
-            operation=kind, latency_ms=round(ms, 3) if ms is not None else None)  # self.operation_row(op)
+        row = operation_row(op) if wants_rows else None  # without rows, only the latency is kept (below)
         if o is not None and o.candidate:  # not known to be RSVD yet: the row waits, the rules see nothing
+            if row is None:
+                row = dict(operation=kind, latency_ms=latency)
             if len(o.pending_rows) < MAX_PENDING_ROWS:
                 o.pending_rows.append(("rsvd_operations", row))
             return
@@ -214,10 +217,13 @@ class RsvdExchanges:
             hs = self.on_response = self.bus.handlers("rsvd_response")
         for h in hs:
             h(op)
-        self.tables.add("rsvd_operations", row)
+        if row is not None:
+            self.tables.add("rsvd_operations", row)
+        else:  # what add() keeps of dict(operation=kind, latency_ms=...) without rows
+            self.tables.add_latency("rsvd_operations", kind, latency)
         scsi = None
         if kind == SCSI_OP and op.request is not None:
-            scsi = self.scsi_row(op, value, payload, scsi_status, ms, wants_rows)
+            scsi = self.scsi_row(op, value, payload, scsi_status, latency, wants_rows)
         elif op.open is not None:
             resp = payload
             reservations.operation_row(self.history, op, value, *sense_of(resp.get("Sense") if resp else None))
@@ -285,11 +291,11 @@ class RsvdExchanges:
             return operation_row(op)
         return dict(operation=op.kind, latency_ms=round(op.latency_ms, 3) if op.latency_ms is not None else None)
 
-    def scsi_row(self, op: Operation, value, resp, scsi_status: str, ms: Optional[float],
+    def scsi_row(self, op: Operation, value, resp, scsi_status: str, latency: Optional[float],
                  wants_rows: bool) -> "ScsiFacts":
         """The scsi_commands row (and reservations') of an answered SCSI command; its facts for io_errors.
-        resp: the answer's payload ({} when there is none), scsi_status its ScsiStatus as text, ms the
-        latency, wants_rows the tables' (finish has them)."""
+        resp: the answer's payload ({} when there is none), scsi_status its ScsiStatus as text, latency
+        the row's latency_ms (None: unknown), wants_rows the tables' (finish has them)."""
         req = op.request["Payload"]
         cdb = req.get("Cdb")
         opcode = str(cdb["OperationCode"]) if cdb is not None else ""
@@ -302,9 +308,8 @@ class RsvdExchanges:
             o.scsi += 1
             o.opcodes[opcode] = o.opcodes.get(opcode, 0) + 1
         srb_status = str(srb["Status"]) if srb is not None else ""
-        if not wants_rows:  # the statistics alone
-            self.tables.add("scsi_commands", dict(
-                opcode=opcode, latency_ms=round(ms, 3) if ms is not None else ""))
+        if not wants_rows:  # the statistics alone: add()'s of dict(opcode=..., latency_ms=...)
+            self.tables.add_latency("scsi_commands", opcode, latency if latency is not None else "")
         else:
             self.tables.add("scsi_commands", dict(
                 open_id=o.id if o else "", stream=op.stream, request_frame=op.request_frame,
@@ -315,7 +320,7 @@ class RsvdExchanges:
                 srb_status=srb_status,
                 scsi_status=scsi_status,
                 sense_key=key, additional_sense=asc,
-                latency_ms=round(ms, 3) if ms is not None else ""))
+                latency_ms=latency if latency is not None else ""))
         reservations.rsvd_row(self.history, op, value, opcode, fields, scsi_status, key, asc)
         return ScsiFacts(opcode, fields, req.get("DataTransferLength"), srb_status, scsi_status, sense)
 

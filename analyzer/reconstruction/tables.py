@@ -135,13 +135,8 @@ class Tables:
     def add(self, table: str, row: dict) -> None:
         group = LATENCY_BY.get(table)
         if not self._csv and not self.keep:  # the CLI without --output: only the statistics
-            ms = row.get("latency_ms")
-            if group and ms not in (None, ""):
-                key = (table, str(row.get(group) or "") or "(unknown)")
-                times = self.latency.get(key)
-                if times is None:  # not setdefault(key, ResponseTimes()): one made per row
-                    times = self.latency[key] = ResponseTimes()
-                times.append(float(ms))
+            if group:
+                self.add_latency(table, row.get(group), row.get("latency_ms"))
             return
         kinds = SCHEMA[table]
         row = dict(row, capture=self.capture, uid=uid(self.capture, row.get("stream")))
@@ -159,6 +154,16 @@ class Tables:
             self._jsonl[table].write(json.dumps(record) + "\n")
         elif self.keep:
             self.rows[table].append(typed)
+
+    def add_latency(self, table: str, group, ms) -> None:
+        """What add(table, row) does when no rows are wanted (not wants_rows), from the row's LATENCY_BY
+        column (group) and latency_ms alone: a caller need not make the row."""
+        if ms is not None and ms != "":
+            key = (table, str(group or "") or "(unknown)")
+            times = self.latency.get(key)
+            if times is None:  # not setdefault(key, ResponseTimes()): one made per row
+                times = self.latency[key] = ResponseTimes()
+            times.append(float(ms))
 
     def absorb(self, other: Path) -> None:
         """Append the rows another Tables wrote to `other` (a worker's, for one capture), as if they
