@@ -1,3 +1,4 @@
+import os
 import sys
 from pathlib import Path
 
@@ -5,6 +6,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
+# analyze's results here never depend on a compiled export plugin someone built on this machine
+# (tests/test_c_target.py tests that path, and ANALYZE_PLUGINS=c runs everything with it)
+os.environ.setdefault("ANALYZE_PLUGINS", "lua")
 
 import samples  # noqa: E402
 import decoded  # noqa: E402
