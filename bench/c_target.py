@@ -60,9 +60,8 @@ def analyze_command(runs: int, packets: int, keep: bool) -> int:
     work = Path(tempfile.mkdtemp(prefix="c-target-bench-", dir="/tmp"))
     try:
         work.chmod(0o755)
-        series = build.wireshark_version()
         [so] = build.build([rsvd.PROTOCOL], dest=work / "plugin", export_only=True)
-        plugins = work / "c" / ".local" / "lib" / "wireshark" / "plugins" / series / "epan"
+        plugins = build.personal_plugin_dir(work / "c")
         plugins.mkdir(parents=True)
         shutil.copy(so, plugins / so.name)
         (work / "empty").mkdir()

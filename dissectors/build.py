@@ -46,8 +46,10 @@ def wireshark_version() -> str:
 
 
 def personal_plugin_dir(home: Optional[Path] = None) -> Path:
-    """Where Wireshark looks for a user's compiled dissector plugins."""
-    return (home or Path.home()) / ".local" / "lib" / "wireshark" / "plugins" / wireshark_version() / "epan"
+    """Where the installed Wireshark looks for a user's compiled dissector plugins (under `home`)."""
+    from dissectors import plugin_paths
+
+    return plugin_paths.compiled_plugin_dir(wireshark_version(), {"HOME": str(home)} if home else None)
 
 
 def compile_command(cc: str, src: str, target: str, flags: Sequence[str], sanitize: bool = False) -> List[str]:

@@ -16,6 +16,7 @@ so it moves with it.
 """
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from dataclasses import dataclass
@@ -113,6 +114,11 @@ def installed_copies(dest=None) -> List[InstalledCopy]:
     return out
 
 
+def compiled_plugin_dir(series: str, environ: Optional[Mapping[str, str]] = None) -> Path:
+    """Where Wireshark <series> (major.minor) looks for a user's compiled dissector plugins."""
+    return personal_plugin_dir(environ) / series / "epan"
+
+
 # -- compiled export plugins (python -m dissectors build --export-only) ------------------------
 # Only `analyze` loads them, through the private HOME it gives tshark: never Wireshark's personal
 # folder, where an export-only plugin would clash with the Lua one and decode nothing.
@@ -123,6 +129,7 @@ def export_plugin_dir(series: str, environ: Optional[Mapping[str, str]] = None) 
     return cache / "msrsvd-clusprep" / "export-plugins" / series
 
 
+@functools.lru_cache(maxsize=None)  # analyze asks for every tshark it starts; the files do not change meanwhile
 def export_fingerprint(proto: str) -> str:
     """What an export plugin of `proto` was built from: its Lua plugin (the model, rendered) and
     the C target's code and templates. A plugin whose recorded fingerprint differs is stale."""

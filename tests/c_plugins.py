@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 import tsharks
-from dissectors import build
+from dissectors import build, plugin_paths
 
 SETUP = "bash tests/wireshark/setup.sh"
 
@@ -69,7 +69,7 @@ class Home:
         if self.root is None:
             return build.personal_plugin_dir(self.host)
         version = _in(self.root, ["pkg-config", "--modversion", "wireshark"]).stdout.strip()
-        return self.host / ".local" / "lib" / "wireshark" / "plugins" / ".".join(version.split(".")[:2]) / "epan"
+        return plugin_paths.compiled_plugin_dir(".".join(version.split(".")[:2]), {"HOME": str(self.host)})
 
     def compile(self, source: str, name: str, sanitize: bool = False) -> Path:
         """name.so from source, in this HOME's plugin folder; readable by the user tshark runs as."""

@@ -260,47 +260,32 @@ def test_build_says_what_it_cannot_do_yet(tmp_path, monkeypatch):
         build.build([toy_udp.PROTOCOL], tmp_path)
 
 
-# analyze's compiled export plugin: analyze runs the system tshark, so these run there only, as
-# nobody (root loads no compiled plugin) with a HOME of their own.
-def _shared_dir() -> Path:
-    d = Path(tempfile.mkdtemp(prefix="ctarget-", dir="/tmp"))
-    d.chmod(0o755)
-    return d
-
-
-def _readable(path: Path) -> None:
+# analyze's compiled export plugin: analyze runs the system tshark, so these run there only (as
+# a user other than root, which tshark needs to load a compiled plugin: c_plugins.Home.run).
+def _world_readable(path: Path) -> None:
     for p in [path, *path.rglob("*")]:
         p.chmod(0o755 if p.is_dir() else 0o644)
 
 
-def _as_user(home: Path, args, env_extra=None) -> list:
-    """The system tshark with nothing of anyone's configuration, the plugins of `home` only."""
-    env = dict(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"), LANG="C.UTF-8", **(env_extra or {}))
-    cmd = ["env", "-i", "PATH=" + os.environ["PATH"], *("%s=%s" % kv for kv in env.items()),
-           *decoded.tshark_argv(decoded.TSHARK), *args]
-    if os.geteuid() == 0:
-        cmd = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", *cmd]
-    return cmd
-
-
 @pytest.fixture(scope="module")
 def export_plugin():
-    """The msrsvd export-only plugin analyze loads instead of the Lua one, in a HOME of its own
-    (its cache folder, as python -m dissectors build --export-only puts it)."""
+    """The msrsvd export-only plugin analyze loads instead of the Lua one, built into a HOME's
+    cache folder (as python -m dissectors build --export-only puts it) and linked into that HOME's
+    plugin folder (as analyze links it into the HOME it gives tshark)."""
     from dissectors import plugin_paths
     from dissectors.definitions import rsvd
 
-    work = _shared_dir()
+    space = c_plugins.Workspace(decoded.TSHARK)
     try:
-        home = work / "home"
-        env = dict(os.environ, HOME=str(home))
-        env.pop("XDG_CACHE_HOME", None)
-        folder = plugin_paths.export_plugin_dir(build.wireshark_version(), env)
+        home = space.home("home")
+        folder = plugin_paths.export_plugin_dir(build.wireshark_version(), {"HOME": str(home.host)})
         [so] = build.build([rsvd.PROTOCOL], dest=folder, export_only=True)
-        _readable(work)
+        home.plugin_dir().mkdir(parents=True)
+        (home.plugin_dir() / so.name).symlink_to(so)
+        _world_readable(home.host)
         yield home, so
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        space.remove()
 
 
 def test_analyze_reads_the_same_rows_from_the_compiled_export_plugin(export_plugin):
@@ -310,34 +295,25 @@ def test_analyze_reads_the_same_rows_from_the_compiled_export_plugin(export_plug
     from analyzer.capture.keys import Keys
     from analyzer.capture.source import command, find_tshark
 
-    home, so = export_plugin
-    stage = _shared_dir()
-    try:
-        caps = sorted(samples.SAMPLES_DIR.glob("*.pcapng")) + sorted(
-            (Path(__file__).resolve().parent / "public_captures").glob("*.pcap*"))
-        rows = 0
-        for pcap in caps:
-            staged = stage / pcap.name
-            shutil.copy(pcap, staged)
-            staged.chmod(0o644)
-            keys = samples.KEYS.get(pcap.stem)
-            lua = command(find_tshark(), staged, Keys(**keys).args() if keys else [])
-            at = lua.index("lua_script:%s" % (Path(__file__).resolve().parent.parent / "dissectors/lua/msrsvd.lua"))
-            compiled = lua[1:at - 1] + lua[at + 1:]
-            link = home / ".local" / "lib" / "wireshark" / "plugins" / build.wireshark_version() / "epan"
-            link.mkdir(parents=True, exist_ok=True)
-            if not (link / so.name).exists():
-                (link / so.name).symlink_to(so)
-            _readable(home)
-            by_lua = subprocess.run(lua, capture_output=True, text=True, timeout=300, env=tshark_env(config=False))
-            by_c = subprocess.run(_as_user(home, compiled), capture_output=True, text=True, timeout=300,
-                                  env={"PATH": os.environ["PATH"]})
-            assert by_c.returncode == by_lua.returncode, (pcap.name, by_c.stderr[-1000:])  # 2: rsvd_truncated
-            assert by_c.stdout == by_lua.stdout, pcap.name
-            rows += by_lua.stdout.count("\n")
-        assert len(caps) >= 35 and rows > 4000
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
+    home, _ = export_plugin
+    stage = home.sibling("stage").host
+    caps = sorted(samples.SAMPLES_DIR.glob("*.pcapng")) + sorted(
+        (Path(__file__).resolve().parent / "public_captures").glob("*.pcap*"))
+    lua_script = "lua_script:%s" % (Path(__file__).resolve().parent.parent / "dissectors/lua/msrsvd.lua")
+    rows = 0
+    for pcap in caps:
+        staged = stage / pcap.name
+        shutil.copy(pcap, staged)
+        staged.chmod(0o644)
+        keys = samples.KEYS.get(pcap.stem)
+        lua = command(find_tshark(), staged, Keys(**keys).args() if keys else [])
+        at = lua.index(lua_script)
+        by_lua = subprocess.run(lua, capture_output=True, text=True, timeout=300, env=tshark_env(config=False))
+        by_c = home.run(lua[1:at - 1] + lua[at + 1:], timeout=300)
+        assert by_c.returncode == by_lua.returncode, (pcap.name, by_c.stderr[-1000:])  # 2: rsvd_truncated
+        assert by_c.stdout == by_lua.stdout, pcap.name
+        rows += by_lua.stdout.count("\n")
+    assert len(caps) >= 35 and rows > 4000
 
 
 def test_analyze_takes_the_compiled_plugin_only_when_it_can(export_plugin, monkeypatch, tmp_path):
@@ -348,7 +324,7 @@ def test_analyze_takes_the_compiled_plugin_only_when_it_can(export_plugin, monke
     from dissectors import plugin_paths
 
     home, so = export_plugin
-    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("HOME", str(home.host))
     monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
     monkeypatch.delenv(compiled_plugins.FORCE, raising=False)
     lua = "lua_script:%s" % (Path(__file__).resolve().parent.parent / "dissectors/lua/msrsvd.lua")
@@ -393,13 +369,11 @@ def test_the_sanitized_export_plugin_gives_the_luas_rows_on_damaged_captures(exp
     from analyzer.capture.source import command, find_tshark
     from dissectors.definitions import rsvd
 
-    work = _shared_dir()
+    space = c_plugins.Workspace(decoded.TSHARK)
     try:
-        home = work / "home"
-        build.build([rsvd.PROTOCOL], dest=build.personal_plugin_dir(home), export_only=True, sanitize=True)
-        libs = " ".join(subprocess.run(["gcc", "-print-file-name=%s" % lib], capture_output=True, text=True)
-                        .stdout.strip() for lib in ("libasan.so", "libubsan.so"))
-        env = dict(LD_PRELOAD=libs, ASAN_OPTIONS="detect_leaks=0", WIRESHARK_DEBUG_WMEM_OVERRIDE="simple")
+        home = space.home("home")
+        build.build([rsvd.PROTOCOL], dest=home.plugin_dir(), export_only=True, sanitize=True)
+        work = home.sibling("variants").host
         rng = random.Random(7)
         sources = [p for p in sorted(samples.SAMPLES_DIR.glob("rsvd_*.pcapng")) if p.stem not in samples.KEYS]
         lua_script = "lua_script:%s" % (Path(__file__).resolve().parent.parent / "dissectors/lua/msrsvd.lua")
@@ -409,13 +383,12 @@ def test_the_sanitized_export_plugin_gives_the_luas_rows_on_damaged_captures(exp
                 data[rng.randrange(200, len(data))] = rng.randrange(256)
             variant = work / ("variant-%02d.pcapng" % k)
             variant.write_bytes(bytes(data))
-            _readable(work)
+            _world_readable(space.folder)
             lua = command(find_tshark(), variant)
             at = lua.index(lua_script)
             by_lua = subprocess.run(lua, capture_output=True, text=True, timeout=300, env=tshark_env(config=False))
-            by_c = subprocess.run(_as_user(home, lua[1:at - 1] + lua[at + 1:], env), capture_output=True, text=True,
-                                  timeout=300, env={"PATH": os.environ["PATH"]})
+            by_c = home.run(lua[1:at - 1] + lua[at + 1:], home.sanitizer_env(), timeout=300)
             assert "AddressSanitizer" not in by_c.stderr and "runtime error" not in by_c.stderr, by_c.stderr[-3000:]
             assert (by_c.returncode, by_c.stdout) == (by_lua.returncode, by_lua.stdout), k
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        space.remove()

@@ -53,7 +53,7 @@ def link_into(home: str, tshark, plugins: Dict[str, Path]) -> None:
     """The plugins linked where a tshark with this HOME looks for personal plugins."""
     if not plugins:
         return
-    folder = Path(home) / ".local" / "lib" / "wireshark" / "plugins" / series(tshark.version) / "epan"
+    folder = plugin_paths.compiled_plugin_dir(series(tshark.version), {"HOME": home})
     folder.mkdir(parents=True, exist_ok=True)
     for proto, so in plugins.items():
         link = folder / so.name

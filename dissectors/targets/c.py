@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 import jinja2
 
@@ -48,7 +48,7 @@ def c_str(s: str) -> str:
     return '"%s"' % "".join(out)
 
 
-class Names_:
+class CapturedNames:
     """Captured names as C enumerators: N_<name>."""
 
     def __init__(self, model: Model):
@@ -166,17 +166,13 @@ def render_c(p: Protocol, model: Model = None, export_only: bool = False) -> str
     if export_only and model.binding.export is None:
         raise NotImplementedError("%s: no export preference (ExportForAnalyzer) to render" % p.name)
     shows = {abbrev: details(model, s) for abbrev, s in p.summaries.items()}  # names their tables first
-    names = Names_(model)
+    names = CapturedNames(model)
     env = _env()
     env.filters["c"] = lambda e: c_expr(e, model)
-    tables = {}
-    for fd in model.fields.values():
-        if fd.values or fd.ranges:
-            tables[fd.abbrev] = model.value_table(fd.values or {})
-    return env.get_template("plugin.c.j2").render(subtrees=_subtrees(model),
-        proto=p, model=model, fields=list(model.fields.values()), names=names, FT=FT, ENC=ENCODING,
-        cap=ARRAY_CAP, N=Names(p).keys(), binding=model.binding, raw_cap=RAW_CAP, contexts_cap=CONTEXTS_CAP, tables=tables, summaries={a: s for a, s in p.summaries.items()}, details=shows,
-        messages={m.abbrev: m for m in model.messages})
+    return env.get_template("plugin.c.j2").render(
+        proto=p, model=model, fields=list(model.fields.values()), subtrees=_subtrees(model), names=names, FT=FT,
+        ENC=ENCODING, cap=ARRAY_CAP, N=Names(p).keys(), binding=model.binding, raw_cap=RAW_CAP,
+        contexts_cap=CONTEXTS_CAP, summaries=p.summaries, details=shows)
 
 
 def _subtrees(model: Model) -> list:
@@ -195,6 +191,3 @@ def _subtrees(model: Model) -> list:
         walk(d.steps)
     return sorted(keys)
 
-
-def c_sources(ps) -> Dict[str, str]:
-    return {"%s.c" % p.name: render_c(p) for p in ps}
