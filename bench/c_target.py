@@ -16,6 +16,9 @@ dissection without printing a tree) and `tree` (-V to /dev/null: every item buil
 busy machine slows all alike; prints medians, each plugin's cost over the baseline and the
 ratio of those costs; writes bench/out/c_target.json.
 
+With --smb2 it times msrsvd decoding in full over SMB2 on that 200,000-packet trace: Wireshark's
+built-in rsvd, and the Lua and compiled msrsvd plugins (the built-in disabled), both output modes.
+
 With --analyze it times, instead, the tshark command `analyze` runs (every field it reads) over
 the 200,000-packet RSVD-heavy trace (bench/lua_overhead.py's, --keep reuses it), with msrsvd's
 fields from the Lua plugin and from the compiled export plugin (python -m dissectors build
@@ -94,16 +97,65 @@ def analyze_command(runs: int, packets: int, keep: bool) -> int:
     return 0
 
 
+def smb2_plugin(runs: int, packets: int, keep: bool) -> int:
+    """msrsvd decoding in full over SMB2 on the RSVD-heavy trace: Wireshark's built-in rsvd, the
+    Lua plugin and the compiled one (each of ours with the built-in disabled, as install does)."""
+    from dissectors import build
+    from dissectors.definitions import rsvd
+    from lua_overhead import heavy_trace
+
+    work = Path(tempfile.mkdtemp(prefix="c-target-bench-", dir="/tmp"))
+    try:
+        work.chmod(0o755)
+        build.build([rsvd.PROTOCOL], dest=build.personal_plugin_dir(work / "c"))
+        (work / "empty").mkdir()
+        trace = work / "rsvd_heavy.pcapng"
+        shutil.copy(heavy_trace(packets, keep), trace)
+        shutil.copy(ROOT / "dissectors" / "lua" / "msrsvd.lua", work / "msrsvd.lua")
+        for p_ in [work, *work.rglob("*")]:
+            p_.chmod(0o755 if p_.is_dir() else 0o644)
+        base = ["-n", "-r", str(trace)]
+        ours = ["--disable-protocol", "rsvd"]
+        configs = {"builtin": (work / "empty", base), "lua": (work / "empty", base + ours + ["-X", "lua_script:%s" % (work / "msrsvd.lua")]),
+                   "c": (work / "c", base + ours)}
+        times = {"%s/%s" % (c, m): [] for c in configs for m in MODES}
+        for _ in range(runs):
+            for mode, margs in MODES.items():
+                for name, (home, args) in configs.items():
+                    t0 = time.perf_counter()
+                    res = subprocess.run(as_nobody(home, args + margs), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                         text=True)
+                    if res.returncode != 0:
+                        raise SystemExit("tshark failed (%s): %s" % (name, res.stderr[-2000:]))
+                    times["%s/%s" % (name, mode)].append(time.perf_counter() - t0)
+        med = {c: statistics.median(v) for c, v in times.items()}
+        for mode in MODES:
+            b = med["builtin/" + mode]
+            print("%s, %s, median of %d: built-in rsvd %.2f s; msrsvd in Lua %.2f s (%.2fx); msrsvd in C %.2f s "
+                  "(%.2fx the built-in, %.2fx the Lua)" % (trace.name, mode, runs, b, med["lua/" + mode],
+                                                           med["lua/" + mode] / b, med["c/" + mode], med["c/" + mode] / b,
+                                                           med["c/" + mode] / med["lua/" + mode]))
+        OUT.mkdir(parents=True, exist_ok=True)
+        (OUT / "c_target_smb2.json").write_text(json.dumps(dict(runs=runs, seconds=times, medians=med), indent=2) + "\n")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--datagrams", type=int, default=200_000)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--analyze", action="store_true", help="analyze's tshark command, Lua against compiled export")
-    ap.add_argument("--packets", type=int, default=200_000, help="with --analyze: the trace's size")
-    ap.add_argument("--keep", action="store_true", help="with --analyze: reuse bench/out/rsvd_heavy.pcapng")
+    ap.add_argument("--smb2", action="store_true",
+                    help="msrsvd over SMB2 decoding in full: built-in rsvd, Lua and C, on the RSVD-heavy trace")
+    ap.add_argument("--packets", type=int, default=200_000, help="with --analyze or --smb2: the trace's size")
+    ap.add_argument("--keep", action="store_true", help="with --analyze or --smb2: reuse bench/out/rsvd_heavy.pcapng")
     args = ap.parse_args(argv)
     if args.analyze:
         return analyze_command(args.runs, args.packets, args.keep)
+    if args.smb2:
+        return smb2_plugin(args.runs, args.packets, args.keep)
 
     import rsvd_on_udp
     from dissectors import build

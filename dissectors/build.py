@@ -3,10 +3,11 @@ installed Wireshark's development files, for that exact version, into Wireshark'
 plugin folder (plugins/<major.minor>/epan/), which tshark loads when run as a user other than
 root (as root it loads no personal plugin).
 
-The C target renders the port binding only so far: the shipped protocols (SMB2 and DCE/RPC
-bindings) are refused with what is missing; a protocol module of one's own on a port builds.
-With --export-only it builds, for the SMB2 binding, the plugin `analyze` loads instead of the
-Lua one (only the fields it reads, the export preference's), into a folder of its own.
+The C target renders the port and SMB2 bindings (the SMB2 one without its statistics taps): of
+the shipped protocols msrsvd builds, and clusprep (the DCE/RPC binding) is left to its Lua plugin,
+said in a note. A Lua plugin of the same protocol installed beside it steps aside (its load
+guard). With --export-only it builds, for the SMB2 binding, the plugin `analyze` loads instead
+of the Lua one (only the fields it reads, the export preference's), into a folder of its own.
 """
 from __future__ import annotations
 
@@ -104,19 +105,30 @@ def build(protocols: Sequence[Protocol], dest: Optional[Path] = None, sanitize: 
     each with the fingerprint of what it was built from; a protocol without one is left to its Lua
     plugin (said in `notes`)."""
     from dissectors import plugin_paths
-    from dissectors.targets.c import EXPORT_ONLY, render_c
+    from dissectors.targets.c import BINDINGS, EXPORT_ONLY, render_c
 
-    sources = {}
+    sources, refused = {}, []
+    notes = notes if notes is not None else []
     for p in protocols:
         if export_only and p.binding not in EXPORT_ONLY:
-            if notes is not None:
-                notes.append("%s: no export-only C plugin for the %s binding yet; analyze uses its Lua plugin"
-                             % (p.name, p.binding))
+            notes.append("%s: no export-only C plugin for the %s binding yet; analyze uses its Lua plugin"
+                         % (p.name, p.binding))
+            continue
+        if not export_only and p.binding not in BINDINGS:  # the others are still built
+            refused.append("%s: the C target does not render the %s binding yet (its Lua plugin, python -m "
+                           "dissectors install, does all of it)" % (p.name, p.binding))
             continue
         try:
             sources[p.name] = render_c(p, export_only=export_only)
         except NotImplementedError as e:
             raise BuildError("%s (the Lua plugin, python -m dissectors install, does all of it)" % e) from None
+        if not export_only and (p.response_times or p.open_statistics):
+            notes.append("%s: its statistics (tshark -z %s, Wireshark's Statistics menu) are still the Lua plugin's "
+                         "only" % (p.name, ", -z ".join("%s,%s" % (p.name, s.name) for s in
+                                                        (p.response_times, p.open_statistics) if s)))
+    if refused and not sources:
+        raise BuildError("; ".join(refused))
+    notes.extend(refused)
     if export_only:
         out = Path(dest) if dest else plugin_paths.export_plugin_dir(wireshark_version())
     else:

@@ -16,7 +16,7 @@
 -- (Wireshark hands no fault to a sub-dissector). A sealed stub still shows its interface,
 -- method and call links, and is decoded when Wireshark could decrypt it.
 
-local BUILD = "2d797b7c4d92eac7"
+local BUILD = "745053bd4fdd19b0"
 do
   local loaded = rawget(_G, "clusprep_plugin_build")
   if loaded then
@@ -28,6 +28,9 @@ do
   end
   rawset(_G, "clusprep_plugin_build", BUILD)
 end
+-- The compiled plugin of the same protocol (python -m dissectors build) registered it first:
+-- it does all this one does, so this one steps aside.
+if pcall(Field.new, "clusprep.dissector_error") then return end
 
 local proto = Proto("clusprep", "MS-CSVP Failover Cluster Setup and Validation (ClusPrep)")
 

@@ -8,7 +8,7 @@
 -- contexts (smb2.tag/smb2.create.chain_data). It needs nothing from any dissector Wireshark
 -- has of its own for those buffers, which may be enabled or disabled.
 
-local BUILD = "bc2f001fe1238cb9"
+local BUILD = "c6722a05613b8ae7"
 do
   local loaded = rawget(_G, "msrsvd_plugin_build")
   if loaded then
@@ -20,6 +20,9 @@ do
   end
   rawset(_G, "msrsvd_plugin_build", BUILD)
 end
+-- The compiled plugin of the same protocol (python -m dissectors build) registered it first:
+-- it does all this one does, so this one steps aside.
+if pcall(Field.new, "msrsvd.dissector_error") then return end
 
 local proto = Proto("msrsvd", "MS-RSVD Remote Shared Virtual Disk (generated)")
 
@@ -4679,7 +4682,7 @@ local function dissect(tvb, pinfo, tree)
             local o = FRAME_OPEN[pdu_of(cmds, fi)]
             if o then tally_sample(pinfo, pdu_of(cmds, fi), o[1], o[2], is_response and e[8] or e[7], v, true, OPENS[o[1]]) end
           end
-          if tx and top then
+          if slot and top then  -- stored errors are exchanges too: none with the preference off
             fids, sessions = fids or { FX_FID() }, sessions or { FX_SESSION() }
             local fid, sid = preceding(fids, fi), preceding(sessions, fi)
             stored_in_message(v, top, pinfo, is_response,

@@ -34,6 +34,13 @@ def build_model(p: Protocol) -> Model:
         raise ValueError("fields declared so no target can render them: " + "; ".join(problems))
     model.captures = schemas(model)  # every captured value and expression typed, or a CaptureTypeError
     check_summaries(model.captures, p.summaries)
+    # what responses' Info columns read of their requests joins what their decoders read: every
+    # target keeps these values per request
+    for s in p.summaries.values():
+        for d in s.details:
+            for path in (list(d.paths) + ([d.when[0]] if d.when else [])) if d.request else ():
+                if tuple(path.split(".")) not in model.request_paths:
+                    model.request_paths.append(tuple(path.split(".")))
     for fd in model.fields.values():  # name every value table before a target lists them
         if fd.values:
             model.value_table(fd.values)

@@ -3,8 +3,9 @@
 What it renders today: the fields (hf_register_info with value_string and range_string tables),
 the expert items (ei_register_info) and the preferences of any protocol, and the decoders of its
 structures (every decode step of dissectors.model.structs, checks included), reached through the
-port binding. The SMB2 and DCE/RPC bindings, the NDR interpreter, request values and the
-statistics are still the Lua target's alone: render_c refuses a protocol that needs them.
+port binding or the SMB2 binding (exchanges and request values, stored errors, refusals; not its
+statistics taps). The DCE/RPC binding and the NDR interpreter are still the Lua target's alone:
+render_c refuses a protocol that needs them.
 
 Captured values live in a small bag per decoder (name -> integer or sub-bag), bounded by the
 number of names the decoder's schema has (dissectors.model.captures); expressions are C over it.
@@ -25,8 +26,8 @@ from dissectors.model.structs import ARRAY_CAP, Model
 from dissectors.targets.templates import environment
 from dissectors.vocabulary.protocol import Protocol
 
-BINDINGS = ("port",)  # the bindings this target renders whole so far
-EXPORT_ONLY = ("smb2",)  # and those it renders only as the analyzer's export (render_c(export_only=True))
+BINDINGS = ("port", "smb2")  # the bindings this target renders (SMB2: without the statistics taps)
+EXPORT_ONLY = ("smb2",)  # and those it also renders as only the analyzer's export (render_c(export_only=True))
 ENCODING = {"le": "ENC_LITTLE_ENDIAN", "be": "ENC_BIG_ENDIAN"}
 FT = {"uint8": "FT_UINT8", "uint16": "FT_UINT16", "uint24": "FT_UINT24", "uint32": "FT_UINT32",
       "uint64": "FT_UINT64", "int8": "FT_INT8", "int16": "FT_INT16", "int32": "FT_INT32", "int64": "FT_INT64",
@@ -118,6 +119,8 @@ class Detail:
 
     paths: List[List[str]]  # each path tried in order (names); empty when it reads the request
     request: bool
+    reqs: List[int]  # when it reads the request: the model's request_paths tried in order
+    when_req: Optional[int]  # ... and the request path `when` reads
     prefix: str  # sep and label, as the Lua joins them
     names: Optional[str]  # the value table's name
     ranges: List[Tuple[int, int, str]]  # lo, hi, C format of x - lo
@@ -128,11 +131,14 @@ class Detail:
 
 def details(model: Model, s) -> List[Detail]:
     out = []
+    index = lambda path: model.request_paths.index(tuple(path.split(".")))  # noqa: E731
     for d in s.details:
         when = None
         if d.when:
             when = ([] if d.request else d.when[0].split("."), sorted(d.when[1]))
         out.append(Detail(paths=[] if d.request else [p.split(".") for p in d.paths], request=d.request,
+                          reqs=[index(p) for p in d.paths] if d.request else [],
+                          when_req=index(d.when[0]) if d.request and d.when else None,
                           prefix=d.sep + (d.label + " " if d.label else ""),
                           names=model.value_table(d.names) if d.names else None,
                           ranges=[(lo, hi, c_format(f)) for lo, hi, f in d.ranges], fmt=c_format(d.fmt),
@@ -153,8 +159,7 @@ def _env() -> jinja2.Environment:
 
 def render_c(p: Protocol, model: Model = None, export_only: bool = False) -> str:
     """One protocol as a C plugin source file. With export_only, a plugin that adds only what
-    `analyze` reads of it (its export preference's fields) and decodes nothing: that much of the
-    SMB2 binding is rendered; its decoding (exchanges, stored errors, statistics) is not yet."""
+    `analyze` reads of it (its export preference's fields) and decodes nothing."""
     if export_only and p.binding not in EXPORT_ONLY:
         raise NotImplementedError("%s: the C target renders an export-only plugin for the %s binding only, not %s"
                                   % (p.name, "/".join(EXPORT_ONLY), p.binding))
@@ -165,6 +170,8 @@ def render_c(p: Protocol, model: Model = None, export_only: bool = False) -> str
     model = model or build_model(p)
     if export_only and model.binding.export is None:
         raise NotImplementedError("%s: no export preference (ExportForAnalyzer) to render" % p.name)
+    if p.status_names:
+        model.value_table(p.status_names)  # declared before the template asks for its name
     shows = {abbrev: details(model, s) for abbrev, s in p.summaries.items()}  # names their tables first
     names = CapturedNames(model)
     env = _env()
@@ -172,7 +179,7 @@ def render_c(p: Protocol, model: Model = None, export_only: bool = False) -> str
     return env.get_template("plugin.c.j2").render(
         proto=p, model=model, fields=list(model.fields.values()), subtrees=_subtrees(model), names=names, FT=FT,
         ENC=ENCODING, cap=ARRAY_CAP, N=Names(p).keys(), binding=model.binding, raw_cap=RAW_CAP,
-        contexts_cap=CONTEXTS_CAP, summaries=p.summaries, details=shows)
+        contexts_cap=CONTEXTS_CAP, summaries=p.summaries, details=shows, export_only=export_only)
 
 
 def _subtrees(model: Model) -> list:

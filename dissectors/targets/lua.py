@@ -79,13 +79,6 @@ def render_lua(p: Protocol, model: Model = None) -> str:
     def lua_path(path: str) -> str:
         return "{ %s }" % ", ".join(lua_str(part) for part in path.split("."))
 
-    # What responses' Info columns read of their requests joins what their decoders read.
-    for s in p.summaries.values():
-        for d in s.details:
-            for path in (list(d.paths) + ([d.when[0]] if d.when else [])) if d.request else ():
-                if tuple(path.split(".")) not in model.request_paths:
-                    model.request_paths.append(tuple(path.split(".")))
-
     def show(d) -> str:
         if d.request:
             paths = "reqs = { %s }" % ", ".join(str(model.request_paths.index(tuple(x.split("."))) + 1) for x in d.paths)
