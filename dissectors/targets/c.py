@@ -29,6 +29,10 @@ from dissectors.vocabulary.protocol import Protocol
 BINDINGS = ("port", "smb2")  # the bindings this target renders (SMB2: without the statistics taps)
 EXPORT_ONLY = ("smb2",)  # and those it also renders as only the analyzer's export (render_c(export_only=True))
 ENCODING = {"le": "ENC_LITTLE_ENDIAN", "be": "ENC_BIG_ENDIAN"}
+# What the SMB2 binding reads of each PDU's bytes beside its smb2.cmd instead of asking Wireshark
+# (templates/c/smb2_binding.c.j2, from_header and stream_of): fields on every SMB2 frame, costly
+# to have built
+SMB2_FROM_BYTES = ("response", "ntstatus", "msgid", "session", "fid", "stream")
 FT = {"uint8": "FT_UINT8", "uint16": "FT_UINT16", "uint24": "FT_UINT24", "uint32": "FT_UINT32",
       "uint64": "FT_UINT64", "int8": "FT_INT8", "int16": "FT_INT16", "int32": "FT_INT32", "int64": "FT_INT64",
       "bool": "FT_BOOLEAN", "string": "FT_STRING", "guid": "FT_GUID", "bytes": "FT_BYTES", "none": "FT_NONE",
@@ -179,7 +183,8 @@ def render_c(p: Protocol, model: Model = None, export_only: bool = False) -> str
     return env.get_template("plugin.c.j2").render(
         proto=p, model=model, fields=list(model.fields.values()), subtrees=_subtrees(model), names=names, FT=FT,
         ENC=ENCODING, cap=ARRAY_CAP, N=Names(p).keys(), binding=model.binding, raw_cap=RAW_CAP,
-        contexts_cap=CONTEXTS_CAP, summaries=p.summaries, details=shows, export_only=export_only)
+        contexts_cap=CONTEXTS_CAP, summaries=p.summaries, details=shows, export_only=export_only,
+        from_bytes=SMB2_FROM_BYTES)
 
 
 def _subtrees(model: Model) -> list:
