@@ -4,9 +4,10 @@ rows an answered exchange writes (rsvd_operations, scsi_commands, reservations, 
 what it tells the rules.
 
 RsvdExchanges is the half of RsvdTracker (analyzer.reconstruction.rsvd_sessions) that handles
-them: it works on the tracker's state (bus, tables, history, io_errors, and the exchanges in
-flight: io, io_after_close, tunnels, support, undecoded, stored) and asks the tracker which open
-a message names (open_of, closed_open, promote, client_of).
+them: it works on the tracker's state (bus, tables, history, io_errors, the exchanges in flight:
+io, io_after_close, tunnels, support, undecoded, stored, and the rules' handlers per operation
+kind: on_request, on_response) and asks the tracker which open a message names (open_of,
+closed_open, promote, client_of).
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from typing import Optional, Tuple
 from dissectors.definitions import rsvd
 
 from . import decoding, reservations
+from .bus import MAX_KINDS
 from .io_errors import SRB_OK, IoError, sense_facts, sense_parts
 from .events import READ, Smb2Message
 from .rsvd_records import (INFO_OPS, MAX_CANDIDATES, MAX_PENDING_ROWS, SCSI_OP, SRB_STATUS_OP, Connection, Operation,
@@ -23,8 +25,6 @@ from .rsvd_records import (INFO_OPS, MAX_CANDIDATES, MAX_PENDING_ROWS, SCSI_OP, 
 
 class RsvdExchanges:
     """READ/WRITE and tunnel exchanges, for RsvdTracker (see the module docstring)."""
-
-    on_request = on_response = None  # the bus's handlers of rsvd_request and rsvd_response, once asked
 
     def read_write(self, m: Smb2Message, conn: Connection) -> None:
         key = (m.stream, m.msg_id)
@@ -132,12 +132,15 @@ class RsvdExchanges:
         if o is not None and key not in tunnels:
             o.in_flight += 1
         tunnels[key] = op
-        hs = self.on_request
-        if hs is None:  # the handlers bus.emit("rsvd_request", op, conn) calls, called here: one frame fewer
-            hs = self.on_request = self.bus.handlers("rsvd_request")
+        kind = op.kind
+        # the handlers bus.emit("rsvd_request", op, conn) calls, those that act on this kind, called here
+        hs = self.on_request.get(kind)
+        if hs is None:
+            hs = self.bus.handlers_of_kind("rsvd_request", kind)
+            if len(self.on_request) < MAX_KINDS:
+                self.on_request[kind] = hs
         for h in hs:
             h(op, conn)
-        kind = op.kind
         if o is not None:
             o.operations += 1
             if kind in INFO_OPS:
@@ -212,9 +215,12 @@ class RsvdExchanges:
         scsi_status = str(payload.get("ScsiStatus", "")) if payload else ""
         if o is not None and reservations.refusal(op, scsi_status, "", "") == "conflict":
             op.holder = self.history.holder("rsvd", o.path)  # rsvd.reservation_conflict names it
-        hs = self.on_response
-        if hs is None:  # the handlers bus.emit("rsvd_response", op) calls, called here: one frame fewer
-            hs = self.on_response = self.bus.handlers("rsvd_response")
+        # the handlers bus.emit("rsvd_response", op) calls, those that act on this kind, called here
+        hs = self.on_response.get(kind)
+        if hs is None:
+            hs = self.bus.handlers_of_kind("rsvd_response", kind)
+            if len(self.on_response) < MAX_KINDS:
+                self.on_response[kind] = hs
         for h in hs:
             h(op)
         if row is not None:

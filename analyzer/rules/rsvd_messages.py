@@ -7,6 +7,7 @@ from typing import List, Optional
 
 from dissectors.definitions import rsvd
 
+from ..reconstruction.bus import for_kinds
 from ..reconstruction.rsvd_records import SCSI_OP, Open, Operation
 from .findings import Rule
 
@@ -20,6 +21,7 @@ class VersionMismatch(Rule):
     advice = ("Check which tunnel OperationCode the client sent: one from a newer RSVD version than the file server "
               "supports, or a corrupt request buffer; compare the client's and server's Windows builds.")
 
+    @for_kinds(str.isdigit)  # an OperationCode without a name
     def on_rsvd_request(self, op: Operation, conn):
         if op.kind.isdigit():
             self.report([op.request_frame], "OperationCode 0x%08X is not defined" % int(op.kind), op.subject)
@@ -49,6 +51,7 @@ class ScsiRequestMalformed(Rule):
     advice = ("Inspect the SCSI tunnel request: Length must be 36, CdbLength at most 16, SenseInfoExLength at most "
               "20; a wrong Length is the client's bug, oversized CDB or sense lengths come from the guest.")
 
+    @for_kinds([SCSI_OP])
     def on_rsvd_request(self, op: Operation, conn):
         if op.kind != SCSI_OP:
             return

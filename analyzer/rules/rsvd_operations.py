@@ -7,6 +7,7 @@ from typing import Dict, List, Tuple
 
 from dissectors.definitions import rsvd
 
+from ..reconstruction.bus import for_kinds
 from ..reconstruction.request_numbers import RequestIds
 from ..reconstruction.rsvd_exchanges import sense_of
 from ..reconstruction.rsvd_records import SCSI_OP, SRB_STATUS_OP, STATUS_NAMES, Connection, Open, Operation
@@ -88,6 +89,7 @@ class ScsiBeforeDiskInfo(Rule):
               "disk info on this handle; if so, check whether it reused info cached from an earlier open.")
     needs_create = True  # the open's whole life, from its CREATE
 
+    @for_kinds([SCSI_OP])
     def on_rsvd_request(self, op: Operation, conn):
         o = op.open
         if op.kind == SCSI_OP and o is not None and not o.pre_capture and not o.info_seen and not o.scsi_seen:
@@ -156,6 +158,7 @@ class ReservationConflict(Rule):
         self.owners: Dict[Tuple, Dict[int, str]] = {}  # disk -> reservation key -> initiator
         self.holder: Dict[Tuple, str] = {}
 
+    @for_kinds([SCSI_OP])
     def on_rsvd_request(self, op: Operation, conn):
         if op.kind != SCSI_OP or op.open is None:
             return
