@@ -19,8 +19,8 @@ from . import decoding, reservations
 from .bus import MAX_KINDS
 from .io_errors import SRB_OK, IoError, sense_facts, sense_parts
 from .events import READ, Smb2Message
-from .rsvd_records import (INFO_OPS, MAX_CANDIDATES, MAX_PENDING_ROWS, SCSI_OP, SRB_STATUS_OP, Connection, Operation,
-                           StoredError, SupportQuery, is_svhdx_status, named, status_name, stored_key)
+from .rsvd_records import (INFO_OPS, MAX_CANDIDATES, MAX_PENDING_ROWS, SCSI_OP, SRB_STATUS_OP, SUCCESS_NAME, Connection,
+                           Operation, StoredError, SupportQuery, is_svhdx_status, named, status_name, stored_key)
 
 
 class RsvdExchanges:
@@ -184,7 +184,7 @@ class RsvdExchanges:
     def finish(self, op: Operation, frame: int, time: float, status: Optional[int], value) -> None:
         op.response_frame, op.response_time, op.status = frame, time, status
         key = stored_key(status)
-        op.status_name = named(status, key)
+        op.status_name = named(status, key) if status != 0 else SUCCESS_NAME
         o = op.open
         kind = op.kind
         ms = (time - op.time) * 1000.0 if time is not None else None  # op.latency_ms, once
@@ -232,7 +232,8 @@ class RsvdExchanges:
             scsi = self.scsi_row(op, value, payload, scsi_status, latency, wants_rows)
         elif op.open is not None:
             resp = payload
-            reservations.operation_row(self.history, op, value, *sense_of(resp.get("Sense") if resp else None))
+            sense = resp.get("Sense") if resp else None
+            reservations.operation_row(self.history, op, value, *(sense_of(sense) if sense else ("", "")))
             if kind == "RSVD_TUNNEL_GET_FILE_INFO_OPERATION" and not status and resp.get("SectorSize"):
                 op.open.sector_size = int(resp["SectorSize"])
         if o is not None:

@@ -51,6 +51,7 @@ def stored_key(status: Optional[int]) -> Optional[int]:
 
 
 assert STORED.key_of(0) is None  # what stored_key's shortcut takes for granted
+SUCCESS_NAME = status_name(0)  # the commonest status's name, once
 
 
 @dataclass

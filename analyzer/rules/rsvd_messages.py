@@ -95,10 +95,11 @@ class ResponseMismatch(Rule):
         hdr = op.response.get("Header") if isinstance(op.response, dict) else None
         if hdr is None or op.request_id is None:
             return
-        if int(hdr["RequestId"]) != op.request_id:
+        rid, code = hdr["RequestId"], hdr["OperationCode"]  # an int and a name (a str), but for odd bytes
+        if rid != op.request_id and int(rid) != op.request_id:
             self.report([op.request_frame, op.response_frame], "the server's response carries RequestId 0x%X (the "
                         "request's is 0x%X)" % (int(hdr.RequestId), op.request_id), op.subject, check="R39")
-        if str(hdr["OperationCode"]) != op.kind:
+        if code != op.kind and str(code) != op.kind:
             self.report([op.request_frame, op.response_frame], "the server's response carries OperationCode %s (the "
                         "request's is %s)" % (hdr.OperationCode, op.kind), op.subject, check="R38")
 

@@ -40,14 +40,17 @@ class RequestIdNotMonotonic(Rule):
         self.pending: Dict[int, Operation] = {}  # those operations, by id()
 
     def on_rsvd_request(self, op: Operation, conn):
-        seq = self.clients.get(op.client)
+        client = op.client
+        seq = self.clients.get(client)
         if seq is None:
-            seq = self.clients[op.client] = RequestIds()
-        self.subjects[op.client] = conn
+            seq = self.clients[client] = RequestIds()
+        self.subjects[client] = conn
+        in_flight = self.in_flight.get(client, 0)
         if len(self.pending) < MAX_PENDING:
             self.pending[id(op)] = op
-            self.in_flight[op.client] = self.in_flight.get(op.client, 0) + 1
-        for v in seq.add(op.request_id, op.request_frame, self.in_flight.get(op.client, 0)):
+            in_flight += 1
+            self.in_flight[client] = in_flight
+        for v in seq.add(op.request_id, op.request_frame, in_flight):
             if v[0] == "duplicate":
                 self.report([v[1], op.request_frame], "RequestId 0x%X used again (first at frame %d): it MUST be "
                             "unique across all the client's requests" % (op.request_id, v[1]), conn.label,

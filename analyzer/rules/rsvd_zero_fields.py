@@ -111,8 +111,8 @@ class ReservedNotZero(Rule):
         if names is None:
             owned = self.OWNED.get((is_response, op.kind), ())
             names = self.judged[key] = [k for k in p if k.startswith("Reserved") and k not in owned]
-        for n in names:  # all zero (an int 0) or absent, the commonest: nonzero() finds nothing
-            v = p.get(n)
+        for n in names:  # all zero (an int 0), the commonest: nonzero() finds nothing
+            v = p[n]  # names are p's keys (judged's key is its fields)
             if v is not None and (v.__class__ is not int or v != 0):
                 break
         else:
