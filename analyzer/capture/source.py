@@ -391,10 +391,13 @@ def cut_short(line: str) -> bool:
     return "cut short in the middle of a packet" in line or "appears to be damaged or corrupt" in line
 
 
+_N_FIELDS = len(FIELDS)  # columns() runs for every line
+
+
 def columns(line: str, escaped: bool) -> Optional[List[str]]:
     """One -T fields line as its FIELDS, text columns unescaped; None for a line that is not a row."""
     cols = line.rstrip("\n").split("\t")
-    if len(cols) != len(FIELDS):
+    if len(cols) != _N_FIELDS:
         return None
     if escaped:
         for i in TEXT_COLUMNS:

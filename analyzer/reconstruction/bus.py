@@ -3,7 +3,21 @@ way, into small rules, into reports). It knows rules only by their handlers (on_
 needs_start, so reconstruction needs nothing of the rules stage."""
 from __future__ import annotations
 
-from typing import Dict
+from typing import Callable, Dict, Iterable, Union
+
+MAX_KINDS = 256  # operation kinds whose handlers_of_kind a caller keeps
+
+
+def for_kinds(kinds: Union[Iterable[str], Callable[[str], bool]]):
+    """Marks a handler of an operation event (rsvd_request, rsvd_response) that does nothing for an
+    operation of another kind, so the tracker does not call it for one (Bus.handlers_of_kind):
+    kinds, the Operation.kind values it acts on, or a test of one."""
+    test = kinds if callable(kinds) else frozenset(kinds).__contains__
+
+    def mark(handler):
+        handler.for_kind = test
+        return handler
+    return mark
 
 
 class Bus:
@@ -35,3 +49,8 @@ class Bus:
                   and not (partial and r.needs_start)]
             self._handlers[(event, partial)] = hs
         return hs
+
+    def handlers_of_kind(self, event: str, kind: str) -> list:
+        """handlers(event) without those marked (for_kinds) as doing nothing for an operation of
+        `kind`; callers keep the list (at most MAX_KINDS kinds: a capture's unknown OperationCodes are many)."""
+        return [h for h in self.handlers(event) if getattr(h, "for_kind", None) is None or h.for_kind(kind)]

@@ -99,6 +99,8 @@ TUNNELS = frozenset(f for f in _IOCTLS if has_transaction(f))
 # the same definitions minus the overlays, compiled, and the CDB and sense bytes with
 # the SCSI definitions. The result has the shape of a full parse.
 _SCSI_OP = rsvd.OPERATION_CODES["RSVD_TUNNEL_SCSI_OPERATION"]
+# the header's OperationCode (its first field, an Int32ul) as bytes: other operations skip _scsi_fast unparsed
+_SCSI_OP_BYTES = _SCSI_OP.to_bytes(4, "little")
 _FULL_CDBS = {"PERSISTENT_RESERVE_IN", "PERSISTENT_RESERVE_OUT"}  # their data feeds the reservation rule
 _views: Dict[str, Any] = {}
 
@@ -212,7 +214,7 @@ def rsvd_header(raw: bytes):
 def rsvd_message(function: int, is_response: bool, raw: bytes, request: Any = None) -> Tuple[Any, Optional[str]]:
     """(value, None), or (None, why it does not parse)."""
     e = _IOCTLS[function]
-    if e.transaction is not None and len(raw) >= 16:
+    if e.transaction is not None and len(raw) >= 16 and raw[:4] == _SCSI_OP_BYTES:
         try:
             fast = _scsi_fast(is_response, raw, request)
         except Exception:  # noqa: BLE001 - malformed: the full parse below says why

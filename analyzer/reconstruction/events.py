@@ -9,7 +9,7 @@ counts do not match keeps those fields unset rather than guessing.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 from ..capture.source import AGGREGATOR, CLUSPREP, COL, RSVD
 
@@ -124,10 +124,11 @@ class Frame:
     stream: Optional[int]
     src: str
     dst: str
-    smb2: List[Smb2Message]
-    rpc: List[RpcPdu]
-    calls: List[RpcCall]
-    encrypted_smb3: List[int] = field(default_factory=list)  # session ids of messages left encrypted
+    # each a list, or () for none (most frames carry only SMB2): read, never added to
+    smb2: Sequence[Smb2Message]
+    rpc: Sequence[RpcPdu]
+    calls: Sequence[RpcCall]
+    encrypted_smb3: Sequence[int] = ()  # session ids of messages left encrypted
 
 
 # Column positions, looked up once: frame_of runs for every frame.
@@ -157,7 +158,7 @@ def frame_of(cols: List[str], time: Optional[float] = None) -> Optional[Frame]:
     src = (cols[_IP_SRC] or cols[_IPV6_SRC]) + ":" + cols[_SRCPORT]
     dst = (cols[_IP_DST] or cols[_IPV6_DST]) + ":" + cols[_DSTPORT]
     f = Frame(int(cols[0]), float(cols[1]) if time is None else time, int(stream) if stream else None, src, dst,
-              [], [], [])
+              (), (), ())
     if cmds:
         if AGGREGATOR not in cmds:  # one message (most frames): what _smb2 does for it, without the split
             f.smb2 = _lone_names_and_buffers(_lone(f, cols, cmds), cols)

@@ -4,9 +4,10 @@ rows an answered exchange writes (rsvd_operations, scsi_commands, reservations, 
 what it tells the rules.
 
 RsvdExchanges is the half of RsvdTracker (analyzer.reconstruction.rsvd_sessions) that handles
-them: it works on the tracker's state (bus, tables, history, io_errors, and the exchanges in
-flight: io, io_after_close, tunnels, support, undecoded, stored) and asks the tracker which open
-a message names (open_of, closed_open, promote, client_of).
+them: it works on the tracker's state (bus, tables, history, io_errors, the exchanges in flight:
+io, io_after_close, tunnels, support, undecoded, stored, and the rules' handlers per operation
+kind: on_request, on_response) and asks the tracker which open a message names (open_of,
+closed_open, promote, client_of).
 """
 from __future__ import annotations
 
@@ -15,16 +16,15 @@ from typing import Optional, Tuple
 from dissectors.definitions import rsvd
 
 from . import decoding, reservations
+from .bus import MAX_KINDS
 from .io_errors import SRB_OK, IoError, sense_facts, sense_parts
 from .events import READ, Smb2Message
-from .rsvd_records import (INFO_OPS, MAX_CANDIDATES, MAX_PENDING_ROWS, SCSI_OP, SRB_STATUS_OP, Connection, Operation,
-                           StoredError, SupportQuery, is_svhdx_status, named, status_name, stored_key)
+from .rsvd_records import (INFO_OPS, MAX_CANDIDATES, MAX_PENDING_ROWS, SCSI_OP, SRB_STATUS_OP, SUCCESS_NAME, Connection,
+                           Operation, StoredError, SupportQuery, is_svhdx_status, named, status_name, stored_key)
 
 
 class RsvdExchanges:
     """READ/WRITE and tunnel exchanges, for RsvdTracker (see the module docstring)."""
-
-    on_request = on_response = None  # the bus's handlers of rsvd_request and rsvd_response, once asked
 
     def read_write(self, m: Smb2Message, conn: Connection) -> None:
         key = (m.stream, m.msg_id)
@@ -132,12 +132,15 @@ class RsvdExchanges:
         if o is not None and key not in tunnels:
             o.in_flight += 1
         tunnels[key] = op
-        hs = self.on_request
-        if hs is None:  # the handlers bus.emit("rsvd_request", op, conn) calls, called here: one frame fewer
-            hs = self.on_request = self.bus.handlers("rsvd_request")
+        kind = op.kind
+        # the handlers bus.emit("rsvd_request", op, conn) calls, those that act on this kind, called here
+        hs = self.on_request.get(kind)
+        if hs is None:
+            hs = self.bus.handlers_of_kind("rsvd_request", kind)
+            if len(self.on_request) < MAX_KINDS:
+                self.on_request[kind] = hs
         for h in hs:
             h(op, conn)
-        kind = op.kind
         if o is not None:
             o.operations += 1
             if kind in INFO_OPS:
@@ -181,7 +184,7 @@ class RsvdExchanges:
     def finish(self, op: Operation, frame: int, time: float, status: Optional[int], value) -> None:
         op.response_frame, op.response_time, op.status = frame, time, status
         key = stored_key(status)
-        op.status_name = named(status, key)
+        op.status_name = named(status, key) if status != 0 else SUCCESS_NAME
         o = op.open
         kind = op.kind
         ms = (time - op.time) * 1000.0 if time is not None else None  # op.latency_ms, once
@@ -212,9 +215,12 @@ class RsvdExchanges:
         scsi_status = str(payload.get("ScsiStatus", "")) if payload else ""
         if o is not None and reservations.refusal(op, scsi_status, "", "") == "conflict":
             op.holder = self.history.holder("rsvd", o.path)  # rsvd.reservation_conflict names it
-        hs = self.on_response
-        if hs is None:  # the handlers bus.emit("rsvd_response", op) calls, called here: one frame fewer
-            hs = self.on_response = self.bus.handlers("rsvd_response")
+        # the handlers bus.emit("rsvd_response", op) calls, those that act on this kind, called here
+        hs = self.on_response.get(kind)
+        if hs is None:
+            hs = self.bus.handlers_of_kind("rsvd_response", kind)
+            if len(self.on_response) < MAX_KINDS:
+                self.on_response[kind] = hs
         for h in hs:
             h(op)
         if row is not None:
@@ -226,7 +232,8 @@ class RsvdExchanges:
             scsi = self.scsi_row(op, value, payload, scsi_status, latency, wants_rows)
         elif op.open is not None:
             resp = payload
-            reservations.operation_row(self.history, op, value, *sense_of(resp.get("Sense") if resp else None))
+            sense = resp.get("Sense") if resp else None
+            reservations.operation_row(self.history, op, value, *(sense_of(sense) if sense else ("", "")))
             if kind == "RSVD_TUNNEL_GET_FILE_INFO_OPERATION" and not status and resp.get("SectorSize"):
                 op.open.sector_size = int(resp["SectorSize"])
         if o is not None:

@@ -55,6 +55,9 @@ class RsvdTracker(RsvdExchanges):
         self.pre_capture: List[Open] = []  # opens made before the capture started, as recognised
         self.session_clients: Dict[int, str] = {}  # SessionId -> ClientGuid of a channel that negotiated it
         self.io_errors = IoErrors(tables)
+        # operation kind -> the bus's handlers of rsvd_request, of rsvd_response, for it (Bus.handlers_of_kind)
+        self.on_request: Dict[str, list] = {}
+        self.on_response: Dict[str, list] = {}
         self.host_names: Dict[Tuple[str, str], str] = {}  # (initiator, short name) -> the name first seen
 
     def host_name(self, name: str, initiator: str) -> str:

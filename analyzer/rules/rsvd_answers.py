@@ -8,6 +8,7 @@ from typing import Dict, List, Optional, Tuple
 from dissectors.definitions import rsvd
 
 from ..reconstruction import decoding
+from ..reconstruction.bus import for_kinds
 from ..reconstruction.request_numbers import StoredKeys
 from ..reconstruction.rsvd_records import (FILE_NO_INTERMEDIATE_BUFFERING, SCSI_OP, SRB_STATUS_OP, Open, Operation,
                                            stored_key)
@@ -189,6 +190,7 @@ class WriteAnswer(Rule):
         else:
             self.reservations.pop(o.disk, None)  # RELEASE, CLEAR, the holder unregistering, ...
 
+    @for_kinds([SCSI_OP, FILE_INFO_OP, "SMB2_WRITE"])
     def on_rsvd_response(self, op: Operation):
         o = op.open
         if o is not None and op.kind == SCSI_OP and op.response is not None:
@@ -242,6 +244,7 @@ class SenseKeyAnswer(Rule):
     # see NOT_CHECKED R43.
     needs_create = True
 
+    @for_kinds([SRB_STATUS_OP])
     def on_rsvd_response(self, op: Operation):
         o = op.open
         if op.kind != SRB_STATUS_OP or o is None or "StatusKey" not in (op.request["Payload"] or {}):
@@ -290,20 +293,19 @@ class ResponseInvalid(Rule):
         self.sizes: Dict[Tuple[str, str, str], Tuple[Tuple[int, int], int]] = {}  # (server, tree, name) -> ...
 
     def constants(self, op: Operation, p) -> None:
-        report = self.reporter(op)
         if op.open is None:
             return
         host = op.open.server.rsplit(":", 1)[0]
         version = decoding.int_of(p.get("ServerVersion", 0))
         first = self.differs(self.versions, host, version, op.response_frame)
         if first is not None:
-            report("R41", "3.2.3, 3.2.5.5.1", "ServerVersion %d, but this server answered %d at frame %d: both MUST be "
-                   "its one ServerServiceVersion" % (version, first[0], first[1]))
+            self.reporter(op)("R41", "3.2.3, 3.2.5.5.1", "ServerVersion %d, but this server answered %d at frame %d: "
+                              "both MUST be its one ServerServiceVersion" % (version, first[0], first[1]))
         sizes = tuple(decoding.int_of(p.get(f, 0)) for f in self.CONSTANTS)
         first = self.differs(self.sizes, (host, op.open.tree.lower(), op.open.name.lower()), sizes, op.response_frame)
         if first is not None:
-            report("R41", "3.2.5.5.1", "SectorSize %d, PhysicalSectorSize %d, but the same disk was %d, %d at frame %d: "
-                   "a disk's sector sizes do not change" % (sizes + first[0] + (first[1],)))
+            self.reporter(op)("R41", "3.2.5.5.1", "SectorSize %d, PhysicalSectorSize %d, but the same disk was %d, "
+                              "%d at frame %d: a disk's sector sizes do not change" % (sizes + first[0] + (first[1],)))
 
     def differs(self, kept: dict, key, value, frame: int):
         """The (value, frame) first seen under `key` when `value` is another; None when it is the same
@@ -359,16 +361,15 @@ class ResponseInvalid(Rule):
                         p["DataTransferLength"])) or not (r.__class__ is int and r == 0):
                     self.scsi_answer(op, p)
             return
-        report = self.reporter(op)
         if op.kind == FILE_INFO_OP and decoding.int_of(p.get("ServerVersion", 1)) not in (1, 2):
-            report("R41", "3.2.5.5.1", "ServerVersion %d (MUST be ServerServiceVersion: 1, or 2 for an RSVD v2 "
-                   "server)" % decoding.int_of(p.ServerVersion))
+            self.reporter(op)("R41", "3.2.5.5.1", "ServerVersion %d (MUST be ServerServiceVersion: 1, or 2 for an "
+                              "RSVD v2 server)" % decoding.int_of(p.ServerVersion))
         elif op.kind == FILE_INFO_OP and p:
             self.constants(op, p)
         elif op.kind == CHECK_CONNECTION_OP and extra > 0:
-            report("R42", "2.2.5.6", "%d bytes after the header (it MUST NOT contain any payload)" % extra)
+            self.reporter(op)("R42", "2.2.5.6", "%d bytes after the header (it MUST NOT contain any payload)" % extra)
         elif op.kind == SRB_STATUS_OP and p:
-            self.srb_status(op, p, report)
+            self.srb_status(op, p, self.reporter(op))
         elif op.kind == DISK_INFO_OP and p:
             bad = []
             vhdset = str(p.DiskFormat) == "VIRTUAL_STORAGE_TYPE_DEVICE_VHDSET"
@@ -383,11 +384,12 @@ class ResponseInvalid(Rule):
             if not is_zero(p.Reserved):
                 bad.append("Reserved %s (zero)" % shown(p.Reserved))
             if bad:
-                report("R46", "2.2.5.10, 3.2.5.5.4", "; ".join(bad))
+                self.reporter(op)("R46", "2.2.5.10, 3.2.5.5.4", "; ".join(bad))
         elif op.kind == VALIDATE_DISK_OP and p and p.get("_variant") == "windows":
             if decoding.int_of(p.IsValidDisk) not in (0, 1):  # the padding after it is Windows' alignment
-                report("R49", "2.2.5.14, 3.2.5.5.6", "%d bytes after the header that are neither nothing nor Windows' "
-                       "IsValidDisk (0 or 1), here %d" % (extra, decoding.int_of(p.IsValidDisk)))
+                self.reporter(op)("R49", "2.2.5.14, 3.2.5.5.6", "%d bytes after the header that are neither nothing "
+                                  "nor Windows' IsValidDisk (0 or 1), here %d"
+                                  % (extra, decoding.int_of(p.IsValidDisk)))
 
     def scsi_answer(self, op: Operation, p) -> None:
         q, bad = op.request["Payload"], []

@@ -9,6 +9,7 @@ from typing import List, Optional
 from dissectors.definitions import rsvd
 
 from ..reconstruction import decoding
+from ..reconstruction.bus import for_kinds
 from ..reconstruction.rsvd_records import SUFFIX, Operation
 from .findings import Rule
 from .rsvd_zero_fields import V1_OPS
@@ -72,6 +73,7 @@ class TunnelNotSync(Rule):
     # the v2 OperationCodes always may. An open made before the capture shows no version: not evaluated.
     needs_create = True
 
+    @for_kinds(V1_OPS)
     def on_rsvd_request(self, op: Operation, conn):
         if op.function != rsvd.FSCTL_SVHDX_ASYNC_TUNNEL_REQUEST or op.kind not in V1_OPS:
             return

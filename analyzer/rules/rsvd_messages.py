@@ -7,6 +7,7 @@ from typing import List, Optional
 
 from dissectors.definitions import rsvd
 
+from ..reconstruction.bus import for_kinds
 from ..reconstruction.rsvd_records import SCSI_OP, Open, Operation
 from .findings import Rule
 
@@ -20,6 +21,7 @@ class VersionMismatch(Rule):
     advice = ("Check which tunnel OperationCode the client sent: one from a newer RSVD version than the file server "
               "supports, or a corrupt request buffer; compare the client's and server's Windows builds.")
 
+    @for_kinds(str.isdigit)  # an OperationCode without a name
     def on_rsvd_request(self, op: Operation, conn):
         if op.kind.isdigit():
             self.report([op.request_frame], "OperationCode 0x%08X is not defined" % int(op.kind), op.subject)
@@ -49,6 +51,7 @@ class ScsiRequestMalformed(Rule):
     advice = ("Inspect the SCSI tunnel request: Length must be 36, CdbLength at most 16, SenseInfoExLength at most "
               "20; a wrong Length is the client's bug, oversized CDB or sense lengths come from the guest.")
 
+    @for_kinds([SCSI_OP])
     def on_rsvd_request(self, op: Operation, conn):
         if op.kind != SCSI_OP:
             return
@@ -92,10 +95,11 @@ class ResponseMismatch(Rule):
         hdr = op.response.get("Header") if isinstance(op.response, dict) else None
         if hdr is None or op.request_id is None:
             return
-        if int(hdr["RequestId"]) != op.request_id:
+        rid, code = hdr["RequestId"], hdr["OperationCode"]  # an int and a name (a str), but for odd bytes
+        if rid != op.request_id and int(rid) != op.request_id:
             self.report([op.request_frame, op.response_frame], "the server's response carries RequestId 0x%X (the "
                         "request's is 0x%X)" % (int(hdr.RequestId), op.request_id), op.subject, check="R39")
-        if str(hdr["OperationCode"]) != op.kind:
+        if code != op.kind and str(code) != op.kind:
             self.report([op.request_frame, op.response_frame], "the server's response carries OperationCode %s (the "
                         "request's is %s)" % (hdr.OperationCode, op.kind), op.subject, check="R38")
 

@@ -7,6 +7,7 @@ from typing import Dict, List, Tuple
 
 from dissectors.definitions import rsvd
 
+from ..reconstruction.bus import for_kinds
 from ..reconstruction.request_numbers import RequestIds
 from ..reconstruction.rsvd_exchanges import sense_of
 from ..reconstruction.rsvd_records import SCSI_OP, SRB_STATUS_OP, STATUS_NAMES, Connection, Open, Operation
@@ -39,14 +40,17 @@ class RequestIdNotMonotonic(Rule):
         self.pending: Dict[int, Operation] = {}  # those operations, by id()
 
     def on_rsvd_request(self, op: Operation, conn):
-        seq = self.clients.get(op.client)
+        client = op.client
+        seq = self.clients.get(client)
         if seq is None:
-            seq = self.clients[op.client] = RequestIds()
-        self.subjects[op.client] = conn
+            seq = self.clients[client] = RequestIds()
+        self.subjects[client] = conn
+        in_flight = self.in_flight.get(client, 0)
         if len(self.pending) < MAX_PENDING:
             self.pending[id(op)] = op
-            self.in_flight[op.client] = self.in_flight.get(op.client, 0) + 1
-        for v in seq.add(op.request_id, op.request_frame, self.in_flight.get(op.client, 0)):
+            in_flight += 1
+            self.in_flight[client] = in_flight
+        for v in seq.add(op.request_id, op.request_frame, in_flight):
             if v[0] == "duplicate":
                 self.report([v[1], op.request_frame], "RequestId 0x%X used again (first at frame %d): it MUST be "
                             "unique across all the client's requests" % (op.request_id, v[1]), conn.label,
@@ -88,6 +92,7 @@ class ScsiBeforeDiskInfo(Rule):
               "disk info on this handle; if so, check whether it reused info cached from an earlier open.")
     needs_create = True  # the open's whole life, from its CREATE
 
+    @for_kinds([SCSI_OP])
     def on_rsvd_request(self, op: Operation, conn):
         o = op.open
         if op.kind == SCSI_OP and o is not None and not o.pre_capture and not o.info_seen and not o.scsi_seen:
@@ -156,6 +161,7 @@ class ReservationConflict(Rule):
         self.owners: Dict[Tuple, Dict[int, str]] = {}  # disk -> reservation key -> initiator
         self.holder: Dict[Tuple, str] = {}
 
+    @for_kinds([SCSI_OP])
     def on_rsvd_request(self, op: Operation, conn):
         if op.kind != SCSI_OP or op.open is None:
             return

@@ -9,6 +9,7 @@ from typing import Dict, List, Optional
 from dissectors.definitions import rsvd
 
 from ..reconstruction import decoding
+from ..reconstruction.bus import for_kinds
 from ..reconstruction.rsvd_records import SCSI_OP, SRB_STATUS_OP, Operation
 from .findings import Rule
 from .rsvd_opens import ZERO_GUID
@@ -54,6 +55,12 @@ def shown(v) -> str:
 
 def nonzero(payload, names) -> List[str]:
     """'Field value' for each of `names` the payload holds and is not zero."""
+    for n in names:  # all absent or the int 0, the commonest: nothing to list, without is_zero's calls
+        v = payload.get(n)
+        if v is not None and (v.__class__ is not int or v != 0):
+            break
+    else:
+        return []
     return ["%s %s" % (n, shown(payload[n])) for n in names if n in payload and not is_zero(payload[n])]
 
 
@@ -104,8 +111,8 @@ class ReservedNotZero(Rule):
         if names is None:
             owned = self.OWNED.get((is_response, op.kind), ())
             names = self.judged[key] = [k for k in p if k.startswith("Reserved") and k not in owned]
-        for n in names:  # all zero (an int 0) or absent, the commonest: nonzero() finds nothing
-            v = p.get(n)
+        for n in names:  # all zero (an int 0), the commonest: nonzero() finds nothing
+            v = p[n]  # names are p's keys (judged's key is its fields)
             if v is not None and (v.__class__ is not int or v != 0):
                 break
         else:
@@ -140,6 +147,7 @@ class ReservedShouldBeZero(Rule):
             self.report([req.frame], "open context of %s: Flags %s (the client SHOULD set it to 0)"
                         % (req.name, shown(c.Flags)), conn.label, check="R09", spec="MS-RSVD 2.2.5.2")
 
+    @for_kinds([SCSI_OP])
     def on_rsvd_request(self, op: Operation, conn):
         if op.kind == SCSI_OP:
             p = op.request["Payload"]
@@ -177,6 +185,7 @@ class RequestNotZeroed(Rule):
         (SRB_STATUS_OP, SRB_STATUS, "R21", "MS-RSVD 2.2.5.7, 3.1.5.3-3.1.5.4"),
         (DISK_INFO_OP, DISK_INFO, "R23", "MS-RSVD 2.2.5.9, 3.1.4.8"))}
 
+    @for_kinds(V1_OPS)
     def on_rsvd_request(self, op: Operation, conn):
         if op.kind not in V1_OPS:
             return
