@@ -20,9 +20,10 @@ With --smb2 it times msrsvd decoding in full over SMB2 on that 200,000-packet tr
 built-in rsvd, and the Lua and compiled msrsvd plugins (the built-in disabled), both output modes.
 
 With --analyze it times, instead, the tshark command `analyze` runs (every field it reads) over
-the 200,000-packet RSVD-heavy trace (bench/lua_overhead.py's, --keep reuses it), with msrsvd's
-fields from the Lua plugin and from the compiled export plugin (python -m dissectors build
---export-only), beside plain tshark (-T fields -e frame.number), as `nobody` in alternation.
+the 200,000-packet RSVD-heavy trace (bench/lua_overhead.py's, --keep reuses it), with the Lua
+plugins, with msrsvd's compiled export plugin (python -m dissectors build --export-only), and
+with both compiled export plugins (no Lua), beside plain tshark (-T fields -e frame.number), as
+`nobody` in alternation.
 """
 from __future__ import annotations
 
@@ -53,20 +54,24 @@ def as_nobody(home: Path, args) -> list:
 
 
 def analyze_command(runs: int, packets: int, keep: bool) -> int:
-    """analyze's tshark with msrsvd in Lua, and with the compiled export plugin."""
+    """analyze's tshark with the Lua plugins, with msrsvd's compiled export plugin, and with both
+    compiled export plugins (no Lua)."""
     from analyzer.capture.source import command, find_tshark
     from dissectors import build
-    from dissectors.definitions import rsvd
+    from dissectors.definitions import csvp, rsvd
     from lua_overhead import heavy_trace
 
     tshark = find_tshark()
     work = Path(tempfile.mkdtemp(prefix="c-target-bench-", dir="/tmp"))
     try:
         work.chmod(0o755)
-        [so] = build.build([rsvd.PROTOCOL], dest=work / "plugin", export_only=True)
-        plugins = build.personal_plugin_dir(work / "c")
-        plugins.mkdir(parents=True)
-        shutil.copy(so, plugins / so.name)
+        sos = build.build([rsvd.PROTOCOL, csvp.PROTOCOL], dest=work / "plugin", export_only=True)
+        for home, names in (("c", ("msrsvd.so",)), ("c2", ("msrsvd.so", "clusprep.so"))):
+            plugins = build.personal_plugin_dir(work / home)
+            plugins.mkdir(parents=True)
+            for so in sos:
+                if so.name in names:
+                    shutil.copy(so, plugins / so.name)
         (work / "empty").mkdir()
         trace = work / "rsvd_heavy.pcapng"
         shutil.copy(heavy_trace(packets, keep), trace)
@@ -74,8 +79,10 @@ def analyze_command(runs: int, packets: int, keep: bool) -> int:
             p_.chmod(0o755 if p_.is_dir() else 0o644)
         lua = command(tshark, trace)
         at = lua.index("lua_script:%s" % (ROOT / "dissectors" / "lua" / "msrsvd.lua"))
+        no_lua = [a for i, a in enumerate(lua) if not a.startswith("lua_script:") and
+                  not (a == "-X" and i + 1 < len(lua) and lua[i + 1].startswith("lua_script:"))]
         configs = {"plain": (work / "empty", [tshark.path, "-n", "-r", str(trace), "-T", "fields", "-e", "frame.number"]),
-                   "lua": (work / "empty", lua), "c": (work / "c", lua[:at - 1] + lua[at + 1:])}
+                   "lua": (work / "empty", lua), "c": (work / "c", lua[:at - 1] + lua[at + 1:]), "c2": (work / "c2", no_lua)}
         times = {c: [] for c in configs}
         for _ in range(runs):
             for name, (home, cmd) in configs.items():
@@ -86,10 +93,11 @@ def analyze_command(runs: int, packets: int, keep: bool) -> int:
                     raise SystemExit("tshark failed (%s): %s" % (name, res.stderr[-2000:]))
                 times[name].append(time.perf_counter() - t0)
         med = {c: statistics.median(v) for c, v in times.items()}
-        print("analyze's tshark over %s, median of %d: plain %.2f s; msrsvd in Lua %.2f s (%.2fx plain); compiled "
-              "export %.2f s (%.2fx plain, %.2fx the Lua)" % (trace.name, runs, med["plain"], med["lua"],
-                                                              med["lua"] / med["plain"], med["c"],
-                                                              med["c"] / med["plain"], med["c"] / med["lua"]))
+        print("analyze's tshark over %s, median of %d: plain %.2f s; the Lua plugins %.2f s (%.2fx plain); msrsvd's "
+              "compiled export %.2f s (%.2fx plain, %.2fx the Lua); both compiled exports, no Lua, %.2f s (%.2fx plain, "
+              "%.2fx the Lua)" % (trace.name, runs, med["plain"], med["lua"], med["lua"] / med["plain"], med["c"],
+                                  med["c"] / med["plain"], med["c"] / med["lua"], med["c2"], med["c2"] / med["plain"],
+                                  med["c2"] / med["lua"]))
         OUT.mkdir(parents=True, exist_ok=True)
         (OUT / "c_target_analyze.json").write_text(json.dumps(dict(runs=runs, seconds=times, medians=med), indent=2) + "\n")
     finally:

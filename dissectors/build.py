@@ -3,7 +3,7 @@ installed Wireshark's development files, for that exact version, into Wireshark'
 plugin folder (plugins/<major.minor>/epan/), which tshark loads when run as a user other than
 root (as root it loads no personal plugin).
 
-The C target renders the port and SMB2 bindings (the SMB2 one without its statistics taps): of
+The C target renders the port and SMB2 bindings (the SMB2 one without its statistics' GUI windows): of
 the shipped protocols msrsvd builds, and clusprep (the DCE/RPC binding) is left to its Lua plugin,
 said in a note. A Lua plugin of the same protocol installed beside it steps aside (its load
 guard). With --export-only it builds, for the SMB2 binding, the plugin `analyze` loads instead
@@ -123,9 +123,9 @@ def build(protocols: Sequence[Protocol], dest: Optional[Path] = None, sanitize: 
         except NotImplementedError as e:
             raise BuildError("%s (the Lua plugin, python -m dissectors install, does all of it)" % e) from None
         if not export_only and (p.response_times or p.open_statistics):
-            notes.append("%s: its statistics (tshark -z %s, Wireshark's Statistics menu) are still the Lua plugin's "
-                         "only" % (p.name, ", -z ".join("%s,%s" % (p.name, s.name) for s in
-                                                        (p.response_times, p.open_statistics) if s)))
+            notes.append("%s: its statistics' windows in Wireshark's Statistics menu are still the Lua plugin's only "
+                         "(tshark -z %s works)" % (p.name, ", -z ".join("%s,%s" % (p.name, s.name) for s in
+                                                                        (p.response_times, p.open_statistics) if s)))
     if refused and not sources:
         raise BuildError("; ".join(refused))
     notes.extend(refused)

@@ -24,7 +24,7 @@ import samples
 import toy_udp
 from analyzer.capture.source import tshark_env
 from dissectors import build
-from dissectors.definitions import rsvd
+from dissectors.definitions import csvp, rsvd
 from dissectors.model.bindings import Names
 from dissectors.targets.lua import render_lua
 from dissectors.targets.c import render_c
@@ -316,6 +316,26 @@ def test_forward_links_show_in_tshark_2_without_a_filter(plugins, rsvd_samples):
 
 
 @matrix
+def test_statistics_are_the_luas(plugins, rsvd_samples):
+    """tshark -z msrsvd,srt and -z msrsvd,opens, with and without a filter, in one pass and two:
+    the compiled plugin's report is the Lua plugin's, character for character, on every RSVD
+    sample (the opens' tap names the fields the binding reads, so that tshark -2's second pass
+    builds them too)."""
+    reports = 0
+    for pcap, keys in rsvd_samples:
+        for z in ("msrsvd,srt", "msrsvd,opens", "msrsvd,srt,frame.number > 20", "msrsvd,opens,ip.src == 10.0.0.11"):
+            for two in ([], ["-2"]):
+                args = ["-n", "-q", "-r", str(pcap), "--disable-protocol", "rsvd", "-z", z, *two, *keys]
+                c = plugins[0].run(args)
+                lua = _lua_msrsvd(pcap, *args[1:])
+                assert c.returncode == lua.returncode and c.stdout == lua.stdout, (pcap.name, z, two, c.stderr[-1000:])
+                reports += sum(1 for line in c.stdout.splitlines() if line.startswith("====")) // 2
+    assert reports == len(rsvd_samples) * 8
+    c = plugins[0].run(["-n", "-q", "-r", str(rsvd_samples[0][0]), "-z", "msrsvd,opens"]).stdout
+    assert "MSRSVD Open Statistics:" in c and "Opened as" in c
+
+
+@matrix
 def test_the_sanitized_smb2_plugin_runs_damaged_captures_clean(plugins, work, rsvd_samples):
     """The msrsvd plugin built with ASan and UBSan over every RSVD sample (one and two passes) and
     12 of them with bytes changed at random: no sanitizer report, and the same exit code as the
@@ -342,7 +362,7 @@ def test_the_sanitized_smb2_plugin_runs_damaged_captures_clean(plugins, work, rs
 
 
 def test_build_says_what_it_cannot_do_yet(tmp_path, monkeypatch):
-    """Of the shipped protocols msrsvd builds, with a note that its statistics stay the Lua's, and
+    """Of the shipped protocols msrsvd builds, with a note that its statistics' windows stay the Lua's, and
     clusprep (the DCE/RPC binding, which the C target lacks) is left to its Lua plugin, said in a
     note; asked for alone, a clear refusal and no half plugin. Missing development files name the
     packages."""
@@ -353,7 +373,7 @@ def test_build_says_what_it_cannot_do_yet(tmp_path, monkeypatch):
                          text=True, timeout=300, cwd=root)
     assert res.returncode == 0, res.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["msrsvd.so"]
-    assert "note: msrsvd: its statistics (tshark -z msrsvd,srt, -z msrsvd,opens" in res.stdout
+    assert "note: msrsvd: its statistics' windows in Wireshark's Statistics menu" in res.stdout
     assert "note: clusprep: the C target does not render the dcerpc binding yet" in res.stdout
     (tmp_path / "msrsvd.so").unlink()
     res = subprocess.run([sys.executable, "-m", "dissectors", "build", "--module", "dissectors.definitions.csvp",
@@ -379,29 +399,42 @@ def _world_readable(path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def export_plugin():
-    """The msrsvd export-only plugin analyze loads instead of the Lua one, built into a HOME's
-    cache folder (as python -m dissectors build --export-only puts it) and linked into that HOME's
-    plugin folder (as analyze links it into the HOME it gives tshark)."""
+    """The export-only plugins analyze loads instead of the Lua ones (msrsvd's and clusprep's),
+    built into a HOME's cache folder (as python -m dissectors build --export-only puts them) and
+    linked into that HOME's plugin folder (as analyze links them into the HOME it gives tshark)."""
     from dissectors import plugin_paths
-    from dissectors.definitions import rsvd
 
     space = c_plugins.Workspace(decoded.TSHARK)
     try:
         home = space.home("home")
         folder = plugin_paths.export_plugin_dir(build.wireshark_version(), {"HOME": str(home.host)})
-        [so] = build.build([rsvd.PROTOCOL], dest=folder, export_only=True)
+        sos = build.build([rsvd.PROTOCOL, csvp.PROTOCOL], dest=folder, export_only=True)
+        assert sorted(so.name for so in sos) == ["clusprep.so", "msrsvd.so"]
         home.plugin_dir().mkdir(parents=True)
-        (home.plugin_dir() / so.name).symlink_to(so)
+        for so in sos:
+            (home.plugin_dir() / so.name).symlink_to(so)
         _world_readable(home.host)
-        yield home, so
+        yield home, sos[0]
     finally:
         space.remove()
 
 
+def _without_lua(cmd: list) -> list:
+    """analyze's tshark command without its -X lua_script: arguments (the compiled plugins stand in)."""
+    out = []
+    for a in cmd[1:]:
+        if a.startswith("lua_script:"):
+            out.pop()  # its -X
+            continue
+        out.append(a)
+    return out
+
+
 def test_analyze_reads_the_same_rows_from_the_compiled_export_plugin(export_plugin):
     """Every row analyze's tshark prints (its whole command: every field, both plugins'), on every
-    sample and public capture, is the same byte for byte when msrsvd's fields come from the
-    compiled export plugin instead of the Lua: so is everything analyze makes of them."""
+    sample and public capture, is the same byte for byte when msrsvd's and clusprep's fields come
+    from the compiled export plugins instead of the Lua ones (no Lua at all): so is everything
+    analyze makes of them."""
     from analyzer.capture.keys import Keys
     from analyzer.capture.source import command, find_tshark
 
@@ -417,9 +450,9 @@ def test_analyze_reads_the_same_rows_from_the_compiled_export_plugin(export_plug
         staged.chmod(0o644)
         keys = samples.KEYS.get(pcap.stem)
         lua = command(find_tshark(), staged, Keys(**keys).args() if keys else [])
-        at = lua.index(lua_script)
+        assert lua_script in lua
         by_lua = subprocess.run(lua, capture_output=True, text=True, timeout=300, env=tshark_env(config=False))
-        by_c = home.run(lua[1:at - 1] + lua[at + 1:], timeout=300)
+        by_c = home.run(_without_lua(lua), timeout=300)
         assert by_c.returncode == by_lua.returncode, (pcap.name, by_c.stderr[-1000:])  # 2: rsvd_truncated
         assert by_c.stdout == by_lua.stdout, pcap.name
         rows += by_lua.stdout.count("\n")
@@ -443,9 +476,10 @@ def test_analyze_takes_the_compiled_plugin_only_when_it_can(export_plugin, monke
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     private = Path(source._empty_home())
     cmd = source.command(tshark, pcap)
-    assert lua not in cmd and any("clusprep.lua" in a for a in cmd)  # ClusPrep's stays Lua: no export in C yet
-    linked = private / ".local/lib/wireshark/plugins" / build.wireshark_version() / "epan" / so.name
-    assert linked.resolve() == so.resolve()
+    assert not any(a.startswith("lua_script:") for a in cmd)  # both compiled: no Lua at all
+    for name in ("msrsvd.so", "clusprep.so"):
+        linked = private / ".local/lib/wireshark/plugins" / build.wireshark_version() / "epan" / name
+        assert linked.resolve() == (so.parent / name).resolve()
     assert compiled_plugins.notes(tshark) == []
     monkeypatch.setenv(compiled_plugins.FORCE, "lua")
     assert lua in source.command(tshark, pcap)
@@ -474,30 +508,28 @@ def test_analyze_takes_the_compiled_plugin_only_when_it_can(export_plugin, monke
 
 def test_the_sanitized_export_plugin_gives_the_luas_rows_on_damaged_captures(export_plugin):
     """Samples with bytes changed at random (headers, offsets, lengths the export reads): the export
-    plugin built with ASan and UBSan gives analyze the same rows and exit code as the Lua, and no
-    sanitizer report. (60 variants of seed 7 checked by hand; 12 here.)"""
+    plugins built with ASan and UBSan give analyze the same rows and exit code as the Lua ones, and
+    no sanitizer report. (60 RSVD variants of seed 7 checked by hand; 12 here, and 12 ClusPrep.)"""
     from analyzer.capture.source import command, find_tshark
-    from dissectors.definitions import rsvd
 
     space = c_plugins.Workspace(decoded.TSHARK)
     try:
         home = space.home("home")
-        build.build([rsvd.PROTOCOL], dest=home.plugin_dir(), export_only=True, sanitize=True)
+        build.build([rsvd.PROTOCOL, csvp.PROTOCOL], dest=home.plugin_dir(), export_only=True, sanitize=True)
         work = home.sibling("variants").host
         rng = random.Random(7)
         sources = [p for p in sorted(samples.SAMPLES_DIR.glob("rsvd_*.pcapng")) if p.stem not in samples.KEYS]
-        lua_script = "lua_script:%s" % (Path(__file__).resolve().parent.parent / "dissectors/lua/msrsvd.lua")
-        for k in range(12):
-            data = bytearray(rng.choice(sources).read_bytes())
+        sources2 = [p for p in sorted(samples.SAMPLES_DIR.glob("clusprep_*.pcapng")) if p.stem not in samples.KEYS]
+        for k in range(24):
+            data = bytearray(rng.choice(sources if k < 12 else sources2).read_bytes())
             for _ in range(rng.randint(1, 20)):
                 data[rng.randrange(200, len(data))] = rng.randrange(256)
             variant = work / ("variant-%02d.pcapng" % k)
             variant.write_bytes(bytes(data))
             _world_readable(space.folder)
             lua = command(find_tshark(), variant)
-            at = lua.index(lua_script)
             by_lua = subprocess.run(lua, capture_output=True, text=True, timeout=300, env=tshark_env(config=False))
-            by_c = home.run(lua[1:at - 1] + lua[at + 1:], home.sanitizer_env(), timeout=300)
+            by_c = home.run(_without_lua(lua), home.sanitizer_env(), timeout=300)
             assert "AddressSanitizer" not in by_c.stderr and "runtime error" not in by_c.stderr, by_c.stderr[-3000:]
             assert (by_c.returncode, by_c.stdout) == (by_lua.returncode, by_lua.stdout), k
     finally:

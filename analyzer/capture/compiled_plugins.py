@@ -5,7 +5,7 @@ takes the analyzer's fields from C, with the same rows (tests/test_c_target.py c
 tshark loads a compiled plugin only from a plugin folder, and as root from none of the personal
 ones, so: not as root, and through the private HOME analyze gives tshark, where the plugin is
 linked in. ANALYZE_PLUGINS=lua keeps the Lua plugins whatever is built; ANALYZE_PLUGINS=c
-requires a compiled one (for the protocols that can have one) and says why when there is none.
+requires a compiled one of each protocol and says which is missing.
 """
 from __future__ import annotations
 
@@ -42,9 +42,10 @@ def usable(tshark) -> Dict[str, Path]:
         so = plugin_paths.export_plugin(lua.stem, series(tshark.version))
         if so is not None:
             found[lua.stem] = so
-    if mode == "c" and not found:
-        raise NoCompiledPlugin("%s=c: no current compiled export plugin for tshark %s in %s (build one: python -m "
-                               "dissectors build --export-only)" % (FORCE, series(tshark.version),
+    missing = [lua.stem for lua in plugin_paths.lua_paths() if lua.stem not in found]
+    if mode == "c" and missing:
+        raise NoCompiledPlugin("%s=c: no current compiled export plugin of %s for tshark %s in %s (build them: python -m "
+                               "dissectors build --export-only)" % (FORCE, " and ".join(missing), series(tshark.version),
                                                                     plugin_paths.export_plugin_dir(series(tshark.version))))
     return found
 

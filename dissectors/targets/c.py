@@ -3,8 +3,8 @@
 What it renders today: the fields (hf_register_info with value_string and range_string tables),
 the expert items (ei_register_info) and the preferences of any protocol, and the decoders of its
 structures (every decode step of dissectors.model.structs, checks included), reached through the
-port binding or the SMB2 binding (exchanges and request values, stored errors, refusals; not its
-statistics taps). The DCE/RPC binding and the NDR interpreter are still the Lua target's alone:
+port binding or the SMB2 binding (exchanges and request values, stored errors, refusals, the
+statistics' tshark -z reports; not their Statistics-menu windows). The DCE/RPC binding and the NDR interpreter are still the Lua target's alone:
 render_c refuses a protocol that needs them.
 
 Captured values live in a small bag per decoder (name -> integer or sub-bag), bounded by the
@@ -26,13 +26,16 @@ from dissectors.model.structs import ARRAY_CAP, Model
 from dissectors.targets.templates import environment
 from dissectors.vocabulary.protocol import Protocol
 
-BINDINGS = ("port", "smb2")  # the bindings this target renders (SMB2: without the statistics taps)
-EXPORT_ONLY = ("smb2",)  # and those it also renders as only the analyzer's export (render_c(export_only=True))
+BINDINGS = ("port", "smb2")  # the bindings this target renders (SMB2: without the statistics' GUI windows)
+EXPORT_ONLY = ("smb2", "dcerpc")  # and those it renders as only the analyzer's export (render_c(export_only=True))
 ENCODING = {"le": "ENC_LITTLE_ENDIAN", "be": "ENC_BIG_ENDIAN"}
 # What the SMB2 binding reads of each PDU's bytes beside its smb2.cmd instead of asking Wireshark
 # (templates/c/smb2_binding.c.j2, from_header and stream_of): fields on every SMB2 frame, costly
 # to have built
 SMB2_FROM_BYTES = ("response", "ntstatus", "msgid", "session", "fid", "stream")
+# What the DCE/RPC export does not read: a call's times come from the frame (pinfo), the native
+# path's object and padding are the Lua's alone
+DCERPC_EXPORT_UNREAD = ("time", "object", "pad")
 FT = {"uint8": "FT_UINT8", "uint16": "FT_UINT16", "uint24": "FT_UINT24", "uint32": "FT_UINT32",
       "uint64": "FT_UINT64", "int8": "FT_INT8", "int16": "FT_INT16", "int32": "FT_INT32", "int64": "FT_INT64",
       "bool": "FT_BOOLEAN", "string": "FT_STRING", "guid": "FT_GUID", "bytes": "FT_BYTES", "none": "FT_NONE",
@@ -172,7 +175,7 @@ def render_c(p: Protocol, model: Model = None, export_only: bool = False) -> str
                                   % (p.name, "/".join(BINDINGS), p.binding,
                                      " (its export for analyze: --export-only)" if p.binding in EXPORT_ONLY else ""))
     model = model or build_model(p)
-    if export_only and model.binding.export is None:
+    if export_only and p.binding == "smb2" and model.binding.export is None:
         raise NotImplementedError("%s: no export preference (ExportForAnalyzer) to render" % p.name)
     if p.status_names:
         model.value_table(p.status_names)  # declared before the template asks for its name
@@ -184,7 +187,14 @@ def render_c(p: Protocol, model: Model = None, export_only: bool = False) -> str
         proto=p, model=model, fields=list(model.fields.values()), subtrees=_subtrees(model), names=names, FT=FT,
         ENC=ENCODING, cap=ARRAY_CAP, N=Names(p).keys(), binding=model.binding, raw_cap=RAW_CAP,
         contexts_cap=CONTEXTS_CAP, summaries=p.summaries, details=shows, export_only=export_only,
-        from_bytes=SMB2_FROM_BYTES)
+        unwanted=_unwanted(p, export_only), stubs=model.ndr.pairs() if getattr(model, "ndr", None) else {})
+
+
+def _unwanted(p: Protocol, export_only: bool) -> tuple:
+    """The binding's reads the rendered plugin does not ask Wireshark for."""
+    if p.binding == "smb2":
+        return () if export_only else SMB2_FROM_BYTES
+    return DCERPC_EXPORT_UNREAD if p.binding == "dcerpc" else ()
 
 
 def _subtrees(model: Model) -> list:
