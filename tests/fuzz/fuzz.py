@@ -5,6 +5,7 @@
     .venv/bin/python tests/fuzz/fuzz.py --replay rsvd_shared_disk:struct:123456   # one variant again
     .venv/bin/python tests/fuzz/fuzz.py --shards-check --quick   # split against serial (tests/test_fuzz.py)
     .venv/bin/python tests/fuzz/fuzz.py --replay merged_mix:struct:123456         # one of those again
+    .venv/bin/python tests/fuzz/fuzz.py --c-plugin --quick    # C plugin (ASan+UBSan) against the Lua
 
 Options: --seed S (master seed, default 1), --jobs J (default 2), --out DIR (default
 /tmp/msrsvd-fuzz; failures go to DIR/failures, the run's figures to DIR/summary.json),
@@ -138,6 +139,21 @@ Each variant also records how many shards the sharded run used (split.py's split
 calls it), or why it read the capture whole; the summary counts the variants that split, and a
 base that does not split unmutated, or differs, is a baseline failure. A failure is saved as
 above, with both runs' --output folders beside it (<base>-<kind>-<seed>.serial, .sharded).
+
+--c-plugin: the compiled msrsvd against the Lua (issue 26)
+---------------------------------------------------------
+msrsvd rendered by the C target (or --c-source FILE) is compiled with AddressSanitizer and
+UndefinedBehaviorSanitizer for one tshark (--c-tshark 4.0|4.4|4.6; tests/c_plugins.py), and each
+variant of the RSVD samples (ClusPrep stays Lua: nothing to run) goes through it as a user other
+than root, `-V` and `-2 -V`, and through msrsvd.lua alone, `-V` and `-2 -Y frame -V`. Broken when:
+  sanitizer       a sanitizer report (or a runtime that did not load) on the C's stderr
+  exit_differs    the C's exit code is not the Lua's (tshark_exit: both other than 0 or 2)
+  differs         the -V outputs differ, after normalise(): the known difference (a value a
+                  decoder needs was not kept: the Lua's error on a nil value, the C's "a value
+                  the decoder needs was not decoded") on the same line of both, counted
+  timeout, slow   as above, the C's one pass against the unmutated sample's
+--quick is C_QUICK_VARIANTS (one per RSVD sample and kind). The summary counts the variants
+run and not run, exit codes, the normalised line pairs; the unmutated samples are baselines.
 """
 from __future__ import annotations
 
