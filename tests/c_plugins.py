@@ -113,13 +113,14 @@ class Home:
                    *self.tshark.argv, *args]
             if os.geteuid() == 0:
                 cmd = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", *cmd]
-            return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+            return subprocess.run(cmd, capture_output=True, text=True, errors="replace", timeout=timeout,
                                   env={"PATH": os.environ["PATH"]})
         env = dict(PATH=os.environ["PATH"], CHROOT_TSHARK_HOME=self.inside,
                    **{"CHROOT_TSHARK_ENV_" + k: v for k, v in extra.items()})
         if extra:
             env["CHROOT_TSHARK_PROC"] = "1"  # AddressSanitizer reads /proc
-        return subprocess.run([*self.tshark.argv, *args], capture_output=True, text=True, timeout=timeout, env=env)
+        return subprocess.run([*self.tshark.argv, *args], capture_output=True, text=True, errors="replace",
+                              timeout=timeout, env=env)
 
 
 class Workspace:

@@ -260,3 +260,88 @@ def test_a_variant_that_once_failed_passes(variant, tmp_path):
                          capture_output=True, text=True, timeout=300, cwd=str(fuzz.ROOT))
     assert res.returncode == 0, res.stdout + res.stderr[-3000:]
     assert "FAIL" not in res.stdout, res.stdout
+
+
+# -- --c-plugin: the compiled msrsvd, built with ASan and UBSan, against msrsvd.lua ------------------
+# On 4.0 the quick subset (one variant per RSVD sample and kind: 33, about 90 s on 2 shared cores);
+# on 4.4 and 4.6 (the chroots) each sample's structure-aware variant (11, about 30 s each).
+C_RUNS = {"4.0": ["--quick"], "4.4": ["--variants", "11", "--kinds", "struct"],
+          "4.6": ["--variants", "11", "--kinds", "struct"]}
+
+
+def _c_fuzz(tmp_path, *args, timeout=600):
+    res = subprocess.run([fuzz.PYTHON, str(FUZZ_DIR / "fuzz.py"), "--c-plugin", "--jobs", "2", "--out",
+                          str(tmp_path), *args], capture_output=True, text=True, timeout=timeout, cwd=str(fuzz.ROOT))
+    summary = tmp_path / "summary.json"
+    if "fuzz --c-plugin: " in res.stderr and not summary.exists() and res.returncode == 1:
+        why = [ln for ln in res.stderr.splitlines() if ln.startswith("fuzz --c-plugin: ")][-1]
+        if "is not here" in why or "has no C build packages" in why or "no gcc" in why:
+            pytest.skip(why)
+    assert summary.exists(), res.stdout + res.stderr[-3000:]
+    return res, json.loads(summary.read_text())
+
+
+@pytest.mark.parametrize("series", sorted(C_RUNS))
+def test_c_plugin_subset_finds_nothing(series, tmp_path):
+    """Each variant through the sanitized C plugin and the Lua, one pass and two: no sanitizer
+    report, the same exit code, no blow-up, tshark -V the same (but for the known difference,
+    normalised and counted)."""
+    res, doc = _c_fuzz(tmp_path, "--c-tshark", series, *C_RUNS[series])
+    assert doc["mode"] == "c_plugin" and doc["series"] == series
+    assert doc["ran"] == doc["variants"] == (fuzz.C_QUICK_VARIANTS if series == "4.0" else 11)
+    assert set(doc["per_sample"]) == {n for n in samples.SCENARIOS if n.startswith("rsvd_")}
+    assert all(not b["failures"] for b in doc["baselines"].values()), doc["baselines"]
+    assert res.returncode == 0, "the C plugin and the Lua differ (captures and reports in %s):\n%s\n%s" % (
+        tmp_path / "failures", res.stdout, res.stderr[-3000:])
+
+
+def test_c_plugin_mode_catches_planted_faults(tmp_path):
+    """The mode fails when the C plugin is wrong: one byte written past a wmem block in every
+    decode (AddressSanitizer), and an Info text that is not the Lua's (-V differs)."""
+    from dissectors.definitions import rsvd
+    from dissectors.targets.c import render_c
+
+    src = render_c(rsvd.PROTOCOL)
+    overrun = src.replace("notes_begin(st);", "notes_begin(st); { char *volatile p = wmem_alloc(st->pinfo->pool, 4); "
+                          "p[4] = 1; }", 1)
+    renamed = src.replace('is_response ? " Response" : " Request"', 'is_response ? " Response" : " Requests"', 1)
+    assert overrun != src and renamed != src
+    for name, text, invariant in (("overrun", overrun, "sanitizer"), ("renamed", renamed, "differs")):
+        source = tmp_path / (name + ".c")
+        source.write_text(text)
+        res, doc = _c_fuzz(tmp_path / name, "--c-source", str(source), "--only", "rsvd_shared_disk", "--variants",
+                           "2", "--kinds", "struct")
+        assert res.returncode == 1 and doc["failed_variants"] == 2, (name, res.stdout)
+        assert doc["failures_per_invariant"].get(invariant) == 2, (name, doc["failures_per_invariant"])
+        assert invariant in [k for k, _ in doc["baselines"]["rsvd_shared_disk"]["failures"]], name
+
+
+def _runs(c_out="", lua_out="", c_rc=0, lua_rc=0, c_err=""):
+    return {"c": (c_rc, c_out, c_err, 0.1), "c2": (c_rc, c_out, c_err, 0.1),
+            "lua": (lua_rc, lua_out, "", 0.1), "lua2": (lua_rc, lua_out, "", 0.1)}
+
+
+def test_c_plugin_invariants_are_noticed():
+    tree = "Frame 7: 200 bytes\n    MS-RSVD, RSVD_TUNNEL_SCSI_OPERATION Request\n        Length: 36\n"
+    assert fuzz.check_c(_runs(tree, tree)) == ([], 0, [])
+    assert fuzz.check_c(_runs(tree, tree, 2, 2, "tshark: The file appears to have been cut short"))[0] == []
+    bad, _, diffs = fuzz.check_c(_runs(tree, tree.replace("36", "37")))
+    assert [k for k, _ in bad] == ["differs", "differs"] and "Frame 7, line 3" in diffs[0]
+    asan = "==12==ERROR: AddressSanitizer: heap-buffer-overflow on address 0x6\nSUMMARY: AddressSanitizer: " \
+           "heap-buffer-overflow /x/msrsvd.c:1234 in d_header\n"
+    assert ("sanitizer", "SUMMARY: AddressSanitizer: heap-buffer-overflow msrsvd.c:1234 in d_header") in \
+        fuzz.check_c(_runs(tree, tree, c_err=asan))[0]
+    ubsan = "msrsvd.c:99:5: runtime error: signed integer overflow\n"
+    assert [k for k, _ in fuzz.check_c(_runs(tree, tree, c_err=ubsan))[0]] == ["sanitizer", "sanitizer"]
+    assert [k for k, _ in fuzz.check_c(_runs(tree, tree, c_rc=-6))[0]] == ["exit_differs", "exit_differs"]
+    assert [k for k, _ in fuzz.check_c(_runs(tree, tree, 1, 1))[0]] == ["tshark_exit", "tshark_exit"]
+    assert [k for k, _ in fuzz.check_c(_runs(tree, tree, None, 0))[0]] == ["timeout", "timeout"]
+    # the known difference: the Lua's error on a nil value where the C says a value was not decoded,
+    # on the same lines; nothing else
+    c = tree + "        [Expert Info (Error/Malformed): %s]\n        Dissector error: %s\n" % ((fuzz.C_MISSING,) * 2)
+    err = "/work/dissectors/lua/msrsvd.lua:2412: attempt to perform arithmetic on a nil value (field 'Length')"
+    lua = tree + "        [Expert Info (Error/Malformed): %s]\n        Dissector error: %s\n" % (err, err)
+    assert fuzz.check_c(_runs(c, lua)) == ([], 4, [])  # two lines, in each pass
+    other = lua.replace("attempt to perform arithmetic on a nil value", "bad argument #1 to 'add'")
+    assert [k for k, _ in fuzz.check_c(_runs(c, other))[0]] == ["differs", "differs"]
+    assert [k for k, _ in fuzz.check_c(_runs(c + "        Length: 0\n", lua))[0]] == ["differs", "differs"]

@@ -8,7 +8,7 @@
 -- contexts (smb2.tag/smb2.create.chain_data). It needs nothing from any dissector Wireshark
 -- has of its own for those buffers, which may be enabled or disabled.
 
-local BUILD = "c6722a05613b8ae7"
+local BUILD = "f3b066e1d9d0e285"
 do
   local loaded = rawget(_G, "msrsvd_plugin_build")
   if loaded then
@@ -2683,9 +2683,9 @@ D.d_scsi_inquiry_data = function(tvb, tree, off, lim, pinfo, ctx, pv)
     do local r = tvb(off + 3, 1); t:add(F.scsi__inquiry__format, r); v.Format = r:uint() end
     do local r = tvb(off + 4, 1); t:add(F.scsi__inquiry__additional_length, r); v.AdditionalLength = r:uint() end
     t:add(F.scsi__inquiry__capability_flags, tvb(off + 5, 3))
-    do local r = tvb(off + 8, 8); t:add(F.scsi__inquiry__vendor_identification, r, r:string()) end
-    do local r = tvb(off + 16, 16); t:add(F.scsi__inquiry__product_identification, r, r:string()) end
-    do local r = tvb(off + 32, 4); t:add(F.scsi__inquiry__product_revision_level, r, r:string()) end
+    t:add(F.scsi__inquiry__vendor_identification, tvb(off + 8, 8))
+    t:add(F.scsi__inquiry__product_identification, tvb(off + 16, 16))
+    t:add(F.scsi__inquiry__product_revision_level, tvb(off + 32, 4))
     off = off + 36
   else
     if lim - off >= 1 then do local r = tvb(off + 0, 1); local b, x = t:add(F.scsi__inquiry__device, r), r:uint(); b:add(F.scsi__inquiry__device__peripheral_qualifier, r); b:add(F.scsi__inquiry__device__peripheral_device_type, r) end end
@@ -2694,9 +2694,9 @@ D.d_scsi_inquiry_data = function(tvb, tree, off, lim, pinfo, ctx, pv)
     if lim - off >= 4 then do local r = tvb(off + 3, 1); t:add(F.scsi__inquiry__format, r); v.Format = r:uint() end end
     if lim - off >= 5 then do local r = tvb(off + 4, 1); t:add(F.scsi__inquiry__additional_length, r); v.AdditionalLength = r:uint() end end
     if lim - off >= 8 then t:add(F.scsi__inquiry__capability_flags, tvb(off + 5, 3)) end
-    if lim - off >= 16 then do local r = tvb(off + 8, 8); t:add(F.scsi__inquiry__vendor_identification, r, r:string()) end end
-    if lim - off >= 32 then do local r = tvb(off + 16, 16); t:add(F.scsi__inquiry__product_identification, r, r:string()) end end
-    if lim - off >= 36 then do local r = tvb(off + 32, 4); t:add(F.scsi__inquiry__product_revision_level, r, r:string()) end end
+    if lim - off >= 16 then t:add(F.scsi__inquiry__vendor_identification, tvb(off + 8, 8)) end
+    if lim - off >= 32 then t:add(F.scsi__inquiry__product_identification, tvb(off + 16, 16)) end
+    if lim - off >= 36 then t:add(F.scsi__inquiry__product_revision_level, tvb(off + 32, 4)) end
     return short(t, off, lim, 36, "Standard INQUIRY data (SPC-3 6.4.2)"), v
   end
   return off, v

@@ -5,6 +5,7 @@
     .venv/bin/python tests/fuzz/fuzz.py --replay rsvd_shared_disk:struct:123456   # one variant again
     .venv/bin/python tests/fuzz/fuzz.py --shards-check --quick   # split against serial (tests/test_fuzz.py)
     .venv/bin/python tests/fuzz/fuzz.py --replay merged_mix:struct:123456         # one of those again
+    .venv/bin/python tests/fuzz/fuzz.py --c-plugin --quick    # C plugin (ASan+UBSan) against the Lua
 
 Options: --seed S (master seed, default 1), --jobs J (default 2), --out DIR (default
 /tmp/msrsvd-fuzz; failures go to DIR/failures, the run's figures to DIR/summary.json),
@@ -138,6 +139,21 @@ Each variant also records how many shards the sharded run used (split.py's split
 calls it), or why it read the capture whole; the summary counts the variants that split, and a
 base that does not split unmutated, or differs, is a baseline failure. A failure is saved as
 above, with both runs' --output folders beside it (<base>-<kind>-<seed>.serial, .sharded).
+
+--c-plugin: the compiled msrsvd against the Lua (issue 26)
+---------------------------------------------------------
+msrsvd rendered by the C target (or --c-source FILE) is compiled with AddressSanitizer and
+UndefinedBehaviorSanitizer for one tshark (--c-tshark 4.0|4.4|4.6; tests/c_plugins.py), and each
+variant of the RSVD samples (ClusPrep stays Lua: nothing to run) goes through it as a user other
+than root, `-V` and `-2 -V`, and through msrsvd.lua alone, `-V` and `-2 -Y frame -V`. Broken when:
+  sanitizer       a sanitizer report (or a runtime that did not load) on the C's stderr
+  exit_differs    the C's exit code is not the Lua's (tshark_exit: both other than 0 or 2)
+  differs         the -V outputs differ, after normalise(): the known difference (a value a
+                  decoder needs was not kept: the Lua's error on a nil value, the C's "a value
+                  the decoder needs was not decoded") on the same line of both, counted
+  timeout, slow   as above, the C's one pass against the unmutated sample's
+--quick is C_QUICK_VARIANTS (one per RSVD sample and kind). The summary counts the variants
+run and not run, exit codes, the normalised line pairs; the unmutated samples are baselines.
 """
 from __future__ import annotations
 
@@ -326,6 +342,11 @@ class Result:
     sharded_rc: Optional[int] = None
     shards: Optional[int] = None  # 0: read whole, for the reason in `whole`
     whole: str = ""
+    # --c-plugin: tshark_* are the sanitized C plugin's (one pass), lua_rc the Lua's; why a variant
+    # was not run; how many -V line pairs the known difference made alike (normalise())
+    lua_rc: Optional[int] = None
+    skipped: str = ""
+    normalised: int = 0
 
 
 def build_variant(v: Variant, info: SampleInfo, dst: Path) -> Tuple[str, str]:
@@ -609,11 +630,229 @@ def tail(text: str, n: int = 40) -> str:
     return "\n".join(lines[-n:])
 
 
+# -- --c-plugin: the compiled msrsvd, built with the sanitizers, against msrsvd.lua ----------------
+C_QUICK_VARIANTS = 33  # one per (RSVD sample, kind): tests/test_fuzz.py
+C_SANITIZER = re.compile(r"AddressSanitizer|LeakSanitizer|runtime error|Sanitizer|ld\.so")
+# The one known difference between the targets (README, "A second target"): where a decoder needs a
+# value it did not keep (a field a mutation left out), the Lua raises, and its pcall shows the Lua
+# error (a nil value) as the internal-error expert item and msrsvd.dissector_error; the C reads 0,
+# goes on, and shows this text there instead. Only those lines are normalised, and counted.
+C_MISSING = "a value the decoder needs was not decoded"
+LUA_NIL = re.compile(r"[^\s\[\]]*msrsvd\.lua:\d+: attempt to [a-z ]+ (?:a nil value|nil with \w+|\w+ with nil)"
+                     r"(?: \([^)]*\))?")
+NOT_KEPT = "<a value the decoder needs was not kept>"
+# tshark's exit after a read error (a file cut short): 2 on 4.0, 14 on 4.6 (both targets alike)
+READ_ERROR_EXITS = (2, 14)
+
+
+@dataclass
+class CTarget:
+    """The sanitized msrsvd plugin in a HOME of one tshark (tests/c_plugins.py), and the Lua."""
+
+    tshark: object  # tsharks.Tshark
+    space: object  # c_plugins.Workspace
+    home: object  # c_plugins.Home with msrsvd.so built --sanitize
+    env: Dict[str, str]  # its sanitizer_env()
+    lua: Path  # msrsvd.lua
+
+    @classmethod
+    def build(cls, series: str, source: Optional[Path] = None) -> "CTarget":
+        """msrsvd rendered by the C target (or `source`, a C file: a planted fault, say) compiled with
+        the sanitizers for that tshark of tests/tsharks.py."""
+        sys.path.insert(0, str(ROOT / "tests"))
+        import c_plugins
+        import tsharks
+        from dissectors.definitions import rsvd
+        from dissectors.targets.c import render_c
+
+        t = next((t for s, t, _ in tsharks.found() if s == series), None)
+        why = "tshark %s is not here: %s" % (series, dict((s, w) for s, _, w in tsharks.found()).get(series, "?")) \
+            if t is None else c_plugins.missing(t)
+        if why:
+            raise SystemExit("fuzz --c-plugin: %s" % why)
+        space = c_plugins.Workspace(t)
+        try:
+            home = space.home("home")
+            home.compile(source.read_text() if source else render_c(rsvd.PROTOCOL), rsvd.PROTOCOL.name,
+                         sanitize=True)
+            lua = plugin_paths.lua_paths()
+            lua = next(p for p in lua if Path(p).name == "msrsvd.lua")
+            return cls(t, space, home, home.sanitizer_env(), Path(lua))
+        except BaseException:
+            space.remove()
+            raise
+
+    def work(self) -> Path:
+        """A folder for the variants that the user tshark runs as can read."""
+        return self.home.sibling("variants").host
+
+    def run_c(self, path: Path, *args: str):
+        t0 = time.monotonic()
+        try:
+            res = self.home.run(["-n", "-r", str(path), "-V", *args, *_key_args(path)], env_extra=self.env,
+                                timeout=TSHARK_TIMEOUT)
+            return res.returncode, res.stdout, res.stderr, time.monotonic() - t0
+        except subprocess.TimeoutExpired as e:
+            return None, _text(e.stdout), _text(e.stderr), time.monotonic() - t0
+
+    def run_lua(self, path: Path, *args: str):
+        return _run([*self.tshark.argv, "-n", "-r", str(path), "-X", "lua_script:%s" % self.lua, "-V", *args,
+                     *_key_args(path)], TSHARK_TIMEOUT, _TSHARK_ENV)
+
+    def runs(self, path: Path) -> Dict[str, tuple]:
+        """One pass and two (C -2 against Lua -2 -Y frame: the Lua sees SMB2's fields in the first
+        pass only with a filter, the C asks for them; tests/test_c_target.py)."""
+        return {"c": self.run_c(path), "c2": self.run_c(path, "-2"),
+                "lua": self.run_lua(path), "lua2": self.run_lua(path, "-2", "-Y", "frame")}
+
+
+def _text(x) -> str:
+    return x.decode("utf-8", "replace") if isinstance(x, bytes) else (x or "")
+
+
+def _key_args(path: Path) -> List[str]:
+    keys = _keys(path)
+    return keys.args() if keys else []
+
+
+def normalise(c: str, lua: str) -> Tuple[str, str, int]:
+    """Both -V outputs with the known difference's lines made alike: each line of the C's that
+    shows C_MISSING and each of the Lua's that shows a Lua error on a nil value, at the same line
+    of both (nothing else moves); and how many line pairs that was."""
+    cl, ll = c.split("\n"), lua.split("\n")
+    n = 0
+    if len(cl) == len(ll):
+        for i, (a, b) in enumerate(zip(cl, ll)):
+            if a != b and C_MISSING in a and LUA_NIL.search(b) and \
+                    a.replace(C_MISSING, NOT_KEPT) == LUA_NIL.sub(NOT_KEPT, b):
+                cl[i] = ll[i] = a.replace(C_MISSING, NOT_KEPT)
+                n += 1
+    return "\n".join(cl), "\n".join(ll), n
+
+
+def first_difference(a: str, b: str) -> str:
+    """The first differing line of two -V outputs, with its frame and a few lines of context."""
+    al, bl = a.split("\n"), b.split("\n")
+    i = next((i for i, (x, y) in enumerate(zip(al, bl)) if x != y), min(len(al), len(bl)))
+    frame = next((ln.split(":")[0] for ln in reversed(al[:i + 1]) if ln.startswith("Frame ")), "?")
+    diff = difflib.unified_diff(al[max(0, i - 3):i + 6], bl[max(0, i - 3):i + 6], "c", "lua", lineterm="", n=3)
+    return "%s, line %d (%d lines against %d)\n%s" % (frame, i + 1, len(al), len(bl), "\n".join(diff))
+
+
+def check_c(runs: Dict[str, tuple]) -> Tuple[List[Tuple[str, str]], int, List[str]]:
+    """The C mode's invariants on one capture: (failures, lines normalised, first differences)."""
+    bad: List[Tuple[str, str]] = []
+    diffs: List[str] = []
+    normalised = 0
+    for c, lua in (("c", "lua"), ("c2", "lua2")):
+        (crc, cout, cerr, _), (lrc, lout, _, _) = runs[c], runs[lua]
+        passes = "two passes" if c == "c2" else "one pass"
+        if crc is None or lrc is None:
+            bad.append(("timeout", "%s over %d s (%s)" % ("C" if crc is None else "Lua", TSHARK_TIMEOUT, passes)))
+            continue
+        hit = next((ln for ln in cerr.splitlines() if C_SANITIZER.search(ln)), None)
+        if hit:
+            detail = next((ln for ln in cerr.splitlines() if "SUMMARY:" in ln or "runtime error" in ln), hit)
+            bad.append(("sanitizer", re.sub(r"/\S+/", "", detail.strip())[:200]))
+        if OUR_BUG.search(cerr) or OUR_BUG.search(cout):
+            bad.append(("dissector_bug", OUR_BUG.search(cerr + cout).group(0)))
+        if crc != lrc:
+            bad.append(("exit_differs", "C exit %s, Lua exit %s (%s): %s" % (
+                crc, lrc, passes, (cerr.strip().splitlines() or [""])[-1][:150])))
+        elif crc not in (0, *READ_ERROR_EXITS):
+            bad.append(("tshark_exit", "exit %s (%s)" % (crc, passes)))
+        a, b, n = normalise(cout, lout)
+        normalised += n
+        if a != b:
+            where = first_difference(a, b)
+            diffs.append("%s: %s" % (passes, where))
+            line = next((ln for ln in where.splitlines() if ln.startswith("-") and not ln.startswith("---")), "")
+            bad.append(("differs", "%s: %s" % (passes, line[1:].strip()[:150])))
+    return bad, normalised, diffs
+
+
+def c_baseline(info: "SampleInfo", c: CTarget, work: Path) -> None:
+    """An RSVD sample unmutated: the C as the Lua and clean; the C's -V time (median of three)."""
+    path = work / info.path.name  # where the user the C's tshark runs as can read it
+    shutil.copyfile(info.path, path)
+    path.chmod(0o644)
+    runs = c.runs(path)
+    bad, _, _ = check_c(runs)
+    times = [runs["c"][3], c.run_c(path)[3], c.run_c(path)[3]]
+    info.base_tshark, info.baseline_failures = statistics.median(times), sorted(set(bad))
+    path.unlink()
+
+
+def summarize_c(results: List[Result], infos: Dict[str, SampleInfo], seconds: float, args, out: Path,
+                c: CTarget) -> dict:
+    """--c-plugin's figures: the variants run and skipped, failures per invariant and distinct, the
+    known difference (variants and line pairs normalised), exit codes, the slowest."""
+    ran = [r for r in results if not r.skipped]
+    failures = [r for r in ran if r.failures]
+    distinct: Dict[Tuple[str, str], List[Result]] = defaultdict(list)
+    for r in failures:
+        for k, detail in r.failures:
+            key = detail if k != "slow" else "%s %s" % (r.sample, detail.split()[0])
+            distinct[(k, re.sub(r"\b(frames?|line) \d+", r"\1 N", key))].append(r)
+    slow = max(ran, key=lambda r: r.tshark_ratio, default=None)
+    doc = dict(
+        mode="c_plugin", tshark=str(c.tshark), series=c.tshark.series, seed=args.seed, variants=len(results),
+        ran=len(ran), skipped=dict(Counter(r.skipped for r in results if r.skipped)), jobs=args.jobs,
+        seconds=round(seconds, 1), seconds_per_1000=round(seconds / max(len(ran), 1) * 1000, 1),
+        per_kind=dict(Counter(r.kind for r in ran)), per_mutator=dict(sorted(Counter(r.mutator for r in ran).items())),
+        per_sample=dict(Counter(r.sample for r in ran)),
+        exits=dict(sorted(Counter(str(r.tshark_rc) for r in ran).items())),
+        normalised=dict(variants=sum(1 for r in ran if r.normalised), lines=sum(r.normalised for r in ran)),
+        baselines={n: dict(packets=i.packets, c_s=round(i.base_tshark, 3), failures=i.baseline_failures)
+                   for n, i in infos.items() if i.family == "rsvd"},
+        failed_variants=len(failures),
+        failures_per_invariant=dict(Counter(k for r in failures for k in {k for k, _ in r.failures})),
+        distinct_failures=[dict(invariant=k, detail=d, count=len(rs), samples=sorted({r.sample for r in rs}),
+                                mutators=sorted({r.mutator for r in rs}),
+                                examples=[dict(variant=r.variant, saved=r.saved, mutation=r.mutation[:300])
+                                          for r in rs[:3]])
+                           for (k, d), rs in sorted(distinct.items(), key=lambda kv: -len(kv[1]))],
+        slowest=dict(ratio=slow.tshark_ratio, variant=slow.variant, seconds=slow.tshark_s) if slow else None,
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").write_text(json.dumps(dict(doc, results=[asdict(r) for r in results]), indent=1))
+    return doc
+
+
+def print_summary_c(doc: dict) -> None:
+    p = print
+    p("")
+    p("fuzz --c-plugin (%s, msrsvd.so with ASan+UBSan against msrsvd.lua): %d variants, %d run, seed %s, %d jobs, "
+      "%.0f s (%.0f s per 1,000 run)" % (doc["tshark"], doc["variants"], doc["ran"], doc["seed"], doc["jobs"],
+                                         doc["seconds"], doc["seconds_per_1000"]))
+    if doc["skipped"]:
+        p("  not run:     " + ", ".join("%d (%s)" % (n, why) for why, n in doc["skipped"].items()))
+    p("  per kind:    " + ", ".join("%s %d" % kv for kv in sorted(doc["per_kind"].items())))
+    p("  per mutator: " + ", ".join("%s %d" % kv for kv in doc["per_mutator"].items()))
+    p("  exits:       " + ", ".join("%s: %d" % kv for kv in doc["exits"].items()))
+    p("  known difference (a value not kept: Lua error text / C's \"%s\"): %d variants, %d line pairs "
+      "normalised" % (C_MISSING, doc["normalised"]["variants"], doc["normalised"]["lines"]))
+    if doc["slowest"]:
+        p("  slowest:     C %.2fx its unmutated sample (%s, %.2f s)" % (
+            doc["slowest"]["ratio"], doc["slowest"]["variant"], doc["slowest"]["seconds"]))
+    for n, b in doc["baselines"].items():
+        for k, d in b["failures"]:
+            p("  BASELINE %s: [%s] %s" % (n, k, d))
+    p("  failed variants: %d%s" % (doc["failed_variants"], (" (" + ", ".join(
+        "%s %d" % kv for kv in sorted(doc["failures_per_invariant"].items())) + ")") if doc["failed_variants"] else ""))
+    for f in doc["distinct_failures"]:
+        p("  [%s] %s" % (f["invariant"], f["detail"]))
+        p("      %d variants; samples %s; mutators %s" % (f["count"], ",".join(f["samples"]), ",".join(f["mutators"])))
+        for e in f["examples"]:
+            p("      e.g. %s  %s" % (e["variant"], e["saved"]))
+
+
 class Runner:
     def __init__(self, infos: Dict[str, SampleInfo], out: Path, work: Path, master_seed: Optional[int],
                  shard_jobs: int = SHARD_JOBS):
         self.infos, self.out, self.work, self.master_seed = infos, out, work, master_seed
         self.shard_jobs = shard_jobs
+        self.c: Optional[CTarget] = None  # --c-plugin
 
     def _built(self, v: Variant):
         """(its sample, its Result, the variant's capture, or None when the harness failed to build it)."""
@@ -659,6 +898,68 @@ class Runner:
             r.saved = str(self.save(v, r, path, (t_rc, t_out, t_err), (a_rc, a_out, a_err)))
         path.unlink(missing_ok=True)
         return r
+
+    def run_c(self, v: "Variant") -> "Result":
+        """--c-plugin: one variant through the sanitized C plugin and the Lua."""
+        info, r, path = self._built(v)
+        if path is None:
+            return r
+        if info.family != "rsvd":
+            r.skipped = "no RSVD: ClusPrep stays Lua"
+            path.unlink(missing_ok=True)
+            return r
+        path.chmod(0o644)
+        try:
+            runs = self.c.runs(path)
+        except Exception as e:  # noqa: BLE001 - a harness bug: reported, not hidden
+            r.failures.append(("harness", "%s: %s" % (type(e).__name__, str(e)[:200])))
+            r.saved = str(self.save(v, r, path, (None, "", ""), (None, "", "")))
+            return r
+        r.failures, r.normalised, diffs = check_c(runs)
+        r.tshark_rc, r.lua_rc = runs["c"][0], runs["lua"][0]
+        t = runs["c"][3]
+        if r.tshark_rc is not None and is_slow(t, info.base_tshark, info.packets, r.packets):
+            t = min(t, self.c.run_c(path)[3])
+        r.tshark_s = round(t, 3)
+        r.tshark_ratio = round(ratio(t, info.base_tshark, info.packets, r.packets)[0], 2)
+        if is_slow(t, info.base_tshark, info.packets, r.packets):
+            r.failures.append(("slow", "C %.2f s vs %.2f s unmutated (%d of %d packets): %.1fx" % (
+                t, info.base_tshark, r.packets, info.packets, r.tshark_ratio)))
+        if r.failures:
+            r.saved = str(self.save_c(v, r, path, runs, diffs))
+        path.unlink(missing_ok=True)
+        return r
+
+
+    def save_c(self, v: "Variant", r: "Result", path: Path, runs: Dict[str, tuple], diffs: List[str]) -> Path:
+        d = self.out / "failures"
+        d.mkdir(parents=True, exist_ok=True)
+        dst = d / (v.stem + ".pcapng")
+        shutil.copyfile(path, dst)
+        keys = " ".join(_key_args(path))
+        text = [
+            "variant   %s (index %d of master seed %s), --c-plugin on %s" % (v.name, v.index, self.master_seed,
+                                                                          self.c.tshark),
+            "mutation  %s" % r.mutation,
+            "packets   %d (unmutated %d)" % (r.packets, self.infos[v.sample].packets),
+            "",
+            "broken invariants:",
+            *["  %-15s %s" % f for f in r.failures],
+            "",
+            "reproduce: %s tests/fuzz/fuzz.py --c-plugin --c-tshark %s --replay %s" % (PYTHON, self.c.tshark.series,
+                                                                                     v.name),
+            "  (the C: msrsvd.so built with `python -m dissectors build --sanitize`, tshark run as a user other than"
+            " root with %s; the Lua: tshark -X lua_script:%s)" % (" ".join("%s=%s" % kv for kv in self.c.env.items()),
+                                                                  self.c.lua),
+            "  tshark -n -r %s -V %s   /   -2 -V (C) and -2 -Y frame -V (Lua)" % (dst, keys),
+            "",
+        ]
+        for what in diffs:
+            text += ["--- -V differs, %s" % what]
+        for name, run in runs.items():
+            text += ["", "%s: exit %s, %.2f s" % (name, run[0], run[3]), "--- stderr (tail) ---", tail(run[2], 30)]
+        dst.with_suffix(".txt").write_text("\n".join(text) + "\n")
+        return dst
 
     def run_shards(self, v: Variant) -> Result:
         """--shards-check: the variant analyzed split over tsharks and serially, compared."""
@@ -868,6 +1169,13 @@ def main(argv=None) -> int:
     ap.add_argument("--shards-check", action="store_true",
                     help="mutate the merged bases (%s) and compare analyze --jobs %d --split-above 0 with --jobs 1"
                     % (", ".join(SHARD_BASES), SHARD_JOBS))
+    ap.add_argument("--c-plugin", action="store_true",
+                    help="run the RSVD samples' variants through the compiled msrsvd plugin built with ASan+UBSan "
+                    "and through msrsvd.lua, and compare (--quick: %d variants)" % C_QUICK_VARIANTS)
+    ap.add_argument("--c-source", type=Path, metavar="FILE",
+                    help="--c-plugin: compile this C source instead of the rendered msrsvd (a planted fault)")
+    ap.add_argument("--c-tshark", default="4.0", metavar="SERIES",
+                    help="--c-plugin: the tshark of tests/tsharks.py to build and run on (4.0, 4.4, 4.6)")
     ap.add_argument("--shard-jobs", type=int, default=SHARD_JOBS, metavar="N",
                     help="--shards-check: the sharded run's --jobs (N-1 tsharks; default %(default)s)")
     ap.add_argument("--seed", type=int, default=1, help="master seed (default 1)")
@@ -881,10 +1189,14 @@ def main(argv=None) -> int:
         args.shards_check = True  # a base's variant is only ever a shards check
     if args.shard_jobs < 3:
         ap.error("--shard-jobs must be 3 or more: --jobs N splits over N-1 tsharks")
+    if args.c_plugin and args.shards_check:
+        ap.error("--c-plugin and --shards-check are two modes: one at a time")
     pool = SHARD_BASES if args.shards_check else samples.SCENARIOS
     kinds = [k for k in args.kinds.split(",") if k]
     unknown = [k for k in kinds if k not in mutators.KINDS]
     names = sorted(pool)
+    if args.c_plugin and not args.only:  # the C target renders msrsvd; ClusPrep stays Lua: nothing to run
+        names = [n for n in names if n.startswith("rsvd_")]
     if args.only:
         unknown += [n for n in args.only if n not in names]
         names = [n for n in names if n in args.only]
@@ -897,16 +1209,29 @@ def main(argv=None) -> int:
                      % (", ".join(SHARD_BASES), mutators.KINDS))
         names, variants = [sample], [Variant(0, sample, kind, int(seed))]
     else:
-        quick = QUICK_SHARD_VARIANTS if args.shards_check else QUICK_VARIANTS
+        quick = QUICK_SHARD_VARIANTS if args.shards_check else C_QUICK_VARIANTS if args.c_plugin else QUICK_VARIANTS
         variants = plan(names, kinds, args.variants or quick, args.seed)
 
     global _TSHARK_ENV
     _TSHARK_ENV = tshark_env(config=False)
     t0 = time.monotonic()
-    work = Path(tempfile.mkdtemp(prefix="fuzz-work-"))
+    if args.c_plugin:
+        print("fuzz --c-plugin: building msrsvd.so with the sanitizers for tshark %s..." % args.c_tshark,
+              file=sys.stderr, flush=True)
+        c = CTarget.build(args.c_tshark, args.c_source)
+        work = c.work()
+    else:
+        c, work = None, Path(tempfile.mkdtemp(prefix="fuzz-work-"))
     results: List[Result] = []
     try:
-        if args.shards_check:
+        if c:
+            infos = {n: load_sample(n) for n in names}
+            print("fuzz --c-plugin: %d variants over %d samples (%s), seed %d, %d jobs, on %s; baselines..." % (
+                len(variants), len(names), ",".join(kinds), args.seed, args.jobs, c.tshark),
+                file=sys.stderr, flush=True)
+            with concurrent.futures.ThreadPoolExecutor(args.jobs) as ex:
+                list(ex.map(lambda i: c_baseline(i, c, work), [i for i in infos.values() if i.family == "rsvd"]))
+        elif args.shards_check:
             infos = {n: load_base(n, work) for n in names}
             print("fuzz --shards-check: %d variants over %d merged bases (%s), seed %d, %d jobs, analyze --jobs %d "
                   "--split-above 0 against --jobs 1; the bases unmutated..." % (
@@ -925,8 +1250,10 @@ def main(argv=None) -> int:
             with concurrent.futures.ThreadPoolExecutor(args.jobs) as ex:
                 list(ex.map(baseline, infos.values()))
         runner = Runner(infos, args.out, work, None if args.replay else args.seed, args.shard_jobs)
+        runner.c = c
+        run = runner.run_c if c else runner.run_shards if args.shards_check else runner.run
         with concurrent.futures.ThreadPoolExecutor(args.jobs) as ex:
-            futures = [ex.submit(runner.run_shards if args.shards_check else runner.run, v) for v in variants]
+            futures = [ex.submit(run, v) for v in variants]
             for k, f in enumerate(concurrent.futures.as_completed(futures), 1):
                 r = f.result()
                 results.append(r)
@@ -938,7 +1265,19 @@ def main(argv=None) -> int:
                                                                 time.monotonic() - t0), file=sys.stderr, flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        if c:
+            c.space.remove()
     results.sort(key=lambda r: (r.sample, r.kind, r.seed))
+    if c:
+        doc = summarize_c(results, infos, time.monotonic() - t0, args, args.out, c)
+        print_summary_c(doc)
+        if args.replay and results:
+            r = results[0]
+            print("  mutation: %s" % r.mutation)
+            print("  C exit %s %.2f s, Lua exit %s%s" % (r.tshark_rc, r.tshark_s, r.lua_rc,
+                                                      "; not run: " + r.skipped if r.skipped else ""))
+        bad = doc["failed_variants"] or any(b["failures"] for b in doc["baselines"].values())
+        return 1 if bad else 0
     doc = summarize(results, infos, time.monotonic() - t0, args, args.out)
     print_summary(doc)
     if args.replay and results:
