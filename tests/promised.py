@@ -81,6 +81,11 @@ def missing() -> List[Tuple[str, str]]:
     for name, dist in TEST_MODULES.items():
         if importlib.util.find_spec(name) is None:
             out.append(("the Python module %s" % name, "not installed (%s, or pip install '%s')" % (PIP_TEST, dist)))
+    import test_wireshark_checkers as checkers  # the C target's code, checked by Wireshark's own tools
+
+    if not all((checkers.CHECKERS / name).is_file() for name in checkers.PINNED):
+        out.append(("Wireshark's checkers", "checkhf.pl and checkAPIs.pl are not in %s (%s)"
+                    % (checkers.CHECKERS, checkers.SETUP)))
     if not (SHARED / "specs").is_dir() or not (SHARED / "conformance").is_dir():
         out.append(("../shared", "%s holds no specs/ and conformance/ (the shared folder belongs beside the clone)"
                     % SHARED))
