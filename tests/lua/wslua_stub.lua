@@ -155,7 +155,9 @@ frametype = { NONE = 0, REQUEST = 1, RESPONSE = 2 }
 NSTime = { new = function(s, ns) return { s = s, ns = ns } end }
 UInt64 = { new = function(x) return x end }  -- wslua's 64-bit value; a number serves here
 ProtoExpert = { new = function(abbrev) return { abbrev = abbrev } end }
-Field = { new = function() return function() end end }
+-- Field.new of a field no plugin registered raises, as in wslua: the load guard probes
+-- <proto>.dissector_error to step aside for a compiled plugin, and none is loaded here
+Field = { new = function(name) if tostring(name):match("%.dissector_error$") then error("no such field: " .. name) end return function() end end }
 function Proto(name) return { name = name, prefs = {} } end
 Pref = { bool = function(title, default) return default end }
 function register_postdissector() end
